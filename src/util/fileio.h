@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Reads a whole file (at most max bytes; 0 means 16 MiB) into a NUL-terminated buffer. */
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+
+/* Replaces path with the given contents so that a crash at any moment leaves either the old or the
+ * new file: temp file in the same directory, fsync, rename, fsync of the directory. */
+int write_file_atomic(const char *path, const char *contents, size_t size, mode_t mode);
+
+/* mkdir -p with the given mode for directories it creates. */
+int mkdir_p(const char *path, mode_t mode);
