@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bus/bus-polkit.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+#define POLKIT_CHECK_ALLOW_INTERACTION UINT32_C(1)
+
+typedef enum QueryState {
+        QUERY_PENDING,
+        QUERY_AUTHORIZED,
+        QUERY_DENIED,
+        QUERY_CHALLENGE,
+        QUERY_FAILED,
+} QueryState;
+
+typedef struct Query Query;
+struct Query {
+        BusPolkit *owner;
+        sd_bus_message *request;     /* the method call waiting for the answer */
+        sd_bus_slot *slot;           /* the CheckAuthorization call */
+        char *action;
+        bool interactive;            /* the caller allowed interactive authorization */
+        QueryState state;
+        sd_bus_error error;          /* when QUERY_FAILED */
+        Query *next;
+};
+
+struct BusPolkit {
+        bool no_polkit;
+        Query *queries;
+};
+
+int bus_polkit_new(bool no_polkit, BusPolkit **ret) {
+        BusPolkit *p = new0(BusPolkit, 1);
+        if (!p)
+                return -ENOMEM;
+        p->no_polkit = no_polkit;
+        *ret = p;
+        return 0;
+}
+
+static Query *query_free(Query *q) {
+        if (!q)
+                return NULL;
+        sd_bus_slot_unref(q->slot);
+        sd_bus_message_unref(q->request);
+        sd_bus_error_free(&q->error);
+        free(q->action);
+        free(q);
+        return NULL;
+}
+
+static void query_unlink(BusPolkit *p, Query *q) {
+        for (Query **i = &p->queries; *i; i = &(*i)->next)
+                if (*i == q) {
+                        *i = q->next;
+                        return;
+                }
+}
+
+BusPolkit *bus_polkit_free(BusPolkit *p) {
+        if (!p)
+                return NULL;
+        while (p->queries) {
+                Query *q = p->queries;
+                p->queries = q->next;
+                query_free(q);
+        }
+        free(p);
+        return NULL;
+}
+
+unsigned bus_polkit_pending(const BusPolkit *p) {
+        unsigned n = 0;
+        for (Query *q = p->queries; q; q = q->next)
+                n += q->state == QUERY_PENDING;
+        return n;
+}
+
+static int parse_answer(Query *q, sd_bus_message *reply) {
+        int authorized, challenge, r;
+
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0)
+                return r;
+        q->state = authorized ? QUERY_AUTHORIZED : challenge ? QUERY_CHALLENGE : QUERY_DENIED;
+        return 0;
+}
+
+static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Query *q = userdata;
+        int r;
+
+        q->slot = sd_bus_slot_unref(q->slot);
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+                log_warning("polkit check for '%s' failed: %s", q->action, e->message ?: e->name);
+                q->state = QUERY_FAILED;
+                sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
+                                  "Could not ask polkit whether this is allowed: %s", e->message ?: e->name);
+        } else {
+                r = parse_answer(q, reply);
+                if (r < 0) {
+                        q->state = QUERY_FAILED;
+                        sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
+                                          "polkit sent an answer that could not be read");
+                }
+        }
+
+        /* Dispatch the waiting call once more; its handler now finds the answer. */
+        r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request);
+        if (r < 0) {
+                log_error_errno(r, "Failed to re-dispatch a call after polkit answered: %m");
+                query_unlink(q->owner, q);
+                query_free(q);
+        }
+        return 1;
+}
+
+static int append_details(sd_bus_message *c, const char * const *details) {
+        int r;
+
+        r = sd_bus_message_open_container(c, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        for (const char * const *d = details; d && d[0] && d[1]; d += 2) {
+                r = sd_bus_message_append(c, "{ss}", d[0], d[1]);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(c);
+}
+
+static int start_query(BusPolkit *p, sd_bus_message *m, const char *action, const char * const *details) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(m);
+        Query *q;
+        uint32_t flags;
+        int r;
+
+        flags = sd_bus_message_get_allow_interactive_authorization(m) ? POLKIT_CHECK_ALLOW_INTERACTION : 0;
+        r = sd_bus_message_new_method_call(bus, &call, "org.freedesktop.PolicyKit1",
+                                           "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s",
+                                  sd_bus_message_get_sender(m), action);
+        if (r < 0)
+                return r;
+        r = append_details(call, details);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(call, "us", flags, "");
+        if (r < 0)
+                return r;
+
+        q = new0(Query, 1);
+        if (!q)
+                return -ENOMEM;
+        q->owner = p;
+        q->interactive = flags & POLKIT_CHECK_ALLOW_INTERACTION;
+        q->request = sd_bus_message_ref(m);
+        q->action = strdup(action);
+        if (!q->action) {
+                query_free(q);
+                return -ENOMEM;
+        }
+        /* A user may take a while to answer an interactive prompt; polkit itself times out later. */
+        r = sd_bus_call_async(bus, &q->slot, call, on_check_reply, q, flags ? UINT64_C(300000000) : 0);
+        if (r < 0) {
+                query_free(q);
+                return r;
+        }
+        q->next = p->queries;
+        p->queries = q;
+        return 0;
+}
+
+static int check_user_mode(sd_bus_message *m, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+        if (uid != geteuid())
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                        "This per-user service only serves its own user");
+        return 1;
+}
+
+static int answer(Query *q, const char *action, sd_bus_error *error) {
+        switch (q->state) {
+        case QUERY_AUTHORIZED:
+                return 1;
+        case QUERY_CHALLENGE:
+                /* With interaction allowed and still only a challenge, no agent answered: asking again
+                 * would not help. */
+                if (q->interactive)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Not authorized to perform '%s': authentication is required "
+                                                 "and no authentication agent answered", action);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                         "Authorization for '%s' requires interaction: call again allowing "
+                                         "interactive authorization, with an authentication agent running",
+                                         action);
+        case QUERY_FAILED:
+                return sd_bus_error_copy(error, &q->error);
+        default:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not authorized to perform '%s'", action);
+        }
+}
+
+int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const char * const *details,
+                     sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        if (p->no_polkit)
+                return check_user_mode(m, error);
+
+        /* Is this the second dispatch of a call whose question is answered? */
+        for (Query *q = p->queries; q; q = q->next) {
+                if (q->request != m || !streq(q->action, action))
+                        continue;
+                if (q->state == QUERY_PENDING)
+                        return 0;
+                query_unlink(p, q);
+                r = answer(q, action, error);
+                query_free(q);
+                return r;
+        }
+
+        /* root is always allowed (polkit would say the same); spare it the round trip. */
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+        if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
+                return 1;
+
+        r = start_query(p, m, action, details);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to ask polkit: %m");
+        return 0;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+
+#include "bus/bus-error.h"
+#include "bus/bus-manager.h"
+#include "bus/bus-server.h"
+#include "util/log.h"
+
+int bus_check_flags(uint64_t flags, uint64_t allowed, sd_bus_error *error) {
+        if (flags & ~allowed)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown flags 0x%" PRIx64 " (allowed: 0x%" PRIx64 ")",
+                                         flags & ~allowed, allowed);
+        return 0;
+}
+
+int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
+        _cleanup_(bus_server_freep) BusServer *s = NULL;
+        int r;
+
+        s = new0(BusServer, 1);
+        if (!s)
+                return -ENOMEM;
+        s->bus = sd_bus_ref(bus);
+        s->manager = manager;
+
+        r = bus_polkit_new(manager->mode == MANAGER_USER, &s->polkit);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object(bus, &s->manager_gate_slot, VB_MANAGER_PATH, bus_manager_property_gate, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the property gate: %m");
+        r = sd_bus_add_object_vtable(bus, &s->manager_slot, VB_MANAGER_PATH, VB_MANAGER_INTERFACE,
+                                     bus_manager_vtable, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the Manager object: %m");
+        r = sd_bus_add_object_manager(bus, &s->object_manager_slot, VB_MANAGER_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the object manager: %m");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+BusServer *bus_server_free(BusServer *s) {
+        if (!s)
+                return NULL;
+        sd_bus_slot_unref(s->object_manager_slot);
+        sd_bus_slot_unref(s->manager_slot);
+        sd_bus_slot_unref(s->manager_gate_slot);
+        bus_polkit_free(s->polkit);
+        sd_bus_unref(s->bus);
+        free(s);
+        return NULL;
+}
