@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Integration test harness: per cmocka group, a private dbus-daemon whose policy is built from
+ * service/org.virtbus1.conf, the real polkitd on it (our .policy and example rules installed for the
+ * run), virtbusd with the test driver, and two unprivileged test users to call as.
+ *
+ *   static void test_something(void **state) {
+ *           Harness *h = *state;
+ *           _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+ *
+ *           assert_string_equal(harness_get_string(harness_bus_root(h), HARNESS_MANAGER_PATH,
+ *                                                  HARNESS_MANAGER_INTERFACE, "Driver"), "test");
+ *           harness_set_property(harness_bus_as(h, HARNESS_USER_PLAIN), HARNESS_MANAGER_PATH,
+ *                                HARNESS_MANAGER_INTERFACE, "LogLevel", &e, "s", "debug");
+ *           harness_assert_error(&e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
+ *   }
+ *
+ *   int main(void) {
+ *           static const struct CMUnitTest tests[] = { cmocka_unit_test(test_something) };
+ *           HARNESS_SKIP_UNLESS_ROOT();
+ *           return harness_run_group(tests, &(HarnessOptions) {});
+ *   }
+ *
+ * Everything the harness creates (processes, users, polkit files, the temp dir) goes away in
+ * harness_stop(), and also at exit or on SIGTERM/SIGINT if a test dies half-way.
+ * Environment: VIRTBUS_DAEMON (the virtbusd binary), VIRTBUS_SOURCE_ROOT (the source tree), both set by
+ * meson; VIRTBUS_TEST_KEEP=1 keeps the temp dir, VIRTBUS_TEST_VERBOSE=1 prints the daemons' logs always. */
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+#include <systemd/sd-bus.h>
+
+#include "util/macro.h"
+
+#define HARNESS_SERVICE "org.virtbus1"
+#define HARNESS_MANAGER_PATH "/org/virtbus1"
+#define HARNESS_MANAGER_INTERFACE "org.virtbus1.Manager"
+#define HARNESS_PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
+
+#define HARNESS_USEC_PER_SEC UINT64_C(1000000)
+#define HARNESS_USEC_PER_MSEC UINT64_C(1000)
+/* Default for waiting on daemons, names and signals; generous for sanitizer builds. */
+#define HARNESS_TIMEOUT_USEC (20 * HARNESS_USEC_PER_SEC)
+
+typedef enum HarnessUser {
+        HARNESS_USER_ROOT,
+        HARNESS_USER_PLAIN,   /* unprivileged, in no supplementary group */
+        HARNESS_USER_VIRTBUS, /* unprivileged, member of group 'virtbus' */
+        _HARNESS_USER_MAX,
+} HarnessUser;
+
+typedef struct HarnessOptions {
+        /* A session-type bus where everyone may talk to everyone (for --user); implies no polkitd. */
+        bool session_bus;
+        /* Neither polkitd nor the polkit files. */
+        bool no_polkit;
+        /* Do not start virtbusd: the tests start their own (harness_daemon_start, harness_run). */
+        bool no_daemon;
+        /* Run virtbusd as this user (its dirs are chowned to it). */
+        HarnessUser daemon_user;
+        /* Extra virtbusd arguments, NULL-terminated (e.g. "--sysfs-root", dir, NULL). */
+        const char * const *daemon_args;
+} HarnessOptions;
+
+typedef struct Harness Harness;
+
+/* Writes the bus config, installs the polkit files, creates the users, starts dbus-daemon, polkitd and
+ * virtbusd (as the options say), and waits until each owns its name. Returns < 0 after printing why. */
+int harness_start(Harness **ret, const HarnessOptions *opts);
+/* Stops everything (SIGTERM, then wait) and removes what harness_start created. Returns < 0 if virtbusd
+ * did not exit with 0 (a crash, or a leak under LeakSanitizer). NULL-safe. */
+int harness_stop(Harness *h);
+
+/* virtbusd under the harness, with the harness's dirs. extra_args (NULL-terminated, may be NULL) are
+ * added after the options' daemon_args. Start waits until it owns org.virtbus1. */
+int harness_daemon_start(Harness *h, const char * const *extra_args);
+/* SIGTERM (or sig) and wait: returns the exit status (128+N for a signal N), -ETIMEDOUT, or -ESRCH when
+ * not running. */
+int harness_daemon_kill(Harness *h, int sig);
+int harness_daemon_stop(Harness *h);
+/* Stop (expecting exit status 0) and start again with the same dirs and arguments. */
+int harness_daemon_restart(Harness *h);
+pid_t harness_daemon_pid(Harness *h);
+
+/* Connections, owned by the harness (don't unref), opened on first use. */
+sd_bus *harness_bus_root(Harness *h);
+sd_bus *harness_bus_as(Harness *h, HarnessUser user);
+/* A new connection as user, owned by the caller. */
+int harness_bus_open_as(Harness *h, HarnessUser user, sd_bus **ret);
+
+const char *harness_bus_address(Harness *h);
+const char *harness_dir(Harness *h);               /* the group's temp dir (0755) */
+const char *harness_config_dir(Harness *h);
+const char *harness_state_dir(Harness *h);
+const char *harness_runtime_dir(Harness *h);
+const char *harness_daemon_log_path(Harness *h);   /* virtbusd's stderr */
+const char *harness_user_name(Harness *h, HarnessUser user);
+uid_t harness_user_uid(Harness *h, HarnessUser user);
+gid_t harness_user_gid(Harness *h, HarnessUser user);
+
+const char *harness_daemon_path(void);             /* $VIRTBUS_DAEMON */
+const char *harness_source_root(void);             /* $VIRTBUS_SOURCE_ROOT */
+/* $VIRTBUS_SOURCE_ROOT/rel, to free. */
+char *harness_source_path(const char *rel);
+/* A whole file, to free; NULL if unreadable. */
+char *harness_read_file(const char *path);
+
+/* Processes ----------------------------------------------------------------------------------- */
+
+typedef struct HarnessResult {
+        int status;  /* exit status, or 128+N when killed by signal N */
+        char *out;   /* stdout */
+        char *err;   /* stderr */
+} HarnessResult;
+
+void harness_result_done(HarnessResult *r);
+
+/* Runs argv (argv[0] is a path) as user with environment additions env ("NAME=value", NULL-terminated,
+ * may be NULL), waits up to timeout_usec (SIGKILL after), and captures its output. */
+int harness_run(Harness *h, HarnessUser user, const char * const *argv, const char * const *env,
+                uint64_t timeout_usec, HarnessResult *ret);
+/* virtbusd (harness_daemon_path()) with args: "virtbusd" is argv[0]. */
+int harness_run_daemon(Harness *h, HarnessUser user, const char * const *args, HarnessResult *ret);
+
+/* polkit ------------------------------------------------------------------------------------- */
+
+/* Asks polkitd's CheckAuthorization directly, with user's own connection (harness_bus_as) as the
+ * system-bus-name subject. details: "key", "value" pairs, NULL-terminated, may be NULL. */
+int harness_polkit_check(Harness *h, HarnessUser user, const char *action, const char * const *details,
+                         bool interactive, bool *ret_authorized, bool *ret_challenge);
+/* Installs an extra rules file (JavaScript) for this run; removed by harness_stop. */
+int harness_polkit_add_rules(Harness *h, const char *name, const char *javascript);
+/* Waits until polkitd gives the expected answer for user/action (new rules take effect within ~1 s). */
+int harness_polkit_wait_for(Harness *h, HarnessUser user, const char *action, bool authorized);
+
+/* Calls and assertions (all on destination org.virtbus1) ------------------------------------ */
+
+/* The macros below are variadic so that a macro standing for several arguments may be passed, e.g.
+ *   #define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+ *   harness_get_string(bus, M, "Version")
+ *
+ * harness_call_ok(bus, path, interface, member, types, ...): fails the test unless the call succeeds;
+ * returns the reply (to unref). */
+#define harness_call_ok(...) _harness_call_ok(__FILE__, __LINE__, __VA_ARGS__)
+/* harness_call_fails(bus, error_name, message_part, path, interface, member, types, ...): fails the test
+ * unless the call fails with exactly error_name (and, if message_part is non-NULL, a message containing
+ * it). */
+#define harness_call_fails(...) _harness_call_fails(__FILE__, __LINE__, __VA_ARGS__)
+/* Fails the test unless e is set to exactly name (and its message contains message_part). */
+#define harness_assert_error(e, name, message_part)                                                     \
+        _harness_assert_error(__FILE__, __LINE__, e, name, message_part)
+/* harness_get_string(bus, path, interface, property): a property of type "s", failing the test on
+ * error. The string belongs to a cache that lives until the harness stops. */
+#define harness_get_string(...) _harness_get_string(__FILE__, __LINE__, __VA_ARGS__)
+
+/* Sets a property; returns the sd-bus result and fills error. */
+int harness_set_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_error *error, const char *type, ...);
+
+/* Live introspection of path on org.virtbus1 must equal, for every org.virtbus1.* interface, the ones
+ * defined in the given files (relative to the source root, NULL-terminated): same methods, args (name,
+ * type, direction, order), signals, properties (type, access) and annotations, ignoring
+ * org.freedesktop.DBus.DocString*; and the object must have no org.virtbus1.* interface the files don't
+ * describe. Prints both normalized forms on mismatch. */
+#define harness_assert_introspection(bus, path, ...)                                                    \
+        _harness_assert_introspection(__FILE__, __LINE__, bus, path, (const char *[]) { __VA_ARGS__, NULL })
+
+/* Signals ------------------------------------------------------------------------------------ */
+
+typedef struct HarnessWatch HarnessWatch;
+
+/* Collects matching signals on bus (any of path/interface/member may be NULL = any; sender is always
+ * org.virtbus1). The match is installed before this returns. */
+HarnessWatch *harness_watch_signal(sd_bus *bus, const char *path, const char *interface, const char *member);
+/* The next matching signal (to unref), or NULL after timeout_usec. */
+sd_bus_message *harness_watch_next(HarnessWatch *w, uint64_t timeout_usec);
+HarnessWatch *harness_watch_free(HarnessWatch *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HarnessWatch *, harness_watch_free);
+
+/* cmocka glue ------------------------------------------------------------------------------- */
+
+/* Runs a cmocka group with one harness (the tests' *state) started before and stopped after. Prints
+ * the daemons' logs if anything failed. Returns the number of failures (or 1 if the harness didn't
+ * start). */
+/* (variadic so that a compound literal with commas may be passed as the options) */
+#define harness_run_group(tests, ...) _harness_run_group(#tests, tests, ELEMENTSOF(tests), __VA_ARGS__)
+int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t n, const HarnessOptions *opts);
+
+/* Exit 77 (skip) with a message unless root. */
+#define HARNESS_SKIP_UNLESS_ROOT()                                                                      \
+        do {                                                                                            \
+                if (!harness_can_run())                                                                 \
+                        return 77;                                                                      \
+        } while (false)
+bool harness_can_run(void);
+
+/* Implementation of the macros above. */
+sd_bus_message *_harness_call_ok(const char *file, int line, sd_bus *bus, const char *path,
+                                 const char *interface, const char *member, const char *types, ...);
+void _harness_call_fails(const char *file, int line, sd_bus *bus, const char *error_name,
+                         const char *message_part, const char *path, const char *interface,
+                         const char *member, const char *types, ...);
+void _harness_assert_error(const char *file, int line, const sd_bus_error *e, const char *name,
+                           const char *message_part);
+const char *_harness_get_string(const char *file, int line, sd_bus *bus, const char *path,
+                                const char *interface, const char *property);
+void _harness_assert_introspection(const char *file, int line, sd_bus *bus, const char *path,
+                                   const char **files);
+/* Normalized text of the interfaces in an introspection document whose names start with prefix (NULL:
+ * all), sorted by name; ret_names (may be NULL) gets their names. For the comparer and its self-test. */
+char *harness_introspection_normalize(const char *xml, const char *prefix, char ***ret_names);
