@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <libxml/tree.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conf/conf-node.h"
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+ConfNode *conf_node_new(const char *name) {
+        ConfNode *n = new0(ConfNode, 1);
+
+        if (!n)
+                return NULL;
+        n->name = strdup(name);
+        if (!n->name) {
+                free(n);
+                return NULL;
+        }
+        return n;
+}
+
+static void conf_attr_done(ConfAttr *a) {
+        free(a->name);
+        free(a->ns_href);
+        free(a->value);
+}
+
+ConfNode *conf_node_free(ConfNode *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_attrs; i++)
+                conf_attr_done(&n->attrs[i]);
+        free(n->attrs);
+        for (size_t i = 0; i < n->n_children; i++)
+                conf_node_free(n->children[i]);
+        free(n->children);
+        free(n->name);
+        free(n->ns_href);
+        free(n->text);
+        free(n);
+        return NULL;
+}
+
+static int conf_node_add_attr_full(ConfNode *n, const char *name, const char *ns_href, const char *value) {
+        ConfAttr *a;
+
+        if (!GREEDY_REALLOC(n->attrs, n->n_attrs_allocated, n->n_attrs + 1))
+                return -ENOMEM;
+        a = &n->attrs[n->n_attrs];
+        *a = (ConfAttr) {
+                .name = strdup(name),
+                .ns_href = ns_href ? strdup(ns_href) : NULL,
+                .value = strdup(value),
+        };
+        if (!a->name || !a->value || (ns_href && !a->ns_href)) {
+                conf_attr_done(a);
+                return -ENOMEM;
+        }
+        n->n_attrs++;
+        return 0;
+}
+
+int conf_node_append(ConfNode *n, ConfNode *child) {
+        if (!child)
+                return -ENOMEM;
+        if (!GREEDY_REALLOC(n->children, n->n_children_allocated, n->n_children + 1)) {
+                conf_node_free(child);
+                return -ENOMEM;
+        }
+        n->children[n->n_children++] = child;
+        return 0;
+}
+
+ConfNode *conf_node_copy(const ConfNode *n) {
+        _cleanup_(conf_node_freep) ConfNode *c = NULL;
+
+        c = conf_node_new(n->name);
+        if (!c)
+                return NULL;
+        c->line = n->line;
+        c->used = n->used;
+        if ((n->ns_href && !(c->ns_href = strdup(n->ns_href))) || (n->text && !(c->text = strdup(n->text))))
+                return NULL;
+        for (size_t i = 0; i < n->n_attrs; i++)
+                if (conf_node_add_attr_full(c, n->attrs[i].name, n->attrs[i].ns_href, n->attrs[i].value) < 0)
+                        return NULL;
+        for (size_t i = 0; i < n->n_children; i++)
+                if (conf_node_append(c, conf_node_copy(n->children[i])) < 0)
+                        return NULL;
+        return TAKE_PTR(c);
+}
+
+static int conf_attr_compare(const void *a, const void *b) {
+        const ConfAttr *x = a, *y = b;
+        int r = strcmp(strempty(x->ns_href), strempty(y->ns_href));
+
+        return r != 0 ? r : strcmp(x->name, y->name);
+}
+
+static bool xml_is_blank(const char *s) {
+        for (; s && *s; s++)
+                if (!strchr(" \t\r\n", *s))
+                        return false;
+        return true;
+}
+
+static int conf_node_fill_from_xml(ConfNode *c, xmlNode *x) {
+        StrBuf text = STRBUF_NULL;
+        bool has_elements = false;
+
+        for (xmlAttr *a = x->properties; a; a = a->next) {
+                _cleanup_free_ char *v = (char *) xmlNodeGetContent((xmlNode *) a);
+
+                if (conf_node_add_attr_full(c, (const char *) a->name,
+                                            a->ns ? (const char *) a->ns->href : NULL, strempty(v)) < 0)
+                        return -ENOMEM;
+        }
+        qsort(c->attrs, c->n_attrs, sizeof(ConfAttr), conf_attr_compare);
+        for (xmlNode *k = x->children; k; k = k->next)
+                if (k->type == XML_ELEMENT_NODE) {
+                        has_elements = true;
+                        if (conf_node_append(c, conf_node_from_xml(k)) < 0)
+                                return -ENOMEM;
+                } else if ((k->type == XML_TEXT_NODE || k->type == XML_CDATA_SECTION_NODE) && k->content)
+                        strbuf_append(&text, (const char *) k->content);
+        c->text = strbuf_steal(&text);
+        if (!c->text)
+                return -ENOMEM;
+        if (has_elements ? xml_is_blank(c->text) : !*c->text)
+                c->text = mfree(c->text);
+        return 0;
+}
+
+ConfNode *conf_node_from_xml(const void *xml_node) {
+        xmlNode *x = (xmlNode *) xml_node;
+        _cleanup_(conf_node_freep) ConfNode *c = NULL;
+
+        c = conf_node_new((const char *) x->name);
+        if (!c)
+                return NULL;
+        c->line = (unsigned) xmlGetLineNo(x);
+        if (x->ns && x->ns->href && !(c->ns_href = strdup((const char *) x->ns->href)))
+                return NULL;
+        if (conf_node_fill_from_xml(c, x) < 0)
+                return NULL;
+        return TAKE_PTR(c);
+}
+
+bool conf_node_is_empty(const ConfNode *n) {
+        if (n->n_attrs > 0 || n->text)
+                return false;
+        for (size_t i = 0; i < n->n_children; i++)
+                if (!n->children[i]->used || !conf_node_is_empty(n->children[i]))
+                        return false;
+        return true;
+}
+
+bool conf_node_is(const ConfNode *n, const char *name) {
+        return n && !n->ns_href && streq(n->name, name);
+}
+
+static ssize_t conf_node_find_attr(const ConfNode *n, const char *name) {
+        for (size_t i = 0; i < n->n_attrs; i++)
+                if (!n->attrs[i].ns_href && streq(n->attrs[i].name, name))
+                        return (ssize_t) i;
+        return -1;
+}
+
+const char *conf_node_attr(const ConfNode *n, const char *name) {
+        ssize_t i = n ? conf_node_find_attr(n, name) : -1;
+
+        return i < 0 ? NULL : n->attrs[i].value;
+}
+
+ConfNode *conf_node_child(const ConfNode *n, const char *name) {
+        for (size_t i = 0; n && i < n->n_children; i++)
+                if (!n->children[i]->used && conf_node_is(n->children[i], name))
+                        return n->children[i];
+        return NULL;
+}
+
+char *conf_node_take_attr(ConfNode *n, const char *name) {
+        ssize_t i = n ? conf_node_find_attr(n, name) : -1;
+        char *v;
+
+        if (i < 0)
+                return NULL;
+        v = TAKE_PTR(n->attrs[i].value);
+        conf_attr_done(&n->attrs[i]);
+        memmove(n->attrs + i, n->attrs + i + 1, (n->n_attrs - (size_t) i - 1) * sizeof(ConfAttr));
+        n->n_attrs--;
+        return v;
+}
+
+char *conf_node_take_text(ConfNode *n) {
+        return n ? TAKE_PTR(n->text) : NULL;
+}
+
+ConfNode *conf_node_use_child(ConfNode *n, const char *name) {
+        ConfNode *c = conf_node_child(n, name);
+
+        if (c)
+                c->used = true;
+        return c;
+}
+
+ConfNode *conf_node_detach_child(ConfNode *n, size_t i) {
+        ConfNode *c = n->children[i];
+
+        memmove(n->children + i, n->children + i + 1, (n->n_children - i - 1) * sizeof(ConfNode *));
+        n->n_children--;
+        return c;
+}
+
+int conf_node_set_attr(ConfNode *n, const char *name, const char *value) {
+        ssize_t i;
+
+        if (!value)
+                return 0;
+        i = conf_node_find_attr(n, name);
+        if (i >= 0)
+                return free_and_strdup(&n->attrs[i].value, value);
+        return conf_node_add_attr_full(n, name, NULL, value);
+}
+
+int conf_node_set_attrf(ConfNode *n, const char *name, const char *format, ...) {
+        _cleanup_free_ char *v = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&v, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return conf_node_set_attr(n, name, v);
+}
+
+int conf_node_set_text(ConfNode *n, const char *text) {
+        return free_and_strdup(&n->text, text);
+}
+
+ConfNode *conf_node_add(ConfNode *n, const char *name) {
+        ConfNode *c = conf_node_new(name);
+
+        if (conf_node_append(n, c) < 0)
+                return NULL;
+        return c;
+}
+
+int conf_node_add_text(ConfNode *n, const char *name, const char *text) {
+        ConfNode *c;
+
+        if (!text)
+                return 0;
+        c = conf_node_add(n, name);
+        if (!c)
+                return -ENOMEM;
+        return conf_node_set_text(c, text);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+#include "util/error.h"
+
+/* Our RelaxNG schemas (the .rng files in data/schemas), embedded at build time by gen-schemas.py. */
+typedef struct ConfSchemaFile {
+        const char *name;
+        const char *data;
+        size_t size;
+} ConfSchemaFile;
+
+extern const ConfSchemaFile conf_schema_files[]; /* terminated by an entry with name NULL */
+
+const ConfSchemaFile *conf_schema_file_find(const char *name);
+
+/* Parses XML from a string safely (no network, no DTD, no external entities; keeps line numbers) and
+ * validates it against the named schema ("domain.rng", "device.rng"). On success returns the
+ * document (an xmlDoc *, to keep libxml2 out of this header). */
+int conf_schema_parse_and_validate(const char *xml, const char *schema, void **ret_doc, VbError *reterr);
+
+/* Validates an already parsed document. */
+int conf_schema_validate(void *doc, const char *schema, VbError *reterr);

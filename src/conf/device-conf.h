@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "conf/conf-node.h"
+#include "util/error.h"
+#include "util/string-table.h"
+
+/* One <devices> child (or a standalone device document). Kinds with typed code keep their typed
+ * part in data (see device-<kind>.c); the rest of the element is kept in extra. */
+typedef enum DeviceKind {
+        DEVICE_DISK,
+        DEVICE_CONTROLLER,
+        DEVICE_LEASE,
+        DEVICE_FILESYSTEM,
+        DEVICE_INTERFACE,
+        DEVICE_SMARTCARD,
+        DEVICE_SERIAL,
+        DEVICE_PARALLEL,
+        DEVICE_CONSOLE,
+        DEVICE_CHANNEL,
+        DEVICE_INPUT,
+        DEVICE_TPM,
+        DEVICE_GRAPHICS,
+        DEVICE_SOUND,
+        DEVICE_AUDIO,
+        DEVICE_VIDEO,
+        DEVICE_HOSTDEV,
+        DEVICE_REDIRDEV,
+        DEVICE_REDIRFILTER,
+        DEVICE_HUB,
+        DEVICE_WATCHDOG,
+        DEVICE_MEMBALLOON,
+        DEVICE_RNG,
+        DEVICE_NVRAM,
+        DEVICE_PANIC,
+        DEVICE_SHMEM,
+        DEVICE_MEMORY,
+        DEVICE_IOMMU,
+        DEVICE_VSOCK,
+        DEVICE_CRYPTO,
+        DEVICE_PSTORE,
+        _DEVICE_KIND_MAX,
+        _DEVICE_KIND_INVALID = -EINVAL,
+} DeviceKind;
+
+DECLARE_STRING_TABLE_LOOKUP(device_kind, DeviceKind);
+
+typedef enum DeviceAddressType {
+        DEVICE_ADDRESS_NONE,
+        DEVICE_ADDRESS_PCI,
+        DEVICE_ADDRESS_DRIVE,
+        DEVICE_ADDRESS_VIRTIO_SERIAL,
+        DEVICE_ADDRESS_CCID,
+        DEVICE_ADDRESS_USB,
+        DEVICE_ADDRESS_SPAPR_VIO,
+        DEVICE_ADDRESS_VIRTIO_S390,
+        DEVICE_ADDRESS_CCW,
+        DEVICE_ADDRESS_VIRTIO_MMIO,
+        DEVICE_ADDRESS_ISA,
+        DEVICE_ADDRESS_DIMM,
+        DEVICE_ADDRESS_UNASSIGNED,
+        _DEVICE_ADDRESS_TYPE_MAX,
+        _DEVICE_ADDRESS_TYPE_INVALID = -EINVAL,
+} DeviceAddressType;
+
+DECLARE_STRING_TABLE_LOOKUP(device_address_type, DeviceAddressType);
+
+/* Numbers left at UINT32_MAX were not given. */
+typedef struct DeviceAddress {
+        DeviceAddressType type;
+        union {
+                struct {
+                        uint32_t domain, bus, slot, function;
+                        int multifunction; /* -1 unset, 0 off, 1 on */
+                } pci;
+                struct {
+                        uint32_t controller, bus, target, unit;
+                } drive;
+                struct {
+                        uint32_t controller, bus, port;
+                } vioserial;
+                struct {
+                        uint32_t bus;
+                        char *port;
+                } usb;
+                struct {
+                        uint32_t cssid, ssid, devno;
+                } ccw;
+        };
+} DeviceAddress;
+
+typedef struct DeviceDef DeviceDef;
+
+typedef struct DeviceOps {
+        size_t data_size;
+        /* Consumes what it understands from node (the device element). */
+        int (*parse)(DeviceDef *dev, ConfNode *node, VbError *reterr);
+        /* Fills node (already named after the kind) with the typed part. */
+        int (*format)(const DeviceDef *dev, ConfNode *node, unsigned flags);
+        int (*validate)(const DeviceDef *dev, const ConfNode *where, VbError *reterr);
+        void (*free)(void *data);
+} DeviceOps;
+
+struct DeviceDef {
+        DeviceKind kind;
+        char *alias;
+        DeviceAddress address;
+        uint32_t boot_order; /* 0: none */
+        void *data;          /* kind-specific, NULL for kinds without typed code */
+        ConfNode *extra;     /* what typed code did not model, merged back on format */
+        unsigned line;
+};
+
+extern const DeviceOps device_disk_ops, device_interface_ops, device_hostdev_ops, device_input_ops,
+        device_graphics_ops, device_chardev_ops, device_controller_ops, device_video_ops,
+        device_memballoon_ops;
+
+#define DEVICE_FORMAT_SECURE (1u << 0) /* include secrets such as graphics passwords */
+#define DEVICE_PARSE_STABLE_DEFAULTS (1u << 0) /* derive a missing MAC from the content, not randomly */
+
+/* Standalone device documents (one device element, validated against device.rng). */
+int device_def_parse_string(const char *xml, unsigned flags, DeviceDef **ret, VbError *reterr);
+int device_def_format(const DeviceDef *def, unsigned flags, char **ret);
+DeviceDef *device_def_free(DeviceDef *def);
+DEFINE_TRIVIAL_CLEANUP_FUNC(DeviceDef *, device_def_free);
+
+/* Internal to src/conf: from a ConfNode (consumed), to a ConfNode. */
+int device_def_parse_node(ConfNode *node, DeviceDef **ret, VbError *reterr);
+int device_def_to_node(const DeviceDef *def, unsigned flags, ConfNode **ret);
+int device_def_validate(const DeviceDef *def, VbError *reterr);
+
+/* Shared parts: <address>, <alias>, <boot order>. */
+int device_address_parse(ConfNode *node, DeviceAddress *ret, VbError *reterr);
+int device_address_format(const DeviceAddress *a, ConfNode *parent, const char *name);
+int device_address_validate(const DeviceAddress *a, const ConfNode *where, VbError *reterr);
+void device_address_done(DeviceAddress *a);
+
+/* Accessors for the typed kinds the service needs. */
+const char *device_def_kind_name(const DeviceDef *def);
+
+/* Kind-specific accessors (device-disk.c, device-interface.c). */
+const char *device_disk_get_target(const DeviceDef *def);
+const char *device_disk_get_source(const DeviceDef *def);
+/* Returns true and fills mac if the interface has one. */
+bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);
+/* Gives an interface without a MAC one in 52:54:00:xx:xx:xx (derived from seed when non-NULL). */
+void device_interface_ensure_mac(DeviceDef *def, const char *seed, unsigned salt);

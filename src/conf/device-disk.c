@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+
+#include "conf/conf-util.h"
+#include "conf/device-conf.h"
+
+/* <disk type='file|block|dir|network|...' device='floppy|disk|cdrom|lun'> */
+
+typedef enum DiskType {
+        DISK_TYPE_UNSET,
+        DISK_TYPE_FILE,
+        DISK_TYPE_BLOCK,
+        DISK_TYPE_DIR,
+        DISK_TYPE_NETWORK,
+        DISK_TYPE_VOLUME,
+        DISK_TYPE_NVME,
+        DISK_TYPE_VHOSTUSER,
+        _DISK_TYPE_MAX,
+        _DISK_TYPE_INVALID = -EINVAL,
+} DiskType;
+
+typedef enum DiskDevice {
+        DISK_DEVICE_UNSET,
+        DISK_DEVICE_FLOPPY,
+        DISK_DEVICE_DISK,
+        DISK_DEVICE_CDROM,
+        DISK_DEVICE_LUN,
+        _DISK_DEVICE_MAX,
+        _DISK_DEVICE_INVALID = -EINVAL,
+} DiskDevice;
+
+static const char * const disk_type_table[_DISK_TYPE_MAX] = {
+        [DISK_TYPE_FILE] = "file",
+        [DISK_TYPE_BLOCK] = "block",
+        [DISK_TYPE_DIR] = "dir",
+        [DISK_TYPE_NETWORK] = "network",
+        [DISK_TYPE_VOLUME] = "volume",
+        [DISK_TYPE_NVME] = "nvme",
+        [DISK_TYPE_VHOSTUSER] = "vhostuser",
+};
+DECLARE_STRING_TABLE_LOOKUP(disk_type, DiskType);
+DEFINE_STRING_TABLE_LOOKUP(disk_type, DiskType);
+
+static const char * const disk_device_table[_DISK_DEVICE_MAX] = {
+        [DISK_DEVICE_FLOPPY] = "floppy",
+        [DISK_DEVICE_DISK] = "disk",
+        [DISK_DEVICE_CDROM] = "cdrom",
+        [DISK_DEVICE_LUN] = "lun",
+};
+DECLARE_STRING_TABLE_LOOKUP(disk_device, DiskDevice);
+DEFINE_STRING_TABLE_LOOKUP(disk_device, DiskDevice);
+
+/* Which <source> attribute holds the path or name, per disk type. */
+static const char * const disk_source_attr[_DISK_TYPE_MAX] = {
+        [DISK_TYPE_FILE] = "file",
+        [DISK_TYPE_BLOCK] = "dev",
+        [DISK_TYPE_DIR] = "dir",
+        [DISK_TYPE_NETWORK] = "name",
+};
+
+typedef struct DiskDef {
+        DiskType type;
+        DiskDevice device;
+        char *driver_name;
+        char *driver_type;
+        char *source;
+        char *source_protocol; /* network disks */
+        char *target_dev;
+        char *target_bus;
+        bool readonly;
+        bool shareable;
+} DiskDef;
+
+static int disk_parse(DeviceDef *dev, ConfNode *n, VbError *e) {
+        DiskDef *d = dev->data;
+        ConfNode *c;
+        int r;
+
+        if ((r = CONF_TAKE_ENUM(n, "type", disk_type, false, &d->type, e)) < 0 ||
+            (r = CONF_TAKE_ENUM(n, "device", disk_device, false, &d->device, e)) < 0)
+                return r;
+        if ((c = conf_node_use_child(n, "driver"))) {
+                d->driver_name = conf_node_take_attr(c, "name");
+                d->driver_type = conf_node_take_attr(c, "type");
+        }
+        if ((c = conf_node_use_child(n, "source"))) {
+                if (disk_source_attr[d->type])
+                        d->source = conf_node_take_attr(c, disk_source_attr[d->type]);
+                if (d->type == DISK_TYPE_NETWORK)
+                        d->source_protocol = conf_node_take_attr(c, "protocol");
+        }
+        if ((c = conf_node_use_child(n, "target"))) {
+                d->target_dev = conf_node_take_attr(c, "dev");
+                d->target_bus = conf_node_take_attr(c, "bus");
+        }
+        d->readonly = conf_node_use_child(n, "readonly");
+        d->shareable = conf_node_use_child(n, "shareable");
+        return 0;
+}
+
+static int disk_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
+        const DiskDef *d = dev->data;
+        ConfNode *c;
+
+        if (conf_node_set_attr(n, "type", disk_type_to_string(d->type)) < 0 ||
+            conf_node_set_attr(n, "device", disk_device_to_string(d->device)) < 0)
+                return -ENOMEM;
+        if (d->driver_name || d->driver_type) {
+                c = conf_node_add(n, "driver");
+                if (!c || conf_node_set_attr(c, "name", d->driver_name) < 0 ||
+                    conf_node_set_attr(c, "type", d->driver_type) < 0)
+                        return -ENOMEM;
+        }
+        if (d->source || d->source_protocol) {
+                c = conf_node_add(n, "source");
+                if (!c || conf_node_set_attr(c, "protocol", d->source_protocol) < 0 ||
+                    conf_node_set_attr(c, disk_source_attr[d->type] ?: "file", d->source) < 0)
+                        return -ENOMEM;
+        }
+        if (d->target_dev || d->target_bus) {
+                c = conf_node_add(n, "target");
+                if (!c || conf_node_set_attr(c, "dev", d->target_dev) < 0 || conf_node_set_attr(c, "bus", d->target_bus) < 0)
+                        return -ENOMEM;
+        }
+        if ((d->readonly && !conf_node_add(n, "readonly")) || (d->shareable && !conf_node_add(n, "shareable")))
+                return -ENOMEM;
+        return 0;
+}
+
+static int disk_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
+        const DiskDef *d = dev->data;
+
+        if (isempty(d->target_dev))
+                return conf_error(e, where, "element 'target' with attribute 'dev' is required");
+        if (dev->address.type != DEVICE_ADDRESS_NONE && dev->address.type != DEVICE_ADDRESS_DRIVE &&
+            dev->address.type != DEVICE_ADDRESS_PCI && dev->address.type != DEVICE_ADDRESS_CCW &&
+            dev->address.type != DEVICE_ADDRESS_USB && dev->address.type != DEVICE_ADDRESS_VIRTIO_MMIO &&
+            dev->address.type != DEVICE_ADDRESS_SPAPR_VIO && dev->address.type != DEVICE_ADDRESS_VIRTIO_S390 &&
+            dev->address.type != DEVICE_ADDRESS_UNASSIGNED)
+                return conf_error(e, where, "address type '%s' is not valid for a disk",
+                                  device_address_type_to_string(dev->address.type));
+        return 0;
+}
+
+static void disk_free(void *data) {
+        DiskDef *d = data;
+
+        free(d->driver_name);
+        free(d->driver_type);
+        free(d->source);
+        free(d->source_protocol);
+        free(d->target_dev);
+        free(d->target_bus);
+}
+
+const char *device_disk_get_target(const DeviceDef *dev) {
+        return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->target_dev : NULL;
+}
+
+const char *device_disk_get_source(const DeviceDef *dev) {
+        return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->source : NULL;
+}
+
+const DeviceOps device_disk_ops = {
+        .data_size = sizeof(DiskDef),
+        .parse = disk_parse,
+        .format = disk_format,
+        .validate = disk_validate,
+        .free = disk_free,
+};

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+
+#include "conf/conf-util.h"
+#include "conf/device-conf.h"
+
+/* <memballoon model='virtio|xen|none|...'/> */
+
+typedef struct MemballoonDef {
+        char *model;
+} MemballoonDef;
+
+static int memballoon_parse(DeviceDef *dev, ConfNode *n, VbError *e) {
+        MemballoonDef *d = dev->data;
+
+        d->model = conf_node_take_attr(n, "model");
+        if (!d->model)
+                return conf_error(e, n, "attribute 'model' is missing");
+        return 0;
+}
+
+static int memballoon_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
+        const MemballoonDef *d = dev->data;
+
+        return conf_node_set_attr(n, "model", d->model);
+}
+
+static int memballoon_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
+        const MemballoonDef *d = dev->data;
+
+        if (streq(d->model, "none") && dev->address.type != DEVICE_ADDRESS_NONE)
+                return conf_error(e, where, "memballoon model 'none' cannot have an address");
+        return 0;
+}
+
+static void memballoon_free(void *data) {
+        MemballoonDef *d = data;
+
+        free(d->model);
+}
+
+const DeviceOps device_memballoon_ops = {
+        .data_size = sizeof(MemballoonDef),
+        .parse = memballoon_parse,
+        .format = memballoon_format,
+        .validate = memballoon_validate,
+        .free = memballoon_free,
+};

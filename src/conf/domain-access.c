@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "conf/conf-util.h"
+#include "conf/domain-access.h"
+
+DomainLifecycleAction domain_def_get_lifecycle(const DomainDef *def, DomainLifecycleEvent event) {
+        switch (event) {
+        case DOMAIN_LIFECYCLE_ON_POWEROFF:
+                return def->on_poweroff ?: DOMAIN_LIFECYCLE_DESTROY;
+        case DOMAIN_LIFECYCLE_ON_REBOOT:
+                return def->on_reboot ?: DOMAIN_LIFECYCLE_RESTART;
+        case DOMAIN_LIFECYCLE_ON_CRASH:
+                return def->on_crash ?: DOMAIN_LIFECYCLE_DESTROY;
+        default:
+                return DOMAIN_LIFECYCLE_DESTROY;
+        }
+}
+
+DomainUUIDString domain_def_uuid(const DomainDef *def) {
+        DomainUUIDString u;
+        conf_uuid_format(def->uuid, u.s);
+        return u;
+}
+
+int domain_def_check_name(const char *name, VbError *reterr) {
+        return conf_check_name(NULL, "name", name, reterr);
+}
+
+int domain_def_set_name(DomainDef *def, const char *name, VbError *reterr) {
+        int r = domain_def_check_name(name, reterr);
+        if (r < 0)
+                return r;
+        return free_and_strdup(&def->name, name);
+}
+
+void domain_def_set_id(DomainDef *def, int64_t id) {
+        def->id = id < 0 ? -1 : id;
+}
+
+char *domain_def_peek_name(const char *xml) {
+        xmlDocPtr doc;
+        xmlNodePtr root;
+        char *name = NULL;
+
+        doc = xmlReadMemory(xml, (int) strlen(xml), "peek.xml", NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc)
+                return NULL;
+        root = xmlDocGetRootElement(doc);
+        for (xmlNodePtr c = root ? root->children : NULL; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "name")) {
+                        xmlChar *t = xmlNodeGetContent(c);
+                        if (t) {
+                                name = strdup((const char *) t);
+                                xmlFree(t);
+                        }
+                        break;
+                }
+        xmlFreeDoc(doc);
+        return name;
+}
+
+int domain_def_normalize_uuid(const char *s, char ret[37]) {
+        uint8_t u[16];
+        int r = conf_uuid_parse(s, u);
+        if (r < 0)
+                return r;
+        conf_uuid_format(u, ret);
+        return 0;
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conf/device-conf.h"
+#include "conf/domain-conf.h"
+#include "util/fileio.h"
+
+/* virtbus-xml format|validate KIND FILE: parses FILE as KIND and prints the canonical XML (format)
+ * or nothing (validate); exits 1 with the error on stderr. */
+
+static int usage(void) {
+        fprintf(stderr,
+                "Usage: virtbus-xml format|validate KIND FILE\n"
+                "  KIND: domain, device, network, nodedev\n"
+                "Parses FILE, validates it and prints it in canonical form (format).\n");
+        return 2;
+}
+
+static int handle(const char *kind, const char *xml, bool print, char **ret, VbError *e) {
+        /* The tool must give the same bytes for the same definition: derive defaults from content. */
+        unsigned parse_flags = DOMAIN_PARSE_STABLE_DEFAULTS;
+        int r;
+
+        if (streq(kind, "domain")) {
+                _cleanup_(domain_def_freep) DomainDef *def = NULL;
+
+                r = domain_def_parse_string(xml, parse_flags, &def, e);
+                if (r >= 0 && print)
+                        r = domain_def_format(def, DOMAIN_FORMAT_SECURE, ret);
+                return r;
+        }
+        if (streq(kind, "device")) {
+                _cleanup_(device_def_freep) DeviceDef *def = NULL;
+
+                r = device_def_parse_string(xml, parse_flags, &def, e);
+                if (r >= 0 && print)
+                        r = device_def_format(def, DEVICE_FORMAT_SECURE, ret);
+                return r;
+        }
+        if (streq(kind, "network") || streq(kind, "nodedev"))
+                return vb_error_set(e, VB_ERROR_NOT_SUPPORTED, "Kind '%s' is not supported yet.", kind);
+        return vb_error_set(e, VB_ERROR_INVALID_ARGUMENT, "Unknown kind '%s'.", kind);
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_free_ char *xml = NULL, *out = NULL;
+        VbError e = VB_ERROR_NULL;
+        bool print;
+        int r;
+
+        if (argc != 4)
+                return usage();
+        if (streq(argv[1], "format"))
+                print = true;
+        else if (streq(argv[1], "validate"))
+                print = false;
+        else
+                return usage();
+        r = read_full_file(argv[3], 0, &xml, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Failed to read '%s': %s\n", argv[3], strerror(-r));
+                return 1;
+        }
+        r = handle(argv[2], xml, print, &out, &e);
+        if (r < 0) {
+                fprintf(stderr, "%s: %s\n", argv[3], e.message ?: strerror(-r));
+                vb_error_free(&e);
+                return 1;
+        }
+        if (out)
+                fputs(out, stdout);
+        return 0;
+}
