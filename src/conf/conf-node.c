@@ -111,7 +111,6 @@ static bool xml_is_blank(const char *s) {
 
 static int conf_node_fill_from_xml(ConfNode *c, xmlNode *x) {
         StrBuf text = STRBUF_NULL;
-        bool has_elements = false;
 
         for (xmlAttr *a = x->properties; a; a = a->next) {
                 _cleanup_free_ char *v = (char *) xmlNodeGetContent((xmlNode *) a);
@@ -123,7 +122,6 @@ static int conf_node_fill_from_xml(ConfNode *c, xmlNode *x) {
         qsort(c->attrs, c->n_attrs, sizeof(ConfAttr), conf_attr_compare);
         for (xmlNode *k = x->children; k; k = k->next)
                 if (k->type == XML_ELEMENT_NODE) {
-                        has_elements = true;
                         if (conf_node_append(c, conf_node_from_xml(k)) < 0)
                                 return -ENOMEM;
                 } else if ((k->type == XML_TEXT_NODE || k->type == XML_CDATA_SECTION_NODE) && k->content)
@@ -131,7 +129,8 @@ static int conf_node_fill_from_xml(ConfNode *c, xmlNode *x) {
         c->text = strbuf_steal(&text);
         if (!c->text)
                 return -ENOMEM;
-        if (has_elements ? xml_is_blank(c->text) : !*c->text)
+        /* Whitespace-only text is layout, not content: dropped, so that indentation never matters. */
+        if (xml_is_blank(c->text))
                 c->text = mfree(c->text);
         return 0;
 }

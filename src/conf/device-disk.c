@@ -15,6 +15,7 @@ typedef enum DiskType {
         DISK_TYPE_VOLUME,
         DISK_TYPE_NVME,
         DISK_TYPE_VHOSTUSER,
+        DISK_TYPE_VHOSTVDPA,
         _DISK_TYPE_MAX,
         _DISK_TYPE_INVALID = -EINVAL,
 } DiskType;
@@ -37,6 +38,7 @@ static const char * const disk_type_table[_DISK_TYPE_MAX] = {
         [DISK_TYPE_VOLUME] = "volume",
         [DISK_TYPE_NVME] = "nvme",
         [DISK_TYPE_VHOSTUSER] = "vhostuser",
+        [DISK_TYPE_VHOSTVDPA] = "vhostvdpa",
 };
 DECLARE_STRING_TABLE_LOOKUP(disk_type, DiskType);
 DEFINE_STRING_TABLE_LOOKUP(disk_type, DiskType);
@@ -130,8 +132,6 @@ static int disk_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
 static int disk_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const DiskDef *d = dev->data;
 
-        if (isempty(d->target_dev))
-                return conf_error(e, where, "element 'target' with attribute 'dev' is required");
         if (dev->address.type != DEVICE_ADDRESS_NONE && dev->address.type != DEVICE_ADDRESS_DRIVE &&
             dev->address.type != DEVICE_ADDRESS_PCI && dev->address.type != DEVICE_ADDRESS_CCW &&
             dev->address.type != DEVICE_ADDRESS_USB && dev->address.type != DEVICE_ADDRESS_VIRTIO_MMIO &&

@@ -23,6 +23,7 @@ static const char * const domain_virt_type_table[_DOMAIN_VIRT_MAX] = {
         [DOMAIN_VIRT_PARALLELS] = "parallels",
         [DOMAIN_VIRT_BHYVE] = "bhyve",
         [DOMAIN_VIRT_VZ] = "vz",
+        [DOMAIN_VIRT_HVF] = "hvf",
         [DOMAIN_VIRT_NONE] = "none",
 };
 DEFINE_STRING_TABLE_LOOKUP(domain_virt_type, DomainVirtType);

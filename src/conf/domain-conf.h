@@ -24,6 +24,7 @@ typedef enum DomainVirtType {
         DOMAIN_VIRT_PARALLELS,
         DOMAIN_VIRT_BHYVE,
         DOMAIN_VIRT_VZ,
+        DOMAIN_VIRT_HVF,
         DOMAIN_VIRT_NONE,
         _DOMAIN_VIRT_MAX,
         _DOMAIN_VIRT_INVALID = -EINVAL,
@@ -96,6 +97,7 @@ typedef struct DomainDef {
         int64_t id; /* -1: none */
         char *name;
         uint8_t uuid[16];
+        bool has_uuid; /* false until given or generated */
         char *title;
         char *description;
 

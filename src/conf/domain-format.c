@@ -51,7 +51,7 @@ static int format_identity(const DomainDef *def, ConfNode *n) {
                 return -ENOMEM;
         if (conf_node_add_text(n, "name", def->name) < 0)
                 return -ENOMEM;
-        if (!conf_uuid_is_null(def->uuid)) {
+        if (def->has_uuid) {
                 conf_uuid_format(def->uuid, uuid);
                 if (conf_node_add_text(n, "uuid", uuid) < 0)
                         return -ENOMEM;

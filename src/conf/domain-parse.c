@@ -158,9 +158,10 @@ static int parse_identity(DomainDef *def, ConfNode *root, VbError *e) {
         if (c) {
                 _cleanup_free_ char *t = conf_node_take_text(c);
 
-                if (!t || conf_uuid_parse(t, def->uuid) < 0 || conf_uuid_is_null(def->uuid))
+                if (!t || conf_uuid_parse(t, def->uuid) < 0)
                         return conf_error(e, c, "invalid UUID '%s' (expected 32 hex digits as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
                                           strempty(t));
+                def->has_uuid = true;
         }
         if ((r = take_child_text(root, "title", &def->title)) < 0 ||
             (r = take_child_text(root, "description", &def->description)) < 0 ||
@@ -174,7 +175,7 @@ static int parse_identity(DomainDef *def, ConfNode *root, VbError *e) {
  * same definition always gives the same result (DOMAIN_PARSE_STABLE_DEFAULTS). */
 static int domain_def_fill_defaults(DomainDef *def, unsigned flags) {
         _cleanup_free_ char *seed = NULL;
-        bool need = conf_uuid_is_null(def->uuid);
+        bool need = !def->has_uuid;
         uint8_t mac[6];
         int r;
 
@@ -187,8 +188,9 @@ static int domain_def_fill_defaults(DomainDef *def, unsigned flags) {
                 if (r < 0)
                         return r;
         }
-        if (conf_uuid_is_null(def->uuid)) {
+        if (!def->has_uuid) {
                 conf_fill_bytes(def->uuid, 16, seed, 0);
+                def->has_uuid = true;
                 def->uuid[6] = (def->uuid[6] & 0x0f) | 0x40;
                 def->uuid[8] = (def->uuid[8] & 0x3f) | 0x80;
         }

@@ -19,6 +19,10 @@ static int validate_unique_disks(const DomainDef *def, VbError *e) {
         for (size_t i = 0; i < def->n_devices; i++) {
                 const char *t = def->devices[i]->kind == DEVICE_DISK ? device_disk_get_target(def->devices[i]) : NULL;
 
+                if (def->devices[i]->kind == DEVICE_DISK && isempty(t))
+                        return vb_error_set(e, VB_ERROR_INVALID_XML,
+                                            "line %u: element 'disk': a disk in a domain needs <target dev='...'/>",
+                                            def->devices[i]->line);
                 if (!t)
                         continue;
                 for (size_t j = 0; j < i; j++)
