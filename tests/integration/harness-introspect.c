@@ -49,7 +49,8 @@ static int cmp_str(const void *a, const void *b) {
 static char *join_sorted(char **items, size_t n) {
         Text t = {};
 
-        qsort(items, n, sizeof(char *), cmp_str);
+        if (n > 1)
+                qsort(items, n, sizeof(char *), cmp_str);
         for (size_t i = 0; i < n; i++) {
                 text_add(&t, "%s", items[i]);
                 free(items[i]);
@@ -202,7 +203,8 @@ static int cmp_block(const void *a, const void *b) {
 static char *blocks_text(Block *blocks, size_t n) {
         Text t = {};
 
-        qsort(blocks, n, sizeof(Block), cmp_block);
+        if (n > 1)
+                qsort(blocks, n, sizeof(Block), cmp_block);
         for (size_t i = 0; i < n; i++)
                 text_add(&t, "%s", blocks[i].text);
         return text_take(&t);

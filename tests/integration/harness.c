@@ -6,7 +6,10 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,6 +57,10 @@ struct Harness {
         sd_bus *buses[_HARNESS_USER_MAX];
         char *files[MAX_FILES]; /* installed outside dir: removed at stop */
         size_t n_files;
+        /* polkitd runs in its own mount namespace where these dirs are bind-mounted over the system's
+         * actions and rules dirs: it sees our files and no other run's. NULL: the files go into the
+         * system dirs under unique names instead. */
+        char *polkit_actions_dir, *polkit_rules_dir;
         Harness *next;
 };
 
@@ -65,6 +72,8 @@ static char **string_cache;
 static size_t n_string_cache;
 /* The logs of the last stopped harness, printed by harness_run_group() when a test failed. */
 static char *saved_logs;
+/* Inside harness_run_group(), which prints the logs once at the end if anything failed. */
+static bool group_running;
 
 static void string_cache_clear(void) {
         for (size_t i = 0; i < n_string_cache; i++)
@@ -202,6 +211,7 @@ static int copy_file(const char *from, const char *to) {
 
 typedef struct Spawn {
         const char * const *argv;
+        const char * const *binds; /* "source", "target" pairs to bind-mount in a new mount namespace */
         const char * const *env; /* additions */
         const Account *account;  /* NULL: root */
         int out_fd, err_fd;      /* -1: /dev/null */
@@ -233,6 +243,18 @@ static _Noreturn void child_exec(const Spawn *s) {
 
         for (const char * const *e = s->env; e && *e; e++)
                 putenv((char *) *e);
+
+        if (s->binds) {
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+                        fprintf(stderr, "harness: cannot make a mount namespace: %m\n");
+                        _exit(125);
+                }
+                for (const char * const *b = s->binds; b[0] && b[1]; b += 2)
+                        if (mount(b[0], b[1], NULL, MS_BIND, NULL) < 0) {
+                                fprintf(stderr, "harness: cannot bind %s on %s: %m\n", b[0], b[1]);
+                                _exit(125);
+                        }
+        }
 
         if (s->account) {
                 if (setgroups((size_t) s->account->n_groups, s->account->groups) < 0 ||
@@ -439,6 +461,64 @@ static void maybe_remove_group(void) {
         (void) unlink(GROUP_MARKER);
 }
 
+/* Leftovers of runs that were killed (SIGKILL, a meson timeout) carry their pid in their names: users
+ * vbt{p,g}<pid><4 hex>, /tmp/virtbus-test-<pid>-*, polkit files *virtbus*test-<pid>-*. Remove those whose
+ * process is gone. Called with the accounts lock held. */
+static bool pid_gone(const char *digits, size_t n) {
+        char buf[16];
+        long pid;
+
+        if (n == 0 || n >= sizeof(buf) || strspn(digits, "0123456789") < n)
+                return false;
+        memcpy(buf, digits, n);
+        buf[n] = 0;
+        pid = strtol(buf, NULL, 10);
+        return pid > 0 && pid != getpid() && kill((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
+static void remove_stale_in(const char *dir, const char *prefix, bool is_user_dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                const char *p = strstr(de->d_name, prefix);
+                if (!p || (is_user_dir && p != de->d_name))
+                        continue;
+                p += strlen(prefix);
+                if (!pid_gone(p, strcspn(p, "-")))
+                        continue;
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+                fprintf(stderr, "harness: removing %s, left by a run that is gone\n", path);
+                (void) run_tool((const char *[]) { "/bin/rm", "-rf", "--", path, NULL });
+        }
+        closedir(d);
+}
+
+static void remove_stale_leftovers(void) {
+        struct passwd *pw;
+        char *stale[64];
+        size_t n = 0;
+
+        setpwent();
+        while ((pw = getpwent()) && n < ELEMENTSOF(stale)) {
+                size_t len = strlen(pw->pw_name);
+                if (len > 8 && strncmp(pw->pw_name, "vbt", 3) == 0 && strchr("pg", pw->pw_name[3]) &&
+                    strspn(pw->pw_name + len - 4, "0123456789abcdef") == 4 && pid_gone(pw->pw_name + 4, len - 8))
+                        stale[n++] = xstrdup(pw->pw_name);
+        }
+        endpwent();
+        for (size_t i = 0; i < n; i++) {
+                fprintf(stderr, "harness: removing user %s, left by a run that is gone\n", stale[i]);
+                (void) run_tool((const char *[]) { "/usr/sbin/userdel", stale[i], NULL });
+                free(stale[i]);
+        }
+        remove_stale_in("/tmp", "virtbus-test-", true);
+        remove_stale_in(POLKIT_RULES_DIR, "virtbus-test-", false);
+        remove_stale_in(POLKIT_ACTIONS_DIR, "org.virtbus1.test-", false);
+}
+
 static int account_fill(Account *a) {
         struct passwd *pw = getpwnam(a->name);
         int n = 0;
@@ -492,6 +572,7 @@ static int create_users(Harness *h) {
         int fd = accounts_lock(), r;
 
         h->users[HARNESS_USER_ROOT] = (Account) { .name = xstrdup("root") };
+        remove_stale_leftovers();
         r = ensure_group();
         if (r >= 0)
                 r = create_user(h, HARNESS_USER_PLAIN);
@@ -673,8 +754,12 @@ static int start_polkit(Harness *h) {
         _cleanup_free_ char *env = xasprintf("DBUS_SYSTEM_BUS_ADDRESS=%s", h->address);
         int log_fd = open_log(h->polkit_log), r;
 
+        const char *binds[] = { h->polkit_actions_dir, POLKIT_ACTIONS_DIR, h->polkit_rules_dir, POLKIT_RULES_DIR,
+                                NULL };
+
         r = spawn(&(Spawn) { .argv = (const char *[]) { POLKITD, NULL }, .env = (const char *[]) { env, NULL },
-                             .out_fd = log_fd, .err_fd = log_fd, .fd3 = -1 }, &h->polkit_pid);
+                             .binds = h->polkit_actions_dir ? binds : NULL, .out_fd = log_fd, .err_fd = log_fd,
+                             .fd3 = -1 }, &h->polkit_pid);
         close(log_fd);
         if (r < 0)
                 return r;
@@ -694,13 +779,47 @@ static int install_file(Harness *h, const char *path, const char *content, const
         return r;
 }
 
+/* Can we give polkitd a mount namespace of its own? */
+static bool can_private_mounts(void) {
+        static int cached = -1;
+        pid_t pid;
+
+        if (cached >= 0)
+                return cached;
+        if (getenv("VIRTBUS_TEST_SHARED_POLKIT_DIRS"))
+                return (cached = 0);
+        pid = fork();
+        if (pid == 0)
+                _exit(unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0);
+        cached = pid > 0 && wait_pid(pid, HARNESS_TIMEOUT_USEC) == 0;
+        if (!cached)
+                fprintf(stderr, "harness: no private mount namespace for polkitd: installing the polkit files "
+                                "into the system dirs; other runs' files there may change the answers\n");
+        return cached;
+}
+
 static int install_polkit_files(Harness *h) {
         _cleanup_free_ char *policy_src = harness_source_path("polkit/org.virtbus1.policy");
         _cleanup_free_ char *rules_src = harness_source_path("polkit/50-virtbus-example.rules");
-        _cleanup_free_ char *policy = xasprintf(POLKIT_ACTIONS_DIR "/org.virtbus1.test-%s.policy", h->tag);
-        _cleanup_free_ char *rules = xasprintf(POLKIT_RULES_DIR "/50-virtbus-test-%s.rules", h->tag);
+        _cleanup_free_ char *policy = NULL, *rules = NULL;
         int r;
 
+        if (can_private_mounts()) {
+                h->polkit_actions_dir = xasprintf("%s/polkit-actions", h->dir);
+                h->polkit_rules_dir = xasprintf("%s/polkit-rules", h->dir);
+                if (mkdir(h->polkit_actions_dir, 0755) < 0 || mkdir(h->polkit_rules_dir, 0755) < 0)
+                        return -errno;
+                policy = xasprintf("%s/org.virtbus1.policy", h->polkit_actions_dir);
+                rules = xasprintf("%s/50-virtbus-example.rules", h->polkit_rules_dir);
+                r = copy_file(policy_src, policy);
+                if (r >= 0)
+                        r = copy_file(rules_src, rules);
+                if (r < 0)
+                        fprintf(stderr, "harness: cannot copy the polkit files: %s\n", strerror(-r));
+                return r;
+        }
+        policy = xasprintf(POLKIT_ACTIONS_DIR "/org.virtbus1.test-%s.policy", h->tag);
+        rules = xasprintf(POLKIT_RULES_DIR "/50-virtbus-test-%s.rules", h->tag);
         r = install_file(h, policy, NULL, policy_src);
         if (r >= 0)
                 r = install_file(h, rules, NULL, rules_src);
@@ -708,7 +827,13 @@ static int install_polkit_files(Harness *h) {
 }
 
 int harness_polkit_add_rules(Harness *h, const char *name, const char *javascript) {
-        _cleanup_free_ char *path = xasprintf(POLKIT_RULES_DIR "/40-virtbus-test-%s-%s.rules", h->tag, name);
+        _cleanup_free_ char *path = NULL;
+
+        if (h->polkit_rules_dir) {
+                path = xasprintf("%s/40-%s.rules", h->polkit_rules_dir, name);
+                return write_file(path, javascript, 0644);
+        }
+        path = xasprintf(POLKIT_RULES_DIR "/40-virtbus-test-%s-%s.rules", h->tag, name);
         return install_file(h, path, javascript, NULL);
 }
 
@@ -768,7 +893,7 @@ int harness_daemon_start(Harness *h, const char * const *extra_args) {
         if (r < 0)
                 return r;
         r = wait_for_name(h, HARNESS_SERVICE, &h->daemon_pid, "virtbusd");
-        if (r < 0)
+        if (r < 0 && !group_running)
                 print_log("virtbusd", h->daemon_log);
         return r;
 }
@@ -785,8 +910,9 @@ int harness_daemon_restart(Harness *h) {
         int r = harness_daemon_stop(h);
 
         if (r != 0) {
-                fprintf(stderr, "harness: virtbusd exited with status %d on SIGTERM\n", r);
-                print_log("virtbusd", h->daemon_log);
+                fprintf(stderr, "harness: virtbusd exited with status %d on SIGTERM (expected 0)\n", r);
+                if (!group_running)
+                        print_log("virtbusd", h->daemon_log);
                 return r < 0 ? r : -EIO;
         }
         return harness_daemon_start(h, (const char * const *) h->daemon_extra);
@@ -837,6 +963,8 @@ static void install_cleanup_handlers(void) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
+        sigaction(SIGABRT, &sa, NULL);
+        sigaction(SIGQUIT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 }
 
@@ -868,7 +996,7 @@ bool harness_can_run(void) {
 
 int harness_start(Harness **ret, const HarnessOptions *opts) {
         Harness *h;
-        char tmpl[] = "/tmp/virtbus-test-XXXXXX";
+        char tmpl[64];
         const Account *owner;
         int r;
 
@@ -885,6 +1013,7 @@ int harness_start(Harness **ret, const HarnessOptions *opts) {
         h->next = active;
         active = h;
 
+        snprintf(tmpl, sizeof(tmpl), "/tmp/virtbus-test-%d-XXXXXX", (int) getpid());
         if (!mkdtemp(tmpl)) {
                 r = -errno;
                 goto fail;
@@ -943,7 +1072,8 @@ int harness_start(Harness **ret, const HarnessOptions *opts) {
 
 fail:
         fprintf(stderr, "harness: failed to start: %s\n", strerror(-r));
-        print_logs(h);
+        if (!group_running)
+                print_logs(h);
         (void) harness_stop(h);
         return r;
 }
@@ -969,7 +1099,7 @@ int harness_stop(Harness *h) {
 
         free(saved_logs);
         saved_logs = collect_logs(h);
-        if (r < 0)
+        if (r < 0 && !group_running)
                 fputs(saved_logs, stderr);
 
         remove_files(h);
@@ -990,6 +1120,8 @@ int harness_stop(Harness *h) {
         strv_free(h->daemon_args);
         strv_free(h->daemon_extra);
         free(h->tag);
+        free(h->polkit_actions_dir);
+        free(h->polkit_rules_dir);
         free(h->dir);
         free(h->config_dir);
         free(h->state_dir);
@@ -1345,7 +1477,9 @@ int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t 
         group_opts = opts;
         free(saved_logs);
         saved_logs = NULL;
+        group_running = true;
         r = _cmocka_run_group_tests(name, tests, n, group_setup, group_teardown);
+        group_running = false;
         if ((r != 0 || getenv("VIRTBUS_TEST_VERBOSE")) && saved_logs) {
                 fprintf(stderr, "Logs of the daemons of group '%s':\n", name);
                 fputs(saved_logs, stderr);
