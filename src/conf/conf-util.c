@@ -266,3 +266,18 @@ int conf_check_name(const ConfNode *n, const char *what, const char *s, VbError 
                         return conf_error(e, n, "%s must not contain control characters", what);
         return 0;
 }
+
+int conf_check_device_seclabels(const ConfNode *n, VbError *e) {
+        int r;
+
+        if (!n)
+                return 0;
+        if (conf_node_is(n, "seclabel") && streq_ptr(conf_node_attr(n, "relabel"), "yes") && !conf_node_child(n, "label"))
+                return conf_error(e, n, "relabel='yes' needs a <label> (model '%s')", strempty(conf_node_attr(n, "model")));
+        for (size_t i = 0; i < n->n_children; i++) {
+                r = conf_check_device_seclabels(n->children[i], e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

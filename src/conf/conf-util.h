@@ -47,5 +47,8 @@ void conf_mac_format(const uint8_t mac[6], char ret[18]);
 /* Random bytes, or (seed non-NULL) bytes derived from seed, for stable defaults. */
 void conf_fill_bytes(uint8_t *buf, size_t n, const char *seed, unsigned salt);
 
+/* Per-device <seclabel>s: relabel='yes' needs a <label>. Walks the whole subtree. */
+int conf_check_device_seclabels(const ConfNode *n, VbError *e);
+
 /* Names of domains and such: non-empty, no '/', no control characters. */
 int conf_check_name(const ConfNode *n, const char *what, const char *s, VbError *e);

@@ -64,6 +64,10 @@ int device_address_parse(ConfNode *n, DeviceAddress *a, VbError *e) {
         case DEVICE_ADDRESS_USB:
                 a->usb.port = conf_node_take_attr(n, "port");
                 return take_u32(n, "bus", &a->usb.bus, e);
+        case DEVICE_ADDRESS_SPAPR_VIO:
+                a->spaprvio.reg = UINT64_MAX;
+                r = conf_take_uint(n, "reg", UINT64_MAX - 1, &a->spaprvio.reg, e);
+                return r < 0 ? r : 0;
         case DEVICE_ADDRESS_CCW:
                 if ((r = take_u32(n, "cssid", &a->ccw.cssid, e)) < 0 || (r = take_u32(n, "ssid", &a->ccw.ssid, e)) < 0)
                         return r;
@@ -108,6 +112,10 @@ int device_address_format(const DeviceAddress *a, ConfNode *parent, const char *
                 break;
         case DEVICE_ADDRESS_USB:
                 if (set_u32(n, "bus", "%u", a->usb.bus) < 0 || conf_node_set_attr(n, "port", a->usb.port) < 0)
+                        return -ENOMEM;
+                break;
+        case DEVICE_ADDRESS_SPAPR_VIO:
+                if (a->spaprvio.reg != UINT64_MAX && conf_node_set_attrf(n, "reg", "0x%llx", (unsigned long long) a->spaprvio.reg) < 0)
                         return -ENOMEM;
                 break;
         case DEVICE_ADDRESS_CCW:
@@ -164,6 +172,11 @@ int device_address_validate(const DeviceAddress *a, const ConfNode *where, VbErr
                 return check_max(where, "ccw", "devno", a->ccw.devno, 0xffff, e);
         case DEVICE_ADDRESS_USB:
                 return usb_port_validate(a->usb.port, where, e);
+        case DEVICE_ADDRESS_SPAPR_VIO:
+                if (a->spaprvio.reg != UINT64_MAX && a->spaprvio.reg > UINT32_MAX)
+                        return conf_error(e, where, "address type 'spapr-vio': attribute 'reg' has invalid value 0x%llx (expected at most 0xffffffff)",
+                                          (unsigned long long) a->spaprvio.reg);
+                return 0;
         default:
                 return 0;
         }

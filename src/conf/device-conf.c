@@ -143,6 +143,9 @@ int device_def_validate(const DeviceDef *def, VbError *reterr) {
         r = device_address_validate(&def->address, def->extra, reterr);
         if (r < 0)
                 return r;
+        r = conf_check_device_seclabels(def->extra, reterr);
+        if (r < 0)
+                return r;
         if (ops && ops->validate)
                 return ops->validate(def, def->extra, reterr);
         return 0;

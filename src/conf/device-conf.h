@@ -88,6 +88,9 @@ typedef struct DeviceAddress {
                 struct {
                         uint32_t cssid, ssid, devno;
                 } ccw;
+                struct {
+                        uint64_t reg; /* UINT64_MAX: not given */
+                } spaprvio;
         };
 } DeviceAddress;
 

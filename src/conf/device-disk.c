@@ -132,6 +132,8 @@ static int disk_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
 static int disk_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const DiskDef *d = dev->data;
 
+        if (d->type == DISK_TYPE_NETWORK && !d->source_protocol)
+                return conf_error(e, where, "a network disk needs <source protocol='...'/>");
         if (dev->address.type != DEVICE_ADDRESS_NONE && dev->address.type != DEVICE_ADDRESS_DRIVE &&
             dev->address.type != DEVICE_ADDRESS_PCI && dev->address.type != DEVICE_ADDRESS_CCW &&
             dev->address.type != DEVICE_ADDRESS_USB && dev->address.type != DEVICE_ADDRESS_VIRTIO_MMIO &&

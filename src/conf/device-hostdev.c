@@ -180,6 +180,10 @@ static int hostdev_validate(const DeviceDef *dev, const ConfNode *where, VbError
 
         if (d->mode != HOSTDEV_MODE_SUBSYSTEM)
                 return 0;
+        if (d->type != HOSTDEV_TYPE_SCSI && conf_node_attr(where, "rawio"))
+                return conf_error(e, where, "attribute 'rawio' is only valid for type 'scsi'");
+        if (d->type != HOSTDEV_TYPE_SCSI && conf_node_attr(where, "sgio"))
+                return conf_error(e, where, "attribute 'sgio' is only valid for type 'scsi'");
         if (d->type == HOSTDEV_TYPE_USB && d->vendor == UNSET && d->bus == UNSET)
                 return conf_error(e, where, "a USB host device needs <vendor>/<product> or <address bus= device=>");
         if (d->type == HOSTDEV_TYPE_USB && (d->vendor == UNSET) != (d->product == UNSET))

@@ -53,6 +53,14 @@ static int validate_unique_macs(const DomainDef *def, VbError *e) {
         return 0;
 }
 
+static int validate_numatune(const DomainDef *def, VbError *e) {
+        const ConfNode *m = conf_node_child(conf_node_child(def->extra, "numatune"), "memory");
+
+        if (m && streq_ptr(conf_node_attr(m, "placement"), "auto") && conf_node_attr(m, "nodeset"))
+                return conf_error(e, m, "attribute 'nodeset' cannot be combined with placement='auto'");
+        return 0;
+}
+
 int domain_def_validate(const DomainDef *def, VbError *e) {
         int r;
 
@@ -63,7 +71,8 @@ int domain_def_validate(const DomainDef *def, VbError *e) {
                 return conf_error(e, where_of(def, "currentMemory"),
                                   "current memory (%llu KiB) must not exceed memory (%llu KiB)",
                                   (unsigned long long) def->current_memory_kib, (unsigned long long) def->memory_kib);
-        if ((r = validate_unique_disks(def, e)) < 0 || (r = validate_unique_macs(def, e)) < 0)
+        if ((r = validate_unique_disks(def, e)) < 0 || (r = validate_unique_macs(def, e)) < 0 ||
+            (r = validate_numatune(def, e)) < 0)
                 return r;
         for (size_t i = 0; i < def->n_devices; i++) {
                 r = device_def_validate(def->devices[i], e);
