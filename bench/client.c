@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Benchmark client on sd-bus for virtbusd, libvirt-dbus and the floor service. Bench-only.
  *
- *   client --address ADDR --target virtbus|libvirt|floor [--domain NAME] OP [ARGS]
+ *   client --address ADDR --target virtbus|libvirt|floor [--also TARGET=ADDR]... [--domain NAME] OP [ARGS]
  *
  * OPs (each prints one machine-readable line "OP target=T key=value ..."; times in microseconds):
  *   xml N                      print the bench domain XML number N (no bus)
  *   getxml                     print GetXMLDesc(0) of --domain
- *   latency COUNT              GetXMLDesc(0) one call at a time on --domain (default bench-0)
- *   throughput COUNT INFLIGHT  the same with INFLIGHT calls pipelined (sd_bus_call_async)
+ *   latency COUNT              GetXMLDesc(0) one call at a time on --domain (default bench-0); with
+ *                              --also, the sides take turns call by call, one line per side
+ *   throughput COUNT INFLIGHT  the same with INFLIGHT calls pipelined (sd_bus_call_async), in 10
+ *                              batches taking turns between sides; the median batch rate
  *   define START N [INFLIGHT]  define persistent domains bench-START .. bench-(START+N-1)
- *   list REPS                  ListDomains(0), median of REPS calls
+ *   list REPS                  ListDomains(0), median of REPS calls (the floor answers a fixed list of
+ *                              paths, see floor --list-count); sides take turns as in latency
  *   objects REPS               virtbus/floor: GetManagedObjects on the manager; libvirt-dbus has no
  *                              ObjectManager, so its equivalent: ListDomains + GetAll(org.libvirt.Domain)
  *                              on every domain, 16 in flight
@@ -36,6 +39,7 @@ typedef enum { TARGET_VIRTBUS, TARGET_LIBVIRT, TARGET_FLOOR } Target;
 static const char *const target_names[] = { "virtbus", "libvirt", "floor" };
 
 static Target target;
+static Target parse_target(const char *s, size_t len);
 static const char *address;
 static const char *domain_name = "bench-0";
 
@@ -217,22 +221,57 @@ static size_t get_xml_desc_sync(sd_bus *bus) {
         return len;
 }
 
-static int op_latency(sd_bus *bus, unsigned count) {
-        uint64_t *v = calloc(count, sizeof *v);
-        size_t len = 0;
+/* Several sides can be measured in one process (--also T=ADDR): calls alternate between them one by one
+ * (latency) or batch by batch (throughput), so the machine's drift hits every side alike. */
+typedef struct {
+        Target target;
+        sd_bus *bus;
+        char *object;
+        uint64_t *v;
+        double *rates;
+        size_t reply_bytes;
+} Side;
+
+static Side sides[4];
+static unsigned n_sides;
+
+static void use_side(Side *s) {
+        target = s->target;
+        xml_object = s->object;
+}
+
+static void resolve_sides(void) {
+        for (unsigned k = 0; k < n_sides; k++) {
+                target = sides[k].target;
+                resolve_xml_object(sides[k].bus);
+                sides[k].object = xml_object;
+        }
+}
+
+static int op_latency(unsigned count) {
         char extra[64];
 
-        resolve_xml_object(bus);
-        for (unsigned i = 0; i < 200; i++) /* warm-up */
-                len = get_xml_desc_sync(bus);
-        for (unsigned i = 0; i < count; i++) {
-                uint64_t t0 = now_ns();
-                get_xml_desc_sync(bus);
-                v[i] = now_ns() - t0;
+        resolve_sides();
+        for (unsigned k = 0; k < n_sides; k++) {
+                use_side(&sides[k]);
+                sides[k].v = calloc(count, sizeof(uint64_t));
+                for (unsigned i = 0; i < 200; i++) /* warm-up */
+                        sides[k].reply_bytes = get_xml_desc_sync(sides[k].bus);
         }
-        snprintf(extra, sizeof extra, "reply_bytes=%zu", len);
-        print_stats("latency", v, count, extra);
-        free(v);
+        for (unsigned i = 0; i < count; i++)
+                for (unsigned j = 0; j < n_sides; j++) {
+                        Side *sd = &sides[(i + j) % n_sides]; /* rotate who goes first */
+                        use_side(sd);
+                        uint64_t t0 = now_ns();
+                        get_xml_desc_sync(sd->bus);
+                        sd->v[i] = now_ns() - t0;
+                }
+        for (unsigned k = 0; k < n_sides; k++) {
+                target = sides[k].target;
+                snprintf(extra, sizeof extra, "reply_bytes=%zu", sides[k].reply_bytes);
+                print_stats("latency", sides[k].v, count, extra);
+                free(sides[k].v);
+        }
         return 0;
 }
 
@@ -289,19 +328,42 @@ static sd_bus_message *build_get_xml_desc(sd_bus *bus, unsigned i, void *userdat
         return new_get_xml_desc(bus);
 }
 
-static int op_throughput(sd_bus *bus, unsigned count, unsigned inflight) {
-        Pipeline warm = { .total = 200, .build = build_get_xml_desc };
-        Pipeline p = { .total = count, .build = build_get_xml_desc };
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
 
-        resolve_xml_object(bus);
-        pipeline_run(bus, &warm, inflight);
-        uint64_t t0 = now_ns();
-        pipeline_run(bus, &p, inflight);
-        uint64_t dt = now_ns() - t0;
-        printf("throughput target=%s n=%u inflight=%u calls_per_s=%.0f total_s=%.4f errors=%u\n",
-               target_names[target], count, inflight, (double) count * 1e9 / (double) dt, (double) dt / 1e9,
-               p.errors);
-        return p.errors ? 1 : 0;
+static int op_throughput(unsigned count, unsigned inflight) {
+        const unsigned rounds = 10, per = count / rounds ? count / rounds : 1;
+        unsigned errors = 0;
+
+        resolve_sides();
+        for (unsigned k = 0; k < n_sides; k++) {
+                Pipeline warm = { .total = 200, .build = build_get_xml_desc };
+                use_side(&sides[k]);
+                sides[k].rates = calloc(rounds, sizeof(double));
+                pipeline_run(sides[k].bus, &warm, inflight);
+        }
+        for (unsigned i = 0; i < rounds; i++)
+                for (unsigned j = 0; j < n_sides; j++) {
+                        Side *sd = &sides[(i + j) % n_sides];
+                        Pipeline p = { .total = per, .build = build_get_xml_desc };
+                        use_side(sd);
+                        uint64_t t0 = now_ns();
+                        pipeline_run(sd->bus, &p, inflight);
+                        sd->rates[i] = (double) per * 1e9 / (double) (now_ns() - t0);
+                        errors += p.errors;
+                }
+        for (unsigned k = 0; k < n_sides; k++) {
+                qsort(sides[k].rates, rounds, sizeof(double), cmp_double);
+                printf("throughput target=%s n=%u inflight=%u rounds=%u calls_per_s=%.0f min_calls_per_s=%.0f "
+                       "max_calls_per_s=%.0f errors=%u\n",
+                       target_names[sides[k].target], per * rounds, inflight, rounds,
+                       (sides[k].rates[(rounds - 1) / 2] + sides[k].rates[rounds / 2]) / 2, sides[k].rates[0],
+                       sides[k].rates[rounds - 1], errors);
+                free(sides[k].rates);
+        }
+        return errors ? 1 : 0;
 }
 
 static sd_bus_message *build_define(sd_bus *bus, unsigned i, void *userdata) {
@@ -370,6 +432,8 @@ static unsigned list_domains(sd_bus *bus, char ***ret_paths) {
         if (target == TARGET_VIRTBUS)
                 r = sd_bus_call_method(bus, VB_DEST, VB_MANAGER, VB_MANAGER_IF, "ListDomains", &e, &reply, "t",
                                        (uint64_t) 0);
+        else if (target == TARGET_FLOOR)
+                r = sd_bus_call_method(bus, FL_DEST, FL_PATH, FL_IF, "ListDomains", &e, &reply, "t", (uint64_t) 0);
         else
                 r = sd_bus_call_method(bus, LV_DEST, LV_CONNECT, LV_CONNECT_IF, "ListDomains", &e, &reply, "u",
                                        (uint32_t) 0);
@@ -392,23 +456,31 @@ static unsigned list_domains(sd_bus *bus, char ***ret_paths) {
         return n;
 }
 
-static int op_list(sd_bus *bus, unsigned reps) {
-        uint64_t *v = calloc(reps, sizeof *v);
-        unsigned n = 0;
+/* Sides take turns call by call, as in op_latency. */
+static int op_list(unsigned reps) {
         char extra[64];
+        unsigned n[4] = {};
 
-        if (target == TARGET_FLOOR)
-                return 0;
-        for (unsigned i = 0; i < 3; i++)
-                list_domains(bus, NULL);
-        for (unsigned i = 0; i < reps; i++) {
-                uint64_t t0 = now_ns();
-                n = list_domains(bus, NULL);
-                v[i] = now_ns() - t0;
+        for (unsigned k = 0; k < n_sides; k++) {
+                sides[k].v = calloc(reps, sizeof(uint64_t));
+                target = sides[k].target;
+                for (unsigned i = 0; i < 3; i++)
+                        list_domains(sides[k].bus, NULL);
         }
-        snprintf(extra, sizeof extra, "domains=%u", n);
-        print_stats("list", v, reps, extra);
-        free(v);
+        for (unsigned i = 0; i < reps; i++)
+                for (unsigned j = 0; j < n_sides; j++) {
+                        unsigned k = (i + j) % n_sides;
+                        target = sides[k].target;
+                        uint64_t t0 = now_ns();
+                        n[k] = list_domains(sides[k].bus, NULL);
+                        sides[k].v[i] = now_ns() - t0;
+                }
+        for (unsigned k = 0; k < n_sides; k++) {
+                target = sides[k].target;
+                snprintf(extra, sizeof extra, "domains=%u", n[k]);
+                print_stats("list", sides[k].v, reps, extra);
+                free(sides[k].v);
+        }
         return 0;
 }
 
@@ -465,24 +537,41 @@ static unsigned libvirt_all_objects(sd_bus *bus) {
         return n;
 }
 
-static int op_objects(sd_bus *bus, unsigned reps) {
-        uint64_t *v = calloc(reps, sizeof *v);
-        unsigned n = 0;
-        char extra[96];
+static unsigned all_objects(sd_bus *bus) {
+        return target == TARGET_VIRTBUS ? get_managed_objects(bus) : libvirt_all_objects(bus);
+}
 
-        if (target == TARGET_FLOOR)
-                return 0;
-        for (unsigned i = 0; i < 2; i++)
-                n = target == TARGET_VIRTBUS ? get_managed_objects(bus) : libvirt_all_objects(bus);
-        for (unsigned i = 0; i < reps; i++) {
-                uint64_t t0 = now_ns();
-                n = target == TARGET_VIRTBUS ? get_managed_objects(bus) : libvirt_all_objects(bus);
-                v[i] = now_ns() - t0;
+static int op_objects(unsigned reps) {
+        char extra[96];
+        unsigned n[4] = {};
+
+        for (unsigned k = 0; k < n_sides; k++) {
+                if (sides[k].target == TARGET_FLOOR)
+                        continue;
+                sides[k].v = calloc(reps, sizeof(uint64_t));
+                target = sides[k].target;
+                for (unsigned i = 0; i < 2; i++)
+                        all_objects(sides[k].bus);
         }
-        snprintf(extra, sizeof extra, "objects=%u method=%s", n,
-                 target == TARGET_VIRTBUS ? "GetManagedObjects" : "ListDomains+GetAll*N");
-        print_stats("objects", v, reps, extra);
-        free(v);
+        for (unsigned i = 0; i < reps; i++)
+                for (unsigned j = 0; j < n_sides; j++) {
+                        unsigned k = (i + j) % n_sides;
+                        if (sides[k].target == TARGET_FLOOR)
+                                continue;
+                        target = sides[k].target;
+                        uint64_t t0 = now_ns();
+                        n[k] = all_objects(sides[k].bus);
+                        sides[k].v[i] = now_ns() - t0;
+                }
+        for (unsigned k = 0; k < n_sides; k++) {
+                if (sides[k].target == TARGET_FLOOR)
+                        continue;
+                target = sides[k].target;
+                snprintf(extra, sizeof extra, "objects=%u method=%s", n[k],
+                         target == TARGET_VIRTBUS ? "GetManagedObjects" : "ListDomains+GetAll*N");
+                print_stats("objects", sides[k].v, reps, extra);
+                free(sides[k].v);
+        }
         return 0;
 }
 
@@ -565,11 +654,19 @@ static int op_startup(sd_bus *bus, unsigned reps, const char *name, char **cmd) 
         return 0;
 }
 
-static void usage(void) {
-        fprintf(stderr, "usage: client --address ADDR --target virtbus|libvirt|floor [--domain NAME] OP [ARGS]\n"
+static _Noreturn void usage(void) {
+        fprintf(stderr, "usage: client --address ADDR --target virtbus|libvirt|floor [--also TARGET=ADDR]... [--domain NAME]\n"
+                        "              OP [ARGS]\n"
                         "  OP: xml N | getxml | latency COUNT | throughput COUNT INFLIGHT | define START N [INFLIGHT]\n"
                         "      | list REPS | objects REPS | startup REPS NAME -- CMD...\n");
         exit(2);
+}
+
+static Target parse_target(const char *s, size_t len) {
+        for (unsigned t = 0; t < 3; t++)
+                if (strlen(target_names[t]) == len && strncmp(s, target_names[t], len) == 0)
+                        return (Target) t;
+        usage();
 }
 
 static unsigned arg_u(char **argv, int argc, int i, unsigned def) {
@@ -581,9 +678,11 @@ int main(int argc, char *argv[]) {
                 { "address", required_argument, NULL, 'a' },
                 { "target", required_argument, NULL, 't' },
                 { "domain", required_argument, NULL, 'd' },
+                { "also", required_argument, NULL, 'A' },
                 {},
         };
-        const char *tname = NULL;
+        const char *tname = NULL, *also[3];
+        unsigned n_also = 0;
         int c;
 
         while ((c = getopt_long(argc, argv, "+", options, NULL)) >= 0)
@@ -591,6 +690,11 @@ int main(int argc, char *argv[]) {
                 case 'a': address = optarg; break;
                 case 't': tname = optarg; break;
                 case 'd': domain_name = optarg; break;
+                case 'A':
+                        if (n_also >= 3 || !strchr(optarg, '='))
+                                usage();
+                        also[n_also++] = optarg;
+                        break;
                 default: usage();
                 }
         if (optind >= argc)
@@ -607,19 +711,18 @@ int main(int argc, char *argv[]) {
         }
         if (!address || !tname)
                 usage();
-        if (strcmp(tname, "virtbus") == 0)
-                target = TARGET_VIRTBUS;
-        else if (strcmp(tname, "libvirt") == 0)
-                target = TARGET_LIBVIRT;
-        else if (strcmp(tname, "floor") == 0)
-                target = TARGET_FLOOR;
-        else
-                usage();
-
+        target = parse_target(tname, strlen(tname));
         sd_bus *bus = bus_connect();
+        sides[n_sides++] = (Side) { .target = target, .bus = bus };
+        for (unsigned k = 0; k < n_also; k++) {
+                const char *eq = strchr(also[k], '=');
+                address = eq + 1;
+                sides[n_sides++] = (Side) { .target = parse_target(also[k], eq - also[k]), .bus = bus_connect() };
+        }
+        target = sides[0].target;
         int r;
         if (strcmp(op, "latency") == 0)
-                r = op_latency(bus, arg_u(a, n, 0, 2000));
+                r = op_latency(arg_u(a, n, 0, 2000));
         else if (strcmp(op, "getxml") == 0) {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 sd_bus_message *m, *reply = NULL;
@@ -634,13 +737,13 @@ int main(int argc, char *argv[]) {
                         fputs(xml, stdout);
                 r = r < 0;
         } else if (strcmp(op, "throughput") == 0)
-                r = op_throughput(bus, arg_u(a, n, 0, 20000), arg_u(a, n, 1, 16));
+                r = op_throughput(arg_u(a, n, 0, 20000), arg_u(a, n, 1, 16));
         else if (strcmp(op, "define") == 0)
                 r = op_define(bus, arg_u(a, n, 0, 0), arg_u(a, n, 1, 1000), arg_u(a, n, 2, 1));
         else if (strcmp(op, "list") == 0)
-                r = op_list(bus, arg_u(a, n, 0, 50));
+                r = op_list(arg_u(a, n, 0, 50));
         else if (strcmp(op, "objects") == 0)
-                r = op_objects(bus, arg_u(a, n, 0, 20));
+                r = op_objects(arg_u(a, n, 0, 20));
         else if (strcmp(op, "startup") == 0) {
                 if (n < 4 || strcmp(a[2], "--") != 0)
                         usage();

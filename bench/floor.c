@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The floor of a bus round trip: a bare sd-bus service that owns one name and answers one method,
- * org.virtbus1.bench.Floor.GetXMLDesc(t flags) -> s, with a fixed string (the contents of a file, so the
- * reply carries as many bytes as a real domain description). Nothing else: no object tree, no polkit,
- * no parsing. Bench-only.
+/* The floor of a bus round trip: a bare sd-bus service that owns one name and answers
+ * org.virtbus1.bench.Floor.GetXMLDesc(t flags) -> s with a fixed string (the contents of a file, so the
+ * reply carries as many bytes as a real domain description), and ListDomains(t flags) -> ao with a fixed
+ * list of --list-count domain-like paths (the floor of a list reply of that size). Nothing else: no object
+ * tree, no polkit, no parsing. Bench-only.
  *
- *   floor --bus-address ADDR --name NAME --reply-file FILE */
+ *   floor --bus-address ADDR --reply-file FILE [--list-count N] [--name NAME] */
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 static char *reply_text;
+static char **list_paths; /* NULL-terminated */
 
 static char *read_file(const char *path) {
         FILE *f = fopen(path, "re");
@@ -43,10 +45,32 @@ static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *
         return sd_bus_reply_method_return(m, "s", reply_text);
 }
 
+static int method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        sd_bus_message *reply = NULL;
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &flags);
+        if (r >= 0)
+                r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "o");
+        for (char **p = list_paths; r >= 0 && *p; p++)
+                r = sd_bus_message_append(reply, "o", *p);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
 static const sd_bus_vtable floor_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("GetXMLDesc", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("s", xml),
                                 method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", domains),
+                                method_list_domains, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -55,9 +79,11 @@ int main(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, 'a' },
                 { "name", required_argument, NULL, 'n' },
                 { "reply-file", required_argument, NULL, 'f' },
+                { "list-count", required_argument, NULL, 'l' },
                 {},
         };
         const char *address = NULL, *name = "org.virtbus1.bench.Floor", *file = NULL;
+        unsigned list_count = 0;
         sd_event *event = NULL;
         sd_bus *bus = NULL;
         int c, r;
@@ -67,6 +93,7 @@ int main(int argc, char *argv[]) {
                 case 'a': address = optarg; break;
                 case 'n': name = optarg; break;
                 case 'f': file = optarg; break;
+                case 'l': list_count = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: return 2;
                 }
         if (!address || !file) {
@@ -78,6 +105,11 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "floor: cannot read %s: %m\n", file);
                 return 1;
         }
+
+        list_paths = calloc(list_count + 1, sizeof(char *));
+        for (unsigned i = 0; i < list_count; i++)
+                if (asprintf(&list_paths[i], "/org/virtbus1/domain/b3c4e000000040008000%012x", i) < 0)
+                        return 1;
 
         r = sd_event_default(&event);
         if (r >= 0)
