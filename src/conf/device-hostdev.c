@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "conf/conf-util.h"
@@ -130,8 +131,17 @@ static int hostdev_parse(DeviceDef *dev, ConfNode *n, VbError *e) {
         return 0;
 }
 
-_printf_(3, 0) static int set_u32(ConfNode *n, const char *attr, const char *format, uint32_t v) {
-        return v == UNSET ? 0 : conf_node_set_attrf(n, attr, format, v);
+/* format: "%u" for decimal, or "0x%0Nx" written as a width N > 0 (hex with N digits). */
+static int set_u32(ConfNode *n, const char *attr, const char *format, uint32_t v) {
+        int width = 0;
+
+        if (v == UNSET)
+                return 0;
+        if (streq(format, "%u"))
+                return conf_node_set_attrf(n, attr, "%u", v);
+        if (sscanf(format, "0x%%0%dx", &width) != 1)
+                width = 1;
+        return conf_node_set_attrf(n, attr, "0x%0*x", width, v);
 }
 
 static int hostdev_format_source(const HostdevDef *d, ConfNode *src) {

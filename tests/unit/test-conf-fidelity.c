@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "config.h"
+
+/* Runs tests/fidelity-check.sh (the corpus scorer against virtbus-xml); exit 77 = skipped. The scorer
+ * needs about a minute on two cores, more than meson's default 30 s timeout, so it only runs when
+ * VIRTBUS_TEST_FIDELITY=1 (use: VIRTBUS_TEST_FIDELITY=1 meson test -C build -t 4 test-conf-fidelity). */
+int main(void) {
+        char *cmd = NULL;
+        int r;
+
+        if (!getenv("VIRTBUS_TEST_FIDELITY")) {
+                printf("VIRTBUS_TEST_FIDELITY not set, skipping the corpus fidelity check\n");
+                return 77;
+        }
+        if (asprintf(&cmd, "sh '%s/tests/fidelity-check.sh' '%s/src/tools/virtbus-xml'", VB_SOURCE_ROOT, VB_BUILD_ROOT) < 0)
+                return 1;
+        r = system(cmd);
+        free(cmd);
+        if (r < 0 || !WIFEXITED(r))
+                return 1;
+        return WEXITSTATUS(r);
+}

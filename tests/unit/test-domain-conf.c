@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf/device-conf.h"
+#include "conf/domain-conf.h"
+#include "util/fileio.h"
+
+/* Data-driven xml2xml tests: tests/data/<kind>/<case>.xml is parsed and formatted; the result must
+ * equal <kind>-out/<case>.xml (or the input itself when that is absent), and formatting the result
+ * again must give the same bytes. VIRTBUS_TEST_REGENERATE=1 rewrites the expected files. */
+
+static char *data_path(const char *sub, const char *name) {
+        const char *root = getenv("VIRTBUS_SOURCE_ROOT") ?: ".";
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/tests/data/%s%s%s", root, sub, name ? "/" : "", name ?: "") >= 0);
+        return p;
+}
+
+static char *read_data(const char *sub, const char *name) {
+        _cleanup_free_ char *p = data_path(sub, name);
+        char *s = NULL;
+
+        if (read_full_file(p, 0, &s, NULL) < 0)
+                return NULL;
+        return s;
+}
+
+static int format_kind(bool domain, const char *xml, char **ret, VbError *e) {
+        int r;
+
+        if (domain) {
+                _cleanup_(domain_def_freep) DomainDef *def = NULL;
+
+                r = domain_def_parse_string(xml, DOMAIN_PARSE_STABLE_DEFAULTS, &def, e);
+                return r < 0 ? r : domain_def_format(def, DOMAIN_FORMAT_SECURE, ret);
+        } else {
+                _cleanup_(device_def_freep) DeviceDef *def = NULL;
+
+                r = device_def_parse_string(xml, DEVICE_PARSE_STABLE_DEFAULTS, &def, e);
+                return r < 0 ? r : device_def_format(def, DEVICE_FORMAT_SECURE, ret);
+        }
+}
+
+static void check_case(const char *kind, const char *name) {
+        bool domain = streq(kind, "domain");
+        _cleanup_free_ char *in = read_data(kind, name), *out = NULL, *again = NULL, *expected = NULL;
+        _cleanup_free_ char *outdir = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        assert_non_null(in);
+        assert_true(asprintf(&outdir, "%s-out", kind) >= 0);
+        if (format_kind(domain, in, &out, &e) < 0)
+                fail_msg("%s/%s: %s", kind, name, strempty(e.message));
+        expected = read_data(outdir, name);
+        if (getenv("VIRTBUS_TEST_REGENERATE")) {
+                _cleanup_free_ char *p = data_path(outdir, name);
+
+                if (!streq(out, in))
+                        assert_int_equal(write_file_atomic(p, out, strlen(out), 0644), 0);
+                else
+                        (void) unlink(p);
+        } else if (!streq(out, expected ?: in))
+                fail_msg("%s/%s: output differs from the expected file:\n%s", kind, name, out);
+        assert_int_equal(format_kind(domain, out, &again, &e), 0);
+        assert_string_equal(out, again);
+        vb_error_free(&e);
+}
+
+static void run_dir(const char *kind) {
+        _cleanup_free_ char *dir = data_path(kind, NULL);
+        struct dirent **list = NULL;
+        int n = scandir(dir, &list, NULL, alphasort);
+
+        assert_true(n > 0);
+        for (int i = 0; i < n; i++) {
+                if (strstr(list[i]->d_name, ".xml"))
+                        check_case(kind, list[i]->d_name);
+                free(list[i]);
+        }
+        free(list);
+}
+
+static void test_domain_xml2xml(void **state) {
+        run_dir("domain");
+}
+
+static void test_device_xml2xml(void **state) {
+        run_dir("device");
+}
+
+typedef struct InvalidCase {
+        const char *file;
+        const char *fragment;
+} InvalidCase;
+
+static const InvalidCase domain_invalid[] = {
+        { "boot-dev.xml", "boot" },
+        { "chardev-udp.xml", "type 'udp' needs" },
+        { "current-memory.xml", "must not exceed memory" },
+        { "disk-device-typo.xml", "" },
+        { "disk-target-dup.xml", "target 'hda' is used by two disks" },
+        { "disk-target-missing.xml", "needs <target dev=" },
+        { "doctype.xml", "Document type declarations are not allowed" },
+        { "domain-type.xml", "element 'domain'" },
+        { "graphics-type.xml", "" },
+        { "lifecycle.xml", "on_crash" },
+        { "mac-dup.xml", "is used by two interfaces" },
+        { "mac-format.xml", "" },
+        { "mac-multicast.xml", "multicast" },
+        { "malformed.xml", "malformed XML" },
+        { "memory-unit.xml", "memory" },
+        { "name-control.xml", "control characters" },
+        { "name-empty.xml", "element 'name'" },
+        { "name-slash.xml", "must not contain '/'" },
+        { "numatune-auto.xml", "placement='auto'" },
+        { "pci-function.xml", "attribute 'function' has invalid value 8 (expected at most 7)" },
+        { "pci-slot.xml", "attribute 'slot' has invalid value 32" },
+        { "unknown-attribute.xml", "unknown attribute 'colour'" },
+        { "unknown-element.xml", "unexpected child element 'frobnicate'" },
+        { "usb-id-range.xml", "expected at most 65535" },
+        { "usb-no-ids.xml", "needs <vendor>/<product>" },
+        { "uuid-format.xml", "uuid" },
+};
+
+static const InvalidCase device_invalid[] = {
+        { "controller-index.xml", "attribute 'index'" },
+        { "disk-unknown-child.xml", "unexpected child element 'unknownchild'" },
+        { "not-a-device.xml", "element 'domain' is not allowed here" },
+};
+
+static void check_invalid(const char *kind, const InvalidCase *cases, size_t n) {
+        _cleanup_free_ char *dir = NULL;
+
+        assert_true(asprintf(&dir, "%s-invalid", kind) >= 0);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *in = read_data(dir, cases[i].file), *out = NULL;
+                VbError e = VB_ERROR_NULL;
+
+                assert_non_null(in);
+                if (format_kind(streq(kind, "domain"), in, &out, &e) >= 0)
+                        fail_msg("%s/%s was accepted", dir, cases[i].file);
+                assert_int_equal(e.code, VB_ERROR_INVALID_XML);
+                if (!strstr(strempty(e.message), cases[i].fragment))
+                        fail_msg("%s/%s: message '%s' lacks '%s'", dir, cases[i].file, strempty(e.message),
+                                 cases[i].fragment);
+                vb_error_free(&e);
+        }
+}
+
+static void test_domain_invalid(void **state) {
+        check_invalid("domain", domain_invalid, ELEMENTSOF(domain_invalid));
+}
+
+static void test_device_invalid(void **state) {
+        check_invalid("device", device_invalid, ELEMENTSOF(device_invalid));
+}
+
+static void test_error_message_enum(void **state) {
+        _cleanup_free_ char *in = read_data("domain-invalid", "disk-device-typo.xml");
+        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        assert_non_null(in);
+        assert_true(device_def_parse_string("<disk type='file' device='flopy'>\n<target dev='fda'/></disk>", 0, &dev, &e) < 0);
+        assert_non_null(strstr(e.message, "line 1: element 'disk': attribute 'device' has invalid value 'flopy' (expected"));
+        assert_non_null(strstr(e.message, "floppy"));
+        vb_error_free(&e);
+}
+
+static void test_accessors_copy_defaults(void **state) {
+        _cleanup_free_ char *in = read_data("domain", "base-2008.xml"), *a = NULL, *b = NULL, *secure = NULL;
+        _cleanup_(domain_def_freep) DomainDef *def = NULL, *copy = NULL, *d1 = NULL, *d2 = NULL;
+        _cleanup_free_ char *dflt = read_data("domain", "defaults.xml");
+        DeviceDef *const *devs;
+        VbError e = VB_ERROR_NULL;
+        char uuid[37];
+
+        assert_int_equal(domain_def_parse_string(in, 0, &def, &e), 0);
+        assert_string_equal(domain_def_get_name(def), "base2008");
+        domain_def_get_uuid_string(def, uuid);
+        assert_string_equal(uuid, "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+        assert_int_equal(domain_def_get_vcpus(def), 2);
+        assert_int_equal(domain_def_get_memory_kib(def), 524288);
+        assert_string_equal(domain_def_get_os_type(def), "hvm");
+        assert_true(domain_def_get_devices(def, &devs) > 10);
+        assert_string_equal(device_disk_get_target(devs[0]), "fda");
+        assert_int_equal(domain_def_copy(def, &copy), 0);
+        assert_int_equal(domain_def_format(def, DOMAIN_FORMAT_SECURE, &a), 0);
+        assert_int_equal(domain_def_format(copy, DOMAIN_FORMAT_SECURE, &b), 0);
+        assert_string_equal(a, b);
+        assert_int_equal(domain_def_format(def, 0, &secure), 0);
+        assert_null(strstr(secure, "passwd="));
+        assert_non_null(strstr(a, "passwd='secret'"));
+        /* Random defaults differ between parses; UUID v4 and MAC in 52:54:00. */
+        assert_int_equal(domain_def_parse_string(dflt, 0, &d1, &e), 0);
+        assert_int_equal(domain_def_parse_string(dflt, 0, &d2, &e), 0);
+        assert_memory_not_equal(d1->uuid, d2->uuid, 16);
+        assert_int_equal(d1->uuid[6] >> 4, 4);
+        free(a);
+        assert_int_equal(domain_def_format(d1, 0, &a), 0);
+        assert_non_null(strstr(a, "<mac address='52:54:00:"));
+}
+
+static void test_string_tables(void **state) {
+        for (size_t i = 0; i < domain_virt_type_table_size(); i++)
+                assert_int_equal(domain_virt_type_from_string(domain_virt_type_to_string(i)), (int) i);
+        for (size_t i = 1; i < domain_lifecycle_action_table_size(); i++)
+                assert_int_equal(domain_lifecycle_action_from_string(domain_lifecycle_action_to_string(i)), (int) i);
+        for (size_t i = 0; i < domain_boot_dev_table_size(); i++)
+                assert_int_equal(domain_boot_dev_from_string(domain_boot_dev_to_string(i)), (int) i);
+        for (size_t i = 0; i < domain_feature_table_size(); i++)
+                assert_int_equal(domain_feature_from_string(domain_feature_to_string(i)), (int) i);
+        for (size_t i = 1; i < domain_clock_offset_table_size(); i++)
+                assert_int_equal(domain_clock_offset_from_string(domain_clock_offset_to_string(i)), (int) i);
+        for (size_t i = 0; i < device_kind_table_size(); i++)
+                assert_int_equal(device_kind_from_string(device_kind_to_string(i)), (int) i);
+        for (size_t i = 1; i < device_address_type_table_size(); i++)
+                assert_int_equal(device_address_type_from_string(device_address_type_to_string(i)), (int) i);
+        assert_int_equal(domain_virt_type_from_string("nonsense"), -EINVAL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_domain_xml2xml),
+                cmocka_unit_test(test_device_xml2xml),
+                cmocka_unit_test(test_domain_invalid),
+                cmocka_unit_test(test_device_invalid),
+                cmocka_unit_test(test_error_message_enum),
+                cmocka_unit_test(test_accessors_copy_defaults),
+                cmocka_unit_test(test_string_tables),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
