@@ -121,8 +121,9 @@ typedef struct HarnessResult {
 
 void harness_result_done(HarnessResult *r);
 
-/* Runs argv (argv[0] is a path) as user with environment additions env ("NAME=value", NULL-terminated,
- * may be NULL), waits up to timeout_usec (SIGKILL after), and captures its output. */
+/* Runs argv (argv[0] is a path) as user (h may be NULL for HARNESS_USER_ROOT) with environment
+ * additions env ("NAME=value", NULL-terminated, may be NULL), waits up to timeout_usec (SIGKILL after),
+ * and captures its output. */
 int harness_run(Harness *h, HarnessUser user, const char * const *argv, const char * const *env,
                 uint64_t timeout_usec, HarnessResult *ret);
 /* virtbusd (harness_daemon_path()) with args: "virtbusd" is argv[0]. */
