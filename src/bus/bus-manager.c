@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Manager on /org/virtbus1. */
+#include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
 #include "config.h"
 #include "util/log.h"
@@ -33,24 +34,41 @@ static int property_set_log_level(sd_bus *bus, const char *path, const char *int
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid log level '%s' (expected emerg, alert, crit, err, warning, "
                                          "notice, info or debug)", s);
-        log_set_max_level(level);
-        log_info("Log level set to '%s'.", s);
+        if (level != log_get_max_level()) {
+                log_set_max_level(level);
+                log_info("Log level set to '%s'.", s);
+                (void) sd_bus_emit_properties_changed(bus, path, interface, "LogLevel", NULL);
+        }
         return 1;
 }
 
-/* Which polkit action guards a write to which property of this object. */
+/* Which polkit action guards a write to which property. */
 static const struct {
         const char *interface;
         const char *property;
         const char *action;
 } writable_properties[] = {
         { VB_MANAGER_INTERFACE, "LogLevel", "org.virtbus1.manage" },
+        { VB_DOMAIN_INTERFACE, "Autostart", "org.virtbus1.domain.manage" },
 };
 
-int bus_manager_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+static bool startswith_path(const char *path, const char *prefix) {
+        size_t n = strlen(prefix);
+        return path && strncmp(path, prefix, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+int bus_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusServer *s = userdata;
-        const char *interface, *property;
+        const char *interface, *property, *name = NULL;
         int r;
+
+        /* A call to an object that went away: say so plainly, rather than sd-bus' "Unknown method". */
+        if (startswith_path(sd_bus_message_get_path(m), VB_DOMAIN_PREFIX) &&
+            !bus_domain_from_path(s, sd_bus_message_get_path(m)) &&
+            !streq(sd_bus_message_get_path(m), VB_DOMAIN_PREFIX) &&
+            !sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Introspectable", NULL))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No domain at %s",
+                                         sd_bus_message_get_path(m));
 
         if (!sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Properties", "Set"))
                 return 0;
@@ -62,10 +80,17 @@ int bus_manager_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return r;
 
         for (size_t i = 0; i < ELEMENTSOF(writable_properties); i++) {
+                const char *details[] = { "domain", NULL, NULL };
+
                 if (!streq(interface, writable_properties[i].interface) ||
                     !streq(property, writable_properties[i].property))
                         continue;
-                r = bus_polkit_check(s->polkit, m, writable_properties[i].action, NULL, error);
+                if (streq(interface, VB_DOMAIN_INTERFACE)) {
+                        if (bus_domain_polkit_details(s, sd_bus_message_get_path(m), &name) < 0)
+                                return 0; /* No such object: sd-bus says so. */
+                        details[1] = name;
+                }
+                r = bus_polkit_check(s->polkit, m, writable_properties[i].action, name ? details : NULL, error);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -80,6 +105,16 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Driver", "s", property_get_driver, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_WRITABLE_PROPERTY("LogLevel", "s", property_get_log_level, property_set_log_level, 0,
-                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DefineDomain", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", domain),
+                                bus_manager_method_define_domain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateDomain", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", domain),
+                                bus_manager_method_create_domain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", domains),
+                                bus_manager_method_list_domains, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDomainByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", domain),
+                                bus_manager_method_get_domain_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDomainByUUID", SD_BUS_ARGS("s", uuid), SD_BUS_RESULT("o", domain),
+                                bus_manager_method_get_domain_by_uuid, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

@@ -5,6 +5,6 @@
 
 extern const sd_bus_vtable bus_manager_vtable[];
 
-/* Registered as an object callback on /org/virtbus1: gates writes of writable properties behind
- * polkit before sd-bus runs the setter. */
-int bus_manager_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Registered as an object callback on /org/virtbus1 and below: gates writes of writable properties
+ * behind polkit before sd-bus runs the setter. */
+int bus_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error);

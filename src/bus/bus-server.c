@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
 
+#include "bus/bus-domain.h"
 #include "bus/bus-error.h"
 #include "bus/bus-manager.h"
 #include "bus/bus-server.h"
@@ -27,7 +28,11 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = bus_polkit_new(manager->mode == MANAGER_USER, &s->polkit);
         if (r < 0)
                 return r;
-        r = sd_bus_add_object(bus, &s->manager_gate_slot, VB_MANAGER_PATH, bus_manager_property_gate, s);
+        /* Node callbacks run before sd-bus looks at vtables: the gate sees property writes first. */
+        r = sd_bus_add_object(bus, &s->manager_gate_slot, VB_MANAGER_PATH, bus_property_gate, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the property gate: %m");
+        r = sd_bus_add_fallback(bus, &s->domain_gate_slot, VB_DOMAIN_PREFIX, bus_property_gate, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the property gate: %m");
         r = sd_bus_add_object_vtable(bus, &s->manager_slot, VB_MANAGER_PATH, VB_MANAGER_INTERFACE,
@@ -37,6 +42,16 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = sd_bus_add_object_manager(bus, &s->object_manager_slot, VB_MANAGER_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the object manager: %m");
+        r = bus_domain_register(s);
+        if (r < 0)
+                return r;
+
+        manager_set_events(manager, &(ManagerEvents) {
+                .domain_added = bus_domain_on_added,
+                .domain_removed = bus_domain_on_removed,
+                .domain_changed = bus_domain_on_changed,
+                .userdata = s,
+        });
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -48,6 +63,8 @@ BusServer *bus_server_free(BusServer *s) {
         sd_bus_slot_unref(s->object_manager_slot);
         sd_bus_slot_unref(s->manager_slot);
         sd_bus_slot_unref(s->manager_gate_slot);
+        sd_bus_slot_unref(s->domain_gate_slot);
+        manager_set_events(s->manager, &(ManagerEvents) {});
         bus_polkit_free(s->polkit);
         sd_bus_unref(s->bus);
         free(s);

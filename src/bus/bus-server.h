@@ -17,6 +17,7 @@ typedef struct BusServer {
         BusPolkit *polkit;
         sd_bus_slot *manager_slot;
         sd_bus_slot *manager_gate_slot;
+        sd_bus_slot *domain_gate_slot;
         sd_bus_slot *object_manager_slot;
 } BusServer;
 

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Manager: creation, the domain registry, and start-up (load, reconnect, autostart). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "conf/domain-access.h"
+#include "core/domain-internal.h"
+#include "core/domain-store.h"
 #include "core/manager.h"
 #include "host/host.h"
 #include "util/fileio.h"
@@ -15,7 +21,30 @@ static int make_dir(const char *path, mode_t mode, VbError *reterr) {
         return 0;
 }
 
-int manager_new(const ManagerConfig *cfg, Manager **ret, VbError *reterr) {
+static void on_driver_state_changed(void *userdata, const char *uuid, DomainState state) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+
+        if (!d) {
+                log_debug("State change for unknown domain %s, ignoring.", uuid);
+                return;
+        }
+        domain_set_state(d, state, d->id);
+}
+
+static void on_driver_stopped(void *userdata, const char *uuid, DomainStopReason reason) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+
+        if (!d) {
+                log_debug("Stop of unknown domain %s, ignoring.", uuid);
+                return;
+        }
+        log_info("Domain '%s' stopped (%s).", d->name, domain_stop_reason_to_string(reason));
+        domain_stopped(d, reason);
+}
+
+int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbError *reterr) {
         _cleanup_(manager_freep) Manager *m = NULL;
         VbDriverConfig dcfg;
         int r;
@@ -24,17 +53,24 @@ int manager_new(const ManagerConfig *cfg, Manager **ret, VbError *reterr) {
         if (!m)
                 return -ENOMEM;
         m->mode = cfg->mode;
+        m->event = sd_event_ref(event);
+        m->domains_by_uuid = hashmap_new();
+        m->domains_by_name = hashmap_new();
+        if (!m->domains_by_uuid || !m->domains_by_name)
+                return -ENOMEM;
         if (free_and_strdup(&m->config_dir, cfg->config_dir) < 0 ||
             free_and_strdup(&m->state_dir, cfg->state_dir) < 0 ||
             free_and_strdup(&m->runtime_dir, cfg->runtime_dir) < 0 ||
-            free_and_strdup(&m->sysfs_root, cfg->sysfs_root ?: "/sys") < 0)
+            free_and_strdup(&m->sysfs_root, cfg->sysfs_root ?: "/sys") < 0 ||
+            asprintf(&m->domains_dir, "%s/domains", cfg->config_dir) < 0 ||
+            asprintf(&m->autostart_dir, "%s/autostart", m->domains_dir) < 0)
                 return -ENOMEM;
 
         r = host_set_sysfs_root(m->sysfs_root);
         if (r < 0)
                 return r;
 
-        r = make_dir(m->config_dir, 0755, reterr);
+        r = make_dir(m->domains_dir, 0755, reterr);
         if (r < 0)
                 return r;
         r = make_dir(m->state_dir, 0700, reterr);
@@ -45,9 +81,15 @@ int manager_new(const ManagerConfig *cfg, Manager **ret, VbError *reterr) {
                 return r;
 
         dcfg = (VbDriverConfig) {
+                .event = event,
                 .state_dir = m->state_dir,
                 .runtime_dir = m->runtime_dir,
                 .sysfs_root = m->sysfs_root,
+                .events = {
+                        .domain_state_changed = on_driver_state_changed,
+                        .domain_stopped = on_driver_stopped,
+                        .userdata = m,
+                },
         };
         r = vb_driver_open(cfg->driver, &dcfg, &m->driver, reterr);
         if (r < 0)
@@ -60,8 +102,16 @@ int manager_new(const ManagerConfig *cfg, Manager **ret, VbError *reterr) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        for (size_t i = 0; i < m->n_domains; i++)
+                domain_free(m->domains[i]);
+        free(m->domains);
+        hashmap_free(m->domains_by_uuid);
+        hashmap_free(m->domains_by_name);
         vb_driver_close(m->driver);
+        sd_event_unref(m->event);
         free(m->config_dir);
+        free(m->domains_dir);
+        free(m->autostart_dir);
         free(m->state_dir);
         free(m->runtime_dir);
         free(m->sysfs_root);
@@ -69,6 +119,193 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+void manager_set_events(Manager *m, const ManagerEvents *events) {
+        m->events = *events;
+}
+
 const char *manager_driver_name(const Manager *m) {
         return vb_driver_name(m->driver);
+}
+
+Domain *manager_domain_by_uuid(const Manager *m, const char *uuid) {
+        return hashmap_get(m->domains_by_uuid, uuid);
+}
+
+Domain *manager_domain_by_name(const Manager *m, const char *name) {
+        return hashmap_get(m->domains_by_name, name);
+}
+
+int manager_add_domain(Manager *m, Domain *d) {
+        int r;
+
+        if (!GREEDY_REALLOC(m->domains, m->n_domains_allocated, m->n_domains + 1))
+                return -ENOMEM;
+        r = hashmap_put(m->domains_by_uuid, d->uuid, d);
+        if (r < 0)
+                return r;
+        r = hashmap_put(m->domains_by_name, d->name, d);
+        if (r < 0) {
+                hashmap_remove(m->domains_by_uuid, d->uuid);
+                return r;
+        }
+        m->domains[m->n_domains++] = d;
+        if (m->events.domain_added)
+                m->events.domain_added(m->events.userdata, d);
+        return 0;
+}
+
+void manager_remove_domain(Manager *m, Domain *d) {
+        if (m->events.domain_removed)
+                m->events.domain_removed(m->events.userdata, d);
+        hashmap_remove(m->domains_by_uuid, d->uuid);
+        hashmap_remove(m->domains_by_name, d->name);
+        for (size_t i = 0; i < m->n_domains; i++)
+                if (m->domains[i] == d) {
+                        memmove(m->domains + i, m->domains + i + 1, (m->n_domains - i - 1) * sizeof(Domain *));
+                        m->n_domains--;
+                        break;
+                }
+        domain_free(d);
+}
+
+int manager_rename_domain(Manager *m, Domain *d, const char *name) {
+        _cleanup_free_ char *n = strdup(name);
+        int r;
+
+        if (!n)
+                return -ENOMEM;
+        hashmap_remove(m->domains_by_name, d->name);
+        free(d->name);
+        d->name = TAKE_PTR(n);
+        r = hashmap_put(m->domains_by_name, d->name, d);
+        return r;
+}
+
+static int load_one(DomainDef *def, void *userdata) {
+        Manager *m = userdata;
+        Domain *d;
+        int r;
+
+        if (manager_domain_by_uuid(m, domain_def_uuid(def).s) ||
+            manager_domain_by_name(m, domain_def_get_name(def))) {
+                log_warning("A second saved domain named '%s' (UUID %s), ignoring it.", domain_def_get_name(def),
+                            domain_def_uuid(def).s);
+                domain_def_free(def);
+                return 0;
+        }
+        r = domain_new(m, def, &d);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        d->autostart = domain_store_get_autostart(m->domains_dir, d->uuid);
+        r = manager_add_domain(m, d);
+        if (r < 0)
+                domain_free(d);
+        return r;
+}
+
+static int seed_default_domains(Manager *m) {
+        _cleanup_free_ char *marker = NULL;
+        const char * const *xmls;
+        int r;
+
+        if (!m->driver->ops->default_domains)
+                return 0;
+        if (asprintf(&marker, "%s/%s-host-seeded", m->state_dir, manager_driver_name(m)) < 0)
+                return -ENOMEM;
+        if (access(marker, F_OK) == 0)
+                return 0;
+
+        xmls = m->driver->ops->default_domains(m->driver);
+        for (size_t i = 0; xmls && xmls[i]; i++) {
+                VbError e = VB_ERROR_NULL;
+                Domain *d;
+                bool created;
+
+                r = manager_domain_define(m, xmls[i], &d, &created, &e);
+                if (r >= 0)
+                        r = manager_domain_set_autostart(m, d, true, &e);
+                if (r < 0) {
+                        log_warning("Failed to set up the default domain: %s", e.message ?: strerror(-r));
+                        vb_error_free(&e);
+                }
+        }
+        return write_file_atomic(marker, "", 0, 0644);
+}
+
+static int reconnect_running(Manager *m) {
+        VbDriverDomainInfo *infos = NULL;
+        size_t n = 0;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        if (!m->driver->ops->domain_list_running)
+                return 0;
+        r = m->driver->ops->domain_list_running(m->driver, &infos, &n, &e);
+        if (r < 0) {
+                log_warning("Failed to list running domains: %s", e.message ?: strerror(-r));
+                vb_error_free(&e);
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                Domain *d = manager_domain_by_uuid(m, infos[i].uuid);
+
+                if (!d) {
+                        /* A transient domain: its live definition is all there is. */
+                        r = domain_new_transient(m, infos[i].live, &d);
+                        if (r >= 0) {
+                                infos[i].live = NULL;
+                                r = manager_add_domain(m, d);
+                                if (r < 0)
+                                        domain_free(d);
+                        }
+                        if (r < 0) {
+                                log_warning_errno(r, "Failed to take over running domain %s, ignoring: %m",
+                                                  infos[i].uuid);
+                                continue;
+                        }
+                } else {
+                        domain_def_free(d->live);
+                        d->live = TAKE_PTR(infos[i].live);
+                }
+                d->state = infos[i].state;
+                d->id = infos[i].id;
+                log_info("Domain '%s' is running (id %u).", d->name, d->id);
+        }
+        for (size_t i = 0; i < n; i++)
+                vb_driver_domain_info_done(&infos[i]);
+        free(infos);
+        return 0;
+}
+
+int manager_load(Manager *m, VbError *reterr) {
+        int r;
+
+        r = domain_store_load_all(m->domains_dir, load_one, m);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to load saved domains from '%s': %s",
+                                    m->domains_dir, strerror(-r));
+        r = seed_default_domains(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up the driver's default domains, ignoring: %m");
+        r = reconnect_running(m);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < m->n_domains; i++) {
+                Domain *d = m->domains[i];
+                VbError e = VB_ERROR_NULL;
+
+                if (!d->autostart || domain_is_active(d))
+                        continue;
+                r = manager_domain_start(m, d, false, &e);
+                if (r < 0)
+                        log_warning("Failed to autostart domain '%s': %s", d->name, e.message ?: strerror(-r));
+                else
+                        log_info("Autostarted domain '%s'.", d->name);
+                vb_error_free(&e);
+        }
+        log_info("Loaded %zu domains.", m->n_domains);
+        return 0;
 }

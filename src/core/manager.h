@@ -3,8 +3,12 @@
 
 #include <stdbool.h>
 
+#include <systemd/sd-event.h>
+
+#include "core/domain.h"
 #include "drivers/driver.h"
 #include "util/error.h"
+#include "util/hashmap.h"
 
 typedef enum ManagerMode {
         MANAGER_SYSTEM,
@@ -20,19 +24,69 @@ typedef struct ManagerConfig {
         const char *sysfs_root;
 } ManagerConfig;
 
-/* The service's state, independent of D-Bus: the driver and (later) the registries of domains,
- * networks and node devices. src/bus exposes it; it never sees a bus message. */
-typedef struct Manager {
+/* How core tells the outside (the bus layer) about changes. */
+typedef struct ManagerEvents {
+        void (*domain_added)(void *userdata, Domain *d);
+        /* Called before the domain is freed. */
+        void (*domain_removed)(void *userdata, Domain *d);
+        /* properties: NULL-terminated names of the Domain properties that changed. */
+        void (*domain_changed)(void *userdata, Domain *d, const char * const *properties);
+        void *userdata;
+} ManagerEvents;
+
+/* The service's state, independent of D-Bus: the driver and the registries of domains (networks
+ * and node devices later). src/bus exposes it; it never sees a bus message. */
+struct Manager {
         ManagerMode mode;
+        sd_event *event;
         char *config_dir;
+        char *domains_dir;   /* config_dir/domains: one <uuid>.xml per persistent domain */
+        char *autostart_dir; /* domains_dir/autostart: one marker per autostarted domain */
         char *state_dir;
         char *runtime_dir;
         char *sysfs_root;
         VbDriver *driver;
-} Manager;
+        ManagerEvents events;
 
-int manager_new(const ManagerConfig *cfg, Manager **ret, VbError *reterr);
+        Hashmap *domains_by_uuid;
+        Hashmap *domains_by_name;
+        Domain **domains;        /* in order of definition */
+        size_t n_domains, n_domains_allocated;
+};
+
+int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbError *reterr);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
+void manager_set_events(Manager *m, const ManagerEvents *events);
+/* Loads saved definitions, finds running domains again, starts autostart domains. */
+int manager_load(Manager *m, VbError *reterr);
+
 const char *manager_driver_name(const Manager *m);
+
+Domain *manager_domain_by_uuid(const Manager *m, const char *uuid);
+Domain *manager_domain_by_name(const Manager *m, const char *name);
+
+/* DefineDomain: new or updated saved definition. *ret_created tells which. */
+int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_created, VbError *reterr);
+/* CreateDomain: a transient domain, started at once. */
+int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr);
+
+int manager_domain_start(Manager *m, Domain *d, bool paused, VbError *reterr);
+int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);
+/* Asks the guest to power off; domain_wait_for_stop() waits for it. */
+int manager_domain_shutdown(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_reboot(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_reset(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_suspend(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_resume(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr);
+int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError *reterr);
+
+typedef enum DomainXMLFlags {
+        DOMAIN_XML_INACTIVE = 1 << 0, /* the saved definition even while running */
+        DOMAIN_XML_SECURE = 1 << 1,   /* include secrets */
+} DomainXMLFlags;
+
+int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, VbError *reterr);

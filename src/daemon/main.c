@@ -261,7 +261,7 @@ static int run(int argc, char *argv[]) {
                 .runtime_dir = a.runtime_dir,
                 .sysfs_root = a.sysfs_root,
         };
-        r = manager_new(&cfg, &manager, &e);
+        r = manager_new(&cfg, event, &manager, &e);
         if (r < 0) {
                 log_error_errno(r, "Failed to start: %s", e.message ?: strerror(-r));
                 vb_error_free(&e);
@@ -274,6 +274,12 @@ static int run(int argc, char *argv[]) {
         r = bus_server_new(bus, manager, &server);
         if (r < 0)
                 return r;
+        r = manager_load(manager, &e);
+        if (r < 0) {
+                log_error_errno(r, "Failed to load: %s", e.message ?: strerror(-r));
+                vb_error_free(&e);
+                return r;
+        }
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");

@@ -1,8 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
 
+#include "conf/domain-access.h"
 #include "drivers/driver.h"
 #include "util/log.h"
+
+static const char * const domain_state_table[_DOMAIN_STATE_MAX] = {
+        [DOMAIN_SHUTOFF] = "shutoff",
+        [DOMAIN_RUNNING] = "running",
+        [DOMAIN_PAUSED] = "paused",
+        [DOMAIN_SHUTDOWN] = "shutdown",
+        [DOMAIN_CRASHED] = "crashed",
+};
+DEFINE_STRING_TABLE_LOOKUP(domain_state, DomainState);
+
+static const char * const domain_stop_reason_table[_DOMAIN_STOP_REASON_MAX] = {
+        [DOMAIN_STOP_SHUTDOWN] = "shutdown",
+        [DOMAIN_STOP_DESTROYED] = "destroyed",
+        [DOMAIN_STOP_CRASHED] = "crashed",
+        [DOMAIN_STOP_FAILED] = "failed",
+};
+DEFINE_STRING_TABLE_LOOKUP(domain_stop_reason, DomainStopReason);
+
+int vb_driver_not_supported(const VbDriver *drv, const char *what, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "The '%s' driver does not support %s yet",
+                            drv->ops->name, what);
+}
+
+void vb_driver_domain_info_done(VbDriverDomainInfo *info) {
+        if (info)
+                info->live = domain_def_free(info->live);
+}
 
 static const VbDriverOps * const driver_table[] = {
         &vb_test_driver_ops,
@@ -34,6 +62,16 @@ int vb_driver_open(const char *name, const VbDriverConfig *cfg, VbDriver **ret, 
         if (!drv)
                 return -ENOMEM;
         drv->ops = ops;
+        drv->cfg = *cfg;
+        if (free_and_strdup(&drv->state_dir, cfg->state_dir) < 0 ||
+            free_and_strdup(&drv->runtime_dir, cfg->runtime_dir) < 0) {
+                free(drv->state_dir);
+                free(drv);
+                return -ENOMEM;
+        }
+        drv->cfg.state_dir = drv->state_dir;
+        drv->cfg.runtime_dir = drv->runtime_dir;
+        drv->cfg.sysfs_root = NULL;
         if (ops->priv_size > 0) {
                 drv->priv = calloc(1, ops->priv_size);
                 if (!drv->priv) {
@@ -44,6 +82,8 @@ int vb_driver_open(const char *name, const VbDriverConfig *cfg, VbDriver **ret, 
         r = ops->open ? ops->open(drv, cfg, reterr) : 0;
         if (r < 0) {
                 free(drv->priv);
+                free(drv->state_dir);
+                free(drv->runtime_dir);
                 free(drv);
                 return r;
         }
@@ -58,6 +98,8 @@ VbDriver *vb_driver_close(VbDriver *drv) {
         if (drv->ops->close)
                 drv->ops->close(drv);
         free(drv->priv);
+        free(drv->state_dir);
+        free(drv->runtime_dir);
         free(drv);
         return NULL;
 }

@@ -1,18 +1,70 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
 #include "util/error.h"
+#include "util/string-table.h"
+
+typedef struct DomainDef DomainDef;
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
- * table; core/ only ever calls through it. The table grows with the domain, device, network and
- * node device work. */
+ * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
+ * crashed, rebooted) through VbDriverEvents. Requests that take a guest's cooperation (shutdown)
+ * return once asked; completion arrives as an event. */
 typedef struct VbDriver VbDriver;
 
+typedef enum DomainState {
+        DOMAIN_SHUTOFF,
+        DOMAIN_RUNNING,
+        DOMAIN_PAUSED,
+        DOMAIN_SHUTDOWN, /* shutting down */
+        DOMAIN_CRASHED,
+        _DOMAIN_STATE_MAX,
+        _DOMAIN_STATE_INVALID = -EINVAL,
+} DomainState;
+
+DECLARE_STRING_TABLE_LOOKUP(domain_state, DomainState);
+
+/* Why a domain stopped running. */
+typedef enum DomainStopReason {
+        DOMAIN_STOP_SHUTDOWN,  /* the guest powered off */
+        DOMAIN_STOP_DESTROYED, /* we killed it */
+        DOMAIN_STOP_CRASHED,   /* the guest crashed (and on_crash said to stop it) */
+        DOMAIN_STOP_FAILED,    /* the hypervisor went away */
+        _DOMAIN_STOP_REASON_MAX,
+        _DOMAIN_STOP_REASON_INVALID = -EINVAL,
+} DomainStopReason;
+
+DECLARE_STRING_TABLE_LOOKUP(domain_stop_reason, DomainStopReason);
+
+typedef struct VbDriverEvents {
+        /* The running domain with this UUID changed state on its own (paused by an error, resumed,
+         * rebooted, shutting down). */
+        void (*domain_state_changed)(void *userdata, const char *uuid, DomainState state);
+        /* The domain is no longer running. */
+        void (*domain_stopped)(void *userdata, const char *uuid, DomainStopReason reason);
+        void *userdata;
+} VbDriverEvents;
+
 typedef struct VbDriverConfig {
+        sd_event *event;
         const char *state_dir;
         const char *runtime_dir;
         const char *sysfs_root;
+        VbDriverEvents events;
 } VbDriverConfig;
+
+/* What the driver says about a domain it runs, at start-up (reconnection) and after Start. */
+typedef struct VbDriverDomainInfo {
+        char uuid[37];
+        unsigned id;
+        DomainState state;
+        DomainDef *live; /* the live definition (owned by the caller once returned) */
+} VbDriverDomainInfo;
 
 typedef struct VbDriverOps {
         const char *name;
@@ -20,10 +72,32 @@ typedef struct VbDriverOps {
         /* Prepare the backend; fails with a sentence when the host can't run it. */
         int (*open)(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr);
         void (*close)(VbDriver *drv);
+
+        /* Definitions this host has out of the box (the test driver's "test" domain), as XML,
+         * NULL-terminated; core defines them once, on a fresh state directory. */
+        const char * const *(*default_domains)(VbDriver *drv);
+        /* Domains running now (e.g. found again after a restart of virtbusd). Fills *ret with an array
+         * the caller frees (and the live definitions in it). */
+        int (*domain_list_running)(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr);
+
+        /* Lifecycle. def is the definition to run; uuid names a running domain. */
+        int (*domain_start)(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret,
+                            VbError *reterr);
+        int (*domain_destroy)(VbDriver *drv, const char *uuid, VbError *reterr);
+        int (*domain_shutdown)(VbDriver *drv, const char *uuid, VbError *reterr);
+        int (*domain_reboot)(VbDriver *drv, const char *uuid, VbError *reterr);
+        int (*domain_reset)(VbDriver *drv, const char *uuid, VbError *reterr);
+        int (*domain_suspend)(VbDriver *drv, const char *uuid, VbError *reterr);
+        int (*domain_resume)(VbDriver *drv, const char *uuid, VbError *reterr);
+        /* The current live definition of a running domain (caller frees). */
+        int (*domain_get_live)(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {
         const VbDriverOps *ops;
+        VbDriverConfig cfg;
+        char *state_dir;
+        char *runtime_dir;
         void *priv;
 };
 
@@ -34,6 +108,11 @@ const char * const *vb_driver_names(void);
 int vb_driver_open(const char *name, const VbDriverConfig *cfg, VbDriver **ret, VbError *reterr);
 VbDriver *vb_driver_close(VbDriver *drv);
 const char *vb_driver_name(const VbDriver *drv);
+
+/* Fails with NotSupported naming the operation when the backend lacks it. */
+int vb_driver_not_supported(const VbDriver *drv, const char *what, VbError *reterr);
+
+void vb_driver_domain_info_done(VbDriverDomainInfo *info);
 
 extern const VbDriverOps vb_test_driver_ops;
 extern const VbDriverOps vb_qemu_driver_ops;

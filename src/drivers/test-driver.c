@@ -1,12 +1,404 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The "test" backend: a simulated hypervisor and host, deterministic and needing no root. */
+/* The "test" backend: a simulated hypervisor and host, deterministic and needing no root.
+ *
+ * Each running guest is a record with an id, a state and its live definition, mirrored into
+ * <runtime>/test-driver/<uuid>.{xml,state} so that a restarted virtbusd finds its guests still running,
+ * as it would find QEMU processes. Guests act like real ones: an ACPI shutdown request is answered after
+ * a short delay (the guest OS powering off) and then follows <on_poweroff>; a reboot follows
+ * <on_reboot>. */
+#include <dirent.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "conf/domain-access.h"
 #include "drivers/driver.h"
+#include "util/fileio.h"
+#include "util/hashmap.h"
+#include "util/log.h"
+
+/* How long the simulated guest OS takes to power off after an ACPI request. */
+#define TEST_GUEST_SHUTDOWN_USEC (20 * 1000)
+
+typedef struct TestDriver TestDriver;
+
+typedef struct TestGuest {
+        TestDriver *t;
+        char uuid[37];
+        unsigned id;
+        DomainState state;
+        DomainDef *live;
+        sd_event_source *shutdown_timer;
+} TestGuest;
+
+struct TestDriver {
+        VbDriver *drv;
+        char *dir;
+        Hashmap *guests;
+        unsigned next_id;
+};
+
+/* The host's one domain out of the box, as with libvirt's test:///default. */
+static const char default_domain_xml[] =
+        "<domain type='test'>\n"
+        "  <name>test</name>\n"
+        "  <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>\n"
+        "  <memory unit='KiB'>8388608</memory>\n"
+        "  <currentMemory unit='KiB'>2097152</currentMemory>\n"
+        "  <vcpu>2</vcpu>\n"
+        "  <os>\n"
+        "    <type arch='x86_64'>hvm</type>\n"
+        "    <boot dev='hd'/>\n"
+        "  </os>\n"
+        "  <on_poweroff>destroy</on_poweroff>\n"
+        "  <on_reboot>restart</on_reboot>\n"
+        "  <on_crash>destroy</on_crash>\n"
+        "  <devices>\n"
+        "  </devices>\n"
+        "</domain>\n";
+
+static const char * const default_domains[] = { default_domain_xml, NULL };
+
+static TestDriver *priv(VbDriver *drv) {
+        return drv->priv;
+}
+
+static TestGuest *guest_free(TestGuest *g) {
+        if (!g)
+                return NULL;
+        sd_event_source_disable_unref(g->shutdown_timer);
+        domain_def_free(g->live);
+        free(g);
+        return NULL;
+}
+
+static int guest_path(TestDriver *t, const char *uuid, const char *suffix, char **ret) {
+        return asprintf(ret, "%s/%s.%s", t->dir, uuid, suffix) < 0 ? -ENOMEM : 0;
+}
+
+/* Mirrors the guest into the runtime directory. */
+static int guest_save(TestDriver *t, TestGuest *g) {
+        _cleanup_free_ char *xml = NULL, *path = NULL, *state = NULL;
+        int r;
+
+        r = domain_def_format(g->live, DOMAIN_FORMAT_SECURE, &xml);
+        if (r < 0)
+                return r;
+        r = guest_path(t, g->uuid, "xml", &path);
+        if (r < 0)
+                return r;
+        r = write_file_atomic(path, xml, strlen(xml), 0600);
+        if (r < 0)
+                return r;
+        free(path);
+        path = NULL;
+        r = guest_path(t, g->uuid, "state", &path);
+        if (r < 0)
+                return r;
+        if (asprintf(&state, "%u %s\n", g->id, domain_state_to_string(g->state)) < 0)
+                return -ENOMEM;
+        return write_file_atomic(path, state, strlen(state), 0600);
+}
+
+static void guest_forget(TestDriver *t, TestGuest *g) {
+        _cleanup_free_ char *a = NULL, *b = NULL;
+
+        if (guest_path(t, g->uuid, "xml", &a) >= 0)
+                (void) unlink(a);
+        if (guest_path(t, g->uuid, "state", &b) >= 0)
+                (void) unlink(b);
+        hashmap_remove(t->guests, g->uuid);
+        guest_free(g);
+}
+
+static int guest_begin_shutdown(TestDriver *t, TestGuest *g);
+
+static int guest_load(TestDriver *t, const char *uuid) {
+        _cleanup_free_ char *xml_path = NULL, *state_path = NULL, *xml = NULL, *state = NULL;
+        char state_name[32];
+        TestGuest *g;
+        int r;
+
+        if (guest_path(t, uuid, "xml", &xml_path) < 0 || guest_path(t, uuid, "state", &state_path) < 0)
+                return -ENOMEM;
+        r = read_full_file(xml_path, 0, &xml, NULL);
+        if (r >= 0)
+                r = read_full_file(state_path, 0, &state, NULL);
+        if (r < 0)
+                return r;
+        g = new0(TestGuest, 1);
+        if (!g)
+                return -ENOMEM;
+        g->t = t;
+        snprintf(g->uuid, sizeof g->uuid, "%s", uuid);
+        if (sscanf(state, "%u %31s", &g->id, state_name) != 2 ||
+            (g->state = domain_state_from_string(state_name)) < 0) {
+                guest_free(g);
+                return -EBADMSG;
+        }
+        r = domain_def_parse_string(xml, 0, &g->live, NULL);
+        if (r < 0 || hashmap_put(t->guests, g->uuid, g) < 0) {
+                guest_free(g);
+                return r < 0 ? r : -EEXIST;
+        }
+        if (g->id >= t->next_id)
+                t->next_id = g->id + 1;
+        /* A guest that was powering off when virtbusd stopped goes on doing so. */
+        if (g->state == DOMAIN_SHUTDOWN) {
+                g->state = DOMAIN_RUNNING;
+                (void) guest_begin_shutdown(t, g);
+        }
+        return 0;
+}
 
 static int test_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        int r;
+
+        t->drv = drv;
+        t->next_id = 1;
+        t->guests = hashmap_new();
+        if (!t->guests || asprintf(&t->dir, "%s/test-driver", cfg->runtime_dir) < 0)
+                return -ENOMEM;
+        r = mkdir_p(t->dir, 0700);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", t->dir,
+                                    strerror(-r));
+        d = opendir(t->dir);
+        if (!d)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to open '%s': %m", t->dir);
+        while ((de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                char uuid[37];
+
+                if (n != 36 + 6 || !streq(de->d_name + 36, ".state"))
+                        continue;
+                snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
+                r = guest_load(t, uuid);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to load simulated guest %s, ignoring: %m", uuid);
+        }
         return 0;
+}
+
+static void test_close(VbDriver *drv) {
+        TestDriver *t = priv(drv);
+        TestGuest *g;
+
+        /* The simulated guests keep "running": their records stay in the runtime directory. */
+        for (size_t i = 0; hashmap_iterate(t->guests, &i, (void **) &g, NULL);)
+                guest_free(g);
+        hashmap_free(t->guests);
+        free(t->dir);
+}
+
+static const char * const *test_default_domains(VbDriver *drv) {
+        return default_domains;
+}
+
+static int info_of(TestGuest *g, VbDriverDomainInfo *ret) {
+        int r = domain_def_copy(g->live, &ret->live);
+        if (r < 0)
+                return r;
+        snprintf(ret->uuid, sizeof ret->uuid, "%s", g->uuid);
+        ret->id = g->id;
+        ret->state = g->state;
+        return 0;
+}
+
+static int test_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        VbDriverDomainInfo *infos;
+        TestGuest *g;
+        size_t n = 0;
+
+        infos = new0(VbDriverDomainInfo, hashmap_size(t->guests));
+        if (!infos)
+                return -ENOMEM;
+        for (size_t i = 0; hashmap_iterate(t->guests, &i, (void **) &g, NULL);) {
+                int r = info_of(g, &infos[n]);
+                if (r < 0) {
+                        for (size_t j = 0; j < n; j++)
+                                vb_driver_domain_info_done(&infos[j]);
+                        free(infos);
+                        return r;
+                }
+                n++;
+        }
+        *ret = infos;
+        *ret_n = n;
+        return 0;
+}
+
+static TestGuest *find_guest(TestDriver *t, const char *uuid, VbError *reterr) {
+        TestGuest *g = hashmap_get(t->guests, uuid);
+        if (!g)
+                vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is not running", uuid);
+        return g;
+}
+
+static int test_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret,
+                      VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g;
+        int r;
+
+        if (hashmap_get(t->guests, domain_def_uuid(def).s))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is already running",
+                                    domain_def_get_name(def));
+        g = new0(TestGuest, 1);
+        if (!g)
+                return -ENOMEM;
+        g->t = t;
+        snprintf(g->uuid, sizeof g->uuid, "%s", domain_def_uuid(def).s);
+        g->id = t->next_id;
+        g->state = paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
+        r = domain_def_copy(def, &g->live);
+        if (r >= 0)
+                domain_def_set_id(g->live, g->id);
+        if (r >= 0)
+                r = guest_save(t, g);
+        if (r >= 0)
+                r = info_of(g, ret);
+        if (r >= 0)
+                r = hashmap_put(t->guests, g->uuid, g);
+        if (r < 0) {
+                guest_forget(t, g);
+                vb_driver_domain_info_done(ret);
+                return r == -ENOMEM || vb_error_is_set(reterr)
+                               ? r
+                               : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start: %s",
+                                              strerror(-r));
+        }
+        t->next_id++;
+        return 0;
+}
+
+static int test_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+
+        if (!g)
+                return -EBUSY;
+        guest_forget(t, g);
+        return 0;
+}
+
+static void guest_set_state(TestDriver *t, TestGuest *g, DomainState state) {
+        g->state = state;
+        (void) guest_save(t, g);
+}
+
+/* The guest powered off (or rebooted, with restart as the action): follow the lifecycle action. */
+static void guest_lifecycle(TestDriver *t, TestGuest *g, DomainLifecycleEvent event) {
+        const VbDriverEvents *ev = &t->drv->cfg.events;
+        DomainLifecycleAction action = domain_def_get_lifecycle(g->live, event);
+        char uuid[37];
+
+        snprintf(uuid, sizeof uuid, "%s", g->uuid);
+        switch (action) {
+        case DOMAIN_LIFECYCLE_RESTART:
+        case DOMAIN_LIFECYCLE_RENAME_RESTART:
+                guest_set_state(t, g, DOMAIN_RUNNING);
+                ev->domain_state_changed(ev->userdata, uuid, DOMAIN_RUNNING);
+                break;
+        case DOMAIN_LIFECYCLE_PRESERVE:
+                guest_set_state(t, g, DOMAIN_PAUSED);
+                ev->domain_state_changed(ev->userdata, uuid, DOMAIN_PAUSED);
+                break;
+        default:
+                guest_forget(t, g);
+                ev->domain_stopped(ev->userdata, uuid, DOMAIN_STOP_SHUTDOWN);
+                break;
+        }
+}
+
+static int on_guest_powered_off(sd_event_source *s, uint64_t usec, void *userdata) {
+        TestGuest *g = userdata;
+
+        g->shutdown_timer = sd_event_source_disable_unref(g->shutdown_timer);
+        guest_lifecycle(g->t, g, DOMAIN_LIFECYCLE_ON_POWEROFF);
+        return 0;
+}
+
+static int guest_begin_shutdown(TestDriver *t, TestGuest *g) {
+        int r;
+
+        if (g->shutdown_timer)
+                return 0;
+        r = sd_event_add_time_relative(t->drv->cfg.event, &g->shutdown_timer, CLOCK_MONOTONIC,
+                                       TEST_GUEST_SHUTDOWN_USEC, 0, on_guest_powered_off, g);
+        if (r < 0)
+                return r;
+        guest_set_state(t, g, DOMAIN_SHUTDOWN);
+        return 0;
+}
+
+static int test_shutdown(VbDriver *drv, const char *uuid, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+
+        if (!g)
+                return -EBUSY;
+        return guest_begin_shutdown(t, g);
+}
+
+static int test_reboot(VbDriver *drv, const char *uuid, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+
+        if (!g)
+                return -EBUSY;
+        guest_lifecycle(t, g, DOMAIN_LIFECYCLE_ON_REBOOT);
+        return 0;
+}
+
+static int test_reset(VbDriver *drv, const char *uuid, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        return find_guest(t, uuid, reterr) ? 0 : -EBUSY;
+}
+
+static int set_paused(VbDriver *drv, const char *uuid, bool paused, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+
+        if (!g)
+                return -EBUSY;
+        guest_set_state(t, g, paused ? DOMAIN_PAUSED : DOMAIN_RUNNING);
+        return 0;
+}
+
+static int test_suspend(VbDriver *drv, const char *uuid, VbError *reterr) {
+        return set_paused(drv, uuid, true, reterr);
+}
+
+static int test_resume(VbDriver *drv, const char *uuid, VbError *reterr) {
+        return set_paused(drv, uuid, false, reterr);
+}
+
+static int test_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+
+        if (!g)
+                return -EBUSY;
+        return domain_def_copy(g->live, ret);
 }
 
 const VbDriverOps vb_test_driver_ops = {
         .name = "test",
+        .priv_size = sizeof(TestDriver),
         .open = test_open,
+        .close = test_close,
+        .default_domains = test_default_domains,
+        .domain_list_running = test_list_running,
+        .domain_start = test_start,
+        .domain_destroy = test_destroy,
+        .domain_shutdown = test_shutdown,
+        .domain_reboot = test_reboot,
+        .domain_reset = test_reset,
+        .domain_suspend = test_suspend,
+        .domain_resume = test_resume,
+        .domain_get_live = test_get_live,
 };

@@ -11,6 +11,7 @@
 
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 #include "util/string-table.h"
 
@@ -110,6 +111,35 @@ static void test_greedy_realloc(void **state) {
         free(a);
 }
 
+static void test_hashmap(void **state) {
+        Hashmap *h = hashmap_new();
+        char keys[2000][16];
+        size_t n = 0;
+        void *v;
+
+        assert_non_null(h);
+        for (int i = 0; i < 2000; i++) {
+                snprintf(keys[i], sizeof keys[i], "key-%d", i);
+                assert_int_equal(hashmap_put(h, keys[i], keys[i]), 0);
+        }
+        assert_int_equal(hashmap_put(h, "key-7", NULL), -EEXIST);
+        assert_int_equal(hashmap_size(h), 2000);
+        for (int i = 0; i < 2000; i += 2)
+                assert_ptr_equal(hashmap_remove(h, keys[i]), keys[i]);
+        assert_null(hashmap_remove(h, "key-0"));
+        assert_int_equal(hashmap_size(h), 1000);
+        for (int i = 0; i < 2000; i++)
+                assert_ptr_equal(hashmap_get(h, keys[i]), i % 2 ? keys[i] : NULL);
+        /* Re-adding after removal reuses tombstones; iteration sees each live entry once. */
+        for (int i = 0; i < 2000; i += 2)
+                assert_int_equal(hashmap_put(h, keys[i], keys[i]), 0);
+        for (size_t i = 0; hashmap_iterate(h, &i, &v, NULL);)
+                n++;
+        assert_int_equal(n, 2000);
+        assert_null(hashmap_get(h, "missing"));
+        hashmap_free(h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_codes_table),
@@ -118,6 +148,7 @@ int main(void) {
                 cmocka_unit_test(test_log_capture),
                 cmocka_unit_test(test_atomic_write),
                 cmocka_unit_test(test_greedy_realloc),
+                cmocka_unit_test(test_hashmap),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

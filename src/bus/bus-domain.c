@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.virtbus1.Domain on /org/virtbus1/domain/<uuid hex>, and the Manager's domain methods. */
+#include <ctype.h>
+#include <stdio.h>
+
+#include "bus/bus-domain.h"
+#include "bus/bus-error.h"
+#include "conf/domain-access.h"
+#include "core/manager.h"
+#include "util/log.h"
+
+/* Larger definitions are refused before parsing. */
+#define DOMAIN_XML_MAX (4U * 1024U * 1024U)
+/* Shutdown replies when the guest powered off, or after this with Timeout (below the 25 s that sd-bus
+ * and GDBus clients wait by default). */
+#define SHUTDOWN_TIMEOUT_USEC (20ULL * 1000ULL * 1000ULL)
+
+#define START_PAUSED UINT64_C(1)
+#define SHUTDOWN_NO_WAIT UINT64_C(1)
+#define LIST_ACTIVE UINT64_C(1)
+#define LIST_INACTIVE UINT64_C(2)
+#define XML_INACTIVE UINT64_C(1)
+#define XML_SECURE UINT64_C(2)
+
+#define ACTION_MANAGE "org.virtbus1.domain.manage"
+#define ACTION_READ_SECURE "org.virtbus1.domain.read-secure"
+
+char *bus_domain_path(const Domain *d) {
+        char hex[33], *p = hex, *path;
+
+        for (const char *u = d->uuid; *u && p < hex + 32; u++)
+                if (*u != '-')
+                        *p++ = (char) tolower((unsigned char) *u);
+        *p = 0;
+        if (asprintf(&path, VB_DOMAIN_PREFIX "/%s", hex) < 0)
+                return NULL;
+        return path;
+}
+
+Domain *bus_domain_from_path(BusServer *s, const char *path) {
+        const char *hex;
+        char uuid[37];
+
+        if (strncmp(path, VB_DOMAIN_PREFIX "/", strlen(VB_DOMAIN_PREFIX "/")) != 0)
+                return NULL;
+        hex = path + strlen(VB_DOMAIN_PREFIX "/");
+        if (strlen(hex) != 32)
+                return NULL;
+        for (const char *c = hex; *c; c++)
+                if (!isxdigit((unsigned char) *c) || isupper((unsigned char) *c))
+                        return NULL;
+        snprintf(uuid, sizeof uuid, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+        return manager_domain_by_uuid(s->manager, uuid);
+}
+
+static int find_domain(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *error) {
+        Domain *d = bus_domain_from_path(userdata, path);
+
+        if (!d)
+                return 0;
+        *found = d;
+        return 1;
+}
+
+static int enumerate_domains(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        BusServer *s = userdata;
+        Manager *m = s->manager;
+        char **l;
+
+        l = new0(char *, m->n_domains + 1);
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_domains; i++) {
+                l[i] = bus_domain_path(m->domains[i]);
+                if (!l[i]) {
+                        for (size_t j = 0; j < i; j++)
+                                free(l[j]);
+                        free(l);
+                        return -ENOMEM;
+                }
+        }
+        *nodes = l;
+        return 1;
+}
+
+static int reply_error(sd_bus_error *error, VbError *e, int r) {
+        r = bus_error_from_vb(error, e, r);
+        vb_error_free(e);
+        return r;
+}
+
+static int reply_path(sd_bus_message *m, const Domain *d) {
+        _cleanup_free_ char *path = bus_domain_path(d);
+
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(m, "o", path);
+}
+
+/* Reads "st" (XML and flags) and checks both. */
+static int read_xml_and_flags(sd_bus_message *m, uint64_t allowed, const char **ret_xml, uint64_t *ret_flags,
+                              sd_bus_error *error) {
+        const char *xml;
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "st", &xml, &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, allowed, error);
+        if (r < 0)
+                return r;
+        if (strlen(xml) > DOMAIN_XML_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The definition is larger than %u bytes", DOMAIN_XML_MAX);
+        if (isempty(xml))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The definition is empty");
+        *ret_xml = xml;
+        *ret_flags = flags;
+        return 0;
+}
+
+/* Polkit details for a definition not known yet: its name, when it parses. */
+static int check_manage_for_xml(BusServer *s, sd_bus_message *m, const char *xml, sd_bus_error *error) {
+        _cleanup_free_ char *name = domain_def_peek_name(xml);
+        const char *details[] = { "domain", name ?: "", NULL };
+
+        return bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
+}
+
+/* The BusServer is the userdata of the Manager's events (bus_server_new sets it). */
+static BusServer *server_of(Domain *d) {
+        return d->manager->events.userdata;
+}
+
+int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusServer *s = userdata;
+        VbError e = VB_ERROR_NULL;
+        const char *xml;
+        uint64_t flags;
+        Domain *d;
+        bool created;
+        int r;
+
+        r = read_xml_and_flags(m, 0, &xml, &flags, error);
+        if (r < 0)
+                return r;
+        r = check_manage_for_xml(s, m, xml, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_define(s->manager, xml, &d, &created, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return reply_path(m, d);
+}
+
+int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusServer *s = userdata;
+        VbError e = VB_ERROR_NULL;
+        const char *xml;
+        uint64_t flags;
+        Domain *d;
+        int r;
+
+        r = read_xml_and_flags(m, START_PAUSED, &xml, &flags, error);
+        if (r < 0)
+                return r;
+        r = check_manage_for_xml(s, m, xml, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_create(s->manager, xml, flags & START_PAUSED, &d, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return reply_path(m, d);
+}
+
+int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusServer *s = userdata;
+        Manager *mgr = s->manager;
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, LIST_ACTIVE | LIST_INACTIVE, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < mgr->n_domains; i++) {
+                Domain *d = mgr->domains[i];
+                bool active = domain_is_active(d);
+                _cleanup_free_ char *path = NULL;
+
+                if ((flags & LIST_ACTIVE) && !(flags & LIST_INACTIVE) && !active)
+                        continue;
+                if ((flags & LIST_INACTIVE) && !(flags & LIST_ACTIVE) && active)
+                        continue;
+                path = bus_domain_path(d);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "o", path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+int bus_manager_method_get_domain_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusServer *s = userdata;
+        const char *name;
+        Domain *d;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        d = manager_domain_by_name(s->manager, name);
+        if (!d)
+                return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchDomain", "No domain named '%s'", name);
+        return reply_path(m, d);
+}
+
+int bus_manager_method_get_domain_by_uuid(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusServer *s = userdata;
+        char uuid[37];
+        const char *arg;
+        Domain *d;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &arg);
+        if (r < 0)
+                return r;
+        r = domain_def_normalize_uuid(arg, uuid);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' is not a UUID (expected 32 hexadecimal digits, dashes allowed as in "
+                                         "6695eb01-f6a4-8304-79aa-97f2502e193f)", arg);
+        d = manager_domain_by_uuid(s->manager, uuid);
+        if (!d)
+                return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchDomain", "No domain with UUID %s", uuid);
+        return reply_path(m, d);
+}
+
+/* Reads the flags of a lifecycle method, checks them, and asks polkit for domain.manage. Returns 1 to go
+ * on, 0 when polkit's answer is pending (the handler then returns 1), < 0 on error. */
+static int begin_manage(BusServer *s, sd_bus_message *m, Domain *d, uint64_t allowed, uint64_t *ret_flags,
+                        sd_bus_error *error) {
+        const char *details[] = { "domain", d->name, NULL };
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, allowed, error);
+        if (r < 0)
+                return r;
+        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
+        if (r <= 0)
+                return r;
+        if (ret_flags)
+                *ret_flags = flags;
+        return 1;
+}
+
+typedef int (*ManagerDomainOp)(Manager *m, Domain *d, VbError *reterr);
+
+static int run_simple(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainOp op) {
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = begin_manage(s, m, d, 0, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = op(s->manager, d, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        uint64_t flags;
+        int r;
+
+        r = begin_manage(s, m, d, START_PAUSED, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_start(s->manager, d, flags & START_PAUSED, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static void on_shutdown_done(Domain *d, int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        if (r < 0) {
+                (void) bus_error_from_vb(&error, e, r);
+                (void) sd_bus_reply_method_error(m, &error);
+        } else
+                (void) sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        uint64_t flags;
+        int r;
+
+        r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_shutdown(s->manager, d, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        if (flags & SHUTDOWN_NO_WAIT)
+                return sd_bus_reply_method_return(m, NULL);
+        r = domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, on_shutdown_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return r;
+        }
+        return 1;
+}
+
+static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_simple(m, userdata, error, manager_domain_reboot);
+}
+
+static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_simple(m, userdata, error, manager_domain_reset);
+}
+
+static int method_destroy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_simple(m, userdata, error, manager_domain_destroy);
+}
+
+static int method_suspend(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_simple(m, userdata, error, manager_domain_suspend);
+}
+
+static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_simple(m, userdata, error, manager_domain_resume);
+}
+
+static int method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_simple(m, userdata, error, manager_domain_undefine);
+}
+
+static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = domain_def_check_name(name, &e);
+        if (r < 0) {
+                vb_error_free(&e);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid domain name '%s' (expected a non-empty name without '/' or "
+                                         "control characters)", name);
+        }
+        r = begin_manage(s, m, d, 0, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_rename(s->manager, d, name, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        _cleanup_free_ char *xml = NULL;
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, XML_INACTIVE | XML_SECURE, error);
+        if (r < 0)
+                return r;
+        if (flags & XML_SECURE) {
+                const char *details[] = { "domain", d->name, NULL };
+                r = bus_polkit_check(s->polkit, m, ACTION_READ_SECURE, details, error);
+                if (r <= 0)
+                        return r < 0 ? r : 1;
+        }
+        r = manager_domain_get_xml(s->manager, d,
+                                   ((flags & XML_INACTIVE) ? DOMAIN_XML_INACTIVE : 0) |
+                                           ((flags & XML_SECURE) ? DOMAIN_XML_SECURE : 0),
+                                   &xml, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return sd_bus_reply_method_return(m, "s", xml);
+}
+
+#define DOMAIN_PROPERTY_GETTER(fn, sig, expr)                                                              \
+        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property,         \
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {                       \
+                Domain *d = userdata;                                                                      \
+                return sd_bus_message_append(reply, sig, expr);                                            \
+        }
+
+DOMAIN_PROPERTY_GETTER(property_get_name, "s", d->name);
+DOMAIN_PROPERTY_GETTER(property_get_uuid, "s", d->uuid);
+DOMAIN_PROPERTY_GETTER(property_get_id, "u", (uint32_t) d->id);
+DOMAIN_PROPERTY_GETTER(property_get_state, "s", domain_state_to_string(d->state));
+DOMAIN_PROPERTY_GETTER(property_get_persistent, "b", (int) domain_is_persistent(d));
+DOMAIN_PROPERTY_GETTER(property_get_autostart, "b", (int) d->autostart);
+DOMAIN_PROPERTY_GETTER(property_get_vcpus, "u", (uint32_t) domain_def_get_vcpus(domain_current_def(d)));
+DOMAIN_PROPERTY_GETTER(property_get_memory, "t", (uint64_t) domain_def_get_memory_kib(domain_current_def(d)));
+DOMAIN_PROPERTY_GETTER(property_get_os_type, "s", strempty(domain_def_get_os_type(domain_current_def(d))));
+
+static int property_set_autostart(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        VbError e = VB_ERROR_NULL;
+        int b, r;
+
+        r = sd_bus_message_read(value, "b", &b);
+        if (r < 0)
+                return r;
+        r = manager_domain_set_autostart(d->manager, d, b, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return 1;
+}
+
+int bus_domain_polkit_details(BusServer *s, const char *path, const char **ret_name) {
+        Domain *d = bus_domain_from_path(s, path);
+
+        if (!d)
+                return -ENOENT;
+        *ret_name = d->name;
+        return 0;
+}
+
+static const sd_bus_vtable domain_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", property_get_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UUID", "s", property_get_uuid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Id", "u", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Persistent", "b", property_get_persistent, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_WRITABLE_PROPERTY("Autostart", "b", property_get_autostart, property_set_autostart, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("VCPUs", "u", property_get_vcpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MemoryKiB", "t", property_get_memory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("OSType", "s", property_get_os_type, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_shutdown,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reboot", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_reboot,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_reset,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Destroy", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_destroy,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Suspend", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_suspend,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_resume,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Undefine", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_undefine,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Rename", SD_BUS_ARGS("s", name, "t", flags), SD_BUS_NO_RESULT, method_rename,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetXMLDesc", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("s", xml),
+                                method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int bus_domain_register(BusServer *s) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(s->bus, NULL, VB_DOMAIN_PREFIX, VB_DOMAIN_INTERFACE, domain_vtable,
+                                       find_domain, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the Domain objects: %m");
+        r = sd_bus_add_node_enumerator(s->bus, NULL, VB_DOMAIN_PREFIX, enumerate_domains, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the Domain enumerator: %m");
+        return 0;
+}
+
+void bus_domain_on_added(void *userdata, Domain *d) {
+        BusServer *s = userdata;
+        _cleanup_free_ char *path = bus_domain_path(d);
+
+        if (path)
+                (void) sd_bus_emit_interfaces_added(s->bus, path, VB_DOMAIN_INTERFACE, NULL);
+}
+
+void bus_domain_on_removed(void *userdata, Domain *d) {
+        BusServer *s = userdata;
+        _cleanup_free_ char *path = bus_domain_path(d);
+
+        if (path)
+                (void) sd_bus_emit_interfaces_removed(s->bus, path, VB_DOMAIN_INTERFACE, NULL);
+}
+
+void bus_domain_on_changed(void *userdata, Domain *d, const char * const *properties) {
+        BusServer *s = userdata;
+        _cleanup_free_ char *path = bus_domain_path(d);
+
+        if (path)
+                (void) sd_bus_emit_properties_changed_strv(s->bus, path, VB_DOMAIN_INTERFACE,
+                                                           (char **) properties);
+}

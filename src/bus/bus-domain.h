@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "bus/bus-server.h"
+
+#define VB_DOMAIN_INTERFACE "org.virtbus1.Domain"
+#define VB_DOMAIN_PREFIX "/org/virtbus1/domain"
+
+/* Registers the org.virtbus1.Domain objects (a fallback vtable below VB_DOMAIN_PREFIX). */
+int bus_domain_register(BusServer *s);
+
+/* /org/virtbus1/domain/<the UUID's 32 lowercase hex digits>; caller frees. */
+char *bus_domain_path(const Domain *d);
+/* The domain at path, or NULL. */
+Domain *bus_domain_from_path(BusServer *s, const char *path);
+
+/* Manager methods that deal with domains (bus-manager.c puts them in its vtable). */
+int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_manager_method_get_domain_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_manager_method_get_domain_by_uuid(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* For writable Domain properties, checked by the property gate: the polkit details of the object. */
+int bus_domain_polkit_details(BusServer *s, const char *path, const char **ret_name);
+
+/* ManagerEvents for domains: InterfacesAdded/Removed and PropertiesChanged. */
+void bus_domain_on_added(void *userdata, Domain *d);
+void bus_domain_on_removed(void *userdata, Domain *d);
+void bus_domain_on_changed(void *userdata, Domain *d, const char * const *properties);

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Between the files of src/core; not for other layers. */
+#include "core/domain.h"
+#include "core/manager.h"
+
+/* A domain with name and UUID of def but no definition yet. */
+int domain_new_shell(Manager *m, const DomainDef *def, Domain **ret);
+int domain_new(Manager *m, DomainDef *config, Domain **ret);
+int domain_new_transient(Manager *m, DomainDef *live, Domain **ret);
+Domain *domain_free(Domain *d);
+
+void domain_set_state(Domain *d, DomainState state, unsigned id);
+void domain_stopped(Domain *d, DomainStopReason reason);
+void domain_emit_changed(Domain *d, const char * const *properties);
+
+int manager_add_domain(Manager *m, Domain *d);
+void manager_remove_domain(Manager *m, Domain *d);
+int manager_rename_domain(Manager *m, Domain *d, const char *name);

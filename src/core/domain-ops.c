@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What the Domain and Manager methods do, without D-Bus: check state, call the driver, then commit
+ * (save, swap definitions) and announce. Nothing changes when a step fails. */
+#include <stdio.h>
+
+#include "conf/domain-access.h"
+#include "core/domain-internal.h"
+#include "core/domain-store.h"
+#include "util/log.h"
+
+#define DRIVER_OP(m, op) ((m)->driver->ops->op)
+
+static int not_running(Domain *d, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is not running", d->name);
+}
+
+static int require_running(Domain *d, VbError *reterr) {
+        if (d->state == DOMAIN_RUNNING || d->state == DOMAIN_PAUSED || d->state == DOMAIN_SHUTDOWN)
+                return 0;
+        return not_running(d, reterr);
+}
+
+/* Another domain that has the name or UUID of def. */
+static int check_unique(Manager *m, const DomainDef *def, Domain **ret_same, VbError *reterr) {
+        Domain *by_uuid = manager_domain_by_uuid(m, domain_def_uuid(def).s);
+        Domain *by_name = manager_domain_by_name(m, domain_def_get_name(def));
+
+        if (by_uuid && !streq(by_uuid->name, domain_def_get_name(def)))
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS,
+                                    "Domain '%s' already has the UUID %s", by_uuid->name, by_uuid->uuid);
+        if (by_name && by_name != by_uuid)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS,
+                                    "A domain named '%s' already exists (UUID %s)", by_name->name, by_name->uuid);
+        *ret_same = by_uuid;
+        return 0;
+}
+
+int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_created, VbError *reterr) {
+        static const char * const props[] = { "Persistent", "VCPUs", "MemoryKiB", "OSType", NULL };
+        DomainDef *def = NULL;
+        Domain *d = NULL;
+        int r;
+
+        r = domain_def_parse_string(xml, 0, &def, reterr);
+        if (r < 0)
+                return r;
+        domain_def_set_id(def, -1); /* An inactive definition has no id. */
+        r = check_unique(m, def, &d, reterr);
+        if (r >= 0)
+                r = domain_store_save(m->domains_dir, def, reterr);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+
+        if (d) {
+                /* A new definition for a known domain: takes effect at its next start. */
+                domain_def_free(d->config);
+                d->config = def;
+                domain_emit_changed(d, props);
+                log_info("Domain '%s' redefined.", d->name);
+                *ret_created = false;
+        } else {
+                r = domain_new(m, def, &d);
+                if (r < 0) {
+                        (void) domain_store_remove(m->domains_dir, domain_def_uuid(def).s, NULL);
+                        domain_def_free(def);
+                        return r;
+                }
+                r = manager_add_domain(m, d);
+                if (r < 0) {
+                        (void) domain_store_remove(m->domains_dir, d->uuid, NULL);
+                        domain_free(d);
+                        return r;
+                }
+                log_info("Domain '%s' defined.", d->name);
+                *ret_created = true;
+        }
+        *ret = d;
+        return 0;
+}
+
+static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, VbError *reterr) {
+        static const char * const props[] = { DOMAIN_STATE_PROPERTIES, "VCPUs", "MemoryKiB", NULL };
+        VbDriverDomainInfo info = {};
+        int r;
+
+        if (!DRIVER_OP(m, domain_start))
+                return vb_driver_not_supported(m->driver, "starting domains", reterr);
+        r = DRIVER_OP(m, domain_start)(m->driver, def, paused, &info, reterr);
+        if (r < 0)
+                return r;
+        domain_def_free(d->live);
+        d->live = TAKE_PTR(info.live);
+        d->state = info.state;
+        d->id = info.id;
+        domain_emit_changed(d, props);
+        log_info("Domain '%s' started (id %u).", d->name, d->id);
+        return 0;
+}
+
+int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr) {
+        DomainDef *def = NULL;
+        Domain *d = NULL, *same = NULL;
+        int r;
+
+        r = domain_def_parse_string(xml, 0, &def, reterr);
+        if (r < 0)
+                return r;
+        r = check_unique(m, def, &same, reterr);
+        if (r >= 0 && same) {
+                if (domain_is_active(same))
+                        r = vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' is already running",
+                                         same->name);
+                else {
+                        /* Like libvirt: a transient start of a defined domain with this definition. */
+                        r = start_def(m, same, def, paused, reterr);
+                        domain_def_free(def);
+                        if (r >= 0)
+                                *ret = same;
+                        return r;
+                }
+        }
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+
+        r = domain_new_shell(m, def, &d);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        r = start_def(m, d, def, paused, reterr);
+        domain_def_free(def);
+        if (r < 0) {
+                domain_free(d);
+                return r;
+        }
+        r = manager_add_domain(m, d);
+        if (r < 0) {
+                (void) DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, NULL);
+                domain_free(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+int manager_domain_start(Manager *m, Domain *d, bool paused, VbError *reterr) {
+        if (domain_is_active(d) && d->state != DOMAIN_CRASHED)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is already running", d->name);
+        if (!d->config)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient", d->name);
+        return start_def(m, d, d->config, paused, reterr);
+}
+
+int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr) {
+        int r;
+
+        if (d->state == DOMAIN_CRASHED) {
+                domain_stopped(d, DOMAIN_STOP_DESTROYED);
+                return 0;
+        }
+        r = require_running(d, reterr);
+        if (r < 0)
+                return r;
+        if (!DRIVER_OP(m, domain_destroy))
+                return vb_driver_not_supported(m->driver, "destroying domains", reterr);
+        r = DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, reterr);
+        if (r < 0)
+                return r;
+        log_info("Domain '%s' destroyed.", d->name);
+        domain_stopped(d, DOMAIN_STOP_DESTROYED);
+        return 0;
+}
+
+/* Lifecycle requests that only need the domain in one of the given states; the driver reports the
+ * resulting state through its events or we set it here. */
+typedef int (*DriverDomainOp)(VbDriver *drv, const char *uuid, VbError *reterr);
+
+static int simple_op(Manager *m, Domain *d, DriverDomainOp op, const char *what, DomainState required,
+                     DomainState result, VbError *reterr) {
+        int r;
+
+        if (!op)
+                return vb_driver_not_supported(m->driver, what, reterr);
+        if (d->state != required) {
+                if (!domain_is_active(d) || d->state == DOMAIN_CRASHED)
+                        return not_running(d, reterr);
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is %s; %s needs it %s",
+                                    d->name, domain_state_to_string(d->state), what,
+                                    domain_state_to_string(required));
+        }
+        r = op(m->driver, d->uuid, reterr);
+        if (r < 0)
+                return r;
+        /* The driver may already have told us (e.g. a reboot that stops the domain). */
+        if (domain_is_active(d) && d->state == required && result != required)
+                domain_set_state(d, result, d->id);
+        return 0;
+}
+
+int manager_domain_shutdown(Manager *m, Domain *d, VbError *reterr) {
+        if (d->state == DOMAIN_SHUTDOWN)
+                return 0; /* Already asked; the caller waits like the first one. */
+        return simple_op(m, d, DRIVER_OP(m, domain_shutdown), "shutting down", DOMAIN_RUNNING, DOMAIN_SHUTDOWN,
+                         reterr);
+}
+
+int manager_domain_reboot(Manager *m, Domain *d, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_reboot), "rebooting", DOMAIN_RUNNING, DOMAIN_RUNNING, reterr);
+}
+
+int manager_domain_reset(Manager *m, Domain *d, VbError *reterr) {
+        int r = require_running(d, reterr);
+        if (r < 0)
+                return r;
+        if (!DRIVER_OP(m, domain_reset))
+                return vb_driver_not_supported(m->driver, "resetting domains", reterr);
+        return DRIVER_OP(m, domain_reset)(m->driver, d->uuid, reterr);
+}
+
+int manager_domain_suspend(Manager *m, Domain *d, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_suspend), "suspending", DOMAIN_RUNNING, DOMAIN_PAUSED, reterr);
+}
+
+int manager_domain_resume(Manager *m, Domain *d, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_resume), "resuming", DOMAIN_PAUSED, DOMAIN_RUNNING, reterr);
+}
+
+int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
+        static const char * const props[] = { "Persistent", "Autostart", NULL };
+        int r;
+
+        if (!domain_is_persistent(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient: it has no saved "
+                                    "definition to remove", d->name);
+        r = domain_store_remove(m->domains_dir, d->uuid, reterr);
+        if (r < 0)
+                return r;
+        log_info("Domain '%s' undefined.", d->name);
+        if (domain_is_active(d) && d->state != DOMAIN_CRASHED) {
+                /* It keeps running, as a transient domain. */
+                d->config = domain_def_free(d->config);
+                d->autostart = false;
+                domain_emit_changed(d, props);
+                return 0;
+        }
+        manager_remove_domain(m, d);
+        return 0;
+}
+
+int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr) {
+        static const char * const props[] = { "Name", NULL };
+        DomainDef *def = NULL;
+        int r;
+
+        if (!domain_is_persistent(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
+                                    "renamed", d->name);
+        if (domain_is_active(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' must be shut off to be renamed",
+                                    d->name);
+        if (streq(name, d->name))
+                return 0;
+        if (manager_domain_by_name(m, name))
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A domain named '%s' already exists", name);
+
+        r = domain_def_copy(d->config, &def);
+        if (r < 0)
+                return r;
+        r = domain_def_set_name(def, name, reterr);
+        if (r >= 0)
+                r = domain_store_save(m->domains_dir, def, reterr);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        log_info("Domain '%s' renamed to '%s'.", d->name, name);
+        domain_def_free(d->config);
+        d->config = def;
+        r = manager_rename_domain(m, d, name);
+        if (r < 0)
+                return r;
+        domain_emit_changed(d, props);
+        return 0;
+}
+
+int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError *reterr) {
+        static const char * const props[] = { "Autostart", NULL };
+        int r;
+
+        if (!domain_is_persistent(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
+                                    "started automatically", d->name);
+        if (d->autostart == autostart)
+                return 0;
+        r = domain_store_set_autostart(m->domains_dir, d->uuid, autostart, reterr);
+        if (r < 0)
+                return r;
+        d->autostart = autostart;
+        domain_emit_changed(d, props);
+        return 0;
+}
+
+int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, VbError *reterr) {
+        const DomainDef *def;
+        unsigned fflags = 0;
+        int r;
+
+        def = (flags & DOMAIN_XML_INACTIVE) && d->config ? d->config : domain_current_def(d);
+        if (flags & DOMAIN_XML_SECURE)
+                fflags |= DOMAIN_FORMAT_SECURE;
+        r = domain_def_format(def, fflags, ret);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format domain '%s': %s",
+                                    d->name, strerror(-r));
+        return 0;
+}

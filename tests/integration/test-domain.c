@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Domains as D-Bus objects: Manager methods, org.virtbus1.Domain, ObjectManager signals, persistence
+ * across restarts of virtbusd, and authorization with the real polkitd. */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define DOMAIN_INTERFACE "org.virtbus1.Domain"
+#define OM_INTERFACE "org.freedesktop.DBus.ObjectManager"
+#define ERR(name) "org.virtbus1.Error." name
+
+static char *domain_xml(const char *name, const char *uuid, const char *extra) {
+        char *x;
+        assert_true(asprintf(&x,
+                             "<domain type='test'>\n"
+                             "  <name>%s</name>\n"
+                             "%s%s%s"
+                             "  <memory unit='MiB'>256</memory>\n"
+                             "  <vcpu>3</vcpu>\n"
+                             "  <os><type arch='x86_64'>hvm</type></os>\n"
+                             "  <devices>%s</devices>\n"
+                             "</domain>\n",
+                             name, uuid ? "  <uuid>" : "", uuid ?: "", uuid ? "</uuid>\n" : "", extra ?: "") >= 0);
+        return x;
+}
+
+/* Defines a domain as root and returns its object path (to free). */
+static char *define(sd_bus *bus, const char *name, const char *uuid, const char *extra) {
+        _cleanup_free_ char *xml = domain_xml(name, uuid, extra);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+static char *get_path(sd_bus *bus, const char *method, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, method, "s", arg);
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+static void call_domain(sd_bus *bus, const char *path, const char *method) {
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
+}
+
+static void call_domain_fails(sd_bus *bus, const char *path, const char *method, const char *error, const char *part) {
+        harness_call_fails(bus, error, part, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0));
+}
+
+static const char *state_of(Harness *h, const char *path) {
+        return harness_get_string(harness_bus_root(h), path, DOMAIN_INTERFACE, "State");
+}
+
+static int get_bool(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int b = -1;
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, property, &e, 'b', &b), 0);
+        return b;
+}
+
+static uint32_t get_u32(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t u = 0;
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, property, &e, 'u', &u), 0);
+        return u;
+}
+
+static char *get_xml(sd_bus *bus, const char *path, uint64_t flags) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, DOMAIN_INTERFACE, "GetXMLDesc", "t", flags);
+        const char *xml;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
+        return strdup(xml);
+}
+
+static size_t list_domains(sd_bus *bus, uint64_t flags, const char *must_contain) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "ListDomains", "t", flags);
+        const char *p;
+        size_t n = 0;
+        bool found = !must_contain;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "o"), 1);
+        while (sd_bus_message_read(reply, "o", &p) > 0) {
+                n++;
+                if (must_contain && streq(p, must_contain))
+                        found = true;
+        }
+        assert_true(found);
+        return n;
+}
+
+/* Waits for PropertiesChanged on path carrying State = state. */
+static void expect_state_signal(HarnessWatch *w, const char *state) {
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+                const char *iface, *name, *value;
+
+                if (!s)
+                        fail_msg("no PropertiesChanged with State='%s'", state);
+                assert_int_equal(sd_bus_message_read(s, "s", &iface), 1);
+                assert_string_equal(iface, DOMAIN_INTERFACE);
+                assert_int_equal(sd_bus_message_enter_container(s, 'a', "{sv}"), 1);
+                while (sd_bus_message_enter_container(s, 'e', "sv") > 0) {
+                        assert_int_equal(sd_bus_message_read(s, "s", &name), 1);
+                        if (streq(name, "State")) {
+                                assert_int_equal(sd_bus_message_read(s, "v", "s", &value), 1);
+                                if (streq(value, state))
+                                        return;
+                        } else
+                                assert_int_equal(sd_bus_message_skip(s, "v"), 1);
+                        assert_int_equal(sd_bus_message_exit_container(s), 1);
+                }
+        }
+}
+
+static void test_default_host(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_as(h, HARNESS_USER_PLAIN); /* reading is open to all */
+        _cleanup_free_ char *path = get_path(bus, "GetDomainByName", "test");
+
+        assert_string_equal(path, "/org/virtbus1/domain/6695eb01f6a4830479aa97f2502e193f");
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "test");
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "UUID"), "6695eb01-f6a4-8304-79aa-97f2502e193f");
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "State"), "running");
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "OSType"), "hvm");
+        assert_true(get_u32(bus, path, "Id") > 0);
+        assert_int_equal(get_bool(bus, path, "Persistent"), 1);
+        assert_int_equal(get_u32(bus, path, "VCPUs"), 2);
+        assert_true(list_domains(bus, 1, path) >= 1);
+        harness_assert_introspection(bus, path, "interfaces/org.virtbus1.Domain.xml");
+        harness_assert_introspection(bus, HARNESS_MANAGER_PATH, "interfaces/org.virtbus1.Manager.xml");
+}
+
+static void test_define_lookup_errors(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesAdded");
+        _cleanup_free_ char *path = NULL, *p2 = NULL, *p3 = NULL, *xml = NULL, *bad = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *added = NULL;
+        const char *added_path;
+
+        path = define(bus, "web", "0a1b2c3d-0000-4000-8000-00000000abcd", NULL);
+        assert_string_equal(path, "/org/virtbus1/domain/0a1b2c3d00004000800000000000abcd");
+        added = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+        assert_non_null(added);
+        assert_int_equal(sd_bus_message_read(added, "o", &added_path), 1);
+        assert_string_equal(added_path, path);
+
+        assert_string_equal(state_of(h, path), "shutoff");
+        assert_int_equal(get_u32(bus, path, "Id"), 0);
+        assert_int_equal(get_u32(bus, path, "VCPUs"), 3);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                uint64_t mem = 0;
+                assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "MemoryKiB", &e, 't', &mem), 0);
+                assert_int_equal(mem, 256 * 1024);
+        }
+
+        p2 = get_path(bus, "GetDomainByName", "web");
+        assert_string_equal(p2, path);
+        p3 = get_path(bus, "GetDomainByUUID", "0A1B2C3D00004000800000000000ABCD");
+        assert_string_equal(p3, path);
+        harness_call_fails(bus, ERR("NoSuchDomain"), "'nope'", M, "GetDomainByName", "s", "nope");
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByUUID", "s", "0a1b2c3d-0000-4000-8000-000000000000");
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'xyz'", M, "GetDomainByUUID", "s", "xyz");
+
+        xml = get_xml(bus, path, 0);
+        assert_non_null(strstr(xml, "<name>web</name>"));
+        assert_non_null(strstr(xml, "0a1b2c3d-0000-4000-8000-00000000abcd"));
+
+        /* Errors: flags, XML, duplicates. */
+        bad = domain_xml("web2", NULL, NULL);
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", M, "DefineDomain", "st", bad, UINT64_C(8));
+        harness_call_fails(bus, ERR("InvalidXML"), NULL, M, "DefineDomain", "st", "<domain type='test'><name>x</name>", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidXML"), "line", M, "DefineDomain", "st",
+                           "<domain type='test'><name>x</name><memory>1</memory><os><type>hvm</type></os><bogus/></domain>", UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "empty", M, "DefineDomain", "st", "", UINT64_C(0));
+        free(bad);
+        bad = domain_xml("web", "0a1b2c3d-0000-4000-8000-00000000ffff", NULL);
+        harness_call_fails(bus, ERR("AlreadyExists"), "'web'", M, "DefineDomain", "st", bad, UINT64_C(0));
+        free(bad);
+        bad = domain_xml("other", "0a1b2c3d-0000-4000-8000-00000000abcd", NULL);
+        harness_call_fails(bus, ERR("AlreadyExists"), "0a1b2c3d-0000-4000-8000-00000000abcd", M, "DefineDomain", "st", bad, UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", M, "ListDomains", "t", UINT64_C(4));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", path, DOMAIN_INTERFACE, "GetXMLDesc", "t", UINT64_C(4));
+}
+
+static void test_lifecycle(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *path = define(bus, "life", NULL, NULL), *xml = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(bus, path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        size_t active_before = list_domains(bus, 1, NULL), inactive_before = list_domains(bus, 2, path);
+
+        call_domain_fails(bus, path, "Shutdown", ERR("InvalidState"), "Domain 'life' is not running");
+        call_domain_fails(bus, path, "Suspend", ERR("InvalidState"), "not running");
+        call_domain_fails(bus, path, "Destroy", ERR("InvalidState"), "not running");
+        call_domain_fails(bus, path, "Reboot", ERR("InvalidState"), "not running");
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(2));
+
+        call_domain(bus, path, "Start");
+        expect_state_signal(w, "running");
+        assert_string_equal(state_of(h, path), "running");
+        assert_true(get_u32(bus, path, "Id") > 0);
+        assert_int_equal(list_domains(bus, 1, path), active_before + 1);
+        assert_int_equal(list_domains(bus, 2, NULL), inactive_before - 1);
+        call_domain_fails(bus, path, "Start", ERR("InvalidState"), "already running");
+        xml = get_xml(bus, path, 0);
+        assert_non_null(strstr(xml, " id="));
+        free(xml);
+        xml = get_xml(bus, path, 1);
+        assert_null(strstr(xml, " id="));
+
+        call_domain(bus, path, "Suspend");
+        expect_state_signal(w, "paused");
+        call_domain_fails(bus, path, "Suspend", ERR("InvalidState"), "paused");
+        call_domain(bus, path, "Resume");
+        expect_state_signal(w, "running");
+        call_domain(bus, path, "Reboot");
+        call_domain(bus, path, "Reset");
+        assert_string_equal(state_of(h, path), "running");
+
+        /* Shutdown waits until the guest has powered off. */
+        call_domain(bus, path, "Shutdown");
+        assert_string_equal(state_of(h, path), "shutoff");
+        assert_int_equal(get_u32(bus, path, "Id"), 0);
+
+        /* Paused start, then Destroy. */
+        harness_call_ok(bus, path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(1));
+        assert_string_equal(state_of(h, path), "paused");
+        call_domain(bus, path, "Destroy");
+        assert_string_equal(state_of(h, path), "shutoff");
+
+        /* Shutdown without waiting. */
+        call_domain(bus, path, "Start");
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Shutdown", "t", UINT64_C(1)));
+        expect_state_signal(w, "shutoff");
+}
+
+static void test_rename_undefine(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *path = define(bus, "old-name", NULL, NULL);
+        _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesRemoved");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
+        const char *p;
+
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "a/b", path, DOMAIN_INTERFACE, "Rename", "st", "a/b", UINT64_C(0));
+        harness_call_fails(bus, ERR("AlreadyExists"), "'test'", path, DOMAIN_INTERFACE, "Rename", "st", "test", UINT64_C(0));
+        call_domain(bus, path, "Start");
+        harness_call_fails(bus, ERR("InvalidState"), "shut off", path, DOMAIN_INTERFACE, "Rename", "st", "new-name", UINT64_C(0));
+        call_domain(bus, path, "Destroy");
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Rename", "st", "new-name", UINT64_C(0)));
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "new-name");
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "old-name");
+
+        call_domain(bus, path, "Undefine");
+        removed = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+        assert_non_null(removed);
+        assert_int_equal(sd_bus_message_read(removed, "o", &p), 1);
+        assert_string_equal(p, path);
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "new-name");
+        harness_call_fails(bus, SD_BUS_ERROR_UNKNOWN_OBJECT, NULL, path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+}
+
+static void test_transient(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = domain_xml("fleeting", NULL, NULL), *path = NULL, *running = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *p;
+
+        reply = harness_call_ok(bus, M, "CreateDomain", "st", xml, UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        path = strdup(p);
+        assert_string_equal(state_of(h, path), "running");
+        assert_int_equal(get_bool(bus, path, "Persistent"), 0);
+        harness_call_fails(bus, ERR("InvalidState"), "transient", path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0));
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                harness_set_property(bus, path, DOMAIN_INTERFACE, "Autostart", &e, "b", 1);
+                harness_assert_error(&e, ERR("InvalidState"), "transient");
+        }
+        /* Creating it again while it runs. */
+        harness_call_fails(bus, ERR("AlreadyExists"), "'fleeting'", M, "CreateDomain", "st", xml, UINT64_C(0));
+        call_domain(bus, path, "Destroy");
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "fleeting");
+
+        /* Undefining a running persistent domain leaves it running, transient. */
+        running = define(bus, "was-persistent", NULL, NULL);
+        call_domain(bus, running, "Start");
+        call_domain(bus, running, "Undefine");
+        assert_int_equal(get_bool(bus, running, "Persistent"), 0);
+        assert_string_equal(state_of(h, running), "running");
+        call_domain(bus, running, "Destroy");
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "was-persistent");
+}
+
+static void test_managed_objects(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "GetManagedObjects", "");
+        size_t n = 0, with_name = 0;
+        const char *path, *iface, *prop;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}"), 1);
+        while (sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}") > 0) {
+                assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+                assert_int_equal(sd_bus_message_enter_container(reply, 'a', "{sa{sv}}"), 1);
+                while (sd_bus_message_enter_container(reply, 'e', "sa{sv}") > 0) {
+                        assert_int_equal(sd_bus_message_read(reply, "s", &iface), 1);
+                        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "{sv}"), 1);
+                        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                                assert_int_equal(sd_bus_message_read(reply, "s", &prop), 1);
+                                if (streq(iface, DOMAIN_INTERFACE) && streq(prop, "Name"))
+                                        with_name++;
+                                assert_int_equal(sd_bus_message_skip(reply, "v"), 1);
+                                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                        }
+                        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                }
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                if (strncmp(path, "/org/virtbus1/domain/", 21) == 0)
+                        n++;
+        }
+        assert_int_equal(n, list_domains(bus, 0, NULL));
+        assert_int_equal(with_name, n);
+}
+
+static void test_secrets(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = define(root, "secret", NULL, "<graphics type='vnc' port='-1' autoport='yes' passwd='hunter2'/>");
+        _cleanup_free_ char *plain = NULL, *secure = NULL;
+
+        plain = get_xml(harness_bus_as(h, HARNESS_USER_PLAIN), path, 0);
+        assert_null(strstr(plain, "hunter2"));
+        assert_non_null(strstr(plain, "<graphics"));
+        secure = get_xml(root, path, 2);
+        assert_non_null(strstr(secure, "hunter2"));
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_PLAIN), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
+                           path, DOMAIN_INTERFACE, "GetXMLDesc", "t", UINT64_C(2));
+        /* The example rule does not grant read-secure to group virtbus either. */
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_VIRTBUS), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
+                           path, DOMAIN_INTERFACE, "GetXMLDesc", "t", UINT64_C(2));
+}
+
+static void test_authorization(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN),
+               *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *xml = domain_xml("by-member", NULL, NULL), *xml2 = domain_xml("by-plain", NULL, NULL);
+        _cleanup_free_ char *path = define(root, "guarded", NULL, NULL), *mpath = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *p;
+
+        /* Unprivileged: refused, and nothing happened. */
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.domain.manage",
+                           M, "DefineDomain", "st", xml2, UINT64_C(0));
+        harness_call_fails(root, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "by-plain");
+        call_domain_fails(plain, path, "Start", SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
+        assert_string_equal(state_of(h, path), "shutoff");
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                harness_set_property(plain, path, DOMAIN_INTERFACE, "Autostart", &e, "b", 1);
+                harness_assert_error(&e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
+                assert_int_equal(get_bool(root, path, "Autostart"), 0);
+        }
+        /* With interaction allowed but no agent: AccessDenied. */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *r = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                assert_int_equal(sd_bus_message_new_method_call(plain, &call, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "Start"), 0);
+                assert_int_equal(sd_bus_message_append(call, "t", UINT64_C(0)), 1);
+                assert_int_equal(sd_bus_message_set_allow_interactive_authorization(call, true), 0);
+                assert_true(sd_bus_call(plain, call, 0, &e, &r) < 0);
+                harness_assert_error(&e, SD_BUS_ERROR_ACCESS_DENIED, NULL);
+        }
+
+        /* Group virtbus, through the example rule and the real polkitd: may manage domains. */
+        reply = harness_call_ok(member, M, "DefineDomain", "st", xml, UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        mpath = strdup(p);
+        call_domain(member, mpath, "Start");
+        call_domain(member, mpath, "Suspend");
+        call_domain(member, mpath, "Resume");
+        call_domain(member, mpath, "Destroy");
+        assert_int_equal(harness_set_property(member, mpath, DOMAIN_INTERFACE, "Autostart", NULL, "b", 1), 1);
+        assert_int_equal(get_bool(root, mpath, "Autostart"), 1);
+        call_domain(member, mpath, "Undefine");
+        /* ... but not the service's own settings. */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                harness_set_property(member, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE, "LogLevel", &e, "s", "debug");
+                harness_assert_error(&e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
+        }
+}
+
+static void test_persistence_restart(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *a = define(bus, "persist-a", NULL, NULL), *b = define(bus, "persist-b", NULL, NULL);
+        _cleanup_free_ char *t = NULL, *xml = domain_xml("persist-transient", NULL, NULL);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *p;
+
+        assert_int_equal(harness_set_property(bus, a, DOMAIN_INTERFACE, "Autostart", NULL, "b", 1), 1);
+        call_domain(bus, b, "Start");
+        call_domain(bus, b, "Suspend");
+        reply = harness_call_ok(bus, M, "CreateDomain", "st", xml, UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        t = strdup(p);
+
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        /* Autostart domain started; a paused one is still paused; the transient one still runs. */
+        assert_string_equal(state_of(h, a), "running");
+        assert_int_equal(get_bool(bus, a, "Autostart"), 1);
+        assert_string_equal(state_of(h, b), "paused");
+        assert_string_equal(state_of(h, t), "running");
+        assert_int_equal(get_bool(bus, t, "Persistent"), 0);
+        call_domain(bus, t, "Destroy");
+        call_domain(bus, b, "Destroy");
+}
+
+/* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */
+static void test_torn_writes(void **state) {
+        Harness *h = *state;
+
+        for (int round = 0; round < 3; round++) {
+                _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+                int sent = 0;
+
+                assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &bus), 0);
+                for (int i = 0; i < 60; i++) {
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+                        char name[64];
+                        _cleanup_free_ char *x = NULL;
+
+                        snprintf(name, sizeof name, "torn-%d-%d", round, i);
+                        x = domain_xml(name, NULL, NULL);
+                        assert_int_equal(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                                                        HARNESS_MANAGER_INTERFACE, "DefineDomain"), 0);
+                        assert_int_equal(sd_bus_message_append(call, "st", x, UINT64_C(0)), 1);
+                        assert_int_equal(sd_bus_call_async(bus, NULL, call, NULL, NULL, 0), 1);
+                        sent++;
+                }
+                assert_true(sd_bus_flush(bus) >= 0);
+                usleep(2000 + round * 3000);
+                assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+                assert_int_equal(harness_daemon_start(h, NULL), 0);
+                /* It came back, every domain it lists answers, and no file was lost as broken. */
+                sd_bus *root = harness_bus_root(h);
+                size_t n = list_domains(root, 0, NULL);
+                assert_true(n >= 1);
+                _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
+                if (log)
+                        assert_null(strstr(log, "Failed to load"));
+                (void) sent;
+        }
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_default_host),
+                cmocka_unit_test(test_define_lookup_errors),
+                cmocka_unit_test(test_lifecycle),
+                cmocka_unit_test(test_rename_undefine),
+                cmocka_unit_test(test_transient),
+                cmocka_unit_test(test_managed_objects),
+                cmocka_unit_test(test_secrets),
+                cmocka_unit_test(test_authorization),
+                cmocka_unit_test(test_persistence_restart),
+                cmocka_unit_test(test_torn_writes),
+        };
+        HARNESS_SKIP_UNLESS_ROOT();
+        return harness_run_group(tests, &(HarnessOptions) {});
+}
