@@ -978,9 +978,9 @@ static void unlink_active(Harness *h) {
 
 bool harness_can_run(void) {
         if (geteuid() != 0) {
-                fprintf(stderr, "SKIP: integration tests need root (they start a private bus and polkitd, "
-                                "install polkit files and create test users); run them through scripts/test "
-                                "as root\n");
+                fprintf(stderr, "SKIP: integration tests need root (they start a private bus and polkitd in "
+                                "a mount namespace and create test users); run them through scripts/test as "
+                                "root\n");
                 return false;
         }
         if (!harness_daemon_path() || !harness_source_root()) {
