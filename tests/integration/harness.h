@@ -202,8 +202,10 @@ int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t 
 bool harness_can_run(void);
 
 /* Implementation of the macros above. */
-sd_bus_message *_harness_call_ok(const char *file, int line, sd_bus *bus, const char *path,
-                                 const char *interface, const char *member, const char *types, ...);
+/* The reply must be unref'd (the test binaries run under LeakSanitizer too). */
+__attribute__((warn_unused_result)) sd_bus_message *_harness_call_ok(const char *file, int line, sd_bus *bus,
+                                                                     const char *path, const char *interface,
+                                                                     const char *member, const char *types, ...);
 void _harness_call_fails(const char *file, int line, sd_bus *bus, const char *error_name,
                          const char *message_part, const char *path, const char *interface,
                          const char *member, const char *types, ...);

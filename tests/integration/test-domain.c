@@ -233,7 +233,7 @@ static void test_lifecycle(void **state) {
         assert_int_equal(get_u32(bus, path, "Id"), 0);
 
         /* Paused start, then Destroy. */
-        harness_call_ok(bus, path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(1));
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(1)));
         assert_string_equal(state_of(h, path), "paused");
         call_domain(bus, path, "Destroy");
         assert_string_equal(state_of(h, path), "shutoff");
@@ -439,7 +439,8 @@ static void test_torn_writes(void **state) {
         Harness *h = *state;
 
         for (int round = 0; round < 3; round++) {
-                _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+                /* close: the floating async calls keep the connection alive otherwise. */
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
                 int sent = 0;
 
                 assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &bus), 0);
