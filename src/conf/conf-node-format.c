@@ -97,7 +97,8 @@ static int merge_children(ConfNode *gen, ConfNode *residue, ChildKey *keys, size
                         matched[j] = true;
                         keys[(*n_keys)++] = (ChildKey) { gen->children[j], prev, (int) i };
                         r = conf_node_merge(gen->children[j], c);
-                        residue->children[i] = NULL;
+                        /* What c had is now in its generated counterpart. */
+                        residue->children[i] = conf_node_free(c);
                 } else if (!c->used || !conf_node_is_empty(c)) {
                         c->used = false;
                         keys[(*n_keys)++] = (ChildKey) { c, prev, (int) i };
@@ -139,7 +140,8 @@ int conf_node_merge(ConfNode *gen, ConfNode *residue) {
         r = merge_children(gen, residue, keys, &n_keys);
         if (r < 0)
                 return r;
-        qsort(keys, n_keys, sizeof(ChildKey), child_key_compare);
+        if (n_keys > 1)
+                qsort(keys, n_keys, sizeof(ChildKey), child_key_compare);
         if (!GREEDY_REALLOC(gen->children, gen->n_children_allocated, n_keys))
                 return -ENOMEM;
         for (size_t i = 0; i < n_keys; i++)

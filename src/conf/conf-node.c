@@ -119,7 +119,8 @@ static int conf_node_fill_from_xml(ConfNode *c, xmlNode *x) {
                                             a->ns ? (const char *) a->ns->href : NULL, strempty(v)) < 0)
                         return -ENOMEM;
         }
-        qsort(c->attrs, c->n_attrs, sizeof(ConfAttr), conf_attr_compare);
+        if (c->n_attrs > 1)
+                qsort(c->attrs, c->n_attrs, sizeof(ConfAttr), conf_attr_compare);
         for (xmlNode *k = x->children; k; k = k->next)
                 if (k->type == XML_ELEMENT_NODE) {
                         if (conf_node_append(c, conf_node_from_xml(k)) < 0)
