@@ -1487,5 +1487,5 @@ int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t 
         free(saved_logs);
         saved_logs = NULL;
         xmlCleanupParser();
-        return r;
+        return r == 0 ? 0 : 1; /* never 77, which would read as "skipped" */
 }

@@ -187,8 +187,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HarnessWatch *, harness_watch_free);
 /* cmocka glue ------------------------------------------------------------------------------- */
 
 /* Runs a cmocka group with one harness (the tests' *state) started before and stopped after. Prints
- * the daemons' logs if anything failed. Returns the number of failures (or 1 if the harness didn't
- * start). */
+ * the daemons' logs if anything failed. Returns 0 if every test passed, else 1 (also when the harness
+ * didn't start), so that main() can return it. */
 /* (variadic so that a compound literal with commas may be passed as the options) */
 #define harness_run_group(tests, ...) _harness_run_group(#tests, tests, ELEMENTSOF(tests), __VA_ARGS__)
 int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t n, const HarnessOptions *opts);
