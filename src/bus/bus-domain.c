@@ -121,12 +121,24 @@ static int read_xml_and_flags(sd_bus_message *m, uint64_t allowed, const char **
         return 0;
 }
 
-/* Polkit details for a definition not known yet: its name, when it parses. */
-static int check_manage_for_xml(BusServer *s, sd_bus_message *m, const char *xml, sd_bus_error *error) {
-        _cleanup_free_ char *name = domain_def_peek_name(xml);
-        const char *details[] = { "domain", name ?: "", NULL };
+/* Parses the definition (pure) and asks polkit, with its name as detail. Returns 1 with *ret set to go
+ * on, 0 when polkit's answer is pending, < 0 on error. */
+static int parse_and_authorize(BusServer *s, sd_bus_message *m, const char *xml, DomainDef **ret,
+                               sd_bus_error *error) {
+        _cleanup_(domain_def_freep) DomainDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+        const char *details[] = { "domain", NULL, NULL };
+        int r;
 
-        return bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
+        r = domain_def_parse_string(xml, 0, &def, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        details[1] = domain_def_get_name(def);
+        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
+        if (r <= 0)
+                return r;
+        *ret = TAKE_PTR(def);
+        return 1;
 }
 
 /* The BusServer is the userdata of the Manager's events (bus_server_new sets it). */
@@ -139,6 +151,7 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         VbError e = VB_ERROR_NULL;
         const char *xml;
         uint64_t flags;
+        DomainDef *def = NULL;
         Domain *d;
         bool created;
         int r;
@@ -146,10 +159,10 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = read_xml_and_flags(m, 0, &xml, &flags, error);
         if (r < 0)
                 return r;
-        r = check_manage_for_xml(s, m, xml, error);
+        r = parse_and_authorize(s, m, xml, &def, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_define(s->manager, xml, &d, &created, &e);
+        r = manager_domain_define_def(s->manager, def, &d, &created, &e);
         if (r < 0)
                 return reply_error(error, &e, r);
         return reply_path(m, d);
@@ -160,16 +173,17 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         VbError e = VB_ERROR_NULL;
         const char *xml;
         uint64_t flags;
+        DomainDef *def = NULL;
         Domain *d;
         int r;
 
         r = read_xml_and_flags(m, START_PAUSED, &xml, &flags, error);
         if (r < 0)
                 return r;
-        r = check_manage_for_xml(s, m, xml, error);
+        r = parse_and_authorize(s, m, xml, &def, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_create(s->manager, xml, flags & START_PAUSED, &d, &e);
+        r = manager_domain_create_def(s->manager, def, flags & START_PAUSED, &d, &e);
         if (r < 0)
                 return reply_error(error, &e, r);
         return reply_path(m, d);

@@ -3,8 +3,18 @@
 #include <unistd.h>
 
 #include "bus/bus-polkit.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 #include "util/macro.h"
+
+/* The uid behind a unique bus name never changes, and unique names are never reused on a bus: known
+ * callers are remembered until they disconnect, sparing a round trip to the bus per call. */
+#define UID_CACHE_MAX 4096
+
+typedef struct CallerUid {
+        char *name;
+        uid_t uid;
+} CallerUid;
 
 #define POLKIT_CHECK_ALLOW_INTERACTION UINT32_C(1)
 
@@ -31,7 +41,75 @@ struct Query {
 struct BusPolkit {
         bool no_polkit;
         Query *queries;
+        Hashmap *uids;           /* unique name -> CallerUid */
+        sd_bus_slot *name_owner_slot;
 };
+
+static void uid_cache_clear(BusPolkit *p) {
+        CallerUid *c;
+
+        for (size_t i = 0; hashmap_iterate(p->uids, &i, (void **) &c, NULL);) {
+                free(c->name);
+                free(c);
+        }
+        hashmap_free(p->uids);
+        p->uids = NULL;
+}
+
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusPolkit *p = userdata;
+        const char *name, *old_owner, *new_owner;
+        CallerUid *c;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !isempty(new_owner))
+                return 0;
+        c = hashmap_remove(p->uids, name);
+        if (c) {
+                free(c->name);
+                free(c);
+        }
+        return 0;
+}
+
+int bus_polkit_attach(BusPolkit *p, sd_bus *bus) {
+        return sd_bus_match_signal_async(bus, &p->name_owner_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                         "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, p);
+}
+
+static int sender_uid(BusPolkit *p, sd_bus_message *m, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(m);
+        CallerUid *c;
+        int r;
+
+        c = sender ? hashmap_get(p->uids, sender) : NULL;
+        if (c) {
+                *ret = c->uid;
+                return 0;
+        }
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, ret);
+        if (r < 0 || !sender || !p->name_owner_slot)
+                return r;
+
+        if (hashmap_size(p->uids) >= UID_CACHE_MAX)
+                uid_cache_clear(p);
+        if (!p->uids && !(p->uids = hashmap_new()))
+                return 0;
+        c = new0(CallerUid, 1);
+        if (!c || !(c->name = strdup(sender))) {
+                free(c);
+                return 0;
+        }
+        c->uid = *ret;
+        if (hashmap_put(p->uids, c->name, c) < 0) {
+                free(c->name);
+                free(c);
+        }
+        return 0;
+}
 
 int bus_polkit_new(bool no_polkit, BusPolkit **ret) {
         BusPolkit *p = new0(BusPolkit, 1);
@@ -69,6 +147,8 @@ BusPolkit *bus_polkit_free(BusPolkit *p) {
                 p->queries = q->next;
                 query_free(q);
         }
+        uid_cache_clear(p);
+        sd_bus_slot_unref(p->name_owner_slot);
         free(p);
         return NULL;
 }
@@ -183,15 +263,11 @@ static int start_query(BusPolkit *p, sd_bus_message *m, const char *action, cons
         return 0;
 }
 
-static int check_user_mode(sd_bus_message *m, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+static int check_user_mode(BusPolkit *p, sd_bus_message *m, sd_bus_error *error) {
         uid_t uid;
         int r;
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
+        r = sender_uid(p, m, &uid);
         if (r < 0)
                 return r;
         if (uid != geteuid())
@@ -225,12 +301,11 @@ static int answer(Query *q, const char *action, sd_bus_error *error) {
 
 int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const char * const *details,
                      sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
         int r;
 
         if (p->no_polkit)
-                return check_user_mode(m, error);
+                return check_user_mode(p, m, error);
 
         /* Is this the second dispatch of a call whose question is answered? */
         for (Query *q = p->queries; q; q = q->next) {
@@ -245,8 +320,7 @@ int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const 
         }
 
         /* root is always allowed (polkit would say the same); spare it the round trip. */
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
-        if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
+        if (sender_uid(p, m, &uid) >= 0 && uid == 0)
                 return 1;
 
         r = start_query(p, m, action, details);

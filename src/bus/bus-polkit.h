@@ -17,6 +17,8 @@ typedef struct BusPolkit BusPolkit;
 /* no_polkit: --user mode, where only callers of our own uid are served and polkit isn't asked. */
 int bus_polkit_new(bool no_polkit, BusPolkit **ret);
 BusPolkit *bus_polkit_free(BusPolkit *p);
+/* Follows disconnects on bus, so that the uids of callers can be remembered. */
+int bus_polkit_attach(BusPolkit *p, sd_bus *bus);
 
 /* details: NULL or a NULL-terminated list of key, value, key, value... */
 int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const char * const *details,

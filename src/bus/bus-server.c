@@ -28,6 +28,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = bus_polkit_new(manager->mode == MANAGER_USER, &s->polkit);
         if (r < 0)
                 return r;
+        r = bus_polkit_attach(s->polkit, bus);
+        if (r < 0)
+                log_warning_errno(r, "Failed to follow disconnects, callers' uids won't be cached: %m");
         /* Node callbacks run before sd-bus looks at vtables: the gate sees property writes first. */
         r = sd_bus_add_object(bus, &s->manager_gate_slot, VB_MANAGER_PATH, bus_property_gate, s);
         if (r < 0)

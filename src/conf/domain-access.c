@@ -1,7 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
 #include "conf/conf-util.h"
 #include "conf/domain-access.h"
 
@@ -24,6 +21,10 @@ DomainUUIDString domain_def_uuid(const DomainDef *def) {
         return u;
 }
 
+uint64_t domain_def_serial(const DomainDef *def) {
+        return def->serial;
+}
+
 int domain_def_check_name(const char *name, VbError *reterr) {
         return conf_check_name(NULL, "name", name, reterr);
 }
@@ -32,34 +33,13 @@ int domain_def_set_name(DomainDef *def, const char *name, VbError *reterr) {
         int r = domain_def_check_name(name, reterr);
         if (r < 0)
                 return r;
+        def->serial = domain_def_new_serial();
         return free_and_strdup(&def->name, name);
 }
 
 void domain_def_set_id(DomainDef *def, int64_t id) {
         def->id = id < 0 ? -1 : id;
-}
-
-char *domain_def_peek_name(const char *xml) {
-        xmlDocPtr doc;
-        xmlNodePtr root;
-        char *name = NULL;
-
-        doc = xmlReadMemory(xml, (int) strlen(xml), "peek.xml", NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        if (!doc)
-                return NULL;
-        root = xmlDocGetRootElement(doc);
-        for (xmlNodePtr c = root ? root->children : NULL; c; c = c->next)
-                if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "name")) {
-                        xmlChar *t = xmlNodeGetContent(c);
-                        if (t) {
-                                name = strdup((const char *) t);
-                                xmlFree(t);
-                        }
-                        break;
-                }
-        xmlFreeDoc(doc);
-        return name;
+        def->serial = domain_def_new_serial();
 }
 
 int domain_def_normalize_uuid(const char *s, char ret[37]) {

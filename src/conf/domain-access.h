@@ -28,9 +28,9 @@ void domain_def_set_id(DomainDef *def, int64_t id);
 /* Checks a name as the parser would: non-empty, no '/', no control characters. */
 int domain_def_check_name(const char *name, VbError *reterr);
 
-/* The text of /domain/name in xml, read without validation (for polkit details before the
- * definition is parsed); NULL if there is none. */
-char *domain_def_peek_name(const char *xml);
+/* A number no other definition of this process has or will have: a published definition never
+ * changes, so what is computed from it (its formatted XML) can be kept under this key. */
+uint64_t domain_def_serial(const DomainDef *def);
 
 /* Any accepted UUID spelling (dashes or not, any case) to 8-4-4-4-12 lowercase. */
 int domain_def_normalize_uuid(const char *s, char ret[37]);

@@ -93,6 +93,7 @@ typedef struct DomainOsDef {
 } DomainOsDef;
 
 typedef struct DomainDef {
+        uint64_t serial; /* unique per process, never reused: caches key on it (domain_def_serial) */
         DomainVirtType virt_type;
         int64_t id; /* -1: none */
         char *name;
@@ -141,6 +142,9 @@ uint32_t domain_def_get_vcpus(const DomainDef *def);
 uint64_t domain_def_get_memory_kib(const DomainDef *def);
 const char *domain_def_get_os_type(const DomainDef *def);
 size_t domain_def_get_devices(const DomainDef *def, DeviceDef *const **ret);
+
+/* Internal: a fresh DomainDef.serial; functions that change a definition take one. */
+uint64_t domain_def_new_serial(void);
 
 /* Internal: the domain element from a ConfNode tree and back. */
 int domain_def_parse_node(ConfNode *root, unsigned flags, DomainDef **ret, VbError *reterr);

@@ -200,6 +200,12 @@ static int domain_def_fill_defaults(DomainDef *def, unsigned flags) {
         return 0;
 }
 
+/* Every definition parsed (or changed) in this process gets its own number (see DomainDef.serial). */
+uint64_t domain_def_new_serial(void) {
+        static uint64_t counter;
+        return ++counter;
+}
+
 int domain_def_parse_node(ConfNode *root, unsigned flags, DomainDef **ret, VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *def = NULL;
         ConfNode *os;
@@ -210,6 +216,7 @@ int domain_def_parse_node(ConfNode *root, unsigned flags, DomainDef **ret, VbErr
                 conf_node_free(root);
                 return -ENOMEM;
         }
+        def->serial = domain_def_new_serial();
         def->extra = root;
         r = parse_identity(def, root, reterr);
         if (r < 0)

@@ -36,14 +36,20 @@ static int check_unique(Manager *m, const DomainDef *def, Domain **ret_same, VbE
 }
 
 int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_created, VbError *reterr) {
-        static const char * const props[] = { "Persistent", "VCPUs", "MemoryKiB", "OSType", NULL };
         DomainDef *def = NULL;
-        Domain *d = NULL;
         int r;
 
         r = domain_def_parse_string(xml, 0, &def, reterr);
         if (r < 0)
                 return r;
+        return manager_domain_define_def(m, def, ret, ret_created, reterr);
+}
+
+int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
+        static const char * const props[] = { "Persistent", "VCPUs", "MemoryKiB", "OSType", NULL };
+        Domain *d = NULL;
+        int r;
+
         domain_def_set_id(def, -1); /* An inactive definition has no id. */
         r = check_unique(m, def, &d, reterr);
         if (r >= 0)
@@ -101,12 +107,18 @@ static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, V
 
 int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr) {
         DomainDef *def = NULL;
-        Domain *d = NULL, *same = NULL;
         int r;
 
         r = domain_def_parse_string(xml, 0, &def, reterr);
         if (r < 0)
                 return r;
+        return manager_domain_create_def(m, def, paused, ret, reterr);
+}
+
+int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **ret, VbError *reterr) {
+        Domain *d = NULL, *same = NULL;
+        int r;
+
         r = check_unique(m, def, &same, reterr);
         if (r >= 0 && same) {
                 if (domain_is_active(same))
@@ -312,9 +324,20 @@ int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, Vb
         def = (flags & DOMAIN_XML_INACTIVE) && d->config ? d->config : domain_current_def(d);
         if (flags & DOMAIN_XML_SECURE)
                 fflags |= DOMAIN_FORMAT_SECURE;
-        r = domain_def_format(def, fflags, ret);
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format domain '%s': %s",
-                                    d->name, strerror(-r));
-        return 0;
+        /* Published definitions never change: the last answer stays right until another definition
+         * takes its place. */
+        if (!d->xml_cache || d->xml_cache_serial != domain_def_serial(def) || d->xml_cache_flags != fflags) {
+                char *xml = NULL;
+
+                r = domain_def_format(def, fflags, &xml);
+                if (r < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format domain '%s': %s",
+                                            d->name, strerror(-r));
+                free(d->xml_cache);
+                d->xml_cache = xml;
+                d->xml_cache_serial = domain_def_serial(def);
+                d->xml_cache_flags = fflags;
+        }
+        *ret = strdup(d->xml_cache);
+        return *ret ? 0 : -ENOMEM;
 }

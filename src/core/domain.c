@@ -75,6 +75,7 @@ Domain *domain_free(Domain *d) {
         }
         domain_def_free(d->config);
         domain_def_free(d->live);
+        free(d->xml_cache);
         free(d->name);
         free(d);
         return NULL;

@@ -27,6 +27,10 @@ struct Domain {
         unsigned id;
         bool autostart;
         DomainWaiter *waiters;
+        /* GetXMLDesc's last answer, for the definition with this serial and these format flags. */
+        char *xml_cache;
+        uint64_t xml_cache_serial;
+        unsigned xml_cache_flags;
 };
 
 /* Property names that change with a domain's state, for PropertiesChanged. */

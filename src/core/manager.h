@@ -71,6 +71,9 @@ Domain *manager_domain_by_name(const Manager *m, const char *name);
 int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_created, VbError *reterr);
 /* CreateDomain: a transient domain, started at once. */
 int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr);
+/* The same with a parsed definition, which they take (also on failure). */
+int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr);
+int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **ret, VbError *reterr);
 
 int manager_domain_start(Manager *m, Domain *d, bool paused, VbError *reterr);
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);

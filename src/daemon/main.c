@@ -271,22 +271,25 @@ static int run(int argc, char *argv[]) {
         r = connect_bus(&a, &bus);
         if (r < 0)
                 return r;
-        r = bus_server_new(bus, manager, &server);
+        /* The name first: a second virtbusd must fail before it starts anything. Calls that arrive
+         * meanwhile wait in the queue until the loop runs, after loading. */
+        r = request_name(bus);
         if (r < 0)
                 return r;
+        /* Loading announces nothing: nobody can have seen these domains go missing. */
         r = manager_load(manager, &e);
         if (r < 0) {
                 log_error_errno(r, "Failed to load: %s", e.message ?: strerror(-r));
                 vb_error_free(&e);
                 return r;
         }
+        r = bus_server_new(bus, manager, &server);
+        if (r < 0)
+                return r;
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
         r = sd_bus_set_exit_on_disconnect(bus, true);
-        if (r < 0)
-                return r;
-        r = request_name(bus);
         if (r < 0)
                 return r;
 

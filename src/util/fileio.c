@@ -71,14 +71,18 @@ int write_file_atomic(const char *path, const char *contents, size_t size, mode_
         _cleanup_close_ int fd = -1, dfd = -1;
         int r;
 
-        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+        /* One writer per file (the service is single-threaded), so a fixed name for the temporary file
+         * is enough; one left over by a crash is replaced. */
+        if (asprintf(&tmp, "%s.tmp~", path) < 0)
                 return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd < 0 && errno == EEXIST) {
+                (void) unlink(tmp);
+                fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        }
         if (fd < 0)
                 return -errno;
         r = write_all(fd, contents, size);
-        if (r >= 0 && fchmod(fd, mode) < 0)
-                r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
