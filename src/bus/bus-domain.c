@@ -25,16 +25,19 @@
 #define ACTION_MANAGE "org.virtbus1.domain.manage"
 #define ACTION_READ_SECURE "org.virtbus1.domain.read-secure"
 
-char *bus_domain_path(const Domain *d) {
-        char hex[33], *p = hex, *path;
+const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH_MAX]) {
+        char *p = stpcpy(buf, VB_DOMAIN_PREFIX "/");
 
-        for (const char *u = d->uuid; *u && p < hex + 32; u++)
+        for (const char *u = d->uuid; *u; u++)
                 if (*u != '-')
                         *p++ = (char) tolower((unsigned char) *u);
         *p = 0;
-        if (asprintf(&path, VB_DOMAIN_PREFIX "/%s", hex) < 0)
-                return NULL;
-        return path;
+        return buf;
+}
+
+char *bus_domain_path(const Domain *d) {
+        char buf[BUS_DOMAIN_PATH_MAX];
+        return strdup(bus_domain_path_buf(d, buf));
 }
 
 Domain *bus_domain_from_path(BusServer *s, const char *path) {
@@ -146,14 +149,23 @@ static BusServer *server_of(Domain *d) {
         return d->manager->events.userdata;
 }
 
+static void on_defined(Manager *mgr, Domain *d, bool created, int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        if (r < 0) {
+                (void) bus_error_from_vb(&error, e, r);
+                (void) sd_bus_reply_method_error(m, &error);
+        } else
+                (void) reply_path(m, d);
+}
+
 int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
-        const char *xml;
-        uint64_t flags;
+        const char *xml = NULL;
+        uint64_t flags = 0;
         DomainDef *def = NULL;
-        Domain *d;
-        bool created;
         int r;
 
         r = read_xml_and_flags(m, 0, &xml, &flags, error);
@@ -162,17 +174,20 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = parse_and_authorize(s, m, xml, &def, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_define_def(s->manager, def, &d, &created, &e);
-        if (r < 0)
+        /* Saved together with whatever else arrives meanwhile; on_defined replies. */
+        r = manager_domain_define_async(s->manager, def, on_defined, sd_bus_message_ref(m), &e);
+        if (r < 0) {
+                sd_bus_message_unref(m);
                 return reply_error(error, &e, r);
-        return reply_path(m, d);
+        }
+        return 1;
 }
 
 int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
-        const char *xml;
-        uint64_t flags;
+        const char *xml = NULL;
+        uint64_t flags = 0;
         DomainDef *def = NULL;
         Domain *d;
         int r;
@@ -211,16 +226,13 @@ int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_er
         for (size_t i = 0; i < mgr->n_domains; i++) {
                 Domain *d = mgr->domains[i];
                 bool active = domain_is_active(d);
-                _cleanup_free_ char *path = NULL;
+                char path[BUS_DOMAIN_PATH_MAX];
 
                 if ((flags & LIST_ACTIVE) && !(flags & LIST_INACTIVE) && !active)
                         continue;
                 if ((flags & LIST_INACTIVE) && !(flags & LIST_ACTIVE) && active)
                         continue;
-                path = bus_domain_path(d);
-                if (!path)
-                        return -ENOMEM;
-                r = sd_bus_message_append(reply, "o", path);
+                r = sd_bus_message_append_basic(reply, 'o', bus_domain_path_buf(d, path));
                 if (r < 0)
                         return r;
         }

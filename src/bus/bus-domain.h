@@ -11,6 +11,8 @@ int bus_domain_register(BusServer *s);
 
 /* /org/virtbus1/domain/<the UUID's 32 lowercase hex digits>; caller frees. */
 char *bus_domain_path(const Domain *d);
+#define BUS_DOMAIN_PATH_MAX (sizeof(VB_DOMAIN_PREFIX "/") + 32)
+const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH_MAX]);
 /* The domain at path, or NULL. */
 Domain *bus_domain_from_path(BusServer *s, const char *path);
 

@@ -15,6 +15,14 @@ void domain_set_state(Domain *d, DomainState state, unsigned id);
 void domain_stopped(Domain *d, DomainStopReason reason);
 void domain_emit_changed(Domain *d, const char * const *properties);
 
+/* DefineDomain in steps: check (names, UUID), then, once the definition is saved, apply it to the
+ * registry (takes def). */
+int domain_define_check(Manager *m, DomainDef *def, VbError *reterr);
+int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_created);
+
+/* Saves pending DefineDomain calls now (domain-define.c). */
+void manager_commit_defines(Manager *m);
+
 int manager_add_domain(Manager *m, Domain *d);
 void manager_remove_domain(Manager *m, Domain *d);
 int manager_rename_domain(Manager *m, Domain *d, const char *name);

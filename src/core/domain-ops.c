@@ -45,19 +45,30 @@ int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_c
         return manager_domain_define_def(m, def, ret, ret_created, reterr);
 }
 
-int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
-        static const char * const props[] = { "Persistent", "VCPUs", "MemoryKiB", "OSType", NULL };
-        Domain *d = NULL;
-        int r;
+int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
+        Domain *same;
 
         domain_def_set_id(def, -1); /* An inactive definition has no id. */
-        r = check_unique(m, def, &d, reterr);
+        return check_unique(m, def, &same, reterr);
+}
+
+int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
+        int r;
+
+        r = domain_define_check(m, def, reterr);
         if (r >= 0)
                 r = domain_store_save(m->domains_dir, def, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
         }
+        return domain_define_apply(m, def, ret, ret_created);
+}
+
+int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_created) {
+        static const char * const props[] = { "Persistent", "VCPUs", "MemoryKiB", "OSType", NULL };
+        Domain *d = manager_domain_by_uuid(m, domain_def_uuid(def).s);
+        int r;
 
         if (d) {
                 /* A new definition for a known domain: takes effect at its next start. */

@@ -11,6 +11,8 @@
 
 #define UUID_STRING_LEN 36
 
+static int sync_dir(const char *dir);
+
 static int path_of(const char *dir, const char *uuid, const char *suffix, char **ret) {
         return asprintf(ret, "%s/%s%s", dir, uuid, suffix) < 0 ? -ENOMEM : 0;
 }
@@ -42,6 +44,89 @@ static int sync_dir(const char *dir) {
         if (fsync(fd) < 0)
                 r = -errno;
         close(fd);
+        return r;
+}
+
+int domain_store_stage(const char *dir, const DomainDef *def, DomainStoreStaged *ret, VbError *reterr) {
+        _cleanup_free_ char *xml = NULL, *path = NULL, *tmp = NULL;
+        size_t size, done = 0;
+        int fd, r;
+
+        r = domain_def_format(def, DOMAIN_FORMAT_SECURE, &xml);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format the definition: %s",
+                                    strerror(-r));
+        r = path_of(dir, domain_def_uuid(def).s, ".xml", &path);
+        if (r < 0)
+                return r;
+        if (asprintf(&tmp, "%s.tmp~", path) < 0)
+                return -ENOMEM;
+        (void) unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %m", tmp);
+        size = strlen(xml);
+        while (done < size) {
+                ssize_t k = write(fd, xml + done, size - done);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = -errno;
+                        close(fd);
+                        (void) unlink(tmp);
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", tmp,
+                                            strerror(-r));
+                }
+                done += (size_t) k;
+        }
+        *ret = (DomainStoreStaged) { .fd = fd, .tmp_path = TAKE_PTR(tmp), .path = TAKE_PTR(path), .result = 1 };
+        return 0;
+}
+
+void domain_store_staged_discard(DomainStoreStaged *s) {
+        if (s->fd >= 0) {
+                close(s->fd);
+                if (s->tmp_path)
+                        (void) unlink(s->tmp_path);
+        }
+        free(s->tmp_path);
+        free(s->path);
+        s->fd = -1;
+        s->tmp_path = s->path = NULL;
+}
+
+int domain_store_commit(const char *dir, DomainStoreStaged *staged, size_t n) {
+        int any = -1, r;
+
+        for (size_t i = 0; i < n; i++)
+                if (staged[i].fd >= 0) {
+                        any = staged[i].fd;
+                        break;
+                }
+        if (any < 0)
+                return 0;
+
+        /* One sync for every staged file (and whatever else is dirty on that file system): cheaper than
+         * one fsync each when there are several. */
+        r = (n == 1 ? fsync(any) : syncfs(any)) < 0 ? -errno : 0;
+        for (size_t i = 0; i < n; i++) {
+                if (staged[i].fd < 0)
+                        continue;
+                staged[i].result = r;
+                if (r >= 0 && rename(staged[i].tmp_path, staged[i].path) < 0)
+                        staged[i].result = -errno;
+                if (staged[i].result >= 0) {
+                        close(staged[i].fd);
+                        staged[i].fd = -1; /* committed: nothing to unlink */
+                }
+                domain_store_staged_discard(&staged[i]);
+        }
+        if (r >= 0) {
+                /* The files are whole and synced; the renames will very likely survive too. */
+                int k = sync_dir(dir);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to sync '%s', a crash now may lose recent definitions: %m", dir);
+        }
         return r;
 }
 

@@ -14,6 +14,22 @@ int domain_store_remove(const char *dir, const char *uuid, VbError *reterr);
 int domain_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr);
 bool domain_store_get_autostart(const char *dir, const char *uuid);
 
+/* Group commit: stage several definitions (written, not yet durable nor visible), then make them all
+ * durable with one sync and visible with renames and one directory sync. A crash before the commit
+ * leaves only temporary files, which loading ignores. */
+typedef struct DomainStoreStaged {
+        int fd;
+        char *tmp_path;
+        char *path;
+        int result; /* after domain_store_commit: 0 = durable and visible, < 0 = -errno, not saved */
+} DomainStoreStaged;
+
+int domain_store_stage(const char *dir, const DomainDef *def, DomainStoreStaged *ret, VbError *reterr);
+void domain_store_staged_discard(DomainStoreStaged *s);
+/* Commits those of staged[0..n) with fd >= 0 and sets each one's result; returns < 0 if the sync failed
+ * (then none is visible). All are released. */
+int domain_store_commit(const char *dir, DomainStoreStaged *staged, size_t n);
+
 /* Calls cb for each definition that parses; broken files are logged and skipped, never removed. */
 typedef int (*DomainStoreLoadFunc)(DomainDef *def, void *userdata);
 int domain_store_load_all(const char *dir, DomainStoreLoadFunc cb, void *userdata);

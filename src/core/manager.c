@@ -102,6 +102,9 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        manager_commit_defines(m);
+        sd_event_source_disable_unref(m->define_commit_source);
+        free(m->pending_defines);
         for (size_t i = 0; i < m->n_domains; i++)
                 domain_free(m->domains[i]);
         free(m->domains);

@@ -48,6 +48,11 @@ struct Manager {
         VbDriver *driver;
         ManagerEvents events;
 
+        /* DefineDomain calls waiting for the group commit (domain-define.c). */
+        struct PendingDefine *pending_defines;
+        size_t n_pending_defines, n_pending_defines_allocated;
+        sd_event_source *define_commit_source;
+
         Hashmap *domains_by_uuid;
         Hashmap *domains_by_name;
         Domain **domains;        /* in order of definition */
@@ -69,6 +74,13 @@ Domain *manager_domain_by_name(const Manager *m, const char *name);
 
 /* DefineDomain: new or updated saved definition. *ret_created tells which. */
 int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_created, VbError *reterr);
+/* DefineDomain for many callers at once: def (taken) is checked now — an error is returned at once —
+ * and saved together with the other definitions that arrive before the event loop goes idle (one sync
+ * for all: a group commit); then done is called with the domain, or with the error. */
+typedef void (*DomainDefineDone)(Manager *m, Domain *d, bool created, int r, const VbError *e, void *userdata);
+int manager_domain_define_async(Manager *m, DomainDef *def, DomainDefineDone done, void *userdata,
+                                VbError *reterr);
+
 /* CreateDomain: a transient domain, started at once. */
 int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr);
 /* The same with a parsed definition, which they take (also on failure). */

@@ -315,6 +315,87 @@ static void test_get_xml(void **state) {
         free(xml);
 }
 
+typedef struct DefineResult {
+        int calls, r;
+        Domain *d;
+        bool created;
+        char message[256];
+} DefineResult;
+
+static void on_defined(Manager *m, Domain *d, bool created, int r, const VbError *e, void *userdata) {
+        DefineResult *res = userdata;
+        res->calls++;
+        res->r = r;
+        res->d = d;
+        res->created = created;
+        snprintf(res->message, sizeof res->message, "%s", e && e->message ? e->message : "");
+}
+
+static DomainDef *parse(const char *xml) {
+        DomainDef *def = NULL;
+        assert_int_equal(domain_def_parse_string(xml, 0, &def, NULL), 0);
+        return def;
+}
+
+static void test_group_commit(void **state) {
+        Fixture *f = *state;
+        DefineResult res[20] = {};
+        VbError e = VB_ERROR_NULL;
+        char name[32], path[256];
+
+        /* Twenty definitions queued before the loop runs: none is visible until the commit. */
+        for (int i = 0; i < 20; i++) {
+                snprintf(name, sizeof name, "batch-%d", i);
+                assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml(name, NULL)), on_defined, &res[i], &e), 0);
+        }
+        assert_null(manager_domain_by_name(f->m, "batch-0"));
+        assert_int_equal(res[0].calls, 0);
+        assert_true(sd_event_run(f->event, 0) >= 0);
+        for (int i = 0; i < 20; i++) {
+                assert_int_equal(res[i].calls, 1);
+                assert_int_equal(res[i].r, 0);
+                assert_true(res[i].created);
+                assert_non_null(res[i].d);
+                snprintf(path, sizeof path, "%s/domains/%s.xml", f->config, res[i].d->uuid);
+                assert_int_equal(access(path, F_OK), 0);
+                strcat(path, ".tmp~");
+                assert_int_equal(access(path, F_OK), -1);
+        }
+        assert_int_equal(f->added, 20);
+
+        /* Refused at once: the name is taken. */
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("batch-3", "12121212-3434-5656-7878-909090909090")),
+                                                     on_defined, &res[0], &e),
+                         -EEXIST);
+        vb_error_free(&e);
+
+        /* The same domain twice in one batch: the first is committed before the second is taken. */
+        memset(res, 0, sizeof res);
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")),
+                                                     on_defined, &res[0], &e), 0);
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")),
+                                                     on_defined, &res[1], &e), 0);
+        assert_int_equal(res[0].calls, 1);
+        assert_true(sd_event_run(f->event, 0) >= 0);
+        assert_int_equal(res[1].calls, 1);
+        assert_false(res[1].created);
+        assert_ptr_equal(res[0].d, res[1].d);
+
+        /* Taken by another domain between check and commit: that caller gets the error, nothing is saved. */
+        memset(res, 0, sizeof res);
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("late", "cdcdcdcd-0000-0000-0000-000000000001")),
+                                                     on_defined, &res[0], &e), 0);
+        define(f, "late", "cdcdcdcd-0000-0000-0000-000000000002");
+        assert_true(sd_event_run(f->event, 0) >= 0);
+        assert_int_equal(res[0].calls, 1);
+        assert_int_equal(res[0].r, -EEXIST);
+        assert_non_null(strstr(res[0].message, "'late'"));
+        snprintf(path, sizeof path, "%s/domains/cdcdcdcd-0000-0000-0000-000000000001.xml", f->config);
+        assert_int_equal(access(path, F_OK), -1);
+        strcat(path, ".tmp~");
+        assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_default_host, setup, teardown),
@@ -324,6 +405,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_broken_and_torn_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_get_xml, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
