@@ -73,6 +73,26 @@ static SchemaCache schema_cache[] = {
         { "nodedev.rng" },
 };
 
+static void (*schema_on_use)(void *userdata);
+static void *schema_on_use_userdata;
+
+void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata) {
+        schema_on_use = on_use;
+        schema_on_use_userdata = userdata;
+}
+
+unsigned conf_schema_release(void) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(schema_cache); i++)
+                if (schema_cache[i].rng) {
+                        xmlRelaxNGFree(schema_cache[i].rng);
+                        schema_cache[i].rng = NULL;
+                        n++;
+                }
+        return n;
+}
+
 static int schema_get(const char *name, xmlRelaxNGPtr *ret) {
         _cleanup_free_ char *url = NULL;
         xmlRelaxNGParserCtxtPtr pctxt;
@@ -97,6 +117,8 @@ static int schema_get(const char *name, xmlRelaxNGPtr *ret) {
                         return log_debug_errno(EINVAL, "Failed to compile schema '%s'.", name);
         }
         *ret = c->rng;
+        if (schema_on_use)
+                schema_on_use(schema_on_use_userdata);
         return 0;
 }
 

@@ -21,5 +21,12 @@ const ConfSchemaFile *conf_schema_file_find(const char *name);
  * document (an xmlDoc *, to keep libxml2 out of this header). */
 int conf_schema_parse_and_validate(const char *xml, const char *schema, void **ret_doc, VbError *reterr);
 
+/* The compiled schemas take a few MB. A long-running user (the daemon) may drop them when it has not
+ * needed them for a while; they are compiled again (a few ms) on next use. on_use is called whenever a
+ * schema is used, so that the user can (re)arm its timer. */
+void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata);
+/* Frees the compiled schemas; returns how many were loaded. */
+unsigned conf_schema_release(void);
+
 /* Validates an already parsed document. */
 int conf_schema_validate(void *doc, const char *schema, VbError *reterr);

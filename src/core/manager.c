@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The Manager: creation, the domain registry, and start-up (load, reconnect, autostart). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/conf-schema.h"
 #include "conf/domain-access.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
@@ -44,6 +46,36 @@ static void on_driver_stopped(void *userdata, const char *uuid, DomainStopReason
         domain_stopped(d, reason);
 }
 
+/* How long the compiled schemas stay after their last use. */
+#define SCHEMA_IDLE_USEC (2ULL * 1000ULL * 1000ULL)
+
+static int on_schema_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        unsigned n = conf_schema_release();
+
+        if (n > 0) {
+                /* Give the freed pages back: an idle daemon should be small. */
+                malloc_trim(0);
+                log_debug("Released %u compiled schemas after %llu s unused.", n, SCHEMA_IDLE_USEC / 1000000ULL);
+        }
+        return 0;
+}
+
+static void on_schema_use(void *userdata) {
+        Manager *m = userdata;
+        uint64_t now;
+
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        if (!m->schema_release_timer) {
+                if (sd_event_add_time(m->event, &m->schema_release_timer, CLOCK_MONOTONIC, now + SCHEMA_IDLE_USEC,
+                                      500 * 1000, on_schema_idle, m) < 0)
+                        return;
+                (void) sd_event_source_set_priority(m->schema_release_timer, SD_EVENT_PRIORITY_IDLE);
+        } else
+                (void) sd_event_source_set_time(m->schema_release_timer, now + SCHEMA_IDLE_USEC);
+        (void) sd_event_source_set_enabled(m->schema_release_timer, SD_EVENT_ONESHOT);
+}
+
 int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbError *reterr) {
         _cleanup_(manager_freep) Manager *m = NULL;
         VbDriverConfig dcfg;
@@ -65,6 +97,8 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
             asprintf(&m->domains_dir, "%s/domains", cfg->config_dir) < 0 ||
             asprintf(&m->autostart_dir, "%s/autostart", m->domains_dir) < 0)
                 return -ENOMEM;
+
+        conf_schema_set_use_callback(on_schema_use, m);
 
         r = host_set_sysfs_root(m->sysfs_root);
         if (r < 0)
@@ -104,6 +138,8 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         manager_commit_defines(m);
         sd_event_source_disable_unref(m->define_commit_source);
+        conf_schema_set_use_callback(NULL, NULL);
+        sd_event_source_disable_unref(m->schema_release_timer);
         free(m->pending_defines);
         for (size_t i = 0; i < m->n_domains; i++)
                 domain_free(m->domains[i]);

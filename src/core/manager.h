@@ -48,6 +48,9 @@ struct Manager {
         VbDriver *driver;
         ManagerEvents events;
 
+        /* Drops the compiled XML schemas when no definition was parsed for a while (they take MBs). */
+        sd_event_source *schema_release_timer;
+
         /* DefineDomain calls waiting for the group commit (domain-define.c). */
         struct PendingDefine *pending_defines;
         size_t n_pending_defines, n_pending_defines_allocated;
