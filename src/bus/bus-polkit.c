@@ -76,7 +76,7 @@ int bus_polkit_attach(BusPolkit *p, sd_bus *bus) {
                                          "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, p);
 }
 
-static int sender_uid(BusPolkit *p, sd_bus_message *m, uid_t *ret) {
+int bus_polkit_sender_uid(BusPolkit *p, sd_bus_message *m, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         const char *sender = sd_bus_message_get_sender(m);
         CallerUid *c;
@@ -267,7 +267,7 @@ static int check_user_mode(BusPolkit *p, sd_bus_message *m, sd_bus_error *error)
         uid_t uid;
         int r;
 
-        r = sender_uid(p, m, &uid);
+        r = bus_polkit_sender_uid(p, m, &uid);
         if (r < 0)
                 return r;
         if (uid != geteuid())
@@ -320,7 +320,7 @@ int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const 
         }
 
         /* root is always allowed (polkit would say the same); spare it the round trip. */
-        if (sender_uid(p, m, &uid) >= 0 && uid == 0)
+        if (bus_polkit_sender_uid(p, m, &uid) >= 0 && uid == 0)
                 return 1;
 
         r = start_query(p, m, action, details);

@@ -24,5 +24,8 @@ int bus_polkit_attach(BusPolkit *p, sd_bus *bus);
 int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const char * const *details,
                      sd_bus_error *error);
 
+/* The effective uid of the caller of m (remembered per unique name while it is connected). */
+int bus_polkit_sender_uid(BusPolkit *p, sd_bus_message *m, uid_t *ret);
+
 /* How many questions are out (for tests and the shutdown log). */
 unsigned bus_polkit_pending(const BusPolkit *p);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
+#include <unistd.h>
 
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
@@ -13,6 +14,22 @@ int bus_check_flags(uint64_t flags, uint64_t allowed, sd_bus_error *error) {
                                          "Unknown flags 0x%" PRIx64 " (allowed: 0x%" PRIx64 ")",
                                          flags & ~allowed, allowed);
         return 0;
+}
+
+/* --user: the service serves its own user only, reads included. */
+static int user_mode_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusServer *s = userdata;
+        uid_t uid;
+        int r;
+
+        if (!sd_bus_message_is_method_call(m, NULL, NULL))
+                return 0;
+        r = bus_polkit_sender_uid(s->polkit, m, &uid);
+        if (r >= 0 && uid == geteuid())
+                return 0;
+        r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+                                       "This per-user service only serves its own user");
+        return r < 0 ? r : 1;
 }
 
 int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
@@ -31,6 +48,11 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = bus_polkit_attach(s->polkit, bus);
         if (r < 0)
                 log_warning_errno(r, "Failed to follow disconnects, callers' uids won't be cached: %m");
+        if (manager->mode == MANAGER_USER) {
+                r = sd_bus_add_filter(bus, &s->user_filter_slot, user_mode_filter, s);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the per-user filter: %m");
+        }
         /* Node callbacks run before sd-bus looks at vtables: the gate sees property writes first. */
         r = sd_bus_add_object(bus, &s->manager_gate_slot, VB_MANAGER_PATH, bus_property_gate, s);
         if (r < 0)
@@ -64,6 +86,7 @@ BusServer *bus_server_free(BusServer *s) {
         if (!s)
                 return NULL;
         sd_bus_slot_unref(s->object_manager_slot);
+        sd_bus_slot_unref(s->user_filter_slot);
         sd_bus_slot_unref(s->manager_slot);
         sd_bus_slot_unref(s->manager_gate_slot);
         sd_bus_slot_unref(s->domain_gate_slot);

@@ -19,6 +19,7 @@ typedef struct BusServer {
         sd_bus_slot *manager_gate_slot;
         sd_bus_slot *domain_gate_slot;
         sd_bus_slot *object_manager_slot;
+        sd_bus_slot *user_filter_slot;
 } BusServer;
 
 /* Registers all objects on bus (not yet the name). */

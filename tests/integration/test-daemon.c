@@ -193,8 +193,15 @@ static void test_user_mode_others_refused(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(others); i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error e2 = SD_BUS_ERROR_NULL;
+                _cleanup_free_ char *level = NULL;
+
                 assert_true(harness_set_property(harness_bus_as(h, others[i]), M, "LogLevel", &e, "s", "debug") < 0);
                 harness_assert_error(&e, SD_BUS_ERROR_ACCESS_DENIED, NULL);
+                /* Reads too: a per-user service serves its own user only. */
+                assert_true(sd_bus_get_property_string(harness_bus_as(h, others[i]), HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                                       HARNESS_MANAGER_INTERFACE, "LogLevel", &e2, &level) < 0);
+                harness_assert_error(&e2, SD_BUS_ERROR_ACCESS_DENIED, "own user");
         }
         assert_string_equal(harness_get_string(harness_bus_as(h, HARNESS_USER_PLAIN), M, "LogLevel"), "info");
 }
