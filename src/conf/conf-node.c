@@ -201,6 +201,33 @@ char *conf_node_take_text(ConfNode *n) {
         return n ? TAKE_PTR(n->text) : NULL;
 }
 
+void conf_node_compact(ConfNode *n) {
+        if (!n)
+                return;
+        if (n->n_attrs == 0) {
+                n->attrs = mfree(n->attrs);
+                n->n_attrs_allocated = 0;
+        } else if (n->n_attrs < n->n_attrs_allocated) {
+                ConfAttr *a = realloc(n->attrs, n->n_attrs * sizeof(ConfAttr));
+                if (a) {
+                        n->attrs = a;
+                        n->n_attrs_allocated = n->n_attrs;
+                }
+        }
+        if (n->n_children == 0) {
+                n->children = mfree(n->children);
+                n->n_children_allocated = 0;
+        } else if (n->n_children < n->n_children_allocated) {
+                ConfNode **c = realloc(n->children, n->n_children * sizeof(ConfNode *));
+                if (c) {
+                        n->children = c;
+                        n->n_children_allocated = n->n_children;
+                }
+        }
+        for (size_t i = 0; i < n->n_children; i++)
+                conf_node_compact(n->children[i]);
+}
+
 ConfNode *conf_node_use_child(ConfNode *n, const char *name) {
         ConfNode *c = conf_node_child(n, name);
 

@@ -71,6 +71,9 @@ int conf_node_add_text(ConfNode *n, const char *name, const char *text);
 int conf_node_merge(ConfNode *gen, ConfNode *residue);
 /* Orders the children of n and of its descendants canonically. */
 void conf_node_sort(ConfNode *n);
+/* Gives back the spare room of the attribute and child arrays of n and below (the typed parsers leave
+ * most of them empty): kept definitions then take a fraction of the memory. */
+void conf_node_compact(ConfNode *n);
 
 /* Serialises n and its subtree as libvirt does: 2-space indentation, single-quoted attributes. */
 int conf_node_format(const ConfNode *n, unsigned indent, StrBuf *b);

@@ -237,6 +237,10 @@ int domain_def_parse_node(ConfNode *root, unsigned flags, DomainDef **ret, VbErr
         r = domain_def_fill_defaults(def, flags);
         if (r < 0)
                 return r;
+        /* What is left of the trees stays as long as the definition: without spare room. */
+        conf_node_compact(def->extra);
+        for (size_t i = 0; i < def->n_devices; i++)
+                conf_node_compact(def->devices[i]->extra);
         *ret = TAKE_PTR(def);
         return 0;
 }
