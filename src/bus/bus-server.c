@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
 #include "bus/bus-manager.h"
@@ -75,6 +76,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
                 .domain_added = bus_domain_on_added,
                 .domain_removed = bus_domain_on_removed,
                 .domain_changed = bus_domain_on_changed,
+                .domain_device_added = bus_domain_on_device_added,
+                .domain_device_removed = bus_domain_on_device_removed,
+                .domain_device_removal_failed = bus_domain_on_device_removal_failed,
                 .userdata = s,
         });
 

@@ -207,7 +207,7 @@ int device_def_parse_string(const char *xml, unsigned flags, DeviceDef **ret, Vb
         r = device_def_parse_node(root, &dev, reterr);
         if (r < 0)
                 return r;
-        if (dev->kind == DEVICE_INTERFACE) {
+        if (dev->kind == DEVICE_INTERFACE && !(flags & DEVICE_PARSE_NO_DEFAULTS)) {
                 /* Same rule as in domains: a missing MAC is made up, from the content when asked. */
                 if (flags & DEVICE_PARSE_STABLE_DEFAULTS) {
                         r = device_def_format(dev, DEVICE_FORMAT_SECURE, &seed);

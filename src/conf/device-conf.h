@@ -122,6 +122,7 @@ extern const DeviceOps device_disk_ops, device_interface_ops, device_hostdev_ops
 
 #define DEVICE_FORMAT_SECURE (1u << 0) /* include secrets such as graphics passwords */
 #define DEVICE_PARSE_STABLE_DEFAULTS (1u << 0) /* derive a missing MAC from the content, not randomly */
+#define DEVICE_PARSE_NO_DEFAULTS (1u << 1)     /* fill in nothing (a description to look a device up by) */
 
 /* Standalone device documents (one device element, validated against device.rng). */
 int device_def_parse_string(const char *xml, unsigned flags, DeviceDef **ret, VbError *reterr);
@@ -148,5 +149,6 @@ const char *device_disk_get_target(const DeviceDef *def);
 const char *device_disk_get_source(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */
 bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);
+void device_interface_set_mac(DeviceDef *def, const uint8_t mac[6]);
 /* Gives an interface without a MAC one in 52:54:00:xx:xx:xx (derived from seed when non-NULL). */
 void device_interface_ensure_mac(DeviceDef *def, const char *seed, unsigned salt);

@@ -187,6 +187,15 @@ bool device_interface_get_mac(const DeviceDef *dev, uint8_t ret[6]) {
         return true;
 }
 
+void device_interface_set_mac(DeviceDef *dev, const uint8_t mac[6]) {
+        InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+
+        if (!d)
+                return;
+        memcpy(d->mac, mac, 6);
+        d->has_mac = true;
+}
+
 void device_interface_ensure_mac(DeviceDef *dev, const char *seed, unsigned salt) {
         InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
 

@@ -14,6 +14,12 @@ Domain *domain_free(Domain *d);
 void domain_set_state(Domain *d, DomainState state, unsigned id);
 void domain_stopped(Domain *d, DomainStopReason reason);
 void domain_emit_changed(Domain *d, const char * const *properties);
+/* domain-device.c: ends the pending device removals of a domain that stopped or goes away. */
+void domain_fail_device_removals(Domain *d, VbErrorCode code, const char *why);
+/* domain-device.c: the driver's device events (VbDriverEvents, userdata = the Manager). */
+#define DOMAIN_DEVICE_REMOVAL_TIMEOUT_USEC (10ULL * 1000ULL * 1000ULL)
+void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias);
+void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, const char *alias, const char *reason);
 
 /* DefineDomain in steps: check (names, UUID), then, once the definition is saved, apply it to the
  * registry (takes def). */

@@ -73,6 +73,7 @@ Domain *domain_free(Domain *d) {
                 domain_finish_waits(d, -ENOENT, &e);
                 vb_error_free(&e);
         }
+        domain_fail_device_removals(d, VB_ERROR_NO_SUCH_DOMAIN, "went away");
         domain_def_free(d->config);
         domain_def_free(d->live);
         free(d->xml_cache);
@@ -113,6 +114,7 @@ void domain_stopped(Domain *d, DomainStopReason reason) {
         Manager *m = d->manager;
 
         d->live = domain_def_free(d->live);
+        domain_fail_device_removals(d, VB_ERROR_INVALID_STATE, "stopped");
         if (!domain_is_persistent(d)) {
                 domain_finish_waits(d, 0, NULL);
                 manager_remove_domain(m, d);

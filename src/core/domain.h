@@ -13,6 +13,7 @@ typedef struct Domain Domain;
 /* Called once when a waited-for change happened (r >= 0) or didn't in time (r < 0, e set). */
 typedef void (*DomainWaitDone)(Domain *d, int r, const VbError *e, void *userdata);
 typedef struct DomainWaiter DomainWaiter;
+typedef struct DomainDeviceRemoval DomainDeviceRemoval;
 
 /* A domain as the service knows it: its saved definition (persistent domains), its live definition
  * and state while it runs. Definitions are immutable once published: changes build a new one and swap
@@ -27,6 +28,7 @@ struct Domain {
         unsigned id;
         bool autostart;
         DomainWaiter *waiters;
+        DomainDeviceRemoval *removals; /* live detaches the guest has yet to answer (domain-device.c) */
         /* GetXMLDesc's last answer, for the definition with this serial and these format flags. */
         char *xml_cache;
         uint64_t xml_cache_serial;

@@ -85,6 +85,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         if (!m)
                 return -ENOMEM;
         m->mode = cfg->mode;
+        m->device_removal_timeout_usec = cfg->device_removal_timeout_usec ?: DOMAIN_DEVICE_REMOVAL_TIMEOUT_USEC;
         m->event = sd_event_ref(event);
         m->domains_by_uuid = hashmap_new();
         m->domains_by_name = hashmap_new();
@@ -122,6 +123,8 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
                 .events = {
                         .domain_state_changed = on_driver_state_changed,
                         .domain_stopped = on_driver_stopped,
+                        .device_removed = manager_on_driver_device_removed,
+                        .device_removal_failed = manager_on_driver_device_removal_failed,
                         .userdata = m,
                 },
         };

@@ -22,6 +22,8 @@ typedef struct ManagerConfig {
         const char *state_dir;
         const char *runtime_dir;
         const char *sysfs_root;
+        /* How long DetachDevice waits for the guest to release a device (0: the default, 10 s). */
+        uint64_t device_removal_timeout_usec;
 } ManagerConfig;
 
 /* How core tells the outside (the bus layer) about changes. */
@@ -31,6 +33,11 @@ typedef struct ManagerEvents {
         void (*domain_removed)(void *userdata, Domain *d);
         /* properties: NULL-terminated names of the Domain properties that changed. */
         void (*domain_changed)(void *userdata, Domain *d, const char * const *properties);
+        /* A device was plugged into / released by the running domain (domain-device.c), or the guest
+         * refused to release it. */
+        void (*domain_device_added)(void *userdata, Domain *d, const char *alias);
+        void (*domain_device_removed)(void *userdata, Domain *d, const char *alias);
+        void (*domain_device_removal_failed)(void *userdata, Domain *d, const char *alias, const char *reason);
         void *userdata;
 } ManagerEvents;
 
@@ -47,6 +54,7 @@ struct Manager {
         char *sysfs_root;
         VbDriver *driver;
         ManagerEvents events;
+        uint64_t device_removal_timeout_usec;
 
         /* Drops the compiled XML schemas when no definition was parsed for a while (they take MBs). */
         sd_event_source *schema_release_timer;
@@ -108,3 +116,34 @@ typedef enum DomainXMLFlags {
 } DomainXMLFlags;
 
 int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, VbError *reterr);
+
+/* AttachDevice / DetachDevice / UpdateDevice (domain-device.c). flags: DOMAIN_DEVICE_LIVE and/or
+ * DOMAIN_DEVICE_CONFIG; 0 = live when the domain runs, else config. Live on a stopped domain and config
+ * on a transient one give InvalidState. Conflicts are refused before anything changes; the saved
+ * definition is written before the driver is asked and written back if the driver fails. */
+typedef enum DomainDeviceFlags {
+        DOMAIN_DEVICE_LIVE = 1 << 0,
+        DOMAIN_DEVICE_CONFIG = 1 << 1,
+} DomainDeviceFlags;
+
+/* dev gets an alias and guest address where missing; *ret_alias (may be NULL) is the live alias ("" for
+ * a config-only attach of a device without one); to free. */
+int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, char **ret_alias,
+                                 VbError *reterr);
+/* Returns 0 when done (config only, or the driver removed the device at once), 1 when the guest was asked
+ * to release the device: done is called once, when it did (r = 0, the saved definition then changed too
+ * if asked), refused (r < 0) or didn't within the removal timeout (-ETIMEDOUT, Timeout: nothing
+ * changed, but a later release still updates the live definition and emits device_removed). */
+int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, unsigned flags,
+                                 DomainWaitDone done, void *userdata, VbError *reterr);
+int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, VbError *reterr);
+/* Cancels the callbacks of detaches for a caller that went away (all with that userdata). */
+void manager_domain_cancel_device_waits(Domain *d, void *userdata);
+
+/* Whether giving dev to a domain hands it a device of the host (a hostdev, an interface type='hostdev',
+ * an interface on a network whose forward mode is hostdev): then 1 and *ret_address names it for polkit
+ * and the logs (see device_def_host_device; "network:<name>" for a network's pool); to free. */
+int manager_device_assigns_host_device(Manager *m, const DeviceDef *dev, char **ret_address);
+/* The hook a network registry answers: is network a pool of host devices (<forward mode='hostdev'>)?
+ * Until there are networks, no. */
+bool manager_network_forward_is_hostdev(Manager *m, const char *network);

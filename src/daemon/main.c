@@ -23,6 +23,7 @@ typedef struct Args {
         const char *state_dir;
         const char *runtime_dir;
         const char *sysfs_root;
+        uint64_t device_removal_timeout_usec;
         /* Storage for defaults computed at start-up. */
         char *owned[3];
 } Args;
@@ -45,6 +46,8 @@ static void help(void) {
                "     --state-dir=DIR      Persistent state (default /var/lib/virtbus)\n"
                "     --runtime-dir=DIR    Runtime state (default /run/virtbus)\n"
                "     --sysfs-root=DIR     Read host devices below DIR instead of /sys\n"
+               "     --device-removal-timeout=SEC\n"
+               "                          How long DetachDevice waits for a guest (default 10)\n"
                "     --log-level=LEVEL    emerg, alert, crit, err, warning, notice, info or debug\n");
 }
 
@@ -58,6 +61,7 @@ enum {
         ARG_STATE_DIR,
         ARG_RUNTIME_DIR,
         ARG_SYSFS_ROOT,
+        ARG_DEVICE_REMOVAL_TIMEOUT,
         ARG_LOG_LEVEL,
 };
 
@@ -73,6 +77,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "sysfs-root", required_argument, NULL, ARG_SYSFS_ROOT },
+                { "device-removal-timeout", required_argument, NULL, ARG_DEVICE_REMOVAL_TIMEOUT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {},
         };
@@ -114,6 +119,17 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 case ARG_SYSFS_ROOT:
                         a->sysfs_root = optarg;
                         break;
+                case ARG_DEVICE_REMOVAL_TIMEOUT: {
+                        char *end;
+                        double sec = strtod(optarg, &end);
+
+                        if (end == optarg || *end || !(sec > 0 && sec <= 3600)) {
+                                log_error("Invalid device removal timeout '%s' (expected seconds, up to 3600).", optarg);
+                                return -EINVAL;
+                        }
+                        a->device_removal_timeout_usec = (uint64_t) (sec * 1e6);
+                        break;
+                }
                 case ARG_LOG_LEVEL:
                         level = log_level_from_string(optarg);
                         if (level < 0) {
@@ -260,6 +276,7 @@ static int run(int argc, char *argv[]) {
                 .state_dir = a.state_dir,
                 .runtime_dir = a.runtime_dir,
                 .sysfs_root = a.sysfs_root,
+                .device_removal_timeout_usec = a.device_removal_timeout_usec,
         };
         r = manager_new(&cfg, event, &manager, &e);
         if (r < 0) {

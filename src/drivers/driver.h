@@ -10,6 +10,7 @@
 #include "util/string-table.h"
 
 typedef struct DomainDef DomainDef;
+typedef struct DeviceDef DeviceDef;
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -47,6 +48,11 @@ typedef struct VbDriverEvents {
         void (*domain_state_changed)(void *userdata, const char *uuid, DomainState state);
         /* The domain is no longer running. */
         void (*domain_stopped)(void *userdata, const char *uuid, DomainStopReason reason);
+        /* The guest released the device with this alias (after domain_detach_device; QEMU: the
+         * DEVICE_DELETED event). Also when it happens late, after core stopped waiting. */
+        void (*device_removed)(void *userdata, const char *uuid, const char *alias);
+        /* The guest or the hypervisor refused to release it; reason is a sentence. */
+        void (*device_removal_failed)(void *userdata, const char *uuid, const char *alias, const char *reason);
         void *userdata;
 } VbDriverEvents;
 
@@ -91,6 +97,23 @@ typedef struct VbDriverOps {
         int (*domain_resume)(VbDriver *drv, const char *uuid, VbError *reterr);
         /* The current live definition of a running domain (caller frees). */
         int (*domain_get_live)(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr);
+
+        /* Device hotplug on a running domain (AttachDevice / DetachDevice / UpdateDevice). core has checked
+         * the device against the live definition and given it its alias and guest address (dev->alias,
+         * dev->address): the driver plugs it in exactly there (QEMU: device_add with id = alias and
+         * bus/addr from the address) and keeps its own copy of the live definition in step. Failing
+         * changes nothing. */
+        int (*domain_attach_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+        /* Asks the guest to release the device with this alias (QEMU: device_del). Returns 0 once asked;
+         * the outcome arrives as events.device_removed or events.device_removal_failed, possibly never
+         * (a guest that ignores the request: core gives up waiting after a bounded time, and a late
+         * device_removed is still welcome). Returns 1 if the device is already gone (no guest
+         * cooperation needed); then no event follows. Asking again for a device being removed is fine. */
+        int (*domain_detach_device)(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
+        /* Changes the device with dev->alias in place: a cdrom/floppy medium (QEMU: blockdev-change-medium
+         * or eject), an interface's link state (set_link) or bandwidth, graphics passwords. core has checked
+         * that only such things differ. */
+        int (*domain_update_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

@@ -5,12 +5,23 @@
  * <runtime>/test-driver/<uuid>.{xml,state} so that a restarted virtbusd finds its guests still running,
  * as it would find QEMU processes. Guests act like real ones: an ACPI shutdown request is answered after
  * a short delay (the guest OS powering off) and then follows <on_poweroff>; a reboot follows
- * <on_reboot>. */
+ * <on_reboot>. Hot-unplug is acknowledged by the guest after a short delay too.
+ *
+ * Tests make a guest misbehave with an element of our own in the domain's <metadata>:
+ *   <metadata>
+ *     <test:hotplug xmlns:test='urn:virtbus:test-driver'>
+ *       <test:unplug answer='refuse' reason='the guest is busy'/>  (ack (default), refuse or ignore)
+ *       <test:unplug alias='net1' answer='ignore'/>                (for one device; wins over the above)
+ *       <test:plug alias='hostdev0' answer='refuse'/>              (hot-plug: ack or refuse)
+ *     </test:hotplug>
+ *   </metadata>
+ * "ignore" is a guest that never answers, like QEMU with no OS running. */
 #include <dirent.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "conf/domain-access.h"
+#include "conf/domain-devices.h"
 #include "drivers/driver.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
@@ -18,8 +29,12 @@
 
 /* How long the simulated guest OS takes to power off after an ACPI request. */
 #define TEST_GUEST_SHUTDOWN_USEC (20 * 1000)
+/* How long the simulated guest OS takes to answer a hot-unplug request. */
+#define TEST_GUEST_UNPLUG_USEC (20 * 1000)
+#define TEST_DRIVER_NS "urn:virtbus:test-driver"
 
 typedef struct TestDriver TestDriver;
+typedef struct TestUnplug TestUnplug;
 
 typedef struct TestGuest {
         TestDriver *t;
@@ -28,6 +43,7 @@ typedef struct TestGuest {
         DomainState state;
         DomainDef *live;
         sd_event_source *shutdown_timer;
+        TestUnplug *unplugs; /* hot-unplug requests the guest has yet to answer */
 } TestGuest;
 
 struct TestDriver {
@@ -62,9 +78,12 @@ static TestDriver *priv(VbDriver *drv) {
         return drv->priv;
 }
 
+static void guest_free_unplugs(TestGuest *g);
+
 static TestGuest *guest_free(TestGuest *g) {
         if (!g)
                 return NULL;
+        guest_free_unplugs(g);
         sd_event_source_disable_unref(g->shutdown_timer);
         domain_def_free(g->live);
         free(g);
@@ -257,6 +276,8 @@ static int test_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriver
         r = domain_def_copy(def, &g->live);
         if (r >= 0)
                 domain_def_set_id(g->live, g->id);
+        if (r >= 0) /* Every device of a running guest has an alias and, on PCI, an address. */
+                r = domain_def_assign_device_names(g->live, reterr);
         if (r >= 0)
                 r = guest_save(t, g);
         if (r >= 0)
@@ -386,6 +407,178 @@ static int test_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbErr
         return domain_def_copy(g->live, ret);
 }
 
+/* Hotplug ---------------------------------------------------------------------------------------- */
+
+struct TestUnplug {
+        TestGuest *g;
+        char *alias;
+        char *reason; /* non-NULL: the guest refuses */
+        sd_event_source *timer;
+        TestUnplug *next;
+};
+
+static void unplug_free(TestUnplug *u) {
+        sd_event_source_disable_unref(u->timer);
+        free(u->alias);
+        free(u->reason);
+        free(u);
+}
+
+static void guest_free_unplugs(TestGuest *g) {
+        while (g->unplugs) {
+                TestUnplug *u = g->unplugs;
+                g->unplugs = u->next;
+                unplug_free(u);
+        }
+}
+
+/* What the guest answers to a plug or unplug of alias, from the <test:hotplug> metadata: "ack", "refuse"
+ * or "ignore"; *ret_reason is the refusal's reason. */
+static const char *guest_answer(TestGuest *g, const char *what, const char *alias, const char **ret_reason) {
+        const ConfNode *hp = domain_def_get_metadata(g->live, TEST_DRIVER_NS, "hotplug"), *best = NULL;
+
+        for (size_t i = 0; hp && i < hp->n_children; i++) {
+                const ConfNode *c = hp->children[i];
+                const char *a = conf_node_attr(c, "alias");
+
+                if (!streq(c->name, what) || !streq_ptr(c->ns_href, TEST_DRIVER_NS) || (a && !streq_ptr(a, alias)))
+                        continue;
+                if (!best || (a && !conf_node_attr(best, "alias")))
+                        best = c;
+        }
+        *ret_reason = best ? conf_node_attr(best, "reason") : NULL;
+        return best && conf_node_attr(best, "answer") ? conf_node_attr(best, "answer") : "ack";
+}
+
+static int test_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        const char *reason;
+        DeviceDef *copy = NULL;
+        int r;
+
+        if (!g)
+                return -EBUSY;
+        if (streq(guest_answer(g, "plug", dev->alias, &reason), "refuse"))
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The guest refused device '%s': %s",
+                                    strempty(dev->alias), reason ?: "refused by the test driver");
+        if (domain_def_find_alias(g->live, dev->alias) >= 0)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "The guest already has a device '%s'",
+                                    dev->alias);
+        r = device_def_copy(dev, &copy);
+        if (r >= 0)
+                r = domain_def_add_device(g->live, copy);
+        if (r < 0)
+                return r;
+        r = guest_save(t, g);
+        if (r < 0) {
+                domain_def_remove_device(g->live, g->live->n_devices - 1);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the device: %s",
+                                    strerror(-r));
+        }
+        return 0;
+}
+
+static int on_guest_unplug_answer(sd_event_source *s, uint64_t usec, void *userdata) {
+        TestUnplug *u = userdata;
+        TestGuest *g = u->g;
+        TestDriver *t = g->t;
+        const VbDriverEvents *ev = &t->drv->cfg.events;
+        _cleanup_free_ char *alias = TAKE_PTR(u->alias), *reason = TAKE_PTR(u->reason);
+        char uuid[37];
+        ssize_t i;
+
+        for (TestUnplug **p = &g->unplugs; *p; p = &(*p)->next)
+                if (*p == u) {
+                        *p = u->next;
+                        break;
+                }
+        unplug_free(u);
+        snprintf(uuid, sizeof uuid, "%s", g->uuid);
+        if (reason) {
+                if (ev->device_removal_failed)
+                        ev->device_removal_failed(ev->userdata, uuid, alias, reason);
+                return 0;
+        }
+        i = domain_def_find_alias(g->live, alias);
+        if (i >= 0) {
+                domain_def_remove_device(g->live, (size_t) i);
+                (void) guest_save(t, g);
+        }
+        if (ev->device_removed)
+                ev->device_removed(ev->userdata, uuid, alias);
+        return 0;
+}
+
+static int test_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        const char *answer, *reason;
+        TestUnplug *u;
+        int r;
+
+        if (!g)
+                return -EBUSY;
+        if (domain_def_find_alias(g->live, alias) < 0)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "The guest has no device '%s'", alias);
+        for (u = g->unplugs; u; u = u->next)
+                if (streq(u->alias, alias))
+                        return 0; /* Asked already; the answer is on its way. */
+        answer = guest_answer(g, "unplug", alias, &reason);
+        if (streq(answer, "ignore"))
+                return 0;
+        u = new0(TestUnplug, 1);
+        if (!u)
+                return -ENOMEM;
+        u->g = g;
+        u->alias = strdup(alias);
+        if (streq(answer, "refuse"))
+                u->reason = strdup(reason ?: "the guest refused to release the device");
+        if (!u->alias || (streq(answer, "refuse") && !u->reason)) {
+                unplug_free(u);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time_relative(t->drv->cfg.event, &u->timer, CLOCK_MONOTONIC, TEST_GUEST_UNPLUG_USEC, 0,
+                                       on_guest_unplug_answer, u);
+        if (r < 0) {
+                unplug_free(u);
+                return r;
+        }
+        u->next = g->unplugs;
+        g->unplugs = u;
+        return 0;
+}
+
+static int test_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        DeviceDef *copy = NULL, *old;
+        ssize_t i;
+        int r;
+
+        if (!g)
+                return -EBUSY;
+        i = domain_def_find_alias(g->live, dev->alias);
+        if (i < 0)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "The guest has no device '%s'",
+                                    strempty(dev->alias));
+        r = device_def_copy(dev, &copy);
+        if (r < 0)
+                return r;
+        old = g->live->devices[i];
+        g->live->devices[i] = copy;
+        g->live->serial = domain_def_new_serial();
+        r = guest_save(t, g);
+        if (r < 0) {
+                g->live->devices[i] = old;
+                device_def_free(copy);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the device: %s",
+                                    strerror(-r));
+        }
+        device_def_free(old);
+        return 0;
+}
+
 const VbDriverOps vb_test_driver_ops = {
         .name = "test",
         .priv_size = sizeof(TestDriver),
@@ -401,4 +594,7 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_suspend = test_suspend,
         .domain_resume = test_resume,
         .domain_get_live = test_get_live,
+        .domain_attach_device = test_attach_device,
+        .domain_detach_device = test_detach_device,
+        .domain_update_device = test_update_device,
 };

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.virtbus1.Domain: AttachDevice, DetachDevice, UpdateDevice and the device signals.
+ *
+ * Authorization depends on what the device is: one that hands the guest a device of the host (a hostdev,
+ * an interface type='hostdev', an interface on a network of host devices) needs
+ * org.virtbus1.hostdev.assign with the details domain and device (the host address); anything else
+ * org.virtbus1.domain.manage with the detail domain. */
+#include "bus/bus-domain-device.h"
+#include "bus/bus-domain.h"
+#include "bus/bus-error.h"
+#include "conf/domain-devices.h"
+#include "core/manager.h"
+#include "util/log.h"
+
+/* Larger device descriptions are refused before parsing. */
+#define DEVICE_XML_MAX (1024U * 1024U)
+
+#define DEVICE_LIVE UINT64_C(1)
+#define DEVICE_CONFIG UINT64_C(2)
+
+#define ACTION_MANAGE "org.virtbus1.domain.manage"
+#define ACTION_HOSTDEV "org.virtbus1.hostdev.assign"
+
+static BusServer *server_of(Domain *d) {
+        return d->manager->events.userdata;
+}
+
+static int reply_error(sd_bus_error *error, VbError *e, int r) {
+        r = bus_error_from_vb(error, e, r);
+        vb_error_free(e);
+        return r;
+}
+
+/* Reads "st", checks both and parses the device (pure). parse_flags: DEVICE_PARSE_*. */
+static int read_device(sd_bus_message *m, unsigned parse_flags, DeviceDef **ret, unsigned *ret_flags,
+                       sd_bus_error *error) {
+        VbError e = VB_ERROR_NULL;
+        const char *xml;
+        uint64_t flags;
+        int r;
+
+        r = sd_bus_message_read(m, "st", &xml, &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, DEVICE_LIVE | DEVICE_CONFIG, error);
+        if (r < 0)
+                return r;
+        if (strlen(xml) > DEVICE_XML_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The device description is larger than %u bytes", DEVICE_XML_MAX);
+        if (isempty(xml))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The device description is empty");
+        r = device_def_parse_string(xml, parse_flags, ret, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        *ret_flags = (unsigned) flags;
+        return 0;
+}
+
+/* Returns 1 when authorized, 0 when polkit's answer is pending, < 0 on error. ret_host (may be NULL) gets
+ * the host device's address, for the log. */
+static int authorize(BusServer *s, sd_bus_message *m, Domain *d, const DeviceDef *dev, char **ret_host,
+                     sd_bus_error *error) {
+        _cleanup_free_ char *host = NULL;
+        int r;
+
+        r = manager_device_assigns_host_device(s->manager, dev, &host);
+        if (r < 0)
+                return r;
+        if (host) {
+                const char *details[] = { "domain", d->name, "device", host, NULL };
+                r = bus_polkit_check(s->polkit, m, ACTION_HOSTDEV, details, error);
+        } else {
+                const char *details[] = { "domain", d->name, NULL };
+                r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
+        }
+        if (r > 0 && ret_host)
+                *ret_host = TAKE_PTR(host);
+        return r;
+}
+
+static void log_host_device(sd_bus_message *m, Domain *d, const char *what, const char *host, int r,
+                            const VbError *e) {
+        if (!host)
+                return;
+        log_notice("%s host device '%s' %s domain '%s' for %s: %s", what, host,
+                   streq(what, "Attaching") ? "to" : "of", d->name, strempty(sd_bus_message_get_sender(m)),
+                   r >= 0 ? "done" : e && e->message ? e->message : strerror(-r));
+}
+
+int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        _cleanup_free_ char *host = NULL;
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        unsigned flags;
+        int r;
+
+        r = read_device(m, 0, &dev, &flags, error);
+        if (r < 0)
+                return r;
+        r = authorize(s, m, d, dev, &host, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_attach_device(s->manager, d, dev, flags, NULL, &e);
+        log_host_device(m, d, "Attaching", host, r, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static void on_detach_done(Domain *d, int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        if (r < 0) {
+                (void) bus_error_from_vb(&error, e, r);
+                (void) sd_bus_reply_method_error(m, &error);
+        } else
+                (void) sd_bus_reply_method_return(m, NULL);
+}
+
+int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(device_def_freep) DeviceDef *probe = NULL;
+        _cleanup_free_ char *host = NULL;
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        unsigned flags;
+        int r;
+
+        r = read_device(m, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, error);
+        if (r < 0)
+                return r;
+        r = authorize(s, m, d, probe, &host, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        /* Replies at once (0) or when the guest answered or the wait ran out (1: on_detach_done). */
+        r = manager_domain_detach_device(s->manager, d, probe, flags, on_detach_done, sd_bus_message_ref(m), &e);
+        log_host_device(m, d, "Detaching", host, r, &e);
+        if (r != 1)
+                sd_bus_message_unref(m);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        if (r == 1)
+                return 1;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        unsigned flags;
+        int r;
+
+        r = read_device(m, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, error);
+        if (r < 0)
+                return r;
+        r = authorize(s, m, d, dev, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_update_device(s->manager, d, dev, flags, &e);
+        if (r < 0)
+                return reply_error(error, &e, r);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static void emit(BusServer *s, Domain *d, const char *member, const char *types, const char *a, const char *b) {
+        _cleanup_free_ char *path = bus_domain_path(d);
+        int r;
+
+        if (!path)
+                return;
+        r = sd_bus_emit_signal(s->bus, path, VB_DOMAIN_INTERFACE, member, types, a, b);
+        if (r < 0)
+                log_debug_errno(r, "Failed to emit %s, ignoring: %m", member);
+}
+
+void bus_domain_on_device_added(void *userdata, Domain *d, const char *alias) {
+        emit(userdata, d, "DeviceAdded", "s", alias, NULL);
+}
+
+void bus_domain_on_device_removed(void *userdata, Domain *d, const char *alias) {
+        emit(userdata, d, "DeviceRemoved", "s", alias, NULL);
+}
+
+void bus_domain_on_device_removal_failed(void *userdata, Domain *d, const char *alias, const char *reason) {
+        emit(userdata, d, "DeviceRemovalFailed", "ss", alias, reason);
+}

@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* AttachDevice, DetachDevice and UpdateDevice without D-Bus: check everything against the live and the
+ * saved definition, then write the saved one, ask the driver, and swap in the new definitions once the
+ * driver agreed (writing the old saved one back when it didn't). A live detach waits for the guest:
+ * the driver reports its answer as an event, or core gives up after the removal timeout. */
+#include <stdio.h>
+
+#include "conf/domain-access.h"
+#include "conf/domain-devices.h"
+#include "core/domain-internal.h"
+#include "core/domain-store.h"
+#include "util/log.h"
+
+#define DRIVER_OP(m, op) ((m)->driver->ops->op)
+
+struct DomainDeviceRemoval {
+        Domain *domain;
+        char *alias;
+        DeviceDef *config_probe; /* remove the device it describes from the saved definition too */
+        sd_event_source *timer;
+        DomainWaitDone done;
+        void *userdata;
+        DomainDeviceRemoval *next;
+};
+
+/* What can be plugged in and out; everything else gives NotSupported (UpdateDevice takes any kind in the
+ * saved definition). */
+static const bool device_kind_pluggable[_DEVICE_KIND_MAX] = {
+        [DEVICE_DISK] = true,     [DEVICE_CONTROLLER] = true, [DEVICE_FILESYSTEM] = true,
+        [DEVICE_INTERFACE] = true, [DEVICE_SERIAL] = true,    [DEVICE_PARALLEL] = true,
+        [DEVICE_CONSOLE] = true,  [DEVICE_CHANNEL] = true,    [DEVICE_INPUT] = true,
+        [DEVICE_HOSTDEV] = true,  [DEVICE_REDIRDEV] = true,   [DEVICE_WATCHDOG] = true,
+        [DEVICE_RNG] = true,      [DEVICE_SHMEM] = true,      [DEVICE_VSOCK] = true,
+};
+
+bool manager_network_forward_is_hostdev(Manager *m, const char *network) {
+        /* The network registry answers this once there is one. */
+        return false;
+}
+
+int manager_device_assigns_host_device(Manager *m, const DeviceDef *dev, char **ret_address) {
+        _cleanup_free_ char *net = NULL;
+        int r;
+
+        r = device_def_host_device(dev, ret_address);
+        if (r != 0)
+                return r;
+        if (device_def_is_host_device(dev)) {
+                *ret_address = strdup("unspecified");
+                return *ret_address ? 1 : -ENOMEM;
+        }
+        r = device_def_network(dev, &net);
+        if (r <= 0 || !manager_network_forward_is_hostdev(m, net))
+                return r < 0 ? r : 0;
+        if (asprintf(ret_address, "network:%s", net) < 0)
+                return -ENOMEM;
+        return 1;
+}
+
+static bool has_live(const Domain *d) {
+        return d->live && (d->state == DOMAIN_RUNNING || d->state == DOMAIN_PAUSED || d->state == DOMAIN_SHUTDOWN);
+}
+
+static int resolve_flags(Domain *d, unsigned flags, unsigned *ret, VbError *reterr) {
+        if (flags == 0)
+                flags = has_live(d) ? DOMAIN_DEVICE_LIVE : DOMAIN_DEVICE_CONFIG;
+        if ((flags & DOMAIN_DEVICE_LIVE) && !has_live(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                                    "Domain '%s' is not running: only its saved definition can be changed", d->name);
+        if ((flags & DOMAIN_DEVICE_CONFIG) && !d->config)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                                    "Domain '%s' is transient: it has no saved definition to change", d->name);
+        *ret = flags;
+        return 0;
+}
+
+/* A host device may go to one running domain only. */
+static int check_host_device_free(Manager *m, Domain *d, const DeviceDef *dev, VbError *reterr) {
+        _cleanup_free_ char *key = NULL;
+        int r;
+
+        r = device_def_host_device(dev, &key);
+        if (r <= 0)
+                return r;
+        for (size_t i = 0; i < m->n_domains; i++) {
+                Domain *o = m->domains[i];
+
+                if (o == d || !has_live(o))
+                        continue;
+                for (size_t j = 0; j < o->live->n_devices; j++) {
+                        _cleanup_free_ char *other = NULL;
+
+                        r = device_def_host_device(o->live->devices[j], &other);
+                        if (r < 0)
+                                return r;
+                        if (other && streq(other, key))
+                                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY,
+                                                    "Host device '%s' is already given to domain '%s'", key, o->name);
+                }
+        }
+        return 0;
+}
+
+/* Writes def as the saved definition; on failure nothing changed. */
+static int save_config(Manager *m, const DomainDef *def, VbError *reterr) {
+        return domain_store_save(m->domains_dir, def, reterr);
+}
+
+/* After the driver failed: the old saved definition back on disk. */
+static void restore_config(Manager *m, Domain *d) {
+        VbError e = VB_ERROR_NULL;
+
+        if (save_config(m, d->config, &e) < 0)
+                log_error("Failed to write back the saved definition of domain '%s': %s", d->name,
+                          e.message ?: "unknown error");
+        vb_error_free(&e);
+}
+
+static void swap_def(DomainDef **slot, DomainDef **new_def) {
+        if (!*new_def)
+                return;
+        domain_def_free(*slot);
+        *slot = TAKE_PTR(*new_def);
+}
+
+static void log_change(Domain *d, const char *what, const DeviceDef *dev, unsigned flags) {
+        _cleanup_free_ char *desc = device_def_describe(dev);
+
+        log_full(device_def_is_host_device(dev) ? LOG_NOTICE : LOG_INFO, "Domain '%s': %s %s (%s%s%s).", d->name,
+                 what, strempty(desc), flags & DOMAIN_DEVICE_LIVE ? "live" : "",
+                 (flags & DOMAIN_DEVICE_LIVE) && (flags & DOMAIN_DEVICE_CONFIG) ? ", " : "",
+                 flags & DOMAIN_DEVICE_CONFIG ? "saved definition" : "");
+}
+
+/* Attach ------------------------------------------------------------------------------------------ */
+
+static int prepare_attach_live(Domain *d, const DeviceDef *dev, unsigned flags, DeviceDef **ret_dev,
+                               DomainDef **ret_def, VbError *reterr) {
+        _cleanup_(device_def_freep) DeviceDef *ld = NULL;
+        int r;
+
+        r = device_def_copy(dev, &ld);
+        if (r >= 0)
+                r = domain_def_check_device_conflicts(d->live, ld, reterr);
+        if (r >= 0)
+                r = domain_def_assign_device_alias(d->live, ld);
+        if (r >= 0)
+                r = domain_def_assign_device_address(d->live, flags & DOMAIN_DEVICE_CONFIG ? d->config : NULL, ld,
+                                                     reterr);
+        if (r >= 0)
+                r = domain_def_with_device_added(d->live, ld, ret_def);
+        if (r < 0)
+                return r;
+        *ret_dev = TAKE_PTR(ld);
+        return 0;
+}
+
+static int prepare_attach_config(Domain *d, const DeviceDef *dev, const DeviceDef *live_dev, DomainDef **ret_def,
+                                 VbError *reterr) {
+        _cleanup_(device_def_freep) DeviceDef *cd = NULL;
+        int r;
+
+        r = device_def_copy(live_dev ?: dev, &cd);
+        if (r < 0)
+                return r;
+        if (live_dev && !dev->alias) {
+                /* Aliases we made up name the device in the running guest only, as with libvirt. */
+                free(cd->alias);
+                cd->alias = NULL;
+        }
+        r = domain_def_check_device_conflicts(d->config, cd, reterr);
+        if (r >= 0)
+                r = domain_def_assign_device_address(d->config, NULL, cd, reterr);
+        if (r >= 0)
+                r = domain_def_with_device_added(d->config, cd, ret_def);
+        return r;
+}
+
+int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, char **ret_alias,
+                                 VbError *reterr) {
+        _cleanup_(device_def_freep) DeviceDef *live_dev = NULL;
+        _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
+        int r;
+
+        r = resolve_flags(d, flags, &flags, reterr);
+        if (r < 0)
+                return r;
+        if (!device_kind_pluggable[dev->kind])
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Attaching a '%s' device is not supported",
+                                    device_def_kind_name(dev));
+        if ((flags & DOMAIN_DEVICE_LIVE) && !DRIVER_OP(m, domain_attach_device))
+                return vb_driver_not_supported(m->driver, "attaching devices to a running domain", reterr);
+        if (flags & DOMAIN_DEVICE_LIVE) {
+                r = check_host_device_free(m, d, dev, reterr);
+                if (r >= 0)
+                        r = prepare_attach_live(d, dev, flags, &live_dev, &new_live, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (flags & DOMAIN_DEVICE_CONFIG) {
+                r = prepare_attach_config(d, dev, live_dev, &new_config, reterr);
+                if (r >= 0)
+                        r = save_config(m, new_config, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (live_dev) {
+                r = DRIVER_OP(m, domain_attach_device)(m->driver, d->uuid, live_dev, reterr);
+                if (r < 0) {
+                        if (new_config)
+                                restore_config(m, d);
+                        return r;
+                }
+        }
+        swap_def(&d->live, &new_live);
+        swap_def(&d->config, &new_config);
+        log_change(d, "attached", live_dev ?: dev, flags);
+        if (live_dev && m->events.domain_device_added)
+                m->events.domain_device_added(m->events.userdata, d, live_dev->alias);
+        if (ret_alias) {
+                *ret_alias = strdup(live_dev ? live_dev->alias : strempty(dev->alias));
+                if (!*ret_alias)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Detach ------------------------------------------------------------------------------------------ */
+
+static void removal_free(DomainDeviceRemoval *rm) {
+        sd_event_source_disable_unref(rm->timer);
+        device_def_free(rm->config_probe);
+        free(rm->alias);
+        free(rm);
+}
+
+static DomainDeviceRemoval *removal_find(Domain *d, const char *alias) {
+        for (DomainDeviceRemoval *rm = d->removals; rm; rm = rm->next)
+                if (streq(rm->alias, alias))
+                        return rm;
+        return NULL;
+}
+
+static void removal_unlink(Domain *d, DomainDeviceRemoval *rm) {
+        for (DomainDeviceRemoval **p = &d->removals; *p; p = &(*p)->next)
+                if (*p == rm) {
+                        *p = rm->next;
+                        return;
+                }
+}
+
+/* Calls and forgets the removal's caller (removed from the list first: done may do anything). */
+static void removal_finish(Domain *d, DomainDeviceRemoval *rm, int r, const VbError *e) {
+        removal_unlink(d, rm);
+        if (rm->done)
+                rm->done(d, r, e, rm->userdata);
+        removal_free(rm);
+}
+
+/* The device is gone from the running guest: a new live definition without it. */
+static void live_remove(Domain *d, const char *alias) {
+        _cleanup_(domain_def_freep) DomainDef *new_live = NULL;
+        ssize_t i;
+
+        if (!d->live || (i = domain_def_find_alias(d->live, alias)) < 0)
+                return;
+        if (domain_def_with_device_removed(d->live, (size_t) i, &new_live) < 0) {
+                log_error("Out of memory removing device '%s' from the live definition of '%s'.", alias, d->name);
+                return;
+        }
+        swap_def(&d->live, &new_live);
+}
+
+/* The saved half of a live+config detach, once the guest released the device. */
+static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, VbError *reterr) {
+        _cleanup_(domain_def_freep) DomainDef *new_config = NULL;
+        size_t i;
+        int r;
+
+        if (!d->config)
+                return 0;
+        r = domain_def_find_device(d->config, probe, DEVICE_MATCH_EXACT, &i, reterr);
+        if (r >= 0)
+                r = domain_def_with_device_removed(d->config, i, &new_config);
+        if (r >= 0)
+                r = save_config(m, new_config, reterr);
+        if (r < 0)
+                return r;
+        swap_def(&d->config, &new_config);
+        return 0;
+}
+
+void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+        DomainDeviceRemoval *rm;
+        VbError e = VB_ERROR_NULL;
+        int r = 0;
+
+        if (!d) {
+                log_debug("Device removal for unknown domain %s, ignoring.", uuid);
+                return;
+        }
+        live_remove(d, alias);
+        log_info("Domain '%s': the guest released device '%s'.", d->name, alias);
+        if (m->events.domain_device_removed)
+                m->events.domain_device_removed(m->events.userdata, d, alias);
+        rm = removal_find(d, alias);
+        if (!rm)
+                return;
+        if (rm->config_probe)
+                r = commit_config_removal(m, d, rm->config_probe, &e);
+        removal_finish(d, rm, r, &e);
+        vb_error_free(&e);
+}
+
+void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, const char *alias,
+                                             const char *reason) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+        DomainDeviceRemoval *rm;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        if (!d)
+                return;
+        log_warning("Domain '%s': device '%s' was not released: %s", d->name, alias, reason);
+        if (m->events.domain_device_removal_failed)
+                m->events.domain_device_removal_failed(m->events.userdata, d, alias, reason);
+        rm = removal_find(d, alias);
+        if (!rm)
+                return;
+        r = vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Domain '%s' did not release device '%s': %s", d->name,
+                         alias, reason);
+        removal_finish(d, rm, r, &e);
+        vb_error_free(&e);
+}
+
+static int on_removal_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        DomainDeviceRemoval *rm = userdata;
+        Domain *d = rm->domain;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = vb_error_set(&e, VB_ERROR_TIMEOUT,
+                         "Domain '%s' did not release device '%s' within %llu ms; nothing was changed, but the guest "
+                         "may still release it (DeviceRemoved then tells)",
+                         d->name, rm->alias, (unsigned long long) (d->manager->device_removal_timeout_usec / 1000));
+        removal_finish(d, rm, r, &e);
+        vb_error_free(&e);
+        return 0;
+}
+
+void domain_fail_device_removals(Domain *d, VbErrorCode code, const char *why) {
+        while (d->removals) {
+                DomainDeviceRemoval *rm = d->removals;
+                VbError e = VB_ERROR_NULL;
+                int r;
+
+                r = vb_error_set(&e, code, "Domain '%s' %s before the guest released device '%s'", d->name, why,
+                                 rm->alias);
+                removal_finish(d, rm, r, &e);
+                vb_error_free(&e);
+        }
+}
+
+void manager_domain_cancel_device_waits(Domain *d, void *userdata) {
+        for (DomainDeviceRemoval *rm = d->removals, *next; rm; rm = next) {
+                next = rm->next;
+                if (rm->userdata == userdata) {
+                        removal_unlink(d, rm);
+                        removal_free(rm);
+                }
+        }
+}
+
+static int start_removal(Manager *m, Domain *d, const char *alias, const DeviceDef *probe, unsigned flags,
+                         DomainWaitDone done, void *userdata) {
+        DomainDeviceRemoval *rm;
+        int r;
+
+        rm = new0(DomainDeviceRemoval, 1);
+        if (!rm)
+                return -ENOMEM;
+        rm->domain = d;
+        rm->done = done;
+        rm->userdata = userdata;
+        rm->alias = strdup(alias);
+        r = rm->alias ? 0 : -ENOMEM;
+        if (r >= 0 && (flags & DOMAIN_DEVICE_CONFIG))
+                r = device_def_copy(probe, &rm->config_probe);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &rm->timer, CLOCK_MONOTONIC, m->device_removal_timeout_usec,
+                                               0, on_removal_timeout, rm);
+        if (r < 0) {
+                removal_free(rm);
+                return r;
+        }
+        rm->next = d->removals;
+        d->removals = rm;
+        return 0;
+}
+
+int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, unsigned flags,
+                                 DomainWaitDone done, void *userdata, VbError *reterr) {
+        _cleanup_(domain_def_freep) DomainDef *new_config = NULL;
+        _cleanup_free_ char *alias = NULL;
+        size_t li, ci;
+        int r;
+
+        r = resolve_flags(d, flags, &flags, reterr);
+        if (r < 0)
+                return r;
+        if (!device_kind_pluggable[probe->kind])
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Detaching a '%s' device is not supported",
+                                    device_def_kind_name(probe));
+        if (flags & DOMAIN_DEVICE_LIVE) {
+                if (!DRIVER_OP(m, domain_detach_device))
+                        return vb_driver_not_supported(m->driver, "detaching devices from a running domain", reterr);
+                r = domain_def_find_device(d->live, probe, DEVICE_MATCH_EXACT, &li, reterr);
+                if (r < 0)
+                        return r;
+                if (!d->live->devices[li]->alias)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                            "The device has no alias in the running domain '%s'", d->name);
+                alias = strdup(d->live->devices[li]->alias);
+                if (!alias)
+                        return -ENOMEM;
+                if (removal_find(d, alias))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                                            "Device '%s' of domain '%s' is being removed already", alias, d->name);
+        }
+        if (flags & DOMAIN_DEVICE_CONFIG) {
+                r = domain_def_find_device(d->config, probe, DEVICE_MATCH_EXACT, &ci, reterr);
+                if (r >= 0)
+                        r = domain_def_with_device_removed(d->config, ci, &new_config);
+                if (r < 0)
+                        return r;
+        }
+        if (!alias) {
+                r = save_config(m, new_config, reterr);
+                if (r < 0)
+                        return r;
+                log_change(d, "detached", d->config->devices[ci], flags);
+                swap_def(&d->config, &new_config);
+                return 0;
+        }
+
+        log_change(d, "asked the guest to release", d->live->devices[li], flags);
+        r = DRIVER_OP(m, domain_detach_device)(m->driver, d->uuid, alias, reterr);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                /* Gone at once. */
+                if (new_config) {
+                        r = save_config(m, new_config, reterr);
+                        if (r >= 0)
+                                swap_def(&d->config, &new_config);
+                }
+                live_remove(d, alias);
+                if (m->events.domain_device_removed)
+                        m->events.domain_device_removed(m->events.userdata, d, alias);
+                return r < 0 ? r : 0;
+        }
+        r = start_removal(m, d, alias, probe, flags, done, userdata);
+        return r < 0 ? r : 1;
+}
+
+/* Update ------------------------------------------------------------------------------------------ */
+
+static int prepare_update(Domain *d, const DomainDef *def, const DeviceDef *dev, bool live, DeviceDef **ret_dev,
+                          DomainDef **ret_def, VbError *reterr) {
+        _cleanup_(device_def_freep) DeviceDef *nd = NULL;
+        _cleanup_(domain_def_freep) DomainDef *without = NULL;
+        size_t i;
+        int r;
+
+        r = domain_def_find_device(def, dev, DEVICE_MATCH_IDENTITY, &i, reterr);
+        if (r >= 0 && live)
+                r = device_def_live_update(def->devices[i], dev, &nd, reterr);
+        else if (r >= 0) {
+                r = device_def_copy(dev, &nd);
+                if (r >= 0)
+                        r = device_def_complete_from(nd, def->devices[i]);
+        }
+        if (r >= 0 && !live) {
+                /* What the new version says must not clash with the other devices. */
+                r = domain_def_with_device_removed(def, i, &without);
+                if (r >= 0)
+                        r = domain_def_check_device_conflicts(without, nd, reterr);
+        }
+        if (r >= 0)
+                r = domain_def_with_device_replaced(def, i, nd, ret_def);
+        if (r < 0)
+                return r;
+        if (ret_dev)
+                *ret_dev = TAKE_PTR(nd);
+        return 0;
+}
+
+int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, VbError *reterr) {
+        _cleanup_(device_def_freep) DeviceDef *live_dev = NULL;
+        _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
+        int r;
+
+        r = resolve_flags(d, flags, &flags, reterr);
+        if (r < 0)
+                return r;
+        if (flags & DOMAIN_DEVICE_LIVE) {
+                if (!DRIVER_OP(m, domain_update_device))
+                        return vb_driver_not_supported(m->driver, "changing devices of a running domain", reterr);
+                r = prepare_update(d, d->live, dev, true, &live_dev, &new_live, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (flags & DOMAIN_DEVICE_CONFIG) {
+                r = prepare_update(d, d->config, dev, false, NULL, &new_config, reterr);
+                if (r >= 0)
+                        r = save_config(m, new_config, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (live_dev) {
+                r = DRIVER_OP(m, domain_update_device)(m->driver, d->uuid, live_dev, reterr);
+                if (r < 0) {
+                        if (new_config)
+                                restore_config(m, d);
+                        return r;
+                }
+        }
+        swap_def(&d->live, &new_live);
+        swap_def(&d->config, &new_config);
+        log_change(d, "updated", live_dev ?: dev, flags);
+        return 0;
+}
