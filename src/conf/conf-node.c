@@ -5,18 +5,51 @@
 #include <stdlib.h>
 
 #include "conf/conf-node.h"
+#include "util/hashmap.h"
 
 static void *mfree(void *p) {
         free(p);
         return NULL;
 }
 
+/* Element names come from a small set (the schema's), and a kept definition holds a node for most of
+ * its elements: each name is stored once per process. The set is bounded, since foreign namespaces
+ * (metadata) may bring any name; past the bound, nodes own their names. */
+#define NAME_INTERN_MAX 4096
+
+static Hashmap *interned_names;
+
+static const char *intern_name(const char *name) {
+        char *copy;
+
+        copy = hashmap_get(interned_names, name);
+        if (copy)
+                return copy;
+        if (hashmap_size(interned_names) >= NAME_INTERN_MAX)
+                return NULL;
+        if (!interned_names && !(interned_names = hashmap_new()))
+                return NULL;
+        copy = strdup(name);
+        if (!copy || hashmap_put(interned_names, copy, copy) < 0) {
+                free(copy);
+                return NULL;
+        }
+        return copy;
+}
+
 ConfNode *conf_node_new(const char *name) {
         ConfNode *n = new0(ConfNode, 1);
+        const char *interned;
 
         if (!n)
                 return NULL;
-        n->name = strdup(name);
+        interned = intern_name(name);
+        if (interned)
+                n->name = (char *) interned;
+        else {
+                n->name = strdup(name);
+                n->name_owned = true;
+        }
         if (!n->name) {
                 free(n);
                 return NULL;
@@ -39,7 +72,8 @@ ConfNode *conf_node_free(ConfNode *n) {
         for (size_t i = 0; i < n->n_children; i++)
                 conf_node_free(n->children[i]);
         free(n->children);
-        free(n->name);
+        if (n->name_owned)
+                free(n->name);
         free(n->ns_href);
         free(n->text);
         free(n);

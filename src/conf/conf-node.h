@@ -31,6 +31,7 @@ struct ConfNode {
         char *text; /* text content of a leaf element, as given */
         unsigned line;
         bool used;
+        bool name_owned; /* name is ours to free (else it is interned, see conf_node_new) */
 };
 
 ConfNode *conf_node_new(const char *name);
