@@ -200,6 +200,17 @@ int domain_store_load_all(const char *dir, DomainStoreLoadFunc cb, void *userdat
         if (!d)
                 return errno == ENOENT ? 0 : -errno;
         while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+
+                /* A definition written but never committed (virtbusd stopped before the rename): its
+                 * caller never heard it was defined. */
+                if (len > 5 && streq(de->d_name + len - 5, ".tmp~")) {
+                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                log_debug_errno(errno, "Failed to remove '%s/%s', ignoring: %m", dir, de->d_name);
+                        else
+                                log_debug("Removed the uncommitted '%s/%s'.", dir, de->d_name);
+                        continue;
+                }
                 if (!is_definition_file(de->d_name))
                         continue;
                 if (!GREEDY_REALLOC(names, allocated, n + 1) || !(names[n] = strdup(de->d_name))) {

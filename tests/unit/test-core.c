@@ -287,7 +287,11 @@ static void test_broken_and_torn_files(void **state) {
         assert_int_equal(write_file_atomic(path, "<domain><name>half", 18, 0600), 0);
         snprintf(path, sizeof path, "%s/domains/12345678-1234-1234-1234-123456789abc.xml.Ab12Cd", f->config);
         assert_int_equal(write_file_atomic(path, "<dom", 4, 0600), 0);
+        snprintf(path, sizeof path, "%s/domains/12345678-1234-1234-1234-123456789abd.xml.tmp~", f->config);
+        assert_int_equal(write_file_atomic(path, "<domain", 7, 0600), 0);
         fixture_restart(f);
+        /* The uncommitted one is gone; the broken one below stays. */
+        assert_int_equal(access(path, F_OK), -1);
         assert_non_null(manager_domain_by_name(f->m, "good"));
         /* The broken file is kept as it was, never deleted. */
         snprintf(path, sizeof path, "%s/domains/00000000-0000-0000-0000-000000000001.xml", f->config);
