@@ -3,12 +3,15 @@
 # Scores virtbus-xml against the libvirt conformance corpus and fails if the fidelity figure drops
 # below tests/fidelity-floor.txt (a value that only ever goes up). Exit 77 (skip) without the corpus.
 set -eu
-tool=${1:?usage: fidelity-check.sh VIRTBUS-XML}
+tool=${1:?usage: fidelity-check.sh VIRTBUS-XML [CATEGORIES FLOOR-FILE]}
 here=$(cd "$(dirname "$0")" && pwd)
+# Optional: other categories with their own floor (networks: tests/fidelity-floor-network.txt).
+categories=${2:-domain,device}
+floor_file=${3:-$here/fidelity-floor.txt}
 shared="$here/../../shared"
 [ -d "$shared/corpus/libvirt" ] && [ -f "$shared/tools/xml-fidelity.py" ] || { echo "corpus not found, skipping"; exit 77; }
-out=$(python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --category domain,device --jobs 2 -- "$tool" format)
+out=$(python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --category "$categories" --jobs 2 -- "$tool" format)
 echo "$out"
 got=$(echo "$out" | sed -n 's/^fidelity: \([0-9.]*\)%$/\1/p')
-floor=$(cat "$here/fidelity-floor.txt")
+floor=$(cat "$floor_file")
 python3 -c "import sys; g, f = float(sys.argv[1]), float(sys.argv[2]); print('fidelity %.1f%%, floor %.1f%%' % (g, f)); sys.exit(0 if g >= f else 1)" "$got" "$floor"

@@ -2,6 +2,8 @@
 /* org.virtbus1.Manager on /org/virtbus1. */
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
+#include "bus/bus-network.h"
+#include "bus/bus-nodedev.h"
 #include "config.h"
 #include "util/log.h"
 
@@ -116,5 +118,18 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 bus_manager_method_get_domain_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDomainByUUID", SD_BUS_ARGS("s", uuid), SD_BUS_RESULT("o", domain),
                                 bus_manager_method_get_domain_by_uuid, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListNodeDevices", SD_BUS_ARGS("s", capability, "t", flags),
+                                SD_BUS_RESULT("ao", devices), bus_manager_method_list_node_devices,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetNodeDeviceByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", device),
+                                bus_manager_method_get_node_device_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DefineNetwork", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", network),
+                                bus_manager_method_define_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateNetwork", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", network),
+                                bus_manager_method_create_network, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListNetworks", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", networks),
+                                bus_manager_method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetNetworkByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", network),
+                                bus_manager_method_get_network_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

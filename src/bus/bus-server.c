@@ -6,6 +6,8 @@
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
 #include "bus/bus-manager.h"
+#include "bus/bus-network.h"
+#include "bus/bus-nodedev.h"
 #include "bus/bus-server.h"
 #include "util/log.h"
 
@@ -71,11 +73,20 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = bus_domain_register(s);
         if (r < 0)
                 return r;
+        r = bus_nodedev_register(s);
+        if (r < 0)
+                return r;
+        r = bus_network_register(s);
+        if (r < 0)
+                return r;
 
         manager_set_events(manager, &(ManagerEvents) {
                 .domain_added = bus_domain_on_added,
                 .domain_removed = bus_domain_on_removed,
                 .domain_changed = bus_domain_on_changed,
+                .nodedev_added = bus_nodedev_on_added,
+                .nodedev_removed = bus_nodedev_on_removed,
+                .nodedev_changed = bus_nodedev_on_changed,
                 .domain_device_added = bus_domain_on_device_added,
                 .domain_device_removed = bus_domain_on_device_removed,
                 .domain_device_removal_failed = bus_domain_on_device_removal_failed,

@@ -27,11 +27,22 @@ static const char * const os_order[] = {
         "bootmenu", "smbios", "bios",
 };
 
+static const char * const network_order[] = {
+        "name", "uuid", "title", "description", "metadata", "forward", "bridge", "mtu", "mac", "domain",
+        "dns", "bandwidth", "vlan", "port", "virtualport", "portgroup", "ip", "route", "options",
+};
+
+static const char * const forward_order[] = {
+        "nat", "pf", "interface", "address", "driver",
+};
+
 static const struct {
         const char *parent;
         const char * const *order;
         size_t n;
 } order_tables[] = {
+        { "network", network_order, ELEMENTSOF(network_order) },
+        { "forward", forward_order, ELEMENTSOF(forward_order) },
         { "domain", domain_order, ELEMENTSOF(domain_order) },
         { "devices", devices_order, ELEMENTSOF(devices_order) },
         { "os", os_order, ELEMENTSOF(os_order) },

@@ -152,3 +152,8 @@ bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);
 void device_interface_set_mac(DeviceDef *def, const uint8_t mac[6]);
 /* Gives an interface without a MAC one in 52:54:00:xx:xx:xx (derived from seed when non-NULL). */
 void device_interface_ensure_mac(DeviceDef *def, const char *seed, unsigned salt);
+/* type='network': the network named in <source network=>; NULL for other types. */
+const char *device_interface_get_network(const DeviceDef *def);
+/* type='network': what it actually uses, shown in the live definition as <source bridge=> or
+ * <source dev= mode=> next to network= (networks, core/network.h). */
+int device_interface_set_network_actual(DeviceDef *def, const char *bridge, const char *dev, const char *mode);

@@ -215,3 +215,22 @@ const DeviceOps device_interface_ops = {
         .validate = interface_validate,
         .free = interface_free,
 };
+
+const char *device_interface_get_network(const DeviceDef *dev) {
+        const InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+
+        return d && d->type == INTERFACE_TYPE_NETWORK ? d->source[IF_SOURCE_NETWORK] : NULL;
+}
+
+int device_interface_set_network_actual(DeviceDef *dev, const char *bridge, const char *dev_name, const char *mode) {
+        InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+
+        if (!d || d->type != INTERFACE_TYPE_NETWORK)
+                return -EINVAL;
+        if (free_and_strdup(&d->source[IF_SOURCE_BRIDGE], bridge) < 0 ||
+            free_and_strdup(&d->source[IF_SOURCE_DEV], dev_name) < 0 ||
+            free_and_strdup(&d->source[IF_SOURCE_MODE], mode) < 0)
+                return -ENOMEM;
+        d->has_source = true;
+        return 0;
+}

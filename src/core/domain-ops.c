@@ -99,14 +99,29 @@ int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_crea
 
 static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, VbError *reterr) {
         static const char * const props[] = { DOMAIN_STATE_PROPERTIES, "VCPUs", "MemoryKiB", NULL };
+        _cleanup_(domain_def_freep) DomainDef *with_networks = NULL;
         VbDriverDomainInfo info = {};
         int r;
 
         if (!DRIVER_OP(m, domain_start))
                 return vb_driver_not_supported(m->driver, "starting domains", reterr);
-        r = DRIVER_OP(m, domain_start)(m->driver, def, paused, &info, reterr);
+        /* Host devices first (nodedev.h): the guest must find them ready; given back if it doesn't start. */
+        r = hostdev_prepare_domain(m, d->uuid, d->name, def, reterr);
         if (r < 0)
                 return r;
+        /* <interface type='network'>: connected to their networks (network-manager.c), which says what
+         * each actually uses in the definition the driver gets. */
+        r = manager_domain_networks_acquire(m, d->uuid, def, &with_networks, reterr);
+        if (r < 0) {
+                hostdev_release_domain(m, d->uuid, d->name);
+                return r;
+        }
+        r = DRIVER_OP(m, domain_start)(m->driver, with_networks ?: def, paused, &info, reterr);
+        if (r < 0) {
+                manager_domain_networks_release(m, d->uuid);
+                hostdev_release_domain(m, d->uuid, d->name);
+                return r;
+        }
         domain_def_free(d->live);
         d->live = TAKE_PTR(info.live);
         d->state = info.state;

@@ -114,6 +114,8 @@ void domain_stopped(Domain *d, DomainStopReason reason) {
         Manager *m = d->manager;
 
         d->live = domain_def_free(d->live);
+        hostdev_release_domain(m, d->uuid, d->name); /* host devices go back to the host (hostdev.c) */
+        manager_domain_networks_release(m, d->uuid); /* network ports (network-manager.c) */
         domain_fail_device_removals(d, VB_ERROR_INVALID_STATE, "stopped");
         if (!domain_is_persistent(d)) {
                 domain_finish_waits(d, 0, NULL);

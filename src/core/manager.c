@@ -89,6 +89,8 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         m->event = sd_event_ref(event);
         m->domains_by_uuid = hashmap_new();
         m->domains_by_name = hashmap_new();
+        if (manager_nodedev_init(m) < 0)
+                return -ENOMEM;
         if (!m->domains_by_uuid || !m->domains_by_name)
                 return -ENOMEM;
         if (free_and_strdup(&m->config_dir, cfg->config_dir) < 0 ||
@@ -131,6 +133,9 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         r = vb_driver_open(cfg->driver, &dcfg, &m->driver, reterr);
         if (r < 0)
                 return r;
+        r = network_registry_new(m->config_dir, m->runtime_dir, cfg->network_backend, cfg->driver, &m->networks, reterr);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -149,6 +154,8 @@ Manager *manager_free(Manager *m) {
         free(m->domains);
         hashmap_free(m->domains_by_uuid);
         hashmap_free(m->domains_by_name);
+        manager_nodedev_done(m);
+        network_registry_free(m->networks);
         vb_driver_close(m->driver);
         sd_event_unref(m->event);
         free(m->config_dir);
@@ -331,6 +338,12 @@ int manager_load(Manager *m, VbError *reterr) {
         r = seed_default_domains(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up the driver's default domains, ignoring: %m");
+        r = manager_nodedev_scan(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the host's devices, ignoring: %m");
+        r = manager_network_load(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to load networks, ignoring: %m");
         r = reconnect_running(m);
         if (r < 0)
                 return r;

@@ -6,6 +6,8 @@
 #include <systemd/sd-event.h>
 
 #include "core/domain.h"
+#include "core/network.h"
+#include "core/nodedev.h"
 #include "drivers/driver.h"
 #include "util/error.h"
 #include "util/hashmap.h"
@@ -24,6 +26,8 @@ typedef struct ManagerConfig {
         const char *sysfs_root;
         /* How long DetachDevice waits for the guest to release a device (0: the default, 10 s). */
         uint64_t device_removal_timeout_usec;
+        /* Network backend: "simulated", "host", or NULL for the driver's choice (core/network.h). */
+        const char *network_backend;
 } ManagerConfig;
 
 /* How core tells the outside (the bus layer) about changes. */
@@ -38,6 +42,10 @@ typedef struct ManagerEvents {
         void (*domain_device_added)(void *userdata, Domain *d, const char *alias);
         void (*domain_device_removed)(void *userdata, Domain *d, const char *alias);
         void (*domain_device_removal_failed)(void *userdata, Domain *d, const char *alias, const char *reason);
+        /* Node devices found, gone, or changed by a re-scan (nodedev.c); removed: before it is freed. */
+        void (*nodedev_added)(void *userdata, NodeDevice *d);
+        void (*nodedev_removed)(void *userdata, NodeDevice *d);
+        void (*nodedev_changed)(void *userdata, NodeDevice *d, const char * const *properties);
         void *userdata;
 } ManagerEvents;
 
@@ -55,6 +63,7 @@ struct Manager {
         VbDriver *driver;
         ManagerEvents events;
         uint64_t device_removal_timeout_usec;
+        NetworkRegistry *networks; /* core/network.h */
 
         /* Drops the compiled XML schemas when no definition was parsed for a while (they take MBs). */
         sd_event_source *schema_release_timer;
@@ -68,6 +77,8 @@ struct Manager {
         Hashmap *domains_by_name;
         Domain **domains;        /* in order of definition */
         size_t n_domains, n_domains_allocated;
+
+        NodeDevState nodedev; /* node devices and the host devices domains hold (nodedev.c, hostdev.c) */
 };
 
 int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbError *reterr);
@@ -116,6 +127,16 @@ typedef enum DomainXMLFlags {
 } DomainXMLFlags;
 
 int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, VbError *reterr);
+
+/* Loads the network registry (network-manager.c): saved and active networks, the driver's default
+ * networks on a fresh state directory, autostart. */
+int manager_network_load(Manager *m);
+/* Connects the <interface type='network'> of def (the domain with UUID owner, starting) to their
+ * networks; *ret is a copy of def that shows what each uses (NULL when def has none); on failure
+ * nothing stays connected. manager_domain_networks_release() undoes it. */
+int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainDef *def, DomainDef **ret,
+                                    VbError *reterr);
+void manager_domain_networks_release(Manager *m, const char *owner);
 
 /* AttachDevice / DetachDevice / UpdateDevice (domain-device.c). flags: DOMAIN_DEVICE_LIVE and/or
  * DOMAIN_DEVICE_CONFIG; 0 = live when the domain runs, else config. Live on a stopped domain and config

@@ -24,6 +24,7 @@ typedef struct Args {
         const char *runtime_dir;
         const char *sysfs_root;
         uint64_t device_removal_timeout_usec;
+        const char *network_backend;
         /* Storage for defaults computed at start-up. */
         char *owned[3];
 } Args;
@@ -46,6 +47,10 @@ static void help(void) {
                "     --state-dir=DIR      Persistent state (default /var/lib/virtbus)\n"
                "     --runtime-dir=DIR    Runtime state (default /run/virtbus)\n"
                "     --sysfs-root=DIR     Read host devices below DIR instead of /sys\n"
+               "     --network-backend=NAME\n"
+               "                          Virtual networks: host (bridges, nftables, dnsmasq) or\n"
+               "                          simulated (state only); default: simulated with the test\n"
+               "                          driver, host otherwise\n"
                "     --device-removal-timeout=SEC\n"
                "                          How long DetachDevice waits for a guest (default 10)\n"
                "     --log-level=LEVEL    emerg, alert, crit, err, warning, notice, info or debug\n");
@@ -61,6 +66,7 @@ enum {
         ARG_STATE_DIR,
         ARG_RUNTIME_DIR,
         ARG_SYSFS_ROOT,
+        ARG_NETWORK_BACKEND,
         ARG_DEVICE_REMOVAL_TIMEOUT,
         ARG_LOG_LEVEL,
 };
@@ -77,6 +83,7 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "sysfs-root", required_argument, NULL, ARG_SYSFS_ROOT },
+                { "network-backend", required_argument, NULL, ARG_NETWORK_BACKEND },
                 { "device-removal-timeout", required_argument, NULL, ARG_DEVICE_REMOVAL_TIMEOUT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {},
@@ -118,6 +125,13 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                         break;
                 case ARG_SYSFS_ROOT:
                         a->sysfs_root = optarg;
+                        break;
+                case ARG_NETWORK_BACKEND:
+                        if (!streq(optarg, "host") && !streq(optarg, "simulated")) {
+                                log_error("Unknown network backend '%s' (expected 'host' or 'simulated').", optarg);
+                                return -EINVAL;
+                        }
+                        a->network_backend = optarg;
                         break;
                 case ARG_DEVICE_REMOVAL_TIMEOUT: {
                         char *end;
@@ -277,6 +291,7 @@ static int run(int argc, char *argv[]) {
                 .runtime_dir = a.runtime_dir,
                 .sysfs_root = a.sysfs_root,
                 .device_removal_timeout_usec = a.device_removal_timeout_usec,
+                .network_backend = a.network_backend,
         };
         r = manager_new(&cfg, event, &manager, &e);
         if (r < 0) {

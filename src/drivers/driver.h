@@ -11,6 +11,14 @@
 
 typedef struct DomainDef DomainDef;
 typedef struct DeviceDef DeviceDef;
+typedef struct DomainCaps DomainCaps;
+typedef struct HostCaps HostCaps;
+
+/* What GetDomainCapabilities asks about (NULL or "": the default). */
+typedef struct VbDomainCapsQuery {
+        const char *emulator, *arch, *machine, *virttype;
+} VbDomainCapsQuery;
+typedef void (*VbDriverCapsReady)(void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -82,6 +90,8 @@ typedef struct VbDriverOps {
         /* Definitions this host has out of the box (the test driver's "test" domain), as XML,
          * NULL-terminated; core defines them once, on a fresh state directory. */
         const char * const *(*default_domains)(VbDriver *drv);
+        /* The same for virtual networks (the test driver's active NAT network "default"). */
+        const char * const *(*default_networks)(VbDriver *drv);
         /* Domains running now (e.g. found again after a restart of virtbusd). Fills *ret with an array
          * the caller frees (and the live definitions in it). */
         int (*domain_list_running)(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr);
@@ -114,6 +124,20 @@ typedef struct VbDriverOps {
          * or eject), an interface's link state (set_link) or bandwidth, graphics passwords. core has checked
          * that only such things differ. */
         int (*domain_update_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+
+        /* Capabilities (GetDomainCapabilities, GetCapabilities, and core's checks of definitions). Both
+         * return 1 with *ret (a reference) when answered now; 0 when the driver is finding out (probing an
+         * emulator): ready(userdata) follows from the event loop, then ask again; with ready NULL the
+         * driver waits instead (bounded) and answers. In q, NULL or "" means the default (host arch, its
+         * emulator, its default machine, kvm when usable else qemu); an alias machine is resolved. Unknown
+         * names fail with InvalidArgument naming what exists. */
+        int (*domain_capabilities)(VbDriver *drv, const VbDomainCapsQuery *q, VbDriverCapsReady ready,
+                                   void *userdata, DomainCaps **ret, VbError *reterr);
+        /* host: the host part core read (arch, CPU, NUMA, IOMMU); the driver adds its guests. */
+        int (*capabilities)(VbDriver *drv, const HostCaps *host, VbDriverCapsReady ready, void *userdata,
+                            HostCaps **ret, VbError *reterr);
+        /* Forgets the ready callbacks with this userdata (a caller went away). */
+        void (*capabilities_cancel)(VbDriver *drv, void *userdata);
 } VbDriverOps;
 
 struct VbDriver {

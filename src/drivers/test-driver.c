@@ -74,6 +74,27 @@ static const char default_domain_xml[] =
 
 static const char * const default_domains[] = { default_domain_xml, NULL };
 
+/* The host's NAT network, as on a fresh libvirt host. Its Start/Stop is simulated (the test driver
+ * uses the simulated network backend and never touches the host). */
+static const char default_network_xml[] =
+        "<network>\n"
+        "  <name>default</name>\n"
+        "  <uuid>dd8fe884-6c02-601e-7551-cca97df1c5df</uuid>\n"
+        "  <forward mode='nat'/>\n"
+        "  <bridge name='virbr0' stp='on' delay='0'/>\n"
+        "  <ip address='192.168.122.1' netmask='255.255.255.0'>\n"
+        "    <dhcp>\n"
+        "      <range start='192.168.122.2' end='192.168.122.254'/>\n"
+        "    </dhcp>\n"
+        "  </ip>\n"
+        "</network>\n";
+
+static const char * const default_networks[] = { default_network_xml, NULL };
+
+static const char * const *test_default_networks(VbDriver *drv) {
+        return default_networks;
+}
+
 static TestDriver *priv(VbDriver *drv) {
         return drv->priv;
 }
@@ -538,7 +559,8 @@ static int test_detach_device(VbDriver *drv, const char *uuid, const char *alias
                 unplug_free(u);
                 return -ENOMEM;
         }
-        r = sd_event_add_time_relative(t->drv->cfg.event, &u->timer, CLOCK_MONOTONIC, TEST_GUEST_UNPLUG_USEC, 0,
+        r = sd_event_add_time_relative(t->drv->cfg.event, &u->timer, CLOCK_MONOTONIC, TEST_GUEST_UNPLUG_USEC,
+                                       1, /* accuracy: 0 would mean up to 250 ms late */
                                        on_guest_unplug_answer, u);
         if (r < 0) {
                 unplug_free(u);
@@ -585,6 +607,7 @@ const VbDriverOps vb_test_driver_ops = {
         .open = test_open,
         .close = test_close,
         .default_domains = test_default_domains,
+        .default_networks = test_default_networks,
         .domain_list_running = test_list_running,
         .domain_start = test_start,
         .domain_destroy = test_destroy,

@@ -4,6 +4,8 @@
 
 #include "conf/device-conf.h"
 #include "conf/domain-conf.h"
+#include "conf/network-conf.h"
+#include "conf/nodedev-conf.h"
 #include "util/fileio.h"
 
 /* virtbus-xml format|validate KIND FILE: parses FILE as KIND and prints the canonical XML (format)
@@ -38,8 +40,22 @@ static int handle(const char *kind, const char *xml, bool print, char **ret, VbE
                         r = device_def_format(def, DEVICE_FORMAT_SECURE, ret);
                 return r;
         }
-        if (streq(kind, "network") || streq(kind, "nodedev"))
-                return vb_error_set(e, VB_ERROR_NOT_SUPPORTED, "Kind '%s' is not supported yet.", kind);
+        if (streq(kind, "nodedev")) {
+                _cleanup_(nodedev_def_freep) NodeDevDef *def = NULL;
+
+                r = nodedev_def_parse_string(xml, &def, e);
+                if (r >= 0 && print)
+                        r = nodedev_def_format(def, ret);
+                return r;
+        }
+        if (streq(kind, "network")) {
+                _cleanup_(network_def_freep) NetworkDef *def = NULL;
+
+                r = network_def_parse_string(xml, NETWORK_PARSE_STABLE_DEFAULTS, &def, e);
+                if (r >= 0 && print)
+                        r = network_def_format(def, ret);
+                return r;
+        }
         return vb_error_set(e, VB_ERROR_INVALID_ARGUMENT, "Unknown kind '%s'.", kind);
 }
 

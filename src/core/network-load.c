@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Start-up of the network registry (saved definitions, active networks found again, the driver's
+ * default networks, autostart) and the guest ports handed out by active networks. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/network-internal.h"
+#include "util/fileio.h"
+#include "util/log.h"
+
+static int load_one(NetworkDef *def, void *userdata) {
+        NetworkRegistry *r = userdata;
+        char uuid[37];
+        Network *n;
+        int k;
+
+        network_def_get_uuid_string(def, uuid);
+        if (network_registry_by_uuid(r, uuid) || network_registry_by_name(r, def->name)) {
+                log_warning("A second saved network named '%s' (UUID %s), ignoring it.", def->name, uuid);
+                network_def_free(def);
+                return 0;
+        }
+        n = new0(Network, 1);
+        if (!n) {
+                network_def_free(def);
+                return -ENOMEM;
+        }
+        n->registry = r;
+        memcpy(n->uuid, uuid, sizeof uuid);
+        n->config = def;
+        n->name = strdup(def->name);
+        n->autostart = network_store_get_autostart(r->dir, uuid);
+        k = n->name ? hashmap_put(r->by_uuid, n->uuid, n) : -ENOMEM;
+        if (k >= 0 && (k = hashmap_put(r->by_name, n->name, n)) < 0)
+                hashmap_remove(r->by_uuid, n->uuid);
+        if (k >= 0 && !GREEDY_REALLOC(r->networks, r->n_networks_allocated, r->n_networks + 1)) {
+                hashmap_remove(r->by_uuid, n->uuid);
+                hashmap_remove(r->by_name, n->name);
+                k = -ENOMEM;
+        }
+        if (k < 0) {
+                network_def_free(n->config);
+                free(n->name);
+                free(n);
+                return k;
+        }
+        r->networks[r->n_networks++] = n;
+        return 0;
+}
+
+/* An active network left by the previous virtbusd: take it over if the backend still has it. */
+static void reconnect_one(NetworkRegistry *r, const char *path) {
+        _cleanup_(network_def_freep) NetworkDef *live = NULL;
+        _cleanup_free_ char *xml = NULL;
+        VbError e = VB_ERROR_NULL;
+        char uuid[37];
+        Network *n;
+        int k;
+
+        k = read_full_file(path, 0, &xml, NULL);
+        if (k >= 0)
+                k = network_def_parse_string(xml, 0, &live, &e);
+        if (k < 0) {
+                log_warning("Failed to read '%s' (%s), ignoring.", path, e.message ?: strerror(-k));
+                vb_error_free(&e);
+                return;
+        }
+        if (!r->backend->ops->is_running(r->backend, live)) {
+                log_info("Network '%s' is no longer active.", live->name);
+                (void) unlink(path);
+                return;
+        }
+        network_def_get_uuid_string(live, uuid);
+        n = network_registry_by_uuid(r, uuid);
+        if (!n) {
+                n = new0(Network, 1);
+                if (!n || !(n->name = strdup(live->name))) {
+                        free(n);
+                        return;
+                }
+                n->registry = r;
+                memcpy(n->uuid, uuid, sizeof uuid);
+                if (!GREEDY_REALLOC(r->networks, r->n_networks_allocated, r->n_networks + 1) ||
+                    hashmap_put(r->by_uuid, n->uuid, n) < 0) {
+                        free(n->name);
+                        free(n);
+                        return;
+                }
+                if (hashmap_put(r->by_name, n->name, n) < 0) {
+                        hashmap_remove(r->by_uuid, n->uuid);
+                        free(n->name);
+                        free(n);
+                        return;
+                }
+                r->networks[r->n_networks++] = n;
+        }
+        k = network_pool_new(live, NULL, 0, &n->pool, &e);
+        if (k < 0) {
+                log_debug("No device pool for network '%s': %s", live->name, e.message ?: strerror(-k));
+                vb_error_free(&e);
+        }
+        n->live = TAKE_PTR(live);
+        log_info("Network '%s' is active.", n->name);
+}
+
+static void reconnect_all(NetworkRegistry *r) {
+        _cleanup_(closedirp) DIR *d = opendir(r->status_dir);
+        struct dirent *de;
+
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *path = NULL;
+                size_t len = strlen(de->d_name);
+
+                if (len != 40 || !streq(de->d_name + 36, ".xml"))
+                        continue;
+                if (asprintf(&path, "%s/%s", r->status_dir, de->d_name) < 0)
+                        return;
+                reconnect_one(r, path);
+        }
+}
+
+static void seed_defaults(NetworkRegistry *r, const char * const *xmls, const char *marker) {
+        if (!xmls || !marker || access(marker, F_OK) == 0)
+                return;
+        for (size_t i = 0; xmls[i]; i++) {
+                VbError e = VB_ERROR_NULL;
+                Network *n;
+                int k;
+
+                k = network_define(r, xmls[i], &n, NULL, &e);
+                if (k >= 0)
+                        k = network_set_autostart(r, n, true, &e);
+                if (k < 0)
+                        log_warning("Failed to set up a default network: %s", e.message ?: strerror(-k));
+                vb_error_free(&e);
+        }
+        if (write_file_atomic(marker, "", 0, 0644) < 0)
+                log_warning("Failed to write '%s', ignoring.", marker);
+}
+
+int network_registry_load(NetworkRegistry *r, const char * const *default_xmls, const char *seed_marker) {
+        int k;
+
+        k = network_store_load_all(r->dir, load_one, r);
+        if (k < 0)
+                return log_error_errno(k, "Failed to load saved networks from '%s': %m", r->dir);
+        reconnect_all(r);
+        seed_defaults(r, default_xmls, seed_marker);
+        for (size_t i = 0; i < r->n_networks; i++) {
+                Network *n = r->networks[i];
+                VbError e = VB_ERROR_NULL;
+
+                if (!n->autostart || network_is_active(n))
+                        continue;
+                k = network_start(r, n, &e);
+                if (k < 0)
+                        log_warning("Failed to autostart network '%s': %s", n->name, e.message ?: strerror(-k));
+                else
+                        log_info("Autostarted network '%s'.", n->name);
+                vb_error_free(&e);
+        }
+        log_info("Loaded %zu networks.", r->n_networks);
+        return 0;
+}
+
+/* Guest ports */
+
+int network_port_acquire(NetworkRegistry *r, const char *network_name, const NetworkPortRequest *req,
+                         const char *owner, const uint8_t mac[6], const NetworkPort **ret, VbError *reterr) {
+        Network *n = network_registry_by_name(r, network_name);
+        NetworkActual actual = { .pool_index = -1 };
+        _cleanup_free_ char *ifname = NULL, *o = NULL;
+        NetworkPort *p;
+        int k;
+
+        if (!n)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_NETWORK, "No network named '%s'.", network_name);
+        if (!network_is_active(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is not active.", network_name);
+        k = network_resolve_port(n->live, n->pool, req, &actual, reterr);
+        if (k < 0)
+                return k;
+        k = r->backend->ops->port_add(r->backend, n->live, &actual, mac, &ifname, reterr);
+        if (k >= 0 && (!(o = strdup(owner)) || !GREEDY_REALLOC(n->ports, n->n_ports_allocated, n->n_ports + 1))) {
+                if (ifname)
+                        r->backend->ops->port_remove(r->backend, ifname);
+                k = -ENOMEM;
+        }
+        if (k < 0) {
+                if (actual.pool_index >= 0 && n->pool)
+                        network_pool_release(n->pool, (size_t) actual.pool_index);
+                network_actual_done(&actual);
+                return k;
+        }
+        p = &n->ports[n->n_ports++];
+        *p = (NetworkPort) { .owner = TAKE_PTR(o), .actual = actual, .ifname = TAKE_PTR(ifname) };
+        memcpy(p->mac, mac, 6);
+        log_info("Domain %s connected to network '%s' (%s%s%s).", owner, n->name,
+                 network_actual_type_to_string(actual.type), p->ifname ? " " : "", strempty(p->ifname));
+        *ret = p;
+        return 0;
+}
+
+void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
+        for (size_t i = 0; i < r->n_networks; i++) {
+                Network *n = r->networks[i];
+
+                for (size_t j = n->n_ports; j > 0; j--) {
+                        NetworkPort *p = &n->ports[j - 1];
+
+                        if (!streq(p->owner, owner))
+                                continue;
+                        if (p->ifname)
+                                r->backend->ops->port_remove(r->backend, p->ifname);
+                        if (p->actual.pool_index >= 0 && n->pool)
+                                network_pool_release(n->pool, (size_t) p->actual.pool_index);
+                        free(p->owner);
+                        free(p->ifname);
+                        network_actual_done(&p->actual);
+                        memmove(p, p + 1, (n->n_ports - j) * sizeof(NetworkPort));
+                        n->n_ports--;
+                }
+        }
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Manager's side of networks: loading the registry with the driver's defaults. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conf/device-conf.h"
+#include "conf/domain-conf.h"
+#include "core/manager.h"
+#include "util/log.h"
+
+int manager_network_load(Manager *m) {
+        const char * const *defaults = NULL;
+        _cleanup_free_ char *marker = NULL;
+
+        if (m->driver->ops->default_networks)
+                defaults = m->driver->ops->default_networks(m->driver);
+        if (asprintf(&marker, "%s/%s-networks-seeded", m->state_dir, manager_driver_name(m)) < 0)
+                return -ENOMEM;
+        return network_registry_load(m->networks, defaults, marker);
+}
+
+/* The <source portgroup=> and <virtualport> of an interface: kept in its extra by the domain parser. */
+static const char *interface_portgroup(const DeviceDef *dev) {
+        for (size_t i = 0; dev->extra && i < dev->extra->n_children; i++)
+                if (conf_node_is(dev->extra->children[i], "source"))
+                        return conf_node_attr(dev->extra->children[i], "portgroup");
+        return NULL;
+}
+
+static int interface_virtualport(const DeviceDef *dev, NetworkVirtualPort **ret) {
+        for (size_t i = 0; dev->extra && i < dev->extra->n_children; i++)
+                if (conf_node_is(dev->extra->children[i], "virtualport")) {
+                        _cleanup_(conf_node_freep) ConfNode *copy = conf_node_copy(dev->extra->children[i]);
+
+                        if (!copy)
+                                return -ENOMEM;
+                        return network_virtual_port_parse(copy, ret, NULL);
+                }
+        *ret = NULL;
+        return 0;
+}
+
+int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainDef *def, DomainDef **ret,
+                                    VbError *reterr) {
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        DeviceDef *const *devices;
+        size_t n = domain_def_get_devices(def, &devices);
+        int r;
+
+        *ret = NULL;
+        for (size_t i = 0; i < n; i++) {
+                const char *network = device_interface_get_network(devices[i]);
+                NetworkVirtualPort *own = NULL;
+                const NetworkPort *port;
+                DeviceDef *const *cdev;
+                uint8_t mac[6] = {};
+
+                if (!network)
+                        continue;
+                if (!copy && (r = domain_def_copy(def, &copy)) < 0)
+                        goto fail;
+                r = interface_virtualport(devices[i], &own);
+                if (r < 0)
+                        goto fail;
+                (void) device_interface_get_mac(devices[i], mac);
+                r = network_port_acquire(m->networks, network,
+                                         &(NetworkPortRequest) { .portgroup = interface_portgroup(devices[i]), .virtualport = own },
+                                         owner, mac, &port, reterr);
+                network_virtual_port_free(own);
+                if (r < 0)
+                        goto fail;
+                (void) domain_def_get_devices(copy, &cdev);
+                r = device_interface_set_network_actual(cdev[i], port->actual.bridge,
+                                                        port->actual.dev, port->actual.mode);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = TAKE_PTR(copy);
+        return 0;
+fail:
+        network_ports_release_owner(m->networks, owner);
+        return r;
+}
+
+void manager_domain_networks_release(Manager *m, const char *owner) {
+        if (m->networks)
+                network_ports_release_owner(m->networks, owner);
+}

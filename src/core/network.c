@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The network registry: define / create / start / stop / undefine, autostart, loading, guest ports. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/network-internal.h"
+#include "host/host.h"
+#include "util/fileio.h"
+#include "util/log.h"
+
+static const char * const STATE_PROPERTIES[] = { "Active", "Bridge", NULL };
+
+static Network *network_free(Network *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_ports; i++) {
+                free(n->ports[i].owner);
+                free(n->ports[i].ifname);
+                network_actual_done(&n->ports[i].actual);
+        }
+        free(n->ports);
+        network_pool_free(n->pool);
+        network_def_free(n->config);
+        network_def_free(n->live);
+        free(n->name);
+        free(n);
+        return NULL;
+}
+
+int network_registry_new(const char *config_dir, const char *runtime_dir, const char *backend, const char *driver,
+                         NetworkRegistry **ret, VbError *reterr) {
+        _cleanup_(network_registry_freep) NetworkRegistry *r = NULL;
+        int k;
+
+        r = new0(NetworkRegistry, 1);
+        if (!r)
+                return -ENOMEM;
+        r->by_uuid = hashmap_new();
+        r->by_name = hashmap_new();
+        if (!r->by_uuid || !r->by_name || asprintf(&r->dir, "%s/networks", config_dir) < 0 ||
+            asprintf(&r->status_dir, "%s/networks", runtime_dir) < 0)
+                return -ENOMEM;
+        k = mkdir_p(r->dir, 0755);
+        if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create directory '%s': %s", r->dir,
+                                    strerror(-k));
+        k = vb_network_backend_new(backend, driver, runtime_dir, &r->backend, reterr);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+/* Networks keep running when virtbusd exits (as domains do); this only frees memory. */
+NetworkRegistry *network_registry_free(NetworkRegistry *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_networks; i++)
+                network_free(r->networks[i]);
+        free(r->networks);
+        hashmap_free(r->by_uuid);
+        hashmap_free(r->by_name);
+        vb_network_backend_free(r->backend);
+        free(r->dir);
+        free(r->status_dir);
+        free(r);
+        return NULL;
+}
+
+void network_registry_set_events(NetworkRegistry *r, const NetworkEvents *events) {
+        r->events = *events;
+}
+
+Network *network_registry_by_uuid(const NetworkRegistry *r, const char *uuid) {
+        return hashmap_get(r->by_uuid, uuid);
+}
+
+Network *network_registry_by_name(const NetworkRegistry *r, const char *name) {
+        return hashmap_get(r->by_name, name);
+}
+
+bool network_is_active(const Network *n) {
+        return n->live != NULL;
+}
+
+bool network_is_persistent(const Network *n) {
+        return n->config != NULL;
+}
+
+const NetworkDef *network_current_def(const Network *n) {
+        return n->live ?: n->config;
+}
+
+const char *network_forward_mode_name(const Network *n) {
+        const NetworkDef *def = network_current_def(n);
+        return network_forward_mode_to_string(def->has_forward ? def->forward.mode : NETWORK_FORWARD_NONE);
+}
+
+static void emit_changed(Network *n, const char * const *properties) {
+        if (n->registry->events.changed)
+                n->registry->events.changed(n->registry->events.userdata, n, properties);
+}
+
+static int registry_add(NetworkRegistry *r, Network *n) {
+        int k;
+
+        if (!GREEDY_REALLOC(r->networks, r->n_networks_allocated, r->n_networks + 1))
+                return -ENOMEM;
+        k = hashmap_put(r->by_uuid, n->uuid, n);
+        if (k < 0)
+                return k;
+        k = hashmap_put(r->by_name, n->name, n);
+        if (k < 0) {
+                hashmap_remove(r->by_uuid, n->uuid);
+                return k;
+        }
+        r->networks[r->n_networks++] = n;
+        if (r->events.added)
+                r->events.added(r->events.userdata, n);
+        return 0;
+}
+
+static void registry_remove(NetworkRegistry *r, Network *n) {
+        if (r->events.removed)
+                r->events.removed(r->events.userdata, n);
+        hashmap_remove(r->by_uuid, n->uuid);
+        hashmap_remove(r->by_name, n->name);
+        for (size_t i = 0; i < r->n_networks; i++)
+                if (r->networks[i] == n) {
+                        memmove(r->networks + i, r->networks + i + 1, (r->n_networks - i - 1) * sizeof(Network *));
+                        r->n_networks--;
+                        break;
+                }
+        network_free(n);
+}
+
+/* A new Network for def (config or live, by persistent), not yet in the registry. Takes def. */
+static int network_new(NetworkRegistry *r, NetworkDef *def, bool persistent, Network **ret) {
+        Network *n = new0(Network, 1);
+
+        if (!n) {
+                network_def_free(def);
+                return -ENOMEM;
+        }
+        n->registry = r;
+        network_def_get_uuid_string(def, n->uuid);
+        n->name = strdup(def->name);
+        if (persistent)
+                n->config = def;
+        else
+                n->live = def;
+        if (!n->name)
+                return network_free(n), -ENOMEM;
+        *ret = n;
+        return 0;
+}
+
+static bool bridge_taken(const NetworkRegistry *r, const char *name, const Network *except) {
+        for (size_t i = 0; i < r->n_networks; i++) {
+                const Network *n = r->networks[i];
+
+                if (n == except)
+                        continue;
+                if ((n->config && streq_ptr(n->config->bridge, name)) || (n->live && streq_ptr(n->live->bridge, name)))
+                        return true;
+        }
+        return false;
+}
+
+/* Networks with a bridge of their own get one named virbrN when the definition names none; two
+ * networks never share a bridge. */
+static int assign_bridge(NetworkRegistry *r, NetworkDef *def, const Network *self, VbError *reterr) {
+        char name[16];
+
+        if (def->bridge) {
+                if (network_def_has_own_bridge(def) && bridge_taken(r, def->bridge, self))
+                        return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Bridge '%s' is used by another network.",
+                                            def->bridge);
+                return 0;
+        }
+        if (!network_def_has_own_bridge(def)) {
+                if (def->forward.mode == NETWORK_FORWARD_BRIDGE && def->forward.n_devs == 0)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                            "Network '%s': forward mode 'bridge' needs <bridge name=> or forward devices.",
+                                            def->name);
+                return 0;
+        }
+        for (unsigned i = 0; i < 1024; i++) {
+                snprintf(name, sizeof name, "virbr%u", i);
+                if (!bridge_taken(r, name, self))
+                        return free_and_strdup(&def->bridge, name);
+        }
+        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No free bridge name.");
+}
+
+/* Name and UUID must name the same network, or no network at all. */
+static int check_conflicts(NetworkRegistry *r, const NetworkDef *def, Network **ret_existing, VbError *reterr) {
+        char uuid[37];
+        Network *by_uuid, *by_name;
+
+        network_def_get_uuid_string(def, uuid);
+        by_uuid = network_registry_by_uuid(r, uuid);
+        by_name = network_registry_by_name(r, def->name);
+        if (by_name && by_name != by_uuid)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A network named '%s' exists already (UUID %s).",
+                                    def->name, by_name->uuid);
+        if (by_uuid && by_uuid != by_name)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network %s exists already as '%s'.", uuid,
+                                    by_uuid->name);
+        *ret_existing = by_uuid;
+        return 0;
+}
+
+int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret_created, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *def = NULL;
+        Network *n = NULL;
+        bool created;
+        int k;
+
+        k = network_def_parse_string(xml, 0, &def, reterr);
+        if (k < 0)
+                return k;
+        k = check_conflicts(r, def, &n, reterr);
+        if (k < 0)
+                return k;
+        k = assign_bridge(r, def, n, reterr);
+        if (k < 0)
+                return k;
+        k = network_store_save(r->dir, def, reterr);
+        if (k < 0)
+                return k;
+        created = !n;
+        if (n) {
+                bool was_persistent = network_is_persistent(n);
+
+                /* The new definition applies from the next start; the live one stays. */
+                network_def_free(n->config);
+                n->config = TAKE_PTR(def);
+                emit_changed(n, was_persistent ? (const char * const[]) { "Bridge", "ForwardMode", NULL }
+                                               : (const char * const[]) { "Persistent", "Bridge", "ForwardMode", NULL });
+        } else {
+                k = network_new(r, TAKE_PTR(def), true, &n);
+                if (k < 0)
+                        return k;
+                k = registry_add(r, n);
+                if (k < 0) {
+                        network_free(n);
+                        return k;
+                }
+        }
+        log_info("Defined network '%s' (%s).", n->name, n->uuid);
+        if (ret_created)
+                *ret_created = created;
+        *ret = n;
+        return 0;
+}
+
+/* The VFs of a PF: <sysfs>/class/net/<pf>/device/virtfnN -> ../DDDD:BB:SS.F */
+static int read_pf_vfs(const char *pf, NetworkPciAddress **ret, size_t *ret_n) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        NetworkPciAddress *l = NULL;
+        size_t n = 0, allocated = 0;
+        struct dirent *de;
+
+        if (asprintf(&dir, "%s/class/net/%s/device", host_sysfs_root(), pf) < 0)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        while ((de = readdir(d))) {
+                char target[256];
+                const char *base;
+                unsigned dom, bus, slot, fn;
+                ssize_t len;
+
+                if (strncmp(de->d_name, "virtfn", 6) != 0)
+                        continue;
+                len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+                if (len < 0)
+                        continue;
+                target[len] = 0;
+                base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+                if (sscanf(base, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4)
+                        continue;
+                if (!GREEDY_REALLOC(l, allocated, n + 1)) {
+                        free(l);
+                        return -ENOMEM;
+                }
+                l[n++] = (NetworkPciAddress) { dom, bus, slot, fn };
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+static int build_pool(Network *n, const NetworkDef *def, NetworkPool **ret, VbError *reterr) {
+        _cleanup_free_ NetworkPciAddress *vfs = NULL;
+        size_t n_vfs = 0;
+        int k;
+
+        if (def->forward.pf_dev) {
+                k = read_pf_vfs(def->forward.pf_dev, &vfs, &n_vfs);
+                if (k < 0)
+                        return k;
+        }
+        return network_pool_new(def, vfs, n_vfs, ret, reterr);
+}
+
+static int write_status(NetworkRegistry *r, const Network *n) {
+        _cleanup_free_ char *xml = NULL, *path = NULL;
+        int k;
+
+        k = network_def_format(n->live, &xml);
+        if (k < 0)
+                return k;
+        if (asprintf(&path, "%s/%s.xml", r->status_dir, n->uuid) < 0)
+                return -ENOMEM;
+        return write_file_atomic(path, xml, strlen(xml), 0600);
+}
+
+static void remove_status(NetworkRegistry *r, const Network *n) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "%s/%s.xml", r->status_dir, n->uuid) >= 0)
+                (void) unlink(path);
+}
+
+/* Starts def as n's live definition (takes def). */
+static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *live = def;
+        _cleanup_(network_pool_freep) NetworkPool *pool = NULL;
+        int k;
+
+        k = build_pool(n, live, &pool, reterr);
+        if (k < 0)
+                return k;
+        k = r->backend->ops->start(r->backend, live, reterr);
+        if (k < 0)
+                return k;
+        network_def_free(n->live);
+        n->live = TAKE_PTR(live);
+        network_pool_free(n->pool);
+        n->pool = TAKE_PTR(pool);
+        k = write_status(r, n);
+        if (k < 0)
+                log_warning_errno(k, "Failed to record network '%s' as active, ignoring: %m", n->name);
+        log_info("Started network '%s' (%s backend).", n->name, r->backend->ops->name);
+        return 0;
+}
+
+int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *def = NULL, *live = NULL;
+        Network *n = NULL;
+        int k;
+
+        k = network_def_parse_string(xml, 0, &def, reterr);
+        if (k < 0)
+                return k;
+        k = check_conflicts(r, def, &n, reterr);
+        if (k < 0)
+                return k;
+        if (n)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
+        k = assign_bridge(r, def, NULL, reterr);
+        if (k < 0)
+                return k;
+        k = network_def_copy(def, &live);
+        if (k < 0)
+                return k;
+        k = network_new(r, TAKE_PTR(def), true, &n);
+        if (k < 0)
+                return k;
+        /* Transient: only a live definition. */
+        network_def_free(TAKE_PTR(n->config));
+        k = start_with(r, n, TAKE_PTR(live), reterr);
+        if (k >= 0 && (k = registry_add(r, n)) < 0)
+                (void) r->backend->ops->stop(r->backend, n->live, NULL);
+        if (k < 0) {
+                network_free(n);
+                return k;
+        }
+        *ret = n;
+        return 0;
+}
+
+int network_start(NetworkRegistry *r, Network *n, VbError *reterr) {
+        NetworkDef *live = NULL;
+        int k;
+
+        if (network_is_active(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is already active.", n->name);
+        k = network_def_copy(n->config, &live);
+        if (k < 0)
+                return k;
+        k = start_with(r, n, live, reterr);
+        if (k < 0)
+                return k;
+        emit_changed(n, STATE_PROPERTIES);
+        return 0;
+}
+
+int network_stop(NetworkRegistry *r, Network *n, VbError *reterr) {
+        int k;
+
+        if (!network_is_active(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is not active.", n->name);
+        if (n->n_ports > 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                                    "Network '%s' is in use by %zu guest interface(s) (the first by domain %s).", n->name,
+                                    n->n_ports, n->ports[0].owner);
+        k = r->backend->ops->stop(r->backend, n->live, reterr);
+        if (k < 0)
+                return k;
+        remove_status(r, n);
+        n->live = network_def_free(n->live);
+        n->pool = network_pool_free(n->pool);
+        log_info("Stopped network '%s'.", n->name);
+        if (!network_is_persistent(n)) {
+                registry_remove(r, n);
+                return 0;
+        }
+        emit_changed(n, STATE_PROPERTIES);
+        return 0;
+}
+
+int network_undefine(NetworkRegistry *r, Network *n, VbError *reterr) {
+        int k;
+
+        if (!network_is_persistent(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is transient: it has no saved definition.",
+                                    n->name);
+        k = network_store_remove(r->dir, n->uuid, reterr);
+        if (k < 0)
+                return k;
+        n->config = network_def_free(n->config);
+        n->autostart = false;
+        log_info("Undefined network '%s'.", n->name);
+        if (!network_is_active(n)) {
+                registry_remove(r, n);
+                return 0;
+        }
+        emit_changed(n, (const char * const[]) { "Persistent", "Autostart", NULL });
+        return 0;
+}
+
+int network_set_autostart(NetworkRegistry *r, Network *n, bool autostart, VbError *reterr) {
+        int k;
+
+        if (!network_is_persistent(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is transient: it cannot autostart.",
+                                    n->name);
+        if (n->autostart == autostart)
+                return 0;
+        k = network_store_set_autostart(r->dir, n->uuid, autostart, reterr);
+        if (k < 0)
+                return k;
+        n->autostart = autostart;
+        emit_changed(n, (const char * const[]) { "Autostart", NULL });
+        return 0;
+}
+
+int network_get_xml(NetworkRegistry *r, Network *n, unsigned flags, char **ret, VbError *reterr) {
+        const NetworkDef *def = (flags & NETWORK_XML_INACTIVE) && n->config ? n->config : network_current_def(n);
+        int k = network_def_format(def, ret);
+
+        if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format network '%s': %s", n->name,
+                                    strerror(-k));
+        return 0;
+}
+
+int network_get_leases(NetworkRegistry *r, Network *n, const char *mac, HostDhcpLease **ret, size_t *ret_n,
+                       VbError *reterr) {
+        if (!network_is_active(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is not active.", n->name);
+        return r->backend->ops->get_leases(r->backend, n->live, mac, ret, ret_n, reterr);
+}

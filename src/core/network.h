@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/network-conf.h"
+#include "conf/network-resolve.h"
+#include "drivers/network-backend.h"
+#include "util/error.h"
+#include "util/hashmap.h"
+
+/* The registry of virtual networks: definitions (persistent ones saved as <config>/networks/<uuid>.xml,
+ * written atomically; autostart links in <config>/networks/autostart/), their state, their device
+ * pools and the guest ports handed out. What a network does on the host is up to the backend
+ * (drivers/network-backend.h): simulated with the test driver, real with the qemu driver.
+ *
+ * An active network also leaves <runtime>/networks/<uuid>.xml (its live definition), so that a
+ * restarted virtbusd finds it again when the backend says it is still there. */
+
+typedef struct NetworkRegistry NetworkRegistry;
+
+/* A guest interface connected to a network. */
+typedef struct NetworkPort {
+        char *owner;    /* the domain's UUID */
+        uint8_t mac[6];
+        NetworkActual actual;
+        char *ifname;   /* the host link created for it (macvtap), or NULL */
+} NetworkPort;
+
+typedef struct Network {
+        NetworkRegistry *registry;
+        char uuid[37];
+        char *name;
+        NetworkDef *config; /* the saved definition; NULL for a transient network */
+        NetworkDef *live;   /* the running definition; NULL when inactive */
+        bool autostart;
+        NetworkPool *pool;  /* while active: forward devices / VFs with their usage */
+        NetworkPort *ports;
+        size_t n_ports, n_ports_allocated;
+} Network;
+
+typedef struct NetworkEvents {
+        void (*added)(void *userdata, Network *n);
+        void (*removed)(void *userdata, Network *n); /* before it is freed */
+        /* properties: NULL-terminated names of org.virtbus1.Network properties that changed. */
+        void (*changed)(void *userdata, Network *n, const char * const *properties);
+        void *userdata;
+} NetworkEvents;
+
+struct NetworkRegistry {
+        char *dir;        /* <config>/networks */
+        char *status_dir; /* <runtime>/networks: live definitions of active networks */
+        VbNetworkBackend *backend;
+        NetworkEvents events;
+        Hashmap *by_uuid, *by_name;
+        Network **networks; /* in order of definition */
+        size_t n_networks, n_networks_allocated;
+};
+
+/* backend: "simulated", "host" or NULL (by driver: simulated for "test", host otherwise). */
+int network_registry_new(const char *config_dir, const char *runtime_dir, const char *backend, const char *driver,
+                         NetworkRegistry **ret, VbError *reterr);
+NetworkRegistry *network_registry_free(NetworkRegistry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NetworkRegistry *, network_registry_free);
+void network_registry_set_events(NetworkRegistry *r, const NetworkEvents *events);
+
+/* Loads saved definitions, finds active networks again, defines the driver's default networks once (on
+ * a fresh state: seed_marker does not exist yet; they are autostarted) and starts autostart ones. */
+int network_registry_load(NetworkRegistry *r, const char * const *default_xmls, const char *seed_marker);
+
+Network *network_registry_by_uuid(const NetworkRegistry *r, const char *uuid);
+Network *network_registry_by_name(const NetworkRegistry *r, const char *name);
+
+bool network_is_active(const Network *n);
+bool network_is_persistent(const Network *n);
+/* The live definition while active, else the saved one. */
+const NetworkDef *network_current_def(const Network *n);
+const char *network_forward_mode_name(const Network *n); /* "none" for isolated */
+
+int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret_created, VbError *reterr);
+int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr);
+int network_start(NetworkRegistry *r, Network *n, VbError *reterr);
+/* Refused (InvalidState) while guests use it. A transient network goes away. */
+int network_stop(NetworkRegistry *r, Network *n, VbError *reterr);
+/* Active: becomes transient; inactive: goes away. */
+int network_undefine(NetworkRegistry *r, Network *n, VbError *reterr);
+int network_set_autostart(NetworkRegistry *r, Network *n, bool autostart, VbError *reterr);
+
+#define NETWORK_XML_INACTIVE (1u << 0)
+int network_get_xml(NetworkRegistry *r, Network *n, unsigned flags, char **ret, VbError *reterr);
+int network_get_leases(NetworkRegistry *r, Network *n, const char *mac, HostDhcpLease **ret, size_t *ret_n,
+                       VbError *reterr);
+
+/* Connects a guest interface (owner: the domain's UUID) to the active network named network_name:
+ * resolves it (network_resolve_port), takes a pool entry and creates the host link the backend needs.
+ * *ret is the port, owned by the network until released. */
+int network_port_acquire(NetworkRegistry *r, const char *network_name, const NetworkPortRequest *req,
+                         const char *owner, const uint8_t mac[6], const NetworkPort **ret, VbError *reterr);
+/* Releases every port of owner on every network (the domain stopped). */
+void network_ports_release_owner(NetworkRegistry *r, const char *owner);

@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The host network backend: bridge + addresses (libnl-3), an nftables table per network, one dnsmasq
+ * per network, macvtaps for guest ports. Everything in the current network namespace. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drivers/network-backend.h"
+#include "host/dnsmasq.h"
+#include "host/netlink-net.h"
+#include "host/nft.h"
+#include "util/fileio.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+#define NFT_FAMILY "ip"
+
+/* Our table for a network: virtbus_<bridge>, with anything but letters and digits turned into '_'. */
+static void table_name(const NetworkDef *def, char ret[64]) {
+        size_t i = 0;
+
+        i = (size_t) snprintf(ret, 64, "virtbus_");
+        for (const char *p = def->bridge; p && *p && i < 63; p++)
+                ret[i++] = (char) ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ? *p : '_');
+        ret[i] = 0;
+}
+
+static NetworkForwardMode mode_of(const NetworkDef *def) {
+        return def->has_forward ? def->forward.mode : NETWORK_FORWARD_NONE;
+}
+
+/* The subnet of an IPv4 <ip> as "a.b.c.d/p". */
+static int ipv4_subnet(const NetworkIpDef *ip, char ret[32]) {
+        struct in_addr a;
+        uint32_t mask;
+
+        if (inet_pton(AF_INET, ip->address, &a) != 1)
+                return -EINVAL;
+        mask = ip->prefix == 0 ? 0 : 0xffffffffu << (32 - ip->prefix);
+        a.s_addr = htonl(ntohl(a.s_addr) & mask);
+        snprintf(ret, 32, "%s/%u", inet_ntoa(a), ip->prefix);
+        return 0;
+}
+
+static bool needs_table(const NetworkDef *def) {
+        NetworkForwardMode m = mode_of(def);
+        return m == NETWORK_FORWARD_NAT || m == NETWORK_FORWARD_ROUTE || m == NETWORK_FORWARD_NONE;
+}
+
+static void append_masquerade(StrBuf *b, const NetworkDef *def, const char *subnet) {
+        const NetworkForwardDef *f = &def->forward;
+
+        strbuf_appendf(b, "    ip saddr %s ip daddr 224.0.0.0/24 return\n", subnet);
+        strbuf_appendf(b, "    ip saddr %s ip daddr 255.255.255.255 return\n", subnet);
+        if (f->nat_start)
+                strbuf_appendf(b, "    ip saddr %s ip daddr != %s snat to %s-%s", subnet, subnet, f->nat_start,
+                               f->nat_end ?: f->nat_start);
+        else
+                strbuf_appendf(b, "    ip saddr %s ip daddr != %s masquerade", subnet, subnet);
+        if (f->nat_port_start > 0)
+                strbuf_appendf(b, " to :%u-%u", f->nat_port_start, f->nat_port_end);
+        strbuf_append(b, "\n");
+}
+
+/* The ruleset file: our table only, replaced as a whole (create, delete, define). */
+static int write_ruleset(const NetworkDef *def, const char *path) {
+        const NetworkIpDef *ip = network_def_ipv4(def);
+        NetworkForwardMode m = mode_of(def);
+        _cleanup_free_ char *text = NULL;
+        char table[64], subnet[32] = "";
+        StrBuf b = STRBUF_NULL;
+
+        table_name(def, table);
+        if (ip && ipv4_subnet(ip, subnet) < 0)
+                return -EINVAL;
+        strbuf_appendf(&b, "table %s %s\ndelete table %s %s\ntable %s %s {\n", NFT_FAMILY, table, NFT_FAMILY, table,
+                       NFT_FAMILY, table);
+        strbuf_append(&b, "  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+        strbuf_appendf(&b, "    iifname \"%s\" oifname \"%s\" accept\n", def->bridge, def->bridge);
+        if (m != NETWORK_FORWARD_NONE && *subnet) {
+                strbuf_appendf(&b, "    iifname \"%s\" ip saddr %s accept\n", def->bridge, subnet);
+                strbuf_appendf(&b, "    oifname \"%s\" ip daddr %s%s accept\n", def->bridge, subnet,
+                               m == NETWORK_FORWARD_NAT ? " ct state established,related" : "");
+        }
+        strbuf_appendf(&b, "    iifname \"%s\" reject\n    oifname \"%s\" reject\n  }\n", def->bridge, def->bridge);
+        if (m == NETWORK_FORWARD_NAT && *subnet) {
+                strbuf_append(&b, "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+                append_masquerade(&b, def, subnet);
+                strbuf_append(&b, "  }\n");
+        }
+        strbuf_append(&b, "}\n");
+        text = strbuf_steal(&b);
+        if (!text)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+static bool wants_dnsmasq(const NetworkDef *def) {
+        for (size_t i = 0; i < def->n_ips; i++)
+                if (def->ips[i].has_dhcp || def->ips[i].tftp_root)
+                        return true;
+        return def->n_ips > 0 && def->dns.enable != 0;
+}
+
+static void append_dhcp(StrBuf *b, const NetworkIpDef *ip) {
+        size_t n_addresses = 0;
+
+        for (size_t i = 0; i < ip->n_ranges; i++) {
+                const NetworkDhcpRange *r = &ip->ranges[i];
+
+                if (ip->family == NETWORK_FAMILY_IPV4) {
+                        struct in_addr s, e, mask = { .s_addr = htonl(ip->prefix ? 0xffffffffu << (32 - ip->prefix) : 0) };
+
+                        strbuf_appendf(b, "dhcp-range=%s,%s,%s\n", r->start, r->end, inet_ntoa(mask));
+                        if (inet_pton(AF_INET, r->start, &s) == 1 && inet_pton(AF_INET, r->end, &e) == 1)
+                                n_addresses += ntohl(e.s_addr) - ntohl(s.s_addr) + 1;
+                } else
+                        strbuf_appendf(b, "dhcp-range=%s,%s,%u\n", r->start, r->end, ip->prefix);
+        }
+        for (size_t i = 0; i < ip->n_hosts; i++) {
+                const NetworkDhcpHost *h = &ip->hosts[i];
+
+                strbuf_appendf(b, "dhcp-host=%s%s%s%s%s%s\n", h->mac ?: h->id ?: "", h->ip ? "," : "", strempty(h->ip),
+                               h->name ? "," : "", strempty(h->name), "");
+        }
+        if (ip->n_ranges > 0 || ip->n_hosts > 0) {
+                strbuf_append(b, "dhcp-no-override\ndhcp-authoritative\n");
+                if (n_addresses > 0)
+                        strbuf_appendf(b, "dhcp-lease-max=%zu\n", n_addresses + ip->n_hosts);
+        }
+        if (ip->bootp_file)
+                strbuf_appendf(b, "dhcp-boot=%s%s%s\n", ip->bootp_file, ip->bootp_server ? ",," : "",
+                               strempty(ip->bootp_server));
+        if (ip->tftp_root)
+                strbuf_appendf(b, "enable-tftp\ntftp-root=%s\n", ip->tftp_root);
+}
+
+static void append_dns(StrBuf *b, const NetworkDef *def) {
+        const NetworkDnsDef *dns = &def->dns;
+
+        if (dns->enable == 0) {
+                strbuf_append(b, "port=0\n");
+                return;
+        }
+        if (def->domain_name)
+                strbuf_appendf(b, "domain=%s\nexpand-hosts\nlocal=/%s/\n", def->domain_name, def->domain_name);
+        for (size_t i = 0; i < dns->n_forwarders; i++) {
+                const struct NetworkDnsForwarder *f = &dns->forwarders[i];
+
+                if (f->domain)
+                        strbuf_appendf(b, "server=/%s/%s\n", f->domain, strempty(f->addr));
+                else
+                        strbuf_appendf(b, "server=%s\n", f->addr);
+        }
+        for (size_t i = 0; i < dns->n_hosts; i++)
+                for (size_t j = 0; j < dns->hosts[i].n_hostnames; j++)
+                        strbuf_appendf(b, "host-record=%s,%s\n", dns->hosts[i].hostnames[j], dns->hosts[i].ip);
+        for (size_t i = 0; i < dns->n_txts; i++)
+                strbuf_appendf(b, "txt-record=%s,%s\n", dns->txts[i].name, strempty(dns->txts[i].value));
+        for (size_t i = 0; i < dns->n_srvs; i++) {
+                const struct NetworkDnsSrv *s = &dns->srvs[i];
+
+                strbuf_appendf(b, "srv-host=_%s._%s%s%s", strempty(s->service), strempty(s->protocol), s->domain ? "." : "",
+                               strempty(s->domain));
+                if (s->target)
+                        strbuf_appendf(b, ",%s,%d,%d,%d", s->target, s->port < 0 ? 0 : s->port,
+                                       s->priority < 0 ? 0 : s->priority, s->weight < 0 ? 0 : s->weight);
+                strbuf_append(b, "\n");
+        }
+}
+
+static int write_dnsmasq_conf(VbNetworkBackend *b, const NetworkDef *def, const char *path) {
+        _cleanup_free_ char *pid = vb_network_backend_path(b, def, "pid");
+        _cleanup_free_ char *leases = vb_network_backend_path(b, def, "leases"), *text = NULL;
+        StrBuf s = STRBUF_NULL;
+
+        if (!pid || !leases)
+                return -ENOMEM;
+        strbuf_appendf(&s, "# Written by virtbusd for network '%s'; changes are overwritten.\n", def->name);
+        strbuf_appendf(&s, "strict-order\npid-file=%s\nexcept-interface=lo\nbind-dynamic\ninterface=%s\n", pid,
+                       def->bridge);
+        /* Runs as root: the lease file lives in our runtime directory, which only root may write. */
+        strbuf_appendf(&s, "user=root\nno-ping\ndhcp-leasefile=%s\n", leases);
+        append_dns(&s, def);
+        for (size_t i = 0; i < def->n_ips; i++)
+                append_dhcp(&s, &def->ips[i]);
+        text = strbuf_steal(&s);
+        if (!text)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+static int read_pid(const char *path, pid_t *ret) {
+        _cleanup_free_ char *s = NULL;
+        long v;
+        int r;
+
+        r = read_full_file(path, 64, &s, NULL);
+        if (r < 0)
+                return r;
+        v = strtol(s, NULL, 10);
+        if (v <= 1)
+                return -EINVAL;
+        *ret = (pid_t) v;
+        return 0;
+}
+
+/* SIGTERM, then up to 2 s for it to go (reaping it when it is our child), then SIGKILL. */
+static void kill_and_wait(pid_t pid) {
+        struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+        if (kill(pid, SIGTERM) < 0)
+                return;
+        for (int i = 0; i < 200; i++) {
+                pid_t w = waitpid(pid, NULL, WNOHANG);
+
+                if (w == pid || (w < 0 && errno == ECHILD && kill(pid, 0) < 0))
+                        return;
+                nanosleep(&pause, NULL);
+        }
+        (void) kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+}
+
+static void stop_dnsmasq(VbNetworkBackend *b, const NetworkDef *def) {
+        static const char * const suffixes[] = { "ourpid", "pid", "conf", "leases" };
+        _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
+        pid_t pid;
+
+        if (ourpid && read_pid(ourpid, &pid) >= 0) {
+                kill_and_wait(pid);
+                log_notice("Stopped dnsmasq (pid %d) of network '%s'.", (int) pid, def->name);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *p = vb_network_backend_path(b, def, suffixes[i]);
+
+                if (p)
+                        (void) unlink(p);
+        }
+}
+
+static int start_dnsmasq(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr) {
+        _cleanup_free_ char *conf = vb_network_backend_path(b, def, "conf");
+        _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
+        char buf[32];
+        pid_t pid;
+        int r;
+
+        if (!conf || !ourpid)
+                return -ENOMEM;
+        r = write_dnsmasq_conf(b, def, conf);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", conf, strerror(-r));
+        r = host_dnsmasq_start(conf, &pid);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start dnsmasq for network '%s': %s",
+                                    def->name, strerror(-r));
+        snprintf(buf, sizeof buf, "%d\n", (int) pid);
+        r = write_file_atomic(ourpid, buf, strlen(buf), 0644);
+        if (r < 0) {
+                kill_and_wait(pid);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", ourpid, strerror(-r));
+        }
+        log_notice("Started dnsmasq (pid %d) for network '%s' on '%s'.", (int) pid, def->name, def->bridge);
+        return 0;
+}
+
+/* In the current network namespace (procfs shows the caller's). */
+static int enable_forwarding(void) {
+        int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC), r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, "1\n", 2) != 2)
+                r = -errno;
+        close(fd);
+        if (r >= 0)
+                log_notice("Enabled IPv4 forwarding.");
+        return r;
+}
+
+static int host_stop(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
+
+static int bring_up_bridge(const NetworkDef *def, VbError *reterr) {
+        int r;
+
+        r = host_netlink_bridge_add(def->bridge, def->mtu, def->has_mac ? def->mac : NULL);
+        if (r == -EEXIST)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A link named '%s' exists already.", def->bridge);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create bridge '%s': %s", def->bridge,
+                                    strerror(-r));
+        log_notice("Created bridge '%s' for network '%s'.", def->bridge, def->name);
+        for (size_t i = 0; i < def->n_ips; i++) {
+                const NetworkIpDef *ip = &def->ips[i];
+
+                r = host_netlink_address_add(def->bridge, ip->address, ip->prefix ?: (ip->family == NETWORK_FAMILY_IPV4 ? 24 : 64));
+                if (r < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to add address '%s' to '%s': %s",
+                                            ip->address, def->bridge, strerror(-r));
+        }
+        r = host_netlink_link_up(def->bridge);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to bring up '%s': %s", def->bridge,
+                                    strerror(-r));
+        return 0;
+}
+
+static int host_start(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr) {
+        _cleanup_free_ char *rules = NULL;
+        char table[64];
+        int r;
+
+        if (!network_def_has_own_bridge(def))
+                return 0; /* host bridge / forward devices / VF pool: nothing to set up until guests come */
+        if (!def->bridge)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' has no bridge name.", def->name);
+        r = bring_up_bridge(def, reterr);
+        if (r < 0)
+                goto fail;
+        if (needs_table(def)) {
+                rules = vb_network_backend_path(b, def, "nft");
+                if (!rules) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                r = write_ruleset(def, rules);
+                if (r >= 0)
+                        r = host_nft_load(rules);
+                if (r < 0) {
+                        r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to load the firewall rules of network '%s' (%s): %s",
+                                         def->name, rules, strerror(-r));
+                        goto fail;
+                }
+                table_name(def, table);
+                log_notice("Loaded nftables table '%s %s' for network '%s'.", NFT_FAMILY, table, def->name);
+        }
+        if (mode_of(def) == NETWORK_FORWARD_NAT || mode_of(def) == NETWORK_FORWARD_ROUTE) {
+                r = enable_forwarding();
+                if (r < 0) {
+                        r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to enable IPv4 forwarding.");
+                        goto fail;
+                }
+        }
+        if (wants_dnsmasq(def)) {
+                r = start_dnsmasq(b, def, reterr);
+                if (r < 0)
+                        goto fail;
+        }
+        return 0;
+fail:
+        (void) host_stop(b, def, NULL);
+        return r;
+}
+
+static int host_stop(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr) {
+        _cleanup_free_ char *rules = NULL;
+        char table[64];
+        int r;
+
+        if (!network_def_has_own_bridge(def) || !def->bridge)
+                return 0;
+        stop_dnsmasq(b, def);
+        table_name(def, table);
+        r = host_nft_delete_table(NFT_FAMILY, table);
+        if (r >= 0)
+                log_notice("Removed nftables table '%s %s' of network '%s'.", NFT_FAMILY, table, def->name);
+        else if (r != -ENOENT)
+                log_warning_errno(r, "Failed to remove nftables table '%s %s', ignoring: %m", NFT_FAMILY, table);
+        rules = vb_network_backend_path(b, def, "nft");
+        if (rules)
+                (void) unlink(rules);
+        r = host_netlink_link_delete(def->bridge);
+        if (r >= 0)
+                log_notice("Removed bridge '%s' of network '%s'.", def->bridge, def->name);
+        else if (r != -ENODEV)
+                log_warning_errno(r, "Failed to remove bridge '%s', ignoring: %m", def->bridge);
+        return 0;
+}
+
+static bool host_is_running(VbNetworkBackend *b, const NetworkDef *def) {
+        if (!network_def_has_own_bridge(def))
+                return false;
+        return def->bridge && host_netlink_link_exists(def->bridge);
+}
+
+static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
+                           size_t *ret_n, VbError *reterr) {
+        _cleanup_free_ char *path = vb_network_backend_path(b, def, "leases");
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = host_dnsmasq_read_leases(path, mac, ret, ret_n);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to read '%s': %s", path, strerror(-r));
+        return 0;
+}
+
+static int host_port_add(VbNetworkBackend *b, const NetworkDef *def, const NetworkActual *actual, const uint8_t mac[6],
+                         char **ret_ifname, VbError *reterr) {
+        char name[16];
+        int r = -EEXIST;
+
+        *ret_ifname = NULL;
+        if (actual->type != NETWORK_ACTUAL_DIRECT)
+                return 0;
+        for (unsigned i = 0; i < 4096 && r == -EEXIST; i++) {
+                snprintf(name, sizeof name, "macvtap%u", i);
+                if (host_netlink_link_exists(name))
+                        continue;
+                r = host_netlink_macvtap_add(name, actual->dev, actual->mode, mac);
+        }
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create a macvtap on '%s' (mode '%s'): %s",
+                                    actual->dev, actual->mode, strerror(-r));
+        log_notice("Created macvtap '%s' on '%s' (mode %s) for network '%s'.", name, actual->dev, actual->mode, def->name);
+        *ret_ifname = strdup(name);
+        if (!*ret_ifname) {
+                (void) host_netlink_link_delete(name);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static void host_port_remove(VbNetworkBackend *b, const char *ifname) {
+        int r = host_netlink_link_delete(ifname);
+
+        if (r < 0 && r != -ENODEV)
+                log_warning_errno(r, "Failed to remove '%s', ignoring: %m", ifname);
+        else
+                log_notice("Removed '%s'.", ifname);
+}
+
+const VbNetworkBackendOps vb_network_backend_host_ops = {
+        .name = "host",
+        .start = host_start,
+        .stop = host_stop,
+        .is_running = host_is_running,
+        .get_leases = host_get_leases,
+        .port_add = host_port_add,
+        .port_remove = host_port_remove,
+};

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/network-conf.h"
+#include "conf/network-resolve.h"
+#include "host/dnsmasq.h"
+#include "util/error.h"
+
+/* What makes a virtual network real, behind one ops table that both hypervisor drivers share:
+ *
+ *   "simulated"  state only: Start/Stop change nothing on the host, there are no leases, ports get a
+ *                made-up name. The test driver uses it, so that the test driver never touches the host.
+ *   "host"       the real thing in the current network namespace: a bridge (libnl-3) with its
+ *                addresses, an nftables table of our own per network (NAT/forwarding), one dnsmasq per
+ *                network (config, pid and lease file in <runtime>/networks/), and macvtaps on forward
+ *                devices for guest ports. The qemu driver uses it; tests ask for it with
+ *                virtbusd --network-backend=host inside a network namespace they create.
+ *
+ * core/network.c decides what to do (state, persistence, pools); the backend only does it. */
+typedef struct VbNetworkBackend VbNetworkBackend;
+
+typedef struct VbNetworkBackendOps {
+        const char *name;
+        /* Brings the network up: for nat/route/open/isolated networks the bridge (def->bridge is set),
+         * its addresses, the firewall table and dnsmasq. Nothing is left behind on failure. */
+        int (*start)(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
+        /* Removes what start created; best effort, logs what it could not remove. */
+        int (*stop)(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
+        /* After a restart of virtbusd: whether what start created is still there. */
+        bool (*is_running)(VbNetworkBackend *b, const NetworkDef *def);
+        /* DHCP leases of the network (mac: "" or NULL for all). */
+        int (*get_leases)(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
+                          size_t *ret_n, VbError *reterr);
+        /* A guest port that needs a host link: direct (a macvtap on actual->dev). *ret_ifname is the
+         * link's name (NULL when there is nothing to create). */
+        int (*port_add)(VbNetworkBackend *b, const NetworkDef *def, const NetworkActual *actual,
+                        const uint8_t mac[6], char **ret_ifname, VbError *reterr);
+        void (*port_remove)(VbNetworkBackend *b, const char *ifname);
+} VbNetworkBackendOps;
+
+struct VbNetworkBackend {
+        const VbNetworkBackendOps *ops;
+        char *runtime_dir; /* <runtime>/networks */
+        unsigned next_port;
+};
+
+extern const VbNetworkBackendOps vb_network_backend_simulated_ops, vb_network_backend_host_ops;
+
+/* name: "simulated" or "host"; NULL picks by driver: simulated for "test", host otherwise. */
+int vb_network_backend_new(const char *name, const char *driver, const char *runtime_dir, VbNetworkBackend **ret,
+                           VbError *reterr);
+VbNetworkBackend *vb_network_backend_free(VbNetworkBackend *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VbNetworkBackend *, vb_network_backend_free);
+
+/* Files of a network in the backend's runtime dir: <dir>/<name>.<suffix>; caller frees. */
+char *vb_network_backend_path(const VbNetworkBackend *b, const NetworkDef *def, const char *suffix);

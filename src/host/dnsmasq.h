@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* dnsmasq, one instance per virtual network, started with a configuration file written by the caller. */
+
+/* Starts dnsmasq --conf-file=conf_path in the foreground as our child (no shell). */
+int host_dnsmasq_start(const char *conf_path, pid_t *ret_pid);
+
+/* A line of dnsmasq's lease file: "EXPIRY MAC IP HOSTNAME CLIENT-ID" ('*' for unknown). */
+typedef struct HostDhcpLease {
+        uint64_t expiry; /* seconds since the epoch; 0: infinite */
+        char *mac;
+        char *ip;
+        char *hostname;  /* NULL if unknown */
+        char *client_id; /* NULL if unknown */
+} HostDhcpLease;
+
+void host_dhcp_leases_free(HostDhcpLease *l, size_t n);
+/* The leases in path (none if the file does not exist yet); mac, if non-NULL and non-empty, keeps only
+ * the leases of that MAC (compared case-insensitively). */
+int host_dnsmasq_read_leases(const char *path, const char *mac, HostDhcpLease **ret, size_t *ret_n);

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/macvtap.h>
+#include <stdio.h>
+
+#include "host/netlink-net.h"
+#include "util/log.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_sock *, nl_socket_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_link *, rtnl_link_put);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_addr *, rtnl_addr_put);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_addr *, nl_addr_put);
+
+static int nl_to_errno(int nlerr) {
+        switch (-nlerr) {
+        case NLE_EXIST: return -EEXIST;
+        case NLE_NODEV:
+        case NLE_OBJ_NOTFOUND: return -ENODEV;
+        case NLE_PERM: return -EPERM;
+        case NLE_NOMEM: return -ENOMEM;
+        case NLE_OPNOTSUPP: return -EOPNOTSUPP;
+        case NLE_INVAL: return -EINVAL;
+        case NLE_BUSY: return -EBUSY;
+        default: return -EIO;
+        }
+}
+
+static int open_socket(struct nl_sock **ret) {
+        struct nl_sock *sk = nl_socket_alloc();
+        int r;
+
+        if (!sk)
+                return -ENOMEM;
+        r = nl_connect(sk, NETLINK_ROUTE);
+        if (r < 0) {
+                nl_socket_free(sk);
+                return nl_to_errno(r);
+        }
+        *ret = sk;
+        return 0;
+}
+
+int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+        _cleanup_(nl_addr_putp) struct nl_addr *lladdr = NULL;
+        int r;
+
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        link = rtnl_link_alloc();
+        if (!link)
+                return -ENOMEM;
+        rtnl_link_set_name(link, name);
+        r = rtnl_link_set_type(link, "bridge");
+        if (r < 0)
+                return nl_to_errno(r);
+        if (mtu > 0)
+                rtnl_link_set_mtu(link, mtu);
+        if (mac) {
+                lladdr = nl_addr_build(AF_LLC, mac, 6);
+                if (!lladdr)
+                        return -ENOMEM;
+                rtnl_link_set_addr(link, lladdr);
+        }
+        r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+        if (r < 0) {
+                log_debug("Failed to add bridge '%s': %s", name, nl_geterror(r));
+                return nl_to_errno(r);
+        }
+        return 0;
+}
+
+int host_netlink_address_add(const char *ifname, const char *address, unsigned prefix) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_addr_putp) struct rtnl_addr *a = NULL;
+        _cleanup_(nl_addr_putp) struct nl_addr *local = NULL;
+        _cleanup_free_ char *spec = NULL;
+        int ifindex = (int) if_nametoindex(ifname), family = strchr(address, ':') ? AF_INET6 : AF_INET, r;
+
+        if (ifindex == 0)
+                return -ENODEV;
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        if (asprintf(&spec, "%s/%u", address, prefix) < 0)
+                return -ENOMEM;
+        r = nl_addr_parse(spec, family, &local);
+        if (r < 0)
+                return -EINVAL;
+        a = rtnl_addr_alloc();
+        if (!a)
+                return -ENOMEM;
+        rtnl_addr_set_ifindex(a, ifindex);
+        rtnl_addr_set_family(a, family);
+        r = rtnl_addr_set_local(a, local);
+        if (r < 0)
+                return nl_to_errno(r);
+        if (family == AF_INET) {
+                /* The broadcast address of the subnet, as `ip addr add ... brd +` does. */
+                struct in_addr in;
+                _cleanup_(nl_addr_putp) struct nl_addr *brd = NULL;
+
+                if (inet_pton(AF_INET, address, &in) == 1 && prefix < 31) {
+                        uint32_t host = prefix == 0 ? 0xffffffffu : (1u << (32 - prefix)) - 1;
+
+                        in.s_addr = htonl(ntohl(in.s_addr) | host);
+                        brd = nl_addr_build(AF_INET, &in, 4);
+                        if (brd)
+                                (void) rtnl_addr_set_broadcast(a, brd);
+                }
+        }
+        r = rtnl_addr_add(sk, a, 0);
+        if (r < 0) {
+                log_debug("Failed to add address %s to '%s': %s", spec, ifname, nl_geterror(r));
+                return nl_to_errno(r);
+        }
+        return 0;
+}
+
+int host_netlink_link_up(const char *ifname) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL, *change = NULL;
+        int r;
+
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        r = rtnl_link_get_kernel(sk, 0, ifname, &link);
+        if (r < 0)
+                return nl_to_errno(r);
+        change = rtnl_link_alloc();
+        if (!change)
+                return -ENOMEM;
+        rtnl_link_set_flags(change, IFF_UP);
+        r = rtnl_link_change(sk, link, change, 0);
+        return r < 0 ? nl_to_errno(r) : 0;
+}
+
+int host_netlink_link_delete(const char *ifname) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+        int r;
+
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        r = rtnl_link_get_kernel(sk, 0, ifname, &link);
+        if (r < 0)
+                return nl_to_errno(r);
+        r = rtnl_link_delete(sk, link);
+        return r < 0 ? nl_to_errno(r) : 0;
+}
+
+bool host_netlink_link_exists(const char *ifname) {
+        return if_nametoindex(ifname) > 0;
+}
+
+int host_netlink_macvtap_add(const char *name, const char *lower, const char *mode, const uint8_t *mac) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+        _cleanup_(nl_addr_putp) struct nl_addr *lladdr = NULL;
+        int lower_index = (int) if_nametoindex(lower), m, r;
+
+        if (lower_index == 0)
+                return -ENODEV;
+        m = rtnl_link_macvtap_str2mode(streq(mode, "passthrough") ? "passthru" : mode);
+        if (m < 0)
+                return -EINVAL;
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        link = rtnl_link_macvtap_alloc();
+        if (!link)
+                return -ENOMEM;
+        rtnl_link_set_name(link, name);
+        rtnl_link_set_link(link, lower_index);
+        r = rtnl_link_macvtap_set_mode(link, (uint32_t) m);
+        if (r < 0)
+                return nl_to_errno(r);
+        if (mac) {
+                lladdr = nl_addr_build(AF_LLC, mac, 6);
+                if (!lladdr)
+                        return -ENOMEM;
+                rtnl_link_set_addr(link, lladdr);
+        }
+        rtnl_link_set_flags(link, IFF_UP);
+        r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+        if (r < 0) {
+                log_debug("Failed to add macvtap '%s' on '%s': %s", name, lower, nl_geterror(r));
+                return nl_to_errno(r);
+        }
+        r = (int) if_nametoindex(name);
+        return r > 0 ? r : -ENODEV;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Links of virtual networks through rtnetlink (libnl-3), in the current network namespace: bridges
+ * with their addresses, and macvtaps on a forward device. Return -errno. */
+
+/* A new bridge (fails with -EEXIST if a link of that name exists), mtu 0 = the kernel's default. */
+int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac);
+/* address: "10.0.0.1" or "fd00::1". */
+int host_netlink_address_add(const char *ifname, const char *address, unsigned prefix);
+int host_netlink_link_up(const char *ifname);
+/* -ENODEV if there is no such link. */
+int host_netlink_link_delete(const char *ifname);
+bool host_netlink_link_exists(const char *ifname);
+/* A macvtap called name on lower in mode (bridge, private, vepa, passthru/passthrough), with mac
+ * (may be NULL), brought up. Returns its ifindex (the character device is /dev/tap<ifindex>). */
+int host_netlink_macvtap_add(const char *name, const char *lower, const char *mode, const uint8_t *mac);

@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Virtual networks as D-Bus objects, in two groups:
+ *
+ * "simulated": virtbusd with the test driver as it ships (simulated network backend): the default NAT
+ *   network, the Manager's network methods, org.virtbus1.Network, signals, polkit, persistence.
+ * "host": virtbusd with --network-backend=host, run inside a network namespace this test creates (the
+ *   test process enters it before the harness starts, so that dbus-daemon, polkitd and virtbusd run in
+ *   it; the bus is a path socket and works across namespaces). Real bridges (rtnetlink), nftables
+ *   tables and dnsmasq; a second namespace is the "guest" and gets a DHCP lease with busybox udhcpc
+ *   through a veth on the bridge; macvtaps on veth forward devices (this kernel has no dummy or vlan
+ *   links and no SR-IOV, so forward devices are veths). */
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define NET_INTERFACE "org.virtbus1.Network"
+#define DOMAIN_INTERFACE "org.virtbus1.Domain"
+#define OM_INTERFACE "org.freedesktop.DBus.ObjectManager"
+#define ERR(name) "org.virtbus1.Error." name
+#define IP "/usr/sbin/ip"
+#define NFT "/usr/sbin/nft"
+#define BUSYBOX "/bin/busybox"
+
+static char ns_daemon[64], ns_guest[64];
+
+static char *get_path(sd_bus *bus, const char *method, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, method, "s", arg);
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+static char *define_net(sd_bus *bus, const char *method, const char *xml) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, method, "st", xml, UINT64_C(0));
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+static void call_net(sd_bus *bus, const char *path, const char *method) {
+        sd_bus_message_unref(harness_call_ok(bus, path, NET_INTERFACE, method, "t", UINT64_C(0)));
+}
+
+static int get_bool(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int b = -1;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, NET_INTERFACE, property, &e, 'b', &b), 0);
+        return b;
+}
+
+static char *get_xml(sd_bus *bus, const char *path, const char *interface, uint64_t flags) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, interface, "GetXMLDesc", "t", flags);
+        const char *xml;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
+        return strdup(xml);
+}
+
+static size_t count_list(sd_bus *bus, uint64_t flags, const char *must_contain) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "ListNetworks", "t", flags);
+        const char *p;
+        size_t n = 0;
+        bool found = !must_contain;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "o"), 1);
+        while (sd_bus_message_read(reply, "o", &p) > 0) {
+                n++;
+                found = found || streq(p, must_contain);
+        }
+        assert_true(found);
+        return n;
+}
+
+/* The leases for mac ('' all): returns how many, and checks that one has ip_prefix as address start. */
+static size_t count_leases(sd_bus *bus, const char *path, const char *mac, const char *want_mac, const char *ip_prefix) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, NET_INTERFACE, "GetDHCPLeases", "s", mac);
+        const char *iface, *lmac, *ip, *host, *cid;
+        uint64_t expiry;
+        uint32_t prefix;
+        size_t n = 0;
+        bool found = !want_mac;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(stssuss)"), 1);
+        while (sd_bus_message_read(reply, "(stssuss)", &iface, &expiry, &lmac, &ip, &prefix, &host, &cid) > 0) {
+                n++;
+                if (want_mac && strcasecmp(lmac, want_mac) == 0) {
+                        found = true;
+                        assert_int_equal(strncmp(ip, ip_prefix, strlen(ip_prefix)), 0);
+                        assert_int_equal(prefix, 24);
+                        assert_true(expiry > 0);
+                        assert_string_equal(iface, "vbt0");
+                }
+        }
+        assert_true(found);
+        return n;
+}
+
+#define SIMPLE_NET(name, uuid, extra)                                                                    \
+        "<network><name>" name "</name><uuid>" uuid "</uuid>" extra "</network>"
+
+/* Simulated backend ----------------------------------------------------------------------------- */
+
+static void test_default_network(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *path = get_path(bus, "GetNetworkByName", "default"), *xml = NULL;
+
+        assert_string_equal(path, "/org/virtbus1/network/dd8fe8846c02601e7551cca97df1c5df");
+        assert_string_equal(harness_get_string(bus, path, NET_INTERFACE, "Name"), "default");
+        assert_string_equal(harness_get_string(bus, path, NET_INTERFACE, "UUID"), "dd8fe884-6c02-601e-7551-cca97df1c5df");
+        assert_string_equal(harness_get_string(bus, path, NET_INTERFACE, "Bridge"), "virbr0");
+        assert_string_equal(harness_get_string(bus, path, NET_INTERFACE, "ForwardMode"), "nat");
+        assert_int_equal(get_bool(bus, path, "Active"), 1);
+        assert_int_equal(get_bool(bus, path, "Persistent"), 1);
+        assert_int_equal(get_bool(bus, path, "Autostart"), 1);
+        xml = get_xml(bus, path, NET_INTERFACE, 0);
+        assert_non_null(strstr(xml, "<ip address='192.168.122.1' netmask='255.255.255.0'>"));
+        assert_true(count_list(bus, 1, path) >= 1);
+        assert_int_equal(count_leases(bus, path, "", NULL, NULL), 0); /* simulated: no leases */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'zz'", path, NET_INTERFACE, "GetDHCPLeases", "s", "zz");
+        harness_call_fails(bus, ERR("NoSuchNetwork"), "'nope'", M, "GetNetworkByName", "s", "nope");
+        harness_assert_introspection(bus, path, "interfaces/org.virtbus1.Network.xml");
+        harness_assert_introspection(bus, HARNESS_MANAGER_PATH, "interfaces/org.virtbus1.Manager.xml");
+}
+
+static void test_lifecycle(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_(harness_watch_freep) HarnessWatch *added = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesAdded");
+        _cleanup_(harness_watch_freep) HarnessWatch *removed = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesRemoved");
+        _cleanup_free_ char *path = NULL, *xml = NULL, *other = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        HarnessWatch *changed;
+        const char *p;
+
+        path = define_net(bus, "DefineNetwork",
+                          SIMPLE_NET("lab", "0a1b2c3d-0000-4000-8000-0000000000aa",
+                                     "<forward mode='route'/><ip address='10.9.0.1' prefix='24'/>"));
+        assert_string_equal(path, "/org/virtbus1/network/0a1b2c3d0000400080000000000000aa");
+        sig = harness_watch_next(added, HARNESS_TIMEOUT_USEC);
+        assert_non_null(sig);
+        assert_int_equal(sd_bus_message_read(sig, "o", &p), 1);
+        assert_string_equal(p, path);
+        /* No bridge given: one is chosen, not virbr0 (the default network's). */
+        assert_string_equal(harness_get_string(bus, path, NET_INTERFACE, "Bridge"), "virbr1");
+        assert_int_equal(get_bool(bus, path, "Active"), 0);
+        assert_true(count_list(bus, 2, path) >= 1);
+
+        changed = harness_watch_signal(bus, path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        call_net(bus, path, "Start");
+        sd_bus_message_unref(harness_watch_next(changed, HARNESS_TIMEOUT_USEC));
+        assert_int_equal(get_bool(bus, path, "Active"), 1);
+        harness_call_fails(bus, ERR("InvalidState"), "already active", path, NET_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", path, NET_INTERFACE, "Start", "t", UINT64_C(2));
+        call_net(bus, path, "Stop");
+        assert_int_equal(get_bool(bus, path, "Active"), 0);
+        harness_call_fails(bus, ERR("InvalidState"), "not active", path, NET_INTERFACE, "Stop", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidState"), "not active", path, NET_INTERFACE, "GetDHCPLeases", "s", "");
+        harness_watch_free(changed);
+
+        /* Errors on define. */
+        harness_call_fails(bus, ERR("AlreadyExists"), "'lab'", M, "DefineNetwork", "st",
+                           SIMPLE_NET("lab", "0a1b2c3d-0000-4000-8000-0000000000bb", ""), UINT64_C(0));
+        harness_call_fails(bus, ERR("AlreadyExists"), "'virbr0'", M, "DefineNetwork", "st",
+                           SIMPLE_NET("clash", "0a1b2c3d-0000-4000-8000-0000000000cc", "<bridge name='virbr0'/>"), UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidXML"), "the first <interface> is 'eth2'", M, "DefineNetwork", "st",
+                           SIMPLE_NET("bad", "0a1b2c3d-0000-4000-8000-0000000000dd",
+                                      "<forward mode='private' dev='eth1'><interface dev='eth2'/></forward>"),
+                           UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidXML"), NULL, M, "DefineNetwork", "st", "<network><name>x</name><bogus/></network>",
+                           UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "empty", M, "DefineNetwork", "st", "", UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", M, "ListNetworks", "t", UINT64_C(4));
+
+        /* Redefine: same name and UUID, new saved definition. */
+        sd_bus_message_unref(harness_call_ok(bus, M, "DefineNetwork", "st",
+                                             SIMPLE_NET("lab", "0a1b2c3d-0000-4000-8000-0000000000aa",
+                                                        "<forward mode='nat'/><bridge name='labbr'/><ip address='10.9.0.1' prefix='24'/>"),
+                                             UINT64_C(0)));
+        assert_string_equal(harness_get_string(bus, path, NET_INTERFACE, "ForwardMode"), "nat");
+        xml = get_xml(bus, path, NET_INTERFACE, 1);
+        assert_non_null(strstr(xml, "<bridge name='labbr'/>"));
+
+        /* Transient: goes away on Stop. */
+        other = define_net(bus, "CreateNetwork", SIMPLE_NET("tmp", "0a1b2c3d-0000-4000-8000-0000000000ee", "<bridge name='tmpbr'/>"));
+        assert_int_equal(get_bool(bus, other, "Active"), 1);
+        assert_int_equal(get_bool(bus, other, "Persistent"), 0);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                harness_set_property(bus, other, NET_INTERFACE, "Autostart", &e, "b", 1);
+                harness_assert_error(&e, ERR("InvalidState"), "transient");
+        }
+        call_net(bus, other, "Stop");
+        harness_call_fails(bus, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "tmp");
+        harness_call_fails(bus, SD_BUS_ERROR_UNKNOWN_OBJECT, NULL, other, NET_INTERFACE, "Start", "t", UINT64_C(0));
+
+        /* Undefine an inactive network: gone. */
+        call_net(bus, path, "Undefine");
+        harness_call_fails(bus, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "lab");
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = harness_watch_next(removed, HARNESS_TIMEOUT_USEC);
+
+                assert_non_null(s);
+                assert_int_equal(sd_bus_message_read(s, "o", &p), 1);
+                if (streq(p, path))
+                        break;
+        }
+}
+
+static void test_authorization_persistence(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *path = NULL, *file = NULL, *link = NULL;
+        struct stat st;
+
+        path = define_net(root, "DefineNetwork", SIMPLE_NET("kept", "0a1b2c3d-0000-4000-8000-0000000000f1", "<bridge name='keptbr'/>"));
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.network.manage", M,
+                           "DefineNetwork", "st", SIMPLE_NET("sneaky", "0a1b2c3d-0000-4000-8000-0000000000f2", ""), UINT64_C(0));
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, path, NET_INTERFACE, "Start", "t",
+                           UINT64_C(0));
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                harness_set_property(plain, path, NET_INTERFACE, "Autostart", &e, "b", 1);
+                harness_assert_error(&e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
+                assert_int_equal(get_bool(root, path, "Autostart"), 0);
+        }
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+
+        /* Saved atomically under the config dir, autostart as a link. */
+        assert_int_equal(harness_set_property(root, path, NET_INTERFACE, "Autostart", NULL, "b", 1), 1);
+        assert_true(asprintf(&file, "%s/networks/0a1b2c3d-0000-4000-8000-0000000000f1.xml", harness_config_dir(h)) > 0);
+        assert_true(asprintf(&link, "%s/networks/autostart/0a1b2c3d-0000-4000-8000-0000000000f1", harness_config_dir(h)) > 0);
+        assert_int_equal(stat(file, &st), 0);
+        assert_int_equal(lstat(link, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+
+        /* A restart: the network comes back, autostarted. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        root = harness_bus_root(h);
+        assert_int_equal(get_bool(root, path, "Autostart"), 1);
+        assert_int_equal(get_bool(root, path, "Active"), 1);
+        assert_string_equal(harness_get_string(root, path, NET_INTERFACE, "Bridge"), "keptbr");
+        call_net(root, path, "Stop");
+        assert_int_equal(harness_set_property(root, path, NET_INTERFACE, "Autostart", NULL, "b", 0), 1);
+        assert_true(lstat(link, &st) < 0);
+        call_net(root, path, "Undefine");
+        assert_true(stat(file, &st) < 0);
+}
+
+/* Host backend in network namespaces -------------------------------------------------------------- */
+
+static int run(const char * const *argv, char **ret_out) {
+        HarnessResult res = {};
+        int r = harness_run(NULL, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res);
+
+        if (r < 0)
+                return r;
+        r = res.status;
+        if (ret_out)
+                *ret_out = TAKE_PTR(res.out);
+        if (r != 0)
+                print_message("%s %s: %s", argv[0], argv[1] ?: "", strempty(res.err));
+        harness_result_done(&res);
+        return r;
+}
+
+static void ip_ok(const char * const *argv) {
+        if (run(argv, NULL) != 0)
+                fail_msg("%s %s %s failed", argv[0], argv[1], argv[2] ?: "");
+}
+
+static bool link_exists(const char *name) {
+        return run((const char *[]) { IP, "link", "show", "dev", name, NULL }, NULL) == 0;
+}
+
+static bool nft_table_exists(const char *name) {
+        return run((const char *[]) { NFT, "list", "table", "ip", name, NULL }, NULL) == 0;
+}
+
+static pid_t dnsmasq_pid(Harness *h, const char *network) {
+        _cleanup_free_ char *path = NULL, *s = NULL;
+
+        assert_true(asprintf(&path, "%s/networks/%s.ourpid", harness_runtime_dir(h), network) > 0);
+        s = harness_read_file(path);
+        return s ? (pid_t) atoi(s) : 0;
+}
+
+static bool is_dnsmasq(pid_t pid) {
+        _cleanup_free_ char *path = NULL, *comm = NULL;
+
+        assert_true(asprintf(&path, "/proc/%d/comm", (int) pid) > 0);
+        comm = harness_read_file(path);
+        return comm && strncmp(comm, "dnsmasq", 7) == 0;
+}
+
+#define NAT_NET                                                                                          \
+        SIMPLE_NET("natnet", "0a1b2c3d-0000-4000-8000-00000000a001",                                     \
+                   "<forward mode='nat'/><bridge name='vbt0'/>"                                           \
+                   "<ip address='10.77.0.1' netmask='255.255.255.0'><dhcp>"                              \
+                   "<range start='10.77.0.100' end='10.77.0.120'/></dhcp></ip>")
+
+static void test_nat_dhcp(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *path = define_net(bus, "DefineNetwork", NAT_NET), *addr = NULL, *lease_out = NULL;
+        const char *guest_mac = "52:54:00:77:00:42";
+        pid_t pid;
+
+        call_net(bus, path, "Start");
+        /* The bridge with its address, up; our nftables table; a running dnsmasq. */
+        assert_int_equal(run((const char *[]) { IP, "-o", "addr", "show", "dev", "vbt0", NULL }, &addr), 0);
+        assert_non_null(strstr(addr, "inet 10.77.0.1/24"));
+        assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "dev", "vbt0", NULL }, &lease_out), 0);
+        assert_non_null(strstr(lease_out, ",UP"));
+        free(TAKE_PTR(lease_out));
+        assert_true(nft_table_exists("virtbus_vbt0"));
+        pid = dnsmasq_pid(h, "natnet");
+        assert_true(pid > 0);
+        assert_true(is_dnsmasq(pid));
+
+        /* A "guest": a veth whose peer is on the bridge, in a second namespace; busybox udhcpc. */
+        ip_ok((const char *[]) { IP, "link", "add", "vbtg-host", "type", "veth", "peer", "name", "vbtg-guest", "netns", ns_guest, NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbtg-host", "master", "vbt0", "up", NULL });
+        ip_ok((const char *[]) { IP, "-n", ns_guest, "link", "set", "vbtg-guest", "address", guest_mac, "up", NULL });
+        ip_ok((const char *[]) { IP, "netns", "exec", ns_guest, BUSYBOX, "udhcpc", "-i", "vbtg-guest", "-n", "-q", "-f",
+                                 "-t", "10", "-T", "1", "-s", "/bin/true", NULL });
+        assert_int_equal(count_leases(bus, path, "", guest_mac, "10.77.0."), 1);
+        assert_int_equal(count_leases(bus, path, "52:54:00:77:00:42", guest_mac, "10.77.0."), 1);
+        assert_int_equal(count_leases(bus, path, "52:54:00:00:00:01", NULL, NULL), 0);
+
+        /* Stop: bridge, table and dnsmasq are gone. */
+        ip_ok((const char *[]) { IP, "link", "del", "vbtg-host", NULL });
+        call_net(bus, path, "Stop");
+        assert_false(link_exists("vbt0"));
+        assert_false(nft_table_exists("virtbus_vbt0"));
+        assert_false(is_dnsmasq(pid));
+        call_net(bus, path, "Undefine");
+}
+
+static char *domain_with_nic(const char *name, const char *network, const char *mac) {
+        char *x;
+
+        assert_true(asprintf(&x,
+                             "<domain type='test'><name>%s</name><memory unit='MiB'>64</memory>"
+                             "<os><type arch='x86_64'>hvm</type></os><devices>"
+                             "<interface type='network'><mac address='%s'/><source network='%s'/></interface>"
+                             "</devices></domain>",
+                             name, mac, network) > 0);
+        return x;
+}
+
+static char *define_domain(sd_bus *bus, const char *xml) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+static void test_direct_macvtap(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *priv = NULL, *pass = NULL, *d1 = NULL, *d2 = NULL, *d3 = NULL, *live = NULL, *links = NULL;
+        _cleanup_free_ char *x1 = domain_with_nic("vm1", "privnet", "52:54:00:77:01:01");
+        _cleanup_free_ char *x2 = domain_with_nic("vm2", "passnet", "52:54:00:77:01:02");
+        _cleanup_free_ char *x3 = domain_with_nic("vm3", "passnet", "52:54:00:77:01:03");
+
+        /* Forward devices: veths (no dummy links here). */
+        ip_ok((const char *[]) { IP, "link", "add", "vbtf1", "type", "veth", "peer", "name", "vbtf1p", NULL });
+        ip_ok((const char *[]) { IP, "link", "add", "vbtf2", "type", "veth", "peer", "name", "vbtf2p", NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbtf1", "up", NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbtf2", "up", NULL });
+        priv = define_net(bus, "DefineNetwork", SIMPLE_NET("privnet", "0a1b2c3d-0000-4000-8000-00000000b001",
+                                                           "<forward mode='private' dev='vbtf1'/>"));
+        pass = define_net(bus, "DefineNetwork", SIMPLE_NET("passnet", "0a1b2c3d-0000-4000-8000-00000000b002",
+                                                           "<forward mode='passthrough'><interface dev='vbtf2'/></forward>"));
+        call_net(bus, priv, "Start");
+        call_net(bus, pass, "Start");
+        assert_string_equal(harness_get_string(bus, priv, NET_INTERFACE, "Bridge"), "");
+
+        /* A guest on the private network gets a macvtap on the forward device, in private mode. */
+        d1 = define_domain(bus, x1);
+        sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
+        assert_non_null(strstr(links, "@vbtf1"));
+        assert_non_null(strstr(links, "macvtap mode private"));
+        assert_non_null(strstr(links, "52:54:00:77:01:01"));
+        live = get_xml(bus, d1, DOMAIN_INTERFACE, 0);
+        assert_non_null(strstr(live, "dev='vbtf1'"));
+        assert_non_null(strstr(live, "mode='private'"));
+        harness_call_fails(bus, ERR("InvalidState"), "in use", priv, NET_INTERFACE, "Stop", "t", UINT64_C(0));
+
+        /* Passthrough: one guest per device. */
+        d2 = define_domain(bus, x2);
+        d3 = define_domain(bus, x3);
+        sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        harness_call_fails(bus, ERR("DeviceBusy"), "passnet", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        assert_string_equal(harness_get_string(bus, d3, DOMAIN_INTERFACE, "State"), "shutoff");
+        free(TAKE_PTR(links));
+        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
+        assert_non_null(strstr(links, "macvtap mode passthru"));
+
+        /* Stopping the guest gives the device back: the third one starts now. */
+        sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, d3, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        free(TAKE_PTR(links));
+        assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
+        assert_null(strstr(links, "macvtap"));
+        call_net(bus, priv, "Stop");
+        call_net(bus, pass, "Stop");
+}
+
+/* Stops what is still active (the default network of the test host runs a dnsmasq in this namespace). */
+static void test_cleanup(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "ListNetworks", "t", UINT64_C(1));
+        const char *p;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "o"), 1);
+        while (sd_bus_message_read(reply, "o", &p) > 0)
+                call_net(bus, p, "Stop");
+}
+
+/* Networks outlive virtbusd: if a test died before test_cleanup, the dnsmasq processes virtbusd started
+ * in our namespace are still there; they end with it (by pid, only those inside it). */
+static void kill_netns_pids(const char *ns) {
+        _cleanup_free_ char *out = NULL;
+        char *save = NULL;
+
+        if (run((const char *[]) { IP, "netns", "pids", ns, NULL }, &out) != 0 || !out)
+                return;
+        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                if (atoi(l) > 1 && (pid_t) atoi(l) != getpid()) /* this test runs in it too */
+                        (void) kill((pid_t) atoi(l), SIGKILL);
+}
+
+static void del_netns(void) {
+        if (*ns_daemon)
+                kill_netns_pids(ns_daemon);
+        if (*ns_guest)
+                (void) run((const char *[]) { IP, "netns", "del", ns_guest, NULL }, NULL);
+        if (*ns_daemon)
+                (void) run((const char *[]) { IP, "netns", "del", ns_daemon, NULL }, NULL);
+}
+
+/* Creates the namespaces and moves this process (and so everything the harness starts) into the first. */
+static int enter_netns(void) {
+        _cleanup_free_ char *path = NULL;
+        int fd, r;
+
+        snprintf(ns_daemon, sizeof ns_daemon, "vbtest-net-%d", (int) getpid());
+        snprintf(ns_guest, sizeof ns_guest, "vbtest-guest-%d", (int) getpid());
+        if (run((const char *[]) { IP, "netns", "add", ns_daemon, NULL }, NULL) != 0 ||
+            run((const char *[]) { IP, "netns", "add", ns_guest, NULL }, NULL) != 0)
+                return -EIO;
+        atexit(del_netns);
+        if (asprintf(&path, "/run/netns/%s", ns_daemon) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = setns(fd, CLONE_NEWNET);
+        close(fd);
+        if (r < 0)
+                return -errno;
+        return run((const char *[]) { IP, "link", "set", "lo", "up", NULL }, NULL) == 0 ? 0 : -EIO;
+}
+
+int main(void) {
+        static const struct CMUnitTest simulated[] = {
+                cmocka_unit_test(test_default_network),
+                cmocka_unit_test(test_lifecycle),
+                cmocka_unit_test(test_authorization_persistence),
+        };
+        static const struct CMUnitTest host[] = {
+                cmocka_unit_test(test_nat_dhcp),
+                cmocka_unit_test(test_direct_macvtap),
+                cmocka_unit_test(test_cleanup),
+        };
+        int failed;
+
+        HARNESS_SKIP_UNLESS_ROOT();
+        failed = harness_run_group(simulated, &(HarnessOptions) {});
+        if (access(IP, X_OK) < 0 || access(NFT, X_OK) < 0 || access(BUSYBOX, X_OK) < 0 ||
+            access("/usr/sbin/dnsmasq", X_OK) < 0) {
+                printf("ip, nft, busybox or dnsmasq missing (scripts/bootstrap installs them): skipping the host group\n");
+                return failed;
+        }
+        if (enter_netns() < 0) {
+                printf("Failed to set up the network namespaces\n");
+                return failed + 1;
+        }
+        failed += harness_run_group(host, &(HarnessOptions) { .daemon_args = (const char *[]) { "--network-backend=host", NULL } });
+        return failed;
+}
