@@ -2,6 +2,7 @@
 /* org.virtbus1.Manager on /org/virtbus1. */
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
+#include "bus/bus-nodedev.h"
 #include "bus/bus-network.h"
 #include "bus/bus-nodedev.h"
 #include "config.h"

@@ -344,6 +344,9 @@ int manager_load(Manager *m, VbError *reterr) {
         r = manager_network_load(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to load networks, ignoring: %m");
+        r = manager_nodedev_scan(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the host's devices, ignoring: %m");
         r = reconnect_running(m);
         if (r < 0)
                 return r;

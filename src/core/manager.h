@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "core/domain.h"
+#include "core/nodedev.h"
 #include "core/network.h"
 #include "core/nodedev.h"
 #include "drivers/driver.h"

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The node device registry: what the host has, re-read after our own changes, and the privileged
+ * operations on it (each logged at notice with the caller's uid, what, and the result). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/manager.h"
+#include "core/nodedev-internal.h"
+#include "host/host.h"
+#include "util/log.h"
+
+NodeDevice *nodedev_free(NodeDevice *d) {
+        if (!d)
+                return NULL;
+        free(d->name);
+        nodedev_def_free(d->def);
+        free(d);
+        return NULL;
+}
+
+int nodedev_scan_add(NodeDevScan *scan, NodeDevDef *def, const HostPciAddress *pci) {
+        NodeDevice *d;
+
+        if (!def)
+                return -ENOMEM;
+        d = new0(NodeDevice, 1);
+        if (!d || !(d->name = strdup(def->name)) || !GREEDY_REALLOC(scan->devices, scan->allocated, scan->n + 1)) {
+                nodedev_free(d);
+                nodedev_def_free(def);
+                return -ENOMEM;
+        }
+        d->def = def;
+        if (pci) {
+                d->is_pci = true;
+                d->pci = *pci;
+        }
+        scan->devices[scan->n++] = d;
+        return 0;
+}
+
+void nodedev_scan_done(NodeDevScan *scan) {
+        for (size_t i = 0; i < scan->n; i++)
+                nodedev_free(scan->devices[i]);
+        free(scan->devices);
+        *scan = (NodeDevScan) {};
+}
+
+int manager_nodedev_init(Manager *m) {
+        m->nodedev.by_name = hashmap_new();
+        m->nodedev.leases_by_domain = hashmap_new();
+        if (!m->nodedev.by_name || !m->nodedev.leases_by_domain)
+                return -ENOMEM;
+        return 0;
+}
+
+void manager_nodedev_done(Manager *m) {
+        NodeDevState *s = &m->nodedev;
+
+        for (size_t i = 0; i < s->n_devices; i++)
+                nodedev_free(s->devices[i]);
+        free(s->devices);
+        hashmap_free(s->by_name);
+        hashmap_free(s->leases_by_domain);
+        *s = (NodeDevState) {};
+}
+
+NodeDevice *manager_nodedev_by_name(Manager *m, const char *name) {
+        return m->nodedev.by_name ? hashmap_get(m->nodedev.by_name, name) : NULL;
+}
+
+size_t manager_nodedev_list(Manager *m, NodeDevice *const **ret) {
+        *ret = m->nodedev.devices;
+        return m->nodedev.n_devices;
+}
+
+const char *nodedev_driver(const NodeDevice *d) {
+        return d->def->driver;
+}
+
+const char *nodedev_parent(const NodeDevice *d) {
+        return d->def->parent;
+}
+
+static int name_compare(const void *a, const void *b) {
+        return strcmp((*(NodeDevice * const *) a)->name, (*(NodeDevice * const *) b)->name);
+}
+
+static bool defs_equal(const NodeDevDef *a, const NodeDevDef *b) {
+        _cleanup_free_ char *x = NULL, *y = NULL;
+
+        if (nodedev_def_format(a, &x) < 0 || nodedev_def_format(b, &y) < 0)
+                return false;
+        return streq(x, y);
+}
+
+int manager_nodedev_scan(Manager *m) {
+        static const char * const props[] = { NODEDEV_CHANGING_PROPERTIES, NULL };
+        NodeDevState *s = &m->nodedev;
+        NodeDevScan scan = {};
+        _cleanup_free_ uint8_t *what = NULL; /* per new device: 0 same, 1 added, 2 changed */
+        bool announce = s->devices != NULL;
+        Hashmap *by_name;
+        size_t k = 0;
+        int r;
+
+        r = nodedev_host_enumerate(&scan);
+        if (r < 0) {
+                nodedev_scan_done(&scan);
+                return log_warning_errno(r, "Failed to read the host's devices below '%s': %m", host_sysfs_root());
+        }
+        if (scan.n > 1)
+                qsort(scan.devices, scan.n, sizeof(NodeDevice *), name_compare);
+        by_name = hashmap_new();
+        what = new0(uint8_t, scan.n);
+        if (!by_name || !what) {
+                hashmap_free(by_name);
+                nodedev_scan_done(&scan);
+                return -ENOMEM;
+        }
+        /* Keep the objects of devices still there (their definition swapped if it changed). */
+        for (size_t i = 0; i < scan.n; i++) {
+                NodeDevice *old = manager_nodedev_by_name(m, scan.devices[i]->name), *new = scan.devices[i];
+
+                new->manager = m;
+                what[i] = 1;
+                if (old && hashmap_get(by_name, old->name) != old) {
+                        NodeDevDef *t = old->def;
+
+                        what[i] = defs_equal(old->def, new->def) ? 0 : 2;
+                        old->def = new->def;
+                        new->def = t;
+                        old->is_pci = new->is_pci;
+                        old->pci = new->pci;
+                        nodedev_free(new);
+                        scan.devices[i] = old;
+                        hashmap_remove(s->by_name, old->name);
+                }
+                if (hashmap_put(by_name, scan.devices[i]->name, scan.devices[i]) < 0) {
+                        /* Two devices with one name (e.g. interfaces with the same MAC): keep the first. */
+                        log_debug("Duplicate node device name '%s', ignoring the second.", scan.devices[i]->name);
+                        scan.devices[i] = nodedev_free(scan.devices[i]);
+                }
+        }
+        /* What is left in the old map is gone. */
+        for (size_t i = 0; i < s->n_devices; i++) {
+                NodeDevice *d = s->devices[i];
+
+                if (hashmap_get(s->by_name, d->name) != d)
+                        continue;
+                if (m->events.nodedev_removed)
+                        m->events.nodedev_removed(m->events.userdata, d);
+                nodedev_free(d);
+        }
+        hashmap_free(s->by_name);
+        free(s->devices);
+        s->by_name = by_name;
+        s->devices = scan.devices;
+        s->n_allocated = scan.allocated;
+        for (size_t i = 0; i < scan.n; i++) {
+                NodeDevice *d = scan.devices[i];
+
+                if (!d)
+                        continue;
+                s->devices[k++] = d;
+                if (announce && what[i] == 1 && m->events.nodedev_added)
+                        m->events.nodedev_added(m->events.userdata, d);
+                else if (what[i] == 2 && m->events.nodedev_changed)
+                        m->events.nodedev_changed(m->events.userdata, d, props);
+        }
+        s->n_devices = k;
+        log_debug("Node devices: %zu.", s->n_devices);
+        return 0;
+}
+
+int manager_nodedev_get_xml(Manager *m, NodeDevice *d, char **ret, VbError *reterr) {
+        int r = nodedev_def_format(d->def, ret);
+
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format node device '%s': %s", d->name,
+                                    strerror(-r));
+        return 0;
+}
+
+static int require_pci(NodeDevice *d, const char *what, char addr[HOST_PCI_ADDRESS_MAX], VbError *reterr) {
+        if (!d->is_pci)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Node device '%s' is not a PCI device: %s works on "
+                                    "PCI devices only", d->name, what);
+        host_pci_address_format(&d->pci, addr);
+        return 0;
+}
+
+/* Logs a privileged change at notice and re-reads the host. */
+static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
+        if (r < 0)
+                log_notice("uid %u: %s of node device '%s' failed: %s", (unsigned) uid, what, name,
+                           e && e->message ? e->message : strerror(-r));
+        else
+                log_notice("uid %u: %s of node device '%s': done%s.", (unsigned) uid, what, name,
+                           r > 0 ? " (nothing to change)" : "");
+        (void) manager_nodedev_scan(m);
+        return r < 0 ? r : 0;
+}
+
+/* Detaches every endpoint of d's IOMMU group; on failure gives back those it detached. */
+static int detach_group(NodeDevice *d, const char *driver, VbError *reterr) {
+        _cleanup_free_ HostPciAddress *l = NULL;
+        _cleanup_free_ bool *done = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        r = host_pci_group_endpoints(&d->pci, &l, &n);
+        if (r < 0)
+                return host_pci_detach(&d->pci, driver, NULL, 0, NULL, reterr); /* says why */
+        done = new0(bool, n);
+        if (!done)
+                return -ENOMEM;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = host_pci_detach(&l[i], driver, l, n, NULL, reterr);
+                done[i] = r == 0;
+        }
+        if (r < 0)
+                for (size_t i = n; i > 0; i--)
+                        if (done[i - 1])
+                                (void) host_pci_reattach(&l[i - 1], NULL, NULL);
+        return r < 0 ? r : 0;
+}
+
+int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool whole_group, uid_t uid,
+                           VbError *reterr) {
+        _cleanup_free_ char *what = NULL, *name = strdup(d->name);
+        char addr[HOST_PCI_ADDRESS_MAX];
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        if (isempty(driver) || streq(driver, "vfio"))
+                driver = HOST_PCI_VFIO_DRIVER;
+        if (!streq(driver, HOST_PCI_VFIO_DRIVER))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Driver '%s' is not supported for detaching "
+                                    "(expected 'vfio' or 'vfio-pci')", driver);
+        r = require_pci(d, "Detach", addr, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&what, "detach (%s%s to %s)", addr, whole_group ? " and its IOMMU group" : "", driver) < 0)
+                return -ENOMEM;
+        r = whole_group ? detach_group(d, driver, reterr) : host_pci_detach(&d->pci, driver, NULL, 0, NULL, reterr);
+        return finish(m, uid, what, name, r, reterr);
+}
+
+int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr) {
+        _cleanup_free_ char *what = NULL, *got = NULL, *name = strdup(d->name);
+        char addr[HOST_PCI_ADDRESS_MAX];
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        r = require_pci(d, "ReAttach", addr, reterr);
+        if (r < 0)
+                return r;
+        r = host_pci_reattach(&d->pci, &got, reterr);
+        if (asprintf(&what, "re-attach (%s back to %s)", addr, got ?: "the host") < 0)
+                return -ENOMEM;
+        return finish(m, uid, what, name, r, reterr);
+}
+
+int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr) {
+        _cleanup_free_ char *what = NULL, *name = strdup(d->name);
+        char addr[HOST_PCI_ADDRESS_MAX];
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        r = require_pci(d, "Reset", addr, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&what, "reset (%s)", addr) < 0)
+                return -ENOMEM;
+        r = host_pci_reset(&d->pci, reterr);
+        return finish(m, uid, what, name, r, reterr);
+}
+
+int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, VbError *reterr) {
+        _cleanup_free_ char *what = NULL, *name = strdup(d->name);
+        char addr[HOST_PCI_ADDRESS_MAX];
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        r = require_pci(d, "SetVirtualFunctions", addr, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&what, "sriov_numvfs=%u (%s)", count, addr) < 0)
+                return -ENOMEM;
+        r = host_pci_set_num_vfs(&d->pci, count, reterr);
+        return finish(m, uid, what, name, r, reterr);
+}
+
+/* The first network interface of a PF. */
+int nodedev_pf_ifname(const HostPciAddress *pf, char **ret, VbError *reterr) {
+        char **names = NULL;
+        char addr[HOST_PCI_ADDRESS_MAX];
+        int r;
+
+        host_pci_address_format(pf, addr);
+        r = host_pci_net_names(pf, &names);
+        if (r < 0)
+                return r;
+        if (!names[0]) {
+                free(names);
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Physical function '%s' has no network interface to configure its VFs through",
+                                    addr);
+        }
+        *ret = names[0];
+        for (size_t i = 1; names[i]; i++)
+                free(names[i]);
+        free(names);
+        return 0;
+}
+
+int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const char *mac, unsigned vlan, uid_t uid,
+                                 VbError *reterr) {
+        _cleanup_free_ char *what = NULL, *ifname = NULL, *name = strdup(d->name);
+        _cleanup_(host_pci_device_done) HostPciDevice h = {};
+        char addr[HOST_PCI_ADDRESS_MAX];
+        HostVfConfig cfg = { .vlan = (uint16_t) vlan };
+        unsigned b[6];
+        int r, n = -1;
+
+        if (!name)
+                return -ENOMEM;
+        if (sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &n) != 6 ||
+            n != (int) strlen(mac) || (b[0] & 1))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Invalid MAC address '%s' (expected a unicast address like 52:54:00:12:34:56)", mac);
+        if (vlan > 4094)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Invalid VLAN %u (expected 0 to 4094)", vlan);
+        for (size_t i = 0; i < 6; i++)
+                cfg.mac[i] = (uint8_t) b[i];
+        r = require_pci(d, "ConfigureVirtualFunction", addr, reterr);
+        if (r < 0)
+                return r;
+        r = host_pci_get(&d->pci, &h);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "PCI device '%s' is gone", addr);
+        if (!h.is_pf)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Node device '%s' is not an SR-IOV physical function", d->name);
+        if (vf >= h.n_vfs)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Node device '%s' has %zu virtual functions; there is no VF %u", d->name, h.n_vfs,
+                                    vf);
+        r = nodedev_pf_ifname(&d->pci, &ifname, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&what, "VF %u of %s (%s): MAC %s VLAN %u", vf, ifname, addr, mac, vlan) < 0)
+                return -ENOMEM;
+        r = host_net_vf_set(ifname, vf, &cfg, reterr);
+        return finish(m, uid, what, name, r, reterr);
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "conf/nodedev-conf.h"
+#include "host/net.h"
+#include "host/pci.h"
+#include "util/error.h"
+#include "util/hashmap.h"
+
+typedef struct Manager Manager;
+typedef struct DomainDef DomainDef;
+
+/* A device of the host as the service shows it: a name (libvirt's: "pci_0000_03_00_0", "net_eth0_52_54_00_..",
+ * "usb_1_2", "computer") and its current definition. The definition is replaced, never changed, when a
+ * re-scan finds the device different. */
+typedef struct NodeDevice {
+        Manager *manager;
+        char *name;
+        NodeDevDef *def;
+        bool is_pci;
+        HostPciAddress pci;
+} NodeDevice;
+
+typedef struct HostdevLeases HostdevLeases;
+
+/* Everything of node devices a Manager holds (Manager.nodedev). */
+typedef struct NodeDevState {
+        Hashmap *by_name;
+        NodeDevice **devices; /* sorted by name */
+        size_t n_devices, n_allocated;
+        Hashmap *leases_by_domain; /* domain UUID -> HostdevLeases, while a domain holds host devices */
+} NodeDevState;
+
+/* Property names of org.virtbus1.NodeDevice that change with a re-scan. */
+#define NODEDEV_CHANGING_PROPERTIES "Parent", "Capabilities", "Driver"
+
+int manager_nodedev_init(Manager *m);
+void manager_nodedev_done(Manager *m);
+
+/* Reads the host again and updates the registry: added, removed and changed devices are announced
+ * through the Manager's events. */
+int manager_nodedev_scan(Manager *m);
+
+NodeDevice *manager_nodedev_by_name(Manager *m, const char *name);
+/* In name order; *ret points into the registry (valid until the next scan). */
+size_t manager_nodedev_list(Manager *m, NodeDevice *const **ret);
+
+int manager_nodedev_get_xml(Manager *m, NodeDevice *d, char **ret, VbError *reterr);
+const char *nodedev_driver(const NodeDevice *d);
+const char *nodedev_parent(const NodeDevice *d);
+
+/* Privileged changes; uid is the caller's, for the log. Each re-scans afterwards. */
+/* whole_group: every device of its IOMMU group (bridges aside) goes to vfio-pci together. */
+int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool whole_group, uid_t uid,
+                           VbError *reterr);
+int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
+int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
+int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, VbError *reterr);
+/* mac: "aa:bb:cc:dd:ee:ff"; vlan 0: none. */
+int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const char *mac, unsigned vlan, uid_t uid,
+                                 VbError *reterr);
+
+/* Host devices of a domain (core/hostdev.c): before the driver starts it, managed <hostdev>s are
+ * detached from the host and <interface type='hostdev'> VFs get their MAC/VLAN (the old values are
+ * remembered); when it stops, everything is given back. Nothing is left half-done on failure. */
+int hostdev_prepare_domain(Manager *m, const char *uuid, const char *name, const DomainDef *def, VbError *reterr);
+void hostdev_release_domain(Manager *m, const char *uuid, const char *name);
+/* Whether def uses any host device (for the polkit action the caller needs). */
+bool hostdev_domain_uses_host_devices(const DomainDef *def);

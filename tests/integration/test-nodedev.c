@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Node devices on the bus: enumeration and XML, Detach / ReAttach, SR-IOV virtual functions, the host
+ * devices of a domain around its life, and authorization with the real polkitd.
+ *
+ * This machine has no SR-IOV, IOMMU or VFIO. virtbusd therefore runs on a FAKE sysfs tree: a copy of
+ * tests/data/sysfs/host (an SR-IOV NIC with a PF and two VFs, a GPU and its audio function sharing an
+ * IOMMU group, a USB receiver), with tests/helpers/fake-sysfs-kernel doing what the kernel would when
+ * virtbusd writes its files (driver binding, drivers_probe honouring driver_override, sriov_numvfs
+ * making VFs). virtbusd runs unchanged; the VF MAC/VLAN of the fake NIC live in the tree (see
+ * src/host/net.h). The rtnetlink path of the VF calls is tested up to the kernel's answer in
+ * tests/unit/test-host.c. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define ND "org.virtbus1.NodeDevice"
+#define DOMAIN_INTERFACE "org.virtbus1.Domain"
+#define OM_INTERFACE "org.freedesktop.DBus.ObjectManager"
+#define ERR(name) "org.virtbus1.Error." name
+
+static char tmpdir[] = "/tmp/virtbus-nodedev-XXXXXX";
+static char *sysfs;
+static pid_t kernel_pid;
+
+static char *nd_path(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "GetNodeDeviceByName", "s", name);
+        const char *p;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        return strdup(p);
+}
+
+static unsigned list_count(sd_bus *bus, const char *cap, const char *must_have) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "ListNodeDevices", "st", cap, UINT64_C(0));
+        _cleanup_free_ char *want = NULL;
+        const char *p;
+        unsigned n = 0;
+        bool found = !must_have;
+
+        if (must_have)
+                assert_true(sd_bus_path_encode("/org/virtbus1/nodedev", must_have, &want) >= 0);
+        assert_true(sd_bus_message_enter_container(reply, 'a', "o") > 0);
+        while (sd_bus_message_read(reply, "o", &p) > 0) {
+                n++;
+                if (want && streq(p, want))
+                        found = true;
+        }
+        assert_true(found);
+        return n;
+}
+
+static const char *driver_of(Harness *h, const char *name) {
+        _cleanup_free_ char *p = nd_path(harness_bus_root(h), name);
+        return harness_get_string(harness_bus_root(h), p, ND, "Driver");
+}
+
+static void nd_call(sd_bus *bus, const char *name, const char *method, const char *types, ...) {
+        _cleanup_free_ char *p = nd_path(bus, name);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, p, ND, method), 0);
+        va_start(ap, types);
+        assert_true(sd_bus_message_appendv(call, types, ap) >= 0);
+        va_end(ap);
+        if (sd_bus_call(bus, call, 0, &e, &reply) < 0)
+                fail_msg("%s.%s on %s failed: %s: %s", ND, method, name, e.name, e.message);
+}
+
+static char *get_xml(sd_bus *bus, const char *name) {
+        _cleanup_free_ char *p = nd_path(bus, name);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, p, ND, "GetXMLDesc", "t", UINT64_C(0));
+        const char *x;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &x), 1);
+        return strdup(x);
+}
+
+/* The fake NIC's memory of VF n of enp3s0f0 ("mac vlan"), or "" when never set. */
+static char *fake_vf(unsigned n) {
+        _cleanup_free_ char *p = NULL;
+        char *s;
+
+        assert_true(asprintf(&p, "%s/class/net/enp3s0f0/.fake-vf%u", sysfs, n) >= 0);
+        s = harness_read_file(p);
+        return s ?: strdup("");
+}
+
+static void test_enumeration(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *pf = nd_path(root, "pci_0000_03_00_0"), *xml = NULL, *vfxml = NULL, *usb = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char **caps = NULL;
+
+        /* Everyone may read. */
+        assert_true(list_count(plain, "", "computer") >= 12);
+        assert_int_equal(list_count(plain, "virt_functions", "pci_0000_03_00_0"), 1);
+        assert_int_equal(list_count(plain, "phys_function", "pci_0000_03_10_2"), 2);
+        assert_int_equal(list_count(plain, "usb_device", "usb_1_2"), 2);
+        assert_int_equal(list_count(plain, "net", "net_enp3s0f0_00_1b_21_3a_5c_10"), 1);
+        harness_call_fails(plain, ERR("NoSuchDevice"), "pci_9999", M, "GetNodeDeviceByName", "s", "pci_9999");
+        harness_call_fails(plain, SD_BUS_ERROR_INVALID_ARGS, NULL, M, "ListNodeDevices", "st", "", UINT64_C(1));
+
+        assert_string_equal(harness_get_string(plain, pf, ND, "Name"), "pci_0000_03_00_0");
+        assert_string_equal(harness_get_string(plain, pf, ND, "Parent"), "pci_0000_00_1c_0");
+        assert_string_equal(harness_get_string(plain, pf, ND, "Driver"), "igb");
+        assert_int_equal(sd_bus_get_property_strv(plain, HARNESS_SERVICE, pf, ND, "Capabilities", NULL, &caps), 0);
+        assert_string_equal(caps[0], "pci");
+        assert_string_equal(caps[1], "virt_functions");
+        assert_null(caps[2]);
+        for (char **c = caps; *c; c++)
+                free(*c);
+        free(caps);
+        harness_assert_introspection(plain, pf, "interfaces/org.virtbus1.NodeDevice.xml");
+
+        xml = get_xml(plain, "pci_0000_03_00_0");
+        assert_non_null(strstr(xml, "<name>pci_0000_03_00_0</name>"));
+        assert_non_null(strstr(xml, "<driver>\n    <name>igb</name>"));
+        assert_non_null(strstr(xml, "<product id='0x10c9'>82576 Gigabit Network Connection</product>"));
+        assert_non_null(strstr(xml, "<vendor id='0x8086'>Intel Corporation</vendor>"));
+        assert_non_null(strstr(xml, "<capability type='virt_functions' maxCount='7'>\n"
+                                    "      <address domain='0x0000' bus='0x03' slot='0x10' function='0x0'/>\n"
+                                    "      <address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/>"));
+        assert_non_null(strstr(xml, "<iommuGroup number='11'>"));
+        assert_non_null(strstr(xml, "<link validity='cap' speed='2.5' width='4'/>"));
+        vfxml = get_xml(plain, "pci_0000_03_10_2");
+        assert_non_null(strstr(vfxml, "<capability type='phys_function'>\n"
+                                      "      <address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/>"));
+        usb = get_xml(plain, "usb_1_2");
+        assert_non_null(strstr(usb, "<capability type='usb_device'>\n    <bus>1</bus>\n    <device>3</device>"));
+        assert_non_null(strstr(usb, "<parent>usb_usb1</parent>"));
+        /* The GPU and its audio function share IOMMU group 15. */
+        {
+                _cleanup_free_ char *gpu = get_xml(plain, "pci_0000_05_00_0");
+                assert_non_null(strstr(gpu, "<iommuGroup number='15'>\n"
+                                            "      <address domain='0x0000' bus='0x05' slot='0x00' function='0x0'/>\n"
+                                            "      <address domain='0x0000' bus='0x05' slot='0x00' function='0x1'/>"));
+        }
+        /* The same through GetManagedObjects. */
+        reply = harness_call_ok(root, HARNESS_MANAGER_PATH, OM_INTERFACE, "GetManagedObjects", "");
+        assert_non_null(reply);
+}
+
+static void test_detach_reattach(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *vf = nd_path(root, "pci_0000_03_10_2"), *log = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(root, vf, "org.freedesktop.DBus.Properties",
+                                                                              "PropertiesChanged");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+
+        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "vfio-pci", UINT64_C(0));
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "vfio-pci");
+        sig = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+        assert_non_null(sig);
+        /* Again: nothing to do. */
+        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "", UINT64_C(0));
+        nd_call(root, "pci_0000_03_10_2", "Reset", "t", UINT64_C(0));
+        nd_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
+        harness_call_fails(root, ERR("InvalidState"), "not detached", vf, ND, "ReAttach", "t", UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, vf, ND, "Detach", "st", "", UINT64_C(4));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "nvidia", vf, ND, "Detach", "st", "nvidia", UINT64_C(0));
+
+        /* An IOMMU group is given away whole: not while the audio function is on its host driver. */
+        {
+                _cleanup_free_ char *gpu = nd_path(root, "pci_0000_05_00_0"), *bridge = nd_path(root, "pci_0000_00_1c_0"),
+                                    *net = nd_path(root, "net_enp3s0f0_00_1b_21_3a_5c_10");
+
+                harness_call_fails(root, ERR("DeviceBusy"), "0000:05:00.1", gpu, ND, "Detach", "st", "", UINT64_C(0));
+                assert_string_equal(driver_of(h, "pci_0000_05_00_0"), "nouveau");
+                /* Flags 1: the whole group, together. */
+                nd_call(root, "pci_0000_05_00_0", "Detach", "st", "vfio", UINT64_C(1));
+                assert_string_equal(driver_of(h, "pci_0000_05_00_0"), "vfio-pci");
+                assert_string_equal(driver_of(h, "pci_0000_05_00_1"), "vfio-pci");
+                nd_call(root, "pci_0000_05_00_0", "ReAttach", "t", UINT64_C(0));
+                nd_call(root, "pci_0000_05_00_1", "ReAttach", "t", UINT64_C(0));
+                assert_string_equal(driver_of(h, "pci_0000_05_00_0"), "nouveau");
+                assert_string_equal(driver_of(h, "pci_0000_05_00_1"), "snd_hda_intel");
+                harness_call_fails(root, ERR("NotSupported"), "bridge", bridge, ND, "Detach", "st", "", UINT64_C(0));
+                harness_call_fails(root, ERR("NotSupported"), "not a PCI device", net, ND, "Detach", "st", "", UINT64_C(0));
+        }
+        /* Logged at notice, with the caller's uid. */
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(log);
+        assert_non_null(strstr(log, "uid 0: detach (0000:03:10.2 to vfio-pci) of node device 'pci_0000_03_10_2': done."));
+        assert_non_null(strstr(log, "uid 0: detach (0000:05:00.0 to vfio-pci) of node device 'pci_0000_05_00_0' failed"));
+        assert_non_null(strstr(log, "uid 0: detach (0000:05:00.0 and its IOMMU group to vfio-pci) of node device 'pci_0000_05_00_0': done."));
+}
+
+static void test_virtual_functions(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *pf = nd_path(root, "pci_0000_03_00_0"), *vf0 = nd_path(root, "pci_0000_03_10_0"), *s = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(root, HARNESS_MANAGER_PATH, OM_INTERFACE, NULL);
+        _cleanup_free_ char *want = NULL;
+        bool added = false, removed = false;
+
+        assert_true(sd_bus_path_encode("/org/virtbus1/nodedev", "pci_0000_03_10_6", &want) >= 0);
+        nd_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 4, UINT64_C(0));
+        assert_int_equal(list_count(root, "phys_function", "pci_0000_03_10_6"), 4);
+        for (sd_bus_message *m; !added && (m = harness_watch_next(w, HARNESS_TIMEOUT_USEC)); sd_bus_message_unref(m)) {
+                const char *p;
+                if (sd_bus_message_is_signal(m, OM_INTERFACE, "InterfacesAdded") && sd_bus_message_read(m, "o", &p) > 0)
+                        added = streq(p, want);
+        }
+        assert_true(added);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most 7", pf, ND, "SetVirtualFunctions", "ut", 8, UINT64_C(0));
+        harness_call_fails(root, ERR("NotSupported"), "not an SR-IOV physical function", vf0, ND, "SetVirtualFunctions",
+                           "ut", 1, UINT64_C(0));
+        nd_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 2, UINT64_C(0));
+        assert_int_equal(list_count(root, "phys_function", NULL), 2);
+        for (sd_bus_message *m; !removed && (m = harness_watch_next(w, HARNESS_TIMEOUT_USEC)); sd_bus_message_unref(m)) {
+                const char *p;
+                if (sd_bus_message_is_signal(m, OM_INTERFACE, "InterfacesRemoved") && sd_bus_message_read(m, "o", &p) > 0)
+                        removed = streq(p, want);
+        }
+        assert_true(removed);
+
+        /* VF MAC / VLAN through the PF (the fake NIC keeps them). */
+        nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 1, "02:00:00:00:00:11", 11, UINT64_C(0));
+        s = fake_vf(1);
+        assert_string_equal(s, "02:00:00:00:00:11 11\n");
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, pf, ND, "ConfigureVirtualFunction", "usut", 1,
+                           "02:00:00:00:00", 0, UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "unicast", pf, ND, "ConfigureVirtualFunction", "usut", 1,
+                           "03:00:00:00:00:11", 0, UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "no VF 5", pf, ND, "ConfigureVirtualFunction", "usut", 5,
+                           "02:00:00:00:00:11", 0, UINT64_C(0));
+        harness_call_fails(root, ERR("NotSupported"), NULL, vf0, ND, "ConfigureVirtualFunction", "usut", 0,
+                           "02:00:00:00:00:11", 0, UINT64_C(0));
+}
+
+static char *define_domain(sd_bus *bus, const char *name, const char *devices) {
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *p;
+
+        assert_true(asprintf(&xml,
+                             "<domain type='test'><name>%s</name><memory unit='MiB'>128</memory>"
+                             "<os><type>hvm</type></os><devices>%s</devices></domain>",
+                             name, devices) >= 0);
+        reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        return strdup(p);
+}
+
+static void test_domain_host_devices(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *dom = NULL, *before = NULL, *during = NULL, *after = NULL, *bad = NULL, *usb = NULL;
+
+        /* VF 0 had a MAC and VLAN of its own: it must get them back. */
+        nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
+        before = fake_vf(0);
+        assert_string_equal(before, "02:00:00:00:00:07 7\n");
+
+        dom = define_domain(root, "sriov-guest",
+                            "<interface type='hostdev' managed='yes'>"
+                            "<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x0'/></source>"
+                            "<mac address='52:54:00:aa:bb:01'/><vlan><tag id='42'/></vlan></interface>"
+                            "<hostdev mode='subsystem' type='pci' managed='yes'>"
+                            "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>");
+        sd_bus_message_unref(harness_call_ok(root, dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        during = fake_vf(0);
+        assert_string_equal(during, "52:54:00:aa:bb:01 42\n");
+        assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "vfio-pci");
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "vfio-pci");
+        sd_bus_message_unref(harness_call_ok(root, dom, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        after = fake_vf(0);
+        assert_string_equal(after, "02:00:00:00:00:07 7\n");
+        assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "igbvf");
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
+
+        /* Not a VF: refused, and nothing changed. */
+        bad = define_domain(root, "pf-guest",
+                            "<hostdev mode='subsystem' type='pci' managed='yes'>"
+                            "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>"
+                            "<interface type='hostdev' managed='yes'>"
+                            "<source><address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></source>"
+                            "<mac address='52:54:00:aa:bb:02'/></interface>");
+        harness_call_fails(root, ERR("NotSupported"), "not an SR-IOV virtual function", bad, DOMAIN_INTERFACE, "Start",
+                           "t", UINT64_C(0));
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
+        assert_string_equal(driver_of(h, "pci_0000_03_00_0"), "igb");
+        usb = define_domain(root, "usb-guest",
+                            "<interface type='hostdev'><source><address type='usb' bus='1' device='3'/></source>"
+                            "<mac address='52:54:00:aa:bb:03'/></interface>");
+        harness_call_fails(root, ERR("NotSupported"), "USB", usb, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+}
+
+static void test_authorization(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *vf = nd_path(root, "pci_0000_03_10_2"), *pf = nd_path(root, "pci_0000_03_00_0");
+
+        for (HarnessUser u = HARNESS_USER_PLAIN; u <= HARNESS_USER_VIRTBUS; u++) {
+                sd_bus *bus = harness_bus_as(h, u);
+
+                /* The example rule grants domains and networks to group virtbus, none of these. */
+                harness_call_fails(bus, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.nodedev.manage",
+                                   vf, ND, "Detach", "st", "", UINT64_C(0));
+                harness_call_fails(bus, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, vf, ND, "Reset", "t",
+                                   UINT64_C(0));
+                harness_call_fails(bus, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.sriov.configure",
+                                   pf, ND, "SetVirtualFunctions", "ut", 3, UINT64_C(0));
+                harness_call_fails(bus, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, pf, ND,
+                                   "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:99", 0, UINT64_C(0));
+                /* Nothing happened. */
+                assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
+                assert_int_equal(list_count(root, "phys_function", NULL), 2);
+        }
+        /* root is always authorized. */
+        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "", UINT64_C(0));
+        nd_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
+}
+
+static void stop_kernel(void) {
+        if (kernel_pid > 0) {
+                kill(kernel_pid, SIGTERM);
+                (void) waitpid(kernel_pid, NULL, 0);
+                kernel_pid = 0;
+        }
+}
+
+/* A copy of the fake tree, and the fake kernel on it. */
+static int setup_tree(void) {
+        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
+        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
+        char ready[16] = "";
+        int pfd[2];
+
+        if (!kernel || !mkdtemp(tmpdir) || chmod(tmpdir, 0755) < 0 || asprintf(&sysfs, "%s/sysfs", tmpdir) < 0 ||
+            asprintf(&cmd, "cp -a '%s' '%s'", src, sysfs) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
+                return -1;
+        kernel_pid = fork();
+        if (kernel_pid < 0)
+                return -1;
+        if (kernel_pid == 0) {
+                dup2(pfd[1], STDOUT_FILENO);
+                execl(kernel, kernel, sysfs, (char *) NULL);
+                _exit(127);
+        }
+        close(pfd[1]);
+        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
+                close(pfd[0]);
+                return -1;
+        }
+        close(pfd[0]);
+        return 0;
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_enumeration),
+                cmocka_unit_test(test_detach_reattach),
+                cmocka_unit_test(test_virtual_functions),
+                cmocka_unit_test(test_domain_host_devices),
+                cmocka_unit_test(test_authorization),
+        };
+        _cleanup_free_ char *rm = NULL;
+        int r;
+
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (setup_tree() < 0) {
+                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
+                stop_kernel();
+                return 1;
+        }
+        r = harness_run_group(tests, &(HarnessOptions) {
+                .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, NULL },
+        });
+        stop_kernel();
+        if (asprintf(&rm, "rm -rf '%s'", tmpdir) >= 0)
+                (void) system(rm);
+        return r;
+}
