@@ -327,6 +327,14 @@ static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = begin_manage(s, m, d, START_PAUSED, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        /* Starting takes host devices from the host (managed hostdevs, SR-IOV VFs): that needs more. */
+        if (d->config && hostdev_domain_uses_host_devices(d->config)) {
+                const char *details[] = { "domain", d->name, NULL };
+
+                r = bus_polkit_check(s->polkit, m, "org.virtbus1.hostdev.assign", details, error);
+                if (r <= 0)
+                        return r < 0 ? r : 1;
+        }
         r = manager_domain_start(s->manager, d, flags & START_PAUSED, &e);
         if (r < 0)
                 return reply_error(error, &e, r);

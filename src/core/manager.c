@@ -116,6 +116,8 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         r = make_dir(m->runtime_dir, 0755, reterr);
         if (r < 0)
                 return r;
+        if (!cfg->sysfs_root && streq_ptr(cfg->driver, "test"))
+                (void) manager_nodedev_test_host_setup(m); /* the simulated host's devices */
 
         dcfg = (VbDriverConfig) {
                 .event = event,

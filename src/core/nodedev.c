@@ -56,6 +56,7 @@ int manager_nodedev_init(Manager *m) {
 void manager_nodedev_done(Manager *m) {
         NodeDevState *s = &m->nodedev;
 
+        manager_nodedev_test_host_stop(m);
         for (size_t i = 0; i < s->n_devices; i++)
                 nodedev_free(s->devices[i]);
         free(s->devices);

@@ -32,6 +32,7 @@ typedef struct NodeDevState {
         NodeDevice **devices; /* sorted by name */
         size_t n_devices, n_allocated;
         Hashmap *leases_by_domain; /* domain UUID -> HostdevLeases, while a domain holds host devices */
+        pid_t fake_kernel_pid;     /* the test driver's simulated host (nodedev-testhost.c), or 0 */
 } NodeDevState;
 
 /* Property names of org.virtbus1.NodeDevice that change with a re-scan. */
@@ -39,6 +40,9 @@ typedef struct NodeDevState {
 
 int manager_nodedev_init(Manager *m);
 void manager_nodedev_done(Manager *m);
+/* The test driver's host without --sysfs-root: a copy of data/test-host-sysfs (nodedev-testhost.c). */
+int manager_nodedev_test_host_setup(Manager *m);
+void manager_nodedev_test_host_stop(Manager *m);
 
 /* Reads the host again and updates the registry: added, removed and changed devices are announced
  * through the Manager's events. */

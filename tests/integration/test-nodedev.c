@@ -269,6 +269,10 @@ static void test_domain_host_devices(void **state) {
                             "<mac address='52:54:00:aa:bb:01'/><vlan><tag id='42'/></vlan></interface>"
                             "<hostdev mode='subsystem' type='pci' managed='yes'>"
                             "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>");
+        /* Group virtbus may start domains (the example rule), but not take host devices with them. */
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_VIRTBUS), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                           "org.virtbus1.hostdev.assign", dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "igbvf");
         sd_bus_message_unref(harness_call_ok(root, dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
         during = fake_vf(0);
         assert_string_equal(during, "52:54:00:aa:bb:01 42\n");
