@@ -147,6 +147,8 @@ const char *device_def_kind_name(const DeviceDef *def);
 /* Kind-specific accessors (device-disk.c, device-interface.c). */
 const char *device_disk_get_target(const DeviceDef *def);
 const char *device_disk_get_source(const DeviceDef *def);
+/* <target bus=>, NULL when not given. */
+const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */
 bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);
 void device_interface_set_mac(DeviceDef *def, const uint8_t mac[6]);
@@ -157,3 +159,7 @@ const char *device_interface_get_network(const DeviceDef *def);
 /* type='network': what it actually uses, shown in the live definition as <source bridge=> or
  * <source dev= mode=> next to network= (networks, core/network.h). */
 int device_interface_set_network_actual(DeviceDef *def, const char *bridge, const char *dev, const char *mode);
+/* type='network' on a network of host devices: becomes <interface type='hostdev' managed=...> with the
+ * PCI function as <source><address/></source>, keeping source network= to say where it came from. */
+int device_interface_set_network_hostdev(DeviceDef *def, uint32_t domain, uint32_t bus, uint32_t slot,
+                                         uint32_t function, int managed);

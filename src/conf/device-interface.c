@@ -234,3 +234,20 @@ int device_interface_set_network_actual(DeviceDef *dev, const char *bridge, cons
         d->has_source = true;
         return 0;
 }
+
+int device_interface_set_network_hostdev(DeviceDef *dev, uint32_t domain, uint32_t bus, uint32_t slot,
+                                         uint32_t function, int managed) {
+        InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+
+        if (!d || d->type != INTERFACE_TYPE_NETWORK)
+                return -EINVAL;
+        device_address_done(&d->hostdev_address);
+        d->hostdev_address = (DeviceAddress) {
+                .type = DEVICE_ADDRESS_PCI,
+                .pci = { .domain = domain, .bus = bus, .slot = slot, .function = function, .multifunction = -1 },
+        };
+        d->type = INTERFACE_TYPE_HOSTDEV;
+        d->managed = managed;
+        d->has_source = true;
+        return 0;
+}

@@ -178,6 +178,7 @@ static int resolve_direct(const NetworkDef *def, NetworkPool *pool, const Networ
         if (def->forward.mode == NETWORK_FORWARD_HOSTDEV || !pool->entries[index].dev) {
                 a->type = NETWORK_ACTUAL_HOSTDEV;
                 a->pci = pool->entries[index].pci;
+                a->managed = def->forward.managed;
                 return 0;
         }
         a->type = NETWORK_ACTUAL_DIRECT;

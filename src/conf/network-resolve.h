@@ -63,6 +63,7 @@ typedef struct NetworkActual {
         char *dev;             /* DIRECT: the forward device */
         const char *mode;      /* DIRECT: macvtap mode: bridge, private, vepa, passthrough */
         NetworkPciAddress pci; /* HOSTDEV */
+        int managed;           /* HOSTDEV: the network's <forward managed=>, -1 unset */
         ssize_t pool_index;    /* the pool entry taken, -1 for none */
         char *portgroup;       /* the portgroup that applied, NULL for none */
         NetworkVirtualPort *virtualport; /* the one that applies, NULL for none */

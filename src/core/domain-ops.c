@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "conf/domain-access.h"
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
 #include "util/log.h"
@@ -48,8 +49,13 @@ int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_c
 int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
         Domain *same;
 
+        int r;
+
         domain_def_set_id(def, -1); /* An inactive definition has no id. */
-        return check_unique(m, def, &same, reterr);
+        r = check_unique(m, def, &same, reterr);
+        if (r >= 0)
+                r = domain_caps_check_definition(m, def, reterr);
+        return r;
 }
 
 int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
@@ -105,15 +111,16 @@ static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, V
 
         if (!DRIVER_OP(m, domain_start))
                 return vb_driver_not_supported(m->driver, "starting domains", reterr);
-        /* Host devices first (nodedev.h): the guest must find them ready; given back if it doesn't start. */
-        r = hostdev_prepare_domain(m, d->uuid, d->name, def, reterr);
+        /* <interface type='network'>: connected to their networks (network-manager.c), which says what
+         * each actually uses in the definition the driver gets (a VF of a hostdev network becomes an
+         * <interface type='hostdev'>, prepared below like the others). */
+        r = manager_domain_networks_acquire(m, d->uuid, def, &with_networks, reterr);
         if (r < 0)
                 return r;
-        /* <interface type='network'>: connected to their networks (network-manager.c), which says what
-         * each actually uses in the definition the driver gets. */
-        r = manager_domain_networks_acquire(m, d->uuid, def, &with_networks, reterr);
+        /* Host devices first (nodedev.h): the guest must find them ready; given back if it doesn't start. */
+        r = hostdev_prepare_domain(m, d->uuid, d->name, with_networks ?: def, reterr);
         if (r < 0) {
-                hostdev_release_domain(m, d->uuid, d->name);
+                manager_domain_networks_release(m, d->uuid);
                 return r;
         }
         r = DRIVER_OP(m, domain_start)(m->driver, with_networks ?: def, paused, &info, reterr);
@@ -146,6 +153,8 @@ int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **
         int r;
 
         r = check_unique(m, def, &same, reterr);
+        if (r >= 0)
+                r = domain_caps_check_definition(m, def, reterr);
         if (r >= 0 && same) {
                 if (domain_is_active(same))
                         r = vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' is already running",

@@ -346,12 +346,10 @@ int manager_load(Manager *m, VbError *reterr) {
         r = manager_network_load(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to load networks, ignoring: %m");
-        r = manager_nodedev_scan(m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to read the host's devices, ignoring: %m");
         r = reconnect_running(m);
         if (r < 0)
                 return r;
+        manager_network_prune_ports(m); /* ports of domains that stopped while we were away (network-manager.c) */
 
         for (size_t i = 0; i < m->n_domains; i++) {
                 Domain *d = m->domains[i];

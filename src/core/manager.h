@@ -6,7 +6,6 @@
 #include <systemd/sd-event.h>
 
 #include "core/domain.h"
-#include "core/nodedev.h"
 #include "core/network.h"
 #include "core/nodedev.h"
 #include "drivers/driver.h"
@@ -132,6 +131,8 @@ int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, Vb
 /* Loads the network registry (network-manager.c): saved and active networks, the driver's default
  * networks on a fresh state directory, autostart. */
 int manager_network_load(Manager *m);
+/* After the domains were found again: releases network ports of domains that no longer run. */
+void manager_network_prune_ports(Manager *m);
 /* Connects the <interface type='network'> of def (the domain with UUID owner, starting) to their
  * networks; *ret is a copy of def that shows what each uses (NULL when def has none); on failure
  * nothing stays connected. manager_domain_networks_release() undoes it. */
@@ -166,6 +167,5 @@ void manager_domain_cancel_device_waits(Domain *d, void *userdata);
  * an interface on a network whose forward mode is hostdev): then 1 and *ret_address names it for polkit
  * and the logs (see device_def_host_device; "network:<name>" for a network's pool); to free. */
 int manager_device_assigns_host_device(Manager *m, const DeviceDef *dev, char **ret_address);
-/* The hook a network registry answers: is network a pool of host devices (<forward mode='hostdev'>)?
- * Until there are networks, no. */
+/* Is network a pool of host devices (<forward mode='hostdev'>)? The network registry answers. */
 bool manager_network_forward_is_hostdev(Manager *m, const char *network);

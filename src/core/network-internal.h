@@ -11,3 +11,6 @@ bool network_store_get_autostart(const char *dir, const char *uuid);
 /* Calls cb for each definition that parses (cb owns def); broken files are logged and kept. */
 typedef int (*NetworkStoreLoadFunc)(NetworkDef *def, void *userdata);
 int network_store_load_all(const char *dir, NetworkStoreLoadFunc cb, void *userdata);
+
+/* The device pool of def: its forward devices, PCI functions, or the VFs of its <pf> (from sysfs). */
+int network_build_pool(const NetworkDef *def, NetworkPool **ret, VbError *reterr);

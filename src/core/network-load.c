@@ -9,6 +9,7 @@
 #include "core/network-internal.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 
 static int load_one(NetworkDef *def, void *userdata) {
         NetworkRegistry *r = userdata;
@@ -48,6 +49,67 @@ static int load_one(NetworkDef *def, void *userdata) {
         }
         r->networks[r->n_networks++] = n;
         return 0;
+}
+
+/* The guest ports of an active network, for a restarted virtbusd: "OWNER TYPE POOL-INDEX IFNAME|-" per
+ * line in <runtime>/networks/<uuid>.ports. */
+static char *ports_path(const NetworkRegistry *r, const Network *n) {
+        char *p;
+        return asprintf(&p, "%s/%s.ports", r->status_dir, n->uuid) < 0 ? NULL : p;
+}
+
+static void ports_save(NetworkRegistry *r, const Network *n) {
+        _cleanup_free_ char *path = ports_path(r, n), *text = NULL;
+        StrBuf b = STRBUF_NULL;
+        int k;
+
+        if (!path)
+                return;
+        if (n->n_ports == 0) {
+                (void) unlink(path);
+                return;
+        }
+        for (size_t i = 0; i < n->n_ports; i++)
+                strbuf_appendf(&b, "%s %s %zd %s\n", n->ports[i].owner, network_actual_type_to_string(n->ports[i].actual.type),
+                               n->ports[i].actual.pool_index, n->ports[i].ifname ?: "-");
+        text = strbuf_steal(&b);
+        k = text ? write_file_atomic(path, text, strlen(text), 0600) : -ENOMEM;
+        if (k < 0)
+                log_warning_errno(k, "Failed to write '%s', ignoring: %m", path);
+}
+
+static void ports_load(NetworkRegistry *r, Network *n) {
+        _cleanup_free_ char *path = ports_path(r, n), *text = NULL;
+        char *save = NULL;
+
+        if (!path || read_full_file(path, 0, &text, NULL) < 0)
+                return;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char owner[64], type[16], ifname[32];
+                long index;
+                NetworkPort *p;
+
+                if (sscanf(line, "%63s %15s %ld %31s", owner, type, &index, ifname) != 4 ||
+                    network_actual_type_from_string(type) < 0 ||
+                    !GREEDY_REALLOC(n->ports, n->n_ports_allocated, n->n_ports + 1))
+                        continue;
+                if (index >= 0 && (!n->pool || (size_t) index >= n->pool->n_entries))
+                        continue;
+                p = &n->ports[n->n_ports];
+                *p = (NetworkPort) {
+                        .owner = strdup(owner),
+                        .actual = { .type = network_actual_type_from_string(type), .pool_index = index },
+                        .ifname = streq(ifname, "-") ? NULL : strdup(ifname),
+                };
+                if (!p->owner) {
+                        free(p->ifname);
+                        continue;
+                }
+                if (index >= 0)
+                        n->pool->entries[index].connections++;
+                n->n_ports++;
+        }
+        log_debug("Network '%s': %zu guest ports found again.", n->name, n->n_ports);
 }
 
 /* An active network left by the previous virtbusd: take it over if the backend still has it. */
@@ -96,12 +158,13 @@ static void reconnect_one(NetworkRegistry *r, const char *path) {
                 }
                 r->networks[r->n_networks++] = n;
         }
-        k = network_pool_new(live, NULL, 0, &n->pool, &e);
+        k = network_build_pool(live, &n->pool, &e);
         if (k < 0) {
                 log_debug("No device pool for network '%s': %s", live->name, e.message ?: strerror(-k));
                 vb_error_free(&e);
         }
         n->live = TAKE_PTR(live);
+        ports_load(r, n);
         log_info("Network '%s' is active.", n->name);
 }
 
@@ -197,6 +260,7 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
         p = &n->ports[n->n_ports++];
         *p = (NetworkPort) { .owner = TAKE_PTR(o), .actual = actual, .ifname = TAKE_PTR(ifname) };
         memcpy(p->mac, mac, 6);
+        ports_save(r, n);
         log_info("Domain %s connected to network '%s' (%s%s%s).", owner, n->name,
                  network_actual_type_to_string(actual.type), p->ifname ? " " : "", strempty(p->ifname));
         *ret = p;
@@ -206,6 +270,7 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
 void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
         for (size_t i = 0; i < r->n_networks; i++) {
                 Network *n = r->networks[i];
+                size_t before = n->n_ports;
 
                 for (size_t j = n->n_ports; j > 0; j--) {
                         NetworkPort *p = &n->ports[j - 1];
@@ -221,6 +286,26 @@ void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
                         network_actual_done(&p->actual);
                         memmove(p, p + 1, (n->n_ports - j) * sizeof(NetworkPort));
                         n->n_ports--;
+                }
+                if (n->n_ports != before)
+                        ports_save(r, n);
+        }
+}
+
+void network_ports_prune(NetworkRegistry *r, bool (*is_running)(const char *owner, void *userdata), void *userdata) {
+        for (size_t i = 0; i < r->n_networks; i++) {
+                Network *n = r->networks[i];
+
+                for (size_t j = n->n_ports; j > 0; j--) {
+                        _cleanup_free_ char *owner = NULL;
+
+                        if (j > n->n_ports || is_running(n->ports[j - 1].owner, userdata))
+                                continue;
+                        owner = strdup(n->ports[j - 1].owner);
+                        if (!owner)
+                                return;
+                        log_info("Domain %s no longer runs: releasing its ports.", owner);
+                        network_ports_release_owner(r, owner);
                 }
         }
 }

@@ -70,8 +70,13 @@ int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainD
                 if (r < 0)
                         goto fail;
                 (void) domain_def_get_devices(copy, &cdev);
-                r = device_interface_set_network_actual(cdev[i], port->actual.bridge,
-                                                        port->actual.dev, port->actual.mode);
+                if (port->actual.type == NETWORK_ACTUAL_HOSTDEV)
+                        r = device_interface_set_network_hostdev(cdev[i], port->actual.pci.domain, port->actual.pci.bus,
+                                                                 port->actual.pci.slot, port->actual.pci.function,
+                                                                 port->actual.managed);
+                else
+                        r = device_interface_set_network_actual(cdev[i], port->actual.bridge, port->actual.dev,
+                                                                port->actual.mode);
                 if (r < 0)
                         goto fail;
         }
@@ -85,4 +90,13 @@ fail:
 void manager_domain_networks_release(Manager *m, const char *owner) {
         if (m->networks)
                 network_ports_release_owner(m->networks, owner);
+}
+
+static bool domain_runs(const char *owner, void *userdata) {
+        Domain *d = manager_domain_by_uuid(userdata, owner);
+        return d && domain_is_active(d);
+}
+
+void manager_network_prune_ports(Manager *m) {
+        network_ports_prune(m->networks, domain_runs, m);
 }

@@ -257,7 +257,15 @@ int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret
         return 0;
 }
 
-/* The VFs of a PF: <sysfs>/class/net/<pf>/device/virtfnN -> ../DDDD:BB:SS.F */
+static int compare_pci(const void *a, const void *b) {
+        const NetworkPciAddress *x = a, *y = b;
+        uint64_t kx = ((uint64_t) x->domain << 24) | (x->bus << 16) | (x->slot << 8) | x->function;
+        uint64_t ky = ((uint64_t) y->domain << 24) | (y->bus << 16) | (y->slot << 8) | y->function;
+
+        return kx < ky ? -1 : kx > ky;
+}
+
+/* The VFs of a PF, in address order: <sysfs>/class/net/<pf>/device/virtfnN -> ../DDDD:BB:SS.F */
 static int read_pf_vfs(const char *pf, NetworkPciAddress **ret, size_t *ret_n) {
         _cleanup_free_ char *dir = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
@@ -294,12 +302,14 @@ static int read_pf_vfs(const char *pf, NetworkPciAddress **ret, size_t *ret_n) {
                 }
                 l[n++] = (NetworkPciAddress) { dom, bus, slot, fn };
         }
+        if (n > 1)
+                qsort(l, n, sizeof(NetworkPciAddress), compare_pci);
         *ret = l;
         *ret_n = n;
         return 0;
 }
 
-static int build_pool(Network *n, const NetworkDef *def, NetworkPool **ret, VbError *reterr) {
+int network_build_pool(const NetworkDef *def, NetworkPool **ret, VbError *reterr) {
         _cleanup_free_ NetworkPciAddress *vfs = NULL;
         size_t n_vfs = 0;
         int k;
@@ -329,6 +339,10 @@ static void remove_status(NetworkRegistry *r, const Network *n) {
 
         if (asprintf(&path, "%s/%s.xml", r->status_dir, n->uuid) >= 0)
                 (void) unlink(path);
+        free(path);
+        path = NULL;
+        if (asprintf(&path, "%s/%s.ports", r->status_dir, n->uuid) >= 0)
+                (void) unlink(path);
 }
 
 /* Starts def as n's live definition (takes def). */
@@ -337,7 +351,7 @@ static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *
         _cleanup_(network_pool_freep) NetworkPool *pool = NULL;
         int k;
 
-        k = build_pool(n, live, &pool, reterr);
+        k = network_build_pool(live, &pool, reterr);
         if (k < 0)
                 return k;
         k = r->backend->ops->start(r->backend, live, reterr);

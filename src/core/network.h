@@ -99,3 +99,7 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
                          const char *owner, const uint8_t mac[6], const NetworkPort **ret, VbError *reterr);
 /* Releases every port of owner on every network (the domain stopped). */
 void network_ports_release_owner(NetworkRegistry *r, const char *owner);
+/* After a restart of virtbusd the ports of active networks are read back from <runtime>/networks/
+ * <uuid>.ports (with their pool entries taken again); this releases those whose owner is_running()
+ * says no longer runs. */
+void network_ports_prune(NetworkRegistry *r, bool (*is_running)(const char *owner, void *userdata), void *userdata);

@@ -289,7 +289,8 @@ static int host_stop(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr
 static int bring_up_bridge(const NetworkDef *def, VbError *reterr) {
         int r;
 
-        r = host_netlink_bridge_add(def->bridge, def->mtu, def->has_mac ? def->mac : NULL);
+        r = host_netlink_bridge_add(def->bridge, def->mtu, def->has_mac ? def->mac : NULL, def->stp,
+                                    def->has_delay ? (int64_t) def->delay : -1);
         if (r == -EEXIST)
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A link named '%s' exists already.", def->bridge);
         if (r < 0)

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <linux/if_link.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -44,31 +47,38 @@ static int open_socket(struct nl_sock **ret) {
         return 0;
 }
 
-int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac) {
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_msg *, nlmsg_free);
+
+/* RTM_NEWLINK by hand: libnl-route has no setters for the bridge's own attributes (IFLA_BR_*). */
+int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac, int stp, int64_t delay_sec) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
-        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
-        _cleanup_(nl_addr_putp) struct nl_addr *lladdr = NULL;
+        _cleanup_(nlmsg_freep) struct nl_msg *msg = NULL;
+        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+        struct nlattr *linkinfo, *data;
         int r;
 
         r = open_socket(&sk);
         if (r < 0)
                 return r;
-        link = rtnl_link_alloc();
-        if (!link)
+        msg = nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+        if (!msg)
                 return -ENOMEM;
-        rtnl_link_set_name(link, name);
-        r = rtnl_link_set_type(link, "bridge");
-        if (r < 0)
-                return nl_to_errno(r);
-        if (mtu > 0)
-                rtnl_link_set_mtu(link, mtu);
-        if (mac) {
-                lladdr = nl_addr_build(AF_LLC, mac, 6);
-                if (!lladdr)
+        if (nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 || nla_put_string(msg, IFLA_IFNAME, name) < 0 ||
+            (mtu > 0 && nla_put_u32(msg, IFLA_MTU, mtu) < 0) || (mac && nla_put(msg, IFLA_ADDRESS, 6, mac) < 0))
+                return -ENOMEM;
+        linkinfo = nla_nest_start(msg, IFLA_LINKINFO);
+        if (!linkinfo || nla_put_string(msg, IFLA_INFO_KIND, "bridge") < 0)
+                return -ENOMEM;
+        if (stp >= 0 || delay_sec >= 0) {
+                data = nla_nest_start(msg, IFLA_INFO_DATA);
+                if (!data || (stp >= 0 && nla_put_u32(msg, IFLA_BR_STP_STATE, stp > 0) < 0) ||
+                    /* In hundredths of a second (USER_HZ). */
+                    (delay_sec >= 0 && nla_put_u32(msg, IFLA_BR_FORWARD_DELAY, (uint32_t) delay_sec * 100) < 0))
                         return -ENOMEM;
-                rtnl_link_set_addr(link, lladdr);
+                nla_nest_end(msg, data);
         }
-        r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+        nla_nest_end(msg, linkinfo);
+        r = nl_send_sync(sk, TAKE_PTR(msg)); /* frees the message */
         if (r < 0) {
                 log_debug("Failed to add bridge '%s': %s", name, nl_geterror(r));
                 return nl_to_errno(r);

@@ -7,8 +7,9 @@
 /* Links of virtual networks through rtnetlink (libnl-3), in the current network namespace: bridges
  * with their addresses, and macvtaps on a forward device. Return -errno. */
 
-/* A new bridge (fails with -EEXIST if a link of that name exists), mtu 0 = the kernel's default. */
-int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac);
+/* A new bridge (fails with -EEXIST if a link of that name exists); mtu 0, mac NULL, stp < 0 and
+ * delay_sec < 0 leave the kernel's defaults. */
+int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac, int stp, int64_t delay_sec);
 /* address: "10.0.0.1" or "fd00::1". */
 int host_netlink_address_add(const char *ifname, const char *address, unsigned prefix);
 int host_netlink_link_up(const char *ifname);

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -304,7 +305,7 @@ static bool is_dnsmasq(pid_t pid) {
 
 #define NAT_NET                                                                                          \
         SIMPLE_NET("natnet", "0a1b2c3d-0000-4000-8000-00000000a001",                                     \
-                   "<forward mode='nat'/><bridge name='vbt0'/>"                                           \
+                   "<forward mode='nat'/><bridge name='vbt0' stp='on' delay='4'/><mtu size='1400'/>"        \
                    "<ip address='10.77.0.1' netmask='255.255.255.0'><dhcp>"                              \
                    "<range start='10.77.0.100' end='10.77.0.120'/></dhcp></ip>")
 
@@ -321,6 +322,12 @@ static void test_nat_dhcp(void **state) {
         assert_non_null(strstr(addr, "inet 10.77.0.1/24"));
         assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "dev", "vbt0", NULL }, &lease_out), 0);
         assert_non_null(strstr(lease_out, ",UP"));
+        free(TAKE_PTR(lease_out));
+        /* stp, delay (in hundredths of a second) and mtu as defined. */
+        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "dev", "vbt0", NULL }, &lease_out), 0);
+        assert_non_null(strstr(lease_out, "stp_state 1"));
+        assert_non_null(strstr(lease_out, "forward_delay 400"));
+        assert_non_null(strstr(lease_out, "mtu 1400"));
         free(TAKE_PTR(lease_out));
         assert_true(nft_table_exists("virtbus_vbt0"));
         pid = dnsmasq_pid(h, "natnet");
@@ -421,6 +428,110 @@ static void test_direct_macvtap(void **state) {
         call_net(bus, pass, "Stop");
 }
 
+/* A pool of host devices (simulated backend, fake sysfs) ------------------------------------------- */
+
+static char vf_tmpdir[] = "/tmp/virtbus-netvf-XXXXXX";
+static char *vf_sysfs;
+static pid_t kernel_pid;
+
+static void test_hostdev_pool(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *net = NULL, *d1 = NULL, *d2 = NULL, *d3 = NULL, *live = NULL;
+        _cleanup_free_ char *x1 = domain_with_nic("vf1", "vfpool", "52:54:00:77:02:01");
+        _cleanup_free_ char *x2 = domain_with_nic("vf2", "vfpool", "52:54:00:77:02:02");
+        _cleanup_free_ char *x3 = domain_with_nic("vf3", "vfpool", "52:54:00:77:02:03");
+
+        /* The VFs of the fake NIC's PF (enp3s0f0: 0000:03:10.0 and 0000:03:10.2) form the pool. */
+        net = define_net(bus, "DefineNetwork", SIMPLE_NET("vfpool", "0a1b2c3d-0000-4000-8000-00000000c001",
+                                                          "<forward mode='hostdev' managed='yes'><pf dev='enp3s0f0'/></forward>"));
+        call_net(bus, net, "Start");
+        assert_string_equal(harness_get_string(bus, net, NET_INTERFACE, "ForwardMode"), "hostdev");
+        d1 = define_domain(bus, x1);
+        d2 = define_domain(bus, x2);
+        d3 = define_domain(bus, x3);
+        sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        live = get_xml(bus, d1, DOMAIN_INTERFACE, 0);
+        if (!strstr(live, "<interface type='hostdev' managed='yes'>") ||
+            !strstr(live, "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x0'/>"))
+                fail_msg("the first VF is not in the live definition:\n%s", live);
+        sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        free(TAKE_PTR(live));
+        live = get_xml(bus, d2, DOMAIN_INTERFACE, 0);
+        assert_non_null(strstr(live, "slot='0x10' function='0x2'"));
+        /* Two VFs, two guests: the third finds none; also after a restart of virtbusd, which finds the
+         * network's ports again. */
+        harness_call_fails(bus, ERR("DeviceBusy"), "'vfpool'", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_int_equal(get_bool(bus, net, "Active"), 1);
+        harness_call_fails(bus, ERR("DeviceBusy"), "'vfpool'", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidState"), "in use", net, NET_INTERFACE, "Stop", "t", UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        free(TAKE_PTR(live));
+        live = get_xml(bus, d3, DOMAIN_INTERFACE, 0);
+        assert_non_null(strstr(live, "slot='0x10' function='0x0'"));
+        sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, d3, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        call_net(bus, net, "Stop");
+}
+
+static void stop_kernel(void) {
+        if (kernel_pid > 0) {
+                kill(kernel_pid, SIGTERM);
+                (void) waitpid(kernel_pid, NULL, 0);
+                kernel_pid = 0;
+        }
+}
+
+/* A copy of the fake sysfs tree and the fake kernel on it, as tests/integration/test-nodedev.c does:
+ * this machine has no SR-IOV, so the VFs are those of the fake NIC. */
+static int setup_tree(void) {
+        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
+        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
+        char ready[16] = "";
+        int pfd[2];
+
+        if (!kernel || !mkdtemp(vf_tmpdir) || chmod(vf_tmpdir, 0755) < 0 || asprintf(&vf_sysfs, "%s/sysfs", vf_tmpdir) < 0 ||
+            asprintf(&cmd, "cp -a '%s' '%s'", src, vf_sysfs) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
+                return -1;
+        kernel_pid = fork();
+        if (kernel_pid < 0)
+                return -1;
+        if (kernel_pid == 0) {
+                dup2(pfd[1], STDOUT_FILENO);
+                execl(kernel, kernel, vf_sysfs, (char *) NULL);
+                _exit(127);
+        }
+        close(pfd[1]);
+        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
+                close(pfd[0]);
+                return -1;
+        }
+        close(pfd[0]);
+        return 0;
+}
+
+static int run_vf_group(void) {
+        static const struct CMUnitTest vf[] = {
+                cmocka_unit_test(test_hostdev_pool),
+        };
+        _cleanup_free_ char *rm = NULL;
+        int r;
+
+        if (setup_tree() < 0) {
+                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
+                stop_kernel();
+                return 1;
+        }
+        r = harness_run_group(vf, &(HarnessOptions) { .daemon_args = (const char * const[]) { "--sysfs-root", vf_sysfs, NULL } });
+        stop_kernel();
+        if (asprintf(&rm, "rm -rf '%s'", vf_tmpdir) >= 0)
+                (void) system(rm);
+        return r;
+}
+
 /* Stops what is still active (the default network of the test host runs a dnsmasq in this namespace). */
 static void test_cleanup(void **state) {
         Harness *h = *state;
@@ -493,6 +604,7 @@ int main(void) {
 
         HARNESS_SKIP_UNLESS_ROOT();
         failed = harness_run_group(simulated, &(HarnessOptions) {});
+        failed += run_vf_group();
         if (access(IP, X_OK) < 0 || access(NFT, X_OK) < 0 || access(BUSYBOX, X_OK) < 0 ||
             access("/usr/sbin/dnsmasq", X_OK) < 0) {
                 printf("ip, nft, busybox or dnsmasq missing (scripts/bootstrap installs them): skipping the host group\n");

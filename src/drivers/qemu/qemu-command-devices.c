@@ -1,0 +1,615 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Devices on QEMU's command line: disks (-blockdev + -device), NICs (-netdev + -device), character
+ * devices (-chardev + a frontend), graphics, input, video and a few simple ones. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/random.h>
+
+#include "drivers/qemu/qemu-command.h"
+#include "util/strbuf.h"
+
+static int not_supported(VbError *reterr, const char *format, ...) _printf_(2, 3);
+static int not_supported(VbError *reterr, const char *format, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&m, format, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "%s", m ?: "Not supported by the qemu driver");
+}
+
+/* A user alias (ua-...) if it is a valid QEMU id, else prefix + counter. */
+static int pick_alias(const DeviceDef *dev, const char *prefix, unsigned *counter, char **ret) {
+        if (dev->alias && strncmp(dev->alias, "ua-", 3) == 0 &&
+            strspn(dev->alias, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+                    strlen(dev->alias)) {
+                *ret = strdup(dev->alias);
+                (*counter)++;
+        } else if (asprintf(ret, "%s%u", prefix, (*counter)++) < 0)
+                *ret = NULL;
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void add_pair(QemuArgv *a, const char *opt, const char *value) {
+        qemu_argv_add(a, opt);
+        qemu_argv_add(a, value);
+}
+
+/* ",addr=0xS[.F]" for a device with a PCI address given, "" otherwise (to free). */
+static char *pci_addr_opt(const DeviceDef *dev, bool q35) {
+        const DeviceAddress *ad = &dev->address;
+        char *s;
+
+        if (ad->type != DEVICE_ADDRESS_PCI || ad->pci.slot == UINT32_MAX)
+                return strdup("");
+        if (asprintf(&s, ",bus=%s,addr=0x%x.0x%x", q35 ? "pcie.0" : "pci.0", ad->pci.slot,
+                     ad->pci.function == UINT32_MAX ? 0 : ad->pci.function) < 0)
+                return NULL;
+        return s;
+}
+
+static char *boot_opt(const DeviceDef *dev) {
+        char *s;
+        if (dev->boot_order == 0)
+                return strdup("");
+        return asprintf(&s, ",bootindex=%u", dev->boot_order) < 0 ? NULL : s;
+}
+
+/* Disks ---------------------------------------------------------------------------------------- */
+
+int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, char **ret_file_node,
+                           char **ret_format_node, char **ret_device, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_free_ char *src = NULL, *addr = NULL, *boot = NULL;
+        const char *type, *device, *format, *bus, *target;
+        bool readonly, cdrom;
+        char *file_node = NULL, *format_node = NULL, *devopt = NULL;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        type = qemu_node_attr(n, NULL, "type") ?: "file";
+        device = qemu_node_attr(n, NULL, "device") ?: "disk";
+        format = qemu_node_attr(n, "driver", "type") ?: "raw";
+        bus = qemu_node_attr(n, "target", "bus");
+        target = qemu_node_attr(n, "target", "dev") ?: "";
+        cdrom = streq(device, "cdrom");
+        readonly = conf_node_child(n, "readonly") || cdrom;
+        if (!streq(type, "file") && !streq(type, "block"))
+                return not_supported(reterr, "Disk '%s': source type '%s' is not supported by the qemu driver "
+                                     "(only 'file' and 'block')", target, type);
+        if (!streq(device, "disk") && !cdrom)
+                return not_supported(reterr, "Disk '%s': device '%s' is not supported by the qemu driver", target,
+                                     device);
+        if (!streq(format, "raw") && !streq(format, "qcow2"))
+                return not_supported(reterr, "Disk '%s': format '%s' is not supported (only 'raw' and 'qcow2')",
+                                     target, format);
+        if (!bus)
+                bus = strncmp(target, "vd", 2) == 0 ? "virtio" : strncmp(target, "sd", 2) == 0 ? "scsi" : "ide";
+        if (device_disk_get_source(dev)) {
+                src = qemu_opt_escape(device_disk_get_source(dev));
+                if (!src)
+                        return -ENOMEM;
+        }
+        addr = pci_addr_opt(dev, q35);
+        boot = boot_opt(dev);
+        if (!addr || !boot)
+                return -ENOMEM;
+
+        if (src) {
+                if (asprintf(&file_node, "driver=%s,filename=%s,node-name=%s-storage,read-only=%s,auto-read-only=on",
+                             streq(type, "block") ? "host_device" : "file", src, alias, readonly ? "on" : "off") < 0 ||
+                    asprintf(&format_node, "driver=%s,file=%s-storage,node-name=%s-format,read-only=%s", format, alias,
+                             alias, readonly ? "on" : "off") < 0) {
+                        free(file_node);
+                        return -ENOMEM;
+                }
+        }
+        if (streq(bus, "virtio")) {
+                if (cdrom || !src)
+                        r = not_supported(reterr, "Disk '%s': a virtio disk needs a source", target);
+                else
+                        r = asprintf(&devopt, "virtio-blk-pci,drive=%s-format,id=%s%s%s", alias, alias, addr, boot);
+        } else if (streq(bus, "ide") || streq(bus, "sata")) {
+                /* hda..hdd: the two IDE buses, master and slave; on q35 the AHCI ports. */
+                unsigned idx = strlen(target) >= 3 ? (unsigned) (target[2] - 'a') : 0;
+                if (idx > 5)
+                        r = not_supported(reterr, "Disk '%s': no such IDE unit", target);
+                else if (q35)
+                        r = asprintf(&devopt, "%s,bus=ide.%u,id=%s%s%s%s%s", cdrom ? "ide-cd" : "ide-hd", idx, alias,
+                                     src ? ",drive=" : "", src ? alias : "", src ? "-format" : "", boot);
+                else
+                        r = asprintf(&devopt, "%s,bus=ide.%u,unit=%u,id=%s%s%s%s%s", cdrom ? "ide-cd" : "ide-hd",
+                                     idx / 2, idx % 2, alias, src ? ",drive=" : "", src ? alias : "",
+                                     src ? "-format" : "", boot);
+        } else if (streq(bus, "scsi")) {
+                r = asprintf(&devopt, "%s,bus=scsi0.0,id=%s%s%s%s%s", cdrom ? "scsi-cd" : "scsi-hd", alias,
+                             src ? ",drive=" : "", src ? alias : "", src ? "-format" : "", boot);
+        } else
+                r = not_supported(reterr, "Disk '%s': bus '%s' is not supported by the qemu driver", target, bus);
+        if (r < 0) {
+                free(file_node);
+                free(format_node);
+                return r == -1 ? -ENOMEM : r;
+        }
+        *ret_file_node = file_node;
+        *ret_format_node = format_node;
+        *ret_device = devopt;
+        return 0;
+}
+
+static int add_disk(QemuBuildState *s, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        QemuArgv *a = &s->cmd->argv;
+        const char *bus;
+        int r;
+
+        r = qemu_command_disk_opts(dev, alias, s->q35, &file, &format, &device, reterr);
+        if (r < 0)
+                return r;
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        bus = qemu_node_attr(n, "target", "bus");
+        if (((bus && streq(bus, "scsi")) || (!bus && strncmp(strempty(qemu_node_attr(n, "target", "dev")), "sd", 2) == 0)) &&
+            !s->scsi_added) {
+                add_pair(a, "-device", "virtio-scsi-pci,id=scsi0");
+                s->scsi_added = true;
+        }
+        if (file) {
+                add_pair(a, "-blockdev", file);
+                add_pair(a, "-blockdev", format);
+        }
+        add_pair(a, "-device", device);
+        return 0;
+}
+
+/* Network interfaces --------------------------------------------------------------------------- */
+
+static const char *nic_driver(const char *model) {
+        static const struct {
+                const char *model, *driver;
+        } table[] = {
+                { "virtio", "virtio-net-pci" }, { "e1000", "e1000" },     { "e1000e", "e1000e" },
+                { "rtl8139", "rtl8139" },       { "ne2k_pci", "ne2k_pci" }, { "pcnet", "pcnet" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(model, table[i].model))
+                        return table[i].driver;
+        return NULL;
+}
+
+int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, char **ret_netdev, char **ret_device,
+                                QemuTap *ret_tap, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_free_ char *ifname = NULL, *bridge = NULL, *netdev = NULL, *device = NULL, *addr = NULL,
+                            *boot = NULL;
+        const char *type, *model, *driver, *target;
+        char mac[18];
+        uint8_t m[6];
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        type = qemu_node_attr(n, NULL, "type");
+        model = qemu_node_attr(n, "model", "type") ?: "virtio";
+        target = qemu_node_attr(n, "target", "dev");
+        driver = nic_driver(model);
+        if (!driver)
+                return not_supported(reterr, "Interface model '%s' is not supported by the qemu driver", model);
+        if (!type)
+                return not_supported(reterr, "Interface without a type");
+        if (streq(type, "user")) {
+                if (asprintf(&netdev, "user,id=host%s", alias) < 0)
+                        return -ENOMEM;
+        } else if (streq(type, "bridge") || streq(type, "ethernet") ||
+                   /* A network's bridge, as core resolved it at start (core/network-manager.c). */
+                   (streq(type, "network") && qemu_node_attr(n, "source", "bridge"))) {
+                const char *br = qemu_node_attr(n, "source", "bridge");
+                if (streq(type, "bridge") && !br)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                            "Interface of type 'bridge' needs <source bridge='...'/>");
+                if (target && strlen(target) < 16)
+                        ifname = strdup(target);
+                else {
+                        uint32_t rnd = 0;
+                        (void) !getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+                        r = asprintf(&ifname, "vbtap%08x", rnd);
+                        if (r < 0)
+                                ifname = NULL;
+                }
+                if (!ifname || (br && !(bridge = strdup(br))))
+                        return -ENOMEM;
+                /* No vhost: /dev/vhost-net may be missing, and QEMU 7.2 aborts on vhost=on then. */
+                if (asprintf(&netdev, "tap,id=host%s,ifname=%s,script=no,downscript=no", alias, ifname) < 0)
+                        return -ENOMEM;
+        } else if (streq(type, "network"))
+                return not_supported(reterr, "Interface type 'network' on a network of forward devices (macvtap) "
+                                     "or host devices is not supported by the qemu driver yet");
+        else
+                return not_supported(reterr, "Interface type '%s' is not supported by the qemu driver", type);
+
+        if (!device_interface_get_mac(dev, m))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Interface '%s' has no MAC address", alias);
+        snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+        addr = pci_addr_opt(dev, false);
+        boot = boot_opt(dev);
+        if (!addr || !boot)
+                return -ENOMEM;
+        if (asprintf(&device, "%s,netdev=host%s,id=%s,mac=%s%s%s", driver, alias, alias, mac, addr, boot) < 0)
+                return -ENOMEM;
+        *ret_netdev = TAKE_PTR(netdev);
+        *ret_device = TAKE_PTR(device);
+        if (ret_tap)
+                *ret_tap = (QemuTap) { .ifname = TAKE_PTR(ifname), .bridge = TAKE_PTR(bridge) };
+        return 0;
+}
+
+static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError *reterr) {
+        _cleanup_free_ char *netdev = NULL, *device = NULL;
+        QemuTap tap = {};
+        int r;
+
+        r = qemu_command_interface_opts(s->def->devices[i], alias, &netdev, &device, &tap, reterr);
+        if (r < 0)
+                return r;
+        add_pair(&s->cmd->argv, "-netdev", netdev);
+        add_pair(&s->cmd->argv, "-device", device);
+        if (tap.ifname) {
+                if (!GREEDY_REALLOC(s->cmd->taps, s->cmd->n_taps_allocated, s->cmd->n_taps + 1)) {
+                        free(tap.ifname);
+                        free(tap.bridge);
+                        return -ENOMEM;
+                }
+                tap.device = i;
+                s->cmd->taps[s->cmd->n_taps++] = tap;
+        }
+        return 0;
+}
+
+/* Character devices ---------------------------------------------------------------------------- */
+
+/* The -chardev value for a <serial>/<parallel>/<console>/<channel> node, with id. */
+static int chardev_backend(const ConfNode *n, const char *id, const char *what, char **ret, VbError *reterr) {
+        const char *type = qemu_node_attr(n, NULL, "type") ?: "pty";
+        const char *protocol = qemu_node_attr(n, "protocol", "type");
+        const ConfNode *src[2] = {};
+        size_t n_src = 0;
+        _cleanup_free_ char *path = NULL;
+        StrBuf b = STRBUF_NULL;
+
+        for (size_t i = 0; i < n->n_children && n_src < 2; i++)
+                if (conf_node_is(n->children[i], "source"))
+                        src[n_src++] = n->children[i];
+        if (n_src > 0 && conf_node_attr(src[0], "path")) {
+                path = qemu_opt_escape(conf_node_attr(src[0], "path"));
+                if (!path)
+                        return -ENOMEM;
+        }
+
+        if (streq(type, "null") || streq(type, "vc") || streq(type, "pty"))
+                strbuf_appendf(&b, "%s,id=%s", type, id);
+        else if (streq(type, "stdio"))
+                strbuf_appendf(&b, "stdio,id=%s,signal=off", id);
+        else if (streq(type, "file") || streq(type, "pipe") || streq(type, "dev")) {
+                const char *append = n_src > 0 ? conf_node_attr(src[0], "append") : NULL;
+                if (!path)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "%s of type '%s' needs a source path",
+                                            what, type);
+                strbuf_appendf(&b, "%s,id=%s,path=%s", streq(type, "dev") ? "tty" : type, id, path);
+                if (append && streq(type, "file"))
+                        strbuf_appendf(&b, ",append=%s", streq(append, "on") ? "on" : "off");
+        } else if (streq(type, "unix")) {
+                const char *mode = n_src > 0 ? conf_node_attr(src[0], "mode") : NULL;
+                if (!path)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "%s of type 'unix' needs a source path",
+                                            what);
+                strbuf_appendf(&b, "socket,id=%s,path=%s%s", id, path,
+                               mode && streq(mode, "connect") ? ",reconnect=1" : ",server=on,wait=off");
+        } else if (streq(type, "tcp")) {
+                const char *mode = n_src > 0 ? conf_node_attr(src[0], "mode") : NULL;
+                const char *host = n_src > 0 ? conf_node_attr(src[0], "host") : NULL;
+                const char *service = n_src > 0 ? conf_node_attr(src[0], "service") : NULL;
+                if (!service)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                            "%s of type 'tcp' needs <source service='PORT'/>", what);
+                strbuf_appendf(&b, "socket,id=%s,host=%s,port=%s%s%s", id, host ?: "127.0.0.1", service,
+                               mode && streq(mode, "bind") ? ",server=on,wait=off" : ",reconnect=1",
+                               protocol && streq(protocol, "telnet") ? ",telnet=on" : "");
+        } else if (streq(type, "udp")) {
+                const ConfNode *connect = NULL, *bind = NULL;
+                for (size_t i = 0; i < n_src; i++) {
+                        const char *mode = conf_node_attr(src[i], "mode");
+                        if (mode && streq(mode, "bind"))
+                                bind = src[i];
+                        else
+                                connect = src[i];
+                }
+                if (!connect || !conf_node_attr(connect, "service"))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                            "%s of type 'udp' needs <source mode='connect' service='PORT'/>", what);
+                strbuf_appendf(&b, "udp,id=%s,host=%s,port=%s", id, conf_node_attr(connect, "host") ?: "127.0.0.1",
+                               conf_node_attr(connect, "service"));
+                if (bind)
+                        strbuf_appendf(&b, ",localaddr=%s,localport=%s", conf_node_attr(bind, "host") ?: "0.0.0.0",
+                                       conf_node_attr(bind, "service") ?: "0");
+        } else
+                return not_supported(reterr, "%s of type '%s' is not supported by the qemu driver", what, type);
+        *ret = strbuf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void ensure_virtio_serial(QemuBuildState *s) {
+        if (s->virtio_serial_added)
+                return;
+        add_pair(&s->cmd->argv, "-device", "virtio-serial-pci,id=virtio-serial0");
+        s->virtio_serial_added = true;
+}
+
+static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reterr) {
+        const DeviceDef *dev = s->def->devices[i];
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_free_ char *backend = NULL, *charid = NULL;
+        QemuArgv *a = &s->cmd->argv;
+        const char *what = device_def_kind_name(dev), *ttype;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        ttype = qemu_node_attr(n, "target", "type");
+
+        switch (dev->kind) {
+        case DEVICE_SERIAL:
+                r = pick_alias(dev, "serial", &s->n_serial, alias);
+                break;
+        case DEVICE_PARALLEL:
+                r = pick_alias(dev, "parallel", &s->n_parallel, alias);
+                break;
+        case DEVICE_CONSOLE:
+                /* A serial console is the first <serial> itself, as in libvirt's format. */
+                if ((!ttype || streq(ttype, "serial")) && s->n_serial > 0) {
+                        *alias = strdup("serial0");
+                        return *alias ? 0 : -ENOMEM;
+                }
+                if (!ttype || streq(ttype, "serial"))
+                        r = pick_alias(dev, "serial", &s->n_serial, alias);
+                else
+                        r = pick_alias(dev, "console", &s->n_console, alias);
+                break;
+        default:
+                r = pick_alias(dev, "channel", &s->n_channel, alias);
+                break;
+        }
+        if (r < 0)
+                return r;
+        if (asprintf(&charid, "char%s", *alias) < 0)
+                return -ENOMEM;
+        r = chardev_backend(n, charid, what, &backend, reterr);
+        if (r < 0)
+                return r;
+        add_pair(a, "-chardev", backend);
+
+        if (dev->kind == DEVICE_PARALLEL) {
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "isa-parallel,chardev=%s,id=%s", charid, *alias);
+        } else if (dev->kind == DEVICE_SERIAL || (dev->kind == DEVICE_CONSOLE && (!ttype || streq(ttype, "serial")))) {
+                const char *frontend = ttype && streq(ttype, "pci-serial") ? "pci-serial" : "isa-serial";
+                if (ttype && !streq(ttype, "isa-serial") && !streq(ttype, "pci-serial") && !streq(ttype, "serial"))
+                        return not_supported(reterr, "Serial target type '%s' is not supported by the qemu driver",
+                                             ttype);
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "%s,chardev=%s,id=%s", frontend, charid, *alias);
+        } else if (dev->kind == DEVICE_CONSOLE) {
+                if (!streq(ttype, "virtio"))
+                        return not_supported(reterr, "Console target type '%s' is not supported by the qemu driver",
+                                             ttype);
+                ensure_virtio_serial(s);
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "virtconsole,chardev=%s,id=%s", charid, *alias);
+        } else {
+                const char *name = qemu_node_attr(n, "target", "name");
+                _cleanup_free_ char *ename = name ? qemu_opt_escape(name) : NULL;
+                if (!ttype || !streq(ttype, "virtio"))
+                        return not_supported(reterr, "Channel target type '%s' is not supported by the qemu driver",
+                                             strempty(ttype));
+                ensure_virtio_serial(s);
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "virtserialport,chardev=%s,id=%s%s%s", charid, *alias, ename ? ",name=" : "",
+                               strempty(ename));
+        }
+        return 0;
+}
+
+/* Graphics, input, video, the rest ------------------------------------------------------------ */
+
+static int add_graphics(QemuBuildState *s, const DeviceDef *dev, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *type, *port, *autoport, *listen, *passwd;
+        int r, p = -1;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        type = qemu_node_attr(n, NULL, "type");
+        if (!type || !streq(type, "vnc"))
+                return not_supported(reterr, "Graphics type '%s' is not supported by the qemu driver (only 'vnc')",
+                                     strempty(type));
+        if (s->cmd->has_vnc)
+                return not_supported(reterr, "The qemu driver supports one VNC display per domain");
+        port = qemu_node_attr(n, NULL, "port");
+        autoport = qemu_node_attr(n, NULL, "autoport");
+        listen = qemu_node_attr(n, NULL, "listen") ?: qemu_node_attr(n, "listen", "address") ?: "127.0.0.1";
+        passwd = qemu_node_attr(n, NULL, "passwd");
+        if (port)
+                p = atoi(port);
+        if (autoport && streq(autoport, "yes"))
+                p = -1;
+        if (p >= 0 && p < 5900)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "VNC port %d is below 5900", p);
+        qemu_argv_add(&s->cmd->argv, "-vnc");
+        /* Autoport: the first free display from :0 on. */
+        if (p < 0)
+                qemu_argv_addf(&s->cmd->argv, "%s%s%s:0,to=1000%s", strchr(listen, ':') ? "[" : "", listen,
+                               strchr(listen, ':') ? "]" : "", passwd ? ",password=on" : "");
+        else
+                qemu_argv_addf(&s->cmd->argv, "%s%s%s:%d%s", strchr(listen, ':') ? "[" : "", listen,
+                               strchr(listen, ':') ? "]" : "", p - 5900, passwd ? ",password=on" : "");
+        s->cmd->has_vnc = true;
+        if (passwd && !(s->cmd->vnc_password = strdup(passwd)))
+                return -ENOMEM;
+        return 0;
+}
+
+static void ensure_usb(QemuBuildState *s) {
+        if (s->usb_added)
+                return;
+        add_pair(&s->cmd->argv, "-device", s->q35 ? "qemu-xhci,id=usb" : "piix3-usb-uhci,id=usb");
+        s->usb_added = true;
+}
+
+static int add_input(QemuBuildState *s, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *type, *bus;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        type = qemu_node_attr(n, NULL, "type") ?: "mouse";
+        bus = qemu_node_attr(n, NULL, "bus") ?: (streq(type, "tablet") ? "usb" : "ps2");
+        if (streq(bus, "ps2"))
+                return 0; /* built into the PC */
+        if (!streq(type, "mouse") && !streq(type, "tablet") && !streq(type, "keyboard"))
+                return not_supported(reterr, "Input type '%s' is not supported by the qemu driver", type);
+        if (streq(bus, "usb")) {
+                ensure_usb(s);
+                qemu_argv_add(&s->cmd->argv, "-device");
+                qemu_argv_addf(&s->cmd->argv, "usb-%s,id=%s,bus=usb.0", streq(type, "keyboard") ? "kbd" : type, alias);
+        } else if (streq(bus, "virtio")) {
+                qemu_argv_add(&s->cmd->argv, "-device");
+                qemu_argv_addf(&s->cmd->argv, "virtio-%s-pci,id=%s", type, alias);
+        } else
+                return not_supported(reterr, "Input bus '%s' is not supported by the qemu driver", bus);
+        return 0;
+}
+
+static int add_video(QemuBuildState *s, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        static const struct {
+                const char *model, *device;
+        } table[] = {
+                { "vga", "VGA" }, { "cirrus", "cirrus-vga" }, { "virtio", "virtio-vga" }, { "bochs", "bochs-display" },
+                { "qxl", "qxl-vga" }, { "ramfb", "ramfb" },
+        };
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *model;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        model = qemu_node_attr(n, "model", "type") ?: "vga";
+        if (streq(model, "none"))
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(model, table[i].model)) {
+                        qemu_argv_add(&s->cmd->argv, "-device");
+                        qemu_argv_addf(&s->cmd->argv, "%s,id=%s", table[i].device, alias);
+                        s->has_video = true;
+                        return 0;
+                }
+        return not_supported(reterr, "Video model '%s' is not supported by the qemu driver", model);
+}
+
+static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *model;
+        QemuArgv *a = &s->cmd->argv;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        model = qemu_node_attr(n, NULL, "model");
+        switch (dev->kind) {
+        case DEVICE_MEMBALLOON:
+                if (model && streq(model, "none"))
+                        return 0;
+                if (model && !streq(model, "virtio"))
+                        return not_supported(reterr, "Memballoon model '%s' is not supported", model);
+                *alias = strdup("balloon0");
+                if (!*alias)
+                        return -ENOMEM;
+                add_pair(a, "-device", "virtio-balloon-pci,id=balloon0");
+                return 0;
+        case DEVICE_RNG:
+                if (model && !streq(model, "virtio"))
+                        return not_supported(reterr, "RNG model '%s' is not supported", model);
+                r = pick_alias(dev, "rng", &s->n_rng, alias);
+                if (r < 0)
+                        return r;
+                qemu_argv_add(a, "-object");
+                qemu_argv_addf(a, "rng-random,id=obj%s,filename=/dev/urandom", *alias);
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "virtio-rng-pci,rng=obj%s,id=%s", *alias, *alias);
+                return 0;
+        case DEVICE_WATCHDOG:
+                if (!model || (!streq(model, "i6300esb") && !streq(model, "ib700")))
+                        return not_supported(reterr, "Watchdog model '%s' is not supported", strempty(model));
+                r = pick_alias(dev, "watchdog", &s->n_watchdog, alias);
+                if (r < 0)
+                        return r;
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "%s,id=%s", model, *alias);
+                return 0;
+        case DEVICE_PANIC:
+                if (model && !streq(model, "isa"))
+                        return not_supported(reterr, "Panic model '%s' is not supported", model);
+                *alias = strdup("panic");
+                if (!*alias)
+                        return -ENOMEM;
+                add_pair(a, "-device", "pvpanic,id=panic");
+                return 0;
+        default:
+                return not_supported(reterr, "Device '%s' is not supported by the qemu driver",
+                                     device_def_kind_name(dev));
+        }
+}
+
+int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr) {
+        const DeviceDef *dev = s->def->devices[i];
+        char **alias = &s->cmd->aliases[i];
+        int r;
+
+        switch (dev->kind) {
+        case DEVICE_DISK:
+                r = pick_alias(dev, "disk", &s->n_disk, alias);
+                return r < 0 ? r : add_disk(s, dev, *alias, reterr);
+        case DEVICE_INTERFACE:
+                r = pick_alias(dev, "net", &s->n_net, alias);
+                return r < 0 ? r : add_interface(s, i, *alias, reterr);
+        case DEVICE_SERIAL:
+        case DEVICE_PARALLEL:
+        case DEVICE_CONSOLE:
+        case DEVICE_CHANNEL:
+                return add_chardev(s, i, alias, reterr);
+        case DEVICE_GRAPHICS:
+                return add_graphics(s, dev, reterr);
+        case DEVICE_INPUT:
+                r = pick_alias(dev, "input", &s->n_input, alias);
+                return r < 0 ? r : add_input(s, dev, *alias, reterr);
+        case DEVICE_VIDEO:
+                r = pick_alias(dev, "video", &s->n_video, alias);
+                return r < 0 ? r : add_video(s, dev, *alias, reterr);
+        case DEVICE_CONTROLLER:
+                /* The buses we use are made on demand (usb, scsi0, virtio-serial0) or built in. */
+                return 0;
+        default:
+                return add_simple(s, dev, alias, reterr);
+        }
+}
