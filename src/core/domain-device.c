@@ -9,6 +9,7 @@
 #include "conf/domain-devices.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
+#include "core/network.h"
 #include "util/log.h"
 
 #define DRIVER_OP(m, op) ((m)->driver->ops->op)
@@ -34,8 +35,10 @@ static const bool device_kind_pluggable[_DEVICE_KIND_MAX] = {
 };
 
 bool manager_network_forward_is_hostdev(Manager *m, const char *network) {
-        /* The network registry answers this once there is one. */
-        return false;
+        Network *n = m->networks && network ? network_registry_by_name(m->networks, network) : NULL;
+
+        /* An interface on such a network gets one of the network's host devices (a VF) when it starts. */
+        return n && streq_ptr(network_forward_mode_name(n), "hostdev");
 }
 
 int manager_device_assigns_host_device(Manager *m, const DeviceDef *dev, char **ret_address) {

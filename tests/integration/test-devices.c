@@ -466,6 +466,20 @@ static void test_authorization(void **state) {
         call_dev_fails(member, path, "AttachDevice", vf, LIVE, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                        "org.virtbus1.hostdev.assign");
         ASSERT_XML(root, path, 0, "bus='0x0d'", false);
+        /* An interface on a network of host devices (forward mode hostdev) is a host device too. */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(root, M, "DefineNetwork", "st",
+                        "<network><name>authz-vfs</name><forward mode='hostdev' managed='yes'><pf dev='enp9s0f0'/></forward></network>",
+                        UINT64_C(0));
+                const char *net;
+
+                call_dev_fails(member, path, "AttachDevice", "<interface type='network'><source network='authz-vfs'/></interface>", CONFIG,
+                               SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.hostdev.assign");
+                call_dev(root, path, "AttachDevice", "<interface type='network'><mac address='52:54:00:ee:ee:02'/><source network='authz-vfs'/></interface>", CONFIG);
+                call_dev(root, path, "DetachDevice", "<interface type='network'><mac address='52:54:00:ee:ee:02'/></interface>", CONFIG);
+                assert_int_equal(sd_bus_message_read(reply, "o", &net), 1);
+                sd_bus_message_unref(harness_call_ok(root, net, "org.virtbus1.Network", "Undefine", "t", UINT64_C(0)));
+        }
         /* Unprivileged: not even a NIC. */
         call_dev_fails(plain, path, "AttachDevice", "<interface type='user'/>", LIVE, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                        "org.virtbus1.domain.manage");
