@@ -1,26 +1,389 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The "qemu" backend: each domain is a QEMU process driven over QMP. */
+/* The "qemu" backend: each domain is a QEMU process driven over QMP.
+ *
+ * qemu/qemu-command.c turns a definition into QEMU's argument vector, qemu/qemu-process.c runs and
+ * finds again the processes, qemu/qemu-monitor.c speaks QMP. Here: the ops table and the lifecycle.
+ * QEMU runs with -no-shutdown, so a guest that powers off stops with a SHUTDOWN event and we apply
+ * <on_poweroff> (or <on_reboot> after a Reboot request, <on_crash> after a panic): destroy ends the
+ * process, restart resets and continues the guest, preserve leaves it paused. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
+#include "conf/domain-access.h"
 #include "drivers/driver.h"
+#include "drivers/qemu/qemu-driver-internal.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
-static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) {
+static QemuDriver *priv(VbDriver *drv) {
+        return drv->priv;
+}
+
+QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
+        QemuVm *vm = hashmap_get(q->vms, uuid);
+        if (!vm)
+                vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is not running", uuid);
+        return vm;
+}
+
+static void vm_forget(QemuDriver *q, QemuVm *vm) {
+        hashmap_remove(q->vms, vm->uuid);
+        qemu_vm_free(vm);
+}
+
+static void notify_state(QemuDriver *q, QemuVm *vm, DomainState state) {
+        const VbDriverEvents *ev = &q->drv->cfg.events;
+
+        if (vm->state == state)
+                return;
+        vm->state = state;
+        (void) qemu_vm_save(vm);
+        if (ev->domain_state_changed)
+                ev->domain_state_changed(ev->userdata, vm->uuid, state);
+}
+
+/* The guest stopped (SHUTDOWN event) for this reason: follow the definition's action. */
+static void vm_lifecycle(QemuDriver *q, QemuVm *vm, DomainLifecycleEvent event) {
+        DomainLifecycleAction action = domain_def_get_lifecycle(vm->live, event);
+
+        log_debug("Domain %s: lifecycle event %d, action %s.", vm->uuid, (int) event,
+                  domain_lifecycle_action_to_string(action));
+        switch (action) {
+        case DOMAIN_LIFECYCLE_RESTART:
+        case DOMAIN_LIFECYCLE_RENAME_RESTART:
+        case DOMAIN_LIFECYCLE_COREDUMP_RESTART:
+                vm->shutdown_seen = vm->crashed = false;
+                (void) qemu_monitor_call(vm->mon, "system_reset", NULL, NULL, NULL);
+                (void) qemu_monitor_call(vm->mon, "cont", NULL, NULL, NULL);
+                notify_state(q, vm, DOMAIN_RUNNING);
+                break;
+        case DOMAIN_LIFECYCLE_PRESERVE:
+                notify_state(q, vm, DOMAIN_PAUSED);
+                break;
+        default:
+                /* Ending the process; its exit reports the stop. */
+                vm->stop_requested = true;
+                if (kill(vm->pid, SIGTERM) < 0)
+                        log_warning("Failed to stop QEMU process %d, ignoring: %m", (int) vm->pid);
+                break;
+        }
+}
+
+static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, void *userdata) {
+        QemuDriver *q = userdata;
+
+        log_debug("Domain %s: QMP event %s.", vm->uuid, name);
+        if (vm->destroying)
+                return;
+        if (streq(name, "SHUTDOWN")) {
+                const char *reason = qemu_json_string(data, "reason") ?: "";
+                bool reboot = vm->reboot_requested;
+
+                if (strncmp(reason, "host-", 5) == 0)
+                        return; /* we or someone on the host ended it: the exit follows */
+                vm->shutdown_seen = true;
+                vm->reboot_requested = false;
+                if (streq(reason, "guest-panic"))
+                        vm->crashed = true;
+                vm_lifecycle(q, vm, vm->crashed                        ? DOMAIN_LIFECYCLE_ON_CRASH
+                                    : reboot || streq(reason, "guest-reset") ? DOMAIN_LIFECYCLE_ON_REBOOT
+                                                                             : DOMAIN_LIFECYCLE_ON_POWEROFF);
+        } else if (streq(name, "GUEST_PANICKED"))
+                vm->crashed = true;
+        else if (streq(name, "STOP")) {
+                if (!vm->shutdown_seen && vm->state != DOMAIN_SHUTDOWN)
+                        notify_state(q, vm, DOMAIN_PAUSED);
+        } else if (streq(name, "RESUME"))
+                notify_state(q, vm, DOMAIN_RUNNING);
+        else if (streq(name, "DEVICE_DELETED"))
+                qemu_driver_device_deleted(q, vm, qemu_json_string(data, "device"));
+}
+
+static void on_vm_exited(QemuVm *vm, void *userdata) {
+        QemuDriver *q = userdata;
+        const VbDriverEvents *ev = &q->drv->cfg.events;
+        DomainStopReason reason;
+        char uuid[37];
+
+        if (vm->destroying)
+                return;
+        reason = vm->crashed ? DOMAIN_STOP_CRASHED
+                 : vm->shutdown_seen || vm->stop_requested ? DOMAIN_STOP_SHUTDOWN
+                                                           : DOMAIN_STOP_FAILED;
+        if (reason == DOMAIN_STOP_FAILED) {
+                _cleanup_free_ char *tail = qemu_vm_log_tail(vm->log_path, vm->log_offset);
+                log_warning("QEMU of domain %s exited unexpectedly%s%s", vm->uuid, tail ? ": " : ".", strempty(tail));
+        }
+        snprintf(uuid, sizeof uuid, "%s", vm->uuid);
+        qemu_vm_remove_files(vm);
+        vm_forget(q, vm);
+        if (ev->domain_stopped)
+                ev->domain_stopped(ev->userdata, uuid, reason);
+}
+
+static const char *find_emulator(void) {
         static const char * const candidates[] = {
                 "/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64",
         };
-
         for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
-                if (access(candidates[i], X_OK) == 0) {
-                        log_info("qemu driver: using %s, KVM %s.", candidates[i],
-                                 access("/dev/kvm", R_OK | W_OK) == 0 ? "available" : "unavailable");
-                        return 0;
+                if (access(candidates[i], X_OK) == 0)
+                        return candidates[i];
+        return NULL;
+}
+
+static void reconnect_all(QemuDriver *q) {
+        _cleanup_(closedirp) DIR *d = opendir(q->vm_cfg.runtime_dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                char uuid[37];
+                QemuVm *vm = NULL;
+                int r;
+
+                if (n != 36 + 6 || !streq(de->d_name + 36, ".state"))
+                        continue;
+                snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
+                r = qemu_vm_reconnect(&q->vm_cfg, uuid, &vm);
+                if (r == -ESRCH) {
+                        log_info("QEMU of domain %s is gone.", uuid);
+                        continue;
                 }
-        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                            "The qemu driver needs qemu-system-x86_64, which is not installed");
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to take over QEMU of domain %s, ignoring: %m", uuid);
+                        continue;
+                }
+                if (hashmap_put(q->vms, vm->uuid, vm) < 0) {
+                        qemu_vm_free(vm);
+                        continue;
+                }
+                if (vm->id >= q->next_id)
+                        q->next_id = vm->id + 1;
+                log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid,
+                         domain_def_get_name(vm->live));
+                /* The guest powered off while we were away: do now what we would have done. */
+                if (vm->shutdown_seen)
+                        vm_lifecycle(q, vm, vm->crashed ? DOMAIN_LIFECYCLE_ON_CRASH : DOMAIN_LIFECYCLE_ON_POWEROFF);
+        }
+}
+
+static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        const char *emulator = find_emulator();
+        int fd, r;
+
+        if (!emulator)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver needs qemu-system-x86_64, which is not installed");
+        fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+        q->kvm_usable = fd >= 0;
+        if (fd >= 0)
+                close(fd);
+        q->drv = drv;
+        q->next_id = 1;
+        q->vms = hashmap_new();
+        if (!q->vms || asprintf(&q->runtime_dir, "%s/qemu", cfg->runtime_dir) < 0 ||
+            asprintf(&q->log_dir, "%s/qemu/log", cfg->state_dir) < 0)
+                return -ENOMEM;
+        r = mkdir_p(q->runtime_dir, 0700);
+        if (r >= 0)
+                r = mkdir_p(q->log_dir, 0700);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", q->runtime_dir,
+                                    strerror(-r));
+        q->vm_cfg = (QemuVmConfig) {
+                .event = cfg->event,
+                .emulator = emulator,
+                .runtime_dir = q->runtime_dir,
+                .log_dir = q->log_dir,
+                .kvm_usable = q->kvm_usable,
+                .cb = { .event = on_vm_event, .exited = on_vm_exited },
+                .userdata = q,
+        };
+        log_info("qemu driver: using %s, KVM %s.", emulator, q->kvm_usable ? "available" : "unavailable");
+        reconnect_all(q);
+        return 0;
+}
+
+static void qemu_close(VbDriver *drv) {
+        QemuDriver *q = priv(drv);
+        QemuVm *vm;
+
+        /* The guests go on running; a restarted virtbusd finds them through their state files. */
+        for (size_t i = 0; q->vms && hashmap_iterate(q->vms, &i, (void **) &vm, NULL);)
+                qemu_vm_free(vm);
+        hashmap_free(q->vms);
+        free(q->runtime_dir);
+        free(q->log_dir);
+}
+
+static int info_of(QemuVm *vm, VbDriverDomainInfo *ret) {
+        int r = domain_def_copy(vm->live, &ret->live);
+        if (r < 0)
+                return r;
+        snprintf(ret->uuid, sizeof ret->uuid, "%s", vm->uuid);
+        ret->id = vm->id;
+        ret->state = vm->state;
+        return 0;
+}
+
+static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        VbDriverDomainInfo *infos;
+        QemuVm *vm;
+        size_t n = 0;
+
+        infos = new0(VbDriverDomainInfo, hashmap_size(q->vms));
+        if (!infos)
+                return -ENOMEM;
+        for (size_t i = 0; hashmap_iterate(q->vms, &i, (void **) &vm, NULL);) {
+                int r = info_of(vm, &infos[n]);
+                if (r < 0) {
+                        for (size_t j = 0; j < n; j++)
+                                vb_driver_domain_info_done(&infos[j]);
+                        free(infos);
+                        return r;
+                }
+                n++;
+        }
+        *ret = infos;
+        *ret_n = n;
+        return 0;
+}
+
+static int qemu_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret, VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        QemuVm *vm = NULL;
+        int r;
+
+        if (hashmap_get(q->vms, domain_def_uuid(def).s))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is already running",
+                                    domain_def_get_name(def));
+        r = qemu_vm_start(&q->vm_cfg, def, q->next_id, paused, &vm, reterr);
+        if (r < 0)
+                return r;
+        r = hashmap_put(q->vms, vm->uuid, vm);
+        if (r >= 0)
+                r = info_of(vm, ret);
+        if (r < 0) {
+                (void) qemu_vm_terminate(vm);
+                hashmap_remove(q->vms, vm->uuid);
+                qemu_vm_free(vm);
+                return r;
+        }
+        q->next_id++;
+        return 0;
+}
+
+static int qemu_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        int r;
+
+        if (!vm)
+                return -EBUSY;
+        r = qemu_vm_terminate(vm);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                    "QEMU process %d of domain %s did not end even on SIGKILL", (int) vm->pid, uuid);
+        vm_forget(q, vm);
+        return 0;
+}
+
+static int simple_command(VbDriver *drv, const char *uuid, const char *what, const char *command, QemuVm **ret_vm,
+                          VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        int r;
+
+        if (!vm)
+                return -EBUSY;
+        r = qemu_vm_command(vm, what, command, NULL, NULL, reterr);
+        if (r < 0)
+                return r;
+        if (ret_vm)
+                *ret_vm = vm;
+        return 0;
+}
+
+static int qemu_shutdown(VbDriver *drv, const char *uuid, VbError *reterr) {
+        QemuVm *vm;
+        int r = simple_command(drv, uuid, "send the ACPI power button", "system_powerdown", &vm, reterr);
+        if (r >= 0) {
+                vm->state = DOMAIN_SHUTDOWN;
+                (void) qemu_vm_save(vm);
+        }
+        return r;
+}
+
+static int qemu_reboot(VbDriver *drv, const char *uuid, VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        int r;
+
+        if (!vm)
+                return -EBUSY;
+        /* The guest powers off on the ACPI button; its SHUTDOWN then follows <on_reboot>. */
+        vm->reboot_requested = true;
+        r = qemu_vm_command(vm, "send the ACPI power button", "system_powerdown", NULL, NULL, reterr);
+        if (r < 0)
+                vm->reboot_requested = false;
+        return r;
+}
+
+static int qemu_reset(VbDriver *drv, const char *uuid, VbError *reterr) {
+        return simple_command(drv, uuid, "reset the domain", "system_reset", NULL, reterr);
+}
+
+static int qemu_suspend(VbDriver *drv, const char *uuid, VbError *reterr) {
+        QemuVm *vm;
+        int r = simple_command(drv, uuid, "pause the virtual CPUs", "stop", &vm, reterr);
+        if (r >= 0) {
+                vm->state = DOMAIN_PAUSED;
+                (void) qemu_vm_save(vm);
+        }
+        return r;
+}
+
+static int qemu_resume(VbDriver *drv, const char *uuid, VbError *reterr) {
+        QemuVm *vm;
+        int r = simple_command(drv, uuid, "start the virtual CPUs", "cont", &vm, reterr);
+        if (r >= 0) {
+                vm->state = DOMAIN_RUNNING;
+                (void) qemu_vm_save(vm);
+        }
+        return r;
+}
+
+static int qemu_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr) {
+        QemuDriver *q = priv(drv);
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+
+        if (!vm)
+                return -EBUSY;
+        return domain_def_copy(vm->live, ret);
 }
 
 const VbDriverOps vb_qemu_driver_ops = {
         .name = "qemu",
+        .priv_size = sizeof(QemuDriver),
         .open = qemu_open,
+        .close = qemu_close,
+        .domain_list_running = qemu_list_running,
+        .domain_start = qemu_start,
+        .domain_destroy = qemu_destroy,
+        .domain_shutdown = qemu_shutdown,
+        .domain_reboot = qemu_reboot,
+        .domain_reset = qemu_reset,
+        .domain_suspend = qemu_suspend,
+        .domain_resume = qemu_resume,
+        .domain_get_live = qemu_get_live,
+        .domain_attach_device = qemu_attach_device,
+        .domain_detach_device = qemu_detach_device,
+        .domain_update_device = qemu_update_device,
 };

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The machine-level part of QEMU's command line; devices are in qemu-command-devices.c. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "conf/domain-access.h"
+#include "drivers/qemu/qemu-command.h"
+#include "util/strbuf.h"
+
+void qemu_argv_add(QemuArgv *a, const char *s) {
+        char *c;
+
+        if (a->oom)
+                return;
+        c = strdup(s);
+        if (!c || !GREEDY_REALLOC(a->v, a->allocated, a->n + 2)) {
+                free(c);
+                a->oom = true;
+                return;
+        }
+        a->v[a->n++] = c;
+        a->v[a->n] = NULL;
+}
+
+void qemu_argv_addf(QemuArgv *a, const char *format, ...) {
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&s, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                s = NULL;
+                a->oom = true;
+                return;
+        }
+        qemu_argv_add(a, s);
+}
+
+void qemu_argv_done(QemuArgv *a) {
+        for (size_t i = 0; i < a->n; i++)
+                free(a->v[i]);
+        free(a->v);
+        *a = (QemuArgv) {};
+}
+
+char *qemu_opt_escape(const char *s) {
+        StrBuf b = STRBUF_NULL;
+
+        for (const char *p = s; *p; p++) {
+                if (*p == ',')
+                        strbuf_append(&b, ",");
+                strbuf_append_n(&b, p, 1);
+        }
+        if (!b.buf)
+                strbuf_append(&b, "");
+        return strbuf_steal(&b);
+}
+
+void qemu_command_done(QemuCommand *c) {
+        qemu_argv_done(&c->argv);
+        for (size_t i = 0; i < c->n_aliases; i++)
+                free(c->aliases[i]);
+        free(c->aliases);
+        for (size_t i = 0; i < c->n_taps; i++) {
+                free(c->taps[i].ifname);
+                free(c->taps[i].bridge);
+        }
+        free(c->taps);
+        free(c->vnc_password);
+        *c = (QemuCommand) {};
+}
+
+int qemu_device_node(const DeviceDef *dev, ConfNode **ret) {
+        return device_def_to_node(dev, DEVICE_FORMAT_SECURE, ret);
+}
+
+const char *qemu_node_attr(const ConfNode *n, const char *child, const char *attr) {
+        if (child) {
+                n = conf_node_child(n, child);
+                if (!n)
+                        return NULL;
+        }
+        return conf_node_attr(n, attr);
+}
+
+static bool machine_is_q35(const char *machine) {
+        return machine && (streq(machine, "q35") || strncmp(machine, "pc-q35", 6) == 0);
+}
+
+static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
+        const DomainDef *def = s->def;
+        QemuArgv *a = &s->cmd->argv;
+        const char *machine = def->os.machine ?: "pc";
+        const char *cpu_mode = qemu_node_attr(root, "cpu", "mode");
+        const ConfNode *cpu = conf_node_child(root, "cpu");
+        const ConfNode *model = cpu ? conf_node_child(cpu, "model") : NULL;
+        bool kvm;
+
+        if (def->os.arch && !streq(def->os.arch, "x86_64") && !streq(def->os.arch, "i686"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver runs x86_64 guests only, not arch '%s'", def->os.arch);
+        if (def->os.type && !streq(def->os.type, "hvm"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver runs OS type 'hvm' only, not '%s'", def->os.type);
+        switch (def->virt_type) {
+        case DOMAIN_VIRT_KVM:
+                if (!s->p->kvm_usable)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "Domain type 'kvm' needs /dev/kvm, which this host does not offer; "
+                                            "use type 'qemu'");
+                kvm = true;
+                break;
+        case DOMAIN_VIRT_QEMU:
+                kvm = false;
+                break;
+        default:
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver runs domain types 'kvm' and 'qemu', not '%s'",
+                                    domain_virt_type_to_string(def->virt_type));
+        }
+        s->q35 = machine_is_q35(machine);
+        {
+                _cleanup_free_ char *m = qemu_opt_escape(machine);
+                if (!m)
+                        return -ENOMEM;
+                qemu_argv_add(a, "-machine");
+                qemu_argv_addf(a, "%s,usb=off,dump-guest-core=off%s", m,
+                               def->features[DOMAIN_FEATURE_ACPI] ? "" : ",acpi=off");
+        }
+        qemu_argv_add(a, "-accel");
+        qemu_argv_add(a, kvm ? "kvm" : "tcg");
+
+        /* host-passthrough/maximum: all the host (KVM) or emulator (TCG) offers. On hosts whose KVM
+         * cannot virtualise IA32_ARCH_CAPABILITIES (e.g. KVM_PVM), QEMU aborts unless it is hidden. */
+        if (cpu_mode && (streq(cpu_mode, "host-passthrough") || streq(cpu_mode, "maximum") ||
+                         streq(cpu_mode, "host-model"))) {
+                qemu_argv_add(a, "-cpu");
+                qemu_argv_add(a, kvm ? "host,arch-capabilities=off" : "max,arch-capabilities=off");
+        } else if (model && model->text) {
+                _cleanup_free_ char *m = qemu_opt_escape(model->text);
+                if (!m)
+                        return -ENOMEM;
+                qemu_argv_add(a, "-cpu");
+                qemu_argv_add(a, m);
+        }
+        qemu_argv_add(a, "-m");
+        qemu_argv_addf(a, "size=%" PRIu64 "k", def->memory_kib);
+        qemu_argv_add(a, "-smp");
+        qemu_argv_addf(a, "%u", def->vcpus ?: 1);
+        return 0;
+}
+
+static int add_os(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
+        const DomainOsDef *os = &s->def->os;
+        QemuArgv *a = &s->cmd->argv;
+        const ConfNode *osn = conf_node_child(root, "os");
+        const char *loader_type = osn ? qemu_node_attr(osn, "loader", "type") : NULL;
+        bool has_device_boot = false;
+
+        if (os->loader) {
+                if (loader_type && streq(loader_type, "pflash")) {
+                        _cleanup_free_ char *l = qemu_opt_escape(os->loader);
+                        if (!l)
+                                return -ENOMEM;
+                        qemu_argv_add(a, "-drive");
+                        qemu_argv_addf(a, "if=pflash,format=raw,unit=0,readonly=on,file=%s", l);
+                } else {
+                        qemu_argv_add(a, "-bios");
+                        qemu_argv_add(a, os->loader);
+                }
+        }
+        if (os->kernel) {
+                qemu_argv_add(a, "-kernel");
+                qemu_argv_add(a, os->kernel);
+        }
+        if (os->initrd) {
+                qemu_argv_add(a, "-initrd");
+                qemu_argv_add(a, os->initrd);
+        }
+        if (os->cmdline) {
+                qemu_argv_add(a, "-append");
+                qemu_argv_add(a, os->cmdline);
+        }
+        for (size_t i = 0; i < s->def->n_devices; i++)
+                if (s->def->devices[i]->boot_order > 0)
+                        has_device_boot = true;
+        if (os->n_boot > 0 && !has_device_boot) {
+                static const char letters[_DOMAIN_BOOT_MAX] = {
+                        [DOMAIN_BOOT_FD] = 'a', [DOMAIN_BOOT_CDROM] = 'd', [DOMAIN_BOOT_HD] = 'c',
+                        [DOMAIN_BOOT_NETWORK] = 'n',
+                };
+                char order[_DOMAIN_BOOT_MAX + 1] = {};
+                for (size_t i = 0; i < os->n_boot && i < _DOMAIN_BOOT_MAX; i++)
+                        order[i] = letters[os->boot[i]];
+                qemu_argv_add(a, "-boot");
+                qemu_argv_addf(a, "order=%s", order);
+        }
+        return 0;
+}
+
+int qemu_command_build(const DomainDef *def, const QemuCommandParams *p, QemuCommand *ret, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *root = NULL;
+        QemuCommand cmd = {};
+        QemuBuildState s = { .def = def, .p = p, .cmd = &cmd };
+        QemuArgv *a = &cmd.argv;
+        DomainUUIDString uuid = domain_def_uuid(def);
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        r = domain_def_to_node(def, DOMAIN_FORMAT_SECURE, &root);
+        if (r < 0)
+                return r;
+        name = qemu_opt_escape(domain_def_get_name(def));
+        cmd.aliases = new0(char *, def->n_devices);
+        if (!name || !cmd.aliases)
+                return -ENOMEM;
+        cmd.n_aliases = def->n_devices;
+
+        qemu_argv_add(a, p->emulator);
+        qemu_argv_add(a, "-name");
+        qemu_argv_addf(a, "guest=%s,debug-threads=on", name);
+        qemu_argv_add(a, "-uuid");
+        qemu_argv_add(a, uuid.s);
+        qemu_argv_add(a, "-S");
+        qemu_argv_add(a, "-nodefaults");
+        qemu_argv_add(a, "-no-user-config");
+        qemu_argv_add(a, "-display");
+        qemu_argv_add(a, "none");
+        qemu_argv_add(a, "-msg");
+        qemu_argv_add(a, "timestamp=on");
+        qemu_argv_add(a, "-chardev");
+        qemu_argv_addf(a, "socket,id=charmonitor,fd=%d,server=on,wait=off", p->monitor_fd);
+        qemu_argv_add(a, "-mon");
+        qemu_argv_add(a, "chardev=charmonitor,id=monitor,mode=control");
+        /* The guest powering off stops it; we decide what follows (on_poweroff). */
+        qemu_argv_add(a, "-no-shutdown");
+        if (domain_def_get_lifecycle(def, DOMAIN_LIFECYCLE_ON_REBOOT) == DOMAIN_LIFECYCLE_DESTROY)
+                qemu_argv_add(a, "-no-reboot");
+        if (def->clock_offset == DOMAIN_CLOCK_LOCALTIME) {
+                qemu_argv_add(a, "-rtc");
+                qemu_argv_add(a, "base=localtime");
+        }
+
+        r = add_machine(&s, root, reterr);
+        if (r >= 0)
+                r = add_os(&s, root, reterr);
+        for (size_t i = 0; r >= 0 && i < def->n_devices; i++)
+                r = qemu_command_add_device(&s, i, reterr);
+        if (r >= 0 && cmd.has_vnc && !s.has_video) {
+                qemu_argv_add(a, "-device");
+                qemu_argv_add(a, "VGA,id=video0");
+        }
+        if (r >= 0 && a->oom)
+                r = -ENOMEM;
+        if (r < 0) {
+                qemu_command_done(&cmd);
+                return r;
+        }
+        *ret = cmd;
+        return 0;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/domain-conf.h"
+#include "util/error.h"
+
+/* From a domain definition to QEMU's argument vector (no shell ever sees it). */
+
+typedef struct QemuArgv {
+        char **v;
+        size_t n, allocated;
+        bool oom;
+} QemuArgv;
+
+void qemu_argv_add(QemuArgv *a, const char *s);
+void qemu_argv_addf(QemuArgv *a, const char *format, ...) _printf_(2, 3);
+void qemu_argv_done(QemuArgv *a);
+/* s with every ',' doubled, as QEMU's option syntax wants (to free). */
+char *qemu_opt_escape(const char *s);
+
+/* A tap device QEMU opens by name; after start it goes up and, with a bridge, into it. */
+typedef struct QemuTap {
+        char *ifname;
+        char *bridge; /* NULL: none (type='ethernet') */
+        size_t device;  /* index in the definition's devices */
+} QemuTap;
+
+typedef struct QemuCommandParams {
+        const char *emulator;
+        int monitor_fd;   /* the listening QMP socket QEMU inherits */
+        bool kvm_usable;  /* /dev/kvm opens */
+} QemuCommandParams;
+
+typedef struct QemuCommand {
+        QemuArgv argv;
+        char **aliases;   /* per device of the definition, NULL where it has no QEMU id */
+        size_t n_aliases;
+        QemuTap *taps;
+        size_t n_taps, n_taps_allocated;
+        bool has_vnc;
+        char *vnc_password;
+} QemuCommand;
+
+void qemu_command_done(QemuCommand *c);
+
+int qemu_command_build(const DomainDef *def, const QemuCommandParams *p, QemuCommand *ret, VbError *reterr);
+
+/* Between qemu-command.c and qemu-command-devices.c. */
+typedef struct QemuBuildState {
+        const DomainDef *def;
+        const QemuCommandParams *p;
+        QemuCommand *cmd;
+        bool q35;
+        unsigned n_disk, n_net, n_serial, n_parallel, n_console, n_channel, n_input, n_video, n_rng, n_watchdog,
+                n_controller;
+        bool usb_added, virtio_serial_added, scsi_added, has_video;
+        const char *console_serial_alias; /* a serial console is the first serial */
+} QemuBuildState;
+
+int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr);
+/* Interfaces also on hotplug: the -netdev and -device option strings for device dev, alias given.
+ * Fills tap (ifname/bridge to free) for tap backends. */
+int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, char **ret_netdev, char **ret_device,
+                                QemuTap *ret_tap, VbError *reterr);
+/* Disks also on hotplug: the two -blockdev and the -device option strings. */
+int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, char **ret_file_node,
+                           char **ret_format_node, char **ret_device, VbError *reterr);
+
+/* Reads a device's XML tree (device_def_to_node), for the attribute lookups below. */
+int qemu_device_node(const DeviceDef *dev, ConfNode **ret);
+/* The attribute attr of child (NULL: of n itself); NULL if absent. */
+const char *qemu_node_attr(const ConfNode *n, const char *child, const char *attr);

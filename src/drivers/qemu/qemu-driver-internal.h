@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Between qemu-driver.c and qemu-hotplug.c. */
+#include "drivers/qemu/qemu-process.h"
+#include "util/hashmap.h"
+
+typedef struct QemuDriver {
+        VbDriver *drv;
+        QemuVmConfig vm_cfg;
+        char *runtime_dir, *log_dir;
+        bool kvm_usable;
+        Hashmap *vms; /* uuid -> QemuVm */
+        unsigned next_id;
+} QemuDriver;
+
+QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr);
+/* A DEVICE_DELETED event for the device with this id (NULL: a sub-object, ignored). */
+void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *device);
+
+/* The hotplug ops (qemu-hotplug.c). */
+int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
+int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);

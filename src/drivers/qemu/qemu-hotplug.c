@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Device hotplug on a running QEMU: NICs (netdev_add + device_add), disks (blockdev-add + device_add),
+ * removal (device_del, completed by the DEVICE_DELETED event naming the device) and in-place changes. */
+#include <stdio.h>
+
+#include "conf/domain-access.h"
+#include "drivers/driver.h"
+#include "drivers/qemu/qemu-command.h"
+#include "drivers/qemu/qemu-driver-internal.h"
+#include "host/tap.h"
+#include "util/log.h"
+
+/* "first,key=value,key=value" (QEMU's option syntax, ',,' escaping a comma) as a JSON object with
+ * first_key: first. With typed, on/off become booleans (QAPI commands want them so). */
+static struct json_object *opts_to_json(const char *opts, const char *first_key, bool typed) {
+        struct json_object *o = json_object_new_object();
+        _cleanup_free_ char *buf = malloc(strlen(opts) + 1);
+        size_t n = 0;
+        bool first = true;
+
+        if (!o || !buf) {
+                json_object_put(o);
+                return NULL;
+        }
+        for (const char *p = opts;; p++) {
+                if (*p == ',' && p[1] == ',') {
+                        buf[n++] = ',';
+                        p++;
+                        continue;
+                }
+                if (*p && *p != ',') {
+                        buf[n++] = *p;
+                        continue;
+                }
+                buf[n] = 0;
+                if (first)
+                        json_object_object_add(o, first_key, json_object_new_string(buf));
+                else {
+                        char *eq = strchr(buf, '=');
+                        if (eq) {
+                                *eq = 0;
+                                if (typed && (streq(eq + 1, "on") || streq(eq + 1, "off")))
+                                        json_object_object_add(o, buf, json_object_new_boolean(streq(eq + 1, "on")));
+                                else
+                                        json_object_object_add(o, buf, json_object_new_string(eq + 1));
+                        }
+                }
+                first = false;
+                n = 0;
+                if (!*p)
+                        break;
+        }
+        return o;
+}
+
+static int live_append(QemuVm *vm, const DeviceDef *dev, const char *tap_ifname) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        DeviceDef *copy = NULL;
+        int r;
+
+        r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
+        if (r < 0)
+                return r;
+        if (tap_ifname) {
+                ConfNode *t = conf_node_child(n, "target") ?: conf_node_add(n, "target");
+                if (!t || conf_node_set_attr(t, "dev", tap_ifname) < 0)
+                        return -ENOMEM;
+                conf_node_sort(n);
+        }
+        r = device_def_parse_node(TAKE_PTR(n), &copy, NULL);
+        if (r < 0)
+                return r;
+        if (!GREEDY_REALLOC(vm->live->devices, vm->live->n_devices_allocated, vm->live->n_devices + 1)) {
+                device_def_free(copy);
+                return -ENOMEM;
+        }
+        vm->live->devices[vm->live->n_devices++] = copy;
+        return 0;
+}
+
+static ssize_t live_find(QemuVm *vm, const char *alias) {
+        for (size_t i = 0; i < vm->live->n_devices; i++)
+                if (streq_ptr(vm->live->devices[i]->alias, alias))
+                        return (ssize_t) i;
+        return -1;
+}
+
+static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        _cleanup_free_ char *netdev = NULL, *device = NULL, *hostid = NULL;
+        QemuTap tap = {};
+        int r;
+
+        r = qemu_command_interface_opts(dev, alias, &netdev, &device, &tap, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&hostid, "host%s", alias) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        r = qemu_vm_command(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false), NULL,
+                            reterr);
+        if (r < 0)
+                goto finish;
+        if (tap.ifname) {
+                r = host_tap_attach(tap.ifname, tap.bridge);
+                if (r < 0)
+                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up tap '%s'%s%s: %s", tap.ifname,
+                                     tap.bridge ? " on bridge " : "", strempty(tap.bridge), strerror(-r));
+                else
+                        log_notice("Domain %s: tap '%s' up%s%s.", vm->uuid, tap.ifname, tap.bridge ? " in bridge " : "",
+                                   strempty(tap.bridge));
+        }
+        if (r >= 0)
+                r = qemu_vm_command(vm, "add the network device", "device_add", opts_to_json(device, "driver", false),
+                                    NULL, reterr);
+        if (r < 0) {
+                struct json_object *args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(hostid));
+                (void) qemu_vm_command(vm, "remove the network backend", "netdev_del", args, NULL, NULL);
+                goto finish;
+        }
+        r = live_append(vm, dev, tap.ifname);
+finish:
+        free(tap.ifname);
+        free(tap.bridge);
+        return r;
+}
+
+static void blockdev_del(QemuVm *vm, const char *alias, const char *suffix) {
+        _cleanup_free_ char *node = NULL;
+        struct json_object *args;
+
+        if (asprintf(&node, "%s-%s", alias, suffix) < 0)
+                return;
+        args = json_object_new_object();
+        json_object_object_add(args, "node-name", json_object_new_string(node));
+        (void) qemu_vm_command(vm, "remove the block node", "blockdev-del", args, NULL, NULL);
+}
+
+static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
+        int r;
+
+        r = qemu_command_disk_opts(dev, alias, false, &file, &format, &device, reterr);
+        if (r < 0)
+                return r;
+        if (file) {
+                r = qemu_vm_command(vm, "open the disk image", "blockdev-add", opts_to_json(file, "driver", true), NULL,
+                                    reterr);
+                if (r < 0)
+                        return r;
+                r = qemu_vm_command(vm, "open the disk format", "blockdev-add", opts_to_json(format, "driver", true),
+                                    NULL, reterr);
+                if (r < 0) {
+                        blockdev_del(vm, alias, "storage");
+                        return r;
+                }
+        }
+        r = qemu_vm_command(vm, "add the disk", "device_add", opts_to_json(device, "driver", false), NULL, reterr);
+        if (r < 0) {
+                if (file) {
+                        blockdev_del(vm, alias, "format");
+                        blockdev_del(vm, alias, "storage");
+                }
+                return r;
+        }
+        return live_append(vm, dev, NULL);
+}
+
+int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        int r;
+
+        if (!vm)
+                return -EBUSY;
+        if (!dev->alias)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "The device to attach has no alias");
+        if (live_find(vm, dev->alias) >= 0)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain %s already has a device '%s'", uuid,
+                                    dev->alias);
+        switch (dev->kind) {
+        case DEVICE_INTERFACE:
+                r = attach_interface(vm, dev, dev->alias, reterr);
+                break;
+        case DEVICE_DISK:
+                r = attach_disk(vm, dev, dev->alias, reterr);
+                break;
+        default:
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver cannot hot-plug devices of kind '%s' yet",
+                                    device_def_kind_name(dev));
+        }
+        if (r < 0)
+                return r;
+        /* The guest address QEMU chose, if core left it open. */
+        if (dev->address.type != DEVICE_ADDRESS_PCI)
+                (void) qemu_vm_refresh_live(vm, NULL, 0, false);
+        (void) qemu_vm_save(vm);
+        return 0;
+}
+
+int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        struct json_object *args;
+        ssize_t i;
+        DeviceKind kind;
+
+        if (!vm)
+                return -EBUSY;
+        i = live_find(vm, alias);
+        if (i < 0)
+                return 1; /* gone already */
+        kind = vm->live->devices[i]->kind;
+        if (kind != DEVICE_INTERFACE && kind != DEVICE_DISK)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver cannot hot-unplug devices of kind '%s' yet",
+                                    device_kind_to_string(kind));
+        args = json_object_new_object();
+        json_object_object_add(args, "id", json_object_new_string(alias));
+        return qemu_vm_command(vm, "ask the guest to release the device", "device_del", args, NULL, reterr);
+}
+
+void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
+        const VbDriverEvents *ev = &q->drv->cfg.events;
+        ssize_t i;
+        DeviceKind kind;
+
+        if (!alias)
+                return; /* a sub-object (".../virtio-backend"); the device's own event follows */
+        i = live_find(vm, alias);
+        if (i < 0)
+                return;
+        kind = vm->live->devices[i]->kind;
+        device_def_free(vm->live->devices[i]);
+        memmove(vm->live->devices + i, vm->live->devices + i + 1,
+                (vm->live->n_devices - (size_t) i - 1) * sizeof(DeviceDef *));
+        vm->live->n_devices--;
+        if (kind == DEVICE_INTERFACE) {
+                _cleanup_free_ char *hostid = NULL;
+                if (asprintf(&hostid, "host%s", alias) >= 0) {
+                        struct json_object *args = json_object_new_object();
+                        json_object_object_add(args, "id", json_object_new_string(hostid));
+                        (void) qemu_monitor_call(vm->mon, "netdev_del", args, NULL, NULL);
+                }
+        } else if (kind == DEVICE_DISK) {
+                _cleanup_free_ char *fmt = NULL, *storage = NULL;
+                if (asprintf(&fmt, "%s-format", alias) >= 0 && asprintf(&storage, "%s-storage", alias) >= 0) {
+                        struct json_object *a1 = json_object_new_object(), *a2 = json_object_new_object();
+                        json_object_object_add(a1, "node-name", json_object_new_string(fmt));
+                        json_object_object_add(a2, "node-name", json_object_new_string(storage));
+                        (void) qemu_monitor_call(vm->mon, "blockdev-del", a1, NULL, NULL);
+                        (void) qemu_monitor_call(vm->mon, "blockdev-del", a2, NULL, NULL);
+                }
+        }
+        (void) qemu_vm_save(vm);
+        log_debug("Domain %s: device '%s' removed.", vm->uuid, alias);
+        if (ev->device_removed)
+                ev->device_removed(ev->userdata, vm->uuid, alias);
+}
+
+int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_(device_def_freep) DeviceDef *copy = NULL;
+        const char *link;
+        ssize_t i;
+        int r;
+
+        if (!vm)
+                return -EBUSY;
+        i = dev->alias ? live_find(vm, dev->alias) : -1;
+        if (i < 0)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "Domain %s has no device '%s'", uuid,
+                                    strempty(dev->alias));
+        if (dev->kind != DEVICE_INTERFACE)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "The qemu driver can change only an interface's link state in place yet");
+        r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
+        if (r < 0)
+                return r;
+        link = qemu_node_attr(n, "link", "state");
+        {
+                struct json_object *args = json_object_new_object();
+                json_object_object_add(args, "name", json_object_new_string(dev->alias));
+                json_object_object_add(args, "up", json_object_new_boolean(!link || !streq(link, "down")));
+                r = qemu_vm_command(vm, "set the link state", "set_link", args, NULL, reterr);
+                if (r < 0)
+                        return r;
+        }
+        r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
+        if (r >= 0)
+                r = device_def_parse_node(TAKE_PTR(n), &copy, NULL);
+        if (r < 0)
+                return r;
+        /* Keep what QEMU assigned (the address) if the update didn't say. */
+        if (copy->address.type == DEVICE_ADDRESS_NONE) {
+                copy->address = vm->live->devices[i]->address;
+                vm->live->devices[i]->address = (DeviceAddress) { .type = DEVICE_ADDRESS_NONE };
+        }
+        device_def_free(vm->live->devices[i]);
+        vm->live->devices[i] = TAKE_PTR(copy);
+        (void) qemu_vm_save(vm);
+        return 0;
+}
+

@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* QMP over a unix socket: one JSON object per line in each direction. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drivers/qemu/qemu-monitor.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+typedef struct PendingCall {
+        uint64_t id;
+        QemuMonitorReplyFn cb;
+        void *userdata;
+        struct PendingCall *next;
+} PendingCall;
+
+/* Messages read during a synchronous call, dispatched later from the loop. */
+typedef struct Backlog {
+        struct json_object *msg;
+        struct Backlog *next;
+} Backlog;
+
+struct QemuMonitor {
+        int fd;
+        sd_event *event;
+        sd_event_source *io, *defer;
+        QemuMonitorCallbacks cb;
+        void *userdata;
+        char *rbuf;
+        size_t rlen, ralloc;
+        uint64_t next_id;
+        PendingCall *pending;
+        Backlog *backlog, **backlog_tail;
+        bool closed, closed_reported;
+        unsigned dispatching; /* > 0 while callbacks run: frees are deferred */
+        bool free_requested;
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+const char *qemu_json_string(struct json_object *o, const char *key) {
+        struct json_object *v;
+        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+struct json_object *qemu_json_get(struct json_object *o, const char *key) {
+        struct json_object *v;
+        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+                return NULL;
+        return v;
+}
+
+bool qemu_monitor_is_open(const QemuMonitor *mon) {
+        return mon && !mon->closed;
+}
+
+static int write_all(QemuMonitor *mon, const char *s, size_t n) {
+        while (n > 0) {
+                ssize_t w = send(mon->fd, s, n, MSG_NOSIGNAL);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                struct pollfd p = { .fd = mon->fd, .events = POLLOUT };
+                                if (poll(&p, 1, 1000) <= 0)
+                                        return -ETIMEDOUT;
+                                continue;
+                        }
+                        return -errno;
+                }
+                s += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+static int send_command(QemuMonitor *mon, const char *command, struct json_object *args, uint64_t id) {
+        struct json_object *o = json_object_new_object();
+        const char *text;
+        StrBuf b = STRBUF_NULL;
+        _cleanup_free_ char *line = NULL;
+        int r;
+
+        if (!o) {
+                json_object_put(args);
+                return -ENOMEM;
+        }
+        json_object_object_add(o, "execute", json_object_new_string(command));
+        if (args)
+                json_object_object_add(o, "arguments", args);
+        json_object_object_add(o, "id", json_object_new_uint64(id));
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        strbuf_append(&b, text);
+        strbuf_append(&b, "\n");
+        json_object_put(o);
+        line = strbuf_steal(&b);
+        if (!line)
+                return -ENOMEM;
+        log_debug("QMP> %s", line);
+        r = write_all(mon, line, strlen(line));
+        if (r < 0)
+                mon->closed = true;
+        return r;
+}
+
+/* Reads what is available; returns 0 (maybe nothing), or -ECONNRESET at EOF/error. */
+static int fill(QemuMonitor *mon) {
+        for (;;) {
+                ssize_t n;
+
+                if (!GREEDY_REALLOC(mon->rbuf, mon->ralloc, mon->rlen + 4096 + 1))
+                        return -ENOMEM;
+                n = recv(mon->fd, mon->rbuf + mon->rlen, mon->ralloc - mon->rlen - 1, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        mon->closed = true;
+                        return -ECONNRESET;
+                }
+                if (n == 0) {
+                        mon->closed = true;
+                        return -ECONNRESET;
+                }
+                mon->rlen += (size_t) n;
+                mon->rbuf[mon->rlen] = 0;
+        }
+}
+
+/* Takes the next complete line out of the buffer as a JSON object; NULL if none. */
+static struct json_object *next_message(QemuMonitor *mon) {
+        for (;;) {
+                char *nl;
+                struct json_object *o;
+
+                if (!mon->rbuf || mon->rlen == 0)
+                        return NULL;
+                nl = memchr(mon->rbuf, '\n', mon->rlen);
+                if (!nl)
+                        return NULL;
+                *nl = 0;
+                log_debug("QMP< %s", mon->rbuf);
+                o = json_tokener_parse(mon->rbuf);
+                memmove(mon->rbuf, nl + 1, mon->rlen - (size_t) (nl + 1 - mon->rbuf));
+                mon->rlen -= (size_t) (nl + 1 - mon->rbuf);
+                mon->rbuf[mon->rlen] = 0;
+                if (o && json_object_is_type(o, json_type_object))
+                        return o;
+                json_object_put(o);
+        }
+}
+
+static uint64_t message_id(struct json_object *msg) {
+        struct json_object *id = qemu_json_get(msg, "id");
+        return id && json_object_is_type(id, json_type_int) ? json_object_get_uint64(id) : 0;
+}
+
+static const char *message_error(struct json_object *msg) {
+        struct json_object *e = qemu_json_get(msg, "error");
+        if (!e)
+                return NULL;
+        return qemu_json_string(e, "desc") ?: "QEMU reported an error";
+}
+
+static void dispatch(QemuMonitor *mon, struct json_object *msg) {
+        const char *event = qemu_json_string(msg, "event");
+
+        if (event) {
+                if (mon->cb.event)
+                        mon->cb.event(mon, event, qemu_json_get(msg, "data"), mon->userdata);
+                return;
+        }
+        if (qemu_json_get(msg, "return") || qemu_json_get(msg, "error")) {
+                uint64_t id = message_id(msg);
+                for (PendingCall **i = &mon->pending; *i; i = &(*i)->next)
+                        if ((*i)->id == id) {
+                                PendingCall *p = *i;
+                                *i = p->next;
+                                if (p->cb)
+                                        p->cb(mon, qemu_json_get(msg, "return"), message_error(msg), p->userdata);
+                                free(p);
+                                return;
+                        }
+        }
+}
+
+static void fail_pending(QemuMonitor *mon) {
+        while (mon->pending) {
+                PendingCall *p = mon->pending;
+                mon->pending = p->next;
+                if (p->cb)
+                        p->cb(mon, NULL, "The QEMU monitor connection closed", p->userdata);
+                free(p);
+        }
+}
+
+static void report_closed(QemuMonitor *mon) {
+        if (mon->closed_reported)
+                return;
+        mon->closed_reported = true;
+        mon->io = sd_event_source_disable_unref(mon->io);
+        fail_pending(mon);
+        if (mon->cb.closed)
+                mon->cb.closed(mon, mon->userdata);
+}
+
+static void backlog_flush(QemuMonitor *mon) {
+        while (mon->backlog && !mon->free_requested) {
+                Backlog *b = mon->backlog;
+                mon->backlog = b->next;
+                if (!mon->backlog)
+                        mon->backlog_tail = &mon->backlog;
+                dispatch(mon, b->msg);
+                json_object_put(b->msg);
+                free(b);
+        }
+}
+
+static void process(QemuMonitor *mon) {
+        struct json_object *msg;
+
+        mon->dispatching++;
+        backlog_flush(mon);
+        while (!mon->free_requested && (msg = next_message(mon))) {
+                dispatch(mon, msg);
+                json_object_put(msg);
+        }
+        if (mon->closed && !mon->free_requested)
+                report_closed(mon);
+        mon->dispatching--;
+        if (mon->free_requested && mon->dispatching == 0) {
+                mon->free_requested = false;
+                qemu_monitor_free(mon);
+        }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        QemuMonitor *mon = userdata;
+
+        (void) fill(mon);
+        process(mon);
+        return 0;
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        QemuMonitor *mon = userdata;
+
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        process(mon);
+        return 0;
+}
+
+static int backlog_add(QemuMonitor *mon, struct json_object *msg) {
+        Backlog *b = new0(Backlog, 1);
+        if (!b) {
+                json_object_put(msg);
+                return -ENOMEM;
+        }
+        b->msg = msg;
+        *mon->backlog_tail = b;
+        mon->backlog_tail = &b->next;
+        if (mon->defer)
+                (void) sd_event_source_set_enabled(mon->defer, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* Waits for the reply with this id, putting everything else in the backlog. */
+static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watch_fd, struct json_object **ret) {
+        for (;;) {
+                struct json_object *msg;
+                struct pollfd p[2] = { { .fd = mon->fd, .events = POLLIN }, { .fd = watch_fd, .events = POLLIN } };
+                uint64_t now;
+                int r;
+
+                while ((msg = next_message(mon))) {
+                        if (id == 0 ? qemu_json_get(msg, "QMP") != NULL : message_id(msg) == id) {
+                                *ret = msg;
+                                return 0;
+                        }
+                        r = backlog_add(mon, msg);
+                        if (r < 0)
+                                return r;
+                }
+                if (mon->closed)
+                        return -ECONNRESET;
+                now = now_usec();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = poll(p, watch_fd >= 0 ? 2 : 1, (int) ((deadline - now + 999) / 1000));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                        r = fill(mon);
+                        if (r < 0 && r != -ECONNRESET)
+                                return r;
+                } else if (r > 0 && p[1].revents)
+                        return -ECONNRESET;
+        }
+}
+
+int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
+                           uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
+        struct json_object *reply = NULL;
+        const char *err;
+        uint64_t id;
+        int r;
+
+        if (mon->closed) {
+                json_object_put(args);
+                return -ECONNRESET;
+        }
+        id = ++mon->next_id;
+        r = send_command(mon, command, args, id);
+        if (r < 0)
+                return r;
+        r = wait_reply(mon, id, now_usec() + timeout_usec, -1, &reply);
+        /* What was read along with the reply has to be dispatched without waiting for more input. */
+        if ((mon->closed || mon->rlen > 0 || mon->backlog) && mon->defer)
+                (void) sd_event_source_set_enabled(mon->defer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
+        err = message_error(reply);
+        if (err) {
+                if (ret_error)
+                        *ret_error = strdup(err);
+                json_object_put(reply);
+                return -EIO;
+        }
+        if (ret) {
+                struct json_object *v = qemu_json_get(reply, "return");
+                *ret = v ? json_object_get(v) : NULL;
+        }
+        json_object_put(reply);
+        return 0;
+}
+
+int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
+                      void *userdata) {
+        PendingCall *p;
+        int r;
+
+        if (mon->closed) {
+                json_object_put(args);
+                return -ECONNRESET;
+        }
+        p = new0(PendingCall, 1);
+        if (!p) {
+                json_object_put(args);
+                return -ENOMEM;
+        }
+        p->id = ++mon->next_id;
+        p->cb = cb;
+        p->userdata = userdata;
+        r = send_command(mon, command, args, p->id);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
+        p->next = mon->pending;
+        mon->pending = p;
+        return 0;
+}
+
+static int connect_socket(const char *path, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+static void set_error(char **ret_error, const char *format, ...) _printf_(2, 3);
+static void set_error(char **ret_error, const char *format, ...) {
+        va_list ap;
+        if (!ret_error)
+                return;
+        va_start(ap, format);
+        if (vasprintf(ret_error, format, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+}
+
+int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
+                      const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error) {
+        _cleanup_(qemu_monitor_freep) QemuMonitor *mon = NULL;
+        struct json_object *greeting = NULL, *reply = NULL;
+        uint64_t deadline = now_usec() + timeout_usec;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        mon = new0(QemuMonitor, 1);
+        if (!mon)
+                return -ENOMEM;
+        mon->fd = -1;
+        mon->backlog_tail = &mon->backlog;
+        mon->cb = *cb;
+        mon->userdata = userdata;
+        mon->event = sd_event_ref(event);
+
+        r = connect_socket(path, &mon->fd);
+        if (r < 0) {
+                set_error(ret_error, "Failed to connect to the QEMU monitor '%s': %s", path, strerror(-r));
+                return r;
+        }
+        r = wait_reply(mon, 0, deadline, watch_fd, &greeting);
+        json_object_put(greeting);
+        if (r < 0) {
+                set_error(ret_error, "QEMU did not greet on its monitor '%s': %s", path,
+                          r == -ECONNRESET ? "it exited" : strerror(-r));
+                return r;
+        }
+        mon->next_id++;
+        r = send_command(mon, "qmp_capabilities", NULL, mon->next_id);
+        if (r >= 0)
+                r = wait_reply(mon, mon->next_id, deadline, watch_fd, &reply);
+        if (r >= 0 && message_error(reply)) {
+                set_error(ret_error, "QEMU refused QMP capabilities negotiation: %s", message_error(reply));
+                r = -EIO;
+        } else if (r < 0)
+                set_error(ret_error, "QMP capabilities negotiation failed: %s", strerror(-r));
+        json_object_put(reply);
+        if (r < 0)
+                return r;
+
+        r = sd_event_add_io(event, &mon->io, mon->fd, EPOLLIN, on_io, mon);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(event, &mon->defer, on_defer, mon);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(mon->defer, mon->backlog || mon->rlen > 0 ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+        *ret = TAKE_PTR(mon);
+        return 0;
+}
+
+QemuMonitor *qemu_monitor_free(QemuMonitor *mon) {
+        if (!mon)
+                return NULL;
+        if (mon->dispatching > 0) {
+                /* Called from one of our callbacks: finish after it returns. */
+                mon->free_requested = true;
+                mon->cb = (QemuMonitorCallbacks) {};
+                return NULL;
+        }
+        sd_event_source_disable_unref(mon->io);
+        sd_event_source_disable_unref(mon->defer);
+        /* The callers' userdata may be gone: drop pending calls without calling back. */
+        while (mon->pending) {
+                PendingCall *p = mon->pending;
+                mon->pending = p->next;
+                free(p);
+        }
+        while (mon->backlog) {
+                Backlog *b = mon->backlog;
+                mon->backlog = b->next;
+                json_object_put(b->msg);
+                free(b);
+        }
+        if (mon->fd >= 0)
+                close(mon->fd);
+        free(mon->rbuf);
+        sd_event_unref(mon->event);
+        free(mon);
+        return NULL;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "util/macro.h"
+
+/* A QMP client on sd-event. Opening is synchronous (connect, greeting, qmp_capabilities, bounded by a
+ * timeout): it happens while a domain starts or virtbusd reconnects. Afterwards commands are sent
+ * with a callback for the reply (qemu_monitor_call), or, for the short commands the driver's
+ * synchronous ops need, waited for with a bounded poll (qemu_monitor_call_sync). Events are
+ * dispatched from the event loop, in order, never from inside a synchronous call. */
+typedef struct QemuMonitor QemuMonitor;
+
+typedef struct QemuMonitorCallbacks {
+        /* An asynchronous event ("STOP", "SHUTDOWN", ...) with its data (NULL if none). */
+        void (*event)(QemuMonitor *mon, const char *name, struct json_object *data, void *userdata);
+        /* The connection closed (QEMU exited or closed it); the monitor is unusable from now on. */
+        void (*closed)(QemuMonitor *mon, void *userdata);
+} QemuMonitorCallbacks;
+
+/* ret: the "return" member (NULL on error); error: QMP's "desc" (NULL on success). */
+typedef void (*QemuMonitorReplyFn)(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata);
+
+/* Connects to the monitor socket at path. watch_fd (a pidfd, or -1) ends the wait early when it
+ * becomes readable (QEMU died). On failure *ret_error (may be NULL) describes it. */
+int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
+                      const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error);
+QemuMonitor *qemu_monitor_free(QemuMonitor *mon);
+DEFINE_TRIVIAL_CLEANUP_FUNC(QemuMonitor *, qemu_monitor_free);
+
+/* Sends command with args (taken, may be NULL); cb (may be NULL) gets the reply later. */
+int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
+                      void *userdata);
+/* Sends command and waits up to timeout_usec for its reply. Returns 0 with *ret (may be NULL; the
+ * "return" member, to json_object_put) on success; -EIO with *ret_error (QMP's description) when QEMU
+ * refused; -ETIMEDOUT, -ECONNRESET. */
+int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
+                           uint64_t timeout_usec, struct json_object **ret, char **ret_error);
+
+/* The socket connection is still up. */
+bool qemu_monitor_is_open(const QemuMonitor *mon);
+
+/* Small helpers on replies. */
+const char *qemu_json_string(struct json_object *o, const char *key);
+struct json_object *qemu_json_get(struct json_object *o, const char *key);

@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* QEMU processes: start (socket, argv, spawn, monitor, cont), reconnection, termination, the state
+ * files, and the live definition as QEMU reports it. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/domain-access.h"
+#include "drivers/qemu/qemu-command.h"
+#include "drivers/qemu/qemu-process.h"
+#include "host/process.h"
+#include "host/tap.h"
+#include "util/fileio.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+#define QEMU_MONITOR_TIMEOUT_USEC (30 * 1000 * 1000ULL)
+#define QEMU_COMMAND_TIMEOUT_USEC (10 * 1000 * 1000ULL)
+#define QEMU_TERM_GRACE_USEC (1000 * 1000ULL)
+
+static int vm_path(const QemuVm *vm, const char *suffix, char **ret) {
+        return asprintf(ret, "%s/%s.%s", vm->cfg.runtime_dir, vm->uuid, suffix) < 0 ? -ENOMEM : 0;
+}
+
+QemuVm *qemu_vm_free(QemuVm *vm) {
+        if (!vm)
+                return NULL;
+        sd_event_source_disable_unref(vm->pid_source);
+        qemu_monitor_free(vm->mon);
+        if (vm->pidfd >= 0)
+                close(vm->pidfd);
+        domain_def_free(vm->live);
+        free(vm->log_path);
+        free(vm);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(QemuVm *, qemu_vm_free);
+
+static QemuVm *vm_new(const QemuVmConfig *cfg, const char *uuid) {
+        QemuVm *vm = new0(QemuVm, 1);
+        if (!vm)
+                return NULL;
+        vm->cfg = *cfg;
+        vm->pidfd = -1;
+        snprintf(vm->uuid, sizeof vm->uuid, "%s", uuid);
+        return vm;
+}
+
+void qemu_vm_remove_files(QemuVm *vm) {
+        static const char * const suffixes[] = { "sock", "state", "xml" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *p = NULL;
+                if (vm_path(vm, suffixes[i], &p) >= 0)
+                        (void) unlink(p);
+        }
+}
+
+/* Runtime files live as long as the process (a tmpfs in /run, normally): replaced atomically, without
+ * the cost of fsync. */
+static int write_runtime_file(const char *path, const char *contents) {
+        _cleanup_free_ char *tmp = NULL;
+        size_t n = strlen(contents);
+        ssize_t w;
+        int fd;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        w = write(fd, contents, n);
+        if (w != (ssize_t) n) {
+                int e = w < 0 ? errno : EIO;
+                close(fd);
+                (void) unlink(tmp);
+                return -e;
+        }
+        close(fd);
+        if (rename(tmp, path) < 0) {
+                int e = errno;
+                (void) unlink(tmp);
+                return -e;
+        }
+        return 0;
+}
+
+int qemu_vm_save(QemuVm *vm) {
+        _cleanup_free_ char *xml = NULL, *xml_path = NULL, *state_path = NULL, *state = NULL;
+        int r;
+
+        r = domain_def_format(vm->live, DOMAIN_FORMAT_SECURE, &xml);
+        if (r < 0)
+                return r;
+        if (vm_path(vm, "xml", &xml_path) < 0 || vm_path(vm, "state", &state_path) < 0)
+                return -ENOMEM;
+        r = write_runtime_file(xml_path, xml);
+        if (r < 0)
+                return r;
+        if (asprintf(&state, "pid=%d\nstart_time=%" PRIu64 "\nid=%u\n", (int) vm->pid, vm->start_time, vm->id) < 0)
+                return -ENOMEM;
+        return write_runtime_file(state_path, state);
+}
+
+static bool startswith_qemu(const char *s) {
+        return strncmp(s, "qemu-system-", strlen("qemu-system-")) == 0 && strstr(s, ": ");
+}
+
+char *qemu_vm_log_tail(const char *log_path, long offset) {
+        _cleanup_free_ char *text = NULL;
+        char *line = NULL, *p, *end;
+        size_t size;
+
+        if (!log_path || read_full_file(log_path, 0, &text, &size) < 0 || (size_t) offset >= size)
+                return NULL;
+        /* The last non-empty line. */
+        end = text + size;
+        while (end > text + offset && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+                end--;
+        *end = 0;
+        p = strrchr(text + offset, '\n');
+        p = p ? p + 1 : text + offset;
+        /* "2026-11-27T07:40:00.123456Z qemu-system-x86_64: -device x: ..." -> "-device x: ..." */
+        if (*p >= '0' && *p <= '9' && strchr(p, ' '))
+                p = strchr(p, ' ') + 1;
+        if (startswith_qemu(p))
+                p = strstr(p, ": ") + 2;
+        if (*p)
+                line = strdup(p);
+        return line;
+}
+
+int qemu_vm_command(QemuVm *vm, const char *what, const char *command, struct json_object *args,
+                    struct json_object **ret, VbError *reterr) {
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (!vm->mon) {
+                json_object_put(args);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: no connection to QEMU", what);
+        }
+        r = qemu_monitor_call_sync(vm->mon, command, args, QEMU_COMMAND_TIMEOUT_USEC, ret, &err);
+        if (r == -EIO)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what, err);
+        if (r == -ETIMEDOUT)
+                return vb_error_set(reterr, VB_ERROR_TIMEOUT, "Failed to %s: QEMU did not answer in time", what);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what, strerror(-r));
+        return 0;
+}
+
+static void on_monitor_event(QemuMonitor *mon, const char *name, struct json_object *data, void *userdata) {
+        QemuVm *vm = userdata;
+        if (vm->cfg.cb.event)
+                vm->cfg.cb.event(vm, name, data, vm->cfg.userdata);
+}
+
+static void on_monitor_closed(QemuMonitor *mon, void *userdata) {
+        QemuVm *vm = userdata;
+        /* The process exit (pidfd) tells the rest. */
+        log_debug("QEMU monitor of %s closed.", vm->uuid);
+}
+
+static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        QemuVm *vm = userdata;
+
+        vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+        host_process_reap(vm->pid);
+        log_debug("QEMU process %d (domain %s) exited.", (int) vm->pid, vm->uuid);
+        if (vm->cfg.cb.exited)
+                vm->cfg.cb.exited(vm, vm->cfg.userdata);
+        return 0;
+}
+
+static int watch_process(QemuVm *vm) {
+        int r;
+
+        vm->pidfd = host_process_open_fd(vm->pid);
+        if (vm->pidfd < 0)
+                return vm->pidfd;
+        r = sd_event_add_io(vm->cfg.event, &vm->pid_source, vm->pidfd, EPOLLIN, on_pidfd, vm);
+        return r;
+}
+
+static int open_monitor(QemuVm *vm, char **ret_error) {
+        static const QemuMonitorCallbacks cb = { .event = on_monitor_event, .closed = on_monitor_closed };
+        _cleanup_free_ char *path = NULL;
+
+        if (vm_path(vm, "sock", &path) < 0)
+                return -ENOMEM;
+        return qemu_monitor_open(vm->cfg.event, path, vm->pidfd, QEMU_MONITOR_TIMEOUT_USEC, &cb, vm, &vm->mon,
+                                 ret_error);
+}
+
+static int listen_socket(const char *path, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        (void) unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 4) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Appends our note about this start to the log; returns the offset where QEMU's output begins. */
+static int open_log(QemuVm *vm, const char *name, const QemuArgv *argv, int *ret_fd, long *ret_offset) {
+        StrBuf b = STRBUF_NULL;
+        _cleanup_free_ char *line = NULL;
+        char stamp[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        int fd;
+        off_t off;
+
+        if (asprintf(&vm->log_path, "%s/%s.log", vm->cfg.log_dir, name) < 0)
+                return -ENOMEM;
+        fd = open(vm->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", gmtime_r(&now, &tm));
+        strbuf_appendf(&b, "%s UTC: starting domain '%s' (%s):", stamp, name, vm->uuid);
+        for (size_t i = 0; i < argv->n; i++)
+                strbuf_appendf(&b, " %s", argv->v[i]);
+        strbuf_append(&b, "\n");
+        line = strbuf_steal(&b);
+        if (line)
+                (void) !write(fd, line, strlen(line));
+        off = lseek(fd, 0, SEEK_END);
+        *ret_fd = fd;
+        *ret_offset = off < 0 ? 0 : (long) off;
+        return 0;
+}
+
+/* Fails a start: kills what runs, and says why in QEMU's words when it left any. */
+static int start_failed(QemuVm *vm, const char *name, long log_offset, const char *fallback, VbError *reterr) {
+        _cleanup_free_ char *tail = NULL;
+
+        if (vm->pid > 0) {
+                vm->destroying = true;
+                (void) host_process_terminate(vm->pid, vm->pidfd, QEMU_TERM_GRACE_USEC);
+        }
+        qemu_vm_remove_files(vm);
+        tail = qemu_vm_log_tail(vm->log_path, log_offset);
+        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "QEMU failed to start domain '%s': %s", name,
+                            tail ?: fallback ?: "it exited");
+}
+
+int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bool paused, QemuVm **ret,
+                  VbError *reterr) {
+        _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
+        _cleanup_(qemu_command_done) QemuCommand cmd = {};
+        _cleanup_free_ char *sock = NULL, *err = NULL;
+        const char *name = domain_def_get_name(def);
+        int listen_fd = -1, log_fd = -1, r;
+        long log_offset = 0;
+
+        vm = vm_new(cfg, domain_def_uuid(def).s);
+        if (!vm)
+                return -ENOMEM;
+        vm->id = id;
+        r = mkdir_p(cfg->runtime_dir, 0700);
+        if (r >= 0)
+                r = mkdir_p(cfg->log_dir, 0700);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", cfg->runtime_dir,
+                                    strerror(-r));
+        if (vm_path(vm, "sock", &sock) < 0)
+                return -ENOMEM;
+        r = listen_socket(sock, &listen_fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the monitor socket '%s': %s",
+                                    sock, strerror(-r));
+        /* The command is built from the live copy, so that device indices (aliases) match it. */
+        r = domain_def_copy(def, &vm->live);
+        if (r < 0) {
+                close(listen_fd);
+                return r;
+        }
+        domain_def_set_id(vm->live, id);
+        r = qemu_command_build(vm->live, &(QemuCommandParams) { .emulator = cfg->emulator, .monitor_fd = listen_fd,
+                                                           .kvm_usable = cfg->kvm_usable },
+                               &cmd, reterr);
+        if (r >= 0)
+                r = open_log(vm, name, &cmd.argv, &log_fd, &log_offset);
+        if (r >= 0) {
+                r = host_process_spawn((const char * const *) cmd.argv.v, log_fd, &listen_fd, 1, &vm->pid);
+                if (r < 0)
+                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", cfg->emulator,
+                                     strerror(-r));
+        }
+        close(listen_fd);
+        if (log_fd >= 0)
+                close(log_fd);
+        if (r < 0) {
+                (void) unlink(sock);
+                return vb_error_is_set(reterr) ? r
+                                               : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                                              "Failed to start domain '%s': %s", name, strerror(-r));
+        }
+        log_debug("Started QEMU for domain '%s' as process %d.", name, (int) vm->pid);
+        vm->log_offset = log_offset;
+        (void) host_process_start_time(vm->pid, &vm->start_time);
+
+        r = watch_process(vm);
+        if (r >= 0)
+                r = open_monitor(vm, &err);
+        if (r < 0)
+                return start_failed(vm, name, log_offset, err, reterr);
+
+        for (size_t i = 0; i < cmd.n_taps; i++) {
+                r = host_tap_attach(cmd.taps[i].ifname, cmd.taps[i].bridge);
+                if (r < 0) {
+                        _cleanup_free_ char *m = NULL;
+                        if (asprintf(&m, "Failed to set up tap '%s'%s%s: %s", cmd.taps[i].ifname,
+                                     cmd.taps[i].bridge ? " on bridge " : "", strempty(cmd.taps[i].bridge),
+                                     strerror(-r)) < 0)
+                                m = NULL;
+                        return start_failed(vm, name, LONG_MAX, m, reterr);
+                }
+                log_notice("Domain '%s': tap '%s' up%s%s.", name, cmd.taps[i].ifname,
+                           cmd.taps[i].bridge ? " in bridge " : "", strempty(cmd.taps[i].bridge));
+        }
+        if (cmd.vnc_password) {
+                struct json_object *args = json_object_new_object();
+                json_object_object_add(args, "protocol", json_object_new_string("vnc"));
+                json_object_object_add(args, "password", json_object_new_string(cmd.vnc_password));
+                r = qemu_vm_command(vm, "set the VNC password", "set_password", args, NULL, reterr);
+                if (r < 0)
+                        return start_failed(vm, name, LONG_MAX, NULL, reterr);
+        }
+
+        for (size_t i = 0; i < cmd.n_taps; i++)
+                if (cmd.taps[i].device < vm->live->n_devices) {
+                        DeviceDef *d = vm->live->devices[cmd.taps[i].device];
+                        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+                        DeviceDef *nd = NULL;
+                        ConfNode *t;
+
+                        if (device_def_to_node(d, DEVICE_FORMAT_SECURE, &n) < 0)
+                                continue;
+                        t = conf_node_child(n, "target") ?: conf_node_add(n, "target");
+                        if (!t || conf_node_set_attr(t, "dev", cmd.taps[i].ifname) < 0)
+                                continue;
+                        conf_node_sort(n);
+                        if (device_def_parse_node(TAKE_PTR(n), &nd, NULL) >= 0) {
+                                device_def_free(d);
+                                vm->live->devices[cmd.taps[i].device] = nd;
+                        }
+                }
+        r = qemu_vm_refresh_live(vm, cmd.aliases, cmd.n_aliases, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the live state of domain '%s', ignoring: %m", name);
+
+        if (!paused) {
+                r = qemu_vm_command(vm, "start the virtual CPUs", "cont", NULL, NULL, reterr);
+                if (r < 0)
+                        return start_failed(vm, name, LONG_MAX, NULL, reterr);
+        }
+        vm->state = paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
+        r = qemu_vm_save(vm);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save the state of domain '%s'; a restarted virtbusd will not "
+                                  "find it: %m", name);
+        *ret = TAKE_PTR(vm);
+        return 0;
+}
+
+static int read_state(const char *path, pid_t *ret_pid, uint64_t *ret_start, unsigned *ret_id) {
+        _cleanup_free_ char *s = NULL;
+        int pid = 0;
+        unsigned long long start = 0;
+        unsigned id = 0;
+        int r;
+
+        r = read_full_file(path, 0, &s, NULL);
+        if (r < 0)
+                return r;
+        if (sscanf(s, "pid=%d\nstart_time=%llu\nid=%u", &pid, &start, &id) != 3 || pid <= 1)
+                return -EBADMSG;
+        *ret_pid = pid;
+        *ret_start = start;
+        *ret_id = id;
+        return 0;
+}
+
+int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret) {
+        _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
+        _cleanup_free_ char *state_path = NULL, *xml_path = NULL, *xml = NULL, *err = NULL;
+        struct json_object *status = NULL;
+        const char *s;
+        int r;
+
+        vm = vm_new(cfg, uuid);
+        if (!vm)
+                return -ENOMEM;
+        if (vm_path(vm, "state", &state_path) < 0 || vm_path(vm, "xml", &xml_path) < 0)
+                return -ENOMEM;
+        r = read_state(state_path, &vm->pid, &vm->start_time, &vm->id);
+        if (r < 0 || !host_process_is(vm->pid, vm->start_time)) {
+                qemu_vm_remove_files(vm);
+                return r < 0 ? r : -ESRCH;
+        }
+        r = read_full_file(xml_path, 0, &xml, NULL);
+        if (r >= 0)
+                r = domain_def_parse_string(xml, 0, &vm->live, NULL);
+        if (r < 0)
+                return r;
+        if (asprintf(&vm->log_path, "%s/%s.log", cfg->log_dir, domain_def_get_name(vm->live)) < 0)
+                return -ENOMEM;
+        {
+                struct stat st;
+                vm->log_offset = stat(vm->log_path, &st) >= 0 ? (long) st.st_size : 0;
+        }
+        r = watch_process(vm);
+        if (r >= 0)
+                r = open_monitor(vm, &err);
+        if (r < 0) {
+                log_warning("Failed to reconnect to QEMU process %d of domain %s: %s", (int) vm->pid, uuid,
+                            err ?: strerror(-r));
+                return r;
+        }
+        r = qemu_vm_command(vm, "query the state", "query-status", NULL, &status, NULL);
+        if (r < 0)
+                return r;
+        s = qemu_json_string(status, "status") ?: "running";
+        if (streq(s, "running"))
+                vm->state = DOMAIN_RUNNING;
+        else if (streq(s, "shutdown")) {
+                vm->state = DOMAIN_PAUSED;
+                vm->shutdown_seen = true;
+        } else if (streq(s, "guest-panicked")) {
+                vm->state = DOMAIN_PAUSED;
+                vm->crashed = true;
+        } else
+                vm->state = DOMAIN_PAUSED;
+        json_object_put(status);
+        *ret = TAKE_PTR(vm);
+        return 0;
+}
+
+int qemu_vm_terminate(QemuVm *vm) {
+        int r;
+
+        vm->destroying = true;
+        vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+        vm->mon = qemu_monitor_free(vm->mon);
+        r = host_process_terminate(vm->pid, vm->pidfd, QEMU_TERM_GRACE_USEC);
+        qemu_vm_remove_files(vm);
+        return r;
+}
+
+/* Live definition ------------------------------------------------------------------------------ */
+
+typedef struct PciSlot {
+        const char *qdev_id;
+        unsigned bus, slot, function;
+} PciSlot;
+
+static void collect_pci(struct json_object *devices, PciSlot **slots, size_t *n, size_t *allocated) {
+        size_t len = devices && json_object_is_type(devices, json_type_array) ? json_object_array_length(devices) : 0;
+
+        for (size_t i = 0; i < len; i++) {
+                struct json_object *d = json_object_array_get_idx(devices, i), *bridge;
+                const char *id = qemu_json_string(d, "qdev_id");
+
+                if (id && *id && GREEDY_REALLOC(*slots, *allocated, *n + 1))
+                        (*slots)[(*n)++] = (PciSlot) {
+                                .qdev_id = id,
+                                .bus = (unsigned) json_object_get_int(qemu_json_get(d, "bus")),
+                                .slot = (unsigned) json_object_get_int(qemu_json_get(d, "slot")),
+                                .function = (unsigned) json_object_get_int(qemu_json_get(d, "function")),
+                        };
+                bridge = qemu_json_get(d, "pci_bridge");
+                if (bridge)
+                        collect_pci(qemu_json_get(bridge, "devices"), slots, n, allocated);
+        }
+}
+
+/* Rewrites device i of the live definition through its XML tree. */
+static int edit_device(DomainDef *live, size_t i, const char *child, const char *attr, const char *value,
+                       const char *self_attr, const char *self_value) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        DeviceDef *nd = NULL;
+        ConfNode *c;
+        int r;
+
+        r = device_def_to_node(live->devices[i], DEVICE_FORMAT_SECURE, &n);
+        if (r < 0)
+                return r;
+        if (child) {
+                c = conf_node_child(n, child) ?: conf_node_add(n, child);
+                if (!c || conf_node_set_attr(c, attr, value) < 0)
+                        return -ENOMEM;
+        }
+        if (self_attr && conf_node_set_attr(n, self_attr, self_value) < 0)
+                return -ENOMEM;
+        conf_node_sort(n);
+        r = device_def_parse_node(TAKE_PTR(n), &nd, NULL);
+        if (r < 0)
+                return r;
+        device_def_free(live->devices[i]);
+        live->devices[i] = nd;
+        return 0;
+}
+
+static void fill_chardev(DomainDef *live, size_t i, const char *alias, struct json_object *chardevs) {
+        size_t len = chardevs ? json_object_array_length(chardevs) : 0;
+        _cleanup_free_ char *label = NULL;
+
+        if (asprintf(&label, "char%s", alias) < 0)
+                return;
+        for (size_t k = 0; k < len; k++) {
+                struct json_object *c = json_object_array_get_idx(chardevs, k);
+                const char *l = qemu_json_string(c, "label"), *f = qemu_json_string(c, "filename");
+
+                if (l && f && streq(l, label) && strncmp(f, "pty:", 4) == 0)
+                        (void) edit_device(live, i, "source", "path", f + 4, NULL, NULL);
+        }
+}
+
+int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too) {
+        struct json_object *pci = NULL, *chardevs = NULL, *vnc = NULL;
+        _cleanup_free_ PciSlot *slots = NULL;
+        size_t n_slots = 0, allocated = 0;
+        DomainDef *live = vm->live;
+        int r;
+
+        r = qemu_vm_command(vm, "query PCI devices", "query-pci", NULL, &pci, NULL);
+        if (r >= 0 && chardevs_too)
+                r = qemu_vm_command(vm, "query character devices", "query-chardev", NULL, &chardevs, NULL);
+        if (r < 0)
+                goto finish;
+        for (size_t b = 0; pci && b < json_object_array_length(pci); b++)
+                collect_pci(qemu_json_get(json_object_array_get_idx(pci, b), "devices"), &slots, &n_slots, &allocated);
+
+        for (size_t i = 0; i < live->n_devices; i++) {
+                DeviceDef *d = live->devices[i];
+                const char *alias = i < n_aliases && aliases ? aliases[i] : d->alias;
+
+                if (d->kind == DEVICE_GRAPHICS && chardevs_too) {
+                        if (!vnc && qemu_vm_command(vm, "query VNC", "query-vnc", NULL, &vnc, NULL) < 0)
+                                continue;
+                        if (qemu_json_string(vnc, "service"))
+                                (void) edit_device(live, i, NULL, NULL, NULL, "port", qemu_json_string(vnc, "service"));
+                        continue;
+                }
+                if (!alias)
+                        continue;
+                if (!streq_ptr(d->alias, alias) && free_and_strdup(&d->alias, alias) < 0)
+                        return -ENOMEM;
+                for (size_t k = 0; k < n_slots; k++)
+                        if (streq(slots[k].qdev_id, alias) && d->address.type == DEVICE_ADDRESS_NONE) {
+                                d->address.type = DEVICE_ADDRESS_PCI;
+                                d->address.pci.domain = 0;
+                                d->address.pci.bus = slots[k].bus;
+                                d->address.pci.slot = slots[k].slot;
+                                d->address.pci.function = slots[k].function;
+                                d->address.pci.multifunction = -1;
+                        }
+                if (d->kind == DEVICE_SERIAL || d->kind == DEVICE_PARALLEL || d->kind == DEVICE_CONSOLE ||
+                    d->kind == DEVICE_CHANNEL)
+                        fill_chardev(live, i, alias, chardevs);
+        }
+finish:
+        json_object_put(pci);
+        json_object_put(chardevs);
+        json_object_put(vnc);
+        return r;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "conf/domain-conf.h"
+#include "drivers/driver.h"
+#include "drivers/qemu/qemu-monitor.h"
+#include "util/error.h"
+
+/* One QEMU process running one domain, and the files that let a restarted virtbusd find it again:
+ *   <runtime>/qemu/<uuid>.sock   the QMP socket (QEMU holds the listening end)
+ *   <runtime>/qemu/<uuid>.state  pid, its start time, the domain id
+ *   <runtime>/qemu/<uuid>.xml    the live definition
+ *   <state>/qemu/log/<name>.log  QEMU's output, with our command lines, per domain */
+typedef struct QemuVm QemuVm;
+
+typedef struct QemuVmCallbacks {
+        void (*event)(QemuVm *vm, const char *name, struct json_object *data, void *userdata);
+        /* The process exited (it is reaped already). */
+        void (*exited)(QemuVm *vm, void *userdata);
+} QemuVmCallbacks;
+
+typedef struct QemuVmConfig {
+        sd_event *event;
+        const char *emulator;
+        const char *runtime_dir; /* <runtime>/qemu */
+        const char *log_dir;     /* <state>/qemu/log */
+        bool kvm_usable;
+        QemuVmCallbacks cb;
+        void *userdata;
+} QemuVmConfig;
+
+struct QemuVm {
+        QemuVmConfig cfg;
+        char uuid[37];
+        unsigned id;
+        pid_t pid;
+        uint64_t start_time;
+        int pidfd;
+        sd_event_source *pid_source;
+        QemuMonitor *mon;
+        DomainDef *live;
+        DomainState state;
+        char *log_path;
+        long log_offset; /* where this run's QEMU output begins */
+        /* Lifecycle bookkeeping of the driver. */
+        bool destroying;    /* we are killing it: its exit is expected */
+        bool shutdown_seen; /* the guest powered off (SHUTDOWN event) */
+        bool crashed;       /* GUEST_PANICKED */
+        bool reboot_requested; /* a Reboot request: the next SHUTDOWN follows <on_reboot> */
+        bool stop_requested;   /* a lifecycle action is ending the process */
+        void *priv;         /* the driver's */
+};
+
+/* Starts QEMU for def (paused or running). On failure fills reterr with QEMU's own complaint. */
+int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bool paused, QemuVm **ret,
+                  VbError *reterr);
+/* Finds the domain with this UUID again after a restart of virtbusd: checks the process, reconnects
+ * to its monitor and asks its state. -ESRCH when it is gone (its files are removed then). */
+int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret);
+/* SIGTERM, a short grace, SIGKILL; reaped. Removes the runtime files. */
+int qemu_vm_terminate(QemuVm *vm);
+/* Writes the state and live files again (after a state or definition change). */
+int qemu_vm_save(QemuVm *vm);
+/* Removes the runtime files. */
+void qemu_vm_remove_files(QemuVm *vm);
+/* Fills the live definition from QEMU: aliases, PCI addresses and (chardevs_too) pty paths and the VNC
+ * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). */
+int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too);
+QemuVm *qemu_vm_free(QemuVm *vm);
+
+/* A QMP command with a bounded wait; QEMU's refusal becomes reterr ("what: QEMU's sentence"). */
+int qemu_vm_command(QemuVm *vm, const char *what, const char *command, struct json_object *args,
+                    struct json_object **ret, VbError *reterr);
+
+/* The last line QEMU wrote to its log since offset, without its timestamp (to free; NULL if none). */
+char *qemu_vm_log_tail(const char *log_path, long offset);

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/process.h"
+#include "util/fileio.h"
+#include "util/log.h"
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+_Noreturn static void child_exec(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep,
+                                 int err_fd) {
+        sigset_t empty;
+        int null_fd, e;
+
+        (void) setsid();
+        for (int s = 1; s < _NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        (void) signal(s, SIG_DFL);
+        sigemptyset(&empty);
+        (void) sigprocmask(SIG_SETMASK, &empty, NULL);
+
+        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(log_fd >= 0 ? log_fd : null_fd, STDOUT_FILENO) < 0 ||
+            dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO) < 0)
+                goto fail;
+        /* Everything else goes, but the error pipe (close-on-exec) and the kept descriptors. */
+        {
+                unsigned lo = 3;
+                for (;;) {
+                        unsigned next = ~0U; /* the smallest kept fd >= lo */
+                        for (size_t i = 0; i <= n_keep; i++) {
+                                int k = i < n_keep ? keep_fds[i] : err_fd;
+                                if (k >= (int) lo && (unsigned) k < next)
+                                        next = (unsigned) k;
+                        }
+                        if (next == ~0U) {
+                                (void) syscall(SYS_close_range, lo, ~0U, 0);
+                                break;
+                        }
+                        if (next > lo)
+                                (void) syscall(SYS_close_range, lo, next - 1, 0);
+                        if ((int) next != err_fd) {
+                                int flags = fcntl((int) next, F_GETFD);
+                                if (flags >= 0)
+                                        (void) fcntl((int) next, F_SETFD, flags & ~FD_CLOEXEC);
+                        }
+                        lo = next + 1;
+                }
+        }
+        execv(argv[0], (char * const *) argv);
+fail:
+        e = errno;
+        (void) !write(err_fd, &e, sizeof e);
+        _exit(127);
+}
+
+int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                       pid_t *ret_pid) {
+        int pipe_fds[2], child_errno = 0;
+        ssize_t n;
+        pid_t pid;
+
+        if (!argv || !argv[0] || argv[0][0] != '/')
+                return -EINVAL;
+        if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(pipe_fds[0]);
+                close(pipe_fds[1]);
+                return -e;
+        }
+        if (pid == 0) {
+                close(pipe_fds[0]);
+                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1]);
+        }
+        close(pipe_fds[1]);
+        /* EOF: exec succeeded (the pipe closed on exec); an int: it failed with that errno. */
+        do
+                n = read(pipe_fds[0], &child_errno, sizeof child_errno);
+        while (n < 0 && errno == EINTR);
+        close(pipe_fds[0]);
+        if (n == sizeof child_errno) {
+                (void) waitpid(pid, NULL, 0);
+                return -(child_errno ?: EIO);
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
+int host_process_start_time(pid_t pid, uint64_t *ret) {
+        _cleanup_free_ char *stat = NULL;
+        char path[64];
+        const char *p;
+        unsigned long long t;
+        int r;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        r = read_full_file(path, 0, &stat, NULL);
+        if (r < 0)
+                return r;
+        /* The command name may hold anything: skip to the last ')'. */
+        p = strrchr(stat, ')');
+        if (!p)
+                return -EBADMSG;
+        p++;
+        /* Fields 3..21, then starttime (22). */
+        for (int field = 3; field <= 22; field++) {
+                p += strspn(p, " ");
+                if (field == 22)
+                        break;
+                p += strcspn(p, " ");
+        }
+        if (sscanf(p, "%llu", &t) != 1)
+                return -EBADMSG;
+        *ret = t;
+        return 0;
+}
+
+bool host_process_is(pid_t pid, uint64_t start_time) {
+        uint64_t t;
+
+        if (pid <= 1 || host_process_start_time(pid, &t) < 0)
+                return false;
+        return start_time == 0 || t == start_time;
+}
+
+int host_process_open_fd(pid_t pid) {
+        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (fd < 0)
+                return -errno;
+        (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        return fd;
+}
+
+void host_process_reap(pid_t pid) {
+        (void) waitpid(pid, NULL, WNOHANG);
+}
+
+/* Waits until pidfd is readable (the process exited) or timeout. */
+static bool wait_exit(pid_t pid, int pidfd, uint64_t timeout_usec) {
+        struct timespec start, now;
+
+        if (pidfd >= 0) {
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+                int r;
+                do
+                        r = poll(&p, 1, (int) (timeout_usec / 1000));
+                while (r < 0 && errno == EINTR);
+                return r > 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                if (waitpid(pid, NULL, WNOHANG) == pid || kill(pid, 0) < 0)
+                        return true;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if ((uint64_t) (now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000 >=
+                    timeout_usec)
+                        return false;
+                usleep(2000);
+        }
+}
+
+int host_process_terminate(pid_t pid, int pidfd, uint64_t grace_usec) {
+        int own_fd = -1;
+        bool gone;
+
+        if (pid <= 1)
+                return -EINVAL;
+        if (pidfd < 0)
+                pidfd = own_fd = host_process_open_fd(pid);
+        if (kill(pid, SIGTERM) < 0 && errno == ESRCH) {
+                host_process_reap(pid);
+                if (own_fd >= 0)
+                        close(own_fd);
+                return 0;
+        }
+        gone = wait_exit(pid, pidfd, grace_usec);
+        if (!gone) {
+                log_debug("Process %d did not exit on SIGTERM, sending SIGKILL.", (int) pid);
+                (void) kill(pid, SIGKILL);
+                gone = wait_exit(pid, pidfd, 1000000);
+        }
+        host_process_reap(pid);
+        if (own_fd >= 0)
+                close(own_fd);
+        return gone ? 0 : -ETIMEDOUT;
+}

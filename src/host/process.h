@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Child processes without a shell: argv is passed to execv as is. */
+
+/* Starts argv[0] (an absolute path) with argv in a new session: stdin from /dev/null, stdout and stderr
+ * to log_fd (or /dev/null when < 0), every other descriptor closed except those in keep_fds (which
+ * keep their numbers), default signal dispositions and an empty signal mask. Fails with the exec
+ * errno if the program could not be started. */
+int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                       pid_t *ret_pid);
+
+/* The start time of pid (field 22 of /proc/PID/stat, in clock ticks since boot): with the pid it
+ * names one process for good, also after a restart of ours (pids get reused). */
+int host_process_start_time(pid_t pid, uint64_t *ret);
+
+/* Whether pid is alive and started at start_time (0: don't check). */
+bool host_process_is(pid_t pid, uint64_t start_time);
+
+/* A pidfd for pid (our child or not), readable once it exited. */
+int host_process_open_fd(pid_t pid);
+
+/* SIGTERM, up to grace_usec for it to exit, then SIGKILL and up to another second; reaps it if it is our
+ * child. Returns 0 once it is gone, -ETIMEDOUT if even SIGKILL did not end it. pidfd may be -1. */
+int host_process_terminate(pid_t pid, int pidfd, uint64_t grace_usec);
+
+/* Reaps pid if it is our child and exited; harmless otherwise. */
+void host_process_reap(pid_t pid);

@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The qemu driver with the real QEMU: diskless machines (KVM where /dev/kvm opens, TCG otherwise) and
+ * a tiny Linux guest (tests/guest/build-guest: Debian's cloud kernel and busybox) booted directly under
+ * TCG with its serial console in a file, where its /init prints what it sees. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define DOMAIN_INTERFACE "org.virtbus1.Domain"
+#define ERR(name) "org.virtbus1.Error." name
+#define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
+
+static char *guest_dir; /* holds vmlinuz and initrd.gz */
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * HARNESS_USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Builds (or finds in its cache) the tiny guest once per run. */
+static const char *guest(Harness *h) {
+        HarnessResult res = {};
+        _cleanup_free_ char *script = NULL;
+
+        if (guest_dir)
+                return guest_dir;
+        script = harness_source_path("tests/guest/build-guest");
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { script, NULL }, NULL,
+                                     300 * HARNESS_USEC_PER_SEC, &res),
+                         0);
+        if (res.status != 0)
+                fail_msg("build-guest failed (%d): %s", res.status, res.err);
+        guest_dir = strndup(res.out, strcspn(res.out, "\n"));
+        harness_result_done(&res);
+        return guest_dir;
+}
+
+static char *serial_path(Harness *h, const char *name) {
+        char *p;
+        assert_true(asprintf(&p, "%s/%s.serial", harness_dir(h), name) >= 0);
+        return p;
+}
+
+/* A diskless machine: nothing to boot, but every device kind we put on the command line. */
+static char *diskless_xml(const char *type, const char *name, const char *devices) {
+        char *x;
+        assert_true(asprintf(&x,
+                             "<domain type='%s'>\n"
+                             "  <name>%s</name>\n"
+                             "  <memory unit='MiB'>64</memory>\n"
+                             "  <vcpu>1</vcpu>\n"
+                             "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n"
+                             "  <features><acpi/></features>\n"
+                             "  <devices>%s</devices>\n"
+                             "</domain>\n",
+                             type, name, devices ?: "") >= 0);
+        return x;
+}
+
+/* The tiny guest, serial console into a file. */
+static char *guest_xml(Harness *h, const char *name, const char *on_poweroff) {
+        const char *g = guest(h);
+        _cleanup_free_ char *serial = serial_path(h, name);
+        char *x;
+
+        (void) unlink(serial);
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'>\n"
+                             "  <name>%s</name>\n"
+                             "  <memory unit='MiB'>192</memory>\n"
+                             "  <vcpu>1</vcpu>\n"
+                             "  <os>\n"
+                             "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+                             "    <kernel>%s/vmlinuz</kernel>\n"
+                             "    <initrd>%s/initrd.gz</initrd>\n"
+                             "    <cmdline>console=ttyS0 quiet panic=-1</cmdline>\n"
+                             "  </os>\n"
+                             "  <features><acpi/></features>\n"
+                             "  <on_poweroff>%s</on_poweroff>\n"
+                             "  <devices>\n"
+                             "    <serial type='file'><source path='%s'/><target port='0'/></serial>\n"
+                             "  </devices>\n"
+                             "</domain>\n",
+                             name, g, g, on_poweroff ?: "destroy", serial) >= 0);
+        return x;
+}
+
+static char *define(sd_bus *bus, const char *xml) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+static void call_domain(sd_bus *bus, const char *path, const char *method) {
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
+}
+
+static const char *state_of(Harness *h, const char *path) {
+        return harness_get_string(harness_bus_root(h), path, DOMAIN_INTERFACE, "State");
+}
+
+static char *get_xml(sd_bus *bus, const char *path) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, DOMAIN_INTERFACE, "GetXMLDesc", "t", UINT64_C(0));
+        const char *xml;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
+        return strdup(xml);
+}
+
+/* Waits until file contains text at least `count` times (the guest prints as it goes). */
+static void wait_for_text(const char *file, const char *text, unsigned count) {
+        uint64_t deadline = now_usec() + GUEST_TIMEOUT_USEC;
+
+        for (;;) {
+                _cleanup_free_ char *s = harness_read_file(file);
+                unsigned n = 0;
+
+                for (const char *p = s; p && (p = strstr(p, text)); p++)
+                        n++;
+                if (n >= count)
+                        return;
+                if (now_usec() > deadline)
+                        fail_msg("'%s' did not show '%s' (x%u) in time; it has:\n%s", file, text, count, strempty(s));
+                usleep(20 * 1000);
+        }
+}
+
+/* The pid in the runtime state file of the domain with this UUID, 0 if none. */
+static pid_t qemu_pid(Harness *h, const char *uuid) {
+        _cleanup_free_ char *path = NULL, *s = NULL;
+        int pid = 0;
+
+        assert_true(asprintf(&path, "%s/qemu/%s.state", harness_runtime_dir(h), uuid) >= 0);
+        s = harness_read_file(path);
+        if (!s || sscanf(s, "pid=%d", &pid) != 1)
+                return 0;
+        return pid;
+}
+
+static bool process_alive(pid_t pid) {
+        char path[64];
+        _cleanup_free_ char *stat = NULL;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        stat = harness_read_file(path);
+        /* A zombie no longer runs. */
+        return stat && !strstr(stat, ") Z ");
+}
+
+static char *uuid_of(Harness *h, const char *path) {
+        return strdup(harness_get_string(harness_bus_root(h), path, DOMAIN_INTERFACE, "UUID"));
+}
+
+/* Kills whatever QEMU a failed test left (virtbusd leaves them running on purpose). */
+static int teardown_qemus(void **state) {
+        Harness *h = *state;
+        _cleanup_free_ char *dir = NULL;
+        DIR *d;
+        struct dirent *de;
+
+        assert_true(asprintf(&dir, "%s/qemu", harness_runtime_dir(h)) >= 0);
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                char uuid[37];
+                pid_t pid;
+
+                if (strlen(de->d_name) != 42 || !strstr(de->d_name, ".state"))
+                        continue;
+                snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
+                pid = qemu_pid(h, uuid);
+                if (pid > 1 && kill(pid, SIGKILL) == 0)
+                        fprintf(stderr, "test-qemu: killed leftover QEMU %d\n", (int) pid);
+        }
+        closedir(d);
+        return 0;
+}
+
+static void test_diskless(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("qemu", "bare",
+                                                "<serial type='pty'><target port='0'/></serial>"
+                                                "<serial type='null'><target port='1'/></serial>"
+                                                "<interface type='user'><mac address='52:54:00:00:00:11'/><model type='virtio'/></interface>"
+                                                "<input type='tablet' bus='usb'/>"
+                                                "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>"
+                                                "<memballoon model='virtio'/>");
+        _cleanup_free_ char *path = define(bus, xml), *uuid = uuid_of(h, path), *live = NULL, *log = NULL,
+                            *cmdline = NULL, *proc = NULL;
+        pid_t pid;
+
+        call_domain(bus, path, "Start");
+        assert_string_equal(state_of(h, path), "running");
+        pid = qemu_pid(h, uuid);
+        assert_true(pid > 1);
+        assert_true(process_alive(pid));
+        /* ps shows which domain it is. */
+        assert_true(asprintf(&proc, "/proc/%d/cmdline", (int) pid) >= 0);
+        cmdline = harness_read_file(proc);
+        assert_non_null(cmdline);
+        assert_string_equal(cmdline, "/usr/bin/qemu-system-x86_64");
+        {
+                _cleanup_free_ char *f = NULL;
+                int fd = open(proc, O_RDONLY);
+                char buf[8192];
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                assert_true(n > 0);
+                for (ssize_t i = 0; i < n; i++)
+                        if (!buf[i])
+                                buf[i] = ' ';
+                buf[n] = 0;
+                assert_non_null(strstr(buf, "-name guest=bare,"));
+        }
+
+        /* The live XML: aliases, the pty, PCI addresses, the VNC port. */
+        live = get_xml(bus, path);
+        assert_non_null(strstr(live, "<alias name='serial0'/>"));
+        assert_non_null(strstr(live, "<alias name='net0'/>"));
+        if (!strstr(live, "<source path='/dev/pts/"))
+                fail_msg("no pty path in the live XML:\n%s", live);
+        assert_non_null(strstr(live, "type='pci'"));
+        assert_null(strstr(live, "port='-1'"));
+        assert_non_null(strstr(live, "port='59"));
+
+        call_domain(bus, path, "Suspend");
+        assert_string_equal(state_of(h, path), "paused");
+        call_domain(bus, path, "Resume");
+        assert_string_equal(state_of(h, path), "running");
+        call_domain(bus, path, "Reset");
+
+        call_domain(bus, path, "Destroy");
+        assert_string_equal(state_of(h, path), "shutoff");
+        assert_false(process_alive(pid));
+        assert_int_equal(qemu_pid(h, uuid), 0);
+
+        /* Its log is kept, with the command line. */
+        free(proc);
+        assert_true(asprintf(&proc, "%s/qemu/log/bare.log", harness_state_dir(h)) >= 0);
+        log = harness_read_file(proc);
+        assert_non_null(log);
+        assert_non_null(strstr(log, "-name guest=bare"));
+}
+
+static void test_kvm(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("kvm", "fast", NULL), *path = define(bus, xml);
+        int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+        if (fd < 0) {
+                /* The error names the way out. */
+                harness_call_fails(bus, ERR("NotSupported"), "'qemu'", path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+                return;
+        }
+        close(fd);
+        call_domain(bus, path, "Start");
+        assert_string_equal(state_of(h, path), "running");
+        call_domain(bus, path, "Destroy");
+        assert_string_equal(state_of(h, path), "shutoff");
+}
+
+static void test_errors(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *bad_disk = diskless_xml("qemu", "no-image",
+                                                     "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                                                     "<source file='/nonexistent/virtbus.img'/><target dev='vda' bus='virtio'/></disk>");
+        _cleanup_free_ char *path = define(bus, bad_disk), *xen = NULL, *xpath = NULL;
+
+        /* QEMU's own sentence reaches the caller. */
+        harness_call_fails(bus, ERR("OperationFailed"), "/nonexistent/virtbus.img", path, DOMAIN_INTERFACE, "Start", "t",
+                           UINT64_C(0));
+        assert_string_equal(state_of(h, path), "shutoff");
+
+        xen = diskless_xml("qemu", "no-network", "<interface type='network'><source network='default'/></interface>");
+        xpath = define(bus, xen);
+        harness_call_fails(bus, ERR("NoSuchNetwork"), "'default'", xpath, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+}
+
+static void test_guest_shutdown(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = guest_xml(h, "tiny", NULL), *path = define(bus, xml),
+                            *serial = serial_path(h, "tiny");
+
+        call_domain(bus, path, "Start");
+        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1);
+        call_domain(bus, path, "Suspend");
+        assert_string_equal(state_of(h, path), "paused");
+        call_domain(bus, path, "Resume");
+        assert_string_equal(state_of(h, path), "running");
+
+        /* ACPI: the guest sees the power button and powers off; Shutdown replies once it did. */
+        call_domain(bus, path, "Shutdown");
+        assert_string_equal(state_of(h, path), "shutoff");
+        wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 1);
+}
+
+static void test_restart_reconnect(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = guest_xml(h, "survivor", NULL), *path = define(bus, xml), *uuid = uuid_of(h, path),
+                            *serial = serial_path(h, "survivor");
+        pid_t pid;
+
+        call_domain(bus, path, "Start");
+        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1);
+        pid = qemu_pid(h, uuid);
+        assert_true(pid > 1);
+
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        /* The same process, still running, and under control. */
+        assert_string_equal(state_of(h, path), "running");
+        assert_int_equal(qemu_pid(h, uuid), pid);
+        assert_true(process_alive(pid));
+        call_domain(bus, path, "Suspend");
+        assert_string_equal(state_of(h, path), "paused");
+
+        /* Paused across a restart stays paused. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_string_equal(state_of(h, path), "paused");
+        call_domain(bus, path, "Resume");
+        assert_string_equal(state_of(h, path), "running");
+        call_domain(bus, path, "Destroy");
+        assert_false(process_alive(pid));
+        assert_string_equal(state_of(h, path), "shutoff");
+}
+
+static void test_hotplug_nic(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = guest_xml(h, "plug", NULL), *path = define(bus, xml), *serial = serial_path(h, "plug"),
+                            *live = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
+        const char *nic = "<interface type='user'><mac address='52:54:00:aa:bb:01'/><model type='virtio'/></interface>";
+        const char *alias;
+
+        call_domain(bus, path, "Start");
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 1);
+
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", nic, UINT64_C(0)));
+        /* The guest's kernel found it. */
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 lo", 1);
+        live = get_xml(bus, path);
+        if (!strstr(live, "52:54:00:aa:bb:01"))
+                fail_msg("the NIC is not in the live XML:\n%s", live);
+
+        w = harness_watch_signal(bus, path, DOMAIN_INTERFACE, "DeviceRemoved");
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "DetachDevice", "st", nic, UINT64_C(0)));
+        removed = harness_watch_next(w, GUEST_TIMEOUT_USEC);
+        assert_non_null(removed);
+        assert_int_equal(sd_bus_message_read(removed, "s", &alias), 1);
+        assert_true(strlen(alias) > 0);
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 2);
+        free(live);
+        live = get_xml(bus, path);
+        if (strstr(live, "52:54:00:aa:bb:01"))
+                fail_msg("the NIC (%s) is still in the live XML:\n%s", alias, live);
+        call_domain(bus, path, "Destroy");
+}
+
+/* A tap on a host bridge: QEMU opens the tap, virtbusd brings it up in the bridge (libnl). The bridge is
+ * made here with a name unique to this run, and removed at the end. */
+static void test_bridge_tap(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        char bridge[16], master[PATH_MAX], link[80];
+        _cleanup_free_ char *xml = NULL, *path = NULL, *live = NULL, *tap = NULL, *dev = NULL;
+        HarnessResult res = {};
+        const char *p;
+        ssize_t n;
+
+        snprintf(bridge, sizeof bridge, "vbtbr%d", (int) (getpid() % 100000));
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                     (const char *[]) { "/usr/sbin/ip", "link", "add", "name", bridge, "type", "bridge", NULL },
+                                     NULL, 10 * HARNESS_USEC_PER_SEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        harness_result_done(&res);
+        assert_true(asprintf(&dev, "<interface type='bridge'><source bridge='%s'/><mac address='52:54:00:00:00:22'/>"
+                                   "<model type='e1000'/></interface>", bridge) >= 0);
+        xml = diskless_xml("qemu", "bridged", dev);
+        path = define(bus, xml);
+        call_domain(bus, path, "Start");
+
+        /* The live XML names the tap; the tap is up and in the bridge. */
+        live = get_xml(bus, path);
+        p = strstr(live, "<target dev='");
+        assert_non_null(p);
+        p += strlen("<target dev='");
+        tap = strndup(p, strcspn(p, "'"));
+        snprintf(link, sizeof link, "/sys/class/net/%s/master", tap);
+        n = readlink(link, master, sizeof master - 1);
+        assert_true(n > 0);
+        master[n] = 0;
+        assert_non_null(strstr(master, bridge));
+        snprintf(link, sizeof link, "/sys/class/net/%s/flags", tap);
+        {
+                _cleanup_free_ char *flags = harness_read_file(link);
+                assert_non_null(flags);
+                assert_true(strtoul(flags, NULL, 16) & 1); /* IFF_UP */
+        }
+
+        call_domain(bus, path, "Destroy");
+        /* QEMU's tap went with it. */
+        snprintf(link, sizeof link, "/sys/class/net/%s", tap);
+        assert_int_equal(access(link, F_OK), -1);
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                     (const char *[]) { "/usr/sbin/ip", "link", "del", bridge, NULL }, NULL,
+                                     10 * HARNESS_USEC_PER_SEC, &res), 0);
+        harness_result_done(&res);
+}
+
+/* Reboot: ACPI power button, and the guest's power-off turns into a reset (<on_reboot>restart</on_reboot>);
+ * <on_poweroff>restart</on_poweroff> likewise keeps the domain running through a Shutdown, and preserve
+ * leaves it paused. */
+static void test_lifecycle_actions(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = guest_xml(h, "phoenix", "restart"), *path = define(bus, xml),
+                            *serial = serial_path(h, "phoenix"), *xml2 = guest_xml(h, "amber", "preserve"),
+                            *path2 = define(bus, xml2), *serial2 = serial_path(h, "amber");
+        _cleanup_(harness_watch_freep) HarnessWatch *w2 = harness_watch_signal(bus, path2, HARNESS_PROPERTIES_INTERFACE,
+                                                                                "PropertiesChanged");
+
+        call_domain(bus, path, "Start");
+        call_domain(bus, path2, "Start");
+        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1);
+        call_domain(bus, path, "Reboot");
+        wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 1);
+        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 2);
+        assert_string_equal(state_of(h, path), "running");
+        /* Shutdown without waiting: the guest powers off and comes back. */
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Shutdown", "t", UINT64_C(1)));
+        wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 2);
+        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 3);
+        assert_string_equal(state_of(h, path), "running");
+        call_domain(bus, path, "Destroy");
+
+        wait_for_text(serial2, "VIRTBUS-GUEST-BOOTED", 1);
+        sd_bus_message_unref(harness_call_ok(bus, path2, DOMAIN_INTERFACE, "Shutdown", "t", UINT64_C(1)));
+        wait_for_text(serial2, "VIRTBUS-GUEST-POWEROFF", 1);
+        for (uint64_t deadline = now_usec() + GUEST_TIMEOUT_USEC; !streq(state_of(h, path2), "paused");) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = harness_watch_next(w2, 1000 * HARNESS_USEC_PER_MSEC);
+                if (now_usec() > deadline)
+                        fail_msg("'amber' did not become paused; it is %s", state_of(h, path2));
+        }
+        call_domain(bus, path2, "Destroy");
+        assert_string_equal(state_of(h, path2), "shutoff");
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_diskless, teardown_qemus),
+                cmocka_unit_test_teardown(test_kvm, teardown_qemus),
+                cmocka_unit_test_teardown(test_errors, teardown_qemus),
+                cmocka_unit_test_teardown(test_guest_shutdown, teardown_qemus),
+                cmocka_unit_test_teardown(test_restart_reconnect, teardown_qemus),
+                cmocka_unit_test_teardown(test_hotplug_nic, teardown_qemus),
+                cmocka_unit_test_teardown(test_bridge_tap, teardown_qemus),
+                cmocka_unit_test_teardown(test_lifecycle_actions, teardown_qemus),
+        };
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
+                fprintf(stderr, "test-qemu: qemu-system-x86_64 is not installed (scripts/bootstrap)\n");
+                return 77;
+        }
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", "--log-level", "debug", NULL } });
+}

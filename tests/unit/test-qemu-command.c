@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The qemu driver's command line: a definition in, QEMU's argument vector out (no QEMU runs here; the
+ * integration test test-qemu runs these command lines for real). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "conf/domain-conf.h"
+#include "drivers/qemu/qemu-command.h"
+
+static const QemuCommandParams params = { .emulator = "/usr/bin/qemu-system-x86_64", .monitor_fd = 3 };
+
+static DomainDef *parse(const char *type, const char *name, const char *os, const char *features,
+                        const char *devices) {
+        _cleanup_free_ char *xml = NULL;
+        DomainDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        assert_true(asprintf(&xml,
+                             "<domain type='%s'><name>%s</name><memory unit='MiB'>128</memory><vcpu>2</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type>%s</os>%s"
+                             "<devices>%s</devices></domain>",
+                             type, name, os ?: "", features ?: "", devices ?: "") >= 0);
+        if (domain_def_parse_string(xml, 0, &def, &e) < 0)
+                fail_msg("%s: %s", xml, e.message);
+        return def;
+}
+
+/* The value following option opt, the n-th time opt appears (0-based); NULL if not there. */
+static const char *opt(const QemuCommand *c, const char *option, unsigned n) {
+        for (size_t i = 0; i + 1 < c->argv.n; i++)
+                if (streq(c->argv.v[i], option) && n-- == 0)
+                        return c->argv.v[i + 1];
+        return NULL;
+}
+
+static bool has_value(const QemuCommand *c, const char *option, const char *value) {
+        for (unsigned n = 0; opt(c, option, n); n++)
+                if (streq(opt(c, option, n), value))
+                        return true;
+        return false;
+}
+
+static void build_ok(const DomainDef *def, const QemuCommandParams *p, QemuCommand *c) {
+        VbError e = VB_ERROR_NULL;
+        if (qemu_command_build(def, p, c, &e) < 0)
+                fail_msg("build failed: %s", e.message);
+        assert_null(c->argv.v[c->argv.n]);
+}
+
+static void build_fails(const DomainDef *def, VbErrorCode code, const char *part) {
+        QemuCommand c = {};
+        VbError e = VB_ERROR_NULL;
+
+        assert_true(qemu_command_build(def, &params, &c, &e) < 0);
+        assert_int_equal(e.code, code);
+        if (!strstr(e.message, part))
+                fail_msg("'%s' does not contain '%s'", e.message, part);
+        vb_error_free(&e);
+}
+
+static void test_machine(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def =
+                parse("qemu", "a,b", "<kernel>/k</kernel><initrd>/i</initrd><cmdline>console=ttyS0 x=1,2</cmdline>",
+                      "<features><acpi/></features><on_reboot>destroy</on_reboot>", NULL);
+        _cleanup_(qemu_command_done) QemuCommand c = {};
+
+        build_ok(def, &params, &c);
+        assert_string_equal(c.argv.v[0], "/usr/bin/qemu-system-x86_64");
+        /* Commas in values are doubled; the name is the process's. */
+        assert_string_equal(opt(&c, "-name", 0), "guest=a,,b,debug-threads=on");
+        assert_string_equal(opt(&c, "-machine", 0), "pc,usb=off,dump-guest-core=off");
+        assert_string_equal(opt(&c, "-accel", 0), "tcg");
+        assert_string_equal(opt(&c, "-m", 0), "size=131072k");
+        assert_string_equal(opt(&c, "-smp", 0), "2");
+        assert_string_equal(opt(&c, "-kernel", 0), "/k");
+        assert_string_equal(opt(&c, "-initrd", 0), "/i");
+        /* A vector, not a shell line: the command line goes as one argument, commas and all. */
+        assert_string_equal(opt(&c, "-append", 0), "console=ttyS0 x=1,2");
+        assert_string_equal(opt(&c, "-chardev", 0), "socket,id=charmonitor,fd=3,server=on,wait=off");
+        assert_true(has_value(&c, "-mon", "chardev=charmonitor,id=monitor,mode=control"));
+        for (size_t i = 0; i < c.argv.n; i++)
+                if (streq(c.argv.v[i], "-S") || streq(c.argv.v[i], "-no-shutdown") || streq(c.argv.v[i], "-no-reboot"))
+                        c.argv.v[i][1] = '!'; /* mark as seen */
+        assert_true(has_value(&c, "-uuid", "") || opt(&c, "-uuid", 0));
+        {
+                unsigned seen = 0;
+                for (size_t i = 0; i < c.argv.n; i++)
+                        seen += c.argv.v[i][0] == '-' && c.argv.v[i][1] == '!';
+                assert_int_equal(seen, 3);
+        }
+}
+
+static void test_accel_and_cpu(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *kvm = parse("kvm", "k", NULL, NULL, NULL);
+        _cleanup_(domain_def_freep) DomainDef *noacpi = parse("qemu", "n", NULL, NULL, NULL);
+        _cleanup_(domain_def_freep) DomainDef *xen = parse("xen", "x", NULL, NULL, NULL);
+        QemuCommandParams with_kvm = params;
+        _cleanup_(qemu_command_done) QemuCommand c = {}, d = {};
+
+        build_fails(kvm, VB_ERROR_NOT_SUPPORTED, "/dev/kvm");
+        build_fails(xen, VB_ERROR_NOT_SUPPORTED, "'xen'");
+        with_kvm.kvm_usable = true;
+        build_ok(kvm, &with_kvm, &c);
+        assert_string_equal(opt(&c, "-accel", 0), "kvm");
+        /* No <acpi/>: no ACPI, as in libvirt's format. */
+        build_ok(noacpi, &params, &d);
+        assert_string_equal(opt(&d, "-machine", 0), "pc,usb=off,dump-guest-core=off,acpi=off");
+}
+
+static void test_disks(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def =
+                parse("qemu", "d", NULL, NULL,
+                      "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/img/a,b.qcow2'/>"
+                      "<target dev='vda' bus='virtio'/><boot order='1'/></disk>"
+                      "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>"
+                      "<disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='sda' bus='scsi'/></disk>");
+        _cleanup_(domain_def_freep) DomainDef *bad =
+                parse("qemu", "b", NULL, NULL,
+                      "<disk type='file' device='disk'><driver name='qemu' type='vmdk'/><source file='/x'/>"
+                      "<target dev='vda' bus='virtio'/></disk>");
+        _cleanup_(qemu_command_done) QemuCommand c = {};
+
+        build_ok(def, &params, &c);
+        assert_true(has_value(&c, "-blockdev",
+                              "driver=file,filename=/img/a,,b.qcow2,node-name=disk0-storage,read-only=off,auto-read-only=on"));
+        assert_true(has_value(&c, "-blockdev", "driver=qcow2,file=disk0-storage,node-name=disk0-format,read-only=off"));
+        assert_true(has_value(&c, "-device", "virtio-blk-pci,drive=disk0-format,id=disk0,bootindex=1"));
+        /* An empty cdrom: a drive without medium. */
+        assert_true(has_value(&c, "-device", "ide-cd,bus=ide.1,unit=0,id=disk1"));
+        assert_true(has_value(&c, "-device", "virtio-scsi-pci,id=scsi0"));
+        assert_true(has_value(&c, "-blockdev",
+                              "driver=host_device,filename=/dev/sdz,node-name=disk2-storage,read-only=off,auto-read-only=on"));
+        assert_true(has_value(&c, "-device", "scsi-hd,bus=scsi0.0,id=disk2,drive=disk2-format"));
+        assert_string_equal(c.aliases[0], "disk0");
+        build_fails(bad, VB_ERROR_NOT_SUPPORTED, "'vmdk'");
+}
+
+static void test_interfaces(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def =
+                parse("qemu", "n", NULL, NULL,
+                      "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='e1000'/></interface>"
+                      "<interface type='bridge'><mac address='52:54:00:00:00:02'/><source bridge='br0'/>"
+                      "<target dev='vnet7'/><model type='virtio'/>"
+                      "<address type='pci' domain='0' bus='0' slot='7' function='0'/></interface>");
+        _cleanup_(domain_def_freep) DomainDef *net =
+                parse("qemu", "m", NULL, NULL, "<interface type='network'><source network='default'/></interface>");
+        _cleanup_(qemu_command_done) QemuCommand c = {};
+
+        build_ok(def, &params, &c);
+        assert_true(has_value(&c, "-netdev", "user,id=hostnet0"));
+        assert_true(has_value(&c, "-device", "e1000,netdev=hostnet0,id=net0,mac=52:54:00:00:00:01"));
+        /* Never vhost (no /dev/vhost-net here, and QEMU 7.2 aborts on it). */
+        assert_true(has_value(&c, "-netdev", "tap,id=hostnet1,ifname=vnet7,script=no,downscript=no"));
+        assert_true(has_value(&c, "-device",
+                              "virtio-net-pci,netdev=hostnet1,id=net1,mac=52:54:00:00:00:02,bus=pci.0,addr=0x7.0x0"));
+        assert_int_equal(c.n_taps, 1);
+        assert_string_equal(c.taps[0].ifname, "vnet7");
+        assert_string_equal(c.taps[0].bridge, "br0");
+        build_fails(net, VB_ERROR_NOT_SUPPORTED, "'network'");
+}
+
+static void test_chardevs(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def = parse(
+                "qemu", "c", NULL, NULL,
+                "<serial type='pty'><target port='0'/></serial>"
+                "<serial type='file'><source path='/tmp/s,1' append='on'/><target port='1'/></serial>"
+                "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='4555'/><protocol type='telnet'/>"
+                "<target port='2'/></serial>"
+                "<serial type='udp'><source mode='bind' host='0.0.0.0' service='4556'/>"
+                "<source mode='connect' host='10.0.0.1' service='4557'/><target port='3'/></serial>"
+                "<parallel type='unix'><source mode='bind' path='/tmp/p.sock'/><target port='0'/></parallel>"
+                "<console type='pty'><target type='serial' port='0'/></console>"
+                "<channel type='null'><target type='virtio' name='org.example.x'/></channel>"
+                "<console type='null'><target type='virtio' port='1'/></console>");
+        _cleanup_(qemu_command_done) QemuCommand c = {};
+
+        build_ok(def, &params, &c);
+        assert_true(has_value(&c, "-chardev", "pty,id=charserial0"));
+        assert_true(has_value(&c, "-device", "isa-serial,chardev=charserial0,id=serial0"));
+        assert_true(has_value(&c, "-chardev", "file,id=charserial1,path=/tmp/s,,1,append=on"));
+        assert_true(has_value(&c, "-chardev", "socket,id=charserial2,host=127.0.0.1,port=4555,server=on,wait=off,telnet=on"));
+        assert_true(has_value(&c, "-chardev", "udp,id=charserial3,host=10.0.0.1,port=4557,localaddr=0.0.0.0,localport=4556"));
+        assert_true(has_value(&c, "-chardev", "socket,id=charparallel0,path=/tmp/p.sock,server=on,wait=off"));
+        assert_true(has_value(&c, "-device", "isa-parallel,chardev=charparallel0,id=parallel0"));
+        assert_true(has_value(&c, "-device", "virtio-serial-pci,id=virtio-serial0"));
+        assert_true(has_value(&c, "-device", "virtserialport,chardev=charchannel0,id=channel0,name=org.example.x"));
+        assert_true(has_value(&c, "-device", "virtconsole,chardev=charconsole0,id=console0"));
+        /* The serial console is serial0 itself: no second -serial device. */
+        for (unsigned n = 0; opt(&c, "-chardev", n); n++)
+                assert_null(strstr(opt(&c, "-chardev", n), "charserial4"));
+}
+
+static void test_graphics_input(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def =
+                parse("qemu", "g", NULL, NULL,
+                      "<graphics type='vnc' port='-1' autoport='yes' listen='0.0.0.0' passwd='s3cret'/>"
+                      "<input type='tablet' bus='usb'/><input type='keyboard' bus='virtio'/><input type='mouse' bus='ps2'/>"
+                      "<memballoon model='virtio'/>");
+        _cleanup_(domain_def_freep) DomainDef *fixed =
+                parse("qemu", "f", NULL, NULL, "<graphics type='vnc' port='5907'/><video><model type='cirrus'/></video>");
+        _cleanup_(domain_def_freep) DomainDef *spice = parse("qemu", "s", NULL, NULL, "<graphics type='spice'/>");
+        _cleanup_(qemu_command_done) QemuCommand c = {}, d = {};
+
+        build_ok(def, &params, &c);
+        assert_string_equal(opt(&c, "-vnc", 0), "0.0.0.0:0,to=1000,password=on");
+        assert_string_equal(c.vnc_password, "s3cret");
+        /* The password is set over QMP, never on the command line. */
+        for (size_t i = 0; i < c.argv.n; i++)
+                assert_null(strstr(c.argv.v[i], "s3cret"));
+        assert_true(has_value(&c, "-device", "piix3-usb-uhci,id=usb"));
+        assert_true(has_value(&c, "-device", "usb-tablet,id=input0,bus=usb.0"));
+        assert_true(has_value(&c, "-device", "virtio-keyboard-pci,id=input1"));
+        assert_true(has_value(&c, "-device", "virtio-balloon-pci,id=balloon0"));
+        assert_true(has_value(&c, "-device", "VGA,id=video0"));
+
+        build_ok(fixed, &params, &d);
+        assert_string_equal(opt(&d, "-vnc", 0), "127.0.0.1:7");
+        assert_true(has_value(&d, "-device", "cirrus-vga,id=video0"));
+        assert_false(has_value(&d, "-device", "VGA,id=video0"));
+        build_fails(spice, VB_ERROR_NOT_SUPPORTED, "'spice'");
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
+                cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
+                cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
