@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Manager on /org/virtbus1. */
+#include "bus/bus-capabilities.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
 #include "bus/bus-nodedev.h"
@@ -132,5 +133,11 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 bus_manager_method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetNetworkByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", network),
                                 bus_manager_method_get_network_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDomainCapabilities",
+                                SD_BUS_ARGS("s", emulator, "s", arch, "s", machine, "s", virttype, "t", flags),
+                                SD_BUS_RESULT("s", xml), bus_manager_method_get_domain_capabilities,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetCapabilities", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", xml),
+                                bus_manager_method_get_capabilities, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

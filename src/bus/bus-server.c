@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "bus/bus-capabilities.h"
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
@@ -107,6 +108,7 @@ BusServer *bus_server_free(BusServer *s) {
         sd_bus_slot_unref(s->manager_gate_slot);
         sd_bus_slot_unref(s->domain_gate_slot);
         manager_set_events(s->manager, &(ManagerEvents) {});
+        bus_capabilities_drop_pending(s);
         bus_polkit_free(s->polkit);
         sd_bus_unref(s->bus);
         free(s);

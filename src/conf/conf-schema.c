@@ -71,6 +71,7 @@ static SchemaCache schema_cache[] = {
         { "device.rng" },
         { "network.rng" },
         { "nodedev.rng" },
+        { "domaincaps.rng" },
 };
 
 static void (*schema_on_use)(void *userdata);

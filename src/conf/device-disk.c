@@ -159,6 +159,10 @@ const char *device_disk_get_target(const DeviceDef *dev) {
         return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->target_dev : NULL;
 }
 
+const char *device_disk_get_bus(const DeviceDef *dev) {
+        return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->target_bus : NULL;
+}
+
 const char *device_disk_get_source(const DeviceDef *dev) {
         return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->source : NULL;
 }

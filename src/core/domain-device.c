@@ -7,6 +7,7 @@
 
 #include "conf/domain-access.h"
 #include "conf/domain-devices.h"
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
 #include "core/network.h"
@@ -191,6 +192,9 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
         if (!device_kind_pluggable[dev->kind])
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Attaching a '%s' device is not supported",
                                     device_def_kind_name(dev));
+        r = domain_caps_check_device(m, domain_current_def(d), dev, reterr); /* what the hypervisor cannot do */
+        if (r < 0)
+                return r;
         if ((flags & DOMAIN_DEVICE_LIVE) && !DRIVER_OP(m, domain_attach_device))
                 return vb_driver_not_supported(m->driver, "attaching devices to a running domain", reterr);
         if (flags & DOMAIN_DEVICE_LIVE) {

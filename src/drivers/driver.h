@@ -133,9 +133,10 @@ typedef struct VbDriverOps {
          * names fail with InvalidArgument naming what exists. */
         int (*domain_capabilities)(VbDriver *drv, const VbDomainCapsQuery *q, VbDriverCapsReady ready,
                                    void *userdata, DomainCaps **ret, VbError *reterr);
-        /* host: the host part core read (arch, CPU, NUMA, IOMMU); the driver adds its guests. */
-        int (*capabilities)(VbDriver *drv, const HostCaps *host, VbDriverCapsReady ready, void *userdata,
-                            HostCaps **ret, VbError *reterr);
+        /* GetCapabilities: caps holds the host part core read (arch, CPU, NUMA, IOMMU); the driver adds
+         * its guests (each arch with emulator, machines, domain types) when it returns 1. */
+        int (*capabilities)(VbDriver *drv, HostCaps *caps, VbDriverCapsReady ready, void *userdata,
+                            VbError *reterr);
         /* Forgets the ready callbacks with this userdata (a caller went away). */
         void (*capabilities_cancel)(VbDriver *drv, void *userdata);
 } VbDriverOps;

@@ -15,6 +15,7 @@
 #include "conf/domain-access.h"
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-caps-driver.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -207,6 +208,9 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
         };
         log_info("qemu driver: using %s, KVM %s.", emulator, q->kvm_usable ? "available" : "unavailable");
         reconnect_all(q);
+        r = qemu_caps_driver_new(cfg->event, cfg->state_dir, cfg->runtime_dir, &q->caps); /* issue 7 */
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up capabilities: %s", strerror(-r));
         return 0;
 }
 
@@ -220,6 +224,7 @@ static void qemu_close(VbDriver *drv) {
         hashmap_free(q->vms);
         free(q->runtime_dir);
         free(q->log_dir);
+        qemu_caps_driver_free(q->caps);
 }
 
 static int info_of(QemuVm *vm, VbDriverDomainInfo *ret) {
@@ -386,4 +391,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_attach_device = qemu_attach_device,
         .domain_detach_device = qemu_detach_device,
         .domain_update_device = qemu_update_device,
+        .domain_capabilities = qemu_domain_capabilities,
+        .capabilities = qemu_capabilities,
+        .capabilities_cancel = qemu_capabilities_cancel,
 };

@@ -23,6 +23,7 @@
 #include "conf/domain-access.h"
 #include "conf/domain-devices.h"
 #include "drivers/driver.h"
+#include "drivers/test-driver-caps.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -620,4 +621,6 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_attach_device = test_attach_device,
         .domain_detach_device = test_detach_device,
         .domain_update_device = test_update_device,
+        .domain_capabilities = test_domain_capabilities,
+        .capabilities = test_capabilities,
 };

@@ -12,6 +12,7 @@ typedef struct QemuDriver {
         bool kvm_usable;
         Hashmap *vms; /* uuid -> QemuVm */
         unsigned next_id;
+        struct QemuCapsDriver *caps; /* capabilities (qemu-caps-driver.c) */
 } QemuDriver;
 
 QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr);

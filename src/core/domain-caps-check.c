@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Refusing definitions and devices the domain capabilities say cannot work. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conf/device-host-source.h"
+#include "core/domain-caps.h"
+#include "core/manager.h"
+#include "util/log.h"
+
+/* The bus a disk sits on: <target bus=>, else what its device name implies (as libvirt derives it). */
+static const char *disk_bus(const DeviceDef *dev) {
+        const char *bus = device_disk_get_bus(dev), *target = device_disk_get_target(dev);
+
+        if (bus)
+                return bus;
+        if (!target)
+                return NULL;
+        if (strncmp(target, "hd", 2) == 0)
+                return "ide";
+        if (strncmp(target, "sd", 2) == 0)
+                return "scsi";
+        if (strncmp(target, "vd", 2) == 0)
+                return "virtio";
+        if (strncmp(target, "fd", 2) == 0)
+                return "fdc";
+        return NULL;
+}
+
+int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, VbError *reterr) {
+        const DomainCapsBlock *disk = &caps->devices[DOMAIN_CAPS_DISK], *hostdev = &caps->devices[DOMAIN_CAPS_HOSTDEV];
+        DeviceHostSource src = {};
+
+        if (dev->kind == DEVICE_DISK && disk->present) {
+                const char *bus = disk_bus(dev);
+
+                if (bus && domain_caps_enum_find(disk, "bus") && !domain_caps_enum_has(disk, "bus", bus)) {
+                        _cleanup_free_ char *list = domain_caps_enum_list(disk, "bus");
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "Disk '%s' is on bus '%s', which machine '%s' of '%s' does not have "
+                                            "(it has %s)", strempty(device_disk_get_target(dev)), bus,
+                                            strempty(caps->machine), strempty(caps->path), strempty(list));
+                }
+        }
+        if (device_def_get_host_source(dev, &src) >= 0 &&
+            (src.kind == DEVICE_HOST_SOURCE_PCI || src.kind == DEVICE_HOST_SOURCE_NET_PCI) && hostdev->present &&
+            !domain_caps_enum_has(hostdev, "pciBackend", "vfio"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "PCI device '%04x:%02x:%02x.%x' cannot be given to a domain here: PCI passthrough "
+                                    "needs VFIO, and this host has no usable VFIO (no /dev/vfio/vfio or no IOMMU groups)",
+                                    src.domain, src.bus, src.slot, src.function);
+        return 0;
+}
+
+int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *def, VbError *reterr) {
+        DeviceDef *const *devices;
+        size_t n = domain_def_get_devices(def, &devices);
+
+        for (size_t i = 0; i < n; i++) {
+                int r = domain_caps_check_device_with(caps, devices[i], reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The capabilities def would run with; 0 and *ret NULL when there is nothing to check against. */
+static int caps_for(Manager *m, const DomainDef *def, DomainCaps **ret, VbError *reterr) {
+        VbError e = VB_ERROR_NULL;
+        /* The emulator is the driver's (qemu runs its own binary whatever <emulator> says). */
+        const VbDomainCapsQuery q = {
+                .arch = def->os.arch,
+                .machine = def->os.machine,
+                .virttype = domain_virt_type_to_string(def->virt_type),
+        };
+        int r;
+
+        *ret = NULL;
+        if (!m->driver->ops->domain_capabilities)
+                return 0;
+        r = m->driver->ops->domain_capabilities(m->driver, &q, NULL, NULL, ret, &e);
+        if (r >= 0) {
+                vb_error_free(&e);
+                return 0;
+        }
+        if (e.code == VB_ERROR_INVALID_ARGUMENT || e.code == VB_ERROR_NOT_SUPPORTED) {
+                r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Domain '%s' cannot run here: %s",
+                                 strempty(def->name), strempty(e.message));
+                vb_error_free(&e);
+                return r;
+        }
+        /* The emulator could not be probed: that is for Start to report; nothing to check against. */
+        log_warning("Not checking domain '%s' against the capabilities: %s", strempty(def->name),
+                    e.message ?: strerror(-r));
+        vb_error_free(&e);
+        return 0;
+}
+
+int domain_caps_check_definition(Manager *m, const DomainDef *def, VbError *reterr) {
+        _cleanup_(domain_caps_unrefp) DomainCaps *caps = NULL;
+        int r = caps_for(m, def, &caps, reterr);
+
+        if (r < 0 || !caps)
+                return r;
+        return domain_caps_check_definition_with(caps, def, reterr);
+}
+
+int domain_caps_check_device(Manager *m, const DomainDef *def, const DeviceDef *dev, VbError *reterr) {
+        _cleanup_(domain_caps_unrefp) DomainCaps *caps = NULL;
+        int r = caps_for(m, def, &caps, reterr);
+
+        if (r < 0 || !caps)
+                return r;
+        return domain_caps_check_device_with(caps, dev, reterr);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "conf/domain-conf.h"
+#include "conf/domaincaps-conf.h"
+#include "drivers/driver.h"
+#include "util/error.h"
+
+typedef struct Manager Manager;
+
+/* GetDomainCapabilities (domain-caps.c). 1 with *ret (a reference) when answered; 0 when the driver is
+ * finding out: ready(userdata) follows once, from the event loop, then ask again; < 0 with reterr. */
+int manager_get_domain_capabilities(Manager *m, const VbDomainCapsQuery *q, VbDriverCapsReady ready, void *userdata,
+                                    DomainCaps **ret, VbError *reterr);
+/* GetCapabilities: the host capabilities XML (*ret to free); same protocol. */
+int manager_get_capabilities(Manager *m, VbDriverCapsReady ready, void *userdata, char **ret, VbError *reterr);
+/* Forgets ready callbacks with this userdata. */
+void manager_capabilities_cancel(Manager *m, void *userdata);
+
+/* What DefineDomain, CreateDomain and AttachDevice refuse because the capabilities say it cannot be
+ * (domain-caps-check.c): a machine, arch or virt type the hypervisor lacks, a disk bus the machine has
+ * not, PCI passthrough without VFIO. NotSupported with a sentence saying why. A driver without
+ * capabilities, or an emulator that could not be probed, checks nothing. */
+int domain_caps_check_definition(Manager *m, const DomainDef *def, VbError *reterr);
+int domain_caps_check_device(Manager *m, const DomainDef *def, const DeviceDef *dev, VbError *reterr);
+/* The same against given capabilities (pure; unit tests). */
+int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *def, VbError *reterr);
+int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, VbError *reterr);

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Domain capabilities of one QEMU binary for a virt type and machine: every value comes from the probe
+ * (QOM types, commands, display types, machines, CPU definitions), the host (KVM, VFIO) and the firmware
+ * descriptors on disk (QEMU's interop format: the .json files in /usr/share/qemu/firmware). */
+#include <dirent.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "drivers/qemu/qemu-caps.h"
+#include "drivers/qemu/qemu-monitor.h"
+#include "util/fileio.h"
+
+typedef enum MachineFamily {
+        MACHINE_I440FX,
+        MACHINE_Q35,
+        MACHINE_ISAPC,
+        MACHINE_MICROVM,
+        MACHINE_OTHER,
+} MachineFamily;
+
+static MachineFamily machine_family(const char *name) {
+        if (strncmp(name, "pc-i440fx-", 10) == 0 || streq(name, "pc"))
+                return MACHINE_I440FX;
+        if (strncmp(name, "pc-q35-", 7) == 0 || streq(name, "q35"))
+                return MACHINE_Q35;
+        if (streq(name, "isapc"))
+                return MACHINE_ISAPC;
+        if (streq(name, "microvm"))
+                return MACHINE_MICROVM;
+        return MACHINE_OTHER;
+}
+
+/* A value offered when QEMU has the type that provides it. */
+typedef struct TypeValue {
+        const char *value;
+        const char *types[3]; /* any of them */
+} TypeValue;
+
+static bool has_any(const QemuCaps *c, const char * const *types) {
+        for (size_t i = 0; i < 3 && types[i]; i++)
+                if (qemu_caps_has_type(c, types[i]))
+                        return true;
+        return false;
+}
+
+static int add_typed(DomainCapsBlock *b, const QemuCaps *c, const char *name, const TypeValue *v, size_t n) {
+        int r = domain_caps_enum_add(b, name, NULL);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (has_any(c, v[i].types))
+                        r = domain_caps_enum_add(b, name, v[i].value);
+        return r;
+}
+
+static int add_values(DomainCapsBlock *b, const char *name, const char * const *values) {
+        int r = domain_caps_enum_add(b, name, NULL);
+        for (size_t i = 0; r >= 0 && values[i]; i++)
+                r = domain_caps_enum_add(b, name, values[i]);
+        return r;
+}
+
+/* virtio models: the plain type, and its transitional / non-transitional variants when present. */
+static int add_virtio_models(DomainCapsBlock *b, const QemuCaps *c, const char *base) {
+        char t[128], nt[128];
+        int r = domain_caps_enum_add(b, "model", NULL);
+
+        snprintf(t, sizeof t, "%s-transitional", base);
+        snprintf(nt, sizeof nt, "%s-non-transitional", base);
+        if (r >= 0 && qemu_caps_has_type(c, base))
+                r = domain_caps_enum_add(b, "model", "virtio");
+        if (r >= 0 && qemu_caps_has_type(c, t))
+                r = domain_caps_enum_add(b, "model", "virtio-transitional");
+        if (r >= 0 && qemu_caps_has_type(c, nt))
+                r = domain_caps_enum_add(b, "model", "virtio-non-transitional");
+        return r;
+}
+
+static int disk_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
+        DomainCapsBlock *b = &dc->devices[DOMAIN_CAPS_DISK];
+        bool pc = family == MACHINE_I440FX || family == MACHINE_Q35 || family == MACHINE_ISAPC;
+        const TypeValue devices[] = {
+                { "disk", { "scsi-hd", "ide-hd", "virtio-blk-pci" } },
+                { "cdrom", { "scsi-cd", "ide-cd" } },
+                { "floppy", { pc ? "isa-fdc" : NULL } },
+                { "lun", { "scsi-block" } },
+        };
+        const TypeValue buses[] = {
+                /* IDE is built into i440fx and isapc boards; q35 has none (its disks sit on AHCI). */
+                { "ide", { family == MACHINE_I440FX || family == MACHINE_ISAPC ? "ide-hd" : NULL } },
+                { "fdc", { pc ? "isa-fdc" : NULL } },
+                { "scsi", { "virtio-scsi-pci", "lsi53c895a", "megasas" } },
+                { "virtio", { "virtio-blk-pci", "virtio-blk-device" } },
+                { "usb", { family != MACHINE_MICROVM ? "usb-storage" : NULL } },
+                { "sata", { family == MACHINE_ISAPC || family == MACHINE_MICROVM ? NULL : "ich9-ahci" } },
+        };
+        int r;
+
+        b->supported = true;
+        if ((r = add_typed(b, c, "diskDevice", devices, ELEMENTSOF(devices))) < 0 ||
+            (r = add_typed(b, c, "bus", buses, ELEMENTSOF(buses))) < 0)
+                return r;
+        return add_virtio_models(b, c, "virtio-blk-pci");
+}
+
+static int graphics_caps(DomainCaps *dc, const QemuCaps *c) {
+        DomainCapsBlock *b = &dc->devices[DOMAIN_CAPS_GRAPHICS];
+        int r = domain_caps_enum_add(b, "type", NULL);
+
+        b->supported = true;
+        if (r >= 0 && hashmap_get(c->displays, "sdl"))
+                r = domain_caps_enum_add(b, "type", "sdl");
+        if (r >= 0 && hashmap_get(c->commands, "query-vnc"))
+                r = domain_caps_enum_add(b, "type", "vnc");
+        if (r >= 0 && hashmap_get(c->commands, "query-spice"))
+                r = domain_caps_enum_add(b, "type", "spice");
+        if (r >= 0 && hashmap_get(c->displays, "egl-headless"))
+                r = domain_caps_enum_add(b, "type", "egl-headless");
+        if (r >= 0 && hashmap_get(c->displays, "dbus"))
+                r = domain_caps_enum_add(b, "type", "dbus");
+        return r;
+}
+
+static int video_caps(DomainCaps *dc, const QemuCaps *c) {
+        static const TypeValue models[] = {
+                { "vga", { "VGA" } },          { "cirrus", { "cirrus-vga" } },
+                { "vmvga", { "vmware-svga" } }, { "qxl", { "qxl-vga", "qxl" } },
+                { "virtio", { "virtio-vga", "virtio-gpu-pci" } }, { "bochs", { "bochs-display" } },
+                { "ramfb", { "ramfb" } },
+        };
+        DomainCapsBlock *b = &dc->devices[DOMAIN_CAPS_VIDEO];
+        int r = add_typed(b, c, "modelType", models, ELEMENTSOF(models));
+
+        b->supported = true;
+        return r < 0 ? r : domain_caps_enum_add(b, "modelType", "none");
+}
+
+static int hostdev_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host) {
+        static const char * const modes[] = { "subsystem", NULL };
+        static const char * const policies[] = { "default", "mandatory", "requisite", "optional", NULL };
+        const TypeValue subsys[] = {
+                { "usb", { "usb-host" } },
+                { "pci", { "vfio-pci" } },
+                { "scsi", { "scsi-generic" } },
+        };
+        DomainCapsBlock *b = &dc->devices[DOMAIN_CAPS_HOSTDEV];
+        int r;
+
+        b->supported = true;
+        if ((r = add_values(b, "mode", modes)) < 0 || (r = add_values(b, "startupPolicy", policies)) < 0 ||
+            (r = add_typed(b, c, "subsysType", subsys, ELEMENTSOF(subsys))) < 0 ||
+            (r = domain_caps_enum_add(b, "capsType", NULL)) < 0 || (r = domain_caps_enum_add(b, "pciBackend", NULL)) < 0)
+                return r;
+        /* PCI passthrough needs VFIO on this host (the device node and IOMMU groups) and in QEMU. */
+        if (host->vfio_usable && qemu_caps_has_type(c, "vfio-pci")) {
+                if ((r = domain_caps_enum_add(b, "pciBackend", "default")) < 0 ||
+                    (r = domain_caps_enum_add(b, "pciBackend", "vfio")) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int misc_device_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
+        static const TypeValue rng_backends[] = {
+                { "random", { "rng-random" } }, { "egd", { "rng-egd" } }, { "builtin", { "rng-builtin" } },
+        };
+        static const TypeValue fs_drivers[] = {
+                { "path", { "virtio-9p-pci", "virtio-9p-device" } },
+                { "handle", { "virtio-9p-pci", "virtio-9p-device" } },
+                { "virtiofs", { "vhost-user-fs-pci" } },
+        };
+        static const TypeValue tpm_models[] = {
+                { "tpm-tis", { "tpm-tis" } }, { "tpm-crb", { "tpm-crb" } }, { "spapr-tpm-proxy", { "spapr-tpm-proxy" } },
+        };
+        static const TypeValue tpm_backends[] = {
+                { "passthrough", { "tpm-passthrough" } }, { "emulator", { "tpm-emulator" } },
+        };
+        static const TypeValue redir_buses[] = { { "usb", { "usb-redir" } } };
+        static const TypeValue channel_types[] = {
+                { "pty", { "virtserialport" } }, { "unix", { "virtserialport" } }, { "spicevmc", { "chardev-spicevmc" } },
+        };
+        static const TypeValue crypto_models[] = { { "virtio", { "virtio-crypto-pci", "virtio-crypto-device" } } };
+        static const TypeValue crypto_backends[] = { { "builtin", { "cryptodev-backend-builtin" } },
+                                                      { "lkcf", { "cryptodev-backend-lkcf" } } };
+        static const TypeValue backend_types[] = { { "default", { "netdev" } } };
+        const TypeValue panic_models[] = {
+                { "isa", { family == MACHINE_MICROVM ? NULL : "pvpanic" } },
+                { "pvpanic", { "pvpanic-pci" } },
+        };
+        DomainCapsBlock *d = dc->devices;
+        int r;
+
+        for (size_t i = 0; i < _DOMAIN_CAPS_DEVICE_MAX; i++)
+                d[i].supported = true;
+        if ((r = add_virtio_models(&d[DOMAIN_CAPS_RNG], c, "virtio-rng-pci")) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_RNG], c, "backendModel", rng_backends, ELEMENTSOF(rng_backends))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_FILESYSTEM], c, "driverType", fs_drivers, ELEMENTSOF(fs_drivers))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_TPM], c, "model", tpm_models, ELEMENTSOF(tpm_models))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_TPM], c, "backendModel", tpm_backends, ELEMENTSOF(tpm_backends))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_REDIRDEV], c, "bus", redir_buses, ELEMENTSOF(redir_buses))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_CHANNEL], c, "type", channel_types, ELEMENTSOF(channel_types))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_CRYPTO], c, "model", crypto_models, ELEMENTSOF(crypto_models))) < 0 ||
+            (r = domain_caps_enum_add(&d[DOMAIN_CAPS_CRYPTO], "type", "qemu")) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_CRYPTO], c, "backendModel", crypto_backends, ELEMENTSOF(crypto_backends))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_INTERFACE], c, "backendType", backend_types, ELEMENTSOF(backend_types))) < 0 ||
+            (r = add_typed(&d[DOMAIN_CAPS_PANIC], c, "model", panic_models, ELEMENTSOF(panic_models))) < 0)
+                return r;
+        /* A device kind with nothing to offer is not supported. */
+        for (size_t i = 0; i < _DOMAIN_CAPS_DEVICE_MAX; i++)
+                if (i != DOMAIN_CAPS_HOSTDEV && i != DOMAIN_CAPS_VIDEO && d[i].n_enums > 0 &&
+                    d[i].enums[0].n_values == 0)
+                        d[i].supported = false;
+        if (d[DOMAIN_CAPS_TPM].supported && domain_caps_enum_find(&d[DOMAIN_CAPS_TPM], "backendModel")->n_values > 0)
+                r = domain_caps_enum_add(&d[DOMAIN_CAPS_TPM], "backendVersion", "2.0");
+        /* The interface backend "default" is QEMU's own netdev; always there. */
+        d[DOMAIN_CAPS_INTERFACE].supported = true;
+        if (r >= 0)
+                r = domain_caps_enum_add(&d[DOMAIN_CAPS_INTERFACE], "backendType", "default");
+        return r;
+}
+
+/* Firmware ------------------------------------------------------------------------------------------------- */
+
+static bool json_array_has(struct json_object *a, const char *s) {
+        for (size_t i = 0; json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(a, i)), s))
+                        return true;
+        return false;
+}
+
+static bool descriptor_targets(struct json_object *d, const char *qemu_arch, const char *machine) {
+        struct json_object *targets = qemu_json_get(d, "targets");
+
+        for (size_t i = 0; json_object_is_type(targets, json_type_array) && i < json_object_array_length(targets); i++) {
+                struct json_object *t = json_object_array_get_idx(targets, i), *machines;
+
+                if (!streq_ptr(qemu_json_string(t, "architecture"), qemu_arch))
+                        continue;
+                machines = qemu_json_get(t, "machines");
+                for (size_t j = 0; json_object_is_type(machines, json_type_array) && j < json_object_array_length(machines); j++)
+                        if (fnmatch(json_object_get_string(json_object_array_get_idx(machines, j)), machine, 0) == 0)
+                                return true;
+        }
+        return false;
+}
+
+/* One descriptor file: adds what it offers when it fits arch and machine and its file exists. */
+static int firmware_descriptor(DomainCaps *dc, const char *path, const char *qemu_arch, const char *machine,
+                               bool *bios, bool *efi, bool *secure, bool *insecure, bool *flash, bool *rom) {
+        _cleanup_free_ char *text = NULL;
+        struct json_object *d, *mapping;
+        const char *device, *file = NULL;
+        int r = 0;
+
+        if (read_full_file(path, 1024 * 1024, &text, NULL) < 0)
+                return 0;
+        d = json_tokener_parse(text);
+        if (!d)
+                return 0;
+        mapping = qemu_json_get(d, "mapping");
+        device = qemu_json_string(mapping, "device");
+        if (streq_ptr(device, "flash"))
+                file = qemu_json_string(qemu_json_get(mapping, "executable"), "filename");
+        else if (streq_ptr(device, "memory"))
+                file = qemu_json_string(mapping, "filename");
+        if (file && access(file, R_OK) == 0 && descriptor_targets(d, qemu_arch, machine)) {
+                struct json_object *ifaces = qemu_json_get(d, "interface-types"), *features = qemu_json_get(d, "features");
+
+                if (json_array_has(ifaces, "uefi"))
+                        *efi = true;
+                if (json_array_has(ifaces, "bios"))
+                        *bios = true;
+                if (json_array_has(features, "secure-boot"))
+                        *secure = true;
+                else
+                        *insecure = true;
+                if (streq(device, "flash"))
+                        *flash = true;
+                else
+                        *rom = true;
+                r = domain_caps_add_loader(dc, file);
+        }
+        json_object_put(d);
+        return r;
+}
+
+/* Descriptor files by name across the directories; an earlier directory's file hides a later one's. */
+static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host, const char *machine) {
+        const char *qemu_arch = qemu_caps_arch_to_qemu(c->arch) ?: c->arch;
+        bool bios = false, efi = false, secure = false, insecure = false, flash = false, rom = false;
+        char **names = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (size_t i = 0; host->firmware_dirs[i]; i++) {
+                _cleanup_(closedirp) DIR *d = opendir(host->firmware_dirs[i]);
+                struct dirent *de;
+
+                while (d && (de = readdir(d))) {
+                        size_t l = strlen(de->d_name);
+                        bool seen = false;
+                        char **nn;
+
+                        if (l < 6 || !streq(de->d_name + l - 5, ".json"))
+                                continue;
+                        for (size_t j = 0; j < n; j++)
+                                seen = seen || streq(strrchr(names[j], '/') + 1, de->d_name);
+                        if (seen || !(nn = realloc(names, (n + 1) * sizeof(char *))))
+                                continue;
+                        names = nn;
+                        if (asprintf(&names[n], "%s/%s", host->firmware_dirs[i], de->d_name) >= 0)
+                                n++;
+                }
+        }
+        /* Descriptors are ranked by file name (the number prefix), across directories. */
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        if (strcmp(strrchr(names[j], '/'), strrchr(names[i], '/')) < 0) {
+                                char *t = names[i];
+                                names[i] = names[j];
+                                names[j] = t;
+                        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = firmware_descriptor(dc, names[i], qemu_arch, machine, &bios, &efi, &secure, &insecure, &flash, &rom);
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        if (r < 0)
+                return r;
+
+        /* SeaBIOS is QEMU's built-in default on x86 PCs; it comes with QEMU's own data files. */
+        if (!bios && (streq(qemu_arch, "x86_64") || streq(qemu_arch, "i386")) &&
+            (access("/usr/share/qemu/bios-256k.bin", R_OK) == 0 || access("/usr/share/seabios/bios-256k.bin", R_OK) == 0))
+                bios = true;
+        dc->os.supported = true;
+        if ((r = domain_caps_enum_add(&dc->os, "firmware", NULL)) < 0 ||
+            (bios && (r = domain_caps_enum_add(&dc->os, "firmware", "bios")) < 0) ||
+            (efi && (r = domain_caps_enum_add(&dc->os, "firmware", "efi")) < 0))
+                return r;
+        dc->loader.present = true;
+        dc->loader.supported = true;
+        if ((r = domain_caps_enum_add(&dc->loader, "type", NULL)) < 0 ||
+            (rom && (r = domain_caps_enum_add(&dc->loader, "type", "rom")) < 0) ||
+            (flash && (r = domain_caps_enum_add(&dc->loader, "type", "pflash")) < 0) ||
+            (r = domain_caps_enum_add(&dc->loader, "readonly", "yes")) < 0 ||
+            (r = domain_caps_enum_add(&dc->loader, "readonly", "no")) < 0 ||
+            (r = domain_caps_enum_add(&dc->loader, "secure", NULL)) < 0 ||
+            (secure && (r = domain_caps_enum_add(&dc->loader, "secure", "yes")) < 0) ||
+            (insecure && (r = domain_caps_enum_add(&dc->loader, "secure", "no")) < 0))
+                return r;
+        return 0;
+}
+
+/* CPU ------------------------------------------------------------------------------------------------------ */
+
+static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
+        struct json_object *cpus = qemu_caps_cpus(c, kvm);
+        int r = 0;
+
+        dc->cpu_present = true;
+        dc->cpu_host_passthrough = kvm;
+        dc->cpu_host_model = false; /* would need a CPU model map of the host; not offered */
+        for (size_t i = 0; json_object_is_type(cpus, json_type_array) && i < json_object_array_length(cpus); i++) {
+                struct json_object *m = json_object_array_get_idx(cpus, i), *unavail = qemu_json_get(m, "unavailable-features"), *dep;
+                const char *name = qemu_json_string(m, "name");
+                size_t nb = json_object_is_type(unavail, json_type_array) ? json_object_array_length(unavail) : 0;
+                char *blockers[nb + 1];
+
+                if (!name)
+                        continue;
+                if (streq(name, "max")) {
+                        dc->cpu_maximum = true;
+                        continue;
+                }
+                if (streq(name, "host") || streq(name, "base"))
+                        continue;
+                for (size_t j = 0; j < nb; j++)
+                        blockers[j] = (char *) json_object_get_string(json_object_array_get_idx(unavail, j));
+                dep = qemu_json_get(m, "deprecated");
+                r = domain_caps_add_cpu_model(dc, name, "", unavail ? (nb == 0 ? DOMAIN_CAPS_USABLE_YES : DOMAIN_CAPS_USABLE_NO)
+                                                               : DOMAIN_CAPS_USABLE_UNKNOWN,
+                                              dep && json_object_get_boolean(dep), blockers, nb);
+                if (r < 0)
+                        return r;
+        }
+        dc->cpu_custom = dc->n_cpu_models > 0;
+        return 0;
+}
+
+static int build(QemuCaps *c, const QemuHostFacts *host, bool kvm, const QemuCapsMachine *machine, DomainCaps *dc) {
+        MachineFamily family = machine_family(machine->name);
+        static const char * const sources[] = { "file", "anonymous", "memfd", NULL };
+        int r;
+
+        if (!(dc->path = strdup(c->emulator)) || !(dc->domain = strdup(kvm ? "kvm" : "qemu")) ||
+            !(dc->machine = strdup(machine->name)) || !(dc->arch = strdup(c->arch)))
+                return -ENOMEM;
+        dc->vcpu_max = machine->max_cpus;
+        dc->iothreads = qemu_caps_has_type(c, "iothread") ? DOMAIN_CAPS_YES : DOMAIN_CAPS_NO;
+        if ((r = os_caps(dc, c, host, machine->name)) < 0 || (r = cpu_caps(dc, c, kvm)) < 0)
+                return r;
+        dc->memory_backing.supported = true;
+        if ((r = domain_caps_enum_add(&dc->memory_backing, "sourceType", NULL)) < 0)
+                return r;
+        for (size_t i = 0; sources[i]; i++) {
+                static const char * const backends[] = { "memory-backend-file", "memory-backend-ram", "memory-backend-memfd" };
+                if (qemu_caps_has_type(c, backends[i]) &&
+                    (r = domain_caps_enum_add(&dc->memory_backing, "sourceType", sources[i])) < 0)
+                        return r;
+        }
+        dc->devices_present = true;
+        if ((r = misc_device_caps(dc, c, family)) < 0 || (r = disk_caps(dc, c, family)) < 0 ||
+            (r = graphics_caps(dc, c)) < 0 || (r = video_caps(dc, c)) < 0 || (r = hostdev_caps(dc, c, host)) < 0)
+                return r;
+        dc->features_present = true;
+        dc->features[DOMAIN_CAPS_FEATURE_GIC] = DOMAIN_CAPS_NO;
+        dc->features[DOMAIN_CAPS_FEATURE_VMCOREINFO] = qemu_caps_has_type(c, "vmcoreinfo");
+        dc->features[DOMAIN_CAPS_FEATURE_GENID] = qemu_caps_has_type(c, "vmgenid");
+        dc->features[DOMAIN_CAPS_FEATURE_BACKING_STORE_INPUT] = DOMAIN_CAPS_YES;
+        dc->features[DOMAIN_CAPS_FEATURE_BACKUP] = hashmap_get(c->commands, "blockdev-backup") != NULL;
+        dc->features[DOMAIN_CAPS_FEATURE_PS2] = family == MACHINE_I440FX || family == MACHINE_Q35 || family == MACHINE_ISAPC;
+        dc->features[DOMAIN_CAPS_FEATURE_SEV] = hashmap_get(c->commands, "query-sev-capabilities") && kvm &&
+                                                qemu_caps_has_type(c, "sev-guest") && access("/dev/sev", F_OK) == 0;
+        dc->features[DOMAIN_CAPS_FEATURE_SGX] = kvm && qemu_caps_has_type(c, "memory-backend-epc") &&
+                                                access("/dev/sgx_vepc", F_OK) == 0;
+        dc->features[DOMAIN_CAPS_FEATURE_LAUNCH_SECURITY] = dc->features[DOMAIN_CAPS_FEATURE_SEV];
+        return 0;
+}
+
+int qemu_caps_domain_caps(QemuCaps *c, const QemuHostFacts *host, const char *virttype,
+                          const QemuCapsMachine *machine, DomainCaps **ret) {
+        _cleanup_(domain_caps_unrefp) DomainCaps *dc = NULL;
+        char key[256];
+        int r;
+
+        snprintf(key, sizeof key, "%s/%s/%d", virttype, machine->name, host->vfio_usable);
+        dc = hashmap_get(c->domain_caps, key);
+        if (dc) {
+                *ret = domain_caps_ref(dc);
+                dc = NULL;
+                return 0;
+        }
+        dc = domain_caps_new();
+        if (!dc)
+                return -ENOMEM;
+        r = build(c, host, streq(virttype, "kvm"), machine, dc);
+        if (r < 0)
+                return r;
+        /* The map owns a copy of the key (freed by qemu_caps_unref). */
+        {
+                char *k = strdup(key);
+                if (!k)
+                        return -ENOMEM;
+                free(dc->xml);
+                dc->xml = NULL;
+                r = hashmap_put(c->domain_caps, k, dc);
+                if (r < 0) {
+                        free(k);
+                        return r;
+                }
+        }
+        *ret = domain_caps_ref(dc);
+        dc = NULL;
+        return 0;
+}

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Asking a QEMU binary what it can do: one process under TCG (and one under KVM, started at the same
+ * time) with -S -nodefaults -machine none and a QMP socket we listen on; the answers go into one JSON
+ * document (see qemu-caps.h). Runs in a worker thread: everything here blocks, bounded. */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "drivers/qemu/qemu-caps.h"
+#include "drivers/qemu/qemu-monitor.h"
+#include "host/process.h"
+#include "util/log.h"
+
+#define PROBE_TIMEOUT_USEC (10 * 1000000ULL)
+#define PROBE_FORMAT 1
+
+int qemu_caps_key_of(const char *path, QemuCapsKey *ret) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EISDIR;
+        *ret = (QemuCapsKey) {
+                .dev = st.st_dev,
+                .ino = st.st_ino,
+                .size = st.st_size,
+                .mtime_nsec = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+        };
+        return 0;
+}
+
+bool qemu_caps_key_equal(const QemuCapsKey *a, const QemuCapsKey *b) {
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_nsec == b->mtime_nsec;
+}
+
+typedef struct ProbeProc {
+        const char *accel;
+        char *sock;
+        pid_t pid;
+        int pidfd;
+        QemuMonitor *mon;
+} ProbeProc;
+
+static int listen_on(const char *path, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        (void) unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 1) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, unsigned n) {
+        char chardev[64];
+        int fd, r;
+
+        if (asprintf(&p->sock, "%s/probe-%d-%u-%s.sock", tmp_dir, (int) getpid(), n, p->accel) < 0)
+                return -ENOMEM;
+        r = listen_on(p->sock, &fd);
+        if (r < 0)
+                return r;
+        snprintf(chardev, sizeof chardev, "socket,id=qmp,fd=%d,server=on,wait=off", fd);
+        const char *argv[] = {
+                emulator, "-S", "-no-user-config", "-nodefaults", "-display", "none", "-machine", "none",
+                "-accel", p->accel, "-chardev", chardev, "-mon", "chardev=qmp,mode=control", NULL,
+        };
+        r = host_process_spawn(argv, -1, &fd, 1, &p->pid);
+        close(fd);
+        if (r < 0)
+                return r;
+        p->pidfd = host_process_open_fd(p->pid);
+        return 0;
+}
+
+static int proc_open(ProbeProc *p, sd_event *event, char **ret_error) {
+        static const QemuMonitorCallbacks cb = {};
+        return qemu_monitor_open(event, p->sock, p->pidfd, PROBE_TIMEOUT_USEC, &cb, NULL, &p->mon, ret_error);
+}
+
+static void proc_done(ProbeProc *p) {
+        p->mon = qemu_monitor_free(p->mon);
+        if (p->pid > 0)
+                (void) host_process_terminate(p->pid, p->pidfd, 200 * 1000);
+        if (p->pidfd >= 0)
+                close(p->pidfd);
+        if (p->sock) {
+                (void) unlink(p->sock);
+                free(p->sock);
+        }
+        *p = (ProbeProc) { .pidfd = -1 };
+}
+
+/* Runs command and adds its answer to doc as key. */
+static int ask(ProbeProc *p, struct json_object *doc, const char *key, const char *command, struct json_object **ret,
+               char **ret_error) {
+        struct json_object *v = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = qemu_monitor_call_sync(p->mon, command, NULL, PROBE_TIMEOUT_USEC, &v, &err);
+        if (r < 0) {
+                if (asprintf(ret_error, "QEMU (%s) did not answer '%s': %s", p->accel, command,
+                             err ?: strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        if (ret)
+                *ret = v;
+        else if (key)
+                json_object_object_add(doc, key, v);
+        else
+                json_object_put(v);
+        return 0;
+}
+
+/* Only the names of a list of {"name": ...}. */
+static struct json_object *names_of(struct json_object *list) {
+        struct json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++) {
+                const char *n = qemu_json_string(json_object_array_get_idx(list, i), "name");
+                if (n)
+                        json_object_array_add(a, json_object_new_string(n));
+        }
+        return a;
+}
+
+static struct json_object *schema_find(struct json_object *schema, const char *name) {
+        for (size_t i = 0; i < json_object_array_length(schema); i++) {
+                struct json_object *e = json_object_array_get_idx(schema, i);
+                if (streq_ptr(qemu_json_string(e, "name"), name))
+                        return e;
+        }
+        return NULL;
+}
+
+/* The values of the enum behind query-display-options' "type": what -display accepts in this build. */
+static struct json_object *display_types(struct json_object *schema) {
+        struct json_object *cmd, *ret_type, *members, *e, *values, *out = json_object_new_array();
+
+        if (!out || !json_object_is_type(schema, json_type_array))
+                return out;
+        cmd = schema_find(schema, "query-display-options");
+        ret_type = schema_find(schema, qemu_json_string(cmd, "ret-type"));
+        members = qemu_json_get(ret_type, "members");
+        for (size_t i = 0; members && i < json_object_array_length(members); i++) {
+                struct json_object *m = json_object_array_get_idx(members, i);
+                if (!streq_ptr(qemu_json_string(m, "name"), "type"))
+                        continue;
+                e = schema_find(schema, qemu_json_string(m, "type"));
+                values = qemu_json_get(e, "values");
+                for (size_t j = 0; values && j < json_object_array_length(values); j++)
+                        json_object_array_add(out, json_object_get(json_object_array_get_idx(values, j)));
+        }
+        return out;
+}
+
+static int ask_main(ProbeProc *p, struct json_object *doc, char **ret_error) {
+        struct json_object *v = NULL;
+        int r;
+
+        if ((r = ask(p, doc, "version", "query-version", NULL, ret_error)) < 0 ||
+            (r = ask(p, doc, "target", "query-target", NULL, ret_error)) < 0 ||
+            (r = ask(p, doc, "kvm", "query-kvm", NULL, ret_error)) < 0 ||
+            (r = ask(p, doc, "machines", "query-machines", NULL, ret_error)) < 0 ||
+            (r = ask(p, doc, "cpus-tcg", "query-cpu-definitions", NULL, ret_error)) < 0)
+                return r;
+        if ((r = ask(p, doc, NULL, "qom-list-types", &v, ret_error)) < 0)
+                return r;
+        json_object_object_add(doc, "types", names_of(v));
+        json_object_put(v);
+        if ((r = ask(p, doc, NULL, "query-commands", &v, ret_error)) < 0)
+                return r;
+        json_object_object_add(doc, "commands", names_of(v));
+        json_object_put(v);
+        if ((r = ask(p, doc, NULL, "query-qmp-schema", &v, ret_error)) < 0)
+                return r;
+        json_object_object_add(doc, "displays", display_types(v));
+        json_object_put(v);
+        return 0;
+}
+
+static int ask_kvm(ProbeProc *p, struct json_object *doc, char **ret_error) {
+        int r = ask(p, doc, "kvm", "query-kvm", NULL, ret_error);
+        if (r >= 0)
+                r = ask(p, doc, "cpus-kvm", "query-cpu-definitions", NULL, ret_error);
+        return r;
+}
+
+static void add_key(struct json_object *doc, const char *emulator, const QemuCapsKey *key, bool kvm) {
+        json_object_object_add(doc, "format", json_object_new_int(PROBE_FORMAT));
+        json_object_object_add(doc, "kvm-probe", json_object_new_boolean(kvm));
+        json_object_object_add(doc, "emulator", json_object_new_string(emulator));
+        json_object_object_add(doc, "dev", json_object_new_uint64((uint64_t) key->dev));
+        json_object_object_add(doc, "ino", json_object_new_uint64((uint64_t) key->ino));
+        json_object_object_add(doc, "size", json_object_new_int64((int64_t) key->size));
+        json_object_object_add(doc, "mtime", json_object_new_int64(key->mtime_nsec));
+}
+
+int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tmp_dir, bool kvm,
+                    struct json_object **ret, char **ret_error) {
+        static unsigned counter;
+        ProbeProc procs[2] = { { .accel = "tcg", .pidfd = -1 }, { .accel = "kvm", .pidfd = -1 } };
+        size_t n = kvm ? 2 : 1;
+        unsigned serial = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+        struct json_object *doc = json_object_new_object(), *kvm_doc = NULL;
+        sd_event *event = NULL;
+        int r = 0;
+
+        *ret_error = NULL;
+        if (!doc)
+                return -ENOMEM;
+        r = sd_event_new(&event);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = proc_start(&procs[i], emulator, tmp_dir, serial);
+                if (r < 0 && asprintf(ret_error, "Failed to run '%s': %s", emulator, strerror(-r)) < 0)
+                        *ret_error = NULL;
+        }
+        if (r >= 0)
+                r = proc_open(&procs[0], event, ret_error);
+        if (r >= 0)
+                r = ask_main(&procs[0], doc, ret_error);
+        if (r >= 0 && kvm) {
+                /* KVM may fail where TCG works (not usable after all): then the TCG answers stand. */
+                _cleanup_free_ char *kvm_error = NULL;
+
+                kvm_doc = json_object_new_object();
+                if (kvm_doc && proc_open(&procs[1], event, &kvm_error) >= 0 &&
+                    ask_kvm(&procs[1], kvm_doc, &kvm_error) >= 0) {
+                        json_object_object_add(doc, "kvm", json_object_get(qemu_json_get(kvm_doc, "kvm")));
+                        json_object_object_add(doc, "cpus-kvm", json_object_get(qemu_json_get(kvm_doc, "cpus-kvm")));
+                } else
+                        log_debug("Probing '%s' under KVM failed, ignoring: %s", emulator, strempty(kvm_error));
+                json_object_put(kvm_doc);
+        }
+        for (size_t i = 0; i < n; i++)
+                proc_done(&procs[i]);
+        sd_event_unref(event);
+        if (r < 0) {
+                json_object_put(doc);
+                return r;
+        }
+        add_key(doc, emulator, key, kvm);
+        *ret = doc;
+        return 0;
+}
