@@ -52,6 +52,7 @@ int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainD
                 const char *network = device_interface_get_network(devices[i]);
                 NetworkVirtualPort *own = NULL;
                 const NetworkPort *port;
+                bool had_own;
                 DeviceDef *const *cdev;
                 uint8_t mac[6] = {};
 
@@ -66,6 +67,7 @@ int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainD
                 r = network_port_acquire(m->networks, network,
                                          &(NetworkPortRequest) { .portgroup = interface_portgroup(devices[i]), .virtualport = own },
                                          owner, mac, &port, reterr);
+                had_own = own != NULL;
                 network_virtual_port_free(own);
                 if (r < 0)
                         goto fail;
@@ -77,6 +79,9 @@ int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainD
                 else
                         r = device_interface_set_network_actual(cdev[i], port->actual.bridge, port->actual.dev,
                                                                 port->actual.mode);
+                /* The virtualport that applies (from the portgroup or the network) shows too. */
+                if (r >= 0 && !had_own && port->actual.virtualport && cdev[i]->extra)
+                        r = network_virtual_port_to_node(port->actual.virtualport, cdev[i]->extra);
                 if (r < 0)
                         goto fail;
         }

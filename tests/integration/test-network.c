@@ -387,7 +387,8 @@ static void test_direct_macvtap(void **state) {
         ip_ok((const char *[]) { IP, "link", "set", "vbtf1", "up", NULL });
         ip_ok((const char *[]) { IP, "link", "set", "vbtf2", "up", NULL });
         priv = define_net(bus, "DefineNetwork", SIMPLE_NET("privnet", "0a1b2c3d-0000-4000-8000-00000000b001",
-                                                           "<forward mode='private' dev='vbtf1'/>"));
+                                                           "<forward mode='private' dev='vbtf1'/>"
+                                                           "<virtualport type='802.1Qbh'><parameters profileid='prof'/></virtualport>"));
         pass = define_net(bus, "DefineNetwork", SIMPLE_NET("passnet", "0a1b2c3d-0000-4000-8000-00000000b002",
                                                            "<forward mode='passthrough'><interface dev='vbtf2'/></forward>"));
         call_net(bus, priv, "Start");
@@ -404,6 +405,7 @@ static void test_direct_macvtap(void **state) {
         live = get_xml(bus, d1, DOMAIN_INTERFACE, 0);
         assert_non_null(strstr(live, "dev='vbtf1'"));
         assert_non_null(strstr(live, "mode='private'"));
+        assert_non_null(strstr(live, "<parameters profileid='prof'/>")); /* the network's virtualport applies */
         harness_call_fails(bus, ERR("InvalidState"), "in use", priv, NET_INTERFACE, "Stop", "t", UINT64_C(0));
 
         /* Passthrough: one guest per device. */
@@ -426,6 +428,43 @@ static void test_direct_macvtap(void **state) {
         assert_null(strstr(links, "macvtap"));
         call_net(bus, priv, "Stop");
         call_net(bus, pass, "Stop");
+}
+
+/* QEMU on a NAT network (qemu driver, whose network backend is the host one) --------------------------- */
+
+static void test_qemu_guest(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *net = NULL, *dom = NULL, *live = NULL, *links = NULL, *tap = NULL;
+        const char *p;
+
+        net = define_net(bus, "DefineNetwork",
+                         SIMPLE_NET("qnat", "0a1b2c3d-0000-4000-8000-00000000d001",
+                                    "<forward mode='nat'/><bridge name='vbtq0'/>"
+                                    "<ip address='10.78.0.1' prefix='24'><dhcp><range start='10.78.0.10' end='10.78.0.20'/></dhcp></ip>"));
+        call_net(bus, net, "Start");
+        assert_true(link_exists("vbtq0"));
+        dom = define_domain(bus, "<domain type='qemu'><name>qguest</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                                 "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+                                 "<interface type='network'><mac address='52:54:00:78:00:01'/><source network='qnat'/>"
+                                 "<model type='e1000'/></interface></devices></domain>");
+        sd_bus_message_unref(harness_call_ok(bus, dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        /* The live definition says which bridge; QEMU's tap is on it. */
+        live = get_xml(bus, dom, DOMAIN_INTERFACE, 0);
+        if (!strstr(live, "network='qnat'") || !strstr(live, "bridge='vbtq0'"))
+                fail_msg("no bridge in the live definition:\n%s", live);
+        p = strstr(live, "<target dev='");
+        assert_non_null(p);
+        p += strlen("<target dev='");
+        tap = strndup(p, strcspn(p, "'"));
+        assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "master", "vbtq0", NULL }, &links), 0);
+        if (!strstr(links, tap))
+                fail_msg("tap '%s' is not on vbtq0: %s", tap, links);
+        harness_call_fails(bus, ERR("InvalidState"), "in use", net, NET_INTERFACE, "Stop", "t", UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(bus, dom, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        assert_false(link_exists(tap));
+        call_net(bus, net, "Stop");
+        assert_false(link_exists("vbtq0"));
 }
 
 /* A pool of host devices (simulated backend, fake sysfs) ------------------------------------------- */
@@ -615,5 +654,12 @@ int main(void) {
                 return failed + 1;
         }
         failed += harness_run_group(host, &(HarnessOptions) { .daemon_args = (const char *[]) { "--network-backend=host", NULL } });
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) == 0) {
+                static const struct CMUnitTest qemu[] = {
+                        cmocka_unit_test(test_qemu_guest),
+                };
+                failed += harness_run_group(qemu, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", NULL } });
+        } else
+                printf("qemu-system-x86_64 missing: skipping the qemu group\n");
         return failed;
 }
