@@ -11,6 +11,7 @@
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
 #include "core/network.h"
+#include "core/nodedev.h"
 #include "util/log.h"
 
 #define DRIVER_OP(m, op) ((m)->driver->ops->op)
@@ -206,16 +207,30 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
         }
         if (flags & DOMAIN_DEVICE_CONFIG) {
                 r = prepare_attach_config(d, dev, live_dev, &new_config, reterr);
-                if (r >= 0)
-                        r = save_config(m, new_config, reterr);
                 if (r < 0)
                         return r;
+        }
+        /* Everything checked: now the changes, undone in reverse order on failure. A host device is
+         * taken from the host (managed PCI: to vfio-pci; a VF: its MAC/VLAN) as at the domain's start. */
+        if (live_dev) {
+                r = hostdev_prepare_device(m, d->uuid, d->name, live_dev, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (new_config) {
+                r = save_config(m, new_config, reterr);
+                if (r < 0) {
+                        if (live_dev)
+                                hostdev_release_device(m, d->uuid, d->name, live_dev);
+                        return r;
+                }
         }
         if (live_dev) {
                 r = DRIVER_OP(m, domain_attach_device)(m->driver, d->uuid, live_dev, reterr);
                 if (r < 0) {
                         if (new_config)
                                 restore_config(m, d);
+                        hostdev_release_device(m, d->uuid, d->name, live_dev);
                         return r;
                 }
         }
@@ -271,6 +286,8 @@ static void live_remove(Domain *d, const char *alias) {
 
         if (!d->live || (i = domain_def_find_alias(d->live, alias)) < 0)
                 return;
+        /* The guest let go of it: a host device goes back to the host. */
+        hostdev_release_device(d->manager, d->uuid, d->name, d->live->devices[i]);
         if (domain_def_with_device_removed(d->live, (size_t) i, &new_live) < 0) {
                 log_error("Out of memory removing device '%s' from the live definition of '%s'.", alias, d->name);
                 return;

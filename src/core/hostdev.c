@@ -257,3 +257,50 @@ void hostdev_release_domain(Manager *m, const char *uuid, const char *name) {
         leases_free(set);
         (void) manager_nodedev_scan(m);
 }
+
+/* Hot-plug (core/domain-device.c): one device of a running domain, prepared as at its start and kept
+ * with the domain's other leases, or given back when the guest released it. */
+int hostdev_prepare_device(Manager *m, const char *uuid, const char *name, const DeviceDef *dev, VbError *reterr) {
+        HostdevLeases *set = m->nodedev.leases_by_domain ? hashmap_get(m->nodedev.leases_by_domain, uuid) : NULL;
+        bool created = false;
+        DeviceHostSource s;
+        int r;
+
+        r = device_def_get_host_source(dev, &s);
+        if (r < 0 || s.kind == DEVICE_HOST_SOURCE_NONE || s.kind == DEVICE_HOST_SOURCE_OTHER)
+                return r < 0 ? r : 0;
+        if (!set) {
+                set = new0(HostdevLeases, 1);
+                if (!set)
+                        return -ENOMEM;
+                snprintf(set->uuid, sizeof set->uuid, "%s", uuid);
+                created = true;
+        }
+        r = prepare_one(set, &s, name, reterr);
+        if (r >= 0 && created)
+                r = hostdev_put(m, set);
+        else if (r < 0 && created)
+                leases_free(set);
+        (void) manager_nodedev_scan(m);
+        return r;
+}
+
+void hostdev_release_device(Manager *m, const char *uuid, const char *name, const DeviceDef *dev) {
+        HostdevLeases *set = m->nodedev.leases_by_domain ? hashmap_get(m->nodedev.leases_by_domain, uuid) : NULL;
+        DeviceHostSource s;
+
+        if (!set || device_def_get_host_source(dev, &s) < 0)
+                return;
+        for (size_t i = 0; i < set->n; i++) {
+                HostdevLease *l = &set->leases[i];
+
+                if (!host_pci_address_equal(&l->address, &(HostPciAddress) { s.domain, s.bus, s.slot, s.function }))
+                        continue;
+                (void) lease_release(l, name);
+                free(l->pf_ifname);
+                memmove(set->leases + i, set->leases + i + 1, (set->n - i - 1) * sizeof(HostdevLease));
+                set->n--;
+                break;
+        }
+        (void) manager_nodedev_scan(m);
+}

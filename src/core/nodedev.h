@@ -72,5 +72,9 @@ int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const c
  * remembered); when it stops, everything is given back. Nothing is left half-done on failure. */
 int hostdev_prepare_domain(Manager *m, const char *uuid, const char *name, const DomainDef *def, VbError *reterr);
 void hostdev_release_domain(Manager *m, const char *uuid, const char *name);
+typedef struct DeviceDef DeviceDef;
+/* The same for one device hot-plugged into / released by a running domain (core/domain-device.c). */
+int hostdev_prepare_device(Manager *m, const char *uuid, const char *name, const DeviceDef *dev, VbError *reterr);
+void hostdev_release_device(Manager *m, const char *uuid, const char *name, const DeviceDef *dev);
 /* Whether def uses any host device (for the polkit action the caller needs). */
 bool hostdev_domain_uses_host_devices(const DomainDef *def);

@@ -2,9 +2,19 @@
 /* AttachDevice, DetachDevice, UpdateDevice over the bus, on the test driver: every device kind live and
  * in the saved definition, conflicts and errors, the device signals, the simulated guest refusing or
  * ignoring an unplug (<test:hotplug> metadata, see src/drivers/test-driver.c), authorization with the
- * real polkitd, and the device XML of libvirt's hotplug tests (read from ../shared/corpus). */
+ * real polkitd, and the device XML of libvirt's hotplug tests (read from ../shared/corpus).
+ *
+ * This machine has no SR-IOV or VFIO: like test-nodedev, virtbusd runs on a copy of the FAKE sysfs tree
+ * tests/data/sysfs/host with tests/helpers/fake-sysfs-kernel acting as the kernel, so that a live PCI
+ * hostdev is really taken from the host (bound to vfio-pci) and given back; its VFs 0000:03:10.0 and
+ * 0000:03:10.2 are the host devices used here. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -15,6 +25,24 @@
 #define LIVE UINT64_C(1)
 #define CONFIG UINT64_C(2)
 #define TEST_NS "urn:virtbus:test-driver"
+static char tmpdir[] = "/tmp/virtbus-devices-XXXXXX";
+static char *sysfs;
+static pid_t kernel_pid;
+
+/* The driver a PCI device of the fake tree is bound to ("" if none). */
+static char *driver_of(const char *address) {
+        _cleanup_free_ char *link = NULL;
+        char target[4096];
+        ssize_t n;
+
+        assert_true(asprintf(&link, "%s/bus/pci/devices/%s/driver", sysfs, address) >= 0);
+        n = readlink(link, target, sizeof target - 1);
+        if (n < 0)
+                return strdup("");
+        target[n] = 0;
+        return strdup(basename(target));
+}
+
 #define CORPUS_DIR "../shared/corpus/libvirt/device/input/qemuhotplugtestdevices"
 
 static char *domain_xml(const char *name, const char *metadata, const char *devices) {
@@ -129,10 +157,10 @@ static const struct {
         { "<interface type='direct'><mac address='52:54:00:01:02:07'/><source dev='eth0' mode='bridge'/></interface>",
           "<source dev='eth0' mode='bridge'/>", "net0", true },
         { "<interface type='hostdev' managed='yes'><mac address='52:54:00:01:02:08'/><source>"
-          "<address type='pci' domain='0x0000' bus='0x0a' slot='0x10' function='0x1'/></source></interface>",
-          "bus='0x0a' slot='0x10' function='0x1'", "hostdev0", true },
-        { "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x0b' slot='0x00' function='0x0'/></source></hostdev>",
-          "bus='0x0b'", "hostdev0", true },
+          "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x0'/></source></interface>",
+          "bus='0x03' slot='0x10' function='0x0'", "hostdev0", true },
+        { "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>",
+          "bus='0x03' slot='0x10' function='0x2'", "hostdev0", true },
         { "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1d6b'/><product id='0x0104'/></source></hostdev>",
           "<vendor id='0x1d6b'/>", "hostdev0", false },
         { "<controller type='usb' index='1' model='qemu-xhci'/>", "model='qemu-xhci'", "usb1", true },
@@ -282,7 +310,7 @@ static void test_flags_and_errors(void **state) {
 static void test_conflicts(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        const char *hostdev = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='0x0c' slot='0' function='0'/></source></hostdev>";
+        const char *hostdev = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='3' slot='0x10' function='2'/></source></hostdev>";
         _cleanup_free_ char *devs = NULL, *a = NULL, *b = NULL, *before_live = NULL, *before_cfg = NULL, *after = NULL;
 
         assert_true(asprintf(&devs, "%s", "<disk type='file' device='disk'><source file='/a.img'/><target dev='vda' bus='virtio'/>"
@@ -302,10 +330,10 @@ static void test_conflicts(void **state) {
         call_dev_fails(bus, a, "AttachDevice",
                        "<rng model='virtio'><backend model='random'>/dev/urandom</backend><address type='pci' domain='0' bus='0' slot='7' function='0'/></rng>",
                        LIVE, ERR("DeviceBusy"), "pci 0000:00:07.0 of domain 'conflict-a' is already used by disk 'vda'");
-        call_dev_fails(bus, a, "AttachDevice", hostdev, LIVE, ERR("DeviceBusy"), "'0000:0c:00.0' is already given to domain 'conflict-a'");
+        call_dev_fails(bus, a, "AttachDevice", hostdev, LIVE, ERR("DeviceBusy"), "'0000:03:10.2' is already given to domain 'conflict-a'");
         call_dev_fails(bus, a, "AttachDevice",
-                       "<interface type='hostdev'><source><address type='pci' domain='0' bus='0x0c' slot='0' function='0'/></source></interface>",
-                       CONFIG, ERR("DeviceBusy"), "'0000:0c:00.0'");
+                       "<interface type='hostdev'><source><address type='pci' domain='0' bus='3' slot='0x10' function='2'/></source></interface>",
+                       CONFIG, ERR("DeviceBusy"), "'0000:03:10.2'");
         /* Another running domain has it: named in the error. */
         call_dev_fails(bus, b, "AttachDevice", hostdev, LIVE, ERR("DeviceBusy"), "already given to domain 'conflict-a'");
         /* The saved definition of a shut-off domain may name it (it's not in use). */
@@ -317,8 +345,17 @@ static void test_conflicts(void **state) {
         after = get_xml(bus, a, 1);
         assert_string_equal(after, before_cfg);
 
-        /* Once a released it, b may have it. */
+        /* Live, the host gave it up (managed='yes': to vfio-pci); once a released it, it went back. */
+        {
+                _cleanup_free_ char *drv = driver_of("0000:03:10.2");
+                assert_string_equal(drv, "vfio-pci");
+        }
         call_dev(bus, a, "DetachDevice", hostdev, LIVE);
+        {
+                _cleanup_free_ char *drv = driver_of("0000:03:10.2");
+                assert_string_not_equal(drv, "vfio-pci");
+        }
+        /* Once a released it, b may have it. */
         call_dev(bus, b, "AttachDevice", hostdev, LIVE);
         sd_bus_message_unref(harness_call_ok(bus, b, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
         call_dev(bus, b, "DetachDevice", hostdev, CONFIG);
@@ -455,9 +492,9 @@ static void test_authorization(void **state) {
                *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
         _cleanup_free_ char *path = define_running(root, "authz", NULL, NULL);
         const char *nic = "<interface type='network'><mac address='52:54:00:ee:ee:01'/><source network='default'/></interface>",
-                   *hostdev = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='0x0d' slot='0' function='0'/></source></hostdev>",
-                   *granted = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='0x0e' slot='0' function='0'/></source></hostdev>",
-                   *vf = "<interface type='hostdev' managed='yes'><source><address type='pci' domain='0' bus='0x0d' slot='0' function='1'/></source></interface>";
+                   *hostdev = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='3' slot='0x10' function='0'/></source></hostdev>",
+                   *granted = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='3' slot='0x10' function='2'/></source></hostdev>",
+                   *vf = "<interface type='hostdev' managed='yes'><source><address type='pci' domain='0' bus='3' slot='0x10' function='2'/></source></interface>";
 
         /* Group virtbus (the example rule): a NIC yes, a host device no. */
         call_dev(member, path, "AttachDevice", nic, LIVE | CONFIG);
@@ -465,7 +502,8 @@ static void test_authorization(void **state) {
                        "org.virtbus1.hostdev.assign");
         call_dev_fails(member, path, "AttachDevice", vf, LIVE, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                        "org.virtbus1.hostdev.assign");
-        ASSERT_XML(root, path, 0, "bus='0x0d'", false);
+        ASSERT_XML(root, path, 0, "<hostdev", false);
+        ASSERT_XML(root, path, 0, "<interface type='hostdev'", false);
         /* An interface on a network of host devices (forward mode hostdev) is a host device too. */
         {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(root, M, "DefineNetwork", "st",
@@ -493,7 +531,7 @@ static void test_authorization(void **state) {
         assert_int_equal(harness_polkit_add_rules(h, "60-virtbus-test-devices.rules",
                 "polkit.addRule(function(action, subject) {\n"
                 "        if (action.id == 'org.virtbus1.hostdev.assign' && subject.isInGroup('virtbus') &&\n"
-                "            action.lookup('domain') == 'authz' && action.lookup('device') == '0000:0e:00.0')\n"
+                "            action.lookup('domain') == 'authz' && action.lookup('device') == '0000:03:10.2')\n"
                 "                return polkit.Result.YES;\n"
                 "        return polkit.Result.NOT_HANDLED;\n"
                 "});\n"), 0);
@@ -507,10 +545,10 @@ static void test_authorization(void **state) {
                         break;
                 harness_assert_error(&e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
                 if (i == 99)
-                        fail_msg("the rule for 0000:0e:00.0 never took effect");
+                        fail_msg("the rule for 0000:03:10.2 never took effect");
                 usleep(100 * 1000);
         }
-        ASSERT_XML(root, path, 0, "bus='0x0e'", true);
+        ASSERT_XML(root, path, 0, "function='0x2'", true);
         call_dev_fails(member, path, "AttachDevice", hostdev, CONFIG, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL);
         remove_domain(root, path);
 }
@@ -548,6 +586,13 @@ static void test_libvirt_corpus(void **state) {
                 }
                 call_dev(bus, off, "AttachDevice", xml, CONFIG);
                 call_dev(bus, off, "DetachDevice", xml, CONFIG);
+                if (strstr(xml, "<hostdev")) {
+                        /* Live, the host device must exist: the fake host has no 0000:06:12.2. */
+                        call_dev_fails(bus, on, "AttachDevice", xml, LIVE, ERR("NoSuchDevice"), "No PCI device '0000:06:12.2'");
+                        ASSERT_XML(bus, on, 0, "<hostdev", false);
+                        n++;
+                        continue;
+                }
                 call_dev(bus, on, "AttachDevice", xml, LIVE);
                 call_dev(bus, on, "DetachDevice", xml, LIVE);
                 n++;
@@ -560,8 +605,44 @@ static void test_libvirt_corpus(void **state) {
         remove_domain(bus, on);
 }
 
+static void stop_kernel(void) {
+        if (kernel_pid > 0) {
+                kill(kernel_pid, SIGTERM);
+                (void) waitpid(kernel_pid, NULL, 0);
+                kernel_pid = 0;
+        }
+}
+
+/* A copy of the fake tree, and the fake kernel on it (it says "ready" once it watches the tree). */
+static int setup_tree(void) {
+        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
+        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
+        char ready[16] = "";
+        int pfd[2];
+
+        if (!kernel || !mkdtemp(tmpdir) || chmod(tmpdir, 0755) < 0 || asprintf(&sysfs, "%s/sysfs", tmpdir) < 0 ||
+            asprintf(&cmd, "cp -a '%s' '%s'", src, sysfs) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
+                return -1;
+        kernel_pid = fork();
+        if (kernel_pid < 0)
+                return -1;
+        if (kernel_pid == 0) {
+                dup2(pfd[1], STDOUT_FILENO);
+                execl(kernel, kernel, sysfs, (char *) NULL);
+                _exit(127);
+        }
+        close(pfd[1]);
+        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
+                close(pfd[0]);
+                return -1;
+        }
+        close(pfd[0]);
+        return 0;
+}
+
 int main(void) {
-        static const char * const args[] = { "--device-removal-timeout=1", NULL };
+        _cleanup_free_ char *rm = NULL;
+        int r;
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_introspection),
                 cmocka_unit_test(test_config_every_kind),
@@ -576,5 +657,16 @@ int main(void) {
                 cmocka_unit_test(test_libvirt_corpus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
-        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = args });
+        if (setup_tree() < 0) {
+                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
+                stop_kernel();
+                return 1;
+        }
+        r = harness_run_group(tests, &(HarnessOptions) {
+                .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, "--device-removal-timeout=1", NULL },
+        });
+        stop_kernel();
+        if (asprintf(&rm, "rm -rf '%s'", tmpdir) >= 0)
+                (void) system(rm);
+        return r;
 }
