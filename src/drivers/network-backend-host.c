@@ -18,7 +18,7 @@
 #include "util/log.h"
 #include "util/strbuf.h"
 
-#define NFT_FAMILY "ip"
+#define NFT_FAMILY "inet"
 
 /* Our table for a network: virtbus_<bridge>, with anything but letters and digits turned into '_'. */
 static void table_name(const NetworkDef *def, char ret[64]) {
@@ -34,16 +34,28 @@ static NetworkForwardMode mode_of(const NetworkDef *def) {
         return def->has_forward ? def->forward.mode : NETWORK_FORWARD_NONE;
 }
 
-/* The subnet of an IPv4 <ip> as "a.b.c.d/p". */
-static int ipv4_subnet(const NetworkIpDef *ip, char ret[32]) {
-        struct in_addr a;
-        uint32_t mask;
+/* The prefix an <ip> is given on the bridge: its own, else /24 or /64. */
+static unsigned effective_prefix(const NetworkIpDef *ip) {
+        return ip->prefix ?: (ip->family == NETWORK_FAMILY_IPV4 ? 24 : 64);
+}
 
-        if (inet_pton(AF_INET, ip->address, &a) != 1)
+/* The subnet of an <ip> as "10.0.0.0/24" or "fd00::/64". */
+static int ip_subnet(const NetworkIpDef *ip, char ret[INET6_ADDRSTRLEN + 8]) {
+        int family = ip->family == NETWORK_FAMILY_IPV4 ? AF_INET : AF_INET6;
+        unsigned prefix = effective_prefix(ip), len = family == AF_INET ? 4 : 16;
+        unsigned char a[16];
+        char text[INET6_ADDRSTRLEN];
+
+        if (inet_pton(family, ip->address, a) != 1 || prefix > len * 8)
                 return -EINVAL;
-        mask = ip->prefix == 0 ? 0 : 0xffffffffu << (32 - ip->prefix);
-        a.s_addr = htonl(ntohl(a.s_addr) & mask);
-        snprintf(ret, 32, "%s/%u", inet_ntoa(a), ip->prefix);
+        for (unsigned i = 0; i < len; i++) {
+                unsigned bits = prefix > i * 8 ? prefix - i * 8 : 0;
+
+                a[i] &= bits >= 8 ? 0xff : (unsigned char) (0xff00 >> bits);
+        }
+        if (!inet_ntop(family, a, text, sizeof text))
+                return -EINVAL;
+        snprintf(ret, INET6_ADDRSTRLEN + 8, "%s/%u", text, prefix);
         return 0;
 }
 
@@ -68,27 +80,46 @@ static void append_masquerade(StrBuf *b, const NetworkDef *def, const char *subn
 }
 
 /* The ruleset file: our table only, replaced as a whole (create, delete, define). */
-static int write_ruleset(const NetworkDef *def, const char *path) {
-        const NetworkIpDef *ip = network_def_ipv4(def);
+/* The forward chain: traffic within the bridge; for nat and route networks their subnets out (IPv4
+ * back in only as replies with nat; IPv6 is routed); anything else from or to the bridge is refused. */
+static int append_forward_chain(StrBuf *b, const NetworkDef *def) {
         NetworkForwardMode m = mode_of(def);
+
+        strbuf_append(b, "  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+        strbuf_appendf(b, "    iifname \"%s\" oifname \"%s\" accept\n", def->bridge, def->bridge);
+        for (size_t i = 0; m != NETWORK_FORWARD_NONE && i < def->n_ips; i++) {
+                const NetworkIpDef *ip = &def->ips[i];
+                const char *fam = ip->family == NETWORK_FAMILY_IPV4 ? "ip" : "ip6";
+                char subnet[INET6_ADDRSTRLEN + 8];
+
+                if (ip_subnet(ip, subnet) < 0)
+                        return -EINVAL;
+                strbuf_appendf(b, "    iifname \"%s\" %s saddr %s accept\n", def->bridge, fam, subnet);
+                strbuf_appendf(b, "    oifname \"%s\" %s daddr %s%s accept\n", def->bridge, fam, subnet,
+                               m == NETWORK_FORWARD_NAT && ip->family == NETWORK_FAMILY_IPV4 ? " ct state established,related" : "");
+        }
+        strbuf_appendf(b, "    iifname \"%s\" reject\n    oifname \"%s\" reject\n  }\n", def->bridge, def->bridge);
+        return 0;
+}
+
+/* The ruleset file: our table only (family inet: IPv4 and IPv6), replaced as a whole (create, delete,
+ * define), so that loading it twice is harmless. */
+static int write_ruleset(const NetworkDef *def, const char *path) {
+        const NetworkIpDef *ip4 = network_def_ipv4(def);
         _cleanup_free_ char *text = NULL;
-        char table[64], subnet[32] = "";
+        char table[64], subnet[INET6_ADDRSTRLEN + 8];
         StrBuf b = STRBUF_NULL;
+        int r;
 
         table_name(def, table);
-        if (ip && ipv4_subnet(ip, subnet) < 0)
-                return -EINVAL;
         strbuf_appendf(&b, "table %s %s\ndelete table %s %s\ntable %s %s {\n", NFT_FAMILY, table, NFT_FAMILY, table,
                        NFT_FAMILY, table);
-        strbuf_append(&b, "  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
-        strbuf_appendf(&b, "    iifname \"%s\" oifname \"%s\" accept\n", def->bridge, def->bridge);
-        if (m != NETWORK_FORWARD_NONE && *subnet) {
-                strbuf_appendf(&b, "    iifname \"%s\" ip saddr %s accept\n", def->bridge, subnet);
-                strbuf_appendf(&b, "    oifname \"%s\" ip daddr %s%s accept\n", def->bridge, subnet,
-                               m == NETWORK_FORWARD_NAT ? " ct state established,related" : "");
+        r = append_forward_chain(&b, def);
+        if (r < 0) {
+                strbuf_done(&b);
+                return r;
         }
-        strbuf_appendf(&b, "    iifname \"%s\" reject\n    oifname \"%s\" reject\n  }\n", def->bridge, def->bridge);
-        if (m == NETWORK_FORWARD_NAT && *subnet) {
+        if (mode_of(def) == NETWORK_FORWARD_NAT && ip4 && ip_subnet(ip4, subnet) >= 0) {
                 strbuf_append(&b, "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
                 append_masquerade(&b, def, subnet);
                 strbuf_append(&b, "  }\n");
@@ -114,13 +145,14 @@ static void append_dhcp(StrBuf *b, const NetworkIpDef *ip) {
                 const NetworkDhcpRange *r = &ip->ranges[i];
 
                 if (ip->family == NETWORK_FAMILY_IPV4) {
-                        struct in_addr s, e, mask = { .s_addr = htonl(ip->prefix ? 0xffffffffu << (32 - ip->prefix) : 0) };
+                        unsigned prefix = effective_prefix(ip);
+                        struct in_addr s, e, mask = { .s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0) };
 
                         strbuf_appendf(b, "dhcp-range=%s,%s,%s\n", r->start, r->end, inet_ntoa(mask));
                         if (inet_pton(AF_INET, r->start, &s) == 1 && inet_pton(AF_INET, r->end, &e) == 1)
                                 n_addresses += ntohl(e.s_addr) - ntohl(s.s_addr) + 1;
                 } else
-                        strbuf_appendf(b, "dhcp-range=%s,%s,%u\n", r->start, r->end, ip->prefix);
+                        strbuf_appendf(b, "dhcp-range=%s,%s,%u\n", r->start, r->end, effective_prefix(ip));
         }
         for (size_t i = 0; i < ip->n_hosts; i++) {
                 const NetworkDhcpHost *h = &ip->hosts[i];
@@ -128,6 +160,8 @@ static void append_dhcp(StrBuf *b, const NetworkIpDef *ip) {
                 strbuf_appendf(b, "dhcp-host=%s%s%s%s%s%s\n", h->mac ?: h->id ?: "", h->ip ? "," : "", strempty(h->ip),
                                h->name ? "," : "", strempty(h->name), "");
         }
+        if (ip->family == NETWORK_FAMILY_IPV6 && ip->n_ranges > 0)
+                strbuf_append(b, "enable-ra\n"); /* DHCPv6 clients need router advertisements */
         if (ip->n_ranges > 0 || ip->n_hosts > 0) {
                 strbuf_append(b, "dhcp-no-override\ndhcp-authoritative\n");
                 if (n_addresses > 0)
@@ -271,17 +305,33 @@ static int start_dnsmasq(VbNetworkBackend *b, const NetworkDef *def, VbError *re
 }
 
 /* In the current network namespace (procfs shows the caller's). */
-static int enable_forwarding(void) {
-        int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC), r = 0;
+static int write_proc(const char *path) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
 
         if (fd < 0)
                 return -errno;
         if (write(fd, "1\n", 2) != 2)
                 r = -errno;
         close(fd);
-        if (r >= 0)
-                log_notice("Enabled IPv4 forwarding.");
         return r;
+}
+
+static int enable_forwarding(const NetworkDef *def) {
+        bool v4 = false, v6 = false;
+        int r;
+
+        for (size_t i = 0; i < def->n_ips; i++) {
+                v4 = v4 || def->ips[i].family == NETWORK_FAMILY_IPV4;
+                v6 = v6 || def->ips[i].family == NETWORK_FAMILY_IPV6;
+        }
+        if (v4 && (r = write_proc("/proc/sys/net/ipv4/ip_forward")) < 0)
+                return r;
+        if (v6 && (r = write_proc("/proc/sys/net/ipv6/conf/all/forwarding")) < 0)
+                return r;
+        if (v4 || v6)
+                log_notice("Enabled %s%s%s forwarding for network '%s'.", v4 ? "IPv4" : "", v4 && v6 ? " and " : "",
+                           v6 ? "IPv6" : "", def->name);
+        return 0;
 }
 
 static int host_stop(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
@@ -300,7 +350,7 @@ static int bring_up_bridge(const NetworkDef *def, VbError *reterr) {
         for (size_t i = 0; i < def->n_ips; i++) {
                 const NetworkIpDef *ip = &def->ips[i];
 
-                r = host_netlink_address_add(def->bridge, ip->address, ip->prefix ?: (ip->family == NETWORK_FAMILY_IPV4 ? 24 : 64));
+                r = host_netlink_address_add(def->bridge, ip->address, effective_prefix(ip));
                 if (r < 0)
                         return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to add address '%s' to '%s': %s",
                                             ip->address, def->bridge, strerror(-r));
@@ -342,9 +392,10 @@ static int host_start(VbNetworkBackend *b, const NetworkDef *def, VbError *reter
                 log_notice("Loaded nftables table '%s %s' for network '%s'.", NFT_FAMILY, table, def->name);
         }
         if (mode_of(def) == NETWORK_FORWARD_NAT || mode_of(def) == NETWORK_FORWARD_ROUTE) {
-                r = enable_forwarding();
+                r = enable_forwarding(def);
                 if (r < 0) {
-                        r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to enable IPv4 forwarding.");
+                        r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to enable IP forwarding: %s",
+                                         strerror(-r));
                         goto fail;
                 }
         }

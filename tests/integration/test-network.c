@@ -284,7 +284,7 @@ static bool link_exists(const char *name) {
 }
 
 static bool nft_table_exists(const char *name) {
-        return run((const char *[]) { NFT, "list", "table", "ip", name, NULL }, NULL) == 0;
+        return run((const char *[]) { NFT, "list", "table", "inet", name, NULL }, NULL) == 0;
 }
 
 static pid_t dnsmasq_pid(Harness *h, const char *network) {
@@ -307,7 +307,8 @@ static bool is_dnsmasq(pid_t pid) {
         SIMPLE_NET("natnet", "0a1b2c3d-0000-4000-8000-00000000a001",                                     \
                    "<forward mode='nat'/><bridge name='vbt0' stp='on' delay='4'/><mtu size='1400'/>"        \
                    "<ip address='10.77.0.1' netmask='255.255.255.0'><dhcp>"                              \
-                   "<range start='10.77.0.100' end='10.77.0.120'/></dhcp></ip>")
+                   "<range start='10.77.0.100' end='10.77.0.120'/></dhcp></ip>"                          \
+                   "<ip family='ipv6' address='fd00:77::1' prefix='64'/>")
 
 static void test_nat_dhcp(void **state) {
         Harness *h = *state;
@@ -320,6 +321,7 @@ static void test_nat_dhcp(void **state) {
         /* The bridge with its address, up; our nftables table; a running dnsmasq. */
         assert_int_equal(run((const char *[]) { IP, "-o", "addr", "show", "dev", "vbt0", NULL }, &addr), 0);
         assert_non_null(strstr(addr, "inet 10.77.0.1/24"));
+        assert_non_null(strstr(addr, "inet6 fd00:77::1/64"));
         assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "dev", "vbt0", NULL }, &lease_out), 0);
         assert_non_null(strstr(lease_out, ",UP"));
         free(TAKE_PTR(lease_out));
@@ -330,6 +332,15 @@ static void test_nat_dhcp(void **state) {
         assert_non_null(strstr(lease_out, "mtu 1400"));
         free(TAKE_PTR(lease_out));
         assert_true(nft_table_exists("virtbus_vbt0"));
+        {
+                _cleanup_free_ char *rules = NULL;
+
+                /* Forwarding for both subnets, masquerading for the IPv4 one. */
+                assert_int_equal(run((const char *[]) { NFT, "list", "table", "inet", "virtbus_vbt0", NULL }, &rules), 0);
+                assert_non_null(strstr(rules, "ip saddr 10.77.0.0/24 accept"));
+                assert_non_null(strstr(rules, "ip6 saddr fd00:77::/64 accept"));
+                assert_non_null(strstr(rules, "ip daddr != 10.77.0.0/24 masquerade"));
+        }
         pid = dnsmasq_pid(h, "natnet");
         assert_true(pid > 0);
         assert_true(is_dnsmasq(pid));
