@@ -6,47 +6,52 @@
 #include "host/tap.h"
 #include "util/log.h"
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_sock *, nl_socket_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_link *, rtnl_link_put);
+
+static int nl_errno(int r) {
+        switch (-r) {
+        case NLE_PERM:
+                return -EPERM;
+        case NLE_NODEV:
+        case NLE_OBJ_NOTFOUND:
+                return -ENODEV;
+        case NLE_NOMEM:
+                return -ENOMEM;
+        default:
+                return -EIO;
+        }
+}
+
 int host_tap_attach(const char *ifname, const char *bridge) {
-        struct nl_sock *sk = NULL;
-        struct rtnl_link *link = NULL, *change = NULL;
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL, *change = NULL;
         int r, master = 0;
 
+        if (bridge) {
+                master = (int) if_nametoindex(bridge);
+                if (master == 0)
+                        return -ENODEV;
+        }
         sk = nl_socket_alloc();
         if (!sk)
                 return -ENOMEM;
         r = nl_connect(sk, NETLINK_ROUTE);
-        if (r < 0) {
-                r = -EIO;
-                goto finish;
-        }
-        if (bridge) {
-                master = (int) if_nametoindex(bridge);
-                if (master == 0) {
-                        r = -errno ?: -ENODEV;
-                        goto finish;
-                }
-        }
+        if (r < 0)
+                return nl_errno(r);
         r = rtnl_link_get_kernel(sk, 0, ifname, &link);
-        if (r < 0) {
-                r = -ENODEV;
-                goto finish;
-        }
+        if (r < 0)
+                return nl_errno(r);
         change = rtnl_link_alloc();
-        if (!change) {
-                r = -ENOMEM;
-                goto finish;
-        }
+        if (!change)
+                return -ENOMEM;
         rtnl_link_set_flags(change, IFF_UP);
         if (master > 0)
                 rtnl_link_set_master(change, master);
         r = rtnl_link_change(sk, link, change, 0);
         if (r < 0) {
                 log_debug("Failed to set up '%s': %s", ifname, nl_geterror(r));
-                r = r == -NLE_PERM ? -EPERM : r == -NLE_NODEV ? -ENODEV : -EIO;
+                return nl_errno(r);
         }
-finish:
-        rtnl_link_put(change);
-        rtnl_link_put(link);
-        nl_socket_free(sk);
-        return r;
+        return 0;
 }

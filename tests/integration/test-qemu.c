@@ -465,6 +465,88 @@ static void test_lifecycle_actions(void **state) {
         assert_string_equal(state_of(h, path2), "shutoff");
 }
 
+/* type='direct': virtbusd makes a macvtap (libnl) on the given device and hands QEMU its /dev/tapN, at
+ * start and on hotplug; the macvtaps go with the domain. The lower device is a veth pair made here with
+ * names unique to this run. */
+static char *macvtap_named(const char *live, unsigned n) {
+        const char *p = live;
+        for (unsigned i = 0; i <= n; i++) {
+                p = strstr(p, "<interface type='direct'");
+                assert_non_null(p);
+                if (i < n)
+                        p++;
+        }
+        p = strstr(p, "<target dev='");
+        assert_non_null(p);
+        p += strlen("<target dev='");
+        return strndup(p, strcspn(p, "'"));
+}
+
+static bool link_exists(const char *name) {
+        char path[128];
+        snprintf(path, sizeof path, "/sys/class/net/%s", name);
+        return access(path, F_OK) == 0;
+}
+
+/* The name of an upper device of lower (a macvtap on it) other than not, NULL if none. */
+static char *upper_other_than(const char *lower, const char *not) {
+        char dir[128];
+        DIR *d;
+        struct dirent *de;
+        char *found = NULL;
+
+        snprintf(dir, sizeof dir, "/sys/class/net/%s", lower);
+        d = opendir(dir);
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, "upper_", 6) == 0 && !streq(de->d_name + 6, not) && !found)
+                        found = strdup(de->d_name + 6);
+        closedir(d);
+        return found;
+}
+
+static void test_direct_macvtap(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        char lower[16], peer[16], path_lower[128];
+        _cleanup_free_ char *dev = NULL, *dev2 = NULL, *xml = NULL, *path = NULL, *live = NULL, *mv0 = NULL, *mv1 = NULL;
+        HarnessResult res = {};
+
+        snprintf(lower, sizeof lower, "vbtva%d", (int) (getpid() % 100000));
+        snprintf(peer, sizeof peer, "vbtvb%d", (int) (getpid() % 100000));
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                     (const char *[]) { "/usr/sbin/ip", "link", "add", lower, "type", "veth", "peer", "name", peer, NULL },
+                                     NULL, 10 * HARNESS_USEC_PER_SEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        harness_result_done(&res);
+        assert_true(asprintf(&dev, "<interface type='direct'><source dev='%s' mode='bridge'/><mac address='52:54:00:00:00:33'/>"
+                                   "<model type='virtio'/></interface>", lower) >= 0);
+        assert_true(asprintf(&dev2, "<interface type='direct'><source dev='%s' mode='bridge'/><mac address='52:54:00:00:00:34'/>"
+                                    "<model type='virtio'/></interface>", lower) >= 0);
+        xml = diskless_xml("qemu", "direct", dev);
+        path = define(bus, xml);
+        call_domain(bus, path, "Start");
+        live = get_xml(bus, path);
+        mv0 = macvtap_named(live, 0);
+        assert_true(link_exists(mv0));
+        snprintf(path_lower, sizeof path_lower, "/sys/class/net/%s/lower_%s", mv0, lower);
+        assert_int_equal(access(path_lower, F_OK), 0);
+
+        /* Live: a second one, through getfd. The host shows it as the veth's second upper device (the live
+         * definition core keeps has the device as given). */
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", dev2, UINT64_C(0)));
+        mv1 = upper_other_than(lower, mv0);
+        assert_non_null(mv1);
+        assert_true(link_exists(mv1));
+
+        call_domain(bus, path, "Destroy");
+        assert_false(link_exists(mv0));
+        assert_false(link_exists(mv1));
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { "/usr/sbin/ip", "link", "del", lower, NULL },
+                                     NULL, 10 * HARNESS_USEC_PER_SEC, &res), 0);
+        harness_result_done(&res);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_diskless, teardown_qemus),
@@ -474,6 +556,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_restart_reconnect, teardown_qemus),
                 cmocka_unit_test_teardown(test_hotplug_nic, teardown_qemus),
                 cmocka_unit_test_teardown(test_bridge_tap, teardown_qemus),
+                cmocka_unit_test_teardown(test_direct_macvtap, teardown_qemus),
                 cmocka_unit_test_teardown(test_lifecycle_actions, teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();

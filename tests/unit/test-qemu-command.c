@@ -163,6 +163,26 @@ static void test_interfaces(void **state) {
         build_fails(net, VB_ERROR_NOT_SUPPORTED, "'network'");
 }
 
+static void test_direct(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def =
+                parse("qemu", "m", NULL, NULL,
+                      "<interface type='user'><mac address='52:54:00:00:00:01'/></interface>"
+                      "<interface type='direct'><source dev='eth9' mode='bridge'/><mac address='52:54:00:00:00:02'/>"
+                      "<model type='virtio'/></interface>");
+        const int fds[] = { -1, 9 };
+        QemuCommandParams p = params;
+        _cleanup_(qemu_command_done) QemuCommand c = {};
+
+        /* Without the macvtap's descriptor there is nothing to give QEMU. */
+        build_fails(def, VB_ERROR_OPERATION_FAILED, "macvtap");
+        p.tap_fds = fds;
+        p.n_tap_fds = ELEMENTSOF(fds);
+        build_ok(def, &p, &c);
+        assert_true(has_value(&c, "-netdev", "tap,id=hostnet1,fd=9"));
+        assert_true(has_value(&c, "-device", "virtio-net-pci,netdev=hostnet1,id=net1,mac=52:54:00:00:00:02"));
+        assert_int_equal(c.n_taps, 0);
+}
+
 static void test_chardevs(void **state) {
         _cleanup_(domain_def_freep) DomainDef *def = parse(
                 "qemu", "c", NULL, NULL,
@@ -229,6 +249,7 @@ int main(void) {
                 cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
                 cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
                 cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),
+                cmocka_unit_test(test_direct),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,8 +183,19 @@ static const char *nic_driver(const char *model) {
         return NULL;
 }
 
-int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, char **ret_netdev, char **ret_device,
-                                QemuTap *ret_tap, VbError *reterr) {
+int qemu_interface_direct(const ConfNode *n, const char **ret_lower, const char **ret_mode, const char **ret_name) {
+        const char *type = qemu_node_attr(n, NULL, "type");
+
+        if (!type || !streq(type, "direct"))
+                return 0;
+        *ret_lower = qemu_node_attr(n, "source", "dev");
+        *ret_mode = qemu_node_attr(n, "source", "mode") ?: "vepa";
+        *ret_name = qemu_node_attr(n, "target", "dev");
+        return 1;
+}
+
+int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, char **ret_netdev,
+                                char **ret_device, QemuTap *ret_tap, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *ifname = NULL, *bridge = NULL, *netdev = NULL, *device = NULL, *addr = NULL,
                             *boot = NULL;
@@ -228,6 +239,12 @@ int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, char **
                 /* No vhost: /dev/vhost-net may be missing, and QEMU 7.2 aborts on vhost=on then. */
                 if (asprintf(&netdev, "tap,id=host%s,ifname=%s,script=no,downscript=no", alias, ifname) < 0)
                         return -ENOMEM;
+        } else if (streq(type, "direct")) {
+                /* The macvtap was made and opened by the caller: QEMU gets its descriptor. */
+                if (!fd)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Interface '%s': no macvtap", alias);
+                if (asprintf(&netdev, "tap,id=host%s,fd=%s", alias, fd) < 0)
+                        return -ENOMEM;
         } else if (streq(type, "network"))
                 return not_supported(reterr, "Interface type 'network' on a network of forward devices (macvtap) "
                                      "or host devices is not supported by the qemu driver yet");
@@ -253,9 +270,14 @@ int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, char **
 static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError *reterr) {
         _cleanup_free_ char *netdev = NULL, *device = NULL;
         QemuTap tap = {};
+        char fd[16] = "";
         int r;
 
-        r = qemu_command_interface_opts(s->def->devices[i], alias, &netdev, &device, &tap, reterr);
+
+        if (i < s->p->n_tap_fds && s->p->tap_fds[i] >= 0)
+                snprintf(fd, sizeof fd, "%d", s->p->tap_fds[i]);
+        r = qemu_command_interface_opts(s->def->devices[i], alias, fd[0] ? fd : NULL, &netdev, &device, &tap,
+                                        reterr);
         if (r < 0)
                 return r;
         add_pair(&s->cmd->argv, "-netdev", netdev);

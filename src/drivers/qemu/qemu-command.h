@@ -32,6 +32,9 @@ typedef struct QemuCommandParams {
         const char *emulator;
         int monitor_fd;   /* the listening QMP socket QEMU inherits */
         bool kvm_usable;  /* /dev/kvm opens */
+        /* Per device of the definition: the open macvtap of a type='direct' interface, -1 for none. */
+        const int *tap_fds;
+        size_t n_tap_fds;
 } QemuCommandParams;
 
 typedef struct QemuCommand {
@@ -62,9 +65,14 @@ typedef struct QemuBuildState {
 
 int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr);
 /* Interfaces also on hotplug: the -netdev and -device option strings for device dev, alias given.
- * Fills tap (ifname/bridge to free) for tap backends. */
-int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, char **ret_netdev, char **ret_device,
-                                QemuTap *ret_tap, VbError *reterr);
+ * Fills tap (ifname/bridge to free) for tap backends. fd: for type='direct', the macvtap's descriptor
+ * (a number on the command line, a getfd name on hotplug). */
+int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, char **ret_netdev,
+                                char **ret_device, QemuTap *ret_tap, VbError *reterr);
+/* For type='direct': the macvtap to create (lower device, mode, name wanted or NULL); 0 if dev is not
+ * a direct interface, 1 if it is. Strings point into node (from qemu_device_node). */
+int qemu_interface_direct(const ConfNode *node, const char **ret_lower, const char **ret_mode,
+                          const char **ret_name);
 /* Disks also on hotplug: the two -blockdev and the -device option strings. */
 int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, char **ret_file_node,
                            char **ret_format_node, char **ret_device, VbError *reterr);

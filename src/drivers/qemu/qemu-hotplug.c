@@ -2,6 +2,7 @@
 /* Device hotplug on a running QEMU: NICs (netdev_add + device_add), disks (blockdev-add + device_add),
  * removal (device_del, completed by the DEVICE_DELETED event naming the device) and in-place changes. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "conf/domain-access.h"
 #include "drivers/driver.h"
@@ -85,44 +86,92 @@ static ssize_t live_find(QemuVm *vm, const char *alias) {
         return -1;
 }
 
+static void netdev_del(QemuVm *vm, const char *alias) {
+        _cleanup_free_ char *hostid = NULL;
+        struct json_object *args;
+
+        if (asprintf(&hostid, "host%s", alias) < 0)
+                return;
+        args = json_object_new_object();
+        json_object_object_add(args, "id", json_object_new_string(hostid));
+        (void) qemu_monitor_call(vm->mon, "netdev_del", args, NULL, NULL);
+}
+
+/* type='direct': a new macvtap, its descriptor handed to QEMU under a name (getfd). */
+static int attach_macvtap(QemuVm *vm, const DeviceDef *dev, const char *alias, char **ret_name, char **ret_fdname,
+                          VbError *reterr) {
+        _cleanup_free_ char *name = NULL, *fdname = NULL, *err = NULL;
+        struct json_object *args;
+        int fd = -1, r;
+
+        r = qemu_vm_macvtap_create(vm, dev, &name, &fd, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&fdname, "fd-host%s", alias) < 0) {
+                close(fd);
+                qemu_vm_macvtap_delete(vm, name);
+                return -ENOMEM;
+        }
+        args = json_object_new_object();
+        json_object_object_add(args, "fdname", json_object_new_string(fdname));
+        r = qemu_monitor_call_sync_fd(vm->mon, "getfd", args, fd, 10 * 1000 * 1000ULL, NULL, &err);
+        close(fd);
+        if (r < 0) {
+                qemu_vm_macvtap_delete(vm, name);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to pass macvtap '%s' to QEMU: %s", name,
+                                    err ?: strerror(-r));
+        }
+        *ret_name = TAKE_PTR(name);
+        *ret_fdname = TAKE_PTR(fdname);
+        return 0;
+}
+
 static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
-        _cleanup_free_ char *netdev = NULL, *device = NULL, *hostid = NULL;
+        _cleanup_free_ char *netdev = NULL, *device = NULL, *macvtap = NULL, *fdname = NULL, *ifname = NULL,
+                            *bridge = NULL;
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *lower, *mode, *want;
         QemuTap tap = {};
         int r;
 
-        r = qemu_command_interface_opts(dev, alias, &netdev, &device, &tap, reterr);
+        r = qemu_device_node(dev, &n);
         if (r < 0)
                 return r;
-        if (asprintf(&hostid, "host%s", alias) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        r = qemu_vm_command(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false), NULL,
-                            reterr);
-        if (r < 0)
-                goto finish;
-        if (tap.ifname) {
-                r = host_tap_attach(tap.ifname, tap.bridge);
+        if (qemu_interface_direct(n, &lower, &mode, &want) > 0) {
+                r = attach_macvtap(vm, dev, alias, &macvtap, &fdname, reterr);
                 if (r < 0)
-                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up tap '%s'%s%s: %s", tap.ifname,
-                                     tap.bridge ? " on bridge " : "", strempty(tap.bridge), strerror(-r));
+                        return r;
+        }
+        r = qemu_command_interface_opts(dev, alias, fdname, &netdev, &device, &tap, reterr);
+        ifname = tap.ifname;
+        bridge = tap.bridge;
+        if (r >= 0)
+                r = qemu_vm_command(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false),
+                                    NULL, reterr);
+        if (r < 0) {
+                if (macvtap)
+                        qemu_vm_macvtap_delete(vm, macvtap);
+                return r;
+        }
+        if (ifname) {
+                r = host_tap_attach(ifname, bridge);
+                if (r < 0)
+                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up tap '%s'%s%s: %s", ifname,
+                                     bridge ? " on bridge " : "", strempty(bridge), strerror(-r));
                 else
-                        log_notice("Domain %s: tap '%s' up%s%s.", vm->uuid, tap.ifname, tap.bridge ? " in bridge " : "",
-                                   strempty(tap.bridge));
+                        log_notice("Domain %s: tap '%s' up%s%s.", vm->uuid, ifname, bridge ? " in bridge " : "",
+                                   strempty(bridge));
         }
         if (r >= 0)
                 r = qemu_vm_command(vm, "add the network device", "device_add", opts_to_json(device, "driver", false),
                                     NULL, reterr);
+        if (r >= 0)
+                r = live_append(vm, dev, macvtap ?: ifname);
         if (r < 0) {
-                struct json_object *args = json_object_new_object();
-                json_object_object_add(args, "id", json_object_new_string(hostid));
-                (void) qemu_vm_command(vm, "remove the network backend", "netdev_del", args, NULL, NULL);
-                goto finish;
+                netdev_del(vm, alias);
+                if (macvtap)
+                        qemu_vm_macvtap_delete(vm, macvtap);
         }
-        r = live_append(vm, dev, tap.ifname);
-finish:
-        free(tap.ifname);
-        free(tap.bridge);
         return r;
 }
 
@@ -233,18 +282,20 @@ void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
         if (i < 0)
                 return;
         kind = vm->live->devices[i]->kind;
+        if (kind == DEVICE_INTERFACE) {
+                _cleanup_(conf_node_freep) ConfNode *n = NULL;
+                const char *lower, *mode, *name;
+
+                netdev_del(vm, alias);
+                if (qemu_device_node(vm->live->devices[i], &n) >= 0 && qemu_interface_direct(n, &lower, &mode, &name) > 0 &&
+                    name)
+                        qemu_vm_macvtap_delete(vm, name);
+        }
         device_def_free(vm->live->devices[i]);
         memmove(vm->live->devices + i, vm->live->devices + i + 1,
                 (vm->live->n_devices - (size_t) i - 1) * sizeof(DeviceDef *));
         vm->live->n_devices--;
-        if (kind == DEVICE_INTERFACE) {
-                _cleanup_free_ char *hostid = NULL;
-                if (asprintf(&hostid, "host%s", alias) >= 0) {
-                        struct json_object *args = json_object_new_object();
-                        json_object_object_add(args, "id", json_object_new_string(hostid));
-                        (void) qemu_monitor_call(vm->mon, "netdev_del", args, NULL, NULL);
-                }
-        } else if (kind == DEVICE_DISK) {
+        if (kind == DEVICE_DISK) {
                 _cleanup_free_ char *fmt = NULL, *storage = NULL;
                 if (asprintf(&fmt, "%s-format", alias) >= 0 && asprintf(&storage, "%s-storage", alias) >= 0) {
                         struct json_object *a1 = json_object_new_object(), *a2 = json_object_new_object();

@@ -65,6 +65,24 @@ bool qemu_monitor_is_open(const QemuMonitor *mon) {
         return mon && !mon->closed;
 }
 
+/* Sends the first bytes with fd attached (SCM_RIGHTS), as QMP's getfd wants. */
+static int send_with_fd(QemuMonitor *mon, const char *s, size_t n, int fd) {
+        char control[CMSG_SPACE(sizeof(int))] = {};
+        struct iovec iov = { .iov_base = (void *) s, .iov_len = n };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        ssize_t w;
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        do
+                w = sendmsg(mon->fd, &msg, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        return w < 0 ? -errno : (int) w;
+}
+
 static int write_all(QemuMonitor *mon, const char *s, size_t n) {
         while (n > 0) {
                 ssize_t w = send(mon->fd, s, n, MSG_NOSIGNAL);
@@ -85,7 +103,7 @@ static int write_all(QemuMonitor *mon, const char *s, size_t n) {
         return 0;
 }
 
-static int send_command(QemuMonitor *mon, const char *command, struct json_object *args, uint64_t id) {
+static int send_command(QemuMonitor *mon, const char *command, struct json_object *args, uint64_t id, int fd) {
         struct json_object *o = json_object_new_object();
         const char *text;
         StrBuf b = STRBUF_NULL;
@@ -108,7 +126,12 @@ static int send_command(QemuMonitor *mon, const char *command, struct json_objec
         if (!line)
                 return -ENOMEM;
         log_debug("QMP> %s", line);
-        r = write_all(mon, line, strlen(line));
+        if (fd >= 0) {
+                r = send_with_fd(mon, line, strlen(line), fd);
+                if (r >= 0)
+                        r = write_all(mon, line + r, strlen(line) - (size_t) r);
+        } else
+                r = write_all(mon, line, strlen(line));
         if (r < 0)
                 mon->closed = true;
         return r;
@@ -312,6 +335,11 @@ static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watc
 
 int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
                            uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
+        return qemu_monitor_call_sync_fd(mon, command, args, -1, timeout_usec, ret, ret_error);
+}
+
+int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
+                              uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
         struct json_object *reply = NULL;
         const char *err;
         uint64_t id;
@@ -322,7 +350,7 @@ int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_ob
                 return -ECONNRESET;
         }
         id = ++mon->next_id;
-        r = send_command(mon, command, args, id);
+        r = send_command(mon, command, args, id, fd);
         if (r < 0)
                 return r;
         r = wait_reply(mon, id, now_usec() + timeout_usec, -1, &reply);
@@ -363,7 +391,7 @@ int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object 
         p->id = ++mon->next_id;
         p->cb = cb;
         p->userdata = userdata;
-        r = send_command(mon, command, args, p->id);
+        r = send_command(mon, command, args, p->id, -1);
         if (r < 0) {
                 free(p);
                 return r;
@@ -433,7 +461,7 @@ int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t 
                 return r;
         }
         mon->next_id++;
-        r = send_command(mon, "qmp_capabilities", NULL, mon->next_id);
+        r = send_command(mon, "qmp_capabilities", NULL, mon->next_id, -1);
         if (r >= 0)
                 r = wait_reply(mon, mon->next_id, deadline, watch_fd, &reply);
         if (r >= 0 && message_error(reply)) {

@@ -41,8 +41,14 @@ int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object 
 int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
                            uint64_t timeout_usec, struct json_object **ret, char **ret_error);
 
+/* The same, passing fd along (SCM_RIGHTS), for getfd / add-fd. */
+int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
+                              uint64_t timeout_usec, struct json_object **ret, char **ret_error);
+
 /* The socket connection is still up. */
 bool qemu_monitor_is_open(const QemuMonitor *mon);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 
 /* Small helpers on replies. */
 const char *qemu_json_string(struct json_object *o, const char *key);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-process.h"
 #include "host/process.h"
+#include "host/netlink-net.h"
 #include "host/tap.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -36,6 +38,9 @@ QemuVm *qemu_vm_free(QemuVm *vm) {
         if (vm->pidfd >= 0)
                 close(vm->pidfd);
         domain_def_free(vm->live);
+        for (size_t i = 0; i < vm->n_macvtaps; i++)
+                free(vm->macvtaps[i]);
+        free(vm->macvtaps);
         free(vm->log_path);
         free(vm);
         return NULL;
@@ -52,8 +57,73 @@ static QemuVm *vm_new(const QemuVmConfig *cfg, const char *uuid) {
         return vm;
 }
 
+void qemu_vm_macvtap_delete(QemuVm *vm, const char *name) {
+        for (size_t i = 0; i < vm->n_macvtaps; i++)
+                if (streq(vm->macvtaps[i], name)) {
+                        int r = host_netlink_link_delete(name);
+                        if (r < 0 && r != -ENODEV)
+                                log_warning_errno(r, "Failed to delete macvtap '%s', ignoring: %m", name);
+                        else
+                                log_notice("Domain %s: macvtap '%s' deleted.", vm->uuid, name);
+                        free(vm->macvtaps[i]);
+                        vm->macvtaps[i] = vm->macvtaps[--vm->n_macvtaps];
+                        return;
+                }
+}
+
+int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, int *ret_fd, VbError *reterr) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_free_ char *name = NULL;
+        const char *lower, *mode, *want;
+        char path[64];
+        uint8_t mac[6];
+        int r, ifindex, fd;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        if (qemu_interface_direct(n, &lower, &mode, &want) <= 0 || !lower)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Interface of type 'direct' needs <source dev='...'/>");
+        if (want && strlen(want) < 16 && strncmp(want, "macvtap", 7) != 0 && strncmp(want, "vnet", 4) != 0)
+                name = strdup(want);
+        else {
+                uint32_t rnd = 0;
+                (void) !getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+                if (asprintf(&name, "vbmvt%06x", rnd & 0xffffff) < 0)
+                        name = NULL;
+        }
+        if (!name || !GREEDY_REALLOC(vm->macvtaps, vm->n_macvtaps_allocated, vm->n_macvtaps + 1))
+                return -ENOMEM;
+        ifindex = host_netlink_macvtap_add(name, lower, mode, device_interface_get_mac(dev, mac) ? mac : NULL);
+        if (ifindex < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create macvtap '%s' on '%s' (mode %s): %s",
+                                    name, lower, mode, strerror(-ifindex));
+        vm->macvtaps[vm->n_macvtaps++] = strdup(name);
+        if (!vm->macvtaps[vm->n_macvtaps - 1]) {
+                vm->n_macvtaps--;
+                (void) host_netlink_link_delete(name);
+                return -ENOMEM;
+        }
+        log_notice("Domain %s: macvtap '%s' on '%s' (mode %s) created.", vm->uuid, name, lower, mode);
+        snprintf(path, sizeof path, "/dev/tap%d", ifindex);
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = -errno;
+                qemu_vm_macvtap_delete(vm, name);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to open '%s' of macvtap '%s': %s", path,
+                                    name, strerror(-r));
+        }
+        *ret_fd = fd;
+        *ret_name = TAKE_PTR(name);
+        return 0;
+}
+
 void qemu_vm_remove_files(QemuVm *vm) {
         static const char * const suffixes[] = { "sock", "state", "xml" };
+
+        while (vm->n_macvtaps > 0)
+                qemu_vm_macvtap_delete(vm, vm->macvtaps[0]);
         for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
                 _cleanup_free_ char *p = NULL;
                 if (vm_path(vm, suffixes[i], &p) >= 0)
@@ -260,14 +330,124 @@ static int start_failed(QemuVm *vm, const char *name, long log_offset, const cha
                             tail ?: fallback ?: "it exited");
 }
 
+static int edit_device(DomainDef *live, size_t i, const char *child, const char *attr, const char *value,
+                       const char *self_attr, const char *self_value);
+
+/* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap of device i (or -1). The
+ * macvtaps' names go into the live definition (<target dev=>). */
+static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor_fd, VbError *reterr) {
+        size_t n = vm->live->n_devices + 1;
+        int *fds = new0(int, n);
+        int r;
+
+        if (!fds)
+                return -ENOMEM;
+        fds[0] = monitor_fd;
+        for (size_t i = 1; i < n; i++)
+                fds[i] = -1;
+        *ret_fds = fds;
+        *ret_n = n;
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                _cleanup_(conf_node_freep) ConfNode *node = NULL;
+                _cleanup_free_ char *name = NULL;
+                const char *lower, *mode, *want;
+
+                if (vm->live->devices[i]->kind != DEVICE_INTERFACE)
+                        continue;
+                r = qemu_device_node(vm->live->devices[i], &node);
+                if (r < 0)
+                        return r;
+                if (qemu_interface_direct(node, &lower, &mode, &want) <= 0)
+                        continue;
+                r = qemu_vm_macvtap_create(vm, vm->live->devices[i], &name, &fds[1 + i], reterr);
+                if (r >= 0)
+                        r = edit_device(vm->live, i, "target", "dev", name, NULL, NULL);
+                if (r < 0) {
+                        for (size_t k = 1; k < n; k++)
+                                if (fds[k] >= 0)
+                                        close(fds[k]);
+                        qemu_vm_remove_files(vm);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Runs QEMU for vm->live, paused (-S). Nothing is left behind on failure. */
+static int vm_spawn(QemuVm *vm, QemuCommand *cmd, long *ret_log_offset, VbError *reterr) {
+        const char *name = domain_def_get_name(vm->live);
+        _cleanup_free_ char *sock = NULL;
+        _cleanup_free_ int *keep_fds = NULL;
+        size_t n_keep_fds = 0;
+        int listen_fd = -1, log_fd = -1, r;
+
+        if (vm_path(vm, "sock", &sock) < 0)
+                return -ENOMEM;
+        r = listen_socket(sock, &listen_fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the monitor socket '%s': %s",
+                                    sock, strerror(-r));
+        r = macvtaps_create(vm, &keep_fds, &n_keep_fds, listen_fd, reterr);
+        if (r >= 0)
+                r = qemu_command_build(vm->live,
+                                       &(QemuCommandParams) { .emulator = vm->cfg.emulator, .monitor_fd = listen_fd,
+                                                              .kvm_usable = vm->cfg.kvm_usable,
+                                                              .tap_fds = keep_fds + 1, .n_tap_fds = n_keep_fds - 1 },
+                                       cmd, reterr);
+        if (r >= 0)
+                r = open_log(vm, name, &cmd->argv, &log_fd, ret_log_offset);
+        if (r >= 0) {
+                r = host_process_spawn((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &vm->pid);
+                if (r < 0)
+                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", vm->cfg.emulator,
+                                     strerror(-r));
+        }
+        /* QEMU has its copies (or failed): ours go. */
+        for (size_t i = 1; keep_fds && i < n_keep_fds; i++)
+                if (keep_fds[i] >= 0)
+                        close(keep_fds[i]);
+        close(listen_fd);
+        if (log_fd >= 0)
+                close(log_fd);
+        if (r < 0) {
+                qemu_vm_remove_files(vm); /* the socket and the macvtaps */
+                return vb_error_is_set(reterr) ? r
+                                               : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                                              "Failed to start domain '%s': %s", name, strerror(-r));
+        }
+        log_debug("Started QEMU for domain '%s' as process %d.", name, (int) vm->pid);
+        (void) host_process_start_time(vm->pid, &vm->start_time);
+        return 0;
+}
+
+/* Taps up and into their bridges; their names into the live definition. */
+static int vm_setup_taps(QemuVm *vm, const QemuCommand *cmd, char **ret_error) {
+        for (size_t i = 0; i < cmd->n_taps; i++) {
+                const QemuTap *t = &cmd->taps[i];
+                int r = host_tap_attach(t->ifname, t->bridge);
+
+                if (r < 0) {
+                        if (asprintf(ret_error, "Failed to set up tap '%s'%s%s: %s", t->ifname, t->bridge ? " on bridge " : "",
+                                     strempty(t->bridge), strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+                log_notice("Domain '%s': tap '%s' up%s%s.", domain_def_get_name(vm->live), t->ifname,
+                           t->bridge ? " in bridge " : "", strempty(t->bridge));
+                if (t->device < vm->live->n_devices)
+                        (void) edit_device(vm->live, t->device, "target", "dev", t->ifname, NULL, NULL);
+        }
+        return 0;
+}
+
 int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bool paused, QemuVm **ret,
                   VbError *reterr) {
         _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
         _cleanup_(qemu_command_done) QemuCommand cmd = {};
-        _cleanup_free_ char *sock = NULL, *err = NULL;
+        _cleanup_free_ char *err = NULL;
         const char *name = domain_def_get_name(def);
-        int listen_fd = -1, log_fd = -1, r;
         long log_offset = 0;
+        int r;
 
         vm = vm_new(cfg, domain_def_uuid(def).s);
         if (!vm)
@@ -279,62 +459,24 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bo
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", cfg->runtime_dir,
                                     strerror(-r));
-        if (vm_path(vm, "sock", &sock) < 0)
-                return -ENOMEM;
-        r = listen_socket(sock, &listen_fd);
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the monitor socket '%s': %s",
-                                    sock, strerror(-r));
         /* The command is built from the live copy, so that device indices (aliases) match it. */
         r = domain_def_copy(def, &vm->live);
-        if (r < 0) {
-                close(listen_fd);
+        if (r < 0)
                 return r;
-        }
         domain_def_set_id(vm->live, id);
-        r = qemu_command_build(vm->live, &(QemuCommandParams) { .emulator = cfg->emulator, .monitor_fd = listen_fd,
-                                                           .kvm_usable = cfg->kvm_usable },
-                               &cmd, reterr);
-        if (r >= 0)
-                r = open_log(vm, name, &cmd.argv, &log_fd, &log_offset);
-        if (r >= 0) {
-                r = host_process_spawn((const char * const *) cmd.argv.v, log_fd, &listen_fd, 1, &vm->pid);
-                if (r < 0)
-                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", cfg->emulator,
-                                     strerror(-r));
-        }
-        close(listen_fd);
-        if (log_fd >= 0)
-                close(log_fd);
-        if (r < 0) {
-                (void) unlink(sock);
-                return vb_error_is_set(reterr) ? r
-                                               : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
-                                                              "Failed to start domain '%s': %s", name, strerror(-r));
-        }
-        log_debug("Started QEMU for domain '%s' as process %d.", name, (int) vm->pid);
+        r = vm_spawn(vm, &cmd, &log_offset, reterr);
+        if (r < 0)
+                return r;
         vm->log_offset = log_offset;
-        (void) host_process_start_time(vm->pid, &vm->start_time);
 
         r = watch_process(vm);
         if (r >= 0)
                 r = open_monitor(vm, &err);
         if (r < 0)
                 return start_failed(vm, name, log_offset, err, reterr);
-
-        for (size_t i = 0; i < cmd.n_taps; i++) {
-                r = host_tap_attach(cmd.taps[i].ifname, cmd.taps[i].bridge);
-                if (r < 0) {
-                        _cleanup_free_ char *m = NULL;
-                        if (asprintf(&m, "Failed to set up tap '%s'%s%s: %s", cmd.taps[i].ifname,
-                                     cmd.taps[i].bridge ? " on bridge " : "", strempty(cmd.taps[i].bridge),
-                                     strerror(-r)) < 0)
-                                m = NULL;
-                        return start_failed(vm, name, LONG_MAX, m, reterr);
-                }
-                log_notice("Domain '%s': tap '%s' up%s%s.", name, cmd.taps[i].ifname,
-                           cmd.taps[i].bridge ? " in bridge " : "", strempty(cmd.taps[i].bridge));
-        }
+        r = vm_setup_taps(vm, &cmd, &err);
+        if (r < 0)
+                return start_failed(vm, name, LONG_MAX, err, reterr);
         if (cmd.vnc_password) {
                 struct json_object *args = json_object_new_object();
                 json_object_object_add(args, "protocol", json_object_new_string("vnc"));
@@ -343,29 +485,9 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bo
                 if (r < 0)
                         return start_failed(vm, name, LONG_MAX, NULL, reterr);
         }
-
-        for (size_t i = 0; i < cmd.n_taps; i++)
-                if (cmd.taps[i].device < vm->live->n_devices) {
-                        DeviceDef *d = vm->live->devices[cmd.taps[i].device];
-                        _cleanup_(conf_node_freep) ConfNode *n = NULL;
-                        DeviceDef *nd = NULL;
-                        ConfNode *t;
-
-                        if (device_def_to_node(d, DEVICE_FORMAT_SECURE, &n) < 0)
-                                continue;
-                        t = conf_node_child(n, "target") ?: conf_node_add(n, "target");
-                        if (!t || conf_node_set_attr(t, "dev", cmd.taps[i].ifname) < 0)
-                                continue;
-                        conf_node_sort(n);
-                        if (device_def_parse_node(TAKE_PTR(n), &nd, NULL) >= 0) {
-                                device_def_free(d);
-                                vm->live->devices[cmd.taps[i].device] = nd;
-                        }
-                }
         r = qemu_vm_refresh_live(vm, cmd.aliases, cmd.n_aliases, true);
         if (r < 0)
                 log_warning_errno(r, "Failed to read the live state of domain '%s', ignoring: %m", name);
-
         if (!paused) {
                 r = qemu_vm_command(vm, "start the virtual CPUs", "cont", NULL, NULL, reterr);
                 if (r < 0)
@@ -398,6 +520,28 @@ static int read_state(const char *path, pid_t *ret_pid, uint64_t *ret_start, uns
         return 0;
 }
 
+/* The macvtaps of a running VM, from its live definition. */
+static int remember_macvtaps(QemuVm *vm) {
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                _cleanup_(conf_node_freep) ConfNode *node = NULL;
+                const char *lower, *mode, *name;
+                int r;
+
+                if (vm->live->devices[i]->kind != DEVICE_INTERFACE)
+                        continue;
+                r = qemu_device_node(vm->live->devices[i], &node);
+                if (r < 0)
+                        return r;
+                if (qemu_interface_direct(node, &lower, &mode, &name) <= 0 || !name)
+                        continue;
+                if (!GREEDY_REALLOC(vm->macvtaps, vm->n_macvtaps_allocated, vm->n_macvtaps + 1) ||
+                    !(vm->macvtaps[vm->n_macvtaps] = strdup(name)))
+                        return -ENOMEM;
+                vm->n_macvtaps++;
+        }
+        return 0;
+}
+
 int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret) {
         _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
         _cleanup_free_ char *state_path = NULL, *xml_path = NULL, *xml = NULL, *err = NULL;
@@ -411,15 +555,16 @@ int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret) {
         if (vm_path(vm, "state", &state_path) < 0 || vm_path(vm, "xml", &xml_path) < 0)
                 return -ENOMEM;
         r = read_state(state_path, &vm->pid, &vm->start_time, &vm->id);
+        if (r >= 0)
+                r = read_full_file(xml_path, 0, &xml, NULL);
+        if (r >= 0)
+                r = domain_def_parse_string(xml, 0, &vm->live, NULL);
+        if (r >= 0)
+                r = remember_macvtaps(vm);
         if (r < 0 || !host_process_is(vm->pid, vm->start_time)) {
                 qemu_vm_remove_files(vm);
                 return r < 0 ? r : -ESRCH;
         }
-        r = read_full_file(xml_path, 0, &xml, NULL);
-        if (r >= 0)
-                r = domain_def_parse_string(xml, 0, &vm->live, NULL);
-        if (r < 0)
-                return r;
         if (asprintf(&vm->log_path, "%s/%s.log", cfg->log_dir, domain_def_get_name(vm->live)) < 0)
                 return -ENOMEM;
         {
@@ -534,7 +679,7 @@ static void fill_chardev(DomainDef *live, size_t i, const char *alias, struct js
 }
 
 int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too) {
-        struct json_object *pci = NULL, *chardevs = NULL, *vnc = NULL;
+        _cleanup_(json_object_putp) struct json_object *pci = NULL, *chardevs = NULL, *vnc = NULL;
         _cleanup_free_ PciSlot *slots = NULL;
         size_t n_slots = 0, allocated = 0;
         DomainDef *live = vm->live;
@@ -544,7 +689,7 @@ int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bo
         if (r >= 0 && chardevs_too)
                 r = qemu_vm_command(vm, "query character devices", "query-chardev", NULL, &chardevs, NULL);
         if (r < 0)
-                goto finish;
+                return r;
         for (size_t b = 0; pci && b < json_object_array_length(pci); b++)
                 collect_pci(qemu_json_get(json_object_array_get_idx(pci, b), "devices"), &slots, &n_slots, &allocated);
 
@@ -576,9 +721,5 @@ int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bo
                     d->kind == DEVICE_CHANNEL)
                         fill_chardev(live, i, alias, chardevs);
         }
-finish:
-        json_object_put(pci);
-        json_object_put(chardevs);
-        json_object_put(vnc);
-        return r;
+        return 0;
 }

@@ -46,6 +46,8 @@ struct QemuVm {
         QemuMonitor *mon;
         DomainDef *live;
         DomainState state;
+        char **macvtaps;    /* the macvtaps made for type='direct' interfaces, deleted with the VM */
+        size_t n_macvtaps, n_macvtaps_allocated;
         char *log_path;
         long log_offset; /* where this run's QEMU output begins */
         /* Lifecycle bookkeeping of the driver. */
@@ -67,8 +69,12 @@ int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret);
 int qemu_vm_terminate(QemuVm *vm);
 /* Writes the state and live files again (after a state or definition change). */
 int qemu_vm_save(QemuVm *vm);
-/* Removes the runtime files. */
+/* Removes the runtime files and the host links made for the VM (macvtaps). */
 void qemu_vm_remove_files(QemuVm *vm);
+/* A macvtap for a type='direct' interface, up, with the interface's MAC; its /dev/tapN open in *ret_fd.
+ * Recorded in vm->macvtaps. */
+int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, int *ret_fd, VbError *reterr);
+void qemu_vm_macvtap_delete(QemuVm *vm, const char *name);
 /* Fills the live definition from QEMU: aliases, PCI addresses and (chardevs_too) pty paths and the VNC
  * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). */
 int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too);
