@@ -160,6 +160,40 @@ static int prepare_attach_live(Domain *d, const DeviceDef *dev, unsigned flags, 
         return 0;
 }
 
+static void give_back_host_resources(Manager *m, Domain *d, const DeviceDef *dev) {
+        hostdev_release_device(m, d->uuid, d->name, dev);
+        if (dev->kind == DEVICE_INTERFACE)
+                manager_domain_network_release_device(m, d->uuid, dev);
+}
+
+/* As when the domain starts: an interface on a network gets its port (*dev and the last device of
+ * new_live become what it actually uses: the network's bridge, a macvtap, a VF of a hostdev pool), and a
+ * host device is taken from the host (managed PCI: to vfio-pci; a VF: its MAC/VLAN). */
+static int take_host_resources(Manager *m, Domain *d, DeviceDef **dev, DomainDef *new_live, VbError *reterr) {
+        DeviceDef *resolved = NULL, *copy = NULL;
+        int r;
+
+        r = manager_domain_network_acquire_device(m, d->uuid, *dev, &resolved, reterr);
+        if (r < 0)
+                return r;
+        if (resolved) {
+                r = device_def_copy(resolved, &copy);
+                if (r < 0) {
+                        give_back_host_resources(m, d, resolved);
+                        device_def_free(resolved);
+                        return r;
+                }
+                domain_def_remove_device(new_live, new_live->n_devices - 1);
+                (void) domain_def_add_device(new_live, copy); /* room was just freed */
+                device_def_free(*dev);
+                *dev = resolved;
+        }
+        r = hostdev_prepare_device(m, d->uuid, d->name, *dev, reterr);
+        if (r < 0 && resolved)
+                manager_domain_network_release_device(m, d->uuid, *dev);
+        return r;
+}
+
 static int prepare_attach_config(Domain *d, const DeviceDef *dev, const DeviceDef *live_dev, DomainDef **ret_def,
                                  VbError *reterr) {
         _cleanup_(device_def_freep) DeviceDef *cd = NULL;
@@ -210,10 +244,9 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                 if (r < 0)
                         return r;
         }
-        /* Everything checked: now the changes, undone in reverse order on failure. A host device is
-         * taken from the host (managed PCI: to vfio-pci; a VF: its MAC/VLAN) as at the domain's start. */
+        /* Everything checked: now the changes, undone in reverse order on failure. */
         if (live_dev) {
-                r = hostdev_prepare_device(m, d->uuid, d->name, live_dev, reterr);
+                r = take_host_resources(m, d, &live_dev, new_live, reterr);
                 if (r < 0)
                         return r;
         }
@@ -221,7 +254,7 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                 r = save_config(m, new_config, reterr);
                 if (r < 0) {
                         if (live_dev)
-                                hostdev_release_device(m, d->uuid, d->name, live_dev);
+                                give_back_host_resources(m, d, live_dev);
                         return r;
                 }
         }
@@ -230,7 +263,7 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                 if (r < 0) {
                         if (new_config)
                                 restore_config(m, d);
-                        hostdev_release_device(m, d->uuid, d->name, live_dev);
+                        give_back_host_resources(m, d, live_dev);
                         return r;
                 }
         }
@@ -286,8 +319,8 @@ static void live_remove(Domain *d, const char *alias) {
 
         if (!d->live || (i = domain_def_find_alias(d->live, alias)) < 0)
                 return;
-        /* The guest let go of it: a host device goes back to the host. */
-        hostdev_release_device(d->manager, d->uuid, d->name, d->live->devices[i]);
+        /* The guest let go of it: a host device goes back to the host, a network port is released. */
+        give_back_host_resources(d->manager, d, d->live->devices[i]);
         if (domain_def_with_device_removed(d->live, (size_t) i, &new_live) < 0) {
                 log_error("Out of memory removing device '%s' from the live definition of '%s'.", alias, d->name);
                 return;

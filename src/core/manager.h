@@ -139,6 +139,11 @@ void manager_network_prune_ports(Manager *m);
 int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainDef *def, DomainDef **ret,
                                     VbError *reterr);
 void manager_domain_networks_release(Manager *m, const char *owner);
+/* The same for one interface hot-plugged into a running domain: 0 if dev is not on a network, 1 with *ret
+ * a copy of dev showing what it uses; and its release when the guest let go of it. */
+int manager_domain_network_acquire_device(Manager *m, const char *owner, const DeviceDef *dev, DeviceDef **ret,
+                                          VbError *reterr);
+void manager_domain_network_release_device(Manager *m, const char *owner, const DeviceDef *dev);
 
 /* AttachDevice / DetachDevice / UpdateDevice (domain-device.c). flags: DOMAIN_DEVICE_LIVE and/or
  * DOMAIN_DEVICE_CONFIG; 0 = live when the domain runs, else config. Live on a stopped domain and config

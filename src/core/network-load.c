@@ -267,7 +267,8 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
         return 0;
 }
 
-void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
+/* Releases the ports of owner (those with this MAC only, when mac is non-NULL). */
+static void ports_release(NetworkRegistry *r, const char *owner, const uint8_t *mac) {
         for (size_t i = 0; i < r->n_networks; i++) {
                 Network *n = r->networks[i];
                 size_t before = n->n_ports;
@@ -275,7 +276,7 @@ void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
                 for (size_t j = n->n_ports; j > 0; j--) {
                         NetworkPort *p = &n->ports[j - 1];
 
-                        if (!streq(p->owner, owner))
+                        if (!streq(p->owner, owner) || (mac && memcmp(p->mac, mac, 6) != 0))
                                 continue;
                         if (p->ifname)
                                 r->backend->ops->port_remove(r->backend, p->ifname);
@@ -290,6 +291,14 @@ void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
                 if (n->n_ports != before)
                         ports_save(r, n);
         }
+}
+
+void network_ports_release_owner(NetworkRegistry *r, const char *owner) {
+        ports_release(r, owner, NULL);
+}
+
+void network_port_release(NetworkRegistry *r, const char *owner, const uint8_t mac[6]) {
+        ports_release(r, owner, mac);
 }
 
 void network_ports_prune(NetworkRegistry *r, bool (*is_running)(const char *owner, void *userdata), void *userdata) {

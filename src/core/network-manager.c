@@ -5,6 +5,7 @@
 
 #include "conf/device-conf.h"
 #include "conf/domain-conf.h"
+#include "conf/domain-devices.h"
 #include "core/manager.h"
 #include "util/log.h"
 
@@ -40,6 +41,39 @@ static int interface_virtualport(const DeviceDef *dev, NetworkVirtualPort **ret)
         return 0;
 }
 
+/* Connects one <interface type='network'> (dev) and shows what it uses in resolved (a copy of dev). */
+static int acquire_one(Manager *m, const char *owner, const DeviceDef *dev, DeviceDef *resolved, VbError *reterr) {
+        const char *network = device_interface_get_network(dev);
+        NetworkVirtualPort *own = NULL;
+        const NetworkPort *port;
+        bool had_own;
+        uint8_t mac[6] = {};
+        int r;
+
+        r = interface_virtualport(dev, &own);
+        if (r < 0)
+                return r;
+        (void) device_interface_get_mac(dev, mac);
+        r = network_port_acquire(m->networks, network,
+                                 &(NetworkPortRequest) { .portgroup = interface_portgroup(dev), .virtualport = own },
+                                 owner, mac, &port, reterr);
+        had_own = own != NULL;
+        network_virtual_port_free(own);
+        if (r < 0)
+                return r;
+        if (port->actual.type == NETWORK_ACTUAL_HOSTDEV)
+                r = device_interface_set_network_hostdev(resolved, port->actual.pci.domain, port->actual.pci.bus,
+                                                         port->actual.pci.slot, port->actual.pci.function,
+                                                         port->actual.managed);
+        else
+                r = device_interface_set_network_actual(resolved, port->actual.bridge, port->actual.dev,
+                                                        port->actual.mode);
+        /* The virtualport that applies (from the portgroup or the network) shows too. */
+        if (r >= 0 && !had_own && port->actual.virtualport && resolved->extra)
+                r = network_virtual_port_to_node(port->actual.virtualport, resolved->extra);
+        return r;
+}
+
 int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainDef *def, DomainDef **ret,
                                     VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *copy = NULL;
@@ -49,39 +83,14 @@ int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainD
 
         *ret = NULL;
         for (size_t i = 0; i < n; i++) {
-                const char *network = device_interface_get_network(devices[i]);
-                NetworkVirtualPort *own = NULL;
-                const NetworkPort *port;
-                bool had_own;
                 DeviceDef *const *cdev;
-                uint8_t mac[6] = {};
 
-                if (!network)
+                if (!device_interface_get_network(devices[i]))
                         continue;
                 if (!copy && (r = domain_def_copy(def, &copy)) < 0)
                         goto fail;
-                r = interface_virtualport(devices[i], &own);
-                if (r < 0)
-                        goto fail;
-                (void) device_interface_get_mac(devices[i], mac);
-                r = network_port_acquire(m->networks, network,
-                                         &(NetworkPortRequest) { .portgroup = interface_portgroup(devices[i]), .virtualport = own },
-                                         owner, mac, &port, reterr);
-                had_own = own != NULL;
-                network_virtual_port_free(own);
-                if (r < 0)
-                        goto fail;
                 (void) domain_def_get_devices(copy, &cdev);
-                if (port->actual.type == NETWORK_ACTUAL_HOSTDEV)
-                        r = device_interface_set_network_hostdev(cdev[i], port->actual.pci.domain, port->actual.pci.bus,
-                                                                 port->actual.pci.slot, port->actual.pci.function,
-                                                                 port->actual.managed);
-                else
-                        r = device_interface_set_network_actual(cdev[i], port->actual.bridge, port->actual.dev,
-                                                                port->actual.mode);
-                /* The virtualport that applies (from the portgroup or the network) shows too. */
-                if (r >= 0 && !had_own && port->actual.virtualport && cdev[i]->extra)
-                        r = network_virtual_port_to_node(port->actual.virtualport, cdev[i]->extra);
+                r = acquire_one(m, owner, devices[i], cdev[i], reterr);
                 if (r < 0)
                         goto fail;
         }
@@ -90,6 +99,36 @@ int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainD
 fail:
         network_ports_release_owner(m->networks, owner);
         return r;
+}
+
+int manager_domain_network_acquire_device(Manager *m, const char *owner, const DeviceDef *dev, DeviceDef **ret,
+                                          VbError *reterr) {
+        _cleanup_(device_def_freep) DeviceDef *copy = NULL;
+        uint8_t mac[6] = {};
+        int r;
+
+        *ret = NULL;
+        if (!device_interface_get_network(dev) || !m->networks)
+                return 0;
+        r = device_def_copy(dev, &copy);
+        if (r < 0)
+                return r;
+        r = acquire_one(m, owner, dev, copy, reterr);
+        if (r < 0) {
+                (void) device_interface_get_mac(dev, mac);
+                network_port_release(m->networks, owner, mac);
+                return r;
+        }
+        *ret = TAKE_PTR(copy);
+        return 1;
+}
+
+void manager_domain_network_release_device(Manager *m, const char *owner, const DeviceDef *dev) {
+        uint8_t mac[6] = {};
+
+        if (!m->networks || !device_interface_get_mac(dev, mac))
+                return;
+        network_port_release(m->networks, owner, mac);
 }
 
 void manager_domain_networks_release(Manager *m, const char *owner) {

@@ -99,6 +99,8 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
                          const char *owner, const uint8_t mac[6], const NetworkPort **ret, VbError *reterr);
 /* Releases every port of owner on every network (the domain stopped). */
 void network_ports_release_owner(NetworkRegistry *r, const char *owner);
+/* Releases the port of owner's interface with this MAC (a NIC hot-unplugged). */
+void network_port_release(NetworkRegistry *r, const char *owner, const uint8_t mac[6]);
 /* After a restart of virtbusd the ports of active networks are read back from <runtime>/networks/
  * <uuid>.ports (with their pool entries taken again); this releases those whose owner is_running()
  * says no longer runs. */

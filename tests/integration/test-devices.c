@@ -278,6 +278,35 @@ static void test_live_and_config(void **state) {
         remove_domain(bus, path);
 }
 
+/* A NIC on a network gets its port when plugged in (the live XML shows the bridge) and gives it back
+ * when the guest released it: the network can then be stopped, which it refuses while in use. */
+static void test_network_ports(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = define_running(bus, "ports", NULL, NULL), *net = NULL;
+        const char *p, *nic = "<interface type='network'><mac address='52:54:00:0c:0c:01'/><source network='devports'/></interface>";
+
+        reply = harness_call_ok(bus, M, "DefineNetwork", "st",
+                                "<network><name>devports</name><bridge name='vbdevbr0'/><forward mode='nat'/>"
+                                "<ip address='192.168.177.1' netmask='255.255.255.0'/></network>", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        net = strdup(p);
+        /* Not active: the NIC cannot be plugged in, and nothing changed. */
+        call_dev_fails(bus, path, "AttachDevice", nic, LIVE | CONFIG, ERR("InvalidState"), "'devports' is not active");
+        ASSERT_XML(bus, path, 1, "52:54:00:0c:0c:01", false);
+        sd_bus_message_unref(harness_call_ok(bus, net, "org.virtbus1.Network", "Start", "t", UINT64_C(0)));
+
+        call_dev(bus, path, "AttachDevice", nic, LIVE);
+        ASSERT_XML(bus, path, 0, "<source network='devports' bridge='vbdevbr0'/>", true);
+        harness_call_fails(bus, ERR("InvalidState"), "in use", net, "org.virtbus1.Network", "Stop", "t", UINT64_C(0));
+        /* Found by what the user wrote, although the live XML says more. */
+        call_dev(bus, path, "DetachDevice", nic, LIVE);
+        sd_bus_message_unref(harness_call_ok(bus, net, "org.virtbus1.Network", "Stop", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, net, "org.virtbus1.Network", "Undefine", "t", UINT64_C(0)));
+        remove_domain(bus, path);
+}
+
 static void test_flags_and_errors(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -648,6 +677,7 @@ int main(void) {
                 cmocka_unit_test(test_config_every_kind),
                 cmocka_unit_test(test_live_every_kind),
                 cmocka_unit_test(test_live_and_config),
+                cmocka_unit_test(test_network_ports),
                 cmocka_unit_test(test_flags_and_errors),
                 cmocka_unit_test(test_conflicts),
                 cmocka_unit_test(test_matching),
