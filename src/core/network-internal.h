@@ -12,5 +12,11 @@ bool network_store_get_autostart(const char *dir, const char *uuid);
 typedef int (*NetworkStoreLoadFunc)(NetworkDef *def, void *userdata);
 int network_store_load_all(const char *dir, NetworkStoreLoadFunc cb, void *userdata);
 
+/* A network named after def (no definition yet), not in the registry. */
+Network *network_new(NetworkRegistry *r, const NetworkDef *def);
+Network *network_free(Network *n);
+/* Into the registry's maps and list; announce: tell the events (not while loading). */
+int network_registry_insert(NetworkRegistry *r, Network *n, bool announce);
+
 /* The device pool of def: its forward devices, PCI functions, or the VFs of its <pf> (from sysfs). */
 int network_build_pool(const NetworkDef *def, NetworkPool **ret, VbError *reterr);

@@ -23,32 +23,17 @@ static int load_one(NetworkDef *def, void *userdata) {
                 network_def_free(def);
                 return 0;
         }
-        n = new0(Network, 1);
+        n = network_new(r, def);
         if (!n) {
                 network_def_free(def);
                 return -ENOMEM;
         }
-        n->registry = r;
-        memcpy(n->uuid, uuid, sizeof uuid);
         n->config = def;
-        n->name = strdup(def->name);
         n->autostart = network_store_get_autostart(r->dir, uuid);
-        k = n->name ? hashmap_put(r->by_uuid, n->uuid, n) : -ENOMEM;
-        if (k >= 0 && (k = hashmap_put(r->by_name, n->name, n)) < 0)
-                hashmap_remove(r->by_uuid, n->uuid);
-        if (k >= 0 && !GREEDY_REALLOC(r->networks, r->n_networks_allocated, r->n_networks + 1)) {
-                hashmap_remove(r->by_uuid, n->uuid);
-                hashmap_remove(r->by_name, n->name);
-                k = -ENOMEM;
-        }
-        if (k < 0) {
-                network_def_free(n->config);
-                free(n->name);
-                free(n);
-                return k;
-        }
-        r->networks[r->n_networks++] = n;
-        return 0;
+        k = network_registry_insert(r, n, false);
+        if (k < 0)
+                network_free(n);
+        return k;
 }
 
 /* The guest ports of an active network, for a restarted virtbusd: "OWNER TYPE POOL-INDEX IFNAME|-" per
@@ -137,26 +122,14 @@ static void reconnect_one(NetworkRegistry *r, const char *path) {
         network_def_get_uuid_string(live, uuid);
         n = network_registry_by_uuid(r, uuid);
         if (!n) {
-                n = new0(Network, 1);
-                if (!n || !(n->name = strdup(live->name))) {
-                        free(n);
+                /* A transient network: its live definition is all there is. */
+                n = network_new(r, live);
+                if (!n)
+                        return;
+                if (network_registry_insert(r, n, false) < 0) {
+                        network_free(n);
                         return;
                 }
-                n->registry = r;
-                memcpy(n->uuid, uuid, sizeof uuid);
-                if (!GREEDY_REALLOC(r->networks, r->n_networks_allocated, r->n_networks + 1) ||
-                    hashmap_put(r->by_uuid, n->uuid, n) < 0) {
-                        free(n->name);
-                        free(n);
-                        return;
-                }
-                if (hashmap_put(r->by_name, n->name, n) < 0) {
-                        hashmap_remove(r->by_uuid, n->uuid);
-                        free(n->name);
-                        free(n);
-                        return;
-                }
-                r->networks[r->n_networks++] = n;
         }
         k = network_build_pool(live, &n->pool, &e);
         if (k < 0) {

@@ -12,7 +12,7 @@
 
 static const char * const STATE_PROPERTIES[] = { "Active", "Bridge", NULL };
 
-static Network *network_free(Network *n) {
+Network *network_free(Network *n) {
         if (!n)
                 return NULL;
         for (size_t i = 0; i < n->n_ports; i++) {
@@ -103,7 +103,7 @@ static void emit_changed(Network *n, const char * const *properties) {
                 n->registry->events.changed(n->registry->events.userdata, n, properties);
 }
 
-static int registry_add(NetworkRegistry *r, Network *n) {
+int network_registry_insert(NetworkRegistry *r, Network *n, bool announce) {
         int k;
 
         if (!GREEDY_REALLOC(r->networks, r->n_networks_allocated, r->n_networks + 1))
@@ -117,7 +117,7 @@ static int registry_add(NetworkRegistry *r, Network *n) {
                 return k;
         }
         r->networks[r->n_networks++] = n;
-        if (r->events.added)
+        if (announce && r->events.added)
                 r->events.added(r->events.userdata, n);
         return 0;
 }
@@ -136,25 +136,19 @@ static void registry_remove(NetworkRegistry *r, Network *n) {
         network_free(n);
 }
 
-/* A new Network for def (config or live, by persistent), not yet in the registry. Takes def. */
-static int network_new(NetworkRegistry *r, NetworkDef *def, bool persistent, Network **ret) {
+Network *network_new(NetworkRegistry *r, const NetworkDef *def) {
         Network *n = new0(Network, 1);
 
-        if (!n) {
-                network_def_free(def);
-                return -ENOMEM;
-        }
+        if (!n)
+                return NULL;
         n->registry = r;
         network_def_get_uuid_string(def, n->uuid);
         n->name = strdup(def->name);
-        if (persistent)
-                n->config = def;
-        else
-                n->live = def;
-        if (!n->name)
-                return network_free(n), -ENOMEM;
-        *ret = n;
-        return 0;
+        if (!n->name) {
+                free(n);
+                return NULL;
+        }
+        return n;
 }
 
 static bool bridge_taken(const NetworkRegistry *r, const char *name, const Network *except) {
@@ -241,10 +235,11 @@ int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret
                 emit_changed(n, was_persistent ? (const char * const[]) { "Bridge", "ForwardMode", NULL }
                                                : (const char * const[]) { "Persistent", "Bridge", "ForwardMode", NULL });
         } else {
-                k = network_new(r, TAKE_PTR(def), true, &n);
-                if (k < 0)
-                        return k;
-                k = registry_add(r, n);
+                n = network_new(r, def);
+                if (!n)
+                        return -ENOMEM;
+                n->config = TAKE_PTR(def);
+                k = network_registry_insert(r, n, true);
                 if (k < 0) {
                         network_free(n);
                         return k;
@@ -369,7 +364,7 @@ static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *
 }
 
 int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr) {
-        _cleanup_(network_def_freep) NetworkDef *def = NULL, *live = NULL;
+        _cleanup_(network_def_freep) NetworkDef *def = NULL;
         Network *n = NULL;
         int k;
 
@@ -384,16 +379,12 @@ int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *
         k = assign_bridge(r, def, NULL, reterr);
         if (k < 0)
                 return k;
-        k = network_def_copy(def, &live);
-        if (k < 0)
-                return k;
-        k = network_new(r, TAKE_PTR(def), true, &n);
-        if (k < 0)
-                return k;
-        /* Transient: only a live definition. */
-        network_def_free(TAKE_PTR(n->config));
-        k = start_with(r, n, TAKE_PTR(live), reterr);
-        if (k >= 0 && (k = registry_add(r, n)) < 0)
+        /* Transient: a live definition only. */
+        n = network_new(r, def);
+        if (!n)
+                return -ENOMEM;
+        k = start_with(r, n, TAKE_PTR(def), reterr);
+        if (k >= 0 && (k = network_registry_insert(r, n, true)) < 0)
                 (void) r->backend->ops->stop(r->backend, n->live, NULL);
         if (k < 0) {
                 network_free(n);
