@@ -303,6 +303,43 @@ static int validate_forward(const NetworkDef *def, const ConfNode *where, VbErro
         return 0;
 }
 
+/* Values that end up in a dnsmasq configuration line: one line each, so no control characters. */
+static int check_line(const ConfNode *where, const char *what, const char *s, VbError *e) {
+        for (const char *p = s; p && *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return conf_error(e, where, "%s '%s' contains a control character", what, s);
+        return 0;
+}
+
+static int validate_dnsmasq_values(const NetworkDef *def, const ConfNode *where, VbError *e) {
+        const NetworkDnsDef *dns = &def->dns;
+        int r = check_line(where, "domain name", def->domain_name, e);
+
+        for (size_t i = 0; r >= 0 && i < dns->n_forwarders; i++)
+                r = check_line(where, "forwarder domain", dns->forwarders[i].domain, e);
+        for (size_t i = 0; r >= 0 && i < dns->n_txts; i++)
+                if ((r = check_line(where, "TXT record name", dns->txts[i].name, e)) >= 0)
+                        r = check_line(where, "TXT record value", dns->txts[i].value, e);
+        for (size_t i = 0; r >= 0 && i < dns->n_srvs; i++)
+                if ((r = check_line(where, "SRV service", dns->srvs[i].service, e)) >= 0 &&
+                    (r = check_line(where, "SRV domain", dns->srvs[i].domain, e)) >= 0)
+                        r = check_line(where, "SRV target", dns->srvs[i].target, e);
+        for (size_t i = 0; r >= 0 && i < dns->n_hosts; i++)
+                for (size_t j = 0; r >= 0 && j < dns->hosts[i].n_hostnames; j++)
+                        r = check_line(where, "host name", dns->hosts[i].hostnames[j], e);
+        for (size_t i = 0; r >= 0 && i < def->n_ips; i++) {
+                const NetworkIpDef *ip = &def->ips[i];
+
+                if ((r = check_line(where, "TFTP root", ip->tftp_root, e)) >= 0 &&
+                    (r = check_line(where, "bootp file", ip->bootp_file, e)) >= 0)
+                        r = check_line(where, "bootp server", ip->bootp_server, e);
+                for (size_t j = 0; r >= 0 && j < ip->n_hosts; j++)
+                        if ((r = check_line(where, "DHCP host name", ip->hosts[j].name, e)) >= 0)
+                                r = check_line(where, "DHCP host id", ip->hosts[j].id, e);
+        }
+        return r;
+}
+
 int network_def_validate(const NetworkDef *def, VbError *reterr) {
         const ConfNode *where = def->extra;
         bool have_default = false;
@@ -310,6 +347,9 @@ int network_def_validate(const NetworkDef *def, VbError *reterr) {
         int r;
 
         r = validate_forward(def, where, reterr);
+        if (r < 0)
+                return r;
+        r = validate_dnsmasq_values(def, where, reterr);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < def->n_portgroups; i++) {

@@ -261,14 +261,32 @@ static void kill_and_wait(pid_t pid) {
         (void) waitpid(pid, NULL, 0);
 }
 
+/* Whether pid is the dnsmasq we started with conf_path (a pid in a stale file may name another process). */
+static bool is_our_dnsmasq(pid_t pid, const char *conf_path) {
+        _cleanup_free_ char *path = NULL, *cmdline = NULL, *want = NULL;
+        size_t size = 0;
+
+        if (asprintf(&path, "/proc/%d/cmdline", (int) pid) < 0 || asprintf(&want, "--conf-file=%s", conf_path) < 0 ||
+            read_full_file(path, 0, &cmdline, &size) < 0)
+                return false;
+        for (size_t i = 0; i < size; i += strlen(cmdline + i) + 1)
+                if (streq(cmdline + i, want))
+                        return true;
+        return false;
+}
+
 static void stop_dnsmasq(VbNetworkBackend *b, const NetworkDef *def) {
         static const char * const suffixes[] = { "ourpid", "pid", "conf", "leases" };
         _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
+        _cleanup_free_ char *conf = vb_network_backend_path(b, def, "conf");
         pid_t pid;
 
-        if (ourpid && read_pid(ourpid, &pid) >= 0) {
-                kill_and_wait(pid);
-                log_notice("Stopped dnsmasq (pid %d) of network '%s'.", (int) pid, def->name);
+        if (ourpid && conf && read_pid(ourpid, &pid) >= 0) {
+                if (is_our_dnsmasq(pid, conf)) {
+                        kill_and_wait(pid);
+                        log_notice("Stopped dnsmasq (pid %d) of network '%s'.", (int) pid, def->name);
+                } else
+                        host_dnsmasq_reap(pid); /* it died on its own (a zombie child), or the file is stale */
         }
         for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
                 _cleanup_free_ char *p = vb_network_backend_path(b, def, suffixes[i]);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "host/dnsmasq.h"
@@ -43,6 +44,10 @@ int host_dnsmasq_start(const char *conf_path, pid_t *ret_pid) {
         /* --no-ping: no ICMP probe before an offer (it delays the first lease by 3 s). A new session, so
          * that a terminal's signals don't reach it. */
         return spawn_setsid((const char *[]) { bin, conf_arg, "--keep-in-foreground", "--no-ping", NULL }, ret_pid);
+}
+
+void host_dnsmasq_reap(pid_t pid) {
+        (void) waitpid(pid, NULL, WNOHANG);
 }
 
 void host_dhcp_leases_free(HostDhcpLease *l, size_t n) {

@@ -9,6 +9,9 @@
 /* Starts dnsmasq --conf-file=conf_path in the foreground as our child (no shell). */
 int host_dnsmasq_start(const char *conf_path, pid_t *ret_pid);
 
+/* Reaps pid if it is an exited child of ours; harmless otherwise. */
+void host_dnsmasq_reap(pid_t pid);
+
 /* A line of dnsmasq's lease file: "EXPIRY MAC IP HOSTNAME CLIENT-ID" ('*' for unknown). */
 typedef struct HostDhcpLease {
         uint64_t expiry; /* seconds since the epoch; 0: infinite */

@@ -95,6 +95,8 @@ static const struct {
         { "hostdev-interface.xml", "forward mode 'hostdev' takes a pool" },
         { "dhcp-range-family.xml", "DHCP range 'fd00::2'" },
         { "unknown-element.xml", "bridge" },
+        /* Would inject a line into dnsmasq's configuration. */
+        { "dns-txt-newline.xml", "TXT record value 'one" },
 };
 
 static void test_invalid(void **state) {
