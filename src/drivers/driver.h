@@ -120,7 +120,7 @@ typedef struct VbDriverOps {
          * device_removed is still welcome). Returns 1 if the device is already gone (no guest
          * cooperation needed); then no event follows. Asking again for a device being removed is fine. */
         int (*domain_detach_device)(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
-        /* Changes the device with dev->alias in place: a cdrom/floppy medium (QEMU: blockdev-change-medium
+        /* Changes the device with dev->alias (graphics, which have none: the one of dev's type) in place: a cdrom/floppy medium (QEMU: blockdev-change-medium
          * or eject), an interface's link state (set_link) or bandwidth, graphics passwords. core has checked
          * that only such things differ. */
         int (*domain_update_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);

@@ -12,6 +12,7 @@
  *     <test:hotplug xmlns:test='urn:virtbus:test-driver'>
  *       <test:unplug answer='refuse' reason='the guest is busy'/>  (ack (default), refuse or ignore)
  *       <test:unplug alias='net1' answer='ignore'/>                (for one device; wins over the above)
+ *       <test:unplug alias='net2' delay-ms='1500'/>                (answers late: default 20 ms)
  *       <test:plug alias='hostdev0' answer='refuse'/>              (hot-plug: ack or refuse)
  *     </test:hotplug>
  *   </metadata>
@@ -455,8 +456,9 @@ static void guest_free_unplugs(TestGuest *g) {
 }
 
 /* What the guest answers to a plug or unplug of alias, from the <test:hotplug> metadata: "ack", "refuse"
- * or "ignore"; *ret_reason is the refusal's reason. */
-static const char *guest_answer(TestGuest *g, const char *what, const char *alias, const char **ret_reason) {
+ * or "ignore"; *ret_reason is the refusal's reason, *ret_delay_usec (may be NULL) how long it takes. */
+static const char *guest_answer(TestGuest *g, const char *what, const char *alias, const char **ret_reason,
+                                uint64_t *ret_delay_usec) {
         const ConfNode *hp = domain_def_get_metadata(g->live, TEST_DRIVER_NS, "hotplug"), *best = NULL;
 
         for (size_t i = 0; hp && i < hp->n_children; i++) {
@@ -469,6 +471,10 @@ static const char *guest_answer(TestGuest *g, const char *what, const char *alia
                         best = c;
         }
         *ret_reason = best ? conf_node_attr(best, "reason") : NULL;
+        if (ret_delay_usec) {
+                const char *ms = best ? conf_node_attr(best, "delay-ms") : NULL;
+                *ret_delay_usec = ms ? strtoull(ms, NULL, 10) * 1000 : TEST_GUEST_UNPLUG_USEC;
+        }
         return best && conf_node_attr(best, "answer") ? conf_node_attr(best, "answer") : "ack";
 }
 
@@ -481,7 +487,7 @@ static int test_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *
 
         if (!g)
                 return -EBUSY;
-        if (streq(guest_answer(g, "plug", dev->alias, &reason), "refuse"))
+        if (streq(guest_answer(g, "plug", dev->alias, &reason, NULL), "refuse"))
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The guest refused device '%s': %s",
                                     strempty(dev->alias), reason ?: "refused by the test driver");
         if (domain_def_find_alias(g->live, dev->alias) >= 0)
@@ -536,6 +542,7 @@ static int test_detach_device(VbDriver *drv, const char *uuid, const char *alias
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
         const char *answer, *reason;
+        uint64_t delay;
         TestUnplug *u;
         int r;
 
@@ -546,7 +553,7 @@ static int test_detach_device(VbDriver *drv, const char *uuid, const char *alias
         for (u = g->unplugs; u; u = u->next)
                 if (streq(u->alias, alias))
                         return 0; /* Asked already; the answer is on its way. */
-        answer = guest_answer(g, "unplug", alias, &reason);
+        answer = guest_answer(g, "unplug", alias, &reason, &delay);
         if (streq(answer, "ignore"))
                 return 0;
         u = new0(TestUnplug, 1);
@@ -560,7 +567,7 @@ static int test_detach_device(VbDriver *drv, const char *uuid, const char *alias
                 unplug_free(u);
                 return -ENOMEM;
         }
-        r = sd_event_add_time_relative(t->drv->cfg.event, &u->timer, CLOCK_MONOTONIC, TEST_GUEST_UNPLUG_USEC,
+        r = sd_event_add_time_relative(t->drv->cfg.event, &u->timer, CLOCK_MONOTONIC, delay,
                                        1, /* accuracy: 0 would mean up to 250 ms late */
                                        on_guest_unplug_answer, u);
         if (r < 0) {
@@ -581,7 +588,12 @@ static int test_update_device(VbDriver *drv, const char *uuid, const DeviceDef *
 
         if (!g)
                 return -EBUSY;
-        i = domain_def_find_alias(g->live, dev->alias);
+        if (dev->alias)
+                i = domain_def_find_alias(g->live, dev->alias);
+        else { /* graphics have no alias: found by type */
+                size_t k;
+                i = domain_def_find_device(g->live, dev, DEVICE_MATCH_IDENTITY, &k, NULL) < 0 ? -ENOENT : (ssize_t) k;
+        }
         if (i < 0)
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "The guest has no device '%s'",
                                     strempty(dev->alias));

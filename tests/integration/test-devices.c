@@ -419,6 +419,7 @@ static void test_guest_refuses_or_ignores(void **state) {
                 "<test:hotplug xmlns:test='" TEST_NS "'>"
                 "<test:unplug alias='ua-refuse' answer='refuse' reason='the guest is busy'/>"
                 "<test:unplug alias='ua-ignore' answer='ignore'/>"
+                "<test:unplug alias='ua-late' delay-ms='1500'/>"
                 "<test:plug alias='ua-noplug' answer='refuse'/></test:hotplug>", NULL);
         _cleanup_(harness_watch_freep) HarnessWatch *failed = harness_watch_signal(bus, path, DOMAIN_INTERFACE, "DeviceRemovalFailed");
         _cleanup_(harness_watch_freep) HarnessWatch *removed = harness_watch_signal(bus, path, DOMAIN_INTERFACE, "DeviceRemoved");
@@ -443,6 +444,19 @@ static void test_guest_refuses_or_ignores(void **state) {
         ASSERT_XML(bus, path, 1, "<alias name='ua-ignore'/>", true);
         call_dev_fails(bus, path, "DetachDevice", ignore, LIVE, ERR("Timeout"), NULL);
         assert_null(harness_watch_next(removed, 0));
+
+        /* A guest that answers after the wait ran out: Timeout and nothing changed; then DeviceRemoved, and
+         * the device leaves the live definition (the saved one keeps it: that call failed). */
+        {
+                const char *late = "<input type='keyboard' bus='usb'><alias name='ua-late'/></input>";
+
+                call_dev(bus, path, "AttachDevice", late, LIVE | CONFIG);
+                call_dev_fails(bus, path, "DetachDevice", late, LIVE | CONFIG, ERR("Timeout"), "may still release it");
+                ASSERT_XML(bus, path, 0, "<alias name='ua-late'/>", true);
+                expect_signal(removed, "ua-late", NULL);
+                ASSERT_XML(bus, path, 0, "<alias name='ua-late'/>", false);
+                ASSERT_XML(bus, path, 1, "<alias name='ua-late'/>", true);
+        }
 
         /* A device the guest won't take: nothing saved either. */
         call_dev_fails(bus, path, "AttachDevice", "<input type='mouse' bus='usb'><alias name='ua-noplug'/></input>", LIVE | CONFIG,
@@ -512,6 +526,26 @@ static void test_update(void **state) {
         call_dev(bus, path, "UpdateDevice", "<watchdog model='ib700' action='poweroff'/>", CONFIG);
         ASSERT_XML(bus, path, 1, "action='poweroff'", true);
         ASSERT_XML(bus, path, 0, "action='poweroff'", false);
+        remove_domain(bus, path);
+}
+
+/* Graphics are found by type; live, only passwords change. */
+static void test_update_graphics(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *path = define_running(bus, "screen", NULL, "<graphics type='vnc' port='5931' autoport='no' listen='127.0.0.1'/>");
+        _cleanup_free_ char *secure = NULL;
+
+        call_dev(bus, path, "UpdateDevice", "<graphics type='vnc' port='5931' autoport='no' listen='127.0.0.1' passwd='s3cret'/>", LIVE);
+        secure = get_xml(bus, path, 2);
+        assert_non_null(strstr(secure, "passwd='s3cret'"));
+        ASSERT_XML(bus, path, 0, "s3cret", false); /* not without the secure flag */
+        call_dev_fails(bus, path, "UpdateDevice", "<graphics type='vnc' port='5932' autoport='no'/>", LIVE, ERR("NotSupported"),
+                       "attribute 'port' of <graphics> is '5932'");
+        call_dev_fails(bus, path, "UpdateDevice", "<graphics type='spice' port='5931'/>", LIVE, ERR("NoSuchDevice"), "graphics 'spice'");
+        call_dev_fails(bus, path, "AttachDevice", "<graphics type='spice'/>", LIVE, ERR("NotSupported"), NULL);
+        call_dev(bus, path, "UpdateDevice", "<graphics type='vnc' port='5932' autoport='no'/>", CONFIG);
+        ASSERT_XML(bus, path, 1, "port='5932'", true);
         remove_domain(bus, path);
 }
 
@@ -609,8 +643,19 @@ static void test_libvirt_corpus(void **state) {
                 graphics = strstr(xml, "<graphics") != NULL;
                 print_message("corpus: %s\n", de->d_name);
                 if (graphics) {
-                        /* Displays are not hot-pluggable (libvirt neither); UpdateDevice is their way. */
+                        /* Displays are not hot-pluggable (libvirt neither); UpdateDevice is their way: a domain
+                         * running with the very same display takes the "nochange" ones live. */
                         call_dev_fails(bus, off, "AttachDevice", xml, CONFIG, ERR("NotSupported"), "'graphics'");
+                        if (strstr(de->d_name, "spice-nochange")) {
+                                _cleanup_free_ char *g = define_running(bus, "corpus-gfx", NULL, xml), *listen = NULL, *lp = NULL;
+
+                                call_dev(bus, g, "UpdateDevice", xml, LIVE);
+                                assert_true(asprintf(&lp, "%s/qemuhotplug-graphics-spice-listen.xml", dir) >= 0);
+                                listen = harness_read_file(lp);
+                                if (listen)
+                                        call_dev_fails(bus, g, "UpdateDevice", listen, LIVE, ERR("NotSupported"), "listen");
+                                remove_domain(bus, g);
+                        }
                         continue;
                 }
                 call_dev(bus, off, "AttachDevice", xml, CONFIG);
@@ -683,6 +728,7 @@ int main(void) {
                 cmocka_unit_test(test_matching),
                 cmocka_unit_test(test_guest_refuses_or_ignores),
                 cmocka_unit_test(test_update),
+                cmocka_unit_test(test_update_graphics),
                 cmocka_unit_test(test_authorization),
                 cmocka_unit_test(test_libvirt_corpus),
         };
