@@ -159,6 +159,9 @@ const char *device_interface_get_network(const DeviceDef *def);
 /* type='network': what it actually uses, shown in the live definition as <source bridge=> or
  * <source dev= mode=> next to network= (networks, core/network.h). */
 int device_interface_set_network_actual(DeviceDef *def, const char *bridge, const char *dev, const char *mode);
+/* type='network' on a network of forward devices: becomes <interface type='direct'> with <source dev=
+ * mode=> (a macvtap, which the hypervisor driver makes), keeping source network=. */
+int device_interface_set_network_direct(DeviceDef *def, const char *dev, const char *mode);
 /* type='network' on a network of host devices: becomes <interface type='hostdev' managed=...> with the
  * PCI function as <source><address/></source>, keeping source network= to say where it came from. */
 int device_interface_set_network_hostdev(DeviceDef *def, uint32_t domain, uint32_t bus, uint32_t slot,

@@ -251,3 +251,16 @@ int device_interface_set_network_hostdev(DeviceDef *dev, uint32_t domain, uint32
         d->has_source = true;
         return 0;
 }
+
+int device_interface_set_network_direct(DeviceDef *dev, const char *lower, const char *mode) {
+        InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+        int r;
+
+        if (!d || d->type != INTERFACE_TYPE_NETWORK)
+                return -EINVAL;
+        r = device_interface_set_network_actual(dev, NULL, lower, mode);
+        if (r < 0)
+                return r;
+        d->type = INTERFACE_TYPE_DIRECT;
+        return 0;
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "conf/conf-util.h"
 #include "core/network-internal.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -36,8 +37,8 @@ static int load_one(NetworkDef *def, void *userdata) {
         return k;
 }
 
-/* The guest ports of an active network, for a restarted virtbusd: "OWNER TYPE POOL-INDEX IFNAME|-" per
- * line in <runtime>/networks/<uuid>.ports. */
+/* The guest ports of an active network, for a restarted virtbusd: "OWNER TYPE POOL-INDEX MAC" per line
+ * in <runtime>/networks/<uuid>.ports. */
 static char *ports_path(const NetworkRegistry *r, const Network *n) {
         char *p;
         return asprintf(&p, "%s/%s.ports", r->status_dir, n->uuid) < 0 ? NULL : p;
@@ -54,9 +55,13 @@ static void ports_save(NetworkRegistry *r, const Network *n) {
                 (void) unlink(path);
                 return;
         }
-        for (size_t i = 0; i < n->n_ports; i++)
+        for (size_t i = 0; i < n->n_ports; i++) {
+                char mac[18];
+
+                conf_mac_format(n->ports[i].mac, mac);
                 strbuf_appendf(&b, "%s %s %zd %s\n", n->ports[i].owner, network_actual_type_to_string(n->ports[i].actual.type),
-                               n->ports[i].actual.pool_index, n->ports[i].ifname ?: "-");
+                               n->ports[i].actual.pool_index, mac);
+        }
         text = strbuf_steal(&b);
         k = text ? write_file_atomic(path, text, strlen(text), 0600) : -ENOMEM;
         if (k < 0)
@@ -70,11 +75,11 @@ static void ports_load(NetworkRegistry *r, Network *n) {
         if (!path || read_full_file(path, 0, &text, NULL) < 0)
                 return;
         for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                char owner[64], type[16], ifname[32];
+                char owner[64], type[16], mac[32];
                 long index;
                 NetworkPort *p;
 
-                if (sscanf(line, "%63s %15s %ld %31s", owner, type, &index, ifname) != 4 ||
+                if (sscanf(line, "%63s %15s %ld %31s", owner, type, &index, mac) != 4 ||
                     network_actual_type_from_string(type) < 0 ||
                     !GREEDY_REALLOC(n->ports, n->n_ports_allocated, n->n_ports + 1))
                         continue;
@@ -84,10 +89,9 @@ static void ports_load(NetworkRegistry *r, Network *n) {
                 *p = (NetworkPort) {
                         .owner = strdup(owner),
                         .actual = { .type = network_actual_type_from_string(type), .pool_index = index },
-                        .ifname = streq(ifname, "-") ? NULL : strdup(ifname),
                 };
-                if (!p->owner) {
-                        free(p->ifname);
+                if (!p->owner || conf_mac_parse(mac, p->mac) < 0) {
+                        free(p->owner);
                         continue;
                 }
                 if (index >= 0)
@@ -207,7 +211,7 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
                          const char *owner, const uint8_t mac[6], const NetworkPort **ret, VbError *reterr) {
         Network *n = network_registry_by_name(r, network_name);
         NetworkActual actual = { .pool_index = -1 };
-        _cleanup_free_ char *ifname = NULL, *o = NULL;
+        _cleanup_free_ char *o = NULL;
         NetworkPort *p;
         int k;
 
@@ -218,24 +222,18 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
         k = network_resolve_port(n->live, n->pool, req, &actual, reterr);
         if (k < 0)
                 return k;
-        k = r->backend->ops->port_add(r->backend, n->live, &actual, mac, &ifname, reterr);
-        if (k >= 0 && (!(o = strdup(owner)) || !GREEDY_REALLOC(n->ports, n->n_ports_allocated, n->n_ports + 1))) {
-                if (ifname)
-                        r->backend->ops->port_remove(r->backend, ifname);
-                k = -ENOMEM;
-        }
-        if (k < 0) {
+        if (!(o = strdup(owner)) || !GREEDY_REALLOC(n->ports, n->n_ports_allocated, n->n_ports + 1)) {
                 if (actual.pool_index >= 0 && n->pool)
                         network_pool_release(n->pool, (size_t) actual.pool_index);
                 network_actual_done(&actual);
-                return k;
+                return -ENOMEM;
         }
         p = &n->ports[n->n_ports++];
-        *p = (NetworkPort) { .owner = TAKE_PTR(o), .actual = actual, .ifname = TAKE_PTR(ifname) };
+        *p = (NetworkPort) { .owner = TAKE_PTR(o), .actual = actual };
         memcpy(p->mac, mac, 6);
         ports_save(r, n);
-        log_info("Domain %s connected to network '%s' (%s%s%s).", owner, n->name,
-                 network_actual_type_to_string(actual.type), p->ifname ? " " : "", strempty(p->ifname));
+        log_info("Domain %s connected to network '%s' (%s%s%s).", owner, n->name, network_actual_type_to_string(actual.type),
+                 actual.dev ? " on " : "", strempty(actual.dev));
         *ret = p;
         return 0;
 }
@@ -251,12 +249,9 @@ static void ports_release(NetworkRegistry *r, const char *owner, const uint8_t *
 
                         if (!streq(p->owner, owner) || (mac && memcmp(p->mac, mac, 6) != 0))
                                 continue;
-                        if (p->ifname)
-                                r->backend->ops->port_remove(r->backend, p->ifname);
                         if (p->actual.pool_index >= 0 && n->pool)
                                 network_pool_release(n->pool, (size_t) p->actual.pool_index);
                         free(p->owner);
-                        free(p->ifname);
                         network_actual_done(&p->actual);
                         memmove(p, p + 1, (n->n_ports - j) * sizeof(NetworkPort));
                         n->n_ports--;

@@ -61,13 +61,16 @@ static int acquire_one(Manager *m, const char *owner, const DeviceDef *dev, Devi
         network_virtual_port_free(own);
         if (r < 0)
                 return r;
+        /* What the hypervisor driver gets: a VF as <interface type='hostdev'>, a forward device as
+         * <interface type='direct'> (the driver makes the macvtap), else the bridge to plug a tap into. */
         if (port->actual.type == NETWORK_ACTUAL_HOSTDEV)
                 r = device_interface_set_network_hostdev(resolved, port->actual.pci.domain, port->actual.pci.bus,
                                                          port->actual.pci.slot, port->actual.pci.function,
                                                          port->actual.managed);
+        else if (port->actual.type == NETWORK_ACTUAL_DIRECT)
+                r = device_interface_set_network_direct(resolved, port->actual.dev, port->actual.mode);
         else
-                r = device_interface_set_network_actual(resolved, port->actual.bridge, port->actual.dev,
-                                                        port->actual.mode);
+                r = device_interface_set_network_actual(resolved, port->actual.bridge, NULL, NULL);
         /* The virtualport that applies (from the portgroup or the network) shows too. */
         if (r >= 0 && !had_own && port->actual.virtualport && resolved->extra)
                 r = network_virtual_port_to_node(port->actual.virtualport, resolved->extra);

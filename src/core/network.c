@@ -17,7 +17,6 @@ Network *network_free(Network *n) {
                 return NULL;
         for (size_t i = 0; i < n->n_ports; i++) {
                 free(n->ports[i].owner);
-                free(n->ports[i].ifname);
                 network_actual_done(&n->ports[i].actual);
         }
         free(n->ports);

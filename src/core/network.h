@@ -20,12 +20,12 @@
 
 typedef struct NetworkRegistry NetworkRegistry;
 
-/* A guest interface connected to a network. */
+/* A guest interface connected to a network. The links for it (tap, macvtap) are the hypervisor
+ * driver's: it gets the resolved interface (bridge=, type='direct', type='hostdev'). */
 typedef struct NetworkPort {
         char *owner;    /* the domain's UUID */
         uint8_t mac[6];
         NetworkActual actual;
-        char *ifname;   /* the host link created for it (macvtap), or NULL */
 } NetworkPort;
 
 typedef struct Network {
@@ -93,7 +93,7 @@ int network_get_leases(NetworkRegistry *r, Network *n, const char *mac, HostDhcp
                        VbError *reterr);
 
 /* Connects a guest interface (owner: the domain's UUID) to the active network named network_name:
- * resolves it (network_resolve_port), takes a pool entry and creates the host link the backend needs.
+ * resolves it (network_resolve_port) and takes a pool entry.
  * *ret is the port, owned by the network until released. */
 int network_port_acquire(NetworkRegistry *r, const char *network_name, const NetworkPortRequest *req,
                          const char *owner, const uint8_t mac[6], const NetworkPort **ret, VbError *reterr);

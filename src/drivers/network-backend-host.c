@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The host network backend: bridge + addresses (libnl-3), an nftables table per network, one dnsmasq
- * per network, macvtaps for guest ports. Everything in the current network namespace. */
+ * per network. Everything in the current network namespace. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -472,47 +472,10 @@ static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const cha
         return 0;
 }
 
-static int host_port_add(VbNetworkBackend *b, const NetworkDef *def, const NetworkActual *actual, const uint8_t mac[6],
-                         char **ret_ifname, VbError *reterr) {
-        char name[16];
-        int r = -EEXIST;
-
-        *ret_ifname = NULL;
-        if (actual->type != NETWORK_ACTUAL_DIRECT)
-                return 0;
-        for (unsigned i = 0; i < 4096 && r == -EEXIST; i++) {
-                snprintf(name, sizeof name, "macvtap%u", i);
-                if (host_netlink_link_exists(name))
-                        continue;
-                r = host_netlink_macvtap_add(name, actual->dev, actual->mode, mac);
-        }
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create a macvtap on '%s' (mode '%s'): %s",
-                                    actual->dev, actual->mode, strerror(-r));
-        log_notice("Created macvtap '%s' on '%s' (mode %s) for network '%s'.", name, actual->dev, actual->mode, def->name);
-        *ret_ifname = strdup(name);
-        if (!*ret_ifname) {
-                (void) host_netlink_link_delete(name);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static void host_port_remove(VbNetworkBackend *b, const char *ifname) {
-        int r = host_netlink_link_delete(ifname);
-
-        if (r < 0 && r != -ENODEV)
-                log_warning_errno(r, "Failed to remove '%s', ignoring: %m", ifname);
-        else
-                log_notice("Removed '%s'.", ifname);
-}
-
 const VbNetworkBackendOps vb_network_backend_host_ops = {
         .name = "host",
         .start = host_start,
         .stop = host_stop,
         .is_running = host_is_running,
         .get_leases = host_get_leases,
-        .port_add = host_port_add,
-        .port_remove = host_port_remove,
 };

@@ -76,25 +76,10 @@ static int sim_get_leases(VbNetworkBackend *b, const NetworkDef *def, const char
         return 0;
 }
 
-static int sim_port_add(VbNetworkBackend *b, const NetworkDef *def, const NetworkActual *actual, const uint8_t mac[6],
-                        char **ret_ifname, VbError *reterr) {
-        char *name = NULL;
-
-        if (actual->type == NETWORK_ACTUAL_DIRECT && asprintf(&name, "macvtap%u", b->next_port++) < 0)
-                return -ENOMEM;
-        *ret_ifname = name;
-        return 0;
-}
-
-static void sim_port_remove(VbNetworkBackend *b, const char *ifname) {
-}
-
 const VbNetworkBackendOps vb_network_backend_simulated_ops = {
         .name = "simulated",
         .start = sim_start,
         .stop = sim_stop,
         .is_running = sim_is_running,
         .get_leases = sim_get_leases,
-        .port_add = sim_port_add,
-        .port_remove = sim_port_remove,
 };

@@ -15,11 +15,13 @@
  *                made-up name. The test driver uses it, so that the test driver never touches the host.
  *   "host"       the real thing in the current network namespace: a bridge (libnl-3) with its
  *                addresses, an nftables table of our own per network (NAT/forwarding), one dnsmasq per
- *                network (config, pid and lease file in <runtime>/networks/), and macvtaps on forward
- *                devices for guest ports. The qemu driver uses it; tests ask for it with
- *                virtbusd --network-backend=host inside a network namespace they create.
+ *                network (config, pid and lease file in <runtime>/networks/). The qemu driver uses it;
+ *                tests ask for it with virtbusd --network-backend=host inside a network namespace they
+ *                create.
  *
- * core/network.c decides what to do (state, persistence, pools); the backend only does it. */
+ * core/network.c decides what to do (state, persistence, pools); the backend only does it. Guest links
+ * (the tap on the bridge, the macvtap on a forward device, the VF) are the hypervisor driver's: it gets
+ * the interface resolved (core/network-manager.c), as a host device prepares its own. */
 typedef struct VbNetworkBackend VbNetworkBackend;
 
 typedef struct VbNetworkBackendOps {
@@ -34,17 +36,11 @@ typedef struct VbNetworkBackendOps {
         /* DHCP leases of the network (mac: "" or NULL for all). */
         int (*get_leases)(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
                           size_t *ret_n, VbError *reterr);
-        /* A guest port that needs a host link: direct (a macvtap on actual->dev). *ret_ifname is the
-         * link's name (NULL when there is nothing to create). */
-        int (*port_add)(VbNetworkBackend *b, const NetworkDef *def, const NetworkActual *actual,
-                        const uint8_t mac[6], char **ret_ifname, VbError *reterr);
-        void (*port_remove)(VbNetworkBackend *b, const char *ifname);
 } VbNetworkBackendOps;
 
 struct VbNetworkBackend {
         const VbNetworkBackendOps *ops;
         char *runtime_dir; /* <runtime>/networks */
-        unsigned next_port;
 };
 
 extern const VbNetworkBackendOps vb_network_backend_simulated_ops, vb_network_backend_host_ops;

@@ -384,19 +384,17 @@ static char *define_domain(sd_bus *bus, const char *xml) {
         return strdup(path);
 }
 
-static void test_direct_macvtap(void **state) {
+/* Networks of forward devices with the test driver: the guests get their devices as <interface
+ * type='direct'> (the hypervisor driver makes the macvtap: see test_qemu_macvtap), shared or, with
+ * passthrough, one guest per device. */
+static void test_direct_ports(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *priv = NULL, *pass = NULL, *d1 = NULL, *d2 = NULL, *d3 = NULL, *live = NULL, *links = NULL;
+        _cleanup_free_ char *priv = NULL, *pass = NULL, *d1 = NULL, *d2 = NULL, *d3 = NULL, *live = NULL;
         _cleanup_free_ char *x1 = domain_with_nic("vm1", "privnet", "52:54:00:77:01:01");
         _cleanup_free_ char *x2 = domain_with_nic("vm2", "passnet", "52:54:00:77:01:02");
         _cleanup_free_ char *x3 = domain_with_nic("vm3", "passnet", "52:54:00:77:01:03");
 
-        /* Forward devices: veths (no dummy links here). */
-        ip_ok((const char *[]) { IP, "link", "add", "vbtf1", "type", "veth", "peer", "name", "vbtf1p", NULL });
-        ip_ok((const char *[]) { IP, "link", "add", "vbtf2", "type", "veth", "peer", "name", "vbtf2p", NULL });
-        ip_ok((const char *[]) { IP, "link", "set", "vbtf1", "up", NULL });
-        ip_ok((const char *[]) { IP, "link", "set", "vbtf2", "up", NULL });
         priv = define_net(bus, "DefineNetwork", SIMPLE_NET("privnet", "0a1b2c3d-0000-4000-8000-00000000b001",
                                                            "<forward mode='private' dev='vbtf1'/>"
                                                            "<virtualport type='802.1Qbh'><parameters profileid='prof'/></virtualport>"));
@@ -406,16 +404,12 @@ static void test_direct_macvtap(void **state) {
         call_net(bus, pass, "Start");
         assert_string_equal(harness_get_string(bus, priv, NET_INTERFACE, "Bridge"), "");
 
-        /* A guest on the private network gets a macvtap on the forward device, in private mode. */
         d1 = define_domain(bus, x1);
         sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
-        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
-        assert_non_null(strstr(links, "@vbtf1"));
-        assert_non_null(strstr(links, "macvtap mode private"));
-        assert_non_null(strstr(links, "52:54:00:77:01:01"));
         live = get_xml(bus, d1, DOMAIN_INTERFACE, 0);
-        assert_non_null(strstr(live, "dev='vbtf1'"));
-        assert_non_null(strstr(live, "mode='private'"));
+        if (!strstr(live, "<interface type='direct'>") || !strstr(live, "dev='vbtf1'") || !strstr(live, "mode='private'") ||
+            !strstr(live, "network='privnet'"))
+                fail_msg("no direct interface on vbtf1 in the live definition:\n%s", live);
         assert_non_null(strstr(live, "<parameters profileid='prof'/>")); /* the network's virtualport applies */
         harness_call_fails(bus, ERR("InvalidState"), "in use", priv, NET_INTERFACE, "Stop", "t", UINT64_C(0));
 
@@ -425,15 +419,68 @@ static void test_direct_macvtap(void **state) {
         sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
         harness_call_fails(bus, ERR("DeviceBusy"), "passnet", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
         assert_string_equal(harness_get_string(bus, d3, DOMAIN_INTERFACE, "State"), "shutoff");
-        free(TAKE_PTR(links));
-        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
-        assert_non_null(strstr(links, "macvtap mode passthru"));
 
         /* Stopping the guest gives the device back: the third one starts now. */
         sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(bus, d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        free(TAKE_PTR(live));
+        live = get_xml(bus, d3, DOMAIN_INTERFACE, 0);
+        assert_non_null(strstr(live, "mode='passthrough'"));
         sd_bus_message_unref(harness_call_ok(bus, d3, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        call_net(bus, priv, "Stop");
+        call_net(bus, pass, "Stop");
+}
+
+static char *qemu_guest_xml(const char *name, const char *network, const char *mac) {
+        char *x;
+
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+                             "<interface type='network'><mac address='%s'/><source network='%s'/>"
+                             "<model type='e1000'/></interface></devices></domain>",
+                             name, mac, network) > 0);
+        return x;
+}
+
+/* QEMU guests on networks of forward devices (veths: no dummy links here) get macvtaps. */
+static void test_qemu_macvtap(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *priv = NULL, *pass = NULL, *d1 = NULL, *d2 = NULL, *d3 = NULL, *links = NULL;
+        _cleanup_free_ char *x1 = qemu_guest_xml("qm1", "qpriv", "52:54:00:78:01:01");
+        _cleanup_free_ char *x2 = qemu_guest_xml("qm2", "qpass", "52:54:00:78:01:02");
+        _cleanup_free_ char *x3 = qemu_guest_xml("qm3", "qpass", "52:54:00:78:01:03");
+
+        ip_ok((const char *[]) { IP, "link", "add", "vbtq1", "type", "veth", "peer", "name", "vbtq1p", NULL });
+        ip_ok((const char *[]) { IP, "link", "add", "vbtq2", "type", "veth", "peer", "name", "vbtq2p", NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbtq1", "up", NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbtq2", "up", NULL });
+        priv = define_net(bus, "DefineNetwork", SIMPLE_NET("qpriv", "0a1b2c3d-0000-4000-8000-00000000d002",
+                                                           "<forward mode='private'><interface dev='vbtq1'/></forward>"));
+        pass = define_net(bus, "DefineNetwork", SIMPLE_NET("qpass", "0a1b2c3d-0000-4000-8000-00000000d003",
+                                                           "<forward mode='passthrough' dev='vbtq2'/>"));
+        call_net(bus, priv, "Start");
+        call_net(bus, pass, "Start");
+
+        d1 = define_domain(bus, x1);
+        sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
+        if (!strstr(links, "@vbtq1") || !strstr(links, "macvtap mode private") || !strstr(links, "52:54:00:78:01:01"))
+                fail_msg("no private macvtap on vbtq1 with the guest's MAC: %s", links);
+
+        d2 = define_domain(bus, x2);
+        d3 = define_domain(bus, x3);
+        sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        free(TAKE_PTR(links));
+        assert_int_equal(run((const char *[]) { IP, "-d", "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
+        if (!strstr(links, "@vbtq2") || !strstr(links, "macvtap mode passthru"))
+                fail_msg("no passthrough macvtap on vbtq2: %s", links);
+        harness_call_fails(bus, ERR("DeviceBusy"), "'qpass'", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+
+        sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
         free(TAKE_PTR(links));
         assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "type", "macvtap", NULL }, &links), 0);
         assert_null(strstr(links, "macvtap"));
@@ -647,7 +694,7 @@ int main(void) {
         };
         static const struct CMUnitTest host[] = {
                 cmocka_unit_test(test_nat_dhcp),
-                cmocka_unit_test(test_direct_macvtap),
+                cmocka_unit_test(test_direct_ports),
                 cmocka_unit_test(test_cleanup),
         };
         int failed;
@@ -668,6 +715,7 @@ int main(void) {
         if (access("/usr/bin/qemu-system-x86_64", X_OK) == 0) {
                 static const struct CMUnitTest qemu[] = {
                         cmocka_unit_test(test_qemu_guest),
+                        cmocka_unit_test(test_qemu_macvtap),
                 };
                 failed += harness_run_group(qemu, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", NULL } });
         } else
