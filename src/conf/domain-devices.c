@@ -283,6 +283,18 @@ static int node_is_subset(const ConfNode *a, const ConfNode *b, Compare *cmp) {
         return !cmp->diff;
 }
 
+/* An <interface type='network'> of a running domain shows the type it actually is (a bridge, a macvtap
+ * 'direct', a VF 'hostdev': core/network-manager.c) next to its <source network=>: a description that says
+ * type='network' means it all the same. */
+static const char * const *network_actual_ignores(const DeviceDef *probe, const ConfNode *pn, const ConfNode *dn) {
+        static const char * const type[] = { "type", NULL };
+
+        if (probe->kind == DEVICE_INTERFACE && streq_ptr(conf_node_attr(pn, "type"), "network") &&
+            node_get(dn, "source", "network"))
+                return type;
+        return NULL;
+}
+
 /* Finding ---------------------------------------------------------------------------------------- */
 
 static bool address_equal(const DeviceAddress *a, const DeviceAddress *b) {
@@ -348,7 +360,8 @@ int domain_def_find_device(const DomainDef *def, const DeviceDef *probe, DeviceM
                 }
                 n_candidates++;
                 if (how == DEVICE_MATCH_EXACT) {
-                        Compare cmp = { .a_label = "in the XML given", .b_label = "in the domain" };
+                        Compare cmp = { .a_label = "in the XML given", .b_label = "in the domain",
+                                        .ignore_attrs = network_actual_ignores(probe, pn, dn) };
 
                         r = node_is_subset(pn, dn, &cmp);
                         if (r < 0)
@@ -771,6 +784,7 @@ int device_def_live_update(const DeviceDef *old, const DeviceDef *given, DeviceD
                 break;
         case DEVICE_INTERFACE:
                 cmp.ignore_children = if_children;
+                cmp.ignore_attrs = network_actual_ignores(given, gn, on);
                 break;
         case DEVICE_GRAPHICS:
                 cmp.ignore_attrs = gr_attrs;
@@ -796,7 +810,8 @@ int device_def_live_update(const DeviceDef *old, const DeviceDef *given, DeviceD
         }
         if (r < 0)
                 return r;
-        r = merge_changeable(on, gn, cmp.ignore_children, cmp.ignore_attrs, ret);
+        /* (An interface's actual type, ignored in the comparison, stays as it is.) */
+        r = merge_changeable(on, gn, cmp.ignore_children, old->kind == DEVICE_INTERFACE ? NULL : cmp.ignore_attrs, ret);
         if (r == -EINVAL)
                 return vb_error_set(reterr, VB_ERROR_INVALID_XML, "The changed %s is not valid", what);
         return r;

@@ -304,6 +304,37 @@ static void test_network_ports(void **state) {
         call_dev(bus, path, "DetachDevice", nic, LIVE);
         sd_bus_message_unref(harness_call_ok(bus, net, "org.virtbus1.Network", "Stop", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(bus, net, "org.virtbus1.Network", "Undefine", "t", UINT64_C(0)));
+
+        /* A pool of VFs (the fake NIC's PF enp3s0f0): the NIC becomes one of them, taken from the host; the
+         * user goes on calling it type='network' to update and detach it. */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r2 = NULL;
+                _cleanup_free_ char *pool = NULL, *drv = NULL;
+                const char *vf = "<interface type='network'><mac address='52:54:00:0c:0c:02'/><source network='devpool'/></interface>";
+
+                r2 = harness_call_ok(bus, M, "DefineNetwork", "st",
+                                     "<network><name>devpool</name><forward mode='hostdev' managed='yes'><pf dev='enp3s0f0'/></forward></network>",
+                                     UINT64_C(0));
+                assert_int_equal(sd_bus_message_read(r2, "o", &p), 1);
+                pool = strdup(p);
+                sd_bus_message_unref(harness_call_ok(bus, pool, "org.virtbus1.Network", "Start", "t", UINT64_C(0)));
+                call_dev(bus, path, "AttachDevice", vf, LIVE);
+                ASSERT_XML(bus, path, 0, "<interface type='hostdev' managed='yes'>", true);
+                ASSERT_XML(bus, path, 0, "bus='0x03' slot='0x10' function='0x0'", true);
+                drv = driver_of("0000:03:10.0");
+                assert_string_equal(drv, "vfio-pci");
+                call_dev(bus, path, "UpdateDevice",
+                         "<interface type='network'><mac address='52:54:00:0c:0c:02'/><source network='devpool'/><link state='down'/></interface>", LIVE);
+                ASSERT_XML(bus, path, 0, "<link state='down'/>", true);
+                ASSERT_XML(bus, path, 0, "<interface type='hostdev' managed='yes'>", true);
+                call_dev(bus, path, "DetachDevice", vf, LIVE);
+                ASSERT_XML(bus, path, 0, "52:54:00:0c:0c:02", false);
+                free(drv);
+                drv = driver_of("0000:03:10.0");
+                assert_string_not_equal(drv, "vfio-pci");
+                sd_bus_message_unref(harness_call_ok(bus, pool, "org.virtbus1.Network", "Stop", "t", UINT64_C(0)));
+                sd_bus_message_unref(harness_call_ok(bus, pool, "org.virtbus1.Network", "Undefine", "t", UINT64_C(0)));
+        }
         remove_domain(bus, path);
 }
 
