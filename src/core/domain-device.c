@@ -421,16 +421,6 @@ void domain_fail_device_removals(Domain *d, VbErrorCode code, const char *why) {
         }
 }
 
-void manager_domain_cancel_device_waits(Domain *d, void *userdata) {
-        for (DomainDeviceRemoval *rm = d->removals, *next; rm; rm = next) {
-                next = rm->next;
-                if (rm->userdata == userdata) {
-                        removal_unlink(d, rm);
-                        removal_free(rm);
-                }
-        }
-}
-
 static int start_removal(Manager *m, Domain *d, const char *alias, const DeviceDef *probe, unsigned flags,
                          DomainWaitDone done, void *userdata) {
         DomainDeviceRemoval *rm;

@@ -165,8 +165,6 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
 int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, unsigned flags,
                                  DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, VbError *reterr);
-/* Cancels the callbacks of detaches for a caller that went away (all with that userdata). */
-void manager_domain_cancel_device_waits(Domain *d, void *userdata);
 
 /* Whether giving dev to a domain hands it a device of the host (a hostdev, an interface type='hostdev',
  * an interface on a network whose forward mode is hostdev): then 1 and *ret_address names it for polkit

@@ -74,6 +74,8 @@ static int find(const DomainDef *def, const char *probe_xml, DeviceMatch how, co
         return r;
 }
 
+static int conflict(const DomainDef *def, const char *xml, const char *part);
+
 static void test_find(void **state) {
         _cleanup_(domain_def_freep) DomainDef *def = parse_domain(domain_xml);
 
@@ -107,6 +109,27 @@ static void test_find(void **state) {
                               DEVICE_MATCH_EXACT, NULL), 3);
         assert_int_equal(find(def, "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='6' slot='0x13' function='2'/></source></hostdev>",
                               DEVICE_MATCH_EXACT, "no hostdev '0000:06:13.2'"), -VB_ERROR_NO_SUCH_DEVICE);
+
+        /* USB hostdevs by vendor+product or by bus+device */
+        {
+                _cleanup_(domain_def_freep) DomainDef *usb = parse_domain(
+                        "<domain type='test'><name>usb</name><memory>1</memory><os><type>hvm</type></os><devices>"
+                        "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1d6b'/><product id='0x0104'/></source></hostdev>"
+                        "<hostdev mode='subsystem' type='usb'><source><address bus='1' device='4'/></source></hostdev>"
+                        "</devices></domain>");
+                _cleanup_free_ char *key = NULL;
+
+                assert_int_equal(find(usb, "<hostdev mode='subsystem' type='usb'><source><vendor id='7531'/><product id='260'/></source></hostdev>",
+                                      DEVICE_MATCH_EXACT, NULL), 0);
+                assert_int_equal(find(usb, "<hostdev mode='subsystem' type='usb'><source><address bus='1' device='4'/></source></hostdev>",
+                                      DEVICE_MATCH_EXACT, NULL), 1);
+                assert_int_equal(find(usb, "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1d6b'/><product id='0x0002'/></source></hostdev>",
+                                      DEVICE_MATCH_EXACT, "no hostdev 'usb:1d6b:0002'"), -VB_ERROR_NO_SUCH_DEVICE);
+                assert_int_equal(conflict(usb, "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1d6b'/><product id='0x0104'/></source></hostdev>",
+                                          "'usb:1d6b:0104' is already given"), -VB_ERROR_DEVICE_BUSY);
+                assert_int_equal(device_def_host_device(usb->devices[1], &key), 1);
+                assert_string_equal(key, "usb:1.4");
+        }
 
         /* others: by alias, by content; two alike ask for more */
         assert_int_equal(find(def, "<watchdog model='i6300esb'><alias name='watchdog0'/></watchdog>", DEVICE_MATCH_EXACT, NULL), 6);
