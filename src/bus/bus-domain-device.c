@@ -85,7 +85,7 @@ static void log_host_device(sd_bus_message *m, Domain *d, const char *what, cons
                 return;
         log_notice("%s host device '%s' %s domain '%s' for %s: %s", what, host,
                    streq(what, "Attaching") ? "to" : "of", d->name, strempty(sd_bus_message_get_sender(m)),
-                   r >= 0 ? "done" : e && e->message ? e->message : strerror(-r));
+                   r == 1 ? "the guest was asked" : r >= 0 ? "done" : e && e->message ? e->message : strerror(-r));
 }
 
 int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
