@@ -156,6 +156,16 @@ static const struct {
           "<target dev='tap7'/>", "net0", true },
         { "<interface type='direct'><mac address='52:54:00:01:02:07'/><source dev='eth0' mode='bridge'/></interface>",
           "<source dev='eth0' mode='bridge'/>", "net0", true },
+        { "<interface type='mcast'><mac address='52:54:00:01:02:09'/><source address='230.0.0.1' port='5558'/></interface>",
+          "<source address='230.0.0.1' port='5558'/>", "net0", true },
+        { "<interface type='server'><mac address='52:54:00:01:02:0a'/><source address='192.168.0.1' port='5558'/></interface>",
+          "52:54:00:01:02:0a", "net0", true },
+        { "<interface type='client'><mac address='52:54:00:01:02:0b'/><source address='192.168.0.1' port='5558'/></interface>",
+          "52:54:00:01:02:0b", "net0", true },
+        { "<interface type='udp'><mac address='52:54:00:01:02:0c'/><source address='127.0.0.1' port='11111'>"
+          "<local address='127.0.0.1' port='22222'/></source></interface>", "<local address='127.0.0.1' port='22222'/>", "net0", true },
+        { "<interface type='vhostuser'><mac address='52:54:00:01:02:0d'/><source type='unix' path='/tmp/vb-vhost.sock' mode='server'/>"
+          "<model type='virtio'/></interface>", "/tmp/vb-vhost.sock", "net0", true },
         { "<interface type='hostdev' managed='yes'><mac address='52:54:00:01:02:08'/><source>"
           "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x0'/></source></interface>",
           "bus='0x03' slot='0x10' function='0x0'", "hostdev0", true },
