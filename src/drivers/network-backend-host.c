@@ -454,8 +454,10 @@ static int host_stop(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr
 }
 
 static bool host_is_running(VbNetworkBackend *b, const NetworkDef *def) {
+        /* Networks of forward devices, host devices or a host bridge have nothing of their own on the
+         * host: they are active as long as they were recorded so. */
         if (!network_def_has_own_bridge(def))
-                return false;
+                return true;
         return def->bridge && host_netlink_link_exists(def->bridge);
 }
 

@@ -419,6 +419,12 @@ static void test_direct_ports(void **state) {
         sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
         harness_call_fails(bus, ERR("DeviceBusy"), "passnet", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
         assert_string_equal(harness_get_string(bus, d3, DOMAIN_INTERFACE, "State"), "shutoff");
+        /* A restart of virtbusd finds the networks and their ports again: still busy, still in use. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_int_equal(get_bool(bus, pass, "Active"), 1);
+        harness_call_fails(bus, ERR("DeviceBusy"), "passnet", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidState"), "in use", priv, NET_INTERFACE, "Stop", "t", UINT64_C(0));
 
         /* Stopping the guest gives the device back: the third one starts now. */
         sd_bus_message_unref(harness_call_ok(bus, d2, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
@@ -556,12 +562,7 @@ static void test_hostdev_pool(void **state) {
         free(TAKE_PTR(live));
         live = get_xml(bus, d2, DOMAIN_INTERFACE, 0);
         assert_non_null(strstr(live, "slot='0x10' function='0x2'"));
-        /* Two VFs, two guests: the third finds none; also after a restart of virtbusd, which finds the
-         * network's ports again. */
-        harness_call_fails(bus, ERR("DeviceBusy"), "'vfpool'", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
-        assert_int_equal(harness_daemon_restart(h), 0);
-        bus = harness_bus_root(h);
-        assert_int_equal(get_bool(bus, net, "Active"), 1);
+        /* Two VFs, two guests: the third finds none. */
         harness_call_fails(bus, ERR("DeviceBusy"), "'vfpool'", d3, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
         harness_call_fails(bus, ERR("InvalidState"), "in use", net, NET_INTERFACE, "Stop", "t", UINT64_C(0));
         sd_bus_message_unref(harness_call_ok(bus, d1, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
