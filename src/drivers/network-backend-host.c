@@ -377,6 +377,16 @@ static int bring_up_bridge(const NetworkDef *def, VbError *reterr) {
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to bring up '%s': %s", def->bridge,
                                     strerror(-r));
+        /* Static routes to networks behind a guest (they go away with the bridge). */
+        for (size_t i = 0; i < def->n_routes; i++) {
+                const NetworkRouteDef *rt = &def->routes[i];
+                unsigned prefix = rt->prefix ?: (strchr(rt->address, ':') ? 64 : 24);
+
+                r = host_netlink_route_add(def->bridge, rt->address, prefix, rt->gateway, rt->has_metric ? rt->metric : 0);
+                if (r < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to add the route to '%s/%u' via '%s': %s",
+                                            rt->address, prefix, rt->gateway, strerror(-r));
+        }
         return 0;
 }
 

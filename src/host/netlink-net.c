@@ -8,6 +8,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/macvtap.h>
+#include <netlink/route/route.h>
 #include <stdio.h>
 
 #include "host/netlink-net.h"
@@ -17,6 +18,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_sock *, nl_socket_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_link *, rtnl_link_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_addr *, rtnl_addr_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_addr *, nl_addr_put);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_route *, rtnl_route_put);
 
 static int nl_to_errno(int nlerr) {
         switch (-nlerr) {
@@ -207,4 +209,47 @@ int host_netlink_macvtap_add(const char *name, const char *lower, const char *mo
         }
         r = (int) if_nametoindex(name);
         return r > 0 ? r : -ENODEV;
+}
+
+int host_netlink_route_add(const char *ifname, const char *address, unsigned prefix, const char *gateway,
+                           uint32_t metric) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_route_putp) struct rtnl_route *route = NULL;
+        _cleanup_(nl_addr_putp) struct nl_addr *dst = NULL, *gw = NULL;
+        _cleanup_free_ char *spec = NULL;
+        int ifindex = (int) if_nametoindex(ifname), family = strchr(address, ':') ? AF_INET6 : AF_INET, r;
+        struct rtnl_nexthop *nh;
+
+        if (ifindex == 0)
+                return -ENODEV;
+        if (asprintf(&spec, "%s/%u", address, prefix) < 0)
+                return -ENOMEM;
+        if (nl_addr_parse(spec, family, &dst) < 0 || nl_addr_parse(gateway, family, &gw) < 0)
+                return -EINVAL;
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        route = rtnl_route_alloc();
+        nh = rtnl_route_nh_alloc();
+        if (!route || !nh) {
+                rtnl_route_nh_free(nh);
+                return -ENOMEM;
+        }
+        rtnl_route_set_family(route, (uint8_t) family);
+        r = rtnl_route_set_dst(route, dst);
+        if (r < 0) {
+                rtnl_route_nh_free(nh);
+                return nl_to_errno(r);
+        }
+        if (metric > 0)
+                rtnl_route_set_priority(route, metric);
+        rtnl_route_nh_set_ifindex(nh, ifindex);
+        rtnl_route_nh_set_gateway(nh, gw);
+        rtnl_route_add_nexthop(route, nh); /* the route owns nh now */
+        r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_EXCL);
+        if (r < 0) {
+                log_debug("Failed to add route %s via %s on '%s': %s", spec, gateway, ifname, nl_geterror(r));
+                return nl_to_errno(r);
+        }
+        return 0;
 }

@@ -13,6 +13,10 @@ int host_netlink_bridge_add(const char *name, uint32_t mtu, const uint8_t *mac, 
 /* address: "10.0.0.1" or "fd00::1". */
 int host_netlink_address_add(const char *ifname, const char *address, unsigned prefix);
 int host_netlink_link_up(const char *ifname);
+/* A route to address/prefix via gateway on ifname (metric 0: the kernel's default). The kernel removes
+ * it with the link. */
+int host_netlink_route_add(const char *ifname, const char *address, unsigned prefix, const char *gateway,
+                           uint32_t metric);
 /* -ENODEV if there is no such link. */
 int host_netlink_link_delete(const char *ifname);
 bool host_netlink_link_exists(const char *ifname);

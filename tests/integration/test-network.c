@@ -308,7 +308,8 @@ static bool is_dnsmasq(pid_t pid) {
                    "<forward mode='nat'/><bridge name='vbt0' stp='on' delay='4'/><mtu size='1400'/>"        \
                    "<ip address='10.77.0.1' netmask='255.255.255.0'><dhcp>"                              \
                    "<range start='10.77.0.100' end='10.77.0.120'/></dhcp></ip>"                          \
-                   "<ip family='ipv6' address='fd00:77::1' prefix='64'/>")
+                   "<ip family='ipv6' address='fd00:77::1' prefix='64'/>"                                  \
+                   "<route address='10.99.0.0' prefix='16' gateway='10.77.0.9'/>")
 
 static void test_nat_dhcp(void **state) {
         Harness *h = *state;
@@ -322,6 +323,12 @@ static void test_nat_dhcp(void **state) {
         assert_int_equal(run((const char *[]) { IP, "-o", "addr", "show", "dev", "vbt0", NULL }, &addr), 0);
         assert_non_null(strstr(addr, "inet 10.77.0.1/24"));
         assert_non_null(strstr(addr, "inet6 fd00:77::1/64"));
+        {
+                _cleanup_free_ char *routes = NULL;
+
+                assert_int_equal(run((const char *[]) { IP, "route", "show", "10.99.0.0/16", NULL }, &routes), 0);
+                assert_non_null(strstr(routes, "via 10.77.0.9 dev vbt0"));
+        }
         assert_int_equal(run((const char *[]) { IP, "-o", "link", "show", "dev", "vbt0", NULL }, &lease_out), 0);
         assert_non_null(strstr(lease_out, ",UP"));
         free(TAKE_PTR(lease_out));
