@@ -124,12 +124,24 @@ int host_process_start_time(pid_t pid, uint64_t *ret) {
         return 0;
 }
 
+/* Running or sleeping, not a zombie (an exited process nobody reaped yet). */
+static bool process_lives(pid_t pid) {
+        _cleanup_free_ char *stat = NULL;
+        char path[64];
+        const char *p;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        if (read_full_file(path, 0, &stat, NULL) < 0 || !(p = strrchr(stat, ')')))
+                return false;
+        return p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 bool host_process_is(pid_t pid, uint64_t start_time) {
         uint64_t t;
 
         if (pid <= 1 || host_process_start_time(pid, &t) < 0)
                 return false;
-        return start_time == 0 || t == start_time;
+        return (start_time == 0 || t == start_time) && process_lives(pid);
 }
 
 int host_process_open_fd(pid_t pid) {

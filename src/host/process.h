@@ -18,7 +18,7 @@ int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds
  * names one process for good, also after a restart of ours (pids get reused). */
 int host_process_start_time(pid_t pid, uint64_t *ret);
 
-/* Whether pid is alive and started at start_time (0: don't check). */
+/* Whether pid is alive (not a zombie) and started at start_time (0: don't check). */
 bool host_process_is(pid_t pid, uint64_t start_time);
 
 /* A pidfd for pid (our child or not), readable once it exited. */

@@ -158,6 +158,29 @@ static bool process_alive(pid_t pid) {
         return stat && !strstr(stat, ") Z ");
 }
 
+/* Whether process pid has file open. */
+static bool process_has_open(pid_t pid, const char *file) {
+        char dir[64], link[PATH_MAX], target[PATH_MAX];
+        DIR *d;
+        struct dirent *de;
+        bool found = false;
+
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) pid);
+        d = opendir(dir);
+        assert_non_null(d);
+        while ((de = readdir(d)) && !found) {
+                ssize_t n;
+                snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+                n = readlink(link, target, sizeof target - 1);
+                if (n > 0) {
+                        target[n] = 0;
+                        found = streq(target, file);
+                }
+        }
+        closedir(d);
+        return found;
+}
+
 static char *uuid_of(Harness *h, const char *path) {
         return strdup(harness_get_string(harness_bus_root(h), path, DOMAIN_INTERFACE, "UUID"));
 }
@@ -351,6 +374,7 @@ static void test_hotplug_nic(void **state) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
         const char *nic = "<interface type='user'><mac address='52:54:00:aa:bb:01'/><model type='virtio'/></interface>";
         const char *alias;
+        _cleanup_free_ char *uuid_of_path = uuid_of(h, path);
 
         call_domain(bus, path, "Start");
         wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 1);
@@ -373,6 +397,30 @@ static void test_hotplug_nic(void **state) {
         live = get_xml(bus, path);
         if (strstr(live, "52:54:00:aa:bb:01"))
                 fail_msg("the NIC (%s) is still in the live XML:\n%s", alias, live);
+
+        /* A virtio disk: QEMU opens the image, the guest's kernel finds vda, and lets it go again. */
+        {
+                _cleanup_free_ char *image = NULL, *disk = NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *gone = NULL;
+                int fd;
+
+                assert_true(asprintf(&image, "%s/plug-disk.img", harness_dir(h)) >= 0);
+                fd = open(image, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                assert_true(fd >= 0);
+                assert_int_equal(ftruncate(fd, 8 << 20), 0);
+                close(fd);
+                assert_true(asprintf(&disk, "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                                            "<source file='%s'/><target dev='vda' bus='virtio'/></disk>", image) >= 0);
+                wait_for_text(serial, "VIRTBUS-GUEST-DISKS: ", 1);
+                sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", disk, UINT64_C(0)));
+                assert_true(process_has_open(qemu_pid(h, uuid_of_path), image));
+                wait_for_text(serial, "VIRTBUS-GUEST-DISKS: vda", 1);
+                sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "DetachDevice", "st", disk, UINT64_C(0)));
+                gone = harness_watch_next(w, GUEST_TIMEOUT_USEC);
+                assert_non_null(gone);
+                wait_for_text(serial, "VIRTBUS-GUEST-DISKS: \r", 2);
+                assert_false(process_has_open(qemu_pid(h, uuid_of_path), image));
+        }
         call_domain(bus, path, "Destroy");
 }
 

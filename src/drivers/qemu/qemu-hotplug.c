@@ -12,7 +12,8 @@
 #include "util/log.h"
 
 /* "first,key=value,key=value" (QEMU's option syntax, ',,' escaping a comma) as a JSON object with
- * first_key: first. With typed, on/off become booleans (QAPI commands want them so). */
+ * first_key: first (first_key NULL: the first is a key=value too). With typed, on/off become booleans
+ * (QAPI commands want them so). */
 static struct json_object *opts_to_json(const char *opts, const char *first_key, bool typed) {
         struct json_object *o = json_object_new_object();
         _cleanup_free_ char *buf = malloc(strlen(opts) + 1);
@@ -34,7 +35,7 @@ static struct json_object *opts_to_json(const char *opts, const char *first_key,
                         continue;
                 }
                 buf[n] = 0;
-                if (first)
+                if (first && first_key)
                         json_object_object_add(o, first_key, json_object_new_string(buf));
                 else {
                         char *eq = strchr(buf, '=');
@@ -84,6 +85,47 @@ static ssize_t live_find(QemuVm *vm, const char *alias) {
                 if (streq_ptr(vm->live->devices[i]->alias, alias))
                         return (ssize_t) i;
         return -1;
+}
+
+/* The outcome of a pipelined command (qemu_monitor_call), known once a later synchronous one returned. */
+typedef struct Outcome {
+        bool done;
+        char *error;
+} Outcome;
+
+static void on_outcome(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        Outcome *o = userdata;
+        o->done = true;
+        if (error)
+                o->error = strdup(error);
+}
+
+/* Sends first without waiting, then second and waits: one round trip for two commands. first's failure
+ * wins (second then fails for want of it). *ret_first_ok: whether first took effect. */
+static int command_pair(QemuVm *vm, const char *what1, const char *cmd1, struct json_object *args1, const char *what2,
+                        const char *cmd2, struct json_object *args2, bool *ret_first_ok, VbError *reterr) {
+        Outcome o = {};
+        VbError e2 = VB_ERROR_NULL;
+        int r;
+
+        *ret_first_ok = false;
+        r = qemu_monitor_call(vm->mon, cmd1, args1, on_outcome, &o);
+        if (r < 0) {
+                json_object_put(args2);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what1, strerror(-r));
+        }
+        r = qemu_vm_command(vm, what2, cmd2, args2, NULL, &e2);
+        *ret_first_ok = o.done && !o.error;
+        if (!o.done || o.error) {
+                r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what1,
+                                 o.error ?: "no answer from QEMU");
+                free(o.error);
+                vb_error_free(&e2);
+                return r;
+        }
+        if (r < 0)
+                vb_error_move(reterr, &e2);
+        return r;
 }
 
 static void netdev_del(QemuVm *vm, const char *alias) {
@@ -145,6 +187,21 @@ static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias,
         r = qemu_command_interface_opts(dev, alias, fdname, &netdev, &device, &tap, reterr);
         ifname = tap.ifname;
         bridge = tap.bridge;
+        if (r >= 0 && !ifname) {
+                /* Nothing to do between the two: one round trip. */
+                bool added;
+
+                r = command_pair(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false),
+                                 "add the network device", "device_add", opts_to_json(device, "driver", false), &added,
+                                 reterr);
+                if (r >= 0)
+                        r = live_append(vm, dev, macvtap);
+                if (r < 0 && added)
+                        netdev_del(vm, alias);
+                if (r < 0 && macvtap)
+                        qemu_vm_macvtap_delete(vm, macvtap);
+                return r;
+        }
         if (r >= 0)
                 r = qemu_vm_command(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false),
                                     NULL, reterr);
@@ -194,11 +251,11 @@ static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, VbEr
         if (r < 0)
                 return r;
         if (file) {
-                r = qemu_vm_command(vm, "open the disk image", "blockdev-add", opts_to_json(file, "driver", true), NULL,
+                r = qemu_vm_command(vm, "open the disk image", "blockdev-add", opts_to_json(file, NULL, true), NULL,
                                     reterr);
                 if (r < 0)
                         return r;
-                r = qemu_vm_command(vm, "open the disk format", "blockdev-add", opts_to_json(format, "driver", true),
+                r = qemu_vm_command(vm, "open the disk format", "blockdev-add", opts_to_json(format, NULL, true),
                                     NULL, reterr);
                 if (r < 0) {
                         blockdev_del(vm, alias, "storage");
@@ -271,44 +328,51 @@ int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbErr
         return qemu_vm_command(vm, "ask the guest to release the device", "device_del", args, NULL, reterr);
 }
 
+/* After the guest released a device: its backend goes too (synchronously, so that when DeviceRemoved is
+ * out, the image or the macvtap is free). */
+static void release_backend(QemuVm *vm, const DeviceDef *dev, const char *alias) {
+        _cleanup_free_ char *id = NULL;
+        struct json_object *args;
+
+        if (dev->kind == DEVICE_INTERFACE) {
+                _cleanup_(conf_node_freep) ConfNode *n = NULL;
+                const char *lower, *mode, *name;
+
+                if (asprintf(&id, "host%s", alias) < 0)
+                        return;
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(id));
+                (void) qemu_vm_command(vm, "remove the network backend", "netdev_del", args, NULL, NULL);
+                if (qemu_device_node(dev, &n) >= 0 && qemu_interface_direct(n, &lower, &mode, &name) > 0 && name)
+                        qemu_vm_macvtap_delete(vm, name);
+        } else if (dev->kind == DEVICE_DISK) {
+                blockdev_del(vm, alias, "format");
+                blockdev_del(vm, alias, "storage");
+        }
+}
+
 void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
         const VbDriverEvents *ev = &q->drv->cfg.events;
+        _cleanup_free_ char *a = NULL;
         ssize_t i;
-        DeviceKind kind;
 
         if (!alias)
                 return; /* a sub-object (".../virtio-backend"); the device's own event follows */
         i = live_find(vm, alias);
         if (i < 0)
                 return;
-        kind = vm->live->devices[i]->kind;
-        if (kind == DEVICE_INTERFACE) {
-                _cleanup_(conf_node_freep) ConfNode *n = NULL;
-                const char *lower, *mode, *name;
-
-                netdev_del(vm, alias);
-                if (qemu_device_node(vm->live->devices[i], &n) >= 0 && qemu_interface_direct(n, &lower, &mode, &name) > 0 &&
-                    name)
-                        qemu_vm_macvtap_delete(vm, name);
-        }
+        a = strdup(alias); /* alias lives in the event's data */
+        if (!a)
+                return;
+        release_backend(vm, vm->live->devices[i], a);
         device_def_free(vm->live->devices[i]);
         memmove(vm->live->devices + i, vm->live->devices + i + 1,
                 (vm->live->n_devices - (size_t) i - 1) * sizeof(DeviceDef *));
         vm->live->n_devices--;
-        if (kind == DEVICE_DISK) {
-                _cleanup_free_ char *fmt = NULL, *storage = NULL;
-                if (asprintf(&fmt, "%s-format", alias) >= 0 && asprintf(&storage, "%s-storage", alias) >= 0) {
-                        struct json_object *a1 = json_object_new_object(), *a2 = json_object_new_object();
-                        json_object_object_add(a1, "node-name", json_object_new_string(fmt));
-                        json_object_object_add(a2, "node-name", json_object_new_string(storage));
-                        (void) qemu_monitor_call(vm->mon, "blockdev-del", a1, NULL, NULL);
-                        (void) qemu_monitor_call(vm->mon, "blockdev-del", a2, NULL, NULL);
-                }
-        }
         (void) qemu_vm_save(vm);
-        log_debug("Domain %s: device '%s' removed.", vm->uuid, alias);
+        log_debug("Domain %s: device '%s' removed.", vm->uuid, a);
         if (ev->device_removed)
-                ev->device_removed(ev->userdata, vm->uuid, alias);
+                ev->device_removed(ev->userdata, vm->uuid, a);
 }
 
 int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {

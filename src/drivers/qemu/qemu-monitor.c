@@ -239,24 +239,27 @@ static void report_closed(QemuMonitor *mon) {
                 mon->cb.closed(mon, mon->userdata);
 }
 
-static void backlog_flush(QemuMonitor *mon) {
-        while (mon->backlog && !mon->free_requested) {
-                Backlog *b = mon->backlog;
-                mon->backlog = b->next;
-                if (!mon->backlog)
-                        mon->backlog_tail = &mon->backlog;
-                dispatch(mon, b->msg);
-                json_object_put(b->msg);
-                free(b);
-        }
+static struct json_object *backlog_pop(QemuMonitor *mon) {
+        Backlog *b = mon->backlog;
+        struct json_object *msg;
+
+        if (!b)
+                return NULL;
+        mon->backlog = b->next;
+        if (!mon->backlog)
+                mon->backlog_tail = &mon->backlog;
+        msg = b->msg;
+        free(b);
+        return msg;
 }
 
+/* Dispatches in arrival order: what a synchronous call (maybe made from a callback) put aside comes
+ * before what is still in the buffer. */
 static void process(QemuMonitor *mon) {
         struct json_object *msg;
 
         mon->dispatching++;
-        backlog_flush(mon);
-        while (!mon->free_requested && (msg = next_message(mon))) {
+        while (!mon->free_requested && ((msg = backlog_pop(mon)) || (msg = next_message(mon)))) {
                 dispatch(mon, msg);
                 json_object_put(msg);
         }
@@ -299,7 +302,19 @@ static int backlog_add(QemuMonitor *mon, struct json_object *msg) {
         return 0;
 }
 
-/* Waits for the reply with this id, putting everything else in the backlog. */
+static bool is_pending_reply(QemuMonitor *mon, struct json_object *msg) {
+        uint64_t id;
+
+        if (!qemu_json_get(msg, "return") && !qemu_json_get(msg, "error"))
+                return false;
+        id = message_id(msg);
+        for (PendingCall *p = mon->pending; p; p = p->next)
+                if (p->id == id)
+                        return true;
+        return false;
+}
+
+/* Waits for the reply with this id, putting events in the backlog. */
 static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watch_fd, struct json_object **ret) {
         for (;;) {
                 struct json_object *msg;
@@ -311,6 +326,13 @@ static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watc
                         if (id == 0 ? qemu_json_get(msg, "QMP") != NULL : message_id(msg) == id) {
                                 *ret = msg;
                                 return 0;
+                        }
+                        if (is_pending_reply(mon, msg)) {
+                                /* The reply to a command sent before this one (pipelined): its callback
+                                 * runs now, so that the caller knows its outcome when we return. */
+                                dispatch(mon, msg);
+                                json_object_put(msg);
+                                continue;
                         }
                         r = backlog_add(mon, msg);
                         if (r < 0)

@@ -32,7 +32,8 @@ int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t 
 QemuMonitor *qemu_monitor_free(QemuMonitor *mon);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QemuMonitor *, qemu_monitor_free);
 
-/* Sends command with args (taken, may be NULL); cb (may be NULL) gets the reply later. */
+/* Sends command with args (taken, may be NULL); cb (may be NULL) gets the reply later, at the latest when
+ * a synchronous call sent after it returns (QMP answers in order): commands can be pipelined that way. */
 int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
                       void *userdata);
 /* Sends command and waits up to timeout_usec for its reply. Returns 0 with *ret (may be NULL; the
