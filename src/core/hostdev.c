@@ -38,6 +38,14 @@ static HostdevLeases *leases_free(HostdevLeases *l) {
         return NULL;
 }
 
+void hostdev_forget_all(Manager *m) {
+        HostdevLeases *set;
+
+        /* virtbusd stops, its domains go on running with their devices: only our records go. */
+        for (size_t i = 0; hashmap_iterate(m->nodedev.leases_by_domain, &i, (void **) &set, NULL);)
+                leases_free(set);
+}
+
 static void mac_format(const uint8_t m[6], char ret[18]) {
         snprintf(ret, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
 }

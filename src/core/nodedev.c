@@ -61,6 +61,7 @@ void manager_nodedev_done(Manager *m) {
                 nodedev_free(s->devices[i]);
         free(s->devices);
         hashmap_free(s->by_name);
+        hostdev_forget_all(m);
         hashmap_free(s->leases_by_domain);
         *s = (NodeDevState) {};
 }

@@ -67,6 +67,9 @@ int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid
 int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const char *mac, unsigned vlan, uid_t uid,
                                  VbError *reterr);
 
+/* Frees the records of what running domains hold, giving nothing back (virtbusd stops, they run on). */
+void hostdev_forget_all(Manager *m);
+
 /* Host devices of a domain (core/hostdev.c): before the driver starts it, managed <hostdev>s are
  * detached from the host and <interface type='hostdev'> VFs get their MAC/VLAN (the old values are
  * remembered); when it stops, everything is given back. Nothing is left half-done on failure. */
