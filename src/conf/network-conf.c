@@ -68,6 +68,7 @@ static void ip_done(NetworkIpDef *ip) {
         for (size_t i = 0; i < ip->n_ranges; i++) {
                 free(ip->ranges[i].start);
                 free(ip->ranges[i].end);
+                free(ip->ranges[i].lease.unit);
         }
         free(ip->ranges);
         for (size_t i = 0; i < ip->n_hosts; i++) {
@@ -75,6 +76,7 @@ static void ip_done(NetworkIpDef *ip) {
                 free(ip->hosts[i].id);
                 free(ip->hosts[i].name);
                 free(ip->hosts[i].ip);
+                free(ip->hosts[i].lease.unit);
         }
         free(ip->hosts);
         free(ip->bootp_file);

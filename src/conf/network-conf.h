@@ -53,12 +53,21 @@ typedef struct NetworkPortGroup {
         NetworkVirtualPort *virtualport; /* NULL: none */
 } NetworkPortGroup;
 
+/* <lease expiry= unit=>: the lease time of a range or host. */
+typedef struct NetworkLease {
+        bool given;
+        uint64_t expiry; /* in unit; 0: infinite */
+        char *unit;      /* seconds, minutes, hours; NULL: minutes */
+} NetworkLease;
+
 typedef struct NetworkDhcpRange {
         char *start, *end;
+        NetworkLease lease;
 } NetworkDhcpRange;
 
 typedef struct NetworkDhcpHost {
         char *mac, *id, *name, *ip;
+        NetworkLease lease;
 } NetworkDhcpHost;
 
 typedef struct NetworkIpDef {

@@ -166,6 +166,17 @@ static int format_dns(const NetworkDef *def, ConfNode *root) {
         return 0;
 }
 
+static int format_lease(const NetworkLease *l, ConfNode *parent) {
+        ConfNode *c;
+
+        if (!l->given)
+                return 0;
+        c = conf_node_add(parent, "lease");
+        if (!c || conf_node_set_attrf(c, "expiry", "%" PRIu64, l->expiry) < 0 || conf_node_set_attr(c, "unit", l->unit) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 static int format_dhcp(const NetworkIpDef *ip, ConfNode *n) {
         ConfNode *d = conf_node_add(n, "dhcp"), *c;
 
@@ -174,7 +185,7 @@ static int format_dhcp(const NetworkIpDef *ip, ConfNode *n) {
         for (size_t i = 0; i < ip->n_ranges; i++) {
                 c = conf_node_add(d, "range");
                 if (!c || conf_node_set_attr(c, "start", ip->ranges[i].start) < 0 ||
-                    conf_node_set_attr(c, "end", ip->ranges[i].end) < 0)
+                    conf_node_set_attr(c, "end", ip->ranges[i].end) < 0 || format_lease(&ip->ranges[i].lease, c) < 0)
                         return -ENOMEM;
         }
         for (size_t i = 0; i < ip->n_hosts; i++) {
@@ -182,7 +193,8 @@ static int format_dhcp(const NetworkIpDef *ip, ConfNode *n) {
 
                 c = conf_node_add(d, "host");
                 if (!c || conf_node_set_attr(c, "mac", h->mac) < 0 || conf_node_set_attr(c, "id", h->id) < 0 ||
-                    conf_node_set_attr(c, "name", h->name) < 0 || conf_node_set_attr(c, "ip", h->ip) < 0)
+                    conf_node_set_attr(c, "name", h->name) < 0 || conf_node_set_attr(c, "ip", h->ip) < 0 ||
+                    format_lease(&h->lease, c) < 0)
                         return -ENOMEM;
         }
         if (ip->bootp_file) {

@@ -83,8 +83,23 @@ static int parse_prefix_or_netmask(ConfNode *n, char **netmask, uint32_t *prefix
         return 0;
 }
 
+static int parse_lease(ConfNode *parent, NetworkLease *ret, VbError *e) {
+        ConfNode *c = conf_node_use_child(parent, "lease");
+        int r;
+
+        if (!c)
+                return 0;
+        r = conf_take_uint(c, "expiry", UINT32_MAX, &ret->expiry, e);
+        if (r < 0)
+                return r;
+        ret->unit = conf_node_take_attr(c, "unit");
+        ret->given = true;
+        return 0;
+}
+
 static int parse_dhcp(NetworkIpDef *ip, ConfNode *dhcp, VbError *e) {
         ConfNode *c, *b;
+        int r;
 
         ip->has_dhcp = true;
         while ((c = conf_node_use_child(dhcp, "range"))) {
@@ -94,6 +109,9 @@ static int parse_dhcp(NetworkIpDef *ip, ConfNode *dhcp, VbError *e) {
                         return -ENOMEM;
                 range->start = conf_node_take_attr(c, "start");
                 range->end = conf_node_take_attr(c, "end");
+                r = parse_lease(c, &range->lease, e);
+                if (r < 0)
+                        return r;
         }
         while ((c = conf_node_use_child(dhcp, "host"))) {
                 NetworkDhcpHost *h = APPEND(ip->hosts, ip->n_hosts, ip->n_hosts_allocated);
@@ -106,6 +124,9 @@ static int parse_dhcp(NetworkIpDef *ip, ConfNode *dhcp, VbError *e) {
                 h->ip = conf_node_take_attr(c, "ip");
                 if (!h->mac && !h->id && !h->name)
                         return conf_error(e, c, "a DHCP host needs 'mac', 'id' or 'name'");
+                r = parse_lease(c, &h->lease, e);
+                if (r < 0)
+                        return r;
         }
         b = conf_node_use_child(dhcp, "bootp");
         if (b) {

@@ -3,6 +3,7 @@
  * per network. Everything in the current network namespace. */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,18 @@ static bool wants_dnsmasq(const NetworkDef *def) {
         return def->n_ips > 0 && def->dns.enable != 0;
 }
 
+/* ",1h", ",30m", ",infinite" for a <lease>; "" without one (dnsmasq's default). */
+static void lease_suffix(const NetworkLease *l, char ret[32]) {
+        const char *u = !l->unit || streq(l->unit, "minutes") ? "m" : streq(l->unit, "hours") ? "h" : "";
+
+        if (!l->given)
+                *ret = 0;
+        else if (l->expiry == 0)
+                snprintf(ret, 32, ",infinite");
+        else
+                snprintf(ret, 32, ",%" PRIu64 "%s", l->expiry, u);
+}
+
 static void append_dhcp(StrBuf *b, const NetworkIpDef *ip) {
         size_t n_addresses = 0;
 
@@ -148,17 +161,26 @@ static void append_dhcp(StrBuf *b, const NetworkIpDef *ip) {
                         unsigned prefix = effective_prefix(ip);
                         struct in_addr s, e, mask = { .s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0) };
 
-                        strbuf_appendf(b, "dhcp-range=%s,%s,%s\n", r->start, r->end, inet_ntoa(mask));
+                        char lease[32];
+
+                        lease_suffix(&r->lease, lease);
+                        strbuf_appendf(b, "dhcp-range=%s,%s,%s%s\n", r->start, r->end, inet_ntoa(mask), lease);
                         if (inet_pton(AF_INET, r->start, &s) == 1 && inet_pton(AF_INET, r->end, &e) == 1)
                                 n_addresses += ntohl(e.s_addr) - ntohl(s.s_addr) + 1;
-                } else
-                        strbuf_appendf(b, "dhcp-range=%s,%s,%u\n", r->start, r->end, effective_prefix(ip));
+                } else {
+                        char lease[32];
+
+                        lease_suffix(&r->lease, lease);
+                        strbuf_appendf(b, "dhcp-range=%s,%s,%u%s\n", r->start, r->end, effective_prefix(ip), lease);
+                }
         }
         for (size_t i = 0; i < ip->n_hosts; i++) {
                 const NetworkDhcpHost *h = &ip->hosts[i];
+                char lease[32];
 
+                lease_suffix(&h->lease, lease);
                 strbuf_appendf(b, "dhcp-host=%s%s%s%s%s%s\n", h->mac ?: h->id ?: "", h->ip ? "," : "", strempty(h->ip),
-                               h->name ? "," : "", strempty(h->name), "");
+                               h->name ? "," : "", strempty(h->name), lease);
         }
         if (ip->family == NETWORK_FAMILY_IPV6 && ip->n_ranges > 0)
                 strbuf_append(b, "enable-ra\n"); /* DHCPv6 clients need router advertisements */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -97,7 +98,8 @@ static size_t count_leases(sd_bus *bus, const char *path, const char *mac, const
                         found = true;
                         assert_int_equal(strncmp(ip, ip_prefix, strlen(ip_prefix)), 0);
                         assert_int_equal(prefix, 24);
-                        assert_true(expiry > 0);
+                        /* The range's <lease> of 2 hours reached dnsmasq. */
+                        assert_true(expiry > (uint64_t) time(NULL) + 3600);
                         assert_string_equal(iface, "vbt0");
                 }
         }
@@ -307,7 +309,8 @@ static bool is_dnsmasq(pid_t pid) {
         SIMPLE_NET("natnet", "0a1b2c3d-0000-4000-8000-00000000a001",                                     \
                    "<forward mode='nat'/><bridge name='vbt0' stp='on' delay='4'/><mtu size='1400'/>"        \
                    "<ip address='10.77.0.1' netmask='255.255.255.0'><dhcp>"                              \
-                   "<range start='10.77.0.100' end='10.77.0.120'/></dhcp></ip>"                          \
+                   "<range start='10.77.0.100' end='10.77.0.120'><lease expiry='2' unit='hours'/></range>"   \
+                   "</dhcp></ip>"                                                                          \
                    "<ip family='ipv6' address='fd00:77::1' prefix='64'/>"                                  \
                    "<route address='10.99.0.0' prefix='16' gateway='10.77.0.9'/>")
 
