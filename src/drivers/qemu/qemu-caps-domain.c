@@ -353,6 +353,22 @@ static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host,
 
 /* CPU ------------------------------------------------------------------------------------------------------ */
 
+/* "EPYC-v2" when "EPYC" is listed too: a version of a model that is shown by its plain name. */
+static bool is_versioned_alias(struct json_object *cpus, const char *name) {
+        const char *v = strrchr(name, '-');
+        size_t n;
+
+        if (!v || v[1] != 'v' || !v[2] || strspn(v + 2, "0123456789") != strlen(v + 2))
+                return false;
+        n = (size_t) (v - name);
+        for (size_t i = 0; i < json_object_array_length(cpus); i++) {
+                const char *other = qemu_json_string(json_object_array_get_idx(cpus, i), "name");
+                if (other && strlen(other) == n && strncmp(other, name, n) == 0)
+                        return true;
+        }
+        return false;
+}
+
 static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
         struct json_object *cpus = qemu_caps_cpus(c, kvm);
         int r = 0;
@@ -372,7 +388,7 @@ static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
                         dc->cpu_maximum = true;
                         continue;
                 }
-                if (streq(name, "host") || streq(name, "base"))
+                if (streq(name, "host") || streq(name, "base") || is_versioned_alias(cpus, name))
                         continue;
                 for (size_t j = 0; j < nb; j++)
                         blockers[j] = (char *) json_object_get_string(json_object_array_get_idx(unavail, j));
