@@ -27,6 +27,30 @@ static const char *disk_bus(const DeviceDef *dev) {
         return NULL;
 }
 
+/* A value the device element has (attribute attr of child, or of the element itself when child is NULL)
+ * must be in the enum of its device kind, when the capabilities list that enum. */
+static int check_enum(const DomainCaps *caps, const DeviceDef *dev, DomainCapsDevice kind, const char *child,
+                      const char *attr, const char *enum_name, const char *what, VbError *reterr) {
+        const DomainCapsBlock *b = &caps->devices[kind];
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const ConfNode *where;
+        const char *value;
+
+        if (!b->present || !domain_caps_enum_find(b, enum_name))
+                return 0;
+        if (device_def_to_node(dev, 0, &n) < 0)
+                return -ENOMEM;
+        where = child ? conf_node_child(n, child) : n;
+        value = where ? conf_node_attr(where, attr) : NULL;
+        if (!value || domain_caps_enum_has(b, enum_name, value))
+                return 0;
+        {
+                _cleanup_free_ char *list = domain_caps_enum_list(b, enum_name);
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "%s '%s' is not available with '%s' (it offers %s)",
+                                    what, value, strempty(caps->path), strempty(list));
+        }
+}
+
 int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, VbError *reterr) {
         const DomainCapsBlock *disk = &caps->devices[DOMAIN_CAPS_DISK], *hostdev = &caps->devices[DOMAIN_CAPS_HOSTDEV];
         DeviceHostSource src = {};
@@ -41,6 +65,16 @@ int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, 
                                             "(it has %s)", strempty(device_disk_get_target(dev)), bus,
                                             strempty(caps->machine), strempty(caps->path), strempty(list));
                 }
+        }
+        if (dev->kind == DEVICE_GRAPHICS) {
+                int r = check_enum(caps, dev, DOMAIN_CAPS_GRAPHICS, NULL, "type", "type", "Graphics type", reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (dev->kind == DEVICE_VIDEO) {
+                int r = check_enum(caps, dev, DOMAIN_CAPS_VIDEO, "model", "type", "modelType", "Video model", reterr);
+                if (r < 0)
+                        return r;
         }
         if (device_def_get_host_source(dev, &src) >= 0 &&
             (src.kind == DEVICE_HOST_SOURCE_PCI || src.kind == DEVICE_HOST_SOURCE_NET_PCI) && hostdev->present &&

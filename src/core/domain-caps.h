@@ -19,7 +19,7 @@ void manager_capabilities_cancel(Manager *m, void *userdata);
 
 /* What DefineDomain, CreateDomain and AttachDevice refuse because the capabilities say it cannot be
  * (domain-caps-check.c): a machine, arch or virt type the hypervisor lacks, a disk bus the machine has
- * not, PCI passthrough without VFIO. NotSupported with a sentence saying why. A driver without
+ * not, a graphics type or video model it does not offer, PCI passthrough without VFIO. NotSupported with a sentence saying why. A driver without
  * capabilities, or an emulator that could not be probed, checks nothing. */
 int domain_caps_check_definition(Manager *m, const DomainDef *def, VbError *reterr);
 int domain_caps_check_device(Manager *m, const DomainDef *def, const DeviceDef *dev, VbError *reterr);

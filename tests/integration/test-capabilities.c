@@ -173,7 +173,8 @@ static void test_refusals(void **state) {
                                                 "<disk type='file'><source file='/a.img'/><target dev='hda' bus='ide'/></disk>"),
                             *ok35 = domain_xml("test", "caps-virtio-q35", "q35",
                                                "<disk type='file'><source file='/a.img'/><target dev='vda' bus='virtio'/></disk>"),
-                            *unknown = domain_xml("test", "caps-unknown", "pc-0.1", NULL);
+                            *unknown = domain_xml("test", "caps-unknown", "pc-0.1", NULL),
+                            *sdl = domain_xml("test", "caps-sdl", "pc", "<graphics type='sdl'/>");
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
 
@@ -182,6 +183,8 @@ static void test_refusals(void **state) {
         harness_call_fails(bus, ERR("NotSupported"), "Domain 'caps-unknown' cannot run here: The emulator '/usr/bin/virtbus-test-emulator' has no machine 'pc-0.1'",
                            M, "DefineDomain", "st", unknown, UINT64_C(0));
         harness_call_fails(bus, ERR("NotSupported"), "bus 'ide'", M, "CreateDomain", "st", ide35, UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "Graphics type 'sdl' is not available with '/usr/bin/virtbus-test-emulator' (it offers 'vnc', 'spice')",
+                           M, "DefineDomain", "st", sdl, UINT64_C(0));
         /* The same disk may go on a virtio bus, and an IDE disk is refused when attached too. */
         reply = harness_call_ok(bus, M, "DefineDomain", "st", ok35, UINT64_C(0));
         assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);

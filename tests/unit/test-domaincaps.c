@@ -167,6 +167,20 @@ static void test_checks(void **state) {
         assert_int_equal(domain_caps_check_device_with(novfio, netpci, &e), -EOPNOTSUPP);
         vb_error_free(&e);
         assert_int_equal(domain_caps_check_device_with(novfio, vd, &e), 0);
+        {
+                _cleanup_(device_def_freep) DeviceDef *sdl = device("<graphics type='sdl'/>"),
+                                                      *vnc = device("<graphics type='vnc' port='-1'/>"),
+                                                      *qxl = device("<video><model type='qxl'/></video>"),
+                                                      *vga = device("<video><model type='vga'/></video>");
+                assert_int_equal(domain_caps_check_device_with(q35, vnc, &e), 0);
+                assert_int_equal(domain_caps_check_device_with(q35, vga, &e), 0);
+                assert_int_equal(domain_caps_check_device_with(q35, sdl, &e), -EOPNOTSUPP);
+                assert_non_null(strstr(e.message, "Graphics type 'sdl' is not available"));
+                vb_error_free(&e);
+                assert_int_equal(domain_caps_check_device_with(q35, qxl, &e), -EOPNOTSUPP);
+                assert_non_null(strstr(e.message, "Video model 'qxl'"));
+                vb_error_free(&e);
+        }
 
         assert_int_equal(domain_def_parse_string("<domain type='test'><name>c</name><memory>1024</memory>"
                                                  "<os><type machine='q35'>hvm</type></os><devices>"
