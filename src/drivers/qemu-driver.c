@@ -85,6 +85,8 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
 
                 if (strncmp(reason, "host-", 5) == 0)
                         return; /* we or someone on the host ended it: the exit follows */
+                if (streq(reason, "guest-panic") && vm->crashed)
+                        return; /* GUEST_PANICKED came first and was handled */
                 vm->shutdown_seen = true;
                 vm->reboot_requested = false;
                 if (streq(reason, "guest-panic"))
@@ -92,10 +94,14 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
                 vm_lifecycle(q, vm, vm->crashed                        ? DOMAIN_LIFECYCLE_ON_CRASH
                                     : reboot || streq(reason, "guest-reset") ? DOMAIN_LIFECYCLE_ON_REBOOT
                                                                              : DOMAIN_LIFECYCLE_ON_POWEROFF);
-        } else if (streq(name, "GUEST_PANICKED"))
+        } else if (streq(name, "GUEST_PANICKED")) {
+                /* QEMU paused the guest (its default panic action): follow <on_crash>. */
+                if (vm->crashed)
+                        return;
                 vm->crashed = true;
-        else if (streq(name, "STOP")) {
-                if (!vm->shutdown_seen && vm->state != DOMAIN_SHUTDOWN)
+                vm_lifecycle(q, vm, DOMAIN_LIFECYCLE_ON_CRASH);
+        } else if (streq(name, "STOP")) {
+                if (!vm->shutdown_seen && !vm->crashed && vm->state != DOMAIN_SHUTDOWN)
                         notify_state(q, vm, DOMAIN_PAUSED);
         } else if (streq(name, "RESUME"))
                 notify_state(q, vm, DOMAIN_RUNNING);
@@ -167,8 +173,8 @@ static void reconnect_all(QemuDriver *q) {
                         q->next_id = vm->id + 1;
                 log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid,
                          domain_def_get_name(vm->live));
-                /* The guest powered off while we were away: do now what we would have done. */
-                if (vm->shutdown_seen)
+                /* The guest powered off or crashed while we were away: do now what we would have done. */
+                if (vm->shutdown_seen || vm->crashed)
                         vm_lifecycle(q, vm, vm->crashed ? DOMAIN_LIFECYCLE_ON_CRASH : DOMAIN_LIFECYCLE_ON_POWEROFF);
         }
 }

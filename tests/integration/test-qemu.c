@@ -66,7 +66,37 @@ static char *diskless_xml(const char *type, const char *name, const char *device
         return x;
 }
 
-/* The tiny guest, serial console into a file. */
+/* The tiny guest, serial console into a file; extra: more elements for <domain> (lifecycle) and for
+ * <devices>, and words for the kernel command line. */
+static char *guest_xml_full(Harness *h, const char *name, const char *domain_extra, const char *cmdline_extra,
+                            const char *devices_extra) {
+        const char *g = guest(h);
+        _cleanup_free_ char *serial = serial_path(h, name);
+        char *x;
+
+        (void) unlink(serial);
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'>\n"
+                             "  <name>%s</name>\n"
+                             "  <memory unit='MiB'>192</memory>\n"
+                             "  <vcpu>1</vcpu>\n"
+                             "  <os>\n"
+                             "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+                             "    <kernel>%s/vmlinuz</kernel>\n"
+                             "    <initrd>%s/initrd.gz</initrd>\n"
+                             "    <cmdline>console=ttyS0 quiet %s</cmdline>\n"
+                             "  </os>\n"
+                             "  <features><acpi/></features>\n"
+                             "  %s\n"
+                             "  <devices>\n"
+                             "    <serial type='file'><source path='%s'/><target port='0'/></serial>\n"
+                             "    %s\n"
+                             "  </devices>\n"
+                             "</domain>\n",
+                             name, g, g, cmdline_extra, domain_extra, serial, devices_extra) >= 0);
+        return x;
+}
+
 static char *guest_xml(Harness *h, const char *name, const char *on_poweroff) {
         const char *g = guest(h);
         _cleanup_free_ char *serial = serial_path(h, name);
@@ -595,6 +625,37 @@ static void test_direct_macvtap(void **state) {
         harness_result_done(&res);
 }
 
+/* A guest that panics: the pvpanic device tells QEMU, and <on_crash> decides: destroy leaves the domain
+ * crashed, restart boots it again. */
+static void test_crash(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = guest_xml_full(h, "fragile", "<on_crash>destroy</on_crash>", "virtbus.crash",
+                                                  "<panic model='isa'/>"),
+                            *path = define(bus, xml), *serial = serial_path(h, "fragile"), *uuid = uuid_of(h, path),
+                            *xml2 = guest_xml_full(h, "phoenix2", "<on_crash>restart</on_crash>", "virtbus.crash",
+                                                   "<panic model='isa'/>"),
+                            *path2 = define(bus, xml2), *serial2 = serial_path(h, "phoenix2");
+        pid_t pid;
+
+        call_domain(bus, path, "Start");
+        pid = qemu_pid(h, uuid);
+        wait_for_text(serial, "VIRTBUS-GUEST-CRASHING", 1);
+        for (uint64_t deadline = now_usec() + GUEST_TIMEOUT_USEC; !streq(state_of(h, path), "crashed");) {
+                if (now_usec() > deadline)
+                        fail_msg("'fragile' is %s, not crashed", state_of(h, path));
+                usleep(20 * 1000);
+        }
+        assert_false(process_alive(pid));
+        call_domain(bus, path, "Destroy"); /* a crashed domain is put to rest */
+        assert_string_equal(state_of(h, path), "shutoff");
+
+        call_domain(bus, path2, "Start");
+        wait_for_text(serial2, "VIRTBUS-GUEST-CRASHING", 2);
+        assert_string_equal(state_of(h, path2), "running");
+        call_domain(bus, path2, "Destroy");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_diskless, teardown_qemus),
@@ -606,6 +667,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_bridge_tap, teardown_qemus),
                 cmocka_unit_test_teardown(test_direct_macvtap, teardown_qemus),
                 cmocka_unit_test_teardown(test_lifecycle_actions, teardown_qemus),
+                cmocka_unit_test_teardown(test_crash, teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
