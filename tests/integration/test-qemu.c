@@ -50,8 +50,9 @@ static char *serial_path(Harness *h, const char *name) {
         return p;
 }
 
-/* A diskless machine: nothing to boot, but every device kind we put on the command line. */
-static char *diskless_xml(const char *type, const char *name, const char *devices) {
+/* A diskless machine: nothing to boot, but every device kind we put on the command line. extra: more
+ * elements of <domain> (before <devices>). */
+static char *diskless_xml_extra(const char *type, const char *name, const char *extra, const char *devices) {
         char *x;
         assert_true(asprintf(&x,
                              "<domain type='%s'>\n"
@@ -60,10 +61,15 @@ static char *diskless_xml(const char *type, const char *name, const char *device
                              "  <vcpu>1</vcpu>\n"
                              "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n"
                              "  <features><acpi/></features>\n"
+                             "%s"
                              "  <devices>%s</devices>\n"
                              "</domain>\n",
-                             type, name, devices ?: "") >= 0);
+                             type, name, extra ?: "", devices ?: "") >= 0);
         return x;
+}
+
+static char *diskless_xml(const char *type, const char *name, const char *devices) {
+        return diskless_xml_extra(type, name, NULL, devices);
 }
 
 /* The tiny guest, serial console into a file; extra: more elements for <domain> (lifecycle) and for
@@ -308,10 +314,12 @@ static void test_diskless(void **state) {
         assert_non_null(strstr(log, "-name guest=bare"));
 }
 
+/* KVM, with the host's CPU (on KVM_PVM hosts QEMU needs arch-capabilities hidden for that). */
 static void test_kvm(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *xml = diskless_xml("kvm", "fast", NULL), *path = define(bus, xml);
+        _cleanup_free_ char *xml = diskless_xml_extra("kvm", "fast", "  <cpu mode='host-passthrough'/>\n", NULL),
+                            *path = define(bus, xml);
         int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
         if (fd < 0) {

@@ -469,6 +469,9 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bo
                 return r;
         vm->log_offset = log_offset;
 
+        /* From here on a restarted virtbusd finds it (paused, if we die before cont). */
+        vm->state = DOMAIN_PAUSED;
+        (void) qemu_vm_save(vm);
         r = watch_process(vm);
         if (r >= 0)
                 r = open_monitor(vm, &err);
