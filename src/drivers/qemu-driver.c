@@ -57,6 +57,7 @@ static void vm_lifecycle(QemuDriver *q, QemuVm *vm, DomainLifecycleEvent event) 
         case DOMAIN_LIFECYCLE_RENAME_RESTART:
         case DOMAIN_LIFECYCLE_COREDUMP_RESTART:
                 vm->shutdown_seen = vm->crashed = false;
+                vm->restarting = true;
                 (void) qemu_monitor_call(vm->mon, "system_reset", NULL, NULL, NULL);
                 (void) qemu_monitor_call(vm->mon, "cont", NULL, NULL, NULL);
                 notify_state(q, vm, DOMAIN_RUNNING);
@@ -101,11 +102,12 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
                 vm->crashed = true;
                 vm_lifecycle(q, vm, DOMAIN_LIFECYCLE_ON_CRASH);
         } else if (streq(name, "STOP")) {
-                if (!vm->shutdown_seen && !vm->crashed && vm->state != DOMAIN_SHUTDOWN)
+                if (!vm->shutdown_seen && !vm->crashed && !vm->restarting && vm->state != DOMAIN_SHUTDOWN)
                         notify_state(q, vm, DOMAIN_PAUSED);
-        } else if (streq(name, "RESUME"))
+        } else if (streq(name, "RESUME")) {
+                vm->restarting = false;
                 notify_state(q, vm, DOMAIN_RUNNING);
-        else if (streq(name, "DEVICE_DELETED"))
+        } else if (streq(name, "DEVICE_DELETED"))
                 qemu_driver_device_deleted(q, vm, qemu_json_string(data, "device"));
 }
 

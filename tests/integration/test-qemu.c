@@ -664,6 +664,44 @@ static void test_crash(void **state) {
         call_domain(bus, path2, "Destroy");
 }
 
+/* UpdateDevice on a cdrom: a medium goes in (QEMU opens the image), is swapped, and comes out. */
+static void test_cdrom_medium(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("qemu", "jukebox",
+                                                "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+                                                "<target dev='hdc' bus='ide'/><readonly/></disk>"),
+                            *path = define(bus, xml), *uuid = uuid_of(h, path), *a = NULL, *b = NULL, *with_a = NULL,
+                            *with_b = NULL;
+        const char *empty = "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+                            "<target dev='hdc' bus='ide'/><readonly/></disk>";
+        pid_t pid;
+
+        assert_true(asprintf(&a, "%s/a.iso", harness_dir(h)) >= 0);
+        assert_true(asprintf(&b, "%s/b.iso", harness_dir(h)) >= 0);
+        for (int k = 0; k < 2; k++) {
+                int fd = open(k ? b : a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                assert_true(fd >= 0);
+                assert_int_equal(ftruncate(fd, 1 << 20), 0);
+                close(fd);
+        }
+        assert_true(asprintf(&with_a, "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='%s'/>"
+                                      "<target dev='hdc' bus='ide'/><readonly/></disk>", a) >= 0);
+        assert_true(asprintf(&with_b, "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='%s'/>"
+                                      "<target dev='hdc' bus='ide'/><readonly/></disk>", b) >= 0);
+        call_domain(bus, path, "Start");
+        pid = qemu_pid(h, uuid);
+
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", with_a, UINT64_C(0)));
+        assert_true(process_has_open(pid, a));
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", with_b, UINT64_C(0)));
+        assert_false(process_has_open(pid, a));
+        assert_true(process_has_open(pid, b));
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", empty, UINT64_C(0)));
+        assert_false(process_has_open(pid, b));
+        call_domain(bus, path, "Destroy");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_diskless, teardown_qemus),
@@ -676,6 +714,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_direct_macvtap, teardown_qemus),
                 cmocka_unit_test_teardown(test_lifecycle_actions, teardown_qemus),
                 cmocka_unit_test_teardown(test_crash, teardown_qemus),
+                cmocka_unit_test_teardown(test_cdrom_medium, teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

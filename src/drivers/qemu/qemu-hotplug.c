@@ -375,12 +375,62 @@ void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
                 ev->device_removed(ev->userdata, vm->uuid, a);
 }
 
+static int id_command(QemuVm *vm, const char *what, const char *command, const char *id, bool force,
+                      VbError *reterr) {
+        struct json_object *args = json_object_new_object();
+
+        json_object_object_add(args, "id", json_object_new_string(id));
+        if (force)
+                json_object_object_add(args, "force", json_object_new_boolean(true));
+        return qemu_vm_command(vm, what, command, args, NULL, reterr);
+}
+
+static int update_link(QemuVm *vm, const DeviceDef *dev, const ConfNode *n, VbError *reterr) {
+        const char *link = qemu_node_attr(n, "link", "state");
+        struct json_object *args = json_object_new_object();
+
+        json_object_object_add(args, "name", json_object_new_string(dev->alias));
+        json_object_object_add(args, "up", json_object_new_boolean(!link || !streq(link, "down")));
+        return qemu_vm_command(vm, "set the link state", "set_link", args, NULL, reterr);
+}
+
+/* A cdrom or floppy gets another medium (blockdev-change-medium: tray open, medium out, new one in, tray
+ * closed, also when the guest locked it) or none (eject). The named nodes a medium had from the start go
+ * too, so that its image is closed. */
+static int update_medium(QemuVm *vm, const DeviceDef *dev, const DeviceDef *old, const ConfNode *n,
+                         VbError *reterr) {
+        const char *device = qemu_node_attr(n, NULL, "device") ?: "disk";
+        const char *source = device_disk_get_source(dev), *format = qemu_node_attr(n, "driver", "type") ?: "raw";
+        struct json_object *args;
+        int r;
+
+        if (!streq(device, "cdrom") && !streq(device, "floppy"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Only the medium of a cdrom or floppy can be changed on a running domain");
+        if (source) {
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(dev->alias));
+                json_object_object_add(args, "filename", json_object_new_string(source));
+                json_object_object_add(args, "format", json_object_new_string(format));
+                json_object_object_add(args, "read-only-mode", json_object_new_string("read-only"));
+                json_object_object_add(args, "force", json_object_new_boolean(true));
+                r = qemu_vm_command(vm, "change the medium", "blockdev-change-medium", args, NULL, reterr);
+        } else if (device_disk_get_source(old))
+                r = id_command(vm, "eject the medium", "eject", dev->alias, true, reterr);
+        else
+                r = 0;
+        if (r < 0)
+                return r;
+        blockdev_del(vm, dev->alias, "format");
+        blockdev_del(vm, dev->alias, "storage");
+        return 0;
+}
+
 int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_(device_def_freep) DeviceDef *copy = NULL;
-        const char *link;
         ssize_t i;
         int r;
 
@@ -390,24 +440,20 @@ int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
         if (i < 0)
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "Domain %s has no device '%s'", uuid,
                                     strempty(dev->alias));
-        if (dev->kind != DEVICE_INTERFACE)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "The qemu driver can change only an interface's link state in place yet");
         r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
         if (r < 0)
                 return r;
-        link = qemu_node_attr(n, "link", "state");
-        {
-                struct json_object *args = json_object_new_object();
-                json_object_object_add(args, "name", json_object_new_string(dev->alias));
-                json_object_object_add(args, "up", json_object_new_boolean(!link || !streq(link, "down")));
-                r = qemu_vm_command(vm, "set the link state", "set_link", args, NULL, reterr);
-                if (r < 0)
-                        return r;
-        }
-        r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
-        if (r >= 0)
-                r = device_def_parse_node(TAKE_PTR(n), &copy, NULL);
+        if (dev->kind == DEVICE_INTERFACE)
+                r = update_link(vm, dev, n, reterr);
+        else if (dev->kind == DEVICE_DISK)
+                r = update_medium(vm, dev, vm->live->devices[i], n, reterr);
+        else
+                r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                 "The qemu driver can change an interface's link state and a cdrom's or floppy's "
+                                 "medium in place, not a '%s'", device_def_kind_name(dev));
+        if (r < 0)
+                return r;
+        r = device_def_parse_node(TAKE_PTR(n), &copy, NULL);
         if (r < 0)
                 return r;
         /* Keep what QEMU assigned (the address) if the update didn't say. */

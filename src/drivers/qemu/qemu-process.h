@@ -56,6 +56,7 @@ struct QemuVm {
         bool crashed;       /* GUEST_PANICKED */
         bool reboot_requested; /* a Reboot request: the next SHUTDOWN follows <on_reboot> */
         bool stop_requested;   /* a lifecycle action is ending the process */
+        bool restarting;       /* a lifecycle action reset the guest: the STOP before its RESUME is no pause */
         void *priv;         /* the driver's */
 };
 
