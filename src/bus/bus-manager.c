@@ -3,7 +3,6 @@
 #include "bus/bus-capabilities.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
-#include "bus/bus-nodedev.h"
 #include "bus/bus-network.h"
 #include "bus/bus-nodedev.h"
 #include "config.h"

@@ -7,7 +7,6 @@
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
 #include "bus/bus-manager.h"
-#include "bus/bus-nodedev.h"
 #include "bus/bus-network.h"
 #include "bus/bus-nodedev.h"
 #include "bus/bus-server.h"

@@ -4,7 +4,6 @@
 
 #include "conf/device-conf.h"
 #include "conf/domain-conf.h"
-#include "conf/nodedev-conf.h"
 #include "conf/network-conf.h"
 #include "conf/nodedev-conf.h"
 #include "util/fileio.h"
