@@ -69,18 +69,33 @@ static int start_fake_kernel(NodeDevState *s, const char *root) {
         return 0;
 }
 
+/* The simulated host is made once per runtime dir (a boot of the "host") and kept across restarts of
+ * virtbusd, as a real host keeps its devices' state: copied to a temporary name, then renamed. */
+static int test_host_copy(const char *src, const char *root) {
+        _cleanup_free_ char *tmp = NULL;
+        int r;
+
+        if (asprintf(&tmp, "%s.new", root) < 0)
+                return -ENOMEM;
+        r = run((const char *const[]) { "/bin/rm", "-rf", tmp, NULL });
+        if (r >= 0)
+                r = run((const char *const[]) { "/bin/cp", "-a", src, tmp, NULL });
+        if (r >= 0 && rename(tmp, root) < 0)
+                r = -errno;
+        return r;
+}
+
 int manager_nodedev_test_host_setup(Manager *m) {
         _cleanup_free_ char *root = NULL;
         const char *src = VB_DATADIR "/test-host-sysfs";
-        int r;
+        int r = 0;
 
         if (access(src, F_OK) < 0)
                 src = VB_SOURCE_ROOT "/data/test-host-sysfs";
         if (asprintf(&root, "%s/test-host-sysfs", m->runtime_dir) < 0)
                 return -ENOMEM;
-        r = run((const char *const[]) { "/bin/rm", "-rf", root, NULL });
-        if (r >= 0)
-                r = run((const char *const[]) { "/bin/cp", "-a", src, root, NULL });
+        if (access(root, F_OK) < 0)
+                r = test_host_copy(src, root);
         if (r < 0)
                 return log_warning_errno(r, "Failed to set up the simulated host from '%s', using /sys: %m", src);
         r = host_set_sysfs_root(root);
