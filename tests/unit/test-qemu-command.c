@@ -244,12 +244,44 @@ static void test_graphics_input(void **state) {
         build_fails(spice, VB_ERROR_NOT_SUPPORTED, "'spice'");
 }
 
+/* Host PCI functions go to QEMU through VFIO (this machine has no VFIO: the command line is what is
+ * checked here; core binds the device to vfio-pci before the start, tested on a fake sysfs tree). */
+static void test_host_devices(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def = NULL;
+        QemuCommand c = {};
+
+        def = parse("qemu", "vfio", NULL, NULL,
+                    "<hostdev mode='subsystem' type='pci' managed='yes'>"
+                    "<source><address domain='0x0000' bus='0x06' slot='0x12' function='0x2'/></source>"
+                    "<address type='pci' domain='0x0000' bus='0x00' slot='0x07' function='0x0'/></hostdev>"
+                    "<interface type='hostdev' managed='yes'><mac address='52:54:00:6d:90:02'/>"
+                    "<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source>"
+                    "<boot order='1'/></interface>");
+        build_ok(def, &params, &c);
+        assert_true(has_value(&c, "-device", "vfio-pci,host=0000:06:12.2,id=hostdev0,bus=pci.0,addr=0x7.0x0"));
+        assert_true(has_value(&c, "-device", "vfio-pci,host=0000:03:10.1,id=hostdev1,bootindex=1"));
+        /* No netdev for the VF: the guest drives the function itself. */
+        assert_null(opt(&c, "-netdev", 0));
+        qemu_command_done(&c);
+
+        domain_def_free(def);
+        def = parse("qemu", "usb-nic", NULL, NULL,
+                    "<interface type='hostdev'><mac address='52:54:00:6d:90:03'/>"
+                    "<source><address type='usb' bus='1' device='2'/></source></interface>");
+        build_fails(def, VB_ERROR_NOT_SUPPORTED, "USB");
+        domain_def_free(def);
+        def = parse("qemu", "usb-hostdev", NULL, NULL,
+                    "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/>"
+                    "</source></hostdev>");
+        build_fails(def, VB_ERROR_NOT_SUPPORTED, "other than PCI");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
                 cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
                 cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),
-                cmocka_unit_test(test_direct),
+                cmocka_unit_test(test_direct),       cmocka_unit_test(test_host_devices),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

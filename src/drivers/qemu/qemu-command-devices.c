@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 
+#include "conf/device-host-source.h"
 #include "drivers/qemu/qemu-command.h"
 #include "util/strbuf.h"
 
@@ -603,6 +604,45 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
         }
 }
 
+/* Host devices ------------------------------------------------------------------------------- */
+
+/* A PCI function given to the guest (a <hostdev type='pci'> or an <interface type='hostdev'> on a VF),
+ * passed through VFIO. Core has bound it to vfio-pci before the start (core/hostdev.c) and set a VF's
+ * MAC through its PF, so QEMU only needs the host address. Returns 0 if dev is not a host PCI device. */
+static int add_vfio_pci(QemuBuildState *s, const DeviceDef *dev, const char *prefix, unsigned *counter,
+                        char **alias, VbError *reterr) {
+        _cleanup_free_ char *addr = NULL, *boot = NULL;
+        DeviceHostSource src;
+        int r;
+
+        if (device_def_get_host_source(dev, &src) < 0)
+                return 0;
+        switch (src.kind) {
+        case DEVICE_HOST_SOURCE_PCI:
+        case DEVICE_HOST_SOURCE_NET_PCI:
+                break;
+        case DEVICE_HOST_SOURCE_NET_USB:
+                return not_supported(reterr, "An <interface type='hostdev'> on a USB device is not supported: "
+                                     "its MAC address cannot be set");
+        case DEVICE_HOST_SOURCE_OTHER:
+                return not_supported(reterr, "Host devices other than PCI are not supported by the qemu driver "
+                                     "yet");
+        default:
+                return 0;
+        }
+        r = pick_alias(dev, prefix, counter, alias);
+        if (r < 0)
+                return r;
+        addr = pci_addr_opt(dev, false);
+        boot = boot_opt(dev);
+        if (!addr || !boot)
+                return -ENOMEM;
+        qemu_argv_add(&s->cmd->argv, "-device");
+        qemu_argv_addf(&s->cmd->argv, "vfio-pci,host=%04x:%02x:%02x.%x,id=%s%s%s", src.domain, src.bus, src.slot,
+                       src.function, *alias, addr, boot);
+        return 1;
+}
+
 int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr) {
         const DeviceDef *dev = s->def->devices[i];
         char **alias = &s->cmd->aliases[i];
@@ -613,8 +653,16 @@ int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr) {
                 r = pick_alias(dev, "disk", &s->n_disk, alias);
                 return r < 0 ? r : add_disk(s, dev, *alias, reterr);
         case DEVICE_INTERFACE:
+                r = add_vfio_pci(s, dev, "hostdev", &s->n_hostdev, alias, reterr);
+                if (r != 0)
+                        return r < 0 ? r : 0;
                 r = pick_alias(dev, "net", &s->n_net, alias);
                 return r < 0 ? r : add_interface(s, i, *alias, reterr);
+        case DEVICE_HOSTDEV:
+                r = add_vfio_pci(s, dev, "hostdev", &s->n_hostdev, alias, reterr);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                return not_supported(reterr, "This host device is not supported by the qemu driver");
         case DEVICE_SERIAL:
         case DEVICE_PARALLEL:
         case DEVICE_CONSOLE:

@@ -58,7 +58,7 @@ typedef struct QemuBuildState {
         QemuCommand *cmd;
         bool q35;
         unsigned n_disk, n_net, n_serial, n_parallel, n_console, n_channel, n_input, n_video, n_rng, n_watchdog,
-                n_controller;
+                n_controller, n_hostdev;
         bool usb_added, virtio_serial_added, scsi_added, has_video;
         const char *console_serial_alias; /* a serial console is the first serial */
 } QemuBuildState;
