@@ -235,9 +235,32 @@ char *conf_node_take_text(ConfNode *n) {
         return n ? TAKE_PTR(n->text) : NULL;
 }
 
+/* A child typed code took whole, in a parent whose children are placed by an order table: nothing of it
+ * is left to merge back, and its place comes from the table, so it need not be kept. Unless an element
+ * the table doesn't know follows it: that one is placed after its predecessor. */
+static bool placeholder_droppable(const ConfNode *parent, size_t i) {
+        const ConfNode *c = parent->children[i], *next = i + 1 < parent->n_children ? parent->children[i + 1] : NULL;
+
+        if (!c->used || c->ns_href || c->n_attrs > 0 || c->n_children > 0 || c->text)
+                return false;
+        if (conf_order_rank(parent->name, c->name) < 0)
+                return false;
+        return !next || (!next->ns_href && conf_order_rank(parent->name, next->name) >= 0);
+}
+
 void conf_node_compact(ConfNode *n) {
         if (!n)
                 return;
+        if (conf_order_has_table(n->name)) {
+                size_t k = 0;
+                for (size_t i = 0; i < n->n_children; i++) {
+                        if (placeholder_droppable(n, i))
+                                conf_node_free(n->children[i]);
+                        else
+                                n->children[k++] = n->children[i];
+                }
+                n->n_children = k;
+        }
         if (n->n_attrs == 0) {
                 n->attrs = mfree(n->attrs);
                 n->n_attrs_allocated = 0;
