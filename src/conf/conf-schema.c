@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
 #include <libxml/relaxng.h>
@@ -82,6 +85,22 @@ void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata
         schema_on_use_userdata = userdata;
 }
 
+/* The schemas' text is read-only data of the binary: its pages can be dropped and are read again from
+ * the file when the schemas are next compiled. */
+static void schema_text_drop(void) {
+        long page = sysconf(_SC_PAGESIZE);
+
+        if (page <= 0)
+                return;
+        for (const ConfSchemaFile *f = conf_schema_files; f->name; f++) {
+                uintptr_t start = ((uintptr_t) f->data + (uintptr_t) page - 1) & ~((uintptr_t) page - 1);
+                uintptr_t end = ((uintptr_t) f->data + f->size) & ~((uintptr_t) page - 1);
+
+                if (end > start)
+                        (void) madvise((void *) start, end - start, MADV_DONTNEED);
+        }
+}
+
 unsigned conf_schema_release(void) {
         unsigned n = 0;
 
@@ -91,6 +110,8 @@ unsigned conf_schema_release(void) {
                         schema_cache[i].rng = NULL;
                         n++;
                 }
+        if (n > 0)
+                schema_text_drop();
         return n;
 }
 
