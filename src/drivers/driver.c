@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "conf/domain-access.h"
 #include "drivers/driver.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 
 static const char * const domain_state_table[_DOMAIN_STATE_MAX] = {
@@ -25,6 +27,41 @@ DEFINE_STRING_TABLE_LOOKUP(domain_stop_reason, DomainStopReason);
 int vb_driver_not_supported(const VbDriver *drv, const char *what, VbError *reterr) {
         return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "The '%s' driver does not support %s yet",
                             drv->ops->name, what);
+}
+
+int vb_driver_domain_info_set(VbDriverDomainInfo *info, const char *uuid, unsigned id, DomainState state,
+                              const DomainDef *live) {
+        int r = domain_def_copy(live, &info->live);
+        if (r < 0)
+                return r;
+        snprintf(info->uuid, sizeof info->uuid, "%s", uuid);
+        info->id = id;
+        info->state = state;
+        return 0;
+}
+
+int vb_driver_list_running_from(Hashmap *domains, int (*describe)(void *domain, VbDriverDomainInfo *ret),
+                                VbDriverDomainInfo **ret, size_t *ret_n) {
+        VbDriverDomainInfo *infos;
+        void *domain;
+        size_t n = 0;
+
+        infos = new0(VbDriverDomainInfo, hashmap_size(domains));
+        if (!infos)
+                return -ENOMEM;
+        for (size_t i = 0; hashmap_iterate(domains, &i, &domain, NULL);) {
+                int r = describe(domain, &infos[n]);
+                if (r < 0) {
+                        for (size_t j = 0; j < n; j++)
+                                vb_driver_domain_info_done(&infos[j]);
+                        free(infos);
+                        return r;
+                }
+                n++;
+        }
+        *ret = infos;
+        *ret_n = n;
+        return 0;
 }
 
 void vb_driver_domain_info_done(VbDriverDomainInfo *info) {

@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "util/error.h"
+#include "util/hashmap.h"
 #include "util/string-table.h"
 
 typedef struct DomainDef DomainDef;
@@ -161,6 +162,13 @@ const char *vb_driver_name(const VbDriver *drv);
 int vb_driver_not_supported(const VbDriver *drv, const char *what, VbError *reterr);
 
 void vb_driver_domain_info_done(VbDriverDomainInfo *info);
+/* Fills info with a copy of live. */
+int vb_driver_domain_info_set(VbDriverDomainInfo *info, const char *uuid, unsigned id, DomainState state,
+                              const DomainDef *live);
+/* domain_list_running for a backend that keeps its running domains in a Hashmap: describe() fills the
+ * info of one. */
+int vb_driver_list_running_from(Hashmap *domains, int (*describe)(void *domain, VbDriverDomainInfo *ret),
+                                VbDriverDomainInfo **ret, size_t *ret_n);
 
 extern const VbDriverOps vb_test_driver_ops;
 extern const VbDriverOps vb_qemu_driver_ops;

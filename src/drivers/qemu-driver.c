@@ -236,37 +236,15 @@ static void qemu_close(VbDriver *drv) {
 }
 
 static int info_of(QemuVm *vm, VbDriverDomainInfo *ret) {
-        int r = domain_def_copy(vm->live, &ret->live);
-        if (r < 0)
-                return r;
-        snprintf(ret->uuid, sizeof ret->uuid, "%s", vm->uuid);
-        ret->id = vm->id;
-        ret->state = vm->state;
-        return 0;
+        return vb_driver_domain_info_set(ret, vm->uuid, vm->id, vm->state, vm->live);
+}
+
+static int describe_vm(void *vm, VbDriverDomainInfo *ret) {
+        return info_of(vm, ret);
 }
 
 static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
-        QemuDriver *q = priv(drv);
-        VbDriverDomainInfo *infos;
-        QemuVm *vm;
-        size_t n = 0;
-
-        infos = new0(VbDriverDomainInfo, hashmap_size(q->vms));
-        if (!infos)
-                return -ENOMEM;
-        for (size_t i = 0; hashmap_iterate(q->vms, &i, (void **) &vm, NULL);) {
-                int r = info_of(vm, &infos[n]);
-                if (r < 0) {
-                        for (size_t j = 0; j < n; j++)
-                                vb_driver_domain_info_done(&infos[j]);
-                        free(infos);
-                        return r;
-                }
-                n++;
-        }
-        *ret = infos;
-        *ret_n = n;
-        return 0;
+        return vb_driver_list_running_from(priv(drv)->vms, describe_vm, ret, ret_n);
 }
 
 static int qemu_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret, VbError *reterr) {

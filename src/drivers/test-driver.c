@@ -240,37 +240,15 @@ static const char * const *test_default_domains(VbDriver *drv) {
 }
 
 static int info_of(TestGuest *g, VbDriverDomainInfo *ret) {
-        int r = domain_def_copy(g->live, &ret->live);
-        if (r < 0)
-                return r;
-        snprintf(ret->uuid, sizeof ret->uuid, "%s", g->uuid);
-        ret->id = g->id;
-        ret->state = g->state;
-        return 0;
+        return vb_driver_domain_info_set(ret, g->uuid, g->id, g->state, g->live);
+}
+
+static int describe_guest(void *g, VbDriverDomainInfo *ret) {
+        return info_of(g, ret);
 }
 
 static int test_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
-        TestDriver *t = priv(drv);
-        VbDriverDomainInfo *infos;
-        TestGuest *g;
-        size_t n = 0;
-
-        infos = new0(VbDriverDomainInfo, hashmap_size(t->guests));
-        if (!infos)
-                return -ENOMEM;
-        for (size_t i = 0; hashmap_iterate(t->guests, &i, (void **) &g, NULL);) {
-                int r = info_of(g, &infos[n]);
-                if (r < 0) {
-                        for (size_t j = 0; j < n; j++)
-                                vb_driver_domain_info_done(&infos[j]);
-                        free(infos);
-                        return r;
-                }
-                n++;
-        }
-        *ret = infos;
-        *ret_n = n;
-        return 0;
+        return vb_driver_list_running_from(priv(drv)->guests, describe_guest, ret, ret_n);
 }
 
 static TestGuest *find_guest(TestDriver *t, const char *uuid, VbError *reterr) {
