@@ -1489,3 +1489,52 @@ int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t 
         xmlCleanupParser();
         return r == 0 ? 0 : 1; /* never 77, which would read as "skipped" */
 }
+
+int harness_fake_sysfs_start(HarnessFakeSysfs *f, const char *name) {
+        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
+        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
+        char ready[16] = "";
+        int pfd[2];
+
+        *f = (HarnessFakeSysfs) {};
+        snprintf(f->dir, sizeof f->dir, "/tmp/virtbus-%s-XXXXXX", name);
+        if (!kernel || !src || !mkdtemp(f->dir)) {
+                f->dir[0] = 0;
+                return -1;
+        }
+        if (chmod(f->dir, 0755) < 0 || asprintf(&f->root, "%s/sysfs", f->dir) < 0 ||
+            asprintf(&cmd, "cp -a '%s' '%s'", src, f->root) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
+                return -1;
+        f->kernel = fork();
+        if (f->kernel < 0)
+                return -1;
+        if (f->kernel == 0) {
+                dup2(pfd[1], STDOUT_FILENO);
+                execl(kernel, kernel, f->root, (char *) NULL);
+                _exit(127);
+        }
+        close(pfd[1]);
+        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
+                close(pfd[0]);
+                return -1;
+        }
+        close(pfd[0]);
+        return 0;
+}
+
+void harness_fake_sysfs_stop(HarnessFakeSysfs *f) {
+        _cleanup_free_ char *rm = NULL;
+
+        if (!f)
+                return;
+        if (f->kernel > 0) {
+                kill(f->kernel, SIGTERM);
+                (void) waitpid(f->kernel, NULL, 0);
+                f->kernel = 0;
+        }
+        if (f->dir[0] && asprintf(&rm, "rm -rf '%s'", f->dir) >= 0)
+                (void) system(rm);
+        f->dir[0] = 0;
+        free(f->root);
+        f->root = NULL;
+}

@@ -184,6 +184,22 @@ sd_bus_message *harness_watch_next(HarnessWatch *w, uint64_t timeout_usec);
 HarnessWatch *harness_watch_free(HarnessWatch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HarnessWatch *, harness_watch_free);
 
+/* Fake host devices ------------------------------------------------------------------------- */
+
+/* This machine has no SR-IOV, IOMMU or VFIO: tests that need them run virtbusd with --sysfs-root on a
+ * copy of the FAKE tree tests/data/sysfs/host, with tests/helpers/fake-sysfs-kernel
+ * ($VIRTBUS_FAKE_SYSFS_KERNEL) doing what the kernel would when files are written. */
+typedef struct HarnessFakeSysfs {
+        char dir[64];  /* the temp dir (0755) holding the copy */
+        char *root;    /* dir/sysfs: what --sysfs-root gets */
+        pid_t kernel;
+} HarnessFakeSysfs;
+
+/* Copies the tree and starts the fake kernel on it (returns once it says it watches the tree). */
+int harness_fake_sysfs_start(HarnessFakeSysfs *f, const char *name);
+/* Stops the fake kernel and removes the copy. NULL-safe, idempotent. */
+void harness_fake_sysfs_stop(HarnessFakeSysfs *f);
+
 /* cmocka glue ------------------------------------------------------------------------------- */
 
 /* Runs a cmocka group with one harness (the tests' *state) started before and stopped after. Prints

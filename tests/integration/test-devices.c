@@ -25,9 +25,8 @@
 #define LIVE UINT64_C(1)
 #define CONFIG UINT64_C(2)
 #define TEST_NS "urn:virtbus:test-driver"
-static char tmpdir[] = "/tmp/virtbus-devices-XXXXXX";
-static char *sysfs;
-static pid_t kernel_pid;
+static HarnessFakeSysfs fake;
+#define sysfs (fake.root)
 
 /* The driver a PCI device of the fake tree is bound to ("" if none). */
 static char *driver_of(const char *address) {
@@ -720,43 +719,7 @@ static void test_libvirt_corpus(void **state) {
         remove_domain(bus, on);
 }
 
-static void stop_kernel(void) {
-        if (kernel_pid > 0) {
-                kill(kernel_pid, SIGTERM);
-                (void) waitpid(kernel_pid, NULL, 0);
-                kernel_pid = 0;
-        }
-}
-
-/* A copy of the fake tree, and the fake kernel on it (it says "ready" once it watches the tree). */
-static int setup_tree(void) {
-        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
-        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
-        char ready[16] = "";
-        int pfd[2];
-
-        if (!kernel || !mkdtemp(tmpdir) || chmod(tmpdir, 0755) < 0 || asprintf(&sysfs, "%s/sysfs", tmpdir) < 0 ||
-            asprintf(&cmd, "cp -a '%s' '%s'", src, sysfs) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
-                return -1;
-        kernel_pid = fork();
-        if (kernel_pid < 0)
-                return -1;
-        if (kernel_pid == 0) {
-                dup2(pfd[1], STDOUT_FILENO);
-                execl(kernel, kernel, sysfs, (char *) NULL);
-                _exit(127);
-        }
-        close(pfd[1]);
-        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
-                close(pfd[0]);
-                return -1;
-        }
-        close(pfd[0]);
-        return 0;
-}
-
 int main(void) {
-        _cleanup_free_ char *rm = NULL;
         int r;
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_introspection),
@@ -774,16 +737,14 @@ int main(void) {
                 cmocka_unit_test(test_libvirt_corpus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
-        if (setup_tree() < 0) {
+        if (harness_fake_sysfs_start(&fake, "devices") < 0) {
                 fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                stop_kernel();
+                harness_fake_sysfs_stop(&fake);
                 return 1;
         }
         r = harness_run_group(tests, &(HarnessOptions) {
                 .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, "--device-removal-timeout=1", NULL },
         });
-        stop_kernel();
-        if (asprintf(&rm, "rm -rf '%s'", tmpdir) >= 0)
-                (void) system(rm);
+        harness_fake_sysfs_stop(&fake);
         return r;
 }

@@ -543,9 +543,10 @@ static void test_qemu_guest(void **state) {
 
 /* A pool of host devices (simulated backend, fake sysfs) ------------------------------------------- */
 
-static char vf_tmpdir[] = "/tmp/virtbus-netvf-XXXXXX";
-static char *vf_sysfs;
-static pid_t kernel_pid;
+/* The VF pool group runs on the fake sysfs tree: this machine has no SR-IOV, so the VFs are those of the
+ * fake NIC. */
+static HarnessFakeSysfs fake;
+#define vf_sysfs (fake.root)
 
 static void test_hostdev_pool(void **state) {
         Harness *h = *state;
@@ -585,58 +586,19 @@ static void test_hostdev_pool(void **state) {
         call_net(bus, net, "Stop");
 }
 
-static void stop_kernel(void) {
-        if (kernel_pid > 0) {
-                kill(kernel_pid, SIGTERM);
-                (void) waitpid(kernel_pid, NULL, 0);
-                kernel_pid = 0;
-        }
-}
-
-/* A copy of the fake sysfs tree and the fake kernel on it, as tests/integration/test-nodedev.c does:
- * this machine has no SR-IOV, so the VFs are those of the fake NIC. */
-static int setup_tree(void) {
-        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
-        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
-        char ready[16] = "";
-        int pfd[2];
-
-        if (!kernel || !mkdtemp(vf_tmpdir) || chmod(vf_tmpdir, 0755) < 0 || asprintf(&vf_sysfs, "%s/sysfs", vf_tmpdir) < 0 ||
-            asprintf(&cmd, "cp -a '%s' '%s'", src, vf_sysfs) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
-                return -1;
-        kernel_pid = fork();
-        if (kernel_pid < 0)
-                return -1;
-        if (kernel_pid == 0) {
-                dup2(pfd[1], STDOUT_FILENO);
-                execl(kernel, kernel, vf_sysfs, (char *) NULL);
-                _exit(127);
-        }
-        close(pfd[1]);
-        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
-                close(pfd[0]);
-                return -1;
-        }
-        close(pfd[0]);
-        return 0;
-}
-
 static int run_vf_group(void) {
         static const struct CMUnitTest vf[] = {
                 cmocka_unit_test(test_hostdev_pool),
         };
-        _cleanup_free_ char *rm = NULL;
         int r;
 
-        if (setup_tree() < 0) {
+        if (harness_fake_sysfs_start(&fake, "netvf") < 0) {
                 fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                stop_kernel();
+                harness_fake_sysfs_stop(&fake);
                 return 1;
         }
         r = harness_run_group(vf, &(HarnessOptions) { .daemon_args = (const char * const[]) { "--sysfs-root", vf_sysfs, NULL } });
-        stop_kernel();
-        if (asprintf(&rm, "rm -rf '%s'", vf_tmpdir) >= 0)
-                (void) system(rm);
+        harness_fake_sysfs_stop(&fake);
         return r;
 }
 

@@ -24,9 +24,8 @@
 #define OM_INTERFACE "org.freedesktop.DBus.ObjectManager"
 #define ERR(name) "org.virtbus1.Error." name
 
-static char tmpdir[] = "/tmp/virtbus-nodedev-XXXXXX";
-static char *sysfs;
-static pid_t kernel_pid;
+static HarnessFakeSysfs fake;
+#define sysfs (fake.root)
 
 static char *nd_path(sd_bus *bus, const char *name) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "GetNodeDeviceByName", "s", name);
@@ -327,41 +326,6 @@ static void test_authorization(void **state) {
         nd_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
 }
 
-static void stop_kernel(void) {
-        if (kernel_pid > 0) {
-                kill(kernel_pid, SIGTERM);
-                (void) waitpid(kernel_pid, NULL, 0);
-                kernel_pid = 0;
-        }
-}
-
-/* A copy of the fake tree, and the fake kernel on it. */
-static int setup_tree(void) {
-        _cleanup_free_ char *src = harness_source_path("tests/data/sysfs/host"), *cmd = NULL;
-        const char *kernel = getenv("VIRTBUS_FAKE_SYSFS_KERNEL");
-        char ready[16] = "";
-        int pfd[2];
-
-        if (!kernel || !mkdtemp(tmpdir) || chmod(tmpdir, 0755) < 0 || asprintf(&sysfs, "%s/sysfs", tmpdir) < 0 ||
-            asprintf(&cmd, "cp -a '%s' '%s'", src, sysfs) < 0 || system(cmd) != 0 || pipe2(pfd, O_CLOEXEC) < 0)
-                return -1;
-        kernel_pid = fork();
-        if (kernel_pid < 0)
-                return -1;
-        if (kernel_pid == 0) {
-                dup2(pfd[1], STDOUT_FILENO);
-                execl(kernel, kernel, sysfs, (char *) NULL);
-                _exit(127);
-        }
-        close(pfd[1]);
-        if (read(pfd[0], ready, sizeof ready - 1) <= 0 || !strstr(ready, "ready")) {
-                close(pfd[0]);
-                return -1;
-        }
-        close(pfd[0]);
-        return 0;
-}
-
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_enumeration),
@@ -370,20 +334,17 @@ int main(void) {
                 cmocka_unit_test(test_domain_host_devices),
                 cmocka_unit_test(test_authorization),
         };
-        _cleanup_free_ char *rm = NULL;
         int r;
 
         HARNESS_SKIP_UNLESS_ROOT();
-        if (setup_tree() < 0) {
+        if (harness_fake_sysfs_start(&fake, "nodedev") < 0) {
                 fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                stop_kernel();
+                harness_fake_sysfs_stop(&fake);
                 return 1;
         }
         r = harness_run_group(tests, &(HarnessOptions) {
                 .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, NULL },
         });
-        stop_kernel();
-        if (asprintf(&rm, "rm -rf '%s'", tmpdir) >= 0)
-                (void) system(rm);
+        harness_fake_sysfs_stop(&fake);
         return r;
 }
