@@ -6,6 +6,7 @@
 #include "conf/conf-util.h"
 #include "conf/domain-conf.h"
 #include "util/fileio.h"
+#include "util/log.h"
 
 static const char * const domain_virt_type_table[_DOMAIN_VIRT_MAX] = {
         [DOMAIN_VIRT_QEMU] = "qemu",
@@ -135,15 +136,19 @@ int domain_def_format(const DomainDef *def, unsigned flags, char **ret) {
         return 0;
 }
 
+/* Through the node model, not text: the definition was valid when it was made, so the copy skips the
+ * schema (which may have been released and would be compiled again) and libxml2. */
 int domain_def_copy(const DomainDef *def, DomainDef **ret) {
-        _cleanup_free_ char *xml = NULL;
+        ConfNode *n = NULL;
         VbError e = VB_ERROR_NULL;
         int r;
 
-        r = domain_def_format(def, DOMAIN_FORMAT_SECURE, &xml);
+        r = domain_def_to_node(def, DOMAIN_FORMAT_SECURE, &n);
         if (r < 0)
                 return r;
-        r = domain_def_parse_string(xml, 0, ret, &e);
+        r = domain_def_parse_node(n, 0, ret, &e);
+        if (r < 0)
+                log_debug("Copying a domain definition failed: %s", strempty(e.message));
         vb_error_free(&e);
         return r;
 }

@@ -128,6 +128,24 @@ static void swap_def(DomainDef **slot, DomainDef **new_def) {
         *slot = TAKE_PTR(*new_def);
 }
 
+/* After the driver changed a running domain: its own live definition, which has what only it knows (the
+ * tap it made, the address the hypervisor chose), replaces the one core built. Core's stays if the
+ * driver can't tell. */
+static void adopt_driver_live(Manager *m, Domain *d, DomainDef **new_live) {
+        DomainDef *live = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        if (!DRIVER_OP(m, domain_get_live))
+                return;
+        if (DRIVER_OP(m, domain_get_live)(m->driver, d->uuid, &live, &e) < 0) {
+                log_debug("Domain '%s': keeping core's live definition: %s", d->name, strempty(e.message));
+                vb_error_free(&e);
+                return;
+        }
+        domain_def_free(*new_live);
+        *new_live = live;
+}
+
 static void log_change(Domain *d, const char *what, const DeviceDef *dev, unsigned flags) {
         _cleanup_free_ char *desc = device_def_describe(dev);
 
@@ -266,6 +284,7 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                         give_back_host_resources(m, d, live_dev);
                         return r;
                 }
+                adopt_driver_live(m, d, &new_live);
         }
         swap_def(&d->live, &new_live);
         swap_def(&d->config, &new_config);
@@ -325,6 +344,7 @@ static void live_remove(Domain *d, const char *alias) {
                 log_error("Out of memory removing device '%s' from the live definition of '%s'.", alias, d->name);
                 return;
         }
+        adopt_driver_live(d->manager, d, &new_live);
         swap_def(&d->live, &new_live);
 }
 
@@ -574,6 +594,7 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, un
                                 restore_config(m, d);
                         return r;
                 }
+                adopt_driver_live(m, d, &new_live);
         }
         swap_def(&d->live, &new_live);
         swap_def(&d->config, &new_config);

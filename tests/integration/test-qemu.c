@@ -462,16 +462,43 @@ static void test_hotplug_nic(void **state) {
         call_domain(bus, path, "Destroy");
 }
 
+/* The tap named in the live XML for the interface with this MAC, or NULL. */
+static char *tap_of(const char *live, const char *mac) {
+        const char *m = strstr(live, mac), *start, *end, *t;
+
+        if (!m)
+                return NULL;
+        for (start = m; start > live && strncmp(start, "<interface", 10) != 0; start--)
+                ;
+        end = strstr(m, "</interface>");
+        t = strstr(start, "<target dev='");
+        if (!end || !t || t > end)
+                return NULL;
+        t += strlen("<target dev='");
+        return strndup(t, strcspn(t, "'"));
+}
+
+static void assert_in_bridge(const char *tap, const char *bridge) {
+        char master[PATH_MAX], link[80];
+        ssize_t n;
+
+        snprintf(link, sizeof link, "/sys/class/net/%s/master", tap);
+        n = readlink(link, master, sizeof master - 1);
+        if (n <= 0)
+                fail_msg("tap '%s' is in no bridge", tap);
+        master[n] = 0;
+        assert_non_null(strstr(master, bridge));
+}
+
 /* A tap on a host bridge: QEMU opens the tap, virtbusd brings it up in the bridge (libnl). The bridge is
  * made here with a name unique to this run, and removed at the end. */
 static void test_bridge_tap(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        char bridge[16], master[PATH_MAX], link[80];
+        char bridge[16], link[80];
         _cleanup_free_ char *xml = NULL, *path = NULL, *live = NULL, *tap = NULL, *dev = NULL;
         HarnessResult res = {};
         const char *p;
-        ssize_t n;
 
         snprintf(bridge, sizeof bridge, "vbtbr%d", (int) (getpid() % 100000));
         assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
@@ -491,16 +518,29 @@ static void test_bridge_tap(void **state) {
         assert_non_null(p);
         p += strlen("<target dev='");
         tap = strndup(p, strcspn(p, "'"));
-        snprintf(link, sizeof link, "/sys/class/net/%s/master", tap);
-        n = readlink(link, master, sizeof master - 1);
-        assert_true(n > 0);
-        master[n] = 0;
-        assert_non_null(strstr(master, bridge));
+        assert_in_bridge(tap, bridge);
         snprintf(link, sizeof link, "/sys/class/net/%s/flags", tap);
         {
                 _cleanup_free_ char *flags = harness_read_file(link);
                 assert_non_null(flags);
                 assert_true(strtoul(flags, NULL, 16) & 1); /* IFF_UP */
+        }
+
+        /* Hot-plugged, the same: the live XML names the tap the driver made (its live definition, not the
+         * one core built from the request), and the tap is in the bridge. */
+        {
+                _cleanup_free_ char *nic = NULL, *live2 = NULL, *tap2 = NULL;
+
+                assert_true(asprintf(&nic, "<interface type='bridge'><source bridge='%s'/>"
+                                           "<mac address='52:54:00:00:00:23'/><model type='virtio'/></interface>",
+                                     bridge) >= 0);
+                sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", nic, UINT64_C(0)));
+                live2 = get_xml(bus, path);
+                tap2 = tap_of(live2, "52:54:00:00:00:23");
+                if (!tap2)
+                        fail_msg("the hot-plugged NIC's tap is not in the live XML:\n%s", live2);
+                assert_in_bridge(tap2, bridge);
+                assert_string_not_equal(tap, tap2);
         }
 
         call_domain(bus, path, "Destroy");
