@@ -350,6 +350,7 @@ int manager_load(Manager *m, VbError *reterr) {
         if (r < 0)
                 return r;
         manager_network_prune_ports(m); /* ports of domains that stopped while we were away (network-manager.c) */
+        manager_hostdev_load(m);        /* host devices they hold, or held (hostdev-store.c) */
 
         for (size_t i = 0; i < m->n_domains; i++) {
                 Domain *d = m->domains[i];

@@ -69,6 +69,10 @@ int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const c
 
 /* Frees the records of what running domains hold, giving nothing back (virtbusd stops, they run on). */
 void hostdev_forget_all(Manager *m);
+/* At start-up, once the running domains were found again: reads what domains took from the host
+ * (<runtime>/hostdevs/<uuid>.leases, hostdev-store.c); keeps it for domains that still run and gives it
+ * back at once for those that stopped while virtbusd was away. Damaged records are logged and skipped. */
+void manager_hostdev_load(Manager *m);
 
 /* Host devices of a domain (core/hostdev.c): before the driver starts it, managed <hostdev>s are
  * detached from the host and <interface type='hostdev'> VFs get their MAC/VLAN (the old values are
