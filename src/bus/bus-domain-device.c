@@ -7,7 +7,7 @@
  * org.virtbus1.domain.manage with the detail domain. */
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
-#include "bus/bus-error.h"
+#include "bus/bus-object.h"
 #include "conf/domain-devices.h"
 #include "core/manager.h"
 #include "util/log.h"
@@ -23,38 +23,6 @@
 
 static BusServer *server_of(Domain *d) {
         return d->manager->events.userdata;
-}
-
-static int reply_error(sd_bus_error *error, VbError *e, int r) {
-        r = bus_error_from_vb(error, e, r);
-        vb_error_free(e);
-        return r;
-}
-
-/* Reads "st", checks both and parses the device (pure). parse_flags: DEVICE_PARSE_*. */
-static int read_device(sd_bus_message *m, unsigned parse_flags, DeviceDef **ret, unsigned *ret_flags,
-                       sd_bus_error *error) {
-        VbError e = VB_ERROR_NULL;
-        const char *xml;
-        uint64_t flags;
-        int r;
-
-        r = sd_bus_message_read(m, "st", &xml, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, DEVICE_LIVE | DEVICE_CONFIG, error);
-        if (r < 0)
-                return r;
-        if (strlen(xml) > DEVICE_XML_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The device description is larger than %u bytes", DEVICE_XML_MAX);
-        if (isempty(xml))
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The device description is empty");
-        r = device_def_parse_string(xml, parse_flags, ret, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        *ret_flags = (unsigned) flags;
-        return 0;
 }
 
 /* Returns 1 when authorized, 0 when polkit's answer is pending, < 0 on error. ret_host (may be NULL) gets
@@ -79,6 +47,32 @@ static int authorize(BusServer *s, sd_bus_message *m, Domain *d, const DeviceDef
         return r;
 }
 
+/* The preamble of the device methods: reads "st", checks both, parses the device (pure; parse_flags:
+ * DEVICE_PARSE_*) and asks polkit (authorize()). Returns 1 to go on, 0 when polkit's answer is pending
+ * (the handler then returns 1), < 0 on error. */
+static int begin_device_call(sd_bus_message *m, Domain *d, unsigned parse_flags, DeviceDef **ret,
+                             unsigned *ret_flags, char **ret_host, sd_bus_error *error) {
+        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        VbError e = VB_ERROR_NULL;
+        const char *xml;
+        uint64_t flags;
+        int r;
+
+        r = bus_read_xml_and_flags(m, DEVICE_LIVE | DEVICE_CONFIG, DEVICE_XML_MAX, "device description", &xml,
+                                   &flags, error);
+        if (r < 0)
+                return r;
+        r = device_def_parse_string(xml, parse_flags, &dev, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        r = authorize(server_of(d), m, d, dev, ret_host, error);
+        if (r <= 0)
+                return r;
+        *ret = TAKE_PTR(dev);
+        *ret_flags = (unsigned) flags;
+        return 1;
+}
+
 static void log_host_device(sd_bus_message *m, Domain *d, const char *what, const char *host, int r,
                             const VbError *e) {
         if (!host)
@@ -97,28 +91,12 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         unsigned flags;
         int r;
 
-        r = read_device(m, 0, &dev, &flags, error);
-        if (r < 0)
-                return r;
-        r = authorize(s, m, d, dev, &host, error);
+        r = begin_device_call(m, d, 0, &dev, &flags, &host, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_domain_attach_device(s->manager, d, dev, flags, NULL, &e);
         log_host_device(m, d, "Attaching", host, r, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
-}
-
-static void on_detach_done(Domain *d, int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-
-        if (r < 0) {
-                (void) bus_error_from_vb(&error, e, r);
-                (void) sd_bus_reply_method_error(m, &error);
-        } else
-                (void) sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -130,22 +108,17 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
         unsigned flags;
         int r;
 
-        r = read_device(m, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, error);
-        if (r < 0)
-                return r;
-        r = authorize(s, m, d, probe, &host, error);
+        r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, &host, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* Replies at once (0) or when the guest answered or the wait ran out (1: on_detach_done). */
-        r = manager_domain_detach_device(s->manager, d, probe, flags, on_detach_done, sd_bus_message_ref(m), &e);
+        /* Replies at once (0) or when the guest answered or the wait ran out (1: bus_domain_reply_later). */
+        r = manager_domain_detach_device(s->manager, d, probe, flags, bus_domain_reply_later, sd_bus_message_ref(m),
+                                         &e);
         log_host_device(m, d, "Detaching", host, r, &e);
-        if (r != 1)
-                sd_bus_message_unref(m);
-        if (r < 0)
-                return reply_error(error, &e, r);
         if (r == 1)
                 return 1;
-        return sd_bus_reply_method_return(m, NULL);
+        sd_bus_message_unref(m);
+        return bus_reply_done(m, r, &e, error);
 }
 
 int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -156,16 +129,11 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         unsigned flags;
         int r;
 
-        r = read_device(m, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, error);
-        if (r < 0)
-                return r;
-        r = authorize(s, m, d, dev, NULL, error);
+        r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_domain_update_device(s->manager, d, dev, flags, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static void emit(BusServer *s, Domain *d, const char *member, const char *types, const char *a, const char *b) {

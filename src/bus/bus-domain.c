@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Domain on /org/virtbus1/domain/<uuid hex>, and the Manager's domain methods. */
-#include <ctype.h>
-#include <stdio.h>
-
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
+#include "bus/bus-object.h"
 #include "conf/domain-access.h"
 #include "core/manager.h"
 #include "util/log.h"
@@ -27,13 +25,7 @@
 #define ACTION_READ_SECURE "org.virtbus1.domain.read-secure"
 
 const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH_MAX]) {
-        char *p = stpcpy(buf, VB_DOMAIN_PREFIX "/");
-
-        for (const char *u = d->uuid; *u; u++)
-                if (*u != '-')
-                        *p++ = (char) tolower((unsigned char) *u);
-        *p = 0;
-        return buf;
+        return bus_uuid_path(VB_DOMAIN_PREFIX, d->uuid, buf);
 }
 
 char *bus_domain_path(const Domain *d) {
@@ -42,87 +34,27 @@ char *bus_domain_path(const Domain *d) {
 }
 
 Domain *bus_domain_from_path(BusServer *s, const char *path) {
-        const char *hex;
         char uuid[37];
 
-        if (strncmp(path, VB_DOMAIN_PREFIX "/", strlen(VB_DOMAIN_PREFIX "/")) != 0)
+        if (bus_uuid_from_path(VB_DOMAIN_PREFIX, path, uuid) < 0)
                 return NULL;
-        hex = path + strlen(VB_DOMAIN_PREFIX "/");
-        if (strlen(hex) != 32)
-                return NULL;
-        for (const char *c = hex; *c; c++)
-                if (!isxdigit((unsigned char) *c) || isupper((unsigned char) *c))
-                        return NULL;
-        snprintf(uuid, sizeof uuid, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
         return manager_domain_by_uuid(s->manager, uuid);
 }
 
 static int find_domain(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
-        Domain *d = bus_domain_from_path(userdata, path);
+        return bus_object_found(bus_domain_from_path(userdata, path), found);
+}
 
-        if (!d)
-                return 0;
-        *found = d;
-        return 1;
+static char *path_of(const void *d) {
+        return bus_domain_path(d);
 }
 
 static int enumerate_domains(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         BusServer *s = userdata;
-        Manager *m = s->manager;
-        char **l;
 
-        l = new0(char *, m->n_domains + 1);
-        if (!l)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->n_domains; i++) {
-                l[i] = bus_domain_path(m->domains[i]);
-                if (!l[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(l[j]);
-                        free(l);
-                        return -ENOMEM;
-                }
-        }
-        *nodes = l;
-        return 1;
-}
-
-static int reply_error(sd_bus_error *error, VbError *e, int r) {
-        r = bus_error_from_vb(error, e, r);
-        vb_error_free(e);
-        return r;
-}
-
-static int reply_path(sd_bus_message *m, const Domain *d) {
-        _cleanup_free_ char *path = bus_domain_path(d);
-
-        if (!path)
-                return -ENOMEM;
-        return sd_bus_reply_method_return(m, "o", path);
-}
-
-/* Reads "st" (XML and flags) and checks both. */
-static int read_xml_and_flags(sd_bus_message *m, uint64_t allowed, const char **ret_xml, uint64_t *ret_flags,
-                              sd_bus_error *error) {
-        const char *xml;
-        uint64_t flags;
-        int r;
-
-        r = sd_bus_message_read(m, "st", &xml, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, allowed, error);
-        if (r < 0)
-                return r;
-        if (strlen(xml) > DOMAIN_XML_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The definition is larger than %u bytes", DOMAIN_XML_MAX);
-        if (isempty(xml))
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The definition is empty");
-        *ret_xml = xml;
-        *ret_flags = flags;
-        return 0;
+        return bus_object_enumerate((const void * const *) s->manager->domains, s->manager->n_domains, path_of,
+                                    nodes);
 }
 
 /* Parses the definition (pure) and asks polkit, with its name as detail. Returns 1 with *ret set to go
@@ -136,7 +68,7 @@ static int parse_and_authorize(BusServer *s, sd_bus_message *m, const char *xml,
 
         r = domain_def_parse_string(xml, 0, &def, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         details[1] = domain_def_get_name(def);
         r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
         if (r <= 0)
@@ -152,13 +84,11 @@ static BusServer *server_of(Domain *d) {
 
 static void on_defined(Manager *mgr, Domain *d, bool created, int r, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
-        if (r < 0) {
-                (void) bus_error_from_vb(&error, e, r);
-                (void) sd_bus_reply_method_error(m, &error);
-        } else
-                (void) reply_path(m, d);
+        if (r < 0)
+                bus_reply_later(m, r, e);
+        else
+                (void) bus_reply_path(m, bus_domain_path(d));
 }
 
 int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -169,7 +99,7 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         DomainDef *def = NULL;
         int r;
 
-        r = read_xml_and_flags(m, 0, &xml, &flags, error);
+        r = bus_read_xml_and_flags(m, 0, DOMAIN_XML_MAX, "definition", &xml, &flags, error);
         if (r < 0)
                 return r;
         r = parse_and_authorize(s, m, xml, &def, error);
@@ -179,7 +109,7 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = manager_domain_define_async(s->manager, def, on_defined, sd_bus_message_ref(m), &e);
         if (r < 0) {
                 sd_bus_message_unref(m);
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         }
         return 1;
 }
@@ -193,7 +123,7 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         Domain *d;
         int r;
 
-        r = read_xml_and_flags(m, START_PAUSED, &xml, &flags, error);
+        r = bus_read_xml_and_flags(m, START_PAUSED, DOMAIN_XML_MAX, "definition", &xml, &flags, error);
         if (r < 0)
                 return r;
         r = parse_and_authorize(s, m, xml, &def, error);
@@ -201,8 +131,8 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
                 return r < 0 ? r : 1;
         r = manager_domain_create_def(s->manager, def, flags & START_PAUSED, &d, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
-        return reply_path(m, d);
+                return bus_reply_vb_error(error, &e, r);
+        return bus_reply_path(m, bus_domain_path(d));
 }
 
 int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -212,16 +142,10 @@ int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_er
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
+        r = bus_read_flags(m, LIST_ACTIVE | LIST_INACTIVE, &flags, error);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, LIST_ACTIVE | LIST_INACTIVE, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "o");
+        r = bus_reply_list_begin(m, &reply);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < mgr->n_domains; i++) {
@@ -237,10 +161,7 @@ int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_er
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_list_end(reply);
 }
 
 int bus_manager_method_get_domain_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -255,7 +176,7 @@ int bus_manager_method_get_domain_by_name(sd_bus_message *m, void *userdata, sd_
         d = manager_domain_by_name(s->manager, name);
         if (!d)
                 return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchDomain", "No domain named '%s'", name);
-        return reply_path(m, d);
+        return bus_reply_path(m, bus_domain_path(d));
 }
 
 int bus_manager_method_get_domain_by_uuid(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -276,29 +197,15 @@ int bus_manager_method_get_domain_by_uuid(sd_bus_message *m, void *userdata, sd_
         d = manager_domain_by_uuid(s->manager, uuid);
         if (!d)
                 return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchDomain", "No domain with UUID %s", uuid);
-        return reply_path(m, d);
+        return bus_reply_path(m, bus_domain_path(d));
 }
 
 /* Reads the flags of a lifecycle method, checks them, and asks polkit for domain.manage. Returns 1 to go
  * on, 0 when polkit's answer is pending (the handler then returns 1), < 0 on error. */
 static int begin_manage(BusServer *s, sd_bus_message *m, Domain *d, uint64_t allowed, uint64_t *ret_flags,
                         sd_bus_error *error) {
-        const char *details[] = { "domain", d->name, NULL };
-        uint64_t flags;
-        int r;
-
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, allowed, error);
-        if (r < 0)
-                return r;
-        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
-        if (r <= 0)
-                return r;
-        if (ret_flags)
-                *ret_flags = flags;
-        return 1;
+        return bus_begin_flags_call(s, m, allowed, ACTION_MANAGE, (const char *[]) { "domain", d->name, NULL },
+                                    ret_flags, error);
 }
 
 typedef int (*ManagerDomainOp)(Manager *m, Domain *d, VbError *reterr);
@@ -312,9 +219,7 @@ static int run_simple(sd_bus_message *m, Domain *d, sd_bus_error *error, Manager
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = op(s->manager, d, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -336,20 +241,13 @@ static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                         return r < 0 ? r : 1;
         }
         r = manager_domain_start(s->manager, d, flags & START_PAUSED, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
-static void on_shutdown_done(Domain *d, int r, const VbError *e, void *userdata) {
+void bus_domain_reply_later(Domain *d, int r, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
-        if (r < 0) {
-                (void) bus_error_from_vb(&error, e, r);
-                (void) sd_bus_reply_method_error(m, &error);
-        } else
-                (void) sd_bus_reply_method_return(m, NULL);
+        bus_reply_later(m, r, e);
 }
 
 static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -364,10 +262,10 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r < 0 ? r : 1;
         r = manager_domain_shutdown(s->manager, d, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         if (flags & SHUTDOWN_NO_WAIT)
                 return sd_bus_reply_method_return(m, NULL);
-        r = domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, on_shutdown_done, sd_bus_message_ref(m));
+        r = domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, bus_domain_reply_later, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return r;
@@ -420,9 +318,7 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_domain_rename(s->manager, d, name, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -433,10 +329,7 @@ static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, XML_INACTIVE | XML_SECURE, error);
+        r = bus_read_flags(m, XML_INACTIVE | XML_SECURE, &flags, error);
         if (r < 0)
                 return r;
         if (flags & XML_SECURE) {
@@ -450,16 +343,11 @@ static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *
                                            ((flags & XML_SECURE) ? DOMAIN_XML_SECURE : 0),
                                    &xml, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         return sd_bus_reply_method_return(m, "s", xml);
 }
 
-#define DOMAIN_PROPERTY_GETTER(fn, sig, expr)                                                              \
-        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property,         \
-                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {                       \
-                Domain *d = userdata;                                                                      \
-                return sd_bus_message_append(reply, sig, expr);                                            \
-        }
+#define DOMAIN_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, Domain, d, sig, expr)
 
 DOMAIN_PROPERTY_GETTER(property_get_name, "s", d->name);
 DOMAIN_PROPERTY_GETTER(property_get_uuid, "s", d->uuid);
@@ -482,7 +370,7 @@ static int property_set_autostart(sd_bus *bus, const char *path, const char *int
                 return r;
         r = manager_domain_set_autostart(d->manager, d, b, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         return 1;
 }
 
@@ -553,26 +441,13 @@ int bus_domain_register(BusServer *s) {
 }
 
 void bus_domain_on_added(void *userdata, Domain *d) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_domain_path(d);
-
-        if (path)
-                (void) sd_bus_emit_interfaces_added(s->bus, path, VB_DOMAIN_INTERFACE, NULL);
+        bus_object_emit_added(userdata, bus_domain_path(d), VB_DOMAIN_INTERFACE);
 }
 
 void bus_domain_on_removed(void *userdata, Domain *d) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_domain_path(d);
-
-        if (path)
-                (void) sd_bus_emit_interfaces_removed(s->bus, path, VB_DOMAIN_INTERFACE, NULL);
+        bus_object_emit_removed(userdata, bus_domain_path(d), VB_DOMAIN_INTERFACE);
 }
 
 void bus_domain_on_changed(void *userdata, Domain *d, const char * const *properties) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_domain_path(d);
-
-        if (path)
-                (void) sd_bus_emit_properties_changed_strv(s->bus, path, VB_DOMAIN_INTERFACE,
-                                                           (char **) properties);
+        bus_object_emit_changed(userdata, bus_domain_path(d), VB_DOMAIN_INTERFACE, properties);
 }

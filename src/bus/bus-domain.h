@@ -26,6 +26,10 @@ int bus_manager_method_get_domain_by_uuid(sd_bus_message *m, void *userdata, sd_
 /* For writable Domain properties, checked by the property gate: the polkit details of the object. */
 int bus_domain_polkit_details(BusServer *s, const char *path, const char **ret_name);
 
+/* A DomainWaitDone that answers the message in userdata (and drops its reference): an empty reply, or
+ * the error. */
+void bus_domain_reply_later(Domain *d, int r, const VbError *e, void *userdata);
+
 /* ManagerEvents for domains: InterfacesAdded/Removed and PropertiesChanged. */
 void bus_domain_on_added(void *userdata, Domain *d);
 void bus_domain_on_removed(void *userdata, Domain *d);

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Network on /org/virtbus1/network/<uuid hex>, and the Manager's network methods. */
-#include <ctype.h>
-#include <stdio.h>
-
 #include "bus/bus-error.h"
 #include "bus/bus-network.h"
+#include "bus/bus-object.h"
 #include "conf/conf-util.h"
 #include "core/manager.h"
 #include "util/log.h"
@@ -19,28 +17,16 @@
 #define ACTION_MANAGE "org.virtbus1.network.manage"
 
 char *bus_network_path(const Network *n) {
-        char hex[33], *p = hex, *path;
+        char buf[BUS_UUID_PATH_MAX(VB_NETWORK_PREFIX)];
 
-        for (const char *u = n->uuid; *u && p < hex + 32; u++)
-                if (*u != '-')
-                        *p++ = (char) tolower((unsigned char) *u);
-        *p = 0;
-        return asprintf(&path, VB_NETWORK_PREFIX "/%s", hex) < 0 ? NULL : path;
+        return strdup(bus_uuid_path(VB_NETWORK_PREFIX, n->uuid, buf));
 }
 
 Network *bus_network_from_path(BusServer *s, const char *path) {
-        const char *hex;
         char uuid[37];
 
-        if (strncmp(path, VB_NETWORK_PREFIX "/", strlen(VB_NETWORK_PREFIX "/")) != 0)
+        if (bus_uuid_from_path(VB_NETWORK_PREFIX, path, uuid) < 0)
                 return NULL;
-        hex = path + strlen(VB_NETWORK_PREFIX "/");
-        if (strlen(hex) != 32)
-                return NULL;
-        for (const char *c = hex; *c; c++)
-                if (!isxdigit((unsigned char) *c) || isupper((unsigned char) *c))
-                        return NULL;
-        snprintf(uuid, sizeof uuid, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
         return network_registry_by_uuid(s->manager->networks, uuid);
 }
 
@@ -54,45 +40,17 @@ static BusServer *server_of(Network *n) {
 
 static int find_network(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                         sd_bus_error *error) {
-        Network *n = bus_network_from_path(userdata, path);
+        return bus_object_found(bus_network_from_path(userdata, path), found);
+}
 
-        if (!n)
-                return 0;
-        *found = n;
-        return 1;
+static char *path_of(const void *n) {
+        return bus_network_path(n);
 }
 
 static int enumerate_networks(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         NetworkRegistry *r = registry_of(userdata);
-        char **l = new0(char *, r->n_networks + 1);
 
-        if (!l)
-                return -ENOMEM;
-        for (size_t i = 0; i < r->n_networks; i++) {
-                l[i] = bus_network_path(r->networks[i]);
-                if (!l[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(l[j]);
-                        free(l);
-                        return -ENOMEM;
-                }
-        }
-        *nodes = l;
-        return 1;
-}
-
-static int reply_error(sd_bus_error *error, VbError *e, int r) {
-        r = bus_error_from_vb(error, e, r);
-        vb_error_free(e);
-        return r;
-}
-
-static int reply_path(sd_bus_message *m, const Network *n) {
-        _cleanup_free_ char *path = bus_network_path(n);
-
-        if (!path)
-                return -ENOMEM;
-        return sd_bus_reply_method_return(m, "o", path);
+        return bus_object_enumerate((const void * const *) r->networks, r->n_networks, path_of, nodes);
 }
 
 /* "st": the definition and flags, checked. Then polkit, with the network's name as detail. Returns 1 to
@@ -103,17 +61,9 @@ static int begin_xml_call(BusServer *s, sd_bus_message *m, const char **ret_xml,
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "st", &xml, &flags);
+        r = bus_read_xml_and_flags(m, 0, NETWORK_XML_MAX, "definition", &xml, &flags, error);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        if (strlen(xml) > NETWORK_XML_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The definition is larger than %u bytes",
-                                         NETWORK_XML_MAX);
-        if (isempty(xml))
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The definition is empty");
         name = network_def_peek_name(xml);
         details[1] = name ?: "";
         r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
@@ -123,8 +73,8 @@ static int begin_xml_call(BusServer *s, sd_bus_message *m, const char **ret_xml,
         return 1;
 }
 
-int bus_manager_method_define_network(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        BusServer *s = userdata;
+/* DefineNetwork (create false) and CreateNetwork: reply with the network's path. */
+static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
         const char *xml;
         Network *n;
@@ -133,26 +83,21 @@ int bus_manager_method_define_network(sd_bus_message *m, void *userdata, sd_bus_
         r = begin_xml_call(s, m, &xml, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = network_define(registry_of(s), xml, &n, NULL, &e);
+        if (create)
+                r = network_create(registry_of(s), xml, &n, &e);
+        else
+                r = network_define(registry_of(s), xml, &n, NULL, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
-        return reply_path(m, n);
+                return bus_reply_vb_error(error, &e, r);
+        return bus_reply_path(m, bus_network_path(n));
+}
+
+int bus_manager_method_define_network(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return define_or_create(m, userdata, false, error);
 }
 
 int bus_manager_method_create_network(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        BusServer *s = userdata;
-        VbError e = VB_ERROR_NULL;
-        const char *xml;
-        Network *n;
-        int r;
-
-        r = begin_xml_call(s, m, &xml, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = network_create(registry_of(s), xml, &n, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return reply_path(m, n);
+        return define_or_create(m, userdata, true, error);
 }
 
 int bus_manager_method_list_networks(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -161,16 +106,10 @@ int bus_manager_method_list_networks(sd_bus_message *m, void *userdata, sd_bus_e
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
+        r = bus_read_flags(m, LIST_ACTIVE | LIST_INACTIVE, &flags, error);
         if (r < 0)
                 return r;
-        r = bus_check_flags(flags, LIST_ACTIVE | LIST_INACTIVE, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "o");
+        r = bus_reply_list_begin(m, &reply);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < reg->n_networks; i++) {
@@ -187,10 +126,7 @@ int bus_manager_method_list_networks(sd_bus_message *m, void *userdata, sd_bus_e
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_list_end(reply);
 }
 
 int bus_manager_method_get_network_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -205,7 +141,7 @@ int bus_manager_method_get_network_by_name(sd_bus_message *m, void *userdata, sd
         n = network_registry_by_name(registry_of(s), name);
         if (!n)
                 return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchNetwork", "No network named '%s'", name);
-        return reply_path(m, n);
+        return bus_reply_path(m, bus_network_path(n));
 }
 
 typedef int (*NetworkOp)(NetworkRegistry *r, Network *n, VbError *reterr);
@@ -215,23 +151,14 @@ static int run_manage(sd_bus_message *m, Network *n, sd_bus_error *error, Networ
         BusServer *s = server_of(n);
         const char *details[] = { "network", n->name, NULL };
         VbError e = VB_ERROR_NULL;
-        uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
+        r = bus_begin_flags_call(s, m, 0, ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* The network may go away in op (a transient one stopped): reply first-thing after. */
         r = op(n->registry, n, &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -253,15 +180,12 @@ static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, XML_INACTIVE, error);
+        r = bus_read_flags(m, XML_INACTIVE, &flags, error);
         if (r < 0)
                 return r;
         r = network_get_xml(n->registry, n, (flags & XML_INACTIVE) ? NETWORK_XML_INACTIVE : 0, &xml, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         return sd_bus_reply_method_return(m, "s", xml);
 }
 
@@ -284,7 +208,7 @@ static int method_get_dhcp_leases(sd_bus_message *m, void *userdata, sd_bus_erro
                                          "'%s' is not a MAC address (expected six hex bytes as 52:54:00:12:34:56, or '' for all)", mac);
         r = network_get_leases(n->registry, n, mac, &leases, &n_leases, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         ip = network_def_ipv4(n->live);
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
@@ -301,12 +225,7 @@ static int method_get_dhcp_leases(sd_bus_message *m, void *userdata, sd_bus_erro
         return sd_bus_send(NULL, reply, NULL);
 }
 
-#define NETWORK_PROPERTY_GETTER(fn, sig, expr)                                                             \
-        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property,         \
-                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {                       \
-                Network *n = userdata;                                                                     \
-                return sd_bus_message_append(reply, sig, expr);                                            \
-        }
+#define NETWORK_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, Network, n, sig, expr)
 
 NETWORK_PROPERTY_GETTER(property_get_name, "s", n->name);
 NETWORK_PROPERTY_GETTER(property_get_uuid, "s", n->uuid);
@@ -327,7 +246,7 @@ static int property_set_autostart(sd_bus *bus, const char *path, const char *int
                 return r;
         r = network_set_autostart(n->registry, n, b, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         return 1;
 }
 
@@ -382,27 +301,15 @@ static int network_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 }
 
 static void on_added(void *userdata, Network *n) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_network_path(n);
-
-        if (path)
-                (void) sd_bus_emit_interfaces_added(s->bus, path, VB_NETWORK_INTERFACE, NULL);
+        bus_object_emit_added(userdata, bus_network_path(n), VB_NETWORK_INTERFACE);
 }
 
 static void on_removed(void *userdata, Network *n) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_network_path(n);
-
-        if (path)
-                (void) sd_bus_emit_interfaces_removed(s->bus, path, VB_NETWORK_INTERFACE, NULL);
+        bus_object_emit_removed(userdata, bus_network_path(n), VB_NETWORK_INTERFACE);
 }
 
 static void on_changed(void *userdata, Network *n, const char * const *properties) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_network_path(n);
-
-        if (path)
-                (void) sd_bus_emit_properties_changed_strv(s->bus, path, VB_NETWORK_INTERFACE, (char **) properties);
+        bus_object_emit_changed(userdata, bus_network_path(n), VB_NETWORK_INTERFACE, properties);
 }
 
 int bus_network_register(BusServer *s) {

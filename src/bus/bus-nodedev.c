@@ -5,6 +5,7 @@
 
 #include "bus/bus-error.h"
 #include "bus/bus-nodedev.h"
+#include "bus/bus-object.h"
 #include "core/manager.h"
 #include "util/log.h"
 
@@ -29,51 +30,23 @@ NodeDevice *bus_nodedev_from_path(BusServer *s, const char *path) {
 
 static int find_nodedev(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                         sd_bus_error *error) {
-        NodeDevice *d = bus_nodedev_from_path(userdata, path);
+        return bus_object_found(bus_nodedev_from_path(userdata, path), found);
+}
 
-        if (!d)
-                return 0;
-        *found = d;
-        return 1;
+static char *path_of(const void *d) {
+        return bus_nodedev_path(d);
 }
 
 static int enumerate_nodedevs(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         BusServer *s = userdata;
         NodeDevice *const *l;
         size_t n = manager_nodedev_list(s->manager, &l);
-        char **v = new0(char *, n + 1);
 
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                v[i] = bus_nodedev_path(l[i]);
-                if (!v[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(v[j]);
-                        free(v);
-                        return -ENOMEM;
-                }
-        }
-        *nodes = v;
-        return 1;
+        return bus_object_enumerate((const void * const *) l, n, path_of, nodes);
 }
 
 static BusServer *server_of(NodeDevice *d) {
         return d->manager->events.userdata;
-}
-
-static int reply_error(sd_bus_error *error, VbError *e, int r) {
-        r = bus_error_from_vb(error, e, r);
-        vb_error_free(e);
-        return r;
-}
-
-static int reply_path(sd_bus_message *m, const NodeDevice *d) {
-        _cleanup_free_ char *path = bus_nodedev_path(d);
-
-        if (!path)
-                return -ENOMEM;
-        return sd_bus_reply_method_return(m, "o", path);
 }
 
 /* The caller's uid, for the log of privileged changes. */
@@ -100,18 +73,14 @@ static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *
         NodeDevice *d = userdata;
         _cleanup_free_ char *xml = NULL;
         VbError e = VB_ERROR_NULL;
-        uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
+        r = bus_read_flags(m, 0, NULL, error);
         if (r < 0)
                 return r;
         r = manager_nodedev_get_xml(d->manager, d, &xml, &e);
         if (r < 0)
-                return reply_error(error, &e, r);
+                return bus_reply_vb_error(error, &e, r);
         return sd_bus_reply_method_return(m, "s", xml);
 }
 
@@ -136,9 +105,7 @@ static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_nodedev_detach(s->manager, d, driver, flags & DETACH_WHOLE_GROUP, caller_uid(m), &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 typedef int (*NodeDevOp)(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
@@ -146,22 +113,16 @@ typedef int (*NodeDevOp)(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
 static int run_simple(sd_bus_message *m, NodeDevice *d, NodeDevOp op, sd_bus_error *error) {
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "t", &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
+        r = bus_read_flags(m, 0, NULL, error);
         if (r < 0)
                 return r;
         r = authorize(s, m, d, ACTION_NODEDEV_MANAGE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = op(s->manager, d, caller_uid(m), &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static int method_reattach(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -192,9 +153,7 @@ static int method_set_virtual_functions(sd_bus_message *m, void *userdata, sd_bu
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_nodedev_set_vfs(s->manager, d, count, caller_uid(m), &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static int method_configure_virtual_function(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -221,28 +180,12 @@ static int method_configure_virtual_function(sd_bus_message *m, void *userdata, 
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_nodedev_configure_vf(s->manager, d, vf, mac, vlan, caller_uid(m), &e);
-        if (r < 0)
-                return reply_error(error, &e, r);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_done(m, r, &e, error);
 }
 
-static int property_get_name(sd_bus *bus, const char *path, const char *interface, const char *property,
-                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        NodeDevice *d = userdata;
-        return sd_bus_message_append(reply, "s", d->name);
-}
-
-static int property_get_parent(sd_bus *bus, const char *path, const char *interface, const char *property,
-                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        NodeDevice *d = userdata;
-        return sd_bus_message_append(reply, "s", strempty(nodedev_parent(d)));
-}
-
-static int property_get_driver(sd_bus *bus, const char *path, const char *interface, const char *property,
-                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        NodeDevice *d = userdata;
-        return sd_bus_message_append(reply, "s", strempty(nodedev_driver(d)));
-}
+BUS_PROPERTY_GETTER(property_get_name, NodeDevice, d, "s", d->name);
+BUS_PROPERTY_GETTER(property_get_parent, NodeDevice, d, "s", strempty(nodedev_parent(d)));
+BUS_PROPERTY_GETTER(property_get_driver, NodeDevice, d, "s", strempty(nodedev_driver(d)));
 
 static int property_get_capabilities(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -305,10 +248,7 @@ int bus_manager_method_list_node_devices(sd_bus_message *m, void *userdata, sd_b
         r = bus_check_flags(flags, 0, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "o");
+        r = bus_reply_list_begin(m, &reply);
         if (r < 0)
                 return r;
         n = manager_nodedev_list(s->manager, &l);
@@ -324,10 +264,7 @@ int bus_manager_method_list_node_devices(sd_bus_message *m, void *userdata, sd_b
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_list_end(reply);
 }
 
 int bus_manager_method_get_node_device_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -344,29 +281,17 @@ int bus_manager_method_get_node_device_by_name(sd_bus_message *m, void *userdata
         d = manager_nodedev_by_name(s->manager, name);
         if (!d)
                 return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchDevice", "No node device named '%s'", name);
-        return reply_path(m, d);
+        return bus_reply_path(m, bus_nodedev_path(d));
 }
 
 void bus_nodedev_on_added(void *userdata, NodeDevice *d) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_nodedev_path(d);
-
-        if (path)
-                (void) sd_bus_emit_interfaces_added(s->bus, path, VB_NODEDEV_INTERFACE, NULL);
+        bus_object_emit_added(userdata, bus_nodedev_path(d), VB_NODEDEV_INTERFACE);
 }
 
 void bus_nodedev_on_removed(void *userdata, NodeDevice *d) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_nodedev_path(d);
-
-        if (path)
-                (void) sd_bus_emit_interfaces_removed(s->bus, path, VB_NODEDEV_INTERFACE, NULL);
+        bus_object_emit_removed(userdata, bus_nodedev_path(d), VB_NODEDEV_INTERFACE);
 }
 
 void bus_nodedev_on_changed(void *userdata, NodeDevice *d, const char * const *properties) {
-        BusServer *s = userdata;
-        _cleanup_free_ char *path = bus_nodedev_path(d);
-
-        if (path)
-                (void) sd_bus_emit_properties_changed_strv(s->bus, path, VB_NODEDEV_INTERFACE, (char **) properties);
+        bus_object_emit_changed(userdata, bus_nodedev_path(d), VB_NODEDEV_INTERFACE, properties);
 }
