@@ -327,3 +327,18 @@ int conf_node_format(const ConfNode *n, unsigned indent, StrBuf *b) {
                 return r;
         return b->oom ? -ENOMEM : 0;
 }
+
+int conf_node_format_string(const ConfNode *n, char **ret) {
+        StrBuf b = STRBUF_NULL;
+        char *s;
+        int r;
+
+        r = conf_node_format(n, 0, &b);
+        s = strbuf_steal(&b);
+        if (r < 0 || !s) {
+                free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}

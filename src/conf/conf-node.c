@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "conf/conf-node.h"
+#include "conf/conf-schema.h"
 #include "util/hashmap.h"
 
 static void *mfree(void *p) {
@@ -183,6 +184,22 @@ ConfNode *conf_node_from_xml(const void *xml_node) {
         if (conf_node_fill_from_xml(c, x) < 0)
                 return NULL;
         return TAKE_PTR(c);
+}
+
+int conf_node_parse_string(const char *xml, const char *schema, ConfNode **ret, VbError *reterr) {
+        xmlDocPtr doc = NULL;
+        ConfNode *root;
+        int r;
+
+        r = conf_schema_parse_and_validate(xml, schema, (void **) &doc, reterr);
+        if (r < 0)
+                return r;
+        root = conf_node_from_xml(xmlDocGetRootElement(doc));
+        xmlFreeDoc(doc);
+        if (!root)
+                return -ENOMEM;
+        *ret = root;
+        return 0;
 }
 
 bool conf_node_is_empty(const ConfNode *n) {

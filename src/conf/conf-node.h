@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/error.h"
 #include "util/macro.h"
 #include "util/strbuf.h"
 
@@ -78,6 +79,12 @@ void conf_node_compact(ConfNode *n);
 
 /* Serialises n and its subtree as libvirt does: 2-space indentation, single-quoted attributes. */
 int conf_node_format(const ConfNode *n, unsigned indent, StrBuf *b);
+/* The same into a new string (the end of every *_format(): the typed struct's node, as text). */
+int conf_node_format_string(const ConfNode *n, char **ret);
+
+/* Parses xml, validates it against the named schema (conf_schema_parse_and_validate) and gives its root
+ * element as a tree (the start of every *_parse_string()). */
+int conf_node_parse_string(const char *xml, const char *schema, ConfNode **ret, VbError *reterr);
 
 /* Child ordering tables (conf-order.c): rank of child within parent, or -1 if unknown. */
 int conf_order_rank(const char *parent, const char *child);

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <libxml/tree.h>
 #include <stdlib.h>
 
-#include "conf/conf-schema.h"
 #include "conf/conf-util.h"
 #include "conf/device-conf.h"
 
@@ -194,16 +192,11 @@ int device_def_parse_string(const char *xml, unsigned flags, DeviceDef **ret, Vb
         _cleanup_(device_def_freep) DeviceDef *dev = NULL;
         _cleanup_free_ char *seed = NULL;
         ConfNode *root;
-        xmlDocPtr doc = NULL;
         int r;
 
-        r = conf_schema_parse_and_validate(xml, "device.rng", (void **) &doc, reterr);
+        r = conf_node_parse_string(xml, "device.rng", &root, reterr);
         if (r < 0)
                 return r;
-        root = conf_node_from_xml(xmlDocGetRootElement(doc));
-        xmlFreeDoc(doc);
-        if (!root)
-                return -ENOMEM;
         r = device_def_parse_node(root, &dev, reterr);
         if (r < 0)
                 return r;
@@ -222,19 +215,10 @@ int device_def_parse_string(const char *xml, unsigned flags, DeviceDef **ret, Vb
 
 int device_def_format(const DeviceDef *def, unsigned flags, char **ret) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        StrBuf b = STRBUF_NULL;
-        char *s;
         int r;
 
         r = device_def_to_node(def, flags, &n);
         if (r < 0)
                 return r;
-        r = conf_node_format(n, 0, &b);
-        s = strbuf_steal(&b);
-        if (r < 0 || !s) {
-                free(s);
-                return -ENOMEM;
-        }
-        *ret = s;
-        return 0;
+        return conf_node_format_string(n, ret);
 }

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <libxml/tree.h>
 #include <stdlib.h>
 
-#include "conf/conf-schema.h"
 #include "conf/conf-util.h"
 #include "conf/domain-conf.h"
 #include "util/fileio.h"
@@ -94,16 +92,11 @@ DomainDef *domain_def_free(DomainDef *def) {
 
 int domain_def_parse_string(const char *xml, unsigned flags, DomainDef **ret, VbError *reterr) {
         ConfNode *root;
-        xmlDocPtr doc = NULL;
         int r;
 
-        r = conf_schema_parse_and_validate(xml, "domain.rng", (void **) &doc, reterr);
+        r = conf_node_parse_string(xml, "domain.rng", &root, reterr);
         if (r < 0)
                 return r;
-        root = conf_node_from_xml(xmlDocGetRootElement(doc));
-        xmlFreeDoc(doc);
-        if (!root)
-                return -ENOMEM;
         return domain_def_parse_node(root, flags, ret, reterr);
 }
 
@@ -119,21 +112,12 @@ int domain_def_parse_file(const char *path, unsigned flags, DomainDef **ret, VbE
 
 int domain_def_format(const DomainDef *def, unsigned flags, char **ret) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        StrBuf b = STRBUF_NULL;
-        char *s;
         int r;
 
         r = domain_def_to_node(def, flags, &n);
         if (r < 0)
                 return r;
-        r = conf_node_format(n, 0, &b);
-        s = strbuf_steal(&b);
-        if (r < 0 || !s) {
-                free(s);
-                return -ENOMEM;
-        }
-        *ret = s;
-        return 0;
+        return conf_node_format_string(n, ret);
 }
 
 /* Through the node model, not text: the definition was valid when it was made, so the copy skips the

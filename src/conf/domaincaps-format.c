@@ -5,7 +5,6 @@
 
 #include "conf/conf-node.h"
 #include "conf/domaincaps-conf.h"
-#include "util/strbuf.h"
 
 static const char *yes_no(bool b) {
         return b ? "yes" : "no";
@@ -147,7 +146,7 @@ static int add_features(ConfNode *root, const DomainCaps *c) {
         return 0;
 }
 
-static int to_node(const DomainCaps *c, ConfNode **ret) {
+int domain_caps_format(const DomainCaps *c, char **ret) {
         _cleanup_(conf_node_freep) ConfNode *root = conf_node_new("domainCapabilities");
 
         if (!root || conf_node_add_text(root, "path", c->path) < 0 ||
@@ -169,27 +168,7 @@ static int to_node(const DomainCaps *c, ConfNode **ret) {
             add_block(root, "memoryBacking", &c->memory_backing, NULL) < 0 || add_devices(root, c) < 0 ||
             add_features(root, c) < 0)
                 return -ENOMEM;
-        *ret = TAKE_PTR(root);
-        return 0;
-}
-
-int domain_caps_format(const DomainCaps *c, char **ret) {
-        _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        StrBuf b = STRBUF_NULL;
-        char *s;
-        int r;
-
-        r = to_node(c, &n);
-        if (r < 0)
-                return r;
-        r = conf_node_format(n, 0, &b);
-        s = strbuf_steal(&b);
-        if (r < 0 || !s) {
-                free(s);
-                return -ENOMEM;
-        }
-        *ret = s;
-        return 0;
+        return conf_node_format_string(root, ret);
 }
 
 const char *domain_caps_xml(DomainCaps *c) {

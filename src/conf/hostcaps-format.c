@@ -5,7 +5,6 @@
 
 #include "conf/conf-node.h"
 #include "conf/hostcaps-conf.h"
-#include "util/strbuf.h"
 
 HostCaps *host_caps_new(void) {
         HostCaps *c = new0(HostCaps, 1);
@@ -222,7 +221,7 @@ static int add_guest(ConfNode *root, const HostCapsGuest *g) {
         return 0;
 }
 
-static int to_node(const HostCaps *c, ConfNode **ret) {
+int host_caps_format(const HostCaps *c, char **ret) {
         _cleanup_(conf_node_freep) ConfNode *root = conf_node_new("capabilities");
         ConfNode *host;
 
@@ -245,27 +244,7 @@ static int to_node(const HostCaps *c, ConfNode **ret) {
         for (size_t i = 0; i < c->n_guests; i++)
                 if (add_guest(root, &c->guests[i]) < 0)
                         return -ENOMEM;
-        *ret = TAKE_PTR(root);
-        return 0;
-}
-
-int host_caps_format(const HostCaps *c, char **ret) {
-        _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        StrBuf b = STRBUF_NULL;
-        char *s;
-        int r;
-
-        r = to_node(c, &n);
-        if (r < 0)
-                return r;
-        r = conf_node_format(n, 0, &b);
-        s = strbuf_steal(&b);
-        if (r < 0 || !s) {
-                free(s);
-                return -ENOMEM;
-        }
-        *ret = s;
-        return 0;
+        return conf_node_format_string(root, ret);
 }
 
 const char *host_caps_xml(HostCaps *c) {

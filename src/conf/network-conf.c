@@ -4,7 +4,6 @@
 #include <libxml/tree.h>
 #include <stdlib.h>
 
-#include "conf/conf-schema.h"
 #include "conf/conf-util.h"
 #include "conf/network-conf.h"
 
@@ -148,17 +147,12 @@ NetworkDef *network_def_free(NetworkDef *def) {
 }
 
 int network_def_parse_string(const char *xml, unsigned flags, NetworkDef **ret, VbError *reterr) {
-        xmlDocPtr doc = NULL;
         ConfNode *root;
         int r;
 
-        r = conf_schema_parse_and_validate(xml, "network.rng", (void **) &doc, reterr);
+        r = conf_node_parse_string(xml, "network.rng", &root, reterr);
         if (r < 0)
                 return r;
-        root = conf_node_from_xml(xmlDocGetRootElement(doc));
-        xmlFreeDoc(doc);
-        if (!root)
-                return -ENOMEM;
         return network_def_parse_node(root, flags, ret, reterr);
 }
 

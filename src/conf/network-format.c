@@ -271,19 +271,10 @@ int network_def_to_node(const NetworkDef *def, ConfNode **ret) {
 
 int network_def_format(const NetworkDef *def, char **ret) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        StrBuf b = STRBUF_NULL;
-        char *s;
         int r;
 
         r = network_def_to_node(def, &n);
         if (r < 0)
                 return r;
-        r = conf_node_format(n, 0, &b);
-        s = strbuf_steal(&b);
-        if (r < 0 || !s) {
-                free(s);
-                return -ENOMEM;
-        }
-        *ret = s;
-        return 0;
+        return conf_node_format_string(n, ret);
 }

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Node device definitions: life cycle, capability lookups and parsing. */
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "conf/conf-schema.h"
 #include "conf/conf-util.h"
 #include "conf/nodedev-conf.h"
 
@@ -360,16 +358,11 @@ int nodedev_def_parse_string(const char *xml, NodeDevDef **ret, VbError *reterr)
         _cleanup_(nodedev_def_freep) NodeDevDef *def = NULL;
         _cleanup_(conf_node_freep) ConfNode *root = NULL;
         const ConfNode *drv;
-        xmlDocPtr doc = NULL;
         int r;
 
-        r = conf_schema_parse_and_validate(xml, "nodedev.rng", (void **) &doc, reterr);
+        r = conf_node_parse_string(xml, "nodedev.rng", &root, reterr);
         if (r < 0)
                 return r;
-        root = conf_node_from_xml(xmlDocGetRootElement(doc));
-        xmlFreeDoc(doc);
-        if (!root)
-                return -ENOMEM;
         r = conf_check_name(conf_node_child(root, "name"), "element 'name'", child_text(root, "name"), reterr);
         if (r < 0)
                 return r;

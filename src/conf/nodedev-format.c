@@ -219,8 +219,6 @@ static void order_attrs(ConfNode *n) {
 
 int nodedev_def_format(const NodeDevDef *def, char **ret) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        StrBuf b = STRBUF_NULL;
-        char *s;
         int r;
 
         if (def->source) {
@@ -233,12 +231,5 @@ int nodedev_def_format(const NodeDevDef *def, char **ret) {
                         return r;
         }
         order_attrs(n);
-        r = conf_node_format(n, 0, &b);
-        s = strbuf_steal(&b);
-        if (r < 0 || !s) {
-                free(s);
-                return -ENOMEM;
-        }
-        *ret = s;
-        return 0;
+        return conf_node_format_string(n, ret);
 }
