@@ -11,7 +11,8 @@
 bool host_kvm_usable(void);
 /* How many IOMMU groups sysfs lists (kernel/iommu_groups); 0 when none or no IOMMU. */
 unsigned host_iommu_groups(void);
-/* PCI passthrough can work: /dev/vfio/vfio exists and there are IOMMU groups. */
+/* PCI passthrough can work: /dev/vfio/vfio exists and there are IOMMU groups (on a fake sysfs root:
+ * the tree has IOMMU groups and a vfio-pci driver). */
 bool host_vfio_usable(void);
 
 /* The CPU as /proc/cpuinfo names it (vendor "Intel"/"AMD"/..., model name; to free) and its

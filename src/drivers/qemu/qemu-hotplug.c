@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Device hotplug on a running QEMU: NICs (netdev_add + device_add), disks (blockdev-add + device_add),
- * removal (device_del, completed by the DEVICE_DELETED event naming the device) and in-place changes. */
+ * host PCI functions (device_add vfio-pci, qemu-hostdev.c), removal (device_del, completed by the DEVICE_DELETED event naming the device) and in-place changes. */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -8,6 +8,7 @@
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-hostdev.h"
 #include "host/tap.h"
 #include "util/log.h"
 
@@ -273,6 +274,22 @@ static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, VbEr
         return live_append(vm, dev, NULL);
 }
 
+/* A <hostdev type='pci'> or an <interface type='hostdev'> on a VF: core bound it to vfio-pci (and set the
+ * VF's MAC) before; QEMU opens it through VFIO. 0 if dev is not a host PCI device. On failure QEMU's own
+ * sentence is in the error and nothing was added. */
+static int attach_hostdev(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        struct json_object *args = NULL;
+        int r;
+
+        r = qemu_hostdev_device_add_args(dev, alias, qemu_machine_is_q35(vm->live->os.machine), &args, reterr);
+        if (r <= 0)
+                return r;
+        r = qemu_vm_command(vm, "add the host device", "device_add", args, NULL, reterr);
+        if (r >= 0)
+                r = live_append(vm, dev, NULL);
+        return r < 0 ? r : 1;
+}
+
 int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
@@ -287,10 +304,20 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
                                     dev->alias);
         switch (dev->kind) {
         case DEVICE_INTERFACE:
-                r = attach_interface(vm, dev, dev->alias, reterr);
+                r = attach_hostdev(vm, dev, dev->alias, reterr);
+                if (r == 0)
+                        r = attach_interface(vm, dev, dev->alias, reterr);
                 break;
         case DEVICE_DISK:
                 r = attach_disk(vm, dev, dev->alias, reterr);
+                break;
+        case DEVICE_HOSTDEV:
+                r = qemu_hostdev_is_vfio(dev, reterr);
+                if (r > 0)
+                        r = attach_hostdev(vm, dev, dev->alias, reterr);
+                else if (r == 0)
+                        r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "This host device is not supported by "
+                                         "the qemu driver");
                 break;
         default:
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
@@ -319,7 +346,7 @@ int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbErr
         if (i < 0)
                 return 1; /* gone already */
         kind = vm->live->devices[i]->kind;
-        if (kind != DEVICE_INTERFACE && kind != DEVICE_DISK)
+        if (kind != DEVICE_INTERFACE && kind != DEVICE_DISK && kind != DEVICE_HOSTDEV)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "The qemu driver cannot hot-unplug devices of kind '%s' yet",
                                     device_kind_to_string(kind));
@@ -334,6 +361,8 @@ static void release_backend(QemuVm *vm, const DeviceDef *dev, const char *alias)
         _cleanup_free_ char *id = NULL;
         struct json_object *args;
 
+        if (dev->kind == DEVICE_INTERFACE && qemu_hostdev_is_vfio(dev, NULL) > 0)
+                return; /* a VF: no backend in QEMU (core gives the function back to the host) */
         if (dev->kind == DEVICE_INTERFACE) {
                 _cleanup_(conf_node_freep) ConfNode *n = NULL;
                 const char *lower, *mode, *name;
