@@ -256,6 +256,22 @@ void conf_fill_bytes(uint8_t *buf, size_t n, const char *seed, unsigned salt) {
         }
 }
 
+int conf_take_uuid(ConfNode *n, uint8_t ret[16], char **ret_text, VbError *e) {
+        _cleanup_free_ char *t = NULL;
+        ConfNode *c;
+
+        c = conf_node_use_child(n, "uuid");
+        if (!c)
+                return 0;
+        t = conf_node_take_text(c);
+        if (!t || conf_uuid_parse(t, ret) < 0)
+                return conf_error(e, c, "invalid UUID '%s' (expected 32 hex digits as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+                                  strempty(t));
+        if (ret_text)
+                *ret_text = TAKE_PTR(t);
+        return 1;
+}
+
 int conf_check_name(const ConfNode *n, const char *what, const char *s, VbError *e) {
         if (isempty(s))
                 return conf_error(e, n, "%s must not be empty", what);

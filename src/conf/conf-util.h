@@ -42,6 +42,9 @@ int conf_uuid_parse(const char *s, uint8_t ret[16]);
 void conf_uuid_format(const uint8_t uuid[16], char ret[37]);
 bool conf_uuid_is_null(const uint8_t uuid[16]);
 int conf_mac_parse(const char *s, uint8_t ret[6]);
+/* The <uuid> child of n (marked used), parsed into ret; ret_text (may be NULL) gets its text as given.
+ * Returns 0 when there is none, 1 when read. */
+int conf_take_uuid(ConfNode *n, uint8_t ret[16], char **ret_text, VbError *e);
 void conf_mac_format(const uint8_t mac[6], char ret[18]);
 
 /* Random bytes, or (seed non-NULL) bytes derived from seed, for stable defaults. */

@@ -141,7 +141,6 @@ static int parse_devices(DomainDef *def, ConfNode *root, VbError *e) {
 }
 
 static int parse_identity(DomainDef *def, ConfNode *root, VbError *e) {
-        ConfNode *c;
         uint64_t id;
         int r;
 
@@ -154,15 +153,11 @@ static int parse_identity(DomainDef *def, ConfNode *root, VbError *e) {
         def->id = r > 0 ? (int64_t) id : -1;
         if ((r = take_child_text(root, "name", &def->name)) < 0)
                 return r;
-        c = conf_node_use_child(root, "uuid");
-        if (c) {
-                _cleanup_free_ char *t = conf_node_take_text(c);
-
-                if (!t || conf_uuid_parse(t, def->uuid) < 0)
-                        return conf_error(e, c, "invalid UUID '%s' (expected 32 hex digits as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
-                                          strempty(t));
+        r = conf_take_uuid(root, def->uuid, NULL, e);
+        if (r < 0)
+                return r;
+        if (r > 0)
                 def->has_uuid = true;
-        }
         if ((r = take_child_text(root, "title", &def->title)) < 0 ||
             (r = take_child_text(root, "description", &def->description)) < 0 ||
             (r = take_child_text(root, "bootloader", &def->bootloader)) < 0 ||

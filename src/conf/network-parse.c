@@ -363,16 +363,11 @@ static int parse_identity(NetworkDef *def, ConfNode *root, VbError *e) {
         r = conf_check_name(root, "network name", def->name, e);
         if (r < 0)
                 return r;
-        c = conf_node_use_child(root, "uuid");
-        if (c) {
-                _cleanup_free_ char *t = conf_node_take_text(c);
-
-                if (!t || conf_uuid_parse(t, def->uuid) < 0)
-                        return conf_error(e, c, "invalid UUID '%s' (expected 32 hex digits as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
-                                          strempty(t));
+        r = conf_take_uuid(root, def->uuid, &def->uuid_text, e);
+        if (r < 0)
+                return r;
+        if (r > 0)
                 def->has_uuid = true;
-                def->uuid_text = TAKE_PTR(t);
-        }
         c = conf_node_use_child(root, "bridge");
         if (c) {
                 def->bridge = conf_node_take_attr(c, "name");
