@@ -340,6 +340,7 @@ int manager_load(Manager *m, VbError *reterr) {
         r = seed_default_domains(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up the driver's default domains, ignoring: %m");
+        (void) manager_nodedev_watch_start(m); /* before the first scan: no change after it goes unseen */
         r = manager_nodedev_scan(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to read the host's devices, ignoring: %m");

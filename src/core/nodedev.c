@@ -56,6 +56,7 @@ int manager_nodedev_init(Manager *m) {
 void manager_nodedev_done(Manager *m) {
         NodeDevState *s = &m->nodedev;
 
+        manager_nodedev_watch_stop(m);
         manager_nodedev_test_host_stop(m);
         for (size_t i = 0; i < s->n_devices; i++)
                 nodedev_free(s->devices[i]);
@@ -149,6 +150,7 @@ int manager_nodedev_scan(Manager *m) {
 
                 if (hashmap_get(s->by_name, d->name) != d)
                         continue;
+                log_info("Node device '%s' went away.", d->name);
                 if (m->events.nodedev_removed)
                         m->events.nodedev_removed(m->events.userdata, d);
                 nodedev_free(d);
@@ -164,6 +166,8 @@ int manager_nodedev_scan(Manager *m) {
                 if (!d)
                         continue;
                 s->devices[k++] = d;
+                if (announce && what[i] == 1)
+                        log_info("Node device '%s' appeared.", d->name);
                 if (announce && what[i] == 1 && m->events.nodedev_added)
                         m->events.nodedev_added(m->events.userdata, d);
                 else if (what[i] == 2 && m->events.nodedev_changed)

@@ -25,6 +25,7 @@ typedef struct NodeDevice {
 } NodeDevice;
 
 typedef struct HostdevLeases HostdevLeases;
+typedef struct NodeDevWatch NodeDevWatch;
 
 /* Everything of node devices a Manager holds (Manager.nodedev). */
 typedef struct NodeDevState {
@@ -33,6 +34,7 @@ typedef struct NodeDevState {
         size_t n_devices, n_allocated;
         Hashmap *leases_by_domain; /* domain UUID -> HostdevLeases, while a domain holds host devices */
         pid_t fake_kernel_pid;     /* the test driver's simulated host (nodedev-testhost.c), or 0 */
+        NodeDevWatch *watch;       /* kernel device events (nodedev-watch.c), or NULL */
 } NodeDevState;
 
 /* Property names of org.virtbus1.NodeDevice that change with a re-scan. */
@@ -47,6 +49,11 @@ void manager_nodedev_test_host_stop(Manager *m);
 /* Reads the host again and updates the registry: added, removed and changed devices are announced
  * through the Manager's events. */
 int manager_nodedev_scan(Manager *m);
+/* When the sysfs root is the real /sys, re-scans shortly after the kernel's device events for PCI, USB
+ * and network devices (nodedev-watch.c): devices others add or remove show up too. Started before the
+ * first scan; a failure to listen is logged and leaves re-scans after our own changes only. */
+int manager_nodedev_watch_start(Manager *m);
+void manager_nodedev_watch_stop(Manager *m);
 
 NodeDevice *manager_nodedev_by_name(Manager *m, const char *name);
 /* In name order; *ret points into the registry (valid until the next scan). */
