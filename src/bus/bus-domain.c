@@ -16,8 +16,6 @@
 
 #define START_PAUSED UINT64_C(1)
 #define SHUTDOWN_NO_WAIT UINT64_C(1)
-#define LIST_ACTIVE UINT64_C(1)
-#define LIST_INACTIVE UINT64_C(2)
 #define XML_INACTIVE UINT64_C(1)
 #define XML_SECURE UINT64_C(2)
 
@@ -142,7 +140,7 @@ int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_er
         uint64_t flags;
         int r;
 
-        r = bus_read_flags(m, LIST_ACTIVE | LIST_INACTIVE, &flags, error);
+        r = bus_read_flags(m, BUS_LIST_ACTIVE | BUS_LIST_INACTIVE, &flags, error);
         if (r < 0)
                 return r;
         r = bus_reply_list_begin(m, &reply);
@@ -150,12 +148,9 @@ int bus_manager_method_list_domains(sd_bus_message *m, void *userdata, sd_bus_er
                 return r;
         for (size_t i = 0; i < mgr->n_domains; i++) {
                 Domain *d = mgr->domains[i];
-                bool active = domain_is_active(d);
                 char path[BUS_DOMAIN_PATH_MAX];
 
-                if ((flags & LIST_ACTIVE) && !(flags & LIST_INACTIVE) && !active)
-                        continue;
-                if ((flags & LIST_INACTIVE) && !(flags & LIST_ACTIVE) && active)
+                if (!bus_list_wants(flags, domain_is_active(d)))
                         continue;
                 r = sd_bus_message_append_basic(reply, 'o', bus_domain_path_buf(d, path));
                 if (r < 0)

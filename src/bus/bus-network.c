@@ -10,8 +10,6 @@
 /* Larger definitions are refused before parsing. */
 #define NETWORK_XML_MAX (1024U * 1024U)
 
-#define LIST_ACTIVE UINT64_C(1)
-#define LIST_INACTIVE UINT64_C(2)
 #define XML_INACTIVE UINT64_C(1)
 
 #define ACTION_MANAGE "org.virtbus1.network.manage"
@@ -106,23 +104,16 @@ int bus_manager_method_list_networks(sd_bus_message *m, void *userdata, sd_bus_e
         uint64_t flags;
         int r;
 
-        r = bus_read_flags(m, LIST_ACTIVE | LIST_INACTIVE, &flags, error);
+        r = bus_read_flags(m, BUS_LIST_ACTIVE | BUS_LIST_INACTIVE, &flags, error);
         if (r < 0)
                 return r;
         r = bus_reply_list_begin(m, &reply);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < reg->n_networks; i++) {
-                bool active = network_is_active(reg->networks[i]);
-                _cleanup_free_ char *path = NULL;
-
-                if (((flags & LIST_ACTIVE) && !(flags & LIST_INACTIVE) && !active) ||
-                    ((flags & LIST_INACTIVE) && !(flags & LIST_ACTIVE) && active))
+                if (!bus_list_wants(flags, network_is_active(reg->networks[i])))
                         continue;
-                path = bus_network_path(reg->networks[i]);
-                if (!path)
-                        return -ENOMEM;
-                r = sd_bus_message_append(reply, "o", path);
+                r = bus_reply_list_add(reply, bus_network_path(reg->networks[i]));
                 if (r < 0)
                         return r;
         }

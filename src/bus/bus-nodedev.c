@@ -253,14 +253,9 @@ int bus_manager_method_list_node_devices(sd_bus_message *m, void *userdata, sd_b
                 return r;
         n = manager_nodedev_list(s->manager, &l);
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *path = NULL;
-
                 if (!isempty(cap) && !nodedev_def_has_capability(l[i]->def, cap))
                         continue;
-                path = bus_nodedev_path(l[i]);
-                if (!path)
-                        return -ENOMEM;
-                r = sd_bus_message_append(reply, "o", path);
+                r = bus_reply_list_add(reply, bus_nodedev_path(l[i]));
                 if (r < 0)
                         return r;
         }

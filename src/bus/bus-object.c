@@ -102,6 +102,14 @@ int bus_reply_list_begin(sd_bus_message *m, sd_bus_message **ret) {
         return 0;
 }
 
+int bus_reply_list_add(sd_bus_message *reply, char *path) {
+        _cleanup_free_ char *p = path;
+
+        if (!p)
+                return -ENOMEM;
+        return sd_bus_message_append_basic(reply, 'o', p);
+}
+
 int bus_reply_list_end(sd_bus_message *reply) {
         int r;
 

@@ -42,8 +42,23 @@ int bus_reply_path(sd_bus_message *m, char *path);
 
 /* The reply of a List method: "ao" opened, for the handler to append the paths it lists ('o'). */
 int bus_reply_list_begin(sd_bus_message *m, sd_bus_message **ret);
+/* Appends path to the list; takes path (NULL: -ENOMEM). */
+int bus_reply_list_add(sd_bus_message *reply, char *path);
 /* Closes the list and sends the reply. */
 int bus_reply_list_end(sd_bus_message *reply);
+
+/* The flags of ListDomains and ListNetworks: only active, only inactive objects (neither or both: all). */
+#define BUS_LIST_ACTIVE UINT64_C(1)
+#define BUS_LIST_INACTIVE UINT64_C(2)
+
+/* Whether an object, active or not, is listed under those flags. */
+static inline bool bus_list_wants(uint64_t flags, bool active) {
+        if ((flags & BUS_LIST_ACTIVE) && !(flags & BUS_LIST_INACTIVE))
+                return active;
+        if ((flags & BUS_LIST_INACTIVE) && !(flags & BUS_LIST_ACTIVE))
+                return !active;
+        return true;
+}
 
 /* ---- Object paths ---- */
 
