@@ -256,6 +256,18 @@ void conf_fill_bytes(uint8_t *buf, size_t n, const char *seed, unsigned salt) {
         }
 }
 
+int conf_set_uint32(ConfNode *n, const char *attr, const char *format, uint32_t v) {
+        int width = 0;
+
+        if (v == UINT32_MAX)
+                return 0;
+        if (streq(format, "%u"))
+                return conf_node_set_attrf(n, attr, "%u", v);
+        if (sscanf(format, "0x%%0%dx", &width) != 1)
+                width = 1;
+        return conf_node_set_attrf(n, attr, "0x%0*x", width, v);
+}
+
 int conf_take_uuid(ConfNode *n, uint8_t ret[16], char **ret_text, VbError *e) {
         _cleanup_free_ char *t = NULL;
         ConfNode *c;

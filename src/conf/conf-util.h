@@ -29,6 +29,9 @@ int conf_take_enum(ConfNode *n, const char *attr, bool required, ConfEnumToStrin
 int conf_take_uint(ConfNode *n, const char *attr, uint64_t max, uint64_t *ret, VbError *e);
 int conf_take_uint32(ConfNode *n, const char *attr, uint32_t max, uint32_t *ret, VbError *e);
 int conf_parse_uint(const ConfNode *n, const char *what, const char *s, uint64_t max, uint64_t *ret, VbError *e);
+/* Sets attr to v unless v is UINT32_MAX (unset). format: "%u" for decimal, or "0x%0Nx" written as a
+ * width N > 0 (hex with N digits). */
+int conf_set_uint32(ConfNode *n, const char *attr, const char *format, uint32_t v);
 
 /* yes/no (also on/off): returns 0 if absent, 1 if read; *ret is a tristate -1/0/1 otherwise unset. */
 int conf_take_yesno(ConfNode *n, const char *attr, int *ret, VbError *e);

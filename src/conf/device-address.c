@@ -78,19 +78,6 @@ int device_address_parse(ConfNode *n, DeviceAddress *a, VbError *e) {
         }
 }
 
-/* format: "%u" for decimal, or "0x%0Nx" written as a width N > 0 (hex with N digits). */
-static int set_u32(ConfNode *n, const char *attr, const char *format, uint32_t v) {
-        int width = 0;
-
-        if (v == UNSET)
-                return 0;
-        if (streq(format, "%u"))
-                return conf_node_set_attrf(n, attr, "%u", v);
-        if (sscanf(format, "0x%%0%dx", &width) != 1)
-                width = 1;
-        return conf_node_set_attrf(n, attr, "0x%0*x", width, v);
-}
-
 int device_address_format(const DeviceAddress *a, ConfNode *parent, const char *name) {
         ConfNode *n;
         int r = 0;
@@ -102,24 +89,24 @@ int device_address_format(const DeviceAddress *a, ConfNode *parent, const char *
                 return -ENOMEM;
         switch (a->type) {
         case DEVICE_ADDRESS_PCI:
-                if (set_u32(n, "domain", "0x%04x", a->pci.domain) < 0 || set_u32(n, "bus", "0x%02x", a->pci.bus) < 0 ||
-                    set_u32(n, "slot", "0x%02x", a->pci.slot) < 0 || set_u32(n, "function", "0x%x", a->pci.function) < 0)
+                if (conf_set_uint32(n, "domain", "0x%04x", a->pci.domain) < 0 || conf_set_uint32(n, "bus", "0x%02x", a->pci.bus) < 0 ||
+                    conf_set_uint32(n, "slot", "0x%02x", a->pci.slot) < 0 || conf_set_uint32(n, "function", "0x%x", a->pci.function) < 0)
                         return -ENOMEM;
                 if (a->pci.multifunction >= 0)
                         r = conf_node_set_attr(n, "multifunction", a->pci.multifunction ? "on" : "off");
                 break;
         case DEVICE_ADDRESS_DRIVE:
-                if (set_u32(n, "controller", "%u", a->drive.controller) < 0 || set_u32(n, "bus", "%u", a->drive.bus) < 0 ||
-                    set_u32(n, "target", "%u", a->drive.target) < 0 || set_u32(n, "unit", "%u", a->drive.unit) < 0)
+                if (conf_set_uint32(n, "controller", "%u", a->drive.controller) < 0 || conf_set_uint32(n, "bus", "%u", a->drive.bus) < 0 ||
+                    conf_set_uint32(n, "target", "%u", a->drive.target) < 0 || conf_set_uint32(n, "unit", "%u", a->drive.unit) < 0)
                         return -ENOMEM;
                 break;
         case DEVICE_ADDRESS_VIRTIO_SERIAL:
-                if (set_u32(n, "controller", "%u", a->vioserial.controller) < 0 ||
-                    set_u32(n, "bus", "%u", a->vioserial.bus) < 0 || set_u32(n, "port", "%u", a->vioserial.port) < 0)
+                if (conf_set_uint32(n, "controller", "%u", a->vioserial.controller) < 0 ||
+                    conf_set_uint32(n, "bus", "%u", a->vioserial.bus) < 0 || conf_set_uint32(n, "port", "%u", a->vioserial.port) < 0)
                         return -ENOMEM;
                 break;
         case DEVICE_ADDRESS_USB:
-                if (set_u32(n, "bus", "%u", a->usb.bus) < 0 || conf_node_set_attr(n, "port", a->usb.port) < 0)
+                if (conf_set_uint32(n, "bus", "%u", a->usb.bus) < 0 || conf_node_set_attr(n, "port", a->usb.port) < 0)
                         return -ENOMEM;
                 break;
         case DEVICE_ADDRESS_SPAPR_VIO:
@@ -127,8 +114,8 @@ int device_address_format(const DeviceAddress *a, ConfNode *parent, const char *
                         return -ENOMEM;
                 break;
         case DEVICE_ADDRESS_CCW:
-                if (set_u32(n, "cssid", "0x%x", a->ccw.cssid) < 0 || set_u32(n, "ssid", "0x%x", a->ccw.ssid) < 0 ||
-                    set_u32(n, "devno", "0x%04x", a->ccw.devno) < 0)
+                if (conf_set_uint32(n, "cssid", "0x%x", a->ccw.cssid) < 0 || conf_set_uint32(n, "ssid", "0x%x", a->ccw.ssid) < 0 ||
+                    conf_set_uint32(n, "devno", "0x%04x", a->ccw.devno) < 0)
                         return -ENOMEM;
                 break;
         default:

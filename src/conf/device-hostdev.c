@@ -131,25 +131,12 @@ static int hostdev_parse(DeviceDef *dev, ConfNode *n, VbError *e) {
         return 0;
 }
 
-/* format: "%u" for decimal, or "0x%0Nx" written as a width N > 0 (hex with N digits). */
-static int set_u32(ConfNode *n, const char *attr, const char *format, uint32_t v) {
-        int width = 0;
-
-        if (v == UNSET)
-                return 0;
-        if (streq(format, "%u"))
-                return conf_node_set_attrf(n, attr, "%u", v);
-        if (sscanf(format, "0x%%0%dx", &width) != 1)
-                width = 1;
-        return conf_node_set_attrf(n, attr, "0x%0*x", width, v);
-}
-
 static int hostdev_format_source(const HostdevDef *d, ConfNode *src) {
         ConfNode *c;
 
-        if (d->vendor != UNSET && (!(c = conf_node_add(src, "vendor")) || set_u32(c, "id", "0x%04x", d->vendor) < 0))
+        if (d->vendor != UNSET && (!(c = conf_node_add(src, "vendor")) || conf_set_uint32(c, "id", "0x%04x", d->vendor) < 0))
                 return -ENOMEM;
-        if (d->product != UNSET && (!(c = conf_node_add(src, "product")) || set_u32(c, "id", "0x%04x", d->product) < 0))
+        if (d->product != UNSET && (!(c = conf_node_add(src, "product")) || conf_set_uint32(c, "id", "0x%04x", d->product) < 0))
                 return -ENOMEM;
         if (d->scsi_adapter && (!(c = conf_node_add(src, "adapter")) || conf_node_set_attr(c, "name", d->scsi_adapter) < 0))
                 return -ENOMEM;
@@ -160,11 +147,11 @@ static int hostdev_format_source(const HostdevDef *d, ConfNode *src) {
         c = conf_node_add(src, "address");
         if (!c)
                 return -ENOMEM;
-        if (set_u32(c, "domain", "0x%04x", d->pci_domain) < 0 || set_u32(c, "bus", "0x%02x", d->pci_bus) < 0 ||
-            set_u32(c, "slot", "0x%02x", d->pci_slot) < 0 || set_u32(c, "function", "0x%x", d->pci_function) < 0 ||
-            set_u32(c, "bus", "%u", d->bus) < 0 || set_u32(c, "device", "%u", d->device) < 0 ||
-            set_u32(c, "bus", "%u", d->scsi_bus) < 0 || set_u32(c, "target", "%u", d->scsi_target) < 0 ||
-            set_u32(c, "unit", "%u", d->scsi_unit) < 0 || conf_node_set_attr(c, "uuid", d->mdev_uuid) < 0)
+        if (conf_set_uint32(c, "domain", "0x%04x", d->pci_domain) < 0 || conf_set_uint32(c, "bus", "0x%02x", d->pci_bus) < 0 ||
+            conf_set_uint32(c, "slot", "0x%02x", d->pci_slot) < 0 || conf_set_uint32(c, "function", "0x%x", d->pci_function) < 0 ||
+            conf_set_uint32(c, "bus", "%u", d->bus) < 0 || conf_set_uint32(c, "device", "%u", d->device) < 0 ||
+            conf_set_uint32(c, "bus", "%u", d->scsi_bus) < 0 || conf_set_uint32(c, "target", "%u", d->scsi_target) < 0 ||
+            conf_set_uint32(c, "unit", "%u", d->scsi_unit) < 0 || conf_node_set_attr(c, "uuid", d->mdev_uuid) < 0)
                 return -ENOMEM;
         return 0;
 }
