@@ -4,7 +4,8 @@
  * test creates a veth pair in the ROOT network namespace (the kernel sends the events of links in
  * another namespace only to that namespace's sockets), with names and MACs unique to the run, waits for
  * the ObjectManager's InterfacesAdded of both net_... node devices, checks ListNodeDevices('net') and the
- * XML, deletes the pair and waits for InterfacesRemoved. The pair is deleted in the teardown, at exit and
+ * XML, renames one end (a "move": InterfacesRemoved of the old name, InterfacesAdded of the new one),
+ * deletes the pair and waits for InterfacesRemoved. The pair is deleted in the teardown, at exit and
  * on a fatal signal, whether the test passed or not.
  *
  * A second group checks that with a fake sysfs root (the test driver's simulated host) virtbusd opens no
@@ -28,12 +29,12 @@
 #define IP "/usr/sbin/ip"
 #define NETLINK_KOBJECT_UEVENT_PROTO 15
 
-/* vbue<pid>a / vbue<pid>b, at most 12 characters (IFNAMSIZ is 16 with the NUL). */
-static char link_a[16], link_b[16], mac_a[18], mac_b[18];
+/* vbue<pid>a / vbue<pid>b (a is renamed vbue<pid>c), at most 12 characters (IFNAMSIZ is 16 with the NUL). */
+static char link_a[16], link_b[16], link_c[16], mac_a[18], mac_b[18];
 static bool links_made;
 static struct sigaction old_actions[NSIG];
 
-/* Deletes the pair (deleting one end deletes both); async-signal-safe: fork, exec, wait. */
+/* Deletes the pair (deleting one end deletes both: b, never renamed); async-signal-safe: fork, exec, wait. */
 static void delete_links(void) {
         pid_t pid;
 
@@ -46,7 +47,7 @@ static void delete_links(void) {
                         dup2(null, STDOUT_FILENO);
                         dup2(null, STDERR_FILENO);
                 }
-                execl(IP, IP, "link", "del", "dev", link_a, (char *) NULL);
+                execl(IP, IP, "link", "del", "dev", link_b, (char *) NULL);
                 _exit(127);
         }
         if (pid > 0)
@@ -127,27 +128,40 @@ static bool added_with_interface(sd_bus_message *m, const char *path) {
         return found;
 }
 
-/* Waits for member (InterfacesAdded/Removed) of both paths; other devices' signals (another run's
- * links, a USB stick) pass by. */
-static void wait_for_both(HarnessWatch *w, const char *member, const char *pa, const char *pb) {
-        bool seen_a = false, seen_b = false;
+/* Waits until each path of added (NULL-terminated) had its InterfacesAdded and each of removed its
+ * InterfacesRemoved; other devices' signals (another run's links, a USB stick) pass by. */
+static void wait_for(HarnessWatch *w, const char * const *added, const char * const *removed) {
+        bool seen[8] = {};
+        size_t n_added = 0, n = 0, left;
 
-        while (!seen_a || !seen_b) {
+        while (added[n_added])
+                n_added++;
+        while (removed[n])
+                n++;
+        n += n_added;
+        assert_true(n <= ELEMENTSOF(seen));
+        for (left = n; left > 0;) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+                bool is_added;
                 const char *p;
 
                 if (!m)
-                        fail_msg("no %s for %s%s%s", member, seen_a ? "" : pa, seen_a || seen_b ? "" : " and ",
-                                 seen_b ? "" : pb);
-                if (!sd_bus_message_is_signal(m, OM_INTERFACE, member))
+                        for (size_t i = 0; i < n; i++)
+                                if (!seen[i])
+                                        fail_msg("no %s for %s", i < n_added ? "InterfacesAdded" : "InterfacesRemoved",
+                                                 i < n_added ? added[i] : removed[i - n_added]);
+                is_added = sd_bus_message_is_signal(m, OM_INTERFACE, "InterfacesAdded");
+                if (!is_added && !sd_bus_message_is_signal(m, OM_INTERFACE, "InterfacesRemoved"))
                         continue;
-                if (streq(member, "InterfacesAdded")) {
-                        seen_a = seen_a || added_with_interface(m, pa);
+                for (size_t i = 0; i < n; i++) {
+                        if (seen[i] || is_added != (i < n_added))
+                                continue;
                         assert_true(sd_bus_message_rewind(m, true) >= 0);
-                        seen_b = seen_b || added_with_interface(m, pb);
-                } else if (sd_bus_message_read(m, "o", &p) > 0) {
-                        seen_a = seen_a || streq(p, pa);
-                        seen_b = seen_b || streq(p, pb);
+                        if (is_added ? added_with_interface(m, added[i])
+                                     : sd_bus_message_read(m, "o", &p) > 0 && streq(p, removed[i - n_added])) {
+                                seen[i] = true;
+                                left--;
+                        }
                 }
         }
 }
@@ -208,9 +222,10 @@ static void test_veth_appears_and_goes(void **state) {
         sd_bus *bus = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
         _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE,
                                                                              NULL);
-        _cleanup_free_ char *name_a = nodedev_name(link_a, mac_a), *name_b = nodedev_name(link_b, mac_b);
-        _cleanup_free_ char *path_a = nodedev_path(name_a), *path_b = nodedev_path(name_b), *xml = NULL,
-                            *log = NULL, *appeared = NULL, *went = NULL;
+        _cleanup_free_ char *name_a = nodedev_name(link_a, mac_a), *name_b = nodedev_name(link_b, mac_b),
+                            *name_c = nodedev_name(link_c, mac_a);
+        _cleanup_free_ char *path_a = nodedev_path(name_a), *path_b = nodedev_path(name_b), *path_c = nodedev_path(name_c),
+                            *xml = NULL, *log = NULL, *appeared = NULL, *went = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *x;
 
@@ -224,7 +239,7 @@ static void test_veth_appears_and_goes(void **state) {
         assert_int_equal(ip((const char *[]) { IP, "link", "add", link_a, "address", mac_a, "type", "veth", "peer",
                                                "name", link_b, "address", mac_b, NULL }),
                          0);
-        wait_for_both(w, "InterfacesAdded", path_a, path_b);
+        wait_for(w, (const char *[]) { path_a, path_b, NULL }, (const char *[]) { NULL });
 
         assert_true(listed(plain, "net", path_a));
         assert_true(listed(plain, "net", path_b));
@@ -238,10 +253,16 @@ static void test_veth_appears_and_goes(void **state) {
         assert_true(asprintf(&appeared, "Node device '%s' appeared.", name_a) >= 0);
         assert_true(asprintf(&went, "Node device '%s' went away.", name_a) >= 0);
 
-        assert_int_equal(ip((const char *[]) { IP, "link", "del", "dev", link_a, NULL }), 0);
-        links_made = false;
-        wait_for_both(w, "InterfacesRemoved", path_a, path_b);
+        /* A rename ("move"): the name, hence the object, changes. */
+        assert_int_equal(ip((const char *[]) { IP, "link", "set", "dev", link_a, "name", link_c, NULL }), 0);
+        wait_for(w, (const char *[]) { path_c, NULL }, (const char *[]) { path_a, NULL });
         assert_false(listed(plain, "net", path_a));
+        assert_true(listed(plain, "net", path_c));
+
+        assert_int_equal(ip((const char *[]) { IP, "link", "del", "dev", link_b, NULL }), 0);
+        links_made = false;
+        wait_for(w, (const char *[]) { NULL }, (const char *[]) { path_b, path_c, NULL });
+        assert_false(listed(plain, "net", path_c));
         harness_call_fails(bus, ERR("NoSuchDevice"), name_b, M, "GetNodeDeviceByName", "s", name_b);
 
         log = harness_read_file(harness_daemon_log_path(h));
@@ -271,6 +292,7 @@ int main(void) {
         HARNESS_SKIP_UNLESS_ROOT();
         snprintf(link_a, sizeof link_a, "vbue%ua", pid);
         snprintf(link_b, sizeof link_b, "vbue%ub", pid);
+        snprintf(link_c, sizeof link_c, "vbue%uc", pid);
         snprintf(mac_a, sizeof mac_a, "02:76:62:%02x:%02x:0a", (pid >> 8) & 0xff, pid & 0xff);
         snprintf(mac_b, sizeof mac_b, "02:76:62:%02x:%02x:0b", (pid >> 8) & 0xff, pid & 0xff);
         r = harness_run_group(real, &(HarnessOptions) {
