@@ -94,6 +94,16 @@ static void remember_removed(NodeDevWatch *w, const char *devpath) {
         w->removed[w->n_removed++] = p;
 }
 
+/* Added again (a link deleted and made anew under its name): its directory is no sign of a late removal. */
+static void forget_removed(NodeDevWatch *w, const char *devpath) {
+        for (size_t i = 0; i < w->n_removed; i++)
+                if (streq(w->removed[i], devpath)) {
+                        free(w->removed[i]);
+                        w->removed[i] = w->removed[--w->n_removed];
+                        return;
+                }
+}
+
 static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata) {
         NodeDevWatch *w = userdata;
         size_t k = 0;
@@ -151,6 +161,8 @@ static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 rescan = true;
                 if (streq(u.action, "remove"))
                         remember_removed(w, u.devpath);
+                else if (streq(u.action, "add"))
+                        forget_removed(w, u.devpath);
         }
         if (rescan)
                 schedule_rescan(w);
