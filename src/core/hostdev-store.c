@@ -220,8 +220,8 @@ int hostdev_store_save(Manager *m, const HostdevLeases *set, VbError *reterr) {
                 r = write_file_atomic(path, text, strlen(text), 0600);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
-                                    "Failed to record the host devices of domain '%s' in '%s' (nothing was taken "
-                                    "from the host): %s", strempty(set->name), path, strerror(-r));
+                                    "Failed to record the host devices of domain '%s' in '%s': %s",
+                                    strempty(set->name), path, strerror(-r));
         return 0;
 }
 

@@ -293,11 +293,35 @@ static void test_intent_and_damaged_records(void **state) {
         assert_int_equal(unlink(junk), 0);
 }
 
+/* The intent cannot be written down: nothing is taken from the host, and the start is refused. */
+static void test_unrecordable_refused(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *dom = NULL, *dir = runtime_file(h, "hostdevs", NULL, NULL);
+
+        give_vf0_its_own_mac(root);
+        dom = define_domain(root, "unrecorded", GUEST_DEVICES);
+        /* A file where the directory should be. */
+        (void) rmdir(dir);
+        write_text(dir, "in the way\n");
+        harness_call_fails(root, "org.virtbus1.Error.OperationFailed", "Failed to record the host devices of domain "
+                           "'unrecorded'", dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        assert_given_back();
+        assert_string_equal(harness_get_string(root, dom, DOMAIN_INTERFACE, "State"), "shutoff");
+        assert_int_equal(unlink(dir), 0);
+        domain_call(root, dom, "Start");
+        assert_taken();
+        domain_call(root, dom, "Destroy");
+        assert_given_back();
+        domain_call(root, dom, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_restart_then_destroy),
                 cmocka_unit_test(test_died_while_down),
                 cmocka_unit_test(test_intent_and_damaged_records),
+                cmocka_unit_test(test_unrecordable_refused),
         };
         int r;
 
