@@ -154,6 +154,11 @@ bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);
 void device_interface_set_mac(DeviceDef *def, const uint8_t mac[6]);
 /* Gives an interface without a MAC one in 52:54:00:xx:xx:xx (derived from seed when non-NULL). */
 void device_interface_ensure_mac(DeviceDef *def, const char *seed, unsigned salt);
+/* A controller's type ('pci', 'usb'...), model (NULL if not given) and index (UINT32_MAX if not given);
+ * false if dev is not a controller. Strings point into dev. */
+bool device_controller_get(const DeviceDef *dev, const char **ret_type, const char **ret_model, uint32_t *ret_index);
+/* Gives a controller its index (a definition's defaults: domain-parse.c). */
+void device_controller_set_index(DeviceDef *dev, uint32_t index);
 /* type='network': the network named in <source network=>; NULL for other types. */
 const char *device_interface_get_network(const DeviceDef *def);
 /* type='network': what it actually uses, shown in the live definition as <source bridge=> or

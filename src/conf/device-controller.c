@@ -82,6 +82,30 @@ static void controller_free(void *data) {
         free(d->model);
 }
 
+bool device_controller_get(const DeviceDef *dev, const char **ret_type, const char **ret_model, uint32_t *ret_index) {
+        const ControllerDef *d;
+
+        if (!dev || dev->kind != DEVICE_CONTROLLER || !dev->data)
+                return false;
+        d = dev->data;
+        if (ret_type)
+                *ret_type = controller_type_to_string(d->type);
+        if (ret_model)
+                *ret_model = d->model;
+        if (ret_index)
+                *ret_index = d->has_index ? d->index : UINT32_MAX;
+        return true;
+}
+
+void device_controller_set_index(DeviceDef *dev, uint32_t index) {
+        ControllerDef *d = dev->data;
+
+        if (dev->kind != DEVICE_CONTROLLER || !d)
+                return;
+        d->index = index;
+        d->has_index = true;
+}
+
 const DeviceOps device_controller_ops = {
         .data_size = sizeof(ControllerDef),
         .parse = controller_parse,

@@ -658,10 +658,59 @@ static void mark_used_slots(const DomainDef *def, const DeviceDef *self, bool us
         }
 }
 
-int domain_def_assign_device_address(const DomainDef *def, const DomainDef *other, DeviceDef *dev,
-                                     VbError *reterr) {
+bool domain_machine_is_q35(const char *machine) {
+        return machine && (streq(machine, "q35") || strncmp(machine, "pc-q35", 6) == 0);
+}
+
+/* Ports that take one device, at slot 0, and let it be hot-plugged and unplugged. */
+static bool is_hotplug_port(const DeviceDef *dev, uint32_t *ret_index) {
+        const char *type, *model;
+
+        return device_controller_get(dev, &type, &model, ret_index) && streq_ptr(type, "pci") &&
+               (streq_ptr(model, "pcie-root-port") || streq_ptr(model, "pcie-switch-downstream-port")) &&
+               *ret_index != UNSET && *ret_index > 0;
+}
+
+static bool bus_used(const DomainDef *def, const DeviceDef *self, uint32_t bus) {
+        for (size_t i = 0; def && i < def->n_devices; i++) {
+                const DeviceAddress *a = &def->devices[i]->address;
+
+                if (def->devices[i] != self && a->type == DEVICE_ADDRESS_PCI && a->pci.bus == bus &&
+                    (a->pci.domain == UNSET || a->pci.domain == 0))
+                        return true;
+        }
+        return false;
+}
+
+/* q35: the root bus pcie.0 takes no hot-plugged devices; a device goes alone into a pcie-root-port (or a
+ * switch's downstream port) no device of def or other sits on. */
+static int assign_root_port(const DomainDef *def, const DomainDef *other, DeviceDef *dev, VbError *reterr) {
+        DeviceAddress *a = &dev->address;
+        uint32_t index;
+
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (is_hotplug_port(def->devices[i], &index) && !bus_used(def, dev, index) &&
+                    !bus_used(other, dev, index)) {
+                        a->pci.bus = index;
+                        a->pci.slot = 0;
+                        return 0;
+                }
+        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                            "Domain '%s' has no free PCIe root port: on a q35 machine a device is hot-plugged into "
+                            "a pcie-root-port no other device uses. Add <controller type='pci' "
+                            "model='pcie-root-port'/> to the definition (one per device to hot-plug; it takes effect "
+                            "at the next start), or detach a device from one",
+                            def->name);
+}
+
+/* at_start: for a definition about to run, devices without an address stay on bus 0 (on q35, integrated
+ * devices of pcie.0). Otherwise a q35 machine puts a device into a free root port. */
+static int assign_address(const DomainDef *def, const DomainDef *other, DeviceDef *dev, bool at_start,
+                          VbError *reterr) {
         DeviceAddress *a = &dev->address;
         bool used[PCI_SLOTS] = {};
+        bool q35 = domain_machine_is_q35(def->os.machine);
+        uint32_t index;
 
         if (!device_def_wants_pci_address(dev))
                 return 0;
@@ -672,15 +721,26 @@ int domain_def_assign_device_address(const DomainDef *def, const DomainDef *othe
                 };
         if (a->pci.domain == UNSET)
                 a->pci.domain = 0;
-        if (a->pci.bus == UNSET)
-                a->pci.bus = 0;
         if (a->pci.function == UNSET)
                 a->pci.function = 0;
+        if (q35 && !at_start && a->pci.slot == UNSET && a->pci.domain == 0) {
+                if (a->pci.bus == UNSET)
+                        return assign_root_port(def, other, dev, reterr);
+                /* A port named: its only slot. */
+                for (size_t i = 0; a->pci.bus != 0 && i < def->n_devices; i++)
+                        if (is_hotplug_port(def->devices[i], &index) && index == a->pci.bus) {
+                                a->pci.slot = 0;
+                                return 0;
+                        }
+        }
+        if (a->pci.bus == UNSET)
+                a->pci.bus = 0;
         if (a->pci.slot != UNSET)
                 return 0;
         if (a->pci.domain != 0 || a->pci.bus != 0)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "Only slots on PCI bus 0 are assigned automatically; give the <address> in full");
+                                    "Only slots on PCI bus 0%s are assigned automatically; give the <address> in full",
+                                    q35 ? " and in PCIe root ports" : "");
         mark_used_slots(def, dev, used);
         mark_used_slots(other, dev, used);
         for (uint32_t slot = PCI_FIRST_FREE_SLOT; slot < PCI_SLOTS; slot++)
@@ -692,6 +752,11 @@ int domain_def_assign_device_address(const DomainDef *def, const DomainDef *othe
                             def->name);
 }
 
+int domain_def_assign_device_address(const DomainDef *def, const DomainDef *other, DeviceDef *dev,
+                                     VbError *reterr) {
+        return assign_address(def, other, dev, false, reterr);
+}
+
 int domain_def_assign_device_names(DomainDef *def, VbError *reterr) {
         int r;
 
@@ -701,7 +766,7 @@ int domain_def_assign_device_names(DomainDef *def, VbError *reterr) {
                         return r;
         }
         for (size_t i = 0; i < def->n_devices; i++) {
-                r = domain_def_assign_device_address(def, NULL, def->devices[i], reterr);
+                r = assign_address(def, NULL, def->devices[i], true, reterr);
                 if (r < 0)
                         return r;
         }

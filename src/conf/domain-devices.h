@@ -51,14 +51,21 @@ int domain_def_check_device_conflicts(const DomainDef *def, const DeviceDef *dev
 /* Gives dev an alias if it has none, libvirt style (virtio-disk4, net0, hostdev0, usb0, watchdog0...),
  * unused in def. */
 int domain_def_assign_device_alias(const DomainDef *def, DeviceDef *dev);
-/* Gives a device that sits on PCI a guest address if it has none (or completes a partial one): the first
- * free slot on bus 0 from slot 3 (0: host bridge, 1: ISA/IDE/USB, 2: video on pc machines), free in def
- * and, if non-NULL, in other. OperationFailed when bus 0 is full. */
+/* Gives a device that sits on PCI a guest address if it has none (or completes a partial one), free in def
+ * and, if non-NULL, in other (a hot-plug, or a device added to a saved definition):
+ *   q35 machines: slot 0 of a pcie-root-port (or pcie-switch-downstream-port) of def that no device uses,
+ *     as the root bus pcie.0 takes no hot-plugged devices; OperationFailed saying to add <controller
+ *     type='pci' model='pcie-root-port'/> when there is none. A bus naming such a port gets slot 0.
+ *   other machines: the first free slot on bus 0 from slot 3 (0: host bridge, 1: ISA/IDE/USB, 2: video),
+ *     OperationFailed when bus 0 is full. */
 int domain_def_assign_device_address(const DomainDef *def, const DomainDef *other, DeviceDef *dev,
                                      VbError *reterr);
 /* Both for every device of a definition about to run (a driver's start): the live definition names
- * every device, so that each can be detached and updated. */
+ * every device, so that each can be detached and updated. Devices without an address go on bus 0, also on
+ * q35 (integrated devices of pcie.0, which cannot be hot-unplugged). */
 int domain_def_assign_device_names(DomainDef *def, VbError *reterr);
+/* Whether a machine type is a q35 one ('q35', 'pc-q35-*': its PCI root bus is 'pcie.0'). */
+bool domain_machine_is_q35(const char *machine);
 /* Whether a device of this kind and shape sits on the guest's PCI bus. */
 bool device_def_wants_pci_address(const DeviceDef *dev);
 

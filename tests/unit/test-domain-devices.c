@@ -219,6 +219,75 @@ static void test_assign(void **state) {
         ASSERT_HAS(nic2, "slot='0x05'");
 }
 
+/* The message of a failed assignment (fails if it succeeds). */
+static char *assign_fails(const DomainDef *def, const DomainDef *other, const char *xml, VbErrorCode code) {
+        _cleanup_(device_def_freep) DeviceDef *dev = parse_device(xml, 0);
+        VbError e = VB_ERROR_NULL;
+
+        if (domain_def_assign_device_address(def, other, dev, &e) >= 0)
+                fail_msg("assigned: %s", xml);
+        assert_int_equal(e.code, code);
+        return e.message;
+}
+
+/* q35: the root bus takes no hot-plugged device; a device goes into a free pcie-root-port (slot 0). */
+static void test_assign_q35(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def = parse_domain(
+                "<domain type='test'><name>q</name><memory>65536</memory>"
+                "<os><type machine='pc-q35-7.2'>hvm</type></os><devices>"
+                "<controller type='pci' index='0' model='pcie-root'/>"
+                "<controller type='pci' index='1' model='pcie-root-port'/>"
+                "<controller type='pci' index='2' model='pcie-root-port'/>"
+                "<controller type='pci' model='pcie-root-port'/>"
+                "<interface type='user'><mac address='52:54:00:00:00:01'/>"
+                "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>"
+                "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+                "</devices></domain>"),
+                                        *other = NULL, *full = NULL, *started = NULL;
+        _cleanup_free_ char *nic = NULL, *nic2 = NULL, *disk = NULL, *named = NULL, *msg = NULL, *msg2 = NULL,
+                            *rng = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        /* Port 1 is taken by the NIC; 2 is free. The controller without an index got 3. */
+        nic = assigned(def, NULL, "<interface type='user'/>");
+        ASSERT_HAS(nic, "<address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/>");
+        /* A port used in the other definition (the saved one, for live+config) is skipped too. */
+        other = parse_domain("<domain type='test'><name>o</name><memory>1</memory><os><type machine='q35'>hvm</type></os>"
+                             "<devices><interface type='user'>"
+                             "<address type='pci' domain='0' bus='2' slot='0' function='0'/></interface></devices></domain>");
+        disk = assigned(def, other, "<disk type='file'><source file='/x'/><target dev='vdb' bus='virtio'/></disk>");
+        ASSERT_HAS(disk, "bus='0x03' slot='0x00'");
+        /* A bus naming a root port: its only slot. */
+        named = assigned(def, NULL, "<interface type='user'><address type='pci' bus='2'/></interface>");
+        ASSERT_HAS(named, "bus='0x02' slot='0x00' function='0x0'");
+
+        /* Every port used: refused, saying what to add. */
+        full = parse_domain("<domain type='test'><name>full</name><memory>65536</memory>"
+                            "<os><type machine='q35'>hvm</type></os><devices>"
+                            "<controller type='pci' index='1' model='pcie-root-port'/>"
+                            "<interface type='user'><mac address='52:54:00:00:00:01'/>"
+                            "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>"
+                            "</devices></domain>");
+        msg = assign_fails(full, NULL, "<interface type='user'/>", VB_ERROR_OPERATION_FAILED);
+        ASSERT_HAS(msg, "Domain 'full' has no free PCIe root port");
+        ASSERT_HAS(msg, "<controller type='pci' model='pcie-root-port'/>");
+        msg2 = assign_fails(def, NULL, "<interface type='user'><address type='pci' bus='7'/></interface>",
+                            VB_ERROR_NOT_SUPPORTED);
+        ASSERT_HAS(msg2, "give the <address> in full");
+
+        /* At start, devices without an address stay on pcie.0 (integrated), as before. */
+        assert_int_equal(domain_def_copy(def, &started), 0);
+        assert_int_equal(domain_def_assign_device_names(started, &e), 0);
+        assert_int_equal(device_def_format(started->devices[started->n_devices - 1], 0, &rng), 0);
+        ASSERT_HAS(rng, "bus='0x00' slot='0x03'");
+
+        assert_true(domain_machine_is_q35("q35"));
+        assert_true(domain_machine_is_q35("pc-q35-7.2"));
+        assert_false(domain_machine_is_q35("pc"));
+        assert_false(domain_machine_is_q35("pc-i440fx-7.2"));
+        assert_false(domain_machine_is_q35(NULL));
+}
+
 static void test_live_update(void **state) {
         _cleanup_(domain_def_freep) DomainDef *def = parse_domain(domain_xml);
         struct {
@@ -310,6 +379,7 @@ int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_find),         cmocka_unit_test(test_conflicts),
                 cmocka_unit_test(test_assign),       cmocka_unit_test(test_live_update),
+                cmocka_unit_test(test_assign_q35),
                 cmocka_unit_test(test_add_remove),   cmocka_unit_test(test_metadata),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

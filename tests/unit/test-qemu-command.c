@@ -276,12 +276,118 @@ static void test_host_devices(void **state) {
         build_fails(def, VB_ERROR_NOT_SUPPORTED, "other than PCI");
 }
 
+static DomainDef *parse_on(const char *machine, const char *devices) {
+        _cleanup_free_ char *xml = NULL;
+        DomainDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>m</name><memory unit='MiB'>128</memory>"
+                             "<os><type arch='x86_64' machine='%s'>hvm</type></os><devices>%s</devices></domain>",
+                             machine, devices) >= 0);
+        if (domain_def_parse_string(xml, 0, &def, &e) < 0)
+                fail_msg("%s: %s", xml, e.message);
+        return def;
+}
+
+/* The position of -device value in the vector (fails if absent). */
+static size_t device_at(const QemuCommand *c, const char *value) {
+        for (size_t i = 0; i + 1 < c->argv.n; i++)
+                if (streq(c->argv.v[i], "-device") && streq(c->argv.v[i + 1], value))
+                        return i;
+        for (size_t i = 0; i < c->argv.n; i++)
+                fprintf(stderr, "%s ", c->argv.v[i]);
+        fail_msg("no -device %s", value);
+        return 0;
+}
+
+/* PCI controllers become QEMU's buses 'pci.N', made before the devices on them; <address bus='N'> of
+ * every device kind names that bus, bus 0 the machine's root ('pcie.0' on q35, 'pci.0' on pc). */
+static void test_pci_controllers(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *q35 = parse_on(
+                "pc-q35-7.2",
+                "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/>"
+                "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>"
+                "<disk type='file' device='disk'><source file='/img/a'/><target dev='vda' bus='virtio'/>"
+                "<address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/></disk>"
+                "<controller type='pci' index='0' model='pcie-root'/>"
+                "<controller type='pci' index='1' model='pcie-root-port'><model name='pcie-root-port'/>"
+                "<target chassis='1' port='0x10'/>"
+                "<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0' multifunction='on'/></controller>"
+                "<controller type='pci' index='2' model='pcie-root-port'>"
+                "<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x1'/></controller>"
+                "<controller type='pci' index='3' model='pcie-root-port'/>"
+                "<controller type='pci' index='4' model='pcie-to-pci-bridge'>"
+                "<address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></controller>"
+                "<controller type='pci' model='pcie-root-port'/>"
+                "<controller type='virtio-serial' index='0'>"
+                "<address type='pci' domain='0x0000' bus='0x00' slot='0x06' function='0x0'/></controller>"
+                "<channel type='null'><target type='virtio' name='org.example.x'/></channel>"
+                "<rng model='virtio'><backend model='random'>/dev/urandom</backend>"
+                "<address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></rng>"
+                "<memballoon model='virtio'>"
+                "<address type='pci' domain='0x0000' bus='0x04' slot='0x01' function='0x0'/></memballoon>");
+        _cleanup_(domain_def_freep) DomainDef *pc = parse_on(
+                "pc",
+                "<interface type='user'><mac address='52:54:00:00:00:02'/><model type='virtio'/>"
+                "<address type='pci' domain='0x0000' bus='0x01' slot='0x03' function='0x0'/></interface>"
+                "<controller type='pci' index='0' model='pci-root'/>"
+                "<controller type='pci' index='1' model='pci-bridge'><target chassisNr='7'/>"
+                "<address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></controller>"
+                "<interface type='user'><mac address='52:54:00:00:00:03'/><model type='virtio'/>"
+                "<address type='pci' domain='0x0000' bus='0x00' slot='0x06' function='0x0'/></interface>");
+        _cleanup_(domain_def_freep) DomainDef *pxb = parse_on(
+                "q35", "<controller type='pci' index='1' model='pcie-expander-bus'/>");
+        _cleanup_(domain_def_freep) DomainDef *wrong_root = parse_on(
+                "pc", "<controller type='pci' index='0' model='pcie-root'/>");
+        _cleanup_(qemu_command_done) QemuCommand c = {}, d = {};
+        size_t port1;
+
+        build_ok(q35, &params, &c);
+        port1 = device_at(&c, "pcie-root-port,port=16,chassis=1,id=pci.1,bus=pcie.0,addr=0x2.0x0,multifunction=on");
+        /* Without <target>: chassis is the index, port the controller's own devfn (or the index). */
+        assert_true(device_at(&c, "pcie-root-port,port=17,chassis=2,id=pci.2,bus=pcie.0,addr=0x2.0x1") > port1);
+        device_at(&c, "pcie-root-port,port=3,chassis=3,id=pci.3");
+        assert_true(device_at(&c, "pcie-pci-bridge,id=pci.4,bus=pci.3,addr=0x0.0x0") >
+                    device_at(&c, "pcie-root-port,port=3,chassis=3,id=pci.3"));
+        /* The controller without an index got the next one. */
+        device_at(&c, "pcie-root-port,port=5,chassis=5,id=pci.5");
+        /* The NIC comes first in the definition, but after the port it sits in on the command line. */
+        assert_true(device_at(&c, "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:01,bus=pci.1,addr=0x0.0x0") >
+                    port1);
+        device_at(&c, "virtio-blk-pci,drive=disk0-format,id=disk0,bus=pci.2,addr=0x0.0x0");
+        device_at(&c, "virtio-serial-pci,id=virtio-serial0,bus=pcie.0,addr=0x6.0x0");
+        device_at(&c, "virtio-rng-pci,rng=objrng0,id=rng0,bus=pcie.0,addr=0x5.0x0");
+        device_at(&c, "virtio-balloon-pci,id=balloon0,bus=pci.4,addr=0x1.0x0");
+        /* One virtio-serial bus: the controller's. */
+        {
+                unsigned n = 0;
+                for (unsigned k = 0; opt(&c, "-device", k); k++)
+                        n += strncmp(opt(&c, "-device", k), "virtio-serial-pci", 17) == 0;
+                assert_int_equal(n, 1);
+        }
+        /* The live definition names the controllers as QEMU does. */
+        for (size_t i = 0; i < q35->n_devices; i++)
+                if (q35->devices[i]->kind == DEVICE_CONTROLLER && c.aliases[i] && strncmp(c.aliases[i], "pci.", 4) == 0)
+                        port1 = SIZE_MAX;
+        assert_true(port1 == SIZE_MAX);
+
+        build_ok(pc, &params, &d);
+        assert_true(device_at(&d, "pci-bridge,chassis_nr=7,id=pci.1,bus=pci.0,addr=0x5.0x0") <
+                    device_at(&d, "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:02,bus=pci.1,addr=0x3.0x0"));
+        device_at(&d, "virtio-net-pci,netdev=hostnet1,id=net1,mac=52:54:00:00:00:03,bus=pci.0,addr=0x6.0x0");
+
+        build_fails(pxb, VB_ERROR_NOT_SUPPORTED, "PCI controller model 'pcie-expander-bus' (index 1) is not supported");
+        build_fails(wrong_root, VB_ERROR_NOT_SUPPORTED, "model 'pcie-root' is not the root bus of a pc machine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
                 cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
                 cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),
                 cmocka_unit_test(test_direct),       cmocka_unit_test(test_host_devices),
+                cmocka_unit_test(test_pci_controllers),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "conf/device-conf.h"
+#include "conf/domain-devices.h"
 #include "drivers/qemu/qemu-hostdev.h"
 
 /* The arguments as compact JSON, "" when the device is not a host PCI device, or the error code name. */
@@ -56,6 +57,13 @@ static void test_pci_hostdev(void **state) {
         assert_args(PCI_HOSTDEV, "hostdev3", true,
                     "{\"driver\":\"vfio-pci\",\"host\":\"0000:06:12.2\",\"id\":\"hostdev3\",\"bus\":\"pcie.0\","
                     "\"addr\":\"0x7.0x0\"}");
+        /* Behind a root port (bus 3 is the controller of index 3, QEMU's 'pci.3'), on q35 and pc alike. */
+        assert_args("<hostdev mode='subsystem' type='pci' managed='yes'>"
+                    "<source><address domain='0x0000' bus='0x06' slot='0x12' function='0x2'/></source>"
+                    "<address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></hostdev>",
+                    "hostdev3", true,
+                    "{\"driver\":\"vfio-pci\",\"host\":\"0000:06:12.2\",\"id\":\"hostdev3\",\"bus\":\"pci.3\","
+                    "\"addr\":\"0x0.0x0\"}");
         /* No guest address: QEMU picks one. */
         assert_args("<hostdev mode='subsystem' type='pci' managed='no'>"
                     "<source><address domain='0x0001' bus='0xa0' slot='0x1f' function='0x7'/></source></hostdev>",
@@ -84,11 +92,11 @@ static void test_not_vfio(void **state) {
 }
 
 static void test_machine_is_q35(void **state) {
-        assert_true(qemu_machine_is_q35("q35"));
-        assert_true(qemu_machine_is_q35("pc-q35-7.2"));
-        assert_false(qemu_machine_is_q35("pc"));
-        assert_false(qemu_machine_is_q35("pc-i440fx-7.2"));
-        assert_false(qemu_machine_is_q35(NULL));
+        assert_true(domain_machine_is_q35("q35"));
+        assert_true(domain_machine_is_q35("pc-q35-7.2"));
+        assert_false(domain_machine_is_q35("pc"));
+        assert_false(domain_machine_is_q35("pc-i440fx-7.2"));
+        assert_false(domain_machine_is_q35(NULL));
 }
 
 int main(void) {

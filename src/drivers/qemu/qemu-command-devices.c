@@ -38,19 +38,6 @@ static void add_pair(QemuArgv *a, const char *opt, const char *value) {
         qemu_argv_add(a, value);
 }
 
-/* ",addr=0xS[.F]" for a device with a PCI address given, "" otherwise (to free). */
-static char *pci_addr_opt(const DeviceDef *dev, bool q35) {
-        const DeviceAddress *ad = &dev->address;
-        char *s;
-
-        if (ad->type != DEVICE_ADDRESS_PCI || ad->pci.slot == UINT32_MAX)
-                return strdup("");
-        if (asprintf(&s, ",bus=%s,addr=0x%x.0x%x", q35 ? "pcie.0" : "pci.0", ad->pci.slot,
-                     ad->pci.function == UINT32_MAX ? 0 : ad->pci.function) < 0)
-                return NULL;
-        return s;
-}
-
 static char *boot_opt(const DeviceDef *dev) {
         char *s;
         if (dev->boot_order == 0)
@@ -95,7 +82,7 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, ch
                 if (!src)
                         return -ENOMEM;
         }
-        addr = pci_addr_opt(dev, q35);
+        addr = qemu_pci_place_opts(&dev->address, q35);
         boot = boot_opt(dev);
         if (!addr || !boot)
                 return -ENOMEM;
@@ -195,8 +182,8 @@ int qemu_interface_direct(const ConfNode *n, const char **ret_lower, const char 
         return 1;
 }
 
-int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, char **ret_netdev,
-                                char **ret_device, QemuTap *ret_tap, VbError *reterr) {
+int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, bool q35,
+                                char **ret_netdev, char **ret_device, QemuTap *ret_tap, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *ifname = NULL, *bridge = NULL, *netdev = NULL, *device = NULL, *addr = NULL,
                             *boot = NULL;
@@ -255,7 +242,7 @@ int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const c
         if (!device_interface_get_mac(dev, m))
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Interface '%s' has no MAC address", alias);
         snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-        addr = pci_addr_opt(dev, false);
+        addr = qemu_pci_place_opts(&dev->address, q35);
         boot = boot_opt(dev);
         if (!addr || !boot)
                 return -ENOMEM;
@@ -277,8 +264,8 @@ static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError
 
         if (i < s->p->n_tap_fds && s->p->tap_fds[i] >= 0)
                 snprintf(fd, sizeof fd, "%d", s->p->tap_fds[i]);
-        r = qemu_command_interface_opts(s->def->devices[i], alias, fd[0] ? fd : NULL, &netdev, &device, &tap,
-                                        reterr);
+        r = qemu_command_interface_opts(s->def->devices[i], alias, fd[0] ? fd : NULL, s->q35, &netdev, &device,
+                                        &tap, reterr);
         if (r < 0)
                 return r;
         add_pair(&s->cmd->argv, "-netdev", netdev);
@@ -515,8 +502,11 @@ static int add_input(QemuBuildState *s, const DeviceDef *dev, const char *alias,
                 qemu_argv_add(&s->cmd->argv, "-device");
                 qemu_argv_addf(&s->cmd->argv, "usb-%s,id=%s,bus=usb.0", streq(type, "keyboard") ? "kbd" : type, alias);
         } else if (streq(bus, "virtio")) {
+                _cleanup_free_ char *addr = qemu_pci_place_opts(&dev->address, s->q35);
+                if (!addr)
+                        return -ENOMEM;
                 qemu_argv_add(&s->cmd->argv, "-device");
-                qemu_argv_addf(&s->cmd->argv, "virtio-%s-pci,id=%s", type, alias);
+                qemu_argv_addf(&s->cmd->argv, "virtio-%s-pci,id=%s%s", type, alias, addr);
         } else
                 return not_supported(reterr, "Input bus '%s' is not supported by the qemu driver", bus);
         return 0;
@@ -530,19 +520,24 @@ static int add_video(QemuBuildState *s, const DeviceDef *dev, const char *alias,
                 { "qxl", "qxl-vga" }, { "ramfb", "ramfb" },
         };
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_free_ char *addr = NULL;
         const char *model;
         int r;
 
         r = qemu_device_node(dev, &n);
         if (r < 0)
                 return r;
+        addr = qemu_pci_place_opts(&dev->address, s->q35);
+        if (!addr)
+                return -ENOMEM;
         model = qemu_node_attr(n, "model", "type") ?: "vga";
         if (streq(model, "none"))
                 return 0;
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
                 if (streq(model, table[i].model)) {
                         qemu_argv_add(&s->cmd->argv, "-device");
-                        qemu_argv_addf(&s->cmd->argv, "%s,id=%s", table[i].device, alias);
+                        qemu_argv_addf(&s->cmd->argv, "%s,id=%s%s", table[i].device, alias,
+                                       streq(model, "ramfb") ? "" : addr); /* ramfb is no PCI device */
                         s->has_video = true;
                         return 0;
                 }
@@ -551,6 +546,7 @@ static int add_video(QemuBuildState *s, const DeviceDef *dev, const char *alias,
 
 static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        _cleanup_free_ char *addr = NULL;
         const char *model;
         QemuArgv *a = &s->cmd->argv;
         int r;
@@ -558,6 +554,9 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
         r = qemu_device_node(dev, &n);
         if (r < 0)
                 return r;
+        addr = qemu_pci_place_opts(&dev->address, s->q35);
+        if (!addr)
+                return -ENOMEM;
         model = qemu_node_attr(n, NULL, "model");
         switch (dev->kind) {
         case DEVICE_MEMBALLOON:
@@ -568,7 +567,8 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
                 *alias = strdup("balloon0");
                 if (!*alias)
                         return -ENOMEM;
-                add_pair(a, "-device", "virtio-balloon-pci,id=balloon0");
+                qemu_argv_add(a, "-device");
+                qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s", addr);
                 return 0;
         case DEVICE_RNG:
                 if (model && !streq(model, "virtio"))
@@ -579,7 +579,7 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
                 qemu_argv_add(a, "-object");
                 qemu_argv_addf(a, "rng-random,id=obj%s,filename=/dev/urandom", *alias);
                 qemu_argv_add(a, "-device");
-                qemu_argv_addf(a, "virtio-rng-pci,rng=obj%s,id=%s", *alias, *alias);
+                qemu_argv_addf(a, "virtio-rng-pci,rng=obj%s,id=%s%s", *alias, *alias, addr);
                 return 0;
         case DEVICE_WATCHDOG:
                 if (!model || (!streq(model, "i6300esb") && !streq(model, "ib700")))
@@ -588,7 +588,7 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
                 if (r < 0)
                         return r;
                 qemu_argv_add(a, "-device");
-                qemu_argv_addf(a, "%s,id=%s", model, *alias);
+                qemu_argv_addf(a, "%s,id=%s%s", model, *alias, streq(model, "i6300esb") ? addr : "");
                 return 0;
         case DEVICE_PANIC:
                 if (model && !streq(model, "isa"))
@@ -633,7 +633,7 @@ static int add_vfio_pci(QemuBuildState *s, const DeviceDef *dev, const char *pre
         r = pick_alias(dev, prefix, counter, alias);
         if (r < 0)
                 return r;
-        addr = pci_addr_opt(dev, false);
+        addr = qemu_pci_place_opts(&dev->address, s->q35);
         boot = boot_opt(dev);
         if (!addr || !boot)
                 return -ENOMEM;
@@ -677,7 +677,7 @@ int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr) {
                 r = pick_alias(dev, "video", &s->n_video, alias);
                 return r < 0 ? r : add_video(s, dev, *alias, reterr);
         case DEVICE_CONTROLLER:
-                /* The buses we use are made on demand (usb, scsi0, virtio-serial0) or built in. */
+                /* Made before the other devices (qemu_command_add_controllers). */
                 return 0;
         default:
                 return add_simple(s, dev, alias, reterr);

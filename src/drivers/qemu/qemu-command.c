@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "conf/domain-access.h"
+#include "conf/domain-devices.h"
 #include "drivers/qemu/qemu-command.h"
 #include "util/strbuf.h"
 
@@ -86,8 +87,32 @@ const char *qemu_node_attr(const ConfNode *n, const char *child, const char *att
         return conf_node_attr(n, attr);
 }
 
-static bool machine_is_q35(const char *machine) {
-        return machine && (streq(machine, "q35") || strncmp(machine, "pc-q35", 6) == 0);
+void qemu_pci_bus_id(uint32_t bus, bool q35, char ret[static 24]) {
+        if (bus == 0 || bus == UINT32_MAX)
+                snprintf(ret, 24, "%s", q35 ? "pcie.0" : "pci.0");
+        else
+                snprintf(ret, 24, "pci.%" PRIu32, bus);
+}
+
+bool qemu_pci_place(const DeviceAddress *a, bool q35, QemuPciPlace *ret) {
+        if (a->type != DEVICE_ADDRESS_PCI || a->pci.slot == UINT32_MAX)
+                return false;
+        qemu_pci_bus_id(a->pci.bus, q35, ret->bus);
+        snprintf(ret->addr, sizeof ret->addr, "0x%" PRIx32 ".0x%" PRIx32, a->pci.slot,
+                 a->pci.function == UINT32_MAX ? 0 : a->pci.function);
+        ret->multifunction = a->pci.multifunction > 0;
+        return true;
+}
+
+char *qemu_pci_place_opts(const DeviceAddress *a, bool q35) {
+        QemuPciPlace p;
+        char *s;
+
+        if (!qemu_pci_place(a, q35, &p))
+                return strdup("");
+        if (asprintf(&s, ",bus=%s,addr=%s%s", p.bus, p.addr, p.multifunction ? ",multifunction=on" : "") < 0)
+                return NULL;
+        return s;
 }
 
 static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
@@ -121,7 +146,7 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
                                     "The qemu driver runs domain types 'kvm' and 'qemu', not '%s'",
                                     domain_virt_type_to_string(def->virt_type));
         }
-        s->q35 = machine_is_q35(machine);
+        s->q35 = domain_machine_is_q35(machine);
         {
                 _cleanup_free_ char *m = qemu_opt_escape(machine);
                 if (!m)
@@ -247,6 +272,8 @@ int qemu_command_build(const DomainDef *def, const QemuCommandParams *p, QemuCom
         r = add_machine(&s, root, reterr);
         if (r >= 0)
                 r = add_os(&s, root, reterr);
+        if (r >= 0)
+                r = qemu_command_add_controllers(&s, reterr);
         for (size_t i = 0; r >= 0 && i < def->n_devices; i++)
                 r = qemu_command_add_device(&s, i, reterr);
         if (r >= 0 && cmd.has_vnc && !s.has_video) {

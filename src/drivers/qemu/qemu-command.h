@@ -64,11 +64,13 @@ typedef struct QemuBuildState {
 } QemuBuildState;
 
 int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr);
+/* The controllers, before the devices (qemu-command-controllers.c). */
+int qemu_command_add_controllers(QemuBuildState *s, VbError *reterr);
 /* Interfaces also on hotplug: the -netdev and -device option strings for device dev, alias given.
  * Fills tap (ifname/bridge to free) for tap backends. fd: for type='direct', the macvtap's descriptor
  * (a number on the command line, a getfd name on hotplug). */
-int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, char **ret_netdev,
-                                char **ret_device, QemuTap *ret_tap, VbError *reterr);
+int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, bool q35,
+                                char **ret_netdev, char **ret_device, QemuTap *ret_tap, VbError *reterr);
 /* For type='direct': the macvtap to create (lower device, mode, name wanted or NULL); 0 if dev is not
  * a direct interface, 1 if it is. Strings point into node (from qemu_device_node). */
 int qemu_interface_direct(const ConfNode *node, const char **ret_lower, const char **ret_mode,
@@ -76,6 +78,22 @@ int qemu_interface_direct(const ConfNode *node, const char **ret_lower, const ch
 /* Disks also on hotplug: the two -blockdev and the -device option strings. */
 int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, char **ret_file_node,
                            char **ret_format_node, char **ret_device, VbError *reterr);
+
+/* Where a device with a guest PCI address goes in QEMU, on the command line and on hot-plug alike, for
+ * every kind of device. bus: the QEMU id of <address bus='N'>: bus 0 is the machine's root bus ('pcie.0'
+ * on q35, 'pci.0' otherwise), bus N > 0 the one made by <controller type='pci' index='N'>, whose QEMU id
+ * is 'pci.N'. addr: "0xS.0xF". */
+typedef struct QemuPciPlace {
+        char bus[24];
+        char addr[24];
+        bool multifunction;
+} QemuPciPlace;
+
+void qemu_pci_bus_id(uint32_t bus, bool q35, char ret[static 24]);
+/* false if a gives no PCI slot (QEMU then picks one on the root bus). */
+bool qemu_pci_place(const DeviceAddress *a, bool q35, QemuPciPlace *ret);
+/* The same as device options: ",bus=B,addr=A[,multifunction=on]", "" without a PCI slot (to free). */
+char *qemu_pci_place_opts(const DeviceAddress *a, bool q35);
 
 /* Reads a device's XML tree (device_def_to_node), for the attribute lookups below. */
 int qemu_device_node(const DeviceDef *dev, ConfNode **ret);

@@ -5,11 +5,8 @@
 #include <string.h>
 
 #include "conf/device-host-source.h"
+#include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-hostdev.h"
-
-bool qemu_machine_is_q35(const char *machine) {
-        return machine && (streq(machine, "q35") || strncmp(machine, "pc-q35", 6) == 0);
-}
 
 static int source_of(const DeviceDef *dev, DeviceHostSource *ret, VbError *reterr) {
         if (device_def_get_host_source(dev, ret) < 0 || ret->kind == DEVICE_HOST_SOURCE_NONE)
@@ -52,7 +49,8 @@ int qemu_hostdev_device_add_args(const DeviceDef *dev, const char *alias, bool q
                                  VbError *reterr) {
         struct json_object *o;
         DeviceHostSource s;
-        char host[32], addr[32];
+        QemuPciPlace place;
+        char host[32];
         int r;
 
         *ret = NULL;
@@ -68,13 +66,13 @@ int qemu_hostdev_device_add_args(const DeviceDef *dev, const char *alias, bool q
                 r = add_string(o, "host", host);
         if (r >= 0)
                 r = add_string(o, "id", alias);
-        if (r >= 0 && dev->address.type == DEVICE_ADDRESS_PCI && dev->address.pci.slot != UINT32_MAX) {
-                /* As on the command line: the root bus, slot and function core chose. */
-                snprintf(addr, sizeof addr, "0x%x.0x%x", dev->address.pci.slot,
-                         dev->address.pci.function == UINT32_MAX ? 0 : dev->address.pci.function);
-                r = add_string(o, "bus", q35 ? "pcie.0" : "pci.0");
+        if (r >= 0 && qemu_pci_place(&dev->address, q35, &place)) {
+                /* As on the command line: the bus, slot and function core chose. */
+                r = add_string(o, "bus", place.bus);
                 if (r >= 0)
-                        r = add_string(o, "addr", addr);
+                        r = add_string(o, "addr", place.addr);
+                if (r >= 0 && place.multifunction)
+                        r = add_string(o, "multifunction", "on");
         }
         if (r >= 0 && dev->boot_order > 0) {
                 struct json_object *b = json_object_new_int64(dev->boot_order);

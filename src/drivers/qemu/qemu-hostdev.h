@@ -18,10 +18,8 @@
 int qemu_hostdev_is_vfio(const DeviceDef *dev, VbError *reterr);
 
 /* The arguments of device_add for dev with id alias: driver vfio-pci, host (the function's host address),
- * id, and the guest's bus and addr where core gave a PCI address (bus 'pcie.0' on q35, 'pci.0'
- * otherwise), bootindex for a <boot order>. 0 and *ret NULL if dev is not a host PCI device. */
+ * id, and the guest's bus and addr where core gave a PCI address (qemu_pci_place: 'pci.N' behind the PCI
+ * controller of index N, the root bus 'pcie.0' on q35, 'pci.0' otherwise), bootindex for a <boot order>. 0 and *ret NULL if dev is not a host PCI device. */
 int qemu_hostdev_device_add_args(const DeviceDef *dev, const char *alias, bool q35, struct json_object **ret,
                                  VbError *reterr);
 
-/* Whether a machine type is a q35 one (its PCI root bus is 'pcie.0'). */
-bool qemu_machine_is_q35(const char *machine);

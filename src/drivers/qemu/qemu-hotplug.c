@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "conf/domain-access.h"
+#include "conf/domain-devices.h"
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
@@ -185,7 +186,8 @@ static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias,
                 if (r < 0)
                         return r;
         }
-        r = qemu_command_interface_opts(dev, alias, fdname, &netdev, &device, &tap, reterr);
+        r = qemu_command_interface_opts(dev, alias, fdname, domain_machine_is_q35(vm->live->os.machine), &netdev,
+                                        &device, &tap, reterr);
         ifname = tap.ifname;
         bridge = tap.bridge;
         if (r >= 0 && !ifname) {
@@ -248,7 +250,8 @@ static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, VbEr
         _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
         int r;
 
-        r = qemu_command_disk_opts(dev, alias, false, &file, &format, &device, reterr);
+        r = qemu_command_disk_opts(dev, alias, domain_machine_is_q35(vm->live->os.machine), &file, &format, &device,
+                                   reterr);
         if (r < 0)
                 return r;
         if (file) {
@@ -281,7 +284,7 @@ static int attach_hostdev(QemuVm *vm, const DeviceDef *dev, const char *alias, V
         struct json_object *args = NULL;
         int r;
 
-        r = qemu_hostdev_device_add_args(dev, alias, qemu_machine_is_q35(vm->live->os.machine), &args, reterr);
+        r = qemu_hostdev_device_add_args(dev, alias, domain_machine_is_q35(vm->live->os.machine), &args, reterr);
         if (r <= 0)
                 return r;
         r = qemu_vm_command(vm, "add the host device", "device_add", args, NULL, reterr);
@@ -333,6 +336,14 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
         return 0;
 }
 
+/* q35's pcie.0 takes neither hot-plug nor hot-unplug (QEMU: "Bus 'pcie.0' does not support hotplugging"). */
+static bool on_q35_root_bus(QemuVm *vm, const DeviceDef *dev) {
+        const DeviceAddress *a = &dev->address;
+
+        return domain_machine_is_q35(vm->live->os.machine) && a->type == DEVICE_ADDRESS_PCI && a->pci.bus == 0 &&
+               a->pci.slot != UINT32_MAX && (a->pci.domain == 0 || a->pci.domain == UINT32_MAX);
+}
+
 int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
@@ -350,6 +361,14 @@ int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbErr
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "The qemu driver cannot hot-unplug devices of kind '%s' yet",
                                     device_kind_to_string(kind));
+        if (on_q35_root_bus(vm, vm->live->devices[i]))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Device '%s' sits on the root bus 'pcie.0' of this q35 machine (an integrated "
+                                    "device), from which QEMU cannot unplug devices. Devices to detach live must "
+                                    "sit in a pcie-root-port: attach them to the running domain, or give them "
+                                    "<address type='pci' bus='N' slot='0'/> naming <controller type='pci' "
+                                    "model='pcie-root-port' index='N'/>",
+                                    alias);
         args = json_object_new_object();
         json_object_object_add(args, "id", json_object_new_string(alias));
         return qemu_vm_command(vm, "ask the guest to release the device", "device_del", args, NULL, reterr);

@@ -619,23 +619,34 @@ typedef struct PciSlot {
         unsigned bus, slot, function;
 } PciSlot;
 
-static void collect_pci(struct json_object *devices, PciSlot **slots, size_t *n, size_t *allocated) {
+/* query-pci's devices of one bus (bus: its index in the definition, 0 the root), and those behind bridges:
+ * a bridge's devices are listed once firmware numbered its bus (before that, as while paused at start,
+ * they are not listed at all). The number firmware gave is the guest's; the definition's bus is the
+ * index of the controller, which is in the bridge's id (pci.N). */
+static void collect_pci(struct json_object *devices, unsigned bus, PciSlot **slots, size_t *n, size_t *allocated) {
         size_t len = devices && json_object_is_type(devices, json_type_array) ? json_object_array_length(devices) : 0;
 
         for (size_t i = 0; i < len; i++) {
                 struct json_object *d = json_object_array_get_idx(devices, i), *bridge;
                 const char *id = qemu_json_string(d, "qdev_id");
+                unsigned index;
+                int k = 0;
 
                 if (id && *id && GREEDY_REALLOC(*slots, *allocated, *n + 1))
                         (*slots)[(*n)++] = (PciSlot) {
                                 .qdev_id = id,
-                                .bus = (unsigned) json_object_get_int(qemu_json_get(d, "bus")),
+                                .bus = bus,
                                 .slot = (unsigned) json_object_get_int(qemu_json_get(d, "slot")),
                                 .function = (unsigned) json_object_get_int(qemu_json_get(d, "function")),
                         };
                 bridge = qemu_json_get(d, "pci_bridge");
-                if (bridge)
-                        collect_pci(qemu_json_get(bridge, "devices"), slots, n, allocated);
+                if (!bridge)
+                        continue;
+                if (!id || sscanf(id, "pci.%u%n", &index, &k) != 1 || id[k] != 0)
+                        /* Not one of ours: the guest's number is the best there is. */
+                        index = (unsigned) json_object_get_int(
+                                qemu_json_get(qemu_json_get(bridge, "bus"), "secondary"));
+                collect_pci(qemu_json_get(bridge, "devices"), index, slots, n, allocated);
         }
 }
 
@@ -694,7 +705,8 @@ int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bo
         if (r < 0)
                 return r;
         for (size_t b = 0; pci && b < json_object_array_length(pci); b++)
-                collect_pci(qemu_json_get(json_object_array_get_idx(pci, b), "devices"), &slots, &n_slots, &allocated);
+                collect_pci(qemu_json_get(json_object_array_get_idx(pci, b), "devices"), 0, &slots, &n_slots,
+                            &allocated);
 
         for (size_t i = 0; i < live->n_devices; i++) {
                 DeviceDef *d = live->devices[i];
