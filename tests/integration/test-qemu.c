@@ -742,6 +742,101 @@ static void test_cdrom_medium(void **state) {
         call_domain(bus, path, "Destroy");
 }
 
+/* The <interface> element of the live XML that has this MAC, or NULL. */
+static char *interface_of(const char *live, const char *mac) {
+        const char *m = strstr(live, mac), *start, *end;
+
+        if (!m)
+                return NULL;
+        for (start = m; start > live && strncmp(start, "<interface", 10) != 0; start--)
+                ;
+        end = strstr(m, "</interface>");
+        return end ? strndup(start, (size_t) (end - start)) : NULL;
+}
+
+static void assert_interface_at(sd_bus *bus, const char *path, const char *mac, const char *address) {
+        _cleanup_free_ char *live = get_xml(bus, path), *nic = interface_of(live, mac);
+
+        if (!nic || !strstr(nic, address))
+                fail_msg("interface %s is not at %s in the live XML:\n%s", mac, address, live);
+}
+
+/* q35, as desktop tools make it: PCIe root ports, each taking one device. The tiny guest boots on q35
+ * under TCG. A NIC given a port is there; one without an address is an integrated device of pcie.0 (which
+ * cannot be unplugged: refused with a sentence); a hot-plugged NIC goes into the free port, the guest sees
+ * it and lets it go again; with no free port left, AttachDevice says what to add and nothing changes. */
+static void test_q35_root_ports(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = NULL, *path = NULL, *serial = serial_path(h, "pcie"), *before = NULL, *after = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
+        const char *plugged = "<interface type='user'><mac address='52:54:00:00:35:03'/><model type='virtio'/></interface>";
+        const char *third = "<interface type='user'><mac address='52:54:00:00:35:04'/><model type='virtio'/></interface>";
+        const char *integrated = "<interface type='user'><mac address='52:54:00:00:35:02'/><model type='virtio'/></interface>";
+        const char *alias;
+        char *p;
+
+        xml = guest_xml_full(h, "pcie", "", "",
+                             "<controller type='pci' index='0' model='pcie-root'/>\n"
+                             "    <controller type='pci' index='1' model='pcie-root-port'><model name='pcie-root-port'/>"
+                             "<target chassis='1' port='0x10'/>"
+                             "<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0' multifunction='on'/>"
+                             "</controller>\n"
+                             "    <controller type='pci' index='2' model='pcie-root-port'>"
+                             "<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x1'/></controller>\n"
+                             "    <interface type='user'><mac address='52:54:00:00:35:01'/><model type='virtio'/>"
+                             "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>\n"
+                             "    <interface type='user'><mac address='52:54:00:00:35:02'/><model type='virtio'/></interface>");
+        p = strstr(xml, "machine='pc'");
+        assert_non_null(p);
+        {
+                char *q35 = NULL;
+                assert_true(asprintf(&q35, "%.*smachine='q35'%s", (int) (p - xml), xml, p + strlen("machine='pc'")) >= 0);
+                free(xml);
+                xml = q35;
+        }
+        path = define(bus, xml);
+        call_domain(bus, path, "Start");
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 1);
+        assert_interface_at(bus, path, "52:54:00:00:35:01", "bus='0x01' slot='0x00' function='0x0'");
+        assert_interface_at(bus, path, "52:54:00:00:35:02", "bus='0x00'");
+
+        /* Into the free port (2); QEMU has it there: the guest's kernel finds it. */
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", plugged, UINT64_C(0)));
+        assert_interface_at(bus, path, "52:54:00:00:35:03", "bus='0x02' slot='0x00' function='0x0'");
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 eth2 lo", 1);
+
+        /* No port left: refused with the fix, and nothing changed. */
+        before = get_xml(bus, path);
+        harness_call_fails(bus, ERR("OperationFailed"), "has no free PCIe root port", path, DOMAIN_INTERFACE,
+                           "AttachDevice", "st", third, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), "<controller type='pci' model='pcie-root-port'/>", path,
+                           DOMAIN_INTERFACE, "AttachDevice", "st", third, UINT64_C(0));
+        after = get_xml(bus, path);
+        assert_string_equal(before, after);
+
+        /* The integrated NIC cannot leave pcie.0: a sentence at once, no hang. */
+        harness_call_fails(bus, ERR("NotSupported"), "root bus 'pcie.0'", path, DOMAIN_INTERFACE, "DetachDevice", "st",
+                           integrated, UINT64_C(0));
+
+        /* The hot-plugged one goes, as on pc. */
+        w = harness_watch_signal(bus, path, DOMAIN_INTERFACE, "DeviceRemoved");
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "DetachDevice", "st", plugged, UINT64_C(0)));
+        removed = harness_watch_next(w, GUEST_TIMEOUT_USEC);
+        assert_non_null(removed);
+        assert_int_equal(sd_bus_message_read(removed, "s", &alias), 1);
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 2);
+        free(after);
+        after = get_xml(bus, path);
+        assert_null(strstr(after, "52:54:00:00:35:03"));
+        /* Its port is free again. */
+        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", third, UINT64_C(0)));
+        assert_interface_at(bus, path, "52:54:00:00:35:04", "bus='0x02' slot='0x00'");
+        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 eth2 lo", 2);
+        call_domain(bus, path, "Destroy");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_diskless, teardown_qemus),
@@ -755,6 +850,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_lifecycle_actions, teardown_qemus),
                 cmocka_unit_test_teardown(test_crash, teardown_qemus),
                 cmocka_unit_test_teardown(test_cdrom_medium, teardown_qemus),
+                cmocka_unit_test_teardown(test_q35_root_ports, teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

@@ -10,6 +10,7 @@
 
 #include "conf/domain-conf.h"
 #include "drivers/qemu/qemu-command.h"
+#include "drivers/qemu/qemu-process.h"
 
 static const QemuCommandParams params = { .emulator = "/usr/bin/qemu-system-x86_64", .monitor_fd = 3 };
 
@@ -381,13 +382,47 @@ static void test_pci_controllers(void **state) {
         build_fails(wrong_root, VB_ERROR_NOT_SUPPORTED, "model 'pcie-root' is not the root bus of a pc machine");
 }
 
+/* query-pci as QEMU 7.2 answered on q35 once firmware numbered the buses: it numbered the port in slot 2
+ * (id pci.5) bus 1 and the one in slot 3 (pci.1) bus 2. The definition's bus is the controller's index. */
+static void test_query_pci_buses(void **state) {
+        static const char answer[] =
+                "[{\"bus\":0,\"devices\":[{\"bus\":0,\"slot\":0,\"function\":0,\"qdev_id\":\"\"},"
+                "{\"bus\":0,\"slot\":2,\"function\":0,\"qdev_id\":\"pci.5\",\"pci_bridge\":{\"bus\":{\"number\":0,"
+                "\"secondary\":1,\"subordinate\":1},\"devices\":[{\"bus\":1,\"slot\":0,\"function\":0,\"qdev_id\":\"net1\"}]}},"
+                "{\"bus\":0,\"slot\":3,\"function\":0,\"qdev_id\":\"pci.1\",\"pci_bridge\":{\"bus\":{\"number\":0,"
+                "\"secondary\":2,\"subordinate\":2},\"devices\":[{\"bus\":2,\"slot\":0,\"function\":0,\"qdev_id\":\"net0\"}]}},"
+                "{\"bus\":0,\"slot\":4,\"function\":0,\"qdev_id\":\"other\",\"pci_bridge\":{\"bus\":{\"number\":0,"
+                "\"secondary\":3,\"subordinate\":3},\"devices\":[{\"bus\":3,\"slot\":1,\"function\":0,\"qdev_id\":\"net2\"}]}},"
+                "{\"bus\":0,\"slot\":31,\"function\":2,\"qdev_id\":\"\"},"
+                "{\"bus\":0,\"slot\":5,\"function\":1,\"qdev_id\":\"rng0\"}]}]";
+        struct json_object *pci = json_tokener_parse(answer);
+        _cleanup_free_ QemuPciSlot *slots = NULL;
+        size_t n = 0;
+        static const QemuPciSlot want[] = {
+                { "pci.5", 0, 2, 0 }, { "net1", 5, 0, 0 }, { "pci.1", 0, 3, 0 }, { "net0", 1, 0, 0 },
+                /* A bridge not made from a controller: the guest's number is all there is. */
+                { "other", 0, 4, 0 }, { "net2", 3, 1, 0 }, { "rng0", 0, 5, 1 },
+        };
+
+        assert_non_null(pci);
+        assert_int_equal(qemu_pci_slots(pci, &slots, &n), 0);
+        assert_int_equal(n, ELEMENTSOF(want));
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(slots[i].qdev_id, want[i].qdev_id);
+                assert_int_equal(slots[i].bus, want[i].bus);
+                assert_int_equal(slots[i].slot, want[i].slot);
+                assert_int_equal(slots[i].function, want[i].function);
+        }
+        json_object_put(pci);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
                 cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
                 cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),
                 cmocka_unit_test(test_direct),       cmocka_unit_test(test_host_devices),
-                cmocka_unit_test(test_pci_controllers),
+                cmocka_unit_test(test_pci_controllers), cmocka_unit_test(test_query_pci_buses),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -614,16 +614,11 @@ int qemu_vm_terminate(QemuVm *vm) {
 
 /* Live definition ------------------------------------------------------------------------------ */
 
-typedef struct PciSlot {
-        const char *qdev_id;
-        unsigned bus, slot, function;
-} PciSlot;
-
 /* query-pci's devices of one bus (bus: its index in the definition, 0 the root), and those behind bridges:
  * a bridge's devices are listed once firmware numbered its bus (before that, as while paused at start,
  * they are not listed at all). The number firmware gave is the guest's; the definition's bus is the
  * index of the controller, which is in the bridge's id (pci.N). */
-static void collect_pci(struct json_object *devices, unsigned bus, PciSlot **slots, size_t *n, size_t *allocated) {
+static void collect_pci(struct json_object *devices, unsigned bus, QemuPciSlot **slots, size_t *n, size_t *allocated) {
         size_t len = devices && json_object_is_type(devices, json_type_array) ? json_object_array_length(devices) : 0;
 
         for (size_t i = 0; i < len; i++) {
@@ -633,7 +628,7 @@ static void collect_pci(struct json_object *devices, unsigned bus, PciSlot **slo
                 int k = 0;
 
                 if (id && *id && GREEDY_REALLOC(*slots, *allocated, *n + 1))
-                        (*slots)[(*n)++] = (PciSlot) {
+                        (*slots)[(*n)++] = (QemuPciSlot) {
                                 .qdev_id = id,
                                 .bus = bus,
                                 .slot = (unsigned) json_object_get_int(qemu_json_get(d, "slot")),
@@ -648,6 +643,17 @@ static void collect_pci(struct json_object *devices, unsigned bus, PciSlot **slo
                                 qemu_json_get(qemu_json_get(bridge, "bus"), "secondary"));
                 collect_pci(qemu_json_get(bridge, "devices"), index, slots, n, allocated);
         }
+}
+
+int qemu_pci_slots(struct json_object *pci, QemuPciSlot **ret, size_t *ret_n) {
+        QemuPciSlot *slots = NULL;
+        size_t n = 0, allocated = 0;
+
+        for (size_t b = 0; pci && json_object_is_type(pci, json_type_array) && b < json_object_array_length(pci); b++)
+                collect_pci(qemu_json_get(json_object_array_get_idx(pci, b), "devices"), 0, &slots, &n, &allocated);
+        *ret = slots;
+        *ret_n = n;
+        return 0;
 }
 
 /* Rewrites device i of the live definition through its XML tree. */
@@ -694,8 +700,8 @@ static void fill_chardev(DomainDef *live, size_t i, const char *alias, struct js
 
 int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too) {
         _cleanup_(json_object_putp) struct json_object *pci = NULL, *chardevs = NULL, *vnc = NULL;
-        _cleanup_free_ PciSlot *slots = NULL;
-        size_t n_slots = 0, allocated = 0;
+        _cleanup_free_ QemuPciSlot *slots = NULL;
+        size_t n_slots = 0;
         DomainDef *live = vm->live;
         int r;
 
@@ -704,9 +710,7 @@ int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bo
                 r = qemu_vm_command(vm, "query character devices", "query-chardev", NULL, &chardevs, NULL);
         if (r < 0)
                 return r;
-        for (size_t b = 0; pci && b < json_object_array_length(pci); b++)
-                collect_pci(qemu_json_get(json_object_array_get_idx(pci, b), "devices"), 0, &slots, &n_slots,
-                            &allocated);
+        (void) qemu_pci_slots(pci, &slots, &n_slots);
 
         for (size_t i = 0; i < live->n_devices; i++) {
                 DeviceDef *d = live->devices[i];

@@ -81,6 +81,15 @@ void qemu_vm_macvtap_delete(QemuVm *vm, const char *name);
 int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too);
 QemuVm *qemu_vm_free(QemuVm *vm);
 
+/* The devices with an id in query-pci's answer: bus is the definition's (<address bus=>): 0 for the root
+ * bus, N behind the bridge or port whose id is 'pci.N' (the PCI controller of index N). Devices behind a
+ * bridge are listed only once firmware numbered its bus. qdev_id points into pci. *ret to free. */
+typedef struct QemuPciSlot {
+        const char *qdev_id;
+        unsigned bus, slot, function;
+} QemuPciSlot;
+int qemu_pci_slots(struct json_object *pci, QemuPciSlot **ret, size_t *ret_n);
+
 /* A QMP command with a bounded wait; QEMU's refusal becomes reterr ("what: QEMU's sentence"). */
 int qemu_vm_command(QemuVm *vm, const char *what, const char *command, struct json_object *args,
                     struct json_object **ret, VbError *reterr);
