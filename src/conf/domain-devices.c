@@ -955,6 +955,32 @@ void domain_def_remove_device(DomainDef *def, size_t index) {
         def->serial = domain_def_new_serial();
 }
 
+void domain_def_fill_controller_indexes(DomainDef *def) {
+        for (size_t i = 0; i < def->n_devices; i++) {
+                const char *type, *t;
+                uint32_t index, k, next;
+                bool pci, used = true;
+
+                if (!device_controller_get(def->devices[i], &type, NULL, &index) || index != UINT32_MAX)
+                        continue;
+                pci = streq_ptr(type, "pci");
+                next = pci ? 1 : 0;
+                for (size_t j = 0; pci && j < def->n_devices; j++)
+                        if (device_controller_get(def->devices[j], &t, NULL, &k) && streq_ptr(t, type) &&
+                            k != UINT32_MAX && k >= next)
+                                next = k + 1;
+                while (!pci && used) {
+                        used = false;
+                        for (size_t j = 0; j < def->n_devices && !used; j++)
+                                used = device_controller_get(def->devices[j], &t, NULL, &k) && streq_ptr(t, type) &&
+                                       k == next;
+                        if (used)
+                                next++;
+                }
+                device_controller_set_index(def->devices[i], next);
+        }
+}
+
 int domain_def_with_device_added(const DomainDef *def, const DeviceDef *dev, DomainDef **ret) {
         _cleanup_(domain_def_freep) DomainDef *copy = NULL;
         DeviceDef *d = NULL;
@@ -967,6 +993,7 @@ int domain_def_with_device_added(const DomainDef *def, const DeviceDef *dev, Dom
                 r = domain_def_add_device(copy, d);
         if (r < 0)
                 return r;
+        domain_def_fill_controller_indexes(copy); /* a controller added without one */
         *ret = TAKE_PTR(copy);
         return 0;
 }

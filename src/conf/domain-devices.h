@@ -77,7 +77,12 @@ int device_def_live_update(const DeviceDef *old, const DeviceDef *given, DeviceD
 /* What an update description leaves out and the device has (alias, guest address): copied from old. */
 int device_def_complete_from(DeviceDef *dev, const DeviceDef *old);
 
-/* New definitions (to free) with a copy of dev added, the device at index removed, or replaced. */
+/* Controllers without an index get the first one free among the controllers of their type; PCI ones from
+ * 1 up past the highest given, as index 0 is the machine's root bus (pci-root or pcie-root, implicit). At
+ * parse and when a device is added. */
+void domain_def_fill_controller_indexes(DomainDef *def);
+/* New definitions (to free) with a copy of dev added (a controller without an index gets one), the device
+ * at index removed, or replaced. */
 int domain_def_with_device_added(const DomainDef *def, const DeviceDef *dev, DomainDef **ret);
 int domain_def_with_device_removed(const DomainDef *def, size_t index, DomainDef **ret);
 int domain_def_with_device_replaced(const DomainDef *def, size_t index, const DeviceDef *dev, DomainDef **ret);

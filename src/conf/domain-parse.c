@@ -3,6 +3,7 @@
 
 #include "conf/conf-util.h"
 #include "conf/domain-conf.h"
+#include "conf/domain-devices.h"
 
 /* From the validated <domain> tree to DomainDef. Each step consumes what it models from the tree;
  * the remainder stays in def->extra. */
@@ -166,34 +167,6 @@ static int parse_identity(DomainDef *def, ConfNode *root, VbError *e) {
         return 0;
 }
 
-/* A controller without an index gets the first one free among the controllers of its type; PCI ones from
- * 1 up past the highest given, as index 0 is the machine's root bus (pci-root or pcie-root, implicit). */
-static void fill_controller_indexes(DomainDef *def) {
-        for (size_t i = 0; i < def->n_devices; i++) {
-                const char *type, *t;
-                uint32_t index, k, next;
-                bool pci, used = true;
-
-                if (!device_controller_get(def->devices[i], &type, NULL, &index) || index != UINT32_MAX)
-                        continue;
-                pci = streq_ptr(type, "pci");
-                next = pci ? 1 : 0;
-                for (size_t j = 0; pci && j < def->n_devices; j++)
-                        if (device_controller_get(def->devices[j], &t, NULL, &k) && streq_ptr(t, type) &&
-                            k != UINT32_MAX && k >= next)
-                                next = k + 1;
-                while (!pci && used) {
-                        used = false;
-                        for (size_t j = 0; j < def->n_devices && !used; j++)
-                                used = device_controller_get(def->devices[j], &t, NULL, &k) && streq_ptr(t, type) &&
-                                       k == next;
-                        if (used)
-                                next++;
-                }
-                device_controller_set_index(def->devices[i], next);
-        }
-}
-
 /* Missing UUID and MACs: random, or derived from the canonical text of the definition so that the
  * same definition always gives the same result (DOMAIN_PARSE_STABLE_DEFAULTS). Controllers' indexes. */
 static int domain_def_fill_defaults(DomainDef *def, unsigned flags) {
@@ -202,7 +175,7 @@ static int domain_def_fill_defaults(DomainDef *def, unsigned flags) {
         uint8_t mac[6];
         int r;
 
-        fill_controller_indexes(def);
+        domain_def_fill_controller_indexes(def);
         for (size_t i = 0; i < def->n_devices && !need; i++)
                 need = def->devices[i]->kind == DEVICE_INTERFACE && !device_interface_get_mac(def->devices[i], mac);
         if (!need)

@@ -801,6 +801,12 @@ static void test_q35_root_ports(void **state) {
         wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 1);
         assert_interface_at(bus, path, "52:54:00:00:35:01", "bus='0x01' slot='0x00' function='0x0'");
         assert_interface_at(bus, path, "52:54:00:00:35:02", "bus='0x00'");
+        {
+                /* The ports are named as QEMU knows them (the bus 'pci.N' of index N). */
+                _cleanup_free_ char *live = get_xml(bus, path);
+                if (!strstr(live, "<alias name='pci.1'/>") || !strstr(live, "<alias name='pci.2'/>"))
+                        fail_msg("the root ports are not named pci.1 and pci.2 in the live XML:\n%s", live);
+        }
 
         /* Into the free port (2); QEMU has it there: the guest's kernel finds it. */
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", plugged, UINT64_C(0)));

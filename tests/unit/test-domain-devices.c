@@ -271,6 +271,18 @@ static void test_assign_q35(void **state) {
         msg = assign_fails(full, NULL, "<interface type='user'/>", VB_ERROR_OPERATION_FAILED);
         ASSERT_HAS(msg, "Domain 'full' has no free PCIe root port");
         ASSERT_HAS(msg, "<controller type='pci' model='pcie-root-port'/>");
+        /* The fix the message gives: a port added without an index gets the next one, and takes the device. */
+        {
+                _cleanup_(device_def_freep) DeviceDef *port = parse_device("<controller type='pci' model='pcie-root-port'/>", 0);
+                _cleanup_(domain_def_freep) DomainDef *fixed = NULL;
+                _cleanup_free_ char *xml = NULL, *nic3 = NULL;
+
+                assert_int_equal(domain_def_with_device_added(full, port, &fixed), 0);
+                assert_int_equal(domain_def_format(fixed, 0, &xml), 0);
+                ASSERT_HAS(xml, "<controller type='pci' index='2' model='pcie-root-port'/>");
+                nic3 = assigned(fixed, NULL, "<interface type='user'/>");
+                ASSERT_HAS(nic3, "bus='0x02' slot='0x00'");
+        }
         msg2 = assign_fails(def, NULL, "<interface type='user'><address type='pci' bus='7'/></interface>",
                             VB_ERROR_NOT_SUPPORTED);
         ASSERT_HAS(msg2, "give the <address> in full");
