@@ -331,7 +331,7 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
                 return r;
         /* The guest address QEMU chose, if core left it open. */
         if (dev->address.type != DEVICE_ADDRESS_PCI)
-                (void) qemu_vm_refresh_live(vm, NULL, 0, false);
+                (void) qemu_vm_refresh_live_then(vm, NULL, 0, false, NULL, NULL, NULL);
         (void) qemu_vm_save(vm);
         return 0;
 }

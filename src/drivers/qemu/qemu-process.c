@@ -488,14 +488,11 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bo
                 if (r < 0)
                         return start_failed(vm, name, LONG_MAX, NULL, reterr);
         }
-        r = qemu_vm_refresh_live(vm, cmd.aliases, cmd.n_aliases, true);
+        /* What QEMU chose (addresses, ptys, the VNC port) is read in the same round trip as the cont. */
+        r = qemu_vm_refresh_live_then(vm, cmd.aliases, cmd.n_aliases, true, "start the virtual CPUs",
+                                      paused ? NULL : "cont", reterr);
         if (r < 0)
-                log_warning_errno(r, "Failed to read the live state of domain '%s', ignoring: %m", name);
-        if (!paused) {
-                r = qemu_vm_command(vm, "start the virtual CPUs", "cont", NULL, NULL, reterr);
-                if (r < 0)
-                        return start_failed(vm, name, LONG_MAX, NULL, reterr);
-        }
+                return start_failed(vm, name, LONG_MAX, NULL, reterr);
         vm->state = paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
         r = qemu_vm_save(vm);
         if (r < 0)
@@ -698,35 +695,84 @@ static void fill_chardev(DomainDef *live, size_t i, const char *alias, struct js
         }
 }
 
-int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too) {
-        _cleanup_(json_object_putp) struct json_object *pci = NULL, *chardevs = NULL, *vnc = NULL;
+/* A command sent ahead of a synchronous one (qemu_monitor_call): its reply has arrived once the
+ * synchronous one returned, since QMP answers in order. */
+typedef struct QemuAhead {
+        bool done;
+        struct json_object *ret;
+        char *error;
+} QemuAhead;
+
+static void on_ahead(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuAhead *a = userdata;
+
+        a->done = true;
+        a->ret = ret ? json_object_get(ret) : NULL;
+        a->error = error ? strdup(error) : NULL;
+}
+
+static void ahead_done(QemuAhead *a) {
+        json_object_put(a->ret);
+        free(a->error);
+        *a = (QemuAhead) {};
+}
+
+static bool live_has_graphics(const DomainDef *live) {
+        for (size_t i = 0; i < live->n_devices; i++)
+                if (live->devices[i]->kind == DEVICE_GRAPHICS)
+                        return true;
+        return false;
+}
+
+int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too,
+                              const char *what, const char *command, VbError *reterr) {
+        enum { Q_PCI, Q_CHARDEV, Q_VNC, _Q_MAX };
+        static const char * const queries[_Q_MAX] = { "query-pci", "query-chardev", "query-vnc" };
+        QemuAhead ahead[_Q_MAX] = {};
+        bool want[_Q_MAX] = { true, chardevs_too, chardevs_too && live_has_graphics(vm->live) };
         _cleanup_free_ QemuPciSlot *slots = NULL;
         size_t n_slots = 0;
         DomainDef *live = vm->live;
-        int r;
+        int r = 0, rq = 0;
 
-        r = qemu_vm_command(vm, "query PCI devices", "query-pci", NULL, &pci, NULL);
-        if (r >= 0 && chardevs_too)
-                r = qemu_vm_command(vm, "query character devices", "query-chardev", NULL, &chardevs, NULL);
-        if (r < 0)
-                return r;
-        (void) qemu_pci_slots(pci, &slots, &n_slots);
+        if (!vm->mon)
+                return command ? qemu_vm_command(vm, what, command, NULL, NULL, reterr) : -ENOTCONN;
+        /* The queries and the command in one round trip. */
+        for (size_t q = 0; q < _Q_MAX; q++)
+                if (want[q] && qemu_monitor_call(vm->mon, queries[q], NULL, on_ahead, &ahead[q]) < 0)
+                        want[q] = false;
+        if (command)
+                r = qemu_vm_command(vm, what, command, NULL, NULL, reterr);
+        else
+                /* Nothing to wait for but the queries: a cheap command behind them. */
+                rq = qemu_vm_command(vm, "query the status", "query-status", NULL, NULL, NULL);
+        for (size_t q = 0; q < _Q_MAX; q++)
+                if (want[q] && (!ahead[q].done || ahead[q].error)) {
+                        log_debug("Domain %s: %s failed: %s", vm->uuid, queries[q], strempty(ahead[q].error));
+                        rq = -EIO;
+                }
+        if (rq < 0 && !ahead[Q_PCI].ret) {
+                log_warning("Failed to read the live state of domain %s from QEMU, ignoring.", vm->uuid);
+                goto finish;
+        }
+        (void) qemu_pci_slots(ahead[Q_PCI].ret, &slots, &n_slots);
 
         for (size_t i = 0; i < live->n_devices; i++) {
                 DeviceDef *d = live->devices[i];
                 const char *alias = i < n_aliases && aliases ? aliases[i] : d->alias;
 
-                if (d->kind == DEVICE_GRAPHICS && chardevs_too) {
-                        if (!vnc && qemu_vm_command(vm, "query VNC", "query-vnc", NULL, &vnc, NULL) < 0)
-                                continue;
-                        if (qemu_json_string(vnc, "service"))
-                                (void) edit_device(live, i, NULL, NULL, NULL, "port", qemu_json_string(vnc, "service"));
+                if (d->kind == DEVICE_GRAPHICS) {
+                        if (qemu_json_string(ahead[Q_VNC].ret, "service"))
+                                (void) edit_device(live, i, NULL, NULL, NULL, "port",
+                                                   qemu_json_string(ahead[Q_VNC].ret, "service"));
                         continue;
                 }
                 if (!alias)
                         continue;
-                if (!streq_ptr(d->alias, alias) && free_and_strdup(&d->alias, alias) < 0)
-                        return -ENOMEM;
+                if (!streq_ptr(d->alias, alias) && free_and_strdup(&d->alias, alias) < 0) {
+                        r = r < 0 ? r : -ENOMEM;
+                        goto finish;
+                }
                 for (size_t k = 0; k < n_slots; k++)
                         if (streq(slots[k].qdev_id, alias) && d->address.type == DEVICE_ADDRESS_NONE) {
                                 d->address.type = DEVICE_ADDRESS_PCI;
@@ -738,7 +784,10 @@ int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bo
                         }
                 if (d->kind == DEVICE_SERIAL || d->kind == DEVICE_PARALLEL || d->kind == DEVICE_CONSOLE ||
                     d->kind == DEVICE_CHANNEL)
-                        fill_chardev(live, i, alias, chardevs);
+                        fill_chardev(live, i, alias, ahead[Q_CHARDEV].ret);
         }
-        return 0;
+finish:
+        for (size_t q = 0; q < _Q_MAX; q++)
+                ahead_done(&ahead[q]);
+        return r;
 }

@@ -77,8 +77,11 @@ void qemu_vm_remove_files(QemuVm *vm);
 int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, int *ret_fd, VbError *reterr);
 void qemu_vm_macvtap_delete(QemuVm *vm, const char *name);
 /* Fills the live definition from QEMU: aliases, PCI addresses and (chardevs_too) pty paths and the VNC
- * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). */
-int qemu_vm_refresh_live(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too);
+ * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). The queries
+ * are pipelined, with command (e.g. "cont"; may be NULL) behind them in the same round trip: the result is
+ * command's (failing to read the live state is only logged). */
+int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too,
+                              const char *what, const char *command, VbError *reterr);
 QemuVm *qemu_vm_free(QemuVm *vm);
 
 /* The devices with an id in query-pci's answer: bus is the definition's (<address bus=>): 0 for the root
