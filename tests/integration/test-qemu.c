@@ -350,6 +350,24 @@ static void test_errors(void **state) {
         xen = diskless_xml("qemu", "no-network", "<interface type='network'><source network='default'/></interface>");
         xpath = define(bus, xen);
         harness_call_fails(bus, ERR("NoSuchNetwork"), "'default'", xpath, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+
+        /* Without ACPI the i440fx root bus cannot hot-plug: the caller learns why, and what to change. */
+        {
+                _cleanup_free_ char *noacpi = NULL, *npath = NULL, *live = NULL;
+
+                assert_true(asprintf(&noacpi, "<domain type='qemu'><name>no-acpi</name><memory unit='MiB'>64</memory>"
+                                              "<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>"
+                                              "<devices><memballoon model='none'/></devices></domain>") >= 0);
+                npath = define(bus, noacpi);
+                call_domain(bus, npath, "Start");
+                harness_call_fails(bus, ERR("NotSupported"), "<features><acpi/></features>", npath, DOMAIN_INTERFACE,
+                                   "AttachDevice", "st",
+                                   "<interface type='user'><mac address='52:54:00:00:00:31'/><model type='virtio'/></interface>",
+                                   UINT64_C(0));
+                live = get_xml(bus, npath);
+                assert_null(strstr(live, "52:54:00:00:00:31"));
+                call_domain(bus, npath, "Destroy");
+        }
 }
 
 static void test_guest_shutdown(void **state) {

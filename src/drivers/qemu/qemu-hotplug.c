@@ -305,6 +305,13 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
         if (live_find(vm, dev->alias) >= 0)
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain %s already has a device '%s'", uuid,
                                     dev->alias);
+        /* On the i440fx board the root bus hot-plugs through ACPI only; QEMU's own answer names no cause. */
+        if (dev->address.type == DEVICE_ADDRESS_PCI && dev->address.pci.bus == 0 &&
+            !domain_machine_is_q35(vm->live->os.machine) && !vm->live->features[DOMAIN_FEATURE_ACPI])
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Domain %s runs without ACPI, and its PCI bus can hot-plug devices only "
+                                    "through ACPI: add <features><acpi/></features> to the definition (it takes "
+                                    "effect at the next start)", domain_def_get_name(vm->live));
         switch (dev->kind) {
         case DEVICE_INTERFACE:
                 r = attach_hostdev(vm, dev, dev->alias, reterr);
