@@ -287,6 +287,8 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         if (r < 0)
                 return r;
         log_info("Domain '%s' undefined.", d->name);
+        if (!domain_is_active(d) && d->config && DRIVER_OP(m, domain_undefined))
+                DRIVER_OP(m, domain_undefined)(m->driver, d->config);
         if (domain_is_active(d) && d->state != DOMAIN_CRASHED) {
                 /* It keeps running, as a transient domain. */
                 d->config = domain_def_free(d->config);

@@ -108,6 +108,9 @@ typedef struct VbDriverOps {
         int (*domain_resume)(VbDriver *drv, const char *uuid, VbError *reterr);
         /* The current live definition of a running domain (caller frees). */
         int (*domain_get_live)(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr);
+        /* Optional: the saved definition def of a shut-off domain was removed (Undefine); the backend
+         * drops what it kept for the domain (qemu: the NVRAM store it made). Failures are only logged. */
+        void (*domain_undefined)(VbDriver *drv, const DomainDef *def);
 
         /* Device hotplug on a running domain (AttachDevice / DetachDevice / UpdateDevice). core has checked
          * the device against the live definition and given it its alias and guest address (dev->alias,

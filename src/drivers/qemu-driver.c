@@ -16,6 +16,7 @@
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "drivers/qemu/qemu-caps-driver.h"
+#include "drivers/qemu/qemu-firmware.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -197,7 +198,8 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
         q->next_id = 1;
         q->vms = hashmap_new();
         if (!q->vms || asprintf(&q->runtime_dir, "%s/qemu", cfg->runtime_dir) < 0 ||
-            asprintf(&q->log_dir, "%s/qemu/log", cfg->state_dir) < 0)
+            asprintf(&q->log_dir, "%s/qemu/log", cfg->state_dir) < 0 ||
+            asprintf(&q->nvram_dir, "%s/qemu/nvram", cfg->state_dir) < 0)
                 return -ENOMEM;
         r = mkdir_p(q->runtime_dir, 0700);
         if (r >= 0)
@@ -232,6 +234,7 @@ static void qemu_close(VbDriver *drv) {
         hashmap_free(q->vms);
         free(q->runtime_dir);
         free(q->log_dir);
+        free(q->nvram_dir);
         qemu_caps_driver_free(q->caps);
 }
 
@@ -249,13 +252,18 @@ static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *re
 
 static int qemu_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret, VbError *reterr) {
         QemuDriver *q = priv(drv);
+        _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL;
         QemuVm *vm = NULL;
         int r;
 
         if (hashmap_get(q->vms, domain_def_uuid(def).s))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is already running",
                                     domain_def_get_name(def));
-        r = qemu_vm_start(&q->vm_cfg, def, q->next_id, paused, &vm, reterr);
+        /* firmware='efi' resolved and the NVRAM store made: the live definition names both. */
+        r = qemu_firmware_prepare(def, qemu_firmware_dirs, q->nvram_dir, &with_firmware, reterr);
+        if (r < 0)
+                return r;
+        r = qemu_vm_start(&q->vm_cfg, with_firmware ?: def, q->next_id, paused, &vm, reterr);
         if (r < 0)
                 return r;
         r = hashmap_put(q->vms, vm->uuid, vm);
@@ -360,6 +368,10 @@ static int qemu_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbErr
         return domain_def_copy(vm->live, ret);
 }
 
+static void qemu_undefined(VbDriver *drv, const DomainDef *def) {
+        qemu_firmware_forget(def, priv(drv)->nvram_dir);
+}
+
 const VbDriverOps vb_qemu_driver_ops = {
         .name = "qemu",
         .priv_size = sizeof(QemuDriver),
@@ -374,6 +386,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_suspend = qemu_suspend,
         .domain_resume = qemu_resume,
         .domain_get_live = qemu_get_live,
+        .domain_undefined = qemu_undefined,
         .domain_attach_device = qemu_attach_device,
         .domain_detach_device = qemu_detach_device,
         .domain_update_device = qemu_update_device,

@@ -416,8 +416,69 @@ static void test_query_pci_buses(void **state) {
         json_object_put(pci);
 }
 
+static DomainDef *parse_os(const char *os_attrs, const char *os, const char *features) {
+        _cleanup_free_ char *xml = NULL;
+        DomainDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>fw</name><memory unit='MiB'>128</memory>"
+                             "<os%s><type arch='x86_64' machine='q35'>hvm</type>%s</os>%s<devices/></domain>",
+                             os_attrs, os, features ?: "") >= 0);
+        if (domain_def_parse_string(xml, 0, &def, &e) < 0)
+                fail_msg("%s: %s", xml, e.message);
+        return def;
+}
+
+/* UEFI: the read-only code as pflash unit 0, the domain's variable store as unit 1; a secure-boot loader
+ * with SMM and the flash's secure mode. */
+static void test_firmware(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *split = parse_os(
+                "", "<loader readonly='yes' type='pflash'>/fw/CODE,1.fd</loader><nvram>/v/a,b_VARS.fd</nvram>", NULL);
+        _cleanup_(domain_def_freep) DomainDef *secure = parse_os(
+                " firmware='efi'", "<loader readonly='yes' secure='yes' type='pflash'>/fw/SB.fd</loader>"
+                "<nvram template='/fw/T.fd'><source file='/v/sb.fd'/></nvram>", NULL);
+        _cleanup_(domain_def_freep) DomainDef *combined = parse_os(
+                "", "<loader readonly='no' type='pflash'>/v/OVMF.fd</loader><nvram>/v/ignored.fd</nvram>", NULL);
+        _cleanup_(domain_def_freep) DomainDef *rom = parse_os("", "<loader>/fw/bios.bin</loader>",
+                                                               "<features><acpi/><smm state='on'/></features>");
+        _cleanup_(domain_def_freep) DomainDef *unresolved = parse_os(" firmware='efi'", "", NULL);
+        _cleanup_(domain_def_freep) DomainDef *bios = parse_os(" firmware='bios'", "", "<features><acpi/></features>");
+        _cleanup_(qemu_command_done) QemuCommand c = {}, d = {}, e = {}, f = {}, g = {};
+
+        build_ok(split, &params, &c);
+        assert_string_equal(opt(&c, "-drive", 0), "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE,,1.fd");
+        assert_string_equal(opt(&c, "-drive", 1), "if=pflash,format=raw,unit=1,file=/v/a,,b_VARS.fd");
+        assert_null(opt(&c, "-global", 0));
+        assert_string_equal(opt(&c, "-machine", 0), "q35,usb=off,dump-guest-core=off,acpi=off");
+
+        build_ok(secure, &params, &d);
+        assert_string_equal(opt(&d, "-drive", 0), "if=pflash,format=raw,unit=0,readonly=on,file=/fw/SB.fd");
+        assert_string_equal(opt(&d, "-drive", 1), "if=pflash,format=raw,unit=1,file=/v/sb.fd");
+        assert_string_equal(opt(&d, "-global", 0), "driver=cfi.pflash01,property=secure,value=on");
+        assert_string_equal(opt(&d, "-machine", 0), "q35,usb=off,dump-guest-core=off,acpi=off,smm=on");
+
+        /* Code and variables in one writable image: no second flash. */
+        build_ok(combined, &params, &e);
+        assert_string_equal(opt(&e, "-drive", 0), "if=pflash,format=raw,unit=0,file=/v/OVMF.fd");
+        assert_null(opt(&e, "-drive", 1));
+
+        build_ok(rom, &params, &f);
+        assert_string_equal(opt(&f, "-bios", 0), "/fw/bios.bin");
+        assert_null(opt(&f, "-drive", 0));
+        assert_string_equal(opt(&f, "-machine", 0), "q35,usb=off,dump-guest-core=off,smm=on");
+
+        /* firmware='efi' is resolved at start (qemu_firmware_prepare); never silently SeaBIOS. */
+        build_fails(unresolved, VB_ERROR_NOT_SUPPORTED, "firmware='efi'");
+        /* firmware='bios' without a descriptor is QEMU's own SeaBIOS. */
+        build_ok(bios, &params, &g);
+        assert_null(opt(&g, "-bios", 0));
+        assert_null(opt(&g, "-drive", 0));
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_firmware),
                 cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
                 cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
                 cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),

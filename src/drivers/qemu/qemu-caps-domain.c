@@ -2,15 +2,13 @@
 /* Domain capabilities of one QEMU binary for a virt type and machine: every value comes from the probe
  * (QOM types, commands, display types, machines, CPU definitions), the host (KVM, VFIO) and the firmware
  * descriptors on disk (QEMU's interop format: the .json files in /usr/share/qemu/firmware). */
-#include <dirent.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "drivers/qemu/qemu-caps.h"
+#include "drivers/qemu/qemu-firmware.h"
 #include "drivers/qemu/qemu-monitor.h"
-#include "util/fileio.h"
 
 typedef enum MachineFamily {
         MACHINE_I440FX,
@@ -221,112 +219,31 @@ static int misc_device_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily fam
 
 /* Firmware ------------------------------------------------------------------------------------------------- */
 
-static bool json_array_has(struct json_object *a, const char *s) {
-        for (size_t i = 0; json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++)
-                if (streq_ptr(json_object_get_string(json_object_array_get_idx(a, i)), s))
-                        return true;
-        return false;
-}
-
-static bool descriptor_targets(struct json_object *d, const char *qemu_arch, const char *machine) {
-        struct json_object *targets = qemu_json_get(d, "targets");
-
-        for (size_t i = 0; json_object_is_type(targets, json_type_array) && i < json_object_array_length(targets); i++) {
-                struct json_object *t = json_object_array_get_idx(targets, i), *machines;
-
-                if (!streq_ptr(qemu_json_string(t, "architecture"), qemu_arch))
-                        continue;
-                machines = qemu_json_get(t, "machines");
-                for (size_t j = 0; json_object_is_type(machines, json_type_array) && j < json_object_array_length(machines); j++)
-                        if (fnmatch(json_object_get_string(json_object_array_get_idx(machines, j)), machine, 0) == 0)
-                                return true;
-        }
-        return false;
-}
-
-/* One descriptor file: adds what it offers when it fits arch and machine and its file exists. */
-static int firmware_descriptor(DomainCaps *dc, const char *path, const char *qemu_arch, const char *machine,
-                               bool *bios, bool *efi, bool *secure, bool *insecure, bool *flash, bool *rom) {
-        _cleanup_free_ char *text = NULL;
-        struct json_object *d, *mapping;
-        const char *device, *file = NULL;
-        int r = 0;
-
-        if (read_full_file(path, 1024 * 1024, &text, NULL) < 0)
-                return 0;
-        d = json_tokener_parse(text);
-        if (!d)
-                return 0;
-        mapping = qemu_json_get(d, "mapping");
-        device = qemu_json_string(mapping, "device");
-        if (streq_ptr(device, "flash"))
-                file = qemu_json_string(qemu_json_get(mapping, "executable"), "filename");
-        else if (streq_ptr(device, "memory"))
-                file = qemu_json_string(mapping, "filename");
-        if (file && access(file, R_OK) == 0 && descriptor_targets(d, qemu_arch, machine)) {
-                struct json_object *ifaces = qemu_json_get(d, "interface-types"), *features = qemu_json_get(d, "features");
-
-                if (json_array_has(ifaces, "uefi"))
-                        *efi = true;
-                if (json_array_has(ifaces, "bios"))
-                        *bios = true;
-                if (json_array_has(features, "secure-boot"))
-                        *secure = true;
-                else
-                        *insecure = true;
-                if (streq(device, "flash"))
-                        *flash = true;
-                else
-                        *rom = true;
-                r = domain_caps_add_loader(dc, file);
-        }
-        json_object_put(d);
-        return r;
-}
-
-/* Descriptor files by name across the directories; an earlier directory's file hides a later one's. */
+/* What the descriptors (qemu-firmware.c) offer for arch and machine, of those whose images exist. */
 static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host, const char *machine) {
+        _cleanup_(qemu_firmware_list_done) QemuFirmwareList l = {};
         const char *qemu_arch = qemu_caps_arch_to_qemu(c->arch) ?: c->arch;
         bool bios = false, efi = false, secure = false, insecure = false, flash = false, rom = false;
-        char **names = NULL;
-        size_t n = 0;
-        int r = 0;
+        int r;
 
-        for (size_t i = 0; host->firmware_dirs[i]; i++) {
-                _cleanup_(closedirp) DIR *d = opendir(host->firmware_dirs[i]);
-                struct dirent *de;
-
-                while (d && (de = readdir(d))) {
-                        size_t l = strlen(de->d_name);
-                        bool seen = false;
-                        char **nn;
-
-                        if (l < 6 || !streq(de->d_name + l - 5, ".json"))
-                                continue;
-                        for (size_t j = 0; j < n; j++)
-                                seen = seen || streq(strrchr(names[j], '/') + 1, de->d_name);
-                        if (seen || !(nn = realloc(names, (n + 1) * sizeof(char *))))
-                                continue;
-                        names = nn;
-                        if (asprintf(&names[n], "%s/%s", host->firmware_dirs[i], de->d_name) >= 0)
-                                n++;
-                }
-        }
-        /* Descriptors are ranked by file name (the number prefix), across directories. */
-        for (size_t i = 0; i < n; i++)
-                for (size_t j = i + 1; j < n; j++)
-                        if (strcmp(strrchr(names[j], '/'), strrchr(names[i], '/')) < 0) {
-                                char *t = names[i];
-                                names[i] = names[j];
-                                names[j] = t;
-                        }
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = firmware_descriptor(dc, names[i], qemu_arch, machine, &bios, &efi, &secure, &insecure, &flash, &rom);
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        free(names);
+        r = qemu_firmware_list_load(host->firmware_dirs, &l);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < l.n; i++) {
+                const QemuFirmware *f = &l.items[i];
+
+                if (access(f->executable, R_OK) < 0 || !qemu_firmware_targets(f, qemu_arch, machine))
+                        continue;
+                efi = efi || f->uefi;
+                bios = bios || f->bios;
+                secure = secure || f->secure_boot;
+                insecure = insecure || !f->secure_boot;
+                flash = flash || f->flash;
+                rom = rom || !f->flash;
+                r = domain_caps_add_loader(dc, f->executable);
+                if (r < 0)
+                        return r;
+        }
 
         /* SeaBIOS is QEMU's built-in default on x86 PCs; it comes with QEMU's own data files. */
         if (!bios && (streq(qemu_arch, "x86_64") || streq(qemu_arch, "i386")) &&

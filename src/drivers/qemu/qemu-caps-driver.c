@@ -11,6 +11,7 @@
 #include "conf/hostcaps-conf.h"
 #include "drivers/qemu/qemu-caps-driver.h"
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-firmware.h"
 #include "host/host-virt.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -26,7 +27,6 @@ struct QemuCapsDriver {
 };
 
 static const char * const emulator_dirs[] = { "/usr/bin", "/usr/local/bin" };
-static const char * const firmware_dirs[] = { "/etc/qemu/firmware", "/usr/share/qemu/firmware" };
 
 static void find_emulators(QemuCapsDriver *d) {
         for (size_t i = 0; i < ELEMENTSOF(emulator_dirs); i++) {
@@ -179,8 +179,8 @@ static char *list_machines(const QemuCaps *c) {
 
 static QemuHostFacts host_facts(const QemuCapsDriver *d) {
         QemuHostFacts h = { .kvm_usable = d->kvm_usable, .vfio_usable = d->vfio_usable };
-        for (size_t i = 0; i < ELEMENTSOF(firmware_dirs); i++)
-                h.firmware_dirs[i] = firmware_dirs[i];
+        for (size_t i = 0; qemu_firmware_dirs[i] && i + 1 < ELEMENTSOF(h.firmware_dirs); i++)
+                h.firmware_dirs[i] = qemu_firmware_dirs[i];
         return h;
 }
 

@@ -115,6 +115,18 @@ char *qemu_pci_place_opts(const DeviceAddress *a, bool q35) {
         return s;
 }
 
+/* A secure-boot loader (secure='yes', see qemu-firmware.c) works only with SMM, which <features><smm
+ * state='on'/> also asks for. */
+static bool loader_secure(const ConfNode *root) {
+        const ConfNode *os = conf_node_child(root, "os");
+        return os && streq_ptr(qemu_node_attr(os, "loader", "secure"), "yes");
+}
+
+static bool machine_smm(const ConfNode *root) {
+        const ConfNode *f = conf_node_child(root, "features");
+        return loader_secure(root) || (f && streq_ptr(qemu_node_attr(f, "smm", "state"), "on"));
+}
+
 static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
         const DomainDef *def = s->def;
         QemuArgv *a = &s->cmd->argv;
@@ -152,8 +164,8 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
                 if (!m)
                         return -ENOMEM;
                 qemu_argv_add(a, "-machine");
-                qemu_argv_addf(a, "%s,usb=off,dump-guest-core=off%s", m,
-                               def->features[DOMAIN_FEATURE_ACPI] ? "" : ",acpi=off");
+                qemu_argv_addf(a, "%s,usb=off,dump-guest-core=off%s%s", m,
+                               def->features[DOMAIN_FEATURE_ACPI] ? "" : ",acpi=off", machine_smm(root) ? ",smm=on" : "");
         }
         qemu_argv_add(a, "-accel");
         qemu_argv_add(a, kvm ? "kvm" : "tcg");
@@ -185,13 +197,29 @@ static int add_os(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
         const char *loader_type = osn ? qemu_node_attr(osn, "loader", "type") : NULL;
         bool has_device_boot = false;
 
+        if (osn && streq_ptr(conf_node_attr(osn, "firmware"), "efi") && isempty(os->loader))
+                /* qemu_firmware_prepare() resolves it before a start. */
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "<os firmware='efi'> was not resolved to a <loader>");
         if (os->loader) {
                 if (loader_type && streq(loader_type, "pflash")) {
-                        _cleanup_free_ char *l = qemu_opt_escape(os->loader);
-                        if (!l)
+                        const char *nvram;
+                        bool readonly = !streq_ptr(qemu_node_attr(osn, "loader", "readonly"), "no");
+                        _cleanup_free_ char *l = qemu_opt_escape(os->loader), *v = NULL;
+                        const ConfNode *nv = conf_node_child(osn, "nvram");
+
+                        nvram = nv ? (!isempty(nv->text) ? nv->text : qemu_node_attr(nv, "source", "file")) : NULL;
+                        if (!l || (nvram && !(v = qemu_opt_escape(nvram))))
                                 return -ENOMEM;
                         qemu_argv_add(a, "-drive");
-                        qemu_argv_addf(a, "if=pflash,format=raw,unit=0,readonly=on,file=%s", l);
+                        qemu_argv_addf(a, "if=pflash,format=raw,unit=0,%sfile=%s", readonly ? "readonly=on," : "", l);
+                        if (v && readonly) {
+                                qemu_argv_add(a, "-drive");
+                                qemu_argv_addf(a, "if=pflash,format=raw,unit=1,file=%s", v);
+                        }
+                        if (loader_secure(root)) {
+                                qemu_argv_add(a, "-global");
+                                qemu_argv_add(a, "driver=cfi.pflash01,property=secure,value=on");
+                        }
                 } else {
                         qemu_argv_add(a, "-bios");
                         qemu_argv_add(a, os->loader);

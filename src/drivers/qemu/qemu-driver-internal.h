@@ -9,6 +9,7 @@ typedef struct QemuDriver {
         VbDriver *drv;
         QemuVmConfig vm_cfg;
         char *runtime_dir, *log_dir;
+        char *nvram_dir; /* <state>/qemu/nvram: the UEFI variable stores we make (qemu-firmware.c) */
         bool kvm_usable;
         Hashmap *vms; /* uuid -> QemuVm */
         unsigned next_id;
