@@ -1538,3 +1538,56 @@ void harness_fake_sysfs_stop(HarnessFakeSysfs *f) {
         free(f->root);
         f->root = NULL;
 }
+
+char *harness_fake_sysfs_driver(const HarnessFakeSysfs *f, const char *address) {
+        _cleanup_free_ char *link = NULL;
+        char buf[256];
+        const char *slash;
+        ssize_t n;
+
+        if (asprintf(&link, "%s/bus/pci/devices/%s/driver", f->root, address) < 0)
+                return NULL;
+        n = readlink(link, buf, sizeof buf - 1);
+        if (n < 0)
+                return strdup("none");
+        buf[n] = 0;
+        slash = strrchr(buf, '/');
+        return strdup(slash ? slash + 1 : buf);
+}
+
+char *harness_fake_sysfs_vf(const HarnessFakeSysfs *f, unsigned n) {
+        _cleanup_free_ char *p = NULL;
+        char *s;
+
+        if (asprintf(&p, "%s/class/net/enp3s0f0/.fake-vf%u", f->root, n) < 0)
+                return NULL;
+        s = harness_read_file(p);
+        return s ?: strdup("");
+}
+
+int _harness_run_group_on_fake_sysfs(const char *group, const struct CMUnitTest *tests, size_t n,
+                                     HarnessFakeSysfs *f, const char *name, const char * const *args) {
+        _cleanup_free_ const char **argv = NULL;
+        size_t k = 0, n_args = 0;
+        int r;
+
+        while (args && args[n_args])
+                n_args++;
+        if (harness_fake_sysfs_start(f, name) < 0) {
+                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
+                harness_fake_sysfs_stop(f);
+                return 1;
+        }
+        argv = calloc(n_args + 3, sizeof(char *));
+        if (!argv) {
+                harness_fake_sysfs_stop(f);
+                return 1;
+        }
+        argv[k++] = "--sysfs-root";
+        argv[k++] = f->root;
+        for (size_t i = 0; i < n_args; i++)
+                argv[k++] = args[i];
+        r = _harness_run_group(group, tests, n, &(HarnessOptions) { .daemon_args = argv });
+        harness_fake_sysfs_stop(f);
+        return r;
+}

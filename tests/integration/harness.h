@@ -199,6 +199,29 @@ typedef struct HarnessFakeSysfs {
 int harness_fake_sysfs_start(HarnessFakeSysfs *f, const char *name);
 /* Stops the fake kernel and removes the copy. NULL-safe, idempotent. */
 void harness_fake_sysfs_stop(HarnessFakeSysfs *f);
+/* The driver a PCI device ("0000:03:10.2") of the tree is bound to, "none" if unbound: read from the tree
+ * itself, not through virtbusd. */
+char *harness_fake_sysfs_driver(const HarnessFakeSysfs *f, const char *address);
+/* What the fake NIC keeps of VF n of its PF enp3s0f0 ("mac vlan"), "" if never set. */
+char *harness_fake_sysfs_vf(const HarnessFakeSysfs *f, unsigned n);
+#define harness_assert_fake_driver(f, address, want)                                                   \
+        do {                                                                                            \
+                _cleanup_free_ char *_d = harness_fake_sysfs_driver(f, address);                        \
+                assert_non_null(_d);                                                                    \
+                assert_string_equal(_d, want);                                                          \
+        } while (false)
+#define harness_assert_fake_vf(f, n, want)                                                              \
+        do {                                                                                            \
+                _cleanup_free_ char *_v = harness_fake_sysfs_vf(f, n);                                  \
+                assert_non_null(_v);                                                                    \
+                assert_string_equal(_v, want);                                                          \
+        } while (false)
+/* harness_run_group() on a fake tree (its dir named after name): the tree and its kernel are started
+ * first and stopped after; virtbusd gets --sysfs-root and then args (NULL-terminated, may be NULL). */
+#define harness_run_group_on_fake_sysfs(tests, f, name, ...)                                           \
+        _harness_run_group_on_fake_sysfs(#tests, tests, ELEMENTSOF(tests), f, name, __VA_ARGS__)
+int _harness_run_group_on_fake_sysfs(const char *group, const struct CMUnitTest *tests, size_t n,
+                                     HarnessFakeSysfs *f, const char *name, const char * const *args);
 
 /* cmocka glue ------------------------------------------------------------------------------- */
 

@@ -720,7 +720,6 @@ static void test_libvirt_corpus(void **state) {
 }
 
 int main(void) {
-        int r;
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_introspection),
                 cmocka_unit_test(test_config_every_kind),
@@ -737,14 +736,6 @@ int main(void) {
                 cmocka_unit_test(test_libvirt_corpus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
-        if (harness_fake_sysfs_start(&fake, "devices") < 0) {
-                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                harness_fake_sysfs_stop(&fake);
-                return 1;
-        }
-        r = harness_run_group(tests, &(HarnessOptions) {
-                .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, "--device-removal-timeout=1", NULL },
-        });
-        harness_fake_sysfs_stop(&fake);
-        return r;
+        return harness_run_group_on_fake_sysfs(tests, &fake, "devices",
+                                               (const char * const[]) { "--device-removal-timeout=1", NULL });
 }

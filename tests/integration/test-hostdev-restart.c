@@ -33,42 +33,6 @@ static HarnessFakeSysfs fake;
         "<hostdev mode='subsystem' type='pci' managed='yes'>"                                                   \
         "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>"
 
-/* The driver a device of the fake tree is bound to (read from the tree itself, not through virtbusd). */
-static char *tree_driver(const char *address) {
-        _cleanup_free_ char *link = NULL;
-        char buf[256];
-        ssize_t n;
-
-        assert_true(asprintf(&link, "%s/bus/pci/devices/%s/driver", sysfs, address) >= 0);
-        n = readlink(link, buf, sizeof buf - 1);
-        if (n < 0)
-                return strdup("none");
-        buf[n] = 0;
-        return strdup(strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf);
-}
-
-#define assert_tree_driver(address, want)                                                               \
-        do {                                                                                            \
-                _cleanup_free_ char *_d = tree_driver(address);                                         \
-                assert_string_equal(_d, want);                                                          \
-        } while (false)
-
-/* The fake NIC's memory of VF n of enp3s0f0 ("mac vlan\n"). */
-static char *fake_vf(unsigned n) {
-        _cleanup_free_ char *p = NULL;
-        char *s;
-
-        assert_true(asprintf(&p, "%s/class/net/enp3s0f0/.fake-vf%u", sysfs, n) >= 0);
-        s = harness_read_file(p);
-        return s ?: strdup("");
-}
-
-#define assert_fake_vf(n, want)                                                                         \
-        do {                                                                                            \
-                _cleanup_free_ char *_v = fake_vf(n);                                                   \
-                assert_string_equal(_v, want);                                                          \
-        } while (false)
-
 static char *nd_path(sd_bus *bus, const char *name) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "GetNodeDeviceByName", "s", name);
         const char *p;
@@ -133,19 +97,19 @@ static size_t count(const char *haystack, const char *needle) {
 /* VF 0 gets a MAC/VLAN of its own first: the guest's replace them, and they must come back. */
 static void give_vf0_its_own_mac(sd_bus *root) {
         nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
-        assert_fake_vf(0, "02:00:00:00:00:07 7\n");
+        harness_assert_fake_vf(&fake, 0, "02:00:00:00:00:07 7\n");
 }
 
 static void assert_taken(void) {
-        assert_fake_vf(0, "52:54:00:aa:bb:01 42\n");
-        assert_tree_driver("0000:03:10.0", "vfio-pci");
-        assert_tree_driver("0000:03:10.2", "vfio-pci");
+        harness_assert_fake_vf(&fake, 0, "52:54:00:aa:bb:01 42\n");
+        harness_assert_fake_driver(&fake, "0000:03:10.0", "vfio-pci");
+        harness_assert_fake_driver(&fake, "0000:03:10.2", "vfio-pci");
 }
 
 static void assert_given_back(void) {
-        assert_fake_vf(0, "02:00:00:00:00:07 7\n");
-        assert_tree_driver("0000:03:10.0", "igbvf");
-        assert_tree_driver("0000:03:10.2", "igbvf");
+        harness_assert_fake_vf(&fake, 0, "02:00:00:00:00:07 7\n");
+        harness_assert_fake_driver(&fake, "0000:03:10.0", "igbvf");
+        harness_assert_fake_driver(&fake, "0000:03:10.2", "igbvf");
 }
 
 /* Started, then virtbusd restarted (cleanly, then killed): Destroy gives everything back. */
@@ -256,7 +220,7 @@ static void test_intent_and_damaged_records(void **state) {
 
         /* The device on vfio-pci, as virtbusd's detach left it. */
         nd_call(root, "pci_0000_03_10_2", "Detach", "st", "vfio-pci", UINT64_C(0));
-        assert_tree_driver("0000:03:10.2", "vfio-pci");
+        harness_assert_fake_driver(&fake, "0000:03:10.2", "vfio-pci");
         assert_int_equal(harness_daemon_stop(h), 0);
         dir = runtime_file(h, "hostdevs", NULL, NULL);
         (void) mkdir(dir, 0700);
@@ -278,11 +242,11 @@ static void test_intent_and_damaged_records(void **state) {
         root = harness_bus_root(h);
         /* It answers (virtbusd owns its name before it loads: the first answer comes after). */
         assert_string_equal(harness_get_string(root, M, "Driver"), "test");
-        assert_tree_driver("0000:03:10.2", "igbvf");
+        harness_assert_fake_driver(&fake, "0000:03:10.2", "igbvf");
         assert_int_equal(access(intent, F_OK), -1);
         /* The damaged ones are left for a person to look at, and did not change anything. */
         assert_int_equal(access(torn, F_OK), 0);
-        assert_tree_driver("0000:03:10.0", "igbvf");
+        harness_assert_fake_driver(&fake, "0000:03:10.0", "igbvf");
         log = harness_read_file(harness_daemon_log_path(h));
         assert_non_null(strstr(log, "Domain 'half-started guest' (5a1e5a1e-0000-4000-8000-00000000c0de) stopped while "
                                     "virtbusd was not running: giving back its 1 host device(s)."));
@@ -323,17 +287,6 @@ int main(void) {
                 cmocka_unit_test(test_intent_and_damaged_records),
                 cmocka_unit_test(test_unrecordable_refused),
         };
-        int r;
-
         HARNESS_SKIP_UNLESS_ROOT();
-        if (harness_fake_sysfs_start(&fake, "hostdev-restart") < 0) {
-                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                harness_fake_sysfs_stop(&fake);
-                return 1;
-        }
-        r = harness_run_group(tests, &(HarnessOptions) {
-                .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, NULL },
-        });
-        harness_fake_sysfs_stop(&fake);
-        return r;
+        return harness_run_group_on_fake_sysfs(tests, &fake, "hostdev-restart", NULL);
 }

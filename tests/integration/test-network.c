@@ -590,16 +590,7 @@ static int run_vf_group(void) {
         static const struct CMUnitTest vf[] = {
                 cmocka_unit_test(test_hostdev_pool),
         };
-        int r;
-
-        if (harness_fake_sysfs_start(&fake, "netvf") < 0) {
-                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                harness_fake_sysfs_stop(&fake);
-                return 1;
-        }
-        r = harness_run_group(vf, &(HarnessOptions) { .daemon_args = (const char * const[]) { "--sysfs-root", vf_sysfs, NULL } });
-        harness_fake_sysfs_stop(&fake);
-        return r;
+        return harness_run_group_on_fake_sysfs(vf, &fake, "netvf", NULL);
 }
 
 /* Stops what is still active (the default network of the test host runs a dnsmasq in this namespace). */

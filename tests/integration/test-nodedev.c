@@ -82,16 +82,6 @@ static char *get_xml(sd_bus *bus, const char *name) {
         return strdup(x);
 }
 
-/* The fake NIC's memory of VF n of enp3s0f0 ("mac vlan"), or "" when never set. */
-static char *fake_vf(unsigned n) {
-        _cleanup_free_ char *p = NULL;
-        char *s;
-
-        assert_true(asprintf(&p, "%s/class/net/enp3s0f0/.fake-vf%u", sysfs, n) >= 0);
-        s = harness_read_file(p);
-        return s ?: strdup("");
-}
-
 static void test_enumeration(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
@@ -226,7 +216,7 @@ static void test_virtual_functions(void **state) {
 
         /* VF MAC / VLAN through the PF (the fake NIC keeps them). */
         nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 1, "02:00:00:00:00:11", 11, UINT64_C(0));
-        s = fake_vf(1);
+        s = harness_fake_sysfs_vf(&fake, 1);
         assert_string_equal(s, "02:00:00:00:00:11 11\n");
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, pf, ND, "ConfigureVirtualFunction", "usut", 1,
                            "02:00:00:00:00", 0, UINT64_C(0));
@@ -259,7 +249,7 @@ static void test_domain_host_devices(void **state) {
 
         /* VF 0 had a MAC and VLAN of its own: it must get them back. */
         nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
-        before = fake_vf(0);
+        before = harness_fake_sysfs_vf(&fake, 0);
         assert_string_equal(before, "02:00:00:00:00:07 7\n");
 
         dom = define_domain(root, "sriov-guest",
@@ -273,12 +263,12 @@ static void test_domain_host_devices(void **state) {
                            "org.virtbus1.hostdev.assign", dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
         assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "igbvf");
         sd_bus_message_unref(harness_call_ok(root, dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
-        during = fake_vf(0);
+        during = harness_fake_sysfs_vf(&fake, 0);
         assert_string_equal(during, "52:54:00:aa:bb:01 42\n");
         assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "vfio-pci");
         assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "vfio-pci");
         sd_bus_message_unref(harness_call_ok(root, dom, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
-        after = fake_vf(0);
+        after = harness_fake_sysfs_vf(&fake, 0);
         assert_string_equal(after, "02:00:00:00:00:07 7\n");
         assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "igbvf");
         assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
@@ -334,17 +324,6 @@ int main(void) {
                 cmocka_unit_test(test_domain_host_devices),
                 cmocka_unit_test(test_authorization),
         };
-        int r;
-
         HARNESS_SKIP_UNLESS_ROOT();
-        if (harness_fake_sysfs_start(&fake, "nodedev") < 0) {
-                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                harness_fake_sysfs_stop(&fake);
-                return 1;
-        }
-        r = harness_run_group(tests, &(HarnessOptions) {
-                .daemon_args = (const char * const[]) { "--sysfs-root", sysfs, NULL },
-        });
-        harness_fake_sysfs_stop(&fake);
-        return r;
+        return harness_run_group_on_fake_sysfs(tests, &fake, "nodedev", NULL);
 }

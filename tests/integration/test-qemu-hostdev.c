@@ -28,34 +28,6 @@
 static HarnessFakeSysfs fake;
 #define sysfs (fake.root)
 
-static char *tree_driver(const char *address) {
-        _cleanup_free_ char *link = NULL;
-        char buf[256];
-        ssize_t n;
-
-        assert_true(asprintf(&link, "%s/bus/pci/devices/%s/driver", sysfs, address) >= 0);
-        n = readlink(link, buf, sizeof buf - 1);
-        if (n < 0)
-                return strdup("none");
-        buf[n] = 0;
-        return strdup(strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf);
-}
-
-#define assert_tree_driver(address, want)                                                               \
-        do {                                                                                            \
-                _cleanup_free_ char *_d = tree_driver(address);                                         \
-                assert_string_equal(_d, want);                                                          \
-        } while (false)
-
-static char *fake_vf(unsigned n) {
-        _cleanup_free_ char *p = NULL;
-        char *s;
-
-        assert_true(asprintf(&p, "%s/class/net/enp3s0f0/.fake-vf%u", sysfs, n) >= 0);
-        s = harness_read_file(p);
-        return s ?: strdup("");
-}
-
 static char *define_and_start(sd_bus *bus, const char *name) {
         _cleanup_free_ char *xml = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -119,7 +91,7 @@ static void test_pci_hostdev_refused_by_qemu(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *path = define_and_start(bus, "vfio-plug"), *msg = NULL, *live = NULL, *log = NULL;
 
-        assert_tree_driver("0000:03:10.2", "igbvf");
+        harness_assert_fake_driver(&fake, "0000:03:10.2", "igbvf");
         msg = attach_refused(bus, path,
                              "<hostdev mode='subsystem' type='pci' managed='yes'>"
                              "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source>"
@@ -132,7 +104,7 @@ static void test_pci_hostdev_refused_by_qemu(void **state) {
         live = live_xml(bus, path);
         if (strstr(live, "<hostdev"))
                 fail_msg("the refused device is in the live XML:\n%s", live);
-        assert_tree_driver("0000:03:10.2", "igbvf");
+        harness_assert_fake_driver(&fake, "0000:03:10.2", "igbvf");
         assert_false(hostdev_records_left(h));
         assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "State"), "running");
         /* It was really taken from the host first, and given back after QEMU's answer. */
@@ -166,9 +138,9 @@ static void test_vf_interface_refused_by_qemu(void **state) {
         live = live_xml(bus, path);
         if (strstr(live, "52:54:00:aa:bb:01"))
                 fail_msg("the refused interface is in the live XML:\n%s", live);
-        vf = fake_vf(0);
+        vf = harness_fake_sysfs_vf(&fake, 0);
         assert_string_equal(vf, "02:00:00:00:00:07 7\n");
-        assert_tree_driver("0000:03:10.0", "igbvf");
+        harness_assert_fake_driver(&fake, "0000:03:10.0", "igbvf");
         assert_false(hostdev_records_left(h));
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
 }
@@ -178,22 +150,10 @@ int main(void) {
                 cmocka_unit_test(test_pci_hostdev_refused_by_qemu),
                 cmocka_unit_test(test_vf_interface_refused_by_qemu),
         };
-        int r;
-
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
                 fprintf(stderr, "No qemu-system-x86_64, skipping.\n");
                 return 77;
         }
-        if (harness_fake_sysfs_start(&fake, "qemu-hostdev") < 0) {
-                fprintf(stderr, "Failed to set up the fake sysfs tree: %m\n");
-                harness_fake_sysfs_stop(&fake);
-                return 1;
-        }
-        r = harness_run_group(tests, &(HarnessOptions) {
-                .daemon_args = (const char * const[]) { "--driver", "qemu", "--sysfs-root", sysfs, "--log-level",
-                                                        "debug", NULL },
-        });
-        harness_fake_sysfs_stop(&fake);
-        return r;
+        return harness_run_group_on_fake_sysfs(tests, &fake, "qemu-hostdev", (const char * const[]) { "--driver", "qemu", "--log-level", "debug", NULL });
 }
