@@ -83,7 +83,7 @@ static void string_cache_clear(void) {
         n_string_cache = 0;
 }
 
-static uint64_t now_usec(void) {
+uint64_t harness_now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * HARNESS_USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
@@ -293,7 +293,7 @@ static int decode_status(int st) {
 
 /* Returns the exit status, or -ETIMEDOUT. */
 static int wait_pid(pid_t pid, uint64_t timeout_usec) {
-        uint64_t deadline = now_usec() + timeout_usec;
+        uint64_t deadline = harness_now_usec() + timeout_usec;
         int st;
 
         for (;;) {
@@ -302,7 +302,7 @@ static int wait_pid(pid_t pid, uint64_t timeout_usec) {
                         return decode_status(st);
                 if (r < 0 && errno != EINTR)
                         return -errno;
-                if (now_usec() > deadline)
+                if (harness_now_usec() > deadline)
                         return -ETIMEDOUT;
                 sleep_usec(2 * HARNESS_USEC_PER_MSEC);
         }
@@ -539,7 +539,7 @@ static int account_fill(Account *a) {
 
 static int create_user(Harness *h, HarnessUser u) {
         for (int attempt = 0; attempt < 5; attempt++) {
-                unsigned rnd = (unsigned) (now_usec() ^ (uint64_t) getpid() << 16) & 0xffff;
+                unsigned rnd = (unsigned) (harness_now_usec() ^ (uint64_t) getpid() << 16) & 0xffff;
                 char *name = xasprintf("vbt%c%d%04x", u == HARNESS_USER_PLAIN ? 'p' : 'g', (int) getpid(), rnd);
                 int r;
 
@@ -684,7 +684,7 @@ static int bus_name_has_owner(sd_bus *bus, const char *name) {
 
 /* Polls NameHasOwner until name appears; gives up early when pid exits. */
 static int wait_for_name(Harness *h, const char *name, pid_t *pid, const char *what) {
-        uint64_t deadline = now_usec() + HARNESS_TIMEOUT_USEC;
+        uint64_t deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
         int r, st;
 
         for (;;) {
@@ -701,7 +701,7 @@ static int wait_for_name(Harness *h, const char *name, pid_t *pid, const char *w
                         *pid = 0;
                         return -ECHILD;
                 }
-                if (now_usec() > deadline) {
+                if (harness_now_usec() > deadline) {
                         fprintf(stderr, "harness: %s did not take %s in time\n", what, name);
                         return -ETIMEDOUT;
                 }
@@ -1266,7 +1266,7 @@ int harness_polkit_check(Harness *h, HarnessUser user, const char *action, const
 }
 
 int harness_polkit_wait_for(Harness *h, HarnessUser user, const char *action, bool authorized) {
-        uint64_t deadline = now_usec() + HARNESS_TIMEOUT_USEC;
+        uint64_t deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
         bool a;
         int r;
 
@@ -1276,7 +1276,7 @@ int harness_polkit_wait_for(Harness *h, HarnessUser user, const char *action, bo
                         return r;
                 if (a == authorized)
                         return 0;
-                if (now_usec() > deadline)
+                if (harness_now_usec() > deadline)
                         return -ETIMEDOUT;
                 sleep_usec(50 * HARNESS_USEC_PER_MSEC);
         }
@@ -1423,7 +1423,7 @@ HarnessWatch *harness_watch_signal(sd_bus *bus, const char *path, const char *in
 }
 
 sd_bus_message *harness_watch_next(HarnessWatch *w, uint64_t timeout_usec) {
-        uint64_t deadline = now_usec() + timeout_usec;
+        uint64_t deadline = harness_now_usec() + timeout_usec;
 
         while (w->n_queue == 0) {
                 int r = sd_bus_process(w->bus, NULL);
@@ -1431,7 +1431,7 @@ sd_bus_message *harness_watch_next(HarnessWatch *w, uint64_t timeout_usec) {
                         return NULL;
                 if (r > 0)
                         continue;
-                uint64_t now = now_usec();
+                uint64_t now = harness_now_usec();
                 if (now >= deadline)
                         return NULL;
                 (void) sd_bus_wait(w->bus, deadline - now);
@@ -1590,4 +1590,56 @@ int _harness_run_group_on_fake_sysfs(const char *group, const struct CMUnitTest 
         r = _harness_run_group(group, tests, n, &(HarnessOptions) { .daemon_args = argv });
         harness_fake_sysfs_stop(f);
         return r;
+}
+
+/* Domains ------------------------------------------------------------------------------------ */
+
+char *harness_define_domain(sd_bus *bus, const char *xml) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE, "DefineDomain", "st", xml, UINT64_C(0));
+        const char *path;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+        return strdup(path);
+}
+
+void harness_domain_call(sd_bus *bus, const char *path, const char *method) {
+        sd_bus_message_unref(harness_call_ok(bus, path, HARNESS_DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
+}
+
+char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, HARNESS_DOMAIN_INTERFACE, "GetXMLDesc", "t", flags);
+        const char *xml;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
+        return strdup(xml);
+}
+
+pid_t harness_qemu_pid(Harness *h, const char *uuid) {
+        _cleanup_free_ char *path = NULL, *s = NULL;
+        int pid = 0;
+
+        assert_true(asprintf(&path, "%s/qemu/%s.state", harness_runtime_dir(h), uuid) >= 0);
+        s = harness_read_file(path);
+        if (!s || sscanf(s, "pid=%d", &pid) != 1)
+                return 0;
+        return pid;
+}
+
+void harness_wait_for_text(const char *file, const char *text, unsigned count, uint64_t timeout_usec) {
+        uint64_t deadline = harness_now_usec() + timeout_usec;
+
+        for (;;) {
+                _cleanup_free_ char *s = harness_read_file(file);
+                unsigned n = 0;
+
+                for (const char *p = s; p && (p = strstr(p, text)); p++)
+                        n++;
+                if (n >= count)
+                        return;
+                if (harness_now_usec() > deadline)
+                        fail_msg("'%s' did not show '%s' (x%u) in time; it has:\n%s", file, text, count, s ? s : "");
+                usleep(20 * 1000);
+        }
 }

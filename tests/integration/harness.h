@@ -223,6 +223,23 @@ char *harness_fake_sysfs_vf(const HarnessFakeSysfs *f, unsigned n);
 int _harness_run_group_on_fake_sysfs(const char *group, const struct CMUnitTest *tests, size_t n,
                                      HarnessFakeSysfs *f, const char *name, const char * const *args);
 
+/* Domains ------------------------------------------------------------------------------------ */
+
+#define HARNESS_DOMAIN_INTERFACE "org.virtbus1.Domain"
+
+/* DefineDomain(xml, 0) as bus's user; the new object's path (to free). Fails the test on an error. */
+char *harness_define_domain(sd_bus *bus, const char *xml);
+/* A Domain method taking only flags (0): Start, Destroy, Shutdown, Suspend, ... */
+void harness_domain_call(sd_bus *bus, const char *path, const char *method);
+/* GetXMLDesc(flags) (to free). */
+char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
+/* The pid in the qemu driver's runtime state file of the domain with this UUID, 0 if none. */
+pid_t harness_qemu_pid(Harness *h, const char *uuid);
+/* Waits until file holds text at least count times (a guest's console, as it goes), failing the test
+ * with what it holds after timeout_usec. */
+void harness_wait_for_text(const char *file, const char *text, unsigned count, uint64_t timeout_usec);
+uint64_t harness_now_usec(void);
+
 /* cmocka glue ------------------------------------------------------------------------------- */
 
 /* Runs a cmocka group with one harness (the tests' *state) started before and stopped after. Prints

@@ -80,14 +80,6 @@ static void remove_domain(sd_bus *bus, const char *path) {
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0)));
 }
 
-static char *get_xml(sd_bus *bus, const char *path, uint64_t flags) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, DOMAIN_INTERFACE, "GetXMLDesc", "t", flags);
-        const char *xml;
-
-        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
-        return strdup(xml);
-}
-
 static void call_dev(sd_bus *bus, const char *path, const char *method, const char *xml, uint64_t flags) {
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "st", xml, flags));
 }
@@ -99,14 +91,14 @@ static void call_dev_fails(sd_bus *bus, const char *path, const char *method, co
 
 /* Whether the definition (flags as GetXMLDesc) contains text. */
 static bool xml_has(sd_bus *bus, const char *path, uint64_t flags, const char *text) {
-        _cleanup_free_ char *xml = get_xml(bus, path, flags);
+        _cleanup_free_ char *xml = harness_domain_xml(bus, path, flags);
         return strstr(xml, text) != NULL;
 }
 
 #define ASSERT_XML(bus, path, flags, text, expected)                                                      \
         do {                                                                                             \
                 if (xml_has(bus, path, flags, text) != (expected)) {                                     \
-                        _cleanup_free_ char *_x = get_xml(bus, path, flags);                             \
+                        _cleanup_free_ char *_x = harness_domain_xml(bus, path, flags);                             \
                         fail_msg("'%s' %s in %s XML:\n%s", text, (expected) ? "missing" : "unexpected",     \
                                  (flags) ? "saved" : "live", _x);                                        \
                 }                                                                                        \
@@ -389,8 +381,8 @@ static void test_conflicts(void **state) {
         a = define_running(bus, "conflict-a", NULL, devs);
         b = define_running(bus, "conflict-b", NULL, NULL);
         call_dev(bus, a, "AttachDevice", hostdev, LIVE | CONFIG);
-        before_live = get_xml(bus, a, 0);
-        before_cfg = get_xml(bus, a, 1);
+        before_live = harness_domain_xml(bus, a, 0);
+        before_cfg = harness_domain_xml(bus, a, 1);
 
         call_dev_fails(bus, a, "AttachDevice", "<disk type='file'><source file='/other.img'/><target dev='vda' bus='virtio'/></disk>",
                        LIVE | CONFIG, ERR("AlreadyExists"), "a disk with target 'vda'");
@@ -408,10 +400,10 @@ static void test_conflicts(void **state) {
         /* The saved definition of a shut-off domain may name it (it's not in use). */
         call_dev(bus, b, "AttachDevice", hostdev, CONFIG);
         /* Nothing changed in a. */
-        after = get_xml(bus, a, 0);
+        after = harness_domain_xml(bus, a, 0);
         assert_string_equal(after, before_live);
         free(after);
-        after = get_xml(bus, a, 1);
+        after = harness_domain_xml(bus, a, 1);
         assert_string_equal(after, before_cfg);
 
         /* Live, the host gave it up (managed='yes': to vfio-pci); once a released it, it went back. */
@@ -577,7 +569,7 @@ static void test_update_graphics(void **state) {
         _cleanup_free_ char *secure = NULL;
 
         call_dev(bus, path, "UpdateDevice", "<graphics type='vnc' port='5931' autoport='no' listen='127.0.0.1' passwd='s3cret'/>", LIVE);
-        secure = get_xml(bus, path, 2);
+        secure = harness_domain_xml(bus, path, 2);
         assert_non_null(strstr(secure, "passwd='s3cret'"));
         ASSERT_XML(bus, path, 0, "s3cret", false); /* not without the secure flag */
         call_dev_fails(bus, path, "UpdateDevice", "<graphics type='vnc' port='5932' autoport='no'/>", LIVE, ERR("NotSupported"),

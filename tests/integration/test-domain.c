@@ -46,10 +46,6 @@ static char *get_path(sd_bus *bus, const char *method, const char *arg) {
         return strdup(path);
 }
 
-static void call_domain(sd_bus *bus, const char *path, const char *method) {
-        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
-}
-
 static void call_domain_fails(sd_bus *bus, const char *path, const char *method, const char *error, const char *part) {
         harness_call_fails(bus, error, part, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0));
 }
@@ -70,14 +66,6 @@ static uint32_t get_u32(sd_bus *bus, const char *path, const char *property) {
         uint32_t u = 0;
         assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, property, &e, 'u', &u), 0);
         return u;
-}
-
-static char *get_xml(sd_bus *bus, const char *path, uint64_t flags) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, DOMAIN_INTERFACE, "GetXMLDesc", "t", flags);
-        const char *xml;
-
-        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
-        return strdup(xml);
 }
 
 static size_t list_domains(sd_bus *bus, uint64_t flags, const char *must_contain) {
@@ -171,7 +159,7 @@ static void test_define_lookup_errors(void **state) {
         harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByUUID", "s", "0a1b2c3d-0000-4000-8000-000000000000");
         harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'xyz'", M, "GetDomainByUUID", "s", "xyz");
 
-        xml = get_xml(bus, path, 0);
+        xml = harness_domain_xml(bus, path, 0);
         assert_non_null(strstr(xml, "<name>web</name>"));
         assert_non_null(strstr(xml, "0a1b2c3d-0000-4000-8000-00000000abcd"));
 
@@ -205,41 +193,41 @@ static void test_lifecycle(void **state) {
         call_domain_fails(bus, path, "Reboot", ERR("InvalidState"), "not running");
         harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flags", path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(2));
 
-        call_domain(bus, path, "Start");
+        harness_domain_call(bus, path, "Start");
         expect_state_signal(w, "running");
         assert_string_equal(state_of(h, path), "running");
         assert_true(get_u32(bus, path, "Id") > 0);
         assert_int_equal(list_domains(bus, 1, path), active_before + 1);
         assert_int_equal(list_domains(bus, 2, NULL), inactive_before - 1);
         call_domain_fails(bus, path, "Start", ERR("InvalidState"), "already running");
-        xml = get_xml(bus, path, 0);
+        xml = harness_domain_xml(bus, path, 0);
         assert_non_null(strstr(xml, " id="));
         free(xml);
-        xml = get_xml(bus, path, 1);
+        xml = harness_domain_xml(bus, path, 1);
         assert_null(strstr(xml, " id="));
 
-        call_domain(bus, path, "Suspend");
+        harness_domain_call(bus, path, "Suspend");
         expect_state_signal(w, "paused");
         call_domain_fails(bus, path, "Suspend", ERR("InvalidState"), "paused");
-        call_domain(bus, path, "Resume");
+        harness_domain_call(bus, path, "Resume");
         expect_state_signal(w, "running");
-        call_domain(bus, path, "Reboot");
-        call_domain(bus, path, "Reset");
+        harness_domain_call(bus, path, "Reboot");
+        harness_domain_call(bus, path, "Reset");
         assert_string_equal(state_of(h, path), "running");
 
         /* Shutdown waits until the guest has powered off. */
-        call_domain(bus, path, "Shutdown");
+        harness_domain_call(bus, path, "Shutdown");
         assert_string_equal(state_of(h, path), "shutoff");
         assert_int_equal(get_u32(bus, path, "Id"), 0);
 
         /* Paused start, then Destroy. */
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(1)));
         assert_string_equal(state_of(h, path), "paused");
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         assert_string_equal(state_of(h, path), "shutoff");
 
         /* Shutdown without waiting. */
-        call_domain(bus, path, "Start");
+        harness_domain_call(bus, path, "Start");
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Shutdown", "t", UINT64_C(1)));
         expect_state_signal(w, "shutoff");
 }
@@ -254,14 +242,14 @@ static void test_rename_undefine(void **state) {
 
         harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "a/b", path, DOMAIN_INTERFACE, "Rename", "st", "a/b", UINT64_C(0));
         harness_call_fails(bus, ERR("AlreadyExists"), "'test'", path, DOMAIN_INTERFACE, "Rename", "st", "test", UINT64_C(0));
-        call_domain(bus, path, "Start");
+        harness_domain_call(bus, path, "Start");
         harness_call_fails(bus, ERR("InvalidState"), "shut off", path, DOMAIN_INTERFACE, "Rename", "st", "new-name", UINT64_C(0));
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Rename", "st", "new-name", UINT64_C(0)));
         assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "new-name");
         harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "old-name");
 
-        call_domain(bus, path, "Undefine");
+        harness_domain_call(bus, path, "Undefine");
         removed = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
         assert_non_null(removed);
         assert_int_equal(sd_bus_message_read(removed, "o", &p), 1);
@@ -290,16 +278,16 @@ static void test_transient(void **state) {
         }
         /* Creating it again while it runs. */
         harness_call_fails(bus, ERR("AlreadyExists"), "'fleeting'", M, "CreateDomain", "st", xml, UINT64_C(0));
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "fleeting");
 
         /* Undefining a running persistent domain leaves it running, transient. */
         running = define(bus, "was-persistent", NULL, NULL);
-        call_domain(bus, running, "Start");
-        call_domain(bus, running, "Undefine");
+        harness_domain_call(bus, running, "Start");
+        harness_domain_call(bus, running, "Undefine");
         assert_int_equal(get_bool(bus, running, "Persistent"), 0);
         assert_string_equal(state_of(h, running), "running");
-        call_domain(bus, running, "Destroy");
+        harness_domain_call(bus, running, "Destroy");
         harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "was-persistent");
 }
 
@@ -343,10 +331,10 @@ static void test_secrets(void **state) {
         _cleanup_free_ char *path = define(root, "secret", NULL, "<graphics type='vnc' port='-1' autoport='yes' passwd='hunter2'/>");
         _cleanup_free_ char *plain = NULL, *secure = NULL;
 
-        plain = get_xml(harness_bus_as(h, HARNESS_USER_PLAIN), path, 0);
+        plain = harness_domain_xml(harness_bus_as(h, HARNESS_USER_PLAIN), path, 0);
         assert_null(strstr(plain, "hunter2"));
         assert_non_null(strstr(plain, "<graphics"));
-        secure = get_xml(root, path, 2);
+        secure = harness_domain_xml(root, path, 2);
         assert_non_null(strstr(secure, "hunter2"));
         harness_call_fails(harness_bus_as(h, HARNESS_USER_PLAIN), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
                            path, DOMAIN_INTERFACE, "GetXMLDesc", "t", UINT64_C(2));
@@ -392,13 +380,13 @@ static void test_authorization(void **state) {
         reply = harness_call_ok(member, M, "DefineDomain", "st", xml, UINT64_C(0));
         assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
         mpath = strdup(p);
-        call_domain(member, mpath, "Start");
-        call_domain(member, mpath, "Suspend");
-        call_domain(member, mpath, "Resume");
-        call_domain(member, mpath, "Destroy");
+        harness_domain_call(member, mpath, "Start");
+        harness_domain_call(member, mpath, "Suspend");
+        harness_domain_call(member, mpath, "Resume");
+        harness_domain_call(member, mpath, "Destroy");
         assert_int_equal(harness_set_property(member, mpath, DOMAIN_INTERFACE, "Autostart", NULL, "b", 1), 1);
         assert_int_equal(get_bool(root, mpath, "Autostart"), 1);
-        call_domain(member, mpath, "Undefine");
+        harness_domain_call(member, mpath, "Undefine");
         /* ... but not the service's own settings. */
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -416,8 +404,8 @@ static void test_persistence_restart(void **state) {
         const char *p;
 
         assert_int_equal(harness_set_property(bus, a, DOMAIN_INTERFACE, "Autostart", NULL, "b", 1), 1);
-        call_domain(bus, b, "Start");
-        call_domain(bus, b, "Suspend");
+        harness_domain_call(bus, b, "Start");
+        harness_domain_call(bus, b, "Suspend");
         reply = harness_call_ok(bus, M, "CreateDomain", "st", xml, UINT64_C(0));
         assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
         t = strdup(p);
@@ -430,8 +418,8 @@ static void test_persistence_restart(void **state) {
         assert_string_equal(state_of(h, b), "paused");
         assert_string_equal(state_of(h, t), "running");
         assert_int_equal(get_bool(bus, t, "Persistent"), 0);
-        call_domain(bus, t, "Destroy");
-        call_domain(bus, b, "Destroy");
+        harness_domain_call(bus, t, "Destroy");
+        harness_domain_call(bus, b, "Destroy");
 }
 
 /* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */

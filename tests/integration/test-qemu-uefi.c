@@ -27,26 +27,6 @@
 /* ... and what it prints when secure boot refuses that (unsigned) shell. */
 #define OVMF_REFUSES "Security Violation"
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * HARNESS_USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static void wait_for_text(const char *file, const char *text) {
-        uint64_t deadline = now_usec() + BOOT_TIMEOUT_USEC;
-
-        for (;;) {
-                _cleanup_free_ char *s = harness_read_file(file);
-
-                if (s && strstr(s, text))
-                        return;
-                if (now_usec() > deadline)
-                        fail_msg("'%s' did not show '%s' in time; it has:\n%s", file, text, strempty(s));
-                usleep(50 * 1000);
-        }
-}
-
 static char *serial_path(Harness *h, const char *name) {
         char *p;
         assert_true(asprintf(&p, "%s/%s.serial", harness_dir(h), name) >= 0);
@@ -77,42 +57,11 @@ static char *uefi_xml(Harness *h, const char *name, const char *machine, const c
         return x;
 }
 
-static char *define(sd_bus *bus, const char *xml) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
-        const char *path;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
-        return strdup(path);
-}
-
-static void call_domain(sd_bus *bus, const char *path, const char *method) {
-        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
-}
-
-static char *get_xml(sd_bus *bus, const char *path, uint64_t flags) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, DOMAIN_INTERFACE, "GetXMLDesc", "t", flags);
-        const char *xml;
-
-        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
-        return strdup(xml);
-}
-
 #define assert_contains(s, part)                                                                        \
         do {                                                                                            \
                 if (!strstr((s), (part)))                                                               \
                         fail_msg("'%s' not in:\n%s", (part), (s));                                      \
         } while (false)
-
-static pid_t qemu_pid(Harness *h, const char *uuid) {
-        _cleanup_free_ char *path = NULL, *s = NULL;
-        int pid = 0;
-
-        assert_true(asprintf(&path, "%s/qemu/%s.state", harness_runtime_dir(h), uuid) >= 0);
-        s = harness_read_file(path);
-        if (!s || sscanf(s, "pid=%d", &pid) != 1)
-                return 0;
-        return pid;
-}
 
 /* QEMU's command line, arguments separated by spaces. */
 static char *qemu_cmdline(pid_t pid) {
@@ -154,7 +103,7 @@ static int teardown_qemus(void **state) {
                 if (strlen(de->d_name) != 42 || !strstr(de->d_name, ".state"))
                         continue;
                 snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
-                pid = qemu_pid(h, uuid);
+                pid = harness_qemu_pid(h, uuid);
                 if (pid > 1 && kill(pid, SIGKILL) == 0)
                         fprintf(stderr, "test-qemu-uefi: killed leftover QEMU %d\n", (int) pid);
         }
@@ -169,7 +118,7 @@ static void test_efi_auto(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = uefi_xml(h, "uefi-auto", "q35", " firmware='efi'", ""),
-                            *serial = serial_path(h, "uefi-auto"), *path = define(bus, xml), *uuid = NULL,
+                            *serial = serial_path(h, "uefi-auto"), *path = harness_define_domain(bus, xml), *uuid = NULL,
                             *store = NULL, *want = NULL, *live = NULL, *saved = NULL, *cmdline = NULL;
         struct stat st, tmpl, st2;
 
@@ -177,40 +126,40 @@ static void test_efi_auto(void **state) {
         assert_true(asprintf(&store, "%s/qemu/nvram/%s_VARS.fd", harness_state_dir(h), uuid) >= 0);
         assert_true(stat(store, &st) < 0);
 
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, OVMF_BOOTS);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, OVMF_BOOTS, 1, BOOT_TIMEOUT_USEC);
 
         /* The store: a copy of the template, the domain's own (0600), named in the live XML. */
         assert_int_equal(stat(store, &st), 0);
         assert_int_equal(stat(OVMF_VARS, &tmpl), 0);
         assert_int_equal(st.st_size, tmpl.st_size);
         assert_int_equal(st.st_mode & 07777, 0600);
-        live = get_xml(bus, path, 0);
+        live = harness_domain_xml(bus, path, 0);
         assert_contains(live, "<os firmware='efi'>");
         assert_contains(live, "<loader readonly='yes' secure='no' type='pflash'>" OVMF_CODE "</loader>");
         assert_true(asprintf(&want, "<nvram template='" OVMF_VARS "'>%s</nvram>", store) >= 0);
         assert_contains(live, want);
         assert_contains(live, "<feature enabled='no' name='secure-boot'/>");
         /* The saved definition stays as given: the choice is made again at each start. */
-        saved = get_xml(bus, path, 1);
+        saved = harness_domain_xml(bus, path, 1);
         assert_null(strstr(saved, "<nvram"));
         assert_null(strstr(saved, "<loader"));
-        cmdline = qemu_cmdline(qemu_pid(h, uuid));
+        cmdline = qemu_cmdline(harness_qemu_pid(h, uuid));
         free(want);
         assert_true(asprintf(&want, "if=pflash,format=raw,unit=1,file=%s ", store) >= 0);
         assert_contains(cmdline, want);
         assert_contains(cmdline, "if=pflash,format=raw,unit=0,readonly=on,file=" OVMF_CODE " ");
         assert_null(strstr(cmdline, "smm=on"));
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         /* OVMF wrote its boot entries into it. */
         assert_false(files_equal(store, OVMF_VARS));
 
         /* The second start finds it: the same file, not a new copy. */
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, OVMF_BOOTS);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, OVMF_BOOTS, 1, BOOT_TIMEOUT_USEC);
         assert_int_equal(stat(store, &st2), 0);
         assert_int_equal(st.st_ino, st2.st_ino);
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
 
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0)));
         assert_true(stat(store, &st) < 0 && errno == ENOENT);
@@ -223,18 +172,18 @@ static void test_efi_secure_boot(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = uefi_xml(h, "uefi-sb", "q35", " firmware='efi'",
                                             "<firmware><feature enabled='yes' name='secure-boot'/></firmware>"),
-                            *serial = serial_path(h, "uefi-sb"), *path = define(bus, xml), *uuid = NULL,
+                            *serial = serial_path(h, "uefi-sb"), *path = harness_define_domain(bus, xml), *uuid = NULL,
                             *live = NULL, *cmdline = NULL;
 
         uuid = strdup(harness_get_string(bus, path, DOMAIN_INTERFACE, "UUID"));
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, OVMF_REFUSES);
-        live = get_xml(bus, path, 0);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, OVMF_REFUSES, 1, BOOT_TIMEOUT_USEC);
+        live = harness_domain_xml(bus, path, 0);
         assert_contains(live, "<loader readonly='yes' secure='yes' type='pflash'>" OVMF_CODE_SB "</loader>");
-        cmdline = qemu_cmdline(qemu_pid(h, uuid));
+        cmdline = qemu_cmdline(harness_qemu_pid(h, uuid));
         assert_contains(cmdline, ",smm=on ");
         assert_contains(cmdline, "-global driver=cfi.pflash01,property=secure,value=on");
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0)));
 }
 
@@ -252,15 +201,15 @@ static void test_efi_explicit(void **state) {
         assert_true(asprintf(&os, "<loader readonly='yes' type='pflash'>" OVMF_CODE "</loader>"
                                   "<nvram template='" OVMF_VARS "'>%s</nvram>", store) >= 0);
         xml = uefi_xml(h, "uefi-explicit", "pc", "", os);
-        path = define(bus, xml);
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, OVMF_BOOTS);
+        path = harness_define_domain(bus, xml);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, OVMF_BOOTS, 1, BOOT_TIMEOUT_USEC);
         assert_int_equal(stat(store, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
-        live = get_xml(bus, path, 0);
+        live = harness_domain_xml(bus, path, 0);
         assert_true(asprintf(&want, "<nvram template='" OVMF_VARS "'>%s</nvram>", store) >= 0);
         assert_contains(live, want);
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0)));
         assert_int_equal(stat(store, &st), 0);
         (void) unlink(store);
@@ -275,7 +224,7 @@ static void test_efi_errors(void **state) {
                             *store = NULL, *tmpfile = NULL, *os = NULL, *missing = NULL, *p1 = NULL, *p2 = NULL;
         struct stat st;
 
-        p1 = define(bus, none);
+        p1 = harness_define_domain(bus, none);
         harness_call_fails(bus, ERR("NotSupported"),
                            "firmware 'efi' for arch 'x86_64' and machine 'pc' with secure-boot enabled", p1,
                            DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
@@ -287,7 +236,7 @@ static void test_efi_errors(void **state) {
         assert_true(asprintf(&os, "<loader readonly='yes' type='pflash'>" OVMF_CODE "</loader>"
                                   "<nvram template='/nonexistent/virtbus-VARS.fd'>%s</nvram>", store) >= 0);
         missing = uefi_xml(h, "uefi-missing", "q35", "", os);
-        p2 = define(bus, missing);
+        p2 = harness_define_domain(bus, missing);
         harness_call_fails(bus, ERR("OperationFailed"), "'/nonexistent/virtbus-VARS.fd'", p2, DOMAIN_INTERFACE,
                            "Start", "t", UINT64_C(0));
         assert_string_equal(harness_get_string(bus, p2, DOMAIN_INTERFACE, "State"), "shutoff");

@@ -20,12 +20,6 @@
 
 static char *guest_dir; /* holds vmlinuz and initrd.gz */
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * HARNESS_USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* Builds (or finds in its cache) the tiny guest once per run. */
 static const char *guest(Harness *h) {
         HarnessResult res = {};
@@ -130,58 +124,8 @@ static char *guest_xml(Harness *h, const char *name, const char *on_poweroff) {
         return x;
 }
 
-static char *define(sd_bus *bus, const char *xml) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
-        const char *path;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
-        return strdup(path);
-}
-
-static void call_domain(sd_bus *bus, const char *path, const char *method) {
-        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
-}
-
 static const char *state_of(Harness *h, const char *path) {
         return harness_get_string(harness_bus_root(h), path, DOMAIN_INTERFACE, "State");
-}
-
-static char *get_xml(sd_bus *bus, const char *path) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, path, DOMAIN_INTERFACE, "GetXMLDesc", "t", UINT64_C(0));
-        const char *xml;
-
-        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
-        return strdup(xml);
-}
-
-/* Waits until file contains text at least `count` times (the guest prints as it goes). */
-static void wait_for_text(const char *file, const char *text, unsigned count) {
-        uint64_t deadline = now_usec() + GUEST_TIMEOUT_USEC;
-
-        for (;;) {
-                _cleanup_free_ char *s = harness_read_file(file);
-                unsigned n = 0;
-
-                for (const char *p = s; p && (p = strstr(p, text)); p++)
-                        n++;
-                if (n >= count)
-                        return;
-                if (now_usec() > deadline)
-                        fail_msg("'%s' did not show '%s' (x%u) in time; it has:\n%s", file, text, count, strempty(s));
-                usleep(20 * 1000);
-        }
-}
-
-/* The pid in the runtime state file of the domain with this UUID, 0 if none. */
-static pid_t qemu_pid(Harness *h, const char *uuid) {
-        _cleanup_free_ char *path = NULL, *s = NULL;
-        int pid = 0;
-
-        assert_true(asprintf(&path, "%s/qemu/%s.state", harness_runtime_dir(h), uuid) >= 0);
-        s = harness_read_file(path);
-        if (!s || sscanf(s, "pid=%d", &pid) != 1)
-                return 0;
-        return pid;
 }
 
 static bool process_alive(pid_t pid) {
@@ -239,7 +183,7 @@ static int teardown_qemus(void **state) {
                 if (strlen(de->d_name) != 42 || !strstr(de->d_name, ".state"))
                         continue;
                 snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
-                pid = qemu_pid(h, uuid);
+                pid = harness_qemu_pid(h, uuid);
                 if (pid > 1 && kill(pid, SIGKILL) == 0)
                         fprintf(stderr, "test-qemu: killed leftover QEMU %d\n", (int) pid);
         }
@@ -257,13 +201,13 @@ static void test_diskless(void **state) {
                                                 "<input type='tablet' bus='usb'/>"
                                                 "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>"
                                                 "<memballoon model='virtio'/>");
-        _cleanup_free_ char *path = define(bus, xml), *uuid = uuid_of(h, path), *live = NULL, *log = NULL,
+        _cleanup_free_ char *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path), *live = NULL, *log = NULL,
                             *cmdline = NULL, *proc = NULL;
         pid_t pid;
 
-        call_domain(bus, path, "Start");
+        harness_domain_call(bus, path, "Start");
         assert_string_equal(state_of(h, path), "running");
-        pid = qemu_pid(h, uuid);
+        pid = harness_qemu_pid(h, uuid);
         assert_true(pid > 1);
         assert_true(process_alive(pid));
         /* ps shows which domain it is. */
@@ -286,7 +230,7 @@ static void test_diskless(void **state) {
         }
 
         /* The live XML: aliases, the pty, PCI addresses, the VNC port. */
-        live = get_xml(bus, path);
+        live = harness_domain_xml(bus, path, 0);
         assert_non_null(strstr(live, "<alias name='serial0'/>"));
         assert_non_null(strstr(live, "<alias name='net0'/>"));
         if (!strstr(live, "<source path='/dev/pts/"))
@@ -295,16 +239,16 @@ static void test_diskless(void **state) {
         assert_null(strstr(live, "port='-1'"));
         assert_non_null(strstr(live, "port='59"));
 
-        call_domain(bus, path, "Suspend");
+        harness_domain_call(bus, path, "Suspend");
         assert_string_equal(state_of(h, path), "paused");
-        call_domain(bus, path, "Resume");
+        harness_domain_call(bus, path, "Resume");
         assert_string_equal(state_of(h, path), "running");
-        call_domain(bus, path, "Reset");
+        harness_domain_call(bus, path, "Reset");
 
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         assert_string_equal(state_of(h, path), "shutoff");
         assert_false(process_alive(pid));
-        assert_int_equal(qemu_pid(h, uuid), 0);
+        assert_int_equal(harness_qemu_pid(h, uuid), 0);
 
         /* Its log is kept, with the command line. */
         free(proc);
@@ -319,7 +263,7 @@ static void test_kvm(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = diskless_xml_extra("kvm", "fast", "  <cpu mode='host-passthrough'/>\n", NULL),
-                            *path = define(bus, xml);
+                            *path = harness_define_domain(bus, xml);
         int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
         if (fd < 0) {
@@ -328,9 +272,9 @@ static void test_kvm(void **state) {
                 return;
         }
         close(fd);
-        call_domain(bus, path, "Start");
+        harness_domain_call(bus, path, "Start");
         assert_string_equal(state_of(h, path), "running");
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         assert_string_equal(state_of(h, path), "shutoff");
 }
 
@@ -340,7 +284,7 @@ static void test_errors(void **state) {
         _cleanup_free_ char *bad_disk = diskless_xml("qemu", "no-image",
                                                      "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
                                                      "<source file='/nonexistent/virtbus.img'/><target dev='vda' bus='virtio'/></disk>");
-        _cleanup_free_ char *path = define(bus, bad_disk), *xen = NULL, *xpath = NULL;
+        _cleanup_free_ char *path = harness_define_domain(bus, bad_disk), *xen = NULL, *xpath = NULL;
 
         /* QEMU's own sentence reaches the caller. */
         harness_call_fails(bus, ERR("OperationFailed"), "/nonexistent/virtbus.img", path, DOMAIN_INTERFACE, "Start", "t",
@@ -348,7 +292,7 @@ static void test_errors(void **state) {
         assert_string_equal(state_of(h, path), "shutoff");
 
         xen = diskless_xml("qemu", "no-network", "<interface type='network'><source network='default'/></interface>");
-        xpath = define(bus, xen);
+        xpath = harness_define_domain(bus, xen);
         harness_call_fails(bus, ERR("NoSuchNetwork"), "'default'", xpath, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
 
         /* Without ACPI the i440fx root bus cannot hot-plug: the caller learns why, and what to change. */
@@ -358,65 +302,65 @@ static void test_errors(void **state) {
                 assert_true(asprintf(&noacpi, "<domain type='qemu'><name>no-acpi</name><memory unit='MiB'>64</memory>"
                                               "<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>"
                                               "<devices><memballoon model='none'/></devices></domain>") >= 0);
-                npath = define(bus, noacpi);
-                call_domain(bus, npath, "Start");
+                npath = harness_define_domain(bus, noacpi);
+                harness_domain_call(bus, npath, "Start");
                 harness_call_fails(bus, ERR("NotSupported"), "<features><acpi/></features>", npath, DOMAIN_INTERFACE,
                                    "AttachDevice", "st",
                                    "<interface type='user'><mac address='52:54:00:00:00:31'/><model type='virtio'/></interface>",
                                    UINT64_C(0));
-                live = get_xml(bus, npath);
+                live = harness_domain_xml(bus, npath, 0);
                 assert_null(strstr(live, "52:54:00:00:00:31"));
-                call_domain(bus, npath, "Destroy");
+                harness_domain_call(bus, npath, "Destroy");
         }
 }
 
 static void test_guest_shutdown(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *xml = guest_xml(h, "tiny", NULL), *path = define(bus, xml),
+        _cleanup_free_ char *xml = guest_xml(h, "tiny", NULL), *path = harness_define_domain(bus, xml),
                             *serial = serial_path(h, "tiny");
 
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1);
-        call_domain(bus, path, "Suspend");
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1, GUEST_TIMEOUT_USEC);
+        harness_domain_call(bus, path, "Suspend");
         assert_string_equal(state_of(h, path), "paused");
-        call_domain(bus, path, "Resume");
+        harness_domain_call(bus, path, "Resume");
         assert_string_equal(state_of(h, path), "running");
 
         /* ACPI: the guest sees the power button and powers off; Shutdown replies once it did. */
-        call_domain(bus, path, "Shutdown");
+        harness_domain_call(bus, path, "Shutdown");
         assert_string_equal(state_of(h, path), "shutoff");
-        wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 1);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 1, GUEST_TIMEOUT_USEC);
 }
 
 static void test_restart_reconnect(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *xml = guest_xml(h, "survivor", NULL), *path = define(bus, xml), *uuid = uuid_of(h, path),
+        _cleanup_free_ char *xml = guest_xml(h, "survivor", NULL), *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path),
                             *serial = serial_path(h, "survivor");
         pid_t pid;
 
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1);
-        pid = qemu_pid(h, uuid);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1, GUEST_TIMEOUT_USEC);
+        pid = harness_qemu_pid(h, uuid);
         assert_true(pid > 1);
 
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
         /* The same process, still running, and under control. */
         assert_string_equal(state_of(h, path), "running");
-        assert_int_equal(qemu_pid(h, uuid), pid);
+        assert_int_equal(harness_qemu_pid(h, uuid), pid);
         assert_true(process_alive(pid));
-        call_domain(bus, path, "Suspend");
+        harness_domain_call(bus, path, "Suspend");
         assert_string_equal(state_of(h, path), "paused");
 
         /* Paused across a restart stays paused. */
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
         assert_string_equal(state_of(h, path), "paused");
-        call_domain(bus, path, "Resume");
+        harness_domain_call(bus, path, "Resume");
         assert_string_equal(state_of(h, path), "running");
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         assert_false(process_alive(pid));
         assert_string_equal(state_of(h, path), "shutoff");
 }
@@ -424,7 +368,7 @@ static void test_restart_reconnect(void **state) {
 static void test_hotplug_nic(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *xml = guest_xml(h, "plug", NULL), *path = define(bus, xml), *serial = serial_path(h, "plug"),
+        _cleanup_free_ char *xml = guest_xml(h, "plug", NULL), *path = harness_define_domain(bus, xml), *serial = serial_path(h, "plug"),
                             *live = NULL;
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
@@ -432,13 +376,13 @@ static void test_hotplug_nic(void **state) {
         const char *alias;
         _cleanup_free_ char *uuid_of_path = uuid_of(h, path);
 
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 1);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 1, GUEST_TIMEOUT_USEC);
 
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", nic, UINT64_C(0)));
         /* The guest's kernel found it. */
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 lo", 1);
-        live = get_xml(bus, path);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 lo", 1, GUEST_TIMEOUT_USEC);
+        live = harness_domain_xml(bus, path, 0);
         if (!strstr(live, "52:54:00:aa:bb:01"))
                 fail_msg("the NIC is not in the live XML:\n%s", live);
 
@@ -448,9 +392,9 @@ static void test_hotplug_nic(void **state) {
         assert_non_null(removed);
         assert_int_equal(sd_bus_message_read(removed, "s", &alias), 1);
         assert_true(strlen(alias) > 0);
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 2);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 2, GUEST_TIMEOUT_USEC);
         free(live);
-        live = get_xml(bus, path);
+        live = harness_domain_xml(bus, path, 0);
         if (strstr(live, "52:54:00:aa:bb:01"))
                 fail_msg("the NIC (%s) is still in the live XML:\n%s", alias, live);
 
@@ -467,17 +411,17 @@ static void test_hotplug_nic(void **state) {
                 close(fd);
                 assert_true(asprintf(&disk, "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
                                             "<source file='%s'/><target dev='vda' bus='virtio'/></disk>", image) >= 0);
-                wait_for_text(serial, "VIRTBUS-GUEST-DISKS: ", 1);
+                harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: ", 1, GUEST_TIMEOUT_USEC);
                 sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", disk, UINT64_C(0)));
-                assert_true(process_has_open(qemu_pid(h, uuid_of_path), image));
-                wait_for_text(serial, "VIRTBUS-GUEST-DISKS: vda", 1);
+                assert_true(process_has_open(harness_qemu_pid(h, uuid_of_path), image));
+                harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: vda", 1, GUEST_TIMEOUT_USEC);
                 sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "DetachDevice", "st", disk, UINT64_C(0)));
                 gone = harness_watch_next(w, GUEST_TIMEOUT_USEC);
                 assert_non_null(gone);
-                wait_for_text(serial, "VIRTBUS-GUEST-DISKS: \r", 2);
-                assert_false(process_has_open(qemu_pid(h, uuid_of_path), image));
+                harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: \r", 2, GUEST_TIMEOUT_USEC);
+                assert_false(process_has_open(harness_qemu_pid(h, uuid_of_path), image));
         }
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
 }
 
 /* The tap named in the live XML for the interface with this MAC, or NULL. */
@@ -527,11 +471,11 @@ static void test_bridge_tap(void **state) {
         assert_true(asprintf(&dev, "<interface type='bridge'><source bridge='%s'/><mac address='52:54:00:00:00:22'/>"
                                    "<model type='e1000'/></interface>", bridge) >= 0);
         xml = diskless_xml("qemu", "bridged", dev);
-        path = define(bus, xml);
-        call_domain(bus, path, "Start");
+        path = harness_define_domain(bus, xml);
+        harness_domain_call(bus, path, "Start");
 
         /* The live XML names the tap; the tap is up and in the bridge. */
-        live = get_xml(bus, path);
+        live = harness_domain_xml(bus, path, 0);
         p = strstr(live, "<target dev='");
         assert_non_null(p);
         p += strlen("<target dev='");
@@ -553,7 +497,7 @@ static void test_bridge_tap(void **state) {
                                            "<mac address='52:54:00:00:00:23'/><model type='virtio'/></interface>",
                                      bridge) >= 0);
                 sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", nic, UINT64_C(0)));
-                live2 = get_xml(bus, path);
+                live2 = harness_domain_xml(bus, path, 0);
                 tap2 = tap_of(live2, "52:54:00:00:00:23");
                 if (!tap2)
                         fail_msg("the hot-plugged NIC's tap is not in the live XML:\n%s", live2);
@@ -561,7 +505,7 @@ static void test_bridge_tap(void **state) {
                 assert_string_not_equal(tap, tap2);
         }
 
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         /* QEMU's tap went with it. */
         snprintf(link, sizeof link, "/sys/class/net/%s", tap);
         assert_int_equal(access(link, F_OK), -1);
@@ -577,35 +521,35 @@ static void test_bridge_tap(void **state) {
 static void test_lifecycle_actions(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *xml = guest_xml(h, "phoenix", "restart"), *path = define(bus, xml),
+        _cleanup_free_ char *xml = guest_xml(h, "phoenix", "restart"), *path = harness_define_domain(bus, xml),
                             *serial = serial_path(h, "phoenix"), *xml2 = guest_xml(h, "amber", "preserve"),
-                            *path2 = define(bus, xml2), *serial2 = serial_path(h, "amber");
+                            *path2 = harness_define_domain(bus, xml2), *serial2 = serial_path(h, "amber");
         _cleanup_(harness_watch_freep) HarnessWatch *w2 = harness_watch_signal(bus, path2, HARNESS_PROPERTIES_INTERFACE,
                                                                                 "PropertiesChanged");
 
-        call_domain(bus, path, "Start");
-        call_domain(bus, path2, "Start");
-        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1);
-        call_domain(bus, path, "Reboot");
-        wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 1);
-        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 2);
+        harness_domain_call(bus, path, "Start");
+        harness_domain_call(bus, path2, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 1, GUEST_TIMEOUT_USEC);
+        harness_domain_call(bus, path, "Reboot");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 1, GUEST_TIMEOUT_USEC);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 2, GUEST_TIMEOUT_USEC);
         assert_string_equal(state_of(h, path), "running");
         /* Shutdown without waiting: the guest powers off and comes back. */
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "Shutdown", "t", UINT64_C(1)));
-        wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 2);
-        wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 3);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-POWEROFF", 2, GUEST_TIMEOUT_USEC);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-BOOTED", 3, GUEST_TIMEOUT_USEC);
         assert_string_equal(state_of(h, path), "running");
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
 
-        wait_for_text(serial2, "VIRTBUS-GUEST-BOOTED", 1);
+        harness_wait_for_text(serial2, "VIRTBUS-GUEST-BOOTED", 1, GUEST_TIMEOUT_USEC);
         sd_bus_message_unref(harness_call_ok(bus, path2, DOMAIN_INTERFACE, "Shutdown", "t", UINT64_C(1)));
-        wait_for_text(serial2, "VIRTBUS-GUEST-POWEROFF", 1);
-        for (uint64_t deadline = now_usec() + GUEST_TIMEOUT_USEC; !streq(state_of(h, path2), "paused");) {
+        harness_wait_for_text(serial2, "VIRTBUS-GUEST-POWEROFF", 1, GUEST_TIMEOUT_USEC);
+        for (uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC; !streq(state_of(h, path2), "paused");) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = harness_watch_next(w2, 1000 * HARNESS_USEC_PER_MSEC);
-                if (now_usec() > deadline)
+                if (harness_now_usec() > deadline)
                         fail_msg("'amber' did not become paused; it is %s", state_of(h, path2));
         }
-        call_domain(bus, path2, "Destroy");
+        harness_domain_call(bus, path2, "Destroy");
         assert_string_equal(state_of(h, path2), "shutoff");
 }
 
@@ -668,9 +612,9 @@ static void test_direct_macvtap(void **state) {
         assert_true(asprintf(&dev2, "<interface type='direct'><source dev='%s' mode='bridge'/><mac address='52:54:00:00:00:34'/>"
                                     "<model type='virtio'/></interface>", lower) >= 0);
         xml = diskless_xml("qemu", "direct", dev);
-        path = define(bus, xml);
-        call_domain(bus, path, "Start");
-        live = get_xml(bus, path);
+        path = harness_define_domain(bus, xml);
+        harness_domain_call(bus, path, "Start");
+        live = harness_domain_xml(bus, path, 0);
         mv0 = macvtap_named(live, 0);
         assert_true(link_exists(mv0));
         snprintf(path_lower, sizeof path_lower, "/sys/class/net/%s/lower_%s", mv0, lower);
@@ -683,7 +627,7 @@ static void test_direct_macvtap(void **state) {
         assert_non_null(mv1);
         assert_true(link_exists(mv1));
 
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
         assert_false(link_exists(mv0));
         assert_false(link_exists(mv1));
         assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { "/usr/sbin/ip", "link", "del", lower, NULL },
@@ -698,28 +642,28 @@ static void test_crash(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = guest_xml_full(h, "fragile", "<on_crash>destroy</on_crash>", "virtbus.crash",
                                                   "<panic model='isa'/>"),
-                            *path = define(bus, xml), *serial = serial_path(h, "fragile"), *uuid = uuid_of(h, path),
+                            *path = harness_define_domain(bus, xml), *serial = serial_path(h, "fragile"), *uuid = uuid_of(h, path),
                             *xml2 = guest_xml_full(h, "phoenix2", "<on_crash>restart</on_crash>", "virtbus.crash",
                                                    "<panic model='isa'/>"),
-                            *path2 = define(bus, xml2), *serial2 = serial_path(h, "phoenix2");
+                            *path2 = harness_define_domain(bus, xml2), *serial2 = serial_path(h, "phoenix2");
         pid_t pid;
 
-        call_domain(bus, path, "Start");
-        pid = qemu_pid(h, uuid);
-        wait_for_text(serial, "VIRTBUS-GUEST-CRASHING", 1);
-        for (uint64_t deadline = now_usec() + GUEST_TIMEOUT_USEC; !streq(state_of(h, path), "crashed");) {
-                if (now_usec() > deadline)
+        harness_domain_call(bus, path, "Start");
+        pid = harness_qemu_pid(h, uuid);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-CRASHING", 1, GUEST_TIMEOUT_USEC);
+        for (uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC; !streq(state_of(h, path), "crashed");) {
+                if (harness_now_usec() > deadline)
                         fail_msg("'fragile' is %s, not crashed", state_of(h, path));
                 usleep(20 * 1000);
         }
         assert_false(process_alive(pid));
-        call_domain(bus, path, "Destroy"); /* a crashed domain is put to rest */
+        harness_domain_call(bus, path, "Destroy"); /* a crashed domain is put to rest */
         assert_string_equal(state_of(h, path), "shutoff");
 
-        call_domain(bus, path2, "Start");
-        wait_for_text(serial2, "VIRTBUS-GUEST-CRASHING", 2);
+        harness_domain_call(bus, path2, "Start");
+        harness_wait_for_text(serial2, "VIRTBUS-GUEST-CRASHING", 2, GUEST_TIMEOUT_USEC);
         assert_string_equal(state_of(h, path2), "running");
-        call_domain(bus, path2, "Destroy");
+        harness_domain_call(bus, path2, "Destroy");
 }
 
 /* UpdateDevice on a cdrom: a medium goes in (QEMU opens the image), is swapped, and comes out. */
@@ -729,7 +673,7 @@ static void test_cdrom_medium(void **state) {
         _cleanup_free_ char *xml = diskless_xml("qemu", "jukebox",
                                                 "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
                                                 "<target dev='hdc' bus='ide'/><readonly/></disk>"),
-                            *path = define(bus, xml), *uuid = uuid_of(h, path), *a = NULL, *b = NULL, *with_a = NULL,
+                            *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path), *a = NULL, *b = NULL, *with_a = NULL,
                             *with_b = NULL;
         const char *empty = "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
                             "<target dev='hdc' bus='ide'/><readonly/></disk>";
@@ -747,8 +691,8 @@ static void test_cdrom_medium(void **state) {
                                       "<target dev='hdc' bus='ide'/><readonly/></disk>", a) >= 0);
         assert_true(asprintf(&with_b, "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='%s'/>"
                                       "<target dev='hdc' bus='ide'/><readonly/></disk>", b) >= 0);
-        call_domain(bus, path, "Start");
-        pid = qemu_pid(h, uuid);
+        harness_domain_call(bus, path, "Start");
+        pid = harness_qemu_pid(h, uuid);
 
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", with_a, UINT64_C(0)));
         assert_true(process_has_open(pid, a));
@@ -757,7 +701,7 @@ static void test_cdrom_medium(void **state) {
         assert_true(process_has_open(pid, b));
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", empty, UINT64_C(0)));
         assert_false(process_has_open(pid, b));
-        call_domain(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Destroy");
 }
 
 /* The <interface> element of the live XML that has this MAC, or NULL. */
@@ -773,7 +717,7 @@ static char *interface_of(const char *live, const char *mac) {
 }
 
 static void assert_interface_at(sd_bus *bus, const char *path, const char *mac, const char *address) {
-        _cleanup_free_ char *live = get_xml(bus, path), *nic = interface_of(live, mac);
+        _cleanup_free_ char *live = harness_domain_xml(bus, path, 0), *nic = interface_of(live, mac);
 
         if (!nic || !strstr(nic, address))
                 fail_msg("interface %s is not at %s in the live XML:\n%s", mac, address, live);
@@ -814,14 +758,14 @@ static void test_q35_root_ports(void **state) {
                 free(xml);
                 xml = q35;
         }
-        path = define(bus, xml);
-        call_domain(bus, path, "Start");
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 1);
+        path = harness_define_domain(bus, xml);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 1, GUEST_TIMEOUT_USEC);
         assert_interface_at(bus, path, "52:54:00:00:35:01", "bus='0x01' slot='0x00' function='0x0'");
         assert_interface_at(bus, path, "52:54:00:00:35:02", "bus='0x00'");
         {
                 /* The ports are named as QEMU knows them (the bus 'pci.N' of index N). */
-                _cleanup_free_ char *live = get_xml(bus, path);
+                _cleanup_free_ char *live = harness_domain_xml(bus, path, 0);
                 if (!strstr(live, "<alias name='pci.1'/>") || !strstr(live, "<alias name='pci.2'/>"))
                         fail_msg("the root ports are not named pci.1 and pci.2 in the live XML:\n%s", live);
         }
@@ -829,15 +773,15 @@ static void test_q35_root_ports(void **state) {
         /* Into the free port (2); QEMU has it there: the guest's kernel finds it. */
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", plugged, UINT64_C(0)));
         assert_interface_at(bus, path, "52:54:00:00:35:03", "bus='0x02' slot='0x00' function='0x0'");
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 eth2 lo", 1);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 eth2 lo", 1, GUEST_TIMEOUT_USEC);
 
         /* No port left: refused with the fix, and nothing changed. */
-        before = get_xml(bus, path);
+        before = harness_domain_xml(bus, path, 0);
         harness_call_fails(bus, ERR("OperationFailed"), "has no free PCIe root port", path, DOMAIN_INTERFACE,
                            "AttachDevice", "st", third, UINT64_C(0));
         harness_call_fails(bus, ERR("OperationFailed"), "<controller type='pci' model='pcie-root-port'/>", path,
                            DOMAIN_INTERFACE, "AttachDevice", "st", third, UINT64_C(0));
-        after = get_xml(bus, path);
+        after = harness_domain_xml(bus, path, 0);
         assert_string_equal(before, after);
 
         /* The integrated NIC cannot leave pcie.0: a sentence at once, no hang. */
@@ -850,15 +794,15 @@ static void test_q35_root_ports(void **state) {
         removed = harness_watch_next(w, GUEST_TIMEOUT_USEC);
         assert_non_null(removed);
         assert_int_equal(sd_bus_message_read(removed, "s", &alias), 1);
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 2);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 lo", 2, GUEST_TIMEOUT_USEC);
         free(after);
-        after = get_xml(bus, path);
+        after = harness_domain_xml(bus, path, 0);
         assert_null(strstr(after, "52:54:00:00:35:03"));
         /* Its port is free again. */
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", third, UINT64_C(0)));
         assert_interface_at(bus, path, "52:54:00:00:35:04", "bus='0x02' slot='0x00'");
-        wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 eth2 lo", 2);
-        call_domain(bus, path, "Destroy");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 eth1 eth2 lo", 2, GUEST_TIMEOUT_USEC);
+        harness_domain_call(bus, path, "Destroy");
 }
 
 int main(void) {
