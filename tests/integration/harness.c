@@ -1643,3 +1643,55 @@ void harness_wait_for_text(const char *file, const char *text, unsigned count, u
                 usleep(20 * 1000);
         }
 }
+
+int harness_teardown_qemus(void **state) {
+        Harness *h = *state;
+        _cleanup_free_ char *dir = NULL;
+        struct dirent *de;
+        DIR *d;
+
+        if (asprintf(&dir, "%s/qemu", harness_runtime_dir(h)) < 0)
+                return 0;
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                char uuid[37];
+                pid_t pid;
+
+                if (strlen(de->d_name) != 42 || !strstr(de->d_name, ".state"))
+                        continue;
+                snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
+                pid = harness_qemu_pid(h, uuid);
+                if (pid > 1 && kill(pid, SIGKILL) == 0)
+                        fprintf(stderr, "harness: killed leftover QEMU %d\n", (int) pid);
+        }
+        closedir(d);
+        return 0;
+}
+
+/* Node devices ------------------------------------------------------------------------------- */
+
+char *harness_nodedev_path(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE, "GetNodeDeviceByName", "s", name);
+        const char *p;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+        return strdup(p);
+}
+
+void harness_nodedev_call(sd_bus *bus, const char *name, const char *method, const char *types, ...) {
+        _cleanup_free_ char *p = harness_nodedev_path(bus, name);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, p, HARNESS_NODEDEV_INTERFACE,
+                                                        method), 0);
+        va_start(ap, types);
+        assert_true(sd_bus_message_appendv(call, types, ap) >= 0);
+        va_end(ap);
+        if (sd_bus_call(bus, call, 0, &e, &reply) < 0)
+                fail_msg("%s.%s on %s failed: %s: %s", HARNESS_NODEDEV_INTERFACE, method, name, e.name, e.message);
+}

@@ -239,6 +239,18 @@ pid_t harness_qemu_pid(Harness *h, const char *uuid);
  * with what it holds after timeout_usec. */
 void harness_wait_for_text(const char *file, const char *text, unsigned count, uint64_t timeout_usec);
 uint64_t harness_now_usec(void);
+/* A cmocka teardown: SIGKILLs every QEMU the qemu driver's runtime files name (virtbusd leaves its guests
+ * running on purpose, so a failed test would leave them). */
+int harness_teardown_qemus(void **state);
+
+/* Node devices ------------------------------------------------------------------------------- */
+
+#define HARNESS_NODEDEV_INTERFACE "org.virtbus1.NodeDevice"
+
+/* GetNodeDeviceByName (to free). */
+char *harness_nodedev_path(sd_bus *bus, const char *name);
+/* A NodeDevice method on the device with this name, failing the test (with the error) if it fails. */
+void harness_nodedev_call(sd_bus *bus, const char *name, const char *method, const char *types, ...);
 
 /* cmocka glue ------------------------------------------------------------------------------- */
 

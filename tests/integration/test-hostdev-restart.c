@@ -33,28 +33,6 @@ static HarnessFakeSysfs fake;
         "<hostdev mode='subsystem' type='pci' managed='yes'>"                                                   \
         "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>"
 
-static char *nd_path(sd_bus *bus, const char *name) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "GetNodeDeviceByName", "s", name);
-        const char *p;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
-        return strdup(p);
-}
-
-static void nd_call(sd_bus *bus, const char *name, const char *method, const char *types, ...) {
-        _cleanup_free_ char *p = nd_path(bus, name);
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        va_list ap;
-
-        assert_int_equal(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, p, ND, method), 0);
-        va_start(ap, types);
-        assert_true(sd_bus_message_appendv(call, types, ap) >= 0);
-        va_end(ap);
-        if (sd_bus_call(bus, call, 0, &e, &reply) < 0)
-                fail_msg("%s.%s on %s failed: %s: %s", ND, method, name, e.name, e.message);
-}
-
 static char *define_domain(sd_bus *bus, const char *name, const char *devices) {
         _cleanup_free_ char *xml = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -96,7 +74,7 @@ static size_t count(const char *haystack, const char *needle) {
 
 /* VF 0 gets a MAC/VLAN of its own first: the guest's replace them, and they must come back. */
 static void give_vf0_its_own_mac(sd_bus *root) {
-        nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
         harness_assert_fake_vf(&fake, 0, "02:00:00:00:00:07 7\n");
 }
 
@@ -150,7 +128,7 @@ static void test_restart_then_destroy(void **state) {
         assert_int_equal(access(leases, F_OK), -1);
         /* And through virtbusd's own eyes. */
         {
-                _cleanup_free_ char *p = nd_path(root, "pci_0000_03_10_2");
+                _cleanup_free_ char *p = harness_nodedev_path(root, "pci_0000_03_10_2");
                 assert_string_equal(harness_get_string(root, p, ND, "Driver"), "igbvf");
         }
         domain_call(root, dom, "Undefine");
@@ -195,7 +173,7 @@ static void test_died_while_down(void **state) {
                                     "02:00:00:00:00:07 VLAN 7: done"));
         /* virtbusd's own view agrees (it re-read the host). */
         {
-                _cleanup_free_ char *p = nd_path(root, "pci_0000_03_10_0");
+                _cleanup_free_ char *p = harness_nodedev_path(root, "pci_0000_03_10_0");
                 assert_string_equal(harness_get_string(root, p, ND, "Driver"), "igbvf");
         }
         domain_call(root, dom, "Undefine");
@@ -219,7 +197,7 @@ static void test_intent_and_damaged_records(void **state) {
         const char *uuid = "5a1e5a1e-0000-4000-8000-00000000c0de";
 
         /* The device on vfio-pci, as virtbusd's detach left it. */
-        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "vfio-pci", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "Detach", "st", "vfio-pci", UINT64_C(0));
         harness_assert_fake_driver(&fake, "0000:03:10.2", "vfio-pci");
         assert_int_equal(harness_daemon_stop(h), 0);
         dir = runtime_file(h, "hostdevs", NULL, NULL);

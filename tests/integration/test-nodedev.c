@@ -27,14 +27,6 @@
 static HarnessFakeSysfs fake;
 #define sysfs (fake.root)
 
-static char *nd_path(sd_bus *bus, const char *name) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "GetNodeDeviceByName", "s", name);
-        const char *p;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
-        return strdup(p);
-}
-
 static unsigned list_count(sd_bus *bus, const char *cap, const char *must_have) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, M, "ListNodeDevices", "st", cap, UINT64_C(0));
         _cleanup_free_ char *want = NULL;
@@ -55,26 +47,12 @@ static unsigned list_count(sd_bus *bus, const char *cap, const char *must_have) 
 }
 
 static const char *driver_of(Harness *h, const char *name) {
-        _cleanup_free_ char *p = nd_path(harness_bus_root(h), name);
+        _cleanup_free_ char *p = harness_nodedev_path(harness_bus_root(h), name);
         return harness_get_string(harness_bus_root(h), p, ND, "Driver");
 }
 
-static void nd_call(sd_bus *bus, const char *name, const char *method, const char *types, ...) {
-        _cleanup_free_ char *p = nd_path(bus, name);
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        va_list ap;
-
-        assert_int_equal(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, p, ND, method), 0);
-        va_start(ap, types);
-        assert_true(sd_bus_message_appendv(call, types, ap) >= 0);
-        va_end(ap);
-        if (sd_bus_call(bus, call, 0, &e, &reply) < 0)
-                fail_msg("%s.%s on %s failed: %s: %s", ND, method, name, e.name, e.message);
-}
-
 static char *get_xml(sd_bus *bus, const char *name) {
-        _cleanup_free_ char *p = nd_path(bus, name);
+        _cleanup_free_ char *p = harness_nodedev_path(bus, name);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = harness_call_ok(bus, p, ND, "GetXMLDesc", "t", UINT64_C(0));
         const char *x;
 
@@ -85,7 +63,7 @@ static char *get_xml(sd_bus *bus, const char *name) {
 static void test_enumeration(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
-        _cleanup_free_ char *pf = nd_path(root, "pci_0000_03_00_0"), *xml = NULL, *vfxml = NULL, *usb = NULL;
+        _cleanup_free_ char *pf = harness_nodedev_path(root, "pci_0000_03_00_0"), *xml = NULL, *vfxml = NULL, *usb = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         char **caps = NULL;
 
@@ -141,19 +119,19 @@ static void test_enumeration(void **state) {
 static void test_detach_reattach(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
-        _cleanup_free_ char *vf = nd_path(root, "pci_0000_03_10_2"), *log = NULL;
+        _cleanup_free_ char *vf = harness_nodedev_path(root, "pci_0000_03_10_2"), *log = NULL;
         _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(root, vf, "org.freedesktop.DBus.Properties",
                                                                               "PropertiesChanged");
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
 
-        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "vfio-pci", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "Detach", "st", "vfio-pci", UINT64_C(0));
         assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "vfio-pci");
         sig = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
         assert_non_null(sig);
         /* Again: nothing to do. */
-        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "", UINT64_C(0));
-        nd_call(root, "pci_0000_03_10_2", "Reset", "t", UINT64_C(0));
-        nd_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "Detach", "st", "", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "Reset", "t", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
         assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
         harness_call_fails(root, ERR("InvalidState"), "not detached", vf, ND, "ReAttach", "t", UINT64_C(0));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, vf, ND, "Detach", "st", "", UINT64_C(4));
@@ -161,17 +139,17 @@ static void test_detach_reattach(void **state) {
 
         /* An IOMMU group is given away whole: not while the audio function is on its host driver. */
         {
-                _cleanup_free_ char *gpu = nd_path(root, "pci_0000_05_00_0"), *bridge = nd_path(root, "pci_0000_00_1c_0"),
-                                    *net = nd_path(root, "net_enp3s0f0_00_1b_21_3a_5c_10");
+                _cleanup_free_ char *gpu = harness_nodedev_path(root, "pci_0000_05_00_0"), *bridge = harness_nodedev_path(root, "pci_0000_00_1c_0"),
+                                    *net = harness_nodedev_path(root, "net_enp3s0f0_00_1b_21_3a_5c_10");
 
                 harness_call_fails(root, ERR("DeviceBusy"), "0000:05:00.1", gpu, ND, "Detach", "st", "", UINT64_C(0));
                 assert_string_equal(driver_of(h, "pci_0000_05_00_0"), "nouveau");
                 /* Flags 1: the whole group, together. */
-                nd_call(root, "pci_0000_05_00_0", "Detach", "st", "vfio", UINT64_C(1));
+                harness_nodedev_call(root, "pci_0000_05_00_0", "Detach", "st", "vfio", UINT64_C(1));
                 assert_string_equal(driver_of(h, "pci_0000_05_00_0"), "vfio-pci");
                 assert_string_equal(driver_of(h, "pci_0000_05_00_1"), "vfio-pci");
-                nd_call(root, "pci_0000_05_00_0", "ReAttach", "t", UINT64_C(0));
-                nd_call(root, "pci_0000_05_00_1", "ReAttach", "t", UINT64_C(0));
+                harness_nodedev_call(root, "pci_0000_05_00_0", "ReAttach", "t", UINT64_C(0));
+                harness_nodedev_call(root, "pci_0000_05_00_1", "ReAttach", "t", UINT64_C(0));
                 assert_string_equal(driver_of(h, "pci_0000_05_00_0"), "nouveau");
                 assert_string_equal(driver_of(h, "pci_0000_05_00_1"), "snd_hda_intel");
                 harness_call_fails(root, ERR("NotSupported"), "bridge", bridge, ND, "Detach", "st", "", UINT64_C(0));
@@ -188,13 +166,13 @@ static void test_detach_reattach(void **state) {
 static void test_virtual_functions(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
-        _cleanup_free_ char *pf = nd_path(root, "pci_0000_03_00_0"), *vf0 = nd_path(root, "pci_0000_03_10_0"), *s = NULL;
+        _cleanup_free_ char *pf = harness_nodedev_path(root, "pci_0000_03_00_0"), *vf0 = harness_nodedev_path(root, "pci_0000_03_10_0"), *s = NULL;
         _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(root, HARNESS_MANAGER_PATH, OM_INTERFACE, NULL);
         _cleanup_free_ char *want = NULL;
         bool added = false, removed = false;
 
         assert_true(sd_bus_path_encode("/org/virtbus1/nodedev", "pci_0000_03_10_6", &want) >= 0);
-        nd_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 4, UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 4, UINT64_C(0));
         assert_int_equal(list_count(root, "phys_function", "pci_0000_03_10_6"), 4);
         for (sd_bus_message *m; !added && (m = harness_watch_next(w, HARNESS_TIMEOUT_USEC)); sd_bus_message_unref(m)) {
                 const char *p;
@@ -205,7 +183,7 @@ static void test_virtual_functions(void **state) {
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most 7", pf, ND, "SetVirtualFunctions", "ut", 8, UINT64_C(0));
         harness_call_fails(root, ERR("NotSupported"), "not an SR-IOV physical function", vf0, ND, "SetVirtualFunctions",
                            "ut", 1, UINT64_C(0));
-        nd_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 2, UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 2, UINT64_C(0));
         assert_int_equal(list_count(root, "phys_function", NULL), 2);
         for (sd_bus_message *m; !removed && (m = harness_watch_next(w, HARNESS_TIMEOUT_USEC)); sd_bus_message_unref(m)) {
                 const char *p;
@@ -215,7 +193,7 @@ static void test_virtual_functions(void **state) {
         assert_true(removed);
 
         /* VF MAC / VLAN through the PF (the fake NIC keeps them). */
-        nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 1, "02:00:00:00:00:11", 11, UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 1, "02:00:00:00:00:11", 11, UINT64_C(0));
         s = harness_fake_sysfs_vf(&fake, 1);
         assert_string_equal(s, "02:00:00:00:00:11 11\n");
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, pf, ND, "ConfigureVirtualFunction", "usut", 1,
@@ -248,7 +226,7 @@ static void test_domain_host_devices(void **state) {
         _cleanup_free_ char *dom = NULL, *before = NULL, *during = NULL, *after = NULL, *bad = NULL, *usb = NULL;
 
         /* VF 0 had a MAC and VLAN of its own: it must get them back. */
-        nd_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_00_0", "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:07", 7, UINT64_C(0));
         before = harness_fake_sysfs_vf(&fake, 0);
         assert_string_equal(before, "02:00:00:00:00:07 7\n");
 
@@ -293,7 +271,7 @@ static void test_domain_host_devices(void **state) {
 static void test_authorization(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
-        _cleanup_free_ char *vf = nd_path(root, "pci_0000_03_10_2"), *pf = nd_path(root, "pci_0000_03_00_0");
+        _cleanup_free_ char *vf = harness_nodedev_path(root, "pci_0000_03_10_2"), *pf = harness_nodedev_path(root, "pci_0000_03_00_0");
 
         for (HarnessUser u = HARNESS_USER_PLAIN; u <= HARNESS_USER_VIRTBUS; u++) {
                 sd_bus *bus = harness_bus_as(h, u);
@@ -312,8 +290,8 @@ static void test_authorization(void **state) {
                 assert_int_equal(list_count(root, "phys_function", NULL), 2);
         }
         /* root is always authorized. */
-        nd_call(root, "pci_0000_03_10_2", "Detach", "st", "", UINT64_C(0));
-        nd_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "Detach", "st", "", UINT64_C(0));
+        harness_nodedev_call(root, "pci_0000_03_10_2", "ReAttach", "t", UINT64_C(0));
 }
 
 int main(void) {

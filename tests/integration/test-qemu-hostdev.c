@@ -147,8 +147,8 @@ static void test_vf_interface_refused_by_qemu(void **state) {
 
 int main(void) {
         static const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_pci_hostdev_refused_by_qemu),
-                cmocka_unit_test(test_vf_interface_refused_by_qemu),
+                cmocka_unit_test_teardown(test_pci_hostdev_refused_by_qemu, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_vf_interface_refused_by_qemu, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

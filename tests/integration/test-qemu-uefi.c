@@ -88,30 +88,6 @@ static bool files_equal(const char *a, const char *b) {
         return system(cmd) == 0;
 }
 
-static int teardown_qemus(void **state) {
-        Harness *h = *state;
-        _cleanup_free_ char *dir = NULL;
-        DIR *d;
-        struct dirent *de;
-
-        assert_true(asprintf(&dir, "%s/qemu", harness_runtime_dir(h)) >= 0);
-        d = opendir(dir);
-        while (d && (de = readdir(d))) {
-                char uuid[37];
-                pid_t pid;
-
-                if (strlen(de->d_name) != 42 || !strstr(de->d_name, ".state"))
-                        continue;
-                snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
-                pid = harness_qemu_pid(h, uuid);
-                if (pid > 1 && kill(pid, SIGKILL) == 0)
-                        fprintf(stderr, "test-qemu-uefi: killed leftover QEMU %d\n", (int) pid);
-        }
-        if (d)
-                closedir(d);
-        return 0;
-}
-
 /* firmware='efi' on q35: OVMF chosen from the descriptors (not a secure-boot one: nobody asked), a
  * store made from its template, OVMF booting; a second start uses the same store; Undefine removes it. */
 static void test_efi_auto(void **state) {
@@ -247,10 +223,10 @@ static void test_efi_errors(void **state) {
 
 int main(void) {
         static const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_efi_auto, teardown_qemus),
-                cmocka_unit_test_teardown(test_efi_secure_boot, teardown_qemus),
-                cmocka_unit_test_teardown(test_efi_explicit, teardown_qemus),
-                cmocka_unit_test_teardown(test_efi_errors, teardown_qemus),
+                cmocka_unit_test_teardown(test_efi_auto, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_efi_secure_boot, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_efi_explicit, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_efi_errors, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0 || access(OVMF_CODE, R_OK) < 0 ||

@@ -165,32 +165,6 @@ static char *uuid_of(Harness *h, const char *path) {
         return strdup(harness_get_string(harness_bus_root(h), path, DOMAIN_INTERFACE, "UUID"));
 }
 
-/* Kills whatever QEMU a failed test left (virtbusd leaves them running on purpose). */
-static int teardown_qemus(void **state) {
-        Harness *h = *state;
-        _cleanup_free_ char *dir = NULL;
-        DIR *d;
-        struct dirent *de;
-
-        assert_true(asprintf(&dir, "%s/qemu", harness_runtime_dir(h)) >= 0);
-        d = opendir(dir);
-        if (!d)
-                return 0;
-        while ((de = readdir(d))) {
-                char uuid[37];
-                pid_t pid;
-
-                if (strlen(de->d_name) != 42 || !strstr(de->d_name, ".state"))
-                        continue;
-                snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
-                pid = harness_qemu_pid(h, uuid);
-                if (pid > 1 && kill(pid, SIGKILL) == 0)
-                        fprintf(stderr, "test-qemu: killed leftover QEMU %d\n", (int) pid);
-        }
-        closedir(d);
-        return 0;
-}
-
 static void test_diskless(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -807,18 +781,18 @@ static void test_q35_root_ports(void **state) {
 
 int main(void) {
         static const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_diskless, teardown_qemus),
-                cmocka_unit_test_teardown(test_kvm, teardown_qemus),
-                cmocka_unit_test_teardown(test_errors, teardown_qemus),
-                cmocka_unit_test_teardown(test_guest_shutdown, teardown_qemus),
-                cmocka_unit_test_teardown(test_restart_reconnect, teardown_qemus),
-                cmocka_unit_test_teardown(test_hotplug_nic, teardown_qemus),
-                cmocka_unit_test_teardown(test_bridge_tap, teardown_qemus),
-                cmocka_unit_test_teardown(test_direct_macvtap, teardown_qemus),
-                cmocka_unit_test_teardown(test_lifecycle_actions, teardown_qemus),
-                cmocka_unit_test_teardown(test_crash, teardown_qemus),
-                cmocka_unit_test_teardown(test_cdrom_medium, teardown_qemus),
-                cmocka_unit_test_teardown(test_q35_root_ports, teardown_qemus),
+                cmocka_unit_test_teardown(test_diskless, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_kvm, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_errors, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_guest_shutdown, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_restart_reconnect, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_hotplug_nic, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_bridge_tap, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_direct_macvtap, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_lifecycle_actions, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_crash, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_cdrom_medium, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_q35_root_ports, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
