@@ -4,15 +4,14 @@
  * document (see qemu-caps.h). Runs in a worker thread: everything here blocks, bounded. */
 #include <signal.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "drivers/qemu/qemu-caps.h"
 #include "drivers/qemu/qemu-monitor.h"
 #include "host/process.h"
 #include "util/log.h"
+#include "util/socket-util.h"
 
 #define PROBE_TIMEOUT_USEC (10 * 1000000ULL)
 #define PROBE_FORMAT 1
@@ -45,33 +44,13 @@ typedef struct ProbeProc {
         QemuMonitor *mon;
 } ProbeProc;
 
-static int listen_on(const char *path, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        (void) unlink(path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 1) < 0) {
-                int e = errno;
-                close(fd);
-                return -e;
-        }
-        *ret_fd = fd;
-        return 0;
-}
-
 static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, unsigned n) {
         char chardev[64];
         int fd, r;
 
         if (asprintf(&p->sock, "%s/probe-%d-%u-%s.sock", tmp_dir, (int) getpid(), n, p->accel) < 0)
                 return -ENOMEM;
-        r = listen_on(p->sock, &fd);
+        r = socket_listen_unix(p->sock, 1, &fd);
         if (r < 0)
                 return r;
         snprintf(chardev, sizeof chardev, "socket,id=qmp,fd=%d,server=on,wait=off", fd);

@@ -5,10 +5,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/random.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +18,7 @@
 #include "host/tap.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/socket-util.h"
 #include "util/strbuf.h"
 
 #define QEMU_MONITOR_TIMEOUT_USEC (30 * 1000 * 1000ULL)
@@ -267,26 +266,6 @@ static int open_monitor(QemuVm *vm, char **ret_error) {
                                  ret_error);
 }
 
-static int listen_socket(const char *path, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        (void) unlink(path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 4) < 0) {
-                int e = errno;
-                close(fd);
-                return -e;
-        }
-        *ret_fd = fd;
-        return 0;
-}
-
 /* Appends our note about this start to the log; returns the offset where QEMU's output begins. */
 static int open_log(QemuVm *vm, const char *name, const QemuArgv *argv, int *ret_fd, long *ret_offset) {
         StrBuf b = STRBUF_NULL;
@@ -383,7 +362,7 @@ static int vm_spawn(QemuVm *vm, QemuCommand *cmd, long *ret_log_offset, VbError 
 
         if (vm_path(vm, "sock", &sock) < 0)
                 return -ENOMEM;
-        r = listen_socket(sock, &listen_fd);
+        r = socket_listen_unix(sock, 4, &listen_fd);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the monitor socket '%s': %s",
                                     sock, strerror(-r));
