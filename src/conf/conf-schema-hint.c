@@ -153,7 +153,27 @@ int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
         if (!e)
                 return vb_error_set(reterr, VB_ERROR_INVALID_XML, "Document does not match the schema.");
         line = e->node ? (int) xmlGetLineNo(e->node) : e->line;
+        /* Some errors (an interleave's) carry no node: the others reported with it point at the place. */
+        for (size_t i = 0; i < n && line <= 0; i++)
+                if (errors[i].node)
+                        line = (int) xmlGetLineNo(errors[i].node);
+        /* libxml2 names no value here: the element's text is what was refused. */
+        if (e->code == XML_RELAXNG_ERR_VALUE && e->node && ((const xmlNode *) e->node)->type == XML_ELEMENT_NODE) {
+                _cleanup_free_ char *v = (char *) xmlNodeGetContent(e->node);
+
+                if (v) {
+                        v[strcspn(v, "\n")] = 0;
+                        return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                            "line %d: element '%s': '%s' is not one of the values allowed here",
+                                            line, node_name(e), v);
+                }
+        }
         switch (e->code) {
+        case XML_RELAXNG_ERR_INTEREXTRA:
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                    "line %d: element '%s' does not fit here: not allowed in this place, given "
+                                    "twice, or its attributes or content are not what is expected",
+                                    line, strempty(e->str1));
         case XML_RELAXNG_ERR_INVALIDATTR:
                 return report_attribute(e, reterr);
         case XML_RELAXNG_ERR_ELEMWRONG:

@@ -76,6 +76,9 @@ static int parse_memory(DomainDef *def, ConfNode *root, VbError *e) {
                 r = conf_parse_uint(c, "vcpu count", t, UINT32_MAX, &v, e);
                 if (r < 0)
                         return r;
+                /* 0 would be written as no <vcpu> at all, which the schema refuses. */
+                if (v == 0)
+                        return conf_error(e, c, "vcpu count has invalid value '0' (expected at least 1)");
                 def->vcpus = (uint32_t) v;
         }
         return 0;

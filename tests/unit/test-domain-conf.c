@@ -129,6 +129,10 @@ static const InvalidCase domain_invalid[] = {
         { "usb-id-range.xml", "expected at most 65535" },
         { "usb-no-ids.xml", "needs <vendor>/<product>" },
         { "uuid-format.xml", "uuid" },
+        /* found by tests/fuzz: the messages name the line, the element and what is wrong */
+        { "vcpu-zero.xml", "line 1: element 'vcpu': vcpu count has invalid value '0' (expected at least 1)" },
+        { "vcpu-empty.xml", "line 4: element 'vcpu' does not fit here" },
+        { "os-type-value.xml", "line 5: element 'type': 'hvfeam' is not one of the values allowed here" },
 };
 
 static const InvalidCase device_invalid[] = {

@@ -455,26 +455,34 @@ static void set_error(char **ret_error, const char *format, ...) {
 
 int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
                       const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error) {
+        int fd = -1, r;
+
+        r = connect_socket(path, &fd);
+        if (r < 0) {
+                set_error(ret_error, "Failed to connect to the QEMU monitor '%s': %s", path, strerror(-r));
+                return r;
+        }
+        return qemu_monitor_open_fd(event, fd, path, watch_fd, timeout_usec, cb, userdata, ret, ret_error);
+}
+
+int qemu_monitor_open_fd(sd_event *event, int fd, const char *path, int watch_fd, uint64_t timeout_usec,
+                         const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error) {
         _cleanup_(qemu_monitor_freep) QemuMonitor *mon = NULL;
         struct json_object *greeting = NULL, *reply = NULL;
         uint64_t deadline = now_usec() + timeout_usec;
-        _cleanup_free_ char *err = NULL;
         int r;
 
         mon = new0(QemuMonitor, 1);
-        if (!mon)
+        if (!mon) {
+                close(fd);
                 return -ENOMEM;
-        mon->fd = -1;
+        }
+        mon->fd = fd;
         mon->backlog_tail = &mon->backlog;
         mon->cb = *cb;
         mon->userdata = userdata;
         mon->event = sd_event_ref(event);
 
-        r = connect_socket(path, &mon->fd);
-        if (r < 0) {
-                set_error(ret_error, "Failed to connect to the QEMU monitor '%s': %s", path, strerror(-r));
-                return r;
-        }
         r = wait_reply(mon, 0, deadline, watch_fd, &greeting);
         json_object_put(greeting);
         if (r < 0) {

@@ -29,6 +29,10 @@ typedef void (*QemuMonitorReplyFn)(QemuMonitor *mon, struct json_object *ret, co
  * becomes readable (QEMU died). On failure *ret_error (may be NULL) describes it. */
 int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
                       const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error);
+/* The same on a connected, non-blocking stream socket (taken, closed on failure); path only names it in
+ * messages. */
+int qemu_monitor_open_fd(sd_event *event, int fd, const char *path, int watch_fd, uint64_t timeout_usec,
+                         const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error);
 QemuMonitor *qemu_monitor_free(QemuMonitor *mon);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QemuMonitor *, qemu_monitor_free);
 

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libFuzzer harness: see tests/fuzz/README.md and fuzz_network() in fuzz-targets.c. */
+#include "tests/fuzz/fuzz-targets.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+        fuzz_setup();
+        return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        (void) fuzz_network(data, size);
+        return 0;
+}
