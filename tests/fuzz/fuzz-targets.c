@@ -83,6 +83,14 @@ int fuzz_domain(const uint8_t *data, size_t size) {
         if (domain_def_format(def2, DOMAIN_FORMAT_SECURE, &out2) < 0)
                 fuzz_fail("domain: formatting the re-parsed definition failed");
         check_same("domain", out, out2);
+        /* What a caller without the secrets is shown must be a definition too. */
+        free(out2);
+        out2 = NULL;
+        def2 = domain_def_free(def2);
+        if (domain_def_format(def, 0, &out2) < 0)
+                fuzz_fail("domain: formatting without secrets failed");
+        r = domain_def_parse_string(out2, DOMAIN_PARSE_STABLE_DEFAULTS, &def2, &e);
+        check_reparse("domain (without secrets)", r, &e, out2);
         return 1;
 }
 
@@ -107,6 +115,13 @@ int fuzz_device(const uint8_t *data, size_t size) {
         if (device_def_format(def2, DEVICE_FORMAT_SECURE, &out2) < 0)
                 fuzz_fail("device: formatting the re-parsed device failed");
         check_same("device", out, out2);
+        free(out2);
+        out2 = NULL;
+        def2 = device_def_free(def2);
+        if (device_def_format(def, 0, &out2) < 0)
+                fuzz_fail("device: formatting without secrets failed");
+        r = device_def_parse_string(out2, DEVICE_PARSE_STABLE_DEFAULTS, &def2, &e);
+        check_reparse("device (without secrets)", r, &e, out2);
         return 1;
 }
 
