@@ -309,3 +309,36 @@ int conf_check_device_seclabels(const ConfNode *n, VbError *e) {
         }
         return 0;
 }
+
+static int key_compare_value(const ConfKey *x, const ConfKey *y) {
+        if (x->s || y->s)
+                return strcmp(strempty(x->s), strempty(y->s));
+        return (x->u > y->u) - (x->u < y->u);
+}
+
+static int key_compare(const void *a, const void *b) {
+        const ConfKey *x = a, *y = b;
+        int c = key_compare_value(x, y);
+
+        return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+bool conf_keys_find_duplicate(ConfKey *keys, size_t n, size_t *ret_first, size_t *ret_second) {
+        size_t first = 0, second = SIZE_MAX, group = 0;
+
+        if (n > 1)
+                qsort(keys, n, sizeof *keys, key_compare);
+        for (size_t k = 1; k < n; k++) {
+                if (key_compare_value(&keys[k - 1], &keys[k]) != 0)
+                        group = k;
+                else if (k == group + 1 && keys[k].index < second) {
+                        first = keys[group].index;
+                        second = keys[k].index;
+                }
+        }
+        if (second == SIZE_MAX)
+                return false;
+        *ret_first = first;
+        *ret_second = second;
+        return true;
+}

@@ -58,3 +58,16 @@ int conf_check_device_seclabels(const ConfNode *n, VbError *e);
 
 /* Names of domains and such: non-empty, no '/', no control characters. */
 int conf_check_name(const ConfNode *n, const char *what, const char *s, VbError *e);
+
+/* Uniqueness checks (disk targets, MACs, portgroup names) by sorting, O(n log n): a definition may hold
+ * tens of thousands of items, and comparing every pair takes seconds. A key is a string (s non-NULL) or
+ * a number (u), and the item's position. */
+typedef struct ConfKey {
+        const char *s;
+        uint64_t u;
+        size_t index;
+} ConfKey;
+
+/* Sorts keys. Returns true if two are equal: *ret_second is the first item (in position order) that
+ * repeats an earlier one's key, *ret_first the earliest item with that key. */
+bool conf_keys_find_duplicate(ConfKey *keys, size_t n, size_t *ret_first, size_t *ret_second);

@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "conf/conf-util.h"
 #include "conf/domain-conf.h"
@@ -17,52 +15,8 @@ static const ConfNode *where_of(const DomainDef *def, const char *child) {
         return def->extra;
 }
 
-/* A device's key for the uniqueness checks: a string (disk target) or a number (MAC). Sorting them
- * finds duplicates in O(n log n): a definition may carry tens of thousands of devices (DOMAIN_XML_MAX),
- * and comparing every pair took seconds of the event loop. */
-typedef struct DeviceKey {
-        const char *s;
-        uint64_t u;
-        size_t index;
-} DeviceKey;
-
-static int device_key_compare_value(const DeviceKey *x, const DeviceKey *y) {
-        if (x->s || y->s)
-                return strcmp(strempty(x->s), strempty(y->s));
-        return (x->u > y->u) - (x->u < y->u);
-}
-
-static int device_key_compare(const void *a, const void *b) {
-        const DeviceKey *x = a, *y = b;
-        int c = device_key_compare_value(x, y);
-
-        return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-/* The device that repeats an earlier one's key, the first such in document order (*ret_second), and
- * the earliest device with that key (*ret_first); false if all keys differ. Sorts keys. */
-static bool device_keys_find_duplicate(DeviceKey *keys, size_t n, size_t *ret_first, size_t *ret_second) {
-        size_t first = 0, second = SIZE_MAX, group = 0;
-
-        if (n > 1)
-                qsort(keys, n, sizeof *keys, device_key_compare);
-        for (size_t k = 1; k < n; k++) {
-                if (device_key_compare_value(&keys[k - 1], &keys[k]) != 0)
-                        group = k;
-                else if (k == group + 1 && keys[k].index < second) {
-                        first = keys[group].index;
-                        second = keys[k].index;
-                }
-        }
-        if (second == SIZE_MAX)
-                return false;
-        *ret_first = first;
-        *ret_second = second;
-        return true;
-}
-
 static int validate_unique_disks(const DomainDef *def, VbError *e) {
-        _cleanup_free_ DeviceKey *keys = new0(DeviceKey, def->n_devices);
+        _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
         size_t n = 0, first, second, missing = SIZE_MAX;
 
         if (!keys)
@@ -73,9 +27,9 @@ static int validate_unique_disks(const DomainDef *def, VbError *e) {
                 if (def->devices[i]->kind == DEVICE_DISK && isempty(t) && missing == SIZE_MAX)
                         missing = i;
                 if (!isempty(t))
-                        keys[n++] = (DeviceKey) { .s = t, .index = i };
+                        keys[n++] = (ConfKey) { .s = t, .index = i };
         }
-        if (!device_keys_find_duplicate(keys, n, &first, &second))
+        if (!conf_keys_find_duplicate(keys, n, &first, &second))
                 second = SIZE_MAX;
         if (missing < second)
                 return vb_error_set(e, VB_ERROR_INVALID_XML,
@@ -90,7 +44,7 @@ static int validate_unique_disks(const DomainDef *def, VbError *e) {
 }
 
 static int validate_unique_macs(const DomainDef *def, VbError *e) {
-        _cleanup_free_ DeviceKey *keys = new0(DeviceKey, def->n_devices);
+        _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
         size_t n = 0, first, second;
         uint8_t a[6];
         char s[18];
@@ -104,9 +58,9 @@ static int validate_unique_macs(const DomainDef *def, VbError *e) {
                         continue;
                 for (size_t k = 0; k < 6; k++)
                         u = u << 8 | a[k];
-                keys[n++] = (DeviceKey) { .u = u, .index = i };
+                keys[n++] = (ConfKey) { .u = u, .index = i };
         }
-        if (!device_keys_find_duplicate(keys, n, &first, &second))
+        if (!conf_keys_find_duplicate(keys, n, &first, &second))
                 return 0;
         (void) device_interface_get_mac(def->devices[second], a);
         conf_mac_format(a, s);

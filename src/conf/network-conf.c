@@ -336,9 +336,32 @@ static int validate_dnsmasq_values(const NetworkDef *def, const ConfNode *where,
         return r;
 }
 
+static int validate_portgroups(const NetworkDef *def, const ConfNode *where, VbError *reterr) {
+        _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_portgroups);
+        size_t first, second;
+        bool have_default = false;
+
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < def->n_portgroups; i++)
+                keys[i] = (ConfKey) { .s = strempty(def->portgroups[i].name), .index = i };
+        if (!conf_keys_find_duplicate(keys, def->n_portgroups, &first, &second))
+                second = SIZE_MAX;
+        for (size_t i = 0; i < def->n_portgroups; i++) {
+                if (def->portgroups[i].is_default) {
+                        if (have_default)
+                                return conf_error(reterr, where, "more than one default portgroup ('%s' is the second)",
+                                                  def->portgroups[i].name);
+                        have_default = true;
+                }
+                if (i == second)
+                        return conf_error(reterr, where, "portgroup '%s' is defined twice", def->portgroups[i].name);
+        }
+        return 0;
+}
+
 int network_def_validate(const NetworkDef *def, VbError *reterr) {
         const ConfNode *where = def->extra;
-        bool have_default = false;
         size_t n_v4_dhcp = 0;
         int r;
 
@@ -348,17 +371,9 @@ int network_def_validate(const NetworkDef *def, VbError *reterr) {
         r = validate_dnsmasq_values(def, where, reterr);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < def->n_portgroups; i++) {
-                if (def->portgroups[i].is_default) {
-                        if (have_default)
-                                return conf_error(reterr, where, "more than one default portgroup ('%s' is the second)",
-                                                  def->portgroups[i].name);
-                        have_default = true;
-                }
-                for (size_t j = 0; j < i; j++)
-                        if (streq(def->portgroups[i].name, def->portgroups[j].name))
-                                return conf_error(reterr, where, "portgroup '%s' is defined twice", def->portgroups[i].name);
-        }
+        r = validate_portgroups(def, where, reterr);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < def->n_ips; i++) {
                 r = validate_ip(&def->ips[i], where, reterr);
                 if (r < 0)

@@ -91,6 +91,8 @@ static const struct {
         { "forward-dev-mismatch.xml", "'dev' is 'eth1' but the first <interface> is 'eth2'" },
         { "netmask-and-prefix.xml", "both 'netmask' and 'prefix'" },
         { "two-default-portgroups.xml", "more than one default portgroup ('b'" },
+        /* the first repetition in document order is named, before a later second default */
+        { "portgroup-twice.xml", "portgroup 'c' is defined twice" },
         { "unknown-mode.xml", "forward" },
         { "hostdev-interface.xml", "forward mode 'hostdev' takes a pool" },
         { "dhcp-range-family.xml", "DHCP range 'fd00::2'" },
