@@ -137,9 +137,23 @@ static int send_command(QemuMonitor *mon, const char *command, struct json_objec
         return r;
 }
 
+/* QEMU's longest lines (query-qmp-schema's answer, ~200 KiB in 7.2) are far below this: a longer one is
+ * not QMP, and would otherwise grow the buffer without end. */
+#define QMP_LINE_MAX (64U * 1024U * 1024U)
+/* Read at most this much at a time, so that complete lines are taken out of the buffer in between: what
+ * is left is a line not yet complete. */
+#define QMP_READ_MAX (1024U * 1024U)
+
 /* Reads what is available; returns 0 (maybe nothing), or -ECONNRESET at EOF/error. */
 static int fill(QemuMonitor *mon) {
-        for (;;) {
+        size_t start = mon->rlen;
+
+        if (mon->rlen >= QMP_LINE_MAX) {
+                log_debug("QEMU sent a line of more than %u bytes on its monitor, closing it.", QMP_LINE_MAX);
+                mon->closed = true;
+                return -ECONNRESET;
+        }
+        while (mon->rlen - start < QMP_READ_MAX) {
                 ssize_t n;
 
                 if (!GREEDY_REALLOC(mon->rbuf, mon->ralloc, mon->rlen + 4096 + 1))
@@ -160,6 +174,7 @@ static int fill(QemuMonitor *mon) {
                 mon->rlen += (size_t) n;
                 mon->rbuf[mon->rlen] = 0;
         }
+        return 0;
 }
 
 /* Takes the next complete line out of the buffer as a JSON object; NULL if none. */
