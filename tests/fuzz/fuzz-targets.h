@@ -22,3 +22,16 @@ int fuzz_uevent(const uint8_t *data, size_t size);
 
 /* Quiet logging, once (the harnesses call it at start-up; VIRTBUS_FUZZ_DEBUG=1 keeps debug logs). */
 void fuzz_setup(void);
+
+/* The two libFuzzer entry points of a harness that runs target on each input. */
+#define FUZZ_LIBFUZZER_TARGET(target)                                                                   \
+        int LLVMFuzzerInitialize(int *argc, char ***argv);                                              \
+        int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                                   \
+        int LLVMFuzzerInitialize(int *argc, char ***argv) {                                             \
+                fuzz_setup();                                                                           \
+                return 0;                                                                               \
+        }                                                                                               \
+        int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {                                  \
+                (void) target(data, size);                                                              \
+                return 0;                                                                               \
+        }

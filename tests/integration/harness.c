@@ -1603,6 +1603,16 @@ char *harness_define_domain(sd_bus *bus, const char *xml) {
         return strdup(path);
 }
 
+char *harness_define_test_domain(sd_bus *bus, const char *name, const char *devices) {
+        _cleanup_free_ char *xml = NULL;
+
+        assert_true(asprintf(&xml,
+                             "<domain type='test'><name>%s</name><memory unit='MiB'>128</memory>"
+                             "<os><type>hvm</type></os><devices>%s</devices></domain>",
+                             name, devices) >= 0);
+        return harness_define_domain(bus, xml);
+}
+
 void harness_domain_call(sd_bus *bus, const char *path, const char *method) {
         sd_bus_message_unref(harness_call_ok(bus, path, HARNESS_DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
 }

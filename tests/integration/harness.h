@@ -229,6 +229,8 @@ int _harness_run_group_on_fake_sysfs(const char *group, const struct CMUnitTest 
 
 /* DefineDomain(xml, 0) as bus's user; the new object's path (to free). Fails the test on an error. */
 char *harness_define_domain(sd_bus *bus, const char *xml);
+/* A minimal domain of the test driver, named name, with these <devices> children. */
+char *harness_define_test_domain(sd_bus *bus, const char *name, const char *devices);
 /* A Domain method taking only flags (0): Start, Destroy, Shutdown, Suspend, ... */
 void harness_domain_call(sd_bus *bus, const char *path, const char *method);
 /* GetXMLDesc(flags) (to free). */

@@ -33,24 +33,6 @@ static HarnessFakeSysfs fake;
         "<hostdev mode='subsystem' type='pci' managed='yes'>"                                                   \
         "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>"
 
-static char *define_domain(sd_bus *bus, const char *name, const char *devices) {
-        _cleanup_free_ char *xml = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *p;
-
-        assert_true(asprintf(&xml,
-                             "<domain type='test'><name>%s</name><memory unit='MiB'>128</memory>"
-                             "<os><type>hvm</type></os><devices>%s</devices></domain>",
-                             name, devices) >= 0);
-        reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
-        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
-        return strdup(p);
-}
-
-static void domain_call(sd_bus *bus, const char *path, const char *method) {
-        sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
-}
-
 /* <runtime>/dir/uuid.suffix (dir alone when uuid is NULL). */
 static char *runtime_file(Harness *h, const char *dir, const char *uuid, const char *suffix) {
         char *p;
@@ -97,10 +79,10 @@ static void test_restart_then_destroy(void **state) {
         _cleanup_free_ char *dom = NULL, *uuid = NULL, *leases = NULL, *text = NULL;
 
         give_vf0_its_own_mac(root);
-        dom = define_domain(root, "survivor", GUEST_DEVICES);
+        dom = harness_define_test_domain(root, "survivor", GUEST_DEVICES);
         uuid = strdup(harness_get_string(root, dom, DOMAIN_INTERFACE, "UUID"));
         leases = lease_file(h, uuid);
-        domain_call(root, dom, "Start");
+        harness_domain_call(root, dom, "Start");
         assert_taken();
 
         /* The record: both devices, taken, with what VF 0 had before. */
@@ -123,7 +105,7 @@ static void test_restart_then_destroy(void **state) {
         assert_taken();
         assert_int_equal(access(leases, F_OK), 0);
 
-        domain_call(root, dom, "Destroy");
+        harness_domain_call(root, dom, "Destroy");
         assert_given_back();
         assert_int_equal(access(leases, F_OK), -1);
         /* And through virtbusd's own eyes. */
@@ -131,7 +113,7 @@ static void test_restart_then_destroy(void **state) {
                 _cleanup_free_ char *p = harness_nodedev_path(root, "pci_0000_03_10_2");
                 assert_string_equal(harness_get_string(root, p, ND, "Driver"), "igbvf");
         }
-        domain_call(root, dom, "Undefine");
+        harness_domain_call(root, dom, "Undefine");
 }
 
 /* The guest died while virtbusd was down: its devices go back as virtbusd starts, logged at notice. */
@@ -143,12 +125,12 @@ static void test_died_while_down(void **state) {
         size_t before;
 
         give_vf0_its_own_mac(root);
-        dom = define_domain(root, "casualty", GUEST_DEVICES);
+        dom = harness_define_test_domain(root, "casualty", GUEST_DEVICES);
         uuid = strdup(harness_get_string(root, dom, DOMAIN_INTERFACE, "UUID"));
         leases = lease_file(h, uuid);
         guest_xml = runtime_file(h, "test-driver", uuid, ".xml");
         guest_state = runtime_file(h, "test-driver", uuid, ".state");
-        domain_call(root, dom, "Start");
+        harness_domain_call(root, dom, "Start");
         assert_taken();
         assert_int_equal(access(guest_state, F_OK), 0);
 
@@ -176,7 +158,7 @@ static void test_died_while_down(void **state) {
                 _cleanup_free_ char *p = harness_nodedev_path(root, "pci_0000_03_10_0");
                 assert_string_equal(harness_get_string(root, p, ND, "Driver"), "igbvf");
         }
-        domain_call(root, dom, "Undefine");
+        harness_domain_call(root, dom, "Undefine");
 }
 
 static void write_text(const char *path, const char *text) {
@@ -242,7 +224,7 @@ static void test_unrecordable_refused(void **state) {
         _cleanup_free_ char *dom = NULL, *dir = runtime_file(h, "hostdevs", NULL, NULL);
 
         give_vf0_its_own_mac(root);
-        dom = define_domain(root, "unrecorded", GUEST_DEVICES);
+        dom = harness_define_test_domain(root, "unrecorded", GUEST_DEVICES);
         /* A file where the directory should be. */
         (void) rmdir(dir);
         write_text(dir, "in the way\n");
@@ -251,11 +233,11 @@ static void test_unrecordable_refused(void **state) {
         assert_given_back();
         assert_string_equal(harness_get_string(root, dom, DOMAIN_INTERFACE, "State"), "shutoff");
         assert_int_equal(unlink(dir), 0);
-        domain_call(root, dom, "Start");
+        harness_domain_call(root, dom, "Start");
         assert_taken();
-        domain_call(root, dom, "Destroy");
+        harness_domain_call(root, dom, "Destroy");
         assert_given_back();
-        domain_call(root, dom, "Undefine");
+        harness_domain_call(root, dom, "Undefine");
 }
 
 int main(void) {

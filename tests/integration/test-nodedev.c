@@ -206,20 +206,6 @@ static void test_virtual_functions(void **state) {
                            "02:00:00:00:00:11", 0, UINT64_C(0));
 }
 
-static char *define_domain(sd_bus *bus, const char *name, const char *devices) {
-        _cleanup_free_ char *xml = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *p;
-
-        assert_true(asprintf(&xml,
-                             "<domain type='test'><name>%s</name><memory unit='MiB'>128</memory>"
-                             "<os><type>hvm</type></os><devices>%s</devices></domain>",
-                             name, devices) >= 0);
-        reply = harness_call_ok(bus, M, "DefineDomain", "st", xml, UINT64_C(0));
-        assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
-        return strdup(p);
-}
-
 static void test_domain_host_devices(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -230,7 +216,7 @@ static void test_domain_host_devices(void **state) {
         before = harness_fake_sysfs_vf(&fake, 0);
         assert_string_equal(before, "02:00:00:00:00:07 7\n");
 
-        dom = define_domain(root, "sriov-guest",
+        dom = harness_define_test_domain(root, "sriov-guest",
                             "<interface type='hostdev' managed='yes'>"
                             "<source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x0'/></source>"
                             "<mac address='52:54:00:aa:bb:01'/><vlan><tag id='42'/></vlan></interface>"
@@ -252,7 +238,7 @@ static void test_domain_host_devices(void **state) {
         assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
 
         /* Not a VF: refused, and nothing changed. */
-        bad = define_domain(root, "pf-guest",
+        bad = harness_define_test_domain(root, "pf-guest",
                             "<hostdev mode='subsystem' type='pci' managed='yes'>"
                             "<source><address domain='0x0000' bus='0x03' slot='0x10' function='0x2'/></source></hostdev>"
                             "<interface type='hostdev' managed='yes'>"
@@ -262,7 +248,7 @@ static void test_domain_host_devices(void **state) {
                            "t", UINT64_C(0));
         assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
         assert_string_equal(driver_of(h, "pci_0000_03_00_0"), "igb");
-        usb = define_domain(root, "usb-guest",
+        usb = harness_define_test_domain(root, "usb-guest",
                             "<interface type='hostdev'><source><address type='usb' bus='1' device='3'/></source>"
                             "<mac address='52:54:00:aa:bb:03'/></interface>");
         harness_call_fails(root, ERR("NotSupported"), "USB", usb, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
