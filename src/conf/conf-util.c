@@ -42,6 +42,16 @@ int conf_lookup_enum(const ConfNode *n, const char *what, const char *value, Con
                 if (to_string((int) i))
                         strbuf_appendf(&b, "%s%s", k++ ? ", " : "", to_string((int) i));
         expected = strbuf_steal(&b);
+        /* The schema takes "restart\n" for "restart" (a token); we don't: say what is wrong with it. */
+        if (value && *value && (isspace((unsigned char) value[0]) || isspace((unsigned char) value[strlen(value) - 1]))) {
+                const char *start = value + strspn(value, " \t\r\n");
+                size_t len = strlen(start);
+
+                while (len > 0 && isspace((unsigned char) start[len - 1]))
+                        len--;
+                return conf_error(e, n, "%s '%.*s' has white space around it; write it without (expected %s)", what,
+                                  (int) len, start, strempty(expected));
+        }
         return conf_error(e, n, "%s has invalid value '%s' (expected %s)", what, strempty(value), strempty(expected));
 }
 

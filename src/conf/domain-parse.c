@@ -92,7 +92,7 @@ static int parse_lifecycle(ConfNode *root, const char *name, DomainLifecycleActi
         if (!c)
                 return 0;
         t = conf_node_take_text(c);
-        r = CONF_LOOKUP_ENUM(c, "value", t, domain_lifecycle_action, ret, e);
+        r = CONF_LOOKUP_ENUM(c, "the action", t, domain_lifecycle_action, ret, e);
         return r < 0 ? r : 0;
 }
 

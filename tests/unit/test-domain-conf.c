@@ -136,6 +136,7 @@ static const InvalidCase domain_invalid[] = {
         { "vcpu-zero.xml", "line 1: element 'vcpu': vcpu count has invalid value '0' (expected at least 1)" },
         { "vcpu-empty.xml", "line 4: element 'vcpu' does not fit here" },
         { "os-type-value.xml", "line 5: element 'type': 'hvfeam' is not one of the values allowed here" },
+        { "lifecycle-space.xml", "line 5: element 'on_reboot': the action 'restart' has white space around it; write it without" },
 };
 
 static const InvalidCase device_invalid[] = {
