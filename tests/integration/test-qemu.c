@@ -98,30 +98,10 @@ static char *guest_xml_full(Harness *h, const char *name, const char *domain_ext
 }
 
 static char *guest_xml(Harness *h, const char *name, const char *on_poweroff) {
-        const char *g = guest(h);
-        _cleanup_free_ char *serial = serial_path(h, name);
-        char *x;
+        _cleanup_free_ char *lifecycle = NULL;
 
-        (void) unlink(serial);
-        assert_true(asprintf(&x,
-                             "<domain type='qemu'>\n"
-                             "  <name>%s</name>\n"
-                             "  <memory unit='MiB'>192</memory>\n"
-                             "  <vcpu>1</vcpu>\n"
-                             "  <os>\n"
-                             "    <type arch='x86_64' machine='pc'>hvm</type>\n"
-                             "    <kernel>%s/vmlinuz</kernel>\n"
-                             "    <initrd>%s/initrd.gz</initrd>\n"
-                             "    <cmdline>console=ttyS0 quiet panic=-1</cmdline>\n"
-                             "  </os>\n"
-                             "  <features><acpi/></features>\n"
-                             "  <on_poweroff>%s</on_poweroff>\n"
-                             "  <devices>\n"
-                             "    <serial type='file'><source path='%s'/><target port='0'/></serial>\n"
-                             "  </devices>\n"
-                             "</domain>\n",
-                             name, g, g, on_poweroff ?: "destroy", serial) >= 0);
-        return x;
+        assert_true(asprintf(&lifecycle, "<on_poweroff>%s</on_poweroff>", on_poweroff ?: "destroy") >= 0);
+        return guest_xml_full(h, name, lifecycle, "panic=-1", "");
 }
 
 static const char *state_of(Harness *h, const char *path) {

@@ -10,29 +10,13 @@
 #include <cmocka.h>
 
 #include "conf/device-conf.h"
+#include "test-data.h"
 #include "conf/domain-conf.h"
 #include "util/fileio.h"
 
 /* Data-driven xml2xml tests: tests/data/<kind>/<case>.xml is parsed and formatted; the result must
  * equal <kind>-out/<case>.xml (or the input itself when that is absent), and formatting the result
  * again must give the same bytes. VIRTBUS_TEST_REGENERATE=1 rewrites the expected files. */
-
-static char *data_path(const char *sub, const char *name) {
-        const char *root = getenv("VIRTBUS_SOURCE_ROOT") ?: ".";
-        char *p = NULL;
-
-        assert_true(asprintf(&p, "%s/tests/data/%s%s%s", root, sub, name ? "/" : "", name ?: "") >= 0);
-        return p;
-}
-
-static char *read_data(const char *sub, const char *name) {
-        _cleanup_free_ char *p = data_path(sub, name);
-        char *s = NULL;
-
-        if (read_full_file(p, 0, &s, NULL) < 0)
-                return NULL;
-        return s;
-}
 
 static int format_kind(bool domain, const char *xml, char **ret, VbError *e) {
         int r;
@@ -52,7 +36,7 @@ static int format_kind(bool domain, const char *xml, char **ret, VbError *e) {
 
 static void check_case(const char *kind, const char *name) {
         bool domain = streq(kind, "domain");
-        _cleanup_free_ char *in = read_data(kind, name), *out = NULL, *again = NULL, *expected = NULL;
+        _cleanup_free_ char *in = test_data_read(kind, name), *out = NULL, *again = NULL, *expected = NULL;
         _cleanup_free_ char *outdir = NULL;
         VbError e = VB_ERROR_NULL;
 
@@ -60,9 +44,9 @@ static void check_case(const char *kind, const char *name) {
         assert_true(asprintf(&outdir, "%s-out", kind) >= 0);
         if (format_kind(domain, in, &out, &e) < 0)
                 fail_msg("%s/%s: %s", kind, name, strempty(e.message));
-        expected = read_data(outdir, name);
+        expected = test_data_read(outdir, name);
         if (getenv("VIRTBUS_TEST_REGENERATE")) {
-                _cleanup_free_ char *p = data_path(outdir, name);
+                _cleanup_free_ char *p = test_data_path(outdir, name);
 
                 if (!streq(out, in))
                         assert_int_equal(write_file_atomic(p, out, strlen(out), 0644), 0);
@@ -76,7 +60,7 @@ static void check_case(const char *kind, const char *name) {
 }
 
 static void run_dir(const char *kind) {
-        _cleanup_free_ char *dir = data_path(kind, NULL);
+        _cleanup_free_ char *dir = test_data_path(kind, NULL);
         struct dirent **list = NULL;
         int n = scandir(dir, &list, NULL, alphasort);
 
@@ -150,7 +134,7 @@ static void check_invalid(const char *kind, const InvalidCase *cases, size_t n) 
 
         assert_true(asprintf(&dir, "%s-invalid", kind) >= 0);
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *in = read_data(dir, cases[i].file), *out = NULL;
+                _cleanup_free_ char *in = test_data_read(dir, cases[i].file), *out = NULL;
                 VbError e = VB_ERROR_NULL;
 
                 assert_non_null(in);
@@ -173,7 +157,7 @@ static void test_device_invalid(void **state) {
 }
 
 static void test_error_message_enum(void **state) {
-        _cleanup_free_ char *in = read_data("domain-invalid", "disk-device-typo.xml");
+        _cleanup_free_ char *in = test_data_read("domain-invalid", "disk-device-typo.xml");
         _cleanup_(device_def_freep) DeviceDef *dev = NULL;
         VbError e = VB_ERROR_NULL;
 
@@ -185,9 +169,9 @@ static void test_error_message_enum(void **state) {
 }
 
 static void test_accessors_copy_defaults(void **state) {
-        _cleanup_free_ char *in = read_data("domain", "base-2008.xml"), *a = NULL, *b = NULL, *secure = NULL;
+        _cleanup_free_ char *in = test_data_read("domain", "base-2008.xml"), *a = NULL, *b = NULL, *secure = NULL;
         _cleanup_(domain_def_freep) DomainDef *def = NULL, *copy = NULL, *d1 = NULL, *d2 = NULL;
-        _cleanup_free_ char *dflt = read_data("domain", "defaults.xml");
+        _cleanup_free_ char *dflt = test_data_read("domain", "defaults.xml");
         DeviceDef *const *devs;
         VbError e = VB_ERROR_NULL;
         char uuid[37];

@@ -12,25 +12,9 @@
 #include <cmocka.h>
 
 #include "conf/network-conf.h"
+#include "test-data.h"
 #include "conf/network-resolve.h"
 #include "util/fileio.h"
-
-static char *data_path(const char *sub, const char *name) {
-        const char *root = getenv("VIRTBUS_SOURCE_ROOT") ?: ".";
-        char *p = NULL;
-
-        assert_true(asprintf(&p, "%s/tests/data/%s%s%s", root, sub, name ? "/" : "", name ?: "") >= 0);
-        return p;
-}
-
-static char *read_data(const char *sub, const char *name) {
-        _cleanup_free_ char *p = data_path(sub, name);
-        char *s = NULL;
-
-        if (read_full_file(p, 0, &s, NULL) < 0)
-                return NULL;
-        return s;
-}
 
 static int format_network(const char *xml, char **ret, VbError *e) {
         _cleanup_(network_def_freep) NetworkDef *def = NULL;
@@ -50,15 +34,15 @@ static NetworkDef *parse(const char *xml) {
 
 /* tests/data/network/<case>.xml formats to network-out/<case>.xml (or itself); the output is stable. */
 static void check_case(const char *name) {
-        _cleanup_free_ char *in = read_data("network", name), *out = NULL, *again = NULL, *expected = NULL;
+        _cleanup_free_ char *in = test_data_read("network", name), *out = NULL, *again = NULL, *expected = NULL;
         VbError e = VB_ERROR_NULL;
 
         assert_non_null(in);
         if (format_network(in, &out, &e) < 0)
                 fail_msg("network/%s: %s", name, strempty(e.message));
-        expected = read_data("network-out", name);
+        expected = test_data_read("network-out", name);
         if (getenv("VIRTBUS_TEST_REGENERATE")) {
-                _cleanup_free_ char *p = data_path("network-out", name);
+                _cleanup_free_ char *p = test_data_path("network-out", name);
 
                 if (!streq(out, in))
                         assert_int_equal(write_file_atomic(p, out, strlen(out), 0644), 0);
@@ -71,7 +55,7 @@ static void check_case(const char *name) {
 }
 
 static void test_xml2xml(void **state) {
-        _cleanup_free_ char *dir = data_path("network", NULL);
+        _cleanup_free_ char *dir = test_data_path("network", NULL);
         struct dirent **list = NULL;
         int n = scandir(dir, &list, NULL, alphasort);
 
@@ -103,7 +87,7 @@ static const struct {
 
 static void test_invalid(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(invalid_cases); i++) {
-                _cleanup_free_ char *in = read_data("network-invalid", invalid_cases[i].file), *out = NULL;
+                _cleanup_free_ char *in = test_data_read("network-invalid", invalid_cases[i].file), *out = NULL;
                 VbError e = VB_ERROR_NULL;
 
                 assert_non_null(in);

@@ -12,17 +12,11 @@
 #include <cmocka.h>
 
 #include "conf/nodedev-conf.h"
+#include "test-data.h"
 #include "util/fileio.h"
 
-static char *data_path(const char *dir, const char *name) {
-        char *p;
-        assert_true(asprintf(&p, "%s/tests/data/%s%s%s", getenv("VIRTBUS_SOURCE_ROOT"), dir, name ? "/" : "",
-                             name ?: "") >= 0);
-        return p;
-}
-
 static void test_round_trips(void **state) {
-        _cleanup_free_ char *dir = data_path("nodedev", NULL);
+        _cleanup_free_ char *dir = test_data_path("nodedev", NULL);
         _cleanup_(closedirp) DIR *d = opendir(dir);
         unsigned n = 0;
         struct dirent *de;
@@ -30,7 +24,7 @@ static void test_round_trips(void **state) {
         assert_non_null(d);
         while ((de = readdir(d))) {
                 _cleanup_free_ char *in = NULL, *out = NULL, *expected = NULL, *got = NULL, *again = NULL,
-                                    *ip = data_path("nodedev", de->d_name), *op = data_path("nodedev-out", de->d_name);
+                                    *ip = test_data_path("nodedev", de->d_name), *op = test_data_path("nodedev-out", de->d_name);
                 _cleanup_(nodedev_def_freep) NodeDevDef *def = NULL, *def2 = NULL;
                 VbError e = VB_ERROR_NULL;
 
@@ -69,7 +63,7 @@ static void test_invalid(void **state) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ char *p = data_path("nodedev-invalid", cases[i].file), *xml = NULL;
+                _cleanup_free_ char *p = test_data_path("nodedev-invalid", cases[i].file), *xml = NULL;
                 _cleanup_(nodedev_def_freep) NodeDevDef *def = NULL;
                 VbError e = VB_ERROR_NULL;
 
