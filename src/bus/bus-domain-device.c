@@ -84,6 +84,7 @@ static void log_host_device(sd_bus_message *m, Domain *d, const char *what, cons
 
 int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        _cleanup_(domain_access_done) DomainAccess who = {};
         _cleanup_free_ char *host = NULL;
         Domain *d = userdata;
         BusServer *s = server_of(d);
@@ -94,7 +95,10 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, 0, &dev, &flags, &host, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_attach_device(s->manager, d, dev, flags, NULL, &e);
+        r = bus_domain_authorize_paths(s, m, d->name, domain_current_def(d), dev, &who, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_attach_device(s->manager, d, dev, &who, flags, NULL, &e);
         log_host_device(m, d, "Attaching", host, r, &e);
         return bus_reply_done(m, r, &e, error);
 }
@@ -123,6 +127,7 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
 
 int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        _cleanup_(domain_access_done) DomainAccess who = {};
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
@@ -132,7 +137,10 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_update_device(s->manager, d, dev, flags, &e);
+        r = bus_domain_authorize_paths(s, m, d->name, domain_current_def(d), dev, &who, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_update_device(s->manager, d, dev, &who, flags, &e);
         return bus_reply_done(m, r, &e, error);
 }
 

@@ -5,6 +5,7 @@
 #include "bus/bus-error.h"
 #include "bus/bus-object.h"
 #include "conf/domain-access.h"
+#include "host/user-open.h"
 #include "core/manager.h"
 #include "util/log.h"
 
@@ -20,6 +21,7 @@
 #define XML_SECURE UINT64_C(2)
 
 #define ACTION_MANAGE "org.virtbus1.domain.manage"
+#define ACTION_HOST_FILES "org.virtbus1.domain.host-files"
 #define ACTION_READ_SECURE "org.virtbus1.domain.read-secure"
 
 const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH_MAX]) {
@@ -75,6 +77,50 @@ static int parse_and_authorize(BusServer *s, sd_bus_message *m, const char *xml,
         return 1;
 }
 
+int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *domain, const DomainDef *def,
+                               const DeviceDef *dev, DomainAccess *ret, sd_bus_error *error) {
+        _cleanup_(domain_paths_done) DomainPaths denied = {};
+        _cleanup_(domain_access_done) DomainAccess access = {};
+        VbError e = VB_ERROR_NULL;
+        uid_t uid;
+        int r;
+
+        r = bus_polkit_sender_uid(s->polkit, m, &uid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to find out who called: %m");
+        access.owner = (uint32_t) uid;
+        r = manager_domain_paths_denied(s->manager, def, dev, access.owner, &denied, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        for (size_t i = 0; i < denied.n; i++) {
+                const char *details[] = { "domain", domain, "path", denied.v[i].path, NULL };
+
+                r = bus_polkit_check(s->polkit, m, ACTION_HOST_FILES, details, error);
+                if (r == 0)
+                        return 0;
+                if (r < 0) {
+                        if (!sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
+                                return r;
+                        sd_bus_error_free(error);
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Domain '%s': %s is '%s', which you may not %s yourself (and '%s' "
+                                                 "was not granted): a guest may reach only what its owner may",
+                                                 domain, denied.v[i].what, denied.v[i].path,
+                                                 host_open_mode_to_string((HostOpenMode) denied.v[i].use),
+                                                 ACTION_HOST_FILES);
+                }
+                /* An administrator allowed this path: the service opens it itself, symlinks refused. */
+                r = domain_access_grant(&access, denied.v[i].path, 0);
+                if (r < 0)
+                        return r;
+                log_notice("Domain '%s': '%s' allowed to uid %u through %s.", domain, denied.v[i].path,
+                           (unsigned) uid, ACTION_HOST_FILES);
+        }
+        *ret = access;
+        access = (DomainAccess) {};
+        return 1;
+}
+
 /* The BusServer is the userdata of the Manager's events (bus_server_new sets it). */
 static BusServer *server_of(Domain *d) {
         return d->manager->events.userdata;
@@ -90,6 +136,7 @@ static void on_defined(Manager *mgr, Domain *d, bool created, int r, const VbErr
 }
 
 int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(domain_access_done) DomainAccess access = {};
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
         const char *xml = NULL;
@@ -103,8 +150,13 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = parse_and_authorize(s, m, xml, &def, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = bus_domain_authorize_paths(s, m, domain_def_get_name(def), def, NULL, &access, error);
+        if (r <= 0) {
+                domain_def_free(def);
+                return r < 0 ? r : 1;
+        }
         /* Saved together with whatever else arrives meanwhile; on_defined replies. */
-        r = manager_domain_define_async(s->manager, def, on_defined, sd_bus_message_ref(m), &e);
+        r = manager_domain_define_async(s->manager, def, &access, on_defined, sd_bus_message_ref(m), &e);
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return bus_reply_vb_error(error, &e, r);
@@ -113,6 +165,7 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
 }
 
 int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(domain_access_done) DomainAccess access = {};
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
         const char *xml = NULL;
@@ -127,7 +180,12 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = parse_and_authorize(s, m, xml, &def, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_create_def(s->manager, def, flags & START_PAUSED, &d, &e);
+        r = bus_domain_authorize_paths(s, m, domain_def_get_name(def), def, NULL, &access, error);
+        if (r <= 0) {
+                domain_def_free(def);
+                return r < 0 ? r : 1;
+        }
+        r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, &d, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path(m, bus_domain_path(d));

@@ -16,6 +16,13 @@ const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH
 /* The domain at path, or NULL. */
 Domain *bus_domain_from_path(BusServer *s, const char *path);
 
+/* Whose rights open the host paths of def (or of dev alone) for the caller of m: its own; paths it may
+ * not use itself need org.virtbus1.domain.host-files (details: domain, path), asked one by one, and
+ * are then recorded as the service's (uid 0). Returns 1 with *ret filled, 0 while polkit is asked (the
+ * message comes back), < 0 with error (AccessDenied naming the path). */
+int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *domain, const DomainDef *def,
+                               const DeviceDef *dev, DomainAccess *ret, sd_bus_error *error);
+
 /* Manager methods that deal with domains (bus-manager.c puts them in its vtable). */
 int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -14,6 +14,8 @@ static const char * const error_name_table[_VB_ERROR_MAX] = {
         [VB_ERROR_NOT_SUPPORTED] = VB_ERROR_PREFIX "NotSupported",
         [VB_ERROR_OPERATION_FAILED] = VB_ERROR_PREFIX "OperationFailed",
         [VB_ERROR_TIMEOUT] = VB_ERROR_PREFIX "Timeout",
+        /* The same name as polkit's refusals: one AccessDenied for clients to handle. */
+        [VB_ERROR_ACCESS_DENIED] = SD_BUS_ERROR_ACCESS_DENIED,
 };
 
 /* So that sd-bus clients (tests, busctl) get a meaningful errno back. */

@@ -6,6 +6,7 @@
 #include "util/hashmap.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/strbuf.h"
 
 /* The uid behind a unique bus name never changes, and unique names are never reused on a bus: known
  * callers are remembered until they disconnect, sparing a round trip to the bus per call. */
@@ -32,6 +33,7 @@ struct Query {
         sd_bus_message *request;     /* the method call waiting for the answer */
         sd_bus_slot *slot;           /* the CheckAuthorization call */
         char *action;
+        char *details;               /* key=value lines: one call may ask about several paths */
         bool interactive;            /* the caller allowed interactive authorization */
         QueryState state;
         sd_bus_error error;          /* when QUERY_FAILED */
@@ -127,6 +129,7 @@ static Query *query_free(Query *q) {
         sd_bus_message_unref(q->request);
         sd_bus_error_free(&q->error);
         free(q->action);
+        free(q->details);
         free(q);
         return NULL;
 }
@@ -217,6 +220,16 @@ static int append_details(sd_bus_message *c, const char * const *details) {
         return sd_bus_message_close_container(c);
 }
 
+/* details as one string, to tell the questions of one call apart. */
+static char *details_key(const char * const *details) {
+        StrBuf b = STRBUF_NULL;
+
+        strbuf_append(&b, "");
+        for (const char * const *d = details; d && d[0] && d[1]; d += 2)
+                strbuf_appendf(&b, "%s=%s\n", d[0], d[1]);
+        return strbuf_steal(&b);
+}
+
 static int start_query(BusPolkit *p, sd_bus_message *m, const char *action, const char * const *details) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         sd_bus *bus = sd_bus_message_get_bus(m);
@@ -248,7 +261,8 @@ static int start_query(BusPolkit *p, sd_bus_message *m, const char *action, cons
         q->interactive = flags & POLKIT_CHECK_ALLOW_INTERACTION;
         q->request = sd_bus_message_ref(m);
         q->action = strdup(action);
-        if (!q->action) {
+        q->details = details_key(details);
+        if (!q->action || !q->details) {
                 query_free(q);
                 return -ENOMEM;
         }
@@ -309,7 +323,13 @@ int bus_polkit_check(BusPolkit *p, sd_bus_message *m, const char *action, const 
 
         /* Is this the second dispatch of a call whose question is answered? */
         for (Query *q = p->queries; q; q = q->next) {
+                _cleanup_free_ char *key = NULL;
                 if (q->request != m || !streq(q->action, action))
+                        continue;
+                key = details_key(details);
+                if (!key)
+                        return -ENOMEM;
+                if (!streq(q->details, key))
                         continue;
                 if (q->state == QUERY_PENDING)
                         return 0;

@@ -14,6 +14,7 @@
 
 typedef struct PendingDefine {
         DomainDef *def;
+        DomainAccess access;
         DomainStoreStaged staged;
         DomainDefineDone done;
         void *userdata;
@@ -24,7 +25,7 @@ static void finish(Manager *m, PendingDefine *p, int r, const VbError *e) {
         bool created = false;
 
         if (r >= 0) {
-                r = domain_define_apply(m, TAKE_PTR(p->def), &d, &created);
+                r = domain_define_apply(m, TAKE_PTR(p->def), &p->access, &d, &created);
                 if (r < 0) {
                         VbError oom = VB_ERROR_NULL;
                         vb_error_set(&oom, VB_ERROR_OPERATION_FAILED, "Out of memory");
@@ -34,6 +35,7 @@ static void finish(Manager *m, PendingDefine *p, int r, const VbError *e) {
                 }
         } else
                 p->def = domain_def_free(p->def);
+        domain_access_done(&p->access);
         p->done(m, d, created, r, e, p->userdata);
 }
 
@@ -118,8 +120,8 @@ static int arm(Manager *m) {
         return sd_event_source_set_enabled(m->define_commit_source, SD_EVENT_ONESHOT);
 }
 
-int manager_domain_define_async(Manager *m, DomainDef *def, DomainDefineDone done, void *userdata,
-                                VbError *reterr) {
+int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
+                                void *userdata, VbError *reterr) {
         PendingDefine *p;
         int r;
 
@@ -138,8 +140,11 @@ int manager_domain_define_async(Manager *m, DomainDef *def, DomainDefineDone don
         }
         p = &m->pending_defines[m->n_pending_defines];
         *p = (PendingDefine) { .def = def, .done = done, .userdata = userdata, .staged = { .fd = -1 } };
-        r = domain_store_stage(m->domains_dir, def, &p->staged, reterr);
+        r = domain_access_copy(access ?: &(const DomainAccess) {}, &p->access);
+        if (r >= 0)
+                r = domain_store_stage(m->domains_dir, def, &p->access, &p->staged, reterr);
         if (r < 0) {
+                domain_access_done(&p->access);
                 domain_def_free(def);
                 return r;
         }

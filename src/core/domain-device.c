@@ -14,7 +14,6 @@
 #include "core/nodedev.h"
 #include "util/log.h"
 
-#define DRIVER_OP(m, op) ((m)->driver->ops->op)
 
 struct DomainDeviceRemoval {
         Domain *domain;
@@ -106,16 +105,39 @@ static int check_host_device_free(Manager *m, Domain *d, const DeviceDef *dev, V
         return 0;
 }
 
-/* Writes def as the saved definition; on failure nothing changed. */
-static int save_config(Manager *m, const DomainDef *def, VbError *reterr) {
-        return domain_store_save(m->domains_dir, def, reterr);
+/* Writes def as the saved definition of d, with access (NULL: d's); on failure nothing changed. */
+static int save_config(Manager *m, Domain *d, const DomainDef *def, const DomainAccess *access, VbError *reterr) {
+        return domain_store_save(m->domains_dir, def, access ?: &d->access, reterr);
+}
+
+/* d's access record with the paths of dev recorded as who's (who: the caller attaching it; NULL: root),
+ * where who is not the owner or granted a path otherwise. */
+static int access_with_device(const Domain *d, const DeviceDef *dev, const DomainAccess *who, DomainAccess *ret) {
+        _cleanup_(domain_paths_done) DomainPaths paths = {};
+        DomainAccess a = {};
+        int r;
+
+        r = domain_access_copy(&d->access, &a);
+        if (r >= 0)
+                r = device_def_host_paths(dev, 0, &paths);
+        for (size_t i = 0; r >= 0 && i < paths.n; i++) {
+                uint32_t uid = who ? domain_access_uid_for(who, paths.v[i].path) : 0;
+                if (uid != domain_access_uid_for(&a, paths.v[i].path))
+                        r = domain_access_grant(&a, paths.v[i].path, uid);
+        }
+        if (r < 0) {
+                domain_access_done(&a);
+                return r;
+        }
+        *ret = a;
+        return 0;
 }
 
 /* After the driver failed: the old saved definition back on disk. */
 static void restore_config(Manager *m, Domain *d) {
         VbError e = VB_ERROR_NULL;
 
-        if (save_config(m, d->config, &e) < 0)
+        if (save_config(m, d, d->config, NULL, &e) < 0)
                 log_error("Failed to write back the saved definition of domain '%s': %s", d->name,
                           e.message ?: "unknown error");
         vb_error_free(&e);
@@ -233,10 +255,11 @@ static int prepare_attach_config(Domain *d, const DeviceDef *dev, const DeviceDe
         return r;
 }
 
-int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, char **ret_alias,
-                                 VbError *reterr) {
+int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
+                                 char **ret_alias, VbError *reterr) {
         _cleanup_(device_def_freep) DeviceDef *live_dev = NULL;
         _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
+        _cleanup_(domain_access_done) DomainAccess new_access = {};
         int r;
 
         r = resolve_flags(d, flags, &flags, reterr);
@@ -269,7 +292,9 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                         return r;
         }
         if (new_config) {
-                r = save_config(m, new_config, reterr);
+                r = access_with_device(d, dev, who, &new_access);
+                if (r >= 0)
+                        r = save_config(m, d, new_config, &new_access, reterr);
                 if (r < 0) {
                         if (live_dev)
                                 give_back_host_resources(m, d, live_dev);
@@ -277,7 +302,7 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                 }
         }
         if (live_dev) {
-                r = DRIVER_OP(m, domain_attach_device)(m->driver, d->uuid, live_dev, reterr);
+                r = DRIVER_OP(m, domain_attach_device)(m->driver, d->uuid, live_dev, who, reterr);
                 if (r < 0) {
                         if (new_config)
                                 restore_config(m, d);
@@ -287,6 +312,11 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, un
                 adopt_driver_live(m, d, &new_live);
         }
         swap_def(&d->live, &new_live);
+        if (new_config) {
+                domain_access_done(&d->access);
+                d->access = new_access;
+                new_access = (DomainAccess) {};
+        }
         swap_def(&d->config, &new_config);
         log_change(d, "attached", live_dev ?: dev, flags);
         if (live_dev && m->events.domain_device_added)
@@ -360,7 +390,7 @@ static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, 
         if (r >= 0)
                 r = domain_def_with_device_removed(d->config, i, &new_config);
         if (r >= 0)
-                r = save_config(m, new_config, reterr);
+                r = save_config(m, d, new_config, NULL, reterr);
         if (r < 0)
                 return r;
         swap_def(&d->config, &new_config);
@@ -505,7 +535,7 @@ int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, 
                         return r;
         }
         if (!alias) {
-                r = save_config(m, new_config, reterr);
+                r = save_config(m, d, new_config, NULL, reterr);
                 if (r < 0)
                         return r;
                 log_change(d, "detached", d->config->devices[ci], flags);
@@ -520,7 +550,7 @@ int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, 
         if (r > 0) {
                 /* Gone at once. */
                 if (new_config) {
-                        r = save_config(m, new_config, reterr);
+                        r = save_config(m, d, new_config, NULL, reterr);
                         if (r >= 0)
                                 swap_def(&d->config, &new_config);
                 }
@@ -565,9 +595,11 @@ static int prepare_update(Domain *d, const DomainDef *def, const DeviceDef *dev,
         return 0;
 }
 
-int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, VbError *reterr) {
+int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
+                                 VbError *reterr) {
         _cleanup_(device_def_freep) DeviceDef *live_dev = NULL;
         _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
+        _cleanup_(domain_access_done) DomainAccess new_access = {};
         int r;
 
         r = resolve_flags(d, flags, &flags, reterr);
@@ -583,12 +615,14 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, un
         if (flags & DOMAIN_DEVICE_CONFIG) {
                 r = prepare_update(d, d->config, dev, false, NULL, &new_config, reterr);
                 if (r >= 0)
-                        r = save_config(m, new_config, reterr);
+                        r = access_with_device(d, dev, who, &new_access);
+                if (r >= 0)
+                        r = save_config(m, d, new_config, &new_access, reterr);
                 if (r < 0)
                         return r;
         }
         if (live_dev) {
-                r = DRIVER_OP(m, domain_update_device)(m->driver, d->uuid, live_dev, reterr);
+                r = DRIVER_OP(m, domain_update_device)(m->driver, d->uuid, live_dev, who, reterr);
                 if (r < 0) {
                         if (new_config)
                                 restore_config(m, d);
@@ -597,6 +631,11 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, un
                 adopt_driver_live(m, d, &new_live);
         }
         swap_def(&d->live, &new_live);
+        if (new_config) {
+                domain_access_done(&d->access);
+                d->access = new_access;
+                new_access = (DomainAccess) {};
+        }
         swap_def(&d->config, &new_config);
         log_change(d, "updated", live_dev ?: dev, flags);
         return 0;

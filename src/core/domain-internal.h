@@ -5,6 +5,9 @@
 #include "core/domain.h"
 #include "core/manager.h"
 
+/* A backend operation (NULL when the backend has none). */
+#define DRIVER_OP(m, op) ((m)->driver->ops->op)
+
 /* A domain with name and UUID of def but no definition yet. */
 int domain_new_shell(Manager *m, const DomainDef *def, Domain **ret);
 int domain_new(Manager *m, DomainDef *config, Domain **ret);
@@ -24,7 +27,8 @@ void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, c
 /* DefineDomain in steps: check (names, UUID), then, once the definition is saved, apply it to the
  * registry (takes def). */
 int domain_define_check(Manager *m, DomainDef *def, VbError *reterr);
-int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_created);
+/* Publishes def (taken) as the saved definition, with access (its contents taken; NULL: root's). */
+int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain **ret, bool *ret_created);
 
 /* Saves pending DefineDomain calls now (domain-define.c). */
 void manager_commit_defines(Manager *m);

@@ -9,7 +9,6 @@
 #include "core/domain-store.h"
 #include "util/log.h"
 
-#define DRIVER_OP(m, op) ((m)->driver->ops->op)
 
 static int not_running(Domain *d, VbError *reterr) {
         return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is not running", d->name);
@@ -63,15 +62,15 @@ int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *re
 
         r = domain_define_check(m, def, reterr);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, def, reterr);
+                r = domain_store_save(m->domains_dir, def, NULL, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
         }
-        return domain_define_apply(m, def, ret, ret_created);
+        return domain_define_apply(m, def, NULL, ret, ret_created);
 }
 
-int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_created) {
+int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain **ret, bool *ret_created) {
         static const char * const props[] = { "Persistent", "VCPUs", "MemoryKiB", "OSType", NULL };
         Domain *d = manager_domain_by_uuid(m, domain_def_uuid(def).s);
         int r;
@@ -80,6 +79,11 @@ int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_crea
                 /* A new definition for a known domain: takes effect at its next start. */
                 domain_def_free(d->config);
                 d->config = def;
+                domain_access_done(&d->access);
+                if (access) {
+                        d->access = *access;
+                        *access = (DomainAccess) {};
+                }
                 domain_emit_changed(d, props);
                 log_info("Domain '%s' redefined.", d->name);
                 *ret_created = false;
@@ -88,7 +92,13 @@ int domain_define_apply(Manager *m, DomainDef *def, Domain **ret, bool *ret_crea
                 if (r < 0) {
                         (void) domain_store_remove(m->domains_dir, domain_def_uuid(def).s, NULL);
                         domain_def_free(def);
+                        if (access)
+                                domain_access_done(access);
                         return r;
+                }
+                if (access) {
+                        d->access = *access;
+                        *access = (DomainAccess) {};
                 }
                 r = manager_add_domain(m, d);
                 if (r < 0) {
@@ -123,7 +133,7 @@ static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, V
                 manager_domain_networks_release(m, d->uuid);
                 return r;
         }
-        r = DRIVER_OP(m, domain_start)(m->driver, with_networks ?: def, paused, &info, reterr);
+        r = DRIVER_OP(m, domain_start)(m->driver, with_networks ?: def, &d->access, paused, &info, reterr);
         if (r < 0) {
                 manager_domain_networks_release(m, d->uuid);
                 hostdev_release_domain(m, d->uuid, d->name);
@@ -145,11 +155,13 @@ int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret
         r = domain_def_parse_string(xml, 0, &def, reterr);
         if (r < 0)
                 return r;
-        return manager_domain_create_def(m, def, paused, ret, reterr);
+        return manager_domain_create_def(m, def, NULL, paused, ret, reterr);
 }
 
-int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **ret, VbError *reterr) {
+int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused, Domain **ret,
+                              VbError *reterr) {
         Domain *d = NULL, *same = NULL;
+        DomainAccess keep = {};
         int r;
 
         r = check_unique(m, def, &same, reterr);
@@ -160,8 +172,16 @@ int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **
                         r = vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' is already running",
                                          same->name);
                 else {
-                        /* Like libvirt: a transient start of a defined domain with this definition. */
-                        r = start_def(m, same, def, paused, reterr);
+                        /* Like libvirt: a transient start of a defined domain with this definition, whose
+                         * paths open with the rights of whoever created it this time. */
+                        r = domain_access_copy(access ?: &(const DomainAccess) {}, &keep);
+                        if (r >= 0) {
+                                DomainAccess saved = same->access;
+                                same->access = keep;
+                                r = start_def(m, same, def, paused, reterr);
+                                same->access = saved;
+                                domain_access_done(&keep);
+                        }
                         domain_def_free(def);
                         if (r >= 0)
                                 *ret = same;
@@ -177,6 +197,11 @@ int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **
         if (r < 0) {
                 domain_def_free(def);
                 return r;
+        }
+        if (access && domain_access_copy(access, &d->access) < 0) {
+                domain_def_free(def);
+                domain_free(d);
+                return -ENOMEM;
         }
         r = start_def(m, d, def, paused, reterr);
         domain_def_free(def);
@@ -321,7 +346,7 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
                 return r;
         r = domain_def_set_name(def, name, reterr);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, def, reterr);
+                r = domain_store_save(m->domains_dir, def, &d->access, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;

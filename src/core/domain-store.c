@@ -6,27 +6,43 @@
 #include "core/def-store.h"
 #include "core/domain-store.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 
-int domain_store_save(const char *dir, const DomainDef *def, VbError *reterr) {
+/* The file's contents: the access record, then the XML. */
+static int format_file(const DomainDef *def, const DomainAccess *access, char **ret, VbError *reterr) {
         _cleanup_free_ char *xml = NULL;
+        StrBuf b = STRBUF_NULL;
         int r;
 
         r = domain_def_format(def, DOMAIN_FORMAT_SECURE, &xml);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format the definition: %s",
                                     strerror(-r));
-        return def_store_save(dir, domain_def_uuid(def).s, xml, reterr);
+        (void) domain_access_format(access ?: &(const DomainAccess) {}, &b);
+        strbuf_append(&b, xml);
+        *ret = strbuf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
 }
 
-int domain_store_stage(const char *dir, const DomainDef *def, DomainStoreStaged *ret, VbError *reterr) {
+int domain_store_save(const char *dir, const DomainDef *def, const DomainAccess *access, VbError *reterr) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = format_file(def, access, &text, reterr);
+        if (r < 0)
+                return r;
+        return def_store_save(dir, domain_def_uuid(def).s, text, reterr);
+}
+
+int domain_store_stage(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
+                       VbError *reterr) {
         _cleanup_free_ char *xml = NULL, *path = NULL, *tmp = NULL;
         size_t size, done = 0;
         int fd, r;
 
-        r = domain_def_format(def, DOMAIN_FORMAT_SECURE, &xml);
+        r = format_file(def, access, &xml, reterr);
         if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format the definition: %s",
-                                    strerror(-r));
+                return r;
         r = def_store_path(dir, domain_def_uuid(def).s, &path);
         if (r < 0)
                 return r;
@@ -122,22 +138,30 @@ static int load_one(const char *path, const char *uuid, const char *xml, void *u
         LoadContext *c = userdata;
         VbError e = VB_ERROR_NULL;
         DomainDef *def = NULL;
+        DomainAccess access = {};
         int r;
 
+        if (domain_access_parse(xml, &access, &xml) < 0) {
+                log_warning("Failed to load '%s' (its owner record is damaged), ignoring; the file is kept as it is.",
+                            path);
+                return 0;
+        }
         r = domain_def_parse_string(xml, 0, &def, &e);
         if (r < 0) {
                 log_warning("Failed to load '%s' (%s), ignoring; the file is kept as it is.", path,
                             e.message ?: strerror(-r));
                 vb_error_free(&e);
+                domain_access_done(&access);
                 return 0;
         }
         if (!streq(uuid, domain_def_uuid(def).s)) {
                 log_warning("'%s' holds the domain with UUID %s, not the one its name says, ignoring.", path,
                             domain_def_uuid(def).s);
                 domain_def_free(def);
+                domain_access_done(&access);
                 return 0;
         }
-        return c->cb(def, c->userdata);
+        return c->cb(def, &access, c->userdata);
 }
 
 int domain_store_load_all(const char *dir, DomainStoreLoadFunc cb, void *userdata) {

@@ -4,12 +4,14 @@
 #include <stdbool.h>
 
 #include "conf/domain-access.h"
+#include "conf/domain-paths.h"
 #include "util/error.h"
 
 /* Saved definitions: <dir>/<uuid>.xml, written atomically (a crash leaves the old or the new file,
- * never a torn one); autostart markers in <dir>/autostart/<uuid>. */
+ * never a torn one); autostart markers in <dir>/autostart/<uuid>. Whose rights open the definition's
+ * host paths (access; NULL: root's) is written in the same file, ahead of the XML. */
 
-int domain_store_save(const char *dir, const DomainDef *def, VbError *reterr);
+int domain_store_save(const char *dir, const DomainDef *def, const DomainAccess *access, VbError *reterr);
 int domain_store_remove(const char *dir, const char *uuid, VbError *reterr);
 int domain_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr);
 bool domain_store_get_autostart(const char *dir, const char *uuid);
@@ -24,12 +26,14 @@ typedef struct DomainStoreStaged {
         int result; /* after domain_store_commit: 0 = durable and visible, < 0 = -errno, not saved */
 } DomainStoreStaged;
 
-int domain_store_stage(const char *dir, const DomainDef *def, DomainStoreStaged *ret, VbError *reterr);
+int domain_store_stage(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
+                       VbError *reterr);
 void domain_store_staged_discard(DomainStoreStaged *s);
 /* Commits those of staged[0..n) with fd >= 0 and sets each one's result; returns < 0 if the sync failed
  * (then none is visible). All are released. */
 int domain_store_commit(const char *dir, DomainStoreStaged *staged, size_t n);
 
 /* Calls cb for each definition that parses; broken files are logged and skipped, never removed. */
-typedef int (*DomainStoreLoadFunc)(DomainDef *def, void *userdata);
+/* cb takes def and the contents of access. */
+typedef int (*DomainStoreLoadFunc)(DomainDef *def, DomainAccess *access, void *userdata);
 int domain_store_load_all(const char *dir, DomainStoreLoadFunc cb, void *userdata);

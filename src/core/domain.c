@@ -78,6 +78,7 @@ Domain *domain_free(Domain *d) {
         domain_def_free(d->live);
         free(d->xml_cache);
         free(d->name);
+        domain_access_done(&d->access);
         free(d);
         return NULL;
 }

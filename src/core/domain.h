@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf/domain-paths.h"
 #include "drivers/driver.h"
 #include "util/error.h"
 
@@ -27,6 +28,9 @@ struct Domain {
         DomainState state;
         unsigned id;
         bool autostart;
+        /* Whose rights open the host paths of its definitions (conf/domain-paths.h): recorded at Define
+         * and Attach, saved with the definition, used at every Start, also by autostart. */
+        DomainAccess access;
         DomainWaiter *waiters;
         DomainDeviceRemoval *removals; /* live detaches the guest has yet to answer (domain-device.c) */
         /* GetXMLDesc's last answer, for the definition with this serial and these format flags. */

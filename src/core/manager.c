@@ -232,7 +232,7 @@ int manager_rename_domain(Manager *m, Domain *d, const char *name) {
         return r;
 }
 
-static int load_one(DomainDef *def, void *userdata) {
+static int load_one(DomainDef *def, DomainAccess *access, void *userdata) {
         Manager *m = userdata;
         Domain *d;
         int r;
@@ -242,13 +242,17 @@ static int load_one(DomainDef *def, void *userdata) {
                 log_warning("A second saved domain named '%s' (UUID %s), ignoring it.", domain_def_get_name(def),
                             domain_def_uuid(def).s);
                 domain_def_free(def);
+                domain_access_done(access);
                 return 0;
         }
         r = domain_new(m, def, &d);
         if (r < 0) {
                 domain_def_free(def);
+                domain_access_done(access);
                 return r;
         }
+        d->access = *access;
+        *access = (DomainAccess) {};
         d->autostart = domain_store_get_autostart(m->domains_dir, d->uuid);
         r = manager_add_domain(m, d);
         if (r < 0)

@@ -100,14 +100,22 @@ int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_c
  * and saved together with the other definitions that arrive before the event loop goes idle (one sync
  * for all: a group commit); then done is called with the domain, or with the error. */
 typedef void (*DomainDefineDone)(Manager *m, Domain *d, bool created, int r, const VbError *e, void *userdata);
-int manager_domain_define_async(Manager *m, DomainDef *def, DomainDefineDone done, void *userdata,
-                                VbError *reterr);
+/* access (copied; NULL: root's) says whose rights open the definition's host paths. */
+int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
+                                void *userdata, VbError *reterr);
+
+/* The host paths of def, or of dev alone when given (then def, the domain's, may be NULL), that uid may
+ * not use as the domain would (read, write, create, bind...): filled into *ret, empty when all is fine
+ * (always for uid 0). Missing files do not count: they may appear before the start. */
+int manager_domain_paths_denied(Manager *m, const DomainDef *def, const DeviceDef *dev, uint32_t uid,
+                                DomainPaths *ret, VbError *reterr);
 
 /* CreateDomain: a transient domain, started at once. */
 int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr);
 /* The same with a parsed definition, which they take (also on failure). */
 int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr);
-int manager_domain_create_def(Manager *m, DomainDef *def, bool paused, Domain **ret, VbError *reterr);
+int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused, Domain **ret,
+                              VbError *reterr);
 
 int manager_domain_start(Manager *m, Domain *d, bool paused, VbError *reterr);
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);
@@ -156,15 +164,18 @@ typedef enum DomainDeviceFlags {
 
 /* dev gets an alias and guest address where missing; *ret_alias (may be NULL) is the live alias ("" for
  * a config-only attach of a device without one); to free. */
-int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, char **ret_alias,
-                                 VbError *reterr);
+/* who (NULL: root) says whose rights open the device's host paths: the caller's, and those an administrator
+ * allowed (conf/domain-paths.h). */
+int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
+                                 char **ret_alias, VbError *reterr);
 /* Returns 0 when done (config only, or the driver removed the device at once), 1 when the guest was asked
  * to release the device: done is called once, when it did (r = 0, the saved definition then changed too
  * if asked), refused (r < 0) or didn't within the removal timeout (-ETIMEDOUT, Timeout: nothing
  * changed, but a later release still updates the live definition and emits device_removed). */
 int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, unsigned flags,
                                  DomainWaitDone done, void *userdata, VbError *reterr);
-int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, unsigned flags, VbError *reterr);
+int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
+                                 VbError *reterr);
 
 /* Whether giving dev to a domain hands it a device of the host (a hostdev, an interface type='hostdev',
  * an interface on a network whose forward mode is hostdev): then 1 and *ret_address names it for polkit

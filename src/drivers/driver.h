@@ -13,6 +13,7 @@
 typedef struct DomainDef DomainDef;
 typedef struct DeviceDef DeviceDef;
 typedef struct DomainCaps DomainCaps;
+typedef struct DomainAccess DomainAccess;
 typedef struct HostCaps HostCaps;
 
 /* What GetDomainCapabilities asks about (NULL or "": the default). */
@@ -97,9 +98,11 @@ typedef struct VbDriverOps {
          * the caller frees (and the live definitions in it). */
         int (*domain_list_running)(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr);
 
-        /* Lifecycle. def is the definition to run; uuid names a running domain. */
-        int (*domain_start)(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret,
-                            VbError *reterr);
+        /* Lifecycle. def is the definition to run; uuid names a running domain. access says with whose
+         * rights the host paths of def are opened (conf/domain-paths.h): a backend that uses host files
+         * opens them so (host/user-open.h), never by path in the hypervisor. */
+        int (*domain_start)(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
+                            VbDriverDomainInfo *ret, VbError *reterr);
         int (*domain_destroy)(VbDriver *drv, const char *uuid, VbError *reterr);
         int (*domain_shutdown)(VbDriver *drv, const char *uuid, VbError *reterr);
         int (*domain_reboot)(VbDriver *drv, const char *uuid, VbError *reterr);
@@ -111,13 +114,17 @@ typedef struct VbDriverOps {
         /* Optional: the saved definition def of a shut-off domain was removed (Undefine); the backend
          * drops what it kept for the domain (qemu: the NVRAM store it made). Failures are only logged. */
         void (*domain_undefined)(VbDriver *drv, const DomainDef *def);
+        /* Optional: whether path is one the backend made and keeps for this domain itself (qemu: its own
+         * NVRAM store), which the service opens with its own rights whoever the owner is. */
+        bool (*domain_path_is_own)(VbDriver *drv, const DomainDef *def, const char *path);
 
         /* Device hotplug on a running domain (AttachDevice / DetachDevice / UpdateDevice). core has checked
          * the device against the live definition and given it its alias and guest address (dev->alias,
          * dev->address): the driver plugs it in exactly there (QEMU: device_add with id = alias and
          * bus/addr from the address) and keeps its own copy of the live definition in step. Failing
          * changes nothing. */
-        int (*domain_attach_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+        int (*domain_attach_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                                    VbError *reterr);
         /* Asks the guest to release the device with this alias (QEMU: device_del). Returns 0 once asked;
          * the outcome arrives as events.device_removed or events.device_removal_failed, possibly never
          * (a guest that ignores the request: core gives up waiting after a bounded time, and a late
@@ -127,7 +134,8 @@ typedef struct VbDriverOps {
         /* Changes the device with dev->alias (graphics, which have none: the one of dev's type) in place: a cdrom/floppy medium (QEMU: blockdev-change-medium
          * or eject), an interface's link state (set_link) or bandwidth, graphics passwords. core has checked
          * that only such things differ. */
-        int (*domain_update_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+        int (*domain_update_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                                    VbError *reterr);
 
         /* Capabilities (GetDomainCapabilities, GetCapabilities, and core's checks of definitions). Both
          * return 1 with *ret (a reference) when answered now; 0 when the driver is finding out (probing an

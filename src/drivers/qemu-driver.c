@@ -8,6 +8,7 @@
  * process, restart resets and continues the guest, preserve leaves it paused. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -182,6 +183,13 @@ static void reconnect_all(QemuDriver *q) {
         }
 }
 
+/* What a QEMU does not see: the homes, temporary and runtime files, the service's state, other services'
+ * data. It needs none of them: its files come as descriptors. */
+static const char * const hidden_dirs[] = {
+        "/home", "/root", "/tmp", "/var/tmp", "/run", "/mnt", "/media", "/srv", "/boot",
+        "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/mail",
+};
+
 static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) {
         QemuDriver *q = priv(drv);
         const char *emulator = find_emulator();
@@ -194,6 +202,23 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
         q->kvm_usable = fd >= 0;
         if (fd >= 0)
                 close(fd);
+        /* QEMU never runs as root: a system service hands it to its own user. */
+        if (geteuid() == 0) {
+                const char *user = getenv("VIRTBUS_QEMU_USER") ?: QEMU_USER_DEFAULT;
+                struct passwd *pw = getpwnam(user);
+                if (!pw || pw->pw_uid == 0)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "The qemu driver runs QEMU as the unprivileged system user '%s', which %s "
+                                            "(create it with systemd-sysusers and service/virtbus-sysusers.conf, or "
+                                            "useradd --system %s)", user, pw ? "is root" : "does not exist", user);
+                q->confinement = (HostConfinement) { .uid = pw->pw_uid, .gid = pw->pw_gid };
+                q->hide[0] = cfg->state_dir;
+                q->hide[1] = cfg->runtime_dir;
+                for (size_t i = 0; i < ELEMENTSOF(hidden_dirs); i++)
+                        q->hide[2 + i] = hidden_dirs[i];
+                q->confinement.hide = q->hide;
+                log_info("qemu driver: QEMU runs as user '%s' (uid %u), shut in.", user, (unsigned) pw->pw_uid);
+        }
         q->drv = drv;
         q->next_id = 1;
         q->vms = hashmap_new();
@@ -213,6 +238,7 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
                 .runtime_dir = q->runtime_dir,
                 .log_dir = q->log_dir,
                 .kvm_usable = q->kvm_usable,
+                .confinement = geteuid() == 0 ? &q->confinement : NULL,
                 .cb = { .event = on_vm_event, .exited = on_vm_exited },
                 .userdata = q,
         };
@@ -250,7 +276,21 @@ static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *re
         return vb_driver_list_running_from(priv(drv)->vms, describe_vm, ret, ret_n);
 }
 
-static int qemu_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret, VbError *reterr) {
+/* The NVRAM store we made for the domain is ours to open, whoever owns the domain; no other path is. */
+static bool own_path(const char *path, void *userdata) {
+        const QemuDriver *q = ((void **) userdata)[0];
+        const DomainDef *def = ((void **) userdata)[1];
+        _cleanup_free_ char *ours = qemu_firmware_default_nvram(q->nvram_dir, domain_def_uuid(def).s);
+
+        return ours && streq(path, ours);
+}
+
+static bool qemu_path_is_own(VbDriver *drv, const DomainDef *def, const char *path) {
+        return own_path(path, (void *[]) { priv(drv), (void *) def });
+}
+
+static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
+                      VbDriverDomainInfo *ret, VbError *reterr) {
         QemuDriver *q = priv(drv);
         _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL;
         QemuVm *vm = NULL;
@@ -260,10 +300,11 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriver
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is already running",
                                     domain_def_get_name(def));
         /* firmware='efi' resolved and the NVRAM store made: the live definition names both. */
-        r = qemu_firmware_prepare(def, qemu_firmware_dirs, q->nvram_dir, &with_firmware, reterr);
+        r = qemu_firmware_prepare(def, access, qemu_firmware_dirs, q->nvram_dir, &with_firmware, reterr);
         if (r < 0)
                 return r;
-        r = qemu_vm_start(&q->vm_cfg, with_firmware ?: def, q->next_id, paused, &vm, reterr);
+        r = qemu_vm_start(&q->vm_cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
+                          paused, &vm, reterr);
         if (r < 0)
                 return r;
         r = hashmap_put(q->vms, vm->uuid, vm);
@@ -387,6 +428,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_resume = qemu_resume,
         .domain_get_live = qemu_get_live,
         .domain_undefined = qemu_undefined,
+        .domain_path_is_own = qemu_path_is_own,
         .domain_attach_device = qemu_attach_device,
         .domain_detach_device = qemu_detach_device,
         .domain_update_device = qemu_update_device,

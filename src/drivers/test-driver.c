@@ -258,7 +258,7 @@ static TestGuest *find_guest(TestDriver *t, const char *uuid, VbError *reterr) {
         return g;
 }
 
-static int test_start(VbDriver *drv, const DomainDef *def, bool paused, VbDriverDomainInfo *ret,
+static int test_start(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused, VbDriverDomainInfo *ret,
                       VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g;
@@ -456,7 +456,8 @@ static const char *guest_answer(TestGuest *g, const char *what, const char *alia
         return best && conf_node_attr(best, "answer") ? conf_node_attr(best, "answer") : "ack";
 }
 
-static int test_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+static int test_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                              VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
         const char *reason;
@@ -557,7 +558,8 @@ static int test_detach_device(VbDriver *drv, const char *uuid, const char *alias
         return 0;
 }
 
-static int test_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+static int test_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                              VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
         DeviceDef *copy = NULL, *old;

@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,9 +18,84 @@
 #include "util/fileio.h"
 #include "util/log.h"
 
+/* "/proc/self/fd/N" into buf, without stdio (after fork). */
+static void fd_path(int fd, char buf[static 32]) {
+        char digits[16];
+        size_t n = 0, k = 0;
+
+        do
+                digits[n++] = (char) ('0' + fd % 10);
+        while ((fd /= 10) > 0 && n < sizeof digits);
+        memcpy(buf, "/proc/self/fd/", 14);
+        k = 14;
+        while (n > 0)
+                buf[k++] = digits[--n];
+        buf[k] = 0;
+}
+
+/* What every process finds in its private /dev. */
+static const HostDevNode basic_nodes[] = {
+        { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 }, { "urandom", 1, 9 },
+};
+
+/* The confinement of host_process_spawn_confined, in the child: system calls only. */
+static int confine(const HostConfinement *c) {
+        char dev[64], src[32];
+        int pts;
+
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return -errno;
+        /* The host's ptys stay reachable (QEMU's pty chardevs open /dev/ptmx there). */
+        pts = open("/dev/pts", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(basic_nodes) + c->n_dev_nodes; i++) {
+                const HostDevNode *d = i < ELEMENTSOF(basic_nodes) ? &basic_nodes[i] : &c->dev_nodes[i - ELEMENTSOF(basic_nodes)];
+                size_t n = strlen(d->name);
+                const char *slash = strchr(d->name, '/');
+
+                if (n + 6 > sizeof dev)
+                        return -ENAMETOOLONG;
+                memcpy(dev, "/dev/", 5);
+                memcpy(dev + 5, d->name, n + 1);
+                if (slash) {
+                        dev[5 + (slash - d->name)] = 0;
+                        if (mkdir(dev, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        dev[5 + (slash - d->name)] = '/';
+                }
+                if (mknod(dev, S_IFCHR | (d->owned ? 0600 : 0666), makedev(d->major, d->minor)) < 0 ||
+                    (d->owned && chown(dev, c->uid, c->gid) < 0) || (!d->owned && chmod(dev, 0666) < 0))
+                        return -errno;
+        }
+        if (pts >= 0) {
+                /* /dev/ptmx finds its devpts as "pts" beside it: the host's, bound here. */
+                fd_path(pts, src);
+                if (mkdir("/dev/pts", 0755) < 0 || mount(src, "/dev/pts", NULL, MS_BIND, NULL) < 0 ||
+                    mknod("/dev/ptmx", S_IFCHR | 0666, makedev(5, 2)) < 0 || chmod("/dev/ptmx", 0666) < 0)
+                        return -errno;
+                close(pts);
+        }
+        if (mount("tmpfs", "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+                return -errno;
+        for (const char * const *h = c->hide; h && *h; h++)
+                if (mount("tmpfs", *h, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=4k") < 0 &&
+                    errno != ENOENT)
+                        return -errno;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        for (unsigned long cap = 0; cap <= 63; cap++)
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
+                        break;
+        if (syscall(SYS_setgroups, 1, &c->gid) < 0 || syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 ||
+            syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
+                return -errno;
+        return 0;
+}
+
 /* In the child, between fork and exec: only async-signal-safe calls. */
 _Noreturn static void child_exec(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep,
-                                 int err_fd) {
+                                 int err_fd, const HostConfinement *c) {
         sigset_t empty;
         int null_fd, e;
 
@@ -53,6 +134,13 @@ _Noreturn static void child_exec(const char * const *argv, int log_fd, const int
                         lo = next + 1;
                 }
         }
+        if (c) {
+                int r = confine(c);
+                if (r < 0) {
+                        errno = -r;
+                        goto fail;
+                }
+        }
         execv(argv[0], (char * const *) argv);
 fail:
         e = errno;
@@ -60,8 +148,8 @@ fail:
         _exit(127);
 }
 
-int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
-                       pid_t *ret_pid) {
+static int spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                 const HostConfinement *c, pid_t *ret_pid) {
         int pipe_fds[2], child_errno = 0;
         ssize_t n;
         pid_t pid;
@@ -79,7 +167,7 @@ int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds
         }
         if (pid == 0) {
                 close(pipe_fds[0]);
-                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1]);
+                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1], c);
         }
         close(pipe_fds[1]);
         /* EOF: exec succeeded (the pipe closed on exec); an int: it failed with that errno. */
@@ -93,6 +181,18 @@ int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds
         }
         *ret_pid = pid;
         return 0;
+}
+
+int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                       pid_t *ret_pid) {
+        return spawn(argv, log_fd, keep_fds, n_keep_fds, NULL, ret_pid);
+}
+
+int host_process_spawn_confined(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                                const HostConfinement *c, pid_t *ret_pid) {
+        if (!c || c->uid == 0)
+                return -EINVAL;
+        return spawn(argv, log_fd, keep_fds, n_keep_fds, c, ret_pid);
 }
 
 int host_process_start_time(pid_t pid, uint64_t *ret) {

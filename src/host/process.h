@@ -14,6 +14,29 @@
 int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
                        pid_t *ret_pid);
 
+/* A character device made in a confined process' private /dev. */
+typedef struct HostDevNode {
+        const char *name; /* under /dev, at most one directory deep ("kvm", "vfio/vfio") */
+        unsigned major, minor;
+        bool owned;       /* owned by the process' user, mode 0600; else root's, mode 0666 */
+} HostDevNode;
+
+/* How a process is shut in before it runs (host_process_spawn_confined): its own mount namespace where
+ * /dev holds only null, zero, full, random, urandom, dev_nodes and the host's ptys, and the directories in hide (those that exist) are
+ * empty and read-only; then no new privileges, an empty capability bounding set, and the user uid with
+ * group gid and no supplementary groups. */
+typedef struct HostConfinement {
+        uid_t uid;
+        gid_t gid;
+        const HostDevNode *dev_nodes;
+        size_t n_dev_nodes;
+        const char * const *hide; /* NULL-terminated */
+} HostConfinement;
+
+/* host_process_spawn, shut in by c (which needs root, and a uid other than 0). */
+int host_process_spawn_confined(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                                const HostConfinement *c, pid_t *ret_pid);
+
 /* The start time of pid (field 22 of /proc/PID/stat, in clock ticks since boot): with the pid it
  * names one process for good, also after a restart of ours (pids get reused). */
 int host_process_start_time(pid_t pid, uint64_t *ret);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
@@ -53,5 +58,26 @@ int host_tap_attach(const char *ifname, const char *bridge) {
                 log_debug("Failed to set up '%s': %s", ifname, nl_geterror(r));
                 return nl_errno(r);
         }
+        return 0;
+}
+
+int host_tap_create(const char *ifname, int *ret_fd) {
+        struct ifreq ifr = {};
+        int fd;
+
+        if (strlen(ifname) >= IFNAMSIZ)
+                return -ENAMETOOLONG;
+        fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        /* IFF_TUN_EXCL: never take over a tap that exists already (another domain's). */
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+        memcpy(ifr.ifr_name, ifname, strlen(ifname));
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
         return 0;
 }

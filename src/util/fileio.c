@@ -16,14 +16,19 @@ static void closep(int *fd) {
 
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return read_full_fd(fd, max, ret, ret_size);
+}
+
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t n = 0, allocated = 0;
 
         if (max == 0)
                 max = 16 * 1024 * 1024;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
         for (;;) {
                 ssize_t k;
 
@@ -52,7 +57,7 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         return 0;
 }
 
-static int write_all(int fd, const char *p, size_t size) {
+int write_all_fd(int fd, const char *p, size_t size) {
         while (size > 0) {
                 ssize_t k = write(fd, p, size);
                 if (k < 0) {
@@ -82,7 +87,7 @@ int write_file_atomic(const char *path, const char *contents, size_t size, mode_
         }
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, contents, size);
+        r = write_all_fd(fd, contents, size);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)

@@ -11,6 +11,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* Reads a whole file (at most max bytes; 0 means 16 MiB) into a NUL-terminated buffer. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* The same from an open descriptor, from where it stands. */
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
+/* Writes all of p, retrying short writes and EINTR. */
+int write_all_fd(int fd, const char *p, size_t size);
 
 /* Replaces path with the given contents so that a crash at any moment leaves either the old or the
  * new file: temp file in the same directory, fsync, rename, fsync of the directory. */

@@ -568,12 +568,23 @@ static int create_user(Harness *h, HarnessUser u) {
         return -EEXIST;
 }
 
+/* The system user QEMU runs as (service/virtbus-sysusers.conf makes it on a real system); kept. */
+static int ensure_qemu_user(void) {
+        if (getpwnam("virtbus-qemu"))
+                return 0;
+        return run_tool((const char *[]) { "/usr/sbin/useradd", "--system", "--no-create-home", "--home-dir",
+                                           "/nonexistent", "--shell", "/usr/sbin/nologin", "--user-group",
+                                           "virtbus-qemu", NULL });
+}
+
 static int create_users(Harness *h) {
         int fd = accounts_lock(), r;
 
         h->users[HARNESS_USER_ROOT] = (Account) { .name = xstrdup("root") };
         remove_stale_leftovers();
-        r = ensure_group();
+        r = ensure_qemu_user();
+        if (r >= 0)
+                r = ensure_group();
         if (r >= 0)
                 r = create_user(h, HARNESS_USER_PLAIN);
         if (r >= 0)
@@ -1624,6 +1635,46 @@ char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags) {
 
         assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
         return strdup(xml);
+}
+
+const char *harness_guest_dir(Harness *h) {
+        static char *dir;
+        HarnessResult res = {};
+        _cleanup_free_ char *script = NULL;
+
+        if (dir)
+                return dir;
+        script = harness_source_path("tests/guest/build-guest");
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { script, NULL }, NULL,
+                                     300 * HARNESS_USEC_PER_SEC, &res),
+                         0);
+        if (res.status != 0)
+                fail_msg("build-guest failed (%d): %s", res.status, res.err);
+        dir = strndup(res.out, strcspn(res.out, "\n"));
+        harness_result_done(&res);
+        return dir;
+}
+
+bool harness_process_has_open(pid_t pid, const char *file) {
+        char dir[64], link[PATH_MAX], target[PATH_MAX];
+        DIR *d;
+        struct dirent *de;
+        bool found = false;
+
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) pid);
+        d = opendir(dir);
+        assert_non_null(d);
+        while ((de = readdir(d)) && !found) {
+                ssize_t n;
+                snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+                n = readlink(link, target, sizeof target - 1);
+                if (n > 0) {
+                        target[n] = 0;
+                        found = streq(target, file);
+                }
+        }
+        closedir(d);
+        return found;
 }
 
 pid_t harness_qemu_pid(Harness *h, const char *uuid) {

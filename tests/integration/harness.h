@@ -237,6 +237,10 @@ void harness_domain_call(sd_bus *bus, const char *path, const char *method);
 char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
 /* The pid in the qemu driver's runtime state file of the domain with this UUID, 0 if none. */
 pid_t harness_qemu_pid(Harness *h, const char *uuid);
+/* The tiny guest's directory (vmlinuz, initrd.gz; tests/guest/build-guest), built once per run. */
+const char *harness_guest_dir(Harness *h);
+/* Whether process pid has file open (a /proc/PID/fd link names it). */
+bool harness_process_has_open(pid_t pid, const char *file);
 /* Waits until file holds text at least count times (a guest's console, as it goes), failing the test
  * with what it holds after timeout_usec. */
 void harness_wait_for_text(const char *file, const char *text, unsigned count, uint64_t timeout_usec);

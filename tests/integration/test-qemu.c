@@ -18,24 +18,8 @@
 #define ERR(name) "org.virtbus1.Error." name
 #define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
 
-static char *guest_dir; /* holds vmlinuz and initrd.gz */
-
-/* Builds (or finds in its cache) the tiny guest once per run. */
 static const char *guest(Harness *h) {
-        HarnessResult res = {};
-        _cleanup_free_ char *script = NULL;
-
-        if (guest_dir)
-                return guest_dir;
-        script = harness_source_path("tests/guest/build-guest");
-        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { script, NULL }, NULL,
-                                     300 * HARNESS_USEC_PER_SEC, &res),
-                         0);
-        if (res.status != 0)
-                fail_msg("build-guest failed (%d): %s", res.status, res.err);
-        guest_dir = strndup(res.out, strcspn(res.out, "\n"));
-        harness_result_done(&res);
-        return guest_dir;
+        return harness_guest_dir(h);
 }
 
 static char *serial_path(Harness *h, const char *name) {
@@ -116,29 +100,6 @@ static bool process_alive(pid_t pid) {
         stat = harness_read_file(path);
         /* A zombie no longer runs. */
         return stat && !strstr(stat, ") Z ");
-}
-
-/* Whether process pid has file open. */
-static bool process_has_open(pid_t pid, const char *file) {
-        char dir[64], link[PATH_MAX], target[PATH_MAX];
-        DIR *d;
-        struct dirent *de;
-        bool found = false;
-
-        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) pid);
-        d = opendir(dir);
-        assert_non_null(d);
-        while ((de = readdir(d)) && !found) {
-                ssize_t n;
-                snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
-                n = readlink(link, target, sizeof target - 1);
-                if (n > 0) {
-                        target[n] = 0;
-                        found = streq(target, file);
-                }
-        }
-        closedir(d);
-        return found;
 }
 
 static char *uuid_of(Harness *h, const char *path) {
@@ -367,13 +328,13 @@ static void test_hotplug_nic(void **state) {
                                             "<source file='%s'/><target dev='vda' bus='virtio'/></disk>", image) >= 0);
                 harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: ", 1, GUEST_TIMEOUT_USEC);
                 sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "AttachDevice", "st", disk, UINT64_C(0)));
-                assert_true(process_has_open(harness_qemu_pid(h, uuid_of_path), image));
+                assert_true(harness_process_has_open(harness_qemu_pid(h, uuid_of_path), image));
                 harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: vda", 1, GUEST_TIMEOUT_USEC);
                 sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "DetachDevice", "st", disk, UINT64_C(0)));
                 gone = harness_watch_next(w, GUEST_TIMEOUT_USEC);
                 assert_non_null(gone);
                 harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: \r", 2, GUEST_TIMEOUT_USEC);
-                assert_false(process_has_open(harness_qemu_pid(h, uuid_of_path), image));
+                assert_false(harness_process_has_open(harness_qemu_pid(h, uuid_of_path), image));
         }
         harness_domain_call(bus, path, "Destroy");
 }
@@ -649,12 +610,12 @@ static void test_cdrom_medium(void **state) {
         pid = harness_qemu_pid(h, uuid);
 
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", with_a, UINT64_C(0)));
-        assert_true(process_has_open(pid, a));
+        assert_true(harness_process_has_open(pid, a));
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", with_b, UINT64_C(0)));
-        assert_false(process_has_open(pid, a));
-        assert_true(process_has_open(pid, b));
+        assert_false(harness_process_has_open(pid, a));
+        assert_true(harness_process_has_open(pid, b));
         sd_bus_message_unref(harness_call_ok(bus, path, DOMAIN_INTERFACE, "UpdateDevice", "st", empty, UINT64_C(0)));
-        assert_false(process_has_open(pid, b));
+        assert_false(harness_process_has_open(pid, b));
         harness_domain_call(bus, path, "Destroy");
 }
 

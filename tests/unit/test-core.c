@@ -350,7 +350,7 @@ static void test_group_commit(void **state) {
         /* Twenty definitions queued before the loop runs: none is visible until the commit. */
         for (int i = 0; i < 20; i++) {
                 snprintf(name, sizeof name, "batch-%d", i);
-                assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml(name, NULL)), on_defined, &res[i], &e), 0);
+                assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml(name, NULL)), NULL, on_defined, &res[i], &e), 0);
         }
         assert_null(manager_domain_by_name(f->m, "batch-0"));
         assert_int_equal(res[0].calls, 0);
@@ -368,16 +368,16 @@ static void test_group_commit(void **state) {
         assert_int_equal(f->added, 20);
 
         /* Refused at once: the name is taken. */
-        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("batch-3", "12121212-3434-5656-7878-909090909090")),
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("batch-3", "12121212-3434-5656-7878-909090909090")), NULL,
                                                      on_defined, &res[0], &e),
                          -EEXIST);
         vb_error_free(&e);
 
         /* The same domain twice in one batch: the first is committed before the second is taken. */
         memset(res, 0, sizeof res);
-        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")),
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")), NULL,
                                                      on_defined, &res[0], &e), 0);
-        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")),
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")), NULL,
                                                      on_defined, &res[1], &e), 0);
         assert_int_equal(res[0].calls, 1);
         assert_true(sd_event_run(f->event, 0) >= 0);
@@ -387,7 +387,7 @@ static void test_group_commit(void **state) {
 
         /* Taken by another domain between check and commit: that caller gets the error, nothing is saved. */
         memset(res, 0, sizeof res);
-        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("late", "cdcdcdcd-0000-0000-0000-000000000001")),
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("late", "cdcdcdcd-0000-0000-0000-000000000001")), NULL,
                                                      on_defined, &res[0], &e), 0);
         define(f, "late", "cdcdcdcd-0000-0000-0000-000000000002");
         assert_true(sd_event_run(f->event, 0) >= 0);

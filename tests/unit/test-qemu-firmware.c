@@ -135,7 +135,7 @@ static void test_efi_store(void **state) {
         VbError e = VB_ERROR_NULL;
         struct stat st, st2;
 
-        assert_int_equal(qemu_firmware_prepare(def, (const char * const *) dirs, nvram_dir, &live, &e), 0);
+        assert_int_equal(qemu_firmware_prepare(def, NULL, (const char * const *) dirs, nvram_dir, &live, &e), 0);
         assert_non_null(live);
         os = os_of(live);
         /* Not secure boot, though its descriptor ranks first: nobody asked for it. */
@@ -156,7 +156,7 @@ static void test_efi_store(void **state) {
         /* The guest's variables are kept: a second start does not copy again. */
         assert_int_equal(write_file_atomic(store, "written by the guest", 20, 0600), 0);
         assert_int_equal(stat(store, &st), 0);
-        assert_int_equal(qemu_firmware_prepare(def, (const char * const *) dirs, nvram_dir, &again, &e), 0);
+        assert_int_equal(qemu_firmware_prepare(def, NULL, (const char * const *) dirs, nvram_dir, &again, &e), 0);
         assert_int_equal(stat(store, &st2), 0);
         assert_int_equal(st.st_ino, st2.st_ino);
         assert_int_equal(read_full_file(store, 0, &data, NULL), 0);
@@ -178,14 +178,14 @@ static void test_secure_boot(void **state) {
         _cleanup_free_ char *os = NULL, *want = NULL;
         VbError e = VB_ERROR_NULL;
 
-        assert_int_equal(qemu_firmware_prepare(q35, (const char * const *) dirs, nvram_dir, &live, &e), 0);
+        assert_int_equal(qemu_firmware_prepare(q35, NULL, (const char * const *) dirs, nvram_dir, &live, &e), 0);
         os = os_of(live);
         assert_true(asprintf(&want, "<loader readonly='yes' secure='yes' type='pflash'>%s/SB_CODE.fd</loader>", tmp) >= 0);
         assert_contains(os, want);
         assert_contains(os, "<feature enabled='yes' name='secure-boot'/>");
 
         /* Nothing offers it for i440fx: the sentence says what was looked for and where. */
-        assert_true(qemu_firmware_prepare(pc, (const char * const *) dirs, nvram_dir, &none, &e) < 0);
+        assert_true(qemu_firmware_prepare(pc, NULL, (const char * const *) dirs, nvram_dir, &none, &e) < 0);
         assert_null(none);
         assert_int_equal(e.code, VB_ERROR_NOT_SUPPORTED);
         assert_contains(e.message, "firmware 'efi' for arch 'x86_64' and machine 'pc' with secure-boot enabled");
@@ -206,7 +206,7 @@ static void test_store_errors(void **state) {
         assert_true(asprintf(&os1, "<loader readonly='yes' type='pflash'>%s/CODE.fd</loader>"
                                    "<nvram template='%s/NO-SUCH.fd'>%s</nvram>", tmp, tmp, store) >= 0);
         no_template = parse("3e6f2b8c-0c1c-4c55-9c61-6b0b6f2f0a01", "pc", "", os1);
-        assert_true(qemu_firmware_prepare(no_template, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
+        assert_true(qemu_firmware_prepare(no_template, NULL, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
         assert_int_equal(e.code, VB_ERROR_OPERATION_FAILED);
         assert_contains(e.message, "NO-SUCH.fd");
         assert_contains(e.message, store);
@@ -217,7 +217,7 @@ static void test_store_errors(void **state) {
         assert_true(asprintf(&os2, "<loader readonly='yes' type='pflash'>%s/CODE.fd</loader>"
                                    "<nvram template='%s'>%s</nvram>", tmp, dirs[1], store) >= 0);
         dir_template = parse("3e6f2b8c-0c1c-4c55-9c61-6b0b6f2f0a02", "pc", "", os2);
-        assert_true(qemu_firmware_prepare(dir_template, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
+        assert_true(qemu_firmware_prepare(dir_template, NULL, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
         assert_int_equal(e.code, VB_ERROR_OPERATION_FAILED);
         vb_error_free(&e);
         assert_true(stat(store, &st) < 0 && stat(tmpfile, &st) < 0);
@@ -226,7 +226,7 @@ static void test_store_errors(void **state) {
         assert_true(asprintf(&os3, "<loader readonly='yes' type='pflash'>%s/SB_CODE.fd.copy</loader><nvram>%s</nvram>",
                              tmp, store) >= 0);
         unknown = parse("3e6f2b8c-0c1c-4c55-9c61-6b0b6f2f0a03", "pc", "", os3);
-        assert_true(qemu_firmware_prepare(unknown, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
+        assert_true(qemu_firmware_prepare(unknown, NULL, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
         assert_int_equal(e.code, VB_ERROR_INVALID_ARGUMENT);
         assert_contains(e.message, "template");
         vb_error_free(&e);
@@ -236,7 +236,7 @@ static void test_store_errors(void **state) {
         assert_true(asprintf(&os4, "<loader readonly='yes' type='pflash'>%s/CODE.fd</loader><nvram>%s</nvram>", tmp,
                              store) >= 0);
         described = parse("3e6f2b8c-0c1c-4c55-9c61-6b0b6f2f0a04", "pc", "", os4);
-        assert_int_equal(qemu_firmware_prepare(described, (const char * const *) dirs, nvram_dir, &out, &e), 0);
+        assert_int_equal(qemu_firmware_prepare(described, NULL, (const char * const *) dirs, nvram_dir, &out, &e), 0);
         assert_non_null(out);
         free(os4);
         os4 = os_of(out);
@@ -251,7 +251,7 @@ static void test_store_errors(void **state) {
                              tmp) >= 0);
         relative = parse("3e6f2b8c-0c1c-4c55-9c61-6b0b6f2f0a05", "pc", "", os5);
         out = domain_def_free(out);
-        assert_true(qemu_firmware_prepare(relative, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
+        assert_true(qemu_firmware_prepare(relative, NULL, (const char * const *) dirs, nvram_dir, &out, &e) < 0);
         assert_int_equal(e.code, VB_ERROR_INVALID_ARGUMENT);
         vb_error_free(&e);
 }
@@ -263,10 +263,10 @@ static void test_nothing_to_do(void **state) {
         DomainDef *out = (DomainDef *) 1;
         VbError e = VB_ERROR_NULL;
 
-        assert_int_equal(qemu_firmware_prepare(plain, (const char * const *) dirs, nvram_dir, &out, &e), 0);
+        assert_int_equal(qemu_firmware_prepare(plain, NULL, (const char * const *) dirs, nvram_dir, &out, &e), 0);
         assert_null(out);
         /* No BIOS descriptor here: QEMU's own SeaBIOS. */
-        assert_int_equal(qemu_firmware_prepare(bios, (const char * const *) dirs, nvram_dir, &out, &e), 0);
+        assert_int_equal(qemu_firmware_prepare(bios, NULL, (const char * const *) dirs, nvram_dir, &out, &e), 0);
         assert_null(out);
 }
 

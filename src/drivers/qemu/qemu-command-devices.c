@@ -47,7 +47,7 @@ static char *boot_opt(const DeviceDef *dev) {
 
 /* Disks ---------------------------------------------------------------------------------------- */
 
-int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, char **ret_file_node,
+int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
                            char **ret_format_node, char **ret_device, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *src = NULL, *addr = NULL, *boot = NULL;
@@ -78,7 +78,7 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, ch
         if (!bus)
                 bus = strncmp(target, "vd", 2) == 0 ? "virtio" : strncmp(target, "sd", 2) == 0 ? "scsi" : "ide";
         if (device_disk_get_source(dev)) {
-                src = qemu_opt_escape(device_disk_get_source(dev));
+                src = qemu_opt_escape(source ?: device_disk_get_source(dev));
                 if (!src)
                         return -ENOMEM;
         }
@@ -129,14 +129,19 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, ch
         return 0;
 }
 
-static int add_disk(QemuBuildState *s, const DeviceDef *dev, const char *alias, VbError *reterr) {
+static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const char *alias, VbError *reterr) {
         _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         QemuArgv *a = &s->cmd->argv;
-        const char *bus;
+        const char *bus, *source = NULL;
         int r;
 
-        r = qemu_command_disk_opts(dev, alias, s->q35, &file, &format, &device, reterr);
+        if (device_disk_get_source(dev)) {
+                source = qemu_command_file_arg(s->p, i, 0, device_disk_get_source(dev), reterr);
+                if (!source)
+                        return -EACCES;
+        }
+        r = qemu_command_disk_opts(dev, alias, source, s->q35, &file, &format, &device, reterr);
         if (r < 0)
                 return r;
         r = qemu_device_node(dev, &n);
@@ -182,12 +187,29 @@ int qemu_interface_direct(const ConfNode *n, const char **ret_lower, const char 
         return 1;
 }
 
+bool qemu_interface_is_tap(const ConfNode *n) {
+        const char *type = qemu_node_attr(n, NULL, "type");
+        return type && (streq(type, "bridge") || streq(type, "ethernet") ||
+                        (streq(type, "network") && qemu_node_attr(n, "source", "bridge")));
+}
+
+char *qemu_interface_tap_name(const ConfNode *n) {
+        const char *target = qemu_node_attr(n, "target", "dev");
+        uint32_t rnd = 0;
+        char *s;
+
+        if (target && strlen(target) < 16)
+                return strdup(target);
+        (void) !getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+        return asprintf(&s, "vbtap%08x", rnd) < 0 ? NULL : s;
+}
+
 int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, bool q35,
                                 char **ret_netdev, char **ret_device, QemuTap *ret_tap, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *ifname = NULL, *bridge = NULL, *netdev = NULL, *device = NULL, *addr = NULL,
                             *boot = NULL;
-        const char *type, *model, *driver, *target;
+        const char *type, *model, *driver;
         char mac[18];
         uint8_t m[6];
         int r;
@@ -197,7 +219,6 @@ int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const c
                 return r;
         type = qemu_node_attr(n, NULL, "type");
         model = qemu_node_attr(n, "model", "type") ?: "virtio";
-        target = qemu_node_attr(n, "target", "dev");
         driver = nic_driver(model);
         if (!driver)
                 return not_supported(reterr, "Interface model '%s' is not supported by the qemu driver", model);
@@ -213,19 +234,13 @@ int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const c
                 if (streq(type, "bridge") && !br)
                         return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
                                             "Interface of type 'bridge' needs <source bridge='...'/>");
-                if (target && strlen(target) < 16)
-                        ifname = strdup(target);
-                else {
-                        uint32_t rnd = 0;
-                        (void) !getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
-                        r = asprintf(&ifname, "vbtap%08x", rnd);
-                        if (r < 0)
-                                ifname = NULL;
-                }
+                ifname = qemu_interface_tap_name(n);
                 if (!ifname || (br && !(bridge = strdup(br))))
                         return -ENOMEM;
-                /* No vhost: /dev/vhost-net may be missing, and QEMU 7.2 aborts on vhost=on then. */
-                if (asprintf(&netdev, "tap,id=host%s,ifname=%s,script=no,downscript=no", alias, ifname) < 0)
+                /* No vhost: /dev/vhost-net may be missing, and QEMU 7.2 aborts on vhost=on then. With fd,
+                 * virtbusd made the tap (named <target dev=>): an unprivileged QEMU cannot. */
+                if (fd ? asprintf(&netdev, "tap,id=host%s,fd=%s", alias, fd) < 0
+                       : asprintf(&netdev, "tap,id=host%s,ifname=%s,script=no,downscript=no", alias, ifname) < 0)
                         return -ENOMEM;
         } else if (streq(type, "direct")) {
                 /* The macvtap was made and opened by the caller: QEMU gets its descriptor. */
@@ -285,7 +300,8 @@ static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError
 /* Character devices ---------------------------------------------------------------------------- */
 
 /* The -chardev value for a <serial>/<parallel>/<console>/<channel> node, with id. */
-static int chardev_backend(const ConfNode *n, const char *id, const char *what, char **ret, VbError *reterr) {
+static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode *n, const char *id, const char *what,
+                           char **ret, VbError *reterr) {
         const char *type = qemu_node_attr(n, NULL, "type") ?: "pty";
         const char *protocol = qemu_node_attr(n, "protocol", "type");
         const ConfNode *src[2] = {};
@@ -296,8 +312,12 @@ static int chardev_backend(const ConfNode *n, const char *id, const char *what, 
         for (size_t i = 0; i < n->n_children && n_src < 2; i++)
                 if (conf_node_is(n->children[i], "source"))
                         src[n_src++] = n->children[i];
-        if (n_src > 0 && conf_node_attr(src[0], "path")) {
-                path = qemu_opt_escape(conf_node_attr(src[0], "path"));
+        if (n_src > 0 && conf_node_attr(src[0], "path") &&
+            (streq(type, "file") || streq(type, "pipe") || streq(type, "dev") || streq(type, "unix"))) {
+                const char *arg = qemu_command_file_arg(s->p, index, 0, conf_node_attr(src[0], "path"), reterr);
+                if (!arg)
+                        return -EACCES;
+                path = qemu_opt_escape(arg);
                 if (!path)
                         return -ENOMEM;
         }
@@ -319,8 +339,12 @@ static int chardev_backend(const ConfNode *n, const char *id, const char *what, 
                 if (!path)
                         return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "%s of type 'unix' needs a source path",
                                             what);
-                strbuf_appendf(&b, "socket,id=%s,path=%s%s", id, path,
-                               mode && streq(mode, "connect") ? ",reconnect=1" : ",server=on,wait=off");
+                if (!s->p->files)
+                        strbuf_appendf(&b, "socket,id=%s,path=%s%s", id, path,
+                                       mode && streq(mode, "connect") ? ",reconnect=1" : ",server=on,wait=off");
+                else /* virtbusd bound or connected it */
+                        strbuf_appendf(&b, "socket,id=%s,fd=%s%s", id, path,
+                                       mode && streq(mode, "connect") ? "" : ",server=on,wait=off");
         } else if (streq(type, "tcp")) {
                 const char *mode = n_src > 0 ? conf_node_attr(src[0], "mode") : NULL;
                 const char *host = n_src > 0 ? conf_node_attr(src[0], "host") : NULL;
@@ -400,7 +424,7 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
                 return r;
         if (asprintf(&charid, "char%s", *alias) < 0)
                 return -ENOMEM;
-        r = chardev_backend(n, charid, what, &backend, reterr);
+        r = chardev_backend(s, i, n, charid, what, &backend, reterr);
         if (r < 0)
                 return r;
         add_pair(a, "-chardev", backend);
@@ -651,7 +675,7 @@ int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr) {
         switch (dev->kind) {
         case DEVICE_DISK:
                 r = pick_alias(dev, "disk", &s->n_disk, alias);
-                return r < 0 ? r : add_disk(s, dev, *alias, reterr);
+                return r < 0 ? r : add_disk(s, i, dev, *alias, reterr);
         case DEVICE_INTERFACE:
                 r = add_vfio_pci(s, dev, "hostdev", &s->n_hostdev, alias, reterr);
                 if (r != 0)

@@ -190,6 +190,34 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
         return 0;
 }
 
+const char *qemu_command_file_arg(const QemuCommandParams *p, size_t i, DomainOsPath os, const char *path,
+                                  VbError *reterr) {
+        const char *arg;
+
+        if (!p->files)
+                return path;
+        arg = i == DOMAIN_PATH_NO_DEVICE ? qemu_files_arg_os(p->files, os) : qemu_files_arg_device(p->files, i, path);
+        if (!arg)
+                vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "'%s' was not opened for QEMU", path);
+        return arg;
+}
+
+/* The -add-fd options of the descriptors QEMU inherits, each set marked with its device's alias (its
+ * "opaque"), so that the set can be found and removed with the device (qemu-hotplug.c). */
+static void add_fdsets(QemuBuildState *s) {
+        const QemuFiles *f = s->p->files;
+
+        for (size_t i = 0; f && i < f->n; i++) {
+                const char *alias = f->v[i].device < s->cmd->n_aliases ? s->cmd->aliases[f->v[i].device] : NULL;
+                for (size_t k = 0; k < 2 && f->v[i].fdset > 0; k++)
+                        if (f->v[i].fds[k] >= 0) {
+                                qemu_argv_add(&s->cmd->argv, "-add-fd");
+                                qemu_argv_addf(&s->cmd->argv, "fd=%d,set=%u,opaque=%s", f->v[i].fds[k],
+                                               f->v[i].fdset, alias ?: "os");
+                        }
+        }
+}
+
 static int add_os(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
         const DomainOsDef *os = &s->def->os;
         QemuArgv *a = &s->cmd->argv;
@@ -202,12 +230,21 @@ static int add_os(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "<os firmware='efi'> was not resolved to a <loader>");
         if (os->loader) {
                 if (loader_type && streq(loader_type, "pflash")) {
-                        const char *nvram;
+                        const char *nvram, *larg;
                         bool readonly = !streq_ptr(qemu_node_attr(osn, "loader", "readonly"), "no");
-                        _cleanup_free_ char *l = qemu_opt_escape(os->loader), *v = NULL;
+                        _cleanup_free_ char *l = NULL, *v = NULL;
                         const ConfNode *nv = conf_node_child(osn, "nvram");
 
                         nvram = nv ? (!isempty(nv->text) ? nv->text : qemu_node_attr(nv, "source", "file")) : NULL;
+                        larg = qemu_command_file_arg(s->p, DOMAIN_PATH_NO_DEVICE, DOMAIN_OS_PATH_LOADER, os->loader, reterr);
+                        if (!larg)
+                                return -EACCES;
+                        if (nvram) {
+                                nvram = qemu_command_file_arg(s->p, DOMAIN_PATH_NO_DEVICE, DOMAIN_OS_PATH_NVRAM, nvram, reterr);
+                                if (!nvram)
+                                        return -EACCES;
+                        }
+                        l = qemu_opt_escape(larg);
                         if (!l || (nvram && !(v = qemu_opt_escape(nvram))))
                                 return -ENOMEM;
                         qemu_argv_add(a, "-drive");
@@ -221,17 +258,30 @@ static int add_os(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
                                 qemu_argv_add(a, "driver=cfi.pflash01,property=secure,value=on");
                         }
                 } else {
+                        /* -bios opens a path: a memory copy of the ROM (qemu-files.h). */
+                        const char *arg = qemu_command_file_arg(s->p, DOMAIN_PATH_NO_DEVICE, DOMAIN_OS_PATH_BIOS,
+                                                                os->loader, reterr);
+                        if (!arg)
+                                return -EACCES;
                         qemu_argv_add(a, "-bios");
-                        qemu_argv_add(a, os->loader);
+                        qemu_argv_add(a, arg);
                 }
         }
         if (os->kernel) {
+                const char *arg = qemu_command_file_arg(s->p, DOMAIN_PATH_NO_DEVICE, DOMAIN_OS_PATH_KERNEL, os->kernel,
+                                                        reterr);
+                if (!arg)
+                        return -EACCES;
                 qemu_argv_add(a, "-kernel");
-                qemu_argv_add(a, os->kernel);
+                qemu_argv_add(a, arg);
         }
         if (os->initrd) {
+                const char *arg = qemu_command_file_arg(s->p, DOMAIN_PATH_NO_DEVICE, DOMAIN_OS_PATH_INITRD, os->initrd,
+                                                        reterr);
+                if (!arg)
+                        return -EACCES;
                 qemu_argv_add(a, "-initrd");
-                qemu_argv_add(a, os->initrd);
+                qemu_argv_add(a, arg);
         }
         if (os->cmdline) {
                 qemu_argv_add(a, "-append");
@@ -284,6 +334,11 @@ int qemu_command_build(const DomainDef *def, const QemuCommandParams *p, QemuCom
         qemu_argv_add(a, "none");
         qemu_argv_add(a, "-msg");
         qemu_argv_add(a, "timestamp=on");
+        if (p->files) {
+                /* No new processes, no privileges, no obsolete calls: all it needs it was given. */
+                qemu_argv_add(a, "-sandbox");
+                qemu_argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+        }
         qemu_argv_add(a, "-chardev");
         qemu_argv_addf(a, "socket,id=charmonitor,fd=%d,server=on,wait=off", p->monitor_fd);
         qemu_argv_add(a, "-mon");
@@ -308,6 +363,8 @@ int qemu_command_build(const DomainDef *def, const QemuCommandParams *p, QemuCom
                 qemu_argv_add(a, "-device");
                 qemu_argv_add(a, "VGA,id=video0");
         }
+        if (r >= 0)
+                add_fdsets(&s); /* now that the devices have their aliases */
         if (r >= 0 && a->oom)
                 r = -ENOMEM;
         if (r < 0) {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "conf/domain-conf.h"
+#include "drivers/qemu/qemu-files.h"
 #include "util/error.h"
 
 /* From a domain definition to QEMU's argument vector (no shell ever sees it). */
@@ -35,6 +36,9 @@ typedef struct QemuCommandParams {
         /* Per device of the definition: the open macvtap of a type='direct' interface, -1 for none. */
         const int *tap_fds;
         size_t n_tap_fds;
+        /* The host files of the definition as descriptors (qemu-files.h): QEMU is named those, never a
+         * host path. NULL only in tests of the command line itself, which then show the paths. */
+        const QemuFiles *files;
 } QemuCommandParams;
 
 typedef struct QemuCommand {
@@ -67,17 +71,28 @@ int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr);
 /* The controllers, before the devices (qemu-command-controllers.c). */
 int qemu_command_add_controllers(QemuBuildState *s, VbError *reterr);
 /* Interfaces also on hotplug: the -netdev and -device option strings for device dev, alias given.
- * Fills tap (ifname/bridge to free) for tap backends. fd: for type='direct', the macvtap's descriptor
- * (a number on the command line, a getfd name on hotplug). */
+ * Fills tap (ifname/bridge to free) for tap backends. fd: the macvtap's (type='direct') or the tap's
+ * descriptor, which virtbusd made (a number on the command line, a getfd name on hotplug); a tap made
+ * so is the one <target dev=> names. */
 int qemu_command_interface_opts(const DeviceDef *dev, const char *alias, const char *fd, bool q35,
                                 char **ret_netdev, char **ret_device, QemuTap *ret_tap, VbError *reterr);
 /* For type='direct': the macvtap to create (lower device, mode, name wanted or NULL); 0 if dev is not
  * a direct interface, 1 if it is. Strings point into node (from qemu_device_node). */
 int qemu_interface_direct(const ConfNode *node, const char **ret_lower, const char **ret_mode,
                           const char **ret_name);
-/* Disks also on hotplug: the two -blockdev and the -device option strings. */
-int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, bool q35, char **ret_file_node,
+/* Whether the interface dev is backed by a tap (type bridge, ethernet, or a network's bridge). */
+bool qemu_interface_is_tap(const ConfNode *node);
+/* The tap's name: <target dev=> when given and usable, else a new random one (to free). */
+char *qemu_interface_tap_name(const ConfNode *node);
+/* Disks also on hotplug: the two -blockdev and the -device option strings. source: what QEMU is to open
+ * for the disk's source ("/dev/fdset/N"; NULL: the path itself). */
+int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
                            char **ret_format_node, char **ret_device, VbError *reterr);
+/* What QEMU is named for path of device i (or of <os>, i = DOMAIN_PATH_NO_DEVICE, with os): the
+ * descriptor's name from p->files, or path itself without files. NULL with an error when the file was
+ * not opened (QEMU never gets a host path). */
+const char *qemu_command_file_arg(const QemuCommandParams *p, size_t i, DomainOsPath os, const char *path,
+                                  VbError *reterr);
 
 /* Where a device with a guest PCI address goes in QEMU, on the command line and on hot-plug alike, for
  * every kind of device. bus: the QEMU id of <address bus='N'>: bus 0 is the machine's root bus ('pcie.0'

@@ -14,13 +14,20 @@ typedef struct QemuDriver {
         Hashmap *vms; /* uuid -> QemuVm */
         unsigned next_id;
         struct QemuCapsDriver *caps; /* capabilities (qemu-caps-driver.c) */
+        HostConfinement confinement; /* as root: QEMU's user and hidden directories (host/process.h) */
+        const char *hide[2 + 16];
 } QemuDriver;
+
+/* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
+#define QEMU_USER_DEFAULT "virtbus-qemu"
 
 QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr);
 /* A DEVICE_DELETED event for the device with this id (NULL: a sub-object, ignored). */
 void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *device);
 
 /* The hotplug ops (qemu-hotplug.c). */
-int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                       VbError *reterr);
 int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
-int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr);
+int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                       VbError *reterr);

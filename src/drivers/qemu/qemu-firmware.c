@@ -13,6 +13,7 @@
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-firmware.h"
 #include "drivers/qemu/qemu-monitor.h"
+#include "host/user-open.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -352,14 +353,50 @@ static const char *nvram_path(const ConfNode *nvram) {
         return qemu_node_attr(nvram, "source", "file");
 }
 
-static int nvram_create(const DomainDef *def, const char *path, const char *template, VbError *reterr) {
+/* Reads the template with the rights of whoever vouched for it (a descriptor's template is root's). */
+static int read_template(const DomainAccess *access, const char *template, bool descriptor, char **ret, size_t *ret_size) {
+        HostOpenRequest q = { .path = template, .mode = HOST_OPEN_READ };
+        uint32_t uid = descriptor || !access ? 0 : domain_access_uid_for(access, template);
+        int r;
+
+        r = host_open_as(uid, &q, 1);
+        if (r < 0)
+                return r;
+        if (q.error < 0)
+                return q.error;
+        r = read_full_fd(q.fd, NVRAM_TEMPLATE_MAX, ret, ret_size);
+        close(q.fd);
+        return r;
+}
+
+/* A store the definition names is the owner's: created with the owner's rights (O_EXCL-like: only when
+ * missing), then filled. */
+static int write_user_store(const DomainAccess *access, const char *path, const char *data, size_t size) {
+        HostOpenRequest q = { .path = path, .mode = HOST_OPEN_TRUNCATE };
+        int r;
+
+        r = host_open_as(domain_access_uid_for(access, path), &q, 1);
+        if (r < 0)
+                return r;
+        if (q.error < 0)
+                return q.error;
+        r = write_all_fd(q.fd, data, size);
+        if (r >= 0 && fsync(q.fd) < 0)
+                r = -errno;
+        close(q.fd);
+        return r;
+}
+
+static int nvram_create(const DomainDef *def, const DomainAccess *access, const char *path, const char *template,
+                        bool descriptor_template, bool own_store, VbError *reterr) {
         _cleanup_free_ char *data = NULL;
         size_t size = 0;
         int r;
 
-        r = read_full_file(template, NVRAM_TEMPLATE_MAX, &data, &size);
+        r = read_template(access, template, descriptor_template, &data, &size);
         if (r >= 0)
-                r = write_file_atomic(path, data, size, 0600);
+                r = own_store || !access || access->owner == 0 ? write_file_atomic(path, data, size, 0600)
+                                                                : write_user_store(access, path, data, size);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
                                     "Domain '%s': failed to create the NVRAM store '%s' from template '%s': %s",
@@ -369,13 +406,13 @@ static int nvram_create(const DomainDef *def, const char *path, const char *temp
 }
 
 /* For a read-only pflash loader: the store named or given a name (1 if os changed), created if missing. */
-static int prepare_nvram(const DomainDef *def, ConfNode *os, const QemuFirmwareList *l, const char *nvram_dir,
-                         VbError *reterr) {
+static int prepare_nvram(const DomainDef *def, const DomainAccess *access, ConfNode *os, const QemuFirmwareList *l,
+                         const char *nvram_dir, VbError *reterr) {
         ConfNode *loader = conf_node_child(os, "loader"), *nvram = conf_node_child(os, "nvram");
         const char *type = nvram ? conf_node_attr(nvram, "type") : NULL, *template, *path;
         _cleanup_free_ char *default_path = NULL;
         const QemuFirmware *f;
-        bool changed = false;
+        bool changed = false, from_descriptor;
         struct stat st;
         int r;
 
@@ -409,11 +446,12 @@ static int prepare_nvram(const DomainDef *def, ConfNode *os, const QemuFirmwareL
                                     "Domain '%s': the NVRAM store '%s' is not an absolute path",
                                     domain_def_get_name(def), path);
         if (stat(path, &st) == 0)
-                return changed;
+                return changed; /* whether the owner may use it: checked when it is opened for QEMU */
         if (errno != ENOENT)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Domain '%s': cannot use the NVRAM store '%s': %m",
                                     domain_def_get_name(def), path);
         template = conf_node_attr(nvram, "template");
+        from_descriptor = !template;
         f = firmware_by_executable(l, loader->text);
         if (!template && f && f->nvram_template) {
                 template = f->nvram_template;
@@ -426,14 +464,14 @@ static int prepare_nvram(const DomainDef *def, ConfNode *os, const QemuFirmwareL
                                     "Domain '%s': the NVRAM store '%s' does not exist and there is nothing to create "
                                     "it from: no <nvram template='...'>, and no firmware descriptor pairs loader '%s' "
                                     "with a template", domain_def_get_name(def), path, loader->text);
-        r = nvram_create(def, path, template, reterr);
+        r = nvram_create(def, access, path, template, from_descriptor, default_path != NULL, reterr);
         if (r < 0)
                 return r;
         return changed;
 }
 
-int qemu_firmware_prepare(const DomainDef *def, const char * const *dirs, const char *nvram_dir, DomainDef **ret,
-                          VbError *reterr) {
+int qemu_firmware_prepare(const DomainDef *def, const DomainAccess *access, const char * const *dirs,
+                          const char *nvram_dir, DomainDef **ret, VbError *reterr) {
         _cleanup_(qemu_firmware_list_done) QemuFirmwareList l = {};
         _cleanup_(conf_node_freep) ConfNode *root = NULL;
         ConfNode *os;
@@ -452,7 +490,7 @@ int qemu_firmware_prepare(const DomainDef *def, const char * const *dirs, const 
         changed = resolve_firmware(def, os, &l, dirs, reterr);
         if (changed < 0)
                 return changed;
-        r = prepare_nvram(def, os, &l, nvram_dir, reterr);
+        r = prepare_nvram(def, access, os, &l, nvram_dir, reterr);
         if (r < 0)
                 return r;
         if (!changed && !r)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "conf/domain-paths.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -49,11 +50,14 @@ bool qemu_firmware_usable(const QemuFirmware *f);
  *     up among the descriptors for its template;
  *   a read-only pflash loader: the variable store <nvram> names, or nvram_dir/<uuid>_VARS.fd when it
  *     names none (written into the copy); a store that does not exist is created from the template
- *     (<nvram template=>, else the descriptor's of the loader), atomically, mode 0600.
+ *     (<nvram template=>, else the descriptor's of the loader), atomically, mode 0600. The template is
+ *     read, and a store the definition names is written, with the rights access gives for each path
+ *     (conf/domain-paths.h; NULL: root's): nothing is read or made as root on a less privileged
+ *     caller's word. The store under nvram_dir is the service's own.
  * Errors: NotSupported when no descriptor fits (the sentence says what was looked for), InvalidArgument
  * when a store is missing and there is no template, OperationFailed when the copy failed. */
-int qemu_firmware_prepare(const DomainDef *def, const char * const *dirs, const char *nvram_dir, DomainDef **ret,
-                          VbError *reterr);
+int qemu_firmware_prepare(const DomainDef *def, const DomainAccess *access, const char * const *dirs,
+                          const char *nvram_dir, DomainDef **ret, VbError *reterr);
 
 /* The store qemu_firmware_prepare picks when <nvram> names none (to free). */
 char *qemu_firmware_default_nvram(const char *nvram_dir, const char *uuid);

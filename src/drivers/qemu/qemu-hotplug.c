@@ -170,9 +170,44 @@ static int attach_macvtap(QemuVm *vm, const DeviceDef *dev, const char *alias, c
         return 0;
 }
 
+/* Hands fd to QEMU under fdname (getfd); fd is closed. */
+static int send_fd(QemuVm *vm, int fd, const char *fdname, const char *what, VbError *reterr) {
+        _cleanup_free_ char *err = NULL;
+        struct json_object *args = json_object_new_object();
+        int r;
+
+        json_object_object_add(args, "fdname", json_object_new_string(fdname));
+        r = qemu_monitor_call_sync_fd(vm->mon, "getfd", args, fd, 10 * 1000 * 1000ULL, NULL, &err);
+        close(fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to pass %s to QEMU: %s", what,
+                                    err ?: strerror(-r));
+        return 0;
+}
+
+/* A tap backend: virtbusd makes the tap (QEMU may not) and hands it over. */
+static int attach_tap(QemuVm *vm, const ConfNode *n, const char *alias, char **ret_name, char **ret_fdname,
+                      VbError *reterr) {
+        _cleanup_free_ char *name = qemu_interface_tap_name(n), *fdname = NULL;
+        int fd, r;
+
+        if (!name || asprintf(&fdname, "fd-host%s", alias) < 0)
+                return -ENOMEM;
+        r = host_tap_create(name, &fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create tap '%s': %s", name,
+                                    strerror(-r));
+        r = send_fd(vm, fd, fdname, "the tap", reterr);
+        if (r < 0)
+                return r;
+        *ret_name = TAKE_PTR(name);
+        *ret_fdname = TAKE_PTR(fdname);
+        return 0;
+}
+
 static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
         _cleanup_free_ char *netdev = NULL, *device = NULL, *macvtap = NULL, *fdname = NULL, *ifname = NULL,
-                            *bridge = NULL;
+                            *bridge = NULL, *our_tap = NULL;
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *lower, *mode, *want;
         QemuTap tap = {};
@@ -185,11 +220,19 @@ static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias,
                 r = attach_macvtap(vm, dev, alias, &macvtap, &fdname, reterr);
                 if (r < 0)
                         return r;
+        } else if (qemu_interface_is_tap(n)) {
+                r = attach_tap(vm, n, alias, &our_tap, &fdname, reterr);
+                if (r < 0)
+                        return r;
         }
         r = qemu_command_interface_opts(dev, alias, fdname, domain_machine_is_q35(vm->live->os.machine), &netdev,
                                         &device, &tap, reterr);
         ifname = tap.ifname;
         bridge = tap.bridge;
+        if (our_tap) {
+                free(ifname);
+                ifname = TAKE_PTR(our_tap);
+        }
         if (r >= 0 && !ifname) {
                 /* Nothing to do between the two: one round trip. */
                 bool added;
@@ -246,23 +289,125 @@ static void blockdev_del(QemuVm *vm, const char *alias, const char *suffix) {
         (void) qemu_vm_command(vm, "remove the block node", "blockdev-del", args, NULL, NULL);
 }
 
-static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
-        _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
+/* The first fdset number no set of QEMU's has (after a restart of ours, QEMU is asked). */
+static unsigned next_fdset(QemuVm *vm) {
+        struct json_object *sets = NULL;
+
+        if (vm->next_fdset == 0) {
+                vm->next_fdset = 1;
+                if (qemu_vm_command(vm, "list the descriptor sets", "query-fdsets", NULL, &sets, NULL) >= 0)
+                        for (size_t i = 0; sets && i < json_object_array_length(sets); i++) {
+                                unsigned id = (unsigned) json_object_get_int(
+                                        qemu_json_get(json_object_array_get_idx(sets, i), "fdset-id"));
+                                if (id >= vm->next_fdset)
+                                        vm->next_fdset = id + 1;
+                        }
+                json_object_put(sets);
+        }
+        return vm->next_fdset;
+}
+
+/* The descriptor sets QEMU holds for the device with this alias (their "opaque" says whose), 0-terminated
+ * (to free). */
+static unsigned *fdsets_of(QemuVm *vm, const char *alias) {
+        struct json_object *sets = NULL;
+        unsigned *ids = NULL;
+        size_t n = 0;
+
+        if (qemu_vm_command(vm, "list the descriptor sets", "query-fdsets", NULL, &sets, NULL) < 0)
+                return NULL;
+        ids = new0(unsigned, (sets ? json_object_array_length(sets) : 0) + 1);
+        for (size_t i = 0; ids && sets && i < json_object_array_length(sets); i++) {
+                struct json_object *set = json_object_array_get_idx(sets, i), *fds = qemu_json_get(set, "fds");
+                for (size_t k = 0; fds && k < json_object_array_length(fds); k++)
+                        if (streq_ptr(qemu_json_string(json_object_array_get_idx(fds, k), "opaque"), alias)) {
+                                ids[n++] = (unsigned) json_object_get_int(qemu_json_get(set, "fdset-id"));
+                                break;
+                        }
+        }
+        json_object_put(sets);
+        return ids;
+}
+
+static void fdsets_remove(QemuVm *vm, const unsigned *ids) {
+        for (size_t i = 0; ids && ids[i]; i++) {
+                struct json_object *args = json_object_new_object();
+                json_object_object_add(args, "fdset-id", json_object_new_int((int) ids[i]));
+                (void) qemu_vm_command(vm, "remove a descriptor set", "remove-fd", args, NULL, NULL);
+        }
+}
+
+/* The device with this alias is gone: QEMU lets go of its files. */
+static void fdsets_release(QemuVm *vm, const char *alias) {
+        _cleanup_free_ unsigned *ids = fdsets_of(vm, alias);
+        fdsets_remove(vm, ids);
+}
+
+/* Opens the host files of dev with the rights access gives, and hands them to QEMU (add-fd). */
+static int send_files(QemuVm *vm, const DeviceDef *dev, const DomainAccess *access, QemuFiles *ret, VbError *reterr) {
+        QemuFiles f = {};
         int r;
 
-        r = qemu_command_disk_opts(dev, alias, domain_machine_is_q35(vm->live->os.machine), &file, &format, &device,
-                                   reterr);
+        r = qemu_files_open_device(dev, access, next_fdset(vm), &f, reterr);
         if (r < 0)
                 return r;
+        vm->next_fdset = f.next_fdset;
+        for (size_t i = 0; i < f.n; i++)
+                for (size_t k = 0; k < 2 && f.v[i].fdset > 0; k++) {
+                        _cleanup_free_ char *err = NULL;
+                        struct json_object *args;
+                        if (f.v[i].fds[k] < 0)
+                                continue;
+                        args = json_object_new_object();
+                        json_object_object_add(args, "fdset-id", json_object_new_int((int) f.v[i].fdset));
+                        json_object_object_add(args, "opaque", json_object_new_string(dev->alias));
+                        r = qemu_monitor_call_sync_fd(vm->mon, "add-fd", args, f.v[i].fds[k], 10 * 1000 * 1000ULL,
+                                                      NULL, &err);
+                        if (r < 0) {
+                                qemu_files_done(&f);
+                                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                                    "Failed to pass '%s' to QEMU: %s", f.v[i].path, err ?: strerror(-r));
+                        }
+                }
+        *ret = f;
+        return 0;
+}
+
+static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, const DomainAccess *access,
+                       VbError *reterr) {
+        _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
+        _cleanup_(qemu_files_done) QemuFiles files = {};
+        const char *source = NULL;
+        int r;
+
+        if (device_disk_get_source(dev)) {
+                r = send_files(vm, dev, access, &files, reterr);
+                if (r < 0) {
+                        fdsets_release(vm, alias);
+                        return r;
+                }
+                source = qemu_files_arg_device(&files, 0, device_disk_get_source(dev));
+                if (!source)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The disk's image was not opened");
+        }
+        r = qemu_command_disk_opts(dev, alias, source, domain_machine_is_q35(vm->live->os.machine), &file, &format,
+                                   &device, reterr);
+        if (r < 0) {
+                fdsets_release(vm, alias);
+                return r;
+        }
         if (file) {
                 r = qemu_vm_command(vm, "open the disk image", "blockdev-add", opts_to_json(file, NULL, true), NULL,
                                     reterr);
-                if (r < 0)
+                if (r < 0) {
+                        fdsets_release(vm, alias);
                         return r;
+                }
                 r = qemu_vm_command(vm, "open the disk format", "blockdev-add", opts_to_json(format, NULL, true),
                                     NULL, reterr);
                 if (r < 0) {
                         blockdev_del(vm, alias, "storage");
+                        fdsets_release(vm, alias);
                         return r;
                 }
         }
@@ -272,6 +417,7 @@ static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, VbEr
                         blockdev_del(vm, alias, "format");
                         blockdev_del(vm, alias, "storage");
                 }
+                fdsets_release(vm, alias);
                 return r;
         }
         return live_append(vm, dev, NULL);
@@ -293,7 +439,8 @@ static int attach_hostdev(QemuVm *vm, const DeviceDef *dev, const char *alias, V
         return r < 0 ? r : 1;
 }
 
-int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                       VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         int r;
@@ -319,7 +466,7 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
                         r = attach_interface(vm, dev, dev->alias, reterr);
                 break;
         case DEVICE_DISK:
-                r = attach_disk(vm, dev, dev->alias, reterr);
+                r = attach_disk(vm, dev, dev->alias, access, reterr);
                 break;
         case DEVICE_HOSTDEV:
                 r = qemu_hostdev_is_vfio(dev, reterr);
@@ -403,6 +550,7 @@ static void release_backend(QemuVm *vm, const DeviceDef *dev, const char *alias)
         } else if (dev->kind == DEVICE_DISK) {
                 blockdev_del(vm, alias, "format");
                 blockdev_del(vm, alias, "storage");
+                fdsets_release(vm, alias);
         }
 }
 
@@ -453,16 +601,26 @@ static int update_link(QemuVm *vm, const DeviceDef *dev, const ConfNode *n, VbEr
  * closed, also when the guest locked it) or none (eject). The named nodes a medium had from the start go
  * too, so that its image is closed. */
 static int update_medium(QemuVm *vm, const DeviceDef *dev, const DeviceDef *old, const ConfNode *n,
-                         VbError *reterr) {
+                         const DomainAccess *access, VbError *reterr) {
         const char *device = qemu_node_attr(n, NULL, "device") ?: "disk";
         const char *source = device_disk_get_source(dev), *format = qemu_node_attr(n, "driver", "type") ?: "raw";
+        _cleanup_(qemu_files_done) QemuFiles files = {};
+        _cleanup_free_ unsigned *old_sets = NULL, *new_sets = NULL;
         struct json_object *args;
         int r;
 
         if (!streq(device, "cdrom") && !streq(device, "floppy"))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "Only the medium of a cdrom or floppy can be changed on a running domain");
+        /* The sets of the medium in now go once it is out. */
+        old_sets = fdsets_of(vm, dev->alias);
         if (source) {
+                r = send_files(vm, dev, access, &files, reterr);
+                if (r < 0)
+                        return r;
+                source = qemu_files_arg_device(&files, 0, source);
+                if (!source)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The new medium was not opened");
                 args = json_object_new_object();
                 json_object_object_add(args, "id", json_object_new_string(dev->alias));
                 json_object_object_add(args, "filename", json_object_new_string(source));
@@ -474,14 +632,23 @@ static int update_medium(QemuVm *vm, const DeviceDef *dev, const DeviceDef *old,
                 r = id_command(vm, "eject the medium", "eject", dev->alias, true, reterr);
         else
                 r = 0;
-        if (r < 0)
+        if (r < 0) {
+                /* The new medium's sets: those of the alias that were not there before. */
+                new_sets = new0(unsigned, files.n + 1);
+                for (size_t k = 0, m = 0; new_sets && k < files.n; k++)
+                        if (files.v[k].fdset > 0)
+                                new_sets[m++] = files.v[k].fdset;
+                fdsets_remove(vm, new_sets);
                 return r;
+        }
         blockdev_del(vm, dev->alias, "format");
         blockdev_del(vm, dev->alias, "storage");
+        fdsets_remove(vm, old_sets);
         return 0;
 }
 
-int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, VbError *reterr) {
+int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                       VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
@@ -501,7 +668,7 @@ int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, Vb
         if (dev->kind == DEVICE_INTERFACE)
                 r = update_link(vm, dev, n, reterr);
         else if (dev->kind == DEVICE_DISK)
-                r = update_medium(vm, dev, vm->live->devices[i], n, reterr);
+                r = update_medium(vm, dev, vm->live->devices[i], n, access, reterr);
         else
                 r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                  "The qemu driver can change an interface's link state and a cdrom's or floppy's "

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QEMU processes: start (socket, argv, spawn, monitor, cont), reconnection, termination, the state
  * files, and the live definition as QEMU reports it. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/sysmacros.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -312,8 +314,27 @@ static int start_failed(QemuVm *vm, const char *name, long log_offset, const cha
 static int edit_device(DomainDef *live, size_t i, const char *child, const char *attr, const char *value,
                        const char *self_attr, const char *self_value);
 
-/* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap of device i (or -1). The
- * macvtaps' names go into the live definition (<target dev=>). */
+/* A new tap for interface i, named in the live definition (<target dev=>); its descriptor in *ret_fd. */
+static int tap_create(QemuVm *vm, size_t i, const ConfNode *node, int *ret_fd, VbError *reterr) {
+        _cleanup_free_ char *name = qemu_interface_tap_name(node);
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        r = host_tap_create(name, ret_fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create tap '%s': %s", name,
+                                    strerror(-r));
+        r = edit_device(vm->live, i, "target", "dev", name, NULL, NULL);
+        if (r < 0) {
+                close(*ret_fd);
+                *ret_fd = -1;
+        }
+        return r;
+}
+
+/* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap or tap of device i (or -1),
+ * both made here. Their names go into the live definition (<target dev=>). */
 static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor_fd, VbError *reterr) {
         size_t n = vm->live->n_devices + 1;
         int *fds = new0(int, n);
@@ -336,11 +357,15 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
                 r = qemu_device_node(vm->live->devices[i], &node);
                 if (r < 0)
                         return r;
-                if (qemu_interface_direct(node, &lower, &mode, &want) <= 0)
+                if (qemu_interface_is_tap(node))
+                        r = tap_create(vm, i, node, &fds[1 + i], reterr);
+                else if (qemu_interface_direct(node, &lower, &mode, &want) <= 0)
                         continue;
-                r = qemu_vm_macvtap_create(vm, vm->live->devices[i], &name, &fds[1 + i], reterr);
-                if (r >= 0)
-                        r = edit_device(vm->live, i, "target", "dev", name, NULL, NULL);
+                else {
+                        r = qemu_vm_macvtap_create(vm, vm->live->devices[i], &name, &fds[1 + i], reterr);
+                        if (r >= 0)
+                                r = edit_device(vm->live, i, "target", "dev", name, NULL, NULL);
+                }
                 if (r < 0) {
                         for (size_t k = 1; k < n; k++)
                                 if (fds[k] >= 0)
@@ -352,12 +377,62 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
         return 0;
 }
 
+/* The device nodes QEMU's private /dev gets: KVM when usable, and VFIO's container and groups when the host
+ * has them. */
+static void dev_nodes(const QemuVm *vm, HostDevNode *nodes, char (*names)[32], size_t max, size_t *ret_n) {
+        static const char * const candidates[] = { "kvm", "vfio/vfio" };
+        size_t n = 0;
+        struct stat st;
+        DIR *d;
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates) && n < max; i++) {
+                char path[64];
+                if (i == 0 && !vm->cfg.kvm_usable)
+                        continue;
+                snprintf(path, sizeof path, "/dev/%s", candidates[i]);
+                if (stat(path, &st) >= 0 && S_ISCHR(st.st_mode))
+                        nodes[n++] = (HostDevNode) { .name = candidates[i], .major = major(st.st_rdev),
+                                                     .minor = minor(st.st_rdev), .owned = true };
+        }
+        /* The IOMMU groups core bound to vfio-pci for this domain's host devices are among these. */
+        d = opendir("/dev/vfio");
+        for (struct dirent *de; d && (de = readdir(d)) && n < max;) {
+                char path[300];
+                if (de->d_name[0] < '0' || de->d_name[0] > '9' || strlen(de->d_name) > 20)
+                        continue;
+                snprintf(path, sizeof path, "/dev/vfio/%s", de->d_name);
+                if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode))
+                        continue;
+                snprintf(names[n], sizeof names[n], "vfio/%s", de->d_name);
+                nodes[n] = (HostDevNode) { .name = names[n], .major = major(st.st_rdev), .minor = minor(st.st_rdev),
+                                           .owned = true };
+                n++;
+        }
+        if (d)
+                closedir(d);
+        *ret_n = n;
+}
+
+static int spawn_qemu(QemuVm *vm, const QemuCommand *cmd, int log_fd, const int *keep_fds, size_t n_keep_fds) {
+        HostDevNode nodes[64];
+        char names[64][32];
+        HostConfinement c;
+
+        if (!vm->cfg.confinement)
+                return host_process_spawn((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &vm->pid);
+        c = *vm->cfg.confinement;
+        dev_nodes(vm, nodes, names, ELEMENTSOF(nodes), &c.n_dev_nodes);
+        c.dev_nodes = nodes;
+        return host_process_spawn_confined((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &c,
+                                           &vm->pid);
+}
+
 /* Runs QEMU for vm->live, paused (-S). Nothing is left behind on failure. */
-static int vm_spawn(QemuVm *vm, QemuCommand *cmd, long *ret_log_offset, VbError *reterr) {
+static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *ret_log_offset, VbError *reterr) {
         const char *name = domain_def_get_name(vm->live);
         _cleanup_free_ char *sock = NULL;
         _cleanup_free_ int *keep_fds = NULL;
-        size_t n_keep_fds = 0;
+        size_t n_keep_fds = 0, n_dev_fds;
         int listen_fd = -1, log_fd = -1, r;
 
         if (vm_path(vm, "sock", &sock) < 0)
@@ -367,22 +442,26 @@ static int vm_spawn(QemuVm *vm, QemuCommand *cmd, long *ret_log_offset, VbError 
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the monitor socket '%s': %s",
                                     sock, strerror(-r));
         r = macvtaps_create(vm, &keep_fds, &n_keep_fds, listen_fd, reterr);
+        n_dev_fds = n_keep_fds;
         if (r >= 0)
                 r = qemu_command_build(vm->live,
                                        &(QemuCommandParams) { .emulator = vm->cfg.emulator, .monitor_fd = listen_fd,
                                                               .kvm_usable = vm->cfg.kvm_usable,
-                                                              .tap_fds = keep_fds + 1, .n_tap_fds = n_keep_fds - 1 },
+                                                              .tap_fds = keep_fds + 1, .n_tap_fds = n_dev_fds - 1,
+                                                              .files = files },
                                        cmd, reterr);
+        if (r >= 0)
+                r = qemu_files_keep_fds(files, &keep_fds, &n_keep_fds);
         if (r >= 0)
                 r = open_log(vm, name, &cmd->argv, &log_fd, ret_log_offset);
         if (r >= 0) {
-                r = host_process_spawn((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &vm->pid);
+                r = spawn_qemu(vm, cmd, log_fd, keep_fds, n_keep_fds);
                 if (r < 0)
                         vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", vm->cfg.emulator,
                                      strerror(-r));
         }
-        /* QEMU has its copies (or failed): ours go. */
-        for (size_t i = 1; keep_fds && i < n_keep_fds; i++)
+        /* QEMU has its copies (or failed): ours go (the files' with them, by the caller). */
+        for (size_t i = 1; keep_fds && i < n_dev_fds; i++)
                 if (keep_fds[i] >= 0)
                         close(keep_fds[i]);
         close(listen_fd);
@@ -419,10 +498,12 @@ static int vm_setup_taps(QemuVm *vm, const QemuCommand *cmd, char **ret_error) {
         return 0;
 }
 
-int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bool paused, QemuVm **ret,
-                  VbError *reterr) {
+int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
+                  bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
+                  QemuVm **ret, VbError *reterr) {
         _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
         _cleanup_(qemu_command_done) QemuCommand cmd = {};
+        _cleanup_(qemu_files_done) QemuFiles files = {};
         _cleanup_free_ char *err = NULL;
         const char *name = domain_def_get_name(def);
         long log_offset = 0;
@@ -443,7 +524,13 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bo
         if (r < 0)
                 return r;
         domain_def_set_id(vm->live, id);
-        r = vm_spawn(vm, &cmd, &log_offset, reterr);
+        /* Every host file, opened with its owner's rights: QEMU gets descriptors, never a path. */
+        r = qemu_files_open(vm->live, access, own_path, userdata, &files, reterr);
+        if (r < 0)
+                return r;
+        vm->next_fdset = files.next_fdset;
+        r = vm_spawn(vm, &files, &cmd, &log_offset, reterr);
+        qemu_files_done(&files);
         if (r < 0)
                 return r;
         vm->log_offset = log_offset;

@@ -9,7 +9,9 @@
 
 #include "conf/domain-conf.h"
 #include "drivers/driver.h"
+#include "drivers/qemu/qemu-files.h"
 #include "drivers/qemu/qemu-monitor.h"
+#include "host/process.h"
 #include "util/error.h"
 
 /* One QEMU process running one domain, and the files that let a restarted virtbusd find it again:
@@ -28,6 +30,9 @@ typedef struct QemuVmCallbacks {
 typedef struct QemuVmConfig {
         sd_event *event;
         const char *emulator;
+        /* How every QEMU is shut in (host/process.h): its user, the directories it does not see. NULL
+         * (an unprivileged virtbusd, --user) runs it as ourselves. The device nodes are each VM's own. */
+        const HostConfinement *confinement;
         const char *runtime_dir; /* <runtime>/qemu */
         const char *log_dir;     /* <state>/qemu/log */
         bool kvm_usable;
@@ -50,6 +55,7 @@ struct QemuVm {
         size_t n_macvtaps, n_macvtaps_allocated;
         char *log_path;
         long log_offset; /* where this run's QEMU output begins */
+        unsigned next_fdset; /* the next free -add-fd set (hot-plug adds sets past those of the start) */
         /* Lifecycle bookkeeping of the driver. */
         bool destroying;    /* we are killing it: its exit is expected */
         bool shutdown_seen; /* the guest powered off (SHUTDOWN event) */
@@ -61,8 +67,9 @@ struct QemuVm {
 };
 
 /* Starts QEMU for def (paused or running). On failure fills reterr with QEMU's own complaint. */
-int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, unsigned id, bool paused, QemuVm **ret,
-                  VbError *reterr);
+int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
+                  bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
+                  QemuVm **ret, VbError *reterr);
 /* Finds the domain with this UUID again after a restart of virtbusd: checks the process, reconnects
  * to its monitor and asks its state. -ESRCH when it is gone (its files are removed then). */
 int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret);
