@@ -99,12 +99,16 @@ int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *doma
                 if (r == 0)
                         return 0;
                 if (r < 0) {
-                        if (!sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
+                        /* Refused, or only with an administrator's password the caller did not let polkit
+                         * ask for: either way the caller hears which path, and why. */
+                        if (!sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) &&
+                            !sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
                                 return r;
                         sd_bus_error_free(error);
                         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "Domain '%s': %s is '%s', which you may not %s yourself (and '%s' "
-                                                 "was not granted): a guest may reach only what its owner may",
+                                                 "Domain '%s': %s is '%s', which you may not %s yourself, and '%s' "
+                                                 "was not granted (an administrator may grant it, also interactively): "
+                                                 "a guest may reach only what its owner may",
                                                  domain, denied.v[i].what, denied.v[i].path,
                                                  host_open_mode_to_string((HostOpenMode) denied.v[i].use),
                                                  ACTION_HOST_FILES);

@@ -185,7 +185,11 @@ static void test_own_files(void **state) {
         pid = harness_qemu_pid(h, uuid);
         assert_true(pid > 0);
         assert_unprivileged(pid);
-        assert_only_given(pid, (const char *[]) { image, serial, NULL });
+        {
+                _cleanup_free_ char *log = NULL;
+                assert_true(asprintf(&log, "%s/qemu/log/own-files.log", harness_state_dir(h)) >= 0);
+                assert_only_given(pid, (const char *[]) { image, serial, log, NULL }); /* log: its stdout */
+        }
 
         /* Root hot-plugs a file only root may read: it works, because virtbusd opened it... */
         assert_true(asprintf(&secret, "%s/root-only.img", harness_dir(h)) >= 0);
