@@ -244,7 +244,8 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
         };
         log_info("qemu driver: using %s, KVM %s.", emulator, q->kvm_usable ? "available" : "unavailable");
         reconnect_all(q);
-        r = qemu_caps_driver_new(cfg->event, cfg->state_dir, cfg->runtime_dir, &q->caps); /* issue 7 */
+        r = qemu_caps_driver_new(cfg->event, cfg->state_dir, cfg->runtime_dir, q->vm_cfg.confinement,
+                                 &q->caps); /* issue 7 */
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up capabilities: %s", strerror(-r));
         return 0;

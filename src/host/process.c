@@ -188,6 +188,33 @@ int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds
         return spawn(argv, log_fd, keep_fds, n_keep_fds, NULL, ret_pid);
 }
 
+/* Whether path is dir or below it. */
+static bool path_below(const char *path, const char *dir, size_t dir_len) {
+        return strncmp(path, dir, dir_len) == 0 && (path[dir_len] == '/' || path[dir_len] == 0);
+}
+
+void host_confinement_keep_program(HostConfinement *c, const char *program, const char **buf, size_t max) {
+        const char *slash = program ? strrchr(program, '/') : NULL;
+        size_t prefix_len = 0, n = 0;
+
+        /* "/x/y/bin/qemu" -> "/x/y" */
+        if (slash && slash > program) {
+                const char *up = slash - 1;
+                while (up > program && *up != '/')
+                        up--;
+                prefix_len = (size_t) (up - program);
+        }
+        for (const char * const *h = c->hide; h && *h && n + 1 < max; h++) {
+                size_t len = strlen(*h);
+                /* A hidden directory the installation lies in, or one that lies in the installation. */
+                if (prefix_len > 0 && (path_below(program, *h, len) || path_below(*h, program, prefix_len)))
+                        continue;
+                buf[n++] = *h;
+        }
+        buf[n] = NULL;
+        c->hide = buf;
+}
+
 int host_process_spawn_confined(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
                                 const HostConfinement *c, pid_t *ret_pid) {
         if (!c || c->uid == 0)

@@ -33,6 +33,11 @@ typedef struct HostConfinement {
         const char * const *hide; /* NULL-terminated */
 } HostConfinement;
 
+/* c->hide less the directories that hold program's installation (the parent of its directory: QEMU finds
+ * its data in ../share), so that a program installed there can still run; into buf (max entries with the
+ * NULL), which c->hide then points to. */
+void host_confinement_keep_program(HostConfinement *c, const char *program, const char **buf, size_t max);
+
 /* host_process_spawn, shut in by c (which needs root, and a uid other than 0). */
 int host_process_spawn_confined(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
                                 const HostConfinement *c, pid_t *ret_pid);

@@ -288,7 +288,7 @@ static void test_qemu_probe_and_cache(void **state) {
                 assert_int_equal(symlink("/usr/share/qemu", data), 0);
         }
         assert_true(sd_event_new(&event) >= 0);
-        assert_int_equal(qemu_caps_cache_new(event, cache_dir, probe_dir, kvm, &cache), 0);
+        assert_int_equal(qemu_caps_cache_new(event, cache_dir, probe_dir, kvm, NULL, &cache), 0);
 
         /* Nothing cached: a probe starts, and says when it is done. */
         assert_int_equal(qemu_caps_cache_get(cache, emu, on_ready, NULL, &c1, &e), 0);
@@ -326,7 +326,7 @@ static void test_qemu_probe_and_cache(void **state) {
         assert_ptr_equal(c1, c2);
         c2 = qemu_caps_unref(c2);
         /* From disk, in a new cache: answered at once, no probe. */
-        assert_int_equal(qemu_caps_cache_new(event, cache_dir, probe_dir, kvm, &cache2), 0);
+        assert_int_equal(qemu_caps_cache_new(event, cache_dir, probe_dir, kvm, NULL, &cache2), 0);
         assert_int_equal(qemu_caps_cache_get(cache2, emu, on_ready, NULL, &c2, &e), 1);
         assert_true(qemu_caps_key_equal(&c1->key, &c2->key));
         assert_int_equal(c2->n_machines, c1->n_machines);

@@ -30,6 +30,7 @@ typedef struct Probe {
         sd_event_source *source;
         /* Set by the thread. */
         char *emulator, *tmp_dir, *cache_path;
+        const HostConfinement *confinement;
         bool kvm;
         struct json_object *doc;
         char *error;
@@ -50,6 +51,7 @@ struct Entry {
 struct QemuCapsCache {
         sd_event *event;
         char *cache_dir, *tmp_dir;
+        const HostConfinement *confinement;
         bool kvm;
         Hashmap *entries;
 };
@@ -65,7 +67,8 @@ static char *cache_path(QemuCapsCache *c, const char *emulator) {
         return p;
 }
 
-int qemu_caps_cache_new(sd_event *event, const char *cache_dir, const char *tmp_dir, bool kvm, QemuCapsCache **ret) {
+int qemu_caps_cache_new(sd_event *event, const char *cache_dir, const char *tmp_dir, bool kvm,
+                        const HostConfinement *confinement, QemuCapsCache **ret) {
         QemuCapsCache *c = new0(QemuCapsCache, 1);
 
         if (!c)
@@ -74,6 +77,7 @@ int qemu_caps_cache_new(sd_event *event, const char *cache_dir, const char *tmp_
         c->kvm = kvm;
         c->cache_dir = strdup(cache_dir);
         c->tmp_dir = strdup(tmp_dir);
+        c->confinement = confinement;
         c->entries = hashmap_new();
         if (!c->cache_dir || !c->tmp_dir || !c->entries) {
                 qemu_caps_cache_free(c);
@@ -132,7 +136,7 @@ static void *probe_thread(void *userdata) {
         Probe *p = userdata;
         uint64_t one = 1;
 
-        p->r = qemu_caps_probe(p->emulator, &p->key, p->tmp_dir, p->kvm, &p->doc, &p->error);
+        p->r = qemu_caps_probe(p->emulator, &p->key, p->tmp_dir, p->kvm, p->confinement, &p->doc, &p->error);
         if (p->r >= 0 && p->cache_path) {
                 const char *text = json_object_to_json_string_ext(p->doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
                 int r = write_file_atomic(p->cache_path, text, strlen(text), 0600);
@@ -211,6 +215,7 @@ static int probe_start(QemuCapsCache *c, Entry *e, const QemuCapsKey *key) {
         p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         p->emulator = strdup(e->emulator);
         p->tmp_dir = strdup(c->tmp_dir);
+        p->confinement = c->confinement;
         p->cache_path = cache_path(c, e->emulator);
         if (p->efd < 0 || !p->emulator || !p->tmp_dir || !p->cache_path) {
                 probe_free(p);

@@ -65,7 +65,8 @@ static void find_emulators(QemuCapsDriver *d) {
         }
 }
 
-int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir, QemuCapsDriver **ret) {
+int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir,
+                         const HostConfinement *confinement, QemuCapsDriver **ret) {
         _cleanup_free_ char *cache_dir = NULL, *tmp_dir = NULL;
         QemuCapsDriver *d = new0(QemuCapsDriver, 1);
         struct utsname u;
@@ -82,7 +83,7 @@ int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *run
                 qemu_caps_driver_free(d);
                 return -ENOMEM;
         }
-        r = qemu_caps_cache_new(event, cache_dir, tmp_dir, d->kvm_usable, &d->cache);
+        r = qemu_caps_cache_new(event, cache_dir, tmp_dir, d->kvm_usable, confinement, &d->cache);
         if (r < 0) {
                 qemu_caps_driver_free(d);
                 return r;

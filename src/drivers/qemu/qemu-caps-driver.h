@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "host/process.h"
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-caps.h"
 
@@ -8,7 +9,9 @@
  * probed capabilities (QemuCapsCache) and the answers to the capabilities ops. */
 typedef struct QemuCapsDriver QemuCapsDriver;
 
-int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir, QemuCapsDriver **ret);
+/* confinement: how the probing QEMUs are shut in (NULL: not at all; kept by reference). */
+int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir,
+                         const HostConfinement *confinement, QemuCapsDriver **ret);
 QemuCapsDriver *qemu_caps_driver_free(QemuCapsDriver *d);
 
 int qemu_caps_driver_domain_caps(QemuCapsDriver *d, const VbDomainCapsQuery *q, VbDriverCapsReady ready,

@@ -2,6 +2,7 @@
 /* Asking a QEMU binary what it can do: one process under TCG (and one under KVM, started at the same
  * time) with -S -nodefaults -machine none and a QMP socket we listen on; the answers go into one JSON
  * document (see qemu-caps.h). Runs in a worker thread: everything here blocks, bounded. */
+#include <sys/sysmacros.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -44,7 +45,8 @@ typedef struct ProbeProc {
         QemuMonitor *mon;
 } ProbeProc;
 
-static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, unsigned n) {
+static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, const HostConfinement *confinement,
+                      unsigned n) {
         char chardev[64];
         int fd, r;
 
@@ -58,7 +60,22 @@ static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, u
                 emulator, "-S", "-no-user-config", "-nodefaults", "-display", "none", "-machine", "none",
                 "-accel", p->accel, "-chardev", chardev, "-mon", "chardev=qmp,mode=control", NULL,
         };
-        r = host_process_spawn(argv, -1, &fd, 1, &p->pid);
+        if (confinement) {
+                /* As every QEMU: its own user, nothing but KVM in its /dev. */
+                HostConfinement c = *confinement;
+                const char *hide[32];
+                HostDevNode kvm = { .name = "kvm", .major = 10, .minor = 232, .owned = true };
+                struct stat st;
+                if (streq(p->accel, "kvm") && stat("/dev/kvm", &st) >= 0 && S_ISCHR(st.st_mode)) {
+                        kvm.major = major(st.st_rdev);
+                        kvm.minor = minor(st.st_rdev);
+                        c.dev_nodes = &kvm;
+                        c.n_dev_nodes = 1;
+                }
+                host_confinement_keep_program(&c, emulator, hide, ELEMENTSOF(hide));
+                r = host_process_spawn_confined(argv, -1, &fd, 1, &c, &p->pid);
+        } else
+                r = host_process_spawn(argv, -1, &fd, 1, &p->pid);
         close(fd);
         if (r < 0)
                 return r;
@@ -192,6 +209,7 @@ static void add_key(struct json_object *doc, const char *emulator, const QemuCap
 }
 
 int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tmp_dir, bool kvm,
+                    const HostConfinement *confinement,
                     struct json_object **ret, char **ret_error) {
         static unsigned counter;
         ProbeProc procs[2] = { { .accel = "tcg", .pidfd = -1 }, { .accel = "kvm", .pidfd = -1 } };
@@ -206,7 +224,7 @@ int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tm
                 return -ENOMEM;
         r = sd_event_new(&event);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = proc_start(&procs[i], emulator, tmp_dir, serial);
+                r = proc_start(&procs[i], emulator, tmp_dir, confinement, serial);
                 if (r < 0 && asprintf(ret_error, "Failed to run '%s': %s", emulator, strerror(-r)) < 0)
                         *ret_error = NULL;
         }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "host/process.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -73,9 +74,10 @@ const char *qemu_caps_arch_from_qemu(const char *qemu_arch);
 const char *qemu_caps_arch_to_qemu(const char *arch);
 
 /* Runs emulator (twice at once when kvm, the second under KVM) and returns the probe document. Blocks
- * for the probe (about 0.1 s): called from a worker thread. tmp_dir holds the sockets. */
+ * for the probe (about 0.1 s): called from a worker thread. tmp_dir holds the sockets. confinement
+ * (NULL: none) shuts the probing QEMUs in as any other (host/process.h). */
 int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tmp_dir, bool kvm,
-                    struct json_object **ret, char **ret_error);
+                    const HostConfinement *confinement, struct json_object **ret, char **ret_error);
 
 /* Host facts the domain capabilities need besides the emulator (the caller reads them). */
 typedef struct QemuHostFacts {
@@ -92,8 +94,9 @@ int qemu_caps_domain_caps(QemuCaps *c, const QemuHostFacts *host, const char *vi
 /* A cache of QemuCaps per emulator path with background probing on sd-event. */
 typedef struct QemuCapsCache QemuCapsCache;
 
+/* confinement (NULL: none; kept by reference) for the probes. */
 int qemu_caps_cache_new(sd_event *event, const char *cache_dir, const char *tmp_dir, bool kvm,
-                        QemuCapsCache **ret);
+                        const HostConfinement *confinement, QemuCapsCache **ret);
 QemuCapsCache *qemu_caps_cache_free(QemuCapsCache *c);
 
 typedef void (*QemuCapsReady)(void *userdata);

@@ -416,11 +416,13 @@ static void dev_nodes(const QemuVm *vm, HostDevNode *nodes, char (*names)[32], s
 static int spawn_qemu(QemuVm *vm, const QemuCommand *cmd, int log_fd, const int *keep_fds, size_t n_keep_fds) {
         HostDevNode nodes[64];
         char names[64][32];
+        const char *hide[32];
         HostConfinement c;
 
         if (!vm->cfg.confinement)
                 return host_process_spawn((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &vm->pid);
         c = *vm->cfg.confinement;
+        host_confinement_keep_program(&c, cmd->argv.v[0], hide, ELEMENTSOF(hide));
         dev_nodes(vm, nodes, names, ELEMENTSOF(nodes), &c.n_dev_nodes);
         c.dev_nodes = nodes;
         return host_process_spawn_confined((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &c,
