@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # Optional: other categories with their own floor (networks: tests/fidelity-floor-network.txt).
 categories=${2:-domain,device}
 floor_file=${3:-$here/fidelity-floor.txt}
-shared="$here/../../shared"
+shared=$(sh "$here/shared-dir.sh")
 [ -d "$shared/corpus/libvirt" ] && [ -f "$shared/tools/xml-fidelity.py" ] || { echo "corpus not found, skipping"; exit 77; }
 out=$(python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --category "$categories" --jobs 2 -- "$tool" format)
 echo "$out"

@@ -6,7 +6,7 @@
 set -eu
 tool=${1:?usage: nodedev-fidelity-check.sh VIRTBUS-XML}
 here=$(cd "$(dirname "$0")" && pwd)
-shared="$here/../../shared"
+shared=$(sh "$here/shared-dir.sh")
 [ -d "$shared/corpus/libvirt" ] && [ -f "$shared/tools/xml-fidelity.py" ] || { echo "corpus not found, skipping"; exit 77; }
 out=$(python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --category nodedev --jobs 2 -- "$tool" format)
 echo "$out"

@@ -8,6 +8,7 @@
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-object.h"
+#include "bus/bus-parse.h"
 #include "conf/domain-devices.h"
 #include "core/manager.h"
 #include "util/log.h"
@@ -47,28 +48,68 @@ static int authorize(BusServer *s, sd_bus_message *m, Domain *d, const DeviceDef
         return r;
 }
 
-/* The preamble of the device methods: reads "st", checks both, parses the device (pure; parse_flags:
- * DEVICE_PARSE_*) and asks polkit (authorize()). Returns 1 to go on, 0 when polkit's answer is pending
- * (the handler then returns 1), < 0 on error. */
+/* In a parse worker (bus-parse.h): pure. */
+static int parse_device(const char *xml, unsigned flags, void **ret, VbError *reterr) {
+        DeviceDef *dev = NULL;
+        int r;
+
+        r = device_def_parse_string(xml, flags, &dev, reterr);
+        if (r >= 0)
+                *ret = dev;
+        return r;
+}
+
+static void free_device(void *dev) {
+        device_def_free(dev);
+}
+
+typedef struct AuthorizeArgs {
+        Domain *domain;
+        char **ret_host;
+        DomainAccess *ret_access; /* NULL: the device's host paths don't matter (DetachDevice) */
+} AuthorizeArgs;
+
+static int authorize_parsed(BusServer *s, sd_bus_message *m, const void *dev, void *userdata, sd_bus_error *error) {
+        AuthorizeArgs *a = userdata;
+
+        return authorize(s, m, a->domain, dev, a->ret_host, error);
+}
+
+/* Then its host paths: whose rights open them (bus_domain_authorize_paths). */
+static int authorize_paths(BusServer *s, sd_bus_message *m, const void *dev, void *userdata, sd_bus_error *error) {
+        AuthorizeArgs *a = userdata;
+
+        if (!a->ret_access)
+                return 1;
+        return bus_domain_authorize_paths(s, m, a->domain->name, domain_current_def(a->domain), dev, a->ret_access,
+                                          error);
+}
+
+/* What the device is decides the action: polkit is asked once it is parsed. */
+static const BusParseSpec device_spec = {
+        .what = "device description",
+        .max = DEVICE_XML_MAX,
+        .allowed_flags = DEVICE_LIVE | DEVICE_CONFIG,
+        .parse = parse_device,
+        .free = free_device,
+        .authorize = authorize_parsed,
+        .authorize_more = authorize_paths,
+};
+
+/* The preamble of the device methods: reads "st", checks both, parses the device off the event loop
+ * (pure; parse_flags: DEVICE_PARSE_*) and asks polkit (authorize()). Returns 1 to go on, 0 when the call
+ * goes on later (the handler then returns 1), < 0 on error. */
 static int begin_device_call(sd_bus_message *m, Domain *d, unsigned parse_flags, DeviceDef **ret,
-                             unsigned *ret_flags, char **ret_host, sd_bus_error *error) {
-        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
-        VbError e = VB_ERROR_NULL;
-        const char *xml;
+                             unsigned *ret_flags, char **ret_host, DomainAccess *ret_access, sd_bus_error *error) {
+        AuthorizeArgs args = { .domain = d, .ret_host = ret_host, .ret_access = ret_access };
+        void *dev = NULL;
         uint64_t flags;
         int r;
 
-        r = bus_read_xml_and_flags(m, DEVICE_LIVE | DEVICE_CONFIG, DEVICE_XML_MAX, "device description", &xml,
-                                   &flags, error);
-        if (r < 0)
-                return r;
-        r = device_def_parse_string(xml, parse_flags, &dev, &e);
-        if (r < 0)
-                return bus_reply_vb_error(error, &e, r);
-        r = authorize(server_of(d), m, d, dev, ret_host, error);
+        r = bus_parse_document(server_of(d), m, &device_spec, parse_flags, &args, &dev, &flags, error);
         if (r <= 0)
                 return r;
-        *ret = TAKE_PTR(dev);
+        *ret = dev;
         *ret_flags = (unsigned) flags;
         return 1;
 }
@@ -92,10 +133,7 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         unsigned flags;
         int r;
 
-        r = begin_device_call(m, d, 0, &dev, &flags, &host, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = bus_domain_authorize_paths(s, m, d->name, domain_current_def(d), dev, &who, error);
+        r = begin_device_call(m, d, 0, &dev, &flags, &host, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_domain_attach_device(s->manager, d, dev, &who, flags, NULL, &e);
@@ -112,7 +150,7 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
         unsigned flags;
         int r;
 
-        r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, &host, error);
+        r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, &host, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* Replies at once (0) or when the guest answered or the wait ran out (1: bus_domain_reply_later). */
@@ -134,10 +172,7 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         unsigned flags;
         int r;
 
-        r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = bus_domain_authorize_paths(s, m, d->name, domain_current_def(d), dev, &who, error);
+        r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = manager_domain_update_device(s->manager, d, dev, &who, flags, &e);

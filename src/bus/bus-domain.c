@@ -4,6 +4,7 @@
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
 #include "bus/bus-object.h"
+#include "bus/bus-parse.h"
 #include "conf/domain-access.h"
 #include "host/user-open.h"
 #include "core/manager.h"
@@ -57,24 +58,53 @@ static int enumerate_domains(sd_bus *bus, const char *path, void *userdata, char
                                     nodes);
 }
 
-/* Parses the definition (pure) and asks polkit, with its name as detail. Returns 1 with *ret set to go
- * on, 0 when polkit's answer is pending, < 0 on error. */
-static int parse_and_authorize(BusServer *s, sd_bus_message *m, const char *xml, DomainDef **ret,
-                               sd_bus_error *error) {
-        _cleanup_(domain_def_freep) DomainDef *def = NULL;
-        VbError e = VB_ERROR_NULL;
-        const char *details[] = { "domain", NULL, NULL };
+/* In a parse worker (bus-parse.h): pure. */
+static int parse_definition(const char *xml, unsigned flags, void **ret, VbError *reterr) {
+        DomainDef *def = NULL;
         int r;
 
-        r = domain_def_parse_string(xml, 0, &def, &e);
-        if (r < 0)
-                return bus_reply_vb_error(error, &e, r);
-        details[1] = domain_def_get_name(def);
-        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
-        if (r <= 0)
-                return r;
-        *ret = TAKE_PTR(def);
-        return 1;
+        r = domain_def_parse_string(xml, flags, &def, reterr);
+        if (r >= 0)
+                *ret = def;
+        return r;
+}
+
+static void free_definition(void *def) {
+        domain_def_free(def);
+}
+
+static const char *definition_name(const void *def) {
+        return domain_def_get_name(def);
+}
+
+/* Then its host paths (userdata: the DomainAccess to fill). */
+static int authorize_definition_paths(BusServer *s, sd_bus_message *m, const void *def, void *userdata,
+                                      sd_bus_error *error) {
+        return bus_domain_authorize_paths(s, m, domain_def_get_name(def), def, NULL, userdata, error);
+}
+
+/* The definition, parsed off the event loop; polkit for domain.manage with its name as detail. */
+#define DEFINITION_SPEC(allowed)                                                                        \
+        {                                                                                               \
+                .what = "definition", .max = DOMAIN_XML_MAX, .allowed_flags = (allowed),                \
+                .parse = parse_definition, .free = free_definition, .action = ACTION_MANAGE,           \
+                .detail_key = "domain", .name = definition_name,                                        \
+                .authorize_more = authorize_definition_paths,                                           \
+        }
+static const BusParseSpec define_spec = DEFINITION_SPEC(0);
+static const BusParseSpec create_spec = DEFINITION_SPEC(START_PAUSED);
+
+/* Returns 1 with *ret, *ret_flags and *ret_access set to go on, 0 when the call goes on later, < 0 on
+ * error. */
+static int parse_and_authorize(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, DomainDef **ret,
+                               uint64_t *ret_flags, DomainAccess *ret_access, sd_bus_error *error) {
+        void *def = NULL;
+        int r;
+
+        r = bus_parse_document(s, m, spec, 0, ret_access, &def, ret_flags, error);
+        if (r > 0)
+                *ret = def;
+        return r;
 }
 
 int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *domain, const DomainDef *def,
@@ -143,22 +173,13 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         _cleanup_(domain_access_done) DomainAccess access = {};
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
-        const char *xml = NULL;
         uint64_t flags = 0;
         DomainDef *def = NULL;
         int r;
 
-        r = bus_read_xml_and_flags(m, 0, DOMAIN_XML_MAX, "definition", &xml, &flags, error);
-        if (r < 0)
-                return r;
-        r = parse_and_authorize(s, m, xml, &def, error);
+        r = parse_and_authorize(s, m, &define_spec, &def, &flags, &access, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_domain_authorize_paths(s, m, domain_def_get_name(def), def, NULL, &access, error);
-        if (r <= 0) {
-                domain_def_free(def);
-                return r < 0 ? r : 1;
-        }
         /* Saved together with whatever else arrives meanwhile; on_defined replies. */
         r = manager_domain_define_async(s->manager, def, &access, on_defined, sd_bus_message_ref(m), &e);
         if (r < 0) {
@@ -172,23 +193,14 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         _cleanup_(domain_access_done) DomainAccess access = {};
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
-        const char *xml = NULL;
         uint64_t flags = 0;
         DomainDef *def = NULL;
         Domain *d;
         int r;
 
-        r = bus_read_xml_and_flags(m, START_PAUSED, DOMAIN_XML_MAX, "definition", &xml, &flags, error);
-        if (r < 0)
-                return r;
-        r = parse_and_authorize(s, m, xml, &def, error);
+        r = parse_and_authorize(s, m, &create_spec, &def, &flags, &access, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_domain_authorize_paths(s, m, domain_def_get_name(def), def, NULL, &access, error);
-        if (r <= 0) {
-                domain_def_free(def);
-                return r < 0 ? r : 1;
-        }
         r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, &d, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);

@@ -16,6 +16,7 @@ static const char * const error_name_table[_VB_ERROR_MAX] = {
         [VB_ERROR_TIMEOUT] = VB_ERROR_PREFIX "Timeout",
         /* The same name as polkit's refusals: one AccessDenied for clients to handle. */
         [VB_ERROR_ACCESS_DENIED] = SD_BUS_ERROR_ACCESS_DENIED,
+        [VB_ERROR_LIMITS_EXCEEDED] = VB_ERROR_PREFIX "LimitsExceeded",
 };
 
 /* So that sd-bus clients (tests, busctl) get a meaningful errno back. */
@@ -30,6 +31,7 @@ const sd_bus_error_map bus_vb_error_map[] = {
         SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "NotSupported", EOPNOTSUPP),
         SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "OperationFailed", EIO),
         SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "Timeout", ETIMEDOUT),
+        SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "LimitsExceeded", ENOBUFS),
         SD_BUS_ERROR_MAP_END,
 };
 

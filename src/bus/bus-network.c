@@ -3,6 +3,7 @@
 #include "bus/bus-error.h"
 #include "bus/bus-network.h"
 #include "bus/bus-object.h"
+#include "bus/bus-parse.h"
 #include "conf/conf-util.h"
 #include "core/manager.h"
 #include "util/log.h"
@@ -51,40 +52,51 @@ static int enumerate_networks(sd_bus *bus, const char *path, void *userdata, cha
         return bus_object_enumerate((const void * const *) r->networks, r->n_networks, path_of, nodes);
 }
 
-/* "st": the definition and flags, checked. Then polkit, with the network's name as detail. Returns 1 to
- * go on, 0 when polkit's answer is pending, < 0 on error. */
-static int begin_xml_call(BusServer *s, sd_bus_message *m, const char **ret_xml, sd_bus_error *error) {
-        _cleanup_free_ char *name = NULL;
-        const char *xml, *details[] = { "network", NULL, NULL };
-        uint64_t flags;
+/* In a parse worker (bus-parse.h): pure. */
+static int parse_definition(const char *xml, unsigned flags, void **ret, VbError *reterr) {
+        NetworkDef *def = NULL;
         int r;
 
-        r = bus_read_xml_and_flags(m, 0, NETWORK_XML_MAX, "definition", &xml, &flags, error);
-        if (r < 0)
-                return r;
-        name = network_def_peek_name(xml);
-        details[1] = name ?: "";
-        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, details, error);
-        if (r <= 0)
-                return r;
-        *ret_xml = xml;
-        return 1;
+        r = network_def_parse_string(xml, flags, &def, reterr);
+        if (r >= 0)
+                *ret = def;
+        return r;
 }
+
+static void free_definition(void *def) {
+        network_def_free(def);
+}
+
+static const char *definition_name(const void *def) {
+        return ((const NetworkDef *) def)->name;
+}
+
+/* "st": the definition and flags, parsed off the event loop; polkit with the network's name as detail. */
+static const BusParseSpec definition_spec = {
+        .what = "definition",
+        .max = NETWORK_XML_MAX,
+        .parse = parse_definition,
+        .free = free_definition,
+        .action = ACTION_MANAGE,
+        .detail_key = "network",
+        .name = definition_name,
+};
 
 /* DefineNetwork (create false) and CreateNetwork: reply with the network's path. */
 static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
-        const char *xml;
+        void *def = NULL;
+        uint64_t flags;
         Network *n;
         int r;
 
-        r = begin_xml_call(s, m, &xml, error);
+        r = bus_parse_document(s, m, &definition_spec, 0, NULL, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         if (create)
-                r = network_create(registry_of(s), xml, &n, &e);
+                r = network_create_def(registry_of(s), def, &n, &e);
         else
-                r = network_define(registry_of(s), xml, &n, NULL, &e);
+                r = network_define_def(registry_of(s), def, &n, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path(m, bus_network_path(n));

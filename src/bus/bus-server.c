@@ -8,6 +8,7 @@
 #include "bus/bus-error.h"
 #include "bus/bus-manager.h"
 #include "bus/bus-network.h"
+#include "bus/bus-parse.h"
 #include "bus/bus-nodedev.h"
 #include "bus/bus-server.h"
 #include "util/log.h"
@@ -47,6 +48,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         s->manager = manager;
 
         r = bus_polkit_new(manager->mode == MANAGER_USER, &s->polkit);
+        if (r < 0)
+                return r;
+        r = bus_parse_new(s, &s->parse);
         if (r < 0)
                 return r;
         r = bus_polkit_attach(s->polkit, bus);
@@ -108,6 +112,7 @@ BusServer *bus_server_free(BusServer *s) {
         sd_bus_slot_unref(s->domain_gate_slot);
         manager_set_events(s->manager, &(ManagerEvents) {});
         bus_capabilities_drop_pending(s);
+        bus_parse_free(s->parse);
         bus_polkit_free(s->polkit);
         sd_bus_unref(s->bus);
         free(s);

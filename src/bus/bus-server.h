@@ -15,6 +15,7 @@ typedef struct BusServer {
         sd_bus *bus;
         Manager *manager;
         BusPolkit *polkit;
+        struct BusParse *parse;  /* documents parsed off the event loop (bus-parse.h) */
         sd_bus_slot *manager_slot;
         sd_bus_slot *manager_gate_slot;
         sd_bus_slot *domain_gate_slot;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <libxml/tree.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,10 @@ static void *mfree(void *p) {
 #define NAME_INTERN_MAX 4096
 
 static Hashmap *interned_names;
+/* Trees are built on the event loop and in the parse workers (src/bus/bus-worker.c) at once. */
+static pthread_mutex_t interned_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *intern_name(const char *name) {
+static const char *intern_name_locked(const char *name) {
         char *copy;
 
         copy = hashmap_get(interned_names, name);
@@ -36,6 +39,15 @@ static const char *intern_name(const char *name) {
                 return NULL;
         }
         return copy;
+}
+
+static const char *intern_name(const char *name) {
+        const char *interned;
+
+        pthread_mutex_lock(&interned_lock);
+        interned = intern_name_locked(name);
+        pthread_mutex_unlock(&interned_lock);
+        return interned;
 }
 
 ConfNode *conf_node_new(const char *name) {

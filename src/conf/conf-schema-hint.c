@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <libxml/parser.h>
+#include <pthread.h>
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ typedef struct AttrHint {
 
 static AttrHint *hints;
 static size_t n_hints, hints_allocated;
-static bool hints_loaded;
+/* Built once, by whichever thread reports first (parsing runs off the event loop too). */
+static pthread_once_t hints_once = PTHREAD_ONCE_INIT;
 
 static AttrHint *hint_find(const char *element, const char *attr, bool create) {
         for (size_t i = 0; i < n_hints; i++)
@@ -68,10 +70,7 @@ static void hints_walk(xmlNode *n) {
         }
 }
 
-static void hints_load(void) {
-        if (hints_loaded)
-                return;
-        hints_loaded = true;
+static void hints_build(void) {
         for (const ConfSchemaFile *f = conf_schema_files; f->name; f++) {
                 xmlDocPtr doc = xmlReadMemory(f->data, (int) f->size, f->name, NULL, XML_PARSE_NONET);
 
@@ -80,6 +79,10 @@ static void hints_load(void) {
                 hints_walk(xmlDocGetRootElement(doc));
                 xmlFreeDoc(doc);
         }
+}
+
+static void hints_load(void) {
+        (void) pthread_once(&hints_once, hints_build);
 }
 
 static bool hint_has_value(const AttrHint *h, const char *v) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -64,10 +65,16 @@ static void schema_silent_error(void *userdata, xmlErrorPtr error) {
         log_debug("libxml2: %s", error && error->message ? error->message : "unknown error");
 }
 
+/* Documents are validated on the event loop and in the parse workers (src/bus/bus-worker.c) at once:
+ * the cache is shared under schema_lock, a compiled schema is used by several validation contexts at a
+ * time (libxml2 allows that), and it is freed only when nobody uses it. */
 typedef struct SchemaCache {
         const char *name;
         xmlRelaxNGPtr rng;
+        unsigned users;
 } SchemaCache;
+
+static pthread_mutex_t schema_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static SchemaCache schema_cache[] = {
         { "domain.rng" },
@@ -79,10 +86,16 @@ static SchemaCache schema_cache[] = {
 
 static void (*schema_on_use)(void *userdata);
 static void *schema_on_use_userdata;
+static pthread_t schema_on_use_thread;
+/* A schema was used by another thread than on_use's since the last conf_schema_release(). */
+static bool schema_used_elsewhere;
 
 void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata) {
+        pthread_mutex_lock(&schema_lock);
         schema_on_use = on_use;
         schema_on_use_userdata = userdata;
+        schema_on_use_thread = pthread_self();
+        pthread_mutex_unlock(&schema_lock);
 }
 
 /* The schemas' text is read-only data of the binary: its pages can be dropped and are read again from
@@ -101,10 +114,16 @@ static void schema_text_drop(void) {
         }
 }
 
-unsigned conf_schema_release(void) {
+int conf_schema_release(void) {
         unsigned n = 0;
+        bool busy;
 
-        for (size_t i = 0; i < ELEMENTSOF(schema_cache); i++)
+        pthread_mutex_lock(&schema_lock);
+        busy = schema_used_elsewhere;
+        schema_used_elsewhere = false;
+        for (size_t i = 0; i < ELEMENTSOF(schema_cache) && !busy; i++)
+                busy = schema_cache[i].users > 0;
+        for (size_t i = 0; i < ELEMENTSOF(schema_cache) && !busy; i++)
                 if (schema_cache[i].rng) {
                         xmlRelaxNGFree(schema_cache[i].rng);
                         schema_cache[i].rng = NULL;
@@ -112,36 +131,65 @@ unsigned conf_schema_release(void) {
                 }
         if (n > 0)
                 schema_text_drop();
-        return n;
+        pthread_mutex_unlock(&schema_lock);
+        return busy ? -EBUSY : (int) n;
 }
 
-static int schema_get(const char *name, xmlRelaxNGPtr *ret) {
+static int schema_compile_locked(SchemaCache *c) {
         _cleanup_free_ char *url = NULL;
         xmlRelaxNGParserCtxtPtr pctxt;
+
+        schema_install_loader();
+        if (asprintf(&url, SCHEMA_BASE "%s", c->name) < 0)
+                return -ENOMEM;
+        pctxt = xmlRelaxNGNewParserCtxt(url);
+        if (!pctxt)
+                return -ENOMEM;
+        xmlRelaxNGSetParserStructuredErrors(pctxt, schema_silent_error, NULL);
+        c->rng = xmlRelaxNGParse(pctxt);
+        xmlRelaxNGFreeParserCtxt(pctxt);
+        if (!c->rng)
+                return log_debug_errno(EINVAL, "Failed to compile schema '%s'.", c->name);
+        return 0;
+}
+
+/* The compiled schema, held (schema_put) so that conf_schema_release() leaves it alone meanwhile. */
+static int schema_get(const char *name, xmlRelaxNGPtr *ret) {
+        void (*on_use)(void *userdata) = NULL;
+        void *on_use_userdata = NULL;
         SchemaCache *c = NULL;
+        int r = 0;
 
         for (size_t i = 0; i < ELEMENTSOF(schema_cache); i++)
                 if (streq(schema_cache[i].name, name))
                         c = &schema_cache[i];
         if (!c || !conf_schema_file_find(name))
                 return -EOPNOTSUPP;
-        if (!c->rng) {
-                schema_install_loader();
-                if (asprintf(&url, SCHEMA_BASE "%s", name) < 0)
-                        return -ENOMEM;
-                pctxt = xmlRelaxNGNewParserCtxt(url);
-                if (!pctxt)
-                        return -ENOMEM;
-                xmlRelaxNGSetParserStructuredErrors(pctxt, schema_silent_error, NULL);
-                c->rng = xmlRelaxNGParse(pctxt);
-                xmlRelaxNGFreeParserCtxt(pctxt);
-                if (!c->rng)
-                        return log_debug_errno(EINVAL, "Failed to compile schema '%s'.", name);
+        pthread_mutex_lock(&schema_lock);
+        if (!c->rng)
+                r = schema_compile_locked(c);
+        if (r >= 0) {
+                c->users++;
+                *ret = c->rng;
+                if (schema_on_use && pthread_equal(pthread_self(), schema_on_use_thread)) {
+                        on_use = schema_on_use;
+                        on_use_userdata = schema_on_use_userdata;
+                } else if (schema_on_use)
+                        schema_used_elsewhere = true;
         }
-        *ret = c->rng;
-        if (schema_on_use)
-                schema_on_use(schema_on_use_userdata);
-        return 0;
+        pthread_mutex_unlock(&schema_lock);
+        /* On its own thread only (the daemon's event loop); others are seen by conf_schema_release(). */
+        if (on_use)
+                on_use(on_use_userdata);
+        return r;
+}
+
+static void schema_put(xmlRelaxNGPtr rng) {
+        pthread_mutex_lock(&schema_lock);
+        for (size_t i = 0; i < ELEMENTSOF(schema_cache); i++)
+                if (schema_cache[i].rng == rng && schema_cache[i].users > 0)
+                        schema_cache[i].users--;
+        pthread_mutex_unlock(&schema_lock);
 }
 
 typedef struct ValidationErrors {
@@ -171,11 +219,14 @@ int conf_schema_validate(void *doc, const char *schema, VbError *reterr) {
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to load schema '%s'.", schema);
         vctxt = xmlRelaxNGNewValidCtxt(rng);
-        if (!vctxt)
+        if (!vctxt) {
+                schema_put(rng);
                 return -ENOMEM;
+        }
         xmlRelaxNGSetValidStructuredErrors(vctxt, collect_error, &v);
         r = xmlRelaxNGValidateDoc(vctxt, doc);
         xmlRelaxNGFreeValidCtxt(vctxt);
+        schema_put(rng);
         if (r != 0)
                 r = conf_schema_report(v.errors, v.n, reterr);
         for (size_t i = 0; i < v.n; i++)

@@ -25,8 +25,10 @@ int conf_schema_parse_and_validate(const char *xml, const char *schema, void **r
  * needed them for a while; they are compiled again (a few ms) on next use. on_use is called whenever a
  * schema is used, so that the user can (re)arm its timer. */
 void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata);
-/* Frees the compiled schemas; returns how many were loaded. */
-unsigned conf_schema_release(void);
+/* Frees the compiled schemas; returns how many were loaded, or -EBUSY (nothing freed: try again later)
+ * when one is in use or was used by another thread than on_use's since the last call. Safe to call
+ * while other threads validate. */
+int conf_schema_release(void);
 
 /* Validates an already parsed document. */
 int conf_schema_validate(void *doc, const char *schema, VbError *reterr);

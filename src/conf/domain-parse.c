@@ -203,7 +203,8 @@ static int domain_def_fill_defaults(DomainDef *def, unsigned flags) {
 /* Every definition parsed (or changed) in this process gets its own number (see DomainDef.serial). */
 uint64_t domain_def_new_serial(void) {
         static uint64_t counter;
-        return ++counter;
+        /* Definitions are parsed in the parse workers too. */
+        return __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
 }
 
 int domain_def_parse_node(ConfNode *root, unsigned flags, DomainDef **ret, VbError *reterr) {

@@ -49,13 +49,20 @@ static void on_driver_stopped(void *userdata, const char *uuid, DomainStopReason
 /* How long the compiled schemas stay after their last use. */
 #define SCHEMA_IDLE_USEC (2ULL * 1000ULL * 1000ULL)
 
-static int on_schema_idle(sd_event_source *s, uint64_t usec, void *userdata) {
-        unsigned n = conf_schema_release();
+static void on_schema_use(void *userdata);
 
+static int on_schema_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        int n = conf_schema_release();
+
+        if (n == -EBUSY) {
+                /* Used meanwhile by a parse worker, or still in use: wait another while. */
+                on_schema_use(userdata);
+                return 0;
+        }
         if (n > 0) {
                 /* Give the freed pages back: an idle daemon should be small. */
                 malloc_trim(0);
-                log_debug("Released %u compiled schemas after %llu s unused.", n, SCHEMA_IDLE_USEC / 1000000ULL);
+                log_debug("Released %i compiled schemas after %llu s unused.", n, SCHEMA_IDLE_USEC / 1000000ULL);
         }
         return 0;
 }

@@ -207,14 +207,21 @@ static int check_conflicts(NetworkRegistry *r, const NetworkDef *def, Network **
 }
 
 int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret_created, VbError *reterr) {
-        _cleanup_(network_def_freep) NetworkDef *def = NULL;
-        Network *n = NULL;
-        bool created;
+        NetworkDef *def = NULL;
         int k;
 
         k = network_def_parse_string(xml, 0, &def, reterr);
         if (k < 0)
                 return k;
+        return network_define_def(r, def, ret, ret_created, reterr);
+}
+
+int network_define_def(NetworkRegistry *r, NetworkDef *parsed, Network **ret, bool *ret_created, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *def = parsed;
+        Network *n = NULL;
+        bool created;
+        int k;
+
         k = check_conflicts(r, def, &n, reterr);
         if (k < 0)
                 return k;
@@ -363,13 +370,20 @@ static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *
 }
 
 int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr) {
-        _cleanup_(network_def_freep) NetworkDef *def = NULL;
-        Network *n = NULL;
+        NetworkDef *def = NULL;
         int k;
 
         k = network_def_parse_string(xml, 0, &def, reterr);
         if (k < 0)
                 return k;
+        return network_create_def(r, def, ret, reterr);
+}
+
+int network_create_def(NetworkRegistry *r, NetworkDef *parsed, Network **ret, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *def = parsed;
+        Network *n = NULL;
+        int k;
+
         k = check_conflicts(r, def, &n, reterr);
         if (k < 0)
                 return k;

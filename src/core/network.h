@@ -80,6 +80,9 @@ const char *network_forward_mode_name(const Network *n); /* "none" for isolated 
 
 int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret_created, VbError *reterr);
 int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr);
+/* The same with a parsed definition, which they take (also on failure). */
+int network_define_def(NetworkRegistry *r, NetworkDef *def, Network **ret, bool *ret_created, VbError *reterr);
+int network_create_def(NetworkRegistry *r, NetworkDef *def, Network **ret, VbError *reterr);
 int network_start(NetworkRegistry *r, Network *n, VbError *reterr);
 /* Refused (InvalidState) while guests use it. A transient network goes away. */
 int network_stop(NetworkRegistry *r, Network *n, VbError *reterr);

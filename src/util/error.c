@@ -19,6 +19,7 @@ static const char * const vb_error_code_table[_VB_ERROR_MAX] = {
         [VB_ERROR_OPERATION_FAILED] = "operation-failed",
         [VB_ERROR_TIMEOUT] = "timeout",
         [VB_ERROR_ACCESS_DENIED] = "access-denied",
+        [VB_ERROR_LIMITS_EXCEEDED] = "limits-exceeded",
 };
 DEFINE_STRING_TABLE_LOOKUP(vb_error_code, VbErrorCode);
 
@@ -36,6 +37,7 @@ static const int vb_error_errno_table[_VB_ERROR_MAX] = {
         [VB_ERROR_OPERATION_FAILED] = EIO,
         [VB_ERROR_TIMEOUT] = ETIMEDOUT,
         [VB_ERROR_ACCESS_DENIED] = EACCES,
+        [VB_ERROR_LIMITS_EXCEEDED] = ENOBUFS,
 };
 
 int vb_error_code_to_errno(VbErrorCode code) {

@@ -20,6 +20,7 @@ typedef enum VbErrorCode {
         VB_ERROR_OPERATION_FAILED,
         VB_ERROR_TIMEOUT,
         VB_ERROR_ACCESS_DENIED, /* the caller (or a definition's owner) may not use what it named */
+        VB_ERROR_LIMITS_EXCEEDED,
         _VB_ERROR_MAX,
         _VB_ERROR_INVALID = -EINVAL,
 } VbErrorCode;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* GetDomainCapabilities and GetCapabilities over the bus, with the test driver (its fixed set) and with
  * the qemu driver and the real QEMU (a probe of the installed emulator and of a copy of it that the test
- * changes); the XML validates against libvirt's schemas (../shared/corpus/libvirt/schemas, read at test
- * time) and ours; DefineDomain / AttachDevice refuse what the capabilities rule out. This host has no
+ * changes); the XML validates against libvirt's schemas (corpus/libvirt/schemas where tests/shared-dir.sh
+ * says, read at test time) and ours; DefineDomain / AttachDevice refuse what the capabilities rule out. This host has no
  * VFIO (no /dev/vfio, no IOMMU groups), so the qemu driver refuses PCI passthrough here. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <libxml/relaxng.h>
 
 #include "harness.h"
+#include "tests/shared-dir.h"
 
 #define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
 #define DOMAIN_INTERFACE "org.virtbus1.Domain"
@@ -43,6 +44,7 @@ static void validate(const char *xml, const char *schema_path) {
         xmlRelaxNGValidCtxtPtr vc;
         xmlDocPtr doc;
 
+        assert_non_null(schema_path);
         if (access(schema_path, R_OK) < 0) {
                 print_message("(%s is not there: not checked)\n", schema_path);
                 return;
@@ -63,13 +65,13 @@ static void validate(const char *xml, const char *schema_path) {
 
 static void validate_domain_caps(const char *xml) {
         _cleanup_free_ char *ours = harness_source_path("data/schemas/domaincaps.rng"),
-                            *libvirt = harness_source_path("../shared/corpus/libvirt/schemas/domaincaps.rng");
+                            *libvirt = test_shared_path("corpus/libvirt/schemas/domaincaps.rng");
         validate(xml, ours);
         validate(xml, libvirt);
 }
 
 static void validate_host_caps(const char *xml) {
-        _cleanup_free_ char *libvirt = harness_source_path("../shared/corpus/libvirt/schemas/capability.rng");
+        _cleanup_free_ char *libvirt = test_shared_path("corpus/libvirt/schemas/capability.rng");
         validate(xml, libvirt);
 }
 

@@ -2,7 +2,7 @@
 /* AttachDevice, DetachDevice, UpdateDevice over the bus, on the test driver: every device kind live and
  * in the saved definition, conflicts and errors, the device signals, the simulated guest refusing or
  * ignoring an unplug (<test:hotplug> metadata, see src/drivers/test-driver.c), authorization with the
- * real polkitd, and the device XML of libvirt's hotplug tests (read from ../shared/corpus).
+ * real polkitd, and the device XML of libvirt's hotplug tests (from the corpus directory that tests/shared-dir.sh names).
  *
  * This machine has no SR-IOV or VFIO: like test-nodedev, virtbusd runs on a copy of the FAKE sysfs tree
  * tests/data/sysfs/host with tests/helpers/fake-sysfs-kernel acting as the kernel, so that a live PCI
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tests/shared-dir.h"
 
 #define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
 #define DOMAIN_INTERFACE "org.virtbus1.Domain"
@@ -42,7 +43,7 @@ static char *driver_of(const char *address) {
         return strdup(basename(target));
 }
 
-#define CORPUS_DIR "../shared/corpus/libvirt/device/input/qemuhotplugtestdevices"
+#define CORPUS_DIR "corpus/libvirt/device/input/qemuhotplugtestdevices"
 
 static char *domain_xml(const char *name, const char *metadata, const char *devices) {
         char *x;
@@ -652,13 +653,17 @@ static void test_authorization(void **state) {
 static void test_libvirt_corpus(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *dir = harness_source_path(CORPUS_DIR), *off = NULL, *on = NULL;
-        DIR *d = opendir(dir);
+        _cleanup_free_ char *dir = test_shared_path(CORPUS_DIR), *off = NULL, *on = NULL;
+        DIR *d;
         struct dirent *de;
         unsigned n = 0;
 
+        assert_non_null(dir);
+        d = opendir(dir);
         if (!d) {
                 print_message("SKIP: %s is absent; libvirt's hotplug devices not tried\n", dir);
+                /* skip() leaves by longjmp: nothing of ours may be left to clean up. */
+                free(TAKE_PTR(dir));
                 skip();
         }
         off = define(bus, "corpus-off", NULL, NULL);

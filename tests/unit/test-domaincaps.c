@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Domain and host capabilities: the XML validates against libvirt's schemas (read from the shared corpus,
- * ../shared/corpus/libvirt/schemas, at test time) and ours; the test driver's fixed set; the qemu probe
+ * corpus/libvirt/schemas in the directory tests/shared-dir.sh names, at test time) and ours; the test driver's fixed set; the qemu probe
  * with the real QEMU on a copy of its binary (the cache in memory and on disk, and invalidation when the
  * file changes); the checks core applies to definitions and devices. */
 #include <fcntl.h>
@@ -23,15 +23,19 @@
 #include "core/domain-caps.h"
 #include "drivers/qemu/qemu-caps.h"
 #include "drivers/test-driver-caps.h"
+#include "tests/shared-dir.h"
 #include "util/fileio.h"
 
 #define QEMU "/usr/bin/qemu-system-x86_64"
 #define QEMU_TRIPLET "x86_64-linux-gnu"
 
 static char *libvirt_schema(const char *name) {
-        const char *root = getenv("VIRTBUS_SOURCE_ROOT") ?: ".";
-        char *p = NULL;
-        assert_true(asprintf(&p, "%s/../shared/corpus/libvirt/schemas/%s", root, name) >= 0);
+        _cleanup_free_ char *rel = NULL;
+        char *p;
+
+        assert_true(asprintf(&rel, "corpus/libvirt/schemas/%s", name) >= 0);
+        p = test_shared_path(rel);
+        assert_non_null(p);
         return p;
 }
 

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+
+#include "bus/bus-worker.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+/* Below the event loop: parsing for one caller must not take the CPU from answering the others. */
+#define WORKER_NICE 5
+
+typedef struct Job Job;
+struct Job {
+        BusWorkFunc work;
+        BusWorkDoneFunc done;
+        void *userdata;
+        Job *next;
+};
+
+typedef struct JobList {
+        Job *head, *tail;
+        size_t n;
+} JobList;
+
+struct BusWorker {
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        JobList queued;    /* waiting for a thread */
+        JobList finished;  /* run, waiting for the loop */
+        size_t queue_max;
+        bool stopping;
+        pthread_t *threads;
+        unsigned n_threads;
+        int efd;
+        sd_event_source *source;
+};
+
+static void list_push(JobList *l, Job *j) {
+        j->next = NULL;
+        if (l->tail)
+                l->tail->next = j;
+        else
+                l->head = j;
+        l->tail = j;
+        l->n++;
+}
+
+static Job *list_pop(JobList *l) {
+        Job *j = l->head;
+
+        if (!j)
+                return NULL;
+        l->head = j->next;
+        if (!l->head)
+                l->tail = NULL;
+        l->n--;
+        return j;
+}
+
+static void *worker_main(void *userdata) {
+        BusWorker *w = userdata;
+
+        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), WORKER_NICE);
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                Job *j;
+
+                while (!w->stopping && !w->queued.head)
+                        pthread_cond_wait(&w->wake, &w->lock);
+                if (w->stopping)
+                        break;
+                j = list_pop(&w->queued);
+                pthread_mutex_unlock(&w->lock);
+
+                j->work(j->userdata);
+
+                pthread_mutex_lock(&w->lock);
+                list_push(&w->finished, j);
+                (void) eventfd_write(w->efd, 1);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+/* Delivers what the threads finished, in the order they did. */
+static int on_finished(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        BusWorker *w = userdata;
+        JobList done;
+        eventfd_t v;
+
+        (void) eventfd_read(w->efd, &v);
+        pthread_mutex_lock(&w->lock);
+        done = w->finished;
+        w->finished = (JobList) {};
+        pthread_mutex_unlock(&w->lock);
+        for (Job *j; (j = list_pop(&done));) {
+                j->done(j->userdata, false);
+                free(j);
+        }
+        return 0;
+}
+
+int bus_worker_new(sd_event *event, unsigned n_threads, size_t queue_max, BusWorker **ret) {
+        BusWorker *w;
+        int r;
+
+        /* libxml2 wants its global state set up before threads use it. */
+        xmlInitParser();
+        w = new0(BusWorker, 1);
+        if (!w)
+                return -ENOMEM;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->wake, NULL);
+        w->queue_max = queue_max;
+        w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->efd < 0) {
+                r = -errno;
+                bus_worker_free(w);
+                return r;
+        }
+        r = sd_event_add_io(event, &w->source, w->efd, EPOLLIN, on_finished, w);
+        if (r < 0) {
+                bus_worker_free(w);
+                return r;
+        }
+        w->threads = new0(pthread_t, n_threads);
+        if (!w->threads) {
+                bus_worker_free(w);
+                return -ENOMEM;
+        }
+        for (; w->n_threads < n_threads; w->n_threads++) {
+                r = pthread_create(&w->threads[w->n_threads], NULL, worker_main, w);
+                if (r != 0) {
+                        bus_worker_free(w);
+                        return -r;
+                }
+        }
+        *ret = w;
+        return 0;
+}
+
+BusWorker *bus_worker_free(BusWorker *w) {
+        Job *j;
+
+        if (!w)
+                return NULL;
+        pthread_mutex_lock(&w->lock);
+        w->stopping = true;
+        pthread_cond_broadcast(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+        for (unsigned i = 0; i < w->n_threads; i++)
+                pthread_join(w->threads[i], NULL);
+        free(w->threads);
+        while ((j = list_pop(&w->finished))) {
+                j->done(j->userdata, false);
+                free(j);
+        }
+        while ((j = list_pop(&w->queued))) {
+                j->done(j->userdata, true);
+                free(j);
+        }
+        sd_event_source_disable_unref(w->source);
+        if (w->efd >= 0)
+                close(w->efd);
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return NULL;
+}
+
+int bus_worker_submit(BusWorker *w, BusWorkFunc work, BusWorkDoneFunc done, void *userdata) {
+        Job *j;
+
+        j = new0(Job, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (Job) { .work = work, .done = done, .userdata = userdata };
+        pthread_mutex_lock(&w->lock);
+        if (w->queued.n >= w->queue_max) {
+                pthread_mutex_unlock(&w->lock);
+                free(j);
+                return -EAGAIN;
+        }
+        list_push(&w->queued, j);
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+        return 0;
+}
