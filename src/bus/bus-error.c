@@ -14,6 +14,7 @@ static const char * const error_name_table[_VB_ERROR_MAX] = {
         [VB_ERROR_NOT_SUPPORTED] = VB_ERROR_PREFIX "NotSupported",
         [VB_ERROR_OPERATION_FAILED] = VB_ERROR_PREFIX "OperationFailed",
         [VB_ERROR_TIMEOUT] = VB_ERROR_PREFIX "Timeout",
+        [VB_ERROR_ACCESS_DENIED] = VB_ERROR_PREFIX "AccessDenied",
 };
 
 /* So that sd-bus clients (tests, busctl) get a meaningful errno back. */
@@ -28,6 +29,7 @@ const sd_bus_error_map bus_vb_error_map[] = {
         SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "NotSupported", EOPNOTSUPP),
         SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "OperationFailed", EIO),
         SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "Timeout", ETIMEDOUT),
+        SD_BUS_ERROR_MAP(VB_ERROR_PREFIX "AccessDenied", EACCES),
         SD_BUS_ERROR_MAP_END,
 };
 

@@ -18,6 +18,7 @@ static const char * const vb_error_code_table[_VB_ERROR_MAX] = {
         [VB_ERROR_NOT_SUPPORTED] = "not-supported",
         [VB_ERROR_OPERATION_FAILED] = "operation-failed",
         [VB_ERROR_TIMEOUT] = "timeout",
+        [VB_ERROR_ACCESS_DENIED] = "access-denied",
 };
 DEFINE_STRING_TABLE_LOOKUP(vb_error_code, VbErrorCode);
 
@@ -34,6 +35,7 @@ static const int vb_error_errno_table[_VB_ERROR_MAX] = {
         [VB_ERROR_NOT_SUPPORTED] = EOPNOTSUPP,
         [VB_ERROR_OPERATION_FAILED] = EIO,
         [VB_ERROR_TIMEOUT] = ETIMEDOUT,
+        [VB_ERROR_ACCESS_DENIED] = EACCES,
 };
 
 int vb_error_code_to_errno(VbErrorCode code) {

@@ -19,6 +19,7 @@ typedef enum VbErrorCode {
         VB_ERROR_NOT_SUPPORTED,
         VB_ERROR_OPERATION_FAILED,
         VB_ERROR_TIMEOUT,
+        VB_ERROR_ACCESS_DENIED, /* the caller may not do this (beyond polkit's answer: what a definition asks of the host) */
         _VB_ERROR_MAX,
         _VB_ERROR_INVALID = -EINVAL,
 } VbErrorCode;
