@@ -159,9 +159,12 @@ typedef struct NetworkDef {
         NetworkDnsDef dns;
         /* Whose rights the host paths of the definition (<tftp root=>) were checked with when it was
          * defined: set by the service, never taken from a caller; kept in the saved definition as
-         * <metadata><virtbus:access uid='N'/></metadata> (NETWORK_VIRTBUS_NS). */
+         * <metadata><virtbus:access uid='N'/></metadata> (NETWORK_VIRTBUS_NS). host-files='yes': that
+         * caller could not read them, and polkit allowed org.virtbus1.network.host-files; they are then
+         * opened with the service's rights, but never through a symlink. */
         bool has_access_uid;
         uint32_t access_uid;
+        bool access_host_files;
 
         ConfNode *extra; /* everything else the user gave */
 } NetworkDef;

@@ -257,7 +257,8 @@ static int format_access(const NetworkDef *def, ConfNode *root) {
                 return 0;
         md = conf_node_add(root, "metadata");
         c = md ? conf_node_add(md, "access") : NULL;
-        if (!c || !(c->ns_href = strdup(NETWORK_VIRTBUS_NS)) || set_u32(c, "uid", def->access_uid) < 0)
+        if (!c || !(c->ns_href = strdup(NETWORK_VIRTBUS_NS)) || set_u32(c, "uid", def->access_uid) < 0 ||
+            (def->access_host_files && conf_node_set_attr(c, "host-files", "yes") < 0))
                 return -ENOMEM;
         return 0;
 }

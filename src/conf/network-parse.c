@@ -404,7 +404,7 @@ static int parse_identity(NetworkDef *def, ConfNode *root, VbError *e) {
 static int parse_access(NetworkDef *def, ConfNode *root, VbError *e) {
         ConfNode *md = conf_node_use_child(root, "metadata");
         uint64_t v;
-        int r;
+        int r, host_files = -1;
 
         for (size_t i = 0; md && i < md->n_children; i++) {
                 _cleanup_(conf_node_freep) ConfNode *c = NULL;
@@ -413,10 +413,11 @@ static int parse_access(NetworkDef *def, ConfNode *root, VbError *e) {
                         continue;
                 c = conf_node_detach_child(md, i);
                 r = conf_take_uint(c, "uid", UINT32_MAX - 1, &v, e);
-                if (r < 0)
+                if (r < 0 || (r = conf_take_yesno(c, "host-files", &host_files, e)) < 0)
                         return r;
                 def->has_access_uid = true;
                 def->access_uid = (uint32_t) v;
+                def->access_host_files = host_files > 0;
                 break;
         }
         return 0;

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,26 +17,55 @@
 
 extern char **environ;
 
-static int spawn_setsid(const char * const *argv, pid_t *ret_pid) {
-        posix_spawnattr_t attr;
-        sigset_t none;
-        int r;
+#ifndef MS_NOSYMFOLLOW
+#define MS_NOSYMFOLLOW 256
+#endif
 
-        r = posix_spawnattr_init(&attr);
-        if (r != 0)
-                return -r;
-        sigemptyset(&none);
-        (void) posix_spawnattr_setsigmask(&attr, &none);
-        (void) posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
-        r = posix_spawn(ret_pid, argv[0], NULL, &attr, (char **) argv, environ);
-        posix_spawnattr_destroy(&attr);
-        return -r;
+int host_dnsmasq_user(HostDnsmasqUser *ret) {
+        static const char * const names[] = { "dnsmasq", "virtbus-dnsmasq" };
+        char buf[4096];
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                struct passwd pw, *p = NULL;
+                struct group gr, *g = NULL;
+
+                if (getpwnam_r(names[i], &pw, buf, sizeof buf, &p) != 0 || !p)
+                        continue;
+                *ret = (HostDnsmasqUser) { .uid = p->pw_uid, .gid = p->pw_gid };
+                snprintf(ret->name, sizeof ret->name, "%s", p->pw_name);
+                if (getgrgid_r(p->pw_gid, &gr, buf, sizeof buf, &g) == 0 && g)
+                        snprintf(ret->group, sizeof ret->group, "%s", g->gr_name);
+                return 0;
+        }
+        return -ENOENT;
 }
 
-int host_dnsmasq_start(const char *conf_path, pid_t *ret_pid) {
+/* In the child, between fork and exec: only system calls. */
+static int child_setup(int tftp_fd, const char *tftp_mount) {
+        char src[64];
+        sigset_t none;
+
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0)
+                return -errno;
+        if (tftp_fd < 0)
+                return 0;
+        snprintf(src, sizeof src, "/proc/self/fd/%d", tftp_fd);
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount(src, tftp_mount, NULL, MS_BIND, NULL) < 0 ||
+            mount(NULL, tftp_mount, NULL,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW, NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+int host_dnsmasq_start(const char *conf_path, int tftp_fd, const char *tftp_mount, pid_t *ret_pid) {
         static const char * const candidates[] = { "/usr/sbin/dnsmasq", "/sbin/dnsmasq" };
         _cleanup_free_ char *conf_arg = NULL;
         const char *bin = NULL;
+        int pipefd[2], err = 0;
+        ssize_t n;
+        pid_t pid;
 
         for (size_t i = 0; i < ELEMENTSOF(candidates) && !bin; i++)
                 if (access(candidates[i], X_OK) == 0)
@@ -41,9 +74,41 @@ int host_dnsmasq_start(const char *conf_path, pid_t *ret_pid) {
                 return -ENOENT;
         if (asprintf(&conf_arg, "--conf-file=%s", conf_path) < 0)
                 return -ENOMEM;
-        /* --no-ping: no ICMP probe before an offer (it delays the first lease by 3 s). A new session, so
-         * that a terminal's signals don't reach it. */
-        return spawn_setsid((const char *[]) { bin, conf_arg, "--keep-in-foreground", "--no-ping", NULL }, ret_pid);
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                err = -errno;
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return err;
+        }
+        if (pid == 0) {
+                /* --no-ping: no ICMP probe before an offer (it delays the first lease by 3 s). A new
+                 * session, so that a terminal's signals don't reach it. */
+                const char *argv[] = { bin, conf_arg, "--keep-in-foreground", "--no-ping", NULL };
+
+                close(pipefd[0]);
+                err = child_setup(tftp_fd, tftp_mount);
+                if (err >= 0) {
+                        execve(bin, (char **) argv, environ);
+                        err = -errno;
+                }
+                (void) !write(pipefd[1], &err, sizeof err);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        /* EOF: exec happened (the pipe is close-on-exec); else the child's errno. */
+        do
+                n = read(pipefd[0], &err, sizeof err);
+        while (n < 0 && errno == EINTR);
+        close(pipefd[0]);
+        if (n == sizeof err && err < 0) {
+                (void) waitpid(pid, NULL, 0);
+                return err;
+        }
+        *ret_pid = pid;
+        return 0;
 }
 
 void host_dnsmasq_reap(pid_t pid) {

@@ -305,6 +305,27 @@ static bool is_dnsmasq(pid_t pid) {
         return comm && strncmp(comm, "dnsmasq", 7) == 0;
 }
 
+/* A field of /proc/PID/status as a number (base 16 for the Cap* masks), or -1. */
+static long long proc_status(pid_t pid, const char *field, int base) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        const char *p;
+
+        assert_true(asprintf(&path, "/proc/%d/status", (int) pid) > 0);
+        text = harness_read_file(path);
+        p = text ? strstr(text, field) : NULL;
+        return p ? strtoll(p + strlen(field), NULL, base) : -1;
+}
+
+/* dnsmasq runs as its own user, with at most CAP_NET_BIND_SERVICE, CAP_NET_ADMIN and CAP_NET_RAW. */
+static void assert_dnsmasq_unprivileged(pid_t pid) {
+        long long uid = proc_status(pid, "\nUid:", 10), caps = proc_status(pid, "\nCapEff:", 16);
+        long long allowed = (1LL << 10) | (1LL << 12) | (1LL << 13);
+
+        if (uid <= 0 || caps < 0 || (caps & ~allowed) != 0 || proc_status(pid, "\nCapPrm:", 16) != caps)
+                fail_msg("dnsmasq (pid %d) runs as uid %lld with capabilities %llx", (int) pid, uid, caps);
+        print_message("dnsmasq pid %d: uid %lld, CapEff %llx\n", (int) pid, uid, caps);
+}
+
 #define NAT_NET                                                                                          \
         SIMPLE_NET("natnet", "0a1b2c3d-0000-4000-8000-00000000a001",                                     \
                    "<forward mode='nat'/><bridge name='vbt0' stp='on' delay='4'/><mtu size='1400'/>"        \
@@ -354,6 +375,7 @@ static void test_nat_dhcp(void **state) {
         pid = dnsmasq_pid(h, "natnet");
         assert_true(pid > 0);
         assert_true(is_dnsmasq(pid));
+        assert_dnsmasq_unprivileged(pid);
 
         /* A "guest": a veth whose peer is on the bridge, in a second namespace; busybox udhcpc. */
         ip_ok((const char *[]) { IP, "link", "add", "vbtg-host", "type", "veth", "peer", "name", "vbtg-guest", "netns", ns_guest, NULL });
