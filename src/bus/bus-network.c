@@ -13,6 +13,7 @@
 #define XML_INACTIVE UINT64_C(1)
 
 #define ACTION_MANAGE "org.virtbus1.network.manage"
+#define ACTION_HOST_FILES "org.virtbus1.network.host-files"
 
 char *bus_network_path(const Network *n) {
         char buf[BUS_UUID_PATH_MAX(VB_NETWORK_PREFIX)];
@@ -71,8 +72,18 @@ static int begin_xml_call(BusServer *s, sd_bus_message *m, const char **ret_xml,
         return 1;
 }
 
-/* DefineNetwork (create false) and CreateNetwork: reply with the network's path. */
+static int define_as(BusServer *s, const char *xml, bool create, NetworkCaller *caller, Network **ret, VbError *e) {
+        if (create)
+                return network_create(registry_of(s), xml, caller, ret, e);
+        return network_define(registry_of(s), xml, caller, ret, NULL, e);
+}
+
+/* DefineNetwork (create false) and CreateNetwork: reply with the network's path. Core refuses what the
+ * caller may not ask of the host; a TFTP root the caller cannot read themselves is the one refusal
+ * polkit can lift (org.virtbus1.network.host-files, with the path as detail): then once more with
+ * that answer. */
 static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
+        NetworkCaller caller = {};
         VbError e = VB_ERROR_NULL;
         const char *xml;
         Network *n;
@@ -81,10 +92,29 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
         r = begin_xml_call(s, m, &xml, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (create)
-                r = network_create(registry_of(s), xml, &n, &e);
-        else
-                r = network_define(registry_of(s), xml, &n, NULL, &e);
+        r = bus_polkit_sender_uid(s->polkit, m, &caller.uid);
+        if (r < 0)
+                return r;
+        r = define_as(s, xml, create, &caller, &n, &e);
+        if (r == -EACCES && caller.denied_path) {
+                _cleanup_free_ char *name = network_def_peek_name(xml), *path = TAKE_PTR(caller.denied_path);
+                const char *details[] = { "network", strempty(name), "path", path, NULL };
+
+                r = bus_polkit_check(s->polkit, m, ACTION_HOST_FILES, details, error);
+                if (r == 0) {
+                        vb_error_free(&e);
+                        return 1;
+                }
+                if (r < 0) {
+                        /* Core's answer names the path and why; polkit's would only name the action. */
+                        sd_bus_error_free(error);
+                        return bus_reply_vb_error(error, &e, -EACCES);
+                }
+                vb_error_free(&e);
+                caller.host_files = true;
+                r = define_as(s, xml, create, &caller, &n, &e);
+        }
+        free(caller.denied_path);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path(m, bus_network_path(n));

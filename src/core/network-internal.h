@@ -18,5 +18,11 @@ Network *network_free(Network *n);
 /* Into the registry's maps and list; announce: tell the events (not while loading). */
 int network_registry_insert(NetworkRegistry *r, Network *n, bool announce);
 
+/* core/network-access.c: refuses (AccessDenied) what caller may not ask of the host, and sets def's
+ * access_uid from caller (never from the XML). NULL caller: the service. */
+int network_access_check(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, VbError *reterr);
+/* Whether no host link has this name (for bridge names the service picks). */
+bool network_bridge_name_free(NetworkRegistry *r, const char *name);
+
 /* The device pool of def: its forward devices, PCI functions, or the VFs of its <pf> (from sysfs). */
 int network_build_pool(const NetworkDef *def, NetworkPool **ret, VbError *reterr);

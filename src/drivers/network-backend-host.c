@@ -611,10 +611,21 @@ static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const cha
         return 0;
 }
 
+static bool host_link_exists(VbNetworkBackend *b, const char *name) {
+        return host_netlink_link_exists(name);
+}
+
+static int host_route_overlap(VbNetworkBackend *b, const char *address, unsigned prefix, const char *except_ifname,
+                              char **ret_what) {
+        return host_netlink_route_overlap(address, prefix, except_ifname, ret_what);
+}
+
 const VbNetworkBackendOps vb_network_backend_host_ops = {
         .name = "host",
         .start = host_start,
         .stop = host_stop,
         .is_running = host_is_running,
         .get_leases = host_get_leases,
+        .link_exists = host_link_exists,
+        .route_overlap = host_route_overlap,
 };
