@@ -12,13 +12,14 @@
  *     taking, a host interface or its functions);
  *   - <ip> subnets and <route>s that overlap a route the host has (other than its default route), and
  *     default routes: they would take traffic of the host's own networks into the virtual one;
- *   - a <tftp root=> that the caller could not read themselves (checked as that uid, host_open_as),
- *     unless polkit allows org.virtbus1.network.host-files.
+ *   - a <tftp root=> that is not a directory the caller owns and could read themselves (opened as that
+ *     uid, host_open_as), unless polkit allows org.virtbus1.network.host-files.
  * The uid whose rights count for the TFTP root is recorded with the definition (access_uid), so that
  * a later start by the service (autostart) opens the same tree with the same rights. <nat> ranges only
  * rewrite the network's own traffic; bandwidth and virtualport parameters never reach the host (they
  * are handed to the guest's interface as they are): none of these is restricted. */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/network-internal.h"
@@ -97,17 +98,20 @@ static int check_routes(NetworkRegistry *r, const NetworkDef *def, VbError *e) {
                 const NetworkRouteDef *rt = &def->routes[i];
 
                 /* as the host backend adds it */
-                k = check_subnet(r, def, "route", rt->address, rt->prefix ?: (strchr(rt->address, ':') ? 64 : 24), e);
+                k = check_subnet(r, def, "route", rt->address, rt->has_prefix || rt->netmask ? rt->prefix : (strchr(rt->address, ':') ? 64 : 24), e);
                 if (k < 0)
                         return k;
         }
         return 0;
 }
 
-/* The caller's own rights on the TFTP root, in a child that becomes them. */
+/* A TFTP root publishes a tree on the network: it must be a directory the caller owns, opened with
+ * the caller's own rights (in a child that becomes them), so that neither a system directory nor
+ * somebody else's tree can be served on their word. */
 static int check_tftp_root(NetworkDef *def, NetworkCaller *c, VbError *e) {
         const char *root = network_def_tftp_root(def);
-        HostOpenRequest q = { .path = root, .mode = HOST_OPEN_DIRECTORY, .check_only = true, .fd = -1 };
+        HostOpenRequest q = { .path = root, .mode = HOST_OPEN_DIRECTORY, .fd = -1 };
+        struct stat st;
         int k;
 
         if (!root)
@@ -115,6 +119,9 @@ static int check_tftp_root(NetworkDef *def, NetworkCaller *c, VbError *e) {
         k = host_open_as(c->uid, &q, 1);
         if (k >= 0)
                 k = q.error;
+        if (k >= 0)
+                k = fstat(q.fd, &st) < 0 ? -errno : st.st_uid != c->uid ? -EPERM : 0;
+        host_open_requests_close(&q, 1);
         def->has_access_uid = true;
         def->access_uid = (uint32_t) c->uid;
         if (k >= 0)
@@ -123,7 +130,7 @@ static int check_tftp_root(NetworkDef *def, NetworkCaller *c, VbError *e) {
                 def->access_host_files = true;
                 log_notice("Network '%s': TFTP root '%s' is served with the service's rights for uid %u (%s), "
                            "as polkit allowed org.virtbus1.network.host-files.", def->name, root, (unsigned) c->uid,
-                           strerror(-k));
+                           k == -EPERM ? "not theirs" : strerror(-k));
                 return 0;
         }
         free(c->denied_path);
@@ -131,9 +138,9 @@ static int check_tftp_root(NetworkDef *def, NetworkCaller *c, VbError *e) {
         if (!c->denied_path)
                 return -ENOMEM;
         return vb_error_set(e, VB_ERROR_ACCESS_DENIED,
-                            "Network '%s': <tftp root='%s'> is not a directory uid %u may read (%s); serving it needs "
-                            "org.virtbus1.network.host-files.",
-                            def->name, root, (unsigned) c->uid, strerror(-k));
+                            "Network '%s': <tftp root='%s'> is not a directory of uid %u's own that it may read (%s); "
+                            "serving it needs org.virtbus1.network.host-files.",
+                            def->name, root, (unsigned) c->uid, k == -EPERM ? "owned by another user" : strerror(-k));
 }
 
 int network_access_check(NetworkRegistry *r, NetworkDef *def, NetworkCaller *c, VbError *reterr) {

@@ -378,12 +378,14 @@ static void stop_dnsmasq(VbNetworkBackend *b, const NetworkDef *def) {
 }
 
 /* The TFTP tree, opened with the rights of the user recorded with the definition (the caller who
- * defined it; 'nobody' for a definition saved before that was recorded), or with the service's when
- * polkit allowed the caller more, then without following symlinks. */
+ * defined it, whose own directory it must still be; 'nobody' for a definition saved before that was
+ * recorded), or with the service's when polkit allowed the caller more, then without following
+ * symlinks. */
 static int open_tftp_root(const NetworkDef *def, int *ret_fd, VbError *reterr) {
         const char *root = network_def_tftp_root(def);
         uid_t uid = def->has_access_uid ? (def->access_host_files ? 0 : (uid_t) def->access_uid) : TFTP_UID_UNKNOWN;
         HostOpenRequest q = { .path = root, .mode = HOST_OPEN_DIRECTORY, .no_symlinks = def->access_host_files, .fd = -1 };
+        struct stat st;
         int r;
 
         *ret_fd = -1;
@@ -396,6 +398,13 @@ static int open_tftp_root(const NetworkDef *def, int *ret_fd, VbError *reterr) {
                 return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
                                     "Failed to open the TFTP root '%s' of network '%s' with the rights of uid %u: %s", root,
                                     def->name, (unsigned) uid, strerror(-r));
+        /* Still the caller's own tree (a directory swapped for a link to another one is not). */
+        if (def->has_access_uid && !def->access_host_files && uid != 0 && (fstat(q.fd, &st) < 0 || st.st_uid != uid)) {
+                close(q.fd);
+                return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
+                                    "The TFTP root '%s' of network '%s' is no longer a directory of uid %u's own.", root,
+                                    def->name, (unsigned) uid);
+        }
         *ret_fd = q.fd;
         return 0;
 }
@@ -505,7 +514,7 @@ static int bring_up_bridge(const NetworkDef *def, VbError *reterr) {
         /* Static routes to networks behind a guest (they go away with the bridge). */
         for (size_t i = 0; i < def->n_routes; i++) {
                 const NetworkRouteDef *rt = &def->routes[i];
-                unsigned prefix = rt->prefix ?: (strchr(rt->address, ':') ? 64 : 24);
+                unsigned prefix = rt->has_prefix || rt->netmask ? rt->prefix : (strchr(rt->address, ':') ? 64 : 24);
 
                 r = host_netlink_route_add(def->bridge, rt->address, prefix, rt->gateway, rt->has_metric ? rt->metric : 0);
                 if (r < 0)

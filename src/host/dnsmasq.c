@@ -17,10 +17,6 @@
 
 extern char **environ;
 
-#ifndef MS_NOSYMFOLLOW
-#define MS_NOSYMFOLLOW 256
-#endif
-
 int host_dnsmasq_user(HostDnsmasqUser *ret) {
         static const char * const names[] = { "dnsmasq", "virtbus-dnsmasq" };
         char buf[4096];
@@ -40,21 +36,27 @@ int host_dnsmasq_user(HostDnsmasqUser *ret) {
         return -ENOENT;
 }
 
-/* In the child, between fork and exec: only system calls. */
+/* In the child, between fork and exec: only system calls. The tree is cloned (open_tree) while still
+ * in our mount namespace, given its flags while detached, and attached in the new one: a bind mount
+ * of the descriptor itself would be refused there (its mount is in another namespace). Only that
+ * mount, not what is mounted below it. */
 static int child_setup(int tftp_fd, const char *tftp_mount) {
-        char src[64];
+        struct mount_attr attr = {
+                .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                            MOUNT_ATTR_NOSYMFOLLOW,
+        };
         sigset_t none;
+        int tree;
 
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setsid() < 0)
                 return -errno;
         if (tftp_fd < 0)
                 return 0;
-        snprintf(src, sizeof src, "/proc/self/fd/%d", tftp_fd);
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-            mount(src, tftp_mount, NULL, MS_BIND, NULL) < 0 ||
-            mount(NULL, tftp_mount, NULL,
-                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW, NULL) < 0)
+        tree = open_tree(tftp_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 || unshare(CLONE_NEWNS) < 0 ||
+            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            move_mount(tree, "", AT_FDCWD, tftp_mount, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return -errno;
         return 0;
 }
