@@ -316,10 +316,18 @@ static long long proc_status(pid_t pid, const char *field, int base) {
         return p ? strtoll(p + strlen(field), NULL, base) : -1;
 }
 
-/* dnsmasq runs as its own user, with at most CAP_NET_BIND_SERVICE, CAP_NET_ADMIN and CAP_NET_RAW. */
+/* dnsmasq runs as its own user, with at most CAP_NET_BIND_SERVICE, CAP_NET_ADMIN and CAP_NET_RAW. It
+ * starts as root and drops that itself once its sockets are open: give it up to 5 s. */
 static void assert_dnsmasq_unprivileged(pid_t pid) {
-        long long uid = proc_status(pid, "\nUid:", 10), caps = proc_status(pid, "\nCapEff:", 16);
+        long long uid = 0, caps = -1;
         long long allowed = (1LL << 10) | (1LL << 12) | (1LL << 13);
+
+        for (int i = 0; i < 500 && uid == 0; i++) {
+                uid = proc_status(pid, "\nUid:", 10);
+                if (uid == 0)
+                        usleep(10 * 1000);
+        }
+        caps = proc_status(pid, "\nCapEff:", 16);
 
         if (uid <= 0 || caps < 0 || (caps & ~allowed) != 0 || proc_status(pid, "\nCapPrm:", 16) != caps)
                 fail_msg("dnsmasq (pid %d) runs as uid %lld with capabilities %llx", (int) pid, uid, caps);
