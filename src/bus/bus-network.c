@@ -14,6 +14,7 @@
 #define XML_INACTIVE UINT64_C(1)
 
 #define ACTION_MANAGE "org.virtbus1.network.manage"
+#define ACTION_HOST_FILES "org.virtbus1.network.host-files"
 
 char *bus_network_path(const Network *n) {
         char buf[BUS_UUID_PATH_MAX(VB_NETWORK_PREFIX)];
@@ -71,7 +72,48 @@ static const char *definition_name(const void *def) {
         return ((const NetworkDef *) def)->name;
 }
 
-/* "st": the definition and flags, parsed off the event loop; polkit with the network's name as detail. */
+/* Once the caller may manage networks: what the definition asks of the host (core/network-access.c).
+ * userdata: the NetworkCaller, filled for core. A TFTP root the caller cannot read themselves is the one
+ * refusal polkit can lift (org.virtbus1.network.host-files, with the path as detail). */
+static int authorize_host(BusServer *s, sd_bus_message *m, const void *parsed, void *userdata, sd_bus_error *error) {
+        /* The check also records the caller's uid in the definition (core does it again when it saves). */
+        NetworkDef *def = (NetworkDef *) parsed;
+        NetworkCaller *caller = userdata;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = bus_polkit_sender_uid(s->polkit, m, &caller->uid);
+        if (r < 0)
+                return r;
+        caller->host_files = false;
+        r = network_access_check(registry_of(s), def, caller, &e);
+        if (r == -EACCES && caller->denied_path) {
+                _cleanup_free_ char *path = TAKE_PTR(caller->denied_path);
+                const char *details[] = { "network", strempty(def->name), "path", path, NULL };
+
+                r = bus_polkit_check(s->polkit, m, ACTION_HOST_FILES, details, error);
+                if (r == 0) {
+                        vb_error_free(&e);
+                        return 0;
+                }
+                if (r < 0) {
+                        /* Core's answer names the path and why; polkit's would only name the action. */
+                        sd_bus_error_free(error);
+                        return bus_reply_vb_error(error, &e, -EACCES);
+                }
+                vb_error_free(&e);
+                caller->host_files = true;
+                r = network_access_check(registry_of(s), def, caller, &e);
+        }
+        free(caller->denied_path);
+        caller->denied_path = NULL;
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        return 1;
+}
+
+/* "st": the definition and flags, parsed off the event loop; polkit with the network's name as detail;
+ * then what it asks of the host. */
 static const BusParseSpec definition_spec = {
         .what = "definition",
         .max = NETWORK_XML_MAX,
@@ -80,23 +122,25 @@ static const BusParseSpec definition_spec = {
         .action = ACTION_MANAGE,
         .detail_key = "network",
         .name = definition_name,
+        .authorize_more = authorize_host,
 };
 
 /* DefineNetwork (create false) and CreateNetwork: reply with the network's path. */
 static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
+        NetworkCaller caller = {};
         VbError e = VB_ERROR_NULL;
         void *def = NULL;
         uint64_t flags;
         Network *n;
         int r;
 
-        r = bus_parse_document(s, m, &definition_spec, 0, NULL, &def, &flags, error);
+        r = bus_parse_document(s, m, &definition_spec, 0, &caller, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         if (create)
-                r = network_create_def(registry_of(s), def, &n, &e);
+                r = network_create_def(registry_of(s), def, &caller, &n, &e);
         else
-                r = network_define_def(registry_of(s), def, &n, NULL, &e);
+                r = network_define_def(registry_of(s), def, &caller, &n, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path(m, bus_network_path(n));

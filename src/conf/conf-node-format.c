@@ -175,6 +175,7 @@ static const struct {
         { "http://libvirt.org/schemas/domain/ch/1.0", "ch" },
         { "http://libosinfo.org/xmlns/libvirt/domain/1.0", "libosinfo" },
         { "http://libvirt.org/schemas/network/dnsmasq/1.0", "dnsmasq" },
+        { "https://virtbus.org/schemas/network/1.0", "virtbus" },
         { "http://www.w3.org/XML/1998/namespace", "xml" },
 };
 

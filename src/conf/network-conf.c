@@ -201,6 +201,20 @@ bool network_def_has_own_bridge(const NetworkDef *def) {
                m == NETWORK_FORWARD_OPEN;
 }
 
+const char *network_def_tftp_root(const NetworkDef *def) {
+        for (size_t i = 0; i < def->n_ips; i++)
+                if (def->ips[i].tftp_root)
+                        return def->ips[i].tftp_root;
+        return NULL;
+}
+
+bool network_def_has_dnsmasq_options(const NetworkDef *def) {
+        for (size_t i = 0; def->extra && i < def->extra->n_children; i++)
+                if (streq_ptr(def->extra->children[i]->ns_href, NETWORK_DNSMASQ_NS))
+                        return true;
+        return false;
+}
+
 const NetworkIpDef *network_def_ipv4(const NetworkDef *def) {
         for (size_t i = 0; i < def->n_ips; i++)
                 if (def->ips[i].family == NETWORK_FAMILY_IPV4 && def->ips[i].prefix > 0)
@@ -362,7 +376,7 @@ static int validate_portgroups(const NetworkDef *def, const ConfNode *where, VbE
 
 int network_def_validate(const NetworkDef *def, VbError *reterr) {
         const ConfNode *where = def->extra;
-        size_t n_v4_dhcp = 0;
+        size_t n_v4_dhcp = 0, n_tftp = 0;
         int r;
 
         r = validate_forward(def, where, reterr);
@@ -380,6 +394,11 @@ int network_def_validate(const NetworkDef *def, VbError *reterr) {
                         return r;
                 if (def->ips[i].family == NETWORK_FAMILY_IPV4 && def->ips[i].has_dhcp && ++n_v4_dhcp > 1)
                         return conf_error(reterr, where, "DHCP on more than one IPv4 address (expected at most one)");
+                /* One dnsmasq per network serves one TFTP tree. */
+                if (def->ips[i].tftp_root && ++n_tftp > 1)
+                        return conf_error(reterr, where, "<tftp> on more than one <ip> (expected at most one)");
+                if (def->ips[i].tftp_root && def->ips[i].tftp_root[0] != '/')
+                        return conf_error(reterr, where, "<tftp root='%s'> is not an absolute path", def->ips[i].tftp_root);
         }
         return 0;
 }

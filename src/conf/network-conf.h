@@ -157,9 +157,21 @@ typedef struct NetworkDef {
         size_t n_routes, n_routes_allocated;
         bool has_dns;
         NetworkDnsDef dns;
+        /* Whose rights the host paths of the definition (<tftp root=>) were checked with when it was
+         * defined: set by the service, never taken from a caller; kept in the saved definition as
+         * <metadata><virtbus:access uid='N'/></metadata> (NETWORK_VIRTBUS_NS). host-files='yes': that
+         * caller could not read them, and polkit allowed org.virtbus1.network.host-files; they are then
+         * opened with the service's rights, but never through a symlink. */
+        bool has_access_uid;
+        uint32_t access_uid;
+        bool access_host_files;
 
         ConfNode *extra; /* everything else the user gave */
 } NetworkDef;
+
+/* Our own namespace in <metadata> (see access_uid). */
+#define NETWORK_VIRTBUS_NS "https://virtbus.org/schemas/network/1.0"
+#define NETWORK_DNSMASQ_NS "http://libvirt.org/schemas/network/dnsmasq/1.0"
 
 #define NETWORK_PARSE_STABLE_DEFAULTS (1u << 0) /* derive a missing UUID from the content */
 
@@ -178,6 +190,10 @@ char *network_def_peek_name(const char *xml);
 
 /* True for modes where guests connect to a bridge the service creates (none/nat/route/open). */
 bool network_def_has_own_bridge(const NetworkDef *def);
+/* The TFTP root of the definition (the first <ip> with one; validation allows one), or NULL. */
+const char *network_def_tftp_root(const NetworkDef *def);
+/* Whether the definition has <dnsmasq:options>. */
+bool network_def_has_dnsmasq_options(const NetworkDef *def);
 /* The first IPv4 <ip> with a prefix, or NULL. */
 const NetworkIpDef *network_def_ipv4(const NetworkDef *def);
 

@@ -250,6 +250,19 @@ static int format_portgroups(const NetworkDef *def, ConfNode *root) {
         return 0;
 }
 
+static int format_access(const NetworkDef *def, ConfNode *root) {
+        ConfNode *md, *c;
+
+        if (!def->has_access_uid)
+                return 0;
+        md = conf_node_add(root, "metadata");
+        c = md ? conf_node_add(md, "access") : NULL;
+        if (!c || !(c->ns_href = strdup(NETWORK_VIRTBUS_NS)) || set_u32(c, "uid", def->access_uid) < 0 ||
+            (def->access_host_files && conf_node_set_attr(c, "host-files", "yes") < 0))
+                return -ENOMEM;
+        return 0;
+}
+
 int network_def_to_node(const NetworkDef *def, ConfNode **ret) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL, *residue = NULL;
         int r;
@@ -258,7 +271,7 @@ int network_def_to_node(const NetworkDef *def, ConfNode **ret) {
         if (!n)
                 return -ENOMEM;
         if ((r = format_identity(def, n)) < 0 || (r = format_forward(def, n)) < 0 || (r = format_dns(def, n)) < 0 ||
-            (r = format_portgroups(def, n)) < 0 || (r = format_ips_routes(def, n)) < 0)
+            (r = format_portgroups(def, n)) < 0 || (r = format_ips_routes(def, n)) < 0 || (r = format_access(def, n)) < 0)
                 return r;
         if (def->extra && !(residue = conf_node_copy(def->extra)))
                 return -ENOMEM;

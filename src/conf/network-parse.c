@@ -399,6 +399,30 @@ static int parse_identity(NetworkDef *def, ConfNode *root, VbError *e) {
         return 0;
 }
 
+/* <metadata><virtbus:access uid=/>: taken out of the metadata into access_uid. The metadata element is
+ * marked used, so that formatting puts the access element back into the same element. */
+static int parse_access(NetworkDef *def, ConfNode *root, VbError *e) {
+        ConfNode *md = conf_node_use_child(root, "metadata");
+        uint64_t v;
+        int r, host_files = -1;
+
+        for (size_t i = 0; md && i < md->n_children; i++) {
+                _cleanup_(conf_node_freep) ConfNode *c = NULL;
+
+                if (!streq(md->children[i]->name, "access") || !streq_ptr(md->children[i]->ns_href, NETWORK_VIRTBUS_NS))
+                        continue;
+                c = conf_node_detach_child(md, i);
+                r = conf_take_uint(c, "uid", UINT32_MAX - 1, &v, e);
+                if (r < 0 || (r = conf_take_yesno(c, "host-files", &host_files, e)) < 0)
+                        return r;
+                def->has_access_uid = true;
+                def->access_uid = (uint32_t) v;
+                def->access_host_files = host_files > 0;
+                break;
+        }
+        return 0;
+}
+
 /* A missing UUID: random, or derived from the canonical text (NETWORK_PARSE_STABLE_DEFAULTS). */
 static int fill_defaults(NetworkDef *def, unsigned flags) {
         _cleanup_free_ char *seed = NULL;
@@ -433,6 +457,9 @@ int network_def_parse_node(ConfNode *root, unsigned flags, NetworkDef **ret, VbE
         def->forward.managed = -1;
         def->dns.enable = def->dns.forward_plain_names = -1;
         r = parse_identity(def, root, reterr);
+        if (r < 0)
+                return r;
+        r = parse_access(def, root, reterr);
         if (r < 0)
                 return r;
         c = conf_node_use_child(root, "forward");

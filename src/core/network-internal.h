@@ -18,5 +18,8 @@ Network *network_free(Network *n);
 /* Into the registry's maps and list; announce: tell the events (not while loading). */
 int network_registry_insert(NetworkRegistry *r, Network *n, bool announce);
 
+/* Whether no host link has this name (for bridge names the service picks). */
+bool network_bridge_name_free(NetworkRegistry *r, const char *name);
+
 /* The device pool of def: its forward devices, PCI functions, or the VFs of its <pf> (from sysfs). */
 int network_build_pool(const NetworkDef *def, NetworkPool **ret, VbError *reterr);

@@ -169,7 +169,7 @@ static void seed_defaults(NetworkRegistry *r, const char * const *xmls, const ch
                 Network *n;
                 int k;
 
-                k = network_define(r, xmls[i], &n, NULL, &e);
+                k = network_define(r, xmls[i], NULL, &n, NULL, &e);
                 if (k >= 0)
                         k = network_set_autostart(r, n, true, &e);
                 if (k < 0)

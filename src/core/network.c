@@ -182,7 +182,7 @@ static int assign_bridge(NetworkRegistry *r, NetworkDef *def, const Network *sel
         }
         for (unsigned i = 0; i < 1024; i++) {
                 snprintf(name, sizeof name, "virbr%u", i);
-                if (!bridge_taken(r, name, self))
+                if (!bridge_taken(r, name, self) && network_bridge_name_free(r, name))
                         return free_and_strdup(&def->bridge, name);
         }
         return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No free bridge name.");
@@ -206,17 +206,19 @@ static int check_conflicts(NetworkRegistry *r, const NetworkDef *def, Network **
         return 0;
 }
 
-int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret_created, VbError *reterr) {
+int network_define(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, bool *ret_created,
+                   VbError *reterr) {
         NetworkDef *def = NULL;
         int k;
 
         k = network_def_parse_string(xml, 0, &def, reterr);
         if (k < 0)
                 return k;
-        return network_define_def(r, def, ret, ret_created, reterr);
+        return network_define_def(r, def, caller, ret, ret_created, reterr);
 }
 
-int network_define_def(NetworkRegistry *r, NetworkDef *parsed, Network **ret, bool *ret_created, VbError *reterr) {
+int network_define_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, Network **ret, bool *ret_created,
+                       VbError *reterr) {
         _cleanup_(network_def_freep) NetworkDef *def = parsed;
         Network *n = NULL;
         bool created;
@@ -226,6 +228,9 @@ int network_define_def(NetworkRegistry *r, NetworkDef *parsed, Network **ret, bo
         if (k < 0)
                 return k;
         k = assign_bridge(r, def, n, reterr);
+        if (k < 0)
+                return k;
+        k = network_access_check(r, def, caller, reterr);
         if (k < 0)
                 return k;
         k = network_store_save(r->dir, def, reterr);
@@ -369,17 +374,17 @@ static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *
         return 0;
 }
 
-int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr) {
+int network_create(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, VbError *reterr) {
         NetworkDef *def = NULL;
         int k;
 
         k = network_def_parse_string(xml, 0, &def, reterr);
         if (k < 0)
                 return k;
-        return network_create_def(r, def, ret, reterr);
+        return network_create_def(r, def, caller, ret, reterr);
 }
 
-int network_create_def(NetworkRegistry *r, NetworkDef *parsed, Network **ret, VbError *reterr) {
+int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, Network **ret, VbError *reterr) {
         _cleanup_(network_def_freep) NetworkDef *def = parsed;
         Network *n = NULL;
         int k;
@@ -390,6 +395,9 @@ int network_create_def(NetworkRegistry *r, NetworkDef *parsed, Network **ret, Vb
         if (n)
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
         k = assign_bridge(r, def, NULL, reterr);
+        if (k < 0)
+                return k;
+        k = network_access_check(r, def, caller, reterr);
         if (k < 0)
                 return k;
         /* Transient: a live definition only. */

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conf/network-conf.h"
 #include "conf/network-resolve.h"
@@ -78,11 +79,25 @@ bool network_is_persistent(const Network *n);
 const NetworkDef *network_current_def(const Network *n);
 const char *network_forward_mode_name(const Network *n); /* "none" for isolated */
 
-int network_define(NetworkRegistry *r, const char *xml, Network **ret, bool *ret_created, VbError *reterr);
-int network_create(NetworkRegistry *r, const char *xml, Network **ret, VbError *reterr);
+/* Who defines a network (core/network-access.c): callers other than root may not give a definition that
+ * takes over host interfaces, routes or files (AccessDenied). NULL: the service itself. */
+typedef struct NetworkCaller {
+        uid_t uid;
+        bool host_files;   /* polkit allowed org.virtbus1.network.host-files */
+        char *denied_path; /* out, with AccessDenied: the host path uid may not read (to ask polkit about); to free */
+} NetworkCaller;
+
+int network_define(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, bool *ret_created,
+                   VbError *reterr);
+int network_create(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, VbError *reterr);
+/* core/network-access.c: refuses (AccessDenied) what caller may not ask of the host, and sets def's
+ * access_uid from caller (never from the XML). NULL caller: the service. The bus layer asks it first, to
+ * let polkit lift the one refusal it may (caller->denied_path); define and create ask it again. */
+int network_access_check(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, VbError *reterr);
 /* The same with a parsed definition, which they take (also on failure). */
-int network_define_def(NetworkRegistry *r, NetworkDef *def, Network **ret, bool *ret_created, VbError *reterr);
-int network_create_def(NetworkRegistry *r, NetworkDef *def, Network **ret, VbError *reterr);
+int network_define_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, Network **ret, bool *ret_created,
+                       VbError *reterr);
+int network_create_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, Network **ret, VbError *reterr);
 int network_start(NetworkRegistry *r, Network *n, VbError *reterr);
 /* Refused (InvalidState) while guests use it. A transient network goes away. */
 int network_stop(NetworkRegistry *r, Network *n, VbError *reterr);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 
 #include "drivers/network-backend.h"
 #include "host/dnsmasq.h"
+#include "host/user-open.h"
 #include "host/netlink-net.h"
 #include "host/nft.h"
 #include "util/fileio.h"
@@ -20,6 +22,8 @@
 #include "util/strbuf.h"
 
 #define NFT_FAMILY "inet"
+/* The rights a TFTP root of a definition that recorded none is opened with: nobody's. */
+#define TFTP_UID_UNKNOWN ((uid_t) 65534)
 
 /* Our table for a network: virtbus_<bridge>, with anything but letters and digits turned into '_'. */
 static void table_name(const NetworkDef *def, char ret[64]) {
@@ -192,8 +196,6 @@ static void append_dhcp(StrBuf *b, const NetworkIpDef *ip) {
         if (ip->bootp_file)
                 strbuf_appendf(b, "dhcp-boot=%s%s%s\n", ip->bootp_file, ip->bootp_server ? ",," : "",
                                strempty(ip->bootp_server));
-        if (ip->tftp_root)
-                strbuf_appendf(b, "enable-tftp\ntftp-root=%s\n", ip->tftp_root);
 }
 
 static void append_dns(StrBuf *b, const NetworkDef *def) {
@@ -230,25 +232,74 @@ static void append_dns(StrBuf *b, const NetworkDef *def) {
         }
 }
 
-static int write_dnsmasq_conf(VbNetworkBackend *b, const NetworkDef *def, const char *path) {
-        _cleanup_free_ char *pid = vb_network_backend_path(b, def, "pid");
-        _cleanup_free_ char *leases = vb_network_backend_path(b, def, "leases"), *text = NULL;
+/* dnsmasq's files: <runtime>/networks/<name>.dnsmasq/<leaf>; that directory is root's (0755): dnsmasq
+ * writes only its lease file (made for it, rewritten in place) and its pid file (made while it is still
+ * root); nobody else unprivileged writes anything there. */
+static char *dnsmasq_path(VbNetworkBackend *b, const NetworkDef *def, const char *leaf) {
+        _cleanup_free_ char *dir = vb_network_backend_path(b, def, "dnsmasq");
+        char *p;
+
+        if (!dir)
+                return NULL;
+        if (!leaf)
+                return TAKE_PTR(dir);
+        return asprintf(&p, "%s/%s", dir, leaf) < 0 ? NULL : p;
+}
+
+static int write_dnsmasq_conf(VbNetworkBackend *b, const NetworkDef *def, const HostDnsmasqUser *user, const char *path) {
+        _cleanup_free_ char *pid = dnsmasq_path(b, def, "pid"), *leases = dnsmasq_path(b, def, "leases");
+        _cleanup_free_ char *tftp = dnsmasq_path(b, def, "tftp"), *text = NULL;
         StrBuf s = STRBUF_NULL;
 
-        if (!pid || !leases)
+        if (!pid || !leases || !tftp)
                 return -ENOMEM;
         strbuf_appendf(&s, "# Written by virtbusd for network '%s'; changes are overwritten.\n", def->name);
         strbuf_appendf(&s, "strict-order\npid-file=%s\nexcept-interface=lo\nbind-dynamic\ninterface=%s\n", pid,
                        def->bridge);
-        /* Runs as root: the lease file lives in our runtime directory, which only root may write. */
-        strbuf_appendf(&s, "user=root\nno-ping\ndhcp-leasefile=%s\n", leases);
+        /* dnsmasq reads this file and opens its sockets, pid and lease file as root, then becomes user=
+         * keeping only what DHCP and DNS on the bridge need (CAP_NET_ADMIN, CAP_NET_BIND_SERVICE). */
+        strbuf_appendf(&s, "user=%s\n", user->name);
+        if (*user->group)
+                strbuf_appendf(&s, "group=%s\n", user->group);
+        strbuf_appendf(&s, "no-ping\ndhcp-leasefile=%s\n", leases);
         append_dns(&s, def);
         for (size_t i = 0; i < def->n_ips; i++)
                 append_dhcp(&s, &def->ips[i]);
+        /* The TFTP tree is bind-mounted here in dnsmasq's own mount namespace (host_dnsmasq_start). */
+        if (network_def_tftp_root(def))
+                strbuf_appendf(&s, "enable-tftp\ntftp-root=%s\n", tftp);
         text = strbuf_steal(&s);
         if (!text)
                 return -ENOMEM;
         return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+/* The directory, the empty lease file given to dnsmasq's user, the mount point of the TFTP tree. */
+static int prepare_dnsmasq_dir(VbNetworkBackend *b, const NetworkDef *def, const HostDnsmasqUser *user) {
+        _cleanup_free_ char *dir = dnsmasq_path(b, def, NULL), *leases = dnsmasq_path(b, def, "leases");
+        _cleanup_free_ char *tftp = dnsmasq_path(b, def, "tftp");
+        struct stat st;
+        int fd, r = 0;
+
+        if (!dir || !leases || !tftp)
+                return -ENOMEM;
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        if (lstat(dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
+                return -EPERM;
+        fd = open(leases, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0)
+                return -errno;
+        if (fchown(fd, user->uid, user->gid) < 0 || fchmod(fd, 0644) < 0)
+                r = -errno;
+        close(fd);
+        if (r < 0)
+                return r;
+        if (network_def_tftp_root(def) && mkdir(tftp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
 }
 
 static int read_pid(const char *path, pid_t *ret) {
@@ -298,9 +349,10 @@ static bool is_our_dnsmasq(pid_t pid, const char *conf_path) {
 }
 
 static void stop_dnsmasq(VbNetworkBackend *b, const NetworkDef *def) {
-        static const char * const suffixes[] = { "ourpid", "pid", "conf", "leases" };
+        static const char * const leaves[] = { "conf", "pid", "leases" };
         _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
-        _cleanup_free_ char *conf = vb_network_backend_path(b, def, "conf");
+        _cleanup_free_ char *conf = dnsmasq_path(b, def, "conf"), *tftp = dnsmasq_path(b, def, "tftp");
+        _cleanup_free_ char *dir = dnsmasq_path(b, def, NULL);
         pid_t pid;
 
         if (ourpid && conf && read_pid(ourpid, &pid) >= 0) {
@@ -310,27 +362,85 @@ static void stop_dnsmasq(VbNetworkBackend *b, const NetworkDef *def) {
                 } else
                         host_dnsmasq_reap(pid); /* it died on its own (a zombie child), or the file is stale */
         }
-        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-                _cleanup_free_ char *p = vb_network_backend_path(b, def, suffixes[i]);
+        if (ourpid)
+                (void) unlink(ourpid);
+        for (size_t i = 0; i < ELEMENTSOF(leaves); i++) {
+                _cleanup_free_ char *p = dnsmasq_path(b, def, leaves[i]);
 
                 if (p)
                         (void) unlink(p);
         }
+        /* Only a mount point in dnsmasq's namespace, which ended with it: here an empty directory. */
+        if (tftp)
+                (void) rmdir(tftp);
+        if (dir)
+                (void) rmdir(dir);
+}
+
+/* The TFTP tree, opened with the rights of the user recorded with the definition (the caller who
+ * defined it, whose own directory it must still be; 'nobody' for a definition saved before that was
+ * recorded), or with the service's when polkit allowed the caller more, then without following
+ * symlinks. */
+static int open_tftp_root(const NetworkDef *def, int *ret_fd, VbError *reterr) {
+        const char *root = network_def_tftp_root(def);
+        uid_t uid = def->has_access_uid ? (def->access_host_files ? 0 : (uid_t) def->access_uid) : TFTP_UID_UNKNOWN;
+        HostOpenRequest q = { .path = root, .mode = HOST_OPEN_DIRECTORY, .no_symlinks = def->access_host_files, .fd = -1 };
+        struct stat st;
+        int r;
+
+        *ret_fd = -1;
+        if (!root)
+                return 0;
+        r = host_open_as(uid, &q, 1);
+        if (r >= 0 && q.error < 0)
+                r = q.error;
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
+                                    "Failed to open the TFTP root '%s' of network '%s' with the rights of uid %u: %s", root,
+                                    def->name, (unsigned) uid, strerror(-r));
+        /* Still the caller's own tree (a directory swapped for a link to another one is not). */
+        if (def->has_access_uid && !def->access_host_files && uid != 0 && (fstat(q.fd, &st) < 0 || st.st_uid != uid)) {
+                close(q.fd);
+                return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
+                                    "The TFTP root '%s' of network '%s' is no longer a directory of uid %u's own.", root,
+                                    def->name, (unsigned) uid);
+        }
+        *ret_fd = q.fd;
+        return 0;
+}
+
+static void fd_closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
 }
 
 static int start_dnsmasq(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr) {
-        _cleanup_free_ char *conf = vb_network_backend_path(b, def, "conf");
+        _cleanup_free_ char *conf = dnsmasq_path(b, def, "conf"), *tftp = dnsmasq_path(b, def, "tftp");
         _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
+        _cleanup_(fd_closep) int tftp_fd = -1;
+        HostDnsmasqUser user;
         char buf[32];
         pid_t pid;
         int r;
 
-        if (!conf || !ourpid)
+        if (!conf || !ourpid || !tftp)
                 return -ENOMEM;
-        r = write_dnsmasq_conf(b, def, conf);
+        r = host_dnsmasq_user(&user);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                    "Failed to start dnsmasq for network '%s': neither user 'dnsmasq' nor 'virtbus-dnsmasq' exists",
+                                    def->name);
+        r = open_tftp_root(def, &tftp_fd, reterr);
+        if (r < 0)
+                return r;
+        r = prepare_dnsmasq_dir(b, def, &user);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to prepare the files of dnsmasq in '%s': %s",
+                                    conf, strerror(-r));
+        r = write_dnsmasq_conf(b, def, &user, conf);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", conf, strerror(-r));
-        r = host_dnsmasq_start(conf, &pid);
+        r = host_dnsmasq_start(conf, tftp_fd, tftp, &pid);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start dnsmasq for network '%s': %s",
                                     def->name, strerror(-r));
@@ -340,7 +450,9 @@ static int start_dnsmasq(VbNetworkBackend *b, const NetworkDef *def, VbError *re
                 kill_and_wait(pid);
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", ourpid, strerror(-r));
         }
-        log_notice("Started dnsmasq (pid %d) for network '%s' on '%s'.", (int) pid, def->name, def->bridge);
+        log_notice("Started dnsmasq (pid %d, user '%s') for network '%s' on '%s'%s%s%s.", (int) pid, user.name,
+                   def->name, def->bridge, tftp_fd >= 0 ? ", serving TFTP from '" : "",
+                   tftp_fd >= 0 ? network_def_tftp_root(def) : "", tftp_fd >= 0 ? "'" : "");
         return 0;
 }
 
@@ -402,7 +514,7 @@ static int bring_up_bridge(const NetworkDef *def, VbError *reterr) {
         /* Static routes to networks behind a guest (they go away with the bridge). */
         for (size_t i = 0; i < def->n_routes; i++) {
                 const NetworkRouteDef *rt = &def->routes[i];
-                unsigned prefix = rt->prefix ?: (strchr(rt->address, ':') ? 64 : 24);
+                unsigned prefix = rt->has_prefix || rt->netmask ? rt->prefix : (strchr(rt->address, ':') ? 64 : 24);
 
                 r = host_netlink_route_add(def->bridge, rt->address, prefix, rt->gateway, rt->has_metric ? rt->metric : 0);
                 if (r < 0)
@@ -422,6 +534,8 @@ static int host_start(VbNetworkBackend *b, const NetworkDef *def, VbError *reter
         if (!def->bridge)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' has no bridge name.", def->name);
         r = bring_up_bridge(def, reterr);
+        if (r == -EEXIST)
+                return r; /* not ours: a failed start must not remove somebody else's link */
         if (r < 0)
                 goto fail;
         if (needs_table(def)) {
@@ -495,7 +609,7 @@ static bool host_is_running(VbNetworkBackend *b, const NetworkDef *def) {
 
 static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
                            size_t *ret_n, VbError *reterr) {
-        _cleanup_free_ char *path = vb_network_backend_path(b, def, "leases");
+        _cleanup_free_ char *path = dnsmasq_path(b, def, "leases");
         int r;
 
         if (!path)
@@ -506,10 +620,21 @@ static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const cha
         return 0;
 }
 
+static bool host_link_exists(VbNetworkBackend *b, const char *name) {
+        return host_netlink_link_exists(name);
+}
+
+static int host_route_overlap(VbNetworkBackend *b, const char *address, unsigned prefix, const char *except_ifname,
+                              char **ret_what) {
+        return host_netlink_route_overlap(address, prefix, except_ifname, ret_what);
+}
+
 const VbNetworkBackendOps vb_network_backend_host_ops = {
         .name = "host",
         .start = host_start,
         .stop = host_stop,
         .is_running = host_is_running,
         .get_leases = host_get_leases,
+        .link_exists = host_link_exists,
+        .route_overlap = host_route_overlap,
 };

@@ -36,6 +36,12 @@ typedef struct VbNetworkBackendOps {
         /* DHCP leases of the network (mac: "" or NULL for all). */
         int (*get_leases)(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
                           size_t *ret_n, VbError *reterr);
+        /* For what core/network-access.c refuses to callers other than root; NULL where there is no host
+         * to ask (simulated): whether a link of that name exists; whether address/prefix overlaps a route
+         * of the host (host_netlink_route_overlap). */
+        bool (*link_exists)(VbNetworkBackend *b, const char *name);
+        int (*route_overlap)(VbNetworkBackend *b, const char *address, unsigned prefix, const char *except_ifname,
+                             char **ret_what);
 } VbNetworkBackendOps;
 
 struct VbNetworkBackend {

@@ -253,3 +253,63 @@ int host_netlink_route_add(const char *ifname, const char *address, unsigned pre
         }
         return 0;
 }
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_cache *, nl_cache_free);
+
+/* Whether a/alen and b/blen share an address: the shorter prefix of the two covers the other's start. */
+static bool prefixes_overlap(const unsigned char *a, unsigned alen, const unsigned char *b, unsigned blen) {
+        unsigned n = alen < blen ? alen : blen;
+
+        for (unsigned i = 0; i < n / 8; i++)
+                if (a[i] != b[i])
+                        return false;
+        if (n % 8 == 0)
+                return true;
+        return ((a[n / 8] ^ b[n / 8]) & (0xff00 >> (n % 8)) & 0xff) == 0;
+}
+
+int host_netlink_route_overlap(const char *address, unsigned prefix, const char *except_ifname, char **ret_what) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
+        int family = strchr(address, ':') ? AF_INET6 : AF_INET, except = except_ifname ? (int) if_nametoindex(except_ifname) : 0;
+        unsigned char want[16];
+        int r;
+
+        if (inet_pton(family, address, want) != 1 || prefix > (family == AF_INET ? 32u : 128u))
+                return -EINVAL;
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        r = rtnl_route_alloc_cache(sk, family, 0, &cache);
+        if (r < 0)
+                return nl_to_errno(r);
+        for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+                struct rtnl_route *rt = (struct rtnl_route *) o;
+                struct nl_addr *dst = rtnl_route_get_dst(rt);
+                struct rtnl_nexthop *nh = rtnl_route_nexthop_n(rt, 0);
+                unsigned plen = dst ? nl_addr_get_prefixlen(dst) : 0;
+                char text[INET6_ADDRSTRLEN + 8], dev[IF_NAMESIZE] = "";
+
+                /* The main table only; the default route is what every new route narrows, by design;
+                 * the network's own bridge may carry its own routes already (a redefinition). */
+                if (rtnl_route_get_table(rt) != RT_TABLE_MAIN || plen == 0 || !dst ||
+                    nl_addr_get_len(dst) != (family == AF_INET ? 4u : 16u))
+                        continue;
+                if (nh && except > 0 && rtnl_route_nh_get_ifindex(nh) == except)
+                        continue;
+                if (family == AF_INET6 && ((const unsigned char *) nl_addr_get_binary_addr(dst))[0] == 0xfe &&
+                    (((const unsigned char *) nl_addr_get_binary_addr(dst))[1] & 0xc0) == 0x80)
+                        continue; /* fe80::/64 is on every link */
+                if (!prefixes_overlap(want, prefix, nl_addr_get_binary_addr(dst), plen))
+                        continue;
+                if (ret_what) {
+                        if (nh)
+                                (void) if_indextoname((unsigned) rtnl_route_nh_get_ifindex(nh), dev);
+                        nl_addr2str(dst, text, sizeof text);
+                        if (asprintf(ret_what, "%s%s%s", text, *dev ? " dev " : "", dev) < 0)
+                                return -ENOMEM;
+                }
+                return 1;
+        }
+        return 0;
+}

@@ -19,6 +19,10 @@ int host_netlink_route_add(const char *ifname, const char *address, unsigned pre
                            uint32_t metric);
 /* -ENODEV if there is no such link. */
 int host_netlink_link_delete(const char *ifname);
+/* Whether address/prefix overlaps a route of the main table (the default route, fe80::/64 and routes on
+ * except_ifname left aside): 1 with *ret_what ("192.168.1.0/24 dev eth0", to free) if ret_what, 0 if
+ * not, < 0 on error. */
+int host_netlink_route_overlap(const char *address, unsigned prefix, const char *except_ifname, char **ret_what);
 bool host_netlink_link_exists(const char *ifname);
 /* A macvtap called name on lower in mode (bridge, private, vepa, passthru/passthrough), with mac
  * (may be NULL), brought up. Returns its ifindex (the character device is /dev/tap<ifindex>). */

@@ -448,6 +448,16 @@ static int ensure_group(void) {
         return write_file(GROUP_MARKER, "created by the virtbus integration tests\n", 0644);
 }
 
+/* The user virtbusd runs dnsmasq as: Debian's 'dnsmasq' (dnsmasq-base makes it), else the
+ * 'virtbus-dnsmasq' system user that service/virtbus-dnsmasq.sysusers makes when the package is
+ * installed. It is the package's, so it stays. */
+static int ensure_dnsmasq_user(void) {
+        if (getpwnam("dnsmasq") || getpwnam("virtbus-dnsmasq"))
+                return 0;
+        return run_tool((const char *[]) { "/usr/sbin/useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                                           "--shell", "/usr/sbin/nologin", "--user-group", "virtbus-dnsmasq", NULL });
+}
+
 static void maybe_remove_group(void) {
         struct group *g;
 
@@ -585,6 +595,8 @@ static int create_users(Harness *h) {
         r = ensure_qemu_user();
         if (r >= 0)
                 r = ensure_group();
+        if (r >= 0)
+                r = ensure_dnsmasq_user();
         if (r >= 0)
                 r = create_user(h, HARNESS_USER_PLAIN);
         if (r >= 0)

@@ -305,6 +305,35 @@ static bool is_dnsmasq(pid_t pid) {
         return comm && strncmp(comm, "dnsmasq", 7) == 0;
 }
 
+/* A field of /proc/PID/status as a number (base 16 for the Cap* masks), or -1. */
+static long long proc_status(pid_t pid, const char *field, int base) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        const char *p;
+
+        assert_true(asprintf(&path, "/proc/%d/status", (int) pid) > 0);
+        text = harness_read_file(path);
+        p = text ? strstr(text, field) : NULL;
+        return p ? strtoll(p + strlen(field), NULL, base) : -1;
+}
+
+/* dnsmasq runs as its own user, with at most CAP_NET_BIND_SERVICE, CAP_NET_ADMIN and CAP_NET_RAW. It
+ * starts as root and drops that itself once its sockets are open: give it up to 5 s. */
+static void assert_dnsmasq_unprivileged(pid_t pid) {
+        long long uid = 0, caps = -1;
+        long long allowed = (1LL << 10) | (1LL << 12) | (1LL << 13);
+
+        for (int i = 0; i < 500 && uid == 0; i++) {
+                uid = proc_status(pid, "\nUid:", 10);
+                if (uid == 0)
+                        usleep(10 * 1000);
+        }
+        caps = proc_status(pid, "\nCapEff:", 16);
+
+        if (uid <= 0 || caps < 0 || (caps & ~allowed) != 0 || proc_status(pid, "\nCapPrm:", 16) != caps)
+                fail_msg("dnsmasq (pid %d) runs as uid %lld with capabilities %llx", (int) pid, uid, caps);
+        print_message("dnsmasq pid %d: uid %lld, CapEff %llx\n", (int) pid, uid, caps);
+}
+
 #define NAT_NET                                                                                          \
         SIMPLE_NET("natnet", "0a1b2c3d-0000-4000-8000-00000000a001",                                     \
                    "<forward mode='nat'/><bridge name='vbt0' stp='on' delay='4'/><mtu size='1400'/>"        \
@@ -354,6 +383,7 @@ static void test_nat_dhcp(void **state) {
         pid = dnsmasq_pid(h, "natnet");
         assert_true(pid > 0);
         assert_true(is_dnsmasq(pid));
+        assert_dnsmasq_unprivileged(pid);
 
         /* A "guest": a veth whose peer is on the bridge, in a second namespace; busybox udhcpc. */
         ip_ok((const char *[]) { IP, "link", "add", "vbtg-host", "type", "veth", "peer", "name", "vbtg-guest", "netns", ns_guest, NULL });
@@ -372,6 +402,116 @@ static void test_nat_dhcp(void **state) {
         assert_false(nft_table_exists("virtbus_vbt0"));
         assert_false(is_dnsmasq(pid));
         call_net(bus, path, "Undefine");
+}
+
+/* As a member of 'virtbus' (network.manage by the example rules): what a network may ask of the host. */
+#define USER_NET(name, uuid, extra)                                                                      \
+        SIMPLE_NET(name, uuid, "<bridge name='vbu0'/><ip address='10.78.0.1' prefix='24'>" extra "</ip>")
+
+static void test_unprivileged_limits(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_as(h, HARNESS_USER_VIRTBUS), *root = harness_bus_root(h);
+        uid_t uid = harness_user_uid(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *tree = NULL, *file = NULL, *link = NULL, *xml = NULL, *path = NULL, *got = NULL;
+        _cleanup_free_ char *got_path = NULL, *content = NULL;
+        pid_t pid;
+
+        /* A system directory as TFTP root: refused, naming it; nothing is started. */
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "<tftp root='/etc'>", M, "CreateNetwork", "st",
+                           USER_NET("tftpetc", "0a1b2c3d-0000-4000-8000-00000000d001", "<tftp root='/etc'/>"), UINT64_C(0));
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "'/etc'", M, "DefineNetwork", "st",
+                           USER_NET("tftpetc", "0a1b2c3d-0000-4000-8000-00000000d001", "<tftp root='/etc'/>"), UINT64_C(0));
+        harness_call_fails(bus, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "tftpetc");
+        assert_false(link_exists("vbu0"));
+        /* <dnsmasq:options> are root's. */
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "<dnsmasq:options>", M, "DefineNetwork", "st",
+                           SIMPLE_NET("dnsopt", "0a1b2c3d-0000-4000-8000-00000000d002",
+                                      "<dnsmasq:options xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>"
+                                      "<dnsmasq:option value='dhcp-script=/tmp/x'/></dnsmasq:options>"), UINT64_C(0));
+
+        /* Existing host links: not a bridge of the user's network, nor a host bridge for guests; root may
+         * define it, and a start that finds the link leaves it alone. */
+        ip_ok((const char *[]) { IP, "link", "add", "vbtx0", "type", "veth", "peer", "name", "vbtx1", NULL });
+        ip_ok((const char *[]) { IP, "addr", "add", "10.66.0.1/24", "dev", "vbtx0", NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbtx0", "up", NULL });
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "<bridge name='vbtx0'>", M, "DefineNetwork", "st",
+                           SIMPLE_NET("takeover", "0a1b2c3d-0000-4000-8000-00000000d003", "<bridge name='vbtx0'/>"), UINT64_C(0));
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "'vbtx0'", M, "DefineNetwork", "st",
+                           SIMPLE_NET("hostbr", "0a1b2c3d-0000-4000-8000-00000000d004",
+                                      "<forward mode='bridge'/><bridge name='vbtx0'/>"), UINT64_C(0));
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "'vbtx1'", M, "DefineNetwork", "st",
+                           SIMPLE_NET("macvtap", "0a1b2c3d-0000-4000-8000-00000000d005",
+                                      "<forward mode='vepa' dev='vbtx1'/>"), UINT64_C(0));
+        /* Subnets and routes over the host's own (10.66.0.0/24 on vbtx0), and a default route. */
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "overlaps the host's route to 10.66.0.0/24 dev vbtx0", M,
+                           "DefineNetwork", "st",
+                           SIMPLE_NET("overlap", "0a1b2c3d-0000-4000-8000-00000000d006",
+                                      "<ip address='10.66.0.5' prefix='16'/>"), UINT64_C(0));
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "<route address='10.66.0.128'>", M, "DefineNetwork", "st",
+                           SIMPLE_NET("hijack", "0a1b2c3d-0000-4000-8000-00000000d007",
+                                      "<ip address='10.78.0.1' prefix='24'/><route address='10.66.0.128' prefix='25' gateway='10.78.0.9'/>"),
+                           UINT64_C(0));
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.AccessDenied", "prefix 0", M, "DefineNetwork", "st",
+                           SIMPLE_NET("dflt", "0a1b2c3d-0000-4000-8000-00000000d008",
+                                      "<ip address='10.78.0.1' prefix='24'/><route address='0.0.0.0' prefix='0' gateway='10.78.0.9'/>"),
+                           UINT64_C(0));
+        path = define_net(root, "DefineNetwork", SIMPLE_NET("takeover", "0a1b2c3d-0000-4000-8000-00000000d003",
+                                                            "<bridge name='vbtx0'/><ip address='10.66.0.5' prefix='16'/>"
+                                                            "<ip address='10.79.0.1' prefix='24'><tftp root='/etc'/></ip>"));
+        harness_call_fails(root, ERR("AlreadyExists"), "'vbtx0'", path, NET_INTERFACE, "Start", "t", UINT64_C(0));
+        assert_true(link_exists("vbtx0"));
+        call_net(root, path, "Undefine");
+        free(TAKE_PTR(path));
+
+        /* A tree of the user's own: served over TFTP by an unprivileged dnsmasq; a symlink out of it is not
+         * followed. */
+        assert_true(asprintf(&tree, "%s/tftp-%d", harness_dir(h), (int) getpid()) > 0);
+        assert_int_equal(mkdir(tree, 0755), 0);
+        assert_int_equal(chown(tree, uid, (gid_t) -1), 0);
+        assert_true(asprintf(&file, "%s/hello.txt", tree) > 0);
+        assert_true(asprintf(&link, "%s/passwd", tree) > 0);
+        {
+                FILE *f = fopen(file, "we");
+
+                assert_non_null(f);
+                fputs("hello over tftp\n", f);
+                assert_int_equal(fclose(f), 0);
+        }
+        assert_int_equal(symlink("/etc/passwd", link), 0);
+        assert_true(asprintf(&xml, USER_NET("tftpown", "0a1b2c3d-0000-4000-8000-00000000d009", "<tftp root='%s'/>"), tree) > 0);
+        path = define_net(bus, "CreateNetwork", xml);
+        free(TAKE_PTR(xml));
+        xml = get_xml(bus, path, NET_INTERFACE, 0);
+        assert_true(asprintf(&got, "<virtbus:access xmlns:virtbus='https://virtbus.org/schemas/network/1.0' uid='%u'/>",
+                             (unsigned) uid) > 0);
+        if (!strstr(xml, got))
+                fail_msg("the caller's uid is not recorded:\n%s", xml);
+        pid = dnsmasq_pid(h, "tftpown");
+        assert_true(pid > 0 && is_dnsmasq(pid));
+        assert_dnsmasq_unprivileged(pid);
+        ip_ok((const char *[]) { IP, "link", "add", "vbug-host", "type", "veth", "peer", "name", "vbug-guest", "netns", ns_guest, NULL });
+        ip_ok((const char *[]) { IP, "link", "set", "vbug-host", "master", "vbu0", "up", NULL });
+        ip_ok((const char *[]) { IP, "-n", ns_guest, "addr", "add", "10.78.0.50/24", "dev", "vbug-guest", NULL });
+        ip_ok((const char *[]) { IP, "-n", ns_guest, "link", "set", "vbug-guest", "up", NULL });
+        assert_true(asprintf(&got_path, "%s/got-%d", harness_dir(h), (int) getpid()) > 0);
+        ip_ok((const char *[]) { IP, "netns", "exec", ns_guest, BUSYBOX, "tftp", "-g", "-r", "hello.txt", "-l", got_path,
+                                 "10.78.0.1", NULL });
+        content = harness_read_file(got_path);
+        assert_string_equal(strempty(content), "hello over tftp\n");
+        (void) unlink(got_path);
+        assert_int_not_equal(run((const char *[]) { IP, "netns", "exec", ns_guest, BUSYBOX, "tftp", "-g", "-r", "passwd", "-l",
+                                                   got_path, "10.78.0.1", NULL }, NULL), 0);
+        free(TAKE_PTR(content));
+        content = harness_read_file(got_path);
+        assert_true(!content || !strstr(content, "root:"));
+        (void) unlink(got_path);
+        ip_ok((const char *[]) { IP, "link", "del", "vbug-host", NULL });
+        call_net(bus, path, "Stop");
+        assert_false(is_dnsmasq(pid));
+        ip_ok((const char *[]) { IP, "link", "del", "vbtx0", NULL });
+        (void) unlink(link);
+        (void) unlink(file);
+        (void) rmdir(tree);
 }
 
 static char *domain_with_nic(const char *name, const char *network, const char *mac) {
@@ -658,6 +798,7 @@ int main(void) {
         };
         static const struct CMUnitTest host[] = {
                 cmocka_unit_test(test_nat_dhcp),
+                cmocka_unit_test(test_unprivileged_limits),
                 cmocka_unit_test(test_direct_ports),
                 cmocka_unit_test(test_cleanup),
         };

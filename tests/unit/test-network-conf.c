@@ -83,6 +83,9 @@ static const struct {
         { "unknown-element.xml", "bridge" },
         /* Would inject a line into dnsmasq's configuration. */
         { "dns-txt-newline.xml", "TXT record value 'one" },
+        { "tftp-relative.xml", "<tftp root='srv/tftp'> is not an absolute path" },
+        /* one dnsmasq, one tree */
+        { "tftp-twice.xml", "<tftp> on more than one <ip>" },
 };
 
 static void test_invalid(void **state) {

@@ -73,14 +73,14 @@ static void test_registry(void **state) {
 
         assert_int_equal(network_define(r, "<network><name>a</name><uuid>0a1b2c3d-0000-4000-8000-000000000001</uuid>"
                                            "<forward mode='private'><interface dev='eth1'/></forward></network>",
-                                        &n, &created, &e), 0);
+                                        NULL, &n, &created, &e), 0);
         assert_true(created);
         assert_null(network_current_def(n)->bridge); /* no bridge of its own */
         assert_string_equal(network_forward_mode_name(n), "private");
         assert_true(asprintf(&path, "%s/networks/0a1b2c3d-0000-4000-8000-000000000001.xml", config) > 0);
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(network_define(r, "<network><name>a</name><uuid>0a1b2c3d-0000-4000-8000-000000000002</uuid></network>",
-                                        &n, &created, &e), -EEXIST);
+                                        NULL, &n, &created, &e), -EEXIST);
         assert_int_equal(e.code, VB_ERROR_ALREADY_EXISTS);
         vb_error_free(&e);
         n = network_registry_by_name(r, "a");
@@ -114,7 +114,7 @@ static void test_ports_and_restart(void **state) {
 
         assert_int_equal(network_define(r, "<network><name>pass</name><uuid>0a1b2c3d-0000-4000-8000-000000000003</uuid>"
                                            "<forward mode='passthrough'><interface dev='eth1'/><interface dev='eth2'/></forward></network>",
-                                        &n, NULL, &e), 0);
+                                        NULL, &n, NULL, &e), 0);
         assert_int_equal(network_port_acquire(r, "pass", NULL, "owner-1", mac, &p, &e), -EBUSY); /* inactive */
         vb_error_free(&e);
         assert_int_equal(network_port_acquire(r, "nope", NULL, "owner-1", mac, &p, &e), -ENOENT);
