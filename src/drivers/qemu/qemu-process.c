@@ -403,7 +403,7 @@ static void dev_nodes(const QemuVm *vm, HostDevNode *nodes, char (*names)[32], s
                 snprintf(path, sizeof path, "/dev/vfio/%s", de->d_name);
                 if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode))
                         continue;
-                snprintf(names[n], sizeof names[n], "vfio/%s", de->d_name);
+                snprintf(names[n], sizeof names[n], "vfio/%.20s", de->d_name);
                 nodes[n] = (HostDevNode) { .name = names[n], .major = major(st.st_rdev), .minor = minor(st.st_rdev),
                                            .owned = true };
                 n++;
