@@ -44,8 +44,10 @@ static void make_image(const char *path, uid_t uid, gid_t gid) {
         close(fd);
 }
 
-static char *guest_domain(Harness *h, const char *name, const char *serial, const char *devices) {
-        const char *g = harness_guest_dir(h);
+/* The tiny guest booted from the kernel and initrd in boot_dir (NULL: the shared, world-readable cache). */
+static char *guest_domain_from(Harness *h, const char *boot_dir, const char *name, const char *serial,
+                               const char *devices) {
+        const char *g = boot_dir ?: harness_guest_dir(h);
         char *x;
 
         assert_true(asprintf(&x,
@@ -57,6 +59,25 @@ static char *guest_domain(Harness *h, const char *name, const char *serial, cons
                              "</devices></domain>",
                              name, g, g, serial, devices ?: "") >= 0);
         return x;
+}
+
+static char *guest_domain(Harness *h, const char *name, const char *serial, const char *devices) {
+        return guest_domain_from(h, NULL, name, serial, devices);
+}
+
+/* Copies of the guest's kernel and initrd in dir, the user's own and readable by nobody else. */
+static void copy_boot_files(Harness *h, const char *dir) {
+        _cleanup_free_ char *cmd = NULL;
+        HarnessResult res = {};
+
+        assert_true(asprintf(&cmd, "cp %s/vmlinuz %s/initrd.gz %s/ && chown %u:%u %s/vmlinuz %s/initrd.gz && "
+                                   "chmod 0600 %s/vmlinuz %s/initrd.gz",
+                             harness_guest_dir(h), harness_guest_dir(h), dir, (unsigned) harness_user_uid(h, HARNESS_USER_VIRTBUS),
+                             (unsigned) harness_user_gid(h, HARNESS_USER_VIRTBUS), dir, dir, dir, dir) >= 0);
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { "/bin/sh", "-c", cmd, NULL }, NULL,
+                                     30 * HARNESS_USEC_PER_SEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        harness_result_done(&res);
 }
 
 static char *disk_xml(const char *image, const char *target, bool readonly) {
@@ -171,8 +192,10 @@ static void test_own_files(void **state) {
         assert_true(asprintf(&image, "%s/disk.img", dir) >= 0);
         (void) unlink(serial);
         make_image(image, uid, harness_user_gid(h, HARNESS_USER_VIRTBUS));
+        /* Kernel and initrd only the user may read: QEMU gets memory copies. */
+        copy_boot_files(h, dir);
         disk = disk_xml(image, "vda", false);
-        xml = guest_domain(h, "own-files", serial, disk);
+        xml = guest_domain_from(h, dir, "own-files", serial, disk);
         path = harness_define_domain(user, xml);
         harness_domain_call(user, path, "Start");
         harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: vda", 1, GUEST_TIMEOUT_USEC);
@@ -188,7 +211,8 @@ static void test_own_files(void **state) {
         {
                 _cleanup_free_ char *log = NULL;
                 assert_true(asprintf(&log, "%s/qemu/log/own-files.log", harness_state_dir(h)) >= 0);
-                assert_only_given(pid, (const char *[]) { image, serial, log, NULL }); /* log: its stdout */
+                /* log: its stdout; the kernel and initrd: memory copies (/memfd:) */
+                assert_only_given(pid, (const char *[]) { image, serial, log, NULL });
         }
 
         /* Root hot-plugs a file only root may read: it works, because virtbusd opened it... */

@@ -65,7 +65,13 @@ static int finish_file(QemuFile *e, unsigned *next_fdset, VbError *reterr) {
         int r;
 
         if (boot) {
+                struct stat st;
                 int m = -1;
+                /* A file everyone may read, QEMU's user may reopen through the descriptor itself (the
+                 * magic link bypasses the hidden path, the inode's mode lets it read): no copy needed.
+                 * Any other is copied, so that QEMU's user never gets more than these bytes. */
+                if (fstat(e->fds[0], &st) >= 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IROTH))
+                        return asprintf(&e->arg, "/proc/self/fd/%d", e->fds[0]) < 0 ? -ENOMEM : 0;
                 r = memory_copy(e->fds[0], e->path, &m, reterr);
                 if (r < 0)
                         return r;

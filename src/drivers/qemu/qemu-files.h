@@ -9,8 +9,9 @@
  * itself opens no host path at all.
  *   - files: an fdset (-add-fd / QMP add-fd), named "/dev/fdset/N" in QEMU's options; a file opened for
  *     reading and writing gets a read-only twin in its set (QEMU's block layer also opens it read-only);
- *   - the kernel, initrd and a ROM <loader>: copied into sealed memory files, named "/proc/self/fd/N" (QEMU's loader
- *     opens them by name, and a memory file is one that only exists for it);
+ *   - the kernel, initrd and a ROM <loader>: named "/proc/self/fd/N" (QEMU's loader opens them by name):
+ *     the descriptor itself when the file is world-readable, else a sealed memory copy (which QEMU's user
+ *     may open, and which only exists for it);
  *   - UNIX sockets: bound or connected by virtbusd, given as "fd=N". */
 
 typedef struct QemuFile {
