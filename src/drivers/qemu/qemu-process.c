@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf/device-host-source.h"
 #include "conf/domain-access.h"
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-process.h"
@@ -377,8 +378,33 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
         return 0;
 }
 
-/* The device nodes QEMU's private /dev gets: KVM when usable, and VFIO's container and groups when the host
- * has them. */
+/* Whether /dev/vfio/<group> belongs to one of the PCI functions the live definition passes through. */
+static bool vfio_group_is_ours(const QemuVm *vm, const char *group) {
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                DeviceHostSource src;
+                char link[128], target[PATH_MAX];
+                const char *base;
+                ssize_t n;
+
+                if (device_def_get_host_source(vm->live->devices[i], &src) < 0 ||
+                    (src.kind != DEVICE_HOST_SOURCE_PCI && src.kind != DEVICE_HOST_SOURCE_NET_PCI))
+                        continue;
+                snprintf(link, sizeof link, "/sys/bus/pci/devices/%04x:%02x:%02x.%x/iommu_group", src.domain, src.bus,
+                         src.slot, src.function);
+                n = readlink(link, target, sizeof target - 1);
+                if (n <= 0)
+                        continue;
+                target[n] = 0;
+                base = strrchr(target, '/');
+                if (streq(base ? base + 1 : target, group))
+                        return true;
+        }
+        return false;
+}
+
+/* The device nodes QEMU's private /dev gets: KVM when usable, and VFIO's container and the groups of the
+ * domain's own host devices when the host has them (a device hot-plugged later finds no node: VFIO
+ * hot-plug into a running, confined QEMU is not supported yet). */
 static void dev_nodes(const QemuVm *vm, HostDevNode *nodes, char (*names)[32], size_t max, size_t *ret_n) {
         static const char * const candidates[] = { "kvm", "vfio/vfio" };
         size_t n = 0;
@@ -394,11 +420,11 @@ static void dev_nodes(const QemuVm *vm, HostDevNode *nodes, char (*names)[32], s
                         nodes[n++] = (HostDevNode) { .name = candidates[i], .major = major(st.st_rdev),
                                                      .minor = minor(st.st_rdev), .owned = true };
         }
-        /* The IOMMU groups core bound to vfio-pci for this domain's host devices are among these. */
         d = opendir("/dev/vfio");
         for (struct dirent *de; d && (de = readdir(d)) && n < max;) {
                 char path[300];
-                if (de->d_name[0] < '0' || de->d_name[0] > '9' || strlen(de->d_name) > 20)
+                if (de->d_name[0] < '0' || de->d_name[0] > '9' || strlen(de->d_name) > 20 ||
+                    !vfio_group_is_ours(vm, de->d_name))
                         continue;
                 snprintf(path, sizeof path, "/dev/vfio/%s", de->d_name);
                 if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode))
