@@ -132,16 +132,13 @@ static Call *call_find(BusParse *p, sd_bus_message *m) {
 
 static int limits_exceeded(sd_bus_error *error, const char *format, ...) _printf_(2, 3);
 static int limits_exceeded(sd_bus_error *error, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
         int r;
 
         va_start(ap, format);
-        r = vasprintf(&msg, format, ap);
+        r = sd_bus_error_setfv(error, bus_error_name(VB_ERROR_LIMITS_EXCEEDED), format, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return sd_bus_error_set(error, bus_error_name(VB_ERROR_LIMITS_EXCEEDED), msg);
+        return r;
 }
 
 /* A new call, counted against its sender's limits. */
