@@ -5,6 +5,7 @@
  * an interface type='hostdev', an interface on a network of host devices) needs
  * org.virtbus1.hostdev.assign with the details domain and device (the host address); anything else
  * org.virtbus1.domain.manage with the detail domain. */
+#include "bus/bus-authz.h"
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-object.h"
@@ -19,8 +20,8 @@
 #define DEVICE_LIVE UINT64_C(1)
 #define DEVICE_CONFIG UINT64_C(2)
 
-#define ACTION_MANAGE "org.virtbus1.domain.manage"
-#define ACTION_HOSTDEV "org.virtbus1.hostdev.assign"
+#define ACTION_MANAGE BUS_ACTION_DOMAIN_MANAGE
+#define ACTION_HOSTDEV BUS_ACTION_HOSTDEV_ASSIGN
 
 static BusServer *server_of(Domain *d) {
         return d->manager->events.userdata;

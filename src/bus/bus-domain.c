@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Domain on /org/virtbus1/domain/<uuid hex>, and the Manager's domain methods. */
+#include "bus/bus-authz.h"
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
@@ -21,9 +22,9 @@
 #define XML_INACTIVE UINT64_C(1)
 #define XML_SECURE UINT64_C(2)
 
-#define ACTION_MANAGE "org.virtbus1.domain.manage"
-#define ACTION_HOST_FILES "org.virtbus1.domain.host-files"
-#define ACTION_READ_SECURE "org.virtbus1.domain.read-secure"
+#define ACTION_MANAGE BUS_ACTION_DOMAIN_MANAGE
+#define ACTION_HOST_FILES BUS_ACTION_DOMAIN_HOST_FILES
+#define ACTION_READ_SECURE BUS_ACTION_DOMAIN_READ_SECURE
 
 const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH_MAX]) {
         return bus_uuid_path(VB_DOMAIN_PREFIX, d->uuid, buf);
@@ -305,7 +306,7 @@ static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (d->config && hostdev_domain_uses_host_devices(d->config)) {
                 const char *details[] = { "domain", d->name, NULL };
 
-                r = bus_polkit_check(s->polkit, m, "org.virtbus1.hostdev.assign", details, error);
+                r = bus_polkit_check(s->polkit, m, BUS_ACTION_HOSTDEV_ASSIGN, details, error);
                 if (r <= 0)
                         return r < 0 ? r : 1;
         }

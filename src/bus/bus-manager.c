@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Manager on /org/virtbus1. */
+#include "bus/bus-authz.h"
 #include "bus/bus-capabilities.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
@@ -45,16 +46,6 @@ static int property_set_log_level(sd_bus *bus, const char *path, const char *int
         return 1;
 }
 
-/* Which polkit action guards a write to which property. */
-static const struct {
-        const char *interface;
-        const char *property;
-        const char *action;
-} writable_properties[] = {
-        { VB_MANAGER_INTERFACE, "LogLevel", "org.virtbus1.manage" },
-        { VB_DOMAIN_INTERFACE, "Autostart", "org.virtbus1.domain.manage" },
-};
-
 static bool startswith_path(const char *path, const char *prefix) {
         size_t n = strlen(prefix);
         return path && strncmp(path, prefix, n) == 0 && (path[n] == '/' || path[n] == 0);
@@ -62,7 +53,8 @@ static bool startswith_path(const char *path, const char *prefix) {
 
 int bus_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusServer *s = userdata;
-        const char *interface, *property, *name = NULL;
+        const char *interface, *property, *name = NULL, *details[] = { "domain", NULL, NULL };
+        const BusAuthzRule *rule;
         int r;
 
         /* A call to an object that went away: say so plainly, rather than sd-bus' "Unknown method". */
@@ -82,25 +74,20 @@ int bus_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
 
-        for (size_t i = 0; i < ELEMENTSOF(writable_properties); i++) {
-                const char *details[] = { "domain", NULL, NULL };
-
-                if (!streq(interface, writable_properties[i].interface) ||
-                    !streq(property, writable_properties[i].property))
-                        continue;
-                if (streq(interface, VB_DOMAIN_INTERFACE)) {
-                        if (bus_domain_polkit_details(s, sd_bus_message_get_path(m), &name) < 0)
-                                return 0; /* No such object: sd-bus says so. */
-                        details[1] = name;
-                }
-                r = bus_polkit_check(s->polkit, m, writable_properties[i].action, name ? details : NULL, error);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        return 1; /* Wait for polkit; the call comes back here with the answer. */
-                return 0;         /* Authorized: sd-bus runs the setter. */
+        rule = bus_authz_find(interface, property, BUS_AUTHZ_PROPERTY_WRITE);
+        if (!rule || (!streq(interface, VB_MANAGER_INTERFACE) && !streq(interface, VB_DOMAIN_INTERFACE)))
+                return 0; /* Read-only (sd-bus says so), or another gate's (bus-network.c). */
+        if (streq(interface, VB_DOMAIN_INTERFACE)) {
+                if (bus_domain_polkit_details(s, sd_bus_message_get_path(m), &name) < 0)
+                        return 0; /* No such object: sd-bus says so. */
+                details[1] = name;
         }
-        return 0;
+        r = bus_polkit_check(s->polkit, m, rule->action, name ? details : NULL, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1; /* Wait for polkit; the call comes back here with the answer. */
+        return 0;         /* Authorized: sd-bus runs the setter. */
 }
 
 const sd_bus_vtable bus_manager_vtable[] = {

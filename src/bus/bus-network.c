@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Network on /org/virtbus1/network/<uuid hex>, and the Manager's network methods. */
+#include "bus/bus-authz.h"
 #include "bus/bus-error.h"
 #include "bus/bus-network.h"
 #include "bus/bus-object.h"
@@ -13,8 +14,8 @@
 
 #define XML_INACTIVE UINT64_C(1)
 
-#define ACTION_MANAGE "org.virtbus1.network.manage"
-#define ACTION_HOST_FILES "org.virtbus1.network.host-files"
+#define ACTION_MANAGE BUS_ACTION_NETWORK_MANAGE
+#define ACTION_HOST_FILES BUS_ACTION_NETWORK_HOST_FILES
 
 char *bus_network_path(const Network *n) {
         char buf[BUS_UUID_PATH_MAX(VB_NETWORK_PREFIX)];
@@ -326,6 +327,7 @@ static int network_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         BusServer *s = userdata;
         const char *path = sd_bus_message_get_path(m), *interface, *property;
         Network *n = bus_network_from_path(s, path);
+        const BusAuthzRule *rule;
         int r;
 
         if (!n && !streq(path, VB_NETWORK_PREFIX) &&
@@ -339,9 +341,10 @@ static int network_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_rewind(m, true);
         if (r < 0)
                 return r;
-        if (!streq(interface, VB_NETWORK_INTERFACE) || !streq(property, "Autostart"))
+        rule = bus_authz_find(interface, property, BUS_AUTHZ_PROPERTY_WRITE);
+        if (!streq(interface, VB_NETWORK_INTERFACE) || !rule)
                 return 0;
-        r = bus_polkit_check(s->polkit, m, ACTION_MANAGE, (const char *[]) { "network", n->name, NULL }, error);
+        r = bus_polkit_check(s->polkit, m, rule->action, (const char *[]) { "network", n->name, NULL }, error);
         if (r < 0)
                 return r;
         return r == 0 ? 1 : 0;

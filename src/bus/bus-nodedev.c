@@ -3,14 +3,15 @@
  * methods. Everything that changes the host asks polkit for nodedev.manage or sriov.configure first. */
 #include <stdio.h>
 
+#include "bus/bus-authz.h"
 #include "bus/bus-error.h"
 #include "bus/bus-nodedev.h"
 #include "bus/bus-object.h"
 #include "core/manager.h"
 #include "util/log.h"
 
-#define ACTION_NODEDEV_MANAGE "org.virtbus1.nodedev.manage"
-#define ACTION_SRIOV_CONFIGURE "org.virtbus1.sriov.configure"
+#define ACTION_NODEDEV_MANAGE BUS_ACTION_NODEDEV_MANAGE
+#define ACTION_SRIOV_CONFIGURE BUS_ACTION_SRIOV_CONFIGURE
 #define NAME_MAX_LEN 1024
 #define DETACH_WHOLE_GROUP UINT64_C(1)
 
