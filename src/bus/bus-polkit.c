@@ -18,6 +18,8 @@ typedef struct CallerUid {
 } CallerUid;
 
 #define POLKIT_CHECK_ALLOW_INTERACTION UINT32_C(1)
+/* How long a non-interactive question may take. */
+#define POLKIT_TIMEOUT_USEC (10ULL * 1000ULL * 1000ULL)
 
 typedef enum QueryState {
         QUERY_PENDING,
@@ -266,8 +268,11 @@ static int start_query(BusPolkit *p, sd_bus_message *m, const char *action, cons
                 query_free(q);
                 return -ENOMEM;
         }
-        /* A user may take a while to answer an interactive prompt; polkit itself times out later. */
-        r = sd_bus_call_async(bus, &q->slot, call, on_check_reply, q, flags ? UINT64_C(300000000) : 0);
+        /* A user may take a while to answer an interactive prompt; polkit itself times out later. Without
+         * one, a polkitd that hangs is given up on well before the caller's own timeout (25 s), and the
+         * answer is a refusal. */
+        r = sd_bus_call_async(bus, &q->slot, call, on_check_reply, q,
+                              flags ? UINT64_C(300000000) : POLKIT_TIMEOUT_USEC);
         if (r < 0) {
                 query_free(q);
                 return r;

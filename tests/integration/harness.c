@@ -1689,6 +1689,10 @@ bool harness_process_has_open(pid_t pid, const char *file) {
         return found;
 }
 
+pid_t harness_polkitd_pid(Harness *h) {
+        return h->polkit_pid;
+}
+
 pid_t harness_qemu_pid(Harness *h, const char *uuid) {
         _cleanup_free_ char *path = NULL, *s = NULL;
         int pid = 0;

@@ -135,6 +135,8 @@ int harness_run_daemon(Harness *h, HarnessUser user, const char * const *args, H
  * system-bus-name subject. details: "key", "value" pairs, NULL-terminated, may be NULL. */
 int harness_polkit_check(Harness *h, HarnessUser user, const char *action, const char * const *details,
                          bool interactive, bool *ret_authorized, bool *ret_challenge);
+/* polkitd's pid (0 without one), for tests that stop it or make it hang. */
+pid_t harness_polkitd_pid(Harness *h);
 /* Installs an extra rules file (JavaScript) for this run; removed by harness_stop. */
 int harness_polkit_add_rules(Harness *h, const char *name, const char *javascript);
 /* Waits until polkitd gives the expected answer for user/action (new rules take effect within ~1 s). */

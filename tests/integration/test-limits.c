@@ -3,6 +3,7 @@
  * about by polkit before its document is parsed (with the name read ahead), and each caller has a bounded
  * number of calls with documents in flight (LimitsExceeded beyond). No timing is asserted: only that the
  * answers are the right ones. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -217,12 +218,56 @@ static void test_calls_in_flight(void **state) {
         sd_bus_flush_close_unref(bus);
 }
 
+/* polkitd hangs: a caller who needs its answer is refused after a bounded wait (never allowed), and root,
+ * who needs none, is answered meanwhile. Then polkitd goes away: a refusal at once. */
+static void test_polkitd_hung_then_gone(void **state) {
+        Harness *h = *state;
+        sd_bus *plain = harness_bus_as(h, HARNESS_USER_PLAIN), *root = harness_bus_root(h);
+        pid_t polkitd = harness_polkitd_pid(h);
+        const char *xml = "<domain type='test'><name>hung</name><memory unit='MiB'>64</memory>"
+                          "<os><type>hvm</type></os></domain>";
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t t0, t1;
+        int r;
+
+        assert_true(polkitd > 0);
+        assert_int_equal(kill(polkitd, SIGSTOP), 0);
+        t0 = harness_now_usec();
+        {
+                /* Root in the meantime: answered, polkit is not its business. */
+                sd_bus_message *reply = harness_call_ok(root, M, "ListDomains", "t", UINT64_C(0));
+                sd_bus_message_unref(reply);
+        }
+        r = sd_bus_call_method(plain, "org.virtbus1", M, "DefineDomain", &e, NULL, "st", xml, UINT64_C(0));
+        t1 = harness_now_usec();
+        assert_int_equal(kill(polkitd, SIGCONT), 0);
+        assert_true(r < 0);
+        assert_true(sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED));
+        assert_non_null(strstr(e.message, "polkit"));
+        /* Bounded: well before the caller's own 25 s. */
+        assert_true(t1 - t0 < 20 * HARNESS_USEC_PER_SEC);
+        sd_bus_error_free(&e);
+
+        /* polkitd gone for good: refused at once, with the reason. */
+        assert_int_equal(kill(polkitd, SIGKILL), 0);
+        usleep(200 * 1000);
+        r = sd_bus_call_method(plain, "org.virtbus1", M, "DefineDomain", &e, NULL, "st", xml, UINT64_C(0));
+        assert_true(r < 0);
+        assert_true(sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED));
+        sd_bus_error_free(&e);
+        /* Nothing was defined either time. */
+        r = sd_bus_call_method(root, "org.virtbus1", M, "GetDomainByName", &e, NULL, "s", "hung");
+        assert_true(r < 0);
+        sd_bus_error_free(&e);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_polkit_before_parse),
                 cmocka_unit_test(test_name_not_ahead),
                 cmocka_unit_test(test_root_answered_under_load),
                 cmocka_unit_test(test_calls_in_flight),
+                cmocka_unit_test(test_polkitd_hung_then_gone), /* last: polkitd does not come back */
         };
         HARNESS_SKIP_UNLESS_ROOT();
         return harness_run_group(tests, &(HarnessOptions) {});
