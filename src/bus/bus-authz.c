@@ -4,12 +4,15 @@
 #include "bus/bus-network.h"
 #include "bus/bus-nodedev.h"
 #include "bus/bus-server.h"
+#include "bus/bus-storage.h"
 #include "util/macro.h"
 
 #define M VB_MANAGER_INTERFACE
 #define D VB_DOMAIN_INTERFACE
 #define N VB_NETWORK_INTERFACE
 #define ND VB_NODEDEV_INTERFACE
+#define SP VB_STORAGE_POOL_INTERFACE
+#define SV VB_STORAGE_VOL_INTERFACE
 #define METHOD BUS_AUTHZ_METHOD
 #define WRITE BUS_AUTHZ_PROPERTY_WRITE
 
@@ -33,6 +36,11 @@ const BusAuthzRule bus_authz_rules[] = {
         { M, "GetNetworkByName", METHOD, NULL, NULL, NULL },
         { M, "GetDomainCapabilities", METHOD, NULL, NULL, NULL },
         { M, "GetCapabilities", METHOD, NULL, NULL, NULL },
+        { M, "DefineStoragePool", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { M, "CreateStoragePool", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { M, "ListStoragePools", METHOD, NULL, NULL, NULL },
+        { M, "GetStoragePoolByName", METHOD, NULL, NULL, NULL },
+        { M, "GetStorageVolByPath", METHOD, NULL, NULL, NULL },
         { M, "LogLevel", WRITE, BUS_ACTION_MANAGE, NULL, NULL },
 
         /* org.virtbus1.Domain */
@@ -63,6 +71,23 @@ const BusAuthzRule bus_authz_rules[] = {
         { N, "GetXMLDesc", METHOD, NULL, NULL, NULL },
         { N, "GetDHCPLeases", METHOD, NULL, NULL, NULL },
         { N, "Autostart", WRITE, BUS_ACTION_NETWORK_MANAGE, "network", NULL },
+
+        /* org.virtbus1.StoragePool */
+        { SP, "Start", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { SP, "Stop", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { SP, "Build", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { SP, "Delete", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { SP, "Refresh", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { SP, "Undefine", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+        { SP, "GetXMLDesc", METHOD, NULL, NULL, NULL },
+        { SP, "ListVolumes", METHOD, NULL, NULL, NULL },
+        { SP, "GetVolumeByName", METHOD, NULL, NULL, NULL },
+        { SP, "CreateVolume", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
+        { SP, "Autostart", WRITE, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
+
+        /* org.virtbus1.StorageVol */
+        { SV, "GetXMLDesc", METHOD, NULL, NULL, NULL },
+        { SV, "Delete", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
 
         /* org.virtbus1.NodeDevice */
         { ND, "GetXMLDesc", METHOD, NULL, NULL, NULL },

@@ -19,6 +19,7 @@
 #define BUS_ACTION_HOSTDEV_ASSIGN "org.virtbus1.hostdev.assign"
 #define BUS_ACTION_NODEDEV_MANAGE "org.virtbus1.nodedev.manage"
 #define BUS_ACTION_SRIOV_CONFIGURE "org.virtbus1.sriov.configure"
+#define BUS_ACTION_STORAGE_MANAGE "org.virtbus1.storage.manage"
 
 typedef enum BusAuthzKind {
         BUS_AUTHZ_METHOD,

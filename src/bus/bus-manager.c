@@ -6,6 +6,7 @@
 #include "bus/bus-manager.h"
 #include "bus/bus-network.h"
 #include "bus/bus-nodedev.h"
+#include "bus/bus-storage.h"
 #include "config.h"
 #include "util/log.h"
 
@@ -119,6 +120,16 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 bus_manager_method_list_networks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetNetworkByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", network),
                                 bus_manager_method_get_network_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DefineStoragePool", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", pool),
+                                bus_manager_method_define_storage_pool, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateStoragePool", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", pool),
+                                bus_manager_method_create_storage_pool, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListStoragePools", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", pools),
+                                bus_manager_method_list_storage_pools, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStoragePoolByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", pool),
+                                bus_manager_method_get_storage_pool_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStorageVolByPath", SD_BUS_ARGS("s", path), SD_BUS_RESULT("o", volume),
+                                bus_manager_method_get_storage_vol_by_path, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDomainCapabilities",
                                 SD_BUS_ARGS("s", emulator, "s", arch, "s", machine, "s", virttype, "t", flags),
                                 SD_BUS_RESULT("s", xml), bus_manager_method_get_domain_capabilities,

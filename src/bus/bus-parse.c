@@ -249,24 +249,32 @@ static int parse_start(BusParse *p, Call *c, sd_bus_error *error) {
 }
 
 /* Before parsing: polkit about the name read ahead (without the detail when none was found). */
-static int ask_before(BusParse *p, Call *c, sd_bus_error *error) {
-        const char *details[] = { c->spec->detail_key, c->asked_name, NULL };
+static int ask_before(BusParse *p, Call *c, void *userdata, sd_bus_error *error) {
+        const char *context = c->spec->context ? c->spec->context(userdata) : NULL;
+        const char *details[] = { c->spec->context_key, context, c->spec->detail_key, c->asked_name, NULL };
+        const char * const *d = context ? details : details + 2;
 
-        return bus_polkit_check(p->server->polkit, c->m, c->spec->action, c->asked_name ? details : NULL, error);
+        if (!c->asked_name)
+                details[context ? 2 : 0] = NULL;
+        return bus_polkit_check(p->server->polkit, c->m, c->spec->action, d[0] ? d : NULL, error);
 }
 
 /* After parsing: the authorization the parsed definition needs, unless polkit was asked about just
  * this before. */
 static int ask_first(BusParse *p, Call *c, void *userdata, sd_bus_error *error) {
-        const char *name, *details[] = { c->spec->detail_key, NULL, NULL };
+        const char *context = c->spec->context ? c->spec->context(userdata) : NULL;
+        const char *name, *details[] = { c->spec->context_key, context, c->spec->detail_key, NULL, NULL };
+        const char * const *d = context ? details : details + 2;
 
         if (!c->spec->action)
                 return c->spec->authorize(p->server, c->m, c->def, userdata, error);
         name = c->spec->name(c->def);
         if (c->asked && streq_ptr(name, c->asked_name))
                 return 1;
-        details[1] = name;
-        return bus_polkit_check(p->server->polkit, c->m, c->spec->action, name ? details : NULL, error);
+        details[3] = name;
+        if (!name)
+                details[context ? 2 : 0] = NULL;
+        return bus_polkit_check(p->server->polkit, c->m, c->spec->action, d[0] ? d : NULL, error);
 }
 
 /* The first answer is kept: the further questions each bring the message back. */
@@ -329,7 +337,7 @@ int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec
         }
         switch (c->state) {
         case CALL_ASKING:
-                r = ask_before(p, c, error);
+                r = ask_before(p, c, userdata, error);
                 if (r == 0)
                         return 0;
                 if (r > 0) {

@@ -40,6 +40,10 @@ typedef struct BusParseSpec {
         const char *action;
         const char *detail_key;
         const char *(*name)(const void *def);
+        /* ... preceded, when context is set, by the detail context_key = context(userdata): what the
+         * document goes into (the pool of CreateVolume). */
+        const char *context_key;
+        const char *(*context)(void *userdata);
         /* ... or (action NULL) this, once parsed: 1 authorized, 0 pending, < 0 refused (error set). */
         BusParseAuthorizeFunc authorize;
         /* Then, once that said yes, this (may be NULL), with the same answers: what the definition

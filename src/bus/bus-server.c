@@ -11,6 +11,7 @@
 #include "bus/bus-parse.h"
 #include "bus/bus-nodedev.h"
 #include "bus/bus-server.h"
+#include "bus/bus-storage.h"
 #include "util/log.h"
 
 int bus_check_flags(uint64_t flags, uint64_t allowed, sd_bus_error *error) {
@@ -82,6 +83,12 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         if (r < 0)
                 return r;
         r = bus_network_register(s);
+        if (r < 0)
+                return r;
+        r = bus_storage_pool_register(s);
+        if (r < 0)
+                return r;
+        r = bus_storage_vol_register(s);
         if (r < 0)
                 return r;
 

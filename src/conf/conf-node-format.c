@@ -176,6 +176,8 @@ static const struct {
         { "http://libosinfo.org/xmlns/libvirt/domain/1.0", "libosinfo" },
         { "http://libvirt.org/schemas/network/dnsmasq/1.0", "dnsmasq" },
         { "https://virtbus.org/schemas/network/1.0", "virtbus" },
+        { "http://libvirt.org/schemas/storagepool/fs/1.0", "fs" },
+        { "http://libvirt.org/schemas/storagepool/rbd/1.0", "rbd" },
         { "http://www.w3.org/XML/1998/namespace", "xml" },
 };
 

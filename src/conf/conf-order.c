@@ -32,6 +32,14 @@ static const char * const network_order[] = {
         "dns", "bandwidth", "vlan", "port", "virtualport", "portgroup", "ip", "route", "options",
 };
 
+static const char * const pool_order[] = {
+        "name", "uuid", "capacity", "allocation", "available", "features", "source", "target", "refresh",
+};
+
+static const char * const volume_order[] = {
+        "name", "key", "source", "capacity", "allocation", "physical", "target", "backingStore",
+};
+
 static const char * const forward_order[] = {
         "nat", "pf", "interface", "address", "driver",
 };
@@ -46,6 +54,8 @@ static const struct {
         { "domain", domain_order, ELEMENTSOF(domain_order) },
         { "devices", devices_order, ELEMENTSOF(devices_order) },
         { "os", os_order, ELEMENTSOF(os_order) },
+        { "pool", pool_order, ELEMENTSOF(pool_order) },
+        { "volume", volume_order, ELEMENTSOF(volume_order) },
 };
 
 bool conf_order_has_table(const char *parent) {

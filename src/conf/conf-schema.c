@@ -82,6 +82,8 @@ static SchemaCache schema_cache[] = {
         { "network.rng" },
         { "nodedev.rng" },
         { "domaincaps.rng" },
+        { "storagepool.rng" },
+        { "storagevol.rng" },
 };
 
 static void (*schema_on_use)(void *userdata);

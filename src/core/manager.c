@@ -145,6 +145,9 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         r = network_registry_new(m->config_dir, m->runtime_dir, cfg->network_backend, cfg->driver, &m->networks, reterr);
         if (r < 0)
                 return r;
+        r = storage_registry_new(m->config_dir, m->runtime_dir, cfg->driver, &m->storage, reterr);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -165,6 +168,7 @@ Manager *manager_free(Manager *m) {
         hashmap_free(m->domains_by_name);
         manager_nodedev_done(m);
         network_registry_free(m->networks);
+        storage_registry_free(m->storage);
         vb_driver_close(m->driver);
         sd_event_unref(m->event);
         free(m->config_dir);
@@ -358,6 +362,9 @@ int manager_load(Manager *m, VbError *reterr) {
         r = manager_network_load(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to load networks, ignoring: %m");
+        r = storage_registry_load(m->storage);
+        if (r < 0)
+                log_warning_errno(r, "Failed to load storage pools, ignoring: %m");
         r = reconnect_running(m);
         if (r < 0)
                 return r;

@@ -8,6 +8,7 @@
 #include "core/domain.h"
 #include "core/network.h"
 #include "core/nodedev.h"
+#include "core/storage.h"
 #include "drivers/driver.h"
 #include "util/error.h"
 #include "util/hashmap.h"
@@ -64,6 +65,7 @@ struct Manager {
         ManagerEvents events;
         uint64_t device_removal_timeout_usec;
         NetworkRegistry *networks; /* core/network.h */
+        StorageRegistry *storage;  /* core/storage.h */
 
         /* Drops the compiled XML schemas when no definition was parsed for a while (they take MBs). */
         sd_event_source *schema_release_timer;

@@ -6,6 +6,7 @@
 #include "conf/domain-conf.h"
 #include "conf/network-conf.h"
 #include "conf/nodedev-conf.h"
+#include "conf/storage-conf.h"
 #include "util/fileio.h"
 
 /* virtbus-xml format|validate KIND FILE: parses FILE as KIND and prints the canonical XML (format)
@@ -14,7 +15,7 @@
 static int usage(void) {
         fprintf(stderr,
                 "Usage: virtbus-xml format|validate KIND FILE\n"
-                "  KIND: domain, device, network, nodedev\n"
+                "  KIND: domain, device, network, nodedev, storagepool, storagevol\n"
                 "Parses FILE, validates it and prints it in canonical form (format).\n");
         return 2;
 }
@@ -54,6 +55,22 @@ static int handle(const char *kind, const char *xml, bool print, char **ret, VbE
                 r = network_def_parse_string(xml, NETWORK_PARSE_STABLE_DEFAULTS, &def, e);
                 if (r >= 0 && print)
                         r = network_def_format(def, ret);
+                return r;
+        }
+        if (streq(kind, "storagepool")) {
+                _cleanup_(storage_pool_def_freep) StoragePoolDef *def = NULL;
+
+                r = storage_pool_def_parse_string(xml, STORAGE_PARSE_STABLE_DEFAULTS, &def, e);
+                if (r >= 0 && print)
+                        r = storage_pool_def_format(def, ret);
+                return r;
+        }
+        if (streq(kind, "storagevol")) {
+                _cleanup_(storage_vol_def_freep) StorageVolDef *def = NULL;
+
+                r = storage_vol_def_parse_string(xml, &def, e);
+                if (r >= 0 && print)
+                        r = storage_vol_def_format(def, ret);
                 return r;
         }
         return vb_error_set(e, VB_ERROR_INVALID_ARGUMENT, "Unknown kind '%s'.", kind);

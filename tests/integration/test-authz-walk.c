@@ -5,8 +5,9 @@
  *   - as a user in no group: each one the table (src/bus/bus-authz.c) guards answers AccessDenied or
  *     InteractiveAuthorizationRequired, and nothing changed (all objects, their definitions with secrets
  *     and their properties, compared before and after); each open read works and shows no secret;
- *   - as a user in group 'virtbus': exactly what the example rules grant (domain.manage, network.manage)
- *     gets past polkit; the rest is refused. */
+ *   - as a user in group 'virtbus': exactly what the example rules grant (domain.manage, network.manage;
+ *     storage.manage only in a pool named 'default', which the walk's pool is not) gets past polkit; the
+ *     rest is refused. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -28,6 +29,16 @@
         "</domain>"
 #define NETWORK_XML "<network><name>walk-net</name><bridge name='vbwalk0'/></network>"
 #define DEVICE_XML "<interface type='user'><mac address='52:54:00:5a:1c:01'/></interface>"
+#define VOLUME_XML "<volume><name>walk-new.img</name><capacity>1048576</capacity></volume>"
+
+static Harness *harness;
+
+static char *pool_xml(const char *name) {
+        char *x;
+        assert_true(asprintf(&x, "<pool type='dir'><name>%s</name><target><path>%s/%s</path></target></pool>", name,
+                             harness_dir(harness), name) >= 0);
+        return x;
+}
 
 /* Granted to group 'virtbus' by polkit/50-virtbus-example.rules. */
 static const char * const granted_to_group[] = { BUS_ACTION_DOMAIN_MANAGE, BUS_ACTION_NETWORK_MANAGE, NULL };
@@ -41,7 +52,7 @@ static bool is_granted(const char *action) {
 
 /* The objects the walk goes through, defined again as root whenever a granted call removed one. */
 typedef struct Objects {
-        char *domain, *network, *nodedev;
+        char *domain, *network, *nodedev, *pool, *volume, *volume_file;
 } Objects;
 
 static char *find_or_define(sd_bus *root, const char *getter, const char *name, const char *definer, const char *xml) {
@@ -68,6 +79,9 @@ static void objects_ensure(Harness *h, Objects *o) {
         free(o->domain);
         free(o->network);
         free(o->nodedev);
+        free(o->pool);
+        free(o->volume);
+        free(o->volume_file);
         /* By UUID: a granted Rename does not lose it. */
         {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -93,6 +107,32 @@ static void objects_ensure(Harness *h, Objects *o) {
                         sd_bus_message_unref(harness_call_ok(root, o->network, "org.virtbus1.Network", "Start", "t",
                                                              UINT64_C(0)));
         }
+        /* A built, active pool with one volume. */
+        {
+                _cleanup_free_ char *xml = pool_xml("walk-pool");
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int active = 0;
+
+                o->pool = find_or_define(root, "GetStoragePoolByName", "walk-pool", "DefineStoragePool", xml);
+                assert_true(sd_bus_get_property_trivial(root, "org.virtbus1", o->pool, "org.virtbus1.StoragePool",
+                                                        "Active", &e, 'b', &active) >= 0);
+                if (!active) {
+                        sd_bus_message_unref(harness_call_ok(root, o->pool, "org.virtbus1.StoragePool", "Build", "t", UINT64_C(0)));
+                        sd_bus_message_unref(harness_call_ok(root, o->pool, "org.virtbus1.StoragePool", "Start", "t", UINT64_C(0)));
+                }
+                reply = NULL;
+                if (sd_bus_call_method(root, "org.virtbus1", o->pool, "org.virtbus1.StoragePool", "GetVolumeByName", &e,
+                                       &reply, "s", "walk.img") < 0) {
+                        sd_bus_error_free(&e);
+                        reply = harness_call_ok(root, o->pool, "org.virtbus1.StoragePool", "CreateVolume", "st",
+                                                "<volume><name>walk.img</name><capacity>1048576</capacity></volume>",
+                                                UINT64_C(0));
+                }
+                assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+                o->volume = strdup(p);
+                sd_bus_message_unref(reply);
+                assert_true(asprintf(&o->volume_file, "%s/walk-pool/walk.img", harness_dir(h)) >= 0);
+        }
         reply = harness_call_ok(root, M, "ListNodeDevices", "st", "", UINT64_C(0));
         assert_true(sd_bus_message_enter_container(reply, 'a', "o") > 0);
         assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
@@ -104,6 +144,9 @@ static void objects_done(Objects *o) {
         free(o->domain);
         free(o->network);
         free(o->nodedev);
+        free(o->pool);
+        free(o->volume);
+        free(o->volume_file);
 }
 
 /* Everything a call could change, as root sees it: the lists, every definition with its secrets, and
@@ -117,6 +160,7 @@ static char *state_of(Harness *h) {
                 { "ListDomains", "org.virtbus1.Domain", "t", true },
                 { "ListNetworks", "org.virtbus1.Network", "t", false },
                 { "ListNodeDevices", "org.virtbus1.NodeDevice", "st", false },
+                { "ListStoragePools", "org.virtbus1.StoragePool", "t", false },
         };
         char *all = strdup("");
 
@@ -163,6 +207,7 @@ static char *state_of(Harness *h) {
 static int call_member(sd_bus *bus, const char *path, const char *interface, const char *member, const char *sig,
                        Objects *o, sd_bus_message **ret_reply, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *pool_sample = pool_xml("walk-pool-new");
         unsigned n_strings = 0;
         int r;
 
@@ -190,6 +235,16 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                                 v = strrchr(o->nodedev, '/') + 1;
                         else if (streq(member, "ConfigureVirtualFunction"))
                                 v = "52:54:00:5a:1c:02";
+                        else if (streq(member, "DefineStoragePool") || streq(member, "CreateStoragePool"))
+                                v = pool_sample;
+                        else if (streq(member, "CreateVolume"))
+                                v = VOLUME_XML;
+                        else if (streq(member, "GetVolumeByName"))
+                                v = "walk.img";
+                        else if (streq(member, "GetStoragePoolByName"))
+                                v = "walk-pool";
+                        else if (streq(member, "GetStorageVolByPath"))
+                                v = o->volume_file;
                         r = sd_bus_message_append_basic(m, 's', v);
                         n_strings++;
                         break;
@@ -295,13 +350,14 @@ static unsigned walk(Harness *h, HarnessUser user) {
         sd_bus *bus = harness_bus_as(h, user);
         Objects o = {};
         unsigned called = 0;
-        const char *kinds[] = { "manager", "domain", "network", "nodedev" };
+        const char *kinds[] = { "manager", "domain", "network", "nodedev", "pool", "volume" };
 
         objects_ensure(h, &o);
         for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
                 Member members[64];
                 size_t n;
-                const char *path = k == 0 ? HARNESS_MANAGER_PATH : k == 1 ? o.domain : k == 2 ? o.network : o.nodedev;
+                const char *path = k == 0 ? HARNESS_MANAGER_PATH : k == 1 ? o.domain : k == 2 ? o.network : k == 3 ? o.nodedev
+                                   : k == 4 ? o.pool : o.volume;
 
                 n = members_of(h, path, members, ELEMENTSOF(members));
                 assert_true(n > 0);
@@ -312,7 +368,8 @@ static unsigned walk(Harness *h, HarnessUser user) {
                         _cleanup_free_ char *before = NULL, *after = NULL;
                         sd_bus_error e = SD_BUS_ERROR_NULL;
                         sd_bus_message *reply = NULL;
-                        const char *p = k == 0 ? HARNESS_MANAGER_PATH : k == 1 ? o.domain : k == 2 ? o.network : o.nodedev;
+                        const char *p = k == 0 ? HARNESS_MANAGER_PATH : k == 1 ? o.domain : k == 2 ? o.network : k == 3 ? o.nodedev
+                                : k == 4 ? o.pool : o.volume;
                         int r;
 
                         if (!rule)
@@ -368,12 +425,14 @@ static unsigned walk(Harness *h, HarnessUser user) {
 }
 
 static void test_plain_user(void **state) {
+        harness = *state;
         unsigned n = walk(*state, HARNESS_USER_PLAIN);
         /* Every row was reached (the manager's LogLevel, the domain's and network's Autostart included). */
         assert_true(n >= bus_authz_n_rules - 0);
 }
 
 static void test_group_virtbus(void **state) {
+        harness = *state;
         assert_true(walk(*state, HARNESS_USER_VIRTBUS) > 0);
 }
 

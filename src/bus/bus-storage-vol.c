@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.virtbus1.StorageVol on /org/virtbus1/storagevol/<pool uuid hex>/<encoded name>, and
+ * StoragePool.CreateVolume. */
+#include <stdio.h>
+
+#include "bus/bus-error.h"
+#include "bus/bus-object.h"
+#include "bus/bus-parse.h"
+#include "bus/bus-storage.h"
+#include "util/log.h"
+
+/* A volume description is small; larger ones are refused before parsing. */
+#define VOL_XML_MAX (64U * 1024U)
+
+char *bus_storage_vol_path(const StorageVol *v) {
+        char prefix[BUS_UUID_PATH_MAX(VB_STORAGE_VOL_PREFIX)];
+        char *path = NULL;
+
+        bus_uuid_path(VB_STORAGE_VOL_PREFIX, v->pool->uuid, prefix);
+        return sd_bus_path_encode(prefix, v->name, &path) < 0 ? NULL : path;
+}
+
+StorageVol *bus_storage_vol_from_path(BusServer *s, const char *path) {
+        char prefix[BUS_UUID_PATH_MAX(VB_STORAGE_VOL_PREFIX)], uuid[37];
+        _cleanup_free_ char *name = NULL;
+        size_t n = strlen(VB_STORAGE_VOL_PREFIX "/") + 32;
+        StoragePool *p;
+
+        if (!path || strlen(path) <= n || path[n] != '/')
+                return NULL;
+        memcpy(prefix, path, n);
+        prefix[n] = 0;
+        if (bus_uuid_from_path(VB_STORAGE_VOL_PREFIX, prefix, uuid) < 0)
+                return NULL;
+        p = storage_pool_by_uuid(s->manager->storage, uuid);
+        if (!p || sd_bus_path_decode(path, prefix, &name) <= 0)
+                return NULL;
+        return storage_vol_by_name(p, name);
+}
+
+static StorageRegistry *registry_of(BusServer *s) {
+        return s->manager->storage;
+}
+
+static int find_vol(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                    sd_bus_error *error) {
+        return bus_object_found(bus_storage_vol_from_path(userdata, path), found);
+}
+
+static char *path_of(const void *v) {
+        return bus_storage_vol_path(v);
+}
+
+static int enumerate_vols(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        StorageRegistry *r = registry_of(userdata);
+        _cleanup_free_ const void **all = NULL;
+        size_t n = 0, k = 0;
+
+        for (size_t i = 0; i < r->n_pools; i++)
+                n += r->pools[i]->n_vols;
+        all = new0(const void *, n + 1);
+        if (!all)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_pools; i++)
+                for (size_t j = 0; j < r->pools[i]->n_vols; j++)
+                        all[k++] = r->pools[i]->vols[j];
+        return bus_object_enumerate(all, n, path_of, nodes);
+}
+
+/* CreateVolume ---------------------------------------------------------------------------------- */
+
+static int parse_volume(const char *xml, unsigned flags, void **ret, VbError *reterr) {
+        StorageVolDef *def = NULL;
+        int r;
+
+        r = storage_vol_def_parse_string(xml, &def, reterr);
+        if (r >= 0)
+                *ret = def;
+        return r;
+}
+
+static void free_volume(void *def) {
+        storage_vol_def_free(def);
+}
+
+static const char *volume_name(const void *def) {
+        return ((const StorageVolDef *) def)->name;
+}
+
+static const char *pool_name(void *userdata) {
+        return ((StoragePool *) userdata)->name;
+}
+
+/* Polkit is asked with details pool and volume (the name read ahead, then the parsed one). */
+static const BusParseSpec volume_spec = {
+        .what = "volume description",
+        .max = VOL_XML_MAX,
+        .parse = parse_volume,
+        .free = free_volume,
+        .action = VB_STORAGE_ACTION_MANAGE,
+        .detail_key = "volume",
+        .name = volume_name,
+        .context_key = "pool",
+        .context = pool_name,
+};
+
+int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        StoragePool *p = userdata;
+        BusServer *s = p->registry->events.userdata;
+        VbError e = VB_ERROR_NULL;
+        void *def = NULL;
+        StorageVol *v;
+        uint64_t flags;
+        int r;
+
+        r = bus_parse_document(s, m, &volume_spec, 0, p, &def, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = storage_vol_create(p->registry, p, def, &v, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        return bus_reply_path(m, bus_storage_vol_path(v));
+}
+
+/* The volume's own methods ---------------------------------------------------------------------- */
+
+static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *xml = NULL;
+        StorageVol *v = userdata;
+        VbError e = VB_ERROR_NULL;
+        uint64_t flags;
+        int r;
+
+        r = bus_read_flags(m, 0, &flags, error);
+        if (r < 0)
+                return r;
+        r = storage_vol_get_xml(v, &xml, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        return sd_bus_reply_method_return(m, "s", xml);
+}
+
+static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        StorageVol *v = userdata;
+        BusServer *s = v->pool->registry->events.userdata;
+        const char *details[] = { "pool", v->pool->name, "volume", v->name, NULL };
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = storage_vol_delete(v->pool->registry, v, &e);
+        return bus_reply_done(m, r, &e, error);
+}
+
+static int property_get_pool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *p = bus_storage_pool_path(((StorageVol *) userdata)->pool);
+
+        return p ? sd_bus_message_append(reply, "o", p) : -ENOMEM;
+}
+
+#define VOL_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, StorageVol, v, sig, expr)
+
+VOL_PROPERTY_GETTER(property_get_name, "s", v->name);
+VOL_PROPERTY_GETTER(property_get_key, "s", v->path);
+VOL_PROPERTY_GETTER(property_get_path, "s", v->path);
+VOL_PROPERTY_GETTER(property_get_type, "s", storage_vol_type_name(v));
+VOL_PROPERTY_GETTER(property_get_format, "s", storage_vol_format_to_string(v->info.format));
+VOL_PROPERTY_GETTER(property_get_capacity, "t", v->info.capacity);
+VOL_PROPERTY_GETTER(property_get_allocation, "t", v->info.allocation);
+
+static const sd_bus_vtable vol_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", property_get_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Key", "s", property_get_key, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Path", "s", property_get_path, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Type", "s", property_get_type, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Format", "s", property_get_format, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Capacity", "t", property_get_capacity, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Allocation", "t", property_get_allocation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Pool", "o", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("GetXMLDesc", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("s", xml),
+                                method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Delete", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_delete,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* Calls to volumes that went away get a plain answer. */
+static int vol_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *path = sd_bus_message_get_path(m);
+
+        if (!bus_storage_vol_from_path(userdata, path) && !streq(path, VB_STORAGE_VOL_PREFIX) &&
+            !sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Introspectable", NULL))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No storage volume at %s", path);
+        return 0;
+}
+
+int bus_storage_vol_register(BusServer *s) {
+        int r;
+
+        r = sd_bus_add_fallback(s->bus, NULL, VB_STORAGE_VOL_PREFIX, vol_gate, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the storage volume gate: %m");
+        r = sd_bus_add_fallback_vtable(s->bus, NULL, VB_STORAGE_VOL_PREFIX, VB_STORAGE_VOL_INTERFACE, vol_vtable,
+                                       find_vol, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the StorageVol objects: %m");
+        r = sd_bus_add_node_enumerator(s->bus, NULL, VB_STORAGE_VOL_PREFIX, enumerate_vols, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the StorageVol enumerator: %m");
+        return 0;
+}

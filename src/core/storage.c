@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Storage pools and volumes: registry, lifecycle, persistence (def-store.c), volumes through the backend. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/def-store.h"
+#include "core/storage.h"
+#include "util/fileio.h"
+#include "util/log.h"
+
+#define CHANGED(r, p, ...)                                                                          \
+        do {                                                                                        \
+                if ((r)->events.pool_changed)                                                       \
+                        (r)->events.pool_changed((r)->events.userdata, p,                           \
+                                                 (const char * const[]) { __VA_ARGS__, NULL });     \
+        } while (0)
+
+static StorageVol *vol_free(StorageVol *v) {
+        if (!v)
+                return NULL;
+        free(v->name);
+        free(v->path);
+        free(v);
+        return NULL;
+}
+
+static void pool_drop_volumes(StorageRegistry *r, StoragePool *p) {
+        for (size_t i = 0; i < p->n_vols; i++) {
+                if (r->events.vol_removed)
+                        r->events.vol_removed(r->events.userdata, p->vols[i]);
+                vol_free(p->vols[i]);
+        }
+        p->n_vols = 0;
+}
+
+static StoragePool *pool_free(StoragePool *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->n_vols; i++)
+                vol_free(p->vols[i]);
+        free(p->vols);
+        if (p->fd >= 0)
+                close(p->fd);
+        storage_pool_def_free(p->def);
+        free(p->name);
+        free(p);
+        return NULL;
+}
+
+int storage_registry_new(const char *config_dir, const char *runtime_dir, const char *driver, StorageRegistry **ret,
+                         VbError *reterr) {
+        _cleanup_(storage_registry_freep) StorageRegistry *r = new0(StorageRegistry, 1);
+
+        if (!r || asprintf(&r->dir, "%s/storage", config_dir) < 0 ||
+            asprintf(&r->status_dir, "%s/storage", runtime_dir) < 0)
+                return -ENOMEM;
+        if (streq_ptr(driver, "test") && asprintf(&r->test_pool_dir, "%s/%s", runtime_dir, STORAGE_TEST_POOL_NAME) < 0)
+                return -ENOMEM;
+        r->by_uuid = hashmap_new();
+        r->by_name = hashmap_new();
+        if (!r->by_uuid || !r->by_name)
+                return -ENOMEM;
+        if (mkdir_p(r->dir, 0755) < 0 || mkdir_p(r->status_dir, 0755) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s' or '%s'.", r->dir,
+                                    r->status_dir);
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+StorageRegistry *storage_registry_free(StorageRegistry *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_pools; i++)
+                pool_free(r->pools[i]);
+        free(r->pools);
+        hashmap_free(r->by_uuid);
+        hashmap_free(r->by_name);
+        free(r->dir);
+        free(r->status_dir);
+        free(r->test_pool_dir);
+        free(r);
+        return NULL;
+}
+
+void storage_registry_set_events(StorageRegistry *r, const StorageEvents *events) {
+        r->events = *events;
+}
+
+StoragePool *storage_pool_by_uuid(const StorageRegistry *r, const char *uuid) {
+        return hashmap_get(r->by_uuid, uuid);
+}
+
+StoragePool *storage_pool_by_name(const StorageRegistry *r, const char *name) {
+        return hashmap_get(r->by_name, name);
+}
+
+bool storage_pool_is_active(const StoragePool *p) {
+        return p->fd >= 0;
+}
+
+StorageVol *storage_vol_by_name(const StoragePool *p, const char *name) {
+        for (size_t i = 0; i < p->n_vols; i++)
+                if (streq(p->vols[i]->name, name))
+                        return p->vols[i];
+        return NULL;
+}
+
+StorageVol *storage_vol_by_path(const StorageRegistry *r, const char *path) {
+        for (size_t i = 0; i < r->n_pools; i++)
+                for (size_t j = 0; j < r->pools[i]->n_vols; j++)
+                        if (streq(r->pools[i]->vols[j]->path, path))
+                                return r->pools[i]->vols[j];
+        return NULL;
+}
+
+const char *storage_vol_type_name(const StorageVol *v) {
+        return storage_vol_type_to_string(STORAGE_VOL_FILE);
+}
+
+/* Volumes --------------------------------------------------------------------------------------- */
+
+static int vol_add(StorageRegistry *r, StoragePool *p, const char *name, const StorageVolInfo *info, StorageVol **ret) {
+        StorageVol *v = new0(StorageVol, 1);
+
+        if (!v || !(v->name = strdup(name)) || asprintf(&v->path, "%s/%s", p->def->target_path, name) < 0 ||
+            !GREEDY_REALLOC(p->vols, p->n_vols_allocated, p->n_vols + 1)) {
+                vol_free(v);
+                return -ENOMEM;
+        }
+        v->pool = p;
+        v->info = *info;
+        p->vols[p->n_vols++] = v;
+        if (r->events.vol_added)
+                r->events.vol_added(r->events.userdata, v);
+        if (ret)
+                *ret = v;
+        return 0;
+}
+
+static void vol_remove(StorageRegistry *r, StorageVol *v) {
+        StoragePool *p = v->pool;
+
+        for (size_t i = 0; i < p->n_vols; i++)
+                if (p->vols[i] == v) {
+                        memmove(p->vols + i, p->vols + i + 1, (p->n_vols - i - 1) * sizeof(StorageVol *));
+                        p->n_vols--;
+                        break;
+                }
+        if (r->events.vol_removed)
+                r->events.vol_removed(r->events.userdata, v);
+        vol_free(v);
+}
+
+/* Reads the pool's sizes and volumes again: new files appear, vanished ones go. */
+static int pool_scan(StorageRegistry *r, StoragePool *p) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        char **names = NULL;
+        size_t n = 0;
+        int k;
+
+        if (!ops || p->fd < 0)
+                return 0;
+        (void) ops->pool_info(p->fd, &p->info);
+        k = ops->list_volumes(p->fd, &names, &n);
+        if (k < 0)
+                return k;
+        for (size_t i = p->n_vols; i > 0; i--) {
+                bool found = false;
+
+                for (size_t j = 0; j < n && !found; j++)
+                        found = streq(names[j], p->vols[i - 1]->name);
+                if (!found)
+                        vol_remove(r, p->vols[i - 1]);
+        }
+        for (size_t j = 0; j < n; j++) {
+                StorageVolInfo info;
+                StorageVol *v = storage_vol_by_name(p, names[j]);
+
+                if (ops->vol_info(p->fd, names[j], &info, NULL) >= 0) {
+                        if (v)
+                                v->info = info;
+                        else
+                                (void) vol_add(r, p, names[j], &info, NULL);
+                }
+                free(names[j]);
+        }
+        free(names);
+        return 0;
+}
+
+/* Pools ----------------------------------------------------------------------------------------- */
+
+static int status_path(StorageRegistry *r, const char *uuid, char **ret) {
+        return def_store_path(r->status_dir, uuid, ret);
+}
+
+static int save_status(StorageRegistry *r, StoragePool *p) {
+        _cleanup_free_ char *xml = NULL;
+        VbError e = VB_ERROR_NULL;
+        int k;
+
+        k = storage_pool_def_format(p->def, &xml);
+        if (k >= 0)
+                k = def_store_save(r->status_dir, p->uuid, xml, &e);
+        if (k < 0)
+                log_warning("Failed to record pool '%s' as active, ignoring: %s", p->name, e.message ?: strerror(-k));
+        vb_error_free(&e);
+        return 0;
+}
+
+static int pool_add(StorageRegistry *r, StoragePoolDef *def, bool persistent, StoragePool **ret) {
+        StoragePool *p = new0(StoragePool, 1);
+        int k;
+
+        if (!p) {
+                storage_pool_def_free(def);
+                return -ENOMEM;
+        }
+        p->fd = -1;
+        p->def = def;
+        p->registry = r;
+        p->persistent = persistent;
+        storage_pool_def_get_uuid_string(def, p->uuid);
+        if (!(p->name = strdup(def->name)) || !GREEDY_REALLOC(r->pools, r->n_pools_allocated, r->n_pools + 1)) {
+                pool_free(p);
+                return -ENOMEM;
+        }
+        k = hashmap_put(r->by_uuid, p->uuid, p);
+        if (k >= 0 && (k = hashmap_put(r->by_name, p->name, p)) < 0)
+                hashmap_remove(r->by_uuid, p->uuid);
+        if (k < 0) {
+                pool_free(p);
+                return k;
+        }
+        r->pools[r->n_pools++] = p;
+        if (r->events.pool_added)
+                r->events.pool_added(r->events.userdata, p);
+        *ret = p;
+        return 0;
+}
+
+static void pool_remove(StorageRegistry *r, StoragePool *p) {
+        pool_drop_volumes(r, p);
+        if (r->events.pool_removed)
+                r->events.pool_removed(r->events.userdata, p);
+        hashmap_remove(r->by_uuid, p->uuid);
+        hashmap_remove(r->by_name, p->name);
+        for (size_t i = 0; i < r->n_pools; i++)
+                if (r->pools[i] == p) {
+                        memmove(r->pools + i, r->pools + i + 1, (r->n_pools - i - 1) * sizeof(StoragePool *));
+                        r->n_pools--;
+                        break;
+                }
+        pool_free(p);
+}
+
+/* A new definition must not take another pool's name or UUID, nor its directory. */
+static int check_conflicts(StorageRegistry *r, const StoragePoolDef *def, StoragePool *self, VbError *reterr) {
+        StoragePool *other = storage_pool_by_name(r, def->name);
+        char uuid[37];
+
+        storage_pool_def_get_uuid_string(def, uuid);
+        if (other && other != self)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A pool named '%s' already exists (UUID %s).",
+                                    def->name, other->uuid);
+        other = storage_pool_by_uuid(r, uuid);
+        if (other && other != self)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Pool '%s' already has UUID %s.", other->name, uuid);
+        for (size_t i = 0; i < r->n_pools; i++)
+                if (r->pools[i] != self && def->target_path && streq_ptr(r->pools[i]->def->target_path, def->target_path))
+                        return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Pool '%s' already uses '%s'.",
+                                            r->pools[i]->name, def->target_path);
+        return 0;
+}
+
+int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr) {
+        _cleanup_(storage_pool_def_freep) StoragePoolDef *d = def;
+        _cleanup_free_ char *xml = NULL;
+        StoragePool *p;
+        char uuid[37];
+        int k;
+
+        storage_pool_def_get_uuid_string(d, uuid);
+        p = storage_pool_by_uuid(r, uuid);
+        k = check_conflicts(r, d, p, reterr);
+        if (k < 0)
+                return k;
+        if (p && storage_pool_is_active(p) && !streq_ptr(p->def->target_path, d->target_path))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                                    "Pool '%s' is active: its target path cannot change (stop it first).", p->name);
+        k = storage_pool_def_format(d, &xml);
+        if (k < 0)
+                return k;
+        k = def_store_save(r->dir, uuid, xml, reterr);
+        if (k < 0)
+                return k;
+        if (p) {
+                bool was = p->persistent;
+
+                storage_pool_def_free(p->def);
+                p->def = TAKE_PTR(d);
+                p->persistent = true;
+                if (!was)
+                        CHANGED(r, p, "Persistent");
+                *ret = p;
+                return 0;
+        }
+        k = pool_add(r, TAKE_PTR(d), true, &p);
+        if (k < 0)
+                return k;
+        log_info("Defined storage pool '%s' (%s).", p->name, p->uuid);
+        *ret = p;
+        return 0;
+}
+
+static int pool_activate(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        int k;
+
+        if (!ops)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Pools of type '%s' are not supported yet (virtbus manages 'dir' pools).",
+                                    storage_pool_type_to_string(p->def->type));
+        k = ops->start(p->def, &p->fd, reterr);
+        if (k < 0)
+                return k;
+        (void) save_status(r, p);
+        (void) pool_scan(r, p);
+        return 0;
+}
+
+int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr) {
+        _cleanup_(storage_pool_def_freep) StoragePoolDef *d = def;
+        StoragePool *p;
+        int k;
+
+        k = check_conflicts(r, d, NULL, reterr);
+        if (k < 0)
+                return k;
+        if (!storage_backend_find(d->type))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Pools of type '%s' are not supported yet (virtbus manages 'dir' pools).",
+                                    storage_pool_type_to_string(d->type));
+        k = pool_add(r, TAKE_PTR(d), false, &p);
+        if (k < 0)
+                return k;
+        k = pool_activate(r, p, reterr);
+        if (k < 0) {
+                pool_remove(r, p);
+                return k;
+        }
+        CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+        *ret = p;
+        return 0;
+}
+
+int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        int k;
+
+        if (storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is already active.", p->name);
+        k = pool_activate(r, p, reterr);
+        if (k < 0)
+                return k;
+        log_info("Started storage pool '%s'.", p->name);
+        CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+        return 0;
+}
+
+int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        _cleanup_free_ char *status = NULL;
+
+        if (!storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        if (status_path(r, p->uuid, &status) >= 0)
+                (void) unlink(status);
+        close(p->fd);
+        p->fd = -1;
+        pool_drop_volumes(r, p);
+        log_info("Stopped storage pool '%s'.", p->name);
+        if (!p->persistent) {
+                pool_remove(r, p);
+                return 0;
+        }
+        p->info = (StoragePoolInfo) {};
+        CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+        return 0;
+}
+
+int storage_pool_build(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+
+        if (storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (Build is for a stopped pool).",
+                                    p->name);
+        if (!ops)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Pools of type '%s' are not supported yet.",
+                                    storage_pool_type_to_string(p->def->type));
+        log_notice("Building storage pool '%s' at '%s'.", p->name, p->def->target_path);
+        return ops->build(p->def, reterr);
+}
+
+int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+
+        if (storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (stop it before Delete).", p->name);
+        if (!ops)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Pools of type '%s' are not supported yet.",
+                                    storage_pool_type_to_string(p->def->type));
+        log_notice("Deleting the directory of storage pool '%s' at '%s'.", p->name, p->def->target_path);
+        return ops->remove(p->def, reterr);
+}
+
+int storage_pool_refresh(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        int k;
+
+        if (!storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = pool_scan(r, p);
+        if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to read pool '%s': %s", p->name,
+                                    strerror(-k));
+        CHANGED(r, p, "Capacity", "Allocation", "Available");
+        return 0;
+}
+
+int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        int k;
+
+        if (!p->persistent)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is transient: nothing to undefine.",
+                                    p->name);
+        k = def_store_remove(r->dir, p->uuid, reterr);
+        if (k < 0)
+                return k;
+        (void) def_store_set_autostart(r->dir, p->uuid, false, NULL);
+        log_info("Undefined storage pool '%s'.", p->name);
+        if (!storage_pool_is_active(p)) {
+                pool_remove(r, p);
+                return 0;
+        }
+        p->persistent = false;
+        p->autostart = false;
+        CHANGED(r, p, "Persistent", "Autostart");
+        return 0;
+}
+
+int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostart, VbError *reterr) {
+        int k;
+
+        if (!p->persistent)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is transient: it cannot autostart.",
+                                    p->name);
+        if (p->autostart == autostart)
+                return 0;
+        k = def_store_set_autostart(r->dir, p->uuid, autostart, reterr);
+        if (k < 0)
+                return k;
+        p->autostart = autostart;
+        CHANGED(r, p, "Autostart");
+        return 0;
+}
+
+int storage_pool_get_xml(StoragePool *p, unsigned flags, char **ret, VbError *reterr) {
+        _cleanup_(storage_pool_def_freep) StoragePoolDef *copy = NULL;
+        int k;
+
+        k = storage_pool_def_copy(p->def, &copy);
+        if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to copy the definition: %s", strerror(-k));
+        if (!(flags & STORAGE_XML_INACTIVE)) {
+                copy->capacity = (StorageSize) { .given = true, .bytes = p->info.capacity };
+                copy->allocation = (StorageSize) { .given = true, .bytes = p->info.allocation };
+                copy->available = (StorageSize) { .given = true, .bytes = p->info.available };
+        }
+        return storage_pool_def_format(copy, ret);
+}
+
+int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, StorageVol **ret, VbError *reterr) {
+        _cleanup_(storage_vol_def_freep) StorageVolDef *d = def;
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        StorageVolInfo info;
+        int k;
+
+        if (!storage_pool_is_active(p) || !ops)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = storage_vol_name_check(d->name, reterr);
+        if (k < 0)
+                return k;
+        if (!d->capacity.given)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Volume '%s' needs a <capacity>.", d->name);
+        if (storage_vol_by_name(p, d->name))
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Volume '%s' already exists in pool '%s'.", d->name,
+                                    p->name);
+        k = ops->vol_create(p->fd, d, reterr);
+        if (k < 0)
+                return k;
+        log_notice("Created volume '%s' (%s, %" PRIu64 " bytes) in storage pool '%s'.", d->name,
+                   storage_vol_format_to_string(d->format_given ? d->format : STORAGE_VOL_FORMAT_RAW), d->capacity.bytes,
+                   p->name);
+        k = ops->vol_info(p->fd, d->name, &info, reterr);
+        if (k >= 0)
+                k = vol_add(r, p, d->name, &info, ret);
+        if (k < 0) {
+                (void) ops->vol_delete(p->fd, d->name, NULL);
+                return k;
+        }
+        (void) ops->pool_info(p->fd, &p->info);
+        CHANGED(r, p, "Allocation", "Available");
+        return 0;
+}
+
+int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
+        StoragePool *p = v->pool;
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        int k;
+
+        if (!storage_pool_is_active(p) || !ops)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = ops->vol_delete(p->fd, v->name, reterr);
+        if (k < 0 && k != -ENOENT)
+                return k;
+        log_notice("Deleted volume '%s' of storage pool '%s'.", v->name, p->name);
+        vol_remove(r, v);
+        (void) ops->pool_info(p->fd, &p->info);
+        CHANGED(r, p, "Allocation", "Available");
+        return 0;
+}
+
+int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr) {
+        _cleanup_(storage_vol_def_freep) StorageVolDef *def = new0(StorageVolDef, 1);
+
+        if (!def || !(def->name = strdup(v->name)) || !(def->key = strdup(v->path)) ||
+            !(def->target_path = strdup(v->path)))
+                return -ENOMEM;
+        def->type_given = true;
+        def->type = STORAGE_VOL_FILE;
+        def->capacity = (StorageSize) { .given = true, .bytes = v->info.capacity };
+        def->allocation = (StorageSize) { .given = true, .bytes = v->info.allocation };
+        def->format_given = true;
+        def->format = v->info.format;
+        return storage_vol_def_format(def, ret);
+}
+
+/* Loading --------------------------------------------------------------------------------------- */
+
+static int load_saved(const char *path, const char *uuid, const char *xml, void *userdata) {
+        StorageRegistry *r = userdata;
+        StoragePoolDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+        StoragePool *p;
+        char got[37];
+        int k;
+
+        k = storage_pool_def_parse_string(xml, 0, &def, &e);
+        if (k < 0) {
+                log_warning("Failed to load '%s' (%s), ignoring; the file is kept as it is.", path, e.message ?: strerror(-k));
+                vb_error_free(&e);
+                return 0;
+        }
+        storage_pool_def_get_uuid_string(def, got);
+        if (!streq(got, uuid) || check_conflicts(r, def, NULL, NULL) < 0) {
+                log_warning("'%s' holds pool %s, not the one its name says, or one that is already there; ignoring.",
+                            path, got);
+                storage_pool_def_free(def);
+                return 0;
+        }
+        k = pool_add(r, def, true, &p);
+        if (k >= 0)
+                p->autostart = def_store_get_autostart(r->dir, uuid);
+        return k < 0 ? k : 0;
+}
+
+/* Pools that were active when virtbusd stopped: saved ones start again, transient ones come back. */
+static int load_status(const char *path, const char *uuid, const char *xml, void *userdata) {
+        StorageRegistry *r = userdata;
+        StoragePoolDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+        StoragePool *p = storage_pool_by_uuid(r, uuid);
+        int k;
+
+        if (p) {
+                if (!storage_pool_is_active(p) && pool_activate(r, p, &e) < 0)
+                        log_warning("Failed to start pool '%s' again, ignoring: %s", p->name, strempty(e.message));
+                vb_error_free(&e);
+                return 0;
+        }
+        if (storage_pool_def_parse_string(xml, 0, &def, &e) < 0) {
+                log_warning("Failed to read '%s', ignoring: %s", path, strempty(e.message));
+                vb_error_free(&e);
+                (void) unlink(path);
+                return 0;
+        }
+        k = storage_pool_create(r, def, &p, &e);
+        if (k < 0) {
+                log_warning("Failed to bring back transient pool from '%s', ignoring: %s", path, strempty(e.message));
+                (void) unlink(path);
+        }
+        vb_error_free(&e);
+        return 0;
+}
+
+static int setup_test_pool(StorageRegistry *r) {
+        _cleanup_free_ char *xml = NULL;
+        StoragePoolDef *def = NULL;
+        VbError e = VB_ERROR_NULL;
+        StoragePool *p;
+        int k;
+
+        if (!r->test_pool_dir || storage_pool_by_name(r, STORAGE_TEST_POOL_NAME))
+                return 0;
+        if (mkdir_p(r->test_pool_dir, 0711) < 0)
+                return log_warning_errno(errno, "Failed to create '%s', ignoring: %m", r->test_pool_dir);
+        if (asprintf(&xml, "<pool type='dir'><name>" STORAGE_TEST_POOL_NAME "</name><target><path>%s</path></target></pool>",
+                     r->test_pool_dir) < 0)
+                return -ENOMEM;
+        k = storage_pool_def_parse_string(xml, STORAGE_PARSE_STABLE_DEFAULTS, &def, &e);
+        if (k >= 0)
+                k = storage_pool_create(r, def, &p, &e);
+        if (k < 0)
+                log_warning("Failed to set up the test pool, ignoring: %s", e.message ?: strerror(-k));
+        vb_error_free(&e);
+        return 0;
+}
+
+int storage_registry_load(StorageRegistry *r) {
+        int k;
+
+        k = def_store_load_all(r->dir, load_saved, r);
+        if (k < 0)
+                log_warning_errno(k, "Failed to load saved storage pools, ignoring: %m");
+        k = def_store_load_all(r->status_dir, load_status, r);
+        if (k < 0)
+                log_warning_errno(k, "Failed to find active storage pools, ignoring: %m");
+        for (size_t i = 0; i < r->n_pools; i++) {
+                StoragePool *p = r->pools[i];
+                VbError e = VB_ERROR_NULL;
+
+                if (p->autostart && !storage_pool_is_active(p) && storage_pool_start(r, p, &e) < 0)
+                        log_warning("Failed to autostart storage pool '%s', ignoring: %s", p->name, strempty(e.message));
+                vb_error_free(&e);
+        }
+        return setup_test_pool(r);
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/storage-conf.h"
+#include "drivers/storage-backend.h"
+#include "util/error.h"
+#include "util/hashmap.h"
+
+/* The registry of storage pools and their volumes. Persistent pools are saved as
+ * <config>/storage/<uuid>.xml (def-store.c, autostart links in <config>/storage/autostart/); an active
+ * pool also leaves <runtime>/storage/<uuid>.xml, so that a restarted virtbusd starts it again (transient
+ * ones included). What a pool does on the host is its backend's (drivers/storage-backend.h); a pool type
+ * without one is kept, and refused at Start with NotSupported.
+ *
+ * The volumes of an active pool are what its backend lists (Refresh reads them again); a volume is
+ * named by a plain file name and keyed by its path. */
+
+typedef struct StorageRegistry StorageRegistry;
+typedef struct StoragePool StoragePool;
+
+typedef struct StorageVol {
+        StoragePool *pool;
+        char *name;
+        char *path; /* also its key */
+        StorageVolInfo info;
+} StorageVol;
+
+struct StoragePool {
+        StorageRegistry *registry;
+        char uuid[37];
+        char *name;
+        StoragePoolDef *def; /* the definition (saved when persistent) */
+        bool persistent;
+        bool autostart;
+        int fd; /* the backend's handle while active, else -1 */
+        StoragePoolInfo info;
+        StorageVol **vols;
+        size_t n_vols, n_vols_allocated;
+};
+
+typedef struct StorageEvents {
+        void (*pool_added)(void *userdata, StoragePool *p);
+        void (*pool_removed)(void *userdata, StoragePool *p); /* before it is freed */
+        /* properties: NULL-terminated names of org.virtbus1.StoragePool properties that changed */
+        void (*pool_changed)(void *userdata, StoragePool *p, const char * const *properties);
+        void (*vol_added)(void *userdata, StorageVol *v);
+        void (*vol_removed)(void *userdata, StorageVol *v); /* before it is freed */
+        void *userdata;
+} StorageEvents;
+
+struct StorageRegistry {
+        char *dir;        /* <config>/storage */
+        char *status_dir; /* <runtime>/storage */
+        char *test_pool_dir; /* the test driver's simulated pool 'default-pool' (NULL otherwise) */
+        StorageEvents events;
+        Hashmap *by_uuid, *by_name;
+        StoragePool **pools; /* in order of definition */
+        size_t n_pools, n_pools_allocated;
+};
+
+#define STORAGE_TEST_POOL_NAME "default-pool"
+
+int storage_registry_new(const char *config_dir, const char *runtime_dir, const char *driver, StorageRegistry **ret,
+                         VbError *reterr);
+StorageRegistry *storage_registry_free(StorageRegistry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StorageRegistry *, storage_registry_free);
+void storage_registry_set_events(StorageRegistry *r, const StorageEvents *events);
+/* Saved pools, then the ones that were active; autostart ones start; the test driver's default-pool. */
+int storage_registry_load(StorageRegistry *r);
+
+StoragePool *storage_pool_by_uuid(const StorageRegistry *r, const char *uuid);
+StoragePool *storage_pool_by_name(const StorageRegistry *r, const char *name);
+StorageVol *storage_vol_by_name(const StoragePool *p, const char *name);
+StorageVol *storage_vol_by_path(const StorageRegistry *r, const char *path);
+bool storage_pool_is_active(const StoragePool *p);
+
+/* Define / Create take def (also on failure). */
+int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr);
+int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr);
+int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr);
+int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr); /* a transient one goes away */
+int storage_pool_build(StorageRegistry *r, StoragePool *p, VbError *reterr);   /* inactive only */
+int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr);  /* inactive only */
+int storage_pool_refresh(StorageRegistry *r, StoragePool *p, VbError *reterr); /* active only */
+int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr);
+int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostart, VbError *reterr);
+#define STORAGE_XML_INACTIVE (1u << 0)
+int storage_pool_get_xml(StoragePool *p, unsigned flags, char **ret, VbError *reterr);
+
+/* CreateVolume: def (taken) names a volume that must not exist; its name is checked
+ * (storage_vol_name_check) and capacity is required. */
+int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, StorageVol **ret, VbError *reterr);
+/* The volume is freed (after vol_removed). */
+int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr);
+int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr);
+const char *storage_vol_type_name(const StorageVol *v);

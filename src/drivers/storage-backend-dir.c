@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The 'dir' storage backend: a directory of image files. Raw volumes are sparse files; qcow2 ones are made
+ * by qemu-img (Debian's qemu-utils) writing into a file we created, through its descriptor. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "drivers/storage-backend.h"
+#include "host/process.h"
+#include "util/macro.h"
+#include "util/log.h"
+
+#define QEMU_IMG_TIMEOUT_MS 30000
+
+/* "<what>: <strerror(err)>" with code. */
+#define vb_error_set_errno(e, code, err, format, ...) \
+        vb_error_set(e, code, format ": %s", ##__VA_ARGS__, strerror(err))
+
+static inline void closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+int storage_open_beneath(int dir_fd, const char *name, int flags, mode_t mode) {
+        struct open_how how = {
+                .flags = (uint64_t) flags | O_CLOEXEC | O_NOFOLLOW,
+                .mode = (flags & O_CREAT) ? mode : 0,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, dir_fd, name, &how, sizeof how);
+
+        return fd < 0 ? -errno : (int) fd;
+}
+
+const char *storage_qemu_img_path(void) {
+        const char *p = getenv("VIRTBUS_QEMU_IMG");
+
+        return p && p[0] == '/' ? p : "/usr/bin/qemu-img";
+}
+
+static int dir_build(const StoragePoolDef *def, VbError *reterr) {
+        if (mkdir(def->target_path, 0711) < 0 && errno != EEXIST)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to create '%s'",
+                                          def->target_path);
+        return 0;
+}
+
+static int dir_remove(const StoragePoolDef *def, VbError *reterr) {
+        if (rmdir(def->target_path) < 0 && errno != ENOENT) {
+                if (errno == ENOTEMPTY || errno == EEXIST)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                                            "Pool directory '%s' is not empty (delete its volumes first).",
+                                            def->target_path);
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to remove '%s'",
+                                          def->target_path);
+        }
+        return 0;
+}
+
+static int dir_start(const StoragePoolDef *def, int *ret_fd, VbError *reterr) {
+        int fd = open(def->target_path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0)
+                return vb_error_set_errno(reterr, errno == ENOENT ? VB_ERROR_INVALID_STATE : VB_ERROR_OPERATION_FAILED,
+                                          errno, "Cannot open the pool directory '%s'%s", def->target_path,
+                                          errno == ENOENT ? " (Build makes it)" : "");
+        *ret_fd = fd;
+        return 0;
+}
+
+static int dir_pool_info(int pool_fd, StoragePoolInfo *ret) {
+        struct statvfs sv;
+
+        if (fstatvfs(pool_fd, &sv) < 0)
+                return -errno;
+        ret->capacity = (uint64_t) sv.f_blocks * sv.f_frsize;
+        ret->available = (uint64_t) sv.f_bavail * sv.f_frsize;
+        ret->allocation = ret->capacity - (uint64_t) sv.f_bfree * sv.f_frsize;
+        return 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+        return strcmp(*(char * const *) a, *(char * const *) b);
+}
+
+static int dir_list_volumes(int pool_fd, char ***ret_names, size_t *ret_n) {
+        _cleanup_free_ char **names = NULL;
+        size_t n = 0, allocated = 0;
+        struct dirent *de;
+        DIR *d;
+        int fd;
+
+        fd = storage_open_beneath(pool_fd, ".", O_RDONLY | O_DIRECTORY, 0);
+        if (fd < 0)
+                return fd;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (de->d_name[0] == '.' || storage_vol_name_check(de->d_name, NULL) < 0)
+                        continue;
+                /* Only regular files are volumes: a symlink someone planted is not one. */
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (!GREEDY_REALLOC(names, allocated, n + 1) || !(names[n] = strdup(de->d_name))) {
+                        for (size_t i = 0; i < n; i++)
+                                free(names[i]);
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        closedir(d);
+        if (n > 1)
+                qsort(names, n, sizeof(char *), compare_names);
+        *ret_names = TAKE_PTR(names);
+        *ret_n = n;
+        return 0;
+}
+
+static uint64_t be64(const uint8_t *p) {
+        uint64_t v = 0;
+
+        for (int i = 0; i < 8; i++)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+static int dir_vol_info(int pool_fd, const char *name, StorageVolInfo *ret, VbError *reterr) {
+        _cleanup_close_ int fd = -EBADF;
+        uint8_t header[32];
+        struct stat st;
+        ssize_t n;
+
+        fd = storage_open_beneath(pool_fd, name, O_RDONLY | O_NONBLOCK, 0);
+        if (fd < 0)
+                return vb_error_set_errno(reterr, fd == -ENOENT ? VB_ERROR_NO_SUCH_STORAGE_VOL : VB_ERROR_OPERATION_FAILED,
+                                          -fd, "Cannot open volume '%s'", name);
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Volume '%s' is not a regular file.", name);
+        *ret = (StorageVolInfo) {
+                .format = STORAGE_VOL_FORMAT_RAW,
+                .capacity = (uint64_t) st.st_size,
+                .allocation = (uint64_t) st.st_blocks * 512,
+        };
+        n = pread(fd, header, sizeof header, 0);
+        if (n == (ssize_t) sizeof header && memcmp(header, "QFI\xfb", 4) == 0) {
+                ret->format = STORAGE_VOL_FORMAT_QCOW2;
+                ret->capacity = be64(header + 24);
+        }
+        return 0;
+}
+
+/* qemu-img create -f qcow2 into the file behind fd (passed as /dev/fd/N): qemu-img never opens a path of
+ * the pool itself, so nothing it does can follow a symlink. Bounded: qemu-img writes a few clusters. */
+static int run_qemu_img_create(int fd, const StorageVolDef *def, VbError *reterr) {
+        char target[32], size[32];
+        const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", target, size, NULL };
+        _cleanup_close_ int pidfd = -EBADF;
+        int keep[] = { fd }, status = 0, r;
+        pid_t pid;
+
+        snprintf(target, sizeof target, "/dev/fd/%d", fd);
+        snprintf(size, sizeof size, "%" PRIu64, def->capacity.bytes);
+        r = host_process_spawn(argv, -1, keep, 1, &pid);
+        if (r < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -r, "Failed to run '%s'", argv[0]);
+        pidfd = host_process_open_fd(pid);
+        if (pidfd >= 0) {
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+                if (poll(&p, 1, QEMU_IMG_TIMEOUT_MS) == 0) {
+                        (void) host_process_terminate(pid, pidfd, 1000000);
+                        return vb_error_set(reterr, VB_ERROR_TIMEOUT, "qemu-img did not create volume '%s' within %d s.",
+                                            def->name, QEMU_IMG_TIMEOUT_MS / 1000);
+                }
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to wait for qemu-img");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "qemu-img failed to create volume '%s' (status %d).",
+                                    def->name, status);
+        return 0;
+}
+
+static int dir_vol_create(int pool_fd, const StorageVolDef *def, VbError *reterr) {
+        StorageVolFormat format = def->format_given ? def->format : STORAGE_VOL_FORMAT_RAW;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (format != STORAGE_VOL_FORMAT_RAW && format != STORAGE_VOL_FORMAT_QCOW2)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Volume format '%s' is not supported in a 'dir' pool (expected 'raw' or 'qcow2').",
+                                    storage_vol_format_to_string(format));
+        if (def->backing_path)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Volumes with a <backingStore> are not supported yet.");
+        fd = storage_open_beneath(pool_fd, def->name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd == -EEXIST || fd == -ELOOP)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Volume '%s' already exists in the pool%s.", def->name,
+                                    fd == -ELOOP ? " (as a symlink)" : "");
+        if (fd < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -fd, "Failed to create volume '%s'", def->name);
+        if (format == STORAGE_VOL_FORMAT_RAW)
+                r = ftruncate(fd, (off_t) def->capacity.bytes) < 0
+                            ? vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to size volume '%s'",
+                                                 def->name)
+                            : 0;
+        else
+                r = run_qemu_img_create(fd, def, reterr);
+        if (r < 0)
+                (void) unlinkat(pool_fd, def->name, 0); /* nothing half-made stays */
+        return r;
+}
+
+static int dir_vol_delete(int pool_fd, const char *name, VbError *reterr) {
+        _cleanup_close_ int dfd = storage_open_beneath(pool_fd, ".", O_RDONLY | O_DIRECTORY, 0);
+
+        if (dfd < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -dfd, "Cannot open the pool directory");
+        /* unlinkat removes the name itself, never what a symlink points to. */
+        if (unlinkat(dfd, name, 0) < 0)
+                return vb_error_set_errno(reterr, errno == ENOENT ? VB_ERROR_NO_SUCH_STORAGE_VOL : VB_ERROR_OPERATION_FAILED,
+                                          errno, "Failed to delete volume '%s'", name);
+        return 0;
+}
+
+const VbStorageBackendOps storage_backend_dir = {
+        .type = STORAGE_POOL_DIR,
+        .build = dir_build,
+        .remove = dir_remove,
+        .start = dir_start,
+        .pool_info = dir_pool_info,
+        .list_volumes = dir_list_volumes,
+        .vol_info = dir_vol_info,
+        .vol_create = dir_vol_create,
+        .vol_delete = dir_vol_delete,
+};
+
+const VbStorageBackendOps *storage_backend_find(StoragePoolType type) {
+        return type == STORAGE_POOL_DIR ? &storage_backend_dir : NULL;
+}

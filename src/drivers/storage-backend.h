@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "conf/storage-conf.h"
+#include "util/error.h"
+
+/* What a storage pool does on the host, behind one ops table per pool type (as network-backend.h is for
+ * networks). Core (core/storage.c) keeps the registry and calls these; a backend never sees D-Bus.
+ *
+ * Every file operation of the dir backend goes through the pool directory's descriptor with
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a symlink planted in a pool never leads outside it. */
+
+typedef struct StorageVolInfo {
+        StorageVolFormat format;
+        uint64_t capacity;   /* what a guest sees */
+        uint64_t allocation; /* what the file takes on disk */
+} StorageVolInfo;
+
+typedef struct StoragePoolInfo {
+        uint64_t capacity, allocation, available;
+} StoragePoolInfo;
+
+typedef struct VbStorageBackendOps {
+        StoragePoolType type;
+        /* Build: makes the target (flags: none yet). Delete: removes it (it must be empty). */
+        int (*build)(const StoragePoolDef *def, VbError *reterr);
+        int (*remove)(const StoragePoolDef *def, VbError *reterr);
+        /* Start: a descriptor of the pool (its directory, O_PATH), kept while the pool is active. */
+        int (*start)(const StoragePoolDef *def, int *ret_fd, VbError *reterr);
+        int (*pool_info)(int pool_fd, StoragePoolInfo *ret);
+        /* The names of the volumes (regular files, no symlinks, no hidden names), sorted; to free. */
+        int (*list_volumes)(int pool_fd, char ***ret_names, size_t *ret_n);
+        int (*vol_info)(int pool_fd, const char *name, StorageVolInfo *ret, VbError *reterr);
+        /* Creates the volume def->name (a checked plain name) as def says: raw sparse or qcow2. Nothing
+         * stays behind on failure. */
+        int (*vol_create)(int pool_fd, const StorageVolDef *def, VbError *reterr);
+        int (*vol_delete)(int pool_fd, const char *name, VbError *reterr);
+} VbStorageBackendOps;
+
+/* The backend of a pool type, or NULL (NotSupported at Start, with a sentence naming the type). */
+const VbStorageBackendOps *storage_backend_find(StoragePoolType type);
+
+/* openat2(dir_fd, name, flags, mode) confined to dir_fd: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS. Returns the descriptor or -errno (ELOOP for a symlink, EXDEV for a way out). */
+int storage_open_beneath(int dir_fd, const char *name, int flags, mode_t mode);
+
+/* Where qemu-img is (VIRTBUS_QEMU_IMG overrides /usr/bin/qemu-img, for tests). */
+const char *storage_qemu_img_path(void);

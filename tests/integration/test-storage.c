@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Storage pools and volumes as D-Bus objects (test driver, real files, real qemu-img and polkitd): the
+ * pool lifecycle and its persistence across a restart, raw and qcow2 volumes checked with qemu-img,
+ * deletion, the name and symlink attacks, and what the example rules let group 'virtbus' do. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define POOL_INTERFACE "org.virtbus1.StoragePool"
+#define VOL_INTERFACE "org.virtbus1.StorageVol"
+#define ERR(name) "org.virtbus1.Error." name
+#define QEMU_IMG "/usr/bin/qemu-img"
+
+static char *pool_xml(Harness *h, const char *name, const char *uuid) {
+        char *xml = NULL;
+
+        assert_true(asprintf(&xml, "<pool type='dir'><name>%s</name><uuid>%s</uuid><target><path>%s/pool-%s</path>"
+                                   "</target></pool>", name, uuid, harness_dir(h), name) > 0);
+        return xml;
+}
+
+static char *pool_dir(Harness *h, const char *name) {
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/pool-%s", harness_dir(h), name) > 0);
+        return p;
+}
+
+static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *types,
+                      const char *arg, bool with_flags) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                with_flags ? harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0))
+                           : harness_call_ok(bus, path, interface, method, "s", arg);
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
+static char *define_pool(sd_bus *bus, const char *xml) {
+        return get_path(bus, M, "DefineStoragePool", "st", xml, true);
+}
+
+static char *create_vol(sd_bus *bus, const char *pool, const char *xml) {
+        return get_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml, true);
+}
+
+static void call_pool(sd_bus *bus, const char *path, const char *method) {
+        sd_bus_message_unref(harness_call_ok(bus, path, POOL_INTERFACE, method, "t", UINT64_C(0)));
+}
+
+static int get_bool(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int b = -1;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, POOL_INTERFACE, property, &e, 'b', &b), 0);
+        return b;
+}
+
+static uint64_t get_u64(sd_bus *bus, const char *path, const char *interface, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, interface, property, &e, 't', &v), 0);
+        return v;
+}
+
+/* qemu-img info --output=json of file, as run by root. */
+static char *qemu_img_info(Harness *h, const char *file) {
+        const char *argv[] = { QEMU_IMG, "info", "--output=json", file, NULL };
+        HarnessResult res = {};
+        char *out;
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        out = strdup(res.out);
+        harness_result_done(&res);
+        return out;
+}
+
+static void test_pool_lifecycle(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = pool_xml(h, "life", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c01"), *dir = pool_dir(h, "life");
+        _cleanup_free_ char *path = NULL, *raw = NULL, *qcow = NULL, *info = NULL, *file = NULL, *again = NULL;
+        struct stat st;
+
+        /* The test driver's simulated pool is there, active, in its runtime directory. */
+        free(get_path(root, M, "GetStoragePoolByName", "s", "default-pool", false));
+
+        path = define_pool(root, xml);
+        harness_assert_introspection(root, path, "interfaces/org.virtbus1.StoragePool.xml");
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        assert_int_equal(get_bool(root, path, "Persistent"), 1);
+        assert_string_equal(harness_get_string(root, path, POOL_INTERFACE, "Type"), "dir");
+        assert_string_equal(harness_get_string(root, path, POOL_INTERFACE, "Path"), dir);
+        harness_call_fails(root, ERR("InvalidState"), "Build makes it", path, POOL_INTERFACE, "Start", "t", UINT64_C(0));
+        call_pool(root, path, "Build");
+        assert_int_equal(stat(dir, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        call_pool(root, path, "Start");
+        assert_int_equal(get_bool(root, path, "Active"), 1);
+        assert_true(get_u64(root, path, POOL_INTERFACE, "Capacity") > 0);
+        assert_int_equal(harness_set_property(root, path, POOL_INTERFACE, "Autostart", NULL, "b", 1), 1);
+
+        /* A raw volume is a sparse file of the capacity. */
+        raw = create_vol(root, path, "<volume><name>disk.img</name><capacity unit='MiB'>64</capacity></volume>");
+        harness_assert_introspection(root, raw, "interfaces/org.virtbus1.StorageVol.xml");
+        assert_true(asprintf(&file, "%s/disk.img", dir) > 0);
+        assert_int_equal(stat(file, &st), 0);
+        assert_int_equal(st.st_size, 64 << 20);
+        assert_true(st.st_blocks < 64);
+        info = qemu_img_info(h, file);
+        assert_non_null(strstr(info, "\"format\": \"raw\""));
+        assert_non_null(strstr(info, "\"virtual-size\": 67108864"));
+        free(info);
+        assert_string_equal(harness_get_string(root, raw, VOL_INTERFACE, "Format"), "raw");
+        assert_string_equal(harness_get_string(root, raw, VOL_INTERFACE, "Path"), file);
+        again = get_path(root, M, "GetStorageVolByPath", "s", file, false);
+        assert_string_equal(again, raw);
+
+        /* qcow2 by qemu-img. */
+        qcow = create_vol(root, path, "<volume><name>vm.qcow2</name><capacity unit='GiB'>2</capacity>"
+                                      "<target><format type='qcow2'/></target></volume>");
+        free(file);
+        assert_true(asprintf(&file, "%s/vm.qcow2", dir) > 0);
+        info = qemu_img_info(h, file);
+        assert_non_null(strstr(info, "\"format\": \"qcow2\""));
+        assert_non_null(strstr(info, "\"virtual-size\": 2147483648"));
+        assert_int_equal(get_u64(root, qcow, VOL_INTERFACE, "Capacity"), UINT64_C(2147483648));
+        assert_string_equal(harness_get_string(root, qcow, VOL_INTERFACE, "Format"), "qcow2");
+        harness_call_fails(root, ERR("AlreadyExists"), "vm.qcow2", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>vm.qcow2</name><capacity>1</capacity></volume>", UINT64_C(0));
+        harness_call_fails(root, ERR("NotSupported"), "vmdk", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>x.vmdk</name><capacity>1</capacity><target><format type='vmdk'/></target></volume>",
+                           UINT64_C(0));
+
+        /* Restart: the pool comes back active (autostart), with its volumes. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        root = harness_bus_root(h);
+        assert_int_equal(get_bool(root, path, "Active"), 1);
+        assert_int_equal(get_bool(root, path, "Autostart"), 1);
+        assert_string_equal(harness_get_string(root, qcow, VOL_INTERFACE, "Name"), "vm.qcow2");
+
+        /* Files others add appear at Refresh. */
+        {
+                _cleanup_free_ char *extra = NULL;
+                int fd;
+
+                assert_true(asprintf(&extra, "%s/added.img", dir) > 0);
+                fd = open(extra, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+                assert_true(fd >= 0);
+                close(fd);
+                sd_bus_message_unref(harness_call_ok(root, path, POOL_INTERFACE, "Refresh", ""));
+                free(get_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "added.img", false));
+        }
+
+        /* Delete removes the file; a pool with files cannot be deleted. */
+        sd_bus_message_unref(harness_call_ok(root, qcow, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        assert_true(stat(file, &st) < 0);
+        harness_call_fails(root, ERR("NoSuchStorageVol"), NULL, M, "GetStorageVolByPath", "s", file);
+        call_pool(root, path, "Stop");
+        harness_call_fails(root, ERR("InvalidState"), "not empty", path, POOL_INTERFACE, "Delete", "t", UINT64_C(0));
+        call_pool(root, path, "Undefine");
+        harness_call_fails(root, ERR("NoSuchStoragePool"), NULL, M, "GetStoragePoolByName", "s", "life");
+}
+
+static void test_attacks(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = pool_xml(h, "attack", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c02"), *dir = pool_dir(h, "attack");
+        _cleanup_free_ char *path = NULL, *outside = NULL, *link = NULL;
+        struct stat st;
+        int fd;
+
+        path = define_pool(root, xml);
+        call_pool(root, path, "Build");
+        call_pool(root, path, "Start");
+
+        /* Names that are not plain file names. */
+        harness_call_fails(root, ERR("InvalidXML"), "name", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>../escape.img</name><capacity>1</capacity></volume>", UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "starts with '.'", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>.hidden</name><capacity>1</capacity></volume>", UINT64_C(0));
+        harness_call_fails(root, ERR("InvalidXML"), "control", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>tab\there</name><capacity>1</capacity></volume>", UINT64_C(0));
+
+        /* A symlink planted in the pool, to a file outside: not a volume, never written through. */
+        assert_true(asprintf(&outside, "%s/outside.img", harness_dir(h)) > 0);
+        fd = open(outside, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "secret", 6), 6);
+        close(fd);
+        assert_true(asprintf(&link, "%s/planted.img", dir) > 0);
+        assert_int_equal(symlink(outside, link), 0);
+        sd_bus_message_unref(harness_call_ok(root, path, POOL_INTERFACE, "Refresh", ""));
+        harness_call_fails(root, ERR("NoSuchStorageVol"), NULL, path, POOL_INTERFACE, "GetVolumeByName", "s", "planted.img");
+        harness_call_fails(root, ERR("AlreadyExists"), "already exists", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>planted.img</name><capacity unit='MiB'>1</capacity></volume>", UINT64_C(0));
+        harness_call_fails(root, ERR("AlreadyExists"), "already exists", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>planted.img</name><capacity unit='MiB'>1</capacity>"
+                           "<target><format type='qcow2'/></target></volume>", UINT64_C(0));
+        assert_int_equal(stat(outside, &st), 0);
+        assert_int_equal(st.st_size, 6);
+        assert_int_equal(lstat(link, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(unlink(link), 0);
+        assert_int_equal(unlink(outside), 0);
+        call_pool(root, path, "Stop");
+        call_pool(root, path, "Delete");
+        call_pool(root, path, "Undefine");
+}
+
+/* The example rules: group 'virtbus' creates and deletes volumes in pool 'default' only. */
+static void test_group_virtbus(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS),
+               *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *dxml = pool_xml(h, "default", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c03"),
+                            *oxml = pool_xml(h, "other", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c04");
+        _cleanup_free_ char *def = NULL, *other = NULL, *vol = NULL;
+        const char *vxml = "<volume><name>mine.qcow2</name><capacity unit='GiB'>1</capacity>"
+                           "<target><format type='qcow2'/></target></volume>";
+
+        def = define_pool(root, dxml);
+        other = define_pool(root, oxml);
+        call_pool(root, def, "Build");
+        call_pool(root, def, "Start");
+        call_pool(root, other, "Build");
+        call_pool(root, other, "Start");
+
+        vol = create_vol(member, def, vxml);
+        harness_call_fails(member, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, other, POOL_INTERFACE,
+                           "CreateVolume", "st", vxml, UINT64_C(0));
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, def, POOL_INTERFACE,
+                           "CreateVolume", "st", vxml, UINT64_C(0));
+        /* Nothing on the pools themselves. */
+        harness_call_fails(member, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, def, POOL_INTERFACE, "Stop",
+                           "t", UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, M, "DefineStoragePool", "st",
+                           "<pool type='dir'><name>mine</name><target><path>/etc</path></target></pool>", UINT64_C(0));
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL, vol, VOL_INTERFACE, "Delete",
+                           "t", UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        for (const char *p, *const *pp = (const char *const[]) { def, other, NULL }; (p = *pp); pp++) {
+                call_pool(root, p, "Stop");
+                call_pool(root, p, "Delete");
+                call_pool(root, p, "Undefine");
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_pool_lifecycle),
+                cmocka_unit_test(test_attacks),
+                cmocka_unit_test(test_group_virtbus),
+        };
+
+        return harness_run_group(tests, &(HarnessOptions) {});
+}
