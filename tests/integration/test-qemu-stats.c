@@ -4,6 +4,7 @@
  * live moves balloon.current; and GetAllDomainStats over ten running QEMUs at once. */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -160,15 +161,65 @@ static void test_all_running(void **state) {
         }
 }
 
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* bench/stats-run: GetAllDomainStats (all groups, running only) over 1, 10 and 30 running diskless TCG
+ * guests; the median and the slowest of 15 calls each. Only with VIRTBUS_STATS_BENCH=1. */
+static void test_bench(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        static const size_t counts[] = { 1, 10, 30 };
+        char *paths[30] = {};
+        size_t started = 0;
+
+        if (!getenv("VIRTBUS_STATS_BENCH"))
+                skip();
+        for (size_t c = 0; c < ELEMENTSOF(counts); c++) {
+                uint64_t t[15];
+
+                for (; started < counts[c]; started++) {
+                        _cleanup_free_ char *xml = NULL;
+
+                        assert_true(asprintf(&xml,
+                                             "<domain type='qemu'><name>bench%zu</name><memory unit='MiB'>32</memory>"
+                                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>",
+                                             started) >= 0);
+                        paths[started] = harness_define_domain(bus, xml);
+                        harness_domain_call(bus, paths[started], "Start");
+                }
+                usleep(500 * 1000);
+                for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                        uint64_t t0 = harness_now_usec();
+                        sd_bus_message_unref(harness_call_ok(bus, M, "GetAllDomainStats", "tt", UINT64_C(0), UINT64_C(1)));
+                        t[i] = harness_now_usec() - t0;
+                        usleep(50 * 1000);
+                }
+                qsort(t, ELEMENTSOF(t), sizeof t[0], cmp_u64);
+                print_message("stats-bench: %zu guests: GetAllDomainStats median %.2f ms, max %.2f ms\n", counts[c],
+                              (double) t[ELEMENTSOF(t) / 2] / 1000.0, (double) t[ELEMENTSOF(t) - 1] / 1000.0);
+        }
+        for (size_t i = 0; i < started; i++) {
+                harness_domain_call(bus, paths[i], "Destroy");
+                harness_domain_call(bus, paths[i], "Undefine");
+                free(paths[i]);
+        }
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_guest_stats, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_all_running, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_bench, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
                 fprintf(stderr, "test-qemu-stats: qemu-system-x86_64 is not installed (scripts/bootstrap)\n");
                 return 77;
         }
-        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", "--log-level", "debug", NULL } });
+        /* The benchmark without debug logging (it writes every QMP message). */
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) {
+                "--driver", "qemu", "--log-level", getenv("VIRTBUS_STATS_BENCH") ? "info" : "debug", NULL } });
 }
