@@ -36,6 +36,7 @@ const BusAuthzRule bus_authz_rules[] = {
         { M, "GetNetworkByName", METHOD, NULL, NULL, NULL },
         { M, "GetDomainCapabilities", METHOD, NULL, NULL, NULL },
         { M, "GetCapabilities", METHOD, NULL, NULL, NULL },
+        { M, "GetAllDomainStats", METHOD, NULL, NULL, NULL },
         { M, "DefineStoragePool", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
         { M, "CreateStoragePool", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
         { M, "ListStoragePools", METHOD, NULL, NULL, NULL },
@@ -62,6 +63,9 @@ const BusAuthzRule bus_authz_rules[] = {
         { D, "UpdateDevice", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain",
           BUS_ACTION_HOSTDEV_ASSIGN " (domain, device) instead for a device of the host; "
           BUS_ACTION_DOMAIN_HOST_FILES " (domain, path) for each host path the caller may not use" },
+        { D, "GetStats", METHOD, NULL, NULL, NULL },
+        { D, "SetMemory", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
+        { D, "SetVCPUs", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
         { D, "Autostart", WRITE, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
 
         /* org.virtbus1.Network */

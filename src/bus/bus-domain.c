@@ -2,6 +2,7 @@
 /* org.virtbus1.Domain on /org/virtbus1/domain/<uuid hex>, and the Manager's domain methods. */
 #include "bus/bus-authz.h"
 #include "bus/bus-domain-device.h"
+#include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
 #include "bus/bus-object.h"
@@ -21,6 +22,9 @@
 #define SHUTDOWN_NO_WAIT UINT64_C(1)
 #define XML_INACTIVE UINT64_C(1)
 #define XML_SECURE UINT64_C(2)
+/* SetMemory, SetVCPUs: the running domain, the saved definition (neither: the running one if it runs). */
+#define TUNE_LIVE UINT64_C(1)
+#define TUNE_CONFIG UINT64_C(2)
 
 #define ACTION_MANAGE BUS_ACTION_DOMAIN_MANAGE
 #define ACTION_HOST_FILES BUS_ACTION_DOMAIN_HOST_FILES
@@ -417,6 +421,45 @@ static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *
         return sd_bus_reply_method_return(m, "s", xml);
 }
 
+static unsigned tune_flags(uint64_t flags) {
+        return ((flags & TUNE_LIVE) ? DOMAIN_DEVICE_LIVE : 0) | ((flags & TUNE_CONFIG) ? DOMAIN_DEVICE_CONFIG : 0);
+}
+
+static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        uint64_t kib, flags;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &kib);
+        if (r < 0)
+                return r;
+        r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), &e);
+        return bus_reply_done(m, r, &e, error);
+}
+
+static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        uint64_t flags;
+        uint32_t count;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &count);
+        if (r < 0)
+                return r;
+        r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), &e);
+        return bus_reply_done(m, r, &e, error);
+}
+
 #define DOMAIN_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, Domain, d, sig, expr)
 
 DOMAIN_PROPERTY_GETTER(property_get_name, "s", d->name);
@@ -427,6 +470,9 @@ DOMAIN_PROPERTY_GETTER(property_get_persistent, "b", (int) domain_is_persistent(
 DOMAIN_PROPERTY_GETTER(property_get_autostart, "b", (int) d->autostart);
 DOMAIN_PROPERTY_GETTER(property_get_vcpus, "u", (uint32_t) domain_def_get_vcpus(domain_current_def(d)));
 DOMAIN_PROPERTY_GETTER(property_get_memory, "t", (uint64_t) domain_def_get_memory_kib(domain_current_def(d)));
+DOMAIN_PROPERTY_GETTER(property_get_current_memory, "t", domain_current_memory_kib(d));
+/* No <vcpu current=> yet: the maximum is the count (1 when not given). */
+DOMAIN_PROPERTY_GETTER(property_get_max_vcpus, "u", (uint32_t) (domain_def_get_vcpus(domain_current_def(d)) ?: 1));
 DOMAIN_PROPERTY_GETTER(property_get_os_type, "s", strempty(domain_def_get_os_type(domain_current_def(d))));
 
 static int property_set_autostart(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -464,6 +510,8 @@ static const sd_bus_vtable domain_vtable[] = {
                                  SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("VCPUs", "u", property_get_vcpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MemoryKiB", "t", property_get_memory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CurrentMemoryKiB", "t", property_get_current_memory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MaxVCPUs", "u", property_get_max_vcpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("OSType", "s", property_get_os_type, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -485,6 +533,12 @@ static const sd_bus_vtable domain_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetXMLDesc", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("s", xml),
                                 method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStats", SD_BUS_ARGS("t", groups, "t", flags), SD_BUS_RESULT("a{sv}", stats),
+                                bus_domain_method_get_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetMemory", SD_BUS_ARGS("t", kib, "t", flags), SD_BUS_NO_RESULT, method_set_memory,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetVCPUs", SD_BUS_ARGS("u", count, "t", flags), SD_BUS_NO_RESULT, method_set_vcpus,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AttachDevice", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_NO_RESULT,
                                 bus_domain_method_attach_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DetachDevice", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_NO_RESULT,

@@ -2,6 +2,7 @@
 /* org.virtbus1.Manager on /org/virtbus1. */
 #include "bus/bus-authz.h"
 #include "bus/bus-capabilities.h"
+#include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
 #include "bus/bus-network.h"
@@ -107,6 +108,9 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 bus_manager_method_get_domain_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDomainByUUID", SD_BUS_ARGS("s", uuid), SD_BUS_RESULT("o", domain),
                                 bus_manager_method_get_domain_by_uuid, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetAllDomainStats", SD_BUS_ARGS("t", groups, "t", flags),
+                                SD_BUS_RESULT("a(oa{sv})", stats), bus_manager_method_get_all_domain_stats,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListNodeDevices", SD_BUS_ARGS("s", capability, "t", flags),
                                 SD_BUS_RESULT("ao", devices), bus_manager_method_list_node_devices,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

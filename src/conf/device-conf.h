@@ -159,6 +159,11 @@ void device_interface_ensure_mac(DeviceDef *def, const char *seed, unsigned salt
 bool device_controller_get(const DeviceDef *dev, const char **ret_type, const char **ret_model, uint32_t *ret_index);
 /* Gives a controller its index (a definition's defaults: domain-parse.c). */
 void device_controller_set_index(DeviceDef *dev, uint32_t index);
+/* <target dev=>: the host side of the interface (a tap or macvtap of a running domain), NULL if none. */
+const char *device_interface_get_target_dev(const DeviceDef *def);
+/* Whether the host link counts what the guest sends as sent (type 'direct', a macvtap, and 'ethernet'), as
+ * opposed to a tap on a bridge, whose transmit counter is the guest's receive. */
+bool device_interface_shares_host_view(const DeviceDef *def);
 /* type='network': the network named in <source network=>; NULL for other types. */
 const char *device_interface_get_network(const DeviceDef *def);
 /* type='network': what it actually uses, shown in the live definition as <source bridge=> or

@@ -264,3 +264,15 @@ int device_interface_set_network_direct(DeviceDef *dev, const char *lower, const
         d->type = INTERFACE_TYPE_DIRECT;
         return 0;
 }
+
+const char *device_interface_get_target_dev(const DeviceDef *dev) {
+        const InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+
+        return d ? d->target_dev : NULL;
+}
+
+bool device_interface_shares_host_view(const DeviceDef *dev) {
+        const InterfaceDef *d = dev->kind == DEVICE_INTERFACE ? dev->data : NULL;
+
+        return d && (d->type == INTERFACE_TYPE_DIRECT || d->type == INTERFACE_TYPE_ETHERNET);
+}

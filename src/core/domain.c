@@ -23,6 +23,7 @@ int domain_new_shell(Manager *m, const DomainDef *def, Domain **ret) {
                 return -ENOMEM;
         d->manager = m;
         d->state = DOMAIN_SHUTOFF;
+        d->stop_reason = -1;
         snprintf(d->uuid, sizeof d->uuid, "%s", domain_def_uuid(def).s);
         d->name = strdup(domain_def_get_name(def));
         if (!d->name) {
@@ -114,6 +115,7 @@ void domain_set_state(Domain *d, DomainState state, unsigned id) {
 void domain_stopped(Domain *d, DomainStopReason reason) {
         Manager *m = d->manager;
 
+        d->stop_reason = (int) reason;
         d->live = domain_def_free(d->live);
         hostdev_release_domain(m, d->uuid, d->name); /* host devices go back to the host (hostdev.c) */
         manager_domain_networks_release(m, d->uuid); /* network ports (network-manager.c) */

@@ -26,6 +26,7 @@ struct Domain {
         DomainDef *config;  /* the saved definition; NULL for a transient domain */
         DomainDef *live;    /* the running definition; NULL when shut off */
         DomainState state;
+        int stop_reason; /* DomainStopReason of the last stop, -1 before any */
         unsigned id;
         bool autostart;
         /* Whose rights open the host paths of its definitions (conf/domain-paths.h): recorded at Define

@@ -138,6 +138,42 @@ typedef enum DomainXMLFlags {
 
 int manager_domain_get_xml(Manager *m, Domain *d, unsigned flags, char **ret, VbError *reterr);
 
+/* GetStats / GetAllDomainStats (domain-stats.c): the statistics of several domains at once. Each entry
+ * gets state.* from core, the other groups (VB_STATS_GROUP_*; 0: all) from the driver for a running
+ * domain, queried all at the same time, and from the saved definition (balloon, vcpu) for a shut-off one.
+ * An entry whose driver did not answer within DOMAIN_STATS_TIMEOUT_USEC keeps state.* alone. */
+#define DOMAIN_STATS_TIMEOUT_USEC (1000ULL * 1000ULL)
+typedef struct DomainStatsQuery DomainStatsQuery;
+typedef void (*DomainStatsDone)(DomainStatsQuery *q, void *userdata);
+typedef struct DomainStatsEntry {
+        DomainStatsQuery *query;
+        char uuid[37]; /* the domain may be gone by the time the answer is complete */
+        VbStats *stats;
+        bool pending;
+} DomainStatsEntry;
+struct DomainStatsQuery {
+        Manager *manager;
+        DomainStatsEntry *entries;
+        size_t n, n_pending;
+        sd_event_source *timer;
+        DomainStatsDone done;
+        void *userdata;
+};
+/* Returns 1 with *ret complete (the caller frees it), 0 when done(*ret, userdata) follows from the event
+ * loop (done frees it), < 0 on error. */
+int manager_domains_get_stats(Manager *m, Domain * const *domains, size_t n, uint64_t groups,
+                              DomainStatsDone done, void *userdata, DomainStatsQuery **ret);
+DomainStatsQuery *domain_stats_query_free(DomainStatsQuery *q);
+DEFINE_TRIVIAL_CLEANUP_FUNC(DomainStatsQuery *, domain_stats_query_free);
+
+/* SetMemory / SetVCPUs (domain-tune.c). flags: DOMAIN_DEVICE_LIVE and/or DOMAIN_DEVICE_CONFIG; 0 = live
+ * when running, else config. SetMemory sets <currentMemory> (the balloon's target live, at most
+ * <memory>); SetVCPUs sets <vcpu> in the saved definition (live changes are not supported yet). */
+int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbError *reterr);
+int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, VbError *reterr);
+/* The <currentMemory> of the current definition (<memory> when not given), in KiB. */
+uint64_t domain_current_memory_kib(const Domain *d);
+
 /* Loads the network registry (network-manager.c): saved and active networks, the driver's default
  * networks on a fresh state directory, autostart. */
 int manager_network_load(Manager *m);

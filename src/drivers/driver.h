@@ -8,6 +8,7 @@
 
 #include "util/error.h"
 #include "util/hashmap.h"
+#include "util/stats.h"
 #include "util/string-table.h"
 
 typedef struct DomainDef DomainDef;
@@ -21,6 +22,9 @@ typedef struct VbDomainCapsQuery {
         const char *emulator, *arch, *machine, *virttype;
 } VbDomainCapsQuery;
 typedef void (*VbDriverCapsReady)(void *userdata);
+/* The answer of domain_get_stats that came later: stats (taken; what could be read, maybe partial; NULL
+ * when nothing could). */
+typedef void (*VbDriverStatsDone)(void *userdata, VbStats *stats);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -151,6 +155,18 @@ typedef struct VbDriverOps {
                             VbError *reterr);
         /* Forgets the ready callbacks with this userdata (a caller went away). */
         void (*capabilities_cancel)(VbDriver *drv, void *userdata);
+
+        /* Statistics of a running domain (GetStats), in groups (VB_STATS_GROUP_* of util/stats.h; core
+         * adds the state group itself) with libvirt's keys and types. Returns 1 with *ret when answered
+         * now; 0 when the answer comes later: done(userdata, stats) then follows once, from the event
+         * loop, also when the domain stops meanwhile (with what was read), unless domain_stats_cancel()
+         * with that userdata came first. Never waits for the hypervisor. */
+        int (*domain_get_stats)(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverStatsDone done,
+                                void *userdata, VbStats **ret, VbError *reterr);
+        void (*domain_stats_cancel)(VbDriver *drv, void *userdata);
+        /* SetMemory on a running domain: the balloon's target in KiB (core checked it against the live
+         * <memory>). The driver keeps its live definition's <currentMemory> in step. */
+        int (*domain_set_memory)(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

@@ -33,6 +33,7 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
 }
 
 static void vm_forget(QemuDriver *q, QemuVm *vm) {
+        qemu_stats_forget_vm(q, vm, true);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -256,8 +257,10 @@ static void qemu_close(VbDriver *drv) {
         QemuVm *vm;
 
         /* The guests go on running; a restarted virtbusd finds them through their state files. */
-        for (size_t i = 0; q->vms && hashmap_iterate(q->vms, &i, (void **) &vm, NULL);)
+        for (size_t i = 0; q->vms && hashmap_iterate(q->vms, &i, (void **) &vm, NULL);) {
+                qemu_stats_forget_vm(q, vm, false);
                 qemu_vm_free(vm);
+        }
         hashmap_free(q->vms);
         free(q->runtime_dir);
         free(q->log_dir);
@@ -436,4 +439,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_capabilities = qemu_domain_capabilities,
         .capabilities = qemu_capabilities,
         .capabilities_cancel = qemu_capabilities_cancel,
+        .domain_get_stats = qemu_get_stats,
+        .domain_stats_cancel = qemu_stats_cancel,
+        .domain_set_memory = qemu_set_memory,
 };

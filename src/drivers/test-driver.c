@@ -18,7 +18,9 @@
  *   </metadata>
  * "ignore" is a guest that never answers, like QEMU with no OS running. */
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf/domain-access.h"
@@ -46,6 +48,9 @@ typedef struct TestGuest {
         DomainDef *live;
         sd_event_source *shutdown_timer;
         TestUnplug *unplugs; /* hot-unplug requests the guest has yet to answer */
+        /* Simulated statistics: how long the guest ran (not paused) in ns, up to running_since (CLOCK_MONOTONIC
+         * usec, 0 while not running). */
+        uint64_t run_ns, running_since;
 } TestGuest;
 
 struct TestDriver {
@@ -95,6 +100,12 @@ static const char * const default_networks[] = { default_network_xml, NULL };
 
 static const char * const *test_default_networks(VbDriver *drv) {
         return default_networks;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
 static TestDriver *priv(VbDriver *drv) {
@@ -184,6 +195,8 @@ static int guest_load(TestDriver *t, const char *uuid) {
         }
         if (g->id >= t->next_id)
                 t->next_id = g->id + 1;
+        if (g->state != DOMAIN_PAUSED)
+                g->running_since = now_usec();
         /* A guest that was powering off when virtbusd stopped goes on doing so. */
         if (g->state == DOMAIN_SHUTDOWN) {
                 g->state = DOMAIN_RUNNING;
@@ -274,6 +287,7 @@ static int test_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         snprintf(g->uuid, sizeof g->uuid, "%s", domain_def_uuid(def).s);
         g->id = t->next_id;
         g->state = paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
+        g->running_since = paused ? 0 : now_usec();
         r = domain_def_copy(def, &g->live);
         if (r >= 0)
                 domain_def_set_id(g->live, g->id);
@@ -308,6 +322,11 @@ static int test_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
 }
 
 static void guest_set_state(TestDriver *t, TestGuest *g, DomainState state) {
+        if (g->running_since > 0 && state == DOMAIN_PAUSED) {
+                g->run_ns += (now_usec() - g->running_since) * 1000;
+                g->running_since = 0;
+        } else if (g->running_since == 0 && state != DOMAIN_PAUSED)
+                g->running_since = now_usec();
         g->state = state;
         (void) guest_save(t, g);
 }
@@ -594,6 +613,128 @@ static int test_update_device(VbDriver *drv, const char *uuid, const DeviceDef *
         return 0;
 }
 
+/* Statistics ------------------------------------------------------------------------------------- */
+
+/* Plausible and moving: the guest keeps half of each vCPU busy while it runs, reads and writes its disks
+ * and talks on its interfaces at a steady pace; paused, nothing moves. */
+#define MIN_U64(a, b) ((a) < (b) ? (a) : (b))
+
+static uint64_t guest_run_ns(const TestGuest *g) {
+        return g->run_ns + (g->running_since > 0 ? (now_usec() - g->running_since) * 1000 : 0);
+}
+
+static void guest_stats_cpu(const TestGuest *g, uint64_t groups, VbStats *s) {
+        uint64_t ns = guest_run_ns(g), vcpus = domain_def_get_vcpus(g->live) ?: 1;
+        uint64_t busy = ns / 2 * vcpus;
+
+        if (groups & VB_STATS_GROUP_CPU) {
+                vb_stats_add_ullong(s, busy + busy / 10, "cpu.time"); /* the emulator's own work on top */
+                vb_stats_add_ullong(s, busy / 10 * 8, "cpu.user");
+                vb_stats_add_ullong(s, busy / 10 * 3, "cpu.system");
+        }
+        if (groups & VB_STATS_GROUP_BALLOON) {
+                uint64_t max = g->live->memory_kib, cur = g->live->current_memory_kib ?: max;
+                vb_stats_add_ullong(s, cur, "balloon.current");
+                vb_stats_add_ullong(s, max, "balloon.maximum");
+                vb_stats_add_ullong(s, cur / 2 + 16384, "balloon.rss");
+        }
+        if (groups & VB_STATS_GROUP_VCPU) {
+                vb_stats_add_uint(s, (uint32_t) vcpus, "vcpu.current");
+                vb_stats_add_uint(s, (uint32_t) vcpus, "vcpu.maximum");
+                for (uint64_t i = 0; i < vcpus; i++) {
+                        vb_stats_add_int(s, 1 /* VIR_VCPU_RUNNING */, "vcpu.%" PRIu64 ".state", i);
+                        vb_stats_add_ullong(s, ns / 2, "vcpu.%" PRIu64 ".time", i);
+                }
+        }
+}
+
+static void guest_stats_devices(const TestGuest *g, uint64_t groups, VbStats *s) {
+        uint64_t ms = guest_run_ns(g) / 1000000;
+        unsigned n_net = 0, n_block = 0;
+
+        for (size_t i = 0; i < g->live->n_devices; i++) {
+                const DeviceDef *dev = g->live->devices[i];
+
+                if (dev->kind == DEVICE_INTERFACE && (groups & VB_STATS_GROUP_INTERFACE)) {
+                        unsigned n = n_net++;
+                        const char *name = device_interface_get_target_dev(dev);
+                        char vnet[32];
+
+                        snprintf(vnet, sizeof vnet, "vnet%u", n);
+                        vb_stats_add_string(s, name ?: vnet, "net.%u.name", n);
+                        /* 1.5 kB/s in 10 packets in, half of that out; no errors, a drop now and then. */
+                        vb_stats_add_ullong(s, ms * 3 / 2, "net.%u.rx.bytes", n);
+                        vb_stats_add_ullong(s, ms / 100, "net.%u.rx.pkts", n);
+                        vb_stats_add_ullong(s, 0, "net.%u.rx.errs", n);
+                        vb_stats_add_ullong(s, ms / 60000, "net.%u.rx.drop", n);
+                        vb_stats_add_ullong(s, ms * 3 / 4, "net.%u.tx.bytes", n);
+                        vb_stats_add_ullong(s, ms / 200, "net.%u.tx.pkts", n);
+                        vb_stats_add_ullong(s, 0, "net.%u.tx.errs", n);
+                        vb_stats_add_ullong(s, 0, "net.%u.tx.drop", n);
+                } else if (dev->kind == DEVICE_DISK && (groups & VB_STATS_GROUP_BLOCK)) {
+                        unsigned n = n_block++;
+                        const uint64_t capacity = UINT64_C(8) << 30;
+
+                        vb_stats_add_string(s, device_disk_get_target(dev), "block.%u.name", n);
+                        vb_stats_add_string(s, device_disk_get_source(dev), "block.%u.path", n);
+                        /* 4 KiB reads at 20/s, 4 KiB writes at 5/s, a flush a second. */
+                        vb_stats_add_ullong(s, ms / 50, "block.%u.rd.reqs", n);
+                        vb_stats_add_ullong(s, ms / 50 * 4096, "block.%u.rd.bytes", n);
+                        vb_stats_add_ullong(s, ms / 50 * 100000, "block.%u.rd.times", n);
+                        vb_stats_add_ullong(s, ms / 200, "block.%u.wr.reqs", n);
+                        vb_stats_add_ullong(s, ms / 200 * 4096, "block.%u.wr.bytes", n);
+                        vb_stats_add_ullong(s, ms / 200 * 300000, "block.%u.wr.times", n);
+                        vb_stats_add_ullong(s, ms / 1000, "block.%u.fl.reqs", n);
+                        vb_stats_add_ullong(s, ms / 1000 * 1000000, "block.%u.fl.times", n);
+                        vb_stats_add_ullong(s, MIN_U64(capacity, (UINT64_C(1) << 30) + ms / 200 * 4096),
+                                            "block.%u.allocation", n);
+                        vb_stats_add_ullong(s, capacity, "block.%u.capacity", n);
+                        vb_stats_add_ullong(s, capacity, "block.%u.physical", n);
+                }
+        }
+        /* The counts lead their group in libvirt's order; appended last here, which a{sv} does not mind. */
+        if (groups & VB_STATS_GROUP_INTERFACE)
+                vb_stats_add_uint(s, n_net, "net.count");
+        if (groups & VB_STATS_GROUP_BLOCK)
+                vb_stats_add_uint(s, n_block, "block.count");
+}
+
+static int test_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverStatsDone done, void *userdata,
+                          VbStats **ret, VbError *reterr) {
+        TestGuest *g = find_guest(priv(drv), uuid, reterr);
+        _cleanup_(vb_stats_freep) VbStats *s = vb_stats_new();
+
+        if (!g)
+                return -EBUSY;
+        if (!s)
+                return -ENOMEM;
+        guest_stats_cpu(g, groups, s);
+        guest_stats_devices(g, groups, s);
+        if (vb_stats_failed(s))
+                return -ENOMEM;
+        *ret = TAKE_PTR(s);
+        return 1;
+}
+
+static int test_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        uint64_t old;
+        int r;
+
+        if (!g)
+                return -EBUSY;
+        old = g->live->current_memory_kib;
+        g->live->current_memory_kib = kib;
+        g->live->serial = domain_def_new_serial();
+        r = guest_save(t, g);
+        if (r < 0) {
+                g->live->current_memory_kib = old;
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the memory: %s", strerror(-r));
+        }
+        return 0;
+}
+
 const VbDriverOps vb_test_driver_ops = {
         .name = "test",
         .priv_size = sizeof(TestDriver),
@@ -615,4 +756,6 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_update_device = test_update_device,
         .domain_capabilities = test_domain_capabilities,
         .capabilities = test_capabilities,
+        .domain_get_stats = test_get_stats,
+        .domain_set_memory = test_set_memory,
 };

@@ -313,3 +313,39 @@ int host_netlink_route_overlap(const char *address, unsigned prefix, const char 
         }
         return 0;
 }
+
+int host_netlink_links_stats(const char * const *names, size_t n, HostLinkStats *ret, bool *found) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        int r;
+
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+
+                ret[i] = (HostLinkStats) {};
+                found[i] = false;
+                if (!names[i])
+                        continue;
+                r = rtnl_link_get_kernel(sk, 0, names[i], &link);
+                if (r < 0) {
+                        r = nl_to_errno(r);
+                        if (r == -ENODEV)
+                                continue;
+                        return r;
+                }
+                found[i] = true;
+                ret[i] = (HostLinkStats) {
+                        .rx_bytes = rtnl_link_get_stat(link, RTNL_LINK_RX_BYTES),
+                        .rx_packets = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS),
+                        .rx_errors = rtnl_link_get_stat(link, RTNL_LINK_RX_ERRORS),
+                        .rx_dropped = rtnl_link_get_stat(link, RTNL_LINK_RX_DROPPED),
+                        .tx_bytes = rtnl_link_get_stat(link, RTNL_LINK_TX_BYTES),
+                        .tx_packets = rtnl_link_get_stat(link, RTNL_LINK_TX_PACKETS),
+                        .tx_errors = rtnl_link_get_stat(link, RTNL_LINK_TX_ERRORS),
+                        .tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED),
+                };
+        }
+        return 0;
+}

@@ -27,3 +27,12 @@ bool host_netlink_link_exists(const char *ifname);
 /* A macvtap called name on lower in mode (bridge, private, vepa, passthru/passthrough), with mac
  * (may be NULL), brought up. Returns its ifindex (the character device is /dev/tap<ifindex>). */
 int host_netlink_macvtap_add(const char *name, const char *lower, const char *mode, const uint8_t *mac);
+
+/* A link's counters (IFLA_STATS64), as the host sees them. */
+typedef struct HostLinkStats {
+        uint64_t rx_bytes, rx_packets, rx_errors, rx_dropped;
+        uint64_t tx_bytes, tx_packets, tx_errors, tx_dropped;
+} HostLinkStats;
+/* The counters of the n links named in names, over one rtnetlink socket: ret[i] for names[i]; found[i]
+ * false for a link that does not exist (its counters zero). */
+int host_netlink_links_stats(const char * const *names, size_t n, HostLinkStats *ret, bool *found);

@@ -1772,3 +1772,93 @@ void harness_nodedev_call(sd_bus *bus, const char *name, const char *method, con
         if (sd_bus_call(bus, call, 0, &e, &reply) < 0)
                 fail_msg("%s.%s on %s failed: %s: %s", HARNESS_NODEDEV_INTERFACE, method, name, e.name, e.message);
 }
+
+void harness_stats_read(sd_bus_message *reply, HarnessStats *ret) {
+        HarnessStats s = {};
+        int r;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "{sv}"), 1);
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key, *contents;
+                char type;
+                uint64_t v = 0;
+                char *str = NULL;
+
+                assert_int_equal(sd_bus_message_read(reply, "s", &key), 1);
+                assert_true(sd_bus_message_peek_type(reply, NULL, &contents) > 0);
+                type = contents[0];
+                assert_int_equal(sd_bus_message_enter_container(reply, 'v', contents), 1);
+                if (type == 'i') {
+                        int32_t i;
+                        assert_int_equal(sd_bus_message_read_basic(reply, 'i', &i), 1);
+                        v = (uint64_t) (int64_t) i;
+                } else if (type == 'u') {
+                        uint32_t u;
+                        assert_int_equal(sd_bus_message_read_basic(reply, 'u', &u), 1);
+                        v = u;
+                } else if (type == 't') {
+                        assert_int_equal(sd_bus_message_read_basic(reply, 't', &v), 1);
+                } else if (type == 's') {
+                        const char *t;
+                        assert_int_equal(sd_bus_message_read_basic(reply, 's', &t), 1);
+                        str = strdup(t);
+                        assert_non_null(str);
+                } else
+                        fail_msg("statistic '%s' has type '%s'", key, contents);
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                s.keys = realloc(s.keys, (s.n + 1) * sizeof(char *));
+                s.types = realloc(s.types, s.n + 1);
+                s.values = realloc(s.values, (s.n + 1) * sizeof(uint64_t));
+                s.strings = realloc(s.strings, (s.n + 1) * sizeof(char *));
+                assert_true(s.keys && s.types && s.values && s.strings);
+                s.keys[s.n] = strdup(key);
+                assert_non_null(s.keys[s.n]);
+                s.types[s.n] = type;
+                s.values[s.n] = v;
+                s.strings[s.n] = str;
+                s.n++;
+        }
+        assert_true(r >= 0);
+        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+        *ret = s;
+}
+
+void harness_stats_done(HarnessStats *s) {
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->keys[i]);
+                free(s->strings[i]);
+        }
+        free(s->keys);
+        free(s->types);
+        free(s->values);
+        free(s->strings);
+        *s = (HarnessStats) {};
+}
+
+static ssize_t stats_find(const HarnessStats *s, const char *key) {
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->keys[i], key))
+                        return (ssize_t) i;
+        return -1;
+}
+
+char harness_stats_type(const HarnessStats *s, const char *key) {
+        ssize_t i = stats_find(s, key);
+        return i < 0 ? 0 : s->types[i];
+}
+
+uint64_t harness_stats_number(const HarnessStats *s, const char *key, char type) {
+        ssize_t i = stats_find(s, key);
+
+        if (i < 0)
+                fail_msg("no statistic '%s'", key);
+        if (s->types[i] != type)
+                fail_msg("statistic '%s' has type '%c', expected '%c'", key, s->types[i], type);
+        return s->values[i];
+}
+
+const char *harness_stats_string(const HarnessStats *s, const char *key) {
+        ssize_t i = stats_find(s, key);
+        return i < 0 ? NULL : s->strings[i];
+}

@@ -294,3 +294,23 @@ void _harness_assert_introspection(const char *file, int line, sd_bus *bus, cons
 /* Normalized text of the interfaces in an introspection document whose names start with prefix (NULL:
  * all), sorted by name; ret_names (may be NULL) gets their names. For the comparer and its self-test. */
 char *harness_introspection_normalize(const char *xml, const char *prefix, char ***ret_names);
+
+/* Statistics (GetStats, GetAllDomainStats) ---------------------------------------------------- */
+
+typedef struct HarnessStats {
+        size_t n;
+        char **keys;
+        char *types;      /* the D-Bus type of each value: 'i', 'u', 't', 's' */
+        uint64_t *values; /* numbers (an 'i' sign-extended) */
+        char **strings;   /* 's' values, else NULL */
+} HarnessStats;
+
+/* Reads one a{sv} of reply into ret (fails the test on anything but i, u, t, s values). */
+void harness_stats_read(sd_bus_message *reply, HarnessStats *ret);
+void harness_stats_done(HarnessStats *s);
+/* The type of key, 0 if absent. */
+char harness_stats_type(const HarnessStats *s, const char *key);
+/* The number at key, which must be there with type (fails the test otherwise). */
+uint64_t harness_stats_number(const HarnessStats *s, const char *key, char type);
+/* The string at key, NULL if absent. */
+const char *harness_stats_string(const HarnessStats *s, const char *key);

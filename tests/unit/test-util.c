@@ -13,6 +13,7 @@
 #include "util/fileio.h"
 #include "util/hashmap.h"
 #include "util/log.h"
+#include "util/stats.h"
 #include "util/string-table.h"
 
 static void test_error_codes_table(void **state) {
@@ -140,6 +141,30 @@ static void test_hashmap(void **state) {
         hashmap_free(h);
 }
 
+static void test_stats(void **state) {
+        _cleanup_(vb_stats_freep) VbStats *a = vb_stats_new(), *b = vb_stats_new();
+        const VbStatsField *f;
+
+        vb_stats_add_int(a, -1, "state.state");
+        vb_stats_add_uint(a, 2, "net.count");
+        vb_stats_add_string(a, NULL, "net.%u.name", 0u); /* nothing */
+        vb_stats_add_string(b, "vnet0", "net.%u.name", 0u);
+        vb_stats_add_ullong(b, UINT64_MAX, "net.%u.rx.bytes", 0u);
+        vb_stats_append(a, b);
+        assert_false(vb_stats_failed(a));
+        assert_int_equal(b->n, 0);
+        assert_int_equal(a->n, 4);
+        assert_string_equal(a->fields[2].key, "net.0.name");
+        f = vb_stats_find(a, "net.0.rx.bytes");
+        assert_non_null(f);
+        assert_int_equal(f->type, VB_STATS_ULLONG);
+        assert_true(f->t == UINT64_MAX);
+        assert_int_equal(vb_stats_find(a, "state.state")->i, -1);
+        assert_string_equal(vb_stats_find(a, "net.0.name")->s, "vnet0");
+        assert_null(vb_stats_find(a, "net.1.name"));
+        assert_true(vb_stats_failed(NULL));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_codes_table),
@@ -149,6 +174,7 @@ int main(void) {
                 cmocka_unit_test(test_atomic_write),
                 cmocka_unit_test(test_greedy_realloc),
                 cmocka_unit_test(test_hashmap),
+                cmocka_unit_test(test_stats),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
 #include "drivers/qemu/qemu-process.h"
 #include "util/hashmap.h"
 
+typedef struct QemuStatsCall QemuStatsCall;
+
 typedef struct QemuDriver {
         VbDriver *drv;
         QemuVmConfig vm_cfg;
@@ -16,6 +18,7 @@ typedef struct QemuDriver {
         struct QemuCapsDriver *caps; /* capabilities (qemu-caps-driver.c) */
         HostConfinement confinement; /* as root: QEMU's user and hidden directories (host/process.h) */
         const char *hide[2 + 16];
+        QemuStatsCall *stats_calls; /* GetStats waiting for QEMU (qemu-stats.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -31,3 +34,11 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
 int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
 int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
                        VbError *reterr);
+
+/* Statistics and the balloon (qemu-stats.c). */
+int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverStatsDone done, void *userdata,
+                   VbStats **ret, VbError *reterr);
+void qemu_stats_cancel(VbDriver *drv, void *userdata);
+int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+/* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
+void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);

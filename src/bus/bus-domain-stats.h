@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "bus/bus-server.h"
+
+/* Domain.GetStats and Manager.GetAllDomainStats: open reads, like GetXMLDesc (bus-domain.c and
+ * bus-manager.c put them in their vtables). */
+int bus_domain_method_get_stats(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_manager_method_get_all_domain_stats(sd_bus_message *m, void *userdata, sd_bus_error *error);

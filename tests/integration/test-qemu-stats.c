@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Statistics of real QEMUs: the tiny guest (tests/guest/build-guest) under TCG with a virtio disk and a
+ * virtio balloon: CPU time grows, the disk's read counters grow when the guest reads it at boot, SetMemory
+ * live moves balloon.current; and GetAllDomainStats over ten running QEMUs at once. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define D HARNESS_DOMAIN_INTERFACE
+#define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
+
+static void get_stats(sd_bus *bus, const char *path, uint64_t groups, HarnessStats *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, D, "GetStats", "tt", groups, UINT64_C(0));
+        harness_stats_read(reply, ret);
+}
+
+static char *file_in(Harness *h, const char *name) {
+        char *p;
+        assert_true(asprintf(&p, "%s/%s", harness_dir(h), name) >= 0);
+        return p;
+}
+
+static void test_guest_stats(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        const char *g = harness_guest_dir(h);
+        _cleanup_free_ char *serial = file_in(h, "stats.serial"), *image = file_in(h, "stats.img"), *xml = NULL,
+                            *path = NULL;
+        HarnessStats before = {}, after = {}, s = {};
+        uint64_t deadline;
+        int fd;
+
+        fd = open(image, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 4 << 20), 0);
+        close(fd);
+        (void) unlink(serial);
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>stats</name><memory unit='MiB'>192</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 quiet</cmdline></os>"
+                             "<features><acpi/></features><devices>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<serial type='file'><source path='%s'/><target port='0'/></serial>"
+                             "<memballoon model='virtio'/></devices></domain>",
+                             g, g, image, serial) >= 0);
+        path = harness_define_domain(bus, xml);
+
+        /* Paused at first: the guest has read nothing yet. */
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "Start", "t", UINT64_C(1)));
+        get_stats(bus, path, 0, &before);
+        assert_int_equal(harness_stats_number(&before, "state.state", 'i'), 3);
+        assert_int_equal(harness_stats_number(&before, "block.count", 'u'), 1);
+        assert_string_equal(harness_stats_string(&before, "block.0.name"), "vda");
+        assert_string_equal(harness_stats_string(&before, "block.0.path"), image);
+        assert_int_equal(harness_stats_number(&before, "block.0.rd.bytes", 't'), 0);
+        assert_int_equal(harness_stats_number(&before, "block.0.capacity", 't'), 4 << 20);
+        (void) harness_stats_number(&before, "block.0.physical", 't');
+        (void) harness_stats_number(&before, "block.0.wr.reqs", 't');
+        (void) harness_stats_number(&before, "block.0.fl.times", 't');
+        assert_int_equal(harness_stats_number(&before, "vcpu.current", 'u'), 1);
+        assert_int_equal(harness_stats_number(&before, "vcpu.0.state", 'i'), 1);
+        (void) harness_stats_number(&before, "vcpu.0.time", 't');
+        assert_int_equal(harness_stats_number(&before, "balloon.maximum", 't'), 192 * 1024);
+        assert_int_equal(harness_stats_number(&before, "balloon.current", 't'), 192 * 1024);
+        assert_true(harness_stats_number(&before, "balloon.rss", 't') > 0);
+        assert_int_equal(harness_stats_number(&before, "net.count", 'u'), 0);
+        (void) harness_stats_number(&before, "cpu.user", 't');
+        (void) harness_stats_number(&before, "cpu.system", 't');
+
+        /* Running, the guest finds its disk (reading its partition table) and loads the balloon driver. */
+        harness_domain_call(bus, path, "Resume");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-DISKS: vda", 1, GUEST_TIMEOUT_USEC);
+        get_stats(bus, path, 0, &after);
+        assert_int_equal(harness_stats_number(&after, "state.state", 'i'), 1);
+        assert_true(harness_stats_number(&after, "cpu.time", 't') > harness_stats_number(&before, "cpu.time", 't'));
+        assert_true(harness_stats_number(&after, "vcpu.0.time", 't') > harness_stats_number(&before, "vcpu.0.time", 't'));
+        assert_true(harness_stats_number(&after, "block.0.rd.bytes", 't') > 0);
+        assert_true(harness_stats_number(&after, "block.0.rd.reqs", 't') > 0);
+        harness_stats_done(&before);
+        harness_stats_done(&after);
+
+        /* Two calls in a row: CPU time goes on growing. */
+        get_stats(bus, path, 2, &before);
+        usleep(100 * 1000);
+        get_stats(bus, path, 2, &after);
+        assert_true(harness_stats_number(&after, "cpu.time", 't') > harness_stats_number(&before, "cpu.time", 't'));
+        harness_stats_done(&before);
+        harness_stats_done(&after);
+
+        /* SetMemory live: the guest's balloon driver gives 64 MiB back. */
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "SetMemory", "tt", UINT64_C(128 * 1024), UINT64_C(1)));
+        deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+        for (;;) {
+                get_stats(bus, path, 4, &s);
+                if (harness_stats_number(&s, "balloon.current", 't') == 128 * 1024)
+                        break;
+                if (harness_now_usec() > deadline)
+                        fail_msg("balloon.current is still %llu KiB",
+                                 (unsigned long long) harness_stats_number(&s, "balloon.current", 't'));
+                harness_stats_done(&s);
+                usleep(100 * 1000);
+        }
+        harness_stats_done(&s);
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Undefine");
+}
+
+static void test_all_running(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        char *paths[10] = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t t0, t1;
+        size_t n = 0;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                _cleanup_free_ char *xml = NULL;
+
+                assert_true(asprintf(&xml,
+                                     "<domain type='qemu'><name>many%zu</name><memory unit='MiB'>32</memory>"
+                                     "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>",
+                                     i) >= 0);
+                paths[i] = harness_define_domain(bus, xml);
+                harness_domain_call(bus, paths[i], "Start");
+        }
+        t0 = harness_now_usec();
+        reply = harness_call_ok(bus, M, "GetAllDomainStats", "tt", UINT64_C(0), UINT64_C(1));
+        t1 = harness_now_usec();
+        print_message("GetAllDomainStats of 10 running QEMUs: %.1f ms\n", (double) (t1 - t0) / 1000.0);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(oa{sv})"), 1);
+        while ((r = sd_bus_message_enter_container(reply, 'r', "oa{sv}")) > 0) {
+                HarnessStats s = {};
+                const char *path;
+
+                assert_int_equal(sd_bus_message_read(reply, "o", &path), 1);
+                assert_string_equal(path, paths[n]);
+                harness_stats_read(reply, &s);
+                assert_int_equal(harness_stats_number(&s, "state.state", 'i'), 1);
+                (void) harness_stats_number(&s, "cpu.time", 't');
+                (void) harness_stats_number(&s, "vcpu.0.time", 't');
+                assert_int_equal(harness_stats_number(&s, "balloon.current", 't'), 32 * 1024);
+                assert_int_equal(harness_stats_number(&s, "block.count", 'u'), 0);
+                harness_stats_done(&s);
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                n++;
+        }
+        assert_true(r >= 0);
+        assert_int_equal(n, ELEMENTSOF(paths));
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                harness_domain_call(bus, paths[i], "Destroy");
+                harness_domain_call(bus, paths[i], "Undefine");
+                free(paths[i]);
+        }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* bench/stats-run: GetAllDomainStats (all groups, running only) over 1, 10 and 30 running diskless TCG
+ * guests; the median and the slowest of 15 calls each. Only with VIRTBUS_STATS_BENCH=1. */
+static void test_bench(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        static const size_t counts[] = { 1, 10, 30 };
+        char *paths[30] = {};
+        size_t started = 0;
+
+        if (!getenv("VIRTBUS_STATS_BENCH"))
+                skip();
+        for (size_t c = 0; c < ELEMENTSOF(counts); c++) {
+                uint64_t t[15];
+
+                for (; started < counts[c]; started++) {
+                        _cleanup_free_ char *xml = NULL;
+
+                        assert_true(asprintf(&xml,
+                                             "<domain type='qemu'><name>bench%zu</name><memory unit='MiB'>32</memory>"
+                                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>",
+                                             started) >= 0);
+                        paths[started] = harness_define_domain(bus, xml);
+                        harness_domain_call(bus, paths[started], "Start");
+                }
+                usleep(500 * 1000);
+                for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                        uint64_t t0 = harness_now_usec();
+                        sd_bus_message_unref(harness_call_ok(bus, M, "GetAllDomainStats", "tt", UINT64_C(0), UINT64_C(1)));
+                        t[i] = harness_now_usec() - t0;
+                        usleep(50 * 1000);
+                }
+                qsort(t, ELEMENTSOF(t), sizeof t[0], cmp_u64);
+                print_message("stats-bench: %zu guests: GetAllDomainStats median %.2f ms, max %.2f ms\n", counts[c],
+                              (double) t[ELEMENTSOF(t) / 2] / 1000.0, (double) t[ELEMENTSOF(t) - 1] / 1000.0);
+        }
+        for (size_t i = 0; i < started; i++) {
+                harness_domain_call(bus, paths[i], "Destroy");
+                harness_domain_call(bus, paths[i], "Undefine");
+                free(paths[i]);
+        }
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_guest_stats, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_all_running, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_bench, harness_teardown_qemus),
+        };
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
+                fprintf(stderr, "test-qemu-stats: qemu-system-x86_64 is not installed (scripts/bootstrap)\n");
+                return 77;
+        }
+        /* The benchmark without debug logging (it writes every QMP message). */
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) {
+                "--driver", "qemu", "--log-level", getenv("VIRTBUS_STATS_BENCH") ? "info" : "debug", NULL } });
+}
