@@ -5,6 +5,8 @@
 #include "drivers/qemu/qemu-process.h"
 #include "util/hashmap.h"
 
+typedef struct QemuShot QemuShot;
+
 typedef struct QemuDriver {
         VbDriver *drv;
         QemuVmConfig vm_cfg;
@@ -16,6 +18,7 @@ typedef struct QemuDriver {
         struct QemuCapsDriver *caps; /* capabilities (qemu-caps-driver.c) */
         HostConfinement confinement; /* as root: QEMU's user and hidden directories (host/process.h) */
         const char *hide[2 + 16];
+        QemuShot *shots; /* screenshots QEMU is taking (qemu-console.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -31,3 +34,13 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
 int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
 int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
                        VbError *reterr);
+
+/* Consoles, displays, screenshots (qemu-console.c). */
+int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
+                      VbError *reterr);
+int qemu_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, int *ret_fd,
+                       VbError *reterr);
+int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverScreenshotDone done, void *userdata,
+                    VbError *reterr);
+/* The screenshots of this domain fail (it stopped). */
+void qemu_screenshots_abort(QemuDriver *q, const char *uuid);
