@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.Domain on /org/virtbus1/domain/<uuid hex>, and the Manager's domain methods. */
 #include "bus/bus-authz.h"
+#include "bus/bus-domain-console.h"
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
@@ -545,6 +546,12 @@ static const sd_bus_vtable domain_vtable[] = {
                                 bus_domain_method_detach_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("UpdateDevice", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_NO_RESULT,
                                 bus_domain_method_update_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenConsole", SD_BUS_ARGS("s", device, "t", flags), SD_BUS_RESULT("h", fd),
+                                bus_domain_method_open_console, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenGraphics", SD_BUS_ARGS("u", index, "t", flags), SD_BUS_RESULT("h", fd),
+                                bus_domain_method_open_graphics, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Screenshot", SD_BUS_ARGS("u", screen, "t", flags), SD_BUS_RESULT("ay", png),
+                                bus_domain_method_screenshot, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", alias), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", alias), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemovalFailed", SD_BUS_ARGS("s", alias, "s", reason), 0),

@@ -34,6 +34,7 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
 
 static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
+        qemu_screenshots_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -436,6 +437,9 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_attach_device = qemu_attach_device,
         .domain_detach_device = qemu_detach_device,
         .domain_update_device = qemu_update_device,
+        .domain_open_console = qemu_open_console,
+        .domain_open_graphics = qemu_open_graphics,
+        .domain_screenshot = qemu_screenshot,
         .domain_capabilities = qemu_domain_capabilities,
         .capabilities = qemu_capabilities,
         .capabilities_cancel = qemu_capabilities_cancel,

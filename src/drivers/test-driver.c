@@ -27,6 +27,7 @@
 #include "conf/domain-devices.h"
 #include "drivers/driver.h"
 #include "drivers/test-driver-caps.h"
+#include "drivers/test-driver-console.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -51,6 +52,7 @@ typedef struct TestGuest {
         /* Simulated statistics: how long the guest ran (not paused) in ns, up to running_since (CLOCK_MONOTONIC
          * usec, 0 while not running). */
         uint64_t run_ns, running_since;
+        TestConsole *consoles; /* open console sessions (test-driver-console.c) */
 } TestGuest;
 
 struct TestDriver {
@@ -118,6 +120,7 @@ static TestGuest *guest_free(TestGuest *g) {
         if (!g)
                 return NULL;
         guest_free_unplugs(g);
+        test_console_close_all(&g->consoles);
         sd_event_source_disable_unref(g->shutdown_timer);
         domain_def_free(g->live);
         free(g);
@@ -735,6 +738,28 @@ static int test_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbErro
         return 0;
 }
 
+static int test_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
+                             VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+
+        if (!g)
+                return -ESRCH;
+        return test_console_open(drv->cfg.event, &g->consoles, g->live, device, force, ret_fd, reterr);
+}
+
+static int test_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, int *ret_fd,
+                              VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                            "The test driver simulates no display: OpenGraphics needs the qemu driver");
+}
+
+static int test_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverScreenshotDone done,
+                           void *userdata, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                            "The test driver simulates no display: Screenshot needs the qemu driver");
+}
+
 const VbDriverOps vb_test_driver_ops = {
         .name = "test",
         .priv_size = sizeof(TestDriver),
@@ -754,6 +779,9 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_attach_device = test_attach_device,
         .domain_detach_device = test_detach_device,
         .domain_update_device = test_update_device,
+        .domain_open_console = test_open_console,
+        .domain_open_graphics = test_open_graphics,
+        .domain_screenshot = test_screenshot,
         .domain_capabilities = test_domain_capabilities,
         .capabilities = test_capabilities,
         .domain_get_stats = test_get_stats,

@@ -5,7 +5,8 @@
  *   - as a user in no group: each one the table (src/bus/bus-authz.c) guards answers AccessDenied or
  *     InteractiveAuthorizationRequired, and nothing changed (all objects, their definitions with secrets
  *     and their properties, compared before and after); each open read works and shows no secret;
- *   - as a user in group 'virtbus': exactly what the example rules grant (domain.manage, network.manage;
+ *   - as a user in group 'virtbus': exactly what the example rules grant (domain.manage, domain.console,
+ *     network.manage;
  *     storage.manage only in a pool named 'default', which the walk's pool is not) gets past polkit; the
  *     rest is refused. */
 #include <fcntl.h>
@@ -41,7 +42,8 @@ static char *pool_xml(const char *name) {
 }
 
 /* Granted to group 'virtbus' by polkit/50-virtbus-example.rules. */
-static const char * const granted_to_group[] = { BUS_ACTION_DOMAIN_MANAGE, BUS_ACTION_NETWORK_MANAGE, NULL };
+static const char * const granted_to_group[] = { BUS_ACTION_DOMAIN_MANAGE, BUS_ACTION_DOMAIN_CONSOLE,
+                                                 BUS_ACTION_NETWORK_MANAGE, NULL };
 
 static bool is_granted(const char *action) {
         for (size_t i = 0; granted_to_group[i]; i++)

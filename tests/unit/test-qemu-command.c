@@ -200,7 +200,8 @@ static void test_chardevs(void **state) {
         _cleanup_(qemu_command_done) QemuCommand c = {};
 
         build_ok(def, &params, &c);
-        assert_true(has_value(&c, "-chardev", "pty,id=charserial0"));
+        /* A pty serial port is handed out by OpenConsole: QEMU starts it with no backend. */
+        assert_true(has_value(&c, "-chardev", "null,id=charserial0"));
         assert_true(has_value(&c, "-device", "isa-serial,chardev=charserial0,id=serial0"));
         assert_true(has_value(&c, "-chardev", "file,id=charserial1,path=/tmp/s,,1,append=on"));
         assert_true(has_value(&c, "-chardev", "socket,id=charserial2,host=127.0.0.1,port=4555,server=on,wait=off,telnet=on"));
@@ -224,7 +225,9 @@ static void test_graphics_input(void **state) {
         _cleanup_(domain_def_freep) DomainDef *fixed =
                 parse("qemu", "f", NULL, NULL, "<graphics type='vnc' port='5907'/><video><model type='cirrus'/></video>");
         _cleanup_(domain_def_freep) DomainDef *spice = parse("qemu", "s", NULL, NULL, "<graphics type='spice'/>");
-        _cleanup_(qemu_command_done) QemuCommand c = {}, d = {};
+        _cleanup_(domain_def_freep) DomainDef *none =
+                parse("qemu", "n", NULL, NULL, "<graphics type='vnc'><listen type='none'/></graphics>");
+        _cleanup_(qemu_command_done) QemuCommand c = {}, d = {}, e = {};
 
         build_ok(def, &params, &c);
         assert_string_equal(opt(&c, "-vnc", 0), "0.0.0.0:0,to=1000,password=on");
@@ -243,6 +246,11 @@ static void test_graphics_input(void **state) {
         assert_true(has_value(&d, "-device", "cirrus-vga,id=video0"));
         assert_false(has_value(&d, "-device", "VGA,id=video0"));
         build_fails(spice, VB_ERROR_NOT_SUPPORTED, "'spice'");
+
+        /* <listen type='none'/>: a display reached only through OpenGraphics. */
+        build_ok(none, &params, &e);
+        assert_string_equal(opt(&e, "-vnc", 0), "none");
+        assert_true(has_value(&e, "-device", "VGA,id=video0"));
 }
 
 /* Host PCI functions go to QEMU through VFIO (this machine has no VFIO: the command line is what is

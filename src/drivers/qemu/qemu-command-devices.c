@@ -299,9 +299,11 @@ static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError
 
 /* Character devices ---------------------------------------------------------------------------- */
 
-/* The -chardev value for a <serial>/<parallel>/<console>/<channel> node, with id. */
+/* The -chardev value for a <serial>/<parallel>/<console>/<channel> node, with id. handover: a serial port
+ * whose pty virtbusd hands out itself (OpenConsole): QEMU gets no pty but a null backend, which
+ * OpenConsole swaps for a connected socket (qemu-console.c). */
 static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode *n, const char *id, const char *what,
-                           char **ret, VbError *reterr) {
+                           bool handover, char **ret, VbError *reterr) {
         const char *type = qemu_node_attr(n, NULL, "type") ?: "pty";
         const char *protocol = qemu_node_attr(n, "protocol", "type");
         const ConfNode *src[2] = {};
@@ -322,7 +324,9 @@ static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode
                         return -ENOMEM;
         }
 
-        if (streq(type, "null") || streq(type, "vc") || streq(type, "pty"))
+        if (streq(type, "pty") && handover)
+                strbuf_appendf(&b, "null,id=%s", id);
+        else if (streq(type, "null") || streq(type, "vc") || streq(type, "pty"))
                 strbuf_appendf(&b, "%s,id=%s", type, id);
         else if (streq(type, "stdio"))
                 strbuf_appendf(&b, "stdio,id=%s,signal=off", id);
@@ -424,7 +428,7 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
                 return r;
         if (asprintf(&charid, "char%s", *alias) < 0)
                 return -ENOMEM;
-        r = chardev_backend(s, i, n, charid, what, &backend, reterr);
+        r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), &backend, reterr);
         if (r < 0)
                 return r;
         add_pair(a, "-chardev", backend);
@@ -480,6 +484,15 @@ static int add_graphics(QemuBuildState *s, const DeviceDef *dev, VbError *reterr
         autoport = qemu_node_attr(n, NULL, "autoport");
         listen = qemu_node_attr(n, NULL, "listen") ?: qemu_node_attr(n, "listen", "address") ?: "127.0.0.1";
         passwd = qemu_node_attr(n, NULL, "passwd");
+        if (streq_ptr(qemu_node_attr(n, "listen", "type"), "none")) {
+                /* Reached only through OpenGraphics (QMP add_client). */
+                qemu_argv_add(&s->cmd->argv, "-vnc");
+                qemu_argv_add(&s->cmd->argv, passwd ? "none,password=on" : "none");
+                s->cmd->has_vnc = true;
+                if (passwd && !(s->cmd->vnc_password = strdup(passwd)))
+                        return -ENOMEM;
+                return 0;
+        }
         if (port)
                 p = atoi(port);
         if (autoport && streq(autoport, "yes"))

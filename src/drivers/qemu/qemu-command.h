@@ -110,6 +110,13 @@ bool qemu_pci_place(const DeviceAddress *a, bool q35, QemuPciPlace *ret);
 /* The same as device options: ",bus=B,addr=A[,multifunction=on]", "" without a PCI slot (to free). */
 char *qemu_pci_place_opts(const DeviceAddress *a, bool q35);
 
+/* Whether a device of this kind and target type with a pty (the default) is a serial port whose
+ * character device OpenConsole hands out: QEMU starts it with a null backend instead of a pty. */
+static inline bool qemu_chardev_is_handed_over(DeviceKind kind, const char *target_type) {
+        return kind == DEVICE_SERIAL ||
+               (kind == DEVICE_CONSOLE && (!target_type || streq(target_type, "serial")));
+}
+
 /* Reads a device's XML tree (device_def_to_node), for the attribute lookups below. */
 int qemu_device_node(const DeviceDef *dev, ConfNode **ret);
 /* The attribute attr of child (NULL: of n itself); NULL if absent. */
