@@ -4,18 +4,21 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <libxml/parser.h>
+
 #include "bus/bus-error.h"
 #include "bus/bus-object.h"
 #include "bus/bus-parse.h"
 #include "bus/bus-polkit.h"
-#include "bus/bus-worker.h"
 #include "conf/conf-peek.h"
 #include "util/hashmap.h"
 #include "util/log.h"
+#include "util/worker.h"
 
 /* Threads that parse (the machines are small: the loop keeps a core), and how many calls may be in
  * flight from all callers together (the worker's queue is as long). */
 #define PARSE_THREADS 2U
+#define PARSE_NICE 5
 #define PARSE_CALLS_TOTAL_MAX 256U
 /* How far a document is read ahead for its name. */
 #define PEEK_BYTES_MAX (64U * 1024U)
@@ -60,7 +63,7 @@ struct Call {
 
 struct BusParse {
         BusServer *server;
-        BusWorker *worker;      /* started on first use */
+        Worker *worker;      /* started on first use */
         Call *calls;
         unsigned n_calls;
         Hashmap *senders;       /* unique name -> Sender, while it has calls in flight */
@@ -115,7 +118,7 @@ BusParse *bus_parse_free(BusParse *p) {
         if (!p)
                 return NULL;
         /* The threads are done with every call once the worker is gone. */
-        p->worker = bus_worker_free(p->worker);
+        p->worker = worker_free(p->worker);
         while (p->calls)
                 call_drop(p->calls);
         hashmap_free(p->senders);
@@ -233,12 +236,15 @@ static int parse_start(BusParse *p, Call *c, sd_bus_error *error) {
         int r;
 
         if (!p->worker) {
-                r = bus_worker_new(sd_bus_get_event(p->server->bus), PARSE_THREADS, PARSE_CALLS_TOTAL_MAX,
-                                   &p->worker);
+                /* libxml2 wants its global state set up before threads use it; the threads run below
+                 * the event loop: parsing for one caller must not take the CPU from answering the others. */
+                xmlInitParser();
+                r = worker_new(sd_bus_get_event(p->server->bus), PARSE_THREADS, PARSE_CALLS_TOTAL_MAX, PARSE_NICE,
+                               &p->worker);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "Failed to start the parser threads: %m");
         }
-        r = bus_worker_submit(p->worker, parse_work, parse_done, c);
+        r = worker_submit(p->worker, parse_work, parse_done, c);
         if (r == -EAGAIN)
                 return limits_exceeded(error, "Too many documents in flight ('%s' waits behind %u): try again "
                                        "later", c->sender->name, PARSE_CALLS_TOTAL_MAX);

@@ -8,7 +8,7 @@
  *      documents in flight per unique bus name (org.virtbus1.Error.LimitsExceeded beyond);
  *   2. a caller who is not root is asked about by polkit before anything is parsed, with the name read
  *      ahead (conf_peek_name) as detail;
- *   3. the document is parsed and validated in a worker thread (bus-worker.c), off the event loop;
+ *   3. the document is parsed and validated in a worker thread (util/worker.c), off the event loop;
  *   4. the authorization that needs the parsed definition (its real name, or what the device is).
  * Between steps the message is dispatched again (as bus-polkit.c does), and the handler calls
  * bus_parse_document() again each time, until it answers 1 or < 0:

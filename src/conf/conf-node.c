@@ -20,7 +20,7 @@ static void *mfree(void *p) {
 #define NAME_INTERN_MAX 4096
 
 static Hashmap *interned_names;
-/* Trees are built on the event loop and in the parse workers (src/bus/bus-worker.c) at once. */
+/* Trees are built on the event loop and in the parse workers (src/bus/util/worker.c) at once. */
 static pthread_mutex_t interned_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *intern_name_locked(const char *name) {

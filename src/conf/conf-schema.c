@@ -65,7 +65,7 @@ static void schema_silent_error(void *userdata, xmlErrorPtr error) {
         log_debug("libxml2: %s", error && error->message ? error->message : "unknown error");
 }
 
-/* Documents are validated on the event loop and in the parse workers (src/bus/bus-worker.c) at once:
+/* Documents are validated on the event loop and in the parse workers (src/bus/util/worker.c) at once:
  * the cache is shared under schema_lock, a compiled schema is used by several validation contexts at a
  * time (libxml2 allows that), and it is freed only when nobody uses it. */
 typedef struct SchemaCache {

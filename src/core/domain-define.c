@@ -1,24 +1,40 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* DefineDomain's group commit. Each definition must be durable before its caller hears "defined", and
- * a sync costs a few hundred microseconds. Definitions that arrive together (a client with calls in
- * flight, several clients) are therefore written as they come, and made durable together when the
- * event loop has nothing else to do: one sync, the renames, one directory sync; then every caller gets
- * its answer. A lone call waits for nothing: the loop is idle right after it. */
+ * a sync costs a few hundred microseconds (much more on a busy disk). Definitions that arrive together
+ * (a client with calls in flight, several clients) are therefore collected while the event loop is
+ * busy, and made durable together in a worker thread when it has nothing else to do: each file written
+ * and synced, the renames, one directory sync. Then, on the loop, each is published and every caller gets
+ * its answer. At most one batch is in flight; what arrives meanwhile forms the next one. A lone call waits
+ * for nothing but its own sync.
+ *
+ * While a batch is in flight its definitions have passed their checks but are not in the registry: a
+ * synchronous change of a domain (undefine, rename, a device saved into its definition...) first waits
+ * for the batch (manager_define_settle), so that the registry and the files change in the same order. */
 #include "conf/domain-access.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
 #include "util/log.h"
+#include "util/worker.h"
 
-/* More than this many waiting definitions are committed at once (each holds a file open). */
+/* At most this many definitions are committed at once; the others wait for the next batch. */
 #define DEFINE_BATCH_MAX 64
 
 typedef struct PendingDefine {
         DomainDef *def;
         DomainAccess access;
-        DomainStoreStaged staged;
         DomainDefineDone done;
         void *userdata;
 } PendingDefine;
+
+typedef struct DefineBatch {
+        Manager *m;
+        PendingDefine *items;
+        VbError *errors;        /* of those refused before the commit (staged result < 0, no path) */
+        DomainStoreStaged *staged;
+        size_t n;
+} DefineBatch;
+
+static int on_define_idle(sd_event_source *s, void *userdata);
 
 static void finish(Manager *m, PendingDefine *p, int r, const VbError *e) {
         Domain *d = NULL;
@@ -39,77 +55,16 @@ static void finish(Manager *m, PendingDefine *p, int r, const VbError *e) {
         p->done(m, d, created, r, e, p->userdata);
 }
 
-void manager_commit_defines(Manager *m) {
-        PendingDefine *batch = m->pending_defines;
-        size_t n = m->n_pending_defines;
-        DomainStoreStaged *staged;
-        int r;
-
-        if (n == 0)
-                return;
-        /* Callbacks may queue new definitions: they start a new batch. */
-        m->pending_defines = NULL;
-        m->n_pending_defines = m->n_pending_defines_allocated = 0;
-        if (m->define_commit_source)
-                (void) sd_event_source_set_enabled(m->define_commit_source, SD_EVENT_OFF);
-
-        /* The registry may have changed since each was checked (an undefine, a rename in between). */
-        for (size_t i = 0; i < n; i++) {
-                VbError e = VB_ERROR_NULL;
-                if (domain_define_check(m, batch[i].def, &e) < 0) {
-                        domain_store_staged_discard(&batch[i].staged);
-                        finish(m, &batch[i], -vb_error_code_to_errno(e.code), &e);
-                        batch[i].done = NULL;
-                        vb_error_free(&e);
-                }
-        }
-
-        staged = new0(DomainStoreStaged, n);
-        if (staged)
-                for (size_t i = 0; i < n; i++)
-                        staged[i] = batch[i].done ? batch[i].staged : (DomainStoreStaged) { .fd = -1 };
-        r = staged ? domain_store_commit(m->domains_dir, staged, n) : -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                VbError e = VB_ERROR_NULL;
-                int k;
-
-                if (!batch[i].done)
-                        continue;
-                k = staged ? staged[i].result : r;
-                if (k < 0) {
-                        if (!staged)
-                                domain_store_staged_discard(&batch[i].staged);
-                        vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to save the definition of '%s': %s",
-                                     domain_def_get_name(batch[i].def), strerror(-k));
-                }
-                finish(m, &batch[i], k, &e);
-                vb_error_free(&e);
-        }
-        log_debug("Committed %zu definitions at once.", n);
-        free(staged);
-        free(batch);
-}
-
-static int on_idle(sd_event_source *s, void *userdata) {
-        manager_commit_defines(userdata);
-        return 0;
-}
-
-static bool pending_clash(Manager *m, const DomainDef *def) {
-        for (size_t i = 0; i < m->n_pending_defines; i++) {
-                const DomainDef *o = m->pending_defines[i].def;
-                if (streq(domain_def_get_name(o), domain_def_get_name(def)) ||
-                    streq(domain_def_uuid(o).s, domain_def_uuid(def).s))
-                        return true;
-        }
-        return false;
+static void finish_error(Manager *m, PendingDefine *p, int r, VbError *e) {
+        finish(m, p, r, e);
+        vb_error_free(e);
 }
 
 static int arm(Manager *m) {
         int r;
 
         if (!m->define_commit_source) {
-                r = sd_event_add_defer(m->event, &m->define_commit_source, on_idle, m);
+                r = sd_event_add_defer(m->event, &m->define_commit_source, on_define_idle, m);
                 if (r < 0)
                         return r;
                 /* After everything else that is ready: the bus drains its queue first. */
@@ -120,14 +75,147 @@ static int arm(Manager *m) {
         return sd_event_source_set_enabled(m->define_commit_source, SD_EVENT_ONESHOT);
 }
 
+static void batch_free(DefineBatch *b) {
+        if (!b)
+                return;
+        free(b->items);
+        free(b->staged);
+        free(b->errors);
+        free(b);
+}
+
+static void batch_work(void *userdata) {
+        DefineBatch *b = userdata;
+
+        (void) domain_store_commit(b->m->domains_dir, b->staged, b->n);
+}
+
+static void batch_done(void *userdata, bool cancelled) {
+        DefineBatch *b = userdata;
+        Manager *m = b->m;
+
+        if (cancelled) /* the worker went away first (not expected: it is waited for) */
+                batch_work(b);
+        m->define_batch = NULL;
+        for (size_t i = 0; i < b->n; i++) {
+                VbError e = VB_ERROR_NULL;
+                int k = b->staged[i].result;
+
+                if (b->errors[i].code != 0)
+                        e = b->errors[i];
+                else if (k < 0)
+                        vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to save the definition of '%s': %s",
+                                     domain_def_get_name(b->items[i].def), strerror(-k));
+                finish_error(m, &b->items[i], k, &e);
+        }
+        log_debug("Committed %zu definitions at once.", b->n);
+        batch_free(b);
+        if (m->n_pending_defines > 0 && arm(m) < 0)
+                manager_commit_defines(m);
+}
+
+static bool clashes(const PendingDefine *items, size_t n, const DomainDef *def) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(domain_def_get_name(items[i].def), domain_def_get_name(def)) ||
+                    streq(domain_def_uuid(items[i].def).s, domain_def_uuid(def).s))
+                        return true;
+        return false;
+}
+
+/* Takes up to DEFINE_BATCH_MAX pending definitions, none two of the same domain (the second waits for the
+ * next batch), checks them again (the registry may have changed since each was queued) and prepares
+ * their files. Those refused now are answered with the batch. */
+static DefineBatch *batch_take(Manager *m) {
+        size_t max = m->n_pending_defines < DEFINE_BATCH_MAX ? m->n_pending_defines : DEFINE_BATCH_MAX, kept = 0;
+        DefineBatch *b;
+
+        b = new0(DefineBatch, 1);
+        if (!b)
+                return NULL;
+        b->m = m;
+        b->items = new0(PendingDefine, max);
+        b->staged = new0(DomainStoreStaged, max);
+        b->errors = new0(VbError, max);
+        if (!b->items || !b->staged || !b->errors) {
+                batch_free(b);
+                return NULL;
+        }
+        for (size_t i = 0; i < m->n_pending_defines; i++) {
+                PendingDefine *p = &m->pending_defines[i];
+                DomainStoreStaged *st = &b->staged[b->n];
+                int r;
+
+                if (b->n >= max || clashes(b->items, b->n, p->def)) {
+                        m->pending_defines[kept++] = *p;
+                        continue;
+                }
+                r = domain_define_check(m, p->def, &b->errors[b->n]);
+                if (r >= 0)
+                        r = domain_store_prepare(m->domains_dir, p->def, &p->access, st, &b->errors[b->n]);
+                if (r < 0)
+                        *st = (DomainStoreStaged) { .fd = -1, .result = r };
+                b->items[b->n++] = *p;
+        }
+        m->n_pending_defines = kept;
+        return b;
+}
+
+/* Starts committing the pending definitions, unless a batch is in flight (its end starts the next). */
+static void batch_start(Manager *m) {
+        DefineBatch *b;
+        int r;
+
+        if (m->define_batch || m->n_pending_defines == 0)
+                return;
+        if (m->define_commit_source)
+                (void) sd_event_source_set_enabled(m->define_commit_source, SD_EVENT_OFF);
+        b = batch_take(m);
+        if (!b) {
+                log_error("Out of memory while committing definitions; retrying when the loop is idle.");
+                (void) arm(m);
+                return;
+        }
+        if (b->n == 0) {
+                batch_free(b);
+                return;
+        }
+        m->define_batch = b;
+        r = m->store_worker ? 0 : worker_new(m->event, 1, 1, 0, &m->store_worker);
+        if (r >= 0)
+                r = worker_submit(m->store_worker, batch_work, batch_done, b);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to hand the commit to a thread, committing here: %m");
+                batch_work(b);
+                batch_done(b, false);
+        }
+}
+
+static int on_define_idle(sd_event_source *s, void *userdata) {
+        batch_start(userdata);
+        return 0;
+}
+
+void manager_define_settle(Manager *m) {
+        if (m->define_batch)
+                worker_wait(m->store_worker);
+}
+
+void manager_commit_defines(Manager *m) {
+        manager_define_settle(m);
+        while (m->n_pending_defines > 0) {
+                size_t before = m->n_pending_defines;
+
+                batch_start(m);
+                manager_define_settle(m);
+                if (m->n_pending_defines >= before && !m->define_batch)
+                        break; /* out of memory: nothing moved */
+        }
+}
+
 int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
                                 void *userdata, VbError *reterr) {
         PendingDefine *p;
         int r;
-
-        /* A second definition of the same domain in one batch: the first is saved first. */
-        if (pending_clash(m, def))
-                manager_commit_defines(m);
 
         r = domain_define_check(m, def, reterr);
         if (r < 0) {
@@ -139,10 +227,8 @@ int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *
                 return -ENOMEM;
         }
         p = &m->pending_defines[m->n_pending_defines];
-        *p = (PendingDefine) { .def = def, .done = done, .userdata = userdata, .staged = { .fd = -1 } };
+        *p = (PendingDefine) { .def = def, .done = done, .userdata = userdata };
         r = domain_access_copy(access ?: &(const DomainAccess) {}, &p->access);
-        if (r >= 0)
-                r = domain_store_stage(m->domains_dir, def, &p->access, &p->staged, reterr);
         if (r < 0) {
                 domain_access_done(&p->access);
                 domain_def_free(def);
@@ -151,9 +237,8 @@ int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *
         m->n_pending_defines++;
 
         r = arm(m);
-        if (r < 0 || m->n_pending_defines >= DEFINE_BATCH_MAX) {
-                if (r < 0)
-                        log_debug_errno(r, "Failed to schedule the commit, committing now: %m");
+        if (r < 0) {
+                log_debug_errno(r, "Failed to schedule the commit, committing now: %m");
                 manager_commit_defines(m);
         }
         return 0;

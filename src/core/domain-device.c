@@ -262,6 +262,8 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, co
         _cleanup_(domain_access_done) DomainAccess new_access = {};
         int r;
 
+        manager_define_settle(m);
+
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)
                 return r;
@@ -384,6 +386,8 @@ static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, 
         size_t i;
         int r;
 
+        manager_define_settle(m);
+
         if (!d->config)
                 return 0;
         r = domain_def_find_device(d->config, probe, DEVICE_MATCH_EXACT, &i, reterr);
@@ -505,6 +509,8 @@ int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, 
         size_t li, ci;
         int r;
 
+        manager_define_settle(m);
+
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)
                 return r;
@@ -601,6 +607,8 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, co
         _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
         _cleanup_(domain_access_done) DomainAccess new_access = {};
         int r;
+
+        manager_define_settle(m);
 
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)

@@ -30,8 +30,11 @@ int domain_define_check(Manager *m, DomainDef *def, VbError *reterr);
 /* Publishes def (taken) as the saved definition, with access (its contents taken; NULL: root's). */
 int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain **ret, bool *ret_created);
 
-/* Saves pending DefineDomain calls now (domain-define.c). */
+/* Saves pending DefineDomain calls now, waiting for them (domain-define.c). */
 void manager_commit_defines(Manager *m);
+/* Waits for the batch of definitions being committed, if any, and publishes it: a synchronous change to
+ * a domain or to the names calls this first, so that registry and files change in the same order. */
+void manager_define_settle(Manager *m);
 
 int manager_add_domain(Manager *m, Domain *d);
 void manager_remove_domain(Manager *m, Domain *d);

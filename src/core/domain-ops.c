@@ -60,6 +60,8 @@ int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
 int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
         int r;
 
+        manager_define_settle(m);
+
         r = domain_define_check(m, def, reterr);
         if (r >= 0)
                 r = domain_store_save(m->domains_dir, def, NULL, reterr);
@@ -163,6 +165,8 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
         Domain *d = NULL, *same = NULL;
         DomainAccess keep = {};
         int r;
+
+        manager_define_settle(m);
 
         r = check_unique(m, def, &same, reterr);
         if (r >= 0)
@@ -305,6 +309,8 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         static const char * const props[] = { "Persistent", "Autostart", NULL };
         int r;
 
+        manager_define_settle(m);
+
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient: it has no saved "
                                     "definition to remove", d->name);
@@ -329,6 +335,8 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         static const char * const props[] = { "Name", NULL };
         DomainDef *def = NULL;
         int r;
+
+        manager_define_settle(m);
 
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "

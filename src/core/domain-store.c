@@ -34,43 +34,22 @@ int domain_store_save(const char *dir, const DomainDef *def, const DomainAccess 
         return def_store_save(dir, domain_def_uuid(def).s, text, reterr);
 }
 
-int domain_store_stage(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
-                       VbError *reterr) {
-        _cleanup_free_ char *xml = NULL, *path = NULL, *tmp = NULL;
-        size_t size, done = 0;
-        int fd, r;
+int domain_store_prepare(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
+                         VbError *reterr) {
+        _cleanup_free_ char *text = NULL, *path = NULL;
+        int r;
 
-        r = format_file(def, access, &xml, reterr);
+        r = format_file(def, access, &text, reterr);
         if (r < 0)
                 return r;
         r = def_store_path(dir, domain_def_uuid(def).s, &path);
         if (r < 0)
                 return r;
-        if (asprintf(&tmp, "%s.tmp~", path) < 0)
-                return -ENOMEM;
-        (void) unlink(tmp);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %m", tmp);
-        size = strlen(xml);
-        while (done < size) {
-                ssize_t k = write(fd, xml + done, size - done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        r = -errno;
-                        close(fd);
-                        (void) unlink(tmp);
-                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", tmp,
-                                            strerror(-r));
-                }
-                done += (size_t) k;
-        }
-        *ret = (DomainStoreStaged) { .fd = fd, .tmp_path = TAKE_PTR(tmp), .path = TAKE_PTR(path), .result = 1 };
+        *ret = (DomainStoreStaged) { .fd = -1, .path = TAKE_PTR(path), .text = TAKE_PTR(text), .result = 1 };
         return 0;
 }
 
-void domain_store_staged_discard(DomainStoreStaged *s) {
+void domain_store_staged_done(DomainStoreStaged *s) {
         if (s->fd >= 0) {
                 close(s->fd);
                 if (s->tmp_path)
@@ -78,37 +57,58 @@ void domain_store_staged_discard(DomainStoreStaged *s) {
         }
         free(s->tmp_path);
         free(s->path);
-        s->fd = -1;
-        s->tmp_path = s->path = NULL;
+        free(s->text);
+        *s = (DomainStoreStaged) { .fd = -1, .result = s->result };
+}
+
+/* Writes s's text to <path>.tmp~ and makes it durable; the file stays open (s->fd) until renamed. */
+static int write_synced(DomainStoreStaged *s) {
+        size_t size = strlen(s->text), done = 0;
+
+        if (asprintf(&s->tmp_path, "%s.tmp~", s->path) < 0) {
+                s->tmp_path = NULL;
+                return -ENOMEM;
+        }
+        (void) unlink(s->tmp_path);
+        s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (s->fd < 0)
+                return -errno;
+        while (done < size) {
+                ssize_t k = write(s->fd, s->text + done, size - done);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                done += (size_t) k;
+        }
+        /* The data and the size: what a reader needs after a crash (a new file, so no other metadata). */
+        return fdatasync(s->fd) < 0 ? -errno : 0;
 }
 
 int domain_store_commit(const char *dir, DomainStoreStaged *staged, size_t n) {
-        int any = -1, r;
+        bool renamed = false;
+        int r = 0;
 
+        /* Each file is synced on its own: syncfs() would also wait for whatever else is dirty on that file
+         * system, which here is unbounded. Nothing is renamed before all are durable, so a crash leaves
+         * each definition old or new. */
         for (size_t i = 0; i < n; i++)
-                if (staged[i].fd >= 0) {
-                        any = staged[i].fd;
-                        break;
-                }
-        if (any < 0)
-                return 0;
-
-        /* One sync for every staged file (and whatever else is dirty on that file system): cheaper than
-         * one fsync each when there are several. */
-        r = (n == 1 ? fsync(any) : syncfs(any)) < 0 ? -errno : 0;
+                if (staged[i].path && staged[i].result > 0)
+                        staged[i].result = write_synced(&staged[i]);
         for (size_t i = 0; i < n; i++) {
-                if (staged[i].fd < 0)
+                if (!staged[i].path || staged[i].result > 0)
                         continue;
-                staged[i].result = r;
-                if (r >= 0 && rename(staged[i].tmp_path, staged[i].path) < 0)
+                if (staged[i].result >= 0 && rename(staged[i].tmp_path, staged[i].path) < 0)
                         staged[i].result = -errno;
                 if (staged[i].result >= 0) {
                         close(staged[i].fd);
                         staged[i].fd = -1; /* committed: nothing to unlink */
-                }
-                domain_store_staged_discard(&staged[i]);
+                        renamed = true;
+                } else if (r >= 0)
+                        r = staged[i].result;
+                domain_store_staged_done(&staged[i]);
         }
-        if (r >= 0) {
+        if (renamed) {
                 /* The files are whole and synced; the renames will very likely survive too. */
                 int k = def_store_sync_dir(dir);
                 if (k < 0)

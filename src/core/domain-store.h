@@ -16,21 +16,24 @@ int domain_store_remove(const char *dir, const char *uuid, VbError *reterr);
 int domain_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr);
 bool domain_store_get_autostart(const char *dir, const char *uuid);
 
-/* Group commit: stage several definitions (written, not yet durable nor visible), then make them all
- * durable with one sync and visible with renames and one directory sync. A crash before the commit
- * leaves only temporary files, which loading ignores. */
+/* Group commit: prepare several definitions on the event loop (their files' text, nothing written yet),
+ * then commit them together, typically in a worker thread: each written to a temporary file and synced
+ * on its own, then all renamed into place and one directory sync. A crash before a rename leaves only a
+ * temporary file, which loading removes. */
 typedef struct DomainStoreStaged {
         int fd;
         char *tmp_path;
-        char *path;
-        int result; /* after domain_store_commit: 0 = durable and visible, < 0 = -errno, not saved */
+        char *path; /* NULL: nothing to commit (skipped by domain_store_commit) */
+        char *text;
+        int result; /* > 0 prepared; after domain_store_commit: 0 = durable and visible, < 0 = -errno, not saved */
 } DomainStoreStaged;
 
-int domain_store_stage(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
-                       VbError *reterr);
-void domain_store_staged_discard(DomainStoreStaged *s);
-/* Commits those of staged[0..n) with fd >= 0 and sets each one's result; returns < 0 if the sync failed
- * (then none is visible). All are released. */
+int domain_store_prepare(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
+                         VbError *reterr);
+/* Releases s (and removes its temporary file if it has one); keeps s->result. */
+void domain_store_staged_done(DomainStoreStaged *s);
+/* Commits those of staged[0..n) that are prepared, sets each one's result and releases it; returns the
+ * first failure. Safe in any thread: it touches only staged[] and the file system. */
 int domain_store_commit(const char *dir, DomainStoreStaged *staged, size_t n);
 
 /* Calls cb for each definition that parses; broken files are logged and skipped, never removed. */

@@ -57,6 +57,8 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
         _cleanup_(domain_def_freep) DomainDef *config = NULL, *live = NULL;
         int r;
 
+        manager_define_settle(m);
+
         r = resolve_flags(d, &flags, reterr);
         if (r < 0)
                 return r;
@@ -110,6 +112,8 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         static const char * const props[] = { "VCPUs", "MaxVCPUs", NULL };
         _cleanup_(domain_def_freep) DomainDef *config = NULL;
         int r;
+
+        manager_define_settle(m);
 
         r = resolve_flags(d, &flags, reterr);
         if (r < 0)

@@ -14,6 +14,7 @@
 #include "host/host.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/worker.h"
 
 static int make_dir(const char *path, mode_t mode, VbError *reterr) {
         int r = mkdir_p(path, mode);
@@ -157,6 +158,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_commit_defines(m);
+        m->store_worker = worker_free(m->store_worker);
         sd_event_source_disable_unref(m->define_commit_source);
         conf_schema_set_use_callback(NULL, NULL);
         sd_event_source_disable_unref(m->schema_release_timer);

@@ -74,6 +74,8 @@ struct Manager {
         struct PendingDefine *pending_defines;
         size_t n_pending_defines, n_pending_defines_allocated;
         sd_event_source *define_commit_source;
+        struct DefineBatch *define_batch; /* being committed by store_worker: at most one */
+        struct Worker *store_worker;      /* syncs off the event loop (util/worker.h); started on first use */
 
         Hashmap *domains_by_uuid;
         Hashmap *domains_by_name;

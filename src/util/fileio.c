@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -71,7 +72,7 @@ int write_all_fd(int fd, const char *p, size_t size) {
         return 0;
 }
 
-int write_file_atomic(const char *path, const char *contents, size_t size, mode_t mode) {
+static int write_replace(const char *path, const char *contents, size_t size, mode_t mode, bool durable) {
         _cleanup_free_ char *tmp = NULL, *dir_copy = NULL;
         _cleanup_close_ int fd = -1, dfd = -1;
         int r;
@@ -88,7 +89,7 @@ int write_file_atomic(const char *path, const char *contents, size_t size, mode_
         if (fd < 0)
                 return -errno;
         r = write_all_fd(fd, contents, size);
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -96,6 +97,8 @@ int write_file_atomic(const char *path, const char *contents, size_t size, mode_
                 (void) unlink(tmp);
                 return r;
         }
+        if (!durable)
+                return 0;
 
         dir_copy = strdup(path);
         if (!dir_copy)
@@ -106,6 +109,14 @@ int write_file_atomic(const char *path, const char *contents, size_t size, mode_
         if (fsync(dfd) < 0)
                 return -errno;
         return 0;
+}
+
+int write_file_atomic(const char *path, const char *contents, size_t size, mode_t mode) {
+        return write_replace(path, contents, size, mode, true);
+}
+
+int write_file_replace(const char *path, const char *contents, size_t size, mode_t mode) {
+        return write_replace(path, contents, size, mode, false);
 }
 
 int mkdir_p(const char *path, mode_t mode) {

@@ -19,6 +19,9 @@ int write_all_fd(int fd, const char *p, size_t size);
 /* Replaces path with the given contents so that a crash at any moment leaves either the old or the
  * new file: temp file in the same directory, fsync, rename, fsync of the directory. */
 int write_file_atomic(const char *path, const char *contents, size_t size, mode_t mode);
+/* The same without the syncs, for runtime state (a tmpfs in /run, normally, gone at reboot anyway): a
+ * crash of the process leaves the old or the new file; only the kernel's crash could lose it. */
+int write_file_replace(const char *path, const char *contents, size_t size, mode_t mode);
 
 /* mkdir -p with the given mode for directories it creates. */
 int mkdir_p(const char *path, mode_t mode);

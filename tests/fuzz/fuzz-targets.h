@@ -20,6 +20,12 @@ int fuzz_qmp(const uint8_t *data, size_t size);
 /* One message from the kernel's uevent socket, as host_uevent_parse() gets it. */
 int fuzz_uevent(const uint8_t *data, size_t size);
 
+/* D-Bus method calls (path, interface, member, arguments for its signature) to an in-process virtbusd
+ * with the test driver, started on first use (fuzz-dbus-target.c; needs the bus library). */
+int fuzz_dbus(const uint8_t *data, size_t size);
+/* Starts that daemon (in temporary directories) now rather than on the first call. */
+void fuzz_dbus_start(void);
+
 /* Quiet logging, once (the harnesses call it at start-up; VIRTBUS_FUZZ_DEBUG=1 keeps debug logs). */
 void fuzz_setup(void);
 

@@ -341,9 +341,22 @@ static DomainDef *parse(const char *xml) {
         return def;
 }
 
+/* Runs the loop until every one of res[0..n) has its answer (the commit is in a thread). */
+static void run_until_defined(Fixture *f, DefineResult *res, size_t n) {
+        for (int spins = 0; spins < 10000; spins++) {
+                size_t answered = 0;
+                for (size_t i = 0; i < n; i++)
+                        answered += res[i].calls > 0;
+                if (answered == n)
+                        return;
+                assert_true(sd_event_run(f->event, 100 * 1000) >= 0);
+        }
+        fail_msg("no answer to DefineDomain");
+}
+
 static void test_group_commit(void **state) {
         Fixture *f = *state;
-        DefineResult res[20] = {};
+        DefineResult res[21] = {};
         VbError e = VB_ERROR_NULL;
         char name[32], path[256];
 
@@ -354,7 +367,16 @@ static void test_group_commit(void **state) {
         }
         assert_null(manager_domain_by_name(f->m, "batch-0"));
         assert_int_equal(res[0].calls, 0);
+        /* The first loop iteration hands them to the thread: still not visible, not answered. */
         assert_true(sd_event_run(f->event, 0) >= 0);
+        assert_non_null(f->m->define_batch);
+        assert_null(manager_domain_by_name(f->m, "batch-0"));
+        /* One more arriving meanwhile waits for the next batch (at most one in flight). */
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("batch-20", NULL)), NULL, on_defined, &res[20], &e), 0);
+        run_until_defined(f, res, 20);
+        assert_int_equal(res[20].calls, 0);
+        run_until_defined(f, res, 21);
+        assert_true(res[20].created);
         for (int i = 0; i < 20; i++) {
                 assert_int_equal(res[i].calls, 1);
                 assert_int_equal(res[i].r, 0);
@@ -365,7 +387,7 @@ static void test_group_commit(void **state) {
                 strcat(path, ".tmp~");
                 assert_int_equal(access(path, F_OK), -1);
         }
-        assert_int_equal(f->added, 20);
+        assert_int_equal(f->added, 21);
 
         /* Refused at once: the name is taken. */
         assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("batch-3", "12121212-3434-5656-7878-909090909090")), NULL,
@@ -379,9 +401,8 @@ static void test_group_commit(void **state) {
                                                      on_defined, &res[0], &e), 0);
         assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("twice", "abababab-0000-0000-0000-000000000001")), NULL,
                                                      on_defined, &res[1], &e), 0);
-        assert_int_equal(res[0].calls, 1);
-        assert_true(sd_event_run(f->event, 0) >= 0);
-        assert_int_equal(res[1].calls, 1);
+        run_until_defined(f, res, 2);
+        assert_true(res[0].created);
         assert_false(res[1].created);
         assert_ptr_equal(res[0].d, res[1].d);
 
@@ -390,13 +411,30 @@ static void test_group_commit(void **state) {
         assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("late", "cdcdcdcd-0000-0000-0000-000000000001")), NULL,
                                                      on_defined, &res[0], &e), 0);
         define(f, "late", "cdcdcdcd-0000-0000-0000-000000000002");
-        assert_true(sd_event_run(f->event, 0) >= 0);
+        run_until_defined(f, res, 1);
         assert_int_equal(res[0].calls, 1);
         assert_int_equal(res[0].r, -EEXIST);
         assert_non_null(strstr(res[0].message, "'late'"));
         snprintf(path, sizeof path, "%s/domains/cdcdcdcd-0000-0000-0000-000000000001.xml", f->config);
         assert_int_equal(access(path, F_OK), -1);
         strcat(path, ".tmp~");
+        assert_int_equal(access(path, F_OK), -1);
+
+        /* A synchronous change while a batch is in flight waits for it: the registry and the files change
+         * in the order the calls came. */
+        memset(res, 0, sizeof res);
+        assert_int_equal(manager_domain_define_async(f->m, parse(domain_xml("inflight", "efefefef-0000-0000-0000-000000000001")), NULL,
+                                                     on_defined, &res[0], &e), 0);
+        assert_true(sd_event_run(f->event, 0) >= 0);
+        assert_non_null(f->m->define_batch);
+        assert_int_equal(manager_domain_define(f->m, domain_xml("inflight", "efefefef-0000-0000-0000-000000000002"), &(Domain *) { NULL },
+                                               &(bool) { false }, &e), -EEXIST);
+        vb_error_free(&e);
+        assert_int_equal(res[0].calls, 1);
+        assert_int_equal(res[0].r, 0);
+        assert_null(f->m->define_batch);
+        assert_int_equal(manager_domain_undefine(f->m, res[0].d, &e), 0);
+        snprintf(path, sizeof path, "%s/domains/efefefef-0000-0000-0000-000000000001.xml", f->config);
         assert_int_equal(access(path, F_OK), -1);
 }
 

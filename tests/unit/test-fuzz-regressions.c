@@ -29,6 +29,7 @@ static const Target targets[] = {
         { "nodedev", fuzz_nodedev, { "nodedev", "nodedev-invalid" } },
         { "qmp", fuzz_qmp, { "fuzz-seeds/qmp" } },
         { "uevent", fuzz_uevent, { "fuzz-seeds/uevent" } },
+        { "dbus", fuzz_dbus, { "fuzz-seeds/dbus" } },
 };
 
 /* Runs every file of tests/data/<sub> through the target; returns how many there were. */
@@ -85,6 +86,7 @@ int main(void) {
                 cmocka_unit_test_prestate(test_replay, (void *) &targets[3]),
                 cmocka_unit_test_prestate(test_replay, (void *) &targets[4]),
                 cmocka_unit_test_prestate(test_replay, (void *) &targets[5]),
+                cmocka_unit_test_prestate(test_replay, (void *) &targets[6]),
         };
 
         assert_true(ELEMENTSOF(tests) == ELEMENTSOF(targets));

@@ -5,19 +5,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <libxml/parser.h>
-
-#include "bus/bus-worker.h"
+#include "util/worker.h"
 #include "util/log.h"
 #include "util/macro.h"
 
-/* Below the event loop: parsing for one caller must not take the CPU from answering the others. */
-#define WORKER_NICE 5
-
 typedef struct Job Job;
 struct Job {
-        BusWorkFunc work;
-        BusWorkDoneFunc done;
+        WorkFunc work;
+        WorkDoneFunc done;
         void *userdata;
         Job *next;
 };
@@ -27,13 +22,16 @@ typedef struct JobList {
         size_t n;
 } JobList;
 
-struct BusWorker {
+struct Worker {
         pthread_mutex_t lock;
         pthread_cond_t wake;
         JobList queued;    /* waiting for a thread */
         JobList finished;  /* run, waiting for the loop */
         size_t queue_max;
+        size_t running;    /* taken by a thread, not yet finished */
+        int nice;
         bool stopping;
+        pthread_cond_t idle; /* signalled when nothing is queued or running */
         pthread_t *threads;
         unsigned n_threads;
         int efd;
@@ -63,9 +61,10 @@ static Job *list_pop(JobList *l) {
 }
 
 static void *worker_main(void *userdata) {
-        BusWorker *w = userdata;
+        Worker *w = userdata;
 
-        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), WORKER_NICE);
+        if (w->nice != 0)
+                (void) setpriority(PRIO_PROCESS, (id_t) gettid(), w->nice);
         pthread_mutex_lock(&w->lock);
         for (;;) {
                 Job *j;
@@ -75,12 +74,16 @@ static void *worker_main(void *userdata) {
                 if (w->stopping)
                         break;
                 j = list_pop(&w->queued);
+                w->running++;
                 pthread_mutex_unlock(&w->lock);
 
                 j->work(j->userdata);
 
                 pthread_mutex_lock(&w->lock);
                 list_push(&w->finished, j);
+                w->running--;
+                if (w->running == 0 && !w->queued.head)
+                        pthread_cond_broadcast(&w->idle);
                 (void) eventfd_write(w->efd, 1);
         }
         pthread_mutex_unlock(&w->lock);
@@ -88,12 +91,9 @@ static void *worker_main(void *userdata) {
 }
 
 /* Delivers what the threads finished, in the order they did. */
-static int on_finished(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        BusWorker *w = userdata;
+static void deliver(Worker *w) {
         JobList done;
-        eventfd_t v;
 
-        (void) eventfd_read(w->efd, &v);
         pthread_mutex_lock(&w->lock);
         done = w->finished;
         w->finished = (JobList) {};
@@ -102,41 +102,49 @@ static int on_finished(sd_event_source *s, int fd, uint32_t revents, void *userd
                 j->done(j->userdata, false);
                 free(j);
         }
+}
+
+static int on_finished(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        eventfd_t v;
+
+        (void) eventfd_read(w->efd, &v);
+        deliver(w);
         return 0;
 }
 
-int bus_worker_new(sd_event *event, unsigned n_threads, size_t queue_max, BusWorker **ret) {
-        BusWorker *w;
+int worker_new(sd_event *event, unsigned n_threads, size_t queue_max, int nice, Worker **ret) {
+        Worker *w;
         int r;
 
-        /* libxml2 wants its global state set up before threads use it. */
-        xmlInitParser();
-        w = new0(BusWorker, 1);
+        w = new0(Worker, 1);
         if (!w)
                 return -ENOMEM;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
+        pthread_cond_init(&w->idle, NULL);
         w->queue_max = queue_max;
+        w->nice = nice;
         w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->efd < 0) {
                 r = -errno;
-                bus_worker_free(w);
+                worker_free(w);
                 return r;
         }
         r = sd_event_add_io(event, &w->source, w->efd, EPOLLIN, on_finished, w);
         if (r < 0) {
-                bus_worker_free(w);
+                worker_free(w);
                 return r;
         }
         w->threads = new0(pthread_t, n_threads);
         if (!w->threads) {
-                bus_worker_free(w);
+                worker_free(w);
                 return -ENOMEM;
         }
         for (; w->n_threads < n_threads; w->n_threads++) {
                 r = pthread_create(&w->threads[w->n_threads], NULL, worker_main, w);
                 if (r != 0) {
-                        bus_worker_free(w);
+                        worker_free(w);
                         return -r;
                 }
         }
@@ -144,7 +152,7 @@ int bus_worker_new(sd_event *event, unsigned n_threads, size_t queue_max, BusWor
         return 0;
 }
 
-BusWorker *bus_worker_free(BusWorker *w) {
+Worker *worker_free(Worker *w) {
         Job *j;
 
         if (!w)
@@ -168,12 +176,13 @@ BusWorker *bus_worker_free(BusWorker *w) {
         if (w->efd >= 0)
                 close(w->efd);
         pthread_cond_destroy(&w->wake);
+        pthread_cond_destroy(&w->idle);
         pthread_mutex_destroy(&w->lock);
         free(w);
         return NULL;
 }
 
-int bus_worker_submit(BusWorker *w, BusWorkFunc work, BusWorkDoneFunc done, void *userdata) {
+int worker_submit(Worker *w, WorkFunc work, WorkDoneFunc done, void *userdata) {
         Job *j;
 
         j = new0(Job, 1);
@@ -190,4 +199,14 @@ int bus_worker_submit(BusWorker *w, BusWorkFunc work, BusWorkDoneFunc done, void
         pthread_cond_signal(&w->wake);
         pthread_mutex_unlock(&w->lock);
         return 0;
+}
+
+void worker_wait(Worker *w) {
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        while (w->running > 0 || w->queued.head)
+                pthread_cond_wait(&w->idle, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+        deliver(w);
 }
