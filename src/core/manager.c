@@ -148,6 +148,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         r = storage_registry_new(m->config_dir, m->runtime_dir, cfg->driver, &m->storage, reterr);
         if (r < 0)
                 return r;
+        m->storage->event = m->event;
 
         *ret = TAKE_PTR(m);
         return 0;
