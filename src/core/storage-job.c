@@ -143,6 +143,7 @@ static int64_t copy_files(int in, uint64_t in_off, int out, uint64_t out_off, ui
  * anything else goes through a pipe of our own. Ends at length, or at EOF when until_eof. */
 static int64_t upload_stream(const StorageCopy *c, bool is_pipe, uint64_t *done, int cancel_fd, VbError *e) {
         int pipefd[2] = { -1, -1 }, in = c->fd;
+        _cleanup_free_ char *buf = NULL;
         uint64_t moved = 0;
         int64_t r = 0;
 
@@ -161,10 +162,37 @@ static int64_t upload_stream(const StorageCopy *c, bool is_pipe, uint64_t *done,
                 r = wait_ready(in, POLLIN, cancel_fd);
                 if (r < 0)
                         break;
-                n = splice(in, NULL, is_pipe ? c->vol_fd : pipefd[1], is_pipe ? &opos : NULL, want,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (buf)
+                        n = read(in, buf, MIN(want, PIPE_SIZE));
+                else
+                        n = splice(in, NULL, is_pipe ? c->vol_fd : pipefd[1], is_pipe ? &opos : NULL, want,
+                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n < 0 && (errno == EAGAIN || errno == EINTR))
                         continue;
+                if (n < 0 && errno == EINVAL && !is_pipe && !buf) {
+                        /* A character device without splice support (/dev/null): the one copy through our memory. */
+                        buf = malloc(PIPE_SIZE);
+                        if (!buf) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        continue;
+                }
+                if (n > 0 && buf) {
+                        for (ssize_t w = 0, m; w < n; w += m) {
+                                m = pwrite(c->vol_fd, buf + w, (size_t) (n - w), opos + w);
+                                if (m < 0 && errno == EINTR)
+                                        m = 0;
+                                else if (m < 0) {
+                                        r = copy_error(e, VB_ERROR_OPERATION_FAILED, errno,
+                                                       "Failed to write the volume at %" PRIu64, (uint64_t) opos + w);
+                                        goto finish;
+                                }
+                        }
+                        moved += (uint64_t) n;
+                        add_done(done, (uint64_t) n);
+                        continue;
+                }
                 if (n < 0) {
                         r = copy_error(e, VB_ERROR_OPERATION_FAILED, errno, "Failed to write the volume at %" PRIu64,
                                        c->offset + moved);
