@@ -154,7 +154,7 @@ static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = storage_vol_delete(v->pool->registry, v, &e);
+        r = manager_storage_vol_delete(s->manager, v, &e);
         return bus_reply_done(m, r, &e, error);
 }
 

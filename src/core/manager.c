@@ -366,6 +366,7 @@ int manager_load(Manager *m, VbError *reterr) {
         r = storage_registry_load(m->storage);
         if (r < 0)
                 log_warning_errno(r, "Failed to load storage pools, ignoring: %m");
+        (void) manager_storage_default_pool(m);
         r = reconnect_running(m);
         if (r < 0)
                 return r;

@@ -727,6 +727,41 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
         return 0;
 }
 
+int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, char **ret_path,
+                        StorageVolFormat *ret_format, VbError *reterr) {
+        StoragePool *p = storage_pool_by_name(r, pool);
+        StorageVol *v;
+        char *path = NULL;
+        int k;
+
+        if (!p)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_POOL, "No storage pool is named '%s'.", pool);
+        k = storage_vol_name_check(volume, reterr);
+        if (k < 0)
+                return k;
+        if (!active) {
+                if (!p->def->target_path || asprintf(&path, "%s/%s", p->def->target_path, volume) < 0)
+                        return -ENOMEM;
+                *ret_path = path;
+                if (ret_format)
+                        *ret_format = STORAGE_VOL_FORMAT_RAW;
+                return 0;
+        }
+        if (!storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Storage pool '%s' is not active.", pool);
+        v = storage_vol_by_name(p, volume);
+        if (!v)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_VOL, "Storage pool '%s' has no volume '%s'.", pool,
+                                    volume);
+        path = strdup(v->path);
+        if (!path)
+                return -ENOMEM;
+        *ret_path = path;
+        if (ret_format)
+                *ret_format = v->info.format;
+        return 0;
+}
+
 /* Loading --------------------------------------------------------------------------------------- */
 
 static int load_saved(const char *path, const char *uuid, const char *xml, void *userdata) {

@@ -122,3 +122,10 @@ int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind
 void storage_vol_cancel_job(StorageVol *v, const char *caller);
 /* shrink: the capacity may get smaller. */
 int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, VbError *reterr);
+
+/* The one way a domain's disk reaches a volume (<disk type='volume'><source pool= volume=/>): the path of
+ * the volume's file (to free) and its format. active: the pool must be active and hold the volume (a
+ * start, a hot-plug); otherwise the pool must only exist, and the path is where the volume is or will be
+ * (a grant at Define). NoSuchStoragePool, InvalidState, NoSuchStorageVol, InvalidArgs for a bad name. */
+int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, char **ret_path,
+                        StorageVolFormat *ret_format, VbError *reterr);
