@@ -219,6 +219,13 @@ static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int 
         VolCall *c;
         int r;
 
+        if (kind != STORAGE_JOB_DOWNLOAD && manager_storage_vol_user(s->manager, v)) {
+                if (fd >= 0)
+                        close(fd);
+                return sd_bus_error_setf(error, "org.virtbus1.Error.DeviceBusy",
+                                         "Volume '%s' is a disk of running domain '%s'.", v->name,
+                                         manager_storage_vol_user(s->manager, v));
+        }
         c = new0(VolCall, 1);
         if (!c || !(c->path = bus_storage_vol_path(v))) {
                 free(c);
@@ -307,6 +314,9 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        if (manager_storage_vol_user(s->manager, v))
+                return sd_bus_error_setf(error, "org.virtbus1.Error.DeviceBusy", "Volume '%s' is a disk of running domain '%s'.",
+                                         v->name, manager_storage_vol_user(s->manager, v));
         r = storage_vol_resize(v->pool->registry, v, capacity, flags & RESIZE_SHRINK, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);

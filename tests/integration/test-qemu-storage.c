@@ -123,6 +123,9 @@ static void test_volume_disks(void **state) {
 
         /* In use: not deleted. */
         harness_call_fails(user, ERR("DeviceBusy"), "'vol-guest'", vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0));
+        harness_call_fails(user, ERR("DeviceBusy"), "'vol-guest'", vol, VOL_INTERFACE, "Wipe", "t", UINT64_C(0));
+        harness_call_fails(user, ERR("DeviceBusy"), "'vol-guest'", vol, VOL_INTERFACE, "Resize", "tt", UINT64_C(1) << 30,
+                           UINT64_C(0));
 
         /* Hot-plugged by pool and volume name. */
         hot = get_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
