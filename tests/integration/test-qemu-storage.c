@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Volumes as disks with the real QEMU and the tiny guest (tests/guest), as a user of group 'virtbus'
  * (the example rules grant domain.manage, domain.console, and storage.manage for volumes in 'default'):
- *   - the qemu driver's pool 'default' at <state>/images, defined, started and autostarted;
+ *   - the qemu driver's pool 'default' at <state>/images, defined, started and autostarted, once (an
+ *     administrator who removes it does not get it back at the next start);
  *   - a guest boots with <disk type='volume'> naming a root-only 0600 volume of 'default' and sees a block
  *     device of the volume's size; another volume hot-plugged likewise;
  *   - deleting a volume a running domain uses is DeviceBusy naming the domain; a volume of a pool the
@@ -146,9 +147,25 @@ static void test_volume_disks(void **state) {
         sd_bus_message_unref(harness_call_ok(root, other, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+/* The pool 'default' comes once: kept over a restart, and not made again after an administrator
+ * removed it. */
+static void test_default_pool_once(void **state) {
+        Harness *h = *state;
+        _cleanup_free_ char *pool = NULL;
+
+        assert_int_equal(harness_daemon_restart(h), 0);
+        pool = get_path(harness_bus_root(h), M, "GetStoragePoolByName", "s", "default");
+        sd_bus_message_unref(harness_call_ok(harness_bus_root(h), pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(harness_bus_root(h), pool, POOL_INTERFACE, "Undefine", "t", UINT64_C(0)));
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_call_fails(harness_bus_root(h), ERR("NoSuchStoragePool"), NULL, M, "GetStoragePoolByName", "s",
+                           "default");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_volume_disks, harness_teardown_qemus),
+                cmocka_unit_test(test_default_pool_once),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
