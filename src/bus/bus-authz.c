@@ -96,6 +96,10 @@ const BusAuthzRule bus_authz_rules[] = {
         /* org.virtbus1.StorageVol */
         { SV, "GetXMLDesc", METHOD, NULL, NULL, NULL },
         { SV, "Delete", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
+        { SV, "Wipe", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
+        { SV, "Resize", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
+        { SV, "Upload", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
+        { SV, "Download", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
 
         /* org.virtbus1.NodeDevice */
         { ND, "GetXMLDesc", METHOD, NULL, NULL, NULL },

@@ -6,6 +6,8 @@
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
+#include "conf/device-conf.h"
+#include "conf/domain-devices.h"
 #include "bus/bus-object.h"
 #include "bus/bus-parse.h"
 #include "conf/domain-access.h"
@@ -113,6 +115,60 @@ static int parse_and_authorize(BusServer *s, sd_bus_message *m, const BusParseSp
         return r;
 }
 
+/* A volume disk's file belongs to root (0600) in a pool: the service opens it itself when polkit lets
+ * the caller use that volume (org.virtbus1.storage.manage, details pool and volume), and records that
+ * as a grant of the volume's path. */
+static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain, const DeviceDef *dev,
+                            DomainAccess *access, sd_bus_error *error) {
+        _cleanup_free_ char *path = NULL;
+        const char *pool, *volume;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        if (!device_disk_get_volume(dev, &pool, &volume) || access->owner == 0)
+                return 1;
+        r = storage_vol_resolve(s->manager->storage, pool, volume, false, &path, NULL, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        r = bus_polkit_check(s->polkit, m, BUS_ACTION_STORAGE_MANAGE,
+                             (const char *[]) { "pool", pool, "volume", volume, NULL }, error);
+        if (r <= 0) {
+                if (r < 0 && (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) ||
+                              sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))) {
+                        sd_bus_error_free(error);
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Domain '%s': disk '%s' is volume '%s' of pool '%s', which you may not "
+                                                 "use (%s with details pool and volume)", domain,
+                                                 strempty(device_disk_get_target(dev)), volume, pool,
+                                                 BUS_ACTION_STORAGE_MANAGE);
+                }
+                return r;
+        }
+        r = domain_access_grant(access, path, 0);
+        if (r < 0)
+                return r;
+        log_notice("Domain '%s': volume '%s' of pool '%s' ('%s') opened by the service for uid %u.", domain, volume,
+                   pool, path, (unsigned) access->owner);
+        return 1;
+}
+
+static int authorize_volumes(BusServer *s, sd_bus_message *m, const char *domain, const DomainDef *def,
+                             const DeviceDef *dev, DomainAccess *access, sd_bus_error *error) {
+        DeviceDef *const *devices;
+        size_t n;
+        int r;
+
+        if (dev)
+                return authorize_volume(s, m, domain, dev, access, error);
+        n = domain_def_get_devices(def, &devices);
+        for (size_t i = 0; i < n; i++) {
+                r = authorize_volume(s, m, domain, devices[i], access, error);
+                if (r <= 0)
+                        return r;
+        }
+        return 1;
+}
+
 int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *domain, const DomainDef *def,
                                const DeviceDef *dev, DomainAccess *ret, sd_bus_error *error) {
         _cleanup_(domain_paths_done) DomainPaths denied = {};
@@ -156,6 +212,9 @@ int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *doma
                 log_notice("Domain '%s': '%s' allowed to uid %u through %s.", domain, denied.v[i].path,
                            (unsigned) uid, ACTION_HOST_FILES);
         }
+        r = authorize_volumes(s, m, domain, def, dev, &access, error);
+        if (r <= 0)
+                return r;
         *ret = access;
         access = (DomainAccess) {};
         return 1;

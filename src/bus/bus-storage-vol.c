@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.virtbus1.StorageVol on /org/virtbus1/storagevol/<pool uuid hex>/<encoded name>, and
  * StoragePool.CreateVolume. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "bus/bus-error.h"
 #include "bus/bus-object.h"
@@ -119,6 +121,8 @@ int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_
         r = storage_vol_create(p->registry, p, def, &v, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
+        /* Until it is written into, the volume is the caller's new one: see Upload. */
+        (void) storage_vol_set_creator(v, sd_bus_message_get_sender(m));
         return bus_reply_path(m, bus_storage_vol_path(v));
 }
 
@@ -150,8 +154,174 @@ static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = storage_vol_delete(v->pool->registry, v, &e);
+        r = manager_storage_vol_delete(s->manager, v, &e);
         return bus_reply_done(m, r, &e, error);
+}
+
+/* Upload, Download, Wipe: answered when the job ends -------------------------------------------- */
+
+#define RESIZE_SHRINK UINT64_C(1)
+
+/* One call whose answer waits for a job; its caller is tracked, and a caller gone cancels the job. */
+typedef struct VolCall {
+        BusServer *server;
+        sd_bus_message *message;
+        sd_bus_track *track;
+        char *path;
+} VolCall;
+
+static void vol_call_free(VolCall *c) {
+        sd_bus_track_unref(c->track);
+        sd_bus_message_unref(c->message);
+        free(c->path);
+        free(c);
+}
+
+static void emit_sizes(BusServer *s, StorageVol *v) {
+        _cleanup_free_ char *path = bus_storage_vol_path(v);
+
+        if (path)
+                (void) sd_bus_emit_properties_changed(s->bus, path, VB_STORAGE_VOL_INTERFACE, "Capacity", "Allocation",
+                                                      NULL);
+}
+
+static void on_job_progress(StorageVol *v, uint64_t done, uint64_t total, void *userdata) {
+        VolCall *c = userdata;
+
+        (void) sd_bus_emit_signal(c->server->bus, c->path, VB_STORAGE_VOL_INTERFACE, "Progress", "tt", done, total);
+}
+
+static void on_job_done(StorageVol *v, int64_t r, const VbError *e, void *userdata) {
+        VolCall *c = userdata;
+
+        bus_reply_later(c->message, r < 0 ? (int) r : 0, e);
+        if (v)
+                emit_sizes(c->server, v);
+        vol_call_free(c);
+}
+
+static int on_caller_gone(sd_bus_track *t, void *userdata) {
+        VolCall *c = userdata;
+        StorageVol *v = bus_storage_vol_from_path(c->server, c->path);
+
+        log_info("The caller of a job on '%s' went away: cancelling it.", c->path);
+        if (v)
+                storage_vol_cancel_job(v, sd_bus_message_get_sender(c->message));
+        return 0;
+}
+
+/* Starts kind on v for m with fd (ours: a copy of the caller's, or -1); replies at once on failure. */
+static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset, uint64_t length,
+                     sd_bus_error *error) {
+        BusServer *s = v->pool->registry->events.userdata;
+        static const StorageVolJobCallbacks callbacks = { .progress = on_job_progress, .done = on_job_done };
+        VbError e = VB_ERROR_NULL;
+        VolCall *c;
+        int r;
+
+        if (kind != STORAGE_JOB_DOWNLOAD && manager_storage_vol_user(s->manager, v)) {
+                if (fd >= 0)
+                        close(fd);
+                return sd_bus_error_setf(error, "org.virtbus1.Error.DeviceBusy",
+                                         "Volume '%s' is a disk of running domain '%s'.", v->name,
+                                         manager_storage_vol_user(s->manager, v));
+        }
+        c = new0(VolCall, 1);
+        if (!c || !(c->path = bus_storage_vol_path(v))) {
+                free(c);
+                if (fd >= 0)
+                        close(fd);
+                return -ENOMEM;
+        }
+        c->server = s;
+        c->message = sd_bus_message_ref(m);
+        r = sd_bus_track_new(s->bus, &c->track, on_caller_gone, c);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(c->track, m);
+        if (r < 0) {
+                vol_call_free(c);
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        r = storage_vol_start_job(v->pool->registry, v, kind, fd, offset, length, sd_bus_message_get_sender(m),
+                                  &callbacks, c, &e);
+        if (r <= 0) {
+                vol_call_free(c);
+                if (r < 0)
+                        return bus_reply_vb_error(error, &e, r);
+                emit_sizes(s, v);
+                return sd_bus_reply_method_return(m, NULL);
+        }
+        return 1;
+}
+
+static int method_transfer(sd_bus_message *m, StorageVol *v, StorageJobKind kind, sd_bus_error *error) {
+        BusServer *s = v->pool->registry->events.userdata;
+        const char *details[] = { "pool", v->pool->name, "volume", v->name, NULL };
+        uint64_t offset, length, flags;
+        int fd, copy, r;
+
+        r = sd_bus_message_read(m, "httt", &fd, &offset, &length, &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
+        r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        return start_job(m, v, kind, copy, offset, length, error);
+}
+
+static int method_upload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return method_transfer(m, userdata, STORAGE_JOB_UPLOAD, error);
+}
+
+static int method_download(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return method_transfer(m, userdata, STORAGE_JOB_DOWNLOAD, error);
+}
+
+static int method_wipe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        StorageVol *v = userdata;
+        BusServer *s = v->pool->registry->events.userdata;
+        const char *details[] = { "pool", v->pool->name, "volume", v->name, NULL };
+        int r;
+
+        r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return start_job(m, v, STORAGE_JOB_WIPE, -1, 0, 0, error);
+}
+
+static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        StorageVol *v = userdata;
+        BusServer *s = v->pool->registry->events.userdata;
+        const char *details[] = { "pool", v->pool->name, "volume", v->name, NULL };
+        VbError e = VB_ERROR_NULL;
+        uint64_t capacity, flags;
+        int r;
+
+        r = sd_bus_message_read(m, "tt", &capacity, &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, RESIZE_SHRINK, error);
+        if (r < 0)
+                return r;
+        r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (manager_storage_vol_user(s->manager, v))
+                return sd_bus_error_setf(error, "org.virtbus1.Error.DeviceBusy", "Volume '%s' is a disk of running domain '%s'.",
+                                         v->name, manager_storage_vol_user(s->manager, v));
+        r = storage_vol_resize(v->pool->registry, v, capacity, flags & RESIZE_SHRINK, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        emit_sizes(s, v);
+        return sd_bus_reply_method_return(m, NULL);
 }
 
 static int property_get_pool(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -185,6 +355,15 @@ static const sd_bus_vtable vol_vtable[] = {
                                 method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Delete", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_delete,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Wipe", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_wipe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resize", SD_BUS_ARGS("t", capacity, "t", flags), SD_BUS_NO_RESULT, method_resize,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Upload", SD_BUS_ARGS("h", fd, "t", offset, "t", length, "t", flags), SD_BUS_NO_RESULT,
+                                method_upload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Download", SD_BUS_ARGS("h", fd, "t", offset, "t", length, "t", flags),
+                                SD_BUS_NO_RESULT, method_download, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("Progress", SD_BUS_ARGS("t", done, "t", total), 0),
         SD_BUS_VTABLE_END,
 };
 

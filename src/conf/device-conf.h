@@ -147,6 +147,11 @@ const char *device_def_kind_name(const DeviceDef *def);
 /* Kind-specific accessors (device-disk.c, device-interface.c). */
 const char *device_disk_get_target(const DeviceDef *def);
 const char *device_disk_get_source(const DeviceDef *def);
+/* <disk type='volume'><source pool='P' volume='V'/>: true with both names. */
+bool device_disk_get_volume(const DeviceDef *def, const char **ret_pool, const char **ret_volume);
+/* What a volume disk is to a hypervisor: type='file' with the volume's path, and the volume's format as
+ * <driver type> unless one was given. */
+int device_disk_set_volume_file(DeviceDef *def, const char *path, const char *format);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */

@@ -60,6 +60,11 @@ static const char * const disk_source_attr[_DISK_TYPE_MAX] = {
         [DISK_TYPE_NETWORK] = "name",
 };
 
+static char *mfree_str(char *s) {
+        free(s);
+        return NULL;
+}
+
 typedef struct DiskDef {
         DiskType type;
         DiskDevice device;
@@ -67,6 +72,7 @@ typedef struct DiskDef {
         char *driver_type;
         char *source;
         char *source_protocol; /* network disks */
+        char *source_pool, *source_volume; /* volume disks */
         char *target_dev;
         char *target_bus;
         bool readonly;
@@ -90,6 +96,10 @@ static int disk_parse(DeviceDef *dev, ConfNode *n, VbError *e) {
                         d->source = conf_node_take_attr(c, disk_source_attr[d->type]);
                 if (d->type == DISK_TYPE_NETWORK)
                         d->source_protocol = conf_node_take_attr(c, "protocol");
+                if (d->type == DISK_TYPE_VOLUME) {
+                        d->source_pool = conf_node_take_attr(c, "pool");
+                        d->source_volume = conf_node_take_attr(c, "volume");
+                }
         }
         if ((c = conf_node_use_child(n, "target"))) {
                 d->target_dev = conf_node_take_attr(c, "dev");
@@ -113,9 +123,11 @@ static int disk_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
                     conf_node_set_attr(c, "type", d->driver_type) < 0)
                         return -ENOMEM;
         }
-        if (d->source || d->source_protocol) {
+        if (d->source || d->source_protocol || d->source_pool || d->source_volume) {
                 c = conf_node_add(n, "source");
                 if (!c || conf_node_set_attr(c, "protocol", d->source_protocol) < 0 ||
+                    conf_node_set_attr(c, "pool", d->source_pool) < 0 ||
+                    conf_node_set_attr(c, "volume", d->source_volume) < 0 ||
                     conf_node_set_attr(c, disk_source_attr[d->type] ?: "file", d->source) < 0)
                         return -ENOMEM;
         }
@@ -134,6 +146,8 @@ static int disk_validate(const DeviceDef *dev, const ConfNode *where, VbError *e
 
         if (d->type == DISK_TYPE_NETWORK && !d->source_protocol)
                 return conf_error(e, where, "a network disk needs <source protocol='...'/>");
+        if (d->type == DISK_TYPE_VOLUME && (!d->source_pool || !d->source_volume))
+                return conf_error(e, where, "a volume disk needs <source pool='...' volume='...'/>");
         if (dev->address.type != DEVICE_ADDRESS_NONE && dev->address.type != DEVICE_ADDRESS_DRIVE &&
             dev->address.type != DEVICE_ADDRESS_PCI && dev->address.type != DEVICE_ADDRESS_CCW &&
             dev->address.type != DEVICE_ADDRESS_USB && dev->address.type != DEVICE_ADDRESS_VIRTIO_MMIO &&
@@ -151,6 +165,8 @@ static void disk_free(void *data) {
         free(d->driver_type);
         free(d->source);
         free(d->source_protocol);
+        free(d->source_pool);
+        free(d->source_volume);
         free(d->target_dev);
         free(d->target_bus);
 }
@@ -165,6 +181,37 @@ const char *device_disk_get_bus(const DeviceDef *dev) {
 
 const char *device_disk_get_source(const DeviceDef *dev) {
         return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->source : NULL;
+}
+
+bool device_disk_get_volume(const DeviceDef *dev, const char **ret_pool, const char **ret_volume) {
+        const DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
+
+        if (!d || d->type != DISK_TYPE_VOLUME || !d->source_pool || !d->source_volume)
+                return false;
+        *ret_pool = d->source_pool;
+        *ret_volume = d->source_volume;
+        return true;
+}
+
+int device_disk_set_volume_file(DeviceDef *dev, const char *path, const char *format) {
+        DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
+        char *p, *f = NULL;
+
+        if (!d || d->type != DISK_TYPE_VOLUME)
+                return -EINVAL;
+        p = strdup(path);
+        if (!p || (!d->driver_type && format && !(f = strdup(format)))) {
+                free(p);
+                return -ENOMEM;
+        }
+        free(d->source);
+        d->source = p;
+        if (f)
+                d->driver_type = f;
+        d->source_pool = mfree_str(d->source_pool);
+        d->source_volume = mfree_str(d->source_volume);
+        d->type = DISK_TYPE_FILE;
+        return 0;
 }
 
 const DeviceOps device_disk_ops = {

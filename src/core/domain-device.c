@@ -125,6 +125,10 @@ static int access_with_device(const Domain *d, const DeviceDef *dev, const Domai
                 if (uid != domain_access_uid_for(&a, paths.v[i].path))
                         r = domain_access_grant(&a, paths.v[i].path, uid);
         }
+        /* The service's own grants made for this attach (a volume the caller may use: bus-domain.c). */
+        for (size_t i = 0; r >= 0 && who && i < who->n_grants; i++)
+                if (who->grants[i].uid == 0)
+                        r = domain_access_grant(&a, who->grants[i].path, 0);
         if (r < 0) {
                 domain_access_done(&a);
                 return r;
@@ -213,6 +217,22 @@ static int take_host_resources(Manager *m, Domain *d, DeviceDef **dev, DomainDef
         DeviceDef *resolved = NULL, *copy = NULL;
         int r;
 
+        /* A volume disk: its volume's file, in *dev and in new_live. */
+        r = manager_domain_volume_resolve_device(m, *dev, &resolved, reterr);
+        if (r < 0)
+                return r;
+        if (resolved) {
+                r = device_def_copy(resolved, &copy);
+                if (r < 0) {
+                        device_def_free(resolved);
+                        return r;
+                }
+                domain_def_remove_device(new_live, new_live->n_devices - 1);
+                (void) domain_def_add_device(new_live, copy);
+                device_def_free(*dev);
+                *dev = resolved;
+                resolved = copy = NULL;
+        }
         r = manager_domain_network_acquire_device(m, d->uuid, *dev, &resolved, reterr);
         if (r < 0)
                 return r;

@@ -117,12 +117,19 @@ int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain
 
 static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, VbError *reterr) {
         static const char * const props[] = { DOMAIN_STATE_PROPERTIES, "VCPUs", "MemoryKiB", NULL };
-        _cleanup_(domain_def_freep) DomainDef *with_networks = NULL;
+        _cleanup_(domain_def_freep) DomainDef *with_networks = NULL, *with_volumes = NULL;
         VbDriverDomainInfo info = {};
         int r;
 
         if (!DRIVER_OP(m, domain_start))
                 return vb_driver_not_supported(m->driver, "starting domains", reterr);
+        /* <disk type='volume'>: the volume's file (storage-manager.c), opened as the domain's access record
+         * says (a volume granted at Define: by the service). */
+        r = manager_domain_volumes_resolve(m, def, &with_volumes, reterr);
+        if (r < 0)
+                return r;
+        if (with_volumes)
+                def = with_volumes;
         /* <interface type='network'>: connected to their networks (network-manager.c), which says what
          * each actually uses in the definition the driver gets (a VF of a hostdev network becomes an
          * <interface type='hostdev'>, prepared below like the others). */

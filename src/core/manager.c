@@ -149,6 +149,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         r = storage_registry_new(m->config_dir, m->runtime_dir, cfg->driver, &m->storage, reterr);
         if (r < 0)
                 return r;
+        m->storage->event = m->event;
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -367,6 +368,7 @@ int manager_load(Manager *m, VbError *reterr) {
         r = storage_registry_load(m->storage);
         if (r < 0)
                 log_warning_errno(r, "Failed to load storage pools, ignoring: %m");
+        (void) manager_storage_default_pool(m);
         r = reconnect_running(m);
         if (r < 0)
                 return r;

@@ -12,6 +12,27 @@
 #include "util/fileio.h"
 #include "util/log.h"
 
+static inline void closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+#define TAKE_FD(fd)                     \
+        ({                              \
+                int _fd_ = (fd);        \
+                (fd) = -EBADF;          \
+                _fd_;                   \
+        })
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static inline const char *strna(const char *s) {
+        return s ?: "n/a";
+}
+
 #define CHANGED(r, p, ...)                                                                          \
         do {                                                                                        \
                 if ((r)->events.pool_changed)                                                       \
@@ -22,6 +43,10 @@
 static StorageVol *vol_free(StorageVol *v) {
         if (!v)
                 return NULL;
+        if (v->job)
+                storage_job_abandon(v->job); /* only at shutdown: a busy volume is never removed */
+        free(v->creator);
+        free(v->job_caller);
         free(v->name);
         free(v->path);
         free(v);
@@ -376,6 +401,11 @@ int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
 
         if (!storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        for (size_t i = 0; i < p->n_vols; i++)
+                if (p->vols[i]->job)
+                        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' of pool '%s' is busy with an %s.",
+                                            p->vols[i]->name, p->name,
+                                            storage_job_kind_to_string(storage_job_kind(p->vols[i]->job)));
         if (status_path(r, p->uuid, &status) >= 0)
                 (void) unlink(status);
         close(p->fd);
@@ -522,6 +552,9 @@ int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
 
         if (!storage_pool_is_active(p) || !ops)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        if (v->job)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy with an %s.", v->name,
+                                    storage_job_kind_to_string(storage_job_kind(v->job)));
         k = ops->vol_delete(p->fd, v->name, reterr);
         if (k < 0 && k != -ENOENT)
                 return k;
@@ -545,6 +578,188 @@ int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr) {
         def->format_given = true;
         def->format = v->info.format;
         return storage_vol_def_format(def, ret);
+}
+
+/* Jobs: Upload, Download, Wipe; Resize ------------------------------------------------------------ */
+
+int storage_vol_set_creator(StorageVol *v, const char *caller) {
+        return free_and_strdup(&v->creator, caller);
+}
+
+typedef struct VolJob {
+        StorageRegistry *registry;
+        StorageVol *vol;
+        StorageJobKind kind;
+        StorageVolJobCallbacks cb;
+        void *userdata;
+} VolJob;
+
+static void vol_job_progress(StorageJob *j, uint64_t done, uint64_t total, void *userdata) {
+        VolJob *vj = userdata;
+
+        if (vj->cb.progress)
+                vj->cb.progress(vj->vol, done, total, vj->userdata);
+}
+
+static void vol_job_done(StorageJob *j, int64_t result, const VbError *e, void *userdata) {
+        VolJob *vj = userdata;
+        StorageVol *v = vj->vol;
+        StoragePool *p = v->pool;
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        bool fresh = v->creator && streq_ptr(v->creator, v->job_caller);
+
+        v->job = NULL;
+        log_notice("%s of volume '%s' in pool '%s' for %s: %s.", storage_job_kind_to_string(vj->kind), v->name, p->name,
+                   strna(v->job_caller), result >= 0 ? "done" : e->message);
+        v->job_caller = mfree(v->job_caller);
+        if (result < 0 && vj->kind == STORAGE_JOB_UPLOAD && fresh) {
+                /* A volume made for this upload that never got its data goes again. */
+                log_notice("Removing volume '%s' of pool '%s': its first upload did not complete.", v->name, p->name);
+                (void) ops->vol_delete(p->fd, v->name, NULL);
+                vol_remove(vj->registry, v);
+                v = NULL;
+        } else {
+                if (result >= 0 && vj->kind != STORAGE_JOB_DOWNLOAD)
+                        v->creator = mfree(v->creator);
+                (void) ops->vol_info(p->fd, v->name, &v->info, NULL);
+        }
+        (void) ops->pool_info(p->fd, &p->info);
+        vj->cb.done(v, result, e, vj->userdata);
+        CHANGED(vj->registry, p, "Allocation", "Available");
+        free(vj);
+}
+
+/* [offset, offset + *length) within the file's size; *length 0 becomes the rest. */
+static int check_range(StorageVol *v, uint64_t size, uint64_t offset, uint64_t *length, VbError *reterr) {
+        if (offset > size)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Offset %" PRIu64 " is past the end of volume '%s' (%" PRIu64 " bytes).", offset,
+                                    v->name, size);
+        if (*length == 0)
+                *length = size - offset;
+        else if (*length > size - offset)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "%" PRIu64 " bytes from offset %" PRIu64 " go past the end of volume '%s' (%" PRIu64
+                                    " bytes).", *length, offset, v->name, size);
+        return 0;
+}
+
+int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset,
+                          uint64_t length, const char *caller, const StorageVolJobCallbacks *cb, void *userdata,
+                          VbError *reterr) {
+        _cleanup_close_ int caller_fd = fd, vol_fd = -EBADF;
+        StoragePool *p = v->pool;
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        StorageCopy c = { .kind = kind, .offset = offset };
+        struct stat st;
+        VolJob *vj;
+        int k;
+
+        if (!storage_pool_is_active(p) || !ops)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        if (v->job)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy with an %s.", v->name,
+                                    storage_job_kind_to_string(storage_job_kind(v->job)));
+        if (kind == STORAGE_JOB_WIPE && v->info.format != STORAGE_VOL_FORMAT_RAW) {
+                /* An image format is wiped by making it empty again (qemu-img, bounded). */
+                k = ops->vol_reformat(p->fd, v->name, reterr);
+                if (k < 0)
+                        return k;
+                v->creator = mfree(v->creator);
+                (void) ops->vol_info(p->fd, v->name, &v->info, NULL);
+                return 0;
+        }
+        vol_fd = ops->vol_open(p->fd, v->name, kind == STORAGE_JOB_DOWNLOAD ? O_RDONLY : O_RDWR, reterr);
+        if (vol_fd < 0)
+                return vol_fd;
+        if (fstat(vol_fd, &st) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot read volume '%s': %s", v->name,
+                                    strerror(errno));
+        c.until_eof = kind == STORAGE_JOB_UPLOAD && length == 0;
+        k = check_range(v, (uint64_t) st.st_size, offset, &length, reterr);
+        if (k < 0)
+                return k;
+        c.length = length;
+        vj = new0(VolJob, 1);
+        if (!vj || free_and_strdup(&v->job_caller, caller) < 0) {
+                free(vj);
+                return -ENOMEM;
+        }
+        *vj = (VolJob) { .registry = r, .vol = v, .kind = kind, .cb = *cb, .userdata = userdata };
+        c.fd = TAKE_FD(caller_fd);
+        c.vol_fd = TAKE_FD(vol_fd);
+        k = storage_job_start(r->event, &c, length,
+                              &(StorageJobCallbacks) { .progress = vol_job_progress, .done = vol_job_done }, vj, &v->job);
+        if (k < 0) {
+                free(vj);
+                v->job_caller = mfree(v->job_caller);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start the %s: %s",
+                                    storage_job_kind_to_string(kind), strerror(-k));
+        }
+        log_notice("%s of volume '%s' in pool '%s' for %s: %" PRIu64 " bytes from offset %" PRIu64 ".",
+                   storage_job_kind_to_string(kind), v->name, p->name, strna(caller), length, offset);
+        return 1;
+}
+
+void storage_vol_cancel_job(StorageVol *v, const char *caller) {
+        if (v->job && (!caller || streq_ptr(caller, v->job_caller)))
+                storage_job_cancel(v->job);
+}
+
+int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, VbError *reterr) {
+        StoragePool *p = v->pool;
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        int k;
+
+        if (!storage_pool_is_active(p) || !ops)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        if (v->job)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy with an %s.", v->name,
+                                    storage_job_kind_to_string(storage_job_kind(v->job)));
+        k = ops->vol_resize(p->fd, v->name, capacity, shrink, reterr);
+        if (k < 0)
+                return k;
+        log_notice("Resized volume '%s' of storage pool '%s' to %" PRIu64 " bytes.", v->name, p->name, capacity);
+        v->creator = mfree(v->creator);
+        (void) ops->vol_info(p->fd, v->name, &v->info, NULL);
+        (void) ops->pool_info(p->fd, &p->info);
+        CHANGED(r, p, "Allocation", "Available");
+        return 0;
+}
+
+int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, char **ret_path,
+                        StorageVolFormat *ret_format, VbError *reterr) {
+        StoragePool *p = storage_pool_by_name(r, pool);
+        StorageVol *v;
+        char *path = NULL;
+        int k;
+
+        if (!p)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_POOL, "No storage pool is named '%s'.", pool);
+        k = storage_vol_name_check(volume, reterr);
+        if (k < 0)
+                return k;
+        if (!active) {
+                if (!p->def->target_path || asprintf(&path, "%s/%s", p->def->target_path, volume) < 0)
+                        return -ENOMEM;
+                *ret_path = path;
+                if (ret_format)
+                        *ret_format = STORAGE_VOL_FORMAT_RAW;
+                return 0;
+        }
+        if (!storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Storage pool '%s' is not active.", pool);
+        v = storage_vol_by_name(p, volume);
+        if (!v)
+                return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_VOL, "Storage pool '%s' has no volume '%s'.", pool,
+                                    volume);
+        path = strdup(v->path);
+        if (!path)
+                return -ENOMEM;
+        *ret_path = path;
+        if (ret_format)
+                *ret_format = v->info.format;
+        return 0;
 }
 
 /* Loading --------------------------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "conf/storage-conf.h"
+#include "core/storage-job.h"
 #include "drivers/storage-backend.h"
 #include "util/error.h"
 #include "util/hashmap.h"
@@ -26,6 +27,9 @@ typedef struct StorageVol {
         char *name;
         char *path; /* also its key */
         StorageVolInfo info;
+        StorageJob *job;   /* the Upload, Download or Wipe running on it, if any */
+        char *creator;     /* who made it with CreateVolume, until something was written into it */
+        char *job_caller;  /* the bus name the running job is for */
 } StorageVol;
 
 struct StoragePool {
@@ -52,6 +56,7 @@ typedef struct StorageEvents {
 } StorageEvents;
 
 struct StorageRegistry {
+        sd_event *event;  /* where jobs report (storage-job.h) */
         char *dir;        /* <config>/storage */
         char *status_dir; /* <runtime>/storage */
         char *test_pool_dir; /* the test driver's simulated pool 'default-pool' (NULL otherwise) */
@@ -97,3 +102,30 @@ int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, S
 int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr);
 int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr);
 const char *storage_vol_type_name(const StorageVol *v);
+
+/* Marks v as just created by caller (a unique bus name): an Upload by that caller that fails or is
+ * cancelled before anything else was written into v removes v (nothing half-made stays). */
+int storage_vol_set_creator(StorageVol *v, const char *caller);
+
+/* Upload, Download, Wipe. fd (taken, also on failure; -1 for Wipe) is the caller's descriptor; offset and
+ * length are checked against the volume's file (length 0: to its end, or for an Upload until the
+ * descriptor's EOF). One job per volume at a time (DeviceBusy). cb->done gets v, or NULL when a fresh
+ * volume was removed after its Upload failed. */
+typedef struct StorageVolJobCallbacks {
+        void (*progress)(StorageVol *v, uint64_t done, uint64_t total, void *userdata);
+        void (*done)(StorageVol *v, int64_t r, const VbError *e, void *userdata);
+} StorageVolJobCallbacks;
+int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset,
+                          uint64_t length, const char *caller, const StorageVolJobCallbacks *cb, void *userdata,
+                          VbError *reterr);
+/* The running job of v, if it is for caller (NULL: any), stops; its done callback follows. */
+void storage_vol_cancel_job(StorageVol *v, const char *caller);
+/* shrink: the capacity may get smaller. */
+int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, VbError *reterr);
+
+/* The one way a domain's disk reaches a volume (<disk type='volume'><source pool= volume=/>): the path of
+ * the volume's file (to free) and its format. active: the pool must be active and hold the volume (a
+ * start, a hot-plug); otherwise the pool must only exist, and the path is where the volume is or will be
+ * (a grant at Define). NoSuchStoragePool, InvalidState, NoSuchStorageVol, InvalidArgs for a bad name. */
+int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, char **ret_path,
+                        StorageVolFormat *ret_format, VbError *reterr);

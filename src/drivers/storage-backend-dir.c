@@ -171,15 +171,22 @@ static int dir_vol_info(int pool_fd, const char *name, StorageVolInfo *ret, VbEr
 
 /* qemu-img create -f qcow2 into the file behind fd (passed as /dev/fd/N): qemu-img never opens a path of
  * the pool itself, so nothing it does can follow a symlink. Bounded: qemu-img writes a few clusters. */
-static int run_qemu_img_create(int fd, const StorageVolDef *def, VbError *reterr) {
+static int run_qemu_img(int fd, const char *verb, const char *name, uint64_t capacity, bool shrink, VbError *reterr) {
         char target[32], size[32];
-        const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", target, size, NULL };
+        const char *create[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", target, size, NULL };
+        const char *resize[] = { storage_qemu_img_path(), "resize", "-q", "-f", "qcow2", target, size, NULL, NULL };
+        const char **argv = streq(verb, "create") ? create : resize;
         _cleanup_close_ int pidfd = -EBADF;
         int keep[] = { fd }, status = 0, r;
         pid_t pid;
 
         snprintf(target, sizeof target, "/dev/fd/%d", fd);
-        snprintf(size, sizeof size, "%" PRIu64, def->capacity.bytes);
+        snprintf(size, sizeof size, "%" PRIu64, capacity);
+        if (shrink) {
+                resize[5] = "--shrink";
+                resize[6] = target;
+                resize[7] = size;
+        }
         r = host_process_spawn(argv, -1, keep, 1, &pid);
         if (r < 0)
                 return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -r, "Failed to run '%s'", argv[0]);
@@ -189,15 +196,15 @@ static int run_qemu_img_create(int fd, const StorageVolDef *def, VbError *reterr
 
                 if (poll(&p, 1, QEMU_IMG_TIMEOUT_MS) == 0) {
                         (void) host_process_terminate(pid, pidfd, 1000000);
-                        return vb_error_set(reterr, VB_ERROR_TIMEOUT, "qemu-img did not create volume '%s' within %d s.",
-                                            def->name, QEMU_IMG_TIMEOUT_MS / 1000);
+                        return vb_error_set(reterr, VB_ERROR_TIMEOUT, "qemu-img did not %s volume '%s' within %d s.",
+                                            verb, name, QEMU_IMG_TIMEOUT_MS / 1000);
                 }
         }
         if (waitpid(pid, &status, 0) < 0)
                 return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to wait for qemu-img");
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "qemu-img failed to create volume '%s' (status %d).",
-                                    def->name, status);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "qemu-img failed to %s volume '%s' (status %d).",
+                                    verb, name, status);
         return 0;
 }
 
@@ -224,7 +231,7 @@ static int dir_vol_create(int pool_fd, const StorageVolDef *def, VbError *reterr
                                                  def->name)
                             : 0;
         else
-                r = run_qemu_img_create(fd, def, reterr);
+                r = run_qemu_img(fd, "create", def->name, def->capacity.bytes, false, reterr);
         if (r < 0)
                 (void) unlinkat(pool_fd, def->name, 0); /* nothing half-made stays */
         return r;
@@ -242,6 +249,64 @@ static int dir_vol_delete(int pool_fd, const char *name, VbError *reterr) {
         return 0;
 }
 
+static int dir_vol_open(int pool_fd, const char *name, int flags, VbError *reterr) {
+        struct stat st;
+        int fd;
+
+        fd = storage_open_beneath(pool_fd, name, flags | O_NONBLOCK, 0);
+        if (fd < 0)
+                return vb_error_set_errno(reterr, fd == -ENOENT ? VB_ERROR_NO_SUCH_STORAGE_VOL : VB_ERROR_OPERATION_FAILED,
+                                          -fd, "Cannot open volume '%s'", name);
+        /* O_NONBLOCK only kept a FIFO planted under the name from blocking the open. */
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) < 0) {
+                close(fd);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Volume '%s' is not a regular file.", name);
+        }
+        return fd;
+}
+
+static int dir_vol_resize(int pool_fd, const char *name, uint64_t capacity, bool shrink, VbError *reterr) {
+        _cleanup_close_ int fd = -EBADF;
+        StorageVolInfo info;
+        int r;
+
+        r = dir_vol_info(pool_fd, name, &info, reterr);
+        if (r < 0)
+                return r;
+        if (capacity < info.capacity && !shrink)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Volume '%s' holds %" PRIu64 " bytes: making it smaller needs the shrink flag.", name,
+                                    info.capacity);
+        if (capacity == 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A volume's capacity cannot be 0.");
+        fd = dir_vol_open(pool_fd, name, O_RDWR, reterr);
+        if (fd < 0)
+                return fd;
+        if (info.format == STORAGE_VOL_FORMAT_QCOW2)
+                return run_qemu_img(fd, "resize", name, capacity, capacity < info.capacity, reterr);
+        if (ftruncate(fd, (off_t) capacity) < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to resize volume '%s'", name);
+        return 0;
+}
+
+static int dir_vol_reformat(int pool_fd, const char *name, VbError *reterr) {
+        _cleanup_close_ int fd = -EBADF;
+        StorageVolInfo info;
+        int r;
+
+        r = dir_vol_info(pool_fd, name, &info, reterr);
+        if (r < 0)
+                return r;
+        if (info.format != STORAGE_VOL_FORMAT_QCOW2)
+                return 0;
+        fd = dir_vol_open(pool_fd, name, O_RDWR, reterr);
+        if (fd < 0)
+                return fd;
+        if (ftruncate(fd, 0) < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to empty volume '%s'", name);
+        return run_qemu_img(fd, "create", name, info.capacity, false, reterr);
+}
+
 const VbStorageBackendOps storage_backend_dir = {
         .type = STORAGE_POOL_DIR,
         .build = dir_build,
@@ -252,6 +317,9 @@ const VbStorageBackendOps storage_backend_dir = {
         .vol_info = dir_vol_info,
         .vol_create = dir_vol_create,
         .vol_delete = dir_vol_delete,
+        .vol_open = dir_vol_open,
+        .vol_resize = dir_vol_resize,
+        .vol_reformat = dir_vol_reformat,
 };
 
 const VbStorageBackendOps *storage_backend_find(StoragePoolType type) {

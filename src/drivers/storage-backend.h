@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "conf/storage-conf.h"
@@ -37,6 +38,14 @@ typedef struct VbStorageBackendOps {
          * stays behind on failure. */
         int (*vol_create)(int pool_fd, const StorageVolDef *def, VbError *reterr);
         int (*vol_delete)(int pool_fd, const char *name, VbError *reterr);
+        /* The volume's file opened with flags (O_RDONLY or O_RDWR), confined to the pool: a descriptor or
+         * -errno. */
+        int (*vol_open)(int pool_fd, const char *name, int flags, VbError *reterr);
+        /* Capacity to what a guest sees: raw by ftruncate, qcow2 by qemu-img resize (shrink: allowed to
+         * get smaller). */
+        int (*vol_resize)(int pool_fd, const char *name, uint64_t capacity, bool shrink, VbError *reterr);
+        /* An empty image of the same format and capacity in place of the volume's (Wipe of a qcow2). */
+        int (*vol_reformat)(int pool_fd, const char *name, VbError *reterr);
 } VbStorageBackendOps;
 
 /* The backend of a pool type, or NULL (NotSupported at Start, with a sentence naming the type). */

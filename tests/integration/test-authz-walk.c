@@ -266,6 +266,14 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                         r = sd_bus_message_append_basic(m, 'b', &v);
                         break;
                 }
+                case 'h': {
+                        /* An empty source and a sink: Upload reads end-of-file, Download writes nowhere. */
+                        int v = open("/dev/null", O_RDWR | O_CLOEXEC);
+                        assert_true(v >= 0);
+                        r = sd_bus_message_append_basic(m, 'h', &v);
+                        close(v);
+                        break;
+                }
                 default:
                         fail_msg("%s.%s: no sample for argument type '%c'", interface, member, *t);
                 }

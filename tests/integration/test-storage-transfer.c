@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Volume data through descriptors (test driver, real files, real polkitd with the example rules): a
+ * group-virtbus user uploads 64 MiB through a pipe and downloads it back unchanged, with Progress
+ * signals; offset and length checks; holes kept through files; a caller that disconnects mid-upload
+ * leaves no new volume behind (and an old one as it was written); DeviceBusy while a job runs; Resize
+ * and Wipe. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/param.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define POOL_INTERFACE "org.virtbus1.StoragePool"
+#define VOL_INTERFACE "org.virtbus1.StorageVol"
+#define ERR(name) "org.virtbus1.Error." name
+#define MiB (UINT64_C(1) << 20)
+#define SIZE (64 * MiB)
+
+static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
+static char *raw_vol(sd_bus *bus, const char *pool, const char *name, uint64_t size) {
+        _cleanup_free_ char *xml = NULL;
+
+        assert_true(asprintf(&xml, "<volume><name>%s</name><capacity>%" PRIu64 "</capacity></volume>", name, size) > 0);
+        return get_path(bus, pool, POOL_INTERFACE, "CreateVolume", xml);
+}
+
+static uint64_t get_u64(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, VOL_INTERFACE, property, &e, 't', &v), 0);
+        return v;
+}
+
+/* FNV-1a over a file's bytes [off, off + len) (len 0: to the end). */
+static uint64_t checksum(const char *file, uint64_t off, uint64_t len) {
+        static char buf[1 << 16];
+        uint64_t h = 0xcbf29ce484222325ULL, left = len ?: UINT64_MAX;
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        assert_true(fd >= 0);
+        assert_true(lseek(fd, (off_t) off, SEEK_SET) >= 0);
+        while (left > 0 && (n = read(fd, buf, MIN(left, sizeof buf))) > 0) {
+                for (ssize_t i = 0; i < n; i++)
+                        h = (h ^ (uint8_t) buf[i]) * 0x100000001b3ULL;
+                left -= (uint64_t) n;
+        }
+        close(fd);
+        return h;
+}
+
+/* size bytes of a xorshift stream. */
+static void write_random_file(const char *file, uint64_t size) {
+        static uint64_t buf[1 << 13];
+        uint64_t x = 0x9e3779b97f4a7c15ULL;
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        assert_true(fd >= 0);
+        for (uint64_t done = 0; done < size; done += sizeof buf) {
+                for (size_t i = 0; i < ELEMENTSOF(buf); i++) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        buf[i] = x;
+                }
+                assert_int_equal(write(fd, buf, sizeof buf), (ssize_t) sizeof buf);
+        }
+        close(fd);
+}
+
+/* A child that copies file into the pipe's write end (or, reverse, the read end into file), then exits. */
+static pid_t pipe_child(int pipefd[2], const char *file, bool into_pipe) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int fd = into_pipe ? open(file, O_RDONLY) : open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                ssize_t n;
+
+                close(into_pipe ? pipefd[0] : pipefd[1]);
+                if (fd < 0)
+                        _exit(2);
+                if (into_pipe)
+                        while ((n = sendfile(pipefd[1], fd, NULL, 1 << 20)) > 0)
+                                ;
+                else
+                        while ((n = splice(pipefd[0], NULL, fd, NULL, 1 << 20, 0)) > 0)
+                                ;
+                _exit(n < 0 ? 1 : 0);
+        }
+        close(into_pipe ? pipefd[1] : pipefd[0]);
+        return pid;
+}
+
+static void wait_child(pid_t pid) {
+        int status = 0;
+
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void transfer_ok(sd_bus *bus, const char *vol, const char *method, int fd, uint64_t offset, uint64_t length) {
+        sd_bus_message_unref(harness_call_ok(bus, vol, VOL_INTERFACE, method, "httt", fd, offset, length, UINT64_C(0)));
+}
+
+static void upload_file_via_pipe(sd_bus *bus, const char *vol, const char *file, uint64_t offset, uint64_t length) {
+        int p[2];
+        pid_t pid;
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = pipe_child(p, file, true);
+        transfer_ok(bus, vol, "Upload", p[0], offset, length);
+        close(p[0]);
+        wait_child(pid);
+}
+
+static void download_to_file_via_pipe(sd_bus *bus, const char *vol, const char *file, uint64_t offset, uint64_t length) {
+        int p[2];
+        pid_t pid;
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = pipe_child(p, file, false);
+        transfer_ok(bus, vol, "Download", p[1], offset, length);
+        close(p[1]);
+        wait_child(pid);
+}
+
+static char *setup_default_pool(Harness *h, sd_bus *root) {
+        _cleanup_free_ char *xml = NULL, *dir = NULL;
+        char *pool;
+
+        assert_true(asprintf(&dir, "%s/pool-default", harness_dir(h)) > 0);
+        assert_true(mkdir(dir, 0711) >= 0 || errno == EEXIST);
+        assert_true(asprintf(&xml, "<pool type='dir'><name>default</name><target><path>%s/pool-default</path></target>"
+                                   "</pool>", harness_dir(h)) > 0);
+        pool = get_path(root, M, "CreateStoragePool", xml);
+        return pool;
+}
+
+static char *vol_file(Harness *h, const char *name) {
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/pool-default/%s", harness_dir(h), name) > 0);
+        return p;
+}
+
+static void test_upload_download(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *src = NULL, *back = NULL, *part = NULL, *file = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        unsigned n_progress = 0;
+        uint64_t last = 0, t0;
+        struct stat st;
+        int p[2], fd;
+
+        assert_true(asprintf(&src, "%s/source", harness_dir(h)) > 0);
+        assert_true(asprintf(&back, "%s/back", harness_dir(h)) > 0);
+        assert_true(asprintf(&part, "%s/part", harness_dir(h)) > 0);
+        write_random_file(src, SIZE);
+        pool = setup_default_pool(h, root);
+        vol = raw_vol(member, pool, "data.img", SIZE);
+        file = vol_file(h, "data.img");
+
+        /* 64 MiB through a pipe, and back through another; Progress on the way. */
+        w = harness_watch_signal(member, vol, VOL_INTERFACE, "Progress");
+        t0 = harness_now_usec();
+        upload_file_via_pipe(member, vol, src, 0, SIZE);
+        print_message("upload of 64 MiB through a pipe: %.1f ms\n", (harness_now_usec() - t0) / 1000.0);
+        for (sd_bus_message *s; (s = harness_watch_next(w, 200000));) {
+                uint64_t done, total;
+
+                assert_int_equal(sd_bus_message_read(s, "tt", &done, &total), 1);
+                assert_int_equal(total, SIZE);
+                assert_true(done >= last && done <= total);
+                last = done;
+                n_progress++;
+                sd_bus_message_unref(s);
+        }
+        assert_true(n_progress >= 1);
+        assert_int_equal(last, SIZE);
+        assert_true(checksum(file, 0, 0) == checksum(src, 0, 0));
+        t0 = harness_now_usec();
+        download_to_file_via_pipe(member, vol, back, 0, 0);
+        print_message("download of 64 MiB through a pipe: %.1f ms\n", (harness_now_usec() - t0) / 1000.0);
+        assert_int_equal(stat(back, &st), 0);
+        assert_int_equal((uint64_t) st.st_size, SIZE);
+        assert_true(checksum(back, 0, 0) == checksum(src, 0, 0));
+
+        /* A part: 4 KiB at 1 MiB into a regular file, written from its position. */
+        fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        transfer_ok(member, vol, "Download", fd, MiB, 4096);
+        close(fd);
+        assert_true(checksum(part, 0, 0) == checksum(src, MiB, 4096));
+        /* ... and uploaded at another offset. */
+        fd = open(part, O_RDONLY | O_CLOEXEC);
+        transfer_ok(member, vol, "Upload", fd, 8 * MiB, 0);
+        close(fd);
+        assert_true(checksum(file, 8 * MiB, 4096) == checksum(src, MiB, 4096));
+
+        /* Offset and length checks. */
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "past the end", vol, VOL_INTERFACE, "Upload", "httt", fd,
+                           SIZE + 1, UINT64_C(0), UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "go past the end", vol, VOL_INTERFACE, "Download", "httt",
+                           fd, SIZE - 4096, UINT64_C(8192), UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "go past the end", vol, VOL_INTERFACE, "Upload", "httt",
+                           fd, UINT64_C(1), UINT64_MAX, UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, NULL, vol, VOL_INTERFACE, "Upload", "httt", fd,
+                           UINT64_C(0), UINT64_C(0), UINT64_C(1));
+        close(fd);
+        /* A pipe that ends early. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(write(p[1], "0123456789", 10), 10);
+        close(p[1]);
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "ended after 10 of 4096 bytes", vol, VOL_INTERFACE,
+                           "Upload", "httt", p[0], UINT64_C(0), UINT64_C(4096), UINT64_C(0));
+        close(p[0]);
+        /* Not readable / not writable. */
+        fd = open(part, O_WRONLY | O_CLOEXEC);
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "not open for reading", vol, VOL_INTERFACE, "Upload",
+                           "httt", fd, UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        close(fd);
+        fd = open(part, O_RDONLY | O_CLOEXEC);
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "not open for writing", vol, VOL_INTERFACE, "Download",
+                           "httt", fd, UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        close(fd);
+        /* The other pool's rules: a plain user gets nothing. */
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_PLAIN), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
+                           vol, VOL_INTERFACE, "Download", "httt", fd, UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        close(fd);
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+/* Holes stay holes through regular files, both ways. */
+static void test_sparse(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *src = NULL, *back = NULL, *file = NULL;
+        struct stat st;
+        int fd;
+
+        assert_true(asprintf(&src, "%s/sparse-src", harness_dir(h)) > 0);
+        assert_true(asprintf(&back, "%s/sparse-back", harness_dir(h)) > 0);
+        fd = open(src, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t) SIZE), 0);
+        assert_int_equal(pwrite(fd, "data", 4, (off_t) (32 * MiB)), 4);
+        close(fd);
+        pool = setup_default_pool(h, root);
+        vol = raw_vol(member, pool, "sparse.img", SIZE);
+        file = vol_file(h, "sparse.img");
+        /* The volume had data where the file has a hole: it goes. */
+        fd = open(file, O_WRONLY | O_CLOEXEC);
+        assert_int_equal(pwrite(fd, "old", 3, 0), 3);
+        close(fd);
+
+        fd = open(src, O_RDONLY | O_CLOEXEC);
+        transfer_ok(member, vol, "Upload", fd, 0, 0);
+        close(fd);
+        assert_int_equal(stat(file, &st), 0);
+        assert_true((uint64_t) st.st_blocks * 512 <= MiB);
+        assert_true(checksum(file, 0, 0) == checksum(src, 0, 0));
+        assert_true(get_u64(member, vol, "Allocation") <= MiB);
+
+        fd = open(back, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        transfer_ok(member, vol, "Download", fd, 0, 0);
+        close(fd);
+        assert_int_equal(stat(back, &st), 0);
+        assert_int_equal((uint64_t) st.st_size, SIZE);
+        assert_true((uint64_t) st.st_blocks * 512 <= MiB);
+        assert_true(checksum(back, 0, 0) == checksum(src, 0, 0));
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+/* Starts an Upload from a pipe on a connection of its own, feeds it 1 MiB, and drops the connection with
+ * the pipe still open: the job must end by the disconnect alone. */
+static void upload_then_disconnect(Harness *h, const char *vol_name, const char *pool, const char *existing) {
+        _cleanup_free_ char *vol = NULL;
+        static char chunk[1 << 20];
+        sd_bus *conn = NULL;
+        int p[2];
+
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_VIRTBUS, &conn), 0);
+        vol = existing ? strdup(existing) : raw_vol(conn, pool, vol_name, SIZE);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        memset(chunk, 'x', sizeof chunk);
+        assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, vol, VOL_INTERFACE, "Upload", NULL, NULL,
+                                             "httt", p[0], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(conn) >= 0);
+        close(p[0]);
+        assert_int_equal(write(p[1], chunk, sizeof chunk), (ssize_t) sizeof chunk);
+        usleep(300000);
+        sd_bus_flush_close_unref(conn);
+        /* Held open a while longer: the end of the pipe is not what stops the job. */
+        usleep(1000000);
+        close(p[1]);
+}
+
+static void test_disconnect(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *file = NULL, *old = NULL, *oldfile = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t deadline;
+        char head[4] = {};
+        int fd, r;
+
+        pool = setup_default_pool(h, root);
+        /* A new volume: gone again. */
+        upload_then_disconnect(h, "half.img", pool, NULL);
+        file = vol_file(h, "half.img");
+        deadline = harness_now_usec() + 5000000;
+        for (;;) {
+                r = sd_bus_call_method(root, HARNESS_SERVICE, pool, POOL_INTERFACE, "GetVolumeByName", &e, NULL, "s",
+                                       "half.img");
+                if (r < 0 || harness_now_usec() > deadline)
+                        break;
+                usleep(50000);
+        }
+        harness_assert_error(&e, ERR("NoSuchStorageVol"), NULL);
+        sd_bus_error_free(&e);
+        assert_int_equal(access(file, F_OK), -1);
+
+        /* An old volume (written into before): what came stays, and the volume is free again. */
+        old = raw_vol(member, pool, "old.img", SIZE);
+        oldfile = vol_file(h, "old.img");
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        transfer_ok(member, old, "Upload", fd, 0, 0);
+        close(fd);
+        upload_then_disconnect(h, "old.img", pool, old);
+        deadline = harness_now_usec() + 5000000;
+        for (;;) {
+                r = sd_bus_call_method(member, HARNESS_SERVICE, old, VOL_INTERFACE, "Resize", &e, NULL, "tt", SIZE,
+                                       UINT64_C(0));
+                if (r >= 0 || !sd_bus_error_has_name(&e, ERR("DeviceBusy")) || harness_now_usec() > deadline)
+                        break;
+                sd_bus_error_free(&e);
+                usleep(50000);
+        }
+        assert_true(r >= 0);
+        fd = open(oldfile, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, head, 4), 4);
+        close(fd);
+        assert_memory_equal(head, "xxxx", 4);
+        sd_bus_message_unref(harness_call_ok(member, old, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+static void test_busy_resize_wipe(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *q = NULL, *file = NULL, *src = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus *conn = NULL;
+        struct stat st;
+        int p[2];
+
+        assert_true(asprintf(&src, "%s/source", harness_dir(h)) > 0);
+        write_random_file(src, SIZE);
+        pool = setup_default_pool(h, root);
+        vol = raw_vol(member, pool, "busy.img", SIZE);
+        file = vol_file(h, "busy.img");
+
+        /* While an upload waits for data, the volume is busy; its pool cannot stop. */
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_VIRTBUS, &conn), 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, vol, VOL_INTERFACE, "Upload", NULL, NULL,
+                                             "httt", p[0], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(conn) >= 0);
+        close(p[0]);
+        usleep(300000);
+        harness_call_fails(member, ERR("DeviceBusy"), "busy with an upload", vol, VOL_INTERFACE, "Delete", "t",
+                           UINT64_C(0));
+        harness_call_fails(member, ERR("DeviceBusy"), NULL, vol, VOL_INTERFACE, "Wipe", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), NULL, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0));
+        close(p[1]); /* end of file: the upload (length 0) is done */
+        assert_true(sd_bus_call_method(conn, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "GetId", NULL, NULL, "") >= 0);
+        sd_bus_flush_close_unref(conn);
+
+        upload_file_via_pipe(member, vol, src, 0, SIZE);
+        /* Resize: grow, refuse to shrink without the flag, shrink with it. */
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Resize", "tt", 2 * SIZE, UINT64_C(0)));
+        assert_int_equal(get_u64(member, vol, "Capacity"), 2 * SIZE);
+        assert_int_equal(stat(file, &st), 0);
+        assert_int_equal((uint64_t) st.st_size, 2 * SIZE);
+        assert_true(checksum(file, 0, SIZE) == checksum(src, 0, 0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "shrink", vol, VOL_INTERFACE, "Resize", "tt", SIZE / 2,
+                           UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, NULL, vol, VOL_INTERFACE, "Resize", "tt", SIZE,
+                           UINT64_C(2));
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Resize", "tt", SIZE / 2, UINT64_C(1)));
+        assert_int_equal(get_u64(member, vol, "Capacity"), SIZE / 2);
+        assert_true(checksum(file, 0, 0) == checksum(src, 0, SIZE / 2));
+
+        /* Wipe: zeroes all over, with Progress. */
+        w = harness_watch_signal(member, vol, VOL_INTERFACE, "Progress");
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
+        reply = harness_watch_next(w, 2000000);
+        assert_non_null(reply);
+        sd_bus_message_unref(reply);
+        {
+                static char zero[1 << 16];
+                _cleanup_free_ char *zfile = NULL;
+                int fd;
+
+                assert_true(asprintf(&zfile, "%s/zeroes", harness_dir(h)) > 0);
+                fd = open(zfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                for (uint64_t i = 0; i < SIZE / 2; i += sizeof zero)
+                        assert_int_equal(write(fd, zero, sizeof zero), (ssize_t) sizeof zero);
+                close(fd);
+                assert_true(checksum(file, 0, 0) == checksum(zfile, 0, 0));
+        }
+
+        /* qcow2: Resize through qemu-img, Wipe makes it an empty image again. */
+        q = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+                     "<volume><name>q.qcow2</name><capacity unit='MiB'>64</capacity><target><format type='qcow2'/>"
+                     "</target></volume>");
+        sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Resize", "tt", 128 * MiB, UINT64_C(0)));
+        assert_int_equal(get_u64(member, q, "Capacity"), 128 * MiB);
+        sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
+        assert_int_equal(get_u64(member, q, "Capacity"), 128 * MiB);
+        assert_string_equal(harness_get_string(member, q, VOL_INTERFACE, "Format"), "qcow2");
+
+        sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_upload_download),
+                cmocka_unit_test(test_sparse),
+                cmocka_unit_test(test_disconnect),
+                cmocka_unit_test(test_busy_resize_wipe),
+        };
+
+        return harness_run_group(tests, &(HarnessOptions) {});
+}
