@@ -279,6 +279,8 @@ static int check_new(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, Vb
                                     "definition", d->name);
         if (!DRIVER_OP(m, domain_snapshot_create))
                 return not_supported(m, "take snapshots", reterr);
+        if (def->name && (streq(def->name, ".") || streq(def->name, "..")))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A snapshot cannot be named '%s'", def->name);
         if (def->name && strlen(def->name) > SNAPSHOT_NAME_MAX)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Snapshot names are at most %d bytes",
                                     SNAPSHOT_NAME_MAX);

@@ -128,6 +128,8 @@ static void test_snapshot_tree(void **state) {
                            "<domainsnapshot><name>x</name><memory snapshot='external' file='/tmp/m'/></domainsnapshot>",
                            UINT64_C(0));
         harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, NULL, a, S, "Delete", "t", UINT64_C(16));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'..'", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><name>..</name></domainsnapshot>", UINT64_C(0));
         harness_call_fails(bus, ERR("InvalidState"), "snapshot", dom, D, "Undefine", "t", UINT64_C(0));
 
         /* Revert to a (shut off): the domain stops; to b (running): it runs again. */
