@@ -147,6 +147,8 @@ const char *device_def_kind_name(const DeviceDef *def);
 /* Kind-specific accessors (device-disk.c, device-interface.c). */
 const char *device_disk_get_target(const DeviceDef *def);
 const char *device_disk_get_source(const DeviceDef *def);
+/* <driver type=> (the image format), NULL when not given. */
+const char *device_disk_get_format(const DeviceDef *def);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */

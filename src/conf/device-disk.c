@@ -167,6 +167,10 @@ const char *device_disk_get_source(const DeviceDef *dev) {
         return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->source : NULL;
 }
 
+const char *device_disk_get_format(const DeviceDef *dev) {
+        return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->driver_type : NULL;
+}
+
 const DeviceOps device_disk_ops = {
         .data_size = sizeof(DiskDef),
         .parse = disk_parse,
