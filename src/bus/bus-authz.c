@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "bus/bus-authz.h"
+#include "bus/bus-domain-snapshot.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-network.h"
 #include "bus/bus-nodedev.h"
@@ -13,6 +14,7 @@
 #define ND VB_NODEDEV_INTERFACE
 #define SP VB_STORAGE_POOL_INTERFACE
 #define SV VB_STORAGE_VOL_INTERFACE
+#define DS VB_DOMAIN_SNAPSHOT_INTERFACE
 #define METHOD BUS_AUTHZ_METHOD
 #define WRITE BUS_AUTHZ_PROPERTY_WRITE
 
@@ -68,6 +70,14 @@ const BusAuthzRule bus_authz_rules[] = {
         { D, "OpenGraphics", METHOD, BUS_ACTION_DOMAIN_CONSOLE, "domain",
           BUS_ACTION_DOMAIN_READ_SECURE " (domain) with flag 1 (skip the display's password)" },
         { D, "Screenshot", METHOD, BUS_ACTION_DOMAIN_CONSOLE, "domain", NULL },
+        { D, "CreateSnapshot", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain,snapshot", NULL },
+        { D, "ListSnapshots", METHOD, NULL, NULL, NULL },
+
+        /* org.virtbus1.DomainSnapshot */
+        { DS, "GetXMLDesc", METHOD, NULL, NULL, NULL },
+        { DS, "Revert", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain,snapshot", NULL },
+        { DS, "Delete", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain,snapshot", NULL },
+        { DS, "ListChildren", METHOD, NULL, NULL, NULL },
         { D, "SetMemory", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
         { D, "SetVCPUs", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
         { D, "Autostart", WRITE, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },

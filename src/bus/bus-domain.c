@@ -3,6 +3,7 @@
 #include "bus/bus-authz.h"
 #include "bus/bus-domain-console.h"
 #include "bus/bus-domain-device.h"
+#include "bus/bus-domain-snapshot.h"
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-error.h"
@@ -573,6 +574,8 @@ static const sd_bus_vtable domain_vtable[] = {
         SD_BUS_PROPERTY("CurrentMemoryKiB", "t", property_get_current_memory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxVCPUs", "u", property_get_max_vcpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("OSType", "s", property_get_os_type, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CurrentSnapshot", "o", bus_domain_property_get_current_snapshot, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_shutdown,
@@ -611,6 +614,10 @@ static const sd_bus_vtable domain_vtable[] = {
                                 bus_domain_method_open_graphics, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Screenshot", SD_BUS_ARGS("u", screen, "t", flags), SD_BUS_RESULT("ay", png),
                                 bus_domain_method_screenshot, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateSnapshot", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", snapshot),
+                                bus_domain_method_create_snapshot, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListSnapshots", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", snapshots),
+                                bus_domain_method_list_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", alias), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", alias), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemovalFailed", SD_BUS_ARGS("s", alias, "s", reason), 0),

@@ -3,6 +3,7 @@
 #include "bus/bus-authz.h"
 #include "bus/bus-capabilities.h"
 #include "bus/bus-domain-stats.h"
+#include "bus/bus-domain-snapshot.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
 #include "bus/bus-network.h"
@@ -60,7 +61,12 @@ int bus_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         int r;
 
         /* A call to an object that went away: say so plainly, rather than sd-bus' "Unknown method". */
-        if (startswith_path(sd_bus_message_get_path(m), VB_DOMAIN_PREFIX) &&
+        if (startswith_path(sd_bus_message_get_path(m), VB_DOMAIN_PREFIX) && strstr(sd_bus_message_get_path(m), "/snapshot/") &&
+            !bus_domain_snapshot_from_path(s, sd_bus_message_get_path(m)) &&
+            !sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Introspectable", NULL))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No snapshot at %s",
+                                         sd_bus_message_get_path(m));
+        if (startswith_path(sd_bus_message_get_path(m), VB_DOMAIN_PREFIX) && !strstr(sd_bus_message_get_path(m), "/snapshot") &&
             !bus_domain_from_path(s, sd_bus_message_get_path(m)) &&
             !streq(sd_bus_message_get_path(m), VB_DOMAIN_PREFIX) &&
             !sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Introspectable", NULL))

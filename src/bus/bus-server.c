@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "bus/bus-domain-snapshot.h"
 #include "bus/bus-capabilities.h"
 #include "bus/bus-domain-device.h"
 #include "bus/bus-domain.h"
@@ -91,6 +92,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = bus_storage_vol_register(s);
         if (r < 0)
                 return r;
+        r = bus_domain_snapshot_register(s);
+        if (r < 0)
+                return r;
 
         manager_set_events(manager, &(ManagerEvents) {
                 .domain_added = bus_domain_on_added,
@@ -102,6 +106,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
                 .domain_device_added = bus_domain_on_device_added,
                 .domain_device_removed = bus_domain_on_device_removed,
                 .domain_device_removal_failed = bus_domain_on_device_removal_failed,
+                .snapshot_added = bus_domain_snapshot_on_added,
+                .snapshot_removed = bus_domain_snapshot_on_removed,
+                .snapshot_changed = bus_domain_snapshot_on_changed,
                 .userdata = s,
         });
 

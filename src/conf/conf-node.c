@@ -70,6 +70,23 @@ ConfNode *conf_node_new(const char *name) {
         return n;
 }
 
+int conf_node_rename(ConfNode *n, const char *name) {
+        ConfNode *tmp = conf_node_new(name);
+        char *old_name;
+        bool old_owned;
+
+        if (!tmp)
+                return -ENOMEM;
+        old_name = n->name;
+        old_owned = n->name_owned;
+        n->name = tmp->name;
+        n->name_owned = tmp->name_owned;
+        tmp->name = old_name;
+        tmp->name_owned = old_owned;
+        conf_node_free(tmp);
+        return 0;
+}
+
 static void conf_attr_done(ConfAttr *a) {
         free(a->name);
         free(a->ns_href);

@@ -44,6 +44,8 @@ ConfNode *conf_node_copy(const ConfNode *n);
 ConfNode *conf_node_from_xml(const void *xml_node);
 
 bool conf_node_is_empty(const ConfNode *n);
+/* Gives n another element name (a snapshot's <inactiveDomain> is parsed as a <domain>). */
+int conf_node_rename(ConfNode *n, const char *name);
 bool conf_node_is(const ConfNode *n, const char *name);
 
 /* Reading without consuming. */

@@ -40,6 +40,11 @@ static const char * const volume_order[] = {
         "name", "key", "source", "capacity", "allocation", "physical", "target", "backingStore",
 };
 
+static const char * const snapshot_order[] = {
+        "name", "description", "state", "parent", "creationTime", "memory", "disks", "revertDisks", "domain",
+        "inactiveDomain", "cookie", "active",
+};
+
 static const char * const forward_order[] = {
         "nat", "pf", "interface", "address", "driver",
 };
@@ -56,6 +61,7 @@ static const struct {
         { "os", os_order, ELEMENTSOF(os_order) },
         { "pool", pool_order, ELEMENTSOF(pool_order) },
         { "volume", volume_order, ELEMENTSOF(volume_order) },
+        { "domainsnapshot", snapshot_order, ELEMENTSOF(snapshot_order) },
 };
 
 bool conf_order_has_table(const char *parent) {

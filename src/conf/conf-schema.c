@@ -84,6 +84,7 @@ static SchemaCache schema_cache[] = {
         { "domaincaps.rng" },
         { "storagepool.rng" },
         { "storagevol.rng" },
+        { "domainsnapshot.rng" },
 };
 
 static void (*schema_on_use)(void *userdata);

@@ -152,6 +152,8 @@ bool device_disk_get_volume(const DeviceDef *def, const char **ret_pool, const c
 /* What a volume disk is to a hypervisor: type='file' with the volume's path, and the volume's format as
  * <driver type> unless one was given. */
 int device_disk_set_volume_file(DeviceDef *def, const char *path, const char *format);
+/* <driver type=> (the image format), NULL when not given. */
+const char *device_disk_get_format(const DeviceDef *def);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */

@@ -214,6 +214,10 @@ int device_disk_set_volume_file(DeviceDef *dev, const char *path, const char *fo
         return 0;
 }
 
+const char *device_disk_get_format(const DeviceDef *dev) {
+        return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->driver_type : NULL;
+}
+
 const DeviceOps device_disk_ops = {
         .data_size = sizeof(DiskDef),
         .parse = disk_parse,

@@ -321,6 +321,9 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient: it has no saved "
                                     "definition to remove", d->name);
+        if (d->n_snapshots > 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' has %zu snapshot(s): delete them "
+                                    "first", d->name, d->n_snapshots);
         r = domain_store_remove(m->domains_dir, d->uuid, reterr);
         if (r < 0)
                 return r;

@@ -6,6 +6,7 @@
 #include "conf/domain-access.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
+#include "core/snapshot.h"
 #include "util/log.h"
 
 struct DomainWaiter {
@@ -75,6 +76,7 @@ Domain *domain_free(Domain *d) {
                 vb_error_free(&e);
         }
         domain_fail_device_removals(d, VB_ERROR_NO_SUCH_DOMAIN, "went away");
+        domain_snapshots_free(d);
         domain_def_free(d->config);
         domain_def_free(d->live);
         free(d->xml_cache);

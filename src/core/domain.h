@@ -34,6 +34,10 @@ struct Domain {
         DomainAccess access;
         DomainWaiter *waiters;
         DomainDeviceRemoval *removals; /* live detaches the guest has yet to answer (domain-device.c) */
+        /* Its snapshots (core/snapshot.h), in order of creation, and the current one (or NULL). */
+        struct DomainSnapshot **snapshots;
+        size_t n_snapshots;
+        struct DomainSnapshot *current_snapshot;
         /* GetXMLDesc's last answer, for the definition with this serial and these format flags. */
         char *xml_cache;
         uint64_t xml_cache_serial;

@@ -8,6 +8,7 @@
 
 #include "conf/conf-schema.h"
 #include "conf/domain-access.h"
+#include "core/snapshot.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
 #include "core/manager.h"
@@ -372,6 +373,7 @@ int manager_load(Manager *m, VbError *reterr) {
         r = reconnect_running(m);
         if (r < 0)
                 return r;
+        manager_snapshot_load_all(m);
         manager_network_prune_ports(m); /* ports of domains that stopped while we were away (network-manager.c) */
         manager_hostdev_load(m);        /* host devices they hold, or held (hostdev-store.c) */
 

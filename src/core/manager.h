@@ -43,6 +43,11 @@ typedef struct ManagerEvents {
         void (*domain_device_added)(void *userdata, Domain *d, const char *alias);
         void (*domain_device_removed)(void *userdata, Domain *d, const char *alias);
         void (*domain_device_removal_failed)(void *userdata, Domain *d, const char *alias, const char *reason);
+        /* Snapshots taken, found or deleted (core/snapshot.c); removed: before it is freed. changed: the
+         * DomainSnapshot properties named (NULL-terminated). */
+        void (*snapshot_added)(void *userdata, struct DomainSnapshot *s);
+        void (*snapshot_removed)(void *userdata, struct DomainSnapshot *s);
+        void (*snapshot_changed)(void *userdata, struct DomainSnapshot *s, const char * const *properties);
         /* Node devices found, gone, or changed by a re-scan (nodedev.c); removed: before it is freed. */
         void (*nodedev_added)(void *userdata, NodeDevice *d);
         void (*nodedev_removed)(void *userdata, NodeDevice *d);

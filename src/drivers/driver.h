@@ -16,6 +16,7 @@ typedef struct DeviceDef DeviceDef;
 typedef struct DomainCaps DomainCaps;
 typedef struct DomainAccess DomainAccess;
 typedef struct HostCaps HostCaps;
+typedef struct SnapshotDef SnapshotDef;
 
 /* What GetDomainCapabilities asks about (NULL or "": the default). */
 typedef struct VbDomainCapsQuery {
@@ -186,6 +187,19 @@ typedef struct VbDriverOps {
         /* SetMemory on a running domain: the balloon's target in KiB (core checked it against the live
          * <memory>). The driver keeps its live definition's <currentMemory> in step. */
         int (*domain_set_memory)(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+
+        /* Snapshots (Domain.CreateSnapshot, DomainSnapshot.Revert/Delete). Optional: absent, core answers
+         * NotSupported. def is the domain's current definition, running whether it runs now; snap the
+         * snapshot (named, with its state filled in). create takes what snap says of disks and memory;
+         * revert puts the disks (and, for a snapshot of a running domain, the guest's state) back, with the
+         * domain stopped by core first unless running (then the backend reverts it live or refuses);
+         * delete drops what the backend keeps for the snapshot. Failing changes nothing. */
+        int (*domain_snapshot_create)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                                      const DomainAccess *access, VbError *reterr);
+        int (*domain_snapshot_revert)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                                      const DomainAccess *access, VbError *reterr);
+        int (*domain_snapshot_delete)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                                      const DomainAccess *access, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

@@ -446,4 +446,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_get_stats = qemu_get_stats,
         .domain_stats_cancel = qemu_stats_cancel,
         .domain_set_memory = qemu_set_memory,
+        .domain_snapshot_create = qemu_snapshot_create,
+        .domain_snapshot_revert = qemu_snapshot_revert,
+        .domain_snapshot_delete = qemu_snapshot_delete,
 };

@@ -28,6 +28,7 @@
 #include "drivers/driver.h"
 #include "drivers/test-driver-caps.h"
 #include "drivers/test-driver-console.h"
+#include "drivers/test-driver-snapshot.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -787,4 +788,7 @@ const VbDriverOps vb_test_driver_ops = {
         .capabilities = test_capabilities,
         .domain_get_stats = test_get_stats,
         .domain_set_memory = test_set_memory,
+        .domain_snapshot_create = test_snapshot_create,
+        .domain_snapshot_revert = test_snapshot_revert,
+        .domain_snapshot_delete = test_snapshot_delete,
 };

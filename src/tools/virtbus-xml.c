@@ -6,6 +6,7 @@
 #include "conf/domain-conf.h"
 #include "conf/network-conf.h"
 #include "conf/nodedev-conf.h"
+#include "conf/snapshot-conf.h"
 #include "conf/storage-conf.h"
 #include "util/fileio.h"
 
@@ -15,7 +16,7 @@
 static int usage(void) {
         fprintf(stderr,
                 "Usage: virtbus-xml format|validate KIND FILE\n"
-                "  KIND: domain, device, network, nodedev, storagepool, storagevol\n"
+                "  KIND: domain, device, network, nodedev, storagepool, storagevol, snapshot\n"
                 "Parses FILE, validates it and prints it in canonical form (format).\n");
         return 2;
 }
@@ -63,6 +64,14 @@ static int handle(const char *kind, const char *xml, bool print, char **ret, VbE
                 r = storage_pool_def_parse_string(xml, STORAGE_PARSE_STABLE_DEFAULTS, &def, e);
                 if (r >= 0 && print)
                         r = storage_pool_def_format(def, ret);
+                return r;
+        }
+        if (streq(kind, "snapshot")) {
+                _cleanup_(snapshot_def_freep) SnapshotDef *def = NULL;
+
+                r = snapshot_def_parse_string(xml, &def, e);
+                if (r >= 0 && print)
+                        r = snapshot_def_format(def, DOMAIN_FORMAT_SECURE, ret);
                 return r;
         }
         if (streq(kind, "storagevol")) {

@@ -54,7 +54,7 @@ static bool is_granted(const char *action) {
 
 /* The objects the walk goes through, defined again as root whenever a granted call removed one. */
 typedef struct Objects {
-        char *domain, *network, *nodedev, *pool, *volume, *volume_file;
+        char *domain, *network, *nodedev, *pool, *volume, *volume_file, *snapshot;
 } Objects;
 
 static char *find_or_define(sd_bus *root, const char *getter, const char *name, const char *definer, const char *xml) {
@@ -84,6 +84,7 @@ static void objects_ensure(Harness *h, Objects *o) {
         free(o->pool);
         free(o->volume);
         free(o->volume_file);
+        free(o->snapshot);
         /* By UUID: a granted Rename does not lose it. */
         {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -97,6 +98,19 @@ static void objects_ensure(Harness *h, Objects *o) {
                         sd_bus_error_free(&e);
                         o->domain = harness_define_domain(root, DOMAIN_XML);
                 }
+        }
+        /* One snapshot of the domain (any: a granted CreateSnapshot may have added more). */
+        reply = harness_call_ok(root, o->domain, "org.virtbus1.Domain", "ListSnapshots", "t", UINT64_C(0));
+        assert_true(sd_bus_message_enter_container(reply, 'a', "o") > 0);
+        if (sd_bus_message_read(reply, "o", &p) > 0)
+                o->snapshot = strdup(p);
+        sd_bus_message_unref(reply);
+        if (!o->snapshot) {
+                reply = harness_call_ok(root, o->domain, "org.virtbus1.Domain", "CreateSnapshot", "st",
+                                        "<domainsnapshot><name>walk-snap</name></domainsnapshot>", UINT64_C(0));
+                assert_int_equal(sd_bus_message_read(reply, "o", &p), 1);
+                o->snapshot = strdup(p);
+                sd_bus_message_unref(reply);
         }
         o->network = find_or_define(root, "GetNetworkByName", "walk-net", "DefineNetwork", NETWORK_XML);
         /* Active, so that its leases can be read. */
@@ -149,6 +163,7 @@ static void objects_done(Objects *o) {
         free(o->pool);
         free(o->volume);
         free(o->volume_file);
+        free(o->snapshot);
 }
 
 /* Everything a call could change, as root sees it: the lists, every definition with its secrets, and
@@ -241,6 +256,8 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                                 v = pool_sample;
                         else if (streq(member, "CreateVolume"))
                                 v = VOLUME_XML;
+                        else if (streq(member, "CreateSnapshot"))
+                                v = "<domainsnapshot><name>walk-snap-new</name></domainsnapshot>";
                         else if (streq(member, "GetVolumeByName"))
                                 v = "walk.img";
                         else if (streq(member, "GetStoragePoolByName"))
@@ -360,14 +377,14 @@ static unsigned walk(Harness *h, HarnessUser user) {
         sd_bus *bus = harness_bus_as(h, user);
         Objects o = {};
         unsigned called = 0;
-        const char *kinds[] = { "manager", "domain", "network", "nodedev", "pool", "volume" };
+        const char *kinds[] = { "manager", "domain", "network", "nodedev", "pool", "volume", "snapshot" };
 
         objects_ensure(h, &o);
         for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
                 Member members[64];
                 size_t n;
                 const char *path = k == 0 ? HARNESS_MANAGER_PATH : k == 1 ? o.domain : k == 2 ? o.network : k == 3 ? o.nodedev
-                                   : k == 4 ? o.pool : o.volume;
+                                   : k == 4 ? o.pool : k == 5 ? o.volume : o.snapshot;
 
                 n = members_of(h, path, members, ELEMENTSOF(members));
                 assert_true(n > 0);
@@ -379,7 +396,7 @@ static unsigned walk(Harness *h, HarnessUser user) {
                         sd_bus_error e = SD_BUS_ERROR_NULL;
                         sd_bus_message *reply = NULL;
                         const char *p = k == 0 ? HARNESS_MANAGER_PATH : k == 1 ? o.domain : k == 2 ? o.network : k == 3 ? o.nodedev
-                                : k == 4 ? o.pool : o.volume;
+                                : k == 4 ? o.pool : k == 5 ? o.volume : o.snapshot;
                         int r;
 
                         if (!rule)

@@ -42,6 +42,13 @@ int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverSta
                    VbStats **ret, VbError *reterr);
 void qemu_stats_cancel(VbDriver *drv, void *userdata);
 int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+/* qemu-snapshot.c: internal snapshots of a stopped domain's qcow2 disks (qemu-img snapshot). */
+int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                         const DomainAccess *owner, VbError *reterr);
+int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                         const DomainAccess *owner, VbError *reterr);
+int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                         const DomainAccess *owner, VbError *reterr);
 /* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);
 /* Consoles, displays, screenshots (qemu-console.c). */

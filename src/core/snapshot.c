@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Domain snapshots: the per-domain tree, its persistence and the lifecycle around the backend's ops. */
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/domain-internal.h"
+#include "core/snapshot.h"
+#include "util/fileio.h"
+#include "util/log.h"
+
+static const char * const current_props[] = { "IsCurrent", NULL };
+static const char * const parent_props[] = { "Parent", NULL };
+static const char * const domain_props[] = { "CurrentSnapshot", NULL };
+
+static DomainSnapshot *snapshot_free(DomainSnapshot *s) {
+        if (!s)
+                return NULL;
+        free(s->name);
+        snapshot_def_free(s->def);
+        free(s);
+        return NULL;
+}
+
+void domain_snapshots_free(Domain *d) {
+        for (size_t i = 0; i < d->n_snapshots; i++)
+                snapshot_free(d->snapshots[i]);
+        free(d->snapshots);
+        d->snapshots = NULL;
+        d->n_snapshots = 0;
+        d->current_snapshot = NULL;
+}
+
+DomainSnapshot *domain_snapshot_by_name(const Domain *d, const char *name) {
+        for (size_t i = 0; i < d->n_snapshots; i++)
+                if (streq(d->snapshots[i]->name, name))
+                        return d->snapshots[i];
+        return NULL;
+}
+
+DomainSnapshot *domain_snapshot_parent(const DomainSnapshot *s) {
+        return s->def->parent_name ? domain_snapshot_by_name(s->domain, s->def->parent_name) : NULL;
+}
+
+bool domain_snapshot_is_current(const DomainSnapshot *s) {
+        return s->domain->current_snapshot == s;
+}
+
+int domain_snapshot_children(const Domain *d, const DomainSnapshot *s, DomainSnapshot ***ret, size_t *ret_n) {
+        DomainSnapshot **list = new0(DomainSnapshot *, d->n_snapshots + 1);
+        size_t n = 0;
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_snapshots; i++)
+                if (domain_snapshot_parent(d->snapshots[i]) == s)
+                        list[n++] = d->snapshots[i];
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+static bool is_descendant(const DomainSnapshot *s, const DomainSnapshot *ancestor) {
+        size_t guard = s->domain->n_snapshots;
+
+        for (const DomainSnapshot *p = domain_snapshot_parent(s); p && guard-- > 0; p = domain_snapshot_parent(p))
+                if (p == ancestor)
+                        return true;
+        return false;
+}
+
+/* Persistence ----------------------------------------------------------------------------------- */
+
+static int snapshot_dir(const Manager *m, const Domain *d, char **ret) {
+        return asprintf(ret, "%s/snapshots/%s", m->config_dir, d->uuid) < 0 ? -ENOMEM : 0;
+}
+
+static int snapshot_save(Manager *m, DomainSnapshot *s, VbError *reterr) {
+        _cleanup_free_ char *dir = NULL, *path = NULL, *xml = NULL;
+        int r;
+
+        s->def->active = domain_snapshot_is_current(s) ? 1 : 0;
+        if (snapshot_dir(m, s->domain, &dir) < 0 || asprintf(&path, "%s/s-%s.xml", dir, s->name) < 0)
+                return -ENOMEM;
+        r = snapshot_def_format(s->def, DOMAIN_FORMAT_SECURE, &xml);
+        if (r < 0)
+                return r;
+        r = mkdir_p(dir, 0700);
+        if (r >= 0)
+                r = write_file_atomic(path, xml, strlen(xml), 0600);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to save snapshot '%s' to '%s': %s",
+                                    s->name, path, strerror(-r));
+        return 0;
+}
+
+static int snapshot_unlink(Manager *m, DomainSnapshot *s) {
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+
+        if (snapshot_dir(m, s->domain, &dir) < 0 || asprintf(&path, "%s/s-%s.xml", dir, s->name) < 0)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return log_warning_errno(errno, "Failed to remove '%s', ignoring: %m", path);
+        return 0;
+}
+
+/* Makes s (or none) current, saving the old and the new current one. */
+static void set_current(Manager *m, Domain *d, DomainSnapshot *s) {
+        DomainSnapshot *old = d->current_snapshot;
+        VbError e = VB_ERROR_NULL;
+
+        if (old == s)
+                return;
+        d->current_snapshot = s;
+        if (old) {
+                if (snapshot_save(m, old, &e) < 0)
+                        log_warning("%s, ignoring.", strempty(e.message));
+                vb_error_free(&e);
+                if (m->events.snapshot_changed)
+                        m->events.snapshot_changed(m->events.userdata, old, current_props);
+        }
+        if (s) {
+                if (snapshot_save(m, s, &e) < 0)
+                        log_warning("%s, ignoring.", strempty(e.message));
+                vb_error_free(&e);
+                if (m->events.snapshot_changed)
+                        m->events.snapshot_changed(m->events.userdata, s, current_props);
+        }
+        domain_emit_changed(d, domain_props);
+}
+
+static int snapshot_add(Domain *d, SnapshotDef *def, DomainSnapshot **ret) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *owned = def;
+        DomainSnapshot *s, **grown;
+
+        grown = reallocarray(d->snapshots, d->n_snapshots + 1, sizeof *grown);
+        if (!grown)
+                return -ENOMEM;
+        d->snapshots = grown;
+        s = new0(DomainSnapshot, 1);
+        if (!s || !(s->name = strdup(def->name))) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->domain = d;
+        s->def = TAKE_PTR(owned);
+        d->snapshots[d->n_snapshots++] = s;
+        *ret = s;
+        return 0;
+}
+
+static void snapshot_remove(Manager *m, DomainSnapshot *s) {
+        Domain *d = s->domain;
+
+        if (m->events.snapshot_removed)
+                m->events.snapshot_removed(m->events.userdata, s);
+        for (size_t i = 0; i < d->n_snapshots; i++)
+                if (d->snapshots[i] == s) {
+                        memmove(d->snapshots + i, d->snapshots + i + 1, (d->n_snapshots - i - 1) * sizeof *d->snapshots);
+                        d->n_snapshots--;
+                        break;
+                }
+        snapshot_free(s);
+}
+
+static int load_one(Manager *m, Domain *d, const char *path) {
+        _cleanup_free_ char *xml = NULL;
+        SnapshotDef *def = NULL;
+        DomainSnapshot *s;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = read_full_file(path, 16U * 1024U * 1024U, &xml, NULL);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to read snapshot '%s', ignoring: %m", path);
+        r = snapshot_def_parse_string(xml, &def, &e);
+        if (r < 0 || !def->name || domain_snapshot_by_name(d, def->name)) {
+                log_warning("Snapshot '%s' of domain '%s' cannot be read, ignoring: %s", path, d->name,
+                            r < 0 ? strempty(e.message) : "no or a repeated name");
+                vb_error_free(&e);
+                snapshot_def_free(def);
+                return 0;
+        }
+        r = snapshot_add(d, def, &s);
+        if (r < 0)
+                return r;
+        if (s->def->active == 1)
+                d->current_snapshot = s;
+        return 0;
+}
+
+static int by_creation(const void *a, const void *b) {
+        const DomainSnapshot *x = *(DomainSnapshot * const *) a, *y = *(DomainSnapshot * const *) b;
+
+        if (x->def->creation_time != y->def->creation_time)
+                return x->def->creation_time < y->def->creation_time ? -1 : 1;
+        return strcmp(x->name, y->name);
+}
+
+void manager_snapshot_load_all(Manager *m) {
+        for (size_t i = 0; i < m->n_domains; i++) {
+                Domain *d = m->domains[i];
+                _cleanup_free_ char *dir = NULL;
+                struct dirent **list = NULL;
+                int n;
+
+                if (snapshot_dir(m, d, &dir) < 0)
+                        return;
+                n = scandir(dir, &list, NULL, alphasort);
+                for (int k = 0; k < n; k++) {
+                        _cleanup_free_ char *path = NULL;
+                        const char *f = list[k]->d_name;
+
+                        if (strncmp(f, "s-", 2) == 0 && strlen(f) > 6 && streq(f + strlen(f) - 4, ".xml") && asprintf(&path, "%s/%s", dir, f) >= 0)
+                                (void) load_one(m, d, path);
+                        free(list[k]);
+                }
+                free(list);
+                if (d->n_snapshots > 1)
+                        qsort(d->snapshots, d->n_snapshots, sizeof *d->snapshots, by_creation);
+                if (d->n_snapshots > 0)
+                        log_info("Domain '%s' has %zu snapshot(s).", d->name, d->n_snapshots);
+        }
+}
+
+int manager_snapshot_remove_all(Manager *m, Domain *d) {
+        _cleanup_free_ char *dir = NULL;
+
+        for (size_t i = 0; i < d->n_snapshots; i++)
+                (void) snapshot_unlink(m, d->snapshots[i]);
+        if (snapshot_dir(m, d, &dir) < 0)
+                return -ENOMEM;
+        (void) rmdir(dir);
+        return 0;
+}
+
+/* Operations ------------------------------------------------------------------------------------ */
+
+static int not_supported(Manager *m, const char *what, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "The '%s' backend does not %s", m->driver->ops->name,
+                            what);
+}
+
+static SnapshotState state_of(const Domain *d) {
+        switch (d->state) {
+        case DOMAIN_RUNNING:
+                return SNAPSHOT_STATE_RUNNING;
+        case DOMAIN_PAUSED:
+                return SNAPSHOT_STATE_PAUSED;
+        case DOMAIN_SHUTDOWN:
+                return SNAPSHOT_STATE_SHUTDOWN;
+        case DOMAIN_CRASHED:
+                return SNAPSHOT_STATE_CRASHED;
+        default:
+                return SNAPSHOT_STATE_SHUTOFF;
+        }
+}
+
+static int check_new(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, VbError *reterr) {
+        if (flags & SNAPSHOT_CREATE_DISK_ONLY)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk-only snapshots are not supported yet");
+        if (flags & SNAPSHOT_CREATE_QUIESCE)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Quiescing through the guest agent is not supported yet");
+        if (flags & SNAPSHOT_CREATE_REDEFINE)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Redefining a snapshot from its XML is not supported yet");
+        if (snapshot_def_kind(def) != SNAPSHOT_KIND_INTERNAL || (def->memory_given && def->memory == SNAPSHOT_MODE_MANUAL))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Only internal snapshots are supported yet (this one is '%s')",
+                                    snapshot_kind_to_string(snapshot_def_kind(def)));
+        if (def->state_given || def->creation_time_given || def->parent_name || def->domain || def->inactive_domain ||
+            def->active >= 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A new snapshot's <state>, <creationTime>, "
+                                    "<parent>, <domain> and <active> are the service's to fill in");
+        if (!domain_is_persistent(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient: snapshots need a saved "
+                                    "definition", d->name);
+        if (!DRIVER_OP(m, domain_snapshot_create))
+                return not_supported(m, "take snapshots", reterr);
+        if (def->name && (streq(def->name, ".") || streq(def->name, "..")))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A snapshot cannot be named '%s'", def->name);
+        if (def->name && strlen(def->name) > SNAPSHOT_NAME_MAX)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Snapshot names are at most %d bytes",
+                                    SNAPSHOT_NAME_MAX);
+        if (def->name && domain_snapshot_by_name(d, def->name))
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' already has a snapshot '%s'",
+                                    d->name, def->name);
+        return 0;
+}
+
+/* Fills in what the service decides: name (the creation time), time, state, parent, the definition. */
+static int fill_new(Domain *d, SnapshotDef *def, VbError *reterr) {
+        bool running = domain_is_active(d);
+        int r;
+
+        def->creation_time = (uint64_t) time(NULL);
+        def->creation_time_given = true;
+        if (!def->name) {
+                if (asprintf(&def->name, "%" PRIu64, def->creation_time) < 0)
+                        return -ENOMEM;
+                if (domain_snapshot_by_name(d, def->name))
+                        return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' already has a snapshot "
+                                            "'%s' (taken this second): give a <name>", d->name, def->name);
+        }
+        def->state = state_of(d);
+        def->state_given = true;
+        def->memory = running ? SNAPSHOT_MODE_INTERNAL : SNAPSHOT_MODE_NO;
+        def->memory_given = true;
+        if (d->current_snapshot && !(def->parent_name = strdup(d->current_snapshot->name)))
+                return -ENOMEM;
+        r = domain_def_copy(domain_current_def(d), &def->domain);
+        return r < 0 ? r : 0;
+}
+
+int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def_in, uint64_t flags, DomainSnapshot **ret,
+                            VbError *reterr) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *def = def_in;
+        DomainSnapshot *s;
+        int r;
+
+        r = check_new(m, d, def, flags, reterr);
+        if (r < 0)
+                return r;
+        r = fill_new(d, def, reterr);
+        if (r < 0)
+                return r;
+        r = DRIVER_OP(m, domain_snapshot_create)(m->driver, domain_current_def(d), domain_is_active(d), def,
+                                                &d->access, reterr);
+        if (r < 0)
+                return r;
+        r = snapshot_add(d, TAKE_PTR(def), &s);
+        if (r >= 0)
+                r = snapshot_save(m, s, reterr);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Out of memory");
+                (void) DRIVER_OP(m, domain_snapshot_delete)(m->driver, domain_current_def(d), domain_is_active(d),
+                                                            s->def, &d->access, NULL);
+                snapshot_remove(m, s);
+                return r;
+        }
+        log_notice("Snapshot '%s' of domain '%s' taken (%s).", s->name, d->name,
+                   snapshot_state_to_string(s->def->state));
+        if (m->events.snapshot_added)
+                m->events.snapshot_added(m->events.userdata, s);
+        set_current(m, d, s);
+        *ret = s;
+        return 0;
+}
+
+int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr) {
+        Domain *d = s->domain;
+        SnapshotState st = s->def->state;
+        bool run = st == SNAPSHOT_STATE_RUNNING || st == SNAPSHOT_STATE_PAUSED;
+        int r;
+
+        if (!DRIVER_OP(m, domain_snapshot_revert))
+                return not_supported(m, "revert to snapshots", reterr);
+        if (snapshot_def_kind(s->def) != SNAPSHOT_KIND_INTERNAL)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Reverting to a '%s' snapshot is not supported",
+                                    snapshot_kind_to_string(snapshot_def_kind(s->def)));
+        if (domain_is_active(d) && !run) {
+                r = manager_domain_destroy(m, d, reterr);
+                if (r < 0)
+                        return r;
+        }
+        r = DRIVER_OP(m, domain_snapshot_revert)(m->driver, domain_current_def(d), domain_is_active(d), s->def,
+                                                &d->access, reterr);
+        if (r < 0)
+                return r;
+        /* The backend reverted a stopped domain's disks; one taken running starts again from them. */
+        if (run && !domain_is_active(d)) {
+                r = manager_domain_start(m, d, st == SNAPSHOT_STATE_PAUSED, reterr);
+                if (r < 0)
+                        return r;
+        }
+        log_notice("Domain '%s' reverted to snapshot '%s'.", d->name, s->name);
+        set_current(m, d, s);
+        return 0;
+}
+
+/* Removes one snapshot: the backend's part (unless metadata only), its file, the object. */
+static int delete_one(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr) {
+        Domain *d = s->domain;
+        int r;
+
+        if (!(flags & SNAPSHOT_DELETE_METADATA_ONLY)) {
+                r = DRIVER_OP(m, domain_snapshot_delete)(m->driver, domain_current_def(d), domain_is_active(d), s->def,
+                                                        &d->access, reterr);
+                if (r < 0)
+                        return r;
+        }
+        (void) snapshot_unlink(m, s);
+        log_notice("Snapshot '%s' of domain '%s' deleted%s.", s->name, d->name,
+                   flags & SNAPSHOT_DELETE_METADATA_ONLY ? " (metadata only)" : "");
+        snapshot_remove(m, s);
+        return 0;
+}
+
+/* The children of s take its parent as theirs. */
+static int reparent_children(Manager *m, DomainSnapshot *s, VbError *reterr) {
+        Domain *d = s->domain;
+        DomainSnapshot *parent = domain_snapshot_parent(s);
+
+        for (size_t i = 0; i < d->n_snapshots; i++) {
+                DomainSnapshot *c = d->snapshots[i];
+                char *name = NULL;
+
+                if (domain_snapshot_parent(c) != s)
+                        continue;
+                if (parent && !(name = strdup(parent->name)))
+                        return -ENOMEM;
+                free(c->def->parent_name);
+                c->def->parent_name = name;
+                (void) snapshot_save(m, c, reterr);
+                if (m->events.snapshot_changed)
+                        m->events.snapshot_changed(m->events.userdata, c, parent_props);
+        }
+        return 0;
+}
+
+int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr) {
+        Domain *d = s->domain;
+        bool with_children = flags & (SNAPSHOT_DELETE_CHILDREN | SNAPSHOT_DELETE_CHILDREN_ONLY);
+        DomainSnapshot *parent = domain_snapshot_parent(s);
+        int r;
+
+        if (!(flags & SNAPSHOT_DELETE_METADATA_ONLY) && !DRIVER_OP(m, domain_snapshot_delete))
+                return not_supported(m, "delete snapshots", reterr);
+        /* Descendants first, the latest first: a snapshot is taken after its parent, so it has no child
+         * left when its turn comes. */
+        while (with_children) {
+                DomainSnapshot *c = NULL;
+
+                for (size_t i = d->n_snapshots; i > 0 && !c; i--)
+                        if (is_descendant(d->snapshots[i - 1], s))
+                                c = d->snapshots[i - 1];
+                if (!c)
+                        break;
+                if (d->current_snapshot == c)
+                        set_current(m, d, s);
+                r = delete_one(m, c, flags, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (flags & SNAPSHOT_DELETE_CHILDREN_ONLY)
+                return 0;
+        r = reparent_children(m, s, reterr);
+        if (r < 0)
+                return r;
+        if (d->current_snapshot == s)
+                set_current(m, d, parent);
+        return delete_one(m, s, flags, reterr);
+}
+
+int manager_snapshot_get_xml(const DomainSnapshot *s, char **ret, VbError *reterr) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *copy = NULL;
+        int r;
+
+        r = snapshot_def_copy(s->def, &copy);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format snapshot '%s': %s", s->name,
+                                    strerror(-r));
+        copy->active = -1;
+        return snapshot_def_format(copy, 0, ret);
+}
