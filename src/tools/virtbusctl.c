@@ -285,18 +285,21 @@ int ctl_call(sd_bus *bus, const char *path, const char *interface, const char *m
 
 int ctl_lookup(sd_bus *bus, const CtlKind *k, const char *name, char **ret_path) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         const char *path;
         int r;
 
-        r = ctl_call(bus, CTL_MANAGER_PATH, CTL_MANAGER, k->get_by_name, &reply, "s", name);
-        if (r == -CTL_EXIT_NO_SUCH && k == &ctl_kind_domain && strlen(name) >= 32) {
+        r = sd_bus_call_method(bus, CTL_SERVICE, CTL_MANAGER_PATH, CTL_MANAGER, k->get_by_name, &e, &reply, "s",
+                               name);
+        if (r < 0 && k == &ctl_kind_domain && sd_bus_error_has_name(&e, "org.virtbus1.Error.NoSuchDomain") &&
+            strlen(name) >= 32 && strspn(name, "0123456789abcdefABCDEF-") == strlen(name)) {
                 /* A domain may also be named by its UUID. */
-                sd_bus_message_unref(reply);
-                reply = NULL;
-                r = ctl_call(bus, CTL_MANAGER_PATH, CTL_MANAGER, "GetDomainByUUID", &reply, "s", name);
+                sd_bus_error_free(&e);
+                r = sd_bus_call_method(bus, CTL_SERVICE, CTL_MANAGER_PATH, CTL_MANAGER, "GetDomainByUUID", &e,
+                                       &reply, "s", name);
         }
         if (r < 0)
-                return r;
+                return -ctl_error(&e, r, k->get_by_name);
         if (sd_bus_message_read(reply, "o", &path) < 0 || !(*ret_path = strdup(path)))
                 return -CTL_EXIT_FAILED;
         return 0;

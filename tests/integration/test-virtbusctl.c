@@ -171,6 +171,12 @@ static void test_domains(void **state) {
         assert_int_equal(jint(o, "MemoryKiB"), 131072);
         assert_string_equal(jstr(o, "State"), "shutoff");
         assert_int_equal(strlen(jstr(o, "UUID")), 36);
+        {
+                /* A domain may be named by its UUID too. */
+                json_object *by_uuid = CTL_JSON(h, "show", jstr(o, "UUID"));
+                assert_string_equal(jstr(by_uuid, "Name"), "cli");
+                json_object_put(by_uuid);
+        }
         json_object_put(o);
         out = CTL_OK(h, "show", "cli");
         assert_non_null(strstr(out, "State: shutoff"));
@@ -262,6 +268,7 @@ static void test_exit_codes(void **state) {
 
         assert_int_equal(CTL(h, HARNESS_USER_ROOT, &r, "show", "nosuch"), 4);
         assert_non_null(strstr(r.err, "'nosuch'"));
+        assert_null(strchr(r.err, '\n') + 1 == r.err + strlen(r.err) ? NULL : "more than one line");
         harness_result_done(&r);
         assert_int_equal(CTL(h, HARNESS_USER_ROOT, &r, "net-start", "nosuch"), 4);
         harness_result_done(&r);
