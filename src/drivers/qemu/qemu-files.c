@@ -99,10 +99,13 @@ static int open_all(QemuFiles *f, const DomainAccess *access, const bool *own, V
         _cleanup_free_ HostOpenRequest *reqs = new0(HostOpenRequest, f->n);
         _cleanup_free_ size_t *which = new0(size_t, f->n);
         _cleanup_free_ bool *done = new0(bool, f->n);
+        _cleanup_free_ uint32_t *uids = new0(uint32_t, f->n);
         int r;
 
-        if (!reqs || !which || !done)
+        if (!reqs || !which || !done || !uids)
                 return -ENOMEM;
+        for (size_t i = 0; i < f->n; i++)
+                uids[i] = own[i] || !access ? 0 : domain_access_uid_for(access, f->v[i].path);
         /* One helper per uid: usually just the owner's. */
         for (size_t first = 0; first < f->n; first++) {
                 uint32_t uid;
@@ -110,10 +113,9 @@ static int open_all(QemuFiles *f, const DomainAccess *access, const bool *own, V
 
                 if (done[first])
                         continue;
-                uid = own[first] || !access ? 0 : domain_access_uid_for(access, f->v[first].path);
+                uid = uids[first];
                 for (size_t i = first; i < f->n; i++) {
-                        uint32_t u = own[i] || !access ? 0 : domain_access_uid_for(access, f->v[i].path);
-                        if (done[i] || u != uid)
+                        if (done[i] || uids[i] != uid)
                                 continue;
                         done[i] = true;
                         which[n] = i;
