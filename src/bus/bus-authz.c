@@ -101,6 +101,8 @@ const BusAuthzRule bus_authz_rules[] = {
         { SP, "ListVolumes", METHOD, NULL, NULL, NULL },
         { SP, "GetVolumeByName", METHOD, NULL, NULL, NULL },
         { SP, "CreateVolume", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
+        /* Asked twice: for the new volume, and for the source (its pool and name). */
+        { SP, "CreateVolumeFrom", METHOD, BUS_ACTION_STORAGE_MANAGE, "pool,volume", NULL },
         { SP, "Autostart", WRITE, BUS_ACTION_STORAGE_MANAGE, "pool", NULL },
 
         /* org.virtbus1.StorageVol */

@@ -116,9 +116,10 @@ static int parse_and_authorize(BusServer *s, sd_bus_message *m, const BusParseSp
         return r;
 }
 
-/* A volume disk's file belongs to root (0600) in a pool: the service opens it itself when polkit lets
- * the caller use that volume (org.virtbus1.storage.manage, details pool and volume), and records that
- * as a grant of the volume's path. */
+/* A volume disk's file (0600 in a pool) is opened by the service itself when polkit lets the caller use
+ * that volume (org.virtbus1.storage.manage, details pool and volume) and the volume is the caller's own
+ * (storage_vol_resolve: a volume another user created is AccessDenied, at Define and again at every
+ * start and hot-plug); that is recorded as a grant of the volume's path. */
 static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain, const DeviceDef *dev,
                             DomainAccess *access, sd_bus_error *error) {
         _cleanup_free_ char *path = NULL;
@@ -128,7 +129,7 @@ static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain,
 
         if (!device_disk_get_volume(dev, &pool, &volume) || access->owner == 0)
                 return 1;
-        r = storage_vol_resolve(s->manager->storage, pool, volume, false, &path, NULL, &e);
+        r = storage_vol_resolve(s->manager->storage, pool, volume, false, (uid_t) access->owner, &path, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         r = bus_polkit_check(s->polkit, m, BUS_ACTION_STORAGE_MANAGE,

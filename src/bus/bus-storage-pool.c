@@ -314,6 +314,9 @@ static const sd_bus_vtable pool_vtable[] = {
                                 method_get_volume_by_name, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateVolume", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", volume),
                                 bus_storage_pool_method_create_volume, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateVolumeFrom", SD_BUS_ARGS("s", xml, "o", source, "t", flags),
+                                SD_BUS_RESULT("o", volume), bus_storage_pool_method_create_volume_from,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -14,12 +14,17 @@
 /* A volume description is small; larger ones are refused before parsing. */
 #define VOL_XML_MAX (64U * 1024U)
 
-char *bus_storage_vol_path(const StorageVol *v) {
+/* The path of volume name in pool p (also of one that is yet to be made). */
+static char *vol_path(const StoragePool *p, const char *name) {
         char prefix[BUS_UUID_PATH_MAX(VB_STORAGE_VOL_PREFIX)];
         char *path = NULL;
 
-        bus_uuid_path(VB_STORAGE_VOL_PREFIX, v->pool->uuid, prefix);
-        return sd_bus_path_encode(prefix, v->name, &path) < 0 ? NULL : path;
+        bus_uuid_path(VB_STORAGE_VOL_PREFIX, p->uuid, prefix);
+        return sd_bus_path_encode(prefix, name, &path) < 0 ? NULL : path;
+}
+
+char *bus_storage_vol_path(const StorageVol *v) {
+        return vol_path(v->pool, v->name);
 }
 
 StorageVol *bus_storage_vol_from_path(BusServer *s, const char *path) {
@@ -106,6 +111,26 @@ static const BusParseSpec volume_spec = {
         .context = pool_name,
 };
 
+/* The caller's uid: who a new volume belongs to, and whose volumes it may use. */
+static int caller_uid(BusServer *s, sd_bus_message *m, uid_t *ret, sd_bus_error *error) {
+        int r = bus_polkit_sender_uid(s->polkit, m, ret);
+
+        return r < 0 ? sd_bus_error_set_errnof(error, r, "Failed to find out who called: %m") : 0;
+}
+
+/* A caller other than root may act only on the volumes it created (AccessDenied naming the owner). */
+static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_error *error) {
+        VbError e = VB_ERROR_NULL;
+        uid_t uid;
+        int r;
+
+        r = caller_uid(s, m, &uid, error);
+        if (r < 0)
+                return r;
+        r = storage_vol_check_owner(v, uid, &e);
+        return r < 0 ? bus_reply_vb_error(error, &e, r) : 0;
+}
+
 int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         StoragePool *p = userdata;
         BusServer *s = p->registry->events.userdata;
@@ -113,12 +138,18 @@ int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_
         void *def = NULL;
         StorageVol *v;
         uint64_t flags;
+        uid_t uid;
         int r;
 
         r = bus_parse_document(s, m, &volume_spec, 0, p, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = storage_vol_create(p->registry, p, def, &v, &e);
+        r = caller_uid(s, m, &uid, error);
+        if (r < 0) {
+                storage_vol_def_free(def);
+                return r;
+        }
+        r = storage_vol_create(p->registry, p, def, uid, &v, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         /* Until it is written into, the volume is the caller's new one: see Upload. */
@@ -154,6 +185,9 @@ static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = check_owner(s, m, v, error);
+        if (r < 0)
+                return r;
         r = manager_storage_vol_delete(s->manager, v, &e);
         return bus_reply_done(m, r, &e, error);
 }
@@ -168,6 +202,7 @@ typedef struct VolCall {
         sd_bus_message *message;
         sd_bus_track *track;
         char *path;
+        bool reply_path; /* CreateVolumeFrom: answered with the new volume */
 } VolCall;
 
 static void vol_call_free(VolCall *c) {
@@ -194,7 +229,10 @@ static void on_job_progress(StorageVol *v, uint64_t done, uint64_t total, void *
 static void on_job_done(StorageVol *v, int64_t r, const VbError *e, void *userdata) {
         VolCall *c = userdata;
 
-        bus_reply_later(c->message, r < 0 ? (int) r : 0, e);
+        if (c->reply_path && r >= 0 && v)
+                (void) sd_bus_reply_method_return(c->message, "o", c->path);
+        else
+                bus_reply_later(c->message, r < 0 ? (int) r : 0, e);
         if (v)
                 emit_sizes(c->server, v);
         vol_call_free(c);
@@ -207,6 +245,29 @@ static int on_caller_gone(sd_bus_track *t, void *userdata) {
         log_info("The caller of a job on '%s' went away: cancelling it.", c->path);
         if (v)
                 storage_vol_cancel_job(v, sd_bus_message_get_sender(c->message));
+        return 0;
+}
+
+/* A call on volume name of pool p (the one the job works on) that is answered later; its caller is
+ * tracked. */
+static int vol_call_new(BusServer *s, sd_bus_message *m, const StoragePool *p, const char *name, VolCall **ret) {
+        VolCall *c = new0(VolCall, 1);
+        int r;
+
+        if (!c || !(c->path = vol_path(p, name))) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->server = s;
+        c->message = sd_bus_message_ref(m);
+        r = sd_bus_track_new(s->bus, &c->track, on_caller_gone, c);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(c->track, m);
+        if (r < 0) {
+                vol_call_free(c);
+                return r;
+        }
+        *ret = c;
         return 0;
 }
 
@@ -226,20 +287,8 @@ static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int 
                                          "Volume '%s' is a disk of running domain '%s'.", v->name,
                                          manager_storage_vol_user(s->manager, v));
         }
-        c = new0(VolCall, 1);
-        if (!c || !(c->path = bus_storage_vol_path(v))) {
-                free(c);
-                if (fd >= 0)
-                        close(fd);
-                return -ENOMEM;
-        }
-        c->server = s;
-        c->message = sd_bus_message_ref(m);
-        r = sd_bus_track_new(s->bus, &c->track, on_caller_gone, c);
-        if (r >= 0)
-                r = sd_bus_track_add_sender(c->track, m);
+        r = vol_call_new(s, m, v->pool, v->name, &c);
         if (r < 0) {
-                vol_call_free(c);
                 if (fd >= 0)
                         close(fd);
                 return r;
@@ -271,6 +320,9 @@ static int method_transfer(sd_bus_message *m, StorageVol *v, StorageJobKind kind
         r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = check_owner(s, m, v, error);
+        if (r < 0)
+                return r;
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (copy < 0)
                 return -errno;
@@ -294,6 +346,9 @@ static int method_wipe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = check_owner(s, m, v, error);
+        if (r < 0)
+                return r;
         return start_job(m, v, STORAGE_JOB_WIPE, -1, 0, 0, error);
 }
 
@@ -314,6 +369,9 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = check_owner(s, m, v, error);
+        if (r < 0)
+                return r;
         if (manager_storage_vol_user(s->manager, v))
                 return sd_bus_error_setf(error, "org.virtbus1.Error.DeviceBusy", "Volume '%s' is a disk of running domain '%s'.",
                                          v->name, manager_storage_vol_user(s->manager, v));
@@ -322,6 +380,67 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return bus_reply_vb_error(error, &e, r);
         emit_sizes(s, v);
         return sd_bus_reply_method_return(m, NULL);
+}
+
+/* CreateVolumeFrom(s xml, o source, t flags): a volume description of at most VOL_XML_MAX, parsed at once
+ * (a bounded few milliseconds at worst); polkit is asked about the new volume and about the source
+ * (details pool and volume of each); answered with the new volume when its filling is done. */
+int bus_storage_pool_method_create_volume_from(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        static const StorageVolJobCallbacks callbacks = { .progress = on_job_progress, .done = on_job_done };
+        _cleanup_(storage_vol_def_freep) StorageVolDef *def = NULL;
+        StoragePool *p = userdata;
+        BusServer *s = p->registry->events.userdata;
+        const char *xml, *source_path;
+        VbError e = VB_ERROR_NULL;
+        StorageVol *source, *v;
+        uint64_t flags;
+        VolCall *c;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_message_read(m, "sot", &xml, &source_path, &flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(flags, 0, error);
+        if (r < 0)
+                return r;
+        if (strlen(xml) > VOL_XML_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The volume description is larger than %u bytes.",
+                                         VOL_XML_MAX);
+        source = bus_storage_vol_from_path(s, source_path);
+        if (!source)
+                return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchStorageVol", "Argument 'source': no volume at '%s'.",
+                                         source_path);
+        r = storage_vol_def_parse_string(xml, &def, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE,
+                             (const char *[]) { "pool", p->name, "volume", def->name, NULL }, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE,
+                             (const char *[]) { "pool", source->pool->name, "volume", source->name, NULL }, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = caller_uid(s, m, &uid, error);
+        if (r < 0)
+                return r;
+        if (manager_storage_vol_user(s->manager, source) && source->info.format != STORAGE_VOL_FORMAT_RAW)
+                return sd_bus_error_setf(error, VB_ERROR_PREFIX "DeviceBusy",
+                                         "Volume '%s' is a disk of running domain '%s': a qcow2 image in use cannot be "
+                                         "cloned consistently.", source->name, manager_storage_vol_user(s->manager, source));
+        /* The call waits for the job, following the new volume. */
+        r = vol_call_new(s, m, p, def->name, &c);
+        if (r < 0)
+                return r;
+        c->reply_path = true;
+        r = storage_vol_clone(p->registry, p, TAKE_PTR(def), source, uid, sd_bus_message_get_sender(m), &callbacks, c,
+                              &v, &e);
+        if (r < 0) {
+                vol_call_free(c);
+                return bus_reply_vb_error(error, &e, r);
+        }
+        return 1;
 }
 
 static int property_get_pool(sd_bus *bus, const char *path, const char *interface, const char *property,

@@ -31,5 +31,6 @@ int bus_manager_method_list_storage_pools(sd_bus_message *m, void *userdata, sd_
 int bus_manager_method_get_storage_pool_by_name(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int bus_manager_method_get_storage_vol_by_path(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
-/* bus-storage-vol.c: the handler of StoragePool.CreateVolume. */
+/* bus-storage-vol.c: the handlers of StoragePool.CreateVolume and CreateVolumeFrom. */
 int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_storage_pool_method_create_volume_from(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -218,7 +218,7 @@ static int take_host_resources(Manager *m, Domain *d, DeviceDef **dev, DomainDef
         int r;
 
         /* A volume disk: its volume's file, in *dev and in new_live. */
-        r = manager_domain_volume_resolve_device(m, *dev, &resolved, reterr);
+        r = manager_domain_volume_resolve_device(m, *dev, (uid_t) d->access.owner, &resolved, reterr);
         if (r < 0)
                 return r;
         if (resolved) {

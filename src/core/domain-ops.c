@@ -125,7 +125,7 @@ static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, V
                 return vb_driver_not_supported(m->driver, "starting domains", reterr);
         /* <disk type='volume'>: the volume's file (storage-manager.c), opened as the domain's access record
          * says (a volume granted at Define: by the service). */
-        r = manager_domain_volumes_resolve(m, def, &with_volumes, reterr);
+        r = manager_domain_volumes_resolve(m, def, (uid_t) d->access.owner, &with_volumes, reterr);
         if (r < 0)
                 return r;
         if (with_volumes)

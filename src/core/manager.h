@@ -199,8 +199,9 @@ void manager_network_prune_ports(Manager *m);
 /* storage-manager.c: volume disks as the files of their volumes (a copy of def or dev, or NULL when
  * there is none); who uses a volume; Delete refused while a running domain does (DeviceBusy); the qemu
  * driver's pool 'default' at <state>/images, on the first start-up. */
-int manager_domain_volumes_resolve(Manager *m, const DomainDef *def, DomainDef **ret, VbError *reterr);
-int manager_domain_volume_resolve_device(Manager *m, const DeviceDef *dev, DeviceDef **ret, VbError *reterr);
+int manager_domain_volumes_resolve(Manager *m, const DomainDef *def, uid_t owner, DomainDef **ret, VbError *reterr);
+int manager_domain_volume_resolve_device(Manager *m, const DeviceDef *dev, uid_t owner, DeviceDef **ret,
+                                         VbError *reterr);
 const char *manager_storage_vol_user(Manager *m, const StorageVol *v);
 int manager_storage_vol_delete(Manager *m, StorageVol *v, VbError *reterr);
 int manager_storage_default_pool(Manager *m);

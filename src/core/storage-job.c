@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "core/storage-job.h"
+#include "drivers/storage-backend.h"
 #include "util/log.h"
 #include "util/macro.h"
 
@@ -32,6 +33,7 @@ static const char * const storage_job_kind_table[_STORAGE_JOB_KIND_MAX] = {
         [STORAGE_JOB_UPLOAD] = "upload",
         [STORAGE_JOB_DOWNLOAD] = "download",
         [STORAGE_JOB_WIPE] = "wipe",
+        [STORAGE_JOB_CLONE] = "clone",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(storage_job_kind, StorageJobKind);
@@ -279,12 +281,24 @@ static int64_t wipe(const StorageCopy *c, uint64_t *done, int cancel_fd, VbError
         return (int64_t) c->length;
 }
 
+/* The source volume's image into the new volume (made empty with the same capacity). */
+static int64_t clone_image(const StorageCopy *c, uint64_t *done, int cancel_fd, VbError *e) {
+        int r;
+
+        if (c->from_format == STORAGE_VOL_FORMAT_RAW && c->to_format == STORAGE_VOL_FORMAT_RAW)
+                return copy_files(c->fd, 0, c->vol_fd, 0, c->length, done, cancel_fd, e);
+        r = storage_image_convert(c->fd, c->from_format, c->vol_fd, c->to_format, c->length, done, cancel_fd, e);
+        return r < 0 ? r : (int64_t) c->length;
+}
+
 int64_t storage_copy_run(const StorageCopy *c, uint64_t *done, int cancel_fd, VbError *reterr) {
         struct stat st;
         int fl;
 
         if (c->kind == STORAGE_JOB_WIPE)
                 return wipe(c, done, cancel_fd, reterr);
+        if (c->kind == STORAGE_JOB_CLONE)
+                return clone_image(c, done, cancel_fd, reterr);
         if (fstat(c->fd, &st) < 0 || (fl = fcntl(c->fd, F_GETFL)) < 0)
                 return copy_error(reterr, VB_ERROR_INVALID_ARGUMENT, errno, "Cannot use the descriptor");
         if (c->kind == STORAGE_JOB_UPLOAD) {

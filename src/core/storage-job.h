@@ -4,10 +4,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf/storage-conf.h"
 #include "util/error.h"
 #include "util/string-table.h"
 
-/* Long work on one volume (Upload, Download, Wipe), in a thread of its own so that neither the event
+/* Long work on one volume (Upload, Download, Wipe, filling a clone), in a thread of its own so that neither the event
  * loop nor the parse workers wait for it. The copy is the kernel's: splice for pipes, copy_file_range
  * for files (holes found with SEEK_DATA/SEEK_HOLE stay holes), sendfile for other descriptors; the
  * thread never reads the data itself.
@@ -19,6 +20,7 @@ typedef enum StorageJobKind {
         STORAGE_JOB_UPLOAD,   /* from the caller's descriptor into the volume */
         STORAGE_JOB_DOWNLOAD, /* from the volume into the caller's descriptor */
         STORAGE_JOB_WIPE,     /* zeroes over the volume */
+        STORAGE_JOB_CLONE,    /* another volume's image into this new one (CreateVolumeFrom) */
         _STORAGE_JOB_KIND_MAX,
         _STORAGE_JOB_KIND_INVALID = -EINVAL,
 } StorageJobKind;
@@ -27,14 +29,17 @@ DECLARE_STRING_TABLE_LOOKUP(storage_job_kind, StorageJobKind);
 
 #define STORAGE_JOB_PROGRESS_HZ 4
 
-/* What one job moves: fd is the caller's descriptor (-1 for Wipe), vol_fd the volume's; the job owns
- * both. Bytes [offset, offset + length) of the volume; for an Upload that may end early (until_eof),
- * length is the most it takes. */
+/* What one job moves: fd is the caller's descriptor (-1 for Wipe; the source volume's for a clone),
+ * vol_fd the volume's; the job owns both. Bytes [offset, offset + length) of the volume; for an Upload
+ * that may end early (until_eof), length is the most it takes. A clone copies the whole image: raw to
+ * raw by the kernel (copy_file_range, holes kept), anything with qcow2 by qemu-img convert from
+ * from_format to to_format (storage_image_convert). */
 typedef struct StorageCopy {
         StorageJobKind kind;
         int fd, vol_fd;
         uint64_t offset, length;
         bool until_eof;
+        StorageVolFormat from_format, to_format;
 } StorageCopy;
 
 /* Runs a copy to its end in the calling thread (the job thread; also used by unit tests). done is

@@ -15,8 +15,9 @@
 #include "util/fileio.h"
 #include "util/log.h"
 
-/* dev (a volume disk) becomes a file disk in resolved, a copy of dev. */
-static int resolve_one(Manager *m, const DeviceDef *dev, DeviceDef *resolved, VbError *reterr) {
+/* dev (a volume disk) becomes a file disk in resolved, a copy of dev; a volume of another user than the
+ * domain's owner is refused (a guest reaches only what its owner may). */
+static int resolve_one(Manager *m, const DeviceDef *dev, uid_t owner, DeviceDef *resolved, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         StorageVolFormat format;
         const char *pool, *volume;
@@ -24,13 +25,13 @@ static int resolve_one(Manager *m, const DeviceDef *dev, DeviceDef *resolved, Vb
 
         if (!device_disk_get_volume(dev, &pool, &volume))
                 return 0;
-        r = storage_vol_resolve(m->storage, pool, volume, true, &path, &format, reterr);
+        r = storage_vol_resolve(m->storage, pool, volume, true, owner, &path, &format, reterr);
         if (r < 0)
                 return r;
         return device_disk_set_volume_file(resolved, path, storage_vol_format_to_string(format));
 }
 
-int manager_domain_volumes_resolve(Manager *m, const DomainDef *def, DomainDef **ret, VbError *reterr) {
+int manager_domain_volumes_resolve(Manager *m, const DomainDef *def, uid_t owner, DomainDef **ret, VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *copy = NULL;
         DeviceDef *const *devices;
         size_t n = domain_def_get_devices(def, &devices);
@@ -46,7 +47,7 @@ int manager_domain_volumes_resolve(Manager *m, const DomainDef *def, DomainDef *
                 if (!copy && (r = domain_def_copy(def, &copy)) < 0)
                         return r;
                 (void) domain_def_get_devices(copy, &cdev);
-                r = resolve_one(m, devices[i], cdev[i], reterr);
+                r = resolve_one(m, devices[i], owner, cdev[i], reterr);
                 if (r < 0)
                         return r;
         }
@@ -54,7 +55,8 @@ int manager_domain_volumes_resolve(Manager *m, const DomainDef *def, DomainDef *
         return 0;
 }
 
-int manager_domain_volume_resolve_device(Manager *m, const DeviceDef *dev, DeviceDef **ret, VbError *reterr) {
+int manager_domain_volume_resolve_device(Manager *m, const DeviceDef *dev, uid_t owner, DeviceDef **ret,
+                                         VbError *reterr) {
         _cleanup_(device_def_freep) DeviceDef *copy = NULL;
         const char *pool, *volume;
         int r;
@@ -65,7 +67,7 @@ int manager_domain_volume_resolve_device(Manager *m, const DeviceDef *dev, Devic
         r = device_def_copy(dev, &copy);
         if (r < 0)
                 return r;
-        r = resolve_one(m, dev, copy, reterr);
+        r = resolve_one(m, dev, owner, copy, reterr);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(copy);

@@ -148,6 +148,28 @@ const char *storage_vol_type_name(const StorageVol *v) {
 
 /* Volumes --------------------------------------------------------------------------------------- */
 
+/* DeviceBusy while a job runs on v or a clone is made from it. */
+static int vol_check_idle(const StorageVol *v, VbError *reterr) {
+        if (v->job) {
+                const char *kind = storage_job_kind_to_string(storage_job_kind(v->job));
+
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' of pool '%s' is busy with %s %s.", v->name,
+                                    v->pool->name, strchr("aeiou", kind[0]) ? "an" : "a", kind);
+        }
+        if (v->n_readers > 0)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' of pool '%s' is being cloned.", v->name,
+                                    v->pool->name);
+        return 0;
+}
+
+int storage_vol_check_owner(const StorageVol *v, uid_t uid, VbError *reterr) {
+        if (uid == 0 || v->info.owner == uid)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
+                            "Volume '%s' of pool '%s' belongs to %s (uid %u): only its creator and root may use it.",
+                            v->name, v->pool->name, v->info.owner == 0 ? "root" : "another user", (unsigned) v->info.owner);
+}
+
 static int vol_add(StorageRegistry *r, StoragePool *p, const char *name, const StorageVolInfo *info, StorageVol **ret) {
         StorageVol *v = new0(StorageVol, 1);
 
@@ -198,7 +220,8 @@ static int pool_scan(StorageRegistry *r, StoragePool *p) {
 
                 for (size_t j = 0; j < n && !found; j++)
                         found = streq(names[j], p->vols[i - 1]->name);
-                if (!found)
+                /* A volume a job works on, or a clone reads, stays until that ends. */
+                if (!found && !p->vols[i - 1]->job && p->vols[i - 1]->n_readers == 0)
                         vol_remove(r, p->vols[i - 1]);
         }
         for (size_t j = 0; j < n; j++) {
@@ -342,14 +365,19 @@ int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
         return 0;
 }
 
+/* A pool type without a backend is kept as written; what it would need is said when it is used. */
+static int not_supported(const StoragePoolDef *def, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                            "Pool '%s' of type '%s' cannot be used: %s (virtbus manages 'dir' and 'fs' pools).",
+                            def->name, storage_pool_type_to_string(def->type), storage_backend_missing(def->type));
+}
+
 static int pool_activate(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         int k;
 
         if (!ops)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "Pools of type '%s' are not supported yet (virtbus manages 'dir' pools).",
-                                    storage_pool_type_to_string(p->def->type));
+                return not_supported(p->def, reterr);
         k = ops->start(p->def, &p->fd, reterr);
         if (k < 0)
                 return k;
@@ -367,9 +395,7 @@ int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
         if (k < 0)
                 return k;
         if (!storage_backend_find(d->type))
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "Pools of type '%s' are not supported yet (virtbus manages 'dir' pools).",
-                                    storage_pool_type_to_string(d->type));
+                return not_supported(d, reterr);
         k = pool_add(r, TAKE_PTR(d), false, &p);
         if (k < 0)
                 return k;
@@ -397,19 +423,27 @@ int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr) {
 }
 
 int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         _cleanup_free_ char *status = NULL;
+        int k;
 
         if (!storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
-        for (size_t i = 0; i < p->n_vols; i++)
-                if (p->vols[i]->job)
-                        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' of pool '%s' is busy with an %s.",
-                                            p->vols[i]->name, p->name,
-                                            storage_job_kind_to_string(storage_job_kind(p->vols[i]->job)));
-        if (status_path(r, p->uuid, &status) >= 0)
-                (void) unlink(status);
+        for (size_t i = 0; i < p->n_vols; i++) {
+                k = vol_check_idle(p->vols[i], reterr);
+                if (k < 0)
+                        return k;
+        }
         close(p->fd);
         p->fd = -1;
+        if (ops && ops->stop && (k = ops->stop(p->def, reterr)) < 0) {
+                /* Still mounted (busy): the pool stays active. */
+                if (ops->start(p->def, &p->fd, NULL) < 0)
+                        log_warning("Pool '%s' could not be stopped nor opened again.", p->name);
+                return k;
+        }
+        if (status_path(r, p->uuid, &status) >= 0)
+                (void) unlink(status);
         pool_drop_volumes(r, p);
         log_info("Stopped storage pool '%s'.", p->name);
         if (!p->persistent) {
@@ -428,8 +462,7 @@ int storage_pool_build(StorageRegistry *r, StoragePool *p, VbError *reterr) {
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (Build is for a stopped pool).",
                                     p->name);
         if (!ops)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Pools of type '%s' are not supported yet.",
-                                    storage_pool_type_to_string(p->def->type));
+                return not_supported(p->def, reterr);
         log_notice("Building storage pool '%s' at '%s'.", p->name, p->def->target_path);
         return ops->build(p->def, reterr);
 }
@@ -440,8 +473,7 @@ int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         if (storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (stop it before Delete).", p->name);
         if (!ops)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Pools of type '%s' are not supported yet.",
-                                    storage_pool_type_to_string(p->def->type));
+                return not_supported(p->def, reterr);
         log_notice("Deleting the directory of storage pool '%s' at '%s'.", p->name, p->def->target_path);
         return ops->remove(p->def, reterr);
 }
@@ -511,28 +543,63 @@ int storage_pool_get_xml(StoragePool *p, unsigned flags, char **ret, VbError *re
         return storage_pool_def_format(copy, ret);
 }
 
-int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, StorageVol **ret, VbError *reterr) {
-        _cleanup_(storage_vol_def_freep) StorageVolDef *d = def;
-        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        StorageVolInfo info;
+/* An overlay's backing store must be a volume of an active pool that owner may use: qemu-img records
+ * its name, QEMU opens it later; its format and, unless given, the capacity come from it. */
+static int vol_check_backing(StorageRegistry *r, StorageVolDef *d, uid_t owner, VbError *reterr) {
+        StorageVol *b = storage_vol_by_path(r, d->backing_path);
         int k;
 
-        if (!storage_pool_is_active(p) || !ops)
+        if (!b)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Volume '%s': <backingStore><path> '%s' is not a volume of an active pool "
+                                    "(an overlay is made over a volume).", d->name, d->backing_path);
+        k = storage_vol_check_owner(b, owner, reterr);
+        if (k < 0)
+                return k;
+        if (d->backing_format_given && d->backing_format != b->info.format)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Volume '%s': <backingStore> says format '%s', but '%s' is '%s'.", d->name,
+                                    storage_vol_format_to_string(d->backing_format), b->name,
+                                    storage_vol_format_to_string(b->info.format));
+        d->backing_format = b->info.format;
+        d->backing_format_given = true;
+        if (!d->format_given) {
+                d->format = STORAGE_VOL_FORMAT_QCOW2;
+                d->format_given = true;
+        }
+        if (!d->capacity.given)
+                d->capacity = (StorageSize) { .given = true, .bytes = b->info.capacity };
+        return 0;
+}
+
+/* The checks CreateVolume and CreateVolumeFrom share: an active pool, a plain new name. */
+static int vol_check_new(StoragePool *p, const StorageVolDef *d, VbError *reterr) {
+        int k;
+
+        if (!storage_pool_is_active(p) || !storage_backend_find(p->def->type))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
         k = storage_vol_name_check(d->name, reterr);
         if (k < 0)
                 return k;
-        if (!d->capacity.given)
-                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Volume '%s' needs a <capacity>.", d->name);
         if (storage_vol_by_name(p, d->name))
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Volume '%s' already exists in pool '%s'.", d->name,
                                     p->name);
-        k = ops->vol_create(p->fd, d, reterr);
+        return 0;
+}
+
+/* The backend makes the file, and the registry gets the volume. */
+static int vol_make(StorageRegistry *r, StoragePool *p, const StorageVolDef *d, uid_t owner, StorageVol **ret,
+                    VbError *reterr) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        StorageVolInfo info;
+        int k;
+
+        k = ops->vol_create(p->fd, d, owner, reterr);
         if (k < 0)
                 return k;
-        log_notice("Created volume '%s' (%s, %" PRIu64 " bytes) in storage pool '%s'.", d->name,
+        log_notice("Created volume '%s' (%s, %" PRIu64 " bytes%s%s) in storage pool '%s' for uid %u.", d->name,
                    storage_vol_format_to_string(d->format_given ? d->format : STORAGE_VOL_FORMAT_RAW), d->capacity.bytes,
-                   p->name);
+                   d->backing_path ? ", over " : "", strempty(d->backing_path), p->name, (unsigned) owner);
         k = ops->vol_info(p->fd, d->name, &info, reterr);
         if (k >= 0)
                 k = vol_add(r, p, d->name, &info, ret);
@@ -545,6 +612,21 @@ int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, S
         return 0;
 }
 
+int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, uid_t owner, StorageVol **ret,
+                       VbError *reterr) {
+        _cleanup_(storage_vol_def_freep) StorageVolDef *d = def;
+        int k;
+
+        k = vol_check_new(p, d, reterr);
+        if (k < 0)
+                return k;
+        if (d->backing_path && (k = vol_check_backing(r, d, owner, reterr)) < 0)
+                return k;
+        if (!d->capacity.given)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Volume '%s' needs a <capacity>.", d->name);
+        return vol_make(r, p, d, owner, ret, reterr);
+}
+
 int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
         StoragePool *p = v->pool;
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
@@ -552,9 +634,9 @@ int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
 
         if (!storage_pool_is_active(p) || !ops)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
-        if (v->job)
-                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy with an %s.", v->name,
-                                    storage_job_kind_to_string(storage_job_kind(v->job)));
+        k = vol_check_idle(v, reterr);
+        if (k < 0)
+                return k;
         k = ops->vol_delete(p->fd, v->name, reterr);
         if (k < 0 && k != -ENOENT)
                 return k;
@@ -567,6 +649,7 @@ int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
 
 int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr) {
         _cleanup_(storage_vol_def_freep) StorageVolDef *def = new0(StorageVolDef, 1);
+        const VbStorageBackendOps *ops = storage_backend_find(v->pool->def->type);
 
         if (!def || !(def->name = strdup(v->name)) || !(def->key = strdup(v->path)) ||
             !(def->target_path = strdup(v->path)))
@@ -577,6 +660,11 @@ int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr) {
         def->allocation = (StorageSize) { .given = true, .bytes = v->info.allocation };
         def->format_given = true;
         def->format = v->info.format;
+        /* The image's backing file as its header names it (read again each time: cheap, and a file
+         * uploaded later may have one). */
+        if (ops && ops->vol_backing && storage_pool_is_active(v->pool) &&
+            ops->vol_backing(v->pool->fd, v->name, &def->backing_path, &def->backing_format) > 0)
+                def->backing_format_given = def->backing_format != STORAGE_VOL_FORMAT_NONE;
         return storage_vol_def_format(def, ret);
 }
 
@@ -606,15 +694,20 @@ static void vol_job_done(StorageJob *j, int64_t result, const VbError *e, void *
         StorageVol *v = vj->vol;
         StoragePool *p = v->pool;
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        bool fresh = v->creator && streq_ptr(v->creator, v->job_caller);
+        bool fresh = vj->kind == STORAGE_JOB_CLONE || (v->creator && streq_ptr(v->creator, v->job_caller));
 
         v->job = NULL;
+        if (v->source) {
+                v->source->n_readers--;
+                v->source = NULL;
+        }
         log_notice("%s of volume '%s' in pool '%s' for %s: %s.", storage_job_kind_to_string(vj->kind), v->name, p->name,
                    strna(v->job_caller), result >= 0 ? "done" : e->message);
         v->job_caller = mfree(v->job_caller);
-        if (result < 0 && vj->kind == STORAGE_JOB_UPLOAD && fresh) {
-                /* A volume made for this upload that never got its data goes again. */
-                log_notice("Removing volume '%s' of pool '%s': its first upload did not complete.", v->name, p->name);
+        if (result < 0 && (vj->kind == STORAGE_JOB_UPLOAD || vj->kind == STORAGE_JOB_CLONE) && fresh) {
+                /* A volume made for this upload or clone that never got its data goes again. */
+                log_notice("Removing volume '%s' of pool '%s': its %s did not complete.", v->name, p->name,
+                           vj->kind == STORAGE_JOB_CLONE ? "clone" : "first upload");
                 (void) ops->vol_delete(p->fd, v->name, NULL);
                 vol_remove(vj->registry, v);
                 v = NULL;
@@ -644,6 +737,33 @@ static int check_range(StorageVol *v, uint64_t size, uint64_t offset, uint64_t *
         return 0;
 }
 
+/* The thread for c (whose descriptors it takes) on v, reporting to cb. */
+static int vol_launch_job(StorageRegistry *r, StorageVol *v, const StorageCopy *c, const char *caller,
+                          const StorageVolJobCallbacks *cb, void *userdata, VbError *reterr) {
+        VolJob *vj = new0(VolJob, 1);
+        int k;
+
+        if (!vj || free_and_strdup(&v->job_caller, caller) < 0) {
+                free(vj);
+                if (c->fd >= 0)
+                        close(c->fd);
+                close(c->vol_fd);
+                return -ENOMEM;
+        }
+        *vj = (VolJob) { .registry = r, .vol = v, .kind = c->kind, .cb = *cb, .userdata = userdata };
+        k = storage_job_start(r->event, c, c->length,
+                              &(StorageJobCallbacks) { .progress = vol_job_progress, .done = vol_job_done }, vj, &v->job);
+        if (k < 0) {
+                free(vj);
+                v->job_caller = mfree(v->job_caller);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start the %s: %s",
+                                    storage_job_kind_to_string(c->kind), strerror(-k));
+        }
+        log_notice("%s of volume '%s' in pool '%s' for %s: %" PRIu64 " bytes from offset %" PRIu64 ".",
+                   storage_job_kind_to_string(c->kind), v->name, v->pool->name, strna(caller), c->length, c->offset);
+        return 1;
+}
+
 int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset,
                           uint64_t length, const char *caller, const StorageVolJobCallbacks *cb, void *userdata,
                           VbError *reterr) {
@@ -652,14 +772,15 @@ int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         StorageCopy c = { .kind = kind, .offset = offset };
         struct stat st;
-        VolJob *vj;
         int k;
 
         if (!storage_pool_is_active(p) || !ops)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
-        if (v->job)
-                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy with an %s.", v->name,
-                                    storage_job_kind_to_string(storage_job_kind(v->job)));
+        k = kind == STORAGE_JOB_DOWNLOAD && !v->job ? 0 : vol_check_idle(v, reterr);
+        if (k < 0)
+                return k;
+        if (kind == STORAGE_JOB_CLONE)
+                return -EINVAL; /* storage_vol_clone */
         if (kind == STORAGE_JOB_WIPE && v->info.format != STORAGE_VOL_FORMAT_RAW) {
                 /* An image format is wiped by making it empty again (qemu-img, bounded). */
                 k = ops->vol_reformat(p->fd, v->name, reterr);
@@ -680,24 +801,98 @@ int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind
         if (k < 0)
                 return k;
         c.length = length;
-        vj = new0(VolJob, 1);
-        if (!vj || free_and_strdup(&v->job_caller, caller) < 0) {
-                free(vj);
-                return -ENOMEM;
-        }
-        *vj = (VolJob) { .registry = r, .vol = v, .kind = kind, .cb = *cb, .userdata = userdata };
         c.fd = TAKE_FD(caller_fd);
         c.vol_fd = TAKE_FD(vol_fd);
-        k = storage_job_start(r->event, &c, length,
-                              &(StorageJobCallbacks) { .progress = vol_job_progress, .done = vol_job_done }, vj, &v->job);
-        if (k < 0) {
-                free(vj);
-                v->job_caller = mfree(v->job_caller);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start the %s: %s",
-                                    storage_job_kind_to_string(kind), strerror(-k));
+        return vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
+}
+
+/* Every image below v (its backing chain, as the headers name them) must be a volume uid may use: qemu-img
+ * convert opens them by name, as root. */
+static int vol_check_chain(StorageRegistry *r, StorageVol *v, uid_t uid, VbError *reterr) {
+        for (unsigned depth = 0; v; depth++) {
+                const VbStorageBackendOps *ops = storage_backend_find(v->pool->def->type);
+                _cleanup_free_ char *backing = NULL;
+                StorageVolFormat fmt;
+                StorageVol *b;
+                int k;
+
+                k = storage_vol_check_owner(v, uid, reterr);
+                if (k < 0)
+                        return k;
+                if (!ops || !ops->vol_backing || ops->vol_backing(v->pool->fd, v->name, &backing, &fmt) <= 0)
+                        return 0;
+                b = storage_vol_by_path(r, backing);
+                if (!b || depth >= 16)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "Volume '%s' is an overlay of '%s', which is not a volume of an active pool%s: "
+                                            "it cannot be cloned.", v->name, backing, depth >= 16 ? " (or the chain is too long)" : "");
+                v = b;
         }
-        log_notice("%s of volume '%s' in pool '%s' for %s: %" PRIu64 " bytes from offset %" PRIu64 ".",
-                   storage_job_kind_to_string(kind), v->name, p->name, strna(caller), length, offset);
+        return 0;
+}
+
+int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, StorageVol *source, uid_t owner,
+                      const char *caller, const StorageVolJobCallbacks *cb, void *userdata, StorageVol **ret,
+                      VbError *reterr) {
+        _cleanup_(storage_vol_def_freep) StorageVolDef *d = def;
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type), *sops;
+        _cleanup_close_ int src_fd = -EBADF, vol_fd = -EBADF;
+        StorageCopy c = { .kind = STORAGE_JOB_CLONE };
+        StorageVol *v = NULL;
+        int k;
+
+        k = vol_check_new(p, d, reterr);
+        if (k < 0)
+                return k;
+        if (!storage_pool_is_active(source->pool))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' of volume '%s' is not active.",
+                                    source->pool->name, source->name);
+        if (source->job && storage_job_kind(source->job) != STORAGE_JOB_DOWNLOAD)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy: its %s is running.", source->name,
+                                    storage_job_kind_to_string(storage_job_kind(source->job)));
+        k = vol_check_chain(r, source, owner, reterr);
+        if (k < 0)
+                return k;
+        if (d->backing_path)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "Volume '%s': a clone copies its source whole, it takes no <backingStore>.", d->name);
+        if (!d->format_given) {
+                d->format = source->info.format;
+                d->format_given = true;
+        }
+        if (!d->capacity.given || d->capacity.bytes < source->info.capacity)
+                d->capacity = (StorageSize) { .given = true, .bytes = source->info.capacity };
+        c.from_format = source->info.format;
+        c.to_format = d->format;
+        c.length = source->info.capacity;
+        sops = storage_backend_find(source->pool->def->type);
+        src_fd = sops->vol_open(source->pool->fd, source->name, O_RDONLY, reterr);
+        if (src_fd < 0)
+                return src_fd;
+        /* The empty volume, then its filling in a thread; it goes again if that fails or is cancelled. */
+        k = vol_make(r, p, d, owner, &v, reterr);
+        if (k < 0)
+                return k;
+        vol_fd = ops->vol_open(p->fd, v->name, O_RDWR, reterr);
+        if (vol_fd < 0) {
+                (void) ops->vol_delete(p->fd, v->name, NULL);
+                vol_remove(r, v);
+                return vol_fd;
+        }
+        c.fd = TAKE_FD(src_fd);
+        c.vol_fd = TAKE_FD(vol_fd);
+        k = vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
+        if (k < 0) {
+                (void) ops->vol_delete(p->fd, v->name, NULL);
+                vol_remove(r, v);
+                return k;
+        }
+        v->source = source;
+        source->n_readers++;
+        log_notice("Cloning volume '%s' of pool '%s' into '%s' of pool '%s' (%s to %s) for uid %u.", source->name,
+                   source->pool->name, v->name, p->name, storage_vol_format_to_string(c.from_format),
+                   storage_vol_format_to_string(c.to_format), (unsigned) owner);
+        *ret = v;
         return 1;
 }
 
@@ -713,9 +908,9 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
 
         if (!storage_pool_is_active(p) || !ops)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
-        if (v->job)
-                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy with an %s.", v->name,
-                                    storage_job_kind_to_string(storage_job_kind(v->job)));
+        k = vol_check_idle(v, reterr);
+        if (k < 0)
+                return k;
         k = ops->vol_resize(p->fd, v->name, capacity, shrink, reterr);
         if (k < 0)
                 return k;
@@ -727,8 +922,8 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
         return 0;
 }
 
-int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, char **ret_path,
-                        StorageVolFormat *ret_format, VbError *reterr) {
+int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, uid_t owner,
+                        char **ret_path, StorageVolFormat *ret_format, VbError *reterr) {
         StoragePool *p = storage_pool_by_name(r, pool);
         StorageVol *v;
         char *path = NULL;
@@ -738,6 +933,9 @@ int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_POOL, "No storage pool is named '%s'.", pool);
         k = storage_vol_name_check(volume, reterr);
         if (k < 0)
+                return k;
+        v = storage_pool_is_active(p) ? storage_vol_by_name(p, volume) : NULL;
+        if (v && (k = storage_vol_check_owner(v, owner, reterr)) < 0)
                 return k;
         if (!active) {
                 if (!p->def->target_path || asprintf(&path, "%s/%s", p->def->target_path, volume) < 0)
@@ -749,7 +947,6 @@ int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume
         }
         if (!storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Storage pool '%s' is not active.", pool);
-        v = storage_vol_by_name(p, volume);
         if (!v)
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_VOL, "Storage pool '%s' has no volume '%s'.", pool,
                                     volume);

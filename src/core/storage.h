@@ -22,15 +22,19 @@
 typedef struct StorageRegistry StorageRegistry;
 typedef struct StoragePool StoragePool;
 
-typedef struct StorageVol {
+typedef struct StorageVol StorageVol;
+
+struct StorageVol {
         StoragePool *pool;
         char *name;
         char *path; /* also its key */
         StorageVolInfo info;
-        StorageJob *job;   /* the Upload, Download or Wipe running on it, if any */
+        StorageJob *job;   /* the Upload, Download, Wipe or clone filling it, running on it, if any */
+        unsigned n_readers; /* clones being made from it: it does not change or go meanwhile */
+        StorageVol *source; /* while a clone fills this volume: the one it copies */
         char *creator;     /* who made it with CreateVolume, until something was written into it */
         char *job_caller;  /* the bus name the running job is for */
-} StorageVol;
+};
 
 struct StoragePool {
         StorageRegistry *registry;
@@ -96,8 +100,14 @@ int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostar
 int storage_pool_get_xml(StoragePool *p, unsigned flags, char **ret, VbError *reterr);
 
 /* CreateVolume: def (taken) names a volume that must not exist; its name is checked
- * (storage_vol_name_check) and capacity is required. */
-int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, StorageVol **ret, VbError *reterr);
+ * (storage_vol_name_check) and capacity is required, except for an overlay (<backingStore>: a qcow2 over
+ * another volume, which owner must be allowed to use: storage_vol_check_owner). The file belongs to owner
+ * (the caller's uid). */
+int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, uid_t owner, StorageVol **ret,
+                       VbError *reterr);
+/* Whether uid may use v: root may use any volume, anyone else only those they created (AccessDenied
+ * naming the volume otherwise). */
+int storage_vol_check_owner(const StorageVol *v, uid_t uid, VbError *reterr);
 /* The volume is freed (after vol_removed). */
 int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr);
 int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr);
@@ -118,6 +128,14 @@ typedef struct StorageVolJobCallbacks {
 int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset,
                           uint64_t length, const char *caller, const StorageVolJobCallbacks *cb, void *userdata,
                           VbError *reterr);
+/* CreateVolumeFrom: a new volume in p as def (taken) says, filled from source by a job like the above
+ * (the format and capacity default to the source's; raw to raw by the kernel, qcow2 by qemu-img
+ * convert), owned by owner, who must be allowed to use source and every image below it. cb->done gets the
+ * new volume, or NULL when the clone failed or was cancelled and the partial volume was removed. *ret is
+ * the new volume while the job runs. */
+int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, StorageVol *source, uid_t owner,
+                      const char *caller, const StorageVolJobCallbacks *cb, void *userdata, StorageVol **ret,
+                      VbError *reterr);
 /* The running job of v, if it is for caller (NULL: any), stops; its done callback follows. */
 void storage_vol_cancel_job(StorageVol *v, const char *caller);
 /* shrink: the capacity may get smaller. */
@@ -126,6 +144,8 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
 /* The one way a domain's disk reaches a volume (<disk type='volume'><source pool= volume=/>): the path of
  * the volume's file (to free) and its format. active: the pool must be active and hold the volume (a
  * start, a hot-plug); otherwise the pool must only exist, and the path is where the volume is or will be
- * (a grant at Define). NoSuchStoragePool, InvalidState, NoSuchStorageVol, InvalidArgs for a bad name. */
-int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, char **ret_path,
-                        StorageVolFormat *ret_format, VbError *reterr);
+ * (a grant at Define). owner is the domain's owner: a volume that exists must be one owner may use
+ * (storage_vol_check_owner), so that a guest reaches only what its owner may. NoSuchStoragePool,
+ * InvalidState, NoSuchStorageVol, InvalidArgs for a bad name, AccessDenied. */
+int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, uid_t owner,
+                        char **ret_path, StorageVolFormat *ret_format, VbError *reterr);

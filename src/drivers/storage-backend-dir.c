@@ -160,6 +160,7 @@ static int dir_vol_info(int pool_fd, const char *name, StorageVolInfo *ret, VbEr
                 .format = STORAGE_VOL_FORMAT_RAW,
                 .capacity = (uint64_t) st.st_size,
                 .allocation = (uint64_t) st.st_blocks * 512,
+                .owner = st.st_uid,
         };
         n = pread(fd, header, sizeof header, 0);
         if (n == (ssize_t) sizeof header && memcmp(header, "QFI\xfb", 4) == 0) {
@@ -169,24 +170,13 @@ static int dir_vol_info(int pool_fd, const char *name, StorageVolInfo *ret, VbEr
         return 0;
 }
 
-/* qemu-img create -f qcow2 into the file behind fd (passed as /dev/fd/N): qemu-img never opens a path of
- * the pool itself, so nothing it does can follow a symlink. Bounded: qemu-img writes a few clusters. */
-static int run_qemu_img(int fd, const char *verb, const char *name, uint64_t capacity, bool shrink, VbError *reterr) {
-        char target[32], size[32];
-        const char *create[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", target, size, NULL };
-        const char *resize[] = { storage_qemu_img_path(), "resize", "-q", "-f", "qcow2", target, size, NULL, NULL };
-        const char **argv = streq(verb, "create") ? create : resize;
+/* qemu-img into the file behind fd (passed as /dev/fd/N): qemu-img never opens a path of the pool itself,
+ * so nothing it does can follow a symlink. Bounded: qemu-img writes a few clusters. Waits for it. */
+static int wait_qemu_img(const char * const *argv, int fd, const char *verb, const char *name, VbError *reterr) {
         _cleanup_close_ int pidfd = -EBADF;
         int keep[] = { fd }, status = 0, r;
         pid_t pid;
 
-        snprintf(target, sizeof target, "/dev/fd/%d", fd);
-        snprintf(size, sizeof size, "%" PRIu64, capacity);
-        if (shrink) {
-                resize[5] = "--shrink";
-                resize[6] = target;
-                resize[7] = size;
-        }
         r = host_process_spawn(argv, -1, keep, 1, &pid);
         if (r < 0)
                 return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -r, "Failed to run '%s'", argv[0]);
@@ -208,7 +198,35 @@ static int run_qemu_img(int fd, const char *verb, const char *name, uint64_t cap
         return 0;
 }
 
-static int dir_vol_create(int pool_fd, const StorageVolDef *def, VbError *reterr) {
+static int run_qemu_img(int fd, const char *verb, const char *name, uint64_t capacity, bool shrink, VbError *reterr) {
+        char target[32], size[32];
+        const char *create[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", target, size, NULL };
+        const char *resize[] = { storage_qemu_img_path(), "resize", "-q", "-f", "qcow2", target, size, NULL, NULL };
+        const char **argv = streq(verb, "create") ? create : resize;
+
+        snprintf(target, sizeof target, "/dev/fd/%d", fd);
+        snprintf(size, sizeof size, "%" PRIu64, capacity);
+        if (shrink) {
+                resize[5] = "--shrink";
+                resize[6] = target;
+                resize[7] = size;
+        }
+        return wait_qemu_img(argv, fd, verb, name, reterr);
+}
+
+/* A qcow2 overlay of def's backing store: -u, so that qemu-img records the backing file's name without
+ * opening it (it would, as root); core checked it is a volume and gave its format and the capacity. */
+static int create_overlay(int fd, const StorageVolDef *def, VbError *reterr) {
+        char target[32], size[32];
+        const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-u", "-f", "qcow2", "-b", def->backing_path, "-F",
+                               storage_vol_format_to_string(def->backing_format), target, size, NULL };
+
+        snprintf(target, sizeof target, "/dev/fd/%d", fd);
+        snprintf(size, sizeof size, "%" PRIu64, def->capacity.bytes);
+        return wait_qemu_img(argv, fd, "create", def->name, reterr);
+}
+
+static int dir_vol_create(int pool_fd, const StorageVolDef *def, uid_t owner, VbError *reterr) {
         StorageVolFormat format = def->format_given ? def->format : STORAGE_VOL_FORMAT_RAW;
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -217,8 +235,10 @@ static int dir_vol_create(int pool_fd, const StorageVolDef *def, VbError *reterr
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "Volume format '%s' is not supported in a 'dir' pool (expected 'raw' or 'qcow2').",
                                     storage_vol_format_to_string(format));
-        if (def->backing_path)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Volumes with a <backingStore> are not supported yet.");
+        if (def->backing_path && format != STORAGE_VOL_FORMAT_QCOW2)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Volume '%s': a <backingStore> needs <target><format type='qcow2'/> (an overlay), not '%s'.",
+                                    def->name, storage_vol_format_to_string(format));
         fd = storage_open_beneath(pool_fd, def->name, O_RDWR | O_CREAT | O_EXCL, 0600);
         if (fd == -EEXIST || fd == -ELOOP)
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Volume '%s' already exists in the pool%s.", def->name,
@@ -230,8 +250,14 @@ static int dir_vol_create(int pool_fd, const StorageVolDef *def, VbError *reterr
                             ? vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to size volume '%s'",
                                                  def->name)
                             : 0;
+        else if (def->backing_path)
+                r = create_overlay(fd, def, reterr);
         else
                 r = run_qemu_img(fd, "create", def->name, def->capacity.bytes, false, reterr);
+        /* The volume is its creator's file: a domain of another user cannot be given it. */
+        if (r >= 0 && owner != 0 && fchown(fd, owner, (gid_t) -1) < 0)
+                r = vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to give volume '%s' to uid %u",
+                                       def->name, (unsigned) owner);
         if (r < 0)
                 (void) unlinkat(pool_fd, def->name, 0); /* nothing half-made stays */
         return r;
@@ -289,6 +315,16 @@ static int dir_vol_resize(int pool_fd, const char *name, uint64_t capacity, bool
         return 0;
 }
 
+static int dir_vol_backing(int pool_fd, const char *name, char **ret_path, StorageVolFormat *ret_format) {
+        _cleanup_close_ int fd = storage_open_beneath(pool_fd, name, O_RDONLY | O_NONBLOCK, 0);
+
+        *ret_path = NULL;
+        *ret_format = STORAGE_VOL_FORMAT_NONE;
+        if (fd < 0)
+                return fd;
+        return storage_image_read_backing(fd, ret_path, ret_format);
+}
+
 static int dir_vol_reformat(int pool_fd, const char *name, VbError *reterr) {
         _cleanup_close_ int fd = -EBADF;
         StorageVolInfo info;
@@ -320,8 +356,35 @@ const VbStorageBackendOps storage_backend_dir = {
         .vol_open = dir_vol_open,
         .vol_resize = dir_vol_resize,
         .vol_reformat = dir_vol_reformat,
+        .vol_backing = dir_vol_backing,
 };
 
 const VbStorageBackendOps *storage_backend_find(StoragePoolType type) {
-        return type == STORAGE_POOL_DIR ? &storage_backend_dir : NULL;
+        if (type == STORAGE_POOL_DIR)
+                return &storage_backend_dir;
+        if (type == STORAGE_POOL_FS)
+                return storage_backend_fs_ops();
+        return NULL;
+}
+
+/* What a pool type without a backend would need, said at Start. */
+static const char * const missing_table[_STORAGE_POOL_TYPE_MAX] = {
+        [STORAGE_POOL_NETFS] = "mounting a network file system (NFS, CIFS or GlusterFS clients) is not implemented",
+        [STORAGE_POOL_LOGICAL] = "LVM volume groups need LVM and device-mapper, which virtbus does not drive",
+        [STORAGE_POOL_DISK] = "partitioning a whole disk (parted) is not implemented",
+        [STORAGE_POOL_ISCSI] = "an iSCSI initiator (open-iscsi logins) is not implemented",
+        [STORAGE_POOL_ISCSI_DIRECT] = "an iSCSI initiator (libiscsi) is not implemented",
+        [STORAGE_POOL_SCSI] = "SCSI host adapters (scanning sysfs for their LUNs) are not implemented",
+        [STORAGE_POOL_MPATH] = "multipath devices need device-mapper multipath, which virtbus does not drive",
+        [STORAGE_POOL_RBD] = "Ceph RBD needs librados/librbd, which virtbus is not built with",
+        [STORAGE_POOL_SHEEPDOG] = "Sheepdog clusters (a retired project) are not implemented",
+        [STORAGE_POOL_GLUSTER] = "GlusterFS volumes need libgfapi, which virtbus is not built with",
+        [STORAGE_POOL_ZFS] = "ZFS pools need the ZFS tools, which virtbus does not drive",
+        [STORAGE_POOL_VSTORAGE] = "Virtuozzo storage clusters are not implemented",
+};
+
+const char *storage_backend_missing(StoragePoolType type) {
+        if (type < 0 || type >= _STORAGE_POOL_TYPE_MAX || !missing_table[type])
+                return "no backend for it";
+        return missing_table[type];
 }

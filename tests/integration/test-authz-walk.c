@@ -254,7 +254,7 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                                 v = "52:54:00:5a:1c:02";
                         else if (streq(member, "DefineStoragePool") || streq(member, "CreateStoragePool"))
                                 v = pool_sample;
-                        else if (streq(member, "CreateVolume"))
+                        else if (streq(member, "CreateVolume") || streq(member, "CreateVolumeFrom"))
                                 v = VOLUME_XML;
                         else if (streq(member, "CreateSnapshot"))
                                 v = "<domainsnapshot><name>walk-snap-new</name></domainsnapshot>";
@@ -283,6 +283,10 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                         r = sd_bus_message_append_basic(m, 'b', &v);
                         break;
                 }
+                case 'o':
+                        /* The source of CreateVolumeFrom: the walk's volume. */
+                        r = sd_bus_message_append_basic(m, 'o', o->volume);
+                        break;
                 case 'h': {
                         /* An empty source and a sink: Upload reads end-of-file, Download writes nowhere. */
                         int v = open("/dev/null", O_RDWR | O_CLOEXEC);
