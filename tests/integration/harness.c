@@ -514,7 +514,7 @@ static void remove_stale_leftovers(void) {
         setpwent();
         while ((pw = getpwent()) && n < ELEMENTSOF(stale)) {
                 size_t len = strlen(pw->pw_name);
-                if (len > 8 && strncmp(pw->pw_name, "vbt", 3) == 0 && strchr("pg", pw->pw_name[3]) &&
+                if (len > 8 && strncmp(pw->pw_name, "vbt", 3) == 0 && strchr("pgh", pw->pw_name[3]) &&
                     strspn(pw->pw_name + len - 4, "0123456789abcdef") == 4 && pid_gone(pw->pw_name + 4, len - 8))
                         stale[n++] = xstrdup(pw->pw_name);
         }
@@ -550,7 +550,8 @@ static int account_fill(Account *a) {
 static int create_user(Harness *h, HarnessUser u) {
         for (int attempt = 0; attempt < 5; attempt++) {
                 unsigned rnd = (unsigned) (harness_now_usec() ^ (uint64_t) getpid() << 16) & 0xffff;
-                char *name = xasprintf("vbt%c%d%04x", u == HARNESS_USER_PLAIN ? 'p' : 'g', (int) getpid(), rnd);
+                char *name = xasprintf("vbt%c%d%04x", u == HARNESS_USER_PLAIN ? 'p' : u == HARNESS_USER_VIRTBUS ? 'g' : 'h',
+                                       (int) getpid(), rnd);
                 int r;
 
                 if (getpwnam(name)) {
@@ -562,7 +563,7 @@ static int create_user(Harness *h, HarnessUser u) {
                                          "--gid", "nogroup" };
                 size_t n = 10;
 
-                if (u == HARNESS_USER_VIRTBUS) {
+                if (u == HARNESS_USER_VIRTBUS || u == HARNESS_USER_VIRTBUS2) {
                         argv[n++] = "--groups";
                         argv[n++] = TEST_GROUP;
                 }
@@ -601,6 +602,8 @@ static int create_users(Harness *h) {
                 r = create_user(h, HARNESS_USER_PLAIN);
         if (r >= 0)
                 r = create_user(h, HARNESS_USER_VIRTBUS);
+        if (r >= 0)
+                r = create_user(h, HARNESS_USER_VIRTBUS2);
         accounts_unlock(fd);
         return r;
 }

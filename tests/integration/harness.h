@@ -52,6 +52,7 @@ typedef enum HarnessUser {
         HARNESS_USER_ROOT,
         HARNESS_USER_PLAIN,   /* unprivileged, in no supplementary group */
         HARNESS_USER_VIRTBUS, /* unprivileged, member of group 'virtbus' */
+        HARNESS_USER_VIRTBUS2, /* another one like it (what one user's things are to another) */
         _HARNESS_USER_MAX,
 } HarnessUser;
 

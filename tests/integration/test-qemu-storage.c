@@ -3,7 +3,7 @@
  * (the example rules grant domain.manage, domain.console, and storage.manage for volumes in 'default'):
  *   - the qemu driver's pool 'default' at <state>/images, defined, started and autostarted, once (an
  *     administrator who removes it does not get it back at the next start);
- *   - a guest boots with <disk type='volume'> naming a root-only 0600 volume of 'default' and sees a block
+ *   - a guest boots with <disk type='volume'> naming the user's 0600 volume of 'default' and sees a block
  *     device of the volume's size; another volume hot-plugged likewise;
  *   - deleting a volume a running domain uses is DeviceBusy naming the domain; a volume of a pool the
  *     user may not use is refused at Define. */
@@ -89,11 +89,11 @@ static void test_volume_disks(void **state) {
                 assert_true(active && autostart);
         }
 
-        /* A root-only volume, made by the user through the service. */
+        /* A volume made by the user through the service: the user's file, 0600, in root's directory. */
         vol = get_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
                        "<volume><name>guest.img</name><capacity unit='MiB'>24</capacity></volume>");
         assert_int_equal(stat(harness_get_string(root, vol, VOL_INTERFACE, "Path"), &st), 0);
-        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
         assert_int_equal(st.st_mode & 0777, 0600);
 
         /* A volume of a pool the rules do not give the user: refused at Define. */

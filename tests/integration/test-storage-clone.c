@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Clones, overlays and volume owners (test driver, real files, the real qemu-img and polkitd), as two
+ * users of group 'virtbus' (the example rules grant them volumes in pool 'default'):
+ *   - CreateVolumeFrom raw to raw (the same bytes, holes kept), raw to qcow2 and back (qemu-img convert),
+ *     with Progress on the new volume, answered with it; a caller that disconnects mid-clone leaves no
+ *     volume and no file;
+ *   - an overlay with <backingStore>: qemu-img sees the backing file and format, GetXMLDesc shows them;
+ *   - a volume belongs to its creator: another user may not delete, read, write, wipe, resize, clone it
+ *     nor put an overlay over it, nor give it to a domain (at Define, and at Start when the name was
+ *     taken over); root may. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define POOL_INTERFACE "org.virtbus1.StoragePool"
+#define VOL_INTERFACE "org.virtbus1.StorageVol"
+#define ERR(name) "org.virtbus1.Error." name
+#define QEMU_IMG "/usr/bin/qemu-img"
+#define MiB (UINT64_C(1) << 20)
+
+static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
+static char *clone_vol(sd_bus *bus, const char *pool, const char *xml, const char *source) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, pool, POOL_INTERFACE, "CreateVolumeFrom", "sot", xml, source, UINT64_C(0));
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
+static uint64_t get_u64(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, VOL_INTERFACE, property, &e, 't', &v), 0);
+        return v;
+}
+
+static char *setup_default_pool(Harness *h, sd_bus *root) {
+        _cleanup_free_ char *xml = NULL, *dir = NULL;
+
+        assert_true(asprintf(&dir, "%s/pool-default", harness_dir(h)) > 0);
+        assert_true(mkdir(dir, 0711) >= 0 || errno == EEXIST);
+        assert_true(asprintf(&xml, "<pool type='dir'><name>default</name><target><path>%s</path></target></pool>", dir) > 0);
+        {
+                /* Left by a test that failed before it stopped it: the same pool. */
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *o;
+
+                if (sd_bus_call_method(root, HARNESS_SERVICE, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE,
+                                       "GetStoragePoolByName", &e, &reply, "s", "default") >= 0 &&
+                    sd_bus_message_read(reply, "o", &o) > 0)
+                        return strdup(o);
+        }
+        return get_path(root, M, "CreateStoragePool", xml);
+}
+
+static char *vol_file(Harness *h, const char *name) {
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/pool-default/%s", harness_dir(h), name) > 0);
+        return p;
+}
+
+/* size bytes: pattern blocks of 1 MiB at the offsets in data[] (in MiB), holes elsewhere. */
+static void write_sparse_file(const char *file, uint64_t size, const unsigned *data, size_t n) {
+        static char block[MiB];
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t) size), 0);
+        for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < sizeof block; j++)
+                        block[j] = (char) (j * 31 + data[i] * 7 + 1);
+                assert_int_equal(pwrite(fd, block, sizeof block, (off_t) (data[i] * MiB)), (ssize_t) sizeof block);
+        }
+        close(fd);
+}
+
+static bool same_bytes(const char *a, const char *b) {
+        static char x[1 << 16], y[1 << 16];
+        int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC);
+        bool same = fa >= 0 && fb >= 0;
+        ssize_t n, m;
+
+        while (same && (n = read(fa, x, sizeof x)) > 0) {
+                m = read(fb, y, (size_t) n);
+                same = m == n && memcmp(x, y, (size_t) n) == 0;
+        }
+        if (same)
+                same = read(fb, y, 1) == 0;
+        if (fa >= 0)
+                close(fa);
+        if (fb >= 0)
+                close(fb);
+        return same;
+}
+
+static char *qemu_img_info(Harness *h, const char *file) {
+        const char *argv[] = { QEMU_IMG, "info", "--output=json", file, NULL };
+        HarnessResult res = {};
+        char *out;
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        out = strdup(res.out);
+        harness_result_done(&res);
+        return out;
+}
+
+static char *vol_xml(sd_bus *bus, const char *vol) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, vol, VOL_INTERFACE, "GetXMLDesc", "t", UINT64_C(0));
+        const char *xml;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
+        return strdup(xml);
+}
+
+/* The Progress signals of the volume at path until one says done == total (the last before the answer). */
+static void assert_progress_to_end(HarnessWatch *w, const char *path, uint64_t total) {
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+                uint64_t done, all;
+
+                assert_non_null(s);
+                if (!streq(sd_bus_message_get_path(s), path))
+                        continue;
+                assert_int_equal(sd_bus_message_read(s, "tt", &done, &all), 1);
+                assert_int_equal(all, total);
+                assert_true(done <= all);
+                if (done == all)
+                        return;
+        }
+}
+
+static void test_clone(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *src = NULL, *copy = NULL, *qcow = NULL, *back = NULL, *data = NULL,
+                            *src_file = NULL, *copy_file = NULL, *qcow_file = NULL, *back_file = NULL, *info = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        static const unsigned blocks[] = { 0, 1, 5, 13, 15 };
+        struct stat st;
+        int fd;
+
+        pool = setup_default_pool(h, root);
+        assert_true(asprintf(&data, "%s/clone-data", harness_dir(h)) > 0);
+        write_sparse_file(data, 16 * MiB, blocks, ELEMENTSOF(blocks));
+        src = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+                       "<volume><name>src.img</name><capacity unit='MiB'>16</capacity></volume>");
+        fd = open(data, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
+                                             UINT64_C(0)));
+        close(fd);
+        src_file = vol_file(h, "src.img");
+        assert_true(same_bytes(data, src_file));
+
+        /* Raw to raw: the same bytes, the holes still holes, the caller's file. */
+        w = harness_watch_signal(member, NULL, VOL_INTERFACE, "Progress");
+        copy = clone_vol(member, pool, "<volume><name>copy.img</name></volume>", src);
+        assert_progress_to_end(w, copy, 16 * MiB);
+        copy_file = vol_file(h, "copy.img");
+        assert_true(same_bytes(data, copy_file));
+        assert_int_equal(stat(copy_file, &st), 0);
+        assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_true((uint64_t) st.st_blocks * 512 <= 6 * MiB);
+        assert_int_equal(get_u64(member, copy, "Capacity"), 16 * MiB);
+        assert_string_equal(harness_get_string(member, copy, VOL_INTERFACE, "Format"), "raw");
+
+        /* Raw to qcow2 and back (qemu-img convert): the same bytes again. */
+        qcow = clone_vol(member, pool, "<volume><name>copy.qcow2</name><target><format type='qcow2'/></target></volume>", src);
+        assert_progress_to_end(w, qcow, 16 * MiB);
+        qcow_file = vol_file(h, "copy.qcow2");
+        info = qemu_img_info(h, qcow_file);
+        assert_non_null(strstr(info, "\"format\": \"qcow2\""));
+        assert_non_null(strstr(info, "\"virtual-size\": 16777216"));
+        assert_string_equal(harness_get_string(member, qcow, VOL_INTERFACE, "Format"), "qcow2");
+        back = clone_vol(member, pool, "<volume><name>back.img</name><target><format type='raw'/></target></volume>", qcow);
+        back_file = vol_file(h, "back.img");
+        assert_true(same_bytes(data, back_file));
+
+        /* What a clone refuses. */
+        harness_call_fails(member, ERR("AlreadyExists"), "copy.img", pool, POOL_INTERFACE, "CreateVolumeFrom", "sot",
+                           "<volume><name>copy.img</name></volume>", src, UINT64_C(0));
+        harness_call_fails(member, ERR("NoSuchStorageVol"), "source", pool, POOL_INTERFACE, "CreateVolumeFrom", "sot",
+                           "<volume><name>x.img</name></volume>", "/org/virtbus1/storagevol/none", UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "no <backingStore>", pool, POOL_INTERFACE,
+                           "CreateVolumeFrom", "sot",
+                           "<volume><name>x.img</name><backingStore><path>/x</path></backingStore></volume>", src,
+                           UINT64_C(0));
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, NULL, pool, POOL_INTERFACE, "CreateVolumeFrom", "sot",
+                           "<volume><name>x.img</name></volume>", src, UINT64_C(2));
+        assert_true(access(vol_file(h, "x.img"), F_OK) < 0);
+
+        for (const char *v, *const *vv = (const char *const[]) { src, copy, qcow, back, NULL }; (v = *vv); vv++)
+                sd_bus_message_unref(harness_call_ok(member, v, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+        unlink(data);
+}
+
+/* A caller gone mid-clone: qemu-img is ended, the new volume and its file go. */
+static void test_clone_cancel(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS), *conn = NULL;
+        _cleanup_free_ char *pool = NULL, *src = NULL, *data = NULL, *big_file = NULL, *path = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        unsigned blocks[512];
+        bool cut = false;
+        int fd;
+
+        pool = setup_default_pool(h, root);
+        /* 512 MiB of data that is not zeroes: qemu-img has to copy it all, which takes long enough to be
+         * seen half-done in its progress. */
+        for (unsigned i = 0; i < ELEMENTSOF(blocks); i++)
+                blocks[i] = i;
+        assert_true(asprintf(&data, "%s/cancel-data", harness_dir(h)) > 0);
+        write_sparse_file(data, 512 * MiB, blocks, ELEMENTSOF(blocks));
+        src = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+                       "<volume><name>big.img</name><capacity unit='MiB'>512</capacity></volume>");
+        fd = open(data, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
+                                             UINT64_C(0)));
+        close(fd);
+        unlink(data);
+
+        /* The new volume's object: /org/virtbus1/storagevol/<the pool's UUID hex>/<the name, encoded>. */
+        {
+                _cleanup_free_ char *prefix = NULL;
+
+                assert_true(asprintf(&prefix, "/org/virtbus1/storagevol/%s", strrchr(pool, '/') + 1) > 0);
+                assert_true(sd_bus_path_encode(prefix, "half.qcow2", &path) >= 0);
+        }
+        w = harness_watch_signal(member, path, VOL_INTERFACE, "Progress");
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_VIRTBUS, &conn), 0);
+        assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, pool, POOL_INTERFACE, "CreateVolumeFrom", NULL,
+                                             NULL, "sot",
+                                             "<volume><name>half.qcow2</name><target><format type='qcow2'/></target></volume>",
+                                             src, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(conn) >= 0);
+        /* Once it is under way (some, not all, copied), the caller goes. */
+        while (!cut) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+                uint64_t done, all;
+
+                assert_non_null(s);
+                if (!streq(sd_bus_message_get_path(s), path))
+                        continue; /* others' (an upload's, queued before the watch began) */
+                assert_int_equal(sd_bus_message_read(s, "tt", &done, &all), 1);
+                if (done == all)
+                        fail_msg("the clone ended before its caller could go (%" PRIu64 " bytes)", all);
+                cut = done > 0;
+        }
+        sd_bus_flush_close_unref(conn);
+        /* The volume goes (InterfacesRemoved), and so does its file. */
+        big_file = vol_file(h, "half.qcow2");
+        for (int i = 0; i < 200; i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                int r = sd_bus_call_method(member, HARNESS_SERVICE, pool, POOL_INTERFACE, "GetVolumeByName", &e, &reply,
+                                           "s", "half.qcow2");
+
+                sd_bus_error_free(&e);
+                sd_bus_message_unref(reply);
+                if (r < 0)
+                        break;
+                usleep(50000);
+        }
+        harness_call_fails(member, ERR("NoSuchStorageVol"), NULL, pool, POOL_INTERFACE, "GetVolumeByName", "s",
+                           "half.qcow2");
+        assert_true(access(big_file, F_OK) < 0);
+        /* The source is free again. */
+        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+static void test_overlay(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *base = NULL, *top = NULL, *base_file = NULL, *top_file = NULL, *xml = NULL,
+                            *info = NULL, *got = NULL, *want = NULL, *flat = NULL;
+
+        pool = setup_default_pool(h, root);
+        base = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+                        "<volume><name>base.qcow2</name><capacity unit='MiB'>32</capacity>"
+                        "<target><format type='qcow2'/></target></volume>");
+        base_file = vol_file(h, "base.qcow2");
+        top_file = vol_file(h, "top.qcow2");
+        /* No capacity: the backing volume's; no format: qcow2. */
+        assert_true(asprintf(&xml, "<volume><name>top.qcow2</name><backingStore><path>%s</path></backingStore></volume>",
+                             base_file) > 0);
+        top = get_path(member, pool, POOL_INTERFACE, "CreateVolume", xml);
+        info = qemu_img_info(h, top_file);
+        assert_non_null(strstr(info, "\"format\": \"qcow2\""));
+        assert_non_null(strstr(info, "\"virtual-size\": 33554432"));
+        assert_true(asprintf(&want, "\"backing-filename\": \"%s\"", base_file) > 0);
+        assert_non_null(strstr(info, want));
+        assert_non_null(strstr(info, "\"backing-filename-format\": \"qcow2\""));
+        assert_int_equal(get_u64(member, top, "Capacity"), 32 * MiB);
+        /* Read back from the image's header into the volume XML. */
+        got = vol_xml(member, top);
+        free(want);
+        assert_true(asprintf(&want, "<path>%s</path>", base_file) > 0);
+        {
+                const char *b = strstr(got, "<backingStore>"), *end = b ? strstr(b, "</backingStore>") : NULL;
+
+                if (!end || !strstr(b, want) || strstr(b, want) > end || !strstr(b, "<format type='qcow2'/>"))
+                        fail_msg("no <backingStore> with '%s' and format qcow2 in:\n%s", want, got);
+        }
+        free(got);
+        got = vol_xml(member, base);
+        assert_null(strstr(got, "backingStore"));
+
+        /* A clone of the overlay is flattened: a raw image of the whole. */
+        flat = clone_vol(member, pool, "<volume><name>flat.img</name><target><format type='raw'/></target></volume>", top);
+        assert_string_equal(harness_get_string(member, flat, VOL_INTERFACE, "Format"), "raw");
+        assert_int_equal(get_u64(member, flat, "Capacity"), 32 * MiB);
+
+        /* Refused: a backing file that is no volume, a format that is not the backing volume's, a raw overlay. */
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "not a volume", pool, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>o.qcow2</name><backingStore><path>/etc/shadow</path></backingStore></volume>",
+                           UINT64_C(0));
+        free(xml);
+        assert_true(asprintf(&xml, "<volume><name>o.qcow2</name><backingStore><path>%s</path><format type='raw'/>"
+                                   "</backingStore></volume>", base_file) > 0);
+        harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, "is 'qcow2'", pool, POOL_INTERFACE, "CreateVolume", "st", xml,
+                           UINT64_C(0));
+        free(xml);
+        assert_true(asprintf(&xml, "<volume><name>o.img</name><target><format type='raw'/></target>"
+                                   "<backingStore><path>%s</path></backingStore></volume>", base_file) > 0);
+        harness_call_fails(member, ERR("NotSupported"), "needs <target><format type='qcow2'/>", pool, POOL_INTERFACE,
+                           "CreateVolume", "st", xml, UINT64_C(0));
+
+        for (const char *v, *const *vv = (const char *const[]) { flat, top, base, NULL }; (v = *vv); vv++)
+                sd_bus_message_unref(harness_call_ok(member, v, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+static char *volume_disk(const char *volume) {
+        char *x;
+
+        assert_true(asprintf(&x, "<disk type='volume' device='disk'><source pool='default' volume='%s'/>"
+                                 "<target dev='vda' bus='virtio'/></disk>", volume) >= 0);
+        return x;
+}
+
+/* Two users of group 'virtbus', both allowed volumes in 'default' by polkit: neither reaches the other's. */
+static void test_owners(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *one = harness_bus_as(h, HARNESS_USER_VIRTBUS),
+               *two = harness_bus_as(h, HARNESS_USER_VIRTBUS2);
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *file = NULL, *xml = NULL, *disk = NULL, *dom = NULL,
+                            *taken = NULL, *mine = NULL;
+        struct stat st;
+        int fd;
+
+        pool = setup_default_pool(h, root);
+        vol = get_path(one, pool, POOL_INTERFACE, "CreateVolume",
+                       "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
+        file = vol_file(h, "one.img");
+        assert_int_equal(stat(file, &st), 0);
+        assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
+
+        /* The other user: nothing on it, each refusal naming the volume. */
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img' of pool 'default' belongs to another user", vol,
+                           VOL_INTERFACE, "Delete", "t", UINT64_C(0));
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", vol, VOL_INTERFACE, "Download", "httt", fd,
+                           UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", vol, VOL_INTERFACE, "Upload", "httt", fd,
+                           UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", vol, VOL_INTERFACE, "Wipe", "t", UINT64_C(0));
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", vol, VOL_INTERFACE, "Resize", "tt", 8 * MiB,
+                           UINT64_C(0));
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", pool, POOL_INTERFACE, "CreateVolumeFrom", "sot",
+                           "<volume><name>stolen.img</name></volume>", vol, UINT64_C(0));
+        assert_true(asprintf(&xml, "<volume><name>over.qcow2</name><backingStore><path>%s</path></backingStore></volume>",
+                             file) > 0);
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", pool, POOL_INTERFACE, "CreateVolume", "st", xml,
+                           UINT64_C(0));
+        close(fd);
+        assert_true(access(vol_file(h, "stolen.img"), F_OK) < 0);
+        assert_true(access(vol_file(h, "over.qcow2"), F_OK) < 0);
+
+        /* Nor as a disk of a domain of theirs. */
+        disk = volume_disk("one.img");
+        free(xml);
+        assert_true(asprintf(&xml, "<domain type='test'><name>two-dom</name><memory unit='MiB'>128</memory>"
+                                   "<os><type>hvm</type></os><devices>%s</devices></domain>", disk) >= 0);
+        harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img' of pool 'default' belongs to another user", M,
+                           "DefineDomain", "st", xml, UINT64_C(0));
+
+        /* Its owner's domain takes it; when the name is another user's by the next start, it does not. */
+        dom = harness_define_test_domain(one, "one-dom", disk);
+        harness_domain_call(one, dom, "Start");
+        harness_domain_call(one, dom, "Destroy");
+        sd_bus_message_unref(harness_call_ok(one, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        taken = get_path(two, pool, POOL_INTERFACE, "CreateVolume",
+                         "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'one.img' of pool 'default' belongs to another user", dom,
+                           HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+
+        /* Root may use anyone's volume. */
+        mine = clone_vol(root, pool, "<volume><name>root-copy.img</name></volume>", taken);
+        assert_int_equal(stat(vol_file(h, "root-copy.img"), &st), 0);
+        assert_int_equal(st.st_uid, 0);
+        sd_bus_message_unref(harness_call_ok(root, taken, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, mine, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        harness_domain_call(one, dom, "Undefine");
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_clone),
+                cmocka_unit_test(test_clone_cancel),
+                cmocka_unit_test(test_overlay),
+                cmocka_unit_test(test_owners),
+        };
+
+        HARNESS_SKIP_UNLESS_ROOT();
+        return harness_run_group(tests, &(HarnessOptions) {});
+}
