@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Pool types beyond 'dir' (test driver, real polkitd):
+ *   - an 'fs' pool on a loop device this test attaches to an image file: Build makes an ext4 file system
+ *     (mkfs.ext4 from e2fsprogs) and the target, Start mounts it there, volumes live on it, Stop unmounts
+ *     it (refused while a volume is busy), a second Build leaves the file system and its files alone,
+ *     and a restart finds the pool mounted and active again;
+ *   - the other types are kept as written and refused at Start (and CreateStoragePool) with
+ *     NotSupported saying what is missing. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define POOL_INTERFACE "org.virtbus1.StoragePool"
+#define VOL_INTERFACE "org.virtbus1.StorageVol"
+#define ERR(name) "org.virtbus1.Error." name
+#define MiB (UINT64_C(1) << 20)
+
+static char *vol_by_name(sd_bus *bus, const char *pool, const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, pool, POOL_INTERFACE, "GetVolumeByName", "s", name);
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
+static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
+static void call_pool(sd_bus *bus, const char *path, const char *method) {
+        sd_bus_message_unref(harness_call_ok(bus, path, POOL_INTERFACE, method, "t", UINT64_C(0)));
+}
+
+/* Whether dir is a mount point of the device numbered rdev in our mount table. */
+static bool mounted(const char *dir, dev_t rdev) {
+        struct stat st;
+
+        return stat(dir, &st) == 0 && st.st_dev == rdev;
+}
+
+/* losetup --find --show image: the loop device's path. */
+static char *loop_attach(Harness *h, const char *image) {
+        const char *argv[] = { "/sbin/losetup", "--find", "--show", image, NULL };
+        HarnessResult res = {};
+        char *dev;
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        if (res.status != 0)
+                fail_msg("losetup failed: %s", res.err);
+        dev = strndup(res.out, strcspn(res.out, "\n"));
+        harness_result_done(&res);
+        return dev;
+}
+
+static void loop_detach(Harness *h, const char *dev) {
+        const char *argv[] = { "/sbin/losetup", "--detach", dev, NULL };
+        HarnessResult res = {};
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        harness_result_done(&res);
+}
+
+static void test_fs_pool(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *image = NULL, *dev = NULL, *target = NULL, *xml = NULL, *pool = NULL, *vol = NULL,
+                            *file = NULL, *again = NULL;
+        struct stat st;
+        dev_t rdev;
+        int fd, p[2];
+
+        assert_true(asprintf(&image, "%s/fs-pool.img", harness_dir(h)) > 0);
+        fd = open(image, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 64 * MiB), 0);
+        close(fd);
+        dev = loop_attach(h, image);
+        assert_int_equal(stat(dev, &st), 0);
+        assert_true(S_ISBLK(st.st_mode));
+        rdev = st.st_rdev;
+
+        assert_true(asprintf(&target, "%s/fs-mnt", harness_dir(h)) > 0);
+        assert_true(asprintf(&xml, "<pool type='fs'><name>fsp</name><source><device path='%s'/><format type='ext4'/>"
+                                   "</source><target><path>%s</path></target></pool>", dev, target) > 0);
+        pool = get_path(root, M, "DefineStoragePool", xml);
+        assert_string_equal(harness_get_string(root, pool, POOL_INTERFACE, "Type"), "fs");
+        /* Nothing to mount on yet, and no file system. */
+        harness_call_fails(root, ERR("InvalidState"), "Build makes the directory", pool, POOL_INTERFACE, "Start", "t",
+                           UINT64_C(0));
+        call_pool(root, pool, "Build");
+        assert_int_equal(stat(target, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_false(mounted(target, rdev));
+        call_pool(root, pool, "Start");
+        assert_true(mounted(target, rdev));
+        assert_int_equal(harness_set_property(root, pool, POOL_INTERFACE, "Autostart", NULL, "b", 1), 1);
+        /* The pool's sizes are the file system's: under the image's 64 MiB. */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                uint64_t cap = 0;
+
+                assert_int_equal(sd_bus_get_property_trivial(root, HARNESS_SERVICE, pool, POOL_INTERFACE, "Capacity", &e,
+                                                             't', &cap), 0);
+                assert_true(cap > 32 * MiB && cap <= 64 * MiB);
+        }
+
+        vol = get_path(root, pool, POOL_INTERFACE, "CreateVolume",
+                       "<volume><name>on-fs.img</name><capacity unit='MiB'>8</capacity></volume>");
+        assert_true(asprintf(&file, "%s/on-fs.img", target) > 0);
+        assert_int_equal(stat(file, &st), 0);
+        assert_int_equal(st.st_dev, rdev);
+
+        /* Busy volume: the pool stays mounted. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        {
+                sd_bus *conn = NULL;
+
+                assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &conn), 0);
+                assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, vol, VOL_INTERFACE, "Upload", NULL, NULL,
+                                                     "httt", p[0], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
+                assert_true(sd_bus_flush(conn) >= 0);
+                close(p[0]);
+                /* Resize to the same size works until the upload holds the volume, then is DeviceBusy. */
+                for (int i = 0;; i++) {
+                        sd_bus_error e = SD_BUS_ERROR_NULL;
+                        sd_bus_message *reply = NULL;
+                        int r = sd_bus_call_method(root, HARNESS_SERVICE, vol, VOL_INTERFACE, "Resize", &e, &reply, "tt",
+                                                   8 * MiB, UINT64_C(0));
+
+                        sd_bus_message_unref(reply);
+                        if (r < 0) {
+                                assert_true(sd_bus_error_has_name(&e, ERR("DeviceBusy")));
+                                sd_bus_error_free(&e);
+                                break;
+                        }
+                        assert_true(i < 500);
+                        usleep(10000);
+                }
+                harness_call_fails(root, ERR("DeviceBusy"), "on-fs.img", pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0));
+                assert_true(mounted(target, rdev));
+                assert_int_equal(write(p[1], "fs-pool", 7), 7);
+                close(p[1]);
+                sd_bus_flush_close_unref(conn);
+        }
+        /* Wait until the upload is over (the volume free again), then stop: unmounted. */
+        for (int i = 0; i < 200; i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                int r = sd_bus_call_method(root, HARNESS_SERVICE, pool, POOL_INTERFACE, "Stop", &e, &reply, "t", UINT64_C(0));
+
+                sd_bus_message_unref(reply);
+                if (r >= 0)
+                        break;
+                assert_true(sd_bus_error_has_name(&e, ERR("DeviceBusy")));
+                sd_bus_error_free(&e);
+                usleep(20000);
+        }
+        assert_false(mounted(target, rdev));
+        assert_true(access(file, F_OK) < 0);
+
+        /* Build again: the file system and the volume on it stay. */
+        call_pool(root, pool, "Build");
+        call_pool(root, pool, "Start");
+        assert_true(mounted(target, rdev));
+        again = vol_by_name(root, pool, "on-fs.img");
+        {
+                char buf[16] = "";
+                fd = open(file, O_RDONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                assert_int_equal(read(fd, buf, 7), 7);
+                close(fd);
+                assert_memory_equal(buf, "fs-pool", 7);
+        }
+
+        /* A restart finds it mounted and takes it up again. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        root = harness_bus_root(h);
+        assert_string_equal(harness_get_string(root, pool, POOL_INTERFACE, "Type"), "fs");
+        free(again);
+        again = vol_by_name(root, pool, "on-fs.img");
+        sd_bus_message_unref(harness_call_ok(root, again, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        call_pool(root, pool, "Stop");
+        assert_false(mounted(target, rdev));
+        call_pool(root, pool, "Delete");
+        call_pool(root, pool, "Undefine");
+        loop_detach(h, dev);
+        unlink(image);
+}
+
+static void test_fs_pool_refusals(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = NULL, *pool = NULL, *file = NULL;
+
+        /* Not a block device. */
+        assert_true(asprintf(&file, "%s/not-a-device", harness_dir(h)) > 0);
+        assert_int_equal(close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+        assert_true(asprintf(&xml, "<pool type='fs'><name>fs-bad</name><source><device path='%s'/></source>"
+                                   "<target><path>%s/fs-bad</path></target></pool>", file, harness_dir(h)) > 0);
+        pool = get_path(root, M, "DefineStoragePool", xml);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "is not a block device", pool, POOL_INTERFACE, "Build", "t",
+                           UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "is not a block device", pool, POOL_INTERFACE, "Start", "t",
+                           UINT64_C(0));
+        call_pool(root, pool, "Undefine");
+        free(xml);
+        free(pool);
+        /* A file system Build does not make. */
+        assert_true(asprintf(&xml, "<pool type='fs'><name>fs-xfs</name><source><device path='/dev/null'/>"
+                                   "<format type='xfs'/></source><target><path>%s/fs-xfs</path></target></pool>",
+                             harness_dir(h)) > 0);
+        pool = get_path(root, M, "DefineStoragePool", xml);
+        harness_call_fails(root, ERR("NotSupported"), "not 'xfs'", pool, POOL_INTERFACE, "Build", "t", UINT64_C(0));
+        call_pool(root, pool, "Undefine");
+        unlink(file);
+}
+
+/* Every other type: defined and kept as written, refused at Start naming what is missing. */
+static void test_other_types(void **state) {
+        static const struct {
+                const char *xml, *missing;
+        } cases[] = {
+                { "<pool type='logical'><name>vg</name><source><name>vg0</name><format type='lvm2'/></source>"
+                  "<target><path>/dev/vg0</path></target></pool>", "LVM" },
+                { "<pool type='netfs'><name>nfs</name><source><host name='nfs.example.org'/><dir path='/export'/>"
+                  "<format type='nfs'/></source><target><path>/var/lib/nfs-pool</path></target></pool>", "network file system" },
+                { "<pool type='iscsi'><name>scsi</name><source><host name='iscsi.example.org'/>"
+                  "<device path='iqn.2013-06.com.example:iscsi-pool'/></source><target><path>/dev/disk/by-path</path>"
+                  "</target></pool>", "iSCSI initiator" },
+                { "<pool type='rbd'><name>ceph</name><source><name>rbdpool</name><host name='ceph.example.org' port='6789'/>"
+                  "</source></pool>", "librbd" },
+                { "<pool type='disk'><name>whole</name><source><device path='/dev/sdz'/></source>"
+                  "<target><path>/dev</path></target></pool>", "partitioning" },
+        };
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *pool = get_path(root, M, "DefineStoragePool", cases[i].xml);
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                        harness_call_ok(root, pool, POOL_INTERFACE, "GetXMLDesc", "t", UINT64_C(1));
+                const char *got;
+
+                harness_call_fails(root, ERR("NotSupported"), cases[i].missing, pool, POOL_INTERFACE, "Start", "t",
+                                   UINT64_C(0));
+                harness_call_fails(root, ERR("NotSupported"), cases[i].missing, pool, POOL_INTERFACE, "Build", "t",
+                                   UINT64_C(0));
+                /* Kept: the source as it was given. */
+                assert_int_equal(sd_bus_message_read(reply, "s", &got), 1);
+                assert_non_null(strstr(got, "<source>"));
+                call_pool(root, pool, "Undefine");
+        }
+        harness_call_fails(root, ERR("NotSupported"), "LVM", M, "CreateStoragePool", "st", cases[0].xml, UINT64_C(0));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_fs_pool),
+                cmocka_unit_test(test_fs_pool_refusals),
+                cmocka_unit_test(test_other_types),
+        };
+
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (access("/sbin/mkfs.ext4", X_OK) < 0 || access("/sbin/losetup", X_OK) < 0 ||
+            access("/dev/loop-control", F_OK) < 0) {
+                fprintf(stderr, "test-storage-fs: needs mkfs.ext4 and losetup (scripts/bootstrap) and loop devices\n");
+                return 77;
+        }
+        return harness_run_group(tests, &(HarnessOptions) {});
+}
