@@ -232,23 +232,36 @@ finish:
 static int64_t download_stream(const StorageCopy *c, bool is_pipe, uint64_t *done, int cancel_fd, VbError *e) {
         uint64_t moved = 0;
 
+        uint64_t next_check = COPY_CHUNK;
+        bool wait = !is_pipe;
+
         if (is_pipe)
                 (void) fcntl(c->fd, F_SETPIPE_SZ, PIPE_SIZE);
         while (moved < c->length) {
                 loff_t ipos = (loff_t) (c->offset + moved);
-                size_t want = MIN(c->length - moved, is_pipe ? COPY_CHUNK : PIPE_SIZE);
+                size_t want = MIN(c->length - moved, PIPE_SIZE);
                 ssize_t n;
                 int r;
 
-                r = wait_ready(c->fd, POLLOUT, cancel_fd);
-                if (r < 0)
-                        return r;
+                /* A pipe is spliced into at once and waited for only when full (one system call per
+                 * step while its reader keeps up); anything else is waited for first, so that sendfile
+                 * never blocks where a cancel would not be seen. */
+                if (wait) {
+                        r = wait_ready(c->fd, POLLOUT, cancel_fd);
+                        if (r < 0)
+                                return r;
+                } else if (moved >= next_check) {
+                        next_check = moved + COPY_CHUNK;
+                        if (cancelled(cancel_fd))
+                                return -ECANCELED;
+                }
                 if (is_pipe)
                         n = splice(c->vol_fd, &ipos, c->fd, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 else {
                         off_t o = (off_t) ipos;
                         n = sendfile(c->fd, c->vol_fd, &o, want);
                 }
+                wait = !is_pipe || (n < 0 && errno == EAGAIN);
                 if (n < 0 && (errno == EAGAIN || errno == EINTR))
                         continue;
                 if (n < 0)
