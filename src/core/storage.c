@@ -166,7 +166,7 @@ int storage_vol_check_owner(const StorageVol *v, uid_t uid, VbError *reterr) {
         if (uid == 0 || v->info.owner == uid)
                 return 0;
         return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
-                            "Volume '%s' of pool '%s' belongs to %s (uid %u): only its creator and root may use it.",
+                            "The volume '%s' of pool '%s' belongs to %s (uid %u): only its creator and root may use it.",
                             v->name, v->pool->name, v->info.owner == 0 ? "root" : "another user", (unsigned) v->info.owner);
 }
 

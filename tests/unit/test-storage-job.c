@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* core/storage-job.c: the copy itself, without a bus: pipe into a file and back, file to file with its
  * holes kept, offsets, a pipe that ends early (with and without until_eof), cancel through the eventfd,
- * Wipe, and the kind table. */
+ * Wipe, a clone (raw to raw; raw to qcow2 by qemu-img, whose cancel ends it), and the kind table. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -170,6 +170,40 @@ static void test_cancel_and_wipe(void **state) {
         close(vol);
 }
 
+/* A clone copies the whole image; a cancel stops it, qemu-img's included. */
+static void test_clone(void **state) {
+        static char data[MiB], back[MiB];
+        int src = file_of("clone-src", 4 * MiB), dst = file_of("clone-dst", 4 * MiB), q, efd;
+        VbError e = VB_ERROR_NULL;
+        uint64_t done = 0;
+        StorageCopy c = { .kind = STORAGE_JOB_CLONE, .fd = src, .vol_fd = dst, .length = 4 * MiB,
+                          .from_format = STORAGE_VOL_FORMAT_RAW, .to_format = STORAGE_VOL_FORMAT_RAW };
+
+        for (size_t i = 0; i < sizeof data; i++)
+                data[i] = (char) (i * 13 + 5);
+        assert_int_equal(pwrite(src, data, sizeof data, 2 * MiB), (ssize_t) sizeof data);
+        assert_int_equal(storage_copy_run(&c, &done, -1, &e), 4 * MiB);
+        assert_int_equal(done, 4 * MiB);
+        assert_int_equal(pread(dst, back, sizeof back, 2 * MiB), (ssize_t) sizeof back);
+        assert_memory_equal(data, back, sizeof data);
+
+        efd = eventfd(0, EFD_CLOEXEC);
+        assert_int_equal(eventfd_write(efd, 1), 0);
+        assert_int_equal(storage_copy_run(&c, &done, efd, &e), -ECANCELED);
+        if (access("/usr/bin/qemu-img", X_OK) == 0) {
+                /* qemu-img is started, then ended by the cancel; the target stays what it was. */
+                q = file_of("clone-q", 0);
+                c.vol_fd = q;
+                c.to_format = STORAGE_VOL_FORMAT_QCOW2;
+                assert_int_equal(storage_copy_run(&c, &done, efd, &e), -ECANCELED);
+                close(q);
+        }
+        close(efd);
+        close(src);
+        close(dst);
+        vb_error_free(&e);
+}
+
 static int setup(void **state) {
         return mkdtemp(dir) ? 0 : -1;
 }
@@ -188,6 +222,7 @@ int main(void) {
                 cmocka_unit_test(test_pipe_short),
                 cmocka_unit_test(test_sparse_files),
                 cmocka_unit_test(test_cancel_and_wipe),
+                cmocka_unit_test(test_clone),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
