@@ -207,7 +207,10 @@ static void test_clone(void **state) {
                            UINT64_C(0));
         harness_call_fails(member, SD_BUS_ERROR_INVALID_ARGS, NULL, pool, POOL_INTERFACE, "CreateVolumeFrom", "sot",
                            "<volume><name>x.img</name></volume>", src, UINT64_C(2));
-        assert_true(access(vol_file(h, "x.img"), F_OK) < 0);
+        {
+                _cleanup_free_ char *x = vol_file(h, "x.img");
+                assert_true(access(x, F_OK) < 0);
+        }
 
         for (const char *v, *const *vv = (const char *const[]) { src, copy, qcow, back, NULL }; (v = *vv); vv++)
                 sd_bus_message_unref(harness_call_ok(member, v, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
@@ -397,8 +400,11 @@ static void test_owners(void **state) {
         harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'one.img'", pool, POOL_INTERFACE, "CreateVolume", "st", xml,
                            UINT64_C(0));
         close(fd);
-        assert_true(access(vol_file(h, "stolen.img"), F_OK) < 0);
-        assert_true(access(vol_file(h, "over.qcow2"), F_OK) < 0);
+        {
+                _cleanup_free_ char *stolen = vol_file(h, "stolen.img"), *over = vol_file(h, "over.qcow2");
+                assert_true(access(stolen, F_OK) < 0);
+                assert_true(access(over, F_OK) < 0);
+        }
 
         /* Nor as a disk of a domain of theirs. */
         disk = volume_disk("one.img");
@@ -420,7 +426,9 @@ static void test_owners(void **state) {
 
         /* Root may use anyone's volume. */
         mine = clone_vol(root, pool, "<volume><name>root-copy.img</name></volume>", taken);
-        assert_int_equal(stat(vol_file(h, "root-copy.img"), &st), 0);
+        free(file);
+        file = vol_file(h, "root-copy.img");
+        assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_uid, 0);
         sd_bus_message_unref(harness_call_ok(root, taken, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(root, mine, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));

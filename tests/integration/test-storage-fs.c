@@ -70,6 +70,12 @@ static void loop_detach(Harness *h, const char *dev) {
         harness_result_done(&res);
 }
 
+/* The answer of an async call: 1 done, -1 an error. */
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        *(int *) userdata = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        return 0;
+}
+
 static void test_fs_pool(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -124,9 +130,10 @@ static void test_fs_pool(void **state) {
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
         {
                 sd_bus *conn = NULL;
+                int answered = 0;
 
                 assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &conn), 0);
-                assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, vol, VOL_INTERFACE, "Upload", NULL, NULL,
+                assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, vol, VOL_INTERFACE, "Upload", on_reply, &answered,
                                                      "httt", p[0], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
                 assert_true(sd_bus_flush(conn) >= 0);
                 close(p[0]);
@@ -150,6 +157,15 @@ static void test_fs_pool(void **state) {
                 assert_true(mounted(target, rdev));
                 assert_int_equal(write(p[1], "fs-pool", 7), 7);
                 close(p[1]);
+                /* The upload's answer (it ends at the pipe's end), before the caller goes. */
+                while (answered == 0) {
+                        int r = sd_bus_process(conn, NULL);
+
+                        assert_true(r >= 0);
+                        if (r == 0)
+                                assert_true(sd_bus_wait(conn, HARNESS_TIMEOUT_USEC) >= 0);
+                }
+                assert_int_equal(answered, 1);
                 sd_bus_flush_close_unref(conn);
         }
         /* Wait until the upload is over (the volume free again), then stop: unmounted. */
