@@ -223,10 +223,111 @@ static void test_display(void **state) {
         harness_domain_call(root, path, "Destroy");
 }
 
+/* For a failure's message: what the descriptors of pid are. */
+static void dump_fds(pid_t pid) {
+        char dir[64], link[320], target[256];
+        DIR *d;
+
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) pid);
+        d = opendir(dir);
+        for (struct dirent *de; d && (de = readdir(d));) {
+                ssize_t k;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+                k = readlink(link, target, sizeof target - 1);
+                target[k > 0 ? k : 0] = 0;
+                fprintf(stderr, "  fd %s -> %s\n", de->d_name, target);
+        }
+        if (d)
+                closedir(d);
+}
+
+/* QEMU's descriptors, waiting up to 10 s for it to have closed those of clients gone (it notices an
+ * end-of-file on its own loop): at most want, or the count seen last. */
+static unsigned qemu_fds_settle(pid_t pid, unsigned want) {
+        unsigned n = count_fds(pid);
+
+        for (unsigned i = 0; i < 1000 && n > want; i++) {
+                usleep(10 * 1000);
+                n = count_fds(pid);
+        }
+        return n;
+}
+
+/* 200 consoles and displays opened and closed, screenshots, and callers gone before the answer:
+ * neither virtbusd nor QEMU keeps a descriptor of any of them. */
+static void test_no_leak(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *user = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *xml = guest_xml(h, "leaky"), *path = harness_define_domain(root, xml), *uuid = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        pid_t pid = harness_daemon_pid(h), qemu;
+        unsigned before, after, qemu_before, qemu_after;
+        size_t n;
+        int fd, held;
+
+        /* Paused: QEMU answers all of this without the guest running. */
+        sd_bus_message_unref(harness_call_ok(root, path, "org.virtbus1.Domain", "Start", "t", UINT64_C(1)));
+        uuid = strdup(harness_get_string(root, path, "org.virtbus1.Domain", "UUID"));
+        assert_non_null(uuid);
+        qemu = harness_qemu_pid(h, uuid);
+        assert_true(qemu > 0);
+        /* Once each, so that whatever is made on first use (the encoding thread) exists. */
+        fd = console_open_fd(user, path, "OpenGraphics", "ut", &e, 0U, UINT64_C(0));
+        assert_true(fd >= 0);
+        close(fd);
+        free(screenshot(user, path, &n));
+        held = console_open(user, path, "", 1, &e);
+        assert_true(held >= 0);
+        before = count_fds(pid);
+        qemu_before = qemu_fds_settle(qemu, 0);
+
+        for (unsigned i = 0; i < 200; i++) {
+                fd = console_open(user, path, "", 1, &e);
+                assert_true(fd >= 0);
+                close(fd);
+                fd = console_open_fd(user, path, "OpenGraphics", "ut", &e, 0U, UINT64_C(0));
+                assert_true(fd >= 0);
+                close(fd);
+                if (i % 10 == 0)
+                        free(screenshot(user, path, &n));
+        }
+        for (unsigned i = 0; i < 20; i++) {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *gone = NULL;
+
+                /* Root, whom polkit is not asked about: the calls reach QEMU before the caller is gone. */
+                assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &gone), 0);
+                assert_true(sd_bus_call_method_async(gone, NULL, HARNESS_SERVICE, path, "org.virtbus1.Domain",
+                                                     "OpenConsole", NULL, NULL, "st", "serial0", UINT64_C(1)) >= 0);
+                assert_true(sd_bus_call_method_async(gone, NULL, HARNESS_SERVICE, path, "org.virtbus1.Domain",
+                                                     "OpenGraphics", NULL, NULL, "ut", 0U, UINT64_C(0)) >= 0);
+                assert_true(sd_bus_call_method_async(gone, NULL, HARNESS_SERVICE, path, "org.virtbus1.Domain",
+                                                     "Screenshot", NULL, NULL, "ut", 0U, UINT64_C(0)) >= 0);
+                assert_true(sd_bus_flush(gone) >= 0);
+        }
+        /* The calls of those gone were answered (to nobody) before this one, which QEMU sees after them. */
+        close(held);
+        held = console_open(user, path, "", 1, &e);
+        assert_true(held >= 0);
+        free(screenshot(user, path, &n));
+        after = count_fds(pid);
+        qemu_after = qemu_fds_settle(qemu, qemu_before);
+        fprintf(stderr, "descriptors: virtbusd %u before, %u after; QEMU %u before, %u after (200 sessions of each "
+                "kind, 20 screenshots, 60 callers gone)\n", before, after, qemu_before, qemu_after);
+        if (qemu_after > qemu_before)
+                dump_fds(qemu);
+        assert_true(after <= before);
+        assert_true(qemu_after <= qemu_before);
+        close(held);
+        harness_domain_call(root, path, "Destroy");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_console, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_display, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_no_leak, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

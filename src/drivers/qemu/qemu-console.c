@@ -8,9 +8,9 @@
  *    QEMU closes the previous socket and its holder reads end-of-file. Whether somebody holds it is what
  *    query-chardev says: "disconnected:..." once the holder closed its end.
  *  - OpenGraphics: QMP getfd + add_client, as VNC's own listening socket would accept a client.
- *  - Screenshot: a memory file passed with add-fd, which QEMU opens as /dev/fdset/N (a name only its own
- *    descriptor table resolves), written by screendump as PPM; virtbusd encodes the PNG in a worker
- *    thread (deflate level 1, no filtering: QEMU's own PNG encoder takes several times longer).
+ *  - Screenshot: a memory file passed with add-fd, which QEMU reopens through /proc/self/fd (its own
+ *    descriptor: a name nobody else can swap), written by screendump as PPM; virtbusd encodes the PNG in
+ *    a worker thread (deflate level 1, no filtering: QEMU's own PNG encoder takes several times longer).
  *
  * Nothing here waits for QEMU: the QMP commands of one call are sent together (QEMU runs them in order)
  * and the last answer completes the call through its done callback. */
@@ -46,11 +46,10 @@ struct QemuConsoleOp {
         ConsoleOpKind kind;
         char uuid[37];
         char *domain; /* its name, for messages */
-        char *label;  /* OP_CONSOLE: the chardev */
+        char *label;  /* OP_CONSOLE: the chardev; OP_SCREENSHOT: the video device (NULL: the first) */
         char fdname[48];
         int fd;    /* the caller's end, until done takes it */
-        int memfd; /* OP_SCREENSHOT: what QEMU writes the PPM into */
-        unsigned fdset;
+        QemuShotFile *file; /* OP_SCREENSHOT: what QEMU writes the PPM into */
         unsigned pending; /* QMP answers still to come */
         bool passed;   /* getfd / add-fd done: QEMU holds a descriptor of ours */
         bool encoding; /* in the worker: no longer waits for the domain */
@@ -65,6 +64,64 @@ struct QemuConsoleOp {
         QemuConsoleOp *next;
 };
 
+/* The memory files QEMU writes screenshots into: one per screenshot under way, kept (emptied) for the
+ * next one as long as the QEMU lives. QEMU frees a descriptor of an -add-fd set only while the guest
+ * runs (remove-fd of a paused guest's set leaves it open until QEMU exits), so a file per screenshot
+ * would pile up there. */
+struct QemuShotFile {
+        char uuid[37];
+        pid_t pid;   /* of the QEMU that holds it */
+        int memfd;   /* ours, read and write */
+        int qemu_fd; /* QEMU's copy (its number there), -1 until add-fd answered */
+        bool busy;
+        QemuShotFile *next;
+};
+
+static void shot_file_free(QemuDriver *q, QemuShotFile *f) {
+        for (QemuShotFile **i = &q->shot_files; *i; i = &(*i)->next)
+                if (*i == f) {
+                        *i = f->next;
+                        break;
+                }
+        close(f->memfd);
+        free(f);
+}
+
+/* A file for a screenshot of vm: a free one QEMU has already, else a new one (qemu_fd -1). */
+static QemuShotFile *shot_file_get(QemuDriver *q, const QemuVm *vm) {
+        QemuShotFile *f;
+
+        for (f = q->shot_files; f; f = f->next)
+                if (!f->busy && f->qemu_fd >= 0 && f->pid == vm->pid && streq(f->uuid, vm->uuid)) {
+                        f->busy = true;
+                        return f;
+                }
+        f = new0(QemuShotFile, 1);
+        if (!f)
+                return NULL;
+        *f = (QemuShotFile) { .pid = vm->pid, .qemu_fd = -1, .busy = true, .next = q->shot_files };
+        snprintf(f->uuid, sizeof f->uuid, "%s", vm->uuid);
+        f->memfd = memfd_create("virtbus-screenshot", MFD_CLOEXEC);
+        if (f->memfd < 0) {
+                free(f);
+                return NULL;
+        }
+        q->shot_files = f;
+        return f;
+}
+
+/* Done with f: emptied for the next screenshot, or gone with its QEMU (or if QEMU never got it). */
+static void shot_file_put(QemuDriver *q, QemuShotFile *f) {
+        QemuVm *vm;
+
+        if (!f)
+                return;
+        vm = hashmap_get(q->vms, f->uuid);
+        f->busy = false;
+        if (f->qemu_fd < 0 || !vm || vm->pid != f->pid || ftruncate(f->memfd, 0) < 0)
+                shot_file_free(q, f);
+}
+
 static QemuConsoleOp *op_free(QemuConsoleOp *op) {
         QemuConsoleOp **i;
 
@@ -76,8 +133,7 @@ static QemuConsoleOp *op_free(QemuConsoleOp *op) {
                 *i = op->next;
         if (op->fd >= 0)
                 close(op->fd);
-        if (op->memfd >= 0)
-                close(op->memfd);
+        shot_file_put(op->q, op->file);
         free(op->domain);
         free(op->label);
         free(op->message);
@@ -92,7 +148,7 @@ static QemuConsoleOp *op_new(QemuDriver *q, ConsoleOpKind kind, const QemuVm *vm
 
         if (!op)
                 return NULL;
-        *op = (QemuConsoleOp) { .q = q, .kind = kind, .fd = -1, .memfd = -1, .next = q->console_ops };
+        *op = (QemuConsoleOp) { .q = q, .kind = kind, .fd = -1, .next = q->console_ops };
         q->console_ops = op;
         snprintf(op->uuid, sizeof op->uuid, "%s", vm->uuid);
         snprintf(op->fdname, sizeof op->fdname, "virtbus-console-%u", ++counter);
@@ -431,12 +487,12 @@ static void encode_work(void *userdata) {
         void *map;
         int r;
 
-        if (fstat(op->memfd, &st) < 0 || st.st_size <= 0 || (uint64_t) st.st_size > SCREENSHOT_MAX) {
+        if (fstat(op->file->memfd, &st) < 0 || st.st_size <= 0 || (uint64_t) st.st_size > SCREENSHOT_MAX) {
                 op_failed(op, -EIO, VB_ERROR_OPERATION_FAILED, "QEMU wrote no usable screenshot (%lld bytes)",
                           (long long) st.st_size);
                 return;
         }
-        map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, op->memfd, 0);
+        map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, op->file->memfd, 0);
         if (map == MAP_FAILED) {
                 op_failed(op, -errno, VB_ERROR_OPERATION_FAILED, "Failed to map the screenshot: %m");
                 return;
@@ -461,15 +517,36 @@ static void encode_done(void *userdata, bool cancelled) {
         op_finish(op);
 }
 
+static void on_screendump(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata);
+
+/* screendump writes the file through QEMU's own descriptor, named by QEMU's /proc (nothing another user
+ * could put in its place). Not /dev/fdset/N: QEMU's PPM writer closes a descriptor it got from a set
+ * without telling the set, which then never lets go of it. */
+static int send_screendump(QemuConsoleOp *op) {
+        struct json_object *args;
+        char path[64];
+
+        snprintf(path, sizeof path, "/proc/self/fd/%d", op->file->qemu_fd);
+        args = args_string("filename", path);
+        json_object_object_add(args, "format", json_object_new_string("ppm"));
+        if (op->label)
+                json_object_object_add(args, "device", json_object_new_string(op->label));
+        return op_call(op, "screendump", args, -1, on_screendump);
+}
+
 static void on_add_fd(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         QemuConsoleOp *op = userdata;
+        struct json_object *fd = qemu_json_get(ret, "fd");
 
         op->pending--;
         if (error)
                 op_failed(op, -EIO, VB_ERROR_OPERATION_FAILED, "Failed to pass a descriptor to QEMU: %s", error);
-        else
-                op->passed = true;
-        /* The command meant to follow was never sent. */
+        else if (!fd || !json_object_is_type(fd, json_type_int) || json_object_get_int(fd) < 0)
+                op_failed(op, -EBADMSG, VB_ERROR_OPERATION_FAILED, "QEMU's answer to add-fd names no descriptor");
+        else {
+                op->file->qemu_fd = json_object_get_int(fd);
+                (void) send_screendump(op);
+        }
         if (op->pending == 0)
                 op_finish(op);
 }
@@ -479,12 +556,6 @@ static void on_screendump(QemuMonitor *mon, struct json_object *ret, const char 
         int r;
 
         op->pending--;
-        if (op->passed) {
-                /* QEMU closed the file it opened; the set goes. */
-                struct json_object *args = json_object_new_object();
-                json_object_object_add(args, "fdset-id", json_object_new_int((int) op->fdset));
-                (void) qemu_monitor_call(mon, "remove-fd", args, NULL, NULL);
-        }
         if (error)
                 op_failed(op, -EIO, VB_ERROR_OPERATION_FAILED, "Failed to take a screenshot of domain '%s': %s",
                           op->domain, error);
@@ -532,7 +603,6 @@ int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverSc
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         const char *video = NULL;
-        struct json_object *args;
         char path[64];
         QemuConsoleOp *op;
         int wfd, r;
@@ -549,31 +619,32 @@ int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverSc
                 return -ENOMEM;
         op->shot_done = done;
         op->userdata = userdata;
-        op->fdset = vm->next_fdset++;
-        op->memfd = memfd_create("virtbus-screenshot", MFD_CLOEXEC);
-        if (op->memfd < 0) {
+        if (video && !(op->label = strdup(video))) {
+                op_free(op);
+                return -ENOMEM;
+        }
+        op->file = shot_file_get(q, vm);
+        if (!op->file) {
                 op_free(op);
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make a memory file: %m");
         }
-        /* Write-only, as QEMU asks for it: an fdset hands out only a descriptor of the mode asked. */
-        snprintf(path, sizeof path, "/proc/self/fd/%d", op->memfd);
-        wfd = open(path, O_WRONLY | O_CLOEXEC);
-        if (wfd < 0) {
-                op_free(op);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to reopen a memory file: %m");
+        if (op->file->qemu_fd >= 0)
+                r = send_screendump(op);
+        else {
+                struct json_object *args = json_object_new_object();
+
+                json_object_object_add(args, "fdset-id", json_object_new_int((int) vm->next_fdset++));
+                /* Write-only, as QEMU opens it. */
+                snprintf(path, sizeof path, "/proc/self/fd/%d", op->file->memfd);
+                wfd = open(path, O_WRONLY | O_CLOEXEC);
+                if (wfd < 0) {
+                        json_object_put(args);
+                        op_free(op);
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to reopen a memory file: %m");
+                }
+                r = op_call(op, "add-fd", args, wfd, on_add_fd);
+                close(wfd);
         }
-        args = json_object_new_object();
-        json_object_object_add(args, "fdset-id", json_object_new_int((int) op->fdset));
-        r = op_call(op, "add-fd", args, wfd, on_add_fd);
-        close(wfd);
-        if (r < 0)
-                return op_start_failed(op, r, reterr);
-        snprintf(path, sizeof path, "/dev/fdset/%u", op->fdset);
-        args = args_string("filename", path);
-        json_object_object_add(args, "format", json_object_new_string("ppm"));
-        if (video)
-                json_object_object_add(args, "device", json_object_new_string(video));
-        r = op_call(op, "screendump", args, -1, on_screendump);
         return r < 0 ? op_start_failed(op, r, reterr) : 0;
 }
 
@@ -590,6 +661,11 @@ void qemu_console_abort(QemuDriver *q, const char *uuid) {
                 /* Finishing may have freed others (a caller's callback): start again from the head. */
                 next = q->console_ops;
         }
+        for (QemuShotFile *f = q->shot_files, *next; f; f = next) {
+                next = f->next;
+                if (!f->busy && streq(f->uuid, uuid))
+                        shot_file_free(q, f);
+        }
 }
 
 void qemu_console_close(QemuDriver *q) {
@@ -597,4 +673,6 @@ void qemu_console_close(QemuDriver *q) {
         q->console_worker = worker_free(q->console_worker);
         while (q->console_ops)
                 op_free(q->console_ops);
+        while (q->shot_files)
+                shot_file_free(q, q->shot_files);
 }

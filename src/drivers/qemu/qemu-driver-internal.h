@@ -7,6 +7,7 @@
 
 typedef struct QemuStatsCall QemuStatsCall;
 typedef struct QemuConsoleOp QemuConsoleOp;
+typedef struct QemuShotFile QemuShotFile;
 struct Worker;
 
 typedef struct QemuDriver {
@@ -23,6 +24,7 @@ typedef struct QemuDriver {
         QemuStatsCall *stats_calls; /* GetStats waiting for QEMU (qemu-stats.c) */
         QemuConsoleOp *console_ops;   /* OpenConsole/OpenGraphics/Screenshot under way (qemu-console.c) */
         struct Worker *console_worker; /* encodes screenshots (qemu-console.c) */
+        QemuShotFile *shot_files;      /* what QEMUs write screenshots into (qemu-console.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
