@@ -17,7 +17,8 @@ int manager_domain_open_console(Manager *m, Domain *d, const char *device, bool 
                 return r;
         if (!DRIVER_OP(m, domain_open_console))
                 return vb_driver_not_supported(m->driver, "opening consoles", reterr);
-        return DRIVER_OP(m, domain_open_console)(m->driver, d->uuid, device, force, done, userdata, reterr);
+        return DRIVER_OP(m, domain_open_console)(m->driver, d->uuid, &d->access, device, force, done, userdata,
+                                                  reterr);
 }
 
 int manager_domain_open_graphics(Manager *m, Domain *d, unsigned index, bool skip_auth, VbDriverFdDone done,

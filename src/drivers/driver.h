@@ -152,9 +152,10 @@ typedef struct VbDriverOps {
          * NotSupported naming the reason. All three answer through done: a return < 0 means done is never
          * called; 0 means done is called exactly once, from the event loop, maybe before the op returns. */
         /* A stream to the serial port or console with alias device ("" or NULL: the first console). A
-         * console someone holds fails with DeviceBusy, unless force: then the holder sees end-of-file. */
-        int (*domain_open_console)(VbDriver *drv, const char *uuid, const char *device, bool force,
-                                   VbDriverFdDone done, void *userdata, VbError *reterr);
+         * console someone holds fails with DeviceBusy, unless force: then the holder sees end-of-file.
+         * access: whose rights reach a socket the definition names (as when the domain started). */
+        int (*domain_open_console)(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device,
+                                   bool force, VbDriverFdDone done, void *userdata, VbError *reterr);
         /* A stream socket connected to the display server of <graphics> number index; skip_auth: the
          * display's password is not asked. */
         int (*domain_open_graphics)(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth,

@@ -741,8 +741,8 @@ static int test_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbErro
 }
 
 /* The simulated console is there at once: done is called before this returns. */
-static int test_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, VbDriverFdDone done,
-                             void *userdata, VbError *reterr) {
+static int test_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device,
+                             bool force, VbDriverFdDone done, void *userdata, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
         int fd = -1, r;

@@ -14,16 +14,20 @@
  *
  * Nothing here waits for QEMU: the QMP commands of one call are sent together (QEMU runs them in order)
  * and the last answer completes the call through its done callback. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "host/user-open.h"
 #include "util/log.h"
 #include "util/png.h"
 #include "util/worker.h"
@@ -47,6 +51,8 @@ struct QemuConsoleOp {
         char uuid[37];
         char *domain; /* its name, for messages */
         char *label;  /* OP_CONSOLE: the chardev; OP_SCREENSHOT: the video device (NULL: the first) */
+        char *path;   /* OP_CONSOLE: the socket QEMU listens on for it, NULL if QEMU's chardev is swapped */
+        uid_t uid;    /* whose rights connect to path */
         char fdname[48];
         int fd;    /* the caller's end, until done takes it */
         QemuShotFile *file; /* OP_SCREENSHOT: what QEMU writes the PPM into */
@@ -136,6 +142,7 @@ static QemuConsoleOp *op_free(QemuConsoleOp *op) {
         shot_file_put(op->q, op->file);
         free(op->domain);
         free(op->label);
+        free(op->path);
         free(op->message);
         free(op->png);
         free(op);
@@ -336,6 +343,102 @@ static struct json_object *chardev_change_args(QemuConsoleOp *op) {
         return args;
 }
 
+/* Consoles QEMU listens for: a virtio console (on a socket in virtbusd's runtime directory), a serial
+ * port or console of type 'unix' with mode 'bind' (on the definition's socket). OpenConsole connects to
+ * the socket as the owner of the definition would (the service's own socket: as root); QEMU accepts one
+ * client at a time. Taking one over ends the connection QEMU accepted: virtbusd takes a copy of QEMU's
+ * end (pidfd_getfd, as root may) and shuts it down, and both QEMU and the holder read end-of-file. */
+
+/* Whether path (as getsockname gives it, len bytes) is the socket named by want. */
+static bool sockaddr_is(const struct sockaddr_un *sa, socklen_t len, const char *want) {
+        size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+
+        return sa->sun_family == AF_UNIX && n > 0 && sa->sun_path[0] != 0 &&
+               strnlen(sa->sun_path, n) == strlen(want) && strncmp(sa->sun_path, want, n) == 0;
+}
+
+/* Ends the connections QEMU accepted on the socket bound at path; returns how many. */
+static int kick_connections(const QemuVm *vm, const char *path) {
+        char dir[64];
+        int n = 0;
+        DIR *d;
+
+        if (vm->pidfd < 0)
+                return -ESRCH;
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) vm->pid);
+        d = opendir(dir);
+        if (!d)
+                return -errno;
+        for (struct dirent *de; (de = readdir(d));) {
+                struct sockaddr_un sa = {};
+                socklen_t len = sizeof sa, olen;
+                char target[64];
+                int fd, listening = 0;
+                ssize_t k;
+
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                k = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+                if (k <= 0 || strncmp(target, "socket:", 7) != 0)
+                        continue;
+                fd = pidfd_getfd(vm->pidfd, atoi(de->d_name), 0);
+                if (fd < 0)
+                        continue;
+                olen = sizeof listening;
+                if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) >= 0 && !listening &&
+                    getsockname(fd, (struct sockaddr *) &sa, &len) >= 0 && sockaddr_is(&sa, len, path) &&
+                    shutdown(fd, SHUT_RDWR) >= 0)
+                        n++;
+                close(fd);
+        }
+        closedir(d);
+        return n;
+}
+
+/* A connection to op->path: as root straight away (the runtime directory is root's alone), else with the
+ * rights of whoever the definition's path belongs to. */
+static int connect_as(QemuConsoleOp *op, int *ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        HostOpenRequest req = { .path = op->path, .mode = HOST_OPEN_SOCKET_CONNECT, .no_symlinks = true, .fd = -1 };
+        int fd, r;
+
+        if (op->uid != 0) {
+                r = host_open_as(op->uid, &req, 1);
+                if (r >= 0)
+                        r = req.error;
+                if (r < 0)
+                        return r;
+                *ret = req.fd;
+                return 0;
+        }
+        if (strlen(op->path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, op->path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* Never waits: a full backlog (clients QEMU has not accepted) is a busy console. */
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || fcntl(fd, F_SETFL, 0) < 0) {
+                r = errno == EAGAIN ? -EBUSY : -errno;
+                close(fd);
+                return r;
+        }
+        *ret = fd;
+        return 0;
+}
+
+static int console_connect(QemuConsoleOp *op) {
+        int r = connect_as(op, &op->fd);
+
+        if (r == -EBUSY)
+                op_failed(op, r, VB_ERROR_DEVICE_BUSY, "Console '%s' of domain '%s' has clients waiting already",
+                          op->label + strlen("char"), op->domain);
+        else if (r < 0)
+                op_failed(op, r, VB_ERROR_OPERATION_FAILED, "Failed to connect to the socket '%s' of console '%s': %s",
+                          op->path, op->label + strlen("char"), strerror(-r));
+        return r;
+}
+
 /* Whether query-chardev's answer says somebody holds op's chardev; -ENXIO if QEMU has none such. */
 static int chardev_held(QemuConsoleOp *op, struct json_object *list) {
         for (size_t k = 0; list && json_object_is_type(list, json_type_array) && k < json_object_array_length(list);
@@ -367,7 +470,9 @@ static void on_query_chardev(QemuMonitor *mon, struct json_object *ret, const ch
                 op_failed(op, -EBUSY, VB_ERROR_DEVICE_BUSY,
                           "Console '%s' of domain '%s' is open in another session (flag 1 takes it over)",
                           op->label + strlen("char"), op->domain);
-        if (op->r >= 0)
+        if (op->r >= 0 && op->path)
+                (void) console_connect(op);
+        else if (op->r >= 0)
                 (void) send_with_pair(op, "chardev-change", chardev_change_args(op));
         if (op->pending == 0)
                 op_finish(op);
@@ -381,10 +486,12 @@ static bool console_opening(QemuDriver *q, const QemuConsoleOp *op) {
         return false;
 }
 
-/* Only a serial port (or serial console) whose pty virtbus hands out itself can be opened. */
-static int check_console(const QemuVm *vm, const DeviceDef *dev, VbError *reterr) {
+/* How OpenConsole reaches dev: QEMU's chardev swapped for a socket pair (*ret_path NULL), or a connection
+ * to the socket *ret_path that QEMU listens on, with the rights of *ret_uid. */
+static int check_console(const QemuVm *vm, const DeviceDef *dev, const DomainAccess *access, char **ret_path,
+                         uid_t *ret_uid, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        const char *name = domain_def_get_name(vm->live), *type, *ttype;
+        const char *name = domain_def_get_name(vm->live), *type, *ttype, *path, *mode;
         int r;
 
         r = qemu_device_node(dev, &n);
@@ -392,26 +499,60 @@ static int check_console(const QemuVm *vm, const DeviceDef *dev, VbError *reterr
                 return r;
         type = qemu_node_attr(n, NULL, "type") ?: "pty";
         ttype = qemu_node_attr(n, "target", "type");
-        if (!qemu_chardev_is_handed_over(dev->kind, ttype))
+        *ret_path = NULL;
+        *ret_uid = 0;
+        if (!qemu_chardev_is_handed_over(dev->kind, ttype) && !qemu_chardev_is_listened(dev->kind, ttype))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "'%s' of domain '%s' is a %s with target type '%s': only serial ports and serial "
-                                    "consoles can be opened (QEMU cannot hand over the character device of a virtio "
-                                    "console, a channel or a parallel port)",
+                                    "'%s' of domain '%s' is a %s with target type '%s': only serial ports, serial "
+                                    "consoles and virtio consoles can be opened, not channels or parallel ports",
                                     dev->alias, name, device_def_kind_name(dev), strempty(ttype));
-        if (!streq(type, "pty"))
+        if (streq(type, "pty")) {
+                if (qemu_chardev_is_handed_over(dev->kind, ttype))
+                        return 0;
+                r = qemu_vm_console_socket_path(vm, dev, ret_path);
+                return r == -ENOENT ? vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                                                   "Console '%s' of domain '%s' has no socket", dev->alias, name)
+                                    : r;
+        }
+        path = qemu_node_attr(n, "source", "path");
+        mode = qemu_node_attr(n, "source", "mode");
+        if (!streq(type, "unix") || !path)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "'%s' of domain '%s' is of type '%s': only a serial port of type 'pty' (the "
-                                    "default) is opened by virtbus; this one goes where its <source> says",
+                                    "'%s' of domain '%s' is of type '%s': virtbus opens consoles of type 'pty' (the "
+                                    "default) or 'unix' with mode 'bind'; this one goes where its <source> says",
                                     dev->alias, name, type);
-        return 0;
+        if (mode && streq(mode, "connect"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "'%s' of domain '%s' is connected to the socket '%s' (mode 'connect'): the program "
+                                    "listening there has it; only a socket QEMU listens on (mode 'bind') is opened",
+                                    dev->alias, name, path);
+        *ret_path = strdup(path);
+        *ret_uid = access ? domain_access_uid_for(access, path) : 0;
+        return *ret_path ? 0 : -ENOMEM;
 }
 
-int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, VbDriverFdDone done,
-                      void *userdata, VbError *reterr) {
+/* Takes the console over now: the holder's connection ends, and a new one is made. */
+static int console_take(QemuConsoleOp *op, QemuVm *vm) {
+        int r = kick_connections(vm, op->path);
+
+        if (r < 0) {
+                op_failed(op, r, VB_ERROR_OPERATION_FAILED, "Failed to end the session on console '%s' of domain "
+                          "'%s': %s", op->label + strlen("char"), op->domain, strerror(-r));
+                return r;
+        }
+        if (r > 0)
+                log_debug("Domain '%s': %d connection(s) to '%s' ended.", op->domain, r, op->path);
+        return console_connect(op);
+}
+
+int qemu_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device, bool force,
+                      VbDriverFdDone done, void *userdata, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        _cleanup_free_ char *path = NULL;
         const DeviceDef *dev;
         QemuConsoleOp *op;
+        uid_t uid;
         int r;
 
         if (!vm)
@@ -421,7 +562,7 @@ int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool 
         dev = find_console(vm->live, device, reterr);
         if (!dev)
                 return -ENODEV;
-        r = check_console(vm, dev, reterr);
+        r = check_console(vm, dev, access, &path, &uid, reterr);
         if (r < 0)
                 return r;
         op = op_new(q, OP_CONSOLE, vm);
@@ -429,6 +570,8 @@ int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool 
                 op_free(op);
                 return -ENOMEM;
         }
+        op->path = TAKE_PTR(path);
+        op->uid = uid;
         op->fd_done = done;
         op->userdata = userdata;
         if (!force && console_opening(q, op)) {
@@ -437,10 +580,16 @@ int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool 
                                     "Console '%s' of domain '%s' is being opened in another session (flag 1 takes it "
                                     "over)", dev->alias, domain_def_get_name(vm->live));
         }
-        if (force)
-                r = send_with_pair(op, "chardev-change", chardev_change_args(op));
-        else
+        if (!force)
                 r = op_call(op, "query-chardev", NULL, -1, on_query_chardev);
+        else if (op->path) {
+                /* Nothing to wait for: answered now. */
+                if (console_take(op, vm) < 0)
+                        return op_start_failed(op, op->r, reterr);
+                op_finish(op);
+                return 0;
+        } else
+                r = send_with_pair(op, "chardev-change", chardev_change_args(op));
         return r < 0 ? op_start_failed(op, r, reterr) : 0;
 }
 

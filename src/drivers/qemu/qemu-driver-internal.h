@@ -56,8 +56,8 @@ int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, cons
 /* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);
 /* Consoles, displays, screenshots (qemu-console.c). */
-int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, VbDriverFdDone done,
-                      void *userdata, VbError *reterr);
+int qemu_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device, bool force,
+                      VbDriverFdDone done, void *userdata, VbError *reterr);
 int qemu_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, VbDriverFdDone done,
                        void *userdata, VbError *reterr);
 int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverScreenshotDone done, void *userdata,
