@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* OpenConsole, OpenGraphics, Screenshot: the caller gets a descriptor connected to the guest (or an
  * image); virtbusd stays out of the data path. All three need org.virtbus1.domain.console. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "bus/bus-authz.h"
@@ -31,11 +33,56 @@ static unsigned caller_uid(BusServer *s, sd_bus_message *m) {
         return (unsigned) uid;
 }
 
-/* Replies with fd, which is closed (sd-bus sends its own copy). */
-static int reply_fd(sd_bus_message *m, int fd) {
-        int r = sd_bus_reply_method_return(m, "h", fd);
+/* An OpenConsole/OpenGraphics call waiting for its descriptor, and the notice to log when it comes. */
+typedef struct FdCall {
+        sd_bus_message *m;
+        char *notice;
+} FdCall;
+
+static FdCall *fd_call_free(FdCall *c) {
+        if (!c)
+                return NULL;
+        sd_bus_message_unref(c->m);
+        free(c->notice);
+        free(c);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(FdCall *, fd_call_free);
+
+static FdCall *fd_call_new(sd_bus_message *m, const char *format, ...) _printf_(2, 3);
+static FdCall *fd_call_new(sd_bus_message *m, const char *format, ...) {
+        FdCall *c = new0(FdCall, 1);
+        va_list ap;
+        int r;
+
+        if (!c)
+                return NULL;
+        va_start(ap, format);
+        r = vasprintf(&c->notice, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                free(c);
+                return NULL;
+        }
+        c->m = sd_bus_message_ref(m);
+        return c;
+}
+
+/* The driver's answer: the descriptor goes to the caller (sd-bus sends its own copy; ours is closed in
+ * any case, also when the caller is gone), or the error. */
+static void on_fd(int r, int fd, const VbError *e, void *userdata) {
+        _cleanup_(fd_call_freep) FdCall *c = userdata;
+
+        if (r < 0) {
+                bus_reply_later(c->m, r, e);
+                return;
+        }
+        log_notice("%s", c->notice);
+        r = sd_bus_reply_method_return(c->m, "h", fd);
         close(fd);
-        return r;
+        if (r < 0)
+                log_debug_errno(r, "Failed to send a descriptor, ignoring: %m");
 }
 
 int bus_domain_method_open_console(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -44,7 +91,8 @@ int bus_domain_method_open_console(sd_bus_message *m, void *userdata, sd_bus_err
         VbError e = VB_ERROR_NULL;
         const char *device;
         uint64_t flags;
-        int fd = -1, r;
+        FdCall *c;
+        int r;
 
         r = sd_bus_message_read(m, "s", &device);
         if (r < 0)
@@ -56,12 +104,18 @@ int bus_domain_method_open_console(sd_bus_message *m, void *userdata, sd_bus_err
                                  &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_open_console(s->manager, d, device, flags & CONSOLE_FORCE, &fd, &e);
-        if (r < 0)
+        c = fd_call_new(m, "Domain '%s': console '%s' opened by uid %u%s.", d->name,
+                        isempty(device) ? "(first)" : device, caller_uid(s, m),
+                        (flags & CONSOLE_FORCE) ? ", taken over from any other session" : "");
+        if (!c)
+                return -ENOMEM;
+        /* QEMU connects it while the event loop goes on; on_fd replies. */
+        r = manager_domain_open_console(s->manager, d, device, flags & CONSOLE_FORCE, on_fd, c, &e);
+        if (r < 0) {
+                fd_call_free(c);
                 return bus_reply_vb_error(error, &e, r);
-        log_notice("Domain '%s': console '%s' opened by uid %u%s.", d->name, isempty(device) ? "(first)" : device,
-                   caller_uid(s, m), (flags & CONSOLE_FORCE) ? ", taken over from any other session" : "");
-        return reply_fd(m, fd);
+        }
+        return 1;
 }
 
 int bus_domain_method_open_graphics(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -70,7 +124,8 @@ int bus_domain_method_open_graphics(sd_bus_message *m, void *userdata, sd_bus_er
         VbError e = VB_ERROR_NULL;
         uint32_t index;
         uint64_t flags;
-        int fd = -1, r;
+        FdCall *c;
+        int r;
 
         r = sd_bus_message_read(m, "u", &index);
         if (r < 0)
@@ -86,12 +141,16 @@ int bus_domain_method_open_graphics(sd_bus_message *m, void *userdata, sd_bus_er
                 if (r <= 0)
                         return r < 0 ? r : 1;
         }
-        r = manager_domain_open_graphics(s->manager, d, index, flags & GRAPHICS_SKIP_AUTH, &fd, &e);
-        if (r < 0)
+        c = fd_call_new(m, "Domain '%s': display %u opened by uid %u%s.", d->name, (unsigned) index,
+                        caller_uid(s, m), (flags & GRAPHICS_SKIP_AUTH) ? " without its password" : "");
+        if (!c)
+                return -ENOMEM;
+        r = manager_domain_open_graphics(s->manager, d, index, flags & GRAPHICS_SKIP_AUTH, on_fd, c, &e);
+        if (r < 0) {
+                fd_call_free(c);
                 return bus_reply_vb_error(error, &e, r);
-        log_notice("Domain '%s': display %u opened by uid %u%s.", d->name, (unsigned) index, caller_uid(s, m),
-                   (flags & GRAPHICS_SKIP_AUTH) ? " without its password" : "");
-        return reply_fd(m, fd);
+        }
+        return 1;
 }
 
 static void on_screenshot(int r, const void *png, size_t size, const VbError *e, void *userdata) {

@@ -10,24 +10,25 @@ static int require_running(Domain *d, VbError *reterr) {
         return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is not running", d->name);
 }
 
-int manager_domain_open_console(Manager *m, Domain *d, const char *device, bool force, int *ret_fd,
-                                VbError *reterr) {
+int manager_domain_open_console(Manager *m, Domain *d, const char *device, bool force, VbDriverFdDone done,
+                                void *userdata, VbError *reterr) {
         int r = require_running(d, reterr);
         if (r < 0)
                 return r;
         if (!DRIVER_OP(m, domain_open_console))
                 return vb_driver_not_supported(m->driver, "opening consoles", reterr);
-        return DRIVER_OP(m, domain_open_console)(m->driver, d->uuid, device, force, ret_fd, reterr);
+        return DRIVER_OP(m, domain_open_console)(m->driver, d->uuid, &d->access, device, force, done, userdata,
+                                                  reterr);
 }
 
-int manager_domain_open_graphics(Manager *m, Domain *d, unsigned index, bool skip_auth, int *ret_fd,
-                                 VbError *reterr) {
+int manager_domain_open_graphics(Manager *m, Domain *d, unsigned index, bool skip_auth, VbDriverFdDone done,
+                                 void *userdata, VbError *reterr) {
         int r = require_running(d, reterr);
         if (r < 0)
                 return r;
         if (!DRIVER_OP(m, domain_open_graphics))
                 return vb_driver_not_supported(m->driver, "opening displays", reterr);
-        return DRIVER_OP(m, domain_open_graphics)(m->driver, d->uuid, index, skip_auth, ret_fd, reterr);
+        return DRIVER_OP(m, domain_open_graphics)(m->driver, d->uuid, index, skip_auth, done, userdata, reterr);
 }
 
 int manager_domain_screenshot(Manager *m, Domain *d, unsigned screen, VbDriverScreenshotDone done, void *userdata,

@@ -133,10 +133,10 @@ int manager_domain_shutdown(Manager *m, Domain *d, VbError *reterr);
 int manager_domain_reboot(Manager *m, Domain *d, VbError *reterr);
 int manager_domain_reset(Manager *m, Domain *d, VbError *reterr);
 /* Consoles and displays (core/domain-console.c; driver.h says what each returns). */
-int manager_domain_open_console(Manager *m, Domain *d, const char *device, bool force, int *ret_fd,
-                                VbError *reterr);
-int manager_domain_open_graphics(Manager *m, Domain *d, unsigned index, bool skip_auth, int *ret_fd,
-                                 VbError *reterr);
+int manager_domain_open_console(Manager *m, Domain *d, const char *device, bool force, VbDriverFdDone done,
+                                void *userdata, VbError *reterr);
+int manager_domain_open_graphics(Manager *m, Domain *d, unsigned index, bool skip_auth, VbDriverFdDone done,
+                                 void *userdata, VbError *reterr);
 int manager_domain_screenshot(Manager *m, Domain *d, unsigned screen, VbDriverScreenshotDone done, void *userdata,
                               VbError *reterr);
 int manager_domain_suspend(Manager *m, Domain *d, VbError *reterr);

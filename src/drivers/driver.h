@@ -28,6 +28,8 @@ typedef void (*VbDriverCapsReady)(void *userdata);
 typedef void (*VbDriverStatsDone)(void *userdata, VbStats *stats);
 /* A screenshot arrived (png, size) or failed (r < 0, e says why). */
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
+/* A descriptor is ready (fd, which done owns and must close) or the call failed (r < 0, fd -1, e says why). */
+typedef void (*VbDriverFdDone)(int r, int fd, const VbError *e, void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -147,15 +149,17 @@ typedef struct VbDriverOps {
         /* Consoles and displays of a running domain (OpenConsole, OpenGraphics, Screenshot). The
          * descriptors returned are the caller's; the backend never reads or writes what goes through them.
          * Optional; unknown devices fail with NoSuchDevice, devices that cannot be handed out so with
-         * NotSupported naming the reason. */
+         * NotSupported naming the reason. All three answer through done: a return < 0 means done is never
+         * called; 0 means done is called exactly once, from the event loop, maybe before the op returns. */
         /* A stream to the serial port or console with alias device ("" or NULL: the first console). A
-         * console someone holds fails with DeviceBusy, unless force: then the holder sees end-of-file. */
-        int (*domain_open_console)(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
-                                   VbError *reterr);
+         * console someone holds fails with DeviceBusy, unless force: then the holder sees end-of-file.
+         * access: whose rights reach a socket the definition names (as when the domain started). */
+        int (*domain_open_console)(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device,
+                                   bool force, VbDriverFdDone done, void *userdata, VbError *reterr);
         /* A stream socket connected to the display server of <graphics> number index; skip_auth: the
          * display's password is not asked. */
-        int (*domain_open_graphics)(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, int *ret_fd,
-                                    VbError *reterr);
+        int (*domain_open_graphics)(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth,
+                                    VbDriverFdDone done, void *userdata, VbError *reterr);
         /* A PNG image of screen number screen, delivered to done (from the event loop, exactly once, unless
          * this fails): done gets r < 0 and e on failure, or the image. */
         int (*domain_screenshot)(VbDriver *drv, const char *uuid, unsigned screen, VbDriverScreenshotDone done,

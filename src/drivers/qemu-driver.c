@@ -34,7 +34,7 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
 
 static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
-        qemu_screenshots_abort(q, vm->uuid);
+        qemu_console_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -262,6 +262,7 @@ static void qemu_close(VbDriver *drv) {
                 qemu_stats_forget_vm(q, vm, false);
                 qemu_vm_free(vm);
         }
+        qemu_console_close(q);
         hashmap_free(q->vms);
         free(q->runtime_dir);
         free(q->log_dir);

@@ -740,18 +740,24 @@ static int test_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbErro
         return 0;
 }
 
-static int test_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
-                             VbError *reterr) {
+/* The simulated console is there at once: done is called before this returns. */
+static int test_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device,
+                             bool force, VbDriverFdDone done, void *userdata, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
+        int fd = -1, r;
 
         if (!g)
                 return -ESRCH;
-        return test_console_open(drv->cfg.event, &g->consoles, g->live, device, force, ret_fd, reterr);
+        r = test_console_open(drv->cfg.event, &g->consoles, g->live, device, force, &fd, reterr);
+        if (r < 0)
+                return r;
+        done(0, fd, NULL, userdata);
+        return 0;
 }
 
-static int test_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, int *ret_fd,
-                              VbError *reterr) {
+static int test_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth,
+                              VbDriverFdDone done, void *userdata, VbError *reterr) {
         return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                             "The test driver simulates no display: OpenGraphics needs the qemu driver");
 }

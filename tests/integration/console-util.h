@@ -108,3 +108,49 @@ static inline void assert_refused(const sd_bus_error *e) {
         assert_true(sd_bus_error_has_names(e, SD_BUS_ERROR_ACCESS_DENIED,
                                            SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED));
 }
+
+/* The tiny guest (tests/guest) with a shell on its serial port (serial0, also the console), a second serial
+ * port into a file (serial1), VGA and a VNC display listening nowhere. */
+static inline char *console_guest_xml(Harness *h, const char *name) {
+        const char *g = harness_guest_dir(h);
+        char *x;
+
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'>\n"
+                             "  <name>%s</name>\n"
+                             "  <memory unit='MiB'>192</memory>\n"
+                             "  <vcpu>1</vcpu>\n"
+                             "  <os>\n"
+                             "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+                             "    <kernel>%s/vmlinuz</kernel>\n"
+                             "    <initrd>%s/initrd.gz</initrd>\n"
+                             "    <cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline>\n"
+                             "  </os>\n"
+                             "  <features><acpi/></features>\n"
+                             "  <devices>\n"
+                             "    <serial type='pty'><target port='0'/></serial>\n"
+                             "    <serial type='file'><source path='%s/%s.serial1'/><target port='1'/></serial>\n"
+                             "    <console type='pty'><target type='serial' port='0'/></console>\n"
+                             "    <graphics type='vnc'><listen type='none'/></graphics>\n"
+                             "    <video><model type='vga'/></video>\n"
+                             "  </devices>\n"
+                             "</domain>\n",
+                             name, g, g, harness_dir(h), name) >= 0);
+        return x;
+}
+
+/* Screenshot of screen 0: a copy of the PNG (to free). */
+static inline void *console_screenshot(sd_bus *bus, const char *path, size_t *ret_n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, "org.virtbus1.Domain", "Screenshot", "ut", 0U, UINT64_C(0));
+        const void *p;
+        size_t n;
+        void *copy;
+
+        assert_true(sd_bus_message_read_array(reply, 'y', &p, &n) >= 0);
+        copy = malloc(n);
+        assert_non_null(copy);
+        memcpy(copy, p, n);
+        *ret_n = n;
+        return copy;
+}

@@ -10,34 +10,6 @@
 #define ERR(name) "org.virtbus1.Error." name
 #define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
 
-static char *guest_xml(Harness *h, const char *name) {
-        const char *g = harness_guest_dir(h);
-        char *x;
-
-        assert_true(asprintf(&x,
-                             "<domain type='qemu'>\n"
-                             "  <name>%s</name>\n"
-                             "  <memory unit='MiB'>192</memory>\n"
-                             "  <vcpu>1</vcpu>\n"
-                             "  <os>\n"
-                             "    <type arch='x86_64' machine='pc'>hvm</type>\n"
-                             "    <kernel>%s/vmlinuz</kernel>\n"
-                             "    <initrd>%s/initrd.gz</initrd>\n"
-                             "    <cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline>\n"
-                             "  </os>\n"
-                             "  <features><acpi/></features>\n"
-                             "  <devices>\n"
-                             "    <serial type='pty'><target port='0'/></serial>\n"
-                             "    <serial type='file'><source path='%s/%s.serial1'/><target port='1'/></serial>\n"
-                             "    <console type='pty'><target type='serial' port='0'/></console>\n"
-                             "    <graphics type='vnc'><listen type='none'/></graphics>\n"
-                             "    <video><model type='vga'/></video>\n"
-                             "  </devices>\n"
-                             "</domain>\n",
-                             name, g, g, harness_dir(h), name) >= 0);
-        return x;
-}
-
 static void png_size(const void *png, size_t n, uint32_t *w, uint32_t *hgt) {
         static const unsigned char sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
         const unsigned char *p = png;
@@ -50,21 +22,6 @@ static void png_size(const void *png, size_t n, uint32_t *w, uint32_t *hgt) {
         *w = ntohl(v);
         memcpy(&v, p + 20, 4);
         *hgt = ntohl(v);
-}
-
-static void *screenshot(sd_bus *bus, const char *path, size_t *ret_n) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                harness_call_ok(bus, path, "org.virtbus1.Domain", "Screenshot", "ut", 0U, UINT64_C(0));
-        const void *p;
-        size_t n;
-        void *copy;
-
-        assert_true(sd_bus_message_read_array(reply, 'y', &p, &n) >= 0);
-        copy = malloc(n);
-        assert_non_null(copy);
-        memcpy(copy, p, n);
-        *ret_n = n;
-        return copy;
 }
 
 static void read_exactly(int fd, void *buf, size_t n) {
@@ -105,7 +62,7 @@ static void test_console(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *user = harness_bus_as(h, HARNESS_USER_VIRTBUS),
                *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
-        _cleanup_free_ char *xml = guest_xml(h, "speaker"), *path = harness_define_domain(root, xml), *live = NULL;
+        _cleanup_free_ char *xml = console_guest_xml(h, "speaker"), *path = harness_define_domain(root, xml), *live = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         static char buf[65536];
         int a, b;
@@ -176,7 +133,7 @@ static void test_display(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *user = harness_bus_as(h, HARNESS_USER_VIRTBUS),
                *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
-        _cleanup_free_ char *xml = guest_xml(h, "painter"), *path = harness_define_domain(root, xml);
+        _cleanup_free_ char *xml = console_guest_xml(h, "painter"), *path = harness_define_domain(root, xml);
         _cleanup_free_ void *before = NULL, *after = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         static char buf[65536];
@@ -201,7 +158,7 @@ static void test_display(void **state) {
         assert_refused(&e);
         sd_bus_error_free(&e);
 
-        before = screenshot(user, path, &n_before);
+        before = console_screenshot(user, path, &n_before);
         png_size(before, n_before, &w1, &h1);
         assert_int_equal(w1, fw);
         assert_int_equal(h1, fh);
@@ -209,7 +166,7 @@ static void test_display(void **state) {
         console_write(con, "echo VIRTBUS-ON-SCREEN >/dev/tty1 && echo $((5*5))VIRTBUS-WROTE\n");
         buf[0] = 0;
         assert_true(console_read_until(con, buf, sizeof buf, "25VIRTBUS-WROTE", 30 * HARNESS_USEC_PER_SEC));
-        after = screenshot(user, path, &n_after);
+        after = console_screenshot(user, path, &n_after);
         png_size(after, n_after, &w2, &h2);
         assert_int_equal(w2, w1);
         assert_int_equal(h2, h1);

@@ -301,9 +301,10 @@ static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError
 
 /* The -chardev value for a <serial>/<parallel>/<console>/<channel> node, with id. handover: a serial port
  * whose pty virtbusd hands out itself (OpenConsole): QEMU gets no pty but a null backend, which
- * OpenConsole swaps for a connected socket (qemu-console.c). */
+ * OpenConsole swaps for a connected socket (qemu-console.c). listen_fd (or -1): a virtio console's pty
+ * becomes a socket listening there, which OpenConsole connects to. */
 static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode *n, const char *id, const char *what,
-                           bool handover, char **ret, VbError *reterr) {
+                           bool handover, int listen_fd, char **ret, VbError *reterr) {
         const char *type = qemu_node_attr(n, NULL, "type") ?: "pty";
         const char *protocol = qemu_node_attr(n, "protocol", "type");
         const ConfNode *src[2] = {};
@@ -324,7 +325,9 @@ static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode
                         return -ENOMEM;
         }
 
-        if (streq(type, "pty") && handover)
+        if (streq(type, "pty") && listen_fd >= 0)
+                strbuf_appendf(&b, "socket,id=%s,fd=%d,server=on,wait=off", id, listen_fd);
+        else if (streq(type, "pty") && handover)
                 strbuf_appendf(&b, "null,id=%s", id);
         else if (streq(type, "null") || streq(type, "vc") || streq(type, "pty"))
                 strbuf_appendf(&b, "%s,id=%s", type, id);
@@ -395,7 +398,7 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
         _cleanup_free_ char *backend = NULL, *charid = NULL;
         QemuArgv *a = &s->cmd->argv;
         const char *what = device_def_kind_name(dev), *ttype;
-        int r;
+        int listen_fd, r;
 
         r = qemu_device_node(dev, &n);
         if (r < 0)
@@ -428,7 +431,9 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
                 return r;
         if (asprintf(&charid, "char%s", *alias) < 0)
                 return -ENOMEM;
-        r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), &backend, reterr);
+        listen_fd = qemu_chardev_is_listened(dev->kind, ttype) && i < s->p->n_tap_fds ? s->p->tap_fds[i] : -1;
+        r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), listen_fd,
+                            &backend, reterr);
         if (r < 0)
                 return r;
         add_pair(a, "-chardev", backend);

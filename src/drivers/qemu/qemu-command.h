@@ -33,7 +33,8 @@ typedef struct QemuCommandParams {
         const char *emulator;
         int monitor_fd;   /* the listening QMP socket QEMU inherits */
         bool kvm_usable;  /* /dev/kvm opens */
-        /* Per device of the definition: the open macvtap of a type='direct' interface, -1 for none. */
+        /* Per device of the definition: the open macvtap or tap of an interface, the listening socket of a
+         * virtio console (qemu_chardev_is_listened), -1 for none. */
         const int *tap_fds;
         size_t n_tap_fds;
         /* The host files of the definition as descriptors (qemu-files.h): QEMU is named those, never a
@@ -115,6 +116,13 @@ char *qemu_pci_place_opts(const DeviceAddress *a, bool q35);
 static inline bool qemu_chardev_is_handed_over(DeviceKind kind, const char *target_type) {
         return kind == DEVICE_SERIAL ||
                (kind == DEVICE_CONSOLE && (!target_type || streq(target_type, "serial")));
+}
+
+/* Whether a device of this kind and target type with a pty (the default) is a virtio console, whose
+ * character device QEMU cannot swap: it gets a socket virtbusd listens on for it instead of a pty (in
+ * virtbusd's own runtime directory: qemu_vm_console_socket_path), and OpenConsole connects to that. */
+static inline bool qemu_chardev_is_listened(DeviceKind kind, const char *target_type) {
+        return kind == DEVICE_CONSOLE && target_type && streq(target_type, "virtio");
 }
 
 /* Reads a device's XML tree (device_def_to_node), for the attribute lookups below. */

@@ -6,7 +6,9 @@
 #include "util/hashmap.h"
 
 typedef struct QemuStatsCall QemuStatsCall;
-typedef struct QemuShot QemuShot;
+typedef struct QemuConsoleOp QemuConsoleOp;
+typedef struct QemuShotFile QemuShotFile;
+struct Worker;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -20,7 +22,9 @@ typedef struct QemuDriver {
         HostConfinement confinement; /* as root: QEMU's user and hidden directories (host/process.h) */
         const char *hide[2 + 16];
         QemuStatsCall *stats_calls; /* GetStats waiting for QEMU (qemu-stats.c) */
-        QemuShot *shots; /* screenshots QEMU is taking (qemu-console.c) */
+        QemuConsoleOp *console_ops;   /* OpenConsole/OpenGraphics/Screenshot under way (qemu-console.c) */
+        struct Worker *console_worker; /* encodes screenshots (qemu-console.c) */
+        QemuShotFile *shot_files;      /* what QEMUs write screenshots into (qemu-console.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -52,11 +56,13 @@ int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, cons
 /* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);
 /* Consoles, displays, screenshots (qemu-console.c). */
-int qemu_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
-                      VbError *reterr);
-int qemu_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, int *ret_fd,
-                       VbError *reterr);
+int qemu_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device, bool force,
+                      VbDriverFdDone done, void *userdata, VbError *reterr);
+int qemu_open_graphics(VbDriver *drv, const char *uuid, unsigned index, bool skip_auth, VbDriverFdDone done,
+                       void *userdata, VbError *reterr);
 int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverScreenshotDone done, void *userdata,
                     VbError *reterr);
-/* The screenshots of this domain fail (it stopped). */
-void qemu_screenshots_abort(QemuDriver *q, const char *uuid);
+/* What is under way for this domain fails (it stopped). */
+void qemu_console_abort(QemuDriver *q, const char *uuid);
+/* virtbusd stops: everything under way is dropped. */
+void qemu_console_close(QemuDriver *q);

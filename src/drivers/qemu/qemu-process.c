@@ -121,11 +121,43 @@ int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, in
         return 0;
 }
 
+/* Whether dev is a virtio console of type pty (the default), and which one among them (k). */
+static bool console_is_listened(const DeviceDef *dev, unsigned *k) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *type;
+
+        if (dev->kind != DEVICE_CONSOLE || qemu_device_node(dev, &n) < 0 ||
+            !qemu_chardev_is_listened(dev->kind, qemu_node_attr(n, "target", "type")))
+                return false;
+        type = qemu_node_attr(n, NULL, "type");
+        if (type && !streq(type, "pty"))
+                return false;
+        (*k)++;
+        return true;
+}
+
+int qemu_vm_console_socket_path(const QemuVm *vm, const DeviceDef *dev, char **ret) {
+        char suffix[32];
+        unsigned k = 0;
+
+        for (size_t i = 0; i < vm->live->n_devices; i++)
+                if (console_is_listened(vm->live->devices[i], &k) && vm->live->devices[i] == dev) {
+                        snprintf(suffix, sizeof suffix, "console%u", k - 1);
+                        return vm_path(vm, suffix, ret);
+                }
+        return -ENOENT;
+}
+
 void qemu_vm_remove_files(QemuVm *vm) {
         static const char * const suffixes[] = { "sock", "state", "xml" };
 
         while (vm->n_macvtaps > 0)
                 qemu_vm_macvtap_delete(vm, vm->macvtaps[0]);
+        for (size_t i = 0; vm->live && i < vm->live->n_devices; i++) {
+                _cleanup_free_ char *p = NULL;
+                if (qemu_vm_console_socket_path(vm, vm->live->devices[i], &p) >= 0)
+                        (void) unlink(p);
+        }
         for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
                 _cleanup_free_ char *p = NULL;
                 if (vm_path(vm, suffixes[i], &p) >= 0)
@@ -334,8 +366,25 @@ static int tap_create(QemuVm *vm, size_t i, const ConfNode *node, int *ret_fd, V
         return r;
 }
 
-/* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap or tap of device i (or -1),
- * both made here. Their names go into the live definition (<target dev=>). */
+/* A virtio console with a pty: the socket QEMU listens on for it (*fd stays -1 for other consoles). */
+static int console_socket_create(QemuVm *vm, const DeviceDef *dev, int *fd, VbError *reterr) {
+        _cleanup_free_ char *path = NULL;
+        int r = qemu_vm_console_socket_path(vm, dev, &path);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = socket_listen_unix(path, 4, fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the console socket '%s': %s",
+                                    path, strerror(-r));
+        return 0;
+}
+
+/* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap or tap of device i, or the
+ * socket it listens on for a virtio console (or -1), all made here. The names of the links go into the
+ * live definition (<target dev=>). */
 static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor_fd, VbError *reterr) {
         size_t n = vm->live->n_devices + 1;
         int *fds = new0(int, n);
@@ -353,6 +402,12 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
                 _cleanup_free_ char *name = NULL;
                 const char *lower, *mode, *want;
 
+                if (vm->live->devices[i]->kind == DEVICE_CONSOLE) {
+                        r = console_socket_create(vm, vm->live->devices[i], &fds[1 + i], reterr);
+                        if (r < 0)
+                                goto fail;
+                        continue;
+                }
                 if (vm->live->devices[i]->kind != DEVICE_INTERFACE)
                         continue;
                 r = qemu_device_node(vm->live->devices[i], &node);
@@ -367,15 +422,16 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
                         if (r >= 0)
                                 r = edit_device(vm->live, i, "target", "dev", name, NULL, NULL);
                 }
-                if (r < 0) {
-                        for (size_t k = 1; k < n; k++)
-                                if (fds[k] >= 0)
-                                        close(fds[k]);
-                        qemu_vm_remove_files(vm);
-                        return r;
-                }
+                if (r < 0)
+                        goto fail;
         }
         return 0;
+fail:
+        for (size_t k = 1; k < n; k++)
+                if (fds[k] >= 0)
+                        close(fds[k]);
+        qemu_vm_remove_files(vm);
+        return r;
 }
 
 /* Whether /dev/vfio/<group> belongs to one of the PCI functions the live definition passes through. */

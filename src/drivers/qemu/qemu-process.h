@@ -66,6 +66,10 @@ struct QemuVm {
         void *priv;         /* the driver's */
 };
 
+/* The socket (in the runtime directory, root's alone) QEMU listens on for the virtio console dev of
+ * vm->live, whose pty virtbusd hands out itself (qemu_chardev_is_listened); -ENOENT for other devices. */
+int qemu_vm_console_socket_path(const QemuVm *vm, const DeviceDef *dev, char **ret);
+
 /* Starts QEMU for def (paused or running). On failure fills reterr with QEMU's own complaint. */
 int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
                   bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
