@@ -380,6 +380,8 @@ int network_def_validate(const NetworkDef *def, VbError *reterr) {
         int r;
 
         r = validate_forward(def, where, reterr);
+        if (r >= 0)
+                r = conf_check_bandwidth(where, reterr);
         if (r < 0)
                 return r;
         r = validate_dnsmasq_values(def, where, reterr);
