@@ -86,6 +86,11 @@ static const struct {
         { "tftp-relative.xml", "<tftp root='srv/tftp'> is not an absolute path" },
         /* one dnsmasq, one tree */
         { "tftp-twice.xml", "<tftp> on more than one <ip>" },
+        /* what libvirt refuses too: a pool device twice (written differently), content in a disabled <dns>,
+         * a floor on outgoing traffic */
+        { "forward-address-twice.xml", "line 1: element 'address': PCI device 0000:04:00.1 is listed twice" },
+        { "dns-disabled-host.xml", "element 'dns': DNS is disabled (enable='no') but <dns> holds a <host>" },
+        { "outbound-floor.xml", "element 'outbound': attribute 'floor' is for <inbound> only" },
 };
 
 static void test_invalid(void **state) {
