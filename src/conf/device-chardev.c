@@ -144,9 +144,13 @@ static bool source_connects(const ChardevSourceView *v) {
 static int check_reconnect(const ChardevSourceView *v, VbError *e) {
         const ConfNode *rc = conf_node_child(v->node, "reconnect");
 
-        if (rc && streq_ptr(conf_node_attr(rc, "enabled"), "yes") && !source_connects(v))
+        if (!rc || !streq_ptr(conf_node_attr(rc, "enabled"), "yes"))
+                return 0;
+        if (!source_connects(v))
                 return conf_error(e, rc, "a source in mode '%s' cannot reconnect (expected mode='connect', or no "
                                   "<reconnect>)", v->mode);
+        if (!conf_node_attr(rc, "timeout") || streq(conf_node_attr(rc, "timeout"), "0"))
+                return conf_error(e, rc, "enabled='yes' needs timeout= (the seconds between attempts, at least 1)");
         return 0;
 }
 

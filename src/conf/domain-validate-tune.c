@@ -70,23 +70,24 @@ static bool vcpu_set_contains(const VcpuSet *outer, const VcpuSet *inner) {
         return true;
 }
 
-/* What one allocation of a group is keyed on: a cache's level, id and type, a memory node's id. */
+static bool same_number(const ConfNode *a, const ConfNode *b, const char *attr) {
+        const char *x = conf_node_attr(a, attr), *y = conf_node_attr(b, attr);
+        uint64_t u, v;
+
+        if (!x || !y)
+                return !x && !y;
+        return streq(x, y) || (conf_parse_uint(a, attr, x, UINT64_MAX, &u, NULL) >= 0 &&
+                               conf_parse_uint(b, attr, y, UINT64_MAX, &v, NULL) >= 0 && u == v);
+}
+
+/* Whether two allocations of a group take the same thing: a memory node by its id, a cache by its level
+ * and id, where a cache given for both code and data overlaps one given for either. */
 static bool same_allocation(const ConfNode *a, const ConfNode *b) {
-        static const char * const keys[] = { "level", "id", "type" };
+        const char *x = conf_node_attr(a, "type"), *y = conf_node_attr(b, "type");
 
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                const char *x = conf_node_attr(a, keys[i]), *y = conf_node_attr(b, keys[i]);
-                uint64_t u, v;
-
-                if (!x != !y)
-                        return false;
-                if (!x || streq(x, y))
-                        continue;
-                if (conf_parse_uint(a, keys[i], x, UINT64_MAX, &u, NULL) < 0 ||
-                    conf_parse_uint(b, keys[i], y, UINT64_MAX, &v, NULL) < 0 || u != v)
-                        return false;
-        }
-        return true;
+        if (!same_number(a, b, "id") || !same_number(a, b, "level"))
+                return false;
+        return streq_ptr(x, y) || streq_ptr(x, "both") || streq_ptr(y, "both");
 }
 
 static int validate_group(const ConfNode *g, const VcpuSet *vcpus, VbError *e) {
@@ -140,11 +141,19 @@ int domain_validate_cputune(const ConfNode *cputune, VbError *e) {
                 r = validate_group(g, &sets[n], e);
                 if (r < 0)
                         return r;
-                for (size_t j = 0; j < n; j++)
-                        if (streq(groups[j]->name, g->name) && vcpu_set_overlaps(&sets[j], &sets[n]))
+                for (size_t j = 0; j < n; j++) {
+                        if (!vcpu_set_overlaps(&sets[j], &sets[n]))
+                                continue;
+                        if (streq(groups[j]->name, g->name))
                                 return conf_error(e, g, "vcpus='%s' overlap those of the <%s> on line %u (expected "
                                                   "each vCPU in one <%s> at most)",
                                                   conf_node_attr(g, "vcpus"), g->name, groups[j]->line, g->name);
+                        /* a cachetune and a memorytune of the same vCPUs form one group */
+                        if (memcmp(&sets[j], &sets[n], sizeof(VcpuSet)) != 0)
+                                return conf_error(e, g, "vcpus='%s' overlap those of the <%s> on line %u but are not "
+                                                  "the same (expected the same vCPUs, or none in common)",
+                                                  conf_node_attr(g, "vcpus"), groups[j]->name, groups[j]->line);
+                }
                 groups[n++] = g;
         }
         return 0;

@@ -138,6 +138,10 @@ static const InvalidCase domain_invalid[] = {
         { "hostdev-fc-adapter-wwpn.xml", "element 'adapter': type 'fc_host' needs both wwnn= and wwpn=" },
         { "hostdev-scsi-adapter-wwpn.xml", "element 'adapter': attribute 'wwpn' is for type 'fc_host' only" },
         { "hostdev-scsi-adapter-empty.xml", "element 'adapter': a scsi_host adapter needs name= or <parentaddr>" },
+        { "cachetune-both-and-code.xml", "element 'cache': the same cache is allocated twice in one <cachetune>" },
+        { "memorytune-cachetune-partial.xml", "element 'memorytune': vcpus='1-2' overlap those of the <cachetune> on line 1 but are not the same" },
+        { "chardev-reconnect-no-timeout.xml", "element 'reconnect': enabled='yes' needs timeout=" },
+        { "on-reboot-coredump.xml", "element 'on_reboot'" },
 };
 
 static const InvalidCase device_invalid[] = {
