@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Scores virtbus-xml against the libvirt conformance corpus and fails if the fidelity figure drops
-# below tests/fidelity-floor.txt (a value that only ever goes up). Exit 77 (skip) without the corpus.
+# below tests/fidelity-floor.txt (a value that only ever goes up), or if fewer of the inputs libvirt refuses are
+# refused than tests/fidelity-floor-refused.txt says. Exit 77 (skip) without the corpus.
 set -eu
 tool=${1:?usage: fidelity-check.sh VIRTBUS-XML [CATEGORIES FLOOR-FILE]}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,4 +15,6 @@ out=$(python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --categor
 echo "$out"
 got=$(echo "$out" | sed -n 's/^fidelity: \([0-9.]*\)%$/\1/p')
 floor=$(cat "$floor_file")
-python3 -c "import sys; g, f = float(sys.argv[1]), float(sys.argv[2]); print('fidelity %.1f%%, floor %.1f%%' % (g, f)); sys.exit(0 if g >= f else 1)" "$got" "$floor"
+python3 -c "import sys; g, f = float(sys.argv[1]), float(sys.argv[2]); print('fidelity %.1f%%, floor %.1f%%' % (g, f)); sys.exit(0 if g >= f else 1)" "$got" "$floor" || exit 1
+# The inputs libvirt refuses: the refused count per category only goes up.
+echo "$out" | python3 "$here/refused-floor.py" "$here/fidelity-floor-refused.txt"

@@ -320,6 +320,22 @@ int conf_check_device_seclabels(const ConfNode *n, VbError *e) {
         return 0;
 }
 
+int conf_check_bandwidth(const ConfNode *n, VbError *e) {
+        int r;
+
+        if (!n)
+                return 0;
+        if (conf_node_is(n, "outbound") && conf_node_attr(n, "floor"))
+                return conf_error(e, n, "attribute 'floor' is for <inbound> only (a guaranteed minimum of incoming "
+                                  "traffic; expected no floor on outgoing traffic)");
+        for (size_t i = 0; i < n->n_children; i++) {
+                r = conf_check_bandwidth(n->children[i], e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int key_compare_value(const ConfKey *x, const ConfKey *y) {
         if (x->s || y->s)
                 return strcmp(strempty(x->s), strempty(y->s));

@@ -55,6 +55,8 @@ void conf_fill_bytes(uint8_t *buf, size_t n, const char *seed, unsigned salt);
 
 /* Per-device <seclabel>s: relabel='yes' needs a <label>. Walks the whole subtree. */
 int conf_check_device_seclabels(const ConfNode *n, VbError *e);
+/* <bandwidth> anywhere below n: a floor is guaranteed to incoming traffic only. */
+int conf_check_bandwidth(const ConfNode *n, VbError *e);
 
 /* Names of domains and such: non-empty, no '/', no control characters. */
 int conf_check_name(const ConfNode *n, const char *what, const char *s, VbError *e);

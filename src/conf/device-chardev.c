@@ -129,15 +129,126 @@ static int chardev_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
         return 0;
 }
 
+/* One <source> of a character device, whether the typed parser took its attributes or not. */
+typedef struct ChardevSourceView {
+        const ConfNode *node;
+        const char *mode, *host, *service, *path;
+} ChardevSourceView;
+
+#define CHARDEV_SOURCES_MAX 8
+
+static bool source_connects(const ChardevSourceView *v) {
+        return !v->mode || streq(v->mode, "connect");
+}
+
+static int check_reconnect(const ChardevSourceView *v, VbError *e) {
+        const ConfNode *rc = conf_node_child(v->node, "reconnect");
+
+        if (!rc || !streq_ptr(conf_node_attr(rc, "enabled"), "yes"))
+                return 0;
+        if (!source_connects(v))
+                return conf_error(e, rc, "a source in mode '%s' cannot reconnect (expected mode='connect', or no "
+                                  "<reconnect>)", v->mode);
+        if (!conf_node_attr(rc, "timeout") || streq(conf_node_attr(rc, "timeout"), "0"))
+                return conf_error(e, rc, "enabled='yes' needs timeout= (the seconds between attempts, at least 1)");
+        return 0;
+}
+
+static int check_udp_sources(const ConfNode *holder, const ChardevSourceView *v, size_t n, VbError *e) {
+        const ChardevSourceView *connect = NULL, *bind = NULL;
+
+        for (size_t i = 0; i < n; i++) {
+                const ChardevSourceView **slot = source_connects(&v[i]) ? &connect : &bind;
+
+                if (*slot)
+                        return conf_error(e, v[i].node, "a second source in mode '%s' (expected at most one source "
+                                          "to connect to and one to bind to)", source_connects(&v[i]) ? "connect" : "bind");
+                *slot = &v[i];
+        }
+        if (!connect || !connect->service)
+                return conf_error(e, connect ? connect->node : holder,
+                                  "type 'udp' needs a <source mode='connect' service='...'/> (the port to send to)");
+        return 0;
+}
+
+/* The rules every character device source follows: of <serial>, <parallel>, <console>, <channel>, and of
+ * <smartcard mode='passthrough'>, <redirdev> and an <rng>'s <backend>. A unix socket's path may be left
+ * out only in a <channel>, which is given one. */
+static int check_sources(const ConfNode *holder, ChardevType type, const ChardevSourceView *v, size_t n, VbError *e) {
+        bool is_channel = conf_node_is(holder, "channel");
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                if ((r = check_reconnect(&v[i], e)) < 0)
+                        return r;
+        if (type == CHARDEV_TYPE_UDP)
+                return check_udp_sources(holder, v, n, e);
+        if (n > 1)
+                return conf_error(e, v[1].node, "a second <source> for a device of type '%s' (expected one)",
+                                  chardev_type_to_string(type));
+        switch (type) {
+        case CHARDEV_TYPE_FILE:
+        case CHARDEV_TYPE_DEV:
+        case CHARDEV_TYPE_PIPE:
+                if (n == 0 || !v[0].path)
+                        return conf_error(e, n ? v[0].node : holder, "type '%s' needs <source path='...'/>",
+                                          chardev_type_to_string(type));
+                break;
+        case CHARDEV_TYPE_UNIX:
+                /* As libvirt's parser: a source that names no endpoint at all is refused here; one that
+                 * gives a host or service instead of a path is left for the driver to refuse. */
+                if (!is_channel && (n == 0 || (!v[0].path && !v[0].host && !v[0].service)))
+                        return conf_error(e, n ? v[0].node : holder, "type 'unix' needs <source path='...'/> "
+                                          "(the socket; only a <channel> may leave it out)");
+                break;
+        case CHARDEV_TYPE_TCP:
+                if (n == 0 || !v[0].host || !v[0].service)
+                        return conf_error(e, n ? v[0].node : holder, "type 'tcp' needs <source host='...' "
+                                          "service='...'/> (the address and port)");
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+/* Views of the <source> children of holder (extra of a parsed device, or a node no typed parser read):
+ * the first n_typed take their attributes from typed, the rest from the node. */
+static size_t source_views(const ConfNode *holder, const ChardevSource *typed, size_t n_typed,
+                           ChardevSourceView v[static CHARDEV_SOURCES_MAX]) {
+        size_t n = 0;
+
+        for (size_t i = 0; holder && i < holder->n_children && n < CHARDEV_SOURCES_MAX; i++) {
+                const ConfNode *c = holder->children[i];
+
+                if (!conf_node_is(c, "source"))
+                        continue;
+                if (n < n_typed)
+                        v[n] = (ChardevSourceView) { c, typed[n].mode, typed[n].host, typed[n].service, typed[n].path };
+                else
+                        v[n] = (ChardevSourceView) { c, conf_node_attr(c, "mode"), conf_node_attr(c, "host"),
+                                                     conf_node_attr(c, "service"), conf_node_attr(c, "path") };
+                n++;
+        }
+        return n;
+}
+
 static int chardev_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const ChardevDef *d = dev->data;
+        ChardevSourceView v[CHARDEV_SOURCES_MAX];
+        size_t n = source_views(where, d->sources, d->n_sources, v);
 
-        if (d->type == CHARDEV_TYPE_UDP && d->n_sources == 0)
-                return conf_error(e, where, "type 'udp' needs a <source mode='connect' .../>");
-        if ((d->type == CHARDEV_TYPE_FILE || d->type == CHARDEV_TYPE_DEV || d->type == CHARDEV_TYPE_PIPE) &&
-            (d->n_sources == 0 || !d->sources[0].path))
-                return conf_error(e, where, "type '%s' needs <source path='...'/>", chardev_type_to_string(d->type));
-        return 0;
+        return check_sources(where, d->type, v, n, e);
+}
+
+int device_chardev_source_validate(const ConfNode *holder, VbError *e) {
+        ChardevSourceView v[CHARDEV_SOURCES_MAX];
+        const char *type = conf_node_attr(holder, "type");
+        ChardevType t;
+
+        if (!type || (t = chardev_type_from_string(type)) < 0)
+                return 0; /* the schema checks the type */
+        return check_sources(holder, t, v, source_views(holder, NULL, 0, v), e);
 }
 
 static void chardev_free(void *data) {

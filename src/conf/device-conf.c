@@ -142,6 +142,14 @@ int device_def_validate(const DeviceDef *def, VbError *reterr) {
         if (r < 0)
                 return r;
         r = conf_check_device_seclabels(def->extra, reterr);
+        if (r >= 0 && def->kind == DEVICE_INTERFACE)
+                r = conf_check_bandwidth(conf_node_child(def->extra, "bandwidth"), reterr);
+        if (r < 0)
+                return r;
+        if (def->kind == DEVICE_SMARTCARD || def->kind == DEVICE_REDIRDEV)
+                r = device_chardev_source_validate(def->extra, reterr);
+        else if (def->kind == DEVICE_RNG && streq_ptr(conf_node_attr(conf_node_child(def->extra, "backend"), "model"), "egd"))
+                r = device_chardev_source_validate(conf_node_child(def->extra, "backend"), reterr);
         if (r < 0)
                 return r;
         if (ops && ops->validate)

@@ -119,6 +119,9 @@ struct DeviceDef {
 extern const DeviceOps device_disk_ops, device_interface_ops, device_hostdev_ops, device_input_ops,
         device_graphics_ops, device_chardev_ops, device_controller_ops, device_video_ops,
         device_memballoon_ops;
+/* The <source> rules of character devices, for an element no typed parser reads: <smartcard>, <redirdev>,
+ * an <rng>'s <backend> (type= says what kind of source). */
+int device_chardev_source_validate(const ConfNode *holder, VbError *reterr);
 
 #define DEVICE_FORMAT_SECURE (1u << 0) /* include secrets such as graphics passwords */
 #define DEVICE_PARSE_STABLE_DEFAULTS (1u << 0) /* derive a missing MAC from the content, not randomly */

@@ -83,12 +83,33 @@ static int graphics_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
         return 0;
 }
 
+/* The older attributes listen= and socket= of <graphics> say what its first <listen> says: when both are
+ * given they must agree. */
+static int graphics_validate_listen(const GraphicsDef *d, const ConfNode *where, VbError *e) {
+        const ConfNode *first = conf_node_child(where, "listen");
+        const char *listen = d->listen ?: conf_node_attr(where, "listen"), *socket = conf_node_attr(where, "socket");
+        const char *type;
+
+        if (!first)
+                return 0;
+        type = conf_node_attr(first, "type");
+        if (listen && streq_ptr(type, "address") && conf_node_attr(first, "address") &&
+            !streq(listen, conf_node_attr(first, "address")))
+                return conf_error(e, first, "address '%s' differs from listen='%s' of <graphics> (expected the same "
+                                  "address in both, or only one of them)", conf_node_attr(first, "address"), listen);
+        if (socket && streq_ptr(type, "socket") && conf_node_attr(first, "socket") &&
+            !streq(socket, conf_node_attr(first, "socket")))
+                return conf_error(e, first, "socket '%s' differs from socket='%s' of <graphics> (expected the same "
+                                  "path in both, or only one of them)", conf_node_attr(first, "socket"), socket);
+        return 0;
+}
+
 static int graphics_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const GraphicsDef *d = dev->data;
 
         if (d->has_port && d->port > 0 && d->port < 5900 && d->type == GRAPHICS_TYPE_VNC)
                 return conf_error(e, where, "VNC port %d is below 5900", d->port);
-        return 0;
+        return graphics_validate_listen(d, where, e);
 }
 
 static void graphics_free(void *data) {

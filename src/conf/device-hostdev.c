@@ -172,8 +172,44 @@ static int hostdev_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
         return hostdev_format_source(d, src);
 }
 
+/* A SCSI host adapter is a scsi_host, named or found by its parent's PCI address, or a vHBA (fc_host)
+ * given by its world wide names; the attributes of one kind do not go with the other. */
+/* The child called name, whether typed code has looked at it or not. */
+static const ConfNode *any_child(const ConfNode *n, const char *name) {
+        for (size_t i = 0; n && i < n->n_children; i++)
+                if (conf_node_is(n->children[i], name))
+                        return n->children[i];
+        return NULL;
+}
+
+static int hostdev_validate_adapter(const HostdevDef *d, const ConfNode *a, VbError *e) {
+        static const char * const fc_only[] = { "parent", "managed", "parent_wwnn", "parent_wwpn", "parent_fabric_wwn",
+                                                 "wwnn", "wwpn" };
+        bool fc = streq_ptr(conf_node_attr(a, "type"), "fc_host");
+        bool parentaddr = any_child(a, "parentaddr");
+
+        if (fc) {
+                if (d->scsi_adapter || parentaddr)
+                        return conf_error(e, a, "type 'fc_host' is found by its world wide names (expected wwnn= and "
+                                          "wwpn=, not %s)", d->scsi_adapter ? "name=" : "<parentaddr>");
+                if (!conf_node_attr(a, "wwnn") || !conf_node_attr(a, "wwpn"))
+                        return conf_error(e, a, "type 'fc_host' needs both wwnn= and wwpn=");
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(fc_only); i++)
+                if (conf_node_attr(a, fc_only[i]))
+                        return conf_error(e, a, "attribute '%s' is for type 'fc_host' only (expected name= or "
+                                          "<parentaddr> for a scsi_host)", fc_only[i]);
+        if (!d->scsi_adapter == !parentaddr)
+                return conf_error(e, a, "a scsi_host adapter needs %s", d->scsi_adapter ? "name= or <parentaddr>, not both" :
+                                  "name= or <parentaddr> (expected one)");
+        return 0;
+}
+
 static int hostdev_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const HostdevDef *d = dev->data;
+        const ConfNode *adapter = any_child(any_child(where, "source"), "adapter");
+        int r;
 
         if (d->mode != HOSTDEV_MODE_SUBSYSTEM)
                 return 0;
@@ -187,6 +223,8 @@ static int hostdev_validate(const DeviceDef *dev, const ConfNode *where, VbError
                 return conf_error(e, where, "a USB host device needs both <vendor> and <product>");
         if (d->type == HOSTDEV_TYPE_MDEV && !d->mdev_uuid)
                 return conf_error(e, where, "a mediated device needs <source><address uuid='...'/></source>");
+        if (adapter && (r = hostdev_validate_adapter(d, adapter, e)) < 0)
+                return r;
         return 0;
 }
 

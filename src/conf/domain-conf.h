@@ -134,6 +134,8 @@ DomainDef *domain_def_free(DomainDef *def);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DomainDef *, domain_def_free);
 
 int domain_def_validate(const DomainDef *def, VbError *reterr);
+/* The <cachetune>/<memorytune> groups of <cputune> (domain-validate-tune.c). */
+int domain_validate_cputune(const ConfNode *cputune, VbError *reterr);
 
 /* Accessors the service needs. */
 const char *domain_def_get_name(const DomainDef *def);

@@ -88,7 +88,7 @@ int domain_def_validate(const DomainDef *def, VbError *e) {
                                   "current memory (%llu KiB) must not exceed memory (%llu KiB)",
                                   (unsigned long long) def->current_memory_kib, (unsigned long long) def->memory_kib);
         if ((r = validate_unique_disks(def, e)) < 0 || (r = validate_unique_macs(def, e)) < 0 ||
-            (r = validate_numatune(def, e)) < 0)
+            (r = validate_numatune(def, e)) < 0 || (r = domain_validate_cputune(conf_node_child(def->extra, "cputune"), e)) < 0)
                 return r;
         for (size_t i = 0; i < def->n_devices; i++) {
                 r = device_def_validate(def->devices[i], e);

@@ -262,6 +262,38 @@ static int validate_ip(const NetworkIpDef *ip, const ConfNode *where, VbError *e
         return 0;
 }
 
+/* The <bridge> element, whether typed code has looked at it or not. */
+static const ConfNode *bridge_node(const ConfNode *extra) {
+        for (size_t i = 0; extra && i < extra->n_children; i++)
+                if (conf_node_is(extra->children[i], "bridge"))
+                        return extra->children[i];
+        return NULL;
+}
+
+/* Forward modes bridge, private, vepa, passthrough and hostdev connect guests to a bridge or to devices that
+ * virtbus does not make: the bridge options (STP, delay, firewall zone) are not its to set, and only mode
+ * 'bridge' names a bridge at all, instead of forward devices. */
+static int validate_layer2_forward(const NetworkDef *def, const ConfNode *where, VbError *e) {
+        const char *mode = network_forward_mode_to_string(def->forward.mode);
+        const ConfNode *bridge = bridge_node(where);
+
+        if (def->forward.mode != NETWORK_FORWARD_BRIDGE) {
+                if (def->bridge)
+                        return conf_error(e, bridge ?: where, "a network with forward mode '%s' has no bridge of its "
+                                          "own (expected no name='%s')", mode, def->bridge);
+                if (conf_node_attr(bridge, "macTableManager"))
+                        return conf_error(e, bridge, "a network with forward mode '%s' has no bridge of its own "
+                                          "(expected no macTableManager=)", mode);
+        }
+        if (def->stp >= 0 || def->has_delay || conf_node_attr(bridge, "zone"))
+                return conf_error(e, bridge ?: where, "the bridge options stp=, delay= and zone= are for networks "
+                                  "whose bridge virtbus makes (forward mode nat, route, open or none), not '%s'", mode);
+        if (def->bridge && (def->forward.n_devs > 0 || def->forward.pf_dev))
+                return conf_error(e, bridge ?: where, "a network with forward mode '%s' names bridge '%s' or forward "
+                                  "devices, not both", mode, def->bridge);
+        return 0;
+}
+
 static int validate_forward(const NetworkDef *def, const ConfNode *where, VbError *e) {
         const NetworkForwardDef *f = &def->forward;
 
@@ -295,6 +327,13 @@ static int validate_forward(const NetworkDef *def, const ConfNode *where, VbErro
                 break;
         default:
                 break;
+        }
+        if (f->mode == NETWORK_FORWARD_BRIDGE || f->mode == NETWORK_FORWARD_PRIVATE || f->mode == NETWORK_FORWARD_VEPA ||
+            f->mode == NETWORK_FORWARD_PASSTHROUGH || f->mode == NETWORK_FORWARD_HOSTDEV) {
+                int r = validate_layer2_forward(def, where, e);
+
+                if (r < 0)
+                        return r;
         }
         if (f->mode != NETWORK_FORWARD_NAT && (f->nat_start || f->nat_port_start))
                 return conf_error(e, where, "<nat> is only for forward mode 'nat'");
@@ -380,6 +419,8 @@ int network_def_validate(const NetworkDef *def, VbError *reterr) {
         int r;
 
         r = validate_forward(def, where, reterr);
+        if (r >= 0)
+                r = conf_check_bandwidth(where, reterr);
         if (r < 0)
                 return r;
         r = validate_dnsmasq_values(def, where, reterr);

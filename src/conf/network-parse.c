@@ -3,6 +3,7 @@
  * stays in def->extra and is merged back by network_def_to_node(). */
 #include <arpa/inet.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf/conf-util.h"
 #include "conf/network-conf.h"
@@ -239,6 +240,11 @@ static int parse_dns(NetworkDef *def, ConfNode *n, VbError *e) {
                                 return conf_error(e, hn, "empty host name");
                 }
         }
+        /* A network without a DNS server has nothing to serve or forward. */
+        if (dns->enable == 0 && (dns->n_forwarders > 0 || dns->n_txts > 0 || dns->n_srvs > 0 || dns->n_hosts > 0))
+                return conf_error(e, n, "DNS is disabled (enable='no') but <dns> holds %s (expected an empty <dns>)",
+                                  dns->n_forwarders > 0 ? "a <forwarder>" : dns->n_txts > 0 ? "a <txt> record" :
+                                  dns->n_srvs > 0 ? "an <srv> record" : "a <host>");
         return 0;
 }
 
@@ -311,6 +317,11 @@ static int parse_forward(NetworkDef *def, ConfNode *n, VbError *e) {
                 r = take_pci_address(c, a, e);
                 if (r < 0)
                         return r;
+                for (size_t i = 0; i + 1 < f->n_addresses; i++)
+                        if (memcmp(&f->addresses[i], a, sizeof(*a)) == 0)
+                                return conf_error(e, c, "PCI device %04x:%02x:%02x.%x is listed twice "
+                                                  "(expected each device of the pool once)",
+                                                  a->domain, a->bus, a->slot, a->function);
         }
         c = conf_node_use_child(n, "nat");
         if (c) {

@@ -25,12 +25,12 @@ static const char * const nodedev_cap_type_table[_NODEDEV_CAP_TYPE_MAX] = {
         [NODEDEV_CAP_AP_QUEUE] = "ap_queue",
         [NODEDEV_CAP_AP_MATRIX] = "ap_matrix",
         [NODEDEV_CAP_CCWGROUP] = "ccwgroup",
+        [NODEDEV_CAP_SCSI_GENERIC] = "scsi_generic",
 };
 DEFINE_STRING_TABLE_LOOKUP(nodedev_cap_type, NodeDevCapType);
 
 void nodedev_pci_address_format(const NodeDevPciAddress *a, char ret[NODEDEV_PCI_ADDRESS_MAX]) {
-        snprintf(ret, NODEDEV_PCI_ADDRESS_MAX, "%04x:%02x:%02x.%x", a->domain & 0xffff, a->bus & 0xff,
-                 a->slot & 0x1f, a->function & 0x7);
+        snprintf(ret, NODEDEV_PCI_ADDRESS_MAX, "%04x:%02x:%02x.%x", a->domain, a->bus, a->slot, a->function);
 }
 
 int nodedev_pci_address_parse(const char *s, NodeDevPciAddress *ret) {
@@ -203,7 +203,7 @@ static int parse_u32(const ConfNode *n, const char *what, const char *s, uint32_
 static int parse_pci_address_attrs(const ConfNode *a, NodeDevPciAddress *ret, VbError *e) {
         int r;
 
-        r = parse_u32(a, "attribute 'domain'", conf_node_attr(a, "domain"), 0xffff, &ret->domain, e);
+        r = parse_u32(a, "attribute 'domain'", conf_node_attr(a, "domain"), UINT32_MAX, &ret->domain, e);
         if (r >= 0)
                 r = parse_u32(a, "attribute 'bus'", conf_node_attr(a, "bus"), 0xff, &ret->bus, e);
         if (r >= 0)
@@ -240,9 +240,10 @@ static int parse_cap_pci(const ConfNode *n, NodeDevCapPci *p, VbError *e) {
         uint64_t v;
         int r;
 
-        r = parse_u32(n, "element 'domain'", child_text(n, "domain"), 0xffff, &p->address.domain, e);
+        /* A PCI domain is 32 bits (VMD domains start at 0x10000); so is a bus number here, as in libvirt. */
+        r = parse_u32(n, "element 'domain'", child_text(n, "domain"), UINT32_MAX, &p->address.domain, e);
         if (r >= 0)
-                r = parse_u32(n, "element 'bus'", child_text(n, "bus"), 0xff, &p->address.bus, e);
+                r = parse_u32(n, "element 'bus'", child_text(n, "bus"), UINT32_MAX, &p->address.bus, e);
         if (r >= 0)
                 r = parse_u32(n, "element 'slot'", child_text(n, "slot"), 0x1f, &p->address.slot, e);
         if (r >= 0)

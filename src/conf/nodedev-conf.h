@@ -33,6 +33,7 @@ typedef enum NodeDevCapType {
         NODEDEV_CAP_AP_QUEUE,
         NODEDEV_CAP_AP_MATRIX,
         NODEDEV_CAP_CCWGROUP,
+        NODEDEV_CAP_SCSI_GENERIC,
         _NODEDEV_CAP_TYPE_MAX,
         _NODEDEV_CAP_TYPE_INVALID = -EINVAL,
 } NodeDevCapType;
@@ -44,7 +45,7 @@ typedef struct NodeDevPciAddress {
 } NodeDevPciAddress;
 
 /* "0000:03:00.1" */
-#define NODEDEV_PCI_ADDRESS_MAX 16
+#define NODEDEV_PCI_ADDRESS_MAX 32 /* "dddddddd:bbbbbbbb:ss.f" at the widest */
 void nodedev_pci_address_format(const NodeDevPciAddress *a, char ret[NODEDEV_PCI_ADDRESS_MAX]);
 int nodedev_pci_address_parse(const char *s, NodeDevPciAddress *ret);
 bool nodedev_pci_address_equal(const NodeDevPciAddress *a, const NodeDevPciAddress *b);

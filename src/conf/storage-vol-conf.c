@@ -43,6 +43,21 @@ static const char * const storage_vol_format_table[_STORAGE_VOL_FORMAT_MAX] = {
         [STORAGE_VOL_FORMAT_LINUX_LVM] = "linux-lvm",
         [STORAGE_VOL_FORMAT_LINUX_RAID] = "linux-raid",
         [STORAGE_VOL_FORMAT_EXTENDED] = "extended",
+        [STORAGE_VOL_FORMAT_AUTO] = "auto",
+        [STORAGE_VOL_FORMAT_UNKNOWN] = "unknown",
+        [STORAGE_VOL_FORMAT_FS_EXT2] = "ext2",
+        [STORAGE_VOL_FORMAT_FS_EXT3] = "ext3",
+        [STORAGE_VOL_FORMAT_FS_EXT4] = "ext4",
+        [STORAGE_VOL_FORMAT_FS_UFS] = "ufs",
+        [STORAGE_VOL_FORMAT_FS_ISO9660] = "iso9660",
+        [STORAGE_VOL_FORMAT_FS_UDF] = "udf",
+        [STORAGE_VOL_FORMAT_FS_GFS] = "gfs",
+        [STORAGE_VOL_FORMAT_FS_GFS2] = "gfs2",
+        [STORAGE_VOL_FORMAT_FS_VFAT] = "vfat",
+        [STORAGE_VOL_FORMAT_FS_HFSPLUS] = "hfs+",
+        [STORAGE_VOL_FORMAT_FS_XFS] = "xfs",
+        [STORAGE_VOL_FORMAT_FS_OCFS2] = "ocfs2",
+        [STORAGE_VOL_FORMAT_FS_VMFS] = "vmfs",
 };
 DEFINE_STRING_TABLE_LOOKUP(storage_vol_format, StorageVolFormat);
 

@@ -121,6 +121,27 @@ static const InvalidCase domain_invalid[] = {
         { "vcpu-empty.xml", "line 4: element 'vcpu' does not fit here" },
         { "os-type-value.xml", "line 5: element 'type': 'hvfeam' is not one of the values allowed here" },
         { "lifecycle-space.xml", "line 5: element 'on_reboot': the action 'restart' has white space around it; write it without" },
+        /* what libvirt refuses too, each with the element and the rule */
+        { "cachetune-overlap.xml", "element 'cachetune': vcpus='1-2' overlap those of the <cachetune> on line 1" },
+        { "cachetune-same-cache.xml", "element 'cache': the same cache is allocated twice in one <cachetune>" },
+        { "cachetune-monitor-outside.xml", "element 'monitor': vcpus='2' are not all in the <cachetune vcpus='0-3,^2'>" },
+        { "memorytune-same-node.xml", "element 'node': the same memory node is allocated twice in one <memorytune>" },
+        { "memorytune-vcpus-order.xml", "element 'memorytune': vcpus='3-1' has a range out of order" },
+        { "chardev-tcp-two-sources.xml", "element 'source': a second <source> for a device of type 'tcp' (expected one)" },
+        { "chardev-tcp-no-service.xml", "element 'source': type 'tcp' needs <source host='...' service='...'/>" },
+        { "chardev-udp-two-bind.xml", "element 'source': a second source in mode 'bind'" },
+        { "chardev-reconnect-bind.xml", "element 'reconnect': a source in mode 'bind' cannot reconnect" },
+        { "redirdev-unix-no-source.xml", "element 'redirdev': type 'unix' needs <source path='...'/>" },
+        { "graphics-listen-mismatch.xml", "element 'listen': address '::1' differs from listen='127.0.0.1' of <graphics>" },
+        { "graphics-socket-mismatch.xml", "element 'listen': socket '/run/b.sock' differs from socket='/run/a.sock'" },
+        { "bandwidth-outbound-floor.xml", "element 'outbound': attribute 'floor' is for <inbound> only" },
+        { "hostdev-fc-adapter-wwpn.xml", "element 'adapter': type 'fc_host' needs both wwnn= and wwpn=" },
+        { "hostdev-scsi-adapter-wwpn.xml", "element 'adapter': attribute 'wwpn' is for type 'fc_host' only" },
+        { "hostdev-scsi-adapter-empty.xml", "element 'adapter': a scsi_host adapter needs name= or <parentaddr>" },
+        { "cachetune-both-and-code.xml", "element 'cache': the same cache is allocated twice in one <cachetune>" },
+        { "memorytune-cachetune-partial.xml", "element 'memorytune': vcpus='1-2' overlap those of the <cachetune> on line 1 but are not the same" },
+        { "chardev-reconnect-no-timeout.xml", "element 'reconnect': enabled='yes' needs timeout=" },
+        { "on-reboot-coredump.xml", "element 'on_reboot'" },
 };
 
 static const InvalidCase device_invalid[] = {

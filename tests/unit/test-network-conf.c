@@ -86,6 +86,14 @@ static const struct {
         { "tftp-relative.xml", "<tftp root='srv/tftp'> is not an absolute path" },
         /* one dnsmasq, one tree */
         { "tftp-twice.xml", "<tftp> on more than one <ip>" },
+        /* what libvirt refuses too: a pool device twice (written differently), content in a disabled <dns>,
+         * a floor on outgoing traffic */
+        { "forward-address-twice.xml", "line 1: element 'address': PCI device 0000:04:00.1 is listed twice" },
+        { "dns-disabled-host.xml", "element 'dns': DNS is disabled (enable='no') but <dns> holds a <host>" },
+        { "outbound-floor.xml", "element 'outbound': attribute 'floor' is for <inbound> only" },
+        { "vepa-bridge-name.xml", "element 'bridge': a network with forward mode 'vepa' has no bridge of its own" },
+        { "bridge-mode-stp.xml", "element 'bridge': the bridge options stp=, delay= and zone= are for networks" },
+        { "bridge-mode-name-and-dev.xml", "names bridge 'br0' or forward devices, not both" },
 };
 
 static void test_invalid(void **state) {
