@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -960,6 +962,61 @@ static void test_newer_api(void **state) {
         }
 }
 
+/* vnc with the qemu driver: a display that listens nowhere, reached through virtbusctl's socket (a
+ * fresh OpenGraphics connection per viewer), in a directory of mode 0700; both gone at SIGTERM. */
+static void test_vnc_qemu(void **state) {
+        Harness *h = *state;
+        _cleanup_free_ char *path = harness_define_domain(harness_bus_root(h),
+                "<domain type='qemu'><name>vncd</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+                "<graphics type='vnc'><listen type='none'/></graphics><video><model type='vga'/></video>"
+                "</devices></domain>");
+        char out[4096] = "", err[4096] = "", dir[4096];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int sout, serr;
+        pid_t pid;
+
+        harness_domain_call(harness_bus_root(h), path, "Start");
+        pid = spawn_ctl(h, (const char * const[]) { "vnc", "vncd", NULL }, &sout, &serr);
+        (void) read_until(sout, out, sizeof out, 0, "\n");
+        (void) read_until(serr, err, sizeof err, 0, "Ctrl+C");
+        *strchr(out, '\n') = 0;
+        assert_true(strlen(out) < sizeof sa.sun_path);
+        strcpy(sa.sun_path, out);
+        snprintf(dir, sizeof dir, "%s", out);
+        *strrchr(dir, '/') = 0;
+        assert_int_equal(stat(dir, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(stat(out, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+
+        /* Two viewers one after the other, and two at once: each gets the server's greeting. */
+        for (int round = 0; round < 2; round++) {
+                int fds[2];
+
+                for (int i = 0; i <= round; i++) {
+                        fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                        assert_true(fds[i] >= 0);
+                        assert_int_equal(connect(fds[i], (struct sockaddr *) &sa, sizeof sa), 0);
+                }
+                for (int i = 0; i <= round; i++) {
+                        char greeting[64] = "";
+
+                        (void) read_until(fds[i], greeting, sizeof greeting, 0, "\n");
+                        assert_string_equal(greeting, "RFB 003.008\n");
+                        close(fds[i]);
+                }
+        }
+        assert_int_equal(stop_child(pid), 0);
+        assert_true(access(out, F_OK) < 0);
+        assert_true(access(dir, F_OK) < 0);
+        close(sout);
+        close(serr);
+        harness_domain_call(harness_bus_root(h), path, "Destroy");
+}
+
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_domains),
@@ -981,6 +1038,17 @@ int main(void) {
         int r;
 
         HARNESS_SKIP_UNLESS_ROOT();
+        static const struct CMUnitTest qemu_tests[] = {
+                cmocka_unit_test_teardown(test_vnc_qemu, harness_teardown_qemus),
+        };
+        int q = 0;
+
         r = harness_run_group(tests, &(HarnessOptions) {});
-        return harness_run_group_on_fake_sysfs(fake_tests, &fake, "virtbusctl", NULL) || r;
+        r = harness_run_group_on_fake_sysfs(fake_tests, &fake, "virtbusctl", NULL) || r;
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0)
+                fprintf(stderr, "test-virtbusctl: qemu-system-x86_64 is not installed: vnc with QEMU not tested\n");
+        else
+                q = harness_run_group(qemu_tests, &(HarnessOptions) {
+                        .daemon_args = (const char *[]) { "--driver", "qemu", NULL } });
+        return r || q;
 }
