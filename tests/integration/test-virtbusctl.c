@@ -758,7 +758,12 @@ static void test_vol_transfer(void **state) {
         data[size] = 0;
         in = write_temp(h, "xfer-in", data);
         assert_true(asprintf(&outf, "%s/xfer-out", harness_dir(h)) > 0);
-        free(CTL_OK(h, "vol-upload", "xfer", "v.img", in));
+        {
+                json_object *o = CTL_JSON(h, "vol-upload", "xfer", "v.img", in);
+                assert_string_equal(jstr(o, "name"), "v.img");
+                assert_non_null(strstr(jstr(o, "path"), "/org/virtbus1/storagevol/"));
+                json_object_put(o);
+        }
         free(CTL_OK(h, "vol-download", "xfer", "v.img", outf, "--length", "3145728"));
         back = harness_read_file(outf);
         assert_non_null(back);
@@ -1011,6 +1016,32 @@ static void test_vnc_qemu(void **state) {
         assert_int_equal(stop_child(pid), 0);
         assert_true(access(out, F_OK) < 0);
         assert_true(access(dir, F_OK) < 0);
+        close(sout);
+        close(serr);
+
+        /* --json: one object naming the socket, which a viewer reaches too. */
+        pid = spawn_ctl(h, (const char * const[]) { "--json", "vnc", "vncd", NULL }, &sout, &serr);
+        out[0] = 0;
+        (void) read_until(sout, out, sizeof out, 0, "\n");
+        {
+                json_object *o = json_tokener_parse(out);
+                char greeting[64] = "";
+                int fd;
+
+                assert_non_null(o);
+                assert_string_equal(jstr(o, "name"), "vncd");
+                assert_string_equal(jstr(o, "path"), path);
+                assert_true(strlen(jstr(o, "socket")) < sizeof sa.sun_path);
+                strcpy(sa.sun_path, jstr(o, "socket"));
+                json_object_put(o);
+                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+                (void) read_until(fd, greeting, sizeof greeting, 0, "\n");
+                assert_string_equal(greeting, "RFB 003.008\n");
+                close(fd);
+        }
+        assert_int_equal(stop_child(pid), 0);
+        assert_true(access(sa.sun_path, F_OK) < 0);
         close(sout);
         close(serr);
         harness_domain_call(harness_bus_root(h), path, "Destroy");
