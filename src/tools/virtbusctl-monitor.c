@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* virtbusctl monitor: what changes on the service as it happens, one line per event (or one JSON object
  * per line): objects appearing and going (ObjectManager), property changes (PropertiesChanged), and a
- * domain's device signals. Runs until SIGINT/SIGTERM. */
+ * domain's device signals; the service stopping and starting again. Runs until SIGINT/SIGTERM. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -163,6 +163,55 @@ static int read_interfaces(sd_bus_message *m, const char **ret_kind, Props *ret_
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
+/* The names of the objects there now (GetManagedObjects), so that events can name them. */
+static int monitor_load_names(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path, *kind;
+        int r;
+
+        r = ctl_call(bus, CTL_MANAGER_PATH, OM_INTERFACE, "GetManagedObjects", &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
+                Props p = {};
+
+                r = sd_bus_message_read(reply, "o", &path);
+                if (r >= 0)
+                        r = read_interfaces(reply, &kind, &p);
+                if (r >= 0 && kind)
+                        known_set(path, kind, streq(props_text(&p, "Name"), "-") ? NULL : props_text(&p, "Name"));
+                props_done(&p);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0) {
+                fprintf(stderr, "Failed to read the service's objects: %s\n", strerror(-r));
+                return -CTL_EXIT_FAILED;
+        }
+        return 0;
+}
+
+/* The service going away or coming (again): said, and the names read again when it comes. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *name, *old_owner, *new_owner;
+        Json j;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, CTL_SERVICE))
+                return 0;
+        if (!isempty(old_owner)) {
+                event_begin(&j, "stopped", CTL_MANAGER_PATH, "service");
+                event_end(&j);
+                known_free_all();
+        }
+        if (!isempty(new_owner)) {
+                (void) monitor_load_names(sd_bus_message_get_bus(m));
+                event_begin(&j, "started", CTL_MANAGER_PATH, "service");
+                event_end(&j);
+        }
+        return 0;
+}
+
 static int on_added(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *path, *kind;
         Props p = {};
@@ -265,35 +314,6 @@ static int on_domain_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
         return 0;
 }
 
-/* The names of the objects there now (GetManagedObjects), so that events can name them. */
-static int monitor_load_names(sd_bus *bus) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *path, *kind;
-        int r;
-
-        r = ctl_call(bus, CTL_MANAGER_PATH, OM_INTERFACE, "GetManagedObjects", &reply, NULL);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
-                Props p = {};
-
-                r = sd_bus_message_read(reply, "o", &path);
-                if (r >= 0)
-                        r = read_interfaces(reply, &kind, &p);
-                if (r >= 0 && kind)
-                        known_set(path, kind, streq(props_text(&p, "Name"), "-") ? NULL : props_text(&p, "Name"));
-                props_done(&p);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r < 0) {
-                fprintf(stderr, "Failed to read the service's objects: %s\n", strerror(-r));
-                return -CTL_EXIT_FAILED;
-        }
-        return 0;
-}
-
 int verb_monitor(sd_bus *bus, const Verb *v, int argc, char **argv) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         sigset_t mask;
@@ -320,6 +340,11 @@ int verb_monitor(sd_bus *bus, const Verb *v, int argc, char **argv) {
                                         on_changed, NULL);
         if (r >= 0)
                 r = sd_bus_match_signal(bus, NULL, CTL_SERVICE, NULL, CTL_DOMAIN, NULL, on_domain_signal, NULL);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, NULL,
+                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" CTL_SERVICE "'",
+                                     on_owner_changed, NULL);
         if (r < 0) {
                 fprintf(stderr, "Failed to subscribe to the service's signals: %s\n", strerror(-r));
                 return -CTL_EXIT_FAILED;

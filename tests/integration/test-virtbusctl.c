@@ -916,6 +916,33 @@ static void test_monitor(void **state) {
                 json_object_put(o);
         }
         assert_true(added && running && device && removed);
+
+        /* The service restarting is seen too, and objects are named again afterwards. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        tn = read_until(tout, tbuf, sizeof tbuf, tn, "service started");
+        assert_non_null(strstr(tbuf, "service stopped\n"));
+        jbuf[0] = 0; /* the lines above were cut at their newlines */
+        jn = read_until(jout, jbuf, sizeof jbuf, 0, "\"event\":\"started\"");
+        jn = read_until(jout, jbuf, sizeof jbuf, jn, "}\n");
+        {
+                char *line = strstr(jbuf, "\"event\":\"started\""), *nl;
+                json_object *o;
+
+                assert_non_null(strstr(jbuf, "\"event\":\"stopped\""));
+                assert_non_null(line);
+                while (line > jbuf && line[-1] != '\n')
+                        line--;
+                nl = strchr(line, '\n');
+                assert_non_null(nl);
+                *nl = 0;
+                o = json_tokener_parse(line);
+                assert_non_null(o);
+                assert_string_equal(jstr(o, "kind"), "service");
+                json_object_put(o);
+        }
+        free(CTL_OK(h, "suspend", "test"));
+        tn = read_until(tout, tbuf, sizeof tbuf, tn, "domain 'test' changed: State=paused");
+        free(CTL_OK(h, "resume", "test"));
         assert_int_equal(stop_child(jpid), 0);
         assert_int_equal(stop_child(tpid), 0);
         close(jout), close(jerr), close(tout), close(terr);
