@@ -66,8 +66,10 @@ static int open_file(const char *file, bool upload, bool *ret_close) {
         fd = upload ? open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY)
                     : open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
         if (fd < 0) {
-                fprintf(stderr, "Failed to open '%s': %s\n", file, strerror(errno));
-                return -(errno == ENOENT ? CTL_EXIT_NO_SUCH : errno == EACCES ? CTL_EXIT_DENIED : CTL_EXIT_FAILED);
+                int e = errno;
+
+                fprintf(stderr, "Failed to open '%s': %s\n", file, strerror(e));
+                return -(e == ENOENT ? CTL_EXIT_NO_SUCH : e == EACCES ? CTL_EXIT_DENIED : CTL_EXIT_FAILED);
         }
         *ret_close = true;
         return fd;
