@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -36,8 +35,11 @@ static int write_full(int fd, const char *p, size_t n) {
         return 0;
 }
 
-/* Copies between the terminal and the console until the console ends, the input ends, or Ctrl+]. */
-static int console_pump(int fd) {
+/* Copies between the terminal and the console until the console ends, Ctrl+] (on a terminal), or, once
+ * the input has ended (piped input), the console has said nothing for --idle-timeout seconds: the
+ * guest's answer to the last input has drained. */
+static int console_pump(int fd, bool tty) {
+        int idle_ms = (int) (arg.idle_timeout * 1000);
         bool input_open = true;
         char buf[4096];
 
@@ -47,12 +49,16 @@ static int console_pump(int fd) {
                         { .fd = input_open ? STDIN_FILENO : -1, .events = POLLIN },
                 };
                 ssize_t k;
+                int n;
 
-                if (poll(p, 2, -1) < 0) {
+                n = poll(p, 2, input_open ? -1 : idle_ms);
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                if (n == 0)
+                        return 0; /* quiet since the input ended */
                 if (p[0].revents) {
                         k = read(fd, buf, sizeof buf);
                         if (k < 0 && (errno == EINTR || errno == EAGAIN))
@@ -69,12 +75,12 @@ static int console_pump(int fd) {
                         if (k < 0 && (errno == EINTR || errno == EAGAIN))
                                 continue;
                         if (k <= 0) {
-                                /* No more input: let the guest see end-of-input, keep showing its output. */
+                                /* No more input: keep showing the guest's output until it is quiet. The
+                                 * session stays open meanwhile (a serial line has no end-of-input). */
                                 input_open = false;
-                                (void) shutdown(fd, SHUT_WR);
                                 continue;
                         }
-                        esc = memchr(buf, CONSOLE_ESCAPE, (size_t) k);
+                        esc = tty ? memchr(buf, CONSOLE_ESCAPE, (size_t) k) : NULL;
                         if (write_full(fd, buf, esc ? (size_t) (esc - buf) : (size_t) k) < 0)
                                 return 0;
                         if (esc)
@@ -112,7 +118,7 @@ int verb_console(sd_bus *bus, const Verb *v, int argc, char **argv) {
                 (void) tcsetattr(STDIN_FILENO, TCSANOW, &raw);
         }
         (void) signal(SIGPIPE, SIG_IGN);
-        r = console_pump(fd);
+        r = console_pump(fd, tty);
         close(fd);
         if (tty) {
                 (void) tcsetattr(STDIN_FILENO, TCSANOW, &saved);

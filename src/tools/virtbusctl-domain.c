@@ -163,7 +163,7 @@ int verb_define(sd_bus *bus, const Verb *v, int argc, char **argv) {
         return 0;
 }
 
-static int call_on(sd_bus *bus, const Verb *v, const char *name, const char *method, const char *types, ...) {
+int ctl_call_on(sd_bus *bus, const Verb *v, const char *name, const char *method, const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
@@ -190,15 +190,15 @@ static int call_on(sd_bus *bus, const Verb *v, const char *name, const char *met
 
 /* A method taking only flags (0): undefine, shutdown, net-start, pool-stop, nodedev-reset ... */
 int verb_simple(sd_bus *bus, const Verb *v, int argc, char **argv) {
-        return call_on(bus, v, argv[0], v->method, "t", UINT64_C(0));
+        return ctl_call_on(bus, v, argv[0], v->method, "t", UINT64_C(0));
 }
 
 int verb_start(sd_bus *bus, const Verb *v, int argc, char **argv) {
-        return call_on(bus, v, argv[0], "Start", "t", (uint64_t) (arg.paused ? 1 : 0));
+        return ctl_call_on(bus, v, argv[0], "Start", "t", (uint64_t) (arg.paused ? 1 : 0));
 }
 
 int verb_rename(sd_bus *bus, const Verb *v, int argc, char **argv) {
-        return call_on(bus, v, argv[0], "Rename", "st", argv[1], UINT64_C(0));
+        return ctl_call_on(bus, v, argv[0], "Rename", "st", argv[1], UINT64_C(0));
 }
 
 /* --live 1, --config 2; neither: 0 (live when running, else the saved definition). */
@@ -207,16 +207,27 @@ static uint64_t live_config_flags(void) {
 }
 
 int verb_setmem(sd_bus *bus, const Verb *v, int argc, char **argv) {
-        char *end;
         uint64_t kib;
+        int r;
 
-        errno = 0;
-        kib = strtoull(argv[1], &end, 10);
-        if (errno != 0 || *end || end == argv[1] || argv[1][0] == '-') {
-                fprintf(stderr, "Invalid memory size '%s' (expected KiB as a number)\n", argv[1]);
+        r = ctl_parse_u64(argv[1], "memory size (KiB)", &kib);
+        if (r < 0)
+                return r;
+        return ctl_call_on(bus, v, argv[0], "SetMemory", "tt", kib, live_config_flags());
+}
+
+int verb_setvcpus(sd_bus *bus, const Verb *v, int argc, char **argv) {
+        uint64_t count;
+        int r;
+
+        r = ctl_parse_u64(argv[1], "vCPU count", &count);
+        if (r < 0)
+                return r;
+        if (count == 0 || count > UINT32_MAX) {
+                fprintf(stderr, "Invalid vCPU count '%s' (expected a number from 1)\n", argv[1]);
                 return -CTL_EXIT_INVALID;
         }
-        return call_on(bus, v, argv[0], "SetMemory", "tt", kib, live_config_flags());
+        return ctl_call_on(bus, v, argv[0], "SetVCPUs", "ut", (uint32_t) count, live_config_flags());
 }
 
 int verb_device(sd_bus *bus, const Verb *v, int argc, char **argv) {
@@ -226,7 +237,7 @@ int verb_device(sd_bus *bus, const Verb *v, int argc, char **argv) {
         r = ctl_read_file(argv[1], &xml);
         if (r < 0)
                 return r;
-        return call_on(bus, v, argv[0], v->method, "st", xml, live_config_flags());
+        return ctl_call_on(bus, v, argv[0], v->method, "st", xml, live_config_flags());
 }
 
 int verb_autostart(sd_bus *bus, const Verb *v, int argc, char **argv) {
@@ -331,5 +342,112 @@ int verb_screenshot(sd_bus *bus, const Verb *v, int argc, char **argv) {
                 return -CTL_EXIT_FAILED;
         }
         ctl_print_done(argv[0], path, NULL);
+        return 0;
+}
+
+/* managedsave, managedsave-remove: Domain.ManagedSave / ManagedSaveRemove (t flags). */
+int verb_managedsave(sd_bus *bus, const Verb *v, int argc, char **argv) {
+        return ctl_call_on(bus, v, argv[0], v->method, "t", UINT64_C(0));
+}
+
+static int domifaddr_source(uint32_t *ret) {
+        static const char *const names[] = { "lease", "agent", "arp" };
+
+        if (!arg.source) {
+                *ret = 0;
+                return 0;
+        }
+        for (uint32_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(arg.source, names[i])) {
+                        *ret = i;
+                        return 0;
+                }
+        fprintf(stderr, "Invalid --source '%s' (expected lease, agent or arp)\n", arg.source);
+        return -CTL_EXIT_INVALID;
+}
+
+/* One interface (name, MAC, addresses) of InterfaceAddresses' a(ssa(ysu)), as JSON or table rows. */
+static int domifaddr_one(sd_bus_message *reply, Json *j, Table *t) {
+        const char *ifname, *mac, *address;
+        uint32_t prefix;
+        uint8_t family;
+        int r, n = 0;
+
+        r = sd_bus_message_read(reply, "ss", &ifname, &mac);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(ysu)");
+        if (r < 0)
+                return r;
+        if (arg.json) {
+                json_object_open(j);
+                json_key(j, "name"), json_string(j, ifname);
+                json_key(j, "mac"), json_string(j, mac);
+                json_key(j, "addresses"), json_array_open(j);
+        }
+        while ((r = sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix)) > 0) {
+                _cleanup_free_ char *cidr = NULL;
+
+                if (arg.json) {
+                        json_object_open(j);
+                        json_key(j, "family"), json_uint(j, family);
+                        json_key(j, "address"), json_string(j, address);
+                        json_key(j, "prefix"), json_uint(j, prefix);
+                        json_object_close(j);
+                        continue;
+                }
+                if (asprintf(&cidr, "%s/%" PRIu32, address, prefix) < 0 ||
+                    table_add_row(t, n == 0 ? ifname : "-", n == 0 ? mac : "-", family == 6 ? "ipv6" : "ipv4",
+                                  cidr) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        if (r >= 0 && n == 0 && !arg.json)
+                r = table_add_row(t, ifname, mac, "-", "-");
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (arg.json) {
+                json_array_close(j);
+                json_object_close(j);
+        }
+        return r;
+}
+
+/* domifaddr: Domain.InterfaceAddresses(u source, t flags) -> a(ssa(ysu)). */
+int verb_domifaddr(sd_bus *bus, const Verb *v, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = table_new("NAME", "MAC", "PROTOCOL", "ADDRESS", NULL);
+        _cleanup_free_ char *path = NULL;
+        uint32_t source;
+        Json j;
+        int r;
+
+        if (!t)
+                return -CTL_EXIT_FAILED;
+        r = domifaddr_source(&source);
+        if (r >= 0)
+                r = ctl_lookup(bus, v->kind, argv[0], &path);
+        if (r >= 0)
+                r = ctl_call(bus, path, CTL_DOMAIN, "InterfaceAddresses", &reply, "ut", source, UINT64_C(0));
+        if (r < 0)
+                return r;
+        if (arg.json) {
+                json_begin(&j, stdout);
+                json_array_open(&j);
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "ssa(ysu)")) > 0) {
+                r = domifaddr_one(reply, &j, t);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0) {
+                fprintf(stderr, "Failed to read the addresses: %s\n", strerror(-r));
+                return -CTL_EXIT_FAILED;
+        }
+        if (arg.json) {
+                json_array_close(&j);
+                json_end(&j);
+        } else
+                table_print(t, stdout);
         return 0;
 }

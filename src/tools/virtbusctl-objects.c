@@ -236,3 +236,32 @@ int verb_vol_delete(sd_bus *bus, const Verb *v, int argc, char **argv) {
                 ctl_print_done(argv[1], path, NULL);
         return r;
 }
+
+/* nodedev-sriov NAME --vfs N: NodeDevice.SetVirtualFunctions. */
+int verb_nodedev_sriov(sd_bus *bus, const Verb *v, int argc, char **argv) {
+        if (!arg.vfs_set) {
+                fprintf(stderr, "nodedev-sriov needs --vfs N (the number of virtual functions, 0 for none)\n");
+                return -CTL_EXIT_USAGE;
+        }
+        return ctl_call_on(bus, v, argv[0], "SetVirtualFunctions", "ut", arg.vfs, UINT64_C(0));
+}
+
+/* nodedev-vf NAME VF --mac MAC [--vlan V]: NodeDevice.ConfigureVirtualFunction on the PF. */
+int verb_nodedev_vf(sd_bus *bus, const Verb *v, int argc, char **argv) {
+        uint64_t vf;
+        int r;
+
+        if (!arg.mac) {
+                fprintf(stderr, "nodedev-vf needs --mac MAC (and --vlan V for a VLAN; 0 for none)\n");
+                return -CTL_EXIT_USAGE;
+        }
+        r = ctl_parse_u64(argv[1], "VF number", &vf);
+        if (r < 0)
+                return r;
+        if (vf > UINT32_MAX) {
+                fprintf(stderr, "Invalid VF number '%s' (expected a number below 2^32)\n", argv[1]);
+                return -CTL_EXIT_INVALID;
+        }
+        return ctl_call_on(bus, v, argv[0], "ConfigureVirtualFunction", "usut", (uint32_t) vf, arg.mac, arg.vlan,
+                           UINT64_C(0));
+}

@@ -11,7 +11,7 @@
 #include "tools/virtbusctl.h"
 #include "util/fileio.h"
 
-CtlArgs arg = { .legend = true };
+CtlArgs arg = { .legend = true, .idle_timeout = 1.0 };
 
 const CtlKind ctl_kind_domain = { "Domain", CTL_DOMAIN, "GetDomainByName", "ListDomains" };
 const CtlKind ctl_kind_network = { "Network", CTL_NETWORK, "GetNetworkByName", "ListNetworks" };
@@ -41,8 +41,19 @@ static const Verb verbs[] = {
         { "capabilities", 0, 0, verb_capabilities },
         { "stats", 0, 64, verb_stats, &ctl_kind_domain },
         { "setmem", 2, 2, verb_setmem, &ctl_kind_domain },
+        { "setvcpus", 2, 2, verb_setvcpus, &ctl_kind_domain },
+        { "domifaddr", 1, 1, verb_domifaddr, &ctl_kind_domain },
+        { "managedsave", 1, 1, verb_managedsave, &ctl_kind_domain, "ManagedSave" },
+        { "managedsave-remove", 1, 1, verb_managedsave, &ctl_kind_domain, "ManagedSaveRemove" },
+        { "snapshot-create", 1, 2, verb_snapshot_create, &ctl_kind_domain },
+        { "snapshot-list", 1, 1, verb_snapshot_list, &ctl_kind_domain },
+        { "snapshot-dumpxml", 2, 2, verb_snapshot_dumpxml, &ctl_kind_domain },
+        { "snapshot-revert", 2, 2, verb_snapshot_revert, &ctl_kind_domain },
+        { "snapshot-delete", 2, 2, verb_snapshot_delete, &ctl_kind_domain },
         { "screenshot", 2, 2, verb_screenshot, &ctl_kind_domain },
         { "console", 1, 2, verb_console, &ctl_kind_domain },
+        { "vnc", 1, 1, verb_vnc, &ctl_kind_domain },
+        { "monitor", 0, 0, verb_monitor },
         { "net-list", 0, 0, verb_net_list, &ctl_kind_network },
         { "net-define", 1, 1, verb_define, &ctl_kind_network, "DefineNetwork" },
         { "net-start", 1, 1, verb_simple, &ctl_kind_network, "Start" },
@@ -55,6 +66,8 @@ static const Verb verbs[] = {
         { "nodedev-detach", 1, 1, verb_nodedev_detach, &ctl_kind_nodedev },
         { "nodedev-reattach", 1, 1, verb_simple, &ctl_kind_nodedev, "ReAttach" },
         { "nodedev-reset", 1, 1, verb_simple, &ctl_kind_nodedev, "Reset" },
+        { "nodedev-sriov", 1, 1, verb_nodedev_sriov, &ctl_kind_nodedev },
+        { "nodedev-vf", 2, 2, verb_nodedev_vf, &ctl_kind_nodedev },
         { "pool-list", 0, 0, verb_pool_list, &ctl_kind_pool },
         { "pool-define", 1, 1, verb_define, &ctl_kind_pool, "DefineStoragePool" },
         { "pool-build", 1, 1, verb_simple, &ctl_kind_pool, "Build" },
@@ -65,6 +78,8 @@ static const Verb verbs[] = {
         { "vol-list", 1, 1, verb_vol_list, &ctl_kind_pool },
         { "vol-create", 2, 2, verb_vol_create, &ctl_kind_pool },
         { "vol-delete", 2, 2, verb_vol_delete, &ctl_kind_pool },
+        { "vol-upload", 3, 3, verb_vol_transfer, &ctl_kind_pool, "Upload" },
+        { "vol-download", 3, 3, verb_vol_transfer, &ctl_kind_pool, "Download" },
 };
 
 static int help(void) {
@@ -86,16 +101,29 @@ static int help(void) {
                "  capabilities                  The host's capabilities\n"
                "  stats [NAME...] [--once]      Statistics (live view on a terminal without --once)\n"
                "  setmem NAME KIB [--live] [--config]\n"
+               "  setvcpus NAME COUNT [--live] [--config]\n"
+               "  domifaddr NAME [--source lease|agent|arp]  The guest's addresses\n"
+               "  managedsave NAME              Save the state and stop (Start resumes)\n"
+               "  managedsave-remove NAME       Forget the saved state\n"
+               "  snapshot-create NAME [SNAPSHOT] [--description TEXT]\n"
+               "  snapshot-list NAME            The domain's snapshots\n"
+               "  snapshot-dumpxml|snapshot-revert NAME SNAPSHOT\n"
+               "  snapshot-delete NAME SNAPSHOT [--children|--children-only] [--metadata]\n"
                "  screenshot NAME FILE          Save a PNG of the display\n"
-               "  console NAME [DEVICE] [--force]  Attach to a serial console (Ctrl+] leaves)\n\n"
+               "  console NAME [DEVICE] [--force] [--idle-timeout SEC]\n"
+               "                                Attach to a serial console (Ctrl+] leaves)\n"
+               "  vnc NAME                      A local socket for VNC viewers (until Ctrl+C)\n"
+               "  monitor                       Print changes as they happen (until Ctrl+C)\n\n"
                "Networks and host devices:\n"
                "  net-list [--all]  net-define FILE  net-start|net-stop|net-undefine NAME\n"
                "  net-dumpxml NAME [--inactive]  net-dhcp-leases NAME [MAC]\n"
                "  nodedev-list [--cap CAP]  nodedev-dumpxml|nodedev-reattach|nodedev-reset NAME\n"
-               "  nodedev-detach NAME [--driver vfio-pci]\n\n"
+               "  nodedev-detach NAME [--driver vfio-pci]  nodedev-sriov NAME --vfs N\n"
+               "  nodedev-vf NAME VF --mac MAC [--vlan V]\n\n"
                "Storage:\n"
                "  pool-list [--all]  pool-define FILE  pool-build|pool-start|pool-stop|pool-undefine NAME\n"
-               "  pool-dumpxml NAME [--inactive]  vol-list POOL  vol-create POOL FILE  vol-delete POOL VOLUME\n\n"
+               "  pool-dumpxml NAME [--inactive]  vol-list POOL  vol-create POOL FILE  vol-delete POOL VOLUME\n"
+               "  vol-upload|vol-download POOL VOLUME FILE [--offset N] [--length N]  (FILE '-': stdin/stdout)\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
@@ -111,7 +139,9 @@ static int help(void) {
 enum {
         OPT_VERSION = 0x100, OPT_USER, OPT_ADDRESS, OPT_NO_ASK, OPT_JSON, OPT_NO_LEGEND, OPT_ALL, OPT_STATE,
         OPT_PAUSED, OPT_DISABLE, OPT_INACTIVE, OPT_SECURE, OPT_LIVE, OPT_CONFIG, OPT_ARCH, OPT_MACHINE,
-        OPT_VIRTTYPE, OPT_ONCE, OPT_CAP, OPT_DRIVER, OPT_FORCE, OPT_NAMES,
+        OPT_VIRTTYPE, OPT_ONCE, OPT_CAP, OPT_DRIVER, OPT_FORCE, OPT_NAMES, OPT_DESCRIPTION, OPT_CHILDREN,
+        OPT_CHILDREN_ONLY, OPT_METADATA, OPT_VFS, OPT_MAC, OPT_VLAN, OPT_OFFSET, OPT_LENGTH, OPT_SOURCE,
+        OPT_IDLE_TIMEOUT,
 };
 
 static const struct option options[] = {
@@ -138,16 +168,55 @@ static const struct option options[] = {
         { "driver", required_argument, NULL, OPT_DRIVER },
         { "force", no_argument, NULL, OPT_FORCE },
         { "names", no_argument, NULL, OPT_NAMES }, /* for the shell completion: names, one a line */
+        { "description", required_argument, NULL, OPT_DESCRIPTION },
+        { "children", no_argument, NULL, OPT_CHILDREN },
+        { "children-only", no_argument, NULL, OPT_CHILDREN_ONLY },
+        { "metadata", no_argument, NULL, OPT_METADATA },
+        { "vfs", required_argument, NULL, OPT_VFS },
+        { "mac", required_argument, NULL, OPT_MAC },
+        { "vlan", required_argument, NULL, OPT_VLAN },
+        { "offset", required_argument, NULL, OPT_OFFSET },
+        { "length", required_argument, NULL, OPT_LENGTH },
+        { "source", required_argument, NULL, OPT_SOURCE },
+        { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         {}
 };
 
 static const char *arg_address;
 static bool arg_user, arg_no_ask;
 
-static int parse_argv(int argc, char **argv) {
-        int c;
+static int parse_u32(const char *s, const char *what, uint32_t *ret) {
+        uint64_t v;
+        int r = ctl_parse_u64(s, what, &v);
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        if (r < 0)
+                return r;
+        if (v > UINT32_MAX) {
+                fprintf(stderr, "Invalid %s '%s' (expected a number below 2^32)\n", what, s);
+                return -CTL_EXIT_INVALID;
+        }
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+static int parse_seconds(const char *s, double *ret) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || *end || !(v >= 0) || v > 86400) {
+                fprintf(stderr, "Invalid --idle-timeout '%s' (expected seconds from 0 to 86400)\n", s);
+                return -CTL_EXIT_INVALID;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int parse_argv(int argc, char **argv) {
+        int c, r = 0;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         help();
@@ -176,9 +245,23 @@ static int parse_argv(int argc, char **argv) {
                 case OPT_DRIVER: arg.driver = optarg; break;
                 case OPT_FORCE: arg.force = true; break;
                 case OPT_NAMES: arg.names = true; break;
+                case OPT_DESCRIPTION: arg.description = optarg; break;
+                case OPT_CHILDREN: arg.children = true; break;
+                case OPT_CHILDREN_ONLY: arg.children_only = true; break;
+                case OPT_METADATA: arg.metadata = true; break;
+                case OPT_VFS: arg.vfs_set = true; r = parse_u32(optarg, "--vfs", &arg.vfs); break;
+                case OPT_MAC: arg.mac = optarg; break;
+                case OPT_VLAN: r = parse_u32(optarg, "--vlan", &arg.vlan); break;
+                case OPT_OFFSET: r = ctl_parse_u64(optarg, "--offset", &arg.offset); break;
+                case OPT_LENGTH: r = ctl_parse_u64(optarg, "--length", &arg.length); break;
+                case OPT_SOURCE: arg.source = optarg; break;
+                case OPT_IDLE_TIMEOUT: r = parse_seconds(optarg, &arg.idle_timeout); break;
                 default:
-                        return -EINVAL;
+                        return -CTL_EXIT_USAGE;
                 }
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -214,8 +297,9 @@ int main(int argc, char **argv) {
         const Verb *v = NULL;
         int r, n;
 
-        if (parse_argv(argc, argv) < 0)
-                return CTL_EXIT_USAGE;
+        r = parse_argv(argc, argv);
+        if (r < 0)
+                return -r;
         arg.color = !arg.json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && !streq_ptr(getenv("TERM"), "dumb");
         if (optind >= argc) {
                 fprintf(stderr, "No command given; see 'virtbusctl --help'.\n");
@@ -245,6 +329,11 @@ int main(int argc, char **argv) {
 int ctl_error(const sd_bus_error *e, int r, const char *what) {
         const char *name = e ? e->name : NULL;
 
+        if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                /* An older virtbusd than this virtbusctl. */
+                fprintf(stderr, "This virtbusd does not offer %s yet: %s\n", what, e->message ?: name);
+                return CTL_EXIT_FAILED;
+        }
         if (e && e->message)
                 fprintf(stderr, "%s\n", e->message);
         else
@@ -258,6 +347,20 @@ int ctl_error(const sd_bus_error *e, int r, const char *what) {
         if (streq(name, "org.virtbus1.Error.InvalidXML") || streq(name, SD_BUS_ERROR_INVALID_ARGS))
                 return CTL_EXIT_INVALID;
         return CTL_EXIT_FAILED;
+}
+
+int ctl_parse_u64(const char *s, const char *what, uint64_t *ret) {
+        char *end;
+        uint64_t v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || end == s || *end || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
+                fprintf(stderr, "Invalid %s '%s' (expected a number)\n", what, s);
+                return -CTL_EXIT_INVALID;
+        }
+        *ret = v;
+        return 0;
 }
 
 int ctl_call(sd_bus *bus, const char *path, const char *interface, const char *member, sd_bus_message **reply,

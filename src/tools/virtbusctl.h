@@ -20,6 +20,7 @@
 #define CTL_NODEDEV "org.virtbus1.NodeDevice"
 #define CTL_POOL "org.virtbus1.StoragePool"
 #define CTL_VOL "org.virtbus1.StorageVol"
+#define CTL_SNAPSHOT "org.virtbus1.DomainSnapshot"
 #define CTL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CTL_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CTL_CALL_TIMEOUT_USEC (120ULL * 1000000ULL)
@@ -38,7 +39,12 @@ enum {
 typedef struct CtlArgs {
         bool json, legend, color, names;
         bool all, paused, disable, inactive, secure, live, config, once, force;
-        const char *state, *arch, *machine, *virttype, *cap, *driver;
+        bool children, children_only, metadata;
+        const char *state, *arch, *machine, *virttype, *cap, *driver, *description, *mac, *source;
+        uint64_t offset, length;
+        uint32_t vfs, vlan;
+        bool vfs_set;
+        double idle_timeout; /* console: seconds of quiet after the end of piped input */
 } CtlArgs;
 
 extern CtlArgs arg;
@@ -183,3 +189,22 @@ int verb_vol_list(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_vol_create(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_vol_delete(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_object_dumpxml(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_setvcpus(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_domifaddr(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_managedsave(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_snapshot_create(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_snapshot_list(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_snapshot_revert(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_snapshot_delete(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_snapshot_dumpxml(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_nodedev_sriov(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_nodedev_vf(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_vol_transfer(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_monitor(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_vnc(sd_bus *bus, const Verb *v, int argc, char **argv);
+
+/* Parses a decimal number for argument what; prints and returns -(exit code) when it is not one. */
+int ctl_parse_u64(const char *s, const char *what, uint64_t *ret);
+/* Calls method (with the given arguments) on the named object of v->kind; prints what ctl_print_done
+ * prints. */
+int ctl_call_on(sd_bus *bus, const Verb *v, const char *name, const char *method, const char *types, ...);
