@@ -85,6 +85,7 @@ class Slot:
         self.defined = None       # acknowledged memory size, None: not defined
         self.running = False      # acknowledged
         self.inflight = None      # (op, value) sent, not answered
+        self.was_paused = False   # found paused (a start cut short) and not started again since
 
 
 class Client(threading.Thread):
@@ -150,9 +151,9 @@ class Client(threading.Thread):
             s.inflight = (op, None)
             getattr(dom, {"destroy": "Destroy", "start": "Start", "undefine": "Undefine"}[op])(dbus.UInt64(0))
             if op == "start":
-                s.running = True
+                s.running, s.was_paused = True, False
             elif op == "destroy":
-                s.running = False
+                s.running, s.was_paused = False, False
             else:
                 s.defined = None
             s.inflight = None
@@ -207,12 +208,13 @@ def check(bus, clients):
                 problems.append("crash-%d-%d has memory %d, expected one of %s" % (c.t, j, mem, sorted(
                     x for x in allowed if x is not None)))
             state = str(prop(bus, path, "org.virtbus1.Domain", "State"))
-            if s.running and op != "destroy" and state != "running":
+            if s.running and op != "destroy" and state != "running" and not (state == "paused" and s.was_paused):
                 problems.append("crash-%d-%d is %s, acknowledged as running" % (c.t, j, state))
             if not s.running and op != "start" and state == "running":
                 problems.append("crash-%d-%d is running, acknowledged as shut off" % (c.t, j))
             # Go on from what is true now (paused: a start cut short; it runs, to be destroyed).
             s.defined, s.running, s.inflight = mem, state in ("running", "paused"), None
+            s.was_paused = state == "paused"
         npath = mgr.GetNetworkByName("crashnet-%d" % c.t)
         active = bool(prop(bus, npath, "org.virtbus1.Network", "Active"))
         if active != c.net_active and c.net_inflight is None:
@@ -244,7 +246,7 @@ def processes():
 
 
 def qemus():
-    """name -> pid of the live (not zombie) QEMUs of this run."""
+    """name -> pids of the live (not zombie) QEMUs of this run."""
     found = {}
     for pid, _, state, argv in processes():
         if state == "Z" or not argv or "qemu-system" not in os.path.basename(argv[0]):
@@ -252,7 +254,7 @@ def qemus():
         for a in argv:
             m = re.match(r"guest=(crash-\d+-\d+),", a)
             if m:
-                found[m.group(1)] = pid
+                found.setdefault(m.group(1), []).append(pid)
     return found
 
 
@@ -317,9 +319,11 @@ def host_check(bus, clients, before):
                       .GetXMLDesc(dbus.UInt64(0)))
             taps_in_use |= set(re.findall(r"<target dev='([^']+)'", xml))
     alive = qemus()
-    for name, pid in sorted(alive.items()):
+    for name, pids in sorted(alive.items()):
         if name not in running:
-            problems.append("orphan QEMU %d of %s (%s for virtbusd)" % (pid, name, states.get(name, "undefined")))
+            problems.append("orphan QEMU %s of %s (%s for virtbusd)" % (pids, name, states.get(name, "undefined")))
+        elif len(pids) > 1:
+            problems.append("%d QEMUs of %s (%s): all but one orphans" % (len(pids), name, pids))
     for name in sorted(running - set(alive)):
         problems.append("%s is running for virtbusd but has no QEMU" % name)
     carried = [n for n in before if n in alive]
@@ -340,7 +344,7 @@ def host_check(bus, clients, before):
 
 def end_run_processes():
     """The QEMUs and dnsmasq of this run (virtbusd leaves them running on purpose)."""
-    for pid in list(qemus().values()) + list(dnsmasqs().values()):
+    for pid in [p for pids in qemus().values() for p in pids] + list(dnsmasqs().values()):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
