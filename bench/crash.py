@@ -258,6 +258,16 @@ def qemus():
     return found
 
 
+def probes():
+    """pid -> ppid of the capability probes (QEMU with -machine none) in our namespace."""
+    found = {}
+    for pid, ppid, state, argv in processes():
+        if state != "Z" and argv and "qemu-system" in os.path.basename(argv[0]) and "none" in argv and \
+                "-machine" in argv:
+            found[pid] = ppid
+    return found
+
+
 def dnsmasqs():
     """network name -> pid of the live dnsmasq processes in our namespace."""
     found = {}
@@ -326,6 +336,9 @@ def host_check(bus, clients, before):
             problems.append("%d QEMUs of %s (%s): all but one orphans" % (len(pids), name, pids))
     for name in sorted(running - set(alive)):
         problems.append("%s is running for virtbusd but has no QEMU" % name)
+    for pid, ppid in sorted(probes().items()):
+        if ppid != DAEMON_PID[0]:
+            problems.append("orphan capability probe QEMU %d (parent %d, virtbusd %d)" % (pid, ppid, DAEMON_PID[0]))
     carried = [n for n in before if n in alive]
     found = [n for n in carried if n in running]
     ls, tables, dns = links(), nft_tables(), dnsmasqs()
@@ -344,7 +357,7 @@ def host_check(bus, clients, before):
 
 def end_run_processes():
     """The QEMUs and dnsmasq of this run (virtbusd leaves them running on purpose)."""
-    for pid in [p for pids in qemus().values() for p in pids] + list(dnsmasqs().values()):
+    for pid in [p for pids in qemus().values() for p in pids] + list(dnsmasqs().values()) + list(probes()):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
