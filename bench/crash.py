@@ -10,7 +10,16 @@
 #   - every domain acknowledged as started (and not destroyed since) is running again; every network
 #     acknowledged as started is active;
 #   - no file of the store is refused at load ("Failed to load" in virtbusd's log), no child is left.
+# With MODE "qemu" (bench/crash-run --qemu, run in a network namespace of its own) the domains are
+# real QEMUs with the tiny test guest (GUEST_DIR), the networks real bridges with nftables and dnsmasq,
+# and running domains get NICs on their client's network hot-plugged now and then; after each restart
+# also:
+#   - every QEMU of the run still alive belongs to a domain virtbusd reports running (found again: no
+#     orphan), and every domain it reports running has its QEMU;
+#   - every network's bridge, nftables table and dnsmasq exist exactly when it is active;
+#   - every tap device belongs to the live definition of a running domain.
 # Prints one line per kill and a summary; exits 1 on the first violation.
+import ctypes
 import os
 import random
 import re
@@ -23,13 +32,38 @@ import time
 import dbus
 
 ADDR, VIRTBUSD, WORK, KILLS, THREADS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-SLOTS = 3  # domains per client
+MODE = sys.argv[6] if len(sys.argv) > 6 else "test"
+GUEST = sys.argv[7] if len(sys.argv) > 7 else None
+QEMU = MODE == "qemu"
+# CRASH_KEEP_GOING=1: count violations and go on (to see every kind at once) instead of stopping.
+KEEP_GOING = os.environ.get("CRASH_KEEP_GOING") == "1"
+SLOTS = 2 if QEMU else 3  # domains per client
 M = ("org.virtbus1", "/org/virtbus1")
 
 
 def domain_xml(t, j, mem):
+    if QEMU:
+        return ("<domain type='qemu'><name>crash-%d-%d</name><uuid>c0a50000-0000-4000-8000-%06d%06d</uuid>"
+                "<memory unit='KiB'>%d</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type>"
+                "<kernel>%s/vmlinuz</kernel><initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 quiet</cmdline>"
+                "</os><features><acpi/></features><on_poweroff>destroy</on_poweroff>"
+                "<devices><memballoon model='none'/></devices></domain>" % (t, j, t, j, mem, GUEST, GUEST))
     return ("<domain type='test'><name>crash-%d-%d</name><uuid>c0a50000-0000-4000-8000-%06d%06d</uuid>"
             "<memory unit='KiB'>%d</memory><os><type>hvm</type></os></domain>" % (t, j, t, j, mem))
+
+
+def memory_for(t, counter):
+    if QEMU:
+        return (64 + counter % 64) * 1024  # whole MiB for QEMU, a new size each time
+    return 100000 + t * 1000000 + counter
+
+
+def nic_xml(t):
+    return ("<interface type='network'><source network='crashnet-%d'/><model type='virtio'/></interface>" % t)
+
+
+def is_service_error(e):
+    return e.get_dbus_name().startswith("org.virtbus1.Error.")
 
 
 def uuid(t, j):
@@ -37,6 +71,11 @@ def uuid(t, j):
 
 
 def network_xml(t):
+    if QEMU:
+        # In the bench's own network namespace: no traffic leaves it.
+        return ("<network><name>crashnet-%d</name><forward mode='nat'/><bridge name='vbcr%d'/>"
+                "<ip address='10.77.%d.1' netmask='255.255.255.0'><dhcp><range start='10.77.%d.10' "
+                "end='10.77.%d.50'/></dhcp></ip></network>" % (t, t, t, t, t))
     return ("<network><name>crashnet-%d</name><bridge name='vbcr%d'/><ip address='10.77.%d.1' "
             "netmask='255.255.255.0'/></network>" % (t, t, t))
 
@@ -46,6 +85,7 @@ class Slot:
         self.defined = None       # acknowledged memory size, None: not defined
         self.running = False      # acknowledged
         self.inflight = None      # (op, value) sent, not answered
+        self.was_paused = False   # found paused (a start cut short) and not started again since
 
 
 class Client(threading.Thread):
@@ -53,7 +93,7 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.t, self.stop, self.slots = t, stop, [Slot() for _ in range(SLOTS)]
         self.net_active, self.net_inflight = False, None
-        self.counter, self.ops = 0, 0
+        self.counter, self.ops, self.refused = 0, 0, 0
         self.rng = random.Random(t * 7919 + int(time.time()))
 
     def run(self):
@@ -65,8 +105,14 @@ class Client(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.step(bus, mgr)
-            except dbus.DBusException:
-                return  # the daemon is gone: what was in flight stays in flight
+            except dbus.DBusException as e:
+                if not is_service_error(e):
+                    return  # the daemon is gone: what was in flight stays in flight
+                # Refused (a network busy, a NIC on a stopped network...): nothing changed.
+                self.refused += 1
+                self.net_inflight = None
+                for slot in self.slots:
+                    slot.inflight = None
 
     def step(self, bus, mgr):
         if self.rng.random() < 0.15:
@@ -87,13 +133,17 @@ class Client(threading.Thread):
         s = self.slots[j]
         if s.defined is None or self.rng.random() < 0.4:
             self.counter += 1
-            mem = 100000 + self.t * 1000000 + self.counter
+            mem = memory_for(self.t, self.counter)
             s.inflight = ("define", mem)
             mgr.DefineDomain(domain_xml(self.t, j, mem), dbus.UInt64(0))
             s.defined, s.inflight = mem, None
         else:
             path = mgr.GetDomainByUUID(uuid(self.t, j))
             dom = dbus.Interface(bus.get_object("org.virtbus1", path, introspect=False), "org.virtbus1.Domain")
+            if s.running and QEMU and self.rng.random() < 0.3:
+                dom.AttachDevice(nic_xml(self.t), dbus.UInt64(1))  # live; nothing to check afterwards
+                self.ops += 1
+                return
             if s.running:
                 op = "destroy"
             else:
@@ -101,9 +151,9 @@ class Client(threading.Thread):
             s.inflight = (op, None)
             getattr(dom, {"destroy": "Destroy", "start": "Start", "undefine": "Undefine"}[op])(dbus.UInt64(0))
             if op == "start":
-                s.running = True
+                s.running, s.was_paused = True, False
             elif op == "destroy":
-                s.running = False
+                s.running, s.was_paused = False, False
             else:
                 s.defined = None
             s.inflight = None
@@ -111,7 +161,7 @@ class Client(threading.Thread):
 
 
 def start_daemon(log):
-    p = subprocess.Popen([VIRTBUSD, "--bus-address=" + ADDR, "--driver", "test", "--config-dir", WORK + "/config",
+    p = subprocess.Popen([VIRTBUSD, "--bus-address=" + ADDR, "--driver", MODE, "--config-dir", WORK + "/config",
                           "--state-dir", WORK + "/state", "--runtime-dir", WORK + "/run"],
                          stderr=log, stdout=subprocess.DEVNULL)
     bus = dbus.bus.BusConnection(ADDR)
@@ -158,18 +208,160 @@ def check(bus, clients):
                 problems.append("crash-%d-%d has memory %d, expected one of %s" % (c.t, j, mem, sorted(
                     x for x in allowed if x is not None)))
             state = str(prop(bus, path, "org.virtbus1.Domain", "State"))
-            if s.running and op != "destroy" and state != "running":
+            if s.running and op != "destroy" and state != "running" and not (state == "paused" and s.was_paused):
                 problems.append("crash-%d-%d is %s, acknowledged as running" % (c.t, j, state))
             if not s.running and op != "start" and state == "running":
                 problems.append("crash-%d-%d is running, acknowledged as shut off" % (c.t, j))
-            # Go on from what is true now.
-            s.defined, s.running, s.inflight = mem, state == "running", None
+            # Go on from what is true now (paused: a start cut short; it runs, to be destroyed).
+            s.defined, s.running, s.inflight = mem, state in ("running", "paused"), None
+            s.was_paused = state == "paused"
         npath = mgr.GetNetworkByName("crashnet-%d" % c.t)
         active = bool(prop(bus, npath, "org.virtbus1.Network", "Active"))
         if active != c.net_active and c.net_inflight is None:
             problems.append("crashnet-%d active=%s, acknowledged %s" % (c.t, active, c.net_active))
         c.net_active, c.net_inflight = active, None
     return problems
+
+
+OUR_NETNS = os.readlink("/proc/self/ns/net")
+
+
+def processes():
+    """(pid, ppid, state, argv) of every process in our network namespace."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/ns/net" % d) != OUR_NETNS:
+                continue
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        out.append((int(d), int(rest[1]), rest[0], argv))
+    return out
+
+
+def qemus():
+    """name -> pids of the live (not zombie) QEMUs of this run."""
+    found = {}
+    for pid, _, state, argv in processes():
+        if state == "Z" or not argv or "qemu-system" not in os.path.basename(argv[0]):
+            continue
+        for a in argv:
+            m = re.match(r"guest=(crash-\d+-\d+),", a)
+            if m:
+                found.setdefault(m.group(1), []).append(pid)
+    return found
+
+
+def probes():
+    """pid -> ppid of the capability probes (QEMU with -machine none) in our namespace."""
+    found = {}
+    for pid, ppid, state, argv in processes():
+        if state != "Z" and argv and "qemu-system" in os.path.basename(argv[0]) and "none" in argv and \
+                "-machine" in argv:
+            found[pid] = ppid
+    return found
+
+
+def dnsmasqs():
+    """network name -> pid of the live dnsmasq processes in our namespace."""
+    found = {}
+    for pid, _, state, argv in processes():
+        if state != "Z" and argv and os.path.basename(argv[0]) == "dnsmasq":
+            m = re.search(r"(crashnet-\d+)\.dnsmasq/conf", " ".join(argv))
+            if m:
+                found[m.group(1)] = pid
+    return found
+
+
+def links():
+    """name -> kind ("bridge", "tap", other) of the links in our namespace."""
+    out = subprocess.run(["ip", "-o", "-d", "link"], capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        found[name] = "bridge" if " bridge forward_delay " in line else "tap" if " tun type tap " in line else "other"
+    return found
+
+
+def nft_tables():
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.startswith("table ")}
+
+
+DAEMON_PID = [0]
+
+
+def reaper():
+    """Orphans of a killed virtbusd come to us (a subreaper): reap those that exit (PID 1 here does not)."""
+    while True:
+        me = os.getpid()
+        for pid, ppid, state, _ in processes():
+            if ppid == me and state == "Z" and pid != DAEMON_PID[0]:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        time.sleep(0.2)
+
+
+def host_check(bus, clients, before):
+    """The qemu mode's checks against the host; returns (problems, QEMUs alive from before, found again)."""
+    mgr = dbus.Interface(bus.get_object(*M, introspect=False), "org.virtbus1.Manager")
+    problems, running, taps_in_use, states = [], set(), set(), {}
+    for c in clients:
+        for j in range(SLOTS):
+            name = "crash-%d-%d" % (c.t, j)
+            try:
+                path = mgr.GetDomainByUUID(uuid(c.t, j))
+            except dbus.DBusException:
+                continue
+            states[name] = str(prop(bus, path, "org.virtbus1.Domain", "State"))
+            if states[name] not in ("running", "paused"):
+                continue
+            running.add(name)
+            xml = str(dbus.Interface(bus.get_object("org.virtbus1", path, introspect=False), "org.virtbus1.Domain")
+                      .GetXMLDesc(dbus.UInt64(0)))
+            taps_in_use |= set(re.findall(r"<target dev='([^']+)'", xml))
+    alive = qemus()
+    for name, pids in sorted(alive.items()):
+        if name not in running:
+            problems.append("orphan QEMU %s of %s (%s for virtbusd)" % (pids, name, states.get(name, "undefined")))
+        elif len(pids) > 1:
+            problems.append("%d QEMUs of %s (%s): all but one orphans" % (len(pids), name, pids))
+    for name in sorted(running - set(alive)):
+        problems.append("%s is running for virtbusd but has no QEMU" % name)
+    for pid, ppid in sorted(probes().items()):
+        if ppid != DAEMON_PID[0]:
+            problems.append("orphan capability probe QEMU %d (parent %d, virtbusd %d)" % (pid, ppid, DAEMON_PID[0]))
+    carried = [n for n in before if n in alive]
+    found = [n for n in carried if n in running]
+    ls, tables, dns = links(), nft_tables(), dnsmasqs()
+    for c in clients:
+        net, bridge = "crashnet-%d" % c.t, "vbcr%d" % c.t
+        active = bool(prop(bus, mgr.GetNetworkByName(net), "org.virtbus1.Network", "Active"))
+        for what, present in (("bridge " + bridge, bridge in ls), ("nftables table virtbus_" + bridge,
+                              "virtbus_" + bridge in tables), ("dnsmasq", net in dns)):
+            if present != active:
+                problems.append("%s: %s %s" % (net, what, "missing while active" if active else "left while inactive"))
+    for name, kind in sorted(ls.items()):
+        if kind == "tap" and name not in taps_in_use:
+            problems.append("orphan tap %s" % name)
+    return problems, len(carried), len(found)
+
+
+def end_run_processes():
+    """The QEMUs and dnsmasq of this run (virtbusd leaves them running on purpose)."""
+    for pid in [p for pids in qemus().values() for p in pids] + list(dnsmasqs().values()) + list(probes()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def children(pid):
@@ -183,7 +375,12 @@ def children(pid):
 def main():
     logpath = WORK + "/virtbusd.log"
     log = open(logpath, "ab")
+    if QEMU:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        threading.Thread(target=reaper, daemon=True).start()
+    carried_total, found_total, refused_total, violations = 0, 0, 0, 0
     daemon, bus = start_daemon(log)
+    DAEMON_PID[0] = daemon.pid
     mgr = dbus.Interface(bus.get_object(*M, introspect=False), "org.virtbus1.Manager")
     clients = []
     for t in range(THREADS):
@@ -201,33 +398,55 @@ def main():
         clients = fresh
         for c in clients:
             c.start()
-        time.sleep(rng.uniform(0.05, 0.6))
+        time.sleep(rng.uniform(0.3, 2.5) if QEMU else rng.uniform(0.05, 0.6))
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
         stop.set()
         for c in clients:
-            c.join(10)
+            c.join(30)
         ops = sum(c.ops for c in clients)
         total_ops += ops
+        refused_total += sum(c.refused for c in clients)
+        before = qemus() if QEMU else {}
         daemon, bus = start_daemon(log)
+        DAEMON_PID[0] = daemon.pid
         problems = check(bus, clients)
-        print("kill %d: %d calls answered before it; %s" % (k + 1, ops, "ok" if not problems else "; ".join(problems)),
+        extra = ""
+        if QEMU:
+            more, carried, found = host_check(bus, clients, before)
+            problems += more
+            carried_total += carried
+            found_total += found
+            extra = ", %d of %d QEMUs found again" % (found, carried)
+        print("kill %d: %d calls answered before it%s; %s" % (k + 1, ops, extra,
+                                                             "ok" if not problems else "; ".join(problems)),
               flush=True)
-        if problems:
+        violations += len(problems)
+        if problems and not KEEP_GOING:
             daemon.kill()
             daemon.wait()
+            if QEMU:
+                end_run_processes()
             sys.exit(1)
     log.flush()
     with open(logpath, errors="replace") as f:
         torn = [line for line in f if "Failed to load" in line]
-    kids = children(daemon.pid)
+    kids = [k for k in children(daemon.pid) if not QEMU]  # QEMUs and dnsmasq are its children there
     daemon.send_signal(signal.SIGTERM)
     daemon.wait()
+    if QEMU:
+        end_run_processes()
     if torn:
         sys.exit("crash-run: files refused at load: %s" % torn[:3])
     if kids:
         sys.exit("crash-run: virtbusd has children: %s" % kids)
-    print("crash kills=%d calls=%d violations=0 torn=0" % (KILLS, total_ops))
+    if QEMU:
+        print("crash mode=qemu kills=%d calls=%d refused=%d violations=%d torn=0 qemus_found_again=%d/%d" %
+              (KILLS, total_ops, refused_total, violations, found_total, carried_total))
+        if violations:
+            sys.exit(1)
+    else:
+        print("crash kills=%d calls=%d violations=0 torn=0" % (KILLS, total_ops))
 
 
 main()

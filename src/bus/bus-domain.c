@@ -552,6 +552,40 @@ static int property_set_autostart(sd_bus *bus, const char *path, const char *int
         return 1;
 }
 
+static void autostart_done(Manager *m, int r, const VbError *e, void *userdata) {
+        sd_bus_message *call = userdata;
+
+        bus_reply_later(call, r, e);
+        sd_bus_message_unref(call);
+}
+
+/* Properties.Set of Autostart, once authorized: answered when the link is durable (the store thread syncs
+ * it), not by sd-bus' setter on the event loop. */
+int bus_domain_set_autostart(BusServer *s, sd_bus_message *m, sd_bus_error *error) {
+        Domain *d = bus_domain_from_path(s, sd_bus_message_get_path(m));
+        VbError e = VB_ERROR_NULL;
+        int b, r;
+
+        if (!d)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No domain at %s",
+                                         sd_bus_message_get_path(m));
+        r = sd_bus_message_skip(m, "ss");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(m, 'v', "b");
+        if (r >= 0)
+                r = sd_bus_message_read(m, "b", &b);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Autostart takes a boolean ('b') value");
+        r = manager_domain_set_autostart_async(d->manager, d, b, autostart_done, m, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        if (r > 0)
+                return sd_bus_reply_method_return(m, NULL);
+        sd_bus_message_ref(m);
+        return 1;
+}
+
 int bus_domain_polkit_details(BusServer *s, const char *path, const char **ret_name) {
         Domain *d = bus_domain_from_path(s, path);
 

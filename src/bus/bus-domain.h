@@ -15,6 +15,8 @@ char *bus_domain_path(const Domain *d);
 const char *bus_domain_path_buf(const Domain *d, char buf[static BUS_DOMAIN_PATH_MAX]);
 /* The domain at path, or NULL. */
 Domain *bus_domain_from_path(BusServer *s, const char *path);
+/* Properties.Set of the domain's Autostart (authorized already): answers later. 1 or < 0 (error set). */
+int bus_domain_set_autostart(BusServer *s, sd_bus_message *m, sd_bus_error *error);
 
 /* Whose rights open the host paths of def (or of dev alone) for the caller of m: its own; paths it may
  * not use itself need org.virtbus1.domain.host-files (details: domain, path), asked one by one, and

@@ -95,6 +95,8 @@ int bus_property_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return r;
         if (r == 0)
                 return 1; /* Wait for polkit; the call comes back here with the answer. */
+        if (streq(interface, VB_DOMAIN_INTERFACE) && streq(property, "Autostart"))
+                return bus_domain_set_autostart(s, m, error); /* answered once durable */
         return 0;         /* Authorized: sd-bus runs the setter. */
 }
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,12 @@
  * dropped after this; after the longest polkit may take to answer when the handler waits for it. */
 #define ORPHAN_USEC (5ULL * 1000ULL * 1000ULL)
 #define ORPHAN_POLKIT_USEC (330ULL * 1000ULL * 1000ULL)
+/* Documents of a caller other than root go on at p->rate bytes a second per uid, after a first burst:
+ * every document crosses dbus-daemon and our socket whole, ahead of everybody else's calls, before
+ * anything can be said about it. The excess waits (unanswered, so a caller who waits for its answers is
+ * slowed down; one who does not reaches its limits above). A definition is a few KiB: only floods wait. */
+#define BUDGET_BURST_BYTES (4LL * 1024LL * 1024LL + 64LL * 1024LL)
+#define BUDGETS_MAX 1024U
 
 typedef struct Sender {
         char *name;
@@ -33,7 +40,15 @@ typedef struct Sender {
         size_t bytes;
 } Sender;
 
+typedef struct Budget {
+        int64_t bytes;          /* may be spent ahead: < 0 is a debt, paid off at p->rate */
+        uint64_t stamp;         /* CLOCK_MONOTONIC µs of bytes */
+} Budget;
+
 typedef enum CallState {
+        CALL_READING,  /* the arguments, in the worker (sd-bus checks the whole string there) */
+        CALL_READ,     /* back, for the handler: the limits, then asking or parsing */
+        CALL_HELD,     /* over its uid's budget, waiting (hold_timer) */
         CALL_ASKING,   /* polkit, before parsing */
         CALL_PARSING,  /* in the worker */
         CALL_PARSED,   /* back, for the handler */
@@ -46,15 +61,20 @@ struct Call {
         const BusParseSpec *spec;
         Sender *sender;
         const char *xml;        /* in m */
-        size_t bytes;
+        size_t bytes;           /* of xml, once counted against the sender */
         uint64_t flags;
         unsigned parse_flags;
+        bool root;              /* the caller is root: no polkit before parsing */
+        uid_t uid;              /* when not root */
+        sd_event_source *hold_timer;
         CallState state;
         bool authorized;        /* the action (or authorize) said yes after parsing */
         bool asked;             /* polkit said yes before parsing ... */
         char *asked_name;       /* ... about this name (NULL: none was found ahead) */
         sd_event_source *orphan_timer;
-        /* Written by the worker thread while CALL_PARSING only. */
+        /* Written by the worker thread while CALL_READING or CALL_PARSING only. */
+        size_t length;          /* of xml */
+        sd_bus_error bus_error; /* why the arguments were refused */
         void *def;
         VbError error;
         int r;
@@ -67,6 +87,8 @@ struct BusParse {
         Call *calls;
         unsigned n_calls;
         Hashmap *senders;       /* unique name -> Sender, while it has calls in flight */
+        Hashmap *budgets;       /* uid -> Budget, of callers other than root */
+        int64_t rate;           /* bytes a second of their documents (0: no budget) */
 };
 
 int bus_parse_new(BusServer *s, BusParse **ret) {
@@ -75,13 +97,24 @@ int bus_parse_new(BusServer *s, BusParse **ret) {
         if (!p)
                 return -ENOMEM;
         p->server = s;
+        p->rate = BUS_PARSE_RATE_DEFAULT;
         p->senders = hashmap_new();
-        if (!p->senders) {
+        p->budgets = hashmap_new();
+        if (!p->senders || !p->budgets) {
+                hashmap_free(p->senders);
+                hashmap_free(p->budgets);
                 free(p);
                 return -ENOMEM;
         }
         *ret = p;
         return 0;
+}
+
+static void budgets_clear(BusParse *p, bool paid_only);
+
+void bus_parse_set_rate(BusParse *p, uint64_t bytes_per_sec) {
+        p->rate = (int64_t) bytes_per_sec;
+        budgets_clear(p, false);
 }
 
 unsigned bus_parse_in_flight(const BusParse *p) {
@@ -106,12 +139,75 @@ static void call_drop(Call *c) {
                 free(c->sender);
         }
         sd_event_source_disable_unref(c->orphan_timer);
+        sd_event_source_disable_unref(c->hold_timer);
         if (c->def)
                 c->spec->free(c->def);
         vb_error_free(&c->error);
+        sd_bus_error_free(&c->bus_error);
         free(c->asked_name);
         sd_bus_message_unref(c->m);
         free(c);
+}
+
+static uint64_t loop_now(BusParse *p) {
+        uint64_t t = 0;
+
+        (void) sd_event_now(sd_bus_get_event(p->server->bus), CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+/* Forgets the budgets (all, or those paid up: nothing is lost by forgetting them). */
+static void budgets_clear(BusParse *p, bool paid_only) {
+        char *keys[BUDGETS_MAX];
+        size_t n = 0, i = 0;
+        const char *key;
+        void *v;
+
+        while (n < ELEMENTSOF(keys) && hashmap_iterate(p->budgets, &i, &v, &key)) {
+                Budget *b = v;
+
+                if (!paid_only || b->bytes + (int64_t) ((loop_now(p) - b->stamp) *
+                                                        p->rate / 1000000) >= BUDGET_BURST_BYTES)
+                        keys[n++] = (char *) key;
+        }
+        for (i = 0; i < n; i++) {
+                char *k = keys[i];
+
+                free(hashmap_remove(p->budgets, k));
+                free(k);
+        }
+}
+
+/* Spends bytes of uid's budget; returns how long (µs) the call must wait for it to be paid off. */
+static int budget_spend(BusParse *p, uid_t uid, size_t bytes, uint64_t *ret_usec) {
+        char key[24];
+        uint64_t t = loop_now(p);
+        Budget *b;
+
+        snprintf(key, sizeof key, "%u", (unsigned) uid);
+        b = hashmap_get(p->budgets, key);
+        if (!b) {
+                _cleanup_free_ char *k = strdup(key);
+
+                if (hashmap_size(p->budgets) >= BUDGETS_MAX)
+                        budgets_clear(p, true);
+                if (hashmap_size(p->budgets) >= BUDGETS_MAX)
+                        budgets_clear(p, false);
+                b = new0(Budget, 1);
+                if (!k || !b || hashmap_put(p->budgets, k, b) < 0) {
+                        free(b);
+                        return -ENOMEM;
+                }
+                TAKE_PTR(k);
+                *b = (Budget) { .bytes = BUDGET_BURST_BYTES, .stamp = t };
+        }
+        b->bytes += (int64_t) ((t - b->stamp) * p->rate / 1000000);
+        if (b->bytes > BUDGET_BURST_BYTES)
+                b->bytes = BUDGET_BURST_BYTES;
+        b->stamp = t;
+        b->bytes -= (int64_t) bytes;
+        *ret_usec = b->bytes >= 0 ? 0 : (uint64_t) (-b->bytes * 1000000 / p->rate);
+        return 0;
 }
 
 BusParse *bus_parse_free(BusParse *p) {
@@ -122,6 +218,8 @@ BusParse *bus_parse_free(BusParse *p) {
         while (p->calls)
                 call_drop(p->calls);
         hashmap_free(p->senders);
+        budgets_clear(p, false);
+        hashmap_free(p->budgets);
         free(p);
         return NULL;
 }
@@ -144,11 +242,10 @@ static int limits_exceeded(sd_bus_error *error, const char *format, ...) {
         return r;
 }
 
-/* A new call, counted against its sender's limits. */
-static int call_new(BusParse *p, sd_bus_message *m, const BusParseSpec *spec, const char *xml, uint64_t flags,
-                    unsigned parse_flags, Call **ret, sd_bus_error *error) {
+/* A new call, counted against its sender's limits on calls; its bytes are counted once read. */
+static int call_new(BusParse *p, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags, Call **ret,
+                    sd_bus_error *error) {
         const char *name = sd_bus_message_get_sender(m) ?: "";
-        size_t bytes = strlen(xml);
         Sender *sender;
         Call *c;
 
@@ -156,9 +253,6 @@ static int call_new(BusParse *p, sd_bus_message *m, const BusParseSpec *spec, co
         if (sender && sender->calls >= BUS_PARSE_CALLS_MAX)
                 return limits_exceeded(error, "'%s' has %u documents in flight already: wait for their answers",
                                        name, BUS_PARSE_CALLS_MAX);
-        if (sender && sender->bytes + bytes > BUS_PARSE_BYTES_MAX)
-                return limits_exceeded(error, "'%s' has documents in flight that would come to more than %u "
-                                       "bytes: wait for their answers", name, BUS_PARSE_BYTES_MAX);
         if (p->n_calls >= PARSE_CALLS_TOTAL_MAX)
                 return limits_exceeded(error, "Too many documents in flight ('%s' waits behind %u): try again "
                                        "later", name, PARSE_CALLS_TOTAL_MAX);
@@ -181,16 +275,40 @@ static int call_new(BusParse *p, sd_bus_message *m, const BusParseSpec *spec, co
                 return -ENOMEM;
         }
         *c = (Call) {
-                .owner = p, .m = sd_bus_message_ref(m), .spec = spec, .sender = sender, .xml = xml,
-                .bytes = bytes, .flags = flags, .parse_flags = parse_flags, .error = VB_ERROR_NULL,
+                .owner = p, .m = sd_bus_message_ref(m), .spec = spec, .sender = sender,
+                .parse_flags = parse_flags, .bus_error = SD_BUS_ERROR_NULL, .error = VB_ERROR_NULL,
                 .next = p->calls,
         };
         sender->calls++;
-        sender->bytes += bytes;
         p->calls = c;
         p->n_calls++;
         *ret = c;
         return 0;
+}
+
+/* Counts the document's bytes against its sender, once read. */
+static int call_count_bytes(Call *c, sd_bus_error *error) {
+        if (c->sender->bytes + c->length > BUS_PARSE_BYTES_MAX)
+                return limits_exceeded(error, "'%s' has documents in flight that would come to more than %u "
+                                       "bytes: wait for their answers", c->sender->name, BUS_PARSE_BYTES_MAX);
+        c->bytes = c->length;
+        c->sender->bytes += c->bytes;
+        return 0;
+}
+
+/* In a worker thread: the arguments. sd-bus checks a string when it is read (no NUL inside, UTF-8), which
+ * for a document of megabytes takes milliseconds: not on the event loop. Nothing on the loop touches the
+ * message's reading position meanwhile (the loop only keeps it, and reads its sender). */
+static void read_work(void *userdata) {
+        Call *c = userdata;
+
+        c->r = bus_read_xml_and_flags(c->m, c->spec->allowed_flags, c->spec->max, c->spec->what, &c->xml,
+                                      &c->flags, &c->bus_error);
+        if (c->r < 0)
+                return;
+        c->length = strlen(c->xml);
+        if (!c->root)
+                c->r = conf_peek_name(c->xml, PEEK_BYTES_MAX, &c->asked_name);
 }
 
 static void parse_work(void *userdata) {
@@ -202,7 +320,7 @@ static void parse_work(void *userdata) {
 static int on_orphan(sd_event_source *s, uint64_t usec, void *userdata) {
         Call *c = userdata;
 
-        log_debug("A parsed call of '%s' was not dispatched again, dropping it.", c->sender->name);
+        log_debug("A call of '%s' was not dispatched again, dropping it.", c->sender->name);
         call_drop(c);
         return 0;
 }
@@ -215,24 +333,25 @@ static int call_arm_orphan(Call *c, uint64_t usec) {
                                           on_orphan, c);
 }
 
-static void parse_done(void *userdata, bool cancelled) {
+/* Back from the worker (reading or parsing): the message goes to its handler again. */
+static void work_done(void *userdata, bool cancelled) {
         Call *c = userdata;
         int r;
 
         if (cancelled)
                 return; /* bus_parse_free() drops it */
-        c->state = CALL_PARSED;
+        c->state = c->state == CALL_READING ? CALL_READ : CALL_PARSED;
         r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(c->m), c->m);
         if (r >= 0)
                 r = call_arm_orphan(c, ORPHAN_USEC);
         if (r < 0) {
-                log_error_errno(r, "Failed to continue a call after parsing: %m");
+                log_error_errno(r, "Failed to continue a call after reading or parsing its document: %m");
                 bus_reply_later(c->m, r, NULL);
                 call_drop(c);
         }
 }
 
-static int parse_start(BusParse *p, Call *c, sd_bus_error *error) {
+static int work_start(BusParse *p, Call *c, CallState state, sd_bus_error *error) {
         int r;
 
         if (!p->worker) {
@@ -244,13 +363,13 @@ static int parse_start(BusParse *p, Call *c, sd_bus_error *error) {
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "Failed to start the parser threads: %m");
         }
-        r = worker_submit(p->worker, parse_work, parse_done, c);
+        r = worker_submit(p->worker, state == CALL_READING ? read_work : parse_work, work_done, c);
         if (r == -EAGAIN)
                 return limits_exceeded(error, "Too many documents in flight ('%s' waits behind %u): try again "
                                        "later", c->sender->name, PARSE_CALLS_TOTAL_MAX);
         if (r < 0)
                 return r;
-        c->state = CALL_PARSING;
+        c->state = state;
         return 0;
 }
 
@@ -296,37 +415,78 @@ static int ask_after(BusParse *p, Call *c, void *userdata, sd_bus_error *error) 
         return c->spec->authorize_more ? c->spec->authorize_more(p->server, c->m, c->def, userdata, error) : 1;
 }
 
-/* A new call: the checks of "st", the limits, and the first step. */
+/* A new call: the limit on calls, then its arguments are read in the worker. */
 static int call_begin(BusParse *p, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                       Call **ret, sd_bus_error *error) {
-        const char *xml;
-        uint64_t flags;
-        uid_t uid;
         Call *c = NULL;
+        uid_t uid;
         int r;
 
-        r = bus_read_xml_and_flags(m, spec->allowed_flags, spec->max, spec->what, &xml, &flags, error);
-        if (r < 0)
-                return r;
-        r = call_new(p, m, spec, xml, flags, parse_flags, &c, error);
+        r = call_new(p, m, spec, parse_flags, &c, error);
         if (r < 0)
                 return r;
         /* root is allowed anything (bus_polkit_check says so at once): its documents go straight on. */
-        if (spec->action && (bus_polkit_sender_uid(p->server->polkit, m, &uid) < 0 || uid != 0)) {
-                r = conf_peek_name(xml, PEEK_BYTES_MAX, &c->asked_name);
-                if (r < 0) {
-                        call_drop(c);
-                        return r;
-                }
-                c->state = CALL_ASKING;
-        } else {
-                r = parse_start(p, c, error);
-                if (r < 0) {
-                        call_drop(c);
-                        return r;
-                }
+        r = bus_polkit_sender_uid(p->server->polkit, m, &uid);
+        c->root = !spec->action || (r >= 0 && uid == 0);
+        /* An unknown uid counts as nobody's: its budget is shared by all such callers. */
+        c->uid = r >= 0 ? uid : (uid_t) -1;
+        r = work_start(p, c, CALL_READING, error);
+        if (r < 0) {
+                call_drop(c);
+                return r;
         }
         *ret = c;
+        return 0;
+}
+
+/* The budget is paid off: on to polkit. */
+static int on_held(sd_event_source *s, uint64_t usec, void *userdata) {
+        Call *c = userdata;
+        int r;
+
+        c->hold_timer = sd_event_source_disable_unref(c->hold_timer);
+        c->state = CALL_ASKING;
+        r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(c->m), c->m);
+        if (r >= 0)
+                r = call_arm_orphan(c, ORPHAN_USEC);
+        if (r < 0) {
+                log_error_errno(r, "Failed to continue a call after its wait: %m");
+                bus_reply_later(c->m, r, NULL);
+                call_drop(c);
+        }
+        return 0;
+}
+
+/* The arguments are read: the limit on bytes, then polkit first (after the budget) or the parse. */
+static int call_read(BusParse *p, Call *c, sd_bus_error *error) {
+        uint64_t wait;
+        int r;
+
+        c->orphan_timer = sd_event_source_disable_unref(c->orphan_timer);
+        if (c->r < 0) {
+                r = sd_bus_error_is_set(&c->bus_error) ? sd_bus_error_move(error, &c->bus_error) : c->r;
+                return r < 0 ? r : -EINVAL;
+        }
+        r = call_count_bytes(c, error);
+        if (r < 0)
+                return r;
+        if (c->root)
+                return work_start(p, c, CALL_PARSING, error);
+        wait = 0;
+        r = p->rate <= 0 ? 0 : budget_spend(p, c->uid, c->length, &wait);
+        if (r < 0)
+                return r;
+        if (wait == 0) {
+                c->state = CALL_ASKING;
+                return 0;
+        }
+        log_debug("A document of %zu bytes from uid %u waits %" PRIu64 " ms for its budget.", c->length,
+                  (unsigned) c->uid, wait / 1000);
+        r = sd_event_add_time_relative(sd_bus_get_event(p->server->bus), &c->hold_timer, CLOCK_MONOTONIC, wait, 0,
+                                       on_held, c);
+        if (r < 0)
+                return r;
+        c->state = CALL_HELD;
         return 0;
 }
 
@@ -336,25 +496,33 @@ int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec
         Call *c = call_find(p, m);
         int r;
 
-        if (!c) {
-                r = call_begin(p, m, spec, parse_flags, &c, error);
-                if (r < 0)
-                        return r;
+        if (!c)
+                return call_begin(p, m, spec, parse_flags, &c, error);
+        if (c->state == CALL_READ) {
+                r = call_read(p, c, error);
+                if (r < 0 || c->state != CALL_ASKING) {
+                        if (r < 0)
+                                call_drop(c);
+                        return r < 0 ? r : 0;
+                }
         }
         switch (c->state) {
+        case CALL_READING:
+        case CALL_READ:
+        case CALL_HELD:
+        case CALL_PARSING:
+                return 0;
         case CALL_ASKING:
                 r = ask_before(p, c, userdata, error);
                 if (r == 0)
                         return 0;
                 if (r > 0) {
                         c->asked = true;
-                        r = parse_start(p, c, error);
+                        r = work_start(p, c, CALL_PARSING, error);
                 }
                 if (r < 0)
                         call_drop(c);
                 return r < 0 ? r : 0;
-        case CALL_PARSING:
-                return 0;
         case CALL_PARSED:
                 c->orphan_timer = sd_event_source_disable_unref(c->orphan_timer);
                 if (c->r < 0) {

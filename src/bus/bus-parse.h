@@ -6,8 +6,10 @@
  * another:
  *   1. the caller's limits: at most BUS_PARSE_CALLS_MAX such calls and BUS_PARSE_BYTES_MAX bytes of
  *      documents in flight per unique bus name (org.virtbus1.Error.LimitsExceeded beyond);
- *   2. a caller who is not root is asked about by polkit before anything is parsed, with the name read
- *      ahead (conf_peek_name) as detail;
+ *   2. a caller who is not root: the arguments are read in a worker thread (sd-bus checks the whole
+ *      string when it is read), its uid's documents go on at a bounded rate (the excess waits), and it is
+ *      asked about by polkit before anything is parsed, with the name read ahead (conf_peek_name) as
+ *      detail;
  *   3. the document is parsed and validated in a worker thread (util/worker.c), off the event loop;
  *   4. the authorization that needs the parsed definition (its real name, or what the device is).
  * Between steps the message is dispatched again (as bus-polkit.c does), and the handler calls
@@ -24,6 +26,9 @@
 
 #define BUS_PARSE_CALLS_MAX 16U
 #define BUS_PARSE_BYTES_MAX (16U * 1024U * 1024U)
+/* Bytes a second of documents from each uid other than root, after a first one of up to 4 MiB: more waits
+ * (see bus-parse.c). */
+#define BUS_PARSE_RATE_DEFAULT (1024U * 1024U)
 
 typedef int (*BusParseFunc)(const char *xml, unsigned flags, void **ret, VbError *reterr);
 typedef void (*BusParseFreeFunc)(void *def);
@@ -62,6 +67,9 @@ BusParse *bus_parse_free(BusParse *p);
  * with error set. parse_flags go to spec->parse, userdata to spec->authorize. */
 int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                        void *userdata, void **ret_def, uint64_t *ret_flags, sd_bus_error *error);
+
+/* Sets the rate of documents of callers other than root (bytes a second per uid; 0: no limit). */
+void bus_parse_set_rate(BusParse *p, uint64_t bytes_per_sec);
 
 /* How many calls are in flight (for tests and the shutdown log). */
 unsigned bus_parse_in_flight(const BusParse *p);

@@ -14,6 +14,7 @@
 #include "bus/bus-server.h"
 #include "bus/bus-storage.h"
 #include "util/log.h"
+#include "util/loop-watch.h"
 
 int bus_check_flags(uint64_t flags, uint64_t allowed, sd_bus_error *error) {
         if (flags & ~allowed)
@@ -39,6 +40,19 @@ static int user_mode_filter(sd_bus_message *m, void *userdata, sd_bus_error *err
         return r < 0 ? r : 1;
 }
 
+/* Names each message for the slow-dispatch warning of the loop it is processed in. */
+static int watch_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        uint8_t type = 0;
+
+        (void) sd_bus_message_get_type(m, &type);
+        loop_watch_note("the D-Bus %s %s.%s on %s from %s",
+                        type == SD_BUS_MESSAGE_METHOD_CALL ? "call" :
+                        type == SD_BUS_MESSAGE_SIGNAL ? "signal" : "reply",
+                        strna(sd_bus_message_get_interface(m)), strna(sd_bus_message_get_member(m)),
+                        strna(sd_bus_message_get_path(m)), strna(sd_bus_message_get_sender(m)));
+        return 0;
+}
+
 int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         int r;
@@ -58,6 +72,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         r = bus_polkit_attach(s->polkit, bus);
         if (r < 0)
                 log_warning_errno(r, "Failed to follow disconnects, callers' uids won't be cached: %m");
+        r = sd_bus_add_filter(bus, &s->watch_filter_slot, watch_filter, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the message filter: %m");
         if (manager->mode == MANAGER_USER) {
                 r = sd_bus_add_filter(bus, &s->user_filter_slot, user_mode_filter, s);
                 if (r < 0)
@@ -121,6 +138,7 @@ BusServer *bus_server_free(BusServer *s) {
                 return NULL;
         sd_bus_slot_unref(s->object_manager_slot);
         sd_bus_slot_unref(s->user_filter_slot);
+        sd_bus_slot_unref(s->watch_filter_slot);
         sd_bus_slot_unref(s->manager_slot);
         sd_bus_slot_unref(s->manager_gate_slot);
         sd_bus_slot_unref(s->domain_gate_slot);

@@ -21,6 +21,7 @@ typedef struct BusServer {
         sd_bus_slot *domain_gate_slot;
         sd_bus_slot *object_manager_slot;
         sd_bus_slot *user_filter_slot;
+        sd_bus_slot *watch_filter_slot;
 } BusServer;
 
 /* Registers all objects on bus (not yet the name). */

@@ -10,12 +10,17 @@
  * While a batch is in flight its definitions have passed their checks but are not in the registry: a
  * synchronous change of a domain (undefine, rename, a device saved into its definition...) first waits
  * for the batch (manager_define_settle), so that the registry and the files change in the same order. */
+#include <stdio.h>
+
 #include "conf/domain-access.h"
 #include "core/domain-internal.h"
+#include "core/def-store.h"
 #include "core/domain-store.h"
 #include "util/log.h"
 #include "util/worker.h"
 
+/* At most this many jobs wait for the store thread (a batch of definitions is one). */
+#define STORE_QUEUE_MAX 1024
 /* At most this many definitions are committed at once; the others wait for the next batch. */
 #define DEFINE_BATCH_MAX 64
 
@@ -180,7 +185,7 @@ static void batch_start(Manager *m) {
                 return;
         }
         m->define_batch = b;
-        r = m->store_worker ? 0 : worker_new(m->event, 1, 1, 0, &m->store_worker);
+        r = manager_store_worker(m);
         if (r >= 0)
                 r = worker_submit(m->store_worker, batch_work, batch_done, b);
         if (r < 0) {
@@ -195,9 +200,79 @@ static int on_define_idle(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+int manager_store_worker(Manager *m) {
+        return m->store_worker ? 0 : worker_new(m->event, 1, STORE_QUEUE_MAX, 0, &m->store_worker);
+}
+
 void manager_define_settle(Manager *m) {
-        if (m->define_batch)
+        /* The batch, and the other changes the store thread makes (domain_set_autostart_async). */
+        if (m->define_batch || m->n_store_jobs > 0)
                 worker_wait(m->store_worker);
+}
+
+typedef struct AutostartJob {
+        Manager *m;
+        char uuid[DEF_STORE_UUID_LEN + 1];
+        bool autostart;
+        DomainOpDone done;
+        void *userdata;
+        int r;
+        VbError error;
+} AutostartJob;
+
+static void autostart_work(void *userdata) {
+        AutostartJob *j = userdata;
+
+        j->r = domain_store_set_autostart(j->m->domains_dir, j->uuid, j->autostart, &j->error);
+}
+
+static void autostart_done(void *userdata, bool cancelled) {
+        static const char * const props[] = { "Autostart", NULL };
+        AutostartJob *j = userdata;
+        Domain *d;
+
+        j->m->n_store_jobs--;
+        if (cancelled) {
+                j->r = -ECANCELED;
+                (void) vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "The service is stopping");
+        }
+        /* Every change that could remove the domain settles the store first: it is still there. */
+        d = manager_domain_by_uuid(j->m, j->uuid);
+        if (j->r >= 0 && d && d->autostart != j->autostart) {
+                d->autostart = j->autostart;
+                domain_emit_changed(d, props);
+        }
+        j->done(j->m, j->r, &j->error, j->userdata);
+        vb_error_free(&j->error);
+        free(j);
+}
+
+int manager_domain_set_autostart_async(Manager *m, Domain *d, bool autostart, DomainOpDone done, void *userdata,
+                                       VbError *reterr) {
+        AutostartJob *j;
+        int r;
+
+        if (!domain_is_persistent(d))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
+                                    "started automatically", d->name);
+        if (d->autostart == autostart && m->n_store_jobs == 0)
+                return 1;
+        r = manager_store_worker(m);
+        if (r < 0)
+                return r;
+        j = new0(AutostartJob, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (AutostartJob) { .m = m, .autostart = autostart, .done = done, .userdata = userdata,
+                              .error = VB_ERROR_NULL };
+        snprintf(j->uuid, sizeof j->uuid, "%s", d->uuid);
+        r = worker_submit(m->store_worker, autostart_work, autostart_done, j);
+        if (r < 0) {
+                free(j);
+                return r;
+        }
+        m->n_store_jobs++;
+        return 0;
 }
 
 void manager_commit_defines(Manager *m) {

@@ -35,6 +35,8 @@ void manager_commit_defines(Manager *m);
 /* Waits for the batch of definitions being committed, if any, and publishes it: a synchronous change to
  * a domain or to the names calls this first, so that registry and files change in the same order. */
 void manager_define_settle(Manager *m);
+/* Starts the store thread (the group commit's, also Autostart's) if it is not running. */
+int manager_store_worker(Manager *m);
 
 int manager_add_domain(Manager *m, Domain *d);
 void manager_remove_domain(Manager *m, Domain *d);

@@ -386,6 +386,7 @@ int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError 
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
                                     "started automatically", d->name);
+        manager_define_settle(m);
         if (d->autostart == autostart)
                 return 0;
         r = domain_store_set_autostart(m->domains_dir, d->uuid, autostart, reterr);

@@ -81,6 +81,7 @@ struct Manager {
         sd_event_source *define_commit_source;
         struct DefineBatch *define_batch; /* being committed by store_worker: at most one */
         struct Worker *store_worker;      /* syncs off the event loop (util/worker.h); started on first use */
+        unsigned n_store_jobs;            /* other changes it makes, in flight (Autostart) */
 
         Hashmap *domains_by_uuid;
         Hashmap *domains_by_name;
@@ -144,6 +145,12 @@ int manager_domain_resume(Manager *m, Domain *d, VbError *reterr);
 int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr);
 int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr);
 int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError *reterr);
+/* The same, with the link and its directory synced in the store thread: returns 1 when there was nothing
+ * to change, 0 when done(…) will be called on the event loop (after the change is durable and Autostart
+ * changed), < 0 with reterr set. */
+typedef void (*DomainOpDone)(Manager *m, int r, const VbError *e, void *userdata);
+int manager_domain_set_autostart_async(Manager *m, Domain *d, bool autostart, DomainOpDone done, void *userdata,
+                                       VbError *reterr);
 
 typedef enum DomainXMLFlags {
         DOMAIN_XML_INACTIVE = 1 << 0, /* the saved definition even while running */

@@ -120,8 +120,18 @@ static void reconnect_one(NetworkRegistry *r, const char *path) {
         }
         if (!r->backend->ops->is_running(r->backend, live)) {
                 log_info("Network '%s' is no longer active.", live->name);
+                /* What a stop cut short by a crash left behind (its dnsmasq, its firewall table). */
+                (void) r->backend->ops->stop(r->backend, live, NULL);
                 (void) unlink(path);
                 return;
+        }
+        if (r->backend->ops->resume) {
+                k = r->backend->ops->resume(r->backend, live, &e);
+                if (k < 0) {
+                        log_warning("Failed to complete network '%s' after a restart, ignoring: %s", live->name,
+                                    e.message ?: strerror(-k));
+                        vb_error_free(&e);
+                }
         }
         network_def_get_uuid_string(live, uuid);
         n = network_registry_by_uuid(r, uuid);

@@ -328,17 +328,20 @@ int network_build_pool(const NetworkDef *def, NetworkPool **ret, VbError *reterr
         return network_pool_new(def, vfs, n_vfs, ret, reterr);
 }
 
-static int write_status(NetworkRegistry *r, const Network *n) {
+/* The live definition of an active network (or one being started) in the runtime directory: replaced
+ * atomically, not synced (it is runtime state: a crash of the host ends the network too). */
+static int write_status_def(NetworkRegistry *r, const Network *n, const NetworkDef *live) {
         _cleanup_free_ char *xml = NULL, *path = NULL;
         int k;
 
-        k = network_def_format(n->live, &xml);
+        k = network_def_format(live, &xml);
         if (k < 0)
                 return k;
         if (asprintf(&path, "%s/%s.xml", r->status_dir, n->uuid) < 0)
                 return -ENOMEM;
-        return write_file_atomic(path, xml, strlen(xml), 0600);
+        return write_file_replace(path, xml, strlen(xml), 0600);
 }
+
 
 static void remove_status(NetworkRegistry *r, const Network *n) {
         _cleanup_free_ char *path = NULL;
@@ -360,16 +363,21 @@ static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *
         k = network_build_pool(live, &pool, reterr);
         if (k < 0)
                 return k;
-        k = r->backend->ops->start(r->backend, live, reterr);
+        /* Recorded first: a virtbusd killed during the start finds what it made, and completes it or
+         * removes it (network-load.c). */
+        k = write_status_def(r, n, live);
         if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record network '%s' as "
+                                    "starting: %s", n->name, strerror(-k));
+        k = r->backend->ops->start(r->backend, live, reterr);
+        if (k < 0) {
+                remove_status(r, n);
                 return k;
+        }
         network_def_free(n->live);
         n->live = TAKE_PTR(live);
         network_pool_free(n->pool);
         n->pool = TAKE_PTR(pool);
-        k = write_status(r, n);
-        if (k < 0)
-                log_warning_errno(k, "Failed to record network '%s' as active, ignoring: %m", n->name);
         log_info("Started network '%s' (%s backend).", n->name, r->backend->ops->name);
         return 0;
 }

@@ -29,10 +29,6 @@ static inline void *mfree(void *p) {
         return NULL;
 }
 
-static inline const char *strna(const char *s) {
-        return s ?: "n/a";
-}
-
 #define CHANGED(r, p, ...)                                                                          \
         do {                                                                                        \
                 if ((r)->events.pool_changed)                                                       \

@@ -10,10 +10,12 @@
 #include <systemd/sd-event.h>
 
 #include "bus/bus-error.h"
+#include "bus/bus-parse.h"
 #include "bus/bus-server.h"
 #include "config.h"
 #include "core/manager.h"
 #include "util/log.h"
+#include "util/loop-watch.h"
 
 typedef struct Args {
         ManagerMode mode;
@@ -25,6 +27,8 @@ typedef struct Args {
         const char *sysfs_root;
         uint64_t device_removal_timeout_usec;
         const char *network_backend;
+        uint64_t slow_dispatch_usec;
+        uint64_t document_rate;
         /* Storage for defaults computed at start-up. */
         char *owned[3];
 } Args;
@@ -53,6 +57,11 @@ static void help(void) {
                "                          driver, host otherwise\n"
                "     --device-removal-timeout=SEC\n"
                "                          How long DetachDevice waits for a guest (default 10)\n"
+               "     --slow-dispatch=MSEC Warn when one event-loop dispatch takes longer (default 50,\n"
+               "                          0: never)\n"
+               "     --document-rate=KIB  Documents (definitions, devices) of each caller other than\n"
+               "                          root go on at this many KiB a second after a first one of\n"
+               "                          4 MiB; the excess waits (default 1024, 0: no limit)\n"
                "     --log-level=LEVEL    emerg, alert, crit, err, warning, notice, info or debug\n");
 }
 
@@ -69,6 +78,8 @@ enum {
         ARG_NETWORK_BACKEND,
         ARG_DEVICE_REMOVAL_TIMEOUT,
         ARG_LOG_LEVEL,
+        ARG_SLOW_DISPATCH,
+        ARG_DOCUMENT_RATE,
 };
 
 static int parse_argv(int argc, char *argv[], Args *a) {
@@ -86,6 +97,8 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "network-backend", required_argument, NULL, ARG_NETWORK_BACKEND },
                 { "device-removal-timeout", required_argument, NULL, ARG_DEVICE_REMOVAL_TIMEOUT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "slow-dispatch", required_argument, NULL, ARG_SLOW_DISPATCH },
+                { "document-rate", required_argument, NULL, ARG_DOCUMENT_RATE },
                 {},
         };
         int c, level;
@@ -142,6 +155,32 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                                 return -EINVAL;
                         }
                         a->device_removal_timeout_usec = (uint64_t) (sec * 1e6);
+                        break;
+                }
+                case ARG_SLOW_DISPATCH: {
+                        char *end;
+                        double ms = strtod(optarg, &end);
+
+                        if (end == optarg || *end || !(ms >= 0 && ms <= 60000)) {
+                                log_error("Invalid slow dispatch threshold '%s' (expected milliseconds, up to 60000).",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        a->slow_dispatch_usec = (uint64_t) (ms * 1000);
+                        break;
+                }
+                case ARG_DOCUMENT_RATE: {
+                        char *end;
+                        unsigned long long kib;
+
+                        errno = 0;
+                        kib = strtoull(optarg, &end, 10);
+                        if (end == optarg || *end || errno != 0 || optarg[0] == '-' || kib > 16ULL * 1024 * 1024) {
+                                log_error("Invalid document rate '%s' (expected KiB a second, up to 16777216).",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        a->document_rate = kib * 1024;
                         break;
                 }
                 case ARG_LOG_LEVEL:
@@ -259,7 +298,8 @@ static int run(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(manager_freep) Manager *manager = NULL;
         _cleanup_(bus_server_freep) BusServer *server = NULL;
-        _cleanup_(args_done) Args a = { .mode = MANAGER_SYSTEM };
+        _cleanup_(args_done) Args a = { .mode = MANAGER_SYSTEM, .slow_dispatch_usec = LOOP_WATCH_DEFAULT_USEC,
+                                      .document_rate = BUS_PARSE_RATE_DEFAULT };
         VbError e = VB_ERROR_NULL;
         ManagerConfig cfg;
         sigset_t mask;
@@ -318,6 +358,7 @@ static int run(int argc, char *argv[]) {
         r = bus_server_new(bus, manager, &server);
         if (r < 0)
                 return r;
+        bus_parse_set_rate(server->parse, a.document_rate);
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
@@ -329,7 +370,7 @@ static int run(int argc, char *argv[]) {
                  a.bus_address ? "given" : a.mode == MANAGER_USER ? "session" : "system", a.driver);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s with the '%s' driver.", VB_BUS_NAME, a.driver);
 
-        r = sd_event_loop(event);
+        r = loop_watch_run(event, a.slow_dispatch_usec);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         return 0;

@@ -348,19 +348,36 @@ static bool is_our_dnsmasq(pid_t pid, const char *conf_path) {
         return false;
 }
 
+/* The network's dnsmasq, if it runs: the pid we recorded, or (a crash before we did) the one dnsmasq
+ * wrote itself. */
+static bool find_dnsmasq(VbNetworkBackend *b, const NetworkDef *def, pid_t *ret) {
+        _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
+        _cleanup_free_ char *itspid = dnsmasq_path(b, def, "pid"), *conf = dnsmasq_path(b, def, "conf");
+        const char *files[] = { ourpid, itspid };
+        pid_t pid;
+
+        for (size_t i = 0; conf && i < ELEMENTSOF(files); i++) {
+                if (!files[i] || read_pid(files[i], &pid) < 0)
+                        continue;
+                if (is_our_dnsmasq(pid, conf)) {
+                        *ret = pid;
+                        return true;
+                }
+                host_dnsmasq_reap(pid); /* it died on its own (a zombie child), or the file is stale */
+        }
+        return false;
+}
+
 static void stop_dnsmasq(VbNetworkBackend *b, const NetworkDef *def) {
         static const char * const leaves[] = { "conf", "pid", "leases" };
         _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
-        _cleanup_free_ char *conf = dnsmasq_path(b, def, "conf"), *tftp = dnsmasq_path(b, def, "tftp");
+        _cleanup_free_ char *tftp = dnsmasq_path(b, def, "tftp");
         _cleanup_free_ char *dir = dnsmasq_path(b, def, NULL);
         pid_t pid;
 
-        if (ourpid && conf && read_pid(ourpid, &pid) >= 0) {
-                if (is_our_dnsmasq(pid, conf)) {
-                        kill_and_wait(pid);
-                        log_notice("Stopped dnsmasq (pid %d) of network '%s'.", (int) pid, def->name);
-                } else
-                        host_dnsmasq_reap(pid); /* it died on its own (a zombie child), or the file is stale */
+        if (find_dnsmasq(b, def, &pid)) {
+                kill_and_wait(pid);
+                log_notice("Stopped dnsmasq (pid %d) of network '%s'.", (int) pid, def->name);
         }
         if (ourpid)
                 (void) unlink(ourpid);
@@ -445,7 +462,9 @@ static int start_dnsmasq(VbNetworkBackend *b, const NetworkDef *def, VbError *re
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start dnsmasq for network '%s': %s",
                                     def->name, strerror(-r));
         snprintf(buf, sizeof buf, "%d\n", (int) pid);
-        r = write_file_atomic(ourpid, buf, strlen(buf), 0644);
+        /* Runtime state: replaced atomically, not synced on the event loop (dnsmasq's own pid file
+         * names it too, should we die before this is written). */
+        r = write_file_replace(ourpid, buf, strlen(buf), 0644);
         if (r < 0) {
                 kill_and_wait(pid);
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to write '%s': %s", ourpid, strerror(-r));
@@ -599,6 +618,50 @@ static int host_stop(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr
         return 0;
 }
 
+static int host_resume(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr) {
+        char table[64];
+        pid_t pid;
+        int r;
+
+        if (!network_def_has_own_bridge(def) || !def->bridge)
+                return 0;
+        table_name(def, table);
+        if (needs_table(def) && !host_nft_table_exists(NFT_FAMILY, table)) {
+                _cleanup_free_ char *rules = vb_network_backend_path(b, def, "nft");
+
+                if (!rules)
+                        return -ENOMEM;
+                r = write_ruleset(def, rules);
+                if (r >= 0)
+                        r = host_nft_load(rules);
+                if (r < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to load the firewall rules of "
+                                            "network '%s' (%s) again: %s", def->name, rules, strerror(-r));
+                log_notice("Loaded nftables table '%s %s' for network '%s' again (a start or stop was cut short).",
+                           NFT_FAMILY, table, def->name);
+        }
+        if ((mode_of(def) == NETWORK_FORWARD_NAT || mode_of(def) == NETWORK_FORWARD_ROUTE) &&
+            (r = enable_forwarding(def)) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to enable IP forwarding: %s",
+                                    strerror(-r));
+        if (wants_dnsmasq(def) && !find_dnsmasq(b, def, &pid)) {
+                stop_dnsmasq(b, def); /* its stale files */
+                r = start_dnsmasq(b, def, reterr);
+                if (r < 0)
+                        return r;
+                log_notice("Started dnsmasq of network '%s' again (a start or stop was cut short).", def->name);
+        } else if (wants_dnsmasq(def)) {
+                _cleanup_free_ char *ourpid = vb_network_backend_path(b, def, "ourpid");
+                char buf[32];
+
+                /* Ours from now on, if we died before recording it. */
+                snprintf(buf, sizeof buf, "%d\n", (int) pid);
+                if (ourpid)
+                        (void) write_file_replace(ourpid, buf, strlen(buf), 0644);
+        }
+        return 0;
+}
+
 static bool host_is_running(VbNetworkBackend *b, const NetworkDef *def) {
         /* Networks of forward devices, host devices or a host bridge have nothing of their own on the
          * host: they are active as long as they were recorded so. */
@@ -634,6 +697,7 @@ const VbNetworkBackendOps vb_network_backend_host_ops = {
         .start = host_start,
         .stop = host_stop,
         .is_running = host_is_running,
+        .resume = host_resume,
         .get_leases = host_get_leases,
         .link_exists = host_link_exists,
         .route_overlap = host_route_overlap,

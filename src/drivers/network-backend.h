@@ -33,6 +33,9 @@ typedef struct VbNetworkBackendOps {
         int (*stop)(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
         /* After a restart of virtbusd: whether what start created is still there. */
         bool (*is_running)(VbNetworkBackend *b, const NetworkDef *def);
+        /* After a restart, for a network that is_running: does again what a start or stop cut short by a
+         * crash left undone (NULL: nothing to do). */
+        int (*resume)(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
         /* DHCP leases of the network (mac: "" or NULL for all). */
         int (*get_leases)(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
                           size_t *ret_n, VbError *reterr);

@@ -95,7 +95,7 @@ static int confine(const HostConfinement *c) {
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 _Noreturn static void child_exec(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep,
-                                 int err_fd, const HostConfinement *c) {
+                                 int err_fd, int go_fd, const HostConfinement *c) {
         sigset_t empty;
         int null_fd, e;
 
@@ -115,8 +115,8 @@ _Noreturn static void child_exec(const char * const *argv, int log_fd, const int
                 unsigned lo = 3;
                 for (;;) {
                         unsigned next = ~0U; /* the smallest kept fd >= lo */
-                        for (size_t i = 0; i <= n_keep; i++) {
-                                int k = i < n_keep ? keep_fds[i] : err_fd;
+                        for (size_t i = 0; i <= n_keep + 1; i++) {
+                                int k = i < n_keep ? keep_fds[i] : i == n_keep ? err_fd : go_fd;
                                 if (k >= (int) lo && (unsigned) k < next)
                                         next = (unsigned) k;
                         }
@@ -126,7 +126,7 @@ _Noreturn static void child_exec(const char * const *argv, int log_fd, const int
                         }
                         if (next > lo)
                                 (void) syscall(SYS_close_range, lo, next - 1, 0);
-                        if ((int) next != err_fd) {
+                        if ((int) next != err_fd && (int) next != go_fd) {
                                 int flags = fcntl((int) next, F_GETFD);
                                 if (flags >= 0)
                                         (void) fcntl((int) next, F_SETFD, flags & ~FD_CLOEXEC);
@@ -141,6 +141,18 @@ _Noreturn static void child_exec(const char * const *argv, int log_fd, const int
                         goto fail;
                 }
         }
+        if (go_fd >= 0) {
+                char go;
+                ssize_t n;
+
+                /* Held: run only once the parent recorded us (a byte); EOF: it died first, so nobody
+                 * would know of us. */
+                do
+                        n = read(go_fd, &go, 1);
+                while (n < 0 && errno == EINTR);
+                if (n != 1)
+                        _exit(127);
+        }
         execv(argv[0], (char * const *) argv);
 fail:
         e = errno;
@@ -148,39 +160,102 @@ fail:
         _exit(127);
 }
 
-static int spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
-                 const HostConfinement *c, pid_t *ret_pid) {
-        int pipe_fds[2], child_errno = 0;
-        ssize_t n;
+static void close_fdp(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+/* Forks the child; held, it waits on s->go_fd before exec (else s->go_fd is -1 and it goes on). */
+static int spawn_begin(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                       const HostConfinement *c, bool held, HostSpawn *s) {
+        int pipe_fds[2], go_fds[2] = { -1, -1 };
         pid_t pid;
 
         if (!argv || !argv[0] || argv[0][0] != '/')
                 return -EINVAL;
         if (pipe2(pipe_fds, O_CLOEXEC) < 0)
                 return -errno;
-        pid = fork();
-        if (pid < 0) {
+        if (held && pipe2(go_fds, O_CLOEXEC) < 0) {
                 int e = errno;
                 close(pipe_fds[0]);
                 close(pipe_fds[1]);
                 return -e;
         }
+        pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(pipe_fds[0]);
+                close(pipe_fds[1]);
+                close_fdp(&go_fds[0]);
+                close_fdp(&go_fds[1]);
+                return -e;
+        }
         if (pid == 0) {
                 close(pipe_fds[0]);
-                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1], c);
+                if (go_fds[1] >= 0)
+                        close(go_fds[1]);
+                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1], go_fds[0], c);
         }
         close(pipe_fds[1]);
+        close_fdp(&go_fds[0]);
+        *s = (HostSpawn) { .pid = pid, .go_fd = go_fds[1], .err_fd = pipe_fds[0] };
+        return 0;
+}
+
+/* Lets a held child go on, and waits until it exec'ed or failed to. */
+static int spawn_finish(HostSpawn *s) {
+        int child_errno = 0;
+        ssize_t n;
+
+        if (s->go_fd >= 0) {
+                do
+                        n = write(s->go_fd, "g", 1);
+                while (n < 0 && errno == EINTR);
+                close_fdp(&s->go_fd);
+        }
         /* EOF: exec succeeded (the pipe closed on exec); an int: it failed with that errno. */
         do
-                n = read(pipe_fds[0], &child_errno, sizeof child_errno);
+                n = read(s->err_fd, &child_errno, sizeof child_errno);
         while (n < 0 && errno == EINTR);
-        close(pipe_fds[0]);
+        close_fdp(&s->err_fd);
         if (n == sizeof child_errno) {
-                (void) waitpid(pid, NULL, 0);
+                (void) waitpid(s->pid, NULL, 0);
                 return -(child_errno ?: EIO);
         }
-        *ret_pid = pid;
         return 0;
+}
+
+static int spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                 const HostConfinement *c, pid_t *ret_pid) {
+        HostSpawn s;
+        int r;
+
+        r = spawn_begin(argv, log_fd, keep_fds, n_keep_fds, c, false, &s);
+        if (r < 0)
+                return r;
+        r = spawn_finish(&s);
+        if (r < 0)
+                return r;
+        *ret_pid = s.pid;
+        return 0;
+}
+
+int host_process_spawn_held(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                            const HostConfinement *c, HostSpawn *ret) {
+        if (c && c->uid == 0)
+                return -EINVAL;
+        return spawn_begin(argv, log_fd, keep_fds, n_keep_fds, c, true, ret);
+}
+
+int host_process_spawn_release(HostSpawn *s) {
+        return spawn_finish(s);
+}
+
+void host_process_spawn_abandon(HostSpawn *s) {
+        close_fdp(&s->go_fd); /* EOF: the child exits without running anything */
+        close_fdp(&s->err_fd);
+        (void) waitpid(s->pid, NULL, 0);
 }
 
 int host_process_spawn(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,

@@ -42,6 +42,23 @@ void host_confinement_keep_program(HostConfinement *c, const char *program, cons
 int host_process_spawn_confined(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
                                 const HostConfinement *c, pid_t *ret_pid);
 
+/* A child that waits, set up and shut in but before exec, until host_process_spawn_release(): between the
+ * two the caller records its pid (durably), so that a crash of ours never leaves a process behind that
+ * nobody knows of: if we die before releasing it, it exits without running anything. */
+typedef struct HostSpawn {
+        pid_t pid;
+        int go_fd;  /* a byte written: exec */
+        int err_fd; /* EOF once it exec'ed; an errno if it could not */
+} HostSpawn;
+
+/* host_process_spawn (c NULL) or host_process_spawn_confined (c set), held. */
+int host_process_spawn_held(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
+                            const HostConfinement *c, HostSpawn *ret);
+/* Lets it exec; 0 once it did, or the exec errno (it was reaped then). */
+int host_process_spawn_release(HostSpawn *s);
+/* It exits without running anything; reaped. */
+void host_process_spawn_abandon(HostSpawn *s);
+
 /* The start time of pid (field 22 of /proc/PID/stat, in clock ticks since boot): with the pid it
  * names one process for good, also after a restart of ours (pids get reused). */
 int host_process_start_time(pid_t pid, uint64_t *ret);

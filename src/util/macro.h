@@ -52,6 +52,10 @@ static inline const char *strempty(const char *s) {
         return s ?: "";
 }
 
+static inline const char *strna(const char *s) {
+        return s ?: "n/a";
+}
+
 #define new0(t, n) ((t *) calloc((n) ?: 1, sizeof(t)))
 
 /* Frees the old value and stores a copy of the new one. */

@@ -7,6 +7,7 @@
 
 #include "util/worker.h"
 #include "util/log.h"
+#include "util/loop-watch.h"
 #include "util/macro.h"
 
 typedef struct Job Job;
@@ -98,6 +99,7 @@ static void deliver(Worker *w) {
         done = w->finished;
         w->finished = (JobList) {};
         pthread_mutex_unlock(&w->lock);
+        loop_watch_note("the answers of %zu jobs of worker threads", done.n);
         for (Job *j; (j = list_pop(&done));) {
                 j->done(j->userdata, false);
                 free(j);

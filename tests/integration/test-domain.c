@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Domains as D-Bus objects: Manager methods, org.virtbus1.Domain, ObjectManager signals, persistence
  * across restarts of virtbusd, and authorization with the real polkitd. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -422,6 +424,81 @@ static void test_persistence_restart(void **state) {
         harness_domain_call(bus, b, "Destroy");
 }
 
+static unsigned dangling_links(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
+                        fprintf(stderr, "dangling autostart link %s/%s\n", dir, de->d_name);
+                        n++;
+                }
+        }
+        closedir(d);
+        return n;
+}
+
+static int on_set_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        unsigned *answered = userdata;
+
+        assert_false(sd_bus_message_is_method_error(m, NULL));
+        (*answered)++;
+        return 0;
+}
+
+/* Autostart is answered once its link is durable (the store thread syncs it): writes sent together are
+ * applied in order, the last one wins, an undefine meanwhile waits for them, and a value of the wrong type
+ * is refused. */
+static void test_autostart_async(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *a = define(bus, "autostart-a", NULL, NULL), *b = define(bus, "autostart-b", NULL, NULL);
+        const int values[] = { 1, 0, 1, 1, 0, 1 };
+        unsigned answered = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                assert_true(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, a,
+                                                           "org.freedesktop.DBus.Properties", "Set") >= 0);
+                assert_true(sd_bus_message_append(call, "ssv", DOMAIN_INTERFACE, "Autostart", "b", values[i]) >= 0);
+                assert_true(sd_bus_call_async(bus, NULL, call, on_set_reply, &answered, 0) >= 0);
+        }
+        /* b's Autostart on, then undefined at once: the undefine comes after the link. */
+        assert_int_equal(harness_set_property(bus, b, DOMAIN_INTERFACE, "Autostart", NULL, "b", 1), 1);
+        harness_domain_call(bus, b, "Undefine");
+        while (answered < ELEMENTSOF(values)) {
+                if (sd_bus_process(bus, NULL) > 0)
+                        continue;
+                assert_true(sd_bus_wait(bus, 100 * HARNESS_USEC_PER_MSEC) >= 0);
+        }
+        assert_int_equal(get_bool(bus, a, "Autostart"), 1);
+        {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                assert_true(harness_set_property(bus, a, DOMAIN_INTERFACE, "Autostart", &e, "s", "yes") < 0);
+                harness_assert_error(&e, SD_BUS_ERROR_INVALID_ARGS, "boolean");
+                sd_bus_error_free(&e);
+        }
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_int_equal(get_bool(bus, a, "Autostart"), 1);
+        assert_string_equal(state_of(h, a), "running");
+        harness_domain_call(bus, a, "Destroy");
+        harness_domain_call(bus, a, "Undefine");
+        {
+                _cleanup_free_ char *link = NULL;
+
+                assert_true(asprintf(&link, "%s/domains/autostart", harness_config_dir(h)) > 0);
+                /* Neither domain left a link behind: every one left leads to a definition. */
+                assert_int_equal(dangling_links(link), 0);
+        }
+}
+
 /* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */
 static void test_torn_writes(void **state) {
         Harness *h = *state;
@@ -471,6 +548,7 @@ int main(void) {
                 cmocka_unit_test(test_secrets),
                 cmocka_unit_test(test_authorization),
                 cmocka_unit_test(test_persistence_restart),
+                cmocka_unit_test(test_autostart_async),
                 cmocka_unit_test(test_torn_writes),
         };
         HARNESS_SKIP_UNLESS_ROOT();

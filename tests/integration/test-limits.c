@@ -261,14 +261,95 @@ static void test_polkitd_hung_then_gone(void **state) {
         sd_bus_error_free(&e);
 }
 
+/* The arguments are read in a worker thread now: what is wrong with them is still said, to root and to
+ * others alike, before anything is asked or parsed. */
+static void test_arguments_refused(void **state) {
+        Harness *h = *state;
+        _cleanup_free_ char *huge = big_domain("stall-huge", MAX_BYTES + 4096, NULL);
+        sd_bus *buses[] = { harness_bus_root(h), harness_bus_as(h, HARNESS_USER_PLAIN) };
+
+        for (size_t i = 0; i < ELEMENTSOF(buses); i++) {
+                harness_call_fails(buses[i], SD_BUS_ERROR_INVALID_ARGS, "Unknown flags 0x80", M, "DefineDomain", "st",
+                                   "<domain type='test'><name>x</name></domain>", UINT64_C(0x80));
+                harness_call_fails(buses[i], SD_BUS_ERROR_INVALID_ARGS, "The definition is empty", M, "DefineDomain",
+                                   "st", "", UINT64_C(0));
+                harness_call_fails(buses[i], SD_BUS_ERROR_INVALID_ARGS, "The definition is larger than", M,
+                                   "CreateDomain", "st", huge, UINT64_C(0));
+        }
+}
+
+/* Every dispatch longer than the threshold is logged with the message it processed (a threshold of a
+ * microsecond makes every dispatch slow, so this needs no slow machine and asserts no timing). */
+static void test_slow_dispatch_logged(void **state) {
+        Harness *h = *state;
+        const char *args[] = { "--slow-dispatch=0.001", NULL };
+        bool found = false;
+
+        assert_int_equal(harness_daemon_stop(h), 0);
+        assert_int_equal(harness_daemon_start(h, args), 0);
+        /* At most a few warnings a second are logged: call until one names the call. */
+        for (unsigned i = 0; i < 100 && !found; i++) {
+                _cleanup_free_ char *log = NULL;
+
+                sd_bus_message_unref(harness_call_ok(harness_bus_root(h), M, "ListDomains", "t", UINT64_C(0)));
+                log = harness_read_file(harness_daemon_log_path(h));
+                assert_non_null(log);
+                found = strstr(log, "Slow dispatch: the event loop was held for ") &&
+                        strstr(log, "by the D-Bus call org.virtbus1.Manager.ListDomains on /org/virtbus1 from :");
+                if (!found)
+                        usleep(100 * 1000);
+        }
+        assert_true(found);
+        assert_int_equal(harness_daemon_stop(h), 0);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+}
+
+/* A uid other than root has a budget of document bytes a second: a document over it waits, unanswered,
+ * and is then handled as any other (here: polkit's challenge for a plain user); root's calls never wait. */
+static void test_document_budget(void **state) {
+        Harness *h = *state;
+        const char *args[] = { "--document-rate=1024", "--log-level=debug", NULL };
+        _cleanup_free_ char *xml = big_domain("stall-budget", 3U * 1024U * 1024U, NULL);
+        _cleanup_free_ char *log = NULL, *path = NULL;
+        sd_bus *plain[2] = {};
+        sd_bus_message *replies[ELEMENTSOF(plain)] = {};
+
+        assert_int_equal(harness_daemon_stop(h), 0);
+        assert_int_equal(harness_daemon_start(h, args), 0);
+        for (size_t i = 0; i < ELEMENTSOF(plain); i++) {
+                assert_int_equal(harness_bus_open_as(h, HARNESS_USER_PLAIN, &plain[i]), 0);
+                define_async(plain[i], xml, &replies[i]);
+                assert_true(sd_bus_flush(plain[i]) >= 0);
+        }
+        path = harness_define_test_domain(harness_bus_root(h), "budget-root", "");
+        for (size_t i = 0; i < ELEMENTSOF(plain); i++) {
+                wait_replies(plain[i], &replies[i], 1);
+                assert_string_equal(error_of(replies[i]), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED);
+                sd_bus_message_unref(replies[i]);
+                sd_bus_flush_close_unref(plain[i]);
+        }
+        harness_domain_call(harness_bus_root(h), path, "Undefine");
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(log);
+        /* 6 MiB of documents against a first 4 MiB: the second one waited. */
+        assert_non_null(strstr(log, "for its budget."));
+        assert_int_equal(harness_daemon_stop(h), 0);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_polkit_before_parse),
                 cmocka_unit_test(test_name_not_ahead),
                 cmocka_unit_test(test_root_answered_under_load),
                 cmocka_unit_test(test_calls_in_flight),
+                cmocka_unit_test(test_arguments_refused),
+                cmocka_unit_test(test_slow_dispatch_logged),
+                cmocka_unit_test(test_document_budget),
                 cmocka_unit_test(test_polkitd_hung_then_gone), /* last: polkitd does not come back */
         };
         HARNESS_SKIP_UNLESS_ROOT();
-        return harness_run_group(tests, &(HarnessOptions) {});
+        /* The budget of document bytes is tested on its own: the other tests send floods on purpose. */
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char * const[]) {
+                                                                    "--document-rate=0", NULL } });
 }

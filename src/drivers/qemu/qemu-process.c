@@ -500,15 +500,29 @@ static int spawn_qemu(QemuVm *vm, const QemuCommand *cmd, int log_fd, const int 
         char names[64][32];
         const char *hide[32];
         HostConfinement c;
+        HostSpawn s;
+        int r;
 
-        if (!vm->cfg.confinement)
-                return host_process_spawn((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &vm->pid);
-        c = *vm->cfg.confinement;
-        host_confinement_keep_program(&c, cmd->argv.v[0], hide, ELEMENTSOF(hide));
-        dev_nodes(vm, nodes, names, ELEMENTSOF(nodes), &c.n_dev_nodes);
-        c.dev_nodes = nodes;
-        return host_process_spawn_confined((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds, &c,
-                                           &vm->pid);
+        if (vm->cfg.confinement) {
+                c = *vm->cfg.confinement;
+                host_confinement_keep_program(&c, cmd->argv.v[0], hide, ELEMENTSOF(hide));
+                dev_nodes(vm, nodes, names, ELEMENTSOF(nodes), &c.n_dev_nodes);
+                c.dev_nodes = nodes;
+        }
+        r = host_process_spawn_held((const char * const *) cmd->argv.v, log_fd, keep_fds, n_keep_fds,
+                                    vm->cfg.confinement ? &c : NULL, &s);
+        if (r < 0)
+                return r;
+        /* Recorded before QEMU runs: a virtbusd killed from here on finds it again (paused), one killed
+         * before leaves no QEMU behind (a held child exits when we die). */
+        vm->pid = s.pid;
+        (void) host_process_start_time(vm->pid, &vm->start_time);
+        r = qemu_vm_save(vm);
+        if (r < 0) {
+                host_process_spawn_abandon(&s);
+                return r;
+        }
+        return host_process_spawn_release(&s);
 }
 
 /* Runs QEMU for vm->live, paused (-S). Nothing is left behind on failure. */

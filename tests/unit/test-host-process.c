@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* host_process_spawn_held(): the child runs only once released; abandoned, or with its parent dead
+ * before the release, it exits without running anything (what keeps a killed virtbusd from leaving a
+ * QEMU nobody knows of: see qemu-process.c). Real processes, no timing. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host/process.h"
+
+static char dir[] = "/tmp/virtbus-test-process.XXXXXX";
+
+static char *marker(const char *name) {
+        char *p;
+
+        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+        return p;
+}
+
+/* argv of /bin/sh writing "ran" into path. */
+static void writer(const char *path, char **cmd, const char *argv[4]) {
+        assert_true(asprintf(cmd, "echo ran > '%s'", path) > 0);
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = *cmd;
+        argv[3] = NULL;
+}
+
+static int exit_status(pid_t pid) {
+        int status = 0;
+
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+static void test_released_runs(void **state) {
+        char *path = marker("released"), *cmd = NULL;
+        const char *argv[4];
+        HostSpawn s;
+
+        writer(path, &cmd, argv);
+        assert_int_equal(host_process_spawn_held(argv, -1, NULL, 0, NULL, &s), 0);
+        /* Held: it has not run yet. */
+        assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(host_process_spawn_release(&s), 0);
+        assert_int_equal(exit_status(s.pid), 0);
+        assert_int_equal(access(path, F_OK), 0);
+        free(cmd);
+        free(path);
+}
+
+static void test_abandoned_never_runs(void **state) {
+        char *path = marker("abandoned"), *cmd = NULL;
+        const char *argv[4];
+        HostSpawn s;
+
+        writer(path, &cmd, argv);
+        assert_int_equal(host_process_spawn_held(argv, -1, NULL, 0, NULL, &s), 0);
+        host_process_spawn_abandon(&s);
+        assert_int_equal(access(path, F_OK), -1);
+        free(cmd);
+        free(path);
+}
+
+/* The parent dies between spawn and release: the child comes to us (a subreaper) and ran nothing. */
+static void test_parent_dies_first(void **state) {
+        char *path = marker("orphan"), *cmd = NULL;
+        const char *argv[4];
+        int fds[2];
+        pid_t helper, child = 0;
+
+        writer(path, &cmd, argv);
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        assert_int_equal(pipe(fds), 0);
+        helper = fork();
+        assert_true(helper >= 0);
+        if (helper == 0) {
+                HostSpawn s;
+
+                close(fds[0]);
+                if (host_process_spawn_held(argv, -1, NULL, 0, NULL, &s) < 0)
+                        _exit(1);
+                (void) !write(fds[1], &s.pid, sizeof s.pid);
+                _exit(0); /* killed before recording it, as it were */
+        }
+        close(fds[1]);
+        assert_int_equal(read(fds[0], &child, sizeof child), sizeof child);
+        close(fds[0]);
+        assert_int_equal(exit_status(helper), 0);
+        assert_int_equal(exit_status(child), 127);
+        assert_int_equal(access(path, F_OK), -1);
+        free(cmd);
+        free(path);
+}
+
+static void test_exec_failure_after_release(void **state) {
+        const char *argv[] = { "/nonexistent/virtbus-no-such-program", NULL };
+        HostSpawn s;
+
+        assert_int_equal(host_process_spawn_held(argv, -1, NULL, 0, NULL, &s), 0);
+        assert_int_equal(host_process_spawn_release(&s), -ENOENT);
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_released_runs),
+                cmocka_unit_test(test_abandoned_never_runs),
+                cmocka_unit_test(test_parent_dies_first),
+                cmocka_unit_test(test_exec_failure_after_release),
+        };
+        char rm[128];
+        int r;
+
+        if (!mkdtemp(dir))
+                return 1;
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+        (void) !system(rm);
+        return r;
+}
