@@ -372,7 +372,8 @@ int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, VbErr
                 return r;
         /* The backend reverted a stopped domain's disks; one taken running starts again from them. */
         if (run && !domain_is_active(d)) {
-                r = manager_domain_start(m, d, st == SNAPSHOT_STATE_PAUSED, reterr);
+                /* With a backend that answers later, the start's failure is only logged. */
+                r = manager_domain_start(m, d, st == SNAPSHOT_STATE_PAUSED, NULL, NULL, reterr);
                 if (r < 0)
                         return r;
         }
