@@ -153,8 +153,9 @@ static int send_command(QemuMonitor *mon, const char *command, struct json_objec
 /* QEMU's longest lines (query-qmp-schema's answer, ~200 KiB in 7.2) are far below this: a longer one is
  * not QMP, and would otherwise grow the buffer without end. */
 #define QMP_LINE_MAX (64U * 1024U * 1024U)
-/* Read at most this much at a time, so that complete lines are taken out of the buffer in between: what
- * is left is a line not yet complete. */
+/* Read at most this much at a time, so that complete lines are taken out of the buffer in between (what
+ * is left is a line not yet complete), and so that a QEMU flooding its monitor with events is dispatched
+ * in slices (a few hundred events), taking turns with everything else on the event loop. */
 #define QMP_READ_MAX (64U * 1024U)
 
 /* Reads what is available; returns 0 (maybe nothing), or -ECONNRESET at EOF/error. */
@@ -167,11 +168,13 @@ static int fill(QemuMonitor *mon) {
                 return -ECONNRESET;
         }
         while (mon->rlen - start < QMP_READ_MAX) {
+                size_t room, budget = QMP_READ_MAX - (mon->rlen - start);
                 ssize_t n;
 
                 if (!GREEDY_REALLOC(mon->rbuf, mon->ralloc, mon->rlen + 4096 + 1))
                         return -ENOMEM;
-                n = recv(mon->fd, mon->rbuf + mon->rlen, mon->ralloc - mon->rlen - 1, MSG_DONTWAIT);
+                room = mon->ralloc - mon->rlen - 1;
+                n = recv(mon->fd, mon->rbuf + mon->rlen, room < budget ? room : budget, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -644,13 +647,29 @@ static int on_open_watch(sd_event_source *s, int fd, uint32_t revents, void *use
 int qemu_monitor_open_async(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
                             const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
                             QemuMonitor **ret) {
+        int fd = -1, r;
+
+        /* QEMU inherited the listening socket: connecting does not wait (the kernel queues us until QEMU
+         * accepts). */
+        r = connect_socket(path, &fd);
+        if (r < 0)
+                return r;
+        return qemu_monitor_open_fd_async(event, fd, path, watch_fd, timeout_usec, cb, userdata, done, ret);
+}
+
+int qemu_monitor_open_fd_async(sd_event *event, int fd, const char *path, int watch_fd, uint64_t timeout_usec,
+                               const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
+                               QemuMonitor **ret) {
         _cleanup_(qemu_monitor_freep) QemuMonitor *mon = NULL;
         int r;
 
         mon = new0(QemuMonitor, 1);
-        if (!mon)
+        if (!mon) {
+                close(fd);
                 return -ENOMEM;
-        mon->fd = mon->open_watch_fd = -1;
+        }
+        mon->fd = fd;
+        mon->open_watch_fd = -1;
         mon->backlog_tail = &mon->backlog;
         mon->cb = *cb;
         mon->userdata = userdata;
@@ -658,11 +677,6 @@ int qemu_monitor_open_async(sd_event *event, const char *path, int watch_fd, uin
         mon->path = strdup(path);
         if (!mon->path)
                 return -ENOMEM;
-        /* QEMU inherited the listening socket: connecting does not wait (the kernel queues us until QEMU
-         * accepts). */
-        r = connect_socket(path, &mon->fd);
-        if (r < 0)
-                return r;
         mon->opening = OPEN_GREETING;
         mon->open_done = done;
         r = sd_event_add_io(event, &mon->io, mon->fd, EPOLLIN, on_io, mon);

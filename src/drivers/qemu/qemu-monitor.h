@@ -37,6 +37,10 @@ typedef void (*QemuMonitorOpenDone)(QemuMonitor *mon, int r, const char *error, 
 int qemu_monitor_open_async(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
                             const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
                             QemuMonitor **ret);
+/* The same on a connected, non-blocking stream socket (taken, closed on failure). */
+int qemu_monitor_open_fd_async(sd_event *event, int fd, const char *path, int watch_fd, uint64_t timeout_usec,
+                               const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
+                               QemuMonitor **ret);
 
 /* Connects to the monitor socket at path and waits (bounded) for it to be ready. watch_fd (a pidfd, or -1) ends the wait early when it
  * becomes readable (QEMU died). On failure *ret_error (may be NULL) describes it. */
