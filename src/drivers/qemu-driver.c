@@ -87,7 +87,8 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         QemuDriver *q = userdata;
 
         log_debug("Domain %s: QMP event %s.", vm->uuid, name);
-        if (vm->destroying)
+        /* While it starts, its state is the start's to tell (the RESUME of its own cont, say). */
+        if (vm->destroying || vm->start)
                 return;
         if (streq(name, "SHUTDOWN")) {
                 const char *reason = qemu_json_string(data, "reason") ?: "";

@@ -122,6 +122,8 @@ static void test_hung(void **state) {
         /* ...and a second lifecycle call on it says it is busy, at once. */
         harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Reset", "t", UINT64_C(0));
         harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Destroy", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "SetMemory", "tt", UINT64_C(32768),
+                           UINT64_C(0));
         drain(bus);
         assert_false(p.done); /* all of that while the Suspend still waited */
 

@@ -12,7 +12,8 @@
  * (connect, greeting, qmp_capabilities, bounded by a timeout) and qemu_monitor_call[_fd] (the reply to a
  * callback; qemu/qemu-sequence.h runs a list of commands with a bounded total time). The synchronous
  * forms (qemu_monitor_open, qemu_monitor_call_sync, bounded polls) are for threads that may block: the
- * capability probe in its worker thread (and, until they are converted, the console and snapshot code).
+ * capability probe in its worker thread, and, until they are converted, hot-plug, the balloon, consoles
+ * and reconnection at start-up (each wait bounded).
  * Events are dispatched from the event loop, in order, never from inside a synchronous call. */
 typedef struct QemuMonitor QemuMonitor;
 
