@@ -374,9 +374,13 @@ int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr) {
         int r;
 
-        r = domain_check_idle(d, reterr);
-        if (r < 0)
-                return r;
+        /* Destroy ends whatever the hypervisor is asked meanwhile (its caller hears so), but a start is
+         * left to finish: what it took is given back by the start itself. */
+        if (d->op && streq(d->op->what, "starting")) {
+                r = domain_check_idle(d, reterr);
+                if (r < 0)
+                        return r;
+        }
         if (d->state == DOMAIN_CRASHED) {
                 domain_stopped(d, DOMAIN_STOP_DESTROYED);
                 return 0;

@@ -131,8 +131,9 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
  * resume) return 1 when done now, < 0 when they failed now (reterr), or 0 when done(d, r, e, userdata)
  * follows from the event loop, exactly once (d NULL if the domain went away meanwhile; done may be
  * NULL: a failure is then only logged). One runs per domain at a time: a second lifecycle call while
- * one is in flight fails at once with InvalidState ("busy starting"), and so do Destroy, Undefine and
- * Rename; other domains are not held up. */
+ * one is in flight fails at once with InvalidState ("busy starting"), and so do Undefine, Rename and
+ * changes to devices, memory and snapshots; other domains are not held up. Destroy ends the operation in
+ * flight (its caller hears why), unless it is a start. */
 int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);
 /* Asks the guest to power off; domain_wait_for_stop() waits for it. */
