@@ -240,7 +240,7 @@ void vb_driver_domain_info_done(VbDriverDomainInfo *info);
 int vb_driver_domain_info_set(VbDriverDomainInfo *info, const char *uuid, unsigned id, DomainState state,
                               const DomainDef *live);
 /* domain_list_running for a backend that keeps its running domains in a Hashmap: describe() fills the
- * info of one. */
+ * info of one and returns 1, or returns 0 to leave it out (not running yet). */
 int vb_driver_list_running_from(Hashmap *domains, int (*describe)(void *domain, VbDriverDomainInfo *ret),
                                 VbDriverDomainInfo **ret, size_t *ret_n);
 

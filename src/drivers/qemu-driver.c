@@ -307,8 +307,14 @@ static int info_of(QemuVm *vm, VbDriverDomainInfo *ret) {
         return vb_driver_domain_info_set(ret, vm->uuid, vm->id, vm->state, vm->live);
 }
 
-static int describe_vm(void *vm, VbDriverDomainInfo *ret) {
-        return info_of(vm, ret);
+static int describe_vm(void *domain, VbDriverDomainInfo *ret) {
+        QemuVm *vm = domain;
+        int r;
+
+        if (vm->start)
+                return 0; /* starting: not running yet */
+        r = info_of(vm, ret);
+        return r < 0 ? r : 1;
 }
 
 static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {

@@ -262,7 +262,8 @@ static int info_of(TestGuest *g, VbDriverDomainInfo *ret) {
 }
 
 static int describe_guest(void *g, VbDriverDomainInfo *ret) {
-        return info_of(g, ret);
+        int r = info_of(g, ret);
+        return r < 0 ? r : 1;
 }
 
 static int test_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
