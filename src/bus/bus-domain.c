@@ -256,6 +256,15 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         return 1;
 }
 
+static void on_created(Domain *d, int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+
+        if (r < 0 || !d)
+                bus_reply_later(m, r < 0 ? r : -ESRCH, e);
+        else
+                (void) bus_reply_path(m, bus_domain_path(d));
+}
+
 int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(domain_access_done) DomainAccess access = {};
         BusServer *s = userdata;
@@ -268,9 +277,15 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = parse_and_authorize(s, m, &create_spec, &def, &flags, &access, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, &d, &e);
+        /* Replies now (1) or when QEMU answered (0: on_created). */
+        r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, on_created,
+                                      sd_bus_message_ref(m), &d, &e);
+        if (r != 0)
+                sd_bus_message_unref(m);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
+        if (r == 0)
+                return 1;
         return bus_reply_path(m, bus_domain_path(d));
 }
 
@@ -345,6 +360,7 @@ static int begin_manage(BusServer *s, sd_bus_message *m, Domain *d, uint64_t all
 }
 
 typedef int (*ManagerDomainOp)(Manager *m, Domain *d, VbError *reterr);
+typedef int (*ManagerDomainAsyncOp)(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 
 static int run_simple(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainOp op) {
         BusServer *s = server_of(d);
@@ -356,6 +372,28 @@ static int run_simple(sd_bus_message *m, Domain *d, sd_bus_error *error, Manager
                 return r < 0 ? r : 1;
         r = op(s->manager, d, &e);
         return bus_reply_done(m, r, &e, error);
+}
+
+/* The reply of an operation that may wait for the hypervisor: now (r != 0), or from done (0), which
+ * takes the reference on m given to op. */
+static int reply_async(sd_bus_message *m, int r, VbError *e, sd_bus_error *error) {
+        if (r != 0)
+                sd_bus_message_unref(m);
+        if (r == 0)
+                return 1;
+        return bus_reply_done(m, r, e, error);
+}
+
+static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainAsyncOp op) {
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = begin_manage(s, m, d, 0, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = op(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+        return reply_async(m, r, &e, error);
 }
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -376,14 +414,27 @@ static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 if (r <= 0)
                         return r < 0 ? r : 1;
         }
-        r = manager_domain_start(s->manager, d, flags & START_PAUSED, &e);
-        return bus_reply_done(m, r, &e, error);
+        r = manager_domain_start(s->manager, d, flags & START_PAUSED, bus_domain_reply_later, sd_bus_message_ref(m),
+                                 &e);
+        return reply_async(m, r, &e, error);
 }
 
 void bus_domain_reply_later(Domain *d, int r, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
 
         bus_reply_later(m, r, e);
+}
+
+/* The guest was asked to power off: the reply waits until it did (bounded). */
+static void on_shutdown_asked(Domain *d, int r, const VbError *e, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        if (r >= 0 && d)
+                r = domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, bus_domain_reply_later, m);
+        if (r < 0 || !d) {
+                bus_reply_later(m, r, e);
+                sd_bus_message_unref(m);
+        }
 }
 
 static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -396,25 +447,25 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
         r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_shutdown(s->manager, d, &e);
-        if (r < 0)
-                return bus_reply_vb_error(error, &e, r);
-        if (flags & SHUTDOWN_NO_WAIT)
-                return sd_bus_reply_method_return(m, NULL);
-        r = domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, bus_domain_reply_later, sd_bus_message_ref(m));
-        if (r < 0) {
-                sd_bus_message_unref(m);
-                return r;
+        if (flags & SHUTDOWN_NO_WAIT) {
+                r = manager_domain_shutdown(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+                return reply_async(m, r, &e, error);
         }
+        /* Asked (now or once QEMU answered), then waited for. */
+        r = manager_domain_shutdown(s->manager, d, on_shutdown_asked, sd_bus_message_ref(m), &e);
+        if (r <= 0)
+                return reply_async(m, r, &e, error);
+        on_shutdown_asked(d, 0, NULL, sd_bus_message_ref(m));
+        sd_bus_message_unref(m);
         return 1;
 }
 
 static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_reboot);
+        return run_async(m, userdata, error, manager_domain_reboot);
 }
 
 static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_reset);
+        return run_async(m, userdata, error, manager_domain_reset);
 }
 
 static int method_destroy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -422,11 +473,11 @@ static int method_destroy(sd_bus_message *m, void *userdata, sd_bus_error *error
 }
 
 static int method_suspend(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_suspend);
+        return run_async(m, userdata, error, manager_domain_suspend);
 }
 
 static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_resume);
+        return run_async(m, userdata, error, manager_domain_resume);
 }
 
 static int method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *error) {

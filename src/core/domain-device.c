@@ -284,6 +284,10 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, co
 
         manager_define_settle(m);
 
+        /* Not while a lifecycle operation waits for the hypervisor (domain-ops.c). */
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)
                 return r;
@@ -531,6 +535,10 @@ int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, 
 
         manager_define_settle(m);
 
+        /* Not while a lifecycle operation waits for the hypervisor (domain-ops.c). */
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)
                 return r;
@@ -630,6 +638,10 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, co
 
         manager_define_settle(m);
 
+        /* Not while a lifecycle operation waits for the hypervisor (domain-ops.c). */
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)
                 return r;

@@ -15,6 +15,10 @@ int domain_new_transient(Manager *m, DomainDef *live, Domain **ret);
 Domain *domain_free(Domain *d);
 
 void domain_set_state(Domain *d, DomainState state, unsigned id);
+/* InvalidState naming the lifecycle operation in flight on d (domain-ops.c), if any. */
+int domain_check_idle(Domain *d, VbError *reterr);
+/* d goes away: its operation in flight, if any, will find it gone. */
+void domain_op_detach(Domain *d);
 void domain_stopped(Domain *d, DomainStopReason reason);
 void domain_emit_changed(Domain *d, const char * const *properties);
 /* domain-device.c: ends the pending device removals of a domain that stopped or goes away. */

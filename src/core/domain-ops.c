@@ -115,10 +115,124 @@ int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain
         return 0;
 }
 
-static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, VbError *reterr) {
+/* A lifecycle operation the driver carries out without waiting (driver.h): one per domain at a time. */
+struct DomainOp {
+        Manager *m;
+        Domain *d; /* NULL once the domain went away */
+        const char *what;
+        DomainWaitDone done; /* may be NULL: the outcome is only logged */
+        void *userdata;
+        bool create;         /* CreateDomain: d joins the registry when it runs */
+        DomainState required, result; /* the simple ops */
+};
+
+int domain_check_idle(Domain *d, VbError *reterr) {
+        if (!d->op)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
+                            "Domain '%s' is busy %s; try again when that has finished", d->name, d->op->what);
+}
+
+static int op_new(Manager *m, Domain *d, const char *what, DomainWaitDone done, void *userdata, DomainOp **ret) {
+        DomainOp *op = new0(DomainOp, 1);
+
+        if (!op)
+                return -ENOMEM;
+        *op = (DomainOp) { .m = m, .d = d, .what = what, .done = done, .userdata = userdata };
+        d->op = op;
+        *ret = op;
+        return 0;
+}
+
+/* The operation ends: the caller hears of it, the domain takes the next one. */
+static void op_finish(DomainOp *op, int r, const VbError *e) {
+        Domain *d = op->d;
+
+        if (d)
+                d->op = NULL;
+        if (r < 0 && !op->done)
+                log_warning("Failed %s domain '%s': %s", op->what, d ? d->name : "(gone)",
+                            e && e->message ? e->message : strerror(-r));
+        if (op->done)
+                op->done(d, r, e, op->userdata);
+        free(op);
+}
+
+void domain_op_detach(Domain *d) {
+        if (d->op)
+                d->op->d = NULL;
+        d->op = NULL;
+}
+
+/* The start succeeded (now or later): the domain runs. */
+static void start_commit(Domain *d, VbDriverDomainInfo *info) {
         static const char * const props[] = { DOMAIN_STATE_PROPERTIES, "VCPUs", "MemoryKiB", NULL };
+
+        domain_def_free(d->live);
+        d->live = TAKE_PTR(info->live);
+        d->state = info->state;
+        d->id = info->id;
+        domain_emit_changed(d, props);
+        log_info("Domain '%s' started (id %u).", d->name, d->id);
+}
+
+/* What start_def took for the domain goes back. */
+static void start_release(Manager *m, const char *uuid, const char *name) {
+        manager_domain_networks_release(m, uuid);
+        hostdev_release_domain(m, uuid, name);
+}
+
+/* A CreateDomain whose start failed: the shell goes, the caller hears why. */
+static void create_failed(DomainOp *op, Domain *d, int r, const VbError *e) {
+        d->op = NULL;
+        op->d = NULL;
+        op_finish(op, r, e);
+        domain_free(d);
+}
+
+static void on_start_done(int r, const VbError *e, VbDriverDomainInfo *info, void *userdata) {
+        DomainOp *op = userdata;
+        Domain *d = op->d;
+        VbError e2 = VB_ERROR_NULL;
+
+        if (!d) {
+                /* Gone meanwhile (the service is stopping): what runs stays for the next start-up. */
+                if (info)
+                        vb_driver_domain_info_done(info);
+                op_finish(op, r < 0 ? r : -ESRCH, e);
+                return;
+        }
+        if (r < 0) {
+                start_release(op->m, d->uuid, d->name);
+                if (op->create)
+                        create_failed(op, d, r, e);
+                else
+                        op_finish(op, r, e);
+                return;
+        }
+        start_commit(d, info);
+        vb_driver_domain_info_done(info);
+        if (op->create) {
+                r = manager_add_domain(op->m, d);
+                if (r < 0) {
+                        (void) DRIVER_OP(op->m, domain_destroy)(op->m->driver, d->uuid, NULL);
+                        start_release(op->m, d->uuid, d->name);
+                        r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Failed to add domain '%s': %s", d->name,
+                                         strerror(-r));
+                        create_failed(op, d, r, &e2);
+                        vb_error_free(&e2);
+                        return;
+                }
+        }
+        op_finish(op, 0, NULL);
+}
+
+/* Starts d with def. Returns 1 when it runs now, 0 when done(d) follows, < 0 on failure (nothing taken). */
+static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, bool create, DomainWaitDone done,
+                     void *userdata, VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *with_networks = NULL, *with_volumes = NULL;
         VbDriverDomainInfo info = {};
+        DomainOp *op = NULL;
         int r;
 
         if (!DRIVER_OP(m, domain_start))
@@ -142,19 +256,25 @@ static int start_def(Manager *m, Domain *d, const DomainDef *def, bool paused, V
                 manager_domain_networks_release(m, d->uuid);
                 return r;
         }
-        r = DRIVER_OP(m, domain_start)(m->driver, with_networks ?: def, &d->access, paused, &info, reterr);
+        r = op_new(m, d, "starting", done, userdata, &op);
         if (r < 0) {
-                manager_domain_networks_release(m, d->uuid);
-                hostdev_release_domain(m, d->uuid, d->name);
+                start_release(m, d->uuid, d->name);
                 return r;
         }
-        domain_def_free(d->live);
-        d->live = TAKE_PTR(info.live);
-        d->state = info.state;
-        d->id = info.id;
-        domain_emit_changed(d, props);
-        log_info("Domain '%s' started (id %u).", d->name, d->id);
-        return 0;
+        op->create = create;
+        r = DRIVER_OP(m, domain_start)(m->driver, with_networks ?: def, &d->access, paused, on_start_done, op, &info,
+                                       reterr);
+        if (r == 0)
+                return 0; /* on_start_done follows */
+        d->op = NULL;
+        free(op);
+        if (r < 0) {
+                start_release(m, d->uuid, d->name);
+                return r;
+        }
+        start_commit(d, &info);
+        vb_driver_domain_info_done(&info);
+        return 1;
 }
 
 int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr) {
@@ -164,13 +284,37 @@ int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret
         r = domain_def_parse_string(xml, 0, &def, reterr);
         if (r < 0)
                 return r;
-        return manager_domain_create_def(m, def, NULL, paused, ret, reterr);
+        return manager_domain_create_def(m, def, NULL, paused, NULL, NULL, ret, reterr);
 }
 
-int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused, Domain **ret,
-                              VbError *reterr) {
+/* CreateDomain of a domain that is defined already: a transient start with this definition, whose paths
+ * open with the rights of whoever created it this time (as libvirt does). */
+static int create_defined(Manager *m, Domain *same, DomainDef *def, const DomainAccess *access, bool paused,
+                          DomainWaitDone done, void *userdata, Domain **ret, VbError *reterr) {
+        DomainAccess keep = {}, saved;
+        int r;
+
+        r = domain_check_idle(same, reterr);
+        if (r >= 0 && domain_is_active(same))
+                r = vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' is already running", same->name);
+        if (r >= 0)
+                r = domain_access_copy(access ?: &(const DomainAccess) {}, &keep);
+        if (r >= 0) {
+                saved = same->access;
+                same->access = keep;
+                r = start_def(m, same, def, paused, false, done, userdata, reterr);
+                same->access = saved;
+                domain_access_done(&keep);
+        }
+        domain_def_free(def);
+        if (r >= 0)
+                *ret = same;
+        return r;
+}
+
+int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused,
+                              DomainWaitDone done, void *userdata, Domain **ret, VbError *reterr) {
         Domain *d = NULL, *same = NULL;
-        DomainAccess keep = {};
         int r;
 
         manager_define_settle(m);
@@ -178,27 +322,8 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
         r = check_unique(m, def, &same, reterr);
         if (r >= 0)
                 r = domain_caps_check_definition(m, def, reterr);
-        if (r >= 0 && same) {
-                if (domain_is_active(same))
-                        r = vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' is already running",
-                                         same->name);
-                else {
-                        /* Like libvirt: a transient start of a defined domain with this definition, whose
-                         * paths open with the rights of whoever created it this time. */
-                        r = domain_access_copy(access ?: &(const DomainAccess) {}, &keep);
-                        if (r >= 0) {
-                                DomainAccess saved = same->access;
-                                same->access = keep;
-                                r = start_def(m, same, def, paused, reterr);
-                                same->access = saved;
-                                domain_access_done(&keep);
-                        }
-                        domain_def_free(def);
-                        if (r >= 0)
-                                *ret = same;
-                        return r;
-                }
-        }
+        if (r >= 0 && same)
+                return create_defined(m, same, def, access, paused, done, userdata, ret, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
@@ -214,33 +339,48 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
                 domain_free(d);
                 return -ENOMEM;
         }
-        r = start_def(m, d, def, paused, reterr);
+        r = start_def(m, d, def, paused, true, done, userdata, reterr);
         domain_def_free(def);
         if (r < 0) {
                 domain_free(d);
                 return r;
         }
+        if (r == 0) {
+                *ret = NULL; /* done(d) follows, once d is in the registry */
+                return 0;
+        }
         r = manager_add_domain(m, d);
         if (r < 0) {
                 (void) DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, NULL);
+                start_release(m, d->uuid, d->name);
                 domain_free(d);
                 return r;
         }
         *ret = d;
-        return 0;
+        return 1;
 }
 
-int manager_domain_start(Manager *m, Domain *d, bool paused, VbError *reterr) {
+int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata, VbError *reterr) {
+        int r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         if (domain_is_active(d) && d->state != DOMAIN_CRASHED)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is already running", d->name);
         if (!d->config)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient", d->name);
-        return start_def(m, d, d->config, paused, reterr);
+        return start_def(m, d, d->config, paused, false, done, userdata, reterr);
 }
 
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr) {
         int r;
 
+        /* Destroy ends whatever the hypervisor is asked meanwhile (its caller hears so), but a start is
+         * left to finish: what it took is given back by the start itself. */
+        if (d->op && streq(d->op->what, "starting")) {
+                r = domain_check_idle(d, reterr);
+                if (r < 0)
+                        return r;
+        }
         if (d->state == DOMAIN_CRASHED) {
                 domain_stopped(d, DOMAIN_STOP_DESTROYED);
                 return 0;
@@ -260,56 +400,87 @@ int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr) {
 
 /* Lifecycle requests that only need the domain in one of the given states; the driver reports the
  * resulting state through its events or we set it here. */
-typedef int (*DriverDomainOp)(VbDriver *drv, const char *uuid, VbError *reterr);
+typedef int (*DriverDomainOp)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
 
-static int simple_op(Manager *m, Domain *d, DriverDomainOp op, const char *what, DomainState required,
-                     DomainState result, VbError *reterr) {
+static void simple_commit(Domain *d, DomainState required, DomainState result) {
+        /* The driver may already have told us (e.g. a reboot that stops the domain). */
+        if (domain_is_active(d) && d->state == required && result != required)
+                domain_set_state(d, result, d->id);
+}
+
+static void on_simple_done(int r, const VbError *e, void *userdata) {
+        DomainOp *op = userdata;
+
+        if (r >= 0 && op->d)
+                simple_commit(op->d, op->required, op->result);
+        op_finish(op, r, e);
+}
+
+/* Returns 1 when done now, 0 when done(d) follows, < 0 on failure. required _DOMAIN_STATE_INVALID: any
+ * running state. */
+static int simple_op(Manager *m, Domain *d, DriverDomainOp op, const char *what, const char *doing,
+                     DomainState required, DomainState result, DomainWaitDone done, void *userdata,
+                     VbError *reterr) {
+        DomainOp *o = NULL;
         int r;
 
         if (!op)
                 return vb_driver_not_supported(m->driver, what, reterr);
-        if (d->state != required) {
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
+        if (required == _DOMAIN_STATE_INVALID)
+                r = require_running(d, reterr);
+        else if (d->state != required) {
                 if (!domain_is_active(d) || d->state == DOMAIN_CRASHED)
                         return not_running(d, reterr);
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is %s; %s needs it %s",
                                     d->name, domain_state_to_string(d->state), what,
                                     domain_state_to_string(required));
         }
-        r = op(m->driver, d->uuid, reterr);
         if (r < 0)
                 return r;
-        /* The driver may already have told us (e.g. a reboot that stops the domain). */
-        if (domain_is_active(d) && d->state == required && result != required)
-                domain_set_state(d, result, d->id);
-        return 0;
-}
-
-int manager_domain_shutdown(Manager *m, Domain *d, VbError *reterr) {
-        if (d->state == DOMAIN_SHUTDOWN)
-                return 0; /* Already asked; the caller waits like the first one. */
-        return simple_op(m, d, DRIVER_OP(m, domain_shutdown), "shutting down", DOMAIN_RUNNING, DOMAIN_SHUTDOWN,
-                         reterr);
-}
-
-int manager_domain_reboot(Manager *m, Domain *d, VbError *reterr) {
-        return simple_op(m, d, DRIVER_OP(m, domain_reboot), "rebooting", DOMAIN_RUNNING, DOMAIN_RUNNING, reterr);
-}
-
-int manager_domain_reset(Manager *m, Domain *d, VbError *reterr) {
-        int r = require_running(d, reterr);
+        r = op_new(m, d, doing, done, userdata, &o);
         if (r < 0)
                 return r;
-        if (!DRIVER_OP(m, domain_reset))
-                return vb_driver_not_supported(m->driver, "resetting domains", reterr);
-        return DRIVER_OP(m, domain_reset)(m->driver, d->uuid, reterr);
+        o->required = required;
+        o->result = result;
+        r = op(m->driver, d->uuid, on_simple_done, o, reterr);
+        if (r == 0)
+                return 0;
+        d->op = NULL;
+        free(o);
+        if (r < 0)
+                return r;
+        simple_commit(d, required, result);
+        return 1;
 }
 
-int manager_domain_suspend(Manager *m, Domain *d, VbError *reterr) {
-        return simple_op(m, d, DRIVER_OP(m, domain_suspend), "suspending", DOMAIN_RUNNING, DOMAIN_PAUSED, reterr);
+int manager_domain_shutdown(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr) {
+        if (d->state == DOMAIN_SHUTDOWN && !d->op)
+                return 1; /* Already asked; the caller waits like the first one. */
+        return simple_op(m, d, DRIVER_OP(m, domain_shutdown), "shutting down", "shutting down", DOMAIN_RUNNING,
+                         DOMAIN_SHUTDOWN, done, userdata, reterr);
 }
 
-int manager_domain_resume(Manager *m, Domain *d, VbError *reterr) {
-        return simple_op(m, d, DRIVER_OP(m, domain_resume), "resuming", DOMAIN_PAUSED, DOMAIN_RUNNING, reterr);
+int manager_domain_reboot(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_reboot), "rebooting", "rebooting", DOMAIN_RUNNING, DOMAIN_RUNNING,
+                         done, userdata, reterr);
+}
+
+int manager_domain_reset(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_reset), "resetting domains", "resetting", _DOMAIN_STATE_INVALID,
+                         _DOMAIN_STATE_INVALID, done, userdata, reterr);
+}
+
+int manager_domain_suspend(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_suspend), "suspending", "suspending", DOMAIN_RUNNING,
+                         DOMAIN_PAUSED, done, userdata, reterr);
+}
+
+int manager_domain_resume(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr) {
+        return simple_op(m, d, DRIVER_OP(m, domain_resume), "resuming", "resuming", DOMAIN_PAUSED, DOMAIN_RUNNING,
+                         done, userdata, reterr);
 }
 
 int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
@@ -318,6 +489,9 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
 
         manager_define_settle(m);
 
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient: it has no saved "
                                     "definition to remove", d->name);
@@ -348,6 +522,9 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
 
         manager_define_settle(m);
 
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
                                     "renamed", d->name);

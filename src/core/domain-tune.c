@@ -59,6 +59,10 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
 
         manager_define_settle(m);
 
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
+
         r = resolve_flags(d, &flags, reterr);
         if (r < 0)
                 return r;
@@ -114,6 +118,10 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         int r;
 
         manager_define_settle(m);
+
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
 
         r = resolve_flags(d, &flags, reterr);
         if (r < 0)

@@ -76,6 +76,7 @@ Domain *domain_free(Domain *d) {
                 vb_error_free(&e);
         }
         domain_fail_device_removals(d, VB_ERROR_NO_SUCH_DOMAIN, "went away");
+        domain_op_detach(d);
         domain_snapshots_free(d);
         domain_def_free(d->config);
         domain_def_free(d->live);

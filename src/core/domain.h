@@ -15,6 +15,7 @@ typedef struct Domain Domain;
 typedef void (*DomainWaitDone)(Domain *d, int r, const VbError *e, void *userdata);
 typedef struct DomainWaiter DomainWaiter;
 typedef struct DomainDeviceRemoval DomainDeviceRemoval;
+typedef struct DomainOp DomainOp;
 
 /* A domain as the service knows it: its saved definition (persistent domains), its live definition
  * and state while it runs. Definitions are immutable once published: changes build a new one and swap
@@ -33,6 +34,7 @@ struct Domain {
          * and Attach, saved with the definition, used at every Start, also by autostart. */
         DomainAccess access;
         DomainWaiter *waiters;
+        DomainOp *op; /* the lifecycle operation the driver is carrying out, one at a time (domain-ops.c) */
         DomainDeviceRemoval *removals; /* live detaches the guest has yet to answer (domain-device.c) */
         /* Its snapshots (core/snapshot.h), in order of creation, and the current one (or NULL). */
         struct DomainSnapshot **snapshots;

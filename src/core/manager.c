@@ -383,11 +383,12 @@ int manager_load(Manager *m, VbError *reterr) {
 
                 if (!d->autostart || domain_is_active(d))
                         continue;
-                r = manager_domain_start(m, d, false, &e);
+                /* A start that completes later logs its failure itself (domain-ops.c). */
+                r = manager_domain_start(m, d, false, NULL, NULL, &e);
                 if (r < 0)
                         log_warning("Failed to autostart domain '%s': %s", d->name, e.message ?: strerror(-r));
                 else
-                        log_info("Autostarted domain '%s'.", d->name);
+                        log_info("Autostart%s domain '%s'.", r > 0 ? "ed" : "ing", d->name);
                 vb_error_free(&e);
         }
         log_info("Loaded %zu domains.", m->n_domains);

@@ -124,15 +124,23 @@ int manager_domain_paths_denied(Manager *m, const DomainDef *def, const DeviceDe
 int manager_domain_create(Manager *m, const char *xml, bool paused, Domain **ret, VbError *reterr);
 /* The same with a parsed definition, which they take (also on failure). */
 int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr);
-int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused, Domain **ret,
-                              VbError *reterr);
+/* Returns 1 with *ret when it runs now, or 0 when done(d, r, e, userdata) follows (d NULL on failure). */
+int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused,
+                              DomainWaitDone done, void *userdata, Domain **ret, VbError *reterr);
 
-int manager_domain_start(Manager *m, Domain *d, bool paused, VbError *reterr);
+/* The lifecycle operations that wait for the hypervisor (start, shutdown, reboot, reset, suspend,
+ * resume) return 1 when done now, < 0 when they failed now (reterr), or 0 when done(d, r, e, userdata)
+ * follows from the event loop, exactly once (d NULL if the domain went away meanwhile; done may be
+ * NULL: a failure is then only logged). One runs per domain at a time: a second lifecycle call while
+ * one is in flight fails at once with InvalidState ("busy starting"), and so do Undefine, Rename and
+ * changes to devices, memory and snapshots; other domains are not held up. Destroy ends the operation in
+ * flight (its caller hears why), unless it is a start. */
+int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);
 /* Asks the guest to power off; domain_wait_for_stop() waits for it. */
-int manager_domain_shutdown(Manager *m, Domain *d, VbError *reterr);
-int manager_domain_reboot(Manager *m, Domain *d, VbError *reterr);
-int manager_domain_reset(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_shutdown(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
+int manager_domain_reboot(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
+int manager_domain_reset(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 /* Consoles and displays (core/domain-console.c; driver.h says what each returns). */
 int manager_domain_open_console(Manager *m, Domain *d, const char *device, bool force, VbDriverFdDone done,
                                 void *userdata, VbError *reterr);
@@ -140,8 +148,8 @@ int manager_domain_open_graphics(Manager *m, Domain *d, unsigned index, bool ski
                                  void *userdata, VbError *reterr);
 int manager_domain_screenshot(Manager *m, Domain *d, unsigned screen, VbDriverScreenshotDone done, void *userdata,
                               VbError *reterr);
-int manager_domain_suspend(Manager *m, Domain *d, VbError *reterr);
-int manager_domain_resume(Manager *m, Domain *d, VbError *reterr);
+int manager_domain_suspend(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
+int manager_domain_resume(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr);
 int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr);
 int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError *reterr);

@@ -320,7 +320,9 @@ int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def_in, uint64_t
         DomainSnapshot *s;
         int r;
 
-        r = check_new(m, d, def, flags, reterr);
+        r = domain_check_idle(d, reterr);
+        if (r >= 0)
+                r = check_new(m, d, def, flags, reterr);
         if (r < 0)
                 return r;
         r = fill_new(d, def, reterr);
@@ -358,6 +360,9 @@ int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, VbErr
 
         if (!DRIVER_OP(m, domain_snapshot_revert))
                 return not_supported(m, "revert to snapshots", reterr);
+        r = domain_check_idle(d, reterr);
+        if (r < 0)
+                return r;
         if (snapshot_def_kind(s->def) != SNAPSHOT_KIND_INTERNAL)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Reverting to a '%s' snapshot is not supported",
                                     snapshot_kind_to_string(snapshot_def_kind(s->def)));
@@ -372,7 +377,8 @@ int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, VbErr
                 return r;
         /* The backend reverted a stopped domain's disks; one taken running starts again from them. */
         if (run && !domain_is_active(d)) {
-                r = manager_domain_start(m, d, st == SNAPSHOT_STATE_PAUSED, reterr);
+                /* With a backend that answers later, the start's failure is only logged. */
+                r = manager_domain_start(m, d, st == SNAPSHOT_STATE_PAUSED, NULL, NULL, reterr);
                 if (r < 0)
                         return r;
         }

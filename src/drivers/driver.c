@@ -51,6 +51,8 @@ int vb_driver_list_running_from(Hashmap *domains, int (*describe)(void *domain, 
                 return -ENOMEM;
         for (size_t i = 0; hashmap_iterate(domains, &i, &domain, NULL);) {
                 int r = describe(domain, &infos[n]);
+                if (r == 0)
+                        continue; /* not running (yet) */
                 if (r < 0) {
                         for (size_t j = 0; j < n; j++)
                                 vb_driver_domain_info_done(&infos[j]);

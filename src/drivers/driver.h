@@ -26,6 +26,11 @@ typedef void (*VbDriverCapsReady)(void *userdata);
 /* The answer of domain_get_stats that came later: stats (taken; what could be read, maybe partial; NULL
  * when nothing could). */
 typedef void (*VbDriverStatsDone)(void *userdata, VbStats *stats);
+/* An operation that waits for the hypervisor finished: r >= 0 done, r < 0 with e saying why. */
+typedef void (*VbDriverOpDone)(int r, const VbError *e, void *userdata);
+typedef struct VbDriverDomainInfo VbDriverDomainInfo;
+/* A start finished: r >= 0 with info (its live definition taken by the callee), or r < 0 with e. */
+typedef void (*VbDriverStartDone)(int r, const VbError *e, VbDriverDomainInfo *info, void *userdata);
 /* A screenshot arrived (png, size) or failed (r < 0, e says why). */
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
 /* A descriptor is ready (fd, which done owns and must close) or the call failed (r < 0, fd -1, e says why). */
@@ -84,12 +89,12 @@ typedef struct VbDriverConfig {
 } VbDriverConfig;
 
 /* What the driver says about a domain it runs, at start-up (reconnection) and after Start. */
-typedef struct VbDriverDomainInfo {
+struct VbDriverDomainInfo {
         char uuid[37];
         unsigned id;
         DomainState state;
         DomainDef *live; /* the live definition (owned by the caller once returned) */
-} VbDriverDomainInfo;
+};
 
 typedef struct VbDriverOps {
         const char *name;
@@ -109,15 +114,24 @@ typedef struct VbDriverOps {
 
         /* Lifecycle. def is the definition to run; uuid names a running domain. access says with whose
          * rights the host paths of def are opened (conf/domain-paths.h): a backend that uses host files
-         * opens them so (host/user-open.h), never by path in the hypervisor. */
+         * opens them so (host/user-open.h), never by path in the hypervisor.
+         *
+         * The ops that wait for the hypervisor (start, shutdown, reboot, reset, suspend, resume) never wait
+         * on the event loop. Each returns 1 when done now (start: *ret filled), < 0 when it failed now
+         * (reterr), or 0 when the answer comes later: done(userdata) then follows exactly once, from the
+         * event loop, within a bounded time (a hypervisor that does not answer: Timeout; one that went
+         * away: OperationFailed), also when the domain stops meanwhile. core sends one such op per domain
+         * at a time. A domain whose start is pending is not running yet: it is not in domain_list_running
+         * and the other ops answer InvalidState; if its hypervisor dies, the start fails (no
+         * domain_stopped event follows). */
         int (*domain_start)(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
-                            VbDriverDomainInfo *ret, VbError *reterr);
+                            VbDriverStartDone done, void *userdata, VbDriverDomainInfo *ret, VbError *reterr);
         int (*domain_destroy)(VbDriver *drv, const char *uuid, VbError *reterr);
-        int (*domain_shutdown)(VbDriver *drv, const char *uuid, VbError *reterr);
-        int (*domain_reboot)(VbDriver *drv, const char *uuid, VbError *reterr);
-        int (*domain_reset)(VbDriver *drv, const char *uuid, VbError *reterr);
-        int (*domain_suspend)(VbDriver *drv, const char *uuid, VbError *reterr);
-        int (*domain_resume)(VbDriver *drv, const char *uuid, VbError *reterr);
+        int (*domain_shutdown)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_reboot)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_reset)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_suspend)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_resume)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
         /* The current live definition of a running domain (caller frees). */
         int (*domain_get_live)(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr);
         /* Optional: the saved definition def of a shut-off domain was removed (Undefine); the backend
@@ -230,7 +244,7 @@ void vb_driver_domain_info_done(VbDriverDomainInfo *info);
 int vb_driver_domain_info_set(VbDriverDomainInfo *info, const char *uuid, unsigned id, DomainState state,
                               const DomainDef *live);
 /* domain_list_running for a backend that keeps its running domains in a Hashmap: describe() fills the
- * info of one. */
+ * info of one and returns 1, or returns 0 to leave it out (not running yet). */
 int vb_driver_list_running_from(Hashmap *domains, int (*describe)(void *domain, VbDriverDomainInfo *ret),
                                 VbDriverDomainInfo **ret, size_t *ret_n);
 

@@ -18,6 +18,7 @@
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "drivers/qemu/qemu-caps-driver.h"
 #include "drivers/qemu/qemu-firmware.h"
+#include "drivers/qemu/qemu-sequence.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -29,6 +30,10 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
         QemuVm *vm = hashmap_get(q->vms, uuid);
         if (!vm)
                 vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is not running", uuid);
+        else if (vm->start) {
+                vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is still starting", uuid);
+                vm = NULL;
+        }
         return vm;
 }
 
@@ -82,7 +87,8 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         QemuDriver *q = userdata;
 
         log_debug("Domain %s: QMP event %s.", vm->uuid, name);
-        if (vm->destroying)
+        /* While it starts, its state is the start's to tell (the RESUME of its own cont, say). */
+        if (vm->destroying || vm->start)
                 return;
         if (streq(name, "SHUTDOWN")) {
                 const char *reason = qemu_json_string(data, "reason") ?: "";
@@ -121,8 +127,8 @@ static void on_vm_exited(QemuVm *vm, void *userdata) {
         DomainStopReason reason;
         char uuid[37];
 
-        if (vm->destroying)
-                return;
+        if (vm->destroying || vm->start)
+                return; /* a start that fails reports it itself (its monitor closes) */
         reason = vm->crashed ? DOMAIN_STOP_CRASHED
                  : vm->shutdown_seen || vm->stop_requested ? DOMAIN_STOP_SHUTDOWN
                                                            : DOMAIN_STOP_FAILED;
@@ -192,6 +198,23 @@ static const char * const hidden_dirs[] = {
         "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/mail",
 };
 
+/* $VIRTBUS_QEMU_TIMEOUT_MS: how long QEMU may take to answer a list of commands (default 10 s). */
+static uint64_t command_timeout(void) {
+        const char *v = getenv("VIRTBUS_QEMU_TIMEOUT_MS");
+        char *end = NULL;
+        unsigned long long ms;
+
+        if (!v || !*v)
+                return QEMU_COMMAND_TIMEOUT_USEC;
+        errno = 0;
+        ms = strtoull(v, &end, 10);
+        if (errno != 0 || !end || *end || ms == 0 || ms > 3600ULL * 1000ULL) {
+                log_warning("Ignoring VIRTBUS_QEMU_TIMEOUT_MS='%s' (expected milliseconds, 1 to 3600000).", v);
+                return QEMU_COMMAND_TIMEOUT_USEC;
+        }
+        return ms * 1000ULL;
+}
+
 static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) {
         QemuDriver *q = priv(drv);
         const char *emulator = find_emulator();
@@ -240,6 +263,7 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
                 .runtime_dir = q->runtime_dir,
                 .log_dir = q->log_dir,
                 .kvm_usable = q->kvm_usable,
+                .command_timeout_usec = command_timeout(),
                 .confinement = geteuid() == 0 ? &q->confinement : NULL,
                 .cb = { .event = on_vm_event, .exited = on_vm_exited },
                 .userdata = q,
@@ -257,7 +281,17 @@ static void qemu_close(VbDriver *drv) {
         QemuDriver *q = priv(drv);
         QemuVm *vm;
 
-        /* The guests go on running; a restarted virtbusd finds them through their state files. */
+        /* Starts in progress fail (their callers hear it); the guests go on running, and a restarted virtbusd
+         * finds them through their state files. */
+        for (bool again = true; again && q->vms;) {
+                again = false;
+                for (size_t i = 0; hashmap_iterate(q->vms, &i, (void **) &vm, NULL);)
+                        if (vm->start) {
+                                qemu_vm_start_abort(vm, "the service is stopping");
+                                again = true;
+                                break;
+                        }
+        }
         for (size_t i = 0; q->vms && hashmap_iterate(q->vms, &i, (void **) &vm, NULL);) {
                 qemu_stats_forget_vm(q, vm, false);
                 qemu_vm_free(vm);
@@ -274,8 +308,14 @@ static int info_of(QemuVm *vm, VbDriverDomainInfo *ret) {
         return vb_driver_domain_info_set(ret, vm->uuid, vm->id, vm->state, vm->live);
 }
 
-static int describe_vm(void *vm, VbDriverDomainInfo *ret) {
-        return info_of(vm, ret);
+static int describe_vm(void *domain, VbDriverDomainInfo *ret) {
+        QemuVm *vm = domain;
+        int r;
+
+        if (vm->start)
+                return 0; /* starting: not running yet */
+        r = info_of(vm, ret);
+        return r < 0 ? r : 1;
 }
 
 static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
@@ -295,10 +335,46 @@ static bool qemu_path_is_own(VbDriver *drv, const DomainDef *def, const char *pa
         return own_path(path, (void *[]) { priv(drv), (void *) def });
 }
 
+typedef struct StartCall {
+        QemuDriver *q;
+        VbDriverStartDone done;
+        void *userdata;
+} StartCall;
+
+static void on_vm_started(QemuVm *vm, int r, const VbError *e, void *userdata) {
+        StartCall *c = userdata;
+        QemuDriver *q = c->q;
+        VbDriverDomainInfo info = {};
+        VbError e2 = VB_ERROR_NULL;
+
+        if (r >= 0) {
+                r = info_of(vm, &info);
+                if (r < 0) {
+                        e = NULL;
+                        (void) qemu_vm_terminate(vm);
+                }
+        }
+        if (r < 0) {
+                if (!e)
+                        r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Failed to start domain %s: %s", vm->uuid,
+                                         strerror(-r));
+                hashmap_remove(q->vms, vm->uuid);
+                qemu_vm_free(vm);
+                c->done(r, e ?: &e2, NULL, c->userdata);
+                vb_error_free(&e2);
+        } else {
+                log_debug("Domain %s: QEMU ready.", vm->uuid);
+                c->done(0, NULL, &info, c->userdata);
+                vb_driver_domain_info_done(&info);
+        }
+        free(c);
+}
+
 static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
-                      VbDriverDomainInfo *ret, VbError *reterr) {
+                      VbDriverStartDone done, void *userdata, VbDriverDomainInfo *ret, VbError *reterr) {
         QemuDriver *q = priv(drv);
         _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL;
+        _cleanup_free_ StartCall *c = NULL;
         QemuVm *vm = NULL;
         int r;
 
@@ -309,19 +385,22 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         r = qemu_firmware_prepare(def, access, qemu_firmware_dirs, q->nvram_dir, &with_firmware, reterr);
         if (r < 0)
                 return r;
+        c = new0(StartCall, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (StartCall) { .q = q, .done = done, .userdata = userdata };
+        /* QEMU runs paused until its monitor is open; on_vm_started follows. */
         r = qemu_vm_start(&q->vm_cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
-                          paused, &vm, reterr);
+                          paused, on_vm_started, c, &vm, reterr);
         if (r < 0)
                 return r;
         r = hashmap_put(q->vms, vm->uuid, vm);
-        if (r >= 0)
-                r = info_of(vm, ret);
         if (r < 0) {
                 (void) qemu_vm_terminate(vm);
-                hashmap_remove(q->vms, vm->uuid);
                 qemu_vm_free(vm);
                 return r;
         }
+        TAKE_PTR(c);
         q->next_id++;
         return 0;
 }
@@ -341,69 +420,87 @@ static int qemu_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
         return 0;
 }
 
-static int simple_command(VbDriver *drv, const char *uuid, const char *what, const char *command, QemuVm **ret_vm,
-                          VbError *reterr) {
+/* A lifecycle command on its way to QEMU: what to record when it was done, and who waits for it. */
+typedef struct LifecycleCall {
+        QemuDriver *q;
+        char uuid[37];
+        DomainState state_after; /* _DOMAIN_STATE_INVALID: unchanged */
+        bool reboot;             /* a Reboot request: undone when QEMU refused it */
+        VbDriverOpDone done;
+        void *userdata;
+} LifecycleCall;
+
+static void on_lifecycle_done(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_free_ LifecycleCall *c = userdata;
+        QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
+
+        if (vm && r >= 0 && c->state_after != _DOMAIN_STATE_INVALID) {
+                vm->state = c->state_after;
+                (void) qemu_vm_save(vm);
+        }
+        if (vm && r < 0 && c->reboot)
+                vm->reboot_requested = false;
+        c->done(r, e, c->userdata);
+}
+
+/* Sends command to the domain's QEMU; done follows when QEMU answered (or did not in time). */
+static int lifecycle_command(VbDriver *drv, const char *uuid, const char *what, const char *command,
+                             DomainState state_after, bool reboot, VbDriverOpDone done, void *userdata,
+                             VbError *reterr) {
         QemuDriver *q = priv(drv);
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        LifecycleCall *c;
+        QemuSeq *seq;
         int r;
 
         if (!vm)
                 return -EBUSY;
-        r = qemu_vm_command(vm, what, command, NULL, NULL, reterr);
-        if (r < 0)
+        c = new0(LifecycleCall, 1);
+        seq = qemu_seq_new(vm);
+        if (!c || !seq) {
+                free(c);
+                qemu_seq_free(seq);
+                return -ENOMEM;
+        }
+        *c = (LifecycleCall) { .q = q, .state_after = state_after, .reboot = reboot, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
+        (void) qemu_seq_add(seq, what, command, NULL);
+        if (reboot)
+                /* The guest powers off on the ACPI button; its SHUTDOWN then follows <on_reboot>. */
+                vm->reboot_requested = true;
+        r = qemu_seq_run(seq, qemu_vm_command_timeout(vm), on_lifecycle_done, c, reterr);
+        if (r < 0) {
+                if (reboot)
+                        vm->reboot_requested = false;
+                free(c);
                 return r;
-        if (ret_vm)
-                *ret_vm = vm;
+        }
         return 0;
 }
 
-static int qemu_shutdown(VbDriver *drv, const char *uuid, VbError *reterr) {
-        QemuVm *vm;
-        int r = simple_command(drv, uuid, "send the ACPI power button", "system_powerdown", &vm, reterr);
-        if (r >= 0) {
-                vm->state = DOMAIN_SHUTDOWN;
-                (void) qemu_vm_save(vm);
-        }
-        return r;
+static int qemu_shutdown(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        return lifecycle_command(drv, uuid, "send the ACPI power button", "system_powerdown", DOMAIN_SHUTDOWN, false,
+                                 done, userdata, reterr);
 }
 
-static int qemu_reboot(VbDriver *drv, const char *uuid, VbError *reterr) {
-        QemuDriver *q = priv(drv);
-        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
-        int r;
-
-        if (!vm)
-                return -EBUSY;
-        /* The guest powers off on the ACPI button; its SHUTDOWN then follows <on_reboot>. */
-        vm->reboot_requested = true;
-        r = qemu_vm_command(vm, "send the ACPI power button", "system_powerdown", NULL, NULL, reterr);
-        if (r < 0)
-                vm->reboot_requested = false;
-        return r;
+static int qemu_reboot(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        return lifecycle_command(drv, uuid, "send the ACPI power button", "system_powerdown", _DOMAIN_STATE_INVALID,
+                                 true, done, userdata, reterr);
 }
 
-static int qemu_reset(VbDriver *drv, const char *uuid, VbError *reterr) {
-        return simple_command(drv, uuid, "reset the domain", "system_reset", NULL, reterr);
+static int qemu_reset(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        return lifecycle_command(drv, uuid, "reset the domain", "system_reset", _DOMAIN_STATE_INVALID, false, done,
+                                 userdata, reterr);
 }
 
-static int qemu_suspend(VbDriver *drv, const char *uuid, VbError *reterr) {
-        QemuVm *vm;
-        int r = simple_command(drv, uuid, "pause the virtual CPUs", "stop", &vm, reterr);
-        if (r >= 0) {
-                vm->state = DOMAIN_PAUSED;
-                (void) qemu_vm_save(vm);
-        }
-        return r;
+static int qemu_suspend(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        return lifecycle_command(drv, uuid, "pause the virtual CPUs", "stop", DOMAIN_PAUSED, false, done, userdata,
+                                 reterr);
 }
 
-static int qemu_resume(VbDriver *drv, const char *uuid, VbError *reterr) {
-        QemuVm *vm;
-        int r = simple_command(drv, uuid, "start the virtual CPUs", "cont", &vm, reterr);
-        if (r >= 0) {
-                vm->state = DOMAIN_RUNNING;
-                (void) qemu_vm_save(vm);
-        }
-        return r;
+static int qemu_resume(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        return lifecycle_command(drv, uuid, "start the virtual CPUs", "cont", DOMAIN_RUNNING, false, done, userdata,
+                                 reterr);
 }
 
 static int qemu_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr) {

@@ -262,7 +262,8 @@ static int info_of(TestGuest *g, VbDriverDomainInfo *ret) {
 }
 
 static int describe_guest(void *g, VbDriverDomainInfo *ret) {
-        return info_of(g, ret);
+        int r = info_of(g, ret);
+        return r < 0 ? r : 1;
 }
 
 static int test_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {
@@ -276,8 +277,9 @@ static TestGuest *find_guest(TestDriver *t, const char *uuid, VbError *reterr) {
         return g;
 }
 
-static int test_start(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused, VbDriverDomainInfo *ret,
-                      VbError *reterr) {
+/* The simulated hypervisor answers at once: every op that may wait returns 1 (done now). */
+static int test_start(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
+                      VbDriverStartDone done, void *userdata, VbDriverDomainInfo *ret, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g;
         int r;
@@ -313,7 +315,7 @@ static int test_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
                                               strerror(-r));
         }
         t->next_id++;
-        return 0;
+        return 1;
 }
 
 static int test_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
@@ -381,28 +383,30 @@ static int guest_begin_shutdown(TestDriver *t, TestGuest *g) {
         return 0;
 }
 
-static int test_shutdown(VbDriver *drv, const char *uuid, VbError *reterr) {
+static int test_shutdown(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
+        int r;
 
         if (!g)
                 return -EBUSY;
-        return guest_begin_shutdown(t, g);
+        r = guest_begin_shutdown(t, g);
+        return r < 0 ? r : 1;
 }
 
-static int test_reboot(VbDriver *drv, const char *uuid, VbError *reterr) {
+static int test_reboot(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
 
         if (!g)
                 return -EBUSY;
         guest_lifecycle(t, g, DOMAIN_LIFECYCLE_ON_REBOOT);
-        return 0;
+        return 1;
 }
 
-static int test_reset(VbDriver *drv, const char *uuid, VbError *reterr) {
+static int test_reset(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         TestDriver *t = priv(drv);
-        return find_guest(t, uuid, reterr) ? 0 : -EBUSY;
+        return find_guest(t, uuid, reterr) ? 1 : -EBUSY;
 }
 
 static int set_paused(VbDriver *drv, const char *uuid, bool paused, VbError *reterr) {
@@ -412,14 +416,14 @@ static int set_paused(VbDriver *drv, const char *uuid, bool paused, VbError *ret
         if (!g)
                 return -EBUSY;
         guest_set_state(t, g, paused ? DOMAIN_PAUSED : DOMAIN_RUNNING);
-        return 0;
+        return 1;
 }
 
-static int test_suspend(VbDriver *drv, const char *uuid, VbError *reterr) {
+static int test_suspend(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         return set_paused(drv, uuid, true, reterr);
 }
 
-static int test_resume(VbDriver *drv, const char *uuid, VbError *reterr) {
+static int test_resume(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         return set_paused(drv, uuid, false, reterr);
 }
 

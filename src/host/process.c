@@ -396,6 +396,8 @@ int host_process_terminate(pid_t pid, int pidfd, uint64_t grace_usec) {
                         close(own_fd);
                 return 0;
         }
+        /* A stopped process (SIGSTOP, a debugger's) acts on SIGTERM only once it runs again. */
+        (void) kill(pid, SIGCONT);
         gone = wait_exit(pid, pidfd, grace_usec);
         if (!gone) {
                 log_debug("Process %d did not exit on SIGTERM, sending SIGKILL.", (int) pid);

@@ -192,40 +192,40 @@ static void test_lifecycle(void **state) {
         Domain *d = define(f, "life", NULL);
 
         /* Not running: everything but Start is refused with InvalidState. */
-        assert_int_equal(manager_domain_shutdown(f->m, d, &e), -EBUSY);
+        assert_int_equal(manager_domain_shutdown(f->m, d, NULL, NULL, &e), -EBUSY);
         assert_int_equal(e.code, VB_ERROR_INVALID_STATE);
         assert_string_equal(e.message, "Domain 'life' is not running");
         vb_error_free(&e);
-        assert_true(manager_domain_suspend(f->m, d, &e) < 0);
+        assert_true(manager_domain_suspend(f->m, d, NULL, NULL, &e) < 0);
         vb_error_free(&e);
         assert_true(manager_domain_destroy(f->m, d, &e) < 0);
         vb_error_free(&e);
 
-        assert_int_equal(manager_domain_start(f->m, d, false, &e), 0);
+        assert_int_equal(manager_domain_start(f->m, d, false, NULL, NULL, &e), 1);
         assert_int_equal(d->state, DOMAIN_RUNNING);
         assert_non_null(strstr(f->last_changed, "State"));
-        assert_true(manager_domain_start(f->m, d, false, &e) < 0);
+        assert_true(manager_domain_start(f->m, d, false, NULL, NULL, &e) < 0);
         assert_int_equal(e.code, VB_ERROR_INVALID_STATE);
         vb_error_free(&e);
 
-        assert_int_equal(manager_domain_suspend(f->m, d, &e), 0);
+        assert_int_equal(manager_domain_suspend(f->m, d, NULL, NULL, &e), 1);
         assert_int_equal(d->state, DOMAIN_PAUSED);
-        assert_true(manager_domain_suspend(f->m, d, &e) < 0);
+        assert_true(manager_domain_suspend(f->m, d, NULL, NULL, &e) < 0);
         vb_error_free(&e);
-        assert_int_equal(manager_domain_resume(f->m, d, &e), 0);
+        assert_int_equal(manager_domain_resume(f->m, d, NULL, NULL, &e), 1);
         assert_int_equal(d->state, DOMAIN_RUNNING);
-        assert_int_equal(manager_domain_reboot(f->m, d, &e), 0);
+        assert_int_equal(manager_domain_reboot(f->m, d, NULL, NULL, &e), 1);
         assert_int_equal(d->state, DOMAIN_RUNNING);
-        assert_int_equal(manager_domain_reset(f->m, d, &e), 0);
+        assert_int_equal(manager_domain_reset(f->m, d, NULL, NULL, &e), 1);
 
         /* ACPI shutdown: the simulated guest powers off a little later. */
-        assert_int_equal(manager_domain_shutdown(f->m, d, &e), 0);
+        assert_int_equal(manager_domain_shutdown(f->m, d, NULL, NULL, &e), 1);
         assert_int_equal(d->state, DOMAIN_SHUTDOWN);
         run_until_stopped(f, d);
         assert_int_equal(d->state, DOMAIN_SHUTOFF);
         assert_int_equal(d->id, 0);
 
-        assert_int_equal(manager_domain_start(f->m, d, true, &e), 0);
+        assert_int_equal(manager_domain_start(f->m, d, true, NULL, NULL, &e), 1);
         assert_int_equal(d->state, DOMAIN_PAUSED);
         assert_int_equal(manager_domain_destroy(f->m, d, &e), 0);
         assert_int_equal(d->state, DOMAIN_SHUTOFF);
@@ -236,7 +236,7 @@ static void test_transient(void **state) {
         VbError e = VB_ERROR_NULL;
         Domain *d;
 
-        assert_int_equal(manager_domain_create(f->m, domain_xml("tmp", NULL), false, &d, &e), 0);
+        assert_int_equal(manager_domain_create(f->m, domain_xml("tmp", NULL), false, &d, &e), 1);
         assert_false(domain_is_persistent(d));
         assert_int_equal(d->state, DOMAIN_RUNNING);
         assert_true(manager_domain_set_autostart(f->m, d, true, &e) < 0);
@@ -310,7 +310,7 @@ static void test_get_xml(void **state) {
         assert_non_null(strstr(xml, "<name>xml</name>"));
         assert_null(strstr(xml, " id="));
         free(xml);
-        assert_int_equal(manager_domain_start(f->m, d, false, &e), 0);
+        assert_int_equal(manager_domain_start(f->m, d, false, NULL, NULL, &e), 1);
         assert_int_equal(manager_domain_get_xml(f->m, d, 0, &xml, &e), 0);
         assert_non_null(strstr(xml, " id="));
         free(xml);

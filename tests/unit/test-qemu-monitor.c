@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,9 +74,145 @@ static void test_line_too_long(void **state) {
         sd_event_unref(event);
 }
 
+
+/* A QEMU flooding its monitor with events: they are dispatched in slices, so that the rest of the event
+ * loop (here a timer that is due at every turn) keeps running, and a command's answer still arrives. The
+ * peer answers commands as QEMU does, in between its events. */
+static const char flood_event[] = "{\"event\": \"RTC_CHANGE\", \"data\": {\"offset\": 0}, "
+                                  "\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\n";
+
+static void peer_answer(int fd, char *buf, size_t *len) {
+        char *nl;
+
+        while ((nl = memchr(buf, '\n', *len))) {
+                const char *id = strstr(buf, "\"id\":");
+                char reply[128];
+                size_t used = (size_t) (nl + 1 - buf);
+
+                *nl = 0;
+                if (id) {
+                        snprintf(reply, sizeof reply, "{\"return\": {\"status\": \"running\"}, \"id\": %ld}\n",
+                                 strtol(id + 5, NULL, 10));
+                        if (write(fd, reply, strlen(reply)) < 0)
+                                _exit(0);
+                }
+                memmove(buf, nl + 1, *len - used);
+                *len -= used;
+        }
+}
+
+static pid_t start_flooding_peer(int fd, int other) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                static char chunk[64 * sizeof flood_event];
+                char buf[4096];
+                size_t len = 0;
+
+                close(other); /* so that the test's end closes the socket */
+                for (size_t i = 0; i < 64; i++)
+                        memcpy(chunk + i * strlen(flood_event), flood_event, strlen(flood_event));
+                if (write(fd, greeting, strlen(greeting)) < 0)
+                        _exit(1);
+                for (;;) {
+                        struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+                        if (poll(&p, 1, -1) < 0 || (p.revents & (POLLHUP | POLLERR)))
+                                _exit(0);
+                        if (p.revents & POLLIN) {
+                                ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+                                if (n <= 0)
+                                        _exit(0);
+                                len += (size_t) n;
+                                buf[len] = 0;
+                                peer_answer(fd, buf, &len);
+                        }
+                        if ((p.revents & POLLOUT) && write(fd, chunk, 64 * strlen(flood_event)) < 0)
+                                _exit(0);
+                }
+        }
+        return pid;
+}
+
+typedef struct Flood {
+        bool ready, answered;
+        unsigned events, since_tick, most_between_ticks, ticks;
+} Flood;
+
+static void flood_event_cb(QemuMonitor *mon, const char *name, struct json_object *data, void *userdata) {
+        Flood *f = userdata;
+        f->events++;
+        f->since_tick++;
+}
+
+static void flood_opened(QemuMonitor *mon, int r, const char *error, void *userdata) {
+        assert_int_equal(r, 0);
+        ((Flood *) userdata)->ready = true;
+}
+
+static void flood_answer(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        Flood *f = userdata;
+        assert_null(error);
+        assert_string_equal(qemu_json_string(ret, "status"), "running");
+        f->answered = true;
+}
+
+static int flood_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Flood *f = userdata;
+
+        if (f->since_tick > f->most_between_ticks)
+                f->most_between_ticks = f->since_tick;
+        f->since_tick = 0;
+        f->ticks++;
+        /* Due again at once: it wants a turn at every pass of the loop. */
+        assert_true(sd_event_source_set_time_relative(s, 0) >= 0);
+        assert_true(sd_event_source_set_enabled(s, SD_EVENT_ON) >= 0);
+        return 0;
+}
+
+static void test_flood(void **state) {
+        static const QemuMonitorCallbacks cb = { .event = flood_event_cb, .closed = closed };
+        /* What one read (64 KiB) can hold, four times over (the monitor's sources may run more than once
+         * between two ticks): reading until the socket is empty would be far more. */
+        const unsigned bound = 4 * (64U * 1024U / (unsigned) (strlen(flood_event) - 1) + 1);
+        QemuMonitor *mon = NULL;
+        sd_event_source *tick = NULL;
+        sd_event *event = NULL;
+        Flood f = {};
+        int fds[2];
+        pid_t pid;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        pid = start_flooding_peer(fds[1], fds[0]);
+        close(fds[1]);
+        assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+        assert_true(sd_event_new(&event) >= 0);
+        assert_int_equal(qemu_monitor_open_fd_async(event, fds[0], "flood", -1, 60ULL * 1000 * 1000, &cb, &f,
+                                                    flood_opened, &mon),
+                         0);
+        while (!f.ready)
+                assert_true(sd_event_run(event, UINT64_MAX) >= 0);
+        assert_true(sd_event_add_time_relative(event, &tick, CLOCK_MONOTONIC, 0, 1, flood_tick, &f) >= 0);
+        assert_int_equal(qemu_monitor_call(mon, "query-status", NULL, flood_answer, &f), 0);
+        while (!f.answered || f.events < 50000)
+                assert_true(sd_event_run(event, UINT64_MAX) >= 0);
+
+        assert_true(f.ticks > 0);
+        assert_true(f.most_between_ticks <= bound);
+        printf("flood: %u events, %u ticks, at most %u events between two (bound %u)\n", f.events, f.ticks,
+               f.most_between_ticks, bound);
+
+        sd_event_source_disable_unref(tick);
+        qemu_monitor_free(mon);
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+        sd_event_unref(event);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_line_too_long),
+                cmocka_unit_test(test_flood),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

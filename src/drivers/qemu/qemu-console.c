@@ -213,7 +213,7 @@ static int op_call(QemuConsoleOp *op, const char *command, struct json_object *a
                 op_failed(op, -ESRCH, VB_ERROR_INVALID_STATE, "Domain '%s' stopped", op->domain);
                 return -ESRCH;
         }
-        r = qemu_monitor_call_fd(mon, command, args, fd, cb, op);
+        r = qemu_monitor_call_fd(mon, command, args, fd, cb, op, NULL);
         if (r < 0) {
                 op_failed(op, r, VB_ERROR_OPERATION_FAILED, "Failed to send '%s' to QEMU: %s", command, strerror(-r));
                 return r;

@@ -39,7 +39,20 @@ struct QemuMonitor {
         bool closed, closed_reported;
         unsigned dispatching; /* > 0 while callbacks run: frees are deferred */
         bool free_requested;
+        /* Opening without waiting (qemu_monitor_open_async): the greeting, then qmp_capabilities' reply. */
+        enum { OPEN_DONE, OPEN_GREETING, OPEN_CAPABILITIES } opening;
+        uint64_t open_id;
+        sd_event_source *open_timer, *open_watch;
+        int open_watch_fd; /* our copy of the watched descriptor (epoll takes each descriptor once) */
+        char *path;
+        QemuMonitorOpenDone open_done;
 };
+
+static int safe_close_fd(int fd) {
+        if (fd >= 0)
+                close(fd);
+        return -1;
+}
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -140,9 +153,10 @@ static int send_command(QemuMonitor *mon, const char *command, struct json_objec
 /* QEMU's longest lines (query-qmp-schema's answer, ~200 KiB in 7.2) are far below this: a longer one is
  * not QMP, and would otherwise grow the buffer without end. */
 #define QMP_LINE_MAX (64U * 1024U * 1024U)
-/* Read at most this much at a time, so that complete lines are taken out of the buffer in between: what
- * is left is a line not yet complete. */
-#define QMP_READ_MAX (1024U * 1024U)
+/* Read at most this much at a time, so that complete lines are taken out of the buffer in between (what
+ * is left is a line not yet complete), and so that a QEMU flooding its monitor with events is dispatched
+ * in slices (a few hundred events), taking turns with everything else on the event loop. */
+#define QMP_READ_MAX (64U * 1024U)
 
 /* Reads what is available; returns 0 (maybe nothing), or -ECONNRESET at EOF/error. */
 static int fill(QemuMonitor *mon) {
@@ -154,11 +168,13 @@ static int fill(QemuMonitor *mon) {
                 return -ECONNRESET;
         }
         while (mon->rlen - start < QMP_READ_MAX) {
+                size_t room, budget = QMP_READ_MAX - (mon->rlen - start);
                 ssize_t n;
 
                 if (!GREEDY_REALLOC(mon->rbuf, mon->ralloc, mon->rlen + 4096 + 1))
                         return -ENOMEM;
-                n = recv(mon->fd, mon->rbuf + mon->rlen, mon->ralloc - mon->rlen - 1, MSG_DONTWAIT);
+                room = mon->ralloc - mon->rlen - 1;
+                n = recv(mon->fd, mon->rbuf + mon->rlen, room < budget ? room : budget, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -212,8 +228,34 @@ static const char *message_error(struct json_object *msg) {
         return qemu_json_string(e, "desc") ?: "QEMU reported an error";
 }
 
+static void open_finish(QemuMonitor *mon, int r, const char *format, ...) _printf_(3, 4);
+
+/* A message while opening: the greeting, then the answer to qmp_capabilities. */
+static void dispatch_opening(QemuMonitor *mon, struct json_object *msg) {
+        if (mon->opening == OPEN_GREETING) {
+                if (!qemu_json_get(msg, "QMP"))
+                        return;
+                mon->open_id = ++mon->next_id;
+                if (send_command(mon, "qmp_capabilities", NULL, mon->open_id, -1) < 0)
+                        open_finish(mon, -ECONNRESET, "QMP capabilities negotiation on '%s' failed: %s", mon->path,
+                                    "the connection closed");
+                else
+                        mon->opening = OPEN_CAPABILITIES;
+                return;
+        }
+        if (message_id(msg) != mon->open_id || (!qemu_json_get(msg, "return") && !qemu_json_get(msg, "error")))
+                return;
+        if (message_error(msg))
+                open_finish(mon, -EIO, "QEMU refused QMP capabilities negotiation: %s", message_error(msg));
+        else
+                open_finish(mon, 0, NULL);
+}
+
 static void dispatch(QemuMonitor *mon, struct json_object *msg) {
         const char *event = qemu_json_string(msg, "event");
+
+        if (mon->opening != OPEN_DONE)
+                return dispatch_opening(mon, msg);
 
         if (event) {
                 if (mon->cb.event)
@@ -278,6 +320,8 @@ static void process(QemuMonitor *mon) {
                 dispatch(mon, msg);
                 json_object_put(msg);
         }
+        if (mon->closed && !mon->free_requested && mon->opening != OPEN_DONE)
+                open_finish(mon, -ECONNRESET, "QEMU did not greet on its monitor '%s': it exited", mon->path);
         if (mon->closed && !mon->free_requested)
                 report_closed(mon);
         mon->dispatching--;
@@ -413,15 +457,15 @@ int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json
 
 int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
                       void *userdata) {
-        return qemu_monitor_call_fd(mon, command, args, -1, cb, userdata);
+        return qemu_monitor_call_fd(mon, command, args, -1, cb, userdata, NULL);
 }
 
 int qemu_monitor_call_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
-                         QemuMonitorReplyFn cb, void *userdata) {
+                         QemuMonitorReplyFn cb, void *userdata, uint64_t *ret_id) {
         PendingCall *p;
         int r;
 
-        if (mon->closed) {
+        if (mon->closed || mon->opening != OPEN_DONE) {
                 json_object_put(args);
                 return -ECONNRESET;
         }
@@ -440,7 +484,17 @@ int qemu_monitor_call_fd(QemuMonitor *mon, const char *command, struct json_obje
         }
         p->next = mon->pending;
         mon->pending = p;
+        if (ret_id)
+                *ret_id = p->id;
         return 0;
+}
+
+void qemu_monitor_cancel(QemuMonitor *mon, uint64_t id) {
+        for (PendingCall *p = mon ? mon->pending : NULL; p; p = p->next)
+                if (p->id == id) {
+                        p->cb = NULL;
+                        p->userdata = NULL;
+                }
 }
 
 static int connect_socket(const char *path, int *ret_fd) {
@@ -498,6 +552,7 @@ int qemu_monitor_open_fd(sd_event *event, int fd, const char *path, int watch_fd
                 return -ENOMEM;
         }
         mon->fd = fd;
+        mon->open_watch_fd = -1;
         mon->backlog_tail = &mon->backlog;
         mon->cb = *cb;
         mon->userdata = userdata;
@@ -534,6 +589,116 @@ int qemu_monitor_open_fd(sd_event *event, int fd, const char *path, int watch_fd
         return 0;
 }
 
+static void open_finish(QemuMonitor *mon, int r, const char *format, ...) {
+        QemuMonitorOpenDone done = mon->open_done;
+        _cleanup_free_ char *error = NULL;
+        va_list ap;
+
+        if (mon->opening == OPEN_DONE)
+                return;
+        mon->opening = OPEN_DONE;
+        mon->open_done = NULL;
+        mon->open_timer = sd_event_source_disable_unref(mon->open_timer);
+        mon->open_watch = sd_event_source_disable_unref(mon->open_watch);
+        mon->open_watch_fd = safe_close_fd(mon->open_watch_fd);
+        if (format) {
+                va_start(ap, format);
+                if (vasprintf(&error, format, ap) < 0)
+                        error = NULL;
+                va_end(ap);
+        }
+        if (r < 0)
+                mon->closed = mon->closed_reported = true; /* unusable; the caller frees it */
+        mon->dispatching++;
+        if (done)
+                done(mon, r, error, mon->userdata);
+        mon->dispatching--;
+        if (mon->free_requested && mon->dispatching == 0) {
+                mon->free_requested = false;
+                qemu_monitor_free(mon);
+        }
+}
+
+static int on_open_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        QemuMonitor *mon = userdata;
+
+        open_finish(mon, -ETIMEDOUT, "QEMU did not %s on its monitor '%s' in time",
+                    mon->opening == OPEN_GREETING ? "greet" : "negotiate QMP capabilities", mon->path);
+        return 0;
+}
+
+static int on_open_watch(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        QemuMonitor *mon = userdata;
+
+        /* QEMU exited; what it wrote before is read first. */
+        mon->dispatching++;
+        (void) fill(mon);
+        process(mon);
+        if (mon->opening != OPEN_DONE && !mon->free_requested)
+                open_finish(mon, -ECONNRESET, "QEMU did not greet on its monitor '%s': it exited", mon->path);
+        mon->dispatching--;
+        if (mon->free_requested && mon->dispatching == 0) {
+                mon->free_requested = false;
+                qemu_monitor_free(mon);
+        }
+        return 0;
+}
+
+int qemu_monitor_open_async(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
+                            const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
+                            QemuMonitor **ret) {
+        int fd = -1, r;
+
+        /* QEMU inherited the listening socket: connecting does not wait (the kernel queues us until QEMU
+         * accepts). */
+        r = connect_socket(path, &fd);
+        if (r < 0)
+                return r;
+        return qemu_monitor_open_fd_async(event, fd, path, watch_fd, timeout_usec, cb, userdata, done, ret);
+}
+
+int qemu_monitor_open_fd_async(sd_event *event, int fd, const char *path, int watch_fd, uint64_t timeout_usec,
+                               const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
+                               QemuMonitor **ret) {
+        _cleanup_(qemu_monitor_freep) QemuMonitor *mon = NULL;
+        int r;
+
+        mon = new0(QemuMonitor, 1);
+        if (!mon) {
+                close(fd);
+                return -ENOMEM;
+        }
+        mon->fd = fd;
+        mon->open_watch_fd = -1;
+        mon->backlog_tail = &mon->backlog;
+        mon->cb = *cb;
+        mon->userdata = userdata;
+        mon->event = sd_event_ref(event);
+        mon->path = strdup(path);
+        if (!mon->path)
+                return -ENOMEM;
+        mon->opening = OPEN_GREETING;
+        mon->open_done = done;
+        r = sd_event_add_io(event, &mon->io, mon->fd, EPOLLIN, on_io, mon);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &mon->defer, on_defer, mon);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(mon->defer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &mon->open_timer, CLOCK_MONOTONIC, timeout_usec, 0,
+                                               on_open_timeout, mon);
+        if (r >= 0 && watch_fd >= 0) {
+                mon->open_watch_fd = fcntl(watch_fd, F_DUPFD_CLOEXEC, 3);
+                r = mon->open_watch_fd < 0 ? -errno
+                                           : sd_event_add_io(event, &mon->open_watch, mon->open_watch_fd, EPOLLIN,
+                                                             on_open_watch, mon);
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(mon);
+        return 0;
+}
+
 QemuMonitor *qemu_monitor_free(QemuMonitor *mon) {
         if (!mon)
                 return NULL;
@@ -545,6 +710,10 @@ QemuMonitor *qemu_monitor_free(QemuMonitor *mon) {
         }
         sd_event_source_disable_unref(mon->io);
         sd_event_source_disable_unref(mon->defer);
+        sd_event_source_disable_unref(mon->open_timer);
+        sd_event_source_disable_unref(mon->open_watch);
+        safe_close_fd(mon->open_watch_fd);
+        free(mon->path);
         /* The callers' userdata may be gone: drop pending calls without calling back. */
         while (mon->pending) {
                 PendingCall *p = mon->pending;

@@ -8,11 +8,13 @@
 
 #include "util/macro.h"
 
-/* A QMP client on sd-event. Opening is synchronous (connect, greeting, qmp_capabilities, bounded by a
- * timeout): it happens while a domain starts or virtbusd reconnects. Afterwards commands are sent
- * with a callback for the reply (qemu_monitor_call), or, for the short commands the driver's
- * synchronous ops need, waited for with a bounded poll (qemu_monitor_call_sync). Events are
- * dispatched from the event loop, in order, never from inside a synchronous call. */
+/* A QMP client on sd-event. On the event loop, everything is asynchronous: qemu_monitor_open_async
+ * (connect, greeting, qmp_capabilities, bounded by a timeout) and qemu_monitor_call[_fd] (the reply to a
+ * callback; qemu/qemu-sequence.h runs a list of commands with a bounded total time). The synchronous
+ * forms (qemu_monitor_open, qemu_monitor_call_sync, bounded polls) are for threads that may block: the
+ * capability probe in its worker thread, and, until they are converted, hot-plug, the balloon, consoles
+ * and reconnection at start-up (each wait bounded).
+ * Events are dispatched from the event loop, in order, never from inside a synchronous call. */
 typedef struct QemuMonitor QemuMonitor;
 
 typedef struct QemuMonitorCallbacks {
@@ -25,7 +27,23 @@ typedef struct QemuMonitorCallbacks {
 /* ret: the "return" member (NULL on error); error: QMP's "desc" (NULL on success). */
 typedef void (*QemuMonitorReplyFn)(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata);
 
-/* Connects to the monitor socket at path. watch_fd (a pidfd, or -1) ends the wait early when it
+/* Opening finished: r = 0, the monitor is ready; r < 0 (-ETIMEDOUT, -ECONNRESET: QEMU exited, -EIO: it
+ * refused), error says so in a sentence, and the monitor is unusable (the caller frees it, also from
+ * here). */
+typedef void (*QemuMonitorOpenDone)(QemuMonitor *mon, int r, const char *error, void *userdata);
+
+/* Connects to the monitor socket at path (QEMU inherited its listening end, so this does not wait) and
+ * returns the monitor at once; done(userdata) follows from the event loop exactly once, unless the
+ * monitor is freed first. watch_fd (a pidfd, or -1) ends the wait early when it becomes readable. */
+int qemu_monitor_open_async(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
+                            const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
+                            QemuMonitor **ret);
+/* The same on a connected, non-blocking stream socket (taken, closed on failure). */
+int qemu_monitor_open_fd_async(sd_event *event, int fd, const char *path, int watch_fd, uint64_t timeout_usec,
+                               const QemuMonitorCallbacks *cb, void *userdata, QemuMonitorOpenDone done,
+                               QemuMonitor **ret);
+
+/* Connects to the monitor socket at path and waits (bounded) for it to be ready. watch_fd (a pidfd, or -1) ends the wait early when it
  * becomes readable (QEMU died). On failure *ret_error (may be NULL) describes it. */
 int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
                       const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error);
@@ -40,9 +58,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(QemuMonitor *, qemu_monitor_free);
  * a synchronous call sent after it returns (QMP answers in order): commands can be pipelined that way. */
 int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
                       void *userdata);
-/* The same, passing fd along (SCM_RIGHTS; the caller keeps its own copy), for getfd / add-fd. */
+/* The same, passing fd along (SCM_RIGHTS; -1: none) for getfd / add-fd; *ret_id (may be NULL) names the
+ * call for qemu_monitor_cancel. */
 int qemu_monitor_call_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
-                         QemuMonitorReplyFn cb, void *userdata);
+                         QemuMonitorReplyFn cb, void *userdata, uint64_t *ret_id);
+/* The reply to call id is no longer wanted (its waiter gave up): it is dropped when it comes. */
+void qemu_monitor_cancel(QemuMonitor *mon, uint64_t id);
 /* Sends command and waits up to timeout_usec for its reply. Returns 0 with *ret (may be NULL; the
  * "return" member, to json_object_put) on success; -EIO with *ret_error (QMP's description) when QEMU
  * refused; -ETIMEDOUT, -ECONNRESET. */

@@ -16,6 +16,7 @@
 #include "conf/domain-access.h"
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-process.h"
+#include "drivers/qemu/qemu-sequence.h"
 #include "host/process.h"
 #include "host/netlink-net.h"
 #include "host/tap.h"
@@ -24,18 +25,21 @@
 #include "util/socket-util.h"
 #include "util/strbuf.h"
 
-#define QEMU_MONITOR_TIMEOUT_USEC (30 * 1000 * 1000ULL)
-#define QEMU_COMMAND_TIMEOUT_USEC (10 * 1000 * 1000ULL)
 #define QEMU_TERM_GRACE_USEC (1000 * 1000ULL)
 
 static int vm_path(const QemuVm *vm, const char *suffix, char **ret) {
         return asprintf(ret, "%s/%s.%s", vm->cfg.runtime_dir, vm->uuid, suffix) < 0 ? -ENOMEM : 0;
 }
 
+static void vm_start_free(QemuVmStart *st);
+
 QemuVm *qemu_vm_free(QemuVm *vm) {
         if (!vm)
                 return NULL;
         sd_event_source_disable_unref(vm->pid_source);
+        /* Whoever waits for its commands hears that it went away. */
+        qemu_seq_abort_all(vm, "the domain stopped");
+        vm_start_free(vm->start);
         qemu_monitor_free(vm->mon);
         if (vm->pidfd >= 0)
                 close(vm->pidfd);
@@ -275,6 +279,7 @@ static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
         vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
         host_process_reap(vm->pid);
+        vm->exited = true;
         log_debug("QEMU process %d (domain %s) exited.", (int) vm->pid, vm->uuid);
         if (vm->cfg.cb.exited)
                 vm->cfg.cb.exited(vm, vm->cfg.userdata);
@@ -328,20 +333,6 @@ static int open_log(QemuVm *vm, const char *name, const QemuArgv *argv, int *ret
         *ret_fd = fd;
         *ret_offset = off < 0 ? 0 : (long) off;
         return 0;
-}
-
-/* Fails a start: kills what runs, and says why in QEMU's words when it left any. */
-static int start_failed(QemuVm *vm, const char *name, long log_offset, const char *fallback, VbError *reterr) {
-        _cleanup_free_ char *tail = NULL;
-
-        if (vm->pid > 0) {
-                vm->destroying = true;
-                (void) host_process_terminate(vm->pid, vm->pidfd, QEMU_TERM_GRACE_USEC);
-        }
-        qemu_vm_remove_files(vm);
-        tail = qemu_vm_log_tail(vm->log_path, log_offset);
-        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "QEMU failed to start domain '%s': %s", name,
-                            tail ?: fallback ?: "it exited");
 }
 
 static int edit_device(DomainDef *live, size_t i, const char *child, const char *attr, const char *value,
@@ -596,13 +587,142 @@ static int vm_setup_taps(QemuVm *vm, const QemuCommand *cmd, char **ret_error) {
         return 0;
 }
 
+/* A start in progress: QEMU runs paused (-S) while its monitor opens, then the command list that
+ * finishes the start (VNC password, the live state, cont) runs. */
+struct QemuVmStart {
+        QemuVm *vm;
+        QemuCommand cmd;
+        bool paused;
+        size_t live_idx[3];
+        QemuVmStartDone done;
+        void *userdata;
+};
+
+static void vm_start_free(QemuVmStart *st) {
+        if (!st)
+                return;
+        qemu_command_done(&st->cmd);
+        free(st);
+}
+
+/* Ends the start: done hears r (and e), then the start is forgotten. */
+static void vm_start_finish(QemuVm *vm, int r, const VbError *e) {
+        QemuVmStart *st = vm->start;
+
+        vm->start = NULL;
+        st->done(vm, r, e, st->userdata);
+        vm_start_free(st);
+}
+
+/* Fails the start: kills what runs, and says why in QEMU's words when it left any. */
+static void vm_start_fail(QemuVm *vm, const char *fallback, VbErrorCode code) {
+        const char *name = domain_def_get_name(vm->live);
+        _cleanup_free_ char *tail = NULL;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        vm->destroying = true;
+        vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+        vm->mon = qemu_monitor_free(vm->mon);
+        /* Nothing to wait for: a QEMU that failed to start, or does not answer, is not asked to end. */
+        if (vm->pid > 0 && !vm->exited)
+                (void) host_process_terminate(vm->pid, vm->pidfd, 0);
+        vm->exited = true;
+        qemu_vm_remove_files(vm);
+        tail = qemu_vm_log_tail(vm->log_path, vm->log_offset);
+        if (code == VB_ERROR_TIMEOUT)
+                r = vb_error_set(&e, code, "QEMU failed to start domain '%s': %s", name, fallback ?: "no answer");
+        else
+                r = vb_error_set(&e, code, "QEMU failed to start domain '%s': %s", name,
+                                 tail ?: fallback ?: "it exited");
+        log_warning("%s", e.message ?: "QEMU failed to start");
+        vm_start_finish(vm, r, &e);
+        vb_error_free(&e);
+}
+
+void qemu_vm_start_abort(QemuVm *vm, const char *why) {
+        if (vm->start)
+                vm_start_fail(vm, why, VB_ERROR_OPERATION_FAILED);
+}
+
+static void on_start_seq_done(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        QemuVm *vm = userdata;
+        QemuVmStart *st = vm->start;
+
+        if (!st)
+                return;
+        if (r < 0) {
+                vm_start_fail(vm, e ? e->message : NULL, e ? e->code : VB_ERROR_OPERATION_FAILED);
+                return;
+        }
+        (void) qemu_vm_seq_apply_live(vm, seq, st->live_idx, st->cmd.aliases, st->cmd.n_aliases);
+        vm->state = st->paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
+        r = qemu_vm_save(vm);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save the state of domain '%s'; a restarted virtbusd will not "
+                                  "find it: %m", domain_def_get_name(vm->live));
+        vm_start_finish(vm, 0, NULL);
+}
+
+/* The monitor is ready: taps, then the commands that finish the start, in one list. */
+static void on_start_monitor(QemuMonitor *mon, int r, const char *error, void *userdata) {
+        QemuVm *vm = userdata;
+        QemuVmStart *st = vm->start;
+        _cleanup_free_ char *err = NULL;
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        if (!st)
+                return;
+        if (r < 0) {
+                vm_start_fail(vm, error, r == -ETIMEDOUT ? VB_ERROR_TIMEOUT : VB_ERROR_OPERATION_FAILED);
+                return;
+        }
+        r = vm_setup_taps(vm, &st->cmd, &err);
+        if (r < 0) {
+                vm->log_offset = LONG_MAX; /* QEMU said nothing about this */
+                vm_start_fail(vm, err, VB_ERROR_OPERATION_FAILED);
+                return;
+        }
+        seq = qemu_seq_new(vm);
+        if (!seq) {
+                vm_start_fail(vm, strerror(ENOMEM), VB_ERROR_OPERATION_FAILED);
+                return;
+        }
+        if (st->cmd.vnc_password) {
+                struct json_object *args = json_object_new_object();
+                json_object_object_add(args, "protocol", json_object_new_string("vnc"));
+                json_object_object_add(args, "password", json_object_new_string(st->cmd.vnc_password));
+                (void) qemu_seq_add(seq, "set the VNC password", "set_password", args);
+        }
+        /* What QEMU chose (addresses, ptys, the VNC port) is read before the guest runs. */
+        qemu_vm_seq_add_live_queries(vm, seq, true, st->live_idx);
+        if (!st->paused)
+                (void) qemu_seq_add(seq, "start the virtual CPUs", "cont", NULL);
+        r = qemu_seq_run(TAKE_PTR(seq), qemu_vm_command_timeout(vm), on_start_seq_done, vm, &e);
+        if (r < 0) {
+                vm->log_offset = LONG_MAX;
+                vm_start_fail(vm, e.message ?: strerror(-r), VB_ERROR_OPERATION_FAILED);
+        }
+        vb_error_free(&e);
+}
+
+static int open_monitor_async(QemuVm *vm) {
+        static const QemuMonitorCallbacks cb = { .event = on_monitor_event, .closed = on_monitor_closed };
+        _cleanup_free_ char *path = NULL;
+
+        if (vm_path(vm, "sock", &path) < 0)
+                return -ENOMEM;
+        return qemu_monitor_open_async(vm->cfg.event, path, vm->pidfd, QEMU_MONITOR_TIMEOUT_USEC, &cb, vm,
+                                       on_start_monitor, &vm->mon);
+}
+
 int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
                   bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
-                  QemuVm **ret, VbError *reterr) {
+                  QemuVmStartDone done, void *done_userdata, QemuVm **ret, VbError *reterr) {
         _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
-        _cleanup_(qemu_command_done) QemuCommand cmd = {};
         _cleanup_(qemu_files_done) QemuFiles files = {};
-        _cleanup_free_ char *err = NULL;
+        QemuVmStart *st;
         const char *name = domain_def_get_name(def);
         long log_offset = 0;
         int r;
@@ -617,6 +737,11 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAcc
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", cfg->runtime_dir,
                                     strerror(-r));
+        st = new0(QemuVmStart, 1);
+        if (!st)
+                return -ENOMEM;
+        *st = (QemuVmStart) { .vm = vm, .paused = paused, .done = done, .userdata = done_userdata };
+        vm->start = st;
         /* The command is built from the live copy, so that device indices (aliases) match it. */
         r = domain_def_copy(def, &vm->live);
         if (r < 0)
@@ -627,8 +752,7 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAcc
         if (r < 0)
                 return r;
         vm->next_fdset = files.next_fdset;
-        r = vm_spawn(vm, &files, &cmd, &log_offset, reterr);
-        qemu_files_done(&files);
+        r = vm_spawn(vm, &files, &st->cmd, &log_offset, reterr);
         if (r < 0)
                 return r;
         vm->log_offset = log_offset;
@@ -638,30 +762,15 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAcc
         (void) qemu_vm_save(vm);
         r = watch_process(vm);
         if (r >= 0)
-                r = open_monitor(vm, &err);
-        if (r < 0)
-                return start_failed(vm, name, log_offset, err, reterr);
-        r = vm_setup_taps(vm, &cmd, &err);
-        if (r < 0)
-                return start_failed(vm, name, LONG_MAX, err, reterr);
-        if (cmd.vnc_password) {
-                struct json_object *args = json_object_new_object();
-                json_object_object_add(args, "protocol", json_object_new_string("vnc"));
-                json_object_object_add(args, "password", json_object_new_string(cmd.vnc_password));
-                r = qemu_vm_command(vm, "set the VNC password", "set_password", args, NULL, reterr);
-                if (r < 0)
-                        return start_failed(vm, name, LONG_MAX, NULL, reterr);
+                r = open_monitor_async(vm);
+        if (r < 0) {
+                /* Failed before anything was sent: say so here, not through done. */
+                vm->destroying = true;
+                (void) host_process_terminate(vm->pid, vm->pidfd, 0);
+                qemu_vm_remove_files(vm);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "QEMU failed to start domain '%s': %s", name,
+                                    strerror(-r));
         }
-        /* What QEMU chose (addresses, ptys, the VNC port) is read in the same round trip as the cont. */
-        r = qemu_vm_refresh_live_then(vm, cmd.aliases, cmd.n_aliases, true, "start the virtual CPUs",
-                                      paused ? NULL : "cont", reterr);
-        if (r < 0)
-                return start_failed(vm, name, LONG_MAX, NULL, reterr);
-        vm->state = paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
-        r = qemu_vm_save(vm);
-        if (r < 0)
-                log_warning_errno(r, "Failed to save the state of domain '%s'; a restarted virtbusd will not "
-                                  "find it: %m", name);
         *ret = TAKE_PTR(vm);
         return 0;
 }
@@ -767,8 +876,10 @@ int qemu_vm_terminate(QemuVm *vm) {
 
         vm->destroying = true;
         vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+        qemu_seq_abort_all(vm, "the domain was destroyed");
         vm->mon = qemu_monitor_free(vm->mon);
-        r = host_process_terminate(vm->pid, vm->pidfd, QEMU_TERM_GRACE_USEC);
+        r = vm->exited ? 0 : host_process_terminate(vm->pid, vm->pidfd, QEMU_TERM_GRACE_USEC);
+        vm->exited = true;
         qemu_vm_remove_files(vm);
         return r;
 }
@@ -888,15 +999,49 @@ static bool live_has_graphics(const DomainDef *live) {
         return false;
 }
 
+/* What query-pci, query-chardev and query-vnc said (each may be NULL), into the live definition. */
+static int apply_live(QemuVm *vm, struct json_object *pci, struct json_object *chardevs, struct json_object *vnc,
+                      char * const *aliases, size_t n_aliases) {
+        _cleanup_free_ QemuPciSlot *slots = NULL;
+        size_t n_slots = 0;
+        DomainDef *live = vm->live;
+
+        (void) qemu_pci_slots(pci, &slots, &n_slots);
+        for (size_t i = 0; i < live->n_devices; i++) {
+                DeviceDef *d = live->devices[i];
+                const char *alias = i < n_aliases && aliases ? aliases[i] : d->alias;
+
+                if (d->kind == DEVICE_GRAPHICS) {
+                        if (qemu_json_string(vnc, "service"))
+                                (void) edit_device(live, i, NULL, NULL, NULL, "port", qemu_json_string(vnc, "service"));
+                        continue;
+                }
+                if (!alias)
+                        continue;
+                if (!streq_ptr(d->alias, alias) && free_and_strdup(&d->alias, alias) < 0)
+                        return -ENOMEM;
+                for (size_t k = 0; k < n_slots; k++)
+                        if (streq(slots[k].qdev_id, alias) && d->address.type == DEVICE_ADDRESS_NONE) {
+                                d->address.type = DEVICE_ADDRESS_PCI;
+                                d->address.pci.domain = 0;
+                                d->address.pci.bus = slots[k].bus;
+                                d->address.pci.slot = slots[k].slot;
+                                d->address.pci.function = slots[k].function;
+                                d->address.pci.multifunction = -1;
+                        }
+                if (d->kind == DEVICE_SERIAL || d->kind == DEVICE_PARALLEL || d->kind == DEVICE_CONSOLE ||
+                    d->kind == DEVICE_CHANNEL)
+                        fill_chardev(live, i, alias, chardevs);
+        }
+        return 0;
+}
+
 int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too,
                               const char *what, const char *command, VbError *reterr) {
         enum { Q_PCI, Q_CHARDEV, Q_VNC, _Q_MAX };
         static const char * const queries[_Q_MAX] = { "query-pci", "query-chardev", "query-vnc" };
         QemuAhead ahead[_Q_MAX] = {};
         bool want[_Q_MAX] = { true, chardevs_too, chardevs_too && live_has_graphics(vm->live) };
-        _cleanup_free_ QemuPciSlot *slots = NULL;
-        size_t n_slots = 0;
-        DomainDef *live = vm->live;
         int r = 0, rq = 0;
 
         if (!vm->mon)
@@ -915,43 +1060,34 @@ int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliase
                         log_debug("Domain %s: %s failed: %s", vm->uuid, queries[q], strempty(ahead[q].error));
                         rq = -EIO;
                 }
-        if (rq < 0 && !ahead[Q_PCI].ret) {
+        if (rq < 0 && !ahead[Q_PCI].ret)
                 log_warning("Failed to read the live state of domain %s from QEMU, ignoring.", vm->uuid);
-                goto finish;
+        else {
+                int k = apply_live(vm, ahead[Q_PCI].ret, ahead[Q_CHARDEV].ret, ahead[Q_VNC].ret, aliases, n_aliases);
+                if (r >= 0 && k < 0)
+                        r = k;
         }
-        (void) qemu_pci_slots(ahead[Q_PCI].ret, &slots, &n_slots);
-
-        for (size_t i = 0; i < live->n_devices; i++) {
-                DeviceDef *d = live->devices[i];
-                const char *alias = i < n_aliases && aliases ? aliases[i] : d->alias;
-
-                if (d->kind == DEVICE_GRAPHICS) {
-                        if (qemu_json_string(ahead[Q_VNC].ret, "service"))
-                                (void) edit_device(live, i, NULL, NULL, NULL, "port",
-                                                   qemu_json_string(ahead[Q_VNC].ret, "service"));
-                        continue;
-                }
-                if (!alias)
-                        continue;
-                if (!streq_ptr(d->alias, alias) && free_and_strdup(&d->alias, alias) < 0) {
-                        r = r < 0 ? r : -ENOMEM;
-                        goto finish;
-                }
-                for (size_t k = 0; k < n_slots; k++)
-                        if (streq(slots[k].qdev_id, alias) && d->address.type == DEVICE_ADDRESS_NONE) {
-                                d->address.type = DEVICE_ADDRESS_PCI;
-                                d->address.pci.domain = 0;
-                                d->address.pci.bus = slots[k].bus;
-                                d->address.pci.slot = slots[k].slot;
-                                d->address.pci.function = slots[k].function;
-                                d->address.pci.multifunction = -1;
-                        }
-                if (d->kind == DEVICE_SERIAL || d->kind == DEVICE_PARALLEL || d->kind == DEVICE_CONSOLE ||
-                    d->kind == DEVICE_CHANNEL)
-                        fill_chardev(live, i, alias, ahead[Q_CHARDEV].ret);
-        }
-finish:
         for (size_t q = 0; q < _Q_MAX; q++)
                 ahead_done(&ahead[q]);
         return r;
+}
+
+void qemu_vm_seq_add_live_queries(QemuVm *vm, QemuSeq *seq, bool chardevs_too, size_t idx[3]) {
+        idx[0] = qemu_seq_add_optional(seq, "query-pci", NULL);
+        idx[1] = chardevs_too ? qemu_seq_add_optional(seq, "query-chardev", NULL) : SIZE_MAX;
+        idx[2] = chardevs_too && live_has_graphics(vm->live) ? qemu_seq_add_optional(seq, "query-vnc", NULL) : SIZE_MAX;
+}
+
+int qemu_vm_seq_apply_live(QemuVm *vm, QemuSeq *seq, const size_t idx[3], char * const *aliases,
+                           size_t n_aliases) {
+        if (!qemu_seq_reply(seq, idx[0])) {
+                log_warning("Failed to read the live state of domain %s from QEMU, ignoring.", vm->uuid);
+                return 0;
+        }
+        return apply_live(vm, qemu_seq_reply(seq, idx[0]), qemu_seq_reply(seq, idx[1]), qemu_seq_reply(seq, idx[2]),
+                          aliases, n_aliases);
+}
+
+uint64_t qemu_vm_command_timeout(const QemuVm *vm) {
+        return vm->cfg.command_timeout_usec > 0 ? vm->cfg.command_timeout_usec : QEMU_COMMAND_TIMEOUT_USEC;
 }

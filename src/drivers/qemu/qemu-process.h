@@ -20,6 +20,13 @@
  *   <runtime>/qemu/<uuid>.xml    the live definition
  *   <state>/qemu/log/<name>.log  QEMU's output, with our command lines, per domain */
 typedef struct QemuVm QemuVm;
+typedef struct QemuSeq QemuSeq;
+typedef struct QemuVmStart QemuVmStart;
+
+/* How long a QEMU may take to open its monitor, and to answer a list of commands (qemu-sequence.h):
+ * then the caller hears Timeout. $VIRTBUS_QEMU_TIMEOUT_MS sets the second (the tests of hung QEMUs). */
+#define QEMU_MONITOR_TIMEOUT_USEC (30 * 1000 * 1000ULL)
+#define QEMU_COMMAND_TIMEOUT_USEC (10 * 1000 * 1000ULL)
 
 typedef struct QemuVmCallbacks {
         void (*event)(QemuVm *vm, const char *name, struct json_object *data, void *userdata);
@@ -36,6 +43,7 @@ typedef struct QemuVmConfig {
         const char *runtime_dir; /* <runtime>/qemu */
         const char *log_dir;     /* <state>/qemu/log */
         bool kvm_usable;
+        uint64_t command_timeout_usec;
         QemuVmCallbacks cb;
         void *userdata;
 } QemuVmConfig;
@@ -49,6 +57,9 @@ struct QemuVm {
         int pidfd;
         sd_event_source *pid_source;
         QemuMonitor *mon;
+        QemuSeq *seqs;        /* command lists running on mon (qemu-sequence.h) */
+        QemuVmStart *start;   /* while it starts: the start in progress */
+        bool exited;          /* its process exited (reaped) */
         DomainDef *live;
         DomainState state;
         char **macvtaps;    /* the macvtaps made for type='direct' interfaces, deleted with the VM */
@@ -70,10 +81,19 @@ struct QemuVm {
  * vm->live, whose pty virtbusd hands out itself (qemu_chardev_is_listened); -ENOENT for other devices. */
 int qemu_vm_console_socket_path(const QemuVm *vm, const DeviceDef *dev, char **ret);
 
-/* Starts QEMU for def (paused or running). On failure fills reterr with QEMU's own complaint. */
+/* The start finished: r >= 0, vm runs (paused or not); r < 0 with e (QEMU's own complaint when it made
+ * one): nothing runs, and the caller frees vm. */
+typedef void (*QemuVmStartDone)(QemuVm *vm, int r, const VbError *e, void *userdata);
+
+/* Starts QEMU for def (paused or running) without waiting for it: spawns it and returns 0 with *ret, a
+ * VM whose monitor is being opened (vm->start set); done(vm) follows from the event loop once QEMU is
+ * ready and its live state read, or failed (bounded by QEMU_MONITOR_TIMEOUT_USEC and the command
+ * timeout). On failure before that, fills reterr and returns < 0 (nothing runs, done is not called). */
 int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
                   bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
-                  QemuVm **ret, VbError *reterr);
+                  QemuVmStartDone done, void *done_userdata, QemuVm **ret, VbError *reterr);
+/* A VM that is starting stops trying: its QEMU is killed and done gets why (now). */
+void qemu_vm_start_abort(QemuVm *vm, const char *why);
 /* Finds the domain with this UUID again after a restart of virtbusd: checks the process, reconnects
  * to its monitor and asks its state. -ESRCH when it is gone (its files are removed then). */
 int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret);
@@ -90,9 +110,17 @@ void qemu_vm_macvtap_delete(QemuVm *vm, const char *name);
 /* Fills the live definition from QEMU: aliases, PCI addresses and (chardevs_too) pty paths and the VNC
  * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). The queries
  * are pipelined, with command (e.g. "cont"; may be NULL) behind them in the same round trip: the result is
- * command's (failing to read the live state is only logged). */
+ * command's (failing to read the live state is only logged). Waits on the monitor: not for the event
+ * loop (hot-plug still uses it; see qemu_vm_seq_add_live_queries for the way without waiting). */
 int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too,
                               const char *what, const char *command, VbError *reterr);
+/* The same in two halves around a command list (qemu-sequence.h): the queries added to seq (their step
+ * indices in idx[3]), and their answers applied to the live definition from the finished seq. */
+void qemu_vm_seq_add_live_queries(QemuVm *vm, QemuSeq *seq, bool chardevs_too, size_t idx[3]);
+int qemu_vm_seq_apply_live(QemuVm *vm, QemuSeq *seq, const size_t idx[3], char * const *aliases,
+                           size_t n_aliases);
+/* A command list's time bound for this VM. */
+uint64_t qemu_vm_command_timeout(const QemuVm *vm);
 QemuVm *qemu_vm_free(QemuVm *vm);
 
 /* The devices with an id in query-pci's answer: bus is the definition's (<address bus=>): 0 for the root

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A QEMU that hangs or dies affects only its own domain: the real QEMU (diskless, TCG), stopped with
+ * SIGSTOP or killed with SIGKILL while a call waits for it. No timing is asserted: while the call to the
+ * hung domain is pending, the manager and another domain answer (the order of the answers shows it), and
+ * the hung call ends with Timeout after virtbusd's own bound ($VIRTBUS_QEMU_TIMEOUT_MS, set here). */
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define D HARNESS_DOMAIN_INTERFACE
+#define ERR(name) "org.virtbus1.Error." name
+/* Only a guard against a test that would hang: nothing is asserted about how long things take. */
+#define GUARD_USEC (120 * HARNESS_USEC_PER_SEC)
+
+static char *diskless_xml(const char *name) {
+        char *x;
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>"
+                             "<devices><memballoon model='none'/></devices></domain>",
+                             name) >= 0);
+        return x;
+}
+
+static const char *state_of(Harness *h, const char *path) {
+        return harness_get_string(harness_bus_root(h), path, D, "State");
+}
+
+static pid_t qemu_of(Harness *h, const char *path) {
+        const char *uuid = harness_get_string(harness_bus_root(h), path, D, "UUID");
+        pid_t pid = harness_qemu_pid(h, uuid);
+
+        assert_true(pid > 1);
+        return pid;
+}
+
+/* The answer to a call made without waiting. */
+typedef struct Pending {
+        bool done;
+        char *error_name, *error_message;
+} Pending;
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Pending *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        p->done = true;
+        if (e) {
+                p->error_name = strdup(e->name);
+                p->error_message = strdup(e->message ?: "");
+        }
+        return 0;
+}
+
+static sd_bus_slot *call_later(sd_bus *bus, const char *path, const char *method, Pending *p) {
+        sd_bus_slot *slot = NULL;
+
+        *p = (Pending) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, path, D, method, on_reply, p, "t",
+                                                  UINT64_C(0)),
+                         1);
+        return slot;
+}
+
+/* Dispatches what has arrived, without waiting. */
+static void drain(sd_bus *bus) {
+        while (sd_bus_process(bus, NULL) > 0)
+                ;
+}
+
+static void wait_for(sd_bus *bus, Pending *p) {
+        uint64_t deadline = harness_now_usec() + GUARD_USEC;
+
+        for (drain(bus); !p->done; drain(bus)) {
+                if (harness_now_usec() > deadline)
+                        fail_msg("no answer from virtbusd");
+                (void) sd_bus_wait(bus, 100 * 1000);
+        }
+}
+
+static void pending_done(Pending *p) {
+        free(p->error_name);
+        free(p->error_message);
+}
+
+static void wait_state(Harness *h, const char *path, const char *state) {
+        uint64_t deadline = harness_now_usec() + GUARD_USEC;
+
+        while (!streq(state_of(h, path), state)) {
+                if (harness_now_usec() > deadline)
+                        fail_msg("the domain is %s, not %s", state_of(h, path), state);
+                usleep(20 * 1000);
+        }
+}
+
+/* A QEMU that does not answer: its caller gets Timeout; everyone else is answered meanwhile. */
+static void test_hung(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("hung"), *other_xml = diskless_xml("healthy");
+        _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        Pending p;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        harness_domain_call(bus, other, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+
+        slot = call_later(bus, path, "Suspend", &p);
+        /* Meanwhile: the other domain, the manager and reads of the hung domain are answered... */
+        harness_domain_call(bus, other, "Suspend");
+        assert_string_equal(state_of(h, other), "paused");
+        harness_domain_call(bus, other, "Resume");
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        free(harness_domain_xml(bus, path, 0));
+        assert_string_equal(state_of(h, path), "running");
+        /* ...and a second lifecycle call on it says it is busy, at once. */
+        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Reset", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "SetMemory", "tt", UINT64_C(32768),
+                           UINT64_C(0));
+        drain(bus);
+        assert_false(p.done); /* all of that while the Suspend still waited */
+
+        wait_for(bus, &p);
+        assert_non_null(p.error_name);
+        assert_string_equal(p.error_name, ERR("Timeout"));
+        assert_non_null(strstr(p.error_message, "Failed to pause the virtual CPUs: QEMU did not answer"));
+        assert_string_equal(state_of(h, path), "running");
+        pending_done(&p);
+
+        /* QEMU wakes up and carries out what it was asked: the domain follows its events. */
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        wait_state(h, path, "paused");
+        harness_domain_call(bus, path, "Resume");
+        assert_string_equal(state_of(h, path), "running");
+
+        /* Hung again: Destroy does not wait for it, and ends the call that did. */
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        sd_bus_slot_unref(slot);
+        slot = call_later(bus, path, "Suspend", &p);
+        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Reset", "t", UINT64_C(0));
+        harness_domain_call(bus, path, "Destroy");
+        wait_for(bus, &p);
+        assert_non_null(p.error_name);
+        assert_string_equal(p.error_name, ERR("OperationFailed"));
+        assert_non_null(strstr(p.error_message, "the domain was destroyed"));
+        pending_done(&p);
+        assert_string_equal(state_of(h, path), "shutoff");
+        harness_domain_call(bus, other, "Destroy");
+}
+
+/* A QEMU that dies while a call waits for it: the call fails, the domain is shut off as failed. */
+static void test_dies_mid_call(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("doomed"), *path = harness_define_domain(bus, xml);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        HarnessStats s = {};
+        Pending p;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        slot = call_later(bus, path, "Suspend", &p);
+        /* The call is on its way (the busy answer shows it) before QEMU is killed. */
+        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Resume", "t", UINT64_C(0));
+        assert_int_equal(kill(pid, SIGKILL), 0);
+
+        wait_for(bus, &p);
+        assert_non_null(p.error_name);
+        assert_string_equal(p.error_name, ERR("OperationFailed"));
+        assert_non_null(strstr(p.error_message, "Failed to pause the virtual CPUs"));
+        pending_done(&p);
+        wait_state(h, path, "shutoff");
+        reply = harness_call_ok(bus, path, D, "GetStats", "tt", UINT64_C(1), UINT64_C(0));
+        harness_stats_read(reply, &s);
+        assert_int_equal(harness_stats_number(&s, "state.reason", 'i'), 6); /* failed */
+        harness_stats_done(&s);
+
+        /* It starts again as if nothing happened. */
+        harness_domain_call(bus, path, "Start");
+        assert_string_equal(state_of(h, path), "running");
+        harness_domain_call(bus, path, "Destroy");
+}
+
+/* A QEMU that exits while it starts: Start fails with QEMU's own words, nothing is left running. */
+static void test_dies_starting(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = NULL, *path = NULL, *other_xml = diskless_xml("bystander"), *other = NULL;
+
+        /* QEMU opens its disks after it runs: this one is gone by then (removed between Define and Start). */
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>stillborn</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>"
+                             "<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                             "<source file='/dev/null'/><target dev='vda' bus='virtio'/></disk></devices></domain>") >= 0);
+        path = harness_define_domain(bus, xml);
+        other = harness_define_domain(bus, other_xml);
+        harness_domain_call(bus, other, "Start");
+        harness_call_fails(bus, ERR("OperationFailed"), "QEMU failed to start domain 'stillborn'", path, D, "Start", "t",
+                           UINT64_C(0));
+        assert_string_equal(state_of(h, path), "shutoff");
+        assert_string_equal(state_of(h, other), "running");
+        harness_domain_call(bus, other, "Destroy");
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
+        };
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
+                fprintf(stderr, "test-qemu-faults: qemu-system-x86_64 is not installed (scripts/bootstrap)\n");
+                return 77;
+        }
+        /* virtbusd's bound on a command list: long enough for the calls made meanwhile on a loaded machine. */
+        setenv("VIRTBUS_QEMU_TIMEOUT_MS", "10000", 1);
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", "--log-level", "debug", NULL } });
+}
