@@ -29,6 +29,7 @@
 /* SetMemory, SetVCPUs: the running domain, the saved definition (neither: the running one if it runs). */
 #define TUNE_LIVE UINT64_C(1)
 #define TUNE_CONFIG UINT64_C(2)
+#define TUNE_MAXIMUM UINT64_C(4) /* SetVCPUs: <vcpu> itself, not current= */
 
 #define ACTION_MANAGE BUS_ACTION_DOMAIN_MANAGE
 #define ACTION_HOST_FILES BUS_ACTION_DOMAIN_HOST_FILES
@@ -503,6 +504,12 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         return bus_reply_done(m, r, &e, error);
 }
 
+static void on_vcpus_set(int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+
+        bus_reply_later(m, r, e);
+}
+
 static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         BusServer *s = server_of(d);
@@ -514,10 +521,14 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "u", &count);
         if (r < 0)
                 return r;
-        r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
+        r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), &e);
+        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM, on_vcpus_set,
+                                     sd_bus_message_ref(m), &e);
+        if (r == 0)
+                return 1; /* on_vcpus_set replies */
+        sd_bus_message_unref(m);
         return bus_reply_done(m, r, &e, error);
 }
 
@@ -529,10 +540,10 @@ DOMAIN_PROPERTY_GETTER(property_get_id, "u", (uint32_t) d->id);
 DOMAIN_PROPERTY_GETTER(property_get_state, "s", domain_state_to_string(d->state));
 DOMAIN_PROPERTY_GETTER(property_get_persistent, "b", (int) domain_is_persistent(d));
 DOMAIN_PROPERTY_GETTER(property_get_autostart, "b", (int) d->autostart);
-DOMAIN_PROPERTY_GETTER(property_get_vcpus, "u", (uint32_t) domain_def_get_vcpus(domain_current_def(d)));
+DOMAIN_PROPERTY_GETTER(property_get_vcpus, "u", domain_def_get_current_vcpus(domain_current_def(d)));
 DOMAIN_PROPERTY_GETTER(property_get_memory, "t", (uint64_t) domain_def_get_memory_kib(domain_current_def(d)));
 DOMAIN_PROPERTY_GETTER(property_get_current_memory, "t", domain_current_memory_kib(d));
-/* No <vcpu current=> yet: the maximum is the count (1 when not given). */
+/* <vcpu> (1 when not given); VCPUs is its current=. */
 DOMAIN_PROPERTY_GETTER(property_get_max_vcpus, "u", (uint32_t) (domain_def_get_vcpus(domain_current_def(d)) ?: 1));
 DOMAIN_PROPERTY_GETTER(property_get_os_type, "s", strempty(domain_def_get_os_type(domain_current_def(d))));
 

@@ -182,9 +182,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DomainStatsQuery *, domain_stats_query_free);
 
 /* SetMemory / SetVCPUs (domain-tune.c). flags: DOMAIN_DEVICE_LIVE and/or DOMAIN_DEVICE_CONFIG; 0 = live
  * when running, else config. SetMemory sets <currentMemory> (the balloon's target live, at most
- * <memory>); SetVCPUs sets <vcpu> in the saved definition (live changes are not supported yet). */
+ * <memory>). */
 int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbError *reterr);
-int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, VbError *reterr);
+/* SetVCPUs: count vCPUs present (<vcpu current=>), live by hot-plug/unplug and/or in the saved definition;
+ * maximum: <vcpu> itself (saved definition only). Returns 1 when done; 0 when done(r, e, userdata) follows
+ * from the event loop (a live change the driver answers later). */
+int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, bool maximum,
+                             VbDriverDone done, void *userdata, VbError *reterr);
 /* The <currentMemory> of the current definition (<memory> when not given), in KiB. */
 uint64_t domain_current_memory_kib(const Domain *d);
 

@@ -27,6 +27,8 @@ typedef void (*VbDriverCapsReady)(void *userdata);
  * when nothing could). */
 typedef void (*VbDriverStatsDone)(void *userdata, VbStats *stats);
 /* A screenshot arrived (png, size) or failed (r < 0, e says why). */
+/* An operation that was answered later finished: r < 0 with e saying why, or 0. */
+typedef void (*VbDriverDone)(int r, const VbError *e, void *userdata);
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
@@ -187,6 +189,11 @@ typedef struct VbDriverOps {
         /* SetMemory on a running domain: the balloon's target in KiB (core checked it against the live
          * <memory>). The driver keeps its live definition's <currentMemory> in step. */
         int (*domain_set_memory)(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+        /* SetVCPUs on a running domain: count vCPUs (core checked 1 <= count <= the live <vcpu>). Returns 1
+         * when done now; 0 when done(r, e, userdata) follows once from the event loop (also when the domain
+         * stops meanwhile: r < 0). The driver keeps its live definition's <vcpu current=> in step. Optional. */
+        int (*domain_set_vcpus)(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone done, void *userdata,
+                                VbError *reterr);
 
         /* Snapshots (Domain.CreateSnapshot, DomainSnapshot.Revert/Delete). Optional: absent, core answers
          * NotSupported. def is the domain's current definition, running whether it runs now; snap the

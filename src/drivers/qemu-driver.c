@@ -35,6 +35,7 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
 static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
         qemu_screenshots_abort(q, vm->uuid);
+        qemu_vcpus_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -262,6 +263,7 @@ static void qemu_close(VbDriver *drv) {
                 qemu_stats_forget_vm(q, vm, false);
                 qemu_vm_free(vm);
         }
+        qemu_vcpus_drop(q);
         hashmap_free(q->vms);
         free(q->runtime_dir);
         free(q->log_dir);
@@ -446,6 +448,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_get_stats = qemu_get_stats,
         .domain_stats_cancel = qemu_stats_cancel,
         .domain_set_memory = qemu_set_memory,
+        .domain_set_vcpus = qemu_set_vcpus,
         .domain_snapshot_create = qemu_snapshot_create,
         .domain_snapshot_revert = qemu_snapshot_revert,
         .domain_snapshot_delete = qemu_snapshot_delete,

@@ -629,7 +629,7 @@ static uint64_t guest_run_ns(const TestGuest *g) {
 }
 
 static void guest_stats_cpu(const TestGuest *g, uint64_t groups, VbStats *s) {
-        uint64_t ns = guest_run_ns(g), vcpus = domain_def_get_vcpus(g->live) ?: 1;
+        uint64_t ns = guest_run_ns(g), vcpus = domain_def_get_current_vcpus(g->live);
         uint64_t busy = ns / 2 * vcpus;
 
         if (groups & VB_STATS_GROUP_CPU) {
@@ -645,7 +645,7 @@ static void guest_stats_cpu(const TestGuest *g, uint64_t groups, VbStats *s) {
         }
         if (groups & VB_STATS_GROUP_VCPU) {
                 vb_stats_add_uint(s, (uint32_t) vcpus, "vcpu.current");
-                vb_stats_add_uint(s, (uint32_t) vcpus, "vcpu.maximum");
+                vb_stats_add_uint(s, domain_def_get_vcpus(g->live) ?: 1, "vcpu.maximum");
                 for (uint64_t i = 0; i < vcpus; i++) {
                         vb_stats_add_int(s, 1 /* VIR_VCPU_RUNNING */, "vcpu.%" PRIu64 ".state", i);
                         vb_stats_add_ullong(s, ns / 2, "vcpu.%" PRIu64 ".time", i);
@@ -740,6 +740,26 @@ static int test_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbErro
         return 0;
 }
 
+static int test_set_vcpus(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone done, void *userdata,
+                          VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        uint32_t old;
+        int r;
+
+        if (!g)
+                return -EBUSY;
+        old = g->live->vcpus_current;
+        g->live->vcpus_current = count >= g->live->vcpus ? 0 : count;
+        g->live->serial = domain_def_new_serial();
+        r = guest_save(t, g);
+        if (r < 0) {
+                g->live->vcpus_current = old;
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the vCPUs: %s", strerror(-r));
+        }
+        return 1;
+}
+
 static int test_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
                              VbError *reterr) {
         TestDriver *t = priv(drv);
@@ -788,6 +808,7 @@ const VbDriverOps vb_test_driver_ops = {
         .capabilities = test_capabilities,
         .domain_get_stats = test_get_stats,
         .domain_set_memory = test_set_memory,
+        .domain_set_vcpus = test_set_vcpus,
         .domain_snapshot_create = test_snapshot_create,
         .domain_snapshot_revert = test_snapshot_revert,
         .domain_snapshot_delete = test_snapshot_delete,

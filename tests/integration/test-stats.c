@@ -213,9 +213,17 @@ static void test_set_memory_vcpus(void **state) {
         assert_non_null(sig);
         xml = harness_domain_xml(root, path, 1);
         assert_non_null(strstr(xml, "<currentMemory"));
-        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 3, UINT64_C(2)));
+        /* SetVCPUs: current= up to <vcpu>; flag 4 changes <vcpu> itself. */
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most 1 vCPUs", path, D, "SetVCPUs", "ut", 3, UINT64_C(2));
+        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 3, UINT64_C(6)));
         assert_int_equal(get_u32_property(root, path, "VCPUs"), 3);
         assert_int_equal(get_u32_property(root, path, "MaxVCPUs"), 3);
+        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 2, UINT64_C(2)));
+        assert_int_equal(get_u32_property(root, path, "VCPUs"), 2);
+        assert_int_equal(get_u32_property(root, path, "MaxVCPUs"), 3);
+        free(xml);
+        xml = harness_domain_xml(root, path, 1);
+        assert_non_null(strstr(xml, "<vcpu current='2'>3</vcpu>"));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most", path, D, "SetMemory", "tt", max + 1, UINT64_C(0));
         harness_call_fails(root, ERR("InvalidState"), "not running", path, D, "SetMemory", "tt", max / 4, UINT64_C(1));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "SetMemory", "tt", max / 4, UINT64_C(4));
@@ -227,8 +235,19 @@ static void test_set_memory_vcpus(void **state) {
         get_stats(root, path, 4, &s);
         assert_int_equal(harness_stats_number(&s, "balloon.current", 't'), max / 4);
         harness_stats_done(&s);
-        harness_call_fails(root, ERR("NotSupported"), "not supported yet", path, D, "SetVCPUs", "ut", 2, UINT64_C(1));
+        /* Live vCPUs: up to <vcpu>, and the statistics follow. */
+        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 3, UINT64_C(1)));
+        assert_int_equal(get_u32_property(root, path, "VCPUs"), 3);
+        get_stats(root, path, 8, &s);
+        assert_int_equal(harness_stats_number(&s, "vcpu.current", 'u'), 3);
+        assert_int_equal(harness_stats_number(&s, "vcpu.maximum", 'u'), 3);
+        harness_stats_done(&s);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most 3 vCPUs while running", path, D, "SetVCPUs", "ut",
+                           4, UINT64_C(1));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "flag 4", path, D, "SetVCPUs", "ut", 4, UINT64_C(5));
         harness_domain_call(root, path, "Destroy");
+        /* The saved definition kept its own count. */
+        assert_int_equal(get_u32_property(root, path, "VCPUs"), 2);
         /* The saved definition kept its own value. */
         assert_int_equal(get_u64_property(root, path, "CurrentMemoryKiB"), max / 2);
 

@@ -7,6 +7,7 @@
 
 typedef struct QemuStatsCall QemuStatsCall;
 typedef struct QemuShot QemuShot;
+typedef struct QemuVcpusCall QemuVcpusCall;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -21,6 +22,7 @@ typedef struct QemuDriver {
         const char *hide[2 + 16];
         QemuStatsCall *stats_calls; /* GetStats waiting for QEMU (qemu-stats.c) */
         QemuShot *shots; /* screenshots QEMU is taking (qemu-console.c) */
+        QemuVcpusCall *vcpus_calls; /* SetVCPUs waiting for QEMU (qemu-vcpus.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -60,3 +62,10 @@ int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverSc
                     VbError *reterr);
 /* The screenshots of this domain fail (it stopped). */
 void qemu_screenshots_abort(QemuDriver *q, const char *uuid);
+/* SetVCPUs live (qemu-vcpus.c): vCPU hot-plug and unplug. */
+int qemu_set_vcpus(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone done, void *userdata,
+                   VbError *reterr);
+/* The vCPU changes of this domain fail (it stopped). */
+void qemu_vcpus_abort(QemuDriver *q, const char *uuid);
+/* The driver closes: the waiting changes are dropped unanswered. */
+void qemu_vcpus_drop(QemuDriver *q);

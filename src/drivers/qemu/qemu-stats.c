@@ -111,7 +111,7 @@ static void add_balloon(const QemuVm *vm, struct json_object *balloon, VbStats *
 static void add_vcpus(const QemuVm *vm, struct json_object *cpus, VbStats *s) {
         size_t n = cpus && json_object_is_type(cpus, json_type_array) ? json_object_array_length(cpus) : 0;
 
-        vb_stats_add_uint(s, cpus ? (uint32_t) n : (domain_def_get_vcpus(vm->live) ?: 1), "vcpu.current");
+        vb_stats_add_uint(s, cpus ? (uint32_t) n : domain_def_get_current_vcpus(vm->live), "vcpu.current");
         vb_stats_add_uint(s, domain_def_get_vcpus(vm->live) ?: 1, "vcpu.maximum");
         for (size_t i = 0; i < n; i++) {
                 struct json_object *cpu = json_object_array_get_idx(cpus, i);
