@@ -165,3 +165,57 @@ int bus_manager_method_get_all_domain_stats(sd_bus_message *m, void *userdata, s
                         domains[n++] = mgr->domains[i];
         return get_stats(m, mgr, domains, n, groups, on_stats_all, reply_all);
 }
+
+/* a(ssa(ysu)): name, MAC, [(family, address, prefix)] */
+static int reply_addresses(sd_bus_message *m, const DomainIfAddresses *l, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssa(ysu))");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = sd_bus_message_open_container(reply, 'r', "ssa(ysu)");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "ss", l[i].name, l[i].mac);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "(ysu)");
+                for (size_t j = 0; r >= 0 && j < l[i].n_addrs; j++)
+                        r = sd_bus_message_append(reply, "(ysu)", l[i].addrs[j].family, l[i].addrs[j].address,
+                                                  (uint32_t) l[i].addrs[j].prefix);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
+int bus_domain_method_interface_addresses(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        VbError e = VB_ERROR_NULL;
+        DomainIfAddresses *l = NULL;
+        size_t n = 0;
+        uint32_t source;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &source);
+        if (r < 0)
+                return r;
+        r = bus_read_flags(m, 0, NULL, error);
+        if (r < 0)
+                return r;
+        if (source > DOMAIN_ADDRESSES_ARP)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown address source %u (expected 0 for "
+                                         "DHCP leases, 1 for the guest agent, 2 for the host's neighbour table)", source);
+        r = manager_domain_interface_addresses(d->manager, d, source, &l, &n, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        r = reply_addresses(m, l, n);
+        domain_if_addresses_free(l, n);
+        return r;
+}

@@ -180,6 +180,31 @@ int manager_domains_get_stats(Manager *m, Domain * const *domains, size_t n, uin
 DomainStatsQuery *domain_stats_query_free(DomainStatsQuery *q);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DomainStatsQuery *, domain_stats_query_free);
 
+/* InterfaceAddresses (domain-addresses.c): the addresses of a running domain's interfaces as one source
+ * knows them; only interfaces with an address are listed. */
+typedef enum DomainAddressSource {
+        DOMAIN_ADDRESSES_LEASE = 0, /* DHCP leases of virtbus networks */
+        DOMAIN_ADDRESSES_AGENT = 1, /* the guest agent */
+        DOMAIN_ADDRESSES_ARP = 2,   /* the host's neighbour table */
+} DomainAddressSource;
+typedef struct DomainIpAddress {
+        uint8_t family; /* 4 or 6 */
+        char *address;
+        unsigned prefix; /* 0: not known */
+} DomainIpAddress;
+typedef struct DomainIfAddresses {
+        char *name; /* the host side's name (target dev), or the guest's own name (agent) */
+        char mac[18];
+        uint8_t mac_bytes[6];
+        DomainIpAddress *addrs;
+        size_t n_addrs;
+} DomainIfAddresses;
+void domain_if_addresses_free(DomainIfAddresses *l, size_t n);
+int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char *address, unsigned prefix);
+/* Sources 0 and 2 (answered at once). */
+int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, DomainIfAddresses **ret,
+                                       size_t *ret_n, VbError *reterr);
+
 /* SetMemory / SetVCPUs (domain-tune.c). flags: DOMAIN_DEVICE_LIVE and/or DOMAIN_DEVICE_CONFIG; 0 = live
  * when running, else config. SetMemory sets <currentMemory> (the balloon's target live, at most
  * <memory>). */

@@ -260,11 +260,73 @@ static void test_set_memory_vcpus(void **state) {
         harness_domain_call(root, path, "Undefine");
 }
 
+/* InterfaceAddresses with the test driver: its simulated network leases each connected guest an address
+ * (from the first range, picked by the MAC's last two bytes); there is no host neighbour table. */
+static void test_interface_addresses(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = harness_define_test_domain(
+                root, "addressed",
+                "<interface type='network'><mac address='52:54:00:aa:01:05'/><source network='default'/></interface>"
+                "<interface type='user'><mac address='52:54:00:aa:01:06'/></interface>");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name, *mac, *address;
+        uint8_t family;
+        uint32_t prefix;
+
+        /* Shut off: no addresses. */
+        reply = harness_call_ok(root, path, D, "InterfaceAddresses", "ut", 0, UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 0);
+        reply = sd_bus_message_unref(reply);
+        harness_domain_call(root, path, "Start");
+        /* Only the interface on a virtbus network has a lease: 0x0105 % 253 = 8 past 192.168.122.2. */
+        reply = harness_call_ok(harness_bus_as(h, HARNESS_USER_PLAIN), path, D, "InterfaceAddresses", "ut", 0, UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "ss", &name, &mac), 1);
+        assert_true(strlen(name) > 0);
+        assert_string_equal(mac, "52:54:00:aa:01:05");
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ysu)"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 1);
+        assert_int_equal(family, 4);
+        assert_string_equal(address, "192.168.122.10");
+        assert_int_equal(prefix, 24);
+        assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 0);
+        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 0);
+        /* The same address in the network's own list. */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *leases = NULL;
+                _cleanup_free_ char *net = NULL;
+                const char *iface, *lmac, *ip, *host, *cid, *o;
+                uint64_t expiry;
+                uint32_t lprefix;
+
+                leases = harness_call_ok(root, M, "GetNetworkByName", "s", "default");
+                assert_int_equal(sd_bus_message_read(leases, "o", &o), 1);
+                net = strdup(o);
+                sd_bus_message_unref(leases);
+                leases = harness_call_ok(root, net, "org.virtbus1.Network", "GetDHCPLeases", "s", "52:54:00:AA:01:05");
+                assert_int_equal(sd_bus_message_enter_container(leases, 'a', "(stssuss)"), 1);
+                assert_int_equal(sd_bus_message_read(leases, "(stssuss)", &iface, &expiry, &lmac, &ip, &lprefix, &host, &cid), 1);
+                assert_string_equal(ip, "192.168.122.10");
+        }
+        harness_call_fails(root, ERR("NotSupported"), "neighbour table", path, D, "InterfaceAddresses", "ut", 2, UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "Unknown address source 3", path, D, "InterfaceAddresses", "ut", 3,
+                           UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "InterfaceAddresses", "ut", 0, UINT64_C(1));
+        harness_domain_call(root, path, "Destroy");
+        harness_domain_call(root, path, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys_and_types),
                 cmocka_unit_test(test_all_domains),
                 cmocka_unit_test(test_set_memory_vcpus),
+                cmocka_unit_test(test_interface_addresses),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         return harness_run_group(tests, &(HarnessOptions) {});
