@@ -50,7 +50,7 @@ static void test_guest_stats(void **state) {
                              "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
                              "<target dev='vda' bus='virtio'/></disk>"
                              "<serial type='file'><source path='%s'/><target port='0'/></serial>"
-                             "<memballoon model='virtio'/></devices></domain>",
+                             "<memballoon model='virtio'><stats period='1'/></memballoon></devices></domain>",
                              g, g, image, serial) >= 0);
         path = harness_define_domain(bus, xml);
 
@@ -109,6 +109,31 @@ static void test_guest_stats(void **state) {
                 harness_stats_done(&s);
                 usleep(100 * 1000);
         }
+        harness_stats_done(&s);
+
+        /* The guest reports its own memory every second (<stats period='1'/>): what it has in all (less than the
+         * 192 MiB it was given: the kernel's own and, once the report follows the balloon, the 64 MiB it took),
+         * and what is free and usable out of that. */
+        deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+        for (;;) {
+                get_stats(bus, path, 4, &s);
+                if (harness_stats_type(&s, "balloon.available") == 't')
+                        break;
+                if (harness_now_usec() > deadline)
+                        fail_msg("the guest reported no memory statistics");
+                harness_stats_done(&s);
+                usleep(200 * 1000);
+        }
+        print_message("guest memory: available %llu KiB, usable %llu KiB, unused %llu KiB\n",
+                      (unsigned long long) harness_stats_number(&s, "balloon.available", 't'),
+                      (unsigned long long) harness_stats_number(&s, "balloon.usable", 't'),
+                      (unsigned long long) harness_stats_number(&s, "balloon.unused", 't'));
+        assert_true(harness_stats_number(&s, "balloon.available", 't') < 192 * 1024);
+        assert_true(harness_stats_number(&s, "balloon.available", 't') > 64 * 1024);
+        assert_true(harness_stats_number(&s, "balloon.usable", 't') <= harness_stats_number(&s, "balloon.available", 't'));
+        assert_true(harness_stats_number(&s, "balloon.unused", 't') > 0);
+        assert_true(harness_stats_number(&s, "balloon.last-update", 't') > 0);
+        (void) harness_stats_number(&s, "balloon.minor_fault", 't');
         harness_stats_done(&s);
         harness_domain_call(bus, path, "Destroy");
         harness_domain_call(bus, path, "Undefine");

@@ -605,7 +605,12 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
                 if (!*alias)
                         return -ENOMEM;
                 qemu_argv_add(a, "-device");
-                qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s", addr);
+                /* <stats period=>: the guest reports its memory statistics that often (GetStats reads them). */
+                if (device_memballoon_get_stats_period(dev) > 0)
+                        qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0,guest-stats-polling-interval=%u%s",
+                                       device_memballoon_get_stats_period(dev), addr);
+                else
+                        qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s", addr);
                 return 0;
         case DEVICE_RNG:
                 if (model && !streq(model, "virtio"))
