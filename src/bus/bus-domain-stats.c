@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Statistics: core gathers them (core/domain-stats.c), here they become a{sv} with libvirt's keys. The
  * reply is sent when every domain answered or core stopped waiting; the event loop never waits. */
+#include "bus/bus-authz.h"
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-object.h"
@@ -218,4 +219,48 @@ int bus_domain_method_interface_addresses(sd_bus_message *m, void *userdata, sd_
         r = reply_addresses(m, l, n);
         domain_if_addresses_free(l, n);
         return r;
+}
+
+/* GetGuestInfo: the answer came later (userdata: the call, referenced). */
+static void on_guest_info(int r, const VbError *e, VbStats *info, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata, *reply = NULL;
+
+        if (r < 0) {
+                bus_reply_later(m, r, e);
+                return;
+        }
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = append_stats(reply, info);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                (void) sd_bus_reply_method_errnof(m, r, "Failed to send the guest information: %m");
+        vb_stats_free(info);
+}
+
+int bus_domain_method_get_guest_info(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = d->manager->events.userdata;
+        VbError e = VB_ERROR_NULL;
+        VbStats *now = NULL;
+        uint64_t types;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &types);
+        if (r < 0)
+                return r;
+        /* It runs code in the guest: for those who may manage the domain. */
+        r = bus_begin_flags_call(s, m, 0, BUS_ACTION_DOMAIN_MANAGE, (const char *[]) { "domain", d->name, NULL }, NULL,
+                                 error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_guest_info(d->manager, d, types, on_guest_info, sd_bus_message_ref(m), &now, &e);
+        if (r == 0)
+                return 1; /* on_guest_info replies */
+        sd_bus_message_unref(m);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        on_guest_info(0, NULL, now, sd_bus_message_ref(m));
+        return 1;
 }

@@ -24,6 +24,7 @@
 
 #define START_PAUSED UINT64_C(1)
 #define SHUTDOWN_NO_WAIT UINT64_C(1)
+#define POWER_AGENT UINT64_C(2) /* Shutdown/Reboot: ask the guest agent instead of ACPI */
 #define XML_INACTIVE UINT64_C(1)
 #define XML_SECURE UINT64_C(2)
 /* SetMemory, SetVCPUs: the running domain, the saved definition (neither: the running one if it runs). */
@@ -386,6 +387,51 @@ void bus_domain_reply_later(Domain *d, int r, const VbError *e, void *userdata) 
         bus_reply_later(m, r, e);
 }
 
+/* Shutdown/Reboot through the guest agent: answered once the agent was asked (Shutdown then waits for the
+ * stop unless flag 1). */
+typedef struct AgentPowerCall {
+        sd_bus_message *m;
+        Manager *manager;
+        char uuid[37];
+        uint64_t flags;
+        bool reboot;
+} AgentPowerCall;
+
+static void on_agent_power(int r, const VbError *e, void *userdata) {
+        AgentPowerCall *c = userdata;
+        Domain *d = manager_domain_by_uuid(c->manager, c->uuid);
+
+        if (r < 0 || c->reboot || (c->flags & SHUTDOWN_NO_WAIT) || !d)
+                bus_reply_later(c->m, r, e);
+        else if (domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, bus_domain_reply_later, sd_bus_message_ref(c->m)) < 0) {
+                sd_bus_message_unref(c->m);
+                bus_reply_later(c->m, -ENOMEM, NULL);
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+}
+
+static int agent_power(sd_bus_message *m, Domain *d, uint64_t flags, bool reboot, sd_bus_error *error) {
+        VbError e = VB_ERROR_NULL;
+        AgentPowerCall *c = new0(AgentPowerCall, 1);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        *c = (AgentPowerCall) { .m = sd_bus_message_ref(m), .manager = d->manager, .flags = flags, .reboot = reboot };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        r = manager_domain_agent_power(d->manager, d, reboot, on_agent_power, c, &e);
+        if (r == 0)
+                return 1; /* on_agent_power replies */
+        if (r > 0) {
+                on_agent_power(0, NULL, c);
+                return 1;
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+        return bus_reply_vb_error(error, &e, r);
+}
+
 static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         BusServer *s = server_of(d);
@@ -393,9 +439,11 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
         uint64_t flags;
         int r;
 
-        r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT, &flags, error);
+        r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT | POWER_AGENT, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        if (flags & POWER_AGENT)
+                return agent_power(m, d, flags, false, error);
         r = manager_domain_shutdown(s->manager, d, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
@@ -410,7 +458,19 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_reboot);
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        uint64_t flags;
+        int r;
+
+        r = begin_manage(s, m, d, POWER_AGENT, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (flags & POWER_AGENT)
+                return agent_power(m, d, flags, true, error);
+        r = manager_domain_reboot(s->manager, d, &e);
+        return bus_reply_done(m, r, &e, error);
 }
 
 static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -545,6 +605,7 @@ DOMAIN_PROPERTY_GETTER(property_get_memory, "t", (uint64_t) domain_def_get_memor
 DOMAIN_PROPERTY_GETTER(property_get_current_memory, "t", domain_current_memory_kib(d));
 /* <vcpu> (1 when not given); VCPUs is its current=. */
 DOMAIN_PROPERTY_GETTER(property_get_max_vcpus, "u", (uint32_t) (domain_def_get_vcpus(domain_current_def(d)) ?: 1));
+DOMAIN_PROPERTY_GETTER(property_get_agent_connected, "b", (int) domain_agent_connected(d));
 DOMAIN_PROPERTY_GETTER(property_get_os_type, "s", strempty(domain_def_get_os_type(domain_current_def(d))));
 
 static int property_set_autostart(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -585,6 +646,8 @@ static const sd_bus_vtable domain_vtable[] = {
         SD_BUS_PROPERTY("CurrentMemoryKiB", "t", property_get_current_memory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxVCPUs", "u", property_get_max_vcpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("OSType", "s", property_get_os_type, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("GuestAgentConnected", "b", property_get_agent_connected, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("CurrentSnapshot", "o", bus_domain_property_get_current_snapshot, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start,
@@ -609,6 +672,8 @@ static const sd_bus_vtable domain_vtable[] = {
                                 method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStats", SD_BUS_ARGS("t", groups, "t", flags), SD_BUS_RESULT("a{sv}", stats),
                                 bus_domain_method_get_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetGuestInfo", SD_BUS_ARGS("t", types, "t", flags), SD_BUS_RESULT("a{sv}", info),
+                                bus_domain_method_get_guest_info, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("InterfaceAddresses", SD_BUS_ARGS("u", source, "t", flags),
                                 SD_BUS_RESULT("a(ssa(ysu))", interfaces), bus_domain_method_interface_addresses,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

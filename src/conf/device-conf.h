@@ -157,6 +157,10 @@ const char *device_disk_get_format(const DeviceDef *def);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */
+/* <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>: the guest agent's channel,
+ * which the service connects to itself (its source path, if any, is not used). */
+#define DEVICE_GUEST_AGENT_CHANNEL "org.qemu.guest_agent.0"
+bool device_channel_is_guest_agent(const DeviceDef *dev);
 /* <memballoon><stats period='N'/>: how often (s) the guest reports its memory statistics; 0 if never. */
 unsigned device_memballoon_get_stats_period(const DeviceDef *dev);
 bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);

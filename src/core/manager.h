@@ -205,6 +205,21 @@ int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char
 int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, DomainIfAddresses **ret,
                                        size_t *ret_n, VbError *reterr);
 
+/* The guest agent (domain-agent.c). GetGuestInfo types, libvirt's bits: */
+#define DOMAIN_GUEST_INFO_USERS UINT64_C(1)
+#define DOMAIN_GUEST_INFO_OS UINT64_C(2)
+#define DOMAIN_GUEST_INFO_TIMEZONE UINT64_C(4)
+#define DOMAIN_GUEST_INFO_HOSTNAME UINT64_C(8)
+#define DOMAIN_GUEST_INFO_FILESYSTEM UINT64_C(16)
+#define DOMAIN_GUEST_INFO_ALL UINT64_C(31)
+/* 1 with *ret when answered now, 0 when done follows (from the event loop). */
+int manager_domain_guest_info(Manager *m, Domain *d, uint64_t types, VbDriverInfoDone done, void *userdata,
+                              VbStats **ret, VbError *reterr);
+/* Shutdown/Reboot flag 2: asks the agent; 1 done now, 0 when done follows once the agent was asked. */
+int manager_domain_agent_power(Manager *m, Domain *d, bool reboot, VbDriverDone done, void *userdata, VbError *reterr);
+/* GuestAgentConnected. */
+bool domain_agent_connected(const Domain *d);
+
 /* SetMemory / SetVCPUs (domain-tune.c). flags: DOMAIN_DEVICE_LIVE and/or DOMAIN_DEVICE_CONFIG; 0 = live
  * when running, else config. SetMemory sets <currentMemory> (the balloon's target live, at most
  * <memory>). */

@@ -760,6 +760,61 @@ static int test_set_vcpus(VbDriver *drv, const char *uuid, uint32_t count, VbDri
         return 1;
 }
 
+/* The simulated guest has an agent that always answers, with fixed information. */
+static int test_guest_info(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInfoDone done, void *userdata,
+                           VbStats **ret, VbError *reterr) {
+        TestGuest *g = find_guest(priv(drv), uuid, reterr);
+        VbStats *s;
+
+        if (!g)
+                return -EBUSY;
+        s = vb_stats_new();
+        if (!s)
+                return -ENOMEM;
+        if (types & 1) {
+                vb_stats_add_uint(s, 1, "user.count");
+                vb_stats_add_string(s, "test", "user.0.name");
+                vb_stats_add_ullong(s, 1700000000000ULL, "user.0.login-time");
+        }
+        if (types & 2) {
+                vb_stats_add_string(s, "virtbus-test", "os.id");
+                vb_stats_add_string(s, "virtbus test guest", "os.name");
+                vb_stats_add_string(s, "virtbus test guest 1.0", "os.pretty-name");
+                vb_stats_add_string(s, "1.0", "os.version-id");
+                vb_stats_add_string(s, "x86_64", "os.machine");
+        }
+        if (types & 4) {
+                vb_stats_add_string(s, "UTC", "timezone.name");
+                vb_stats_add_int(s, 0, "timezone.offset");
+        }
+        if (types & 8)
+                vb_stats_add_string(s, domain_def_get_name(g->live), "hostname");
+        if (types & 16) {
+                vb_stats_add_uint(s, 1, "fs.count");
+                vb_stats_add_string(s, "/", "fs.0.mountpoint");
+                vb_stats_add_string(s, "vda1", "fs.0.name");
+                vb_stats_add_string(s, "ext4", "fs.0.fstype");
+                vb_stats_add_ullong(s, 10737418240ULL, "fs.0.total-bytes");
+                vb_stats_add_ullong(s, 2147483648ULL, "fs.0.used-bytes");
+        }
+        if (vb_stats_failed(s)) {
+                vb_stats_free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 1;
+}
+
+static int test_agent_shutdown(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
+                               VbError *reterr) {
+        int r = reboot ? test_reboot(drv, uuid, reterr) : test_shutdown(drv, uuid, reterr);
+        return r < 0 ? r : 1;
+}
+
+static bool test_agent_connected(VbDriver *drv, const char *uuid) {
+        return hashmap_get(priv(drv)->guests, uuid) != NULL;
+}
+
 static int test_open_console(VbDriver *drv, const char *uuid, const char *device, bool force, int *ret_fd,
                              VbError *reterr) {
         TestDriver *t = priv(drv);
@@ -809,6 +864,9 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_get_stats = test_get_stats,
         .domain_set_memory = test_set_memory,
         .domain_set_vcpus = test_set_vcpus,
+        .domain_guest_info = test_guest_info,
+        .domain_agent_shutdown = test_agent_shutdown,
+        .domain_agent_connected = test_agent_connected,
         .domain_snapshot_create = test_snapshot_create,
         .domain_snapshot_revert = test_snapshot_revert,
         .domain_snapshot_delete = test_snapshot_delete,

@@ -321,12 +321,64 @@ static void test_interface_addresses(void **state) {
         harness_domain_call(root, path, "Undefine");
 }
 
+static int get_bool_property(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int v = -1;
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, property, &e, 'b', &v), 0);
+        return v;
+}
+
+/* The test driver's guest agent: fixed answers while the domain runs; only for domain.manage. */
+static void test_guest_agent(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = harness_define_test_domain(root, "agented", "");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        HarnessStats s = {};
+
+        assert_int_equal(get_bool_property(root, path, "GuestAgentConnected"), 0);
+        harness_call_fails(root, ERR("InvalidState"), "not running", path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        harness_domain_call(root, path, "Start");
+        assert_int_equal(get_bool_property(root, path, "GuestAgentConnected"), 1);
+        reply = harness_call_ok(root, path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        harness_stats_read(reply, &s);
+        assert_string_equal(harness_stats_string(&s, "hostname"), "agented");
+        assert_string_equal(harness_stats_string(&s, "os.id"), "virtbus-test");
+        assert_string_equal(harness_stats_string(&s, "timezone.name"), "UTC");
+        assert_int_equal(harness_stats_number(&s, "user.count", 'u'), 1);
+        assert_int_equal(harness_stats_number(&s, "fs.count", 'u'), 1);
+        assert_true(harness_stats_number(&s, "fs.0.used-bytes", 't') < harness_stats_number(&s, "fs.0.total-bytes", 't'));
+        harness_stats_done(&s);
+        reply = sd_bus_message_unref(reply);
+        /* Only the groups asked for. */
+        reply = harness_call_ok(root, path, D, "GetGuestInfo", "tt", UINT64_C(8), UINT64_C(0));
+        harness_stats_read(reply, &s);
+        assert_int_equal(s.n, 1);
+        assert_string_equal(harness_stats_string(&s, "hostname"), "agented");
+        harness_stats_done(&s);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "Unknown guest information types 0x20", path, D, "GetGuestInfo",
+                           "tt", UINT64_C(32), UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(1));
+        /* It runs code in the guest: not for everyone. */
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_PLAIN), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
+                           path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(harness_bus_as(h, HARNESS_USER_VIRTBUS), path, D, "GetGuestInfo", "tt",
+                                             UINT64_C(0), UINT64_C(0)));
+        /* Reboot and Shutdown through the agent. */
+        sd_bus_message_unref(harness_call_ok(root, path, D, "Reboot", "t", UINT64_C(2)));
+        sd_bus_message_unref(harness_call_ok(root, path, D, "Shutdown", "t", UINT64_C(2)));
+        assert_string_equal(harness_get_string(root, path, D, "State"), "shutoff");
+        assert_int_equal(get_bool_property(root, path, "GuestAgentConnected"), 0);
+        harness_domain_call(root, path, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys_and_types),
                 cmocka_unit_test(test_all_domains),
                 cmocka_unit_test(test_set_memory_vcpus),
                 cmocka_unit_test(test_interface_addresses),
+                cmocka_unit_test(test_guest_agent),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         return harness_run_group(tests, &(HarnessOptions) {});

@@ -428,9 +428,18 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
                 return r;
         if (asprintf(&charid, "char%s", *alias) < 0)
                 return -ENOMEM;
-        r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), &backend, reterr);
-        if (r < 0)
-                return r;
+        if (device_channel_is_guest_agent(dev)) {
+                /* The service holds the other end of the socket pair (qemu-agent.c). */
+                r = s->p->agent_fd > 0 ? asprintf(&backend, "socket,id=%s,fd=%d", charid, s->p->agent_fd)
+                                       : asprintf(&backend, "null,id=%s", charid);
+                if (r < 0)
+                        return -ENOMEM;
+        } else {
+                r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), &backend,
+                                    reterr);
+                if (r < 0)
+                        return r;
+        }
         add_pair(a, "-chardev", backend);
 
         if (dev->kind == DEVICE_PARALLEL) {

@@ -67,5 +67,13 @@ int qemu_set_vcpus(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone
                    VbError *reterr);
 /* The vCPU changes of this domain fail (it stopped). */
 void qemu_vcpus_abort(QemuDriver *q, const char *uuid);
+/* The guest agent (qemu-guest.c). */
+int qemu_guest_info(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInfoDone done, void *userdata,
+                    VbStats **ret, VbError *reterr);
+int qemu_agent_shutdown(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
+                        VbError *reterr);
+bool qemu_agent_connected(VbDriver *drv, const char *uuid);
+/* VSERPORT_CHANGE: the guest opened or closed the virtio-serial port with this id. */
+void qemu_guest_port_changed(QemuDriver *q, QemuVm *vm, const char *id, bool open);
 /* The driver closes: the waiting changes are dropped unanswered. */
 void qemu_vcpus_drop(QemuDriver *q);
