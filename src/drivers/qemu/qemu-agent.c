@@ -34,6 +34,7 @@ struct QemuAgent {
         AgentRequest *queue; /* the head is the one under way */
         AgentPhase phase;
         bool seen_delimiter;
+        bool hung; /* failing the queue after a timeout: nothing new starts meanwhile */
         uint64_t sync_id;
         struct json_tokener *tok;
 };
@@ -93,7 +94,12 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         QemuAgent *a = userdata;
 
         log_debug("The guest agent did not answer within %llu s.", QEMU_AGENT_TIMEOUT_USEC / 1000000ULL);
-        finish(a, -ETIMEDOUT, NULL, "the guest agent did not answer in time");
+        /* A hung agent would make each queued request wait its own timeout: they all end now. */
+        a->timer = sd_event_source_disable_unref(a->timer);
+        a->hung = true;
+        while (a->queue)
+                finish(a, -ETIMEDOUT, NULL, "the guest agent did not answer in time");
+        a->hung = false;
         return 0;
 }
 
@@ -101,7 +107,7 @@ static void start_next(QemuAgent *a) {
         struct json_object *args;
         int r;
 
-        if (!a->queue || a->phase != AGENT_IDLE)
+        if (!a->queue || a->phase != AGENT_IDLE || a->hung)
                 return;
         /* A fresh id each time: a late reply to an older handshake is not taken for this one's. */
         a->sync_id = (now_usec() & 0x7fffffffffffULL) + 1;

@@ -33,7 +33,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(QemuAgent *, qemu_agent_free);
 void qemu_agent_set_connected(QemuAgent *a, bool connected);
 bool qemu_agent_is_connected(const QemuAgent *a);
 
-/* Queues command with args (taken, may be NULL). no_reply: the command answers nothing when it works
+/* Queues command with args (taken, may be NULL). When one request times out, those queued behind it fail
+ * with -ETIMEDOUT too (the agent is hung). no_reply: the command answers nothing when it works
  * (guest-shutdown): done follows once it is written after the handshake. */
 int qemu_agent_call(QemuAgent *a, const char *command, struct json_object *args, bool no_reply, QemuAgentReplyFn cb,
                     void *userdata);
