@@ -30,7 +30,7 @@ static char *agent_domain(Harness *h, sd_bus *bus, const char *name, const char 
         assert_true(asprintf(&xml,
                              "<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory>"
                              "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
-                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 quiet %s</cmdline></os>"
+                             "<initrd>%s/initrd-agent.gz</initrd><cmdline>console=ttyS0 quiet %s</cmdline></os>"
                              "<features><acpi/></features><devices>%s"
                              "<serial type='file'><source path='%s'/><target port='0'/></serial></devices></domain>",
                              name, g, g, cmdline,
