@@ -66,6 +66,8 @@ const BusAuthzRule bus_authz_rules[] = {
           BUS_ACTION_HOSTDEV_ASSIGN " (domain, device) instead for a device of the host; "
           BUS_ACTION_DOMAIN_HOST_FILES " (domain, path) for each host path the caller may not use" },
         { D, "GetStats", METHOD, NULL, NULL, NULL },
+        { D, "GetGuestInfo", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
+        { D, "InterfaceAddresses", METHOD, NULL, NULL, NULL },
         { D, "OpenConsole", METHOD, BUS_ACTION_DOMAIN_CONSOLE, "domain", NULL },
         { D, "OpenGraphics", METHOD, BUS_ACTION_DOMAIN_CONSOLE, "domain",
           BUS_ACTION_DOMAIN_READ_SECURE " (domain) with flag 1 (skip the display's password)" },

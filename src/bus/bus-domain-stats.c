@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Statistics: core gathers them (core/domain-stats.c), here they become a{sv} with libvirt's keys. The
  * reply is sent when every domain answered or core stopped waiting; the event loop never waits. */
+#include "bus/bus-authz.h"
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-object.h"
@@ -164,4 +165,102 @@ int bus_manager_method_get_all_domain_stats(sd_bus_message *m, void *userdata, s
                 if (!(flags & STATS_RUNNING) || mgr->domains[i]->state == DOMAIN_RUNNING)
                         domains[n++] = mgr->domains[i];
         return get_stats(m, mgr, domains, n, groups, on_stats_all, reply_all);
+}
+
+/* a(ssa(ysu)): name, MAC, [(family, address, prefix)] */
+static int reply_addresses(sd_bus_message *m, const DomainIfAddresses *l, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssa(ysu))");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = sd_bus_message_open_container(reply, 'r', "ssa(ysu)");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "ss", l[i].name, l[i].mac);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "(ysu)");
+                for (size_t j = 0; r >= 0 && j < l[i].n_addrs; j++)
+                        r = sd_bus_message_append(reply, "(ysu)", l[i].addrs[j].family, l[i].addrs[j].address,
+                                                  (uint32_t) l[i].addrs[j].prefix);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
+int bus_domain_method_interface_addresses(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        VbError e = VB_ERROR_NULL;
+        DomainIfAddresses *l = NULL;
+        size_t n = 0;
+        uint32_t source;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &source);
+        if (r < 0)
+                return r;
+        r = bus_read_flags(m, 0, NULL, error);
+        if (r < 0)
+                return r;
+        if (source > DOMAIN_ADDRESSES_ARP)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown address source %u (expected 0 for "
+                                         "DHCP leases, 1 for the guest agent, 2 for the host's neighbour table)", source);
+        r = manager_domain_interface_addresses(d->manager, d, source, &l, &n, &e);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        r = reply_addresses(m, l, n);
+        domain_if_addresses_free(l, n);
+        return r;
+}
+
+/* GetGuestInfo: the answer came later (userdata: the call, referenced). */
+static void on_guest_info(int r, const VbError *e, VbStats *info, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata, *reply = NULL;
+
+        if (r < 0) {
+                bus_reply_later(m, r, e);
+                return;
+        }
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = append_stats(reply, info);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                (void) sd_bus_reply_method_errnof(m, r, "Failed to send the guest information: %m");
+        vb_stats_free(info);
+}
+
+int bus_domain_method_get_guest_info(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        BusServer *s = d->manager->events.userdata;
+        VbError e = VB_ERROR_NULL;
+        VbStats *now = NULL;
+        uint64_t types;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &types);
+        if (r < 0)
+                return r;
+        /* It runs code in the guest: for those who may manage the domain. */
+        r = bus_begin_flags_call(s, m, 0, BUS_ACTION_DOMAIN_MANAGE, (const char *[]) { "domain", d->name, NULL }, NULL,
+                                 error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_domain_guest_info(d->manager, d, types, on_guest_info, sd_bus_message_ref(m), &now, &e);
+        if (r == 0)
+                return 1; /* on_guest_info replies */
+        sd_bus_message_unref(m);
+        if (r < 0)
+                return bus_reply_vb_error(error, &e, r);
+        on_guest_info(0, NULL, now, sd_bus_message_ref(m));
+        return 1;
 }

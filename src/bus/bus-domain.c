@@ -24,11 +24,13 @@
 
 #define START_PAUSED UINT64_C(1)
 #define SHUTDOWN_NO_WAIT UINT64_C(1)
+#define POWER_AGENT UINT64_C(2) /* Shutdown/Reboot: ask the guest agent instead of ACPI */
 #define XML_INACTIVE UINT64_C(1)
 #define XML_SECURE UINT64_C(2)
 /* SetMemory, SetVCPUs: the running domain, the saved definition (neither: the running one if it runs). */
 #define TUNE_LIVE UINT64_C(1)
 #define TUNE_CONFIG UINT64_C(2)
+#define TUNE_MAXIMUM UINT64_C(4) /* SetVCPUs: <vcpu> itself, not current= */
 
 #define ACTION_MANAGE BUS_ACTION_DOMAIN_MANAGE
 #define ACTION_HOST_FILES BUS_ACTION_DOMAIN_HOST_FILES
@@ -425,6 +427,51 @@ void bus_domain_reply_later(Domain *d, int r, const VbError *e, void *userdata) 
         bus_reply_later(m, r, e);
 }
 
+/* Shutdown/Reboot through the guest agent: answered once the agent was asked (Shutdown then waits for the
+ * stop unless flag 1). */
+typedef struct AgentPowerCall {
+        sd_bus_message *m;
+        Manager *manager;
+        char uuid[37];
+        uint64_t flags;
+        bool reboot;
+} AgentPowerCall;
+
+static void on_agent_power(int r, const VbError *e, void *userdata) {
+        AgentPowerCall *c = userdata;
+        Domain *d = manager_domain_by_uuid(c->manager, c->uuid);
+
+        if (r < 0 || c->reboot || (c->flags & SHUTDOWN_NO_WAIT) || !d)
+                bus_reply_later(c->m, r, e);
+        else if (domain_wait_for_stop(d, SHUTDOWN_TIMEOUT_USEC, bus_domain_reply_later, sd_bus_message_ref(c->m)) < 0) {
+                sd_bus_message_unref(c->m);
+                bus_reply_later(c->m, -ENOMEM, NULL);
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+}
+
+static int agent_power(sd_bus_message *m, Domain *d, uint64_t flags, bool reboot, sd_bus_error *error) {
+        VbError e = VB_ERROR_NULL;
+        AgentPowerCall *c = new0(AgentPowerCall, 1);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        *c = (AgentPowerCall) { .m = sd_bus_message_ref(m), .manager = d->manager, .flags = flags, .reboot = reboot };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        r = manager_domain_agent_power(d->manager, d, reboot, on_agent_power, c, &e);
+        if (r == 0)
+                return 1; /* on_agent_power replies */
+        if (r > 0) {
+                on_agent_power(0, NULL, c);
+                return 1;
+        }
+        sd_bus_message_unref(c->m);
+        free(c);
+        return bus_reply_vb_error(error, &e, r);
+}
+
 /* The guest was asked to power off: the reply waits until it did (bounded). */
 static void on_shutdown_asked(Domain *d, int r, const VbError *e, void *userdata) {
         sd_bus_message *m = userdata;
@@ -444,9 +491,11 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
         uint64_t flags;
         int r;
 
-        r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT, &flags, error);
+        r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT | POWER_AGENT, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        if (flags & POWER_AGENT)
+                return agent_power(m, d, flags, false, error);
         if (flags & SHUTDOWN_NO_WAIT) {
                 r = manager_domain_shutdown(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
                 return reply_async(m, r, &e, error);
@@ -461,7 +510,19 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_reboot);
+        Domain *d = userdata;
+        BusServer *s = server_of(d);
+        VbError e = VB_ERROR_NULL;
+        uint64_t flags;
+        int r;
+
+        r = begin_manage(s, m, d, POWER_AGENT, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (flags & POWER_AGENT)
+                return agent_power(m, d, flags, true, error);
+        r = manager_domain_reboot(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+        return reply_async(m, r, &e, error);
 }
 
 static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -555,6 +616,12 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         return bus_reply_done(m, r, &e, error);
 }
 
+static void on_vcpus_set(int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+
+        bus_reply_later(m, r, e);
+}
+
 static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         BusServer *s = server_of(d);
@@ -566,10 +633,14 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "u", &count);
         if (r < 0)
                 return r;
-        r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
+        r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), &e);
+        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM, on_vcpus_set,
+                                     sd_bus_message_ref(m), &e);
+        if (r == 0)
+                return 1; /* on_vcpus_set replies */
+        sd_bus_message_unref(m);
         return bus_reply_done(m, r, &e, error);
 }
 
@@ -581,11 +652,12 @@ DOMAIN_PROPERTY_GETTER(property_get_id, "u", (uint32_t) d->id);
 DOMAIN_PROPERTY_GETTER(property_get_state, "s", domain_state_to_string(d->state));
 DOMAIN_PROPERTY_GETTER(property_get_persistent, "b", (int) domain_is_persistent(d));
 DOMAIN_PROPERTY_GETTER(property_get_autostart, "b", (int) d->autostart);
-DOMAIN_PROPERTY_GETTER(property_get_vcpus, "u", (uint32_t) domain_def_get_vcpus(domain_current_def(d)));
+DOMAIN_PROPERTY_GETTER(property_get_vcpus, "u", domain_def_get_current_vcpus(domain_current_def(d)));
 DOMAIN_PROPERTY_GETTER(property_get_memory, "t", (uint64_t) domain_def_get_memory_kib(domain_current_def(d)));
 DOMAIN_PROPERTY_GETTER(property_get_current_memory, "t", domain_current_memory_kib(d));
-/* No <vcpu current=> yet: the maximum is the count (1 when not given). */
+/* <vcpu> (1 when not given); VCPUs is its current=. */
 DOMAIN_PROPERTY_GETTER(property_get_max_vcpus, "u", (uint32_t) (domain_def_get_vcpus(domain_current_def(d)) ?: 1));
+DOMAIN_PROPERTY_GETTER(property_get_agent_connected, "b", (int) domain_agent_connected(d));
 DOMAIN_PROPERTY_GETTER(property_get_os_type, "s", strempty(domain_def_get_os_type(domain_current_def(d))));
 
 static int property_set_autostart(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -660,6 +732,8 @@ static const sd_bus_vtable domain_vtable[] = {
         SD_BUS_PROPERTY("CurrentMemoryKiB", "t", property_get_current_memory, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxVCPUs", "u", property_get_max_vcpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("OSType", "s", property_get_os_type, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("GuestAgentConnected", "b", property_get_agent_connected, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("CurrentSnapshot", "o", bus_domain_property_get_current_snapshot, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start,
@@ -684,6 +758,11 @@ static const sd_bus_vtable domain_vtable[] = {
                                 method_get_xml_desc, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStats", SD_BUS_ARGS("t", groups, "t", flags), SD_BUS_RESULT("a{sv}", stats),
                                 bus_domain_method_get_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetGuestInfo", SD_BUS_ARGS("t", types, "t", flags), SD_BUS_RESULT("a{sv}", info),
+                                bus_domain_method_get_guest_info, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("InterfaceAddresses", SD_BUS_ARGS("u", source, "t", flags),
+                                SD_BUS_RESULT("a(ssa(ysu))", interfaces), bus_domain_method_interface_addresses,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetMemory", SD_BUS_ARGS("t", kib, "t", flags), SD_BUS_NO_RESULT, method_set_memory,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetVCPUs", SD_BUS_ARGS("u", count, "t", flags), SD_BUS_NO_RESULT, method_set_vcpus,

@@ -265,6 +265,13 @@ static void chardev_free(void *data) {
         free(d->target_name);
 }
 
+bool device_channel_is_guest_agent(const DeviceDef *dev) {
+        const ChardevDef *d = dev->kind == DEVICE_CHANNEL ? dev->data : NULL;
+
+        return d && d->type == CHARDEV_TYPE_UNIX && streq_ptr(d->target_type, "virtio") &&
+               streq_ptr(d->target_name, DEVICE_GUEST_AGENT_CHANNEL);
+}
+
 const DeviceOps device_chardev_ops = {
         .data_size = sizeof(ChardevDef),
         .parse = chardev_parse,

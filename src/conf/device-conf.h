@@ -160,6 +160,12 @@ const char *device_disk_get_format(const DeviceDef *def);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */
+/* <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>: the guest agent's channel,
+ * which the service connects to itself (its source path, if any, is not used). */
+#define DEVICE_GUEST_AGENT_CHANNEL "org.qemu.guest_agent.0"
+bool device_channel_is_guest_agent(const DeviceDef *dev);
+/* <memballoon><stats period='N'/>: how often (s) the guest reports its memory statistics; 0 if never. */
+unsigned device_memballoon_get_stats_period(const DeviceDef *dev);
 bool device_interface_get_mac(const DeviceDef *def, uint8_t ret[6]);
 void device_interface_set_mac(DeviceDef *def, const uint8_t mac[6]);
 /* Gives an interface without a MAC one in 52:54:00:xx:xx:xx (derived from seed when non-NULL). */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <limits.h>
 #include <stdlib.h>
 
 #include "conf/conf-util.h"
@@ -37,6 +38,19 @@ static void memballoon_free(void *data) {
         MemballoonDef *d = data;
 
         free(d->model);
+}
+
+unsigned device_memballoon_get_stats_period(const DeviceDef *dev) {
+        const char *period = dev->kind == DEVICE_MEMBALLOON && dev->extra
+                                     ? conf_node_attr(conf_node_child(dev->extra, "stats"), "period")
+                                     : NULL;
+        unsigned long v;
+        char *end;
+
+        if (!period)
+                return 0;
+        v = strtoul(period, &end, 10);
+        return *end == 0 && v <= UINT_MAX ? (unsigned) v : 0;
 }
 
 const DeviceOps device_memballoon_ops = {

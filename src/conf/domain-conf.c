@@ -149,6 +149,12 @@ uint32_t domain_def_get_vcpus(const DomainDef *def) {
         return def->vcpus;
 }
 
+uint32_t domain_def_get_current_vcpus(const DomainDef *def) {
+        if (def->vcpus_current > 0 && def->vcpus_current < def->vcpus)
+                return def->vcpus_current;
+        return def->vcpus ?: 1;
+}
+
 uint64_t domain_def_get_memory_kib(const DomainDef *def) {
         return def->memory_kib;
 }

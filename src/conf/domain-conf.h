@@ -108,7 +108,8 @@ typedef struct DomainDef {
 
         uint64_t memory_kib;         /* <memory> */
         uint64_t current_memory_kib; /* <currentMemory>, 0 if not given */
-        uint32_t vcpus;
+        uint32_t vcpus;         /* <vcpu>: the maximum */
+        uint32_t vcpus_current; /* <vcpu current=>, 0 if not given (then all of them) */
 
         DomainLifecycleAction on_poweroff, on_reboot, on_crash;
         bool features[_DOMAIN_FEATURE_MAX];
@@ -141,6 +142,8 @@ int domain_validate_cputune(const ConfNode *cputune, VbError *reterr);
 const char *domain_def_get_name(const DomainDef *def);
 void domain_def_get_uuid_string(const DomainDef *def, char ret[37]);
 uint32_t domain_def_get_vcpus(const DomainDef *def);
+/* The vCPUs present at start (current=, else all; at least 1). */
+uint32_t domain_def_get_current_vcpus(const DomainDef *def);
 uint64_t domain_def_get_memory_kib(const DomainDef *def);
 const char *domain_def_get_os_type(const DomainDef *def);
 size_t domain_def_get_devices(const DomainDef *def, DeviceDef *const **ret);

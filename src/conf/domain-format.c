@@ -68,9 +68,15 @@ static int format_resources(const DomainDef *def, ConfNode *n) {
                 return -ENOMEM;
         if (def->current_memory_kib > 0 && add_textf_u64(n, "currentMemory", def->current_memory_kib, "KiB") < 0)
                 return -ENOMEM;
-        snprintf(buf, sizeof buf, "%u", def->vcpus);
-        if (def->vcpus > 0 && conf_node_add_text(n, "vcpu", buf) < 0)
-                return -ENOMEM;
+        if (def->vcpus > 0) {
+                ConfNode *c = conf_node_add(n, "vcpu");
+
+                snprintf(buf, sizeof buf, "%u", def->vcpus);
+                if (!c || conf_node_set_text(c, buf) < 0)
+                        return -ENOMEM;
+                if (def->vcpus_current > 0 && conf_node_set_attrf(c, "current", "%u", def->vcpus_current) < 0)
+                        return -ENOMEM;
+        }
         if (conf_node_add_text(n, "bootloader", def->bootloader) < 0 ||
             conf_node_add_text(n, "bootloader_args", def->bootloader_args) < 0)
                 return -ENOMEM;

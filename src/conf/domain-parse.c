@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "conf/conf-util.h"
@@ -70,8 +71,8 @@ static int parse_memory(DomainDef *def, ConfNode *root, VbError *e) {
         }
         c = conf_node_use_child(root, "vcpu");
         if (c) {
-                _cleanup_free_ char *t = conf_node_take_text(c);
-                uint64_t v;
+                _cleanup_free_ char *t = conf_node_take_text(c), *cur = conf_node_take_attr(c, "current");
+                uint64_t v, n = 0;
 
                 r = conf_parse_uint(c, "vcpu count", t, UINT32_MAX, &v, e);
                 if (r < 0)
@@ -79,7 +80,16 @@ static int parse_memory(DomainDef *def, ConfNode *root, VbError *e) {
                 /* 0 would be written as no <vcpu> at all, which the schema refuses. */
                 if (v == 0)
                         return conf_error(e, c, "vcpu count has invalid value '0' (expected at least 1)");
+                if (cur) {
+                        r = conf_parse_uint(c, "vcpu attribute 'current'", cur, v, &n, e);
+                        if (r < 0)
+                                return r;
+                        if (n == 0)
+                                return conf_error(e, c, "vcpu attribute 'current' has invalid value '0' (expected "
+                                                  "1 to %" PRIu64 ")", v);
+                }
                 def->vcpus = (uint32_t) v;
+                def->vcpus_current = (uint32_t) n;
         }
         return 0;
 }

@@ -109,6 +109,9 @@ int device_def_host_paths(const DeviceDef *dev, size_t index, DomainPaths *ret) 
                 return r;
         if (dev->kind == DEVICE_DISK)
                 return disk_paths(n, index, ret);
+        /* The guest agent's channel is a socket pair between QEMU and the service: no host path. */
+        if (device_channel_is_guest_agent(dev))
+                return 0;
         return chardev_paths(n, device_def_kind_name(dev), index, ret);
 }
 

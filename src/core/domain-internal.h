@@ -27,6 +27,7 @@ void domain_fail_device_removals(Domain *d, VbErrorCode code, const char *why);
 #define DOMAIN_DEVICE_REMOVAL_TIMEOUT_USEC (10ULL * 1000ULL * 1000ULL)
 void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias);
 void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, const char *alias, const char *reason);
+void manager_on_driver_agent_changed(void *userdata, const char *uuid, bool connected);
 
 /* DefineDomain in steps: check (names, UUID), then, once the definition is saved, apply it to the
  * registry (takes def). */

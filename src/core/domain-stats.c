@@ -55,7 +55,7 @@ static void add_config(const Domain *d, uint64_t groups, VbStats *s) {
                 vb_stats_add_ullong(s, def->memory_kib, "balloon.maximum");
         }
         if (groups & VB_STATS_GROUP_VCPU) {
-                vb_stats_add_uint(s, domain_def_get_vcpus(def) ?: 1, "vcpu.current");
+                vb_stats_add_uint(s, domain_def_get_current_vcpus(def), "vcpu.current");
                 vb_stats_add_uint(s, domain_def_get_vcpus(def) ?: 1, "vcpu.maximum");
         }
 }

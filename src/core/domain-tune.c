@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* SetMemory and SetVCPUs without D-Bus: check, ask the driver (live), save (config), swap the
  * definitions, announce. Nothing changes when a step fails. */
+#include <stdio.h>
+
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
@@ -46,10 +48,6 @@ static int config_edit(Manager *m, Domain *d, void (*edit)(DomainDef *def, uint6
 
 static void set_current_memory(DomainDef *def, uint64_t kib) {
         def->current_memory_kib = kib;
-}
-
-static void set_vcpus(DomainDef *def, uint64_t count) {
-        def->vcpus = (uint32_t) count;
 }
 
 int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbError *reterr) {
@@ -112,9 +110,94 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
         return 0;
 }
 
-int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, VbError *reterr) {
-        static const char * const props[] = { "VCPUs", "MaxVCPUs", NULL };
-        _cleanup_(domain_def_freep) DomainDef *config = NULL;
+/* A live change of the vCPUs the driver answers later. */
+typedef struct VcpusChange {
+        Manager *manager;
+        char uuid[37];
+        uint32_t count;
+        DomainDef *config; /* the saved definition to swap in, already written (flag 2 too) */
+        bool config_written; /* the domain's saved definition is to be written back if the live change fails */
+        VbDriverDone done;
+        void *userdata;
+} VcpusChange;
+
+static VcpusChange *vcpus_change_free(VcpusChange *c) {
+        if (!c)
+                return NULL;
+        domain_def_free(c->config);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(VcpusChange *, vcpus_change_free);
+
+/* Sets <vcpu current=> (the maximum stays). */
+static void set_current_vcpus(DomainDef *def, uint64_t count) {
+        def->vcpus_current = count >= def->vcpus ? 0 : (uint32_t) count;
+}
+
+/* Sets <vcpu>, the maximum; current= is kept when it still fits. */
+static void set_max_vcpus(DomainDef *def, uint64_t count) {
+        def->vcpus = (uint32_t) count;
+        if (def->vcpus_current >= def->vcpus)
+                def->vcpus_current = 0;
+}
+
+static const char * const vcpus_props[] = { "VCPUs", "MaxVCPUs", NULL };
+
+/* The live part worked (r >= 0) or not: swap in or write back the saved definition, announce. */
+static void vcpus_change_finish(VcpusChange *c, int r, const VbError *e) {
+        Manager *m = c->manager;
+        Domain *d = manager_domain_by_uuid(m, c->uuid);
+        _cleanup_(domain_def_freep) DomainDef *live = NULL;
+
+        if (!d || r < 0) {
+                if (d && c->config_written && d->config) /* the saved definition as it is */
+                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                if (c->done)
+                        c->done(r < 0 ? r : -ESRCH, e, c->userdata);
+                return;
+        }
+        if (is_live(d) && domain_def_copy(d->live, &live) >= 0) {
+                set_current_vcpus(live, c->count);
+                live->serial = domain_def_new_serial();
+                domain_def_free(d->live);
+                d->live = TAKE_PTR(live);
+        }
+        if (c->config) {
+                domain_def_free(d->config);
+                d->config = TAKE_PTR(c->config);
+        }
+        log_info("Domain '%s': %u vCPUs (live%s).", d->name, c->count, c->config_written ? ", saved definition" : "");
+        domain_emit_changed(d, vcpus_props);
+        if (c->done)
+                c->done(0, NULL, c->userdata);
+}
+
+static void on_driver_vcpus(int r, const VbError *e, void *userdata) {
+        _cleanup_(vcpus_change_freep) VcpusChange *c = userdata;
+
+        vcpus_change_finish(c, r, e);
+}
+
+static int check_vcpus(Domain *d, uint32_t count, unsigned flags, bool maximum, VbError *reterr) {
+        if (count == 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A domain needs at least one vCPU");
+        if (maximum && (flags & DOMAIN_DEVICE_LIVE))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "The maximum number of vCPUs (flag 4) of "
+                                    "domain '%s' can only change in its saved definition (flag 2)", d->name);
+        if (!maximum && (flags & DOMAIN_DEVICE_LIVE) && count > (d->live->vcpus ?: 1))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Domain '%s' has at most %u vCPUs while "
+                                    "running (its <vcpu>); %u asked", d->name, d->live->vcpus ?: 1, count);
+        if (!maximum && (flags & DOMAIN_DEVICE_CONFIG) && count > (d->config->vcpus ?: 1))
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Domain '%s' has at most %u vCPUs (its "
+                                    "<vcpu>); %u asked (flag 4 changes the maximum)", d->name,
+                                    d->config->vcpus ?: 1, count);
+        return 0;
+}
+
+int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, bool maximum,
+                             VbDriverDone done, void *userdata, VbError *reterr) {
+        _cleanup_(vcpus_change_freep) VcpusChange *c = NULL;
         int r;
 
         manager_define_settle(m);
@@ -123,23 +206,49 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         if (r < 0)
                 return r;
 
+        if (maximum && flags == 0)
+                flags = DOMAIN_DEVICE_CONFIG;
         r = resolve_flags(d, &flags, reterr);
         if (r < 0)
                 return r;
-        if (count == 0)
-                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A domain needs at least one vCPU");
-        if (flags & DOMAIN_DEVICE_LIVE)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Changing the vCPUs of running domain '%s' is "
-                                    "not supported yet; change the saved definition (flag 2), which takes effect "
-                                    "at its next start", d->name);
-        r = config_edit(m, d, set_vcpus, count, &config, reterr);
+        r = check_vcpus(d, count, flags, maximum, reterr);
         if (r < 0)
                 return r;
-        domain_def_free(d->config);
-        d->config = TAKE_PTR(config);
-        log_info("Domain '%s': %u vCPUs in the saved definition.", d->name, count);
-        /* The properties show the current definition: the live one while the domain runs. */
-        if (!is_live(d))
-                domain_emit_changed(d, props);
+        if ((flags & DOMAIN_DEVICE_LIVE) && !DRIVER_OP(m, domain_set_vcpus))
+                return vb_driver_not_supported(m->driver, "changing the vCPUs of a running domain", reterr);
+        c = new0(VcpusChange, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (VcpusChange) { .manager = m, .count = count, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        if (flags & DOMAIN_DEVICE_CONFIG) {
+                r = config_edit(m, d, maximum ? set_max_vcpus : set_current_vcpus, count, &c->config, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (!(flags & DOMAIN_DEVICE_LIVE)) {
+                domain_def_free(d->config);
+                d->config = TAKE_PTR(c->config);
+                log_info("Domain '%s': %u vCPUs%s in the saved definition.", d->name, count,
+                         maximum ? " at most" : "");
+                /* The properties show the current definition: the live one while the domain runs. */
+                if (!is_live(d))
+                        domain_emit_changed(d, vcpus_props);
+                return 1;
+        }
+        c->config_written = c->config;
+        r = DRIVER_OP(m, domain_set_vcpus)(m->driver, d->uuid, count, on_driver_vcpus, c, reterr);
+        if (r < 0) {
+                if (c->config_written) /* the saved definition as it was */
+                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                return r;
+        }
+        if (r > 0) {
+                /* Done now: nobody to call back. */
+                c->done = NULL;
+                vcpus_change_finish(c, 0, NULL);
+                return 1;
+        }
+        TAKE_PTR(c);
         return 0;
 }

@@ -138,6 +138,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
                         .domain_stopped = on_driver_stopped,
                         .device_removed = manager_on_driver_device_removed,
                         .device_removal_failed = manager_on_driver_device_removal_failed,
+                        .agent_changed = manager_on_driver_agent_changed,
                         .userdata = m,
                 },
         };

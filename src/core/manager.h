@@ -195,11 +195,55 @@ int manager_domains_get_stats(Manager *m, Domain * const *domains, size_t n, uin
 DomainStatsQuery *domain_stats_query_free(DomainStatsQuery *q);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DomainStatsQuery *, domain_stats_query_free);
 
+/* InterfaceAddresses (domain-addresses.c): the addresses of a running domain's interfaces as one source
+ * knows them; only interfaces with an address are listed. */
+typedef enum DomainAddressSource {
+        DOMAIN_ADDRESSES_LEASE = 0, /* DHCP leases of virtbus networks */
+        DOMAIN_ADDRESSES_AGENT = 1, /* the guest agent */
+        DOMAIN_ADDRESSES_ARP = 2,   /* the host's neighbour table */
+} DomainAddressSource;
+typedef struct DomainIpAddress {
+        uint8_t family; /* 4 or 6 */
+        char *address;
+        unsigned prefix; /* 0: not known */
+} DomainIpAddress;
+typedef struct DomainIfAddresses {
+        char *name; /* the host side's name (target dev), or the guest's own name (agent) */
+        char mac[18];
+        uint8_t mac_bytes[6];
+        DomainIpAddress *addrs;
+        size_t n_addrs;
+} DomainIfAddresses;
+void domain_if_addresses_free(DomainIfAddresses *l, size_t n);
+int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char *address, unsigned prefix);
+/* Sources 0 and 2 (answered at once). */
+int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, DomainIfAddresses **ret,
+                                       size_t *ret_n, VbError *reterr);
+
+/* The guest agent (domain-agent.c). GetGuestInfo types, libvirt's bits: */
+#define DOMAIN_GUEST_INFO_USERS UINT64_C(1)
+#define DOMAIN_GUEST_INFO_OS UINT64_C(2)
+#define DOMAIN_GUEST_INFO_TIMEZONE UINT64_C(4)
+#define DOMAIN_GUEST_INFO_HOSTNAME UINT64_C(8)
+#define DOMAIN_GUEST_INFO_FILESYSTEM UINT64_C(16)
+#define DOMAIN_GUEST_INFO_ALL UINT64_C(31)
+/* 1 with *ret when answered now, 0 when done follows (from the event loop). */
+int manager_domain_guest_info(Manager *m, Domain *d, uint64_t types, VbDriverInfoDone done, void *userdata,
+                              VbStats **ret, VbError *reterr);
+/* Shutdown/Reboot flag 2: asks the agent; 1 done now, 0 when done follows once the agent was asked. */
+int manager_domain_agent_power(Manager *m, Domain *d, bool reboot, VbDriverDone done, void *userdata, VbError *reterr);
+/* GuestAgentConnected. */
+bool domain_agent_connected(const Domain *d);
+
 /* SetMemory / SetVCPUs (domain-tune.c). flags: DOMAIN_DEVICE_LIVE and/or DOMAIN_DEVICE_CONFIG; 0 = live
  * when running, else config. SetMemory sets <currentMemory> (the balloon's target live, at most
- * <memory>); SetVCPUs sets <vcpu> in the saved definition (live changes are not supported yet). */
+ * <memory>). */
 int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbError *reterr);
-int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, VbError *reterr);
+/* SetVCPUs: count vCPUs present (<vcpu current=>), live by hot-plug/unplug and/or in the saved definition;
+ * maximum: <vcpu> itself (saved definition only). Returns 1 when done; 0 when done(r, e, userdata) follows
+ * from the event loop (a live change the driver answers later). */
+int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned flags, bool maximum,
+                             VbDriverDone done, void *userdata, VbError *reterr);
 /* The <currentMemory> of the current definition (<memory> when not given), in KiB. */
 uint64_t domain_current_memory_kib(const Domain *d);
 

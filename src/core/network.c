@@ -511,7 +511,28 @@ int network_get_xml(NetworkRegistry *r, Network *n, unsigned flags, char **ret, 
 
 int network_get_leases(NetworkRegistry *r, Network *n, const char *mac, HostDhcpLease **ret, size_t *ret_n,
                        VbError *reterr) {
+        _cleanup_free_ uint8_t (*ports)[6] = calloc(n->n_ports ?: 1, 6);
+
         if (!network_is_active(n))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is not active.", n->name);
-        return r->backend->ops->get_leases(r->backend, n->live, mac, ret, ret_n, reterr);
+        if (!ports)
+                return -ENOMEM;
+        for (size_t i = 0; i < n->n_ports; i++)
+                memcpy(ports[i], n->ports[i].mac, 6);
+        return r->backend->ops->get_leases(r->backend, n->live, (const uint8_t (*)[6]) ports, n->n_ports, mac, ret,
+                                           ret_n, reterr);
+}
+
+int network_registry_neighbours(NetworkRegistry *r, const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **ret,
+                                size_t *ret_n, VbError *reterr) {
+        int k;
+
+        if (!r->backend->ops->neighbours)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "The %s network backend has no host neighbour "
+                                    "table to look in", r->backend->ops->name);
+        k = r->backend->ops->neighbours(r->backend, macs, n_macs, ret, ret_n);
+        if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to read the host's neighbour table: %s",
+                                    strerror(-k));
+        return 0;
 }

@@ -109,6 +109,9 @@ int network_set_autostart(NetworkRegistry *r, Network *n, bool autostart, VbErro
 int network_get_xml(NetworkRegistry *r, Network *n, unsigned flags, char **ret, VbError *reterr);
 int network_get_leases(NetworkRegistry *r, Network *n, const char *mac, HostDhcpLease **ret, size_t *ret_n,
                        VbError *reterr);
+/* The host's neighbour table entries of these MACs; NotSupported where the backend has no host. */
+int network_registry_neighbours(NetworkRegistry *r, const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **ret,
+                                size_t *ret_n, VbError *reterr);
 
 /* Connects a guest interface (owner: the domain's UUID) to the active network named network_name:
  * resolves it (network_resolve_port) and takes a pool entry.

@@ -32,6 +32,10 @@ typedef struct VbDriverDomainInfo VbDriverDomainInfo;
 /* A start finished: r >= 0 with info (its live definition taken by the callee), or r < 0 with e. */
 typedef void (*VbDriverStartDone)(int r, const VbError *e, VbDriverDomainInfo *info, void *userdata);
 /* A screenshot arrived (png, size) or failed (r < 0, e says why). */
+/* An operation that was answered later finished: r < 0 with e saying why, or 0. */
+typedef void (*VbDriverDone)(int r, const VbError *e, void *userdata);
+/* GetGuestInfo answered later: r < 0 with e, or info (taken). */
+typedef void (*VbDriverInfoDone)(int r, const VbError *e, VbStats *info, void *userdata);
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
 /* A descriptor is ready (fd, which done owns and must close) or the call failed (r < 0, fd -1, e says why). */
 typedef void (*VbDriverFdDone)(int r, int fd, const VbError *e, void *userdata);
@@ -77,6 +81,8 @@ typedef struct VbDriverEvents {
         void (*device_removed)(void *userdata, const char *uuid, const char *alias);
         /* The guest or the hypervisor refused to release it; reason is a sentence. */
         void (*device_removal_failed)(void *userdata, const char *uuid, const char *alias, const char *reason);
+        /* The guest agent of the running domain connected or went away (GuestAgentConnected). */
+        void (*agent_changed)(void *userdata, const char *uuid, bool connected);
         void *userdata;
 } VbDriverEvents;
 
@@ -205,6 +211,23 @@ typedef struct VbDriverOps {
         /* SetMemory on a running domain: the balloon's target in KiB (core checked it against the live
          * <memory>). The driver keeps its live definition's <currentMemory> in step. */
         int (*domain_set_memory)(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+        /* SetVCPUs on a running domain: count vCPUs (core checked 1 <= count <= the live <vcpu>). Returns 1
+         * when done now; 0 when done(r, e, userdata) follows once from the event loop (also when the domain
+         * stops meanwhile: r < 0). The driver keeps its live definition's <vcpu current=> in step. Optional. */
+        int (*domain_set_vcpus)(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone done, void *userdata,
+                                VbError *reterr);
+
+        /* The guest agent. Optional. guest_info (GetGuestInfo): the groups of types (DOMAIN_GUEST_INFO_*
+         * bits of core) with libvirt's keys; returns 1 with *ret when answered now, 0 when done follows once
+         * from the event loop (r < 0: Timeout when the agent did not answer in time). Without an agent,
+         * or with one not connected: NotSupported at once. agent_shutdown asks the agent to power the guest
+         * off (or reboot it): 1 done now, 0 done follows once it was asked. agent_connected: whether an
+         * agent is connected now. */
+        int (*domain_guest_info)(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInfoDone done,
+                                 void *userdata, VbStats **ret, VbError *reterr);
+        int (*domain_agent_shutdown)(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
+                                     VbError *reterr);
+        bool (*domain_agent_connected)(VbDriver *drv, const char *uuid);
 
         /* Snapshots (Domain.CreateSnapshot, DomainSnapshot.Revert/Delete). Optional: absent, core answers
          * NotSupported. def is the domain's current definition, running whether it runs now; snap the

@@ -670,8 +670,8 @@ static bool host_is_running(VbNetworkBackend *b, const NetworkDef *def) {
         return def->bridge && host_netlink_link_exists(def->bridge);
 }
 
-static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
-                           size_t *ret_n, VbError *reterr) {
+static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const uint8_t (*ports)[6], size_t n_ports,
+                           const char *mac, HostDhcpLease **ret, size_t *ret_n, VbError *reterr) {
         _cleanup_free_ char *path = dnsmasq_path(b, def, "leases");
         int r;
 
@@ -681,6 +681,11 @@ static int host_get_leases(VbNetworkBackend *b, const NetworkDef *def, const cha
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to read '%s': %s", path, strerror(-r));
         return 0;
+}
+
+static int host_neighbours(VbNetworkBackend *b, const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **ret,
+                           size_t *ret_n) {
+        return host_netlink_neighbours(macs, n_macs, ret, ret_n);
 }
 
 static bool host_link_exists(VbNetworkBackend *b, const char *name) {
@@ -699,6 +704,7 @@ const VbNetworkBackendOps vb_network_backend_host_ops = {
         .is_running = host_is_running,
         .resume = host_resume,
         .get_leases = host_get_leases,
+        .neighbours = host_neighbours,
         .link_exists = host_link_exists,
         .route_overlap = host_route_overlap,
 };

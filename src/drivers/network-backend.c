@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Choosing a network backend, and the simulated one. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
+#include "conf/conf-util.h"
 #include "drivers/network-backend.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -69,10 +72,46 @@ static bool sim_is_running(VbNetworkBackend *b, const NetworkDef *def) {
         return true;
 }
 
-static int sim_get_leases(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
-                          size_t *ret_n, VbError *reterr) {
-        *ret = NULL;
-        *ret_n = 0;
+/* The address the simulated DHCP server gives mac: one of the first IPv4 range, picked by the MAC's last
+ * two bytes. 0 when the network has no range. */
+static int sim_lease_address(const NetworkDef *def, const uint8_t mac[6], char ret[INET_ADDRSTRLEN]) {
+        const NetworkIpDef *ip = network_def_ipv4(def);
+        struct in_addr start, end, a;
+        uint32_t first, last;
+
+        if (!ip || ip->n_ranges == 0 || inet_pton(AF_INET, ip->ranges[0].start, &start) != 1 ||
+            inet_pton(AF_INET, ip->ranges[0].end, &end) != 1)
+                return 0;
+        first = ntohl(start.s_addr);
+        last = ntohl(end.s_addr);
+        if (last < first)
+                return 0;
+        a.s_addr = htonl(first + (((uint32_t) mac[4] << 8 | mac[5]) % (last - first + 1)));
+        return inet_ntop(AF_INET, &a, ret, INET_ADDRSTRLEN) ? 1 : 0;
+}
+
+static int sim_get_leases(VbNetworkBackend *b, const NetworkDef *def, const uint8_t (*ports)[6], size_t n_ports,
+                          const char *mac, HostDhcpLease **ret, size_t *ret_n, VbError *reterr) {
+        HostDhcpLease *l = new0(HostDhcpLease, n_ports ?: 1);
+        size_t n = 0;
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_ports; i++) {
+                char ip[INET_ADDRSTRLEN], m[18];
+
+                conf_mac_format(ports[i], m);
+                if ((!isempty(mac) && strcasecmp(mac, m) != 0) || sim_lease_address(def, ports[i], ip) <= 0)
+                        continue;
+                l[n] = (HostDhcpLease) { .mac = strdup(m), .ip = strdup(ip) };
+                if (!l[n].mac || !l[n].ip) {
+                        host_dhcp_leases_free(l, n + 1);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        *ret = l;
+        *ret_n = n;
         return 0;
 }
 

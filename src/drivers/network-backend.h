@@ -7,12 +7,13 @@
 #include "conf/network-conf.h"
 #include "conf/network-resolve.h"
 #include "host/dnsmasq.h"
+#include "host/netlink-net.h"
 #include "util/error.h"
 
 /* What makes a virtual network real, behind one ops table that both hypervisor drivers share:
  *
- *   "simulated"  state only: Start/Stop change nothing on the host, there are no leases, ports get a
- *                made-up name. The test driver uses it, so that the test driver never touches the host.
+ *   "simulated"  state only: Start/Stop change nothing on the host, ports get a made-up name, and each
+ *                connected guest interface has a made-up lease from the first IPv4 DHCP range. The test driver uses it, so that the test driver never touches the host.
  *   "host"       the real thing in the current network namespace: a bridge (libnl-3) with its
  *                addresses, an nftables table of our own per network (NAT/forwarding), one dnsmasq per
  *                network (config, pid and lease file in <runtime>/networks/). The qemu driver uses it;
@@ -36,9 +37,14 @@ typedef struct VbNetworkBackendOps {
         /* After a restart, for a network that is_running: does again what a start or stop cut short by a
          * crash left undone (NULL: nothing to do). */
         int (*resume)(VbNetworkBackend *b, const NetworkDef *def, VbError *reterr);
-        /* DHCP leases of the network (mac: "" or NULL for all). */
-        int (*get_leases)(VbNetworkBackend *b, const NetworkDef *def, const char *mac, HostDhcpLease **ret,
-                          size_t *ret_n, VbError *reterr);
+        /* DHCP leases of the network (mac: "" or NULL for all). ports: the MACs of the guest interfaces
+         * connected to it now (the simulated backend leases each of them an address). */
+        int (*get_leases)(VbNetworkBackend *b, const NetworkDef *def, const uint8_t (*ports)[6], size_t n_ports,
+                          const char *mac, HostDhcpLease **ret, size_t *ret_n, VbError *reterr);
+        /* The host's neighbour table (ARP/NDP) entries of these MACs (InterfaceAddresses source 2). NULL where
+         * there is no host (simulated). */
+        int (*neighbours)(VbNetworkBackend *b, const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **ret,
+                          size_t *ret_n);
         /* For what core/network-access.c refuses to callers other than root; NULL where there is no host
          * to ask (simulated): whether a link of that name exists; whether address/prefix overlaps a route
          * of the host (host_netlink_route_overlap). */

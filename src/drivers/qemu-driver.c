@@ -40,6 +40,7 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
 static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
         qemu_console_abort(q, vm->uuid);
+        qemu_vcpus_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -119,6 +120,9 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
                 notify_state(q, vm, DOMAIN_RUNNING);
         } else if (streq(name, "DEVICE_DELETED"))
                 qemu_driver_device_deleted(q, vm, qemu_json_string(data, "device"));
+        else if (streq(name, "VSERPORT_CHANGE"))
+                qemu_guest_port_changed(q, vm, qemu_json_string(data, "id"),
+                                        json_object_get_boolean(qemu_json_get(data, "open")));
 }
 
 static void on_vm_exited(QemuVm *vm, void *userdata) {
@@ -297,6 +301,7 @@ static void qemu_close(VbDriver *drv) {
                 qemu_vm_free(vm);
         }
         qemu_console_close(q);
+        qemu_vcpus_drop(q);
         hashmap_free(q->vms);
         free(q->runtime_dir);
         free(q->log_dir);
@@ -544,6 +549,10 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_get_stats = qemu_get_stats,
         .domain_stats_cancel = qemu_stats_cancel,
         .domain_set_memory = qemu_set_memory,
+        .domain_set_vcpus = qemu_set_vcpus,
+        .domain_guest_info = qemu_guest_info,
+        .domain_agent_shutdown = qemu_agent_shutdown,
+        .domain_agent_connected = qemu_agent_connected,
         .domain_snapshot_create = qemu_snapshot_create,
         .domain_snapshot_revert = qemu_snapshot_revert,
         .domain_snapshot_delete = qemu_snapshot_delete,

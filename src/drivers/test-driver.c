@@ -633,7 +633,7 @@ static uint64_t guest_run_ns(const TestGuest *g) {
 }
 
 static void guest_stats_cpu(const TestGuest *g, uint64_t groups, VbStats *s) {
-        uint64_t ns = guest_run_ns(g), vcpus = domain_def_get_vcpus(g->live) ?: 1;
+        uint64_t ns = guest_run_ns(g), vcpus = domain_def_get_current_vcpus(g->live);
         uint64_t busy = ns / 2 * vcpus;
 
         if (groups & VB_STATS_GROUP_CPU) {
@@ -649,7 +649,7 @@ static void guest_stats_cpu(const TestGuest *g, uint64_t groups, VbStats *s) {
         }
         if (groups & VB_STATS_GROUP_VCPU) {
                 vb_stats_add_uint(s, (uint32_t) vcpus, "vcpu.current");
-                vb_stats_add_uint(s, (uint32_t) vcpus, "vcpu.maximum");
+                vb_stats_add_uint(s, domain_def_get_vcpus(g->live) ?: 1, "vcpu.maximum");
                 for (uint64_t i = 0; i < vcpus; i++) {
                         vb_stats_add_int(s, 1 /* VIR_VCPU_RUNNING */, "vcpu.%" PRIu64 ".state", i);
                         vb_stats_add_ullong(s, ns / 2, "vcpu.%" PRIu64 ".time", i);
@@ -744,6 +744,81 @@ static int test_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbErro
         return 0;
 }
 
+static int test_set_vcpus(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone done, void *userdata,
+                          VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        uint32_t old;
+        int r;
+
+        if (!g)
+                return -EBUSY;
+        old = g->live->vcpus_current;
+        g->live->vcpus_current = count >= g->live->vcpus ? 0 : count;
+        g->live->serial = domain_def_new_serial();
+        r = guest_save(t, g);
+        if (r < 0) {
+                g->live->vcpus_current = old;
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the vCPUs: %s", strerror(-r));
+        }
+        return 1;
+}
+
+/* The simulated guest has an agent that always answers, with fixed information. */
+static int test_guest_info(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInfoDone done, void *userdata,
+                           VbStats **ret, VbError *reterr) {
+        TestGuest *g = find_guest(priv(drv), uuid, reterr);
+        VbStats *s;
+
+        if (!g)
+                return -EBUSY;
+        s = vb_stats_new();
+        if (!s)
+                return -ENOMEM;
+        if (types & 1) {
+                vb_stats_add_uint(s, 1, "user.count");
+                vb_stats_add_string(s, "test", "user.0.name");
+                vb_stats_add_ullong(s, 1700000000000ULL, "user.0.login-time");
+        }
+        if (types & 2) {
+                vb_stats_add_string(s, "virtbus-test", "os.id");
+                vb_stats_add_string(s, "virtbus test guest", "os.name");
+                vb_stats_add_string(s, "virtbus test guest 1.0", "os.pretty-name");
+                vb_stats_add_string(s, "1.0", "os.version-id");
+                vb_stats_add_string(s, "x86_64", "os.machine");
+        }
+        if (types & 4) {
+                vb_stats_add_string(s, "UTC", "timezone.name");
+                vb_stats_add_int(s, 0, "timezone.offset");
+        }
+        if (types & 8)
+                vb_stats_add_string(s, domain_def_get_name(g->live), "hostname");
+        if (types & 16) {
+                vb_stats_add_uint(s, 1, "fs.count");
+                vb_stats_add_string(s, "/", "fs.0.mountpoint");
+                vb_stats_add_string(s, "vda1", "fs.0.name");
+                vb_stats_add_string(s, "ext4", "fs.0.fstype");
+                vb_stats_add_ullong(s, 10737418240ULL, "fs.0.total-bytes");
+                vb_stats_add_ullong(s, 2147483648ULL, "fs.0.used-bytes");
+        }
+        if (vb_stats_failed(s)) {
+                vb_stats_free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 1;
+}
+
+static int test_agent_shutdown(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
+                               VbError *reterr) {
+        int r = reboot ? test_reboot(drv, uuid, NULL, NULL, reterr) : test_shutdown(drv, uuid, NULL, NULL, reterr);
+        return r < 0 ? r : 1;
+}
+
+static bool test_agent_connected(VbDriver *drv, const char *uuid) {
+        return hashmap_get(priv(drv)->guests, uuid) != NULL;
+}
+
 /* The simulated console is there at once: done is called before this returns. */
 static int test_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device,
                              bool force, VbDriverFdDone done, void *userdata, VbError *reterr) {
@@ -798,6 +873,10 @@ const VbDriverOps vb_test_driver_ops = {
         .capabilities = test_capabilities,
         .domain_get_stats = test_get_stats,
         .domain_set_memory = test_set_memory,
+        .domain_set_vcpus = test_set_vcpus,
+        .domain_guest_info = test_guest_info,
+        .domain_agent_shutdown = test_agent_shutdown,
+        .domain_agent_connected = test_agent_connected,
         .domain_snapshot_create = test_snapshot_create,
         .domain_snapshot_revert = test_snapshot_revert,
         .domain_snapshot_delete = test_snapshot_delete,

@@ -8,8 +8,11 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/macvtap.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "host/netlink-net.h"
 #include "util/log.h"
@@ -347,5 +350,68 @@ int host_netlink_links_stats(const char * const *names, size_t n, HostLinkStats 
                         .tx_dropped = rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED),
                 };
         }
+        return 0;
+}
+
+void host_neighbours_free(HostNeighbour *l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(l[i].address);
+        free(l);
+}
+
+static int neighbour_add(struct rtnl_neigh *neigh, const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **list,
+                         size_t *n, size_t *allocated) {
+        struct nl_addr *ll = rtnl_neigh_get_lladdr(neigh), *dst = rtnl_neigh_get_dst(neigh);
+        int family = rtnl_neigh_get_family(neigh), state = rtnl_neigh_get_state(neigh);
+        char buf[INET6_ADDRSTRLEN];
+
+        if (!ll || !dst || nl_addr_get_len(ll) != 6 || (family != AF_INET && family != AF_INET6) ||
+            (state & (NUD_FAILED | NUD_INCOMPLETE | NUD_NOARP)) || state == NUD_NONE)
+                return 0;
+        for (size_t i = 0; i < n_macs; i++) {
+                if (memcmp(nl_addr_get_binary_addr(ll), macs[i], 6) != 0)
+                        continue;
+                if (!inet_ntop(family, nl_addr_get_binary_addr(dst), buf, sizeof buf))
+                        return 0;
+                if (*n == *allocated) {
+                        size_t k = *allocated ? *allocated * 2 : 8;
+                        HostNeighbour *p = reallocarray(*list, k, sizeof **list);
+                        if (!p)
+                                return -ENOMEM;
+                        *list = p;
+                        *allocated = k;
+                }
+                (*list)[*n] = (HostNeighbour) { .mac_index = i, .family = family == AF_INET ? 4 : 6,
+                                                .address = strdup(buf) };
+                if (!(*list)[*n].address)
+                        return -ENOMEM;
+                (*n)++;
+                return 0;
+        }
+        return 0;
+}
+
+int host_netlink_neighbours(const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **ret, size_t *ret_n) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
+        HostNeighbour *list = NULL;
+        size_t n = 0, allocated = 0;
+        int r;
+
+        r = open_socket(&sk);
+        if (r < 0)
+                return r;
+        r = rtnl_neigh_alloc_cache(sk, &cache);
+        if (r < 0)
+                return nl_to_errno(r);
+        for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+                r = neighbour_add((struct rtnl_neigh *) o, macs, n_macs, &list, &n, &allocated);
+                if (r < 0) {
+                        host_neighbours_free(list, n);
+                        return r;
+                }
+        }
+        *ret = list;
+        *ret_n = n;
         return 0;
 }

@@ -36,3 +36,14 @@ typedef struct HostLinkStats {
 /* The counters of the n links named in names, over one rtnetlink socket: ret[i] for names[i]; found[i]
  * false for a link that does not exist (its counters zero). */
 int host_netlink_links_stats(const char * const *names, size_t n, HostLinkStats *ret, bool *found);
+
+/* An entry of the host's neighbour table (ARP, NDP) whose link-layer address is one of those asked. */
+typedef struct HostNeighbour {
+        size_t mac_index; /* which of the MACs asked */
+        uint8_t family;   /* 4 or 6 */
+        char *address;
+} HostNeighbour;
+void host_neighbours_free(HostNeighbour *l, size_t n);
+/* The usable entries (not failed or incomplete) of the current namespace's neighbour table for the n_macs
+ * MACs in macs, in the kernel's order. */
+int host_netlink_neighbours(const uint8_t (*macs)[6], size_t n_macs, HostNeighbour **ret, size_t *ret_n);

@@ -681,6 +681,101 @@ static void test_qemu_guest(void **state) {
         assert_false(link_exists("vbtq0"));
 }
 
+/* The first interface of an InterfaceAddresses reply: its name, MAC and first address (family, prefix). */
+static void first_address(sd_bus_message *reply, char **ret_name, char **ret_mac, uint8_t *ret_family, char **ret_address,
+                          uint32_t *ret_prefix) {
+        const char *name, *mac, *address;
+
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "ss", &name, &mac), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ysu)"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "(ysu)", ret_family, &address, ret_prefix), 1);
+        *ret_name = strdup(name);
+        *ret_mac = strdup(mac);
+        *ret_address = strdup(address);
+}
+
+/* The tiny guest asks the network's dnsmasq for an address and pings the bridge: InterfaceAddresses finds
+ * the address in the leases (source 0) and in the host's neighbour table (source 2), and the tap's
+ * counters moved. */
+static void test_qemu_addresses(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        const char *g = harness_guest_dir(h), *guest_mac = "52:54:00:81:00:07";
+        _cleanup_free_ char *net = NULL, *dom = NULL, *xml = NULL, *serial = NULL, *console = NULL, *ip = NULL;
+        _cleanup_free_ char *name = NULL, *mac = NULL, *address = NULL, *name2 = NULL, *mac2 = NULL, *address2 = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *reply2 = NULL, *stats = NULL;
+        HarnessStats st = {};
+        uint8_t family, family2;
+        uint32_t prefix, prefix2;
+        const char *p;
+
+        assert_true(asprintf(&serial, "%s/addresses.serial", harness_dir(h)) > 0);
+        (void) unlink(serial);
+        net = define_net(bus, "DefineNetwork",
+                         SIMPLE_NET("qaddr", "0a1b2c3d-0000-4000-8000-00000000d081",
+                                    "<forward mode='nat'/><bridge name='vbta0'/>"
+                                    "<ip address='10.81.0.1' prefix='24'><dhcp><range start='10.81.0.50' end='10.81.0.60'/></dhcp></ip>"));
+        call_net(bus, net, "Start");
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>qaddr</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 quiet virtbus.dhcp</cmdline></os>"
+                             "<features><acpi/></features><devices>"
+                             "<interface type='network'><mac address='%s'/><source network='qaddr'/><model type='virtio'/></interface>"
+                             "<serial type='file'><source path='%s'/><target port='0'/></serial></devices></domain>",
+                             g, g, guest_mac, serial) >= 0);
+        dom = define_domain(bus, xml);
+        sd_bus_message_unref(harness_call_ok(bus, dom, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0)));
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-ADDRESS: 10.81.0.", 1, 120 * HARNESS_USEC_PER_SEC);
+        {
+                FILE *f = fopen(serial, "re");
+                size_t n = 0;
+
+                assert_non_null(f);
+                console = calloc(1, 1 << 20);
+                assert_non_null(console);
+                n = fread(console, 1, (1 << 20) - 1, f);
+                fclose(f);
+                assert_true(n > 0);
+        }
+        p = strstr(console, "VIRTBUS-GUEST-ADDRESS: ") + strlen("VIRTBUS-GUEST-ADDRESS: ");
+        ip = strndup(p, strspn(p, "0123456789."));
+        print_message("the guest leased %s\n", ip);
+
+        /* Source 0: the lease, with the network's prefix, named after the tap. */
+        reply = harness_call_ok(harness_bus_as(h, HARNESS_USER_PLAIN), dom, DOMAIN_INTERFACE, "InterfaceAddresses", "ut",
+                                0, UINT64_C(0));
+        first_address(reply, &name, &mac, &family, &address, &prefix);
+        assert_string_equal(mac, guest_mac);
+        assert_int_equal(family, 4);
+        assert_string_equal(address, ip);
+        assert_int_equal(prefix, 24);
+        assert_true(strlen(name) > 0);
+        /* Source 2: the host learnt the guest's address when it pinged the bridge. */
+        reply2 = harness_call_ok(bus, dom, DOMAIN_INTERFACE, "InterfaceAddresses", "ut", 2, UINT64_C(0));
+        first_address(reply2, &name2, &mac2, &family2, &address2, &prefix2);
+        assert_string_equal(name2, name);
+        assert_string_equal(mac2, guest_mac);
+        assert_int_equal(family2, 4);
+        assert_string_equal(address2, ip);
+        assert_int_equal(prefix2, 0);
+        /* The DHCP exchange and the ping went through the tap: the guest's counters moved both ways. */
+        stats = harness_call_ok(bus, dom, DOMAIN_INTERFACE, "GetStats", "tt", UINT64_C(16), UINT64_C(0));
+        harness_stats_read(stats, &st);
+        assert_int_equal(harness_stats_number(&st, "net.count", 'u'), 1);
+        assert_string_equal(harness_stats_string(&st, "net.0.name"), name);
+        assert_true(harness_stats_number(&st, "net.0.tx.bytes", 't') > 0);
+        assert_true(harness_stats_number(&st, "net.0.rx.bytes", 't') > 0);
+        assert_true(harness_stats_number(&st, "net.0.tx.pkts", 't') >= 2);
+        harness_stats_done(&st);
+        sd_bus_message_unref(harness_call_ok(bus, dom, DOMAIN_INTERFACE, "Destroy", "t", UINT64_C(0)));
+        call_net(bus, net, "Stop");
+        sd_bus_message_unref(harness_call_ok(bus, dom, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0)));
+        call_net(bus, net, "Undefine");
+}
+
 /* A pool of host devices (simulated backend, fake sysfs) ------------------------------------------- */
 
 /* The VF pool group runs on the fake sysfs tree: this machine has no SR-IOV, so the VFs are those of the
@@ -858,6 +953,14 @@ int main(void) {
                 printf("ip, nft, busybox or dnsmasq missing (scripts/bootstrap installs them): skipping the host group\n");
                 return failed;
         }
+        /* The tiny guest is built (or found in its cache) before the namespaces, which reach no package
+         * archive. */
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) == 0) {
+                _cleanup_free_ char *script = harness_source_path("tests/guest/build-guest"), *cmd = NULL;
+
+                if (asprintf(&cmd, "%s >/dev/null", script) < 0 || system(cmd) != 0)
+                        printf("tests/guest/build-guest failed: the qemu group will fail\n");
+        }
         if (enter_netns() < 0) {
                 printf("Failed to set up the network namespaces\n");
                 return failed + 1;
@@ -866,6 +969,7 @@ int main(void) {
         if (access("/usr/bin/qemu-system-x86_64", X_OK) == 0) {
                 static const struct CMUnitTest qemu[] = {
                         cmocka_unit_test(test_qemu_guest),
+                        cmocka_unit_test_teardown(test_qemu_addresses, harness_teardown_qemus),
                         cmocka_unit_test(test_qemu_macvtap),
                 };
                 failed += harness_run_group(qemu, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", NULL } });

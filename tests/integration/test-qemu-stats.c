@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Statistics of real QEMUs: the tiny guest (tests/guest/build-guest) under TCG with a virtio disk and a
  * virtio balloon: CPU time grows, the disk's read counters grow when the guest reads it at boot, SetMemory
- * live moves balloon.current; and GetAllDomainStats over ten running QEMUs at once. */
+ * live moves balloon.current; SetVCPUs live hot-plugs a vCPU the guest brings online and unplugs it; and
+ * GetAllDomainStats over ten running QEMUs at once. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -48,7 +50,7 @@ static void test_guest_stats(void **state) {
                              "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
                              "<target dev='vda' bus='virtio'/></disk>"
                              "<serial type='file'><source path='%s'/><target port='0'/></serial>"
-                             "<memballoon model='virtio'/></devices></domain>",
+                             "<memballoon model='virtio'><stats period='1'/></memballoon></devices></domain>",
                              g, g, image, serial) >= 0);
         path = harness_define_domain(bus, xml);
 
@@ -108,6 +110,104 @@ static void test_guest_stats(void **state) {
                 usleep(100 * 1000);
         }
         harness_stats_done(&s);
+
+        /* The guest reports its own memory every second (<stats period='1'/>): what it has in all (less than the
+         * 192 MiB it was given: the kernel's own and, once the report follows the balloon, the 64 MiB it took),
+         * and what is free and usable out of that. */
+        deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+        for (;;) {
+                get_stats(bus, path, 4, &s);
+                if (harness_stats_type(&s, "balloon.available") == 't')
+                        break;
+                if (harness_now_usec() > deadline)
+                        fail_msg("the guest reported no memory statistics");
+                harness_stats_done(&s);
+                usleep(200 * 1000);
+        }
+        print_message("guest memory: available %llu KiB, usable %llu KiB, unused %llu KiB\n",
+                      (unsigned long long) harness_stats_number(&s, "balloon.available", 't'),
+                      (unsigned long long) harness_stats_number(&s, "balloon.usable", 't'),
+                      (unsigned long long) harness_stats_number(&s, "balloon.unused", 't'));
+        assert_true(harness_stats_number(&s, "balloon.available", 't') < 192 * 1024);
+        assert_true(harness_stats_number(&s, "balloon.available", 't') > 64 * 1024);
+        assert_true(harness_stats_number(&s, "balloon.usable", 't') <= harness_stats_number(&s, "balloon.available", 't'));
+        assert_true(harness_stats_number(&s, "balloon.unused", 't') > 0);
+        assert_true(harness_stats_number(&s, "balloon.last-update", 't') > 0);
+        (void) harness_stats_number(&s, "balloon.minor_fault", 't');
+        harness_stats_done(&s);
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Undefine");
+}
+
+static uint32_t get_u32_property(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t v = 0;
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, property, &e, 'u', &v), 0);
+        return v;
+}
+
+static uint32_t vcpus_now(sd_bus *bus, const char *path) {
+        HarnessStats s = {};
+        uint32_t n;
+
+        get_stats(bus, path, 8, &s);
+        n = (uint32_t) harness_stats_number(&s, "vcpu.current", 'u');
+        harness_stats_done(&s);
+        return n;
+}
+
+/* SetVCPUs live: QEMU starts with one of two vCPUs (<vcpu current='1'>2</vcpu>: -smp 1,maxcpus=2); the
+ * second is hot-plugged, the guest brings it online, and it is unplugged again. */
+static void test_vcpu_hotplug(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        const char *g = harness_guest_dir(h);
+        _cleanup_free_ char *serial = file_in(h, "vcpus.serial"), *xml = NULL, *path = NULL, *live = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+
+        (void) unlink(serial);
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>vcpus</name><memory unit='MiB'>128</memory>"
+                             "<vcpu current='1'>2</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 quiet</cmdline></os>"
+                             "<features><acpi/></features><devices>"
+                             "<serial type='file'><source path='%s'/><target port='0'/></serial></devices></domain>",
+                             g, g, serial) >= 0);
+        path = harness_define_domain(bus, xml);
+        assert_int_equal(get_u32_property(bus, path, "VCPUs"), 1);
+        assert_int_equal(get_u32_property(bus, path, "MaxVCPUs"), 2);
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-CPUS: 0", 1, GUEST_TIMEOUT_USEC);
+        assert_int_equal(vcpus_now(bus, path), 1);
+
+        /* More than <vcpu> allows: refused, nothing changes. */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "at most 2 vCPUs", path, D, "SetVCPUs", "ut", 3, UINT64_C(1));
+        /* The maximum of a running domain: only in its saved definition. */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "flag 4", path, D, "SetVCPUs", "ut", 3, UINT64_C(5));
+
+        /* Hot-plugged: the guest brings it online. */
+        w = harness_watch_signal(bus, path, HARNESS_PROPERTIES_INTERFACE, "PropertiesChanged");
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "SetVCPUs", "ut", 2, UINT64_C(1)));
+        sig = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+        assert_non_null(sig);
+        assert_int_equal(get_u32_property(bus, path, "VCPUs"), 2);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-CPUS: 0-1", 1, GUEST_TIMEOUT_USEC);
+        assert_int_equal(vcpus_now(bus, path), 2);
+        live = harness_domain_xml(bus, path, 0);
+        assert_non_null(strstr(live, "<vcpu>2</vcpu>"));
+        free(live);
+        /* The saved definition did not change (flag 1 only). */
+        live = harness_domain_xml(bus, path, 1);
+        assert_non_null(strstr(live, "current='1'"));
+
+        /* Unplugged again: the guest lets it go (the third change of its online list). */
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "SetVCPUs", "ut", 1, UINT64_C(1)));
+        assert_int_equal(get_u32_property(bus, path, "VCPUs"), 1);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-CPUS: ", 3, GUEST_TIMEOUT_USEC);
+        /* None at all: refused. */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "SetVCPUs", "ut", 0, UINT64_C(1));
         harness_domain_call(bus, path, "Destroy");
         harness_domain_call(bus, path, "Undefine");
 }
@@ -211,6 +311,7 @@ static void test_bench(void **state) {
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_guest_stats, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_vcpu_hotplug, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_all_running, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_bench, harness_teardown_qemus),
         };

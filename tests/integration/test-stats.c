@@ -213,9 +213,17 @@ static void test_set_memory_vcpus(void **state) {
         assert_non_null(sig);
         xml = harness_domain_xml(root, path, 1);
         assert_non_null(strstr(xml, "<currentMemory"));
-        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 3, UINT64_C(2)));
+        /* SetVCPUs: current= up to <vcpu>; flag 4 changes <vcpu> itself. */
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most 1 vCPUs", path, D, "SetVCPUs", "ut", 3, UINT64_C(2));
+        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 3, UINT64_C(6)));
         assert_int_equal(get_u32_property(root, path, "VCPUs"), 3);
         assert_int_equal(get_u32_property(root, path, "MaxVCPUs"), 3);
+        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 2, UINT64_C(2)));
+        assert_int_equal(get_u32_property(root, path, "VCPUs"), 2);
+        assert_int_equal(get_u32_property(root, path, "MaxVCPUs"), 3);
+        free(xml);
+        xml = harness_domain_xml(root, path, 1);
+        assert_non_null(strstr(xml, "<vcpu current='2'>3</vcpu>"));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most", path, D, "SetMemory", "tt", max + 1, UINT64_C(0));
         harness_call_fails(root, ERR("InvalidState"), "not running", path, D, "SetMemory", "tt", max / 4, UINT64_C(1));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "SetMemory", "tt", max / 4, UINT64_C(4));
@@ -227,8 +235,19 @@ static void test_set_memory_vcpus(void **state) {
         get_stats(root, path, 4, &s);
         assert_int_equal(harness_stats_number(&s, "balloon.current", 't'), max / 4);
         harness_stats_done(&s);
-        harness_call_fails(root, ERR("NotSupported"), "not supported yet", path, D, "SetVCPUs", "ut", 2, UINT64_C(1));
+        /* Live vCPUs: up to <vcpu>, and the statistics follow. */
+        sd_bus_message_unref(harness_call_ok(root, path, D, "SetVCPUs", "ut", 3, UINT64_C(1)));
+        assert_int_equal(get_u32_property(root, path, "VCPUs"), 3);
+        get_stats(root, path, 8, &s);
+        assert_int_equal(harness_stats_number(&s, "vcpu.current", 'u'), 3);
+        assert_int_equal(harness_stats_number(&s, "vcpu.maximum", 'u'), 3);
+        harness_stats_done(&s);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "at most 3 vCPUs while running", path, D, "SetVCPUs", "ut",
+                           4, UINT64_C(1));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "flag 4", path, D, "SetVCPUs", "ut", 4, UINT64_C(5));
         harness_domain_call(root, path, "Destroy");
+        /* The saved definition kept its own count. */
+        assert_int_equal(get_u32_property(root, path, "VCPUs"), 2);
         /* The saved definition kept its own value. */
         assert_int_equal(get_u64_property(root, path, "CurrentMemoryKiB"), max / 2);
 
@@ -241,11 +260,125 @@ static void test_set_memory_vcpus(void **state) {
         harness_domain_call(root, path, "Undefine");
 }
 
+/* InterfaceAddresses with the test driver: its simulated network leases each connected guest an address
+ * (from the first range, picked by the MAC's last two bytes); there is no host neighbour table. */
+static void test_interface_addresses(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = harness_define_test_domain(
+                root, "addressed",
+                "<interface type='network'><mac address='52:54:00:aa:01:05'/><source network='default'/></interface>"
+                "<interface type='user'><mac address='52:54:00:aa:01:06'/></interface>");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name, *mac, *address;
+        uint8_t family;
+        uint32_t prefix;
+
+        /* Shut off: no addresses. */
+        reply = harness_call_ok(root, path, D, "InterfaceAddresses", "ut", 0, UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 0);
+        reply = sd_bus_message_unref(reply);
+        harness_domain_call(root, path, "Start");
+        /* Only the interface on a virtbus network has a lease: 0x0105 % 253 = 8 past 192.168.122.2. */
+        reply = harness_call_ok(harness_bus_as(h, HARNESS_USER_PLAIN), path, D, "InterfaceAddresses", "ut", 0, UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "ss", &name, &mac), 1);
+        assert_true(strlen(name) > 0);
+        assert_string_equal(mac, "52:54:00:aa:01:05");
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ysu)"), 1);
+        assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 1);
+        assert_int_equal(family, 4);
+        assert_string_equal(address, "192.168.122.10");
+        assert_int_equal(prefix, 24);
+        assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 0);
+        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 0);
+        /* The same address in the network's own list. */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *leases = NULL;
+                _cleanup_free_ char *net = NULL;
+                const char *iface, *lmac, *ip, *host, *cid, *o;
+                uint64_t expiry;
+                uint32_t lprefix;
+
+                leases = harness_call_ok(root, M, "GetNetworkByName", "s", "default");
+                assert_int_equal(sd_bus_message_read(leases, "o", &o), 1);
+                net = strdup(o);
+                sd_bus_message_unref(leases);
+                leases = harness_call_ok(root, net, "org.virtbus1.Network", "GetDHCPLeases", "s", "52:54:00:AA:01:05");
+                assert_int_equal(sd_bus_message_enter_container(leases, 'a', "(stssuss)"), 1);
+                assert_int_equal(sd_bus_message_read(leases, "(stssuss)", &iface, &expiry, &lmac, &ip, &lprefix, &host, &cid), 1);
+                assert_string_equal(ip, "192.168.122.10");
+        }
+        harness_call_fails(root, ERR("NotSupported"), "neighbour table", path, D, "InterfaceAddresses", "ut", 2, UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "Unknown address source 3", path, D, "InterfaceAddresses", "ut", 3,
+                           UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "InterfaceAddresses", "ut", 0, UINT64_C(1));
+        harness_domain_call(root, path, "Destroy");
+        harness_domain_call(root, path, "Undefine");
+}
+
+static int get_bool_property(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int v = -1;
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, property, &e, 'b', &v), 0);
+        return v;
+}
+
+/* The test driver's guest agent: fixed answers while the domain runs; only for domain.manage. */
+static void test_guest_agent(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = harness_define_test_domain(root, "agented", "");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        HarnessStats s = {};
+
+        assert_int_equal(get_bool_property(root, path, "GuestAgentConnected"), 0);
+        harness_call_fails(root, ERR("InvalidState"), "not running", path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        harness_domain_call(root, path, "Start");
+        assert_int_equal(get_bool_property(root, path, "GuestAgentConnected"), 1);
+        reply = harness_call_ok(root, path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        harness_stats_read(reply, &s);
+        assert_string_equal(harness_stats_string(&s, "hostname"), "agented");
+        assert_string_equal(harness_stats_string(&s, "os.id"), "virtbus-test");
+        assert_string_equal(harness_stats_string(&s, "timezone.name"), "UTC");
+        assert_int_equal(harness_stats_number(&s, "user.count", 'u'), 1);
+        assert_int_equal(harness_stats_number(&s, "fs.count", 'u'), 1);
+        assert_true(harness_stats_number(&s, "fs.0.used-bytes", 't') < harness_stats_number(&s, "fs.0.total-bytes", 't'));
+        harness_stats_done(&s);
+        reply = sd_bus_message_unref(reply);
+        /* Only the groups asked for. */
+        reply = harness_call_ok(root, path, D, "GetGuestInfo", "tt", UINT64_C(8), UINT64_C(0));
+        harness_stats_read(reply, &s);
+        assert_int_equal(s.n, 1);
+        assert_string_equal(harness_stats_string(&s, "hostname"), "agented");
+        harness_stats_done(&s);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "Unknown guest information types 0x20", path, D, "GetGuestInfo",
+                           "tt", UINT64_C(32), UINT64_C(0));
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(1));
+        /* It runs code in the guest: not for everyone. */
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_PLAIN), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
+                           path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(harness_bus_as(h, HARNESS_USER_VIRTBUS), path, D, "GetGuestInfo", "tt",
+                                             UINT64_C(0), UINT64_C(0)));
+        /* Reboot and Shutdown through the agent. */
+        sd_bus_message_unref(harness_call_ok(root, path, D, "Reboot", "t", UINT64_C(2)));
+        sd_bus_message_unref(harness_call_ok(root, path, D, "Shutdown", "t", UINT64_C(2)));
+        assert_string_equal(harness_get_string(root, path, D, "State"), "shutoff");
+        assert_int_equal(get_bool_property(root, path, "GuestAgentConnected"), 0);
+        harness_domain_call(root, path, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys_and_types),
                 cmocka_unit_test(test_all_domains),
                 cmocka_unit_test(test_set_memory_vcpus),
+                cmocka_unit_test(test_interface_addresses),
+                cmocka_unit_test(test_guest_agent),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         return harness_run_group(tests, &(HarnessOptions) {});

@@ -119,6 +119,8 @@ static const InvalidCase domain_invalid[] = {
         /* found by tests/fuzz: the messages name the line, the element and what is wrong */
         { "vcpu-zero.xml", "line 1: element 'vcpu': vcpu count has invalid value '0' (expected at least 1)" },
         { "vcpu-empty.xml", "line 4: element 'vcpu' does not fit here" },
+        { "vcpu-current-over.xml", "line 1: element 'vcpu': vcpu attribute 'current' has invalid value '3' (expected at most 2)" },
+        { "vcpu-current-zero.xml", "line 1: element 'vcpu': vcpu attribute 'current' has invalid value '0' (expected 1 to 2)" },
         { "os-type-value.xml", "line 5: element 'type': 'hvfeam' is not one of the values allowed here" },
         { "lifecycle-space.xml", "line 5: element 'on_reboot': the action 'restart' has white space around it; write it without" },
         /* what libvirt refuses too, each with the element and the rule */

@@ -95,6 +95,17 @@ static void test_machine(void **state) {
         }
 }
 
+/* <vcpu current=>: QEMU starts with current vCPUs and room for the rest (hot-plugged by SetVCPUs). */
+static void test_smp_current(void **state) {
+        _cleanup_(domain_def_freep) DomainDef *def = parse("qemu", "v", NULL, NULL, NULL);
+        _cleanup_(qemu_command_done) QemuCommand c = {};
+
+        def->vcpus = 4;
+        def->vcpus_current = 1;
+        build_ok(def, &params, &c);
+        assert_string_equal(opt(&c, "-smp", 0), "1,maxcpus=4");
+}
+
 static void test_accel_and_cpu(void **state) {
         _cleanup_(domain_def_freep) DomainDef *kvm = parse("kvm", "k", NULL, NULL, NULL);
         _cleanup_(domain_def_freep) DomainDef *noacpi = parse("qemu", "n", NULL, NULL, NULL);
@@ -486,7 +497,7 @@ static void test_firmware(void **state) {
 
 int main(void) {
         static const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_firmware),
+                cmocka_unit_test(test_firmware),         cmocka_unit_test(test_smp_current),
                 cmocka_unit_test(test_machine),      cmocka_unit_test(test_accel_and_cpu),
                 cmocka_unit_test(test_disks),        cmocka_unit_test(test_interfaces),
                 cmocka_unit_test(test_chardevs),     cmocka_unit_test(test_graphics_input),

@@ -432,10 +432,18 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
         if (asprintf(&charid, "char%s", *alias) < 0)
                 return -ENOMEM;
         listen_fd = qemu_chardev_is_listened(dev->kind, ttype) && i < s->p->n_tap_fds ? s->p->tap_fds[i] : -1;
-        r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), listen_fd,
-                            &backend, reterr);
-        if (r < 0)
-                return r;
+        if (device_channel_is_guest_agent(dev)) {
+                /* The service holds the other end of the socket pair (qemu-agent.c). */
+                r = s->p->agent_fd > 0 ? asprintf(&backend, "socket,id=%s,fd=%d", charid, s->p->agent_fd)
+                                       : asprintf(&backend, "null,id=%s", charid);
+                if (r < 0)
+                        return -ENOMEM;
+        } else {
+                r = chardev_backend(s, i, n, charid, what, qemu_chardev_is_handed_over(dev->kind, ttype), listen_fd,
+                                    &backend, reterr);
+                if (r < 0)
+                        return r;
+        }
         add_pair(a, "-chardev", backend);
 
         if (dev->kind == DEVICE_PARALLEL) {
@@ -610,7 +618,12 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
                 if (!*alias)
                         return -ENOMEM;
                 qemu_argv_add(a, "-device");
-                qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s", addr);
+                /* <stats period=>: the guest reports its memory statistics that often (GetStats reads them). */
+                if (device_memballoon_get_stats_period(dev) > 0)
+                        qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0,guest-stats-polling-interval=%u%s",
+                                       device_memballoon_get_stats_period(dev), addr);
+                else
+                        qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s", addr);
                 return 0;
         case DEVICE_RNG:
                 if (model && !streq(model, "virtio"))

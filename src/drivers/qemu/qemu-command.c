@@ -185,8 +185,12 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
         }
         qemu_argv_add(a, "-m");
         qemu_argv_addf(a, "size=%" PRIu64 "k", def->memory_kib);
+        /* Room for every vCPU up to the maximum: those past current= are hot-plugged later (SetVCPUs). */
         qemu_argv_add(a, "-smp");
-        qemu_argv_addf(a, "%u", def->vcpus ?: 1);
+        if (domain_def_get_current_vcpus(def) < (def->vcpus ?: 1))
+                qemu_argv_addf(a, "%u,maxcpus=%u", domain_def_get_current_vcpus(def), def->vcpus);
+        else
+                qemu_argv_addf(a, "%u", def->vcpus ?: 1);
         return 0;
 }
 

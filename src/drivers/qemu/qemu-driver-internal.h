@@ -9,6 +9,7 @@ typedef struct QemuStatsCall QemuStatsCall;
 typedef struct QemuConsoleOp QemuConsoleOp;
 typedef struct QemuShotFile QemuShotFile;
 struct Worker;
+typedef struct QemuVcpusCall QemuVcpusCall;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -25,6 +26,7 @@ typedef struct QemuDriver {
         QemuConsoleOp *console_ops;   /* OpenConsole/OpenGraphics/Screenshot under way (qemu-console.c) */
         struct Worker *console_worker; /* encodes screenshots (qemu-console.c) */
         QemuShotFile *shot_files;      /* what QEMUs write screenshots into (qemu-console.c) */
+        QemuVcpusCall *vcpus_calls; /* SetVCPUs waiting for QEMU (qemu-vcpus.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -66,3 +68,18 @@ int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverSc
 void qemu_console_abort(QemuDriver *q, const char *uuid);
 /* virtbusd stops: everything under way is dropped. */
 void qemu_console_close(QemuDriver *q);
+/* SetVCPUs live (qemu-vcpus.c): vCPU hot-plug and unplug. */
+int qemu_set_vcpus(VbDriver *drv, const char *uuid, uint32_t count, VbDriverDone done, void *userdata,
+                   VbError *reterr);
+/* The vCPU changes of this domain fail (it stopped). */
+void qemu_vcpus_abort(QemuDriver *q, const char *uuid);
+/* The guest agent (qemu-guest.c). */
+int qemu_guest_info(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInfoDone done, void *userdata,
+                    VbStats **ret, VbError *reterr);
+int qemu_agent_shutdown(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
+                        VbError *reterr);
+bool qemu_agent_connected(VbDriver *drv, const char *uuid);
+/* VSERPORT_CHANGE: the guest opened or closed the virtio-serial port with this id. */
+void qemu_guest_port_changed(QemuDriver *q, QemuVm *vm, const char *id, bool open);
+/* The driver closes: the waiting changes are dropped unanswered. */
+void qemu_vcpus_drop(QemuDriver *q);

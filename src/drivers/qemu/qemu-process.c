@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +42,8 @@ QemuVm *qemu_vm_free(QemuVm *vm) {
         qemu_seq_abort_all(vm, "the domain stopped");
         vm_start_free(vm->start);
         qemu_monitor_free(vm->mon);
+        qemu_agent_free(vm->agent);
+        free(vm->agent_alias);
         if (vm->pidfd >= 0)
                 close(vm->pidfd);
         domain_def_free(vm->live);
@@ -516,13 +519,62 @@ static int spawn_qemu(QemuVm *vm, const QemuCommand *cmd, int log_fd, const int 
         return host_process_spawn_release(&s);
 }
 
+/* The device index of the guest agent's channel; -1 if none. */
+static ssize_t agent_channel(const DomainDef *def) {
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (device_channel_is_guest_agent(def->devices[i]))
+                        return (ssize_t) i;
+        return -1;
+}
+
+/* A socket pair for the guest agent when the definition has its channel: pair[0] ours, pair[1] QEMU's. */
+static int agent_pair(const QemuVm *vm, int pair[2], VbError *reterr) {
+        pair[0] = pair[1] = -1;
+        if (agent_channel(vm->live) < 0)
+                return 0;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make the guest agent's socket pair: %s",
+                                    strerror(errno));
+        (void) fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
+        return 0;
+}
+
+static int keep_fd(int **fds, size_t *n, int fd) {
+        int *p;
+
+        if (fd < 0)
+                return 0;
+        p = reallocarray(*fds, *n + 1, sizeof(int));
+        if (!p)
+                return -ENOMEM;
+        p[(*n)++] = fd;
+        *fds = p;
+        return 0;
+}
+
+/* Our end of the agent's pair becomes vm->agent (taken). */
+static void agent_setup(QemuVm *vm, const QemuCommand *cmd, int fd) {
+        ssize_t i = agent_channel(vm->live);
+        int r;
+
+        if (fd < 0)
+                return;
+        if (i < 0 || (size_t) i >= cmd->n_aliases || !cmd->aliases[i] || !(vm->agent_alias = strdup(cmd->aliases[i]))) {
+                close(fd);
+                return;
+        }
+        r = qemu_agent_new(vm->cfg.event, fd, &vm->agent);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch the guest agent channel of domain %s, ignoring: %m", vm->uuid);
+}
+
 /* Runs QEMU for vm->live, paused (-S). Nothing is left behind on failure. */
 static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *ret_log_offset, VbError *reterr) {
         const char *name = domain_def_get_name(vm->live);
         _cleanup_free_ char *sock = NULL;
         _cleanup_free_ int *keep_fds = NULL;
         size_t n_keep_fds = 0, n_dev_fds;
-        int listen_fd = -1, log_fd = -1, r;
+        int listen_fd = -1, log_fd = -1, agent[2] = { -1, -1 }, r;
 
         if (vm_path(vm, "sock", &sock) < 0)
                 return -ENOMEM;
@@ -533,14 +585,18 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
         r = macvtaps_create(vm, &keep_fds, &n_keep_fds, listen_fd, reterr);
         n_dev_fds = n_keep_fds;
         if (r >= 0)
+                r = agent_pair(vm, agent, reterr);
+        if (r >= 0)
                 r = qemu_command_build(vm->live,
                                        &(QemuCommandParams) { .emulator = vm->cfg.emulator, .monitor_fd = listen_fd,
                                                               .kvm_usable = vm->cfg.kvm_usable,
                                                               .tap_fds = keep_fds + 1, .n_tap_fds = n_dev_fds - 1,
-                                                              .files = files },
+                                                              .files = files, .agent_fd = agent[1] },
                                        cmd, reterr);
         if (r >= 0)
                 r = qemu_files_keep_fds(files, &keep_fds, &n_keep_fds);
+        if (r >= 0)
+                r = keep_fd(&keep_fds, &n_keep_fds, agent[1]);
         if (r >= 0)
                 r = open_log(vm, name, &cmd->argv, &log_fd, ret_log_offset);
         if (r >= 0) {
@@ -556,12 +612,17 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
         close(listen_fd);
         if (log_fd >= 0)
                 close(log_fd);
+        if (agent[1] >= 0)
+                close(agent[1]);
         if (r < 0) {
+                if (agent[0] >= 0)
+                        close(agent[0]);
                 qemu_vm_remove_files(vm); /* the socket and the macvtaps */
                 return vb_error_is_set(reterr) ? r
                                                : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
                                                               "Failed to start domain '%s': %s", name, strerror(-r));
         }
+        agent_setup(vm, cmd, agent[0]);
         log_debug("Started QEMU for domain '%s' as process %d.", name, (int) vm->pid);
         (void) host_process_start_time(vm->pid, &vm->start_time);
         return 0;

@@ -9,6 +9,7 @@
 
 #include "conf/domain-conf.h"
 #include "drivers/driver.h"
+#include "drivers/qemu/qemu-agent.h"
 #include "drivers/qemu/qemu-files.h"
 #include "drivers/qemu/qemu-monitor.h"
 #include "host/process.h"
@@ -67,6 +68,8 @@ struct QemuVm {
         char *log_path;
         long log_offset; /* where this run's QEMU output begins */
         unsigned next_fdset; /* the next free -add-fd set (hot-plug adds sets past those of the start) */
+        QemuAgent *agent;   /* the guest agent's channel, NULL without one (or after a restart of virtbusd) */
+        char *agent_alias;  /* its channel's alias (VSERPORT_CHANGE names it) */
         /* Lifecycle bookkeeping of the driver. */
         bool destroying;    /* we are killing it: its exit is expected */
         bool shutdown_seen; /* the guest powered off (SHUTDOWN event) */

@@ -18,6 +18,7 @@ typedef enum StatsQuery {
         STATS_QUERY_CPUS,
         STATS_QUERY_BLOCKSTATS,
         STATS_QUERY_BLOCK,
+        STATS_QUERY_BALLOON_GUEST, /* qom-get of the balloon's guest-stats (a memballoon with a stats period) */
         _STATS_QUERY_MAX,
 } StatsQuery;
 
@@ -26,6 +27,7 @@ static const char * const stats_query_command[_STATS_QUERY_MAX] = {
         [STATS_QUERY_CPUS] = "query-cpus-fast",
         [STATS_QUERY_BLOCKSTATS] = "query-blockstats",
         [STATS_QUERY_BLOCK] = "query-block",
+        [STATS_QUERY_BALLOON_GUEST] = "qom-get",
 };
 
 struct QemuStatsCall {
@@ -108,10 +110,43 @@ static void add_balloon(const QemuVm *vm, struct json_object *balloon, VbStats *
                 vb_stats_add_ullong(s, pages * (uint64_t) sysconf(_SC_PAGESIZE) / 1024, "balloon.rss");
 }
 
+/* The guest's own memory statistics, as the balloon driver last reported them (libvirt's keys: KiB for
+ * sizes, counts for faults; what the guest does not report is left out). */
+static void add_balloon_guest(struct json_object *reply, VbStats *s) {
+        static const struct {
+                const char *member, *key;
+                uint64_t divisor;
+        } table[] = {
+                { "stat-swap-in", "balloon.swap_in", 1024 },
+                { "stat-swap-out", "balloon.swap_out", 1024 },
+                { "stat-major-faults", "balloon.major_fault", 1 },
+                { "stat-minor-faults", "balloon.minor_fault", 1 },
+                { "stat-free-memory", "balloon.unused", 1024 },
+                { "stat-total-memory", "balloon.available", 1024 },
+                { "stat-available-memory", "balloon.usable", 1024 },
+                { "stat-disk-caches", "balloon.disk_caches", 1024 },
+                { "stat-htlb-pgalloc", "balloon.hugetlb_pgalloc", 1 },
+                { "stat-htlb-pgfail", "balloon.hugetlb_pgfail", 1 },
+        };
+        struct json_object *stats = qemu_json_get(reply, "stats"), *last = qemu_json_get(reply, "last-update");
+
+        /* Nothing reported yet (the guest has no balloon driver, or the first period has not passed). */
+        if (!stats || !last || json_object_get_uint64(last) == 0)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                struct json_object *v = qemu_json_get(stats, table[i].member);
+                uint64_t x = v ? json_object_get_uint64(v) : UINT64_MAX;
+
+                if (x != UINT64_MAX)
+                        vb_stats_add_ullong(s, x / table[i].divisor, "%s", table[i].key);
+        }
+        vb_stats_add_ullong(s, json_object_get_uint64(last), "balloon.last-update");
+}
+
 static void add_vcpus(const QemuVm *vm, struct json_object *cpus, VbStats *s) {
         size_t n = cpus && json_object_is_type(cpus, json_type_array) ? json_object_array_length(cpus) : 0;
 
-        vb_stats_add_uint(s, cpus ? (uint32_t) n : (domain_def_get_vcpus(vm->live) ?: 1), "vcpu.current");
+        vb_stats_add_uint(s, cpus ? (uint32_t) n : domain_def_get_current_vcpus(vm->live), "vcpu.current");
         vb_stats_add_uint(s, domain_def_get_vcpus(vm->live) ?: 1, "vcpu.maximum");
         for (size_t i = 0; i < n; i++) {
                 struct json_object *cpu = json_object_array_get_idx(cpus, i);
@@ -239,8 +274,10 @@ static VbStats *call_build(QemuStatsCall *c) {
                 return s;
         if (c->groups & VB_STATS_GROUP_CPU)
                 add_cpu(vm, s);
-        if (c->groups & VB_STATS_GROUP_BALLOON)
+        if (c->groups & VB_STATS_GROUP_BALLOON) {
                 add_balloon(vm, c->replies[STATS_QUERY_BALLOON], s);
+                add_balloon_guest(c->replies[STATS_QUERY_BALLOON_GUEST], s);
+        }
         if (c->groups & VB_STATS_GROUP_VCPU)
                 add_vcpus(vm, c->replies[STATS_QUERY_CPUS], s);
         if (c->groups & VB_STATS_GROUP_INTERFACE)
@@ -274,10 +311,20 @@ static void on_reply(QemuMonitor *mon, struct json_object *ret, const char *erro
         call_finish(c);
 }
 
-static bool query_needed(StatsQuery query, uint64_t groups) {
+/* Whether the domain has a balloon that the guest reports its memory statistics to. */
+static bool balloon_reports(const QemuVm *vm) {
+        for (size_t i = 0; i < vm->live->n_devices; i++)
+                if (device_memballoon_get_stats_period(vm->live->devices[i]) > 0)
+                        return true;
+        return false;
+}
+
+static bool query_needed(const QemuVm *vm, StatsQuery query, uint64_t groups) {
         switch (query) {
         case STATS_QUERY_BALLOON:
                 return groups & VB_STATS_GROUP_BALLOON;
+        case STATS_QUERY_BALLOON_GUEST:
+                return (groups & VB_STATS_GROUP_BALLOON) && balloon_reports(vm);
         case STATS_QUERY_CPUS:
                 return groups & VB_STATS_GROUP_VCPU;
         default:
@@ -304,10 +351,20 @@ int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverSta
         c->next = q->stats_calls;
         q->stats_calls = c;
         for (StatsQuery i = 0; i < _STATS_QUERY_MAX; i++) {
-                if (!query_needed(i, groups) || !qemu_monitor_is_open(vm->mon))
+                struct json_object *args = NULL;
+
+                if (!query_needed(vm, i, groups) || !qemu_monitor_is_open(vm->mon))
                         continue;
+                if (i == STATS_QUERY_BALLOON_GUEST) {
+                        args = json_object_new_object();
+                        if (!args)
+                                continue;
+                        /* The balloon's id is always balloon0 (qemu-command-devices.c). */
+                        json_object_object_add(args, "path", json_object_new_string("/machine/peripheral/balloon0"));
+                        json_object_object_add(args, "property", json_object_new_string("guest-stats"));
+                }
                 c->slots[i] = (struct StatsReply) { .call = c, .query = i };
-                r = qemu_monitor_call(vm->mon, stats_query_command[i], NULL, on_reply, &c->slots[i]);
+                r = qemu_monitor_call(vm->mon, stats_query_command[i], args, on_reply, &c->slots[i]);
                 if (r < 0)
                         log_debug_errno(r, "Domain %s: failed to send %s, ignoring: %m", uuid, stats_query_command[i]);
                 else

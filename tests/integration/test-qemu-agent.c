@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The guest agent with real QEMUs and the tiny guest (tests/guest/build-guest): Debian's qemu-guest-agent
+ * running in it (GetGuestInfo, Shutdown through the agent), a channel nobody in the guest opened, a domain
+ * without the channel, and a hung agent (the port opened, nothing answered), which answers Timeout while
+ * the other calls are answered. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define D HARNESS_DOMAIN_INTERFACE
+#define ERR(name) "org.virtbus1.Error." name
+#define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
+
+static void get_stats(sd_bus *bus, const char *path, uint64_t groups, HarnessStats *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                harness_call_ok(bus, path, D, "GetStats", "tt", groups, UINT64_C(0));
+        harness_stats_read(reply, ret);
+}
+
+static char *agent_domain(Harness *h, sd_bus *bus, const char *name, const char *cmdline, bool channel, char **ret_serial) {
+        const char *g = harness_guest_dir(h);
+        _cleanup_free_ char *xml = NULL;
+        char *serial;
+
+        assert_true(asprintf(&serial, "%s/%s.serial", harness_dir(h), name) > 0);
+        (void) unlink(serial);
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd-agent.gz</initrd><cmdline>console=ttyS0 quiet %s</cmdline></os>"
+                             "<features><acpi/></features><devices>%s"
+                             "<serial type='file'><source path='%s'/><target port='0'/></serial></devices></domain>",
+                             name, g, g, cmdline,
+                             channel ? "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+                                     : "",
+                             serial) >= 0);
+        *ret_serial = serial;
+        return harness_define_domain(bus, xml);
+}
+
+static int get_bool_property(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int v = -1;
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, property, &e, 'b', &v), 0);
+        return v;
+}
+
+static void wait_agent_connected(sd_bus *bus, const char *path) {
+        uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+
+        while (get_bool_property(bus, path, "GuestAgentConnected") != 1) {
+                if (harness_now_usec() > deadline)
+                        fail_msg("the guest agent did not connect");
+                usleep(100 * 1000);
+        }
+}
+
+typedef struct AsyncReply {
+        bool done;
+        char *error_name;
+} AsyncReply;
+
+static int on_async_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        AsyncReply *a = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        a->done = true;
+        a->error_name = e ? strdup(e->name) : NULL;
+        return 0;
+}
+
+/* The real qemu-guest-agent in the tiny guest: GetGuestInfo, then Shutdown through it. */
+static void test_agent_real(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *serial = NULL, *path = agent_domain(h, bus, "agent", "virtbus.agent", true, &serial);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        HarnessStats s = {};
+
+        harness_domain_call(bus, path, "Start");
+        wait_agent_connected(bus, path);
+        reply = harness_call_ok(bus, path, D, "GetGuestInfo", "tt", UINT64_C(0), UINT64_C(0));
+        harness_stats_read(reply, &s);
+        assert_string_equal(harness_stats_string(&s, "hostname"), "virtbus-guest");
+        assert_string_equal(harness_stats_string(&s, "os.id"), "virtbus-tiny");
+        assert_string_equal(harness_stats_string(&s, "os.pretty-name"), "virtbus tiny guest 1");
+        assert_string_equal(harness_stats_string(&s, "os.machine"), "x86_64");
+        assert_int_equal(harness_stats_number(&s, "timezone.offset", 'i'), 0);
+        (void) harness_stats_number(&s, "user.count", 'u');
+        (void) harness_stats_number(&s, "fs.count", 'u');
+        print_message("guest agent: %zu keys, kernel %s\n", s.n, strempty(harness_stats_string(&s, "os.kernel-release")));
+        harness_stats_done(&s);
+        /* Powered off by the agent: the reply comes once the domain stopped. */
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "Shutdown", "t", UINT64_C(2)));
+        assert_string_equal(harness_get_string(bus, path, D, "State"), "shutoff");
+        harness_domain_call(bus, path, "Undefine");
+}
+
+/* No agent: no channel at all, or one nobody in the guest opened: NotSupported at once. A hung agent (the
+ * port opened, nothing answered): Timeout, while other calls go on being answered. */
+static void test_agent_absent_hung(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h), *other = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL;
+        _cleanup_free_ char *none = agent_domain(h, bus, "nochannel", "", false, &s1);
+        _cleanup_free_ char *absent = agent_domain(h, bus, "noagent", "", true, &s2);
+        _cleanup_free_ char *hung = agent_domain(h, bus, "hungagent", "virtbus.agent-hang", true, &s3);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        AsyncReply a = {};
+        HarnessStats st = {};
+
+        harness_domain_call(bus, none, "Start");
+        harness_call_fails(bus, ERR("NotSupported"), "no guest agent channel", none, D, "GetGuestInfo", "tt", UINT64_C(0),
+                           UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "no guest agent channel", none, D, "Shutdown", "t", UINT64_C(2));
+        harness_domain_call(bus, none, "Destroy");
+
+        harness_domain_call(bus, absent, "Start");
+        harness_wait_for_text(s2, "VIRTBUS-GUEST-BOOTED", 1, GUEST_TIMEOUT_USEC);
+        assert_int_equal(get_bool_property(bus, absent, "GuestAgentConnected"), 0);
+        harness_call_fails(bus, ERR("NotSupported"), "not connected", absent, D, "GetGuestInfo", "tt", UINT64_C(0),
+                           UINT64_C(0));
+        harness_domain_call(bus, absent, "Destroy");
+
+        harness_domain_call(bus, hung, "Start");
+        wait_agent_connected(bus, hung);
+        assert_true(sd_bus_call_method_async(other, &slot, HARNESS_SERVICE, hung, D, "GetGuestInfo", on_async_reply, &a,
+                                             "tt", UINT64_C(0), UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(other) >= 0);
+        /* Meanwhile the service answers the rest: statistics of the same domain, its properties. */
+        get_stats(bus, hung, 2, &st);
+        (void) harness_stats_number(&st, "cpu.time", 't');
+        harness_stats_done(&st);
+        assert_string_equal(harness_get_string(bus, hung, D, "State"), "running");
+        while (sd_bus_process(other, NULL) > 0)
+                ;
+        assert_false(a.done); /* still waiting for the agent */
+        while (!a.done) {
+                assert_true(sd_bus_wait(other, 30 * HARNESS_USEC_PER_SEC) >= 0);
+                while (sd_bus_process(other, NULL) > 0)
+                        ;
+        }
+        assert_string_equal(strempty(a.error_name), ERR("Timeout"));
+        free(a.error_name);
+        harness_call_fails(bus, ERR("Timeout"), "did not answer", hung, D, "Shutdown", "t", UINT64_C(2));
+        assert_string_equal(harness_get_string(bus, hung, D, "State"), "running");
+        harness_domain_call(bus, hung, "Destroy");
+        harness_domain_call(bus, none, "Undefine");
+        harness_domain_call(bus, absent, "Undefine");
+        harness_domain_call(bus, hung, "Undefine");
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_agent_real, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_agent_absent_hung, harness_teardown_qemus),
+        };
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
+                fprintf(stderr, "test-qemu-agent: qemu-system-x86_64 is not installed (scripts/bootstrap)\n");
+                return 77;
+        }
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) {
+                "--driver", "qemu", "--log-level", "debug", NULL } });
+}
