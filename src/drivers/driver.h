@@ -28,6 +28,8 @@ typedef void (*VbDriverCapsReady)(void *userdata);
 typedef void (*VbDriverStatsDone)(void *userdata, VbStats *stats);
 /* A screenshot arrived (png, size) or failed (r < 0, e says why). */
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
+/* A snapshot operation finished (r >= 0) or failed (r < 0, e says why). */
+typedef void (*VbDriverSnapshotDone)(int r, const VbError *e, void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -193,13 +195,19 @@ typedef struct VbDriverOps {
          * snapshot (named, with its state filled in). create takes what snap says of disks and memory;
          * revert puts the disks (and, for a snapshot of a running domain, the guest's state) back, with the
          * domain stopped by core first unless running (then the backend reverts it live or refuses);
-         * delete drops what the backend keeps for the snapshot. Failing changes nothing. */
+         * delete drops what the backend keeps for the snapshot. They work off the event loop: returning 0,
+         * done(userdata) follows exactly once from the event loop (also when the domain stops meanwhile);
+         * returning < 0 they failed at once and done never comes. def, snap and access are needed only
+         * until the op returns. Failing changes nothing. */
         int (*domain_snapshot_create)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbError *reterr);
+                                      const DomainAccess *access, VbDriverSnapshotDone done, void *userdata,
+                                      VbError *reterr);
         int (*domain_snapshot_revert)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbError *reterr);
+                                      const DomainAccess *access, VbDriverSnapshotDone done, void *userdata,
+                                      VbError *reterr);
         int (*domain_snapshot_delete)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbError *reterr);
+                                      const DomainAccess *access, VbDriverSnapshotDone done, void *userdata,
+                                      VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

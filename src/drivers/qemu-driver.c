@@ -35,6 +35,7 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
 static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
         qemu_screenshots_abort(q, vm->uuid);
+        qemu_snapshots_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -113,6 +114,8 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
                 notify_state(q, vm, DOMAIN_RUNNING);
         } else if (streq(name, "DEVICE_DELETED"))
                 qemu_driver_device_deleted(q, vm, qemu_json_string(data, "device"));
+        else if (streq(name, "JOB_STATUS_CHANGE"))
+                qemu_snapshot_job_event(q, vm, data);
 }
 
 static void on_vm_exited(QemuVm *vm, void *userdata) {
@@ -257,6 +260,7 @@ static void qemu_close(VbDriver *drv) {
         QemuDriver *q = priv(drv);
         QemuVm *vm;
 
+        qemu_snapshots_close(q);
         /* The guests go on running; a restarted virtbusd finds them through their state files. */
         for (size_t i = 0; q->vms && hashmap_iterate(q->vms, &i, (void **) &vm, NULL);) {
                 qemu_stats_forget_vm(q, vm, false);

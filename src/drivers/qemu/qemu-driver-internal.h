@@ -7,6 +7,8 @@
 
 typedef struct QemuStatsCall QemuStatsCall;
 typedef struct QemuShot QemuShot;
+typedef struct QemuSnapJob QemuSnapJob;
+typedef struct Worker Worker;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -21,6 +23,8 @@ typedef struct QemuDriver {
         const char *hide[2 + 16];
         QemuStatsCall *stats_calls; /* GetStats waiting for QEMU (qemu-stats.c) */
         QemuShot *shots; /* screenshots QEMU is taking (qemu-console.c) */
+        QemuSnapJob *snap_jobs; /* snapshot operations in flight (qemu-snapshot.c) */
+        Worker *snap_worker;    /* the thread that runs qemu-img for them */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -42,13 +46,19 @@ int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverSta
                    VbStats **ret, VbError *reterr);
 void qemu_stats_cancel(VbDriver *drv, void *userdata);
 int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
-/* qemu-snapshot.c: internal snapshots of a stopped domain's qcow2 disks (qemu-img snapshot). */
+/* qemu-snapshot.c: internal snapshots of qcow2 disks (qemu-img snapshot when stopped, QMP jobs when running). */
 int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr);
+                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr);
+                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr);
+                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr);
+/* A JOB_STATUS_CHANGE event of this VM. */
+void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data);
+/* The VM stopped: its snapshot jobs fail. */
+void qemu_snapshots_abort(QemuDriver *q, const char *uuid);
+/* The driver closes: jobs end without telling anyone. */
+void qemu_snapshots_close(QemuDriver *q);
 /* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);
 /* Consoles, displays, screenshots (qemu-console.c). */
