@@ -227,6 +227,19 @@ void manager_snapshot_load_all(Manager *m) {
         }
 }
 
+void manager_snapshot_forget_all(Manager *m, Domain *d) {
+        while (d->n_snapshots > 0) {
+                DomainSnapshot *s = d->snapshots[d->n_snapshots - 1];
+
+                if (d->current_snapshot == s)
+                        d->current_snapshot = NULL;
+                (void) snapshot_unlink(m, s);
+                snapshot_remove(m, s);
+        }
+        domain_emit_changed(d, domain_props);
+        log_notice("Snapshot metadata of domain '%s' removed.", d->name);
+}
+
 int manager_snapshot_remove_all(Manager *m, Domain *d) {
         _cleanup_free_ char *dir = NULL;
 
@@ -331,8 +344,8 @@ typedef struct SnapshotJob {
 } SnapshotJob;
 
 static int busy(Domain *d, VbError *reterr) {
-        if (d->snapshot_busy)
-                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain '%s' has a snapshot operation in progress",
+        if (d->job_busy)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain '%s' has a snapshot or save operation in progress",
                                     d->name);
         return 0;
 }
@@ -344,12 +357,12 @@ static SnapshotJob *job_new(Manager *m, Domain *d, DomainSnapshot *s, uint64_t f
         if (!j)
                 return NULL;
         *j = (SnapshotJob) { .m = m, .d = d, .s = s, .flags = flags, .done = done, .userdata = userdata };
-        d->snapshot_busy = true;
+        d->job_busy = true;
         return j;
 }
 
 static void job_free(SnapshotJob *j) {
-        j->d->snapshot_busy = false;
+        j->d->job_busy = false;
         snapshot_def_free(j->def);
         domain_def_free(j->old_config);
         free(j->pending);

@@ -62,5 +62,7 @@ int manager_snapshot_get_xml(const DomainSnapshot *s, char **ret, VbError *reter
 void manager_snapshot_load_all(Manager *m);
 /* The domain is being freed: its snapshots go from memory (their files stay). */
 void domain_snapshots_free(Domain *d);
+/* Undefine with its flag 2: the snapshots go (their files and objects), what the backend keeps stays. */
+void manager_snapshot_forget_all(Manager *m, Domain *d);
 /* Undefine: the files of a domain's snapshots. */
 int manager_snapshot_remove_all(Manager *m, Domain *d);

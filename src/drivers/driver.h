@@ -28,8 +28,10 @@ typedef void (*VbDriverCapsReady)(void *userdata);
 typedef void (*VbDriverStatsDone)(void *userdata, VbStats *stats);
 /* A screenshot arrived (png, size) or failed (r < 0, e says why). */
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
-/* A snapshot operation finished (r >= 0) or failed (r < 0, e says why). */
-typedef void (*VbDriverSnapshotDone)(int r, const VbError *e, void *userdata);
+/* An operation that waits for the hypervisor finished: r >= 0 done, r < 0 with e saying why. */
+typedef void (*VbDriverOpDone)(int r, const VbError *e, void *userdata);
+/* How far a long operation got: done of about total bytes (total may still grow). */
+typedef void (*VbDriverProgress)(uint64_t done, uint64_t total, void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -200,14 +202,28 @@ typedef struct VbDriverOps {
          * returning < 0 they failed at once and done never comes. def, snap and access are needed only
          * until the op returns. Failing changes nothing. */
         int (*domain_snapshot_create)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbDriverSnapshotDone done, void *userdata,
+                                      const DomainAccess *access, VbDriverOpDone done, void *userdata,
                                       VbError *reterr);
         int (*domain_snapshot_revert)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbDriverSnapshotDone done, void *userdata,
+                                      const DomainAccess *access, VbDriverOpDone done, void *userdata,
                                       VbError *reterr);
         int (*domain_snapshot_delete)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbDriverSnapshotDone done, void *userdata,
+                                      const DomainAccess *access, VbDriverOpDone done, void *userdata,
                                       VbError *reterr);
+
+        /* Saved state (Domain.Save, ManagedSave, Start after ManagedSave, Manager.RestoreDomain). Optional.
+         * They work off the event loop as the snapshot ops do (0: done follows once from the event loop;
+         * < 0: failed at once). progress (may be NULL) is called from the event loop meanwhile.
+         * save_state writes the running domain's whole state into fd (a pipe or a file, from its current
+         * position); the guest is paused then, and core destroys it once done.
+         * expect_incoming (expect false: no longer): the next domain_start of this domain does not boot it
+         * but waits, paused, for its state from load_state (QEMU: -incoming defer), which reads it from fd;
+         * it stays paused. fd stays the caller's: a backend that needs it after returning takes a copy. */
+        int (*domain_save_state)(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress,
+                                 VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_expect_incoming)(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
+        int (*domain_load_state)(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress,
+                                 VbDriverOpDone done, void *userdata, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

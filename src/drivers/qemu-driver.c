@@ -36,6 +36,7 @@ static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
         qemu_screenshots_abort(q, vm->uuid);
         qemu_snapshots_abort(q, vm->uuid);
+        qemu_saves_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -261,6 +262,7 @@ static void qemu_close(VbDriver *drv) {
         QemuVm *vm;
 
         qemu_snapshots_close(q);
+        qemu_saves_close(q);
         /* The guests go on running; a restarted virtbusd finds them through their state files. */
         for (size_t i = 0; q->vms && hashmap_iterate(q->vms, &i, (void **) &vm, NULL);) {
                 qemu_stats_forget_vm(q, vm, false);
@@ -302,6 +304,7 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
                       VbDriverDomainInfo *ret, VbError *reterr) {
         QemuDriver *q = priv(drv);
         _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL;
+        QemuVmConfig cfg;
         QemuVm *vm = NULL;
         int r;
 
@@ -312,8 +315,10 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         r = qemu_firmware_prepare(def, access, qemu_firmware_dirs, q->nvram_dir, &with_firmware, reterr);
         if (r < 0)
                 return r;
-        r = qemu_vm_start(&q->vm_cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
-                          paused, &vm, reterr);
+        cfg = q->vm_cfg;
+        cfg.incoming_defer = qemu_save_take_incoming(q, domain_def_uuid(def).s);
+        r = qemu_vm_start(&cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
+                          paused || cfg.incoming_defer, &vm, reterr);
         if (r < 0)
                 return r;
         r = hashmap_put(q->vms, vm->uuid, vm);
@@ -453,4 +458,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_snapshot_create = qemu_snapshot_create,
         .domain_snapshot_revert = qemu_snapshot_revert,
         .domain_snapshot_delete = qemu_snapshot_delete,
+        .domain_save_state = qemu_save_state,
+        .domain_expect_incoming = qemu_expect_incoming,
+        .domain_load_state = qemu_load_state,
 };

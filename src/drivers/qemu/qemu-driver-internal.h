@@ -8,6 +8,7 @@
 typedef struct QemuStatsCall QemuStatsCall;
 typedef struct QemuShot QemuShot;
 typedef struct QemuSnapJob QemuSnapJob;
+typedef struct QemuSaveJob QemuSaveJob;
 typedef struct Worker Worker;
 
 typedef struct QemuDriver {
@@ -25,6 +26,9 @@ typedef struct QemuDriver {
         QemuShot *shots; /* screenshots QEMU is taking (qemu-console.c) */
         QemuSnapJob *snap_jobs; /* snapshot operations in flight (qemu-snapshot.c) */
         Worker *snap_worker;    /* the thread that runs qemu-img for them */
+        QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */
+        char **incoming;        /* UUIDs whose next start waits for a saved state (qemu-save.c) */
+        size_t n_incoming;
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -48,17 +52,27 @@ void qemu_stats_cancel(VbDriver *drv, void *userdata);
 int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
 /* qemu-snapshot.c: internal snapshots of qcow2 disks (qemu-img snapshot when stopped, QMP jobs when running). */
 int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr);
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr);
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr);
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
 /* A JOB_STATUS_CHANGE event of this VM. */
 void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data);
 /* The VM stopped: its snapshot jobs fail. */
 void qemu_snapshots_abort(QemuDriver *q, const char *uuid);
 /* The driver closes: jobs end without telling anyone. */
 void qemu_snapshots_close(QemuDriver *q);
+/* qemu-save.c: the guest's state to and from a descriptor (QMP migrate to "fd:", migrate-incoming). */
+int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr);
+int qemu_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
+int qemu_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr);
+/* Whether the start of this domain waits for a saved state (asked once: the mark goes). */
+bool qemu_save_take_incoming(QemuDriver *q, const char *uuid);
+void qemu_saves_abort(QemuDriver *q, const char *uuid);
+void qemu_saves_close(QemuDriver *q);
 /* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);
 /* Consoles, displays, screenshots (qemu-console.c). */

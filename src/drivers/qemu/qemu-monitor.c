@@ -413,6 +413,11 @@ int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json
 
 int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
                       void *userdata) {
+        return qemu_monitor_call_fd(mon, command, args, -1, cb, userdata, NULL);
+}
+
+int qemu_monitor_call_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
+                         QemuMonitorReplyFn cb, void *userdata, uint64_t *ret_id) {
         PendingCall *p;
         int r;
 
@@ -428,13 +433,15 @@ int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object 
         p->id = ++mon->next_id;
         p->cb = cb;
         p->userdata = userdata;
-        r = send_command(mon, command, args, p->id, -1);
+        r = send_command(mon, command, args, p->id, fd);
         if (r < 0) {
                 free(p);
                 return r;
         }
         p->next = mon->pending;
         mon->pending = p;
+        if (ret_id)
+                *ret_id = p->id;
         return 0;
 }
 

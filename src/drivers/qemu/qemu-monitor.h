@@ -40,6 +40,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(QemuMonitor *, qemu_monitor_free);
  * a synchronous call sent after it returns (QMP answers in order): commands can be pipelined that way. */
 int qemu_monitor_call(QemuMonitor *mon, const char *command, struct json_object *args, QemuMonitorReplyFn cb,
                       void *userdata);
+/* The same, passing fd along (SCM_RIGHTS; -1: none) for getfd / add-fd; *ret_id (may be NULL) numbers the
+ * call. */
+int qemu_monitor_call_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
+                         QemuMonitorReplyFn cb, void *userdata, uint64_t *ret_id);
 /* Sends command and waits up to timeout_usec for its reply. Returns 0 with *ret (may be NULL; the
  * "return" member, to json_object_put) on success; -EIO with *ret_error (QMP's description) when QEMU
  * refused; -ETIMEDOUT, -ECONNRESET. */

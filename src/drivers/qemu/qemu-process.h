@@ -36,6 +36,8 @@ typedef struct QemuVmConfig {
         const char *runtime_dir; /* <runtime>/qemu */
         const char *log_dir;     /* <state>/qemu/log */
         bool kvm_usable;
+        /* Start with -incoming defer: the guest's state comes later by migrate-incoming (qemu-save.c). */
+        bool incoming_defer;
         QemuVmCallbacks cb;
         void *userdata;
 } QemuVmConfig;

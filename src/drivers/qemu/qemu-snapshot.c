@@ -164,13 +164,13 @@ struct QemuSnapJob {
         bool dropped;      /* the driver is closing: nobody is told */
         int r;
         VbError e;
-        VbDriverSnapshotDone done;
+        VbDriverOpDone done;
         void *userdata;
         struct QemuSnapJob *next;
 };
 
 static QemuSnapJob *job_new(QemuDriver *q, const char *uuid, const char *what, const char *name,
-                            VbDriverSnapshotDone done, void *userdata) {
+                            VbDriverOpDone done, void *userdata) {
         QemuSnapJob *j = new0(QemuSnapJob, 1);
 
         if (!j)
@@ -237,7 +237,7 @@ static void img_done(void *userdata, bool cancelled) {
 }
 
 static int img_start(QemuDriver *q, const DomainDef *def, const SnapshotDef *snap, const DomainAccess *owner,
-                     const char *what, const char *op, bool need_disk, VbDriverSnapshotDone done, void *userdata,
+                     const char *what, const char *op, bool need_disk, VbDriverOpDone done, void *userdata,
                      VbError *reterr) {
         char uuid[37];
         QemuSnapJob *j;
@@ -367,7 +367,7 @@ void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data
 }
 
 static int qmp_start(QemuDriver *q, const char *uuid, const SnapshotDef *snap, const char *what,
-                     const char *command, VbDriverSnapshotDone done, void *userdata, VbError *reterr) {
+                     const char *command, VbDriverOpDone done, void *userdata, VbError *reterr) {
         static unsigned serial = 0;
         _cleanup_(json_object_putp) struct json_object *devices = NULL;
         _cleanup_free_ char *vmstate = NULL;
@@ -431,7 +431,7 @@ void qemu_snapshots_close(QemuDriver *q) {
 /* The ops ------------------------------------------------------------------------------------------ */
 
 int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr) {
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
         if (running) {
@@ -442,7 +442,7 @@ int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, cons
 }
 
 int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr) {
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
         if (running) {
@@ -456,7 +456,7 @@ int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, cons
 }
 
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbDriverSnapshotDone done, void *userdata, VbError *reterr) {
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
         if (running) {
