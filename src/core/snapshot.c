@@ -454,8 +454,13 @@ static int restore_definition(Manager *m, Domain *d, const SnapshotDef *snap, Do
         _cleanup_(domain_def_freep) DomainDef *copy = NULL;
         int r;
 
-        if (!snap->domain || !d->config) {
-                *ret_old = NULL;
+        *ret_old = NULL;
+        if (!snap->domain || !d->config)
+                return 0;
+        /* Renamed since: the name stays (it names the domain everywhere else). */
+        if (!streq_ptr(domain_def_get_name(snap->domain), d->name)) {
+                log_info("Domain '%s' was called '%s' when snapshot '%s' was taken: its definition is not put back.",
+                         d->name, domain_def_get_name(snap->domain), snap->name);
                 return 0;
         }
         r = domain_def_copy(snap->domain, &copy);
