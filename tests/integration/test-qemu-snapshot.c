@@ -7,8 +7,14 @@
  *    marker to its qcow2 disk and keeps a value in a shell variable; a snapshot; both change; Revert (live)
  *    and the guest goes on from the snapshot point (the old value, the old marker read from the disk, no
  *    boot banner); the same after Destroy (the domain is started from the snapshot, not booted); a restart
- *    of virtbusd, Delete on the running domain removes it from the image. */
+ *    of virtbusd, Delete on the running domain removes it from the image.
+ *  - saved state, the same guest: ManagedSave writes <state>/qemu/save/<uuid>.save, Start resumes the guest
+ *    from it (its shell variable still set, no boot banner) and removes it; Save into a pipe (a child
+ *    copies it into a file), RestoreDomain from a pipe (a child feeds it), the guest again going on. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "console-util.h"
@@ -226,10 +232,122 @@ static void test_running_guest(void **state) {
         harness_domain_call(bus, dom, "Undefine");
 }
 
+/* A child that copies from in to out until end-of-file; its pid. other (the pipe's other end) is closed
+ * in it, or the pipe would never end. */
+static pid_t copier(int in, int out, int other) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char b[65536];
+                ssize_t k;
+
+                close(other);
+                while ((k = read(in, b, sizeof b)) > 0)
+                        if (write(out, b, (size_t) k) != k)
+                                _exit(1);
+                _exit(k < 0);
+        }
+        return pid;
+}
+
+static void call_with_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
+                         const char *xml, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t flags = 0;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method), 0);
+        assert_true(sd_bus_message_append(m, "h", fd) >= 0);
+        if (xml)
+                assert_true(sd_bus_message_append(m, "s", xml) >= 0);
+        assert_true(sd_bus_message_append(m, "t", flags) >= 0);
+        if (sd_bus_call(bus, m, 120 * HARNESS_USEC_PER_SEC, &e, ret) < 0)
+                fail_msg("%s failed: %s", method, e.message);
+}
+
+static void test_saved_state(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *disk = NULL, *xml = NULL, *dom = NULL, *live = NULL, *saved = NULL, *file = NULL,
+                            *uuid = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char buf[16384] = "";
+        struct stat st;
+        int console, p[2], fd, status;
+        pid_t pid;
+
+        assert_true(asprintf(&disk, "%s/save-disk.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M", NULL },
+                             NULL), 0);
+        xml = guest_xml(h, "saveguest", disk);
+        dom = harness_define_domain(bus, xml);
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes(console, "kept", "MARKER-SAV");
+        close(console);
+
+        /* ManagedSave: the service's file, then Start resumes from it and removes it. */
+        harness_domain_call(bus, dom, "ManagedSave");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        uuid = strdup(harness_get_string(bus, dom, D, "UUID"));
+        assert_true(asprintf(&saved, "%s/qemu/save/%s.save", harness_state_dir(h), uuid) > 0);
+        assert_int_equal(stat(saved, &st), 0);
+        assert_true(st.st_size > 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        harness_domain_call(bus, dom, "Start");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        assert_int_equal(access(saved, F_OK), -1);
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees(console, "kept", "MARKER-SAV");
+        close(console);
+
+        /* Save into a pipe (a child copies it into a file), then RestoreDomain from a pipe. */
+        live = harness_domain_xml(bus, dom, 0);
+        assert_true(asprintf(&file, "%s/saved-through-pipe", harness_dir(h)) > 0);
+        fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = copier(p[0], fd, p[1]);
+        close(p[0]);
+        close(fd);
+        call_with_fd(bus, dom, D, "Save", p[1], NULL, &reply);
+        sd_bus_message_unref(reply);
+        close(p[1]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        assert_int_equal(stat(file, &st), 0);
+        assert_true(st.st_size > 0);
+
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = copier(fd, p[1], p[0]);
+        close(p[1]);
+        close(fd);
+        call_with_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0], live, &reply);
+        sd_bus_message_unref(reply);
+        close(p[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees(console, "kept", "MARKER-SAV");
+        close(console);
+        harness_domain_call(bus, dom, "Destroy");
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stopped_qcow2),
                 cmocka_unit_test_teardown(test_running_guest, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_saved_state, harness_teardown_qemus),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();
