@@ -216,6 +216,18 @@ int manager_domain_managed_save(Manager *m, Domain *d, DomainJobDone done, void 
         return save_start(m, d, j, j->fd, reterr);
 }
 
+int manager_domain_managed_save_remove_stale(Manager *m, Domain *d) {
+        _cleanup_free_ char *path = NULL;
+
+        if (save_path(m, d->uuid, "", &path) < 0)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        log_notice("Managed save of domain '%s' removed: it no longer matches the disks.", d->name);
+        domain_emit_changed(d, save_props);
+        return 0;
+}
+
 int manager_domain_managed_save_remove(Manager *m, Domain *d, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         int r;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/domain-internal.h"
+#include "core/domain-save.h"
 #include "core/domain-store.h"
 #include "core/snapshot.h"
 #include "util/fileio.h"
@@ -526,6 +527,9 @@ static void on_reverted(int r, const VbError *driver_e, void *userdata) {
                 job_fail(j, r, &e);
                 return;
         }
+        /* A managed save holds a state the disks no longer match: it goes. */
+        if (manager_domain_has_managed_save(m, d) && manager_domain_managed_save_remove_stale(m, d) < 0)
+                log_warning("Domain '%s': failed to remove its managed save after the revert, ignoring.", d->name);
         log_notice("Domain '%s' reverted to snapshot '%s'.", d->name, s->name);
         set_current(m, d, s);
         job_finish(j, 0, s, NULL);
