@@ -25,6 +25,8 @@ const BusAuthzRule bus_authz_rules[] = {
         { M, "CreateDomain", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain",
           BUS_ACTION_DOMAIN_HOST_FILES " (domain, path) for each host path the caller may not use; "
           BUS_ACTION_HOSTDEV_ASSIGN " (domain) when it uses host devices" },
+        { M, "RestoreDomain", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain",
+          BUS_ACTION_DOMAIN_HOST_FILES " (domain, path) for each host path the caller may not use" },
         { M, "ListDomains", METHOD, NULL, NULL, NULL },
         { M, "GetDomainByName", METHOD, NULL, NULL, NULL },
         { M, "GetDomainByUUID", METHOD, NULL, NULL, NULL },
@@ -74,6 +76,9 @@ const BusAuthzRule bus_authz_rules[] = {
         { D, "Screenshot", METHOD, BUS_ACTION_DOMAIN_CONSOLE, "domain", NULL },
         { D, "CreateSnapshot", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain,snapshot", NULL },
         { D, "ListSnapshots", METHOD, NULL, NULL, NULL },
+        { D, "Save", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
+        { D, "ManagedSave", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
+        { D, "ManagedSaveRemove", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
 
         /* org.virtbus1.DomainSnapshot */
         { DS, "GetXMLDesc", METHOD, NULL, NULL, NULL },

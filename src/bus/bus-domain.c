@@ -3,6 +3,7 @@
 #include "bus/bus-authz.h"
 #include "bus/bus-domain-console.h"
 #include "bus/bus-domain-device.h"
+#include "bus/bus-domain-save.h"
 #include "bus/bus-domain-snapshot.h"
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain.h"
@@ -13,6 +14,7 @@
 #include "bus/bus-parse.h"
 #include "conf/domain-access.h"
 #include "host/user-open.h"
+#include "core/domain-save.h"
 #include "core/manager.h"
 #include "util/log.h"
 
@@ -116,6 +118,11 @@ static int parse_and_authorize(BusServer *s, sd_bus_message *m, const BusParseSp
         if (r > 0)
                 *ret = def;
         return r;
+}
+
+int bus_domain_parse_create(BusServer *s, sd_bus_message *m, DomainDef **ret, uint64_t *ret_flags,
+                            DomainAccess *ret_access, sd_bus_error *error) {
+        return parse_and_authorize(s, m, &create_spec, ret, ret_flags, ret_access, error);
 }
 
 /* A volume disk's file (0600 in a pool) is opened by the service itself when polkit lets the caller use
@@ -416,6 +423,9 @@ static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 if (r <= 0)
                         return r < 0 ? r : 1;
         }
+        /* A managed save: resumed from it (bus-domain-save.c answers later). */
+        if (manager_domain_has_managed_save(s->manager, d) && !domain_is_active(d))
+                return bus_domain_start_saved(m, d, flags & START_PAUSED, error);
         r = manager_domain_start(s->manager, d, flags & START_PAUSED, bus_domain_reply_later, sd_bus_message_ref(m),
                                  &e);
         return reply_async(m, r, &e, error);
@@ -539,10 +549,6 @@ static int method_suspend(sd_bus_message *m, void *userdata, sd_bus_error *error
 
 static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return run_async(m, userdata, error, manager_domain_resume);
-}
-
-static int method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_undefine);
 }
 
 static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -736,6 +742,8 @@ static const sd_bus_vtable domain_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("CurrentSnapshot", "o", bus_domain_property_get_current_snapshot, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HasManagedSave", "b", bus_domain_property_get_has_managed_save, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_shutdown,
@@ -750,7 +758,7 @@ static const sd_bus_vtable domain_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_resume,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("Undefine", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_undefine,
+        SD_BUS_METHOD_WITH_ARGS("Undefine", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, bus_domain_method_undefine,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Rename", SD_BUS_ARGS("s", name, "t", flags), SD_BUS_NO_RESULT, method_rename,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -783,9 +791,16 @@ static const sd_bus_vtable domain_vtable[] = {
                                 bus_domain_method_create_snapshot, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListSnapshots", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", snapshots),
                                 bus_domain_method_list_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Save", SD_BUS_ARGS("h", fd, "t", flags), SD_BUS_NO_RESULT, bus_domain_method_save,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ManagedSave", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT,
+                                bus_domain_method_managed_save, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ManagedSaveRemove", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT,
+                                bus_domain_method_managed_save_remove, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", alias), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", alias), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRemovalFailed", SD_BUS_ARGS("s", alias, "s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Progress", SD_BUS_ARGS("t", done, "t", total), 0),
         SD_BUS_VTABLE_END,
 };
 

@@ -25,6 +25,11 @@ int bus_domain_set_autostart(BusServer *s, sd_bus_message *m, sd_bus_error *erro
 int bus_domain_authorize_paths(BusServer *s, sd_bus_message *m, const char *domain, const DomainDef *def,
                                const DeviceDef *dev, DomainAccess *ret, sd_bus_error *error);
 
+/* CreateDomain's first steps (the definition parsed off the event loop, polkit, its host paths), for
+ * RestoreDomain too: 1 with *ret (to free), *ret_flags and *ret_access; 0 later; < 0 with error. */
+int bus_domain_parse_create(BusServer *s, sd_bus_message *m, DomainDef **ret, uint64_t *ret_flags,
+                            DomainAccess *ret_access, sd_bus_error *error);
+
 /* Manager methods that deal with domains (bus-manager.c puts them in its vtable). */
 int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_error *error);

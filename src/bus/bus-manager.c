@@ -4,6 +4,7 @@
 #include "bus/bus-capabilities.h"
 #include "bus/bus-domain-stats.h"
 #include "bus/bus-domain-snapshot.h"
+#include "bus/bus-domain-save.h"
 #include "bus/bus-domain.h"
 #include "bus/bus-manager.h"
 #include "bus/bus-network.h"
@@ -110,6 +111,8 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 bus_manager_method_define_domain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateDomain", SD_BUS_ARGS("s", xml, "t", flags), SD_BUS_RESULT("o", domain),
                                 bus_manager_method_create_domain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RestoreDomain", SD_BUS_ARGS("h", fd, "s", xml, "t", flags), SD_BUS_RESULT("o", domain),
+                                bus_manager_method_restore_domain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_ARGS("t", flags), SD_BUS_RESULT("ao", domains),
                                 bus_manager_method_list_domains, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDomainByName", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", domain),

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "bus/bus-domain-save.h"
 #include "bus/bus-domain-snapshot.h"
 #include "bus/bus-capabilities.h"
 #include "bus/bus-domain-device.h"
@@ -126,6 +127,7 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
                 .snapshot_added = bus_domain_snapshot_on_added,
                 .snapshot_removed = bus_domain_snapshot_on_removed,
                 .snapshot_changed = bus_domain_snapshot_on_changed,
+                .domain_progress = bus_domain_save_on_progress,
                 .userdata = s,
         });
 

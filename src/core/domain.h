@@ -40,6 +40,7 @@ struct Domain {
         struct DomainSnapshot **snapshots;
         size_t n_snapshots;
         struct DomainSnapshot *current_snapshot;
+        bool job_busy; /* a snapshot or saved-state operation runs (one at a time per domain) */
         /* GetXMLDesc's last answer, for the definition with this serial and these format flags. */
         char *xml_cache;
         uint64_t xml_cache_serial;

@@ -11,6 +11,7 @@
 #include "core/snapshot.h"
 #include "core/domain-internal.h"
 #include "core/domain-store.h"
+#include "core/domain-save.h"
 #include "core/manager.h"
 #include "host/host.h"
 #include "util/fileio.h"
@@ -350,6 +351,13 @@ static int reconnect_running(Manager *m) {
         return 0;
 }
 
+static void autostart_done(int r, Domain *d, const VbError *e, void *userdata) {
+        if (r < 0)
+                log_warning("Failed to autostart a domain from its managed save: %s", e ? strempty(e->message) : strerror(-r));
+        else
+                log_info("Autostarted domain '%s' from its managed save.", d->name);
+}
+
 int manager_load(Manager *m, VbError *reterr) {
         int r;
 
@@ -384,6 +392,15 @@ int manager_load(Manager *m, VbError *reterr) {
 
                 if (!d->autostart || domain_is_active(d))
                         continue;
+                /* A managed save: resumed from it (domain-save.c says how it went). */
+                if (manager_domain_has_managed_save(m, d)) {
+                        r = manager_domain_start_saved(m, d, false, autostart_done, NULL, &e);
+                        if (r < 0)
+                                log_warning("Failed to autostart domain '%s' from its managed save: %s", d->name,
+                                            e.message ?: strerror(-r));
+                        vb_error_free(&e);
+                        continue;
+                }
                 /* A start that completes later logs its failure itself (domain-ops.c). */
                 r = manager_domain_start(m, d, false, NULL, NULL, &e);
                 if (r < 0)

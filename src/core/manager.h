@@ -48,6 +48,8 @@ typedef struct ManagerEvents {
         void (*snapshot_added)(void *userdata, struct DomainSnapshot *s);
         void (*snapshot_removed)(void *userdata, struct DomainSnapshot *s);
         void (*snapshot_changed)(void *userdata, struct DomainSnapshot *s, const char * const *properties);
+        /* How far a long operation on the domain got (saving or restoring its state): done of about total. */
+        void (*domain_progress)(void *userdata, Domain *d, uint64_t done, uint64_t total);
         /* Node devices found, gone, or changed by a re-scan (nodedev.c); removed: before it is freed. */
         void (*nodedev_added)(void *userdata, NodeDevice *d);
         void (*nodedev_removed)(void *userdata, NodeDevice *d);

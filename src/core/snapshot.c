@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "core/domain-internal.h"
+#include "core/domain-save.h"
+#include "core/domain-store.h"
 #include "core/snapshot.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -226,6 +228,19 @@ void manager_snapshot_load_all(Manager *m) {
         }
 }
 
+void manager_snapshot_forget_all(Manager *m, Domain *d) {
+        while (d->n_snapshots > 0) {
+                DomainSnapshot *s = d->snapshots[d->n_snapshots - 1];
+
+                if (d->current_snapshot == s)
+                        d->current_snapshot = NULL;
+                (void) snapshot_unlink(m, s);
+                snapshot_remove(m, s);
+        }
+        domain_emit_changed(d, domain_props);
+        log_notice("Snapshot metadata of domain '%s' removed.", d->name);
+}
+
 int manager_snapshot_remove_all(Manager *m, Domain *d) {
         _cleanup_free_ char *dir = NULL;
 
@@ -314,95 +329,325 @@ static int fill_new(Domain *d, SnapshotDef *def, VbError *reterr) {
         return r < 0 ? r : 0;
 }
 
-int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def_in, uint64_t flags, DomainSnapshot **ret,
-                            VbError *reterr) {
-        _cleanup_(snapshot_def_freep) SnapshotDef *def = def_in;
-        DomainSnapshot *s;
-        int r;
+/* One operation in flight on a domain's snapshots, answered through done. */
+typedef struct SnapshotJob {
+        Manager *m;
+        Domain *d;
+        DomainSnapshot *s;        /* revert, delete: the snapshot named */
+        SnapshotDef *def;         /* create: the new one, until it is added */
+        uint64_t flags;
+        SnapshotOpDone done;
+        void *userdata;
+        DomainDef *old_config;    /* revert: the definition replaced before the start, put back on failure */
+        bool started;             /* revert: core started the domain for it */
+        DomainSnapshot **pending; /* delete: what is left to remove, in order */
+        size_t n_pending;
+} SnapshotJob;
 
-        r = domain_check_idle(d, reterr);
-        if (r >= 0)
-                r = check_new(m, d, def, flags, reterr);
+static int busy(Domain *d, VbError *reterr) {
+        if (d->job_busy)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain '%s' has a snapshot or save operation in progress",
+                                    d->name);
+        /* Nor behind a start, stop or other lifecycle call in flight. */
+        return domain_check_idle(d, reterr);
+}
+
+static SnapshotJob *job_new(Manager *m, Domain *d, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done,
+                            void *userdata) {
+        SnapshotJob *j = new0(SnapshotJob, 1);
+
+        if (!j)
+                return NULL;
+        *j = (SnapshotJob) { .m = m, .d = d, .s = s, .flags = flags, .done = done, .userdata = userdata };
+        d->job_busy = true;
+        return j;
+}
+
+static void job_free(SnapshotJob *j) {
+        j->d->job_busy = false;
+        snapshot_def_free(j->def);
+        domain_def_free(j->old_config);
+        free(j->pending);
+        free(j);
+}
+
+/* Answers the caller and ends the job. */
+static void job_finish(SnapshotJob *j, int r, DomainSnapshot *s, const VbError *e) {
+        SnapshotOpDone done = j->done;
+        void *userdata = j->userdata;
+
+        job_free(j);
+        done(r, s, e, userdata);
+}
+
+static void job_fail(SnapshotJob *j, int r, VbError *e) {
+        if (r == -ENOMEM && e->code == VB_ERROR_NONE)
+                vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Out of memory");
+        job_finish(j, r, NULL, e);
+        vb_error_free(e);
+}
+
+static void ignore_done(int r, const VbError *e, void *userdata) {
         if (r < 0)
-                return r;
-        r = fill_new(d, def, reterr);
-        if (r < 0)
-                return r;
-        r = DRIVER_OP(m, domain_snapshot_create)(m->driver, domain_current_def(d), domain_is_active(d), def,
-                                                &d->access, reterr);
-        if (r < 0)
-                return r;
-        r = snapshot_add(d, TAKE_PTR(def), &s);
-        if (r >= 0)
-                r = snapshot_save(m, s, reterr);
+                log_warning("Failed to drop a snapshot that could not be recorded, ignoring: %s",
+                            e ? strempty(e->message) : strerror(-r));
+}
+
+static void on_created(int r, const VbError *driver_e, void *userdata) {
+        SnapshotJob *j = userdata;
+        Manager *m = j->m;
+        Domain *d = j->d;
+        VbError e = VB_ERROR_NULL;
+        DomainSnapshot *s = NULL;
+
         if (r < 0) {
-                if (r == -ENOMEM)
-                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Out of memory");
-                (void) DRIVER_OP(m, domain_snapshot_delete)(m->driver, domain_current_def(d), domain_is_active(d),
-                                                            s->def, &d->access, NULL);
-                snapshot_remove(m, s);
-                return r;
+                job_finish(j, r, NULL, driver_e);
+                return;
+        }
+        r = snapshot_add(d, TAKE_PTR(j->def), &s);
+        if (r >= 0)
+                r = snapshot_save(m, s, &e);
+        if (r < 0) {
+                /* Not recorded: what the backend made goes again (best effort; nothing waits for it). */
+                if (s) {
+                        (void) DRIVER_OP(m, domain_snapshot_delete)(m->driver, domain_current_def(d),
+                                                                    domain_is_active(d), s->def, &d->access,
+                                                                    ignore_done, NULL, NULL);
+                        snapshot_remove(m, s);
+                }
+                job_fail(j, r, &e);
+                return;
         }
         log_notice("Snapshot '%s' of domain '%s' taken (%s).", s->name, d->name,
                    snapshot_state_to_string(s->def->state));
         if (m->events.snapshot_added)
                 m->events.snapshot_added(m->events.userdata, s);
         set_current(m, d, s);
-        *ret = s;
+        job_finish(j, 0, s, NULL);
+}
+
+int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def_in, uint64_t flags, SnapshotOpDone done,
+                            void *userdata, VbError *reterr) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *def = def_in;
+        SnapshotJob *j;
+        int r;
+
+        r = busy(d, reterr);
+        if (r >= 0)
+                r = check_new(m, d, def, flags, reterr);
+        if (r >= 0)
+                r = fill_new(d, def, reterr);
+        if (r < 0)
+                return r;
+        j = job_new(m, d, NULL, flags, done, userdata);
+        if (!j)
+                return -ENOMEM;
+        j->def = TAKE_PTR(def);
+        r = DRIVER_OP(m, domain_snapshot_create)(m->driver, domain_current_def(d), domain_is_active(d), j->def,
+                                                &d->access, on_created, j, reterr);
+        if (r < 0)
+                job_free(j);
+        return r;
+}
+
+/* The snapshot's saved definition becomes the domain's again (*ret_old: the one it replaces). */
+static int restore_definition(Manager *m, Domain *d, const SnapshotDef *snap, DomainDef **ret_old, VbError *reterr) {
+        static const char * const props[] = { "VCPUs", "MemoryKiB", "OSType", NULL };
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        int r;
+
+        *ret_old = NULL;
+        if (!snap->domain || !d->config)
+                return 0;
+        /* Renamed since: the name stays (it names the domain everywhere else). */
+        if (!streq_ptr(domain_def_get_name(snap->domain), d->name)) {
+                log_info("Domain '%s' was called '%s' when snapshot '%s' was taken: its definition is not put back.",
+                         d->name, domain_def_get_name(snap->domain), snap->name);
+                return 0;
+        }
+        r = domain_def_copy(snap->domain, &copy);
+        if (r >= 0)
+                r = domain_store_save(m->domains_dir, copy, &d->access, reterr);
+        if (r < 0)
+                return r;
+        *ret_old = d->config;
+        d->config = TAKE_PTR(copy);
+        domain_emit_changed(d, props);
         return 0;
 }
 
-int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr) {
+/* Undoes restore_definition (best effort: a failure to save is logged). */
+static void put_back_definition(Manager *m, Domain *d, DomainDef **old) {
+        VbError e = VB_ERROR_NULL;
+
+        if (!*old)
+                return;
+        if (domain_store_save(m->domains_dir, *old, &d->access, &e) < 0)
+                log_warning("Failed to save the definition of domain '%s' again, ignoring: %s", d->name,
+                            strempty(e.message));
+        vb_error_free(&e);
+        domain_def_free(d->config);
+        d->config = TAKE_PTR(*old);
+}
+
+static bool state_is_running(SnapshotState st) {
+        return st == SNAPSHOT_STATE_RUNNING || st == SNAPSHOT_STATE_PAUSED;
+}
+
+static void revert_finish(SnapshotJob *j) {
+        Manager *m = j->m;
+        Domain *d = j->d;
+        DomainSnapshot *s = j->s;
+
+        /* A managed save holds a state the disks no longer match: it goes. */
+        if (manager_domain_has_managed_save(m, d) && manager_domain_managed_save_remove_stale(m, d) < 0)
+                log_warning("Domain '%s': failed to remove its managed save after the revert, ignoring.", d->name);
+        log_notice("Domain '%s' reverted to snapshot '%s'.", d->name, s->name);
+        set_current(m, d, s);
+        job_finish(j, 0, s, NULL);
+}
+
+/* The guest was resumed or paused as the snapshot has it. */
+static void on_revert_state(Domain *d, int r, const VbError *e, void *userdata) {
+        SnapshotJob *j = userdata;
+
+        if (r < 0 || !d) {
+                job_finish(j, r < 0 ? r : -ESRCH, NULL, e);
+                return;
+        }
+        revert_finish(j);
+}
+
+static void on_reverted(int r, const VbError *driver_e, void *userdata) {
+        SnapshotJob *j = userdata;
+        Manager *m = j->m;
+        Domain *d = j->d;
+        DomainSnapshot *s = j->s;
+        VbError e = VB_ERROR_NULL;
+        DomainDef *old = NULL;
+
+        if (r < 0) {
+                if (j->started)
+                        (void) manager_domain_destroy(m, d, NULL);
+                put_back_definition(m, d, &j->old_config);
+                job_finish(j, r, NULL, driver_e);
+                return;
+        }
+        /* The disks are back (and the guest, live): the definition follows, unless done before the start. */
+        if (!j->started) {
+                r = restore_definition(m, d, s->def, &old, &e);
+                domain_def_free(old);
+                if (r < 0)
+                        log_warning("Domain '%s' reverted to snapshot '%s', but its definition was not: %s", d->name,
+                                    s->name, strempty(e.message));
+                vb_error_free(&e);
+        }
+        /* The guest as it was: running, or paused (revert_finish follows). */
+        r = 1;
+        if (s->def->state == SNAPSHOT_STATE_RUNNING && d->state == DOMAIN_PAUSED)
+                r = manager_domain_resume(m, d, on_revert_state, j, &e);
+        else if (s->def->state == SNAPSHOT_STATE_PAUSED && d->state == DOMAIN_RUNNING)
+                r = manager_domain_suspend(m, d, on_revert_state, j, &e);
+        if (r < 0) {
+                job_fail(j, r, &e);
+                return;
+        }
+        if (r > 0)
+                revert_finish(j);
+}
+
+/* A revert that failed: the domain started for it stops, its definition goes back. */
+static void revert_undo(SnapshotJob *j) {
+        if (j->started)
+                (void) manager_domain_destroy(j->m, j->d, NULL);
+        put_back_definition(j->m, j->d, &j->old_config);
+        job_free(j);
+}
+
+/* The backend puts the snapshot's disks (and guest state) back; on_reverted follows. */
+static int revert_now(Manager *m, SnapshotJob *j, VbError *reterr) {
+        Domain *d = j->d;
+
+        return DRIVER_OP(m, domain_snapshot_revert)(m->driver, domain_current_def(d), domain_is_active(d), j->s->def,
+                                                   &d->access, on_reverted, j, reterr);
+}
+
+/* The domain the revert started (paused) runs, or failed to start. */
+static void on_revert_started(Domain *d, int r, const VbError *e, void *userdata) {
+        SnapshotJob *j = userdata;
+        VbError e2 = VB_ERROR_NULL;
+        SnapshotOpDone done = j->done;
+        void *done_userdata = j->userdata;
+
+        if (r >= 0 && !d)
+                r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "The domain went away while it started for the revert");
+        if (r >= 0) {
+                r = revert_now(j->m, j, &e2);
+                if (r >= 0)
+                        return;
+                e = &e2;
+        }
+        revert_undo(j);
+        done(r, NULL, e, done_userdata);
+        vb_error_free(&e2);
+}
+
+int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
+                            VbError *reterr) {
         Domain *d = s->domain;
-        SnapshotState st = s->def->state;
-        bool run = st == SNAPSHOT_STATE_RUNNING || st == SNAPSHOT_STATE_PAUSED;
+        bool run = state_is_running(s->def->state);
+        SnapshotJob *j;
         int r;
 
+        r = busy(d, reterr);
+        if (r < 0)
+                return r;
         if (!DRIVER_OP(m, domain_snapshot_revert))
                 return not_supported(m, "revert to snapshots", reterr);
         r = domain_check_idle(d, reterr);
         if (r < 0)
                 return r;
         if (snapshot_def_kind(s->def) != SNAPSHOT_KIND_INTERNAL)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Reverting to a '%s' snapshot is not supported",
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Reverting to a '%s' snapshot is not supported: "
+                                    "its disks were not kept inside their images",
                                     snapshot_kind_to_string(snapshot_def_kind(s->def)));
         if (domain_is_active(d) && !run) {
                 r = manager_domain_destroy(m, d, reterr);
                 if (r < 0)
                         return r;
         }
-        r = DRIVER_OP(m, domain_snapshot_revert)(m->driver, domain_current_def(d), domain_is_active(d), s->def,
-                                                &d->access, reterr);
-        if (r < 0)
-                return r;
-        /* The backend reverted a stopped domain's disks; one taken running starts again from them. */
+        j = job_new(m, d, s, flags, done, userdata);
+        if (!j)
+                return -ENOMEM;
+        /* A snapshot of a running guest is loaded into a running domain: started (paused) from the
+         * snapshot's definition, then the backend puts the guest's state back (once the start is done). */
         if (run && !domain_is_active(d)) {
-                /* With a backend that answers later, the start's failure is only logged. */
-                r = manager_domain_start(m, d, st == SNAPSHOT_STATE_PAUSED, NULL, NULL, reterr);
-                if (r < 0)
+                r = restore_definition(m, d, s->def, &j->old_config, reterr);
+                if (r >= 0)
+                        r = manager_domain_start(m, d, true, on_revert_started, j, reterr);
+                if (r < 0) {
+                        put_back_definition(m, d, &j->old_config);
+                        job_free(j);
                         return r;
+                }
+                j->started = true;
+                if (r == 0)
+                        return 0; /* on_revert_started goes on */
         }
-        log_notice("Domain '%s' reverted to snapshot '%s'.", d->name, s->name);
-        set_current(m, d, s);
-        return 0;
+        r = revert_now(m, j, reterr);
+        if (r < 0)
+                revert_undo(j);
+        return r;
 }
 
-/* Removes one snapshot: the backend's part (unless metadata only), its file, the object. */
-static int delete_one(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr) {
+/* Removes one snapshot's file and object (the backend's part is gone already). */
+static void forget_one(Manager *m, DomainSnapshot *s, uint64_t flags) {
         Domain *d = s->domain;
-        int r;
 
-        if (!(flags & SNAPSHOT_DELETE_METADATA_ONLY)) {
-                r = DRIVER_OP(m, domain_snapshot_delete)(m->driver, domain_current_def(d), domain_is_active(d), s->def,
-                                                        &d->access, reterr);
-                if (r < 0)
-                        return r;
-        }
         (void) snapshot_unlink(m, s);
         log_notice("Snapshot '%s' of domain '%s' deleted%s.", s->name, d->name,
                    flags & SNAPSHOT_DELETE_METADATA_ONLY ? " (metadata only)" : "");
         snapshot_remove(m, s);
-        return 0;
 }
 
 /* The children of s take its parent as theirs. */
@@ -427,38 +672,95 @@ static int reparent_children(Manager *m, DomainSnapshot *s, VbError *reterr) {
         return 0;
 }
 
-int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr) {
-        Domain *d = s->domain;
-        bool with_children = flags & (SNAPSHOT_DELETE_CHILDREN | SNAPSHOT_DELETE_CHILDREN_ONLY);
-        DomainSnapshot *parent = domain_snapshot_parent(s);
+/* The first of the list is gone from the backend: the current mark moves (to the named snapshot while its
+ * descendants go, to its parent when it goes), its children take its parent, and it goes from here. */
+static int forget_first(SnapshotJob *j, VbError *reterr) {
+        DomainSnapshot *s = j->pending[0];
+        Domain *d = j->d;
         int r;
 
-        if (!(flags & SNAPSHOT_DELETE_METADATA_ONLY) && !DRIVER_OP(m, domain_snapshot_delete))
-                return not_supported(m, "delete snapshots", reterr);
-        /* Descendants first, the latest first: a snapshot is taken after its parent, so it has no child
-         * left when its turn comes. */
-        while (with_children) {
-                DomainSnapshot *c = NULL;
-
-                for (size_t i = d->n_snapshots; i > 0 && !c; i--)
-                        if (is_descendant(d->snapshots[i - 1], s))
-                                c = d->snapshots[i - 1];
-                if (!c)
-                        break;
-                if (d->current_snapshot == c)
-                        set_current(m, d, s);
-                r = delete_one(m, c, flags, reterr);
+        if (d->current_snapshot == s)
+                set_current(j->m, d, s == j->s ? domain_snapshot_parent(s) : j->s);
+        if (s == j->s) {
+                r = reparent_children(j->m, s, reterr);
                 if (r < 0)
                         return r;
         }
-        if (flags & SNAPSHOT_DELETE_CHILDREN_ONLY)
-                return 0;
-        r = reparent_children(m, s, reterr);
+        forget_one(j->m, s, j->flags);
+        memmove(j->pending, j->pending + 1, --j->n_pending * sizeof *j->pending);
+        return 0;
+}
+
+static void on_deleted(int r, const VbError *driver_e, void *userdata);
+
+/* Asks the backend to drop the first of the list (metadata only: nothing to ask); done when none is left. */
+static void delete_next(SnapshotJob *j) {
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        while (j->n_pending > 0) {
+                if (!(j->flags & SNAPSHOT_DELETE_METADATA_ONLY)) {
+                        r = DRIVER_OP(j->m, domain_snapshot_delete)(j->m->driver, domain_current_def(j->d),
+                                                                    domain_is_active(j->d), j->pending[0]->def,
+                                                                    &j->d->access, on_deleted, j, &e);
+                        if (r < 0)
+                                job_fail(j, r, &e);
+                        return;
+                }
+                r = forget_first(j, &e);
+                if (r < 0) {
+                        job_fail(j, r, &e);
+                        return;
+                }
+        }
+        job_finish(j, 0, NULL, NULL);
+}
+
+static void on_deleted(int r, const VbError *driver_e, void *userdata) {
+        SnapshotJob *j = userdata;
+        VbError e = VB_ERROR_NULL;
+
+        if (r < 0) {
+                job_finish(j, r, NULL, driver_e);
+                return;
+        }
+        r = forget_first(j, &e);
+        if (r < 0) {
+                job_fail(j, r, &e);
+                return;
+        }
+        delete_next(j);
+}
+
+int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
+                            VbError *reterr) {
+        Domain *d = s->domain;
+        bool with_children = flags & (SNAPSHOT_DELETE_CHILDREN | SNAPSHOT_DELETE_CHILDREN_ONLY);
+        SnapshotJob *j;
+        size_t n = 0;
+        int r;
+
+        r = busy(d, reterr);
         if (r < 0)
                 return r;
-        if (d->current_snapshot == s)
-                set_current(m, d, parent);
-        return delete_one(m, s, flags, reterr);
+        if (!(flags & SNAPSHOT_DELETE_METADATA_ONLY) && !DRIVER_OP(m, domain_snapshot_delete))
+                return not_supported(m, "delete snapshots", reterr);
+        j = job_new(m, d, s, flags, done, userdata);
+        if (!j || !(j->pending = new0(DomainSnapshot *, d->n_snapshots + 1))) {
+                if (j)
+                        job_free(j);
+                return -ENOMEM;
+        }
+        /* Descendants first, the latest first: a snapshot is taken after its parent, so it has no child
+         * left when its turn comes. */
+        for (size_t i = d->n_snapshots; with_children && i > 0; i--)
+                if (is_descendant(d->snapshots[i - 1], s))
+                        j->pending[n++] = d->snapshots[i - 1];
+        if (!(flags & SNAPSHOT_DELETE_CHILDREN_ONLY))
+                j->pending[n++] = s;
+        j->n_pending = n;
+        delete_next(j);
+        return 0;
 }
 
 int manager_snapshot_get_xml(const DomainSnapshot *s, char **ret, VbError *reterr) {

@@ -41,11 +41,20 @@ bool domain_snapshot_is_current(const DomainSnapshot *s);
 /* The direct children of s (NULL: the roots), in order of creation; *ret to free. */
 int domain_snapshot_children(const Domain *d, const DomainSnapshot *s, DomainSnapshot ***ret, size_t *ret_n);
 
-/* Takes def (also on failure). */
-int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, DomainSnapshot **ret,
+/* A snapshot operation ended: r < 0 with e saying why, or done (s: the snapshot taken or reverted to). */
+typedef void (*SnapshotOpDone)(int r, DomainSnapshot *s, const VbError *e, void *userdata);
+
+/* The operations run while the event loop goes on (the backend's work is off it), one at a time per
+ * domain (another one meanwhile is DeviceBusy). Returning 0, done follows once, from the event loop;
+ * returning < 0 they failed at once (reterr) and done never comes. create takes def (also on failure).
+ * Revert puts back the snapshot's definition too; a snapshot of a running guest is loaded into the
+ * running domain (started paused from that definition when it is shut off). */
+int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, SnapshotOpDone done,
+                            void *userdata, VbError *reterr);
+int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
                             VbError *reterr);
-int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr);
-int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, VbError *reterr);
+int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
+                            VbError *reterr);
 /* The snapshot as the user sees it (without the <active> bookkeeping). */
 int manager_snapshot_get_xml(const DomainSnapshot *s, char **ret, VbError *reterr);
 
@@ -53,5 +62,7 @@ int manager_snapshot_get_xml(const DomainSnapshot *s, char **ret, VbError *reter
 void manager_snapshot_load_all(Manager *m);
 /* The domain is being freed: its snapshots go from memory (their files stay). */
 void domain_snapshots_free(Domain *d);
+/* Undefine with its flag 2: the snapshots go (their files and objects), what the backend keeps stays. */
+void manager_snapshot_forget_all(Manager *m, Domain *d);
 /* Undefine: the files of a domain's snapshots. */
 int manager_snapshot_remove_all(Manager *m, Domain *d);

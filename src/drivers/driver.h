@@ -39,6 +39,8 @@ typedef void (*VbDriverInfoDone)(int r, const VbError *e, VbStats *info, void *u
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
 /* A descriptor is ready (fd, which done owns and must close) or the call failed (r < 0, fd -1, e says why). */
 typedef void (*VbDriverFdDone)(int r, int fd, const VbError *e, void *userdata);
+/* How far a long operation got: done of about total bytes (total may still grow). */
+typedef void (*VbDriverProgress)(uint64_t done, uint64_t total, void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -234,13 +236,33 @@ typedef struct VbDriverOps {
          * snapshot (named, with its state filled in). create takes what snap says of disks and memory;
          * revert puts the disks (and, for a snapshot of a running domain, the guest's state) back, with the
          * domain stopped by core first unless running (then the backend reverts it live or refuses);
-         * delete drops what the backend keeps for the snapshot. Failing changes nothing. */
+         * delete drops what the backend keeps for the snapshot. They work off the event loop: returning 0,
+         * done(userdata) follows exactly once from the event loop (also when the domain stops meanwhile);
+         * returning < 0 they failed at once and done never comes. def, snap and access are needed only
+         * until the op returns. Failing changes nothing. */
         int (*domain_snapshot_create)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbError *reterr);
+                                      const DomainAccess *access, VbDriverOpDone done, void *userdata,
+                                      VbError *reterr);
         int (*domain_snapshot_revert)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbError *reterr);
+                                      const DomainAccess *access, VbDriverOpDone done, void *userdata,
+                                      VbError *reterr);
         int (*domain_snapshot_delete)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                                      const DomainAccess *access, VbError *reterr);
+                                      const DomainAccess *access, VbDriverOpDone done, void *userdata,
+                                      VbError *reterr);
+
+        /* Saved state (Domain.Save, ManagedSave, Start after ManagedSave, Manager.RestoreDomain). Optional.
+         * They work off the event loop as the snapshot ops do (0: done follows once from the event loop;
+         * < 0: failed at once). progress (may be NULL) is called from the event loop meanwhile.
+         * save_state writes the running domain's whole state into fd (a pipe or a file, from its current
+         * position); the guest is paused then, and core destroys it once done.
+         * expect_incoming (expect false: no longer): the next domain_start of this domain does not boot it
+         * but waits, paused, for its state from load_state (QEMU: -incoming defer), which reads it from fd;
+         * it stays paused. fd stays the caller's: a backend that needs it after returning takes a copy. */
+        int (*domain_save_state)(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress,
+                                 VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_expect_incoming)(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
+        int (*domain_load_state)(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress,
+                                 VbDriverOpDone done, void *userdata, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

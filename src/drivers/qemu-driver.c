@@ -41,6 +41,8 @@ static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_stats_forget_vm(q, vm, true);
         qemu_console_abort(q, vm->uuid);
         qemu_vcpus_abort(q, vm->uuid);
+        qemu_snapshots_abort(q, vm->uuid);
+        qemu_saves_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -123,6 +125,8 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         else if (streq(name, "VSERPORT_CHANGE"))
                 qemu_guest_port_changed(q, vm, qemu_json_string(data, "id"),
                                         json_object_get_boolean(qemu_json_get(data, "open")));
+        else if (streq(name, "JOB_STATUS_CHANGE"))
+                qemu_snapshot_job_event(q, vm, data);
 }
 
 static void on_vm_exited(QemuVm *vm, void *userdata) {
@@ -285,6 +289,8 @@ static void qemu_close(VbDriver *drv) {
         QemuDriver *q = priv(drv);
         QemuVm *vm;
 
+        qemu_snapshots_close(q);
+        qemu_saves_close(q);
         /* Starts in progress fail (their callers hear it); the guests go on running, and a restarted virtbusd
          * finds them through their state files. */
         for (bool again = true; again && q->vms;) {
@@ -380,6 +386,7 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         QemuDriver *q = priv(drv);
         _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL;
         _cleanup_free_ StartCall *c = NULL;
+        QemuVmConfig cfg;
         QemuVm *vm = NULL;
         int r;
 
@@ -394,9 +401,12 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         if (!c)
                 return -ENOMEM;
         *c = (StartCall) { .q = q, .done = done, .userdata = userdata };
+        /* A restore: QEMU waits for the guest's state (qemu-save.c). */
+        cfg = q->vm_cfg;
+        cfg.incoming_defer = qemu_save_take_incoming(q, domain_def_uuid(def).s);
         /* QEMU runs paused until its monitor is open; on_vm_started follows. */
-        r = qemu_vm_start(&q->vm_cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
-                          paused, on_vm_started, c, &vm, reterr);
+        r = qemu_vm_start(&cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
+                          paused || cfg.incoming_defer, on_vm_started, c, &vm, reterr);
         if (r < 0)
                 return r;
         r = hashmap_put(q->vms, vm->uuid, vm);
@@ -556,4 +566,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_snapshot_create = qemu_snapshot_create,
         .domain_snapshot_revert = qemu_snapshot_revert,
         .domain_snapshot_delete = qemu_snapshot_delete,
+        .domain_save_state = qemu_save_state,
+        .domain_expect_incoming = qemu_expect_incoming,
+        .domain_load_state = qemu_load_state,
 };

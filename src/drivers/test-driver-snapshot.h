@@ -4,10 +4,27 @@
 #include "drivers/driver.h"
 
 /* The test backend's simulated snapshots: what a backend would keep for each is a file
- * <state>/snapshots/<domain uuid>/<name> holding the state it was taken in. */
+ * <state>/snapshots/<domain uuid>/<name> holding the state it was taken in. Each op does its work at
+ * once and reports it to done from the event loop, as a real backend's job would. */
 int test_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *access, VbError *reterr);
+                         const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
 int test_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *access, VbError *reterr);
+                         const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
 int test_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *access, VbError *reterr);
+                         const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
+
+/* Simulated saved state: a few lines naming the domain, written to or read from the descriptor by a
+ * worker thread (util/worker.h), answered on the event loop. */
+typedef struct Worker Worker;
+typedef struct TestSaveHost {
+        Worker *worker;
+        bool closing; /* the driver closes: answers are dropped */
+} TestSaveHost;
+
+TestSaveHost *test_driver_save_host(VbDriver *drv);
+void test_save_host_close(TestSaveHost *h);
+int test_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr);
+int test_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
+int test_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr);

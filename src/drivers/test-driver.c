@@ -61,6 +61,7 @@ struct TestDriver {
         char *dir;
         Hashmap *guests;
         unsigned next_id;
+        TestSaveHost save; /* simulated saved state (test-driver-snapshot.c) */
 };
 
 /* The host's one domain out of the box, as with libvirt's test:///default. */
@@ -242,10 +243,15 @@ static int test_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
         return 0;
 }
 
+TestSaveHost *test_driver_save_host(VbDriver *drv) {
+        return &priv(drv)->save;
+}
+
 static void test_close(VbDriver *drv) {
         TestDriver *t = priv(drv);
         TestGuest *g;
 
+        test_save_host_close(&t->save);
         /* The simulated guests keep "running": their records stay in the runtime directory. */
         for (size_t i = 0; hashmap_iterate(t->guests, &i, (void **) &g, NULL);)
                 guest_free(g);
@@ -880,4 +886,7 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_snapshot_create = test_snapshot_create,
         .domain_snapshot_revert = test_snapshot_revert,
         .domain_snapshot_delete = test_snapshot_delete,
+        .domain_save_state = test_save_state,
+        .domain_expect_incoming = test_expect_incoming,
+        .domain_load_state = test_load_state,
 };

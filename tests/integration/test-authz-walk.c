@@ -234,7 +234,8 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                 switch (*t) {
                 case 's': {
                         const char *v = "";
-                        if (streq(member, "DefineDomain") || streq(member, "CreateDomain"))
+                        if (streq(member, "DefineDomain") || streq(member, "CreateDomain") ||
+                            streq(member, "RestoreDomain"))
                                 v = NEW_DOMAIN_XML;
                         else if (streq(member, "DefineNetwork") || streq(member, "CreateNetwork"))
                                 v = NETWORK_XML;

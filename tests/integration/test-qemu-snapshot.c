@@ -1,10 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Internal snapshots with the qemu driver and real qemu-img: a stopped domain's qcow2 disk gets a marker
- * (qemu-io), a snapshot, another marker; Revert brings the first back; Delete drops the snapshot from the
- * image; a restart finds the snapshot again. A raw disk answers NotSupported. */
+/* Internal snapshots with the qemu driver:
+ *  - stopped, real qemu-img: a qcow2 disk gets a marker (qemu-io), a snapshot, another marker; Revert
+ *    brings the first back; Delete drops the snapshot from the image; a restart finds the snapshot again.
+ *    A raw disk answers NotSupported.
+ *  - running, QMP jobs, the tiny guest (tests/guest) with a shell on its console: the guest writes a
+ *    marker to its qcow2 disk and keeps a value in a shell variable; a snapshot; both change; Revert (live)
+ *    and the guest goes on from the snapshot point (the old value, the old marker read from the disk, no
+ *    boot banner); the same after Destroy (the domain is started from the snapshot, not booted); a restart
+ *    of virtbusd, Delete on the running domain removes it from the image.
+ *  - saved state, the same guest: ManagedSave writes <state>/qemu/save/<uuid>.save, Start resumes the guest
+ *    from it (its shell variable still set, no boot banner) and removes it; Save into a pipe (a child
+ *    copies it into a file), RestoreDomain from a pipe (a child feeds it), the guest again going on. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "console-util.h"
 #include "harness.h"
 
 #define D HARNESS_DOMAIN_INTERFACE
@@ -106,9 +119,235 @@ static void test_stopped_qcow2(void **state) {
         harness_domain_call(bus, raw_dom, "Undefine");
 }
 
+#define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
+
+static char *guest_xml(Harness *h, const char *name, const char *disk) {
+        const char *g = harness_guest_dir(h);
+        char *x;
+
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>192</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline></os>"
+                             "<features><acpi/></features><devices>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<serial type='pty'><target port='0'/></serial>"
+                             "<console type='pty'><target type='serial' port='0'/></console>"
+                             "</devices></domain>",
+                             name, g, g, disk) >= 0);
+        return x;
+}
+
+/* Sends a command line to the guest's shell and waits for want in what it prints (buf: what it printed,
+ * from the command on). */
+static void guest_say(int console, const char *cmd, const char *want, char *buf, size_t size) {
+        buf[0] = 0;
+        assert_int_equal(write(console, cmd, strlen(cmd)), (ssize_t) strlen(cmd));
+        if (!console_read_until(console, buf, size, want, GUEST_TIMEOUT_USEC))
+                fail_msg("the guest did not say '%s'; it said: %s", want, buf);
+}
+
+/* What the guest sees: its shell variable and the disk's first bytes, read past its page cache. */
+static void guest_sees(int console, const char *value, const char *marker) {
+        _cleanup_free_ char *want = NULL;
+        char buf[16384];
+
+        assert_true(asprintf(&want, "SEEN=%s,%s.", value, marker) > 0);
+        guest_say(console, "echo 3 >/proc/sys/vm/drop_caches; echo SEEN=$X,$(dd if=/dev/vda bs=10 count=1 2>/dev/null).\n",
+                  want, buf, sizeof buf);
+        /* It went on from where it was: no boot since. */
+        assert_null(strstr(buf, "VIRTBUS-GUEST-BOOTED"));
+}
+
+static void guest_writes(int console, const char *value, const char *marker) {
+        _cleanup_free_ char *cmd = NULL, *want = NULL;
+        char buf[16384];
+
+        assert_true(asprintf(&want, "WROTE-%s", value) > 0);
+        assert_true(asprintf(&cmd, "X=%s; printf %s | dd of=/dev/vda conv=fsync 2>/dev/null; echo WROTE-$X\n", value,
+                             marker) > 0);
+        guest_say(console, cmd, want, buf, sizeof buf);
+}
+
+static void test_running_guest(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *disk = NULL, *xml = NULL, *dom = NULL, *snap = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply;
+        char buf[16384] = "";
+        const char *o;
+        int console;
+
+        assert_true(asprintf(&disk, "%s/live-disk.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M", NULL },
+                             NULL), 0);
+        xml = guest_xml(h, "snaplive", disk);
+        dom = harness_define_domain(bus, xml);
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes(console, "one", "MARKER-ONE");
+
+        reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>live</name></domainsnapshot>",
+                                UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        snap = strdup(o);
+        sd_bus_message_unref(reply);
+        assert_string_equal(harness_get_string(bus, snap, S, "State"), "running");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        guest_sees(console, "one", "MARKER-ONE");
+
+        /* Both change; a live revert brings both back, the guest going on from the snapshot. */
+        guest_writes(console, "two", "MARKER-TWO");
+        guest_sees(console, "two", "MARKER-TWO");
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Revert", "t", UINT64_C(0)));
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        guest_sees(console, "one", "MARKER-ONE");
+
+        /* From a stopped domain: started from the snapshot, not booted. */
+        guest_writes(console, "three", "MARKER-3ER");
+        harness_domain_call(bus, dom, "Destroy");
+        close(console);
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Revert", "t", UINT64_C(0)));
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees(console, "one", "MARKER-ONE");
+
+        /* Found again after a restart; deleted from the running domain's image, the guest going on. */
+        close(console);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_string_equal(harness_get_string(bus, snap, S, "Name"), "live");
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Delete", "t", UINT64_C(0)));
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees(console, "one", "MARKER-ONE");
+        harness_domain_call(bus, dom, "Destroy");
+        assert_false(image_has_snapshot(h, disk, "live"));
+        close(console);
+        harness_domain_call(bus, dom, "Undefine");
+}
+
+/* A child that copies from in to out until end-of-file; its pid. other (the pipe's other end) is closed
+ * in it, or the pipe would never end. */
+static pid_t copier(int in, int out, int other) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char b[65536];
+                ssize_t k;
+
+                close(other);
+                while ((k = read(in, b, sizeof b)) > 0)
+                        if (write(out, b, (size_t) k) != k)
+                                _exit(1);
+                _exit(k < 0);
+        }
+        return pid;
+}
+
+static void call_with_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
+                         const char *xml, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t flags = 0;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method), 0);
+        assert_true(sd_bus_message_append(m, "h", fd) >= 0);
+        if (xml)
+                assert_true(sd_bus_message_append(m, "s", xml) >= 0);
+        assert_true(sd_bus_message_append(m, "t", flags) >= 0);
+        if (sd_bus_call(bus, m, 120 * HARNESS_USEC_PER_SEC, &e, ret) < 0)
+                fail_msg("%s failed: %s", method, e.message);
+}
+
+static void test_saved_state(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *disk = NULL, *xml = NULL, *dom = NULL, *live = NULL, *saved = NULL, *file = NULL,
+                            *uuid = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char buf[16384] = "";
+        struct stat st;
+        int console, p[2], fd, status;
+        pid_t pid;
+
+        assert_true(asprintf(&disk, "%s/save-disk.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M", NULL },
+                             NULL), 0);
+        xml = guest_xml(h, "saveguest", disk);
+        dom = harness_define_domain(bus, xml);
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes(console, "kept", "MARKER-SAV");
+        close(console);
+
+        /* ManagedSave: the service's file, then Start resumes from it and removes it. */
+        harness_domain_call(bus, dom, "ManagedSave");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        uuid = strdup(harness_get_string(bus, dom, D, "UUID"));
+        assert_true(asprintf(&saved, "%s/qemu/save/%s.save", harness_state_dir(h), uuid) > 0);
+        assert_int_equal(stat(saved, &st), 0);
+        assert_true(st.st_size > 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        harness_domain_call(bus, dom, "Start");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        assert_int_equal(access(saved, F_OK), -1);
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees(console, "kept", "MARKER-SAV");
+        close(console);
+
+        /* Save into a pipe (a child copies it into a file), then RestoreDomain from a pipe. */
+        live = harness_domain_xml(bus, dom, 0);
+        assert_true(asprintf(&file, "%s/saved-through-pipe", harness_dir(h)) > 0);
+        fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = copier(p[0], fd, p[1]);
+        close(p[0]);
+        close(fd);
+        call_with_fd(bus, dom, D, "Save", p[1], NULL, &reply);
+        sd_bus_message_unref(reply);
+        close(p[1]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        assert_int_equal(stat(file, &st), 0);
+        assert_true(st.st_size > 0);
+
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = copier(fd, p[1], p[0]);
+        close(p[1]);
+        close(fd);
+        call_with_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0], live, &reply);
+        sd_bus_message_unref(reply);
+        close(p[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees(console, "kept", "MARKER-SAV");
+        close(console);
+        harness_domain_call(bus, dom, "Destroy");
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stopped_qcow2),
+                cmocka_unit_test_teardown(test_running_guest, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_saved_state, harness_teardown_qemus),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Domain snapshots with the test driver: create (named and unnamed), list, the tree and the current
- * snapshot, revert to a running and to a shut-off snapshot, delete (alone, with children, children
- * only, metadata only), introspection, the errors, and everything found again after a restart. */
+ * snapshot, revert to a running and to a shut-off snapshot (the definition comes back too), delete (alone,
+ * with children, children only, metadata only), introspection, the errors, and everything found again
+ * after a restart. Saved state with the test driver: Save and RestoreDomain through a pipe with Progress,
+ * ManagedSave / HasManagedSave / Start / ManagedSaveRemove (also across a restart), and Undefine's flags. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -211,10 +214,144 @@ static void test_delete_subtree(void **state) {
         harness_domain_call(bus, dom, "Undefine");
 }
 
+static uint64_t get_t(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, property, &e, 't', &v), 0);
+        return v;
+}
+
+static int has_managed_save(sd_bus *bus, const char *dom) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int b = -1;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, dom, D, "HasManagedSave", &e, 'b', &b), 0);
+        return b;
+}
+
+/* Revert puts the definition recorded in the snapshot back. */
+static void test_definition_reverted(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *dom = harness_define_test_domain(bus, "snapdef", ""), *a = NULL;
+        uint64_t before = get_t(bus, dom, "CurrentMemoryKiB");
+
+        a = create(bus, dom, "def");
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "SetMemory", "tt", before / 2, UINT64_C(2)));
+        assert_int_equal(get_t(bus, dom, "CurrentMemoryKiB"), before / 2);
+        call(bus, a, "Revert", 0);
+        assert_int_equal(get_t(bus, dom, "CurrentMemoryKiB"), before);
+        /* Saved so: the same after a restart. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_int_equal(get_t(bus, dom, "CurrentMemoryKiB"), before);
+        /* Undefine refuses, flag 2 removes the snapshots' metadata with the definition. */
+        harness_call_fails(bus, ERR("InvalidState"), "flag 2", dom, D, "Undefine", "t", UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "Undefine", "t", UINT64_C(2)));
+}
+
+static void call_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
+                    const char *xml, sd_bus_message **ret, sd_bus_error *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        uint64_t flags = 0;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method), 0);
+        assert_true(sd_bus_message_append(m, "h", fd) >= 0);
+        if (xml)
+                assert_true(sd_bus_message_append(m, "s", xml) >= 0);
+        assert_true(sd_bus_message_append(m, "t", flags) >= 0);
+        if (sd_bus_call(bus, m, 0, e, ret) < 0 && !e)
+                fail_msg("%s failed", method);
+}
+
+static void test_saved_state(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *dom = harness_define_test_domain(bus, "savedom", ""), *xml = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *progress = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL, *msg;
+        uint64_t done, total;
+        char buf[4096] = "";
+        const char *o;
+        int p[2], devnull;
+        ssize_t n;
+
+        progress = harness_watch_signal(bus, dom, D, "Progress");
+        harness_domain_call(bus, dom, "Start");
+        xml = harness_domain_xml(bus, dom, 0);
+
+        /* Save through a pipe: the state comes out of it, the domain is shut off, Progress was said. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        harness_call_fails(bus, "org.freedesktop.DBus.Error.InvalidArgs", "writing", dom, D, "Save", "ht", p[0],
+                           UINT64_C(0));
+        call_fd(bus, dom, D, "Save", p[1], NULL, &reply, NULL);
+        sd_bus_message_unref(reply);
+        close(p[1]);
+        n = read(p[0], buf, sizeof buf - 1);
+        assert_true(n > 0);
+        assert_non_null(strstr(buf, "virtbus test driver saved state"));
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        msg = harness_watch_next(progress, HARNESS_TIMEOUT_USEC);
+        assert_non_null(msg);
+        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+        assert_int_equal(done, (uint64_t) n);
+        sd_bus_message_unref(msg);
+        close(p[0]);
+
+        /* RestoreDomain from the same bytes; a descriptor without them is refused and nothing runs. */
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(devnull >= 0);
+        call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", devnull, xml, &reply, &e);
+        assert_true(sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.InvalidArgs"));
+        sd_bus_error_free(&e);
+        close(devnull);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_true(write(p[1], buf, (size_t) n) == n);
+        close(p[1]);
+        call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0], xml, &reply, NULL);
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        assert_string_equal(o, dom);
+        sd_bus_message_unref(reply);
+        close(p[0]);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+
+        /* ManagedSave: kept by the service, found after a restart, Start resumes from it and it goes. */
+        assert_int_equal(has_managed_save(bus, dom), 0);
+        harness_domain_call(bus, dom, "ManagedSave");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "shutoff");
+        assert_int_equal(has_managed_save(bus, dom), 1);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_int_equal(has_managed_save(bus, dom), 1);
+        harness_call_fails(bus, ERR("InvalidState"), "managed save", dom, D, "Undefine", "t", UINT64_C(0));
+        harness_domain_call(bus, dom, "Start");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        assert_int_equal(has_managed_save(bus, dom), 0);
+
+        /* ManagedSaveRemove: the next Start boots. */
+        harness_domain_call(bus, dom, "ManagedSave");
+        harness_domain_call(bus, dom, "ManagedSaveRemove");
+        assert_int_equal(has_managed_save(bus, dom), 0);
+        harness_call_fails(bus, ERR("InvalidState"), "no managed save", dom, D, "ManagedSaveRemove", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("InvalidState"), "not running", dom, D, "ManagedSave", "t", UINT64_C(0));
+
+        /* Undefine with flag 1 takes the managed save along. */
+        harness_domain_call(bus, dom, "Start");
+        harness_domain_call(bus, dom, "ManagedSave");
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "Undefine", "t", UINT64_C(1)));
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, HARNESS_MANAGER_PATH, "org.virtbus1.Manager",
+                           "GetDomainByName", "s", "savedom");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_snapshot_tree),
                 cmocka_unit_test(test_delete_subtree),
+                cmocka_unit_test(test_definition_reverted),
+                cmocka_unit_test(test_saved_state),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

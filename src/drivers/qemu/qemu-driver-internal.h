@@ -10,6 +10,8 @@ typedef struct QemuConsoleOp QemuConsoleOp;
 typedef struct QemuShotFile QemuShotFile;
 struct Worker;
 typedef struct QemuVcpusCall QemuVcpusCall;
+typedef struct QemuSnapJob QemuSnapJob;
+typedef struct QemuSaveJob QemuSaveJob;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -27,6 +29,11 @@ typedef struct QemuDriver {
         struct Worker *console_worker; /* encodes screenshots (qemu-console.c) */
         QemuShotFile *shot_files;      /* what QEMUs write screenshots into (qemu-console.c) */
         QemuVcpusCall *vcpus_calls; /* SetVCPUs waiting for QEMU (qemu-vcpus.c) */
+        QemuSnapJob *snap_jobs; /* snapshot operations in flight (qemu-snapshot.c) */
+        struct Worker *snap_worker;    /* the thread that runs qemu-img for them */
+        QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */
+        char **incoming;        /* UUIDs whose next start waits for a saved state (qemu-save.c) */
+        size_t n_incoming;
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -48,13 +55,29 @@ int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverSta
                    VbStats **ret, VbError *reterr);
 void qemu_stats_cancel(VbDriver *drv, void *userdata);
 int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
-/* qemu-snapshot.c: internal snapshots of a stopped domain's qcow2 disks (qemu-img snapshot). */
+/* qemu-snapshot.c: internal snapshots of qcow2 disks (qemu-img snapshot when stopped, QMP jobs when running). */
 int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr);
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr);
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr);
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
+/* A JOB_STATUS_CHANGE event of this VM. */
+void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data);
+/* The VM stopped: its snapshot jobs fail. */
+void qemu_snapshots_abort(QemuDriver *q, const char *uuid);
+/* The driver closes: jobs end without telling anyone. */
+void qemu_snapshots_close(QemuDriver *q);
+/* qemu-save.c: the guest's state to and from a descriptor (QMP migrate to "fd:", migrate-incoming). */
+int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr);
+int qemu_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
+int qemu_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr);
+/* Whether the start of this domain waits for a saved state (asked once: the mark goes). */
+bool qemu_save_take_incoming(QemuDriver *q, const char *uuid);
+void qemu_saves_abort(QemuDriver *q, const char *uuid);
+void qemu_saves_close(QemuDriver *q);
 /* The VM goes away: its waiting calls are answered (answer) with what they have, or dropped. */
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer);
 /* Consoles, displays, screenshots (qemu-console.c). */

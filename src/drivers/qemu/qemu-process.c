@@ -593,6 +593,10 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
                                                               .tap_fds = keep_fds + 1, .n_tap_fds = n_dev_fds - 1,
                                                               .files = files, .agent_fd = agent[1] },
                                        cmd, reterr);
+        if (r >= 0 && vm->cfg.incoming_defer) {
+                qemu_argv_add(&cmd->argv, "-incoming");
+                qemu_argv_add(&cmd->argv, "defer");
+        }
         if (r >= 0)
                 r = qemu_files_keep_fds(files, &keep_fds, &n_keep_fds);
         if (r >= 0)

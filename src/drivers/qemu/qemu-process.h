@@ -45,6 +45,8 @@ typedef struct QemuVmConfig {
         const char *log_dir;     /* <state>/qemu/log */
         bool kvm_usable;
         uint64_t command_timeout_usec;
+        /* Start with -incoming defer: the guest's state comes later by migrate-incoming (qemu-save.c). */
+        bool incoming_defer;
         QemuVmCallbacks cb;
         void *userdata;
 } QemuVmConfig;

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Internal snapshots of a stopped domain's qcow2 disks: qemu-img snapshot -c/-a/-d on each disk, opened
- * with the rights of whoever the definition says opens it (host/user-open.h) and given to qemu-img as
- * /dev/fd/N, so that the service never acts on a user's path with its own rights. Images with a backing
- * file or an external data file are refused (qemu-img would open those paths itself). A running domain
- * (QMP snapshot-save and friends) is not supported yet. */
+/* Internal snapshots of a domain's qcow2 disks.
+ *  - Stopped: qemu-img snapshot -c/-a/-d on each disk, opened with the rights of whoever the definition
+ *    says opens it (host/user-open.h) and given to qemu-img as /dev/fd/N, so that the service never acts on
+ *    a user's path with its own rights. Images with a backing file or an external data file are refused
+ *    (qemu-img would open those paths itself). qemu-img runs in a worker thread (util/worker.h); the answer
+ *    comes on the event loop.
+ *  - Running: QMP's snapshot-save / snapshot-load / snapshot-delete jobs on the disks' format nodes (the
+ *    guest's memory and device state go into the first disk), followed by their JOB_STATUS_CHANGE events;
+ *    when one concludes, query-jobs tells how it ended and job-dismiss clears it. QEMU stops the guest for
+ *    the time of the job and lets it go on afterwards. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -20,11 +25,12 @@
 #include "host/process.h"
 #include "host/user-open.h"
 #include "util/log.h"
+#include "util/worker.h"
 
 #define QEMU_IMG_SNAPSHOT_TIMEOUT_MS (60 * 1000)
 
 typedef struct SnapDisk {
-        const char *target, *path;
+        char *target, *path;
         int fd;
 } SnapDisk;
 
@@ -89,9 +95,12 @@ static int check_image(const SnapDisk *disk, VbError *reterr) {
 }
 
 static void disks_close(SnapDisk *disks, size_t n) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 if (disks[i].fd >= 0)
                         close(disks[i].fd);
+                free(disks[i].target);
+                free(disks[i].path);
+        }
 }
 
 /* The disks the snapshot covers, opened read-write as their owner and checked. */
@@ -126,8 +135,11 @@ static int disks_open(const DomainDef *def, const SnapshotDef *snap, const Domai
                                          "snapshot: %s", target, path, strerror(-r));
                         break;
                 }
-                disks[n++] = (SnapDisk) { .target = target, .path = path, .fd = req.fd };
-                r = check_image(&disks[n - 1], reterr);
+                disks[n++] = (SnapDisk) { .target = strdup(target), .path = strdup(path), .fd = req.fd };
+                if (!disks[n - 1].target || !disks[n - 1].path)
+                        r = -ENOMEM;
+                else
+                        r = check_image(&disks[n - 1], reterr);
         }
         if (r < 0) {
                 disks_close(disks, n);
@@ -138,63 +150,318 @@ static int disks_open(const DomainDef *def, const SnapshotDef *snap, const Domai
         return 0;
 }
 
-static int not_running(bool running, const char *what, VbError *reterr) {
-        if (running)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "The qemu driver cannot %s a running domain's "
-                                    "snapshot yet: stop the domain first", what);
+/* One snapshot operation in flight: qemu-img in a worker thread, or a QMP job. */
+struct QemuSnapJob {
+        QemuDriver *q;
+        char uuid[37];
+        char job_id[48];
+        const char *what;  /* "take", "revert to", "delete" */
+        const char *op;    /* qemu-img: -c, -a, -d */
+        char *name;
+        SnapDisk *disks;   /* qemu-img */
+        size_t n_disks;
+        bool paused_by_job; /* QMP: QEMU stops the running guest for the job (its STOP is no pause) */
+        bool dropped;      /* the driver is closing: nobody is told */
+        int r;
+        VbError e;
+        VbDriverOpDone done;
+        void *userdata;
+        struct QemuSnapJob *next;
+};
+
+static QemuSnapJob *job_new(QemuDriver *q, const char *uuid, const char *what, const char *name,
+                            VbDriverOpDone done, void *userdata) {
+        QemuSnapJob *j = new0(QemuSnapJob, 1);
+
+        if (!j)
+                return NULL;
+        *j = (QemuSnapJob) { .q = q, .what = what, .done = done, .userdata = userdata, .e = VB_ERROR_NULL };
+        snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
+        j->name = strdup(name);
+        if (!j->name) {
+                free(j);
+                return NULL;
+        }
+        j->next = q->snap_jobs;
+        q->snap_jobs = j;
+        return j;
+}
+
+static void job_free(QemuSnapJob *j) {
+        QemuSnapJob **i;
+
+        for (i = &j->q->snap_jobs; *i && *i != j; i = &(*i)->next)
+                ;
+        if (*i)
+                *i = j->next;
+        disks_close(j->disks, j->n_disks);
+        free(j->disks);
+        free(j->name);
+        vb_error_free(&j->e);
+        free(j);
+}
+
+/* Tells the caller (unless dropped) and ends the job. */
+static void job_finish(QemuSnapJob *j) {
+        if (!j->dropped) {
+                if (j->r < 0 && j->e.code == VB_ERROR_NONE)
+                        vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Failed to %s snapshot '%s': %s", j->what,
+                                     j->name, strerror(-j->r));
+                j->done(j->r, j->r < 0 ? &j->e : NULL, j->userdata);
+        }
+        job_free(j);
+}
+
+/* Stopped domains: qemu-img in a worker thread ------------------------------------------------- */
+
+static void img_work(void *userdata) {
+        QemuSnapJob *j = userdata;
+        int r = 0;
+
+        for (size_t i = 0; i < j->n_disks && r >= 0; i++) {
+                r = run_qemu_img(j->op, j->name, &j->disks[i], &j->e);
+                /* Taking is all or nothing: the disks done already drop it again. */
+                for (size_t k = 0; r < 0 && streq(j->op, "-c") && k < i; k++)
+                        (void) run_qemu_img("-d", j->name, &j->disks[k], NULL);
+        }
+        j->r = r;
+}
+
+static void img_done(void *userdata, bool cancelled) {
+        QemuSnapJob *j = userdata;
+
+        if (cancelled && j->r >= 0)
+                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Snapshot '%s' was not done: the service is "
+                                    "stopping", j->name);
+        job_finish(j);
+}
+
+static int img_start(QemuDriver *q, const DomainDef *def, const SnapshotDef *snap, const DomainAccess *owner,
+                     const char *what, const char *op, bool need_disk, VbDriverOpDone done, void *userdata,
+                     VbError *reterr) {
+        char uuid[37];
+        QemuSnapJob *j;
+        int r;
+
+        domain_def_get_uuid_string(def, uuid);
+        if (!q->snap_worker) {
+                r = worker_new(q->drv->cfg.event, 1, 64, 0, &q->snap_worker);
+                if (r < 0)
+                        return r;
+        }
+        j = job_new(q, uuid, what, snap->name, done, userdata);
+        if (!j)
+                return -ENOMEM;
+        j->op = op;
+        r = disks_open(def, snap, owner, &j->disks, &j->n_disks, reterr);
+        if (r >= 0 && need_disk && j->n_disks == 0)
+                r = vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "No qcow2 disk to take snapshot '%s' of",
+                                 snap->name);
+        if (r >= 0)
+                r = worker_submit(q->snap_worker, img_work, img_done, j);
+        if (r < 0) {
+                if (r == -EAGAIN)
+                        r = vb_error_set(reterr, VB_ERROR_LIMITS_EXCEEDED, "Too many snapshot operations wait already");
+                j->dropped = true;
+                job_free(j);
+                return r;
+        }
         return 0;
 }
 
-int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr) {
-        _cleanup_free_ SnapDisk *disks = NULL;
-        size_t n = 0;
+/* Running domains: QMP jobs --------------------------------------------------------------------- */
+
+/* The format nodes of the disks the snapshot covers ("<alias>-format", qemu-command-devices.c), as a
+ * JSON array; *ret_vmstate: the one that keeps the guest's state. */
+static int job_devices(QemuVm *vm, const SnapshotDef *snap, struct json_object **ret, char **ret_vmstate,
+                       VbError *reterr) {
+        _cleanup_(json_object_putp) struct json_object *list = json_object_new_array();
+        _cleanup_free_ char *vmstate = NULL;
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                const DeviceDef *dev = vm->live->devices[i];
+                const char *target = device_disk_get_target(dev), *format = device_disk_get_format(dev);
+                char *node;
+
+                if (dev->kind != DEVICE_DISK || !device_disk_get_source(dev) || !target || !dev->alias ||
+                    snapshot_def_disk_mode(snap, target, SNAPSHOT_MODE_INTERNAL) == SNAPSHOT_MODE_NO)
+                        continue;
+                if (!streq_ptr(format, "qcow2"))
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' is '%s': internal snapshots "
+                                            "need qcow2 (or <disk name='%s' snapshot='no'/> in the snapshot)", target,
+                                            format ?: "raw", target);
+                if (asprintf(&node, "%s-format", dev->alias) < 0)
+                        return -ENOMEM;
+                if (!vmstate && !(vmstate = strdup(node))) {
+                        free(node);
+                        return -ENOMEM;
+                }
+                json_object_array_add(list, json_object_new_string(node));
+                free(node);
+        }
+        if (!vmstate)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Domain '%s' has no qcow2 disk to keep the "
+                                    "running guest's state in", domain_def_get_name(vm->live));
+        *ret = TAKE_PTR(list);
+        *ret_vmstate = TAKE_PTR(vmstate);
+        return 0;
+}
+
+static void job_end_pause(QemuSnapJob *j) {
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+        if (vm && j->paused_by_job)
+                vm->restarting = false;
+}
+
+static void on_query_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuSnapJob *j = userdata;
+        const char *failure = NULL;
+        struct json_object *args;
+        size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *o = json_object_array_get_idx(ret, i);
+
+                if (streq_ptr(qemu_json_string(o, "id"), j->job_id))
+                        failure = qemu_json_string(o, "error");
+        }
+        if (error)
+                failure = error;
+        if (failure)
+                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to %s snapshot '%s': %s", j->what,
+                                    j->name, failure);
+        args = json_object_new_object();
+        json_object_object_add(args, "id", json_object_new_string(j->job_id));
+        (void) qemu_monitor_call(mon, "job-dismiss", args, NULL, NULL);
+        job_end_pause(j);
+        log_debug("Domain %s: snapshot job '%s' concluded%s%s.", j->uuid, j->job_id, failure ? ": " : "",
+                  strempty(failure));
+        job_finish(j);
+}
+
+static void on_job_reply(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuSnapJob *j = userdata;
+
+        /* Accepted: JOB_STATUS_CHANGE tells the rest. */
+        if (!error)
+                return;
+        j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU refused to %s snapshot '%s': %s", j->what, j->name,
+                            error);
+        job_end_pause(j);
+        job_finish(j);
+}
+
+void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data) {
+        const char *id = qemu_json_string(data, "id"), *status = qemu_json_string(data, "status");
+
+        if (!id || !streq_ptr(status, "concluded"))
+                return;
+        for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
+                if (streq(j->uuid, vm->uuid) && streq(j->job_id, id)) {
+                        (void) qemu_monitor_call(vm->mon, "query-jobs", NULL, on_query_jobs, j);
+                        return;
+                }
+}
+
+static int qmp_start(QemuDriver *q, const char *uuid, const SnapshotDef *snap, const char *what,
+                     const char *command, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        static unsigned serial = 0;
+        _cleanup_(json_object_putp) struct json_object *devices = NULL;
+        _cleanup_free_ char *vmstate = NULL;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        struct json_object *args;
+        QemuSnapJob *j;
         int r;
 
-        if ((r = not_running(running, "take", reterr)) < 0 ||
-            (r = disks_open(def, snap, owner, &disks, &n, reterr)) < 0)
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        r = job_devices(vm, snap, &devices, &vmstate, reterr);
+        if (r < 0)
                 return r;
-        if (n == 0) {
-                disks_close(disks, n);
-                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "No qcow2 disk to take snapshot '%s' of",
-                                    snap->name);
+        j = job_new(q, uuid, what, snap->name, done, userdata);
+        if (!j)
+                return -ENOMEM;
+        snprintf(j->job_id, sizeof j->job_id, "virtbus-snapshot-%u", ++serial);
+        args = json_object_new_object();
+        json_object_object_add(args, "job-id", json_object_new_string(j->job_id));
+        json_object_object_add(args, "tag", json_object_new_string(snap->name));
+        if (!streq(command, "snapshot-delete"))
+                json_object_object_add(args, "vmstate", json_object_new_string(vmstate));
+        json_object_object_add(args, "devices", TAKE_PTR(devices));
+        r = qemu_monitor_call(vm->mon, command, args, on_job_reply, j);
+        if (r < 0) {
+                j->dropped = true;
+                job_free(j);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to ask QEMU to %s snapshot '%s': %s",
+                                    what, snap->name, strerror(-r));
         }
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                r = run_qemu_img("-c", snap->name, &disks[i], reterr);
-                /* All or nothing: the disks done already drop it again. */
-                for (size_t k = 0; r < 0 && k < i; k++)
-                        (void) run_qemu_img("-d", snap->name, &disks[k], NULL);
+        if (vm->state == DOMAIN_RUNNING && !streq(command, "snapshot-delete")) {
+                vm->restarting = true;
+                j->paused_by_job = true;
         }
-        disks_close(disks, n);
-        return r;
+        log_debug("Domain %s: %s job '%s' for snapshot '%s'.", uuid, command, j->job_id, snap->name);
+        return 0;
+}
+
+void qemu_snapshots_abort(QemuDriver *q, const char *uuid) {
+        for (QemuSnapJob *j = q->snap_jobs, *next; j; j = next) {
+                next = j->next;
+                /* Jobs in the worker belong to stopped domains: only QMP jobs end with their QEMU. */
+                if (!streq(j->uuid, uuid) || j->op)
+                        continue;
+                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Snapshot '%s' was not done: the domain "
+                                    "stopped meanwhile", j->name);
+                job_finish(j);
+        }
+}
+
+void qemu_snapshots_close(QemuDriver *q) {
+        for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
+                j->dropped = true;
+        q->snap_worker = worker_free(q->snap_worker);
+        while (q->snap_jobs)
+                job_free(q->snap_jobs);
+}
+
+/* The ops ------------------------------------------------------------------------------------------ */
+
+int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        char uuid[37];
+
+        if (running) {
+                domain_def_get_uuid_string(def, uuid);
+                return qmp_start(drv->priv, uuid, snap, "take", "snapshot-save", done, userdata, reterr);
+        }
+        return img_start(drv->priv, def, snap, owner, "take", "-c", true, done, userdata, reterr);
 }
 
 int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr) {
-        _cleanup_free_ SnapDisk *disks = NULL;
-        size_t n = 0;
-        int r;
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        char uuid[37];
 
-        if ((r = not_running(running, "revert to", reterr)) < 0 ||
-            (r = disks_open(def, snap, owner, &disks, &n, reterr)) < 0)
-                return r;
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = run_qemu_img("-a", snap->name, &disks[i], reterr);
-        disks_close(disks, n);
-        return r;
+        if (running) {
+                if (snap->state != SNAPSHOT_STATE_RUNNING && snap->state != SNAPSHOT_STATE_PAUSED)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Snapshot '%s' was taken of a stopped "
+                                            "domain: it is reverted to with the domain stopped", snap->name);
+                domain_def_get_uuid_string(def, uuid);
+                return qmp_start(drv->priv, uuid, snap, "revert to", "snapshot-load", done, userdata, reterr);
+        }
+        return img_start(drv->priv, def, snap, owner, "revert to", "-a", false, done, userdata, reterr);
 }
 
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
-                         const DomainAccess *owner, VbError *reterr) {
-        _cleanup_free_ SnapDisk *disks = NULL;
-        size_t n = 0;
-        int r;
+                         const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        char uuid[37];
 
-        if ((r = not_running(running, "delete", reterr)) < 0 ||
-            (r = disks_open(def, snap, owner, &disks, &n, reterr)) < 0)
-                return r;
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = run_qemu_img("-d", snap->name, &disks[i], reterr);
-        disks_close(disks, n);
-        return r;
+        if (running) {
+                domain_def_get_uuid_string(def, uuid);
+                return qmp_start(drv->priv, uuid, snap, "delete", "snapshot-delete", done, userdata, reterr);
+        }
+        return img_start(drv->priv, def, snap, owner, "delete", "-d", false, done, userdata, reterr);
 }

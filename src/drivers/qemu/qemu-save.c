@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A running QEMU's whole state to and from a descriptor (Domain.Save, ManagedSave, RestoreDomain):
+ *  - save: the guest stopped, the bandwidth limit lifted, the descriptor handed over with getfd, then
+ *    migrate to "fd:NAME"; QEMU writes in its migration thread, the event loop only asks query-migrate now
+ *    and then (Progress from its RAM counters) until it says completed or failed;
+ *  - restore: the domain is started with -incoming defer (paused), the descriptor handed over the same
+ *    way, migrate-incoming from "fd:NAME", and query-migrate asked until the state is in.
+ * The descriptors are the caller's or the service's own files: QEMU never opens a path for this. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "drivers/qemu/qemu-driver-internal.h"
+#include "util/log.h"
+
+#define SAVE_POLL_USEC (100U * 1000U)
+#define SAVE_FD_NAME "virtbus-save"
+#define LOAD_FD_NAME "virtbus-load"
+
+struct QemuSaveJob {
+        QemuDriver *q;
+        char uuid[37];
+        const char *what; /* "save", "restore" */
+        sd_event_source *timer;
+        VbDriverProgress progress;
+        VbDriverOpDone done;
+        void *userdata;
+        struct QemuSaveJob *next;
+};
+
+static void job_unlink(QemuSaveJob *j) {
+        QemuSaveJob **i;
+
+        for (i = &j->q->save_jobs; *i && *i != j; i = &(*i)->next)
+                ;
+        if (*i)
+                *i = j->next;
+}
+
+static void job_free(QemuSaveJob *j) {
+        job_unlink(j);
+        sd_event_source_disable_unref(j->timer);
+        free(j);
+}
+
+/* Ends the job and tells the caller: r < 0 with the sentence format says. */
+static void job_finish(QemuSaveJob *j, int r, const char *format, ...) _printf_(3, 4);
+static void job_finish(QemuSaveJob *j, int r, const char *format, ...) {
+        VbDriverOpDone done = j->done;
+        void *userdata = j->userdata;
+        VbError e = VB_ERROR_NULL;
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        if (r < 0 && format) {
+                va_start(ap, format);
+                if (vasprintf(&msg, format, ap) < 0)
+                        msg = NULL;
+                va_end(ap);
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "%s", msg ?: "Out of memory");
+        }
+        log_debug("Domain %s: %s %s.", j->uuid, j->what, r < 0 ? "failed" : "done");
+        job_free(j);
+        done(r, r < 0 ? &e : NULL, userdata);
+        vb_error_free(&e);
+}
+
+static int arm_timer(QemuSaveJob *j);
+
+static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuSaveJob *j = userdata;
+        const char *status = qemu_json_string(ret, "status");
+        struct json_object *ram = qemu_json_get(ret, "ram");
+
+        if (error) {
+                job_finish(j, -EIO, "Failed to follow the %s of domain %s: %s", j->what, j->uuid, error);
+                return;
+        }
+        if (streq_ptr(status, "completed")) {
+                job_finish(j, 0, NULL);
+                return;
+        }
+        if (streq_ptr(status, "failed") || streq_ptr(status, "cancelled")) {
+                job_finish(j, -EIO, "QEMU failed to %s the state of domain %s: %s", j->what, j->uuid,
+                           qemu_json_string(ret, "error-desc") ?: status);
+                return;
+        }
+        if (ram && j->progress)
+                j->progress((uint64_t) json_object_get_int64(qemu_json_get(ram, "transferred")),
+                            (uint64_t) json_object_get_int64(qemu_json_get(ram, "total")), j->userdata);
+        if (arm_timer(j) < 0)
+                job_finish(j, -ENOMEM, "Failed to follow the %s of domain %s", j->what, j->uuid);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        QemuSaveJob *j = userdata;
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+        int r;
+
+        r = vm && vm->mon ? qemu_monitor_call(vm->mon, "query-migrate", NULL, on_query_migrate, j) : -ESRCH;
+        if (r < 0)
+                job_finish(j, r, "Failed to follow the %s of domain %s: %s", j->what, j->uuid, strerror(-r));
+        return 0;
+}
+
+static int arm_timer(QemuSaveJob *j) {
+        int r;
+
+        if (!j->timer)
+                return sd_event_add_time_relative(j->q->drv->cfg.event, &j->timer, CLOCK_MONOTONIC, SAVE_POLL_USEC, 0,
+                                                  on_timer, j);
+        r = sd_event_source_set_time_relative(j->timer, SAVE_POLL_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(j->timer, SD_EVENT_ONESHOT);
+        return r;
+}
+
+static void on_migrate(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuSaveJob *j = userdata;
+
+        if (error) {
+                job_finish(j, -EIO, "QEMU refused to %s the state of domain %s: %s", j->what, j->uuid, error);
+                return;
+        }
+        if (arm_timer(j) < 0)
+                job_finish(j, -ENOMEM, "Failed to follow the %s of domain %s", j->what, j->uuid);
+}
+
+/* Hands fd to QEMU as name and sends command with uri "fd:name"; the job follows it. */
+static int start_job(QemuDriver *q, const char *uuid, const char *what, int fd, const char *name,
+                     const char *command, VbDriverProgress progress, VbDriverOpDone done, void *userdata,
+                     VbError *reterr) {
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        struct json_object *args;
+        char uri[64];
+        QemuSaveJob *j;
+        int r;
+
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        for (j = q->save_jobs; j; j = j->next)
+                if (streq(j->uuid, uuid))
+                        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain %s is being saved or restored already",
+                                            uuid);
+        j = new0(QemuSaveJob, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (QemuSaveJob) { .q = q, .what = what, .progress = progress, .done = done, .userdata = userdata };
+        snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
+        args = json_object_new_object();
+        json_object_object_add(args, "fdname", json_object_new_string(name));
+        /* No answer needed: when it fails, so does the command behind it, saying why. */
+        r = qemu_monitor_call_fd(vm->mon, "getfd", args, fd, NULL, NULL, NULL);
+        if (r >= 0) {
+                snprintf(uri, sizeof uri, "fd:%s", name);
+                args = json_object_new_object();
+                json_object_object_add(args, "uri", json_object_new_string(uri));
+                r = qemu_monitor_call(vm->mon, command, args, on_migrate, j);
+        }
+        if (r < 0) {
+                free(j);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to ask QEMU to %s domain %s: %s", what,
+                                    uuid, strerror(-r));
+        }
+        j->next = q->save_jobs;
+        q->save_jobs = j;
+        return 0;
+}
+
+int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        struct json_object *args;
+
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        /* The guest stops first: what is written is one moment, written once. No limit on the speed (QEMU's
+         * default is for live migration over a network). Pipelined ahead of the migration itself. */
+        (void) qemu_monitor_call(vm->mon, "stop", NULL, NULL, NULL);
+        args = json_object_new_object();
+        json_object_object_add(args, "max-bandwidth", json_object_new_int64(INT64_MAX / 2));
+        (void) qemu_monitor_call(vm->mon, "migrate-set-parameters", args, NULL, NULL);
+        return start_job(q, uuid, "save", fd, SAVE_FD_NAME, "migrate", progress, done, userdata, reterr);
+}
+
+int qemu_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
+                    void *userdata, VbError *reterr) {
+        return start_job(drv->priv, uuid, "restore", fd, LOAD_FD_NAME, "migrate-incoming", progress, done, userdata,
+                         reterr);
+}
+
+int qemu_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        char **grown;
+
+        (void) qemu_save_take_incoming(q, uuid); /* asked twice: one mark */
+        if (!expect)
+                return 0;
+        grown = reallocarray(q->incoming, q->n_incoming + 1, sizeof *grown);
+        if (!grown)
+                return -ENOMEM;
+        q->incoming = grown;
+        q->incoming[q->n_incoming] = strdup(uuid);
+        if (!q->incoming[q->n_incoming])
+                return -ENOMEM;
+        q->n_incoming++;
+        return 0;
+}
+
+bool qemu_save_take_incoming(QemuDriver *q, const char *uuid) {
+        for (size_t i = 0; i < q->n_incoming; i++)
+                if (streq(q->incoming[i], uuid)) {
+                        free(q->incoming[i]);
+                        q->incoming[i] = q->incoming[--q->n_incoming];
+                        return true;
+                }
+        return false;
+}
+
+void qemu_saves_abort(QemuDriver *q, const char *uuid) {
+        for (QemuSaveJob *j = q->save_jobs, *next; j; j = next) {
+                next = j->next;
+                if (streq(j->uuid, uuid))
+                        job_finish(j, -ESRCH, "The %s of domain %s was not done: QEMU exited", j->what, uuid);
+        }
+}
+
+void qemu_saves_close(QemuDriver *q) {
+        while (q->save_jobs)
+                job_free(q->save_jobs);
+        for (size_t i = 0; i < q->n_incoming; i++)
+                free(q->incoming[i]);
+        free(q->incoming);
+        q->incoming = NULL;
+        q->n_incoming = 0;
+}
