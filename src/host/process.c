@@ -95,7 +95,7 @@ static int confine(const HostConfinement *c) {
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 _Noreturn static void child_exec(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep,
-                                 int err_fd, int go_fd, const HostConfinement *c) {
+                                 int err_fd, int go_fd, const HostConfinement *c, pid_t parent_pid) {
         sigset_t empty;
         int null_fd, e;
 
@@ -140,6 +140,11 @@ _Noreturn static void child_exec(const char * const *argv, int log_fd, const int
                         errno = -r;
                         goto fail;
                 }
+                /* After the change of user, which clears the parent-death signal. The parent may be gone
+                 * already: then there is no one to kill us later, so go now. */
+                if (c->die_with_parent &&
+                    (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent_pid))
+                        _exit(127);
         }
         if (go_fd >= 0) {
                 char go;
@@ -170,7 +175,7 @@ static void close_fdp(int *fd) {
 static int spawn_begin(const char * const *argv, int log_fd, const int *keep_fds, size_t n_keep_fds,
                        const HostConfinement *c, bool held, HostSpawn *s) {
         int pipe_fds[2], go_fds[2] = { -1, -1 };
-        pid_t pid;
+        pid_t pid, parent_pid;
 
         if (!argv || !argv[0] || argv[0][0] != '/')
                 return -EINVAL;
@@ -182,6 +187,7 @@ static int spawn_begin(const char * const *argv, int log_fd, const int *keep_fds
                 close(pipe_fds[1]);
                 return -e;
         }
+        parent_pid = getpid();
         pid = fork();
         if (pid < 0) {
                 int e = errno;
@@ -195,7 +201,7 @@ static int spawn_begin(const char * const *argv, int log_fd, const int *keep_fds
                 close(pipe_fds[0]);
                 if (go_fds[1] >= 0)
                         close(go_fds[1]);
-                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1], go_fds[0], c);
+                child_exec(argv, log_fd, keep_fds, n_keep_fds, pipe_fds[1], go_fds[0], c, parent_pid);
         }
         close(pipe_fds[1]);
         close_fdp(&go_fds[0]);

@@ -31,6 +31,9 @@ typedef struct HostConfinement {
         const HostDevNode *dev_nodes;
         size_t n_dev_nodes;
         const char * const *hide; /* NULL-terminated */
+        /* The process is killed when the thread that spawned it ends (virtbusd killed, or done with it): for
+         * short-lived helpers such as the capability probe's QEMU, never for guests, which outlive us. */
+        bool die_with_parent;
 } HostConfinement;
 
 /* c->hide less the directories that hold program's installation (the parent of its directory: QEMU finds

@@ -948,6 +948,37 @@ pid_t harness_daemon_pid(Harness *h) {
         return h->daemon_pid;
 }
 
+/* The QEMUs this harness's virtbusd started (their state files name them): they outlive virtbusd by
+ * design, so a test cut short (meson's timeout) must end them itself. No cmocka assertions here. */
+static void kill_leftover_qemus(Harness *h) {
+        char dir[PATH_MAX];
+        struct dirent *de;
+        DIR *d;
+
+        if (!h->runtime_dir || snprintf(dir, sizeof dir, "%s/qemu", h->runtime_dir) >= (int) sizeof dir)
+                return;
+        d = opendir(dir);
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char path[PATH_MAX], buf[64] = "";
+                int fd, pid = 0;
+                ssize_t n;
+
+                if (!strstr(de->d_name, ".state") ||
+                    snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int) sizeof path)
+                        continue;
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                if (n > 0 && sscanf(buf, "pid=%d", &pid) == 1 && pid > 1)
+                        (void) kill(pid, SIGKILL);
+        }
+        closedir(d);
+}
+
 /* Emergency clean-up, at exit or on SIGTERM/SIGINT (meson's timeout). Not every call here is
  * async-signal-safe; it is a best effort for a process about to die. */
 static void cleanup_everything(void) {
@@ -963,6 +994,7 @@ static void cleanup_everything(void) {
                         (void) kill_and_wait(&h->polkit_pid, SIGTERM, 2 * HARNESS_USEC_PER_SEC);
                 if (h->dbus_pid > 0)
                         (void) kill_and_wait(&h->dbus_pid, SIGTERM, 2 * HARNESS_USEC_PER_SEC);
+                kill_leftover_qemus(h);
                 remove_files(h);
                 remove_users(h);
                 if (h->dir && !getenv("VIRTBUS_TEST_KEEP"))

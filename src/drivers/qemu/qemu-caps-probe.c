@@ -64,6 +64,8 @@ static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, c
                 /* As every QEMU: its own user, nothing but KVM in its /dev. */
                 HostConfinement c = *confinement;
                 const char *hide[32];
+
+                c.die_with_parent = true; /* a probe never outlives the service */
                 HostDevNode kvm = { .name = "kvm", .major = 10, .minor = 232, .owned = true };
                 struct stat st;
                 if (streq(p->accel, "kvm") && stat("/dev/kvm", &st) >= 0 && S_ISCHR(st.st_mode)) {
