@@ -262,8 +262,8 @@ def probes():
     """pid -> ppid of the capability probes (QEMU with -machine none) in our namespace."""
     found = {}
     for pid, ppid, state, argv in processes():
-        if state != "Z" and argv and "qemu-system" in os.path.basename(argv[0]) and "none" in argv and \
-                "-machine" in argv:
+        if state != "Z" and argv and "qemu-system" in os.path.basename(argv[0]) and \
+                any(a == "-machine" and b == "none" for a, b in zip(argv, argv[1:])):
             found[pid] = ppid
     return found
 
