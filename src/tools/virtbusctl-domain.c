@@ -227,7 +227,9 @@ int verb_setvcpus(sd_bus *bus, const Verb *v, int argc, char **argv) {
                 fprintf(stderr, "Invalid vCPU count '%s' (expected a number from 1)\n", argv[1]);
                 return -CTL_EXIT_INVALID;
         }
-        return ctl_call_on(bus, v, argv[0], "SetVCPUs", "ut", (uint32_t) count, live_config_flags());
+        /* --maximum: <vcpu> itself, in the saved definition (SetVCPUs flag 4). */
+        return ctl_call_on(bus, v, argv[0], "SetVCPUs", "ut", (uint32_t) count,
+                           live_config_flags() | (arg.maximum ? 4 : 0));
 }
 
 int verb_device(sd_bus *bus, const Verb *v, int argc, char **argv) {

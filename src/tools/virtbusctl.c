@@ -101,7 +101,7 @@ static int help(void) {
                "  capabilities                  The host's capabilities\n"
                "  stats [NAME...] [--once]      Statistics (live view on a terminal without --once)\n"
                "  setmem NAME KIB [--live] [--config]\n"
-               "  setvcpus NAME COUNT [--live] [--config]\n"
+               "  setvcpus NAME COUNT [--live] [--config] [--maximum]\n"
                "  domifaddr NAME [--source lease|agent|arp]  The guest's addresses\n"
                "  managedsave NAME              Save the state and stop (Start resumes)\n"
                "  managedsave-remove NAME       Forget the saved state\n"
@@ -138,7 +138,7 @@ static int help(void) {
 
 enum {
         OPT_VERSION = 0x100, OPT_USER, OPT_ADDRESS, OPT_NO_ASK, OPT_JSON, OPT_NO_LEGEND, OPT_ALL, OPT_STATE,
-        OPT_PAUSED, OPT_DISABLE, OPT_INACTIVE, OPT_SECURE, OPT_LIVE, OPT_CONFIG, OPT_ARCH, OPT_MACHINE,
+        OPT_PAUSED, OPT_DISABLE, OPT_INACTIVE, OPT_SECURE, OPT_LIVE, OPT_CONFIG, OPT_MAXIMUM, OPT_ARCH, OPT_MACHINE,
         OPT_VIRTTYPE, OPT_ONCE, OPT_CAP, OPT_DRIVER, OPT_FORCE, OPT_NAMES, OPT_DESCRIPTION, OPT_CHILDREN,
         OPT_CHILDREN_ONLY, OPT_METADATA, OPT_VFS, OPT_MAC, OPT_VLAN, OPT_OFFSET, OPT_LENGTH, OPT_SOURCE,
         OPT_IDLE_TIMEOUT,
@@ -160,6 +160,7 @@ static const struct option options[] = {
         { "secure", no_argument, NULL, OPT_SECURE },
         { "live", no_argument, NULL, OPT_LIVE },
         { "config", no_argument, NULL, OPT_CONFIG },
+        { "maximum", no_argument, NULL, OPT_MAXIMUM },
         { "arch", required_argument, NULL, OPT_ARCH },
         { "machine", required_argument, NULL, OPT_MACHINE },
         { "virttype", required_argument, NULL, OPT_VIRTTYPE },
@@ -237,6 +238,7 @@ static int parse_argv(int argc, char **argv) {
                 case OPT_SECURE: arg.secure = true; break;
                 case OPT_LIVE: arg.live = true; break;
                 case OPT_CONFIG: arg.config = true; break;
+                case OPT_MAXIMUM: arg.maximum = true; break;
                 case OPT_ARCH: arg.arch = optarg; break;
                 case OPT_MACHINE: arg.machine = optarg; break;
                 case OPT_VIRTTYPE: arg.virttype = optarg; break;

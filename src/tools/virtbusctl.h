@@ -38,7 +38,7 @@ enum {
 /* The options, shared by all verbs. */
 typedef struct CtlArgs {
         bool json, legend, color, names;
-        bool all, paused, disable, inactive, secure, live, config, once, force;
+        bool all, paused, disable, inactive, secure, live, config, maximum, once, force;
         bool children, children_only, metadata;
         const char *state, *arch, *machine, *virttype, *cap, *driver, *description, *mac, *source;
         uint64_t offset, length;

@@ -945,50 +945,58 @@ static void test_monitor(void **state) {
         close(jout), close(jerr), close(tout), close(terr);
 }
 
-static bool domain_has_method(Harness *h, const char *method) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *path = harness_define_test_domain(harness_bus_root(h), "probe", "");
-        const char *xml;
-        bool has;
-
-        assert_true(sd_bus_call_method(harness_bus_root(h), "org.virtbus1", path, "org.freedesktop.DBus.Introspectable",
-                                       "Introspect", NULL, &reply, NULL) >= 0);
-        assert_true(sd_bus_message_read(reply, "s", &xml) > 0);
-        has = strstr(xml, method) != NULL;
-        harness_domain_call(harness_bus_root(h), path, "Undefine");
-        return has;
-}
-
-/* domifaddr and managedsave speak to methods other sessions add (Domain.InterfaceAddresses,
- * Domain.ManagedSave): against a service without them, the command says so (exit 1); with them, it works. */
-static void test_newer_api(void **state) {
+/* domifaddr gives a running domain's leased address on network "default", the very lease
+ * net-dhcp-leases lists for that network; managedsave stops a domain and managedsave-remove drops its saved state; setvcpus
+ * --maximum changes <vcpu>. */
+static void test_addresses_and_saves(void **state) {
         Harness *h = *state;
-        HarnessResult r = {};
+        json_object *o, *iface, *addr, *leases, *lease = NULL;
+        const char *mac, *ip;
 
-        if (!domain_has_method(h, "\"InterfaceAddresses\"")) {
-                assert_int_equal(CTL(h, HARNESS_USER_ROOT, &r, "domifaddr", "test"), 1);
-                assert_non_null(strstr(r.err, "does not offer InterfaceAddresses yet"));
-                harness_result_done(&r);
-        } else {
-                json_object *o = CTL_JSON(h, "domifaddr", "test");
-                assert_true(json_object_is_type(o, json_type_array));
-                json_object_put(o);
-                o = CTL_JSON(h, "domifaddr", "test", "--source", "lease");
-                assert_true(json_object_is_type(o, json_type_array));
-                json_object_put(o);
-        }
-        if (!domain_has_method(h, "\"ManagedSave\"")) {
-                assert_int_equal(CTL(h, HARNESS_USER_ROOT, &r, "managedsave", "test"), 1);
-                assert_non_null(strstr(r.err, "does not offer ManagedSave yet"));
-                harness_result_done(&r);
-        } else {
-                free(harness_define_test_domain(harness_bus_root(h), "saved", ""));
-                free(CTL_OK(h, "start", "saved"));
-                free(CTL_OK(h, "managedsave", "saved"));
-                assert_string_equal(domain_state(h, "saved"), "shutoff");
-                free(CTL_OK(h, "managedsave-remove", "saved"));
-                free(CTL_OK(h, "undefine", "saved"));
-        }
+        free(harness_define_test_domain(harness_bus_root(h), "addr",
+                                        "<interface type='network'><source network='default'/></interface>"));
+        free(CTL_OK(h, "start", "addr"));
+        o = CTL_JSON(h, "domifaddr", "addr", "--source", "lease");
+        assert_true(json_object_array_length(o) >= 1);
+        iface = json_object_array_get_idx(o, 0);
+        mac = jstr(iface, "mac");
+        assert_true(json_object_array_length(json_object_object_get(iface, "addresses")) >= 1);
+        addr = json_object_array_get_idx(json_object_object_get(iface, "addresses"), 0);
+        assert_int_equal(jint(addr, "family"), 4);
+        ip = jstr(addr, "address");
+        assert_true(jint(addr, "prefix") > 0);
+        leases = CTL_JSON(h, "net-dhcp-leases", "default");
+        for (size_t i = 0; i < json_object_array_length(leases); i++)
+                if (streq(jstr(json_object_array_get_idx(leases, i), "mac"), mac))
+                        lease = json_object_array_get_idx(leases, i);
+        assert_non_null(lease);
+        assert_string_equal(jstr(lease, "ip_address"), ip);
+        json_object_put(leases);
+        json_object_put(o);
+        /* The default source is the leases too. */
+        o = CTL_JSON(h, "domifaddr", "addr");
+        assert_true(json_object_array_length(o) >= 1);
+        json_object_put(o);
+        free(CTL_OK(h, "destroy", "addr"));
+        free(CTL_OK(h, "undefine", "addr"));
+
+        free(harness_define_test_domain(harness_bus_root(h), "saved", ""));
+        free(CTL_OK(h, "start", "saved"));
+        free(CTL_OK(h, "managedsave", "saved"));
+        assert_string_equal(domain_state(h, "saved"), "shutoff");
+        o = CTL_JSON(h, "show", "saved");
+        assert_true(json_object_get_boolean(json_object_object_get(o, "HasManagedSave")));
+        json_object_put(o);
+        free(CTL_OK(h, "managedsave-remove", "saved"));
+        o = CTL_JSON(h, "show", "saved");
+        assert_false(json_object_get_boolean(json_object_object_get(o, "HasManagedSave")));
+        json_object_put(o);
+
+        free(CTL_OK(h, "setvcpus", "saved", "3", "--maximum"));
+        o = CTL_JSON(h, "show", "saved");
+        assert_int_equal(jint(o, "MaxVCPUs"), 3);
+        json_object_put(o);
+        free(CTL_OK(h, "undefine", "saved"));
 }
 
 /* vnc with the qemu driver: a display that listens nowhere, reached through virtbusctl's socket (a
@@ -1085,7 +1093,7 @@ int main(void) {
                 cmocka_unit_test(test_console_piped),
                 cmocka_unit_test(test_vol_transfer),
                 cmocka_unit_test(test_monitor),
-                cmocka_unit_test(test_newer_api),
+                cmocka_unit_test(test_addresses_and_saves),
         };
         static const struct CMUnitTest fake_tests[] = {
                 cmocka_unit_test(test_nodedev_ops),
