@@ -196,8 +196,23 @@ static int reply_addresses(sd_bus_message *m, const DomainIfAddresses *l, size_t
         return r;
 }
 
+/* InterfaceAddresses from the guest agent: the answer came later (userdata: the call, referenced). */
+static void on_interface_addresses(int r, const VbError *e, DomainIfAddresses *l, size_t n, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+
+        if (r < 0) {
+                bus_reply_later(m, r, e);
+                return;
+        }
+        r = reply_addresses(m, l, n);
+        if (r < 0)
+                (void) sd_bus_reply_method_errnof(m, r, "Failed to send the interface addresses: %m");
+        domain_if_addresses_free(l, n);
+}
+
 int bus_domain_method_interface_addresses(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
+        BusServer *s = d->manager->events.userdata;
         VbError e = VB_ERROR_NULL;
         DomainIfAddresses *l = NULL;
         size_t n = 0;
@@ -207,13 +222,25 @@ int bus_domain_method_interface_addresses(sd_bus_message *m, void *userdata, sd_
         r = sd_bus_message_read(m, "u", &source);
         if (r < 0)
                 return r;
-        r = bus_read_flags(m, 0, NULL, error);
-        if (r < 0)
-                return r;
+        if (source == DOMAIN_ADDRESSES_AGENT) {
+                /* The agent runs code in the guest: for those who may manage the domain, as GetGuestInfo. */
+                r = bus_begin_flags_call(s, m, 0, BUS_ACTION_DOMAIN_MANAGE, (const char *[]) { "domain", d->name, NULL },
+                                         NULL, error);
+                if (r <= 0)
+                        return r < 0 ? r : 1;
+        } else {
+                r = bus_read_flags(m, 0, NULL, error);
+                if (r < 0)
+                        return r;
+        }
         if (source > DOMAIN_ADDRESSES_ARP)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown address source %u (expected 0 for "
                                          "DHCP leases, 1 for the guest agent, 2 for the host's neighbour table)", source);
-        r = manager_domain_interface_addresses(d->manager, d, source, &l, &n, &e);
+        r = manager_domain_interface_addresses(d->manager, d, source, on_interface_addresses, sd_bus_message_ref(m), &l,
+                                               &n, &e);
+        if (r == 0)
+                return 1; /* on_interface_addresses replies */
+        sd_bus_message_unref(m);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         r = reply_addresses(m, l, n);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* InterfaceAddresses without D-Bus: the addresses of a running domain's interfaces, from the DHCP leases of
  * virtbus networks (source 0) or the host's neighbour table (source 2). The guest agent's view (source 1)
- * is asked in domain-agent.c. */
+ * is asked through the driver. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,29 +10,6 @@
 #include "core/domain-internal.h"
 #include "core/network.h"
 #include "util/log.h"
-
-void domain_if_addresses_free(DomainIfAddresses *l, size_t n) {
-        for (size_t i = 0; l && i < n; i++) {
-                free(l[i].name);
-                for (size_t j = 0; j < l[i].n_addrs; j++)
-                        free(l[i].addrs[j].address);
-                free(l[i].addrs);
-        }
-        free(l);
-}
-
-int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char *address, unsigned prefix) {
-        DomainIpAddress *a = reallocarray(iface->addrs, iface->n_addrs + 1, sizeof *a);
-
-        if (!a)
-                return -ENOMEM;
-        iface->addrs = a;
-        a[iface->n_addrs] = (DomainIpAddress) { .family = family, .address = strdup(address), .prefix = prefix };
-        if (!a[iface->n_addrs].address)
-                return -ENOMEM;
-        iface->n_addrs++;
-        return 0;
-}
 
 /* One entry per interface of the live definition, with its name and MAC, no addresses yet. */
 static int list_interfaces(const Domain *d, DomainIfAddresses **ret, const DeviceDef ***ret_devs, size_t *ret_n) {
@@ -134,24 +111,26 @@ static size_t drop_empty(DomainIfAddresses *l, size_t n) {
         return k;
 }
 
-int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, DomainIfAddresses **ret,
-                                       size_t *ret_n, VbError *reterr) {
+int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, VbDriverAddressesDone done,
+                                       void *userdata, DomainIfAddresses **ret, size_t *ret_n, VbError *reterr) {
         DomainIfAddresses *l = NULL;
         _cleanup_free_ const DeviceDef **devs = NULL;
         size_t n = 0;
         int r = 0;
 
-        if (source == DOMAIN_ADDRESSES_AGENT)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Domain '%s': asking the guest agent for addresses "
-                                    "is not supported yet", d->name);
-        if (source != DOMAIN_ADDRESSES_LEASE && source != DOMAIN_ADDRESSES_ARP)
+        if (source != DOMAIN_ADDRESSES_LEASE && source != DOMAIN_ADDRESSES_AGENT && source != DOMAIN_ADDRESSES_ARP)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Unknown address source %u (expected 0 for "
                                     "DHCP leases, 1 for the guest agent, 2 for the host's neighbour table)", source);
         /* A domain that does not run has no addresses (an answer, not an error, for a GUI that polls). */
         if (!domain_is_active(d) || !d->live) {
                 *ret = NULL;
                 *ret_n = 0;
-                return 0;
+                return 1;
+        }
+        if (source == DOMAIN_ADDRESSES_AGENT) {
+                if (!DRIVER_OP(m, domain_agent_interfaces))
+                        return vb_driver_not_supported(m->driver, "a guest agent", reterr);
+                return DRIVER_OP(m, domain_agent_interfaces)(m->driver, d->uuid, done, userdata, ret, ret_n, reterr);
         }
         r = list_interfaces(d, &l, &devs, &n);
         if (r < 0)
@@ -167,5 +146,5 @@ int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, D
         }
         *ret_n = drop_empty(l, n);
         *ret = l;
-        return 0;
+        return 1;
 }

@@ -204,23 +204,11 @@ typedef enum DomainAddressSource {
         DOMAIN_ADDRESSES_AGENT = 1, /* the guest agent */
         DOMAIN_ADDRESSES_ARP = 2,   /* the host's neighbour table */
 } DomainAddressSource;
-typedef struct DomainIpAddress {
-        uint8_t family; /* 4 or 6 */
-        char *address;
-        unsigned prefix; /* 0: not known */
-} DomainIpAddress;
-typedef struct DomainIfAddresses {
-        char *name; /* the host side's name (target dev), or the guest's own name (agent) */
-        char mac[18];
-        uint8_t mac_bytes[6];
-        DomainIpAddress *addrs;
-        size_t n_addrs;
-} DomainIfAddresses;
-void domain_if_addresses_free(DomainIfAddresses *l, size_t n);
-int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char *address, unsigned prefix);
-/* Sources 0 and 2 (answered at once). */
-int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, DomainIfAddresses **ret,
-                                       size_t *ret_n, VbError *reterr);
+/* DomainIfAddresses: drivers/driver.h. */
+/* Sources 0 and 2 answer at once (1 with *ret); source 1 asks the driver's agent: 1 with *ret when answered
+ * now, 0 when done follows from the event loop. */
+int manager_domain_interface_addresses(Manager *m, Domain *d, unsigned source, VbDriverAddressesDone done,
+                                       void *userdata, DomainIfAddresses **ret, size_t *ret_n, VbError *reterr);
 
 /* The guest agent (domain-agent.c). GetGuestInfo types, libvirt's bits: */
 #define DOMAIN_GUEST_INFO_USERS UINT64_C(1)

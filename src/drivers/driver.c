@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf/domain-access.h"
 #include "drivers/driver.h"
@@ -145,4 +146,27 @@ VbDriver *vb_driver_close(VbDriver *drv) {
 
 const char *vb_driver_name(const VbDriver *drv) {
         return drv->ops->name;
+}
+
+void domain_if_addresses_free(DomainIfAddresses *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++) {
+                free(l[i].name);
+                for (size_t j = 0; j < l[i].n_addrs; j++)
+                        free(l[i].addrs[j].address);
+                free(l[i].addrs);
+        }
+        free(l);
+}
+
+int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char *address, unsigned prefix) {
+        DomainIpAddress *a = reallocarray(iface->addrs, iface->n_addrs + 1, sizeof *a);
+
+        if (!a)
+                return -ENOMEM;
+        iface->addrs = a;
+        a[iface->n_addrs] = (DomainIpAddress) { .family = family, .address = strdup(address), .prefix = prefix };
+        if (!a[iface->n_addrs].address)
+                return -ENOMEM;
+        iface->n_addrs++;
+        return 0;
 }

@@ -36,6 +36,23 @@ typedef void (*VbDriverStartDone)(int r, const VbError *e, VbDriverDomainInfo *i
 typedef void (*VbDriverDone)(int r, const VbError *e, void *userdata);
 /* GetGuestInfo answered later: r < 0 with e, or info (taken). */
 typedef void (*VbDriverInfoDone)(int r, const VbError *e, VbStats *info, void *userdata);
+/* The addresses of a domain's interfaces (InterfaceAddresses): one entry per interface. */
+typedef struct DomainIpAddress {
+        uint8_t family; /* 4 or 6 */
+        char *address;
+        unsigned prefix; /* 0: not known */
+} DomainIpAddress;
+typedef struct DomainIfAddresses {
+        char *name; /* the host side's name (target dev), or the guest's own name (agent) */
+        char mac[18]; /* "" when not known */
+        uint8_t mac_bytes[6];
+        DomainIpAddress *addrs;
+        size_t n_addrs;
+} DomainIfAddresses;
+void domain_if_addresses_free(DomainIfAddresses *l, size_t n);
+int domain_if_addresses_add(DomainIfAddresses *iface, uint8_t family, const char *address, unsigned prefix);
+/* The guest agent's interfaces answered later: r < 0 with e, or l of n (taken). */
+typedef void (*VbDriverAddressesDone)(int r, const VbError *e, DomainIfAddresses *l, size_t n, void *userdata);
 typedef void (*VbDriverScreenshotDone)(int r, const void *png, size_t size, const VbError *e, void *userdata);
 /* A descriptor is ready (fd, which done owns and must close) or the call failed (r < 0, fd -1, e says why). */
 typedef void (*VbDriverFdDone)(int r, int fd, const VbError *e, void *userdata);
@@ -230,6 +247,12 @@ typedef struct VbDriverOps {
         int (*domain_agent_shutdown)(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
                                      VbError *reterr);
         bool (*domain_agent_connected)(VbDriver *drv, const char *uuid);
+        /* InterfaceAddresses source 1: the guest's interfaces as its agent lists them (guest-network-get-
+         * interfaces; the loopback left out), with their guest-side names, MACs and addresses; an interface
+         * without an address is listed too. 1 with *ret and *ret_n when answered now, 0 when done follows once
+         * from the event loop; NotSupported/Timeout as guest_info. */
+        int (*domain_agent_interfaces)(VbDriver *drv, const char *uuid, VbDriverAddressesDone done, void *userdata,
+                                       DomainIfAddresses **ret, size_t *ret_n, VbError *reterr);
 
         /* Snapshots (Domain.CreateSnapshot, DomainSnapshot.Revert/Delete). Optional: absent, core answers
          * NotSupported. def is the domain's current definition, running whether it runs now; snap the

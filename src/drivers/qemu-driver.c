@@ -563,6 +563,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_guest_info = qemu_guest_info,
         .domain_agent_shutdown = qemu_agent_shutdown,
         .domain_agent_connected = qemu_agent_connected,
+        .domain_agent_interfaces = qemu_agent_interfaces,
         .domain_snapshot_create = qemu_snapshot_create,
         .domain_snapshot_revert = qemu_snapshot_revert,
         .domain_snapshot_delete = qemu_snapshot_delete,

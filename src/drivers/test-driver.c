@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf/conf-util.h"
+#include "conf/device-conf.h"
 #include "conf/domain-access.h"
 #include "conf/domain-devices.h"
 #include "drivers/driver.h"
@@ -825,6 +827,48 @@ static bool test_agent_connected(VbDriver *drv, const char *uuid) {
         return hashmap_get(priv(drv)->guests, uuid) != NULL;
 }
 
+/* The simulated agent lists each interface of the live definition as the guest's ethN, with its MAC, an
+ * IPv4 address 192.0.2.(10 + N)/24 (TEST-NET-1) and an IPv6 one 2001:db8::(10 + N)/64 (documentation). */
+static int test_agent_interfaces(VbDriver *drv, const char *uuid, VbDriverAddressesDone done, void *userdata,
+                                 DomainIfAddresses **ret, size_t *ret_n, VbError *reterr) {
+        TestGuest *g = find_guest(priv(drv), uuid, reterr);
+        DomainIfAddresses *l;
+        size_t n = 0;
+        int r = 0;
+
+        if (!g)
+                return -EBUSY;
+        l = new0(DomainIfAddresses, g->live->n_devices ?: 1);
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < g->live->n_devices; i++) {
+                const DeviceDef *dev = g->live->devices[i];
+                char ip4[32], ip6[48];
+
+                if (dev->kind != DEVICE_INTERFACE || !device_interface_get_mac(dev, l[n].mac_bytes))
+                        continue;
+                conf_mac_format(l[n].mac_bytes, l[n].mac);
+                if (asprintf(&l[n].name, "eth%zu", n) < 0) {
+                        l[n].name = NULL;
+                        r = -ENOMEM;
+                        break;
+                }
+                snprintf(ip4, sizeof ip4, "192.0.2.%zu", 10 + n);
+                snprintf(ip6, sizeof ip6, "2001:db8::%zx", 10 + n);
+                r = domain_if_addresses_add(&l[n], 4, ip4, 24);
+                if (r >= 0)
+                        r = domain_if_addresses_add(&l[n], 6, ip6, 64);
+                n++;
+        }
+        if (r < 0) {
+                domain_if_addresses_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 1;
+}
+
 /* The simulated console is there at once: done is called before this returns. */
 static int test_open_console(VbDriver *drv, const char *uuid, const DomainAccess *access, const char *device,
                              bool force, VbDriverFdDone done, void *userdata, VbError *reterr) {
@@ -883,6 +927,7 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_guest_info = test_guest_info,
         .domain_agent_shutdown = test_agent_shutdown,
         .domain_agent_connected = test_agent_connected,
+        .domain_agent_interfaces = test_agent_interfaces,
         .domain_snapshot_create = test_snapshot_create,
         .domain_snapshot_revert = test_snapshot_revert,
         .domain_snapshot_delete = test_snapshot_delete,

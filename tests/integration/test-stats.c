@@ -314,6 +314,37 @@ static void test_interface_addresses(void **state) {
                 assert_string_equal(ip, "192.168.122.10");
         }
         harness_call_fails(root, ERR("NotSupported"), "neighbour table", path, D, "InterfaceAddresses", "ut", 2, UINT64_C(0));
+        /* Source 1, the simulated agent: every interface as the guest's ethN with its MAC and fixed addresses;
+         * it runs code in the guest, so it is for those who may manage the domain. */
+        reply = sd_bus_message_unref(reply);
+        harness_call_fails(harness_bus_as(h, HARNESS_USER_PLAIN), SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, NULL,
+                           path, D, "InterfaceAddresses", "ut", 1, UINT64_C(0));
+        reply = harness_call_ok(harness_bus_as(h, HARNESS_USER_VIRTBUS), path, D, "InterfaceAddresses", "ut", 1,
+                                UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+        for (unsigned i = 0; i < 2; i++) {
+                char expect_mac[18], expect_ip[16];
+
+                snprintf(expect_mac, sizeof expect_mac, "52:54:00:aa:01:%02x", 5 + i);
+                snprintf(expect_ip, sizeof expect_ip, "192.0.2.%u", 10 + i);
+                assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 1);
+                assert_int_equal(sd_bus_message_read(reply, "ss", &name, &mac), 1);
+                assert_string_equal(name, i == 0 ? "eth0" : "eth1");
+                assert_string_equal(mac, expect_mac);
+                assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ysu)"), 1);
+                assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 1);
+                assert_int_equal(family, 4);
+                assert_string_equal(address, expect_ip);
+                assert_int_equal(prefix, 24);
+                assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 1);
+                assert_int_equal(family, 6);
+                assert_int_equal(prefix, 64);
+                assert_int_equal(sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix), 0);
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                assert_int_equal(sd_bus_message_exit_container(reply), 1);
+        }
+        assert_int_equal(sd_bus_message_enter_container(reply, 'r', "ssa(ysu)"), 0);
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "InterfaceAddresses", "ut", 1, UINT64_C(1));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "Unknown address source 3", path, D, "InterfaceAddresses", "ut", 3,
                            UINT64_C(0));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, NULL, path, D, "InterfaceAddresses", "ut", 0, UINT64_C(1));

@@ -102,6 +102,8 @@ int qemu_guest_info(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInf
 int qemu_agent_shutdown(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
                         VbError *reterr);
 bool qemu_agent_connected(VbDriver *drv, const char *uuid);
+int qemu_agent_interfaces(VbDriver *drv, const char *uuid, VbDriverAddressesDone done, void *userdata,
+                          DomainIfAddresses **ret, size_t *ret_n, VbError *reterr);
 /* VSERPORT_CHANGE: the guest opened or closed the virtio-serial port with this id. */
 void qemu_guest_port_changed(QemuDriver *q, QemuVm *vm, const char *id, bool open);
 /* The driver closes: the waiting changes are dropped unanswered. */

@@ -279,3 +279,104 @@ void qemu_guest_port_changed(QemuDriver *q, QemuVm *vm, const char *id, bool ope
         if (ev->agent_changed)
                 ev->agent_changed(ev->userdata, vm->uuid, open);
 }
+
+typedef struct AgentInterfaces {
+        VbDriverAddressesDone done;
+        void *userdata;
+        char uuid[37];
+} AgentInterfaces;
+
+/* One GuestIpAddress of guest-network-get-interfaces: ip-address-type "ipv4"/"ipv6", ip-address, prefix. */
+static int add_agent_address(DomainIfAddresses *iface, struct json_object *a) {
+        const char *type = qemu_json_string(a, "ip-address-type"), *address = qemu_json_string(a, "ip-address");
+        struct json_object *prefix = qemu_json_get(a, "prefix");
+        uint8_t family = streq_ptr(type, "ipv4") ? 4 : streq_ptr(type, "ipv6") ? 6 : 0;
+
+        if (family == 0 || !address) {
+                log_debug("Guest agent: an address of '%s' without a known type or address, ignoring.", iface->name);
+                return 0;
+        }
+        return domain_if_addresses_add(iface, family, address, prefix ? (unsigned) json_object_get_int(prefix) : 0);
+}
+
+/* One GuestNetworkInterface: name, hardware-address, ip-addresses; 0 when skipped (lo, no name). */
+static int add_agent_interface(DomainIfAddresses *iface, struct json_object *o) {
+        const char *name = qemu_json_string(o, "name"), *mac = qemu_json_string(o, "hardware-address");
+        struct json_object *addrs = qemu_json_get(o, "ip-addresses");
+        size_t n = addrs && json_object_is_type(addrs, json_type_array) ? json_object_array_length(addrs) : 0;
+        int r = 0;
+
+        if (!name || streq(name, "lo"))
+                return 0;
+        iface->name = strdup(name);
+        if (!iface->name)
+                return -ENOMEM;
+        /* The agent gives the MAC as the guest's kernel formats it: lower case, colons. */
+        if (mac && strlen(mac) == 17)
+                memcpy(iface->mac, mac, 18);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = add_agent_address(iface, json_object_array_get_idx(addrs, i));
+        return r < 0 ? r : 1;
+}
+
+static int agent_interfaces_build(struct json_object *list, DomainIfAddresses **ret, size_t *ret_n) {
+        size_t n_in = list && json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0, n = 0;
+        DomainIfAddresses *l = new0(DomainIfAddresses, n_in ?: 1);
+        int r = 0;
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n_in; i++) {
+                r = add_agent_interface(&l[n], json_object_array_get_idx(list, i));
+                if (r > 0 || l[n].name)
+                        n++;
+        }
+        if (r < 0) {
+                domain_if_addresses_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+static void on_interfaces(int r, struct json_object *ret, const char *error, void *userdata) {
+        AgentInterfaces *c = userdata;
+        VbError e = VB_ERROR_NULL;
+        DomainIfAddresses *l = NULL;
+        size_t n = 0;
+
+        if (r == -ETIMEDOUT)
+                vb_error_set(&e, VB_ERROR_TIMEOUT, "The guest agent of domain %s did not answer within %llu s", c->uuid,
+                             QEMU_AGENT_TIMEOUT_USEC / 1000000ULL);
+        else if (r == -EIO)
+                vb_error_set(&e, VB_ERROR_NOT_SUPPORTED, "The guest agent of domain %s cannot list the guest's "
+                             "interfaces (guest-network-get-interfaces): %s", c->uuid, strempty(error));
+        else if (r < 0)
+                vb_error_set(&e, r == -ECANCELED ? VB_ERROR_INVALID_STATE : VB_ERROR_OPERATION_FAILED,
+                             "Failed to ask the guest agent of domain %s: %s", c->uuid, error ?: strerror(-r));
+        else
+                r = agent_interfaces_build(ret, &l, &n);
+        c->done(r, r < 0 ? &e : NULL, l, n, c->userdata);
+        vb_error_free(&e);
+        free(c);
+}
+
+int qemu_agent_interfaces(VbDriver *drv, const char *uuid, VbDriverAddressesDone done, void *userdata,
+                          DomainIfAddresses **ret, size_t *ret_n, VbError *reterr) {
+        QemuAgent *a = vm_agent(drv->priv, uuid, reterr);
+        AgentInterfaces *c;
+        int r;
+
+        if (!a)
+                return -EOPNOTSUPP;
+        c = new0(AgentInterfaces, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (AgentInterfaces) { .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
+        r = qemu_agent_call(a, "guest-network-get-interfaces", NULL, false, on_interfaces, c);
+        if (r < 0)
+                free(c);
+        return r < 0 ? r : 0;
+}
