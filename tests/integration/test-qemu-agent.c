@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The guest agent with real QEMUs and the tiny guest (tests/guest/build-guest): Debian's qemu-guest-agent
- * running in it (GetGuestInfo, Shutdown through the agent), a channel nobody in the guest opened, a domain
+ * running in it (GetGuestInfo, InterfaceAddresses source 1, Shutdown through the agent), a channel nobody in the guest opened, a domain
  * without the channel, and a hung agent (the port opened, nothing answered), which answers Timeout while
  * the other calls are answered. */
 #include <stdio.h>
@@ -20,7 +20,8 @@ static void get_stats(sd_bus *bus, const char *path, uint64_t groups, HarnessSta
         harness_stats_read(reply, ret);
 }
 
-static char *agent_domain(Harness *h, sd_bus *bus, const char *name, const char *cmdline, bool channel, char **ret_serial) {
+static char *agent_domain(Harness *h, sd_bus *bus, const char *name, const char *cmdline, bool channel, const char *extra,
+                          char **ret_serial) {
         const char *g = harness_guest_dir(h);
         _cleanup_free_ char *xml = NULL;
         char *serial;
@@ -31,12 +32,12 @@ static char *agent_domain(Harness *h, sd_bus *bus, const char *name, const char 
                              "<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory>"
                              "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
                              "<initrd>%s/initrd-agent.gz</initrd><cmdline>console=ttyS0 quiet %s</cmdline></os>"
-                             "<features><acpi/></features><devices>%s"
+                             "<features><acpi/></features><devices>%s%s"
                              "<serial type='file'><source path='%s'/><target port='0'/></serial></devices></domain>",
                              name, g, g, cmdline,
                              channel ? "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
                                      : "",
-                             serial) >= 0);
+                             strempty(extra), serial) >= 0);
         *ret_serial = serial;
         return harness_define_domain(bus, xml);
 }
@@ -72,11 +73,55 @@ static int on_async_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-/* The real qemu-guest-agent in the tiny guest: GetGuestInfo, then Shutdown through it. */
+/* A virtio NIC on QEMU's user network; the guest never configures it (no traffic leaves). */
+#define NIC_MAC "52:54:00:00:0a:51"
+#define NIC "<interface type='user'><mac address='" NIC_MAC "'/><model type='virtio'/></interface>"
+
+/* InterfaceAddresses source 1 until the guest's eth0 is there (the agent may answer before the kernel probed
+ * the NIC): the agent lists eth0 with the domain's MAC and no loopback. */
+static void check_agent_interfaces(sd_bus *bus, const char *path) {
+        uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                        harness_call_ok(bus, path, D, "InterfaceAddresses", "ut", 1, UINT64_C(0));
+                const char *name, *mac, *address;
+                bool eth0 = false;
+                unsigned n = 0;
+                uint32_t prefix;
+                uint8_t family;
+
+                assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ssa(ysu))"), 1);
+                while (sd_bus_message_enter_container(reply, 'r', "ssa(ysu)") > 0) {
+                        assert_int_equal(sd_bus_message_read(reply, "ss", &name, &mac), 1);
+                        assert_string_not_equal(name, "lo");
+                        print_message("agent: interface %s %s\n", name, mac);
+                        if (streq(name, "eth0")) {
+                                assert_string_equal(mac, NIC_MAC);
+                                eth0 = true;
+                        }
+                        assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ysu)"), 1);
+                        while (sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix) > 0)
+                                assert_true(family == 4 || family == 6);
+                        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                        assert_int_equal(sd_bus_message_exit_container(reply), 1);
+                        n++;
+                }
+                if (eth0) {
+                        assert_int_equal(n, 1); /* the one NIC; the loopback left out */
+                        return;
+                }
+                if (harness_now_usec() > deadline)
+                        fail_msg("the guest agent never listed eth0");
+                usleep(200 * 1000);
+        }
+}
+
+/* The real qemu-guest-agent in the tiny guest: GetGuestInfo, InterfaceAddresses, then Shutdown through it. */
 static void test_agent_real(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *serial = NULL, *path = agent_domain(h, bus, "agent", "virtbus.agent", true, &serial);
+        _cleanup_free_ char *serial = NULL, *path = agent_domain(h, bus, "agent", "virtbus.agent", true, NIC, &serial);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         HarnessStats s = {};
 
@@ -93,6 +138,7 @@ static void test_agent_real(void **state) {
         (void) harness_stats_number(&s, "fs.count", 'u');
         print_message("guest agent: %zu keys, kernel %s\n", s.n, strempty(harness_stats_string(&s, "os.kernel-release")));
         harness_stats_done(&s);
+        check_agent_interfaces(bus, path);
         /* Powered off by the agent: the reply comes once the domain stopped. */
         sd_bus_message_unref(harness_call_ok(bus, path, D, "Shutdown", "t", UINT64_C(2)));
         assert_string_equal(harness_get_string(bus, path, D, "State"), "shutoff");
@@ -105,9 +151,9 @@ static void test_agent_absent_hung(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h), *other = harness_bus_as(h, HARNESS_USER_VIRTBUS);
         _cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL;
-        _cleanup_free_ char *none = agent_domain(h, bus, "nochannel", "", false, &s1);
-        _cleanup_free_ char *absent = agent_domain(h, bus, "noagent", "", true, &s2);
-        _cleanup_free_ char *hung = agent_domain(h, bus, "hungagent", "virtbus.agent-hang", true, &s3);
+        _cleanup_free_ char *none = agent_domain(h, bus, "nochannel", "", false, NULL, &s1);
+        _cleanup_free_ char *absent = agent_domain(h, bus, "noagent", "", true, NULL, &s2);
+        _cleanup_free_ char *hung = agent_domain(h, bus, "hungagent", "virtbus.agent-hang", true, NULL, &s3);
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         AsyncReply a = {};
         HarnessStats st = {};
@@ -116,12 +162,16 @@ static void test_agent_absent_hung(void **state) {
         harness_call_fails(bus, ERR("NotSupported"), "no guest agent channel", none, D, "GetGuestInfo", "tt", UINT64_C(0),
                            UINT64_C(0));
         harness_call_fails(bus, ERR("NotSupported"), "no guest agent channel", none, D, "Shutdown", "t", UINT64_C(2));
+        harness_call_fails(bus, ERR("NotSupported"), "no guest agent channel", none, D, "InterfaceAddresses", "ut", 1,
+                           UINT64_C(0));
         harness_domain_call(bus, none, "Destroy");
 
         harness_domain_call(bus, absent, "Start");
         harness_wait_for_text(s2, "VIRTBUS-GUEST-BOOTED", 1, GUEST_TIMEOUT_USEC);
         assert_int_equal(get_bool_property(bus, absent, "GuestAgentConnected"), 0);
         harness_call_fails(bus, ERR("NotSupported"), "not connected", absent, D, "GetGuestInfo", "tt", UINT64_C(0),
+                           UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "not connected", absent, D, "InterfaceAddresses", "ut", 1,
                            UINT64_C(0));
         harness_domain_call(bus, absent, "Destroy");
 
@@ -146,6 +196,7 @@ static void test_agent_absent_hung(void **state) {
         assert_string_equal(strempty(a.error_name), ERR("Timeout"));
         free(a.error_name);
         harness_call_fails(bus, ERR("Timeout"), "did not answer", hung, D, "Shutdown", "t", UINT64_C(2));
+        harness_call_fails(bus, ERR("Timeout"), "did not answer", hung, D, "InterfaceAddresses", "ut", 1, UINT64_C(0));
         assert_string_equal(harness_get_string(bus, hung, D, "State"), "running");
         harness_domain_call(bus, hung, "Destroy");
         harness_domain_call(bus, none, "Undefine");
