@@ -102,6 +102,9 @@ int qemu_guest_info(VbDriver *drv, const char *uuid, uint64_t types, VbDriverInf
 int qemu_agent_shutdown(VbDriver *drv, const char *uuid, bool reboot, VbDriverDone done, void *userdata,
                         VbError *reterr);
 bool qemu_agent_connected(VbDriver *drv, const char *uuid);
+/* guest-network-get-interfaces' answer (an array of GuestNetworkInterface) as InterfaceAddresses lists it:
+ * the loopback "lo" left out, "ipv4"/"ipv6" as 4/6, addresses of another type skipped. */
+int qemu_agent_interfaces_parse(struct json_object *list, DomainIfAddresses **ret, size_t *ret_n);
 int qemu_agent_interfaces(VbDriver *drv, const char *uuid, VbDriverAddressesDone done, void *userdata,
                           DomainIfAddresses **ret, size_t *ret_n, VbError *reterr);
 /* VSERPORT_CHANGE: the guest opened or closed the virtio-serial port with this id. */

@@ -319,7 +319,7 @@ static int add_agent_interface(DomainIfAddresses *iface, struct json_object *o) 
         return r < 0 ? r : 1;
 }
 
-static int agent_interfaces_build(struct json_object *list, DomainIfAddresses **ret, size_t *ret_n) {
+int qemu_agent_interfaces_parse(struct json_object *list, DomainIfAddresses **ret, size_t *ret_n) {
         size_t n_in = list && json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0, n = 0;
         DomainIfAddresses *l = new0(DomainIfAddresses, n_in ?: 1);
         int r = 0;
@@ -356,7 +356,7 @@ static void on_interfaces(int r, struct json_object *ret, const char *error, voi
                 vb_error_set(&e, r == -ECANCELED ? VB_ERROR_INVALID_STATE : VB_ERROR_OPERATION_FAILED,
                              "Failed to ask the guest agent of domain %s: %s", c->uuid, error ?: strerror(-r));
         else
-                r = agent_interfaces_build(ret, &l, &n);
+                r = qemu_agent_interfaces_parse(ret, &l, &n);
         c->done(r, r < 0 ? &e : NULL, l, n, c->userdata);
         vb_error_free(&e);
         free(c);
