@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What the guest agent tells and does (GetGuestInfo, Shutdown/Reboot through the agent, GuestAgentConnected):
- * the requests go through qemu-agent.c one after another, each bounded by its timeout; the answer comes when
- * the last one is in. */
+/* What the guest agent tells and does (GetGuestInfo, InterfaceAddresses source 1, Shutdown/Reboot through the
+ * agent, GuestAgentConnected): the requests go through qemu-agent.c one after another, each bounded by its
+ * timeout; the answer comes when the last one is in. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
