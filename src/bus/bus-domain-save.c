@@ -63,9 +63,25 @@ static int started(sd_bus_message *m, int r, VbError *e, sd_bus_error *error) {
         return 1;
 }
 
-int bus_domain_method_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
+/* Save (to fd) and ManagedSave (fd < 0): the same call but for where the state goes. */
+static int save_call(sd_bus_message *m, Domain *d, int fd, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = begin_manage(m, d, 0, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (fd >= 0) {
+                r = check_fd(fd, true, error);
+                if (r < 0)
+                        return r;
+                r = manager_domain_save(d->manager, d, fd, on_done, sd_bus_message_ref(m), &e);
+        } else
+                r = manager_domain_managed_save(d->manager, d, on_done, sd_bus_message_ref(m), &e);
+        return started(m, r, &e, error);
+}
+
+int bus_domain_method_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         int fd, r;
 
         r = sd_bus_message_rewind(m, true);
@@ -73,26 +89,11 @@ int bus_domain_method_save(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 r = sd_bus_message_read(m, "h", &fd);
         if (r < 0)
                 return r;
-        r = begin_manage(m, d, 0, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = check_fd(fd, true, error);
-        if (r < 0)
-                return r;
-        r = manager_domain_save(d->manager, d, fd, on_done, sd_bus_message_ref(m), &e);
-        return started(m, r, &e, error);
+        return save_call(m, userdata, fd, error);
 }
 
 int bus_domain_method_managed_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
-        VbError e = VB_ERROR_NULL;
-        int r;
-
-        r = begin_manage(m, d, 0, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = manager_domain_managed_save(d->manager, d, on_done, sd_bus_message_ref(m), &e);
-        return started(m, r, &e, error);
+        return save_call(m, userdata, -1, error);
 }
 
 int bus_domain_method_managed_save_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
