@@ -1429,6 +1429,17 @@ const char *_harness_get_string(const char *file, int line, sd_bus *bus, const c
         return s;
 }
 
+char *_harness_call_path(const char *file, int line, sd_bus *bus, const char *path, const char *interface,
+                         const char *member, const char *types, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                streq(types, "s") ? _harness_call_ok(file, line, bus, path, interface, member, "s", arg)
+                                  : _harness_call_ok(file, line, bus, path, interface, member, "st", arg, UINT64_C(0));
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
 int harness_set_property(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_error *error, const char *type, ...) {
         va_list ap;

@@ -162,6 +162,9 @@ int harness_polkit_wait_for(Harness *h, HarnessUser user, const char *action, bo
 /* harness_get_string(bus, path, interface, property): a property of type "s", failing the test on
  * error. The string belongs to a cache that lives until the harness stops. */
 #define harness_get_string(...) _harness_get_string(__FILE__, __LINE__, __VA_ARGS__)
+/* harness_call_path(bus, path, interface, member, types, arg): a call taking a string ("s") or a string
+ * and flags 0 ("st") that answers an object path; returns that path (to free), failing the test on error. */
+#define harness_call_path(...) _harness_call_path(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Sets a property; returns the sd-bus result and fills error. */
 int harness_set_property(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -290,6 +293,8 @@ void _harness_assert_error(const char *file, int line, const sd_bus_error *e, co
                            const char *message_part);
 const char *_harness_get_string(const char *file, int line, sd_bus *bus, const char *path,
                                 const char *interface, const char *property);
+char *_harness_call_path(const char *file, int line, sd_bus *bus, const char *path, const char *interface,
+                         const char *member, const char *types, const char *arg);
 void _harness_assert_introspection(const char *file, int line, sd_bus *bus, const char *path,
                                    const char **files);
 /* Normalized text of the interfaces in an introspection document whose names start with prefix (NULL:

@@ -23,15 +23,6 @@
 #define QEMU_IMG "/usr/bin/qemu-img"
 #define MiB (UINT64_C(1) << 20)
 
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
-
 static char *clone_vol(sd_bus *bus, const char *pool, const char *xml, const char *source) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
                 harness_call_ok(bus, pool, POOL_INTERFACE, "CreateVolumeFrom", "sot", xml, source, UINT64_C(0));
@@ -66,7 +57,7 @@ static char *setup_default_pool(Harness *h, sd_bus *root) {
                     sd_bus_message_read(reply, "o", &o) > 0)
                         return strdup(o);
         }
-        return get_path(root, M, "CreateStoragePool", xml);
+        return harness_call_path(root, M, "CreateStoragePool", "st", xml);
 }
 
 static char *vol_file(Harness *h, const char *name) {
@@ -161,7 +152,7 @@ static void test_clone(void **state) {
         pool = setup_default_pool(h, root);
         assert_true(asprintf(&data, "%s/clone-data", harness_dir(h)) > 0);
         write_sparse_file(data, 16 * MiB, blocks, ELEMENTSOF(blocks));
-        src = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+        src = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
                        "<volume><name>src.img</name><capacity unit='MiB'>16</capacity></volume>");
         fd = open(data, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
@@ -235,7 +226,7 @@ static void test_clone_cancel(void **state) {
                 blocks[i] = i;
         assert_true(asprintf(&data, "%s/cancel-data", harness_dir(h)) > 0);
         write_sparse_file(data, 512 * MiB, blocks, ELEMENTSOF(blocks));
-        src = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+        src = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
                        "<volume><name>big.img</name><capacity unit='MiB'>512</capacity></volume>");
         fd = open(data, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
@@ -323,7 +314,7 @@ static void test_overlay(void **state) {
                             *info = NULL, *got = NULL, *want = NULL, *flat = NULL;
 
         pool = setup_default_pool(h, root);
-        base = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
+        base = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
                         "<volume><name>base.qcow2</name><capacity unit='MiB'>32</capacity>"
                         "<target><format type='qcow2'/></target></volume>");
         base_file = vol_file(h, "base.qcow2");
@@ -331,7 +322,7 @@ static void test_overlay(void **state) {
         /* No capacity: the backing volume's; no format: qcow2. */
         assert_true(asprintf(&xml, "<volume><name>top.qcow2</name><backingStore><path>%s</path></backingStore></volume>",
                              base_file) > 0);
-        top = get_path(member, pool, POOL_INTERFACE, "CreateVolume", xml);
+        top = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
         info = qemu_img_info(h, top_file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 33554432"));
@@ -397,7 +388,7 @@ static void test_owners(void **state) {
         int fd;
 
         pool = setup_default_pool(h, root);
-        vol = get_path(one, pool, POOL_INTERFACE, "CreateVolume",
+        vol = harness_call_path(one, pool, POOL_INTERFACE, "CreateVolume", "st",
                        "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
         file = vol_file(h, "one.img");
         assert_int_equal(stat(file, &st), 0);
@@ -441,7 +432,7 @@ static void test_owners(void **state) {
         harness_domain_call(one, dom, "Start");
         harness_domain_call(one, dom, "Destroy");
         sd_bus_message_unref(harness_call_ok(one, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
-        taken = get_path(two, pool, POOL_INTERFACE, "CreateVolume",
+        taken = harness_call_path(two, pool, POOL_INTERFACE, "CreateVolume", "st",
                          "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
         harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'one.img' of pool 'default' belongs to another user", dom,
                            HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));

@@ -30,23 +30,12 @@ static char *pool_dir(Harness *h, const char *name) {
         return p;
 }
 
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *types,
-                      const char *arg, bool with_flags) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                with_flags ? harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0))
-                           : harness_call_ok(bus, path, interface, method, "s", arg);
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
-
 static char *define_pool(sd_bus *bus, const char *xml) {
-        return get_path(bus, M, "DefineStoragePool", "st", xml, true);
+        return harness_call_path(bus, M, "DefineStoragePool", "st", xml);
 }
 
 static char *create_vol(sd_bus *bus, const char *pool, const char *xml) {
-        return get_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml, true);
+        return harness_call_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
 }
 
 static void call_pool(sd_bus *bus, const char *path, const char *method) {
@@ -90,7 +79,7 @@ static void test_pool_lifecycle(void **state) {
         struct stat st;
 
         /* The test driver's simulated pool is there, active, in its runtime directory. */
-        free(get_path(root, M, "GetStoragePoolByName", "s", "default-pool", false));
+        free(harness_call_path(root, M, "GetStoragePoolByName", "s", "default-pool"));
 
         path = define_pool(root, xml);
         harness_assert_introspection(root, path, "interfaces/org.virtbus1.StoragePool.xml");
@@ -120,7 +109,7 @@ static void test_pool_lifecycle(void **state) {
         free(info);
         assert_string_equal(harness_get_string(root, raw, VOL_INTERFACE, "Format"), "raw");
         assert_string_equal(harness_get_string(root, raw, VOL_INTERFACE, "Path"), file);
-        again = get_path(root, M, "GetStorageVolByPath", "s", file, false);
+        again = harness_call_path(root, M, "GetStorageVolByPath", "s", file);
         assert_string_equal(again, raw);
 
         /* qcow2 by qemu-img. */
@@ -156,7 +145,7 @@ static void test_pool_lifecycle(void **state) {
                 assert_true(fd >= 0);
                 close(fd);
                 sd_bus_message_unref(harness_call_ok(root, path, POOL_INTERFACE, "Refresh", ""));
-                free(get_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "added.img", false));
+                free(harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "added.img"));
         }
 
         /* Delete removes the file; a pool with files cannot be deleted. */
