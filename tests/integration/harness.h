@@ -245,6 +245,15 @@ char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
 pid_t harness_qemu_pid(Harness *h, const char *uuid);
 /* The tiny guest's directory (vmlinuz, initrd.gz; tests/guest/build-guest), built once per run. */
 const char *harness_guest_dir(Harness *h);
+/* A domain running the tiny guest with a shell on its serial console (serial0, also the console); devices
+ * (XML, may be "") go before them. To free. */
+char *harness_shell_guest_xml(Harness *h, const char *name, const char *devices);
+/* qemu-img info --output=json of file, as run by root (to free); fails the test unless it succeeds. */
+char *harness_qemu_img_info(Harness *h, const char *file);
+/* Calls method with a descriptor, then xml (if not NULL), then flags 0 (waiting up to 120 s); ret gets the
+ * reply. With e NULL the call must succeed; otherwise e gets its error. */
+void harness_call_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
+                     const char *xml, sd_bus_message **ret, sd_bus_error *e);
 /* Whether process pid has file open (a /proc/PID/fd link names it). */
 bool harness_process_has_open(pid_t pid, const char *file);
 /* Waits until file holds text at least count times (a guest's console, as it goes), failing the test

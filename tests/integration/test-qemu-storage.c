@@ -17,22 +17,6 @@
 #define ERR(name) "org.virtbus1.Error." name
 #define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
 
-static char *guest_xml(Harness *h, const char *name, const char *disks) {
-        const char *g = harness_guest_dir(h);
-        char *x;
-
-        assert_true(asprintf(&x,
-                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>192</memory><vcpu>1</vcpu>"
-                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
-                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline></os>"
-                             "<features><acpi/></features><devices>%s"
-                             "<serial type='pty'><target port='0'/></serial>"
-                             "<console type='pty'><target type='serial' port='0'/></console>"
-                             "</devices></domain>",
-                             name, g, g, disks) >= 0);
-        return x;
-}
-
 static char *volume_disk(const char *pool, const char *volume, const char *target) {
         char *x;
 
@@ -95,13 +79,13 @@ static void test_volume_disks(void **state) {
                                              "<volume><name>root.img</name><capacity>1048576</capacity></volume>",
                                              UINT64_C(0)));
         bad_disk = volume_disk("other", "root.img", "vda");
-        bad = guest_xml(h, "vol-refused", bad_disk);
+        bad = harness_shell_guest_xml(h, "vol-refused", bad_disk);
         harness_call_fails(user, SD_BUS_ERROR_ACCESS_DENIED, "volume 'root.img' of pool 'other'", M, "DefineDomain",
                            "st", bad, UINT64_C(0));
 
         /* The user's guest with the volume as vda. */
         disk = volume_disk("default", "guest.img", "vda");
-        xml = guest_xml(h, "vol-guest", disk);
+        xml = harness_shell_guest_xml(h, "vol-guest", disk);
         path = harness_define_domain(user, xml);
         sd_bus_message_unref(harness_call_ok(user, path, HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(1)));
         console = console_open(user, path, "", 0, &e);

@@ -20,7 +20,6 @@
 #define POOL_INTERFACE "org.virtbus1.StoragePool"
 #define VOL_INTERFACE "org.virtbus1.StorageVol"
 #define ERR(name) "org.virtbus1.Error." name
-#define QEMU_IMG "/usr/bin/qemu-img"
 #define MiB (UINT64_C(1) << 20)
 
 static char *clone_vol(sd_bus *bus, const char *pool, const char *xml, const char *source) {
@@ -101,18 +100,6 @@ static bool same_bytes(const char *a, const char *b) {
         return same;
 }
 
-static char *qemu_img_info(Harness *h, const char *file) {
-        const char *argv[] = { QEMU_IMG, "info", "--output=json", file, NULL };
-        HarnessResult res = {};
-        char *out;
-
-        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
-        assert_int_equal(res.status, 0);
-        out = strdup(res.out);
-        harness_result_done(&res);
-        return out;
-}
-
 static char *vol_xml(sd_bus *bus, const char *vol) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
                 harness_call_ok(bus, vol, VOL_INTERFACE, "GetXMLDesc", "t", UINT64_C(0));
@@ -179,7 +166,7 @@ static void test_clone(void **state) {
         qcow = clone_vol(member, pool, "<volume><name>copy.qcow2</name><target><format type='qcow2'/></target></volume>", src);
         assert_progress_to_end(w, qcow, 16 * MiB);
         qcow_file = vol_file(h, "copy.qcow2");
-        info = qemu_img_info(h, qcow_file);
+        info = harness_qemu_img_info(h, qcow_file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 16777216"));
         assert_string_equal(harness_get_string(member, qcow, VOL_INTERFACE, "Format"), "qcow2");
@@ -323,7 +310,7 @@ static void test_overlay(void **state) {
         assert_true(asprintf(&xml, "<volume><name>top.qcow2</name><backingStore><path>%s</path></backingStore></volume>",
                              base_file) > 0);
         top = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
-        info = qemu_img_info(h, top_file);
+        info = harness_qemu_img_info(h, top_file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 33554432"));
         assert_true(asprintf(&want, "\"backing-filename\": \"%s\"", base_file) > 0);

@@ -13,7 +13,6 @@
 #define POOL_INTERFACE "org.virtbus1.StoragePool"
 #define VOL_INTERFACE "org.virtbus1.StorageVol"
 #define ERR(name) "org.virtbus1.Error." name
-#define QEMU_IMG "/usr/bin/qemu-img"
 
 static char *pool_xml(Harness *h, const char *name, const char *uuid) {
         char *xml = NULL;
@@ -58,19 +57,6 @@ static uint64_t get_u64(sd_bus *bus, const char *path, const char *interface, co
         return v;
 }
 
-/* qemu-img info --output=json of file, as run by root. */
-static char *qemu_img_info(Harness *h, const char *file) {
-        const char *argv[] = { QEMU_IMG, "info", "--output=json", file, NULL };
-        HarnessResult res = {};
-        char *out;
-
-        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
-        assert_int_equal(res.status, 0);
-        out = strdup(res.out);
-        harness_result_done(&res);
-        return out;
-}
-
 static void test_pool_lifecycle(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -103,7 +89,7 @@ static void test_pool_lifecycle(void **state) {
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_size, 64 << 20);
         assert_true(st.st_blocks < 64);
-        info = qemu_img_info(h, file);
+        info = harness_qemu_img_info(h, file);
         assert_non_null(strstr(info, "\"format\": \"raw\""));
         assert_non_null(strstr(info, "\"virtual-size\": 67108864"));
         free(info);
@@ -117,7 +103,7 @@ static void test_pool_lifecycle(void **state) {
                                       "<target><format type='qcow2'/></target></volume>");
         free(file);
         assert_true(asprintf(&file, "%s/vm.qcow2", dir) > 0);
-        info = qemu_img_info(h, file);
+        info = harness_qemu_img_info(h, file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 2147483648"));
         assert_int_equal(get_u64(root, qcow, VOL_INTERFACE, "Capacity"), UINT64_C(2147483648));
