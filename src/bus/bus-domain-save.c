@@ -36,6 +36,13 @@ static int check_fd(int fd, bool write, sd_bus_error *error) {
         return 0;
 }
 
+/* The descriptor, the first argument: read again from the start at each dispatch. */
+static int read_fd(sd_bus_message *m, int *ret) {
+        int r = sd_bus_message_rewind(m, true);
+
+        return r < 0 ? r : sd_bus_message_read(m, "h", ret);
+}
+
 static void on_done(int r, Domain *d, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
 
@@ -84,9 +91,7 @@ static int save_call(sd_bus_message *m, Domain *d, int fd, sd_bus_error *error) 
 int bus_domain_method_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         int fd, r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "h", &fd);
+        r = read_fd(m, &fd);
         if (r < 0)
                 return r;
         return save_call(m, userdata, fd, error);
@@ -148,9 +153,7 @@ int bus_manager_method_restore_domain(sd_bus_message *m, void *userdata, sd_bus_
 
         /* The descriptor comes first; the definition and flags are then read as CreateDomain reads them
          * (again at each dispatch, from the start). */
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "h", &fd);
+        r = read_fd(m, &fd);
         if (r < 0)
                 return r;
         r = bus_domain_parse_create(s, m, &def, &flags, &access, error);
