@@ -64,7 +64,7 @@ static void test_volume_disks(void **state) {
 
         /* A volume made by the user through the service: the user's file, 0600, in root's directory. */
         vol = harness_call_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>guest.img</name><capacity unit='MiB'>24</capacity></volume>");
+                                "<volume><name>guest.img</name><capacity unit='MiB'>24</capacity></volume>");
         assert_int_equal(stat(harness_get_string(root, vol, VOL_INTERFACE, "Path"), &st), 0);
         assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
         assert_int_equal(st.st_mode & 0777, 0600);
@@ -103,7 +103,7 @@ static void test_volume_disks(void **state) {
 
         /* Hot-plugged by pool and volume name. */
         hot = harness_call_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>hot.img</name><capacity unit='MiB'>8</capacity></volume>");
+                                "<volume><name>hot.img</name><capacity unit='MiB'>8</capacity></volume>");
         hot_disk = volume_disk("default", "hot.img", "vdb");
         sd_bus_message_unref(harness_call_ok(user, path, HARNESS_DOMAIN_INTERFACE, "AttachDevice", "st", hot_disk,
                                              UINT64_C(1)));

@@ -100,6 +100,22 @@ static bool same_bytes(const char *a, const char *b) {
         return same;
 }
 
+/* A new volume name of mib MiB in pool, holding the bytes of file data (uploaded). */
+static char *upload_vol(sd_bus *bus, const char *pool, const char *name, unsigned mib, const char *data) {
+        _cleanup_free_ char *xml = NULL;
+        char *vol;
+        int fd;
+
+        assert_true(asprintf(&xml, "<volume><name>%s</name><capacity unit='MiB'>%u</capacity></volume>", name, mib) > 0);
+        vol = harness_call_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
+        fd = open(data, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        sd_bus_message_unref(harness_call_ok(bus, vol, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
+                                             UINT64_C(0)));
+        close(fd);
+        return vol;
+}
+
 static char *vol_xml(sd_bus *bus, const char *vol) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
                 harness_call_ok(bus, vol, VOL_INTERFACE, "GetXMLDesc", "t", UINT64_C(0));
@@ -134,18 +150,11 @@ static void test_clone(void **state) {
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
         static const unsigned blocks[] = { 0, 1, 5, 13, 15 };
         struct stat st;
-        int fd;
 
         pool = setup_default_pool(h, root);
         assert_true(asprintf(&data, "%s/clone-data", harness_dir(h)) > 0);
         write_sparse_file(data, 16 * MiB, blocks, ELEMENTSOF(blocks));
-        src = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>src.img</name><capacity unit='MiB'>16</capacity></volume>");
-        fd = open(data, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
-                                             UINT64_C(0)));
-        close(fd);
+        src = upload_vol(member, pool, "src.img", 16, data);
         src_file = vol_file(h, "src.img");
         assert_true(same_bytes(data, src_file));
 
@@ -204,7 +213,6 @@ static void test_clone_cancel(void **state) {
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
         unsigned blocks[512];
         bool cut = false, finished = false;
-        int fd;
 
         pool = setup_default_pool(h, root);
         /* 512 MiB of data that is not zeroes: qemu-img has to copy it all, which takes long enough to be
@@ -213,13 +221,7 @@ static void test_clone_cancel(void **state) {
                 blocks[i] = i;
         assert_true(asprintf(&data, "%s/cancel-data", harness_dir(h)) > 0);
         write_sparse_file(data, 512 * MiB, blocks, ELEMENTSOF(blocks));
-        src = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>big.img</name><capacity unit='MiB'>512</capacity></volume>");
-        fd = open(data, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
-                                             UINT64_C(0)));
-        close(fd);
+        src = upload_vol(member, pool, "big.img", 512, data);
         unlink(data);
 
         /* The new volume's object: /org/virtbus1/storagevol/<the pool's UUID hex>/<the name, encoded>. */
@@ -302,8 +304,8 @@ static void test_overlay(void **state) {
 
         pool = setup_default_pool(h, root);
         base = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
-                        "<volume><name>base.qcow2</name><capacity unit='MiB'>32</capacity>"
-                        "<target><format type='qcow2'/></target></volume>");
+                                 "<volume><name>base.qcow2</name><capacity unit='MiB'>32</capacity>"
+                                 "<target><format type='qcow2'/></target></volume>");
         base_file = vol_file(h, "base.qcow2");
         top_file = vol_file(h, "top.qcow2");
         /* No capacity: the backing volume's; no format: qcow2. */
@@ -376,7 +378,7 @@ static void test_owners(void **state) {
 
         pool = setup_default_pool(h, root);
         vol = harness_call_path(one, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
+                                "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
         file = vol_file(h, "one.img");
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
@@ -420,7 +422,7 @@ static void test_owners(void **state) {
         harness_domain_call(one, dom, "Destroy");
         sd_bus_message_unref(harness_call_ok(one, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
         taken = harness_call_path(two, pool, POOL_INTERFACE, "CreateVolume", "st",
-                         "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
+                                  "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
         harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'one.img' of pool 'default' belongs to another user", dom,
                            HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
 

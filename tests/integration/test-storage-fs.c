@@ -112,7 +112,7 @@ static void test_fs_pool(void **state) {
         }
 
         vol = harness_call_path(root, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>on-fs.img</name><capacity unit='MiB'>8</capacity></volume>");
+                                "<volume><name>on-fs.img</name><capacity unit='MiB'>8</capacity></volume>");
         assert_true(asprintf(&file, "%s/on-fs.img", target) > 0);
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_dev, rdev);

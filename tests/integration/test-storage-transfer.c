@@ -427,8 +427,8 @@ static void test_busy_resize_wipe(void **state) {
 
         /* qcow2: Resize through qemu-img, Wipe makes it an empty image again. */
         q = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
-                     "<volume><name>q.qcow2</name><capacity unit='MiB'>64</capacity><target><format type='qcow2'/>"
-                     "</target></volume>");
+                              "<volume><name>q.qcow2</name><capacity unit='MiB'>64</capacity>"
+                              "<target><format type='qcow2'/></target></volume>");
         sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Resize", "tt", 128 * MiB, UINT64_C(0)));
         assert_int_equal(get_u64(member, q, "Capacity"), 128 * MiB);
         sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
