@@ -36,6 +36,13 @@ static int check_fd(int fd, bool write, sd_bus_error *error) {
         return 0;
 }
 
+/* The descriptor, the first argument: read again from the start at each dispatch. */
+static int read_fd(sd_bus_message *m, int *ret) {
+        int r = sd_bus_message_rewind(m, true);
+
+        return r < 0 ? r : sd_bus_message_read(m, "h", ret);
+}
+
 static void on_done(int r, Domain *d, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
 
@@ -63,36 +70,35 @@ static int started(sd_bus_message *m, int r, VbError *e, sd_bus_error *error) {
         return 1;
 }
 
-int bus_domain_method_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
-        VbError e = VB_ERROR_NULL;
-        int fd, r;
-
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "h", &fd);
-        if (r < 0)
-                return r;
-        r = begin_manage(m, d, 0, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = check_fd(fd, true, error);
-        if (r < 0)
-                return r;
-        r = manager_domain_save(d->manager, d, fd, on_done, sd_bus_message_ref(m), &e);
-        return started(m, r, &e, error);
-}
-
-int bus_domain_method_managed_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
+/* Save (to fd) and ManagedSave (fd < 0): the same call but for where the state goes. */
+static int save_call(sd_bus_message *m, Domain *d, int fd, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
         int r;
 
         r = begin_manage(m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_managed_save(d->manager, d, on_done, sd_bus_message_ref(m), &e);
+        if (fd >= 0) {
+                r = check_fd(fd, true, error);
+                if (r < 0)
+                        return r;
+                r = manager_domain_save(d->manager, d, fd, on_done, sd_bus_message_ref(m), &e);
+        } else
+                r = manager_domain_managed_save(d->manager, d, on_done, sd_bus_message_ref(m), &e);
         return started(m, r, &e, error);
+}
+
+int bus_domain_method_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int fd, r;
+
+        r = read_fd(m, &fd);
+        if (r < 0)
+                return r;
+        return save_call(m, userdata, fd, error);
+}
+
+int bus_domain_method_managed_save(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return save_call(m, userdata, -1, error);
 }
 
 int bus_domain_method_managed_save_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -147,9 +153,7 @@ int bus_manager_method_restore_domain(sd_bus_message *m, void *userdata, sd_bus_
 
         /* The descriptor comes first; the definition and flags are then read as CreateDomain reads them
          * (again at each dispatch, from the start). */
-        r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = sd_bus_message_read(m, "h", &fd);
+        r = read_fd(m, &fd);
         if (r < 0)
                 return r;
         r = bus_domain_parse_create(s, m, &def, &flags, &access, error);

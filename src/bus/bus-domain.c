@@ -482,6 +482,24 @@ static int agent_power(sd_bus_message *m, Domain *d, uint64_t flags, bool reboot
         return bus_reply_vb_error(error, &e, r);
 }
 
+/* Shutdown/Reboot's preamble (allowed: their flags besides POWER_AGENT): > 0 to go on with the flags in
+ * ret_flags, 0 when the call was taken (pending authorization, or passed to the guest agent), < 0 on error. */
+static int begin_power(BusServer *s, sd_bus_message *m, Domain *d, uint64_t allowed, bool reboot,
+                       uint64_t *ret_flags, sd_bus_error *error) {
+        uint64_t flags;
+        int r;
+
+        r = begin_manage(s, m, d, allowed | POWER_AGENT, &flags, error);
+        if (r <= 0)
+                return r;
+        if (flags & POWER_AGENT) {
+                r = agent_power(m, d, flags, reboot, error);
+                return r < 0 ? r : 0;
+        }
+        *ret_flags = flags;
+        return 1;
+}
+
 /* The guest was asked to power off: the reply waits until it did (bounded). */
 static void on_shutdown_asked(Domain *d, int r, const VbError *e, void *userdata) {
         sd_bus_message *m = userdata;
@@ -501,11 +519,9 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
         uint64_t flags;
         int r;
 
-        r = begin_manage(s, m, d, SHUTDOWN_NO_WAIT | POWER_AGENT, &flags, error);
+        r = begin_power(s, m, d, SHUTDOWN_NO_WAIT, false, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (flags & POWER_AGENT)
-                return agent_power(m, d, flags, false, error);
         if (flags & SHUTDOWN_NO_WAIT) {
                 r = manager_domain_shutdown(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
                 return reply_async(m, r, &e, error);
@@ -526,11 +542,9 @@ static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error)
         uint64_t flags;
         int r;
 
-        r = begin_manage(s, m, d, POWER_AGENT, &flags, error);
+        r = begin_power(s, m, d, 0, true, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (flags & POWER_AGENT)
-                return agent_power(m, d, flags, true, error);
         r = manager_domain_reboot(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
         return reply_async(m, r, &e, error);
 }

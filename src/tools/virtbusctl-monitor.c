@@ -316,18 +316,9 @@ static int on_domain_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
 
 int verb_monitor(sd_bus *bus, const Verb *v, int argc, char **argv) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        sigset_t mask;
         int r;
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        r = sd_event_default(&event);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        r = ctl_event_new(&event);
         /* Subscribed before the names are read: nothing falls between the two. */
         if (r >= 0)
                 r = sd_bus_match_signal(bus, NULL, CTL_SERVICE, NULL, OM_INTERFACE, "InterfacesAdded", on_added,

@@ -182,7 +182,6 @@ int verb_vnc(sd_bus *bus, const Verb *v, int argc, char **argv) {
         const char *runtime = getenv("XDG_RUNTIME_DIR");
         char sock[PATH_MAX];
         Vnc vnc = { .bus = bus, .name = argv[0] };
-        sigset_t mask;
         int fd, r;
 
         r = ctl_lookup(bus, v->kind, argv[0], &path);
@@ -193,21 +192,14 @@ int verb_vnc(sd_bus *bus, const Verb *v, int argc, char **argv) {
         vnc.path = path;
         if (asprintf(&dir, "%s/virtbusctl-vnc-XXXXXX", isempty(runtime) ? "/tmp" : runtime) < 0)
                 return -CTL_EXIT_FAILED;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, NULL); /* before any thread: they inherit it */
+        r = ctl_event_new(&event); /* before any thread */
+        if (r < 0)
+                return -CTL_EXIT_FAILED;
         (void) signal(SIGPIPE, SIG_IGN);
         fd = vnc_listen(dir, sock, sizeof sock);
         if (fd < 0)
                 return fd;
-        r = sd_event_default(&event);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_io(event, NULL, fd, EPOLLIN, on_accept, &vnc);
+        r = sd_event_add_io(event, NULL, fd, EPOLLIN, on_accept, &vnc);
         if (r >= 0)
                 r = sd_bus_attach_event(bus, event, 0);
         if (r >= 0) {

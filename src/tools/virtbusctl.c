@@ -2,6 +2,7 @@
 /* virtbusctl: options, the connection, the verb table, and the helpers the verbs share. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +386,26 @@ int ctl_call(sd_bus *bus, const char *path, const char *interface, const char *m
         r = sd_bus_call(bus, m, CTL_CALL_TIMEOUT_USEC, &e, reply);
         if (r < 0)
                 return -ctl_error(&e, r, member);
+        return 0;
+}
+
+int ctl_event_new(sd_event **ret) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        r = sd_event_default(&event);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(event);
         return 0;
 }
 

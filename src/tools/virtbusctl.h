@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 #include "util/macro.h"
 
@@ -203,6 +204,9 @@ int verb_vol_transfer(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_monitor(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_vnc(sd_bus *bus, const Verb *v, int argc, char **argv);
 
+/* The default event loop, ended by SIGINT or SIGTERM (both blocked first: threads made later inherit
+ * that). */
+int ctl_event_new(sd_event **ret);
 /* Parses a decimal number for argument what; prints and returns -(exit code) when it is not one. */
 int ctl_parse_u64(const char *s, const char *what, uint64_t *ret);
 /* Calls method (with the given arguments) on the named object of v->kind; prints what ctl_print_done

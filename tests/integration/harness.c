@@ -1429,6 +1429,60 @@ const char *_harness_get_string(const char *file, int line, sd_bus *bus, const c
         return s;
 }
 
+char *harness_shell_guest_xml(Harness *h, const char *name, const char *devices) {
+        const char *g = harness_guest_dir(h);
+        char *x;
+
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>192</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline></os>"
+                             "<features><acpi/></features><devices>%s"
+                             "<serial type='pty'><target port='0'/></serial>"
+                             "<console type='pty'><target type='serial' port='0'/></console>"
+                             "</devices></domain>",
+                             name, g, g, devices) >= 0);
+        return x;
+}
+
+char *harness_qemu_img_info(Harness *h, const char *file) {
+        const char *argv[] = { "/usr/bin/qemu-img", "info", "--output=json", file, NULL };
+        HarnessResult res = {};
+        char *out;
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        out = strdup(res.out);
+        harness_result_done(&res);
+        return out;
+}
+
+void harness_call_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
+                     const char *xml, sd_bus_message **ret, sd_bus_error *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error own = SD_BUS_ERROR_NULL;
+        uint64_t flags = 0;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method), 0);
+        assert_true(sd_bus_message_append(m, "h", fd) >= 0);
+        if (xml)
+                assert_true(sd_bus_message_append(m, "s", xml) >= 0);
+        assert_true(sd_bus_message_append(m, "t", flags) >= 0);
+        if (sd_bus_call(bus, m, 120 * HARNESS_USEC_PER_SEC, e ?: &own, ret) < 0 && !e)
+                fail_msg("%s failed: %s", method, own.message);
+}
+
+char *_harness_call_path(const char *file, int line, sd_bus *bus, const char *path, const char *interface,
+                         const char *member, const char *types, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                streq(types, "s") ? _harness_call_ok(file, line, bus, path, interface, member, "s", arg)
+                                  : _harness_call_ok(file, line, bus, path, interface, member, "st", arg, UINT64_C(0));
+        const char *o;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        return strdup(o);
+}
+
 int harness_set_property(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_error *error, const char *type, ...) {
         va_list ap;

@@ -162,6 +162,9 @@ int harness_polkit_wait_for(Harness *h, HarnessUser user, const char *action, bo
 /* harness_get_string(bus, path, interface, property): a property of type "s", failing the test on
  * error. The string belongs to a cache that lives until the harness stops. */
 #define harness_get_string(...) _harness_get_string(__FILE__, __LINE__, __VA_ARGS__)
+/* harness_call_path(bus, path, interface, member, types, arg): a call taking a string ("s") or a string
+ * and flags 0 ("st") that answers an object path; returns that path (to free), failing the test on error. */
+#define harness_call_path(...) _harness_call_path(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Sets a property; returns the sd-bus result and fills error. */
 int harness_set_property(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -242,6 +245,15 @@ char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
 pid_t harness_qemu_pid(Harness *h, const char *uuid);
 /* The tiny guest's directory (vmlinuz, initrd.gz; tests/guest/build-guest), built once per run. */
 const char *harness_guest_dir(Harness *h);
+/* A domain running the tiny guest with a shell on its serial console (serial0, also the console); devices
+ * (XML, may be "") go before them. To free. */
+char *harness_shell_guest_xml(Harness *h, const char *name, const char *devices);
+/* qemu-img info --output=json of file, as run by root (to free); fails the test unless it succeeds. */
+char *harness_qemu_img_info(Harness *h, const char *file);
+/* Calls method with a descriptor, then xml (if not NULL), then flags 0 (waiting up to 120 s); ret gets the
+ * reply. With e NULL the call must succeed; otherwise e gets its error. */
+void harness_call_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
+                     const char *xml, sd_bus_message **ret, sd_bus_error *e);
 /* Whether process pid has file open (a /proc/PID/fd link names it). */
 bool harness_process_has_open(pid_t pid, const char *file);
 /* Waits until file holds text at least count times (a guest's console, as it goes), failing the test
@@ -290,6 +302,8 @@ void _harness_assert_error(const char *file, int line, const sd_bus_error *e, co
                            const char *message_part);
 const char *_harness_get_string(const char *file, int line, sd_bus *bus, const char *path,
                                 const char *interface, const char *property);
+char *_harness_call_path(const char *file, int line, sd_bus *bus, const char *path, const char *interface,
+                         const char *member, const char *types, const char *arg);
 void _harness_assert_introspection(const char *file, int line, sd_bus *bus, const char *path,
                                    const char **files);
 /* Normalized text of the interfaces in an introspection document whose names start with prefix (NULL:

@@ -122,21 +122,13 @@ static void test_stopped_qcow2(void **state) {
 #define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
 
 static char *guest_xml(Harness *h, const char *name, const char *disk) {
-        const char *g = harness_guest_dir(h);
-        char *x;
+        _cleanup_free_ char *d = NULL;
 
-        assert_true(asprintf(&x,
-                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>192</memory><vcpu>1</vcpu>"
-                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
-                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline></os>"
-                             "<features><acpi/></features><devices>"
+        assert_true(asprintf(&d,
                              "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-                             "<target dev='vda' bus='virtio'/></disk>"
-                             "<serial type='pty'><target port='0'/></serial>"
-                             "<console type='pty'><target type='serial' port='0'/></console>"
-                             "</devices></domain>",
-                             name, g, g, disk) >= 0);
-        return x;
+                             "<target dev='vda' bus='virtio'/></disk>",
+                             disk) >= 0);
+        return harness_shell_guest_xml(h, name, d);
 }
 
 /* Sends a command line to the guest's shell and waits for want in what it prints (buf: what it printed,
@@ -170,26 +162,39 @@ static void guest_writes(int console, const char *value, const char *marker) {
         guest_say(console, cmd, want, buf, sizeof buf);
 }
 
+/* Defines and starts domain name on a new 16 MiB qcow2 disk (file), waits for its shell and has it write
+ * word (marker) on that disk; returns the console (ret_dom: the domain's path). */
+static int start_guest(Harness *h, const char *name, const char *disk, const char *word, const char *marker,
+                       char **ret_dom) {
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        int console;
+
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M", NULL },
+                             NULL), 0);
+        xml = guest_xml(h, name, disk);
+        *ret_dom = harness_define_domain(bus, xml);
+        harness_domain_call(bus, *ret_dom, "Start");
+        console = console_open(bus, *ret_dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes(console, word, marker);
+        return console;
+}
+
 static void test_running_guest(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *disk = NULL, *xml = NULL, *dom = NULL, *snap = NULL;
+        _cleanup_free_ char *disk = NULL, *dom = NULL, *snap = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply;
-        char buf[16384] = "";
         const char *o;
         int console;
 
         assert_true(asprintf(&disk, "%s/live-disk.qcow2", harness_dir(h)) > 0);
-        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M", NULL },
-                             NULL), 0);
-        xml = guest_xml(h, "snaplive", disk);
-        dom = harness_define_domain(bus, xml);
-        harness_domain_call(bus, dom, "Start");
-        console = console_open(bus, dom, "", 0, &e);
-        assert_true(console >= 0);
-        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
-        guest_writes(console, "one", "MARKER-ONE");
+        console = start_guest(h, "snaplive", disk, "one", "MARKER-ONE", &dom);
 
         reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>live</name></domainsnapshot>",
                                 UINT64_C(0));
@@ -251,43 +256,19 @@ static pid_t copier(int in, int out, int other) {
         return pid;
 }
 
-static void call_with_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
-                         const char *xml, sd_bus_message **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        uint64_t flags = 0;
-
-        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method), 0);
-        assert_true(sd_bus_message_append(m, "h", fd) >= 0);
-        if (xml)
-                assert_true(sd_bus_message_append(m, "s", xml) >= 0);
-        assert_true(sd_bus_message_append(m, "t", flags) >= 0);
-        if (sd_bus_call(bus, m, 120 * HARNESS_USEC_PER_SEC, &e, ret) < 0)
-                fail_msg("%s failed: %s", method, e.message);
-}
-
 static void test_saved_state(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *disk = NULL, *xml = NULL, *dom = NULL, *live = NULL, *saved = NULL, *file = NULL,
+        _cleanup_free_ char *disk = NULL, *dom = NULL, *live = NULL, *saved = NULL, *file = NULL,
                             *uuid = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        char buf[16384] = "";
         struct stat st;
         int console, p[2], fd, status;
         pid_t pid;
 
         assert_true(asprintf(&disk, "%s/save-disk.qcow2", harness_dir(h)) > 0);
-        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M", NULL },
-                             NULL), 0);
-        xml = guest_xml(h, "saveguest", disk);
-        dom = harness_define_domain(bus, xml);
-        harness_domain_call(bus, dom, "Start");
-        console = console_open(bus, dom, "", 0, &e);
-        assert_true(console >= 0);
-        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
-        guest_writes(console, "kept", "MARKER-SAV");
+        console = start_guest(h, "saveguest", disk, "kept", "MARKER-SAV", &dom);
         close(console);
 
         /* ManagedSave: the service's file, then Start resumes from it and removes it. */
@@ -315,7 +296,7 @@ static void test_saved_state(void **state) {
         pid = copier(p[0], fd, p[1]);
         close(p[0]);
         close(fd);
-        call_with_fd(bus, dom, D, "Save", p[1], NULL, &reply);
+        harness_call_fd(bus, dom, D, "Save", p[1], NULL, &reply, NULL);
         sd_bus_message_unref(reply);
         close(p[1]);
         assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -330,7 +311,8 @@ static void test_saved_state(void **state) {
         pid = copier(fd, p[1], p[0]);
         close(p[1]);
         close(fd);
-        call_with_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0], live, &reply);
+        harness_call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0],
+                        live, &reply, NULL);
         sd_bus_message_unref(reply);
         close(p[0]);
         assert_int_equal(waitpid(pid, &status, 0), pid);

@@ -17,33 +17,6 @@
 #define ERR(name) "org.virtbus1.Error." name
 #define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
 
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *types,
-                      const char *arg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                streq(types, "s") ? harness_call_ok(bus, path, interface, method, "s", arg)
-                                  : harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
-
-static char *guest_xml(Harness *h, const char *name, const char *disks) {
-        const char *g = harness_guest_dir(h);
-        char *x;
-
-        assert_true(asprintf(&x,
-                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>192</memory><vcpu>1</vcpu>"
-                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
-                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 panic=-1 virtbus.shell</cmdline></os>"
-                             "<features><acpi/></features><devices>%s"
-                             "<serial type='pty'><target port='0'/></serial>"
-                             "<console type='pty'><target type='serial' port='0'/></console>"
-                             "</devices></domain>",
-                             name, g, g, disks) >= 0);
-        return x;
-}
-
 static char *volume_disk(const char *pool, const char *volume, const char *target) {
         char *x;
 
@@ -77,7 +50,7 @@ static void test_volume_disks(void **state) {
         int console;
 
         /* The qemu driver's pool. */
-        pool = get_path(root, M, "GetStoragePoolByName", "s", "default");
+        pool = harness_call_path(root, M, "GetStoragePoolByName", "s", "default");
         assert_true(asprintf(&images, "%s/images", harness_state_dir(h)) >= 0);
         assert_string_equal(harness_get_string(root, pool, POOL_INTERFACE, "Path"), images);
         {
@@ -90,8 +63,8 @@ static void test_volume_disks(void **state) {
         }
 
         /* A volume made by the user through the service: the user's file, 0600, in root's directory. */
-        vol = get_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>guest.img</name><capacity unit='MiB'>24</capacity></volume>");
+        vol = harness_call_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                "<volume><name>guest.img</name><capacity unit='MiB'>24</capacity></volume>");
         assert_int_equal(stat(harness_get_string(root, vol, VOL_INTERFACE, "Path"), &st), 0);
         assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
         assert_int_equal(st.st_mode & 0777, 0600);
@@ -101,18 +74,18 @@ static void test_volume_disks(void **state) {
         assert_true(mkdir(other_dir, 0711) >= 0 || errno == EEXIST);
         assert_true(asprintf(&other_xml, "<pool type='dir'><name>other</name><target><path>%s</path></target></pool>",
                              other_dir) >= 0);
-        other = get_path(root, M, "CreateStoragePool", "st", other_xml);
+        other = harness_call_path(root, M, "CreateStoragePool", "st", other_xml);
         sd_bus_message_unref(harness_call_ok(root, other, POOL_INTERFACE, "CreateVolume", "st",
                                              "<volume><name>root.img</name><capacity>1048576</capacity></volume>",
                                              UINT64_C(0)));
         bad_disk = volume_disk("other", "root.img", "vda");
-        bad = guest_xml(h, "vol-refused", bad_disk);
+        bad = harness_shell_guest_xml(h, "vol-refused", bad_disk);
         harness_call_fails(user, SD_BUS_ERROR_ACCESS_DENIED, "volume 'root.img' of pool 'other'", M, "DefineDomain",
                            "st", bad, UINT64_C(0));
 
         /* The user's guest with the volume as vda. */
         disk = volume_disk("default", "guest.img", "vda");
-        xml = guest_xml(h, "vol-guest", disk);
+        xml = harness_shell_guest_xml(h, "vol-guest", disk);
         path = harness_define_domain(user, xml);
         sd_bus_message_unref(harness_call_ok(user, path, HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(1)));
         console = console_open(user, path, "", 0, &e);
@@ -129,8 +102,8 @@ static void test_volume_disks(void **state) {
                            UINT64_C(0));
 
         /* Hot-plugged by pool and volume name. */
-        hot = get_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
-                       "<volume><name>hot.img</name><capacity unit='MiB'>8</capacity></volume>");
+        hot = harness_call_path(user, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                "<volume><name>hot.img</name><capacity unit='MiB'>8</capacity></volume>");
         hot_disk = volume_disk("default", "hot.img", "vdb");
         sd_bus_message_unref(harness_call_ok(user, path, HARNESS_DOMAIN_INTERFACE, "AttachDevice", "st", hot_disk,
                                              UINT64_C(1)));
@@ -154,7 +127,7 @@ static void test_default_pool_once(void **state) {
         _cleanup_free_ char *pool = NULL;
 
         assert_int_equal(harness_daemon_restart(h), 0);
-        pool = get_path(harness_bus_root(h), M, "GetStoragePoolByName", "s", "default");
+        pool = harness_call_path(harness_bus_root(h), M, "GetStoragePoolByName", "s", "default");
         sd_bus_message_unref(harness_call_ok(harness_bus_root(h), pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(harness_bus_root(h), pool, POOL_INTERFACE, "Undefine", "t", UINT64_C(0)));
         assert_int_equal(harness_daemon_restart(h), 0);

@@ -251,20 +251,6 @@ static void test_definition_reverted(void **state) {
         sd_bus_message_unref(harness_call_ok(bus, dom, D, "Undefine", "t", UINT64_C(2)));
 }
 
-static void call_fd(sd_bus *bus, const char *path, const char *interface, const char *method, int fd,
-                    const char *xml, sd_bus_message **ret, sd_bus_error *e) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        uint64_t flags = 0;
-
-        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method), 0);
-        assert_true(sd_bus_message_append(m, "h", fd) >= 0);
-        if (xml)
-                assert_true(sd_bus_message_append(m, "s", xml) >= 0);
-        assert_true(sd_bus_message_append(m, "t", flags) >= 0);
-        if (sd_bus_call(bus, m, 0, e, ret) < 0 && !e)
-                fail_msg("%s failed", method);
-}
-
 static void test_saved_state(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -286,7 +272,7 @@ static void test_saved_state(void **state) {
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
         harness_call_fails(bus, "org.freedesktop.DBus.Error.InvalidArgs", "writing", dom, D, "Save", "ht", p[0],
                            UINT64_C(0));
-        call_fd(bus, dom, D, "Save", p[1], NULL, &reply, NULL);
+        harness_call_fd(bus, dom, D, "Save", p[1], NULL, &reply, NULL);
         sd_bus_message_unref(reply);
         close(p[1]);
         n = read(p[0], buf, sizeof buf - 1);
@@ -303,7 +289,8 @@ static void test_saved_state(void **state) {
         /* RestoreDomain from the same bytes; a descriptor without them is refused and nothing runs. */
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         assert_true(devnull >= 0);
-        call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", devnull, xml, &reply, &e);
+        harness_call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", devnull,
+                        xml, &reply, &e);
         assert_true(sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.InvalidArgs"));
         sd_bus_error_free(&e);
         close(devnull);
@@ -311,7 +298,8 @@ static void test_saved_state(void **state) {
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
         assert_true(write(p[1], buf, (size_t) n) == n);
         close(p[1]);
-        call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0], xml, &reply, NULL);
+        harness_call_fd(bus, HARNESS_MANAGER_PATH, "org.virtbus1.Manager", "RestoreDomain", p[0],
+                        xml, &reply, NULL);
         assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
         assert_string_equal(o, dom);
         sd_bus_message_unref(reply);

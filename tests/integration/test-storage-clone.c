@@ -20,17 +20,7 @@
 #define POOL_INTERFACE "org.virtbus1.StoragePool"
 #define VOL_INTERFACE "org.virtbus1.StorageVol"
 #define ERR(name) "org.virtbus1.Error." name
-#define QEMU_IMG "/usr/bin/qemu-img"
 #define MiB (UINT64_C(1) << 20)
-
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
 
 static char *clone_vol(sd_bus *bus, const char *pool, const char *xml, const char *source) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
@@ -66,7 +56,7 @@ static char *setup_default_pool(Harness *h, sd_bus *root) {
                     sd_bus_message_read(reply, "o", &o) > 0)
                         return strdup(o);
         }
-        return get_path(root, M, "CreateStoragePool", xml);
+        return harness_call_path(root, M, "CreateStoragePool", "st", xml);
 }
 
 static char *vol_file(Harness *h, const char *name) {
@@ -110,16 +100,20 @@ static bool same_bytes(const char *a, const char *b) {
         return same;
 }
 
-static char *qemu_img_info(Harness *h, const char *file) {
-        const char *argv[] = { QEMU_IMG, "info", "--output=json", file, NULL };
-        HarnessResult res = {};
-        char *out;
+/* A new volume name of mib MiB in pool, holding the bytes of file data (uploaded). */
+static char *upload_vol(sd_bus *bus, const char *pool, const char *name, unsigned mib, const char *data) {
+        _cleanup_free_ char *xml = NULL;
+        char *vol;
+        int fd;
 
-        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
-        assert_int_equal(res.status, 0);
-        out = strdup(res.out);
-        harness_result_done(&res);
-        return out;
+        assert_true(asprintf(&xml, "<volume><name>%s</name><capacity unit='MiB'>%u</capacity></volume>", name, mib) > 0);
+        vol = harness_call_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
+        fd = open(data, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        sd_bus_message_unref(harness_call_ok(bus, vol, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
+                                             UINT64_C(0)));
+        close(fd);
+        return vol;
 }
 
 static char *vol_xml(sd_bus *bus, const char *vol) {
@@ -156,18 +150,11 @@ static void test_clone(void **state) {
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
         static const unsigned blocks[] = { 0, 1, 5, 13, 15 };
         struct stat st;
-        int fd;
 
         pool = setup_default_pool(h, root);
         assert_true(asprintf(&data, "%s/clone-data", harness_dir(h)) > 0);
         write_sparse_file(data, 16 * MiB, blocks, ELEMENTSOF(blocks));
-        src = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
-                       "<volume><name>src.img</name><capacity unit='MiB'>16</capacity></volume>");
-        fd = open(data, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
-                                             UINT64_C(0)));
-        close(fd);
+        src = upload_vol(member, pool, "src.img", 16, data);
         src_file = vol_file(h, "src.img");
         assert_true(same_bytes(data, src_file));
 
@@ -188,7 +175,7 @@ static void test_clone(void **state) {
         qcow = clone_vol(member, pool, "<volume><name>copy.qcow2</name><target><format type='qcow2'/></target></volume>", src);
         assert_progress_to_end(w, qcow, 16 * MiB);
         qcow_file = vol_file(h, "copy.qcow2");
-        info = qemu_img_info(h, qcow_file);
+        info = harness_qemu_img_info(h, qcow_file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 16777216"));
         assert_string_equal(harness_get_string(member, qcow, VOL_INTERFACE, "Format"), "qcow2");
@@ -226,7 +213,6 @@ static void test_clone_cancel(void **state) {
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
         unsigned blocks[512];
         bool cut = false, finished = false;
-        int fd;
 
         pool = setup_default_pool(h, root);
         /* 512 MiB of data that is not zeroes: qemu-img has to copy it all, which takes long enough to be
@@ -235,13 +221,7 @@ static void test_clone_cancel(void **state) {
                 blocks[i] = i;
         assert_true(asprintf(&data, "%s/cancel-data", harness_dir(h)) > 0);
         write_sparse_file(data, 512 * MiB, blocks, ELEMENTSOF(blocks));
-        src = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
-                       "<volume><name>big.img</name><capacity unit='MiB'>512</capacity></volume>");
-        fd = open(data, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        sd_bus_message_unref(harness_call_ok(member, src, VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0),
-                                             UINT64_C(0)));
-        close(fd);
+        src = upload_vol(member, pool, "big.img", 512, data);
         unlink(data);
 
         /* The new volume's object: /org/virtbus1/storagevol/<the pool's UUID hex>/<the name, encoded>. */
@@ -323,16 +303,16 @@ static void test_overlay(void **state) {
                             *info = NULL, *got = NULL, *want = NULL, *flat = NULL;
 
         pool = setup_default_pool(h, root);
-        base = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
-                        "<volume><name>base.qcow2</name><capacity unit='MiB'>32</capacity>"
-                        "<target><format type='qcow2'/></target></volume>");
+        base = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                 "<volume><name>base.qcow2</name><capacity unit='MiB'>32</capacity>"
+                                 "<target><format type='qcow2'/></target></volume>");
         base_file = vol_file(h, "base.qcow2");
         top_file = vol_file(h, "top.qcow2");
         /* No capacity: the backing volume's; no format: qcow2. */
         assert_true(asprintf(&xml, "<volume><name>top.qcow2</name><backingStore><path>%s</path></backingStore></volume>",
                              base_file) > 0);
-        top = get_path(member, pool, POOL_INTERFACE, "CreateVolume", xml);
-        info = qemu_img_info(h, top_file);
+        top = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
+        info = harness_qemu_img_info(h, top_file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 33554432"));
         assert_true(asprintf(&want, "\"backing-filename\": \"%s\"", base_file) > 0);
@@ -397,8 +377,8 @@ static void test_owners(void **state) {
         int fd;
 
         pool = setup_default_pool(h, root);
-        vol = get_path(one, pool, POOL_INTERFACE, "CreateVolume",
-                       "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
+        vol = harness_call_path(one, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
         file = vol_file(h, "one.img");
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_uid, harness_user_uid(h, HARNESS_USER_VIRTBUS));
@@ -441,8 +421,8 @@ static void test_owners(void **state) {
         harness_domain_call(one, dom, "Start");
         harness_domain_call(one, dom, "Destroy");
         sd_bus_message_unref(harness_call_ok(one, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
-        taken = get_path(two, pool, POOL_INTERFACE, "CreateVolume",
-                         "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
+        taken = harness_call_path(two, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                  "<volume><name>one.img</name><capacity unit='MiB'>4</capacity></volume>");
         harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'one.img' of pool 'default' belongs to another user", dom,
                            HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
 

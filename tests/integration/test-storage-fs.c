@@ -28,15 +28,6 @@ static char *vol_by_name(sd_bus *bus, const char *pool, const char *name) {
         return strdup(o);
 }
 
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
-
 static void call_pool(sd_bus *bus, const char *path, const char *method) {
         sd_bus_message_unref(harness_call_ok(bus, path, POOL_INTERFACE, method, "t", UINT64_C(0)));
 }
@@ -98,7 +89,7 @@ static void test_fs_pool(void **state) {
         assert_true(asprintf(&target, "%s/fs-mnt", harness_dir(h)) > 0);
         assert_true(asprintf(&xml, "<pool type='fs'><name>fsp</name><source><device path='%s'/><format type='ext4'/>"
                                    "</source><target><path>%s</path></target></pool>", dev, target) > 0);
-        pool = get_path(root, M, "DefineStoragePool", xml);
+        pool = harness_call_path(root, M, "DefineStoragePool", "st", xml);
         assert_string_equal(harness_get_string(root, pool, POOL_INTERFACE, "Type"), "fs");
         /* Nothing to mount on yet, and no file system. */
         harness_call_fails(root, ERR("InvalidState"), "Build makes the directory", pool, POOL_INTERFACE, "Start", "t",
@@ -120,8 +111,8 @@ static void test_fs_pool(void **state) {
                 assert_true(cap > 32 * MiB && cap <= 64 * MiB);
         }
 
-        vol = get_path(root, pool, POOL_INTERFACE, "CreateVolume",
-                       "<volume><name>on-fs.img</name><capacity unit='MiB'>8</capacity></volume>");
+        vol = harness_call_path(root, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                "<volume><name>on-fs.img</name><capacity unit='MiB'>8</capacity></volume>");
         assert_true(asprintf(&file, "%s/on-fs.img", target) > 0);
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_dev, rdev);
@@ -223,7 +214,7 @@ static void test_fs_pool_refusals(void **state) {
         assert_int_equal(close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
         assert_true(asprintf(&xml, "<pool type='fs'><name>fs-bad</name><source><device path='%s'/></source>"
                                    "<target><path>%s/fs-bad</path></target></pool>", file, harness_dir(h)) > 0);
-        pool = get_path(root, M, "DefineStoragePool", xml);
+        pool = harness_call_path(root, M, "DefineStoragePool", "st", xml);
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "is not a block device", pool, POOL_INTERFACE, "Build", "t",
                            UINT64_C(0));
         harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "is not a block device", pool, POOL_INTERFACE, "Start", "t",
@@ -235,7 +226,7 @@ static void test_fs_pool_refusals(void **state) {
         assert_true(asprintf(&xml, "<pool type='fs'><name>fs-xfs</name><source><device path='/dev/null'/>"
                                    "<format type='xfs'/></source><target><path>%s/fs-xfs</path></target></pool>",
                              harness_dir(h)) > 0);
-        pool = get_path(root, M, "DefineStoragePool", xml);
+        pool = harness_call_path(root, M, "DefineStoragePool", "st", xml);
         harness_call_fails(root, ERR("NotSupported"), "not 'xfs'", pool, POOL_INTERFACE, "Build", "t", UINT64_C(0));
         call_pool(root, pool, "Undefine");
         unlink(file);
@@ -262,7 +253,7 @@ static void test_other_types(void **state) {
         sd_bus *root = harness_bus_root(h);
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ char *pool = get_path(root, M, "DefineStoragePool", cases[i].xml);
+                _cleanup_free_ char *pool = harness_call_path(root, M, "DefineStoragePool", "st", cases[i].xml);
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
                         harness_call_ok(root, pool, POOL_INTERFACE, "GetXMLDesc", "t", UINT64_C(1));
                 const char *got;

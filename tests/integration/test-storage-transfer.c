@@ -22,20 +22,11 @@
 #define MiB (UINT64_C(1) << 20)
 #define SIZE (64 * MiB)
 
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *arg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0));
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
-
 static char *raw_vol(sd_bus *bus, const char *pool, const char *name, uint64_t size) {
         _cleanup_free_ char *xml = NULL;
 
         assert_true(asprintf(&xml, "<volume><name>%s</name><capacity>%" PRIu64 "</capacity></volume>", name, size) > 0);
-        return get_path(bus, pool, POOL_INTERFACE, "CreateVolume", xml);
+        return harness_call_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
 }
 
 static uint64_t get_u64(sd_bus *bus, const char *path, const char *property) {
@@ -148,7 +139,7 @@ static char *setup_default_pool(Harness *h, sd_bus *root) {
         assert_true(mkdir(dir, 0711) >= 0 || errno == EEXIST);
         assert_true(asprintf(&xml, "<pool type='dir'><name>default</name><target><path>%s/pool-default</path></target>"
                                    "</pool>", harness_dir(h)) > 0);
-        pool = get_path(root, M, "CreateStoragePool", xml);
+        pool = harness_call_path(root, M, "CreateStoragePool", "st", xml);
         return pool;
 }
 
@@ -435,9 +426,9 @@ static void test_busy_resize_wipe(void **state) {
         }
 
         /* qcow2: Resize through qemu-img, Wipe makes it an empty image again. */
-        q = get_path(member, pool, POOL_INTERFACE, "CreateVolume",
-                     "<volume><name>q.qcow2</name><capacity unit='MiB'>64</capacity><target><format type='qcow2'/>"
-                     "</target></volume>");
+        q = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
+                              "<volume><name>q.qcow2</name><capacity unit='MiB'>64</capacity>"
+                              "<target><format type='qcow2'/></target></volume>");
         sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Resize", "tt", 128 * MiB, UINT64_C(0)));
         assert_int_equal(get_u64(member, q, "Capacity"), 128 * MiB);
         sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));

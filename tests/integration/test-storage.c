@@ -13,7 +13,6 @@
 #define POOL_INTERFACE "org.virtbus1.StoragePool"
 #define VOL_INTERFACE "org.virtbus1.StorageVol"
 #define ERR(name) "org.virtbus1.Error." name
-#define QEMU_IMG "/usr/bin/qemu-img"
 
 static char *pool_xml(Harness *h, const char *name, const char *uuid) {
         char *xml = NULL;
@@ -30,23 +29,12 @@ static char *pool_dir(Harness *h, const char *name) {
         return p;
 }
 
-static char *get_path(sd_bus *bus, const char *path, const char *interface, const char *method, const char *types,
-                      const char *arg, bool with_flags) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
-                with_flags ? harness_call_ok(bus, path, interface, method, "st", arg, UINT64_C(0))
-                           : harness_call_ok(bus, path, interface, method, "s", arg);
-        const char *o;
-
-        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
-        return strdup(o);
-}
-
 static char *define_pool(sd_bus *bus, const char *xml) {
-        return get_path(bus, M, "DefineStoragePool", "st", xml, true);
+        return harness_call_path(bus, M, "DefineStoragePool", "st", xml);
 }
 
 static char *create_vol(sd_bus *bus, const char *pool, const char *xml) {
-        return get_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml, true);
+        return harness_call_path(bus, pool, POOL_INTERFACE, "CreateVolume", "st", xml);
 }
 
 static void call_pool(sd_bus *bus, const char *path, const char *method) {
@@ -69,19 +57,6 @@ static uint64_t get_u64(sd_bus *bus, const char *path, const char *interface, co
         return v;
 }
 
-/* qemu-img info --output=json of file, as run by root. */
-static char *qemu_img_info(Harness *h, const char *file) {
-        const char *argv[] = { QEMU_IMG, "info", "--output=json", file, NULL };
-        HarnessResult res = {};
-        char *out;
-
-        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
-        assert_int_equal(res.status, 0);
-        out = strdup(res.out);
-        harness_result_done(&res);
-        return out;
-}
-
 static void test_pool_lifecycle(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -90,7 +65,7 @@ static void test_pool_lifecycle(void **state) {
         struct stat st;
 
         /* The test driver's simulated pool is there, active, in its runtime directory. */
-        free(get_path(root, M, "GetStoragePoolByName", "s", "default-pool", false));
+        free(harness_call_path(root, M, "GetStoragePoolByName", "s", "default-pool"));
 
         path = define_pool(root, xml);
         harness_assert_introspection(root, path, "interfaces/org.virtbus1.StoragePool.xml");
@@ -114,13 +89,13 @@ static void test_pool_lifecycle(void **state) {
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_size, 64 << 20);
         assert_true(st.st_blocks < 64);
-        info = qemu_img_info(h, file);
+        info = harness_qemu_img_info(h, file);
         assert_non_null(strstr(info, "\"format\": \"raw\""));
         assert_non_null(strstr(info, "\"virtual-size\": 67108864"));
         free(info);
         assert_string_equal(harness_get_string(root, raw, VOL_INTERFACE, "Format"), "raw");
         assert_string_equal(harness_get_string(root, raw, VOL_INTERFACE, "Path"), file);
-        again = get_path(root, M, "GetStorageVolByPath", "s", file, false);
+        again = harness_call_path(root, M, "GetStorageVolByPath", "s", file);
         assert_string_equal(again, raw);
 
         /* qcow2 by qemu-img. */
@@ -128,7 +103,7 @@ static void test_pool_lifecycle(void **state) {
                                       "<target><format type='qcow2'/></target></volume>");
         free(file);
         assert_true(asprintf(&file, "%s/vm.qcow2", dir) > 0);
-        info = qemu_img_info(h, file);
+        info = harness_qemu_img_info(h, file);
         assert_non_null(strstr(info, "\"format\": \"qcow2\""));
         assert_non_null(strstr(info, "\"virtual-size\": 2147483648"));
         assert_int_equal(get_u64(root, qcow, VOL_INTERFACE, "Capacity"), UINT64_C(2147483648));
@@ -156,7 +131,7 @@ static void test_pool_lifecycle(void **state) {
                 assert_true(fd >= 0);
                 close(fd);
                 sd_bus_message_unref(harness_call_ok(root, path, POOL_INTERFACE, "Refresh", ""));
-                free(get_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "added.img", false));
+                free(harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "added.img"));
         }
 
         /* Delete removes the file; a pool with files cannot be deleted. */

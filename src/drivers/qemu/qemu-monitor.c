@@ -527,6 +527,23 @@ static void set_error(char **ret_error, const char *format, ...) {
         va_end(ap);
 }
 
+/* A monitor on fd (taken: closed on failure), not yet opened. */
+static QemuMonitor *monitor_new(sd_event *event, int fd, const QemuMonitorCallbacks *cb, void *userdata) {
+        QemuMonitor *mon = new0(QemuMonitor, 1);
+
+        if (!mon) {
+                close(fd);
+                return NULL;
+        }
+        mon->fd = fd;
+        mon->open_watch_fd = -1;
+        mon->backlog_tail = &mon->backlog;
+        mon->cb = *cb;
+        mon->userdata = userdata;
+        mon->event = sd_event_ref(event);
+        return mon;
+}
+
 int qemu_monitor_open(sd_event *event, const char *path, int watch_fd, uint64_t timeout_usec,
                       const QemuMonitorCallbacks *cb, void *userdata, QemuMonitor **ret, char **ret_error) {
         int fd = -1, r;
@@ -546,17 +563,9 @@ int qemu_monitor_open_fd(sd_event *event, int fd, const char *path, int watch_fd
         uint64_t deadline = now_usec() + timeout_usec;
         int r;
 
-        mon = new0(QemuMonitor, 1);
-        if (!mon) {
-                close(fd);
+        mon = monitor_new(event, fd, cb, userdata);
+        if (!mon)
                 return -ENOMEM;
-        }
-        mon->fd = fd;
-        mon->open_watch_fd = -1;
-        mon->backlog_tail = &mon->backlog;
-        mon->cb = *cb;
-        mon->userdata = userdata;
-        mon->event = sd_event_ref(event);
 
         r = wait_reply(mon, 0, deadline, watch_fd, &greeting);
         json_object_put(greeting);
@@ -663,17 +672,9 @@ int qemu_monitor_open_fd_async(sd_event *event, int fd, const char *path, int wa
         _cleanup_(qemu_monitor_freep) QemuMonitor *mon = NULL;
         int r;
 
-        mon = new0(QemuMonitor, 1);
-        if (!mon) {
-                close(fd);
+        mon = monitor_new(event, fd, cb, userdata);
+        if (!mon)
                 return -ENOMEM;
-        }
-        mon->fd = fd;
-        mon->open_watch_fd = -1;
-        mon->backlog_tail = &mon->backlog;
-        mon->cb = *cb;
-        mon->userdata = userdata;
-        mon->event = sd_event_ref(event);
         mon->path = strdup(path);
         if (!mon->path)
                 return -ENOMEM;
