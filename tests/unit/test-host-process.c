@@ -3,6 +3,7 @@
  * before the release, it exits without running anything (what keeps a killed virtbusd from leaving a
  * QEMU nobody knows of: see qemu-process.c). Real processes, no timing. */
 #include <errno.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,48 @@ static void test_parent_dies_first(void **state) {
         free(path);
 }
 
+/* A confined helper process spawned to die with its parent (the capability probe's QEMU) is killed when
+ * the process that spawned it ends; waited for with a bound, so that a regression fails, not hangs. */
+static void test_die_with_parent(void **state) {
+        const char *argv[] = { "/bin/sleep", "1000", NULL };
+        int fds[2], status = 0;
+        pid_t helper, child = 0, r = 0;
+
+        if (geteuid() != 0)
+                skip(); /* confinement needs root */
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        assert_int_equal(pipe(fds), 0);
+        helper = fork();
+        assert_true(helper >= 0);
+        if (helper == 0) {
+                HostConfinement c = { .uid = 65534, .gid = 65534, .die_with_parent = true };
+                pid_t pid;
+
+                close(fds[0]);
+                if (host_process_spawn_confined(argv, -1, NULL, 0, &c, &pid) < 0)
+                        _exit(1);
+                (void) !write(fds[1], &pid, sizeof pid);
+                _exit(0); /* gone, as a killed virtbusd would be */
+        }
+        close(fds[1]);
+        assert_int_equal(read(fds[0], &child, sizeof child), sizeof child);
+        close(fds[0]);
+        assert_int_equal(exit_status(helper), 0);
+        for (int i = 0; i < 1000 && r == 0; i++) {
+                r = waitpid(child, &status, WNOHANG);
+                if (r == 0)
+                        usleep(10 * 1000);
+        }
+        if (r == 0) {
+                (void) kill(child, SIGKILL);
+                (void) waitpid(child, NULL, 0);
+                fail_msg("the confined child outlived the process that spawned it");
+        }
+        assert_int_equal(r, child);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
 static void test_exec_failure_after_release(void **state) {
         const char *argv[] = { "/nonexistent/virtbus-no-such-program", NULL };
         HostSpawn s;
@@ -116,6 +159,7 @@ int main(void) {
                 cmocka_unit_test(test_abandoned_never_runs),
                 cmocka_unit_test(test_parent_dies_first),
                 cmocka_unit_test(test_exec_failure_after_release),
+                cmocka_unit_test(test_die_with_parent),
         };
         char rm[128];
         int r;
