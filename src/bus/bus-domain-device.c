@@ -121,7 +121,7 @@ static void log_host_device(sd_bus_message *m, Domain *d, const char *what, cons
                 return;
         log_notice("%s host device '%s' %s domain '%s' for %s: %s", what, host,
                    streq(what, "Attaching") ? "to" : "of", d->name, strempty(sd_bus_message_get_sender(m)),
-                   r == 1 ? "the guest was asked" : r >= 0 ? "done" : e && e->message ? e->message : strerror(-r));
+                   r == 1 ? "asked" : r >= 0 ? "done" : e && e->message ? e->message : strerror(-r));
 }
 
 int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -137,8 +137,13 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, 0, &dev, &flags, &host, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_attach_device(s->manager, d, dev, &who, flags, NULL, &e);
-        log_host_device(m, d, "Attaching", host, r, &e);
+        /* Replies at once, or when the hypervisor answered (0: bus_reply_driver_later). */
+        r = manager_domain_attach_device(s->manager, d, dev, &who, flags, bus_reply_driver_later,
+                                         sd_bus_message_ref(m), &e);
+        log_host_device(m, d, "Attaching", host, r == 0 ? 1 : r, &e);
+        if (r == 0)
+                return 1;
+        sd_bus_message_unref(m);
         return bus_reply_done(m, r, &e, error);
 }
 
@@ -176,7 +181,11 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_update_device(s->manager, d, dev, &who, flags, &e);
+        r = manager_domain_update_device(s->manager, d, dev, &who, flags, bus_reply_driver_later,
+                                         sd_bus_message_ref(m), &e);
+        if (r == 0)
+                return 1; /* bus_reply_driver_later replies */
+        sd_bus_message_unref(m);
         return bus_reply_done(m, r, &e, error);
 }
 

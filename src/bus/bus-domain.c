@@ -632,14 +632,12 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), &e);
+        r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), bus_reply_driver_later,
+                                      sd_bus_message_ref(m), &e);
+        if (r == 0)
+                return 1; /* bus_reply_driver_later replies */
+        sd_bus_message_unref(m);
         return bus_reply_done(m, r, &e, error);
-}
-
-static void on_vcpus_set(int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-
-        bus_reply_later(m, r, e);
 }
 
 static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -656,10 +654,10 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM, on_vcpus_set,
-                                     sd_bus_message_ref(m), &e);
+        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM,
+                                     bus_reply_driver_later, sd_bus_message_ref(m), &e);
         if (r == 0)
-                return 1; /* on_vcpus_set replies */
+                return 1; /* bus_reply_driver_later replies */
         sd_bus_message_unref(m);
         return bus_reply_done(m, r, &e, error);
 }

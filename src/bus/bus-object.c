@@ -80,6 +80,12 @@ void bus_reply_later(sd_bus_message *m, int r, const VbError *e) {
                 (void) sd_bus_reply_method_return(m, NULL);
 }
 
+void bus_reply_driver_later(int r, const VbError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+
+        bus_reply_later(m, r, e);
+}
+
 int bus_reply_path(sd_bus_message *m, char *path) {
         _cleanup_free_ char *p = path;
 

@@ -36,6 +36,8 @@ int bus_reply_done(sd_bus_message *m, int r, VbError *e, sd_bus_error *error);
 
 /* For a message kept to be answered later: sends the error of (r < 0, e), or an empty reply. */
 void bus_reply_later(sd_bus_message *m, int r, const VbError *e);
+/* The same as a completion (VbDriverDone) whose userdata is a reference to the message, dropped here. */
+void bus_reply_driver_later(int r, const VbError *e, void *userdata);
 
 /* Replies with the object path "o"; takes path (NULL: -ENOMEM). */
 int bus_reply_path(sd_bus_message *m, char *path);

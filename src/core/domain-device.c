@@ -275,11 +275,115 @@ static int prepare_attach_config(Domain *d, const DeviceDef *dev, const DeviceDe
         return r;
 }
 
+/* An attach or update the driver answers later: what to swap in when it agreed, what to give back and
+ * write back when it did not. The domain is held (domain_op_hold) meanwhile. */
+typedef struct DeviceChange {
+        Manager *manager;
+        DomainOp *op;
+        const char *what;         /* "attached", "updated" */
+        unsigned flags;
+        DeviceDef *dev;           /* as asked (the log names it when there is no live_dev) */
+        DeviceDef *live_dev;      /* what the running domain gets */
+        bool host_resources;      /* live_dev took host resources (attach) */
+        DomainDef *new_live, *new_config;
+        DomainAccess new_access;  /* with new_config */
+        VbDriverDone done;
+        void *userdata;
+} DeviceChange;
+
+static DeviceChange *device_change_free(DeviceChange *c) {
+        if (!c)
+                return NULL;
+        device_def_free(c->dev);
+        device_def_free(c->live_dev);
+        domain_def_free(c->new_live);
+        domain_def_free(c->new_config);
+        domain_access_done(&c->new_access);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(DeviceChange *, device_change_free);
+
+static DeviceChange *device_change_new(Manager *m, const char *what, const DeviceDef *dev, unsigned flags,
+                                       VbDriverDone done, void *userdata) {
+        _cleanup_(device_change_freep) DeviceChange *c = new0(DeviceChange, 1);
+
+        if (!c)
+                return NULL;
+        *c = (DeviceChange) { .manager = m, .what = what, .flags = flags, .done = done, .userdata = userdata };
+        if (device_def_copy(dev, &c->dev) < 0)
+                return NULL;
+        return TAKE_PTR(c);
+}
+
+/* The driver answered (or there was nothing to ask it): everything swapped in, or given and written back.
+ * d may be NULL (gone meanwhile). */
+static void device_change_finish(DeviceChange *c, Domain *d, int r, const VbError *e) {
+        Manager *m = c->manager;
+
+        if (r < 0 || !d) {
+                if (d && c->new_config)
+                        restore_config(m, d);
+                if (c->host_resources && d)
+                        give_back_host_resources(m, d, c->live_dev);
+                if (c->done)
+                        c->done(r < 0 ? r : -ESRCH, e, c->userdata);
+                return;
+        }
+        if (c->live_dev)
+                adopt_driver_live(m, d, &c->new_live);
+        swap_def(&d->live, &c->new_live);
+        if (c->new_config) {
+                domain_access_done(&d->access);
+                d->access = c->new_access;
+                c->new_access = (DomainAccess) {};
+        }
+        swap_def(&d->config, &c->new_config);
+        log_change(d, c->what, c->live_dev ?: c->dev, c->flags);
+        if (c->host_resources && m->events.domain_device_added)
+                m->events.domain_device_added(m->events.userdata, d, c->live_dev->alias);
+        if (c->done)
+                c->done(0, NULL, c->userdata);
+}
+
+static void on_driver_device_changed(int r, const VbError *e, void *userdata) {
+        _cleanup_(device_change_freep) DeviceChange *c = userdata;
+        Domain *d = domain_op_release(TAKE_PTR(c->op));
+
+        device_change_finish(c, d, r, e);
+}
+
+/* Hands c to the driver's op (attach or update) for live_dev: returns 1 when done now, 0 when c's done
+ * follows, < 0 when it failed (c's changes undone). Takes c. */
+static int device_change_run(Manager *m, Domain *d, DeviceChange *c, const DomainAccess *who,
+                             int (*op)(VbDriver *drv, const char *uuid, const DeviceDef *dev,
+                                       const DomainAccess *access, VbDriverDone done, void *userdata,
+                                       VbError *reterr),
+                             VbError *reterr) {
+        _cleanup_(device_change_freep) DeviceChange *cc = c;
+        int r;
+
+        if (!cc->live_dev) {
+                cc->done = NULL;
+                device_change_finish(cc, d, 0, NULL);
+                return 1;
+        }
+        r = domain_op_hold(m, d, cc->host_resources ? "attaching a device" : "updating a device", &cc->op);
+        if (r >= 0)
+                r = op(m->driver, d->uuid, cc->live_dev, who, on_driver_device_changed, cc, reterr);
+        if (r == 0) {
+                TAKE_PTR(cc);
+                return 0;
+        }
+        (void) domain_op_release(TAKE_PTR(cc->op));
+        cc->done = NULL;
+        device_change_finish(cc, d, r, reterr);
+        return r < 0 ? r : 1;
+}
+
 int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
-                                 char **ret_alias, VbError *reterr) {
-        _cleanup_(device_def_freep) DeviceDef *live_dev = NULL;
-        _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
-        _cleanup_(domain_access_done) DomainAccess new_access = {};
+                                 VbDriverDone done, void *userdata, VbError *reterr) {
+        _cleanup_(device_change_freep) DeviceChange *c = NULL;
         int r;
 
         manager_define_settle(m);
@@ -299,60 +403,41 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, co
                 return r;
         if ((flags & DOMAIN_DEVICE_LIVE) && !DRIVER_OP(m, domain_attach_device))
                 return vb_driver_not_supported(m->driver, "attaching devices to a running domain", reterr);
+        c = device_change_new(m, "attached", dev, flags, done, userdata);
+        if (!c)
+                return -ENOMEM;
         if (flags & DOMAIN_DEVICE_LIVE) {
                 r = check_host_device_free(m, d, dev, reterr);
                 if (r >= 0)
-                        r = prepare_attach_live(d, dev, flags, &live_dev, &new_live, reterr);
+                        r = prepare_attach_live(d, dev, flags, &c->live_dev, &c->new_live, reterr);
                 if (r < 0)
                         return r;
         }
         if (flags & DOMAIN_DEVICE_CONFIG) {
-                r = prepare_attach_config(d, dev, live_dev, &new_config, reterr);
+                r = prepare_attach_config(d, dev, c->live_dev, &c->new_config, reterr);
                 if (r < 0)
                         return r;
         }
         /* Everything checked: now the changes, undone in reverse order on failure. */
-        if (live_dev) {
-                r = take_host_resources(m, d, &live_dev, new_live, reterr);
+        if (c->live_dev) {
+                r = take_host_resources(m, d, &c->live_dev, c->new_live, reterr);
                 if (r < 0)
                         return r;
+                c->host_resources = true;
         }
-        if (new_config) {
-                r = access_with_device(d, dev, who, &new_access);
+        if (c->new_config) {
+                r = access_with_device(d, dev, who, &c->new_access);
                 if (r >= 0)
-                        r = save_config(m, d, new_config, &new_access, reterr);
+                        r = save_config(m, d, c->new_config, &c->new_access, reterr);
                 if (r < 0) {
-                        if (live_dev)
-                                give_back_host_resources(m, d, live_dev);
+                        /* Nothing written: nothing to write back. */
+                        c->new_config = domain_def_free(c->new_config);
+                        c->done = NULL;
+                        device_change_finish(c, d, r, reterr);
                         return r;
                 }
         }
-        if (live_dev) {
-                r = DRIVER_OP(m, domain_attach_device)(m->driver, d->uuid, live_dev, who, reterr);
-                if (r < 0) {
-                        if (new_config)
-                                restore_config(m, d);
-                        give_back_host_resources(m, d, live_dev);
-                        return r;
-                }
-                adopt_driver_live(m, d, &new_live);
-        }
-        swap_def(&d->live, &new_live);
-        if (new_config) {
-                domain_access_done(&d->access);
-                d->access = new_access;
-                new_access = (DomainAccess) {};
-        }
-        swap_def(&d->config, &new_config);
-        log_change(d, "attached", live_dev ?: dev, flags);
-        if (live_dev && m->events.domain_device_added)
-                m->events.domain_device_added(m->events.userdata, d, live_dev->alias);
-        if (ret_alias) {
-                *ret_alias = strdup(live_dev ? live_dev->alias : strempty(dev->alias));
-                if (!*ret_alias)
-                        return -ENOMEM;
-        }
-        return 0;
+        return device_change_run(m, d, TAKE_PTR(c), who, DRIVER_OP(m, domain_attach_device), reterr);
 }
 
 /* Detach ------------------------------------------------------------------------------------------ */
@@ -526,10 +611,52 @@ static int start_removal(Manager *m, Domain *d, const char *alias, const DeviceD
         return 0;
 }
 
+/* Which removal the hypervisor's answer to the request is for (the removal may be over by then). */
+typedef struct RemovalAsk {
+        Manager *manager;
+        char uuid[37];
+        char *alias;
+} RemovalAsk;
+
+static void removal_ask_free(RemovalAsk *a) {
+        if (a)
+                free(a->alias);
+        free(a);
+}
+
+static RemovalAsk *removal_ask_new(Manager *m, Domain *d, const char *alias) {
+        RemovalAsk *a = new0(RemovalAsk, 1);
+
+        if (!a)
+                return NULL;
+        a->manager = m;
+        snprintf(a->uuid, sizeof a->uuid, "%s", d->uuid);
+        a->alias = strdup(alias);
+        if (!a->alias) {
+                free(a);
+                return NULL;
+        }
+        return a;
+}
+
+/* The hypervisor took the request (the guest's answer follows as an event) or refused it: then the caller
+ * hears why, and nothing changed. */
+static void on_detach_asked(int r, const VbError *e, void *userdata) {
+        RemovalAsk *a = userdata;
+        Domain *d = a ? manager_domain_by_uuid(a->manager, a->uuid) : NULL;
+        DomainDeviceRemoval *rm = d ? removal_find(d, a->alias) : NULL;
+
+        if (r < 0 && rm)
+                removal_finish(d, rm, r, e);
+        removal_ask_free(a);
+}
+
 int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, unsigned flags,
                                  DomainWaitDone done, void *userdata, VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *new_config = NULL;
         _cleanup_free_ char *alias = NULL;
+        DomainDeviceRemoval *rm;
+        RemovalAsk *ask;
         size_t li, ci;
         int r;
 
@@ -578,23 +705,34 @@ int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, 
         }
 
         log_change(d, "asked the guest to release", d->live->devices[li], flags);
-        r = DRIVER_OP(m, domain_detach_device)(m->driver, d->uuid, alias, reterr);
+        /* Waiting from now on: the guest's answer may come before the hypervisor's to the request. */
+        r = start_removal(m, d, alias, probe, flags, done, userdata);
         if (r < 0)
                 return r;
-        if (r > 0) {
-                /* Gone at once. */
-                if (new_config) {
-                        r = save_config(m, d, new_config, NULL, reterr);
-                        if (r >= 0)
-                                swap_def(&d->config, &new_config);
-                }
-                live_remove(d, alias);
-                if (m->events.domain_device_removed)
-                        m->events.domain_device_removed(m->events.userdata, d, alias);
-                return r < 0 ? r : 0;
+        ask = removal_ask_new(m, d, alias);
+        r = DRIVER_OP(m, domain_detach_device)(m->driver, d->uuid, alias, on_detach_asked, ask, reterr);
+        if (r == 0)
+                return 1; /* on_detach_asked takes ask */
+        removal_ask_free(ask);
+        if (r == 2)
+                return 1;
+        /* Failed or gone at once: nobody waits. */
+        rm = removal_find(d, alias);
+        if (rm) {
+                removal_unlink(d, rm);
+                removal_free(rm);
         }
-        r = start_removal(m, d, alias, probe, flags, done, userdata);
-        return r < 0 ? r : 1;
+        if (r < 0)
+                return r;
+        if (new_config) {
+                r = save_config(m, d, new_config, NULL, reterr);
+                if (r >= 0)
+                        swap_def(&d->config, &new_config);
+        }
+        live_remove(d, alias);
+        if (m->events.domain_device_removed)
+                m->events.domain_device_removed(m->events.userdata, d, alias);
+        return r < 0 ? r : 0;
 }
 
 /* Update ------------------------------------------------------------------------------------------ */
@@ -630,10 +768,8 @@ static int prepare_update(Domain *d, const DomainDef *def, const DeviceDef *dev,
 }
 
 int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
-                                 VbError *reterr) {
-        _cleanup_(device_def_freep) DeviceDef *live_dev = NULL;
-        _cleanup_(domain_def_freep) DomainDef *new_live = NULL, *new_config = NULL;
-        _cleanup_(domain_access_done) DomainAccess new_access = {};
+                                 VbDriverDone done, void *userdata, VbError *reterr) {
+        _cleanup_(device_change_freep) DeviceChange *c = NULL;
         int r;
 
         manager_define_settle(m);
@@ -645,38 +781,24 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, co
         r = resolve_flags(d, flags, &flags, reterr);
         if (r < 0)
                 return r;
+        c = device_change_new(m, "updated", dev, flags, done, userdata);
+        if (!c)
+                return -ENOMEM;
         if (flags & DOMAIN_DEVICE_LIVE) {
                 if (!DRIVER_OP(m, domain_update_device))
                         return vb_driver_not_supported(m->driver, "changing devices of a running domain", reterr);
-                r = prepare_update(d, d->live, dev, true, &live_dev, &new_live, reterr);
+                r = prepare_update(d, d->live, dev, true, &c->live_dev, &c->new_live, reterr);
                 if (r < 0)
                         return r;
         }
         if (flags & DOMAIN_DEVICE_CONFIG) {
-                r = prepare_update(d, d->config, dev, false, NULL, &new_config, reterr);
+                r = prepare_update(d, d->config, dev, false, NULL, &c->new_config, reterr);
                 if (r >= 0)
-                        r = access_with_device(d, dev, who, &new_access);
+                        r = access_with_device(d, dev, who, &c->new_access);
                 if (r >= 0)
-                        r = save_config(m, d, new_config, &new_access, reterr);
+                        r = save_config(m, d, c->new_config, &c->new_access, reterr);
                 if (r < 0)
                         return r;
         }
-        if (live_dev) {
-                r = DRIVER_OP(m, domain_update_device)(m->driver, d->uuid, live_dev, who, reterr);
-                if (r < 0) {
-                        if (new_config)
-                                restore_config(m, d);
-                        return r;
-                }
-                adopt_driver_live(m, d, &new_live);
-        }
-        swap_def(&d->live, &new_live);
-        if (new_config) {
-                domain_access_done(&d->access);
-                d->access = new_access;
-                new_access = (DomainAccess) {};
-        }
-        swap_def(&d->config, &new_config);
-        log_change(d, "updated", live_dev ?: dev, flags);
-        return 0;
+        return device_change_run(m, d, TAKE_PTR(c), who, DRIVER_OP(m, domain_update_device), reterr);
 }

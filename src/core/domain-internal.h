@@ -17,6 +17,11 @@ Domain *domain_free(Domain *d);
 void domain_set_state(Domain *d, DomainState state, unsigned id);
 /* InvalidState naming the lifecycle operation in flight on d (domain-ops.c), if any. */
 int domain_check_idle(Domain *d, VbError *reterr);
+/* Another module's operation that waits for the driver (hot-plug, the balloon) holds d as a lifecycle
+ * one does: domain_check_idle answers busy what (a static string: "attaching a device") meanwhile. */
+int domain_op_hold(Manager *m, Domain *d, const char *what, DomainOp **ret);
+/* Ends it: the domain, or NULL when it went away meanwhile. */
+Domain *domain_op_release(DomainOp *op);
 /* d goes away: its operation in flight, if any, will find it gone. */
 void domain_op_detach(Domain *d);
 void domain_stopped(Domain *d, DomainStopReason reason);

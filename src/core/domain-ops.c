@@ -158,6 +158,22 @@ static void op_finish(DomainOp *op, int r, const VbError *e) {
         free(op);
 }
 
+int domain_op_hold(Manager *m, Domain *d, const char *what, DomainOp **ret) {
+        return op_new(m, d, what, NULL, NULL, ret);
+}
+
+Domain *domain_op_release(DomainOp *op) {
+        Domain *d;
+
+        if (!op)
+                return NULL;
+        d = op->d;
+        if (d && d->op == op)
+                d->op = NULL;
+        free(op);
+        return d;
+}
+
 void domain_op_detach(Domain *d) {
         if (d->op)
                 d->op->d = NULL;

@@ -50,9 +50,65 @@ static void set_current_memory(DomainDef *def, uint64_t kib) {
         def->current_memory_kib = kib;
 }
 
-int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbError *reterr) {
+/* A live SetMemory the driver answers later (the domain held meanwhile). */
+typedef struct MemoryChange {
+        Manager *manager;
+        DomainOp *op;
+        uint64_t kib;
+        unsigned flags;
+        DomainDef *live, *config; /* to swap in (config: already written) */
+        VbDriverDone done;
+        void *userdata;
+} MemoryChange;
+
+static MemoryChange *memory_change_free(MemoryChange *c) {
+        if (!c)
+                return NULL;
+        domain_def_free(c->live);
+        domain_def_free(c->config);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(MemoryChange *, memory_change_free);
+
+static void memory_change_finish(MemoryChange *c, Domain *d, int r, const VbError *e) {
         static const char * const props[] = { "CurrentMemoryKiB", NULL };
-        _cleanup_(domain_def_freep) DomainDef *config = NULL, *live = NULL;
+        Manager *m = c->manager;
+
+        if (r < 0 || !d) {
+                if (d && c->config) /* the saved definition as it was */
+                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                if (c->done)
+                        c->done(r < 0 ? r : -ESRCH, e, c->userdata);
+                return;
+        }
+        if (c->live && is_live(d)) {
+                domain_def_free(d->live);
+                d->live = TAKE_PTR(c->live);
+        }
+        if (c->config) {
+                domain_def_free(d->config);
+                d->config = TAKE_PTR(c->config);
+        }
+        log_info("Domain '%s': memory set to %llu KiB (%s%s%s).", d->name, (unsigned long long) c->kib,
+                 c->flags & DOMAIN_DEVICE_LIVE ? "live" : "",
+                 (c->flags & DOMAIN_DEVICE_LIVE) && (c->flags & DOMAIN_DEVICE_CONFIG) ? ", " : "",
+                 c->flags & DOMAIN_DEVICE_CONFIG ? "saved definition" : "");
+        domain_emit_changed(d, props);
+        if (c->done)
+                c->done(0, NULL, c->userdata);
+}
+
+static void on_driver_memory(int r, const VbError *e, void *userdata) {
+        _cleanup_(memory_change_freep) MemoryChange *c = userdata;
+        Domain *d = domain_op_release(TAKE_PTR(c->op));
+
+        memory_change_finish(c, d, r, e);
+}
+
+int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbDriverDone done, void *userdata,
+                              VbError *reterr) {
+        _cleanup_(memory_change_freep) MemoryChange *c = NULL;
         int r;
 
         manager_define_settle(m);
@@ -74,40 +130,37 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Domain '%s' has at most %llu KiB of memory "
                                     "(its <memory>); %llu KiB asked", d->name,
                                     (unsigned long long) d->config->memory_kib, (unsigned long long) kib);
+        if ((flags & DOMAIN_DEVICE_LIVE) && !DRIVER_OP(m, domain_set_memory))
+                return vb_driver_not_supported(m->driver, "changing the memory of a running domain", reterr);
+        c = new0(MemoryChange, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (MemoryChange) { .manager = m, .kib = kib, .flags = flags, .done = done, .userdata = userdata };
         if (flags & DOMAIN_DEVICE_LIVE) {
-                if (!DRIVER_OP(m, domain_set_memory))
-                        return vb_driver_not_supported(m->driver, "changing the memory of a running domain", reterr);
-                r = domain_def_copy(d->live, &live);
+                r = domain_def_copy(d->live, &c->live);
                 if (r < 0)
                         return r;
-                set_current_memory(live, kib);
-                live->serial = domain_def_new_serial();
+                set_current_memory(c->live, kib);
+                c->live->serial = domain_def_new_serial();
         }
         if (flags & DOMAIN_DEVICE_CONFIG) {
-                r = config_edit(m, d, set_current_memory, kib, &config, reterr);
+                r = config_edit(m, d, set_current_memory, kib, &c->config, reterr);
                 if (r < 0)
                         return r;
         }
         if (flags & DOMAIN_DEVICE_LIVE) {
-                r = DRIVER_OP(m, domain_set_memory)(m->driver, d->uuid, kib, reterr);
-                if (r < 0) {
-                        if (config) /* the saved definition as it was */
-                                (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
-                        return r;
+                r = domain_op_hold(m, d, "setting the memory", &c->op);
+                if (r >= 0)
+                        r = DRIVER_OP(m, domain_set_memory)(m->driver, d->uuid, kib, on_driver_memory, c, reterr);
+                if (r == 0) {
+                        TAKE_PTR(c);
+                        return 0;
                 }
-                domain_def_free(d->live);
-                d->live = TAKE_PTR(live);
+                (void) domain_op_release(TAKE_PTR(c->op));
         }
-        if (config) {
-                domain_def_free(d->config);
-                d->config = TAKE_PTR(config);
-        }
-        log_info("Domain '%s': memory set to %llu KiB (%s%s%s).", d->name, (unsigned long long) kib,
-                 flags & DOMAIN_DEVICE_LIVE ? "live" : "",
-                 (flags & DOMAIN_DEVICE_LIVE) && (flags & DOMAIN_DEVICE_CONFIG) ? ", " : "",
-                 flags & DOMAIN_DEVICE_CONFIG ? "saved definition" : "");
-        domain_emit_changed(d, props);
-        return 0;
+        c->done = NULL;
+        memory_change_finish(c, d, r < 0 ? r : 0, reterr);
+        return r < 0 ? r : 1;
 }
 
 /* A live change of the vCPUs the driver answers later. */

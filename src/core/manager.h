@@ -228,7 +228,10 @@ bool domain_agent_connected(const Domain *d);
 /* SetMemory / SetVCPUs (domain-tune.c). flags: DOMAIN_DEVICE_LIVE and/or DOMAIN_DEVICE_CONFIG; 0 = live
  * when running, else config. SetMemory sets <currentMemory> (the balloon's target live, at most
  * <memory>). */
-int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbError *reterr);
+/* Returns 1 when done, 0 when done(r, e, userdata) follows from the event loop (the balloon of a running
+ * domain), < 0 when it failed (nothing changed). */
+int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbDriverDone done, void *userdata,
+                              VbError *reterr);
 /* SetVCPUs: count vCPUs present (<vcpu current=>), live by hot-plug/unplug and/or in the saved definition;
  * maximum: <vcpu> itself (saved definition only). Returns 1 when done; 0 when done(r, e, userdata) follows
  * from the event loop (a live change the driver answers later). */
@@ -273,20 +276,21 @@ typedef enum DomainDeviceFlags {
         DOMAIN_DEVICE_CONFIG = 1 << 1,
 } DomainDeviceFlags;
 
-/* dev gets an alias and guest address where missing; *ret_alias (may be NULL) is the live alias ("" for
- * a config-only attach of a device without one); to free. */
-/* who (NULL: root) says whose rights open the device's host paths: the caller's, and those an administrator
- * allowed (conf/domain-paths.h). */
+/* dev gets an alias and guest address where missing. who (NULL: root) says whose rights open the device's
+ * host paths: the caller's, and those an administrator allowed (conf/domain-paths.h). Returns 1 when done,
+ * 0 when done(r, e, userdata) follows from the event loop (a running domain's hypervisor answers later;
+ * the domain is busy meanwhile), < 0 when it failed: then, and when done gets r < 0, nothing changed. */
 int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
-                                 char **ret_alias, VbError *reterr);
+                                 VbDriverDone done, void *userdata, VbError *reterr);
 /* Returns 0 when done (config only, or the driver removed the device at once), 1 when the guest was asked
  * to release the device: done is called once, when it did (r = 0, the saved definition then changed too
  * if asked), refused (r < 0) or didn't within the removal timeout (-ETIMEDOUT, Timeout: nothing
  * changed, but a later release still updates the live definition and emits device_removed). */
 int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, unsigned flags,
                                  DomainWaitDone done, void *userdata, VbError *reterr);
+/* Answers as manager_domain_attach_device. */
 int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
-                                 VbError *reterr);
+                                 VbDriverDone done, void *userdata, VbError *reterr);
 
 /* Whether giving dev to a domain hands it a device of the host (a hostdev, an interface type='hostdev',
  * an interface on a network whose forward mode is hostdev): then 1 and *ret_address names it for polkit

@@ -170,20 +170,26 @@ typedef struct VbDriverOps {
          * the device against the live definition and given it its alias and guest address (dev->alias,
          * dev->address): the driver plugs it in exactly there (QEMU: device_add with id = alias and
          * bus/addr from the address) and keeps its own copy of the live definition in step. Failing
-         * changes nothing. */
+         * changes nothing. They never wait on the event loop: 1 when done now, < 0 when failed now
+         * (reterr), 0 when done(r, e, userdata) follows exactly once from the event loop, within a bounded
+         * time (Timeout), also when the domain stops meanwhile. core sends one at a time per domain. */
         int (*domain_attach_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
-                                    VbError *reterr);
-        /* Asks the guest to release the device with this alias (QEMU: device_del). Returns 0 once asked;
-         * the outcome arrives as events.device_removed or events.device_removal_failed, possibly never
-         * (a guest that ignores the request: core gives up waiting after a bounded time, and a late
-         * device_removed is still welcome). Returns 1 if the device is already gone (no guest
-         * cooperation needed); then no event follows. Asking again for a device being removed is fine. */
-        int (*domain_detach_device)(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
-        /* Changes the device with dev->alias (graphics, which have none: the one of dev's type) in place: a cdrom/floppy medium (QEMU: blockdev-change-medium
-         * or eject), an interface's link state (set_link) or bandwidth, graphics passwords. core has checked
-         * that only such things differ. */
+                                    VbDriverDone done, void *userdata, VbError *reterr);
+        /* Asks the guest to release the device with this alias (QEMU: device_del). Returns 1 if the device
+         * is already gone (no guest cooperation needed; no event follows), 2 when the guest was asked now,
+         * 0 when done(r, e, userdata) follows once from the event loop saying whether the hypervisor took
+         * the request (r < 0: it refused or did not answer in time; no event follows then). Once asked,
+         * the outcome arrives as events.device_removed or events.device_removal_failed, possibly never (a
+         * guest that ignores the request: core gives up waiting after a bounded time, and a late
+         * device_removed is still welcome); it may arrive before done. Asking again is fine. */
+        int (*domain_detach_device)(VbDriver *drv, const char *uuid, const char *alias, VbDriverDone done,
+                                    void *userdata, VbError *reterr);
+        /* Changes the device with dev->alias (graphics, which have none: the one of dev's type) in place: a
+         * cdrom/floppy medium (QEMU: blockdev-change-medium or eject), an interface's link state (set_link)
+         * or bandwidth, graphics passwords. core has checked that only such things differ. Answers as
+         * domain_attach_device. */
         int (*domain_update_device)(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
-                                    VbError *reterr);
+                                    VbDriverDone done, void *userdata, VbError *reterr);
 
         /* Consoles and displays of a running domain (OpenConsole, OpenGraphics, Screenshot). The
          * descriptors returned are the caller's; the backend never reads or writes what goes through them.
@@ -228,8 +234,10 @@ typedef struct VbDriverOps {
                                 void *userdata, VbStats **ret, VbError *reterr);
         void (*domain_stats_cancel)(VbDriver *drv, void *userdata);
         /* SetMemory on a running domain: the balloon's target in KiB (core checked it against the live
-         * <memory>). The driver keeps its live definition's <currentMemory> in step. */
-        int (*domain_set_memory)(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+         * <memory>). The driver keeps its live definition's <currentMemory> in step. Answers as
+         * domain_attach_device (1 now, 0 done follows, < 0 failed). */
+        int (*domain_set_memory)(VbDriver *drv, const char *uuid, uint64_t kib, VbDriverDone done, void *userdata,
+                                 VbError *reterr);
         /* SetVCPUs on a running domain: count vCPUs (core checked 1 <= count <= the live <vcpu>). Returns 1
          * when done now; 0 when done(r, e, userdata) follows once from the event loop (also when the domain
          * stops meanwhile: r < 0). The driver keeps its live definition's <vcpu current=> in step. Optional. */

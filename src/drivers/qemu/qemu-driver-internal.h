@@ -45,16 +45,18 @@ void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *device);
 
 /* The hotplug ops (qemu-hotplug.c). */
 int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
+                       VbDriverDone done, void *userdata, VbError *reterr);
+int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbDriverDone done, void *userdata,
                        VbError *reterr);
-int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr);
 int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
-                       VbError *reterr);
+                       VbDriverDone done, void *userdata, VbError *reterr);
 
 /* Statistics and the balloon (qemu-stats.c). */
 int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverStatsDone done, void *userdata,
                    VbStats **ret, VbError *reterr);
 void qemu_stats_cancel(VbDriver *drv, void *userdata);
-int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr);
+int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbDriverDone done, void *userdata,
+                    VbError *reterr);
 /* qemu-snapshot.c: internal snapshots of qcow2 disks (qemu-img snapshot when stopped, QMP jobs when running). */
 int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);

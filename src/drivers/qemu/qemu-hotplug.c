@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Device hotplug on a running QEMU: NICs (netdev_add + device_add), disks (blockdev-add + device_add),
- * host PCI functions (device_add vfio-pci, qemu-hostdev.c), removal (device_del, completed by the DEVICE_DELETED event naming the device) and in-place changes. */
+ * host PCI functions (device_add vfio-pci, qemu-hostdev.c), removal (device_del, completed by the
+ * DEVICE_DELETED event naming the device) and in-place changes. Each is a list of QMP commands
+ * (qemu-sequence.h) that never waits on the event loop: the op answers through its completion, and a
+ * list that fails undoes what its earlier steps added; the live definition changes only on success. */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -10,6 +13,7 @@
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "drivers/qemu/qemu-hostdev.h"
+#include "drivers/qemu/qemu-sequence.h"
 #include "host/tap.h"
 #include "util/log.h"
 
@@ -89,360 +93,291 @@ static ssize_t live_find(QemuVm *vm, const char *alias) {
         return -1;
 }
 
-/* The outcome of a pipelined command (qemu_monitor_call), known once a later synchronous one returned. */
-typedef struct Outcome {
-        bool done;
-        char *error;
-} Outcome;
+/* A hot-plug call on its way to QEMU (a command list, qemu-sequence.h): what changes in the live
+ * definition once QEMU answered, what goes when it failed, and who waits. */
+typedef struct HotplugCall {
+        QemuDriver *q;
+        char uuid[37];
+        DeviceDef *dev;     /* attach: appended to the live definition; update: replaces its namesake */
+        char *ifname;       /* the interface's tap or macvtap, recorded as <target dev=> */
+        char *macvtap;      /* made for this call: deleted when it fails */
+        unsigned *new_sets; /* update: the sets of the new medium, 0-terminated */
+        size_t idx_live[3]; /* attach without an address: the live queries' steps */
+        size_t idx_fdsets;  /* update: query-fdsets' step (SIZE_MAX: none) */
+        bool query_live;
+        bool medium_changed; /* update: QEMU has the new medium; the old one's nodes and sets are going */
+        VbDriverDone done;
+        void *userdata;
+} HotplugCall;
 
-static void on_outcome(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
-        Outcome *o = userdata;
-        o->done = true;
-        if (error)
-                o->error = strdup(error);
+static HotplugCall *hotplug_call_free(HotplugCall *c) {
+        if (!c)
+                return NULL;
+        device_def_free(c->dev);
+        free(c->ifname);
+        free(c->macvtap);
+        free(c->new_sets);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(HotplugCall *, hotplug_call_free);
+
+static HotplugCall *hotplug_call_new(QemuDriver *q, const char *uuid, const DeviceDef *dev, VbDriverDone done,
+                                     void *userdata) {
+        _cleanup_(hotplug_call_freep) HotplugCall *c = new0(HotplugCall, 1);
+
+        if (!c)
+                return NULL;
+        c->q = q;
+        snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
+        c->idx_fdsets = SIZE_MAX;
+        c->done = done;
+        c->userdata = userdata;
+        if (dev && device_def_copy(dev, &c->dev) < 0)
+                return NULL;
+        return TAKE_PTR(c);
 }
 
-/* Sends first without waiting, then second and waits: one round trip for two commands. first's failure
- * wins (second then fails for want of it). *ret_first_ok: whether first took effect. */
-static int command_pair(QemuVm *vm, const char *what1, const char *cmd1, struct json_object *args1, const char *what2,
-                        const char *cmd2, struct json_object *args2, bool *ret_first_ok, VbError *reterr) {
-        Outcome o = {};
-        VbError e2 = VB_ERROR_NULL;
-        int r;
-
-        *ret_first_ok = false;
-        r = qemu_monitor_call(vm->mon, cmd1, args1, on_outcome, &o);
-        if (r < 0) {
-                json_object_put(args2);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what1, strerror(-r));
-        }
-        r = qemu_vm_command(vm, what2, cmd2, args2, NULL, &e2);
-        *ret_first_ok = o.done && !o.error;
-        if (!o.done || o.error) {
-                r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what1,
-                                 o.error ?: "no answer from QEMU");
-                free(o.error);
-                vb_error_free(&e2);
-                return r;
-        }
-        if (r < 0)
-                vb_error_move(reterr, &e2);
-        return r;
-}
-
-static void netdev_del(QemuVm *vm, const char *alias) {
-        _cleanup_free_ char *hostid = NULL;
-        struct json_object *args;
-
-        if (asprintf(&hostid, "host%s", alias) < 0)
-                return;
-        args = json_object_new_object();
-        json_object_object_add(args, "id", json_object_new_string(hostid));
-        (void) qemu_monitor_call(vm->mon, "netdev_del", args, NULL, NULL);
-}
-
-/* type='direct': a new macvtap, its descriptor handed to QEMU under a name (getfd). */
-static int attach_macvtap(QemuVm *vm, const DeviceDef *dev, const char *alias, char **ret_name, char **ret_fdname,
-                          VbError *reterr) {
-        _cleanup_free_ char *name = NULL, *fdname = NULL, *err = NULL;
-        struct json_object *args;
-        int fd = -1, r;
-
-        r = qemu_vm_macvtap_create(vm, dev, &name, &fd, reterr);
-        if (r < 0)
-                return r;
-        if (asprintf(&fdname, "fd-host%s", alias) < 0) {
-                close(fd);
-                qemu_vm_macvtap_delete(vm, name);
-                return -ENOMEM;
-        }
-        args = json_object_new_object();
-        json_object_object_add(args, "fdname", json_object_new_string(fdname));
-        r = qemu_monitor_call_sync_fd(vm->mon, "getfd", args, fd, 10 * 1000 * 1000ULL, NULL, &err);
-        close(fd);
-        if (r < 0) {
-                qemu_vm_macvtap_delete(vm, name);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to pass macvtap '%s' to QEMU: %s", name,
-                                    err ?: strerror(-r));
-        }
-        *ret_name = TAKE_PTR(name);
-        *ret_fdname = TAKE_PTR(fdname);
-        return 0;
-}
-
-/* Hands fd to QEMU under fdname (getfd); fd is closed. */
-static int send_fd(QemuVm *vm, int fd, const char *fdname, const char *what, VbError *reterr) {
-        _cleanup_free_ char *err = NULL;
+/* { key: prefix alias suffix } */
+static struct json_object *id_args(const char *key, const char *prefix, const char *alias, const char *suffix) {
+        _cleanup_free_ char *id = NULL;
         struct json_object *args = json_object_new_object();
-        int r;
 
-        json_object_object_add(args, "fdname", json_object_new_string(fdname));
-        r = qemu_monitor_call_sync_fd(vm->mon, "getfd", args, fd, 10 * 1000 * 1000ULL, NULL, &err);
-        close(fd);
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to pass %s to QEMU: %s", what,
-                                    err ?: strerror(-r));
-        return 0;
+        if (!args || asprintf(&id, "%s%s%s", prefix, alias, suffix) < 0) {
+                json_object_put(args);
+                return NULL;
+        }
+        json_object_object_add(args, key, json_object_new_string(id));
+        return args;
 }
 
-/* A tap backend: virtbusd makes the tap (QEMU may not) and hands it over. */
-static int attach_tap(QemuVm *vm, const ConfNode *n, const char *alias, char **ret_name, char **ret_fdname,
-                      VbError *reterr) {
-        _cleanup_free_ char *name = qemu_interface_tap_name(n), *fdname = NULL;
+static struct json_object *fdset_args(unsigned fdset) {
+        struct json_object *args = json_object_new_object();
+
+        if (args)
+                json_object_object_add(args, "fdset-id", json_object_new_int((int) fdset));
+        return args;
+}
+
+/* Adds a step and the command that undoes it. */
+static void add_undoable(QemuSeq *seq, const char *what, const char *command, struct json_object *args, int fd,
+                         const char *undo, struct json_object *undo_args) {
+        size_t i = fd >= 0 ? qemu_seq_add_fd(seq, what, command, args, fd) : qemu_seq_add(seq, what, command, args);
+
+        if (undo)
+                qemu_seq_set_undo(seq, i, undo, undo_args);
+        else
+                json_object_put(undo_args);
+}
+
+/* device_add with id = alias, undone by device_del. */
+static void add_device_step(QemuSeq *seq, const char *what, struct json_object *args, const char *alias) {
+        add_undoable(seq, what, "device_add", args, -1, "device_del", id_args("id", "", alias, ""));
+}
+
+/* A tap backend: virtbusd makes the tap (QEMU may not), sets it up in its bridge and hands it over. */
+static int prepare_tap(QemuVm *vm, const ConfNode *n, const char *bridge, char **ret_name, int *ret_fd,
+                       VbError *reterr) {
+        _cleanup_free_ char *name = qemu_interface_tap_name(n);
         int fd, r;
 
-        if (!name || asprintf(&fdname, "fd-host%s", alias) < 0)
+        if (!name)
                 return -ENOMEM;
         r = host_tap_create(name, &fd);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create tap '%s': %s", name,
                                     strerror(-r));
-        r = send_fd(vm, fd, fdname, "the tap", reterr);
-        if (r < 0)
-                return r;
+        /* Ours as long as fd is open: closing it (or QEMU closing its copy) makes it go. */
+        r = host_tap_attach(name, bridge);
+        if (r < 0) {
+                close(fd);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up tap '%s'%s%s: %s", name,
+                                    bridge ? " on bridge " : "", strempty(bridge), strerror(-r));
+        }
+        log_notice("Domain %s: tap '%s' up%s%s.", vm->uuid, name, bridge ? " in bridge " : "", strempty(bridge));
         *ret_name = TAKE_PTR(name);
-        *ret_fdname = TAKE_PTR(fdname);
+        *ret_fd = fd;
         return 0;
 }
 
-static int attach_interface(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
-        _cleanup_free_ char *netdev = NULL, *device = NULL, *macvtap = NULL, *fdname = NULL, *ifname = NULL,
-                            *bridge = NULL, *our_tap = NULL;
+/* The steps of an interface: its tap or macvtap (made here) handed over by getfd, netdev_add,
+ * device_add. */
+static int seq_interface(QemuVm *vm, HotplugCall *c, QemuSeq *seq, VbError *reterr) {
+        const DeviceDef *dev = c->dev;
+        _cleanup_free_ char *netdev = NULL, *device = NULL, *fdname = NULL;
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *lower, *mode, *want;
         QemuTap tap = {};
-        int r;
+        int fd = -1, r;
 
         r = qemu_device_node(dev, &n);
         if (r < 0)
                 return r;
-        if (qemu_interface_direct(n, &lower, &mode, &want) > 0) {
-                r = attach_macvtap(vm, dev, alias, &macvtap, &fdname, reterr);
-                if (r < 0)
-                        return r;
-        } else if (qemu_interface_is_tap(n)) {
-                r = attach_tap(vm, n, alias, &our_tap, &fdname, reterr);
-                if (r < 0)
-                        return r;
-        }
-        r = qemu_command_interface_opts(dev, alias, fdname, domain_machine_is_q35(vm->live->os.machine), &netdev,
+        if (qemu_interface_direct(n, &lower, &mode, &want) > 0 || qemu_interface_is_tap(n))
+                if (asprintf(&fdname, "fd-host%s", dev->alias) < 0)
+                        return -ENOMEM;
+        r = qemu_command_interface_opts(dev, dev->alias, fdname, domain_machine_is_q35(vm->live->os.machine), &netdev,
                                         &device, &tap, reterr);
-        ifname = tap.ifname;
-        bridge = tap.bridge;
-        if (our_tap) {
-                free(ifname);
-                ifname = TAKE_PTR(our_tap);
-        }
-        if (r >= 0 && !ifname) {
-                /* Nothing to do between the two: one round trip. */
-                bool added;
-
-                r = command_pair(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false),
-                                 "add the network device", "device_add", opts_to_json(device, "driver", false), &added,
-                                 reterr);
-                if (r >= 0)
-                        r = live_append(vm, dev, macvtap);
-                if (r < 0 && added)
-                        netdev_del(vm, alias);
-                if (r < 0 && macvtap)
-                        qemu_vm_macvtap_delete(vm, macvtap);
-                return r;
-        }
-        if (r >= 0)
-                r = qemu_vm_command(vm, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false),
-                                    NULL, reterr);
-        if (r < 0) {
-                if (macvtap)
-                        qemu_vm_macvtap_delete(vm, macvtap);
-                return r;
-        }
-        if (ifname) {
-                r = host_tap_attach(ifname, bridge);
-                if (r < 0)
-                        vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up tap '%s'%s%s: %s", ifname,
-                                     bridge ? " on bridge " : "", strempty(bridge), strerror(-r));
-                else
-                        log_notice("Domain %s: tap '%s' up%s%s.", vm->uuid, ifname, bridge ? " in bridge " : "",
-                                   strempty(bridge));
-        }
-        if (r >= 0)
-                r = qemu_vm_command(vm, "add the network device", "device_add", opts_to_json(device, "driver", false),
-                                    NULL, reterr);
-        if (r >= 0)
-                r = live_append(vm, dev, macvtap ?: ifname);
-        if (r < 0) {
-                netdev_del(vm, alias);
-                if (macvtap)
-                        qemu_vm_macvtap_delete(vm, macvtap);
-        }
-        return r;
-}
-
-static void blockdev_del(QemuVm *vm, const char *alias, const char *suffix) {
-        _cleanup_free_ char *node = NULL;
-        struct json_object *args;
-
-        if (asprintf(&node, "%s-%s", alias, suffix) < 0)
-                return;
-        args = json_object_new_object();
-        json_object_object_add(args, "node-name", json_object_new_string(node));
-        (void) qemu_vm_command(vm, "remove the block node", "blockdev-del", args, NULL, NULL);
-}
-
-/* The first fdset number no set of QEMU's has (after a restart of ours, QEMU is asked). */
-static unsigned next_fdset(QemuVm *vm) {
-        struct json_object *sets = NULL;
-
-        if (vm->next_fdset == 0) {
-                vm->next_fdset = 1;
-                if (qemu_vm_command(vm, "list the descriptor sets", "query-fdsets", NULL, &sets, NULL) >= 0)
-                        for (size_t i = 0; sets && i < json_object_array_length(sets); i++) {
-                                unsigned id = (unsigned) json_object_get_int(
-                                        qemu_json_get(json_object_array_get_idx(sets, i), "fdset-id"));
-                                if (id >= vm->next_fdset)
-                                        vm->next_fdset = id + 1;
-                        }
-                json_object_put(sets);
-        }
-        return vm->next_fdset;
-}
-
-/* The descriptor sets QEMU holds for the device with this alias (their "opaque" says whose), 0-terminated
- * (to free). */
-static unsigned *fdsets_of(QemuVm *vm, const char *alias) {
-        struct json_object *sets = NULL;
-        unsigned *ids = NULL;
-        size_t n = 0;
-
-        if (qemu_vm_command(vm, "list the descriptor sets", "query-fdsets", NULL, &sets, NULL) < 0)
-                return NULL;
-        ids = new0(unsigned, (sets ? json_object_array_length(sets) : 0) + 1);
-        for (size_t i = 0; ids && sets && i < json_object_array_length(sets); i++) {
-                struct json_object *set = json_object_array_get_idx(sets, i), *fds = qemu_json_get(set, "fds");
-                for (size_t k = 0; fds && k < json_object_array_length(fds); k++)
-                        if (streq_ptr(qemu_json_string(json_object_array_get_idx(fds, k), "opaque"), alias)) {
-                                ids[n++] = (unsigned) json_object_get_int(qemu_json_get(set, "fdset-id"));
-                                break;
-                        }
-        }
-        json_object_put(sets);
-        return ids;
-}
-
-static void fdsets_remove(QemuVm *vm, const unsigned *ids) {
-        for (size_t i = 0; ids && ids[i]; i++) {
-                struct json_object *args = json_object_new_object();
-                json_object_object_add(args, "fdset-id", json_object_new_int((int) ids[i]));
-                (void) qemu_vm_command(vm, "remove a descriptor set", "remove-fd", args, NULL, NULL);
-        }
-}
-
-/* The device with this alias is gone: QEMU lets go of its files. */
-static void fdsets_release(QemuVm *vm, const char *alias) {
-        _cleanup_free_ unsigned *ids = fdsets_of(vm, alias);
-        fdsets_remove(vm, ids);
-}
-
-/* Opens the host files of dev with the rights access gives, and hands them to QEMU (add-fd). */
-static int send_files(QemuVm *vm, const DeviceDef *dev, const DomainAccess *access, QemuFiles *ret, VbError *reterr) {
-        QemuFiles f = {};
-        int r;
-
-        r = qemu_files_open_device(dev, access, next_fdset(vm), &f, reterr);
         if (r < 0)
                 return r;
-        vm->next_fdset = f.next_fdset;
-        for (size_t i = 0; i < f.n; i++)
-                for (size_t k = 0; k < 2 && f.v[i].fdset > 0; k++) {
-                        _cleanup_free_ char *err = NULL;
-                        struct json_object *args;
-                        if (f.v[i].fds[k] < 0)
-                                continue;
-                        args = json_object_new_object();
-                        json_object_object_add(args, "fdset-id", json_object_new_int((int) f.v[i].fdset));
-                        json_object_object_add(args, "opaque", json_object_new_string(dev->alias));
-                        r = qemu_monitor_call_sync_fd(vm->mon, "add-fd", args, f.v[i].fds[k], 10 * 1000 * 1000ULL,
-                                                      NULL, &err);
-                        if (r < 0) {
-                                qemu_files_done(&f);
-                                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
-                                                    "Failed to pass '%s' to QEMU: %s", f.v[i].path, err ?: strerror(-r));
-                        }
-                }
-        *ret = f;
+        if (qemu_interface_direct(n, &lower, &mode, &want) > 0) {
+                r = qemu_vm_macvtap_create(vm, dev, &c->macvtap, &fd, reterr);
+                if (r >= 0)
+                        c->ifname = strdup(c->macvtap);
+        } else if (qemu_interface_is_tap(n))
+                r = prepare_tap(vm, n, tap.bridge, &c->ifname, &fd, reterr);
+        free(tap.ifname);
+        free(tap.bridge);
+        if (r < 0)
+                return r;
+        if (fd >= 0) {
+                struct json_object *args = json_object_new_object();
+
+                json_object_object_add(args, "fdname", json_object_new_string(fdname));
+                add_undoable(seq, "pass the network backend's descriptor to QEMU", "getfd", args, fd, "closefd",
+                             id_args("fdname", "", fdname, ""));
+                close(fd); /* the step keeps a copy until it is sent */
+        }
+        add_undoable(seq, "add the network backend", "netdev_add", opts_to_json(netdev, "type", false), -1,
+                     "netdev_del", id_args("id", "host", dev->alias, ""));
+        add_device_step(seq, "add the network device", opts_to_json(device, "driver", false), dev->alias);
         return 0;
 }
 
-static int attach_disk(QemuVm *vm, const DeviceDef *dev, const char *alias, const DomainAccess *access,
-                       VbError *reterr) {
+/* Opens the host files of dev with the rights access gives; the steps hand them to QEMU (add-fd, undone
+ * by remove-fd). ret_sets (may be NULL): the sets, 0-terminated. */
+static int seq_send_files(QemuVm *vm, QemuSeq *seq, const DeviceDef *dev, const DomainAccess *access,
+                          QemuFiles *ret, unsigned **ret_sets, VbError *reterr) {
+        _cleanup_free_ unsigned *sets = NULL;
+        QemuFiles f = {};
+        size_t n_sets = 0;
+        int r;
+
+        r = qemu_files_open_device(dev, access, vm->next_fdset ?: 1, &f, reterr);
+        if (r < 0)
+                return r;
+        sets = new0(unsigned, f.n + 1);
+        if (!sets) {
+                qemu_files_done(&f);
+                return -ENOMEM;
+        }
+        vm->next_fdset = f.next_fdset;
+        for (size_t i = 0; i < f.n; i++) {
+                bool first = true;
+
+                for (size_t k = 0; k < 2 && f.v[i].fdset > 0; k++) {
+                        struct json_object *args;
+
+                        if (f.v[i].fds[k] < 0)
+                                continue;
+                        args = fdset_args(f.v[i].fdset);
+                        json_object_object_add(args, "opaque", json_object_new_string(dev->alias));
+                        add_undoable(seq, "pass a file to QEMU", "add-fd", args, f.v[i].fds[k],
+                                     first ? "remove-fd" : NULL, first ? fdset_args(f.v[i].fdset) : NULL);
+                        if (first)
+                                sets[n_sets++] = f.v[i].fdset;
+                        first = false;
+                }
+        }
+        *ret = f;
+        if (ret_sets)
+                *ret_sets = TAKE_PTR(sets);
+        return 0;
+}
+
+static int seq_disk(QemuVm *vm, HotplugCall *c, QemuSeq *seq, const DomainAccess *access, VbError *reterr) {
+        const DeviceDef *dev = c->dev;
         _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
         _cleanup_(qemu_files_done) QemuFiles files = {};
         const char *source = NULL;
         int r;
 
         if (device_disk_get_source(dev)) {
-                r = send_files(vm, dev, access, &files, reterr);
-                if (r < 0) {
-                        fdsets_release(vm, alias);
+                r = seq_send_files(vm, seq, dev, access, &files, NULL, reterr);
+                if (r < 0)
                         return r;
-                }
                 source = qemu_files_arg_device(&files, 0, device_disk_get_source(dev));
                 if (!source)
                         return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The disk's image was not opened");
         }
-        r = qemu_command_disk_opts(dev, alias, source, domain_machine_is_q35(vm->live->os.machine), &file, &format,
-                                   &device, reterr);
-        if (r < 0) {
-                fdsets_release(vm, alias);
+        r = qemu_command_disk_opts(dev, dev->alias, source, domain_machine_is_q35(vm->live->os.machine), &file,
+                                   &format, &device, reterr);
+        if (r < 0)
                 return r;
-        }
         if (file) {
-                r = qemu_vm_command(vm, "open the disk image", "blockdev-add", opts_to_json(file, NULL, true), NULL,
-                                    reterr);
-                if (r < 0) {
-                        fdsets_release(vm, alias);
-                        return r;
-                }
-                r = qemu_vm_command(vm, "open the disk format", "blockdev-add", opts_to_json(format, NULL, true),
-                                    NULL, reterr);
-                if (r < 0) {
-                        blockdev_del(vm, alias, "storage");
-                        fdsets_release(vm, alias);
-                        return r;
-                }
+                add_undoable(seq, "open the disk image", "blockdev-add", opts_to_json(file, NULL, true), -1,
+                             "blockdev-del", id_args("node-name", "", dev->alias, "-storage"));
+                add_undoable(seq, "open the disk format", "blockdev-add", opts_to_json(format, NULL, true), -1,
+                             "blockdev-del", id_args("node-name", "", dev->alias, "-format"));
         }
-        r = qemu_vm_command(vm, "add the disk", "device_add", opts_to_json(device, "driver", false), NULL, reterr);
-        if (r < 0) {
-                if (file) {
-                        blockdev_del(vm, alias, "format");
-                        blockdev_del(vm, alias, "storage");
-                }
-                fdsets_release(vm, alias);
-                return r;
-        }
-        return live_append(vm, dev, NULL);
+        add_device_step(seq, "add the disk", opts_to_json(device, "driver", false), dev->alias);
+        return 0;
 }
 
 /* A <hostdev type='pci'> or an <interface type='hostdev'> on a VF: core bound it to vfio-pci (and set the
- * VF's MAC) before; QEMU opens it through VFIO. 0 if dev is not a host PCI device. On failure QEMU's own
- * sentence is in the error and nothing was added. */
-static int attach_hostdev(QemuVm *vm, const DeviceDef *dev, const char *alias, VbError *reterr) {
+ * VF's MAC) before; QEMU opens it through VFIO. 0 if dev is not a host PCI device. */
+static int seq_hostdev(QemuVm *vm, HotplugCall *c, QemuSeq *seq, VbError *reterr) {
         struct json_object *args = NULL;
         int r;
 
-        r = qemu_hostdev_device_add_args(dev, alias, domain_machine_is_q35(vm->live->os.machine), &args, reterr);
+        r = qemu_hostdev_device_add_args(c->dev, c->dev->alias, domain_machine_is_q35(vm->live->os.machine), &args,
+                                         reterr);
         if (r <= 0)
                 return r;
-        r = qemu_vm_command(vm, "add the host device", "device_add", args, NULL, reterr);
-        if (r >= 0)
-                r = live_append(vm, dev, NULL);
-        return r < 0 ? r : 1;
+        add_device_step(seq, "add the host device", args, c->dev->alias);
+        return 1;
+}
+
+static void on_attached(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_(hotplug_call_freep) HotplugCall *c = userdata;
+        QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
+        VbError e2 = VB_ERROR_NULL;
+
+        if (r >= 0 && vm) {
+                r = live_append(vm, c->dev, c->ifname);
+                if (r < 0)
+                        e = NULL;
+                else {
+                        /* The guest address QEMU chose, if core left it open. */
+                        if (c->query_live)
+                                (void) qemu_vm_seq_apply_live(vm, seq, c->idx_live, NULL, 0);
+                        (void) qemu_vm_save(vm);
+                        log_debug("Domain %s: device '%s' added.", vm->uuid, c->dev->alias);
+                }
+        }
+        if (r < 0 && vm && c->macvtap)
+                qemu_vm_macvtap_delete(vm, c->macvtap);
+        if (r < 0 && !e)
+                r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Failed to add device '%s': %s", c->dev->alias,
+                                 strerror(-r));
+        c->done(r, e ?: &e2, c->userdata);
+        vb_error_free(&e2);
+}
+
+/* Runs seq for c (both taken); returns 0 (done follows) or < 0 (nothing changed; done is not called). */
+static int run_call(QemuVm *vm, QemuSeq *seq, HotplugCall *c, QemuSeqDone done, VbError *reterr) {
+        int r;
+
+        if (qemu_seq_n_steps(seq) == 0) {
+                qemu_seq_free(seq);
+                hotplug_call_free(c);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Nothing to ask QEMU");
+        }
+        r = qemu_seq_run(seq, qemu_vm_command_timeout(vm), done, c, reterr);
+        if (r < 0) {
+                if (c->macvtap)
+                        qemu_vm_macvtap_delete(vm, c->macvtap);
+                hotplug_call_free(c);
+        }
+        return r;
 }
 
 int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
-                       VbError *reterr) {
+                       VbDriverDone done, void *userdata, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        _cleanup_(hotplug_call_freep) HotplugCall *c = NULL;
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
         int r;
 
         if (!vm)
@@ -459,19 +394,23 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
                                     "Domain %s runs without ACPI, and its PCI bus can hot-plug devices only "
                                     "through ACPI: add <features><acpi/></features> to the definition (it takes "
                                     "effect at the next start)", domain_def_get_name(vm->live));
+        c = hotplug_call_new(q, uuid, dev, done, userdata);
+        seq = qemu_seq_new(vm);
+        if (!c || !seq)
+                return -ENOMEM;
         switch (dev->kind) {
         case DEVICE_INTERFACE:
-                r = attach_hostdev(vm, dev, dev->alias, reterr);
+                r = seq_hostdev(vm, c, seq, reterr);
                 if (r == 0)
-                        r = attach_interface(vm, dev, dev->alias, reterr);
+                        r = seq_interface(vm, c, seq, reterr);
                 break;
         case DEVICE_DISK:
-                r = attach_disk(vm, dev, dev->alias, access, reterr);
+                r = seq_disk(vm, c, seq, access, reterr);
                 break;
         case DEVICE_HOSTDEV:
                 r = qemu_hostdev_is_vfio(dev, reterr);
                 if (r > 0)
-                        r = attach_hostdev(vm, dev, dev->alias, reterr);
+                        r = seq_hostdev(vm, c, seq, reterr);
                 else if (r == 0)
                         r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "This host device is not supported by "
                                          "the qemu driver");
@@ -481,13 +420,17 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
                                     "The qemu driver cannot hot-plug devices of kind '%s' yet",
                                     device_def_kind_name(dev));
         }
-        if (r < 0)
+        if (r < 0) {
+                if (c->macvtap)
+                        qemu_vm_macvtap_delete(vm, c->macvtap);
                 return r;
-        /* The guest address QEMU chose, if core left it open. */
-        if (dev->address.type != DEVICE_ADDRESS_PCI)
-                (void) qemu_vm_refresh_live_then(vm, NULL, 0, false, NULL, NULL, NULL);
-        (void) qemu_vm_save(vm);
-        return 0;
+        }
+        if (dev->address.type != DEVICE_ADDRESS_PCI) {
+                qemu_vm_seq_add_live_queries(vm, seq, false, c->idx_live);
+                c->query_live = true;
+        }
+        r = run_call(vm, TAKE_PTR(seq), TAKE_PTR(c), on_attached, reterr);
+        return r < 0 ? r : 0;
 }
 
 /* q35's pcie.0 takes neither hot-plug nor hot-unplug (QEMU: "Bus 'pcie.0' does not support hotplugging"). */
@@ -498,12 +441,21 @@ static bool on_q35_root_bus(QemuVm *vm, const DeviceDef *dev) {
                a->pci.slot != UINT32_MAX && (a->pci.domain == 0 || a->pci.domain == UINT32_MAX);
 }
 
-int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbError *reterr) {
+static void on_detach_asked(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_(hotplug_call_freep) HotplugCall *c = userdata;
+
+        c->done(r, e, c->userdata);
+}
+
+int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbDriverDone done, void *userdata,
+                       VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
-        struct json_object *args;
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
+        HotplugCall *c;
         ssize_t i;
         DeviceKind kind;
+        int r;
 
         if (!vm)
                 return -EBUSY;
@@ -523,40 +475,119 @@ int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbErr
                                     "<address type='pci' bus='N' slot='0'/> naming <controller type='pci' "
                                     "model='pcie-root-port' index='N'/>",
                                     alias);
-        args = json_object_new_object();
-        json_object_object_add(args, "id", json_object_new_string(alias));
-        return qemu_vm_command(vm, "ask the guest to release the device", "device_del", args, NULL, reterr);
+        c = hotplug_call_new(q, uuid, NULL, done, userdata);
+        seq = qemu_seq_new(vm);
+        if (!c || !seq) {
+                hotplug_call_free(c);
+                return -ENOMEM;
+        }
+        (void) qemu_seq_add(seq, "ask the guest to release the device", "device_del", id_args("id", "", alias, ""));
+        r = run_call(vm, TAKE_PTR(seq), c, on_detach_asked, reterr);
+        return r < 0 ? r : 0;
 }
 
-/* After the guest released a device: its backend goes too (synchronously, so that when DeviceRemoved is
- * out, the image or the macvtap is free). */
-static void release_backend(QemuVm *vm, const DeviceDef *dev, const char *alias) {
-        _cleanup_free_ char *id = NULL;
-        struct json_object *args;
+/* After the guest released a device: its backend goes too (netdev_del; blockdev-del and the descriptor
+ * sets QEMU holds for it, whose "opaque" names it), then it leaves the live definition and DeviceRemoved
+ * goes out, so that by then the image or the macvtap is free. */
+typedef struct ReleaseCall {
+        QemuDriver *q;
+        char uuid[37];
+        char *alias;
+        size_t idx_fdsets;
+} ReleaseCall;
 
-        if (dev->kind == DEVICE_INTERFACE && qemu_hostdev_is_vfio(dev, NULL) > 0)
-                return; /* a VF: no backend in QEMU (core gives the function back to the host) */
-        if (dev->kind == DEVICE_INTERFACE) {
+static ReleaseCall *release_call_free(ReleaseCall *c) {
+        if (c) {
+                free(c->alias);
+                free(c);
+        }
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(ReleaseCall *, release_call_free);
+
+static void release_finish(ReleaseCall *c, int r, const VbError *e) {
+        const VbDriverEvents *ev = &c->q->drv->cfg.events;
+        QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
+        ssize_t i;
+
+        /* QEMU went away meanwhile (the only failure of a list of optional steps, but for a hung QEMU):
+         * the domain's stop tells the rest. */
+        if (!vm || vm->destroying || (r < 0 && (!e || e->code != VB_ERROR_TIMEOUT)))
+                return;
+        i = live_find(vm, c->alias);
+        if (i < 0)
+                return;
+        if (vm->live->devices[i]->kind == DEVICE_INTERFACE) {
                 _cleanup_(conf_node_freep) ConfNode *n = NULL;
                 const char *lower, *mode, *name;
 
-                if (asprintf(&id, "host%s", alias) < 0)
-                        return;
-                args = json_object_new_object();
-                json_object_object_add(args, "id", json_object_new_string(id));
-                (void) qemu_vm_command(vm, "remove the network backend", "netdev_del", args, NULL, NULL);
-                if (qemu_device_node(dev, &n) >= 0 && qemu_interface_direct(n, &lower, &mode, &name) > 0 && name)
+                if (qemu_device_node(vm->live->devices[i], &n) >= 0 &&
+                    qemu_interface_direct(n, &lower, &mode, &name) > 0 && name)
                         qemu_vm_macvtap_delete(vm, name);
-        } else if (dev->kind == DEVICE_DISK) {
-                blockdev_del(vm, alias, "format");
-                blockdev_del(vm, alias, "storage");
-                fdsets_release(vm, alias);
         }
+        device_def_free(vm->live->devices[i]);
+        memmove(vm->live->devices + i, vm->live->devices + i + 1,
+                (vm->live->n_devices - (size_t) i - 1) * sizeof(DeviceDef *));
+        vm->live->n_devices--;
+        (void) qemu_vm_save(vm);
+        log_debug("Domain %s: device '%s' removed.", vm->uuid, c->alias);
+        if (ev->device_removed)
+                ev->device_removed(ev->userdata, vm->uuid, c->alias);
+}
+
+static void on_sets_removed(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_(release_call_freep) ReleaseCall *c = userdata;
+
+        release_finish(c, r, e);
+}
+
+/* The sets in query-fdsets' answer whose descriptors say they are alias's, 0-terminated (to free). */
+static unsigned *fdsets_of(struct json_object *sets, const char *alias) {
+        size_t len = sets && json_object_is_type(sets, json_type_array) ? json_object_array_length(sets) : 0, n = 0;
+        unsigned *ids = new0(unsigned, len + 1);
+
+        for (size_t i = 0; ids && i < len; i++) {
+                struct json_object *set = json_object_array_get_idx(sets, i), *fds = qemu_json_get(set, "fds");
+                for (size_t k = 0; fds && k < json_object_array_length(fds); k++)
+                        if (streq_ptr(qemu_json_string(json_object_array_get_idx(fds, k), "opaque"), alias)) {
+                                ids[n++] = (unsigned) json_object_get_int(qemu_json_get(set, "fdset-id"));
+                                break;
+                        }
+        }
+        return ids;
+}
+
+static bool set_listed(const unsigned *ids, unsigned id) {
+        for (size_t i = 0; ids && ids[i]; i++)
+                if (ids[i] == id)
+                        return true;
+        return false;
+}
+
+static void on_backend_released(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_(release_call_freep) ReleaseCall *c = userdata;
+        _cleanup_free_ unsigned *sets = NULL;
+        QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
+        QemuSeq *next;
+
+        if (r >= 0 && vm && c->idx_fdsets != SIZE_MAX)
+                sets = fdsets_of(qemu_seq_reply(seq, c->idx_fdsets), c->alias);
+        if (!sets || !sets[0] || !(next = qemu_seq_new(vm))) {
+                release_finish(c, r, e);
+                return;
+        }
+        for (size_t i = 0; sets[i]; i++)
+                (void) qemu_seq_add_optional(next, "remove-fd", fdset_args(sets[i]));
+        if (qemu_seq_run(next, qemu_vm_command_timeout(vm), on_sets_removed, c, NULL) >= 0)
+                TAKE_PTR(c);
+        else
+                release_finish(c, 0, NULL);
 }
 
 void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
-        const VbDriverEvents *ev = &q->drv->cfg.events;
-        _cleanup_free_ char *a = NULL;
+        _cleanup_(release_call_freep) ReleaseCall *c = NULL;
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
+        const DeviceDef *dev;
         ssize_t i;
 
         if (!alias)
@@ -564,95 +595,139 @@ void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
         i = live_find(vm, alias);
         if (i < 0)
                 return;
-        a = strdup(alias); /* alias lives in the event's data */
-        if (!a)
+        dev = vm->live->devices[i];
+        c = new0(ReleaseCall, 1);
+        seq = qemu_seq_new(vm);
+        if (!c || !seq || !(c->alias = strdup(alias)))
                 return;
-        release_backend(vm, vm->live->devices[i], a);
-        device_def_free(vm->live->devices[i]);
-        memmove(vm->live->devices + i, vm->live->devices + i + 1,
-                (vm->live->n_devices - (size_t) i - 1) * sizeof(DeviceDef *));
-        vm->live->n_devices--;
-        (void) qemu_vm_save(vm);
-        log_debug("Domain %s: device '%s' removed.", vm->uuid, a);
-        if (ev->device_removed)
-                ev->device_removed(ev->userdata, vm->uuid, a);
+        c->q = q;
+        snprintf(c->uuid, sizeof c->uuid, "%s", vm->uuid);
+        c->idx_fdsets = SIZE_MAX;
+        if (dev->kind == DEVICE_INTERFACE && qemu_hostdev_is_vfio(dev, NULL) <= 0)
+                (void) qemu_seq_add_optional(seq, "netdev_del", id_args("id", "host", alias, ""));
+        else if (dev->kind == DEVICE_DISK) {
+                (void) qemu_seq_add_optional(seq, "blockdev-del", id_args("node-name", "", alias, "-format"));
+                (void) qemu_seq_add_optional(seq, "blockdev-del", id_args("node-name", "", alias, "-storage"));
+                c->idx_fdsets = qemu_seq_add_optional(seq, "query-fdsets", NULL);
+        }
+        /* A VF has no backend in QEMU (core gives the function back to the host). */
+        if (qemu_seq_n_steps(seq) == 0) {
+                release_finish(c, 0, NULL);
+                return;
+        }
+        if (qemu_seq_run(TAKE_PTR(seq), qemu_vm_command_timeout(vm), on_backend_released, c, NULL) >= 0)
+                TAKE_PTR(c);
+        else
+                release_finish(c, 0, NULL);
 }
 
-static int id_command(QemuVm *vm, const char *what, const char *command, const char *id, bool force,
-                      VbError *reterr) {
-        struct json_object *args = json_object_new_object();
+/* Update --------------------------------------------------------------------------------------------- */
 
-        json_object_object_add(args, "id", json_object_new_string(id));
-        if (force)
-                json_object_object_add(args, "force", json_object_new_boolean(true));
-        return qemu_vm_command(vm, what, command, args, NULL, reterr);
+/* The medium in before: its named nodes from the start and its sets go, before the caller hears that the
+ * change is done (the image is free then). A list of optional steps; 0 if there is none. */
+static int release_old_medium(QemuVm *vm, QemuSeq *seq, HotplugCall *c, QemuSeqDone done) {
+        const char *alias = c->dev->alias;
+        _cleanup_free_ unsigned *old = fdsets_of(qemu_seq_reply(seq, c->idx_fdsets), alias);
+        _cleanup_(qemu_seq_freep) QemuSeq *next = qemu_seq_new(vm);
+
+        if (!next)
+                return 0;
+        (void) qemu_seq_add_optional(next, "blockdev-del", id_args("node-name", "", alias, "-format"));
+        (void) qemu_seq_add_optional(next, "blockdev-del", id_args("node-name", "", alias, "-storage"));
+        for (size_t k = 0; old && old[k]; k++)
+                if (!set_listed(c->new_sets, old[k]))
+                        (void) qemu_seq_add_optional(next, "remove-fd", fdset_args(old[k]));
+        c->idx_fdsets = SIZE_MAX;
+        c->medium_changed = true;
+        return qemu_seq_run(TAKE_PTR(next), qemu_vm_command_timeout(vm), done, c, NULL) >= 0;
 }
 
-static int update_link(QemuVm *vm, const DeviceDef *dev, const ConfNode *n, VbError *reterr) {
+static void on_updated(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_(hotplug_call_freep) HotplugCall *c = userdata;
+        QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
+        ssize_t i = vm ? live_find(vm, c->dev->alias) : -1;
+
+        if (c->medium_changed) {
+                /* Only optional steps after the change itself: it stands whatever they said. */
+                r = 0;
+                e = NULL;
+        }
+        if (r >= 0 && i >= 0 && c->idx_fdsets != SIZE_MAX && release_old_medium(vm, seq, c, on_updated) > 0) {
+                TAKE_PTR(c); /* on_updated again, once they are gone */
+                return;
+        }
+        if (r >= 0 && i >= 0) {
+                /* Keep what QEMU assigned (the address) if the update didn't say. */
+                if (c->dev->address.type == DEVICE_ADDRESS_NONE) {
+                        c->dev->address = vm->live->devices[i]->address;
+                        vm->live->devices[i]->address = (DeviceAddress) { .type = DEVICE_ADDRESS_NONE };
+                }
+                device_def_free(vm->live->devices[i]);
+                vm->live->devices[i] = TAKE_PTR(c->dev);
+                (void) qemu_vm_save(vm);
+        }
+        if (c->done)
+                c->done(r, e, c->userdata);
+}
+
+static int seq_link(HotplugCall *c, QemuSeq *seq, const ConfNode *n) {
         const char *link = qemu_node_attr(n, "link", "state");
         struct json_object *args = json_object_new_object();
 
-        json_object_object_add(args, "name", json_object_new_string(dev->alias));
+        json_object_object_add(args, "name", json_object_new_string(c->dev->alias));
         json_object_object_add(args, "up", json_object_new_boolean(!link || !streq(link, "down")));
-        return qemu_vm_command(vm, "set the link state", "set_link", args, NULL, reterr);
+        (void) qemu_seq_add(seq, "set the link state", "set_link", args);
+        return 0;
 }
 
 /* A cdrom or floppy gets another medium (blockdev-change-medium: tray open, medium out, new one in, tray
- * closed, also when the guest locked it) or none (eject). The named nodes a medium had from the start go
- * too, so that its image is closed. */
-static int update_medium(QemuVm *vm, const DeviceDef *dev, const DeviceDef *old, const ConfNode *n,
-                         const DomainAccess *access, VbError *reterr) {
+ * closed, also when the guest locked it) or none (eject). The named nodes and the sets the medium in had
+ * go once it is out (on_updated). */
+static int seq_medium(QemuVm *vm, HotplugCall *c, QemuSeq *seq, const DeviceDef *old, const ConfNode *n,
+                      const DomainAccess *access, VbError *reterr) {
+        const DeviceDef *dev = c->dev;
         const char *device = qemu_node_attr(n, NULL, "device") ?: "disk";
         const char *source = device_disk_get_source(dev), *format = qemu_node_attr(n, "driver", "type") ?: "raw";
         _cleanup_(qemu_files_done) QemuFiles files = {};
-        _cleanup_free_ unsigned *old_sets = NULL, *new_sets = NULL;
         struct json_object *args;
         int r;
 
         if (!streq(device, "cdrom") && !streq(device, "floppy"))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "Only the medium of a cdrom or floppy can be changed on a running domain");
-        /* The sets of the medium in now go once it is out. */
-        old_sets = fdsets_of(vm, dev->alias);
-        if (source) {
-                r = send_files(vm, dev, access, &files, reterr);
-                if (r < 0)
-                        return r;
-                source = qemu_files_arg_device(&files, 0, source);
-                if (!source)
-                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The new medium was not opened");
-                args = json_object_new_object();
-                json_object_object_add(args, "id", json_object_new_string(dev->alias));
-                json_object_object_add(args, "filename", json_object_new_string(source));
-                json_object_object_add(args, "format", json_object_new_string(format));
-                json_object_object_add(args, "read-only-mode", json_object_new_string("read-only"));
+        if (!source && !device_disk_get_source(old))
+                return 0; /* no medium before or after */
+        c->idx_fdsets = qemu_seq_add_optional(seq, "query-fdsets", NULL);
+        args = json_object_new_object();
+        json_object_object_add(args, "id", json_object_new_string(dev->alias));
+        if (!source) {
                 json_object_object_add(args, "force", json_object_new_boolean(true));
-                r = qemu_vm_command(vm, "change the medium", "blockdev-change-medium", args, NULL, reterr);
-        } else if (device_disk_get_source(old))
-                r = id_command(vm, "eject the medium", "eject", dev->alias, true, reterr);
-        else
-                r = 0;
+                (void) qemu_seq_add(seq, "eject the medium", "eject", args);
+                return 0;
+        }
+        r = seq_send_files(vm, seq, dev, access, &files, &c->new_sets, reterr);
+        if (r >= 0 && !(source = qemu_files_arg_device(&files, 0, source)))
+                r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The new medium was not opened");
         if (r < 0) {
-                /* The new medium's sets: those of the alias that were not there before. */
-                new_sets = new0(unsigned, files.n + 1);
-                for (size_t k = 0, m = 0; new_sets && k < files.n; k++)
-                        if (files.v[k].fdset > 0)
-                                new_sets[m++] = files.v[k].fdset;
-                fdsets_remove(vm, new_sets);
+                json_object_put(args);
                 return r;
         }
-        blockdev_del(vm, dev->alias, "format");
-        blockdev_del(vm, dev->alias, "storage");
-        fdsets_remove(vm, old_sets);
+        json_object_object_add(args, "filename", json_object_new_string(source));
+        json_object_object_add(args, "format", json_object_new_string(format));
+        json_object_object_add(args, "read-only-mode", json_object_new_string("read-only"));
+        json_object_object_add(args, "force", json_object_new_boolean(true));
+        (void) qemu_seq_add(seq, "change the medium", "blockdev-change-medium", args);
         return 0;
 }
 
 int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
-                       VbError *reterr) {
+                       VbDriverDone done, void *userdata, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        _cleanup_(hotplug_call_freep) HotplugCall *c = NULL;
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        _cleanup_(device_def_freep) DeviceDef *copy = NULL;
+        DeviceDef *copy = NULL;
         ssize_t i;
         int r;
 
@@ -662,30 +737,34 @@ int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
         if (i < 0)
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "Domain %s has no device '%s'", uuid,
                                     strempty(dev->alias));
+        /* The live definition gets what the secure format keeps (as it shows it). */
         r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
         if (r < 0)
                 return r;
+        c = hotplug_call_new(q, uuid, NULL, done, userdata);
+        seq = qemu_seq_new(vm);
+        if (!c || !seq)
+                return -ENOMEM;
+        r = device_def_parse_node(conf_node_copy(n), &copy, NULL);
+        if (r < 0)
+                return r;
+        c->dev = copy;
         if (dev->kind == DEVICE_INTERFACE)
-                r = update_link(vm, dev, n, reterr);
+                r = seq_link(c, seq, n);
         else if (dev->kind == DEVICE_DISK)
-                r = update_medium(vm, dev, vm->live->devices[i], n, access, reterr);
+                r = seq_medium(vm, c, seq, vm->live->devices[i], n, access, reterr);
         else
                 r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                  "The qemu driver can change an interface's link state and a cdrom's or floppy's "
                                  "medium in place, not a '%s'", device_def_kind_name(dev));
         if (r < 0)
                 return r;
-        r = device_def_parse_node(TAKE_PTR(n), &copy, NULL);
-        if (r < 0)
-                return r;
-        /* Keep what QEMU assigned (the address) if the update didn't say. */
-        if (copy->address.type == DEVICE_ADDRESS_NONE) {
-                copy->address = vm->live->devices[i]->address;
-                vm->live->devices[i]->address = (DeviceAddress) { .type = DEVICE_ADDRESS_NONE };
+        if (qemu_seq_n_steps(seq) == 0) {
+                /* Nothing for QEMU to do (an empty drive stays empty): done now, nobody to call back. */
+                c->done = NULL;
+                on_updated(NULL, 0, NULL, TAKE_PTR(c));
+                return 1;
         }
-        device_def_free(vm->live->devices[i]);
-        vm->live->devices[i] = TAKE_PTR(copy);
-        (void) qemu_vm_save(vm);
-        return 0;
+        r = run_call(vm, TAKE_PTR(seq), TAKE_PTR(c), on_updated, reterr);
+        return r < 0 ? r : 0;
 }
-

@@ -16,6 +16,8 @@ typedef struct QemuSeqStep {
         int fd;
         bool optional;
         struct json_object *reply;
+        char *undo_command; /* sent when a later step fails (or this one gets no answer in time) */
+        struct json_object *undo_args;
 } QemuSeqStep;
 
 struct QemuSeq {
@@ -62,6 +64,8 @@ QemuSeq *qemu_seq_free(QemuSeq *seq) {
                 free(s->command);
                 json_object_put(s->args);
                 json_object_put(s->reply);
+                free(s->undo_command);
+                json_object_put(s->undo_args);
                 if (s->fd >= 0)
                         close(s->fd);
         }
@@ -117,6 +121,40 @@ struct json_object *qemu_seq_reply(const QemuSeq *seq, size_t i) {
         return i < seq->n_steps ? seq->steps[i].reply : NULL;
 }
 
+void qemu_seq_set_undo(QemuSeq *seq, size_t i, const char *command, struct json_object *args) {
+        QemuSeqStep *s;
+
+        if (i >= seq->n_steps) {
+                json_object_put(args);
+                return;
+        }
+        s = &seq->steps[i];
+        free(s->undo_command);
+        json_object_put(s->undo_args);
+        s->undo_command = strdup(command);
+        s->undo_args = args;
+        if (!s->undo_command)
+                seq->oom = true;
+}
+
+/* The list failed at step failed: what the steps before it did is undone, last first (and failed's own,
+ * when it got no answer: QEMU may still carry it out, and would then carry out its undo after it). Sent
+ * without waiting for the answers: QMP takes them in order. */
+static void undo_steps(QemuSeq *seq, size_t failed, bool failed_too) {
+        for (size_t i = failed + (failed_too ? 1 : 0); i-- > 0;) {
+                QemuSeqStep *s = &seq->steps[i];
+                int r;
+
+                if (!s->undo_command || (s->optional && i != failed))
+                        continue;
+                log_debug("Domain %s: undoing %s: %s.", seq->vm->uuid, s->command, s->undo_command);
+                r = qemu_monitor_call(seq->vm->mon, s->undo_command, TAKE_PTR(s->undo_args), NULL, NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Domain %s: failed to send %s to undo %s, ignoring: %m", seq->vm->uuid,
+                                          s->undo_command, s->command);
+        }
+}
+
 /* Ends the list: done once, then the list is freed. */
 static void finish(QemuSeq *seq, int r, const VbError *e) {
         QemuSeqDone done = seq->done;
@@ -140,6 +178,9 @@ static void fail(QemuSeq *seq, VbErrorCode code, const char *format, ...) {
         va_list ap;
         int r;
 
+        /* Still connected (not qemu_seq_abort_all): what was done is undone. */
+        if (seq->vm && seq->vm->mon && qemu_monitor_is_open(seq->vm->mon) && seq->next > 0)
+                undo_steps(seq, seq->next - 1, code == VB_ERROR_TIMEOUT);
         va_start(ap, format);
         if (vasprintf(&msg, format, ap) < 0)
                 msg = NULL;

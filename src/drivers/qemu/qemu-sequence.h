@@ -36,6 +36,11 @@ size_t qemu_seq_n_steps(const QemuSeq *seq);
 /* The "return" member of step i's answer (NULL: none, or it failed). Valid until the seq is freed. */
 struct json_object *qemu_seq_reply(const QemuSeq *seq, size_t i);
 
+/* The command (args taken) that undoes step i: when a later step fails, or step i itself gets no answer
+ * in time, the undos of the steps done go out, last first, without waiting for their answers (netdev_del
+ * after netdev_add, remove-fd after add-fd...). Not when QEMU went away. */
+void qemu_seq_set_undo(QemuSeq *seq, size_t i, const char *command, struct json_object *args);
+
 /* Starts sending (takes seq). 0: done(userdata) follows; < 0 with reterr: nothing was sent, seq is freed
  * and done is not called. */
 int qemu_seq_run(QemuSeq *seq, uint64_t timeout_usec, QemuSeqDone done, void *userdata, VbError *reterr);

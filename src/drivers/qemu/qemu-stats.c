@@ -9,6 +9,7 @@
 
 #include "conf/device-conf.h"
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-sequence.h"
 #include "host/netlink-net.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -409,23 +410,52 @@ void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer) {
         }
 }
 
-int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbError *reterr) {
+/* A balloon target on its way to QEMU. */
+typedef struct BalloonCall {
+        QemuDriver *q;
+        char uuid[37];
+        uint64_t kib;
+        VbDriverDone done;
+        void *userdata;
+} BalloonCall;
+
+static void on_balloon_set(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        _cleanup_free_ BalloonCall *c = userdata;
+        QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
+
+        if (r >= 0 && vm) {
+                vm->live->current_memory_kib = c->kib;
+                vm->live->serial = domain_def_new_serial();
+                (void) qemu_vm_save(vm);
+        }
+        c->done(r, e, c->userdata);
+}
+
+int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbDriverDone done, void *userdata,
+                    VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
+        _cleanup_free_ BalloonCall *c = NULL;
         struct json_object *args;
         int r;
 
         if (!vm)
                 return -EBUSY;
+        c = new0(BalloonCall, 1);
+        seq = qemu_seq_new(vm);
         args = json_object_new_object();
-        if (!args)
+        if (!c || !seq || !args) {
+                json_object_put(args);
                 return -ENOMEM;
+        }
+        *c = (BalloonCall) { .q = q, .kib = kib, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
         json_object_object_add(args, "value", json_object_new_uint64(kib * 1024));
-        r = qemu_vm_command(vm, "set the memory balloon", "balloon", args, NULL, reterr);
+        (void) qemu_seq_add(seq, "set the memory balloon", "balloon", args);
+        r = qemu_seq_run(TAKE_PTR(seq), qemu_vm_command_timeout(vm), on_balloon_set, c, reterr);
         if (r < 0)
                 return r;
-        vm->live->current_memory_kib = kib;
-        vm->live->serial = domain_def_new_serial();
-        (void) qemu_vm_save(vm);
+        TAKE_PTR(c);
         return 0;
 }
