@@ -368,20 +368,7 @@ static int begin_manage(BusServer *s, sd_bus_message *m, Domain *d, uint64_t all
                                     ret_flags, error);
 }
 
-typedef int (*ManagerDomainOp)(Manager *m, Domain *d, VbError *reterr);
 typedef int (*ManagerDomainAsyncOp)(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
-
-static int run_simple(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainOp op) {
-        BusServer *s = server_of(d);
-        VbError e = VB_ERROR_NULL;
-        int r;
-
-        r = begin_manage(s, m, d, 0, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = op(s->manager, d, &e);
-        return bus_reply_done(m, r, &e, error);
-}
 
 /* The reply of an operation that may wait for the hypervisor: now (r != 0), or from done (0), which
  * takes the reference on m given to op. */
@@ -554,7 +541,8 @@ static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 }
 
 static int method_destroy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_simple(m, userdata, error, manager_domain_destroy);
+        /* Answered once the hypervisor ended (QEMU: SIGTERM, then SIGKILL from a timer). */
+        return run_async(m, userdata, error, manager_domain_destroy_async);
 }
 
 static int method_suspend(sd_bus_message *m, void *userdata, sd_bus_error *error) {

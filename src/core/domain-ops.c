@@ -148,7 +148,7 @@ static int op_new(Manager *m, Domain *d, const char *what, DomainWaitDone done, 
 static void op_finish(DomainOp *op, int r, const VbError *e) {
         Domain *d = op->d;
 
-        if (d)
+        if (d && d->op == op)
                 d->op = NULL;
         if (r < 0 && !op->done)
                 log_warning("Failed %s domain '%s': %s", op->what, d ? d->name : "(gone)",
@@ -231,7 +231,7 @@ static void on_start_done(int r, const VbError *e, VbDriverDomainInfo *info, voi
         if (op->create) {
                 r = manager_add_domain(op->m, d);
                 if (r < 0) {
-                        (void) DRIVER_OP(op->m, domain_destroy)(op->m->driver, d->uuid, NULL);
+                        (void) DRIVER_OP(op->m, domain_destroy)(op->m->driver, d->uuid, NULL, NULL, NULL);
                         start_release(op->m, d->uuid, d->name);
                         r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Failed to add domain '%s': %s", d->name,
                                          strerror(-r));
@@ -367,7 +367,7 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
         }
         r = manager_add_domain(m, d);
         if (r < 0) {
-                (void) DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, NULL);
+                (void) DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, NULL, NULL, NULL);
                 start_release(m, d->uuid, d->name);
                 domain_free(d);
                 return r;
@@ -387,31 +387,76 @@ int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done
         return start_def(m, d, d->config, paused, false, done, userdata, reterr);
 }
 
-int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr) {
+/* Destroy's checks: 1 when there is nothing for the driver to do (done now), 0 to go on. */
+static int destroy_check(Manager *m, Domain *d, VbError *reterr) {
         int r;
 
         /* Destroy ends whatever the hypervisor is asked meanwhile (its caller hears so), but a start is
-         * left to finish: what it took is given back by the start itself. */
-        if (d->op && streq(d->op->what, "starting")) {
+         * left to finish: what it took is given back by the start itself; and one Destroy is enough. */
+        if (d->op && (streq(d->op->what, "starting") || streq(d->op->what, "being destroyed"))) {
                 r = domain_check_idle(d, reterr);
                 if (r < 0)
                         return r;
         }
         if (d->state == DOMAIN_CRASHED) {
                 domain_stopped(d, DOMAIN_STOP_DESTROYED);
-                return 0;
+                return 1;
         }
         r = require_running(d, reterr);
         if (r < 0)
                 return r;
         if (!DRIVER_OP(m, domain_destroy))
                 return vb_driver_not_supported(m->driver, "destroying domains", reterr);
-        r = DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, reterr);
-        if (r < 0)
-                return r;
+        return 0;
+}
+
+static void destroy_commit(Domain *d) {
         log_info("Domain '%s' destroyed.", d->name);
         domain_stopped(d, DOMAIN_STOP_DESTROYED);
+}
+
+int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr) {
+        int r;
+
+        r = destroy_check(m, d, reterr);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, NULL, NULL, reterr);
+        if (r < 0)
+                return r;
+        destroy_commit(d);
         return 0;
+}
+
+static void on_destroyed(int r, const VbError *e, void *userdata) {
+        DomainOp *op = userdata;
+
+        if (r >= 0 && op->d)
+                destroy_commit(op->d); /* may free the domain (transient): op->d is NULL then */
+        op_finish(op, r, e);
+}
+
+int manager_domain_destroy_async(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr) {
+        DomainOp *op = NULL;
+        int r;
+
+        r = destroy_check(m, d, reterr);
+        if (r != 0)
+                return r;
+        /* Held from now on ("busy being destroyed"); an operation in flight ends with the hypervisor. */
+        r = op_new(m, d, "being destroyed", done, userdata, &op);
+        if (r < 0)
+                return r;
+        r = DRIVER_OP(m, domain_destroy)(m->driver, d->uuid, on_destroyed, op, reterr);
+        if (r == 0)
+                return 0;
+        if (d->op == op)
+                d->op = NULL;
+        free(op);
+        if (r < 0)
+                return r;
+        destroy_commit(d);
+        return 1;
 }
 
 /* Lifecycle requests that only need the domain in one of the given states; the driver reports the

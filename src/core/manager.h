@@ -139,6 +139,9 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
  * flight (its caller hears why), unless it is a start. */
 int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);
+/* The same for a caller who can wait: 1 when done now, 0 when done(d) follows once the hypervisor ended
+ * (the domain is busy "being destroyed" meanwhile), < 0 when it failed. */
+int manager_domain_destroy_async(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 /* Asks the guest to power off; domain_wait_for_stop() waits for it. */
 int manager_domain_shutdown(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_reboot(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);

@@ -151,7 +151,10 @@ typedef struct VbDriverOps {
          * domain_stopped event follows). */
         int (*domain_start)(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
                             VbDriverStartDone done, void *userdata, VbDriverDomainInfo *ret, VbError *reterr);
-        int (*domain_destroy)(VbDriver *drv, const char *uuid, VbError *reterr);
+        /* Ends the domain's hypervisor at once (no guest cooperation). With done NULL it waits for it to
+         * end (bounded; for core's own clean-ups); else 1 when it ended now, 0 when done follows once it
+         * did (QEMU: SIGTERM, SIGKILL after a grace, from a timer), < 0 when it failed. */
+        int (*domain_destroy)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
         int (*domain_shutdown)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
         int (*domain_reboot)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
         int (*domain_reset)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);

@@ -33,6 +33,17 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr) {
         else if (vm->start) {
                 vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is still starting", uuid);
                 vm = NULL;
+        } else if (vm->destroying) {
+                vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is being destroyed", uuid);
+                vm = NULL;
+        } else if (vm->connecting) {
+                vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain %s is busy: virtbusd is still connecting to its "
+                             "QEMU (found again at start-up); try again shortly", uuid);
+                vm = NULL;
+        } else if (vm->connect_error) {
+                vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Domain %s: its QEMU did not answer when virtbusd "
+                             "started (%s); only Destroy works on it", uuid, vm->connect_error);
+                vm = NULL;
         }
         return vm;
 }
@@ -161,6 +172,25 @@ static const char *find_emulator(void) {
         return NULL;
 }
 
+/* A QEMU found again at start-up answered (or did not): its state as QEMU tells it, what the guest did
+ * meanwhile, and devices a hot-plug cut short left behind. */
+static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals,
+                             void *userdata) {
+        QemuDriver *q = userdata;
+
+        if (r < 0) {
+                log_warning("Failed to reconnect to QEMU process %d of domain %s: %s; calls to it fail until it is "
+                            "destroyed.", (int) vm->pid, vm->uuid, strempty(error));
+                return;
+        }
+        log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid, domain_def_get_name(vm->live));
+        notify_state(q, vm, state);
+        qemu_hotplug_reconcile(q, vm, peripherals);
+        /* The guest powered off or crashed while we were away: do now what we would have done. */
+        if (vm->shutdown_seen || vm->crashed)
+                vm_lifecycle(q, vm, vm->crashed ? DOMAIN_LIFECYCLE_ON_CRASH : DOMAIN_LIFECYCLE_ON_POWEROFF);
+}
+
 static void reconnect_all(QemuDriver *q) {
         _cleanup_(closedirp) DIR *d = opendir(q->vm_cfg.runtime_dir);
         struct dirent *de;
@@ -176,7 +206,8 @@ static void reconnect_all(QemuDriver *q) {
                 if (n != 36 + 6 || !streq(de->d_name + 36, ".state"))
                         continue;
                 snprintf(uuid, sizeof uuid, "%.36s", de->d_name);
-                r = qemu_vm_reconnect(&q->vm_cfg, uuid, &vm);
+                /* Listed at once as it was; its monitor connects in the background (on_vm_reconnected). */
+                r = qemu_vm_reconnect(&q->vm_cfg, uuid, on_vm_reconnected, q, &vm);
                 if (r == -ESRCH) {
                         log_info("QEMU of domain %s is gone.", uuid);
                         continue;
@@ -191,11 +222,6 @@ static void reconnect_all(QemuDriver *q) {
                 }
                 if (vm->id >= q->next_id)
                         q->next_id = vm->id + 1;
-                log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid,
-                         domain_def_get_name(vm->live));
-                /* The guest powered off or crashed while we were away: do now what we would have done. */
-                if (vm->shutdown_seen || vm->crashed)
-                        vm_lifecycle(q, vm, vm->crashed ? DOMAIN_LIFECYCLE_ON_CRASH : DOMAIN_LIFECYCLE_ON_POWEROFF);
         }
 }
 
@@ -420,18 +446,61 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         return 0;
 }
 
-static int qemu_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
+/* A Destroy waiting for QEMU to end. */
+typedef struct DestroyCall {
+        QemuDriver *q;
+        VbDriverOpDone done;
+        void *userdata;
+} DestroyCall;
+
+static int destroy_failed(QemuVm *vm, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "QEMU process %d of domain %s did not end even on SIGKILL",
+                            (int) vm->pid, vm->uuid);
+}
+
+static void on_vm_gone(QemuVm *vm, int r, void *userdata) {
+        _cleanup_free_ DestroyCall *c = userdata;
+        VbError e = VB_ERROR_NULL;
+
+        if (r < 0)
+                r = destroy_failed(vm, &e);
+        else
+                vm_forget(c->q, vm);
+        c->done(r, r < 0 ? &e : NULL, c->userdata);
+        vb_error_free(&e);
+}
+
+static int qemu_destroy(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         QemuDriver *q = priv(drv);
-        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        QemuVm *vm = hashmap_get(q->vms, uuid);
+        _cleanup_free_ DestroyCall *c = NULL;
         int r;
 
-        if (!vm)
+        /* Also one whose monitor is connecting or did not answer at start-up: it ends by its pid. */
+        if (!vm || vm->start || vm->destroying) {
+                (void) qemu_driver_find_vm(q, uuid, reterr);
                 return -EBUSY;
-        r = qemu_vm_terminate(vm);
+        }
+        if (!done) {
+                /* The caller cannot wait (core ending a domain on its own): a bounded wait. */
+                if (qemu_vm_terminate(vm) < 0)
+                        return destroy_failed(vm, reterr);
+                vm_forget(q, vm);
+                return 1;
+        }
+        c = new0(DestroyCall, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (DestroyCall) { .q = q, .done = done, .userdata = userdata };
+        /* SIGTERM now, SIGKILL after the grace from a timer: the loop never waits for QEMU to end. */
+        r = qemu_vm_terminate_async(vm, on_vm_gone, c);
         if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
-                                    "QEMU process %d of domain %s did not end even on SIGKILL", (int) vm->pid, uuid);
-        vm_forget(q, vm);
+                return destroy_failed(vm, reterr);
+        if (r > 0) {
+                vm_forget(q, vm);
+                return 1;
+        }
+        TAKE_PTR(c);
         return 0;
 }
 

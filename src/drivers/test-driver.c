@@ -326,14 +326,14 @@ static int test_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         return 1;
 }
 
-static int test_destroy(VbDriver *drv, const char *uuid, VbError *reterr) {
+static int test_destroy(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
 
         if (!g)
                 return -EBUSY;
         guest_forget(t, g);
-        return 0;
+        return 1;
 }
 
 static void guest_set_state(TestDriver *t, TestGuest *g, DomainState state) {

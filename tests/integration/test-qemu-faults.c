@@ -3,6 +3,7 @@
  * SIGSTOP or killed with SIGKILL while a call waits for it. No timing is asserted: while the call to the
  * hung domain is pending, the manager and another domain answer (the order of the answers shows it), and
  * the hung call ends with Timeout after virtbusd's own bound ($VIRTBUS_QEMU_TIMEOUT_MS, set here). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -154,6 +155,126 @@ static void test_hung(void **state) {
         harness_domain_call(bus, other, "Destroy");
 }
 
+/* A domain with a NIC to detach and a balloon. */
+static char *pluggable_xml(const char *name) {
+        char *x;
+        assert_true(asprintf(&x,
+                             "<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>"
+                             "<devices><interface type='user'><mac address='52:54:00:fa:00:01'/>"
+                             "<model type='virtio'/></interface><memballoon model='virtio'/></devices></domain>",
+                             name) >= 0);
+        return x;
+}
+
+#define NIC_NEW "<interface type='user'><mac address='52:54:00:fa:00:02'/><model type='virtio'/></interface>"
+#define NIC_OLD "<interface type='user'><mac address='52:54:00:fa:00:01'/><model type='virtio'/></interface>"
+
+/* A call with a string (or a number) and flags, made without waiting. */
+static sd_bus_slot *call_later_st(sd_bus *bus, const char *path, const char *method, const char *s, Pending *p) {
+        sd_bus_slot *slot = NULL;
+
+        *p = (Pending) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, path, D, method, on_reply, p, "st", s,
+                                                  UINT64_C(0)),
+                         1);
+        return slot;
+}
+
+static sd_bus_slot *call_later_tt(sd_bus *bus, const char *path, const char *method, uint64_t v, Pending *p) {
+        sd_bus_slot *slot = NULL;
+
+        *p = (Pending) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, path, D, method, on_reply, p, "tt", v,
+                                                  UINT64_C(0)),
+                         1);
+        return slot;
+}
+
+static void assert_timeout(sd_bus *bus, Pending *p, const char *part) {
+        wait_for(bus, p);
+        if (!p->error_name)
+                fail_msg("the call succeeded, Timeout expected");
+        if (!streq(p->error_name, ERR("Timeout")) || !strstr(p->error_message, part))
+                fail_msg("expected Timeout with '%s', got %s: %s", part, p->error_name, p->error_message);
+        pending_done(p);
+}
+
+static uint64_t memory_of(sd_bus *bus, const char *path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        if (sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, "CurrentMemoryKiB", &e, 't', &v) < 0)
+                fail_msg("CurrentMemoryKiB: %s", e.message);
+        return v;
+}
+
+static bool live_has(sd_bus *bus, const char *path, const char *part) {
+        _cleanup_free_ char *xml = harness_domain_xml(bus, path, 0);
+        return strstr(xml, part);
+}
+
+/* Hot-plug and the balloon of a hung QEMU: each call ends in Timeout, nothing changes, and another domain's
+ * hot-plug, the manager and reads of the hung domain are answered meanwhile (the order shows it). */
+static void test_hung_hotplug(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = pluggable_xml("hungplug"), *other_xml = pluggable_xml("plugwell");
+        _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        uint64_t memory;
+        Pending p;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        harness_domain_call(bus, other, "Start");
+        memory = memory_of(bus, path);
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+
+        /* AttachDevice. */
+        slot = call_later_st(bus, path, "AttachDevice", NIC_NEW, &p);
+        sd_bus_message_unref(harness_call_ok(bus, other, D, "AttachDevice", "st", NIC_NEW, UINT64_C(0)));
+        assert_true(live_has(bus, other, "52:54:00:fa:00:02"));
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        assert_false(live_has(bus, path, "52:54:00:fa:00:02"));
+        harness_call_fails(bus, ERR("InvalidState"), "busy attaching a device", path, D, "SetMemory", "tt",
+                           UINT64_C(32768), UINT64_C(0));
+        drain(bus);
+        assert_false(p.done); /* all of that while the AttachDevice still waited */
+        assert_timeout(bus, &p, "QEMU did not answer");
+        assert_false(live_has(bus, path, "52:54:00:fa:00:02"));
+
+        /* DetachDevice: the device stays listed. */
+        sd_bus_slot_unref(slot);
+        slot = call_later_st(bus, path, "DetachDevice", NIC_OLD, &p);
+        harness_domain_call(bus, other, "Suspend");
+        harness_domain_call(bus, other, "Resume");
+        assert_true(live_has(bus, path, "52:54:00:fa:00:01"));
+        drain(bus);
+        assert_false(p.done);
+        assert_timeout(bus, &p, "release");
+        assert_true(live_has(bus, path, "52:54:00:fa:00:01"));
+
+        /* SetMemory: the balloon's target stays. */
+        sd_bus_slot_unref(slot);
+        slot = call_later_tt(bus, path, "SetMemory", memory / 2, &p);
+        sd_bus_message_unref(harness_call_ok(bus, other, D, "SetMemory", "tt", memory / 2, UINT64_C(0)));
+        assert_int_equal(memory_of(bus, other), memory / 2);
+        harness_call_fails(bus, ERR("InvalidState"), "busy setting the memory", path, D, "AttachDevice", "st", NIC_NEW,
+                           UINT64_C(0));
+        drain(bus);
+        assert_false(p.done);
+        assert_timeout(bus, &p, "Failed to set the memory balloon: QEMU did not answer");
+        assert_int_equal(memory_of(bus, path), memory);
+
+        /* Destroy of the hung QEMU is answered once it is gone. */
+        harness_domain_call(bus, path, "Destroy");
+        assert_string_equal(state_of(h, path), "shutoff");
+        assert_int_equal(kill(pid, 0) < 0 ? errno : 0, ESRCH);
+        harness_domain_call(bus, other, "Destroy");
+}
+
 /* A QEMU that dies while a call waits for it: the call fails, the domain is shut off as failed. */
 static void test_dies_mid_call(void **state) {
         Harness *h = *state;
@@ -215,6 +336,7 @@ static void test_dies_starting(void **state) {
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_hung_hotplug, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
         };

@@ -43,6 +43,10 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr);
 /* A DEVICE_DELETED event for the device with this id (NULL: a sub-object, ignored). */
 void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *device);
 
+/* A QEMU found again at start-up: devices of QEMU's /machine/peripheral (qom-list's answer) that a
+ * hot-plug cut short by a stop of virtbusd left out of the live definition are removed (qemu-hotplug.c). */
+void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals);
+
 /* The hotplug ops (qemu-hotplug.c). */
 int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,
                        VbDriverDone done, void *userdata, VbError *reterr);

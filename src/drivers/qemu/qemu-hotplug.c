@@ -768,3 +768,39 @@ int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
         r = run_call(vm, TAKE_PTR(seq), TAKE_PTR(c), on_updated, reterr);
         return r < 0 ? r : 0;
 }
+
+/* Reconciliation at start-up ----------------------------------------------------------------------- */
+
+/* Whether QEMU's type of a peripheral ("child<virtio-net-pci>") is a NIC the qemu driver plugs in. */
+static bool is_nic_type(const char *type) {
+        static const char * const nics[] = { "virtio-net-pci", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet" };
+        size_t n;
+
+        if (!type || strncmp(type, "child<", 6) != 0)
+                return false;
+        type += 6;
+        n = strcspn(type, ">");
+        for (size_t i = 0; i < ELEMENTSOF(nics); i++)
+                if (strlen(nics[i]) == n && strncmp(type, nics[i], n) == 0)
+                        return true;
+        return false;
+}
+
+void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals) {
+        size_t len = peripherals && json_object_is_type(peripherals, json_type_array) ?
+                json_object_array_length(peripherals) : 0;
+
+        for (size_t i = 0; i < len; i++) {
+                struct json_object *p = json_object_array_get_idx(peripherals, i);
+                const char *name = qemu_json_string(p, "name");
+
+                if (!name || !is_nic_type(qemu_json_string(p, "type")) || live_find(vm, name) >= 0)
+                        continue;
+                /* A NIC added by a hot-plug that virtbusd did not see through (stopped between QEMU's
+                 * answer and the live record): not the domain's, so it goes, with its backend (and so
+                 * its tap). The guest is asked; its DEVICE_DELETED then finds nothing to do. */
+                log_notice("Domain %s: removing NIC '%s', which a hot-plug cut short left in QEMU.", vm->uuid, name);
+                (void) qemu_monitor_call(vm->mon, "device_del", id_args("id", "", name, ""), NULL, NULL);
+                (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", name, ""), NULL, NULL);
+        }
+}

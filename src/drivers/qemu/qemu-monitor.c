@@ -416,11 +416,6 @@ static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watc
 
 int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
                            uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
-        return qemu_monitor_call_sync_fd(mon, command, args, -1, timeout_usec, ret, ret_error);
-}
-
-int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
-                              uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
         struct json_object *reply = NULL;
         const char *err;
         uint64_t id;
@@ -431,7 +426,7 @@ int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json
                 return -ECONNRESET;
         }
         id = ++mon->next_id;
-        r = send_command(mon, command, args, id, fd);
+        r = send_command(mon, command, args, id, -1);
         if (r < 0)
                 return r;
         r = wait_reply(mon, id, now_usec() + timeout_usec, -1, &reply);

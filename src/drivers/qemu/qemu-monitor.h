@@ -12,8 +12,7 @@
  * (connect, greeting, qmp_capabilities, bounded by a timeout) and qemu_monitor_call[_fd] (the reply to a
  * callback; qemu/qemu-sequence.h runs a list of commands with a bounded total time). The synchronous
  * forms (qemu_monitor_open, qemu_monitor_call_sync, bounded polls) are for threads that may block: the
- * capability probe in its worker thread, and, until they are converted, hot-plug, the balloon, consoles
- * and reconnection at start-up (each wait bounded).
+ * capability probe in its worker thread, on its own short-lived QEMU. Nothing on the event loop uses them.
  * Events are dispatched from the event loop, in order, never from inside a synchronous call. */
 typedef struct QemuMonitor QemuMonitor;
 
@@ -69,10 +68,6 @@ void qemu_monitor_cancel(QemuMonitor *mon, uint64_t id);
  * refused; -ETIMEDOUT, -ECONNRESET. */
 int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
                            uint64_t timeout_usec, struct json_object **ret, char **ret_error);
-
-/* The same, passing fd along (SCM_RIGHTS), for getfd / add-fd. */
-int qemu_monitor_call_sync_fd(QemuMonitor *mon, const char *command, struct json_object *args, int fd,
-                              uint64_t timeout_usec, struct json_object **ret, char **ret_error);
 
 /* The socket connection is still up. */
 bool qemu_monitor_is_open(const QemuMonitor *mon);

@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/random.h>
@@ -27,6 +28,8 @@
 #include "util/strbuf.h"
 
 #define QEMU_TERM_GRACE_USEC (1000 * 1000ULL)
+/* After SIGKILL: how long the kernel may take to end it before we say it did not. */
+#define QEMU_KILL_WAIT_USEC (5 * 1000 * 1000ULL)
 
 static int vm_path(const QemuVm *vm, const char *suffix, char **ret) {
         return asprintf(ret, "%s/%s.%s", vm->cfg.runtime_dir, vm->uuid, suffix) < 0 ? -ENOMEM : 0;
@@ -37,7 +40,10 @@ static void vm_start_free(QemuVmStart *st);
 QemuVm *qemu_vm_free(QemuVm *vm) {
         if (!vm)
                 return NULL;
+        vm->destroying = true; /* nothing is carried on from the callbacks below */
         sd_event_source_disable_unref(vm->pid_source);
+        sd_event_source_disable_unref(vm->kill_timer);
+        free(vm->connect_error);
         /* Whoever waits for its commands hears that it went away. */
         qemu_seq_abort_all(vm, "the domain stopped");
         vm_start_free(vm->start);
@@ -213,7 +219,8 @@ int qemu_vm_save(QemuVm *vm) {
         r = write_runtime_file(xml_path, xml);
         if (r < 0)
                 return r;
-        if (asprintf(&state, "pid=%d\nstart_time=%" PRIu64 "\nid=%u\n", (int) vm->pid, vm->start_time, vm->id) < 0)
+        if (asprintf(&state, "pid=%d\nstart_time=%" PRIu64 "\nid=%u\npaused=%d\n", (int) vm->pid, vm->start_time,
+                     vm->id, vm->state == DOMAIN_PAUSED) < 0)
                 return -ENOMEM;
         return write_runtime_file(state_path, state);
 }
@@ -244,25 +251,6 @@ char *qemu_vm_log_tail(const char *log_path, long offset) {
         if (*p)
                 line = strdup(p);
         return line;
-}
-
-int qemu_vm_command(QemuVm *vm, const char *what, const char *command, struct json_object *args,
-                    struct json_object **ret, VbError *reterr) {
-        _cleanup_free_ char *err = NULL;
-        int r;
-
-        if (!vm->mon) {
-                json_object_put(args);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: no connection to QEMU", what);
-        }
-        r = qemu_monitor_call_sync(vm->mon, command, args, QEMU_COMMAND_TIMEOUT_USEC, ret, &err);
-        if (r == -EIO)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what, err);
-        if (r == -ETIMEDOUT)
-                return vb_error_set(reterr, VB_ERROR_TIMEOUT, "Failed to %s: QEMU did not answer in time", what);
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to %s: %s", what, strerror(-r));
-        return 0;
 }
 
 static void on_monitor_event(QemuMonitor *mon, const char *name, struct json_object *data, void *userdata) {
@@ -297,16 +285,6 @@ static int watch_process(QemuVm *vm) {
                 return vm->pidfd;
         r = sd_event_add_io(vm->cfg.event, &vm->pid_source, vm->pidfd, EPOLLIN, on_pidfd, vm);
         return r;
-}
-
-static int open_monitor(QemuVm *vm, char **ret_error) {
-        static const QemuMonitorCallbacks cb = { .event = on_monitor_event, .closed = on_monitor_closed };
-        _cleanup_free_ char *path = NULL;
-
-        if (vm_path(vm, "sock", &path) < 0)
-                return -ENOMEM;
-        return qemu_monitor_open(vm->cfg.event, path, vm->pidfd, QEMU_MONITOR_TIMEOUT_USEC, &cb, vm, &vm->mon,
-                                 ret_error);
 }
 
 /* Appends our note about this start to the log; returns the offset where QEMU's output begins. */
@@ -840,9 +818,10 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAcc
         return 0;
 }
 
-static int read_state(const char *path, pid_t *ret_pid, uint64_t *ret_start, unsigned *ret_id) {
+static int read_state(const char *path, pid_t *ret_pid, uint64_t *ret_start, unsigned *ret_id,
+                      DomainState *ret_state) {
         _cleanup_free_ char *s = NULL;
-        int pid = 0;
+        int pid = 0, paused = 0;
         unsigned long long start = 0;
         unsigned id = 0;
         int r;
@@ -850,11 +829,13 @@ static int read_state(const char *path, pid_t *ret_pid, uint64_t *ret_start, uns
         r = read_full_file(path, 0, &s, NULL);
         if (r < 0)
                 return r;
-        if (sscanf(s, "pid=%d\nstart_time=%llu\nid=%u", &pid, &start, &id) != 3 || pid <= 1)
+        /* paused= came later: a file without it says running. */
+        if (sscanf(s, "pid=%d\nstart_time=%llu\nid=%u\npaused=%d", &pid, &start, &id, &paused) < 3 || pid <= 1)
                 return -EBADMSG;
         *ret_pid = pid;
         *ret_start = start;
         *ret_id = id;
+        *ret_state = paused ? DOMAIN_PAUSED : DOMAIN_RUNNING;
         return 0;
 }
 
@@ -880,19 +861,98 @@ static int remember_macvtaps(QemuVm *vm) {
         return 0;
 }
 
-int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret) {
-        _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
-        _cleanup_free_ char *state_path = NULL, *xml_path = NULL, *xml = NULL, *err = NULL;
-        struct json_object *status = NULL;
+enum { RECONNECT_STATUS, RECONNECT_FDSETS, RECONNECT_PERIPHERALS, _RECONNECT_MAX };
+
+static void reconnect_finish(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals) {
+        QemuVmReconnected done = vm->reconnected;
+
+        vm->connecting = false;
+        vm->reconnected = NULL;
+        if (r < 0 && free_and_strdup(&vm->connect_error, error ?: strerror(-r)) < 0)
+                log_oom();
+        if (done)
+                done(vm, r, error, state, peripherals, vm->reconnected_userdata);
+}
+
+/* The first set number no set of QEMU's has. */
+static unsigned fdset_after(struct json_object *sets) {
+        unsigned next = 1;
+
+        for (size_t i = 0; sets && json_object_is_type(sets, json_type_array) && i < json_object_array_length(sets);
+             i++) {
+                unsigned id = (unsigned) json_object_get_int(
+                        qemu_json_get(json_object_array_get_idx(sets, i), "fdset-id"));
+                if (id >= next)
+                        next = id + 1;
+        }
+        return next;
+}
+
+static void on_reconnect_seq(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        QemuVm *vm = userdata;
+        struct json_object *status = qemu_seq_reply(seq, RECONNECT_STATUS);
+        DomainState state = DOMAIN_PAUSED;
         const char *s;
+
+        if (vm->destroying)
+                return;
+        if (r < 0) {
+                reconnect_finish(vm, r, e ? e->message : NULL, vm->state, NULL);
+                return;
+        }
+        s = qemu_json_string(status, "status") ?: "running";
+        if (streq(s, "running"))
+                state = DOMAIN_RUNNING;
+        else if (streq(s, "shutdown"))
+                vm->shutdown_seen = true;
+        else if (streq(s, "guest-panicked"))
+                vm->crashed = true;
+        vm->next_fdset = fdset_after(qemu_seq_reply(seq, RECONNECT_FDSETS));
+        reconnect_finish(vm, 0, NULL, state, qemu_seq_reply(seq, RECONNECT_PERIPHERALS));
+}
+
+static void on_reconnect_monitor(QemuMonitor *mon, int r, const char *error, void *userdata) {
+        QemuVm *vm = userdata;
+        _cleanup_(qemu_seq_freep) QemuSeq *seq = NULL;
+        struct json_object *args;
+        VbError e = VB_ERROR_NULL;
+
+        if (r < 0) {
+                vm->mon = qemu_monitor_free(vm->mon); /* unusable */
+                reconnect_finish(vm, r, error, vm->state, NULL);
+                return;
+        }
+        seq = qemu_seq_new(vm);
+        args = json_object_new_object();
+        if (!seq || !args) {
+                json_object_put(args);
+                reconnect_finish(vm, -ENOMEM, NULL, vm->state, NULL);
+                return;
+        }
+        json_object_object_add(args, "path", json_object_new_string("/machine/peripheral"));
+        (void) qemu_seq_add(seq, "query the state", "query-status", NULL);
+        (void) qemu_seq_add_optional(seq, "query-fdsets", NULL);
+        (void) qemu_seq_add_optional(seq, "qom-list", args);
+        r = qemu_seq_run(TAKE_PTR(seq), qemu_vm_command_timeout(vm), on_reconnect_seq, vm, &e);
+        if (r < 0)
+                reconnect_finish(vm, r, e.message, vm->state, NULL);
+        vb_error_free(&e);
+}
+
+int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVmReconnected done, void *userdata,
+                      QemuVm **ret) {
+        static const QemuMonitorCallbacks cb = { .event = on_monitor_event, .closed = on_monitor_closed };
+        _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
+        _cleanup_free_ char *state_path = NULL, *xml_path = NULL, *xml = NULL, *sock = NULL;
         int r;
 
         vm = vm_new(cfg, uuid);
         if (!vm)
                 return -ENOMEM;
-        if (vm_path(vm, "state", &state_path) < 0 || vm_path(vm, "xml", &xml_path) < 0)
+        if (vm_path(vm, "state", &state_path) < 0 || vm_path(vm, "xml", &xml_path) < 0 ||
+            vm_path(vm, "sock", &sock) < 0)
                 return -ENOMEM;
-        r = read_state(state_path, &vm->pid, &vm->start_time, &vm->id);
+        r = read_state(state_path, &vm->pid, &vm->start_time, &vm->id, &vm->state);
         if (r >= 0)
                 r = read_full_file(xml_path, 0, &xml, NULL);
         if (r >= 0)
@@ -910,28 +970,16 @@ int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret) {
                 vm->log_offset = stat(vm->log_path, &st) >= 0 ? (long) st.st_size : 0;
         }
         r = watch_process(vm);
-        if (r >= 0)
-                r = open_monitor(vm, &err);
-        if (r < 0) {
-                log_warning("Failed to reconnect to QEMU process %d of domain %s: %s", (int) vm->pid, uuid,
-                            err ?: strerror(-r));
-                return r;
-        }
-        r = qemu_vm_command(vm, "query the state", "query-status", NULL, &status, NULL);
         if (r < 0)
                 return r;
-        s = qemu_json_string(status, "status") ?: "running";
-        if (streq(s, "running"))
-                vm->state = DOMAIN_RUNNING;
-        else if (streq(s, "shutdown")) {
-                vm->state = DOMAIN_PAUSED;
-                vm->shutdown_seen = true;
-        } else if (streq(s, "guest-panicked")) {
-                vm->state = DOMAIN_PAUSED;
-                vm->crashed = true;
-        } else
-                vm->state = DOMAIN_PAUSED;
-        json_object_put(status);
+        /* A QEMU that does not answer holds up neither the service's start nor the other domains. */
+        vm->connecting = true;
+        vm->reconnected = done;
+        vm->reconnected_userdata = userdata;
+        r = qemu_monitor_open_async(vm->cfg.event, sock, vm->pidfd, QEMU_MONITOR_TIMEOUT_USEC, &cb, vm,
+                                    on_reconnect_monitor, &vm->mon);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(vm);
         return 0;
 }
@@ -947,6 +995,78 @@ int qemu_vm_terminate(QemuVm *vm) {
         vm->exited = true;
         qemu_vm_remove_files(vm);
         return r;
+}
+
+static void terminate_done(QemuVm *vm, int r) {
+        void (*gone)(QemuVm *vm, int r, void *userdata) = vm->gone;
+
+        vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+        vm->kill_timer = sd_event_source_disable_unref(vm->kill_timer);
+        vm->gone = NULL;
+        if (r >= 0) {
+                host_process_reap(vm->pid);
+                vm->exited = true;
+                qemu_vm_remove_files(vm);
+        }
+        if (gone)
+                gone(vm, r, vm->gone_userdata); /* may free vm */
+}
+
+static int on_terminated(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        QemuVm *vm = userdata;
+
+        log_debug("QEMU process %d (domain %s) ended%s.", (int) vm->pid, vm->uuid, vm->kill_sent ? " on SIGKILL" : "");
+        terminate_done(vm, 0);
+        return 0;
+}
+
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        QemuVm *vm = userdata;
+        int r;
+
+        vm->kill_timer = sd_event_source_disable_unref(vm->kill_timer);
+        if (vm->kill_sent) {
+                log_warning("QEMU process %d of domain %s did not end even on SIGKILL.", (int) vm->pid, vm->uuid);
+                terminate_done(vm, -ETIMEDOUT);
+                return 0;
+        }
+        log_debug("QEMU process %d (domain %s) did not exit on SIGTERM, sending SIGKILL.", (int) vm->pid, vm->uuid);
+        (void) kill(vm->pid, SIGKILL);
+        vm->kill_sent = true;
+        r = sd_event_add_time_relative(vm->cfg.event, &vm->kill_timer, CLOCK_MONOTONIC, QEMU_KILL_WAIT_USEC, 0,
+                                       on_kill_timer, vm);
+        if (r < 0)
+                log_warning_errno(r, "Failed to wait for QEMU process %d, ignoring: %m", (int) vm->pid);
+        return 0;
+}
+
+int qemu_vm_terminate_async(QemuVm *vm, void (*gone)(QemuVm *vm, int r, void *userdata), void *userdata) {
+        int r;
+
+        if (vm->exited || vm->pidfd < 0)
+                return qemu_vm_terminate(vm) < 0 ? -ETIMEDOUT : 1;
+        vm->destroying = true;
+        vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+        qemu_seq_abort_all(vm, "the domain was destroyed");
+        vm->mon = qemu_monitor_free(vm->mon);
+        if (kill(vm->pid, SIGTERM) < 0 && errno == ESRCH) {
+                terminate_done(vm, 0);
+                return 1;
+        }
+        /* A stopped QEMU acts on SIGTERM only once it runs again. */
+        (void) kill(vm->pid, SIGCONT);
+        r = sd_event_add_io(vm->cfg.event, &vm->pid_source, vm->pidfd, EPOLLIN, on_terminated, vm);
+        if (r >= 0)
+                r = sd_event_add_time_relative(vm->cfg.event, &vm->kill_timer, CLOCK_MONOTONIC, QEMU_TERM_GRACE_USEC,
+                                               0, on_kill_timer, vm);
+        if (r < 0) {
+                /* Cannot watch it: the bounded wait it is. */
+                vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
+                return qemu_vm_terminate(vm) < 0 ? -ETIMEDOUT : 1;
+        }
+        vm->gone = gone;
+        vm->gone_userdata = userdata;
+        return 0;
 }
 
 /* Live definition ------------------------------------------------------------------------------ */
@@ -1035,28 +1155,6 @@ static void fill_chardev(DomainDef *live, size_t i, const char *alias, struct js
         }
 }
 
-/* A command sent ahead of a synchronous one (qemu_monitor_call): its reply has arrived once the
- * synchronous one returned, since QMP answers in order. */
-typedef struct QemuAhead {
-        bool done;
-        struct json_object *ret;
-        char *error;
-} QemuAhead;
-
-static void on_ahead(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
-        QemuAhead *a = userdata;
-
-        a->done = true;
-        a->ret = ret ? json_object_get(ret) : NULL;
-        a->error = error ? strdup(error) : NULL;
-}
-
-static void ahead_done(QemuAhead *a) {
-        json_object_put(a->ret);
-        free(a->error);
-        *a = (QemuAhead) {};
-}
-
 static bool live_has_graphics(const DomainDef *live) {
         for (size_t i = 0; i < live->n_devices; i++)
                 if (live->devices[i]->kind == DEVICE_GRAPHICS)
@@ -1099,42 +1197,6 @@ static int apply_live(QemuVm *vm, struct json_object *pci, struct json_object *c
                         fill_chardev(live, i, alias, chardevs);
         }
         return 0;
-}
-
-int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too,
-                              const char *what, const char *command, VbError *reterr) {
-        enum { Q_PCI, Q_CHARDEV, Q_VNC, _Q_MAX };
-        static const char * const queries[_Q_MAX] = { "query-pci", "query-chardev", "query-vnc" };
-        QemuAhead ahead[_Q_MAX] = {};
-        bool want[_Q_MAX] = { true, chardevs_too, chardevs_too && live_has_graphics(vm->live) };
-        int r = 0, rq = 0;
-
-        if (!vm->mon)
-                return command ? qemu_vm_command(vm, what, command, NULL, NULL, reterr) : -ENOTCONN;
-        /* The queries and the command in one round trip. */
-        for (size_t q = 0; q < _Q_MAX; q++)
-                if (want[q] && qemu_monitor_call(vm->mon, queries[q], NULL, on_ahead, &ahead[q]) < 0)
-                        want[q] = false;
-        if (command)
-                r = qemu_vm_command(vm, what, command, NULL, NULL, reterr);
-        else
-                /* Nothing to wait for but the queries: a cheap command behind them. */
-                rq = qemu_vm_command(vm, "query the status", "query-status", NULL, NULL, NULL);
-        for (size_t q = 0; q < _Q_MAX; q++)
-                if (want[q] && (!ahead[q].done || ahead[q].error)) {
-                        log_debug("Domain %s: %s failed: %s", vm->uuid, queries[q], strempty(ahead[q].error));
-                        rq = -EIO;
-                }
-        if (rq < 0 && !ahead[Q_PCI].ret)
-                log_warning("Failed to read the live state of domain %s from QEMU, ignoring.", vm->uuid);
-        else {
-                int k = apply_live(vm, ahead[Q_PCI].ret, ahead[Q_CHARDEV].ret, ahead[Q_VNC].ret, aliases, n_aliases);
-                if (r >= 0 && k < 0)
-                        r = k;
-        }
-        for (size_t q = 0; q < _Q_MAX; q++)
-                ahead_done(&ahead[q]);
-        return r;
 }
 
 void qemu_vm_seq_add_live_queries(QemuVm *vm, QemuSeq *seq, bool chardevs_too, size_t idx[3]) {

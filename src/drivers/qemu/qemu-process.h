@@ -35,6 +35,9 @@ typedef struct QemuVmCallbacks {
         void (*exited)(QemuVm *vm, void *userdata);
 } QemuVmCallbacks;
 
+typedef void (*QemuVmReconnected)(QemuVm *vm, int r, const char *error, DomainState state,
+                                  struct json_object *peripherals, void *userdata);
+
 typedef struct QemuVmConfig {
         sd_event *event;
         const char *emulator;
@@ -79,6 +82,16 @@ struct QemuVm {
         bool reboot_requested; /* a Reboot request: the next SHUTDOWN follows <on_reboot> */
         bool stop_requested;   /* a lifecycle action is ending the process */
         bool restarting;       /* a lifecycle action reset the guest: the STOP before its RESUME is no pause */
+        /* qemu_vm_terminate_async under way: SIGKILL when kill_timer fires; gone when the process exited. */
+        sd_event_source *kill_timer;
+        bool kill_sent;
+        void (*gone)(QemuVm *vm, int r, void *userdata);
+        void *gone_userdata;
+        /* qemu_vm_reconnect under way (connecting), or failed (connect_error: calls fail, Destroy works). */
+        bool connecting;
+        char *connect_error;
+        QemuVmReconnected reconnected;
+        void *reconnected_userdata;
         void *priv;         /* the driver's */
 };
 
@@ -99,11 +112,20 @@ int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAcc
                   QemuVmStartDone done, void *done_userdata, QemuVm **ret, VbError *reterr);
 /* A VM that is starting stops trying: its QEMU is killed and done gets why (now). */
 void qemu_vm_start_abort(QemuVm *vm, const char *why);
-/* Finds the domain with this UUID again after a restart of virtbusd: checks the process, reconnects
- * to its monitor and asks its state. -ESRCH when it is gone (its files are removed then). */
-int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVm **ret);
+/* Finds the domain with this UUID again after a restart of virtbusd: checks the process (-ESRCH when it
+ * is gone; its files are removed then) and returns it at once with the state it had (vm->connecting);
+ * its monitor is opened, and its state, descriptor sets and peripheral devices asked, without waiting:
+ * done(vm) follows from the event loop with QEMU's state and its /machine/peripheral children (qom-list;
+ * may be NULL), or r < 0 and a sentence (a QEMU that does not answer: bounded by the monitor's timeout). */
+int qemu_vm_reconnect(const QemuVmConfig *cfg, const char *uuid, QemuVmReconnected done, void *userdata,
+                      QemuVm **ret);
 /* SIGTERM, a short grace, SIGKILL; reaped. Removes the runtime files. */
 int qemu_vm_terminate(QemuVm *vm);
+/* The same without waiting: SIGTERM (and SIGCONT, for a stopped QEMU) now, SIGKILL from a timer after the
+ * grace, and gone(vm, r) from the event loop once the process exited (reaped, files removed; r < 0: not
+ * even SIGKILL ended it in time). The monitor and the command lists end now. Returns 1 when the process
+ * is gone already (gone is not called), 0 when gone follows. */
+int qemu_vm_terminate_async(QemuVm *vm, void (*gone)(QemuVm *vm, int r, void *userdata), void *userdata);
 /* Writes the state and live files again (after a state or definition change). */
 int qemu_vm_save(QemuVm *vm);
 /* Removes the runtime files and the host links made for the VM (macvtaps). */
@@ -113,14 +135,9 @@ void qemu_vm_remove_files(QemuVm *vm);
 int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, int *ret_fd, VbError *reterr);
 void qemu_vm_macvtap_delete(QemuVm *vm, const char *name);
 /* Fills the live definition from QEMU: aliases, PCI addresses and (chardevs_too) pty paths and the VNC
- * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). The queries
- * are pipelined, with command (e.g. "cont"; may be NULL) behind them in the same round trip: the result is
- * command's (failing to read the live state is only logged). Waits on the monitor: not for the event
- * loop (hot-plug still uses it; see qemu_vm_seq_add_live_queries for the way without waiting). */
-int qemu_vm_refresh_live_then(QemuVm *vm, char * const *aliases, size_t n_aliases, bool chardevs_too,
-                              const char *what, const char *command, VbError *reterr);
-/* The same in two halves around a command list (qemu-sequence.h): the queries added to seq (their step
- * indices in idx[3]), and their answers applied to the live definition from the finished seq. */
+ * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). In two
+ * halves around a command list (qemu-sequence.h), so that nothing waits: the queries added to seq (their
+ * step indices in idx[3]), and their answers applied to the live definition from the finished seq. */
 void qemu_vm_seq_add_live_queries(QemuVm *vm, QemuSeq *seq, bool chardevs_too, size_t idx[3]);
 int qemu_vm_seq_apply_live(QemuVm *vm, QemuSeq *seq, const size_t idx[3], char * const *aliases,
                            size_t n_aliases);
@@ -137,9 +154,6 @@ typedef struct QemuPciSlot {
 } QemuPciSlot;
 int qemu_pci_slots(struct json_object *pci, QemuPciSlot **ret, size_t *ret_n);
 
-/* A QMP command with a bounded wait; QEMU's refusal becomes reterr ("what: QEMU's sentence"). */
-int qemu_vm_command(QemuVm *vm, const char *what, const char *command, struct json_object *args,
-                    struct json_object **ret, VbError *reterr);
 
 /* The last line QEMU wrote to its log since offset, without its timestamp (to free; NULL if none). */
 char *qemu_vm_log_tail(const char *log_path, long offset);
