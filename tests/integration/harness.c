@@ -1729,6 +1729,29 @@ void harness_domain_call(sd_bus *bus, const char *path, const char *method) {
         sd_bus_message_unref(harness_call_ok(bus, path, HARNESS_DOMAIN_INTERFACE, method, "t", UINT64_C(0)));
 }
 
+void harness_domain_wait_connected(sd_bus *bus, const char *path) {
+        uint64_t deadline = harness_now_usec() + 60 * HARNESS_USEC_PER_SEC;
+
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                uint64_t kib = 0;
+                int r;
+
+                r = sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, HARNESS_DOMAIN_INTERFACE,
+                                                "CurrentMemoryKiB", &e, 't', &kib);
+                if (r < 0)
+                        fail_msg("CurrentMemoryKiB of %s: %s", path, e.message);
+                /* The balloon's target set to what it is: answered by QEMU (or refused without a balloon). */
+                r = sd_bus_call_method(bus, HARNESS_SERVICE, path, HARNESS_DOMAIN_INTERFACE, "SetMemory", &e, NULL,
+                                       "tt", kib, UINT64_C(1));
+                if (r >= 0 || !e.message || !strstr(e.message, "still connecting"))
+                        return;
+                if (harness_now_usec() > deadline)
+                        fail_msg("virtbusd did not connect to the QEMU of %s: %s", path, e.message);
+                usleep(20 * 1000);
+        }
+}
+
 char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
                 harness_call_ok(bus, path, HARNESS_DOMAIN_INTERFACE, "GetXMLDesc", "t", flags);

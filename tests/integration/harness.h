@@ -239,6 +239,9 @@ char *harness_define_domain(sd_bus *bus, const char *xml);
 char *harness_define_test_domain(sd_bus *bus, const char *name, const char *devices);
 /* A Domain method taking only flags (0): Start, Destroy, Shutdown, Suspend, ... */
 void harness_domain_call(sd_bus *bus, const char *path, const char *method);
+/* After a restart of virtbusd, its QEMUs are listed at once and their monitors connect in the background
+ * (calls meanwhile answer busy): waits until the running qemu domain at path answers (bounded). */
+void harness_domain_wait_connected(sd_bus *bus, const char *path);
 /* GetXMLDesc(flags) (to free). */
 char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
 /* The pid in the qemu driver's runtime state file of the domain with this UUID, 0 if none. */

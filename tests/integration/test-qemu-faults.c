@@ -275,6 +275,38 @@ static void test_hung_hotplug(void **state) {
         harness_domain_call(bus, other, "Destroy");
 }
 
+/* virtbusd restarts while a QEMU hangs: its start is not held up, both domains are listed as running at
+ * once, the other one is served, the hung one answers busy until its QEMU wakes up. */
+static void test_hung_at_restart(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("frozen"), *other_xml = diskless_xml("thawed");
+        _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        harness_domain_call(bus, other, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_string_equal(state_of(h, path), "running");
+        assert_string_equal(state_of(h, other), "running");
+        harness_domain_wait_connected(bus, other);
+        harness_domain_call(bus, other, "Suspend");
+        harness_domain_call(bus, other, "Resume");
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        harness_call_fails(bus, ERR("InvalidState"), "still connecting", path, D, "Suspend", "t", UINT64_C(0));
+
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        harness_domain_wait_connected(bus, path);
+        harness_domain_call(bus, path, "Suspend");
+        assert_string_equal(state_of(h, path), "paused");
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, other, "Destroy");
+}
+
 /* A QEMU that dies while a call waits for it: the call fails, the domain is shut off as failed. */
 static void test_dies_mid_call(void **state) {
         Harness *h = *state;
@@ -337,6 +369,7 @@ int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hung_hotplug, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_hung_at_restart, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
         };

@@ -226,6 +226,7 @@ static void test_running_guest(void **state) {
         close(console);
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
         assert_string_equal(harness_get_string(bus, snap, S, "Name"), "live");
         sd_bus_message_unref(harness_call_ok(bus, snap, S, "Delete", "t", UINT64_C(0)));
         console = console_open(bus, dom, "", 0, &e);

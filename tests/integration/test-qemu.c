@@ -262,8 +262,9 @@ static void test_restart_reconnect(void **state) {
 
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
-        /* The same process, still running, and under control. */
+        /* The same process, still running (listed at once), and under control once its monitor connected. */
         assert_string_equal(state_of(h, path), "running");
+        harness_domain_wait_connected(bus, path);
         assert_int_equal(harness_qemu_pid(h, uuid), pid);
         assert_true(process_alive(pid));
         harness_domain_call(bus, path, "Suspend");
@@ -273,6 +274,7 @@ static void test_restart_reconnect(void **state) {
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
         assert_string_equal(state_of(h, path), "paused");
+        harness_domain_wait_connected(bus, path);
         harness_domain_call(bus, path, "Resume");
         assert_string_equal(state_of(h, path), "running");
         harness_domain_call(bus, path, "Destroy");
