@@ -310,6 +310,22 @@ def reaper():
         time.sleep(0.2)
 
 
+def wait_connected(bus, path):
+    """A QEMU found again is listed at once and its monitor connects in the background (calls answer busy
+    meanwhile; what a hot-plug cut short is finished or undone then): waits until the domain answers
+    (SetMemory to what it is), bounded."""
+    dom = dbus.Interface(bus.get_object("org.virtbus1", path, introspect=False), "org.virtbus1.Domain")
+    for _ in range(3000):
+        try:
+            kib = prop(bus, path, "org.virtbus1.Domain", "CurrentMemoryKiB")
+            dom.SetMemory(dbus.UInt64(kib), dbus.UInt64(1))
+            return
+        except dbus.DBusException as e:
+            if "still connecting" not in (e.get_dbus_message() or ""):
+                return
+        time.sleep(0.02)
+
+
 def host_check(bus, clients, before):
     """The qemu mode's checks against the host; returns (problems, QEMUs alive from before, found again)."""
     mgr = dbus.Interface(bus.get_object(*M, introspect=False), "org.virtbus1.Manager")
@@ -324,6 +340,7 @@ def host_check(bus, clients, before):
             states[name] = str(prop(bus, path, "org.virtbus1.Domain", "State"))
             if states[name] not in ("running", "paused"):
                 continue
+            wait_connected(bus, path)
             running.add(name)
             xml = str(dbus.Interface(bus.get_object("org.virtbus1", path, introspect=False), "org.virtbus1.Domain")
                       .GetXMLDesc(dbus.UInt64(0)))

@@ -7,7 +7,9 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -280,6 +282,62 @@ static void test_restart_reconnect(void **state) {
         harness_domain_call(bus, path, "Destroy");
         assert_false(process_alive(pid));
         assert_string_equal(state_of(h, path), "shutoff");
+}
+
+/* One QMP command on a connection of the test's own; fails the test unless QEMU answers "return". */
+static void qmp_command(FILE *f, const char *json) {
+        char line[4096];
+
+        assert_true(fputs(json, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
+        while (fgets(line, sizeof line, f)) {
+                if (strstr(line, "\"return\""))
+                        return;
+                if (strstr(line, "\"error\""))
+                        fail_msg("QEMU refused %s: %s", json, line);
+        }
+        fail_msg("QEMU closed its monitor after %s", json);
+}
+
+/* A NIC that a hot-plug cut short left in QEMU (added, but virtbusd stopped before it recorded it): the
+ * next virtbusd removes it when it connects. The stray NIC is made here by speaking QMP to the QEMU
+ * while no virtbusd runs; the guest's kernel sees it come and go. */
+static void test_stray_nic_removed(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = guest_xml(h, "stray", NULL), *path = harness_define_domain(bus, xml),
+                            *uuid = uuid_of(h, path), *serial = serial_path(h, "stray"), *live = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char greeting[4096];
+        FILE *f;
+        int fd;
+
+        harness_domain_call(bus, path, "Start");
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 1, GUEST_TIMEOUT_USEC);
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        f = fdopen(fd, "r+");
+        assert_non_null(f);
+        assert_non_null(fgets(greeting, sizeof greeting, f));
+        qmp_command(f, "{\"execute\":\"qmp_capabilities\"}");
+        qmp_command(f, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"user\",\"id\":\"hostnet7\"}}");
+        qmp_command(f, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"virtio-net-pci\","
+                       "\"id\":\"net7\",\"netdev\":\"hostnet7\",\"mac\":\"52:54:00:aa:bb:77\"}}");
+        fclose(f);
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: eth0 lo", 1, GUEST_TIMEOUT_USEC);
+
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, path);
+        /* The guest was asked to let it go, and did. */
+        harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 2, GUEST_TIMEOUT_USEC);
+        live = harness_domain_xml(bus, path, 0);
+        if (strstr(live, "52:54:00:aa:bb:77"))
+                fail_msg("the stray NIC is in the live XML:\n%s", live);
+        harness_domain_call(bus, path, "Destroy");
 }
 
 static void test_hotplug_nic(void **state) {
@@ -729,6 +787,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_errors, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_guest_shutdown, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_restart_reconnect, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_stray_nic_removed, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hotplug_nic, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_bridge_tap, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_direct_macvtap, harness_teardown_qemus),

@@ -43,9 +43,11 @@ QemuVm *qemu_driver_find_vm(QemuDriver *q, const char *uuid, VbError *reterr);
 /* A DEVICE_DELETED event for the device with this id (NULL: a sub-object, ignored). */
 void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *device);
 
-/* A QEMU found again at start-up: devices of QEMU's /machine/peripheral (qom-list's answer) that a
- * hot-plug cut short by a stop of virtbusd left out of the live definition are removed (qemu-hotplug.c). */
-void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals);
+/* A QEMU found again at start-up, with QEMU's /machine/peripheral (qom-list's answer) and descriptor sets
+ * (query-fdsets'): a hot-plug that a stop of virtbusd cut short is finished (QEMU has the device: it joins
+ * the live definition) or undone (what it had added goes), and NICs QEMU has but the live definition
+ * does not are removed (qemu-hotplug.c). */
+void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets);
 
 /* The hotplug ops (qemu-hotplug.c). */
 int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,

@@ -61,9 +61,9 @@ static struct json_object *opts_to_json(const char *opts, const char *first_key,
         return o;
 }
 
-static int live_append(QemuVm *vm, const DeviceDef *dev, const char *tap_ifname) {
+/* dev as the live definition shows it: with the tap or macvtap it got as <target dev=>. */
+static int device_as_live(const DeviceDef *dev, const char *tap_ifname, DeviceDef **ret) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        DeviceDef *copy = NULL;
         int r;
 
         r = device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n);
@@ -75,14 +75,16 @@ static int live_append(QemuVm *vm, const DeviceDef *dev, const char *tap_ifname)
                         return -ENOMEM;
                 conf_node_sort(n);
         }
-        r = device_def_parse_node(TAKE_PTR(n), &copy, NULL);
-        if (r < 0)
-                return r;
+        return device_def_parse_node(TAKE_PTR(n), ret, NULL);
+}
+
+/* Appends dev (taken) to the live definition. */
+static int live_append(QemuVm *vm, DeviceDef *dev) {
         if (!GREEDY_REALLOC(vm->live->devices, vm->live->n_devices_allocated, vm->live->n_devices + 1)) {
-                device_def_free(copy);
+                device_def_free(dev);
                 return -ENOMEM;
         }
-        vm->live->devices[vm->live->n_devices++] = copy;
+        vm->live->devices[vm->live->n_devices++] = dev;
         return 0;
 }
 
@@ -334,7 +336,11 @@ static void on_attached(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         VbError e2 = VB_ERROR_NULL;
 
         if (r >= 0 && vm) {
-                r = live_append(vm, c->dev, c->ifname);
+                DeviceDef *live = NULL;
+
+                r = device_as_live(c->dev, c->ifname, &live);
+                if (r >= 0)
+                        r = live_append(vm, live);
                 if (r < 0)
                         e = NULL;
                 else {
@@ -347,6 +353,8 @@ static void on_attached(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         }
         if (r < 0 && vm && c->macvtap)
                 qemu_vm_macvtap_delete(vm, c->macvtap);
+        if (vm)
+                qemu_vm_plug_remove(vm);
         if (r < 0 && !e)
                 r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Failed to add device '%s': %s", c->dev->alias,
                                  strerror(-r));
@@ -369,6 +377,19 @@ static int run_call(QemuVm *vm, QemuSeq *seq, HotplugCall *c, QemuSeqDone done, 
                         qemu_vm_macvtap_delete(vm, c->macvtap);
                 hotplug_call_free(c);
         }
+        return r;
+}
+
+static int plug_record(QemuVm *vm, const HotplugCall *c) {
+        _cleanup_(device_def_freep) DeviceDef *live = NULL;
+        _cleanup_free_ char *xml = NULL;
+        int r;
+
+        r = device_as_live(c->dev, c->ifname, &live);
+        if (r >= 0)
+                r = device_def_format(live, DEVICE_FORMAT_SECURE, &xml);
+        if (r >= 0)
+                r = qemu_vm_plug_write(vm, xml);
         return r;
 }
 
@@ -429,7 +450,17 @@ int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
                 qemu_vm_seq_add_live_queries(vm, seq, false, c->idx_live);
                 c->query_live = true;
         }
+        /* Recorded ahead: a virtbusd stopped before the answer finishes or undoes it when it comes back. */
+        r = plug_record(vm, c);
+        if (r < 0) {
+                if (c->macvtap)
+                        qemu_vm_macvtap_delete(vm, c->macvtap);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the device to add: %s",
+                                    strerror(-r));
+        }
         r = run_call(vm, TAKE_PTR(seq), TAKE_PTR(c), on_attached, reterr);
+        if (r < 0)
+                qemu_vm_plug_remove(vm);
         return r < 0 ? r : 0;
 }
 
@@ -786,20 +817,79 @@ static bool is_nic_type(const char *type) {
         return false;
 }
 
-void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals) {
+static bool peripheral_listed(struct json_object *peripherals, const char *name) {
         size_t len = peripherals && json_object_is_type(peripherals, json_type_array) ?
                 json_object_array_length(peripherals) : 0;
 
+        for (size_t i = 0; i < len; i++)
+                if (streq_ptr(qemu_json_string(json_object_array_get_idx(peripherals, i), "name"), name))
+                        return true;
+        return false;
+}
+
+/* The hot-plug recorded ahead (qemu_vm_plug_write) that a stop of virtbusd cut short: QEMU has the device
+ * (device_add went through): it joins the live definition; else what the steps before it added goes (none
+ * of these commands waits; those with nothing to remove fail harmlessly). */
+static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
+        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        _cleanup_free_ char *xml = NULL, *fdname = NULL;
+        _cleanup_free_ unsigned *sets = NULL;
+        const char *alias;
+
+        if (qemu_vm_plug_read(vm, &xml) < 0 || !xml)
+                return;
+        if (device_def_parse_string(xml, 0, &dev, NULL) < 0 || !dev->alias || live_find(vm, dev->alias) >= 0) {
+                qemu_vm_plug_remove(vm);
+                return;
+        }
+        alias = dev->alias;
+        if (peripheral_listed(peripherals, alias)) {
+                log_notice("Domain %s: device '%s', whose hot-plug a stop of virtbusd cut short, is kept.", vm->uuid,
+                           alias);
+                if (live_append(vm, TAKE_PTR(dev)) >= 0)
+                        (void) qemu_vm_save(vm);
+                qemu_vm_plug_remove(vm);
+                return;
+        }
+        log_notice("Domain %s: undoing the hot-plug of '%s' that a stop of virtbusd cut short.", vm->uuid, alias);
+        if (asprintf(&fdname, "fd-host%s", alias) >= 0)
+                (void) qemu_monitor_call(vm->mon, "closefd", id_args("fdname", "", fdname, ""), NULL, NULL);
+        if (dev->kind == DEVICE_INTERFACE)
+                (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", alias, ""), NULL, NULL);
+        else if (dev->kind == DEVICE_DISK) {
+                (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", alias, "-format"), NULL,
+                                         NULL);
+                (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", alias, "-storage"), NULL,
+                                         NULL);
+                sets = fdsets_of(fdsets, alias);
+                for (size_t k = 0; sets && sets[k]; k++)
+                        (void) qemu_monitor_call(vm->mon, "remove-fd", fdset_args(sets[k]), NULL, NULL);
+        }
+        if (dev->kind == DEVICE_INTERFACE) {
+                _cleanup_(conf_node_freep) ConfNode *n = NULL;
+                const char *lower, *mode, *name;
+
+                if (qemu_device_node(dev, &n) >= 0 && qemu_interface_direct(n, &lower, &mode, &name) > 0 && name)
+                        qemu_vm_macvtap_delete(vm, name);
+        }
+        qemu_vm_plug_remove(vm);
+}
+
+void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
+        size_t len = peripherals && json_object_is_type(peripherals, json_type_array) ?
+                json_object_array_length(peripherals) : 0;
+
+        plug_reconcile(vm, peripherals, fdsets);
         for (size_t i = 0; i < len; i++) {
                 struct json_object *p = json_object_array_get_idx(peripherals, i);
                 const char *name = qemu_json_string(p, "name");
 
                 if (!name || !is_nic_type(qemu_json_string(p, "type")) || live_find(vm, name) >= 0)
                         continue;
-                /* A NIC added by a hot-plug that virtbusd did not see through (stopped between QEMU's
-                 * answer and the live record): not the domain's, so it goes, with its backend (and so
-                 * its tap). The guest is asked; its DEVICE_DELETED then finds nothing to do. */
-                log_notice("Domain %s: removing NIC '%s', which a hot-plug cut short left in QEMU.", vm->uuid, name);
+                /* A NIC the live definition does not have (added by someone else, or by a hot-plug whose
+                 * record was lost): not the domain's, so it goes, with its backend (and so its tap). The
+                 * guest is asked; its DEVICE_DELETED then finds nothing to do. */
+                log_notice("Domain %s: removing NIC '%s', which is not in the live definition.", vm->uuid, name);
                 (void) qemu_monitor_call(vm->mon, "device_del", id_args("id", "", name, ""), NULL, NULL);
                 (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", name, ""), NULL, NULL);
         }

@@ -162,7 +162,7 @@ int qemu_vm_console_socket_path(const QemuVm *vm, const DeviceDef *dev, char **r
 }
 
 void qemu_vm_remove_files(QemuVm *vm) {
-        static const char * const suffixes[] = { "sock", "state", "xml" };
+        static const char * const suffixes[] = { "sock", "state", "xml", "plug" };
 
         while (vm->n_macvtaps > 0)
                 qemu_vm_macvtap_delete(vm, vm->macvtaps[0]);
@@ -205,6 +205,32 @@ static int write_runtime_file(const char *path, const char *contents) {
                 return -e;
         }
         return 0;
+}
+
+int qemu_vm_plug_write(QemuVm *vm, const char *xml) {
+        _cleanup_free_ char *path = NULL;
+
+        if (vm_path(vm, "plug", &path) < 0)
+                return -ENOMEM;
+        return write_runtime_file(path, xml);
+}
+
+int qemu_vm_plug_read(QemuVm *vm, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        *ret = NULL;
+        if (vm_path(vm, "plug", &path) < 0)
+                return -ENOMEM;
+        r = read_full_file(path, 0, ret, NULL);
+        return r == -ENOENT ? 0 : r;
+}
+
+void qemu_vm_plug_remove(QemuVm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        if (vm_path(vm, "plug", &path) >= 0 && unlink(path) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Failed to remove '%s', ignoring: %m", path);
 }
 
 int qemu_vm_save(QemuVm *vm) {
@@ -863,7 +889,8 @@ static int remember_macvtaps(QemuVm *vm) {
 
 enum { RECONNECT_STATUS, RECONNECT_FDSETS, RECONNECT_PERIPHERALS, _RECONNECT_MAX };
 
-static void reconnect_finish(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals) {
+static void reconnect_finish(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals,
+                             struct json_object *fdsets) {
         QemuVmReconnected done = vm->reconnected;
 
         vm->connecting = false;
@@ -871,7 +898,7 @@ static void reconnect_finish(QemuVm *vm, int r, const char *error, DomainState s
         if (r < 0 && free_and_strdup(&vm->connect_error, error ?: strerror(-r)) < 0)
                 log_oom();
         if (done)
-                done(vm, r, error, state, peripherals, vm->reconnected_userdata);
+                done(vm, r, error, state, peripherals, fdsets, vm->reconnected_userdata);
 }
 
 /* The first set number no set of QEMU's has. */
@@ -897,7 +924,7 @@ static void on_reconnect_seq(QemuSeq *seq, int r, const VbError *e, void *userda
         if (vm->destroying)
                 return;
         if (r < 0) {
-                reconnect_finish(vm, r, e ? e->message : NULL, vm->state, NULL);
+                reconnect_finish(vm, r, e ? e->message : NULL, vm->state, NULL, NULL);
                 return;
         }
         s = qemu_json_string(status, "status") ?: "running";
@@ -908,7 +935,8 @@ static void on_reconnect_seq(QemuSeq *seq, int r, const VbError *e, void *userda
         else if (streq(s, "guest-panicked"))
                 vm->crashed = true;
         vm->next_fdset = fdset_after(qemu_seq_reply(seq, RECONNECT_FDSETS));
-        reconnect_finish(vm, 0, NULL, state, qemu_seq_reply(seq, RECONNECT_PERIPHERALS));
+        reconnect_finish(vm, 0, NULL, state, qemu_seq_reply(seq, RECONNECT_PERIPHERALS),
+                         qemu_seq_reply(seq, RECONNECT_FDSETS));
 }
 
 static void on_reconnect_monitor(QemuMonitor *mon, int r, const char *error, void *userdata) {
@@ -919,14 +947,14 @@ static void on_reconnect_monitor(QemuMonitor *mon, int r, const char *error, voi
 
         if (r < 0) {
                 vm->mon = qemu_monitor_free(vm->mon); /* unusable */
-                reconnect_finish(vm, r, error, vm->state, NULL);
+                reconnect_finish(vm, r, error, vm->state, NULL, NULL);
                 return;
         }
         seq = qemu_seq_new(vm);
         args = json_object_new_object();
         if (!seq || !args) {
                 json_object_put(args);
-                reconnect_finish(vm, -ENOMEM, NULL, vm->state, NULL);
+                reconnect_finish(vm, -ENOMEM, NULL, vm->state, NULL, NULL);
                 return;
         }
         json_object_object_add(args, "path", json_object_new_string("/machine/peripheral"));
@@ -935,7 +963,7 @@ static void on_reconnect_monitor(QemuMonitor *mon, int r, const char *error, voi
         (void) qemu_seq_add_optional(seq, "qom-list", args);
         r = qemu_seq_run(TAKE_PTR(seq), qemu_vm_command_timeout(vm), on_reconnect_seq, vm, &e);
         if (r < 0)
-                reconnect_finish(vm, r, e.message, vm->state, NULL);
+                reconnect_finish(vm, r, e.message, vm->state, NULL, NULL);
         vb_error_free(&e);
 }
 
