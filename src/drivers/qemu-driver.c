@@ -454,8 +454,8 @@ typedef struct DestroyCall {
 } DestroyCall;
 
 static int destroy_failed(QemuVm *vm, VbError *reterr) {
-        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "QEMU process %d of domain %s did not end even on SIGKILL",
-                            (int) vm->pid, vm->uuid);
+        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
+                            "QEMU process %d of domain %s did not end even on SIGKILL", (int) vm->pid, vm->uuid);
 }
 
 static void on_vm_gone(QemuVm *vm, int r, void *userdata) {
