@@ -207,6 +207,9 @@ def check(bus, clients):
             elif mem not in allowed:
                 problems.append("crash-%d-%d has memory %d, expected one of %s" % (c.t, j, mem, sorted(
                     x for x in allowed if x is not None)))
+            if QEMU:
+                # Listed at once with the state last recorded; QEMU's own once its monitor answers.
+                wait_connected(bus, path)
             state = str(prop(bus, path, "org.virtbus1.Domain", "State"))
             if s.running and op != "destroy" and state != "running" and not (state == "paused" and s.was_paused):
                 problems.append("crash-%d-%d is %s, acknowledged as running" % (c.t, j, state))
