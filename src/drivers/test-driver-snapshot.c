@@ -72,10 +72,18 @@ static int snapshot_file(VbDriver *drv, const DomainDef *def, const SnapshotDef 
         return 0;
 }
 
-static int snapshot_create(VbDriver *drv, const DomainDef *def, const SnapshotDef *snap, VbError *reterr) {
+static int snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                           VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
         const char *state = snapshot_state_to_string(snap->state);
+        char uuid[37];
         int r;
+
+        /* Disk-only: the simulated overlays are only names in the definitions (core switches the saved one). */
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY) {
+                domain_def_get_uuid_string(def, uuid);
+                return running ? test_driver_adopt_overlays(drv, uuid, snap, reterr) : 0;
+        }
 
         r = snapshot_file(drv, def, snap, &dir, &path);
         if (r < 0)
@@ -91,7 +99,8 @@ static int snapshot_create(VbDriver *drv, const DomainDef *def, const SnapshotDe
         return 0;
 }
 
-static int snapshot_revert(VbDriver *drv, const DomainDef *def, const SnapshotDef *snap, VbError *reterr) {
+static int snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                           VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
         int r;
 
@@ -104,7 +113,8 @@ static int snapshot_revert(VbDriver *drv, const DomainDef *def, const SnapshotDe
         return 0;
 }
 
-static int snapshot_delete(VbDriver *drv, const DomainDef *def, const SnapshotDef *snap, VbError *reterr) {
+static int snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                           VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
         int r;
 
@@ -124,7 +134,7 @@ static int snapshot_delete(VbDriver *drv, const DomainDef *def, const SnapshotDe
                                const DomainAccess *owner, VbDriverOpDone done, void *userdata,               \
                                VbError *reterr) {                                                                  \
                 VbError e = VB_ERROR_NULL;                                                                         \
-                int r = snapshot_##op(drv, def, snap, &e);                                                         \
+                int r = snapshot_##op(drv, def, running, snap, &e);                                                         \
                 return complete_later(drv, r, &e, done, userdata, reterr);                                         \
         }
 

@@ -20,6 +20,7 @@
 #include "conf/domain-conf.h"
 #include "conf/domain-paths.h"
 #include "conf/snapshot-conf.h"
+#include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "drivers/storage-backend.h"
 #include "host/process.h"
@@ -271,7 +272,7 @@ static int img_start(QemuDriver *q, const DomainDef *def, const SnapshotDef *sna
 
 /* Running domains: QMP jobs --------------------------------------------------------------------- */
 
-/* The format nodes of the disks the snapshot covers ("<alias>-format", qemu-command-devices.c), as a
+/* The format nodes of the disks' own images the snapshot covers (qemu_disk_top_node), as a
  * JSON array; *ret_vmstate: the one that keeps the guest's state. */
 static int job_devices(QemuVm *vm, const SnapshotDef *snap, struct json_object **ret, char **ret_vmstate,
                        VbError *reterr) {
@@ -292,7 +293,7 @@ static int job_devices(QemuVm *vm, const SnapshotDef *snap, struct json_object *
                         return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' is '%s': internal snapshots "
                                             "need qcow2 (or <disk name='%s' snapshot='no'/> in the snapshot)", target,
                                             format ?: "raw", target);
-                if (asprintf(&node, "%s-format", dev->alias) < 0)
+                if (qemu_disk_top_node(dev, dev->alias, &node) < 0)
                         return -ENOMEM;
                 if (!vmstate && !(vmstate = strdup(node))) {
                         free(node);
@@ -421,6 +422,7 @@ void qemu_snapshots_abort(QemuDriver *q, const char *uuid) {
 }
 
 void qemu_snapshots_close(QemuDriver *q) {
+        qemu_snapshot_disk_close(q);
         for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
                 j->dropped = true;
         q->snap_worker = worker_free(q->snap_worker);
@@ -434,6 +436,8 @@ int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, cons
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY)
+                return qemu_snapshot_disk_only(drv->priv, def, running, snap, owner, done, userdata, reterr);
         if (running) {
                 domain_def_get_uuid_string(def, uuid);
                 return qmp_start(drv->priv, uuid, snap, "take", "snapshot-save", done, userdata, reterr);
