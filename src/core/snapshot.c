@@ -75,6 +75,15 @@ static bool is_descendant(const DomainSnapshot *s, const DomainSnapshot *ancesto
         return false;
 }
 
+void manager_on_driver_snapshot_progress(void *userdata, const char *uuid, uint64_t done, uint64_t total) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+
+        /* Only while core has a snapshot operation of the domain in flight. */
+        if (d && d->job_busy && m->events.domain_progress)
+                m->events.domain_progress(m->events.userdata, d, done, total);
+}
+
 /* Persistence ----------------------------------------------------------------------------------- */
 
 static int snapshot_dir(const Manager *m, const Domain *d, char **ret) {

@@ -128,13 +128,24 @@ static int snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, co
         return 0;
 }
 
+/* A simulated job is one unit, done at once. */
+static void tell_progress(VbDriver *drv, const DomainDef *def) {
+        char uuid[37];
+
+        domain_def_get_uuid_string(def, uuid);
+        if (drv->cfg.events.domain_progress)
+                drv->cfg.events.domain_progress(drv->cfg.events.userdata, uuid, 1, 1);
+}
+
 /* The ops: the work now, the answer from the event loop. */
-#define TEST_SNAPSHOT_OP(op)                                                                                        \
-        int test_snapshot_##op(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,        \
-                               const DomainAccess *owner, VbDriverOpDone done, void *userdata,               \
+#define TEST_SNAPSHOT_OP(op)                                                                                       \
+        int test_snapshot_##op(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,         \
+                               const DomainAccess *owner, VbDriverOpDone done, void *userdata,                     \
                                VbError *reterr) {                                                                  \
                 VbError e = VB_ERROR_NULL;                                                                         \
-                int r = snapshot_##op(drv, def, running, snap, &e);                                                         \
+                int r = snapshot_##op(drv, def, running, snap, &e);                                                \
+                if (r >= 0)                                                                                        \
+                        tell_progress(drv, def);                                                                   \
                 return complete_later(drv, r, &e, done, userdata, reterr);                                         \
         }
 

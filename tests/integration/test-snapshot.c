@@ -355,7 +355,9 @@ static void test_disk_only(void **state) {
                 "<disk type='file' device='cdrom'><source file='/var/lib/virtbus-test/cd.iso'/>"
                 "<target dev='hdc' bus='ide'/><readonly/></disk>");
         _cleanup_free_ char *a = NULL, *b = NULL, *xml = NULL, *live = NULL, *saved = NULL;
-        sd_bus_message *reply;
+        _cleanup_(harness_watch_freep) HarnessWatch *progress = NULL;
+        sd_bus_message *reply, *msg;
+        uint64_t done = 0, total = 0;
         const char *o;
 
         /* Refused, each naming what is wrong. */
@@ -380,12 +382,19 @@ static void test_disk_only(void **state) {
                            "<domainsnapshot><disks><disk name='vda' snapshot='external'><driver type='raw'/></disk>"
                            "</disks></domainsnapshot>", UINT64_C(1));
 
-        /* Shut off, flag 1: the overlay next to the image, named after the snapshot; the cdrom is left. */
+        /* Shut off, flag 1: the overlay next to the image, named after the snapshot; the cdrom is left. The
+         * simulated job said its progress. */
+        progress = harness_watch_signal(bus, dom, D, "Progress");
         reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>one</name></domainsnapshot>",
                                 UINT64_C(1 | 8));
         assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
         a = strdup(o);
         sd_bus_message_unref(reply);
+        msg = harness_watch_next(progress, HARNESS_TIMEOUT_USEC);
+        assert_non_null(msg);
+        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+        assert_true(done == 1 && total == 1);
+        sd_bus_message_unref(msg);
         assert_string_equal(harness_get_string(bus, a, S, "Kind"), "disk-only");
         xml = snapshot_xml(bus, a);
         has(xml, "<state>disk-snapshot</state>");
