@@ -537,8 +537,8 @@ static void test_disk_only_owner(void **state) {
         Harness *h = *state;
         sd_bus *user = harness_bus_as(h, HARNESS_USER_VIRTBUS);
         uid_t uid = harness_user_uid(h, HARNESS_USER_VIRTBUS);
-        _cleanup_free_ char *dir = NULL, *image = NULL, *xml = NULL, *dom = NULL, *snap = NULL, *bad = NULL,
-                            *overlay = NULL;
+        _cleanup_free_ char *dir = NULL, *image = NULL, *image2 = NULL, *xml = NULL, *dom = NULL, *snap = NULL,
+                            *bad = NULL, *overlay = NULL;
         struct stat st;
 
         assert_true(asprintf(&dir, "%s/owner-files", harness_dir(h)) > 0);
@@ -549,17 +549,33 @@ static void test_disk_only_owner(void **state) {
                              NULL), 0);
         assert_int_equal(chown(image, uid, harness_user_gid(h, HARNESS_USER_VIRTBUS)), 0);
         assert_int_equal(chmod(image, 0600), 0);
-        xml = domain_xml("snapowner", "qcow2", image);
+        assert_true(asprintf(&image2, "%s/own2.qcow2", dir) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", image2, "4M", NULL },
+                             NULL), 0);
+        assert_int_equal(chown(image2, uid, harness_user_gid(h, HARNESS_USER_VIRTBUS)), 0);
+        assert_true(asprintf(&xml, "<domain type='qemu'><name>snapowner</name><memory unit='MiB'>64</memory>"
+                                   "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+                                   "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                                   "<target dev='vda' bus='virtio'/></disk>"
+                                   "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                                   "<target dev='vdb' bus='virtio'/></disk></devices></domain>", image, image2) > 0);
         dom = harness_define_domain(user, xml);
 
-        /* harness_dir() is root's: the user cannot create a file there, so neither may its snapshot. */
+        /* harness_dir() is root's: the user cannot create a file there, so neither may its snapshot; the
+         * overlay of the other disk, made first, goes again (all disks or none). */
         free(xml);
         assert_true(asprintf(&bad, "%s/not-yours.qcow2", harness_dir(h)) > 0);
-        assert_true(asprintf(&xml, "<domainsnapshot><name>bad</name><disks><disk name='vda'><source file='%s'/>"
+        assert_true(asprintf(&xml, "<domainsnapshot><name>bad</name><disks><disk name='vdb'><source file='%s'/>"
                                    "</disk></disks></domainsnapshot>", bad) > 0);
         harness_call_fails(user, SD_BUS_ERROR_ACCESS_DENIED, "with the rights of uid", dom, D, "CreateSnapshot", "st", xml,
-                           UINT64_C(1));
+                           UINT64_C(1 | 8));
         assert_int_equal(access(bad, F_OK), -1);
+        {
+                _cleanup_free_ char *first = NULL;
+
+                assert_true(asprintf(&first, "%s/own.bad", dir) > 0);
+                assert_int_equal(access(first, F_OK), -1);
+        }
         free(xml);
         xml = harness_domain_xml(user, dom, 0);
         assert_null(strstr(xml, "not-yours"));

@@ -224,20 +224,23 @@ static void overlay_remove(Overlay *o) {
         _cleanup_free_ char *dir = strdup(o->path);
         _cleanup_close_ int dfd = -EBADF;
         struct stat mine, there;
+        const char *base = strrchr(o->path, '/');
         char *slash;
 
-        if (!o->created || !dir || o->fd < 0 || fstat(o->fd, &mine) < 0)
+        if (!o->created || !dir || !base || o->fd < 0 || fstat(o->fd, &mine) < 0)
                 return;
+        base++;
         slash = strrchr(dir, '/');
-        if (!slash)
-                return;
-        slash == dir ? (void) (dir[1] = 0) : (void) (*slash = 0);
+        if (slash == dir)
+                dir[1] = 0;
+        else
+                *slash = 0;
         if (open_as(o->uid, dir, HOST_OPEN_DIRECTORY, &dfd) < 0)
                 return;
-        if (fstatat(dfd, strrchr(o->path, '/') + 1, &there, AT_SYMLINK_NOFOLLOW) < 0 || there.st_dev != mine.st_dev ||
+        if (fstatat(dfd, base, &there, AT_SYMLINK_NOFOLLOW) < 0 || there.st_dev != mine.st_dev ||
             there.st_ino != mine.st_ino)
                 return;
-        if (unlinkat(dfd, strrchr(o->path, '/') + 1, 0) < 0)
+        if (unlinkat(dfd, base, 0) < 0)
                 log_warning_errno(errno, "Failed to remove overlay '%s', ignoring: %m", o->path);
         o->created = false;
 }
@@ -348,8 +351,10 @@ static void on_live_done(QemuSeq *seq, int r, const VbError *e, void *userdata) 
         if (r >= 0 && !vm)
                 r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Domain %s stopped during snapshot '%s'", j->uuid,
                                  j->name);
-        if (r >= 0)
-                r = live_adopt(j, vm);
+        /* Once the transaction went through, QEMU writes to the overlays: nothing is undone after that. */
+        if (r >= 0 && live_adopt(j, vm) < 0)
+                log_warning("Domain %s: out of memory recording the overlays of snapshot '%s' in its live definition.",
+                            j->uuid, j->name);
         if (r < 0) {
                 if (j->e.code == VB_ERROR_NONE && e)
                         vb_error_set(&j->e, e->code, "%s", strempty(e->message));
