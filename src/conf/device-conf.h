@@ -157,6 +157,12 @@ bool device_disk_get_volume(const DeviceDef *def, const char **ret_pool, const c
 int device_disk_set_volume_file(DeviceDef *def, const char *path, const char *format);
 /* <driver type=> (the image format), NULL when not given. */
 const char *device_disk_get_format(const DeviceDef *def);
+/* A writable image a snapshot can cover: a file or block disk (not a cdrom, floppy or lun), with a source,
+ * not read-only nor shared. */
+bool device_disk_is_writable_image(const DeviceDef *def);
+/* The image at path (of format) becomes the disk's source, over the one it had: that one (with its type and
+ * format) becomes the first <backingStore>, the chain it had below it. The disk is type='file' then. */
+int device_disk_push_overlay(DeviceDef *def, const char *path, const char *format);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf/conf-util.h"
 #include "conf/device-conf.h"
@@ -210,6 +211,76 @@ int device_disk_set_volume_file(DeviceDef *dev, const char *path, const char *fo
                 d->driver_type = f;
         d->source_pool = mfree_str(d->source_pool);
         d->source_volume = mfree_str(d->source_volume);
+        d->type = DISK_TYPE_FILE;
+        return 0;
+}
+
+bool device_disk_is_writable_image(const DeviceDef *dev) {
+        const DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
+
+        return d && d->source && (d->type == DISK_TYPE_FILE || d->type == DISK_TYPE_BLOCK || d->type == DISK_TYPE_UNSET) &&
+               (d->device == DISK_DEVICE_DISK || d->device == DISK_DEVICE_UNSET) && !d->readonly && !d->shareable;
+}
+
+/* Puts child at index at of n (it was appended last). */
+static void move_child(ConfNode *n, size_t at) {
+        ConfNode *c = n->children[n->n_children - 1];
+
+        memmove(n->children + at + 1, n->children + at, (n->n_children - 1 - at) * sizeof *n->children);
+        n->children[at] = c;
+}
+
+int device_disk_push_overlay(DeviceDef *dev, const char *path, const char *format) {
+        DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
+        _cleanup_(conf_node_freep) ConfNode *layer = NULL;
+        DiskType type;
+        ConfNode *c;
+        size_t at = SIZE_MAX;
+        char *p, *f;
+        int r;
+
+        if (!d || !d->source || !dev->extra)
+                return -EINVAL;
+        type = d->type == DISK_TYPE_UNSET ? DISK_TYPE_FILE : d->type;
+        if (type != DISK_TYPE_FILE && type != DISK_TYPE_BLOCK)
+                return -EINVAL;
+        /* The old source, its format and the chain below it become the first layer. */
+        layer = conf_node_new("backingStore");
+        if (!layer || conf_node_set_attr(layer, "type", disk_type_to_string(type)) < 0 ||
+            !(c = conf_node_add(layer, "format")) || conf_node_set_attr(c, "type", d->driver_type ?: "raw") < 0 ||
+            !(c = conf_node_add(layer, "source")) || conf_node_set_attr(c, disk_source_attr[type], d->source) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < dev->extra->n_children; i++)
+                if (conf_node_is(dev->extra->children[i], "backingStore")) {
+                        r = conf_node_append(layer, conf_node_detach_child(dev->extra, i));
+                        if (r < 0)
+                                return r;
+                        at = i;
+                        break;
+                }
+        if (at == SIZE_MAX)
+                for (size_t i = 0; i < dev->extra->n_children; i++)
+                        if (conf_node_is(dev->extra->children[i], "source"))
+                                at = i + 1;
+        p = strdup(path);
+        f = strdup(format);
+        if (!p || !f) {
+                free(p);
+                free(f);
+                return -ENOMEM;
+        }
+        r = conf_node_append(dev->extra, TAKE_PTR(layer));
+        if (r < 0) {
+                free(p);
+                free(f);
+                return r;
+        }
+        if (at != SIZE_MAX)
+                move_child(dev->extra, at);
+        free(d->source);
+        d->source = p;
+        free(d->driver_type);
+        d->driver_type = f;
         d->type = DISK_TYPE_FILE;
         return 0;
 }

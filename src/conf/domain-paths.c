@@ -54,6 +54,7 @@ static int disk_paths(const ConfNode *n, size_t index, DomainPaths *p) {
         const ConfNode *src = conf_node_child(n, "source"), *target = conf_node_child(n, "target");
         const char *path = NULL;
         bool ro;
+        int r;
 
         if (!src)
                 return 0;
@@ -66,8 +67,21 @@ static int disk_paths(const ConfNode *n, size_t index, DomainPaths *p) {
         if (!path)
                 return 0;
         ro = conf_node_child(n, "readonly") || streq(device, "cdrom") || streq(device, "floppy");
-        return add(p, path, streq(type, "dir") ? DOMAIN_PATH_DIRECTORY : ro ? DOMAIN_PATH_READ : DOMAIN_PATH_READ_WRITE,
-                   index, 0, whatf("disk '%s'", target ? strempty(conf_node_attr(target, "dev")) : ""));
+        r = add(p, path, streq(type, "dir") ? DOMAIN_PATH_DIRECTORY : ro ? DOMAIN_PATH_READ : DOMAIN_PATH_READ_WRITE,
+                index, 0, whatf("disk '%s'", target ? strempty(conf_node_attr(target, "dev")) : ""));
+        /* The images below it (<backingStore>, a snapshot's overlays over them): read only. */
+        for (const ConfNode *b = conf_node_child(n, "backingStore"); r >= 0 && b; b = conf_node_child(b, "backingStore")) {
+                const char *btype = conf_node_attr(b, "type") ?: "file";
+                const ConfNode *bsrc = conf_node_child(b, "source");
+                const char *bpath = !bsrc ? NULL : streq(btype, "file") ? conf_node_attr(bsrc, "file") :
+                                    streq(btype, "block") ? conf_node_attr(bsrc, "dev") : NULL;
+
+                if (!bpath)
+                        break;
+                r = add(p, bpath, DOMAIN_PATH_READ, index, 0,
+                        whatf("a backing image of disk '%s'", target ? strempty(conf_node_attr(target, "dev")) : ""));
+        }
+        return r;
 }
 
 static int chardev_paths(const ConfNode *n, const char *kind, size_t index, DomainPaths *p) {

@@ -43,8 +43,11 @@ SnapshotDef *snapshot_def_free(SnapshotDef *def) {
         free(def->description);
         free(def->parent_name);
         free(def->memory_file);
-        for (size_t i = 0; i < def->n_disks; i++)
+        for (size_t i = 0; i < def->n_disks; i++) {
                 free(def->disks[i].name);
+                free(def->disks[i].source_file);
+                free(def->disks[i].driver_type);
+        }
         free(def->disks);
         domain_def_free(def->domain);
         domain_def_free(def->inactive_domain);
@@ -71,10 +74,43 @@ SnapshotMode snapshot_def_disk_mode(const SnapshotDef *def, const char *disk, Sn
         return fallback;
 }
 
+static const DeviceDef *disk_by_target(const DomainDef *def, const char *target) {
+        for (size_t i = 0; def && i < def->n_devices; i++)
+                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
+                        return def->devices[i];
+        return NULL;
+}
+
+int snapshot_def_apply_overlays(const SnapshotDef *snap, const DomainDef *def, DomainDef **ret) {
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        int r;
+
+        r = domain_def_copy(def, &copy);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < snap->n_disks; i++) {
+                const SnapshotDiskDef *k = &snap->disks[i];
+                const DeviceDef *was = disk_by_target(snap->domain, k->name);
+                DeviceDef *dev = (DeviceDef *) disk_by_target(copy, k->name);
+
+                if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file || !dev)
+                        continue;
+                /* A definition whose disk has another image now (a saved definition changed since) keeps it. */
+                if (was && !streq_ptr(device_disk_get_source(was), device_disk_get_source(dev)))
+                        continue;
+                r = device_disk_push_overlay(dev, k->source_file, k->driver_type ?: "qcow2");
+                if (r < 0)
+                        return r;
+        }
+        copy->serial = domain_def_new_serial();
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
 /* Parsing ----------------------------------------------------------------------------------------- */
 
 static int parse_disks(SnapshotDef *def, ConfNode *disks, VbError *e) {
-        ConfNode *d;
+        ConfNode *d, *c;
         int r;
 
         while ((d = conf_node_use_child(disks, "disk"))) {
@@ -99,6 +135,10 @@ static int parse_disks(SnapshotDef *def, ConfNode *disks, VbError *e) {
                 if (n->mode_given && n->mode != SNAPSHOT_MODE_EXTERNAL && conf_node_child(d, "source"))
                         return conf_error(e, d, "disk '%s' has a <source> but snapshot='%s' (a source is for 'external')",
                                           n->name, snapshot_mode_to_string(n->mode));
+                if ((c = conf_node_use_child(d, "driver")))
+                        n->driver_type = conf_node_take_attr(c, "type");
+                if ((c = conf_node_use_child(d, "source")))
+                        n->source_file = conf_node_take_attr(c, "file");
         }
         return 0;
 }
@@ -229,7 +269,7 @@ static int add_nested_domain(ConfNode *n, const DomainDef *d, const char *name, 
 }
 
 static int add_disks(ConfNode *n, const SnapshotDef *def) {
-        ConfNode *disks, *d;
+        ConfNode *disks, *d, *c;
 
         if (def->n_disks == 0)
                 return 0;
@@ -237,10 +277,15 @@ static int add_disks(ConfNode *n, const SnapshotDef *def) {
         if (!disks)
                 return -ENOMEM;
         for (size_t i = 0; i < def->n_disks; i++) {
+                const SnapshotDiskDef *k = &def->disks[i];
+
                 d = conf_node_add(disks, "disk");
-                if (!d || conf_node_set_attr(d, "name", def->disks[i].name) < 0 ||
-                    (def->disks[i].mode_given &&
-                     conf_node_set_attr(d, "snapshot", snapshot_mode_to_string(def->disks[i].mode)) < 0))
+                if (!d || conf_node_set_attr(d, "name", k->name) < 0 ||
+                    (k->mode_given && conf_node_set_attr(d, "snapshot", snapshot_mode_to_string(k->mode)) < 0))
+                        return -ENOMEM;
+                if (k->driver_type && ((c = conf_node_add(d, "driver")) == NULL || conf_node_set_attr(c, "type", k->driver_type) < 0))
+                        return -ENOMEM;
+                if (k->source_file && ((c = conf_node_add(d, "source")) == NULL || conf_node_set_attr(c, "file", k->source_file) < 0))
                         return -ENOMEM;
         }
         return 0;

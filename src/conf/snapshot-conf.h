@@ -58,6 +58,8 @@ typedef struct SnapshotDiskDef {
         char *name; /* the domain disk's target dev (or source path) */
         SnapshotMode mode;
         bool mode_given;
+        char *source_file; /* external: the overlay (<source file=>) */
+        char *driver_type; /* external: its format (<driver type=>) */
 } SnapshotDiskDef;
 
 typedef struct SnapshotDef {
@@ -90,3 +92,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SnapshotDef *, snapshot_def_free);
 SnapshotKind snapshot_def_kind(const SnapshotDef *def);
 /* The mode of the named disk as the snapshot says, or fallback if it does not name it. */
 SnapshotMode snapshot_def_disk_mode(const SnapshotDef *def, const char *disk, SnapshotMode fallback);
+/* A copy of def whose disks snap keeps externally have their overlays (snap's <source file=>) over their
+ * images (device_disk_push_overlay), each only if the disk still has the image it had when snap was taken
+ * (snap->domain); for a disk-only snapshot's definitions. */
+int snapshot_def_apply_overlays(const SnapshotDef *snap, const DomainDef *def, DomainDef **ret);

@@ -33,6 +33,8 @@ void domain_fail_device_removals(Domain *d, VbErrorCode code, const char *why);
 void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias);
 void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, const char *alias, const char *reason);
 void manager_on_driver_agent_changed(void *userdata, const char *uuid, bool connected);
+/* snapshot.c: the progress of a snapshot job the backend runs, as the domain's Progress signal. */
+void manager_on_driver_snapshot_progress(void *userdata, const char *uuid, uint64_t done, uint64_t total);
 
 /* DefineDomain in steps: check (names, UUID), then, once the definition is saved, apply it to the
  * registry (takes def). */

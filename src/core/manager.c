@@ -140,6 +140,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
                         .device_removed = manager_on_driver_device_removed,
                         .device_removal_failed = manager_on_driver_device_removal_failed,
                         .agent_changed = manager_on_driver_agent_changed,
+                        .domain_progress = manager_on_driver_snapshot_progress,
                         .userdata = m,
                 },
         };

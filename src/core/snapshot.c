@@ -11,6 +11,7 @@
 #include "core/domain-save.h"
 #include "core/domain-store.h"
 #include "core/snapshot.h"
+#include "conf/domain-paths.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -72,6 +73,15 @@ static bool is_descendant(const DomainSnapshot *s, const DomainSnapshot *ancesto
                 if (p == ancestor)
                         return true;
         return false;
+}
+
+void manager_on_driver_snapshot_progress(void *userdata, const char *uuid, uint64_t done, uint64_t total) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+
+        /* Only while core has a snapshot operation of the domain in flight. */
+        if (d && d->job_busy && m->events.domain_progress)
+                m->events.domain_progress(m->events.userdata, d, done, total);
 }
 
 /* Persistence ----------------------------------------------------------------------------------- */
@@ -274,17 +284,48 @@ static SnapshotState state_of(const Domain *d) {
         }
 }
 
-static int check_new(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, VbError *reterr) {
+/* A disk-only snapshot: flag 1, or a disk the XML keeps externally (and no memory state). */
+static bool is_disk_only(const SnapshotDef *def, uint64_t flags) {
         if (flags & SNAPSHOT_CREATE_DISK_ONLY)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk-only snapshots are not supported yet");
+                return true;
+        for (size_t i = 0; i < def->n_disks; i++)
+                if (def->disks[i].mode_given && def->disks[i].mode == SNAPSHOT_MODE_EXTERNAL)
+                        return true;
+        return false;
+}
+
+static int check_kind(const SnapshotDef *def, uint64_t flags, VbError *reterr) {
+        if (def->memory_given && def->memory == SNAPSHOT_MODE_EXTERNAL)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshots keeping the guest's memory in a file "
+                                    "(<memory snapshot='external'>) are not supported: take an internal or a disk-only "
+                                    "snapshot");
+        if (def->memory_given && def->memory == SNAPSHOT_MODE_MANUAL)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "<memory snapshot='manual'> is not supported");
+        if (!is_disk_only(def, flags))
+                return 0;
+        if (def->memory_given && def->memory != SNAPSHOT_MODE_NO)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A disk-only snapshot keeps no memory state: "
+                                    "<memory snapshot='%s'> (expected 'no', or no <memory>)",
+                                    snapshot_mode_to_string(def->memory));
+        for (size_t i = 0; i < def->n_disks; i++)
+                if (def->disks[i].mode_given && def->disks[i].mode != SNAPSHOT_MODE_EXTERNAL &&
+                    def->disks[i].mode != SNAPSHOT_MODE_NO)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Disk '%s' of a disk-only snapshot says "
+                                            "snapshot='%s' (expected 'external' or 'no')", def->disks[i].name,
+                                            snapshot_mode_to_string(def->disks[i].mode));
+        return 0;
+}
+
+static int check_new(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, VbError *reterr) {
+        int r;
+
         if (flags & SNAPSHOT_CREATE_QUIESCE)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Quiescing through the guest agent is not supported yet");
         if (flags & SNAPSHOT_CREATE_REDEFINE)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Redefining a snapshot from its XML is not supported yet");
-        if (snapshot_def_kind(def) != SNAPSHOT_KIND_INTERNAL || (def->memory_given && def->memory == SNAPSHOT_MODE_MANUAL))
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "Only internal snapshots are supported yet (this one is '%s')",
-                                    snapshot_kind_to_string(snapshot_def_kind(def)));
+        r = check_kind(def, flags, reterr);
+        if (r < 0)
+                return r;
         if (def->state_given || def->creation_time_given || def->parent_name || def->domain || def->inactive_domain ||
             def->active >= 0)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A new snapshot's <state>, <creationTime>, "
@@ -305,8 +346,121 @@ static int check_new(Manager *m, Domain *d, SnapshotDef *def, uint64_t flags, Vb
         return 0;
 }
 
+static const SnapshotDiskDef *snapshot_disk(const SnapshotDef *def, const char *name) {
+        for (size_t i = 0; i < def->n_disks; i++)
+                if (streq(def->disks[i].name, name))
+                        return &def->disks[i];
+        return NULL;
+}
+
+static bool is_domain_disk(const DomainDef *def, const char *target) {
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
+                        return true;
+        return false;
+}
+
+/* Next to the image, named after the snapshot: its extension replaced ("/i/web.qcow2" -> "/i/web.before"). */
+static int default_overlay(const char *source, const char *snapshot, char **ret) {
+        const char *slash = strrchr(source, '/'), *dot = strrchr(source, '.');
+        size_t keep = dot && slash && dot > slash + 1 ? (size_t) (dot - source) : strlen(source);
+
+        return asprintf(ret, "%.*s.%s", (int) keep, source, snapshot) < 0 ? -ENOMEM : 0;
+}
+
+/* The overlay of one disk: absolute, new to the domain and to the other disks of the snapshot. */
+static int check_overlay(const char *target, const char *path, const DomainPaths *paths, const SnapshotDiskDef *done,
+                         size_t n_done, VbError *reterr) {
+        if (path[0] != '/')
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Disk '%s': the overlay <source file='%s'/> "
+                                    "is not an absolute path", target, path);
+        for (size_t i = 0; i < paths->n; i++)
+                if (streq(paths->v[i].path, path))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Disk '%s': the overlay '%s' is a file "
+                                            "of the domain already (%s)", target, path, paths->v[i].what);
+        for (size_t i = 0; i < n_done; i++)
+                if (streq_ptr(done[i].source_file, path))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Disks '%s' and '%s' would have the "
+                                            "same overlay '%s'", done[i].name, target, path);
+        return 0;
+}
+
+/* One disk of the domain in a disk-only snapshot: its overlay, or snapshot='no'. */
+static int resolve_disk(const DeviceDef *dev, const SnapshotDef *def, const DomainPaths *paths, SnapshotDiskDef *list,
+                        size_t n, VbError *reterr) {
+        const char *target = device_disk_get_target(dev);
+        const SnapshotDiskDef *given = snapshot_disk(def, target);
+        bool image = device_disk_is_writable_image(dev);
+        SnapshotMode mode = given && given->mode_given ? given->mode : image ? SNAPSHOT_MODE_EXTERNAL : SNAPSHOT_MODE_NO;
+        SnapshotDiskDef *k = &list[n];
+        int r;
+
+        *k = (SnapshotDiskDef) { .mode = mode, .mode_given = true, .name = strdup(target) };
+        if (!k->name)
+                return -ENOMEM;
+        if (mode == SNAPSHOT_MODE_NO)
+                return 0;
+        if (!image)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Disk '%s' cannot have an overlay: it is not "
+                                    "a writable image (a read-only, shared, cdrom or floppy disk, or one without a "
+                                    "file or block source); say <disk name='%s' snapshot='no'/>", target, target);
+        if (given && given->driver_type && !streq(given->driver_type, "qcow2"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s': overlays are 'qcow2' images, not '%s'",
+                                    target, given->driver_type);
+        if (given && given->source_file)
+                k->source_file = strdup(given->source_file);
+        else
+                (void) default_overlay(device_disk_get_source(dev), def->name, &k->source_file);
+        k->driver_type = strdup("qcow2");
+        if (!k->source_file || !k->driver_type)
+                return -ENOMEM;
+        r = check_overlay(target, k->source_file, paths, list, n, reterr);
+        return r < 0 ? r : 1;
+}
+
+/* A disk-only snapshot lists every disk of the domain: with its new overlay (given, or next to its image),
+ * or snapshot='no' (what cannot have one, unless the XML asked for it: then it is refused). */
+static int resolve_disk_only(const DomainDef *cur, SnapshotDef *def, VbError *reterr) {
+        _cleanup_(domain_paths_done) DomainPaths paths = {};
+        SnapshotDiskDef *list = new0(SnapshotDiskDef, cur->n_devices + 1);
+        size_t n = 0, n_external = 0;
+        int r = 0;
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < def->n_disks && r >= 0; i++)
+                if (!is_domain_disk(cur, def->disks[i].name))
+                        r = vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "The snapshot names disk '%s', which domain "
+                                         "'%s' does not have (name= is a disk's <target dev=>)", def->disks[i].name,
+                                         domain_def_get_name(cur));
+        if (r >= 0)
+                r = domain_def_host_paths(cur, &paths);
+        for (size_t i = 0; i < cur->n_devices && r >= 0; i++) {
+                if (cur->devices[i]->kind != DEVICE_DISK || !device_disk_get_target(cur->devices[i]))
+                        continue;
+                r = resolve_disk(cur->devices[i], def, &paths, list, n, reterr);
+                if (list[n].name)
+                        n++;
+                if (r > 0)
+                        n_external++;
+        }
+        if (r >= 0 && n_external == 0)
+                r = vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Snapshot '%s' would keep no disk: domain '%s' has "
+                                 "no writable image disk, or each says snapshot='no'", def->name,
+                                 domain_def_get_name(cur));
+        for (size_t i = 0; i < def->n_disks; i++) {
+                free(def->disks[i].name);
+                free(def->disks[i].source_file);
+                free(def->disks[i].driver_type);
+        }
+        free(def->disks);
+        def->disks = list;
+        def->n_disks = n;
+        return r < 0 ? r : 0;
+}
+
 /* Fills in what the service decides: name (the creation time), time, state, parent, the definition. */
-static int fill_new(Domain *d, SnapshotDef *def, VbError *reterr) {
+static int fill_new(Domain *d, SnapshotDef *def, bool disk_only, VbError *reterr) {
         bool running = domain_is_active(d);
         int r;
 
@@ -319,10 +473,15 @@ static int fill_new(Domain *d, SnapshotDef *def, VbError *reterr) {
                         return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' already has a snapshot "
                                             "'%s' (taken this second): give a <name>", d->name, def->name);
         }
-        def->state = state_of(d);
+        def->state = disk_only ? SNAPSHOT_STATE_DISK_SNAPSHOT : state_of(d);
         def->state_given = true;
-        def->memory = running ? SNAPSHOT_MODE_INTERNAL : SNAPSHOT_MODE_NO;
+        def->memory = running && !disk_only ? SNAPSHOT_MODE_INTERNAL : SNAPSHOT_MODE_NO;
         def->memory_given = true;
+        if (disk_only) {
+                r = resolve_disk_only(domain_current_def(d), def, reterr);
+                if (r < 0)
+                        return r;
+        }
         if (d->current_snapshot && !(def->parent_name = strdup(d->current_snapshot->name)))
                 return -ENOMEM;
         r = domain_def_copy(domain_current_def(d), &def->domain);
@@ -393,6 +552,36 @@ static void ignore_done(int r, const VbError *e, void *userdata) {
                             e ? strempty(e->message) : strerror(-r));
 }
 
+/* A disk-only snapshot was taken: its overlays are the disks' images now, in the running definition (the
+ * backend's, which it changed itself, or core's own) and the saved one. Best effort: the overlays are in
+ * use whatever is written here. */
+static void adopt_overlays(Manager *m, Domain *d, const SnapshotDef *snap) {
+        _cleanup_(domain_def_freep) DomainDef *live = NULL, *config = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        if (domain_is_active(d)) {
+                if (!DRIVER_OP(m, domain_get_live) || DRIVER_OP(m, domain_get_live)(m->driver, d->uuid, &live, NULL) < 0)
+                        (void) snapshot_def_apply_overlays(snap, d->live, &live);
+                if (live) {
+                        domain_def_free(d->live);
+                        d->live = TAKE_PTR(live);
+                }
+        }
+        if (!d->config)
+                return;
+        if (snapshot_def_apply_overlays(snap, d->config, &config) < 0) {
+                log_warning("Domain '%s': out of memory switching its definition to the overlays of snapshot '%s'.",
+                            d->name, snap->name);
+                return;
+        }
+        if (domain_store_save(m->domains_dir, config, &d->access, &e) < 0)
+                log_warning("Domain '%s': its definition with the overlays of snapshot '%s' was not saved, ignoring: %s",
+                            d->name, snap->name, strempty(e.message));
+        vb_error_free(&e);
+        domain_def_free(d->config);
+        d->config = TAKE_PTR(config);
+}
+
 static void on_created(int r, const VbError *driver_e, void *userdata) {
         SnapshotJob *j = userdata;
         Manager *m = j->m;
@@ -404,17 +593,20 @@ static void on_created(int r, const VbError *driver_e, void *userdata) {
                 job_finish(j, r, NULL, driver_e);
                 return;
         }
+        if (snapshot_def_kind(j->def) == SNAPSHOT_KIND_DISK_ONLY)
+                adopt_overlays(m, d, j->def);
         r = snapshot_add(d, TAKE_PTR(j->def), &s);
         if (r >= 0)
                 r = snapshot_save(m, s, &e);
         if (r < 0) {
                 /* Not recorded: what the backend made goes again (best effort; nothing waits for it). */
-                if (s) {
+                if (s && snapshot_def_kind(s->def) == SNAPSHOT_KIND_INTERNAL) {
                         (void) DRIVER_OP(m, domain_snapshot_delete)(m->driver, domain_current_def(d),
                                                                     domain_is_active(d), s->def, &d->access,
                                                                     ignore_done, NULL, NULL);
-                        snapshot_remove(m, s);
                 }
+                if (s)
+                        snapshot_remove(m, s);
                 job_fail(j, r, &e);
                 return;
         }
@@ -436,7 +628,7 @@ int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def_in, uint64_t
         if (r >= 0)
                 r = check_new(m, d, def, flags, reterr);
         if (r >= 0)
-                r = fill_new(d, def, reterr);
+                r = fill_new(d, def, is_disk_only(def, flags), reterr);
         if (r < 0)
                 return r;
         j = job_new(m, d, NULL, flags, done, userdata);
@@ -759,6 +951,16 @@ int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, Snaps
         if (!(flags & SNAPSHOT_DELETE_CHILDREN_ONLY))
                 j->pending[n++] = s;
         j->n_pending = n;
+        /* What a disk-only snapshot made is the domain's disks now: only its record can go. */
+        for (size_t i = 0; i < n && !(flags & SNAPSHOT_DELETE_METADATA_ONLY); i++)
+                if (snapshot_def_kind(j->pending[i]->def) != SNAPSHOT_KIND_INTERNAL) {
+                        r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshot '%s' is '%s': its overlays are the "
+                                         "disks of domain '%s' now, and merging them back is not supported; delete its "
+                                         "metadata only (flag 4)", j->pending[i]->name,
+                                         snapshot_kind_to_string(snapshot_def_kind(j->pending[i]->def)), d->name);
+                        job_free(j);
+                        return r;
+                }
         delete_next(j);
         return 0;
 }

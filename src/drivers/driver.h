@@ -102,6 +102,9 @@ typedef struct VbDriverEvents {
         void (*device_removal_failed)(void *userdata, const char *uuid, const char *alias, const char *reason);
         /* The guest agent of the running domain connected or went away (GuestAgentConnected). */
         void (*agent_changed)(void *userdata, const char *uuid, bool connected);
+        /* A snapshot operation the backend runs for the domain got on: done of total units (the last one
+         * tells done == total), a few times a second at most. */
+        void (*domain_progress)(void *userdata, const char *uuid, uint64_t done, uint64_t total);
         void *userdata;
 } VbDriverEvents;
 

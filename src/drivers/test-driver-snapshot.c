@@ -72,10 +72,18 @@ static int snapshot_file(VbDriver *drv, const DomainDef *def, const SnapshotDef 
         return 0;
 }
 
-static int snapshot_create(VbDriver *drv, const DomainDef *def, const SnapshotDef *snap, VbError *reterr) {
+static int snapshot_create(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                           VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
         const char *state = snapshot_state_to_string(snap->state);
+        char uuid[37];
         int r;
+
+        /* Disk-only: the simulated overlays are only names in the definitions (core switches the saved one). */
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY) {
+                domain_def_get_uuid_string(def, uuid);
+                return running ? test_driver_adopt_overlays(drv, uuid, snap, reterr) : 0;
+        }
 
         r = snapshot_file(drv, def, snap, &dir, &path);
         if (r < 0)
@@ -91,7 +99,8 @@ static int snapshot_create(VbDriver *drv, const DomainDef *def, const SnapshotDe
         return 0;
 }
 
-static int snapshot_revert(VbDriver *drv, const DomainDef *def, const SnapshotDef *snap, VbError *reterr) {
+static int snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                           VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
         int r;
 
@@ -104,7 +113,8 @@ static int snapshot_revert(VbDriver *drv, const DomainDef *def, const SnapshotDe
         return 0;
 }
 
-static int snapshot_delete(VbDriver *drv, const DomainDef *def, const SnapshotDef *snap, VbError *reterr) {
+static int snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
+                           VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
         int r;
 
@@ -118,13 +128,24 @@ static int snapshot_delete(VbDriver *drv, const DomainDef *def, const SnapshotDe
         return 0;
 }
 
+/* A simulated job is one unit, done at once. */
+static void tell_progress(VbDriver *drv, const DomainDef *def) {
+        char uuid[37];
+
+        domain_def_get_uuid_string(def, uuid);
+        if (drv->cfg.events.domain_progress)
+                drv->cfg.events.domain_progress(drv->cfg.events.userdata, uuid, 1, 1);
+}
+
 /* The ops: the work now, the answer from the event loop. */
-#define TEST_SNAPSHOT_OP(op)                                                                                        \
-        int test_snapshot_##op(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,        \
-                               const DomainAccess *owner, VbDriverOpDone done, void *userdata,               \
+#define TEST_SNAPSHOT_OP(op)                                                                                       \
+        int test_snapshot_##op(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,         \
+                               const DomainAccess *owner, VbDriverOpDone done, void *userdata,                     \
                                VbError *reterr) {                                                                  \
                 VbError e = VB_ERROR_NULL;                                                                         \
-                int r = snapshot_##op(drv, def, snap, &e);                                                         \
+                int r = snapshot_##op(drv, def, running, snap, &e);                                                \
+                if (r >= 0)                                                                                        \
+                        tell_progress(drv, def);                                                                   \
                 return complete_later(drv, r, &e, done, userdata, reterr);                                         \
         }
 

@@ -13,6 +13,10 @@ int test_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, cons
 int test_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
                          const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
 
+/* A simulated disk-only snapshot of a running guest: its live definition takes the overlays (no file is
+ * made: the test host's disks are names). */
+int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDef *snap, VbError *reterr);
+
 /* Simulated saved state: a few lines naming the domain, written to or read from the descriptor by a
  * worker thread (util/worker.h), answered on the event loop. */
 typedef struct Worker Worker;

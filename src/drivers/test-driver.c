@@ -30,6 +30,7 @@
 #include "drivers/driver.h"
 #include "drivers/test-driver-caps.h"
 #include "drivers/test-driver-console.h"
+#include "conf/snapshot-conf.h"
 #include "drivers/test-driver-snapshot.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
@@ -433,6 +434,25 @@ static int test_suspend(VbDriver *drv, const char *uuid, VbDriverOpDone done, vo
 
 static int test_resume(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         return set_paused(drv, uuid, false, reterr);
+}
+
+int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDef *snap, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        DomainDef *live = NULL;
+        int r;
+
+        if (!g)
+                return -ESRCH;
+        r = snapshot_def_apply_overlays(snap, g->live, &live);
+        if (r < 0)
+                return r;
+        domain_def_free(g->live);
+        g->live = live;
+        r = guest_save(t, g);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save the simulated guest %s, ignoring: %m", uuid);
+        return 0;
 }
 
 static int test_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr) {

@@ -33,6 +33,7 @@ static const char * const mode_names[_HOST_OPEN_MODE_MAX] = {
         [HOST_OPEN_DIRECTORY] = "read the directory",
         [HOST_OPEN_SOCKET_LISTEN] = "listen on",
         [HOST_OPEN_SOCKET_CONNECT] = "connect to",
+        [HOST_OPEN_CREATE] = "create",
 };
 
 const char *host_open_mode_to_string(HostOpenMode mode) {
@@ -89,6 +90,8 @@ static int open_flags(HostOpenMode mode, bool check_only) {
                 return f | O_WRONLY | (check_only ? 0 : O_CREAT | O_TRUNC);
         case HOST_OPEN_DIRECTORY:
                 return f | O_RDONLY | O_DIRECTORY;
+        case HOST_OPEN_CREATE:
+                return f | (check_only ? O_RDONLY : O_RDWR | O_CREAT | O_EXCL);
         default:
                 return -1;
         }
@@ -166,7 +169,12 @@ static int open_one(const HostOpenRequest *q, bool no_symlinks) {
                 if (flags < 0)
                         return -EINVAL;
                 fd = do_open(q->path, flags, no_symlinks);
-                if (fd == -ENOENT && q->check_only && (q->mode == HOST_OPEN_APPEND || q->mode == HOST_OPEN_TRUNCATE)) {
+                if (q->check_only && q->mode == HOST_OPEN_CREATE && fd >= 0) {
+                        close(fd);
+                        return -EEXIST;
+                }
+                if (fd == -ENOENT && q->check_only &&
+                    (q->mode == HOST_OPEN_APPEND || q->mode == HOST_OPEN_TRUNCATE || q->mode == HOST_OPEN_CREATE)) {
                         /* It would be created: the directory must let us. */
                         if (!dir_of(q->path, dir, sizeof dir))
                                 return -EINVAL;

@@ -23,6 +23,7 @@ typedef enum HostOpenMode {
         HOST_OPEN_DIRECTORY,     /* an existing directory, read-only (O_PATH-free: it can be listed) */
         HOST_OPEN_SOCKET_LISTEN, /* a new AF_UNIX stream socket bound there and listening (an old socket is replaced) */
         HOST_OPEN_SOCKET_CONNECT, /* an AF_UNIX stream socket connected to the one there */
+        HOST_OPEN_CREATE,        /* a new regular file (0600), read and write; one that exists is EEXIST */
         _HOST_OPEN_MODE_MAX,
 } HostOpenMode;
 

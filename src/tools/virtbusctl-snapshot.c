@@ -31,7 +31,7 @@ static char *xml_escape(const char *text) {
         return out;
 }
 
-/* snapshot-create NAME [SNAPSHOT] [--description TEXT] */
+/* snapshot-create NAME [SNAPSHOT] [--description TEXT] [--disk-only (flag 1: overlays next to the images)] */
 int verb_snapshot_create(sd_bus *bus, const Verb *v, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *domain = NULL, *name = NULL, *desc = NULL, *xml = NULL, *snap = NULL, *text = NULL;
@@ -47,7 +47,8 @@ int verb_snapshot_create(sd_bus *bus, const Verb *v, int argc, char **argv) {
                 return -CTL_EXIT_FAILED;
         r = ctl_lookup(bus, v->kind, argv[0], &domain);
         if (r >= 0)
-                r = ctl_call(bus, domain, CTL_DOMAIN, "CreateSnapshot", &reply, "st", xml, UINT64_C(0));
+                r = ctl_call(bus, domain, CTL_DOMAIN, "CreateSnapshot", &reply, "st", xml,
+                             arg.disk_only ? UINT64_C(1) : UINT64_C(0));
         if (r < 0)
                 return r;
         if (sd_bus_message_read(reply, "o", &path) < 0)

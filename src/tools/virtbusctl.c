@@ -106,7 +106,7 @@ static int help(void) {
                "  domifaddr NAME [--source lease|agent|arp]  The guest's addresses\n"
                "  managedsave NAME              Save the state and stop (Start resumes)\n"
                "  managedsave-remove NAME       Forget the saved state\n"
-               "  snapshot-create NAME [SNAPSHOT] [--description TEXT]\n"
+               "  snapshot-create NAME [SNAPSHOT] [--description TEXT] [--disk-only]\n"
                "  snapshot-list NAME            The domain's snapshots\n"
                "  snapshot-dumpxml|snapshot-revert NAME SNAPSHOT\n"
                "  snapshot-delete NAME SNAPSHOT [--children|--children-only] [--metadata]\n"
@@ -142,7 +142,7 @@ enum {
         OPT_PAUSED, OPT_DISABLE, OPT_INACTIVE, OPT_SECURE, OPT_LIVE, OPT_CONFIG, OPT_MAXIMUM, OPT_ARCH, OPT_MACHINE,
         OPT_VIRTTYPE, OPT_ONCE, OPT_CAP, OPT_DRIVER, OPT_FORCE, OPT_NAMES, OPT_DESCRIPTION, OPT_CHILDREN,
         OPT_CHILDREN_ONLY, OPT_METADATA, OPT_VFS, OPT_MAC, OPT_VLAN, OPT_OFFSET, OPT_LENGTH, OPT_SOURCE,
-        OPT_IDLE_TIMEOUT,
+        OPT_IDLE_TIMEOUT, OPT_DISK_ONLY,
 };
 
 static const struct option options[] = {
@@ -174,6 +174,7 @@ static const struct option options[] = {
         { "children", no_argument, NULL, OPT_CHILDREN },
         { "children-only", no_argument, NULL, OPT_CHILDREN_ONLY },
         { "metadata", no_argument, NULL, OPT_METADATA },
+        { "disk-only", no_argument, NULL, OPT_DISK_ONLY },
         { "vfs", required_argument, NULL, OPT_VFS },
         { "mac", required_argument, NULL, OPT_MAC },
         { "vlan", required_argument, NULL, OPT_VLAN },
@@ -252,6 +253,7 @@ static int parse_argv(int argc, char **argv) {
                 case OPT_CHILDREN: arg.children = true; break;
                 case OPT_CHILDREN_ONLY: arg.children_only = true; break;
                 case OPT_METADATA: arg.metadata = true; break;
+                case OPT_DISK_ONLY: arg.disk_only = true; break;
                 case OPT_VFS: arg.vfs_set = true; r = parse_u32(optarg, "--vfs", &arg.vfs); break;
                 case OPT_MAC: arg.mac = optarg; break;
                 case OPT_VLAN: r = parse_u32(optarg, "--vlan", &arg.vlan); break;

@@ -40,7 +40,7 @@ enum {
 typedef struct CtlArgs {
         bool json, legend, color, names;
         bool all, paused, disable, inactive, secure, live, config, maximum, once, force;
-        bool children, children_only, metadata;
+        bool children, children_only, metadata, disk_only;
         const char *state, *arch, *machine, *virttype, *cap, *driver, *description, *mac, *source;
         uint64_t offset, length;
         uint32_t vfs, vlan;

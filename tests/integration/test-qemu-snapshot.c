@@ -188,6 +188,9 @@ static void test_running_guest(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *disk = NULL, *dom = NULL, *snap = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *progress = NULL;
+        uint64_t done = 0, total = 0;
+        size_t n_progress = 0;
         sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply;
         const char *o;
@@ -196,11 +199,22 @@ static void test_running_guest(void **state) {
         assert_true(asprintf(&disk, "%s/live-disk.qcow2", harness_dir(h)) > 0);
         console = start_guest(h, "snaplive", disk, "one", "MARKER-ONE", &dom);
 
+        progress = harness_watch_signal(bus, dom, D, "Progress");
         reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>live</name></domainsnapshot>",
                                 UINT64_C(0));
         assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
         snap = strdup(o);
         sd_bus_message_unref(reply);
+        /* The job's progress: at least once, never past its total, the last one complete. */
+        for (sd_bus_message *msg; (msg = harness_watch_next(progress, n_progress == 0 ? 10 * HARNESS_USEC_PER_SEC :
+                                                                       HARNESS_USEC_PER_SEC / 2));) {
+                assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+                assert_true(total > 0 && done <= total);
+                n_progress++;
+                sd_bus_message_unref(msg);
+        }
+        assert_true(n_progress >= 1 && n_progress < 100);
+        assert_true(done == total);
         assert_string_equal(harness_get_string(bus, snap, S, "State"), "running");
         assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
         guest_sees(console, "one", "MARKER-ONE");
@@ -326,11 +340,263 @@ static void test_saved_state(void **state) {
         harness_domain_call(bus, dom, "Undefine");
 }
 
+static char *sha256(Harness *h, const char *file) {
+        char *out = NULL;
+
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/sha256sum", file, NULL }, &out), 0);
+        assert_true(strlen(out) > 64);
+        out[64] = 0;
+        return out;
+}
+
+/* QEMU's log of the domain (its last 3000 bytes), for a failure's message. */
+static char *qemu_log(Harness *h, const char *name) {
+        _cleanup_free_ char *path = NULL;
+        char *buf = calloc(1, 3001);
+        off_t size;
+        int fd;
+
+        assert_true(asprintf(&path, "%s/qemu/log/%s.log", harness_state_dir(h), name) > 0);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || !buf)
+                return buf;
+        size = lseek(fd, 0, SEEK_END);
+        if (pread(fd, buf, 3000, size > 3000 ? size - 3000 : 0) < 0)
+                buf[0] = 0;
+        close(fd);
+        return buf;
+}
+
+/* The first bytes the guest sees of image (its backing chain read by qemu-img, as root, the domain shut off). */
+static char *image_start(Harness *h, const char *image) {
+        _cleanup_free_ char *raw = NULL;
+        char buf[11] = "";
+        int fd;
+
+        assert_true(asprintf(&raw, "%s/flat.raw", harness_dir(h)) > 0);
+        {
+                HarnessResult res = {};
+
+                assert_int_equal(harness_run(h, HARNESS_USER_ROOT, (const char *[]) { "/usr/bin/qemu-img", "convert", "-O",
+                                             "raw", image, raw, NULL }, NULL, TIMEOUT, &res), 0);
+                if (res.status != 0)
+                        fprintf(stderr, "QEMU's log: %s\n", qemu_log(h, "snapext"));
+                if (res.status != 0)
+                        fail_msg("qemu-img convert '%s' failed: %s", image, strempty(res.err));
+                harness_result_done(&res);
+        }
+        fd = open(raw, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, buf, 10), 10);
+        close(fd);
+        unlink(raw);
+        return strdup(buf);
+}
+
+static char *backing_of(Harness *h, const char *image) {
+        _cleanup_free_ char *out = NULL;
+        const char *b;
+        char *e;
+
+        if (run(h, (const char *[]) { "/usr/bin/qemu-img", "info", "-U", image, NULL }, &out) != 0) {
+                fprintf(stderr, "QEMU's log: %s\n", qemu_log(h, "snapext"));
+                fail_msg("qemu-img info '%s' failed", image);
+        }
+        b = strstr(out, "backing file: ");
+        assert_non_null(b);
+        b += strlen("backing file: ");
+        e = strndup(b, strcspn(b, "\n"));
+        return e;
+}
+
+static char *disk_only(sd_bus *bus, const char *dom, const char *xml, uint64_t flags) {
+        sd_bus_message *reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", xml, flags);
+        const char *o;
+        char *ret;
+
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        ret = strdup(o);
+        sd_bus_message_unref(reply);
+        assert_string_equal(harness_get_string(bus, ret, S, "Kind"), "disk-only");
+        assert_string_equal(harness_get_string(bus, ret, S, "State"), "disk-snapshot");
+        return ret;
+}
+
+/* Disk-only snapshots of the running guest: the overlay is what the guest writes to from then on, the old
+ * image stays as it was; again after a restart of virtbusd (the node names found from the definition);
+ * then of the shut-off domain (the definition switched), and the guest boots from the three-image chain. */
+static void test_disk_only(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *base = NULL, *over = NULL, *over2 = NULL, *over3 = NULL, *dom = NULL, *a = NULL,
+                            *b = NULL, *c = NULL, *sum = NULL, *sum2 = NULL, *xml = NULL, *live = NULL, *x = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        int console;
+
+        assert_true(asprintf(&base, "%s/ext-base.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over, "%s/ext-over.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over2, "%s/ext-over.second", harness_dir(h)) > 0);
+        assert_true(asprintf(&over3, "%s/ext-over.third", harness_dir(h)) > 0);
+        console = start_guest(h, "snapext", base, "one", "MARKER-ONE", &dom);
+
+        assert_true(asprintf(&xml, "<domainsnapshot><name>first</name><disks><disk name='vda'><source file='%s'/>"
+                                   "</disk></disks></domainsnapshot>", over) > 0);
+        a = disk_only(bus, dom, xml, 1 | 8);
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "running");
+        sum = sha256(h, base);
+        free(x);
+        x = backing_of(h, over);
+        assert_string_equal(x, base);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_non_null(strstr(live, over));
+        assert_true(strstr(live, "<backingStore type='file'>") && strstr(live, over) < strstr(live, base));
+
+        /* The guest goes on, writing to the overlay; the old image stays as it was. */
+        guest_sees(console, "one", "MARKER-ONE");
+        guest_writes(console, "two", "MARKER-TWO");
+        guest_sees(console, "two", "MARKER-TWO");
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+        /* An overlay that exists is not overwritten. */
+        free(xml);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>again</name><disks><disk name='vda'><source file='%s'/>"
+                                   "</disk></disks></domainsnapshot>", base) > 0);
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "a file of the domain already", dom, D, "CreateSnapshot",
+                           "st", xml, UINT64_C(1));
+        free(x);
+        assert_true(asprintf(&x, "%s/ext-exists.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/touch", x, NULL }, NULL), 0);
+        free(xml);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>again</name><disks><disk name='vda'><source file='%s'/>"
+                                   "</disk></disks></domainsnapshot>", x) > 0);
+        harness_call_fails(bus, ERR("AlreadyExists"), "exists already", dom, D, "CreateSnapshot", "st", xml, UINT64_C(1));
+        free(x);
+        x = NULL;
+
+        /* After a restart: the same, and another snapshot over the overlay (its node found by name again). */
+        close(console);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_string_equal(harness_get_string(bus, a, S, "Kind"), "disk-only");
+        b = disk_only(bus, dom, "<domainsnapshot><name>second</name></domainsnapshot>", 1);
+        free(x);
+        x = backing_of(h, over2);
+        assert_string_equal(x, over);
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_writes(console, "three", "MARKER-3ER");
+        guest_sees(console, "three", "MARKER-3ER");
+        close(console);
+        harness_domain_call(bus, dom, "Destroy");
+        free(sum2);
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+        free(x);
+        x = image_start(h, base);
+        assert_string_equal(x, "MARKER-ONE");
+        free(x);
+        x = image_start(h, over);
+        assert_string_equal(x, "MARKER-TWO");
+        free(x);
+        x = image_start(h, over2);
+        assert_string_equal(x, "MARKER-3ER");
+
+        /* Shut off: the definition takes the third overlay; the guest boots from the chain of four images. */
+        c = disk_only(bus, dom, "<domainsnapshot><name>third</name></domainsnapshot>", 1);
+        free(x);
+        x = backing_of(h, over3);
+        assert_string_equal(x, over2);
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_non_null(strstr(live, over3));
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_sees(console, "", "MARKER-3ER");
+        guest_writes(console, "four", "MARKER-4UR");
+        close(console);
+        harness_domain_call(bus, dom, "Destroy");
+        free(x);
+        x = image_start(h, over3);
+        assert_string_equal(x, "MARKER-4UR");
+        free(x);
+        x = image_start(h, over2);
+        assert_string_equal(x, "MARKER-3ER");
+
+        /* Revert and Delete: not supported; the metadata goes. */
+        harness_call_fails(bus, ERR("NotSupported"), "disk-only", c, S, "Revert", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "flag 4", c, S, "Delete", "t", UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(bus, a, S, "Delete", "t", UINT64_C(4 | 1)));
+        assert_int_equal(access(over3, F_OK), 0);
+        harness_domain_call(bus, dom, "Undefine");
+}
+
+/* The overlay is made with the domain owner's rights: not where the owner may not create files. */
+static void test_disk_only_owner(void **state) {
+        Harness *h = *state;
+        sd_bus *user = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        uid_t uid = harness_user_uid(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *dir = NULL, *image = NULL, *image2 = NULL, *xml = NULL, *dom = NULL, *snap = NULL,
+                            *bad = NULL, *overlay = NULL;
+        struct stat st;
+
+        assert_true(asprintf(&dir, "%s/owner-files", harness_dir(h)) > 0);
+        assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+        assert_int_equal(chown(dir, uid, harness_user_gid(h, HARNESS_USER_VIRTBUS)), 0);
+        assert_true(asprintf(&image, "%s/own.qcow2", dir) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", image, "4M", NULL },
+                             NULL), 0);
+        assert_int_equal(chown(image, uid, harness_user_gid(h, HARNESS_USER_VIRTBUS)), 0);
+        assert_int_equal(chmod(image, 0600), 0);
+        assert_true(asprintf(&image2, "%s/own2.qcow2", dir) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", image2, "4M", NULL },
+                             NULL), 0);
+        assert_int_equal(chown(image2, uid, harness_user_gid(h, HARNESS_USER_VIRTBUS)), 0);
+        assert_true(asprintf(&xml, "<domain type='qemu'><name>snapowner</name><memory unit='MiB'>64</memory>"
+                                   "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+                                   "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                                   "<target dev='vda' bus='virtio'/></disk>"
+                                   "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                                   "<target dev='vdb' bus='virtio'/></disk></devices></domain>", image, image2) > 0);
+        dom = harness_define_domain(user, xml);
+
+        /* harness_dir() is root's: the user cannot create a file there, so neither may its snapshot; the
+         * overlay of the other disk, made first, goes again (all disks or none). */
+        free(xml);
+        assert_true(asprintf(&bad, "%s/not-yours.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>bad</name><disks><disk name='vdb'><source file='%s'/>"
+                                   "</disk></disks></domainsnapshot>", bad) > 0);
+        harness_call_fails(user, SD_BUS_ERROR_ACCESS_DENIED, "with the rights of uid", dom, D, "CreateSnapshot", "st", xml,
+                           UINT64_C(1 | 8));
+        assert_int_equal(access(bad, F_OK), -1);
+        {
+                _cleanup_free_ char *first = NULL;
+
+                assert_true(asprintf(&first, "%s/own.bad", dir) > 0);
+                assert_int_equal(access(first, F_OK), -1);
+        }
+        free(xml);
+        xml = harness_domain_xml(user, dom, 0);
+        assert_null(strstr(xml, "not-yours"));
+
+        /* Next to its image: made by and for the user. */
+        snap = disk_only(user, dom, "<domainsnapshot><name>mine</name></domainsnapshot>", 1);
+        assert_true(asprintf(&overlay, "%s/own.mine", dir) > 0);
+        assert_int_equal(stat(overlay, &st), 0);
+        assert_int_equal(st.st_uid, uid);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        sd_bus_message_unref(harness_call_ok(user, dom, D, "Undefine", "t", UINT64_C(2)));
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stopped_qcow2),
                 cmocka_unit_test_teardown(test_running_guest, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_saved_state, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_disk_only, harness_teardown_qemus),
+                cmocka_unit_test(test_disk_only_owner),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

@@ -125,7 +125,8 @@ static void test_snapshot_tree(void **state) {
                            "<domainsnapshot><name>b</name></domainsnapshot>", UINT64_C(0));
         harness_call_fails(bus, ERR("InvalidXML"), "state", dom, D, "CreateSnapshot", "st",
                            "<domainsnapshot><state>bogus</state></domainsnapshot>", UINT64_C(0));
-        harness_call_fails(bus, ERR("NotSupported"), "isk-only", dom, D, "CreateSnapshot", "st",
+        /* The test domain has no image disk. */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "no writable image disk", dom, D, "CreateSnapshot", "st",
                            "<domainsnapshot><name>x</name></domainsnapshot>", UINT64_C(1));
         harness_call_fails(bus, ERR("NotSupported"), "external", dom, D, "CreateSnapshot", "st",
                            "<domainsnapshot><name>x</name><memory snapshot='external' file='/tmp/m'/></domainsnapshot>",
@@ -334,12 +335,128 @@ static void test_saved_state(void **state) {
                            "GetDomainByName", "s", "savedom");
 }
 
+#define IMG "/var/lib/virtbus-test/web.qcow2"
+
+static bool has(const char *hay, const char *needle) {
+        if (!strstr(hay, needle))
+                fail_msg("'%s' not in:\n%s", needle, hay);
+        return true;
+}
+
+/* Disk-only snapshots, simulated: the snapshot lists the overlays, the definitions (saved, and live while
+ * running) take them over their images as <backingStore> chains; Revert and a Delete of more than the
+ * metadata answer NotSupported; everything is found again after a restart. */
+static void test_disk_only(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *dom = harness_define_test_domain(bus, "diskonly",
+                "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='" IMG "'/>"
+                "<target dev='vda' bus='virtio'/></disk>"
+                "<disk type='file' device='cdrom'><source file='/var/lib/virtbus-test/cd.iso'/>"
+                "<target dev='hdc' bus='ide'/><readonly/></disk>");
+        _cleanup_free_ char *a = NULL, *b = NULL, *xml = NULL, *live = NULL, *saved = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *progress = NULL;
+        sd_bus_message *reply, *msg;
+        uint64_t done = 0, total = 0;
+        const char *o;
+
+        /* Refused, each naming what is wrong. */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'vdz'", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><disks><disk name='vdz' snapshot='external'/></disks></domainsnapshot>",
+                           UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'hdc' cannot have an overlay", dom, D, "CreateSnapshot",
+                           "st", "<domainsnapshot><disks><disk name='hdc' snapshot='external'/></disks></domainsnapshot>",
+                           UINT64_C(1));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "not an absolute path", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><disks><disk name='vda' snapshot='external'><source file='rel.qcow2'/>"
+                           "</disk></disks></domainsnapshot>", UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "a file of the domain already", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><disks><disk name='vda' snapshot='external'><source file='" IMG "'/>"
+                           "</disk></disks></domainsnapshot>", UINT64_C(0));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "keeps no memory state", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><memory snapshot='internal'/></domainsnapshot>", UINT64_C(1));
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "expected 'external' or 'no'", dom, D, "CreateSnapshot",
+                           "st", "<domainsnapshot><disks><disk name='vda' snapshot='internal'/></disks></domainsnapshot>",
+                           UINT64_C(1));
+        harness_call_fails(bus, ERR("NotSupported"), "'qcow2' images", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><disks><disk name='vda' snapshot='external'><driver type='raw'/></disk>"
+                           "</disks></domainsnapshot>", UINT64_C(1));
+
+        /* Shut off, flag 1: the overlay next to the image, named after the snapshot; the cdrom is left. The
+         * simulated job said its progress. */
+        progress = harness_watch_signal(bus, dom, D, "Progress");
+        reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>one</name></domainsnapshot>",
+                                UINT64_C(1 | 8));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        a = strdup(o);
+        sd_bus_message_unref(reply);
+        msg = harness_watch_next(progress, HARNESS_TIMEOUT_USEC);
+        assert_non_null(msg);
+        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+        assert_true(done == 1 && total == 1);
+        sd_bus_message_unref(msg);
+        assert_string_equal(harness_get_string(bus, a, S, "Kind"), "disk-only");
+        xml = snapshot_xml(bus, a);
+        has(xml, "<state>disk-snapshot</state>");
+        has(xml, "<memory snapshot='no'/>");
+        has(xml, "<disk name='vda' snapshot='external'>");
+        has(xml, "<source file='/var/lib/virtbus-test/web.one'/>");
+        has(xml, "<disk name='hdc' snapshot='no'/>");
+        saved = harness_domain_xml(bus, dom, 0);
+        has(saved, "<source file='/var/lib/virtbus-test/web.one'/>");
+        has(saved, "<backingStore type='file'>");
+        has(saved, "<format type='qcow2'/>");
+        has(saved, "<source file='" IMG "'/>");
+
+        /* Running, from the XML alone: the live and the saved definition take the overlay, a chain of two. */
+        harness_domain_call(bus, dom, "Start");
+        reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st",
+                                "<domainsnapshot><name>two</name><disks><disk name='vda' snapshot='external'>"
+                                "<source file='/var/lib/virtbus-test/top.qcow2'/></disk></disks></domainsnapshot>",
+                                UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        b = strdup(o);
+        sd_bus_message_unref(reply);
+        assert_string_equal(harness_get_string(bus, b, S, "Kind"), "disk-only");
+        free(saved);
+        live = harness_domain_xml(bus, dom, 0);
+        saved = harness_domain_xml(bus, dom, 1);
+        for (size_t i = 0; i < 2; i++) {
+                const char *x = i == 0 ? live : saved, *top = strstr(x, "top.qcow2"), *mid = strstr(x, "web.one"),
+                           *base = strstr(x, "web.qcow2");
+
+                if (!top || !mid || !base || !(top < mid && mid < base))
+                        fail_msg("not the chain top.qcow2 > web.one > web.qcow2:\n%s", x);
+        }
+
+        /* Revert: not supported; Delete: the metadata only. */
+        harness_call_fails(bus, ERR("NotSupported"), "'disk-only'", b, S, "Revert", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "flag 4", b, S, "Delete", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "flag 4", a, S, "Delete", "t", UINT64_C(1));
+
+        /* All of it after a restart. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        assert_string_equal(harness_get_string(bus, b, S, "Kind"), "disk-only");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        has(live, "top.qcow2");
+        call(bus, b, "Delete", 4);
+        call(bus, a, "Delete", 4);
+        harness_domain_call(bus, dom, "Destroy");
+        free(saved);
+        saved = harness_domain_xml(bus, dom, 0);
+        has(saved, "top.qcow2");
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "Undefine", "t", UINT64_C(0)));
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_snapshot_tree),
                 cmocka_unit_test(test_delete_subtree),
                 cmocka_unit_test(test_definition_reverted),
                 cmocka_unit_test(test_saved_state),
+                cmocka_unit_test(test_disk_only),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

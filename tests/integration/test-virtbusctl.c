@@ -674,6 +674,10 @@ static void test_snapshots(void **state) {
         o = CTL_JSON(h, "snapshot-list", "snappy");
         assert_int_equal(json_object_array_length(o), 0);
         json_object_put(o);
+        /* --disk-only is flag 1: the test domain has no image disk to put an overlay over. */
+        assert_int_equal(CTL(h, HARNESS_USER_ROOT, &r, "snapshot-create", "snappy", "d1", "--disk-only"), 3);
+        assert_non_null(strstr(r.err, "no writable image disk"));
+        harness_result_done(&r);
         free(CTL_OK(h, "undefine", "snappy"));
 }
 

@@ -122,6 +122,60 @@ static void test_typed(void **state) {
         assert_int_equal(snapshot_def_kind(m), SNAPSHOT_KIND_EXTERNAL);
 }
 
+/* A disk-only snapshot's overlays: typed, and applied to a definition as <backingStore> chains (only where
+ * the disk still has the image it had when the snapshot was taken). */
+static void test_overlays(void **state) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *s = NULL;
+        _cleanup_(domain_def_freep) DomainDef *d = NULL, *once = NULL, *twice = NULL, *other = NULL;
+        _cleanup_free_ char *xml = NULL, *dom = NULL;
+        VbError e = VB_ERROR_NULL;
+        const char *a, *b, *c;
+
+        assert_int_equal(snapshot_def_parse_string(
+                                 "<domainsnapshot><name>o</name><state>disk-snapshot</state><disks>"
+                                 "<disk name='vda' snapshot='external'><driver type='qcow2'/><source file='/i/top.qcow2'/></disk>"
+                                 "<disk name='hdc' snapshot='no'/></disks>"
+                                 "<domain type='kvm'><name>x</name><memory>65536</memory><os><type>hvm</type></os><devices>"
+                                 "<disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='/dev/sdz'/>"
+                                 "<target dev='vda' bus='virtio'/></disk></devices></domain></domainsnapshot>",
+                                 &s, &e), 0);
+        assert_string_equal(s->disks[0].source_file, "/i/top.qcow2");
+        assert_string_equal(s->disks[0].driver_type, "qcow2");
+        assert_null(s->disks[1].source_file);
+        assert_int_equal(snapshot_def_kind(s), SNAPSHOT_KIND_DISK_ONLY);
+
+        assert_int_equal(domain_def_parse_string("<domain type='kvm'><name>x</name><memory>65536</memory><os><type>hvm"
+                                                 "</type></os><devices><disk type='block' device='disk'><driver name='qemu' "
+                                                 "type='raw'/><source dev='/dev/sdz'/><target dev='vda' bus='virtio'/>"
+                                                 "</disk><disk type='file' device='cdrom'><source file='/i/cd.iso'/>"
+                                                 "<target dev='hdc'/><readonly/></disk></devices></domain>", 0, &d, &e), 0);
+        assert_true(device_disk_is_writable_image(d->devices[0]));
+        assert_false(device_disk_is_writable_image(d->devices[1]));
+        assert_int_equal(snapshot_def_apply_overlays(s, d, &once), 0);
+        assert_string_equal(device_disk_get_source(once->devices[0]), "/i/top.qcow2");
+        assert_string_equal(device_disk_get_format(once->devices[0]), "qcow2");
+        assert_string_equal(device_disk_get_source(once->devices[1]), "/i/cd.iso");
+        assert_int_equal(domain_def_format(once, 0, &dom), 0);
+        a = strstr(dom, "<source file='/i/top.qcow2'/>");
+        b = strstr(dom, "<backingStore type='block'>");
+        c = strstr(dom, "<source dev='/dev/sdz'/>");
+        assert_true(a && b && c && a < b && b < c && strstr(dom, "<format type='raw'/>"));
+        /* It reads back the same. */
+        free(xml);
+        xml = NULL;
+        assert_int_equal(domain_def_parse_string(dom, 0, &other, &e), 0);
+        assert_int_equal(domain_def_format(other, 0, &xml), 0);
+        assert_string_equal(xml, dom);
+        /* Once more over it: the disk has another image than the snapshot's now, so it stays. */
+        assert_int_equal(snapshot_def_apply_overlays(s, once, &twice), 0);
+        assert_string_equal(device_disk_get_source(twice->devices[0]), "/i/top.qcow2");
+        free(xml);
+        xml = NULL;
+        assert_int_equal(domain_def_format(twice, 0, &xml), 0);
+        assert_string_equal(xml, dom);
+        vb_error_free(&e);
+}
+
 static void test_string_tables(void **state) {
         for (int i = 0; i < (int) snapshot_state_table_size(); i++)
                 assert_int_equal(snapshot_state_from_string(snapshot_state_to_string(i)), i);
@@ -137,6 +191,7 @@ int main(void) {
                 cmocka_unit_test(test_xml2xml),
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_typed),
+                cmocka_unit_test(test_overlays),
                 cmocka_unit_test(test_string_tables),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

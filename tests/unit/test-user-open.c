@@ -150,6 +150,54 @@ static void test_create_and_check(void **state) {
         free(in_sub);
 }
 
+/* A new file only: made by and for the user where it may write, never over an existing one (nor through a
+ * link), checked without being made. */
+static void test_create_new(void **state) {
+        char *fresh = in_dir("overlay.qcow2"), *sub = in_dir("closed2"), *in_sub, *link = in_dir("to-shadow");
+        struct stat st;
+
+        assert_int_equal(mkdir(sub, 0700), 0);
+        in_sub = in_dir("closed2/overlay.qcow2");
+        assert_int_equal(symlink("/etc/virtbus-test-must-not-exist", link), 0);
+
+        HostOpenRequest checks[] = {
+                { .path = fresh, .mode = HOST_OPEN_CREATE, .check_only = true },
+                { .path = in_sub, .mode = HOST_OPEN_CREATE, .check_only = true },
+                { .path = "/etc/hostname", .mode = HOST_OPEN_CREATE, .check_only = true },
+        };
+        assert_int_equal(host_open_as(nobody, checks, ELEMENTSOF(checks)), 0);
+        assert_int_equal(checks[0].error, 0);
+        assert_int_equal(checks[1].error, -EACCES);
+        assert_int_equal(checks[2].error, -EEXIST);
+        assert_int_equal(access(fresh, F_OK), -1);
+
+        HostOpenRequest reqs[] = {
+                { .path = fresh, .mode = HOST_OPEN_CREATE },
+                { .path = fresh, .mode = HOST_OPEN_CREATE },
+                { .path = in_sub, .mode = HOST_OPEN_CREATE },
+                { .path = link, .mode = HOST_OPEN_CREATE },
+        };
+        assert_int_equal(host_open_as(nobody, reqs, ELEMENTSOF(reqs)), 0);
+        assert_int_equal(reqs[0].error, 0);
+        assert_true(reqs[0].fd >= 0);
+        assert_int_equal(write(reqs[0].fd, "qcow", 4), 4);
+        assert_int_equal(reqs[1].error, -EEXIST);
+        assert_int_equal(reqs[2].error, -EACCES);
+        assert_int_equal(reqs[3].error, -EEXIST); /* O_EXCL: a link in its place is not followed */
+        assert_int_equal(access("/etc/virtbus-test-must-not-exist", F_OK), -1);
+        assert_int_equal(stat(fresh, &st), 0);
+        assert_int_equal(st.st_uid, nobody);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        host_open_requests_close(reqs, ELEMENTSOF(reqs));
+        unlink(fresh);
+        unlink(link);
+        rmdir(sub);
+        free(fresh);
+        free(sub);
+        free(in_sub);
+        free(link);
+}
+
 static void test_unknown_user(void **state) {
         HostOpenRequest q = { .path = "/etc/hostname", .mode = HOST_OPEN_READ };
         /* A uid no account has: refused as a whole, nothing open. */
@@ -161,6 +209,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rights_are_the_users),
                 cmocka_unit_test(test_create_and_check),
+                cmocka_unit_test(test_create_new),
                 cmocka_unit_test(test_unknown_user),
         };
         struct passwd *pw;

@@ -47,8 +47,54 @@ static char *boot_opt(const DeviceDef *dev) {
 
 /* Disks ---------------------------------------------------------------------------------------- */
 
-int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
-                           char **ret_format_node, char **ret_device, VbError *reterr) {
+int qemu_disk_node_prefix(const char *alias, size_t layer, char **ret) {
+        if (layer == 0)
+                *ret = strdup(alias);
+        else if (asprintf(ret, "%s-o%zu", alias, layer) < 0)
+                *ret = NULL;
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* The <backingStore> layers of the disk node n with a file or block source, from the top down. */
+static size_t disk_backing_layers(const ConfNode *n, const ConfNode **ret, size_t max) {
+        size_t k = 0;
+
+        for (const ConfNode *b = conf_node_child(n, "backingStore"); b; b = conf_node_child(b, "backingStore")) {
+                const char *type = conf_node_attr(b, "type") ?: "file";
+                const ConfNode *src = conf_node_child(b, "source");
+
+                if (!src || !(streq(type, "file") ? conf_node_attr(src, "file") :
+                              streq(type, "block") ? conf_node_attr(src, "dev") : NULL))
+                        break;
+                if (ret && k < max)
+                        ret[k] = b;
+                k++;
+        }
+        return k;
+}
+
+int qemu_disk_depth(const DeviceDef *dev) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        return r < 0 ? r : (int) disk_backing_layers(n, NULL, 0);
+}
+
+int qemu_disk_top_node(const DeviceDef *dev, const char *alias, char **ret) {
+        _cleanup_free_ char *prefix = NULL;
+        int depth = qemu_disk_depth(dev);
+
+        if (depth < 0)
+                return depth;
+        if (qemu_disk_node_prefix(alias, (size_t) depth, &prefix) < 0 || asprintf(ret, "%s-format", prefix) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int disk_opts(const DeviceDef *dev, const char *alias, const char *prefix, const char *source,
+                     const char *backing, bool q35, char **ret_file_node, char **ret_format_node, char **ret_device,
+                     VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *src = NULL, *addr = NULL, *boot = NULL;
         const char *type, *device, *format, *bus, *target;
@@ -89,9 +135,9 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *
 
         if (src) {
                 if (asprintf(&file_node, "driver=%s,filename=%s,node-name=%s-storage,read-only=%s,auto-read-only=on",
-                             streq(type, "block") ? "host_device" : "file", src, alias, readonly ? "on" : "off") < 0 ||
-                    asprintf(&format_node, "driver=%s,file=%s-storage,node-name=%s-format,read-only=%s", format, alias,
-                             alias, readonly ? "on" : "off") < 0) {
+                             streq(type, "block") ? "host_device" : "file", src, prefix, readonly ? "on" : "off") < 0 ||
+                    asprintf(&format_node, "driver=%s,file=%s-storage,node-name=%s-format,read-only=%s%s%s", format,
+                             prefix, prefix, readonly ? "on" : "off", backing ? ",backing=" : "", strempty(backing)) < 0) {
                         free(file_node);
                         return -ENOMEM;
                 }
@@ -100,7 +146,7 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *
                 if (cdrom || !src)
                         r = not_supported(reterr, "Disk '%s': a virtio disk needs a source", target);
                 else
-                        r = asprintf(&devopt, "virtio-blk-pci,drive=%s-format,id=%s%s%s", alias, alias, addr, boot);
+                        r = asprintf(&devopt, "virtio-blk-pci,drive=%s-format,id=%s%s%s", prefix, alias, addr, boot);
         } else if (streq(bus, "ide") || streq(bus, "sata")) {
                 /* hda..hdd: the two IDE buses, master and slave; on q35 the AHCI ports. */
                 unsigned idx = strlen(target) >= 3 ? (unsigned) (target[2] - 'a') : 0;
@@ -108,14 +154,14 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *
                         r = not_supported(reterr, "Disk '%s': no such IDE unit", target);
                 else if (q35)
                         r = asprintf(&devopt, "%s,bus=ide.%u,id=%s%s%s%s%s", cdrom ? "ide-cd" : "ide-hd", idx, alias,
-                                     src ? ",drive=" : "", src ? alias : "", src ? "-format" : "", boot);
+                                     src ? ",drive=" : "", src ? prefix : "", src ? "-format" : "", boot);
                 else
                         r = asprintf(&devopt, "%s,bus=ide.%u,unit=%u,id=%s%s%s%s%s", cdrom ? "ide-cd" : "ide-hd",
-                                     idx / 2, idx % 2, alias, src ? ",drive=" : "", src ? alias : "",
+                                     idx / 2, idx % 2, alias, src ? ",drive=" : "", src ? prefix : "",
                                      src ? "-format" : "", boot);
         } else if (streq(bus, "scsi")) {
                 r = asprintf(&devopt, "%s,bus=scsi0.0,id=%s%s%s%s%s", cdrom ? "scsi-cd" : "scsi-hd", alias,
-                             src ? ",drive=" : "", src ? alias : "", src ? "-format" : "", boot);
+                             src ? ",drive=" : "", src ? prefix : "", src ? "-format" : "", boot);
         } else
                 r = not_supported(reterr, "Disk '%s': bus '%s' is not supported by the qemu driver", target, bus);
         if (r < 0) {
@@ -129,22 +175,76 @@ int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *
         return 0;
 }
 
+int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
+                           char **ret_format_node, char **ret_device, VbError *reterr) {
+        return disk_opts(dev, alias, alias, source, NULL, q35, ret_file_node, ret_format_node, ret_device, reterr);
+}
+
+/* The images below a disk (its <backingStore> chain), as read-only nodes from the bottom up, each the
+ * backing of the next: QEMU gets each as a descriptor and never opens a path a header names. *ret_top_backing:
+ * the node the disk's own image is over (NULL without a chain). */
+static int add_disk_chain(QemuBuildState *s, size_t i, const ConfNode *n, const char *alias, char **ret_top_backing,
+                          VbError *reterr) {
+        const ConfNode *layers[64];
+        size_t depth = disk_backing_layers(n, layers, ELEMENTSOF(layers));
+        _cleanup_free_ char *below = NULL;
+
+        if (depth > ELEMENTSOF(layers))
+                return not_supported(reterr, "Disk '%s': a backing chain deeper than %zu images",
+                                     strempty(qemu_node_attr(n, "target", "dev")), ELEMENTSOF(layers));
+        for (size_t k = 0; k < depth; k++) {
+                const ConfNode *b = layers[depth - 1 - k], *src = conf_node_child(b, "source");
+                const char *type = conf_node_attr(b, "type") ?: "file";
+                const char *format = conf_node_child(b, "format") ? conf_node_attr(conf_node_child(b, "format"), "type") : NULL;
+                const char *path = conf_node_attr(src, streq(type, "block") ? "dev" : "file"), *arg;
+                _cleanup_free_ char *prefix = NULL, *file = NULL, *fmt = NULL, *esc = NULL;
+
+                format = format ?: "raw";
+                if (!streq(format, "raw") && !streq(format, "qcow2"))
+                        return not_supported(reterr, "Disk '%s': backing image '%s' is '%s' (only 'raw' and 'qcow2')",
+                                             strempty(qemu_node_attr(n, "target", "dev")), path, format);
+                arg = qemu_command_file_arg(s->p, i, 0, path, reterr);
+                if (!arg)
+                        return -EACCES;
+                esc = qemu_opt_escape(arg);
+                if (!esc || qemu_disk_node_prefix(alias, k, &prefix) < 0 ||
+                    asprintf(&file, "driver=%s,filename=%s,node-name=%s-storage,read-only=on,auto-read-only=on",
+                             streq(type, "block") ? "host_device" : "file", esc, prefix) < 0 ||
+                    asprintf(&fmt, "driver=%s,file=%s-storage,node-name=%s-format,read-only=on%s%s", format, prefix,
+                             prefix, below ? ",backing=" : "", strempty(below)) < 0)
+                        return -ENOMEM;
+                add_pair(&s->cmd->argv, "-blockdev", file);
+                add_pair(&s->cmd->argv, "-blockdev", fmt);
+                free(below);
+                if (asprintf(&below, "%s-format", prefix) < 0)
+                        return -ENOMEM;
+        }
+        *ret_top_backing = TAKE_PTR(below);
+        return (int) depth;
+}
+
 static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const char *alias, VbError *reterr) {
         _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         QemuArgv *a = &s->cmd->argv;
+        _cleanup_free_ char *backing = NULL, *prefix = NULL;
         const char *bus, *source = NULL;
-        int r;
+        int r, depth = 0;
 
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
         if (device_disk_get_source(dev)) {
                 source = qemu_command_file_arg(s->p, i, 0, device_disk_get_source(dev), reterr);
                 if (!source)
                         return -EACCES;
+                depth = add_disk_chain(s, i, n, alias, &backing, reterr);
+                if (depth < 0)
+                        return depth;
         }
-        r = qemu_command_disk_opts(dev, alias, source, s->q35, &file, &format, &device, reterr);
-        if (r < 0)
-                return r;
-        r = qemu_device_node(dev, &n);
+        r = qemu_disk_node_prefix(alias, (size_t) depth, &prefix);
+        if (r >= 0)
+                r = disk_opts(dev, alias, prefix, source, backing, s->q35, &file, &format, &device, reterr);
         if (r < 0)
                 return r;
         bus = qemu_node_attr(n, "target", "bus");

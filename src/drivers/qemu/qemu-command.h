@@ -92,6 +92,14 @@ char *qemu_interface_tap_name(const ConfNode *node);
  * for the disk's source ("/dev/fdset/N"; NULL: the path itself). */
 int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
                            char **ret_format_node, char **ret_device, VbError *reterr);
+/* The block nodes of a disk with a <backingStore> chain are named after their layer, counted from the
+ * bottom image (0): "<alias>-storage"/"<alias>-format" for it (so for a disk without a chain), then
+ * "<alias>-o<N>-..." for the overlays above it; a snapshot's new overlay on a running domain gets the next
+ * number, so that the names stay the ones a start from the same definition gives. qemu_disk_depth: the
+ * disk's layers below its own image (< 0: no memory); qemu_disk_top_node: its own image's format node. */
+int qemu_disk_node_prefix(const char *alias, size_t layer, char **ret);
+int qemu_disk_depth(const DeviceDef *dev);
+int qemu_disk_top_node(const DeviceDef *dev, const char *alias, char **ret);
 /* What QEMU is named for path of device i (or of <os>, i = DOMAIN_PATH_NO_DEVICE, with os): the
  * descriptor's name from p->files, or path itself without files. NULL with an error when the file was
  * not opened (QEMU never gets a host path). */

@@ -11,6 +11,7 @@ typedef struct QemuShotFile QemuShotFile;
 struct Worker;
 typedef struct QemuVcpusCall QemuVcpusCall;
 typedef struct QemuSnapJob QemuSnapJob;
+typedef struct QemuDiskSnapJob QemuDiskSnapJob;
 typedef struct QemuSaveJob QemuSaveJob;
 
 typedef struct QemuDriver {
@@ -31,6 +32,7 @@ typedef struct QemuDriver {
         QemuVcpusCall *vcpus_calls; /* SetVCPUs waiting for QEMU (qemu-vcpus.c) */
         QemuSnapJob *snap_jobs; /* snapshot operations in flight (qemu-snapshot.c) */
         struct Worker *snap_worker;    /* the thread that runs qemu-img for them */
+        QemuDiskSnapJob *disk_snap_jobs; /* disk-only snapshots in flight (qemu-snapshot-disk.c) */
         QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */
         char **incoming;        /* UUIDs whose next start waits for a saved state (qemu-save.c) */
         size_t n_incoming;
@@ -76,6 +78,11 @@ void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data
 void qemu_snapshots_abort(QemuDriver *q, const char *uuid);
 /* The driver closes: jobs end without telling anyone. */
 void qemu_snapshots_close(QemuDriver *q);
+/* qemu-snapshot-disk.c: a disk-only snapshot (new qcow2 overlays; on a running domain put over its disks
+ * with blockdev-snapshot in one transaction), as the snapshot create op; its jobs dropped at close. */
+int qemu_snapshot_disk_only(QemuDriver *q, const DomainDef *def, bool running, const SnapshotDef *snap,
+                            const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
+void qemu_snapshot_disk_close(QemuDriver *q);
 /* qemu-save.c: the guest's state to and from a descriptor (QMP migrate to "fd:", migrate-incoming). */
 int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);

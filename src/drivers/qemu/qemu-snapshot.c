@@ -20,6 +20,7 @@
 #include "conf/domain-conf.h"
 #include "conf/domain-paths.h"
 #include "conf/snapshot-conf.h"
+#include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "drivers/storage-backend.h"
 #include "host/process.h"
@@ -28,6 +29,8 @@
 #include "util/worker.h"
 
 #define QEMU_IMG_SNAPSHOT_TIMEOUT_MS (60 * 1000)
+/* How often a running snapshot job's progress is asked for (one query in flight at a time). */
+#define SNAPSHOT_POLL_USEC (250U * 1000U)
 
 typedef struct SnapDisk {
         char *target, *path;
@@ -161,6 +164,9 @@ struct QemuSnapJob {
         SnapDisk *disks;   /* qemu-img */
         size_t n_disks;
         bool paused_by_job; /* QMP: QEMU stops the running guest for the job (its STOP is no pause) */
+        sd_event_source *poll;   /* QMP: the next query-jobs for its progress */
+        uint64_t poll_id;        /* the query in flight (0: none), cancelled if the job ends first */
+        uint64_t last_done, last_total; /* the progress told last */
         bool dropped;      /* the driver is closing: nobody is told */
         int r;
         VbError e;
@@ -187,8 +193,19 @@ static QemuSnapJob *job_new(QemuDriver *q, const char *uuid, const char *what, c
         return j;
 }
 
+static void poll_stop(QemuSnapJob *j) {
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+        j->poll = sd_event_source_disable_unref(j->poll);
+        if (j->poll_id && vm && vm->mon)
+                qemu_monitor_cancel(vm->mon, j->poll_id);
+        j->poll_id = 0;
+}
+
 static void job_free(QemuSnapJob *j) {
         QemuSnapJob **i;
+
+        poll_stop(j);
 
         for (i = &j->q->snap_jobs; *i && *i != j; i = &(*i)->next)
                 ;
@@ -271,7 +288,7 @@ static int img_start(QemuDriver *q, const DomainDef *def, const SnapshotDef *sna
 
 /* Running domains: QMP jobs --------------------------------------------------------------------- */
 
-/* The format nodes of the disks the snapshot covers ("<alias>-format", qemu-command-devices.c), as a
+/* The format nodes of the disks' own images the snapshot covers (qemu_disk_top_node), as a
  * JSON array; *ret_vmstate: the one that keeps the guest's state. */
 static int job_devices(QemuVm *vm, const SnapshotDef *snap, struct json_object **ret, char **ret_vmstate,
                        VbError *reterr) {
@@ -292,7 +309,7 @@ static int job_devices(QemuVm *vm, const SnapshotDef *snap, struct json_object *
                         return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' is '%s': internal snapshots "
                                             "need qcow2 (or <disk name='%s' snapshot='no'/> in the snapshot)", target,
                                             format ?: "raw", target);
-                if (asprintf(&node, "%s-format", dev->alias) < 0)
+                if (qemu_disk_top_node(dev, dev->alias, &node) < 0)
                         return -ENOMEM;
                 if (!vmstate && !(vmstate = strdup(node))) {
                         free(node);
@@ -316,18 +333,74 @@ static void job_end_pause(QemuSnapJob *j) {
                 vm->restarting = false;
 }
 
+/* Our job in a query-jobs answer, or NULL. */
+static struct json_object *find_job(struct json_object *jobs, const char *id) {
+        size_t n = jobs && json_object_is_type(jobs, json_type_array) ? json_object_array_length(jobs) : 0;
+
+        for (size_t i = 0; i < n; i++)
+                if (streq_ptr(qemu_json_string(json_object_array_get_idx(jobs, i), "id"), id))
+                        return json_object_array_get_idx(jobs, i);
+        return NULL;
+}
+
+/* Progress(done, total) on the domain when the job's counters moved (QEMU 7.2's snapshot jobs count one
+ * unit, done when the state is written: the save itself runs on QEMU's main loop, which answers no query
+ * meanwhile). */
+static void tell_progress(QemuSnapJob *j, struct json_object *job) {
+        const VbDriverEvents *ev = &j->q->drv->cfg.events;
+        struct json_object *cur = qemu_json_get(job, "current-progress"), *tot = qemu_json_get(job, "total-progress");
+        uint64_t done, total;
+
+        if (!cur || !tot)
+                return;
+        done = (uint64_t) json_object_get_int64(cur);
+        total = (uint64_t) json_object_get_int64(tot);
+        if (total == 0 || done > total || (done == j->last_done && total == j->last_total))
+                return;
+        j->last_done = done;
+        j->last_total = total;
+        if (ev->domain_progress)
+                ev->domain_progress(ev->userdata, j->uuid, done, total);
+}
+
+static int poll_arm(QemuSnapJob *j);
+
+static void on_poll(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuSnapJob *j = userdata;
+
+        j->poll_id = 0;
+        if (!error)
+                tell_progress(j, find_job(ret, j->job_id));
+        (void) poll_arm(j);
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        QemuSnapJob *j = userdata;
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+        j->poll = sd_event_source_disable_unref(j->poll);
+        if (vm && vm->mon && qemu_monitor_call_fd(vm->mon, "query-jobs", NULL, -1, on_poll, j, &j->poll_id) < 0)
+                j->poll_id = 0;
+        return 0;
+}
+
+static int poll_arm(QemuSnapJob *j) {
+        if (j->poll || j->poll_id || j->dropped)
+                return 0;
+        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC, SNAPSHOT_POLL_USEC, 0,
+                                          on_poll_timer, j);
+}
+
 static void on_query_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         QemuSnapJob *j = userdata;
         const char *failure = NULL;
-        struct json_object *args;
-        size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+        struct json_object *args, *job = find_job(ret, j->job_id);
 
-        for (size_t i = 0; i < n; i++) {
-                struct json_object *o = json_object_array_get_idx(ret, i);
-
-                if (streq_ptr(qemu_json_string(o, "id"), j->job_id))
-                        failure = qemu_json_string(o, "error");
-        }
+        if (job)
+                failure = qemu_json_string(job, "error");
+        /* The last word: done of total (1 of 1 for QEMU's snapshot jobs). */
+        if (job && !failure && !error)
+                tell_progress(j, job);
         if (error)
                 failure = error;
         if (failure)
@@ -361,6 +434,8 @@ void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data
                 return;
         for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
                 if (streq(j->uuid, vm->uuid) && streq(j->job_id, id)) {
+                        /* A poll in flight is answered first (QMP answers in order); none after. */
+                        j->poll = sd_event_source_disable_unref(j->poll);
                         (void) qemu_monitor_call(vm->mon, "query-jobs", NULL, on_query_jobs, j);
                         return;
                 }
@@ -404,6 +479,8 @@ static int qmp_start(QemuDriver *q, const char *uuid, const SnapshotDef *snap, c
                 vm->restarting = true;
                 j->paused_by_job = true;
         }
+        if (!streq(command, "snapshot-delete") && poll_arm(j) < 0)
+                log_debug("Domain %s: the progress of snapshot job '%s' is not followed.", uuid, j->job_id);
         log_debug("Domain %s: %s job '%s' for snapshot '%s'.", uuid, command, j->job_id, snap->name);
         return 0;
 }
@@ -421,6 +498,7 @@ void qemu_snapshots_abort(QemuDriver *q, const char *uuid) {
 }
 
 void qemu_snapshots_close(QemuDriver *q) {
+        qemu_snapshot_disk_close(q);
         for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
                 j->dropped = true;
         q->snap_worker = worker_free(q->snap_worker);
@@ -434,6 +512,8 @@ int qemu_snapshot_create(VbDriver *drv, const DomainDef *def, bool running, cons
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY)
+                return qemu_snapshot_disk_only(drv->priv, def, running, snap, owner, done, userdata, reterr);
         if (running) {
                 domain_def_get_uuid_string(def, uuid);
                 return qmp_start(drv->priv, uuid, snap, "take", "snapshot-save", done, userdata, reterr);
