@@ -15,7 +15,6 @@
 #include "util/socket-util.h"
 
 #define PROBE_TIMEOUT_USEC (10 * 1000000ULL)
-#define PROBE_FORMAT 1
 
 int qemu_caps_key_of(const char *path, QemuCapsKey *ret) {
         struct stat st;
@@ -103,14 +102,14 @@ static void proc_done(ProbeProc *p) {
         *p = (ProbeProc) { .pidfd = -1 };
 }
 
-/* Runs command and adds its answer to doc as key. */
-static int ask(ProbeProc *p, struct json_object *doc, const char *key, const char *command, struct json_object **ret,
-               char **ret_error) {
+/* Runs command (with args, taken; NULL: none) and adds its answer to doc as key, or returns it in ret. */
+static int ask_args(ProbeProc *p, struct json_object *doc, const char *key, const char *command,
+                    struct json_object *args, struct json_object **ret, char **ret_error) {
         struct json_object *v = NULL;
         _cleanup_free_ char *err = NULL;
         int r;
 
-        r = qemu_monitor_call_sync(p->mon, command, NULL, PROBE_TIMEOUT_USEC, &v, &err);
+        r = qemu_monitor_call_sync(p->mon, command, args, PROBE_TIMEOUT_USEC, &v, &err); /* takes args */
         if (r < 0) {
                 if (asprintf(ret_error, "QEMU (%s) did not answer '%s': %s", p->accel, command,
                              err ?: strerror(-r)) < 0)
@@ -123,6 +122,116 @@ static int ask(ProbeProc *p, struct json_object *doc, const char *key, const cha
                 json_object_object_add(doc, key, v);
         else
                 json_object_put(v);
+        return 0;
+}
+
+static int ask(ProbeProc *p, struct json_object *doc, const char *key, const char *command, struct json_object **ret,
+               char **ret_error) {
+        return ask_args(p, doc, key, command, NULL, ret, ret_error);
+}
+
+/* A CPU model as QEMU expands it statically ({"name": "base", "props": {...}}), kept as
+ * {"vendor": ..., "model-id": ..., "features": [the features it has]}. props: more of the model's properties
+ * (taken; NULL: none). */
+static int expand_cpu(ProbeProc *p, const char *name, struct json_object *props, struct json_object **ret,
+                      char **ret_error) {
+        struct json_object *args = json_object_new_object(), *model = json_object_new_object(), *v = NULL, *out,
+                           *features;
+        int r;
+
+        if (!args || !model) {
+                json_object_put(args);
+                json_object_put(model);
+                json_object_put(props);
+                return -ENOMEM;
+        }
+        json_object_object_add(model, "name", json_object_new_string(name));
+        if (props)
+                json_object_object_add(model, "props", props);
+        json_object_object_add(args, "type", json_object_new_string("static"));
+        json_object_object_add(args, "model", model);
+        r = ask_args(p, NULL, NULL, "query-cpu-model-expansion", args, &v, ret_error);
+        if (r < 0)
+                return r;
+        out = json_object_new_object();
+        features = json_object_new_array();
+        if (!out || !features) {
+                json_object_put(v);
+                json_object_put(out);
+                json_object_put(features);
+                return -ENOMEM;
+        }
+        props = qemu_json_get(qemu_json_get(v, "model"), "props");
+        if (!json_object_is_type(props, json_type_object)) {
+                json_object_put(v);
+                json_object_put(out);
+                json_object_put(features);
+                if (asprintf(ret_error, "QEMU (%s) expanded CPU model '%s' into no properties", p->accel, name) < 0)
+                        *ret_error = NULL;
+                return -EBADMSG;
+        }
+        json_object_object_foreach(props, k, val) {
+                if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
+                        json_object_array_add(features, json_object_new_string(k));
+                else if (json_object_is_type(val, json_type_string) && (streq(k, "vendor") || streq(k, "model-id")))
+                        json_object_object_add(out, k, json_object_get(val));
+        }
+        json_object_object_add(out, "features", features);
+        json_object_put(v);
+        *ret = out;
+        return 0;
+}
+
+/* What the CPU models are made of (x86 only: other targets have no static expansion of their models),
+ * and the emulator's own richest CPU ("max") under TCG. */
+static int ask_cpu_models(ProbeProc *p, struct json_object *doc, char **ret_error) {
+        struct json_object *cpus = qemu_json_get(doc, "cpus-tcg"), *models, *m = NULL;
+        const char *target = qemu_json_string(qemu_json_get(doc, "target"), "arch");
+        int r;
+
+        if (!streq_ptr(target, "x86_64") && !streq_ptr(target, "i386"))
+                return 0;
+        models = json_object_new_object();
+        if (!models)
+                return -ENOMEM;
+        json_object_object_add(doc, "cpu-models", models);
+        for (size_t i = 0; json_object_is_type(cpus, json_type_array) && i < json_object_array_length(cpus); i++) {
+                const char *name = qemu_json_string(json_object_array_get_idx(cpus, i), "name");
+
+                if (!name || !qemu_caps_cpu_listed(cpus, name))
+                        continue;
+                r = expand_cpu(p, name, NULL, &m, ret_error);
+                if (r < 0)
+                        return r;
+                json_object_object_add(models, name, m);
+        }
+        r = expand_cpu(p, "max", NULL, &m, ret_error);
+        if (r < 0)
+                return r;
+        json_object_object_add(doc, "host-cpu-tcg", m);
+        /* The Hyper-V enlightenments are properties of the CPU (hv-*). */
+        {
+                struct json_object *args = json_object_new_object(), *props = NULL, *hv;
+                char type[64];
+
+                if (!args)
+                        return -ENOMEM;
+                snprintf(type, sizeof type, "max-%s-cpu", target);
+                json_object_object_add(args, "typename", json_object_new_string(type));
+                r = ask_args(p, NULL, NULL, "qom-list-properties", args, &props, ret_error);
+                if (r < 0)
+                        return r;
+                hv = json_object_new_array();
+                for (size_t i = 0; hv && i < json_object_array_length(props); i++) {
+                        const char *n = qemu_json_string(json_object_array_get_idx(props, i), "name");
+                        if (n && strncmp(n, "hv-", 3) == 0)
+                                json_object_array_add(hv, json_object_new_string(n));
+                }
+                json_object_put(props);
+                if (!hv)
+                        return -ENOMEM;
+                json_object_object_add(doc, "cpu-hv-properties", hv);
+        }
         return 0;
 }
 
@@ -176,7 +285,8 @@ static int ask_main(ProbeProc *p, struct json_object *doc, char **ret_error) {
             (r = ask(p, doc, "target", "query-target", NULL, ret_error)) < 0 ||
             (r = ask(p, doc, "kvm", "query-kvm", NULL, ret_error)) < 0 ||
             (r = ask(p, doc, "machines", "query-machines", NULL, ret_error)) < 0 ||
-            (r = ask(p, doc, "cpus-tcg", "query-cpu-definitions", NULL, ret_error)) < 0)
+            (r = ask(p, doc, "cpus-tcg", "query-cpu-definitions", NULL, ret_error)) < 0 ||
+            (r = ask_cpu_models(p, doc, ret_error)) < 0)
                 return r;
         if ((r = ask(p, doc, NULL, "qom-list-types", &v, ret_error)) < 0)
                 return r;
@@ -193,15 +303,28 @@ static int ask_main(ProbeProc *p, struct json_object *doc, char **ret_error) {
         return 0;
 }
 
-static int ask_kvm(ProbeProc *p, struct json_object *doc, char **ret_error) {
+static int ask_kvm(ProbeProc *p, struct json_object *doc, const char *target, char **ret_error) {
+        struct json_object *host = NULL, *props;
         int r = ask(p, doc, "kvm", "query-kvm", NULL, ret_error);
+
         if (r >= 0)
                 r = ask(p, doc, "cpus-kvm", "query-cpu-definitions", NULL, ret_error);
+        if (r < 0 || (!streq_ptr(target, "x86_64") && !streq_ptr(target, "i386")))
+                return r;
+        /* The host's CPU as KVM offers it, with what pins a guest to this host (invtsc) too, as host-model
+         * means. */
+        props = json_object_new_object();
+        if (!props)
+                return -ENOMEM;
+        json_object_object_add(props, "migratable", json_object_new_boolean(false));
+        r = expand_cpu(p, "host", props, &host, ret_error);
+        if (r >= 0)
+                json_object_object_add(doc, "host-cpu-kvm", host);
         return r;
 }
 
 static void add_key(struct json_object *doc, const char *emulator, const QemuCapsKey *key, bool kvm) {
-        json_object_object_add(doc, "format", json_object_new_int(PROBE_FORMAT));
+        json_object_object_add(doc, "format", json_object_new_int(QEMU_CAPS_PROBE_FORMAT));
         json_object_object_add(doc, "kvm-probe", json_object_new_boolean(kvm));
         json_object_object_add(doc, "emulator", json_object_new_string(emulator));
         json_object_object_add(doc, "dev", json_object_new_uint64((uint64_t) key->dev));
@@ -240,9 +363,12 @@ int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tm
 
                 kvm_doc = json_object_new_object();
                 if (kvm_doc && proc_open(&procs[1], event, &kvm_error) >= 0 &&
-                    ask_kvm(&procs[1], kvm_doc, &kvm_error) >= 0) {
+                    ask_kvm(&procs[1], kvm_doc, qemu_json_string(qemu_json_get(doc, "target"), "arch"), &kvm_error) >= 0) {
                         json_object_object_add(doc, "kvm", json_object_get(qemu_json_get(kvm_doc, "kvm")));
                         json_object_object_add(doc, "cpus-kvm", json_object_get(qemu_json_get(kvm_doc, "cpus-kvm")));
+                        if (qemu_json_get(kvm_doc, "host-cpu-kvm"))
+                                json_object_object_add(doc, "host-cpu-kvm",
+                                                       json_object_get(qemu_json_get(kvm_doc, "host-cpu-kvm")));
                 } else
                         log_debug("Probing '%s' under KVM failed, ignoring: %s", emulator, strempty(kvm_error));
                 json_object_put(kvm_doc);
