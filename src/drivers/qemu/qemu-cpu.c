@@ -189,3 +189,138 @@ int qemu_cpu_host_model(const QemuCaps *c, bool kvm, QemuHostModel **ret) {
         *ret = TAKE_PTR(hm);
         return 0;
 }
+
+/* Starting a domain ------------------------------------------------------------------------------------ */
+
+static bool policy_on(const char *policy) {
+        /* require, force and optional give the feature; disable and forbid take it away. */
+        return !streq_ptr(policy, "disable") && !streq_ptr(policy, "forbid");
+}
+
+static bool has_user_feature(const ConfNode *cpu, const char *name) {
+        for (size_t i = 0; i < cpu->n_children; i++)
+                if (conf_node_is(cpu->children[i], "feature") && streq_ptr(conf_node_attr(cpu->children[i], "name"), name))
+                        return true;
+        return false;
+}
+
+static int add_feature(ConfNode *cpu, const char *policy, const char *name) {
+        ConfNode *f;
+
+        if (has_user_feature(cpu, name))
+                return 0;
+        f = conf_node_add(cpu, "feature");
+        if (!f || conf_node_set_attr(f, "policy", policy) < 0 || conf_node_set_attr(f, "name", name) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int qemu_cpu_expand_host_model(const DomainCaps *caps, const DomainDef *def, DomainDef **ret, VbError *reterr) {
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        ConfNode *cpu = def->extra ? conf_node_child(def->extra, "cpu") : NULL, *model;
+        int r;
+
+        *ret = NULL;
+        if (!cpu || !streq_ptr(conf_node_attr(cpu, "mode"), "host-model"))
+                return 0;
+        if (!caps || !caps->cpu_host_model || !caps->host_model)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "<cpu mode='host-model'> is not available for virt type '%s' here: QEMU "
+                                    "did not describe the host's CPU",
+                                    caps ? strempty(caps->domain) : domain_virt_type_to_string(def->virt_type));
+        r = domain_def_copy(def, &copy);
+        if (r < 0)
+                return r;
+        cpu = conf_node_child(copy->extra, "cpu");
+        /* A model the user gave is replaced: host-model means the host's. */
+        for (size_t i = cpu->n_children; i > 0; i--)
+                if (conf_node_is(cpu->children[i - 1], "model"))
+                        conf_node_free(conf_node_detach_child(cpu, i - 1));
+        model = conf_node_add(cpu, "model");
+        if (!model || conf_node_set_attr(model, "fallback", "forbid") < 0 || conf_node_set_text(model, caps->host_model) < 0)
+                return -ENOMEM;
+        /* <model> first, as libvirt writes it; the user's elements keep their order after it. */
+        memmove(cpu->children + 1, cpu->children, (cpu->n_children - 1) * sizeof(ConfNode *));
+        cpu->children[0] = model;
+        for (size_t i = 0; i < caps->n_host_model_require; i++)
+                if ((r = add_feature(cpu, "require", caps->host_model_require[i])) < 0)
+                        return r;
+        for (size_t i = 0; i < caps->n_host_model_disable; i++)
+                if ((r = add_feature(cpu, "disable", caps->host_model_disable[i])) < 0)
+                        return r;
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+/* ",hv-spinlocks=N,hv-vendor-id=ID" from <features><hyperv> (only the enlightenments with a value). */
+static int hyperv_options(const ConfNode *root, StrBuf *b, VbError *reterr) {
+        const ConfNode *hv = conf_node_child(conf_node_child(root, "features"), "hyperv"), *n;
+
+        if (!hv)
+                return 0;
+        n = conf_node_child(hv, "spinlocks");
+        if (n && streq_ptr(conf_node_attr(n, "state"), "on")) {
+                const char *retries = conf_node_attr(n, "retries");
+                strbuf_appendf(b, ",hv-spinlocks=%s", retries ?: "0x1fff");
+        }
+        n = conf_node_child(hv, "vendor_id");
+        if (n && streq_ptr(conf_node_attr(n, "state"), "on")) {
+                const char *v = conf_node_attr(n, "value");
+                if (!v || strchr(v, ','))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                            "<hyperv><vendor_id state='on'> needs a value without commas");
+                strbuf_appendf(b, ",hv-vendor-id=%s", v);
+        }
+        return 0;
+}
+
+int qemu_cpu_argument(const ConfNode *root, bool kvm, char **ret, VbError *reterr) {
+        const ConfNode *cpu = conf_node_child(root, "cpu"), *model = cpu ? conf_node_child(cpu, "model") : NULL;
+        const char *mode = cpu ? conf_node_attr(cpu, "mode") : NULL, *migratable = cpu ? conf_node_attr(cpu, "migratable") : NULL;
+        StrBuf b = STRBUF_NULL;
+        int r;
+
+        *ret = NULL;
+        if (streq_ptr(mode, "host-passthrough")) {
+                if (!kvm)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "<cpu mode='host-passthrough'> needs domain type 'kvm'; under 'qemu' (TCG) "
+                                            "use mode='maximum' or 'host-model'");
+                /* On hosts whose KVM cannot virtualise IA32_ARCH_CAPABILITIES (e.g. KVM_PVM), QEMU aborts unless
+                 * it is hidden. */
+                strbuf_append(&b, "host,arch-capabilities=off");
+        } else if (streq_ptr(mode, "maximum"))
+                strbuf_append(&b, "max,arch-capabilities=off");
+        else if (model && !isempty(model->text)) {
+                if (strchr(model->text, ','))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "CPU model '%s' is not a model name",
+                                            model->text);
+                strbuf_append(&b, model->text);
+                for (size_t i = 0; i < cpu->n_children; i++) {
+                        const ConfNode *f = cpu->children[i];
+                        const char *name = conf_node_attr(f, "name");
+
+                        if (!conf_node_is(f, "feature") || !name)
+                                continue;
+                        if (strchr(name, ',') || strchr(name, '='))
+                                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                                    "CPU feature '%s' is not a feature name", name);
+                        strbuf_appendf(&b, ",%s=%s", qemu_cpu_feature_from_xml(name),
+                                       policy_on(conf_node_attr(f, "policy")) ? "on" : "off");
+                }
+        } else if (streq_ptr(mode, "host-model"))
+                /* Not expanded (no description of the host's CPU came from QEMU): the same CPU, unnamed. */
+                strbuf_append(&b, kvm ? "host,arch-capabilities=off" : "max,arch-capabilities=off");
+        if (migratable && (streq_ptr(mode, "host-passthrough") || streq_ptr(mode, "maximum")))
+                strbuf_appendf(&b, ",migratable=%s", migratable);
+        if (!b.buf && conf_node_child(conf_node_child(root, "features"), "hyperv"))
+                strbuf_append(&b, "qemu64"); /* QEMU's default CPU, for the properties below */
+        r = hyperv_options(root, &b, reterr);
+        if (r < 0) {
+                free(strbuf_steal(&b));
+                return r;
+        }
+        if (b.buf && !(*ret = strbuf_steal(&b)))
+                return -ENOMEM;
+        return 0;
+}

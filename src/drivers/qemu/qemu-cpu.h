@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conf/domain-conf.h"
+#include "conf/domaincaps-conf.h"
 #include "drivers/qemu/qemu-caps.h"
 
 /* CPU models from QEMU's answers (qemu-caps-probe.c keeps the static expansion of every x86 model, of "max"
@@ -40,3 +42,13 @@ const char *qemu_cpu_feature_from_xml(const char *name);
 
 /* Whether the CPU has the property (hv-spinlocks, hv-vendor-id, ...). */
 bool qemu_cpu_has_property(const QemuCaps *c, const char *prop);
+
+/* For a start: def with <cpu mode='host-model'> expanded as caps' host-model says (<model fallback='forbid'>
+ * and a <feature policy='require|disable'> each, the user's own <feature>s winning), as the live definition
+ * shows it; *ret NULL when there is nothing to expand. NotSupported when caps offer no host-model. */
+int qemu_cpu_expand_host_model(const DomainCaps *caps, const DomainDef *def, DomainDef **ret, VbError *reterr);
+
+/* The -cpu argument for def's <cpu> and <features><hyperv> (*ret NULL: no -cpu, QEMU's default CPU):
+ * host-passthrough "host" (KVM only), maximum "max", host-model (expanded) and custom the model with
+ * feature=on|off, hv-spinlocks and hv-vendor-id. */
+int qemu_cpu_argument(const ConfNode *root, bool kvm, char **ret, VbError *reterr);
