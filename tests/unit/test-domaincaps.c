@@ -312,6 +312,20 @@ static void test_qemu_probe_and_cache(void **state) {
         assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "virtio"));
         assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_HOSTDEV], "pciBackend", "vfio"));
         assert_true(dc->n_cpu_models > 10);
+        /* The CPU section from QEMU's expansions: a host-model, vendors of real models, "unknown" for QEMU's own. */
+        assert_true(dc->cpu_host_model);
+        assert_non_null(dc->host_model);
+        assert_true(dc->cpu_maximum && dc->cpu_maximum_migratable);
+        assert_false(dc->cpu_host_passthrough);
+        for (size_t i = 0; i < dc->n_cpu_models; i++) {
+                if (streq(dc->cpu_models[i].name, "qemu64"))
+                        assert_string_equal(dc->cpu_models[i].vendor, "unknown");
+                if (streq(dc->cpu_models[i].name, "EPYC"))
+                        assert_string_equal(dc->cpu_models[i].vendor, "AMD");
+                if (streq(dc->cpu_models[i].name, "Haswell"))
+                        assert_string_equal(dc->cpu_models[i].vendor, "Intel");
+        }
+        assert_true(domain_caps_enum_has(&dc->hyperv, "features", "spinlocks"));
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);
