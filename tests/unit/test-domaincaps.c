@@ -197,6 +197,28 @@ static void test_checks(void **state) {
         assert_non_null(strstr(e.message, "Disk 'hdc'"));
         vb_error_free(&e);
         assert_int_equal(domain_caps_check_definition_with(pc, def, &e), 0);
+
+        /* A CPU mode the capabilities do not offer: host-passthrough without KVM. */
+        {
+                _cleanup_(domain_def_freep) DomainDef *pt = NULL, *hm = NULL;
+                _cleanup_(domain_caps_unrefp) DomainCaps *tcg = domain_caps_new();
+#define CPU_MODE_XML(mode) \
+        "<domain type='qemu'><name>c</name><memory>1024</memory><os><type>hvm</type></os><cpu mode='" mode "'/></domain>"
+                assert_int_equal(domain_def_parse_string(CPU_MODE_XML("host-passthrough"), 0, &pt, &e), 0);
+                assert_int_equal(domain_def_parse_string(CPU_MODE_XML("host-model"), 0, &hm, &e), 0);
+                tcg->domain = strdup("qemu");
+                tcg->machine = strdup("pc-i440fx-7.2");
+                tcg->cpu_present = tcg->cpu_maximum = tcg->cpu_host_model = true;
+                assert_int_equal(domain_caps_check_definition_with(tcg, pt, &e), -EOPNOTSUPP);
+                assert_int_equal(e.code, VB_ERROR_NOT_SUPPORTED);
+                assert_non_null(strstr(e.message, "host-passthrough"));
+                assert_non_null(strstr(e.message, "needs KVM"));
+                vb_error_free(&e);
+                assert_int_equal(domain_caps_check_definition_with(tcg, hm, &e), 0);
+                /* The test driver offers every mode. */
+                assert_int_equal(domain_caps_check_definition_with(pc, pt, &e), 0);
+                assert_int_equal(domain_caps_check_definition_with(pc, hm, &e), 0);
+        }
 }
 
 static void test_host_caps(void **state) {
