@@ -87,6 +87,9 @@ DomainCaps *domain_caps_unref(DomainCaps *c) {
         strv_free_n(c->loader_values, c->n_loader_values);
         free(c->host_model);
         free(c->host_model_vendor);
+        strv_free_n(c->host_model_require, c->n_host_model_require);
+        strv_free_n(c->host_model_disable, c->n_host_model_disable);
+        block_done(&c->hyperv);
         for (size_t i = 0; i < c->n_cpu_models; i++) {
                 free(c->cpu_models[i].name);
                 free(c->cpu_models[i].vendor);
@@ -185,4 +188,10 @@ int domain_caps_add_cpu_model(DomainCaps *c, const char *name, const char *vendo
                 if (strv_push(&m->blockers, &m->n_blockers, blockers[i]) < 0)
                         return -ENOMEM;
         return 0;
+}
+
+int domain_caps_add_host_model_feature(DomainCaps *c, const char *name, bool require) {
+        if (require)
+                return strv_push(&c->host_model_require, &c->n_host_model_require, name);
+        return strv_push(&c->host_model_disable, &c->n_host_model_disable, name);
 }

@@ -105,8 +105,14 @@ typedef struct DomainCaps {
 
         bool cpu_present;
         bool cpu_host_passthrough, cpu_maximum, cpu_host_model, cpu_custom;
+        /* <enum name='hostPassthroughMigratable'> / 'maximumMigratable' with on and off */
+        bool cpu_host_passthrough_migratable, cpu_maximum_migratable;
         char *host_model;        /* host-model's <model>, NULL: none */
         char *host_model_vendor; /* NULL: none */
+        char **host_model_require; /* its <feature policy='require'> names */
+        size_t n_host_model_require;
+        char **host_model_disable; /* its <feature policy='disable'> names */
+        size_t n_host_model_disable;
         DomainCapsCpuModel *cpu_models;
         size_t n_cpu_models;
 
@@ -115,6 +121,7 @@ typedef struct DomainCaps {
         DomainCapsBlock devices[_DOMAIN_CAPS_DEVICE_MAX];
         bool features_present;
         DomainCapsTristate features[_DOMAIN_CAPS_FEATURE_MAX];
+        DomainCapsBlock hyperv; /* <features><hyperv> with enum features */
 
         char *xml; /* formatted on first use (domain_caps_xml) */
 } DomainCaps;
@@ -133,6 +140,8 @@ bool domain_caps_enum_has(const DomainCapsBlock *b, const char *name, const char
 char *domain_caps_enum_list(const DomainCapsBlock *b, const char *name);
 
 int domain_caps_add_loader(DomainCaps *c, const char *path);
+/* Adds a feature to the host-model CPU (require: policy 'require', else 'disable'). */
+int domain_caps_add_host_model_feature(DomainCaps *c, const char *name, bool require);
 int domain_caps_add_cpu_model(DomainCaps *c, const char *name, const char *vendor, DomainCapsUsable usable,
                               bool deprecated, char * const *blockers, size_t n_blockers);
 

@@ -87,25 +87,53 @@ static int add_cpu_models(ConfNode *custom, const DomainCaps *c) {
         return 0;
 }
 
+/* <enum name='NAME'><value>on</value><value>off</value></enum> in mode m. */
+static int add_on_off(ConfNode *m, const char *name) {
+        ConfNode *e = conf_node_add(m, "enum");
+
+        if (!e || conf_node_set_attr(e, "name", name) < 0 || conf_node_add_text(e, "value", "on") < 0 ||
+            conf_node_add_text(e, "value", "off") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int add_host_model(ConfNode *hm, const DomainCaps *c) {
+        ConfNode *model = conf_node_add(hm, "model");
+
+        if (!model || conf_node_set_attr(model, "fallback", "forbid") < 0 || conf_node_set_text(model, c->host_model) < 0 ||
+            (c->host_model_vendor && conf_node_add_text(hm, "vendor", c->host_model_vendor) < 0))
+                return -ENOMEM;
+        for (size_t k = 0; k < 2; k++) {
+                char * const *v = k == 0 ? c->host_model_require : c->host_model_disable;
+                size_t n = k == 0 ? c->n_host_model_require : c->n_host_model_disable;
+
+                for (size_t i = 0; i < n; i++) {
+                        ConfNode *f = conf_node_add(hm, "feature");
+                        if (!f || conf_node_set_attr(f, "policy", k == 0 ? "require" : "disable") < 0 ||
+                            conf_node_set_attr(f, "name", v[i]) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
 static int add_cpu(ConfNode *root, const DomainCaps *c) {
-        ConfNode *cpu, *hm, *custom;
+        ConfNode *cpu, *pt, *max, *hm, *custom;
 
         if (!c->cpu_present)
                 return 0;
         cpu = conf_node_add(root, "cpu");
-        if (!cpu || !add_mode(cpu, "host-passthrough", c->cpu_host_passthrough) ||
-            !add_mode(cpu, "maximum", c->cpu_maximum))
+        if (!cpu || !(pt = add_mode(cpu, "host-passthrough", c->cpu_host_passthrough)) ||
+            (c->cpu_host_passthrough && c->cpu_host_passthrough_migratable &&
+             add_on_off(pt, "hostPassthroughMigratable") < 0) ||
+            !(max = add_mode(cpu, "maximum", c->cpu_maximum)) ||
+            (c->cpu_maximum && c->cpu_maximum_migratable && add_on_off(max, "maximumMigratable") < 0))
                 return -ENOMEM;
         hm = add_mode(cpu, "host-model", c->cpu_host_model);
         if (!hm)
                 return -ENOMEM;
-        if (c->cpu_host_model && c->host_model) {
-                ConfNode *model = conf_node_add(hm, "model");
-                if (!model || conf_node_set_attr(model, "fallback", "forbid") < 0 ||
-                    conf_node_set_text(model, c->host_model) < 0 ||
-                    conf_node_add_text(hm, "vendor", c->host_model_vendor) < 0)
-                        return -ENOMEM;
-        }
+        if (c->cpu_host_model && c->host_model && add_host_model(hm, c) < 0)
+                return -ENOMEM;
         custom = add_mode(cpu, "custom", c->cpu_custom);
         if (!custom)
                 return -ENOMEM;
@@ -137,6 +165,9 @@ static int add_features(ConfNode *root, const DomainCaps *c) {
         for (DomainCapsFeature i = 0; i < _DOMAIN_CAPS_FEATURE_MAX; i++) {
                 ConfNode *f;
 
+                /* <hyperv> comes before <launchSecurity>. */
+                if (i == DOMAIN_CAPS_FEATURE_LAUNCH_SECURITY && add_block(features, "hyperv", &c->hyperv, NULL) < 0)
+                        return -ENOMEM;
                 if (c->features[i] == DOMAIN_CAPS_ABSENT)
                         continue;
                 f = conf_node_add(features, domain_caps_feature_to_string(i));

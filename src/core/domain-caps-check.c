@@ -86,9 +86,37 @@ int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, 
         return 0;
 }
 
+/* <cpu mode=...>: a mode the capabilities say is not supported (host-passthrough under TCG). */
+static int check_cpu_mode(const DomainCaps *caps, const DomainDef *def, VbError *reterr) {
+        const ConfNode *cpu = def->extra ? conf_node_child(def->extra, "cpu") : NULL;
+        const char *mode = cpu ? conf_node_attr(cpu, "mode") : NULL;
+        bool ok;
+
+        if (!mode || !caps->cpu_present)
+                return 0;
+        if (streq(mode, "host-passthrough"))
+                ok = caps->cpu_host_passthrough;
+        else if (streq(mode, "maximum"))
+                ok = caps->cpu_maximum;
+        else if (streq(mode, "host-model"))
+                ok = caps->cpu_host_model;
+        else
+                return 0;
+        if (ok)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                            "<cpu mode='%s'> is not available for virt type '%s' on machine '%s'%s", mode,
+                            strempty(caps->domain), strempty(caps->machine),
+                            streq(mode, "host-passthrough") ? " (it needs KVM: use type='kvm', or mode='maximum')" : "");
+}
+
 int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *def, VbError *reterr) {
         DeviceDef *const *devices;
         size_t n = domain_def_get_devices(def, &devices);
+        int k = check_cpu_mode(caps, def, reterr);
+
+        if (k < 0)
+                return k;
 
         for (size_t i = 0; i < n; i++) {
                 int r = domain_caps_check_device_with(caps, devices[i], reterr);

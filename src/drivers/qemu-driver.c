@@ -17,6 +17,7 @@
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "drivers/qemu/qemu-caps-driver.h"
+#include "drivers/qemu/qemu-cpu.h"
 #include "drivers/qemu/qemu-firmware.h"
 #include "drivers/qemu/qemu-sequence.h"
 #include "util/fileio.h"
@@ -407,10 +408,32 @@ static void on_vm_started(QemuVm *vm, int r, const VbError *e, void *userdata) {
         free(c);
 }
 
+/* <cpu mode='host-model'> expanded into the model and features this host's capabilities name (the live
+ * definition shows them; the persistent one keeps host-model alone). *ret NULL: nothing to expand. */
+static int expand_host_model(QemuDriver *q, const DomainDef *def, DomainDef **ret, VbError *reterr) {
+        _cleanup_(domain_caps_unrefp) DomainCaps *caps = NULL;
+        const VbDomainCapsQuery query = {
+                .arch = def->os.arch,
+                .machine = def->os.machine,
+                .virttype = domain_virt_type_to_string(def->virt_type),
+        };
+        const ConfNode *cpu = def->extra ? conf_node_child(def->extra, "cpu") : NULL;
+        int r;
+
+        *ret = NULL;
+        if (!cpu || !streq_ptr(conf_node_attr(cpu, "mode"), "host-model"))
+                return 0;
+        /* Known by now (Define checked the definition against them); else this waits for the probe. */
+        r = qemu_caps_driver_domain_caps(q->caps, &query, NULL, NULL, &caps, reterr);
+        if (r < 0)
+                return r;
+        return qemu_cpu_expand_host_model(caps, def, ret, reterr);
+}
+
 static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *access, bool paused,
                       VbDriverStartDone done, void *userdata, VbDriverDomainInfo *ret, VbError *reterr) {
         QemuDriver *q = priv(drv);
-        _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL;
+        _cleanup_(domain_def_freep) DomainDef *with_firmware = NULL, *with_cpu = NULL;
         _cleanup_free_ StartCall *c = NULL;
         QemuVmConfig cfg;
         QemuVm *vm = NULL;
@@ -423,6 +446,13 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         r = qemu_firmware_prepare(def, access, qemu_firmware_dirs, q->nvram_dir, &with_firmware, reterr);
         if (r < 0)
                 return r;
+        r = expand_host_model(q, with_firmware ?: def, &with_cpu, reterr);
+        if (r < 0)
+                return r;
+        if (with_cpu) {
+                domain_def_free(with_firmware);
+                with_firmware = TAKE_PTR(with_cpu);
+        }
         c = new0(StartCall, 1);
         if (!c)
                 return -ENOMEM;

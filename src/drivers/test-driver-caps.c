@@ -91,7 +91,12 @@ static int build(const char *arch, size_t m, DomainCaps **ret) {
             add_enum(&c->loader, "secure", secure, 1) < 0)
                 return -ENOMEM;
         c->cpu_present = c->cpu_host_passthrough = c->cpu_maximum = c->cpu_custom = true;
-        if (domain_caps_add_cpu_model(c, "qemu64", "", DOMAIN_CAPS_USABLE_YES, false, NULL, 0) < 0 ||
+        c->cpu_host_passthrough_migratable = c->cpu_maximum_migratable = true;
+        /* The simulated host's CPU: qemu64 and a feature more (host-model domains start with it). */
+        c->cpu_host_model = true;
+        if (!(c->host_model = strdup("qemu64")) || domain_caps_add_host_model_feature(c, "x2apic", true) < 0)
+                return -ENOMEM;
+        if (domain_caps_add_cpu_model(c, "qemu64", "unknown", DOMAIN_CAPS_USABLE_YES, false, NULL, 0) < 0 ||
             domain_caps_add_cpu_model(c, "Haswell", "Intel", DOMAIN_CAPS_USABLE_NO, false, blockers, 2) < 0)
                 return -ENOMEM;
         c->memory_backing.supported = true;

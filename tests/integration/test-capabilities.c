@@ -255,7 +255,12 @@ static void test_qemu_probe(void **state) {
         assert_contains(dflt, "<path>" QEMU "</path>");
         assert_contains(dflt, kvm ? "<domain>kvm</domain>" : "<domain>qemu</domain>");
         assert_contains(dflt, "<machine>pc-i440fx-");
-        assert_contains(dflt, "<mode name='maximum' supported='yes'/>");
+        assert_contains(dflt, "<mode name='maximum' supported='yes'>");
+        assert_contains(dflt, "<enum name='maximumMigratable'>");
+        /* host-model: the closest named model, as QEMU's answers make it (qemu-cpu.c). */
+        assert_contains(dflt, "<mode name='host-model' supported='yes'>");
+        assert_contains(dflt, "<model fallback='forbid'>");
+        assert_contains(dflt, kvm ? "<mode name='host-passthrough' supported='yes'>" : "<mode name='host-passthrough' supported='no'/>");
         assert_contains(dflt, "<model usable='");
         validate_domain_caps(dflt);
         /* Loaders are the firmware files that exist (Debian's ovmf). */

@@ -197,6 +197,28 @@ static void test_checks(void **state) {
         assert_non_null(strstr(e.message, "Disk 'hdc'"));
         vb_error_free(&e);
         assert_int_equal(domain_caps_check_definition_with(pc, def, &e), 0);
+
+        /* A CPU mode the capabilities do not offer: host-passthrough without KVM. */
+        {
+                _cleanup_(domain_def_freep) DomainDef *pt = NULL, *hm = NULL;
+                _cleanup_(domain_caps_unrefp) DomainCaps *tcg = domain_caps_new();
+#define CPU_MODE_XML(mode) \
+        "<domain type='qemu'><name>c</name><memory>1024</memory><os><type>hvm</type></os><cpu mode='" mode "'/></domain>"
+                assert_int_equal(domain_def_parse_string(CPU_MODE_XML("host-passthrough"), 0, &pt, &e), 0);
+                assert_int_equal(domain_def_parse_string(CPU_MODE_XML("host-model"), 0, &hm, &e), 0);
+                tcg->domain = strdup("qemu");
+                tcg->machine = strdup("pc-i440fx-7.2");
+                tcg->cpu_present = tcg->cpu_maximum = tcg->cpu_host_model = true;
+                assert_int_equal(domain_caps_check_definition_with(tcg, pt, &e), -EOPNOTSUPP);
+                assert_int_equal(e.code, VB_ERROR_NOT_SUPPORTED);
+                assert_non_null(strstr(e.message, "host-passthrough"));
+                assert_non_null(strstr(e.message, "needs KVM"));
+                vb_error_free(&e);
+                assert_int_equal(domain_caps_check_definition_with(tcg, hm, &e), 0);
+                /* The test driver offers every mode. */
+                assert_int_equal(domain_caps_check_definition_with(pc, pt, &e), 0);
+                assert_int_equal(domain_caps_check_definition_with(pc, hm, &e), 0);
+        }
 }
 
 static void test_host_caps(void **state) {
@@ -312,6 +334,20 @@ static void test_qemu_probe_and_cache(void **state) {
         assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "virtio"));
         assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_HOSTDEV], "pciBackend", "vfio"));
         assert_true(dc->n_cpu_models > 10);
+        /* The CPU section from QEMU's expansions: a host-model, vendors of real models, "unknown" for QEMU's own. */
+        assert_true(dc->cpu_host_model);
+        assert_non_null(dc->host_model);
+        assert_true(dc->cpu_maximum && dc->cpu_maximum_migratable);
+        assert_false(dc->cpu_host_passthrough);
+        for (size_t i = 0; i < dc->n_cpu_models; i++) {
+                if (streq(dc->cpu_models[i].name, "qemu64"))
+                        assert_string_equal(dc->cpu_models[i].vendor, "unknown");
+                if (streq(dc->cpu_models[i].name, "EPYC"))
+                        assert_string_equal(dc->cpu_models[i].vendor, "AMD");
+                if (streq(dc->cpu_models[i].name, "Haswell"))
+                        assert_string_equal(dc->cpu_models[i].vendor, "Intel");
+        }
+        assert_true(domain_caps_enum_has(&dc->hyperv, "features", "spinlocks"));
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);

@@ -247,7 +247,7 @@ static QemuCaps *load_disk(QemuCapsCache *c, const char *emulator, const QemuCap
         {
                 struct json_object *f = qemu_json_get(doc, "format");
                 struct json_object *k = qemu_json_get(doc, "kvm-probe");
-                if (!f || json_object_get_int(f) != 1 || !streq_ptr(qemu_json_string(doc, "emulator"), emulator) ||
+                if (!f || json_object_get_int(f) != QEMU_CAPS_PROBE_FORMAT || !streq_ptr(qemu_json_string(doc, "emulator"), emulator) ||
                     !k || json_object_get_boolean(k) != c->kvm) {
                         json_object_put(doc);
                         return NULL;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "drivers/qemu/qemu-caps.h"
+#include "drivers/qemu/qemu-cpu.h"
 #include "drivers/qemu/qemu-firmware.h"
 #include "drivers/qemu/qemu-monitor.h"
 
@@ -245,6 +246,9 @@ static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host,
                         return r;
         }
 
+        /* Any firmware file can be a ROM (-bios) on x86, the loader type='rom' of qemu-command.c. */
+        if (streq(qemu_arch, "x86_64") || streq(qemu_arch, "i386"))
+                rom = true;
         /* SeaBIOS is QEMU's built-in default on x86 PCs; it comes with QEMU's own data files. */
         if (!bios && (streq(qemu_arch, "x86_64") || streq(qemu_arch, "i386")) &&
             (access("/usr/share/qemu/bios-256k.bin", R_OK) == 0 || access("/usr/share/seabios/bios-256k.bin", R_OK) == 0))
@@ -270,20 +274,26 @@ static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host,
 
 /* CPU ------------------------------------------------------------------------------------------------------ */
 
-/* "EPYC-v2" when "EPYC" is listed too: a version of a model that is shown by its plain name. */
-static bool is_versioned_alias(struct json_object *cpus, const char *name) {
-        const char *v = strrchr(name, '-');
-        size_t n;
+/* host-model: the named model closest to what the accelerator offers, with the features to add and
+ * to take away (qemu-cpu.c). */
+static int host_model_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
+        _cleanup_(qemu_host_model_freep) QemuHostModel *hm = NULL;
+        int r = qemu_cpu_host_model(c, kvm, &hm);
 
-        if (!v || v[1] != 'v' || !v[2] || strspn(v + 2, "0123456789") != strlen(v + 2))
-                return false;
-        n = (size_t) (v - name);
-        for (size_t i = 0; i < json_object_array_length(cpus); i++) {
-                const char *other = qemu_json_string(json_object_array_get_idx(cpus, i), "name");
-                if (other && strlen(other) == n && strncmp(other, name, n) == 0)
-                        return true;
-        }
-        return false;
+        if (r == -ENODATA)
+                return 0;
+        if (r < 0)
+                return r;
+        dc->cpu_host_model = true;
+        if (!(dc->host_model = strdup(hm->model)) || (hm->vendor && !(dc->host_model_vendor = strdup(hm->vendor))))
+                return -ENOMEM;
+        for (size_t i = 0; i < hm->n_require; i++)
+                if ((r = domain_caps_add_host_model_feature(dc, hm->require[i], true)) < 0)
+                        return r;
+        for (size_t i = 0; i < hm->n_disable; i++)
+                if ((r = domain_caps_add_host_model_feature(dc, hm->disable[i], false)) < 0)
+                        return r;
+        return 0;
 }
 
 static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
@@ -291,8 +301,11 @@ static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
         int r = 0;
 
         dc->cpu_present = true;
-        dc->cpu_host_passthrough = kvm;
-        dc->cpu_host_model = false; /* would need a CPU model map of the host; not offered */
+        /* "host" exists only under KVM; both it and "max" take a migratable=on|off property. */
+        dc->cpu_host_passthrough = dc->cpu_host_passthrough_migratable = kvm;
+        r = host_model_caps(dc, c, kvm);
+        if (r < 0)
+                return r;
         for (size_t i = 0; json_object_is_type(cpus, json_type_array) && i < json_object_array_length(cpus); i++) {
                 struct json_object *m = json_object_array_get_idx(cpus, i), *unavail = qemu_json_get(m, "unavailable-features"), *dep;
                 const char *name = qemu_json_string(m, "name");
@@ -302,22 +315,40 @@ static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
                 if (!name)
                         continue;
                 if (streq(name, "max")) {
-                        dc->cpu_maximum = true;
+                        dc->cpu_maximum = dc->cpu_maximum_migratable = true;
                         continue;
                 }
-                if (streq(name, "host") || streq(name, "base") || is_versioned_alias(cpus, name))
+                if (!qemu_caps_cpu_listed(cpus, name))
                         continue;
                 for (size_t j = 0; j < nb; j++)
                         blockers[j] = (char *) json_object_get_string(json_object_array_get_idx(unavail, j));
                 dep = qemu_json_get(m, "deprecated");
-                r = domain_caps_add_cpu_model(dc, name, "", unavail ? (nb == 0 ? DOMAIN_CAPS_USABLE_YES : DOMAIN_CAPS_USABLE_NO)
-                                                               : DOMAIN_CAPS_USABLE_UNKNOWN,
+                r = domain_caps_add_cpu_model(dc, name, qemu_cpu_model_vendor(c, name),
+                                              unavail ? (nb == 0 ? DOMAIN_CAPS_USABLE_YES : DOMAIN_CAPS_USABLE_NO)
+                                                      : DOMAIN_CAPS_USABLE_UNKNOWN,
                                               dep && json_object_get_boolean(dep), blockers, nb);
                 if (r < 0)
                         return r;
         }
         dc->cpu_custom = dc->n_cpu_models > 0;
         return 0;
+}
+
+/* The Hyper-V enlightenments with a value that the domain XML can set (qemu-command.c passes them on). */
+static int hyperv_caps(DomainCaps *dc, const QemuCaps *c) {
+        static const struct {
+                const char *xml, *prop;
+        } hv[] = { { "spinlocks", "hv-spinlocks" }, { "vendor_id", "hv-vendor-id" } };
+        int r = 0;
+
+        if (!qemu_json_get(c->doc, "cpu-hv-properties"))
+                return 0;
+        dc->hyperv.supported = true;
+        r = domain_caps_enum_add(&dc->hyperv, "features", NULL);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(hv); i++)
+                if (qemu_cpu_has_property(c, hv[i].prop))
+                        r = domain_caps_enum_add(&dc->hyperv, "features", hv[i].xml);
+        return r;
 }
 
 static int build(QemuCaps *c, const QemuHostFacts *host, bool kvm, const QemuCapsMachine *machine, DomainCaps *dc) {
@@ -357,7 +388,7 @@ static int build(QemuCaps *c, const QemuHostFacts *host, bool kvm, const QemuCap
         dc->features[DOMAIN_CAPS_FEATURE_SGX] = kvm && qemu_caps_has_type(c, "memory-backend-epc") &&
                                                 access("/dev/sgx_vepc", F_OK) == 0;
         dc->features[DOMAIN_CAPS_FEATURE_LAUNCH_SECURITY] = dc->features[DOMAIN_CAPS_FEATURE_SEV];
-        return 0;
+        return hyperv_caps(dc, c);
 }
 
 int qemu_caps_domain_caps(QemuCaps *c, const QemuHostFacts *host, const char *virttype,

@@ -2,6 +2,7 @@
 /* Asking a QEMU binary what it can do: one process under TCG (and one under KVM, started at the same
  * time) with -S -nodefaults -machine none and a QMP socket we listen on; the answers go into one JSON
  * document (see qemu-caps.h). Runs in a worker thread: everything here blocks, bounded. */
+#include <pthread.h>
 #include <sys/sysmacros.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +16,6 @@
 #include "util/socket-util.h"
 
 #define PROBE_TIMEOUT_USEC (10 * 1000000ULL)
-#define PROBE_FORMAT 1
 
 int qemu_caps_key_of(const char *path, QemuCapsKey *ret) {
         struct stat st;
@@ -39,6 +39,7 @@ bool qemu_caps_key_equal(const QemuCapsKey *a, const QemuCapsKey *b) {
 
 typedef struct ProbeProc {
         const char *accel;
+        const char *label; /* names its socket */
         char *sock;
         pid_t pid;
         int pidfd;
@@ -50,7 +51,7 @@ static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, c
         char chardev[64];
         int fd, r;
 
-        if (asprintf(&p->sock, "%s/probe-%d-%u-%s.sock", tmp_dir, (int) getpid(), n, p->accel) < 0)
+        if (asprintf(&p->sock, "%s/probe-%d-%u-%s.sock", tmp_dir, (int) getpid(), n, p->label) < 0)
                 return -ENOMEM;
         r = socket_listen_unix(p->sock, 1, &fd);
         if (r < 0)
@@ -103,14 +104,14 @@ static void proc_done(ProbeProc *p) {
         *p = (ProbeProc) { .pidfd = -1 };
 }
 
-/* Runs command and adds its answer to doc as key. */
-static int ask(ProbeProc *p, struct json_object *doc, const char *key, const char *command, struct json_object **ret,
-               char **ret_error) {
+/* Runs command (with args, taken; NULL: none) and adds its answer to doc as key, or returns it in ret. */
+static int ask_args(ProbeProc *p, struct json_object *doc, const char *key, const char *command,
+                    struct json_object *args, struct json_object **ret, char **ret_error) {
         struct json_object *v = NULL;
         _cleanup_free_ char *err = NULL;
         int r;
 
-        r = qemu_monitor_call_sync(p->mon, command, NULL, PROBE_TIMEOUT_USEC, &v, &err);
+        r = qemu_monitor_call_sync(p->mon, command, args, PROBE_TIMEOUT_USEC, &v, &err); /* takes args */
         if (r < 0) {
                 if (asprintf(ret_error, "QEMU (%s) did not answer '%s': %s", p->accel, command,
                              err ?: strerror(-r)) < 0)
@@ -123,6 +124,161 @@ static int ask(ProbeProc *p, struct json_object *doc, const char *key, const cha
                 json_object_object_add(doc, key, v);
         else
                 json_object_put(v);
+        return 0;
+}
+
+static int ask(ProbeProc *p, struct json_object *doc, const char *key, const char *command, struct json_object **ret,
+               char **ret_error) {
+        return ask_args(p, doc, key, command, NULL, ret, ret_error);
+}
+
+/* The arguments of query-cpu-model-expansion (static) for model name with props (taken; NULL: none). */
+static struct json_object *expansion_args(const char *name, struct json_object *props) {
+        struct json_object *args = json_object_new_object(), *model = json_object_new_object();
+
+        if (!args || !model) {
+                json_object_put(args);
+                json_object_put(model);
+                json_object_put(props);
+                return NULL;
+        }
+        json_object_object_add(model, "name", json_object_new_string(name));
+        if (props)
+                json_object_object_add(model, "props", props);
+        json_object_object_add(args, "type", json_object_new_string("static"));
+        json_object_object_add(args, "model", model);
+        return args;
+}
+
+/* A CPU model as QEMU expands it statically ({"model": {"name": "base", "props": {...}}}), kept as
+ * {"vendor": ..., "model-id": ..., "features": [the features it has]}; NULL if the answer has no props. */
+static struct json_object *compact_expansion(struct json_object *v) {
+        struct json_object *props = qemu_json_get(qemu_json_get(v, "model"), "props"), *out, *features;
+
+        if (!json_object_is_type(props, json_type_object))
+                return NULL;
+        out = json_object_new_object();
+        features = json_object_new_array();
+        if (!out || !features) {
+                json_object_put(out);
+                json_object_put(features);
+                return NULL;
+        }
+        json_object_object_foreach(props, k, val) {
+                if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
+                        json_object_array_add(features, json_object_new_string(k));
+                else if (json_object_is_type(val, json_type_string) && (streq(k, "vendor") || streq(k, "model-id")))
+                        json_object_object_add(out, k, json_object_get(val));
+        }
+        json_object_object_add(out, "features", features);
+        return out;
+}
+
+/* The static expansion of model name (with props, taken) as compact_expansion keeps it; waits for it. */
+static int expand_cpu(ProbeProc *p, const char *name, struct json_object *props, struct json_object **ret,
+                      char **ret_error) {
+        struct json_object *args = expansion_args(name, props), *v = NULL;
+        int r;
+
+        if (!args)
+                return -ENOMEM;
+        r = ask_args(p, NULL, NULL, "query-cpu-model-expansion", args, &v, ret_error);
+        if (r < 0)
+                return r;
+        *ret = compact_expansion(v);
+        json_object_put(v);
+        if (!*ret) {
+                if (asprintf(ret_error, "QEMU (%s) expanded CPU model '%s' into no properties", p->accel, name) < 0)
+                        *ret_error = NULL;
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* One model's expansion, sent without waiting (all of them are pipelined: one round trip, not one each). */
+typedef struct ModelExpansion {
+        const char *name; /* points into the probe document */
+        struct json_object *models;
+        bool failed;
+} ModelExpansion;
+
+static void on_model_expanded(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        ModelExpansion *x = userdata;
+        struct json_object *m = error ? NULL : compact_expansion(ret);
+
+        if (!m) {
+                x->failed = true;
+                return;
+        }
+        json_object_object_add(x->models, x->name, m);
+}
+
+/* What the CPU models are made of (x86 only: other targets have no static expansion of their models),
+ * and the emulator's own richest CPU ("max") under TCG. */
+static int ask_cpu_models(ProbeProc *p, struct json_object *doc, char **ret_error) {
+        struct json_object *cpus = qemu_json_get(doc, "cpus-tcg"), *models, *m = NULL;
+        const char *target = qemu_json_string(qemu_json_get(doc, "target"), "arch");
+        size_t n = json_object_is_type(cpus, json_type_array) ? json_object_array_length(cpus) : 0;
+        _cleanup_free_ ModelExpansion *x = NULL;
+        int r;
+
+        if (!streq_ptr(target, "x86_64") && !streq_ptr(target, "i386"))
+                return 0;
+        models = json_object_new_object();
+        x = new0(ModelExpansion, n + 1);
+        if (!models || !x) {
+                json_object_put(models);
+                return -ENOMEM;
+        }
+        json_object_object_add(doc, "cpu-models", models);
+        for (size_t i = 0; i < n; i++) {
+                const char *name = qemu_json_string(json_object_array_get_idx(cpus, i), "name");
+                struct json_object *args;
+
+                if (!name || !qemu_caps_cpu_listed(cpus, name))
+                        continue;
+                x[i] = (ModelExpansion) { .name = name, .models = models };
+                args = expansion_args(name, NULL);
+                if (!args)
+                        return -ENOMEM;
+                r = qemu_monitor_call(p->mon, "query-cpu-model-expansion", args, on_model_expanded, &x[i]);
+                if (r < 0)
+                        return r;
+        }
+        /* Answered after all of the above (QMP answers in order), whose callbacks have run by then. */
+        r = expand_cpu(p, "max", NULL, &m, ret_error);
+        if (r < 0)
+                return r;
+        json_object_object_add(doc, "host-cpu-tcg", m);
+        for (size_t i = 0; i < n; i++)
+                if (x[i].failed) {
+                        if (asprintf(ret_error, "QEMU (%s) did not expand CPU model '%s'", p->accel, x[i].name) < 0)
+                                *ret_error = NULL;
+                        return -EBADMSG;
+                }
+        /* The Hyper-V enlightenments are properties of the CPU (hv-*). */
+        {
+                struct json_object *args = json_object_new_object(), *props = NULL, *hv;
+                char type[64];
+
+                if (!args)
+                        return -ENOMEM;
+                snprintf(type, sizeof type, "max-%s-cpu", target);
+                json_object_object_add(args, "typename", json_object_new_string(type));
+                r = ask_args(p, NULL, NULL, "qom-list-properties", args, &props, ret_error);
+                if (r < 0)
+                        return r;
+                hv = json_object_new_array();
+                for (size_t i = 0; hv && i < json_object_array_length(props); i++) {
+                        const char *pn = qemu_json_string(json_object_array_get_idx(props, i), "name");
+                        if (pn && strncmp(pn, "hv-", 3) == 0)
+                                json_object_array_add(hv, json_object_new_string(pn));
+                }
+                json_object_put(props);
+                if (!hv)
+                        return -ENOMEM;
+                json_object_object_add(doc, "cpu-hv-properties", hv);
+        }
         return 0;
 }
 
@@ -193,15 +349,56 @@ static int ask_main(ProbeProc *p, struct json_object *doc, char **ret_error) {
         return 0;
 }
 
-static int ask_kvm(ProbeProc *p, struct json_object *doc, char **ret_error) {
+static int ask_kvm(ProbeProc *p, struct json_object *doc, const char *target, char **ret_error) {
+        struct json_object *host = NULL, *props;
         int r = ask(p, doc, "kvm", "query-kvm", NULL, ret_error);
+
         if (r >= 0)
                 r = ask(p, doc, "cpus-kvm", "query-cpu-definitions", NULL, ret_error);
+        if (r < 0 || (!streq_ptr(target, "x86_64") && !streq_ptr(target, "i386")))
+                return r;
+        /* The host's CPU as KVM offers it, with what pins a guest to this host (invtsc) too, as host-model
+         * means. */
+        props = json_object_new_object();
+        if (!props)
+                return -ENOMEM;
+        json_object_object_add(props, "migratable", json_object_new_boolean(false));
+        r = expand_cpu(p, "host", props, &host, ret_error);
+        if (r >= 0)
+                json_object_object_add(doc, "host-cpu-kvm", host);
         return r;
 }
 
+/* The CPU models' expansions are the largest part of the probe: a third QEMU (TCG) answers them, asked from
+ * a thread of its own while the first answers the rest. */
+typedef struct ModelsJob {
+        ProbeProc *proc;
+        struct json_object *doc; /* its own: target, cpus-tcg, and what ask_cpu_models adds */
+        char *error;
+        int r;
+} ModelsJob;
+
+static void *models_thread(void *userdata) {
+        ModelsJob *j = userdata;
+        sd_event *event = NULL;
+
+        j->r = sd_event_new(&event);
+        if (j->r >= 0)
+                j->r = proc_open(j->proc, event, &j->error);
+        if (j->r >= 0)
+                j->r = ask(j->proc, j->doc, "target", "query-target", NULL, &j->error);
+        if (j->r >= 0)
+                j->r = ask(j->proc, j->doc, "cpus-tcg", "query-cpu-definitions", NULL, &j->error);
+        if (j->r >= 0)
+                j->r = ask_cpu_models(j->proc, j->doc, &j->error);
+        /* The monitor belongs to this thread's loop. */
+        j->proc->mon = qemu_monitor_free(j->proc->mon);
+        sd_event_unref(event);
+        return NULL;
+}
+
 static void add_key(struct json_object *doc, const char *emulator, const QemuCapsKey *key, bool kvm) {
-        json_object_object_add(doc, "format", json_object_new_int(PROBE_FORMAT));
+        json_object_object_add(doc, "format", json_object_new_int(QEMU_CAPS_PROBE_FORMAT));
         json_object_object_add(doc, "kvm-probe", json_object_new_boolean(kvm));
         json_object_object_add(doc, "emulator", json_object_new_string(emulator));
         json_object_object_add(doc, "dev", json_object_new_uint64((uint64_t) key->dev));
@@ -214,21 +411,33 @@ int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tm
                     const HostConfinement *confinement,
                     struct json_object **ret, char **ret_error) {
         static unsigned counter;
-        ProbeProc procs[2] = { { .accel = "tcg", .pidfd = -1 }, { .accel = "kvm", .pidfd = -1 } };
-        size_t n = kvm ? 2 : 1;
+        ProbeProc procs[3] = { { .accel = "tcg", .label = "tcg", .pidfd = -1 },
+                               { .accel = "tcg", .label = "cpus", .pidfd = -1 },
+                               { .accel = "kvm", .label = "kvm", .pidfd = -1 } };
+        size_t n = kvm ? 3 : 2;
         unsigned serial = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
         struct json_object *doc = json_object_new_object(), *kvm_doc = NULL;
+        ModelsJob job = { .proc = &procs[1], .doc = json_object_new_object() };
+        pthread_t models;
+        bool models_running = false;
         sd_event *event = NULL;
         int r = 0;
 
         *ret_error = NULL;
-        if (!doc)
+        if (!doc || !job.doc) {
+                json_object_put(doc);
+                json_object_put(job.doc);
                 return -ENOMEM;
+        }
         r = sd_event_new(&event);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 r = proc_start(&procs[i], emulator, tmp_dir, confinement, serial);
                 if (r < 0 && asprintf(ret_error, "Failed to run '%s': %s", emulator, strerror(-r)) < 0)
                         *ret_error = NULL;
+        }
+        if (r >= 0) {
+                r = -pthread_create(&models, NULL, models_thread, &job);
+                models_running = r >= 0;
         }
         if (r >= 0)
                 r = proc_open(&procs[0], event, ret_error);
@@ -239,14 +448,32 @@ int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tm
                 _cleanup_free_ char *kvm_error = NULL;
 
                 kvm_doc = json_object_new_object();
-                if (kvm_doc && proc_open(&procs[1], event, &kvm_error) >= 0 &&
-                    ask_kvm(&procs[1], kvm_doc, &kvm_error) >= 0) {
+                if (kvm_doc && proc_open(&procs[2], event, &kvm_error) >= 0 &&
+                    ask_kvm(&procs[2], kvm_doc, qemu_json_string(qemu_json_get(doc, "target"), "arch"), &kvm_error) >= 0) {
                         json_object_object_add(doc, "kvm", json_object_get(qemu_json_get(kvm_doc, "kvm")));
                         json_object_object_add(doc, "cpus-kvm", json_object_get(qemu_json_get(kvm_doc, "cpus-kvm")));
+                        if (qemu_json_get(kvm_doc, "host-cpu-kvm"))
+                                json_object_object_add(doc, "host-cpu-kvm",
+                                                       json_object_get(qemu_json_get(kvm_doc, "host-cpu-kvm")));
                 } else
                         log_debug("Probing '%s' under KVM failed, ignoring: %s", emulator, strempty(kvm_error));
                 json_object_put(kvm_doc);
         }
+        if (models_running) {
+                (void) pthread_join(models, NULL);
+                if (r >= 0 && job.r < 0) {
+                        r = job.r;
+                        *ret_error = TAKE_PTR(job.error);
+                }
+                if (r >= 0) {
+                        static const char * const keys[] = { "cpu-models", "host-cpu-tcg", "cpu-hv-properties" };
+                        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                                if (qemu_json_get(job.doc, keys[i]))
+                                        json_object_object_add(doc, keys[i], json_object_get(qemu_json_get(job.doc, keys[i])));
+                }
+        }
+        free(job.error);
+        json_object_put(job.doc);
         for (size_t i = 0; i < n; i++)
                 proc_done(&procs[i]);
         sd_event_unref(event);

@@ -171,3 +171,20 @@ const QemuCapsMachine *qemu_caps_default_machine(const QemuCaps *c) {
 struct json_object *qemu_caps_cpus(const QemuCaps *c, bool kvm) {
         return qemu_json_get(c->doc, kvm ? "cpus-kvm" : "cpus-tcg");
 }
+
+bool qemu_caps_cpu_listed(struct json_object *cpus, const char *name) {
+        const char *v = strrchr(name, '-');
+        size_t n;
+
+        if (streq(name, "max") || streq(name, "host") || streq(name, "base"))
+                return false;
+        if (!v || v[1] != 'v' || !v[2] || strspn(v + 2, "0123456789") != strlen(v + 2))
+                return true;
+        n = (size_t) (v - name);
+        for (size_t i = 0; json_object_is_type(cpus, json_type_array) && i < json_object_array_length(cpus); i++) {
+                const char *other = qemu_json_string(json_object_array_get_idx(cpus, i), "name");
+                if (other && strlen(other) == n && strncmp(other, name, n) == 0)
+                        return false;
+        }
+        return true;
+}

@@ -16,9 +16,14 @@
 /* What one QEMU binary can do, found by running it: `-S -nodefaults -machine none` with a QMP socket,
  * asked query-version, query-target, query-kvm, query-machines, query-cpu-definitions (under TCG and,
  * when /dev/kvm opens, a second process under KVM, both at once), qom-list-types, query-commands and
- * the display types from query-qmp-schema (qemu-caps-probe.c). The answers are kept as one JSON
+ * the display types from query-qmp-schema; on x86 also the static expansion (query-cpu-model-expansion)
+ * of every CPU model and of "max" under TCG, of "host" under KVM, and the CPU's hv-* properties
+ * (qemu-caps-probe.c). The answers are kept as one JSON
  * document: in memory, and on disk under <state>/qemu/caps/, keyed by the binary's path, device, inode,
  * size and mtime, so that a changed binary is probed again (qemu-caps-cache.c). */
+
+/* The probe document's format: a cached document of another format is probed again. */
+#define QEMU_CAPS_PROBE_FORMAT 2
 
 /* Identifies one version of a file. */
 typedef struct QemuCapsKey {
@@ -68,6 +73,11 @@ const QemuCapsMachine *qemu_caps_find_machine(const QemuCaps *c, const char *nam
 const QemuCapsMachine *qemu_caps_default_machine(const QemuCaps *c);
 /* The CPU definitions as probed under TCG ("tcg") or KVM ("kvm"): a json array, NULL if not probed. */
 struct json_object *qemu_caps_cpus(const QemuCaps *c, bool kvm);
+
+/* Whether the CPU model name of a query-cpu-definitions answer is one domain capabilities list: not
+ * "max", "host" or "base", and not "EPYC-v2" when "EPYC" is listed too (a version of a model that is
+ * shown by its plain name). */
+bool qemu_caps_cpu_listed(struct json_object *cpus, const char *name);
 
 /* libvirt's arch name for QEMU's target name (i386 -> i686), and back; NULL if unknown. */
 const char *qemu_caps_arch_from_qemu(const char *qemu_arch);

@@ -7,6 +7,7 @@
 #include "conf/domain-access.h"
 #include "conf/domain-devices.h"
 #include "drivers/qemu/qemu-command.h"
+#include "drivers/qemu/qemu-cpu.h"
 #include "util/strbuf.h"
 
 void qemu_argv_add(QemuArgv *a, const char *s) {
@@ -131,9 +132,6 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
         const DomainDef *def = s->def;
         QemuArgv *a = &s->cmd->argv;
         const char *machine = def->os.machine ?: "pc";
-        const char *cpu_mode = qemu_node_attr(root, "cpu", "mode");
-        const ConfNode *cpu = conf_node_child(root, "cpu");
-        const ConfNode *model = cpu ? conf_node_child(cpu, "model") : NULL;
         bool kvm;
 
         if (def->os.arch && !streq(def->os.arch, "x86_64") && !streq(def->os.arch, "i686"))
@@ -170,18 +168,16 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
         qemu_argv_add(a, "-accel");
         qemu_argv_add(a, kvm ? "kvm" : "tcg");
 
-        /* host-passthrough/maximum: all the host (KVM) or emulator (TCG) offers. On hosts whose KVM
-         * cannot virtualise IA32_ARCH_CAPABILITIES (e.g. KVM_PVM), QEMU aborts unless it is hidden. */
-        if (cpu_mode && (streq(cpu_mode, "host-passthrough") || streq(cpu_mode, "maximum") ||
-                         streq(cpu_mode, "host-model"))) {
-                qemu_argv_add(a, "-cpu");
-                qemu_argv_add(a, kvm ? "host,arch-capabilities=off" : "max,arch-capabilities=off");
-        } else if (model && model->text) {
-                _cleanup_free_ char *m = qemu_opt_escape(model->text);
-                if (!m)
-                        return -ENOMEM;
-                qemu_argv_add(a, "-cpu");
-                qemu_argv_add(a, m);
+        {
+                _cleanup_free_ char *cpu = NULL;
+                int r = qemu_cpu_argument(root, kvm, &cpu, reterr);
+
+                if (r < 0)
+                        return r;
+                if (cpu) {
+                        qemu_argv_add(a, "-cpu");
+                        qemu_argv_add(a, cpu);
+                }
         }
         qemu_argv_add(a, "-m");
         qemu_argv_addf(a, "size=%" PRIu64 "k", def->memory_kib);
