@@ -121,11 +121,13 @@ static inline bool qemu_chardev_is_handed_over(DeviceKind kind, const char *targ
                (kind == DEVICE_CONSOLE && (!target_type || streq(target_type, "serial")));
 }
 
-/* Whether a device of this kind and target type with a pty (the default) is a virtio console, whose
- * character device QEMU cannot swap: it gets a socket virtbusd listens on for it instead of a pty (in
- * virtbusd's own runtime directory: qemu_vm_console_socket_path), and OpenConsole connects to that. */
+/* Whether a device of this kind and target type with a pty (the default) is a virtio console, a virtio
+ * channel or a parallel port, whose character device QEMU cannot swap: it gets a socket virtbusd listens
+ * on for it instead of a pty (in virtbusd's own runtime directory: qemu_vm_console_socket_path), and
+ * OpenConsole connects to that. (The guest agent's channel is virtbusd's own: qemu-agent.c.) */
 static inline bool qemu_chardev_is_listened(DeviceKind kind, const char *target_type) {
-        return kind == DEVICE_CONSOLE && target_type && streq(target_type, "virtio");
+        return ((kind == DEVICE_CONSOLE || kind == DEVICE_CHANNEL) && target_type && streq(target_type, "virtio")) ||
+               kind == DEVICE_PARALLEL;
 }
 
 /* Reads a device's XML tree (device_def_to_node), for the attribute lookups below. */

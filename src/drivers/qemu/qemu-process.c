@@ -128,12 +128,13 @@ int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, in
         return 0;
 }
 
-/* Whether dev is a virtio console of type pty (the default), and which one among them (k). */
+/* Whether dev is a virtio console, virtio channel (not the guest agent's) or parallel port of type pty
+ * (the default), and which one among them (k). */
 static bool console_is_listened(const DeviceDef *dev, unsigned *k) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *type;
 
-        if (dev->kind != DEVICE_CONSOLE || qemu_device_node(dev, &n) < 0 ||
+        if (device_channel_is_guest_agent(dev) || qemu_device_node(dev, &n) < 0 ||
             !qemu_chardev_is_listened(dev->kind, qemu_node_attr(n, "target", "type")))
                 return false;
         type = qemu_node_attr(n, NULL, "type");
@@ -360,7 +361,8 @@ static int tap_create(QemuVm *vm, size_t i, const ConfNode *node, int *ret_fd, V
         return r;
 }
 
-/* A virtio console with a pty: the socket QEMU listens on for it (*fd stays -1 for other consoles). */
+/* A virtio console or channel or a parallel port with a pty: the socket QEMU listens on for it (*fd stays
+ * -1 for other devices). */
 static int console_socket_create(QemuVm *vm, const DeviceDef *dev, int *fd, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         int r = qemu_vm_console_socket_path(vm, dev, &path);
@@ -373,11 +375,15 @@ static int console_socket_create(QemuVm *vm, const DeviceDef *dev, int *fd, VbEr
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the console socket '%s': %s",
                                     path, strerror(-r));
+        /* Never blocking: OpenConsole empties its backlog on a copy of it (qemu-console.c). */
+        if (fcntl(*fd, F_SETFL, O_NONBLOCK) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make the console socket '%s' "
+                                    "non-blocking: %m", path);
         return 0;
 }
 
 /* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap or tap of device i, or the
- * socket it listens on for a virtio console (or -1), all made here. The names of the links go into the
+ * socket it listens on for a virtio console or channel or a parallel port (or -1), all made here. The names of the links go into the
  * live definition (<target dev=>). */
 static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor_fd, VbError *reterr) {
         size_t n = vm->live->n_devices + 1;
@@ -396,7 +402,8 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
                 _cleanup_free_ char *name = NULL;
                 const char *lower, *mode, *want;
 
-                if (vm->live->devices[i]->kind == DEVICE_CONSOLE) {
+                if (vm->live->devices[i]->kind == DEVICE_CONSOLE || vm->live->devices[i]->kind == DEVICE_CHANNEL ||
+                    vm->live->devices[i]->kind == DEVICE_PARALLEL) {
                         r = console_socket_create(vm, vm->live->devices[i], &fds[1 + i], reterr);
                         if (r < 0)
                                 goto fail;
