@@ -193,6 +193,7 @@ static void reconnect_all(QemuDriver *q) {
                         q->next_id = vm->id + 1;
                 log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid,
                          domain_def_get_name(vm->live));
+                qemu_guest_reattach(vm);
                 /* The guest powered off or crashed while we were away: do now what we would have done. */
                 if (vm->shutdown_seen || vm->crashed)
                         vm_lifecycle(q, vm, vm->crashed ? DOMAIN_LIFECYCLE_ON_CRASH : DOMAIN_LIFECYCLE_ON_POWEROFF);

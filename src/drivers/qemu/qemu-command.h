@@ -40,8 +40,9 @@ typedef struct QemuCommandParams {
         /* The host files of the definition as descriptors (qemu-files.h): QEMU is named those, never a
          * host path. NULL only in tests of the command line itself, which then show the paths. */
         const QemuFiles *files;
-        /* QEMU's end of the guest agent's socket pair (the chardev of the org.qemu.guest_agent.0 channel);
-         * 0: none (tests of the command line), which gives the channel a null backend. */
+        /* The socket QEMU listens on for the guest agent's channel (org.qemu.guest_agent.0), which virtbusd
+         * connects to (again after a restart); 0: none (tests of the command line), which gives the
+         * channel a null backend. */
         int agent_fd;
 } QemuCommandParams;
 
