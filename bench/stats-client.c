@@ -46,6 +46,9 @@ static sd_bus *open_bus(const char *address) {
                 r = sd_bus_set_address(bus, address);
         if (r >= 0)
                 r = sd_bus_set_bus_client(bus, 1);
+        /* A loaded machine can make libvirt take longer than sd-bus's default 25 s. */
+        if (r >= 0)
+                r = sd_bus_set_method_call_timeout(bus, UINT64_C(300) * 1000000);
         if (r >= 0)
                 r = sd_bus_start(bus);
         if (r < 0)
