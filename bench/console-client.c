@@ -7,6 +7,7 @@
  *   console:    OpenConsole (force) until the first byte back after a newline typed on it
  *   console_call: the OpenConsole call alone
  *   console_echo: on a console already open, a newline until the first byte back (the guest's part)
+ *   bus_floor:  org.freedesktop.DBus.Peer.Ping to virtbusd (a D-Bus round trip doing nothing)
  *   graphics:   OpenGraphics until the RFB greeting (12 bytes) is read
  *   screenshot: Screenshot until the PNG is in hand
  * and destroys it. Prints key=value lines with the median and min in milliseconds. */
@@ -132,7 +133,7 @@ int main(int argc, char **argv) {
         sd_bus_message *reply = NULL;
         const char *path, *xml;
         int n, fd, r;
-        double *con, *con_call, *con_echo, *gfx, *shot, t;
+        double *con, *con_call, *con_echo, *gfx, *shot, *ping, t;
         unsigned zero = 0;
         size_t png_size = 0;
 
@@ -146,6 +147,7 @@ int main(int argc, char **argv) {
         con_echo = calloc(n, sizeof(double));
         gfx = calloc(n, sizeof(double));
         shot = calloc(n, sizeof(double));
+        ping = calloc(n, sizeof(double));
         if (sd_bus_new(&bus) < 0 || sd_bus_set_address(bus, argv[1]) < 0 || sd_bus_set_bus_client(bus, 1) < 0 ||
             sd_bus_negotiate_fds(bus, 1) < 0 || sd_bus_start(bus) < 0)
                 die("connect", -EIO, NULL);
@@ -191,6 +193,15 @@ int main(int argc, char **argv) {
                 con_echo[i] = now_ms() - t;
         }
         close(fd);
+        /* The floor of any call: a round trip to virtbusd through dbus-daemon that does nothing. */
+        for (int i = 0; i < n; i++) {
+                t = now_ms();
+                r = sd_bus_call_method(bus, "org.virtbus1", "/org/virtbus1", "org.freedesktop.DBus.Peer", "Ping", &e,
+                                       NULL, "");
+                if (r < 0)
+                        die("Ping", r, &e);
+                ping[i] = now_ms() - t;
+        }
         for (int i = 0; i < n; i++) {
                 char greeting[12];
                 t = now_ms();
@@ -217,6 +228,7 @@ int main(int argc, char **argv) {
         report("console", con, n);
         report("console_call", con_call, n);
         report("console_echo", con_echo, n);
+        report("bus_floor", ping, n);
         report("graphics", gfx, n);
         report("screenshot", shot, n);
         printf("png_bytes=%zu\n", png_size);

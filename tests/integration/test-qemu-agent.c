@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The guest agent with real QEMUs and the tiny guest (tests/guest/build-guest): Debian's qemu-guest-agent
- * running in it (GetGuestInfo, InterfaceAddresses source 1, Shutdown through the agent), a channel nobody in the guest opened, a domain
+ * running in it (GetGuestInfo, InterfaceAddresses source 1 with the address the guest set, the agent found
+ * again after a restart of virtbusd, Shutdown through the agent), a channel nobody in the guest opened, a domain
  * without the channel, and a hung agent (the port opened, nothing answered), which answers Timeout while
  * the other calls are answered. */
 #include <stdio.h>
@@ -73,12 +74,16 @@ static int on_async_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-/* A virtio NIC on QEMU's user network; the guest never configures it (no traffic leaves). */
+/* A virtio NIC on QEMU's user network; the guest sets an address on it by hand (no traffic leaves). */
 #define NIC_MAC "52:54:00:00:0a:51"
 #define NIC "<interface type='user'><mac address='" NIC_MAC "'/><model type='virtio'/></interface>"
 
-/* InterfaceAddresses source 1 until the guest's eth0 is there (the agent may answer before the kernel probed
- * the NIC): the agent lists eth0 with the domain's MAC and no loopback. */
+/* The address the agent guest sets on its NIC by hand (virtbus.ip: no DHCP, no traffic). */
+#define NIC_ADDRESS "192.0.2.51"
+
+/* InterfaceAddresses source 1 until the guest's eth0 has its address (the agent may answer before the kernel
+ * probed the NIC, or before the guest's init set the address): the agent lists eth0 with the domain's MAC
+ * and the address, and no loopback. */
 static void check_agent_interfaces(sd_bus *bus, const char *path) {
         uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
 
@@ -86,7 +91,7 @@ static void check_agent_interfaces(sd_bus *bus, const char *path) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
                         harness_call_ok(bus, path, D, "InterfaceAddresses", "ut", 1, UINT64_C(0));
                 const char *name, *mac, *address;
-                bool eth0 = false;
+                bool eth0 = false, addressed = false;
                 unsigned n = 0;
                 uint32_t prefix;
                 uint8_t family;
@@ -101,27 +106,35 @@ static void check_agent_interfaces(sd_bus *bus, const char *path) {
                                 eth0 = true;
                         }
                         assert_int_equal(sd_bus_message_enter_container(reply, 'a', "(ysu)"), 1);
-                        while (sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix) > 0)
+                        while (sd_bus_message_read(reply, "(ysu)", &family, &address, &prefix) > 0) {
                                 assert_true(family == 4 || family == 6);
+                                if (eth0 && family == 4 && streq(address, NIC_ADDRESS)) {
+                                        assert_int_equal(prefix, 24);
+                                        addressed = true;
+                                }
+                        }
                         assert_int_equal(sd_bus_message_exit_container(reply), 1);
                         assert_int_equal(sd_bus_message_exit_container(reply), 1);
                         n++;
                 }
-                if (eth0) {
+                if (addressed) {
                         assert_int_equal(n, 1); /* the one NIC; the loopback left out */
                         return;
                 }
                 if (harness_now_usec() > deadline)
-                        fail_msg("the guest agent never listed eth0");
+                        fail_msg("the guest agent never listed eth0 with " NIC_ADDRESS "/24");
                 usleep(200 * 1000);
         }
 }
 
-/* The real qemu-guest-agent in the tiny guest: GetGuestInfo, InterfaceAddresses, then Shutdown through it. */
+/* The real qemu-guest-agent in the tiny guest: GetGuestInfo, InterfaceAddresses, the agent again after a
+ * restart of virtbusd, then Shutdown through it. */
 static void test_agent_real(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *serial = NULL, *path = agent_domain(h, bus, "agent", "virtbus.agent", true, NIC, &serial);
+        _cleanup_free_ char *serial = NULL,
+                            *path = agent_domain(h, bus, "agent", "virtbus.agent virtbus.ip=" NIC_ADDRESS "/24", true,
+                                                 NIC, &serial);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         HarnessStats s = {};
 
@@ -138,6 +151,12 @@ static void test_agent_real(void **state) {
         (void) harness_stats_number(&s, "fs.count", 'u');
         print_message("guest agent: %zu keys, kernel %s\n", s.n, strempty(harness_stats_string(&s, "os.kernel-release")));
         harness_stats_done(&s);
+        check_agent_interfaces(bus, path);
+        /* virtbusd restarted: it connects to the agent's socket again and learns that the guest's agent
+         * has its port open (nothing in the guest changes). */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        wait_agent_connected(bus, path);
         check_agent_interfaces(bus, path);
         /* Powered off by the agent: the reply comes once the domain stopped. */
         sd_bus_message_unref(harness_call_ok(bus, path, D, "Shutdown", "t", UINT64_C(2)));

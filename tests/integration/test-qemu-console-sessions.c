@@ -3,6 +3,9 @@
  * consoles QEMU listens for (a virtio console, on a socket in virtbusd's runtime directory, and a serial
  * port on a socket of the definition's: type 'unix', mode 'bind'), and no descriptor kept over many
  * sessions of every kind (test-qemu-console has the rest). */
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "console-util.h"
 
 #define ERR(name) "org.virtbus1.Error." name
@@ -112,6 +115,164 @@ static void test_listened(void **state) {
         close(con);
 }
 
+/* Sends n OpenConsole calls with force at once (virtbusd takes them one after the other, faster than
+ * QEMU accepts) and puts their descriptors in fds. */
+static void console_open_burst(sd_bus *bus, const char *path, const char *device, int *fds, size_t n) {
+        sd_bus_message *replies[8] = {};
+        uint64_t cookies[8];
+
+        assert_true(n <= 8);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, "org.virtbus1.Domain",
+                                                                "OpenConsole"), 0);
+                assert_true(sd_bus_message_append(m, "st", device, UINT64_C(1)) >= 0);
+                assert_true(sd_bus_send(bus, m, &cookies[i]) >= 0);
+        }
+        for (size_t got = 0; got < n;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                uint64_t rc;
+                int r = sd_bus_process(bus, &m);
+
+                assert_true(r >= 0);
+                if (m && sd_bus_message_get_reply_cookie(m, &rc) >= 0)
+                        for (size_t i = 0; i < n; i++)
+                                if (cookies[i] == rc) {
+                                        if (sd_bus_message_is_method_error(m, NULL))
+                                                fail_msg("OpenConsole %zu: %s", i, sd_bus_message_get_error(m)->message);
+                                        replies[i] = sd_bus_message_ref(m);
+                                        got++;
+                                }
+                if (r == 0)
+                        assert_true(sd_bus_wait(bus, 60 * HARNESS_USEC_PER_SEC) > 0);
+        }
+        for (size_t i = 0; i < n; i++) {
+                int fd;
+                assert_int_equal(sd_bus_message_read(replies[i], "h", &fd), 1);
+                fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                assert_true(fds[i] >= 0);
+                sd_bus_message_unref(replies[i]);
+        }
+}
+
+/* A virtio channel and a parallel port of type pty listen like a virtio console (on sockets of
+ * virtbusd's); sources whose stream is somebody else's answer NotSupported with the reason; and forced
+ * opens sent at once leave the last one holding the console, however quick they come. */
+static void test_channel_parallel(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *user = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        const char *g = harness_guest_dir(h);
+        _cleanup_free_ char *xml = NULL, *path = NULL, *live = NULL, *file = NULL, *lsock = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        static const char *const refused[][2] = {
+                { "serial1", "(mode 'connect'): the program listening there holds the stream" },
+                { "serial2", "is a TCP socket (type 'tcp')" },
+                { "serial3", "writes into the file" },
+                { "channel1", "is the guest agent's channel" },
+        };
+        static char buf[65536];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int con, ch, par, par2, burst[5], listener;
+
+        assert_true(asprintf(&file, "%s/forms.serial3", harness_dir(h)) >= 0);
+        assert_true(asprintf(&lsock, "%s/forms.listener", harness_dir(h)) >= 0);
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'>\n"
+                             "  <name>forms</name>\n"
+                             "  <memory unit='MiB'>192</memory>\n"
+                             "  <vcpu>1</vcpu>\n"
+                             "  <os>\n"
+                             "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+                             "    <kernel>%s/vmlinuz</kernel>\n"
+                             "    <initrd>%s/initrd.gz</initrd>\n"
+                             "    <cmdline>console=ttyS0 panic=-1 virtbus.shell virtbus.idle</cmdline>\n"
+                             "  </os>\n"
+                             "  <features><acpi/></features>\n"
+                             "  <devices>\n"
+                             "    <serial type='pty'><target port='0'/></serial>\n"
+                             "    <serial type='unix'><source mode='connect' path='%s'/><target port='1'/></serial>\n"
+                             "    <serial type='tcp'><source mode='connect' host='127.0.0.1' service='9'/>"
+                             "<target port='2'/></serial>\n"
+                             "    <serial type='file'><source path='%s'/><target port='3'/></serial>\n"
+                             "    <console type='pty'><target type='serial' port='0'/></console>\n"
+                             "    <channel type='pty'><target type='virtio' name='org.virtbus.test.0'/></channel>\n"
+                             "    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\n"
+                             "    <parallel type='pty'><target port='0'/></parallel>\n"
+                             "  </devices>\n"
+                             "</domain>\n",
+                             g, g, lsock, file) >= 0);
+        /* The program serial1 connects to (virtbusd connects QEMU's socket at start). */
+        listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(listener >= 0);
+        assert_true(strlen(lsock) < sizeof sa.sun_path);
+        strcpy(sa.sun_path, lsock);
+        (void) unlink(lsock);
+        assert_int_equal(bind(listener, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(listener, 4), 0);
+        path = harness_define_domain(root, xml);
+        sd_bus_message_unref(harness_call_ok(root, path, "org.virtbus1.Domain", "Start", "t", UINT64_C(1)));
+        live = harness_domain_xml(root, path, 0);
+        assert_null(strstr(live, "/dev/pts"));
+        assert_non_null(strstr(live, "<alias name='channel0'/>"));
+        assert_non_null(strstr(live, "<alias name='parallel0'/>"));
+
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                assert_int_equal(console_open(user, path, refused[i][0], 0, &e), -1);
+                harness_assert_error(&e, ERR("NotSupported"), refused[i][1]);
+                sd_bus_error_free(&e);
+        }
+
+        con = console_open(user, path, "serial0", 0, &e);
+        assert_true(con >= 0);
+        ch = console_open(user, path, "channel0", 0, &e);
+        assert_true(ch >= 0);
+        par = console_open(user, path, "parallel0", 0, &e);
+        assert_true(par >= 0);
+        harness_domain_call(root, path, "Resume");
+        buf[0] = 0;
+        assert_true(console_read_until(con, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+
+        /* The channel both ways: the guest finds its port by name. */
+        console_write(con, "for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = org.virtbus.test.0 ] && "
+                           "C=/dev/${p##*/}; done; echo VIRTBUS-CHAN-OUT >$C\n");
+        buf[0] = 0;
+        assert_true(console_read_until(ch, buf, sizeof buf, "VIRTBUS-CHAN-OUT", 30 * HARNESS_USEC_PER_SEC));
+        console_write(con, "read l <$C; echo VIRTBUS-CHAN-GOT-$l\n");
+        usleep(500 * 1000);
+        console_write(ch, "fromchan\n");
+        buf[0] = 0;
+        assert_true(console_read_until(con, buf, sizeof buf, "VIRTBUS-CHAN-GOT-fromchan", 30 * HARNESS_USEC_PER_SEC));
+
+        /* The parallel port (the tiny guest's kernel has no parallel port driver: QEMU's side only): QEMU
+         * accepted the session, so a second one is refused, and force takes it over. */
+        assert_int_equal(console_open(user, path, "parallel0", 0, &e), -1);
+        harness_assert_error(&e, ERR("DeviceBusy"), "'parallel0'");
+        sd_bus_error_free(&e);
+        par2 = console_open(user, path, "parallel0", 1, &e);
+        assert_true(par2 >= 0);
+        assert_true(console_sees_eof(par, 10 * HARNESS_USEC_PER_SEC));
+        close(par);
+        close(par2);
+
+        /* Five forced opens at once: the first four end (none waits in QEMU's queue), the last talks. */
+        console_open_burst(root, path, "channel0", burst, ELEMENTSOF(burst));
+        assert_true(console_sees_eof(ch, 10 * HARNESS_USEC_PER_SEC));
+        close(ch);
+        for (size_t i = 0; i + 1 < ELEMENTSOF(burst); i++) {
+                assert_true(console_sees_eof(burst[i], 10 * HARNESS_USEC_PER_SEC));
+                close(burst[i]);
+        }
+        console_write(con, "echo VIRTBUS-CHAN-LAST >$C\n");
+        buf[0] = 0;
+        assert_true(console_read_until(burst[4], buf, sizeof buf, "VIRTBUS-CHAN-LAST", 30 * HARNESS_USEC_PER_SEC));
+
+        harness_domain_call(root, path, "Destroy");
+        assert_true(console_sees_eof(burst[4], 10 * HARNESS_USEC_PER_SEC));
+        close(burst[4]);
+        close(con);
+        close(listener);
+}
+
 /* For a failure's message: what the descriptors of pid are. */
 static void dump_fds(pid_t pid) {
         char dir[64], link[320], target[256];
@@ -215,6 +376,7 @@ static void test_no_leak(void **state) {
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_listened, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_channel_parallel, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_no_leak, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();

@@ -9,8 +9,9 @@
 
 #include "util/macro.h"
 
-/* The guest agent (qemu-ga) of one domain, over virtbusd's end of a socket pair whose other end QEMU has as
- * the chardev of the guest's org.qemu.guest_agent.0 port. All on the event loop: a request is written,
+/* The guest agent (qemu-ga) of one domain, over virtbusd's connection to the socket QEMU listens on as the
+ * chardev of the guest's org.qemu.guest_agent.0 port (made again after a restart of virtbusd; what the
+ * previous connection left half-read is skipped by the handshake below). All on the event loop: a request is written,
  * and its reply (or the timeout) arrives later. Requests go one at a time, each after a guest-sync-delimited
  * handshake, so that what a previous, timed-out request left in the channel is skipped. */
 typedef struct QemuAgent QemuAgent;

@@ -533,9 +533,10 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
                 return -ENOMEM;
         listen_fd = qemu_chardev_is_listened(dev->kind, ttype) && i < s->p->n_tap_fds ? s->p->tap_fds[i] : -1;
         if (device_channel_is_guest_agent(dev)) {
-                /* The service holds the other end of the socket pair (qemu-agent.c). */
-                r = s->p->agent_fd > 0 ? asprintf(&backend, "socket,id=%s,fd=%d", charid, s->p->agent_fd)
-                                       : asprintf(&backend, "null,id=%s", charid);
+                /* QEMU listens, virtbusd connects (qemu-agent.c; again after a restart). */
+                r = s->p->agent_fd > 0
+                            ? asprintf(&backend, "socket,id=%s,fd=%d,server=on,wait=off", charid, s->p->agent_fd)
+                            : asprintf(&backend, "null,id=%s", charid);
                 if (r < 0)
                         return -ENOMEM;
         } else {

@@ -40,8 +40,9 @@ typedef struct QemuCommandParams {
         /* The host files of the definition as descriptors (qemu-files.h): QEMU is named those, never a
          * host path. NULL only in tests of the command line itself, which then show the paths. */
         const QemuFiles *files;
-        /* QEMU's end of the guest agent's socket pair (the chardev of the org.qemu.guest_agent.0 channel);
-         * 0: none (tests of the command line), which gives the channel a null backend. */
+        /* The socket QEMU listens on for the guest agent's channel (org.qemu.guest_agent.0), which virtbusd
+         * connects to (again after a restart); 0: none (tests of the command line), which gives the
+         * channel a null backend. */
         int agent_fd;
 } QemuCommandParams;
 
@@ -129,11 +130,13 @@ static inline bool qemu_chardev_is_handed_over(DeviceKind kind, const char *targ
                (kind == DEVICE_CONSOLE && (!target_type || streq(target_type, "serial")));
 }
 
-/* Whether a device of this kind and target type with a pty (the default) is a virtio console, whose
- * character device QEMU cannot swap: it gets a socket virtbusd listens on for it instead of a pty (in
- * virtbusd's own runtime directory: qemu_vm_console_socket_path), and OpenConsole connects to that. */
+/* Whether a device of this kind and target type with a pty (the default) is a virtio console, a virtio
+ * channel or a parallel port, whose character device QEMU cannot swap: it gets a socket virtbusd listens
+ * on for it instead of a pty (in virtbusd's own runtime directory: qemu_vm_console_socket_path), and
+ * OpenConsole connects to that. (The guest agent's channel is virtbusd's own: qemu-agent.c.) */
 static inline bool qemu_chardev_is_listened(DeviceKind kind, const char *target_type) {
-        return kind == DEVICE_CONSOLE && target_type && streq(target_type, "virtio");
+        return ((kind == DEVICE_CONSOLE || kind == DEVICE_CHANNEL) && target_type && streq(target_type, "virtio")) ||
+               kind == DEVICE_PARALLEL;
 }
 
 /* Reads a device's XML tree (device_def_to_node), for the attribute lookups below. */

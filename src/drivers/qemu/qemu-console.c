@@ -28,6 +28,7 @@
 #include "drivers/qemu/qemu-command.h"
 #include "drivers/qemu/qemu-driver-internal.h"
 #include "host/user-open.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/png.h"
 #include "util/worker.h"
@@ -343,11 +344,12 @@ static struct json_object *chardev_change_args(QemuConsoleOp *op) {
         return args;
 }
 
-/* Consoles QEMU listens for: a virtio console (on a socket in virtbusd's runtime directory), a serial
- * port or console of type 'unix' with mode 'bind' (on the definition's socket). OpenConsole connects to
- * the socket as the owner of the definition would (the service's own socket: as root); QEMU accepts one
- * client at a time. Taking one over ends the connection QEMU accepted: virtbusd takes a copy of QEMU's
- * end (pidfd_getfd, as root may) and shuts it down, and both QEMU and the holder read end-of-file. */
+/* Consoles QEMU listens for: a virtio console or channel or a parallel port (on a socket in virtbusd's
+ * runtime directory), a serial port, console, channel or parallel port of type 'unix' with mode 'bind' (on
+ * the definition's socket). OpenConsole connects to the socket as the owner of the definition would (the
+ * service's own socket: as root); QEMU accepts one client at a time. Taking one over ends the connection
+ * QEMU accepted and those still waiting to be: virtbusd takes copies of QEMU's sockets (pidfd_getfd, as
+ * root may) and shuts them down, and both QEMU and the holder read end-of-file. */
 
 /* Whether path (as getsockname gives it, len bytes) is the socket named by want. */
 static bool sockaddr_is(const struct sockaddr_un *sa, socklen_t len, const char *want) {
@@ -357,41 +359,67 @@ static bool sockaddr_is(const struct sockaddr_un *sa, socklen_t len, const char 
                strnlen(sa->sun_path, n) == strlen(want) && strncmp(sa->sun_path, want, n) == 0;
 }
 
-/* Ends the connections QEMU accepted on the socket bound at path; returns how many. */
+/* Ends, on a copy of QEMU's listening socket bound at path, the connections QEMU has not accepted yet
+ * (an earlier OpenConsole's, made while QEMU was still busy with the one before): left there, QEMU would
+ * accept it after the present one ends, and the next client would wait behind it. Only when QEMU's
+ * socket does not block (QEMU's are not): an accept must never wait. Returns how many. */
+static int drain_backlog(int listen_fd) {
+        int flags = fcntl(listen_fd, F_GETFL), n = 0;
+
+        if (flags < 0 || !(flags & O_NONBLOCK))
+                return 0;
+        for (;;) {
+                int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        return n;
+                (void) shutdown(c, SHUT_RDWR);
+                close(c);
+                n++;
+        }
+}
+
+/* Ends the connections to the socket QEMU bound at path, accepted or still waiting in its backlog;
+ * returns how many. The backlog is emptied first: a connection QEMU accepts meanwhile is in its
+ * descriptor table by the time accept returns there, so the scan that follows sees it. */
 static int kick_connections(const QemuVm *vm, const char *path) {
         char dir[64];
         int n = 0;
-        DIR *d;
 
         if (vm->pidfd < 0)
                 return -ESRCH;
         snprintf(dir, sizeof dir, "/proc/%d/fd", (int) vm->pid);
-        d = opendir(dir);
-        if (!d)
-                return -errno;
-        for (struct dirent *de; (de = readdir(d));) {
-                struct sockaddr_un sa = {};
-                socklen_t len = sizeof sa, olen;
-                char target[64];
-                int fd, listening = 0;
-                ssize_t k;
+        for (unsigned pass = 0; pass < 2; pass++) {
+                _cleanup_(closedirp) DIR *d = opendir(dir);
 
-                if (de->d_name[0] < '0' || de->d_name[0] > '9')
-                        continue;
-                k = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
-                if (k <= 0 || strncmp(target, "socket:", 7) != 0)
-                        continue;
-                fd = pidfd_getfd(vm->pidfd, atoi(de->d_name), 0);
-                if (fd < 0)
-                        continue;
-                olen = sizeof listening;
-                if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) >= 0 && !listening &&
-                    getsockname(fd, (struct sockaddr *) &sa, &len) >= 0 && sockaddr_is(&sa, len, path) &&
-                    shutdown(fd, SHUT_RDWR) >= 0)
-                        n++;
-                close(fd);
+                if (!d)
+                        return -errno;
+                for (struct dirent *de; (de = readdir(d));) {
+                        struct sockaddr_un sa = {};
+                        socklen_t len = sizeof sa, olen;
+                        char target[64];
+                        int fd, listening = 0;
+                        ssize_t k;
+
+                        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                                continue;
+                        k = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+                        if (k <= 0 || strncmp(target, "socket:", 7) != 0)
+                                continue;
+                        fd = pidfd_getfd(vm->pidfd, atoi(de->d_name), 0);
+                        if (fd < 0)
+                                continue;
+                        olen = sizeof listening;
+                        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) >= 0 &&
+                            getsockname(fd, (struct sockaddr *) &sa, &len) >= 0 && sockaddr_is(&sa, len, path)) {
+                                /* First pass: the listening socket's backlog; second: what QEMU accepted. */
+                                if (pass == 0 && listening)
+                                        n += drain_backlog(fd);
+                                else if (pass == 1 && !listening && shutdown(fd, SHUT_RDWR) >= 0)
+                                        n++;
+                        }
+                        close(fd);
+                }
         }
-        closedir(d);
         return n;
 }
 
@@ -501,10 +529,15 @@ static int check_console(const QemuVm *vm, const DeviceDef *dev, const DomainAcc
         ttype = qemu_node_attr(n, "target", "type");
         *ret_path = NULL;
         *ret_uid = 0;
+        if (device_channel_is_guest_agent(dev))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "'%s' of domain '%s' is the guest agent's channel, which virtbusd itself speaks "
+                                    "to (GetGuestInfo, InterfaceAddresses): it cannot be opened as a console",
+                                    dev->alias, name);
         if (!qemu_chardev_is_handed_over(dev->kind, ttype) && !qemu_chardev_is_listened(dev->kind, ttype))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "'%s' of domain '%s' is a %s with target type '%s': only serial ports, serial "
-                                    "consoles and virtio consoles can be opened, not channels or parallel ports",
+                                    "'%s' of domain '%s' is a %s with target type '%s': serial ports, consoles, "
+                                    "parallel ports and virtio channels can be opened",
                                     dev->alias, name, device_def_kind_name(dev), strempty(ttype));
         if (streq(type, "pty")) {
                 if (qemu_chardev_is_handed_over(dev->kind, ttype))
@@ -516,6 +549,16 @@ static int check_console(const QemuVm *vm, const DeviceDef *dev, const DomainAcc
         }
         path = qemu_node_attr(n, "source", "path");
         mode = qemu_node_attr(n, "source", "mode");
+        if (streq(type, "file"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "'%s' of domain '%s' writes into the file '%s' (type 'file') and reads nothing: "
+                                    "read that file; a console that can be opened has type 'pty' (the default) or "
+                                    "'unix' with mode 'bind'", dev->alias, name, strempty(path));
+        if (streq(type, "tcp"))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "'%s' of domain '%s' is a TCP socket (type 'tcp'), which anyone who reaches its "
+                                    "address may use: connect there; a console that can be opened has type 'pty' "
+                                    "(the default) or 'unix' with mode 'bind'", dev->alias, name);
         if (!streq(type, "unix") || !path)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "'%s' of domain '%s' is of type '%s': virtbus opens consoles of type 'pty' (the "
@@ -524,8 +567,8 @@ static int check_console(const QemuVm *vm, const DeviceDef *dev, const DomainAcc
         if (mode && streq(mode, "connect"))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
                                     "'%s' of domain '%s' is connected to the socket '%s' (mode 'connect'): the program "
-                                    "listening there has it; only a socket QEMU listens on (mode 'bind') is opened",
-                                    dev->alias, name, path);
+                                    "listening there holds the stream; only a socket QEMU listens on (mode 'bind') "
+                                    "can be opened", dev->alias, name, path);
         *ret_path = strdup(path);
         *ret_uid = access ? domain_access_uid_for(access, path) : 0;
         return *ret_path ? 0 : -ENOMEM;

@@ -122,6 +122,9 @@ bool qemu_agent_connected(VbDriver *drv, const char *uuid);
 int qemu_agent_interfaces_parse(struct json_object *list, DomainIfAddresses **ret, size_t *ret_n);
 int qemu_agent_interfaces(VbDriver *drv, const char *uuid, VbDriverAddressesDone done, void *userdata,
                           DomainIfAddresses **ret, size_t *ret_n, VbError *reterr);
+/* After a restart of virtbusd: connects to the guest agent's socket of a running domain found again, and
+ * asks QEMU (asynchronously) whether the guest's agent has its port open. */
+void qemu_guest_reattach(QemuVm *vm);
 /* VSERPORT_CHANGE: the guest opened or closed the virtio-serial port with this id. */
 void qemu_guest_port_changed(QemuDriver *q, QemuVm *vm, const char *id, bool open);
 /* The driver closes: the waiting changes are dropped unanswered. */

@@ -79,6 +79,11 @@ static int finish_file(QemuFile *e, unsigned *next_fdset, VbError *reterr) {
                 e->fds[0] = m;
                 return asprintf(&e->arg, "/proc/self/fd/%d", m) < 0 ? -ENOMEM : 0;
         }
+        /* A listening socket that never blocks: OpenConsole empties its backlog on a copy of it
+         * (qemu-console.c); QEMU only accepts when it is readable. */
+        if (e->use == DOMAIN_PATH_SOCKET_LISTEN && fcntl(e->fds[0], F_SETFL, O_NONBLOCK) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make the socket '%s' non-blocking: %m",
+                                    e->path);
         if (e->use == DOMAIN_PATH_SOCKET_LISTEN || e->use == DOMAIN_PATH_SOCKET_CONNECT)
                 return asprintf(&e->arg, "%d", e->fds[0]) < 0 ? -ENOMEM : 0;
         if (e->use == DOMAIN_PATH_READ_WRITE) {

@@ -280,6 +280,45 @@ void qemu_guest_port_changed(QemuDriver *q, QemuVm *vm, const char *id, bool ope
                 ev->agent_changed(ev->userdata, vm->uuid, open);
 }
 
+/* query-chardev after a restart: whether the guest's agent has its port open (frontend-open), as the
+ * VSERPORT_CHANGE virtbusd missed would have said. vm owns the monitor, so it is there when this comes. */
+static void on_reattach_chardevs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuVm *vm = userdata;
+        _cleanup_free_ char *label = NULL;
+
+        if (error || !vm->agent_alias || asprintf(&label, "char%s", vm->agent_alias) < 0) {
+                log_debug("Domain %s: could not learn whether the guest agent is connected: %s", vm->uuid,
+                          error ?: "out of memory");
+                return;
+        }
+        for (size_t k = 0; json_object_is_type(ret, json_type_array) && k < json_object_array_length(ret); k++) {
+                struct json_object *c = json_object_array_get_idx(ret, k);
+                if (streq_ptr(qemu_json_string(c, "label"), label))
+                        qemu_guest_port_changed(vm->cfg.userdata, vm, vm->agent_alias,
+                                                json_object_get_boolean(qemu_json_get(c, "frontend-open")));
+        }
+}
+
+void qemu_guest_reattach(QemuVm *vm) {
+        const char *alias = NULL;
+        int r;
+
+        for (size_t i = 0; i < vm->live->n_devices && !alias; i++)
+                if (device_channel_is_guest_agent(vm->live->devices[i]))
+                        alias = vm->live->devices[i]->alias;
+        if (!alias || vm->agent)
+                return;
+        r = qemu_vm_agent_connect(vm, alias);
+        if (r < 0) {
+                /* Started by a virtbusd before the agent had a socket of its own: none until the next start. */
+                log_info("Domain '%s': no guest agent until its next start (connecting to its socket: %s).",
+                         domain_def_get_name(vm->live), strerror(-r));
+                return;
+        }
+        if (r > 0 && vm->mon && qemu_monitor_call(vm->mon, "query-chardev", NULL, on_reattach_chardevs, vm) < 0)
+                log_debug("Domain %s: could not ask QEMU whether the guest agent is connected.", vm->uuid);
+}
+
 typedef struct AgentInterfaces {
         VbDriverAddressesDone done;
         void *userdata;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,12 +135,13 @@ int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, in
         return 0;
 }
 
-/* Whether dev is a virtio console of type pty (the default), and which one among them (k). */
+/* Whether dev is a virtio console, virtio channel (not the guest agent's) or parallel port of type pty
+ * (the default), and which one among them (k). */
 static bool console_is_listened(const DeviceDef *dev, unsigned *k) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *type;
 
-        if (dev->kind != DEVICE_CONSOLE || qemu_device_node(dev, &n) < 0 ||
+        if (device_channel_is_guest_agent(dev) || qemu_device_node(dev, &n) < 0 ||
             !qemu_chardev_is_listened(dev->kind, qemu_node_attr(n, "target", "type")))
                 return false;
         type = qemu_node_attr(n, NULL, "type");
@@ -162,7 +164,7 @@ int qemu_vm_console_socket_path(const QemuVm *vm, const DeviceDef *dev, char **r
 }
 
 void qemu_vm_remove_files(QemuVm *vm) {
-        static const char * const suffixes[] = { "sock", "state", "xml", "plug" };
+        static const char * const suffixes[] = { "sock", "state", "xml", "plug", "agent" };
 
         while (vm->n_macvtaps > 0)
                 qemu_vm_macvtap_delete(vm, vm->macvtaps[0]);
@@ -364,7 +366,8 @@ static int tap_create(QemuVm *vm, size_t i, const ConfNode *node, int *ret_fd, V
         return r;
 }
 
-/* A virtio console with a pty: the socket QEMU listens on for it (*fd stays -1 for other consoles). */
+/* A virtio console or channel or a parallel port with a pty: the socket QEMU listens on for it (*fd stays
+ * -1 for other devices). */
 static int console_socket_create(QemuVm *vm, const DeviceDef *dev, int *fd, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         int r = qemu_vm_console_socket_path(vm, dev, &path);
@@ -377,11 +380,15 @@ static int console_socket_create(QemuVm *vm, const DeviceDef *dev, int *fd, VbEr
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the console socket '%s': %s",
                                     path, strerror(-r));
+        /* Never blocking: OpenConsole empties its backlog on a copy of it (qemu-console.c). */
+        if (fcntl(*fd, F_SETFL, O_NONBLOCK) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make the console socket '%s' "
+                                    "non-blocking: %m", path);
         return 0;
 }
 
 /* The descriptors QEMU inherits: [0] the monitor socket, [1 + i] the macvtap or tap of device i, or the
- * socket it listens on for a virtio console (or -1), all made here. The names of the links go into the
+ * socket it listens on for a virtio console or channel or a parallel port (or -1), all made here. The names of the links go into the
  * live definition (<target dev=>). */
 static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor_fd, VbError *reterr) {
         size_t n = vm->live->n_devices + 1;
@@ -400,7 +407,8 @@ static int macvtaps_create(QemuVm *vm, int **ret_fds, size_t *ret_n, int monitor
                 _cleanup_free_ char *name = NULL;
                 const char *lower, *mode, *want;
 
-                if (vm->live->devices[i]->kind == DEVICE_CONSOLE) {
+                if (vm->live->devices[i]->kind == DEVICE_CONSOLE || vm->live->devices[i]->kind == DEVICE_CHANNEL ||
+                    vm->live->devices[i]->kind == DEVICE_PARALLEL) {
                         r = console_socket_create(vm, vm->live->devices[i], &fds[1 + i], reterr);
                         if (r < 0)
                                 goto fail;
@@ -531,16 +539,52 @@ static ssize_t agent_channel(const DomainDef *def) {
         return -1;
 }
 
-/* A socket pair for the guest agent when the definition has its channel: pair[0] ours, pair[1] QEMU's. */
-static int agent_pair(const QemuVm *vm, int pair[2], VbError *reterr) {
-        pair[0] = pair[1] = -1;
+/* The socket QEMU listens on for the guest agent when the definition has its channel (in virtbusd's
+ * runtime directory, root's alone), or -1. virtbusd connects to it after the start and again after a
+ * restart of its own (qemu_vm_agent_connect): a socket pair's end would be lost with the process. */
+static int agent_listen(const QemuVm *vm, int *ret_fd, VbError *reterr) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        *ret_fd = -1;
         if (agent_channel(vm->live) < 0)
                 return 0;
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make the guest agent's socket pair: %s",
-                                    strerror(errno));
-        (void) fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
+        if (vm_path(vm, "agent", &path) < 0)
+                return -ENOMEM;
+        r = socket_listen_unix(path, 1, ret_fd);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create the guest agent's socket '%s': %s",
+                                    path, strerror(-r));
         return 0;
+}
+
+int qemu_vm_agent_connect(QemuVm *vm, const char *alias) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_free_ char *path = NULL, *a = NULL;
+        int fd, r;
+
+        if (agent_channel(vm->live) < 0 || !alias)
+                return 0;
+        if (vm_path(vm, "agent", &path) < 0 || !(a = strdup(alias)))
+                return -ENOMEM;
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* QEMU listens already: this never waits (QEMU accepts from its own loop). */
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        r = qemu_agent_new(vm->cfg.event, fd, &vm->agent); /* takes fd, also on failure */
+        if (r < 0)
+                return r;
+        free(vm->agent_alias);
+        vm->agent_alias = TAKE_PTR(a);
+        return 1;
 }
 
 static int keep_fd(int **fds, size_t *n, int fd) {
@@ -556,20 +600,16 @@ static int keep_fd(int **fds, size_t *n, int fd) {
         return 0;
 }
 
-/* Our end of the agent's pair becomes vm->agent (taken). */
-static void agent_setup(QemuVm *vm, const QemuCommand *cmd, int fd) {
+/* virtbusd's connection to the agent's socket becomes vm->agent. */
+static void agent_setup(QemuVm *vm, const QemuCommand *cmd) {
         ssize_t i = agent_channel(vm->live);
         int r;
 
-        if (fd < 0)
+        if (i < 0 || (size_t) i >= cmd->n_aliases)
                 return;
-        if (i < 0 || (size_t) i >= cmd->n_aliases || !cmd->aliases[i] || !(vm->agent_alias = strdup(cmd->aliases[i]))) {
-                close(fd);
-                return;
-        }
-        r = qemu_agent_new(vm->cfg.event, fd, &vm->agent);
+        r = qemu_vm_agent_connect(vm, cmd->aliases[i]);
         if (r < 0)
-                log_warning_errno(r, "Failed to watch the guest agent channel of domain %s, ignoring: %m", vm->uuid);
+                log_warning_errno(r, "Failed to connect to the guest agent channel of domain %s, ignoring: %m", vm->uuid);
 }
 
 /* Runs QEMU for vm->live, paused (-S). Nothing is left behind on failure. */
@@ -578,7 +618,7 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
         _cleanup_free_ char *sock = NULL;
         _cleanup_free_ int *keep_fds = NULL;
         size_t n_keep_fds = 0, n_dev_fds;
-        int listen_fd = -1, log_fd = -1, agent[2] = { -1, -1 }, r;
+        int listen_fd = -1, log_fd = -1, agent_fd = -1, r;
 
         if (vm_path(vm, "sock", &sock) < 0)
                 return -ENOMEM;
@@ -589,13 +629,13 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
         r = macvtaps_create(vm, &keep_fds, &n_keep_fds, listen_fd, reterr);
         n_dev_fds = n_keep_fds;
         if (r >= 0)
-                r = agent_pair(vm, agent, reterr);
+                r = agent_listen(vm, &agent_fd, reterr);
         if (r >= 0)
                 r = qemu_command_build(vm->live,
                                        &(QemuCommandParams) { .emulator = vm->cfg.emulator, .monitor_fd = listen_fd,
                                                               .kvm_usable = vm->cfg.kvm_usable,
                                                               .tap_fds = keep_fds + 1, .n_tap_fds = n_dev_fds - 1,
-                                                              .files = files, .agent_fd = agent[1] },
+                                                              .files = files, .agent_fd = agent_fd },
                                        cmd, reterr);
         if (r >= 0 && vm->cfg.incoming_defer) {
                 qemu_argv_add(&cmd->argv, "-incoming");
@@ -604,7 +644,7 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
         if (r >= 0)
                 r = qemu_files_keep_fds(files, &keep_fds, &n_keep_fds);
         if (r >= 0)
-                r = keep_fd(&keep_fds, &n_keep_fds, agent[1]);
+                r = keep_fd(&keep_fds, &n_keep_fds, agent_fd);
         if (r >= 0)
                 r = open_log(vm, name, &cmd->argv, &log_fd, ret_log_offset);
         if (r >= 0) {
@@ -620,17 +660,15 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
         close(listen_fd);
         if (log_fd >= 0)
                 close(log_fd);
-        if (agent[1] >= 0)
-                close(agent[1]);
+        if (agent_fd >= 0)
+                close(agent_fd);
         if (r < 0) {
-                if (agent[0] >= 0)
-                        close(agent[0]);
                 qemu_vm_remove_files(vm); /* the socket and the macvtaps */
                 return vb_error_is_set(reterr) ? r
                                                : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
                                                               "Failed to start domain '%s': %s", name, strerror(-r));
         }
-        agent_setup(vm, cmd, agent[0]);
+        agent_setup(vm, cmd);
         log_debug("Started QEMU for domain '%s' as process %d.", name, (int) vm->pid);
         (void) host_process_start_time(vm->pid, &vm->start_time);
         return 0;

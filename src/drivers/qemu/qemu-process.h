@@ -73,7 +73,7 @@ struct QemuVm {
         char *log_path;
         long log_offset; /* where this run's QEMU output begins */
         unsigned next_fdset; /* the next free -add-fd set (hot-plug adds sets past those of the start) */
-        QemuAgent *agent;   /* the guest agent's channel, NULL without one (or after a restart of virtbusd) */
+        QemuAgent *agent;   /* the guest agent's channel, NULL without one */
         char *agent_alias;  /* its channel's alias (VSERPORT_CHANGE names it) */
         /* Lifecycle bookkeeping of the driver. */
         bool destroying;    /* we are killing it: its exit is expected */
@@ -94,6 +94,12 @@ struct QemuVm {
         void *reconnected_userdata;
         void *priv;         /* the driver's */
 };
+
+/* Connects vm->agent to the socket QEMU listens on for the guest agent's channel (alias: the channel's),
+ * after the start and after a restart of virtbusd; 0 without such a channel, 1 when connected. Never
+ * waits. The caller learns whether the guest's agent has its port open (VSERPORT_CHANGE, or query-chardev's
+ * frontend-open after a restart). */
+int qemu_vm_agent_connect(QemuVm *vm, const char *alias);
 
 /* The socket (in the runtime directory, root's alone) QEMU listens on for the virtio console dev of
  * vm->live, whose pty virtbusd hands out itself (qemu_chardev_is_listened); -ENOENT for other devices. */

@@ -180,6 +180,8 @@ static void add_interfaces(const QemuVm *vm, VbStats *s) {
                         names[n++] = device_interface_get_target_dev(vm->live->devices[i]);
                 }
         vb_stats_add_uint(s, (uint32_t) n, "net.count");
+        if (n == 0) /* no netlink socket for nothing */
+                return;
         r = host_netlink_links_stats(names, n, st, found);
         if (r < 0) {
                 log_debug_errno(r, "Failed to read the counters of the taps of domain %s, ignoring: %m", vm->uuid);
