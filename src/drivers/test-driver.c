@@ -933,5 +933,7 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_snapshot_delete = test_snapshot_delete,
         .domain_save_state = test_save_state,
         .domain_expect_incoming = test_expect_incoming,
+        .domain_migrate_out = test_migrate_out,
+        .domain_migrate_cancel = test_migrate_cancel,
         .domain_load_state = test_load_state,
 };
