@@ -25,6 +25,7 @@
 
 #define HEADER_MAGIC "VIRTBUS-MIGRATE "
 #define HEADER_LEN (sizeof(HEADER_MAGIC) - 1 + MIGRATION_COOKIE_HEX + 1)
+#define HEADER_ACK "+"
 
 typedef enum MigrationStep {
         STEP_STARTING,  /* destination: the domain starts, paused */
@@ -485,6 +486,13 @@ static int on_header(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 incoming_reject(g, "wrong cookie");
                 return 0;
         }
+        /* One byte back: the source hands the socket to its hypervisor only after it (a refused stream
+         * ends there, with a clear failure, instead of being sent into a closed socket). The socket is new
+         * and empty: the byte goes at once. */
+        if (send(fd, HEADER_ACK, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+                incoming_reject(g, "it went away");
+                return 0;
+        }
         incoming_stream(g);
         return 0;
 }
@@ -627,7 +635,10 @@ static int finish_incoming(Migration *g, VbError *reterr) {
                         domain_access_done(&access);
                         return r;
                 }
-                r = domain_define_apply(g->m, def, &access, NULL, NULL);
+                Domain *defined;
+                bool created;
+
+                r = domain_define_apply(g->m, def, &access, &defined, &created);
                 domain_access_done(&access);
                 if (r < 0)
                         return r;
@@ -704,10 +715,11 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+static int on_ack(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
 /* Connected: the first line goes, then the backend sends the state. */
 static int on_connected(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Migration *g = userdata;
-        VbError e = VB_ERROR_NULL;
         socklen_t sl = sizeof(int);
         int err = 0, r;
         ssize_t n;
@@ -726,6 +738,30 @@ static int on_connected(sd_event_source *s, int fd, uint32_t revents, void *user
         g->header_done += (size_t) n;
         if (g->header_done < HEADER_LEN)
                 return 0;
+        /* Then the destination's answer (sd-event lets a source go from its own callback). */
+        g->io_source = sd_event_source_disable_unref(g->io_source);
+        r = sd_event_add_io(g->m->event, &g->io_source, fd, EPOLLIN, on_ack, g);
+        if (r < 0)
+                outgoing_fail(g, r, "Failed to wait for the destination: %s", strerror(-r));
+        return 0;
+}
+
+/* The destination took the cookie: the backend sends the state. */
+static int on_ack(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Migration *g = userdata;
+        VbError e = VB_ERROR_NULL;
+        char c;
+        ssize_t n;
+        int r;
+
+        n = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n != 1 || c != HEADER_ACK[0]) {
+                outgoing_fail(g, -ECONNREFUSED, "The destination refused the migration stream: the cookie is wrong, "
+                              "used already or expired, or the destination went away");
+                return 0;
+        }
         g->io_source = sd_event_source_disable_unref(g->io_source);
         g->timer = sd_event_source_disable_unref(g->timer);
         g->step = STEP_STREAMING;
@@ -847,6 +883,9 @@ int manager_migration_finish(Manager *m, Domain *d, const char *cookie, Migratio
                 migration_free(g);
                 return r;
         }
+        if (g->step < STEP_STREAMING)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "No migration stream of domain '%s' has arrived: "
+                                    "call MigrateTo on the source first", d->name);
         g->timer = sd_event_source_disable_unref(g->timer);
         g->finish_done = done;
         g->finish_userdata = userdata;
