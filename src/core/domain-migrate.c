@@ -332,7 +332,7 @@ static int set_blocking(int fd) {
 
 /* Destination -------------------------------------------------------------------------------------- */
 
-static void incoming_fail(Migration *g, int r, const VbError *e);
+static void incoming_fail(Migration *g, int r, const VbError *e, bool now);
 
 /* Ends a Finish that waited for the state. */
 static void finish_waiter(Migration *g, int r, const VbError *e) {
@@ -351,22 +351,56 @@ static int on_cookie_expired(sd_event_source *s, uint64_t usec, void *userdata) 
                    g->name, g->step == STEP_DONE ? "FinishMigration" : "stream",
                    (unsigned long long) (MIGRATION_COOKIE_USEC / 1000000ULL));
         vb_error_set(&e, VB_ERROR_TIMEOUT, "The migration of domain '%s' expired", g->name);
-        incoming_fail(g, -ETIMEDOUT, &e);
+        incoming_fail(g, -ETIMEDOUT, &e, true);
         vb_error_free(&e);
         return 0;
 }
 
+typedef struct DestroyLater {
+        Manager *m;
+        char uuid[37];
+        sd_event_source *source;
+} DestroyLater;
+
+static int on_destroy_later(sd_event_source *s, void *userdata) {
+        DestroyLater *l = userdata;
+        Domain *d = manager_domain_by_uuid(l->m, l->uuid);
+        Migration *g = migration_of(l->m, l->uuid);
+
+        /* Unless a new migration took the UUID meanwhile. */
+        if (d && domain_is_active(d) && (!g || g->step == STEP_FAILED))
+                (void) manager_domain_destroy(l->m, d, NULL);
+        sd_event_source_disable_unref(l->source);
+        free(l);
+        return 0;
+}
+
+/* The incoming domain goes: from the event loop, not from inside the backend's callback that told of the
+ * failure (the backend may be tearing that very domain down). */
+static void destroy_later(Manager *m, const char *uuid) {
+        DestroyLater *l = new0(DestroyLater, 1);
+
+        if (!l)
+                return;
+        l->m = m;
+        snprintf(l->uuid, sizeof l->uuid, "%s", uuid);
+        if (sd_event_add_defer(m->event, &l->source, on_destroy_later, l) < 0)
+                free(l);
+}
+
 /* The incoming domain goes (Abort, a failure): the migration ends, or stays FAILED when a Finish may still
  * ask (it hears why). */
-static void incoming_fail(Migration *g, int r, const VbError *e) {
+static void incoming_fail(Migration *g, int r, const VbError *e, bool now) {
         Domain *d = migration_domain(g);
 
         migration_close_io(g);
         if (d) {
                 d->job_busy = false;
                 (void) DRIVER_OP(g->m, domain_expect_incoming)(g->m->driver, g->uuid, false, NULL);
-                if (domain_is_active(d))
+                if (domain_is_active(d) && now)
                         (void) manager_domain_destroy(g->m, d, NULL);
+                else if (domain_is_active(d))
+                        destroy_later(g->m, g->uuid);
         }
         if (g->finish_done) {
                 finish_waiter(g, r, e);
@@ -394,7 +428,7 @@ static void on_received(int r, const VbError *e, void *userdata) {
         if (r < 0) {
                 log_warning("Migration of domain '%s' to this host failed: %s", g->name,
                             e && e->message ? e->message : strerror(-r));
-                incoming_fail(g, r, e);
+                incoming_fail(g, r, e, false);
                 return;
         }
         migration_close_io(g);
@@ -439,7 +473,7 @@ static void incoming_stream(Migration *g) {
         if (r >= 0)
                 r = DRIVER_OP(g->m, domain_load_state)(g->m->driver, g->uuid, g->fd, on_progress, on_received, g, &e);
         if (r < 0) {
-                incoming_fail(g, r, &e);
+                incoming_fail(g, r, &e, false);
                 vb_error_free(&e);
         }
 }
@@ -566,6 +600,9 @@ int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess 
                 return r;
         domain_def_get_uuid_string(def, uuid);
         d = manager_domain_by_uuid(m, uuid);
+        g = migration_of(m, uuid);
+        if (g && g->step == STEP_FAILED && !g->finish_done)
+                migration_free(g); /* kept only to say why; a new attempt replaces it */
         if (d && (domain_is_active(d) || migration_of(m, uuid)))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' with UUID %s is running on this "
                                     "host already", d->name, uuid);
@@ -915,7 +952,7 @@ int manager_migration_abort(Manager *m, Domain *d, VbError *reterr) {
                 vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "The migration of domain '%s' was aborted", d->name);
                 log_notice("Migration of domain '%s' to this host aborted.", d->name);
                 /* d may go with it (a transient domain). */
-                incoming_fail(g, -ECANCELED, &e);
+                incoming_fail(g, -ECANCELED, &e, true);
                 vb_error_free(&e);
                 if (!waiting)
                         migration_free(g);

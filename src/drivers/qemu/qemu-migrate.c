@@ -49,7 +49,7 @@ int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigratePar
         if (!vm->mon)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
         set_parameters(vm->mon, params);
-        return qemu_save_job_start(q, uuid, "migration", fd, MIGRATE_FD_NAME, "migrate", NULL, stats, done, userdata,
+        return qemu_save_job_start(q, uuid, "send", fd, MIGRATE_FD_NAME, "migrate", NULL, stats, done, userdata,
                                    reterr);
 }
 
