@@ -114,17 +114,17 @@ static int prepare(sd_bus *dest, const char *xml, char **ret_path, char **ret_ur
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", UINT64_C(0));
         if (r < 0)
-                return ctl_error(NULL, r, "PrepareMigration");
+                return -ctl_error(NULL, r, "PrepareMigration");
         r = sd_bus_call(dest, m, CTL_CALL_TIMEOUT_USEC, &e, &reply);
         if (r < 0)
-                return ctl_error(&e, r, "the destination's PrepareMigration");
+                return -ctl_error(&e, r, "the destination's PrepareMigration");
         r = sd_bus_message_read(reply, "oss", &p, &u, &c);
         if (r < 0)
-                return ctl_error(NULL, r, "PrepareMigration");
+                return -ctl_error(NULL, r, "PrepareMigration");
         *ret_path = strdup(p);
         *ret_uri = strdup(u);
         *ret_cookie = strdup(c);
-        return *ret_path && *ret_uri && *ret_cookie ? 0 : ctl_error(NULL, -ENOMEM, "PrepareMigration");
+        return *ret_path && *ret_uri && *ret_cookie ? 0 : -ctl_error(NULL, -ENOMEM, "PrepareMigration");
 }
 
 /* MigrateTo on the source, the bus run until its answer (Progress drawn meanwhile). */
@@ -160,9 +160,9 @@ static int migrate_to(sd_bus *bus, const char *path, const char *uri, const char
         if (t->bar)
                 fputc('\n', stderr);
         if (r < 0)
-                return ctl_error(NULL, r, "MigrateTo");
+                return -ctl_error(NULL, r, "MigrateTo");
         if (sd_bus_message_is_method_error(t->reply, NULL))
-                return ctl_error(sd_bus_message_get_error(t->reply), -sd_bus_message_get_errno(t->reply),
+                return -ctl_error(sd_bus_message_get_error(t->reply), -sd_bus_message_get_errno(t->reply),
                                  "the source's MigrateTo");
         return 0;
 }
@@ -205,7 +205,7 @@ static int finish(sd_bus *bus, const char *path, const char *cookie, const char 
         if (r < 0) {
                 if (asprintf(&what, "the %s's FinishMigration", where) < 0)
                         what = NULL;
-                return ctl_error(&e, r, what ?: "FinishMigration");
+                return -ctl_error(&e, r, what ?: "FinishMigration");
         }
         return 0;
 }
@@ -223,10 +223,13 @@ int verb_migrate(sd_bus *bus, const Verb *v, int argc, char **argv) {
                 r = ctl_domain_xml(bus, argv[0], 0, &xml);
         if (r >= 0)
                 r = open_dest(argv[1], &dest);
-        if (r >= 0)
-                r = prepare(dest, xml, &dpath, &uri, &cookie);
         if (r < 0)
                 return r;
+        r = prepare(dest, xml, &dpath, &uri, &cookie);
+        if (r < 0) {
+                fprintf(stderr, "Domain '%s' was not migrated; it runs on at the source.\n", argv[0]);
+                return r;
+        }
         r = migrate_to(bus, path, uri, cookie, &t);
         if (r >= 0)
                 r = finish(dest, dpath, cookie, "destination");

@@ -9,7 +9,9 @@
  *  - a stream with a wrong cookie is refused (MigrateTo fails, the source runs on) and the destination waits
  *    on for the right one;
  *  - AbortMigration on the destination: its domain goes, and a MigrateTo then fails with the source running;
- *    unknown options and copy-storage are refused. */
+ *    unknown options and copy-storage are refused;
+ *  - virtbusctl migrate NAME DEST (DEST the second host's bus address): the domain moves; to a destination
+ *    without its network it fails with status 4, saying why, and the guest runs on at the source. */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -257,6 +259,55 @@ static void test_wrong_cookie_and_abort(void **state) {
         harness_domain_call(a, src, "Undefine");
 }
 
+static int ctl(Harness *h, const char *name, const char *extra, HarnessResult *r) {
+        _cleanup_free_ char *address = NULL;
+        const char *ctl_path = getenv("VIRTBUS_CTL");
+
+        assert_non_null(ctl_path);
+        assert_true(asprintf(&address, "--address=%s", harness_bus_address(h)) > 0);
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                     (const char *[]) { ctl_path, address, "migrate", name, hostb.address,
+                                                        "--listen-address", "127.0.0.1", extra, NULL },
+                                     NULL, 60 * HARNESS_USEC_PER_SEC, r), 0);
+        return r->status;
+}
+
+static void test_virtbusctl(void **state) {
+        Harness *h = *state;
+        sd_bus *a = harness_bus_root(h), *b = hostb.bus;
+        _cleanup_free_ char *xml = domain_xml("mig-ctl", "6d1e0000-0000-4000-8000-000000000004", ""),
+                            *xml_net = domain_xml("mig-ctl-net", "6d1e0000-0000-4000-8000-000000000005",
+                                                  "<interface type='network'><source network='only-a2'/></interface>"),
+                            *src = NULL, *src_net = NULL, *net = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        HarnessResult r = {};
+        const char *o;
+
+        running_domain(a, xml, &src);
+        if (ctl(h, "mig-ctl", "--undefine-source", &r) != 0)
+                fail_msg("virtbusctl migrate exited %d: %s%s", r.status, strempty(r.out), strempty(r.err));
+        assert_non_null(strstr(r.out, "Domain 'mig-ctl' migrated"));
+        harness_result_done(&r);
+        assert_string_equal(harness_get_string(b, src, D, "State"), "running");
+        harness_call_fails(a, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "mig-ctl");
+        harness_domain_call(b, src, "Destroy");
+
+        reply = harness_call_ok(a, M, "CreateNetwork", "st",
+                                "<network><name>only-a2</name><bridge name='vbmigA1'/></network>", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        net = strdup(o);
+        running_domain(a, xml_net, &src_net);
+        assert_int_equal(ctl(h, "mig-ctl-net", "--persistent", &r), 4); /* no such network */
+        assert_non_null(strstr(r.err, "only-a2"));
+        assert_non_null(strstr(r.err, "runs on at the source"));
+        harness_result_done(&r);
+        assert_string_equal(harness_get_string(a, src_net, D, "State"), "running");
+        harness_call_fails(b, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "mig-ctl-net");
+        harness_domain_call(a, src_net, "Destroy");
+        harness_domain_call(a, src_net, "Undefine");
+        sd_bus_message_unref(harness_call_ok(a, net, "org.virtbus1.Network", "Stop", "t", UINT64_C(0)));
+}
+
 static int setup(void **state) {
         mig_host_start(*state, "hostb", "test", NULL, &hostb);
         return 0;
@@ -271,7 +322,8 @@ int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_migrate, setup),
                 cmocka_unit_test(test_network_missing),
-                cmocka_unit_test_teardown(test_wrong_cookie_and_abort, teardown),
+                cmocka_unit_test(test_wrong_cookie_and_abort),
+                cmocka_unit_test_teardown(test_virtbusctl, teardown),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();
