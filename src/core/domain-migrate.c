@@ -222,6 +222,9 @@ int migration_parse_uri(const char *uri, struct sockaddr_storage *ret, unsigned 
                                             ":PORT", uri);
                 n = (size_t) (port_s - p);
                 port_s++;
+                if (memchr(p, ':', n))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "The migration URI '%s': an IPv6 "
+                                            "address goes in brackets, followed by :PORT", uri);
         }
         if (n == 0 || n >= sizeof host)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "The migration URI '%s' has no valid address",
