@@ -48,6 +48,9 @@ struct Migration {
         int listen_fd, fd;
         sd_event_source *listen_source, *io_source, *timer;
         VbError failure; /* destination, STEP_FAILED: why */
+        bool loading;    /* destination: the backend's load_state runs and will call on_received with this */
+        bool orphaned;   /* ended while loading: unlinked, and on_received frees it */
+        bool ending;     /* incoming_fail runs (the destroy in it may make the backend answer at once) */
 
         /* destination */
         DomainDef *persist_def; /* the definition to save when finished (persist), else NULL */
@@ -91,19 +94,25 @@ static void migration_close_io(Migration *g) {
         g->listen_fd = g->fd = -1;
 }
 
-/* The migration ends: its domain is no longer held. */
+/* The migration ends: its domain is no longer held. A destination whose backend still reads the stream
+ * keeps the struct for on_received (which frees it), out of the list. */
 static void migration_free(Migration *g) {
-        Domain *d = migration_domain(g);
+        Domain *d = g->orphaned ? NULL : migration_domain(g);
 
         if (d)
                 d->job_busy = false;
         migration_unlink(g);
         migration_close_io(g);
-        sd_event_source_disable_unref(g->timer);
-        domain_def_free(g->persist_def);
+        g->timer = sd_event_source_disable_unref(g->timer);
+        g->persist_def = domain_def_free(g->persist_def);
         domain_access_done(&g->access);
         vb_error_free(&g->failure);
         explicit_bzero(g->cookie, sizeof g->cookie);
+        if (g->loading) {
+                g->orphaned = true;
+                g->finish_done = NULL;
+                return;
+        }
         free(g);
 }
 
@@ -396,6 +405,7 @@ static void destroy_later(Manager *m, const char *uuid) {
 static void incoming_fail(Migration *g, int r, const VbError *e, bool now) {
         Domain *d = migration_domain(g);
 
+        g->ending = true;
         migration_close_io(g);
         if (d) {
                 d->job_busy = false;
@@ -411,6 +421,7 @@ static void incoming_fail(Migration *g, int r, const VbError *e, bool now) {
                 return;
         }
         g->step = STEP_FAILED;
+        g->ending = false;
         vb_error_free(&g->failure);
         if (e)
                 vb_error_set(&g->failure, e->code, "%s", e->message ?: "The migration failed");
@@ -428,6 +439,13 @@ static void on_received(int r, const VbError *e, void *userdata) {
         Migration *g = userdata;
         VbError e2 = VB_ERROR_NULL;
 
+        g->loading = false;
+        if (g->orphaned) {
+                free(g);
+                return;
+        }
+        if (g->ending)
+                return; /* incoming_fail is ending it */
         if (r < 0) {
                 log_warning("Migration of domain '%s' to this host failed: %s", g->name,
                             e && e->message ? e->message : strerror(-r));
@@ -453,7 +471,7 @@ static void on_received(int r, const VbError *e, void *userdata) {
 
 static void on_progress(uint64_t done, uint64_t total, void *userdata) {
         Migration *g = userdata;
-        Domain *d = migration_domain(g);
+        Domain *d = g->orphaned ? NULL : migration_domain(g);
 
         if (d && g->m->events.domain_progress)
                 g->m->events.domain_progress(g->m->events.userdata, d, done, total);
@@ -475,6 +493,7 @@ static void incoming_stream(Migration *g) {
         r = set_blocking(g->fd);
         if (r >= 0)
                 r = DRIVER_OP(g->m, domain_load_state)(g->m->driver, g->uuid, g->fd, on_progress, on_received, g, &e);
+        g->loading = r >= 0;
         if (r < 0) {
                 incoming_fail(g, r, &e, false);
                 vb_error_free(&e);
@@ -985,6 +1004,7 @@ void manager_migrations_close(Manager *m) {
                 Migration *g = m->migrations;
                 g->finish_done = NULL;
                 g->sent = NULL;
+                g->loading = false; /* the backend closes after this, calling nobody */
                 migration_free(g);
         }
 }

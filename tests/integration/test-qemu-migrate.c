@@ -5,7 +5,8 @@
  * dirs. The tiny guest (tests/guest) runs a counter in its shell on the serial console, 10 lines a second.
  *  - the destination QEMU is killed mid-migration (the stream slowed down to 1 MiB/s): MigrateTo fails, the
  *    guest keeps running on the source and its counter goes on there;
- *  - AbortMigration on the source mid-migration: MigrateTo fails, the guest runs on;
+ *  - AbortMigration on the source mid-migration: MigrateTo fails, the guest runs on; the same with
+ *    AbortMigration on the destination (its domain goes at once);
  *  - a migration that goes through: the counter goes on at the destination (a higher number, on the
  *    destination's console) without a new boot banner; the source's QEMU is gone, and so is the domain
  *    there (undefine-source), while the destination has it, running and saved (persist). */
@@ -246,7 +247,21 @@ static void test_migrate_qemu(void **state) {
         free(uri);
         free(cookie);
 
-        /* 3. Through: the counter goes on at the destination, no new boot. */
+        /* 3. AbortMigration on the destination mid-way: its domain goes at once, the source runs on. */
+        prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri, &cookie);
+        migrate_to_async(a, path, uri, cookie, (const char *[]) { "bandwidth", "t", "1", NULL }, &p);
+        wait_streaming(a, path, &p);
+        sd_bus_message_unref(harness_call_ok(b, path, D, "AbortMigration", "t", UINT64_C(0)));
+        harness_call_fails(b, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migq");
+        wait_reply(a, &p);
+        assert_non_null(p.error);
+        free(p.error);
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+        before = tick_after(console, 0, buf, sizeof buf);
+        free(uri);
+        free(cookie);
+
+        /* 4. Through: the counter goes on at the destination, no new boot. */
         prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, "persist", "b", "true", NULL }, &uri, &cookie);
         assert_true(strncmp(uri, "tcp:" ADDR_B ":", strlen("tcp:" ADDR_B ":")) == 0);
         migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", NULL }, &p);
