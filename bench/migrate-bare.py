@@ -5,12 +5,21 @@
 # address, QMP migrate to it (no bandwidth limit, the default downtime limit, as virtbusd asks), query-migrate
 # every 100 ms until completed, cont on the destination, quit on the source; the next round goes back.
 # Prints per round: wall ms (destination start to the guest running there and the source gone), QEMU's
-# total-time and downtime.
-#   migrate-bare.py WORKDIR REPS NS_A ADDR_A NS_B ADDR_B QEMU-ARGS...
+# total-time, downtime and setup-time. With a FIFO as REPS ("fifo:PATH"), it waits for a line on it before
+# each round (the caller interleaves its own rounds), and ends at end-of-file.
+#   migrate-bare.py WORKDIR REPS|fifo:PATH NS_A ADDR_A NS_B ADDR_B QEMU-ARGS...
 import json, os, socket, subprocess, sys, time
 
-work, reps, ns_a, addr_a, ns_b, addr_b, args = (sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4],
-                                                 sys.argv[5], sys.argv[6], sys.argv[7:])
+work, reps, ns_a, addr_a, ns_b, addr_b, args = (sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5],
+                                                 sys.argv[6], sys.argv[7:])
+fifo = open(reps[5:]) if reps.startswith("fifo:") else None
+
+
+def rounds():
+    i = 0
+    while fifo.readline() if fifo else i < int(reps):
+        yield i
+        i += 1
 
 
 class Qmp:
@@ -66,7 +75,8 @@ for _ in range(600):
     time.sleep(0.1)
 time.sleep(2)
 where = [(ns_a, addr_a), (ns_b, addr_b)]
-for i in range(reps):
+print("booted", flush=True)
+for i in rounds():
     ns, addr = where[(i + 1) % 2]
     port = 49152 + i
     t0 = time.monotonic()
@@ -88,8 +98,8 @@ for i in range(reps):
     src_qmp.cmd("quit")
     src.wait()
     wall = (time.monotonic() - t0) * 1000
-    print("round=%d wall_ms=%.1f total_ms=%d downtime_ms=%d" % (i + 1, wall, info.get("total-time", 0),
-                                                                 info.get("downtime", 0)), flush=True)
+    print("round=%d wall_ms=%.1f total_ms=%d downtime_ms=%d setup_ms=%d" %
+          (i + 1, wall, info.get("total-time", 0), info.get("downtime", 0), info.get("setup-time", 0)), flush=True)
     src, src_qmp = dst, dst_qmp
 src_qmp.cmd("quit")
 src.wait()

@@ -625,7 +625,10 @@ int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess 
         g = migration_of(m, uuid);
         if (g && g->step == STEP_FAILED && !g->finish_done)
                 migration_free(g); /* kept only to say why; a new attempt replaces it */
-        if (d && (domain_is_active(d) || migration_of(m, uuid)))
+        if (migration_of(m, uuid))
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "A migration of the domain with UUID %s to this "
+                                    "host is prepared already", uuid);
+        if (d && domain_is_active(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' with UUID %s is running on this "
                                     "host already", d->name, uuid);
         g = migration_new(m, true, uuid, domain_def_get_name(def));
@@ -968,6 +971,9 @@ int manager_migration_abort(Manager *m, Domain *d, VbError *reterr) {
 
         if (!g)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is not being migrated", d->name);
+        if (g->incoming && g->step == STEP_STARTING)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain '%s' is still being started for the "
+                                    "migration: abort once PrepareMigration answered", d->name);
         if (g->incoming) {
                 bool waiting = g->finish_done;
 
