@@ -27,6 +27,8 @@ const BusAuthzRule bus_authz_rules[] = {
           BUS_ACTION_HOSTDEV_ASSIGN " (domain) when it uses host devices" },
         { M, "RestoreDomain", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain",
           BUS_ACTION_DOMAIN_HOST_FILES " (domain, path) for each host path the caller may not use" },
+        { M, "PrepareMigration", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain",
+          BUS_ACTION_DOMAIN_HOST_FILES " (domain, path) for each host path the caller may not use" },
         { M, "ListDomains", METHOD, NULL, NULL, NULL },
         { M, "GetDomainByName", METHOD, NULL, NULL, NULL },
         { M, "GetDomainByUUID", METHOD, NULL, NULL, NULL },
@@ -80,6 +82,9 @@ const BusAuthzRule bus_authz_rules[] = {
         { D, "Save", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
         { D, "ManagedSave", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
         { D, "ManagedSaveRemove", METHOD, BUS_ACTION_DOMAIN_MANAGE, "domain", NULL },
+        { D, "MigrateTo", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain,address", NULL },
+        { D, "FinishMigration", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain", NULL },
+        { D, "AbortMigration", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain", NULL },
 
         /* org.virtbus1.DomainSnapshot */
         { DS, "GetXMLDesc", METHOD, NULL, NULL, NULL },

@@ -14,6 +14,7 @@
 #define BUS_ACTION_DOMAIN_MANAGE "org.virtbus1.domain.manage"
 #define BUS_ACTION_DOMAIN_READ_SECURE "org.virtbus1.domain.read-secure"
 #define BUS_ACTION_DOMAIN_HOST_FILES "org.virtbus1.domain.host-files"
+#define BUS_ACTION_DOMAIN_MIGRATE "org.virtbus1.domain.migrate"
 #define BUS_ACTION_DOMAIN_CONSOLE "org.virtbus1.domain.console"
 #define BUS_ACTION_NETWORK_MANAGE "org.virtbus1.network.manage"
 #define BUS_ACTION_NETWORK_HOST_FILES "org.virtbus1.network.host-files"

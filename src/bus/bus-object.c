@@ -22,11 +22,20 @@ int bus_read_flags(sd_bus_message *m, uint64_t allowed, uint64_t *ret_flags, sd_
 
 int bus_read_xml_and_flags(sd_bus_message *m, uint64_t allowed, size_t max, const char *what,
                            const char **ret_xml, uint64_t *ret_flags, sd_bus_error *error) {
+        return bus_read_xml_skip_flags(m, NULL, allowed, max, what, ret_xml, ret_flags, error);
+}
+
+int bus_read_xml_skip_flags(sd_bus_message *m, const char *skip, uint64_t allowed, size_t max, const char *what,
+                            const char **ret_xml, uint64_t *ret_flags, sd_bus_error *error) {
         const char *xml;
         uint64_t flags;
         int r;
 
-        r = sd_bus_message_read(m, "st", &xml, &flags);
+        r = sd_bus_message_read(m, "s", &xml);
+        if (r >= 0 && skip)
+                r = sd_bus_message_skip(m, skip);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "t", &flags);
         if (r < 0)
                 return r;
         r = bus_check_flags(flags, allowed, error);

@@ -19,6 +19,9 @@ int bus_read_flags(sd_bus_message *m, uint64_t allowed, uint64_t *ret_flags, sd_
  * and one larger than max bytes ("The <what> is larger than <max> bytes"). */
 int bus_read_xml_and_flags(sd_bus_message *m, uint64_t allowed, size_t max, const char *what,
                            const char **ret_xml, uint64_t *ret_flags, sd_bus_error *error);
+/* The same with arguments of signature skip (NULL: none) between the text and the flags, skipped. */
+int bus_read_xml_skip_flags(sd_bus_message *m, const char *skip, uint64_t allowed, size_t max, const char *what,
+                            const char **ret_xml, uint64_t *ret_flags, sd_bus_error *error);
 
 /* The preamble of a method whose only argument is flags: bus_read_flags(), then polkit for action with
  * details (NULL-terminated key, value, ...). Returns 1 to go on, 0 when polkit's answer is pending (the

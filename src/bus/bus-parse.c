@@ -302,8 +302,8 @@ static int call_count_bytes(Call *c, sd_bus_error *error) {
 static void read_work(void *userdata) {
         Call *c = userdata;
 
-        c->r = bus_read_xml_and_flags(c->m, c->spec->allowed_flags, c->spec->max, c->spec->what, &c->xml,
-                                      &c->flags, &c->bus_error);
+        c->r = bus_read_xml_skip_flags(c->m, c->spec->skip, c->spec->allowed_flags, c->spec->max, c->spec->what,
+                                       &c->xml, &c->flags, &c->bus_error);
         if (c->r < 0)
                 return;
         c->length = strlen(c->xml);

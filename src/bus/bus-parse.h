@@ -39,6 +39,8 @@ typedef struct BusParseSpec {
         const char *what;         /* "definition", "device description": for the messages */
         size_t max;               /* larger documents are refused at once */
         uint64_t allowed_flags;   /* of the "t" argument after the document */
+        const char *skip;         /* the signature of arguments between document and flags (NULL: none),
+                                   * which the handler reads itself (PrepareMigration's options) */
         BusParseFunc parse;       /* runs in a worker thread: must be pure */
         BusParseFreeFunc free;
         /* Authorization, either polkit's action with the detail detail_key = the definition's name ... */
@@ -62,7 +64,7 @@ int bus_parse_new(BusServer *s, BusParse **ret);
 /* Drops the calls in flight without answering them (at shutdown). */
 BusParse *bus_parse_free(BusParse *p);
 
-/* Reads "st" (the document and flags) of m and goes through the steps above. Returns 1 with *ret_def
+/* Reads "st" (the document and flags; spec->skip between them) of m and goes through the steps above. Returns 1 with *ret_def
  * (the caller's to free) and *ret_flags set, 0 when the call goes on later (the handler returns 1), < 0
  * with error set. parse_flags go to spec->parse, userdata to spec->authorize. */
 int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,

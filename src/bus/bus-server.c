@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "bus/bus-domain-migrate.h"
 #include "bus/bus-domain-save.h"
 #include "bus/bus-domain-snapshot.h"
 #include "bus/bus-capabilities.h"
@@ -96,6 +97,9 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the object manager: %m");
         r = bus_domain_register(s);
+        if (r < 0)
+                return r;
+        r = bus_domain_migrate_register(s);
         if (r < 0)
                 return r;
         r = bus_nodedev_register(s);

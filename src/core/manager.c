@@ -10,6 +10,7 @@
 #include "conf/domain-access.h"
 #include "core/snapshot.h"
 #include "core/domain-internal.h"
+#include "core/domain-migrate.h"
 #include "core/domain-store.h"
 #include "core/domain-save.h"
 #include "core/manager.h"
@@ -163,6 +164,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_commit_defines(m);
+        manager_migrations_close(m);
         m->store_worker = worker_free(m->store_worker);
         sd_event_source_disable_unref(m->define_commit_source);
         conf_schema_set_use_callback(NULL, NULL);

@@ -90,6 +90,8 @@ struct Manager {
         Domain **domains;        /* in order of definition */
         size_t n_domains, n_domains_allocated;
 
+        struct Migration *migrations; /* live migrations in or out (domain-migrate.c) */
+
         NodeDevState nodedev; /* node devices and the host devices domains hold (nodedev.c, hostdev.c) */
 };
 

@@ -59,6 +59,21 @@ typedef void (*VbDriverFdDone)(int r, int fd, const VbError *e, void *userdata);
 /* How far a long operation got: done of about total bytes (total may still grow). */
 typedef void (*VbDriverProgress)(uint64_t done, uint64_t total, void *userdata);
 
+/* Live migration (domain-migrate.c): how the outgoing stream goes, and how far it got. */
+typedef struct VbMigrateParams {
+        uint64_t max_downtime_ms; /* 0: the backend's default */
+        uint64_t bandwidth_mib;   /* MiB/s; 0: no limit */
+        bool auto_converge;
+} VbMigrateParams;
+typedef struct VbMigrationStats {
+        uint64_t total_time_ms, downtime_ms, setup_time_ms;
+        uint64_t transferred, remaining, total; /* RAM bytes */
+        uint64_t dirty_rate, iterations, mbps;
+        bool completed;
+} VbMigrationStats;
+/* Called from the event loop while a migration runs, and once more when it completed. */
+typedef void (*VbDriverMigrationStats)(const VbMigrationStats *stats, void *userdata);
+
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
  * crashed, rebooted) through VbDriverEvents. Requests that take a guest's cooperation (shutdown)
@@ -300,6 +315,17 @@ typedef struct VbDriverOps {
         int (*domain_expect_incoming)(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
         int (*domain_load_state)(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress,
                                  VbDriverOpDone done, void *userdata, VbError *reterr);
+
+        /* Live migration, source side (Domain.MigrateTo). Optional. migrate_out sends the running domain's
+         * state into fd (a connected stream to the destination's incoming domain, which reads it with
+         * load_state) while the guest keeps running; at the end the guest is paused (QEMU: postmigrate)
+         * and stays so: core then destroys it, or resumes it (domain_resume) when the destination failed.
+         * Works off the event loop as save_state; stats (may be NULL) follows it meanwhile and once at the
+         * end. migrate_cancel asks a running migrate_out to stop: its done then says it failed, and the
+         * guest keeps running. fd stays the caller's. */
+        int (*domain_migrate_out)(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
+                                  VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr);
+        int (*domain_migrate_cancel)(VbDriver *drv, const char *uuid, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

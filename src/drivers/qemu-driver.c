@@ -669,5 +669,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_snapshot_delete = qemu_snapshot_delete,
         .domain_save_state = qemu_save_state,
         .domain_expect_incoming = qemu_expect_incoming,
+        .domain_migrate_out = qemu_migrate_out,
+        .domain_migrate_cancel = qemu_migrate_cancel,
         .domain_load_state = qemu_load_state,
 };

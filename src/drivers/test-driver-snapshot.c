@@ -167,6 +167,7 @@ typedef struct SaveJob {
         int r;
         VbError e;
         VbDriverProgress progress;
+        VbDriverMigrationStats stats; /* a simulated live migration */
         VbDriverOpDone done;
         void *userdata;
 } SaveJob;
@@ -218,6 +219,9 @@ static void save_done(void *userdata, bool cancelled) {
                         j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "The service is stopping");
                 if (j->r >= 0 && j->progress)
                         j->progress(j->bytes, j->bytes, j->userdata);
+                if (j->r >= 0 && j->stats)
+                        j->stats(&(VbMigrationStats) { .transferred = j->bytes, .total = j->bytes, .iterations = 1,
+                                                       .completed = true }, j->userdata);
                 j->done(j->r, j->r < 0 ? &j->e : NULL, j->userdata);
         }
         vb_error_free(&j->e);
@@ -226,7 +230,7 @@ static void save_done(void *userdata, bool cancelled) {
 }
 
 static int save_submit(VbDriver *drv, const char *uuid, int fd, bool load, VbDriverProgress progress,
-                       VbDriverOpDone done, void *userdata, VbError *reterr) {
+                       VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
         TestSaveHost *h = test_driver_save_host(drv);
         SaveJob *j;
         int r;
@@ -239,8 +243,8 @@ static int save_submit(VbDriver *drv, const char *uuid, int fd, bool load, VbDri
         j = new0(SaveJob, 1);
         if (!j)
                 return -ENOMEM;
-        *j = (SaveJob) { .host = h, .load = load, .progress = progress, .done = done, .userdata = userdata,
-                         .e = VB_ERROR_NULL };
+        *j = (SaveJob) { .host = h, .load = load, .progress = progress, .stats = stats, .done = done,
+                         .userdata = userdata, .e = VB_ERROR_NULL };
         snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
         j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (j->fd < 0) {
@@ -258,7 +262,7 @@ static int save_submit(VbDriver *drv, const char *uuid, int fd, bool load, VbDri
 
 int test_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr) {
-        return save_submit(drv, uuid, fd, false, progress, done, userdata, reterr);
+        return save_submit(drv, uuid, fd, false, progress, NULL, done, userdata, reterr);
 }
 
 int test_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr) {
@@ -268,7 +272,19 @@ int test_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *
 
 int test_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr) {
-        return save_submit(drv, uuid, fd, true, progress, done, userdata, reterr);
+        return save_submit(drv, uuid, fd, true, progress, NULL, done, userdata, reterr);
+}
+
+/* A simulated live migration: the saved state's lines go to the destination's test driver, whose
+ * load_state checks them (the same UUID on both sides). */
+int test_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
+                     VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        return save_submit(drv, uuid, fd, false, NULL, stats, done, userdata, reterr);
+}
+
+int test_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
+        /* The simulated stream is a few lines written at once: nothing to stop. */
+        return 0;
 }
 
 void test_save_host_close(TestSaveHost *h) {

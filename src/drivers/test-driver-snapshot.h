@@ -29,6 +29,9 @@ TestSaveHost *test_driver_save_host(VbDriver *drv);
 void test_save_host_close(TestSaveHost *h);
 int test_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);
+int test_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
+                     VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr);
+int test_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr);
 int test_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
 int test_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);

@@ -455,6 +455,50 @@ int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDe
         return 0;
 }
 
+/* A simulated migration out (test-driver-snapshot.c sends the state): at its end the guest is paused, as
+ * QEMU's is after its last pass. */
+typedef struct TestMigrateOut {
+        VbDriver *drv;
+        char uuid[37];
+        VbDriverMigrationStats stats;
+        VbDriverOpDone done;
+        void *userdata;
+} TestMigrateOut;
+
+static void on_migrate_stats(const VbMigrationStats *st, void *userdata) {
+        TestMigrateOut *o = userdata;
+
+        if (o->stats)
+                o->stats(st, o->userdata);
+}
+
+static void on_migrated_out(int r, const VbError *e, void *userdata) {
+        TestMigrateOut *o = userdata;
+
+        if (r >= 0 && set_paused(o->drv, o->uuid, true, NULL) >= 0 && o->drv->cfg.events.domain_state_changed)
+                o->drv->cfg.events.domain_state_changed(o->drv->cfg.events.userdata, o->uuid, DOMAIN_PAUSED);
+        o->done(r, e, o->userdata);
+        free(o);
+}
+
+static int test_migrate_out_op(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
+                               VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        TestMigrateOut *o;
+        int r;
+
+        if (!find_guest(priv(drv), uuid, reterr))
+                return -ESRCH;
+        o = new0(TestMigrateOut, 1);
+        if (!o)
+                return -ENOMEM;
+        *o = (TestMigrateOut) { .drv = drv, .stats = stats, .done = done, .userdata = userdata };
+        snprintf(o->uuid, sizeof o->uuid, "%s", uuid);
+        r = test_migrate_out(drv, uuid, fd, params, on_migrate_stats, on_migrated_out, o, reterr);
+        if (r < 0)
+                free(o);
+        return r;
+}
+
 static int test_get_live(VbDriver *drv, const char *uuid, DomainDef **ret, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
@@ -979,5 +1023,7 @@ const VbDriverOps vb_test_driver_ops = {
         .domain_snapshot_delete = test_snapshot_delete,
         .domain_save_state = test_save_state,
         .domain_expect_incoming = test_expect_incoming,
+        .domain_migrate_out = test_migrate_out_op,
+        .domain_migrate_cancel = test_migrate_cancel,
         .domain_load_state = test_load_state,
 };

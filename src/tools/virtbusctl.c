@@ -45,6 +45,7 @@ static const Verb verbs[] = {
         { "setvcpus", 2, 2, verb_setvcpus, &ctl_kind_domain },
         { "domifaddr", 1, 1, verb_domifaddr, &ctl_kind_domain },
         { "managedsave", 1, 1, verb_managedsave, &ctl_kind_domain, "ManagedSave" },
+        { "migrate", 2, 2, verb_migrate, &ctl_kind_domain },
         { "managedsave-remove", 1, 1, verb_managedsave, &ctl_kind_domain, "ManagedSaveRemove" },
         { "snapshot-create", 1, 2, verb_snapshot_create, &ctl_kind_domain },
         { "snapshot-list", 1, 1, verb_snapshot_list, &ctl_kind_domain },
@@ -106,6 +107,9 @@ static int help(void) {
                "  domifaddr NAME [--source lease|agent|arp]  The guest's addresses\n"
                "  managedsave NAME              Save the state and stop (Start resumes)\n"
                "  managedsave-remove NAME       Forget the saved state\n"
+               "  migrate NAME DEST [--listen-address ADDR] [--persistent] [--undefine-source] [--paused]\n"
+               "          [--max-downtime MS] [--bandwidth MIB]\n"
+               "                                Move the running domain to DEST (a bus address, or an ssh host)\n"
                "  snapshot-create NAME [SNAPSHOT] [--description TEXT] [--disk-only]\n"
                "  snapshot-list NAME            The domain's snapshots\n"
                "  snapshot-dumpxml|snapshot-revert NAME SNAPSHOT\n"
@@ -143,6 +147,11 @@ enum {
         OPT_VIRTTYPE, OPT_ONCE, OPT_CAP, OPT_DRIVER, OPT_FORCE, OPT_NAMES, OPT_DESCRIPTION, OPT_CHILDREN,
         OPT_CHILDREN_ONLY, OPT_METADATA, OPT_VFS, OPT_MAC, OPT_VLAN, OPT_OFFSET, OPT_LENGTH, OPT_SOURCE,
         OPT_IDLE_TIMEOUT, OPT_DISK_ONLY,
+        OPT_LISTEN_ADDRESS,
+        OPT_PERSISTENT,
+        OPT_UNDEFINE_SOURCE,
+        OPT_MAX_DOWNTIME,
+        OPT_BANDWIDTH,
 };
 
 static const struct option options[] = {
@@ -182,6 +191,11 @@ static const struct option options[] = {
         { "length", required_argument, NULL, OPT_LENGTH },
         { "source", required_argument, NULL, OPT_SOURCE },
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+        { "listen-address", required_argument, NULL, OPT_LISTEN_ADDRESS },
+        { "persistent", no_argument, NULL, OPT_PERSISTENT },
+        { "undefine-source", no_argument, NULL, OPT_UNDEFINE_SOURCE },
+        { "max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME },
+        { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
         {}
 };
 
@@ -261,6 +275,11 @@ static int parse_argv(int argc, char **argv) {
                 case OPT_LENGTH: r = ctl_parse_u64(optarg, "--length", &arg.length); break;
                 case OPT_SOURCE: arg.source = optarg; break;
                 case OPT_IDLE_TIMEOUT: r = parse_seconds(optarg, &arg.idle_timeout); break;
+                case OPT_LISTEN_ADDRESS: arg.listen_address = optarg; break;
+                case OPT_PERSISTENT: arg.persistent = true; break;
+                case OPT_UNDEFINE_SOURCE: arg.undefine_source = true; break;
+                case OPT_MAX_DOWNTIME: r = ctl_parse_u64(optarg, "--max-downtime", &arg.max_downtime); break;
+                case OPT_BANDWIDTH: r = ctl_parse_u64(optarg, "--bandwidth", &arg.bandwidth); break;
                 default:
                         return -CTL_EXIT_USAGE;
                 }

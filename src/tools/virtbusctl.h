@@ -46,6 +46,10 @@ typedef struct CtlArgs {
         uint32_t vfs, vlan;
         bool vfs_set;
         double idle_timeout; /* console: seconds of quiet after the end of piped input */
+        /* migrate */
+        const char *listen_address;
+        bool persistent, undefine_source;
+        uint64_t max_downtime, bandwidth;
 } CtlArgs;
 
 extern CtlArgs arg;
@@ -193,6 +197,7 @@ int verb_object_dumpxml(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_setvcpus(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_domifaddr(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_managedsave(sd_bus *bus, const Verb *v, int argc, char **argv);
+int verb_migrate(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_snapshot_create(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_snapshot_list(sd_bus *bus, const Verb *v, int argc, char **argv);
 int verb_snapshot_revert(sd_bus *bus, const Verb *v, int argc, char **argv);

@@ -235,12 +235,16 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                 case 's': {
                         const char *v = "";
                         if (streq(member, "DefineDomain") || streq(member, "CreateDomain") ||
-                            streq(member, "RestoreDomain"))
+                            streq(member, "RestoreDomain") || streq(member, "PrepareMigration"))
                                 v = NEW_DOMAIN_XML;
                         else if (streq(member, "DefineNetwork") || streq(member, "CreateNetwork"))
                                 v = NETWORK_XML;
                         else if (strstr(member, "Device") && streq(interface, "org.virtbus1.Domain"))
                                 v = DEVICE_XML;
+                        else if (streq(member, "MigrateTo") && n_strings == 0)
+                                v = "tcp:127.0.0.1:9";
+                        else if (strstr(member, "Migrat"))
+                                v = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
                         else if (streq(member, "Rename"))
                                 v = "walk-renamed";
                         else if (streq(member, "GetDomainByName"))
@@ -287,6 +291,14 @@ static int call_member(sd_bus *bus, const char *path, const char *interface, con
                 case 'o':
                         /* The source of CreateVolumeFrom: the walk's volume. */
                         r = sd_bus_message_append_basic(m, 'o', o->volume);
+                        break;
+                case 'a':
+                        /* Options (a{sv}): none. */
+                        assert_true(streq(t, "a{sv}") || strncmp(t, "a{sv}", 5) == 0);
+                        r = sd_bus_message_open_container(m, 'a', "{sv}");
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(m);
+                        t += 4;
                         break;
                 case 'h': {
                         /* An empty source and a sink: Upload reads end-of-file, Download writes nowhere. */

@@ -89,6 +89,15 @@ int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress pr
 int qemu_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
 int qemu_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);
+/* Hands fd to QEMU as name and sends command (migrate, migrate-incoming) with uri "fd:name"; the job
+ * follows it with query-migrate (progress, stats: may be NULL) until done. what names it in messages. */
+int qemu_save_job_start(QemuDriver *q, const char *uuid, const char *what, int fd, const char *name,
+                        const char *command, VbDriverProgress progress, VbDriverMigrationStats stats,
+                        VbDriverOpDone done, void *userdata, VbError *reterr);
+/* qemu-migrate.c: live migration out (QMP migrate to the descriptor, the guest running). */
+int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
+                     VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr);
+int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr);
 /* Whether the start of this domain waits for a saved state (asked once: the mark goes). */
 bool qemu_save_take_incoming(QemuDriver *q, const char *uuid);
 void qemu_saves_abort(QemuDriver *q, const char *uuid);

@@ -22,6 +22,7 @@ struct QemuSaveJob {
         const char *what; /* "save", "restore" */
         sd_event_source *timer;
         VbDriverProgress progress;
+        VbDriverMigrationStats stats; /* live migration (qemu-migrate.c) */
         VbDriverOpDone done;
         void *userdata;
         struct QemuSaveJob *next;
@@ -66,6 +67,35 @@ static void job_finish(QemuSaveJob *j, int r, const char *format, ...) {
 
 static int arm_timer(QemuSaveJob *j);
 
+static uint64_t json_u64(struct json_object *o, const char *key) {
+        int64_t v = json_object_get_int64(qemu_json_get(o, key));
+
+        return v > 0 ? (uint64_t) v : 0;
+}
+
+/* What query-migrate says, for a live migration's MigrationStats. */
+static void report_stats(QemuSaveJob *j, struct json_object *ret, bool completed) {
+        struct json_object *ram = qemu_json_get(ret, "ram");
+        VbMigrationStats st = {
+                .total_time_ms = json_u64(ret, "total-time"),
+                .downtime_ms = json_u64(ret, "downtime"),
+                .setup_time_ms = json_u64(ret, "setup-time"),
+                .completed = completed,
+        };
+
+        if (!j->stats)
+                return;
+        if (ram)
+                st = (VbMigrationStats) { .total_time_ms = st.total_time_ms, .downtime_ms = st.downtime_ms,
+                                          .setup_time_ms = st.setup_time_ms, .completed = completed,
+                                          .transferred = json_u64(ram, "transferred"),
+                                          .remaining = json_u64(ram, "remaining"), .total = json_u64(ram, "total"),
+                                          .dirty_rate = json_u64(ram, "dirty-pages-rate"),
+                                          .iterations = json_u64(ram, "dirty-sync-count"),
+                                          .mbps = (uint64_t) json_object_get_double(qemu_json_get(ram, "mbps")) };
+        j->stats(&st, j->userdata);
+}
+
 static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         QemuSaveJob *j = userdata;
         const char *status = qemu_json_string(ret, "status");
@@ -76,6 +106,7 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
                 return;
         }
         if (streq_ptr(status, "completed")) {
+                report_stats(j, ret, true);
                 job_finish(j, 0, NULL);
                 return;
         }
@@ -87,6 +118,7 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
         if (ram && j->progress)
                 j->progress((uint64_t) json_object_get_int64(qemu_json_get(ram, "transferred")),
                             (uint64_t) json_object_get_int64(qemu_json_get(ram, "total")), j->userdata);
+        report_stats(j, ret, false);
         if (arm_timer(j) < 0)
                 job_finish(j, -ENOMEM, "Failed to follow the %s of domain %s", j->what, j->uuid);
 }
@@ -125,10 +157,9 @@ static void on_migrate(QemuMonitor *mon, struct json_object *ret, const char *er
                 job_finish(j, -ENOMEM, "Failed to follow the %s of domain %s", j->what, j->uuid);
 }
 
-/* Hands fd to QEMU as name and sends command with uri "fd:name"; the job follows it. */
-static int start_job(QemuDriver *q, const char *uuid, const char *what, int fd, const char *name,
-                     const char *command, VbDriverProgress progress, VbDriverOpDone done, void *userdata,
-                     VbError *reterr) {
+int qemu_save_job_start(QemuDriver *q, const char *uuid, const char *what, int fd, const char *name,
+                        const char *command, VbDriverProgress progress, VbDriverMigrationStats stats,
+                        VbDriverOpDone done, void *userdata, VbError *reterr) {
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         struct json_object *args;
         char uri[64];
@@ -141,12 +172,13 @@ static int start_job(QemuDriver *q, const char *uuid, const char *what, int fd, 
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
         for (j = q->save_jobs; j; j = j->next)
                 if (streq(j->uuid, uuid))
-                        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain %s is being saved or restored already",
-                                            uuid);
+                        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Domain %s is being saved, restored or "
+                                            "migrated already", uuid);
         j = new0(QemuSaveJob, 1);
         if (!j)
                 return -ENOMEM;
-        *j = (QemuSaveJob) { .q = q, .what = what, .progress = progress, .done = done, .userdata = userdata };
+        *j = (QemuSaveJob) { .q = q, .what = what, .progress = progress, .stats = stats, .done = done,
+                             .userdata = userdata };
         snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
         args = json_object_new_object();
         json_object_object_add(args, "fdname", json_object_new_string(name));
@@ -184,13 +216,14 @@ int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress pr
         args = json_object_new_object();
         json_object_object_add(args, "max-bandwidth", json_object_new_int64(INT64_MAX / 2));
         (void) qemu_monitor_call(vm->mon, "migrate-set-parameters", args, NULL, NULL);
-        return start_job(q, uuid, "save", fd, SAVE_FD_NAME, "migrate", progress, done, userdata, reterr);
+        return qemu_save_job_start(q, uuid, "save", fd, SAVE_FD_NAME, "migrate", progress, NULL, done, userdata,
+                                   reterr);
 }
 
 int qemu_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr) {
-        return start_job(drv->priv, uuid, "restore", fd, LOAD_FD_NAME, "migrate-incoming", progress, done, userdata,
-                         reterr);
+        return qemu_save_job_start(drv->priv, uuid, "restore", fd, LOAD_FD_NAME, "migrate-incoming", progress, NULL,
+                                   done, userdata, reterr);
 }
 
 int qemu_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr) {

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Live migration with the qemu driver between two "hosts" on this machine: two network namespaces joined
+ * by a veth pair (10.231.0.1 and 10.231.0.2), each with its own dbus-daemon, polkitd and virtbusd (the
+ * harness's in the first namespace, where this test runs; migrate-hosts.c's in the second) and its own state
+ * dirs. The tiny guest (tests/guest) runs a counter in its shell on the serial console, 10 lines a second.
+ *  - the destination QEMU is killed mid-migration (the stream slowed down to 1 MiB/s): MigrateTo fails, the
+ *    guest keeps running on the source and its counter goes on there;
+ *  - AbortMigration on the source mid-migration: MigrateTo fails, the guest runs on; the same with
+ *    AbortMigration on the destination (its domain goes at once);
+ *  - a migration that goes through: the counter goes on at the destination (a higher number, on the
+ *    destination's console) without a new boot banner; the source's QEMU is gone, and so is the domain
+ *    there (undefine-source), while the destination has it, running and saved (persist). */
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "console-util.h"
+#include "harness.h"
+#include "migrate-hosts.h"
+
+#define D HARNESS_DOMAIN_INTERFACE
+#define M HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE
+#define ERR(name) "org.virtbus1.Error." name
+#define IP "/usr/sbin/ip"
+#define ADDR_A "10.231.0.1"
+#define ADDR_B "10.231.0.2"
+#define UUID "6d1e0000-0000-4000-8000-0000000000a1"
+#define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
+
+static char ns_a[64], ns_b[64];
+static MigHost hostb;
+
+static int run(const char * const *argv) {
+        pid_t pid = fork();
+        int st;
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+                if (null >= 0) {
+                        dup2(null, 1);
+                        dup2(null, 2);
+                }
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        if (waitpid(pid, &st, 0) != pid)
+                return -errno;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Options as a{sv} from (key, type, value) triples, NULL-terminated. */
+static void append_options(sd_bus_message *m, const char * const *opts) {
+        assert_true(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+        for (size_t i = 0; opts && opts[i]; i += 3) {
+                if (streq(opts[i + 1], "s"))
+                        assert_true(sd_bus_message_append(m, "{sv}", opts[i], "s", opts[i + 2]) >= 0);
+                else if (streq(opts[i + 1], "b"))
+                        assert_true(sd_bus_message_append(m, "{sv}", opts[i], "b", (int) streq(opts[i + 2], "true")) >= 0);
+                else
+                        assert_true(sd_bus_message_append(m, "{sv}", opts[i], "t",
+                                                          (uint64_t) strtoull(opts[i + 2], NULL, 10)) >= 0);
+        }
+        assert_true(sd_bus_message_close_container(m) >= 0);
+}
+
+static void prepare(const char *xml, const char * const *opts, char **ret_uri, char **ret_cookie) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *p, *u, *c;
+
+        assert_true(sd_bus_message_new_method_call(hostb.bus, &m, "org.virtbus1", M, "PrepareMigration") >= 0);
+        assert_true(sd_bus_message_append(m, "s", xml) >= 0);
+        append_options(m, opts);
+        assert_true(sd_bus_message_append(m, "t", UINT64_C(0)) >= 0);
+        if (sd_bus_call(hostb.bus, m, 60 * HARNESS_USEC_PER_SEC, &e, &reply) < 0)
+                fail_msg("PrepareMigration failed: %s: %s", e.name, e.message);
+        assert_int_equal(sd_bus_message_read(reply, "oss", &p, &u, &c), 1);
+        *ret_uri = strdup(u);
+        *ret_cookie = strdup(c);
+}
+
+/* MigrateTo, sent without waiting: the answer comes to on_reply. */
+typedef struct Pending {
+        bool done;
+        char *error; /* its name, or NULL: it worked */
+} Pending;
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Pending *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        p->done = true;
+        p->error = e ? strdup(e->name) : NULL;
+        if (e)
+                fprintf(stderr, "MigrateTo: %s: %s\n", e->name, strempty(e->message));
+        return 0;
+}
+
+static void migrate_to_async(sd_bus *bus, const char *path, const char *uri, const char *cookie,
+                             const char * const *opts, Pending *p) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+        *p = (Pending) {};
+        assert_true(sd_bus_message_new_method_call(bus, &m, "org.virtbus1", path, D, "MigrateTo") >= 0);
+        assert_true(sd_bus_message_append(m, "ss", uri, cookie) >= 0);
+        append_options(m, opts);
+        assert_true(sd_bus_message_append(m, "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_call_async(bus, NULL, m, on_reply, p, 300 * HARNESS_USEC_PER_SEC) >= 0);
+}
+
+static void wait_reply(sd_bus *bus, Pending *p) {
+        uint64_t deadline = harness_now_usec() + 300 * HARNESS_USEC_PER_SEC;
+
+        while (!p->done) {
+                assert_true(harness_now_usec() < deadline);
+                if (sd_bus_process(bus, NULL) > 0)
+                        continue;
+                (void) sd_bus_wait(bus, 100 * HARNESS_USEC_PER_MSEC);
+        }
+}
+
+/* Waits for a MigrationStats signal (the stream is going) while the call is pending. */
+static void wait_streaming(sd_bus *bus, const char *path, Pending *p) {
+        _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(bus, path, D, "MigrationStats");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = harness_watch_next(w, 60 * HARNESS_USEC_PER_SEC);
+
+        assert_non_null(sig);
+        assert_false(p->done);
+}
+
+/* The last counter value in buf ("TICK-N"), or -1. */
+static long last_tick(const char *buf) {
+        long n = -1;
+
+        for (const char *s = strstr(buf, "TICK-"); s; s = strstr(s + 1, "TICK-"))
+                if (s[5] >= '0' && s[5] <= '9')
+                        n = strtol(s + 5, NULL, 10);
+        return n;
+}
+
+/* Reads the console until the counter passes after; returns the value seen. buf keeps what was read. */
+static long tick_after(int console, long after, char *buf, size_t size) {
+        uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+        long n;
+
+        buf[0] = 0;
+        while ((n = last_tick(buf)) <= after) {
+                if (harness_now_usec() > deadline)
+                        fail_msg("the counter did not pass %ld; the console said: %s", after, buf);
+                (void) console_read_until(console, buf, size, "\n#NEVER#", 500 * HARNESS_USEC_PER_MSEC);
+        }
+        return n;
+}
+
+/* Waits until the domain called name is gone from bus. */
+static void wait_gone(sd_bus *bus, const char *name) {
+        uint64_t deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+                if (sd_bus_call_method(bus, "org.virtbus1", M, "GetDomainByName", &e, &reply, "s", name) < 0) {
+                        harness_assert_error(&e, ERR("NoSuchDomain"), NULL);
+                        return;
+                }
+                if (harness_now_usec() > deadline)
+                        fail_msg("domain '%s' is still there", name);
+                usleep(50000);
+        }
+}
+
+static int guest_start(Harness *h, char **ret_path) {
+        sd_bus *a = harness_bus_root(h);
+        _cleanup_free_ char *xml = harness_shell_guest_xml(h, "migq", ""), *with_uuid = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        int console;
+
+        /* A fixed UUID: the same object path on both hosts. */
+        assert_true(asprintf(&with_uuid, "<domain type='qemu'><uuid>" UUID "</uuid>%s", xml + strlen("<domain type='qemu'>")) > 0);
+        *ret_path = harness_define_domain(a, with_uuid);
+        harness_domain_call(a, *ret_path, "Start");
+        console = console_open(a, *ret_path, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        console_write(console, "i=0; while :; do echo TICK-$i; i=$((i+1)); sleep 0.1; done &\n");
+        (void) tick_after(console, 5, buf, sizeof buf);
+        return console;
+}
+
+static void test_migrate_qemu(void **state) {
+        Harness *h = *state;
+        sd_bus *a = harness_bus_root(h), *b;
+        _cleanup_free_ char *path = NULL, *live = NULL;
+        char *uri = NULL, *cookie = NULL;
+        Pending p;
+        char buf[16384];
+        pid_t qemu_a, qemu_b;
+        long before, after;
+        int console, console_b, persistent = 0;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        mig_host_start(h, "hostb", "qemu", ns_b, &hostb);
+        b = hostb.bus;
+        console = guest_start(h, &path);
+        qemu_a = harness_qemu_pid(h, UUID);
+        assert_true(qemu_a > 0);
+        live = harness_domain_xml(a, path, 0);
+
+        /* 1. The destination's QEMU dies mid-way: the source runs on. */
+        prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri, &cookie);
+        qemu_b = mig_host_qemu_pid(&hostb, UUID);
+        assert_true(qemu_b > 0);
+        migrate_to_async(a, path, uri, cookie, (const char *[]) { "bandwidth", "t", "1", NULL }, &p);
+        wait_streaming(a, path, &p);
+        assert_int_equal(kill(qemu_b, SIGKILL), 0);
+        wait_reply(a, &p);
+        assert_non_null(p.error);
+        free(p.error);
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+        wait_gone(b, "migq");
+        before = tick_after(console, 0, buf, sizeof buf);
+        (void) tick_after(console, before, buf, sizeof buf); /* it still counts, on the source */
+        assert_null(strstr(buf, "VIRTBUS-GUEST-BOOTED"));
+        assert_int_equal(kill(qemu_a, 0), 0);
+        free(uri);
+        free(cookie);
+
+        /* 2. AbortMigration on the source mid-way: the same. */
+        prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri, &cookie);
+        migrate_to_async(a, path, uri, cookie, (const char *[]) { "bandwidth", "t", "1", NULL }, &p);
+        wait_streaming(a, path, &p);
+        sd_bus_message_unref(harness_call_ok(a, path, D, "AbortMigration", "t", UINT64_C(0)));
+        wait_reply(a, &p);
+        assert_non_null(p.error);
+        free(p.error);
+        /* The destination's QEMU ends itself when its stream breaks off; the domain goes there. */
+        wait_gone(b, "migq");
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+        before = tick_after(console, 0, buf, sizeof buf);
+        free(uri);
+        free(cookie);
+
+        /* 3. AbortMigration on the destination mid-way: its domain goes at once, the source runs on. */
+        prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri, &cookie);
+        migrate_to_async(a, path, uri, cookie, (const char *[]) { "bandwidth", "t", "1", NULL }, &p);
+        wait_streaming(a, path, &p);
+        sd_bus_message_unref(harness_call_ok(b, path, D, "AbortMigration", "t", UINT64_C(0)));
+        harness_call_fails(b, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migq");
+        wait_reply(a, &p);
+        assert_non_null(p.error);
+        free(p.error);
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+        before = tick_after(console, 0, buf, sizeof buf);
+        free(uri);
+        free(cookie);
+
+        /* 4. Through: the counter goes on at the destination, no new boot. */
+        prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, "persist", "b", "true", NULL }, &uri, &cookie);
+        assert_true(strncmp(uri, "tcp:" ADDR_B ":", strlen("tcp:" ADDR_B ":")) == 0);
+        migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", NULL }, &p);
+        wait_reply(a, &p);
+        assert_null(p.error);
+        before = last_tick(buf);
+        sd_bus_message_unref(harness_call_ok(b, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(a, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        assert_string_equal(harness_get_string(b, path, D, "State"), "running");
+        assert_true(sd_bus_get_property_trivial(b, "org.virtbus1", path, D, "Persistent", &e, 'b', &persistent) >= 0);
+        assert_true(persistent);
+        /* The source's QEMU is gone, and so is the domain there. */
+        harness_call_fails(a, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migq");
+        assert_true(kill(qemu_a, 0) < 0);
+        assert_true(console_sees_eof(console, 10 * HARNESS_USEC_PER_SEC));
+        close(console);
+
+        console_b = console_open(b, path, "", 0, &e);
+        assert_true(console_b >= 0);
+        after = tick_after(console_b, before, buf, sizeof buf);
+        assert_true(after > before);
+        assert_null(strstr(buf, "VIRTBUS-GUEST-BOOTED"));
+        close(console_b);
+        harness_domain_call(b, path, "Destroy");
+        harness_domain_call(b, path, "Undefine");
+        free(uri);
+        free(cookie);
+}
+
+static int teardown(void **state) {
+        mig_host_stop(&hostb, getenv("VIRTBUS_TEST_VERBOSE"));
+        return harness_teardown_qemus(state);
+}
+
+static void del_netns(void) {
+        if (*ns_b)
+                (void) run((const char *[]) { IP, "netns", "del", ns_b, NULL });
+        if (*ns_a)
+                (void) run((const char *[]) { IP, "netns", "del", ns_a, NULL });
+}
+
+/* Two namespaces joined by a veth pair; this process (and so the harness's daemons) goes into the first. */
+static int enter_netns(void) {
+        _cleanup_free_ char *path = NULL, *va = NULL, *vb = NULL;
+        int fd, r;
+
+        snprintf(ns_a, sizeof ns_a, "vbmig-a-%d", (int) getpid());
+        snprintf(ns_b, sizeof ns_b, "vbmig-b-%d", (int) getpid());
+        if (asprintf(&va, "vbma%d", (int) getpid() % 100000) < 0 || asprintf(&vb, "vbmb%d", (int) getpid() % 100000) < 0)
+                return -ENOMEM;
+        if (run((const char *[]) { IP, "netns", "add", ns_a, NULL }) != 0 ||
+            run((const char *[]) { IP, "netns", "add", ns_b, NULL }) != 0)
+                return -EIO;
+        atexit(del_netns);
+        if (run((const char *[]) { IP, "link", "add", va, "netns", ns_a, "type", "veth", "peer", "name", vb, "netns",
+                                   ns_b, NULL }) != 0 ||
+            run((const char *[]) { IP, "-n", ns_a, "addr", "add", ADDR_A "/24", "dev", va, NULL }) != 0 ||
+            run((const char *[]) { IP, "-n", ns_b, "addr", "add", ADDR_B "/24", "dev", vb, NULL }) != 0 ||
+            run((const char *[]) { IP, "-n", ns_a, "link", "set", va, "up", NULL }) != 0 ||
+            run((const char *[]) { IP, "-n", ns_b, "link", "set", vb, "up", NULL }) != 0 ||
+            run((const char *[]) { IP, "-n", ns_a, "link", "set", "lo", "up", NULL }) != 0 ||
+            run((const char *[]) { IP, "-n", ns_b, "link", "set", "lo", "up", NULL }) != 0)
+                return -EIO;
+        if (asprintf(&path, "/run/netns/%s", ns_a) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = setns(fd, CLONE_NEWNET);
+        close(fd);
+        return r < 0 ? -errno : 0;
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_migrate_qemu, teardown),
+        };
+
+        HARNESS_SKIP_UNLESS_ROOT();
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0 || access(IP, X_OK) < 0) {
+                fprintf(stderr, "test-qemu-migrate: qemu-system-x86_64 or ip missing (scripts/bootstrap)\n");
+                return 77;
+        }
+        /* The tiny guest is built (or found in its cache) before the namespaces, which reach no archive. */
+        {
+                _cleanup_free_ char *script = harness_source_path("tests/guest/build-guest"), *cmd = NULL;
+
+                if (asprintf(&cmd, "%s >/dev/null", script) < 0 || system(cmd) != 0)
+                        fprintf(stderr, "tests/guest/build-guest failed: the test will fail\n");
+        }
+        if (enter_netns() < 0) {
+                fprintf(stderr, "Failed to set up the network namespaces\n");
+                return 1;
+        }
+        return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", NULL } });
+}
