@@ -570,6 +570,7 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *name;
+        uint64_t mark;
         int r;
 
         r = sd_bus_message_read(m, "s", &name);
@@ -585,8 +586,9 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = begin_manage(s, m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        mark = bus_durable_mark(s);
         r = manager_domain_rename(s->manager, d, name, &e);
-        return bus_reply_done(m, r, &e, error);
+        return bus_reply_done_durable(s, m, mark, r, &e, error); /* once the definition is on disk */
 }
 
 static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -623,7 +625,7 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t kib, flags;
+        uint64_t kib, flags, mark;
         int r;
 
         r = sd_bus_message_read(m, "t", &kib);
@@ -632,22 +634,22 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        mark = bus_durable_mark(s);
         r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), &e);
-        return bus_reply_done(m, r, &e, error);
+        return bus_reply_done_durable(s, m, mark, r, &e, error); /* once the definition is on disk */
 }
 
 static void on_vcpus_set(int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-
-        bus_reply_later(m, r, e);
+        bus_later_reply(userdata, r, e);
 }
 
 static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t flags;
+        uint64_t flags, mark;
         uint32_t count;
+        BusLater *l;
         int r;
 
         r = sd_bus_message_read(m, "u", &count);
@@ -656,12 +658,16 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
         r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM, on_vcpus_set,
-                                     sd_bus_message_ref(m), &e);
+                                     l, &e);
         if (r == 0)
                 return 1; /* on_vcpus_set replies */
-        sd_bus_message_unref(m);
-        return bus_reply_done(m, r, &e, error);
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 #define DOMAIN_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, Domain, d, sig, expr)

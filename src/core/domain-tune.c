@@ -39,7 +39,7 @@ static int config_edit(Manager *m, Domain *d, void (*edit)(DomainDef *def, uint6
         if (r >= 0)
                 r = domain_caps_check_definition(m, def, reterr);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, def, &d->access, reterr);
+                r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(def);
@@ -92,7 +92,7 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
                 r = DRIVER_OP(m, domain_set_memory)(m->driver, d->uuid, kib, reterr);
                 if (r < 0) {
                         if (config) /* the saved definition as it was */
-                                (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                                (void) domain_store_save(m->durable, m->domains_dir, d->config, &d->access, NULL);
                         return r;
                 }
                 domain_def_free(d->live);
@@ -152,7 +152,7 @@ static void vcpus_change_finish(VcpusChange *c, int r, const VbError *e) {
 
         if (!d || r < 0) {
                 if (d && c->config_written && d->config) /* the saved definition as it is */
-                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                        (void) domain_store_save(m->durable, m->domains_dir, d->config, &d->access, NULL);
                 if (c->done)
                         c->done(r < 0 ? r : -ESRCH, e, c->userdata);
                 return;
@@ -240,7 +240,7 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         r = DRIVER_OP(m, domain_set_vcpus)(m->driver, d->uuid, count, on_driver_vcpus, c, reterr);
         if (r < 0) {
                 if (c->config_written) /* the saved definition as it was */
-                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                        (void) domain_store_save(m->durable, m->domains_dir, d->config, &d->access, NULL);
                 return r;
         }
         if (r > 0) {

@@ -12,6 +12,7 @@
 #include "conf/domain-devices.h"
 #include "core/domain.h"
 #include "core/manager.h"
+#include "util/durable.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -134,6 +135,7 @@ int manager_storage_default_pool(Manager *m) {
                 }
                 log_info("Defined and started storage pool 'default' at '%s'.", dir);
         }
+        durable_flush(m->storage->durable); /* the pool first: the marker says it exists */
         if (write_file_atomic(marker, "", 0, 0644) < 0)
                 log_warning("Failed to write '%s', ignoring.", marker);
         return 0;

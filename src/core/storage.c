@@ -242,17 +242,19 @@ static int status_path(StorageRegistry *r, const char *uuid, char **ret) {
         return def_store_path(r->status_dir, uuid, ret);
 }
 
+/* Runtime state in <runtime>/storage (a tmpfs, normally): replaced atomically, not synced (a crash of
+ * the host ends the mounts too). */
 static int save_status(StorageRegistry *r, StoragePool *p) {
-        _cleanup_free_ char *xml = NULL;
-        VbError e = VB_ERROR_NULL;
+        _cleanup_free_ char *xml = NULL, *path = NULL;
         int k;
 
         k = storage_pool_def_format(p->def, &xml);
         if (k >= 0)
-                k = def_store_save(r->status_dir, p->uuid, xml, &e);
+                k = status_path(r, p->uuid, &path);
+        if (k >= 0)
+                k = write_file_replace(path, xml, strlen(xml), 0600);
         if (k < 0)
-                log_warning("Failed to record pool '%s' as active, ignoring: %s", p->name, e.message ?: strerror(-k));
-        vb_error_free(&e);
+                log_warning_errno(k, "Failed to record pool '%s' as active, ignoring: %m", p->name);
         return 0;
 }
 
@@ -339,7 +341,7 @@ int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
         k = storage_pool_def_format(d, &xml);
         if (k < 0)
                 return k;
-        k = def_store_save(r->dir, uuid, xml, reterr);
+        k = def_store_save(r->durable, r->dir, uuid, xml, reterr);
         if (k < 0)
                 return k;
         if (p) {
@@ -493,10 +495,9 @@ int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         if (!p->persistent)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is transient: nothing to undefine.",
                                     p->name);
-        k = def_store_remove(r->dir, p->uuid, reterr);
+        k = def_store_remove(r->durable, r->dir, p->uuid, reterr); /* the autostart link too */
         if (k < 0)
                 return k;
-        (void) def_store_set_autostart(r->dir, p->uuid, false, NULL);
         log_info("Undefined storage pool '%s'.", p->name);
         if (!storage_pool_is_active(p)) {
                 pool_remove(r, p);
@@ -516,7 +517,7 @@ int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostar
                                     p->name);
         if (p->autostart == autostart)
                 return 0;
-        k = def_store_set_autostart(r->dir, p->uuid, autostart, reterr);
+        k = def_store_set_autostart(r->durable, r->dir, p->uuid, autostart, reterr);
         if (k < 0)
                 return k;
         p->autostart = autostart;

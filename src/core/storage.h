@@ -64,6 +64,7 @@ struct StorageRegistry {
         char *dir;        /* <config>/storage */
         char *status_dir; /* <runtime>/storage */
         char *test_pool_dir; /* the test driver's simulated pool 'default-pool' (NULL otherwise) */
+        struct Durable *durable; /* the saved definitions' changes (util/durable.h; NULL: synced at once) */
         StorageEvents events;
         Hashmap *by_uuid, *by_name;
         StoragePool **pools; /* in order of definition */
