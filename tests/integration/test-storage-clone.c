@@ -296,6 +296,18 @@ static void test_clone_cancel(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+/* qemu-io's command on a qcow2 file (root opens the chain: this is the test looking, not virtbusd). */
+static void qemu_io(Harness *h, const char *file, const char *command, const char *expect) {
+        const char *argv[] = { "/usr/bin/qemu-io", "-f", "qcow2", "-c", command, file, NULL };
+        HarnessResult res = {};
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        if (!strstr(res.out, expect) || strstr(res.out, "verification failed"))
+                fail_msg("qemu-io '%s' on '%s': expected '%s' in:\n%s%s", command, file, expect, res.out, strempty(res.err));
+        harness_result_done(&res);
+}
+
 static void test_overlay(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
@@ -352,6 +364,22 @@ static void test_overlay(void **state) {
                                    "<backingStore><path>%s</path></backingStore></volume>", base_file) > 0);
         harness_call_fails(member, ERR("NotSupported"), "needs <target><format type='qcow2'/>", pool, POOL_INTERFACE,
                            "CreateVolume", "st", xml, UINT64_C(0));
+
+        /* Wipe of the overlay drops its own data only: it stays an overlay of the same file, and reads show
+         * the backing image again. */
+        qemu_io(h, base_file, "write -P 0x5a 0 1M", "wrote 1048576/1048576 bytes");
+        qemu_io(h, top_file, "write -P 0x33 0 64k", "wrote 65536/65536 bytes");
+        qemu_io(h, top_file, "read -P 0x33 0 64k", "read 65536/65536 bytes");
+        sd_bus_message_unref(harness_call_ok(member, top, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
+        free(info);
+        info = harness_qemu_img_info(h, top_file);
+        free(want);
+        assert_true(asprintf(&want, "\"backing-filename\": \"%s\"", base_file) > 0);
+        if (!strstr(info, want) || !strstr(info, "\"backing-filename-format\": \"qcow2\"") ||
+            !strstr(info, "\"virtual-size\": 33554432"))
+                fail_msg("the wiped overlay lost its backing file or size:\n%s", info);
+        qemu_io(h, top_file, "read -P 0x5a 0 64k", "read 65536/65536 bytes");
+        assert_int_equal(get_u64(member, top, "Capacity"), 32 * MiB);
 
         for (const char *v, *const *vv = (const char *const[]) { flat, top, base, NULL }; (v = *vv); vv++)
                 sd_bus_message_unref(harness_call_ok(member, v, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
