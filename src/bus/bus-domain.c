@@ -126,9 +126,10 @@ int bus_domain_parse_create(BusServer *s, sd_bus_message *m, DomainDef **ret, ui
 }
 
 /* A volume disk's file (0600 in a pool) is opened by the service itself when polkit lets the caller use
- * that volume (org.virtbus1.storage.manage, details pool and volume) and the volume is the caller's own
- * (storage_vol_resolve: a volume another user created is AccessDenied, at Define and again at every
- * start and hot-plug); that is recorded as a grant of the volume's path. */
+ * that volume (org.virtbus1.storage.manage, details pool and volume) and the volume is the caller's own,
+ * or root's and the disk read-only (<readonly/>, cdrom, floppy: the descriptor QEMU gets is then opened
+ * read-only) (storage_vol_resolve: any other is AccessDenied, at Define and again at every start and
+ * hot-plug); that is recorded as a grant of the volume's path. */
 static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain, const DeviceDef *dev,
                             DomainAccess *access, sd_bus_error *error) {
         _cleanup_free_ char *path = NULL;
@@ -138,7 +139,8 @@ static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain,
 
         if (!device_disk_get_volume(dev, &pool, &volume) || access->owner == 0)
                 return 1;
-        r = storage_vol_resolve(s->manager->storage, pool, volume, false, (uid_t) access->owner, &path, NULL, &e);
+        r = storage_vol_resolve(s->manager->storage, pool, volume, false, (uid_t) access->owner,
+                                device_disk_is_readonly(dev), &path, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         r = bus_polkit_check(s->polkit, m, BUS_ACTION_STORAGE_MANAGE,

@@ -118,8 +118,9 @@ static int caller_uid(BusServer *s, sd_bus_message *m, uid_t *ret, sd_bus_error 
         return r < 0 ? sd_bus_error_set_errnof(error, r, "Failed to find out who called: %m") : 0;
 }
 
-/* A caller other than root may act only on the volumes it created (AccessDenied naming the owner). */
-static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_error *error) {
+/* A caller other than root may change only the volumes it created, and read those and root's
+ * (AccessDenied naming the owner). */
+static int check_use(BusServer *s, sd_bus_message *m, StorageVol *v, bool read_only, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
         uid_t uid;
         int r;
@@ -127,8 +128,12 @@ static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_er
         r = caller_uid(s, m, &uid, error);
         if (r < 0)
                 return r;
-        r = storage_vol_check_owner(v, uid, &e);
+        r = read_only ? storage_vol_check_read(v, uid, &e) : storage_vol_check_owner(v, uid, &e);
         return r < 0 ? bus_reply_vb_error(error, &e, r) : 0;
+}
+
+static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_error *error) {
+        return check_use(s, m, v, false, error);
 }
 
 int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -320,7 +325,7 @@ static int method_transfer(sd_bus_message *m, StorageVol *v, StorageJobKind kind
         r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = check_owner(s, m, v, error);
+        r = check_use(s, m, v, kind == STORAGE_JOB_DOWNLOAD, error);
         if (r < 0)
                 return r;
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);

@@ -26,7 +26,8 @@ static int resolve_one(Manager *m, const DeviceDef *dev, uid_t owner, DeviceDef 
 
         if (!device_disk_get_volume(dev, &pool, &volume))
                 return 0;
-        r = storage_vol_resolve(m->storage, pool, volume, true, owner, &path, &format, reterr);
+        r = storage_vol_resolve(m->storage, pool, volume, true, owner, device_disk_is_readonly(dev), &path, &format,
+                                reterr);
         if (r < 0)
                 return r;
         return device_disk_set_volume_file(resolved, path, storage_vol_format_to_string(format));

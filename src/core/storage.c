@@ -166,6 +166,14 @@ int storage_vol_check_owner(const StorageVol *v, uid_t uid, VbError *reterr) {
                             v->name, v->pool->name, v->info.owner == 0 ? "root" : "another user", (unsigned) v->info.owner);
 }
 
+int storage_vol_check_read(const StorageVol *v, uid_t uid, VbError *reterr) {
+        if (uid == 0 || v->info.owner == uid || v->info.owner == 0)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
+                            "The volume '%s' of pool '%s' belongs to another user (uid %u): only its creator and root "
+                            "may read it.", v->name, v->pool->name, (unsigned) v->info.owner);
+}
+
 static int vol_add(StorageRegistry *r, StoragePool *p, const char *name, const StorageVolInfo *info, StorageVol **ret) {
         StorageVol *v = new0(StorageVol, 1);
 
@@ -920,7 +928,7 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
 }
 
 int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, uid_t owner,
-                        char **ret_path, StorageVolFormat *ret_format, VbError *reterr) {
+                        bool readonly, char **ret_path, StorageVolFormat *ret_format, VbError *reterr) {
         StoragePool *p = storage_pool_by_name(r, pool);
         StorageVol *v;
         char *path = NULL;
@@ -932,8 +940,18 @@ int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume
         if (k < 0)
                 return k;
         v = storage_pool_is_active(p) ? storage_vol_by_name(p, volume) : NULL;
-        if (v && (k = storage_vol_check_owner(v, owner, reterr)) < 0)
-                return k;
+        if (v && readonly && v->info.owner == 0 && owner != 0)
+                log_debug("Volume '%s' of pool '%s' (root's) is read by a domain of uid %u.", volume, pool,
+                          (unsigned) owner);
+        if (v && (k = readonly ? storage_vol_check_read(v, owner, reterr) : storage_vol_check_owner(v, owner, reterr)) < 0) {
+                if (readonly || v->info.owner != 0)
+                        return k;
+                /* Root's volume, used writable: say how it can be used. */
+                vb_error_free(reterr);
+                return vb_error_set(reterr, VB_ERROR_ACCESS_DENIED,
+                                    "The volume '%s' of pool '%s' belongs to root: a domain of uid %u can use it only "
+                                    "read-only (<readonly/>, or a cdrom or floppy).", volume, pool, (unsigned) owner);
+        }
         if (!active) {
                 if (!p->def->target_path || asprintf(&path, "%s/%s", p->def->target_path, volume) < 0)
                         return -ENOMEM;
