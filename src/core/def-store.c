@@ -43,10 +43,13 @@ int def_store_remove(Durable *durable, const char *dir, const char *uuid, VbErro
         _cleanup_free_ char *path = NULL;
         int r;
 
-        (void) def_store_set_autostart(durable, dir, uuid, false, NULL);
         r = def_store_path(dir, uuid, &path);
         if (r < 0)
                 return r;
+        /* Refused before anything is queued (the link is not to go alone). */
+        if (access(dir, W_OK) < 0 && errno != ENOENT)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %m", path);
+        (void) def_store_set_autostart(durable, dir, uuid, false, NULL);
         /* Nothing to check first: the removal and the directory's sync follow in order. */
         r = durable_remove(durable, path);
         if (r < 0)
@@ -71,8 +74,6 @@ int def_store_set_autostart(Durable *durable, const char *dir, const char *uuid,
         }
         /* The directory here (a failure is answered at once; it is created once); the link in order. */
         r = mkdir_p(adir, 0755);
-        if (r >= 0 && access(adir, W_OK) < 0)
-                r = -errno;
         if (r >= 0)
                 r = durable_symlink(durable, target, path);
         if (r < 0)

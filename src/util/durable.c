@@ -261,6 +261,20 @@ static void batch_start(Durable *d) {
         }
 }
 
+/* What a removal or a new link needs of path's directory, asked on the loop (the inode is cached): a
+ * directory that is read-only, immutable or not the service's to write is refused at once, before the
+ * caller publishes anything. One that does not exist is fine (nothing to remove; a link's directory is
+ * made by the caller). */
+static int check_dir_writable(const char *path) {
+        _cleanup_free_ char *copy = strdup(path);
+
+        if (!copy)
+                return -ENOMEM;
+        if (access(dirname(copy), W_OK) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
 static int queue(Durable *d, Op *op) {
         if (!GREEDY_REALLOC(d->pending, d->n_pending_allocated, d->n_pending + 1)) {
                 op_done(op);
@@ -323,6 +337,9 @@ int durable_remove(Durable *d, const char *path) {
                 r = sync_dir_of(path);
                 return r == -ENOENT ? 0 : r;
         }
+        r = check_dir_writable(path);
+        if (r < 0)
+                return r;
         op.path = strdup(path);
         if (!op.path)
                 return -ENOMEM;
@@ -339,6 +356,9 @@ int durable_remove_dir(Durable *d, const char *path) {
                 r = sync_dir_of(path);
                 return r == -ENOENT ? 0 : r;
         }
+        r = check_dir_writable(path);
+        if (r < 0)
+                return r;
         op.path = strdup(path);
         if (!op.path)
                 return -ENOMEM;
@@ -347,12 +367,16 @@ int durable_remove_dir(Durable *d, const char *path) {
 
 int durable_symlink(Durable *d, const char *target, const char *path) {
         Op op = { .type = OP_SYMLINK, .fd = -1 };
+        int r;
 
         if (!d) {
                 if (symlink(target, path) < 0 && errno != EEXIST)
                         return -errno;
                 return sync_dir_of(path);
         }
+        r = check_dir_writable(path);
+        if (r < 0)
+                return r;
         op.path = strdup(path);
         op.target = strdup(target);
         if (!op.path || !op.target) {

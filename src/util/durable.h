@@ -31,6 +31,7 @@ Durable *durable_free(Durable *d);
 /* Replaces path with contents (mode for a new file). Returns -errno when the temporary file cannot be
  * written: nothing is queued then, and path is untouched. A NULL d writes and syncs here and now. */
 int durable_write(Durable *d, const char *path, const char *contents, size_t size, mode_t mode);
+/* These three check on the loop that path's directory may be written (-errno, nothing queued, when not). */
 /* Removes path (absent is fine) and syncs its directory. */
 int durable_remove(Durable *d, const char *path);
 /* Removes the directory path if it is empty (absent or not empty is fine) and syncs its parent. */
