@@ -27,7 +27,10 @@ typedef struct Op {
         uint64_t seq;
         OpType type;
         char *path;
-        char *tmp_path; /* OP_WRITE: written, not yet synced */
+        char *tmp_path; /* OP_WRITE: the temporary file, written and synced by the thread */
+        char *contents; /* OP_WRITE */
+        size_t size;
+        mode_t mode;
         char *target;   /* OP_SYMLINK */
         int fd;
         int result;
@@ -75,6 +78,7 @@ static void op_done(Op *op) {
         }
         free(op->path);
         free(op->tmp_path);
+        free(op->contents);
         free(op->target);
         *op = (Op) { .fd = -1, .seq = op->seq, .result = op->result };
 }
@@ -110,14 +114,32 @@ static bool same_dir(const char *a, const char *b) {
         return na == nb && strncmp(a, b, na) == 0;
 }
 
+/* The temporary file of op, written and synced (a new file: its data and size are what a reader needs). */
+static int write_temp(Op *op) {
+        int r;
+
+        op->fd = open(op->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, op->mode);
+        if (op->fd < 0 && errno == EEXIST) { /* left by an earlier run that crashed */
+                (void) unlink(op->tmp_path);
+                op->fd = open(op->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, op->mode);
+        }
+        if (op->fd < 0)
+                return -errno;
+        r = write_all_fd(op->fd, op->contents, op->size);
+        if (r < 0)
+                return r;
+        return fdatasync(op->fd) < 0 ? -errno : 0;
+}
+
 /* In the worker thread: touches only the batch and the file system. */
 static void batch_work(void *userdata) {
         Batch *b = userdata;
 
-        /* Every new file's data first: nothing is renamed before it is durable. */
+        /* Every new file's data first: nothing is renamed before it is durable. Even creating a file may
+         * wait for the file system's journal, so that too is done here, never on the loop. */
         for (size_t i = 0; i < b->n; i++)
-                if (b->ops[i].type == OP_WRITE && fdatasync(b->ops[i].fd) < 0)
-                        b->ops[i].result = -errno;
+                if (b->ops[i].type == OP_WRITE)
+                        b->ops[i].result = write_temp(&b->ops[i]);
         /* Then the names, in the order they were asked for. */
         for (size_t i = 0; i < b->n; i++) {
                 Op *op = &b->ops[i];
@@ -261,18 +283,22 @@ static void batch_start(Durable *d) {
         }
 }
 
-/* What a removal or a new link needs of path's directory, asked on the loop (the inode is cached): a
- * directory that is read-only, immutable or not the service's to write is refused at once, before the
- * caller publishes anything. One that does not exist is fine (nothing to remove; a link's directory is
- * made by the caller). */
-static int check_dir_writable(const char *path) {
+/* What a change needs of path's directory, asked on the loop (access() reads the cached inode, it never
+ * waits for the journal as creating a file may): a directory that is read-only, immutable or not the
+ * service's to write is refused at once, before the caller publishes anything. For a removal or a link
+ * one that does not exist is fine (nothing to remove; a link's directory is made by the caller). */
+static int check_dir(const char *path, bool may_be_missing) {
         _cleanup_free_ char *copy = strdup(path);
 
         if (!copy)
                 return -ENOMEM;
-        if (access(dirname(copy), W_OK) < 0 && errno != ENOENT)
+        if (access(dirname(copy), W_OK) < 0 && !(may_be_missing && errno == ENOENT))
                 return -errno;
         return 0;
+}
+
+static int check_dir_writable(const char *path) {
+        return check_dir(path, true);
 }
 
 static int queue(Durable *d, Op *op) {
@@ -286,44 +312,24 @@ static int queue(Durable *d, Op *op) {
         return 0;
 }
 
-/* A new temporary file next to path, holding contents; its name ends in ".tmp~". */
-static int write_temp(Durable *d, const char *path, const char *contents, size_t size, mode_t mode, Op *op) {
-        _cleanup_free_ char *tmp = NULL;
-        int fd, r;
-
-        if (asprintf(&tmp, "%s.%" PRIu64 ".tmp~", path, ++d->n_tmp) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-        if (fd < 0 && errno == EEXIST) { /* left by an earlier run that crashed */
-                (void) unlink(tmp);
-                fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-        }
-        if (fd < 0)
-                return -errno;
-        r = write_all_fd(fd, contents, size);
-        if (r < 0) {
-                close(fd);
-                (void) unlink(tmp);
-                return r;
-        }
-        *op = (Op) { .type = OP_WRITE, .fd = fd, .tmp_path = TAKE_PTR(tmp) };
-        op->path = strdup(path);
-        if (!op->path) {
-                op_done(op);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 int durable_write(Durable *d, const char *path, const char *contents, size_t size, mode_t mode) {
-        Op op;
+        Op op = { .type = OP_WRITE, .fd = -1, .size = size, .mode = mode };
         int r;
 
         if (!d)
                 return write_file_atomic(path, contents, size, mode);
-        r = write_temp(d, path, contents, size, mode, &op);
+        r = check_dir(path, false); /* a new file needs its directory */
         if (r < 0)
                 return r;
+        op.path = strdup(path);
+        op.contents = malloc(size ?: 1);
+        if (op.contents)
+                memcpy(op.contents, contents, size);
+        if (!op.path || !op.contents || asprintf(&op.tmp_path, "%s.%" PRIu64 ".tmp~", path, ++d->n_tmp) < 0) {
+                op.tmp_path = NULL;
+                op_done(&op);
+                return -ENOMEM;
+        }
         return queue(d, &op);
 }
 

@@ -9,12 +9,12 @@
 
 #include "util/worker.h"
 
-/* Durable file changes without syncing on the event loop. A change is queued on the loop: a new file's
- * contents go to a fresh temporary file at once (so that the common failures, a directory that is not
- * writable or a full disk, are answered there, before anything is published), and everything that waits
- * for the disk (syncing the temporary file, the rename over the old file, the removal of a file or the
- * creation of a link, the syncs of the directories) runs in a worker thread, in the order the changes
- * were queued. Changes that arrive while one commit is in flight are committed together (one sync per
+/* Durable file changes without touching the disk on the event loop. A change is queued on the loop, after
+ * a check that its directory may be written (access(): a read-only, immutable or missing directory is
+ * answered there, before anything is published), and everything that may wait for the disk (writing a
+ * new file's contents to a fresh temporary file and syncing it, the rename over the old file, the
+ * removal of a file or the creation of a link, the syncs of the directories) runs in a worker thread, in
+ * the order the changes were queued. Changes that arrive while one commit is in flight are committed together (one sync per
  * directory for all of them).
  *
  * A crash at any moment leaves each file old or new, never torn: a temporary file is renamed only
@@ -28,8 +28,9 @@ int durable_new(sd_event *event, Worker *worker, Durable **ret);
 /* Commits what is queued (blocking), answers the waiters and frees d. */
 Durable *durable_free(Durable *d);
 
-/* Replaces path with contents (mode for a new file). Returns -errno when the temporary file cannot be
- * written: nothing is queued then, and path is untouched. A NULL d writes and syncs here and now. */
+/* Replaces path with contents (copied; mode for a new file). Returns -errno when path's directory cannot
+ * be written: nothing is queued then, and path is untouched (a full disk is heard by the waiter). A NULL d
+ * writes and syncs here and now. */
 int durable_write(Durable *d, const char *path, const char *contents, size_t size, mode_t mode);
 /* These three check on the loop that path's directory may be written (-errno, nothing queued, when not). */
 /* Removes path (absent is fine) and syncs its directory. */
