@@ -48,7 +48,9 @@ int bus_read_property_set_bool(sd_bus_message *m, int *ret, sd_bus_error *error)
  * Core queues changes of saved files (util/durable.h) and returns before they are synced; a method that
  * changed something answers only once its changes are durable. The handler takes the mark before it
  * calls core and answers with one of these; a change of this call that could not be committed turns
- * the answer into OperationFailed naming the file (which is then as it was before). */
+ * the answer into OperationFailed naming the file (which is then as it was before). A call answered later
+ * (BusLater) also waits for, and hears the failure of, changes other calls queued in between: its answer
+ * is never early, at worst too cautious. */
 uint64_t bus_durable_mark(BusServer *s);
 /* As bus_reply_done(), an empty reply once durable. */
 int bus_reply_done_durable(BusServer *s, sd_bus_message *m, uint64_t mark, int r, VbError *e, sd_bus_error *error);

@@ -32,7 +32,7 @@ typedef struct Op {
         size_t size;
         mode_t mode;
         char *target;   /* OP_SYMLINK */
-        int fd;
+        bool tmp_made;  /* OP_WRITE: the temporary file exists (removed unless renamed) */
         int result;
 } Op;
 
@@ -71,16 +71,13 @@ struct Durable {
 };
 
 static void op_done(Op *op) {
-        if (op->fd >= 0) {
-                close(op->fd);
-                if (op->tmp_path)
-                        (void) unlink(op->tmp_path);
-        }
+        if (op->tmp_made)
+                (void) unlink(op->tmp_path);
         free(op->path);
         free(op->tmp_path);
         free(op->contents);
         free(op->target);
-        *op = (Op) { .fd = -1, .seq = op->seq, .result = op->result };
+        *op = (Op) { .seq = op->seq, .result = op->result };
 }
 
 static void batch_free(Batch *b) {
@@ -114,21 +111,25 @@ static bool same_dir(const char *a, const char *b) {
         return na == nb && strncmp(a, b, na) == 0;
 }
 
-/* The temporary file of op, written and synced (a new file: its data and size are what a reader needs). */
+/* The temporary file of op, written and synced (a new file: its data and size are what a reader needs),
+ * and closed: a batch of any size holds no descriptors. */
 static int write_temp(Op *op) {
-        int r;
+        int fd, r;
 
-        op->fd = open(op->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, op->mode);
-        if (op->fd < 0 && errno == EEXIST) { /* left by an earlier run that crashed */
+        fd = open(op->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, op->mode);
+        if (fd < 0 && errno == EEXIST) { /* left by an earlier run that crashed */
                 (void) unlink(op->tmp_path);
-                op->fd = open(op->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, op->mode);
+                fd = open(op->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, op->mode);
         }
-        if (op->fd < 0)
+        if (fd < 0)
                 return -errno;
-        r = write_all_fd(op->fd, op->contents, op->size);
-        if (r < 0)
-                return r;
-        return fdatasync(op->fd) < 0 ? -errno : 0;
+        op->tmp_made = true;
+        r = write_all_fd(fd, op->contents, op->size);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        return r;
 }
 
 /* In the worker thread: touches only the batch and the file system. */
@@ -148,10 +149,8 @@ static void batch_work(void *userdata) {
                 case OP_WRITE:
                         if (op->result >= 0 && rename(op->tmp_path, op->path) < 0)
                                 op->result = -errno;
-                        if (op->result >= 0) {
-                                close(op->fd);
-                                op->fd = -1; /* renamed: nothing to remove */
-                        }
+                        if (op->result >= 0)
+                                op->tmp_made = false; /* renamed: nothing to remove */
                         break;
                 case OP_REMOVE:
                         if (unlink(op->path) < 0 && errno != ENOENT)
@@ -313,7 +312,7 @@ static int queue(Durable *d, Op *op) {
 }
 
 int durable_write(Durable *d, const char *path, const char *contents, size_t size, mode_t mode) {
-        Op op = { .type = OP_WRITE, .fd = -1, .size = size, .mode = mode };
+        Op op = { .type = OP_WRITE, .size = size, .mode = mode };
         int r;
 
         if (!d)
@@ -334,7 +333,7 @@ int durable_write(Durable *d, const char *path, const char *contents, size_t siz
 }
 
 int durable_remove(Durable *d, const char *path) {
-        Op op = { .type = OP_REMOVE, .fd = -1 };
+        Op op = { .type = OP_REMOVE };
         int r;
 
         if (!d) {
@@ -353,7 +352,7 @@ int durable_remove(Durable *d, const char *path) {
 }
 
 int durable_remove_dir(Durable *d, const char *path) {
-        Op op = { .type = OP_RMDIR, .fd = -1 };
+        Op op = { .type = OP_RMDIR };
         int r;
 
         if (!d) {
@@ -372,7 +371,7 @@ int durable_remove_dir(Durable *d, const char *path) {
 }
 
 int durable_symlink(Durable *d, const char *target, const char *path) {
-        Op op = { .type = OP_SYMLINK, .fd = -1 };
+        Op op = { .type = OP_SYMLINK };
         int r;
 
         if (!d) {
