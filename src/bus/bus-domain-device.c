@@ -132,19 +132,29 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         unsigned flags;
+        uint64_t mark;
+        BusLater *l;
         int r;
 
         r = begin_device_call(m, d, 0, &dev, &flags, &host, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* Replies at once, or when the hypervisor answered (0: bus_reply_driver_later). */
-        r = manager_domain_attach_device(s->manager, d, dev, &who, flags, bus_reply_driver_later,
-                                         sd_bus_message_ref(m), &e);
+        /* Replies at once, or when the hypervisor answered (0: bus_later_done); either once a changed
+         * definition is on disk. */
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_attach_device(s->manager, d, dev, &who, flags, bus_later_done, l, &e);
         log_host_device(m, d, "Attaching", host, r == 0 ? 1 : r, &e);
         if (r == 0)
                 return 1;
-        sd_bus_message_unref(m);
-        return bus_reply_done(m, r, &e, error);
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
+}
+
+static void on_detached(Domain *d, int r, const VbError *e, void *userdata) {
+        bus_later_reply(userdata, r, e);
 }
 
 int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -154,19 +164,25 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         unsigned flags;
+        uint64_t mark;
+        BusLater *l;
         int r;
 
         r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, &host, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* Replies at once (0) or when the guest answered or the wait ran out (1: bus_domain_reply_later). */
-        r = manager_domain_detach_device(s->manager, d, probe, flags, bus_domain_reply_later, sd_bus_message_ref(m),
-                                         &e);
+        /* Replies at once (0) or when the guest answered or the wait ran out (1: on_detached); either
+         * once a changed definition is on disk. */
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_detach_device(s->manager, d, probe, flags, on_detached, l, &e);
         log_host_device(m, d, "Detaching", host, r, &e);
         if (r == 1)
                 return 1;
-        sd_bus_message_unref(m);
-        return bus_reply_done(m, r, &e, error);
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -176,17 +192,22 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         unsigned flags;
+        uint64_t mark;
+        BusLater *l;
         int r;
 
         r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_update_device(s->manager, d, dev, &who, flags, bus_reply_driver_later,
-                                         sd_bus_message_ref(m), &e);
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_update_device(s->manager, d, dev, &who, flags, bus_later_done, l, &e);
         if (r == 0)
-                return 1; /* bus_reply_driver_later replies */
-        sd_bus_message_unref(m);
-        return bus_reply_done(m, r, &e, error);
+                return 1; /* bus_later_done replies */
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 static void emit(BusServer *s, Domain *d, const char *member, const char *types, const char *a, const char *b) {

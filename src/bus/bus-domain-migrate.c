@@ -324,16 +324,12 @@ static int method_migrate_to(sd_bus_message *m, void *userdata, sd_bus_error *er
 
 /* FinishMigration, AbortMigration ---------------------------------------------------------------------- */
 
-static void on_finished(int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-
-        bus_reply_later(m, r, e);
-}
-
 static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         VbError e = VB_ERROR_NULL;
         const char *cookie;
+        uint64_t mark;
+        BusLater *l;
         int r;
 
         r = sd_bus_message_rewind(m, true);
@@ -345,12 +341,16 @@ static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_err
                                  (const char *[]) { "domain", d->name, NULL }, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_migration_finish(d->manager, d, cookie, on_finished, sd_bus_message_ref(m), &e);
+        /* Answered once a definition saved or removed here is on disk. */
+        mark = bus_durable_mark(server_of(d));
+        l = bus_later_new(server_of(d), m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_migration_finish(d->manager, d, cookie, bus_later_done, l, &e);
         if (r == 0)
-                return 1; /* on_finished answers */
-        r = bus_reply_done(m, r, &e, error);
-        sd_bus_message_unref(m);
-        return r;
+                return 1; /* bus_later_done answers */
+        bus_later_free(l);
+        return bus_reply_done_durable(server_of(d), m, mark, r, &e, error);
 }
 
 static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {

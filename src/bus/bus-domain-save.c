@@ -123,16 +123,19 @@ int bus_domain_start_saved(sd_bus_message *m, Domain *d, bool paused, sd_bus_err
 
 int bus_domain_method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
+        BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t flags;
+        uint64_t flags, mark;
         int r;
 
         r = begin_manage(m, d, UNDEFINE_MANAGED_SAVE | UNDEFINE_SNAPSHOTS_METADATA, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        mark = bus_durable_mark(s);
         r = manager_domain_undefine_with(d->manager, d, flags & UNDEFINE_MANAGED_SAVE,
                                          flags & UNDEFINE_SNAPSHOTS_METADATA, &e);
-        return bus_reply_done(m, r, &e, error);
+        /* Once the removal is on disk; d may be gone now. */
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 int bus_domain_property_get_has_managed_save(sd_bus *bus, const char *path, const char *interface,

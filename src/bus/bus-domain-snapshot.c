@@ -117,35 +117,34 @@ static const BusParseSpec snapshot_spec = {
 
 /* The snapshot operations answer when the backend is done; the message is kept until then. */
 static void on_created(int r, DomainSnapshot *s, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        BusLater *l = userdata;
 
-        if (r < 0) {
-                bus_reply_later(m, r, e);
-                return;
-        }
-        r = bus_reply_path(m, bus_domain_snapshot_path(s));
         if (r < 0)
-                /* The caller may have gone: nothing is kept for it. */
-                log_debug_errno(r, "Failed to answer CreateSnapshot, ignoring: %m");
+                bus_later_reply(l, r, e);
+        else /* once its metadata is on disk */
+                bus_later_reply_path(l, bus_domain_snapshot_path(s));
 }
 
 static void on_done(int r, DomainSnapshot *s, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-
-        bus_reply_later(m, r, e);
+        bus_later_reply(userdata, r, e); /* once the metadata's changes are on disk */
 }
 
-/* Hands the kept message to the operation started by the caller (r: what starting it returned). */
-static int started(sd_bus_message *m, int r, VbError *e, sd_bus_error *error) {
+/* Hands the kept call to the operation started by the caller (r: what starting it returned). */
+static int started(BusLater *l, int r, VbError *e, sd_bus_error *error) {
         if (r < 0) {
-                sd_bus_message_unref(m);
+                bus_later_free(l);
                 return bus_reply_vb_error(error, e, r);
         }
         return 1;
 }
 
+static BusLater *later(const Domain *d, sd_bus_message *m) {
+        return bus_later_new(server_of(d), m);
+}
+
 int bus_domain_method_create_snapshot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
+        BusLater *l;
         VbError e = VB_ERROR_NULL;
         void *def = NULL;
         uint64_t flags;
@@ -154,8 +153,13 @@ int bus_domain_method_create_snapshot(sd_bus_message *m, void *userdata, sd_bus_
         r = bus_parse_document(server_of(d), m, &snapshot_spec, 0, d, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_snapshot_create(d->manager, d, def, flags, on_created, sd_bus_message_ref(m), &e);
-        return started(m, r, &e, error);
+        l = later(d, m);
+        if (!l) {
+                snapshot_def_free(def);
+                return -ENOMEM;
+        }
+        r = manager_snapshot_create(d->manager, d, def, flags, on_created, l, &e);
+        return started(l, r, &e, error);
 }
 
 static int reply_list(sd_bus_message *m, DomainSnapshot **list, size_t n) {
@@ -218,18 +222,23 @@ static int begin_manage(DomainSnapshot *s, sd_bus_message *m, uint64_t allowed, 
 
 static int method_revert(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         DomainSnapshot *s = userdata;
+        BusLater *l;
         VbError e = VB_ERROR_NULL;
         int r;
 
         r = begin_manage(s, m, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_snapshot_revert(s->domain->manager, s, 0, on_done, sd_bus_message_ref(m), &e);
-        return started(m, r, &e, error);
+        l = later(s->domain, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_snapshot_revert(s->domain->manager, s, 0, on_done, l, &e);
+        return started(l, r, &e, error);
 }
 
 static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         DomainSnapshot *s = userdata;
+        BusLater *l;
         VbError e = VB_ERROR_NULL;
         uint64_t flags;
         int r;
@@ -240,8 +249,11 @@ static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if ((flags & SNAPSHOT_DELETE_CHILDREN) && (flags & SNAPSHOT_DELETE_CHILDREN_ONLY))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Flags 1 (with children) and 2 (children only) exclude each other");
-        r = manager_snapshot_delete(s->domain->manager, s, flags, on_done, sd_bus_message_ref(m), &e);
-        return started(m, r, &e, error);
+        l = later(s->domain, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_snapshot_delete(s->domain->manager, s, flags, on_done, l, &e);
+        return started(l, r, &e, error);
 }
 
 static int method_list_children(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -126,9 +126,10 @@ int bus_domain_parse_create(BusServer *s, sd_bus_message *m, DomainDef **ret, ui
 }
 
 /* A volume disk's file (0600 in a pool) is opened by the service itself when polkit lets the caller use
- * that volume (org.virtbus1.storage.manage, details pool and volume) and the volume is the caller's own
- * (storage_vol_resolve: a volume another user created is AccessDenied, at Define and again at every
- * start and hot-plug); that is recorded as a grant of the volume's path. */
+ * that volume (org.virtbus1.storage.manage, details pool and volume) and the volume is the caller's own,
+ * or root's and the disk read-only (<readonly/>, cdrom, floppy: the descriptor QEMU gets is then opened
+ * read-only) (storage_vol_resolve: any other is AccessDenied, at Define and again at every start and
+ * hot-plug); that is recorded as a grant of the volume's path. */
 static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain, const DeviceDef *dev,
                             DomainAccess *access, sd_bus_error *error) {
         _cleanup_free_ char *path = NULL;
@@ -138,7 +139,8 @@ static int authorize_volume(BusServer *s, sd_bus_message *m, const char *domain,
 
         if (!device_disk_get_volume(dev, &pool, &volume) || access->owner == 0)
                 return 1;
-        r = storage_vol_resolve(s->manager->storage, pool, volume, false, (uid_t) access->owner, &path, NULL, &e);
+        r = storage_vol_resolve(s->manager->storage, pool, volume, false, (uid_t) access->owner,
+                                device_disk_is_readonly(dev), &path, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         r = bus_polkit_check(s->polkit, m, BUS_ACTION_STORAGE_MANAGE,
@@ -558,6 +560,7 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *name;
+        uint64_t mark;
         int r;
 
         r = sd_bus_message_read(m, "s", &name);
@@ -573,8 +576,9 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = begin_manage(s, m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        mark = bus_durable_mark(s);
         r = manager_domain_rename(s->manager, d, name, &e);
-        return bus_reply_done(m, r, &e, error);
+        return bus_reply_done_durable(s, m, mark, r, &e, error); /* once the definition is on disk */
 }
 
 static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -611,7 +615,8 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t kib, flags;
+        uint64_t kib, flags, mark;
+        BusLater *l;
         int r;
 
         r = sd_bus_message_read(m, "t", &kib);
@@ -620,20 +625,24 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), bus_reply_driver_later,
-                                      sd_bus_message_ref(m), &e);
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), bus_later_done, l, &e);
         if (r == 0)
-                return 1; /* bus_reply_driver_later replies */
-        sd_bus_message_unref(m);
-        return bus_reply_done(m, r, &e, error);
+                return 1; /* bus_later_done replies, once the definition is on disk */
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t flags;
+        uint64_t flags, mark;
         uint32_t count;
+        BusLater *l;
         int r;
 
         r = sd_bus_message_read(m, "u", &count);
@@ -642,12 +651,16 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM,
-                                     bus_reply_driver_later, sd_bus_message_ref(m), &e);
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM, bus_later_done,
+                                     l, &e);
         if (r == 0)
-                return 1; /* bus_reply_driver_later replies */
-        sd_bus_message_unref(m);
-        return bus_reply_done(m, r, &e, error);
+                return 1; /* bus_later_done replies */
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 #define DOMAIN_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, Domain, d, sig, expr)

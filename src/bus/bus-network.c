@@ -131,7 +131,7 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
         NetworkCaller caller = {};
         VbError e = VB_ERROR_NULL;
         void *def = NULL;
-        uint64_t flags;
+        uint64_t flags, mark = bus_durable_mark(s);
         Network *n;
         int r;
 
@@ -144,7 +144,7 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
                 r = network_define_def(registry_of(s), def, &caller, &n, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
-        return bus_reply_path(m, bus_network_path(n));
+        return bus_reply_path_durable(s, m, mark, bus_network_path(n)); /* once the definition is on disk */
 }
 
 int bus_manager_method_define_network(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -199,14 +199,16 @@ static int run_manage(sd_bus_message *m, Network *n, sd_bus_error *error, Networ
         BusServer *s = server_of(n);
         const char *details[] = { "network", n->name, NULL };
         VbError e = VB_ERROR_NULL;
+        uint64_t mark = bus_durable_mark(s);
         int r;
 
         r = bus_begin_flags_call(s, m, 0, ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* The network may go away in op (a transient one stopped): reply first-thing after. */
+        /* The network may go away in op (a transient one stopped): reply first-thing after (Undefine:
+         * once the definition's removal is on disk). */
         r = op(n->registry, n, &e);
-        return bus_reply_done(m, r, &e, error);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -323,6 +325,18 @@ static const sd_bus_vtable network_vtable[] = {
 
 /* Before sd-bus looks at the vtable: calls to networks that went away get a plain answer, and writes of
  * Autostart ask polkit (org.virtbus1.network.manage) before the setter runs. */
+static int set_autostart(BusServer *s, sd_bus_message *m, Network *n, sd_bus_error *error) {
+        VbError e = VB_ERROR_NULL;
+        uint64_t mark = bus_durable_mark(s);
+        int b, r;
+
+        r = bus_read_property_set_bool(m, &b, error);
+        if (r < 0)
+                return r;
+        r = network_set_autostart(n->registry, n, b, &e);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
+}
+
 static int network_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusServer *s = userdata;
         const char *path = sd_bus_message_get_path(m), *interface, *property;
@@ -347,7 +361,11 @@ static int network_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = bus_polkit_check(s->polkit, m, rule->action, (const char *[]) { "network", n->name, NULL }, error);
         if (r < 0)
                 return r;
-        return r == 0 ? 1 : 0;
+        if (r == 0)
+                return 1;
+        if (!streq(property, "Autostart"))
+                return 0;
+        return set_autostart(s, m, n, error); /* answered once the link is on disk */
 }
 
 static void on_added(void *userdata, Network *n) {

@@ -4,6 +4,9 @@
 
 #include "bus/bus-error.h"
 #include "bus/bus-object.h"
+#include "core/manager.h"
+#include "util/durable.h"
+#include "util/log.h"
 
 int bus_read_flags(sd_bus_message *m, uint64_t allowed, uint64_t *ret_flags, sd_bus_error *error) {
         uint64_t flags;
@@ -89,18 +92,142 @@ void bus_reply_later(sd_bus_message *m, int r, const VbError *e) {
                 (void) sd_bus_reply_method_return(m, NULL);
 }
 
-void bus_reply_driver_later(int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
-
-        bus_reply_later(m, r, e);
-}
-
 int bus_reply_path(sd_bus_message *m, char *path) {
         _cleanup_free_ char *p = path;
 
         if (!p)
                 return -ENOMEM;
         return sd_bus_reply_method_return(m, "o", p);
+}
+
+int bus_read_property_set_bool(sd_bus_message *m, int *ret, sd_bus_error *error) {
+        const char *property = NULL;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", NULL, &property);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(m, 'v', "b");
+        if (r >= 0)
+                r = sd_bus_message_read(m, "b", ret);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s takes a boolean ('b') value",
+                                         strna(property));
+        return 0;
+}
+
+uint64_t bus_durable_mark(BusServer *s) {
+        return durable_seq(s->manager->durable);
+}
+
+typedef struct DurableReply {
+        sd_bus_message *call, *reply;
+} DurableReply;
+
+static void on_durable(int r, const char *path, void *userdata) {
+        DurableReply *d = userdata;
+
+        if (r < 0) {
+                VbError e = VB_ERROR_NULL;
+
+                (void) vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to save '%s': %s", strna(path),
+                                    strerror(-r));
+                bus_reply_later(d->call, r, &e);
+                vb_error_free(&e);
+        } else
+                (void) sd_bus_send(NULL, d->reply, NULL);
+        sd_bus_message_unref(d->call);
+        sd_bus_message_unref(d->reply);
+        free(d);
+}
+
+int bus_send_durable(BusServer *s, sd_bus_message *call, sd_bus_message *reply, uint64_t mark) {
+        DurableReply *d;
+        int r;
+
+        d = new0(DurableReply, 1);
+        if (!d)
+                return -ENOMEM;
+        r = durable_wait(s->manager->durable, mark, on_durable, d);
+        if (r != 0) {
+                free(d);
+                return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
+        }
+        d->call = sd_bus_message_ref(call);
+        d->reply = sd_bus_message_ref(reply);
+        return 1;
+}
+
+int bus_reply_done_durable(BusServer *s, sd_bus_message *m, uint64_t mark, int r, VbError *e, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        if (r < 0)
+                return bus_reply_vb_error(error, e, r);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        return bus_send_durable(s, m, reply, mark);
+}
+
+int bus_reply_path_durable(BusServer *s, sd_bus_message *m, uint64_t mark, char *path) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *p = path;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "o", p);
+        if (r < 0)
+                return r;
+        return bus_send_durable(s, m, reply, mark);
+}
+
+void bus_reply_later_durable(BusServer *s, sd_bus_message *m, uint64_t mark, int r, const VbError *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        if (r < 0 || sd_bus_message_new_method_return(m, &reply) < 0 || bus_send_durable(s, m, reply, mark) < 0)
+                bus_reply_later(m, r < 0 ? r : -ENOMEM, e);
+}
+
+struct BusLater {
+        BusServer *server;
+        sd_bus_message *m;
+        uint64_t mark;
+};
+
+BusLater *bus_later_new(BusServer *s, sd_bus_message *m) {
+        BusLater *l = new0(BusLater, 1);
+
+        if (!l)
+                return NULL;
+        *l = (BusLater) { .server = s, .m = sd_bus_message_ref(m), .mark = bus_durable_mark(s) };
+        return l;
+}
+
+BusLater *bus_later_free(BusLater *l) {
+        if (!l)
+                return NULL;
+        sd_bus_message_unref(l->m);
+        free(l);
+        return NULL;
+}
+
+void bus_later_reply(BusLater *l, int r, const VbError *e) {
+        bus_reply_later_durable(l->server, l->m, l->mark, r, e);
+        bus_later_free(l);
+}
+
+void bus_later_done(int r, const VbError *e, void *userdata) {
+        bus_later_reply(userdata, r, e);
+}
+
+void bus_later_reply_path(BusLater *l, char *path) {
+        int r = bus_reply_path_durable(l->server, l->m, l->mark, path);
+
+        if (r < 0) /* the caller may have gone: nothing is kept for it */
+                log_debug_errno(r, "Failed to answer %s(), ignoring: %m", strna(sd_bus_message_get_member(l->m)));
+        bus_later_free(l);
 }
 
 int bus_reply_list_begin(sd_bus_message *m, sd_bus_message **ret) {

@@ -39,11 +39,41 @@ int bus_reply_done(sd_bus_message *m, int r, VbError *e, sd_bus_error *error);
 
 /* For a message kept to be answered later: sends the error of (r < 0, e), or an empty reply. */
 void bus_reply_later(sd_bus_message *m, int r, const VbError *e);
-/* The same as a completion (VbDriverDone) whose userdata is a reference to the message, dropped here. */
-void bus_reply_driver_later(int r, const VbError *e, void *userdata);
 
 /* Replies with the object path "o"; takes path (NULL: -ENOMEM). */
 int bus_reply_path(sd_bus_message *m, char *path);
+
+/* The value of a Properties.Set of a boolean (the message at its start: "ssv"); the error names the
+ * property. */
+int bus_read_property_set_bool(sd_bus_message *m, int *ret, sd_bus_error *error);
+
+/* ---- Answers once the change is on disk ----
+ * Core queues changes of saved files (util/durable.h) and returns before they are synced; a method that
+ * changed something answers only once its changes are durable. The handler takes the mark before it
+ * calls core and answers with one of these; a change of this call that could not be committed turns
+ * the answer into OperationFailed naming the file (which is then as it was before). A call answered later
+ * (BusLater) also waits for, and hears the failure of, changes other calls queued in between: its answer
+ * is never early, at worst too cautious. */
+uint64_t bus_durable_mark(BusServer *s);
+/* As bus_reply_done(), an empty reply once durable. */
+int bus_reply_done_durable(BusServer *s, sd_bus_message *m, uint64_t mark, int r, VbError *e, sd_bus_error *error);
+/* As bus_reply_path() (takes path). */
+int bus_reply_path_durable(BusServer *s, sd_bus_message *m, uint64_t mark, char *path);
+/* As bus_reply_later(). */
+void bus_reply_later_durable(BusServer *s, sd_bus_message *m, uint64_t mark, int r, const VbError *e);
+/* Sends reply (an answer to call, built) once durable; takes neither. */
+int bus_send_durable(BusServer *s, sd_bus_message *call, sd_bus_message *reply, uint64_t mark);
+
+/* A call answered later (core's done callback), once its changes are durable: the message and the mark
+ * taken now, before core is called. */
+typedef struct BusLater BusLater;
+BusLater *bus_later_new(BusServer *s, sd_bus_message *m);
+BusLater *bus_later_free(BusLater *l);
+/* Answer as bus_reply_later(), or with path ("o", taken; r >= 0), once durable; both free l. */
+void bus_later_reply(BusLater *l, int r, const VbError *e);
+/* bus_later_reply() as a completion (VbDriverDone, DomainOpDone) whose userdata is the BusLater. */
+void bus_later_done(int r, const VbError *e, void *userdata);
+void bus_later_reply_path(BusLater *l, char *path);
 
 /* The reply of a List method: "ao" opened, for the handler to append the paths it lists ('o'). */
 int bus_reply_list_begin(sd_bus_message *m, sd_bus_message **ret);

@@ -61,6 +61,7 @@ struct Call {
         const BusParseSpec *spec;
         Sender *sender;
         const char *xml;        /* in m */
+        const char *object;     /* in m: the object path after xml (spec->object_arg) */
         size_t bytes;           /* of xml, once counted against the sender */
         uint64_t flags;
         unsigned parse_flags;
@@ -299,11 +300,32 @@ static int call_count_bytes(Call *c, sd_bus_error *error) {
 /* In a worker thread: the arguments. sd-bus checks a string when it is read (no NUL inside, UTF-8), which
  * for a document of megabytes takes milliseconds: not on the event loop. Nothing on the loop touches the
  * message's reading position meanwhile (the loop only keeps it, and reads its sender). */
+/* "sot": the document, an object path, flags; the same checks as bus_read_xml_and_flags(). */
+static int read_xml_object_and_flags(Call *c) {
+        int r;
+
+        r = sd_bus_message_read(c->m, "sot", &c->xml, &c->object, &c->flags);
+        if (r < 0)
+                return r;
+        r = bus_check_flags(c->flags, c->spec->allowed_flags, &c->bus_error);
+        if (r < 0)
+                return r;
+        if (strlen(c->xml) > c->spec->max)
+                return sd_bus_error_setf(&c->bus_error, SD_BUS_ERROR_INVALID_ARGS, "The %s is larger than %zu bytes",
+                                         c->spec->what, c->spec->max);
+        if (isempty(c->xml))
+                return sd_bus_error_setf(&c->bus_error, SD_BUS_ERROR_INVALID_ARGS, "The %s is empty", c->spec->what);
+        return 0;
+}
+
 static void read_work(void *userdata) {
         Call *c = userdata;
 
-        c->r = bus_read_xml_skip_flags(c->m, c->spec->skip, c->spec->allowed_flags, c->spec->max, c->spec->what,
-                                       &c->xml, &c->flags, &c->bus_error);
+        if (c->spec->object_arg)
+                c->r = read_xml_object_and_flags(c);
+        else
+                c->r = bus_read_xml_skip_flags(c->m, c->spec->skip, c->spec->allowed_flags, c->spec->max,
+                                               c->spec->what, &c->xml, &c->flags, &c->bus_error);
         if (c->r < 0)
                 return;
         c->length = strlen(c->xml);
@@ -492,6 +514,18 @@ static int call_read(BusParse *p, Call *c, sd_bus_error *error) {
 
 int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                        void *userdata, void **ret_def, uint64_t *ret_flags, sd_bus_error *error) {
+        return bus_parse_document_object(s, m, spec, parse_flags, userdata, ret_def, NULL, ret_flags, error);
+}
+
+const char *bus_parse_call_object(BusServer *s, sd_bus_message *m) {
+        Call *c = call_find(s->parse, m);
+
+        return c ? c->object : NULL;
+}
+
+int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
+                              void *userdata, void **ret_def, const char **ret_object, uint64_t *ret_flags,
+                              sd_bus_error *error) {
         BusParse *p = s->parse;
         Call *c = call_find(p, m);
         int r;
@@ -538,6 +572,8 @@ int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec
                 if (r > 0) {
                         *ret_def = TAKE_PTR(c->def);
                         *ret_flags = c->flags;
+                        if (ret_object)
+                                *ret_object = c->object;
                 }
                 call_drop(c);
                 return r < 0 ? r : 1;

@@ -2,8 +2,8 @@
 #pragma once
 
 /* The first steps of a method whose argument is an XML document (DefineDomain, CreateDomain,
- * DefineNetwork, CreateNetwork, AttachDevice, DetachDevice, UpdateDevice), so that no caller can hold up
- * another:
+ * DefineNetwork, CreateNetwork, AttachDevice, DetachDevice, UpdateDevice, CreateVolume, CreateVolumeFrom),
+ * so that no caller can hold up another:
  *   1. the caller's limits: at most BUS_PARSE_CALLS_MAX such calls and BUS_PARSE_BYTES_MAX bytes of
  *      documents in flight per unique bus name (org.virtbus1.Error.LimitsExceeded beyond);
  *   2. a caller who is not root: the arguments are read in a worker thread (sd-bus checks the whole
@@ -56,6 +56,9 @@ typedef struct BusParseSpec {
         /* Then, once that said yes, this (may be NULL), with the same answers: what the definition
          * reaches on the host (bus_domain_authorize_paths), which may take several questions. */
         BusParseAuthorizeFunc authorize_more;
+        /* When set, the document is followed by an object path ("sot" instead of "st"; CreateVolumeFrom's
+         * source): the argument's name, for the messages. */
+        const char *object_arg;
 } BusParseSpec;
 
 typedef struct BusParse BusParse;
@@ -69,6 +72,12 @@ BusParse *bus_parse_free(BusParse *p);
  * with error set. parse_flags go to spec->parse, userdata to spec->authorize. */
 int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                        void *userdata, void **ret_def, uint64_t *ret_flags, sd_bus_error *error);
+/* The same for a spec with object_arg: *ret_object is the path (in m). */
+int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
+                              void *userdata, void **ret_def, const char **ret_object, uint64_t *ret_flags,
+                              sd_bus_error *error);
+/* The object path argument of m's call in flight (for spec->authorize_more), NULL when there is none. */
+const char *bus_parse_call_object(BusServer *s, sd_bus_message *m);
 
 /* Sets the rate of documents of callers other than root (bytes a second per uid; 0: no limit). */
 void bus_parse_set_rate(BusParse *p, uint64_t bytes_per_sec);

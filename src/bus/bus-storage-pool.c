@@ -82,7 +82,7 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
         VbError e = VB_ERROR_NULL;
         void *def = NULL;
         StoragePool *p;
-        uint64_t flags;
+        uint64_t flags, mark = bus_durable_mark(s);
         int r;
 
         r = bus_parse_document(s, m, &definition_spec, 0, NULL, &def, &flags, error);
@@ -94,7 +94,7 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
                 r = storage_pool_define(registry_of(s), def, &p, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
-        return bus_reply_path(m, bus_storage_pool_path(p));
+        return bus_reply_path_durable(s, m, mark, bus_storage_pool_path(p)); /* once the definition is on disk */
 }
 
 int bus_manager_method_define_storage_pool(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -162,14 +162,16 @@ static int run_manage(sd_bus_message *m, StoragePool *p, sd_bus_error *error, Po
         BusServer *s = server_of(p);
         const char *details[] = { "pool", p->name, NULL };
         VbError e = VB_ERROR_NULL;
+        uint64_t mark = bus_durable_mark(s);
         int r;
 
         r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* The pool may go away in op (a transient one stopped): reply first-thing after. */
+        /* The pool may go away in op (a transient one stopped): reply first-thing after (Undefine: once
+         * the definition's removal is on disk). */
         r = op(p->registry, p, &e);
-        return bus_reply_done(m, r, &e, error);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -322,6 +324,18 @@ static const sd_bus_vtable pool_vtable[] = {
 
 /* Before sd-bus looks at the vtable: calls to pools that went away get a plain answer, and writes of
  * Autostart ask polkit before the setter runs. */
+static int set_autostart(BusServer *s, sd_bus_message *m, StoragePool *p, sd_bus_error *error) {
+        VbError e = VB_ERROR_NULL;
+        uint64_t mark = bus_durable_mark(s);
+        int b, r;
+
+        r = bus_read_property_set_bool(m, &b, error);
+        if (r < 0)
+                return r;
+        r = storage_pool_set_autostart(p->registry, p, b, &e);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
+}
+
 static int pool_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusServer *s = userdata;
         const char *path = sd_bus_message_get_path(m), *interface, *property;
@@ -344,7 +358,9 @@ static int pool_gate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, (const char *[]) { "pool", p->name, NULL }, error);
         if (r < 0)
                 return r;
-        return r == 0 ? 1 : 0;
+        if (r == 0)
+                return 1;
+        return set_autostart(s, m, p, error); /* answered once the link is on disk */
 }
 
 static void on_added(void *userdata, StoragePool *p) {

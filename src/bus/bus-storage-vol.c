@@ -118,8 +118,9 @@ static int caller_uid(BusServer *s, sd_bus_message *m, uid_t *ret, sd_bus_error 
         return r < 0 ? sd_bus_error_set_errnof(error, r, "Failed to find out who called: %m") : 0;
 }
 
-/* A caller other than root may act only on the volumes it created (AccessDenied naming the owner). */
-static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_error *error) {
+/* A caller other than root may change only the volumes it created, and read those and root's
+ * (AccessDenied naming the owner). */
+static int check_use(BusServer *s, sd_bus_message *m, StorageVol *v, bool read_only, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
         uid_t uid;
         int r;
@@ -127,8 +128,12 @@ static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_er
         r = caller_uid(s, m, &uid, error);
         if (r < 0)
                 return r;
-        r = storage_vol_check_owner(v, uid, &e);
+        r = read_only ? storage_vol_check_read(v, uid, &e) : storage_vol_check_owner(v, uid, &e);
         return r < 0 ? bus_reply_vb_error(error, &e, r) : 0;
+}
+
+static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_error *error) {
+        return check_use(s, m, v, false, error);
 }
 
 int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -320,7 +325,7 @@ static int method_transfer(sd_bus_message *m, StorageVol *v, StorageJobKind kind
         r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = check_owner(s, m, v, error);
+        r = check_use(s, m, v, kind == STORAGE_JOB_DOWNLOAD, error);
         if (r < 0)
                 return r;
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -382,46 +387,65 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(m, NULL);
 }
 
-/* CreateVolumeFrom(s xml, o source, t flags): a volume description of at most VOL_XML_MAX, parsed at once
- * (a bounded few milliseconds at worst); polkit is asked about the new volume and about the source
- * (details pool and volume of each); answered with the new volume when its filling is done. */
+/* The source of CreateVolumeFrom: the volume at the call's object path argument. */
+static StorageVol *clone_source(BusServer *s, sd_bus_message *m, const char *path, sd_bus_error *error) {
+        StorageVol *source = path ? bus_storage_vol_from_path(s, path) : NULL;
+
+        if (!source)
+                sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchStorageVol", "Argument 'source': no volume at '%s'.",
+                                  strna(path));
+        return source;
+}
+
+/* After the new volume was authorized: polkit about the source too (details pool and volume). */
+static int authorize_source(BusServer *s, sd_bus_message *m, const void *def, void *userdata, sd_bus_error *error) {
+        StorageVol *source = clone_source(s, m, bus_parse_call_object(s, m), error);
+
+        if (!source)
+                return -ENOENT;
+        return bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE,
+                                (const char *[]) { "pool", source->pool->name, "volume", source->name, NULL }, error);
+}
+
+/* As CreateVolume's, with the source ("sot") asked about once the new volume is allowed. */
+static const BusParseSpec clone_spec = {
+        .what = "volume description",
+        .max = VOL_XML_MAX,
+        .parse = parse_volume,
+        .free = free_volume,
+        .action = VB_STORAGE_ACTION_MANAGE,
+        .detail_key = "volume",
+        .name = volume_name,
+        .context_key = "pool",
+        .context = pool_name,
+        .authorize_more = authorize_source,
+        .object_arg = "source",
+};
+
+/* CreateVolumeFrom(s xml, o source, t flags): the description read and parsed off the event loop
+ * (bus-parse.c), polkit asked about the new volume and then the source (details pool and volume of
+ * each); answered with the new volume when its filling is done. */
 int bus_storage_pool_method_create_volume_from(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         static const StorageVolJobCallbacks callbacks = { .progress = on_job_progress, .done = on_job_done };
         _cleanup_(storage_vol_def_freep) StorageVolDef *def = NULL;
         StoragePool *p = userdata;
         BusServer *s = p->registry->events.userdata;
-        const char *xml, *source_path;
+        const char *source_path = NULL;
         VbError e = VB_ERROR_NULL;
         StorageVol *source, *v;
         uint64_t flags;
+        void *parsed = NULL;
         VolCall *c;
         uid_t uid;
         int r;
 
-        r = sd_bus_message_read(m, "sot", &xml, &source_path, &flags);
-        if (r < 0)
-                return r;
-        r = bus_check_flags(flags, 0, error);
-        if (r < 0)
-                return r;
-        if (strlen(xml) > VOL_XML_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The volume description is larger than %u bytes.",
-                                         VOL_XML_MAX);
-        source = bus_storage_vol_from_path(s, source_path);
+        r = bus_parse_document_object(s, m, &clone_spec, 0, p, &parsed, &source_path, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        def = parsed;
+        source = clone_source(s, m, source_path, error); /* it may have gone meanwhile */
         if (!source)
-                return sd_bus_error_setf(error, VB_ERROR_PREFIX "NoSuchStorageVol", "Argument 'source': no volume at '%s'.",
-                                         source_path);
-        r = storage_vol_def_parse_string(xml, &def, &e);
-        if (r < 0)
-                return bus_reply_vb_error(error, &e, r);
-        r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE,
-                             (const char *[]) { "pool", p->name, "volume", def->name, NULL }, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = bus_polkit_check(s->polkit, m, VB_STORAGE_ACTION_MANAGE,
-                             (const char *[]) { "pool", source->pool->name, "volume", source->name, NULL }, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
+                return -ENOENT;
         r = caller_uid(s, m, &uid, error);
         if (r < 0)
                 return r;

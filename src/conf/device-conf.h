@@ -152,6 +152,8 @@ const char *device_disk_get_target(const DeviceDef *def);
 const char *device_disk_get_source(const DeviceDef *def);
 /* <disk type='volume'><source pool='P' volume='V'/>: true with both names. */
 bool device_disk_get_volume(const DeviceDef *def, const char **ret_pool, const char **ret_volume);
+/* The guest cannot write to the disk: <readonly/>, or a cdrom or floppy (as domain-paths.c reads it). */
+bool device_disk_is_readonly(const DeviceDef *def);
 /* What a volume disk is to a hypervisor: type='file' with the volume's path, and the volume's format as
  * <driver type> unless one was given. */
 int device_disk_set_volume_file(DeviceDef *def, const char *path, const char *format);

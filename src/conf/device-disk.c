@@ -184,6 +184,12 @@ const char *device_disk_get_source(const DeviceDef *dev) {
         return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->source : NULL;
 }
 
+bool device_disk_is_readonly(const DeviceDef *dev) {
+        const DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
+
+        return d && (d->readonly || d->device == DISK_DEVICE_CDROM || d->device == DISK_DEVICE_FLOPPY);
+}
+
 bool device_disk_get_volume(const DeviceDef *dev, const char **ret_pool, const char **ret_volume) {
         const DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
 

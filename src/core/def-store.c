@@ -24,36 +24,41 @@ int def_store_sync_dir(const char *dir) {
         return r;
 }
 
-int def_store_save(const char *dir, const char *uuid, const char *xml, VbError *reterr) {
+int def_store_save(Durable *durable, const char *dir, const char *uuid, const char *xml, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         int r;
 
         r = def_store_path(dir, uuid, &path);
         if (r < 0)
                 return r;
-        r = write_file_atomic(path, xml, strlen(xml), 0600);
+        r = durable_write(durable, path, xml, strlen(xml), 0600);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to save '%s': %s", path,
                                     strerror(-r));
-        log_debug("Saved %s.", path);
+        log_debug("Saving %s.", path);
         return 0;
 }
 
-int def_store_remove(const char *dir, const char *uuid, VbError *reterr) {
+int def_store_remove(Durable *durable, const char *dir, const char *uuid, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         int r;
 
-        (void) def_store_set_autostart(dir, uuid, false, NULL);
         r = def_store_path(dir, uuid, &path);
         if (r < 0)
                 return r;
-        if (unlink(path) < 0 && errno != ENOENT)
+        /* Refused before anything is queued (the link is not to go alone). */
+        if (access(dir, W_OK) < 0 && errno != ENOENT)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %m", path);
-        (void) def_store_sync_dir(dir);
+        (void) def_store_set_autostart(durable, dir, uuid, false, NULL);
+        /* Nothing to check first: the removal and the directory's sync follow in order. */
+        r = durable_remove(durable, path);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %s", path,
+                                    strerror(-r));
         return 0;
 }
 
-int def_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr) {
+int def_store_set_autostart(Durable *durable, const char *dir, const char *uuid, bool autostart, VbError *reterr) {
         _cleanup_free_ char *adir = NULL, *path = NULL, *target = NULL;
         int r;
 
@@ -61,17 +66,19 @@ int def_store_set_autostart(const char *dir, const char *uuid, bool autostart, V
             asprintf(&target, "../%s.xml", uuid) < 0)
                 return -ENOMEM;
         if (!autostart) {
-                if (unlink(path) < 0 && errno != ENOENT)
-                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %m", path);
+                r = durable_remove(durable, path);
+                if (r < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %s", path,
+                                            strerror(-r));
                 return 0;
         }
+        /* The directory here (a failure is answered at once; it is created once); the link in order. */
         r = mkdir_p(adir, 0755);
+        if (r >= 0)
+                r = durable_symlink(durable, target, path);
         if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", adir,
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", path,
                                     strerror(-r));
-        if (symlink(target, path) < 0 && errno != EEXIST)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %m", path);
-        (void) def_store_sync_dir(adir);
         return 0;
 }
 

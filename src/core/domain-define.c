@@ -223,7 +223,7 @@ typedef struct AutostartJob {
 static void autostart_work(void *userdata) {
         AutostartJob *j = userdata;
 
-        j->r = domain_store_set_autostart(j->m->domains_dir, j->uuid, j->autostart, &j->error);
+        j->r = domain_store_set_autostart(NULL /* synced here, in the thread */, j->m->domains_dir, j->uuid, j->autostart, &j->error);
 }
 
 static void autostart_done(void *userdata, bool cancelled) {

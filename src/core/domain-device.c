@@ -107,7 +107,7 @@ static int check_host_device_free(Manager *m, Domain *d, const DeviceDef *dev, V
 
 /* Writes def as the saved definition of d, with access (NULL: d's); on failure nothing changed. */
 static int save_config(Manager *m, Domain *d, const DomainDef *def, const DomainAccess *access, VbError *reterr) {
-        return domain_store_save(m->domains_dir, def, access ?: &d->access, reterr);
+        return domain_store_save(m->durable, m->domains_dir, def, access ?: &d->access, reterr);
 }
 
 /* d's access record with the paths of dev recorded as who's (who: the caller attaching it; NULL: root),

@@ -691,7 +691,7 @@ static int finish_incoming(Migration *g, VbError *reterr) {
                 if (r >= 0)
                         r = domain_define_check(g->m, def, reterr);
                 if (r >= 0)
-                        r = domain_store_save(g->m->domains_dir, def, &access, reterr);
+                        r = domain_store_save(g->m->durable, g->m->domains_dir, def, &access, reterr);
                 if (r < 0) {
                         domain_def_free(def);
                         domain_access_done(&access);

@@ -64,7 +64,7 @@ int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *re
 
         r = domain_define_check(m, def, reterr);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, def, NULL, reterr);
+                r = domain_store_save(m->durable, m->domains_dir, def, NULL, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
@@ -92,7 +92,7 @@ int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain
         } else {
                 r = domain_new(m, def, &d);
                 if (r < 0) {
-                        (void) domain_store_remove(m->domains_dir, domain_def_uuid(def).s, NULL);
+                        (void) domain_store_remove(m->durable, m->domains_dir, domain_def_uuid(def).s, NULL);
                         domain_def_free(def);
                         if (access)
                                 domain_access_done(access);
@@ -104,7 +104,7 @@ int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain
                 }
                 r = manager_add_domain(m, d);
                 if (r < 0) {
-                        (void) domain_store_remove(m->domains_dir, d->uuid, NULL);
+                        (void) domain_store_remove(m->durable, m->domains_dir, d->uuid, NULL);
                         domain_free(d);
                         return r;
                 }
@@ -559,7 +559,7 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         if (d->n_snapshots > 0)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' has %zu snapshot(s): delete them "
                                     "first", d->name, d->n_snapshots);
-        r = domain_store_remove(m->domains_dir, d->uuid, reterr);
+        r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
         if (r < 0)
                 return r;
         log_info("Domain '%s' undefined.", d->name);
@@ -602,7 +602,7 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
                 return r;
         r = domain_def_set_name(def, name, reterr);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, def, &d->access, reterr);
+                r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
@@ -627,7 +627,7 @@ int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError 
         manager_define_settle(m);
         if (d->autostart == autostart)
                 return 0;
-        r = domain_store_set_autostart(m->domains_dir, d->uuid, autostart, reterr);
+        r = domain_store_set_autostart(m->durable, m->domains_dir, d->uuid, autostart, reterr);
         if (r < 0)
                 return r;
         d->autostart = autostart;

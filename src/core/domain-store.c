@@ -24,14 +24,14 @@ static int format_file(const DomainDef *def, const DomainAccess *access, char **
         return *ret ? 0 : -ENOMEM;
 }
 
-int domain_store_save(const char *dir, const DomainDef *def, const DomainAccess *access, VbError *reterr) {
+int domain_store_save(Durable *durable, const char *dir, const DomainDef *def, const DomainAccess *access, VbError *reterr) {
         _cleanup_free_ char *text = NULL;
         int r;
 
         r = format_file(def, access, &text, reterr);
         if (r < 0)
                 return r;
-        return def_store_save(dir, domain_def_uuid(def).s, text, reterr);
+        return def_store_save(durable, dir, domain_def_uuid(def).s, text, reterr);
 }
 
 int domain_store_prepare(const char *dir, const DomainDef *def, const DomainAccess *access, DomainStoreStaged *ret,
@@ -117,12 +117,13 @@ int domain_store_commit(const char *dir, DomainStoreStaged *staged, size_t n) {
         return r;
 }
 
-int domain_store_remove(const char *dir, const char *uuid, VbError *reterr) {
-        return def_store_remove(dir, uuid, reterr);
+int domain_store_remove(Durable *durable, const char *dir, const char *uuid, VbError *reterr) {
+        return def_store_remove(durable, dir, uuid, reterr);
 }
 
-int domain_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr) {
-        return def_store_set_autostart(dir, uuid, autostart, reterr);
+int domain_store_set_autostart(Durable *durable, const char *dir, const char *uuid, bool autostart,
+                               VbError *reterr) {
+        return def_store_set_autostart(durable, dir, uuid, autostart, reterr);
 }
 
 bool domain_store_get_autostart(const char *dir, const char *uuid) {

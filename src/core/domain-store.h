@@ -5,15 +5,16 @@
 
 #include "conf/domain-access.h"
 #include "conf/domain-paths.h"
+#include "util/durable.h"
 #include "util/error.h"
 
 /* Saved definitions: <dir>/<uuid>.xml, written atomically (a crash leaves the old or the new file,
  * never a torn one); autostart markers in <dir>/autostart/<uuid>. Whose rights open the definition's
  * host paths (access; NULL: root's) is written in the same file, ahead of the XML. */
 
-int domain_store_save(const char *dir, const DomainDef *def, const DomainAccess *access, VbError *reterr);
-int domain_store_remove(const char *dir, const char *uuid, VbError *reterr);
-int domain_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr);
+int domain_store_save(Durable *durable, const char *dir, const DomainDef *def, const DomainAccess *access, VbError *reterr);
+int domain_store_remove(Durable *durable, const char *dir, const char *uuid, VbError *reterr);
+int domain_store_set_autostart(Durable *durable, const char *dir, const char *uuid, bool autostart, VbError *reterr);
 bool domain_store_get_autostart(const char *dir, const char *uuid);
 
 /* Group commit: prepare several definitions on the event loop (their files' text, nothing written yet),

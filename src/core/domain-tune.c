@@ -39,7 +39,7 @@ static int config_edit(Manager *m, Domain *d, void (*edit)(DomainDef *def, uint6
         if (r >= 0)
                 r = domain_caps_check_definition(m, def, reterr);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, def, &d->access, reterr);
+                r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(def);
@@ -77,7 +77,7 @@ static void memory_change_finish(MemoryChange *c, Domain *d, int r, const VbErro
 
         if (r < 0 || !d) {
                 if (d && c->config) /* the saved definition as it was */
-                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                        (void) domain_store_save(m->durable, m->domains_dir, d->config, &d->access, NULL);
                 if (c->done)
                         c->done(r < 0 ? r : -ESRCH, e, c->userdata);
                 return;
@@ -205,7 +205,7 @@ static void vcpus_change_finish(VcpusChange *c, int r, const VbError *e) {
 
         if (!d || r < 0) {
                 if (d && c->config_written && d->config) /* the saved definition as it is */
-                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                        (void) domain_store_save(m->durable, m->domains_dir, d->config, &d->access, NULL);
                 if (c->done)
                         c->done(r < 0 ? r : -ESRCH, e, c->userdata);
                 return;
@@ -293,7 +293,7 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         r = DRIVER_OP(m, domain_set_vcpus)(m->driver, d->uuid, count, on_driver_vcpus, c, reterr);
         if (r < 0) {
                 if (c->config_written) /* the saved definition as it was */
-                        (void) domain_store_save(m->domains_dir, d->config, &d->access, NULL);
+                        (void) domain_store_save(m->durable, m->domains_dir, d->config, &d->access, NULL);
                 return r;
         }
         if (r > 0) {

@@ -11,7 +11,12 @@
  *   end
  *
  * A file without its "end" line, or with anything else amiss, is ignored (logged): a damaged record must
- * never stop the service from starting. */
+ * never stop the service from starting.
+ *
+ * The record is runtime state, like the host changes it describes (a driver binding, a VF's MAC): it is
+ * replaced atomically (rename) but not synced. A crash of virtbusd leaves the kernel's page cache, so a
+ * restarted virtbusd reads the intent; a crash of the host, which alone could lose an unsynced file,
+ * undoes the host changes too. So no sync is waited for on the event loop. */
 #include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -217,7 +222,7 @@ int hostdev_store_save(Manager *m, const HostdevLeases *set, VbError *reterr) {
                 return -ENOMEM;
         r = mkdir_p(dir, 0700);
         if (r >= 0)
-                r = write_file_atomic(path, text, strlen(text), 0600);
+                r = write_file_replace(path, text, strlen(text), 0600);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
                                     "Failed to record the host devices of domain '%s' in '%s': %s",

@@ -15,6 +15,7 @@
 #include "core/domain-save.h"
 #include "core/manager.h"
 #include "host/host.h"
+#include "util/durable.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/worker.h"
@@ -148,6 +149,12 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         r = vb_driver_open(cfg->driver, &dcfg, &m->driver, reterr);
         if (r < 0)
                 return r;
+        r = manager_store_worker(m);
+        if (r >= 0)
+                r = durable_new(event, m->store_worker, &m->durable);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start the store thread: %s",
+                                    strerror(-r));
         r = network_registry_new(m->config_dir, m->runtime_dir, cfg->network_backend, cfg->driver, &m->networks, reterr);
         if (r < 0)
                 return r;
@@ -155,6 +162,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
         if (r < 0)
                 return r;
         m->storage->event = m->event;
+        m->networks->durable = m->storage->durable = m->durable;
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -165,6 +173,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         manager_commit_defines(m);
         manager_migrations_close(m);
+        m->durable = durable_free(m->durable);
         m->store_worker = worker_free(m->store_worker);
         sd_event_source_disable_unref(m->define_commit_source);
         conf_schema_set_use_callback(NULL, NULL);
@@ -306,6 +315,7 @@ static int seed_default_domains(Manager *m) {
                         vb_error_free(&e);
                 }
         }
+        durable_flush(m->durable); /* the definitions first: the marker says they exist */
         return write_file_atomic(marker, "", 0, 0644);
 }
 

@@ -3,10 +3,11 @@
 
 /* Between the network files of src/core. */
 #include "core/network.h"
+#include "util/durable.h"
 
-int network_store_save(const char *dir, const NetworkDef *def, VbError *reterr);
-int network_store_remove(const char *dir, const char *uuid, VbError *reterr);
-int network_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr);
+int network_store_save(Durable *durable, const char *dir, const NetworkDef *def, VbError *reterr);
+int network_store_remove(Durable *durable, const char *dir, const char *uuid, VbError *reterr);
+int network_store_set_autostart(Durable *durable, const char *dir, const char *uuid, bool autostart, VbError *reterr);
 bool network_store_get_autostart(const char *dir, const char *uuid);
 /* Calls cb for each definition that parses (cb owns def); broken files are logged and kept. */
 typedef int (*NetworkStoreLoadFunc)(NetworkDef *def, void *userdata);

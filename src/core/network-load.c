@@ -63,7 +63,7 @@ static void ports_save(NetworkRegistry *r, const Network *n) {
                                n->ports[i].actual.pool_index, mac);
         }
         text = strbuf_steal(&b);
-        k = text ? write_file_atomic(path, text, strlen(text), 0600) : -ENOMEM;
+        k = text ? write_file_replace(path, text, strlen(text), 0600) : -ENOMEM; /* runtime state */
         if (k < 0)
                 log_warning_errno(k, "Failed to write '%s', ignoring: %m", path);
 }
@@ -186,6 +186,7 @@ static void seed_defaults(NetworkRegistry *r, const char * const *xmls, const ch
                         log_warning("Failed to set up a default network: %s", e.message ?: strerror(-k));
                 vb_error_free(&e);
         }
+        durable_flush(r->durable); /* the networks first: the marker says they exist */
         if (write_file_atomic(marker, "", 0, 0644) < 0)
                 log_warning("Failed to write '%s', ignoring.", marker);
 }

@@ -8,7 +8,7 @@
 #include "util/fileio.h"
 #include "util/log.h"
 
-int network_store_save(const char *dir, const NetworkDef *def, VbError *reterr) {
+int network_store_save(Durable *durable, const char *dir, const NetworkDef *def, VbError *reterr) {
         _cleanup_free_ char *xml = NULL;
         char uuid[37];
         int r;
@@ -18,15 +18,16 @@ int network_store_save(const char *dir, const NetworkDef *def, VbError *reterr) 
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to format the definition: %s",
                                     strerror(-r));
         network_def_get_uuid_string(def, uuid);
-        return def_store_save(dir, uuid, xml, reterr);
+        return def_store_save(durable, dir, uuid, xml, reterr);
 }
 
-int network_store_remove(const char *dir, const char *uuid, VbError *reterr) {
-        return def_store_remove(dir, uuid, reterr);
+int network_store_remove(Durable *durable, const char *dir, const char *uuid, VbError *reterr) {
+        return def_store_remove(durable, dir, uuid, reterr);
 }
 
-int network_store_set_autostart(const char *dir, const char *uuid, bool autostart, VbError *reterr) {
-        return def_store_set_autostart(dir, uuid, autostart, reterr);
+int network_store_set_autostart(Durable *durable, const char *dir, const char *uuid, bool autostart,
+                                VbError *reterr) {
+        return def_store_set_autostart(durable, dir, uuid, autostart, reterr);
 }
 
 bool network_store_get_autostart(const char *dir, const char *uuid) {

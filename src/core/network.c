@@ -233,7 +233,7 @@ int network_define_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *ca
         k = network_access_check(r, def, caller, reterr);
         if (k < 0)
                 return k;
-        k = network_store_save(r->dir, def, reterr);
+        k = network_store_save(r->durable, r->dir, def, reterr);
         if (k < 0)
                 return k;
         created = !n;
@@ -469,7 +469,7 @@ int network_undefine(NetworkRegistry *r, Network *n, VbError *reterr) {
         if (!network_is_persistent(n))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is transient: it has no saved definition.",
                                     n->name);
-        k = network_store_remove(r->dir, n->uuid, reterr);
+        k = network_store_remove(r->durable, r->dir, n->uuid, reterr);
         if (k < 0)
                 return k;
         n->config = network_def_free(n->config);
@@ -491,7 +491,7 @@ int network_set_autostart(NetworkRegistry *r, Network *n, bool autostart, VbErro
                                     n->name);
         if (n->autostart == autostart)
                 return 0;
-        k = network_store_set_autostart(r->dir, n->uuid, autostart, reterr);
+        k = network_store_set_autostart(r->durable, r->dir, n->uuid, autostart, reterr);
         if (k < 0)
                 return k;
         n->autostart = autostart;

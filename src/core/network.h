@@ -53,6 +53,7 @@ struct NetworkRegistry {
         char *dir;        /* <config>/networks */
         char *status_dir; /* <runtime>/networks: live definitions of active networks */
         VbNetworkBackend *backend;
+        struct Durable *durable; /* the saved definitions' changes (util/durable.h; NULL: synced at once) */
         NetworkEvents events;
         Hashmap *by_uuid, *by_name;
         Network **networks; /* in order of definition */

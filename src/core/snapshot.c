@@ -12,6 +12,7 @@
 #include "core/domain-store.h"
 #include "core/snapshot.h"
 #include "conf/domain-paths.h"
+#include "util/durable.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -102,7 +103,7 @@ static int snapshot_save(Manager *m, DomainSnapshot *s, VbError *reterr) {
                 return r;
         r = mkdir_p(dir, 0700);
         if (r >= 0)
-                r = write_file_atomic(path, xml, strlen(xml), 0600);
+                r = durable_write(m->durable, path, xml, strlen(xml), 0600); /* synced off the loop, in order */
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to save snapshot '%s' to '%s': %s",
                                     s->name, path, strerror(-r));
@@ -111,11 +112,13 @@ static int snapshot_save(Manager *m, DomainSnapshot *s, VbError *reterr) {
 
 static int snapshot_unlink(Manager *m, DomainSnapshot *s) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
+        int r;
 
         if (snapshot_dir(m, s->domain, &dir) < 0 || asprintf(&path, "%s/s-%s.xml", dir, s->name) < 0)
                 return -ENOMEM;
-        if (unlink(path) < 0 && errno != ENOENT)
-                return log_warning_errno(errno, "Failed to remove '%s', ignoring: %m", path);
+        r = durable_remove(m->durable, path); /* after the saves queued before it */
+        if (r < 0)
+                return log_warning_errno(r, "Failed to remove '%s', ignoring: %m", path);
         return 0;
 }
 
@@ -226,7 +229,11 @@ void manager_snapshot_load_all(Manager *m) {
                         _cleanup_free_ char *path = NULL;
                         const char *f = list[k]->d_name;
 
-                        if (strncmp(f, "s-", 2) == 0 && strlen(f) > 6 && streq(f + strlen(f) - 4, ".xml") && asprintf(&path, "%s/%s", dir, f) >= 0)
+                        if (strlen(f) > 5 && streq(f + strlen(f) - 5, ".tmp~")) { /* a save a crash cut short */
+                                if (asprintf(&path, "%s/%s", dir, f) >= 0)
+                                        (void) unlink(path);
+                        } else if (strncmp(f, "s-", 2) == 0 && strlen(f) > 6 && streq(f + strlen(f) - 4, ".xml") &&
+                                 asprintf(&path, "%s/%s", dir, f) >= 0)
                                 (void) load_one(m, d, path);
                         free(list[k]);
                 }
@@ -258,7 +265,7 @@ int manager_snapshot_remove_all(Manager *m, Domain *d) {
                 (void) snapshot_unlink(m, d->snapshots[i]);
         if (snapshot_dir(m, d, &dir) < 0)
                 return -ENOMEM;
-        (void) rmdir(dir);
+        (void) durable_remove_dir(m->durable, dir); /* after the files */
         return 0;
 }
 
@@ -574,7 +581,7 @@ static void adopt_overlays(Manager *m, Domain *d, const SnapshotDef *snap) {
                             d->name, snap->name);
                 return;
         }
-        if (domain_store_save(m->domains_dir, config, &d->access, &e) < 0)
+        if (domain_store_save(m->durable, m->domains_dir, config, &d->access, &e) < 0)
                 log_warning("Domain '%s': its definition with the overlays of snapshot '%s' was not saved, ignoring: %s",
                             d->name, snap->name, strempty(e.message));
         vb_error_free(&e);
@@ -659,7 +666,7 @@ static int restore_definition(Manager *m, Domain *d, const SnapshotDef *snap, Do
         }
         r = domain_def_copy(snap->domain, &copy);
         if (r >= 0)
-                r = domain_store_save(m->domains_dir, copy, &d->access, reterr);
+                r = domain_store_save(m->durable, m->domains_dir, copy, &d->access, reterr);
         if (r < 0)
                 return r;
         *ret_old = d->config;
@@ -674,7 +681,7 @@ static void put_back_definition(Manager *m, Domain *d, DomainDef **old) {
 
         if (!*old)
                 return;
-        if (domain_store_save(m->domains_dir, *old, &d->access, &e) < 0)
+        if (domain_store_save(m->durable, m->domains_dir, *old, &d->access, &e) < 0)
                 log_warning("Failed to save the definition of domain '%s' again, ignoring: %s", d->name,
                             strempty(e.message));
         vb_error_free(&e);

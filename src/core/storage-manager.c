@@ -12,6 +12,7 @@
 #include "conf/domain-devices.h"
 #include "core/domain.h"
 #include "core/manager.h"
+#include "util/durable.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -25,7 +26,8 @@ static int resolve_one(Manager *m, const DeviceDef *dev, uid_t owner, DeviceDef 
 
         if (!device_disk_get_volume(dev, &pool, &volume))
                 return 0;
-        r = storage_vol_resolve(m->storage, pool, volume, true, owner, &path, &format, reterr);
+        r = storage_vol_resolve(m->storage, pool, volume, true, owner, device_disk_is_readonly(dev), &path, &format,
+                                reterr);
         if (r < 0)
                 return r;
         return device_disk_set_volume_file(resolved, path, storage_vol_format_to_string(format));
@@ -134,6 +136,7 @@ int manager_storage_default_pool(Manager *m) {
                 }
                 log_info("Defined and started storage pool 'default' at '%s'.", dir);
         }
+        durable_flush(m->storage->durable); /* the pool first: the marker says it exists */
         if (write_file_atomic(marker, "", 0, 0644) < 0)
                 log_warning("Failed to write '%s', ignoring.", marker);
         return 0;

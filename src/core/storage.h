@@ -64,6 +64,7 @@ struct StorageRegistry {
         char *dir;        /* <config>/storage */
         char *status_dir; /* <runtime>/storage */
         char *test_pool_dir; /* the test driver's simulated pool 'default-pool' (NULL otherwise) */
+        struct Durable *durable; /* the saved definitions' changes (util/durable.h; NULL: synced at once) */
         StorageEvents events;
         Hashmap *by_uuid, *by_name;
         StoragePool **pools; /* in order of definition */
@@ -108,6 +109,12 @@ int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, u
 /* Whether uid may use v: root may use any volume, anyone else only those they created (AccessDenied
  * naming the volume otherwise). */
 int storage_vol_check_owner(const StorageVol *v, uid_t uid, VbError *reterr);
+/* Whether uid may read v without changing it (Download; a read-only disk, cdrom or floppy of uid's
+ * domain): the volumes it may use, and root's volumes too (the administrator's, such as an installer ISO
+ * in pool 'default'), which polkit then limits (org.virtbus1.storage.manage, details pool and volume).
+ * Another user's volume stays refused. A guest so reaches only what its owner may read through the
+ * service itself (docs/storage.md). */
+int storage_vol_check_read(const StorageVol *v, uid_t uid, VbError *reterr);
 /* The volume is freed (after vol_removed). */
 int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr);
 int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr);
@@ -145,7 +152,8 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
  * the volume's file (to free) and its format. active: the pool must be active and hold the volume (a
  * start, a hot-plug); otherwise the pool must only exist, and the path is where the volume is or will be
  * (a grant at Define). owner is the domain's owner: a volume that exists must be one owner may use
- * (storage_vol_check_owner), so that a guest reaches only what its owner may. NoSuchStoragePool,
+ * (storage_vol_check_owner), or, for a disk the guest only reads (readonly), one owner may read
+ * (storage_vol_check_read), so that a guest reaches only what its owner may. NoSuchStoragePool,
  * InvalidState, NoSuchStorageVol, InvalidArgs for a bad name, AccessDenied. */
 int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, uid_t owner,
-                        char **ret_path, StorageVolFormat *ret_format, VbError *reterr);
+                        bool readonly, char **ret_path, StorageVolFormat *ret_format, VbError *reterr);

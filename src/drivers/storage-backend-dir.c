@@ -214,16 +214,18 @@ static int run_qemu_img(int fd, const char *verb, const char *name, uint64_t cap
         return wait_qemu_img(argv, fd, verb, name, reterr);
 }
 
-/* A qcow2 overlay of def's backing store: -u, so that qemu-img records the backing file's name without
- * opening it (it would, as root); core checked it is a volume and gave its format and the capacity. */
-static int create_overlay(int fd, const StorageVolDef *def, VbError *reterr) {
+/* A qcow2 overlay of backing (a file of backing_format): -u, so that qemu-img records the backing file's
+ * name without opening it (it would, as root); core checked it is a volume and gave its format and the
+ * capacity (a Wipe: the overlay's own header named them). */
+static int create_overlay(int fd, const char *name, const char *backing, StorageVolFormat backing_format,
+                          uint64_t capacity, VbError *reterr) {
         char target[32], size[32];
-        const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-u", "-f", "qcow2", "-b", def->backing_path, "-F",
-                               storage_vol_format_to_string(def->backing_format), target, size, NULL };
+        const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F",
+                               storage_vol_format_to_string(backing_format), target, size, NULL };
 
         snprintf(target, sizeof target, "/dev/fd/%d", fd);
-        snprintf(size, sizeof size, "%" PRIu64, def->capacity.bytes);
-        return wait_qemu_img(argv, fd, "create", def->name, reterr);
+        snprintf(size, sizeof size, "%" PRIu64, capacity);
+        return wait_qemu_img(argv, fd, "create", name, reterr);
 }
 
 static int dir_vol_create(int pool_fd, const StorageVolDef *def, uid_t owner, VbError *reterr) {
@@ -251,7 +253,7 @@ static int dir_vol_create(int pool_fd, const StorageVolDef *def, uid_t owner, Vb
                                                  def->name)
                             : 0;
         else if (def->backing_path)
-                r = create_overlay(fd, def, reterr);
+                r = create_overlay(fd, def->name, def->backing_path, def->backing_format, def->capacity.bytes, reterr);
         else
                 r = run_qemu_img(fd, "create", def->name, def->capacity.bytes, false, reterr);
         /* The volume is its creator's file: a domain of another user cannot be given it. */
@@ -325,7 +327,11 @@ static int dir_vol_backing(int pool_fd, const char *name, char **ret_path, Stora
         return storage_image_read_backing(fd, ret_path, ret_format);
 }
 
+/* An overlay stays an overlay of the same backing file: only its own data goes (the guest then sees the
+ * backing image again, as right after the overlay was made). */
 static int dir_vol_reformat(int pool_fd, const char *name, VbError *reterr) {
+        _cleanup_free_ char *backing = NULL;
+        StorageVolFormat backing_format;
         _cleanup_close_ int fd = -EBADF;
         StorageVolInfo info;
         int r;
@@ -338,8 +344,20 @@ static int dir_vol_reformat(int pool_fd, const char *name, VbError *reterr) {
         fd = dir_vol_open(pool_fd, name, O_RDWR, reterr);
         if (fd < 0)
                 return fd;
+        r = storage_image_read_backing(fd, &backing, &backing_format);
+        if (r < 0)
+                return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -r,
+                                          "Failed to read the backing file volume '%s' names", name);
+        if (backing && backing_format == STORAGE_VOL_FORMAT_NONE)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "Volume '%s' is an overlay of '%s' but does not record that file's format: it "
+                                    "cannot be wiped without losing the link (expected a backing format in its header).",
+                                    name, backing);
+        /* Checked before anything changes: from here on the old contents go. */
         if (ftruncate(fd, 0) < 0)
                 return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to empty volume '%s'", name);
+        if (backing)
+                return create_overlay(fd, name, backing, backing_format, info.capacity, reterr);
         return run_qemu_img(fd, "create", name, info.capacity, false, reterr);
 }
 

@@ -9,7 +9,10 @@
  *   tables and dnsmasq; a second namespace is the "guest" and gets a DHCP lease with busybox udhcpc
  *   through a veth on the bridge; macvtaps on veth forward devices (this kernel has no dummy or vlan
  *   links and no SR-IOV, so forward devices are veths). */
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -257,6 +260,85 @@ static void test_authorization_persistence(void **state) {
         assert_true(lstat(link, &st) < 0);
         call_net(root, path, "Undefine");
         assert_true(stat(file, &st) < 0);
+}
+
+/* Makes dir immutable (on) or not: root itself can then create, rename or remove nothing in it. */
+static void set_immutable(const char *dir, bool on) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags = 0;
+
+        assert_true(fd >= 0);
+        assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+        flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+        assert_int_equal(ioctl(fd, FS_IOC_SETFLAGS, &flags), 0);
+        close(fd);
+}
+
+static char *read_text(const char *file) {
+        char *text = NULL;
+        size_t n = 0;
+        FILE *f = fopen(file, "re");
+
+        assert_non_null(f);
+        assert_true(getdelim(&text, &n, 0, f) > 0);
+        fclose(f);
+        return text;
+}
+
+static size_t count_temporary(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        size_t n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                n += strlen(de->d_name) > 5 && streq(de->d_name + strlen(de->d_name) - 5, ".tmp~");
+        closedir(d);
+        return n;
+}
+
+/* Saves are answered once durable (the sync runs off the event loop); when the directory cannot be
+ * written, each change is refused with the file named, the definition stays as it was (on disk and on
+ * the bus), and nothing half-written is left. */
+static void test_save_errors(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = NULL, *dir = NULL, *adir = NULL, *file = NULL, *before = NULL, *after = NULL,
+                            *want = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        path = define_net(root, "DefineNetwork", SIMPLE_NET("durable", "0a1b2c3d-0000-4000-8000-0000000000d1",
+                                                             "<bridge name='durbr0'/>"));
+        assert_true(asprintf(&dir, "%s/networks", harness_config_dir(h)) > 0);
+        assert_true(asprintf(&file, "%s/0a1b2c3d-0000-4000-8000-0000000000d1.xml", dir) > 0);
+        /* Answered: the file is there already, whole. */
+        before = read_text(file);
+        assert_non_null(strstr(before, "durbr0"));
+        assert_true(asprintf(&want, "Failed to save '%s'", file) > 0);
+
+        assert_true(asprintf(&adir, "%s/autostart", dir) > 0);
+        assert_true(mkdir(adir, 0755) == 0 || errno == EEXIST);
+        set_immutable(dir, true);
+        set_immutable(adir, true);
+        harness_call_fails(root, ERR("OperationFailed"), want, M, "DefineNetwork", "st",
+                           SIMPLE_NET("durable", "0a1b2c3d-0000-4000-8000-0000000000d1", "<bridge name='durbr1'/>"),
+                           UINT64_C(0));
+        assert_string_equal(harness_get_string(root, path, NET_INTERFACE, "Bridge"), "durbr0");
+        harness_set_property(root, path, NET_INTERFACE, "Autostart", &e, "b", 1);
+        harness_assert_error(&e, ERR("OperationFailed"), "autostart");
+        assert_int_equal(get_bool(root, path, "Autostart"), 0);
+        free(want);
+        assert_true(asprintf(&want, "Failed to remove '%s'", file) > 0);
+        harness_call_fails(root, ERR("OperationFailed"), want, path, NET_INTERFACE, "Undefine", "t", UINT64_C(0));
+        assert_int_equal(get_bool(root, path, "Persistent"), 1);
+        set_immutable(adir, false);
+        set_immutable(dir, false);
+
+        after = read_text(file);
+        assert_string_equal(before, after);
+        assert_int_equal(count_temporary(dir), 0);
+        /* And the service goes on saving once it can. */
+        call_net(root, path, "Undefine");
+        assert_true(access(file, F_OK) < 0);
 }
 
 /* Host backend in network namespaces -------------------------------------------------------------- */
@@ -935,6 +1017,7 @@ int main(void) {
                 cmocka_unit_test(test_default_network),
                 cmocka_unit_test(test_lifecycle),
                 cmocka_unit_test(test_authorization_persistence),
+                cmocka_unit_test(test_save_errors),
         };
         static const struct CMUnitTest host[] = {
                 cmocka_unit_test(test_nat_dhcp),

@@ -296,6 +296,18 @@ static void test_clone_cancel(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+/* qemu-io's command on a qcow2 file (root opens the chain: this is the test looking, not virtbusd). */
+static void qemu_io(Harness *h, const char *file, const char *command, const char *expect) {
+        const char *argv[] = { "/usr/bin/qemu-io", "-f", "qcow2", "-c", command, file, NULL };
+        HarnessResult res = {};
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        if (!strstr(res.out, expect) || strstr(res.out, "verification failed"))
+                fail_msg("qemu-io '%s' on '%s': expected '%s' in:\n%s%s", command, file, expect, res.out, strempty(res.err));
+        harness_result_done(&res);
+}
+
 static void test_overlay(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
@@ -352,6 +364,22 @@ static void test_overlay(void **state) {
                                    "<backingStore><path>%s</path></backingStore></volume>", base_file) > 0);
         harness_call_fails(member, ERR("NotSupported"), "needs <target><format type='qcow2'/>", pool, POOL_INTERFACE,
                            "CreateVolume", "st", xml, UINT64_C(0));
+
+        /* Wipe of the overlay drops its own data only: it stays an overlay of the same file, and reads show
+         * the backing image again. */
+        qemu_io(h, base_file, "write -P 0x5a 0 1M", "wrote 1048576/1048576 bytes");
+        qemu_io(h, top_file, "write -P 0x33 0 64k", "wrote 65536/65536 bytes");
+        qemu_io(h, top_file, "read -P 0x33 0 64k", "read 65536/65536 bytes");
+        sd_bus_message_unref(harness_call_ok(member, top, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
+        free(info);
+        info = harness_qemu_img_info(h, top_file);
+        free(want);
+        assert_true(asprintf(&want, "\"backing-filename\": \"%s\"", base_file) > 0);
+        if (!strstr(info, want) || !strstr(info, "\"backing-filename-format\": \"qcow2\"") ||
+            !strstr(info, "\"virtual-size\": 33554432"))
+                fail_msg("the wiped overlay lost its backing file or size:\n%s", info);
+        qemu_io(h, top_file, "read -P 0x5a 0 64k", "read 65536/65536 bytes");
+        assert_int_equal(get_u64(member, top, "Capacity"), 32 * MiB);
 
         for (const char *v, *const *vv = (const char *const[]) { flat, top, base, NULL }; (v = *vv); vv++)
                 sd_bus_message_unref(harness_call_ok(member, v, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
@@ -438,12 +466,106 @@ static void test_owners(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+static void cdrom_disk(char *buf, size_t size, const char *volume) {
+        snprintf(buf, size, "<disk type='volume' device='cdrom'><source pool='default' volume='%s'/>"
+                            "<target dev='sda' bus='sata'/><readonly/></disk>", volume);
+}
+
+/* Root's volumes (an installer ISO in 'default'): a user polkit lets use the pool may read them (Download,
+ * a cdrom or <readonly/> disk of its domain), never change them or use them writable; another user's
+ * volume stays out of reach even read-only; a user polkit refuses reads nothing. */
+static void test_root_volumes(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *one = harness_bus_as(h, HARNESS_USER_VIRTBUS),
+               *two = harness_bus_as(h, HARNESS_USER_VIRTBUS2), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *pool = NULL, *iso = NULL, *data = NULL, *copy = NULL, *xml = NULL, *dom = NULL,
+                            *theirs = NULL, *got = NULL;
+        char disk[512];
+        unsigned uid_one = harness_user_uid(h, HARNESS_USER_VIRTBUS);
+        struct stat st;
+        int fd;
+
+        pool = setup_default_pool(h, root);
+        assert_true(asprintf(&data, "%s/iso-data", harness_dir(h)) > 0);
+        assert_true(asprintf(&copy, "%s/iso-copy", harness_dir(h)) > 0);
+        write_sparse_file(data, 2 * MiB, (const unsigned[]) { 0, 1 }, 2);
+        iso = upload_vol(root, pool, "installer.iso", 2, data);
+        {
+                _cleanup_free_ char *file = vol_file(h, "installer.iso");
+                assert_int_equal(stat(file, &st), 0);
+                assert_int_equal(st.st_uid, 0);
+                assert_int_equal(st.st_mode & 0077, 0); /* not readable by the user itself */
+        }
+
+        /* Read: Download gives the same bytes. */
+        fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        sd_bus_message_unref(harness_call_ok(one, iso, VOL_INTERFACE, "Download", "httt", fd, UINT64_C(0), UINT64_C(0),
+                                             UINT64_C(0)));
+        close(fd);
+        assert_true(same_bytes(data, copy));
+
+        /* Change: refused, naming the volume; nothing changed. */
+        fd = open(data, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'installer.iso' of pool 'default' belongs to root", iso,
+                           VOL_INTERFACE, "Upload", "httt", fd, UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        close(fd);
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'installer.iso'", iso, VOL_INTERFACE, "Wipe", "t", UINT64_C(0));
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'installer.iso'", iso, VOL_INTERFACE, "Delete", "t", UINT64_C(0));
+
+        /* A cdrom of the user's domain: defined, started (the volume resolved again, read-only). */
+        cdrom_disk(disk, sizeof disk, "installer.iso");
+        dom = harness_define_test_domain(one, "iso-dom", disk);
+        harness_domain_call(one, dom, "Start");
+        harness_domain_call(one, dom, "Destroy");
+
+        /* The same volume writable: refused, saying how it can be used. */
+        snprintf(disk, sizeof disk, "<disk type='volume' device='disk'><source pool='default' volume='installer.iso'/>"
+                                    "<target dev='vdb' bus='virtio'/></disk>");
+        assert_true(asprintf(&xml, "<domain type='test'><name>iso-rw</name><memory unit='MiB'>128</memory>"
+                                   "<os><type>hvm</type></os><devices>%s</devices></domain>", disk) >= 0);
+        free(got);
+        assert_true(asprintf(&got, "belongs to root: a domain of uid %u can use it only read-only", uid_one) > 0);
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, got, M, "DefineDomain", "st", xml, UINT64_C(0));
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, got, dom, HARNESS_DOMAIN_INTERFACE, "AttachDevice", "st", disk,
+                           UINT64_C(2));
+
+        /* Another user's volume, even as a cdrom: refused. */
+        theirs = harness_call_path(two, pool, POOL_INTERFACE, "CreateVolume", "st",
+                                   "<volume><name>two.iso</name><capacity unit='MiB'>1</capacity></volume>");
+        cdrom_disk(disk, sizeof disk, "two.iso");
+        free(xml);
+        assert_true(asprintf(&xml, "<domain type='test'><name>iso-theirs</name><memory unit='MiB'>128</memory>"
+                                   "<os><type>hvm</type></os><devices>%s</devices></domain>", disk) >= 0);
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'two.iso' of pool 'default' belongs to another user", M,
+                           "DefineDomain", "st", xml, UINT64_C(0));
+
+        /* A user polkit does not let use the pool reads nothing. */
+        fd = open(copy, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.storage.manage", iso,
+                           VOL_INTERFACE, "Download", "httt", fd,
+                           UINT64_C(0), UINT64_C(0), UINT64_C(0));
+        close(fd);
+        assert_int_equal(stat(copy, &st), 0);
+        assert_int_equal(st.st_size, 0);
+
+        harness_domain_call(one, dom, "Undefine");
+        sd_bus_message_unref(harness_call_ok(two, theirs, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, iso, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+        unlink(data);
+        unlink(copy);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_clone),
                 cmocka_unit_test(test_clone_cancel),
                 cmocka_unit_test(test_overlay),
                 cmocka_unit_test(test_owners),
+                cmocka_unit_test(test_root_volumes),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

@@ -13,6 +13,7 @@
 
 #include "conf/domain-access.h"
 #include "core/manager.h"
+#include "util/durable.h"
 #include "util/fileio.h"
 #include "util/log.h"
 
@@ -271,6 +272,7 @@ static void test_persistence(void **state) {
         /* Undefine while running: goes on as transient, and its file is gone. */
         assert_int_equal(manager_domain_undefine(f->m, d, &e), 0);
         assert_false(domain_is_persistent(d));
+        durable_flush(f->m->durable); /* the removal is committed in the store thread */
         snprintf(path, sizeof path, "%s/domains/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee.xml", f->config);
         assert_int_equal(access(path, F_OK), -1);
         assert_int_equal(manager_domain_destroy(f->m, d, &e), 0);
@@ -360,6 +362,10 @@ static void test_group_commit(void **state) {
         VbError e = VB_ERROR_NULL;
         char name[32], path[256];
 
+        /* Nothing else for the loop to answer first (the store thread's earlier answers included). */
+        durable_flush(f->m->durable);
+        while (sd_event_run(f->event, 0) > 0)
+                ;
         /* Twenty definitions queued before the loop runs: none is visible until the commit. */
         for (int i = 0; i < 20; i++) {
                 snprintf(name, sizeof name, "batch-%d", i);
@@ -434,6 +440,7 @@ static void test_group_commit(void **state) {
         assert_int_equal(res[0].r, 0);
         assert_null(f->m->define_batch);
         assert_int_equal(manager_domain_undefine(f->m, res[0].d, &e), 0);
+        durable_flush(f->m->durable); /* the removal is committed in the store thread */
         snprintf(path, sizeof path, "%s/domains/efefefef-0000-0000-0000-000000000001.xml", f->config);
         assert_int_equal(access(path, F_OK), -1);
 }

@@ -5,10 +5,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "util/durable.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
@@ -99,6 +101,130 @@ static void test_atomic_write(void **state) {
         rmdir(dir);
 }
 
+typedef struct Answer {
+        int calls, r;
+        char path[256];
+} Answer;
+
+static void on_durable(int r, const char *path, void *userdata) {
+        Answer *a = userdata;
+
+        a->calls++;
+        a->r = r;
+        snprintf(a->path, sizeof a->path, "%s", path ?: "");
+}
+
+static void run_until_answered(sd_event *e, const Answer *a) {
+        for (int i = 0; i < 1000 && a->calls == 0; i++)
+                assert_true(sd_event_run(e, 100 * 1000) >= 0);
+        assert_int_equal(a->calls, 1);
+}
+
+static size_t count_temporary(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        size_t n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                n += strlen(de->d_name) > 5 && strcmp(de->d_name + strlen(de->d_name) - 5, ".tmp~") == 0;
+        closedir(d);
+        return n;
+}
+
+static void assert_file(const char *path, const char *expected) {
+        char *contents = NULL;
+
+        assert_int_equal(read_full_file(path, 0, &contents, NULL), 0);
+        assert_string_equal(contents, expected);
+        free(contents);
+}
+
+/* Changes queued on the loop, committed in a thread in order; failures reach the waiter that made them,
+ * and leave the old file whole. */
+static void test_durable(void **state) {
+        char dir[] = "/tmp/vb-test-XXXXXX", a[64], b[64], link[64], sub[64], inner[80], target[8];
+        sd_event *e = NULL;
+        Worker *w = NULL;
+        Durable *d = NULL;
+        Answer one = {}, two = {}, three = {}, late = {};
+        uint64_t mark;
+        ssize_t n;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(a, sizeof a, "%s/a.xml", dir);
+        snprintf(b, sizeof b, "%s/b.xml", dir);
+        snprintf(link, sizeof link, "%s/link", dir);
+        snprintf(sub, sizeof sub, "%s/sub", dir);
+        snprintf(inner, sizeof inner, "%s/sub/keep", dir);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(worker_new(e, 1, 64, 0, &w), 0);
+        assert_int_equal(durable_new(e, w, &d), 0);
+        assert_int_equal(write_file_atomic(b, "b", 1, 0600), 0);
+
+        /* Nothing queued: nothing to wait for. */
+        mark = durable_seq(d);
+        assert_int_equal(durable_wait(d, mark, on_durable, &one), 1);
+
+        /* The last of two writes wins, the removal and the link follow; the reply comes once all are done. */
+        assert_int_equal(durable_write(d, a, "first", 5, 0600), 0);
+        assert_int_equal(durable_write(d, a, "second", 6, 0600), 0);
+        assert_int_equal(durable_remove(d, b), 0);
+        assert_int_equal(durable_symlink(d, "a.xml", link), 0);
+        assert_int_equal(durable_seq(d), mark + 4);
+        assert_int_equal(durable_wait(d, mark, on_durable, &one), 0);
+        run_until_answered(e, &one);
+        assert_int_equal(one.r, 0);
+        assert_file(a, "second");
+        assert_int_equal(access(b, F_OK), -1);
+        n = readlink(link, target, sizeof target - 1);
+        assert_int_equal(n, 5);
+        target[n] = 0;
+        assert_string_equal(target, "a.xml");
+        assert_int_equal(count_temporary(dir), 0);
+
+        /* A directory that does not exist: refused at once, nothing queued. */
+        mark = durable_seq(d);
+        assert_true(durable_write(d, "/nonexistent-vb/x.xml", "x", 1, 0600) < 0);
+        assert_int_equal(durable_seq(d), mark);
+
+        /* A rename that fails in the thread (a directory is in the way): that caller hears it with the
+         * path, the file stays as it was, no temporary file is left; a later caller is not blamed. */
+        assert_int_equal(mkdir(sub, 0700), 0);
+        assert_int_equal(write_file_atomic(inner, "k", 1, 0600), 0);
+        mark = durable_seq(d);
+        assert_int_equal(durable_write(d, sub, "over a directory", 16, 0600), 0);
+        assert_int_equal(durable_wait(d, mark, on_durable, &two), 0);
+        mark = durable_seq(d);
+        assert_int_equal(durable_write(d, a, "third", 5, 0600), 0);
+        assert_int_equal(durable_wait(d, mark, on_durable, &three), 0);
+        run_until_answered(e, &two);
+        run_until_answered(e, &three);
+        assert_int_equal(two.r, -EISDIR);
+        assert_string_equal(two.path, sub);
+        assert_int_equal(three.r, 0);
+        assert_file(inner, "k");
+        assert_file(a, "third");
+        assert_int_equal(count_temporary(dir), 0);
+        /* Asked after the commit ended (a reply that waited for something else first): still told. */
+        assert_int_equal(durable_wait(d, mark - 1, on_durable, &late), 0);
+        run_until_answered(e, &late);
+        assert_int_equal(late.r, -EISDIR);
+
+        /* The directory removal comes after the removal of its file. */
+        assert_int_equal(durable_remove(d, inner), 0);
+        assert_int_equal(durable_remove_dir(d, sub), 0);
+        durable_flush(d);
+        assert_int_equal(access(sub, F_OK), -1);
+
+        d = durable_free(d);
+        w = worker_free(w);
+        sd_event_unref(e);
+        unlink(a);
+        unlink(link);
+        rmdir(dir);
+}
+
 static void test_greedy_realloc(void **state) {
         int *a = NULL;
         size_t n = 0;
@@ -172,6 +298,7 @@ int main(void) {
                 cmocka_unit_test(test_log_levels),
                 cmocka_unit_test(test_log_capture),
                 cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_durable),
                 cmocka_unit_test(test_greedy_realloc),
                 cmocka_unit_test(test_hashmap),
                 cmocka_unit_test(test_stats),
