@@ -326,6 +326,7 @@ static int method_migrate_to(sd_bus_message *m, void *userdata, sd_bus_error *er
 
 static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
+        BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *cookie;
         uint64_t mark;
@@ -341,16 +342,16 @@ static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_err
                                  (const char *[]) { "domain", d->name, NULL }, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* Answered once a definition saved or removed here is on disk. */
-        mark = bus_durable_mark(server_of(d));
-        l = bus_later_new(server_of(d), m);
+        /* Answered once a definition saved or removed here is on disk (d may be gone by then). */
+        mark = bus_durable_mark(s);
+        l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_migration_finish(d->manager, d, cookie, bus_later_done, l, &e);
         if (r == 0)
                 return 1; /* bus_later_done answers */
         bus_later_free(l);
-        return bus_reply_done_durable(server_of(d), m, mark, r, &e, error);
+        return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
 static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
