@@ -197,7 +197,7 @@ static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return bus_reply_done(m, r, &e, error);
 }
 
-/* Upload, Download, Wipe: answered when the job ends -------------------------------------------- */
+/* Upload, Download, Wipe, Resize: answered when the job ends ----------------------------------- */
 
 #define RESIZE_SHRINK UINT64_C(1)
 
@@ -276,11 +276,12 @@ static int vol_call_new(BusServer *s, sd_bus_message *m, const StoragePool *p, c
         return 0;
 }
 
+static const StorageVolJobCallbacks job_callbacks = { .progress = on_job_progress, .done = on_job_done };
+
 /* Starts kind on v for m with fd (ours: a copy of the caller's, or -1); replies at once on failure. */
 static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset, uint64_t length,
                      sd_bus_error *error) {
         BusServer *s = v->pool->registry->events.userdata;
-        static const StorageVolJobCallbacks callbacks = { .progress = on_job_progress, .done = on_job_done };
         VbError e = VB_ERROR_NULL;
         VolCall *c;
         int r;
@@ -299,7 +300,7 @@ static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int 
                 return r;
         }
         r = storage_vol_start_job(v->pool->registry, v, kind, fd, offset, length, sd_bus_message_get_sender(m),
-                                  &callbacks, c, &e);
+                                  &job_callbacks, c, &e);
         if (r <= 0) {
                 vol_call_free(c);
                 if (r < 0)
@@ -363,6 +364,7 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
         const char *details[] = { "pool", v->pool->name, "volume", v->name, NULL };
         VbError e = VB_ERROR_NULL;
         uint64_t capacity, flags;
+        VolCall *c;
         int r;
 
         r = sd_bus_message_read(m, "tt", &capacity, &flags);
@@ -380,11 +382,20 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (manager_storage_vol_user(s->manager, v))
                 return sd_bus_error_setf(error, "org.virtbus1.Error.DeviceBusy", "Volume '%s' is a disk of running domain '%s'.",
                                          v->name, manager_storage_vol_user(s->manager, v));
-        r = storage_vol_resize(v->pool->registry, v, capacity, flags & RESIZE_SHRINK, &e);
+        r = vol_call_new(s, m, v->pool, v->name, &c);
         if (r < 0)
-                return bus_reply_vb_error(error, &e, r);
-        emit_sizes(s, v);
-        return sd_bus_reply_method_return(m, NULL);
+                return r;
+        /* A qcow2 is resized by qemu-img in a thread: the answer then comes when it is done. */
+        r = storage_vol_resize(v->pool->registry, v, capacity, flags & RESIZE_SHRINK, sd_bus_message_get_sender(m),
+                               &job_callbacks, c, &e);
+        if (r <= 0) {
+                vol_call_free(c);
+                if (r < 0)
+                        return bus_reply_vb_error(error, &e, r);
+                emit_sizes(s, v);
+                return sd_bus_reply_method_return(m, NULL);
+        }
+        return 1;
 }
 
 /* The source of CreateVolumeFrom: the volume at the call's object path argument. */

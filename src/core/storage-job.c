@@ -34,6 +34,7 @@ static const char * const storage_job_kind_table[_STORAGE_JOB_KIND_MAX] = {
         [STORAGE_JOB_DOWNLOAD] = "download",
         [STORAGE_JOB_WIPE] = "wipe",
         [STORAGE_JOB_CLONE] = "clone",
+        [STORAGE_JOB_RESIZE] = "resize",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(storage_job_kind, StorageJobKind);
@@ -308,6 +309,8 @@ int64_t storage_copy_run(const StorageCopy *c, uint64_t *done, int cancel_fd, Vb
         struct stat st;
         int fl;
 
+        if (c->run)
+                return c->run(c->fd, c->arg, reterr);
         if (c->kind == STORAGE_JOB_WIPE)
                 return wipe(c, done, cancel_fd, reterr);
         if (c->kind == STORAGE_JOB_CLONE)
@@ -396,6 +399,7 @@ static void job_free(StorageJob *j) {
                 close(j->copy.fd);
         if (j->copy.vol_fd >= 0)
                 close(j->copy.vol_fd);
+        free(j->copy.arg);
         if (j->cancel_fd >= 0)
                 close(j->cancel_fd);
         if (j->done_fd >= 0)
@@ -443,7 +447,9 @@ int storage_job_start(sd_event *event, const StorageCopy *c, uint64_t total, con
         if (!j) {
                 if (c->fd >= 0)
                         close(c->fd);
-                close(c->vol_fd);
+                if (c->vol_fd >= 0)
+                        close(c->vol_fd);
+                free(c->arg);
                 return -ENOMEM;
         }
         *j = (StorageJob) { .copy = *c, .total = total, .cb = *cb, .userdata = userdata, .error = VB_ERROR_NULL };

@@ -8,7 +8,7 @@
 #include "util/error.h"
 #include "util/string-table.h"
 
-/* Long work on one volume (Upload, Download, Wipe, filling a clone), in a thread of its own so that neither the event
+/* Long work on one volume (Upload, Download, Wipe, filling a clone, Resize), in a thread of its own so that neither the event
  * loop nor the parse workers wait for it. The copy is the kernel's: splice for pipes, copy_file_range
  * for files (holes found with SEEK_DATA/SEEK_HOLE stay holes), sendfile for other descriptors; the
  * thread never reads the data itself.
@@ -21,6 +21,7 @@ typedef enum StorageJobKind {
         STORAGE_JOB_DOWNLOAD, /* from the volume into the caller's descriptor */
         STORAGE_JOB_WIPE,     /* zeroes over the volume */
         STORAGE_JOB_CLONE,    /* another volume's image into this new one (CreateVolumeFrom) */
+        STORAGE_JOB_RESIZE,   /* a new capacity (qemu-img resize for an image format) */
         _STORAGE_JOB_KIND_MAX,
         _STORAGE_JOB_KIND_INVALID = -EINVAL,
 } StorageJobKind;
@@ -33,13 +34,19 @@ DECLARE_STRING_TABLE_LOOKUP(storage_job_kind, StorageJobKind);
  * vol_fd the volume's; the job owns both. Bytes [offset, offset + length) of the volume; for an Upload
  * that may end early (until_eof), length is the most it takes. A clone copies the whole image: raw to
  * raw by the kernel (copy_file_range, holes kept), anything with qcow2 by qemu-img convert from
- * from_format to to_format (storage_image_convert). */
+ * from_format to to_format (storage_image_convert).
+ *
+ * Work that is no copy (Resize; Wipe of an image format, made empty again by qemu-img) sets run instead:
+ * run(fd, arg) in the thread, which ignores cancel (the work is bounded) and must touch nothing but fd
+ * (then a copy of the pool directory's descriptor) and arg (freed by free() with the job). */
 typedef struct StorageCopy {
         StorageJobKind kind;
         int fd, vol_fd;
         uint64_t offset, length;
         bool until_eof;
         StorageVolFormat from_format, to_format;
+        int (*run)(int fd, void *arg, VbError *reterr);
+        void *arg;
 } StorageCopy;
 
 /* Runs a copy to its end in the calling thread (the job thread; also used by unit tests). done is

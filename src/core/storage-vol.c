@@ -3,8 +3,10 @@
  * resize, and the one way a domain's disk reaches a volume (storage_vol_resolve). */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -282,7 +284,9 @@ static int vol_launch_job(StorageRegistry *r, StorageVol *v, const StorageCopy *
                 free(vj);
                 if (c->fd >= 0)
                         close(c->fd);
-                close(c->vol_fd);
+                if (c->vol_fd >= 0)
+                        close(c->vol_fd);
+                free(c->arg);
                 return -ENOMEM;
         }
         *vj = (VolJob) { .registry = r, .vol = v, .kind = c->kind, .cb = *cb, .userdata = userdata };
@@ -294,9 +298,59 @@ static int vol_launch_job(StorageRegistry *r, StorageVol *v, const StorageCopy *
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start the %s: %s",
                                     storage_job_kind_to_string(c->kind), strerror(-k));
         }
-        log_notice("%s of volume '%s' in pool '%s' for %s: %" PRIu64 " bytes from offset %" PRIu64 ".",
-                   storage_job_kind_to_string(c->kind), v->name, v->pool->name, strna(caller), c->length, c->offset);
+        if (c->run)
+                log_notice("%s of volume '%s' in pool '%s' for %s.", storage_job_kind_to_string(c->kind), v->name,
+                           v->pool->name, strna(caller));
+        else
+                log_notice("%s of volume '%s' in pool '%s' for %s: %" PRIu64 " bytes from offset %" PRIu64 ".",
+                           storage_job_kind_to_string(c->kind), v->name, v->pool->name, strna(caller), c->length,
+                           c->offset);
         return 1;
+}
+
+/* Work of the backend that runs qemu-img (bounded, but up to QEMU_IMG_TIMEOUT_MS): in the job's thread, on
+ * a copy of the pool directory's descriptor, so that the pool may stop meanwhile without the thread
+ * seeing another directory. */
+typedef struct VolBackendWork {
+        const VbStorageBackendOps *ops;
+        uint64_t capacity;
+        bool shrink;
+        char name[];
+} VolBackendWork;
+
+static int vol_work_reformat(int pool_fd, void *arg, VbError *reterr) {
+        VolBackendWork *w = arg;
+
+        return w->ops->vol_reformat(pool_fd, w->name, reterr);
+}
+
+static int vol_work_resize(int pool_fd, void *arg, VbError *reterr) {
+        VolBackendWork *w = arg;
+
+        return w->ops->vol_resize(pool_fd, w->name, w->capacity, w->shrink, reterr);
+}
+
+static int vol_launch_backend_work(StorageRegistry *r, StorageVol *v, StorageJobKind kind,
+                                   int (*run)(int fd, void *arg, VbError *reterr), uint64_t capacity, bool shrink,
+                                   const char *caller, const StorageVolJobCallbacks *cb, void *userdata,
+                                   VbError *reterr) {
+        size_t len = strlen(v->name) + 1;
+        VolBackendWork *w = malloc(offsetof(VolBackendWork, name) + len);
+        StorageCopy c = { .kind = kind, .vol_fd = -EBADF, .run = run, .arg = w };
+
+        if (!w)
+                return -ENOMEM;
+        *w = (VolBackendWork) { .ops = storage_backend_find(v->pool->def->type), .capacity = capacity, .shrink = shrink };
+        memcpy(w->name, v->name, len);
+        c.fd = fcntl(v->pool->fd, F_DUPFD_CLOEXEC, 3);
+        if (c.fd < 0) {
+                int err = errno;
+
+                free(w);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot open pool '%s': %s", v->pool->name,
+                                    strerror(err));
+        }
+        return vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
 }
 
 int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset,
@@ -317,13 +371,8 @@ int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind
         if (kind == STORAGE_JOB_CLONE)
                 return -EINVAL; /* storage_vol_clone */
         if (kind == STORAGE_JOB_WIPE && v->info.format != STORAGE_VOL_FORMAT_RAW) {
-                /* An image format is wiped by making it empty again (qemu-img, bounded). */
-                k = ops->vol_reformat(p->fd, v->name, reterr);
-                if (k < 0)
-                        return k;
-                v->creator = mfree(v->creator);
-                (void) ops->vol_info(p->fd, v->name, &v->info, NULL);
-                return 0;
+                /* An image format is wiped by making it empty again (qemu-img, bounded, in the job's thread). */
+                return vol_launch_backend_work(r, v, kind, vol_work_reformat, 0, false, caller, cb, userdata, reterr);
         }
         vol_fd = ops->vol_open(p->fd, v->name, kind == STORAGE_JOB_DOWNLOAD ? O_RDONLY : O_RDWR, reterr);
         if (vol_fd < 0)
@@ -436,7 +485,8 @@ void storage_vol_cancel_job(StorageVol *v, const char *caller) {
                 storage_job_cancel(v->job);
 }
 
-int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, VbError *reterr) {
+int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, const char *caller,
+                       const StorageVolJobCallbacks *cb, void *userdata, VbError *reterr) {
         StoragePool *p = v->pool;
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         int k;
@@ -446,6 +496,10 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
         k = storage_vol_check_idle(v, reterr);
         if (k < 0)
                 return k;
+        if (v->info.format != STORAGE_VOL_FORMAT_RAW)
+                /* qemu-img resize: in the job's thread, the volume busy meanwhile. */
+                return vol_launch_backend_work(r, v, STORAGE_JOB_RESIZE, vol_work_resize, capacity, shrink, caller, cb,
+                                               userdata, reterr);
         k = ops->vol_resize(p->fd, v->name, capacity, shrink, reterr);
         if (k < 0)
                 return k;

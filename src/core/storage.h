@@ -145,8 +145,10 @@ int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, St
                       VbError *reterr);
 /* The running job of v, if it is for caller (NULL: any), stops; its done callback follows. */
 void storage_vol_cancel_job(StorageVol *v, const char *caller);
-/* shrink: the capacity may get smaller. */
-int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, VbError *reterr);
+/* shrink: the capacity may get smaller. A raw volume is resized here (returns 0); an image format by
+ * qemu-img in a job like the above (returns 1, cb->done follows; the volume busy meanwhile). */
+int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, bool shrink, const char *caller,
+                       const StorageVolJobCallbacks *cb, void *userdata, VbError *reterr);
 
 /* The one way a domain's disk reaches a volume (<disk type='volume'><source pool= volume=/>): the path of
  * the volume's file (to free) and its format. active: the pool must be active and hold the volume (a

@@ -358,6 +358,70 @@ static void test_disconnect(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+/* VIRTBUS_QEMU_IMG for this test's virtbusd: /usr/bin/qemu-img, held back while the file hold exists. */
+static char qemu_img_dir[] = "/tmp/virtbus-test-qemu-img-XXXXXX";
+
+static void qemu_img_wrapper(void) {
+        _cleanup_free_ char *script = NULL;
+        FILE *f;
+
+        assert_non_null(mkdtemp(qemu_img_dir));
+        assert_true(asprintf(&script, "%s/qemu-img", qemu_img_dir) > 0);
+        f = fopen(script, "we");
+        assert_non_null(f);
+        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\nexec /usr/bin/qemu-img \"$@\"\n",
+                qemu_img_dir);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(script, 0755), 0);
+        assert_int_equal(setenv("VIRTBUS_QEMU_IMG", script, 1), 0);
+}
+
+static void qemu_img_hold(bool hold) {
+        _cleanup_free_ char *path = NULL;
+
+        assert_true(asprintf(&path, "%s/hold", qemu_img_dir) > 0);
+        if (hold)
+                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+        else
+                assert_int_equal(unlink(path), 0);
+}
+
+static int on_held_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int *answered = userdata;
+
+        *answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        return 0;
+}
+
+/* method (Resize to capacity, or Wipe) on volume q while qemu-img is held: the volume answers DeviceBusy
+ * (busy_message) and volume other answers a call, both before method's own answer, which comes once
+ * qemu-img may run. */
+static void held_call(sd_bus *bus, const char *q, const char *other, const char *method, const char *busy_message,
+                      uint64_t capacity) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        int answered = 0;
+
+        qemu_img_hold(true);
+        if (streq(method, "Resize"))
+                assert_true(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, q, VOL_INTERFACE, method, on_held_reply,
+                                                     &answered, "tt", capacity, UINT64_C(0)) >= 0);
+        else
+                assert_true(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, q, VOL_INTERFACE, method, on_held_reply,
+                                                     &answered, "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(bus) >= 0);
+        /* Until qemu-img runs the loop is free: these are answered, and method's answer is still to come. */
+        harness_call_fails(bus, ERR("DeviceBusy"), busy_message, q, VOL_INTERFACE, "Delete", "t", UINT64_C(0));
+        assert_string_equal(harness_get_string(bus, other, VOL_INTERFACE, "Format"), "raw");
+        while (sd_bus_process(bus, NULL) > 0)
+                ;
+        assert_int_equal(answered, 0);
+        qemu_img_hold(false);
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(bus, NULL) == 0)
+                        (void) sd_bus_wait(bus, 100000);
+        assert_int_equal(answered, 1);
+}
+
 static void test_busy_resize_wipe(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
@@ -425,15 +489,19 @@ static void test_busy_resize_wipe(void **state) {
                 assert_true(checksum(file, 0, 0) == checksum(zfile, 0, 0));
         }
 
-        /* qcow2: Resize through qemu-img, Wipe makes it an empty image again. */
+        /* qcow2: Resize through qemu-img, Wipe makes it an empty image again. qemu-img runs off the event
+         * loop: while it is held back, another object's call is answered first and the volume is busy. */
         q = harness_call_path(member, pool, POOL_INTERFACE, "CreateVolume", "st",
                               "<volume><name>q.qcow2</name><capacity unit='MiB'>64</capacity>"
                               "<target><format type='qcow2'/></target></volume>");
-        sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Resize", "tt", 128 * MiB, UINT64_C(0)));
+        held_call(member, q, vol, "Resize", "busy with a resize", 128 * MiB);
         assert_int_equal(get_u64(member, q, "Capacity"), 128 * MiB);
-        sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
+        held_call(member, q, vol, "Wipe", "busy with a wipe", 0);
         assert_int_equal(get_u64(member, q, "Capacity"), 128 * MiB);
         assert_string_equal(harness_get_string(member, q, VOL_INTERFACE, "Format"), "qcow2");
+        /* Not held: answered when qemu-img is done, as before. */
+        sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Resize", "tt", 96 * MiB, UINT64_C(1)));
+        assert_int_equal(get_u64(member, q, "Capacity"), 96 * MiB);
 
         sd_bus_message_unref(harness_call_ok(member, q, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
@@ -448,5 +516,13 @@ int main(void) {
                 cmocka_unit_test(test_busy_resize_wipe),
         };
 
-        return harness_run_group(tests, &(HarnessOptions) {});
+        _cleanup_free_ char *script = NULL;
+        int r;
+
+        qemu_img_wrapper();
+        r = harness_run_group(tests, &(HarnessOptions) {});
+        assert_true(asprintf(&script, "%s/qemu-img", qemu_img_dir) > 0);
+        (void) unlink(script);
+        (void) rmdir(qemu_img_dir);
+        return r;
 }
