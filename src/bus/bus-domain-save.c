@@ -131,6 +131,9 @@ int bus_domain_method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *
         r = begin_manage(m, d, UNDEFINE_MANAGED_SAVE | UNDEFINE_SNAPSHOTS_METADATA, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = bus_defer_while_store_busy(s, m);
+        if (r != 0)
+                return r;
         mark = bus_durable_mark(s);
         r = manager_domain_undefine_with(d->manager, d, flags & UNDEFINE_MANAGED_SAVE,
                                          flags & UNDEFINE_SNAPSHOTS_METADATA, &e);

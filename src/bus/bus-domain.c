@@ -288,6 +288,11 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = parse_and_authorize(s, m, &create_spec, &def, &flags, &access, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = bus_defer_while_store_busy(s, m);
+        if (r != 0) {
+                domain_def_free(def);
+                return r;
+        }
         /* Replies now (1) or when QEMU answered (0: on_created). */
         r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, on_created,
                                       sd_bus_message_ref(m), &d, &e);
@@ -576,6 +581,9 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = begin_manage(s, m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = bus_defer_while_store_busy(s, m);
+        if (r != 0)
+                return r;
         mark = bus_durable_mark(s);
         r = manager_domain_rename(s->manager, d, name, &e);
         return bus_reply_done_durable(s, m, mark, r, &e, error); /* once the definition is on disk */
@@ -625,6 +633,9 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = bus_defer_while_store_busy(s, m);
+        if (r != 0)
+                return r;
         mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
@@ -651,6 +662,9 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = bus_defer_while_store_busy(s, m);
+        if (r != 0)
+                return r;
         mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)

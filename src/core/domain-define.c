@@ -40,6 +40,7 @@ typedef struct DefineBatch {
 } DefineBatch;
 
 static int on_define_idle(sd_event_source *s, void *userdata);
+static void store_maybe_idle(Manager *m);
 
 static void finish(Manager *m, PendingDefine *p, int r, const VbError *e) {
         Domain *d = NULL;
@@ -117,6 +118,7 @@ static void batch_done(void *userdata, bool cancelled) {
         batch_free(b);
         if (m->n_pending_defines > 0 && arm(m) < 0)
                 manager_commit_defines(m);
+        store_maybe_idle(m);
 }
 
 static bool clashes(const PendingDefine *items, size_t n, const DomainDef *def) {
@@ -204,6 +206,15 @@ int manager_store_worker(Manager *m) {
         return m->store_worker ? 0 : worker_new(m->event, 1, STORE_QUEUE_MAX, 0, &m->store_worker);
 }
 
+bool manager_store_busy(const Manager *m) {
+        return m->define_batch || m->n_store_jobs > 0;
+}
+
+static void store_maybe_idle(Manager *m) {
+        if (!manager_store_busy(m) && m->events.store_idle)
+                m->events.store_idle(m->events.userdata);
+}
+
 void manager_define_settle(Manager *m) {
         /* The batch, and the other changes the store thread makes (domain_set_autostart_async). */
         if (m->define_batch || m->n_store_jobs > 0)
@@ -244,6 +255,7 @@ static void autostart_done(void *userdata, bool cancelled) {
         }
         j->done(j->m, j->r, &j->error, j->userdata);
         vb_error_free(&j->error);
+        store_maybe_idle(j->m);
         free(j);
 }
 

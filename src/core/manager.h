@@ -54,6 +54,9 @@ typedef struct ManagerEvents {
         void (*nodedev_added)(void *userdata, NodeDevice *d);
         void (*nodedev_removed)(void *userdata, NodeDevice *d);
         void (*nodedev_changed)(void *userdata, NodeDevice *d, const char * const *properties);
+        /* The store thread has nothing in flight any more (a batch of definitions or an Autostart change
+         * was committed): changes deferred while manager_store_busy() may go on. */
+        void (*store_idle)(void *userdata);
         void *userdata;
 } ManagerEvents;
 
@@ -118,6 +121,12 @@ typedef void (*DomainDefineDone)(Manager *m, Domain *d, bool created, int r, con
 /* access (copied; NULL: root's) says whose rights open the definition's host paths. */
 int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
                                 void *userdata, VbError *reterr);
+
+/* Definitions or Autostart changes are being committed in the store thread: a synchronous change of a
+ * domain (undefine, rename, a device or tuning saved into its definition, CreateDomain) made now would
+ * have to wait for them (manager_define_settle, on the event loop). Callers that can wait elsewhere do:
+ * ManagerEvents.store_idle says when to try again. */
+bool manager_store_busy(const Manager *m);
 
 /* The host paths of def, or of dev alone when given (then def, the domain's, may be NULL), that uid may
  * not use as the domain would (read, write, create, bind...): filled into *ret, empty when all is fine

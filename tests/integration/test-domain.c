@@ -499,6 +499,84 @@ static void test_autostart_async(void **state) {
         }
 }
 
+/* Changes of domains sent right behind an Autostart change and DefineDomain calls (pipelined, all on one
+ * connection): those that find the store thread committing wait for it off the event loop
+ * (bus_defer_while_store_busy), and every call is answered, rightly, in memory and on disk (after a
+ * restart). */
+static void test_change_after_define(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        char *old_paths[8];
+        unsigned answered = 0, sent = 0;
+
+        for (unsigned i = 0; i < ELEMENTSOF(old_paths); i++) {
+                _cleanup_free_ char *name = NULL;
+
+                assert_true(asprintf(&name, "settle-old-%u", i) > 0);
+                old_paths[i] = define(bus, name, NULL, NULL);
+        }
+        for (unsigned i = 0; i < ELEMENTSOF(old_paths); i++) {
+                _cleanup_free_ char *name = NULL, *renamed = NULL, *xml = NULL;
+
+                assert_true(asprintf(&name, "settle-new-%u", i) > 0);
+                assert_true(asprintf(&renamed, "settle-renamed-%u", i) > 0);
+                xml = domain_xml(name, NULL, NULL);
+                /* Autostart is committed by the store thread too, at once: what follows finds it busy. */
+                {
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                        assert_true(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, old_paths[i],
+                                                                   "org.freedesktop.DBus.Properties", "Set") >= 0);
+                        assert_true(sd_bus_message_append(call, "ssv", DOMAIN_INTERFACE, "Autostart", "b", 1) >= 0);
+                        assert_true(sd_bus_call_async(bus, NULL, call, on_set_reply, &answered, 0) >= 0);
+                        sent++;
+                }
+                assert_true(sd_bus_call_method_async(bus, NULL, HARNESS_SERVICE, M, "DefineDomain", on_set_reply,
+                                                     &answered, "st", xml, UINT64_C(0)) >= 0);
+                assert_true(sd_bus_call_method_async(bus, NULL, HARNESS_SERVICE, old_paths[i], DOMAIN_INTERFACE, "Rename",
+                                                     on_set_reply, &answered, "st", renamed, UINT64_C(0)) >= 0);
+                assert_true(sd_bus_call_method_async(bus, NULL, HARNESS_SERVICE, old_paths[i], DOMAIN_INTERFACE,
+                                                     "SetVCPUs", on_set_reply, &answered, "ut", 2, UINT64_C(2)) >= 0);
+                sent += 3;
+        }
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered < sent;) {
+                assert_true(harness_now_usec() < end); /* a call that waited must be answered */
+                if (sd_bus_process(bus, NULL) > 0)
+                        continue;
+                assert_true(sd_bus_wait(bus, 100 * HARNESS_USEC_PER_MSEC) >= 0);
+        }
+        for (int round = 0; round < 2; round++) {
+                for (unsigned i = 0; i < ELEMENTSOF(old_paths); i++) {
+                        _cleanup_free_ char *name = NULL, *renamed = NULL, *old = NULL, *path = NULL;
+                        uint32_t vcpus = 0;
+
+                        assert_true(asprintf(&name, "settle-new-%u", i) > 0);
+                        assert_true(asprintf(&renamed, "settle-renamed-%u", i) > 0);
+                        assert_true(asprintf(&old, "settle-old-%u", i) > 0);
+                        free(get_path(bus, "GetDomainByName", name));
+                        path = get_path(bus, "GetDomainByName", renamed);
+                        assert_string_equal(path, old_paths[i]);
+                        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "VCPUs",
+                                                                     NULL, 'u', &vcpus), 0);
+                        assert_int_equal(vcpus, 2);
+                        assert_int_equal(get_bool(bus, path, "Autostart"), 1);
+                        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", old);
+                }
+                /* What was answered is what was saved. */
+                assert_int_equal(harness_daemon_restart(h), 0);
+                bus = harness_bus_root(h);
+        }
+        for (unsigned i = 0; i < ELEMENTSOF(old_paths); i++) {
+                _cleanup_free_ char *name = NULL, *path = NULL;
+
+                assert_true(asprintf(&name, "settle-new-%u", i) > 0);
+                path = get_path(bus, "GetDomainByName", name);
+                harness_domain_call(bus, path, "Undefine");
+                harness_domain_call(bus, old_paths[i], "Undefine");
+                free(old_paths[i]);
+        }
+}
+
 /* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */
 static void test_torn_writes(void **state) {
         Harness *h = *state;
@@ -549,6 +627,7 @@ int main(void) {
                 cmocka_unit_test(test_authorization),
                 cmocka_unit_test(test_persistence_restart),
                 cmocka_unit_test(test_autostart_async),
+                cmocka_unit_test(test_change_after_define),
                 cmocka_unit_test(test_torn_writes),
         };
         HARNESS_SKIP_UNLESS_ROOT();
