@@ -882,6 +882,24 @@ static bool peripheral_listed(struct json_object *peripherals, const char *name)
 /* The hot-plug recorded ahead (qemu_vm_plug_write) that a stop of virtbusd cut short: QEMU has the device
  * (device_add went through): it joins the live definition; else what the steps before it added goes (none
  * of these commands waits; those with nothing to remove fail harmlessly). */
+/* Removes at once what QEMU may still hold of dev's backend: its netdev, or its disk's block nodes and
+ * descriptor sets (those of fdsets, query-fdsets' answer, whose "opaque" is the alias). None of these
+ * commands waits; those with nothing to remove fail harmlessly. */
+static void backend_remove(QemuVm *vm, const DeviceDef *dev, struct json_object *fdsets) {
+        if (dev->kind == DEVICE_INTERFACE)
+                (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", dev->alias, ""), NULL, NULL);
+        else if (dev->kind == DEVICE_DISK) {
+                _cleanup_(disk_nodes_freep) char **nodes = disk_nodes(dev, dev->alias);
+                _cleanup_free_ unsigned *sets = fdsets_of(fdsets, dev->alias);
+
+                for (size_t k = 0; nodes && nodes[k]; k++)
+                        (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", nodes[k], ""),
+                                                 NULL, NULL);
+                for (size_t k = 0; sets && sets[k]; k++)
+                        (void) qemu_monitor_call(vm->mon, "remove-fd", fdset_args(sets[k]), NULL, NULL);
+        }
+}
+
 /* The macvtap of a type='direct' interface (its <target dev=>), recorded with the VM's: deleted at stop, or
  * at once with delete_now. */
 static void plug_macvtap(QemuVm *vm, const DeviceDef *dev, bool delete_now) {
@@ -902,7 +920,6 @@ static void plug_macvtap(QemuVm *vm, const DeviceDef *dev, bool delete_now) {
 static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
         _cleanup_(device_def_freep) DeviceDef *dev = NULL;
         _cleanup_free_ char *xml = NULL, *fdname = NULL;
-        _cleanup_free_ unsigned *sets = NULL;
         const char *alias;
 
         if (qemu_vm_plug_read(vm, &xml) < 0 || !xml)
@@ -924,21 +941,48 @@ static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct j
         log_notice("Domain %s: undoing the hot-plug of '%s' that a stop of virtbusd cut short.", vm->uuid, alias);
         if (asprintf(&fdname, "fd-host%s", alias) >= 0)
                 (void) qemu_monitor_call(vm->mon, "closefd", id_args("fdname", "", fdname, ""), NULL, NULL);
-        if (dev->kind == DEVICE_INTERFACE)
-                (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", alias, ""), NULL, NULL);
-        else if (dev->kind == DEVICE_DISK) {
-                _cleanup_(disk_nodes_freep) char **nodes = disk_nodes(dev, alias);
-
-                for (size_t k = 0; nodes && nodes[k]; k++)
-                        (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", nodes[k], ""),
-                                                 NULL, NULL);
-                sets = fdsets_of(fdsets, alias);
-                for (size_t k = 0; sets && sets[k]; k++)
-                        (void) qemu_monitor_call(vm->mon, "remove-fd", fdset_args(sets[k]), NULL, NULL);
-        }
+        backend_remove(vm, dev, fdsets);
         /* Not in vm->macvtaps (made by the virtbusd that stopped): recorded, then deleted. */
         plug_macvtap(vm, dev, true);
         qemu_vm_plug_remove(vm);
+}
+
+/* Whether dev is a device that QEMU gets with id=alias and that DetachDevice removes with a backend of its
+ * own in QEMU: a disk, or a NIC other than a VF (whose function core gives back to the host). */
+static bool has_qemu_backend(const DeviceDef *dev) {
+        if (!dev->alias)
+                return false;
+        if (dev->kind == DEVICE_DISK)
+                return true;
+        return dev->kind == DEVICE_INTERFACE && qemu_hostdev_is_vfio(dev, NULL) <= 0;
+}
+
+/* Disks and NICs of the live definition that QEMU no longer has: a DetachDevice that a stop of virtbusd cut
+ * short (the guest released the device, whose DEVICE_DELETED no virtbusd heard) or a removal by someone
+ * else. They leave the live definition; what is left of their backends goes (its steps fail harmlessly
+ * where the removal got that far). Only with QEMU's list of peripherals at hand. */
+static void gone_reconcile(QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
+        bool changed = false;
+
+        if (!peripherals || !json_object_is_type(peripherals, json_type_array))
+                return;
+        for (size_t i = vm->live->n_devices; i > 0; i--) {
+                DeviceDef *dev = vm->live->devices[i - 1];
+
+                if (!has_qemu_backend(dev) || peripheral_listed(peripherals, dev->alias))
+                        continue;
+                log_notice("Domain %s: device '%s' is gone from QEMU (a removal a stop of virtbusd cut short); "
+                           "removing it from the live definition.", vm->uuid, dev->alias);
+                backend_remove(vm, dev, fdsets);
+                plug_macvtap(vm, dev, true);
+                device_def_free(dev);
+                memmove(vm->live->devices + i - 1, vm->live->devices + i,
+                        (vm->live->n_devices - i) * sizeof(DeviceDef *));
+                vm->live->n_devices--;
+                changed = true;
+        }
+        if (changed)
+                (void) qemu_vm_save(vm);
 }
 
 void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
@@ -946,6 +990,7 @@ void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *perip
                 json_object_array_length(peripherals) : 0;
 
         plug_reconcile(vm, peripherals, fdsets);
+        gone_reconcile(vm, peripherals, fdsets);
         for (size_t i = 0; i < len; i++) {
                 struct json_object *p = json_object_array_get_idx(peripherals, i);
                 const char *name = qemu_json_string(p, "name");
