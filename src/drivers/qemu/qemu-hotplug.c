@@ -961,11 +961,16 @@ static bool has_qemu_backend(const DeviceDef *dev) {
  * short (the guest released the device, whose DEVICE_DELETED no virtbusd heard) or a removal by someone
  * else. They leave the live definition; what is left of their backends goes (its steps fail harmlessly
  * where the removal got that far). Only with QEMU's list of peripherals at hand. */
-static void gone_reconcile(QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
-        bool changed = false;
+static void gone_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
+        const VbDriverEvents *ev = &q->drv->cfg.events;
+        _cleanup_free_ char **gone = NULL;
+        size_t n_gone = 0;
 
-        if (!peripherals || !json_object_is_type(peripherals, json_type_array))
+        if (!peripherals || !json_object_is_type(peripherals, json_type_array) || vm->live->n_devices == 0)
                 return;
+        gone = new0(char *, vm->live->n_devices);
+        if (!gone)
+                return (void) log_oom();
         for (size_t i = vm->live->n_devices; i > 0; i--) {
                 DeviceDef *dev = vm->live->devices[i - 1];
 
@@ -975,14 +980,20 @@ static void gone_reconcile(QemuVm *vm, struct json_object *peripherals, struct j
                            "removing it from the live definition.", vm->uuid, dev->alias);
                 backend_remove(vm, dev, fdsets);
                 plug_macvtap(vm, dev, true);
+                gone[n_gone++] = TAKE_PTR(dev->alias);
                 device_def_free(dev);
                 memmove(vm->live->devices + i - 1, vm->live->devices + i,
                         (vm->live->n_devices - i) * sizeof(DeviceDef *));
                 vm->live->n_devices--;
-                changed = true;
         }
-        if (changed)
+        if (n_gone > 0)
                 (void) qemu_vm_save(vm);
+        /* Core takes them out of its live definition too (giving back what they held) and tells DeviceRemoved. */
+        for (size_t k = 0; k < n_gone; k++) {
+                if (ev->device_removed)
+                        ev->device_removed(ev->userdata, vm->uuid, gone[k]);
+                free(gone[k]);
+        }
 }
 
 void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
@@ -990,7 +1001,7 @@ void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *perip
                 json_object_array_length(peripherals) : 0;
 
         plug_reconcile(vm, peripherals, fdsets);
-        gone_reconcile(vm, peripherals, fdsets);
+        gone_reconcile(q, vm, peripherals, fdsets);
         for (size_t i = 0; i < len; i++) {
                 struct json_object *p = json_object_array_get_idx(peripherals, i);
                 const char *name = qemu_json_string(p, "name");
