@@ -969,8 +969,10 @@ static void gone_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *periph
         if (!peripherals || !json_object_is_type(peripherals, json_type_array) || vm->live->n_devices == 0)
                 return;
         gone = new0(char *, vm->live->n_devices);
-        if (!gone)
-                return (void) log_oom();
+        if (!gone) {
+                log_oom();
+                return;
+        }
         for (size_t i = vm->live->n_devices; i > 0; i--) {
                 DeviceDef *dev = vm->live->devices[i - 1];
 
