@@ -488,6 +488,7 @@ static void test_disk_only(void **state) {
         close(console);
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
         assert_string_equal(harness_get_string(bus, a, S, "Kind"), "disk-only");
         b = disk_only(bus, dom, "<domainsnapshot><name>second</name></domainsnapshot>", 1);
         free(x);
