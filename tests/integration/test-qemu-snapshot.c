@@ -10,10 +10,20 @@
  *    of virtbusd, Delete on the running domain removes it from the image.
  *  - saved state, the same guest: ManagedSave writes <state>/qemu/save/<uuid>.save, Start resumes the guest
  *    from it (its shell variable still set, no boot banner) and removes it; Save into a pipe (a child
- *    copies it into a file), RestoreDomain from a pipe (a child feeds it), the guest again going on. */
+ *    copies it into a file), RestoreDomain from a pipe (a child feeds it), the guest again going on.
+ *  - disk-only snapshots and hot-plug: a disk with a chain detached leaves no block node and no
+ *    descriptor set in QEMU (asked over QMP while no virtbusd runs); a qcow2 overlay attached with its
+ *    <backingStore> is read through to its backing image by the guest; a disk the guest released while no
+ *    virtbusd ran (device_del over QMP) is gone from the live definition at reconnection, its images
+ *    closed. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -478,6 +488,7 @@ static void test_disk_only(void **state) {
         close(console);
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
         assert_string_equal(harness_get_string(bus, a, S, "Kind"), "disk-only");
         b = disk_only(bus, dom, "<domainsnapshot><name>second</name></domainsnapshot>", 1);
         free(x);
@@ -531,6 +542,190 @@ static void test_disk_only(void **state) {
         sd_bus_message_unref(harness_call_ok(bus, a, S, "Delete", "t", UINT64_C(4 | 1)));
         assert_int_equal(access(over3, F_OK), 0);
         harness_domain_call(bus, dom, "Undefine");
+}
+
+/* QMP on a connection of the test's own to the domain's monitor (while no virtbusd runs): json's answer
+ * line (to free); fails the test on an error. */
+static char *qmp(Harness *h, const char *uuid, const char *json) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char line[65536];
+        char *ret = NULL;
+        FILE *f;
+        int fd;
+
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        f = fdopen(fd, "r+");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f)); /* the greeting */
+        for (int k = 0; k < 2; k++) {
+                const char *cmd = k == 0 ? "{\"execute\":\"qmp_capabilities\"}" : json;
+
+                assert_true(fputs(cmd, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
+                while (fgets(line, sizeof line, f)) {
+                        if (strstr(line, "\"error\""))
+                                fail_msg("QEMU refused %s: %s", cmd, line);
+                        if (strstr(line, "\"return\""))
+                                break;
+                }
+                assert_non_null(strstr(line, "\"return\""));
+        }
+        ret = strdup(line);
+        fclose(f);
+        assert_non_null(ret);
+        return ret;
+}
+
+/* The alias of the live definition's disk vda. */
+static char *vda_alias(const char *live) {
+        const char *t = strstr(live, "<target dev='vda'"), *a = t ? strstr(t, "<alias name='") : NULL;
+
+        assert_non_null(a);
+        a += strlen("<alias name='");
+        return strndup(a, strcspn(a, "'"));
+}
+
+/* Waits for the guest to see /dev/vda (there true) or not. */
+static void guest_waits_vda(int console, bool there) {
+        char buf[16384];
+
+        guest_say(console, there ? "V=VDA; while [ ! -b /dev/vda ]; do sleep 1; done; echo HAS-$V\n" :
+                                   "V=VDA; while [ -b /dev/vda ]; do sleep 1; done; echo NO-$V\n",
+                  there ? "HAS-VDA" : "NO-VDA", buf, sizeof buf);
+}
+
+/* Whether process pid has file open, compared by inode (an overlay is opened before it has its name). */
+static bool has_open(pid_t pid, const char *file) {
+        char dir[64], link[PATH_MAX];
+        struct stat want, st;
+        struct dirent *de;
+        bool found = false;
+        DIR *d;
+
+        assert_int_equal(stat(file, &want), 0);
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) pid);
+        d = opendir(dir);
+        assert_non_null(d);
+        while ((de = readdir(d)) && !found) {
+                snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+                found = stat(link, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino;
+        }
+        closedir(d);
+        return found;
+}
+
+/* Waits (up to the guest timeout) until QEMU no longer has file open. */
+static void wait_closed(Harness *h, const char *uuid, const char *file) {
+        uint64_t end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+
+        while (has_open(harness_qemu_pid(h, uuid), file)) {
+                if (harness_now_usec() > end)
+                        fail_msg("QEMU still has '%s' open", file);
+                usleep(50000);
+        }
+}
+
+/* Hot-plug and disk chains: DetachDevice of a disk with a snapshot's overlay removes every node of the
+ * chain and every descriptor set; AttachDevice of a qcow2 overlay with its <backingStore> hands QEMU the
+ * whole chain, and the guest reads the backing image's data through it; a disk the guest released while no
+ * virtbusd ran leaves the live definition when virtbusd connects again, and QEMU lets its images go. */
+static void test_disk_only_detach(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_free_ char *base = NULL, *over = NULL, *back = NULL, *top = NULL, *dom = NULL, *uuid = NULL,
+                            *snap = NULL, *live = NULL, *alias = NULL, *nodes = NULL, *sets = NULL, *disk = NULL,
+                            *cmd = NULL, *pattern = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int console;
+
+        assert_true(asprintf(&base, "%s/det-base.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over, "%s/det-base.s1", harness_dir(h)) > 0);
+        console = start_guest(h, "snapdet", base, "one", "MARKER-ONE", &dom);
+        uuid = strdup(harness_get_string(bus, dom, D, "UUID"));
+        snap = disk_only(bus, dom, "<domainsnapshot><name>s1</name></domainsnapshot>", 1);
+        assert_true(has_open(harness_qemu_pid(h, uuid), over));
+        assert_true(has_open(harness_qemu_pid(h, uuid), base));
+        live = harness_domain_xml(bus, dom, 0);
+        alias = vda_alias(live);
+
+        /* Detached: the guest lets it go; QEMU holds neither image, no node, no set of the disk. */
+        w = harness_watch_signal(bus, dom, D, "DeviceRemoved");
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "DetachDevice", "st",
+                                             "<disk type='file' device='disk'><target dev='vda' bus='virtio'/></disk>",
+                                             UINT64_C(0)));
+        sd_bus_message_unref(harness_watch_next(w, GUEST_TIMEOUT_USEC));
+        guest_waits_vda(console, false);
+        close(console);
+        w = harness_watch_free(w);
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        nodes = qmp(h, uuid, "{\"execute\":\"query-named-block-nodes\"}");
+        if (strstr(nodes, alias))
+                fail_msg("QEMU still has nodes of '%s': %s", alias, nodes);
+        sets = qmp(h, uuid, "{\"execute\":\"query-fdsets\"}");
+        if (strstr(sets, alias))
+                fail_msg("QEMU still has descriptor sets of '%s': %s", alias, sets);
+        assert_false(has_open(harness_qemu_pid(h, uuid), over));
+        assert_false(has_open(harness_qemu_pid(h, uuid), base));
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
+
+        /* A qcow2 overlay over a backing image that holds the data: the guest reads it through the chain. */
+        assert_true(asprintf(&back, "%s/det-back.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&top, "%s/det-top.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", back, "16M", NULL },
+                             NULL), 0);
+        write_pattern(h, back, "0x5a");
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-b", back, "-F",
+                                                   "qcow2", top, NULL }, NULL), 0);
+        assert_true(asprintf(&disk, "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                                    "<source file='%s'/><backingStore type='file'><format type='qcow2'/>"
+                                    "<source file='%s'/></backingStore><target dev='vda' bus='virtio'/></disk>",
+                             top, back) > 0);
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "AttachDevice", "st", disk, UINT64_C(0)));
+        assert_true(has_open(harness_qemu_pid(h, uuid), top));
+        assert_true(has_open(harness_qemu_pid(h, uuid), back));
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_waits_vda(console, true);
+        guest_sees(console, "one", "ZZZZZZZZZZ");
+        close(console);
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_true(strstr(live, top) && strstr(live, back));
+        free(alias);
+        alias = vda_alias(live);
+
+        /* Released by the guest while no virtbusd runs: gone from the live definition at reconnection. */
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        assert_true(asprintf(&cmd, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"%s\"}}", alias) > 0);
+        free(qmp(h, uuid, cmd));
+        free(cmd);
+        assert_true(asprintf(&cmd, "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}}") > 0);
+        assert_true(asprintf(&pattern, "\"%s\"", alias) > 0);
+        for (uint64_t end = harness_now_usec() + GUEST_TIMEOUT_USEC;;) {
+                _cleanup_free_ char *list = qmp(h, uuid, cmd);
+
+                if (!strstr(list, pattern))
+                        break;
+                if (harness_now_usec() > end)
+                        fail_msg("the guest did not release '%s': %s", alias, list);
+                usleep(100000);
+        }
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        if (strstr(live, top))
+                fail_msg("the released disk is still in the live XML:\n%s", live);
+        wait_closed(h, uuid, top);
+        wait_closed(h, uuid, back);
+        harness_domain_call(bus, dom, "Destroy");
+        sd_bus_message_unref(harness_call_ok(bus, dom, D, "Undefine", "t", UINT64_C(2)));
 }
 
 /* The overlay is made with the domain owner's rights: not where the owner may not create files. */
@@ -597,6 +792,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_saved_state, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_disk_only, harness_teardown_qemus),
                 cmocka_unit_test(test_disk_only_owner),
+                cmocka_unit_test_teardown(test_disk_only_detach, harness_teardown_qemus),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

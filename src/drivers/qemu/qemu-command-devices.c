@@ -175,16 +175,46 @@ static int disk_opts(const DeviceDef *dev, const char *alias, const char *prefix
         return 0;
 }
 
-int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
-                           char **ret_format_node, char **ret_device, VbError *reterr) {
-        return disk_opts(dev, alias, alias, source, NULL, q35, ret_file_node, ret_format_node, ret_device, reterr);
+void qemu_disk_opts_done(QemuDiskOpts *o) {
+        for (size_t k = 0; k < o->n_blockdev; k++)
+                free(o->blockdev[k]);
+        free(o->blockdev);
+        free(o->device);
+        *o = (QemuDiskOpts) {};
+}
+
+/* What QEMU is named for path of device i: its descriptor's name in files, or path itself without files. */
+static const char *disk_file_arg(const QemuFiles *files, size_t i, const char *path, VbError *reterr) {
+        const char *arg;
+
+        if (!files)
+                return path;
+        arg = qemu_files_arg_device(files, i, path);
+        if (!arg)
+                vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "'%s' was not opened for QEMU", path);
+        return arg;
+}
+
+static int opts_push(QemuDiskOpts *o, char *opt) {
+        char **v;
+
+        if (!opt)
+                return -ENOMEM;
+        v = realloc(o->blockdev, (o->n_blockdev + 1) * sizeof(char *));
+        if (!v) {
+                free(opt);
+                return -ENOMEM;
+        }
+        o->blockdev = v;
+        o->blockdev[o->n_blockdev++] = opt;
+        return 0;
 }
 
 /* The images below a disk (its <backingStore> chain), as read-only nodes from the bottom up, each the
  * backing of the next: QEMU gets each as a descriptor and never opens a path a header names. *ret_top_backing:
  * the node the disk's own image is over (NULL without a chain). */
-static int add_disk_chain(QemuBuildState *s, size_t i, const ConfNode *n, const char *alias, char **ret_top_backing,
-                          VbError *reterr) {
+static int disk_chain(const ConfNode *n, const char *alias, const QemuFiles *files, size_t i, QemuDiskOpts *o,
+                      char **ret_top_backing, VbError *reterr) {
         const ConfNode *layers[64];
         size_t depth = disk_backing_layers(n, layers, ELEMENTSOF(layers));
         _cleanup_free_ char *below = NULL;
@@ -197,24 +227,26 @@ static int add_disk_chain(QemuBuildState *s, size_t i, const ConfNode *n, const 
                 const char *type = conf_node_attr(b, "type") ?: "file";
                 const char *format = conf_node_child(b, "format") ? conf_node_attr(conf_node_child(b, "format"), "type") : NULL;
                 const char *path = conf_node_attr(src, streq(type, "block") ? "dev" : "file"), *arg;
-                _cleanup_free_ char *prefix = NULL, *file = NULL, *fmt = NULL, *esc = NULL;
+                _cleanup_free_ char *prefix = NULL, *esc = NULL;
+                char *file = NULL, *fmt = NULL;
 
                 format = format ?: "raw";
                 if (!streq(format, "raw") && !streq(format, "qcow2"))
                         return not_supported(reterr, "Disk '%s': backing image '%s' is '%s' (only 'raw' and 'qcow2')",
                                              strempty(qemu_node_attr(n, "target", "dev")), path, format);
-                arg = qemu_command_file_arg(s->p, i, 0, path, reterr);
+                arg = disk_file_arg(files, i, path, reterr);
                 if (!arg)
                         return -EACCES;
                 esc = qemu_opt_escape(arg);
                 if (!esc || qemu_disk_node_prefix(alias, k, &prefix) < 0 ||
                     asprintf(&file, "driver=%s,filename=%s,node-name=%s-storage,read-only=on,auto-read-only=on",
-                             streq(type, "block") ? "host_device" : "file", esc, prefix) < 0 ||
-                    asprintf(&fmt, "driver=%s,file=%s-storage,node-name=%s-format,read-only=on%s%s", format, prefix,
-                             prefix, below ? ",backing=" : "", strempty(below)) < 0)
+                             streq(type, "block") ? "host_device" : "file", esc, prefix) < 0)
                         return -ENOMEM;
-                add_pair(&s->cmd->argv, "-blockdev", file);
-                add_pair(&s->cmd->argv, "-blockdev", fmt);
+                if (opts_push(o, file) < 0 ||
+                    asprintf(&fmt, "driver=%s,file=%s-storage,node-name=%s-format,read-only=on%s%s", format, prefix,
+                             prefix, below ? ",backing=" : "", strempty(below)) < 0 ||
+                    opts_push(o, fmt) < 0)
+                        return -ENOMEM;
                 free(below);
                 if (asprintf(&below, "%s-format", prefix) < 0)
                         return -ENOMEM;
@@ -223,28 +255,53 @@ static int add_disk_chain(QemuBuildState *s, size_t i, const ConfNode *n, const 
         return (int) depth;
 }
 
-static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const char *alias, VbError *reterr) {
-        _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
+int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *files, size_t i, bool q35,
+                      QemuDiskOpts *ret, VbError *reterr) {
+        _cleanup_(qemu_disk_opts_done) QemuDiskOpts o = {};
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        QemuArgv *a = &s->cmd->argv;
         _cleanup_free_ char *backing = NULL, *prefix = NULL;
-        const char *bus, *source = NULL;
+        char *file = NULL, *format = NULL;
+        const char *source = NULL;
         int r, depth = 0;
 
         r = qemu_device_node(dev, &n);
         if (r < 0)
                 return r;
         if (device_disk_get_source(dev)) {
-                source = qemu_command_file_arg(s->p, i, 0, device_disk_get_source(dev), reterr);
+                source = disk_file_arg(files, i, device_disk_get_source(dev), reterr);
                 if (!source)
                         return -EACCES;
-                depth = add_disk_chain(s, i, n, alias, &backing, reterr);
+                depth = disk_chain(n, alias, files, i, &o, &backing, reterr);
                 if (depth < 0)
                         return depth;
         }
         r = qemu_disk_node_prefix(alias, (size_t) depth, &prefix);
         if (r >= 0)
-                r = disk_opts(dev, alias, prefix, source, backing, s->q35, &file, &format, &device, reterr);
+                r = disk_opts(dev, alias, prefix, source, backing, q35, &file, &format, &o.device, reterr);
+        if (r < 0)
+                return r;
+        if (file && opts_push(&o, file) < 0) {
+                free(format);
+                return -ENOMEM;
+        }
+        if (format && opts_push(&o, format) < 0)
+                return -ENOMEM;
+        *ret = o;
+        o = (QemuDiskOpts) {};
+        return 0;
+}
+
+static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const char *alias, VbError *reterr) {
+        _cleanup_(qemu_disk_opts_done) QemuDiskOpts o = {};
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        QemuArgv *a = &s->cmd->argv;
+        const char *bus;
+        int r;
+
+        r = qemu_device_node(dev, &n);
+        if (r < 0)
+                return r;
+        r = qemu_command_disk(dev, alias, s->p->files, i, s->q35, &o, reterr);
         if (r < 0)
                 return r;
         bus = qemu_node_attr(n, "target", "bus");
@@ -253,11 +310,9 @@ static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const cha
                 add_pair(a, "-device", "virtio-scsi-pci,id=scsi0");
                 s->scsi_added = true;
         }
-        if (file) {
-                add_pair(a, "-blockdev", file);
-                add_pair(a, "-blockdev", format);
-        }
-        add_pair(a, "-device", device);
+        for (size_t k = 0; k < o.n_blockdev; k++)
+                add_pair(a, "-blockdev", o.blockdev[k]);
+        add_pair(a, "-device", o.device);
         return 0;
 }
 

@@ -89,10 +89,19 @@ int qemu_interface_direct(const ConfNode *node, const char **ret_lower, const ch
 bool qemu_interface_is_tap(const ConfNode *node);
 /* The tap's name: <target dev=> when given and usable, else a new random one (to free). */
 char *qemu_interface_tap_name(const ConfNode *node);
-/* Disks also on hotplug: the two -blockdev and the -device option strings. source: what QEMU is to open
- * for the disk's source ("/dev/fdset/N"; NULL: the path itself). */
-int qemu_command_disk_opts(const DeviceDef *dev, const char *alias, const char *source, bool q35, char **ret_file_node,
-                           char **ret_format_node, char **ret_device, VbError *reterr);
+/* A disk's options for QEMU, at start and on hot-plug: blockdev, the -blockdev option strings from the
+ * bottom of its <backingStore> chain up to its own image (a storage then a format node per image, each
+ * format node the backing of the next), and device, the -device option. */
+typedef struct QemuDiskOpts {
+        char **blockdev;
+        size_t n_blockdev;
+        char *device;
+} QemuDiskOpts;
+void qemu_disk_opts_done(QemuDiskOpts *o);
+/* The options of disk dev (device i of files: its images are named by their descriptors there; files
+ * NULL: by their paths). */
+int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *files, size_t i, bool q35,
+                      QemuDiskOpts *ret, VbError *reterr);
 /* The block nodes of a disk with a <backingStore> chain are named after their layer, counted from the
  * bottom image (0): "<alias>-storage"/"<alias>-format" for it (so for a disk without a chain), then
  * "<alias>-o<N>-..." for the overlays above it; a snapshot's new overlay on a running domain gets the next

@@ -287,32 +287,35 @@ static int seq_send_files(QemuVm *vm, QemuSeq *seq, const DeviceDef *dev, const 
         return 0;
 }
 
+/* A disk's steps: its image and those of its <backingStore> chain handed over as descriptors (add-fd), their
+ * nodes added from the bottom of the chain up (blockdev-add, each undone by blockdev-del), as a start would
+ * give them (qemu_command_disk), then device_add. */
 static int seq_disk(QemuVm *vm, HotplugCall *c, QemuSeq *seq, const DomainAccess *access, VbError *reterr) {
         const DeviceDef *dev = c->dev;
-        _cleanup_free_ char *file = NULL, *format = NULL, *device = NULL;
+        _cleanup_(qemu_disk_opts_done) QemuDiskOpts o = {};
         _cleanup_(qemu_files_done) QemuFiles files = {};
-        const char *source = NULL;
         int r;
 
         if (device_disk_get_source(dev)) {
                 r = seq_send_files(vm, seq, dev, access, &files, NULL, reterr);
                 if (r < 0)
                         return r;
-                source = qemu_files_arg_device(&files, 0, device_disk_get_source(dev));
-                if (!source)
-                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The disk's image was not opened");
         }
-        r = qemu_command_disk_opts(dev, dev->alias, source, domain_machine_is_q35(vm->live->os.machine), &file,
-                                   &format, &device, reterr);
+        r = qemu_command_disk(dev, dev->alias, &files, 0, domain_machine_is_q35(vm->live->os.machine), &o, reterr);
         if (r < 0)
                 return r;
-        if (file) {
-                add_undoable(seq, "open the disk image", "blockdev-add", opts_to_json(file, NULL, true), -1,
-                             "blockdev-del", id_args("node-name", "", dev->alias, "-storage"));
-                add_undoable(seq, "open the disk format", "blockdev-add", opts_to_json(format, NULL, true), -1,
-                             "blockdev-del", id_args("node-name", "", dev->alias, "-format"));
+        for (size_t k = 0; k < o.n_blockdev; k++) {
+                struct json_object *args = opts_to_json(o.blockdev[k], NULL, true);
+                const char *node = qemu_json_string(args, "node-name");
+
+                if (!args || !node) {
+                        json_object_put(args);
+                        return -ENOMEM;
+                }
+                add_undoable(seq, k % 2 == 0 ? "open a disk image" : "open a disk image's format", "blockdev-add", args,
+                             -1, "blockdev-del", id_args("node-name", "", node, ""));
         }
-        add_device_step(seq, "add the disk", opts_to_json(device, "driver", false), dev->alias);
+        add_device_step(seq, "add the disk", opts_to_json(o.device, "driver", false), dev->alias);
         return 0;
 }
 
@@ -517,6 +520,56 @@ int qemu_detach_device(VbDriver *drv, const char *uuid, const char *alias, VbDri
         return r < 0 ? r : 0;
 }
 
+/* The block nodes of disk dev (alias) in the order they can go: its own image's format and storage nodes,
+ * then those of each image below it down its <backingStore> chain (qemu_disk_node_prefix), NULL-terminated
+ * (to free with disk_nodes_free). */
+static void disk_nodes_free(char **v);
+
+static char **disk_nodes(const DeviceDef *dev, const char *alias) {
+        static const char * const kinds[] = { "format", "storage" };
+        int depth = qemu_disk_depth(dev);
+        char **v;
+        size_t n = 0;
+
+        if (depth < 0)
+                return NULL;
+        v = new0(char *, 2 * ((size_t) depth + 1) + 1);
+        for (int k = depth; v && k >= 0; k--) {
+                _cleanup_free_ char *prefix = NULL;
+
+                if (qemu_disk_node_prefix(alias, (size_t) k, &prefix) < 0) {
+                        disk_nodes_free(v);
+                        return NULL;
+                }
+                for (size_t m = 0; m < ELEMENTSOF(kinds); m++)
+                        if (asprintf(&v[n], "%s-%s", prefix, kinds[m]) < 0) {
+                                v[n] = NULL;
+                                disk_nodes_free(v);
+                                return NULL;
+                        } else
+                                n++;
+        }
+        return v;
+}
+
+static void disk_nodes_free(char **v) {
+        for (size_t k = 0; v && v[k]; k++)
+                free(v[k]);
+        free(v);
+}
+
+static inline void disk_nodes_freep(char ***v) {
+        disk_nodes_free(*v);
+}
+
+/* Optional blockdev-del steps of every node of disk dev (disk_nodes). */
+static void add_disk_nodes_del(QemuSeq *seq, const DeviceDef *dev, const char *alias) {
+        _cleanup_(disk_nodes_freep) char **nodes = disk_nodes(dev, alias);
+
+        for (size_t k = 0; nodes && nodes[k]; k++)
+                (void) qemu_seq_add_optional(seq, "blockdev-del", id_args("node-name", "", nodes[k], ""));
+}
+
 /* After the guest released a device: its backend goes too (netdev_del; blockdev-del and the descriptor
  * sets QEMU holds for it, whose "opaque" names it), then it leaves the live definition and DeviceRemoved
  * goes out, so that by then the image or the macvtap is free. */
@@ -637,8 +690,7 @@ void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *alias) {
         if (dev->kind == DEVICE_INTERFACE && qemu_hostdev_is_vfio(dev, NULL) <= 0)
                 (void) qemu_seq_add_optional(seq, "netdev_del", id_args("id", "host", alias, ""));
         else if (dev->kind == DEVICE_DISK) {
-                (void) qemu_seq_add_optional(seq, "blockdev-del", id_args("node-name", "", alias, "-format"));
-                (void) qemu_seq_add_optional(seq, "blockdev-del", id_args("node-name", "", alias, "-storage"));
+                add_disk_nodes_del(seq, dev, alias);
                 c->idx_fdsets = qemu_seq_add_optional(seq, "query-fdsets", NULL);
         }
         /* A VF has no backend in QEMU (core gives the function back to the host). */
@@ -830,10 +882,44 @@ static bool peripheral_listed(struct json_object *peripherals, const char *name)
 /* The hot-plug recorded ahead (qemu_vm_plug_write) that a stop of virtbusd cut short: QEMU has the device
  * (device_add went through): it joins the live definition; else what the steps before it added goes (none
  * of these commands waits; those with nothing to remove fail harmlessly). */
+/* Removes at once what QEMU may still hold of dev's backend: its netdev, or its disk's block nodes and
+ * descriptor sets (those of fdsets, query-fdsets' answer, whose "opaque" is the alias). None of these
+ * commands waits; those with nothing to remove fail harmlessly. */
+static void backend_remove(QemuVm *vm, const DeviceDef *dev, struct json_object *fdsets) {
+        if (dev->kind == DEVICE_INTERFACE)
+                (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", dev->alias, ""), NULL, NULL);
+        else if (dev->kind == DEVICE_DISK) {
+                _cleanup_(disk_nodes_freep) char **nodes = disk_nodes(dev, dev->alias);
+                _cleanup_free_ unsigned *sets = fdsets_of(fdsets, dev->alias);
+
+                for (size_t k = 0; nodes && nodes[k]; k++)
+                        (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", nodes[k], ""),
+                                                 NULL, NULL);
+                for (size_t k = 0; sets && sets[k]; k++)
+                        (void) qemu_monitor_call(vm->mon, "remove-fd", fdset_args(sets[k]), NULL, NULL);
+        }
+}
+
+/* The macvtap of a type='direct' interface (its <target dev=>), recorded with the VM's: deleted at stop, or
+ * at once with delete_now. */
+static void plug_macvtap(QemuVm *vm, const DeviceDef *dev, bool delete_now) {
+        _cleanup_(conf_node_freep) ConfNode *n = NULL;
+        const char *lower, *mode, *name;
+
+        if (dev->kind != DEVICE_INTERFACE || qemu_device_node(dev, &n) < 0 ||
+            qemu_interface_direct(n, &lower, &mode, &name) <= 0 || !name)
+                return;
+        if (qemu_vm_macvtap_remember(vm, name) < 0) {
+                log_oom();
+                return;
+        }
+        if (delete_now)
+                qemu_vm_macvtap_delete(vm, name);
+}
+
 static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
         _cleanup_(device_def_freep) DeviceDef *dev = NULL;
         _cleanup_free_ char *xml = NULL, *fdname = NULL;
-        _cleanup_free_ unsigned *sets = NULL;
         const char *alias;
 
         if (qemu_vm_plug_read(vm, &xml) < 0 || !xml)
@@ -846,6 +932,7 @@ static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct j
         if (peripheral_listed(peripherals, alias)) {
                 log_notice("Domain %s: device '%s', whose hot-plug a stop of virtbusd cut short, is kept.", vm->uuid,
                            alias);
+                plug_macvtap(vm, dev, false);
                 if (live_append(vm, TAKE_PTR(dev)) >= 0)
                         (void) qemu_vm_save(vm);
                 qemu_vm_plug_remove(vm);
@@ -854,25 +941,61 @@ static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct j
         log_notice("Domain %s: undoing the hot-plug of '%s' that a stop of virtbusd cut short.", vm->uuid, alias);
         if (asprintf(&fdname, "fd-host%s", alias) >= 0)
                 (void) qemu_monitor_call(vm->mon, "closefd", id_args("fdname", "", fdname, ""), NULL, NULL);
-        if (dev->kind == DEVICE_INTERFACE)
-                (void) qemu_monitor_call(vm->mon, "netdev_del", id_args("id", "host", alias, ""), NULL, NULL);
-        else if (dev->kind == DEVICE_DISK) {
-                (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", alias, "-format"), NULL,
-                                         NULL);
-                (void) qemu_monitor_call(vm->mon, "blockdev-del", id_args("node-name", "", alias, "-storage"), NULL,
-                                         NULL);
-                sets = fdsets_of(fdsets, alias);
-                for (size_t k = 0; sets && sets[k]; k++)
-                        (void) qemu_monitor_call(vm->mon, "remove-fd", fdset_args(sets[k]), NULL, NULL);
-        }
-        if (dev->kind == DEVICE_INTERFACE) {
-                _cleanup_(conf_node_freep) ConfNode *n = NULL;
-                const char *lower, *mode, *name;
-
-                if (qemu_device_node(dev, &n) >= 0 && qemu_interface_direct(n, &lower, &mode, &name) > 0 && name)
-                        qemu_vm_macvtap_delete(vm, name);
-        }
+        backend_remove(vm, dev, fdsets);
+        /* Not in vm->macvtaps (made by the virtbusd that stopped): recorded, then deleted. */
+        plug_macvtap(vm, dev, true);
         qemu_vm_plug_remove(vm);
+}
+
+/* Whether dev is a device that QEMU gets with id=alias and that DetachDevice removes with a backend of its
+ * own in QEMU: a disk, or a NIC other than a VF (whose function core gives back to the host). */
+static bool has_qemu_backend(const DeviceDef *dev) {
+        if (!dev->alias)
+                return false;
+        if (dev->kind == DEVICE_DISK)
+                return true;
+        return dev->kind == DEVICE_INTERFACE && qemu_hostdev_is_vfio(dev, NULL) <= 0;
+}
+
+/* Disks and NICs of the live definition that QEMU no longer has: a DetachDevice that a stop of virtbusd cut
+ * short (the guest released the device, whose DEVICE_DELETED no virtbusd heard) or a removal by someone
+ * else. They leave the live definition; what is left of their backends goes (its steps fail harmlessly
+ * where the removal got that far). Only with QEMU's list of peripherals at hand. */
+static void gone_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
+        const VbDriverEvents *ev = &q->drv->cfg.events;
+        _cleanup_free_ char **gone = NULL;
+        size_t n_gone = 0;
+
+        if (!peripherals || !json_object_is_type(peripherals, json_type_array) || vm->live->n_devices == 0)
+                return;
+        gone = new0(char *, vm->live->n_devices);
+        if (!gone) {
+                log_oom();
+                return;
+        }
+        for (size_t i = vm->live->n_devices; i > 0; i--) {
+                DeviceDef *dev = vm->live->devices[i - 1];
+
+                if (!has_qemu_backend(dev) || peripheral_listed(peripherals, dev->alias))
+                        continue;
+                log_notice("Domain %s: device '%s' is gone from QEMU (a removal a stop of virtbusd cut short); "
+                           "removing it from the live definition.", vm->uuid, dev->alias);
+                backend_remove(vm, dev, fdsets);
+                plug_macvtap(vm, dev, true);
+                gone[n_gone++] = TAKE_PTR(dev->alias);
+                device_def_free(dev);
+                memmove(vm->live->devices + i - 1, vm->live->devices + i,
+                        (vm->live->n_devices - i) * sizeof(DeviceDef *));
+                vm->live->n_devices--;
+        }
+        if (n_gone > 0)
+                (void) qemu_vm_save(vm);
+        /* Core takes them out of its live definition too (giving back what they held) and tells DeviceRemoved. */
+        for (size_t k = 0; k < n_gone; k++) {
+                if (ev->device_removed)
+                        ev->device_removed(ev->userdata, vm->uuid, gone[k]);
+                free(gone[k]);
+        }
 }
 
 void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
@@ -880,6 +1003,7 @@ void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *perip
                 json_object_array_length(peripherals) : 0;
 
         plug_reconcile(vm, peripherals, fdsets);
+        gone_reconcile(q, vm, peripherals, fdsets);
         for (size_t i = 0; i < len; i++) {
                 struct json_object *p = json_object_array_get_idx(peripherals, i);
                 const char *name = qemu_json_string(p, "name");

@@ -87,6 +87,17 @@ void qemu_vm_macvtap_delete(QemuVm *vm, const char *name) {
                 }
 }
 
+int qemu_vm_macvtap_remember(QemuVm *vm, const char *name) {
+        for (size_t i = 0; i < vm->n_macvtaps; i++)
+                if (streq(vm->macvtaps[i], name))
+                        return 0;
+        if (!GREEDY_REALLOC(vm->macvtaps, vm->n_macvtaps_allocated, vm->n_macvtaps + 1) ||
+            !(vm->macvtaps[vm->n_macvtaps] = strdup(name)))
+                return -ENOMEM;
+        vm->n_macvtaps++;
+        return 0;
+}
+
 int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, int *ret_fd, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *name = NULL;
@@ -917,10 +928,9 @@ static int remember_macvtaps(QemuVm *vm) {
                         return r;
                 if (qemu_interface_direct(node, &lower, &mode, &name) <= 0 || !name)
                         continue;
-                if (!GREEDY_REALLOC(vm->macvtaps, vm->n_macvtaps_allocated, vm->n_macvtaps + 1) ||
-                    !(vm->macvtaps[vm->n_macvtaps] = strdup(name)))
-                        return -ENOMEM;
-                vm->n_macvtaps++;
+                r = qemu_vm_macvtap_remember(vm, name);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }

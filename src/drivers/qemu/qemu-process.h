@@ -146,6 +146,9 @@ void qemu_vm_remove_files(QemuVm *vm);
  * Recorded in vm->macvtaps. */
 int qemu_vm_macvtap_create(QemuVm *vm, const DeviceDef *dev, char **ret_name, int *ret_fd, VbError *reterr);
 void qemu_vm_macvtap_delete(QemuVm *vm, const char *name);
+/* Records the macvtap name (made before, e.g. by a virtbusd that stopped since) in vm->macvtaps, so that it
+ * is deleted with the VM; once only. */
+int qemu_vm_macvtap_remember(QemuVm *vm, const char *name);
 /* Fills the live definition from QEMU: aliases, PCI addresses and (chardevs_too) pty paths and the VNC
  * port. aliases are the QEMU ids per device of the live definition (NULL: the devices' own). In two
  * halves around a command list (qemu-sequence.h), so that nothing waits: the queries added to seq (their
