@@ -132,7 +132,6 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         unsigned flags;
-        uint64_t mark;
         BusLater *l;
         int r;
 
@@ -144,16 +143,12 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
                 return r;
         /* Replies at once, or when the hypervisor answered (0: bus_later_done); either once a changed
          * definition is on disk. */
-        mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_domain_attach_device(s->manager, d, dev, &who, flags, bus_later_done, l, &e);
         log_host_device(m, d, "Attaching", host, r == 0 ? 1 : r, &e);
-        if (r == 0)
-                return 1;
-        bus_later_free(l);
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 static void on_detached(Domain *d, int r, const VbError *e, void *userdata) {
@@ -167,7 +162,6 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         unsigned flags;
-        uint64_t mark;
         BusLater *l;
         int r;
 
@@ -179,16 +173,12 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
                 return r;
         /* Replies at once (0) or when the guest answered or the wait ran out (1: on_detached); either
          * once a changed definition is on disk. */
-        mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_domain_detach_device(s->manager, d, probe, flags, on_detached, l, &e);
         log_host_device(m, d, "Detaching", host, r, &e);
-        if (r == 1)
-                return 1;
-        bus_later_free(l);
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 1, r, &e, error);
 }
 
 int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -198,7 +188,6 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         unsigned flags;
-        uint64_t mark;
         BusLater *l;
         int r;
 
@@ -208,15 +197,11 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = bus_defer_while_store_busy(s, m);
         if (r != 0)
                 return r;
-        mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_domain_update_device(s->manager, d, dev, &who, flags, bus_later_done, l, &e);
-        if (r == 0)
-                return 1; /* bus_later_done replies */
-        bus_later_free(l);
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 static void emit(BusServer *s, Domain *d, const char *member, const char *types, const char *a, const char *b) {

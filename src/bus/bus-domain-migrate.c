@@ -329,7 +329,6 @@ static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_err
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *cookie;
-        uint64_t mark;
         BusLater *l;
         int r;
 
@@ -343,15 +342,11 @@ static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_err
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* Answered once a definition saved or removed here is on disk (d may be gone by then). */
-        mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_migration_finish(d->manager, d, cookie, bus_later_done, l, &e);
-        if (r == 0)
-                return 1; /* bus_later_done answers */
-        bus_later_free(l);
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -623,7 +623,7 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t kib, flags, mark;
+        uint64_t kib, flags;
         BusLater *l;
         int r;
 
@@ -636,22 +636,18 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = bus_defer_while_store_busy(s, m);
         if (r != 0)
                 return r;
-        mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_domain_set_memory(s->manager, d, kib, tune_flags(flags), bus_later_done, l, &e);
-        if (r == 0)
-                return 1; /* bus_later_done replies, once the definition is on disk */
-        bus_later_free(l);
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 0, r, &e, error); /* either once the definition is on disk */
 }
 
 static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t flags, mark;
+        uint64_t flags;
         uint32_t count;
         BusLater *l;
         int r;
@@ -665,16 +661,12 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = bus_defer_while_store_busy(s, m);
         if (r != 0)
                 return r;
-        mark = bus_durable_mark(s);
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
         r = manager_domain_set_vcpus(s->manager, d, count, tune_flags(flags), flags & TUNE_MAXIMUM, bus_later_done,
                                      l, &e);
-        if (r == 0)
-                return 1; /* bus_later_done replies */
-        bus_later_free(l);
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 #define DOMAIN_PROPERTY_GETTER(fn, sig, expr) BUS_PROPERTY_GETTER(fn, Domain, d, sig, expr)

@@ -222,6 +222,17 @@ void bus_later_done(int r, const VbError *e, void *userdata) {
         bus_later_reply(userdata, r, e);
 }
 
+int bus_later_end(BusLater *l, bool later, int r, VbError *e, sd_bus_error *error) {
+        BusServer *s = l->server;
+        sd_bus_message *m = l->m; /* still held by the dispatch that called the handler */
+        uint64_t mark = l->mark;
+
+        if (later)
+                return 1;
+        bus_later_free(l);
+        return bus_reply_done_durable(s, m, mark, r, e, error);
+}
+
 void bus_later_reply_path(BusLater *l, char *path) {
         int r = bus_reply_path_durable(l->server, l->m, l->mark, path);
 

@@ -73,6 +73,9 @@ BusLater *bus_later_free(BusLater *l);
 void bus_later_reply(BusLater *l, int r, const VbError *e);
 /* bus_later_reply() as a completion (VbDriverDone, DomainOpDone) whose userdata is the BusLater. */
 void bus_later_done(int r, const VbError *e, void *userdata);
+/* The end of a handler that handed l to core: later (core keeps l and answers through it: return 1), or
+ * now (l freed and the answer of (r, e) sent once durable, as bus_reply_done_durable()). */
+int bus_later_end(BusLater *l, bool later, int r, VbError *e, sd_bus_error *error);
 void bus_later_reply_path(BusLater *l, char *path);
 
 /* The reply of a List method: "ao" opened, for the handler to append the paths it lists ('o'). */

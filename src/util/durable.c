@@ -132,6 +132,13 @@ static int write_temp(Op *op) {
         return r;
 }
 
+/* OP_REMOVE or OP_RMDIR of path: gone already, or (a directory) still in use, count as done. */
+static int remove_now(OpType type, const char *path) {
+        if (type == OP_REMOVE)
+                return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+        return rmdir(path) < 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST ? -errno : 0;
+}
+
 /* In the worker thread: touches only the batch and the file system. */
 static void batch_work(void *userdata) {
         Batch *b = userdata;
@@ -153,15 +160,11 @@ static void batch_work(void *userdata) {
                                 op->tmp_made = false; /* renamed: nothing to remove */
                         break;
                 case OP_REMOVE:
-                        if (unlink(op->path) < 0 && errno != ENOENT)
-                                op->result = -errno;
+                case OP_RMDIR:
+                        op->result = remove_now(op->type, op->path);
                         break;
                 case OP_SYMLINK:
                         if (symlink(op->target, op->path) < 0 && errno != EEXIST)
-                                op->result = -errno;
-                        break;
-                case OP_RMDIR:
-                        if (rmdir(op->path) < 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
                                 op->result = -errno;
                         break;
                 }
@@ -332,13 +335,14 @@ int durable_write(Durable *d, const char *path, const char *contents, size_t siz
         return queue(d, &op);
 }
 
-int durable_remove(Durable *d, const char *path) {
-        Op op = { .type = OP_REMOVE };
+static int removal(Durable *d, OpType type, const char *path) {
+        Op op = { .type = type };
         int r;
 
         if (!d) {
-                if (unlink(path) < 0 && errno != ENOENT)
-                        return -errno;
+                r = remove_now(type, path);
+                if (r < 0)
+                        return r;
                 r = sync_dir_of(path);
                 return r == -ENOENT ? 0 : r;
         }
@@ -351,23 +355,12 @@ int durable_remove(Durable *d, const char *path) {
         return queue(d, &op);
 }
 
-int durable_remove_dir(Durable *d, const char *path) {
-        Op op = { .type = OP_RMDIR };
-        int r;
+int durable_remove(Durable *d, const char *path) {
+        return removal(d, OP_REMOVE, path);
+}
 
-        if (!d) {
-                if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
-                        return -errno;
-                r = sync_dir_of(path);
-                return r == -ENOENT ? 0 : r;
-        }
-        r = check_dir_writable(path);
-        if (r < 0)
-                return r;
-        op.path = strdup(path);
-        if (!op.path)
-                return -ENOMEM;
-        return queue(d, &op);
+int durable_remove_dir(Durable *d, const char *path) {
+        return removal(d, OP_RMDIR, path);
 }
 
 int durable_symlink(Durable *d, const char *target, const char *path) {

@@ -154,3 +154,21 @@ static inline void *console_screenshot(sd_bus *bus, const char *path, size_t *re
         *ret_n = n;
         return copy;
 }
+
+/* The session holder has on device is taken over: a plain open answers DeviceBusy naming the device, a
+ * forced one succeeds, and holder (closed here) reads end-of-file. Returns the new session. */
+static inline int console_take_over(sd_bus *bus, const char *path, const char *device, int holder) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char quoted[64];
+        int fd;
+
+        snprintf(quoted, sizeof quoted, "'%s'", device);
+        assert_int_equal(console_open(bus, path, device, 0, &e), -1);
+        harness_assert_error(&e, "org.virtbus1.Error.DeviceBusy", quoted);
+        sd_bus_error_free(&e);
+        fd = console_open(bus, path, device, 1, &e);
+        assert_true(fd >= 0);
+        assert_true(console_sees_eof(holder, 10 * HARNESS_USEC_PER_SEC));
+        close(holder);
+        return fd;
+}

@@ -73,20 +73,8 @@ static void test_listened(void **state) {
         assert_true(console_read_until(con, buf, sizeof buf, "VIRTBUS-GOT-fromhvc", 30 * HARNESS_USEC_PER_SEC));
 
         /* One session each: busy without force, taken over with it (the holder reads end-of-file). */
-        assert_int_equal(console_open(user, path, "console0", 0, &e), -1);
-        harness_assert_error(&e, ERR("DeviceBusy"), "'console0'");
-        sd_bus_error_free(&e);
-        assert_int_equal(console_open(user, path, "serial1", 0, &e), -1);
-        harness_assert_error(&e, ERR("DeviceBusy"), "'serial1'");
-        sd_bus_error_free(&e);
-        v2 = console_open(user, path, "console0", 1, &e);
-        assert_true(v2 >= 0);
-        assert_true(console_sees_eof(v, 10 * HARNESS_USEC_PER_SEC));
-        close(v);
-        u2 = console_open(user, path, "serial1", 1, &e);
-        assert_true(u2 >= 0);
-        assert_true(console_sees_eof(u, 10 * HARNESS_USEC_PER_SEC));
-        close(u);
+        v2 = console_take_over(user, path, "console0", v);
+        u2 = console_take_over(user, path, "serial1", u);
         console_write(con, "echo VIRTBUS-HVC-AGAIN >/dev/hvc0; echo VIRTBUS-S1-AGAIN >/dev/ttyS1\n");
         buf[0] = 0;
         assert_true(console_read_until(v2, buf, sizeof buf, "VIRTBUS-HVC-AGAIN", 30 * HARNESS_USEC_PER_SEC));
@@ -245,13 +233,7 @@ static void test_channel_parallel(void **state) {
 
         /* The parallel port (the tiny guest's kernel has no parallel port driver: QEMU's side only): QEMU
          * accepted the session, so a second one is refused, and force takes it over. */
-        assert_int_equal(console_open(user, path, "parallel0", 0, &e), -1);
-        harness_assert_error(&e, ERR("DeviceBusy"), "'parallel0'");
-        sd_bus_error_free(&e);
-        par2 = console_open(user, path, "parallel0", 1, &e);
-        assert_true(par2 >= 0);
-        assert_true(console_sees_eof(par, 10 * HARNESS_USEC_PER_SEC));
-        close(par);
+        par2 = console_take_over(user, path, "parallel0", par);
         close(par2);
 
         /* Five forced opens at once: the first four end (none waits in QEMU's queue), the last talks. */
