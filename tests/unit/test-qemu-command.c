@@ -52,15 +52,19 @@ static void build_ok(const DomainDef *def, const QemuCommandParams *p, QemuComma
         assert_null(c->argv.v[c->argv.n]);
 }
 
-static void build_fails(const DomainDef *def, VbErrorCode code, const char *part) {
+static void build_fails_with(const DomainDef *def, const QemuCommandParams *p, VbErrorCode code, const char *part) {
         QemuCommand c = {};
         VbError e = VB_ERROR_NULL;
 
-        assert_true(qemu_command_build(def, &params, &c, &e) < 0);
+        assert_true(qemu_command_build(def, p, &c, &e) < 0);
         assert_int_equal(e.code, code);
         if (!strstr(e.message, part))
                 fail_msg("'%s' does not contain '%s'", e.message, part);
         vb_error_free(&e);
+}
+
+static void build_fails(const DomainDef *def, VbErrorCode code, const char *part) {
+        build_fails_with(def, &params, code, part);
 }
 
 static void test_machine(void **state) {
@@ -118,6 +122,23 @@ static void test_accel_and_cpu(void **state) {
         with_kvm.kvm_usable = true;
         build_ok(kvm, &with_kvm, &c);
         assert_string_equal(opt(&c, "-accel", 0), "kvm");
+        /* TCG's translation cache from <features><tcg><tb-cache>, in MiB; refused under KVM. */
+        {
+                _cleanup_(domain_def_freep) DomainDef *tb =
+                        parse("qemu", "t", NULL, "<features><tcg><tb-cache unit='KiB'>65537</tb-cache></tcg></features>", NULL);
+                _cleanup_(domain_def_freep) DomainDef *tbkvm =
+                        parse("kvm", "t", NULL, "<features><tcg><tb-cache unit='MiB'>64</tb-cache></tcg></features>", NULL);
+                _cleanup_(qemu_command_done) QemuCommand t = {};
+
+                build_ok(tb, &params, &t);
+                assert_string_equal(opt(&t, "-accel", 0), "tcg,tb-size=65");
+                {
+                        QemuCommandParams p = params;
+
+                        p.kvm_usable = true;
+                        build_fails_with(tbkvm, &p, VB_ERROR_NOT_SUPPORTED, "<features><tcg>");
+                }
+        }
         /* No <acpi/>: no ACPI, as in libvirt's format. */
         build_ok(noacpi, &params, &d);
         assert_string_equal(opt(&d, "-machine", 0), "pc,usb=off,dump-guest-core=off,acpi=off");

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "conf/conf-util.h"
 #include "conf/domain-access.h"
 #include "conf/domain-devices.h"
 #include "drivers/qemu/qemu-command.h"
@@ -128,11 +129,36 @@ static bool machine_smm(const ConfNode *root) {
         return loader_secure(root) || (f && streq_ptr(qemu_node_attr(f, "smm", "state"), "on"));
 }
 
+/* -accel, with TCG's translation cache size from <features><tcg><tb-cache> (QEMU counts MiB; its default
+ * of 1 GiB per guest is what a many-guest TCG host runs out of first). */
+static int add_accel(QemuArgv *a, const ConfNode *root, bool kvm, VbError *reterr) {
+        const ConfNode *f = conf_node_child(root, "features");
+        const ConfNode *tcg = f ? conf_node_child(f, "tcg") : NULL;
+        const ConfNode *tb = tcg ? conf_node_child(tcg, "tb-cache") : NULL;
+        uint64_t kib;
+
+        qemu_argv_add(a, "-accel");
+        if (!tb) {
+                qemu_argv_add(a, kvm ? "kvm" : "tcg");
+                return 0;
+        }
+        if (kvm)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                    "<features><tcg> applies to domain type 'qemu' (TCG), not 'kvm'");
+        if (!tb->text || conf_memory_to_kib(tb->text, conf_node_attr(tb, "unit"), &kib) < 0 || kib == 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "<features><tcg><tb-cache> needs a size such as '64' with unit='MiB', not '%s'",
+                                    strempty(tb->text));
+        qemu_argv_addf(a, "tcg,tb-size=%" PRIu64, (kib + 1023) / 1024);
+        return 0;
+}
+
 static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
         const DomainDef *def = s->def;
         QemuArgv *a = &s->cmd->argv;
         const char *machine = def->os.machine ?: "pc";
         bool kvm;
+        int r;
 
         if (def->os.arch && !streq(def->os.arch, "x86_64") && !streq(def->os.arch, "i686"))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
@@ -165,13 +191,14 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
                 qemu_argv_addf(a, "%s,usb=off,dump-guest-core=off%s%s", m,
                                def->features[DOMAIN_FEATURE_ACPI] ? "" : ",acpi=off", machine_smm(root) ? ",smm=on" : "");
         }
-        qemu_argv_add(a, "-accel");
-        qemu_argv_add(a, kvm ? "kvm" : "tcg");
+        r = add_accel(a, root, kvm, reterr);
+        if (r < 0)
+                return r;
 
         {
                 _cleanup_free_ char *cpu = NULL;
-                int r = qemu_cpu_argument(root, kvm, &cpu, reterr);
 
+                r = qemu_cpu_argument(root, kvm, &cpu, reterr);
                 if (r < 0)
                         return r;
                 if (cpu) {
