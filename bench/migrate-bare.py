@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Bare QEMU's own live migration between two network namespaces, for bench/migrate-run: a guest booted in
 # one QEMU (namespace A), then REPS times: a second QEMU started with -incoming on the other namespace's
-# address, QMP migrate to it (no bandwidth limit, the default downtime limit, as virtbusd asks), query-migrate
-# every 100 ms until completed, cont on the destination, quit on the source; the next round goes back.
+# address, QMP migrate to it (no bandwidth limit, the default downtime limit, as virtbusd asks), its end
+# seen from QEMU's MIGRATION event (capability "events", as virtbusd follows it), one query-migrate for the
+# figures, cont on the destination, quit on the source; the next round goes back.
 # Prints per round: wall ms (destination start to the guest running there and the source gone), QEMU's
 # total-time, downtime and setup-time. With a FIFO as REPS ("fifo:PATH"), it waits for a line on it before
 # each round (the caller interleaves its own rounds), and ends at end-of-file.
@@ -35,6 +36,7 @@ class Qmp:
         else:
             raise SystemExit("no QMP socket at " + path)
         self.f = self.s.makefile("rb")
+        self.events = []
         self.f.readline()
         self.cmd("qmp_capabilities")
 
@@ -48,10 +50,25 @@ class Qmp:
             if not line:
                 raise SystemExit("QEMU closed its monitor")
             reply = json.loads(line)
+            if "event" in reply:
+                self.events.append(reply)
             if "return" in reply:
                 return reply["return"]
             if "error" in reply:
                 raise SystemExit("%s: %s" % (name, reply["error"]))
+
+    def wait_migration_end(self):
+        while True:
+            while self.events:
+                e = self.events.pop(0)
+                if e["event"] == "MIGRATION" and e["data"]["status"] in ("completed", "failed", "cancelled"):
+                    return e["data"]["status"]
+            line = self.f.readline()
+            if not line:
+                raise SystemExit("QEMU closed its monitor")
+            reply = json.loads(line)
+            if "event" in reply:
+                self.events.append(reply)
 
 
 def start(ns, name, extra):
@@ -82,14 +99,13 @@ for i in rounds():
     t0 = time.monotonic()
     dst, dst_qmp = start(ns, "bare%d" % (i + 1), ["-incoming", "tcp:%s:%d" % (addr, port)])
     src_qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 2**62})
+    src_qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+    src_qmp.events.clear()
     src_qmp.cmd("migrate", uri="tcp:%s:%d" % (addr, port))
-    while True:
-        info = src_qmp.cmd("query-migrate")
-        if info.get("status") == "completed":
-            break
-        if info.get("status") in ("failed", "cancelled"):
-            raise SystemExit("migration %s: %s" % (info.get("status"), info.get("error-desc")))
-        time.sleep(0.1)
+    src_qmp.wait_migration_end()
+    info = src_qmp.cmd("query-migrate")
+    if info.get("status") != "completed":
+        raise SystemExit("migration %s: %s" % (info.get("status"), info.get("error-desc")))
     while dst_qmp.cmd("query-status").get("status") not in ("paused", "running", "postmigrate"):
         time.sleep(0.01)
     while dst_qmp.cmd("query-migrate").get("status") not in ("completed", None):

@@ -102,6 +102,10 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         QemuDriver *q = userdata;
 
         log_debug("Domain %s: QMP event %s.", vm->uuid, name);
+        if (streq(name, "MIGRATION")) {
+                qemu_save_job_event(q, vm, data);
+                return;
+        }
         /* While it starts, its state is the start's to tell (the RESUME of its own cont, say). */
         if (vm->destroying || vm->start)
                 return;

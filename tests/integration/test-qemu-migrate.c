@@ -87,7 +87,8 @@ static void prepare(const char *xml, const char * const *opts, char **ret_uri, c
 /* MigrateTo, sent without waiting: the answer comes to on_reply. */
 typedef struct Pending {
         bool done;
-        char *error; /* its name, or NULL: it worked */
+        char *error;            /* its name, or NULL: it worked */
+        sd_bus_message *reply; /* the answer */
 } Pending;
 
 static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -96,6 +97,7 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 
         p->done = true;
         p->error = e ? strdup(e->name) : NULL;
+        p->reply = sd_bus_message_ref(reply);
         if (e)
                 fprintf(stderr, "MigrateTo: %s: %s\n", e->name, strempty(e->message));
         return 0;
@@ -105,12 +107,33 @@ static void migrate_to_async(sd_bus *bus, const char *path, const char *uri, con
                              const char * const *opts, Pending *p) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 
+        p->reply = sd_bus_message_unref(p->reply);
         *p = (Pending) {};
         assert_true(sd_bus_message_new_method_call(bus, &m, "org.virtbus1", path, D, "MigrateTo") >= 0);
         assert_true(sd_bus_message_append(m, "ss", uri, cookie) >= 0);
         append_options(m, opts);
         assert_true(sd_bus_message_append(m, "t", UINT64_C(0)) >= 0);
         assert_true(sd_bus_call_async(bus, NULL, m, on_reply, p, 300 * HARNESS_USEC_PER_SEC) >= 0);
+}
+
+/* A figure of MigrateTo's answer (a{sv} of t), or 0. */
+static uint64_t reply_u64(sd_bus_message *reply, const char *key) {
+        const char *k, *type;
+        uint64_t v, found = 0;
+
+        assert_true(sd_bus_message_enter_container(reply, 'a', "{sv}") > 0);
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                assert_true(sd_bus_message_read(reply, "s", &k) > 0);
+                assert_true(sd_bus_message_peek_type(reply, NULL, &type) > 0);
+                if (streq(type, "t")) {
+                        assert_true(sd_bus_message_read(reply, "v", "t", &v) > 0);
+                        if (streq(k, key))
+                                found = v;
+                } else
+                        assert_true(sd_bus_message_skip(reply, "v") >= 0);
+                assert_true(sd_bus_message_exit_container(reply) >= 0);
+        }
+        return found;
 }
 
 static void wait_reply(sd_bus *bus, Pending *p) {
@@ -199,7 +222,7 @@ static void test_migrate_qemu(void **state) {
         sd_bus *a = harness_bus_root(h), *b;
         _cleanup_free_ char *path = NULL, *live = NULL;
         char *uri = NULL, *cookie = NULL;
-        Pending p;
+        Pending p = {};
         char buf[16384];
         pid_t qemu_a, qemu_b;
         long before, after;
@@ -267,6 +290,9 @@ static void test_migrate_qemu(void **state) {
         migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", NULL }, &p);
         wait_reply(a, &p);
         assert_null(p.error);
+        /* QEMU's figures of the finished migration (asked after QEMU has worked them out). */
+        assert_true(reply_u64(p.reply, "total-time-ms") > 0);
+        p.reply = sd_bus_message_unref(p.reply);
         before = last_tick(buf);
         sd_bus_message_unref(harness_call_ok(b, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(a, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));

@@ -87,6 +87,8 @@ void qemu_snapshot_disk_close(QemuDriver *q);
 int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);
 int qemu_expect_incoming(VbDriver *drv, const char *uuid, bool expect, VbError *reterr);
+/* A MIGRATION event of this VM: its save, restore or migration job asks QEMU at once. */
+void qemu_save_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data);
 int qemu_load_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);
 /* Hands fd to QEMU as name and sends command (migrate, migrate-incoming) with uri "fd:name"; the job

@@ -5,6 +5,8 @@
  *    and then (Progress from its RAM counters) until it says completed or failed;
  *  - restore: the domain is started with -incoming defer (paused), the descriptor handed over the same
  *    way, migrate-incoming from "fd:NAME", and query-migrate asked until the state is in.
+ * QEMU's MIGRATION events (capability "events", set on both sides) make the next query-migrate go at once, so
+ * an end is seen when it happens rather than at the next poll.
  * The descriptors are the caller's or the service's own files: QEMU never opens a path for this. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,8 @@
 #include "util/log.h"
 
 #define SAVE_POLL_USEC (100U * 1000U)
+#define SAVE_LATE_USEC (2U * 1000U)
+#define SAVE_LATE_TRIES 10U
 #define SAVE_FD_NAME "virtbus-save"
 #define LOAD_FD_NAME "virtbus-load"
 
@@ -21,6 +25,9 @@ struct QemuSaveJob {
         char uuid[37];
         const char *what; /* "save", "restore" */
         sd_event_source *timer;
+        bool querying; /* a query-migrate is on its way */
+        bool kicked;   /* a MIGRATION event came meanwhile: ask again as soon as it answers */
+        unsigned late; /* "completed" answers without figures yet (QEMU sets them just after the state) */
         VbDriverProgress progress;
         VbDriverMigrationStats stats; /* live migration (qemu-migrate.c) */
         VbDriverOpDone done;
@@ -65,7 +72,7 @@ static void job_finish(QemuSaveJob *j, int r, const char *format, ...) {
         vb_error_free(&e);
 }
 
-static int arm_timer(QemuSaveJob *j);
+static int arm_timer(QemuSaveJob *j, uint64_t usec);
 
 static uint64_t json_u64(struct json_object *o, const char *key) {
         int64_t v = json_object_get_int64(qemu_json_get(o, key));
@@ -101,11 +108,18 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
         const char *status = qemu_json_string(ret, "status");
         struct json_object *ram = qemu_json_get(ret, "ram");
 
+        j->querying = false;
         if (error) {
                 job_finish(j, -EIO, "Failed to follow the %s of domain %s: %s", j->what, j->uuid, error);
                 return;
         }
         if (streq_ptr(status, "completed")) {
+                /* QEMU switches to "completed" a moment before it works out total-time and downtime: a live
+                 * migration asks again (a few ms) for the figures it reports. */
+                if (j->stats && json_u64(ret, "total-time") == 0 && j->late++ < SAVE_LATE_TRIES) {
+                        if (arm_timer(j, SAVE_LATE_USEC) >= 0)
+                                return;
+                }
                 report_stats(j, ret, true);
                 job_finish(j, 0, NULL);
                 return;
@@ -119,7 +133,7 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
                 j->progress((uint64_t) json_object_get_int64(qemu_json_get(ram, "transferred")),
                             (uint64_t) json_object_get_int64(qemu_json_get(ram, "total")), j->userdata);
         report_stats(j, ret, false);
-        if (arm_timer(j) < 0)
+        if (arm_timer(j, j->kicked ? 0 : SAVE_POLL_USEC) < 0)
                 job_finish(j, -ENOMEM, "Failed to follow the %s of domain %s", j->what, j->uuid);
 }
 
@@ -128,19 +142,22 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
         int r;
 
+        j->kicked = false;
         r = vm && vm->mon ? qemu_monitor_call(vm->mon, "query-migrate", NULL, on_query_migrate, j) : -ESRCH;
-        if (r < 0)
+        if (r >= 0)
+                j->querying = true;
+        else
                 job_finish(j, r, "Failed to follow the %s of domain %s: %s", j->what, j->uuid, strerror(-r));
         return 0;
 }
 
-static int arm_timer(QemuSaveJob *j) {
+static int arm_timer(QemuSaveJob *j, uint64_t usec) {
         int r;
 
         if (!j->timer)
-                return sd_event_add_time_relative(j->q->drv->cfg.event, &j->timer, CLOCK_MONOTONIC, SAVE_POLL_USEC, 0,
-                                                  on_timer, j);
-        r = sd_event_source_set_time_relative(j->timer, SAVE_POLL_USEC);
+                /* Accuracy 1 us: sd-event's default (0) lets a timer fire up to 250 ms late. */
+                return sd_event_add_time_relative(j->q->drv->cfg.event, &j->timer, CLOCK_MONOTONIC, usec, 1, on_timer, j);
+        r = sd_event_source_set_time_relative(j->timer, usec);
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->timer, SD_EVENT_ONESHOT);
         return r;
@@ -153,7 +170,7 @@ static void on_migrate(QemuMonitor *mon, struct json_object *ret, const char *er
                 job_finish(j, -EIO, "QEMU refused to %s the state of domain %s: %s", j->what, j->uuid, error);
                 return;
         }
-        if (arm_timer(j) < 0)
+        if (arm_timer(j, j->kicked ? 0 : SAVE_POLL_USEC) < 0)
                 job_finish(j, -ENOMEM, "Failed to follow the %s of domain %s", j->what, j->uuid);
 }
 
@@ -180,6 +197,17 @@ int qemu_save_job_start(QemuDriver *q, const char *uuid, const char *what, int f
         *j = (QemuSaveJob) { .q = q, .what = what, .progress = progress, .stats = stats, .done = done,
                              .userdata = userdata };
         snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
+        /* Events on: MIGRATION tells each change of state (qemu_save_job_event). No answer needed. */
+        args = json_object_new_object();
+        {
+                struct json_object *caps = json_object_new_array(), *cap = json_object_new_object();
+
+                json_object_object_add(cap, "capability", json_object_new_string("events"));
+                json_object_object_add(cap, "state", json_object_new_boolean(true));
+                json_object_array_add(caps, cap);
+                json_object_object_add(args, "capabilities", caps);
+        }
+        (void) qemu_monitor_call(vm->mon, "migrate-set-capabilities", args, NULL, NULL);
         args = json_object_new_object();
         json_object_object_add(args, "fdname", json_object_new_string(name));
         /* No answer needed: when it fails, so does the command behind it, saying why. */
@@ -252,6 +280,20 @@ bool qemu_save_take_incoming(QemuDriver *q, const char *uuid) {
                         return true;
                 }
         return false;
+}
+
+void qemu_save_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data) {
+        for (QemuSaveJob *j = q->save_jobs; j; j = j->next) {
+                if (!streq(j->uuid, vm->uuid))
+                        continue;
+                log_debug("Domain %s: migration status %s.", vm->uuid, strna(qemu_json_string(data, "status")));
+                /* Before migrate has answered, or while a query is out, the next query goes at once. */
+                if (j->querying || !j->timer)
+                        j->kicked = true;
+                else if (arm_timer(j, 0) < 0)
+                        log_warning("Domain %s: failed to follow a migration event; the next poll sees it.", vm->uuid);
+                return;
+        }
 }
 
 void qemu_saves_abort(QemuDriver *q, const char *uuid) {
