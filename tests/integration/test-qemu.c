@@ -419,8 +419,12 @@ static void test_cut_hotplug_macvtap_kept(void **state) {
         _cleanup_free_ char *xml = diskless_xml("qemu", "keeper", "<memballoon model='none'/>"),
                             *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path), *live = NULL,
                             *record = NULL, *ifindex = NULL, *sys = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *added = NULL;
         char lower[16], peer[16], mvt[16], tap[32];
+        const char *alias;
         FILE *f;
+        pid_t pid;
         int fd;
 
         /* The lower device: a veth (this kernel has no dummy links). */
@@ -455,8 +459,18 @@ static void test_cut_hotplug_macvtap_kept(void **state) {
                                       "<alias name='net7'/></interface>", lower, mvt) >= 0);
         write_plug_record(h, uuid, record);
 
+        /* QEMU held back (SIGSTOP) while virtbusd starts, so that DeviceAdded is watched for before the
+         * reconnection can send it. */
+        pid = harness_qemu_pid(h, uuid);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
         assert_int_equal(harness_daemon_start(h, NULL), 0);
         bus = harness_bus_root(h);
+        w = harness_watch_signal(bus, path, DOMAIN_INTERFACE, "DeviceAdded");
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        added = harness_watch_next(w, GUEST_TIMEOUT_USEC);
+        assert_non_null(added);
+        assert_int_equal(sd_bus_message_read(added, "s", &alias), 1);
+        assert_string_equal(alias, "net7");
         harness_domain_wait_connected(bus, path);
         /* Kept: in the live XML core serves. The reconnection is done once the record is gone. */
         free(sys);
