@@ -534,6 +534,29 @@ void manager_on_driver_device_removed(void *userdata, const char *uuid, const ch
         vb_error_free(&e);
 }
 
+/* A hot-plug or update that a stop of the service cut short, which the driver finished or undid when it
+ * found the domain again: core's live definition becomes the driver's, and a device that joined is told as
+ * an attach is (DeviceAdded). */
+void manager_on_driver_device_changed(void *userdata, const char *uuid, const char *alias, bool added) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+        _cleanup_(domain_def_freep) DomainDef *new_live = NULL;
+
+        if (!d || !d->live) {
+                log_debug("Device change for unknown or stopped domain %s, ignoring.", uuid);
+                return;
+        }
+        adopt_driver_live(m, d, &new_live);
+        if (!new_live)
+                return;
+        added = added && domain_def_find_alias(d->live, alias) < 0 && domain_def_find_alias(new_live, alias) >= 0;
+        swap_def(&d->live, &new_live);
+        log_info("Domain '%s': device '%s' %s while the service was stopped.", d->name, alias,
+                 added ? "was added" : "changed");
+        if (added && m->events.domain_device_added)
+                m->events.domain_device_added(m->events.userdata, d, alias);
+}
+
 void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, const char *alias,
                                              const char *reason) {
         Manager *m = userdata;

@@ -31,6 +31,7 @@ void domain_fail_device_removals(Domain *d, VbErrorCode code, const char *why);
 /* domain-device.c: the driver's device events (VbDriverEvents, userdata = the Manager). */
 #define DOMAIN_DEVICE_REMOVAL_TIMEOUT_USEC (10ULL * 1000ULL * 1000ULL)
 void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias);
+void manager_on_driver_device_changed(void *userdata, const char *uuid, const char *alias, bool added);
 void manager_on_driver_device_removal_failed(void *userdata, const char *uuid, const char *alias, const char *reason);
 void manager_on_driver_agent_changed(void *userdata, const char *uuid, bool connected);
 /* snapshot.c: the progress of a snapshot job the backend runs, as the domain's Progress signal. */

@@ -140,6 +140,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
                         .domain_state_changed = on_driver_state_changed,
                         .domain_stopped = on_driver_stopped,
                         .device_removed = manager_on_driver_device_removed,
+                        .device_changed = manager_on_driver_device_changed,
                         .device_removal_failed = manager_on_driver_device_removal_failed,
                         .agent_changed = manager_on_driver_agent_changed,
                         .domain_progress = manager_on_driver_snapshot_progress,

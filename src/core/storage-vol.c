@@ -390,8 +390,9 @@ int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind
         return vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
 }
 
-/* Every image below v (its backing chain, as the headers name them) must be a volume uid may use: qemu-img
- * convert opens them by name, as root. */
+/* v and every image below it (its backing chain, as the headers name them) must be a volume uid may read:
+ * its own or root's (storage_vol_check_read: what Download and a read-only disk allow; polkit said yes to
+ * the source before). qemu-img convert opens them by name, as root; the copy belongs to uid. */
 static int vol_check_chain(StorageRegistry *r, StorageVol *v, uid_t uid, VbError *reterr) {
         for (unsigned depth = 0; v; depth++) {
                 const VbStorageBackendOps *ops = storage_backend_find(v->pool->def->type);
@@ -400,7 +401,7 @@ static int vol_check_chain(StorageRegistry *r, StorageVol *v, uid_t uid, VbError
                 StorageVol *b;
                 int k;
 
-                k = storage_vol_check_owner(v, uid, reterr);
+                k = storage_vol_check_read(v, uid, reterr);
                 if (k < 0)
                         return k;
                 if (!ops || !ops->vol_backing || ops->vol_backing(v->pool->fd, v->name, &backing, &fmt) <= 0)

@@ -115,6 +115,10 @@ typedef struct VbDriverEvents {
         void (*device_removed)(void *userdata, const char *uuid, const char *alias);
         /* The guest or the hypervisor refused to release it; reason is a sentence. */
         void (*device_removal_failed)(void *userdata, const char *uuid, const char *alias, const char *reason);
+        /* The live device with this alias changed without a call of core's: a hot-plug (added) or an
+         * update that a stop of the service cut short and the driver reconciled when it found the domain
+         * again. Core takes the driver's live definition (domain_get_live). */
+        void (*device_changed)(void *userdata, const char *uuid, const char *alias, bool added);
         /* The guest agent of the running domain connected or went away (GuestAgentConnected). */
         void (*agent_changed)(void *userdata, const char *uuid, bool connected);
         /* A snapshot operation the backend runs for the domain got on: done of total units (the last one

@@ -180,7 +180,7 @@ static const char *find_emulator(void) {
 /* A QEMU found again at start-up answered (or did not): its state as QEMU tells it, what the guest did
  * meanwhile, and devices a hot-plug cut short left behind. */
 static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals,
-                              struct json_object *fdsets, void *userdata) {
+                              struct json_object *fdsets, struct json_object *blocks, void *userdata) {
         QemuDriver *q = userdata;
 
         if (r < 0) {
@@ -190,7 +190,7 @@ static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState 
         }
         log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid, domain_def_get_name(vm->live));
         notify_state(q, vm, state);
-        qemu_hotplug_reconcile(q, vm, peripherals, fdsets);
+        qemu_hotplug_reconcile(q, vm, peripherals, fdsets, blocks);
         qemu_guest_reattach(vm);
         /* The guest powered off or crashed while we were away: do now what we would have done. */
         if (vm->shutdown_seen || vm->crashed)

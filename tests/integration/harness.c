@@ -1590,6 +1590,9 @@ int _harness_run_group(const char *name, const struct CMUnitTest *tests, size_t 
         free(saved_logs);
         saved_logs = NULL;
         group_running = true;
+        /* $VIRTBUS_TEST_FILTER: run only the tests whose names match (cmocka's pattern: * and ?). */
+        if (getenv("VIRTBUS_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("VIRTBUS_TEST_FILTER"));
         r = _cmocka_run_group_tests(name, tests, n, group_setup, group_teardown);
         group_running = false;
         if ((r != 0 || getenv("VIRTBUS_TEST_VERBOSE")) && saved_logs) {

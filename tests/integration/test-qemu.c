@@ -340,6 +340,313 @@ static void test_stray_nic_removed(void **state) {
         harness_domain_call(bus, path, "Destroy");
 }
 
+static bool link_exists(const char *name) {
+        char path[128];
+        snprintf(path, sizeof path, "/sys/class/net/%s", name);
+        return access(path, F_OK) == 0;
+}
+
+/* The monitor of the domain's QEMU, on a connection of the test's own (no virtbusd may be connected). */
+static FILE *qmp_open(Harness *h, const char *uuid) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char greeting[4096];
+        FILE *f;
+        int fd;
+
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        f = fdopen(fd, "r+");
+        assert_non_null(f);
+        assert_non_null(fgets(greeting, sizeof greeting, f));
+        qmp_command(f, "{\"execute\":\"qmp_capabilities\"}");
+        return f;
+}
+
+/* A QMP command that takes a descriptor (getfd, add-fd): fd goes along (SCM_RIGHTS). */
+static void qmp_command_fd(FILE *f, const char *json, int fd) {
+        char line[4096], cbuf[CMSG_SPACE(sizeof(int))] = {};
+        struct iovec iov = { .iov_base = (void *) json, .iov_len = strlen(json) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        assert_int_equal(fflush(f), 0);
+        assert_int_equal(sendmsg(fileno(f), &mh, MSG_NOSIGNAL), (ssize_t) strlen(json));
+        assert_int_equal(write(fileno(f), "\r\n", 2), 2);
+        while (fgets(line, sizeof line, f)) {
+                if (strstr(line, "\"return\""))
+                        return;
+                if (strstr(line, "\"error\""))
+                        fail_msg("QEMU refused %s: %s", json, line);
+        }
+        fail_msg("QEMU closed its monitor after %s", json);
+}
+
+/* What virtbusd writes ahead of a hot-plug or an update (<uuid>.plug), as a virtbusd killed before QEMU's
+ * answer leaves it. */
+static void write_plug_record(Harness *h, const char *uuid, const char *record) {
+        _cleanup_free_ char *p = NULL;
+        FILE *f;
+
+        assert_true(asprintf(&p, "%s/qemu/%s.plug", harness_runtime_dir(h), uuid) >= 0);
+        f = fopen(p, "we");
+        assert_non_null(f);
+        assert_true(fputs(record, f) >= 0);
+        assert_int_equal(fclose(f), 0);
+}
+
+static void ip(Harness *h, const char * const *argv) {
+        HarnessResult res = {};
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, 10 * HARNESS_USEC_PER_SEC, &res), 0);
+        if (res.status != 0)
+                fail_msg("%s %s %s failed: %s", argv[0], argv[1], argv[2], strempty(res.err));
+        harness_result_done(&res);
+}
+
+/* A hot-plug of a type='direct' NIC that a kill of virtbusd cut after QEMU took the device: the record
+ * ahead is there, and so are the macvtap (on a veth made here) and the NIC in QEMU, put there over
+ * QMP while no virtbusd runs. The next virtbusd keeps the NIC: core's live XML shows it (with DeviceAdded),
+ * and the macvtap is the domain's, deleted when it stops. */
+static void test_cut_hotplug_macvtap_kept(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("qemu", "keeper", "<memballoon model='none'/>"),
+                            *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path), *live = NULL,
+                            *record = NULL, *ifindex = NULL, *sys = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *added = NULL;
+        char lower[16], peer[16], mvt[16], tap[32];
+        const char *alias;
+        FILE *f;
+        pid_t pid;
+        int fd;
+
+        /* The lower device: a veth (this kernel has no dummy links). */
+        snprintf(lower, sizeof lower, "vbtkd%d", (int) (getpid() % 100000));
+        snprintf(peer, sizeof peer, "vbtkp%d", (int) (getpid() % 100000));
+        snprintf(mvt, sizeof mvt, "vbtkm%d", (int) (getpid() % 100000));
+        ip(h, (const char *[]) { "/usr/sbin/ip", "link", "add", lower, "type", "veth", "peer", "name", peer, NULL });
+        ip(h, (const char *[]) { "/usr/sbin/ip", "link", "set", lower, "up", NULL });
+        harness_domain_call(bus, path, "Start");
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+
+        /* What the killed virtbusd had done: the macvtap made and handed to QEMU, the NIC added. */
+        ip(h, (const char *[]) { "/usr/sbin/ip", "link", "add", "link", lower, "name", mvt, "type", "macvtap", "mode",
+                                 "bridge", NULL });
+        ip(h, (const char *[]) { "/usr/sbin/ip", "link", "set", mvt, "address", "52:54:00:aa:bb:78", "up", NULL });
+        assert_true(asprintf(&sys, "/sys/class/net/%s/ifindex", mvt) >= 0);
+        ifindex = harness_read_file(sys);
+        assert_non_null(ifindex);
+        snprintf(tap, sizeof tap, "/dev/tap%d", atoi(ifindex));
+        fd = open(tap, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        assert_true(fd >= 0);
+        f = qmp_open(h, uuid);
+        qmp_command_fd(f, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"fd-hostnet7\"}}", fd);
+        close(fd);
+        qmp_command(f, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"hostnet7\","
+                       "\"fd\":\"fd-hostnet7\"}}");
+        qmp_command(f, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"virtio-net-pci\","
+                       "\"id\":\"net7\",\"netdev\":\"hostnet7\",\"mac\":\"52:54:00:aa:bb:78\"}}");
+        fclose(f);
+        assert_true(asprintf(&record, "<interface type='direct'><mac address='52:54:00:aa:bb:78'/>"
+                                      "<source dev='%s' mode='bridge'/><target dev='%s'/><model type='virtio'/>"
+                                      "<alias name='net7'/></interface>", lower, mvt) >= 0);
+        write_plug_record(h, uuid, record);
+
+        /* QEMU held back (SIGSTOP) while virtbusd starts, so that DeviceAdded is watched for before the
+         * reconnection can send it. */
+        pid = harness_qemu_pid(h, uuid);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        w = harness_watch_signal(bus, path, DOMAIN_INTERFACE, "DeviceAdded");
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        added = harness_watch_next(w, GUEST_TIMEOUT_USEC);
+        assert_non_null(added);
+        assert_int_equal(sd_bus_message_read(added, "s", &alias), 1);
+        assert_string_equal(alias, "net7");
+        harness_domain_wait_connected(bus, path);
+        /* Kept: in the live XML core serves. The reconnection is done once the record is gone. */
+        free(sys);
+        assert_true(asprintf(&sys, "%s/qemu/%s.plug", harness_runtime_dir(h), uuid) >= 0);
+        for (uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC; access(sys, F_OK) == 0;) {
+                if (harness_now_usec() > deadline)
+                        fail_msg("the hot-plug record is still there");
+                usleep(20 * 1000);
+        }
+        live = harness_domain_xml(bus, path, 0);
+        if (!strstr(live, "52:54:00:aa:bb:78") || !strstr(live, "<alias name='net7'/>"))
+                fail_msg("the kept NIC is not in the live XML:\n%s", live);
+        assert_true(link_exists(mvt));
+
+        /* The macvtap is the domain's: it goes when the domain stops. */
+        harness_domain_call(bus, path, "Destroy");
+        assert_false(link_exists(mvt));
+        ip(h, (const char *[]) { "/usr/sbin/ip", "link", "del", lower, NULL });
+}
+
+static unsigned count_text(const char *file, const char *text) {
+        _cleanup_free_ char *s = harness_read_file(file);
+        unsigned n = 0;
+
+        for (const char *p = s; p && (p = strstr(p, text)); p++)
+                n++;
+        return n;
+}
+
+/* virtbusd restarted after a kill, the domain's monitor connected again, its reconciliation done. */
+static sd_bus *restarted(Harness *h, const char *path) {
+        sd_bus *bus;
+
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, path);
+        return bus;
+}
+
+/* An UpdateDevice of a NIC's link state that a kill of virtbusd cut short: QEMU had the command
+ * (stopped with SIGSTOP meanwhile, virtbusd's log shows it sent) and virtbusd never heard the answer. QEMU
+ * cannot be asked for the link state: the next virtbusd sends the recorded one again and the live XML shows
+ * it. */
+static void test_cut_update_link(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("qemu", "blinker",
+                                                "<interface type='user'><mac address='52:54:00:aa:bb:79'/>"
+                                                "<model type='virtio'/></interface><memballoon model='none'/>"),
+                            *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path), *live = NULL;
+        const char *down = "<interface type='user'><mac address='52:54:00:aa:bb:79'/><model type='virtio'/>"
+                           "<link state='down'/></interface>";
+        const char *log = harness_daemon_log_path(h);
+        unsigned sent;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        pid = harness_qemu_pid(h, uuid);
+        sent = count_text(log, "\"set_link\"");
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_true(sd_bus_call_method_async(bus, NULL, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "UpdateDevice", NULL,
+                                             NULL, "st", down, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(bus) >= 0);
+        harness_wait_for_text(log, "\"set_link\"", sent + 1, GUEST_TIMEOUT_USEC);
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        assert_int_equal(kill(pid, SIGCONT), 0);
+
+        bus = restarted(h, path);
+        live = harness_domain_xml(bus, path, 0);
+        if (!strstr(live, "<link state='down'/>"))
+                fail_msg("the live XML does not show the link down:\n%s", live);
+        assert_int_equal(harness_qemu_pid(h, uuid), pid);
+        harness_domain_call(bus, path, "Destroy");
+}
+
+/* Hands QEMU file (read-only) in descriptor set `set`, named after the device with this alias, as virtbusd
+ * does. */
+static void qmp_add_file(FILE *f, const char *file, unsigned set, const char *alias) {
+        _cleanup_free_ char *cmd = NULL;
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_true(asprintf(&cmd, "{\"execute\":\"add-fd\",\"arguments\":{\"fdset-id\":%u,\"opaque\":\"%s\"}}", set,
+                             alias) >= 0);
+        qmp_command_fd(f, cmd, fd);
+        close(fd);
+}
+
+/* The alias the live XML gives the device with this target dev. */
+static char *alias_of_target(const char *live, const char *target) {
+        _cleanup_free_ char *needle = NULL;
+        const char *p, *a;
+
+        assert_true(asprintf(&needle, "<target dev='%s'", target) >= 0);
+        p = strstr(live, needle);
+        assert_non_null(p);
+        a = strstr(p, "<alias name='");
+        assert_non_null(a);
+        a += strlen("<alias name='");
+        return strndup(a, strcspn(a, "'"));
+}
+
+/* UpdateDevice of a cdrom's medium that a kill of virtbusd cut short, both ways, made over QMP while no
+ * virtbusd runs, with the record virtbusd writes ahead: the new medium is in (the live XML takes it), or
+ * only its file was handed over (the live XML keeps the old one; QEMU lets go of the new file). */
+static void test_cut_update_medium(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("qemu", "changer",
+                                                "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+                                                "<target dev='hdc' bus='ide'/><readonly/></disk>"
+                                                "<memballoon model='none'/>"),
+                            *path = harness_define_domain(bus, xml), *uuid = uuid_of(h, path), *a = NULL, *b = NULL,
+                            *live = NULL, *alias = NULL, *record = NULL, *cmd = NULL;
+        FILE *f;
+        pid_t pid;
+
+        assert_true(asprintf(&a, "%s/cut-a.iso", harness_dir(h)) >= 0);
+        assert_true(asprintf(&b, "%s/cut-b.iso", harness_dir(h)) >= 0);
+        for (int k = 0; k < 2; k++) {
+                int fd = open(k ? b : a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                assert_true(fd >= 0);
+                assert_int_equal(ftruncate(fd, 1 << 20), 0);
+                close(fd);
+        }
+        harness_domain_call(bus, path, "Start");
+        pid = harness_qemu_pid(h, uuid);
+        live = harness_domain_xml(bus, path, 0);
+        alias = alias_of_target(live, "hdc");
+
+        /* The change went through: a's set handed over, the medium changed, no answer heard. */
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        f = qmp_open(h, uuid);
+        qmp_add_file(f, a, 50, alias);
+        assert_true(asprintf(&cmd, "{\"execute\":\"blockdev-change-medium\",\"arguments\":{\"id\":\"%s\","
+                                   "\"filename\":\"/dev/fdset/50\",\"format\":\"raw\",\"read-only-mode\":"
+                                   "\"read-only\",\"force\":true}}", alias) >= 0);
+        qmp_command(f, cmd);
+        fclose(f);
+        assert_true(asprintf(&record, "update 50\n<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+                                      "<source file='%s'/><target dev='hdc' bus='ide'/><readonly/>"
+                                      "<alias name='%s'/></disk>", a, alias) >= 0);
+        write_plug_record(h, uuid, record);
+        bus = restarted(h, path);
+        free(live);
+        live = harness_domain_xml(bus, path, 0);
+        if (!strstr(live, a))
+                fail_msg("the medium QEMU has (%s) is not in the live XML:\n%s", a, live);
+        assert_true(harness_process_has_open(pid, a));
+
+        /* The change did not happen: b's set handed over, nothing else. */
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        f = qmp_open(h, uuid);
+        qmp_add_file(f, b, 60, alias);
+        /* (Before the monitor closes: QEMU then closes by itself the descriptors of sets nothing uses.) */
+        assert_true(harness_process_has_open(pid, b));
+        fclose(f);
+        free(record);
+        assert_true(asprintf(&record, "update 60\n<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+                                      "<source file='%s'/><target dev='hdc' bus='ide'/><readonly/>"
+                                      "<alias name='%s'/></disk>", b, alias) >= 0);
+        write_plug_record(h, uuid, record);
+        bus = restarted(h, path);
+        free(live);
+        live = harness_domain_xml(bus, path, 0);
+        if (!strstr(live, a) || strstr(live, b))
+                fail_msg("the live XML does not show the medium QEMU has (%s):\n%s", a, live);
+        for (uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC; harness_process_has_open(pid, b);) {
+                if (harness_now_usec() > deadline)
+                        fail_msg("QEMU still holds %s, handed over for a change that did not happen", b);
+                usleep(20 * 1000);
+        }
+        assert_true(harness_process_has_open(pid, a));
+        harness_domain_call(bus, path, "Destroy");
+}
+
 static void test_hotplug_nic(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -543,12 +850,6 @@ static char *macvtap_named(const char *live, unsigned n) {
         assert_non_null(p);
         p += strlen("<target dev='");
         return strndup(p, strcspn(p, "'"));
-}
-
-static bool link_exists(const char *name) {
-        char path[128];
-        snprintf(path, sizeof path, "/sys/class/net/%s", name);
-        return access(path, F_OK) == 0;
 }
 
 /* The name of an upper device of lower (a macvtap on it) other than not, NULL if none. */
@@ -788,6 +1089,9 @@ int main(void) {
                 cmocka_unit_test_teardown(test_guest_shutdown, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_restart_reconnect, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_stray_nic_removed, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_cut_hotplug_macvtap_kept, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_cut_update_link, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_cut_update_medium, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hotplug_nic, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_bridge_tap, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_direct_macvtap, harness_teardown_qemus),

@@ -472,8 +472,8 @@ static void cdrom_disk(char *buf, size_t size, const char *volume) {
 }
 
 /* Root's volumes (an installer ISO in 'default'): a user polkit lets use the pool may read them (Download,
- * a cdrom or <readonly/> disk of its domain), never change them or use them writable; another user's
- * volume stays out of reach even read-only; a user polkit refuses reads nothing. */
+ * a cdrom or <readonly/> disk of its domain, a clone of its own), never change them or use them writable;
+ * another user's volume stays out of reach even read-only; a user polkit refuses reads nothing. */
 static void test_root_volumes(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *one = harness_bus_as(h, HARNESS_USER_VIRTBUS),
@@ -540,6 +540,36 @@ static void test_root_volumes(void **state) {
                                    "<os><type>hvm</type></os><devices>%s</devices></domain>", disk) >= 0);
         harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'two.iso' of pool 'default' belongs to another user", M,
                            "DefineDomain", "st", xml, UINT64_C(0));
+
+        /* Clone: root's volume into one of the user's own, the same bytes, the user's file (0600), which
+         * the user may change and delete and another user may not; root's stays root's. */
+        {
+                _cleanup_free_ char *mine = clone_vol(one, pool, "<volume><name>my-installer.iso</name></volume>", iso),
+                                    *file = vol_file(h, "my-installer.iso"), *file_root = vol_file(h, "installer.iso");
+
+                assert_int_equal(stat(file, &st), 0);
+                assert_int_equal(st.st_uid, uid_one);
+                assert_int_equal(st.st_mode & 0777, 0600);
+                assert_true(same_bytes(data, file));
+                assert_int_equal(stat(file_root, &st), 0);
+                assert_int_equal(st.st_uid, 0);
+                harness_call_fails(two, SD_BUS_ERROR_ACCESS_DENIED, "'my-installer.iso' of pool 'default' belongs to another user",
+                                   mine, VOL_INTERFACE, "Delete", "t", UINT64_C(0));
+                sd_bus_message_unref(harness_call_ok(one, mine, VOL_INTERFACE, "Wipe", "t", UINT64_C(0)));
+                sd_bus_message_unref(harness_call_ok(one, mine, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        }
+        /* Another user's volume: not cloned, nothing made. */
+        harness_call_fails(one, SD_BUS_ERROR_ACCESS_DENIED, "'two.iso' of pool 'default' belongs to another user", pool,
+                           POOL_INTERFACE, "CreateVolumeFrom", "sot", "<volume><name>not-mine.iso</name></volume>", theirs,
+                           UINT64_C(0));
+        {
+                _cleanup_free_ char *file = vol_file(h, "not-mine.iso");
+                assert_int_equal(access(file, F_OK), -1);
+        }
+        /* A user polkit does not let use the pool clones nothing. */
+        harness_call_fails(plain, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, "org.virtbus1.storage.manage", pool,
+                           POOL_INTERFACE, "CreateVolumeFrom", "sot", "<volume><name>plain.iso</name></volume>", iso,
+                           UINT64_C(0));
 
         /* A user polkit does not let use the pool reads nothing. */
         fd = open(copy, O_WRONLY | O_TRUNC | O_CLOEXEC);

@@ -49,7 +49,8 @@ void qemu_driver_device_deleted(QemuDriver *q, QemuVm *vm, const char *device);
  * (query-fdsets'): a hot-plug that a stop of virtbusd cut short is finished (QEMU has the device: it joins
  * the live definition) or undone (what it had added goes), and NICs QEMU has but the live definition
  * does not are removed (qemu-hotplug.c). */
-void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets);
+void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets,
+                            struct json_object *blocks);
 
 /* The hotplug ops (qemu-hotplug.c). */
 int qemu_attach_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, const DomainAccess *access,

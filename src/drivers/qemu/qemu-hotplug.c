@@ -725,6 +725,20 @@ static int release_old_medium(QemuVm *vm, QemuSeq *seq, HotplugCall *c, QemuSeqD
         return qemu_seq_run(TAKE_PTR(next), qemu_vm_command_timeout(vm), done, c, NULL) >= 0;
 }
 
+/* An update recorded ahead (plug_record_update): "update N" (N the first descriptor set it hands QEMU, 0 if
+ * none), then the device as the live definition is to show it. */
+static int plug_record_update(QemuVm *vm, const HotplugCall *c) {
+        _cleanup_free_ char *xml = NULL, *record = NULL;
+        int r;
+
+        r = device_def_format(c->dev, DEVICE_FORMAT_SECURE, &xml);
+        if (r < 0)
+                return r;
+        if (asprintf(&record, "update %u\n%s", c->new_sets ? c->new_sets[0] : 0, xml) < 0)
+                return -ENOMEM;
+        return qemu_vm_plug_write(vm, record);
+}
+
 static void on_updated(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         _cleanup_(hotplug_call_freep) HotplugCall *c = userdata;
         QemuVm *vm = hashmap_get(c->q->vms, c->uuid);
@@ -749,6 +763,8 @@ static void on_updated(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                 vm->live->devices[i] = TAKE_PTR(c->dev);
                 (void) qemu_vm_save(vm);
         }
+        if (vm)
+                qemu_vm_plug_remove(vm);
         if (c->done)
                 c->done(r, e, c->userdata);
 }
@@ -848,7 +864,14 @@ int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
                 on_updated(NULL, 0, NULL, TAKE_PTR(c));
                 return 1;
         }
+        /* Recorded ahead: a virtbusd stopped before the answer makes the live definition agree with QEMU. */
+        r = plug_record_update(vm, c);
+        if (r < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record the change to make: %s",
+                                    strerror(-r));
         r = run_call(vm, TAKE_PTR(seq), TAKE_PTR(c), on_updated, reterr);
+        if (r < 0)
+                qemu_vm_plug_remove(vm);
         return r < 0 ? r : 0;
 }
 
@@ -917,24 +940,167 @@ static void plug_macvtap(QemuVm *vm, const DeviceDef *dev, bool delete_now) {
                 qemu_vm_macvtap_delete(vm, name);
 }
 
-static void plug_reconcile(QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
-        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
-        _cleanup_free_ char *xml = NULL, *fdname = NULL;
-        const char *alias;
+static void notify_changed(QemuDriver *q, QemuVm *vm, const char *alias, bool added) {
+        const VbDriverEvents *ev = &q->drv->cfg.events;
 
-        if (qemu_vm_plug_read(vm, &xml) < 0 || !xml)
+        if (ev->device_changed)
+                ev->device_changed(ev->userdata, vm->uuid, alias, added);
+}
+
+/* query-block's entry for the device with this alias (its "qdev": the id, or the QOM path below it). */
+static struct json_object *block_of(struct json_object *blocks, const char *alias) {
+        size_t len = blocks && json_object_is_type(blocks, json_type_array) ? json_object_array_length(blocks) : 0;
+        size_t n = strlen(alias);
+
+        for (size_t i = 0; i < len; i++) {
+                struct json_object *b = json_object_array_get_idx(blocks, i);
+                const char *qdev = qemu_json_string(b, "qdev");
+
+                if (!qdev)
+                        continue;
+                if (streq(qdev, alias) ||
+                    (strncmp(qdev, "/machine/peripheral/", strlen("/machine/peripheral/")) == 0 &&
+                     strncmp(qdev + strlen("/machine/peripheral/"), alias, n) == 0 &&
+                     qdev[strlen("/machine/peripheral/") + n] == '/'))
+                        return b;
+        }
+        return NULL;
+}
+
+/* Whether the medium QEMU has in the drive of the update's disk is the one the update put in: none, for an
+ * eject; else one from a descriptor set the update handed over (first_set or later). -ENODATA: QEMU did not
+ * say. */
+static int medium_is_new(const DeviceDef *dev, unsigned first_set, struct json_object *blocks) {
+        struct json_object *b = block_of(blocks, dev->alias), *inserted;
+        const char *file;
+        unsigned set;
+
+        if (!b)
+                return -ENODATA;
+        inserted = qemu_json_get(b, "inserted");
+        if (!device_disk_get_source(dev))
+                return !inserted;
+        file = qemu_json_string(inserted, "file");
+        return file && first_set > 0 && sscanf(file, "/dev/fdset/%u", &set) == 1 && set >= first_set;
+}
+
+/* Removes the descriptor sets of alias (query-fdsets' answer) below first_set (the old medium's: new ones
+ * true) or from it on (the new one's: new false). */
+static void remove_sets(QemuVm *vm, struct json_object *fdsets, const char *alias, unsigned first_set, bool new) {
+        _cleanup_free_ unsigned *sets = fdsets_of(fdsets, alias);
+
+        for (size_t k = 0; sets && sets[k]; k++)
+                if ((sets[k] >= first_set) == new || first_set == 0)
+                        (void) qemu_monitor_call(vm->mon, "remove-fd", fdset_args(sets[k]), NULL, NULL);
+}
+
+/* An UpdateDevice that a stop of virtbusd cut short (recorded ahead by plug_record_update): the live
+ * definition is made to agree with QEMU. A NIC's link state cannot be read back from QEMU: set_link is
+ * sent again with the recorded state (it does nothing if it went through), and the record becomes live. A
+ * medium: query-block tells whether the new one is in; if so the record becomes live and the old one's
+ * nodes and sets go, else the live definition stays and what was handed over for the new one goes. */
+static void update_reconcile(QemuDriver *q, QemuVm *vm, DeviceDef **devp, unsigned first_set,
+                             struct json_object *fdsets, struct json_object *blocks) {
+        DeviceDef *dev = *devp;
+        ssize_t i = live_find(vm, dev->alias);
+        int r;
+
+        if (i < 0)
                 return;
-        if (device_def_parse_string(xml, 0, &dev, NULL) < 0 || !dev->alias || live_find(vm, dev->alias) >= 0) {
+        if (dev->kind == DEVICE_INTERFACE) {
+                _cleanup_(conf_node_freep) ConfNode *n = NULL;
+                const char *link;
+                struct json_object *args;
+
+                if (device_def_to_node(dev, DEVICE_FORMAT_SECURE, &n) < 0)
+                        return;
+                link = qemu_node_attr(n, "link", "state");
+                args = json_object_new_object();
+                if (!args)
+                        return;
+                json_object_object_add(args, "name", json_object_new_string(dev->alias));
+                json_object_object_add(args, "up", json_object_new_boolean(!link || !streq(link, "down")));
+                (void) qemu_monitor_call(vm->mon, "set_link", args, NULL, NULL);
+                r = 1;
+        } else if (dev->kind == DEVICE_DISK) {
+                r = medium_is_new(dev, first_set, blocks);
+                if (r < 0) {
+                        log_warning("Domain %s: QEMU did not tell which medium drive '%s' has; keeping the live "
+                                    "definition.", vm->uuid, dev->alias);
+                        return;
+                }
+                if (r > 0) {
+                        (void) qemu_monitor_call(vm->mon, "blockdev-del",
+                                                 id_args("node-name", "", dev->alias, "-format"), NULL, NULL);
+                        (void) qemu_monitor_call(vm->mon, "blockdev-del",
+                                                 id_args("node-name", "", dev->alias, "-storage"), NULL, NULL);
+                }
+                /* The sets no medium uses now. */
+                if (r > 0 || first_set > 0)
+                        remove_sets(vm, fdsets, dev->alias, first_set, r == 0);
+        } else
+                return;
+        log_notice("Domain %s: the change of device '%s' that a stop of virtbusd cut short %s.", vm->uuid, dev->alias,
+                   r > 0 ? "is kept" : "did not happen");
+        if (r == 0)
+                return;
+        if (dev->address.type == DEVICE_ADDRESS_NONE) {
+                dev->address = vm->live->devices[i]->address;
+                vm->live->devices[i]->address = (DeviceAddress) { .type = DEVICE_ADDRESS_NONE };
+        }
+        device_def_free(vm->live->devices[i]);
+        vm->live->devices[i] = TAKE_PTR(*devp);
+        (void) qemu_vm_save(vm);
+        notify_changed(q, vm, vm->live->devices[i]->alias, false);
+}
+
+/* The hot-plug or update recorded ahead (qemu_vm_plug_write) that a stop of virtbusd cut short. A
+ * hot-plug: QEMU has the device (device_add went through): it joins the live definition (and core's);
+ * else what the steps before it added goes (none of these commands waits; those with nothing to remove
+ * fail harmlessly). */
+static void plug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets,
+                           struct json_object *blocks) {
+        _cleanup_(device_def_freep) DeviceDef *dev = NULL;
+        _cleanup_free_ char *record = NULL, *fdname = NULL;
+        const char *xml, *alias;
+        unsigned first_set = 0;
+        bool update;
+
+        if (qemu_vm_plug_read(vm, &record) < 0 || !record)
+                return;
+        xml = record;
+        update = strncmp(record, "update ", strlen("update ")) == 0;
+        if (update) {
+                if (sscanf(record, "update %u", &first_set) != 1 || !(xml = strchr(record, '\n'))) {
+                        qemu_vm_plug_remove(vm);
+                        return;
+                }
+                xml++;
+        }
+        if (device_def_parse_string(xml, 0, &dev, NULL) < 0 || !dev->alias) {
+                qemu_vm_plug_remove(vm);
+                return;
+        }
+        if (update) {
+                update_reconcile(q, vm, &dev, first_set, fdsets, blocks);
+                qemu_vm_plug_remove(vm);
+                return;
+        }
+        if (live_find(vm, dev->alias) >= 0) {
                 qemu_vm_plug_remove(vm);
                 return;
         }
         alias = dev->alias;
         if (peripheral_listed(peripherals, alias)) {
+                _cleanup_free_ char *kept = strdup(alias);
+
                 log_notice("Domain %s: device '%s', whose hot-plug a stop of virtbusd cut short, is kept.", vm->uuid,
                            alias);
                 plug_macvtap(vm, dev, false);
-                if (live_append(vm, TAKE_PTR(dev)) >= 0)
+                if (kept && live_append(vm, TAKE_PTR(dev)) >= 0) {
                         (void) qemu_vm_save(vm);
+                        notify_changed(q, vm, kept, true);
+                }
                 qemu_vm_plug_remove(vm);
                 return;
         }
@@ -998,11 +1164,12 @@ static void gone_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *periph
         }
 }
 
-void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets) {
+void qemu_hotplug_reconcile(QemuDriver *q, QemuVm *vm, struct json_object *peripherals, struct json_object *fdsets,
+                            struct json_object *blocks) {
         size_t len = peripherals && json_object_is_type(peripherals, json_type_array) ?
                 json_object_array_length(peripherals) : 0;
 
-        plug_reconcile(vm, peripherals, fdsets);
+        plug_reconcile(q, vm, peripherals, fdsets, blocks);
         gone_reconcile(q, vm, peripherals, fdsets);
         for (size_t i = 0; i < len; i++) {
                 struct json_object *p = json_object_array_get_idx(peripherals, i);

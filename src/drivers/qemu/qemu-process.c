@@ -935,10 +935,10 @@ static int remember_macvtaps(QemuVm *vm) {
         return 0;
 }
 
-enum { RECONNECT_STATUS, RECONNECT_FDSETS, RECONNECT_PERIPHERALS, _RECONNECT_MAX };
+enum { RECONNECT_STATUS, RECONNECT_FDSETS, RECONNECT_PERIPHERALS, RECONNECT_BLOCKS, _RECONNECT_MAX };
 
 static void reconnect_finish(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals,
-                             struct json_object *fdsets) {
+                             struct json_object *fdsets, struct json_object *blocks) {
         QemuVmReconnected done = vm->reconnected;
 
         vm->connecting = false;
@@ -946,7 +946,7 @@ static void reconnect_finish(QemuVm *vm, int r, const char *error, DomainState s
         if (r < 0 && free_and_strdup(&vm->connect_error, error ?: strerror(-r)) < 0)
                 log_oom();
         if (done)
-                done(vm, r, error, state, peripherals, fdsets, vm->reconnected_userdata);
+                done(vm, r, error, state, peripherals, fdsets, blocks, vm->reconnected_userdata);
 }
 
 /* The first set number no set of QEMU's has. */
@@ -972,7 +972,7 @@ static void on_reconnect_seq(QemuSeq *seq, int r, const VbError *e, void *userda
         if (vm->destroying)
                 return;
         if (r < 0) {
-                reconnect_finish(vm, r, e ? e->message : NULL, vm->state, NULL, NULL);
+                reconnect_finish(vm, r, e ? e->message : NULL, vm->state, NULL, NULL, NULL);
                 return;
         }
         s = qemu_json_string(status, "status") ?: "running";
@@ -984,7 +984,7 @@ static void on_reconnect_seq(QemuSeq *seq, int r, const VbError *e, void *userda
                 vm->crashed = true;
         vm->next_fdset = fdset_after(qemu_seq_reply(seq, RECONNECT_FDSETS));
         reconnect_finish(vm, 0, NULL, state, qemu_seq_reply(seq, RECONNECT_PERIPHERALS),
-                         qemu_seq_reply(seq, RECONNECT_FDSETS));
+                         qemu_seq_reply(seq, RECONNECT_FDSETS), qemu_seq_reply(seq, RECONNECT_BLOCKS));
 }
 
 static void on_reconnect_monitor(QemuMonitor *mon, int r, const char *error, void *userdata) {
@@ -995,23 +995,24 @@ static void on_reconnect_monitor(QemuMonitor *mon, int r, const char *error, voi
 
         if (r < 0) {
                 vm->mon = qemu_monitor_free(vm->mon); /* unusable */
-                reconnect_finish(vm, r, error, vm->state, NULL, NULL);
+                reconnect_finish(vm, r, error, vm->state, NULL, NULL, NULL);
                 return;
         }
         seq = qemu_seq_new(vm);
         args = json_object_new_object();
         if (!seq || !args) {
                 json_object_put(args);
-                reconnect_finish(vm, -ENOMEM, NULL, vm->state, NULL, NULL);
+                reconnect_finish(vm, -ENOMEM, NULL, vm->state, NULL, NULL, NULL);
                 return;
         }
         json_object_object_add(args, "path", json_object_new_string("/machine/peripheral"));
         (void) qemu_seq_add(seq, "query the state", "query-status", NULL);
         (void) qemu_seq_add_optional(seq, "query-fdsets", NULL);
         (void) qemu_seq_add_optional(seq, "qom-list", args);
+        (void) qemu_seq_add_optional(seq, "query-block", NULL); /* the media in, for a cut update */
         r = qemu_seq_run(TAKE_PTR(seq), qemu_vm_command_timeout(vm), on_reconnect_seq, vm, &e);
         if (r < 0)
-                reconnect_finish(vm, r, e.message, vm->state, NULL, NULL);
+                reconnect_finish(vm, r, e.message, vm->state, NULL, NULL, NULL);
         vb_error_free(&e);
 }
 

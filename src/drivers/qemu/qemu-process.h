@@ -36,7 +36,8 @@ typedef struct QemuVmCallbacks {
 } QemuVmCallbacks;
 
 typedef void (*QemuVmReconnected)(QemuVm *vm, int r, const char *error, DomainState state,
-                                  struct json_object *peripherals, struct json_object *fdsets, void *userdata);
+                                  struct json_object *peripherals, struct json_object *fdsets,
+                                  struct json_object *blocks, void *userdata);
 
 typedef struct QemuVmConfig {
         sd_event *event;
@@ -132,9 +133,10 @@ int qemu_vm_terminate(QemuVm *vm);
  * even SIGKILL ended it in time). The monitor and the command lists end now. Returns 1 when the process
  * is gone already (gone is not called), 0 when gone follows. */
 int qemu_vm_terminate_async(QemuVm *vm, void (*gone)(QemuVm *vm, int r, void *userdata), void *userdata);
-/* The hot-plug in flight (at most one per VM), recorded ahead in <runtime>/qemu/<uuid>.plug as the
- * device's XML, so that a restarted virtbusd can finish or undo what a stop cut short: write (xml), read
- * (*ret NULL if none; to free), remove. */
+/* The hot-plug or in-place update in flight (at most one per VM), recorded ahead in
+ * <runtime>/qemu/<uuid>.plug as the device's XML (an update's after a line "update N", N the first
+ * descriptor set it hands QEMU, 0 if none), so that a restarted virtbusd can finish or undo what a stop cut
+ * short: write (the whole record), read (*ret NULL if none; to free), remove. */
 int qemu_vm_plug_write(QemuVm *vm, const char *xml);
 int qemu_vm_plug_read(QemuVm *vm, char **ret);
 void qemu_vm_plug_remove(QemuVm *vm);
