@@ -16,6 +16,7 @@
 #include "core/domain-internal.h"
 #include "core/def-store.h"
 #include "core/domain-store.h"
+#include "core/domain-queue.h"
 #include "util/log.h"
 #include "util/worker.h"
 
@@ -211,8 +212,8 @@ bool manager_store_busy(const Manager *m) {
 }
 
 static void store_maybe_idle(Manager *m) {
-        if (!manager_store_busy(m) && m->events.store_idle)
-                m->events.store_idle(m->events.userdata);
+        if (!manager_store_busy(m))
+                domain_queue_kick(m); /* the calls kept while it was busy */
 }
 
 void manager_define_settle(Manager *m) {

@@ -47,6 +47,10 @@ void manager_commit_defines(Manager *m);
 /* Waits for the batch of definitions being committed, if any, and publishes it: a synchronous change to
  * a domain or to the names calls this first, so that registry and files change in the same order. */
 void manager_define_settle(Manager *m);
+/* Definitions or Autostart changes are being committed in the store thread: a change of a domain's
+ * definition or of the names (undefine, rename, a device or tuning saved, CreateDomain) waits for them
+ * (domain-queue.c keeps the call meanwhile). */
+bool manager_store_busy(const Manager *m);
 /* Starts the store thread (the group commit's, also Autostart's) if it is not running. */
 int manager_store_worker(Manager *m);
 

@@ -6,6 +6,7 @@
 #include "conf/domain-access.h"
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-store.h"
 #include "util/log.h"
 
@@ -328,12 +329,73 @@ static int create_defined(Manager *m, Domain *same, DomainDef *def, const Domain
         return r;
 }
 
+/* CreateDomain (also RestoreDomain's and PrepareMigration's start) kept while the store commits
+ * definitions (domain-queue.c): the names it checks must be the registry's final ones. */
+typedef struct CreateArgs {
+        DomainDef *def;
+        DomainAccess access;
+        bool paused, has_access;
+        DomainWaitDone done;
+        void *userdata;
+} CreateArgs;
+
+static void create_args_free(void *p) {
+        CreateArgs *a = p;
+
+        domain_def_free(a->def);
+        domain_access_done(&a->access);
+        free(a);
+}
+
+static int create_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        CreateArgs *a = p;
+
+        return manager_domain_create_def(m, TAKE_PTR(a->def), a->has_access ? &a->access : NULL, a->paused, a->done,
+                                         a->userdata, ret, reterr);
+}
+
+static void create_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        CreateArgs *a = p;
+
+        if (a->done)
+                a->done(r < 0 ? NULL : d, r, e, a->userdata);
+}
+
+static const QueuedCallType create_type = {
+        .what = "creating a domain",
+        .run = create_run,
+        .answer = create_answer,
+        .free = create_args_free,
+};
+
+static int create_queue(Manager *m, DomainDef *def, const DomainAccess *access, bool paused, DomainWaitDone done,
+                        void *userdata, VbError *reterr) {
+        CreateArgs *a = new0(CreateArgs, 1);
+        int r = 0;
+
+        if (!a) {
+                domain_def_free(def);
+                return -ENOMEM;
+        }
+        *a = (CreateArgs) { .def = def, .paused = paused, .has_access = access, .done = done, .userdata = userdata };
+        if (access)
+                r = domain_access_copy(access, &a->access);
+        if (r >= 0)
+                r = domain_queue_add(m, NULL, true, &create_type, a, reterr);
+        if (r < 0)
+                create_args_free(a);
+        return r < 0 ? r : 0;
+}
+
 int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused,
                               DomainWaitDone done, void *userdata, Domain **ret, VbError *reterr) {
         Domain *d = NULL, *same = NULL;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, NULL, true)) {
+                *ret = NULL;
+                return create_queue(m, def, access, paused, done, userdata, reterr);
+        }
 
         r = check_unique(m, def, &same, reterr);
         if (r >= 0)

@@ -500,9 +500,8 @@ static void test_autostart_async(void **state) {
 }
 
 /* Changes of domains sent right behind an Autostart change and DefineDomain calls (pipelined, all on one
- * connection): those that find the store thread committing wait for it off the event loop
- * (bus_defer_while_store_busy), and every call is answered, rightly, in memory and on disk (after a
- * restart). */
+ * connection): those that find the store thread committing wait for it in core, off the event loop
+ * (domain-queue.c), and every call is answered, rightly, in memory and on disk (after a restart). */
 static void test_change_after_define(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -577,6 +576,118 @@ static void test_change_after_define(void **state) {
         }
 }
 
+/* The answers to one caller's pipelined calls, in the order they come. */
+typedef struct Answers {
+        unsigned n, out_of_order, errors;
+} Answers;
+
+typedef struct AnswerSlot {
+        Answers *answers;
+        unsigned index; /* the call's place in the order of sending */
+} AnswerSlot;
+
+static int on_ordered_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        AnswerSlot *slot = userdata;
+        Answers *a = slot->answers;
+        unsigned index = slot->index;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                fprintf(stderr, "call %u: %s\n", index, sd_bus_message_get_error(m)->message);
+                a->errors++;
+        }
+        if (index != a->n)
+                a->out_of_order++;
+        a->n++;
+        return 0;
+}
+
+/* How many times polkitd ran the counting rule for domain name (its log lines). */
+static unsigned polkit_checks(Harness *h, const char *name) {
+        _cleanup_free_ char *path = NULL, *log = NULL, *needle = NULL;
+        unsigned n = 0;
+
+        assert_true(asprintf(&path, "%s/polkitd.log", harness_dir(h)) > 0);
+        assert_true(asprintf(&needle, "virtbus-queue-check %s;", name) > 0);
+        log = harness_read_file(path);
+        for (const char *p = log; p && (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* A caller's calls that find the store thread busy (another caller keeps it committing Autostart changes)
+ * are kept in core after their authorization: polkit is asked once per call (a rule counts), and they are
+ * answered in the order they were sent, the last one's value kept. */
+static void test_queue_order(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *user = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *busy = define(root, "queue-busy", NULL, NULL), *path = define(root, "queue-mine", NULL, NULL);
+        const char *details[] = { "domain", "queue-probe", NULL };
+        enum { N_ROOT = 60, N_USER = 24 };
+        AnswerSlot slots[N_USER];
+        Answers answers = {};
+        unsigned root_answered = 0, checks = 0;
+        bool authorized = false, challenge = false;
+        uint32_t vcpus = 0;
+
+        assert_int_equal(harness_polkit_add_rules(h, "count-checks",
+                                                  "polkit.addRule(function(action, subject) {\n"
+                                                  "        var d = action.lookup('domain');\n"
+                                                  "        if (action.id == 'org.virtbus1.domain.manage' && d &&\n"
+                                                  "            d.indexOf('queue-') == 0)\n"
+                                                  "                polkit.log('virtbus-queue-check ' + d + ';');\n"
+                                                  "});\n"), 0);
+        /* The rule is in force once a check shows in the log. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; polkit_checks(h, "queue-probe") == 0;) {
+                assert_true(harness_now_usec() < end);
+                assert_int_equal(harness_polkit_check(h, HARNESS_USER_VIRTBUS, "org.virtbus1.domain.manage", details,
+                                                      false, &authorized, &challenge), 0);
+                usleep(100 * 1000);
+        }
+        assert_true(authorized);
+
+        /* root keeps the store thread busy... */
+        for (unsigned i = 0; i < N_ROOT; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                assert_true(sd_bus_message_new_method_call(root, &call, HARNESS_SERVICE, busy,
+                                                           "org.freedesktop.DBus.Properties", "Set") >= 0);
+                assert_true(sd_bus_message_append(call, "ssv", DOMAIN_INTERFACE, "Autostart", "b", (int) (i % 2 == 0)) >= 0);
+                assert_true(sd_bus_call_async(root, NULL, call, on_set_reply, &root_answered, 0) >= 0);
+        }
+        assert_true(sd_bus_flush(root) >= 0);
+        /* ...while the user changes its domain's saved vCPUs back and forth, then renames it. */
+        for (unsigned i = 0; i < N_USER; i++) {
+                slots[i] = (AnswerSlot) { .answers = &answers, .index = i };
+                if (i == N_USER - 1)
+                        assert_true(sd_bus_call_method_async(user, NULL, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "Rename",
+                                                             on_ordered_reply, &slots[i], "st", "queue-renamed",
+                                                             UINT64_C(0)) >= 0);
+                else
+                        assert_true(sd_bus_call_method_async(user, NULL, HARNESS_SERVICE, path, DOMAIN_INTERFACE,
+                                                             "SetVCPUs", on_ordered_reply, &slots[i], "ut",
+                                                             (uint32_t) (i % 3 + 1), UINT64_C(2)) >= 0);
+        }
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answers.n < N_USER || root_answered < N_ROOT;) {
+                assert_true(harness_now_usec() < end);
+                if (sd_bus_process(user, NULL) > 0 || sd_bus_process(root, NULL) > 0)
+                        continue;
+                assert_true(sd_bus_wait(user, 10 * HARNESS_USEC_PER_MSEC) >= 0);
+        }
+        assert_int_equal(answers.errors, 0);
+        assert_int_equal(answers.out_of_order, 0);
+        /* The last SetVCPUs (i = N_USER - 2) is what was kept, under the new name. */
+        assert_int_equal(sd_bus_get_property_trivial(root, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "VCPUs", NULL, 'u',
+                                                     &vcpus), 0);
+        assert_int_equal(vcpus, (N_USER - 2) % 3 + 1);
+        assert_string_equal(harness_get_string(root, path, DOMAIN_INTERFACE, "Name"), "queue-renamed");
+        /* One check per call: polkitd's log is written as it answers, and every call was answered. */
+        checks = polkit_checks(h, "queue-mine") + polkit_checks(h, "queue-renamed");
+        assert_int_equal(checks, N_USER);
+
+        harness_domain_call(root, path, "Undefine");
+        harness_domain_call(root, busy, "Undefine");
+}
+
 /* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */
 static void test_torn_writes(void **state) {
         Harness *h = *state;
@@ -628,6 +739,7 @@ int main(void) {
                 cmocka_unit_test(test_persistence_restart),
                 cmocka_unit_test(test_autostart_async),
                 cmocka_unit_test(test_change_after_define),
+                cmocka_unit_test(test_queue_order),
                 cmocka_unit_test(test_torn_writes),
         };
         HARNESS_SKIP_UNLESS_ROOT();

@@ -276,12 +276,18 @@ static void test_hung_hotplug(void **state) {
 }
 
 /* virtbusd restarts while a QEMU hangs: its start is not held up, both domains are listed as running at
- * once, the other one is served, the hung one answers busy until its QEMU wakes up. */
+ * once, the other one is served; a call to the hung one waits (kept in core, not answered busy) while
+ * the other domain and the manager answer, and too many such calls are refused at once; once the QEMU
+ * wakes up (SIGCONT) and is connected, the waiting calls run, in the order they came. */
 static void test_hung_at_restart(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = diskless_xml("frozen"), *other_xml = diskless_xml("thawed");
         _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        enum { N_MORE = 63 }; /* with Suspend: as many as may wait for one domain */
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        sd_bus_slot *more_slots[N_MORE];
+        Pending p, more[N_MORE];
         pid_t pid;
 
         harness_domain_call(bus, path, "Start");
@@ -293,16 +299,34 @@ static void test_hung_at_restart(void **state) {
         bus = harness_bus_root(h);
         assert_string_equal(state_of(h, path), "running");
         assert_string_equal(state_of(h, other), "running");
+        slot = call_later(bus, path, "Suspend", &p);
         harness_domain_wait_connected(bus, other);
         harness_domain_call(bus, other, "Suspend");
         harness_domain_call(bus, other, "Resume");
         sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
-        harness_call_fails(bus, ERR("InvalidState"), "still connecting", path, D, "Suspend", "t", UINT64_C(0));
+        /* Answers come in order on one connection: had the Suspend been refused, it would be here. */
+        drain(bus);
+        assert_false(p.done);
+        /* Resume waits behind it; one more than may wait is refused at once. */
+        for (unsigned i = 0; i < N_MORE; i++)
+                more_slots[i] = call_later(bus, path, "Resume", &more[i]);
+        harness_call_fails(bus, ERR("LimitsExceeded"), "Too many calls wait for domain 'frozen'", path, D, "Resume", "t",
+                           UINT64_C(0));
+        drain(bus);
+        assert_false(p.done);
 
         assert_int_equal(kill(pid, SIGCONT), 0);
-        harness_domain_wait_connected(bus, path);
-        harness_domain_call(bus, path, "Suspend");
-        assert_string_equal(state_of(h, path), "paused");
+        wait_for(bus, &p);
+        assert_null(p.error_name);
+        pending_done(&p);
+        /* The first Resume ran after the Suspend had been sent: it finds it in flight or done. */
+        for (unsigned i = 0; i < N_MORE; i++) {
+                wait_for(bus, &more[i]);
+                if (more[i].error_name)
+                        assert_string_equal(more[i].error_name, ERR("InvalidState"));
+                pending_done(&more[i]);
+                sd_bus_slot_unref(more_slots[i]);
+        }
         harness_domain_call(bus, path, "Destroy");
         harness_domain_call(bus, other, "Destroy");
 }
