@@ -8,8 +8,10 @@
  * for nothing but its own sync.
  *
  * While a batch is in flight its definitions have passed their checks but are not in the registry: a
- * synchronous change of a domain (undefine, rename, a device saved into its definition...) first waits
- * for the batch (manager_define_settle), so that the registry and the files change in the same order. */
+ * change of a domain (undefine, rename, a device saved into its definition...) made meanwhile is kept in
+ * core (domain-queue.c) and run once the store is idle, so that the registry and the files change in the
+ * same order; the event loop never waits for the batch on a client's behalf (manager_define_settle is
+ * left to start-up, shutdown and unit tests). */
 #include <stdio.h>
 
 #include "conf/domain-access.h"

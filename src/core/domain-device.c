@@ -566,13 +566,12 @@ static void live_remove(Domain *d, const char *alias) {
         swap_def(&d->live, &new_live);
 }
 
-/* The saved half of a live+config detach, once the guest released the device. */
+/* The saved half of a live+config detach, once the guest released the device; the store is idle
+ * (manager_on_driver_device_removed keeps it in domain-queue.c otherwise). */
 static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *new_config = NULL;
         size_t i;
         int r;
-
-        manager_define_settle(m);
 
         if (!d->config)
                 return 0;
@@ -586,6 +585,36 @@ static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, 
         swap_def(&d->config, &new_config);
         return 0;
 }
+
+/* The saved half kept while the store commits definitions: args is the alias; the removal's caller is
+ * answered when it runs (or with why it did not). */
+static int config_removal_run(Manager *m, Domain *d, void *args, Domain **ret, VbError *reterr) {
+        DomainDeviceRemoval *rm = removal_find(d, args);
+        VbError e = VB_ERROR_NULL;
+        int r = 0;
+
+        if (!rm)
+                return 1; /* ended meanwhile (its wait ran out) */
+        if (rm->config_probe)
+                r = commit_config_removal(m, d, rm->config_probe, &e);
+        removal_finish(d, rm, r, &e);
+        vb_error_free(&e);
+        return 1;
+}
+
+static void config_removal_answer(Manager *m, Domain *d, void *args, int r, const VbError *e) {
+        DomainDeviceRemoval *rm = d ? removal_find(d, args) : NULL;
+
+        if (rm) /* not run (a run finished it already) */
+                removal_finish(d, rm, r, e);
+}
+
+static const QueuedCallType config_removal_type = {
+        .what = "removing a released device from a saved definition",
+        .run = config_removal_run,
+        .answer = config_removal_answer,
+        .free = free,
+};
 
 void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias) {
         Manager *m = userdata;
@@ -605,7 +634,14 @@ void manager_on_driver_device_removed(void *userdata, const char *uuid, const ch
         rm = removal_find(d, alias);
         if (!rm)
                 return;
-        if (rm->config_probe)
+        if (rm->config_probe && domain_queue_wanted(m, d, true)) {
+                char *a = strdup(alias);
+
+                r = a ? domain_queue_add(m, d, true, &config_removal_type, a, &e) : -ENOMEM;
+                if (r >= 0)
+                        return; /* config_removal_run goes on */
+                free(a);
+        } else if (rm->config_probe)
                 r = commit_config_removal(m, d, rm->config_probe, &e);
         removal_finish(d, rm, r, &e);
         vb_error_free(&e);

@@ -44,8 +44,9 @@ int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain
 
 /* Saves pending DefineDomain calls now, waiting for them (domain-define.c). */
 void manager_commit_defines(Manager *m);
-/* Waits for the batch of definitions being committed, if any, and publishes it: a synchronous change to
- * a domain or to the names calls this first, so that registry and files change in the same order. */
+/* Waits for the batch of definitions being committed, if any, and publishes it: the synchronous changes
+ * to a domain or to the names call this first, so that registry and files change in the same order. It
+ * blocks the loop: clients' calls reach them through domain-queue.c only when the store is idle. */
 void manager_define_settle(Manager *m);
 /* Definitions or Autostart changes are being committed in the store thread: a change of a domain's
  * definition or of the names (undefine, rename, a device or tuning saved, CreateDomain) waits for them

@@ -61,6 +61,9 @@ int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
 int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
         int r;
 
+        /* Never waits on a client's behalf: the only caller in the service is start-up's
+         * seed_default_domains(), before the bus is served, when nothing can be committing (clients'
+         * DefineDomain goes through the group commit, domain-define.c); else unit tests. */
         manager_define_settle(m);
 
         r = domain_define_check(m, def, reterr);
@@ -610,6 +613,8 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         static const char * const props[] = { "Persistent", "Autostart", NULL };
         int r;
 
+        /* Clients' Undefine (and FinishMigration's) come through domain-queue.c, which runs them only
+         * with the store idle: this waits for nobody then; only unit tests and the fuzzer call it bare. */
         manager_define_settle(m);
 
         r = domain_check_idle(d, reterr);
@@ -643,6 +648,7 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         DomainDef *def = NULL;
         int r;
 
+        /* As for Undefine: clients' Rename comes through domain-queue.c with the store idle. */
         manager_define_settle(m);
 
         r = domain_check_idle(d, reterr);
@@ -686,6 +692,8 @@ int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError 
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
                                     "started automatically", d->name);
+        /* Start-up only (seed_default_domains, before the bus is served): clients' Autostart goes
+         * through manager_domain_set_autostart_async. */
         manager_define_settle(m);
         if (d->autostart == autostart)
                 return 0;
