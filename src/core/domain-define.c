@@ -12,6 +12,7 @@
  * core (domain-queue.c) and run once the store is idle, so that the registry and the files change in the
  * same order; the event loop never waits for the batch on a client's behalf (manager_define_settle is
  * left to start-up, shutdown and unit tests). */
+#include <assert.h>
 #include <stdio.h>
 
 #include "conf/domain-access.h"
@@ -216,6 +217,16 @@ bool manager_store_busy(const Manager *m) {
 static void store_maybe_idle(Manager *m) {
         if (!manager_store_busy(m))
                 domain_queue_kick(m); /* the calls kept while it was busy */
+}
+
+void manager_store_job_begin(Manager *m) {
+        m->n_store_jobs++;
+}
+
+void manager_store_job_end(Manager *m) {
+        assert(m->n_store_jobs > 0);
+        m->n_store_jobs--;
+        store_maybe_idle(m);
 }
 
 void manager_define_settle(Manager *m) {

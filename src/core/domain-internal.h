@@ -52,6 +52,13 @@ void manager_define_settle(Manager *m);
  * definition or of the names (undefine, rename, a device or tuning saved, CreateDomain) waits for them
  * (domain-queue.c keeps the call meanwhile). */
 bool manager_store_busy(const Manager *m);
+/* Another change in flight in the store thread, whose publication waits for it: manager_store_busy() meanwhile. */
+void manager_store_job_begin(Manager *m);
+void manager_store_job_end(Manager *m);
+/* Rename whose new name shows only once its definition is on disk: 1 done now, 0 done(r, e, userdata)
+ * follows (OperationFailed naming the file, the name unchanged, when it could not be saved); < 0. */
+int manager_domain_rename_committed(Manager *m, Domain *d, const char *name, VbDriverDone done, void *userdata,
+                                    VbError *reterr);
 /* Starts the store thread (the group commit's, also Autostart's) if it is not running. */
 int manager_store_worker(Manager *m);
 

@@ -8,6 +8,7 @@
 #include "core/domain-internal.h"
 #include "core/domain-queue.h"
 #include "core/domain-store.h"
+#include "util/durable.h"
 #include "util/log.h"
 
 
@@ -643,14 +644,12 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         return 0;
 }
 
-int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr) {
-        static const char * const props[] = { "Name", NULL };
+/* Rename's checks and its new definition (*ret NULL: the name is the same, nothing to do). */
+static int rename_prepare(Manager *m, Domain *d, const char *name, DomainDef **ret, VbError *reterr) {
         DomainDef *def = NULL;
         int r;
 
-        /* As for Undefine: clients' Rename comes through domain-queue.c with the store idle. */
-        manager_define_settle(m);
-
+        *ret = NULL;
         r = domain_check_idle(d, reterr);
         if (r < 0)
                 return r;
@@ -669,12 +668,20 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         if (r < 0)
                 return r;
         r = domain_def_set_name(def, name, reterr);
-        if (r >= 0)
-                r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
         }
+        *ret = def;
+        return 0;
+}
+
+/* Publishes the renamed definition (taken). */
+static int rename_apply(Manager *m, Domain *d, DomainDef *def) {
+        static const char * const props[] = { "Name", NULL };
+        const char *name = domain_def_get_name(def);
+        int r;
+
         log_info("Domain '%s' renamed to '%s'.", d->name, name);
         domain_def_free(d->config);
         d->config = def;
@@ -682,6 +689,93 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         if (r < 0)
                 return r;
         domain_emit_changed(d, props);
+        return 0;
+}
+
+int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr) {
+        DomainDef *def = NULL;
+        int r;
+
+        /* Clients' Rename goes through manager_domain_rename_committed; this waits for unit tests only. */
+        manager_define_settle(m);
+
+        r = rename_prepare(m, d, name, &def, reterr);
+        if (r < 0 || !def)
+                return r;
+        r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        return rename_apply(m, d, def);
+}
+
+typedef struct RenameCommit {
+        Manager *m;
+        char uuid[37];
+        DomainDef *def;
+        VbDriverDone done;
+        void *userdata;
+} RenameCommit;
+
+static void on_rename_committed(int r, const char *path, void *userdata) {
+        RenameCommit *c = userdata;
+        Manager *m = c->m;
+        Domain *d = manager_domain_by_uuid(m, c->uuid);
+        VbError e = VB_ERROR_NULL;
+        const char *name = domain_def_get_name(c->def);
+
+        if (r < 0)
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to save '%s' (domain renamed to '%s'): %s; the "
+                             "name is unchanged", strna(path), name, strerror(-r));
+        else if (!d)
+                r = vb_error_set(&e, VB_ERROR_NO_SUCH_DOMAIN, "Domain %s went away while it was renamed", c->uuid);
+        else if (manager_domain_by_name(m, name)) /* not expected: the store was busy meanwhile */
+                r = vb_error_set(&e, VB_ERROR_ALREADY_EXISTS, "A domain named '%s' appeared while domain '%s' was "
+                                 "renamed to it", name, d->name);
+        else
+                r = rename_apply(m, d, TAKE_PTR(c->def));
+        domain_def_free(c->def);
+        c->done(r, &e, c->userdata);
+        vb_error_free(&e);
+        free(c);
+        manager_store_job_end(m);
+}
+
+int manager_domain_rename_committed(Manager *m, Domain *d, const char *name, VbDriverDone done, void *userdata,
+                                    VbError *reterr) {
+        RenameCommit *c;
+        DomainDef *def = NULL;
+        uint64_t since;
+        int r;
+
+        r = rename_prepare(m, d, name, &def, reterr);
+        if (r < 0 || !def)
+                return r < 0 ? r : 1;
+        c = new0(RenameCommit, 1);
+        if (!c) {
+                domain_def_free(def);
+                return -ENOMEM;
+        }
+        *c = (RenameCommit) { .m = m, .def = def, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        since = durable_seq(m->durable);
+        r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
+        if (r >= 0)
+                r = durable_wait(m->durable, since, on_rename_committed, c);
+        if (r < 0) {
+                domain_def_free(c->def);
+                free(c);
+                return r;
+        }
+        if (r > 0) { /* nothing to wait for (no store thread): on disk already */
+                c->def = NULL;
+                free(c);
+                r = rename_apply(m, d, def);
+                return r < 0 ? r : 1;
+        }
+        /* Published once on disk: calls that change the store wait meanwhile (domain-queue.c). */
+        manager_store_job_begin(m);
         return 0;
 }
 

@@ -322,9 +322,8 @@ static int rename_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *ret
         int r;
 
         if (a->name)
-                r = manager_domain_rename(m, d, a->name, reterr);
-        else
-                r = manager_domain_undefine_with(m, d, a->managed_save, a->snapshots, reterr);
+                return manager_domain_rename_committed(m, d, a->name, a->done, a->userdata, reterr);
+        r = manager_domain_undefine_with(m, d, a->managed_save, a->snapshots, reterr);
         *ret = NULL; /* d may be gone */
         return r < 0 ? r : 1;
 }
@@ -347,8 +346,9 @@ static int rename_or_undefine(Manager *m, Domain *d, const RenameArgs *args, VbE
         int r;
 
         if (!domain_queue_wanted(m, d, true)) {
-                r = args->name ? manager_domain_rename(m, d, args->name, reterr) :
-                                 manager_domain_undefine_with(m, d, args->managed_save, args->snapshots, reterr);
+                if (args->name)
+                        return manager_domain_rename_committed(m, d, args->name, args->done, args->userdata, reterr);
+                r = manager_domain_undefine_with(m, d, args->managed_save, args->snapshots, reterr);
                 return r < 0 ? r : 1;
         }
         a = new0(RenameArgs, 1);

@@ -3,8 +3,10 @@
  * across restarts of virtbusd, and authorization with the real polkitd. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -688,6 +690,80 @@ static void test_queue_order(void **state) {
         harness_domain_call(root, busy, "Undefine");
 }
 
+static void set_immutable_at(const char *path, int oflags, bool on) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | oflags), flags = 0;
+
+        assert_true(fd >= 0);
+        assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+        flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+        assert_int_equal(ioctl(fd, FS_IOC_SETFLAGS, &flags), 0);
+        close(fd);
+}
+
+static void set_immutable(const char *dir, bool on) {
+        set_immutable_at(dir, O_DIRECTORY, on);
+}
+
+static void set_immutable_file(const char *file, bool on) {
+        set_immutable_at(file, 0, on);
+}
+
+/* Definitions that cannot be saved (the config dir is immutable) show on the bus neither before nor
+ * after the failure: no object, no InterfacesAdded, the old definition of a known domain kept; Rename
+ * and Undefine that cannot be saved leave the name and the object as they were. */
+static void test_define_save_errors(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *path = define(bus, "saved-kept", NULL, NULL), *dir = NULL, *xml = NULL, *redef = NULL,
+                            *file = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *added = NULL, *removed = NULL;
+        size_t before = list_domains(bus, 0, NULL);
+        sd_bus_message *signal;
+        uint32_t vcpus = 0;
+
+        assert_true(asprintf(&dir, "%s/domains", harness_config_dir(h)) > 0);
+        xml = domain_xml("never-saved", NULL, NULL);
+        assert_true(asprintf(&redef, "<domain type='test'><name>saved-kept</name><uuid>%s</uuid>"
+                             "<memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>"
+                             "</domain>", harness_get_string(bus, path, DOMAIN_INTERFACE, "UUID")) > 0);
+        added = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesAdded");
+        removed = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesRemoved");
+
+        set_immutable(dir, true);
+        harness_call_fails(bus, ERR("OperationFailed"), "never-saved", M, "DefineDomain", "st", xml, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), "saved-kept", M, "DefineDomain", "st", redef, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Rename", "st", "saved-renamed",
+                           UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0));
+        set_immutable(dir, false);
+        /* The file alone: the new one is written beside it, and putting it in place fails late. */
+        assert_true(asprintf(&file, "%s/%s.xml", dir, harness_get_string(bus, path, DOMAIN_INTERFACE, "UUID")) > 0);
+        set_immutable_file(file, true);
+        harness_call_fails(bus, ERR("OperationFailed"), "saved-kept", M, "DefineDomain", "st", redef, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Rename", "st", "saved-renamed",
+                           UINT64_C(0));
+        set_immutable_file(file, false);
+
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "never-saved");
+        assert_int_equal(list_domains(bus, 0, NULL), before);
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "saved-kept");
+        assert_int_equal(get_bool(bus, path, "Persistent"), 1);
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "VCPUs", NULL, 'u',
+                                                     &vcpus), 0);
+        assert_int_equal(vcpus, 3);
+        /* Signals sent before those answers are here already: none came. */
+        signal = harness_watch_next(added, 0);
+        assert_null(signal);
+        signal = harness_watch_next(removed, 0);
+        assert_null(signal);
+        /* What is on disk agrees (after a restart), and saving works again. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "never-saved");
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "saved-kept");
+        harness_domain_call(bus, path, "Undefine");
+}
+
 /* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */
 static void test_torn_writes(void **state) {
         Harness *h = *state;
@@ -740,6 +816,7 @@ int main(void) {
                 cmocka_unit_test(test_autostart_async),
                 cmocka_unit_test(test_change_after_define),
                 cmocka_unit_test(test_queue_order),
+                cmocka_unit_test(test_define_save_errors),
                 cmocka_unit_test(test_torn_writes),
         };
         HARNESS_SKIP_UNLESS_ROOT();
