@@ -59,6 +59,8 @@ void manager_store_job_end(Manager *m);
  * follows (OperationFailed naming the file, the name unchanged, when it could not be saved); < 0. */
 int manager_domain_rename_committed(Manager *m, Domain *d, const char *name, VbDriverDone done, void *userdata,
                                     VbError *reterr);
+/* Undefine whose object goes (or turns transient) only once the definition is gone from disk: as above. */
+int manager_domain_undefine_committed(Manager *m, Domain *d, VbDriverDone done, void *userdata, VbError *reterr);
 /* Starts the store thread (the group commit's, also Autostart's) if it is not running. */
 int manager_store_worker(Manager *m);
 

@@ -610,15 +610,9 @@ int manager_domain_resume(Manager *m, Domain *d, DomainWaitDone done, void *user
                          done, userdata, reterr);
 }
 
-int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
-        static const char * const props[] = { "Persistent", "Autostart", NULL };
-        int r;
+static int undefine_check(Domain *d, VbError *reterr) {
+        int r = domain_check_idle(d, reterr);
 
-        /* Clients' Undefine (and FinishMigration's) come through domain-queue.c, which runs them only
-         * with the store idle: this waits for nobody then; only unit tests and the fuzzer call it bare. */
-        manager_define_settle(m);
-
-        r = domain_check_idle(d, reterr);
         if (r < 0)
                 return r;
         if (!domain_is_persistent(d))
@@ -627,9 +621,13 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         if (d->n_snapshots > 0)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' has %zu snapshot(s): delete them "
                                     "first", d->name, d->n_snapshots);
-        r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
-        if (r < 0)
-                return r;
+        return 0;
+}
+
+/* The saved definition is gone: the registry follows. */
+static void undefine_apply(Manager *m, Domain *d) {
+        static const char * const props[] = { "Persistent", "Autostart", NULL };
+
         log_info("Domain '%s' undefined.", d->name);
         if (!domain_is_active(d) && d->config && DRIVER_OP(m, domain_undefined))
                 DRIVER_OP(m, domain_undefined)(m->driver, d->config);
@@ -638,9 +636,78 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
                 d->config = domain_def_free(d->config);
                 d->autostart = false;
                 domain_emit_changed(d, props);
-                return 0;
+                return;
         }
         manager_remove_domain(m, d);
+}
+
+int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
+        int r;
+
+        /* Clients' Undefine (and FinishMigration's) go through manager_domain_undefine_committed; this
+         * waits for unit tests and the fuzzer only. */
+        manager_define_settle(m);
+
+        r = undefine_check(d, reterr);
+        if (r >= 0)
+                r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
+        if (r < 0)
+                return r;
+        undefine_apply(m, d);
+        return 0;
+}
+
+typedef struct UndefineCommit {
+        Manager *m;
+        char uuid[37];
+        VbDriverDone done;
+        void *userdata;
+} UndefineCommit;
+
+static void on_undefine_committed(int r, const char *path, void *userdata) {
+        UndefineCommit *c = userdata;
+        Manager *m = c->m;
+        Domain *d = manager_domain_by_uuid(m, c->uuid);
+        VbError e = VB_ERROR_NULL;
+
+        if (r < 0)
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %s; domain %s stays defined",
+                             strna(path), strerror(-r), c->uuid);
+        else if (d && domain_is_persistent(d))
+                undefine_apply(m, d);
+        c->done(r, &e, c->userdata);
+        vb_error_free(&e);
+        free(c);
+        manager_store_job_end(m);
+}
+
+int manager_domain_undefine_committed(Manager *m, Domain *d, VbDriverDone done, void *userdata, VbError *reterr) {
+        UndefineCommit *c;
+        uint64_t since;
+        int r;
+
+        r = undefine_check(d, reterr);
+        if (r < 0)
+                return r;
+        c = new0(UndefineCommit, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (UndefineCommit) { .m = m, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        since = durable_seq(m->durable);
+        r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
+        if (r >= 0)
+                r = durable_wait(m->durable, since, on_undefine_committed, c);
+        if (r != 0)
+                free(c);
+        if (r < 0)
+                return r;
+        if (r > 0) { /* nothing to wait for (no store thread): gone from disk already */
+                undefine_apply(m, d);
+                return 1;
+        }
+        /* Gone from the bus once gone from disk: calls that change the store wait meanwhile. */
+        manager_store_job_begin(m);
         return 0;
 }
 

@@ -319,13 +319,11 @@ static void rename_free(void *p) {
 
 static int rename_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
         RenameArgs *a = p;
-        int r;
 
+        *ret = NULL; /* d may be gone */
         if (a->name)
                 return manager_domain_rename_committed(m, d, a->name, a->done, a->userdata, reterr);
-        r = manager_domain_undefine_with(m, d, a->managed_save, a->snapshots, reterr);
-        *ret = NULL; /* d may be gone */
-        return r < 0 ? r : 1;
+        return manager_domain_undefine_with(m, d, a->managed_save, a->snapshots, a->done, a->userdata, reterr);
 }
 
 static void rename_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
@@ -348,8 +346,8 @@ static int rename_or_undefine(Manager *m, Domain *d, const RenameArgs *args, VbE
         if (!domain_queue_wanted(m, d, true)) {
                 if (args->name)
                         return manager_domain_rename_committed(m, d, args->name, args->done, args->userdata, reterr);
-                r = manager_domain_undefine_with(m, d, args->managed_save, args->snapshots, reterr);
-                return r < 0 ? r : 1;
+                return manager_domain_undefine_with(m, d, args->managed_save, args->snapshots, args->done,
+                                                    args->userdata, reterr);
         }
         a = new0(RenameArgs, 1);
         if (!a)

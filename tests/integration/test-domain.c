@@ -742,6 +742,8 @@ static void test_define_save_errors(void **state) {
         harness_call_fails(bus, ERR("OperationFailed"), "saved-kept", M, "DefineDomain", "st", redef, UINT64_C(0));
         harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Rename", "st", "saved-renamed",
                            UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), "stays defined", path, DOMAIN_INTERFACE, "Undefine", "t",
+                           UINT64_C(0));
         set_immutable_file(file, false);
 
         harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "never-saved");
