@@ -331,6 +331,33 @@ static void test_hung_at_restart(void **state) {
         harness_domain_call(bus, other, "Destroy");
 }
 
+/* A QEMU that stays stopped across virtbusd's restart: the call kept for it ends after the queue's bound
+ * ($VIRTBUS_QUEUE_TIMEOUT_MS, set here below the monitor's own 30 s) with Timeout and a sentence, without
+ * having been made; Destroy does not wait and ends it. */
+static void test_hung_at_restart_timeout(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("asleep"), *path = harness_define_domain(bus, xml);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        Pending p;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        slot = call_later(bus, path, "Suspend", &p);
+        wait_for(bus, &p);
+        assert_non_null(p.error_name);
+        assert_string_equal(p.error_name, ERR("Timeout"));
+        assert_non_null(strstr(p.error_message, "still connecting"));
+        pending_done(&p);
+        assert_string_equal(state_of(h, path), "running");
+        harness_domain_call(bus, path, "Destroy");
+        assert_string_equal(state_of(h, path), "shutoff");
+}
+
 /* A QEMU that dies while a call waits for it: the call fails, the domain is shut off as failed. */
 static void test_dies_mid_call(void **state) {
         Harness *h = *state;
@@ -394,6 +421,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hung_hotplug, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hung_at_restart, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_hung_at_restart_timeout, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
         };
@@ -404,5 +432,8 @@ int main(void) {
         }
         /* virtbusd's bound on a command list: long enough for the calls made meanwhile on a loaded machine. */
         setenv("VIRTBUS_QEMU_TIMEOUT_MS", "10000", 1);
+        /* The bound on a call kept for a QEMU still being connected to: below the monitor's 30 s, above
+         * what test_hung_at_restart takes before its SIGCONT. */
+        setenv("VIRTBUS_QUEUE_TIMEOUT_MS", "15000", 1);
         return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", "--log-level", "debug", NULL } });
 }
