@@ -381,7 +381,9 @@ static int reply_async(sd_bus_message *m, int r, VbError *e, sd_bus_error *error
         return bus_reply_done(m, r, e, error);
 }
 
-static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainAsyncOp op) {
+/* Runs op once core lets it (after the calls to d kept ahead of it, or d's reconnection), or at once when
+ * now is set (Destroy: what works on a domain whose QEMU does not answer). */
+static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainAsyncOp op, bool now) {
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         int r;
@@ -389,8 +391,7 @@ static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerD
         r = begin_manage(s, m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* Destroy goes at once: it is what works on a domain whose QEMU does not answer. */
-        if (op == manager_domain_destroy_async)
+        if (now)
                 r = op(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
         else
                 r = manager_domain_call_when_ready(s->manager, d, op, bus_domain_reply_later, sd_bus_message_ref(m),
@@ -546,20 +547,20 @@ static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error)
 }
 
 static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_reset);
+        return run_async(m, userdata, error, manager_domain_reset, false);
 }
 
 static int method_destroy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         /* Answered once the hypervisor ended (QEMU: SIGTERM, then SIGKILL from a timer). */
-        return run_async(m, userdata, error, manager_domain_destroy_async);
+        return run_async(m, userdata, error, manager_domain_destroy_async, true);
 }
 
 static int method_suspend(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_suspend);
+        return run_async(m, userdata, error, manager_domain_suspend, false);
 }
 
 static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_resume);
+        return run_async(m, userdata, error, manager_domain_resume, false);
 }
 
 static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error) {

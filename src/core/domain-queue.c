@@ -29,6 +29,7 @@ struct QueuedCall {
         void *args;
 };
 
+/* How long a call may wait: $VIRTBUS_QUEUE_TIMEOUT_MS (for tests), else 30 s. */
 static uint64_t queue_timeout_usec(void) {
         const char *s = getenv("VIRTBUS_QUEUE_TIMEOUT_MS");
         unsigned long long ms;
