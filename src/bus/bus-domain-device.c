@@ -138,9 +138,6 @@ int bus_domain_method_attach_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, 0, &dev, &flags, &host, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
         /* Replies at once, or when the hypervisor answered (0: bus_later_done); either once a changed
          * definition is on disk. */
         l = bus_later_new(s, m);
@@ -168,9 +165,6 @@ int bus_domain_method_detach_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &probe, &flags, &host, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
         /* Replies at once (0) or when the guest answered or the wait ran out (1: on_detached); either
          * once a changed definition is on disk. */
         l = bus_later_new(s, m);
@@ -194,9 +188,6 @@ int bus_domain_method_update_device(sd_bus_message *m, void *userdata, sd_bus_er
         r = begin_device_call(m, d, DEVICE_PARSE_NO_DEFAULTS, &dev, &flags, NULL, &who, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;

@@ -125,20 +125,20 @@ int bus_domain_method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *
         Domain *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
-        uint64_t flags, mark;
+        uint64_t flags;
+        BusLater *l;
         int r;
 
         r = begin_manage(m, d, UNDEFINE_MANAGED_SAVE | UNDEFINE_SNAPSHOTS_METADATA, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
-        mark = bus_durable_mark(s);
-        r = manager_domain_undefine_with(d->manager, d, flags & UNDEFINE_MANAGED_SAVE,
-                                         flags & UNDEFINE_SNAPSHOTS_METADATA, &e);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_undefine_when_ready(d->manager, d, flags & UNDEFINE_MANAGED_SAVE,
+                                               flags & UNDEFINE_SNAPSHOTS_METADATA, bus_later_done, l, &e);
         /* Once the removal is on disk; d may be gone now. */
-        return bus_reply_done_durable(s, m, mark, r, &e, error);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 int bus_domain_property_get_has_managed_save(sd_bus *bus, const char *path, const char *interface,

@@ -288,12 +288,8 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         r = parse_and_authorize(s, m, &create_spec, &def, &flags, &access, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0) {
-                domain_def_free(def);
-                return r;
-        }
-        /* Replies now (1) or when QEMU answered (0: on_created). */
+        /* Replies now (1) or when QEMU answered (0: on_created; core may keep the call first, while
+         * definitions are being committed). */
         r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, on_created,
                                       sd_bus_message_ref(m), &d, &e);
         if (r != 0)
@@ -375,8 +371,6 @@ static int begin_manage(BusServer *s, sd_bus_message *m, Domain *d, uint64_t all
                                     ret_flags, error);
 }
 
-typedef int (*ManagerDomainAsyncOp)(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
-
 /* The reply of an operation that may wait for the hypervisor: now (r != 0), or from done (0), which
  * takes the reference on m given to op. */
 static int reply_async(sd_bus_message *m, int r, VbError *e, sd_bus_error *error) {
@@ -387,7 +381,9 @@ static int reply_async(sd_bus_message *m, int r, VbError *e, sd_bus_error *error
         return bus_reply_done(m, r, e, error);
 }
 
-static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainAsyncOp op) {
+/* Runs op once core lets it (after the calls to d kept ahead of it, or d's reconnection), or at once when
+ * now is set (Destroy: what works on a domain whose QEMU does not answer). */
+static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerDomainAsyncOp op, bool now) {
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         int r;
@@ -395,7 +391,11 @@ static int run_async(sd_bus_message *m, Domain *d, sd_bus_error *error, ManagerD
         r = begin_manage(s, m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = op(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+        if (now)
+                r = op(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+        else
+                r = manager_domain_call_when_ready(s->manager, d, op, bus_domain_reply_later, sd_bus_message_ref(m),
+                                                   &e);
         return reply_async(m, r, &e, error);
 }
 
@@ -517,11 +517,13 @@ static int method_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (r <= 0)
                 return r < 0 ? r : 1;
         if (flags & SHUTDOWN_NO_WAIT) {
-                r = manager_domain_shutdown(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+                r = manager_domain_call_when_ready(s->manager, d, manager_domain_shutdown, bus_domain_reply_later,
+                                                   sd_bus_message_ref(m), &e);
                 return reply_async(m, r, &e, error);
         }
         /* Asked (now or once QEMU answered), then waited for. */
-        r = manager_domain_shutdown(s->manager, d, on_shutdown_asked, sd_bus_message_ref(m), &e);
+        r = manager_domain_call_when_ready(s->manager, d, manager_domain_shutdown, on_shutdown_asked,
+                                           sd_bus_message_ref(m), &e);
         if (r <= 0)
                 return reply_async(m, r, &e, error);
         on_shutdown_asked(d, 0, NULL, sd_bus_message_ref(m));
@@ -539,25 +541,26 @@ static int method_reboot(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = begin_power(s, m, d, 0, true, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_domain_reboot(s->manager, d, bus_domain_reply_later, sd_bus_message_ref(m), &e);
+        r = manager_domain_call_when_ready(s->manager, d, manager_domain_reboot, bus_domain_reply_later,
+                                           sd_bus_message_ref(m), &e);
         return reply_async(m, r, &e, error);
 }
 
 static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_reset);
+        return run_async(m, userdata, error, manager_domain_reset, false);
 }
 
 static int method_destroy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         /* Answered once the hypervisor ended (QEMU: SIGTERM, then SIGKILL from a timer). */
-        return run_async(m, userdata, error, manager_domain_destroy_async);
+        return run_async(m, userdata, error, manager_domain_destroy_async, true);
 }
 
 static int method_suspend(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_suspend);
+        return run_async(m, userdata, error, manager_domain_suspend, false);
 }
 
 static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_async(m, userdata, error, manager_domain_resume);
+        return run_async(m, userdata, error, manager_domain_resume, false);
 }
 
 static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -565,7 +568,7 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *name;
-        uint64_t mark;
+        BusLater *l;
         int r;
 
         r = sd_bus_message_read(m, "s", &name);
@@ -581,12 +584,11 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = begin_manage(s, m, d, 0, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
-        mark = bus_durable_mark(s);
-        r = manager_domain_rename(s->manager, d, name, &e);
-        return bus_reply_done_durable(s, m, mark, r, &e, error); /* once the definition is on disk */
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_domain_rename_when_ready(s->manager, d, name, bus_later_done, l, &e);
+        return bus_later_end(l, r == 0, r, &e, error); /* once the definition is on disk */
 }
 
 static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -633,9 +635,6 @@ static int method_set_memory(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;
@@ -658,9 +657,6 @@ static int method_set_vcpus(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = begin_manage(s, m, d, TUNE_LIVE | TUNE_CONFIG | TUNE_MAXIMUM, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = bus_defer_while_store_busy(s, m);
-        if (r != 0)
-                return r;
         l = bus_later_new(s, m);
         if (!l)
                 return -ENOMEM;

@@ -55,35 +55,6 @@ static int watch_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         return 0;
 }
 
-int bus_defer_while_store_busy(BusServer *s, sd_bus_message *m) {
-        if (!manager_store_busy(s->manager))
-                return 0;
-        if (!GREEDY_REALLOC(s->deferred, s->n_deferred_allocated, s->n_deferred + 1))
-                return -ENOMEM;
-        s->deferred[s->n_deferred++] = sd_bus_message_ref(m);
-        log_debug("%s.%s from %s waits for the definitions being committed.", sd_bus_message_get_interface(m),
-                  sd_bus_message_get_member(m), strna(sd_bus_message_get_sender(m)));
-        return 1;
-}
-
-static void on_store_idle(void *userdata) {
-        BusServer *s = userdata;
-        size_t n = s->n_deferred;
-
-        /* In arrival order; one that finds the store busy again (a define came between) waits again. */
-        s->n_deferred = 0;
-        for (size_t i = 0; i < n; i++) {
-                sd_bus_message *m = s->deferred[i];
-                int r = sd_bus_enqueue_for_read(s->bus, m);
-
-                if (r < 0) {
-                        log_error_errno(r, "Failed to dispatch a deferred call again: %m");
-                        (void) sd_bus_reply_method_errno(m, r, NULL);
-                }
-                sd_bus_message_unref(m);
-        }
-}
-
 int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         int r;
@@ -161,7 +132,6 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
                 .snapshot_removed = bus_domain_snapshot_on_removed,
                 .snapshot_changed = bus_domain_snapshot_on_changed,
                 .domain_progress = bus_domain_save_on_progress,
-                .store_idle = on_store_idle,
                 .userdata = s,
         });
 
@@ -172,6 +142,7 @@ int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret) {
 BusServer *bus_server_free(BusServer *s) {
         if (!s)
                 return NULL;
+        manager_cancel_queued(s->manager); /* their answers go out while the bus is still ours */
         sd_bus_slot_unref(s->object_manager_slot);
         sd_bus_slot_unref(s->user_filter_slot);
         sd_bus_slot_unref(s->watch_filter_slot);
@@ -180,9 +151,6 @@ BusServer *bus_server_free(BusServer *s) {
         sd_bus_slot_unref(s->domain_gate_slot);
         manager_set_events(s->manager, &(ManagerEvents) {});
         bus_capabilities_drop_pending(s);
-        for (size_t i = 0; i < s->n_deferred; i++)
-                sd_bus_message_unref(s->deferred[i]);
-        free(s->deferred);
         bus_parse_free(s->parse);
         bus_polkit_free(s->polkit);
         sd_bus_unref(s->bus);

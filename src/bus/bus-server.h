@@ -22,16 +22,7 @@ typedef struct BusServer {
         sd_bus_slot *object_manager_slot;
         sd_bus_slot *user_filter_slot;
         sd_bus_slot *watch_filter_slot;
-        /* Calls waiting for the store thread (bus_defer_while_store_busy), dispatched again when idle. */
-        sd_bus_message **deferred;
-        size_t n_deferred, n_deferred_allocated;
 } BusServer;
-
-/* A call about to change a domain synchronously while definitions (or Autostart changes) are being
- * committed: rather than the event loop waiting for them (manager_define_settle), the call waits, and is
- * dispatched once more when the store is idle (from the start: its handler reads, asks polkit and parses
- * again). Returns 1 when m was deferred (the handler returns 1: it is answered later), 0 to go on now. */
-int bus_defer_while_store_busy(BusServer *s, sd_bus_message *m);
 
 /* Registers all objects on bus (not yet the name). */
 int bus_server_new(sd_bus *bus, Manager *manager, BusServer **ret);

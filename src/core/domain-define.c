@@ -8,14 +8,18 @@
  * for nothing but its own sync.
  *
  * While a batch is in flight its definitions have passed their checks but are not in the registry: a
- * synchronous change of a domain (undefine, rename, a device saved into its definition...) first waits
- * for the batch (manager_define_settle), so that the registry and the files change in the same order. */
+ * change of a domain (undefine, rename, a device saved into its definition...) made meanwhile is kept in
+ * core (domain-queue.c) and run once the store is idle, so that the registry and the files change in the
+ * same order; the event loop never waits for the batch on a client's behalf (manager_define_settle is
+ * left to start-up, shutdown and unit tests). */
+#include <assert.h>
 #include <stdio.h>
 
 #include "conf/domain-access.h"
 #include "core/domain-internal.h"
 #include "core/def-store.h"
 #include "core/domain-store.h"
+#include "core/domain-queue.h"
 #include "util/log.h"
 #include "util/worker.h"
 
@@ -211,8 +215,18 @@ bool manager_store_busy(const Manager *m) {
 }
 
 static void store_maybe_idle(Manager *m) {
-        if (!manager_store_busy(m) && m->events.store_idle)
-                m->events.store_idle(m->events.userdata);
+        if (!manager_store_busy(m))
+                domain_queue_kick(m); /* the calls kept while it was busy */
+}
+
+void manager_store_job_begin(Manager *m) {
+        m->n_store_jobs++;
+}
+
+void manager_store_job_end(Manager *m) {
+        assert(m->n_store_jobs > 0);
+        m->n_store_jobs--;
+        store_maybe_idle(m);
 }
 
 void manager_define_settle(Manager *m) {

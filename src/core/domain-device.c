@@ -9,6 +9,7 @@
 #include "conf/domain-devices.h"
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-store.h"
 #include "core/network.h"
 #include "core/nodedev.h"
@@ -381,12 +382,88 @@ static int device_change_run(Manager *m, Domain *d, DeviceChange *c, const Domai
         return r < 0 ? r : 1;
 }
 
+/* AttachDevice, UpdateDevice and DetachDevice kept while the store or the domain is busy
+ * (domain-queue.c), with copies of their arguments. */
+typedef enum DeviceCallKind { DEVICE_CALL_ATTACH, DEVICE_CALL_UPDATE, DEVICE_CALL_DETACH } DeviceCallKind;
+
+typedef struct DeviceCallArgs {
+        DeviceCallKind kind;
+        DeviceDef *dev;
+        DomainAccess who;
+        unsigned flags;
+        VbDriverDone done;           /* attach, update */
+        DomainWaitDone detach_done;  /* detach */
+        void *userdata;
+} DeviceCallArgs;
+
+static void device_call_free(void *p) {
+        DeviceCallArgs *a = p;
+
+        device_def_free(a->dev);
+        domain_access_done(&a->who);
+        free(a);
+}
+
+static int device_call_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        DeviceCallArgs *a = p;
+        int r;
+
+        switch (a->kind) {
+        case DEVICE_CALL_ATTACH:
+                return manager_domain_attach_device(m, d, a->dev, &a->who, a->flags, a->done, a->userdata, reterr);
+        case DEVICE_CALL_UPDATE:
+                return manager_domain_update_device(m, d, a->dev, &a->who, a->flags, a->done, a->userdata, reterr);
+        default:
+                r = manager_domain_detach_device(m, d, a->dev, a->flags, a->detach_done, a->userdata, reterr);
+                return r == 1 ? 0 : r < 0 ? r : 1; /* its "later" is 1 */
+        }
+}
+
+static void device_call_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        DeviceCallArgs *a = p;
+
+        if (a->kind == DEVICE_CALL_DETACH)
+                a->detach_done(d, r, e, a->userdata);
+        else
+                a->done(r, e, a->userdata);
+}
+
+static const QueuedCallType device_call_type = {
+        .what = "changing the devices of a domain",
+        .run = device_call_run,
+        .answer = device_call_answer,
+        .free = device_call_free,
+};
+
+/* Keeps the call: 0, or < 0 (reterr). */
+static int device_call_queue(Manager *m, Domain *d, const DeviceCallArgs *args, const DeviceDef *dev,
+                             const DomainAccess *who, VbError *reterr) {
+        DeviceCallArgs *a = new0(DeviceCallArgs, 1);
+        int r;
+
+        if (!a)
+                return -ENOMEM;
+        *a = *args;
+        a->dev = NULL;
+        a->who = (DomainAccess) {};
+        r = device_def_copy(dev, &a->dev);
+        if (r >= 0 && who)
+                r = domain_access_copy(who, &a->who);
+        if (r >= 0)
+                r = domain_queue_add(m, d, true, &device_call_type, a, reterr);
+        if (r < 0)
+                device_call_free(a);
+        return r < 0 ? r : 0;
+}
+
 int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, const DomainAccess *who, unsigned flags,
                                  VbDriverDone done, void *userdata, VbError *reterr) {
         _cleanup_(device_change_freep) DeviceChange *c = NULL;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, d, true))
+                return device_call_queue(m, d, &(DeviceCallArgs) { .kind = DEVICE_CALL_ATTACH, .flags = flags,
+                                         .done = done, .userdata = userdata }, dev, who, reterr);
 
         /* Not while a lifecycle operation waits for the hypervisor (domain-ops.c). */
         r = domain_check_idle(d, reterr);
@@ -489,13 +566,12 @@ static void live_remove(Domain *d, const char *alias) {
         swap_def(&d->live, &new_live);
 }
 
-/* The saved half of a live+config detach, once the guest released the device. */
+/* The saved half of a live+config detach, once the guest released the device; the store is idle
+ * (manager_on_driver_device_removed keeps it in domain-queue.c otherwise). */
 static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, VbError *reterr) {
         _cleanup_(domain_def_freep) DomainDef *new_config = NULL;
         size_t i;
         int r;
-
-        manager_define_settle(m);
 
         if (!d->config)
                 return 0;
@@ -509,6 +585,36 @@ static int commit_config_removal(Manager *m, Domain *d, const DeviceDef *probe, 
         swap_def(&d->config, &new_config);
         return 0;
 }
+
+/* The saved half kept while the store commits definitions: args is the alias; the removal's caller is
+ * answered when it runs (or with why it did not). */
+static int config_removal_run(Manager *m, Domain *d, void *args, Domain **ret, VbError *reterr) {
+        DomainDeviceRemoval *rm = removal_find(d, args);
+        VbError e = VB_ERROR_NULL;
+        int r = 0;
+
+        if (!rm)
+                return 1; /* ended meanwhile (its wait ran out) */
+        if (rm->config_probe)
+                r = commit_config_removal(m, d, rm->config_probe, &e);
+        removal_finish(d, rm, r, &e);
+        vb_error_free(&e);
+        return 1;
+}
+
+static void config_removal_answer(Manager *m, Domain *d, void *args, int r, const VbError *e) {
+        DomainDeviceRemoval *rm = d ? removal_find(d, args) : NULL;
+
+        if (rm) /* not run (a run finished it already) */
+                removal_finish(d, rm, r, e);
+}
+
+static const QueuedCallType config_removal_type = {
+        .what = "removing a released device from a saved definition",
+        .run = config_removal_run,
+        .answer = config_removal_answer,
+        .free = free,
+};
 
 void manager_on_driver_device_removed(void *userdata, const char *uuid, const char *alias) {
         Manager *m = userdata;
@@ -528,7 +634,14 @@ void manager_on_driver_device_removed(void *userdata, const char *uuid, const ch
         rm = removal_find(d, alias);
         if (!rm)
                 return;
-        if (rm->config_probe)
+        if (rm->config_probe && domain_queue_wanted(m, d, true)) {
+                char *a = strdup(alias);
+
+                r = a ? domain_queue_add(m, d, true, &config_removal_type, a, &e) : -ENOMEM;
+                if (r >= 0)
+                        return; /* config_removal_run goes on */
+                free(a);
+        } else if (rm->config_probe)
                 r = commit_config_removal(m, d, rm->config_probe, &e);
         removal_finish(d, rm, r, &e);
         vb_error_free(&e);
@@ -683,7 +796,11 @@ int manager_domain_detach_device(Manager *m, Domain *d, const DeviceDef *probe, 
         size_t li, ci;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, d, true)) {
+                r = device_call_queue(m, d, &(DeviceCallArgs) { .kind = DEVICE_CALL_DETACH, .flags = flags,
+                                      .detach_done = done, .userdata = userdata }, probe, NULL, reterr);
+                return r < 0 ? r : 1; /* answered later */
+        }
 
         /* Not while a lifecycle operation waits for the hypervisor (domain-ops.c). */
         r = domain_check_idle(d, reterr);
@@ -795,7 +912,9 @@ int manager_domain_update_device(Manager *m, Domain *d, const DeviceDef *dev, co
         _cleanup_(device_change_freep) DeviceChange *c = NULL;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, d, true))
+                return device_call_queue(m, d, &(DeviceCallArgs) { .kind = DEVICE_CALL_UPDATE, .flags = flags,
+                                         .done = done, .userdata = userdata }, dev, who, reterr);
 
         /* Not while a lifecycle operation waits for the hypervisor (domain-ops.c). */
         r = domain_check_idle(d, reterr);

@@ -45,9 +45,23 @@ int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain
 
 /* Saves pending DefineDomain calls now, waiting for them (domain-define.c). */
 void manager_commit_defines(Manager *m);
-/* Waits for the batch of definitions being committed, if any, and publishes it: a synchronous change to
- * a domain or to the names calls this first, so that registry and files change in the same order. */
+/* Waits for the batch of definitions being committed, if any, and publishes it: the synchronous changes
+ * to a domain or to the names call this first, so that registry and files change in the same order. It
+ * blocks the loop: clients' calls reach them through domain-queue.c only when the store is idle. */
 void manager_define_settle(Manager *m);
+/* Definitions or Autostart changes are being committed in the store thread: a change of a domain's
+ * definition or of the names (undefine, rename, a device or tuning saved, CreateDomain) waits for them
+ * (domain-queue.c keeps the call meanwhile). */
+bool manager_store_busy(const Manager *m);
+/* Another change in flight in the store thread, whose publication waits for it: manager_store_busy() meanwhile. */
+void manager_store_job_begin(Manager *m);
+void manager_store_job_end(Manager *m);
+/* Rename whose new name shows only once its definition is on disk: 1 done now, 0 done(r, e, userdata)
+ * follows (OperationFailed naming the file, the name unchanged, when it could not be saved); < 0. */
+int manager_domain_rename_committed(Manager *m, Domain *d, const char *name, VbDriverDone done, void *userdata,
+                                    VbError *reterr);
+/* Undefine whose object goes (or turns transient) only once the definition is gone from disk: as above. */
+int manager_domain_undefine_committed(Manager *m, Domain *d, VbDriverDone done, void *userdata, VbError *reterr);
 /* Starts the store thread (the group commit's, also Autostart's) if it is not running. */
 int manager_store_worker(Manager *m);
 

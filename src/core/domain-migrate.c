@@ -934,10 +934,14 @@ int manager_migration_finish(Manager *m, Domain *d, const char *cookie, Migratio
                 snprintf(name, sizeof name, "%s", d->name);
                 migration_free(g);
                 r = manager_domain_destroy(m, d, reterr);
+                /* Not waiting on the loop for definitions being committed: kept in core meanwhile, done
+                 * answers then (a running domain has no managed save; snapshots make it fail, as before). */
                 if (r >= 0 && undefine)
-                        r = manager_domain_undefine(m, d, reterr);
+                        r = manager_domain_undefine_when_ready(m, d, false, false, done, userdata, reterr);
                 if (r >= 0)
                         log_notice("Migration of domain '%s' from this host finished: it runs elsewhere.", name);
+                if (r == 0)
+                        return 0;
                 return r < 0 ? r : 1;
         }
         if (g->step == STEP_FAILED) {

@@ -6,7 +6,9 @@
 #include "conf/domain-access.h"
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-store.h"
+#include "util/durable.h"
 #include "util/log.h"
 
 
@@ -60,6 +62,9 @@ int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
 int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *ret_created, VbError *reterr) {
         int r;
 
+        /* Never waits on a client's behalf: the only caller in the service is start-up's
+         * seed_default_domains(), before the bus is served, when nothing can be committing (clients'
+         * DefineDomain goes through the group commit, domain-define.c); else unit tests. */
         manager_define_settle(m);
 
         r = domain_define_check(m, def, reterr);
@@ -328,12 +333,73 @@ static int create_defined(Manager *m, Domain *same, DomainDef *def, const Domain
         return r;
 }
 
+/* CreateDomain (also RestoreDomain's and PrepareMigration's start) kept while the store commits
+ * definitions (domain-queue.c): the names it checks must be the registry's final ones. */
+typedef struct CreateArgs {
+        DomainDef *def;
+        DomainAccess access;
+        bool paused, has_access;
+        DomainWaitDone done;
+        void *userdata;
+} CreateArgs;
+
+static void create_args_free(void *p) {
+        CreateArgs *a = p;
+
+        domain_def_free(a->def);
+        domain_access_done(&a->access);
+        free(a);
+}
+
+static int create_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        CreateArgs *a = p;
+
+        return manager_domain_create_def(m, TAKE_PTR(a->def), a->has_access ? &a->access : NULL, a->paused, a->done,
+                                         a->userdata, ret, reterr);
+}
+
+static void create_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        CreateArgs *a = p;
+
+        if (a->done)
+                a->done(r < 0 ? NULL : d, r, e, a->userdata);
+}
+
+static const QueuedCallType create_type = {
+        .what = "creating a domain",
+        .run = create_run,
+        .answer = create_answer,
+        .free = create_args_free,
+};
+
+static int create_queue(Manager *m, DomainDef *def, const DomainAccess *access, bool paused, DomainWaitDone done,
+                        void *userdata, VbError *reterr) {
+        CreateArgs *a = new0(CreateArgs, 1);
+        int r = 0;
+
+        if (!a) {
+                domain_def_free(def);
+                return -ENOMEM;
+        }
+        *a = (CreateArgs) { .def = def, .paused = paused, .has_access = access, .done = done, .userdata = userdata };
+        if (access)
+                r = domain_access_copy(access, &a->access);
+        if (r >= 0)
+                r = domain_queue_add(m, NULL, true, &create_type, a, reterr);
+        if (r < 0)
+                create_args_free(a);
+        return r < 0 ? r : 0;
+}
+
 int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *access, bool paused,
                               DomainWaitDone done, void *userdata, Domain **ret, VbError *reterr) {
         Domain *d = NULL, *same = NULL;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, NULL, true)) {
+                *ret = NULL;
+                return create_queue(m, def, access, paused, done, userdata, reterr);
+        }
 
         r = check_unique(m, def, &same, reterr);
         if (r >= 0)
@@ -544,13 +610,9 @@ int manager_domain_resume(Manager *m, Domain *d, DomainWaitDone done, void *user
                          done, userdata, reterr);
 }
 
-int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
-        static const char * const props[] = { "Persistent", "Autostart", NULL };
-        int r;
+static int undefine_check(Domain *d, VbError *reterr) {
+        int r = domain_check_idle(d, reterr);
 
-        manager_define_settle(m);
-
-        r = domain_check_idle(d, reterr);
         if (r < 0)
                 return r;
         if (!domain_is_persistent(d))
@@ -559,9 +621,13 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
         if (d->n_snapshots > 0)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' has %zu snapshot(s): delete them "
                                     "first", d->name, d->n_snapshots);
-        r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
-        if (r < 0)
-                return r;
+        return 0;
+}
+
+/* The saved definition is gone: the registry follows. */
+static void undefine_apply(Manager *m, Domain *d) {
+        static const char * const props[] = { "Persistent", "Autostart", NULL };
+
         log_info("Domain '%s' undefined.", d->name);
         if (!domain_is_active(d) && d->config && DRIVER_OP(m, domain_undefined))
                 DRIVER_OP(m, domain_undefined)(m->driver, d->config);
@@ -570,19 +636,87 @@ int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
                 d->config = domain_def_free(d->config);
                 d->autostart = false;
                 domain_emit_changed(d, props);
-                return 0;
+                return;
         }
         manager_remove_domain(m, d);
+}
+
+int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr) {
+        int r;
+
+        /* Clients' Undefine (and FinishMigration's) go through manager_domain_undefine_committed; this
+         * waits for unit tests and the fuzzer only. */
+        manager_define_settle(m);
+
+        r = undefine_check(d, reterr);
+        if (r >= 0)
+                r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
+        if (r < 0)
+                return r;
+        undefine_apply(m, d);
         return 0;
 }
 
-int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr) {
-        static const char * const props[] = { "Name", NULL };
+typedef struct UndefineCommit {
+        Manager *m;
+        char uuid[37];
+        VbDriverDone done;
+        void *userdata;
+} UndefineCommit;
+
+static void on_undefine_committed(int r, const char *path, void *userdata) {
+        UndefineCommit *c = userdata;
+        Manager *m = c->m;
+        Domain *d = manager_domain_by_uuid(m, c->uuid);
+        VbError e = VB_ERROR_NULL;
+
+        if (r < 0)
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to remove '%s': %s; domain %s stays defined",
+                             strna(path), strerror(-r), c->uuid);
+        else if (d && domain_is_persistent(d))
+                undefine_apply(m, d);
+        c->done(r, &e, c->userdata);
+        vb_error_free(&e);
+        free(c);
+        manager_store_job_end(m);
+}
+
+int manager_domain_undefine_committed(Manager *m, Domain *d, VbDriverDone done, void *userdata, VbError *reterr) {
+        UndefineCommit *c;
+        uint64_t since;
+        int r;
+
+        r = undefine_check(d, reterr);
+        if (r < 0)
+                return r;
+        c = new0(UndefineCommit, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (UndefineCommit) { .m = m, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        since = durable_seq(m->durable);
+        r = domain_store_remove(m->durable, m->domains_dir, d->uuid, reterr);
+        if (r >= 0)
+                r = durable_wait(m->durable, since, on_undefine_committed, c);
+        if (r != 0)
+                free(c);
+        if (r < 0)
+                return r;
+        if (r > 0) { /* nothing to wait for (no store thread): gone from disk already */
+                undefine_apply(m, d);
+                return 1;
+        }
+        /* Gone from the bus once gone from disk: calls that change the store wait meanwhile. */
+        manager_store_job_begin(m);
+        return 0;
+}
+
+/* Rename's checks and its new definition (*ret NULL: the name is the same, nothing to do). */
+static int rename_prepare(Manager *m, Domain *d, const char *name, DomainDef **ret, VbError *reterr) {
         DomainDef *def = NULL;
         int r;
 
-        manager_define_settle(m);
-
+        *ret = NULL;
         r = domain_check_idle(d, reterr);
         if (r < 0)
                 return r;
@@ -601,12 +735,20 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         if (r < 0)
                 return r;
         r = domain_def_set_name(def, name, reterr);
-        if (r >= 0)
-                r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
         if (r < 0) {
                 domain_def_free(def);
                 return r;
         }
+        *ret = def;
+        return 0;
+}
+
+/* Publishes the renamed definition (taken). */
+static int rename_apply(Manager *m, Domain *d, DomainDef *def) {
+        static const char * const props[] = { "Name", NULL };
+        const char *name = domain_def_get_name(def);
+        int r;
+
         log_info("Domain '%s' renamed to '%s'.", d->name, name);
         domain_def_free(d->config);
         d->config = def;
@@ -617,6 +759,93 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         return 0;
 }
 
+int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr) {
+        DomainDef *def = NULL;
+        int r;
+
+        /* Clients' Rename goes through manager_domain_rename_committed; this waits for unit tests only. */
+        manager_define_settle(m);
+
+        r = rename_prepare(m, d, name, &def, reterr);
+        if (r < 0 || !def)
+                return r;
+        r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        return rename_apply(m, d, def);
+}
+
+typedef struct RenameCommit {
+        Manager *m;
+        char uuid[37];
+        DomainDef *def;
+        VbDriverDone done;
+        void *userdata;
+} RenameCommit;
+
+static void on_rename_committed(int r, const char *path, void *userdata) {
+        RenameCommit *c = userdata;
+        Manager *m = c->m;
+        Domain *d = manager_domain_by_uuid(m, c->uuid);
+        VbError e = VB_ERROR_NULL;
+        const char *name = domain_def_get_name(c->def);
+
+        if (r < 0)
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to save '%s' (domain renamed to '%s'): %s; the "
+                             "name is unchanged", strna(path), name, strerror(-r));
+        else if (!d)
+                r = vb_error_set(&e, VB_ERROR_NO_SUCH_DOMAIN, "Domain %s went away while it was renamed", c->uuid);
+        else if (manager_domain_by_name(m, name)) /* not expected: the store was busy meanwhile */
+                r = vb_error_set(&e, VB_ERROR_ALREADY_EXISTS, "A domain named '%s' appeared while domain '%s' was "
+                                 "renamed to it", name, d->name);
+        else
+                r = rename_apply(m, d, TAKE_PTR(c->def));
+        domain_def_free(c->def);
+        c->done(r, &e, c->userdata);
+        vb_error_free(&e);
+        free(c);
+        manager_store_job_end(m);
+}
+
+int manager_domain_rename_committed(Manager *m, Domain *d, const char *name, VbDriverDone done, void *userdata,
+                                    VbError *reterr) {
+        RenameCommit *c;
+        DomainDef *def = NULL;
+        uint64_t since;
+        int r;
+
+        r = rename_prepare(m, d, name, &def, reterr);
+        if (r < 0 || !def)
+                return r < 0 ? r : 1;
+        c = new0(RenameCommit, 1);
+        if (!c) {
+                domain_def_free(def);
+                return -ENOMEM;
+        }
+        *c = (RenameCommit) { .m = m, .def = def, .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        since = durable_seq(m->durable);
+        r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
+        if (r >= 0)
+                r = durable_wait(m->durable, since, on_rename_committed, c);
+        if (r < 0) {
+                domain_def_free(c->def);
+                free(c);
+                return r;
+        }
+        if (r > 0) { /* nothing to wait for (no store thread): on disk already */
+                c->def = NULL;
+                free(c);
+                r = rename_apply(m, d, def);
+                return r < 0 ? r : 1;
+        }
+        /* Published once on disk: calls that change the store wait meanwhile (domain-queue.c). */
+        manager_store_job_begin(m);
+        return 0;
+}
+
 int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError *reterr) {
         static const char * const props[] = { "Autostart", NULL };
         int r;
@@ -624,6 +853,8 @@ int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError 
         if (!domain_is_persistent(d))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient and cannot be "
                                     "started automatically", d->name);
+        /* Start-up only (seed_default_domains, before the bus is served): clients' Autostart goes
+         * through manager_domain_set_autostart_async. */
         manager_define_settle(m);
         if (d->autostart == autostart)
                 return 0;

@@ -427,7 +427,8 @@ int manager_domain_restore(Manager *m, DomainDef *def, const DomainAccess *acces
         return load_start(m, j, j->fd, reterr);
 }
 
-int manager_domain_undefine_with(Manager *m, Domain *d, bool managed_save, bool snapshots, VbError *reterr) {
+int manager_domain_undefine_with(Manager *m, Domain *d, bool managed_save, bool snapshots, VbDriverDone done,
+                                 void *userdata, VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         bool has_save = manager_domain_has_managed_save(m, d);
         int r;
@@ -455,5 +456,5 @@ int manager_domain_undefine_with(Manager *m, Domain *d, bool managed_save, bool 
         }
         if (snapshots)
                 manager_snapshot_forget_all(m, d);
-        return manager_domain_undefine(m, d, reterr);
+        return manager_domain_undefine_committed(m, d, done, userdata, reterr);
 }

@@ -37,5 +37,7 @@ int manager_domain_managed_save_remove(Manager *m, Domain *d, VbError *reterr);
 /* The same from inside core, during another operation (a snapshot revert changed the disks under it). */
 int manager_domain_managed_save_remove_stale(Manager *m, Domain *d);
 /* Undefine: refused while the domain has a managed save or snapshots, unless managed_save / snapshots say
- * to remove them (snapshots: their metadata; what they keep in disk images stays there). */
-int manager_domain_undefine_with(Manager *m, Domain *d, bool managed_save, bool snapshots, VbError *reterr);
+ * to remove them (snapshots: their metadata; what they keep in disk images stays there). The object goes
+ * once the definition is gone from disk: 1 done now, 0 done(r, e, userdata) follows, < 0 failed now. */
+int manager_domain_undefine_with(Manager *m, Domain *d, bool managed_save, bool snapshots, VbDriverDone done,
+                                 void *userdata, VbError *reterr);

@@ -5,6 +5,7 @@
 
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-store.h"
 #include "util/log.h"
 
@@ -106,12 +107,45 @@ static void on_driver_memory(int r, const VbError *e, void *userdata) {
         memory_change_finish(c, d, r, e);
 }
 
+/* SetMemory and SetVCPUs kept while the store or the domain is busy (domain-queue.c). */
+typedef struct TuneArgs {
+        uint64_t value;
+        unsigned flags;
+        bool vcpus, maximum;
+        VbDriverDone done;
+        void *userdata;
+} TuneArgs;
+
+static int tune_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        TuneArgs *a = p;
+
+        if (a->vcpus)
+                return manager_domain_set_vcpus(m, d, (uint32_t) a->value, a->flags, a->maximum, a->done, a->userdata,
+                                                reterr);
+        return manager_domain_set_memory(m, d, a->value, a->flags, a->done, a->userdata, reterr);
+}
+
+static void tune_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        TuneArgs *a = p;
+
+        a->done(r, e, a->userdata);
+}
+
+static const QueuedCallType tune_type = {
+        .what = "changing the memory or vCPUs of a domain",
+        .run = tune_run,
+        .answer = tune_answer,
+        .free = free,
+};
+
 int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flags, VbDriverDone done, void *userdata,
                               VbError *reterr) {
         _cleanup_(memory_change_freep) MemoryChange *c = NULL;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, d, true))
+                return domain_queue_add_copy(m, d, true, &tune_type, &(TuneArgs) { .value = kib, .flags = flags,
+                                             .done = done, .userdata = userdata }, sizeof(TuneArgs), reterr);
 
         r = domain_check_idle(d, reterr);
         if (r < 0)
@@ -253,7 +287,10 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         _cleanup_(vcpus_change_freep) VcpusChange *c = NULL;
         int r;
 
-        manager_define_settle(m);
+        if (domain_queue_wanted(m, d, true))
+                return domain_queue_add_copy(m, d, true, &tune_type, &(TuneArgs) { .value = count, .flags = flags,
+                                             .vcpus = true, .maximum = maximum, .done = done, .userdata = userdata },
+                                             sizeof(TuneArgs), reterr);
 
         r = domain_check_idle(d, reterr);
         if (r < 0)

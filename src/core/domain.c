@@ -5,6 +5,7 @@
 
 #include "conf/domain-access.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-store.h"
 #include "core/snapshot.h"
 #include "util/log.h"
@@ -120,6 +121,10 @@ void domain_stopped(Domain *d, DomainStopReason reason) {
 
         d->stop_reason = (int) reason;
         d->live = domain_def_free(d->live);
+        if (d->connecting) { /* its QEMU went before it answered: the calls kept for it hear so */
+                d->connecting = false;
+                domain_queue_kick(m);
+        }
         hostdev_release_domain(m, d->uuid, d->name); /* host devices go back to the host (hostdev.c) */
         manager_domain_networks_release(m, d->uuid); /* network ports (network-manager.c) */
         domain_fail_device_removals(d, VB_ERROR_INVALID_STATE, "stopped");

@@ -30,6 +30,9 @@ struct Domain {
         int stop_reason; /* DomainStopReason of the last stop, -1 before any */
         unsigned id;
         bool autostart;
+        /* Running, found again at start-up, and the driver is still connecting to it: calls that need the
+         * hypervisor wait (domain-queue.c). */
+        bool connecting;
         /* Whose rights open the host paths of its definitions (conf/domain-paths.h): recorded at Define
          * and Attach, saved with the definition, used at every Start, also by autostart. */
         DomainAccess access;

@@ -10,6 +10,7 @@
 #include "conf/domain-access.h"
 #include "core/snapshot.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-migrate.h"
 #include "core/domain-store.h"
 #include "core/domain-save.h"
@@ -37,6 +38,16 @@ static void on_driver_state_changed(void *userdata, const char *uuid, DomainStat
                 return;
         }
         domain_set_state(d, state, d->id);
+}
+
+static void on_driver_connected(void *userdata, const char *uuid) {
+        Manager *m = userdata;
+        Domain *d = manager_domain_by_uuid(m, uuid);
+
+        if (!d || !d->connecting)
+                return;
+        d->connecting = false;
+        domain_queue_kick(m); /* the calls that waited for it */
 }
 
 static void on_driver_stopped(void *userdata, const char *uuid, DomainStopReason reason) {
@@ -144,6 +155,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
                         .device_removal_failed = manager_on_driver_device_removal_failed,
                         .agent_changed = manager_on_driver_agent_changed,
                         .domain_progress = manager_on_driver_snapshot_progress,
+                        .domain_connected = on_driver_connected,
                         .userdata = m,
                 },
         };
@@ -173,6 +185,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_commit_defines(m);
+        manager_cancel_queued(m);
         manager_migrations_close(m);
         m->durable = durable_free(m->durable);
         m->store_worker = worker_free(m->store_worker);
@@ -357,6 +370,7 @@ static int reconnect_running(Manager *m) {
                 }
                 d->state = infos[i].state;
                 d->id = infos[i].id;
+                d->connecting = infos[i].connecting;
                 log_info("Domain '%s' is running (id %u).", d->name, d->id);
         }
         for (size_t i = 0; i < n; i++)

@@ -54,9 +54,6 @@ typedef struct ManagerEvents {
         void (*nodedev_added)(void *userdata, NodeDevice *d);
         void (*nodedev_removed)(void *userdata, NodeDevice *d);
         void (*nodedev_changed)(void *userdata, NodeDevice *d, const char * const *properties);
-        /* The store thread has nothing in flight any more (a batch of definitions or an Autostart change
-         * was committed): changes deferred while manager_store_busy() may go on. */
-        void (*store_idle)(void *userdata);
         void *userdata;
 } ManagerEvents;
 
@@ -88,6 +85,12 @@ struct Manager {
         struct Worker *store_worker;      /* syncs off the event loop (util/worker.h); started on first use */
         unsigned n_store_jobs;            /* other changes it makes, in flight (Autostart) */
         struct Durable *durable;          /* every other saved file's changes, committed by store_worker */
+
+        /* Calls kept until the store and their domain are ready, in arrival order (domain-queue.c). */
+        struct QueuedCall *queue;
+        size_t n_queued;
+        bool queue_bypass; /* a kept call is running */
+        sd_event_source *queue_defer, *queue_timer;
 
         Hashmap *domains_by_uuid;
         Hashmap *domains_by_name;
@@ -121,12 +124,6 @@ typedef void (*DomainDefineDone)(Manager *m, Domain *d, bool created, int r, con
 /* access (copied; NULL: root's) says whose rights open the definition's host paths. */
 int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
                                 void *userdata, VbError *reterr);
-
-/* Definitions or Autostart changes are being committed in the store thread: a synchronous change of a
- * domain (undefine, rename, a device or tuning saved into its definition, CreateDomain) made now would
- * have to wait for them (manager_define_settle, on the event loop). Callers that can wait elsewhere do:
- * ManagerEvents.store_idle says when to try again. */
-bool manager_store_busy(const Manager *m);
 
 /* The host paths of def, or of dev alone when given (then def, the domain's, may be NULL), that uid may
  * not use as the domain would (read, write, create, bind...): filled into *ret, empty when all is fine
@@ -167,8 +164,28 @@ int manager_domain_screenshot(Manager *m, Domain *d, unsigned screen, VbDriverSc
                               VbError *reterr);
 int manager_domain_suspend(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_resume(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
+
+/* Answers every call kept by core (OperationFailed: the service is stopping); before the bus goes. */
+void manager_cancel_queued(Manager *m);
+
+/* The signature of the operations above. */
+typedef int (*ManagerDomainAsyncOp)(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
+/* Runs op on d now, or, while calls to d wait ahead of it or virtbusd is still connecting to d's QEMU
+ * (found again at start-up), keeps it and runs it after them (returns 0: done follows, also with Timeout
+ * when the connection does not come, or LimitsExceeded now when too many calls wait). Returns as op. */
+int manager_domain_call_when_ready(Manager *m, Domain *d, ManagerDomainAsyncOp op, DomainWaitDone done,
+                                   void *userdata, VbError *reterr);
+/* Synchronous: they wait on the loop for definitions being committed (manager_define_settle). For
+ * start-up, unit tests and internal callers; calls from clients use the two below. */
 int manager_domain_undefine(Manager *m, Domain *d, VbError *reterr);
 int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *reterr);
+/* Rename, and Undefine with managed_save (its managed save goes too) and snapshots (their metadata goes):
+ * done now (1), or, while the store commits definitions or calls to d wait ahead (domain-queue.c), kept
+ * and done(r, e, userdata) later (0); < 0 with reterr on failure now (LimitsExceeded: too many wait). */
+int manager_domain_rename_when_ready(Manager *m, Domain *d, const char *name, VbDriverDone done, void *userdata,
+                                     VbError *reterr);
+int manager_domain_undefine_when_ready(Manager *m, Domain *d, bool managed_save, bool snapshots, VbDriverDone done,
+                                       void *userdata, VbError *reterr);
 int manager_domain_set_autostart(Manager *m, Domain *d, bool autostart, VbError *reterr);
 /* The same, with the link and its directory synced in the store thread: returns 1 when there was nothing
  * to change, 0 when done(…) will be called on the event loop (after the change is durable and Autostart

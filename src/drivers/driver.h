@@ -124,6 +124,9 @@ typedef struct VbDriverEvents {
         /* A snapshot operation the backend runs for the domain got on: done of total units (the last one
          * tells done == total), a few times a second at most. */
         void (*domain_progress)(void *userdata, const char *uuid, uint64_t done, uint64_t total);
+        /* The driver's connection to a domain listed with .connecting is made, or failed (then calls to it
+         * answer why): calls may go to it now. */
+        void (*domain_connected)(void *userdata, const char *uuid);
         void *userdata;
 } VbDriverEvents;
 
@@ -141,6 +144,9 @@ struct VbDriverDomainInfo {
         unsigned id;
         DomainState state;
         DomainDef *live; /* the live definition (owned by the caller once returned) */
+        /* Found again at start-up, and the driver is still connecting to it: calls to it would fail;
+         * VbDriverEvents.domain_connected follows. */
+        bool connecting;
 };
 
 typedef struct VbDriverOps {

@@ -182,10 +182,15 @@ static const char *find_emulator(void) {
 static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState state, struct json_object *peripherals,
                               struct json_object *fdsets, struct json_object *blocks, void *userdata) {
         QemuDriver *q = userdata;
+        const VbDriverEvents *ev = &q->drv->cfg.events;
+        char uuid[37];
 
+        snprintf(uuid, sizeof uuid, "%s", vm->uuid); /* the lifecycle action below may end vm */
         if (r < 0) {
                 log_warning("Failed to reconnect to QEMU process %d of domain %s: %s; calls to it fail until it is "
                             "destroyed.", (int) vm->pid, vm->uuid, strempty(error));
+                if (ev->domain_connected) /* the calls waiting for it hear why */
+                        ev->domain_connected(ev->userdata, vm->uuid);
                 return;
         }
         log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid, domain_def_get_name(vm->live));
@@ -195,6 +200,8 @@ static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState 
         /* The guest powered off or crashed while we were away: do now what we would have done. */
         if (vm->shutdown_seen || vm->crashed)
                 vm_lifecycle(q, vm, vm->crashed ? DOMAIN_LIFECYCLE_ON_CRASH : DOMAIN_LIFECYCLE_ON_POWEROFF);
+        if (ev->domain_connected)
+                ev->domain_connected(ev->userdata, uuid);
 }
 
 static void reconnect_all(QemuDriver *q) {
@@ -358,7 +365,10 @@ static int describe_vm(void *domain, VbDriverDomainInfo *ret) {
         if (vm->start)
                 return 0; /* starting: not running yet */
         r = info_of(vm, ret);
-        return r < 0 ? r : 1;
+        if (r < 0)
+                return r;
+        ret->connecting = vm->connecting;
+        return 1;
 }
 
 static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *ret_n, VbError *reterr) {

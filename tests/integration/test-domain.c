@@ -3,8 +3,10 @@
  * across restarts of virtbusd, and authorization with the real polkitd. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -500,9 +502,8 @@ static void test_autostart_async(void **state) {
 }
 
 /* Changes of domains sent right behind an Autostart change and DefineDomain calls (pipelined, all on one
- * connection): those that find the store thread committing wait for it off the event loop
- * (bus_defer_while_store_busy), and every call is answered, rightly, in memory and on disk (after a
- * restart). */
+ * connection): those that find the store thread committing wait for it in core, off the event loop
+ * (domain-queue.c), and every call is answered, rightly, in memory and on disk (after a restart). */
 static void test_change_after_define(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -577,6 +578,194 @@ static void test_change_after_define(void **state) {
         }
 }
 
+/* The answers to one caller's pipelined calls, in the order they come. */
+typedef struct Answers {
+        unsigned n, out_of_order, errors;
+} Answers;
+
+typedef struct AnswerSlot {
+        Answers *answers;
+        unsigned index; /* the call's place in the order of sending */
+} AnswerSlot;
+
+static int on_ordered_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        AnswerSlot *slot = userdata;
+        Answers *a = slot->answers;
+        unsigned index = slot->index;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                fprintf(stderr, "call %u: %s\n", index, sd_bus_message_get_error(m)->message);
+                a->errors++;
+        }
+        if (index != a->n)
+                a->out_of_order++;
+        a->n++;
+        return 0;
+}
+
+/* How many times polkitd ran the counting rule for domain name (its log lines). */
+static unsigned polkit_checks(Harness *h, const char *name) {
+        _cleanup_free_ char *path = NULL, *log = NULL, *needle = NULL;
+        unsigned n = 0;
+
+        assert_true(asprintf(&path, "%s/polkitd.log", harness_dir(h)) > 0);
+        assert_true(asprintf(&needle, "virtbus-queue-check %s;", name) > 0);
+        log = harness_read_file(path);
+        for (const char *p = log; p && (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* A caller's calls that find the store thread busy (another caller keeps it committing Autostart changes)
+ * are kept in core after their authorization: polkit is asked once per call (a rule counts), and they are
+ * answered in the order they were sent, the last one's value kept. */
+static void test_queue_order(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *user = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *busy = define(root, "queue-busy", NULL, NULL), *path = define(root, "queue-mine", NULL, NULL);
+        const char *details[] = { "domain", "queue-probe", NULL };
+        enum { N_ROOT = 60, N_USER = 24 };
+        AnswerSlot slots[N_USER];
+        Answers answers = {};
+        unsigned root_answered = 0, checks = 0;
+        bool authorized = false, challenge = false;
+        uint32_t vcpus = 0;
+
+        assert_int_equal(harness_polkit_add_rules(h, "count-checks",
+                                                  "polkit.addRule(function(action, subject) {\n"
+                                                  "        var d = action.lookup('domain');\n"
+                                                  "        if (action.id == 'org.virtbus1.domain.manage' && d &&\n"
+                                                  "            d.indexOf('queue-') == 0)\n"
+                                                  "                polkit.log('virtbus-queue-check ' + d + ';');\n"
+                                                  "});\n"), 0);
+        /* The rule is in force once a check shows in the log. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; polkit_checks(h, "queue-probe") == 0;) {
+                assert_true(harness_now_usec() < end);
+                assert_int_equal(harness_polkit_check(h, HARNESS_USER_VIRTBUS, "org.virtbus1.domain.manage", details,
+                                                      false, &authorized, &challenge), 0);
+                usleep(100 * 1000);
+        }
+        assert_true(authorized);
+
+        /* root keeps the store thread busy... */
+        for (unsigned i = 0; i < N_ROOT; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                assert_true(sd_bus_message_new_method_call(root, &call, HARNESS_SERVICE, busy,
+                                                           "org.freedesktop.DBus.Properties", "Set") >= 0);
+                assert_true(sd_bus_message_append(call, "ssv", DOMAIN_INTERFACE, "Autostart", "b", (int) (i % 2 == 0)) >= 0);
+                assert_true(sd_bus_call_async(root, NULL, call, on_set_reply, &root_answered, 0) >= 0);
+        }
+        assert_true(sd_bus_flush(root) >= 0);
+        /* ...while the user changes its domain's saved vCPUs back and forth, then renames it. */
+        for (unsigned i = 0; i < N_USER; i++) {
+                slots[i] = (AnswerSlot) { .answers = &answers, .index = i };
+                if (i == N_USER - 1)
+                        assert_true(sd_bus_call_method_async(user, NULL, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "Rename",
+                                                             on_ordered_reply, &slots[i], "st", "queue-renamed",
+                                                             UINT64_C(0)) >= 0);
+                else
+                        assert_true(sd_bus_call_method_async(user, NULL, HARNESS_SERVICE, path, DOMAIN_INTERFACE,
+                                                             "SetVCPUs", on_ordered_reply, &slots[i], "ut",
+                                                             (uint32_t) (i % 3 + 1), UINT64_C(2)) >= 0);
+        }
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answers.n < N_USER || root_answered < N_ROOT;) {
+                assert_true(harness_now_usec() < end);
+                if (sd_bus_process(user, NULL) > 0 || sd_bus_process(root, NULL) > 0)
+                        continue;
+                assert_true(sd_bus_wait(user, 10 * HARNESS_USEC_PER_MSEC) >= 0);
+        }
+        assert_int_equal(answers.errors, 0);
+        assert_int_equal(answers.out_of_order, 0);
+        /* The last SetVCPUs (i = N_USER - 2) is what was kept, under the new name. */
+        assert_int_equal(sd_bus_get_property_trivial(root, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "VCPUs", NULL, 'u',
+                                                     &vcpus), 0);
+        assert_int_equal(vcpus, (N_USER - 2) % 3 + 1);
+        assert_string_equal(harness_get_string(root, path, DOMAIN_INTERFACE, "Name"), "queue-renamed");
+        /* One check per call: polkitd's log is written as it answers, and every call was answered. */
+        checks = polkit_checks(h, "queue-mine") + polkit_checks(h, "queue-renamed");
+        assert_int_equal(checks, N_USER);
+
+        harness_domain_call(root, path, "Undefine");
+        harness_domain_call(root, busy, "Undefine");
+}
+
+static void set_immutable_at(const char *path, int oflags, bool on) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | oflags), flags = 0;
+
+        assert_true(fd >= 0);
+        assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+        flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+        assert_int_equal(ioctl(fd, FS_IOC_SETFLAGS, &flags), 0);
+        close(fd);
+}
+
+static void set_immutable(const char *dir, bool on) {
+        set_immutable_at(dir, O_DIRECTORY, on);
+}
+
+static void set_immutable_file(const char *file, bool on) {
+        set_immutable_at(file, 0, on);
+}
+
+/* Definitions that cannot be saved (the config dir is immutable) show on the bus neither before nor
+ * after the failure: no object, no InterfacesAdded, the old definition of a known domain kept; Rename
+ * and Undefine that cannot be saved leave the name and the object as they were. */
+static void test_define_save_errors(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *path = define(bus, "saved-kept", NULL, NULL), *dir = NULL, *xml = NULL, *redef = NULL,
+                            *file = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *added = NULL, *removed = NULL;
+        size_t before = list_domains(bus, 0, NULL);
+        sd_bus_message *signal;
+        uint32_t vcpus = 0;
+
+        assert_true(asprintf(&dir, "%s/domains", harness_config_dir(h)) > 0);
+        xml = domain_xml("never-saved", NULL, NULL);
+        assert_true(asprintf(&redef, "<domain type='test'><name>saved-kept</name><uuid>%s</uuid>"
+                             "<memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>"
+                             "</domain>", harness_get_string(bus, path, DOMAIN_INTERFACE, "UUID")) > 0);
+        added = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesAdded");
+        removed = harness_watch_signal(bus, HARNESS_MANAGER_PATH, OM_INTERFACE, "InterfacesRemoved");
+
+        set_immutable(dir, true);
+        harness_call_fails(bus, ERR("OperationFailed"), "never-saved", M, "DefineDomain", "st", xml, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), "saved-kept", M, "DefineDomain", "st", redef, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Rename", "st", "saved-renamed",
+                           UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Undefine", "t", UINT64_C(0));
+        set_immutable(dir, false);
+        /* The file alone: the new one is written beside it, and putting it in place fails late. */
+        assert_true(asprintf(&file, "%s/%s.xml", dir, harness_get_string(bus, path, DOMAIN_INTERFACE, "UUID")) > 0);
+        set_immutable_file(file, true);
+        harness_call_fails(bus, ERR("OperationFailed"), "saved-kept", M, "DefineDomain", "st", redef, UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), NULL, path, DOMAIN_INTERFACE, "Rename", "st", "saved-renamed",
+                           UINT64_C(0));
+        harness_call_fails(bus, ERR("OperationFailed"), "stays defined", path, DOMAIN_INTERFACE, "Undefine", "t",
+                           UINT64_C(0));
+        set_immutable_file(file, false);
+
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "never-saved");
+        assert_int_equal(list_domains(bus, 0, NULL), before);
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "saved-kept");
+        assert_int_equal(get_bool(bus, path, "Persistent"), 1);
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, DOMAIN_INTERFACE, "VCPUs", NULL, 'u',
+                                                     &vcpus), 0);
+        assert_int_equal(vcpus, 3);
+        /* Signals sent before those answers are here already: none came. */
+        signal = harness_watch_next(added, 0);
+        assert_null(signal);
+        signal = harness_watch_next(removed, 0);
+        assert_null(signal);
+        /* What is on disk agrees (after a restart), and saving works again. */
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        harness_call_fails(bus, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "never-saved");
+        assert_string_equal(harness_get_string(bus, path, DOMAIN_INTERFACE, "Name"), "saved-kept");
+        harness_domain_call(bus, path, "Undefine");
+}
+
 /* Kill virtbusd with SIGKILL while definitions are being written: every file left must load. */
 static void test_torn_writes(void **state) {
         Harness *h = *state;
@@ -628,6 +817,8 @@ int main(void) {
                 cmocka_unit_test(test_persistence_restart),
                 cmocka_unit_test(test_autostart_async),
                 cmocka_unit_test(test_change_after_define),
+                cmocka_unit_test(test_queue_order),
+                cmocka_unit_test(test_define_save_errors),
                 cmocka_unit_test(test_torn_writes),
         };
         HARNESS_SKIP_UNLESS_ROOT();

@@ -276,12 +276,18 @@ static void test_hung_hotplug(void **state) {
 }
 
 /* virtbusd restarts while a QEMU hangs: its start is not held up, both domains are listed as running at
- * once, the other one is served, the hung one answers busy until its QEMU wakes up. */
+ * once, the other one is served; a call to the hung one waits (kept in core, not answered busy) while
+ * the other domain and the manager answer, and too many such calls are refused at once; once the QEMU
+ * wakes up (SIGCONT) and is connected, the waiting calls run, in the order they came. */
 static void test_hung_at_restart(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = diskless_xml("frozen"), *other_xml = diskless_xml("thawed");
         _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        enum { N_MORE = 63 }; /* with Suspend: as many as may wait for one domain */
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        sd_bus_slot *more_slots[N_MORE];
+        Pending p, more[N_MORE];
         pid_t pid;
 
         harness_domain_call(bus, path, "Start");
@@ -293,18 +299,63 @@ static void test_hung_at_restart(void **state) {
         bus = harness_bus_root(h);
         assert_string_equal(state_of(h, path), "running");
         assert_string_equal(state_of(h, other), "running");
+        slot = call_later(bus, path, "Suspend", &p);
         harness_domain_wait_connected(bus, other);
         harness_domain_call(bus, other, "Suspend");
         harness_domain_call(bus, other, "Resume");
         sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
-        harness_call_fails(bus, ERR("InvalidState"), "still connecting", path, D, "Suspend", "t", UINT64_C(0));
+        /* Answers come in order on one connection: had the Suspend been refused, it would be here. */
+        drain(bus);
+        assert_false(p.done);
+        /* Resume waits behind it; one more than may wait is refused at once. */
+        for (unsigned i = 0; i < N_MORE; i++)
+                more_slots[i] = call_later(bus, path, "Resume", &more[i]);
+        harness_call_fails(bus, ERR("LimitsExceeded"), "Too many calls wait for domain 'frozen'", path, D, "Resume", "t",
+                           UINT64_C(0));
+        drain(bus);
+        assert_false(p.done);
 
         assert_int_equal(kill(pid, SIGCONT), 0);
-        harness_domain_wait_connected(bus, path);
-        harness_domain_call(bus, path, "Suspend");
-        assert_string_equal(state_of(h, path), "paused");
+        wait_for(bus, &p);
+        assert_null(p.error_name);
+        pending_done(&p);
+        /* The first Resume ran after the Suspend had been sent: it finds it in flight or done. */
+        for (unsigned i = 0; i < N_MORE; i++) {
+                wait_for(bus, &more[i]);
+                if (more[i].error_name)
+                        assert_string_equal(more[i].error_name, ERR("InvalidState"));
+                pending_done(&more[i]);
+                sd_bus_slot_unref(more_slots[i]);
+        }
         harness_domain_call(bus, path, "Destroy");
         harness_domain_call(bus, other, "Destroy");
+}
+
+/* A QEMU that stays stopped across virtbusd's restart: the call kept for it ends after the queue's bound
+ * ($VIRTBUS_QUEUE_TIMEOUT_MS, set here below the monitor's own 30 s) with Timeout and a sentence, without
+ * having been made; Destroy does not wait and ends it. */
+static void test_hung_at_restart_timeout(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("asleep"), *path = harness_define_domain(bus, xml);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        Pending p;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        slot = call_later(bus, path, "Suspend", &p);
+        wait_for(bus, &p);
+        assert_non_null(p.error_name);
+        assert_string_equal(p.error_name, ERR("Timeout"));
+        assert_non_null(strstr(p.error_message, "still connecting"));
+        pending_done(&p);
+        assert_string_equal(state_of(h, path), "running");
+        harness_domain_call(bus, path, "Destroy");
+        assert_string_equal(state_of(h, path), "shutoff");
 }
 
 /* A QEMU that dies while a call waits for it: the call fails, the domain is shut off as failed. */
@@ -370,6 +421,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hung_hotplug, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_hung_at_restart, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_hung_at_restart_timeout, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
         };
@@ -380,5 +432,8 @@ int main(void) {
         }
         /* virtbusd's bound on a command list: long enough for the calls made meanwhile on a loaded machine. */
         setenv("VIRTBUS_QEMU_TIMEOUT_MS", "10000", 1);
+        /* The bound on a call kept for a QEMU still being connected to: below the monitor's 30 s, above
+         * what test_hung_at_restart takes before its SIGCONT. */
+        setenv("VIRTBUS_QUEUE_TIMEOUT_MS", "15000", 1);
         return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", "--log-level", "debug", NULL } });
 }
