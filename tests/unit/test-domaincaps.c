@@ -351,6 +351,26 @@ static void test_qemu_probe_and_cache(void **state) {
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);
+        /* microvm: USB through its own xHCI, SATA on its PCIe host; no floppy (no ISA DMA there). */
+        m = qemu_caps_find_machine(c1, "microvm");
+        if (m) {
+                assert_int_equal(qemu_caps_domain_caps(c1, &host, "qemu", m, &dc), 0);
+                assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "usb"));
+                assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "sata"));
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "fdc"));
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "diskDevice", "floppy"));
+                validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
+                dc = domain_caps_unref(dc);
+        }
+        /* isapc: no PCI bus, so neither AHCI nor a USB host controller. */
+        m = qemu_caps_find_machine(c1, "isapc");
+        if (m) {
+                assert_int_equal(qemu_caps_domain_caps(c1, &host, "qemu", m, &dc), 0);
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "sata"));
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "usb"));
+                assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "fdc"));
+                dc = domain_caps_unref(dc);
+        }
         m = qemu_caps_default_machine(c1);
         assert_true(strncmp(m->name, "pc-i440fx-", 10) == 0);
         host = facts(true);

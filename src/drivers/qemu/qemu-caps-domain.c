@@ -75,9 +75,35 @@ static int add_virtio_models(DomainCapsBlock *b, const QemuCaps *c, const char *
         return r;
 }
 
+/* Whether the machine has a PCI bus for devices: the PC boards always; microvm when QEMU has the generic
+ * PCIe host it adds with pcie=on; isapc never. */
+static bool machine_has_pci(const QemuCaps *c, MachineFamily family) {
+        if (family == MACHINE_I440FX || family == MACHINE_Q35)
+                return true;
+        return family == MACHINE_MICROVM && qemu_caps_has_type(c, "gpex-pcihost");
+}
+
+/* Whether the machine can hold a USB host controller: a PCI one, or microvm's own (usb=on adds a
+ * sysbus xHCI). */
+static bool machine_has_usb(const QemuCaps *c, MachineFamily family) {
+        static const char * const pci_hcds[] = { "qemu-xhci", "nec-usb-xhci", "piix3-usb-uhci" };
+
+        if (family == MACHINE_MICROVM && qemu_caps_has_type(c, "sysbus-xhci"))
+                return true;
+        if (!machine_has_pci(c, family))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(pci_hcds); i++)
+                if (qemu_caps_has_type(c, pci_hcds[i]))
+                        return true;
+        return false;
+}
+
 static int disk_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
         DomainCapsBlock *b = &dc->devices[DOMAIN_CAPS_DISK];
+        /* The floppy controller needs the ISA DMA controller of a PC board (microvm has none: QEMU
+         * refuses isa-fdc there, "ISA controller does not support DMA"). */
         bool pc = family == MACHINE_I440FX || family == MACHINE_Q35 || family == MACHINE_ISAPC;
+        bool pci = machine_has_pci(c, family);
         const TypeValue devices[] = {
                 { "disk", { "scsi-hd", "ide-hd", "virtio-blk-pci" } },
                 { "cdrom", { "scsi-cd", "ide-cd" } },
@@ -90,8 +116,9 @@ static int disk_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
                 { "fdc", { pc ? "isa-fdc" : NULL } },
                 { "scsi", { "virtio-scsi-pci", "lsi53c895a", "megasas" } },
                 { "virtio", { "virtio-blk-pci", "virtio-blk-device" } },
-                { "usb", { family != MACHINE_MICROVM ? "usb-storage" : NULL } },
-                { "sata", { family == MACHINE_ISAPC || family == MACHINE_MICROVM ? NULL : "ich9-ahci" } },
+                { "usb", { machine_has_usb(c, family) ? "usb-storage" : NULL } },
+                /* AHCI is a PCI device: q35's built-in one, or ich9-ahci on any PCI bus. */
+                { "sata", { pci ? "ich9-ahci" : NULL } },
         };
         int r;
 
