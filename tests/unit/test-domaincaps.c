@@ -348,6 +348,8 @@ static void test_qemu_probe_and_cache(void **state) {
                         assert_string_equal(dc->cpu_models[i].vendor, "Intel");
         }
         assert_true(domain_caps_enum_has(&dc->hyperv, "features", "spinlocks"));
+        /* Under TCG QEMU emulates no other enlightenment (start refuses them). */
+        assert_false(domain_caps_enum_has(&dc->hyperv, "features", "relaxed"));
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);
@@ -359,6 +361,9 @@ static void test_qemu_probe_and_cache(void **state) {
                 assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "sata"));
                 assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "fdc"));
                 assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "diskDevice", "floppy"));
+                /* No pflash there (microvm has no flash device), but a ROM loader, which secure='no' suits. */
+                assert_false(domain_caps_enum_has(&dc->loader, "type", "pflash"));
+                assert_true(domain_caps_enum_has(&dc->loader, "secure", "no"));
                 validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
                 dc = domain_caps_unref(dc);
         }
@@ -377,6 +382,13 @@ static void test_qemu_probe_and_cache(void **state) {
         assert_int_equal(qemu_caps_domain_caps(c1, &host, kvm && c1->kvm_enabled ? "kvm" : "qemu", m, &dc), 0);
         assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "ide"));
         assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_HOSTDEV], "pciBackend", "vfio"));
+        if (kvm && c1->kvm_enabled) {
+                /* Under KVM every enlightenment QEMU has a property for, not their sub-elements. */
+                assert_true(domain_caps_enum_has(&dc->hyperv, "features", "relaxed"));
+                assert_true(domain_caps_enum_has(&dc->hyperv, "features", "stimer"));
+                assert_true(domain_caps_enum_has(&dc->hyperv, "features", "vendor_id"));
+                assert_false(domain_caps_enum_has(&dc->hyperv, "features", "direct"));
+        }
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);

@@ -294,7 +294,8 @@ static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host,
             (r = domain_caps_enum_add(&dc->loader, "readonly", "no")) < 0 ||
             (r = domain_caps_enum_add(&dc->loader, "secure", NULL)) < 0 ||
             (secure && (r = domain_caps_enum_add(&dc->loader, "secure", "yes")) < 0) ||
-            (insecure && (r = domain_caps_enum_add(&dc->loader, "secure", "no")) < 0))
+            /* secure='no' asks for nothing (no SMM): any loader takes it, a ROM too. */
+            ((insecure || rom) && (r = domain_caps_enum_add(&dc->loader, "secure", "no")) < 0))
                 return r;
         return 0;
 }
@@ -361,20 +362,26 @@ static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
         return 0;
 }
 
-/* The Hyper-V enlightenments with a value that the domain XML can set (qemu-command.c passes them on). */
-static int hyperv_caps(DomainCaps *dc, const QemuCaps *c) {
+/* The Hyper-V enlightenments this QEMU has a CPU property for. Under KVM each one qemu-cpu.c passes on;
+ * under TCG only the two that are CPUID values (QEMU emulates the rest only with KVM, and start refuses
+ * them there). */
+static int hyperv_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
         static const struct {
                 const char *xml, *prop;
-        } hv[] = { { "spinlocks", "hv-spinlocks" }, { "vendor_id", "hv-vendor-id" } };
+        } values[] = { { "spinlocks", "hv-spinlocks" }, { "vendor_id", "hv-vendor-id" } };
         int r = 0;
 
         if (!qemu_json_get(c->doc, "cpu-hv-properties"))
                 return 0;
         dc->hyperv.supported = true;
         r = domain_caps_enum_add(&dc->hyperv, "features", NULL);
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(hv); i++)
-                if (qemu_cpu_has_property(c, hv[i].prop))
-                        r = domain_caps_enum_add(&dc->hyperv, "features", hv[i].xml);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(values); i++)
+                if (qemu_cpu_has_property(c, values[i].prop))
+                        r = domain_caps_enum_add(&dc->hyperv, "features", values[i].xml);
+        /* Sub-elements (stimer's <direct>, ...) are not features of their own in the capabilities. */
+        for (const QemuHypervFeature *f = qemu_cpu_hyperv_features(); kvm && r >= 0 && f->xml; f++)
+                if (!f->parent && qemu_cpu_has_property(c, f->prop))
+                        r = domain_caps_enum_add(&dc->hyperv, "features", f->xml);
         return r;
 }
 
@@ -415,7 +422,7 @@ static int build(QemuCaps *c, const QemuHostFacts *host, bool kvm, const QemuCap
         dc->features[DOMAIN_CAPS_FEATURE_SGX] = kvm && qemu_caps_has_type(c, "memory-backend-epc") &&
                                                 access("/dev/sgx_vepc", F_OK) == 0;
         dc->features[DOMAIN_CAPS_FEATURE_LAUNCH_SECURITY] = dc->features[DOMAIN_CAPS_FEATURE_SEV];
-        return hyperv_caps(dc, c);
+        return hyperv_caps(dc, c, kvm);
 }
 
 int qemu_caps_domain_caps(QemuCaps *c, const QemuHostFacts *host, const char *virttype,
