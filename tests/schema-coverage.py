@@ -16,6 +16,9 @@ each value of libvirt's list must be in ours (keys 'element@attribute' and 'elem
 every element of that name). Where we take any text, or our list is wider, that is counted and, with
 --verbose, listed: it is not a failure (virtbus then refuses less, never more).
 
+With --closed=KIND,... a value we accept beyond libvirt's list fails for those kinds as well (the kinds
+whose schemas already refuse what libvirt's refuse: keep them so).
+
 Prints each name or value libvirt defines and we do not, one a line, as 'kind: name' or 'kind: value
 key=v1|v2', and exits 1 when there is one; exits 0 when the list is empty; 77 (skip) when libvirt's
 schemas are not there."""
@@ -245,6 +248,11 @@ def value_gaps(want, have):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     verbose = "--verbose" in sys.argv
+    # --closed=KIND,KIND: for these kinds a value ours accepts beyond libvirt's list is a failure too.
+    closed_kinds = set()
+    for a in sys.argv[1:]:
+        if a.startswith("--closed="):
+            closed_kinds.update(a[len("--closed="):].split(","))
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -261,6 +269,8 @@ def main():
         lacking_values, closed, wider = value_gaps(want_values, have_values)
         missing.extend("%s: %s" % (kind, n) for n in lacking)
         missing.extend("%s: value %s" % (kind, n) for n in lacking_values)
+        if kind in closed_kinds:
+            missing.extend("%s: ours accepts beyond libvirt's list: %s" % (kind, n) for n in wider)
         print("%-11s libvirt %5d names, ours %5d, missing %d; values missing %d (ours a list where libvirt's is "
               "open: %d, ours wider: %d)" % (kind, len(want), len(have), len(lacking), len(lacking_values),
                                              len(closed), len(wider)))

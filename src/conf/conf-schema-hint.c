@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
+#include <math.h> /* INFINITY, isinf(): no libm needed */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "conf/conf-schema-hint.h"
@@ -13,10 +15,16 @@
  * sources by walking every <attribute name=...> to its nearest <element name=...>. */
 typedef struct AttrHint {
         char *element;
-        char *attr;
+        char *attr; /* TEXT_KEY: the element's text */
         char **values;
         size_t n_values, allocated;
+        /* Whole numbers in [min, max] (XML Schema integer types and their facets) and/or the listed
+         * values, unless some definition of this name takes other text (open). */
+        bool ranged, listed, open;
+        long double min, max;
 } AttrHint;
+
+#define TEXT_KEY "#text"
 
 static AttrHint *hints;
 static size_t n_hints, hints_allocated;
@@ -70,15 +78,165 @@ static void hints_walk(xmlNode *n) {
         }
 }
 
-static void hints_build(void) {
-        for (const ConfSchemaFile *f = conf_schema_files; f->name; f++) {
-                xmlDocPtr doc = xmlReadMemory(f->data, (int) f->size, f->name, NULL, XML_PARSE_NONET);
+/* Numeric ranges ------------------------------------------------------------------------------------------ */
 
-                if (!doc)
-                        continue;
-                hints_walk(xmlDocGetRootElement(doc));
-                xmlFreeDoc(doc);
+/* The <define>s of every embedded schema, so that <ref>s can be followed while the hints are built. */
+typedef struct Defines {
+        xmlNode **nodes;
+        size_t n, allocated;
+} Defines;
+
+static xmlNode *define_find(const Defines *d, const char *name) {
+        for (size_t i = 0; name && i < d->n; i++) {
+                _cleanup_free_ char *dn = (char *) xmlGetProp(d->nodes[i], (const xmlChar *) "name");
+                if (dn && streq(dn, name))
+                        return d->nodes[i];
         }
+        return NULL;
+}
+
+static void defines_collect(Defines *d, xmlNode *n) {
+        for (xmlNode *c = n; c; c = c->next)
+                if (is_rng(c, "define") && GREEDY_REALLOC(d->nodes, d->allocated, d->n + 1))
+                        d->nodes[d->n++] = c;
+                else if (is_rng(c, "grammar") || is_rng(c, "include"))
+                        defines_collect(d, c->children);
+}
+
+/* The range of an XML Schema integer type, or false for any other type. */
+static bool type_range(const char *type, long double *min, long double *max) {
+        static const struct {
+                const char *name;
+                long double min, max;
+        } types[] = {
+                { "byte", -128.0L, 127.0L },
+                { "unsignedByte", 0.0L, 255.0L },
+                { "short", -32768.0L, 32767.0L },
+                { "unsignedShort", 0.0L, 65535.0L },
+                { "int", -2147483648.0L, 2147483647.0L },
+                { "unsignedInt", 0.0L, 4294967295.0L },
+                { "long", -9223372036854775808.0L, 9223372036854775807.0L },
+                { "unsignedLong", 0.0L, 18446744073709551615.0L },
+                { "integer", -INFINITY, INFINITY },
+                { "nonNegativeInteger", 0.0L, INFINITY },
+                { "positiveInteger", 1.0L, INFINITY },
+        };
+
+        for (size_t i = 0; type && i < ELEMENTSOF(types); i++)
+                if (streq(types[i].name, type)) {
+                        *min = types[i].min;
+                        *max = types[i].max;
+                        return true;
+                }
+        return false;
+}
+
+static void hint_add_range(AttrHint *h, xmlNode *data) {
+        _cleanup_free_ char *type = (char *) xmlGetProp(data, (const xmlChar *) "type");
+        long double min, max;
+
+        if (!type_range(type, &min, &max)) {
+                h->open = true;
+                return;
+        }
+        for (xmlNode *p = data->children; p; p = p->next) {
+                _cleanup_free_ char *name = is_rng(p, "param") ? (char *) xmlGetProp(p, (const xmlChar *) "name") : NULL;
+                _cleanup_free_ char *v = name ? (char *) xmlNodeGetContent(p) : NULL;
+
+                long double x = v ? strtold(v, NULL) : 0;
+
+                if (v && streq(name, "minInclusive") && x > min)
+                        min = x;
+                else if (v && streq(name, "maxInclusive") && x < max)
+                        max = x;
+        }
+        /* Two definitions of one name: a value is refused only when it fits neither. */
+        h->min = h->ranged && h->min < min ? h->min : min;
+        h->max = h->ranged && h->max > max ? h->max : max;
+        h->ranged = true;
+}
+
+/* Records the text a pattern takes (an attribute's value, or an element's own text), following <ref>s
+ * but neither into child elements nor, for an element's text, into its attributes. */
+static void hint_scan_text(AttrHint *h, const Defines *d, xmlNode *n, unsigned depth) {
+        if (depth > 32) {
+                h->open = true;
+                return;
+        }
+        for (xmlNode *c = n->children; c; c = c->next) {
+                if (c->type != XML_ELEMENT_NODE || is_rng(c, "element") || is_rng(c, "attribute") || is_rng(c, "empty") ||
+                    is_rng(c, "notAllowed") || is_rng(c, "name") || is_rng(c, "anyName") || is_rng(c, "nsName"))
+                        continue;
+                if (is_rng(c, "data"))
+                        hint_add_range(h, c);
+                else if (is_rng(c, "ref")) {
+                        _cleanup_free_ char *name = (char *) xmlGetProp(c, (const xmlChar *) "name");
+                        xmlNode *def = define_find(d, name);
+
+                        if (def)
+                                hint_scan_text(h, d, def, depth + 1);
+                        else
+                                h->open = true;
+                } else if (is_rng(c, "value")) {
+                        _cleanup_free_ char *v = (char *) xmlNodeGetContent(c);
+                        bool dup = false;
+
+                        for (size_t i = 0; v && i < h->n_values && !dup; i++)
+                                dup = streq(h->values[i], v);
+                        if (v && !dup && GREEDY_REALLOC(h->values, h->allocated, h->n_values + 1))
+                                h->values[h->n_values++] = TAKE_PTR(v);
+                        h->listed = true;
+                } else if (is_rng(c, "text") || is_rng(c, "list") || is_rng(c, "mixed") ||
+                           is_rng(c, "parentRef") || is_rng(c, "externalRef"))
+                        h->open = true;
+                else
+                        hint_scan_text(h, d, c, depth + 1); /* choice, group, interleave, optional, ... */
+        }
+}
+
+static void ranges_walk(const Defines *d, xmlNode *n) {
+        for (xmlNode *c = n; c; c = c->next) {
+                _cleanup_free_ char *name = NULL, *el = NULL;
+                AttrHint *h = NULL;
+
+                if (is_rng(c, "element") && (name = (char *) xmlGetProp(c, (const xmlChar *) "name")))
+                        h = hint_find(name, TEXT_KEY, true);
+                else if (is_rng(c, "attribute") && (name = (char *) xmlGetProp(c, (const xmlChar *) "name"))) {
+                        for (xmlNode *p = c->parent; p && !el; p = p->parent)
+                                if (is_rng(p, "element"))
+                                        el = (char *) xmlGetProp(p, (const xmlChar *) "name");
+                        if (el && (h = hint_find(el, name, true)) && !c->children)
+                                h->open = true; /* <attribute name=...> alone takes any text */
+                }
+                if (h)
+                        hint_scan_text(h, d, c, 0);
+                if (c->children)
+                        ranges_walk(d, c->children);
+        }
+}
+
+static void hints_build(void) {
+        size_t n = 0;
+        Defines d = {};
+
+        while (conf_schema_files[n].name)
+                n++;
+        xmlDocPtr docs[n + 1];
+        for (size_t i = 0; i < n; i++) {
+                const ConfSchemaFile *f = &conf_schema_files[i];
+
+                docs[i] = xmlReadMemory(f->data, (int) f->size, f->name, NULL, XML_PARSE_NONET);
+                if (docs[i])
+                        defines_collect(&d, xmlDocGetRootElement(docs[i]));
+        }
+        for (size_t i = 0; i < n; i++)
+                if (docs[i]) {
+                        hints_walk(xmlDocGetRootElement(docs[i]));
+                        ranges_walk(&d, xmlDocGetRootElement(docs[i]));
+                }
+        for (size_t i = 0; i < n; i++)
+                xmlFreeDoc(docs[i]);
+        free(d.nodes);
 }
 
 static void hints_load(void) {
@@ -92,6 +250,9 @@ static bool hint_has_value(const AttrHint *h, const char *v) {
         return false;
 }
 
+static const AttrHint *value_refused(const char *element, const char *attr, const char *value);
+static int report_value(const xmlNode *n, const char *attr, const char *value, const AttrHint *h, VbError *reterr);
+
 static int report_attribute(const xmlError *e, VbError *reterr) {
         const char *attr = e->str1, *el = e->str2;
         xmlNode *node = e->node;
@@ -102,6 +263,8 @@ static int report_attribute(const xmlError *e, VbError *reterr) {
         StrBuf b = STRBUF_NULL;
 
         hints_load();
+        if (node && v && (h = value_refused(el, attr, v)))
+                return report_value(node, attr, v, h, reterr);
         h = hint_find(el, attr, false);
         if (!h)
                 return vb_error_set(reterr, VB_ERROR_INVALID_XML,
@@ -116,6 +279,101 @@ static int report_attribute(const xmlError *e, VbError *reterr) {
         return vb_error_set(reterr, VB_ERROR_INVALID_XML,
                             "line %d: element '%s': attribute '%s' has invalid value '%s' (expected %s)",
                             line, el, attr, strempty(v), strempty(expected));
+}
+
+static bool whole_number(const char *v) {
+        v += *v == '-';
+        return *v && strspn(v, "0123456789") == strlen(v);
+}
+
+/* What a closed hint takes, as a sentence's end: "a whole number from 1 to 8", "one of a, b". */
+static char *expected_text(const AttrHint *h) {
+        StrBuf b = STRBUF_NULL;
+
+        if (h->ranged) {
+                if (isinf(h->max))
+                        strbuf_appendf(&b, "a whole number of at least %.0Lf", h->min);
+                else if (isinf(h->min))
+                        strbuf_appendf(&b, "a whole number of at most %.0Lf", h->max);
+                else
+                        strbuf_appendf(&b, "a whole number from %.0Lf to %.0Lf", h->min, h->max);
+        }
+        if (h->listed && h->n_values > 0)
+                strbuf_appendf(&b, "%s", h->ranged ? ", or one of " : "one of ");
+        for (size_t i = 0; h->listed && i < h->n_values; i++)
+                strbuf_appendf(&b, "%s%s", i ? ", " : "", h->values[i]);
+        return strbuf_steal(&b);
+}
+
+static void trim(char *v) {
+        size_t l = strlen(v), skip = strspn(v, " \t\r\n");
+
+        while (l > skip && strchr(" \t\r\n", v[l - 1]))
+                l--;
+        memmove(v, v + skip, l - skip);
+        v[l - skip] = 0;
+}
+
+/* The hint of a value that no definition of its name takes (outside every range, in no list), or NULL. */
+static const AttrHint *value_refused(const char *element, const char *attr, const char *value) {
+        _cleanup_free_ char *v = strdup(value);
+        const AttrHint *h = hint_find(element, attr, false);
+
+        if (!v || !h || h->open || !(h->ranged || h->listed))
+                return NULL;
+        if (h->listed && hint_has_value(h, value))
+                return NULL;
+        trim(v); /* XML Schema's numbers may carry white space around them */
+        if (h->ranged && whole_number(v)) {
+                long double x = strtold(v, NULL);
+                if (x >= h->min && x <= h->max)
+                        return NULL;
+        }
+        return h;
+}
+
+static int report_value(const xmlNode *n, const char *attr, const char *value, const AttrHint *h, VbError *reterr) {
+        _cleanup_free_ char *expected = expected_text(h);
+
+        if (!expected)
+                return -ENOMEM;
+        if (attr)
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                    "line %ld: element '%s': attribute '%s' has invalid value '%s' (expected %s)",
+                                    xmlGetLineNo(n), (const char *) n->name, attr, value, expected);
+        return vb_error_set(reterr, VB_ERROR_INVALID_XML, "line %ld: element '%s': invalid value '%s' (expected %s)",
+                            xmlGetLineNo(n), (const char *) n->name, value, expected);
+}
+
+/* An element's own text when it has nothing else (no child elements), or NULL. */
+static char *only_text(const xmlNode *n) {
+        for (const xmlNode *c = n->children; c; c = c->next)
+                if (c->type != XML_TEXT_NODE)
+                        return NULL;
+        return n->children ? (char *) xmlNodeGetContent(n) : NULL;
+}
+
+/* libxml2 says only that an element does not fit an interleave: look in it for a number out of the
+ * range its type allows, and name that one. Returns < 0 when one was reported, 0 when none is there. */
+static int report_values_in(const xmlNode *n, VbError *reterr) {
+        _cleanup_free_ char *text = only_text(n);
+        const AttrHint *h;
+
+        for (const xmlAttr *a = n->properties; a; a = a->next) {
+                _cleanup_free_ char *v = (char *) xmlNodeGetContent((const xmlNode *) a);
+
+                if (v && (h = value_refused((const char *) n->name, (const char *) a->name, v)))
+                        return report_value(n, (const char *) a->name, v, h, reterr);
+        }
+        if (text && (h = value_refused((const char *) n->name, TEXT_KEY, text)))
+                return report_value(n, NULL, text, h, reterr);
+        for (const xmlNode *c = n->children; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE) {
+                        int r = report_values_in(c, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
 }
 
 static int error_priority(const xmlError *e) {
@@ -160,6 +418,19 @@ int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
         for (size_t i = 0; i < n && line <= 0; i++)
                 if (errors[i].node)
                         line = (int) xmlGetLineNo(errors[i].node);
+        if (e->code != XML_RELAXNG_ERR_INVALIDATTR) {
+                const xmlNode *at = e->node;
+                int r;
+
+                for (size_t i = 0; i < n && !at; i++)
+                        at = errors[i].node;
+                if (at && at->type == XML_ELEMENT_NODE) {
+                        hints_load();
+                        r = report_values_in(at, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        }
         /* libxml2 names no value here: the element's text is what was refused. */
         if (e->code == XML_RELAXNG_ERR_VALUE && e->node && ((const xmlNode *) e->node)->type == XML_ELEMENT_NODE) {
                 _cleanup_free_ char *v = (char *) xmlNodeGetContent(e->node);

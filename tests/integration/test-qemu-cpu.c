@@ -239,11 +239,73 @@ static void test_maximum_and_passthrough(void **state) {
         harness_call_fails(bus, ERR("NotSupported"), "needs KVM", M, "DefineDomain", "st", pt, UINT64_C(0));
 }
 
+static char *hyperv_xml(const char *type, const char *name, const char *hyperv) {
+        char *x;
+        assert_true(asprintf(&x,
+                             "<domain type='%s'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/>%s</features>"
+                             "<devices><memballoon model='none'/></devices></domain>",
+                             type, name, hyperv) >= 0);
+        return x;
+}
+
+/* Hyper-V enlightenments reach QEMU's -cpu as hv-* properties and QEMU runs with them; under TCG those QEMU
+ * emulates only with KVM are refused with a sentence, and so is one whose dependency is off. This host's
+ * KVM (KVM_PVM) makes QEMU abort on vapic, vpindex, synic and reenlightenment ("failed to set MSR"), so
+ * the KVM part starts with the others. */
+static void test_hyperv(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *tcg = hyperv_xml("qemu", "hvtcg", "<hyperv mode='custom'><relaxed state='on'/></hyperv>"),
+                            *tcg_path = harness_define_domain(bus, tcg), *values = NULL, *values_path = NULL,
+                            *cmdline = NULL, *caps = domain_caps(bus, "qemu");
+
+        /* TCG: relaxed is refused at start, naming the element and what it needs; domcaps do not offer it. */
+        assert_null(strstr(caps, "<value>relaxed</value>"));
+        harness_call_fails(bus, ERR("NotSupported"), "<hyperv><relaxed state='on'> needs domain type 'kvm'", tcg_path,
+                           DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        /* spinlocks and vendor_id are values in CPUID: TCG takes them, relaxed='off' too. */
+        values = hyperv_xml("qemu", "hvvalues", "<hyperv mode='custom'><relaxed state='off'/>"
+                                                "<spinlocks state='on' retries='4096'/><vendor_id state='on' value='vbtest'/></hyperv>");
+        values_path = harness_define_domain(bus, values);
+        harness_domain_call(bus, values_path, "Start");
+        cmdline = qemu_cmdline(h, values_path);
+        if (!strstr(cmdline, ",hv-relaxed=off,hv-spinlocks=4096,hv-vendor-id=vbtest"))
+                fail_msg("QEMU's -cpu lacks the Hyper-V values: %s", cmdline);
+        harness_domain_call(bus, values_path, "Destroy");
+
+        if (kvm_usable()) {
+                _cleanup_free_ char *kcaps = domain_caps(bus, "kvm"),
+                                    *kvm = hyperv_xml("kvm", "hvkvm",
+                                                      "<hyperv mode='custom'><relaxed state='on'/><runtime state='on'/>"
+                                                      "<reset state='on'/><frequencies state='on'/><avic state='on'/>"
+                                                      "<xmm_input state='on'/><spinlocks state='on' retries='8191'/></hyperv>"),
+                                    *kvm_path = harness_define_domain(bus, kvm), *kcmd = NULL,
+                                    *dep = hyperv_xml("kvm", "hvdep", "<hyperv mode='custom'><synic state='on'/></hyperv>"),
+                                    *dep_path = harness_define_domain(bus, dep);
+
+                assert_non_null(strstr(kcaps, "<value>relaxed</value>"));
+                assert_non_null(strstr(kcaps, "<value>stimer</value>"));
+                harness_domain_call(bus, kvm_path, "Start");
+                kcmd = qemu_cmdline(h, kvm_path);
+                if (!strstr(kcmd, ",hv-relaxed=on,hv-runtime=on,hv-reset=on,hv-frequencies=on,hv-avic=on,"
+                                  "hv-xmm-input=on,hv-spinlocks=8191"))
+                        fail_msg("QEMU's -cpu lacks the enlightenments: %s", kcmd);
+                assert_string_equal(harness_get_string(bus, kvm_path, DOMAIN_INTERFACE, "State"), "running");
+                print_message("Hyper-V under KVM: QEMU runs with %s\n", strstr(kcmd, "-cpu "));
+                harness_domain_call(bus, kvm_path, "Destroy");
+                /* synic needs vpindex (the Hyper-V specification; QEMU 7.2 does not check it). */
+                harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "<hyperv><synic state='on'> needs <vpindex state='on'> too",
+                                   dep_path, DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        }
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_host_model, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_maximum_and_passthrough, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_host_model_guest, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_hyperv, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

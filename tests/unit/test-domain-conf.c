@@ -117,10 +117,10 @@ static const InvalidCase domain_invalid[] = {
         { "usb-no-ids.xml", "needs <vendor>/<product>" },
         { "uuid-format.xml", "uuid" },
         /* found by tests/fuzz: the messages name the line, the element and what is wrong */
-        { "vcpu-zero.xml", "line 1: element 'vcpu': vcpu count has invalid value '0' (expected at least 1)" },
+        { "vcpu-zero.xml", "line 1: element 'vcpu': invalid value '0' (expected a whole number from 1 to 65535)" },
         { "vcpu-empty.xml", "line 4: element 'vcpu' does not fit here" },
         { "vcpu-current-over.xml", "line 1: element 'vcpu': vcpu attribute 'current' has invalid value '3' (expected at most 2)" },
-        { "vcpu-current-zero.xml", "line 1: element 'vcpu': vcpu attribute 'current' has invalid value '0' (expected 1 to 2)" },
+        { "vcpu-current-zero.xml", "line 1: element 'vcpu': attribute 'current' has invalid value '0' (expected a whole number from 1 to 65535)" },
         { "os-type-value.xml", "line 5: element 'type': 'hvfeam' is not one of the values allowed here" },
         { "lifecycle-space.xml", "line 5: element 'on_reboot': the action 'restart' has white space around it; write it without" },
         /* what libvirt refuses too, each with the element and the rule */
@@ -144,6 +144,17 @@ static const InvalidCase domain_invalid[] = {
         { "memorytune-cachetune-partial.xml", "element 'memorytune': vcpus='1-2' overlap those of the <cachetune> on line 1 but are not the same" },
         { "chardev-reconnect-no-timeout.xml", "element 'reconnect': enabled='yes' needs timeout=" },
         { "on-reboot-coredump.xml", "element 'on_reboot'" },
+        /* numbers out of libvirt's ranges and values beyond its lists, named inside an interleave too */
+        { "cputune-period-range.xml", "line 4: element 'period': invalid value '999' (expected a whole number from 1000 to 1000000)" },
+        { "cputune-quota-range.xml", "line 4: element 'quota': invalid value '-2' (expected a whole number from -1 to 17592186044415)" },
+        { "vcpupin-vcpu-range.xml", "line 5: element 'vcpupin': attribute 'vcpu' has invalid value '65536' (expected a whole number from 0 to 65535)" },
+        { "numa-distance-range.xml", "line 4: element 'sibling': attribute 'value' has invalid value '256' (expected a whole number from 10 to 255)" },
+        { "blkio-weight-range.xml", "line 4: element 'weight': invalid value '99' (expected a whole number from 100 to 1000)" },
+        { "bios-reboot-timeout-range.xml", "line 5: element 'bios': attribute 'rebootTimeout' has invalid value '-2' (expected a whole number from -1 to 32767)" },
+        { "os-arch-unknown.xml", "line 5: element 'type': attribute 'arch' has invalid value 'x86-64' (expected one of aarch64, " },
+        { "perf-event-unknown.xml", "line 4: element 'event': attribute 'name' has invalid value 'cycles' (expected one of cmt, " },
+        { "disk-format-unknown.xml", "line 6: element 'driver': attribute 'type' has invalid value 'qcow3' (expected one of raw, " },
+        { "controller-model-unknown.xml", "line 6: element 'controller': attribute 'model' has invalid value 'xhci' (expected one of " },
 };
 
 static const InvalidCase device_invalid[] = {

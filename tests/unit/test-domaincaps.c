@@ -348,15 +348,47 @@ static void test_qemu_probe_and_cache(void **state) {
                         assert_string_equal(dc->cpu_models[i].vendor, "Intel");
         }
         assert_true(domain_caps_enum_has(&dc->hyperv, "features", "spinlocks"));
+        /* Under TCG QEMU emulates no other enlightenment (start refuses them). */
+        assert_false(domain_caps_enum_has(&dc->hyperv, "features", "relaxed"));
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);
+        /* microvm: USB through its own xHCI, SATA on its PCIe host; no floppy (no ISA DMA there). */
+        m = qemu_caps_find_machine(c1, "microvm");
+        if (m) {
+                assert_int_equal(qemu_caps_domain_caps(c1, &host, "qemu", m, &dc), 0);
+                assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "usb"));
+                assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "sata"));
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "fdc"));
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "diskDevice", "floppy"));
+                /* No pflash there (microvm has no flash device), but a ROM loader, which secure='no' suits. */
+                assert_false(domain_caps_enum_has(&dc->loader, "type", "pflash"));
+                assert_true(domain_caps_enum_has(&dc->loader, "secure", "no"));
+                validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
+                dc = domain_caps_unref(dc);
+        }
+        /* isapc: no PCI bus, so neither AHCI nor a USB host controller. */
+        m = qemu_caps_find_machine(c1, "isapc");
+        if (m) {
+                assert_int_equal(qemu_caps_domain_caps(c1, &host, "qemu", m, &dc), 0);
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "sata"));
+                assert_false(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "usb"));
+                assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "fdc"));
+                dc = domain_caps_unref(dc);
+        }
         m = qemu_caps_default_machine(c1);
         assert_true(strncmp(m->name, "pc-i440fx-", 10) == 0);
         host = facts(true);
         assert_int_equal(qemu_caps_domain_caps(c1, &host, kvm && c1->kvm_enabled ? "kvm" : "qemu", m, &dc), 0);
         assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_DISK], "bus", "ide"));
         assert_true(domain_caps_enum_has(&dc->devices[DOMAIN_CAPS_HOSTDEV], "pciBackend", "vfio"));
+        if (kvm && c1->kvm_enabled) {
+                /* Under KVM every enlightenment QEMU has a property for, not their sub-elements. */
+                assert_true(domain_caps_enum_has(&dc->hyperv, "features", "relaxed"));
+                assert_true(domain_caps_enum_has(&dc->hyperv, "features", "stimer"));
+                assert_true(domain_caps_enum_has(&dc->hyperv, "features", "vendor_id"));
+                assert_false(domain_caps_enum_has(&dc->hyperv, "features", "direct"));
+        }
         validate_ours(domain_caps_xml(dc));
         validate_libvirt(domain_caps_xml(dc), "domaincaps.rng");
         dc = domain_caps_unref(dc);

@@ -175,11 +175,58 @@ static void test_argument(void **state) {
         free(a);
 }
 
+#define HV_ALL "<hyperv mode='custom'><relaxed state='on'/><vapic state='on'/><spinlocks state='on' retries='8191'/>" \
+        "<vpindex state='on'/><runtime state='on'/><synic state='on'/><stimer state='on'><direct state='on'/></stimer>" \
+        "<reset state='off'/><vendor_id state='on' value='KVM Hv'/><frequencies state='on'/>" \
+        "<reenlightenment state='on'/><tlbflush state='on'><direct state='on'/><extended state='on'/></tlbflush>" \
+        "<ipi state='on'/><evmcs state='on'/><avic state='on'/><emsr_bitmap state='on'/><xmm_input state='on'/></hyperv>"
+#define HV_CLOCK "<clock offset='utc'><timer name='hypervclock' present='yes'/></clock>"
+
+static void test_hyperv(void **state) {
+        VbError e = VB_ERROR_NULL;
+        char *a;
+
+        /* Every enlightenment as QEMU's property, each sub-element under its parent's name; hv-time from the clock. */
+        a = cpu_arg(HV_CLOCK, HV_ALL, true, &e);
+        assert_string_equal(a, "qemu64,hv-relaxed=on,hv-vapic=on,hv-vpindex=on,hv-runtime=on,hv-synic=on,hv-stimer=on,"
+                               "hv-stimer-direct=on,hv-reset=off,hv-frequencies=on,hv-reenlightenment=on,hv-tlbflush=on,"
+                               "hv-tlbflush-direct=on,hv-tlbflush-ext=on,hv-ipi=on,hv-evmcs=on,hv-avic=on,"
+                               "hv-emsr-bitmap=on,hv-xmm-input=on,hv-time=on,hv-spinlocks=8191,hv-vendor-id=KVM Hv");
+        free(a);
+        a = cpu_arg("<cpu mode='host-passthrough'/>", "<hyperv mode='passthrough'/>", true, &e);
+        assert_string_equal(a, "host,arch-capabilities=off,hv-passthrough=on");
+        free(a);
+        /* What the specification makes one enlightenment need, refused with a sentence naming both. */
+        assert_null(cpu_arg("", "<hyperv><synic state='on'/></hyperv>", true, &e));
+        assert_int_equal(e.code, VB_ERROR_INVALID_ARGUMENT);
+        assert_string_equal(e.message, "<hyperv><synic state='on'> needs <vpindex state='on'> too");
+        vb_error_free(&e);
+        assert_null(cpu_arg("", "<hyperv><vpindex state='on'/><synic state='on'/><stimer state='on'/></hyperv>", true, &e));
+        assert_string_equal(e.message, "<hyperv><stimer state='on'> needs <clock><timer name='hypervclock' present='yes'/>");
+        vb_error_free(&e);
+        assert_null(cpu_arg("", "<hyperv><vpindex state='on'/><tlbflush state='on'><direct state='on'/></tlbflush></hyperv>",
+                            true, &e));
+        assert_string_equal(e.message, "<hyperv><tlbflush><direct state='on'> needs <evmcs state='on'> too");
+        vb_error_free(&e);
+        /* Under TCG: spinlocks and vendor_id only; off is always fine. */
+        assert_null(cpu_arg("", "<hyperv><relaxed state='on'/></hyperv>", false, &e));
+        assert_int_equal(e.code, VB_ERROR_NOT_SUPPORTED);
+        assert_non_null(strstr(e.message, "<hyperv><relaxed state='on'> needs domain type 'kvm'"));
+        vb_error_free(&e);
+        assert_null(cpu_arg("", "<hyperv mode='passthrough'/>", false, &e));
+        assert_int_equal(e.code, VB_ERROR_NOT_SUPPORTED);
+        vb_error_free(&e);
+        a = cpu_arg("", "<hyperv><relaxed state='off'/><spinlocks state='on'/></hyperv>", false, &e);
+        assert_string_equal(a, "qemu64,hv-relaxed=off,hv-spinlocks=0x1fff");
+        free(a);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_host_model),
                 cmocka_unit_test(test_expand),
                 cmocka_unit_test(test_argument),
+                cmocka_unit_test(test_hyperv),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,7 @@ static const struct {
         { "storagepool", "unknown-element.xml", "line 3: element 'target'" },
         { "storagepool", "name-slash.xml", "line 2: element 'name'" },
         { "storagepool", "size-overflow.xml", "line 3: element 'capacity': size '17 EiB' is too large" },
-        { "storagevol", "unknown-format.xml", "line 3: element 'target'" },
+        { "storagevol", "unknown-format.xml", "line 4: element 'format': attribute 'type' has invalid value 'floppy' (expected one of raw, " },
         { "storagevol", "bad-unit.xml", "line 3: element 'capacity'" },
         { "storagevol", "unknown-element.xml", "line 3: element 'backingStore'" },
         { "storagevol", "no-name.xml", "missing child element 'name'" },

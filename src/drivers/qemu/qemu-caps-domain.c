@@ -75,9 +75,35 @@ static int add_virtio_models(DomainCapsBlock *b, const QemuCaps *c, const char *
         return r;
 }
 
+/* Whether the machine has a PCI bus for devices: the PC boards always; microvm when QEMU has the generic
+ * PCIe host it adds with pcie=on; isapc never. */
+static bool machine_has_pci(const QemuCaps *c, MachineFamily family) {
+        if (family == MACHINE_I440FX || family == MACHINE_Q35)
+                return true;
+        return family == MACHINE_MICROVM && qemu_caps_has_type(c, "gpex-pcihost");
+}
+
+/* Whether the machine can hold a USB host controller: a PCI one, or microvm's own (usb=on adds a
+ * sysbus xHCI). */
+static bool machine_has_usb(const QemuCaps *c, MachineFamily family) {
+        static const char * const pci_hcds[] = { "qemu-xhci", "nec-usb-xhci", "piix3-usb-uhci" };
+
+        if (family == MACHINE_MICROVM && qemu_caps_has_type(c, "sysbus-xhci"))
+                return true;
+        if (!machine_has_pci(c, family))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(pci_hcds); i++)
+                if (qemu_caps_has_type(c, pci_hcds[i]))
+                        return true;
+        return false;
+}
+
 static int disk_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
         DomainCapsBlock *b = &dc->devices[DOMAIN_CAPS_DISK];
+        /* The floppy controller needs the ISA DMA controller of a PC board (microvm has none: QEMU
+         * refuses isa-fdc there, "ISA controller does not support DMA"). */
         bool pc = family == MACHINE_I440FX || family == MACHINE_Q35 || family == MACHINE_ISAPC;
+        bool pci = machine_has_pci(c, family);
         const TypeValue devices[] = {
                 { "disk", { "scsi-hd", "ide-hd", "virtio-blk-pci" } },
                 { "cdrom", { "scsi-cd", "ide-cd" } },
@@ -90,8 +116,9 @@ static int disk_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
                 { "fdc", { pc ? "isa-fdc" : NULL } },
                 { "scsi", { "virtio-scsi-pci", "lsi53c895a", "megasas" } },
                 { "virtio", { "virtio-blk-pci", "virtio-blk-device" } },
-                { "usb", { family != MACHINE_MICROVM ? "usb-storage" : NULL } },
-                { "sata", { family == MACHINE_ISAPC || family == MACHINE_MICROVM ? NULL : "ich9-ahci" } },
+                { "usb", { machine_has_usb(c, family) ? "usb-storage" : NULL } },
+                /* AHCI is a PCI device: q35's built-in one, or ich9-ahci on any PCI bus. */
+                { "sata", { pci ? "ich9-ahci" : NULL } },
         };
         int r;
 
@@ -267,7 +294,8 @@ static int os_caps(DomainCaps *dc, const QemuCaps *c, const QemuHostFacts *host,
             (r = domain_caps_enum_add(&dc->loader, "readonly", "no")) < 0 ||
             (r = domain_caps_enum_add(&dc->loader, "secure", NULL)) < 0 ||
             (secure && (r = domain_caps_enum_add(&dc->loader, "secure", "yes")) < 0) ||
-            (insecure && (r = domain_caps_enum_add(&dc->loader, "secure", "no")) < 0))
+            /* secure='no' asks for nothing (no SMM): any loader takes it, a ROM too. */
+            ((insecure || rom) && (r = domain_caps_enum_add(&dc->loader, "secure", "no")) < 0))
                 return r;
         return 0;
 }
@@ -334,20 +362,26 @@ static int cpu_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
         return 0;
 }
 
-/* The Hyper-V enlightenments with a value that the domain XML can set (qemu-command.c passes them on). */
-static int hyperv_caps(DomainCaps *dc, const QemuCaps *c) {
+/* The Hyper-V enlightenments this QEMU has a CPU property for. Under KVM each one qemu-cpu.c passes on;
+ * under TCG only the two that are CPUID values (QEMU emulates the rest only with KVM, and start refuses
+ * them there). */
+static int hyperv_caps(DomainCaps *dc, const QemuCaps *c, bool kvm) {
         static const struct {
                 const char *xml, *prop;
-        } hv[] = { { "spinlocks", "hv-spinlocks" }, { "vendor_id", "hv-vendor-id" } };
+        } values[] = { { "spinlocks", "hv-spinlocks" }, { "vendor_id", "hv-vendor-id" } };
         int r = 0;
 
         if (!qemu_json_get(c->doc, "cpu-hv-properties"))
                 return 0;
         dc->hyperv.supported = true;
         r = domain_caps_enum_add(&dc->hyperv, "features", NULL);
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(hv); i++)
-                if (qemu_cpu_has_property(c, hv[i].prop))
-                        r = domain_caps_enum_add(&dc->hyperv, "features", hv[i].xml);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(values); i++)
+                if (qemu_cpu_has_property(c, values[i].prop))
+                        r = domain_caps_enum_add(&dc->hyperv, "features", values[i].xml);
+        /* Sub-elements (stimer's <direct>, ...) are not features of their own in the capabilities. */
+        for (const QemuHypervFeature *f = qemu_cpu_hyperv_features(); kvm && r >= 0 && f->xml; f++)
+                if (!f->parent && qemu_cpu_has_property(c, f->prop))
+                        r = domain_caps_enum_add(&dc->hyperv, "features", f->xml);
         return r;
 }
 
@@ -388,7 +422,7 @@ static int build(QemuCaps *c, const QemuHostFacts *host, bool kvm, const QemuCap
         dc->features[DOMAIN_CAPS_FEATURE_SGX] = kvm && qemu_caps_has_type(c, "memory-backend-epc") &&
                                                 access("/dev/sgx_vepc", F_OK) == 0;
         dc->features[DOMAIN_CAPS_FEATURE_LAUNCH_SECURITY] = dc->features[DOMAIN_CAPS_FEATURE_SEV];
-        return hyperv_caps(dc, c);
+        return hyperv_caps(dc, c, kvm);
 }
 
 int qemu_caps_domain_caps(QemuCaps *c, const QemuHostFacts *host, const char *virttype,

@@ -252,19 +252,121 @@ int qemu_cpu_expand_host_model(const DomainCaps *caps, const DomainDef *def, Dom
         return 0;
 }
 
-/* ",hv-spinlocks=N,hv-vendor-id=ID" from <features><hyperv> (only the enlightenments with a value). */
-static int hyperv_options(const ConfNode *root, StrBuf *b, VbError *reterr) {
+/* The Hyper-V enlightenments of <features><hyperv>, as QEMU's CPU properties. A child element (stimer's
+ * and tlbflush's <direct>, tlbflush's <extended>) names its parent. Each enlightenment needs the ones
+ * listed in .needs (the Hyper-V specification's dependencies, as QEMU documents them): refused at start
+ * when one is off, since QEMU 7.2 does not check them all itself. */
+static const QemuHypervFeature hyperv_features[] = {
+        { "relaxed", NULL, "hv-relaxed", {} },
+        { "vapic", NULL, "hv-vapic", {} },
+        { "vpindex", NULL, "hv-vpindex", {} },
+        { "runtime", NULL, "hv-runtime", {} },
+        { "synic", NULL, "hv-synic", { "vpindex" } },
+        { "stimer", NULL, "hv-stimer", { "synic", "#hypervclock" } },
+        { "direct", "stimer", "hv-stimer-direct", { "stimer" } },
+        { "reset", NULL, "hv-reset", {} },
+        { "frequencies", NULL, "hv-frequencies", {} },
+        { "reenlightenment", NULL, "hv-reenlightenment", {} },
+        { "tlbflush", NULL, "hv-tlbflush", { "vpindex" } },
+        { "direct", "tlbflush", "hv-tlbflush-direct", { "tlbflush", "evmcs" } },
+        { "extended", "tlbflush", "hv-tlbflush-ext", { "tlbflush" } },
+        { "ipi", NULL, "hv-ipi", { "vpindex" } },
+        { "evmcs", NULL, "hv-evmcs", { "vapic" } },
+        { "avic", NULL, "hv-avic", {} },
+        { "emsr_bitmap", NULL, "hv-emsr-bitmap", { "evmcs" } },
+        { "xmm_input", NULL, "hv-xmm-input", {} },
+        {}
+};
+
+const QemuHypervFeature *qemu_cpu_hyperv_features(void) {
+        return hyperv_features;
+}
+
+static const ConfNode *hyperv_node(const ConfNode *hv, const char *xml, const char *parent) {
+        return parent ? conf_node_child(conf_node_child(hv, parent), xml) : conf_node_child(hv, xml);
+}
+
+static bool state_on(const ConfNode *n) {
+        return n && streq_ptr(conf_node_attr(n, "state"), "on");
+}
+
+/* <clock><timer name='hypervclock' present='yes'/>: Hyper-V's reference time (hv-time). */
+static bool hypervclock_on(const ConfNode *root) {
+        const ConfNode *clock = conf_node_child(root, "clock");
+
+        for (size_t i = 0; clock && i < clock->n_children; i++) {
+                const ConfNode *t = clock->children[i];
+                if (conf_node_is(t, "timer") && streq_ptr(conf_node_attr(t, "name"), "hypervclock"))
+                        return !streq_ptr(conf_node_attr(t, "present"), "no");
+        }
+        return false;
+}
+
+static int hyperv_needs(const ConfNode *root, const ConfNode *hv, const QemuHypervFeature *f, VbError *reterr) {
+        for (size_t j = 0; j < ELEMENTSOF(f->needs) && f->needs[j]; j++) {
+                const char *need = f->needs[j];
+                bool on = need[0] == '#' ? hypervclock_on(root) : state_on(conf_node_child(hv, need));
+
+                if (on)
+                        continue;
+                if (need[0] == '#')
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                            "<hyperv><%s state='on'> needs <clock><timer name='%s' present='yes'/>",
+                                            f->xml, need + 1);
+                if (f->parent)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                            "<hyperv><%s><%s state='on'> needs <%s state='on'> too", f->parent,
+                                            f->xml, need);
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
+                                    "<hyperv><%s state='on'> needs <%s state='on'> too", f->xml, need);
+        }
+        return 0;
+}
+
+/* ",hv-relaxed=on,…,hv-spinlocks=N,hv-vendor-id=ID" from <features><hyperv>. QEMU emulates the
+ * enlightenments only with KVM: under TCG only the two that are values in CPUID (spinlocks, vendor_id)
+ * are passed and the others refused. */
+static int hyperv_options(const ConfNode *root, bool kvm, StrBuf *b, VbError *reterr) {
         const ConfNode *hv = conf_node_child(conf_node_child(root, "features"), "hyperv"), *n;
+        const char *mode = hv ? conf_node_attr(hv, "mode") : NULL;
+        int r;
 
         if (!hv)
                 return 0;
+        if (streq_ptr(mode, "passthrough")) {
+                if (!kvm)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "<hyperv mode='passthrough'> needs domain type 'kvm' (it passes on what KVM offers)");
+                strbuf_append(b, ",hv-passthrough=on");
+        }
+        for (const QemuHypervFeature *f = hyperv_features; f->xml; f++) {
+                n = hyperv_node(hv, f->xml, f->parent);
+                if (!n || !conf_node_attr(n, "state"))
+                        continue;
+                if (!state_on(n)) {
+                        strbuf_appendf(b, ",%s=off", f->prop);
+                        continue;
+                }
+                if (!kvm)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "<hyperv><%s%s%s state='on'> needs domain type 'kvm': QEMU emulates Hyper-V "
+                                            "enlightenments only with KVM (under 'qemu' only spinlocks and vendor_id)",
+                                            f->parent ?: "", f->parent ? "><" : "", f->xml);
+                r = hyperv_needs(root, hv, f, reterr);
+                if (r < 0)
+                        return r;
+                strbuf_appendf(b, ",%s=on", f->prop);
+        }
+        /* The Hyper-V reference clock is a timer of <clock>, not an element of <hyperv>. */
+        if (kvm && hypervclock_on(root))
+                strbuf_append(b, ",hv-time=on");
         n = conf_node_child(hv, "spinlocks");
-        if (n && streq_ptr(conf_node_attr(n, "state"), "on")) {
+        if (state_on(n)) {
                 const char *retries = conf_node_attr(n, "retries");
                 strbuf_appendf(b, ",hv-spinlocks=%s", retries ?: "0x1fff");
         }
         n = conf_node_child(hv, "vendor_id");
-        if (n && streq_ptr(conf_node_attr(n, "state"), "on")) {
+        if (state_on(n)) {
                 const char *v = conf_node_attr(n, "value");
                 if (!v || strchr(v, ','))
                         return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
@@ -315,7 +417,7 @@ int qemu_cpu_argument(const ConfNode *root, bool kvm, char **ret, VbError *reter
                 strbuf_appendf(&b, ",migratable=%s", migratable);
         if (!b.buf && conf_node_child(conf_node_child(root, "features"), "hyperv"))
                 strbuf_append(&b, "qemu64"); /* QEMU's default CPU, for the properties below */
-        r = hyperv_options(root, &b, reterr);
+        r = hyperv_options(root, kvm, &b, reterr);
         if (r < 0) {
                 free(strbuf_steal(&b));
                 return r;

@@ -43,6 +43,15 @@ const char *qemu_cpu_feature_from_xml(const char *name);
 /* Whether the CPU has the property (hv-spinlocks, hv-vendor-id, ...). */
 bool qemu_cpu_has_property(const QemuCaps *c, const char *prop);
 
+/* A Hyper-V enlightenment: its element in <features><hyperv> (under parent when set), QEMU's CPU
+ * property, and the enlightenments it needs on ("#timer": a <clock><timer>). The table ends with xml NULL. */
+typedef struct QemuHypervFeature {
+        const char *xml, *parent, *prop;
+        const char *needs[2];
+} QemuHypervFeature;
+
+const QemuHypervFeature *qemu_cpu_hyperv_features(void);
+
 /* For a start: def with <cpu mode='host-model'> expanded as caps' host-model says (<model fallback='forbid'>
  * and a <feature policy='require|disable'> each, the user's own <feature>s winning), as the live definition
  * shows it; *ret NULL when there is nothing to expand. NotSupported when caps offer no host-model. */
