@@ -211,12 +211,33 @@ static int run_manage(sd_bus_message *m, Network *n, sd_bus_error *error, Networ
         return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
+typedef int (*NetworkAsyncOp)(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr);
+
+/* Start, Stop: as run_manage(), answered once a thread has done the host's steps (bridge, nftables,
+ * dnsmasq); the network is busy meanwhile. */
+static int run_manage_later(sd_bus_message *m, Network *n, sd_bus_error *error, NetworkAsyncOp op) {
+        BusServer *s = server_of(n);
+        const char *details[] = { "network", n->name, NULL };
+        VbError e = VB_ERROR_NULL;
+        BusLater *l;
+        int r;
+
+        r = bus_begin_flags_call(s, m, 0, ACTION_MANAGE, details, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = op(n->registry, n, bus_later_done, l, &e);
+        return bus_later_end(l, r == 0, r, &e, error);
+}
+
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, network_start);
+        return run_manage_later(m, userdata, error, network_start_async);
 }
 
 static int method_stop(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, network_stop);
+        return run_manage_later(m, userdata, error, network_stop_async);
 }
 
 static int method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *error) {
