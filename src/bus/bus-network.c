@@ -126,7 +126,15 @@ static const BusParseSpec definition_spec = {
         .authorize_more = authorize_host,
 };
 
-/* DefineNetwork (create false) and CreateNetwork: reply with the network's path. */
+static void on_created(Network *n, int r, const VbError *e, void *userdata) {
+        if (r < 0)
+                bus_later_reply(userdata, r, e);
+        else
+                bus_later_reply_path(userdata, bus_network_path(n));
+}
+
+/* DefineNetwork (create false) and CreateNetwork: reply with the network's path (CreateNetwork's once a
+ * thread has started it). */
 static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
         NetworkCaller caller = {};
         VbError e = VB_ERROR_NULL;
@@ -138,10 +146,17 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
         r = bus_parse_document(s, m, &definition_spec, 0, &caller, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (create)
-                r = network_create_def(registry_of(s), def, &caller, &n, &e);
-        else
-                r = network_define_def(registry_of(s), def, &caller, &n, NULL, &e);
+        if (create) {
+                BusLater *l = bus_later_new(s, m);
+
+                if (!l) {
+                        (void) network_def_free(def);
+                        return -ENOMEM;
+                }
+                r = network_create_def(registry_of(s), def, &caller, on_created, l, &e);
+                return bus_later_end(l, r == 0, r, &e, error);
+        }
+        r = network_define_def(registry_of(s), def, &caller, &n, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path_durable(s, m, mark, bus_network_path(n)); /* once the definition is on disk */

@@ -14,6 +14,21 @@
 /* Starts and stops waiting for a thread: beyond this, callers are told to try again. */
 #define JOBS_QUEUE_MAX 32
 
+/* A start or stop whose backend steps run in the registry's worker. */
+typedef struct NetworkJob {
+        NetworkRegistry *registry;
+        Network *network;
+        NetworkDef *live;  /* start: the definition being started (the job's until it is n's) */
+        NetworkPool *pool; /* start: its pool */
+        const NetworkDef *stopping; /* stop: n->live (n is busy: nothing else changes it) */
+        int r;
+        VbError error;
+        NetworkDone done;
+        NetworkCreateDone created; /* CreateNetwork: n joins the registry when it runs */
+        void *userdata;
+        struct NetworkJob *next; /* in the registry's list of creations */
+} NetworkJob;
+
 static const char * const STATE_PROPERTIES[] = { "Active", "Bridge", NULL };
 
 Network *network_free(Network *n) {
@@ -158,6 +173,9 @@ Network *network_new(NetworkRegistry *r, const NetworkDef *def) {
 }
 
 static bool bridge_taken(const NetworkRegistry *r, const char *name, const Network *except) {
+        for (const struct NetworkJob *j = r->creating; j; j = j->next)
+                if (streq_ptr(j->live->bridge, name))
+                        return true;
         for (size_t i = 0; i < r->n_networks; i++) {
                 const Network *n = r->networks[i];
 
@@ -408,47 +426,6 @@ static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *
         return start_finish(r, n, TAKE_PTR(live), pool, k);
 }
 
-int network_create(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, VbError *reterr) {
-        NetworkDef *def = NULL;
-        int k;
-
-        k = network_def_parse_string(xml, 0, &def, reterr);
-        if (k < 0)
-                return k;
-        return network_create_def(r, def, caller, ret, reterr);
-}
-
-int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, Network **ret, VbError *reterr) {
-        _cleanup_(network_def_freep) NetworkDef *def = parsed;
-        Network *n = NULL;
-        int k;
-
-        k = check_conflicts(r, def, &n, reterr);
-        if (k < 0)
-                return k;
-        if (n)
-                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
-        k = assign_bridge(r, def, NULL, reterr);
-        if (k < 0)
-                return k;
-        k = network_access_check(r, def, caller, reterr);
-        if (k < 0)
-                return k;
-        /* Transient: a live definition only. */
-        n = network_new(r, def);
-        if (!n)
-                return -ENOMEM;
-        k = start_with(r, n, TAKE_PTR(def), reterr);
-        if (k >= 0 && (k = network_registry_insert(r, n, true)) < 0)
-                (void) r->backend->ops->stop(r->backend, n->live, NULL);
-        if (k < 0) {
-                network_free(n);
-                return k;
-        }
-        *ret = n;
-        return 0;
-}
-
 int network_check_idle(const Network *n, VbError *reterr) {
         if (!n->busy)
                 return 0;
@@ -523,19 +500,6 @@ int network_stop(NetworkRegistry *r, Network *n, VbError *reterr) {
         return stop_finish(r, n, k);
 }
 
-/* A start or stop whose backend steps run in the registry's worker. */
-typedef struct NetworkJob {
-        NetworkRegistry *registry;
-        Network *network;
-        NetworkDef *live;  /* start: the definition being started (the job's until it is n's) */
-        NetworkPool *pool; /* start: its pool */
-        const NetworkDef *stopping; /* stop: n->live (n is busy: nothing else changes it) */
-        int r;
-        VbError error;
-        NetworkDone done;
-        void *userdata;
-} NetworkJob;
-
 static void job_free(NetworkJob *j) {
         network_def_free(j->live);
         network_pool_free(j->pool);
@@ -551,6 +515,36 @@ static void job_work(void *userdata) {
         j->r = j->live ? b->ops->start(b, j->live, &j->error) : b->ops->stop(b, j->stopping, &j->error);
 }
 
+/* CreateNetwork's end: n joins the registry (announced), or goes. */
+static void created(NetworkJob *j) {
+        NetworkRegistry *r = j->registry;
+        Network *n = j->network;
+        int k;
+
+        for (NetworkJob **p = &r->creating; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        if (r->freeing) {
+                job_free(j);
+                network_free(n);
+                return;
+        }
+        n->busy = NULL;
+        k = start_finish(r, n, TAKE_PTR(j->live), TAKE_PTR(j->pool), j->r);
+        if (k >= 0 && (k = network_registry_insert(r, n, true)) < 0) {
+                (void) r->backend->ops->stop(r->backend, n->live, NULL);
+                remove_status(r, n);
+        }
+        if (k < 0) {
+                network_free(n);
+                n = NULL;
+        }
+        j->created(n, k, &j->error, j->userdata);
+        job_free(j);
+}
+
 static void job_done(void *userdata, bool cancelled) {
         NetworkJob *j = userdata;
         NetworkRegistry *r = j->registry;
@@ -560,6 +554,8 @@ static void job_done(void *userdata, bool cancelled) {
 
         if (cancelled) /* never ran: nothing on the host changed */
                 j->r = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
+        if (j->created)
+                return created(j);
         if (r->freeing) {
                 /* The record of a start cut short here is completed or cleared at the next start-up. */
                 log_notice("Network '%s': %s %s while virtbusd stops.", n->name, n->busy,
@@ -649,6 +645,73 @@ int network_stop_async(NetworkRegistry *r, Network *n, NetworkDone done, void *u
         }
         n->busy = "stopping";
         log_debug("Network '%s': the stop was handed to a thread.", n->name);
+        return 0;
+}
+
+/* A transient network being created is not in the registry yet, but its name, UUID and bridge are
+ * taken. */
+static NetworkJob *creating_conflict(NetworkRegistry *r, const NetworkDef *def) {
+        char uuid[37];
+
+        network_def_get_uuid_string(def, uuid);
+        for (NetworkJob *j = r->creating; j; j = j->next)
+                if (streq(j->network->name, def->name) || streq(j->network->uuid, uuid) ||
+                    (def->bridge && network_def_has_own_bridge(def) && streq_ptr(j->live->bridge, def->bridge)))
+                        return j;
+        return NULL;
+}
+
+int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, NetworkCreateDone done,
+                       void *userdata, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *def = parsed;
+        NetworkJob *j, *other;
+        Network *n = NULL;
+        int k;
+
+        k = check_conflicts(r, def, &n, reterr);
+        if (k < 0)
+                return k;
+        if (n)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
+        other = creating_conflict(r, def);
+        if (other)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Network '%s' (bridge '%s') is being created; try "
+                                    "again when that has finished", other->network->name, strna(other->live->bridge));
+        k = assign_bridge(r, def, NULL, reterr);
+        if (k < 0)
+                return k;
+        k = network_access_check(r, def, caller, reterr);
+        if (k < 0)
+                return k;
+        /* Transient: a live definition only. */
+        n = network_new(r, def);
+        j = new0(NetworkJob, 1);
+        if (!n || !j) {
+                network_free(n);
+                free(j);
+                return -ENOMEM;
+        }
+        *j = (NetworkJob) { .registry = r, .network = n, .live = TAKE_PTR(def), .created = done, .userdata = userdata,
+                            .error = VB_ERROR_NULL };
+        k = start_prepare(r, n, j->live, &j->pool, reterr);
+        if (k >= 0 && r->event) {
+                k = job_submit(r, j, reterr);
+                if (k < 0)
+                        remove_status(r, n);
+        } else if (k >= 0) { /* no event loop: here and now */
+                job_work(j);
+                created(j);
+                return 0;
+        }
+        if (k < 0) {
+                job_free(j);
+                network_free(n);
+                return k;
+        }
+        n->busy = "starting";
+        j->next = r->creating;
+        r->creating = j;
+        log_debug("Network '%s': the start was handed to a thread.", n->name);
         return 0;
 }
 

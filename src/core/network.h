@@ -58,6 +58,7 @@ struct NetworkRegistry {
         struct sd_event *event;  /* for worker (NULL: starts and stops run where they are called) */
         struct Worker *worker;   /* the host's steps of Start and Stop; started on first use */
         bool freeing;            /* network_registry_free(): jobs finishing now answer nobody */
+        struct NetworkJob *creating; /* CreateNetwork's networks being started, not in the registry yet */
         NetworkEvents events;
         Hashmap *by_uuid, *by_name;
         Network **networks; /* in order of definition */
@@ -94,7 +95,6 @@ typedef struct NetworkCaller {
 
 int network_define(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, bool *ret_created,
                    VbError *reterr);
-int network_create(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, VbError *reterr);
 /* core/network-access.c: refuses (AccessDenied) what caller may not ask of the host, and sets def's
  * access_uid from caller (never from the XML). NULL caller: the service. The bus layer asks it first, to
  * let polkit lift the one refusal it may (caller->denied_path); define and create ask it again. */
@@ -102,7 +102,12 @@ int network_access_check(NetworkRegistry *r, NetworkDef *def, NetworkCaller *cal
 /* The same with a parsed definition, which they take (also on failure). */
 int network_define_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, Network **ret, bool *ret_created,
                        VbError *reterr);
-int network_create_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, Network **ret, VbError *reterr);
+/* CreateNetwork: a transient network started as network_start_async() does; it joins the registry
+ * (announced) once started, and done gets it (NULL on failure). 0 when handed over, < 0 at once. Its name,
+ * UUID and bridge are taken meanwhile. */
+typedef void (*NetworkCreateDone)(Network *n, int r, const VbError *e, void *userdata);
+int network_create_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, NetworkCreateDone done,
+                       void *userdata, VbError *reterr);
 int network_start(NetworkRegistry *r, Network *n, VbError *reterr);
 /* Refused (InvalidState) while guests use it. A transient network goes away. */
 int network_stop(NetworkRegistry *r, Network *n, VbError *reterr);

@@ -1028,8 +1028,12 @@ static void held_call(Harness *h, const char *path, const char *method, const ch
                    "<ip address='10.78.0.1' netmask='255.255.255.0'><dhcp>"                              \
                    "<range start='10.78.0.100' end='10.78.0.120'/></dhcp></ip>")
 
-/* Start and Stop take the host's steps (bridge, nft, dnsmasq) in a thread: the event loop is free while
- * nft is held back (on the old code the other caller's ListNetworks timed out), and a start that fails
+#define HELD_NET2                                                                                        \
+        SIMPLE_NET("heldnet2", "0a1b2c3d-0000-4000-8000-00000000a006",                                   \
+                   "<forward mode='nat'/><bridge name='vbt6'/><ip address='10.79.0.1' prefix='24'/>")
+
+/* Start, Stop and CreateNetwork take the host's steps (bridge, nft, dnsmasq) in a thread: the event loop
+ * is free while nft is held back (on the old code the other caller's ListNetworks timed out), and a start that fails
  * at nft leaves nothing behind. */
 static void test_start_stop_off_loop(void **state) {
         Harness *h = *state;
@@ -1062,6 +1066,40 @@ static void test_start_stop_off_loop(void **state) {
         assert_true(asprintf(&status, "%s/networks/0a1b2c3d-0000-4000-8000-00000000a005.xml", harness_runtime_dir(h)) > 0);
         assert_int_equal(access(status, F_OK), -1);
         call_net(root, path, "Undefine");
+
+        /* CreateNetwork the same way: its name is taken while it starts, and it joins the registry when it
+         * runs; a transient network's Stop makes it go. */
+        {
+                sd_bus *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+                _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *list = NULL;
+                _cleanup_free_ char *created = NULL;
+                int answered = 0;
+
+                nft_flag("hold", true);
+                assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                                     HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_held_reply, &answered,
+                                                     "st", HELD_NET2, UINT64_C(0)) >= 0);
+                assert_true(sd_bus_flush(root) >= 0);
+                list = harness_call_ok(plain, M, "ListNetworks", "t", UINT64_C(0));
+                harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "CreateNetwork", "st", HELD_NET2,
+                                   UINT64_C(0));
+                harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet2");
+                while (sd_bus_process(root, NULL) > 0)
+                        ;
+                assert_int_equal(answered, 0);
+                nft_flag("hold", false);
+                for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                        if (sd_bus_process(root, NULL) == 0)
+                                (void) sd_bus_wait(root, 100000);
+                assert_int_equal(answered, 1);
+                created = get_path(root, "GetNetworkByName", "heldnet2");
+                assert_int_equal(get_bool(root, created, "Active"), 1);
+                assert_true(nft_table_exists("virtbus_vbt6"));
+                call_net(root, created, "Stop");
+                harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet2");
+                assert_false(nft_table_exists("virtbus_vbt6"));
+        }
 }
 
 static void test_cleanup(void **state) {
