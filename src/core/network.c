@@ -242,6 +242,28 @@ int network_define(NetworkRegistry *r, const char *xml, NetworkCaller *caller, N
         return network_define_def(r, def, caller, ret, ret_created, reterr);
 }
 
+/* A transient network being created is not in the registry yet, but its name, UUID and bridge are
+ * taken. */
+static NetworkJob *creating_conflict(NetworkRegistry *r, const NetworkDef *def) {
+        char uuid[37];
+
+        network_def_get_uuid_string(def, uuid);
+        for (NetworkJob *j = r->creating; j; j = j->next)
+                if (streq(j->network->name, def->name) || streq(j->network->uuid, uuid) ||
+                    (def->bridge && network_def_has_own_bridge(def) && streq_ptr(j->live->bridge, def->bridge)))
+                        return j;
+        return NULL;
+}
+
+static int check_creating(NetworkRegistry *r, const NetworkDef *def, VbError *reterr) {
+        NetworkJob *other = creating_conflict(r, def);
+
+        if (!other)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Network '%s' (bridge '%s') is being created; try again "
+                            "when that has finished", other->network->name, strna(other->live->bridge));
+}
+
 int network_define_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, Network **ret, bool *ret_created,
                        VbError *reterr) {
         _cleanup_(network_def_freep) NetworkDef *def = parsed;
@@ -250,6 +272,8 @@ int network_define_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *ca
         int k;
 
         k = check_conflicts(r, def, &n, reterr);
+        if (k >= 0)
+                k = check_creating(r, def, reterr);
         if (k < 0)
                 return k;
         k = assign_bridge(r, def, n, reterr);
@@ -648,23 +672,10 @@ int network_stop_async(NetworkRegistry *r, Network *n, NetworkDone done, void *u
         return 0;
 }
 
-/* A transient network being created is not in the registry yet, but its name, UUID and bridge are
- * taken. */
-static NetworkJob *creating_conflict(NetworkRegistry *r, const NetworkDef *def) {
-        char uuid[37];
-
-        network_def_get_uuid_string(def, uuid);
-        for (NetworkJob *j = r->creating; j; j = j->next)
-                if (streq(j->network->name, def->name) || streq(j->network->uuid, uuid) ||
-                    (def->bridge && network_def_has_own_bridge(def) && streq_ptr(j->live->bridge, def->bridge)))
-                        return j;
-        return NULL;
-}
-
 int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, NetworkCreateDone done,
                        void *userdata, VbError *reterr) {
         _cleanup_(network_def_freep) NetworkDef *def = parsed;
-        NetworkJob *j, *other;
+        NetworkJob *j;
         Network *n = NULL;
         int k;
 
@@ -673,10 +684,9 @@ int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *ca
                 return k;
         if (n)
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
-        other = creating_conflict(r, def);
-        if (other)
-                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Network '%s' (bridge '%s') is being created; try "
-                                    "again when that has finished", other->network->name, strna(other->live->bridge));
+        k = check_creating(r, def, reterr);
+        if (k < 0)
+                return k;
         k = assign_bridge(r, def, NULL, reterr);
         if (k < 0)
                 return k;

@@ -1084,6 +1084,8 @@ static void test_start_stop_off_loop(void **state) {
                 list = harness_call_ok(plain, M, "ListNetworks", "t", UINT64_C(0));
                 harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "CreateNetwork", "st", HELD_NET2,
                                    UINT64_C(0));
+                harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "DefineNetwork", "st", HELD_NET2,
+                                   UINT64_C(0));
                 harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet2");
                 while (sd_bus_process(root, NULL) > 0)
                         ;
