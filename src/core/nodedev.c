@@ -24,6 +24,9 @@ struct NodeDevChange {
         char *what;
         int r; /* the thread's result, and its error */
         VbError error;
+        NodeDevScan scan; /* the host read again by the thread afterwards (reading pci.ids takes a while) */
+        int scan_r;
+        uint64_t scans; /* manager_nodedev_scan()s begun before the thread's reading */
         NodeDevDone done;
         void *userdata;
 };
@@ -120,20 +123,29 @@ static bool defs_equal(const NodeDevDef *a, const NodeDevDef *b) {
 }
 
 int manager_nodedev_scan(Manager *m) {
-        static const char * const props[] = { NODEDEV_CHANGING_PROPERTIES, NULL };
-        NodeDevState *s = &m->nodedev;
         NodeDevScan scan = {};
-        _cleanup_free_ uint8_t *what = NULL; /* per new device: 0 same, 1 added, 2 changed */
-        bool announce = s->devices != NULL;
-        Hashmap *by_name;
-        size_t k = 0;
         int r;
 
+        /* A thread's reading of the host from before this is older than what this finds. */
+        __atomic_add_fetch(&m->nodedev.scans, 1, __ATOMIC_SEQ_CST);
         r = nodedev_host_enumerate(&scan);
         if (r < 0) {
                 nodedev_scan_done(&scan);
                 return log_warning_errno(r, "Failed to read the host's devices below '%s': %m", host_sysfs_root());
         }
+        return nodedev_scan_apply(m, &scan);
+}
+
+int nodedev_scan_apply(Manager *m, NodeDevScan *taken) {
+        static const char * const props[] = { NODEDEV_CHANGING_PROPERTIES, NULL };
+        NodeDevState *s = &m->nodedev;
+        NodeDevScan scan = *taken;
+        _cleanup_free_ uint8_t *what = NULL; /* per new device: 0 same, 1 added, 2 changed */
+        bool announce = s->devices != NULL;
+        Hashmap *by_name;
+        size_t k = 0;
+
+        *taken = (NodeDevScan) {};
         if (scan.n > 1)
                 qsort(scan.devices, scan.n, sizeof(NodeDevice *), name_compare);
         by_name = hashmap_new();
@@ -258,16 +270,22 @@ static int require_pci(NodeDevice *d, const char *what, char addr[HOST_PCI_ADDRE
         return 0;
 }
 
-/* Logs a privileged change at notice and re-reads the host. */
-static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
+/* Logs a privileged change at notice. */
+static int log_change(uid_t uid, const char *what, const char *name, int r, const VbError *e) {
         if (r < 0)
                 log_notice("uid %u: %s of node device '%s' failed: %s", (unsigned) uid, what, name,
                            e && e->message ? e->message : strerror(-r));
         else
                 log_notice("uid %u: %s of node device '%s': done%s.", (unsigned) uid, what, name,
                            r > 0 ? " (nothing to change)" : "");
-        (void) manager_nodedev_scan(m);
         return r < 0 ? r : 0;
+}
+
+/* Logs a privileged change at notice and re-reads the host. */
+static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
+        r = log_change(uid, what, name, r, e);
+        (void) manager_nodedev_scan(m);
+        return r;
 }
 
 /* Detaches every endpoint of d's IOMMU group; on failure gives back those it detached. */
@@ -362,6 +380,7 @@ static NodeDevChange *change_free(NodeDevChange *c) {
         free(c->name);
         free(c->what);
         vb_error_free(&c->error);
+        nodedev_scan_done(&c->scan);
         free(c);
         return NULL;
 }
@@ -371,9 +390,12 @@ static void change_work(void *userdata) {
         NodeDevChange *c = userdata;
 
         c->r = host_pci_set_num_vfs(&c->pci, c->count, &c->error);
+        c->scans = __atomic_load_n(&c->manager->nodedev.scans, __ATOMIC_SEQ_CST);
+        c->scan_r = nodedev_host_enumerate(&c->scan);
 }
 
-/* On the event loop: logged, the registry read again (the VFs appear or go), then the caller answered. */
+/* On the event loop: logged, the registry updated from the thread's reading of the host (the VFs appear
+ * or go), then the caller answered. */
 static void change_done(void *userdata, bool cancelled) {
         NodeDevChange *c = userdata;
         Manager *m = c->manager;
@@ -392,7 +414,11 @@ static void change_done(void *userdata, bool cancelled) {
                 change_free(c);
                 return;
         }
-        r = finish(m, c->uid, c->what, c->name, c->r, &c->error);
+        r = log_change(c->uid, c->what, c->name, c->r, &c->error);
+        if (c->scan_r >= 0 && c->scans == m->nodedev.scans)
+                (void) nodedev_scan_apply(m, &c->scan);
+        else
+                (void) manager_nodedev_scan(m);
         c->done(r, &c->error, c->userdata);
         change_free(c);
 }

@@ -40,6 +40,7 @@ typedef struct NodeDevState {
         struct Worker *worker;     /* runs the host's slow changes (sriov_numvfs); started on first use */
         NodeDevChange *changes;    /* those in flight: their devices (and a PF's VFs) answer busy */
         bool stopping;             /* manager_nodedev_done(): changes finishing now answer nobody */
+        uint64_t scans;            /* manager_nodedev_scan()s begun (read by the changes' thread) */
 } NodeDevState;
 
 /* Property names of org.virtbus1.NodeDevice that change with a re-scan. */
