@@ -126,7 +126,15 @@ static const BusParseSpec definition_spec = {
         .authorize_more = authorize_host,
 };
 
-/* DefineNetwork (create false) and CreateNetwork: reply with the network's path. */
+static void on_created(Network *n, int r, const VbError *e, void *userdata) {
+        if (r < 0)
+                bus_later_reply(userdata, r, e);
+        else
+                bus_later_reply_path(userdata, bus_network_path(n));
+}
+
+/* DefineNetwork (create false) and CreateNetwork: reply with the network's path (CreateNetwork's once a
+ * thread has started it). */
 static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
         NetworkCaller caller = {};
         VbError e = VB_ERROR_NULL;
@@ -138,10 +146,17 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
         r = bus_parse_document(s, m, &definition_spec, 0, &caller, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (create)
-                r = network_create_def(registry_of(s), def, &caller, &n, &e);
-        else
-                r = network_define_def(registry_of(s), def, &caller, &n, NULL, &e);
+        if (create) {
+                BusLater *l = bus_later_new(s, m);
+
+                if (!l) {
+                        (void) network_def_free(def);
+                        return -ENOMEM;
+                }
+                r = network_create_def(registry_of(s), def, &caller, on_created, l, &e);
+                return bus_later_end(l, r == 0, r, &e, error);
+        }
+        r = network_define_def(registry_of(s), def, &caller, &n, NULL, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path_durable(s, m, mark, bus_network_path(n)); /* once the definition is on disk */
@@ -211,12 +226,33 @@ static int run_manage(sd_bus_message *m, Network *n, sd_bus_error *error, Networ
         return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
+typedef int (*NetworkAsyncOp)(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr);
+
+/* Start, Stop: as run_manage(), answered once a thread has done the host's steps (bridge, nftables,
+ * dnsmasq); the network is busy meanwhile. */
+static int run_manage_later(sd_bus_message *m, Network *n, sd_bus_error *error, NetworkAsyncOp op) {
+        BusServer *s = server_of(n);
+        const char *details[] = { "network", n->name, NULL };
+        VbError e = VB_ERROR_NULL;
+        BusLater *l;
+        int r;
+
+        r = bus_begin_flags_call(s, m, 0, ACTION_MANAGE, details, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = op(n->registry, n, bus_later_done, l, &e);
+        return bus_later_end(l, r == 0, r, &e, error);
+}
+
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, network_start);
+        return run_manage_later(m, userdata, error, network_start_async);
 }
 
 static int method_stop(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, network_stop);
+        return run_manage_later(m, userdata, error, network_stop_async);
 }
 
 static int method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *error) {

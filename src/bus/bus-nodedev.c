@@ -138,6 +138,7 @@ static int method_set_virtual_functions(sd_bus_message *m, void *userdata, sd_bu
         NodeDevice *d = userdata;
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
+        BusLater *l;
         uint64_t flags;
         uint32_t count;
         int r;
@@ -153,8 +154,13 @@ static int method_set_virtual_functions(sd_bus_message *m, void *userdata, sd_bu
         r = authorize(s, m, d, ACTION_SRIOV_CONFIGURE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_nodedev_set_vfs(s->manager, d, count, caller_uid(m), &e);
-        return bus_reply_done(m, r, &e, error);
+        /* Answered when a thread has written sriov_numvfs (the kernel may take seconds) and the VFs'
+         * node devices were announced; the device is busy meanwhile. */
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_nodedev_set_vfs(s->manager, d, count, caller_uid(m), bus_later_done, l, &e);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 static int method_configure_virtual_function(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -223,7 +223,10 @@ static int prepare_one(Manager *m, HostdevLeases *set, const DeviceHostSource *s
                 return -ENOMEM;
         l = &set->leases[set->n++];
         *l = (HostdevLease) { .address = { s->domain, s->bus, s->slot, s->function } };
-        r = s->kind == DEVICE_HOST_SOURCE_PCI ? plan_pci(l, s, reterr) : plan_vf(l, s, reterr);
+        /* Not while its VFs (or its PF's) are being changed. */
+        r = manager_nodedev_check_idle(m, &l->address, reterr);
+        if (r >= 0)
+                r = s->kind == DEVICE_HOST_SOURCE_PCI ? plan_pci(l, s, reterr) : plan_vf(l, s, reterr);
         if (r >= 0 && (l->detach != HOSTDEV_STEP_NONE || l->vf != HOSTDEV_STEP_NONE))
                 r = hostdev_store_save(m, set, reterr); /* the intent, before the host changes */
         if (r >= 0 && l->vf == HOSTDEV_STEP_INTENT)

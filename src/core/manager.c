@@ -176,6 +176,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
                 return r;
         m->storage->event = m->event;
         m->networks->durable = m->storage->durable = m->durable;
+        m->networks->event = m->event;
 
         *ret = TAKE_PTR(m);
         return 0;

@@ -228,6 +228,9 @@ int network_port_acquire(NetworkRegistry *r, const char *network_name, const Net
 
         if (!n)
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_NETWORK, "No network named '%s'.", network_name);
+        k = network_check_idle(n, reterr);
+        if (k < 0)
+                return k;
         if (!network_is_active(n))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is not active.", network_name);
         k = network_resolve_port(n->live, n->pool, req, &actual, reterr);

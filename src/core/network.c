@@ -9,6 +9,25 @@
 #include "host/host.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/worker.h"
+
+/* Starts and stops waiting for a thread: beyond this, callers are told to try again. */
+#define JOBS_QUEUE_MAX 32
+
+/* A start or stop whose backend steps run in the registry's worker. */
+typedef struct NetworkJob {
+        NetworkRegistry *registry;
+        Network *network;
+        NetworkDef *live;  /* start: the definition being started (the job's until it is n's) */
+        NetworkPool *pool; /* start: its pool */
+        const NetworkDef *stopping; /* stop: n->live (n is busy: nothing else changes it) */
+        int r;
+        VbError error;
+        NetworkDone done;
+        NetworkCreateDone created; /* CreateNetwork: n joins the registry when it runs */
+        void *userdata;
+        struct NetworkJob *next; /* in the registry's list of creations */
+} NetworkJob;
 
 static const char * const STATE_PROPERTIES[] = { "Active", "Bridge", NULL };
 
@@ -56,6 +75,9 @@ int network_registry_new(const char *config_dir, const char *runtime_dir, const 
 NetworkRegistry *network_registry_free(NetworkRegistry *r) {
         if (!r)
                 return NULL;
+        /* Waits for the host steps a thread is taking; their callers, like the bus, are gone. */
+        r->freeing = true;
+        r->worker = worker_free(r->worker);
         for (size_t i = 0; i < r->n_networks; i++)
                 network_free(r->networks[i]);
         free(r->networks);
@@ -151,6 +173,9 @@ Network *network_new(NetworkRegistry *r, const NetworkDef *def) {
 }
 
 static bool bridge_taken(const NetworkRegistry *r, const char *name, const Network *except) {
+        for (const struct NetworkJob *j = r->creating; j; j = j->next)
+                if (streq_ptr(j->live->bridge, name))
+                        return true;
         for (size_t i = 0; i < r->n_networks; i++) {
                 const Network *n = r->networks[i];
 
@@ -217,6 +242,28 @@ int network_define(NetworkRegistry *r, const char *xml, NetworkCaller *caller, N
         return network_define_def(r, def, caller, ret, ret_created, reterr);
 }
 
+/* A transient network being created is not in the registry yet, but its name, UUID and bridge are
+ * taken. */
+static NetworkJob *creating_conflict(NetworkRegistry *r, const NetworkDef *def) {
+        char uuid[37];
+
+        network_def_get_uuid_string(def, uuid);
+        for (NetworkJob *j = r->creating; j; j = j->next)
+                if (streq(j->network->name, def->name) || streq(j->network->uuid, uuid) ||
+                    (def->bridge && network_def_has_own_bridge(def) && streq_ptr(j->live->bridge, def->bridge)))
+                        return j;
+        return NULL;
+}
+
+static int check_creating(NetworkRegistry *r, const NetworkDef *def, VbError *reterr) {
+        NetworkJob *other = creating_conflict(r, def);
+
+        if (!other)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Network '%s' (bridge '%s') is being created; try again "
+                            "when that has finished", other->network->name, strna(other->live->bridge));
+}
+
 int network_define_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, Network **ret, bool *ret_created,
                        VbError *reterr) {
         _cleanup_(network_def_freep) NetworkDef *def = parsed;
@@ -225,6 +272,8 @@ int network_define_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *ca
         int k;
 
         k = check_conflicts(r, def, &n, reterr);
+        if (k >= 0)
+                k = check_creating(r, def, reterr);
         if (k < 0)
                 return k;
         k = assign_bridge(r, def, n, reterr);
@@ -354,72 +403,67 @@ static void remove_status(NetworkRegistry *r, const Network *n) {
                 (void) unlink(path);
 }
 
-/* Starts def as n's live definition (takes def). */
-static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *reterr) {
-        _cleanup_(network_def_freep) NetworkDef *live = def;
-        _cleanup_(network_pool_freep) NetworkPool *pool = NULL;
+/* Before the backend starts def: its pool, and the record of the start. */
+static int start_prepare(NetworkRegistry *r, Network *n, NetworkDef *live, NetworkPool **ret_pool, VbError *reterr) {
         int k;
 
-        k = network_build_pool(live, &pool, reterr);
+        k = network_build_pool(live, ret_pool, reterr);
         if (k < 0)
                 return k;
         /* Recorded first: a virtbusd killed during the start finds what it made, and completes it or
          * removes it (network-load.c). */
         k = write_status_def(r, n, live);
-        if (k < 0)
+        if (k < 0) {
+                *ret_pool = network_pool_free(*ret_pool);
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to record network '%s' as "
                                     "starting: %s", n->name, strerror(-k));
-        k = r->backend->ops->start(r->backend, live, reterr);
+        }
+        return 0;
+}
+
+/* After the backend's start (k): n's live definition and pool, or the record gone (takes live, pool). */
+static int start_finish(NetworkRegistry *r, Network *n, NetworkDef *live, NetworkPool *pool, int k) {
         if (k < 0) {
                 remove_status(r, n);
+                network_def_free(live);
+                network_pool_free(pool);
                 return k;
         }
         network_def_free(n->live);
-        n->live = TAKE_PTR(live);
+        n->live = live;
         network_pool_free(n->pool);
-        n->pool = TAKE_PTR(pool);
+        n->pool = pool;
         log_info("Started network '%s' (%s backend).", n->name, r->backend->ops->name);
         return 0;
 }
 
-int network_create(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, VbError *reterr) {
-        NetworkDef *def = NULL;
+/* Starts def as n's live definition (takes def). */
+static int start_with(NetworkRegistry *r, Network *n, NetworkDef *def, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *live = def;
+        NetworkPool *pool = NULL;
         int k;
 
-        k = network_def_parse_string(xml, 0, &def, reterr);
+        k = start_prepare(r, n, live, &pool, reterr);
         if (k < 0)
                 return k;
-        return network_create_def(r, def, caller, ret, reterr);
+        k = r->backend->ops->start(r->backend, live, reterr);
+        return start_finish(r, n, TAKE_PTR(live), pool, k);
 }
 
-int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, Network **ret, VbError *reterr) {
-        _cleanup_(network_def_freep) NetworkDef *def = parsed;
-        Network *n = NULL;
-        int k;
+int network_check_idle(const Network *n, VbError *reterr) {
+        if (!n->busy)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Network '%s' is busy %s; try again when that has finished",
+                            n->name, n->busy);
+}
 
-        k = check_conflicts(r, def, &n, reterr);
+static int start_check(Network *n, VbError *reterr) {
+        int k = network_check_idle(n, reterr);
+
         if (k < 0)
                 return k;
-        if (n)
-                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
-        k = assign_bridge(r, def, NULL, reterr);
-        if (k < 0)
-                return k;
-        k = network_access_check(r, def, caller, reterr);
-        if (k < 0)
-                return k;
-        /* Transient: a live definition only. */
-        n = network_new(r, def);
-        if (!n)
-                return -ENOMEM;
-        k = start_with(r, n, TAKE_PTR(def), reterr);
-        if (k >= 0 && (k = network_registry_insert(r, n, true)) < 0)
-                (void) r->backend->ops->stop(r->backend, n->live, NULL);
-        if (k < 0) {
-                network_free(n);
-                return k;
-        }
-        *ret = n;
+        if (network_is_active(n))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is already active.", n->name);
         return 0;
 }
 
@@ -427,8 +471,9 @@ int network_start(NetworkRegistry *r, Network *n, VbError *reterr) {
         NetworkDef *live = NULL;
         int k;
 
-        if (network_is_active(n))
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is already active.", n->name);
+        k = start_check(n, reterr);
+        if (k < 0)
+                return k;
         k = network_def_copy(n->config, &live);
         if (k < 0)
                 return k;
@@ -439,16 +484,22 @@ int network_start(NetworkRegistry *r, Network *n, VbError *reterr) {
         return 0;
 }
 
-int network_stop(NetworkRegistry *r, Network *n, VbError *reterr) {
-        int k;
+static int stop_check(Network *n, VbError *reterr) {
+        int k = network_check_idle(n, reterr);
 
+        if (k < 0)
+                return k;
         if (!network_is_active(n))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is not active.", n->name);
         if (n->n_ports > 0)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE,
                                     "Network '%s' is in use by %zu guest interface(s) (the first by domain %s).", n->name,
                                     n->n_ports, n->ports[0].owner);
-        k = r->backend->ops->stop(r->backend, n->live, reterr);
+        return 0;
+}
+
+/* After the backend stopped n (k): n inactive, or gone if transient. */
+static int stop_finish(NetworkRegistry *r, Network *n, int k) {
         if (k < 0)
                 return k;
         remove_status(r, n);
@@ -463,12 +514,226 @@ int network_stop(NetworkRegistry *r, Network *n, VbError *reterr) {
         return 0;
 }
 
+int network_stop(NetworkRegistry *r, Network *n, VbError *reterr) {
+        int k;
+
+        k = stop_check(n, reterr);
+        if (k < 0)
+                return k;
+        k = r->backend->ops->stop(r->backend, n->live, reterr);
+        return stop_finish(r, n, k);
+}
+
+static void job_free(NetworkJob *j) {
+        network_def_free(j->live);
+        network_pool_free(j->pool);
+        vb_error_free(&j->error);
+        free(j);
+}
+
+/* In the worker: the backend only (it touches the host and its own files, nothing of the registry). */
+static void job_work(void *userdata) {
+        NetworkJob *j = userdata;
+        VbNetworkBackend *b = j->registry->backend;
+
+        j->r = j->live ? b->ops->start(b, j->live, &j->error) : b->ops->stop(b, j->stopping, &j->error);
+}
+
+/* CreateNetwork's end: n joins the registry (announced), or goes. */
+static void created(NetworkJob *j) {
+        NetworkRegistry *r = j->registry;
+        Network *n = j->network;
+        int k;
+
+        for (NetworkJob **p = &r->creating; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        if (r->freeing) {
+                job_free(j);
+                network_free(n);
+                return;
+        }
+        n->busy = NULL;
+        k = start_finish(r, n, TAKE_PTR(j->live), TAKE_PTR(j->pool), j->r);
+        if (k >= 0 && (k = network_registry_insert(r, n, true)) < 0) {
+                (void) r->backend->ops->stop(r->backend, n->live, NULL);
+                remove_status(r, n);
+        }
+        if (k < 0) {
+                network_free(n);
+                n = NULL;
+        }
+        j->created(n, k, &j->error, j->userdata);
+        job_free(j);
+}
+
+static void job_done(void *userdata, bool cancelled) {
+        NetworkJob *j = userdata;
+        NetworkRegistry *r = j->registry;
+        Network *n = j->network;
+        bool start = j->live;
+        int k;
+
+        if (cancelled) /* never ran: nothing on the host changed */
+                j->r = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
+        if (j->created)
+                return created(j);
+        if (r->freeing) {
+                /* The record of a start cut short here is completed or cleared at the next start-up. */
+                log_notice("Network '%s': %s %s while virtbusd stops.", n->name, n->busy,
+                           j->r < 0 ? "failed" : "finished");
+                job_free(j);
+                return;
+        }
+        n->busy = NULL;
+        if (start) {
+                k = start_finish(r, n, TAKE_PTR(j->live), TAKE_PTR(j->pool), j->r);
+                if (k >= 0)
+                        emit_changed(n, STATE_PROPERTIES);
+        } else
+                k = stop_finish(r, n, j->r); /* n may be gone now */
+        j->done(k, &j->error, j->userdata);
+        job_free(j);
+}
+
+static int job_submit(NetworkRegistry *r, NetworkJob *j, VbError *reterr) {
+        int k;
+
+        if (!r->worker) {
+                k = worker_new(r->event, 1, JOBS_QUEUE_MAX, 0, &r->worker);
+                if (k < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start a thread for networks: %s",
+                                            strerror(-k));
+        }
+        k = worker_submit(r->worker, job_work, job_done, j);
+        if (k == -EAGAIN)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Too many networks are starting or stopping; try "
+                                    "again later");
+        return k;
+}
+
+int network_start_async(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr) {
+        NetworkJob *j;
+        int k;
+
+        if (!r->event) {
+                done(network_start(r, n, reterr), reterr, userdata);
+                return 0;
+        }
+        k = start_check(n, reterr);
+        if (k < 0)
+                return k;
+        j = new0(NetworkJob, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (NetworkJob) { .registry = r, .network = n, .done = done, .userdata = userdata, .error = VB_ERROR_NULL };
+        k = network_def_copy(n->config, &j->live);
+        if (k >= 0)
+                k = start_prepare(r, n, j->live, &j->pool, reterr);
+        if (k >= 0) {
+                k = job_submit(r, j, reterr);
+                if (k < 0)
+                        remove_status(r, n);
+        }
+        if (k < 0) {
+                job_free(j);
+                return k;
+        }
+        n->busy = "starting";
+        log_debug("Network '%s': the start was handed to a thread.", n->name);
+        return 0;
+}
+
+int network_stop_async(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr) {
+        NetworkJob *j;
+        int k;
+
+        if (!r->event) {
+                done(network_stop(r, n, reterr), reterr, userdata);
+                return 0;
+        }
+        k = stop_check(n, reterr);
+        if (k < 0)
+                return k;
+        j = new0(NetworkJob, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (NetworkJob) { .registry = r, .network = n, .stopping = n->live, .done = done, .userdata = userdata,
+                            .error = VB_ERROR_NULL };
+        k = job_submit(r, j, reterr);
+        if (k < 0) {
+                job_free(j);
+                return k;
+        }
+        n->busy = "stopping";
+        log_debug("Network '%s': the stop was handed to a thread.", n->name);
+        return 0;
+}
+
+int network_create_def(NetworkRegistry *r, NetworkDef *parsed, NetworkCaller *caller, NetworkCreateDone done,
+                       void *userdata, VbError *reterr) {
+        _cleanup_(network_def_freep) NetworkDef *def = parsed;
+        NetworkJob *j;
+        Network *n = NULL;
+        int k;
+
+        k = check_conflicts(r, def, &n, reterr);
+        if (k < 0)
+                return k;
+        if (n)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Network '%s' exists already.", n->name);
+        k = check_creating(r, def, reterr);
+        if (k < 0)
+                return k;
+        k = assign_bridge(r, def, NULL, reterr);
+        if (k < 0)
+                return k;
+        k = network_access_check(r, def, caller, reterr);
+        if (k < 0)
+                return k;
+        /* Transient: a live definition only. */
+        n = network_new(r, def);
+        j = new0(NetworkJob, 1);
+        if (!n || !j) {
+                network_free(n);
+                free(j);
+                return -ENOMEM;
+        }
+        *j = (NetworkJob) { .registry = r, .network = n, .live = TAKE_PTR(def), .created = done, .userdata = userdata,
+                            .error = VB_ERROR_NULL };
+        k = start_prepare(r, n, j->live, &j->pool, reterr);
+        if (k >= 0 && r->event) {
+                k = job_submit(r, j, reterr);
+                if (k < 0)
+                        remove_status(r, n);
+        } else if (k >= 0) { /* no event loop: here and now */
+                job_work(j);
+                created(j);
+                return 0;
+        }
+        if (k < 0) {
+                job_free(j);
+                network_free(n);
+                return k;
+        }
+        n->busy = "starting";
+        j->next = r->creating;
+        r->creating = j;
+        log_debug("Network '%s': the start was handed to a thread.", n->name);
+        return 0;
+}
+
 int network_undefine(NetworkRegistry *r, Network *n, VbError *reterr) {
         int k;
 
         if (!network_is_persistent(n))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Network '%s' is transient: it has no saved definition.",
                                     n->name);
+        k = network_check_idle(n, reterr);
+        if (k < 0)
+                return k;
         k = network_store_remove(r->durable, r->dir, n->uuid, reterr);
         if (k < 0)
                 return k;

@@ -39,6 +39,7 @@ typedef struct Network {
         NetworkPool *pool;  /* while active: forward devices / VFs with their usage */
         NetworkPort *ports;
         size_t n_ports, n_ports_allocated;
+        const char *busy; /* "starting", "stopping": a worker thread is doing the host's steps */
 } Network;
 
 typedef struct NetworkEvents {
@@ -54,6 +55,10 @@ struct NetworkRegistry {
         char *status_dir; /* <runtime>/networks: live definitions of active networks */
         VbNetworkBackend *backend;
         struct Durable *durable; /* the saved definitions' changes (util/durable.h; NULL: synced at once) */
+        struct sd_event *event;  /* for worker (NULL: starts and stops run where they are called) */
+        struct Worker *worker;   /* the host's steps of Start and Stop; started on first use */
+        bool freeing;            /* network_registry_free(): jobs finishing now answer nobody */
+        struct NetworkJob *creating; /* CreateNetwork's networks being started, not in the registry yet */
         NetworkEvents events;
         Hashmap *by_uuid, *by_name;
         Network **networks; /* in order of definition */
@@ -90,7 +95,6 @@ typedef struct NetworkCaller {
 
 int network_define(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, bool *ret_created,
                    VbError *reterr);
-int network_create(NetworkRegistry *r, const char *xml, NetworkCaller *caller, Network **ret, VbError *reterr);
 /* core/network-access.c: refuses (AccessDenied) what caller may not ask of the host, and sets def's
  * access_uid from caller (never from the XML). NULL caller: the service. The bus layer asks it first, to
  * let polkit lift the one refusal it may (caller->denied_path); define and create ask it again. */
@@ -98,10 +102,25 @@ int network_access_check(NetworkRegistry *r, NetworkDef *def, NetworkCaller *cal
 /* The same with a parsed definition, which they take (also on failure). */
 int network_define_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, Network **ret, bool *ret_created,
                        VbError *reterr);
-int network_create_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, Network **ret, VbError *reterr);
+/* CreateNetwork: a transient network started as network_start_async() does; it joins the registry
+ * (announced) once started, and done gets it (NULL on failure). 0 when handed over, < 0 at once. Its name,
+ * UUID and bridge are taken meanwhile. */
+typedef void (*NetworkCreateDone)(Network *n, int r, const VbError *e, void *userdata);
+int network_create_def(NetworkRegistry *r, NetworkDef *def, NetworkCaller *caller, NetworkCreateDone done,
+                       void *userdata, VbError *reterr);
 int network_start(NetworkRegistry *r, Network *n, VbError *reterr);
 /* Refused (InvalidState) while guests use it. A transient network goes away. */
 int network_stop(NetworkRegistry *r, Network *n, VbError *reterr);
+/* The same with the backend's steps (bridge, nftables, dnsmasq: child processes waited for, netlink round
+ * trips) in a worker thread, off the event loop: 0 when handed over (done is called on the event loop
+ * once the network is up, or down and gone if transient), < 0 at once. Meanwhile the network answers
+ * DeviceBusy to Start, Stop, Undefine and guest ports; nothing is half-applied when the backend fails
+ * (it undoes its own steps, as before). Without r->event they run at once (done called before return). */
+typedef void (*NetworkDone)(int r, const VbError *e, void *userdata);
+int network_start_async(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr);
+int network_stop_async(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr);
+/* DeviceBusy while a start or stop of n is in a thread. */
+int network_check_idle(const Network *n, VbError *reterr);
 /* Active: becomes transient; inactive: goes away. */
 int network_undefine(NetworkRegistry *r, Network *n, VbError *reterr);
 int network_set_autostart(NetworkRegistry *r, Network *n, bool autostart, VbError *reterr);

@@ -13,6 +13,8 @@ typedef struct NodeDevScan {
 /* Takes def (also on failure). pci: the device's PCI address, or NULL. */
 int nodedev_scan_add(NodeDevScan *scan, NodeDevDef *def, const HostPciAddress *pci);
 void nodedev_scan_done(NodeDevScan *scan);
+/* Updates the registry from scan (taken), as manager_nodedev_scan() does after reading the host. */
+int nodedev_scan_apply(Manager *m, NodeDevScan *scan);
 NodeDevice *nodedev_free(NodeDevice *d);
 
 /* nodedev-host.c */

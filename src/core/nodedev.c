@@ -8,6 +8,28 @@
 #include "core/nodedev-internal.h"
 #include "host/host.h"
 #include "util/log.h"
+#include "util/worker.h"
+
+/* Changes of the host waiting for a thread: beyond this, callers are told to try again. */
+#define CHANGES_QUEUE_MAX 16
+
+/* A change of the host handed to the worker (SetVirtualFunctions). */
+struct NodeDevChange {
+        Manager *manager;
+        NodeDevChange *next;
+        char *name;         /* the device's, for the log and the answers of busy */
+        HostPciAddress pci; /* the device's; its VFs are busy too */
+        unsigned count;
+        uid_t uid;
+        char *what;
+        int r; /* the thread's result, and its error */
+        VbError error;
+        NodeDevScan scan; /* the host read again by the thread afterwards (reading pci.ids takes a while) */
+        int scan_r;
+        uint64_t scans; /* manager_nodedev_scan()s begun before the thread's reading */
+        NodeDevDone done;
+        void *userdata;
+};
 
 NodeDevice *nodedev_free(NodeDevice *d) {
         if (!d)
@@ -56,6 +78,10 @@ int manager_nodedev_init(Manager *m) {
 void manager_nodedev_done(Manager *m) {
         NodeDevState *s = &m->nodedev;
 
+        /* Waits for a change a thread is making (the kernel's write cannot be cut short); its caller,
+         * like the bus, is gone. */
+        s->stopping = true;
+        s->worker = worker_free(s->worker);
         manager_nodedev_watch_stop(m);
         manager_nodedev_test_host_stop(m);
         for (size_t i = 0; i < s->n_devices; i++)
@@ -97,20 +123,29 @@ static bool defs_equal(const NodeDevDef *a, const NodeDevDef *b) {
 }
 
 int manager_nodedev_scan(Manager *m) {
-        static const char * const props[] = { NODEDEV_CHANGING_PROPERTIES, NULL };
-        NodeDevState *s = &m->nodedev;
         NodeDevScan scan = {};
-        _cleanup_free_ uint8_t *what = NULL; /* per new device: 0 same, 1 added, 2 changed */
-        bool announce = s->devices != NULL;
-        Hashmap *by_name;
-        size_t k = 0;
         int r;
 
+        /* A thread's reading of the host from before this is older than what this finds. */
+        __atomic_add_fetch(&m->nodedev.scans, 1, __ATOMIC_SEQ_CST);
         r = nodedev_host_enumerate(&scan);
         if (r < 0) {
                 nodedev_scan_done(&scan);
                 return log_warning_errno(r, "Failed to read the host's devices below '%s': %m", host_sysfs_root());
         }
+        return nodedev_scan_apply(m, &scan);
+}
+
+int nodedev_scan_apply(Manager *m, NodeDevScan *taken) {
+        static const char * const props[] = { NODEDEV_CHANGING_PROPERTIES, NULL };
+        NodeDevState *s = &m->nodedev;
+        NodeDevScan scan = *taken;
+        _cleanup_free_ uint8_t *what = NULL; /* per new device: 0 same, 1 added, 2 changed */
+        bool announce = s->devices != NULL;
+        Hashmap *by_name;
+        size_t k = 0;
+
+        *taken = (NodeDevScan) {};
         if (scan.n > 1)
                 qsort(scan.devices, scan.n, sizeof(NodeDevice *), name_compare);
         by_name = hashmap_new();
@@ -187,6 +222,46 @@ int manager_nodedev_get_xml(Manager *m, NodeDevice *d, char **ret, VbError *rete
         return 0;
 }
 
+static bool pci_equal(const NodeDevPciAddress *n, const HostPciAddress *h) {
+        return n->domain == h->domain && n->bus == h->bus && n->slot == h->slot && n->function == h->function;
+}
+
+/* The change in flight on the device at a, or on the PF whose VF the registry knows a to be. */
+static NodeDevChange *change_on(Manager *m, const HostPciAddress *a) {
+        NodeDevState *s = &m->nodedev;
+        const NodeDevCap *pci = NULL;
+
+        if (!s->changes)
+                return NULL;
+        for (size_t i = 0; i < s->n_devices && !pci; i++)
+                if (s->devices[i]->is_pci && host_pci_address_equal(&s->devices[i]->pci, a))
+                        pci = nodedev_def_find_cap(s->devices[i]->def, NODEDEV_CAP_PCI);
+        for (NodeDevChange *c = s->changes; c; c = c->next)
+                if (host_pci_address_equal(&c->pci, a) || (pci && pci->pci.is_vf && pci_equal(&pci->pci.pf, &c->pci)))
+                        return c;
+        return NULL;
+}
+
+int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *reterr) {
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c = change_on(m, a);
+
+        if (!c)
+                return 0;
+        host_pci_address_format(a, addr);
+        if (host_pci_address_equal(&c->pci, a))
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is busy changing its virtual "
+                                    "functions (%s); try again when that has finished", addr, c->what);
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is a virtual function of node device "
+                            "'%s', which is busy changing its virtual functions (%s); try again when that has "
+                            "finished", addr, c->name, c->what);
+}
+
+/* The device's own busy check, for the changes made on the event loop. */
+static int check_idle(NodeDevice *d, VbError *reterr) {
+        return d->is_pci ? manager_nodedev_check_idle(d->manager, &d->pci, reterr) : 0;
+}
+
 static int require_pci(NodeDevice *d, const char *what, char addr[HOST_PCI_ADDRESS_MAX], VbError *reterr) {
         if (!d->is_pci)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Node device '%s' is not a PCI device: %s works on "
@@ -195,16 +270,22 @@ static int require_pci(NodeDevice *d, const char *what, char addr[HOST_PCI_ADDRE
         return 0;
 }
 
-/* Logs a privileged change at notice and re-reads the host. */
-static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
+/* Logs a privileged change at notice. */
+static int log_change(uid_t uid, const char *what, const char *name, int r, const VbError *e) {
         if (r < 0)
                 log_notice("uid %u: %s of node device '%s' failed: %s", (unsigned) uid, what, name,
                            e && e->message ? e->message : strerror(-r));
         else
                 log_notice("uid %u: %s of node device '%s': done%s.", (unsigned) uid, what, name,
                            r > 0 ? " (nothing to change)" : "");
-        (void) manager_nodedev_scan(m);
         return r < 0 ? r : 0;
+}
+
+/* Logs a privileged change at notice and re-reads the host. */
+static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
+        r = log_change(uid, what, name, r, e);
+        (void) manager_nodedev_scan(m);
+        return r;
 }
 
 /* Detaches every endpoint of d's IOMMU group; on failure gives back those it detached. */
@@ -220,6 +301,8 @@ static int detach_group(NodeDevice *d, const char *driver, VbError *reterr) {
         done = new0(bool, n);
         if (!done)
                 return -ENOMEM;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = manager_nodedev_check_idle(d->manager, &l[i], reterr);
         for (size_t i = 0; i < n && r >= 0; i++) {
                 r = host_pci_detach(&l[i], driver, l, n, NULL, reterr);
                 done[i] = r == 0;
@@ -245,6 +328,8 @@ int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool w
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Driver '%s' is not supported for detaching "
                                     "(expected 'vfio' or 'vfio-pci')", driver);
         r = require_pci(d, "Detach", addr, reterr);
+        if (r >= 0)
+                r = check_idle(d, reterr);
         if (r < 0)
                 return r;
         if (asprintf(&what, "detach (%s%s to %s)", addr, whole_group ? " and its IOMMU group" : "", driver) < 0)
@@ -261,6 +346,8 @@ int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, VbError *rete
         if (!name)
                 return -ENOMEM;
         r = require_pci(d, "ReAttach", addr, reterr);
+        if (r >= 0)
+                r = check_idle(d, reterr);
         if (r < 0)
                 return r;
         r = host_pci_reattach(&d->pci, &got, reterr);
@@ -277,6 +364,8 @@ int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr)
         if (!name)
                 return -ENOMEM;
         r = require_pci(d, "Reset", addr, reterr);
+        if (r >= 0)
+                r = check_idle(d, reterr);
         if (r < 0)
                 return r;
         if (asprintf(&what, "reset (%s)", addr) < 0)
@@ -285,20 +374,96 @@ int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr)
         return finish(m, uid, what, name, r, reterr);
 }
 
-int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, VbError *reterr) {
-        _cleanup_free_ char *what = NULL, *name = strdup(d->name);
-        char addr[HOST_PCI_ADDRESS_MAX];
+static NodeDevChange *change_free(NodeDevChange *c) {
+        if (!c)
+                return NULL;
+        free(c->name);
+        free(c->what);
+        vb_error_free(&c->error);
+        nodedev_scan_done(&c->scan);
+        free(c);
+        return NULL;
+}
+
+/* In the worker: the kernel's write (and the wait for the VFs to come or go). Touches nothing but c. */
+static void change_work(void *userdata) {
+        NodeDevChange *c = userdata;
+
+        c->r = host_pci_set_num_vfs(&c->pci, c->count, &c->error);
+        c->scans = __atomic_load_n(&c->manager->nodedev.scans, __ATOMIC_SEQ_CST);
+        c->scan_r = nodedev_host_enumerate(&c->scan);
+}
+
+/* On the event loop: logged, the registry updated from the thread's reading of the host (the VFs appear
+ * or go), then the caller answered. */
+static void change_done(void *userdata, bool cancelled) {
+        NodeDevChange *c = userdata;
+        Manager *m = c->manager;
         int r;
 
-        if (!name)
-                return -ENOMEM;
+        for (NodeDevChange **p = &m->nodedev.changes; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        if (cancelled) /* never ran: nothing was written */
+                c->r = vb_error_set(&c->error, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
+        if (m->nodedev.stopping) {
+                log_notice("uid %u: %s of node device '%s' %s while virtbusd stops.", (unsigned) c->uid, c->what,
+                           c->name, c->r < 0 ? "failed" : "finished");
+                change_free(c);
+                return;
+        }
+        r = log_change(c->uid, c->what, c->name, c->r, &c->error);
+        if (c->scan_r >= 0 && c->scans == m->nodedev.scans)
+                (void) nodedev_scan_apply(m, &c->scan);
+        else
+                (void) manager_nodedev_scan(m);
+        c->done(r, &c->error, c->userdata);
+        change_free(c);
+}
+
+int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, NodeDevDone done, void *userdata,
+                            VbError *reterr) {
+        NodeDevState *s = &m->nodedev;
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c;
+        int r;
+
         r = require_pci(d, "SetVirtualFunctions", addr, reterr);
         if (r < 0)
                 return r;
-        if (asprintf(&what, "sriov_numvfs=%u (%s)", count, addr) < 0)
+        r = check_idle(d, reterr);
+        if (r < 0)
+                return r;
+        if (!s->worker) {
+                r = worker_new(m->event, 1, CHANGES_QUEUE_MAX, 0, &s->worker);
+                if (r < 0)
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start a thread for host "
+                                            "changes: %s", strerror(-r));
+        }
+        c = new0(NodeDevChange, 1);
+        if (!c)
                 return -ENOMEM;
-        r = host_pci_set_num_vfs(&d->pci, count, reterr);
-        return finish(m, uid, what, name, r, reterr);
+        *c = (NodeDevChange) { .manager = m, .pci = d->pci, .count = count, .uid = uid, .done = done,
+                               .userdata = userdata, .error = VB_ERROR_NULL };
+        if (!(c->name = strdup(d->name)) || asprintf(&c->what, "sriov_numvfs=%u (%s)", count, addr) < 0) {
+                c->what = NULL;
+                change_free(c);
+                return -ENOMEM;
+        }
+        r = worker_submit(s->worker, change_work, change_done, c);
+        if (r < 0) {
+                change_free(c);
+                if (r == -EAGAIN)
+                        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Too many changes of host devices are "
+                                            "waiting; try again later");
+                return r;
+        }
+        c->next = s->changes;
+        s->changes = c;
+        log_debug("uid %u: %s of node device '%s' handed to a thread.", (unsigned) uid, c->what, c->name);
+        return 0;
 }
 
 /* The first network interface of a PF. */
@@ -344,6 +509,8 @@ int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const c
         for (size_t i = 0; i < 6; i++)
                 cfg.mac[i] = (uint8_t) b[i];
         r = require_pci(d, "ConfigureVirtualFunction", addr, reterr);
+        if (r >= 0)
+                r = check_idle(d, reterr);
         if (r < 0)
                 return r;
         r = host_pci_get(&d->pci, &h);

@@ -26,6 +26,8 @@ typedef struct NodeDevice {
 
 typedef struct HostdevLeases HostdevLeases;
 typedef struct NodeDevWatch NodeDevWatch;
+typedef struct NodeDevChange NodeDevChange;
+struct Worker;
 
 /* Everything of node devices a Manager holds (Manager.nodedev). */
 typedef struct NodeDevState {
@@ -35,6 +37,10 @@ typedef struct NodeDevState {
         Hashmap *leases_by_domain; /* domain UUID -> HostdevLeases, while a domain holds host devices */
         pid_t fake_kernel_pid;     /* the test driver's simulated host (nodedev-testhost.c), or 0 */
         NodeDevWatch *watch;       /* kernel device events (nodedev-watch.c), or NULL */
+        struct Worker *worker;     /* runs the host's slow changes (sriov_numvfs); started on first use */
+        NodeDevChange *changes;    /* those in flight: their devices (and a PF's VFs) answer busy */
+        bool stopping;             /* manager_nodedev_done(): changes finishing now answer nobody */
+        uint64_t scans;            /* manager_nodedev_scan()s begun (read by the changes' thread) */
 } NodeDevState;
 
 /* Property names of org.virtbus1.NodeDevice that change with a re-scan. */
@@ -69,7 +75,15 @@ int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool w
                            VbError *reterr);
 int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
 int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
-int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, VbError *reterr);
+/* Called on the event loop when a change that was handed to a thread is done (r >= 0) or failed (r, e). */
+typedef void (*NodeDevDone)(int r, const VbError *e, void *userdata);
+/* sriov_numvfs := count, written by a worker thread (the kernel's write can take seconds): returns 0 when
+ * handed over (done is called once it is finished and the registry was read again), or < 0 at once.
+ * Meanwhile the device and its VFs answer DeviceBusy to other changes. */
+int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, NodeDevDone done, void *userdata,
+                            VbError *reterr);
+/* DeviceBusy when a change is in flight on the PCI device at a or on its physical function; else 0. */
+int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *reterr);
 /* mac: "aa:bb:cc:dd:ee:ff"; vlan 0: none. */
 int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const char *mac, unsigned vlan, uid_t uid,
                                  VbError *reterr);

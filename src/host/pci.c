@@ -205,15 +205,14 @@ static int fill_from_sysfs(HostPciDevice *d) {
         d->pcie = d->link_cap.present || d->link_sta.present;
 
         {
-                _cleanup_free_ char *tp = dev_path(&d->address, "sriov_totalvfs"),
-                                    *np = dev_path(&d->address, "sriov_numvfs"), *dir = dev_path(&d->address, NULL);
-                if (!tp || !np || !dir)
+                /* Not sriov_numvfs: the kernel holds the device's lock while it makes or removes VFs
+                 * (seconds), and a read waits for it. The virtfn links show what exists so far. */
+                _cleanup_free_ char *tp = dev_path(&d->address, "sriov_totalvfs"), *dir = dev_path(&d->address, NULL);
+                if (!tp || !dir)
                         return -ENOMEM;
                 if (host_sysfs_read_u64(tp, &v) >= 0 && v > 0) {
                         d->is_pf = true;
                         d->total_vfs = (unsigned) v;
-                        if (host_sysfs_read_u64(np, &v) >= 0)
-                                d->num_vfs = (unsigned) v;
                         (void) read_address_links(dir, "virtfn", &d->vfs, &d->n_vfs);
                 }
         }

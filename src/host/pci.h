@@ -43,8 +43,8 @@ typedef struct HostPciDevice {
         HostPciLink link_cap, link_sta;
         /* SR-IOV */
         bool is_pf;
-        unsigned total_vfs, num_vfs;
-        HostPciAddress *vfs; /* by VF index */
+        unsigned total_vfs;
+        HostPciAddress *vfs; /* by VF index: the VFs there are */
         size_t n_vfs;
         bool is_vf;
         HostPciAddress pf;

@@ -10,7 +10,8 @@
  *   DEV/sriov_numvfs           N      VFs removed / created: device dirs, virtfnN and physfn links, an
  *                                     IOMMU group each, probed when sriov_drivers_autoprobe is 1
  * The daemon under test runs unchanged: it only writes files. Prints "ready" on stdout once watching;
- * runs until SIGTERM. Used by the unit and integration tests and by the test driver's simulated host. */
+ * runs until SIGTERM. Files that are not regular files are left alone: a test that makes one a FIFO plays
+ * the kernel's part for it itself (a write that hangs until the test reads it). Used by the unit and integration tests and by the test driver's simulated host. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +83,18 @@ static void write_str(const char *path, const char *s) {
         write_file(path, s, strlen(s));
 }
 
+static bool is_regular(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static void watch(const char *path) {
-        int wd = inotify_add_watch(ifd, path, IN_CLOSE_WRITE);
+        int wd;
+
+        if (!is_regular(path))
+                return;
+        wd = inotify_add_watch(ifd, path, IN_CLOSE_WRITE);
 
         if (wd < 0)
                 return;
@@ -391,7 +403,7 @@ static void handle(const char *path) {
         char *copy = strdup(path), *dir = strdup(path), *name = basename(copy), *value;
 
         dirname(dir);
-        value = read_trim(path);
+        value = is_regular(path) ? read_trim(path) : NULL;
         if (!value)
                 goto done;
         if (strcmp(name, "sriov_numvfs") == 0)

@@ -956,6 +956,154 @@ static void test_crash_reconcile(void **state) {
         call_net(harness_bus_root(h), path, "Undefine");
 }
 
+/* VIRTBUS_NFT for the host group's virtbusd: /usr/sbin/nft, held back while the file hold exists, and
+ * failing to load rules (-f) while the file fail exists. */
+static char nft_dir[] = "/tmp/virtbus-test-nft-XXXXXX";
+
+static void nft_wrapper(void) {
+        _cleanup_free_ char *script = NULL;
+        FILE *f;
+
+        if (!mkdtemp(nft_dir))
+                return;
+        if (asprintf(&script, "%s/nft", nft_dir) < 0 || !(f = fopen(script, "we")))
+                return;
+        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\n"
+                   "if [ -e %s/fail ] && [ \"$1\" = -f ]; then echo 'nft: held to fail' >&2; exit 1; fi\n"
+                   "exec " NFT " \"$@\"\n", nft_dir, nft_dir);
+        if (fclose(f) == 0 && chmod(script, 0755) == 0)
+                (void) setenv("VIRTBUS_NFT", script, 1);
+}
+
+static void nft_flag(const char *name, bool on) {
+        _cleanup_free_ char *path = NULL;
+
+        assert_true(asprintf(&path, "%s/%s", nft_dir, name) > 0);
+        if (on)
+                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+        else
+                assert_int_equal(unlink(path), 0);
+}
+
+static int on_held_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int *answered = userdata;
+
+        *answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        return 0;
+}
+
+/* method (Start or Stop) on path while nft is held back: another caller's reads are answered and the
+ * network answers DeviceBusy, all before method's own answer, which comes once nft may run. */
+static void held_call(Harness *h, const char *path, const char *method, const char *busy_message) {
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *list = NULL;
+        _cleanup_free_ char *xml = NULL;
+        int answered = 0;
+
+        nft_flag("hold", true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, NET_INTERFACE, method, on_held_reply,
+                                             &answered, "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* Until nft has run, the loop is free. */
+        list = harness_call_ok(plain, M, "ListNetworks", "t", UINT64_C(0));
+        xml = get_xml(plain, path, NET_INTERFACE, 0);
+        assert_non_null(strstr(xml, "<name>heldnet</name>"));
+        harness_call_fails(root, ERR("DeviceBusy"), busy_message, path, NET_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), busy_message, path, NET_INTERFACE, "Stop", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), busy_message, path, NET_INTERFACE, "Undefine", "t", UINT64_C(0));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(answered, 0);
+        nft_flag("hold", false);
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        assert_int_equal(answered, 1);
+}
+
+#define HELD_NET                                                                                         \
+        SIMPLE_NET("heldnet", "0a1b2c3d-0000-4000-8000-00000000a005",                                    \
+                   "<forward mode='nat'/><bridge name='vbt5'/>"                                            \
+                   "<ip address='10.78.0.1' netmask='255.255.255.0'><dhcp>"                              \
+                   "<range start='10.78.0.100' end='10.78.0.120'/></dhcp></ip>")
+
+#define HELD_NET2                                                                                        \
+        SIMPLE_NET("heldnet2", "0a1b2c3d-0000-4000-8000-00000000a006",                                   \
+                   "<forward mode='nat'/><bridge name='vbt6'/><ip address='10.79.0.1' prefix='24'/>")
+
+/* Start, Stop and CreateNetwork take the host's steps (bridge, nft, dnsmasq) in a thread: the event loop
+ * is free while nft is held back (on the old code the other caller's ListNetworks timed out), and a start that fails
+ * at nft leaves nothing behind. */
+static void test_start_stop_off_loop(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *path = define_net(root, "DefineNetwork", HELD_NET), *status = NULL;
+        pid_t pid;
+
+        assert_non_null(getenv("VIRTBUS_NFT"));
+        held_call(h, path, "Start", "busy starting");
+        assert_int_equal(get_bool(root, path, "Active"), 1);
+        assert_true(nft_table_exists("virtbus_vbt5"));
+        assert_int_equal(run((const char *[]) { IP, "link", "show", "dev", "vbt5", NULL }, NULL), 0);
+        pid = dnsmasq_pid(h, "heldnet");
+        assert_true(pid > 0 && is_dnsmasq(pid));
+
+        held_call(h, path, "Stop", "busy stopping");
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        assert_false(nft_table_exists("virtbus_vbt5"));
+        assert_int_not_equal(run((const char *[]) { IP, "link", "show", "dev", "vbt5", NULL }, NULL), 0);
+        assert_false(dnsmasq_alive(pid));
+
+        /* nft fails in the thread: the bridge it made is gone again, no dnsmasq, no record, inactive. */
+        nft_flag("fail", true);
+        harness_call_fails(root, ERR("OperationFailed"), "Failed to load the firewall rules of network 'heldnet'", path,
+                           NET_INTERFACE, "Start", "t", UINT64_C(0));
+        nft_flag("fail", false);
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        assert_int_not_equal(run((const char *[]) { IP, "link", "show", "dev", "vbt5", NULL }, NULL), 0);
+        assert_int_equal(dnsmasq_pid(h, "heldnet"), 0);
+        assert_true(asprintf(&status, "%s/networks/0a1b2c3d-0000-4000-8000-00000000a005.xml", harness_runtime_dir(h)) > 0);
+        assert_int_equal(access(status, F_OK), -1);
+        call_net(root, path, "Undefine");
+
+        /* CreateNetwork the same way: its name is taken while it starts, and it joins the registry when it
+         * runs; a transient network's Stop makes it go. */
+        {
+                sd_bus *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+                _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *list = NULL;
+                _cleanup_free_ char *created = NULL;
+                int answered = 0;
+
+                nft_flag("hold", true);
+                assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                                     HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_held_reply, &answered,
+                                                     "st", HELD_NET2, UINT64_C(0)) >= 0);
+                assert_true(sd_bus_flush(root) >= 0);
+                list = harness_call_ok(plain, M, "ListNetworks", "t", UINT64_C(0));
+                harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "CreateNetwork", "st", HELD_NET2,
+                                   UINT64_C(0));
+                harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "DefineNetwork", "st", HELD_NET2,
+                                   UINT64_C(0));
+                harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet2");
+                while (sd_bus_process(root, NULL) > 0)
+                        ;
+                assert_int_equal(answered, 0);
+                nft_flag("hold", false);
+                for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                        if (sd_bus_process(root, NULL) == 0)
+                                (void) sd_bus_wait(root, 100000);
+                assert_int_equal(answered, 1);
+                created = get_path(root, "GetNetworkByName", "heldnet2");
+                assert_int_equal(get_bool(root, created, "Active"), 1);
+                assert_true(nft_table_exists("virtbus_vbt6"));
+                call_net(root, created, "Stop");
+                harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet2");
+                assert_false(nft_table_exists("virtbus_vbt6"));
+        }
+}
+
 static void test_cleanup(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -1024,6 +1172,7 @@ int main(void) {
                 cmocka_unit_test(test_unprivileged_limits),
                 cmocka_unit_test(test_direct_ports),
                 cmocka_unit_test(test_crash_reconcile),
+                cmocka_unit_test(test_start_stop_off_loop),
                 cmocka_unit_test(test_cleanup),
         };
         int failed;
@@ -1048,7 +1197,16 @@ int main(void) {
                 printf("Failed to set up the network namespaces\n");
                 return failed + 1;
         }
+        nft_wrapper();
         failed += harness_run_group(host, &(HarnessOptions) { .daemon_args = (const char *[]) { "--network-backend=host", NULL } });
+        (void) unsetenv("VIRTBUS_NFT");
+        {
+                _cleanup_free_ char *script = NULL;
+
+                if (asprintf(&script, "%s/nft", nft_dir) > 0)
+                        (void) unlink(script);
+                (void) rmdir(nft_dir);
+        }
         if (access("/usr/bin/qemu-system-x86_64", X_OK) == 0) {
                 static const struct CMUnitTest qemu[] = {
                         cmocka_unit_test(test_qemu_guest),

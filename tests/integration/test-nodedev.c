@@ -9,7 +9,9 @@
  * making VFs). virtbusd runs unchanged; the VF MAC/VLAN of the fake NIC live in the tree (see
  * src/host/net.h). The rtnetlink path of the VF calls is tested up to the kernel's answer in
  * tests/unit/test-host.c. */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -206,6 +208,154 @@ static void test_virtual_functions(void **state) {
                            "02:00:00:00:00:11", 0, UINT64_C(0));
 }
 
+/* The PF's sriov_numvfs made a FIFO for one call: what virtbusd reads from it is what this test writes, and
+ * virtbusd's write hangs until this test reads it, as a real kernel's write of sriov_numvfs hangs while it
+ * makes or removes VFs (seconds on real NICs). The fake kernel leaves FIFOs alone; the regular file waits
+ * beside it (still watched by the fake kernel) and goes back once the test has read what virtbusd wrote. */
+#define PF_DIR "bus/pci/devices/0000:03:00.0/"
+
+static char *pf_file(const char *name) {
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/" PF_DIR "%s", sysfs, name) > 0);
+        return p;
+}
+
+static void numvfs_hold(void) {
+        _cleanup_free_ char *file = pf_file("sriov_numvfs"), *saved = pf_file(".sriov_numvfs.held");
+
+        assert_int_equal(rename(file, saved), 0);
+        assert_int_equal(mkfifo(file, 0644), 0);
+}
+
+/* Gives the regular file back, with value written as virtbusd would (the fake kernel acts on it). */
+static void numvfs_release(const char *value) {
+        _cleanup_free_ char *file = pf_file("sriov_numvfs"), *saved = pf_file(".sriov_numvfs.held");
+        int fd;
+
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(rename(saved, file), 0);
+        fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, value, strlen(value)), (ssize_t) strlen(value));
+        assert_int_equal(close(fd), 0);
+}
+
+/* Answers virtbusd's read of the FIFO with value: waits (bounded) until virtbusd opens it for reading. */
+static void numvfs_answer_read(const char *value) {
+        _cleanup_free_ char *file = pf_file("sriov_numvfs");
+        uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+        int fd;
+
+        while ((fd = open(file, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+                assert_int_equal(errno, ENXIO); /* no reader yet */
+                assert_true(harness_now_usec() < end);
+                (void) usleep(2000);
+        }
+        assert_int_equal(write(fd, value, strlen(value)), (ssize_t) strlen(value));
+        assert_int_equal(close(fd), 0);
+}
+
+/* Reads what virtbusd writes to the FIFO, until it closes it; its write was waiting for this. */
+static char *numvfs_take_write(void) {
+        _cleanup_free_ char *file = pf_file("sriov_numvfs");
+        char buf[64];
+        size_t n = 0;
+        int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t k;
+
+                /* POLLHUP comes only once a writer has come and gone. */
+                assert_int_equal(poll(&p, 1, (int) (HARNESS_TIMEOUT_USEC / 1000)), 1);
+                k = read(fd, buf + n, sizeof buf - 1 - n);
+                if (k > 0)
+                        n += (size_t) k;
+                else if (k == 0 && (p.revents & POLLHUP))
+                        break;
+                else
+                        assert_true(k == 0 || errno == EAGAIN);
+        }
+        close(fd);
+        buf[n] = 0;
+        return strdup(buf);
+}
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int *answered = userdata;
+
+        *answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        return 0;
+}
+
+static void test_virtual_functions_off_loop(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *pf = harness_nodedev_path(root, "pci_0000_03_00_0"), *vf0 = harness_nodedev_path(root, "pci_0000_03_10_0"),
+                            *written = NULL, *gpu = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        int answered = 0;
+
+        assert_int_equal(list_count(root, "phys_function", NULL), 2);
+        numvfs_hold();
+        /* 2 -> 3: through 0, as the kernel wants. */
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pf, ND, "SetVirtualFunctions", on_reply,
+                                             &answered, "ut", 3, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        numvfs_answer_read("2\n");
+        /* virtbusd now waits for its write of 0 to be taken. Meanwhile another caller is answered, the
+         * registry shows the VFs there still are, and the PF and its VFs refuse other changes. */
+        assert_int_equal(list_count(plain, "phys_function", "pci_0000_03_10_2"), 2);
+        gpu = get_xml(plain, "pci_0000_05_00_0");
+        assert_non_null(strstr(gpu, "<name>pci_0000_05_00_0</name>"));
+        assert_string_equal(driver_of(h, "pci_0000_03_10_0"), "igbvf");
+        harness_call_fails(root, ERR("DeviceBusy"), "busy changing its virtual functions (sriov_numvfs=3", pf, ND,
+                           "SetVirtualFunctions", "ut", 1, UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "virtual function of node device 'pci_0000_03_00_0'", vf0, ND,
+                           "Detach", "st", "", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), NULL, pf, ND, "ConfigureVirtualFunction", "usut", 0,
+                           "02:00:00:00:00:11", 0, UINT64_C(0));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(answered, 0);
+
+        /* The kernel's part: take the write, remove the VFs; virtbusd then writes 3 to the regular file. */
+        written = numvfs_take_write();
+        assert_string_equal(written, "0");
+        numvfs_release(written);
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        assert_int_equal(answered, 1);
+        /* Answered once the registry was read again: the new VF is there. */
+        assert_int_equal(list_count(plain, "phys_function", "pci_0000_03_10_4"), 3);
+        {
+                _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
+                assert_non_null(strstr(log, "uid 0: sriov_numvfs=3 (0000:03:00.0) of node device 'pci_0000_03_00_0': done."));
+        }
+        /* Back to two for the tests that follow. */
+        harness_nodedev_call(root, "pci_0000_03_00_0", "SetVirtualFunctions", "ut", 2, UINT64_C(0));
+        assert_int_equal(list_count(root, "phys_function", NULL), 2);
+}
+
+/* A failed run of the test above leaves no FIFO behind (and no virtbusd waiting on it). */
+static int teardown_numvfs(void **state) {
+        _cleanup_free_ char *file = pf_file("sriov_numvfs"), *saved = pf_file(".sriov_numvfs.held");
+        struct stat st;
+        int fd;
+
+        if (lstat(file, &st) < 0 || !S_ISFIFO(st.st_mode))
+                return 0;
+        fd = open(file, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* lets a waiting open through */
+        (void) unlink(file);
+        (void) rename(saved, file);
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
 static void test_domain_host_devices(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -285,6 +435,7 @@ int main(void) {
                 cmocka_unit_test(test_enumeration),
                 cmocka_unit_test(test_detach_reattach),
                 cmocka_unit_test(test_virtual_functions),
+                cmocka_unit_test_teardown(test_virtual_functions_off_loop, teardown_numvfs),
                 cmocka_unit_test(test_domain_host_devices),
                 cmocka_unit_test(test_authorization),
         };
