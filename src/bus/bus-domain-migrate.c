@@ -35,30 +35,71 @@ typedef struct Options {
         MigrationPrepareOptions prepare;
         MigrationOptions migrate;
         bool copy_storage;
+        VbMigrateDisk *disks; /* disk-sizes (targets point into the message) */
+        size_t n_disks;
+        const char *nbd_uri, *nbd_key;
 } Options;
+
+static void options_done(Options *o) {
+        free(o->disks);
+        *o = (Options) {};
+}
+
+/* disk-sizes: a{st}, target -> bytes. */
+static int read_disk_sizes(sd_bus_message *m, Options *ret) {
+        const char *target;
+        uint64_t size;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{st}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "{st}", &target, &size)) > 0) {
+                VbMigrateDisk *grown;
+
+                if (ret->n_disks >= 256)
+                        return -E2BIG;
+                grown = reallocarray(ret->disks, ret->n_disks + 1, sizeof *grown);
+                if (!grown)
+                        return -ENOMEM;
+                ret->disks = grown;
+                ret->disks[ret->n_disks++] = (VbMigrateDisk) { .target = target, .size = size };
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
 
 /* Reads the options of one side: unknown keys and wrong types are refused, naming what is known. */
 static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus_error *error) {
         static const char * const known[] = {
-                [OPT_PREPARE] = "listen-address (s), port (q), persist (b), paused (b), copy-storage (b)",
+                [OPT_PREPARE] = "listen-address (s), port (q), persist (b), paused (b), copy-storage (b), "
+                                "disk-sizes (a{st})",
                 [OPT_MIGRATE] = "max-downtime (t, ms), bandwidth (t, MiB/s), auto-converge (b), undefine-source "
-                                "(b), copy-storage (b)",
+                                "(b), copy-storage (b), nbd-uri (s), nbd-key (s)",
         };
         int r;
 
-        *ret = (Options) {};
+        options_done(ret);
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 const char *key, *type = NULL;
+                const char *want_s;
                 char want;
                 int b = 0;
 
                 r = sd_bus_message_read(m, "s", &key);
                 if (r < 0)
                         return r;
+                want_s = NULL;
                 if (side == OPT_PREPARE && streq(key, "listen-address"))
+                        want = 's';
+                else if (side == OPT_PREPARE && streq(key, "disk-sizes")) {
+                        want = 'a';
+                        want_s = "a{st}";
+                } else if (side == OPT_MIGRATE && (streq(key, "nbd-uri") || streq(key, "nbd-key")))
                         want = 's';
                 else if (side == OPT_PREPARE && streq(key, "port"))
                         want = 'q';
@@ -74,14 +115,23 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                 r = sd_bus_message_peek_type(m, NULL, &type);
                 if (r < 0)
                         return r;
-                if (!type || type[0] != want || type[1])
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%c', "
-                                                 "not '%s'", key, want, strempty(type));
+                if (want_s ? !streq_ptr(type, want_s) : (!type || type[0] != want || type[1]))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%s', "
+                                                 "not '%s'", key, want_s ?: (char[]) { want, 0 }, strempty(type));
                 r = sd_bus_message_enter_container(m, 'v', type);
                 if (r < 0)
                         return r;
                 if (streq(key, "listen-address"))
                         r = sd_bus_message_read(m, "s", &ret->prepare.address);
+                else if (streq(key, "disk-sizes")) {
+                        r = read_disk_sizes(m, ret);
+                        if (r == -E2BIG)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'disk-sizes' names "
+                                                         "more than 256 disks");
+                } else if (streq(key, "nbd-uri"))
+                        r = sd_bus_message_read(m, "s", &ret->nbd_uri);
+                else if (streq(key, "nbd-key"))
+                        r = sd_bus_message_read(m, "s", &ret->nbd_key);
                 else if (streq(key, "port"))
                         r = sd_bus_message_read(m, "q", &ret->prepare.port);
                 else if (streq(key, "max-downtime"))
@@ -122,13 +172,21 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                                          (unsigned long long) ret->migrate.params.max_downtime_ms);
         if (ret->migrate.params.bandwidth_mib > (UINT64_C(1) << 40))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'bandwidth' is too large (MiB/s)");
-        if (ret->copy_storage) {
-                VbError e = VB_ERROR_NULL;
-
-                vb_error_set(&e, VB_ERROR_NOT_SUPPORTED, "Option 'copy-storage' is not supported yet: the disks "
-                             "must be on storage both hosts reach at the same paths");
-                return bus_reply_vb_error(error, &e, -EOPNOTSUPP);
+        if (side == OPT_PREPARE) {
+                if (ret->n_disks && !ret->copy_storage)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'disk-sizes' goes with "
+                                                 "'copy-storage'");
+                ret->prepare.copy_storage = ret->copy_storage;
+                ret->prepare.disks = ret->disks;
+                ret->prepare.n_disks = ret->n_disks;
+                return 0;
         }
+        if (ret->copy_storage != (ret->nbd_uri || ret->nbd_key) ||
+            (ret->copy_storage && (!ret->nbd_uri || !ret->nbd_key)))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'copy-storage' goes with "
+                                         "'nbd-uri' and 'nbd-key', as the destination's PrepareMigration gave them");
+        ret->migrate.params.nbd_uri = ret->nbd_uri;
+        ret->migrate.params.nbd_key = ret->nbd_key;
         return 0;
 }
 
@@ -186,15 +244,27 @@ static const BusParseSpec prepare_spec = {
         .detail_key = "domain", .name = definition_name, .authorize_more = authorize_paths,
 };
 
-static void on_prepared(int r, Domain *d, const char *uri, const char *cookie, const VbError *e, void *userdata) {
+static void on_prepared(int r, Domain *d, const char *uri, const char *cookie, const char *nbd_uri,
+                        const char *nbd_key, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         char path[BUS_DOMAIN_PATH_MAX];
 
         if (r < 0) {
                 bus_reply_later(m, r, e);
                 return;
         }
-        r = sd_bus_reply_method_return(m, "oss", bus_domain_path_buf(d, path), uri, cookie);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "oss", bus_domain_path_buf(d, path), uri, cookie);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0 && nbd_uri)
+                r = sd_bus_message_append(reply, "{sv}{sv}", "nbd-uri", "s", nbd_uri, "nbd-key", "s", nbd_key);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to answer PrepareMigration, ignoring: %m");
 }
@@ -205,7 +275,7 @@ static int method_prepare_migration(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
         uint64_t flags = 0;
-        Options opts;
+        _cleanup_(options_done) Options opts = {};
         void *parsed = NULL;
         int r;
 
@@ -224,6 +294,7 @@ static int method_prepare_migration(sd_bus_message *m, void *userdata, sd_bus_er
                 r = read_options(m, OPT_PREPARE, &opts, error);
         if (r < 0)
                 return r;
+        /* The disks' sizes are read by the call (the driver keeps copies). */
         r = manager_migration_prepare(s->manager, TAKE_PTR(def), &access, &opts.prepare, on_prepared,
                                       sd_bus_message_ref(m), &e);
         if (r < 0) {
@@ -289,7 +360,7 @@ static int method_migrate_to(sd_bus_message *m, void *userdata, sd_bus_error *er
         const char *uri, *cookie;
         char host[128];
         uint64_t flags;
-        Options opts;
+        _cleanup_(options_done) Options opts = {};
         int r;
 
         r = sd_bus_message_rewind(m, true);
@@ -367,7 +438,8 @@ static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_erro
 static const sd_bus_vtable manager_migrate_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("PrepareMigration", SD_BUS_ARGS("s", xml, "a{sv}", options, "t", flags),
-                                SD_BUS_RESULT("o", domain, "s", uri, "s", cookie), method_prepare_migration,
+                                SD_BUS_RESULT("o", domain, "s", uri, "s", cookie, "a{sv}", storage),
+                                method_prepare_migration,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

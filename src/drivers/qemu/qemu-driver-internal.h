@@ -13,6 +13,8 @@ typedef struct QemuVcpusCall QemuVcpusCall;
 typedef struct QemuSnapJob QemuSnapJob;
 typedef struct QemuDiskSnapJob QemuDiskSnapJob;
 typedef struct QemuSaveJob QemuSaveJob;
+typedef struct QemuNbdIn QemuNbdIn;
+typedef struct QemuMirror QemuMirror;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -36,6 +38,8 @@ typedef struct QemuDriver {
         QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */
         char **incoming;        /* UUIDs whose next start waits for a saved state (qemu-save.c) */
         size_t n_incoming;
+        QemuNbdIn *nbd_in;      /* copy-storage in: disks created and exported (qemu-nbd-in.c) */
+        QemuMirror *mirrors;    /* copy-storage out: disks mirrored to a destination (qemu-migrate.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-nbd.h"
 #include "util/log.h"
 
 #define MIGRATE_FD_NAME "virtbus-migrate"
@@ -39,9 +40,8 @@ static void set_parameters(QemuMonitor *mon, const VbMigrateParams *p) {
         (void) qemu_monitor_call(mon, "migrate-set-capabilities", args, on_setup, NULL);
 }
 
-int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
-                     VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
-        QemuDriver *q = drv->priv;
+int qemu_migrate_ram_start(QemuDriver *q, const char *uuid, int fd, const VbMigrateParams *params,
+                           VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
 
         if (!vm)
@@ -53,6 +53,20 @@ int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigratePar
                                    reterr);
 }
 
+int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
+                     VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        if (params && params->nbd_uri)
+                return qemu_mirror_start(q, vm, fd, params, stats, done, userdata, reterr);
+        return qemu_migrate_ram_start(q, uuid, fd, params, stats, done, userdata, reterr);
+}
+
 int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
@@ -61,6 +75,8 @@ int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
                 return -ESRCH;
         if (!vm->mon)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        if (qemu_mirror_cancel(q, uuid))
+                return 0; /* the disks are still being copied: that stops, and done says so */
         /* The job sees "cancelled" in its next query-migrate and fails; QEMU resumes the guest itself. */
         return qemu_monitor_call(vm->mon, "migrate_cancel", NULL, on_setup, NULL);
 }
