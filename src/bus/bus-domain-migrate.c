@@ -201,7 +201,8 @@ static int append_stats(sd_bus_message *reply, const VbMigrationStats *st) {
                 { "setup-time-ms", st->setup_time_ms }, { "transferred", st->transferred },
                 { "remaining", st->remaining },         { "total", st->total },
                 { "dirty-rate", st->dirty_rate },       { "iterations", st->iterations },
-                { "mbps", st->mbps },
+                { "mbps", st->mbps },                   { "disk-transferred", st->disk_transferred },
+                { "disk-total", st->disk_total },
         };
         int r;
 
@@ -326,8 +327,10 @@ static void on_stats(const VbMigrationStats *st, void *userdata) {
         const char *path = sd_bus_message_get_path(m);
         int r;
 
-        (void) sd_bus_emit_signal(bus, path, VB_DOMAIN_INTERFACE, "Progress", "tt", st->transferred,
-                                  st->total > st->transferred ? st->total : st->transferred);
+        /* The disks (copy-storage) come first, then the memory. */
+        (void) sd_bus_emit_signal(bus, path, VB_DOMAIN_INTERFACE, "Progress", "tt",
+                                  st->disk_transferred + st->transferred,
+                                  st->disk_total + (st->total > st->transferred ? st->total : st->transferred));
         r = sd_bus_message_new_signal(bus, &signal, path, VB_DOMAIN_INTERFACE, "MigrationStats");
         if (r >= 0)
                 r = append_stats(signal, st);
