@@ -74,9 +74,9 @@ static int read_disk_sizes(sd_bus_message *m, Options *ret) {
 static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus_error *error) {
         static const char * const known[] = {
                 [OPT_PREPARE] = "listen-address (s), port (q), persist (b), paused (b), copy-storage (b), "
-                                "disk-sizes (a{st})",
+                                "disk-sizes (a{st}), postcopy (b)",
                 [OPT_MIGRATE] = "max-downtime (t, ms), bandwidth (t, MiB/s), auto-converge (b), undefine-source "
-                                "(b), copy-storage (b), nbd-uri (s), nbd-key (s)",
+                                "(b), copy-storage (b), nbd-uri (s), nbd-key (s), postcopy (b), postcopy-after (t)",
         };
         int r;
 
@@ -103,11 +103,12 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                         want = 's';
                 else if (side == OPT_PREPARE && streq(key, "port"))
                         want = 'q';
-                else if (side == OPT_MIGRATE && (streq(key, "max-downtime") || streq(key, "bandwidth")))
+                else if (side == OPT_MIGRATE && (streq(key, "max-downtime") || streq(key, "bandwidth") ||
+                                                 streq(key, "postcopy-after")))
                         want = 't';
                 else if ((side == OPT_PREPARE && (streq(key, "persist") || streq(key, "paused"))) ||
                          (side == OPT_MIGRATE && (streq(key, "auto-converge") || streq(key, "undefine-source"))) ||
-                         streq(key, "copy-storage"))
+                         streq(key, "copy-storage") || streq(key, "postcopy"))
                         want = 'b';
                 else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%s'; the options "
@@ -138,6 +139,8 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                         r = sd_bus_message_read(m, "t", &ret->migrate.params.max_downtime_ms);
                 else if (streq(key, "bandwidth"))
                         r = sd_bus_message_read(m, "t", &ret->migrate.params.bandwidth_mib);
+                else if (streq(key, "postcopy-after"))
+                        r = sd_bus_message_read(m, "t", &ret->migrate.params.postcopy_after);
                 else {
                         r = sd_bus_message_read(m, "b", &b);
                         if (streq(key, "persist"))
@@ -148,6 +151,8 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                                 ret->migrate.params.auto_converge = b;
                         else if (streq(key, "undefine-source"))
                                 ret->migrate.undefine_source = b;
+                        else if (streq(key, "postcopy"))
+                                ret->prepare.postcopy = ret->migrate.params.postcopy = b;
                         else
                                 ret->copy_storage = b;
                 }
@@ -181,6 +186,9 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                 ret->prepare.n_disks = ret->n_disks;
                 return 0;
         }
+        if (ret->migrate.params.postcopy_after && !ret->migrate.params.postcopy)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'postcopy-after' goes with "
+                                         "'postcopy'");
         if (ret->copy_storage != (ret->nbd_uri || ret->nbd_key) ||
             (ret->copy_storage && (!ret->nbd_uri || !ret->nbd_key)))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'copy-storage' goes with "
@@ -211,6 +219,8 @@ static int append_stats(sd_bus_message *reply, const VbMigrationStats *st) {
                 r = sd_bus_message_append(reply, "{sv}", fields[i].key, "t", fields[i].v);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", "completed", "b", (int) st->completed);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "postcopy", "b", (int) st->postcopy);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;
@@ -436,6 +446,19 @@ static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_erro
         return bus_reply_done(m, r, &e, error);
 }
 
+static int method_start_postcopy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = bus_begin_flags_call(server_of(d), m, 0, BUS_ACTION_DOMAIN_MIGRATE,
+                                 (const char *[]) { "domain", d->name, NULL }, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_migration_postcopy(d->manager, d, &e);
+        return bus_reply_done(m, r, &e, error);
+}
+
 /* Registration ---------------------------------------------------------------------------------------- */
 
 static const sd_bus_vtable manager_migrate_vtable[] = {
@@ -454,6 +477,8 @@ static const sd_bus_vtable domain_migrate_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("FinishMigration", SD_BUS_ARGS("s", cookie, "t", flags), SD_BUS_NO_RESULT,
                                 method_finish_migration, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AbortMigration", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_abort_migration,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartPostcopy", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start_postcopy,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("MigrationStats", SD_BUS_ARGS("a{sv}", stats), 0),
         SD_BUS_VTABLE_END,

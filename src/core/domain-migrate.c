@@ -57,6 +57,7 @@ struct Migration {
         DomainAccess access;
         bool has_access;
         bool paused;
+        bool postcopy, postcopy_ready; /* destination: postcopy asked, and accepted by the backend */
         char uri[128];
         DomainDef *start_def;   /* copy-storage: the definition to start once its disks are made */
         bool disks;             /* copy-storage: disks were created here (they go unless finished) */
@@ -620,6 +621,8 @@ static void incoming_ready(Migration *g, Domain *d) {
                  g->userdata);
 }
 
+static void incoming_continue(Migration *g, Domain *d);
+
 static void on_disks_exported(int r, const char *key, const VbError *e, void *userdata) {
         Migration *g = userdata;
         Domain *d = migration_domain(g);
@@ -634,7 +637,24 @@ static void on_disks_exported(int r, const char *key, const VbError *e, void *us
                 return;
         }
         snprintf(g->nbd_key, sizeof g->nbd_key, "%s", key);
-        incoming_ready(g, d);
+        incoming_continue(g, d);
+}
+
+static void on_postcopy_ready(int r, const VbError *e, void *userdata) {
+        Migration *g = userdata;
+        Domain *d = migration_domain(g);
+        VbError e2 = VB_ERROR_NULL;
+
+        if (r >= 0 && !d)
+                r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped while it was started for the "
+                                 "migration", g->name);
+        if (r < 0) {
+                incoming_start_failed(g, d, r, e ?: &e2);
+                vb_error_free(&e2);
+                return;
+        }
+        g->postcopy_ready = true;
+        incoming_continue(g, d);
 }
 
 /* The address of the stream's listener (from its URI), for the disks' listener. */
@@ -654,8 +674,6 @@ static void uri_address(const char *uri, char *buf, size_t size) {
 static void on_incoming_started(Domain *d, int r, const VbError *e, void *userdata) {
         Migration *g = userdata;
         VbError e2 = VB_ERROR_NULL;
-        char address[INET6_ADDRSTRLEN + 2];
-        int nbd_fd = -1;
 
         if (r >= 0 && !d)
                 r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped while it was started for the "
@@ -664,21 +682,38 @@ static void on_incoming_started(Domain *d, int r, const VbError *e, void *userda
                 r = sd_event_add_io(g->m->event, &g->listen_source, g->listen_fd, EPOLLIN, on_listen, g);
         if (r >= 0)
                 r = arm_timer(g, MIGRATION_COOKIE_USEC, on_cookie_expired);
-        if (r >= 0 && g->disks) {
-                uri_address(g->uri, address, sizeof address);
-                r = listen_on(address, 0, &nbd_fd, g->nbd_uri, sizeof g->nbd_uri, &e2);
-                if (r >= 0)
-                        r = DRIVER_OP(g->m, domain_disks_export)(g->m->driver, g->uuid, nbd_fd, on_disks_exported, g,
-                                                                 &e2);
-                if (r >= 0)
-                        return; /* on_disks_exported goes on */
-        }
         if (r < 0) {
                 incoming_start_failed(g, d, r, e ?: &e2);
                 vb_error_free(&e2);
                 return;
         }
-        incoming_ready(g, d);
+        incoming_continue(g, d);
+}
+
+/* The steps after the start, each answered later: postcopy accepted, the disks exported; then ready. */
+static void incoming_continue(Migration *g, Domain *d) {
+        char address[INET6_ADDRSTRLEN + 2];
+        VbError e = VB_ERROR_NULL;
+        int nbd_fd = -1, r;
+
+        if (g->postcopy && !g->postcopy_ready)
+                r = DRIVER_OP(g->m, domain_incoming_postcopy)
+                            ? DRIVER_OP(g->m, domain_incoming_postcopy)(g->m->driver, g->uuid, on_postcopy_ready, g, &e)
+                            : vb_driver_not_supported(g->m->driver, "postcopy migration", &e);
+        else if (g->disks && !g->nbd_key[0]) {
+                uri_address(g->uri, address, sizeof address);
+                r = listen_on(address, 0, &nbd_fd, g->nbd_uri, sizeof g->nbd_uri, &e);
+                if (r >= 0)
+                        r = DRIVER_OP(g->m, domain_disks_export)(g->m->driver, g->uuid, nbd_fd, on_disks_exported, g,
+                                                                 &e);
+        } else {
+                incoming_ready(g, d);
+                return;
+        }
+        if (r < 0) {
+                incoming_start_failed(g, d, r, &e);
+                vb_error_free(&e);
+        }
 }
 
 /* Starts the incoming domain (def taken): 0 when on_incoming_started follows, < 0 failed (g stays). */
@@ -792,6 +827,7 @@ int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess 
         if (!g)
                 return -ENOMEM;
         g->paused = opts->paused;
+        g->postcopy = opts->postcopy;
         g->prepared = prepared;
         g->userdata = userdata;
         r = cookie_new(g->cookie);
@@ -1047,6 +1083,8 @@ int manager_migration_start(Manager *m, Domain *d, const char *uri, const char *
         r = manager_migration_check_def(m, d->live, false, reterr);
         if (r < 0)
                 return r;
+        if (opts->params.postcopy && !DRIVER_OP(m, domain_migrate_postcopy))
+                return vb_driver_not_supported(m->driver, "postcopy migration", reterr);
         if (opts->params.nbd_uri) {
                 struct sockaddr_storage nbd_sa;
                 unsigned nbd_len;
@@ -1192,6 +1230,22 @@ int manager_migration_abort(Manager *m, Domain *d, VbError *reterr) {
                 r = manager_domain_resume(m, d, NULL, NULL, reterr);
                 return r < 0 ? r : 0;
         }
+}
+
+int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr) {
+        Migration *g = migration_of(m, d->uuid);
+
+        if (!g || g->incoming)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is not being migrated from this host",
+                                    d->name);
+        if (!g->opts.params.postcopy)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "The migration of domain '%s' was not started "
+                                    "with option 'postcopy'", d->name);
+        if (g->step != STEP_STREAMING)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "The migration of domain '%s' is not sending its "
+                                    "state now", d->name);
+        log_notice("Migration of domain '%s' from this host: switching to postcopy.", d->name);
+        return DRIVER_OP(m, domain_migrate_postcopy)(m->driver, d->uuid, reterr);
 }
 
 void manager_migrations_close(Manager *m) {

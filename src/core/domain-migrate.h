@@ -46,6 +46,7 @@ typedef struct MigrationPrepareOptions {
         bool copy_storage;
         const VbMigrateDisk *disks;
         size_t n_disks;
+        bool postcopy; /* accept a migration that switches to postcopy */
 } MigrationPrepareOptions;
 
 typedef struct MigrationOptions {
@@ -78,6 +79,9 @@ int manager_migration_start(Manager *m, Domain *d, const char *uri, const char *
 int manager_migration_finish(Manager *m, Domain *d, const char *cookie, MigrationDone done, void *userdata,
                              VbError *reterr);
 int manager_migration_abort(Manager *m, Domain *d, VbError *reterr);
+/* Source: the running migration (asked with postcopy) switches to postcopy now: the guest runs on at the
+ * destination, which pulls the pages it lacks. From then on it cannot be cancelled. */
+int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr);
 
 /* Whether d is in a migration (one side or the other). */
 bool manager_domain_migrating(const Manager *m, const Domain *d);

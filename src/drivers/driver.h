@@ -67,6 +67,10 @@ typedef struct VbMigrateParams {
         /* copy-storage: the destination's NBD server ("tcp:ADDRESS:PORT") and its TLS pre-shared key (hex);
          * NULL: the disks are shared. */
         const char *nbd_uri, *nbd_key;
+        /* postcopy: the destination pulls the pages the guest has not got yet once switched over
+         * (migrate_postcopy, or by itself after postcopy_after passes over memory; 0: only when asked). */
+        bool postcopy;
+        uint64_t postcopy_after;
 } VbMigrateParams;
 typedef struct VbMigrationStats {
         uint64_t total_time_ms, downtime_ms, setup_time_ms;
@@ -74,6 +78,7 @@ typedef struct VbMigrationStats {
         uint64_t dirty_rate, iterations, mbps;
         uint64_t disk_transferred, disk_total; /* copy-storage: bytes of the disks copied, of all */
         bool completed;
+        bool postcopy; /* switched to postcopy */
 } VbMigrationStats;
 /* Called from the event loop while a migration runs, and once more when it completed. */
 typedef void (*VbDriverMigrationStats)(const VbMigrationStats *stats, void *userdata);
@@ -351,6 +356,13 @@ typedef struct VbDriverOps {
         int (*domain_disks_export)(VbDriver *drv, const char *uuid, int listen_fd, VbDriverExportDone done,
                                    void *userdata, VbError *reterr);
         void (*domain_disks_end)(VbDriver *drv, const char *uuid, bool remove);
+
+        /* postcopy. Optional. incoming_postcopy: the incoming domain (started, waiting) accepts a migration
+         * that switches to postcopy (QEMU: postcopy-ram); done once, failing with the hypervisor's reason.
+         * migrate_postcopy: a running migrate_out (with params->postcopy) switches now. */
+        int (*domain_incoming_postcopy)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata,
+                                        VbError *reterr);
+        int (*domain_migrate_postcopy)(VbDriver *drv, const char *uuid, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

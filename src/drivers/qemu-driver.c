@@ -678,5 +678,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_disks_create = qemu_disks_create,
         .domain_disks_export = qemu_disks_export,
         .domain_disks_end = qemu_disks_end,
+        .domain_incoming_postcopy = qemu_incoming_postcopy,
+        .domain_migrate_postcopy = qemu_migrate_postcopy,
         .domain_load_state = qemu_load_state,
 };

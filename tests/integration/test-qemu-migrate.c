@@ -15,7 +15,9 @@
  *    second host's directory: that file is made there, the export admits no client without the key (plain
  *    NBD, a wrong key: refused; the right key: served), the guest reads what it wrote after the move and
  *    the image has the early data; a destination file that exists already refuses, and AbortMigration on
- *    the destination removes the file it made. */
+ *    the destination removes the file it made;
+ *  - postcopy: the counter guest switches to postcopy mid-way (StartPostcopy) and goes on at the
+ *    destination; a destination whose QEMU cannot use userfaultfd refuses, saying why. */
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -132,17 +134,32 @@ static void prepare(const char *xml, const char * const *opts, char **ret_uri, c
 /* MigrateTo, sent without waiting: the answer comes to on_reply. */
 typedef struct Pending {
         bool done;
-        char *error; /* its name, or NULL: it worked */
+        char *error;   /* its name, or NULL: it worked */
+        bool postcopy; /* the answer's "postcopy" */
 } Pending;
 
 static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Pending *p = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *key;
+        int b;
 
         p->done = true;
         p->error = e ? strdup(e->name) : NULL;
-        if (e)
+        if (e) {
                 fprintf(stderr, "MigrateTo: %s: %s\n", e->name, strempty(e->message));
+                return 0;
+        }
+        assert_true(sd_bus_message_enter_container(reply, 'a', "{sv}") > 0);
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                assert_int_equal(sd_bus_message_read(reply, "s", &key), 1);
+                if (streq(key, "postcopy")) {
+                        assert_int_equal(sd_bus_message_read(reply, "v", "b", &b), 1);
+                        p->postcopy = b;
+                } else
+                        assert_true(sd_bus_message_skip(reply, "v") >= 0);
+                assert_true(sd_bus_message_exit_container(reply) >= 0);
+        }
         return 0;
 }
 
@@ -544,7 +561,82 @@ static void test_migrate_copy_storage(void **state) {
         free(nbd_key);
 }
 
+/* postcopy ---------------------------------------------------------------------------------------------- */
+
+#define UFFD_SYSCTL "/proc/sys/vm/unprivileged_userfaultfd"
+static char uffd_old[8];
+
+static void uffd_write(const char *v) {
+        int fd = open(UFFD_SYSCTL, O_WRONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, v, strlen(v)), (ssize_t) strlen(v));
+        close(fd);
+}
+
+static void uffd_restore(void) {
+        if (*uffd_old)
+                uffd_write(uffd_old);
+}
+
+/* The counter guest moves in postcopy: MigrateTo with postcopy at 1 MiB/s (precopy would take minutes),
+ * StartPostcopy once the stream goes, the answer says postcopy; the counter goes on at the destination.
+ * QEMU runs unprivileged: the destination needs vm.unprivileged_userfaultfd=1, and says so when it is 0. */
+static void test_migrate_postcopy(void **state) {
+        Harness *h = *state;
+        sd_bus *a = harness_bus_root(h), *b;
+        _cleanup_free_ char *path = NULL, *live = NULL, *old = NULL;
+        char *uri = NULL, *cookie = NULL, buf[16384];
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        long before, after;
+        int console, console_b;
+        Pending p;
+
+        mig_host_start(h, "hostd", "qemu", ns_b, &hostb);
+        b = hostb.bus;
+        console = guest_start(h, &path);
+        live = harness_domain_xml(a, path, 0);
+
+        old = harness_read_file(UFFD_SYSCTL);
+        snprintf(uffd_old, sizeof uffd_old, "%c", old[0]);
+        if (old[0] == '0') {
+                assert_true(prepare_storage(live, (const char *[]) { "listen-address", "s", ADDR_B, "postcopy", "b",
+                                                                     "true", NULL }, 0, &uri, &cookie, NULL, NULL, &e) < 0);
+                harness_assert_error(&e, ERR("NotSupported"), "unprivileged_userfaultfd");
+                sd_bus_error_free(&e);
+                harness_call_fails(b, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migq");
+                uffd_write("1");
+        }
+
+        prepare(live, (const char *[]) { "listen-address", "s", ADDR_B, "postcopy", "b", "true", NULL }, &uri, &cookie);
+        migrate_to_async(a, path, uri, cookie, (const char *[]) { "postcopy", "b", "true", "bandwidth", "t", "1",
+                                                                  "undefine-source", "b", "true", NULL }, &p);
+        wait_streaming(a, path, &p);
+        before = tick_after(console, 0, buf, sizeof buf);
+        sd_bus_message_unref(harness_call_ok(a, path, D, "StartPostcopy", "t", UINT64_C(0)));
+        wait_reply(a, &p);
+        assert_null(p.error);
+        assert_true(p.postcopy);
+        sd_bus_message_unref(harness_call_ok(b, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(a, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        assert_string_equal(harness_get_string(b, path, D, "State"), "running");
+        harness_call_fails(a, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migq");
+        close(console);
+
+        console_b = console_open(b, path, "", 0, &e);
+        assert_true(console_b >= 0);
+        after = tick_after(console_b, before, buf, sizeof buf);
+        assert_true(after > before);
+        assert_null(strstr(buf, "VIRTBUS-GUEST-BOOTED"));
+        close(console_b);
+        harness_domain_call(b, path, "Destroy");
+        uffd_restore();
+        free(uri);
+        free(cookie);
+}
+
 static int teardown(void **state) {
+        uffd_restore();
         mig_host_stop(&hostb, getenv("VIRTBUS_TEST_VERBOSE"));
         return harness_teardown_qemus(state);
 }
@@ -592,6 +684,7 @@ int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_migrate_qemu, teardown),
                 cmocka_unit_test_teardown(test_migrate_copy_storage, teardown),
+                cmocka_unit_test_teardown(test_migrate_postcopy, teardown),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();
