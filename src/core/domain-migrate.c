@@ -784,9 +784,14 @@ static int disks_to_create(const DomainDef *def, const MigrationPrepareOptions *
 
                 for (size_t i = 0; i < k && !known; i++)
                         known = streq_ptr(v[i].target, opts->disks[j].target);
+                /* Other disks of the domain (a cdrom, a read-only one) may be named: a client can pass what
+                 * the source's statistics list. */
+                for (size_t i = 0; i < n && !known; i++)
+                        known = devs[i]->kind == DEVICE_DISK &&
+                                streq_ptr(device_disk_get_target(devs[i]), opts->disks[j].target);
                 if (!known)
                         return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'disk-sizes' names '%s', which "
-                                            "is not a writable disk of the domain", strempty(opts->disks[j].target));
+                                            "is not a disk of the domain", strempty(opts->disks[j].target));
         }
         if (k == 0)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'copy-storage': domain '%s' has no "

@@ -507,6 +507,28 @@ static void test_migrate_copy_storage(void **state) {
         harness_call_fails(b, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migd");
         assert_int_equal(unlink(disk_b), 0);
 
+        /* virtbusctl --copy-storage keeps the paths: here both "hosts" share one file system, so the
+         * destination finds the source's own file and refuses (after the sizes were read from the source's
+         * statistics: without them it would be InvalidArgs); the guest runs on. */
+        {
+                _cleanup_free_ char *address = NULL;
+                HarnessResult res = {};
+
+                assert_true(asprintf(&address, "--address=%s", harness_bus_address(h)) > 0);
+                assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                             (const char *[]) { getenv("VIRTBUS_CTL"), address, "migrate", "migd",
+                                                                hostb.address, "--listen-address", ADDR_B,
+                                                                "--copy-storage", NULL },
+                                             NULL, 60 * HARNESS_USEC_PER_SEC, &res), 0);
+                assert_int_not_equal(res.status, 0);
+                if (!strstr(strempty(res.err), "exists already"))
+                        fail_msg("virtbusctl migrate --copy-storage said: %s%s", strempty(res.out), strempty(res.err));
+                assert_non_null(strstr(res.err, "runs on at the source"));
+                harness_result_done(&res);
+                assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+                harness_call_fails(b, ERR("NoSuchDomain"), NULL, M, "GetDomainByName", "s", "migd");
+        }
+
         /* Prepared: the file is made; only a client with the key gets in. Then Abort there: it goes. */
         assert_int_equal(prepare_storage(dest_xml, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, DISK_SIZE,
                                          &uri, &cookie, &nbd_uri, &nbd_key, &e), 0);
