@@ -59,8 +59,14 @@ struct QemuNbdIn {
         char *psk_dir;
         char key[QEMU_NBD_KEY_HEX + 1];
         bool exported;
+        int fdset;           /* QEMU's set holding the key's directory, -1 before add-fd */
+        bool seq_running;    /* a command list of the export runs: its callback has j */
+        bool end_pending;    /* disks_end came meanwhile: the callback finishes it (end_remove: the files go) */
+        bool end_remove;
         QemuNbdIn *next;
 };
+
+static void nbd_in_end(QemuNbdIn *j, bool remove);
 
 static void closep(int *fd) {
         if (*fd >= 0)
@@ -366,7 +372,7 @@ int qemu_disks_create(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         if (!j)
                 return -ENOMEM;
         *j = (QemuNbdIn) { .q = q, .done = done, .userdata = userdata, .e = VB_ERROR_NULL, .listen_fd = -1,
-                           .dir_fd = -1, .next = q->nbd_in };
+                           .dir_fd = -1, .fdset = -1, .next = q->nbd_in };
         q->nbd_in = j;
         snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
         j->v = new0(InDisk, n + 1);
@@ -406,7 +412,12 @@ static void on_exported(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         QemuNbdIn *j = userdata;
         VbDriverExportDone done = j->export_done;
 
+        j->seq_running = false;
         j->export_done = NULL;
+        if (j->end_pending) {
+                nbd_in_end(j, j->end_remove);
+                return;
+        }
         if (j->dropped || !done)
                 return;
         if (r >= 0) {
@@ -425,6 +436,11 @@ static void on_dir_added(QemuSeq *seq, int r, const VbError *e, void *userdata) 
         char dir[64];
         QemuSeq *next;
 
+        j->seq_running = false;
+        if (j->end_pending) {
+                nbd_in_end(j, j->end_remove);
+                return;
+        }
         if (j->dropped)
                 return;
         if (r >= 0 && (!vm || !vm->mon || !(next = qemu_seq_new(vm))))
@@ -437,6 +453,7 @@ static void on_dir_added(QemuSeq *seq, int r, const VbError *e, void *userdata) 
                 return;
         }
         snprintf(dir, sizeof dir, "/proc/self/fd/%d", json_object_get_int(qemu_json_get(reply, "fd")));
+        j->fdset = json_object_get_int(qemu_json_get(reply, "fdset-id"));
         args = json_object_new_object();
         json_object_object_add(args, "qom-type", json_object_new_string("tls-creds-psk"));
         json_object_object_add(args, "id", json_object_new_string(QEMU_NBD_TLS_ID));
@@ -469,6 +486,7 @@ static void on_dir_added(QemuSeq *seq, int r, const VbError *e, void *userdata) 
                 qemu_seq_add(next, "export a disk", "block-export-add", args);
         }
         r = qemu_seq_run(next, qemu_vm_command_timeout(vm), on_exported, j, &e2);
+        j->seq_running = r >= 0;
         if (r < 0) {
                 j->export_done = NULL;
                 done(r, NULL, &e2, j->userdata);
@@ -518,26 +536,39 @@ int qemu_disks_export(VbDriver *drv, const char *uuid, int listen_fd, VbDriverEx
         j->export_done = done;
         j->userdata = userdata;
         r = qemu_seq_run(seq, qemu_vm_command_timeout(vm), on_dir_added, j, reterr);
+        j->seq_running = r >= 0;
         if (r < 0)
                 j->export_done = NULL;
         return r;
 }
 
 void qemu_disks_end(VbDriver *drv, const char *uuid, bool remove) {
-        QemuDriver *q = drv->priv;
-        QemuNbdIn *j = nbd_in_of(q, uuid);
-        QemuVm *vm = hashmap_get(q->vms, uuid);
-        QemuSeq *seq;
+        QemuNbdIn *j = nbd_in_of(drv->priv, uuid);
 
-        if (!j)
+        if (!j || j->end_pending)
                 return;
         j->dropped = true;
         j->export_done = NULL;
+        if (j->seq_running) {
+                /* Its callback still has j: it ends it then. */
+                j->end_pending = true;
+                j->end_remove = remove;
+                return;
+        }
+        nbd_in_end(j, remove);
+}
+
+static void nbd_in_end(QemuNbdIn *j, bool remove) {
+        QemuDriver *q = j->q;
+        QemuVm *vm = hashmap_get(q->vms, j->uuid);
+        QemuSeq *seq;
+
+        j->end_pending = false;
         if (vm && vm->mon && !vm->exited && (seq = qemu_seq_new(vm))) {
                 struct json_object *args;
 
-                /* In order, before anything sent after (the resume): nothing writes to the disks through the
-                 * server once the guest runs here. */
+                /* Nothing writes through the server any more: the source ended its mirrors and removed its
+                 * NBD nodes before its MigrateTo answered. */
                 for (size_t k = 0; k < j->n; k++) {
                         _cleanup_free_ char *id = NULL;
 
@@ -552,6 +583,11 @@ void qemu_disks_end(VbDriver *drv, const char *uuid, bool remove) {
                 args = json_object_new_object();
                 json_object_object_add(args, "id", json_object_new_string(QEMU_NBD_TLS_ID));
                 qemu_seq_add_optional(seq, "object-del", args);
+                if (j->fdset >= 0) {
+                        args = json_object_new_object();
+                        json_object_object_add(args, "fdset-id", json_object_new_int(j->fdset));
+                        qemu_seq_add_optional(seq, "remove-fd", args);
+                }
                 (void) qemu_seq_run(seq, qemu_vm_command_timeout(vm), NULL, NULL, NULL);
         }
         if (j->psk_dir) {
