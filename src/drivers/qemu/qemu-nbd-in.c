@@ -111,6 +111,19 @@ static void nbd_in_free(QemuNbdIn *j) {
 
 /* The key and its directory (shared with the source's side) ------------------------------------------ */
 
+/* The server's Diffie-Hellman group: RFC 7919's ffdhe2048, a published standard group. Without it QEMU
+ * makes a new 2048-bit group when the credentials are made, which takes seconds of CPU (minutes on a busy
+ * host) while its monitor does not answer. */
+static const char dh_params_pem[] =
+        "-----BEGIN DH PARAMETERS-----\n"
+        "MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz\n"
+        "+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a\n"
+        "87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7\n"
+        "YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi\n"
+        "7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD\n"
+        "ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n"
+        "-----END DH PARAMETERS-----\n";
+
 int qemu_nbd_key_new(char ret[static QEMU_NBD_KEY_HEX + 1]) {
         uint8_t bytes[QEMU_NBD_KEY_HEX / 2];
 
@@ -129,6 +142,17 @@ bool qemu_nbd_key_valid(const char *key) {
                 if (!strchr("0123456789abcdef", *key))
                         return false;
         return true;
+}
+
+/* dir/dh-params.pem for QEMU's user (the server side). */
+static int write_dh_params(int dfd, uid_t uid, gid_t gid) {
+        _cleanup_close_ int fd = openat(dfd, "dh-params.pem", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                                        0600);
+        size_t len = sizeof dh_params_pem - 1;
+
+        if (fd < 0 || write(fd, dh_params_pem, len) != (ssize_t) len || (uid != 0 && fchown(fd, uid, gid) < 0))
+                return -errno ?: -EIO;
+        return 0;
 }
 
 int qemu_nbd_psk_make(QemuDriver *q, const char *uuid, const char *side, const char *key, char **ret_dir,
@@ -157,6 +181,12 @@ int qemu_nbd_psk_make(QemuDriver *q, const char *uuid, const char *side, const c
                 return r;
         }
         explicit_bzero(line, len);
+        if (streq(side, "in") && write_dh_params(dfd, uid, gid) < 0) {
+                int r = -errno ?: -EIO;
+
+                qemu_nbd_psk_remove(dir);
+                return r;
+        }
         *ret_dir = TAKE_PTR(dir);
         *ret_fd = dfd;
         dfd = -EBADF;
@@ -164,11 +194,12 @@ int qemu_nbd_psk_make(QemuDriver *q, const char *uuid, const char *side, const c
 }
 
 void qemu_nbd_psk_remove(const char *dir) {
-        _cleanup_free_ char *file = NULL;
+        _cleanup_free_ char *file = NULL, *dh = NULL;
 
-        if (asprintf(&file, "%s/keys.psk", dir) < 0)
+        if (asprintf(&file, "%s/keys.psk", dir) < 0 || asprintf(&dh, "%s/dh-params.pem", dir) < 0)
                 return;
         (void) unlink(file);
+        (void) unlink(dh);
         (void) rmdir(dir);
 }
 
