@@ -530,8 +530,9 @@ static void test_migrate_copy_storage(void **state) {
         }
 
         /* Prepared: the file is made; only a client with the key gets in. Then Abort there: it goes. */
-        assert_int_equal(prepare_storage(dest_xml, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, DISK_SIZE,
-                                         &uri, &cookie, &nbd_uri, &nbd_key, &e), 0);
+        if (prepare_storage(dest_xml, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, DISK_SIZE, &uri, &cookie,
+                            &nbd_uri, &nbd_key, &e) < 0)
+                fail_msg("PrepareMigration with copy-storage failed: %s: %s", e.name, e.message);
         assert_true(strncmp(nbd_uri, "tcp:" ADDR_B ":", strlen("tcp:" ADDR_B ":")) == 0);
         assert_true(file_exists(disk_b));
         assert_int_not_equal(nbd_info(h, nbd_uri, NULL), 0);
@@ -546,9 +547,9 @@ static void test_migrate_copy_storage(void **state) {
         free(nbd_key);
 
         /* Through. */
-        assert_int_equal(prepare_storage(dest_xml, (const char *[]) { "listen-address", "s", ADDR_B, "persist", "b",
-                                                                      "true", NULL }, DISK_SIZE, &uri, &cookie, &nbd_uri,
-                                         &nbd_key, &e), 0);
+        if (prepare_storage(dest_xml, (const char *[]) { "listen-address", "s", ADDR_B, "persist", "b", "true", NULL },
+                            DISK_SIZE, &uri, &cookie, &nbd_uri, &nbd_key, &e) < 0)
+                fail_msg("PrepareMigration with copy-storage failed: %s: %s", e.name, e.message);
         migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", "copy-storage", "b",
                                                                   "true", "nbd-uri", "s", nbd_uri, "nbd-key", "s",
                                                                   nbd_key, NULL }, &p);
