@@ -85,6 +85,7 @@ const BusAuthzRule bus_authz_rules[] = {
         { D, "MigrateTo", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain,address", NULL },
         { D, "FinishMigration", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain", NULL },
         { D, "AbortMigration", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain", NULL },
+        { D, "StartPostcopy", METHOD, BUS_ACTION_DOMAIN_MIGRATE, "domain", NULL },
 
         /* org.virtbus1.DomainSnapshot */
         { DS, "GetXMLDesc", METHOD, NULL, NULL, NULL },

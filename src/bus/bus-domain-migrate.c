@@ -35,38 +35,80 @@ typedef struct Options {
         MigrationPrepareOptions prepare;
         MigrationOptions migrate;
         bool copy_storage;
+        VbMigrateDisk *disks; /* disk-sizes (targets point into the message) */
+        size_t n_disks;
+        const char *nbd_uri, *nbd_key;
 } Options;
+
+static void options_done(Options *o) {
+        free(o->disks);
+        *o = (Options) {};
+}
+
+/* disk-sizes: a{st}, target -> bytes. */
+static int read_disk_sizes(sd_bus_message *m, Options *ret) {
+        const char *target;
+        uint64_t size;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{st}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "{st}", &target, &size)) > 0) {
+                VbMigrateDisk *grown;
+
+                if (ret->n_disks >= 256)
+                        return -E2BIG;
+                grown = reallocarray(ret->disks, ret->n_disks + 1, sizeof *grown);
+                if (!grown)
+                        return -ENOMEM;
+                ret->disks = grown;
+                ret->disks[ret->n_disks++] = (VbMigrateDisk) { .target = target, .size = size };
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
 
 /* Reads the options of one side: unknown keys and wrong types are refused, naming what is known. */
 static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus_error *error) {
         static const char * const known[] = {
-                [OPT_PREPARE] = "listen-address (s), port (q), persist (b), paused (b), copy-storage (b)",
+                [OPT_PREPARE] = "listen-address (s), port (q), persist (b), paused (b), copy-storage (b), "
+                                "disk-sizes (a{st}), postcopy (b)",
                 [OPT_MIGRATE] = "max-downtime (t, ms), bandwidth (t, MiB/s), auto-converge (b), undefine-source "
-                                "(b), copy-storage (b)",
+                                "(b), copy-storage (b), nbd-uri (s), nbd-key (s), postcopy (b), postcopy-after (t)",
         };
         int r;
 
-        *ret = (Options) {};
+        options_done(ret);
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 const char *key, *type = NULL;
+                const char *want_s;
                 char want;
                 int b = 0;
 
                 r = sd_bus_message_read(m, "s", &key);
                 if (r < 0)
                         return r;
+                want_s = NULL;
                 if (side == OPT_PREPARE && streq(key, "listen-address"))
+                        want = 's';
+                else if (side == OPT_PREPARE && streq(key, "disk-sizes")) {
+                        want = 'a';
+                        want_s = "a{st}";
+                } else if (side == OPT_MIGRATE && (streq(key, "nbd-uri") || streq(key, "nbd-key")))
                         want = 's';
                 else if (side == OPT_PREPARE && streq(key, "port"))
                         want = 'q';
-                else if (side == OPT_MIGRATE && (streq(key, "max-downtime") || streq(key, "bandwidth")))
+                else if (side == OPT_MIGRATE && (streq(key, "max-downtime") || streq(key, "bandwidth") ||
+                                                 streq(key, "postcopy-after")))
                         want = 't';
                 else if ((side == OPT_PREPARE && (streq(key, "persist") || streq(key, "paused"))) ||
                          (side == OPT_MIGRATE && (streq(key, "auto-converge") || streq(key, "undefine-source"))) ||
-                         streq(key, "copy-storage"))
+                         streq(key, "copy-storage") || streq(key, "postcopy"))
                         want = 'b';
                 else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%s'; the options "
@@ -74,20 +116,31 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                 r = sd_bus_message_peek_type(m, NULL, &type);
                 if (r < 0)
                         return r;
-                if (!type || type[0] != want || type[1])
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%c', "
-                                                 "not '%s'", key, want, strempty(type));
+                if (want_s ? !streq_ptr(type, want_s) : (!type || type[0] != want || type[1]))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%s', "
+                                                 "not '%s'", key, want_s ?: (char[]) { want, 0 }, strempty(type));
                 r = sd_bus_message_enter_container(m, 'v', type);
                 if (r < 0)
                         return r;
                 if (streq(key, "listen-address"))
                         r = sd_bus_message_read(m, "s", &ret->prepare.address);
+                else if (streq(key, "disk-sizes")) {
+                        r = read_disk_sizes(m, ret);
+                        if (r == -E2BIG)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'disk-sizes' names "
+                                                         "more than 256 disks");
+                } else if (streq(key, "nbd-uri"))
+                        r = sd_bus_message_read(m, "s", &ret->nbd_uri);
+                else if (streq(key, "nbd-key"))
+                        r = sd_bus_message_read(m, "s", &ret->nbd_key);
                 else if (streq(key, "port"))
                         r = sd_bus_message_read(m, "q", &ret->prepare.port);
                 else if (streq(key, "max-downtime"))
                         r = sd_bus_message_read(m, "t", &ret->migrate.params.max_downtime_ms);
                 else if (streq(key, "bandwidth"))
                         r = sd_bus_message_read(m, "t", &ret->migrate.params.bandwidth_mib);
+                else if (streq(key, "postcopy-after"))
+                        r = sd_bus_message_read(m, "t", &ret->migrate.params.postcopy_after);
                 else {
                         r = sd_bus_message_read(m, "b", &b);
                         if (streq(key, "persist"))
@@ -98,6 +151,8 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                                 ret->migrate.params.auto_converge = b;
                         else if (streq(key, "undefine-source"))
                                 ret->migrate.undefine_source = b;
+                        else if (streq(key, "postcopy"))
+                                ret->prepare.postcopy = ret->migrate.params.postcopy = b;
                         else
                                 ret->copy_storage = b;
                 }
@@ -122,13 +177,24 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                                          (unsigned long long) ret->migrate.params.max_downtime_ms);
         if (ret->migrate.params.bandwidth_mib > (UINT64_C(1) << 40))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'bandwidth' is too large (MiB/s)");
-        if (ret->copy_storage) {
-                VbError e = VB_ERROR_NULL;
-
-                vb_error_set(&e, VB_ERROR_NOT_SUPPORTED, "Option 'copy-storage' is not supported yet: the disks "
-                             "must be on storage both hosts reach at the same paths");
-                return bus_reply_vb_error(error, &e, -EOPNOTSUPP);
+        if (side == OPT_PREPARE) {
+                if (ret->n_disks && !ret->copy_storage)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'disk-sizes' goes with "
+                                                 "'copy-storage'");
+                ret->prepare.copy_storage = ret->copy_storage;
+                ret->prepare.disks = ret->disks;
+                ret->prepare.n_disks = ret->n_disks;
+                return 0;
         }
+        if (ret->migrate.params.postcopy_after && !ret->migrate.params.postcopy)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'postcopy-after' goes with "
+                                         "'postcopy'");
+        if (ret->copy_storage != (ret->nbd_uri || ret->nbd_key) ||
+            (ret->copy_storage && (!ret->nbd_uri || !ret->nbd_key)))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'copy-storage' goes with "
+                                         "'nbd-uri' and 'nbd-key', as the destination's PrepareMigration gave them");
+        ret->migrate.params.nbd_uri = ret->nbd_uri;
+        ret->migrate.params.nbd_key = ret->nbd_key;
         return 0;
 }
 
@@ -143,7 +209,8 @@ static int append_stats(sd_bus_message *reply, const VbMigrationStats *st) {
                 { "setup-time-ms", st->setup_time_ms }, { "transferred", st->transferred },
                 { "remaining", st->remaining },         { "total", st->total },
                 { "dirty-rate", st->dirty_rate },       { "iterations", st->iterations },
-                { "mbps", st->mbps },
+                { "mbps", st->mbps },                   { "disk-transferred", st->disk_transferred },
+                { "disk-total", st->disk_total },
         };
         int r;
 
@@ -152,6 +219,8 @@ static int append_stats(sd_bus_message *reply, const VbMigrationStats *st) {
                 r = sd_bus_message_append(reply, "{sv}", fields[i].key, "t", fields[i].v);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", "completed", "b", (int) st->completed);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "postcopy", "b", (int) st->postcopy);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;
@@ -186,15 +255,27 @@ static const BusParseSpec prepare_spec = {
         .detail_key = "domain", .name = definition_name, .authorize_more = authorize_paths,
 };
 
-static void on_prepared(int r, Domain *d, const char *uri, const char *cookie, const VbError *e, void *userdata) {
+static void on_prepared(int r, Domain *d, const char *uri, const char *cookie, const char *nbd_uri,
+                        const char *nbd_key, const VbError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         char path[BUS_DOMAIN_PATH_MAX];
 
         if (r < 0) {
                 bus_reply_later(m, r, e);
                 return;
         }
-        r = sd_bus_reply_method_return(m, "oss", bus_domain_path_buf(d, path), uri, cookie);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "oss", bus_domain_path_buf(d, path), uri, cookie);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0 && nbd_uri)
+                r = sd_bus_message_append(reply, "{sv}{sv}", "nbd-uri", "s", nbd_uri, "nbd-key", "s", nbd_key);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to answer PrepareMigration, ignoring: %m");
 }
@@ -205,7 +286,7 @@ static int method_prepare_migration(sd_bus_message *m, void *userdata, sd_bus_er
         BusServer *s = userdata;
         VbError e = VB_ERROR_NULL;
         uint64_t flags = 0;
-        Options opts;
+        _cleanup_(options_done) Options opts = {};
         void *parsed = NULL;
         int r;
 
@@ -224,6 +305,7 @@ static int method_prepare_migration(sd_bus_message *m, void *userdata, sd_bus_er
                 r = read_options(m, OPT_PREPARE, &opts, error);
         if (r < 0)
                 return r;
+        /* The disks' sizes are read by the call (the driver keeps copies). */
         r = manager_migration_prepare(s->manager, TAKE_PTR(def), &access, &opts.prepare, on_prepared,
                                       sd_bus_message_ref(m), &e);
         if (r < 0) {
@@ -255,8 +337,10 @@ static void on_stats(const VbMigrationStats *st, void *userdata) {
         const char *path = sd_bus_message_get_path(m);
         int r;
 
-        (void) sd_bus_emit_signal(bus, path, VB_DOMAIN_INTERFACE, "Progress", "tt", st->transferred,
-                                  st->total > st->transferred ? st->total : st->transferred);
+        /* The disks (copy-storage) come first, then the memory. */
+        (void) sd_bus_emit_signal(bus, path, VB_DOMAIN_INTERFACE, "Progress", "tt",
+                                  st->disk_transferred + st->transferred,
+                                  st->disk_total + (st->total > st->transferred ? st->total : st->transferred));
         r = sd_bus_message_new_signal(bus, &signal, path, VB_DOMAIN_INTERFACE, "MigrationStats");
         if (r >= 0)
                 r = append_stats(signal, st);
@@ -289,7 +373,7 @@ static int method_migrate_to(sd_bus_message *m, void *userdata, sd_bus_error *er
         const char *uri, *cookie;
         char host[128];
         uint64_t flags;
-        Options opts;
+        _cleanup_(options_done) Options opts = {};
         int r;
 
         r = sd_bus_message_rewind(m, true);
@@ -362,12 +446,26 @@ static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_erro
         return bus_reply_done(m, r, &e, error);
 }
 
+static int method_start_postcopy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = bus_begin_flags_call(server_of(d), m, 0, BUS_ACTION_DOMAIN_MIGRATE,
+                                 (const char *[]) { "domain", d->name, NULL }, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_migration_postcopy(d->manager, d, &e);
+        return bus_reply_done(m, r, &e, error);
+}
+
 /* Registration ---------------------------------------------------------------------------------------- */
 
 static const sd_bus_vtable manager_migrate_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("PrepareMigration", SD_BUS_ARGS("s", xml, "a{sv}", options, "t", flags),
-                                SD_BUS_RESULT("o", domain, "s", uri, "s", cookie), method_prepare_migration,
+                                SD_BUS_RESULT("o", domain, "s", uri, "s", cookie, "a{sv}", storage),
+                                method_prepare_migration,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
@@ -379,6 +477,8 @@ static const sd_bus_vtable domain_migrate_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("FinishMigration", SD_BUS_ARGS("s", cookie, "t", flags), SD_BUS_NO_RESULT,
                                 method_finish_migration, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AbortMigration", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_abort_migration,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartPostcopy", SD_BUS_ARGS("t", flags), SD_BUS_NO_RESULT, method_start_postcopy,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("MigrationStats", SD_BUS_ARGS("a{sv}", stats), 0),
         SD_BUS_VTABLE_END,

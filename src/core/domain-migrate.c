@@ -55,8 +55,14 @@ struct Migration {
         /* destination */
         DomainDef *persist_def; /* the definition to save when finished (persist), else NULL */
         DomainAccess access;
+        bool has_access;
         bool paused;
+        bool postcopy, postcopy_ready; /* destination: postcopy asked, and accepted by the backend */
         char uri[128];
+        DomainDef *start_def;   /* copy-storage: the definition to start once its disks are made */
+        bool disks;             /* copy-storage: disks were created here (they go unless finished) */
+        char nbd_uri[128];      /* copy-storage: the disks' export */
+        char nbd_key[129];      /* copy-storage: its key (destination: made here; source: given) */
         MigrationPrepared prepared;
         MigrationDone finish_done; /* a Finish waiting for the state */
         void *finish_userdata;
@@ -94,6 +100,15 @@ static void migration_close_io(Migration *g) {
         g->listen_fd = g->fd = -1;
 }
 
+/* copy-storage, destination: the export goes, and with remove the disks made for it. */
+static void migration_disks_end(Migration *g, bool remove) {
+        if (!g->disks)
+                return;
+        g->disks = false;
+        if (DRIVER_OP(g->m, domain_disks_end))
+                DRIVER_OP(g->m, domain_disks_end)(g->m->driver, g->uuid, remove);
+}
+
 /* The migration ends: its domain is no longer held. A destination whose backend still reads the stream
  * keeps the struct for on_received (which frees it), out of the list. */
 static void migration_free(Migration *g) {
@@ -101,10 +116,13 @@ static void migration_free(Migration *g) {
 
         if (d)
                 d->job_busy = false;
+        migration_disks_end(g, true);
         migration_unlink(g);
         migration_close_io(g);
         g->timer = sd_event_source_disable_unref(g->timer);
         g->persist_def = domain_def_free(g->persist_def);
+        g->start_def = domain_def_free(g->start_def);
+        explicit_bzero(g->nbd_key, sizeof g->nbd_key);
         domain_access_done(&g->access);
         vb_error_free(&g->failure);
         explicit_bzero(g->cookie, sizeof g->cookie);
@@ -415,6 +433,7 @@ static void incoming_fail(Migration *g, int r, const VbError *e, bool now) {
                 else if (domain_is_active(d))
                         destroy_later(g->m, g->uuid);
         }
+        migration_disks_end(g, true);
         if (g->finish_done) {
                 finish_waiter(g, r, e);
                 migration_free(g);
@@ -576,14 +595,86 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-/* The incoming domain started, paused and waiting: the listener opens to the stream. */
-static void on_incoming_started(Domain *d, int r, const VbError *e, void *userdata) {
-        Migration *g = userdata;
+/* The incoming domain could not be made ready: what was started goes, the caller hears why. */
+static void incoming_start_failed(Migration *g, Domain *d, int r, const VbError *e) {
         MigrationPrepared prepared = g->prepared;
         void *prepared_userdata = g->userdata;
-        VbError e2 = VB_ERROR_NULL;
 
         g->prepared = NULL;
+        (void) DRIVER_OP(g->m, domain_expect_incoming)(g->m->driver, g->uuid, false, NULL);
+        if (d && domain_is_active(d))
+                (void) manager_domain_destroy(g->m, d, NULL);
+        migration_free(g);
+        if (prepared)
+                prepared(r, NULL, NULL, NULL, NULL, NULL, e, prepared_userdata);
+}
+
+static void incoming_ready(Migration *g, Domain *d) {
+        MigrationPrepared prepared = g->prepared;
+
+        g->prepared = NULL;
+        d->job_busy = true;
+        g->step = STEP_LISTENING;
+        log_notice("Migration of domain '%s' to this host: listening on %s%s%s.", g->name, g->uri,
+                   g->disks ? ", disks exported on " : "", g->disks ? g->nbd_uri : "");
+        prepared(0, d, g->uri, g->cookie, g->disks ? g->nbd_uri : NULL, g->disks ? g->nbd_key : NULL, NULL,
+                 g->userdata);
+}
+
+static void incoming_continue(Migration *g, Domain *d);
+
+static void on_disks_exported(int r, const char *key, const VbError *e, void *userdata) {
+        Migration *g = userdata;
+        Domain *d = migration_domain(g);
+        VbError e2 = VB_ERROR_NULL;
+
+        if (r >= 0 && !d)
+                r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped while its disks were exported",
+                                 g->name);
+        if (r < 0) {
+                incoming_start_failed(g, d, r, e ?: &e2);
+                vb_error_free(&e2);
+                return;
+        }
+        snprintf(g->nbd_key, sizeof g->nbd_key, "%s", key);
+        incoming_continue(g, d);
+}
+
+static void on_postcopy_ready(int r, const VbError *e, void *userdata) {
+        Migration *g = userdata;
+        Domain *d = migration_domain(g);
+        VbError e2 = VB_ERROR_NULL;
+
+        if (r >= 0 && !d)
+                r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped while it was started for the "
+                                 "migration", g->name);
+        if (r < 0) {
+                incoming_start_failed(g, d, r, e ?: &e2);
+                vb_error_free(&e2);
+                return;
+        }
+        g->postcopy_ready = true;
+        incoming_continue(g, d);
+}
+
+/* The address of the stream's listener (from its URI), for the disks' listener. */
+static void uri_address(const char *uri, char *buf, size_t size) {
+        const char *p = uri + 4, *colon = strrchr(p, ':');
+        size_t n = colon ? (size_t) (colon - p) : strlen(p);
+
+        if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+                p++;
+                n -= 2;
+        }
+        snprintf(buf, size, "%.*s", (int) (n < size ? n : size - 1), p);
+}
+
+/* The incoming domain started, paused and waiting: the listener opens to the stream (copy-storage: once
+ * the disks are exported). */
+static void on_incoming_started(Domain *d, int r, const VbError *e, void *userdata) {
+        Migration *g = userdata;
+        VbError e2 = VB_ERROR_NULL;
+
         if (r >= 0 && !d)
                 r = vb_error_set(&e2, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped while it was started for the "
                                  "migration", g->name);
@@ -592,18 +683,122 @@ static void on_incoming_started(Domain *d, int r, const VbError *e, void *userda
         if (r >= 0)
                 r = arm_timer(g, MIGRATION_COOKIE_USEC, on_cookie_expired);
         if (r < 0) {
-                (void) DRIVER_OP(g->m, domain_expect_incoming)(g->m->driver, g->uuid, false, NULL);
-                if (d && domain_is_active(d))
-                        (void) manager_domain_destroy(g->m, d, NULL);
-                migration_free(g);
-                prepared(r, NULL, NULL, NULL, e ?: &e2, prepared_userdata);
+                incoming_start_failed(g, d, r, e ?: &e2);
                 vb_error_free(&e2);
                 return;
         }
-        d->job_busy = true;
-        g->step = STEP_LISTENING;
-        log_notice("Migration of domain '%s' to this host: listening on %s.", g->name, g->uri);
-        prepared(0, d, g->uri, g->cookie, NULL, prepared_userdata);
+        incoming_continue(g, d);
+}
+
+/* The steps after the start, each answered later: postcopy accepted, the disks exported; then ready. */
+static void incoming_continue(Migration *g, Domain *d) {
+        char address[INET6_ADDRSTRLEN + 2];
+        VbError e = VB_ERROR_NULL;
+        int nbd_fd = -1, r;
+
+        if (g->postcopy && !g->postcopy_ready)
+                r = DRIVER_OP(g->m, domain_incoming_postcopy)
+                            ? DRIVER_OP(g->m, domain_incoming_postcopy)(g->m->driver, g->uuid, on_postcopy_ready, g, &e)
+                            : vb_driver_not_supported(g->m->driver, "postcopy migration", &e);
+        else if (g->disks && !g->nbd_key[0]) {
+                uri_address(g->uri, address, sizeof address);
+                r = listen_on(address, 0, &nbd_fd, g->nbd_uri, sizeof g->nbd_uri, &e);
+                if (r >= 0)
+                        r = DRIVER_OP(g->m, domain_disks_export)(g->m->driver, g->uuid, nbd_fd, on_disks_exported, g,
+                                                                 &e);
+        } else {
+                incoming_ready(g, d);
+                return;
+        }
+        if (r < 0) {
+                incoming_start_failed(g, d, r, &e);
+                vb_error_free(&e);
+        }
+}
+
+/* Starts the incoming domain (def taken): 0 when on_incoming_started follows, < 0 failed (g stays). */
+static int incoming_start(Migration *g, DomainDef *def, VbError *reterr) {
+        Domain *d = NULL;
+        int r;
+
+        r = DRIVER_OP(g->m, domain_expect_incoming)(g->m->driver, g->uuid, true, reterr);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        r = manager_domain_create_def(g->m, def, g->has_access ? &g->access : NULL, true, on_incoming_started,
+                                      g, &d, reterr);
+        if (r < 0) {
+                (void) DRIVER_OP(g->m, domain_expect_incoming)(g->m->driver, g->uuid, false, NULL);
+                return r;
+        }
+        if (r > 0)
+                on_incoming_started(d, 0, NULL, g);
+        return 0;
+}
+
+static void on_disks_created(int r, const VbError *e, void *userdata) {
+        Migration *g = userdata;
+        VbError e2 = VB_ERROR_NULL;
+
+        if (r >= 0) {
+                g->disks = true;
+                r = incoming_start(g, TAKE_PTR(g->start_def), &e2);
+        }
+        if (r < 0) {
+                incoming_start_failed(g, NULL, r, e && r == -EIO ? e : &e2);
+                vb_error_free(&e2);
+        }
+}
+
+/* copy-storage: the disks to make, each writable image disk of def with its size from opts. */
+static int disks_to_create(const DomainDef *def, const MigrationPrepareOptions *opts, VbMigrateDisk **ret,
+                           size_t *ret_n, VbError *reterr) {
+        DeviceDef *const *devs;
+        size_t n = domain_def_get_devices(def, &devs), k = 0;
+        _cleanup_free_ VbMigrateDisk *v = new0(VbMigrateDisk, n + 1);
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const char *target = device_disk_get_target(devs[i]);
+                bool found = false;
+
+                if (devs[i]->kind != DEVICE_DISK || !device_disk_is_writable_image(devs[i]))
+                        continue;
+                for (size_t j = 0; j < opts->n_disks && !found; j++)
+                        if (streq_ptr(opts->disks[j].target, target)) {
+                                v[k++] = opts->disks[j];
+                                found = true;
+                        }
+                if (!found)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'disk-sizes' gives no size for "
+                                            "disk '%s' (copy-storage creates it here: its capacity in bytes, as the "
+                                            "source's GetStats says in block.N.capacity)", strempty(target));
+                if (v[k - 1].size == 0)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'disk-sizes': the size of disk "
+                                            "'%s' must be more than 0 bytes", strempty(target));
+        }
+        for (size_t j = 0; j < opts->n_disks; j++) {
+                bool known = false;
+
+                for (size_t i = 0; i < k && !known; i++)
+                        known = streq_ptr(v[i].target, opts->disks[j].target);
+                /* Other disks of the domain (a cdrom, a read-only one) may be named: a client can pass what
+                 * the source's statistics list. */
+                for (size_t i = 0; i < n && !known; i++)
+                        known = devs[i]->kind == DEVICE_DISK &&
+                                streq_ptr(device_disk_get_target(devs[i]), opts->disks[j].target);
+                if (!known)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'disk-sizes' names '%s', which "
+                                            "is not a disk of the domain", strempty(opts->disks[j].target));
+        }
+        if (k == 0)
+                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'copy-storage': domain '%s' has no "
+                                    "writable disk to copy", domain_def_get_name(def));
+        *ret = TAKE_PTR(v);
+        *ret_n = k;
+        return 0;
 }
 
 int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess *access,
@@ -617,6 +812,8 @@ int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess 
 
         if (!DRIVER_OP(m, domain_expect_incoming) || !DRIVER_OP(m, domain_load_state))
                 return vb_driver_not_supported(m->driver, "migrating domains in", reterr);
+        if (opts->copy_storage && (!DRIVER_OP(m, domain_disks_create) || !DRIVER_OP(m, domain_disks_export)))
+                return vb_driver_not_supported(m->driver, "copying disks in a migration (copy-storage)", reterr);
         r = manager_migration_check_def(m, def, true, reterr);
         if (r < 0)
                 return r;
@@ -635,6 +832,7 @@ int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess 
         if (!g)
                 return -ENOMEM;
         g->paused = opts->paused;
+        g->postcopy = opts->postcopy;
         g->prepared = prepared;
         g->userdata = userdata;
         r = cookie_new(g->cookie);
@@ -642,24 +840,32 @@ int manager_migration_prepare(Manager *m, DomainDef *def_in, const DomainAccess 
                 r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make a cookie: %s", strerror(-r));
         if (r >= 0)
                 r = listen_on(opts->address, opts->port, &g->listen_fd, g->uri, sizeof g->uri, reterr);
-        if (r >= 0 && access)
+        if (r >= 0 && access) {
                 r = domain_access_copy(access, &g->access);
+                g->has_access = r >= 0;
+        }
         if (r >= 0 && opts->persist)
                 r = domain_def_copy(def, &g->persist_def);
+        if (r >= 0 && opts->copy_storage) {
+                _cleanup_free_ VbMigrateDisk *disks = NULL;
+                size_t n = 0;
+
+                r = disks_to_create(def, opts, &disks, &n, reterr);
+                if (r >= 0) {
+                        g->start_def = TAKE_PTR(def);
+                        r = DRIVER_OP(m, domain_disks_create)(m->driver, g->start_def, &g->access, disks, n,
+                                                              on_disks_created, g, reterr);
+                }
+                if (r >= 0)
+                        return 0; /* on_disks_created goes on */
+        }
         if (r >= 0)
-                r = DRIVER_OP(m, domain_expect_incoming)(m->driver, uuid, true, reterr);
+                r = incoming_start(g, TAKE_PTR(def), reterr);
         if (r < 0) {
+                g->prepared = NULL;
                 migration_free(g);
                 return r;
         }
-        r = manager_domain_create_def(m, TAKE_PTR(def), access, true, on_incoming_started, g, &d, reterr);
-        if (r < 0) {
-                (void) DRIVER_OP(m, domain_expect_incoming)(m->driver, uuid, false, NULL);
-                migration_free(g);
-                return r;
-        }
-        if (r > 0)
-                on_incoming_started(d, 0, NULL, g);
         return 0;
 }
 
@@ -683,6 +889,9 @@ static int finish_incoming(Migration *g, VbError *reterr) {
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped after its state arrived",
                                     g->name);
         d->job_busy = false;
+        /* The source's mirrors ended before MigrateTo answered: the export goes before the guest runs (the
+         * commands go to QEMU in this order). The disks stay. */
+        migration_disks_end(g, false);
         if (g->persist_def) {
                 DomainDef *def = TAKE_PTR(g->persist_def);
                 DomainAccess access = {};
@@ -879,10 +1088,33 @@ int manager_migration_start(Manager *m, Domain *d, const char *uri, const char *
         r = manager_migration_check_def(m, d->live, false, reterr);
         if (r < 0)
                 return r;
+        if (opts->params.postcopy && !DRIVER_OP(m, domain_migrate_postcopy))
+                return vb_driver_not_supported(m->driver, "postcopy migration", reterr);
+        if (opts->params.nbd_uri) {
+                struct sockaddr_storage nbd_sa;
+                unsigned nbd_len;
+
+                if (!DRIVER_OP(m, domain_disks_export))
+                        return vb_driver_not_supported(m->driver, "copying disks in a migration (copy-storage)",
+                                                       reterr);
+                if (strlen(opts->params.nbd_uri) >= sizeof ((Migration *) NULL)->nbd_uri ||
+                    migration_parse_uri(opts->params.nbd_uri, &nbd_sa, &nbd_len, NULL) < 0)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'nbd-uri' must be the "
+                                            "tcp:ADDRESS:PORT PrepareMigration gave, not '%s'", opts->params.nbd_uri);
+                if (!opts->params.nbd_key || strlen(opts->params.nbd_key) >= sizeof ((Migration *) NULL)->nbd_key)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Option 'nbd-key' must be the key "
+                                            "PrepareMigration gave");
+        }
         g = migration_new(m, false, d->uuid, d->name);
         if (!g)
                 return -ENOMEM;
         g->opts = *opts;
+        if (opts->params.nbd_uri) {
+                snprintf(g->nbd_uri, sizeof g->nbd_uri, "%s", opts->params.nbd_uri);
+                snprintf(g->nbd_key, sizeof g->nbd_key, "%s", strempty(opts->params.nbd_key));
+                g->opts.params.nbd_uri = g->nbd_uri;
+                g->opts.params.nbd_key = g->nbd_key;
+        }
         g->stats = stats;
         g->sent = sent;
         g->userdata = userdata;
@@ -1009,12 +1241,29 @@ int manager_migration_abort(Manager *m, Domain *d, VbError *reterr) {
         }
 }
 
+int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr) {
+        Migration *g = migration_of(m, d->uuid);
+
+        if (!g || g->incoming)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is not being migrated from this host",
+                                    d->name);
+        if (!g->opts.params.postcopy)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "The migration of domain '%s' was not started "
+                                    "with option 'postcopy'", d->name);
+        if (g->step != STEP_STREAMING)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "The migration of domain '%s' is not sending its "
+                                    "state now", d->name);
+        log_notice("Migration of domain '%s' from this host: switching to postcopy.", d->name);
+        return DRIVER_OP(m, domain_migrate_postcopy)(m->driver, d->uuid, reterr);
+}
+
 void manager_migrations_close(Manager *m) {
         while (m->migrations) {
                 Migration *g = m->migrations;
                 g->finish_done = NULL;
                 g->sent = NULL;
                 g->loading = false; /* the backend closes after this, calling nobody */
+                g->disks = false;   /* the QEMU may outlive us: its disks stay */
                 migration_free(g);
         }
 }

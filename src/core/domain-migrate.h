@@ -41,6 +41,12 @@ typedef struct MigrationPrepareOptions {
         uint16_t port;       /* 0: any free one */
         bool persist;        /* save the definition when finished */
         bool paused;         /* leave the guest paused when finished */
+        /* copy-storage: every writable image disk of the definition is created here (its size from disks,
+         * by target) and exported over NBD for the source to mirror into. */
+        bool copy_storage;
+        const VbMigrateDisk *disks;
+        size_t n_disks;
+        bool postcopy; /* accept a migration that switches to postcopy */
 } MigrationPrepareOptions;
 
 typedef struct MigrationOptions {
@@ -48,9 +54,10 @@ typedef struct MigrationOptions {
         bool undefine_source; /* the source's saved definition goes when finished */
 } MigrationOptions;
 
-/* Prepared: d runs paused waiting for its state; uri and cookie to give to the source. */
-typedef void (*MigrationPrepared)(int r, Domain *d, const char *uri, const char *cookie, const VbError *e,
-                                  void *userdata);
+/* Prepared: d runs paused waiting for its state; uri and cookie to give to the source; with copy-storage
+ * also the disks' NBD address (nbd_uri, "tcp:ADDRESS:PORT") and key (hex), else NULL. */
+typedef void (*MigrationPrepared)(int r, Domain *d, const char *uri, const char *cookie, const char *nbd_uri,
+                                  const char *nbd_key, const VbError *e, void *userdata);
 /* MigrateTo ended: r < 0 with e (the source guest runs on), or sent (stats: the last figures). */
 typedef void (*MigrationSent)(int r, Domain *d, const VbMigrationStats *stats, const VbError *e, void *userdata);
 /* Finish/Abort ended. */
@@ -72,6 +79,9 @@ int manager_migration_start(Manager *m, Domain *d, const char *uri, const char *
 int manager_migration_finish(Manager *m, Domain *d, const char *cookie, MigrationDone done, void *userdata,
                              VbError *reterr);
 int manager_migration_abort(Manager *m, Domain *d, VbError *reterr);
+/* Source: the running migration (asked with postcopy) switches to postcopy now: the guest runs on at the
+ * destination, which pulls the pages it lacks. From then on it cannot be cancelled. */
+int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr);
 
 /* Whether d is in a migration (one side or the other). */
 bool manager_domain_migrating(const Manager *m, const Domain *d);

@@ -64,15 +64,31 @@ typedef struct VbMigrateParams {
         uint64_t max_downtime_ms; /* 0: the backend's default */
         uint64_t bandwidth_mib;   /* MiB/s; 0: no limit */
         bool auto_converge;
+        /* copy-storage: the destination's NBD server ("tcp:ADDRESS:PORT") and its TLS pre-shared key (hex);
+         * NULL: the disks are shared. */
+        const char *nbd_uri, *nbd_key;
+        /* postcopy: the destination pulls the pages the guest has not got yet once switched over
+         * (migrate_postcopy, or by itself after postcopy_after passes over memory; 0: only when asked). */
+        bool postcopy;
+        uint64_t postcopy_after;
 } VbMigrateParams;
 typedef struct VbMigrationStats {
         uint64_t total_time_ms, downtime_ms, setup_time_ms;
         uint64_t transferred, remaining, total; /* RAM bytes */
         uint64_t dirty_rate, iterations, mbps;
+        uint64_t disk_transferred, disk_total; /* copy-storage: bytes of the disks copied, of all */
         bool completed;
+        bool postcopy; /* switched to postcopy */
 } VbMigrationStats;
 /* Called from the event loop while a migration runs, and once more when it completed. */
 typedef void (*VbDriverMigrationStats)(const VbMigrationStats *stats, void *userdata);
+/* copy-storage, destination: a disk to create (target as the definition names it, size in bytes). */
+typedef struct VbMigrateDisk {
+        const char *target;
+        uint64_t size;
+} VbMigrateDisk;
+/* The disks are exported: key (hex) to give to the source. */
+typedef void (*VbDriverExportDone)(int r, const char *key, const VbError *e, void *userdata);
 
 /* A hypervisor backend. Every backend (the simulated "test" one, "qemu") implements the same ops
  * table; core/ only ever calls through it, and learns of changes the guest makes (it shut down,
@@ -336,6 +352,27 @@ typedef struct VbDriverOps {
         int (*domain_migrate_out)(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
                                   VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr);
         int (*domain_migrate_cancel)(VbDriver *drv, const char *uuid, VbError *reterr);
+
+        /* copy-storage, destination side. Optional. disks_create makes the image files of the named disks
+         * of def (same format as def says, the given size), each created with the rights of whoever opens
+         * it (access), refused when one exists; off the event loop, done follows once; on failure nothing
+         * created is left. disks_export, once the domain runs paused waiting for its state: an NBD server
+         * on listen_fd (a listening TCP socket, taken) admitting only clients holding a new random key
+         * (TLS-PSK), exporting those disks writable under their target names. disks_end: the server and exports go
+         * (when QEMU still runs), and with remove the created files too; forgets them. */
+        int (*domain_disks_create)(VbDriver *drv, const DomainDef *def, const DomainAccess *access,
+                                   const VbMigrateDisk *disks, size_t n, VbDriverOpDone done, void *userdata,
+                                   VbError *reterr);
+        int (*domain_disks_export)(VbDriver *drv, const char *uuid, int listen_fd, VbDriverExportDone done,
+                                   void *userdata, VbError *reterr);
+        void (*domain_disks_end)(VbDriver *drv, const char *uuid, bool remove);
+
+        /* postcopy. Optional. incoming_postcopy: the incoming domain (started, waiting) accepts a migration
+         * that switches to postcopy (QEMU: postcopy-ram); done once, failing with the hypervisor's reason.
+         * migrate_postcopy: a running migrate_out (with params->postcopy) switches now. */
+        int (*domain_incoming_postcopy)(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata,
+                                        VbError *reterr);
+        int (*domain_migrate_postcopy)(VbDriver *drv, const char *uuid, VbError *reterr);
 } VbDriverOps;
 
 struct VbDriver {

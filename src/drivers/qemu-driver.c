@@ -16,6 +16,7 @@
 #include "conf/domain-access.h"
 #include "drivers/driver.h"
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-nbd.h"
 #include "drivers/qemu/qemu-caps-driver.h"
 #include "drivers/qemu/qemu-cpu.h"
 #include "drivers/qemu/qemu-firmware.h"
@@ -55,6 +56,7 @@ static void vm_forget(QemuDriver *q, QemuVm *vm) {
         qemu_vcpus_abort(q, vm->uuid);
         qemu_snapshots_abort(q, vm->uuid);
         qemu_saves_abort(q, vm->uuid);
+        qemu_mirrors_abort(q, vm->uuid);
         hashmap_remove(q->vms, vm->uuid);
         qemu_vm_free(vm);
 }
@@ -330,6 +332,8 @@ static void qemu_close(VbDriver *drv) {
 
         qemu_snapshots_close(q);
         qemu_saves_close(q);
+        qemu_mirrors_close(q);
+        qemu_nbd_in_close(q);
         /* Starts in progress fail (their callers hear it); the guests go on running, and a restarted virtbusd
          * finds them through their state files. */
         for (bool again = true; again && q->vms;) {
@@ -685,5 +689,10 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_expect_incoming = qemu_expect_incoming,
         .domain_migrate_out = qemu_migrate_out,
         .domain_migrate_cancel = qemu_migrate_cancel,
+        .domain_disks_create = qemu_disks_create,
+        .domain_disks_export = qemu_disks_export,
+        .domain_disks_end = qemu_disks_end,
+        .domain_incoming_postcopy = qemu_incoming_postcopy,
+        .domain_migrate_postcopy = qemu_migrate_postcopy,
         .domain_load_state = qemu_load_state,
 };

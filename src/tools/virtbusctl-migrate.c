@@ -92,7 +92,86 @@ static int append_option(sd_bus_message *m, const char *key, char type, const vo
         return r;
 }
 
-static int prepare(sd_bus *dest, const char *xml, char **ret_path, char **ret_uri, char **ret_cookie) {
+/* copy-storage: the disks' sizes as the source's GetStats gives them (block.N.name, block.N.capacity). */
+typedef struct DiskSizes {
+        char *names[64];
+        uint64_t sizes[64];
+        size_t n;
+} DiskSizes;
+
+static void disk_sizes_done(DiskSizes *d) {
+        for (size_t i = 0; i < d->n; i++)
+                free(d->names[i]);
+        d->n = 0;
+}
+
+static int disk_sizes_get(sd_bus *bus, const char *path, DiskSizes *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *key, *type, *name;
+        char *names[64] = {};
+        uint64_t sizes[64] = {}, v;
+        unsigned i;
+        int r, n;
+
+        r = sd_bus_call_method(bus, CTL_SERVICE, path, CTL_DOMAIN, "GetStats", &e, &reply, "tt", UINT64_C(32),
+                               UINT64_C(0));
+        if (r < 0)
+                return -ctl_error(&e, r, "the source's GetStats (for the disks' sizes)");
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(reply, NULL, &type);
+                if (r < 0)
+                        break;
+                if (sscanf(key, "block.%u.%n", &i, &n) == 1 && i < 64 && streq(key + n, "name") && streq(type, "s")) {
+                        r = sd_bus_message_read(reply, "v", "s", &name);
+                        if (r > 0 && !names[i] && !(names[i] = strdup(name)))
+                                r = -ENOMEM;
+                } else if (sscanf(key, "block.%u.%n", &i, &n) == 1 && i < 64 && streq(key + n, "capacity") &&
+                           streq(type, "t")) {
+                        r = sd_bus_message_read(reply, "v", "t", &v);
+                        sizes[i] = v;
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        for (i = 0; i < 64; i++) {
+                if (r >= 0 && names[i] && sizes[i]) {
+                        ret->names[ret->n] = names[i];
+                        ret->sizes[ret->n++] = sizes[i];
+                } else
+                        free(names[i]);
+        }
+        return r < 0 ? -ctl_error(NULL, r, "GetStats") : 0;
+}
+
+/* PrepareMigration's storage: nbd-uri and nbd-key (copy-storage). */
+static int read_storage(sd_bus_message *reply, char **ret_nbd_uri, char **ret_nbd_key) {
+        const char *key, *value;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && (streq(key, "nbd-uri") || streq(key, "nbd-key"))) {
+                        r = sd_bus_message_read(reply, "v", "s", &value);
+                        if (r > 0 && !(*(streq(key, "nbd-uri") ? ret_nbd_uri : ret_nbd_key) = strdup(value)))
+                                r = -ENOMEM;
+                } else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0 && arg.copy_storage && (!*ret_nbd_uri || !*ret_nbd_key))
+                r = -EBADMSG;
+        return r;
+}
+
+static int prepare(sd_bus *dest, const char *xml, const DiskSizes *disks, char **ret_path, char **ret_uri,
+                   char **ret_cookie, char **ret_nbd_uri, char **ret_nbd_key) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         const char *p, *u, *c;
@@ -109,6 +188,23 @@ static int prepare(sd_bus *dest, const char *xml, char **ret_path, char **ret_ur
                 r = append_option(m, "persist", 'b', &yes);
         if (r >= 0 && arg.paused)
                 r = append_option(m, "paused", 'b', &yes);
+        if (r >= 0 && arg.postcopy)
+                r = append_option(m, "postcopy", 'b', &yes);
+        if (r >= 0 && arg.copy_storage) {
+                r = append_option(m, "copy-storage", 'b', &yes);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "disk-sizes");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "a{st}");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'a', "{st}");
+                for (size_t i = 0; r >= 0 && i < disks->n; i++)
+                        r = sd_bus_message_append(m, "{st}", disks->names[i], disks->sizes[i]);
+                for (int k = 0; r >= 0 && k < 3; k++)
+                        r = sd_bus_message_close_container(m);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -119,6 +215,8 @@ static int prepare(sd_bus *dest, const char *xml, char **ret_path, char **ret_ur
         if (r < 0)
                 return -ctl_error(&e, r, "the destination's PrepareMigration");
         r = sd_bus_message_read(reply, "oss", &p, &u, &c);
+        if (r >= 0)
+                r = read_storage(reply, ret_nbd_uri, ret_nbd_key);
         if (r < 0)
                 return -ctl_error(NULL, r, "PrepareMigration");
         *ret_path = strdup(p);
@@ -128,7 +226,8 @@ static int prepare(sd_bus *dest, const char *xml, char **ret_path, char **ret_ur
 }
 
 /* MigrateTo on the source, the bus run until its answer (Progress drawn meanwhile). */
-static int migrate_to(sd_bus *bus, const char *path, const char *uri, const char *cookie, Run *t) {
+static int migrate_to(sd_bus *bus, const char *path, const char *uri, const char *cookie, const char *nbd_uri,
+                      const char *nbd_key, Run *t) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *call = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int yes = 1, r;
@@ -146,6 +245,21 @@ static int migrate_to(sd_bus *bus, const char *path, const char *uri, const char
                 r = append_option(m, "max-downtime", 't', &arg.max_downtime);
         if (r >= 0 && arg.bandwidth)
                 r = append_option(m, "bandwidth", 't', &arg.bandwidth);
+        if (r >= 0 && nbd_uri) {
+                r = append_option(m, "copy-storage", 'b', &yes);
+                if (r >= 0)
+                        r = append_option(m, "nbd-uri", 's', nbd_uri);
+                if (r >= 0)
+                        r = append_option(m, "nbd-key", 's', nbd_key);
+        }
+        if (r >= 0 && arg.postcopy) {
+                /* Switch by itself after the first full pass unless told when. */
+                uint64_t after = arg.postcopy_after ?: 2;
+
+                r = append_option(m, "postcopy", 'b', &yes);
+                if (r >= 0)
+                        r = append_option(m, "postcopy-after", 't', &after);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -211,26 +325,30 @@ static int finish(sd_bus *bus, const char *path, const char *cookie, const char 
 }
 
 /* migrate NAME DEST [--listen-address ADDR] [--persistent] [--undefine-source] [--paused]
- *                   [--max-downtime MS] [--bandwidth MIB] */
+ *                   [--max-downtime MS] [--bandwidth MIB] [--copy-storage] [--postcopy] [--postcopy-after N] */
 int verb_migrate(sd_bus *bus, const Verb *v, int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *dest = NULL;
-        _cleanup_free_ char *path = NULL, *xml = NULL, *dpath = NULL, *uri = NULL, *cookie = NULL;
+        _cleanup_free_ char *path = NULL, *xml = NULL, *dpath = NULL, *uri = NULL, *cookie = NULL, *nbd_uri = NULL,
+                            *nbd_key = NULL;
+        _cleanup_(disk_sizes_done) DiskSizes disks = {};
         Run t = { .name = argv[0], .bar = isatty(STDERR_FILENO) && !arg.json };
         int r;
 
         r = ctl_lookup(bus, v->kind, argv[0], &path);
         if (r >= 0)
                 r = ctl_domain_xml(bus, argv[0], 0, &xml);
+        if (r >= 0 && arg.copy_storage)
+                r = disk_sizes_get(bus, path, &disks);
         if (r >= 0)
                 r = open_dest(argv[1], &dest);
         if (r < 0)
                 return r;
-        r = prepare(dest, xml, &dpath, &uri, &cookie);
+        r = prepare(dest, xml, &disks, &dpath, &uri, &cookie, &nbd_uri, &nbd_key);
         if (r < 0) {
                 fprintf(stderr, "Domain '%s' was not migrated; it runs on at the source.\n", argv[0]);
                 return r;
         }
-        r = migrate_to(bus, path, uri, cookie, &t);
+        r = migrate_to(bus, path, uri, cookie, nbd_uri, nbd_key, &t);
         if (r >= 0)
                 r = finish(dest, dpath, cookie, "destination");
         if (r < 0) {

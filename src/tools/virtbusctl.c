@@ -108,7 +108,8 @@ static int help(void) {
                "  managedsave NAME              Save the state and stop (Start resumes)\n"
                "  managedsave-remove NAME       Forget the saved state\n"
                "  migrate NAME DEST [--listen-address ADDR] [--persistent] [--undefine-source] [--paused]\n"
-               "          [--max-downtime MS] [--bandwidth MIB]\n"
+               "          [--max-downtime MS] [--bandwidth MIB] [--copy-storage] [--postcopy]\n"
+               "          [--postcopy-after PASSES]\n"
                "                                Move the running domain to DEST (a bus address, or an ssh host)\n"
                "  snapshot-create NAME [SNAPSHOT] [--description TEXT] [--disk-only]\n"
                "  snapshot-list NAME            The domain's snapshots\n"
@@ -150,6 +151,9 @@ enum {
         OPT_LISTEN_ADDRESS,
         OPT_PERSISTENT,
         OPT_UNDEFINE_SOURCE,
+        OPT_COPY_STORAGE,
+        OPT_POSTCOPY,
+        OPT_POSTCOPY_AFTER,
         OPT_MAX_DOWNTIME,
         OPT_BANDWIDTH,
 };
@@ -194,6 +198,9 @@ static const struct option options[] = {
         { "listen-address", required_argument, NULL, OPT_LISTEN_ADDRESS },
         { "persistent", no_argument, NULL, OPT_PERSISTENT },
         { "undefine-source", no_argument, NULL, OPT_UNDEFINE_SOURCE },
+        { "copy-storage", no_argument, NULL, OPT_COPY_STORAGE },
+        { "postcopy", no_argument, NULL, OPT_POSTCOPY },
+        { "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
         { "max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME },
         { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
         {}
@@ -278,6 +285,12 @@ static int parse_argv(int argc, char **argv) {
                 case OPT_LISTEN_ADDRESS: arg.listen_address = optarg; break;
                 case OPT_PERSISTENT: arg.persistent = true; break;
                 case OPT_UNDEFINE_SOURCE: arg.undefine_source = true; break;
+                case OPT_COPY_STORAGE: arg.copy_storage = true; break;
+                case OPT_POSTCOPY: arg.postcopy = true; break;
+                case OPT_POSTCOPY_AFTER:
+                        arg.postcopy = true;
+                        r = ctl_parse_u64(optarg, "--postcopy-after", &arg.postcopy_after);
+                        break;
                 case OPT_MAX_DOWNTIME: r = ctl_parse_u64(optarg, "--max-downtime", &arg.max_downtime); break;
                 case OPT_BANDWIDTH: r = ctl_parse_u64(optarg, "--bandwidth", &arg.bandwidth); break;
                 default:

@@ -48,8 +48,8 @@ typedef struct CtlArgs {
         double idle_timeout; /* console: seconds of quiet after the end of piped input */
         /* migrate */
         const char *listen_address;
-        bool persistent, undefine_source;
-        uint64_t max_downtime, bandwidth;
+        bool persistent, undefine_source, copy_storage, postcopy;
+        uint64_t max_downtime, bandwidth, postcopy_after;
 } CtlArgs;
 
 extern CtlArgs arg;

@@ -13,6 +13,8 @@ typedef struct QemuVcpusCall QemuVcpusCall;
 typedef struct QemuSnapJob QemuSnapJob;
 typedef struct QemuDiskSnapJob QemuDiskSnapJob;
 typedef struct QemuSaveJob QemuSaveJob;
+typedef struct QemuNbdIn QemuNbdIn;
+typedef struct QemuMirror QemuMirror;
 
 typedef struct QemuDriver {
         VbDriver *drv;
@@ -36,6 +38,8 @@ typedef struct QemuDriver {
         QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */
         char **incoming;        /* UUIDs whose next start waits for a saved state (qemu-save.c) */
         size_t n_incoming;
+        QemuNbdIn *nbd_in;      /* copy-storage in: disks created and exported (qemu-nbd-in.c) */
+        QemuMirror *mirrors;    /* copy-storage out: disks mirrored to a destination (qemu-migrate.c) */
 } QemuDriver;
 
 /* The user QEMU runs as when virtbusd is root ($VIRTBUS_QEMU_USER overrides it). */
@@ -101,6 +105,12 @@ int qemu_save_job_start(QemuDriver *q, const char *uuid, const char *what, int f
 int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
                      VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr);
 int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr);
+int qemu_migrate_postcopy(VbDriver *drv, const char *uuid, VbError *reterr);
+int qemu_incoming_postcopy(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr);
+/* qemu-save.c: a sending job switches to postcopy once QEMU made n passes over memory; or now (false: no
+ * such job). */
+void qemu_save_job_postcopy_after(QemuDriver *q, const char *uuid, uint64_t n);
+bool qemu_save_job_postcopy_now(QemuDriver *q, const char *uuid);
 /* Whether the start of this domain waits for a saved state (asked once: the mark goes). */
 bool qemu_save_take_incoming(QemuDriver *q, const char *uuid);
 void qemu_saves_abort(QemuDriver *q, const char *uuid);

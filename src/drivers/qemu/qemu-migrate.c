@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-nbd.h"
 #include "util/log.h"
 
 #define MIGRATE_FD_NAME "virtbus-migrate"
@@ -34,9 +35,30 @@ static void set_parameters(QemuMonitor *mon, const VbMigrateParams *p) {
         json_object_object_add(cap, "capability", json_object_new_string("auto-converge"));
         json_object_object_add(cap, "state", json_object_new_boolean(p && p->auto_converge));
         json_object_array_add(caps, cap);
+        cap = json_object_new_object();
+        json_object_object_add(cap, "capability", json_object_new_string("postcopy-ram"));
+        json_object_object_add(cap, "state", json_object_new_boolean(p && p->postcopy));
+        json_object_array_add(caps, cap);
         args = json_object_new_object();
         json_object_object_add(args, "capabilities", caps);
         (void) qemu_monitor_call(mon, "migrate-set-capabilities", args, on_setup, NULL);
+}
+
+int qemu_migrate_ram_start(QemuDriver *q, const char *uuid, int fd, const VbMigrateParams *params,
+                           VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        int r;
+
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        set_parameters(vm->mon, params);
+        r = qemu_save_job_start(q, uuid, "send", fd, MIGRATE_FD_NAME, "migrate", NULL, stats, done, userdata,
+                                reterr);
+        if (r >= 0 && params && params->postcopy && params->postcopy_after)
+                qemu_save_job_postcopy_after(q, uuid, params->postcopy_after);
+        return r;
 }
 
 int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
@@ -48,9 +70,9 @@ int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigratePar
                 return -ESRCH;
         if (!vm->mon)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
-        set_parameters(vm->mon, params);
-        return qemu_save_job_start(q, uuid, "send", fd, MIGRATE_FD_NAME, "migrate", NULL, stats, done, userdata,
-                                   reterr);
+        if (params && params->nbd_uri)
+                return qemu_mirror_start(q, vm, fd, params, stats, done, userdata, reterr);
+        return qemu_migrate_ram_start(q, uuid, fd, params, stats, done, userdata, reterr);
 }
 
 int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
@@ -61,6 +83,74 @@ int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
                 return -ESRCH;
         if (!vm->mon)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        if (qemu_mirror_cancel(q, uuid))
+                return 0; /* the disks are still being copied: that stops, and done says so */
         /* The job sees "cancelled" in its next query-migrate and fails; QEMU resumes the guest itself. */
         return qemu_monitor_call(vm->mon, "migrate_cancel", NULL, on_setup, NULL);
+}
+
+int qemu_migrate_postcopy(VbDriver *drv, const char *uuid, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        if (!qemu_save_job_postcopy_now(q, uuid))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "The memory of domain %s is not being sent yet "
+                                    "(its disks are still copied): ask again once it is", uuid);
+        return 0;
+}
+
+/* The incoming side's postcopy-ram: refused by a QEMU that cannot use userfaultfd (an unprivileged QEMU
+ * where vm.unprivileged_userfaultfd is 0). */
+typedef struct IncomingCall {
+        VbDriverOpDone done;
+        void *userdata;
+        char uuid[37];
+} IncomingCall;
+
+static void on_incoming_cap(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        IncomingCall *c = userdata;
+        VbError e = VB_ERROR_NULL;
+
+        if (error)
+                vb_error_set(&e, VB_ERROR_NOT_SUPPORTED, "The QEMU of domain %s cannot take a postcopy migration: %s "
+                             "(it runs unprivileged: the host needs vm.unprivileged_userfaultfd=1)", c->uuid, error);
+        c->done(error ? -EOPNOTSUPP : 0, error ? &e : NULL, c->userdata);
+        vb_error_free(&e);
+        free(c);
+}
+
+int qemu_incoming_postcopy(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        QemuDriver *q = drv->priv;
+        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        struct json_object *args, *caps, *cap;
+        IncomingCall *c;
+        int r;
+
+        if (!vm)
+                return -ESRCH;
+        if (!vm->mon)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        c = new0(IncomingCall, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (IncomingCall) { .done = done, .userdata = userdata };
+        snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
+        caps = json_object_new_array();
+        cap = json_object_new_object();
+        json_object_object_add(cap, "capability", json_object_new_string("postcopy-ram"));
+        json_object_object_add(cap, "state", json_object_new_boolean(true));
+        json_object_array_add(caps, cap);
+        args = json_object_new_object();
+        json_object_object_add(args, "capabilities", caps);
+        r = qemu_monitor_call(vm->mon, "migrate-set-capabilities", args, on_incoming_cap, c);
+        if (r < 0) {
+                free(c);
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to ask the QEMU of domain %s: %s", uuid,
+                                    strerror(-r));
+        }
+        return 0;
 }

@@ -32,6 +32,9 @@ struct QemuSaveJob {
         VbDriverMigrationStats stats; /* live migration (qemu-migrate.c) */
         VbDriverOpDone done;
         void *userdata;
+        uint64_t postcopy_after; /* switch to postcopy after that many passes (0: only when asked) */
+        bool postcopy_sent;
+        bool postcopy; /* QEMU accepted the switch */
         struct QemuSaveJob *next;
 };
 
@@ -74,6 +77,59 @@ static void job_finish(QemuSaveJob *j, int r, const char *format, ...) {
 
 static int arm_timer(QemuSaveJob *j, uint64_t usec);
 
+static QemuSaveJob *job_of(QemuDriver *q, const char *uuid, const char *what) {
+        for (QemuSaveJob *j = q->save_jobs; j; j = j->next)
+                if (streq(j->uuid, uuid) && streq(j->what, what))
+                        return j;
+        return NULL;
+}
+
+typedef struct PostcopyCall {
+        QemuDriver *q;
+        char uuid[37];
+} PostcopyCall;
+
+static void on_postcopy(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        PostcopyCall *c = userdata;
+        QemuSaveJob *j = job_of(c->q, c->uuid, "send");
+
+        if (error)
+                log_warning("Domain %s: QEMU did not switch the migration to postcopy: %s", c->uuid, error);
+        else if (j)
+                j->postcopy = true;
+        free(c);
+}
+
+static void switch_postcopy(QemuSaveJob *j) {
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+        PostcopyCall *c;
+
+        if (j->postcopy_sent || !vm || !vm->mon || !(c = new0(PostcopyCall, 1)))
+                return;
+        c->q = j->q;
+        snprintf(c->uuid, sizeof c->uuid, "%s", j->uuid);
+        j->postcopy_sent = true;
+        log_info("Domain %s: the migration switches to postcopy.", j->uuid);
+        if (qemu_monitor_call(vm->mon, "migrate-start-postcopy", NULL, on_postcopy, c) < 0)
+                free(c);
+}
+
+void qemu_save_job_postcopy_after(QemuDriver *q, const char *uuid, uint64_t n) {
+        QemuSaveJob *j = job_of(q, uuid, "send");
+
+        if (j)
+                j->postcopy_after = n;
+}
+
+bool qemu_save_job_postcopy_now(QemuDriver *q, const char *uuid) {
+        QemuSaveJob *j = job_of(q, uuid, "send");
+
+        if (!j)
+                return false;
+        switch_postcopy(j);
+        return true;
+}
+
 static uint64_t json_u64(struct json_object *o, const char *key) {
         int64_t v = json_object_get_int64(qemu_json_get(o, key));
 
@@ -88,6 +144,7 @@ static void report_stats(QemuSaveJob *j, struct json_object *ret, bool completed
                 .downtime_ms = json_u64(ret, "downtime"),
                 .setup_time_ms = json_u64(ret, "setup-time"),
                 .completed = completed,
+                .postcopy = j->postcopy,
         };
 
         if (!j->stats)
@@ -95,6 +152,7 @@ static void report_stats(QemuSaveJob *j, struct json_object *ret, bool completed
         if (ram)
                 st = (VbMigrationStats) { .total_time_ms = st.total_time_ms, .downtime_ms = st.downtime_ms,
                                           .setup_time_ms = st.setup_time_ms, .completed = completed,
+                                          .postcopy = j->postcopy,
                                           .transferred = json_u64(ram, "transferred"),
                                           .remaining = json_u64(ram, "remaining"), .total = json_u64(ram, "total"),
                                           .dirty_rate = json_u64(ram, "dirty-pages-rate"),
@@ -129,6 +187,9 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
                            qemu_json_string(ret, "error-desc") ?: status);
                 return;
         }
+        if (ram && j->postcopy_after && streq_ptr(status, "active") &&
+            json_u64(ram, "dirty-sync-count") >= j->postcopy_after)
+                switch_postcopy(j);
         if (ram && j->progress)
                 j->progress((uint64_t) json_object_get_int64(qemu_json_get(ram, "transferred")),
                             (uint64_t) json_object_get_int64(qemu_json_get(ram, "total")), j->userdata);
