@@ -419,6 +419,14 @@ static char *backing_of(Harness *h, const char *image) {
         return e;
 }
 
+static int is_current(sd_bus *bus, const char *snap) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int b = -1;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, snap, S, "IsCurrent", &e, 'b', &b), 0);
+        return b;
+}
+
 static char *disk_only(sd_bus *bus, const char *dom, const char *xml, uint64_t flags) {
         sd_bus_message *reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", xml, flags);
         const char *o;
@@ -536,11 +544,59 @@ static void test_disk_only(void **state) {
         x = image_start(h, over2);
         assert_string_equal(x, "MARKER-3ER");
 
-        /* Revert and Delete: not supported; the metadata goes. */
-        harness_call_fails(bus, ERR("NotSupported"), "disk-only", c, S, "Revert", "t", UINT64_C(0));
-        harness_call_fails(bus, ERR("NotSupported"), "flag 4", c, S, "Delete", "t", UINT64_C(0));
+        /* Delete merges: not under a snapshot that stays. */
+        harness_call_fails(bus, ERR("NotSupported"), "child snapshot 'second'", a, S, "Delete", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "child snapshot 'third'", b, S, "Delete", "t", UINT64_C(0));
+
+        /* Shut off (qemu-img commit): the third overlay goes into the second, with what was written after
+         * the snapshot; the chain is one image shorter, the overlay file gone, 'second' is current. */
+        sd_bus_message_unref(harness_call_ok(bus, c, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over3, F_OK), -1);
+        free(x);
+        x = image_start(h, over2);
+        assert_string_equal(x, "MARKER-4UR");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over3));
+        assert_true(strstr(live, over2) && strstr(live, over2) < strstr(live, over));
+        assert_int_equal(is_current(bus, b), 1);
+        free(sum2);
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+
+        /* Running (block-commit of the active layer): the guest goes on from the second overlay, then it is
+         * merged into the first while the guest runs; what the guest wrote survives, the chain shrinks. */
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_sees(console, "", "MARKER-4UR");
+        guest_writes(console, "five", "MARKER-5VE");
+        sd_bus_message_unref(harness_call_ok(bus, b, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over2, F_OK), -1);
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over2));
+        assert_true(strstr(live, over) && strstr(live, over) < strstr(live, base));
+        guest_sees(console, "five", "MARKER-5VE");
+        guest_writes(console, "six", "MARKER-6IX");
+        close(console);
+        assert_int_equal(is_current(bus, a), 1);
+        harness_domain_call(bus, dom, "Destroy");
+        free(x);
+        x = image_start(h, over);
+        assert_string_equal(x, "MARKER-6IX");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over2));
+        free(sum2);
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+
+        /* Revert: not supported; the metadata goes, the overlay stays the disk's image. */
+        harness_call_fails(bus, ERR("NotSupported"), "disk-only", a, S, "Revert", "t", UINT64_C(0));
         sd_bus_message_unref(harness_call_ok(bus, a, S, "Delete", "t", UINT64_C(4 | 1)));
-        assert_int_equal(access(over3, F_OK), 0);
+        assert_int_equal(access(over, F_OK), 0);
         harness_domain_call(bus, dom, "Undefine");
 }
 

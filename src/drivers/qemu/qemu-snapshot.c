@@ -499,6 +499,7 @@ void qemu_snapshots_abort(QemuDriver *q, const char *uuid) {
 
 void qemu_snapshots_close(QemuDriver *q) {
         qemu_snapshot_disk_close(q);
+        qemu_snapshot_merge_close(q);
         for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
                 j->dropped = true;
         q->snap_worker = worker_free(q->snap_worker);
@@ -539,6 +540,8 @@ int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, cons
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY)
+                return qemu_snapshot_merge(drv->priv, def, running, snap, owner, done, userdata, reterr);
         if (running) {
                 domain_def_get_uuid_string(def, uuid);
                 return qmp_start(drv->priv, uuid, snap, "delete", "snapshot-delete", done, userdata, reterr);
