@@ -623,7 +623,23 @@ static void test_disk_only(void **state) {
         guest_say(console, "echo 3 >/proc/sys/vm/drop_caches; echo SEEN=$(dd if=/dev/vda bs=10 count=1 2>/dev/null).\n",
                   "SEEN=MARKER-4UR.", buf, sizeof buf);
         guest_writes(console, "five", "MARKER-5VE");
-        sd_bus_message_unref(harness_call_ok(bus, b, S, "Delete", "t", UINT64_C(0)));
+        {
+                _cleanup_(harness_watch_freep) HarnessWatch *progress = harness_watch_signal(bus, dom, D, "Progress");
+                uint64_t done = 0, total = 0;
+                size_t n = 0;
+
+                sd_bus_message_unref(harness_call_ok(bus, b, S, "Delete", "t", UINT64_C(0)));
+                /* The merge's progress: at least once, never past its total, the last one complete. */
+                for (sd_bus_message *msg; (msg = harness_watch_next(progress, n == 0 ? 10 * HARNESS_USEC_PER_SEC :
+                                                                               HARNESS_USEC_PER_SEC / 2));) {
+                        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+                        assert_true(total > 0 && done <= total);
+                        n++;
+                        sd_bus_message_unref(msg);
+                }
+                assert_true(n >= 1);
+                assert_true(done == total);
+        }
         assert_int_equal(access(over2, F_OK), -1);
         free(live);
         live = harness_domain_xml(bus, dom, 0);
@@ -889,6 +905,19 @@ static void test_disk_only_owner(void **state) {
         assert_int_equal(stat(overlay, &st), 0);
         assert_int_equal(st.st_uid, uid);
         assert_int_equal(st.st_mode & 0777, 0600);
+
+        /* Merged by qemu-img running as the user: what was written to the overlay is in the image, still the
+         * user's, and the overlay is gone. */
+        write_pattern(h, overlay, "0x5c");
+        sd_bus_message_unref(harness_call_ok(user, snap, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(overlay, F_OK), -1);
+        assert_true(has_pattern(h, image, "0x5c"));
+        assert_int_equal(stat(image, &st), 0);
+        assert_int_equal(st.st_uid, uid);
+        free(xml);
+        xml = harness_domain_xml(user, dom, 0);
+        assert_null(strstr(xml, "own.mine"));
+        assert_null(strstr(xml, "backingStore"));
         sd_bus_message_unref(harness_call_ok(user, dom, D, "Undefine", "t", UINT64_C(2)));
 }
 

@@ -194,7 +194,7 @@ static int wait_child(pid_t pid, const char *what, VbError *e) {
 
 /* qemu-img commit of the overlay into the image below, run as the overlay's user (confined, with only
  * the chain's descriptors), or as root for root's. */
-static int commit_stopped(MergeDisk *d, VbError *e) {
+static int commit_stopped(const QemuDriver *q, MergeDisk *d, VbError *e) {
         _cleanup_free_ int *keep = new0(int, d->n);
         _cleanup_free_ char *spec = NULL, *what = NULL;
         struct json_object *chain;
@@ -214,7 +214,8 @@ static int commit_stopped(MergeDisk *d, VbError *e) {
         if (d->v[0].uid != 0) {
                 struct passwd pw, *res = NULL;
                 char buf[4096];
-                HostConfinement c = { .uid = d->v[0].uid, .die_with_parent = true };
+                /* Shut in as QEMU is: the service's own directories hidden. */
+                HostConfinement c = { .uid = d->v[0].uid, .hide = q->confinement.hide, .die_with_parent = true };
 
                 if (getpwuid_r(d->v[0].uid, &pw, buf, sizeof buf, &res) != 0 || !res)
                         return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "No user has uid %u: cannot merge disk '%s' "
@@ -272,7 +273,7 @@ static void work(void *userdata) {
         for (size_t k = 0; k < j->n && r >= 0; k++)
                 r = disk_open(&j->v[k], j->running, &j->e);
         for (size_t k = 0; k < j->n && r >= 0 && !j->running; k++)
-                r = commit_stopped(&j->v[k], &j->e);
+                r = commit_stopped(j->q, &j->v[k], &j->e);
         /* Every chain merged: only now do the overlays go. */
         for (size_t k = 0; k < j->n && r >= 0 && !j->running; k++)
                 overlay_remove(&j->v[k]);
@@ -307,7 +308,10 @@ static void on_opened(void *userdata, bool cancelled) {
         if (cancelled && j->r >= 0)
                 j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Snapshot '%s' was not merged: the service is "
                                     "stopping", j->name);
-        if (j->r >= 0 && !j->running)
+        /* Shut off: qemu-img said nothing on the way; every disk is done. */
+        for (size_t k = 0; k < j->n && j->r >= 0 && !j->running; k++)
+                j->v[k].done = j->v[k].total = 1;
+        if (j->r >= 0 && !j->running && !j->dropped)
                 tell_progress(j);
         if (j->r < 0 || !j->running || j->dropped) {
                 job_finish(j);
@@ -406,6 +410,10 @@ static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error
         const char *failure = NULL;
 
         j->poll_id = 0;
+        if (j->dropped) {
+                job_finish(j);
+                return;
+        }
         for (size_t i = 0; i < n; i++) {
                 struct json_object *job = json_object_array_get_idx(ret, i);
                 MergeDisk *d = disk_of_job(j, qemu_json_string(job, "id"));
