@@ -909,6 +909,16 @@ static void test_disk_only_owner(void **state) {
         /* Merged by qemu-img running as the user: what was written to the overlay is in the image, still the
          * user's, and the overlay is gone. */
         write_pattern(h, overlay, "0x5c");
+        /* Where the user may not write the image below, nothing changes: the overlay stays the disk's. */
+        assert_int_equal(chmod(image, 0400), 0);
+        harness_call_fails(user, SD_BUS_ERROR_ACCESS_DENIED, "with the rights of uid", snap, S, "Delete", "t",
+                           UINT64_C(0));
+        assert_int_equal(access(overlay, F_OK), 0);
+        free(xml);
+        xml = harness_domain_xml(user, dom, 0);
+        assert_non_null(strstr(xml, "own.mine"));
+        assert_false(has_pattern(h, image, "0x5c"));
+        assert_int_equal(chmod(image, 0600), 0);
         sd_bus_message_unref(harness_call_ok(user, snap, S, "Delete", "t", UINT64_C(0)));
         assert_int_equal(access(overlay, F_OK), -1);
         assert_true(has_pattern(h, image, "0x5c"));
