@@ -165,6 +165,9 @@ bool device_disk_is_writable_image(const DeviceDef *def);
 /* The image at path (of format) becomes the disk's source, over the one it had: that one (with its type and
  * format) becomes the first <backingStore>, the chain it had below it. The disk is type='file' then. */
 int device_disk_push_overlay(DeviceDef *def, const char *path, const char *format);
+/* The undoing of that: the first <backingStore> (file or block) becomes the disk's source, with its format
+ * and the chain below it. -ENOENT: the disk has no <backingStore>; -EINVAL: the layer names no image. */
+int device_disk_pop_overlay(DeviceDef *def);
 /* <target bus=>, NULL when not given. */
 const char *device_disk_get_bus(const DeviceDef *def);
 /* Returns true and fills mac if the interface has one. */

@@ -291,6 +291,62 @@ int device_disk_push_overlay(DeviceDef *dev, const char *path, const char *forma
         return 0;
 }
 
+int device_disk_pop_overlay(DeviceDef *dev) {
+        DiskDef *d = dev->kind == DEVICE_DISK ? dev->data : NULL;
+        _cleanup_(conf_node_freep) ConfNode *layer = NULL, *below = NULL;
+        const ConfNode *src, *fmt;
+        const char *path;
+        char *p, *f = NULL;
+        size_t at = SIZE_MAX;
+        DiskType type;
+        int r;
+
+        if (!d || !dev->extra)
+                return -EINVAL;
+        for (size_t i = 0; i < dev->extra->n_children && at == SIZE_MAX; i++)
+                if (conf_node_is(dev->extra->children[i], "backingStore"))
+                        at = i;
+        if (at == SIZE_MAX)
+                return -ENOENT;
+        layer = conf_node_copy(dev->extra->children[at]);
+        if (!layer)
+                return -ENOMEM;
+        type = conf_node_attr(layer, "type") ? disk_type_from_string(conf_node_attr(layer, "type")) : DISK_TYPE_FILE;
+        if (type != DISK_TYPE_FILE && type != DISK_TYPE_BLOCK)
+                return -EINVAL;
+        src = conf_node_child(layer, "source");
+        path = src ? conf_node_attr(src, disk_source_attr[type]) : NULL;
+        if (!path)
+                return -EINVAL;
+        fmt = conf_node_child(layer, "format");
+        if (!(p = strdup(path)) || (fmt && conf_node_attr(fmt, "type") && !(f = strdup(conf_node_attr(fmt, "type"))))) {
+                free(p);
+                return -ENOMEM;
+        }
+        /* The chain below the layer moves up one step, where the layer was. */
+        for (size_t i = 0; i < layer->n_children; i++)
+                if (conf_node_is(layer->children[i], "backingStore")) {
+                        below = conf_node_detach_child(layer, i);
+                        break;
+                }
+        conf_node_free(conf_node_detach_child(dev->extra, at));
+        if (below) {
+                r = conf_node_append(dev->extra, TAKE_PTR(below));
+                if (r < 0) {
+                        free(p);
+                        free(f);
+                        return r;
+                }
+                move_child(dev->extra, at);
+        }
+        free(d->source);
+        d->source = p;
+        free(d->driver_type);
+        d->driver_type = f;
+        d->type = type;
+        return 0;
+}
+
 const char *device_disk_get_format(const DeviceDef *dev) {
         return dev->kind == DEVICE_DISK && dev->data ? ((const DiskDef *) dev->data)->driver_type : NULL;
 }

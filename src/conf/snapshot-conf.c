@@ -107,6 +107,44 @@ int snapshot_def_apply_overlays(const SnapshotDef *snap, const DomainDef *def, D
         return 0;
 }
 
+int snapshot_def_drop_overlays(const SnapshotDef *snap, const DomainDef *def, DomainDef **ret,
+                               const char **ret_blocking) {
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        int r;
+
+        r = domain_def_copy(def, &copy);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < snap->n_disks; i++) {
+                const SnapshotDiskDef *k = &snap->disks[i];
+                DeviceDef *dev = (DeviceDef *) disk_by_target(copy, k->name);
+                bool top;
+
+                if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file)
+                        continue;
+                top = dev && streq_ptr(device_disk_get_source(dev), k->source_file);
+                if (!top && ret_blocking) {
+                        *ret_blocking = k->name;
+                        return -EBUSY;
+                }
+                if (!top)
+                        continue;
+                r = device_disk_pop_overlay(dev);
+                if (r == -ENOENT || r == -EINVAL) {
+                        if (ret_blocking) {
+                                *ret_blocking = k->name;
+                                return -EBUSY;
+                        }
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+        }
+        copy->serial = domain_def_new_serial();
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
 /* Parsing ----------------------------------------------------------------------------------------- */
 
 static int parse_disks(SnapshotDef *def, ConfNode *disks, VbError *e) {

@@ -96,3 +96,9 @@ SnapshotMode snapshot_def_disk_mode(const SnapshotDef *def, const char *disk, Sn
  * images (device_disk_push_overlay), each only if the disk still has the image it had when snap was taken
  * (snap->domain); for a disk-only snapshot's definitions. */
 int snapshot_def_apply_overlays(const SnapshotDef *snap, const DomainDef *def, DomainDef **ret);
+/* A copy of def in which the overlays of snap are merged away: each disk snap keeps externally whose image
+ * is snap's overlay gets the image below it back (device_disk_pop_overlay). With ret_blocking, a disk whose
+ * image is not (or no longer) snap's overlay fails it: -EBUSY, *ret_blocking the disk's name (pointing into
+ * snap); without, such a disk is left as it is. */
+int snapshot_def_drop_overlays(const SnapshotDef *snap, const DomainDef *def, DomainDef **ret,
+                               const char **ret_blocking);

@@ -839,6 +839,85 @@ int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, Snaps
         return r;
 }
 
+static bool is_pending(const SnapshotJob *j, const DomainSnapshot *s) {
+        for (size_t i = 0; i < j->n_pending; i++)
+                if (j->pending[i] == s)
+                        return true;
+        return false;
+}
+
+/* Deleting a disk-only snapshot merges its overlays into the images below them: each must still be its
+ * disk's image when its turn comes (the later disk-only snapshots over it go first, with flag 1), and no
+ * snapshot that stays may have been taken over them. Checked for the whole list before anything is done. */
+static int check_merges(SnapshotJob *j, VbError *reterr) {
+        _cleanup_(domain_def_freep) DomainDef *cur = NULL;
+        Domain *d = j->d;
+        int r;
+
+        r = domain_def_copy(domain_current_def(d), &cur);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < j->n_pending; i++) {
+                DomainSnapshot *s = j->pending[i];
+                SnapshotKind kind = snapshot_def_kind(s->def);
+                DomainDef *next = NULL;
+                const char *disk = NULL;
+
+                if (kind == SNAPSHOT_KIND_INTERNAL)
+                        continue;
+                if (kind != SNAPSHOT_KIND_DISK_ONLY)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshot '%s' is '%s': deleting it is not "
+                                            "supported; delete its metadata only (flag 4)", s->name,
+                                            snapshot_kind_to_string(kind));
+                for (size_t k = 0; k < d->n_snapshots; k++)
+                        if (domain_snapshot_parent(d->snapshots[k]) == s && !is_pending(j, d->snapshots[k]))
+                                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshot '%s' has a child "
+                                                    "snapshot '%s', taken over its overlays: delete that one first, "
+                                                    "or both with flag 1", s->name, d->snapshots[k]->name);
+                r = snapshot_def_drop_overlays(s->def, cur, &next, &disk);
+                if (r == -EBUSY)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshot '%s' cannot be merged: disk '%s' of "
+                                            "domain '%s' does not have its overlay as its image now (a later "
+                                            "snapshot's overlay is over it, or the disk changed); delete the later "
+                                            "snapshots first, or its metadata only (flag 4)", s->name, disk, d->name);
+                if (r < 0)
+                        return r;
+                domain_def_free(cur);
+                cur = next;
+        }
+        return 0;
+}
+
+/* A disk-only snapshot was deleted: its overlays are merged into the images below them, which are the
+ * disks' images again, in the running definition (the backend's own, which it changed itself) and the
+ * saved one. */
+static void merge_overlays(Manager *m, Domain *d, const SnapshotDef *snap) {
+        _cleanup_(domain_def_freep) DomainDef *live = NULL, *config = NULL;
+        VbError e = VB_ERROR_NULL;
+
+        if (domain_is_active(d)) {
+                if (!DRIVER_OP(m, domain_get_live) || DRIVER_OP(m, domain_get_live)(m->driver, d->uuid, &live, NULL) < 0)
+                        (void) snapshot_def_drop_overlays(snap, d->live, &live, NULL);
+                if (live) {
+                        domain_def_free(d->live);
+                        d->live = TAKE_PTR(live);
+                }
+        }
+        if (!d->config)
+                return;
+        if (snapshot_def_drop_overlays(snap, d->config, &config, NULL) < 0) {
+                log_warning("Domain '%s': out of memory switching its definition back from the overlays of snapshot "
+                            "'%s'.", d->name, snap->name);
+                return;
+        }
+        if (domain_store_save(m->durable, m->domains_dir, config, &d->access, &e) < 0)
+                log_warning("Domain '%s': its definition without the overlays of snapshot '%s' was not saved, "
+                            "ignoring: %s", d->name, snap->name, strempty(e.message));
+        vb_error_free(&e);
+        domain_def_free(d->config);
+        d->config = TAKE_PTR(config);
+}
+
 /* Removes one snapshot's file and object (the backend's part is gone already). */
 static void forget_one(Manager *m, DomainSnapshot *s, uint64_t flags) {
         Domain *d = s->domain;
@@ -923,6 +1002,8 @@ static void on_deleted(int r, const VbError *driver_e, void *userdata) {
                 job_finish(j, r, NULL, driver_e);
                 return;
         }
+        if (snapshot_def_kind(j->pending[0]->def) == SNAPSHOT_KIND_DISK_ONLY)
+                merge_overlays(j->m, j->d, j->pending[0]->def);
         r = forget_first(j, &e);
         if (r < 0) {
                 job_fail(j, r, &e);
@@ -958,16 +1039,13 @@ int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, Snaps
         if (!(flags & SNAPSHOT_DELETE_CHILDREN_ONLY))
                 j->pending[n++] = s;
         j->n_pending = n;
-        /* What a disk-only snapshot made is the domain's disks now: only its record can go. */
-        for (size_t i = 0; i < n && !(flags & SNAPSHOT_DELETE_METADATA_ONLY); i++)
-                if (snapshot_def_kind(j->pending[i]->def) != SNAPSHOT_KIND_INTERNAL) {
-                        r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshot '%s' is '%s': its overlays are the "
-                                         "disks of domain '%s' now, and merging them back is not supported; delete its "
-                                         "metadata only (flag 4)", j->pending[i]->name,
-                                         snapshot_kind_to_string(snapshot_def_kind(j->pending[i]->def)), d->name);
+        if (!(flags & SNAPSHOT_DELETE_METADATA_ONLY)) {
+                r = check_merges(j, reterr);
+                if (r < 0) {
                         job_free(j);
                         return r;
                 }
+        }
         delete_next(j);
         return 0;
 }

@@ -116,7 +116,15 @@ static int snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, co
 static int snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
                            VbError *reterr) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
+        char uuid[37];
         int r;
+
+        /* Disk-only: the simulated overlays merge into their images at once; the running guest's disks go
+         * back to those images (core does the same to the saved definition). */
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY) {
+                domain_def_get_uuid_string(def, uuid);
+                return running ? test_driver_drop_overlays(drv, uuid, snap, reterr) : 0;
+        }
 
         r = snapshot_file(drv, def, snap, &dir, &path);
         if (r < 0)

@@ -16,6 +16,9 @@ int test_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, cons
 /* A simulated disk-only snapshot of a running guest: its live definition takes the overlays (no file is
  * made: the test host's disks are names). */
 int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDef *snap, VbError *reterr);
+/* The running guest's disks leave the overlays of snap for the images below them (a deleted disk-only
+ * snapshot merged). */
+int test_driver_drop_overlays(VbDriver *drv, const char *uuid, const SnapshotDef *snap, VbError *reterr);
 
 /* Simulated saved state: a few lines naming the domain, written to or read from the descriptor by a
  * worker thread (util/worker.h), answered on the event loop. */

@@ -455,6 +455,29 @@ int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDe
         return 0;
 }
 
+int test_driver_drop_overlays(VbDriver *drv, const char *uuid, const SnapshotDef *snap, VbError *reterr) {
+        TestDriver *t = priv(drv);
+        TestGuest *g = find_guest(t, uuid, reterr);
+        DomainDef *live = NULL;
+        const char *disk = NULL;
+        int r;
+
+        if (!g)
+                return -ESRCH;
+        r = snapshot_def_drop_overlays(snap, g->live, &live, &disk);
+        if (r == -EBUSY)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Disk '%s' of the simulated guest does not run on "
+                                    "the overlay of snapshot '%s'", disk, snap->name);
+        if (r < 0)
+                return r;
+        domain_def_free(g->live);
+        g->live = live;
+        r = guest_save(t, g);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save the simulated guest %s, ignoring: %m", uuid);
+        return 0;
+}
+
 /* A simulated migration out (test-driver-snapshot.c sends the state): at its end the guest is paused, as
  * QEMU's is after its last pass. */
 typedef struct TestMigrateOut {

@@ -2,7 +2,7 @@
 /* Internal snapshots with the qemu driver:
  *  - stopped, real qemu-img: a qcow2 disk gets a marker (qemu-io), a snapshot, another marker; Revert
  *    brings the first back; Delete drops the snapshot from the image; a restart finds the snapshot again.
- *    A raw disk answers NotSupported.
+ *    A raw disk answers NotSupported. A disk over a backing file: the snapshot goes into its own image.
  *  - running, QMP jobs, the tiny guest (tests/guest) with a shell on its console: the guest writes a
  *    marker to its qcow2 disk and keeps a value in a shell variable; a snapshot; both change; Revert (live)
  *    and the guest goes on from the snapshot point (the old value, the old marker read from the disk, no
@@ -64,6 +64,8 @@ static void write_pattern(Harness *h, const char *disk, const char *pattern) {
         assert_true(asprintf(&cmd, "write -P %s 0 64k", pattern) > 0);
         assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-io", "-f", "qcow2", "-c", cmd, disk, NULL }, NULL), 0);
 }
+
+static char *sha256(Harness *h, const char *file);
 
 static bool image_has_snapshot(Harness *h, const char *disk, const char *name) {
         _cleanup_free_ char *out = NULL;
@@ -129,6 +131,53 @@ static void test_stopped_qcow2(void **state) {
         harness_domain_call(bus, raw_dom, "Undefine");
 }
 
+/* Internal snapshots of a shut-off domain whose qcow2 disk has a backing file: the snapshot goes into the
+ * disk's own image (qemu-img is told not to open the backing file), Revert and Delete work on it, the
+ * backing image is left alone. */
+static void test_stopped_backing(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *base = NULL, *over = NULL, *xml = NULL, *dom = NULL, *snap = NULL, *sum = NULL,
+                            *sum2 = NULL;
+        sd_bus_message *reply;
+        const char *o;
+
+        assert_true(asprintf(&base, "%s/back-base.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over, "%s/back-over.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", base, "16M", NULL },
+                             NULL), 0);
+        write_pattern(h, base, "0x41");
+        assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F",
+                                                   "qcow2", over, NULL }, NULL), 0);
+        write_pattern(h, over, "0x42");
+        sum = sha256(h, base);
+        assert_true(asprintf(&xml, "<domain type='qemu'><name>snapback</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                                   "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+                                   "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                                   "<backingStore type='file'><format type='qcow2'/><source file='%s'/></backingStore>"
+                                   "<target dev='vda' bus='virtio'/></disk></devices></domain>", over, base) > 0);
+        dom = harness_define_domain(bus, xml);
+
+        reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>inside</name></domainsnapshot>",
+                                UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        snap = strdup(o);
+        sd_bus_message_unref(reply);
+        assert_string_equal(harness_get_string(bus, snap, S, "Kind"), "internal");
+        assert_true(image_has_snapshot(h, over, "inside"));
+        assert_false(image_has_snapshot(h, base, "inside"));
+
+        write_pattern(h, over, "0x43");
+        assert_false(has_pattern(h, over, "0x42"));
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Revert", "t", UINT64_C(0)));
+        assert_true(has_pattern(h, over, "0x42"));
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Delete", "t", UINT64_C(0)));
+        assert_false(image_has_snapshot(h, over, "inside"));
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 #define GUEST_TIMEOUT_USEC (120 * HARNESS_USEC_PER_SEC)
 
 static char *guest_xml(Harness *h, const char *name, const char *disk) {
@@ -159,7 +208,8 @@ static void guest_sees(int console, const char *value, const char *marker) {
         guest_say(console, "echo 3 >/proc/sys/vm/drop_caches; echo SEEN=$X,$(dd if=/dev/vda bs=10 count=1 2>/dev/null).\n",
                   want, buf, sizeof buf);
         /* It went on from where it was: no boot since. */
-        assert_null(strstr(buf, "VIRTBUS-GUEST-BOOTED"));
+        if (strstr(buf, "VIRTBUS-GUEST-BOOTED"))
+                fail_msg("the guest booted again: %s", buf);
 }
 
 static void guest_writes(int console, const char *value, const char *marker) {
@@ -419,6 +469,14 @@ static char *backing_of(Harness *h, const char *image) {
         return e;
 }
 
+static int is_current(sd_bus *bus, const char *snap) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int b = -1;
+
+        assert_int_equal(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, snap, S, "IsCurrent", &e, 'b', &b), 0);
+        return b;
+}
+
 static char *disk_only(sd_bus *bus, const char *dom, const char *xml, uint64_t flags) {
         sd_bus_message *reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", xml, flags);
         const char *o;
@@ -536,11 +594,76 @@ static void test_disk_only(void **state) {
         x = image_start(h, over2);
         assert_string_equal(x, "MARKER-3ER");
 
-        /* Revert and Delete: not supported; the metadata goes. */
-        harness_call_fails(bus, ERR("NotSupported"), "disk-only", c, S, "Revert", "t", UINT64_C(0));
-        harness_call_fails(bus, ERR("NotSupported"), "flag 4", c, S, "Delete", "t", UINT64_C(0));
+        /* Delete merges: not under a snapshot that stays. */
+        harness_call_fails(bus, ERR("NotSupported"), "child snapshot 'second'", a, S, "Delete", "t", UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "child snapshot 'third'", b, S, "Delete", "t", UINT64_C(0));
+
+        /* Shut off (qemu-img commit): the third overlay goes into the second, with what was written after
+         * the snapshot; the chain is one image shorter, the overlay file gone, 'second' is current. */
+        sd_bus_message_unref(harness_call_ok(bus, c, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over3, F_OK), -1);
+        free(x);
+        x = image_start(h, over2);
+        assert_string_equal(x, "MARKER-4UR");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over3));
+        assert_true(strstr(live, over2) && strstr(live, over2) < strstr(live, over));
+        assert_int_equal(is_current(bus, b), 1);
+        free(sum2);
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+
+        /* Running (block-commit of the active layer): the guest goes on from the second overlay, then it is
+         * merged into the first while the guest runs; what the guest wrote survives, the chain shrinks. */
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_say(console, "echo 3 >/proc/sys/vm/drop_caches; echo SEEN=$(dd if=/dev/vda bs=10 count=1 2>/dev/null).\n",
+                  "SEEN=MARKER-4UR.", buf, sizeof buf);
+        guest_writes(console, "five", "MARKER-5VE");
+        {
+                _cleanup_(harness_watch_freep) HarnessWatch *progress = harness_watch_signal(bus, dom, D, "Progress");
+                uint64_t done = 0, total = 0;
+                size_t n = 0;
+
+                sd_bus_message_unref(harness_call_ok(bus, b, S, "Delete", "t", UINT64_C(0)));
+                /* The merge's progress: at least once, never past its total, the last one complete. */
+                for (sd_bus_message *msg; (msg = harness_watch_next(progress, n == 0 ? 10 * HARNESS_USEC_PER_SEC :
+                                                                               HARNESS_USEC_PER_SEC / 2));) {
+                        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+                        assert_true(total > 0 && done <= total);
+                        n++;
+                        sd_bus_message_unref(msg);
+                }
+                assert_true(n >= 1);
+                assert_true(done == total);
+        }
+        assert_int_equal(access(over2, F_OK), -1);
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over2));
+        assert_true(strstr(live, over) && strstr(live, over) < strstr(live, base));
+        guest_sees(console, "five", "MARKER-5VE");
+        guest_writes(console, "six", "MARKER-6IX");
+        close(console);
+        assert_int_equal(is_current(bus, a), 1);
+        harness_domain_call(bus, dom, "Destroy");
+        free(x);
+        x = image_start(h, over);
+        assert_string_equal(x, "MARKER-6IX");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over2));
+        free(sum2);
+        sum2 = sha256(h, base);
+        assert_string_equal(sum, sum2);
+
+        /* Revert: not supported; the metadata goes, the overlay stays the disk's image. */
+        harness_call_fails(bus, ERR("NotSupported"), "disk-only", a, S, "Revert", "t", UINT64_C(0));
         sd_bus_message_unref(harness_call_ok(bus, a, S, "Delete", "t", UINT64_C(4 | 1)));
-        assert_int_equal(access(over3, F_OK), 0);
+        assert_int_equal(access(over, F_OK), 0);
         harness_domain_call(bus, dom, "Undefine");
 }
 
@@ -782,12 +905,36 @@ static void test_disk_only_owner(void **state) {
         assert_int_equal(stat(overlay, &st), 0);
         assert_int_equal(st.st_uid, uid);
         assert_int_equal(st.st_mode & 0777, 0600);
+
+        /* Merged by qemu-img running as the user: what was written to the overlay is in the image, still the
+         * user's, and the overlay is gone. */
+        write_pattern(h, overlay, "0x5c");
+        /* Where the user may not write the image below, nothing changes: the overlay stays the disk's. */
+        assert_int_equal(chmod(image, 0400), 0);
+        harness_call_fails(user, SD_BUS_ERROR_ACCESS_DENIED, "with the rights of uid", snap, S, "Delete", "t",
+                           UINT64_C(0));
+        assert_int_equal(access(overlay, F_OK), 0);
+        free(xml);
+        xml = harness_domain_xml(user, dom, 0);
+        assert_non_null(strstr(xml, "own.mine"));
+        assert_false(has_pattern(h, image, "0x5c"));
+        assert_int_equal(chmod(image, 0600), 0);
+        sd_bus_message_unref(harness_call_ok(user, snap, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(overlay, F_OK), -1);
+        assert_true(has_pattern(h, image, "0x5c"));
+        assert_int_equal(stat(image, &st), 0);
+        assert_int_equal(st.st_uid, uid);
+        free(xml);
+        xml = harness_domain_xml(user, dom, 0);
+        assert_null(strstr(xml, "own.mine"));
+        assert_null(strstr(xml, "backingStore"));
         sd_bus_message_unref(harness_call_ok(user, dom, D, "Undefine", "t", UINT64_C(2)));
 }
 
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stopped_qcow2),
+                cmocka_unit_test(test_stopped_backing),
                 cmocka_unit_test_teardown(test_running_guest, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_saved_state, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_disk_only, harness_teardown_qemus),

@@ -344,8 +344,9 @@ static bool has(const char *hay, const char *needle) {
 }
 
 /* Disk-only snapshots, simulated: the snapshot lists the overlays, the definitions (saved, and live while
- * running) take them over their images as <backingStore> chains; Revert and a Delete of more than the
- * metadata answer NotSupported; everything is found again after a restart. */
+ * running) take them over their images as <backingStore> chains, which a Delete shortens again (the
+ * latest first; one with a child that stays is refused); Revert answers NotSupported; everything is found
+ * again after a restart. */
 static void test_disk_only(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -429,24 +430,54 @@ static void test_disk_only(void **state) {
                         fail_msg("not the chain top.qcow2 > web.one > web.qcow2:\n%s", x);
         }
 
-        /* Revert: not supported; Delete: the metadata only. */
+        /* Revert: not supported; Delete of a snapshot with a child that stays: refused. */
         harness_call_fails(bus, ERR("NotSupported"), "'disk-only'", b, S, "Revert", "t", UINT64_C(0));
-        harness_call_fails(bus, ERR("NotSupported"), "flag 4", b, S, "Delete", "t", UINT64_C(0));
-        harness_call_fails(bus, ERR("NotSupported"), "flag 4", a, S, "Delete", "t", UINT64_C(1));
+        harness_call_fails(bus, ERR("NotSupported"), "child snapshot 'two'", a, S, "Delete", "t", UINT64_C(0));
 
-        /* All of it after a restart. */
+        /* After a restart: Delete of the running domain's latest merges its overlay (simulated): the chain
+         * is one shorter in both definitions, the parent is current. */
         assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
         assert_string_equal(harness_get_string(bus, b, S, "Kind"), "disk-only");
         free(live);
         live = harness_domain_xml(bus, dom, 0);
         has(live, "top.qcow2");
-        call(bus, b, "Delete", 4);
-        call(bus, a, "Delete", 4);
+        call(bus, b, "Delete", 0);
+        assert_int_equal(get_b(bus, a, "IsCurrent"), 1);
+        free(live);
+        free(saved);
+        live = harness_domain_xml(bus, dom, 0);
+        saved = harness_domain_xml(bus, dom, 1);
+        for (size_t i = 0; i < 2; i++) {
+                const char *x = i == 0 ? live : saved, *mid = strstr(x, "web.one"), *base = strstr(x, "web.qcow2");
+
+                if (strstr(x, "top.qcow2") || !mid || !base || mid > base)
+                        fail_msg("not the chain web.one > web.qcow2:\n%s", x);
+        }
+
+        /* Shut off, with its child (flag 1): both merged, the latest first; the disk is its image again. */
         harness_domain_call(bus, dom, "Destroy");
+        free(b);
+        b = NULL;
+        reply = harness_call_ok(bus, dom, D, "CreateSnapshot", "st", "<domainsnapshot><name>three</name></domainsnapshot>",
+                                UINT64_C(1));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        b = strdup(o);
+        sd_bus_message_unref(reply);
         free(saved);
         saved = harness_domain_xml(bus, dom, 0);
-        has(saved, "top.qcow2");
+        has(saved, "web.three");
+        call(bus, a, "Delete", 1);
+        free(saved);
+        saved = harness_domain_xml(bus, dom, 0);
+        has(saved, "<source file='" IMG "'/>");
+        if (strstr(saved, "web.three") || strstr(saved, "web.one") || strstr(saved, "<backingStore"))
+                fail_msg("overlays left in:\n%s", saved);
+        {
+                bool found;
+
+                assert_int_equal(list(bus, dom, D, "ListSnapshots", NULL, &found), 0);
+        }
         sd_bus_message_unref(harness_call_ok(bus, dom, D, "Undefine", "t", UINT64_C(0)));
 }
 

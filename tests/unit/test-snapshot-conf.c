@@ -123,13 +123,14 @@ static void test_typed(void **state) {
 }
 
 /* A disk-only snapshot's overlays: typed, and applied to a definition as <backingStore> chains (only where
- * the disk still has the image it had when the snapshot was taken). */
+ * the disk still has the image it had when the snapshot was taken), and merged away again. */
 static void test_overlays(void **state) {
         _cleanup_(snapshot_def_freep) SnapshotDef *s = NULL;
-        _cleanup_(domain_def_freep) DomainDef *d = NULL, *once = NULL, *twice = NULL, *other = NULL;
-        _cleanup_free_ char *xml = NULL, *dom = NULL;
+        _cleanup_(domain_def_freep) DomainDef *d = NULL, *once = NULL, *twice = NULL, *other = NULL, *dropped = NULL,
+                                    *none = NULL;
+        _cleanup_free_ char *xml = NULL, *dom = NULL, *before = NULL;
         VbError e = VB_ERROR_NULL;
-        const char *a, *b, *c;
+        const char *a, *b, *c, *blocking = NULL;
 
         assert_int_equal(snapshot_def_parse_string(
                                  "<domainsnapshot><name>o</name><state>disk-snapshot</state><disks>"
@@ -173,6 +174,26 @@ static void test_overlays(void **state) {
         xml = NULL;
         assert_int_equal(domain_def_format(twice, 0, &xml), 0);
         assert_string_equal(xml, dom);
+
+        /* Merged away again: the block device is the disk's image, its type and format back, no chain; the
+         * definition reads as the one before the overlay. */
+        assert_int_equal(snapshot_def_drop_overlays(s, once, &dropped, &blocking), 0);
+        assert_string_equal(device_disk_get_source(dropped->devices[0]), "/dev/sdz");
+        assert_string_equal(device_disk_get_format(dropped->devices[0]), "raw");
+        free(xml);
+        xml = NULL;
+        assert_int_equal(domain_def_format(dropped, 0, &xml), 0);
+        assert_null(strstr(xml, "backingStore"));
+        assert_non_null(strstr(xml, "<disk type='block' device='disk'>"));
+        free(before);
+        assert_int_equal(domain_def_format(d, 0, &before), 0);
+        assert_string_equal(xml, before);
+        /* Not on its overlay: refused, naming the disk; without ret_blocking, left as it is. */
+        assert_int_equal(snapshot_def_drop_overlays(s, d, &none, &blocking), -EBUSY);
+        assert_null(none);
+        assert_string_equal(blocking, "vda");
+        assert_int_equal(snapshot_def_drop_overlays(s, d, &none, NULL), 0);
+        assert_string_equal(device_disk_get_source(none->devices[0]), "/dev/sdz");
         vb_error_free(&e);
 }
 

@@ -12,6 +12,7 @@ struct Worker;
 typedef struct QemuVcpusCall QemuVcpusCall;
 typedef struct QemuSnapJob QemuSnapJob;
 typedef struct QemuDiskSnapJob QemuDiskSnapJob;
+typedef struct QemuMergeJob QemuMergeJob;
 typedef struct QemuSaveJob QemuSaveJob;
 typedef struct QemuNbdIn QemuNbdIn;
 typedef struct QemuMirror QemuMirror;
@@ -35,6 +36,7 @@ typedef struct QemuDriver {
         QemuSnapJob *snap_jobs; /* snapshot operations in flight (qemu-snapshot.c) */
         struct Worker *snap_worker;    /* the thread that runs qemu-img for them */
         QemuDiskSnapJob *disk_snap_jobs; /* disk-only snapshots in flight (qemu-snapshot-disk.c) */
+        QemuMergeJob *merge_jobs;       /* disk-only snapshots being merged away (qemu-snapshot-merge.c) */
         QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */
         char **incoming;        /* UUIDs whose next start waits for a saved state (qemu-save.c) */
         size_t n_incoming;
@@ -88,6 +90,11 @@ void qemu_snapshots_close(QemuDriver *q);
 int qemu_snapshot_disk_only(QemuDriver *q, const DomainDef *def, bool running, const SnapshotDef *snap,
                             const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
 void qemu_snapshot_disk_close(QemuDriver *q);
+/* Deleting a disk-only snapshot: its overlays merged into the images below them, then removed
+ * (qemu-snapshot-merge.c); as the delete op. */
+int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const SnapshotDef *snap,
+                        const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
+void qemu_snapshot_merge_close(QemuDriver *q);
 /* qemu-save.c: the guest's state to and from a descriptor (QMP migrate to "fd:", migrate-incoming). */
 int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);

@@ -38,12 +38,15 @@ typedef struct SnapDisk {
 } SnapDisk;
 
 static int run_qemu_img(const char *op, const char *name, const SnapDisk *disk, VbError *reterr) {
-        char file[32];
+        char file[160];
         const char *argv[] = { storage_qemu_img_path(), "snapshot", "-q", op, name, file, NULL };
         int keep[] = { disk->fd }, status = 0, pidfd, r;
         pid_t pid;
 
-        snprintf(file, sizeof file, "/dev/fd/%d", disk->fd);
+        /* The image alone, by its descriptor: an internal snapshot lives in it, and a backing file its header
+         * names is not opened (it would be a path opened with the service's rights). */
+        snprintf(file, sizeof file, "json:{\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", "
+                 "\"filename\": \"/dev/fd/%d\"}, \"backing\": null}", disk->fd);
         r = host_process_spawn(argv, -1, keep, 1, &pid);
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", argv[0], strerror(-r));
@@ -77,8 +80,8 @@ static uint64_t be64_at(const uint8_t *p) {
         return v;
 }
 
-/* A qcow2 image without a backing file or an external data file: qemu-img then opens nothing but the
- * descriptor (both would be paths it opened itself, with the service's rights). */
+/* A qcow2 image without an external data file: qemu-img then opens nothing but the descriptor (the data
+ * file would be a path it opened itself, with the service's rights; a backing file it is told not to open). */
 static int check_image(const SnapDisk *disk, VbError *reterr) {
         uint8_t h[80] = {};
         ssize_t n = pread(disk->fd, h, sizeof h, 0);
@@ -87,9 +90,6 @@ static int check_image(const SnapDisk *disk, VbError *reterr) {
         if (n < 72 || memcmp(h, "QFI\xfb", 4) != 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Disk '%s' ('%s') is not a qcow2 image",
                                     disk->target, disk->path);
-        if (be64_at(h + 8) != 0)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' ('%s') has a backing file: internal "
-                                    "snapshots of such images are not supported yet", disk->target, disk->path);
         /* Incompatible feature bit 2: the data lives in an external file. */
         if (version >= 3 && (n < 80 || (be64_at(h + 72) & UINT64_C(4))))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' ('%s') keeps its data in an external "
@@ -499,6 +499,7 @@ void qemu_snapshots_abort(QemuDriver *q, const char *uuid) {
 
 void qemu_snapshots_close(QemuDriver *q) {
         qemu_snapshot_disk_close(q);
+        qemu_snapshot_merge_close(q);
         for (QemuSnapJob *j = q->snap_jobs; j; j = j->next)
                 j->dropped = true;
         q->snap_worker = worker_free(q->snap_worker);
@@ -532,16 +533,21 @@ int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, cons
                 domain_def_get_uuid_string(def, uuid);
                 return qmp_start(drv->priv, uuid, snap, "revert to", "snapshot-load", done, userdata, reterr);
         }
-        return img_start(drv->priv, def, snap, owner, "revert to", "-a", false, done, userdata, reterr);
+        /* The snapshot lives in the images the disks had when it was taken (a disk-only snapshot since may
+         * have put an overlay over them). */
+        return img_start(drv->priv, snap->domain ?: def, snap, owner, "revert to", "-a", false, done, userdata,
+                         reterr);
 }
 
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr) {
         char uuid[37];
 
+        if (snapshot_def_kind(snap) == SNAPSHOT_KIND_DISK_ONLY)
+                return qemu_snapshot_merge(drv->priv, def, running, snap, owner, done, userdata, reterr);
         if (running) {
                 domain_def_get_uuid_string(def, uuid);
                 return qmp_start(drv->priv, uuid, snap, "delete", "snapshot-delete", done, userdata, reterr);
         }
-        return img_start(drv->priv, def, snap, owner, "delete", "-d", false, done, userdata, reterr);
+        return img_start(drv->priv, snap->domain ?: def, snap, owner, "delete", "-d", false, done, userdata, reterr);
 }

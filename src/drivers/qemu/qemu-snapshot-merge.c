@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Deleting a disk-only snapshot: each overlay it made is merged into the image below it, which becomes the
+ * disk's image again, and the overlay file goes (core checked that every overlay is its disk's image now).
+ *  - Stopped domain, in a worker thread: every image of the disk's chain is opened with the rights of
+ *    whoever the definition says opens it (the overlay and the image below read-write, the rest read-only),
+ *    and `qemu-img commit` runs as the disk's owner, confined, with the chain given as those descriptors
+ *    (a json: description naming /proc/self/fd/N: it opens no path of its own). Only once every disk is
+ *    merged are the overlays removed, through their directories opened with their users' rights and only
+ *    if the names still are those files: a failure leaves every chain as it was (an image below may hold
+ *    a copy of what its overlay holds: nothing reads it differently).
+ *  - Running domain: the image below each overlay gets a read-write descriptor (opened with its user's
+ *    rights) in its descriptor set, its nodes are reopened read-write (blockdev-reopen), and QMP
+ *    block-commit of the active layer runs, one job per disk, polled for Progress; once all are ready,
+ *    job-complete puts each disk on the image below. The overlay's nodes and descriptor set go, then the
+ *    files. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conf/conf-node.h"
+#include "conf/device-conf.h"
+#include "conf/domain-paths.h"
+#include "conf/snapshot-conf.h"
+#include "drivers/qemu/qemu-command.h"
+#include "drivers/qemu/qemu-driver-internal.h"
+#include "drivers/qemu/qemu-sequence.h"
+#include "drivers/storage-backend.h"
+#include "host/process.h"
+#include "host/user-open.h"
+#include "util/log.h"
+#include "util/worker.h"
+
+#define COMMIT_TIMEOUT_MS (30 * 60 * 1000)
+#define MERGE_POLL_USEC (250 * 1000)
+
+typedef struct Layer {
+        char *path, *format;
+        uint32_t uid;
+        int fd;
+} Layer;
+
+typedef struct MergeDisk {
+        char *target;
+        Layer *v;       /* v[0]: the overlay, v[1]: the image below it, then the rest of the chain */
+        size_t n;
+        bool removed;
+        /* running */
+        char *alias, *job_id, *top_prefix, *base_prefix, *below_node;
+        int top_fdset, base_fdset;
+        bool ready, completing, concluded;
+        char *error;
+        uint64_t done, total;
+} MergeDisk;
+
+struct QemuMergeJob {
+        QemuDriver *q;
+        char uuid[37];
+        char *name;
+        SnapshotDef *snap;
+        bool running, removing, dropped;
+        MergeDisk *v;
+        size_t n;
+        int r;
+        VbError e;
+        VbDriverOpDone done;
+        void *userdata;
+        sd_event_source *poll;
+        uint64_t poll_id;
+        struct QemuMergeJob *next;
+};
+
+static void disk_done(MergeDisk *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                if (d->v[i].fd >= 0)
+                        close(d->v[i].fd);
+                free(d->v[i].path);
+                free(d->v[i].format);
+        }
+        free(d->v);
+        free(d->target);
+        free(d->alias);
+        free(d->job_id);
+        free(d->top_prefix);
+        free(d->base_prefix);
+        free(d->below_node);
+        free(d->error);
+}
+
+static void job_free(QemuMergeJob *j) {
+        QemuMergeJob **i;
+
+        for (i = &j->q->merge_jobs; *i && *i != j; i = &(*i)->next)
+                ;
+        if (*i)
+                *i = j->next;
+        sd_event_source_disable_unref(j->poll);
+        for (size_t k = 0; k < j->n; k++)
+                disk_done(&j->v[k]);
+        free(j->v);
+        free(j->name);
+        snapshot_def_free(j->snap);
+        vb_error_free(&j->e);
+        free(j);
+}
+
+static void job_finish(QemuMergeJob *j) {
+        if (!j->dropped) {
+                if (j->r < 0 && j->e.code == VB_ERROR_NONE)
+                        vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Failed to merge the overlays of snapshot '%s': %s",
+                                     j->name, strerror(-j->r));
+                if (j->r >= 0)
+                        log_info("Domain %s: the overlays of snapshot '%s' merged into the images below them.", j->uuid,
+                                 j->name);
+                j->done(j->r, j->r < 0 ? &j->e : NULL, j->userdata);
+        }
+        job_free(j);
+}
+
+/* In the worker ----------------------------------------------------------------------------------- */
+
+static int open_as(uint32_t uid, const char *path, HostOpenMode mode, int *ret) {
+        HostOpenRequest req = { .path = path, .mode = mode, .fd = -1 };
+        int r;
+
+        r = host_open_as(uid, &req, 1);
+        if (r < 0)
+                return r;
+        if (req.error < 0)
+                return req.error;
+        *ret = req.fd;
+        return 0;
+}
+
+/* The images a merge touches, each with its user's rights: running, the overlay (read-only: to know the
+ * file to remove) and the image below (read-write); stopped, the whole chain. */
+static int disk_open(MergeDisk *d, bool running, VbError *e) {
+        size_t n = running ? 2 : d->n;
+
+        for (size_t i = 0; i < n; i++) {
+                HostOpenMode mode = i < 2 && !(running && i == 0) ? HOST_OPEN_READ_WRITE : HOST_OPEN_READ;
+                int r = open_as(d->v[i].uid, d->v[i].path, mode, &d->v[i].fd);
+
+                if (r < 0)
+                        return vb_error_set(e, r == -EACCES || r == -EPERM ? VB_ERROR_ACCESS_DENIED :
+                                            VB_ERROR_OPERATION_FAILED, "Cannot open '%s' of disk '%s' (%s) with the "
+                                            "rights of uid %u to merge it: %s", d->v[i].path, d->target,
+                                            host_open_mode_to_string(mode), d->v[i].uid, strerror(-r));
+        }
+        return 0;
+}
+
+/* The chain from layer i down, for qemu-img: every image by its descriptor, nothing by a path. */
+static struct json_object *chain_json(const MergeDisk *d, size_t i) {
+        struct json_object *o = json_object_new_object(), *file = json_object_new_object();
+        char name[64];
+        struct stat st;
+
+        snprintf(name, sizeof name, "/proc/self/fd/%d", d->v[i].fd);
+        json_object_object_add(file, "driver", json_object_new_string(
+                                       fstat(d->v[i].fd, &st) >= 0 && S_ISBLK(st.st_mode) ? "host_device" : "file"));
+        json_object_object_add(file, "filename", json_object_new_string(name));
+        json_object_object_add(o, "driver", json_object_new_string(d->v[i].format));
+        json_object_object_add(o, "file", file);
+        if (streq(d->v[i].format, "qcow2"))
+                json_object_object_add(o, "backing", i + 1 < d->n ? chain_json(d, i + 1) : NULL);
+        return o;
+}
+
+static int wait_child(pid_t pid, const char *what, VbError *e) {
+        int pidfd = host_process_open_fd(pid), status = 0;
+
+        if (pidfd >= 0) {
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+                if (poll(&p, 1, COMMIT_TIMEOUT_MS) == 0) {
+                        (void) host_process_terminate(pid, pidfd, 1000000);
+                        close(pidfd);
+                        return vb_error_set(e, VB_ERROR_TIMEOUT, "%s took over %d s", what, COMMIT_TIMEOUT_MS / 1000);
+                }
+                close(pidfd);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(errno));
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "%s failed (status %d)", what, status);
+        return 0;
+}
+
+/* qemu-img commit of the overlay into the image below, run as the overlay's user (confined, with only
+ * the chain's descriptors), or as root for root's. */
+static int commit_stopped(const QemuDriver *q, MergeDisk *d, VbError *e) {
+        _cleanup_free_ int *keep = new0(int, d->n);
+        _cleanup_free_ char *spec = NULL, *what = NULL;
+        struct json_object *chain;
+        const char *argv[] = { storage_qemu_img_path(), "commit", "-q", "-d", NULL, NULL };
+        pid_t pid;
+        int r;
+
+        chain = chain_json(d, 0);
+        r = asprintf(&spec, "json:%s", json_object_to_json_string_ext(chain, JSON_C_TO_STRING_PLAIN));
+        json_object_put(chain);
+        if (r < 0 || !keep || asprintf(&what, "qemu-img commit of overlay '%s' of disk '%s' into '%s'", d->v[0].path,
+                                       d->target, d->v[1].path) < 0)
+                return -ENOMEM;
+        argv[4] = spec;
+        for (size_t i = 0; i < d->n; i++)
+                keep[i] = d->v[i].fd;
+        if (d->v[0].uid != 0) {
+                struct passwd pw, *res = NULL;
+                char buf[4096];
+                /* Shut in as QEMU is: the service's own directories hidden. */
+                HostConfinement c = { .uid = d->v[0].uid, .hide = q->confinement.hide, .die_with_parent = true };
+
+                if (getpwuid_r(d->v[0].uid, &pw, buf, sizeof buf, &res) != 0 || !res)
+                        return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "No user has uid %u: cannot merge disk '%s' "
+                                            "as its owner", d->v[0].uid, d->target);
+                c.gid = pw.pw_gid;
+                r = host_process_spawn_confined(argv, -1, keep, d->n, &c, &pid);
+        } else
+                r = host_process_spawn(argv, -1, keep, d->n, &pid);
+        if (r < 0)
+                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", argv[0], strerror(-r));
+        return wait_child(pid, what, e);
+}
+
+/* Removes the overlay: through its directory opened with its user's rights, only if the name still is
+ * the file merged. */
+static void overlay_remove(MergeDisk *d) {
+        _cleanup_free_ char *dir = strdup(d->v[0].path);
+        struct stat mine, there;
+        const char *base = strrchr(d->v[0].path, '/');
+        char *slash;
+        int dfd = -EBADF;
+
+        if (!dir || !base || d->v[0].fd < 0 || fstat(d->v[0].fd, &mine) < 0)
+                return;
+        base++;
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+                dir[1] = 0;
+        else
+                *slash = 0;
+        if (open_as(d->v[0].uid, dir, HOST_OPEN_DIRECTORY, &dfd) < 0) {
+                log_warning("Cannot open the directory of overlay '%s' to remove it, ignoring.", d->v[0].path);
+                return;
+        }
+        if (fstatat(dfd, base, &there, AT_SYMLINK_NOFOLLOW) >= 0 && there.st_dev == mine.st_dev &&
+            there.st_ino == mine.st_ino) {
+                if (unlinkat(dfd, base, 0) < 0)
+                        log_warning_errno(errno, "Failed to remove overlay '%s', ignoring: %m", d->v[0].path);
+                else
+                        d->removed = true;
+        } else
+                log_warning("Overlay '%s' was replaced since its snapshot: left in place.", d->v[0].path);
+        close(dfd);
+}
+
+static void work(void *userdata) {
+        QemuMergeJob *j = userdata;
+        int r = 0;
+
+        if (j->removing) {
+                for (size_t k = 0; k < j->n; k++)
+                        overlay_remove(&j->v[k]);
+                return;
+        }
+        for (size_t k = 0; k < j->n && r >= 0; k++)
+                r = disk_open(&j->v[k], j->running, &j->e);
+        for (size_t k = 0; k < j->n && r >= 0 && !j->running; k++)
+                r = commit_stopped(j->q, &j->v[k], &j->e);
+        /* Every chain merged: only now do the overlays go. */
+        for (size_t k = 0; k < j->n && r >= 0 && !j->running; k++)
+                overlay_remove(&j->v[k]);
+        j->r = r;
+}
+
+/* On the event loop: the live part ------------------------------------------------------------------ */
+
+static void live_start(QemuMergeJob *j);
+
+static void tell_progress(QemuMergeJob *j) {
+        const VbDriverEvents *ev = &j->q->drv->cfg.events;
+        uint64_t done = 0, total = 0;
+
+        for (size_t k = 0; k < j->n; k++) {
+                done += j->v[k].done;
+                total += j->v[k].total;
+        }
+        if (total == 0)
+                done = 0, total = 1;
+        if (ev->domain_progress)
+                ev->domain_progress(ev->userdata, j->uuid, done > total ? total : done, total);
+}
+
+static void on_removed(void *userdata, bool cancelled) {
+        job_finish(userdata);
+}
+
+static void on_opened(void *userdata, bool cancelled) {
+        QemuMergeJob *j = userdata;
+
+        if (cancelled && j->r >= 0)
+                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "Snapshot '%s' was not merged: the service is "
+                                    "stopping", j->name);
+        /* Shut off: qemu-img said nothing on the way; every disk is done. */
+        for (size_t k = 0; k < j->n && j->r >= 0 && !j->running; k++)
+                j->v[k].done = j->v[k].total = 1;
+        if (j->r >= 0 && !j->running && !j->dropped)
+                tell_progress(j);
+        if (j->r < 0 || !j->running || j->dropped) {
+                job_finish(j);
+                return;
+        }
+        live_start(j);
+}
+
+static int node_name(const char *prefix, const char *what, char **ret) {
+        return asprintf(ret, "%s-%s", prefix, what) < 0 ? -ENOMEM : 0;
+}
+
+/* The overlays are gone from QEMU's graph: so from its live definition (written for a restart of ours). */
+static void live_adopt(QemuMergeJob *j, QemuVm *vm) {
+        DomainDef *copy = NULL;
+
+        if (snapshot_def_drop_overlays(j->snap, vm->live, &copy, NULL) < 0) {
+                log_warning("Domain %s: out of memory recording the merge of snapshot '%s'.", j->uuid, j->name);
+                return;
+        }
+        domain_def_free(vm->live);
+        vm->live = copy;
+        if (qemu_vm_save(vm) < 0)
+                log_warning("Domain %s: failed to write its live definition after merging snapshot '%s', ignoring.",
+                            vm->uuid, j->name);
+}
+
+static void live_fail(QemuMergeJob *j, int r, const VbError *e, const char *what) {
+        j->r = r < 0 ? r : -EIO;
+        if (j->e.code == VB_ERROR_NONE)
+                vb_error_set(&j->e, e ? e->code : VB_ERROR_OPERATION_FAILED, "Failed to merge snapshot '%s' (%s): %s",
+                             j->name, what, e ? strempty(e->message) : strerror(-j->r));
+        job_finish(j);
+}
+
+/* The overlays' nodes and sets went: the files go (in the worker), then the caller hears it. */
+static void on_cleaned(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        QemuMergeJob *j = userdata;
+
+        if (r < 0)
+                log_warning("Domain %s: QEMU kept some node of the merged overlays of snapshot '%s', ignoring: %s",
+                            j->uuid, j->name, e ? strempty(e->message) : strerror(-r));
+        j->removing = true;
+        if (!j->q->snap_worker || worker_submit(j->q->snap_worker, work, on_removed, j) < 0)
+                job_finish(j);
+}
+
+static void live_cleanup(QemuMergeJob *j, QemuVm *vm) {
+        QemuSeq *seq = qemu_seq_new(vm);
+        struct json_object *args;
+
+        if (!seq) {
+                on_cleaned(NULL, -ENOMEM, NULL, j);
+                return;
+        }
+        for (size_t k = 0; k < j->n; k++) {
+                const MergeDisk *d = &j->v[k];
+
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(d->job_id));
+                qemu_seq_add_optional(seq, "job-dismiss", args);
+                for (size_t s = 0; s < 2; s++) {
+                        _cleanup_free_ char *node = NULL;
+
+                        if (node_name(d->top_prefix, s == 0 ? "format" : "storage", &node) < 0)
+                                continue;
+                        args = json_object_new_object();
+                        json_object_object_add(args, "node-name", json_object_new_string(node));
+                        qemu_seq_add_optional(seq, "blockdev-del", args);
+                }
+                if (d->top_fdset >= 0) {
+                        args = json_object_new_object();
+                        json_object_object_add(args, "fdset-id", json_object_new_int(d->top_fdset));
+                        qemu_seq_add_optional(seq, "remove-fd", args);
+                }
+        }
+        if (qemu_seq_run(seq, qemu_vm_command_timeout(vm), on_cleaned, j, NULL) < 0)
+                on_cleaned(NULL, -EIO, NULL, j);
+}
+
+static MergeDisk *disk_of_job(QemuMergeJob *j, const char *id) {
+        for (size_t k = 0; k < j->n; k++)
+                if (streq_ptr(j->v[k].job_id, id))
+                        return &j->v[k];
+        return NULL;
+}
+
+static int poll_arm(QemuMergeJob *j);
+
+/* query-jobs' answer: progress; each job ready is completed (once all are); all concluded: the end. */
+static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuMergeJob *j = userdata;
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+        size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+        bool all_ready = true, all_concluded = true;
+        const char *failure = NULL;
+
+        j->poll_id = 0;
+        if (j->dropped) {
+                job_finish(j);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *job = json_object_array_get_idx(ret, i);
+                MergeDisk *d = disk_of_job(j, qemu_json_string(job, "id"));
+                const char *status = qemu_json_string(job, "status");
+
+                if (!d || !status)
+                        continue;
+                if (qemu_json_get(job, "current-progress"))
+                        d->done = (uint64_t) json_object_get_int64(qemu_json_get(job, "current-progress"));
+                if (qemu_json_get(job, "total-progress"))
+                        d->total = (uint64_t) json_object_get_int64(qemu_json_get(job, "total-progress"));
+                if (streq(status, "ready"))
+                        d->ready = true;
+                if (streq(status, "concluded") || streq(status, "null")) {
+                        d->concluded = true;
+                        if (qemu_json_string(job, "error") && !d->error)
+                                d->error = strdup(qemu_json_string(job, "error"));
+                }
+        }
+        for (size_t k = 0; k < j->n; k++) {
+                all_ready = all_ready && (j->v[k].ready || j->v[k].concluded);
+                all_concluded = all_concluded && j->v[k].concluded;
+                if (j->v[k].error)
+                        failure = j->v[k].error;
+        }
+        tell_progress(j);
+        if (!vm || error) {
+                live_fail(j, -EIO, NULL, vm ? error : "the domain stopped");
+                return;
+        }
+        if (failure) {
+                /* A job that failed changed nothing of its disk; the others are cancelled (a ready active
+                 * commit cancelled leaves its disk on the overlay). */
+                for (size_t k = 0; k < j->n; k++) {
+                        struct json_object *args = json_object_new_object();
+
+                        json_object_object_add(args, "id", json_object_new_string(j->v[k].job_id));
+                        (void) qemu_monitor_call(vm->mon, j->v[k].concluded ? "job-dismiss" : "job-cancel", args, NULL,
+                                                 NULL);
+                }
+                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot "
+                                    "'%s': %s", j->name, failure);
+                job_finish(j);
+                return;
+        }
+        if (all_concluded) {
+                live_adopt(j, vm);
+                live_cleanup(j, vm);
+                return;
+        }
+        for (size_t k = 0; k < j->n && all_ready; k++) {
+                struct json_object *args;
+
+                if (j->v[k].completing || j->v[k].concluded)
+                        continue;
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(j->v[k].job_id));
+                if (qemu_monitor_call(vm->mon, "job-complete", args, NULL, NULL) >= 0)
+                        j->v[k].completing = true;
+        }
+        (void) poll_arm(j);
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        QemuMergeJob *j = userdata;
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+        j->poll = sd_event_source_disable_unref(j->poll);
+        if (!vm || !vm->mon || qemu_monitor_call_fd(vm->mon, "query-jobs", NULL, -1, on_jobs, j, &j->poll_id) < 0) {
+                j->poll_id = 0;
+                live_fail(j, -EIO, NULL, "the domain stopped");
+        }
+        return 0;
+}
+
+static int poll_arm(QemuMergeJob *j) {
+        if (j->poll || j->poll_id)
+                return 0;
+        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC, MERGE_POLL_USEC, 0,
+                                          on_poll_timer, j);
+}
+
+static void on_commits_started(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        QemuMergeJob *j = userdata;
+
+        if (r < 0) {
+                live_fail(j, r, e, "starting the block-commit jobs");
+                return;
+        }
+        if (poll_arm(j) < 0)
+                live_fail(j, -ENOMEM, NULL, "polling the jobs");
+}
+
+/* The set a storage node's file is in ("/dev/fdset/N"), from query-named-block-nodes' answer. */
+static int fdset_of(struct json_object *nodes, const char *prefix) {
+        _cleanup_free_ char *name = NULL;
+        size_t n = nodes && json_object_is_type(nodes, json_type_array) ? json_object_array_length(nodes) : 0;
+        int set = -1;
+
+        if (node_name(prefix, "storage", &name) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *o = json_object_array_get_idx(nodes, i);
+                const char *file = qemu_json_string(o, "file");
+
+                if (streq_ptr(qemu_json_string(o, "node-name"), name) && file &&
+                    sscanf(file, "/dev/fdset/%d", &set) == 1)
+                        return set;
+        }
+        return -1;
+}
+
+/* The image below, read-write: its storage node (its set now holds a read-write descriptor) and format
+ * node reopened so, as one. */
+static struct json_object *reopen_args(const MergeDisk *d, bool block) {
+        struct json_object *args = json_object_new_object(), *list = json_object_new_array();
+        struct json_object *storage = json_object_new_object(), *format = json_object_new_object();
+        _cleanup_free_ char *sname = NULL, *fname = NULL, *file = NULL;
+
+        if (node_name(d->base_prefix, "storage", &sname) < 0 || node_name(d->base_prefix, "format", &fname) < 0 ||
+            asprintf(&file, "/dev/fdset/%d", d->base_fdset) < 0) {
+                json_object_put(args);
+                json_object_put(list);
+                json_object_put(storage);
+                json_object_put(format);
+                return NULL;
+        }
+        json_object_object_add(storage, "driver", json_object_new_string(block ? "host_device" : "file"));
+        json_object_object_add(storage, "node-name", json_object_new_string(sname));
+        json_object_object_add(storage, "filename", json_object_new_string(file));
+        json_object_object_add(storage, "read-only", json_object_new_boolean(false));
+        json_object_object_add(storage, "auto-read-only", json_object_new_boolean(true));
+        json_object_object_add(format, "driver", json_object_new_string(d->v[1].format));
+        json_object_object_add(format, "node-name", json_object_new_string(fname));
+        json_object_object_add(format, "file", json_object_new_string(sname));
+        json_object_object_add(format, "read-only", json_object_new_boolean(false));
+        if (d->below_node)
+                json_object_object_add(format, "backing", json_object_new_string(d->below_node));
+        json_object_array_add(list, storage);
+        json_object_array_add(list, format);
+        json_object_object_add(args, "options", list);
+        return args;
+}
+
+static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
+        QemuMergeJob *j = userdata;
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+        struct json_object *nodes = r >= 0 ? qemu_seq_reply(seq, 0) : NULL;
+        QemuSeq *next;
+
+        if (r < 0 || !vm) {
+                live_fail(j, r < 0 ? r : -ESRCH, e, "reading QEMU's block nodes");
+                return;
+        }
+        next = qemu_seq_new(vm);
+        if (!next) {
+                live_fail(j, -ENOMEM, NULL, "out of memory");
+                return;
+        }
+        for (size_t k = 0; k < j->n; k++) {
+                MergeDisk *d = &j->v[k];
+                struct json_object *args;
+                _cleanup_free_ char *top = NULL, *base = NULL;
+                struct stat st;
+
+                d->top_fdset = fdset_of(nodes, d->top_prefix);
+                d->base_fdset = fdset_of(nodes, d->base_prefix);
+                if (d->base_fdset < 0) {
+                        qemu_seq_free(next);
+                        live_fail(j, -ENOENT, NULL, "QEMU has no descriptor set for the image below the overlay");
+                        return;
+                }
+                args = json_object_new_object();
+                json_object_object_add(args, "fdset-id", json_object_new_int(d->base_fdset));
+                json_object_object_add(args, "opaque", json_object_new_string(d->alias));
+                qemu_seq_add_fd(next, "hand QEMU the image below the overlay, read-write", "add-fd", args, d->v[1].fd);
+                qemu_seq_add(next, "reopen the image below the overlay read-write", "blockdev-reopen",
+                             reopen_args(d, fstat(d->v[1].fd, &st) >= 0 && S_ISBLK(st.st_mode)));
+                if (node_name(d->top_prefix, "format", &top) < 0 || node_name(d->base_prefix, "format", &base) < 0) {
+                        qemu_seq_free(next);
+                        live_fail(j, -ENOMEM, NULL, "out of memory");
+                        return;
+                }
+                args = json_object_new_object();
+                json_object_object_add(args, "job-id", json_object_new_string(d->job_id));
+                json_object_object_add(args, "device", json_object_new_string(top));
+                json_object_object_add(args, "base-node", json_object_new_string(base));
+                json_object_object_add(args, "auto-dismiss", json_object_new_boolean(false));
+                qemu_seq_add(next, "start merging the overlay (block-commit)", "block-commit", args);
+        }
+        r = qemu_seq_run(next, qemu_vm_command_timeout(vm), on_commits_started, j, &j->e);
+        if (r < 0)
+                live_fail(j, r, NULL, "starting the block-commit jobs");
+}
+
+static void live_start(QemuMergeJob *j) {
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+        struct json_object *args;
+        QemuSeq *seq;
+        int r;
+
+        if (!vm || !vm->mon || !(seq = qemu_seq_new(vm))) {
+                live_fail(j, vm ? -ENOMEM : -ESRCH, NULL, vm ? "out of memory" : "the domain stopped");
+                return;
+        }
+        args = json_object_new_object();
+        json_object_object_add(args, "flat", json_object_new_boolean(true));
+        qemu_seq_add(seq, "list QEMU's block nodes", "query-named-block-nodes", args);
+        r = qemu_seq_run(seq, qemu_vm_command_timeout(vm), on_nodes, j, &j->e);
+        if (r < 0)
+                live_fail(j, r, NULL, "listing QEMU's block nodes");
+}
+
+/* The op ------------------------------------------------------------------------------------------- */
+
+static const DeviceDef *disk_of(const DomainDef *def, const char *target) {
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
+                        return def->devices[i];
+        return NULL;
+}
+
+static int layer_add(MergeDisk *d, const char *path, const char *format, const DomainAccess *access) {
+        Layer *l = &d->v[d->n];
+
+        *l = (Layer) { .fd = -1, .path = strdup(path), .format = strdup(format ?: "raw") };
+        d->n++;
+        if (!l->path || !l->format)
+                return -ENOMEM;
+        l->uid = domain_access_uid_for(access, path);
+        return 0;
+}
+
+/* The disk's chain, from its image (the overlay) down, as its <backingStore> elements say. */
+static int disk_fill(MergeDisk *d, const DeviceDef *dev, const SnapshotDiskDef *k, bool running,
+                     const DomainAccess *access, VbError *reterr) {
+        const ConfNode *b;
+        size_t depth = 0;
+        int r;
+
+        for (b = dev->extra ? conf_node_child(dev->extra, "backingStore") : NULL; b; b = conf_node_child(b, "backingStore"))
+                if (conf_node_child(b, "source"))
+                        depth++;
+        if (!streq_ptr(device_disk_get_source(dev), k->source_file) || depth == 0)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' does not run on the overlay '%s' of "
+                                    "the snapshot over an image: it cannot be merged", k->name, strempty(k->source_file));
+        if (!(d->target = strdup(k->name)) || !(d->v = new0(Layer, depth + 1)))
+                return -ENOMEM;
+        r = layer_add(d, device_disk_get_source(dev), device_disk_get_format(dev), access);
+        for (b = conf_node_child(dev->extra, "backingStore"); b && r >= 0; b = conf_node_child(b, "backingStore")) {
+                const ConfNode *src = conf_node_child(b, "source"), *fmt = conf_node_child(b, "format");
+                const char *type = conf_node_attr(b, "type") ?: "file";
+                const char *path = src ? conf_node_attr(src, streq(type, "block") ? "dev" : "file") : NULL;
+                const char *format = fmt ? conf_node_attr(fmt, "type") : NULL;
+
+                if (!src)
+                        break;
+                if (!path || (format && !streq(format, "raw") && !streq(format, "qcow2")))
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s': an image of its chain is not a "
+                                            "'raw' or 'qcow2' file or block device", k->name);
+                r = layer_add(d, path, format, access);
+        }
+        if (r < 0 || !running)
+                return r;
+        if (!dev->alias)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Disk '%s' has no id in QEMU", k->name);
+        if (!(d->alias = strdup(dev->alias)) || asprintf(&d->job_id, "vb-merge-%s", dev->alias) < 0 ||
+            qemu_disk_node_prefix(dev->alias, depth, &d->top_prefix) < 0 ||
+            qemu_disk_node_prefix(dev->alias, depth - 1, &d->base_prefix) < 0)
+                return -ENOMEM;
+        if (depth >= 2) {
+                _cleanup_free_ char *prefix = NULL;
+
+                if (qemu_disk_node_prefix(dev->alias, depth - 2, &prefix) < 0 || node_name(prefix, "format", &d->below_node) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const SnapshotDef *snap,
+                        const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        QemuMergeJob *j;
+        char uuid[37];
+        int r = 0;
+
+        domain_def_get_uuid_string(def, uuid);
+        if (running && !qemu_driver_find_vm(q, uuid, reterr))
+                return -ESRCH;
+        if (!q->snap_worker) {
+                r = worker_new(q->drv->cfg.event, 1, 64, 0, &q->snap_worker);
+                if (r < 0)
+                        return r;
+        }
+        j = new0(QemuMergeJob, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (QemuMergeJob) { .q = q, .running = running, .done = done, .userdata = userdata, .e = VB_ERROR_NULL,
+                              .next = q->merge_jobs };
+        q->merge_jobs = j;
+        snprintf(j->uuid, sizeof j->uuid, "%s", uuid);
+        j->name = strdup(snap->name);
+        j->v = new0(MergeDisk, snap->n_disks + 1);
+        if (!j->name || !j->v || snapshot_def_copy(snap, &j->snap) < 0)
+                r = -ENOMEM;
+        for (size_t i = 0; i < snap->n_disks && r >= 0; i++) {
+                const SnapshotDiskDef *k = &snap->disks[i];
+                const DeviceDef *dev;
+
+                if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file)
+                        continue;
+                dev = disk_of(def, k->name);
+                if (!dev) {
+                        r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' of snapshot '%s' is no longer a disk "
+                                         "of the domain: its overlay cannot be merged", k->name, snap->name);
+                        break;
+                }
+                j->v[j->n] = (MergeDisk) { .top_fdset = -1, .base_fdset = -1 };
+                r = disk_fill(&j->v[j->n++], dev, k, running, access, reterr);
+        }
+        if (r >= 0)
+                r = worker_submit(q->snap_worker, work, on_opened, j);
+        if (r < 0) {
+                if (r == -EAGAIN)
+                        r = vb_error_set(reterr, VB_ERROR_LIMITS_EXCEEDED, "Too many snapshot operations wait already");
+                job_free(j);
+                return r;
+        }
+        log_debug("Domain %s: merging the overlays of snapshot '%s' (%zu disk(s)).", j->uuid, j->name, j->n);
+        return 0;
+}
+
+void qemu_snapshot_merge_close(QemuDriver *q) {
+        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next) {
+                j->dropped = true;
+                j->poll = sd_event_source_disable_unref(j->poll);
+        }
+}
