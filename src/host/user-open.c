@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -333,4 +334,46 @@ int host_open_as(uid_t uid, HostOpenRequest *reqs, size_t n) {
         /* It has sent its last answer (or was killed): it exits at once. */
         (void) waitpid(pid, NULL, r == -ETIMEDOUT ? WNOHANG : 0);
         return r;
+}
+
+int host_open_one_as(uid_t uid, const char *path, HostOpenMode mode, int *ret_fd) {
+        HostOpenRequest req = { .path = path, .mode = mode, .fd = -1 };
+        int r;
+
+        r = host_open_as(uid, &req, 1);
+        if (r < 0)
+                return r;
+        if (req.error < 0)
+                return req.error;
+        *ret_fd = req.fd;
+        return 0;
+}
+
+int host_open_parent_as(uid_t uid, const char *path, int *ret_dfd, const char **ret_name) {
+        const char *slash = strrchr(path, '/');
+        char *dir;
+        int r;
+
+        if (!slash)
+                return -EINVAL;
+        dir = slash == path ? strdup("/") : strndup(path, (size_t) (slash - path));
+        if (!dir)
+                return -ENOMEM;
+        r = host_open_one_as(uid, dir, HOST_OPEN_DIRECTORY, ret_dfd);
+        free(dir);
+        if (r < 0)
+                return r;
+        *ret_name = slash + 1;
+        return 0;
+}
+
+int host_unlinkat_if_same(int dfd, const char *name, int fd) {
+        struct stat mine, there;
+
+        if (fstat(fd, &mine) < 0 || fstatat(dfd, name, &there, AT_SYMLINK_NOFOLLOW) < 0 ||
+            there.st_dev != mine.st_dev || there.st_ino != mine.st_ino)
+                return -ESTALE;
+        if (unlinkat(dfd, name, 0) < 0)
+                return -errno;
+        return 0;
 }

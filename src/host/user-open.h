@@ -47,6 +47,19 @@ typedef struct HostOpenRequest {
  * does not exist, the child could not be made); then no descriptor is open. */
 int host_open_as(uid_t uid, HostOpenRequest *reqs, size_t n);
 
+/* One path opened as uid (host_open_as with one request): 0 and the descriptor in *ret_fd, or -errno of the
+ * open or of the child. */
+int host_open_one_as(uid_t uid, const char *path, HostOpenMode mode, int *ret_fd);
+
+/* The directory of an absolute path opened as uid (HOST_OPEN_DIRECTORY), and in *ret_name the path's last
+ * component (pointing into path). */
+int host_open_parent_as(uid_t uid, const char *path, int *ret_dfd, const char **ret_name);
+
+/* Removes name from the directory dfd only if it still is the file open as fd (same device and inode; a
+ * symlink there is not followed): a file we made is removed, one put in its place since is not. 0 once
+ * removed, -ESTALE when the name is gone or is another file, else the -errno of the unlink. */
+int host_unlinkat_if_same(int dfd, const char *name, int fd);
+
 /* Closes the descriptors of the requests, and forgets them. */
 void host_open_requests_close(HostOpenRequest *reqs, size_t n);
 

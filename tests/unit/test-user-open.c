@@ -198,6 +198,39 @@ static void test_create_new(void **state) {
         free(link);
 }
 
+/* A file we made goes through its directory opened with the user's rights, and only while the name still is
+ * that file: one put in its place is left alone. */
+static void test_unlink_if_same(void **state) {
+        char *made = in_dir("made.qcow2"), *other = in_dir("other");
+        const char *name = NULL;
+        int fd, dfd = -1, keep;
+
+        assert_int_equal(host_open_one_as(nobody, made, HOST_OPEN_CREATE, &fd), 0);
+        assert_int_equal(host_open_parent_as(nobody, made, &dfd, &name), 0);
+        assert_string_equal(name, "made.qcow2");
+
+        /* Replaced since: the new file stays. */
+        keep = open(other, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(keep >= 0);
+        assert_int_equal(rename(other, made), 0);
+        assert_int_equal(host_unlinkat_if_same(dfd, name, fd), -ESTALE);
+        assert_int_equal(access(made, F_OK), 0);
+
+        /* Still ours: removed; gone: nothing to do. */
+        assert_int_equal(host_unlinkat_if_same(dfd, name, keep), 0);
+        assert_int_equal(access(made, F_OK), -1);
+        assert_int_equal(host_unlinkat_if_same(dfd, name, keep), -ESTALE);
+
+        /* A directory the user may not open. */
+        assert_int_equal(host_open_parent_as(nobody, "/root/x", &dfd, &name) < 0, 1);
+        assert_int_equal(host_open_parent_as(nobody, "relative", &dfd, &name), -EINVAL);
+        close(keep);
+        close(fd);
+        close(dfd);
+        free(made);
+        free(other);
+}
+
 static void test_unknown_user(void **state) {
         HostOpenRequest q = { .path = "/etc/hostname", .mode = HOST_OPEN_READ };
         /* A uid no account has: refused as a whole, nothing open. */
@@ -210,6 +243,7 @@ int main(void) {
                 cmocka_unit_test(test_rights_are_the_users),
                 cmocka_unit_test(test_create_and_check),
                 cmocka_unit_test(test_create_new),
+                cmocka_unit_test(test_unlink_if_same),
                 cmocka_unit_test(test_unknown_user),
         };
         struct passwd *pw;

@@ -205,19 +205,6 @@ void qemu_nbd_psk_remove(const char *dir) {
 
 /* In the worker: create or remove ---------------------------------------------------------------------- */
 
-static int open_as(uint32_t uid, const char *path, HostOpenMode mode, int *ret) {
-        HostOpenRequest req = { .path = path, .mode = mode, .fd = -1 };
-        int r;
-
-        r = host_open_as(uid, &req, 1);
-        if (r < 0)
-                return r;
-        if (req.error < 0)
-                return req.error;
-        *ret = req.fd;
-        return 0;
-}
-
 static int write_qcow2(const InDisk *d, VbError *e) {
         char file[32], sz[32];
         const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", file, sz, NULL };
@@ -252,7 +239,7 @@ static int write_qcow2(const InDisk *d, VbError *e) {
 static int disk_create(InDisk *d, VbError *e) {
         int r;
 
-        r = open_as(d->uid, d->path, HOST_OPEN_CREATE, &d->fd);
+        r = host_open_one_as(d->uid, d->path, HOST_OPEN_CREATE, &d->fd);
         if (r < 0) {
                 char whose[48] = "";
 
@@ -276,27 +263,17 @@ static int disk_create(InDisk *d, VbError *e) {
 /* Removes a file we created: through its directory opened with its creator's rights, and only if the name
  * still is that file. */
 static void disk_remove(InDisk *d) {
-        _cleanup_free_ char *dir = strdup(d->path);
         _cleanup_close_ int dfd = -EBADF;
-        struct stat mine, there;
-        const char *base = strrchr(d->path, '/');
-        char *slash;
+        const char *base;
+        int r;
 
-        if (!d->created || !dir || !base || d->fd < 0 || fstat(d->fd, &mine) < 0)
+        if (!d->created || d->fd < 0 || host_open_parent_as(d->uid, d->path, &dfd, &base) < 0)
                 return;
-        base++;
-        slash = strrchr(dir, '/');
-        if (slash == dir)
-                dir[1] = 0;
-        else
-                *slash = 0;
-        if (open_as(d->uid, dir, HOST_OPEN_DIRECTORY, &dfd) < 0)
+        r = host_unlinkat_if_same(dfd, base, d->fd);
+        if (r == -ESTALE)
                 return;
-        if (fstatat(dfd, base, &there, AT_SYMLINK_NOFOLLOW) < 0 || there.st_dev != mine.st_dev ||
-            there.st_ino != mine.st_ino)
-                return;
-        if (unlinkat(dfd, base, 0) < 0)
-                log_warning_errno(errno, "Failed to remove '%s', ignoring: %m", d->path);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove '%s', ignoring: %m", d->path);
         else
                 log_info("Removed '%s' (disk '%s' of a migration that did not finish).", d->path, d->target);
         d->created = false;

@@ -169,33 +169,20 @@ static int run_qemu_img(const Overlay *o, uint64_t size, VbError *e) {
         return 0;
 }
 
-static int open_as(uint32_t uid, const char *path, HostOpenMode mode, int *ret) {
-        HostOpenRequest req = { .path = path, .mode = mode, .fd = -1 };
-        int r;
-
-        r = host_open_as(uid, &req, 1);
-        if (r < 0)
-                return r;
-        if (req.error < 0)
-                return req.error;
-        *ret = req.fd;
-        return 0;
-}
-
 static int overlay_create(Overlay *o, VbError *e) {
         _cleanup_close_ int img = -EBADF;
         char self[64];
         uint64_t size = 0;
         int r;
 
-        r = open_as(o->backing_uid, o->backing, HOST_OPEN_READ, &img);
+        r = host_open_one_as(o->backing_uid, o->backing, HOST_OPEN_READ, &img);
         if (r >= 0)
                 r = image_size(img, o->backing_fmt, &size);
         if (r < 0)
                 return vb_error_set(e, r == -EACCES || r == -EPERM ? VB_ERROR_ACCESS_DENIED : VB_ERROR_OPERATION_FAILED,
                                     "Cannot read the size of disk '%s' ('%s', %s) for its overlay: %s", o->target,
                                     o->backing, o->backing_fmt, r == -EBADMSG ? "not a qcow2 image" : strerror(-r));
-        r = open_as(o->uid, o->path, HOST_OPEN_CREATE, &o->fd);
+        r = host_open_one_as(o->uid, o->path, HOST_OPEN_CREATE, &o->fd);
         if (r < 0) {
                 char whose[48] = "";
 
@@ -221,27 +208,17 @@ static int overlay_create(Overlay *o, VbError *e) {
 /* Removes an overlay we created: through its directory opened with its creator's rights, and only if the
  * name still is the file we made. */
 static void overlay_remove(Overlay *o) {
-        _cleanup_free_ char *dir = strdup(o->path);
         _cleanup_close_ int dfd = -EBADF;
-        struct stat mine, there;
-        const char *base = strrchr(o->path, '/');
-        char *slash;
+        const char *base;
+        int r;
 
-        if (!o->created || !dir || !base || o->fd < 0 || fstat(o->fd, &mine) < 0)
+        if (!o->created || o->fd < 0 || host_open_parent_as(o->uid, o->path, &dfd, &base) < 0)
                 return;
-        base++;
-        slash = strrchr(dir, '/');
-        if (slash == dir)
-                dir[1] = 0;
-        else
-                *slash = 0;
-        if (open_as(o->uid, dir, HOST_OPEN_DIRECTORY, &dfd) < 0)
+        r = host_unlinkat_if_same(dfd, base, o->fd);
+        if (r == -ESTALE)
                 return;
-        if (fstatat(dfd, base, &there, AT_SYMLINK_NOFOLLOW) < 0 || there.st_dev != mine.st_dev ||
-            there.st_ino != mine.st_ino)
-                return;
-        if (unlinkat(dfd, base, 0) < 0)
-                log_warning_errno(errno, "Failed to remove overlay '%s', ignoring: %m", o->path);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove overlay '%s', ignoring: %m", o->path);
         o->created = false;
 }
 

@@ -124,19 +124,6 @@ static void job_finish(QemuMergeJob *j) {
 
 /* In the worker ----------------------------------------------------------------------------------- */
 
-static int open_as(uint32_t uid, const char *path, HostOpenMode mode, int *ret) {
-        HostOpenRequest req = { .path = path, .mode = mode, .fd = -1 };
-        int r;
-
-        r = host_open_as(uid, &req, 1);
-        if (r < 0)
-                return r;
-        if (req.error < 0)
-                return req.error;
-        *ret = req.fd;
-        return 0;
-}
-
 /* The images a merge touches, each with its user's rights: running, the overlay (read-only: to know the
  * file to remove) and the image below (read-write); stopped, the whole chain. */
 static int disk_open(MergeDisk *d, bool running, VbError *e) {
@@ -144,7 +131,7 @@ static int disk_open(MergeDisk *d, bool running, VbError *e) {
 
         for (size_t i = 0; i < n; i++) {
                 HostOpenMode mode = i < 2 && !(running && i == 0) ? HOST_OPEN_READ_WRITE : HOST_OPEN_READ;
-                int r = open_as(d->v[i].uid, d->v[i].path, mode, &d->v[i].fd);
+                int r = host_open_one_as(d->v[i].uid, d->v[i].path, mode, &d->v[i].fd);
 
                 if (r < 0)
                         return vb_error_set(e, r == -EACCES || r == -EPERM ? VB_ERROR_ACCESS_DENIED :
@@ -232,32 +219,25 @@ static int commit_stopped(const QemuDriver *q, MergeDisk *d, VbError *e) {
 /* Removes the overlay: through its directory opened with its user's rights, only if the name still is
  * the file merged. */
 static void overlay_remove(MergeDisk *d) {
-        _cleanup_free_ char *dir = strdup(d->v[0].path);
-        struct stat mine, there;
-        const char *base = strrchr(d->v[0].path, '/');
-        char *slash;
-        int dfd = -EBADF;
+        const char *base;
+        int dfd = -EBADF, r;
 
-        if (!dir || !base || d->v[0].fd < 0 || fstat(d->v[0].fd, &mine) < 0)
+        if (d->v[0].fd < 0)
                 return;
-        base++;
-        slash = strrchr(dir, '/');
-        if (slash == dir)
-                dir[1] = 0;
-        else
-                *slash = 0;
-        if (open_as(d->v[0].uid, dir, HOST_OPEN_DIRECTORY, &dfd) < 0) {
+        r = host_open_parent_as(d->v[0].uid, d->v[0].path, &dfd, &base);
+        if (r == -ENOMEM || r == -EINVAL)
+                return;
+        if (r < 0) {
                 log_warning("Cannot open the directory of overlay '%s' to remove it, ignoring.", d->v[0].path);
                 return;
         }
-        if (fstatat(dfd, base, &there, AT_SYMLINK_NOFOLLOW) >= 0 && there.st_dev == mine.st_dev &&
-            there.st_ino == mine.st_ino) {
-                if (unlinkat(dfd, base, 0) < 0)
-                        log_warning_errno(errno, "Failed to remove overlay '%s', ignoring: %m", d->v[0].path);
-                else
-                        d->removed = true;
-        } else
+        r = host_unlinkat_if_same(dfd, base, d->v[0].fd);
+        if (r == -ESTALE)
                 log_warning("Overlay '%s' was replaced since its snapshot: left in place.", d->v[0].path);
+        else if (r < 0)
+                log_warning_errno(r, "Failed to remove overlay '%s', ignoring: %m", d->v[0].path);
+        else
+                d->removed = true;
         close(dfd);
 }
 
