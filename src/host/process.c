@@ -415,3 +415,22 @@ int host_process_terminate(pid_t pid, int pidfd, uint64_t grace_usec) {
                 close(own_fd);
         return gone ? 0 : -ETIMEDOUT;
 }
+
+int host_process_wait_timeout(pid_t pid, int timeout_ms, int *ret_status) {
+        int pidfd = host_process_open_fd(pid), status = 0;
+
+        if (pidfd >= 0) {
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+                if (poll(&p, 1, timeout_ms) == 0) {
+                        (void) host_process_terminate(pid, pidfd, 1000000);
+                        close(pidfd);
+                        return -ETIMEDOUT;
+                }
+                close(pidfd);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        *ret_status = status;
+        return 0;
+}

@@ -76,5 +76,10 @@ int host_process_open_fd(pid_t pid);
  * child. Returns 0 once it is gone, -ETIMEDOUT if even SIGKILL did not end it. pidfd may be -1. */
 int host_process_terminate(pid_t pid, int pidfd, uint64_t grace_usec);
 
+/* Waits for our child pid to exit, at most timeout_ms (then it is ended as host_process_terminate does,
+ * and -ETIMEDOUT returned). 0 and its wait status in *ret_status once it exited, or the -errno of
+ * waitpid. Blocks: for worker threads. */
+int host_process_wait_timeout(pid_t pid, int timeout_ms, int *ret_status);
+
 /* Reaps pid if it is our child and exited; harmless otherwise. */
 void host_process_reap(pid_t pid);

@@ -153,6 +153,25 @@ static void test_exec_failure_after_release(void **state) {
         assert_int_equal(host_process_spawn_release(&s), -ENOENT);
 }
 
+/* host_process_wait_timeout(): the child's status once it exits; one that runs on is ended and reaped. */
+static void test_wait_timeout(void **state) {
+        const char *quick[] = { "/bin/sh", "-c", "exit 3", NULL }, *slow[] = { "/bin/sleep", "600", NULL };
+        int status = -1;
+        pid_t pid;
+
+        assert_int_equal(host_process_spawn(quick, -1, NULL, 0, &pid), 0);
+        assert_int_equal(host_process_wait_timeout(pid, 600 * 1000, &status), 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 3);
+
+        status = -1;
+        assert_int_equal(host_process_spawn(slow, -1, NULL, 0, &pid), 0);
+        assert_int_equal(host_process_wait_timeout(pid, 50, &status), -ETIMEDOUT);
+        assert_int_equal(status, -1);
+        assert_int_equal(waitpid(pid, NULL, WNOHANG), -1); /* already reaped */
+        assert_int_equal(errno, ECHILD);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_released_runs),
@@ -160,6 +179,7 @@ int main(void) {
                 cmocka_unit_test(test_parent_dies_first),
                 cmocka_unit_test(test_exec_failure_after_release),
                 cmocka_unit_test(test_die_with_parent),
+                cmocka_unit_test(test_wait_timeout),
         };
         char rm[128];
         int r;

@@ -12,7 +12,6 @@
  * The key never crosses the network: the client gives it to the source over the buses. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -208,7 +207,7 @@ void qemu_nbd_psk_remove(const char *dir) {
 static int write_qcow2(const InDisk *d, VbError *e) {
         char file[32], sz[32];
         const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-f", "qcow2", file, sz, NULL };
-        int keep[] = { d->fd }, status = 0, pidfd, r;
+        int keep[] = { d->fd }, status = 0, r;
         pid_t pid;
 
         snprintf(file, sizeof file, "/dev/fd/%d", d->fd);
@@ -216,20 +215,12 @@ static int write_qcow2(const InDisk *d, VbError *e) {
         r = host_process_spawn(argv, -1, keep, 1, &pid);
         if (r < 0)
                 return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", argv[0], strerror(-r));
-        pidfd = host_process_open_fd(pid);
-        if (pidfd >= 0) {
-                struct pollfd p = { .fd = pidfd, .events = POLLIN };
-
-                if (poll(&p, 1, CREATE_TIMEOUT_MS) == 0) {
-                        (void) host_process_terminate(pid, pidfd, 1000000);
-                        close(pidfd);
-                        return vb_error_set(e, VB_ERROR_TIMEOUT, "qemu-img create of '%s' took over %d s", d->path,
-                                            CREATE_TIMEOUT_MS / 1000);
-                }
-                close(pidfd);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(errno));
+        r = host_process_wait_timeout(pid, CREATE_TIMEOUT_MS, &status);
+        if (r == -ETIMEDOUT)
+                return vb_error_set(e, VB_ERROR_TIMEOUT, "qemu-img create of '%s' took over %d s", d->path,
+                                    CREATE_TIMEOUT_MS / 1000);
+        if (r < 0)
+                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(-r));
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "qemu-img failed to create '%s' of disk '%s' "
                                     "(status %d)", d->path, d->target, status);

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -140,7 +139,7 @@ static int run_qemu_img(const Overlay *o, uint64_t size, VbError *e) {
         char file[32], sz[32];
         const char *argv[] = { storage_qemu_img_path(), "create", "-q", "-u", "-f", "qcow2", "-b", o->backing, "-F",
                                o->backing_fmt, file, sz, NULL };
-        int keep[] = { o->fd }, status = 0, pidfd, r;
+        int keep[] = { o->fd }, status = 0, r;
         pid_t pid;
 
         snprintf(file, sizeof file, "/dev/fd/%d", o->fd);
@@ -148,21 +147,12 @@ static int run_qemu_img(const Overlay *o, uint64_t size, VbError *e) {
         r = host_process_spawn(argv, -1, keep, 1, &pid);
         if (r < 0)
                 return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to run '%s': %s", argv[0], strerror(-r));
-        pidfd = host_process_open_fd(pid);
-        if (pidfd >= 0) {
-                struct pollfd p = { .fd = pidfd, .events = POLLIN };
-
-                r = poll(&p, 1, OVERLAY_CREATE_TIMEOUT_MS);
-                if (r == 0) {
-                        (void) host_process_terminate(pid, pidfd, 1000000);
-                        close(pidfd);
-                        return vb_error_set(e, VB_ERROR_TIMEOUT, "qemu-img create of overlay '%s' took over %d s",
-                                            o->path, OVERLAY_CREATE_TIMEOUT_MS / 1000);
-                }
-                close(pidfd);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(errno));
+        r = host_process_wait_timeout(pid, OVERLAY_CREATE_TIMEOUT_MS, &status);
+        if (r == -ETIMEDOUT)
+                return vb_error_set(e, VB_ERROR_TIMEOUT, "qemu-img create of overlay '%s' took over %d s", o->path,
+                                    OVERLAY_CREATE_TIMEOUT_MS / 1000);
+        if (r < 0)
+                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(-r));
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "qemu-img failed to write overlay '%s' of disk '%s' "
                                     "(status %d)", o->path, o->target, status);

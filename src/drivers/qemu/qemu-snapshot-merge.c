@@ -15,7 +15,6 @@
  *    files. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,20 +159,13 @@ static struct json_object *chain_json(const MergeDisk *d, size_t i) {
 }
 
 static int wait_child(pid_t pid, const char *what, VbError *e) {
-        int pidfd = host_process_open_fd(pid), status = 0;
+        int status = 0, r;
 
-        if (pidfd >= 0) {
-                struct pollfd p = { .fd = pidfd, .events = POLLIN };
-
-                if (poll(&p, 1, COMMIT_TIMEOUT_MS) == 0) {
-                        (void) host_process_terminate(pid, pidfd, 1000000);
-                        close(pidfd);
-                        return vb_error_set(e, VB_ERROR_TIMEOUT, "%s took over %d s", what, COMMIT_TIMEOUT_MS / 1000);
-                }
-                close(pidfd);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(errno));
+        r = host_process_wait_timeout(pid, COMMIT_TIMEOUT_MS, &status);
+        if (r == -ETIMEDOUT)
+                return vb_error_set(e, VB_ERROR_TIMEOUT, "%s took over %d s", what, COMMIT_TIMEOUT_MS / 1000);
+        if (r < 0)
+                return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Failed to wait for qemu-img: %s", strerror(-r));
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "%s failed (status %d)", what, status);
         return 0;
