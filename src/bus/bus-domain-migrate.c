@@ -433,8 +433,9 @@ static int method_finish_migration(sd_bus_message *m, void *userdata, sd_bus_err
         return bus_later_end(l, r == 0, r, &e, error);
 }
 
-static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
+/* A call with only flags that steers the domain's migration: authorized as migrating it, then op. */
+static int migration_step(sd_bus_message *m, Domain *d, int (*op)(Manager *, Domain *, VbError *),
+                          sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
         int r;
 
@@ -442,21 +443,16 @@ static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_erro
                                  (const char *[]) { "domain", d->name, NULL }, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_migration_abort(d->manager, d, &e);
+        r = op(d->manager, d, &e);
         return bus_reply_done(m, r, &e, error);
 }
 
-static int method_start_postcopy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
-        VbError e = VB_ERROR_NULL;
-        int r;
+static int method_abort_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return migration_step(m, userdata, manager_migration_abort, error);
+}
 
-        r = bus_begin_flags_call(server_of(d), m, 0, BUS_ACTION_DOMAIN_MIGRATE,
-                                 (const char *[]) { "domain", d->name, NULL }, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = manager_migration_postcopy(d->manager, d, &e);
-        return bus_reply_done(m, r, &e, error);
+static int method_start_postcopy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return migration_step(m, userdata, manager_migration_postcopy, error);
 }
 
 /* Registration ---------------------------------------------------------------------------------------- */
