@@ -44,15 +44,26 @@ static void set_parameters(QemuMonitor *mon, const VbMigrateParams *p) {
         (void) qemu_monitor_call(mon, "migrate-set-capabilities", args, on_setup, NULL);
 }
 
-int qemu_migrate_ram_start(QemuDriver *q, const char *uuid, int fd, const VbMigrateParams *params,
-                           VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
+/* The QEMU of domain uuid, with its monitor connected. */
+static int find_vm_with_monitor(QemuDriver *q, const char *uuid, QemuVm **ret, VbError *reterr) {
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
-        int r;
 
         if (!vm)
                 return -ESRCH;
         if (!vm->mon)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        *ret = vm;
+        return 0;
+}
+
+int qemu_migrate_ram_start(QemuDriver *q, const char *uuid, int fd, const VbMigrateParams *params,
+                           VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
+        QemuVm *vm = NULL;
+        int r;
+
+        r = find_vm_with_monitor(q, uuid, &vm, reterr);
+        if (r < 0)
+                return r;
         set_parameters(vm->mon, params);
         r = qemu_save_job_start(q, uuid, "send", fd, MIGRATE_FD_NAME, "migrate", NULL, stats, done, userdata,
                                 reterr);
@@ -64,12 +75,12 @@ int qemu_migrate_ram_start(QemuDriver *q, const char *uuid, int fd, const VbMigr
 int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigrateParams *params,
                      VbDriverMigrationStats stats, VbDriverOpDone done, void *userdata, VbError *reterr) {
         QemuDriver *q = drv->priv;
-        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        QemuVm *vm = NULL;
+        int r;
 
-        if (!vm)
-                return -ESRCH;
-        if (!vm->mon)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        r = find_vm_with_monitor(q, uuid, &vm, reterr);
+        if (r < 0)
+                return r;
         if (params && params->nbd_uri)
                 return qemu_mirror_start(q, vm, fd, params, stats, done, userdata, reterr);
         return qemu_migrate_ram_start(q, uuid, fd, params, stats, done, userdata, reterr);
@@ -77,12 +88,12 @@ int qemu_migrate_out(VbDriver *drv, const char *uuid, int fd, const VbMigratePar
 
 int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
         QemuDriver *q = drv->priv;
-        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        QemuVm *vm = NULL;
+        int r;
 
-        if (!vm)
-                return -ESRCH;
-        if (!vm->mon)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        r = find_vm_with_monitor(q, uuid, &vm, reterr);
+        if (r < 0)
+                return r;
         if (qemu_mirror_cancel(q, uuid))
                 return 0; /* the disks are still being copied: that stops, and done says so */
         /* The job sees "cancelled" in its next query-migrate and fails; QEMU resumes the guest itself. */
@@ -91,12 +102,12 @@ int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
 
 int qemu_migrate_postcopy(VbDriver *drv, const char *uuid, VbError *reterr) {
         QemuDriver *q = drv->priv;
-        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        QemuVm *vm = NULL;
+        int r;
 
-        if (!vm)
-                return -ESRCH;
-        if (!vm->mon)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        r = find_vm_with_monitor(q, uuid, &vm, reterr);
+        if (r < 0)
+                return r;
         if (!qemu_save_job_postcopy_now(q, uuid))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "The memory of domain %s is not being sent yet "
                                     "(its disks are still copied): ask again once it is", uuid);
@@ -125,15 +136,14 @@ static void on_incoming_cap(QemuMonitor *mon, struct json_object *ret, const cha
 
 int qemu_incoming_postcopy(VbDriver *drv, const char *uuid, VbDriverOpDone done, void *userdata, VbError *reterr) {
         QemuDriver *q = drv->priv;
-        QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
+        QemuVm *vm = NULL;
         struct json_object *args, *caps, *cap;
         IncomingCall *c;
         int r;
 
-        if (!vm)
-                return -ESRCH;
-        if (!vm->mon)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "No connection to the QEMU of domain %s", uuid);
+        r = find_vm_with_monitor(q, uuid, &vm, reterr);
+        if (r < 0)
+                return r;
         c = new0(IncomingCall, 1);
         if (!c)
                 return -ENOMEM;
