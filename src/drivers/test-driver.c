@@ -436,6 +436,17 @@ static int test_resume(VbDriver *drv, const char *uuid, VbDriverOpDone done, voi
         return set_paused(drv, uuid, false, reterr);
 }
 
+/* live becomes the guest's live definition (the old one freed), saved as the simulated guest's state. */
+static void guest_set_live(TestDriver *t, TestGuest *g, DomainDef *live, const char *uuid) {
+        int r;
+
+        domain_def_free(g->live);
+        g->live = live;
+        r = guest_save(t, g);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save the simulated guest %s, ignoring: %m", uuid);
+}
+
 int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDef *snap, VbError *reterr) {
         TestDriver *t = priv(drv);
         TestGuest *g = find_guest(t, uuid, reterr);
@@ -447,11 +458,7 @@ int test_driver_adopt_overlays(VbDriver *drv, const char *uuid, const SnapshotDe
         r = snapshot_def_apply_overlays(snap, g->live, &live);
         if (r < 0)
                 return r;
-        domain_def_free(g->live);
-        g->live = live;
-        r = guest_save(t, g);
-        if (r < 0)
-                log_warning_errno(r, "Failed to save the simulated guest %s, ignoring: %m", uuid);
+        guest_set_live(t, g, live, uuid);
         return 0;
 }
 
@@ -470,11 +477,7 @@ int test_driver_drop_overlays(VbDriver *drv, const char *uuid, const SnapshotDef
                                     "the overlay of snapshot '%s'", disk, snap->name);
         if (r < 0)
                 return r;
-        domain_def_free(g->live);
-        g->live = live;
-        r = guest_save(t, g);
-        if (r < 0)
-                log_warning_errno(r, "Failed to save the simulated guest %s, ignoring: %m", uuid);
+        guest_set_live(t, g, live, uuid);
         return 0;
 }
 
