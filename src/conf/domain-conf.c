@@ -167,3 +167,10 @@ size_t domain_def_get_devices(const DomainDef *def, DeviceDef *const **ret) {
         *ret = def->devices;
         return def->n_devices;
 }
+
+const DeviceDef *domain_def_find_disk(const DomainDef *def, const char *target) {
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
+                        return def->devices[i];
+        return NULL;
+}

@@ -147,6 +147,8 @@ uint32_t domain_def_get_current_vcpus(const DomainDef *def);
 uint64_t domain_def_get_memory_kib(const DomainDef *def);
 const char *domain_def_get_os_type(const DomainDef *def);
 size_t domain_def_get_devices(const DomainDef *def, DeviceDef *const **ret);
+/* The <disk> whose <target dev=> is target, or NULL. */
+const DeviceDef *domain_def_find_disk(const DomainDef *def, const char *target);
 
 /* Internal: a fresh DomainDef.serial; functions that change a definition take one. */
 uint64_t domain_def_new_serial(void);

@@ -324,13 +324,6 @@ static void after_remove(void *userdata, bool cancelled) {
 
 /* The ops ----------------------------------------------------------------------------------------------- */
 
-static const DeviceDef *disk_of(const DomainDef *def, const char *target) {
-        for (size_t i = 0; i < def->n_devices; i++)
-                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
-                        return def->devices[i];
-        return NULL;
-}
-
 int qemu_nbd_disk_check(const DeviceDef *dev, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *target = device_disk_get_target(dev), *format = device_disk_get_format(dev) ?: "raw";
@@ -378,7 +371,7 @@ int qemu_disks_create(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         if (!j->v)
                 r = -ENOMEM;
         for (size_t k = 0; k < n && r >= 0; k++) {
-                const DeviceDef *dev = disk_of(def, disks[k].target);
+                const DeviceDef *dev = domain_def_find_disk(def, disks[k].target);
                 InDisk *d = &j->v[j->n];
 
                 if (!dev || !device_disk_is_writable_image(dev)) {
@@ -512,7 +505,7 @@ int qemu_disks_export(VbDriver *drv, const char *uuid, int listen_fd, VbDriverEx
         }
         j->listen_fd = listen_fd;
         for (size_t k = 0; k < j->n; k++) {
-                const DeviceDef *dev = disk_of(vm->live, j->v[k].target);
+                const DeviceDef *dev = domain_def_find_disk(vm->live, j->v[k].target);
 
                 free(j->v[k].node);
                 j->v[k].node = NULL;

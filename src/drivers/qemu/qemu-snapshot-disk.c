@@ -440,13 +440,6 @@ static void live_start(QemuDiskSnapJob *j) {
 
 /* The op ------------------------------------------------------------------------------------------- */
 
-static const DeviceDef *disk_of(const DomainDef *def, const char *target) {
-        for (size_t i = 0; i < def->n_devices; i++)
-                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
-                        return def->devices[i];
-        return NULL;
-}
-
 static int overlay_fill(Overlay *o, const SnapshotDiskDef *k, const DeviceDef *dev, bool running,
                         const DomainAccess *access, VbError *reterr) {
         const char *format = device_disk_get_format(dev) ?: "raw";
@@ -504,7 +497,7 @@ int qemu_snapshot_disk_only(QemuDriver *q, const DomainDef *def, bool running, c
 
                 if (k->mode != SNAPSHOT_MODE_EXTERNAL)
                         continue;
-                dev = disk_of(def, k->name);
+                dev = domain_def_find_disk(def, k->name);
                 if (!dev || !k->source_file) {
                         r = vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Disk '%s' of snapshot '%s' is not a disk "
                                          "of the domain, or has no overlay", k->name, snap->name);

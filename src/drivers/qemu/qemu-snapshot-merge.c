@@ -601,13 +601,6 @@ static void live_start(QemuMergeJob *j) {
 
 /* The op ------------------------------------------------------------------------------------------- */
 
-static const DeviceDef *disk_of(const DomainDef *def, const char *target) {
-        for (size_t i = 0; i < def->n_devices; i++)
-                if (def->devices[i]->kind == DEVICE_DISK && streq_ptr(device_disk_get_target(def->devices[i]), target))
-                        return def->devices[i];
-        return NULL;
-}
-
 static int layer_add(MergeDisk *d, const char *path, const char *format, const DomainAccess *access) {
         Layer *l = &d->v[d->n];
 
@@ -696,7 +689,7 @@ int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const
 
                 if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file)
                         continue;
-                dev = disk_of(def, k->name);
+                dev = domain_def_find_disk(def, k->name);
                 if (!dev) {
                         r = vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' of snapshot '%s' is no longer a disk "
                                          "of the domain: its overlay cannot be merged", k->name, snap->name);
