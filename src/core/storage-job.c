@@ -236,8 +236,9 @@ static int64_t download_stream(const StorageCopy *c, bool is_pipe, uint64_t *don
         uint64_t next_check = COPY_CHUNK;
         bool wait = !is_pipe;
 
-        if (is_pipe)
-                (void) fcntl(c->fd, F_SETPIPE_SZ, PIPE_SIZE);
+        /* The caller's pipe keeps its size: grown to PIPE_SIZE, a reader copying out of it (cat) ran at 0.4x
+         * of the same reader on a plain pipe (bench/storage-run: 463 vs 1243 MB/s, its pages no longer in
+         * the cache when it reads them). */
         while (moved < c->length) {
                 loff_t ipos = (loff_t) (c->offset + moved);
                 size_t want = MIN(c->length - moved, PIPE_SIZE);
