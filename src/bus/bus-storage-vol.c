@@ -276,6 +276,18 @@ static int vol_call_new(BusServer *s, sd_bus_message *m, const StoragePool *p, c
         return 0;
 }
 
+/* After a job was asked for: r > 0, it runs and c answers when it ends; 0, done at once; < 0, refused. */
+static int job_answer(BusServer *s, sd_bus_message *m, StorageVol *v, VolCall *c, int r, VbError *e,
+                      sd_bus_error *error) {
+        if (r > 0)
+                return 1;
+        vol_call_free(c);
+        if (r < 0)
+                return bus_reply_vb_error(error, e, r);
+        emit_sizes(s, v);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static const StorageVolJobCallbacks job_callbacks = { .progress = on_job_progress, .done = on_job_done };
 
 /* Starts kind on v for m with fd (ours: a copy of the caller's, or -1); replies at once on failure. */
@@ -301,14 +313,7 @@ static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int 
         }
         r = storage_vol_start_job(v->pool->registry, v, kind, fd, offset, length, sd_bus_message_get_sender(m),
                                   &job_callbacks, c, &e);
-        if (r <= 0) {
-                vol_call_free(c);
-                if (r < 0)
-                        return bus_reply_vb_error(error, &e, r);
-                emit_sizes(s, v);
-                return sd_bus_reply_method_return(m, NULL);
-        }
-        return 1;
+        return job_answer(s, m, v, c, r, &e, error);
 }
 
 static int method_transfer(sd_bus_message *m, StorageVol *v, StorageJobKind kind, sd_bus_error *error) {
@@ -388,14 +393,7 @@ static int method_resize(sd_bus_message *m, void *userdata, sd_bus_error *error)
         /* A qcow2 is resized by qemu-img in a thread: the answer then comes when it is done. */
         r = storage_vol_resize(v->pool->registry, v, capacity, flags & RESIZE_SHRINK, sd_bus_message_get_sender(m),
                                &job_callbacks, c, &e);
-        if (r <= 0) {
-                vol_call_free(c);
-                if (r < 0)
-                        return bus_reply_vb_error(error, &e, r);
-                emit_sizes(s, v);
-                return sd_bus_reply_method_return(m, NULL);
-        }
-        return 1;
+        return job_answer(s, m, v, c, r, &e, error);
 }
 
 /* The source of CreateVolumeFrom: the volume at the call's object path argument. */

@@ -79,6 +79,9 @@ int qemu_snapshot_revert(VbDriver *drv, const DomainDef *def, bool running, cons
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
 int qemu_snapshot_delete(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
                          const DomainAccess *owner, VbDriverOpDone done, void *userdata, VbError *reterr);
+/* The one thread that runs qemu-img and opens images for the snapshot, merge and copy-storage jobs, started
+ * on first use (freed at close). */
+int qemu_snap_worker_start(QemuDriver *q);
 /* A JOB_STATUS_CHANGE event of this VM. */
 void qemu_snapshot_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data);
 /* The VM stopped: its snapshot jobs fail. */

@@ -355,11 +355,9 @@ int qemu_disks_create(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         if (nbd_in_of(q, uuid))
                 return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "The disks of domain %s are being copied already",
                                     uuid);
-        if (!q->snap_worker) {
-                r = worker_new(q->drv->cfg.event, 1, 64, 0, &q->snap_worker);
-                if (r < 0)
-                        return r;
-        }
+        r = qemu_snap_worker_start(q);
+        if (r < 0)
+                return r;
         j = new0(QemuNbdIn, 1);
         if (!j)
                 return -ENOMEM;

@@ -667,11 +667,9 @@ int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const
         domain_def_get_uuid_string(def, uuid);
         if (running && !qemu_driver_find_vm(q, uuid, reterr))
                 return -ESRCH;
-        if (!q->snap_worker) {
-                r = worker_new(q->drv->cfg.event, 1, 64, 0, &q->snap_worker);
-                if (r < 0)
-                        return r;
-        }
+        r = qemu_snap_worker_start(q);
+        if (r < 0)
+                return r;
         j = new0(QemuMergeJob, 1);
         if (!j)
                 return -ENOMEM;

@@ -253,6 +253,12 @@ static void img_done(void *userdata, bool cancelled) {
         job_finish(j);
 }
 
+int qemu_snap_worker_start(QemuDriver *q) {
+        if (q->snap_worker)
+                return 0;
+        return worker_new(q->drv->cfg.event, 1, 64, 0, &q->snap_worker);
+}
+
 static int img_start(QemuDriver *q, const DomainDef *def, const SnapshotDef *snap, const DomainAccess *owner,
                      const char *what, const char *op, bool need_disk, VbDriverOpDone done, void *userdata,
                      VbError *reterr) {
@@ -261,11 +267,9 @@ static int img_start(QemuDriver *q, const DomainDef *def, const SnapshotDef *sna
         int r;
 
         domain_def_get_uuid_string(def, uuid);
-        if (!q->snap_worker) {
-                r = worker_new(q->drv->cfg.event, 1, 64, 0, &q->snap_worker);
-                if (r < 0)
-                        return r;
-        }
+        r = qemu_snap_worker_start(q);
+        if (r < 0)
+                return r;
         j = job_new(q, uuid, what, snap->name, done, userdata);
         if (!j)
                 return -ENOMEM;
