@@ -15,7 +15,11 @@
 #include "util/log.h"
 #include "util/socket-util.h"
 
-#define PROBE_TIMEOUT_USEC (10 * 1000000ULL)
+/* Each step of a probe (QEMU's greeting, every command) may take this long. The probe runs in its own
+ * thread and only once per binary, so the bound is generous: QEMU starting on a loaded host took more than
+ * 10 s to greet (test-capabilities, a sanitizer run at load 30), and a failed probe leaves the binary
+ * unusable until it changes. */
+#define PROBE_TIMEOUT_USEC (30 * 1000000ULL)
 
 int qemu_caps_key_of(const char *path, QemuCapsKey *ret) {
         struct stat st;
