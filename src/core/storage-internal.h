@@ -39,6 +39,8 @@ void storage_vol_remove(StorageRegistry *r, StorageVol *v);
 /* DeviceBusy while a job runs on v or a clone is made from it. */
 int storage_vol_check_idle(const StorageVol *v, VbError *reterr);
 
+/* The volumes of p whose clone virtbusd did not live to finish go (storage-vol.c). */
+void storage_pool_sweep_fills(StorageRegistry *r, StoragePool *p);
 /* Reads the pool's sizes and volumes again: new files appear, vanished ones go. */
 int storage_pool_scan(StorageRegistry *r, StoragePool *p);
 int storage_pool_add(StorageRegistry *r, StoragePoolDef *def, bool persistent, StoragePool **ret);

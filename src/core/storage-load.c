@@ -22,6 +22,7 @@ int storage_pool_scan(StorageRegistry *r, StoragePool *p) {
 
         if (!ops || p->fd < 0)
                 return 0;
+        storage_pool_sweep_fills(r, p);
         (void) ops->pool_info(p->fd, &p->info);
         k = ops->list_volumes(p->fd, &names, &n);
         if (k < 0)

@@ -2,7 +2,9 @@
 /* Storage volumes: owners, create, delete, their jobs (Upload, Download, Wipe, clones; storage-job.c),
  * resize, and the one way a domain's disk reaches a volume (storage_vol_resolve). */
 #include <fcntl.h>
+#include <dirent.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +124,93 @@ static int vol_check_new(StoragePool *p, const StorageVolDef *d, VbError *reterr
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Volume '%s' already exists in pool '%s'.", d->name,
                                     p->name);
         return 0;
+}
+
+/* Clones cut short ------------------------------------------------------------------------------- */
+
+/* A clone's volume is on the bus while it fills. So that a virtbusd killed meanwhile does not leave it
+ * half-copied, to be found again at start-up as a volume like any other, the clone is recorded in
+ * <config>/storage/filling/<pool UUID>/<name> from before its file is made until its copy ends; the record
+ * names the file (device and inode) once it exists. A pool's scan (start-up, Start, Refresh) removes the
+ * volume of every record that no job is working on, if the file is still the one recorded (or none was
+ * recorded yet: the name was free when the record was made). Written without fsync, as the runtime state
+ * is: it is a crash of virtbusd that this survives. */
+static int fill_record_path(StorageRegistry *r, StoragePool *p, const char *name, char **ret) {
+        return asprintf(ret, "%s/filling/%s%s%s", r->dir, p->uuid, name ? "/" : "", strempty(name)) < 0 ? -ENOMEM : 0;
+}
+
+static int fill_record(StorageRegistry *r, StoragePool *p, const char *name, int vol_fd) {
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        char id[64] = "";
+        struct stat st;
+        int k;
+
+        k = fill_record_path(r, p, NULL, &dir);
+        if (k >= 0)
+                k = mkdir_p(dir, 0700);
+        if (k >= 0)
+                k = fill_record_path(r, p, name, &path);
+        if (k < 0)
+                return k;
+        if (vol_fd >= 0) {
+                if (fstat(vol_fd, &st) < 0)
+                        return -errno;
+                (void) snprintf(id, sizeof id, "%llu %llu\n", (unsigned long long) st.st_dev,
+                                (unsigned long long) st.st_ino);
+        }
+        return write_file_replace(path, id, strlen(id), 0600);
+}
+
+/* The directories of the records go when they are empty. */
+static void fill_records_tidy(StorageRegistry *r, StoragePool *p) {
+        _cleanup_free_ char *dir = NULL;
+
+        if (fill_record_path(r, p, NULL, &dir) >= 0 && rmdir(dir) >= 0)
+                (void) rmdir(dirname(dir));
+}
+
+static void fill_unrecord(StorageRegistry *r, StoragePool *p, const char *name) {
+        _cleanup_free_ char *path = NULL;
+
+        if (fill_record_path(r, p, name, &path) >= 0 && unlink(path) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Failed to remove '%s', ignoring: %m", path);
+        fill_records_tidy(r, p);
+}
+
+/* The volumes of p whose clone was cut short (see above) go, file and all. */
+void storage_pool_sweep_fills(StorageRegistry *r, StoragePool *p) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+
+        if (!ops || p->fd < 0 || fill_record_path(r, p, NULL, &dir) < 0 || !(d = opendir(dir)))
+                return;
+        while ((de = readdir(d))) {
+                StorageVol *v = storage_vol_by_name(p, de->d_name);
+                _cleanup_free_ char *path = NULL, *id = NULL;
+                _cleanup_close_ int fd = -EBADF;
+                unsigned long long dev, ino;
+                struct stat st;
+                bool same;
+
+                if (de->d_name[0] == '.' || (v && v->job))
+                        continue;
+                if (fill_record_path(r, p, de->d_name, &path) < 0 || read_full_file(path, 256, &id, NULL) < 0)
+                        continue;
+                fd = ops->vol_open(p->fd, de->d_name, O_RDONLY, NULL);
+                same = fd >= 0 && (isempty(id) || (sscanf(id, "%llu %llu", &dev, &ino) == 2 && fstat(fd, &st) >= 0 &&
+                                                   st.st_dev == dev && st.st_ino == ino));
+                if (same) {
+                        log_notice("Removing volume '%s' of pool '%s': the clone filling it was cut short.", de->d_name,
+                                   p->name);
+                        (void) ops->vol_delete(p->fd, de->d_name, NULL);
+                        if (v)
+                                storage_vol_remove(r, v);
+                }
+                (void) unlink(path);
+        }
+        fill_records_tidy(r, p);
 }
 
 /* The backend makes the file, and the registry gets the volume. */
@@ -246,9 +335,13 @@ static void vol_job_done(StorageJob *j, int64_t result, const VbError *e, void *
                 log_notice("Removing volume '%s' of pool '%s': its %s did not complete.", v->name, p->name,
                            vj->kind == STORAGE_JOB_CLONE ? "clone" : "first upload");
                 (void) ops->vol_delete(p->fd, v->name, NULL);
+                if (vj->kind == STORAGE_JOB_CLONE)
+                        fill_unrecord(vj->registry, p, v->name);
                 storage_vol_remove(vj->registry, v);
                 v = NULL;
         } else {
+                if (vj->kind == STORAGE_JOB_CLONE)
+                        fill_unrecord(vj->registry, p, v->name); /* whole now */
                 if (result >= 0 && vj->kind != STORAGE_JOB_DOWNLOAD)
                         v->creator = mfree(v->creator);
                 (void) ops->vol_info(p->fd, v->name, &v->info, NULL);
@@ -454,21 +547,29 @@ int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, St
         src_fd = sops->vol_open(source->pool->fd, source->name, O_RDONLY, reterr);
         if (src_fd < 0)
                 return src_fd;
-        /* The empty volume, then its filling in a thread; it goes again if that fails or is cancelled. */
-        k = vol_make(r, p, d, owner, &v, reterr);
+        /* The empty volume, then its filling in a thread; it goes again if that fails or is cancelled,
+         * or at the next scan if virtbusd ends meanwhile (the record). */
+        k = fill_record(r, p, d->name, -EBADF);
         if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot record the clone '%s' of pool '%s': %s",
+                                    d->name, p->name, strerror(-k));
+        k = vol_make(r, p, d, owner, &v, reterr);
+        if (k < 0) {
+                fill_unrecord(r, p, d->name);
                 return k;
-        vol_fd = ops->vol_open(p->fd, v->name, O_RDWR, reterr);
-        if (vol_fd < 0) {
-                (void) ops->vol_delete(p->fd, v->name, NULL);
-                storage_vol_remove(r, v);
-                return vol_fd;
         }
-        c.fd = TAKE_FD(src_fd);
-        c.vol_fd = TAKE_FD(vol_fd);
-        k = vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
+        vol_fd = ops->vol_open(p->fd, v->name, O_RDWR, reterr);
+        if (vol_fd >= 0)
+                (void) fill_record(r, p, v->name, vol_fd); /* the name alone is recorded already */
+        if (vol_fd >= 0) {
+                c.fd = TAKE_FD(src_fd);
+                c.vol_fd = TAKE_FD(vol_fd);
+                k = vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
+        } else
+                k = vol_fd;
         if (k < 0) {
                 (void) ops->vol_delete(p->fd, v->name, NULL);
+                fill_unrecord(r, p, v->name);
                 storage_vol_remove(r, v);
                 return k;
         }

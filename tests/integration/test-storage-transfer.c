@@ -508,12 +508,99 @@ static void test_busy_resize_wipe(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+/* A clone cut short by the end of virtbusd (SIGKILL while its qemu-img is held back): after the restart the
+ * half-made volume is gone, file and record, and its name can be used again. Before the record, the empty
+ * clone was found again as a volume like any other. The source is a qcow2 image of root's (made here and
+ * found by Refresh), so that the copy is qemu-img's. */
+static void test_clone_cut_by_kill(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS), *conn = NULL;
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *file = NULL, *src = NULL, *records = NULL, *again = NULL,
+                            *image = NULL;
+        const char *xml = "<volume><name>cut.img</name><target><format type='raw'/></target></volume>";
+        const char *convert[] = { "/usr/bin/qemu-img", "convert", "-f", "raw", "-O", "qcow2", NULL, NULL, NULL };
+        const char *cmp[] = { "/usr/bin/qemu-img", "compare", "-q", "-f", "raw", "-F", "raw", NULL, NULL, NULL };
+        HarnessResult res = {};
+        bool there = false;
+        uint64_t sum;
+
+        assert_true(asprintf(&src, "%s/source", harness_dir(h)) > 0);
+        write_random_file(src, SIZE);
+        pool = setup_default_pool(h, root);
+        image = vol_file(h, "cut-src.qcow2");
+        convert[6] = src;
+        convert[7] = image;
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, convert, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        harness_result_done(&res);
+        sum = checksum(image, 0, 0);
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Refresh", ""));
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                        harness_call_ok(member, pool, POOL_INTERFACE, "GetVolumeByName", "s", "cut-src.qcow2");
+                const char *o;
+
+                assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+                vol = strdup(o);
+        }
+        file = vol_file(h, "cut.img");
+        assert_true(asprintf(&records, "%s/storage/filling", harness_config_dir(h)) > 0);
+
+        qemu_img_hold(true);
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_VIRTBUS, &conn), 0);
+        assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, pool, POOL_INTERFACE, "CreateVolumeFrom", NULL,
+                                             NULL, "sot", xml, vol, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(conn) >= 0);
+        /* The clone's volume is made, empty, and waits for qemu-img. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !there && harness_now_usec() < end;) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+
+                there = sd_bus_call_method(member, HARNESS_SERVICE, pool, POOL_INTERFACE, "GetVolumeByName", &e, &reply,
+                                           "s", "cut.img") >= 0;
+                sd_bus_error_free(&e);
+                sd_bus_message_unref(reply);
+                if (!there)
+                        usleep(20000);
+        }
+        assert_true(there);
+        assert_int_equal(access(file, F_OK), 0);
+
+        (void) harness_daemon_kill(h, SIGKILL);
+        sd_bus_flush_close_unref(conn);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        harness_call_fails(member, ERR("NoSuchStorageVol"), NULL, pool, POOL_INTERFACE, "GetVolumeByName", "s", "cut.img");
+        assert_true(access(file, F_OK) < 0 && errno == ENOENT);
+        assert_true(access(records, F_OK) < 0 && errno == ENOENT); /* no record left, nor its pool's directory */
+        /* The source is untouched and free; the same clone, uncut, is whole and leaves no record. */
+        qemu_img_hold(false);
+        assert_true(checksum(image, 0, 0) == sum);
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply =
+                        harness_call_ok(member, pool, POOL_INTERFACE, "CreateVolumeFrom", "sot", xml, vol, UINT64_C(0));
+                const char *o;
+
+                assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+                again = strdup(o);
+        }
+        cmp[7] = src;
+        cmp[8] = file;
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, cmp, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        harness_result_done(&res);
+        assert_true(access(records, F_OK) < 0 && errno == ENOENT);
+        sd_bus_message_unref(harness_call_ok(member, again, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_upload_download),
                 cmocka_unit_test(test_sparse),
                 cmocka_unit_test(test_disconnect),
                 cmocka_unit_test(test_busy_resize_wipe),
+                cmocka_unit_test(test_clone_cut_by_kill),
         };
 
         _cleanup_free_ char *script = NULL;
