@@ -136,32 +136,6 @@ static int check_owner(BusServer *s, sd_bus_message *m, StorageVol *v, sd_bus_er
         return check_use(s, m, v, false, error);
 }
 
-int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        StoragePool *p = userdata;
-        BusServer *s = p->registry->events.userdata;
-        VbError e = VB_ERROR_NULL;
-        void *def = NULL;
-        StorageVol *v;
-        uint64_t flags;
-        uid_t uid;
-        int r;
-
-        r = bus_parse_document(s, m, &volume_spec, 0, p, &def, &flags, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = caller_uid(s, m, &uid, error);
-        if (r < 0) {
-                storage_vol_def_free(def);
-                return r;
-        }
-        r = storage_vol_create(p->registry, p, def, uid, &v, &e);
-        if (r < 0)
-                return bus_reply_vb_error(error, &e, r);
-        /* Until it is written into, the volume is the caller's new one: see Upload. */
-        (void) storage_vol_set_creator(v, sd_bus_message_get_sender(m));
-        return bus_reply_path(m, bus_storage_vol_path(v));
-}
-
 /* The volume's own methods ---------------------------------------------------------------------- */
 
 static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -289,6 +263,44 @@ static int job_answer(BusServer *s, sd_bus_message *m, StorageVol *v, VolCall *c
 }
 
 static const StorageVolJobCallbacks job_callbacks = { .progress = on_job_progress, .done = on_job_done };
+
+/* CreateVolume(s xml, t flags): a raw volume is answered at once; an image (qcow2) once qemu-img wrote it
+ * in the job's thread (the event loop never waits for a child). */
+int bus_storage_pool_method_create_volume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        StoragePool *p = userdata;
+        BusServer *s = p->registry->events.userdata;
+        const char *sender = sd_bus_message_get_sender(m);
+        VbError e = VB_ERROR_NULL;
+        void *def = NULL;
+        StorageVol *v;
+        uint64_t flags;
+        VolCall *c;
+        uid_t uid;
+        int r;
+
+        r = bus_parse_document(s, m, &volume_spec, 0, p, &def, &flags, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = caller_uid(s, m, &uid, error);
+        if (r >= 0)
+                r = vol_call_new(s, m, p, ((StorageVolDef *) def)->name, &c);
+        if (r < 0) {
+                storage_vol_def_free(def);
+                return r;
+        }
+        c->reply_path = true;
+        r = storage_vol_create(p->registry, p, def, uid, sender, &job_callbacks, c, &v, &e);
+        if (r < 0) {
+                vol_call_free(c);
+                return bus_reply_vb_error(error, &e, r);
+        }
+        /* Until it is written into, the volume is the caller's new one: see Upload. */
+        (void) storage_vol_set_creator(v, sender);
+        if (r > 0)
+                return 1;
+        vol_call_free(c);
+        return bus_reply_path(m, bus_storage_vol_path(v));
+}
 
 /* Starts kind on v for m with fd (ours: a copy of the caller's, or -1); replies at once on failure. */
 static int start_job(sd_bus_message *m, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset, uint64_t length,

@@ -35,6 +35,7 @@ static const char * const storage_job_kind_table[_STORAGE_JOB_KIND_MAX] = {
         [STORAGE_JOB_WIPE] = "wipe",
         [STORAGE_JOB_CLONE] = "clone",
         [STORAGE_JOB_RESIZE] = "resize",
+        [STORAGE_JOB_CREATE] = "create",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(storage_job_kind, StorageJobKind);
@@ -310,6 +311,12 @@ int64_t storage_copy_run(const StorageCopy *c, uint64_t *done, int cancel_fd, Vb
         struct stat st;
         int fl;
 
+        if (c->prepare) {
+                int r = c->prepare(c->vol_fd, c->prepare_arg, reterr);
+
+                if (r < 0 || c->kind == STORAGE_JOB_CREATE)
+                        return r < 0 ? r : 0;
+        }
         if (c->run)
                 return c->run(c->fd, c->arg, reterr);
         if (c->kind == STORAGE_JOB_WIPE)
@@ -401,6 +408,7 @@ static void job_free(StorageJob *j) {
         if (j->copy.vol_fd >= 0)
                 close(j->copy.vol_fd);
         free(j->copy.arg);
+        free(j->copy.prepare_arg);
         if (j->cancel_fd >= 0)
                 close(j->cancel_fd);
         if (j->done_fd >= 0)
@@ -451,6 +459,7 @@ int storage_job_start(sd_event *event, const StorageCopy *c, uint64_t total, con
                 if (c->vol_fd >= 0)
                         close(c->vol_fd);
                 free(c->arg);
+                free(c->prepare_arg);
                 return -ENOMEM;
         }
         *j = (StorageJob) { .copy = *c, .total = total, .cb = *cb, .userdata = userdata, .error = VB_ERROR_NULL };

@@ -22,6 +22,7 @@ typedef enum StorageJobKind {
         STORAGE_JOB_WIPE,     /* zeroes over the volume */
         STORAGE_JOB_CLONE,    /* another volume's image into this new one (CreateVolumeFrom) */
         STORAGE_JOB_RESIZE,   /* a new capacity (qemu-img resize for an image format) */
+        STORAGE_JOB_CREATE,   /* a new volume's empty image written (qemu-img create; CreateVolume) */
         _STORAGE_JOB_KIND_MAX,
         _STORAGE_JOB_KIND_INVALID = -EINVAL,
 } StorageJobKind;
@@ -47,6 +48,10 @@ typedef struct StorageCopy {
         StorageVolFormat from_format, to_format;
         int (*run)(int fd, void *arg, VbError *reterr);
         void *arg;
+        /* Run first, on vol_fd (a new volume's image written before a clone fills it, or all that a
+         * CREATE does); prepare_arg is freed with the job. */
+        int (*prepare)(int vol_fd, void *arg, VbError *reterr);
+        void *prepare_arg;
 } StorageCopy;
 
 /* Runs a copy to its end in the calling thread (the job thread; also used by unit tests). done is

@@ -213,14 +213,15 @@ void storage_pool_sweep_fills(StorageRegistry *r, StoragePool *p) {
         fill_records_tidy(r, p);
 }
 
-/* The backend makes the file, and the registry gets the volume. */
+/* The backend makes the file, and the registry gets the volume: 0, or 1 when its image is still to be written
+ * (the backend's vol_format, off the event loop). */
 static int vol_make(StorageRegistry *r, StoragePool *p, const StorageVolDef *d, uid_t owner, StorageVol **ret,
                     VbError *reterr) {
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         StorageVolInfo info;
-        int k;
+        int k, image;
 
-        k = ops->vol_create(p->fd, d, owner, reterr);
+        image = k = ops->vol_create(p->fd, d, owner, reterr);
         if (k < 0)
                 return k;
         log_notice("Created volume '%s' (%s, %" PRIu64 " bytes%s%s) in storage pool '%s' for uid %u.", d->name,
@@ -235,12 +236,96 @@ static int vol_make(StorageRegistry *r, StoragePool *p, const StorageVolDef *d, 
         }
         (void) ops->pool_info(p->fd, &p->info);
         CHANGED(r, p, "Allocation", "Available");
+        return image;
+}
+
+static int vol_launch_job(StorageRegistry *r, StorageVol *v, const StorageCopy *c, const char *caller,
+                          const StorageVolJobCallbacks *cb, void *userdata, VbError *reterr);
+
+/* What the backend's vol_format needs in a job's thread, copied out of the definition (one allocation:
+ * the job frees it). */
+typedef struct VolImageWork {
+        const VbStorageBackendOps *ops;
+        StorageVolFormat format, backing_format;
+        uint64_t capacity;
+        const char *backing; /* in text[], or NULL */
+        char text[];         /* the name, then the backing path */
+} VolImageWork;
+
+static int vol_work_image(int vol_fd, void *arg, VbError *reterr) {
+        VolImageWork *w = arg;
+
+        return w->ops->vol_format(vol_fd, w->text, w->format, w->capacity, w->backing, w->backing_format, reterr);
+}
+
+static VolImageWork *vol_image_work(const VbStorageBackendOps *ops, const StorageVolDef *d) {
+        size_t n = strlen(d->name) + 1, b = d->backing_path ? strlen(d->backing_path) + 1 : 0;
+        VolImageWork *w = malloc(offsetof(VolImageWork, text) + n + b);
+
+        if (!w)
+                return NULL;
+        *w = (VolImageWork) { .ops = ops, .format = d->format, .backing_format = d->backing_format,
+                              .capacity = d->capacity.bytes };
+        memcpy(w->text, d->name, n);
+        if (b) {
+                memcpy(w->text + n, d->backing_path, b);
+                w->backing = w->text + n;
+        }
+        return w;
+}
+
+/* The new volume d for a job to fill (a clone) or to make its image (a qcow2): recorded (see "Clones cut
+ * short") until the job ends, made, and opened for writing into c->vol_fd; c->prepare writes the image
+ * first when the format needs one. On failure nothing is left. */
+static int vol_begin_fill(StorageRegistry *r, StoragePool *p, const StorageVolDef *d, uid_t owner, StorageCopy *c,
+                          StorageVol **ret, VbError *reterr) {
+        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        StorageVol *v = NULL;
+        int k, image;
+
+        k = fill_record(r, p, d->name, -EBADF);
+        if (k < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot record the new volume '%s' of pool '%s': %s",
+                                    d->name, p->name, strerror(-k));
+        image = vol_make(r, p, d, owner, &v, reterr);
+        if (image < 0) {
+                fill_unrecord(r, p, d->name);
+                return image;
+        }
+        c->vol_fd = ops->vol_open(p->fd, v->name, O_RDWR, reterr);
+        k = c->vol_fd;
+        if (k >= 0)
+                (void) fill_record(r, p, v->name, c->vol_fd); /* the name alone is recorded already */
+        if (k >= 0 && image > 0) {
+                c->prepare = vol_work_image;
+                c->prepare_arg = vol_image_work(ops, d);
+                if (!c->prepare_arg)
+                        k = -ENOMEM;
+        }
+        if (k < 0) {
+                (void) ops->vol_delete(p->fd, v->name, NULL);
+                fill_unrecord(r, p, v->name);
+                storage_vol_remove(r, v);
+                return k;
+        }
+        *ret = v;
         return 0;
 }
 
-int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, uid_t owner, StorageVol **ret,
-                       VbError *reterr) {
+/* The volume made by vol_begin_fill goes again (its job could not start). */
+static void vol_abort_fill(StorageRegistry *r, StorageVol *v) {
+        StoragePool *p = v->pool;
+
+        (void) storage_backend_find(p->def->type)->vol_delete(p->fd, v->name, NULL);
+        fill_unrecord(r, p, v->name);
+        storage_vol_remove(r, v);
+}
+
+int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, uid_t owner, const char *caller,
+                       const StorageVolJobCallbacks *cb, void *userdata, StorageVol **ret, VbError *reterr) {
         _cleanup_(storage_vol_def_freep) StorageVolDef *d = def;
+        StorageCopy c = { .kind = STORAGE_JOB_CREATE, .fd = -EBADF, .vol_fd = -EBADF };
+        StorageVol *v;
         int k;
 
         k = vol_check_new(p, d, reterr);
@@ -250,7 +335,19 @@ int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, u
                 return k;
         if (!d->capacity.given)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Volume '%s' needs a <capacity>.", d->name);
-        return vol_make(r, p, d, owner, ret, reterr);
+        if (!d->format_given || d->format == STORAGE_VOL_FORMAT_RAW)
+                return vol_make(r, p, d, owner, ret, reterr); /* whole at once: 0 */
+        /* An image: qemu-img writes it in the job's thread, the caller answered when it is done. */
+        k = vol_begin_fill(r, p, d, owner, &c, &v, reterr);
+        if (k < 0)
+                return k;
+        k = vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
+        if (k < 0) {
+                vol_abort_fill(r, v);
+                return k;
+        }
+        *ret = v;
+        return 1;
 }
 
 int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
@@ -320,7 +417,8 @@ static void vol_job_done(StorageJob *j, int64_t result, const VbError *e, void *
         StorageVol *v = vj->vol;
         StoragePool *p = v->pool;
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        bool fresh = vj->kind == STORAGE_JOB_CLONE || (v->creator && streq_ptr(v->creator, v->job_caller));
+        bool made = vj->kind == STORAGE_JOB_CLONE || vj->kind == STORAGE_JOB_CREATE,
+             fresh = made || (v->creator && streq_ptr(v->creator, v->job_caller));
 
         v->job = NULL;
         if (v->source) {
@@ -330,19 +428,20 @@ static void vol_job_done(StorageJob *j, int64_t result, const VbError *e, void *
         log_notice("%s of volume '%s' in pool '%s' for %s: %s.", storage_job_kind_to_string(vj->kind), v->name, p->name,
                    strna(v->job_caller), result >= 0 ? "done" : e->message);
         v->job_caller = mfree(v->job_caller);
-        if (result < 0 && (vj->kind == STORAGE_JOB_UPLOAD || vj->kind == STORAGE_JOB_CLONE) && fresh) {
-                /* A volume made for this upload or clone that never got its data goes again. */
+        if (result < 0 && (vj->kind == STORAGE_JOB_UPLOAD || made) && fresh) {
+                /* A volume made for this upload, clone or image that never got its data goes again. */
                 log_notice("Removing volume '%s' of pool '%s': its %s did not complete.", v->name, p->name,
-                           vj->kind == STORAGE_JOB_CLONE ? "clone" : "first upload");
+                           vj->kind == STORAGE_JOB_UPLOAD ? "first upload" : storage_job_kind_to_string(vj->kind));
                 (void) ops->vol_delete(p->fd, v->name, NULL);
-                if (vj->kind == STORAGE_JOB_CLONE)
+                if (made)
                         fill_unrecord(vj->registry, p, v->name);
                 storage_vol_remove(vj->registry, v);
                 v = NULL;
         } else {
-                if (vj->kind == STORAGE_JOB_CLONE)
+                if (made)
                         fill_unrecord(vj->registry, p, v->name); /* whole now */
-                if (result >= 0 && vj->kind != STORAGE_JOB_DOWNLOAD)
+                /* A new volume stays its creator's until written into (see Upload). */
+                if (result >= 0 && vj->kind != STORAGE_JOB_DOWNLOAD && vj->kind != STORAGE_JOB_CREATE)
                         v->creator = mfree(v->creator);
                 (void) ops->vol_info(p->fd, v->name, &v->info, NULL);
         }
@@ -380,6 +479,7 @@ static int vol_launch_job(StorageRegistry *r, StorageVol *v, const StorageCopy *
                 if (c->vol_fd >= 0)
                         close(c->vol_fd);
                 free(c->arg);
+                free(c->prepare_arg);
                 return -ENOMEM;
         }
         *vj = (VolJob) { .registry = r, .vol = v, .kind = c->kind, .cb = *cb, .userdata = userdata };
@@ -391,7 +491,7 @@ static int vol_launch_job(StorageRegistry *r, StorageVol *v, const StorageCopy *
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start the %s: %s",
                                     storage_job_kind_to_string(c->kind), strerror(-k));
         }
-        if (c->run)
+        if (c->run || c->kind == STORAGE_JOB_CREATE)
                 log_notice("%s of volume '%s' in pool '%s' for %s.", storage_job_kind_to_string(c->kind), v->name,
                            v->pool->name, strna(caller));
         else
@@ -513,9 +613,9 @@ int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, St
                       const char *caller, const StorageVolJobCallbacks *cb, void *userdata, StorageVol **ret,
                       VbError *reterr) {
         _cleanup_(storage_vol_def_freep) StorageVolDef *d = def;
-        const VbStorageBackendOps *ops = storage_backend_find(p->def->type), *sops;
-        _cleanup_close_ int src_fd = -EBADF, vol_fd = -EBADF;
-        StorageCopy c = { .kind = STORAGE_JOB_CLONE };
+        const VbStorageBackendOps *sops;
+        _cleanup_close_ int src_fd = -EBADF;
+        StorageCopy c = { .kind = STORAGE_JOB_CLONE, .fd = -EBADF, .vol_fd = -EBADF };
         StorageVol *v = NULL;
         int k;
 
@@ -547,30 +647,15 @@ int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, St
         src_fd = sops->vol_open(source->pool->fd, source->name, O_RDONLY, reterr);
         if (src_fd < 0)
                 return src_fd;
-        /* The empty volume, then its filling in a thread; it goes again if that fails or is cancelled,
-         * or at the next scan if virtbusd ends meanwhile (the record). */
-        k = fill_record(r, p, d->name, -EBADF);
+        /* The empty volume (its image written first when it has a format), then its filling in a thread; it
+         * goes again if that fails or is cancelled, or at the next scan if virtbusd ends meanwhile. */
+        k = vol_begin_fill(r, p, d, owner, &c, &v, reterr);
         if (k < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot record the clone '%s' of pool '%s': %s",
-                                    d->name, p->name, strerror(-k));
-        k = vol_make(r, p, d, owner, &v, reterr);
-        if (k < 0) {
-                fill_unrecord(r, p, d->name);
                 return k;
-        }
-        vol_fd = ops->vol_open(p->fd, v->name, O_RDWR, reterr);
-        if (vol_fd >= 0)
-                (void) fill_record(r, p, v->name, vol_fd); /* the name alone is recorded already */
-        if (vol_fd >= 0) {
-                c.fd = TAKE_FD(src_fd);
-                c.vol_fd = TAKE_FD(vol_fd);
-                k = vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
-        } else
-                k = vol_fd;
+        c.fd = TAKE_FD(src_fd);
+        k = vol_launch_job(r, v, &c, caller, cb, userdata, reterr);
         if (k < 0) {
-                (void) ops->vol_delete(p->fd, v->name, NULL);
-                fill_unrecord(r, p, v->name);
-                storage_vol_remove(r, v);
+                vol_abort_fill(r, v);
                 return k;
         }
         v->source = source;

@@ -100,12 +100,20 @@ int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostar
 #define STORAGE_XML_INACTIVE (1u << 0)
 int storage_pool_get_xml(StoragePool *p, unsigned flags, char **ret, VbError *reterr);
 
+/* How a volume's job (below) reports: progress, and its end (v NULL when the volume was removed). */
+typedef struct StorageVolJobCallbacks {
+        void (*progress)(StorageVol *v, uint64_t done, uint64_t total, void *userdata);
+        void (*done)(StorageVol *v, int64_t r, const VbError *e, void *userdata);
+} StorageVolJobCallbacks;
+
 /* CreateVolume: def (taken) names a volume that must not exist; its name is checked
  * (storage_vol_name_check) and capacity is required, except for an overlay (<backingStore>: a qcow2 over
  * another volume, which owner must be allowed to use: storage_vol_check_owner). The file belongs to owner
- * (the caller's uid). */
-int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, uid_t owner, StorageVol **ret,
-                       VbError *reterr);
+ * (the caller's uid). Returns 0 when the volume is whole (raw), or 1 when a job for caller writes its image
+ * (qcow2: qemu-img, off the event loop; the volume is busy meanwhile, cb->done says how it ended, and a
+ * failure removes it again). */
+int storage_vol_create(StorageRegistry *r, StoragePool *p, StorageVolDef *def, uid_t owner, const char *caller,
+                       const StorageVolJobCallbacks *cb, void *userdata, StorageVol **ret, VbError *reterr);
 /* Whether uid may use v: root may use any volume, anyone else only those they created (AccessDenied
  * naming the volume otherwise). */
 int storage_vol_check_owner(const StorageVol *v, uid_t uid, VbError *reterr);
@@ -128,10 +136,6 @@ int storage_vol_set_creator(StorageVol *v, const char *caller);
  * length are checked against the volume's file (length 0: to its end, or for an Upload until the
  * descriptor's EOF). One job per volume at a time (DeviceBusy). cb->done gets v, or NULL when a fresh
  * volume was removed after its Upload failed. */
-typedef struct StorageVolJobCallbacks {
-        void (*progress)(StorageVol *v, uint64_t done, uint64_t total, void *userdata);
-        void (*done)(StorageVol *v, int64_t r, const VbError *e, void *userdata);
-} StorageVolJobCallbacks;
 int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind, int fd, uint64_t offset,
                           uint64_t length, const char *caller, const StorageVolJobCallbacks *cb, void *userdata,
                           VbError *reterr);

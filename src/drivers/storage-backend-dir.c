@@ -247,15 +247,14 @@ static int dir_vol_create(int pool_fd, const StorageVolDef *def, uid_t owner, Vb
                                     fd == -ELOOP ? " (as a symlink)" : "");
         if (fd < 0)
                 return vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, -fd, "Failed to create volume '%s'", def->name);
+        /* An image format is written later by dir_vol_format (qemu-img: off the event loop). */
         if (format == STORAGE_VOL_FORMAT_RAW)
                 r = ftruncate(fd, (off_t) def->capacity.bytes) < 0
                             ? vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to size volume '%s'",
                                                  def->name)
                             : 0;
-        else if (def->backing_path)
-                r = create_overlay(fd, def->name, def->backing_path, def->backing_format, def->capacity.bytes, reterr);
         else
-                r = run_qemu_img(fd, "create", def->name, def->capacity.bytes, false, reterr);
+                r = 1;
         /* The volume is its creator's file: a domain of another user cannot be given it. */
         if (r >= 0 && owner != 0 && fchown(fd, owner, (gid_t) -1) < 0)
                 r = vb_error_set_errno(reterr, VB_ERROR_OPERATION_FAILED, errno, "Failed to give volume '%s' to uid %u",
@@ -263,6 +262,16 @@ static int dir_vol_create(int pool_fd, const StorageVolDef *def, uid_t owner, Vb
         if (r < 0)
                 (void) unlinkat(pool_fd, def->name, 0); /* nothing half-made stays */
         return r;
+}
+
+static int dir_vol_format(int fd, const char *name, StorageVolFormat format, uint64_t capacity, const char *backing,
+                          StorageVolFormat backing_format, VbError *reterr) {
+        if (format != STORAGE_VOL_FORMAT_QCOW2)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Volume '%s': format '%s' is not an image format.",
+                                    name, storage_vol_format_to_string(format));
+        if (backing)
+                return create_overlay(fd, name, backing, backing_format, capacity, reterr);
+        return run_qemu_img(fd, "create", name, capacity, false, reterr);
 }
 
 static int dir_vol_delete(int pool_fd, const char *name, VbError *reterr) {
@@ -370,6 +379,7 @@ const VbStorageBackendOps storage_backend_dir = {
         .list_volumes = dir_list_volumes,
         .vol_info = dir_vol_info,
         .vol_create = dir_vol_create,
+        .vol_format = dir_vol_format,
         .vol_delete = dir_vol_delete,
         .vol_open = dir_vol_open,
         .vol_resize = dir_vol_resize,

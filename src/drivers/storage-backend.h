@@ -38,10 +38,16 @@ typedef struct VbStorageBackendOps {
         /* The names of the volumes (regular files, no symlinks, no hidden names), sorted; to free. */
         int (*list_volumes)(int pool_fd, char ***ret_names, size_t *ret_n);
         int (*vol_info)(int pool_fd, const char *name, StorageVolInfo *ret, VbError *reterr);
-        /* Creates the volume def->name (a checked plain name) as def says: raw sparse or qcow2, a qcow2
-         * overlay when def has a backing store (checked by core; qemu-img never opens it), the file owned
-         * by owner. Nothing stays behind on failure. */
+        /* Creates the volume def->name (a checked plain name), the file owned by owner: a raw volume
+         * whole (sparse; returns 0); an image format (qcow2, or a qcow2 overlay when def has a backing
+         * store) as an empty file that vol_format makes the image later, off the event loop (returns 1).
+         * Nothing stays behind on failure. */
         int (*vol_create)(int pool_fd, const StorageVolDef *def, uid_t owner, VbError *reterr);
+        /* Writes the empty image of format into the file behind fd (qemu-img create on /dev/fd/N):
+         * capacity bytes, over backing (a file of backing_format, checked by core; qemu-img never opens
+         * it) when not NULL. Slow (a child process): run in a job's thread. */
+        int (*vol_format)(int fd, const char *name, StorageVolFormat format, uint64_t capacity, const char *backing,
+                          StorageVolFormat backing_format, VbError *reterr);
         /* The image's own backing file as its header names it (qcow2), or NULL; ret_format NONE when the
          * image does not say. */
         int (*vol_backing)(int pool_fd, const char *name, char **ret_path, StorageVolFormat *ret_format);

@@ -358,7 +358,8 @@ static void test_disconnect(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
-/* VIRTBUS_QEMU_IMG for this test's virtbusd: /usr/bin/qemu-img, held back while the file hold exists. */
+/* VIRTBUS_QEMU_IMG for this test's virtbusd: /usr/bin/qemu-img, held back while the file hold exists, failing
+ * while the file fail exists. */
 static char qemu_img_dir[] = "/tmp/virtbus-test-qemu-img-XXXXXX";
 
 static void qemu_img_wrapper(void) {
@@ -369,8 +370,8 @@ static void qemu_img_wrapper(void) {
         assert_true(asprintf(&script, "%s/qemu-img", qemu_img_dir) > 0);
         f = fopen(script, "we");
         assert_non_null(f);
-        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\nexec /usr/bin/qemu-img \"$@\"\n",
-                qemu_img_dir);
+        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\n[ -e %s/fail ] && exit 1\n"
+                   "exec /usr/bin/qemu-img \"$@\"\n", qemu_img_dir, qemu_img_dir);
         assert_int_equal(fclose(f), 0);
         assert_int_equal(chmod(script, 0755), 0);
         assert_int_equal(setenv("VIRTBUS_QEMU_IMG", script, 1), 0);
@@ -384,6 +385,22 @@ static void qemu_img_hold(bool hold) {
                 assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
         else
                 assert_int_equal(unlink(path), 0);
+}
+
+static void qemu_img_fail(bool fail) {
+        _cleanup_free_ char *path = NULL;
+
+        assert_true(asprintf(&path, "%s/fail", qemu_img_dir) > 0);
+        if (fail)
+                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+        else
+                assert_int_equal(unlink(path), 0);
+}
+
+/* Keeps the answer of an asynchronous call. */
+static int on_message_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        *(sd_bus_message **) userdata = sd_bus_message_ref(m);
+        return 0;
 }
 
 static int on_held_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -508,6 +525,87 @@ static void test_busy_resize_wipe(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
+/* CreateVolume of a qcow2 runs qemu-img off the event loop: while qemu-img is held back, other calls are
+ * answered and the new volume is busy; the answer (the new volume) comes when the image is written. A
+ * qemu-img that fails leaves no volume, file or record. (It ran on the loop: everything waited.) */
+static void test_create_image_off_loop(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *answer = NULL;
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *file = NULL, *bad = NULL, *records = NULL;
+        const char *path = NULL;
+        bool there = false;
+
+        pool = setup_default_pool(h, root);
+        file = vol_file(h, "new.qcow2");
+        bad = vol_file(h, "bad.qcow2");
+        assert_true(asprintf(&records, "%s/storage/filling", harness_config_dir(h)) > 0);
+        assert_true(asprintf(&vol, "/org/virtbus1/storagevol/%s/new_2eqcow2", strrchr(pool, '/') + 1) > 0);
+
+        qemu_img_hold(true);
+        assert_true(sd_bus_call_method_async(member, &slot, HARNESS_SERVICE, pool, POOL_INTERFACE, "CreateVolume",
+                                             on_message_reply, &answer, "st",
+                                             "<volume><name>new.qcow2</name><capacity unit='MiB'>64</capacity>"
+                                             "<target><format type='qcow2'/></target></volume>", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(member) >= 0);
+        /* The volume appears (empty, busy) while qemu-img waits; the loop answers others meanwhile. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !there && harness_now_usec() < end;) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+
+                there = sd_bus_call_method(root, HARNESS_SERVICE, pool, POOL_INTERFACE, "GetVolumeByName", &e, &reply, "s",
+                                           "new.qcow2") >= 0;
+                sd_bus_error_free(&e);
+                sd_bus_message_unref(reply);
+                if (!there)
+                        usleep(20000);
+        }
+        assert_true(there);
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "ListVolumes", "t", UINT64_C(0)));
+        harness_call_fails(member, ERR("DeviceBusy"), "busy with a create", vol, VOL_INTERFACE, "Delete", "t",
+                           UINT64_C(0));
+        assert_true(access(records, F_OK) == 0); /* recorded while its image is not written */
+        while (sd_bus_process(member, NULL) > 0)
+                ;
+        assert_null(answer);
+        qemu_img_hold(false);
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !answer && harness_now_usec() < end;)
+                if (sd_bus_process(member, NULL) == 0)
+                        (void) sd_bus_wait(member, 100000);
+        assert_non_null(answer);
+        assert_false(sd_bus_message_is_method_error(answer, NULL));
+        assert_int_equal(sd_bus_message_read(answer, "o", &path), 1);
+        assert_string_equal(path, vol);
+        assert_string_equal(harness_get_string(member, vol, VOL_INTERFACE, "Format"), "qcow2");
+        assert_int_equal(get_u64(member, vol, "Capacity"), 64 * 1024 * 1024);
+        assert_true(access(records, F_OK) < 0 && errno == ENOENT);
+        {
+                const char *info[] = { "/usr/bin/qemu-img", "info", "--output=json", file, NULL };
+                HarnessResult res = {};
+
+                assert_int_equal(harness_run(h, HARNESS_USER_ROOT, info, NULL, HARNESS_TIMEOUT_USEC, &res), 0);
+                assert_int_equal(res.status, 0);
+                assert_non_null(strstr(res.out, "\"virtual-size\": 67108864"));
+                assert_non_null(strstr(res.out, "\"format\": \"qcow2\""));
+                harness_result_done(&res);
+        }
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+
+        /* qemu-img fails: an error, and nothing left. */
+        qemu_img_fail(true);
+        harness_call_fails(member, ERR("OperationFailed"), "qemu-img failed to create volume 'bad.qcow2'", pool,
+                           POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>bad.qcow2</name><capacity unit='MiB'>64</capacity>"
+                           "<target><format type='qcow2'/></target></volume>", UINT64_C(0));
+        qemu_img_fail(false);
+        harness_call_fails(member, ERR("NoSuchStorageVol"), NULL, pool, POOL_INTERFACE, "GetVolumeByName", "s",
+                           "bad.qcow2");
+        assert_true(access(bad, F_OK) < 0 && errno == ENOENT);
+        assert_true(access(records, F_OK) < 0 && errno == ENOENT);
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
+}
+
 /* A clone cut short by the end of virtbusd (SIGKILL while its qemu-img is held back): after the restart the
  * half-made volume is gone, file and record, and its name can be used again. Before the record, the empty
  * clone was found again as a volume like any other. The source is a qcow2 image of root's (made here and
@@ -601,6 +699,7 @@ int main(void) {
                 cmocka_unit_test(test_disconnect),
                 cmocka_unit_test(test_busy_resize_wipe),
                 cmocka_unit_test(test_clone_cut_by_kill),
+                cmocka_unit_test(test_create_image_off_loop),
         };
 
         _cleanup_free_ char *script = NULL;
