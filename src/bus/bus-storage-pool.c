@@ -182,8 +182,29 @@ static int method_stop(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return run_manage(m, userdata, error, storage_pool_stop);
 }
 
+static void on_build_done(StoragePool *p, int r, const VbError *e, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        bus_reply_later(m, r, e);
+        sd_bus_message_unref(m);
+}
+
+/* Build runs in core's worker (mkfs can take long): answered when it is done. */
 static int method_build(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, storage_pool_build);
+        StoragePool *p = userdata;
+        const char *details[] = { "pool", p->name, NULL };
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        r = bus_begin_flags_call(server_of(p), m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = storage_pool_build(p->registry, p, on_build_done, sd_bus_message_ref(m), &e);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return bus_reply_vb_error(error, &e, r);
+        }
+        return 1;
 }
 
 static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -12,6 +12,7 @@
 #include "core/storage-internal.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/worker.h"
 
 StorageVol *storage_vol_free(StorageVol *v) {
         if (!v)
@@ -72,6 +73,7 @@ int storage_registry_new(const char *config_dir, const char *runtime_dir, const 
 StorageRegistry *storage_registry_free(StorageRegistry *r) {
         if (!r)
                 return NULL;
+        r->worker = worker_free(r->worker); /* a Build running ends first; its caller is answered */
         for (size_t i = 0; i < r->n_pools; i++)
                 pool_free(r->pools[i]);
         free(r->pools);
@@ -187,6 +189,13 @@ static void pool_remove(StorageRegistry *r, StoragePool *p) {
         pool_free(p);
 }
 
+/* DeviceBusy while Build runs. */
+static int check_not_building(const StoragePool *p, VbError *reterr) {
+        if (!p->building)
+                return 0;
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Pool '%s' is busy: it is being built.", p->name);
+}
+
 /* A new definition must not take another pool's name or UUID, nor its directory. */
 int storage_pool_check_conflicts(StorageRegistry *r, const StoragePoolDef *def, StoragePool *self, VbError *reterr) {
         StoragePool *other = storage_pool_by_name(r, def->name);
@@ -216,6 +225,8 @@ int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
         storage_pool_def_get_uuid_string(d, uuid);
         p = storage_pool_by_uuid(r, uuid);
         k = storage_pool_check_conflicts(r, d, p, reterr);
+        if (k >= 0 && p)
+                k = check_not_building(p, reterr);
         if (k < 0)
                 return k;
         if (p && storage_pool_is_active(p) && !streq_ptr(p->def->target_path, d->target_path))
@@ -293,6 +304,9 @@ int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
 int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         int k;
 
+        k = check_not_building(p, reterr);
+        if (k < 0)
+                return k;
         if (storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is already active.", p->name);
         k = storage_pool_activate(r, p, reterr);
@@ -336,21 +350,82 @@ int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         return 0;
 }
 
-int storage_pool_build(StorageRegistry *r, StoragePool *p, VbError *reterr) {
+typedef struct PoolBuild {
+        StorageRegistry *registry;
+        char uuid[37];
+        const VbStorageBackendOps *ops;
+        const StoragePoolDef *def; /* the pool's: it does not change while p->building */
+        int result;
+        VbError error;
+        StoragePoolDoneFunc done;
+        void *userdata;
+} PoolBuild;
+
+static void pool_build_work(void *userdata) {
+        PoolBuild *b = userdata;
+
+        b->result = b->ops->build(b->def, &b->error);
+}
+
+static void pool_build_done(void *userdata, bool cancelled) {
+        PoolBuild *b = userdata;
+        StoragePool *p = storage_pool_by_uuid(b->registry, b->uuid);
+
+        if (cancelled && b->result >= 0)
+                b->result = vb_error_set(&b->error, VB_ERROR_OPERATION_FAILED, "The build of pool '%s' was cut short: "
+                                         "virtbusd is stopping.", p ? p->name : b->uuid);
+        if (p) {
+                p->building = false;
+                if (b->result >= 0)
+                        log_notice("Built storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
+                else
+                        log_warning("Failed to build storage pool '%s': %s", p->name, strempty(b->error.message));
+        }
+        b->done(p, b->result, &b->error, b->userdata);
+        vb_error_free(&b->error);
+        free(b);
+}
+
+int storage_pool_build(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata, VbError *reterr) {
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        PoolBuild *b;
+        int k;
 
         if (storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (Build is for a stopped pool).",
                                     p->name);
+        k = check_not_building(p, reterr);
+        if (k < 0)
+                return k;
         if (!ops)
                 return not_supported(p->def, reterr);
-        log_notice("Building storage pool '%s' at '%s'.", p->name, p->def->target_path);
-        return ops->build(p->def, reterr);
+        if (!r->worker && (k = worker_new(r->event, 1, 16, 0, &r->worker)) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot start the thread for Build: %s", strerror(-k));
+        b = new0(PoolBuild, 1);
+        if (!b)
+                return -ENOMEM;
+        *b = (PoolBuild) { .registry = r, .ops = ops, .def = p->def, .done = done, .userdata = userdata,
+                           .error = VB_ERROR_NULL };
+        memcpy(b->uuid, p->uuid, sizeof b->uuid);
+        /* mkfs (or a mkdir) in the worker: the loop goes on. */
+        k = worker_submit(r->worker, pool_build_work, pool_build_done, b);
+        if (k < 0) {
+                free(b);
+                return vb_error_set(reterr, k == -EAGAIN ? VB_ERROR_LIMITS_EXCEEDED : VB_ERROR_OPERATION_FAILED,
+                                    "Cannot build pool '%s' now: %s", p->name, strerror(-k));
+        }
+        p->building = true;
+        log_notice("Building storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
+        return 0;
 }
 
 int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
+        int k;
 
+        k = check_not_building(p, reterr);
+        if (k < 0)
+                return k;
         if (storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (stop it before Delete).", p->name);
         if (!ops)
@@ -375,6 +450,9 @@ int storage_pool_refresh(StorageRegistry *r, StoragePool *p, VbError *reterr) {
 int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         int k;
 
+        k = check_not_building(p, reterr);
+        if (k < 0)
+                return k;
         if (!p->persistent)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is transient: nothing to undefine.",
                                     p->name);

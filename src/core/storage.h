@@ -47,6 +47,7 @@ struct StoragePool {
         StoragePoolInfo info;
         StorageVol **vols;
         size_t n_vols, n_vols_allocated;
+        bool building; /* Build runs in the registry's worker: the pool is busy, its definition stays */
 };
 
 typedef struct StorageEvents {
@@ -69,6 +70,7 @@ struct StorageRegistry {
         Hashmap *by_uuid, *by_name;
         StoragePool **pools; /* in order of definition */
         size_t n_pools, n_pools_allocated;
+        struct Worker *worker; /* Build's thread (mkfs, mkdir), made when first needed */
 };
 
 #define STORAGE_TEST_POOL_NAME "default-pool"
@@ -92,7 +94,12 @@ int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
 int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr);
 int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr);
 int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr); /* a transient one goes away */
-int storage_pool_build(StorageRegistry *r, StoragePool *p, VbError *reterr);   /* inactive only */
+/* Build: makes the pool's target (a directory; a file system with mkfs for 'fs') in the registry's worker
+ * thread, the pool busy meanwhile (DeviceBusy to Start, Build, Delete, Undefine and a new definition);
+ * done(p, r, e, userdata) on the loop when it ended. Returns 0 once started, or < 0 (reterr) at once. */
+typedef void (*StoragePoolDoneFunc)(StoragePool *p, int r, const VbError *e, void *userdata);
+int storage_pool_build(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                       VbError *reterr); /* inactive only */
 int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr);  /* inactive only */
 int storage_pool_refresh(StorageRegistry *r, StoragePool *p, VbError *reterr); /* active only */
 int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr);

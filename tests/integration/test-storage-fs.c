@@ -270,12 +270,110 @@ static void test_other_types(void **state) {
         harness_call_fails(root, ERR("NotSupported"), "LVM", M, "CreateStoragePool", "st", cases[0].xml, UINT64_C(0));
 }
 
+/* VIRTBUS_MKFS_DIR for this test's virtbusd: /sbin/mkfs.ext4, held back while the file hold exists. */
+static char mkfs_dir[] = "/tmp/virtbus-test-mkfs-XXXXXX";
+
+static void mkfs_wrapper(void) {
+        _cleanup_free_ char *script = NULL;
+        FILE *f;
+
+        assert_non_null(mkdtemp(mkfs_dir));
+        assert_true(asprintf(&script, "%s/mkfs.ext4", mkfs_dir) > 0);
+        f = fopen(script, "we");
+        assert_non_null(f);
+        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\nexec /sbin/mkfs.ext4 \"$@\"\n", mkfs_dir);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(script, 0755), 0);
+        assert_int_equal(setenv("VIRTBUS_MKFS_DIR", mkfs_dir, 1), 0);
+}
+
+static void mkfs_hold(bool hold) {
+        _cleanup_free_ char *path = NULL;
+
+        assert_true(asprintf(&path, "%s/hold", mkfs_dir) > 0);
+        if (hold)
+                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+        else
+                assert_int_equal(unlink(path), 0);
+}
+
+/* Build's mkfs runs off the event loop: while it is held back, other calls are answered and the pool is
+ * busy; Build is answered when mkfs ended. (It ran on the loop: every caller waited for mkfs.) */
+static void test_build_off_loop(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_free_ char *image = NULL, *dev = NULL, *target = NULL, *xml = NULL, *pool = NULL;
+        struct stat st;
+        int fd, answered = 0;
+
+        assert_true(asprintf(&image, "%s/held-pool.img", harness_dir(h)) > 0);
+        fd = open(image, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+        close(fd);
+        dev = loop_attach(h, image);
+        assert_int_equal(stat(dev, &st), 0);
+        assert_true(asprintf(&target, "%s/held-mnt", harness_dir(h)) > 0);
+        assert_true(asprintf(&xml, "<pool type='fs'><name>held</name><source><device path='%s'/><format type='ext4'/>"
+                                   "</source><target><path>%s</path></target></pool>", dev, target) > 0);
+        pool = harness_call_path(root, M, "DefineStoragePool", "st", xml);
+
+        mkfs_hold(true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pool, POOL_INTERFACE, "Build", on_reply,
+                                             &answered, "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* Until mkfs runs: others are answered, the pool is busy. */
+        for (int i = 0; i < 500; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                if (sd_bus_call_method(root, HARNESS_SERVICE, pool, POOL_INTERFACE, "Start", &e, NULL, "t", UINT64_C(0)) < 0 &&
+                    sd_bus_error_has_name(&e, ERR("DeviceBusy")))
+                        break;
+                assert_true(i < 499);
+                usleep(10000);
+        }
+        harness_call_fails(root, ERR("DeviceBusy"), "being built", pool, POOL_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being built", pool, POOL_INTERFACE, "Build", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being built", pool, POOL_INTERFACE, "Undefine", "t", UINT64_C(0));
+        {
+                /* The same pool again (its UUID): its definition stays while mkfs works from it. */
+                _cleanup_free_ char *same = NULL;
+
+                assert_true(asprintf(&same, "<pool type='fs'><name>held</name><uuid>%s</uuid><source><device path='%s'/>"
+                                            "<format type='ext4'/></source><target><path>%s</path></target></pool>",
+                                     harness_get_string(root, pool, POOL_INTERFACE, "UUID"), dev, target) > 0);
+                harness_call_fails(root, ERR("DeviceBusy"), "being built", M, "DefineStoragePool", "st", same,
+                                   UINT64_C(0));
+        }
+        sd_bus_message_unref(harness_call_ok(root, M, "ListStoragePools", "t", UINT64_C(0)));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(answered, 0);
+        mkfs_hold(false);
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        assert_int_equal(answered, 1);
+        /* Built: it starts, mounted. */
+        call_pool(root, pool, "Start");
+        assert_true(mounted(target, st.st_rdev));
+        call_pool(root, pool, "Stop");
+        call_pool(root, pool, "Delete");
+        call_pool(root, pool, "Undefine");
+        loop_detach(h, dev);
+        unlink(image);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fs_pool),
                 cmocka_unit_test(test_fs_pool_refusals),
                 cmocka_unit_test(test_other_types),
+                cmocka_unit_test(test_build_off_loop),
         };
+        _cleanup_free_ char *script = NULL;
+        int r;
 
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/sbin/mkfs.ext4", X_OK) < 0 || access("/sbin/losetup", X_OK) < 0 ||
@@ -283,5 +381,10 @@ int main(void) {
                 fprintf(stderr, "test-storage-fs: needs mkfs.ext4 and losetup (scripts/bootstrap) and loop devices\n");
                 return 77;
         }
-        return harness_run_group(tests, &(HarnessOptions) {});
+        mkfs_wrapper();
+        r = harness_run_group(tests, &(HarnessOptions) {});
+        assert_true(asprintf(&script, "%s/mkfs.ext4", mkfs_dir) > 0);
+        (void) unlink(script);
+        (void) rmdir(mkfs_dir);
+        return r;
 }
