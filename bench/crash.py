@@ -18,6 +18,13 @@
 #     orphan), and every domain it reports running has its QEMU;
 #   - every network's bridge, nftables table and dnsmasq exist exactly when it is active;
 #   - every tap device belongs to the live definition of a running domain.
+# Storage and snapshots (both modes): each client also makes volumes in the driver's pool (raw ones filled
+# by an Upload, qcow2 clones of them by CreateVolumeFrom: qemu-img), deletes them, and (test driver) takes
+# and deletes snapshots of its domains; after each restart:
+#   - every volume acknowledged is there with its capacity, none acknowledged as deleted is, and a volume
+#     of the client's that was never acknowledged exists only if its call was in flight and it is whole (a
+#     clone holds its source's bytes: qemu-img compare); no record of a clone in flight is left;
+#   - every snapshot acknowledged is listed, none acknowledged as deleted is (in flight: either).
 # Prints one line per kill and a summary; exits 1 on the first violation.
 import ctypes
 import os
@@ -39,6 +46,8 @@ QEMU = MODE == "qemu"
 KEEP_GOING = os.environ.get("CRASH_KEEP_GOING") == "1"
 SLOTS = 2 if QEMU else 3  # domains per client
 M = ("org.virtbus1", "/org/virtbus1")
+POOL = "default" if QEMU else "default-pool"  # the driver's own pool
+VOL_MIB = 4
 
 
 def domain_xml(t, j, mem):
@@ -86,14 +95,25 @@ class Slot:
         self.running = False      # acknowledged
         self.inflight = None      # (op, value) sent, not answered
         self.was_paused = False   # found paused (a start cut short) and not started again since
+        self.snaps = set()        # snapshot names acknowledged (test driver)
+        self.snap_inflight = None  # (op, name)
+        self.snap_counter = 0
+
+
+class Volumes:
+    def __init__(self):
+        self.acked = {}       # name -> ("raw", None) filled, or ("qcow2", source name): acknowledged
+        self.inflight = None  # (op, name, source) sent, not answered
+        self.counter = 0
 
 
 class Client(threading.Thread):
     def __init__(self, t, stop):
         super().__init__(daemon=True)
         self.t, self.stop, self.slots = t, stop, [Slot() for _ in range(SLOTS)]
+        self.vols = Volumes()
         self.net_active, self.net_inflight = False, None
-        self.counter, self.ops, self.refused = 0, 0, 0
+        self.counter, self.ops, self.refused, self.vol_ops, self.snap_ops = 0, 0, 0, 0, 0
         self.rng = random.Random(t * 7919 + int(time.time()))
 
     def run(self):
@@ -111,10 +131,78 @@ class Client(threading.Thread):
                 # Refused (a network busy, a NIC on a stopped network...): nothing changed.
                 self.refused += 1
                 self.net_inflight = None
+                self.vols.inflight = None
                 for slot in self.slots:
                     slot.inflight = None
+                    slot.snap_inflight = None
+
+    def volume_step(self, bus, mgr):
+        v = self.vols
+        pool = dbus.Interface(bus.get_object("org.virtbus1", mgr.GetStoragePoolByName(POOL), introspect=False),
+                              "org.virtbus1.StoragePool")
+        raws = [n for n, (fmt, _) in v.acked.items() if fmt == "raw"]
+        r = self.rng.random()
+        if v.acked and (r < 0.3 or len(v.acked) >= 6):
+            name = self.rng.choice(sorted(v.acked))
+            v.inflight = ("delete", name, None)
+            vol = dbus.Interface(bus.get_object("org.virtbus1", pool.GetVolumeByName(name), introspect=False),
+                                 "org.virtbus1.StorageVol")
+            vol.Delete(dbus.UInt64(0))
+            del v.acked[name]
+        elif raws and r < 0.65:
+            v.counter += 1
+            name, source = "crashvol-%d-%d.qcow2" % (self.t, v.counter), self.rng.choice(raws)
+            v.inflight = ("clone", name, source)
+            pool.CreateVolumeFrom("<volume><name>%s</name><target><format type='qcow2'/></target></volume>" % name,
+                                  pool.GetVolumeByName(source), dbus.UInt64(0))
+            v.acked[name] = ("qcow2", source)
+        else:
+            v.counter += 1
+            name = "crashvol-%d-%d.img" % (self.t, v.counter)
+            v.inflight = ("create", name, None)
+            path = pool.CreateVolume("<volume><name>%s</name><capacity unit='MiB'>%d</capacity></volume>" %
+                                     (name, VOL_MIB), dbus.UInt64(0))
+            vol = dbus.Interface(bus.get_object("org.virtbus1", path, introspect=False), "org.virtbus1.StorageVol")
+            with open(WORK + "/vol-data", "rb") as f:
+                vol.Upload(dbus.types.UnixFd(f), dbus.UInt64(0), dbus.UInt64(0), dbus.UInt64(0))
+            v.acked[name] = ("raw", None)
+        v.inflight = None
+        self.ops += 1
+        self.vol_ops += 1
+
+    def snapshot_step(self, bus, mgr):
+        j = self.rng.randrange(SLOTS)
+        s = self.slots[j]
+        if s.defined is None:
+            return
+        dom = dbus.Interface(bus.get_object("org.virtbus1", mgr.GetDomainByUUID(uuid(self.t, j)), introspect=False),
+                             "org.virtbus1.Domain")
+        if s.snaps and self.rng.random() < 0.4:
+            name = self.rng.choice(sorted(s.snaps))
+            s.snap_inflight = ("delete", name)
+            path = [p for p in dom.ListSnapshots(dbus.UInt64(0)) if p.endswith("/" + name)]
+            snap = dbus.Interface(bus.get_object("org.virtbus1", path[0], introspect=False),
+                                  "org.virtbus1.DomainSnapshot")
+            snap.Delete(dbus.UInt64(0))
+            s.snaps.discard(name)
+        else:
+            s.snap_counter += 1
+            name = "snap%d" % s.snap_counter
+            s.snap_inflight = ("create", name)
+            dom.CreateSnapshot("<domainsnapshot><name>%s</name></domainsnapshot>" % name, dbus.UInt64(0))
+            s.snaps.add(name)
+        s.snap_inflight = None
+        self.ops += 1
+        self.snap_ops += 1
 
     def step(self, bus, mgr):
+        r = self.rng.random()
+        if r < 0.15:
+            self.volume_step(bus, mgr)
+            return
+        if not QEMU and r < 0.25:
+            self.snapshot_step(bus, mgr)
+            return
         if self.rng.random() < 0.15:
             op = "net-stop" if self.net_active else "net-start"
             self.net_inflight = op
@@ -218,11 +306,75 @@ def check(bus, clients):
             # Go on from what is true now (paused: a start cut short; it runs, to be destroyed).
             s.defined, s.running, s.inflight = mem, state in ("running", "paused"), None
             s.was_paused = state == "paused"
+        problems += check_volumes(bus, mgr, c)
+        if not QEMU:
+            problems += check_snapshots(bus, mgr, c)
         npath = mgr.GetNetworkByName("crashnet-%d" % c.t)
         active = bool(prop(bus, npath, "org.virtbus1.Network", "Active"))
         if active != c.net_active and c.net_inflight is None:
             problems.append("crashnet-%d active=%s, acknowledged %s" % (c.t, active, c.net_active))
         c.net_active, c.net_inflight = active, None
+    return problems
+
+
+def same_image(source, clone):
+    """Whether the qcow2 clone holds the raw source's bytes (qemu-img compare, read-only, shared locks)."""
+    r = subprocess.run(["qemu-img", "compare", "-q", "-U", "-f", "raw", "-F", "qcow2", source, clone],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+def check_volumes(bus, mgr, c):
+    v, problems = c.vols, []
+    pool_path = mgr.GetStoragePoolByName(POOL)
+    pool = dbus.Interface(bus.get_object("org.virtbus1", pool_path, introspect=False), "org.virtbus1.StoragePool")
+    found = {}
+    for path in pool.ListVolumes(dbus.UInt64(0)):
+        name = str(prop(bus, path, "org.virtbus1.StorageVol", "Name"))
+        if name.startswith("crashvol-%d-" % c.t):
+            found[name] = str(prop(bus, path, "org.virtbus1.StorageVol", "Path"))
+    op, iname, isource = v.inflight or (None, None, None)
+    for name, (fmt, source) in sorted(v.acked.items()):
+        if name not in found and not (op == "delete" and iname == name):
+            problems.append("volume %s lost (acknowledged)" % name)
+    for name in sorted(set(found) - set(v.acked)):
+        if iname != name or op not in ("create", "clone"):
+            problems.append("volume %s is there but was never acknowledged (in flight: %s)" % (name, v.inflight))
+        elif op == "clone" and not same_image(found[isource], found[name]):
+            problems.append("volume %s, a clone in flight, is there but not whole" % name)
+    # Go on from what is true now: a volume in flight that is there is kept (a create may be half-filled:
+    # it is deleted rather than cloned).
+    for name in found:
+        if name not in v.acked:
+            v.acked[name] = ("qcow2", isource) if op == "clone" else ("partial", None)
+    for name in list(v.acked):
+        if name not in found:
+            del v.acked[name]
+    v.inflight = None
+    records = os.path.join(WORK, "config", "storage", "filling")
+    if os.path.exists(records) and any(os.scandir(records)):
+        problems.append("records of clones in flight left in %s: %s" % (records, os.listdir(records)))
+    return problems
+
+
+def check_snapshots(bus, mgr, c):
+    problems = []
+    for j, s in enumerate(c.slots):
+        try:
+            path = mgr.GetDomainByUUID(uuid(c.t, j))
+        except dbus.DBusException:
+            s.snaps, s.snap_inflight = set(), None
+            continue
+        dom = dbus.Interface(bus.get_object("org.virtbus1", path, introspect=False), "org.virtbus1.Domain")
+        names = {str(p).rsplit("/", 1)[1] for p in dom.ListSnapshots(dbus.UInt64(0))}
+        op, name = s.snap_inflight or (None, None)
+        for n in sorted(s.snaps - names):
+            if not (op == "delete" and n == name):
+                problems.append("snapshot %s of crash-%d-%d lost (acknowledged)" % (n, c.t, j))
+        for n in sorted(names - s.snaps):
+            if not (op == "create" and n == name):
+                problems.append("snapshot %s of crash-%d-%d is there but was never acknowledged" % (n, c.t, j))
+        s.snaps, s.snap_inflight = names, None
     return problems
 
 
@@ -399,13 +551,15 @@ def main():
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
         threading.Thread(target=reaper, daemon=True).start()
     carried_total, found_total, refused_total, violations = 0, 0, 0, 0
+    with open(WORK + "/vol-data", "wb") as f:  # what each raw volume gets by Upload
+        f.write(os.urandom(VOL_MIB << 20))
     daemon, bus = start_daemon(log)
     DAEMON_PID[0] = daemon.pid
     mgr = dbus.Interface(bus.get_object(*M, introspect=False), "org.virtbus1.Manager")
     clients = []
     for t in range(THREADS):
         mgr.DefineNetwork(network_xml(t), dbus.UInt64(0))
-    total_ops = 0
+    total_ops, vol_ops, snap_ops = 0, 0, 0
     rng = random.Random(18)
     for k in range(KILLS):
         stop = threading.Event()
@@ -413,7 +567,7 @@ def main():
         for t in range(THREADS):
             c = clients[t] if clients else Client(t, stop)
             n = Client(t, stop)
-            n.slots, n.net_active, n.counter = c.slots, c.net_active, c.counter
+            n.slots, n.net_active, n.counter, n.vols = c.slots, c.net_active, c.counter, c.vols
             fresh.append(n)
         clients = fresh
         for c in clients:
@@ -426,6 +580,8 @@ def main():
             c.join(30)
         ops = sum(c.ops for c in clients)
         total_ops += ops
+        vol_ops += sum(c.vol_ops for c in clients)
+        snap_ops += sum(c.snap_ops for c in clients)
         refused_total += sum(c.refused for c in clients)
         before = qemus() if QEMU else {}
         daemon, bus = start_daemon(log)
@@ -450,7 +606,11 @@ def main():
             sys.exit(1)
     log.flush()
     with open(logpath, errors="replace") as f:
-        torn = [line for line in f if "Failed to load" in line]
+        lines = f.readlines()
+    torn = [line for line in lines if "Failed to load" in line]
+    swept = sum("cut short" in line and "Removing volume" in line for line in lines)
+    print("storage: %d volume calls answered, %d snapshot calls; %d volumes cut short found and removed at a restart" %
+          (vol_ops, snap_ops, swept), flush=True)
     kids = [k for k in children(daemon.pid) if not QEMU]  # QEMUs and dnsmasq are its children there
     daemon.send_signal(signal.SIGTERM)
     daemon.wait()
