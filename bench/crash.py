@@ -626,7 +626,9 @@ def main():
         if violations:
             sys.exit(1)
     else:
-        print("crash kills=%d calls=%d violations=0 torn=0" % (KILLS, total_ops))
+        print("crash kills=%d calls=%d refused=%d violations=%d torn=0" % (KILLS, total_ops, refused_total, violations))
+        if violations:
+            sys.exit(1)
 
 
 main()
