@@ -918,6 +918,52 @@ static void merge_overlays(Manager *m, Domain *d, const SnapshotDef *snap) {
         d->config = TAKE_PTR(config);
 }
 
+/* A merge of a running domain's disks failed after some pivoted onto the images below (QEMU cannot undo
+ * that; the backend's live definition tells which): those disks leave the snapshot and their overlays
+ * leave the definitions, and the snapshot keeps the overlays that are still the disks' images. */
+static void merge_partial(Manager *m, Domain *d, DomainSnapshot *s) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *merged = NULL;
+        _cleanup_(domain_def_freep) DomainDef *live = NULL;
+        VbError e = VB_ERROR_NULL;
+        bool any = false;
+
+        if (!domain_is_active(d) || snapshot_def_kind(s->def) != SNAPSHOT_KIND_DISK_ONLY ||
+            !DRIVER_OP(m, domain_get_live) || DRIVER_OP(m, domain_get_live)(m->driver, d->uuid, &live, NULL) < 0 ||
+            snapshot_def_copy(s->def, &merged) < 0)
+                return;
+        for (size_t i = 0; i < merged->n_disks; i++) {
+                SnapshotDiskDef *k = &merged->disks[i];
+                const DeviceDef *dev = domain_def_find_disk(live, k->name);
+
+                if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file)
+                        continue;
+                if (dev && !streq_ptr(device_disk_get_source(dev), k->source_file))
+                        any = true;
+                else
+                        k->mode = SNAPSHOT_MODE_NO;
+        }
+        if (!any)
+                return;
+        merge_overlays(m, d, merged);
+        for (size_t i = 0; i < merged->n_disks; i++) {
+                SnapshotDiskDef *k = &s->def->disks[i];
+
+                if (merged->disks[i].mode != SNAPSHOT_MODE_EXTERNAL)
+                        continue;
+                log_notice("Snapshot '%s' of domain '%s': disk '%s' merged into the image below '%s', the rest not.",
+                           s->name, d->name, k->name, k->source_file);
+                k->mode = SNAPSHOT_MODE_NO;
+                k->mode_given = true;
+                free(k->source_file);
+                free(k->driver_type);
+                k->source_file = k->driver_type = NULL;
+        }
+        if (snapshot_save(m, s, &e) < 0)
+                log_warning("Snapshot '%s' of domain '%s': the disks left in it were not saved, ignoring: %s", s->name,
+                            d->name, strempty(e.message));
+        vb_error_free(&e);
+}
+
 /* Removes one snapshot's file and object (the backend's part is gone already). */
 static void forget_one(Manager *m, DomainSnapshot *s, uint64_t flags) {
         Domain *d = s->domain;
@@ -999,6 +1045,7 @@ static void on_deleted(int r, const VbError *driver_e, void *userdata) {
         VbError e = VB_ERROR_NULL;
 
         if (r < 0) {
+                merge_partial(j->m, j->d, j->pending[0]);
                 job_finish(j, r, NULL, driver_e);
                 return;
         }

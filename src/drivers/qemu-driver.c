@@ -143,8 +143,10 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         else if (streq(name, "VSERPORT_CHANGE"))
                 qemu_guest_port_changed(q, vm, qemu_json_string(data, "id"),
                                         json_object_get_boolean(qemu_json_get(data, "open")));
-        else if (streq(name, "JOB_STATUS_CHANGE"))
+        else if (streq(name, "JOB_STATUS_CHANGE")) {
                 qemu_snapshot_job_event(q, vm, data);
+                qemu_snapshot_merge_job_event(q, vm, data);
+        }
 }
 
 static void on_vm_exited(QemuVm *vm, void *userdata) {

@@ -10,9 +10,13 @@
  *    a copy of what its overlay holds: nothing reads it differently).
  *  - Running domain: the image below each overlay gets a read-write descriptor (opened with its user's
  *    rights) in its descriptor set, its nodes are reopened read-write (blockdev-reopen), and QMP
- *    block-commit of the active layer runs, one job per disk, polled for Progress; once all are ready,
- *    job-complete puts each disk on the image below. The overlay's nodes and descriptor set go, then the
- *    files. */
+ *    block-commit of the active layer runs, one job per disk, followed by its JOB_STATUS_CHANGE events
+ *    (and polled for Progress). Only once all are ready is job-complete asked, of one disk at a time, the
+ *    next after the one before pivoted onto the image below. The overlay's nodes and descriptor set go,
+ *    then the files. As all or nothing as QEMU allows: a disk failing before its pivot has the others'
+ *    jobs cancelled (a cancelled active commit leaves its disk on its overlay); a pivot cannot be undone,
+ *    so a disk failing after an earlier one pivoted leaves those merged, and then the live definition
+ *    says so (core makes the snapshot keep only the overlays left, from it). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -52,7 +56,9 @@ typedef struct MergeDisk {
         /* running */
         char *alias, *job_id, *top_prefix, *base_prefix, *below_node;
         int top_fdset, base_fdset;
-        bool ready, completing, concluded;
+        bool ready, concluded;
+        bool complete_sent, completing; /* job-complete asked, accepted */
+        bool cancelling;
         char *error;
         uint64_t done, total;
 } MergeDisk;
@@ -63,6 +69,10 @@ struct QemuMergeJob {
         char *name;
         SnapshotDef *snap;
         bool running, removing, dropped;
+        bool failing;      /* a disk failed: the others are cancelled or, if pivoting, waited for */
+        bool kick;         /* a job changed while a query was in flight: ask again at once */
+        bool ending;       /* every job concluded: no more queries */
+        char *failure;     /* the first failure, naming its disk */
         MergeDisk *v;
         size_t n;
         int r;
@@ -71,6 +81,7 @@ struct QemuMergeJob {
         void *userdata;
         sd_event_source *poll;
         uint64_t poll_id;
+        uint64_t complete_id; /* the job-complete in flight (0: none) */
         struct QemuMergeJob *next;
 };
 
@@ -99,10 +110,17 @@ static void job_free(QemuMergeJob *j) {
         if (*i)
                 *i = j->next;
         sd_event_source_disable_unref(j->poll);
+        if (j->complete_id) {
+                QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+                if (vm && vm->mon)
+                        qemu_monitor_cancel(vm->mon, j->complete_id);
+        }
         for (size_t k = 0; k < j->n; k++)
                 disk_done(&j->v[k]);
         free(j->v);
         free(j->name);
+        free(j->failure);
         snapshot_def_free(j->snap);
         vb_error_free(&j->e);
         free(j);
@@ -233,13 +251,20 @@ static void overlay_remove(MergeDisk *d) {
         close(dfd);
 }
 
+/* A disk whose job concluded after its job-complete was accepted, with no error: it runs on the image below. */
+static bool disk_pivoted(const MergeDisk *d) {
+        return d->concluded && d->completing && !d->error;
+}
+
 static void work(void *userdata) {
         QemuMergeJob *j = userdata;
         int r = 0;
 
         if (j->removing) {
+                /* Running, only the overlays QEMU left (a failed merge keeps the others'). */
                 for (size_t k = 0; k < j->n; k++)
-                        overlay_remove(&j->v[k]);
+                        if (!j->running || disk_pivoted(&j->v[k]))
+                                overlay_remove(&j->v[k]);
                 return;
         }
         for (size_t k = 0; k < j->n && r >= 0; k++)
@@ -296,11 +321,24 @@ static int node_name(const char *prefix, const char *what, char **ret) {
         return asprintf(ret, "%s-%s", prefix, what) < 0 ? -ENOMEM : 0;
 }
 
-/* The overlays are gone from QEMU's graph: so from its live definition (written for a restart of ours). */
+/* The disks that pivoted are off their overlays: so is QEMU's live definition (written for a restart of
+ * ours). Those that did not keep theirs. */
 static void live_adopt(QemuMergeJob *j, QemuVm *vm) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *pivoted = NULL;
         DomainDef *copy = NULL;
 
-        if (snapshot_def_drop_overlays(j->snap, vm->live, &copy, NULL) < 0) {
+        if (snapshot_def_copy(j->snap, &pivoted) >= 0)
+                for (size_t i = 0; i < pivoted->n_disks; i++) {
+                        SnapshotDiskDef *k = &pivoted->disks[i];
+                        bool done = false;
+
+                        for (size_t n = 0; n < j->n; n++)
+                                if (streq(j->v[n].target, k->name))
+                                        done = disk_pivoted(&j->v[n]);
+                        if (!done)
+                                k->mode = SNAPSHOT_MODE_NO;
+                }
+        if (!pivoted || snapshot_def_drop_overlays(pivoted, vm->live, &copy, NULL) < 0) {
                 log_warning("Domain %s: out of memory recording the merge of snapshot '%s'.", j->uuid, j->name);
                 return;
         }
@@ -331,10 +369,13 @@ static void on_cleaned(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                 job_finish(j);
 }
 
+/* Every job concluded: all are dismissed, and the overlays of the disks that pivoted leave QEMU. */
 static void live_cleanup(QemuMergeJob *j, QemuVm *vm) {
         QemuSeq *seq = qemu_seq_new(vm);
         struct json_object *args;
 
+        j->ending = true;
+        j->poll = sd_event_source_disable_unref(j->poll);
         if (!seq) {
                 on_cleaned(NULL, -ENOMEM, NULL, j);
                 return;
@@ -345,6 +386,8 @@ static void live_cleanup(QemuMergeJob *j, QemuVm *vm) {
                 args = json_object_new_object();
                 json_object_object_add(args, "id", json_object_new_string(d->job_id));
                 qemu_seq_add_optional(seq, "job-dismiss", args);
+                if (!disk_pivoted(d))
+                        continue;
                 for (size_t s = 0; s < 2; s++) {
                         _cleanup_free_ char *node = NULL;
 
@@ -372,20 +415,121 @@ static MergeDisk *disk_of_job(QemuMergeJob *j, const char *id) {
 }
 
 static int poll_arm(QemuMergeJob *j);
+static void poll_now(QemuMergeJob *j);
 
-/* query-jobs' answer: progress; each job ready is completed (once all are); all concluded: the end. */
+/* The first failure, with its disk, is the one told. */
+static void disk_failed(QemuMergeJob *j, MergeDisk *d, const char *error) {
+        if (!d->error)
+                d->error = strdup(error);
+        if (!j->failure && asprintf(&j->failure, "disk '%s': %s", d->target, error) < 0)
+                j->failure = NULL;
+        j->failing = true;
+}
+
+static void on_completed(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuMergeJob *j = userdata;
+        MergeDisk *d = NULL;
+
+        j->complete_id = 0;
+        for (size_t k = 0; k < j->n && !d; k++)
+                if (j->v[k].complete_sent && !j->v[k].completing && !j->v[k].error && !j->v[k].concluded)
+                        d = &j->v[k];
+        if (!d)
+                return;
+        if (error)
+                disk_failed(j, d, error);
+        else
+                d->completing = true;
+        poll_now(j);
+}
+
+/* All ready: the next disk is asked to pivot, once the one before did. VIRTBUS_QEMU_MERGE_FAULT (tests):
+ * the job-complete of the disk it names goes to a job that does not exist, so QEMU refuses it. */
+static void complete_next(QemuMergeJob *j, QemuVm *vm) {
+        const char *fault = getenv("VIRTBUS_QEMU_MERGE_FAULT");
+        struct json_object *args;
+
+        for (size_t k = 0; k < j->n; k++) {
+                MergeDisk *d = &j->v[k];
+
+                if (d->concluded)
+                        continue;
+                if (d->complete_sent)
+                        return; /* pivoting: the next waits */
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(streq_ptr(fault, d->target) ?
+                                                                          "virtbus-injected-fault" : d->job_id));
+                if (qemu_monitor_call_fd(vm->mon, "job-complete", args, -1, on_completed, j, &j->complete_id) < 0)
+                        disk_failed(j, d, "cannot ask QEMU to complete the job");
+                else
+                        d->complete_sent = true;
+                return;
+        }
+}
+
+/* A disk failed: every job not pivoting is cancelled; once all concluded, what pivoted is recorded and the
+ * caller told. */
+static void live_unwind(QemuMergeJob *j, QemuVm *vm) {
+        _cleanup_free_ char *merged = NULL;
+        bool all_concluded = true;
+
+        for (size_t k = 0; k < j->n; k++) {
+                MergeDisk *d = &j->v[k];
+                struct json_object *args;
+
+                if (d->concluded)
+                        continue;
+                all_concluded = false;
+                /* A pivot asked and accepted runs to its end; an answer still awaited is waited for. */
+                if (d->completing || d->cancelling || (d->complete_sent && !d->error))
+                        continue;
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(d->job_id));
+                if (qemu_monitor_call(vm->mon, "job-cancel", args, NULL, NULL) >= 0)
+                        d->cancelling = true;
+        }
+        if (!all_concluded) {
+                (void) poll_arm(j);
+                return;
+        }
+        for (size_t k = 0; k < j->n; k++) {
+                char *m;
+
+                if (!disk_pivoted(&j->v[k]))
+                        continue;
+                if (asprintf(&m, "%s%s'%s'", strempty(merged), merged ? ", " : "", j->v[k].target) < 0)
+                        break;
+                free(merged);
+                merged = m;
+        }
+        j->r = -EIO;
+        if (merged)
+                vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot '%s': "
+                             "%s; disk(s) %s had pivoted onto the image below already, which cannot be undone: the "
+                             "snapshot keeps the overlays of the other disks only", j->name,
+                             strempty(j->failure), merged);
+        else
+                vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot '%s': "
+                             "%s; no disk was changed", j->name, strempty(j->failure));
+        if (merged)
+                live_adopt(j, vm);
+        live_cleanup(j, vm);
+}
+
+/* query-jobs' answer: progress; all ready: the pivots, one disk at a time; all concluded: the end. */
 static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         QemuMergeJob *j = userdata;
         QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
         size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
         bool all_ready = true, all_concluded = true;
-        const char *failure = NULL;
 
         j->poll_id = 0;
         if (j->dropped) {
                 job_finish(j);
                 return;
         }
+        if (j->ending)
+                return;
         for (size_t i = 0; i < n; i++) {
                 struct json_object *job = json_object_array_get_idx(ret, i);
                 MergeDisk *d = disk_of_job(j, qemu_json_string(job, "id"));
@@ -402,33 +546,21 @@ static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error
                 if (streq(status, "concluded") || streq(status, "null")) {
                         d->concluded = true;
                         if (qemu_json_string(job, "error") && !d->error)
-                                d->error = strdup(qemu_json_string(job, "error"));
+                                disk_failed(j, d, d->cancelling ? "cancelled" : qemu_json_string(job, "error"));
                 }
         }
         for (size_t k = 0; k < j->n; k++) {
                 all_ready = all_ready && (j->v[k].ready || j->v[k].concluded);
                 all_concluded = all_concluded && j->v[k].concluded;
-                if (j->v[k].error)
-                        failure = j->v[k].error;
         }
-        tell_progress(j);
+        if (!j->failing)
+                tell_progress(j);
         if (!vm || error) {
                 live_fail(j, -EIO, NULL, vm ? error : "the domain stopped");
                 return;
         }
-        if (failure) {
-                /* A job that failed changed nothing of its disk; the others are cancelled (a ready active
-                 * commit cancelled leaves its disk on the overlay). */
-                for (size_t k = 0; k < j->n; k++) {
-                        struct json_object *args = json_object_new_object();
-
-                        json_object_object_add(args, "id", json_object_new_string(j->v[k].job_id));
-                        (void) qemu_monitor_call(vm->mon, j->v[k].concluded ? "job-dismiss" : "job-cancel", args, NULL,
-                                                 NULL);
-                }
-                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot "
-                                    "'%s': %s", j->name, failure);
-                job_finish(j);
+        if (j->failing) {
+                live_unwind(j, vm);
                 return;
         }
         if (all_concluded) {
@@ -436,17 +568,12 @@ static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error
                 live_cleanup(j, vm);
                 return;
         }
-        for (size_t k = 0; k < j->n && all_ready; k++) {
-                struct json_object *args;
-
-                if (j->v[k].completing || j->v[k].concluded)
-                        continue;
-                args = json_object_new_object();
-                json_object_object_add(args, "id", json_object_new_string(j->v[k].job_id));
-                if (qemu_monitor_call(vm->mon, "job-complete", args, NULL, NULL) >= 0)
-                        j->v[k].completing = true;
-        }
-        (void) poll_arm(j);
+        if (all_ready)
+                complete_next(j, vm);
+        if (j->failing)
+                live_unwind(j, vm);
+        else
+                (void) poll_arm(j);
 }
 
 static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -454,6 +581,7 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
 
         j->poll = sd_event_source_disable_unref(j->poll);
+        j->kick = false;
         if (!vm || !vm->mon || qemu_monitor_call_fd(vm->mon, "query-jobs", NULL, -1, on_jobs, j, &j->poll_id) < 0) {
                 j->poll_id = 0;
                 live_fail(j, -EIO, NULL, "the domain stopped");
@@ -462,10 +590,31 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int poll_arm(QemuMergeJob *j) {
-        if (j->poll || j->poll_id)
+        if (j->poll || j->poll_id || j->ending)
                 return 0;
-        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC, MERGE_POLL_USEC, 0,
-                                          on_poll_timer, j);
+        /* Accuracy 1 µs: sd-event's default (0) lets a timer slip by up to 250 ms. */
+        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC,
+                                          j->kick ? 0 : MERGE_POLL_USEC, 1, on_poll_timer, j);
+}
+
+/* Something changed: the next query goes at once (after the one in flight, if any). */
+static void poll_now(QemuMergeJob *j) {
+        if (j->ending)
+                return;
+        j->kick = true;
+        j->poll = sd_event_source_disable_unref(j->poll);
+        if (!j->poll_id && poll_arm(j) < 0)
+                live_fail(j, -ENOMEM, NULL, "following the jobs");
+}
+
+void qemu_snapshot_merge_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data) {
+        const char *id = qemu_json_string(data, "id");
+
+        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next)
+                if (j->running && !j->dropped && !j->ending && streq(j->uuid, vm->uuid) && disk_of_job(j, id)) {
+                        poll_now(j);
+                        return;
+                }
 }
 
 static void on_commits_started(QemuSeq *seq, int r, const VbError *e, void *userdata) {
