@@ -56,6 +56,7 @@ typedef struct MergeDisk {
         /* running */
         char *alias, *job_id, *top_prefix, *base_prefix, *below_node;
         int top_fdset, base_fdset;
+        int base_ro_fd;  /* the image below, read-only too: its set holds only ours from then on */
         bool ready, concluded;
         bool complete_sent, completing; /* job-complete asked, accepted */
         bool cancelling;
@@ -92,6 +93,8 @@ static void disk_done(MergeDisk *d) {
                 free(d->v[i].path);
                 free(d->v[i].format);
         }
+        if (d->base_ro_fd >= 0)
+                close(d->base_ro_fd);
         free(d->v);
         free(d->target);
         free(d->alias);
@@ -155,6 +158,14 @@ static int disk_open(MergeDisk *d, bool running, VbError *e) {
                                             VB_ERROR_OPERATION_FAILED, "Cannot open '%s' of disk '%s' (%s) with the "
                                             "rights of uid %u to merge it: %s", d->v[i].path, d->target,
                                             host_open_mode_to_string(mode), d->v[i].uid, strerror(-r));
+        }
+        if (running) {
+                int r = host_open_one_as(d->v[1].uid, d->v[1].path, HOST_OPEN_READ, &d->base_ro_fd);
+
+                if (r < 0)
+                        return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Cannot open '%s' of disk '%s' (read-only) "
+                                            "with the rights of uid %u to merge it: %s", d->v[1].path, d->target,
+                                            d->v[1].uid, strerror(-r));
         }
         return 0;
 }
@@ -628,6 +639,27 @@ static void on_commits_started(QemuSeq *seq, int r, const VbError *e, void *user
                 live_fail(j, -ENOMEM, NULL, "polling the jobs");
 }
 
+/* remove-fd of every descriptor of set id, from query-fdsets' answer. */
+static void remove_set_fds(QemuSeq *seq, struct json_object *sets, int id) {
+        size_t n = sets && json_object_is_type(sets, json_type_array) ? json_object_array_length(sets) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *set = json_object_array_get_idx(sets, i), *fds = qemu_json_get(set, "fds");
+                size_t n_fds = fds && json_object_is_type(fds, json_type_array) ? json_object_array_length(fds) : 0;
+
+                if (json_object_get_int(qemu_json_get(set, "fdset-id")) != id)
+                        continue;
+                for (size_t k = 0; k < n_fds; k++) {
+                        struct json_object *args = json_object_new_object();
+
+                        json_object_object_add(args, "fdset-id", json_object_new_int(id));
+                        json_object_object_add(args, "fd", json_object_new_int(
+                                                       json_object_get_int(qemu_json_get(json_object_array_get_idx(fds, k), "fd"))));
+                        qemu_seq_add_optional(seq, "remove-fd", args);
+                }
+        }
+}
+
 /* The set a storage node's file is in ("/dev/fdset/N"), from query-named-block-nodes' answer. */
 static int fdset_of(struct json_object *nodes, const char *prefix) {
         _cleanup_free_ char *name = NULL;
@@ -697,7 +729,7 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         for (size_t k = 0; k < j->n; k++) {
                 MergeDisk *d = &j->v[k];
                 struct json_object *args;
-                _cleanup_free_ char *top = NULL, *base = NULL;
+                _cleanup_free_ char *top = NULL, *base = NULL, *w_fd = NULL, *w_reopen = NULL, *w_commit = NULL;
                 struct stat st;
 
                 d->top_fdset = fdset_of(nodes, d->top_prefix);
@@ -707,12 +739,22 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                         live_fail(j, -ENOENT, NULL, "QEMU has no descriptor set for the image below the overlay");
                         return;
                 }
-                args = json_object_new_object();
-                json_object_object_add(args, "fdset-id", json_object_new_int(d->base_fdset));
-                json_object_object_add(args, "opaque", json_object_new_string(d->alias));
-                qemu_seq_add_fd(next, "hand QEMU the image below the overlay, read-write", "add-fd", args, d->v[1].fd);
-                qemu_seq_add(next, "reopen the image below the overlay read-write", "blockdev-reopen",
-                             reopen_args(d, fstat(d->v[1].fd, &st) >= 0 && S_ISBLK(st.st_mode)));
+                if (asprintf(&w_fd, "hand QEMU the image below the overlay of disk '%s'", d->target) < 0 ||
+                    asprintf(&w_reopen, "reopen the image below the overlay of disk '%s' read-write", d->target) < 0 ||
+                    asprintf(&w_commit, "start merging the overlay of disk '%s' (block-commit)", d->target) < 0)
+                        w_fd = w_reopen = w_commit = NULL;
+                /* The set's descriptors go first (the node keeps its own copy until the reopen): one the disk
+                 * had read-write before an overlay went over it may still hold QEMU's lock against writers,
+                 * which the reopen would meet ("Failed to get "write" lock"). Ours replace them. */
+                remove_set_fds(next, qemu_seq_reply(seq, 1), d->base_fdset);
+                for (size_t m = 0; m < 2; m++) {
+                        args = json_object_new_object();
+                        json_object_object_add(args, "fdset-id", json_object_new_int(d->base_fdset));
+                        json_object_object_add(args, "opaque", json_object_new_string(d->alias));
+                        qemu_seq_add_fd(next, w_fd, "add-fd", args, m == 0 ? d->v[1].fd : d->base_ro_fd);
+                }
+                qemu_seq_add(next, w_reopen, "blockdev-reopen", reopen_args(d, fstat(d->v[1].fd, &st) >= 0 &&
+                                                                             S_ISBLK(st.st_mode)));
                 if (node_name(d->top_prefix, "format", &top) < 0 || node_name(d->base_prefix, "format", &base) < 0) {
                         qemu_seq_free(next);
                         live_fail(j, -ENOMEM, NULL, "out of memory");
@@ -723,7 +765,7 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                 json_object_object_add(args, "device", json_object_new_string(top));
                 json_object_object_add(args, "base-node", json_object_new_string(base));
                 json_object_object_add(args, "auto-dismiss", json_object_new_boolean(false));
-                qemu_seq_add(next, "start merging the overlay (block-commit)", "block-commit", args);
+                qemu_seq_add(next, w_commit, "block-commit", args);
         }
         r = qemu_seq_run(next, qemu_vm_command_timeout(vm), on_commits_started, j, &j->e);
         if (r < 0)
@@ -743,6 +785,7 @@ static void live_start(QemuMergeJob *j) {
         args = json_object_new_object();
         json_object_object_add(args, "flat", json_object_new_boolean(true));
         qemu_seq_add(seq, "list QEMU's block nodes", "query-named-block-nodes", args);
+        qemu_seq_add(seq, "list QEMU's descriptor sets", "query-fdsets", NULL);
         r = qemu_seq_run(seq, qemu_vm_command_timeout(vm), on_nodes, j, &j->e);
         if (r < 0)
                 live_fail(j, r, NULL, "listing QEMU's block nodes");
@@ -842,7 +885,7 @@ int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const
                                          "of the domain: its overlay cannot be merged", k->name, snap->name);
                         break;
                 }
-                j->v[j->n] = (MergeDisk) { .top_fdset = -1, .base_fdset = -1 };
+                j->v[j->n] = (MergeDisk) { .top_fdset = -1, .base_fdset = -1, .base_ro_fd = -1 };
                 r = disk_fill(&j->v[j->n++], dev, k, running, access, reterr);
         }
         if (r >= 0)
