@@ -200,6 +200,7 @@ static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState 
         log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid, domain_def_get_name(vm->live));
         notify_state(q, vm, state);
         qemu_hotplug_reconcile(q, vm, peripherals, fdsets, blocks);
+        qemu_snapshot_merge_reconnected(q, vm);
         qemu_guest_reattach(vm);
         /* The guest powered off or crashed while we were away: do now what we would have done. */
         if (vm->shutdown_seen || vm->crashed)

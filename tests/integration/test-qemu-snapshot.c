@@ -1091,6 +1091,142 @@ static void test_disk_only_owner(void **state) {
         sd_bus_message_unref(harness_call_ok(user, dom, D, "Undefine", "t", UINT64_C(2)));
 }
 
+/* Waits (up to the guest timeout) until QEMU's query-jobs answer, asked over the test's own connection,
+ * holds want. */
+static void wait_jobs(Harness *h, const char *uuid, const char *want) {
+        uint64_t end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+
+        for (;;) {
+                _cleanup_free_ char *jobs = qmp(h, uuid, "{\"execute\":\"query-jobs\"}");
+
+                if (strstr(jobs, want))
+                        return;
+                if (harness_now_usec() > end)
+                        fail_msg("QEMU's jobs never showed '%s': %s", want, jobs);
+                usleep(50000);
+        }
+}
+
+/* A live merge cut by a kill of virtbusd: the two disks' block-commit jobs are ready (virtbusd told to
+ * hold them there, VIRTBUS_QEMU_MERGE_FAULT=hold) when virtbusd is killed; while none runs, the first disk
+ * is pivoted by hand (job-complete over QMP). The next virtbusd cancels the job left on the second disk,
+ * dismisses both, and its live definition and the snapshot's metadata follow what QEMU runs: the first disk
+ * on the image below, out of the snapshot; the second on its overlay, in it. The data is all there, and a
+ * Delete merges the rest (the job's name is free again). */
+static void test_disk_only_cut(void **state) {
+        Harness *h = *state;
+        sd_bus *bus;
+        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *disks = NULL,
+                            *xml = NULL, *dom = NULL, *snap = NULL, *live = NULL, *sx = NULL, *x = NULL, *uuid = NULL,
+                            *alias = NULL, *cmd = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        uint64_t end;
+        int console;
+
+        assert_true(asprintf(&base_a, "%s/cut-a.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&base_b, "%s/cut-b.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over_a, "%s/cut-a.over", harness_dir(h)) > 0);
+        assert_true(asprintf(&over_b, "%s/cut-b.over", harness_dir(h)) > 0);
+        for (size_t i = 0; i < 2; i++)
+                assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2",
+                                                           i == 0 ? base_a : base_b, "16M", NULL }, NULL), 0);
+        assert_true(asprintf(&disks,
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vdb' bus='virtio'/></disk>", base_a, base_b) > 0);
+        bus = restart_with_fault(h, NULL, "hold");
+        xml = harness_shell_guest_xml(h, "snapcut", disks);
+        dom = harness_define_domain(bus, xml);
+        uuid = strdup(harness_get_string(bus, dom, D, "UUID"));
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes_on(console, "vda", "MARKER-A1.");
+        guest_writes_on(console, "vdb", "MARKER-B1.");
+        free(xml);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>cut</name><disks><disk name='vda'><source file='%s'/></disk>"
+                                   "<disk name='vdb'><source file='%s'/></disk></disks></domainsnapshot>",
+                             over_a, over_b) > 0);
+        snap = disk_only(bus, dom, xml, 1);
+        guest_writes_on(console, "vda", "MARKER-A2.");
+        guest_writes_on(console, "vdb", "MARKER-B2.");
+        close(console);
+        live = harness_domain_xml(bus, dom, 0);
+        alias = vda_alias(live);
+
+        /* Delete, not waited for; the jobs get ready and are held there; virtbusd is killed. */
+        {
+                _cleanup_(harness_watch_freep) HarnessWatch *progress = harness_watch_signal(bus, dom, D, "Progress");
+                uint64_t done = 0, total = 0;
+
+                assert_true(sd_bus_call_method_async(bus, NULL, "org.virtbus1", snap, S, "Delete", NULL, NULL, "t",
+                                                     UINT64_C(0)) >= 0);
+                assert_true(sd_bus_flush(bus) >= 0);
+                end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+                while (done == 0 || done != total) {
+                        sd_bus_message *msg = harness_watch_next(progress, GUEST_TIMEOUT_USEC);
+
+                        assert_non_null(msg);
+                        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+                        sd_bus_message_unref(msg);
+                        assert_true(harness_now_usec() < end);
+                }
+        }
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        wait_jobs(h, uuid, "\"status\": \"ready\"");
+        assert_true(asprintf(&cmd, "{\"execute\":\"job-complete\",\"arguments\":{\"id\":\"vb-merge-%s\"}}", alias) > 0);
+        free(x);
+        x = qmp(h, uuid, cmd);
+        wait_jobs(h, uuid, "\"status\": \"concluded\"");
+
+        /* virtbusd again: the jobs settled, the definition and the snapshot follow QEMU. */
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_MERGE_FAULT"), 0);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
+        end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+        for (;;) {
+                free(live);
+                live = harness_domain_xml(bus, dom, 0);
+                if (!strstr(live, over_a))
+                        break;
+                if (harness_now_usec() > end)
+                        fail_msg("the live definition still has '%s': %s", over_a, live);
+                usleep(50000);
+        }
+        assert_non_null(strstr(live, base_a));
+        assert_true(strstr(live, over_b) && strstr(live, over_b) < strstr(live, base_b));
+        sx = snap_xml(bus, snap);
+        assert_null(strstr(sx, over_a));
+        assert_non_null(strstr(sx, "<disk name='vda' snapshot='no'"));
+        assert_non_null(strstr(sx, over_b));
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees_on(console, "vda", "MARKER-A2.");
+        guest_sees_on(console, "vdb", "MARKER-B2.");
+        guest_writes_on(console, "vdb", "MARKER-B3.");
+        close(console);
+
+        /* The rest merges. */
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over_b, F_OK), -1);
+        harness_domain_call(bus, dom, "Destroy");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over_a));
+        assert_null(strstr(live, over_b));
+        free(x);
+        x = image_start(h, base_a);
+        assert_string_equal(x, "MARKER-A2.");
+        free(x);
+        x = image_start(h, base_b);
+        assert_string_equal(x, "MARKER-B3.");
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stopped_qcow2),
@@ -1101,6 +1237,7 @@ int main(void) {
                 cmocka_unit_test(test_disk_only_owner),
                 cmocka_unit_test_teardown(test_disk_only_detach, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_disk_only_partial, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_disk_only_cut, harness_teardown_qemus),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

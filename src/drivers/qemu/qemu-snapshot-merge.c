@@ -41,6 +41,7 @@
 
 #define COMMIT_TIMEOUT_MS (30 * 60 * 1000)
 #define MERGE_POLL_USEC (250 * 1000)
+#define MERGE_JOB_PREFIX "vb-merge-" /* and the disk's alias: a job's id */
 
 typedef struct Layer {
         char *path, *format;
@@ -455,10 +456,14 @@ static void on_completed(QemuMonitor *mon, struct json_object *ret, const char *
 }
 
 /* All ready: the next disk is asked to pivot, once the one before did. VIRTBUS_QEMU_MERGE_FAULT (tests):
- * the job-complete of the disk it names goes to a job that does not exist, so QEMU refuses it. */
+ * the job-complete of the disk it names goes to a job that does not exist, so QEMU refuses it; "hold": no
+ * job-complete is sent at all. */
 static void complete_next(QemuMergeJob *j, QemuVm *vm) {
         const char *fault = getenv("VIRTBUS_QEMU_MERGE_FAULT");
         struct json_object *args;
+
+        if (streq_ptr(fault, "hold"))
+                return; /* tests: the jobs stay ready until the service is stopped */
 
         for (size_t k = 0; k < j->n; k++) {
                 MergeDisk *d = &j->v[k];
@@ -618,15 +623,6 @@ static void poll_now(QemuMergeJob *j) {
                 live_fail(j, -ENOMEM, NULL, "following the jobs");
 }
 
-void qemu_snapshot_merge_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data) {
-        const char *id = qemu_json_string(data, "id");
-
-        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next)
-                if (j->running && !j->dropped && !j->ending && streq(j->uuid, vm->uuid) && disk_of_job(j, id)) {
-                        poll_now(j);
-                        return;
-                }
-}
 
 static void on_commits_started(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         QemuMergeJob *j = userdata;
@@ -837,7 +833,7 @@ static int disk_fill(MergeDisk *d, const DeviceDef *dev, const SnapshotDiskDef *
                 return r;
         if (!dev->alias)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Disk '%s' has no id in QEMU", k->name);
-        if (!(d->alias = strdup(dev->alias)) || asprintf(&d->job_id, "vb-merge-%s", dev->alias) < 0 ||
+        if (!(d->alias = strdup(dev->alias)) || asprintf(&d->job_id, MERGE_JOB_PREFIX "%s", dev->alias) < 0 ||
             qemu_disk_node_prefix(dev->alias, depth, &d->top_prefix) < 0 ||
             qemu_disk_node_prefix(dev->alias, depth - 1, &d->base_prefix) < 0)
                 return -ENOMEM;
@@ -905,4 +901,161 @@ void qemu_snapshot_merge_close(QemuDriver *q) {
                 j->dropped = true;
                 j->poll = sd_event_source_disable_unref(j->poll);
         }
+}
+
+/* After a restart of the service ---------------------------------------------------------------------- */
+
+/* Merge jobs a stop of the service left in QEMU (ids "vb-merge-<alias>", none of ours now): each is
+ * cancelled unless it concluded already, and dismissed. Once none is left, query-block tells which disks
+ * pivoted onto the image below meanwhile (a job-complete sent before the stop); the live definition
+ * follows QEMU, and core hears it as a device change (and the snapshots' metadata follow). A disk that
+ * did not pivot stays on its overlay, and its snapshot stays as it was. */
+static bool is_merge_job_id(const char *id) {
+        return strncmp(id, MERGE_JOB_PREFIX, strlen(MERGE_JOB_PREFIX)) == 0;
+}
+
+typedef struct MergeOrphans {
+        QemuDriver *q;
+        char uuid[37];
+} MergeOrphans;
+
+static MergeOrphans *orphans_new(QemuDriver *q, const QemuVm *vm) {
+        MergeOrphans *o = new0(MergeOrphans, 1);
+
+        if (!o)
+                return NULL;
+        o->q = q;
+        snprintf(o->uuid, sizeof o->uuid, "%s", vm->uuid);
+        return o;
+}
+
+static bool job_is_ours(QemuDriver *q, const QemuVm *vm, const char *id) {
+        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next)
+                if (streq(j->uuid, vm->uuid) && disk_of_job(j, id))
+                        return true;
+        return false;
+}
+
+static void on_settle_blocks(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        _cleanup_free_ MergeOrphans *o = userdata;
+        const VbDriverEvents *ev = &o->q->drv->cfg.events;
+        QemuVm *vm = hashmap_get(o->q->vms, o->uuid);
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        _cleanup_free_ char **changed = NULL;
+        size_t n_changed = 0;
+
+        if (!vm || !vm->live || error || domain_def_copy(vm->live, &copy) < 0 ||
+            !(changed = new0(char *, copy->n_devices + 1)))
+                return;
+        for (size_t i = 0; i < copy->n_devices; i++) {
+                DeviceDef *dev = copy->devices[i];
+                _cleanup_free_ char *top = NULL, *prefix = NULL, *below = NULL;
+                struct json_object *inserted;
+                int depth;
+
+                if (dev->kind != DEVICE_DISK || !dev->alias || (depth = qemu_disk_depth(dev)) < 1)
+                        continue;
+                inserted = qemu_json_get(qemu_block_of(ret, dev->alias), "inserted");
+                if (!inserted || qemu_disk_top_node(dev, dev->alias, &top) < 0 ||
+                    qemu_disk_node_prefix(dev->alias, (size_t) depth - 1, &prefix) < 0 ||
+                    node_name(prefix, "format", &below) < 0)
+                        continue;
+                if (!streq_ptr(qemu_json_string(inserted, "node-name"), below))
+                        continue;
+                /* It runs on the image below: its overlay's nodes go, and so does the layer. */
+                for (size_t s = 0; s < 2; s++) {
+                        _cleanup_free_ char *over = NULL, *node = NULL;
+                        struct json_object *args;
+
+                        if (qemu_disk_node_prefix(dev->alias, (size_t) depth, &over) < 0 ||
+                            node_name(over, s == 0 ? "format" : "storage", &node) < 0)
+                                continue;
+                        args = json_object_new_object();
+                        json_object_object_add(args, "node-name", json_object_new_string(node));
+                        (void) qemu_monitor_call(mon, "blockdev-del", args, NULL, NULL);
+                }
+                log_notice("Domain %s: disk '%s' was merged into the image below its overlay '%s' while the service "
+                           "was stopped.", vm->uuid, strempty(device_disk_get_target(dev)),
+                           strempty(device_disk_get_source(dev)));
+                if (device_disk_pop_overlay(dev) >= 0)
+                        changed[n_changed++] = dev->alias;
+        }
+        if (n_changed == 0)
+                return;
+        domain_def_free(vm->live);
+        vm->live = TAKE_PTR(copy);
+        if (qemu_vm_save(vm) < 0)
+                log_warning("Domain %s: failed to write its live definition after settling a cut merge, ignoring.",
+                            vm->uuid);
+        for (size_t k = 0; k < n_changed && ev->device_changed; k++)
+                ev->device_changed(ev->userdata, vm->uuid, changed[k], false);
+}
+
+static void orphans_settle(QemuDriver *q, QemuVm *vm) {
+        MergeOrphans *o = orphans_new(q, vm);
+
+        if (!o || !vm->mon || qemu_monitor_call(vm->mon, "query-block", NULL, on_settle_blocks, o) < 0) {
+                free(o);
+                log_warning("Domain %s: cannot ask QEMU which disks a cut merge changed.", vm->uuid);
+        }
+}
+
+static void on_orphan_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        _cleanup_free_ MergeOrphans *o = userdata;
+        QemuVm *vm = hashmap_get(o->q->vms, o->uuid);
+        size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+        bool any = false;
+
+        if (!vm || error)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *job = json_object_array_get_idx(ret, i), *args;
+                const char *id = qemu_json_string(job, "id"), *status = qemu_json_string(job, "status");
+                bool concluded = streq_ptr(status, "concluded");
+
+                if (!id || !is_merge_job_id(id) || job_is_ours(o->q, vm, id))
+                        continue;
+                any = true;
+                log_info("Domain %s: merge job '%s' left by a stop of the service (%s): %s.", vm->uuid, id,
+                         strempty(status), concluded ? "dismissed" : "cancelled");
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(id));
+                if (qemu_monitor_call(mon, concluded ? "job-dismiss" : "job-cancel", args, NULL, NULL) >= 0 && !concluded)
+                        vm->merge_orphans++;
+        }
+        if (any && vm->merge_orphans == 0)
+                orphans_settle(o->q, vm);
+}
+
+void qemu_snapshot_merge_reconnected(QemuDriver *q, QemuVm *vm) {
+        MergeOrphans *o = orphans_new(q, vm);
+
+        vm->merge_orphans = 0;
+        if (!o || !vm->mon || qemu_monitor_call(vm->mon, "query-jobs", NULL, on_orphan_jobs, o) < 0) {
+                free(o);
+                log_warning("Domain %s: cannot ask QEMU for merge jobs left by a stop of the service.", vm->uuid);
+        }
+}
+
+/* A left job concluded (cancelled): dismissed; the last one settles the definition. */
+static void orphan_concluded(QemuDriver *q, QemuVm *vm, const char *id) {
+        struct json_object *args = json_object_new_object();
+
+        json_object_object_add(args, "id", json_object_new_string(id));
+        (void) qemu_monitor_call(vm->mon, "job-dismiss", args, NULL, NULL);
+        if (vm->merge_orphans > 0 && --vm->merge_orphans == 0)
+                orphans_settle(q, vm);
+}
+
+void qemu_snapshot_merge_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data) {
+        const char *id = qemu_json_string(data, "id");
+
+        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next)
+                if (j->running && !j->dropped && !j->ending && streq(j->uuid, vm->uuid) && disk_of_job(j, id)) {
+                        poll_now(j);
+                        return;
+                }
+        if (id && is_merge_job_id(id) && vm->mon && !job_is_ours(q, vm, id) &&
+            streq_ptr(qemu_json_string(data, "status"), "concluded"))
+                orphan_concluded(q, vm, id);
 }
