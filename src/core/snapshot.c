@@ -312,6 +312,12 @@ static int check_kind(const SnapshotDef *def, uint64_t flags, VbError *reterr) {
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "<memory snapshot='manual'> is not supported");
         if (!is_disk_only(def, flags))
                 return 0;
+        /* External disks with the guest's memory kept inside an image: libvirt's "external" snapshot. */
+        if (!(flags & SNAPSHOT_CREATE_DISK_ONLY) && def->memory_given && def->memory == SNAPSHOT_MODE_INTERNAL)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshots keeping the guest's memory "
+                                    "(<memory snapshot='internal'>) with disks in new overlays "
+                                    "(<disk snapshot='external'>) are not supported: take a disk-only snapshot "
+                                    "(flag 1, no <memory>) or an internal one");
         if (def->memory_given && def->memory != SNAPSHOT_MODE_NO)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A disk-only snapshot keeps no memory state: "
                                     "<memory snapshot='%s'> (expected 'no', or no <memory>)",
