@@ -998,15 +998,21 @@ static bool disk_chain_has(const DeviceDef *dev, const char *path) {
  * (its merge is done). Returns true when s was removed. */
 static bool reconcile_merge(Manager *m, Domain *d, DomainSnapshot *s, bool may_forget) {
         _cleanup_(snapshot_def_freep) SnapshotDef *merged = NULL;
+        _cleanup_(domain_def_freep) DomainDef *driver_live = NULL;
         VbError e = VB_ERROR_NULL;
         size_t n_merged = 0, n_left = 0;
+        const DomainDef *live;
 
         if (!domain_is_active(d) || !d->live || snapshot_def_kind(s->def) != SNAPSHOT_KIND_DISK_ONLY ||
             snapshot_def_copy(s->def, &merged) < 0)
                 return false;
+        /* The backend's own live definition: what it runs now. */
+        if (DRIVER_OP(m, domain_get_live))
+                (void) DRIVER_OP(m, domain_get_live)(m->driver, d->uuid, &driver_live, NULL);
+        live = driver_live ?: d->live;
         for (size_t i = 0; i < merged->n_disks; i++) {
                 SnapshotDiskDef *k = &merged->disks[i];
-                const DeviceDef *dev = domain_def_find_disk(d->live, k->name);
+                const DeviceDef *dev = domain_def_find_disk(live, k->name);
 
                 if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file)
                         continue;
