@@ -15,7 +15,10 @@
  *    descriptor set in QEMU (asked over QMP while no virtbusd runs); a qcow2 overlay attached with its
  *    <backingStore> is read through to its backing image by the guest; a disk the guest released while no
  *    virtbusd ran (device_del over QMP) is gone from the live definition at reconnection, its images
- *    closed. */
+ *    closed.
+ *  - live merges of two disks: a pivot that fails (injected) on the first disk changes nothing, on the
+ *    second leaves the first merged and recorded (definitions, snapshot metadata, files); a merge cut by
+ *    kill -9 of virtbusd is settled by the next one from what QEMU runs. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
