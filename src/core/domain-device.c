@@ -13,6 +13,7 @@
 #include "core/domain-store.h"
 #include "core/network.h"
 #include "core/nodedev.h"
+#include "core/snapshot.h"
 #include "util/log.h"
 
 
@@ -666,6 +667,7 @@ void manager_on_driver_device_changed(void *userdata, const char *uuid, const ch
         swap_def(&d->live, &new_live);
         log_info("Domain '%s': device '%s' %s while the service was stopped.", d->name, alias,
                  added ? "was added" : "changed");
+        manager_snapshots_reconcile_merges(m, d);
         if (added && m->events.domain_device_added)
                 m->events.domain_device_added(m->events.userdata, d, alias);
 }

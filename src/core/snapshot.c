@@ -11,6 +11,8 @@
 #include "core/domain-save.h"
 #include "core/domain-store.h"
 #include "core/snapshot.h"
+#include "conf/conf-node.h"
+#include "conf/device-conf.h"
 #include "conf/domain-paths.h"
 #include "util/durable.h"
 #include "util/fileio.h"
@@ -310,6 +312,12 @@ static int check_kind(const SnapshotDef *def, uint64_t flags, VbError *reterr) {
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "<memory snapshot='manual'> is not supported");
         if (!is_disk_only(def, flags))
                 return 0;
+        /* External disks with the guest's memory kept inside an image: libvirt's "external" snapshot. */
+        if (!(flags & SNAPSHOT_CREATE_DISK_ONLY) && def->memory_given && def->memory == SNAPSHOT_MODE_INTERNAL)
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Snapshots keeping the guest's memory "
+                                    "(<memory snapshot='internal'>) with disks in new overlays "
+                                    "(<disk snapshot='external'>) are not supported: take a disk-only snapshot "
+                                    "(flag 1, no <memory>) or an internal one");
         if (def->memory_given && def->memory != SNAPSHOT_MODE_NO)
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "A disk-only snapshot keeps no memory state: "
                                     "<memory snapshot='%s'> (expected 'no', or no <memory>)",
@@ -969,6 +977,90 @@ static int forget_first(SnapshotJob *j, VbError *reterr) {
         return 0;
 }
 
+/* Whether path is an image of disk dev's chain (its source or a <backingStore>'s). */
+static bool disk_chain_has(const DeviceDef *dev, const char *path) {
+        if (streq_ptr(device_disk_get_source(dev), path))
+                return true;
+        for (const ConfNode *b = dev->extra ? conf_node_child(dev->extra, "backingStore") : NULL; b;
+             b = conf_node_child(b, "backingStore")) {
+                const ConfNode *src = conf_node_child(b, "source");
+
+                if (src && (streq_ptr(conf_node_attr(src, "file"), path) || streq_ptr(conf_node_attr(src, "dev"), path)))
+                        return true;
+        }
+        return false;
+}
+
+/* The overlays of disk-only snapshot s that the backend's live definition no longer has (a merge that
+ * failed after some disks pivoted onto the images below, which QEMU cannot undo, or one that a stop of the
+ * service cut short and the driver settled when it found the domain again): those disks leave the
+ * snapshot, their overlays leave the saved definition too, and a snapshot left with no overlay is gone
+ * (its merge is done). Returns true when s was removed. */
+static bool reconcile_merge(Manager *m, Domain *d, DomainSnapshot *s, bool may_forget) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *merged = NULL;
+        _cleanup_(domain_def_freep) DomainDef *driver_live = NULL;
+        VbError e = VB_ERROR_NULL;
+        size_t n_merged = 0, n_left = 0;
+        const DomainDef *live;
+
+        if (!domain_is_active(d) || !d->live || snapshot_def_kind(s->def) != SNAPSHOT_KIND_DISK_ONLY ||
+            snapshot_def_copy(s->def, &merged) < 0)
+                return false;
+        /* The backend's own live definition: what it runs now. */
+        if (DRIVER_OP(m, domain_get_live))
+                (void) DRIVER_OP(m, domain_get_live)(m->driver, d->uuid, &driver_live, NULL);
+        live = driver_live ?: d->live;
+        for (size_t i = 0; i < merged->n_disks; i++) {
+                SnapshotDiskDef *k = &merged->disks[i];
+                const DeviceDef *dev = domain_def_find_disk(live, k->name);
+
+                if (k->mode != SNAPSHOT_MODE_EXTERNAL || !k->source_file)
+                        continue;
+                if (dev && !disk_chain_has(dev, k->source_file))
+                        n_merged++;
+                else {
+                        k->mode = SNAPSHOT_MODE_NO;
+                        n_left++;
+                }
+        }
+        if (n_merged == 0 || (n_left == 0 && !may_forget))
+                return false;
+        merge_overlays(m, d, merged);
+        if (n_left == 0) {
+                log_notice("Snapshot '%s' of domain '%s': every overlay was merged into the image below.", s->name,
+                           d->name);
+                if (d->current_snapshot == s)
+                        set_current(m, d, domain_snapshot_parent(s));
+                (void) reparent_children(m, s, NULL);
+                forget_one(m, s, 0);
+                return true;
+        }
+        for (size_t i = 0; i < merged->n_disks; i++) {
+                SnapshotDiskDef *k = &s->def->disks[i];
+
+                if (merged->disks[i].mode != SNAPSHOT_MODE_EXTERNAL)
+                        continue;
+                log_notice("Snapshot '%s' of domain '%s': disk '%s' merged into the image below '%s', the rest not.",
+                           s->name, d->name, k->name, k->source_file);
+                k->mode = SNAPSHOT_MODE_NO;
+                k->mode_given = true;
+                free(k->source_file);
+                free(k->driver_type);
+                k->source_file = k->driver_type = NULL;
+        }
+        if (snapshot_save(m, s, &e) < 0)
+                log_warning("Snapshot '%s' of domain '%s': the disks left in it were not saved, ignoring: %s", s->name,
+                            d->name, strempty(e.message));
+        vb_error_free(&e);
+        return false;
+}
+
+void manager_snapshots_reconcile_merges(Manager *m, Domain *d) {
+        for (size_t i = d->n_snapshots; i > 0; i--)
+                if (i - 1 < d->n_snapshots)
+                        (void) reconcile_merge(m, d, d->snapshots[i - 1], true);
+}
+
 static void on_deleted(int r, const VbError *driver_e, void *userdata);
 
 /* Asks the backend to drop the first of the list (metadata only: nothing to ask); done when none is left. */
@@ -999,6 +1091,7 @@ static void on_deleted(int r, const VbError *driver_e, void *userdata) {
         VbError e = VB_ERROR_NULL;
 
         if (r < 0) {
+                (void) reconcile_merge(j->m, j->d, j->pending[0], false);
                 job_finish(j, r, NULL, driver_e);
                 return;
         }

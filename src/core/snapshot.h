@@ -53,6 +53,9 @@ int manager_snapshot_create(Manager *m, Domain *d, SnapshotDef *def, uint64_t fl
                             void *userdata, VbError *reterr);
 int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
                             VbError *reterr);
+/* The running domain's live definition changed under the service (a merge a stop of the service cut
+ * short, settled by the driver): disk-only snapshots drop the overlays it no longer has. */
+void manager_snapshots_reconcile_merges(Manager *m, Domain *d);
 int manager_snapshot_delete(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
                             VbError *reterr);
 /* The snapshot as the user sees it (without the <active> bookkeeping). */

@@ -143,8 +143,10 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         else if (streq(name, "VSERPORT_CHANGE"))
                 qemu_guest_port_changed(q, vm, qemu_json_string(data, "id"),
                                         json_object_get_boolean(qemu_json_get(data, "open")));
-        else if (streq(name, "JOB_STATUS_CHANGE"))
+        else if (streq(name, "JOB_STATUS_CHANGE")) {
                 qemu_snapshot_job_event(q, vm, data);
+                qemu_snapshot_merge_job_event(q, vm, data);
+        }
 }
 
 static void on_vm_exited(QemuVm *vm, void *userdata) {
@@ -198,6 +200,7 @@ static void on_vm_reconnected(QemuVm *vm, int r, const char *error, DomainState 
         log_info("Reconnected to QEMU process %d of domain '%s'.", (int) vm->pid, domain_def_get_name(vm->live));
         notify_state(q, vm, state);
         qemu_hotplug_reconcile(q, vm, peripherals, fdsets, blocks);
+        qemu_snapshot_merge_reconnected(q, vm);
         qemu_guest_reattach(vm);
         /* The guest powered off or crashed while we were away: do now what we would have done. */
         if (vm->shutdown_seen || vm->crashed)

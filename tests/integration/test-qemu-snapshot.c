@@ -15,7 +15,10 @@
  *    descriptor set in QEMU (asked over QMP while no virtbusd runs); a qcow2 overlay attached with its
  *    <backingStore> is read through to its backing image by the guest; a disk the guest released while no
  *    virtbusd ran (device_del over QMP) is gone from the live definition at reconnection, its images
- *    closed. */
+ *    closed.
+ *  - live merges of two disks: a pivot that fails (injected) on the first disk changes nothing, on the
+ *    second leaves the first merged and recorded (definitions, snapshot metadata, files); a merge cut by
+ *    kill -9 of virtbusd is settled by the next one from what QEMU runs. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -667,6 +670,166 @@ static void test_disk_only(void **state) {
         harness_domain_call(bus, dom, "Undefine");
 }
 
+/* The guest writes marker at the start of disk dev (vda, vdb) and reads it back past its page cache. */
+static void guest_writes_on(int console, const char *dev, const char *marker) {
+        _cleanup_free_ char *cmd = NULL, *want = NULL;
+        char buf[16384];
+
+        assert_true(asprintf(&want, "ON-%s=%s.", dev, marker) > 0);
+        assert_true(asprintf(&cmd, "printf %s | dd of=/dev/%s conv=fsync 2>/dev/null; echo 3 >/proc/sys/vm/drop_caches; "
+                                   "echo ON-%s=$(dd if=/dev/%s bs=10 count=1 2>/dev/null).\n",
+                             marker, dev, dev, dev) > 0);
+        guest_say(console, cmd, want, buf, sizeof buf);
+}
+
+static void guest_sees_on(int console, const char *dev, const char *marker) {
+        _cleanup_free_ char *cmd = NULL, *want = NULL;
+        char buf[16384];
+
+        assert_true(asprintf(&want, "ON-%s=%s.", dev, marker) > 0);
+        assert_true(asprintf(&cmd, "echo 3 >/proc/sys/vm/drop_caches; echo ON-%s=$(dd if=/dev/%s bs=10 count=1 "
+                                   "2>/dev/null).\n", dev, dev) > 0);
+        guest_say(console, cmd, want, buf, sizeof buf);
+        if (strstr(buf, "VIRTBUS-GUEST-BOOTED"))
+                fail_msg("the guest booted again: %s", buf);
+}
+
+static char *snap_xml(sd_bus *bus, const char *snap) {
+        sd_bus_message *reply = harness_call_ok(bus, snap, S, "GetXMLDesc", "t", UINT64_C(0));
+        const char *x;
+        char *ret;
+
+        assert_int_equal(sd_bus_message_read(reply, "s", &x), 1);
+        ret = strdup(x);
+        sd_bus_message_unref(reply);
+        assert_non_null(ret);
+        return ret;
+}
+
+/* Restarts virtbusd with VIRTBUS_QEMU_MERGE_FAULT set to disk (NULL: unset); the guest runs on. */
+static sd_bus *restart_with_fault(Harness *h, const char *dom, const char *disk) {
+        sd_bus *bus;
+
+        if (disk)
+                assert_int_equal(setenv("VIRTBUS_QEMU_MERGE_FAULT", disk, 1), 0);
+        else
+                assert_int_equal(unsetenv("VIRTBUS_QEMU_MERGE_FAULT"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        if (dom)
+                harness_domain_wait_connected(bus, dom);
+        return bus;
+}
+
+/* A live merge of two disks whose second pivot fails is all or nothing as far as QEMU allows: a failure at
+ * the first disk's pivot cancels the second's job and changes nothing; at the second's, after the first
+ * pivoted, the first stays merged and the definition, the snapshot's metadata and the files say so; the
+ * rest merges on a second Delete. The failure is injected: job-complete of the disk named by
+ * VIRTBUS_QEMU_MERGE_FAULT goes to a job QEMU does not have (QEMU 7.2 gives no other way to make a pivot
+ * fail on demand). */
+static void test_disk_only_partial(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *disks = NULL,
+                            *xml = NULL, *dom = NULL, *snap = NULL, *live = NULL, *sx = NULL, *x = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        int console;
+
+        assert_true(asprintf(&base_a, "%s/pair-a.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&base_b, "%s/pair-b.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over_a, "%s/pair-a.over", harness_dir(h)) > 0);
+        assert_true(asprintf(&over_b, "%s/pair-b.over", harness_dir(h)) > 0);
+        for (size_t i = 0; i < 2; i++)
+                assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2",
+                                                           i == 0 ? base_a : base_b, "16M", NULL }, NULL), 0);
+        assert_true(asprintf(&disks,
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vdb' bus='virtio'/></disk>", base_a, base_b) > 0);
+        bus = restart_with_fault(h, NULL, "vda");
+        xml = harness_shell_guest_xml(h, "snappair", disks);
+        dom = harness_define_domain(bus, xml);
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes_on(console, "vda", "MARKER-A1.");
+        guest_writes_on(console, "vdb", "MARKER-B1.");
+        free(xml);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>pair</name><disks><disk name='vda'><source file='%s'/></disk>"
+                                   "<disk name='vdb'><source file='%s'/></disk></disks></domainsnapshot>",
+                             over_a, over_b) > 0);
+        snap = disk_only(bus, dom, xml, 1);
+        guest_writes_on(console, "vda", "MARKER-A2.");
+        guest_writes_on(console, "vdb", "MARKER-B2.");
+        close(console);
+
+        /* The first disk's pivot fails: the second's job is cancelled, nothing changed. */
+        harness_call_fails(bus, ERR("OperationFailed"), "no disk was changed", snap, S, "Delete", "t", UINT64_C(0));
+        live = harness_domain_xml(bus, dom, 0);
+        assert_true(strstr(live, over_a) && strstr(live, over_b));
+        sx = snap_xml(bus, snap);
+        assert_true(strstr(sx, over_a) && strstr(sx, over_b));
+        assert_int_equal(access(over_a, F_OK), 0);
+        assert_int_equal(access(over_b, F_OK), 0);
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees_on(console, "vda", "MARKER-A2.");
+        guest_sees_on(console, "vdb", "MARKER-B2.");
+        guest_writes_on(console, "vda", "MARKER-A3.");
+        guest_writes_on(console, "vdb", "MARKER-B3.");
+        close(console);
+
+        /* The second disk's pivot fails after the first pivoted: the first stays merged, and says so. */
+        bus = restart_with_fault(h, dom, "vdb");
+        harness_call_fails(bus, ERR("OperationFailed"), "disk(s) 'vda' had pivoted", snap, S, "Delete", "t", UINT64_C(0));
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over_a));
+        assert_non_null(strstr(live, base_a));
+        assert_true(strstr(live, over_b) && strstr(live, over_b) < strstr(live, base_b));
+        free(sx);
+        sx = snap_xml(bus, snap);
+        assert_null(strstr(sx, over_a));
+        assert_non_null(strstr(sx, "<disk name='vda' snapshot='no'"));
+        assert_non_null(strstr(sx, over_b));
+        assert_int_equal(access(over_a, F_OK), -1);
+        assert_int_equal(access(over_b, F_OK), 0);
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees_on(console, "vda", "MARKER-A3.");
+        guest_sees_on(console, "vdb", "MARKER-B3.");
+        guest_writes_on(console, "vda", "MARKER-A4.");
+        guest_writes_on(console, "vdb", "MARKER-B4.");
+        close(console);
+
+        /* A restart keeps that; then the rest merges. */
+        bus = restart_with_fault(h, dom, NULL);
+        free(sx);
+        sx = snap_xml(bus, snap);
+        assert_null(strstr(sx, over_a));
+        assert_non_null(strstr(sx, over_b));
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over_b, F_OK), -1);
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over_b));
+        harness_domain_call(bus, dom, "Destroy");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over_a));
+        assert_null(strstr(live, over_b));
+        free(x);
+        x = image_start(h, base_a);
+        assert_string_equal(x, "MARKER-A4.");
+        free(x);
+        x = image_start(h, base_b);
+        assert_string_equal(x, "MARKER-B4.");
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 /* QMP on a connection of the test's own to the domain's monitor (while no virtbusd runs): json's answer
  * line (to free); fails the test on an error. */
 static char *qmp(Harness *h, const char *uuid, const char *json) {
@@ -931,6 +1094,142 @@ static void test_disk_only_owner(void **state) {
         sd_bus_message_unref(harness_call_ok(user, dom, D, "Undefine", "t", UINT64_C(2)));
 }
 
+/* Waits (up to the guest timeout) until QEMU's query-jobs answer, asked over the test's own connection,
+ * holds want. */
+static void wait_jobs(Harness *h, const char *uuid, const char *want) {
+        uint64_t end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+
+        for (;;) {
+                _cleanup_free_ char *jobs = qmp(h, uuid, "{\"execute\":\"query-jobs\"}");
+
+                if (strstr(jobs, want))
+                        return;
+                if (harness_now_usec() > end)
+                        fail_msg("QEMU's jobs never showed '%s': %s", want, jobs);
+                usleep(50000);
+        }
+}
+
+/* A live merge cut by a kill of virtbusd: the two disks' block-commit jobs are ready (virtbusd told to
+ * hold them there, VIRTBUS_QEMU_MERGE_FAULT=hold) when virtbusd is killed; while none runs, the first disk
+ * is pivoted by hand (job-complete over QMP). The next virtbusd cancels the job left on the second disk,
+ * dismisses both, and its live definition and the snapshot's metadata follow what QEMU runs: the first disk
+ * on the image below, out of the snapshot; the second on its overlay, in it. The data is all there, and a
+ * Delete merges the rest (the job's name is free again). */
+static void test_disk_only_cut(void **state) {
+        Harness *h = *state;
+        sd_bus *bus;
+        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *disks = NULL,
+                            *xml = NULL, *dom = NULL, *snap = NULL, *live = NULL, *sx = NULL, *x = NULL, *uuid = NULL,
+                            *alias = NULL, *cmd = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        uint64_t end;
+        int console;
+
+        assert_true(asprintf(&base_a, "%s/cut-a.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&base_b, "%s/cut-b.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over_a, "%s/cut-a.over", harness_dir(h)) > 0);
+        assert_true(asprintf(&over_b, "%s/cut-b.over", harness_dir(h)) > 0);
+        for (size_t i = 0; i < 2; i++)
+                assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2",
+                                                           i == 0 ? base_a : base_b, "16M", NULL }, NULL), 0);
+        assert_true(asprintf(&disks,
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vdb' bus='virtio'/></disk>", base_a, base_b) > 0);
+        bus = restart_with_fault(h, NULL, "hold");
+        xml = harness_shell_guest_xml(h, "snapcut", disks);
+        dom = harness_define_domain(bus, xml);
+        uuid = strdup(harness_get_string(bus, dom, D, "UUID"));
+        harness_domain_call(bus, dom, "Start");
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes_on(console, "vda", "MARKER-A1.");
+        guest_writes_on(console, "vdb", "MARKER-B1.");
+        free(xml);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>cut</name><disks><disk name='vda'><source file='%s'/></disk>"
+                                   "<disk name='vdb'><source file='%s'/></disk></disks></domainsnapshot>",
+                             over_a, over_b) > 0);
+        snap = disk_only(bus, dom, xml, 1);
+        guest_writes_on(console, "vda", "MARKER-A2.");
+        guest_writes_on(console, "vdb", "MARKER-B2.");
+        close(console);
+        live = harness_domain_xml(bus, dom, 0);
+        alias = vda_alias(live);
+
+        /* Delete, not waited for; the jobs get ready and are held there; virtbusd is killed. */
+        {
+                _cleanup_(harness_watch_freep) HarnessWatch *progress = harness_watch_signal(bus, dom, D, "Progress");
+                uint64_t done = 0, total = 0;
+
+                assert_true(sd_bus_call_method_async(bus, NULL, "org.virtbus1", snap, S, "Delete", NULL, NULL, "t",
+                                                     UINT64_C(0)) >= 0);
+                assert_true(sd_bus_flush(bus) >= 0);
+                end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+                while (done == 0 || done != total) {
+                        sd_bus_message *msg = harness_watch_next(progress, GUEST_TIMEOUT_USEC);
+
+                        assert_non_null(msg);
+                        assert_int_equal(sd_bus_message_read(msg, "tt", &done, &total), 1);
+                        sd_bus_message_unref(msg);
+                        assert_true(harness_now_usec() < end);
+                }
+        }
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        wait_jobs(h, uuid, "\"status\": \"ready\"");
+        assert_true(asprintf(&cmd, "{\"execute\":\"job-complete\",\"arguments\":{\"id\":\"vb-merge-%s\"}}", alias) > 0);
+        free(x);
+        x = qmp(h, uuid, cmd);
+        wait_jobs(h, uuid, "\"status\": \"concluded\"");
+
+        /* virtbusd again: the jobs settled, the definition and the snapshot follow QEMU. */
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_MERGE_FAULT"), 0);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, dom);
+        end = harness_now_usec() + GUEST_TIMEOUT_USEC;
+        for (;;) {
+                free(live);
+                live = harness_domain_xml(bus, dom, 0);
+                if (!strstr(live, over_a))
+                        break;
+                if (harness_now_usec() > end)
+                        fail_msg("the live definition still has '%s': %s", over_a, live);
+                usleep(50000);
+        }
+        assert_non_null(strstr(live, base_a));
+        assert_true(strstr(live, over_b) && strstr(live, over_b) < strstr(live, base_b));
+        sx = snap_xml(bus, snap);
+        assert_null(strstr(sx, over_a));
+        assert_non_null(strstr(sx, "<disk name='vda' snapshot='no'"));
+        assert_non_null(strstr(sx, over_b));
+        console = console_open(bus, dom, "", 0, &e);
+        assert_true(console >= 0);
+        guest_sees_on(console, "vda", "MARKER-A2.");
+        guest_sees_on(console, "vdb", "MARKER-B2.");
+        guest_writes_on(console, "vdb", "MARKER-B3.");
+        close(console);
+
+        /* The rest merges. */
+        sd_bus_message_unref(harness_call_ok(bus, snap, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over_b, F_OK), -1);
+        harness_domain_call(bus, dom, "Destroy");
+        free(live);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over_a));
+        assert_null(strstr(live, over_b));
+        free(x);
+        x = image_start(h, base_a);
+        assert_string_equal(x, "MARKER-A2.");
+        free(x);
+        x = image_start(h, base_b);
+        assert_string_equal(x, "MARKER-B3.");
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stopped_qcow2),
@@ -940,6 +1239,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_disk_only, harness_teardown_qemus),
                 cmocka_unit_test(test_disk_only_owner),
                 cmocka_unit_test_teardown(test_disk_only_detach, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_disk_only_partial, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_disk_only_cut, harness_teardown_qemus),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

@@ -131,6 +131,12 @@ static void test_snapshot_tree(void **state) {
         harness_call_fails(bus, ERR("NotSupported"), "external", dom, D, "CreateSnapshot", "st",
                            "<domainsnapshot><name>x</name><memory snapshot='external' file='/tmp/m'/></domainsnapshot>",
                            UINT64_C(0));
+        harness_call_fails(bus, ERR("NotSupported"), "(flag 1, no <memory>) or an internal one", dom, D,
+                           "CreateSnapshot", "st", "<domainsnapshot><name>x</name><memory snapshot='internal'/><disks>"
+                           "<disk name='vda' snapshot='external'/></disks></domainsnapshot>", UINT64_C(0));
+        /* Asked for disk-only, a memory state is a mistake of the caller's. */
+        harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "keeps no memory state", dom, D, "CreateSnapshot", "st",
+                           "<domainsnapshot><name>x</name><memory snapshot='internal'/></domainsnapshot>", UINT64_C(1));
         harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, NULL, a, S, "Delete", "t", UINT64_C(16));
         harness_call_fails(bus, SD_BUS_ERROR_INVALID_ARGS, "'..'", dom, D, "CreateSnapshot", "st",
                            "<domainsnapshot><name>..</name></domainsnapshot>", UINT64_C(0));

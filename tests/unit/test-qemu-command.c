@@ -366,7 +366,7 @@ static void test_pci_controllers(void **state) {
                 "<channel type='null'><target type='virtio' name='org.example.x'/></channel>"
                 "<rng model='virtio'><backend model='random'>/dev/urandom</backend>"
                 "<address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></rng>"
-                "<memballoon model='virtio'>"
+                "<memballoon model='virtio' autodeflate='on' freePageReporting='on'>"
                 "<address type='pci' domain='0x0000' bus='0x04' slot='0x01' function='0x0'/></memballoon>");
         _cleanup_(domain_def_freep) DomainDef *pc = parse_on(
                 "pc",
@@ -399,7 +399,7 @@ static void test_pci_controllers(void **state) {
         device_at(&c, "virtio-blk-pci,drive=disk0-format,id=disk0,bus=pci.2,addr=0x0.0x0");
         device_at(&c, "virtio-serial-pci,id=virtio-serial0,bus=pcie.0,addr=0x6.0x0");
         device_at(&c, "virtio-rng-pci,rng=objrng0,id=rng0,bus=pcie.0,addr=0x5.0x0");
-        device_at(&c, "virtio-balloon-pci,id=balloon0,bus=pci.4,addr=0x1.0x0");
+        device_at(&c, "virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on,bus=pci.4,addr=0x1.0x0");
         /* One virtio-serial bus: the controller's. */
         {
                 unsigned n = 0;

@@ -755,6 +755,7 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
         _cleanup_free_ char *addr = NULL;
         const char *model;
         QemuArgv *a = &s->cmd->argv;
+        char stats[48];
         int r;
 
         r = qemu_device_node(dev, &n);
@@ -774,12 +775,17 @@ static int add_simple(QemuBuildState *s, const DeviceDef *dev, char **alias, VbE
                 if (!*alias)
                         return -ENOMEM;
                 qemu_argv_add(a, "-device");
-                /* <stats period=>: the guest reports its memory statistics that often (GetStats reads them). */
+                /* <stats period=>: the guest reports its memory statistics that often (GetStats reads them).
+                 * freePageReporting='on': the guest tells which of its pages are free and QEMU drops them
+                 * (they read as zeroes, and snapshots, saves and migrations skip them); autodeflate='on':
+                 * the balloon gives memory back when the guest runs out. */
+                stats[0] = 0;
                 if (device_memballoon_get_stats_period(dev) > 0)
-                        qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0,guest-stats-polling-interval=%u%s",
-                                       device_memballoon_get_stats_period(dev), addr);
-                else
-                        qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s", addr);
+                        snprintf(stats, sizeof stats, ",guest-stats-polling-interval=%u",
+                                 device_memballoon_get_stats_period(dev));
+                qemu_argv_addf(a, "virtio-balloon-pci,id=balloon0%s%s%s%s", stats,
+                               streq_ptr(qemu_node_attr(n, NULL, "freePageReporting"), "on") ? ",free-page-reporting=on" : "",
+                               streq_ptr(qemu_node_attr(n, NULL, "autodeflate"), "on") ? ",deflate-on-oom=on" : "", addr);
                 return 0;
         case DEVICE_RNG:
                 if (model && !streq(model, "virtio"))

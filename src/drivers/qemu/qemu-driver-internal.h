@@ -98,6 +98,12 @@ void qemu_snapshot_disk_close(QemuDriver *q);
 int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const SnapshotDef *snap,
                         const DomainAccess *access, VbDriverOpDone done, void *userdata, VbError *reterr);
 void qemu_snapshot_merge_close(QemuDriver *q);
+/* Found again after a restart of the service: merge jobs left in QEMU are settled (qemu-snapshot-merge.c). */
+void qemu_snapshot_merge_reconnected(QemuDriver *q, QemuVm *vm);
+/* query-block's entry for the device with this alias (qemu-hotplug.c). */
+struct json_object *qemu_block_of(struct json_object *blocks, const char *alias);
+/* A JOB_STATUS_CHANGE event of this VM: a merge's job moved (its next query goes at once). */
+void qemu_snapshot_merge_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data);
 /* qemu-save.c: the guest's state to and from a descriptor (QMP migrate to "fd:", migrate-incoming). */
 int qemu_save_state(VbDriver *drv, const char *uuid, int fd, VbDriverProgress progress, VbDriverOpDone done,
                     void *userdata, VbError *reterr);

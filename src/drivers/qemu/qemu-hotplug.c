@@ -948,7 +948,7 @@ static void notify_changed(QemuDriver *q, QemuVm *vm, const char *alias, bool ad
 }
 
 /* query-block's entry for the device with this alias (its "qdev": the id, or the QOM path below it). */
-static struct json_object *block_of(struct json_object *blocks, const char *alias) {
+struct json_object *qemu_block_of(struct json_object *blocks, const char *alias) {
         size_t len = blocks && json_object_is_type(blocks, json_type_array) ? json_object_array_length(blocks) : 0;
         size_t n = strlen(alias);
 
@@ -971,7 +971,7 @@ static struct json_object *block_of(struct json_object *blocks, const char *alia
  * eject; else one from a descriptor set the update handed over (first_set or later). -ENODATA: QEMU did not
  * say. */
 static int medium_is_new(const DeviceDef *dev, unsigned first_set, struct json_object *blocks) {
-        struct json_object *b = block_of(blocks, dev->alias), *inserted;
+        struct json_object *b = qemu_block_of(blocks, dev->alias), *inserted;
         const char *file;
         unsigned set;
 

@@ -74,6 +74,7 @@ struct QemuVm {
         char *log_path;
         long log_offset; /* where this run's QEMU output begins */
         unsigned next_fdset; /* the next free -add-fd set (hot-plug adds sets past those of the start) */
+        unsigned merge_orphans; /* merge jobs a stop of the service left, being cancelled (qemu-snapshot-merge.c) */
         QemuAgent *agent;   /* the guest agent's channel, NULL without one */
         char *agent_alias;  /* its channel's alias (VSERPORT_CHANGE names it) */
         /* Lifecycle bookkeeping of the driver. */

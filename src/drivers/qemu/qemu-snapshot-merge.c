@@ -10,9 +10,13 @@
  *    a copy of what its overlay holds: nothing reads it differently).
  *  - Running domain: the image below each overlay gets a read-write descriptor (opened with its user's
  *    rights) in its descriptor set, its nodes are reopened read-write (blockdev-reopen), and QMP
- *    block-commit of the active layer runs, one job per disk, polled for Progress; once all are ready,
- *    job-complete puts each disk on the image below. The overlay's nodes and descriptor set go, then the
- *    files. */
+ *    block-commit of the active layer runs, one job per disk, followed by its JOB_STATUS_CHANGE events
+ *    (and polled for Progress). Only once all are ready is job-complete asked, of one disk at a time, the
+ *    next after the one before pivoted onto the image below. The overlay's nodes and descriptor set go,
+ *    then the files. As all or nothing as QEMU allows: a disk failing before its pivot has the others'
+ *    jobs cancelled (a cancelled active commit leaves its disk on its overlay); a pivot cannot be undone,
+ *    so a disk failing after an earlier one pivoted leaves those merged, and then the live definition
+ *    says so (core makes the snapshot keep only the overlays left, from it). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -37,6 +41,7 @@
 
 #define COMMIT_TIMEOUT_MS (30 * 60 * 1000)
 #define MERGE_POLL_USEC (250 * 1000)
+#define MERGE_JOB_PREFIX "vb-merge-" /* and the disk's alias: a job's id */
 
 typedef struct Layer {
         char *path, *format;
@@ -52,7 +57,10 @@ typedef struct MergeDisk {
         /* running */
         char *alias, *job_id, *top_prefix, *base_prefix, *below_node;
         int top_fdset, base_fdset;
-        bool ready, completing, concluded;
+        int base_ro_fd;  /* the image below, read-only too: its set holds only ours from then on */
+        bool ready, concluded;
+        bool complete_sent, completing; /* job-complete asked, accepted */
+        bool cancelling;
         char *error;
         uint64_t done, total;
 } MergeDisk;
@@ -63,6 +71,10 @@ struct QemuMergeJob {
         char *name;
         SnapshotDef *snap;
         bool running, removing, dropped;
+        bool failing;      /* a disk failed: the others are cancelled or, if pivoting, waited for */
+        bool kick;         /* a job changed while a query was in flight: ask again at once */
+        bool ending;       /* every job concluded: no more queries */
+        char *failure;     /* the first failure, naming its disk */
         MergeDisk *v;
         size_t n;
         int r;
@@ -71,6 +83,7 @@ struct QemuMergeJob {
         void *userdata;
         sd_event_source *poll;
         uint64_t poll_id;
+        uint64_t complete_id; /* the job-complete in flight (0: none) */
         struct QemuMergeJob *next;
 };
 
@@ -81,6 +94,8 @@ static void disk_done(MergeDisk *d) {
                 free(d->v[i].path);
                 free(d->v[i].format);
         }
+        if (d->base_ro_fd >= 0)
+                close(d->base_ro_fd);
         free(d->v);
         free(d->target);
         free(d->alias);
@@ -99,10 +114,17 @@ static void job_free(QemuMergeJob *j) {
         if (*i)
                 *i = j->next;
         sd_event_source_disable_unref(j->poll);
+        if (j->complete_id) {
+                QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+                if (vm && vm->mon)
+                        qemu_monitor_cancel(vm->mon, j->complete_id);
+        }
         for (size_t k = 0; k < j->n; k++)
                 disk_done(&j->v[k]);
         free(j->v);
         free(j->name);
+        free(j->failure);
         snapshot_def_free(j->snap);
         vb_error_free(&j->e);
         free(j);
@@ -137,6 +159,14 @@ static int disk_open(MergeDisk *d, bool running, VbError *e) {
                                             VB_ERROR_OPERATION_FAILED, "Cannot open '%s' of disk '%s' (%s) with the "
                                             "rights of uid %u to merge it: %s", d->v[i].path, d->target,
                                             host_open_mode_to_string(mode), d->v[i].uid, strerror(-r));
+        }
+        if (running) {
+                int r = host_open_one_as(d->v[1].uid, d->v[1].path, HOST_OPEN_READ, &d->base_ro_fd);
+
+                if (r < 0)
+                        return vb_error_set(e, VB_ERROR_OPERATION_FAILED, "Cannot open '%s' of disk '%s' (read-only) "
+                                            "with the rights of uid %u to merge it: %s", d->v[1].path, d->target,
+                                            d->v[1].uid, strerror(-r));
         }
         return 0;
 }
@@ -233,13 +263,20 @@ static void overlay_remove(MergeDisk *d) {
         close(dfd);
 }
 
+/* A disk whose job concluded after its job-complete was accepted, with no error: it runs on the image below. */
+static bool disk_pivoted(const MergeDisk *d) {
+        return d->concluded && d->completing && !d->error;
+}
+
 static void work(void *userdata) {
         QemuMergeJob *j = userdata;
         int r = 0;
 
         if (j->removing) {
+                /* Running, only the overlays QEMU left (a failed merge keeps the others'). */
                 for (size_t k = 0; k < j->n; k++)
-                        overlay_remove(&j->v[k]);
+                        if (!j->running || disk_pivoted(&j->v[k]))
+                                overlay_remove(&j->v[k]);
                 return;
         }
         for (size_t k = 0; k < j->n && r >= 0; k++)
@@ -296,11 +333,24 @@ static int node_name(const char *prefix, const char *what, char **ret) {
         return asprintf(ret, "%s-%s", prefix, what) < 0 ? -ENOMEM : 0;
 }
 
-/* The overlays are gone from QEMU's graph: so from its live definition (written for a restart of ours). */
+/* The disks that pivoted are off their overlays: so is QEMU's live definition (written for a restart of
+ * ours). Those that did not keep theirs. */
 static void live_adopt(QemuMergeJob *j, QemuVm *vm) {
+        _cleanup_(snapshot_def_freep) SnapshotDef *pivoted = NULL;
         DomainDef *copy = NULL;
 
-        if (snapshot_def_drop_overlays(j->snap, vm->live, &copy, NULL) < 0) {
+        if (snapshot_def_copy(j->snap, &pivoted) >= 0)
+                for (size_t i = 0; i < pivoted->n_disks; i++) {
+                        SnapshotDiskDef *k = &pivoted->disks[i];
+                        bool done = false;
+
+                        for (size_t n = 0; n < j->n; n++)
+                                if (streq(j->v[n].target, k->name))
+                                        done = disk_pivoted(&j->v[n]);
+                        if (!done)
+                                k->mode = SNAPSHOT_MODE_NO;
+                }
+        if (!pivoted || snapshot_def_drop_overlays(pivoted, vm->live, &copy, NULL) < 0) {
                 log_warning("Domain %s: out of memory recording the merge of snapshot '%s'.", j->uuid, j->name);
                 return;
         }
@@ -331,10 +381,13 @@ static void on_cleaned(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                 job_finish(j);
 }
 
+/* Every job concluded: all are dismissed, and the overlays of the disks that pivoted leave QEMU. */
 static void live_cleanup(QemuMergeJob *j, QemuVm *vm) {
         QemuSeq *seq = qemu_seq_new(vm);
         struct json_object *args;
 
+        j->ending = true;
+        j->poll = sd_event_source_disable_unref(j->poll);
         if (!seq) {
                 on_cleaned(NULL, -ENOMEM, NULL, j);
                 return;
@@ -345,6 +398,8 @@ static void live_cleanup(QemuMergeJob *j, QemuVm *vm) {
                 args = json_object_new_object();
                 json_object_object_add(args, "id", json_object_new_string(d->job_id));
                 qemu_seq_add_optional(seq, "job-dismiss", args);
+                if (!disk_pivoted(d))
+                        continue;
                 for (size_t s = 0; s < 2; s++) {
                         _cleanup_free_ char *node = NULL;
 
@@ -372,20 +427,125 @@ static MergeDisk *disk_of_job(QemuMergeJob *j, const char *id) {
 }
 
 static int poll_arm(QemuMergeJob *j);
+static void poll_now(QemuMergeJob *j);
 
-/* query-jobs' answer: progress; each job ready is completed (once all are); all concluded: the end. */
+/* The first failure, with its disk, is the one told. */
+static void disk_failed(QemuMergeJob *j, MergeDisk *d, const char *error) {
+        if (!d->error)
+                d->error = strdup(error);
+        if (!j->failure && asprintf(&j->failure, "disk '%s': %s", d->target, error) < 0)
+                j->failure = NULL;
+        j->failing = true;
+}
+
+static void on_completed(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuMergeJob *j = userdata;
+        MergeDisk *d = NULL;
+
+        j->complete_id = 0;
+        for (size_t k = 0; k < j->n && !d; k++)
+                if (j->v[k].complete_sent && !j->v[k].completing && !j->v[k].error && !j->v[k].concluded)
+                        d = &j->v[k];
+        if (!d)
+                return;
+        if (error)
+                disk_failed(j, d, error);
+        else
+                d->completing = true;
+        poll_now(j);
+}
+
+/* All ready: the next disk is asked to pivot, once the one before did. VIRTBUS_QEMU_MERGE_FAULT (tests):
+ * the job-complete of the disk it names goes to a job that does not exist, so QEMU refuses it; "hold": no
+ * job-complete is sent at all. */
+static void complete_next(QemuMergeJob *j, QemuVm *vm) {
+        const char *fault = getenv("VIRTBUS_QEMU_MERGE_FAULT");
+        struct json_object *args;
+
+        if (streq_ptr(fault, "hold"))
+                return; /* tests: the jobs stay ready until the service is stopped */
+
+        for (size_t k = 0; k < j->n; k++) {
+                MergeDisk *d = &j->v[k];
+
+                if (d->concluded)
+                        continue;
+                if (d->complete_sent)
+                        return; /* pivoting: the next waits */
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(streq_ptr(fault, d->target) ?
+                                                                          "virtbus-injected-fault" : d->job_id));
+                if (qemu_monitor_call_fd(vm->mon, "job-complete", args, -1, on_completed, j, &j->complete_id) < 0)
+                        disk_failed(j, d, "cannot ask QEMU to complete the job");
+                else
+                        d->complete_sent = true;
+                return;
+        }
+}
+
+/* A disk failed: every job not pivoting is cancelled; once all concluded, what pivoted is recorded and the
+ * caller told. */
+static void live_unwind(QemuMergeJob *j, QemuVm *vm) {
+        _cleanup_free_ char *merged = NULL;
+        bool all_concluded = true;
+
+        for (size_t k = 0; k < j->n; k++) {
+                MergeDisk *d = &j->v[k];
+                struct json_object *args;
+
+                if (d->concluded)
+                        continue;
+                all_concluded = false;
+                /* A pivot asked and accepted runs to its end; an answer still awaited is waited for. */
+                if (d->completing || d->cancelling || (d->complete_sent && !d->error))
+                        continue;
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(d->job_id));
+                if (qemu_monitor_call(vm->mon, "job-cancel", args, NULL, NULL) >= 0)
+                        d->cancelling = true;
+        }
+        if (!all_concluded) {
+                (void) poll_arm(j);
+                return;
+        }
+        for (size_t k = 0; k < j->n; k++) {
+                char *m;
+
+                if (!disk_pivoted(&j->v[k]))
+                        continue;
+                if (asprintf(&m, "%s%s'%s'", strempty(merged), merged ? ", " : "", j->v[k].target) < 0)
+                        break;
+                free(merged);
+                merged = m;
+        }
+        j->r = -EIO;
+        if (merged)
+                vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot '%s': "
+                             "%s; disk(s) %s had pivoted onto the image below already, which cannot be undone: the "
+                             "snapshot keeps the overlays of the other disks only", j->name,
+                             strempty(j->failure), merged);
+        else
+                vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot '%s': "
+                             "%s; no disk was changed", j->name, strempty(j->failure));
+        if (merged)
+                live_adopt(j, vm);
+        live_cleanup(j, vm);
+}
+
+/* query-jobs' answer: progress; all ready: the pivots, one disk at a time; all concluded: the end. */
 static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         QemuMergeJob *j = userdata;
         QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
         size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
         bool all_ready = true, all_concluded = true;
-        const char *failure = NULL;
 
         j->poll_id = 0;
         if (j->dropped) {
                 job_finish(j);
                 return;
         }
+        if (j->ending)
+                return;
         for (size_t i = 0; i < n; i++) {
                 struct json_object *job = json_object_array_get_idx(ret, i);
                 MergeDisk *d = disk_of_job(j, qemu_json_string(job, "id"));
@@ -402,33 +562,21 @@ static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error
                 if (streq(status, "concluded") || streq(status, "null")) {
                         d->concluded = true;
                         if (qemu_json_string(job, "error") && !d->error)
-                                d->error = strdup(qemu_json_string(job, "error"));
+                                disk_failed(j, d, d->cancelling ? "cancelled" : qemu_json_string(job, "error"));
                 }
         }
         for (size_t k = 0; k < j->n; k++) {
                 all_ready = all_ready && (j->v[k].ready || j->v[k].concluded);
                 all_concluded = all_concluded && j->v[k].concluded;
-                if (j->v[k].error)
-                        failure = j->v[k].error;
         }
-        tell_progress(j);
+        if (!j->failing)
+                tell_progress(j);
         if (!vm || error) {
                 live_fail(j, -EIO, NULL, vm ? error : "the domain stopped");
                 return;
         }
-        if (failure) {
-                /* A job that failed changed nothing of its disk; the others are cancelled (a ready active
-                 * commit cancelled leaves its disk on the overlay). */
-                for (size_t k = 0; k < j->n; k++) {
-                        struct json_object *args = json_object_new_object();
-
-                        json_object_object_add(args, "id", json_object_new_string(j->v[k].job_id));
-                        (void) qemu_monitor_call(vm->mon, j->v[k].concluded ? "job-dismiss" : "job-cancel", args, NULL,
-                                                 NULL);
-                }
-                j->r = vb_error_set(&j->e, VB_ERROR_OPERATION_FAILED, "QEMU failed to merge the overlays of snapshot "
-                                    "'%s': %s", j->name, failure);
-                job_finish(j);
+        if (j->failing) {
+                live_unwind(j, vm);
                 return;
         }
         if (all_concluded) {
@@ -436,17 +584,12 @@ static void on_jobs(QemuMonitor *mon, struct json_object *ret, const char *error
                 live_cleanup(j, vm);
                 return;
         }
-        for (size_t k = 0; k < j->n && all_ready; k++) {
-                struct json_object *args;
-
-                if (j->v[k].completing || j->v[k].concluded)
-                        continue;
-                args = json_object_new_object();
-                json_object_object_add(args, "id", json_object_new_string(j->v[k].job_id));
-                if (qemu_monitor_call(vm->mon, "job-complete", args, NULL, NULL) >= 0)
-                        j->v[k].completing = true;
-        }
-        (void) poll_arm(j);
+        if (all_ready)
+                complete_next(j, vm);
+        if (j->failing)
+                live_unwind(j, vm);
+        else
+                (void) poll_arm(j);
 }
 
 static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -454,6 +597,7 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
 
         j->poll = sd_event_source_disable_unref(j->poll);
+        j->kick = false;
         if (!vm || !vm->mon || qemu_monitor_call_fd(vm->mon, "query-jobs", NULL, -1, on_jobs, j, &j->poll_id) < 0) {
                 j->poll_id = 0;
                 live_fail(j, -EIO, NULL, "the domain stopped");
@@ -462,11 +606,23 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int poll_arm(QemuMergeJob *j) {
-        if (j->poll || j->poll_id)
+        if (j->poll || j->poll_id || j->ending)
                 return 0;
-        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC, MERGE_POLL_USEC, 0,
-                                          on_poll_timer, j);
+        /* Accuracy 1 µs: sd-event's default (0) lets a timer slip by up to 250 ms. */
+        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC,
+                                          j->kick ? 0 : MERGE_POLL_USEC, 1, on_poll_timer, j);
 }
+
+/* Something changed: the next query goes at once (after the one in flight, if any). */
+static void poll_now(QemuMergeJob *j) {
+        if (j->ending)
+                return;
+        j->kick = true;
+        j->poll = sd_event_source_disable_unref(j->poll);
+        if (!j->poll_id && poll_arm(j) < 0)
+                live_fail(j, -ENOMEM, NULL, "following the jobs");
+}
+
 
 static void on_commits_started(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         QemuMergeJob *j = userdata;
@@ -477,6 +633,27 @@ static void on_commits_started(QemuSeq *seq, int r, const VbError *e, void *user
         }
         if (poll_arm(j) < 0)
                 live_fail(j, -ENOMEM, NULL, "polling the jobs");
+}
+
+/* remove-fd of every descriptor of set id, from query-fdsets' answer. */
+static void remove_set_fds(QemuSeq *seq, struct json_object *sets, int id) {
+        size_t n = sets && json_object_is_type(sets, json_type_array) ? json_object_array_length(sets) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *set = json_object_array_get_idx(sets, i), *fds = qemu_json_get(set, "fds");
+                size_t n_fds = fds && json_object_is_type(fds, json_type_array) ? json_object_array_length(fds) : 0;
+
+                if (json_object_get_int(qemu_json_get(set, "fdset-id")) != id)
+                        continue;
+                for (size_t k = 0; k < n_fds; k++) {
+                        struct json_object *args = json_object_new_object();
+
+                        json_object_object_add(args, "fdset-id", json_object_new_int(id));
+                        json_object_object_add(args, "fd", json_object_new_int(
+                                                       json_object_get_int(qemu_json_get(json_object_array_get_idx(fds, k), "fd"))));
+                        qemu_seq_add_optional(seq, "remove-fd", args);
+                }
+        }
 }
 
 /* The set a storage node's file is in ("/dev/fdset/N"), from query-named-block-nodes' answer. */
@@ -548,7 +725,7 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         for (size_t k = 0; k < j->n; k++) {
                 MergeDisk *d = &j->v[k];
                 struct json_object *args;
-                _cleanup_free_ char *top = NULL, *base = NULL;
+                _cleanup_free_ char *top = NULL, *base = NULL, *w_fd = NULL, *w_reopen = NULL, *w_commit = NULL;
                 struct stat st;
 
                 d->top_fdset = fdset_of(nodes, d->top_prefix);
@@ -558,12 +735,22 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                         live_fail(j, -ENOENT, NULL, "QEMU has no descriptor set for the image below the overlay");
                         return;
                 }
-                args = json_object_new_object();
-                json_object_object_add(args, "fdset-id", json_object_new_int(d->base_fdset));
-                json_object_object_add(args, "opaque", json_object_new_string(d->alias));
-                qemu_seq_add_fd(next, "hand QEMU the image below the overlay, read-write", "add-fd", args, d->v[1].fd);
-                qemu_seq_add(next, "reopen the image below the overlay read-write", "blockdev-reopen",
-                             reopen_args(d, fstat(d->v[1].fd, &st) >= 0 && S_ISBLK(st.st_mode)));
+                if (asprintf(&w_fd, "hand QEMU the image below the overlay of disk '%s'", d->target) < 0 ||
+                    asprintf(&w_reopen, "reopen the image below the overlay of disk '%s' read-write", d->target) < 0 ||
+                    asprintf(&w_commit, "start merging the overlay of disk '%s' (block-commit)", d->target) < 0)
+                        w_fd = w_reopen = w_commit = NULL;
+                /* The set's descriptors go first (the node keeps its own copy until the reopen): one the disk
+                 * had read-write before an overlay went over it may still hold QEMU's lock against writers,
+                 * which the reopen would meet ("Failed to get "write" lock"). Ours replace them. */
+                remove_set_fds(next, qemu_seq_reply(seq, 1), d->base_fdset);
+                for (size_t m = 0; m < 2; m++) {
+                        args = json_object_new_object();
+                        json_object_object_add(args, "fdset-id", json_object_new_int(d->base_fdset));
+                        json_object_object_add(args, "opaque", json_object_new_string(d->alias));
+                        qemu_seq_add_fd(next, w_fd, "add-fd", args, m == 0 ? d->v[1].fd : d->base_ro_fd);
+                }
+                qemu_seq_add(next, w_reopen, "blockdev-reopen", reopen_args(d, fstat(d->v[1].fd, &st) >= 0 &&
+                                                                             S_ISBLK(st.st_mode)));
                 if (node_name(d->top_prefix, "format", &top) < 0 || node_name(d->base_prefix, "format", &base) < 0) {
                         qemu_seq_free(next);
                         live_fail(j, -ENOMEM, NULL, "out of memory");
@@ -574,7 +761,7 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                 json_object_object_add(args, "device", json_object_new_string(top));
                 json_object_object_add(args, "base-node", json_object_new_string(base));
                 json_object_object_add(args, "auto-dismiss", json_object_new_boolean(false));
-                qemu_seq_add(next, "start merging the overlay (block-commit)", "block-commit", args);
+                qemu_seq_add(next, w_commit, "block-commit", args);
         }
         r = qemu_seq_run(next, qemu_vm_command_timeout(vm), on_commits_started, j, &j->e);
         if (r < 0)
@@ -594,6 +781,7 @@ static void live_start(QemuMergeJob *j) {
         args = json_object_new_object();
         json_object_object_add(args, "flat", json_object_new_boolean(true));
         qemu_seq_add(seq, "list QEMU's block nodes", "query-named-block-nodes", args);
+        qemu_seq_add(seq, "list QEMU's descriptor sets", "query-fdsets", NULL);
         r = qemu_seq_run(seq, qemu_vm_command_timeout(vm), on_nodes, j, &j->e);
         if (r < 0)
                 live_fail(j, r, NULL, "listing QEMU's block nodes");
@@ -645,7 +833,7 @@ static int disk_fill(MergeDisk *d, const DeviceDef *dev, const SnapshotDiskDef *
                 return r;
         if (!dev->alias)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Disk '%s' has no id in QEMU", k->name);
-        if (!(d->alias = strdup(dev->alias)) || asprintf(&d->job_id, "vb-merge-%s", dev->alias) < 0 ||
+        if (!(d->alias = strdup(dev->alias)) || asprintf(&d->job_id, MERGE_JOB_PREFIX "%s", dev->alias) < 0 ||
             qemu_disk_node_prefix(dev->alias, depth, &d->top_prefix) < 0 ||
             qemu_disk_node_prefix(dev->alias, depth - 1, &d->base_prefix) < 0)
                 return -ENOMEM;
@@ -693,7 +881,7 @@ int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const
                                          "of the domain: its overlay cannot be merged", k->name, snap->name);
                         break;
                 }
-                j->v[j->n] = (MergeDisk) { .top_fdset = -1, .base_fdset = -1 };
+                j->v[j->n] = (MergeDisk) { .top_fdset = -1, .base_fdset = -1, .base_ro_fd = -1 };
                 r = disk_fill(&j->v[j->n++], dev, k, running, access, reterr);
         }
         if (r >= 0)
@@ -713,4 +901,161 @@ void qemu_snapshot_merge_close(QemuDriver *q) {
                 j->dropped = true;
                 j->poll = sd_event_source_disable_unref(j->poll);
         }
+}
+
+/* After a restart of the service ---------------------------------------------------------------------- */
+
+/* Merge jobs a stop of the service left in QEMU (ids "vb-merge-<alias>", none of ours now): each is
+ * cancelled unless it concluded already, and dismissed. Once none is left, query-block tells which disks
+ * pivoted onto the image below meanwhile (a job-complete sent before the stop); the live definition
+ * follows QEMU, and core hears it as a device change (and the snapshots' metadata follow). A disk that
+ * did not pivot stays on its overlay, and its snapshot stays as it was. */
+static bool is_merge_job_id(const char *id) {
+        return strncmp(id, MERGE_JOB_PREFIX, strlen(MERGE_JOB_PREFIX)) == 0;
+}
+
+typedef struct MergeOrphans {
+        QemuDriver *q;
+        char uuid[37];
+} MergeOrphans;
+
+static MergeOrphans *orphans_new(QemuDriver *q, const QemuVm *vm) {
+        MergeOrphans *o = new0(MergeOrphans, 1);
+
+        if (!o)
+                return NULL;
+        o->q = q;
+        snprintf(o->uuid, sizeof o->uuid, "%s", vm->uuid);
+        return o;
+}
+
+static bool job_is_ours(QemuDriver *q, const QemuVm *vm, const char *id) {
+        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next)
+                if (streq(j->uuid, vm->uuid) && disk_of_job(j, id))
+                        return true;
+        return false;
+}
+
+static void on_settle_blocks(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        _cleanup_free_ MergeOrphans *o = userdata;
+        const VbDriverEvents *ev = &o->q->drv->cfg.events;
+        QemuVm *vm = hashmap_get(o->q->vms, o->uuid);
+        _cleanup_(domain_def_freep) DomainDef *copy = NULL;
+        _cleanup_free_ char **changed = NULL;
+        size_t n_changed = 0;
+
+        if (!vm || !vm->live || error || domain_def_copy(vm->live, &copy) < 0 ||
+            !(changed = new0(char *, copy->n_devices + 1)))
+                return;
+        for (size_t i = 0; i < copy->n_devices; i++) {
+                DeviceDef *dev = copy->devices[i];
+                _cleanup_free_ char *top = NULL, *prefix = NULL, *below = NULL;
+                struct json_object *inserted;
+                int depth;
+
+                if (dev->kind != DEVICE_DISK || !dev->alias || (depth = qemu_disk_depth(dev)) < 1)
+                        continue;
+                inserted = qemu_json_get(qemu_block_of(ret, dev->alias), "inserted");
+                if (!inserted || qemu_disk_top_node(dev, dev->alias, &top) < 0 ||
+                    qemu_disk_node_prefix(dev->alias, (size_t) depth - 1, &prefix) < 0 ||
+                    node_name(prefix, "format", &below) < 0)
+                        continue;
+                if (!streq_ptr(qemu_json_string(inserted, "node-name"), below))
+                        continue;
+                /* It runs on the image below: its overlay's nodes go, and so does the layer. */
+                for (size_t s = 0; s < 2; s++) {
+                        _cleanup_free_ char *over = NULL, *node = NULL;
+                        struct json_object *args;
+
+                        if (qemu_disk_node_prefix(dev->alias, (size_t) depth, &over) < 0 ||
+                            node_name(over, s == 0 ? "format" : "storage", &node) < 0)
+                                continue;
+                        args = json_object_new_object();
+                        json_object_object_add(args, "node-name", json_object_new_string(node));
+                        (void) qemu_monitor_call(mon, "blockdev-del", args, NULL, NULL);
+                }
+                log_notice("Domain %s: disk '%s' was merged into the image below its overlay '%s' while the service "
+                           "was stopped.", vm->uuid, strempty(device_disk_get_target(dev)),
+                           strempty(device_disk_get_source(dev)));
+                if (device_disk_pop_overlay(dev) >= 0)
+                        changed[n_changed++] = dev->alias;
+        }
+        if (n_changed == 0)
+                return;
+        domain_def_free(vm->live);
+        vm->live = TAKE_PTR(copy);
+        if (qemu_vm_save(vm) < 0)
+                log_warning("Domain %s: failed to write its live definition after settling a cut merge, ignoring.",
+                            vm->uuid);
+        for (size_t k = 0; k < n_changed && ev->device_changed; k++)
+                ev->device_changed(ev->userdata, vm->uuid, changed[k], false);
+}
+
+static void orphans_settle(QemuDriver *q, QemuVm *vm) {
+        MergeOrphans *o = orphans_new(q, vm);
+
+        if (!o || !vm->mon || qemu_monitor_call(vm->mon, "query-block", NULL, on_settle_blocks, o) < 0) {
+                free(o);
+                log_warning("Domain %s: cannot ask QEMU which disks a cut merge changed.", vm->uuid);
+        }
+}
+
+static void on_orphan_jobs(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        _cleanup_free_ MergeOrphans *o = userdata;
+        QemuVm *vm = hashmap_get(o->q->vms, o->uuid);
+        size_t n = ret && json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+        bool any = false;
+
+        if (!vm || error)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *job = json_object_array_get_idx(ret, i), *args;
+                const char *id = qemu_json_string(job, "id"), *status = qemu_json_string(job, "status");
+                bool concluded = streq_ptr(status, "concluded");
+
+                if (!id || !is_merge_job_id(id) || job_is_ours(o->q, vm, id))
+                        continue;
+                any = true;
+                log_info("Domain %s: merge job '%s' left by a stop of the service (%s): %s.", vm->uuid, id,
+                         strempty(status), concluded ? "dismissed" : "cancelled");
+                args = json_object_new_object();
+                json_object_object_add(args, "id", json_object_new_string(id));
+                if (qemu_monitor_call(mon, concluded ? "job-dismiss" : "job-cancel", args, NULL, NULL) >= 0 && !concluded)
+                        vm->merge_orphans++;
+        }
+        if (any && vm->merge_orphans == 0)
+                orphans_settle(o->q, vm);
+}
+
+void qemu_snapshot_merge_reconnected(QemuDriver *q, QemuVm *vm) {
+        MergeOrphans *o = orphans_new(q, vm);
+
+        vm->merge_orphans = 0;
+        if (!o || !vm->mon || qemu_monitor_call(vm->mon, "query-jobs", NULL, on_orphan_jobs, o) < 0) {
+                free(o);
+                log_warning("Domain %s: cannot ask QEMU for merge jobs left by a stop of the service.", vm->uuid);
+        }
+}
+
+/* A left job concluded (cancelled): dismissed; the last one settles the definition. */
+static void orphan_concluded(QemuDriver *q, QemuVm *vm, const char *id) {
+        struct json_object *args = json_object_new_object();
+
+        json_object_object_add(args, "id", json_object_new_string(id));
+        (void) qemu_monitor_call(vm->mon, "job-dismiss", args, NULL, NULL);
+        if (vm->merge_orphans > 0 && --vm->merge_orphans == 0)
+                orphans_settle(q, vm);
+}
+
+void qemu_snapshot_merge_job_event(QemuDriver *q, QemuVm *vm, struct json_object *data) {
+        const char *id = qemu_json_string(data, "id");
+
+        for (QemuMergeJob *j = q->merge_jobs; j; j = j->next)
+                if (j->running && !j->dropped && !j->ending && streq(j->uuid, vm->uuid) && disk_of_job(j, id)) {
+                        poll_now(j);
+                        return;
+                }
+        if (id && is_merge_job_id(id) && vm->mon && !job_is_ours(q, vm, id) &&
+            streq_ptr(qemu_json_string(data, "status"), "concluded"))
+                orphan_concluded(q, vm, id);
 }

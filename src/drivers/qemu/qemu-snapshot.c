@@ -391,7 +391,8 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int poll_arm(QemuSnapJob *j) {
         if (j->poll || j->poll_id || j->dropped)
                 return 0;
-        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC, SNAPSHOT_POLL_USEC, 0,
+        /* Accuracy 1 µs: sd-event's default (0) lets a timer slip by up to 250 ms. */
+        return sd_event_add_time_relative(j->q->drv->cfg.event, &j->poll, CLOCK_MONOTONIC, SNAPSHOT_POLL_USEC, 1,
                                           on_poll_timer, j);
 }
 
