@@ -83,6 +83,9 @@ static void test_guest_stats(void **state) {
         assert_int_equal(harness_stats_number(&after, "state.state", 'i'), 1);
         assert_true(harness_stats_number(&after, "cpu.time", 't') > harness_stats_number(&before, "cpu.time", 't'));
         assert_true(harness_stats_number(&after, "vcpu.0.time", 't') > harness_stats_number(&before, "vcpu.0.time", 't'));
+        /* cpu.time is the whole process' (its vCPU thread's included), read after cpu.user and cpu.system. */
+        assert_true(harness_stats_number(&after, "cpu.time", 't') >=
+                    harness_stats_number(&after, "cpu.user", 't') + harness_stats_number(&after, "cpu.system", 't'));
         assert_true(harness_stats_number(&after, "block.0.rd.bytes", 't') > 0);
         assert_true(harness_stats_number(&after, "block.0.rd.reqs", 't') > 0);
         harness_stats_done(&before);

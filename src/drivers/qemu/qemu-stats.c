@@ -5,6 +5,7 @@
  * about the taps. A call whose domain stops meanwhile is answered with what it has. */
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf/device-conf.h"
@@ -72,22 +73,27 @@ static int read_first_u64(const char *path, uint64_t *ret) {
         return sscanf(s, "%" SCNu64, ret) == 1 ? 0 : -EBADMSG;
 }
 
+/* cpu.time: the process' CPU clock, in ns, of all its threads, those that ended too (QEMU's worker threads
+ * come and go), as a cgroup counts. /proc/PID/schedstat would be the main thread's alone. Read after
+ * /proc/PID/stat, so that cpu.time is never less than cpu.user + cpu.system. */
 static void add_cpu(const QemuVm *vm, VbStats *s) {
         _cleanup_free_ char *stat = NULL;
         char path[64];
         const char *p;
         unsigned long long utime, stime;
         uint64_t ns_per_tick = 1000000000ULL / (uint64_t) sysconf(_SC_CLK_TCK), total;
+        clockid_t clock;
+        struct timespec ts;
 
         snprintf(path, sizeof path, "/proc/%d/stat", (int) vm->pid);
         if (read_full_file(path, 4096, &stat, NULL) < 0 || !(p = strrchr(stat, ')')))
                 return;
-        /* After "pid (comm)": state is field 3; utime and stime are fields 14 and 15. */
+        /* After "pid (comm)": state is field 3; utime and stime are fields 14 and 15 (all threads). */
         if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
                 return;
-        snprintf(path, sizeof path, "/proc/%d/schedstat", (int) vm->pid);
-        /* schedstat counts in ns (all threads of the process); utime/stime only in clock ticks. */
-        if (read_first_u64(path, &total) < 0)
+        if (clock_getcpuclockid(vm->pid, &clock) == 0 && clock_gettime(clock, &ts) == 0)
+                total = (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+        else
                 total = (utime + stime) * ns_per_tick;
         vb_stats_add_ullong(s, total, "cpu.time");
         vb_stats_add_ullong(s, utime * ns_per_tick, "cpu.user");
