@@ -1104,6 +1104,90 @@ static void test_start_stop_off_loop(void **state) {
         }
 }
 
+/* A reply to a call sent with sd_bus_call_method_async: 1 success, -1 an error (kept in error). */
+typedef struct Answer {
+        int answered;
+        sd_bus_error error;
+} Answer;
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Answer *a = userdata;
+
+        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        if (a->answered < 0)
+                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+        return 0;
+}
+
+static void wait_answer(sd_bus *bus, const Answer *a) {
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; a->answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(bus, NULL) == 0)
+                        (void) sd_bus_wait(bus, 100000);
+}
+
+/* heldnet3 with a DNS host table large enough that its definition takes far longer to read and parse
+ * than a small one. */
+static char *big_held_net(void) {
+        char *xml = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&xml, &size);
+
+        assert_non_null(f);
+        fputs("<network><name>heldnet3</name><uuid>0a1b2c3d-0000-4000-8000-00000000a007</uuid>"
+              "<forward mode='nat'/><bridge name='vbt7'/><dns>", f);
+        for (unsigned i = 0; i < 6000; i++)
+                fprintf(f, "<host ip='10.80.%u.%u'><hostname>h%u.example</hostname></host>", 1 + i / 250, 1 + i % 250, i);
+        fputs("</dns><ip address='10.80.0.1' prefix='16'/></network>", f);
+        assert_int_equal(fclose(f), 0);
+        return xml;
+}
+
+#define SMALL_HELD_NET3                                                                                  \
+        SIMPLE_NET("heldnet3", "0a1b2c3d-0000-4000-8000-00000000a007",                                   \
+                   "<forward mode='nat'/><bridge name='vbt7'/><ip address='10.80.0.1' prefix='16'/>")
+
+/* Documents are parsed in two threads, but one caller's calls reach core in the order they were sent: a
+ * CreateNetwork with a large definition, and right behind it one with a small definition of the same
+ * network. The first is the one started (held at nft), the second answers "is being created". On the
+ * old code the small one, parsed first, took the network and the large one was answered busy (and a
+ * caller waiting for the second as the busy one waited for as long as nft was held). */
+static void test_create_order(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot_big = NULL, *slot_small = NULL;
+        _cleanup_free_ char *big = big_held_net(), *created = NULL;
+        Answer a_big = { .error = SD_BUS_ERROR_NULL }, a_small = { .error = SD_BUS_ERROR_NULL };
+        int answered_big_while_held;
+
+        nft_flag("hold", true);
+        assert_true(sd_bus_call_method_async(root, &slot_big, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                             HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_answer, &a_big, "st", big,
+                                             UINT64_C(0)) >= 0);
+        assert_true(sd_bus_call_method_async(root, &slot_small, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                             HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_answer, &a_small, "st",
+                                             SMALL_HELD_NET3, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* One of the two is held at nft, the other answered busy. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+             a_big.answered == 0 && a_small.answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        answered_big_while_held = a_big.answered;
+        nft_flag("hold", false);
+        wait_answer(root, &a_big);
+        wait_answer(root, &a_small);
+        assert_int_equal(answered_big_while_held, 0);
+        assert_int_equal(a_small.answered, -1);
+        assert_string_equal(a_small.error.name, ERR("DeviceBusy"));
+        assert_non_null(strstr(a_small.error.message, "is being created"));
+        assert_int_equal(a_big.answered, 1);
+        created = get_path(root, "GetNetworkByName", "heldnet3");
+        assert_int_equal(get_bool(root, created, "Active"), 1);
+        call_net(root, created, "Stop");
+        sd_bus_error_free(&a_big.error);
+        sd_bus_error_free(&a_small.error);
+}
+
 static void test_cleanup(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -1173,6 +1257,7 @@ int main(void) {
                 cmocka_unit_test(test_direct_ports),
                 cmocka_unit_test(test_crash_reconcile),
                 cmocka_unit_test(test_start_stop_off_loop),
+                cmocka_unit_test(test_create_order),
                 cmocka_unit_test(test_cleanup),
         };
         int failed;
