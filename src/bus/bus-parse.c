@@ -258,8 +258,12 @@ BusParse *bus_parse_free(BusParse *p) {
         /* The threads are done with every call once the worker is gone. */
         p->freeing = true;
         p->worker = worker_free(p->worker);
-        while (p->calls)
+        while (p->calls) {
+                /* Answered while the bus is still ours (virtbusd stops; the call changed nothing). */
+                (void) sd_bus_reply_method_errorf(p->calls->m, bus_error_name(VB_ERROR_OPERATION_FAILED),
+                                                  "virtbusd is stopping");
                 call_drop(p->calls);
+        }
         hashmap_free(p->senders);
         budgets_clear(p, false);
         hashmap_free(p->budgets);

@@ -1188,6 +1188,65 @@ static void test_create_order(void **state) {
         sd_bus_error_free(&a_small.error);
 }
 
+#define HELD_NET4                                                                                        \
+        SIMPLE_NET("heldnet4", "0a1b2c3d-0000-4000-8000-00000000a008",                                   \
+                   "<forward mode='nat'/><bridge name='vbt8'/>"                                            \
+                   "<ip address='10.82.0.1' prefix='24'><dhcp>"                                          \
+                   "<range start='10.82.0.100' end='10.82.0.120'/></dhcp></ip>")
+
+/* SIGTERM while a CreateNetwork is held at nft: virtbusd waits a bounded time, then kills the helper
+ * (the test's nft wrapper) so that the start fails and undoes its steps; the caller is answered "virtbusd
+ * is stopping", virtbusd exits, and nothing is left: no bridge, nft table, dnsmasq or record. After a
+ * restart the network does not exist and can be created. On the old code virtbusd never answered and
+ * never exited (its exit waited for the thread, the thread for nft). */
+static void test_stop_while_held(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_free_ char *status = NULL, *created = NULL;
+        Answer a = { .error = SD_BUS_ERROR_NULL };
+        int exited, bridge_seen = 0;
+
+        nft_flag("hold", true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                             HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_answer, &a, "st", HELD_NET4,
+                                             UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "CreateNetwork", "st", HELD_NET4,
+                           UINT64_C(0));
+        /* The thread made the bridge: it is at nft now (held). */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !bridge_seen && harness_now_usec() < end;) {
+                bridge_seen = run((const char *[]) { IP, "link", "show", "dev", "vbt8", NULL }, NULL) == 0;
+                if (!bridge_seen)
+                        (void) usleep(20000);
+        }
+        assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
+        wait_answer(root, &a);
+        exited = harness_daemon_kill(h, 0);
+        nft_flag("hold", false);
+        assert_true(bridge_seen);
+        assert_int_equal(a.answered, -1);
+        assert_string_equal(a.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(a.error.message, "virtbusd is stopping"));
+        assert_int_equal(exited, 0);
+        /* Nothing half-made is left. */
+        assert_int_not_equal(run((const char *[]) { IP, "link", "show", "dev", "vbt8", NULL }, NULL), 0);
+        assert_false(nft_table_exists("virtbus_vbt8"));
+        assert_int_equal(dnsmasq_pid(h, "heldnet4"), 0);
+        assert_true(asprintf(&status, "%s/networks/0a1b2c3d-0000-4000-8000-00000000a008.xml", harness_runtime_dir(h)) > 0);
+        assert_int_equal(access(status, F_OK), -1);
+        sd_bus_error_free(&a.error);
+
+        /* Consistent after a restart: no such network, and it can be created now. */
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet4");
+        created = define_net(root, "CreateNetwork", HELD_NET4);
+        assert_int_equal(get_bool(root, created, "Active"), 1);
+        assert_true(nft_table_exists("virtbus_vbt8"));
+        call_net(root, created, "Stop");
+        assert_false(nft_table_exists("virtbus_vbt8"));
+}
+
 static void test_cleanup(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -1258,6 +1317,7 @@ int main(void) {
                 cmocka_unit_test(test_crash_reconcile),
                 cmocka_unit_test(test_start_stop_off_loop),
                 cmocka_unit_test(test_create_order),
+                cmocka_unit_test(test_stop_while_held),
                 cmocka_unit_test(test_cleanup),
         };
         int failed;
