@@ -188,7 +188,7 @@ void manager_stop_begin(Manager *m) {
 }
 
 unsigned manager_stop_pending(const Manager *m) {
-        return network_registry_jobs(m->networks);
+        return network_registry_jobs(m->networks) + manager_nodedev_changes((Manager *) m);
 }
 
 void manager_stop_cut(Manager *m) {

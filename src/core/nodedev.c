@@ -92,8 +92,14 @@ void manager_nodedev_done(Manager *m) {
         NodeDevState *s = &m->nodedev;
 
         /* Waits for a change a thread is making (the kernel's write cannot be cut short); its caller,
-         * like the bus, is gone. */
+         * like the bus, is gone. virtbusd waited for it before (manager_stop_pending()); one that still
+         * runs after that is left to the thread, which keeps what it uses. */
         s->stopping = true;
+        if (s->worker && worker_running(s->worker)) {
+                log_warning("A change of a host device is still running: virtbusd exits without it.");
+                s->worker = NULL;
+                s->changes = NULL;
+        }
         s->worker = worker_free(s->worker);
         manager_nodedev_watch_stop(m);
         manager_nodedev_test_host_stop(m);
@@ -413,6 +419,14 @@ static void change_done(void *userdata, bool cancelled) {
                 (void) manager_nodedev_scan(m);
         c->done(r, &c->error, c->userdata);
         change_free(c);
+}
+
+unsigned manager_nodedev_changes(Manager *m) {
+        unsigned n = 0;
+
+        for (NodeDevChange *c = m->nodedev.changes; c; c = c->next)
+                n++;
+        return n;
 }
 
 /* Hands c (taken) to the worker; 0 when handed over. */

@@ -85,6 +85,8 @@ int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, NodeDevDone done
 /* sriov_numvfs := count, the same way; its VFs are busy too. */
 int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, NodeDevDone done, void *userdata,
                             VbError *reterr);
+/* Changes handed to the thread and not yet answered. */
+unsigned manager_nodedev_changes(Manager *m);
 /* DeviceBusy when a change is in flight on the PCI device at a or on its physical function; else 0. */
 int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *reterr);
 /* mac: "aa:bb:cc:dd:ee:ff"; vlan 0: none. */
