@@ -566,7 +566,7 @@ static void job_stopped_error(NetworkJob *j) {
         why = TAKE_PTR(j->error.message);
         vb_error_free(&j->error);
         j->r = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "Network '%s': the %s was cut short and undone: "
-                            "virtbusd is stopping (%s)", j->network->name, what, strna(why));
+                            "virtbusd is stopping (%s)", j->network->name, what, why ?: strerror(-j->r));
 }
 
 /* CreateNetwork's end: n joins the registry (announced), or goes. */

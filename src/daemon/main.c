@@ -304,8 +304,8 @@ typedef struct Stop {
 static void stop_cut(Stop *st, const char *why) {
         if (st->cut)
                 return;
-        log_notice("%u change(s) of networks or host devices still running %s: killing the helper processes they wait for.",
-                   manager_stop_pending(st->manager), why);
+        log_notice("%u change(s) of networks or host devices still running %s: killing the helper processes "
+                   "they wait for.", manager_stop_pending(st->manager), why);
         manager_stop_cut(st->manager);
         st->cut = true;
 }
