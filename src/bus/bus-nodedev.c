@@ -90,6 +90,7 @@ static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *driver;
+        BusLater *l;
         uint64_t flags;
         int r;
 
@@ -105,15 +106,21 @@ static int method_detach(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = authorize(s, m, d, ACTION_NODEDEV_MANAGE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_nodedev_detach(s->manager, d, driver, flags & DETACH_WHOLE_GROUP, caller_uid(m), &e);
-        return bus_reply_done(m, r, &e, error);
+        /* Answered once a thread has made the change and the host was read again; busy meanwhile. */
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_nodedev_detach(s->manager, d, driver, flags & DETACH_WHOLE_GROUP, caller_uid(m), bus_later_done,
+                                   l, &e);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
-typedef int (*NodeDevOp)(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
+typedef int (*NodeDevOp)(Manager *m, NodeDevice *d, uid_t uid, NodeDevDone done, void *userdata, VbError *reterr);
 
 static int run_simple(sd_bus_message *m, NodeDevice *d, NodeDevOp op, sd_bus_error *error) {
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
+        BusLater *l;
         int r;
 
         r = bus_read_flags(m, 0, NULL, error);
@@ -122,8 +129,11 @@ static int run_simple(sd_bus_message *m, NodeDevice *d, NodeDevOp op, sd_bus_err
         r = authorize(s, m, d, ACTION_NODEDEV_MANAGE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = op(s->manager, d, caller_uid(m), &e);
-        return bus_reply_done(m, r, &e, error);
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = op(s->manager, d, caller_uid(m), bus_later_done, l, &e);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 static int method_reattach(sd_bus_message *m, void *userdata, sd_bus_error *error) {

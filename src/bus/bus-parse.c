@@ -38,6 +38,7 @@ typedef struct Sender {
         char *name;
         unsigned calls;
         size_t bytes;
+        uint64_t next_seq;      /* of its next call: its calls reach their handlers in this order */
 } Sender;
 
 typedef struct Budget {
@@ -52,6 +53,7 @@ typedef enum CallState {
         CALL_ASKING,   /* polkit, before parsing */
         CALL_PARSING,  /* in the worker */
         CALL_PARSED,   /* back, for the handler */
+        CALL_WAITING,  /* parsed, waiting for the same sender's earlier calls to reach their handlers */
 } CallState;
 
 typedef struct Call Call;
@@ -60,6 +62,7 @@ struct Call {
         sd_bus_message *m;
         const BusParseSpec *spec;
         Sender *sender;
+        uint64_t seq;           /* its place among its sender's calls */
         const char *xml;        /* in m */
         const char *object;     /* in m: the object path after xml (spec->object_arg) */
         size_t bytes;           /* of xml, once counted against the sender */
@@ -90,6 +93,7 @@ struct BusParse {
         Hashmap *senders;       /* unique name -> Sender, while it has calls in flight */
         Hashmap *budgets;       /* uid -> Budget, of callers other than root */
         int64_t rate;           /* bytes a second of their documents (0: no budget) */
+        bool freeing;
 };
 
 int bus_parse_new(BusServer *s, BusParse **ret) {
@@ -122,9 +126,43 @@ unsigned bus_parse_in_flight(const BusParse *p) {
         return p ? p->n_calls : 0;
 }
 
-/* Forgets the call: gives back what it counted against its sender (forgotten with its last call). */
+static int call_arm_orphan(Call *c, uint64_t usec);
+static void call_drop(Call *c);
+
+/* An earlier call of c's sender is still on its way to its handler. */
+static bool call_has_earlier(const Call *c) {
+        for (const Call *i = c->owner->calls; i; i = i->next)
+                if (i->sender == c->sender && i->seq < c->seq)
+                        return true;
+        return false;
+}
+
+/* The earliest call of sender waits for its turn: it goes to its handler now. */
+static void sender_next_turn(BusParse *p, Sender *sender) {
+        Call *next = NULL;
+        int r;
+
+        for (Call *i = p->calls; i; i = i->next)
+                if (i->sender == sender && (!next || i->seq < next->seq))
+                        next = i;
+        if (!next || next->state != CALL_WAITING)
+                return;
+        next->state = CALL_PARSED;
+        r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(next->m), next->m);
+        if (r >= 0)
+                r = call_arm_orphan(next, ORPHAN_USEC);
+        if (r < 0) {
+                log_error_errno(r, "Failed to continue a call after the earlier calls of its sender: %m");
+                bus_reply_later(next->m, r, NULL);
+                call_drop(next);
+        }
+}
+
+/* Forgets the call: gives back what it counted against its sender (forgotten with its last call); the
+ * sender's next call may go on. */
 static void call_drop(Call *c) {
         BusParse *p = c->owner;
+        bool turn = false;
 
         for (Call **i = &p->calls; *i; i = &(*i)->next)
                 if (*i == c) {
@@ -138,7 +176,8 @@ static void call_drop(Call *c) {
                 hashmap_remove(p->senders, c->sender->name);
                 free(c->sender->name);
                 free(c->sender);
-        }
+        } else
+                turn = !p->freeing;
         sd_event_source_disable_unref(c->orphan_timer);
         sd_event_source_disable_unref(c->hold_timer);
         if (c->def)
@@ -147,6 +186,8 @@ static void call_drop(Call *c) {
         sd_bus_error_free(&c->bus_error);
         free(c->asked_name);
         sd_bus_message_unref(c->m);
+        if (turn)
+                sender_next_turn(p, c->sender);
         free(c);
 }
 
@@ -215,9 +256,14 @@ BusParse *bus_parse_free(BusParse *p) {
         if (!p)
                 return NULL;
         /* The threads are done with every call once the worker is gone. */
+        p->freeing = true;
         p->worker = worker_free(p->worker);
-        while (p->calls)
+        while (p->calls) {
+                /* Answered while the bus is still ours (virtbusd stops; the call changed nothing). */
+                (void) sd_bus_reply_method_errorf(p->calls->m, bus_error_name(VB_ERROR_OPERATION_FAILED),
+                                                  "virtbusd is stopping");
                 call_drop(p->calls);
+        }
         hashmap_free(p->senders);
         budgets_clear(p, false);
         hashmap_free(p->budgets);
@@ -276,7 +322,7 @@ static int call_new(BusParse *p, sd_bus_message *m, const BusParseSpec *spec, un
                 return -ENOMEM;
         }
         *c = (Call) {
-                .owner = p, .m = sd_bus_message_ref(m), .spec = spec, .sender = sender,
+                .owner = p, .m = sd_bus_message_ref(m), .spec = spec, .sender = sender, .seq = sender->next_seq++,
                 .parse_flags = parse_flags, .bus_error = SD_BUS_ERROR_NULL, .error = VB_ERROR_NULL,
                 .next = p->calls,
         };
@@ -545,6 +591,7 @@ int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpe
         case CALL_READ:
         case CALL_HELD:
         case CALL_PARSING:
+        case CALL_WAITING:
                 return 0;
         case CALL_ASKING:
                 r = ask_before(p, c, userdata, error);
@@ -563,6 +610,14 @@ int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpe
                         r = bus_reply_vb_error(error, &c->error, c->r);
                         call_drop(c);
                         return r;
+                }
+                /* Documents are parsed by two threads: a small one may be done before a larger one its
+                 * sender sent first. The sender's calls take effect in the order sent (a CreateNetwork
+                 * must not lose its network to a later one): this one waits until the earlier calls
+                 * have reached their handlers or been answered (call_drop). */
+                if (call_has_earlier(c)) {
+                        c->state = CALL_WAITING;
+                        return 0;
                 }
                 r = ask_after(p, c, userdata, error);
                 if (r == 0) {

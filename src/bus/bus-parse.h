@@ -64,7 +64,8 @@ typedef struct BusParseSpec {
 typedef struct BusParse BusParse;
 
 int bus_parse_new(BusServer *s, BusParse **ret);
-/* Drops the calls in flight without answering them (at shutdown). */
+/* Answers the calls in flight (OperationFailed, "virtbusd is stopping": nothing was changed) and drops
+ * them (at shutdown). */
 BusParse *bus_parse_free(BusParse *p);
 
 /* Reads "st" (the document and flags; spec->skip between them) of m and goes through the steps above. Returns 1 with *ret_def

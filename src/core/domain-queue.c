@@ -235,7 +235,7 @@ void manager_cancel_queued(Manager *m) {
                 VbError e = VB_ERROR_NULL;
 
                 queue_unlink(m, c);
-                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "The service is stopping");
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
                 call_fail(m, c, NULL, -ECANCELED, &e);
                 vb_error_free(&e);
         }

@@ -15,6 +15,7 @@
 #include "core/domain-store.h"
 #include "core/domain-save.h"
 #include "core/manager.h"
+#include "host/child-wait.h"
 #include "host/host.h"
 #include "util/durable.h"
 #include "util/fileio.h"
@@ -180,6 +181,18 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
 
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+void manager_stop_begin(Manager *m) {
+        network_registry_stop(m->networks);
+}
+
+unsigned manager_stop_pending(const Manager *m) {
+        return network_registry_jobs(m->networks) + manager_nodedev_changes((Manager *) m);
+}
+
+void manager_stop_cut(Manager *m) {
+        host_children_cancel();
 }
 
 Manager *manager_free(Manager *m) {

@@ -107,6 +107,15 @@ Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
 void manager_set_events(Manager *m, const ManagerEvents *events);
+
+/* virtbusd is stopping (SIGTERM): changes that would begin now are refused ("virtbusd is stopping"),
+ * network starts and stops not yet begun are answered so; those running go on. */
+void manager_stop_begin(Manager *m);
+/* How many such changes still run (0: virtbusd may exit: all have been answered). */
+unsigned manager_stop_pending(const Manager *m);
+/* They ran too long: the helper processes they wait for are killed (after a short grace), so that they
+ * fail, undo what they did and are answered. */
+void manager_stop_cut(Manager *m);
 /* Loads saved definitions, finds running domains again, starts autostart domains. */
 int manager_load(Manager *m, VbError *reterr);
 
@@ -165,7 +174,7 @@ int manager_domain_screenshot(Manager *m, Domain *d, unsigned screen, VbDriverSc
 int manager_domain_suspend(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 int manager_domain_resume(Manager *m, Domain *d, DomainWaitDone done, void *userdata, VbError *reterr);
 
-/* Answers every call kept by core (OperationFailed: the service is stopping); before the bus goes. */
+/* Answers every call kept by core (OperationFailed: virtbusd is stopping); before the bus goes. */
 void manager_cancel_queued(Manager *m);
 
 /* The signature of the operations above. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/network-internal.h"
+#include "host/child-wait.h"
 #include "host/host.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -77,6 +78,11 @@ NetworkRegistry *network_registry_free(NetworkRegistry *r) {
                 return NULL;
         /* Waits for the host steps a thread is taking; their callers, like the bus, are gone. */
         r->freeing = true;
+        if (r->worker && worker_running(r->worker)) {
+                /* virtbusd stops and gave up waiting (daemon/main.c): the thread keeps what it uses. */
+                log_warning("A network start or stop is still running: virtbusd exits without it.");
+                return NULL;
+        }
         r->worker = worker_free(r->worker);
         for (size_t i = 0; i < r->n_networks; i++)
                 network_free(r->networks[i]);
@@ -536,7 +542,31 @@ static void job_work(void *userdata) {
         NetworkJob *j = userdata;
         VbNetworkBackend *b = j->registry->backend;
 
+        /* Not begun when virtbusd began to stop: nothing is done (job_done answers). */
+        if (__atomic_load_n(&j->registry->stopping, __ATOMIC_ACQUIRE)) {
+                j->r = -ECANCELED;
+                return;
+        }
         j->r = j->live ? b->ops->start(b, j->live, &j->error) : b->ops->stop(b, j->stopping, &j->error);
+}
+
+/* A job that virtbusd's stop cut short, or kept from starting: its caller is told so. */
+static void job_stopped_error(NetworkJob *j) {
+        _cleanup_free_ char *why = NULL;
+        const char *what = j->live ? "start" : "stop";
+
+        if (j->r >= 0 || !j->registry->stopping)
+                return;
+        if (j->r == -ECANCELED) {
+                vb_error_free(&j->error);
+                j->r = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "Network '%s': the %s was not begun: "
+                                    "virtbusd is stopping", j->network->name, what);
+                return;
+        }
+        why = TAKE_PTR(j->error.message);
+        vb_error_free(&j->error);
+        j->r = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "Network '%s': the %s was cut short and undone: "
+                            "virtbusd is stopping (%s)", j->network->name, what, why ?: strerror(-j->r));
 }
 
 /* CreateNetwork's end: n joins the registry (announced), or goes. */
@@ -576,8 +606,11 @@ static void job_done(void *userdata, bool cancelled) {
         bool start = j->live;
         int k;
 
+        r->n_jobs--;
         if (cancelled) /* never ran: nothing on the host changed */
                 j->r = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
+        else
+                job_stopped_error(j);
         if (j->created)
                 return created(j);
         if (r->freeing) {
@@ -598,9 +631,20 @@ static void job_done(void *userdata, bool cancelled) {
         job_free(j);
 }
 
+void network_registry_stop(NetworkRegistry *r) {
+        __atomic_store_n(&r->stopping, true, __ATOMIC_RELEASE);
+}
+
+unsigned network_registry_jobs(const NetworkRegistry *r) {
+        return r->n_jobs;
+}
+
 static int job_submit(NetworkRegistry *r, NetworkJob *j, VbError *reterr) {
         int k;
 
+        if (r->stopping)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Network '%s' cannot be %s: virtbusd is "
+                                    "stopping", j->network->name, j->live ? "started" : "stopped");
         if (!r->worker) {
                 k = worker_new(r->event, 1, JOBS_QUEUE_MAX, 0, &r->worker);
                 if (k < 0)
@@ -608,6 +652,8 @@ static int job_submit(NetworkRegistry *r, NetworkJob *j, VbError *reterr) {
                                             strerror(-k));
         }
         k = worker_submit(r->worker, job_work, job_done, j);
+        if (k >= 0)
+                r->n_jobs++;
         if (k == -EAGAIN)
                 return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Too many networks are starting or stopping; try "
                                     "again later");

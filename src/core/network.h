@@ -58,6 +58,8 @@ struct NetworkRegistry {
         struct sd_event *event;  /* for worker (NULL: starts and stops run where they are called) */
         struct Worker *worker;   /* the host's steps of Start and Stop; started on first use */
         bool freeing;            /* network_registry_free(): jobs finishing now answer nobody */
+        bool stopping;           /* network_registry_stop(): no new job; jobs not started yet never start */
+        unsigned n_jobs;         /* submitted, not yet done */
         struct NetworkJob *creating; /* CreateNetwork's networks being started, not in the registry yet */
         NetworkEvents events;
         Hashmap *by_uuid, *by_name;
@@ -119,6 +121,11 @@ int network_stop(NetworkRegistry *r, Network *n, VbError *reterr);
 typedef void (*NetworkDone)(int r, const VbError *e, void *userdata);
 int network_start_async(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr);
 int network_stop_async(NetworkRegistry *r, Network *n, NetworkDone done, void *userdata, VbError *reterr);
+/* virtbusd is stopping: new starts and stops are refused, those not yet taken by the thread are answered
+ * without running; those running go on (their children are bounded: host/child-wait.h). */
+void network_registry_stop(NetworkRegistry *r);
+/* Starts or stops (of any network) submitted and not yet answered. */
+unsigned network_registry_jobs(const NetworkRegistry *r);
 /* DeviceBusy while a start or stop of n is in a thread. */
 int network_check_idle(const Network *n, VbError *reterr);
 /* Active: becomes transient; inactive: goes away. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The node device registry: what the host has, re-read after our own changes, and the privileged
  * operations on it (each logged at notice with the caller's uid, what, and the result). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,12 +14,24 @@
 /* Changes of the host waiting for a thread: beyond this, callers are told to try again. */
 #define CHANGES_QUEUE_MAX 16
 
-/* A change of the host handed to the worker (SetVirtualFunctions). */
+typedef enum ChangeKind {
+        CHANGE_SET_VFS,
+        CHANGE_DETACH,
+        CHANGE_REATTACH,
+        CHANGE_RESET,
+} ChangeKind;
+
+/* A change of the host handed to the worker (SetVirtualFunctions, Detach, ReAttach, Reset). */
 struct NodeDevChange {
         Manager *manager;
         NodeDevChange *next;
+        ChangeKind kind;
         char *name;         /* the device's, for the log and the answers of busy */
-        HostPciAddress pci; /* the device's; its VFs are busy too */
+        HostPciAddress pci; /* the device's; for SetVirtualFunctions its VFs are busy too */
+        HostPciAddress *group; /* Detach of the whole IOMMU group: its endpoints (busy too), else NULL */
+        size_t n_group;
+        const char *driver; /* Detach */
+        char *got;          /* ReAttach: the driver the device went back to */
         unsigned count;
         uid_t uid;
         char *what;
@@ -79,8 +92,14 @@ void manager_nodedev_done(Manager *m) {
         NodeDevState *s = &m->nodedev;
 
         /* Waits for a change a thread is making (the kernel's write cannot be cut short); its caller,
-         * like the bus, is gone. */
+         * like the bus, is gone. virtbusd waited for it before (manager_stop_pending()); one that still
+         * runs after that is left to the thread, which keeps what it uses. */
         s->stopping = true;
+        if (s->worker && worker_running(s->worker)) {
+                log_warning("A change of a host device is still running: virtbusd exits without it.");
+                s->worker = NULL;
+                s->changes = NULL;
+        }
         s->worker = worker_free(s->worker);
         manager_nodedev_watch_stop(m);
         manager_nodedev_test_host_stop(m);
@@ -236,10 +255,29 @@ static NodeDevChange *change_on(Manager *m, const HostPciAddress *a) {
         for (size_t i = 0; i < s->n_devices && !pci; i++)
                 if (s->devices[i]->is_pci && host_pci_address_equal(&s->devices[i]->pci, a))
                         pci = nodedev_def_find_cap(s->devices[i]->def, NODEDEV_CAP_PCI);
-        for (NodeDevChange *c = s->changes; c; c = c->next)
-                if (host_pci_address_equal(&c->pci, a) || (pci && pci->pci.is_vf && pci_equal(&pci->pci.pf, &c->pci)))
+        for (NodeDevChange *c = s->changes; c; c = c->next) {
+                if (host_pci_address_equal(&c->pci, a) ||
+                    (c->kind == CHANGE_SET_VFS && pci && pci->pci.is_vf && pci_equal(&pci->pci.pf, &c->pci)))
                         return c;
+                for (size_t i = 0; i < c->n_group; i++)
+                        if (host_pci_address_equal(&c->group[i], a))
+                                return c;
+        }
         return NULL;
+}
+
+static const char *change_busy(const NodeDevChange *c) {
+        switch (c->kind) {
+        case CHANGE_SET_VFS:
+                return "busy changing its virtual functions";
+        case CHANGE_DETACH:
+                return "being detached";
+        case CHANGE_REATTACH:
+                return "being re-attached";
+        case CHANGE_RESET:
+                return "being reset";
+        }
+        return "busy";
 }
 
 int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *reterr) {
@@ -250,11 +288,15 @@ int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *ret
                 return 0;
         host_pci_address_format(a, addr);
         if (host_pci_address_equal(&c->pci, a))
-                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is busy changing its virtual "
-                                    "functions (%s); try again when that has finished", addr, c->what);
-        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is a virtual function of node device "
-                            "'%s', which is busy changing its virtual functions (%s); try again when that has "
-                            "finished", addr, c->name, c->what);
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is %s (%s); try again when that "
+                                    "has finished", addr, change_busy(c), c->what);
+        if (c->kind == CHANGE_SET_VFS)
+                return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is a virtual function of node "
+                                    "device '%s', which is busy changing its virtual functions (%s); try again when "
+                                    "that has finished", addr, c->name, c->what);
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "PCI device '%s' is in the IOMMU group of node device '%s', "
+                            "which is %s (%s); try again when that has finished", addr, c->name, change_busy(c),
+                            c->what);
 }
 
 /* The device's own busy check, for the changes made on the event loop. */
@@ -281,97 +323,11 @@ static int log_change(uid_t uid, const char *what, const char *name, int r, cons
         return r < 0 ? r : 0;
 }
 
-/* Logs a privileged change at notice and re-reads the host. */
+/* Logs a privileged change made on the event loop at notice and re-reads the host (ConfigureVirtualFunction). */
 static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
         r = log_change(uid, what, name, r, e);
         (void) manager_nodedev_scan(m);
         return r;
-}
-
-/* Detaches every endpoint of d's IOMMU group; on failure gives back those it detached. */
-static int detach_group(NodeDevice *d, const char *driver, VbError *reterr) {
-        _cleanup_free_ HostPciAddress *l = NULL;
-        _cleanup_free_ bool *done = NULL;
-        size_t n = 0;
-        int r = 0;
-
-        r = host_pci_group_endpoints(&d->pci, &l, &n);
-        if (r < 0)
-                return host_pci_detach(&d->pci, driver, NULL, 0, NULL, reterr); /* says why */
-        done = new0(bool, n);
-        if (!done)
-                return -ENOMEM;
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = manager_nodedev_check_idle(d->manager, &l[i], reterr);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                r = host_pci_detach(&l[i], driver, l, n, NULL, reterr);
-                done[i] = r == 0;
-        }
-        if (r < 0)
-                for (size_t i = n; i > 0; i--)
-                        if (done[i - 1])
-                                (void) host_pci_reattach(&l[i - 1], NULL, NULL);
-        return r < 0 ? r : 0;
-}
-
-int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool whole_group, uid_t uid,
-                           VbError *reterr) {
-        _cleanup_free_ char *what = NULL, *name = strdup(d->name);
-        char addr[HOST_PCI_ADDRESS_MAX];
-        int r;
-
-        if (!name)
-                return -ENOMEM;
-        if (isempty(driver) || streq(driver, "vfio"))
-                driver = HOST_PCI_VFIO_DRIVER;
-        if (!streq(driver, HOST_PCI_VFIO_DRIVER))
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Driver '%s' is not supported for detaching "
-                                    "(expected 'vfio' or 'vfio-pci')", driver);
-        r = require_pci(d, "Detach", addr, reterr);
-        if (r >= 0)
-                r = check_idle(d, reterr);
-        if (r < 0)
-                return r;
-        if (asprintf(&what, "detach (%s%s to %s)", addr, whole_group ? " and its IOMMU group" : "", driver) < 0)
-                return -ENOMEM;
-        r = whole_group ? detach_group(d, driver, reterr) : host_pci_detach(&d->pci, driver, NULL, 0, NULL, reterr);
-        return finish(m, uid, what, name, r, reterr);
-}
-
-int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr) {
-        _cleanup_free_ char *what = NULL, *got = NULL, *name = strdup(d->name);
-        char addr[HOST_PCI_ADDRESS_MAX];
-        int r;
-
-        if (!name)
-                return -ENOMEM;
-        r = require_pci(d, "ReAttach", addr, reterr);
-        if (r >= 0)
-                r = check_idle(d, reterr);
-        if (r < 0)
-                return r;
-        r = host_pci_reattach(&d->pci, &got, reterr);
-        if (asprintf(&what, "re-attach (%s back to %s)", addr, got ?: "the host") < 0)
-                return -ENOMEM;
-        return finish(m, uid, what, name, r, reterr);
-}
-
-int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr) {
-        _cleanup_free_ char *what = NULL, *name = strdup(d->name);
-        char addr[HOST_PCI_ADDRESS_MAX];
-        int r;
-
-        if (!name)
-                return -ENOMEM;
-        r = require_pci(d, "Reset", addr, reterr);
-        if (r >= 0)
-                r = check_idle(d, reterr);
-        if (r < 0)
-                return r;
-        if (asprintf(&what, "reset (%s)", addr) < 0)
-                return -ENOMEM;
-        r = host_pci_reset(&d->pci, reterr);
-        return finish(m, uid, what, name, r, reterr);
 }
 
 static NodeDevChange *change_free(NodeDevChange *c) {
@@ -379,17 +335,51 @@ static NodeDevChange *change_free(NodeDevChange *c) {
                 return NULL;
         free(c->name);
         free(c->what);
+        free(c->group);
+        free(c->got);
         vb_error_free(&c->error);
         nodedev_scan_done(&c->scan);
         free(c);
         return NULL;
 }
 
-/* In the worker: the kernel's write (and the wait for the VFs to come or go). Touches nothing but c. */
+/* In the worker: every endpoint of the group to driver; on failure those detached go back. */
+static int detach_group_work(NodeDevChange *c) {
+        _cleanup_free_ bool *done = new0(bool, c->n_group);
+        int r = 0;
+
+        if (!done)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_group && r >= 0; i++) {
+                r = host_pci_detach(&c->group[i], c->driver, c->group, c->n_group, NULL, &c->error);
+                done[i] = r == 0;
+        }
+        if (r < 0)
+                for (size_t i = c->n_group; i > 0; i--)
+                        if (done[i - 1])
+                                (void) host_pci_reattach(&c->group[i - 1], NULL, NULL);
+        return r < 0 ? r : 0;
+}
+
+/* In the worker: the kernel's writes (unbind, driver_override, bind, reset, sriov_numvfs, which may each
+ * take long on real hardware) and the re-reading of the host. Touches nothing but c. */
 static void change_work(void *userdata) {
         NodeDevChange *c = userdata;
 
-        c->r = host_pci_set_num_vfs(&c->pci, c->count, &c->error);
+        switch (c->kind) {
+        case CHANGE_SET_VFS:
+                c->r = host_pci_set_num_vfs(&c->pci, c->count, &c->error);
+                break;
+        case CHANGE_DETACH:
+                c->r = c->group ? detach_group_work(c) : host_pci_detach(&c->pci, c->driver, NULL, 0, NULL, &c->error);
+                break;
+        case CHANGE_REATTACH:
+                c->r = host_pci_reattach(&c->pci, &c->got, &c->error);
+                break;
+        case CHANGE_RESET:
+                c->r = host_pci_reset(&c->pci, &c->error);
+                break;
+        }
         c->scans = __atomic_load_n(&c->manager->nodedev.scans, __ATOMIC_SEQ_CST);
         c->scan_r = nodedev_host_enumerate(&c->scan);
 }
@@ -414,7 +404,15 @@ static void change_done(void *userdata, bool cancelled) {
                 change_free(c);
                 return;
         }
-        r = log_change(c->uid, c->what, c->name, c->r, &c->error);
+        if (c->kind == CHANGE_REATTACH) {
+                char addr[HOST_PCI_ADDRESS_MAX];
+
+                host_pci_address_format(&c->pci, addr);
+                free(c->what);
+                if (asprintf(&c->what, "re-attach (%s back to %s)", addr, c->got ?: "the host") < 0)
+                        c->what = NULL;
+        }
+        r = log_change(c->uid, strna(c->what), c->name, c->r, &c->error);
         if (c->scan_r >= 0 && c->scans == m->nodedev.scans)
                 (void) nodedev_scan_apply(m, &c->scan);
         else
@@ -423,34 +421,26 @@ static void change_done(void *userdata, bool cancelled) {
         change_free(c);
 }
 
-int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, NodeDevDone done, void *userdata,
-                            VbError *reterr) {
+unsigned manager_nodedev_changes(Manager *m) {
+        unsigned n = 0;
+
+        for (NodeDevChange *c = m->nodedev.changes; c; c = c->next)
+                n++;
+        return n;
+}
+
+/* Hands c (taken) to the worker; 0 when handed over. */
+static int change_submit(Manager *m, NodeDevChange *c, VbError *reterr) {
         NodeDevState *s = &m->nodedev;
-        char addr[HOST_PCI_ADDRESS_MAX];
-        NodeDevChange *c;
         int r;
 
-        r = require_pci(d, "SetVirtualFunctions", addr, reterr);
-        if (r < 0)
-                return r;
-        r = check_idle(d, reterr);
-        if (r < 0)
-                return r;
         if (!s->worker) {
                 r = worker_new(m->event, 1, CHANGES_QUEUE_MAX, 0, &s->worker);
-                if (r < 0)
+                if (r < 0) {
+                        change_free(c);
                         return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to start a thread for host "
                                             "changes: %s", strerror(-r));
-        }
-        c = new0(NodeDevChange, 1);
-        if (!c)
-                return -ENOMEM;
-        *c = (NodeDevChange) { .manager = m, .pci = d->pci, .count = count, .uid = uid, .done = done,
-                               .userdata = userdata, .error = VB_ERROR_NULL };
-        if (!(c->name = strdup(d->name)) || asprintf(&c->what, "sriov_numvfs=%u (%s)", count, addr) < 0) {
-                c->what = NULL;
-                change_free(c);
-                return -ENOMEM;
+                }
         }
         r = worker_submit(s->worker, change_work, change_done, c);
         if (r < 0) {
@@ -462,8 +452,136 @@ int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid
         }
         c->next = s->changes;
         s->changes = c;
-        log_debug("uid %u: %s of node device '%s' handed to a thread.", (unsigned) uid, c->what, c->name);
+        log_debug("uid %u: %s of node device '%s' handed to a thread.", (unsigned) c->uid, c->what, c->name);
         return 0;
+}
+
+/* A new change of d (a PCI device, idle), what it is for the log and the busy answers. */
+static int change_new(NodeDevice *d, ChangeKind kind, const char *verb, uid_t uid, NodeDevDone done, void *userdata,
+                      NodeDevChange **ret, VbError *reterr) {
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c;
+        int r;
+
+        r = require_pci(d, verb, addr, reterr);
+        if (r >= 0)
+                r = check_idle(d, reterr);
+        if (r < 0)
+                return r;
+        c = new0(NodeDevChange, 1);
+        if (!c)
+                return -ENOMEM;
+        *c = (NodeDevChange) { .manager = d->manager, .kind = kind, .pci = d->pci, .uid = uid, .done = done,
+                               .userdata = userdata, .error = VB_ERROR_NULL };
+        if (!(c->name = strdup(d->name))) {
+                change_free(c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+static int change_describe(NodeDevChange *c, const char *format, ...) _printf_(2, 3);
+static int change_describe(NodeDevChange *c, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&c->what, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                c->what = NULL;
+                change_free(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, NodeDevDone done, void *userdata,
+                            VbError *reterr) {
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c;
+        int r;
+
+        r = change_new(d, CHANGE_SET_VFS, "SetVirtualFunctions", uid, done, userdata, &c, reterr);
+        if (r < 0)
+                return r;
+        c->count = count;
+        host_pci_address_format(&d->pci, addr);
+        r = change_describe(c, "sriov_numvfs=%u (%s)", count, addr);
+        return r < 0 ? r : change_submit(m, c, reterr);
+}
+
+/* The endpoints of d's IOMMU group, each idle (c->group; NULL when the group cannot be read: the
+ * thread's detach of d alone then says why). */
+static int change_take_group(NodeDevChange *c, VbError *reterr) {
+        int r;
+
+        if (host_pci_group_endpoints(&c->pci, &c->group, &c->n_group) < 0) {
+                c->group = NULL;
+                c->n_group = 0;
+                return 0;
+        }
+        for (size_t i = 0; i < c->n_group; i++) {
+                r = manager_nodedev_check_idle(c->manager, &c->group[i], reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool whole_group, uid_t uid,
+                           NodeDevDone done, void *userdata, VbError *reterr) {
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c;
+        int r;
+
+        if (isempty(driver) || streq(driver, "vfio"))
+                driver = HOST_PCI_VFIO_DRIVER;
+        if (!streq(driver, HOST_PCI_VFIO_DRIVER))
+                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Driver '%s' is not supported for detaching "
+                                    "(expected 'vfio' or 'vfio-pci')", driver);
+        r = change_new(d, CHANGE_DETACH, "Detach", uid, done, userdata, &c, reterr);
+        if (r < 0)
+                return r;
+        c->driver = HOST_PCI_VFIO_DRIVER;
+        if (whole_group) {
+                r = change_take_group(c, reterr);
+                if (r < 0) {
+                        change_free(c);
+                        return r;
+                }
+        }
+        host_pci_address_format(&d->pci, addr);
+        r = change_describe(c, "detach (%s%s to %s)", addr, whole_group ? " and its IOMMU group" : "", c->driver);
+        return r < 0 ? r : change_submit(m, c, reterr);
+}
+
+int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, NodeDevDone done, void *userdata,
+                             VbError *reterr) {
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c;
+        int r;
+
+        r = change_new(d, CHANGE_REATTACH, "ReAttach", uid, done, userdata, &c, reterr);
+        if (r < 0)
+                return r;
+        host_pci_address_format(&d->pci, addr);
+        r = change_describe(c, "re-attach (%s)", addr); /* the driver it goes back to is known afterwards */
+        return r < 0 ? r : change_submit(m, c, reterr);
+}
+
+int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, NodeDevDone done, void *userdata, VbError *reterr) {
+        char addr[HOST_PCI_ADDRESS_MAX];
+        NodeDevChange *c;
+        int r;
+
+        r = change_new(d, CHANGE_RESET, "Reset", uid, done, userdata, &c, reterr);
+        if (r < 0)
+                return r;
+        host_pci_address_format(&d->pci, addr);
+        r = change_describe(c, "reset (%s)", addr);
+        return r < 0 ? r : change_submit(m, c, reterr);
 }
 
 /* The first network interface of a PF. */

@@ -69,19 +69,24 @@ int manager_nodedev_get_xml(Manager *m, NodeDevice *d, char **ret, VbError *rete
 const char *nodedev_driver(const NodeDevice *d);
 const char *nodedev_parent(const NodeDevice *d);
 
-/* Privileged changes; uid is the caller's, for the log. Each re-scans afterwards. */
-/* whole_group: every device of its IOMMU group (bridges aside) goes to vfio-pci together. */
-int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool whole_group, uid_t uid,
-                           VbError *reterr);
-int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
-int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, VbError *reterr);
 /* Called on the event loop when a change that was handed to a thread is done (r >= 0) or failed (r, e). */
 typedef void (*NodeDevDone)(int r, const VbError *e, void *userdata);
-/* sriov_numvfs := count, written by a worker thread (the kernel's write can take seconds): returns 0 when
- * handed over (done is called once it is finished and the registry was read again), or < 0 at once.
- * Meanwhile the device and its VFs answer DeviceBusy to other changes. */
+/* Privileged changes; uid is the caller's, for the log. Each is made by a worker thread (the kernel's
+ * unbind/bind/reset/sriov_numvfs writes can take long, and the re-reading of the host parses pci.ids):
+ * 0 when handed over (done is called once it is finished and the registry was read again), or < 0 at
+ * once. Meanwhile the device (and the endpoints of its group, or its VFs, when those change too) answers
+ * DeviceBusy to other changes. */
+/* whole_group: every device of its IOMMU group (bridges aside) goes to vfio-pci together. */
+int manager_nodedev_detach(Manager *m, NodeDevice *d, const char *driver, bool whole_group, uid_t uid,
+                           NodeDevDone done, void *userdata, VbError *reterr);
+int manager_nodedev_reattach(Manager *m, NodeDevice *d, uid_t uid, NodeDevDone done, void *userdata,
+                             VbError *reterr);
+int manager_nodedev_reset(Manager *m, NodeDevice *d, uid_t uid, NodeDevDone done, void *userdata, VbError *reterr);
+/* sriov_numvfs := count, the same way; its VFs are busy too. */
 int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid, NodeDevDone done, void *userdata,
                             VbError *reterr);
+/* Changes handed to the thread and not yet answered. */
+unsigned manager_nodedev_changes(Manager *m);
 /* DeviceBusy when a change is in flight on the PCI device at a or on its physical function; else 0. */
 int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *reterr);
 /* mac: "aa:bb:cc:dd:ee:ff"; vlan 0: none. */

@@ -287,10 +287,70 @@ static int request_name(sd_bus *bus) {
         return 0;
 }
 
+/* Changes running at SIGTERM (network starts and stops, host device changes, in their threads) get
+ * STOP_WAIT_USEC to finish; then the helper processes they wait for are killed, so that they fail, undo
+ * their steps and are answered; after STOP_CUT_WAIT_USEC more virtbusd exits whatever still runs. */
+#define STOP_WAIT_USEC (3ULL * 1000ULL * 1000ULL)
+#define STOP_CUT_WAIT_USEC (5ULL * 1000ULL * 1000ULL)
+#define STOP_TICK_USEC (20ULL * 1000ULL)
+
+typedef struct Stop {
+        Manager *manager;
+        sd_event_source *tick;
+        uint64_t since;
+        bool cut;
+} Stop;
+
+static void stop_cut(Stop *st, const char *why) {
+        if (st->cut)
+                return;
+        log_notice("%u change(s) of networks or host devices still running %s: killing the helper processes "
+                   "they wait for.", manager_stop_pending(st->manager), why);
+        manager_stop_cut(st->manager);
+        st->cut = true;
+}
+
+static int on_stop_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Stop *st = userdata;
+        sd_event *event = sd_event_source_get_event(s);
+
+        if (manager_stop_pending(st->manager) == 0)
+                return sd_event_exit(event, 0);
+        if (usec >= st->since + STOP_WAIT_USEC)
+                stop_cut(st, "after 3 s");
+        if (usec >= st->since + STOP_WAIT_USEC + STOP_CUT_WAIT_USEC) {
+                log_warning("%u change(s) of networks or host devices still running: exiting without them.",
+                            manager_stop_pending(st->manager));
+                return sd_event_exit(event, 0);
+        }
+        (void) sd_event_source_set_time(s, usec + STOP_TICK_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Stop *st = userdata;
+        sd_event *event = sd_event_source_get_event(s);
+        int r;
+
+        if (st->tick) { /* again: no more waiting */
+                stop_cut(st, "at a second signal");
+                return 0;
+        }
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
-        return sd_event_exit(sd_event_source_get_event(s), 0);
+        if (!st->manager)
+                return sd_event_exit(event, 0);
+        manager_stop_begin(st->manager);
+        if (manager_stop_pending(st->manager) == 0)
+                return sd_event_exit(event, 0);
+        log_info("Waiting for %u change(s) of networks or host devices to finish.", manager_stop_pending(st->manager));
+        (void) sd_event_now(event, CLOCK_MONOTONIC, &st->since);
+        r = sd_event_add_time(event, &st->tick, CLOCK_MONOTONIC, st->since + STOP_TICK_USEC, 1000, on_stop_tick, st);
+        if (r < 0) {
+                log_error_errno(r, "Failed to wait for the changes running, exiting at once: %m");
+                return sd_event_exit(event, 0);
+        }
+        return 0;
 }
 
 static int run(int argc, char *argv[]) {
@@ -298,6 +358,7 @@ static int run(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(manager_freep) Manager *manager = NULL;
         _cleanup_(bus_server_freep) BusServer *server = NULL;
+        Stop stop = {};
         _cleanup_(args_done) Args a = { .mode = MANAGER_SYSTEM, .slow_dispatch_usec = LOOP_WATCH_DEFAULT_USEC,
                                       .document_rate = BUS_PARSE_RATE_DEFAULT };
         VbError e = VB_ERROR_NULL;
@@ -320,8 +381,8 @@ static int run(int argc, char *argv[]) {
         r = sd_event_default(&event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
-        (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
-        (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, &stop);
+        (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, &stop);
 
         cfg = (ManagerConfig) {
                 .mode = a.mode,
@@ -339,6 +400,8 @@ static int run(int argc, char *argv[]) {
                 vb_error_free(&e);
                 return r;
         }
+
+        stop.manager = manager;
 
         r = connect_bus(&a, &bus);
         if (r < 0)
@@ -371,6 +434,7 @@ static int run(int argc, char *argv[]) {
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s with the '%s' driver.", VB_BUS_NAME, a.driver);
 
         r = loop_watch_run(event, a.slow_dispatch_usec);
+        stop.tick = sd_event_source_disable_unref(stop.tick);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         return 0;

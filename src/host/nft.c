@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "host/child-wait.h"
 #include "host/nft.h"
 #include "util/log.h"
 
@@ -28,6 +29,7 @@ static const char *nft_path(void) {
 static int run_nft(const char * const *args, size_t n_args) {
         const char *argv[n_args + 2];
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
         pid_t pid;
         int status, r;
 
@@ -41,15 +43,26 @@ static int run_nft(const char * const *args, size_t n_args) {
         r = posix_spawn_file_actions_init(&fa);
         if (r != 0)
                 return -r;
-        r = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        r = posix_spawnattr_init(&attr);
+        if (r != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -r;
+        }
+        /* A process group of its own: killed with what it started when virtbusd stops (child-wait.h). */
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
         if (r == 0)
-                r = posix_spawn(&pid, argv[0], &fa, NULL, (char **) argv, environ);
+                r = posix_spawnattr_setpgroup(&attr, 0);
+        if (r == 0)
+                r = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        if (r == 0)
+                r = posix_spawn(&pid, argv[0], &fa, &attr, (char **) argv, environ);
         posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
         if (r != 0)
                 return -r;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
+        r = host_child_wait(pid, &status);
+        if (r < 0)
+                return r;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

@@ -184,6 +184,15 @@ Worker *worker_free(Worker *w) {
         return NULL;
 }
 
+bool worker_running(Worker *w) {
+        bool running;
+
+        pthread_mutex_lock(&w->lock);
+        running = w->running > 0;
+        pthread_mutex_unlock(&w->lock);
+        return running;
+}
+
 int worker_submit(Worker *w, WorkFunc work, WorkDoneFunc done, void *userdata) {
         Job *j;
 

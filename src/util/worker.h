@@ -23,6 +23,9 @@ int worker_new(sd_event *event, unsigned n_threads, size_t queue_max, int nice, 
  * and those of jobs run but not yet delivered too (not cancelled). */
 Worker *worker_free(Worker *w);
 
+/* A thread is running a job now. */
+bool worker_running(Worker *w);
+
 /* Queues a job; -EAGAIN when queue_max jobs wait already, -ENOMEM. */
 int worker_submit(Worker *w, WorkFunc work, WorkDoneFunc done, void *userdata);
 

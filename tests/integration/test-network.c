@@ -1104,6 +1104,156 @@ static void test_start_stop_off_loop(void **state) {
         }
 }
 
+/* A reply to a call sent with sd_bus_call_method_async: 1 success, -1 an error (kept in error). */
+typedef struct Answer {
+        int answered;
+        sd_bus_error error;
+} Answer;
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Answer *a = userdata;
+
+        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        if (a->answered < 0)
+                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+        return 0;
+}
+
+static void create_async(sd_bus *bus, sd_bus_slot **slot, const char *xml, Answer *a) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+        assert_true(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                                   HARNESS_MANAGER_INTERFACE, "CreateNetwork") >= 0);
+        assert_true(sd_bus_message_append(m, "st", xml, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_call_async(bus, slot, m, on_answer, a, 3 * HARNESS_TIMEOUT_USEC) >= 0);
+}
+
+static void wait_answer(sd_bus *bus, const Answer *a) {
+        for (uint64_t end = harness_now_usec() + 3 * HARNESS_TIMEOUT_USEC; a->answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(bus, NULL) == 0)
+                        (void) sd_bus_wait(bus, 100000);
+}
+
+/* heldnet3 with a DNS host table large enough that its definition takes far longer to read and parse
+ * than a small one. */
+static char *big_held_net(void) {
+        char *xml = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&xml, &size);
+
+        assert_non_null(f);
+        fputs("<network><name>heldnet3</name><uuid>0a1b2c3d-0000-4000-8000-00000000a007</uuid>"
+              "<forward mode='nat'/><bridge name='vbt7'/><dns>", f);
+        for (unsigned i = 0; i < 2000; i++)
+                fprintf(f, "<host ip='10.80.%u.%u'><hostname>h%u.example</hostname></host>", 1 + i / 250, 1 + i % 250, i);
+        fputs("</dns><ip address='10.80.0.1' prefix='16'/></network>", f);
+        assert_int_equal(fclose(f), 0);
+        return xml;
+}
+
+#define SMALL_HELD_NET3                                                                                  \
+        SIMPLE_NET("heldnet3", "0a1b2c3d-0000-4000-8000-00000000a007",                                   \
+                   "<forward mode='nat'/><bridge name='vbt7'/><ip address='10.80.0.1' prefix='16'/>")
+
+/* Documents are parsed in two threads, but one caller's calls reach core in the order they were sent: a
+ * CreateNetwork with a large definition, and right behind it one with a small definition of the same
+ * network. The first is the one started (held at nft), the second answers "is being created". On the
+ * old code the small one, parsed first, took the network and the large one was answered busy (and a
+ * caller waiting for the second as the busy one waited for as long as nft was held). */
+static void test_create_order(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot_big = NULL, *slot_small = NULL;
+        _cleanup_free_ char *big = big_held_net(), *created = NULL;
+        Answer a_big = { .error = SD_BUS_ERROR_NULL }, a_small = { .error = SD_BUS_ERROR_NULL };
+        int answered_big_while_held;
+
+        nft_flag("hold", true);
+        /* A large document takes long to parse under a sanitizer on a loaded machine: bounded waits of a
+         * minute (sd-bus's own default, 25 s, is too short there). */
+        create_async(root, &slot_big, big, &a_big);
+        create_async(root, &slot_small, SMALL_HELD_NET3, &a_small);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* One of the two is held at nft, the other answered busy. */
+        for (uint64_t end = harness_now_usec() + 3 * HARNESS_TIMEOUT_USEC;
+             a_big.answered == 0 && a_small.answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        answered_big_while_held = a_big.answered;
+        nft_flag("hold", false);
+        wait_answer(root, &a_big);
+        wait_answer(root, &a_small);
+        assert_int_equal(answered_big_while_held, 0);
+        assert_int_equal(a_small.answered, -1);
+        assert_string_equal(a_small.error.name, ERR("DeviceBusy"));
+        assert_non_null(strstr(a_small.error.message, "is being created"));
+        assert_int_equal(a_big.answered, 1);
+        created = get_path(root, "GetNetworkByName", "heldnet3");
+        assert_int_equal(get_bool(root, created, "Active"), 1);
+        call_net(root, created, "Stop");
+        sd_bus_error_free(&a_big.error);
+        sd_bus_error_free(&a_small.error);
+}
+
+#define HELD_NET4                                                                                        \
+        SIMPLE_NET("heldnet4", "0a1b2c3d-0000-4000-8000-00000000a008",                                   \
+                   "<forward mode='nat'/><bridge name='vbt8'/>"                                            \
+                   "<ip address='10.82.0.1' prefix='24'><dhcp>"                                          \
+                   "<range start='10.82.0.100' end='10.82.0.120'/></dhcp></ip>")
+
+/* SIGTERM while a CreateNetwork is held at nft: virtbusd waits a bounded time, then kills the helper
+ * (the test's nft wrapper) so that the start fails and undoes its steps; the caller is answered "virtbusd
+ * is stopping", virtbusd exits, and nothing is left: no bridge, nft table, dnsmasq or record. After a
+ * restart the network does not exist and can be created. On the old code virtbusd never answered and
+ * never exited (its exit waited for the thread, the thread for nft). */
+static void test_stop_while_held(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_free_ char *status = NULL, *created = NULL;
+        Answer a = { .error = SD_BUS_ERROR_NULL };
+        int exited, bridge_seen = 0;
+
+        nft_flag("hold", true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                             HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_answer, &a, "st", HELD_NET4,
+                                             UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "CreateNetwork", "st", HELD_NET4,
+                           UINT64_C(0));
+        /* The thread made the bridge: it is at nft now (held). */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !bridge_seen && harness_now_usec() < end;) {
+                bridge_seen = run((const char *[]) { IP, "link", "show", "dev", "vbt8", NULL }, NULL) == 0;
+                if (!bridge_seen)
+                        (void) usleep(20000);
+        }
+        assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
+        wait_answer(root, &a);
+        exited = harness_daemon_kill(h, 0);
+        nft_flag("hold", false);
+        assert_true(bridge_seen);
+        assert_int_equal(a.answered, -1);
+        assert_string_equal(a.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(a.error.message, "virtbusd is stopping"));
+        assert_int_equal(exited, 0);
+        /* Nothing half-made is left. */
+        assert_int_not_equal(run((const char *[]) { IP, "link", "show", "dev", "vbt8", NULL }, NULL), 0);
+        assert_false(nft_table_exists("virtbus_vbt8"));
+        assert_int_equal(dnsmasq_pid(h, "heldnet4"), 0);
+        assert_true(asprintf(&status, "%s/networks/0a1b2c3d-0000-4000-8000-00000000a008.xml", harness_runtime_dir(h)) > 0);
+        assert_int_equal(access(status, F_OK), -1);
+        sd_bus_error_free(&a.error);
+
+        /* Consistent after a restart: no such network, and it can be created now. */
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        harness_call_fails(root, ERR("NoSuchNetwork"), NULL, M, "GetNetworkByName", "s", "heldnet4");
+        created = define_net(root, "CreateNetwork", HELD_NET4);
+        assert_int_equal(get_bool(root, created, "Active"), 1);
+        assert_true(nft_table_exists("virtbus_vbt8"));
+        call_net(root, created, "Stop");
+        assert_false(nft_table_exists("virtbus_vbt8"));
+}
+
 static void test_cleanup(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
@@ -1173,6 +1323,8 @@ int main(void) {
                 cmocka_unit_test(test_direct_ports),
                 cmocka_unit_test(test_crash_reconcile),
                 cmocka_unit_test(test_start_stop_off_loop),
+                cmocka_unit_test(test_create_order),
+                cmocka_unit_test(test_stop_while_held),
                 cmocka_unit_test(test_cleanup),
         };
         int failed;

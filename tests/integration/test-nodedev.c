@@ -356,6 +356,135 @@ static int teardown_numvfs(void **state) {
         return 0;
 }
 
+/* The same for Detach, ReAttach and Reset: a file of VF 0000:03:10.2 that virtbusd writes is made a FIFO,
+ * so that its write hangs (as a real device's reset or unbind can) until the test reads it. */
+#define HELD_DEV "bus/pci/devices/0000:03:10.2/"
+
+static char *dev_file(const char *name) {
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/" HELD_DEV "%s", sysfs, name) > 0);
+        return p;
+}
+
+static char *dev_file_held(const char *name) {
+        char *p = NULL;
+
+        assert_true(asprintf(&p, "%s/" HELD_DEV ".%s.held", sysfs, name) > 0);
+        return p;
+}
+
+static void dev_hold(const char *name) {
+        _cleanup_free_ char *file = dev_file(name), *saved = dev_file_held(name);
+
+        assert_int_equal(rename(file, saved), 0);
+        assert_int_equal(mkfifo(file, 0644), 0);
+}
+
+/* Reads what virtbusd writes to the FIFO (waiting, bounded, for it to open it), then gives the regular file
+ * back with that value written, as virtbusd would have (the fake kernel acts on it). */
+static char *dev_take_and_release(const char *name) {
+        _cleanup_free_ char *file = dev_file(name), *saved = dev_file_held(name);
+        uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+        char buf[64];
+        size_t n = 0;
+        int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t k;
+
+                assert_true(harness_now_usec() < end);
+                /* POLLHUP only once a writer came and went; before it opens, poll says nothing. */
+                (void) poll(&p, 1, 100);
+                k = read(fd, buf + n, sizeof buf - 1 - n);
+                if (k > 0)
+                        n += (size_t) k;
+                else if (k == 0 && (p.revents & POLLHUP))
+                        break;
+                else
+                        assert_true(k == 0 || errno == EAGAIN);
+        }
+        close(fd);
+        buf[n] = 0;
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(rename(saved, file), 0);
+        fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, buf, n), (ssize_t) n);
+        assert_int_equal(close(fd), 0);
+        return strdup(buf);
+}
+
+static int teardown_dev_hold(void **state) {
+        static const char * const names[] = { "reset", "driver_override" };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                _cleanup_free_ char *file = dev_file(names[i]), *saved = dev_file_held(names[i]);
+                struct stat st;
+                int fd;
+
+                if (lstat(file, &st) < 0 || !S_ISFIFO(st.st_mode))
+                        continue;
+                fd = open(file, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* lets a waiting open through */
+                (void) unlink(file);
+                (void) rename(saved, file);
+                if (fd >= 0)
+                        close(fd);
+        }
+        return 0;
+}
+
+/* One call (method, "t" flags or "st" for Detach) held at the FIFO name: meanwhile another caller's
+ * ListNodeDevices and GetXMLDesc are answered and the device refuses other changes (busy); answered once
+ * the write was taken. On the old code the write was made on the event loop: the other caller's calls
+ * waited (timed out) behind it. */
+static void held_change(Harness *h, const char *method, const char *file, const char *busy, const char *expect) {
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *vf = harness_nodedev_path(root, "pci_0000_03_10_2"), *xml = NULL, *written = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        int answered = 0;
+
+        dev_hold(file);
+        if (streq(method, "Detach"))
+                assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, vf, ND, method, on_reply, &answered,
+                                                     "st", "vfio-pci", UINT64_C(0)) >= 0);
+        else
+                assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, vf, ND, method, on_reply, &answered,
+                                                     "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        assert_int_equal(list_count(plain, "phys_function", NULL), 2);
+        xml = get_xml(plain, "pci_0000_03_10_2");
+        assert_non_null(strstr(xml, "<name>pci_0000_03_10_2</name>"));
+        harness_call_fails(root, ERR("DeviceBusy"), busy, vf, ND, "Reset", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), busy, vf, ND, "ReAttach", "t", UINT64_C(0));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(answered, 0);
+        written = dev_take_and_release(file);
+        assert_string_equal(written, expect);
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        assert_int_equal(answered, 1);
+}
+
+static void test_changes_off_loop(void **state) {
+        Harness *h = *state;
+        _cleanup_free_ char *log = NULL;
+
+        held_change(h, "Reset", "reset", "being reset (reset (0000:03:10.2))", "1");
+        held_change(h, "Detach", "driver_override", "being detached (detach (0000:03:10.2 to vfio-pci))", "vfio-pci");
+        /* Answered once the registry was read again. */
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "vfio-pci");
+        held_change(h, "ReAttach", "driver_override", "being re-attached (re-attach (0000:03:10.2))", "\n");
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(strstr(log, "uid 0: reset (0000:03:10.2) of node device 'pci_0000_03_10_2': done."));
+        assert_non_null(strstr(log, "uid 0: re-attach (0000:03:10.2 back to igbvf) of node device 'pci_0000_03_10_2': done."));
+}
+
 static void test_domain_host_devices(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -436,6 +565,7 @@ int main(void) {
                 cmocka_unit_test(test_detach_reattach),
                 cmocka_unit_test(test_virtual_functions),
                 cmocka_unit_test_teardown(test_virtual_functions_off_loop, teardown_numvfs),
+                cmocka_unit_test_teardown(test_changes_off_loop, teardown_dev_hold),
                 cmocka_unit_test(test_domain_host_devices),
                 cmocka_unit_test(test_authorization),
         };

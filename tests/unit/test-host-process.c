@@ -3,6 +3,7 @@
  * before the release, it exits without running anything (what keeps a killed virtbusd from leaving a
  * QEMU nobody knows of: see qemu-process.c). Real processes, no timing. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "host/child-wait.h"
 #include "host/process.h"
 
 static char dir[] = "/tmp/virtbus-test-process.XXXXXX";
@@ -172,6 +174,72 @@ static void test_wait_timeout(void **state) {
         assert_int_equal(errno, ECHILD);
 }
 
+/* host_child_wait: a helper that exits is waited for as waitpid() would. */
+static void test_child_wait(void **state) {
+        pid_t pid = fork();
+        int status = 0;
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                (void) setpgid(0, 0);
+                execl("/bin/sh", "sh", "-c", "exit 3", (char *) NULL);
+                _exit(127);
+        }
+        assert_int_equal(host_child_wait(pid, &status), 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 3);
+}
+
+static void *cancel_soon(void *userdata) {
+        (void) usleep(100 * 1000);
+        host_children_cancel();
+        return NULL;
+}
+
+/* A helper that hangs (a shell waiting for a sleep it started) is killed with its process group once
+ * another thread called host_children_cancel() (virtbusd stops), after the grace: its wait returns the
+ * kill, and the sleep went too. Last: the cancel is for good. */
+static void test_child_wait_cancel(void **state) {
+        pthread_t t;
+        pid_t pid, orphan;
+        int status = 0;
+
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* the sleep comes back to us when sh dies */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                (void) setpgid(0, 0);
+                execl("/bin/sh", "sh", "-c", "sleep 60 & wait", (char *) NULL);
+                _exit(127);
+        }
+        (void) setpgid(pid, pid);
+        assert_false(host_children_cancelled());
+        assert_int_equal(pthread_create(&t, NULL, cancel_soon, NULL), 0);
+        assert_int_equal(host_child_wait(pid, &status), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_true(host_children_cancelled());
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+        orphan = waitpid(-1, &status, 0);
+        assert_true(orphan > 0);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+
+        /* One started after the cancel gets the grace, then the same. */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                (void) setpgid(0, 0);
+                execl("/bin/sh", "sh", "-c", "exec sleep 60", (char *) NULL);
+                _exit(127);
+        }
+        (void) setpgid(pid, pid);
+        assert_int_equal(host_child_wait(pid, &status), 0);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_released_runs),
@@ -180,6 +248,8 @@ int main(void) {
                 cmocka_unit_test(test_exec_failure_after_release),
                 cmocka_unit_test(test_die_with_parent),
                 cmocka_unit_test(test_wait_timeout),
+                cmocka_unit_test(test_child_wait),
+                cmocka_unit_test(test_child_wait_cancel),
         };
         char rm[128];
         int r;
