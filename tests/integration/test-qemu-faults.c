@@ -4,8 +4,10 @@
  * hung domain is pending, the manager and another domain answer (the order of the answers shows it), and
  * the hung call ends with Timeout after virtbusd's own bound ($VIRTBUS_QEMU_TIMEOUT_MS, set here). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -416,6 +418,57 @@ static void test_dies_starting(void **state) {
         harness_domain_call(bus, other, "Destroy");
 }
 
+/* Start's host part before QEMU runs (the files opened as the owner, taps, the spawn) is off the event
+ * loop: held here by the one step of it a test can hold without a stand-in, the open of the domain's log
+ * file, which the test makes a FIFO (an open for writing waits for a reader). Meanwhile the manager,
+ * another domain's definition and the starting domain's own properties are answered, and a second Start
+ * is refused as busy; once the test opens the FIFO, the start goes on and answers. On code that did this
+ * on the loop, ListDomains got no answer. */
+static void test_start_held(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("held"), *other_xml = diskless_xml("bystander2");
+        _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        _cleanup_free_ char *log_dir = NULL, *fifo = NULL;
+        const char *desc = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char buf[4096];
+        Pending p;
+        int fd;
+
+        harness_domain_call(bus, other, "Start");
+        assert_true(asprintf(&log_dir, "%s/qemu/log", harness_state_dir(h)) >= 0);
+        assert_true(asprintf(&fifo, "%s/held.log", log_dir) >= 0);
+        (void) unlink(fifo);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+
+        slot = call_later(bus, path, "Start", &p);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        reply = harness_call_ok(bus, other, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>bystander2</name>"));
+        harness_call_fails(bus, ERR("InvalidState"), "busy starting", path, D, "Start", "t", UINT64_C(0));
+        assert_string_equal(state_of(h, path), "shutoff");
+        /* Answers come in order on one connection: a Start answered already would be here. */
+        drain(bus);
+        assert_false(p.done);
+
+        /* Released: QEMU writes its output into the FIFO, which stays open (and read) until it ends. */
+        fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        assert_true(fd >= 0);
+        wait_for(bus, &p);
+        assert_null(p.error_name);
+        pending_done(&p);
+        assert_string_equal(state_of(h, path), "running");
+        while (read(fd, buf, sizeof buf) > 0)
+                ;
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, other, "Destroy");
+        close(fd);
+        assert_int_equal(unlink(fifo), 0);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
@@ -424,6 +477,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_hung_at_restart_timeout, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_start_held, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
