@@ -160,7 +160,13 @@ static void op_finish(DomainOp *op, int r, const VbError *e) {
                             e && e->message ? e->message : strerror(-r));
         if (op->done)
                 op->done(d, r, e, op->userdata);
+        /* The calls kept while it was in flight (domain-queue.c). */
+        domain_queue_kick(op->m);
         free(op);
+}
+
+const char *domain_op_what(const DomainOp *op) {
+        return op->what;
 }
 
 int domain_op_hold(Manager *m, Domain *d, const char *what, DomainOp **ret) {
@@ -175,6 +181,7 @@ Domain *domain_op_release(DomainOp *op) {
         d = op->d;
         if (d && d->op == op)
                 d->op = NULL;
+        domain_queue_kick(op->m);
         free(op);
         return d;
 }
