@@ -196,8 +196,11 @@ Domain *domain_op_release(DomainOp *op) {
 }
 
 void domain_op_detach(Domain *d) {
-        if (d->op)
+        if (d->op) {
                 d->op->d = NULL;
+                /* The calls kept behind it hear that the domain went away (on the next turn of the loop). */
+                domain_queue_kick(d->op->m);
+        }
         d->op = NULL;
 }
 
