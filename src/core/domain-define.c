@@ -125,6 +125,18 @@ static void batch_done(void *userdata, bool cancelled) {
         store_maybe_idle(m);
 }
 
+bool manager_define_pending_name(Manager *m, const char *name, const char *uuid) {
+        for (size_t i = 0; i < m->n_pending_defines; i++)
+                if (streq(domain_def_get_name(m->pending_defines[i].def), name) &&
+                    !streq(domain_def_uuid(m->pending_defines[i].def).s, uuid))
+                        return true;
+        for (size_t i = 0; m->define_batch && i < m->define_batch->n; i++)
+                if (streq(domain_def_get_name(m->define_batch->items[i].def), name) &&
+                    !streq(domain_def_uuid(m->define_batch->items[i].def).s, uuid))
+                        return true;
+        return false;
+}
+
 static bool clashes(const PendingDefine *items, size_t n, const DomainDef *def) {
         for (size_t i = 0; i < n; i++)
                 if (streq(domain_def_get_name(items[i].def), domain_def_get_name(def)) ||

@@ -20,8 +20,14 @@ int domain_check_idle(Domain *d, VbError *reterr);
 /* Another module's operation that waits for the driver (hot-plug, the balloon) holds d as a lifecycle
  * one does: domain_check_idle answers busy what (a static string: "attaching a device") meanwhile. */
 int domain_op_hold(Manager *m, Domain *d, const char *what, DomainOp **ret);
-/* Ends it: the domain, or NULL when it went away meanwhile. */
+/* Ends it: the domain, or NULL when it went away meanwhile. The calls kept in core for the domain
+ * (domain-queue.c) run next. */
 Domain *domain_op_release(DomainOp *op);
+/* Whether a DefineDomain waiting for the group commit, or in it, gives name to a domain other than uuid's
+ * (domain-define.c): a Rename to that name is refused meanwhile. */
+bool manager_define_pending_name(Manager *m, const char *name, const char *uuid);
+/* What the operation is doing ("suspending"). */
+const char *domain_op_what(const DomainOp *op);
 /* d goes away: its operation in flight, if any, will find it gone. */
 void domain_op_detach(Domain *d);
 void domain_stopped(Domain *d, DomainStopReason reason);

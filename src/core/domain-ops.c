@@ -23,9 +23,14 @@ static int require_running(Domain *d, VbError *reterr) {
 }
 
 /* Another domain that has the name or UUID of def. */
+typedef struct RenameCommit RenameCommit;
+static const RenameCommit *rename_taking(Manager *m, const char *name, const char *uuid);
+static const char *rename_from(const RenameCommit *c);
+
 static int check_unique(Manager *m, const DomainDef *def, Domain **ret_same, VbError *reterr) {
         Domain *by_uuid = manager_domain_by_uuid(m, domain_def_uuid(def).s);
         Domain *by_name = manager_domain_by_name(m, domain_def_get_name(def));
+        const RenameCommit *renaming = rename_taking(m, domain_def_get_name(def), domain_def_uuid(def).s);
 
         if (by_uuid && !streq(by_uuid->name, domain_def_get_name(def)))
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS,
@@ -33,6 +38,10 @@ static int check_unique(Manager *m, const DomainDef *def, Domain **ret_same, VbE
         if (by_name && by_name != by_uuid)
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS,
                                     "A domain named '%s' already exists (UUID %s)", by_name->name, by_name->uuid);
+        /* On disk already, or about to be: two definitions of one name would both be found at start-up. */
+        if (renaming)
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Domain '%s' is being renamed to '%s'",
+                                    rename_from(renaming), domain_def_get_name(def));
         *ret_same = by_uuid;
         return 0;
 }
@@ -160,7 +169,13 @@ static void op_finish(DomainOp *op, int r, const VbError *e) {
                             e && e->message ? e->message : strerror(-r));
         if (op->done)
                 op->done(d, r, e, op->userdata);
+        /* The calls kept while it was in flight (domain-queue.c). */
+        domain_queue_kick(op->m);
         free(op);
+}
+
+const char *domain_op_what(const DomainOp *op) {
+        return op->what;
 }
 
 int domain_op_hold(Manager *m, Domain *d, const char *what, DomainOp **ret) {
@@ -175,13 +190,17 @@ Domain *domain_op_release(DomainOp *op) {
         d = op->d;
         if (d && d->op == op)
                 d->op = NULL;
+        domain_queue_kick(op->m);
         free(op);
         return d;
 }
 
 void domain_op_detach(Domain *d) {
-        if (d->op)
+        if (d->op) {
                 d->op->d = NULL;
+                /* The calls kept behind it hear that the domain went away (on the next turn of the loop). */
+                domain_queue_kick(d->op->m);
+        }
         d->op = NULL;
 }
 
@@ -730,6 +749,12 @@ static int rename_prepare(Manager *m, Domain *d, const char *name, DomainDef **r
                 return 0;
         if (manager_domain_by_name(m, name))
                 return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A domain named '%s' already exists", name);
+        /* A definition of that name being saved, or another domain being renamed to it, would leave two
+         * definitions of one name on disk. */
+        if (manager_define_pending_name(m, name, d->uuid))
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "A domain named '%s' is being defined", name);
+        if (rename_taking(m, name, d->uuid))
+                return vb_error_set(reterr, VB_ERROR_ALREADY_EXISTS, "Another domain is being renamed to '%s'", name);
 
         r = domain_def_copy(d->config, &def);
         if (r < 0)
@@ -777,13 +802,35 @@ int manager_domain_rename(Manager *m, Domain *d, const char *name, VbError *rete
         return rename_apply(m, d, def);
 }
 
-typedef struct RenameCommit {
+struct RenameCommit {
+        RenameCommit *next; /* in m->renames */
         Manager *m;
         char uuid[37];
+        char *from;   /* the old name */
         DomainDef *def;
         VbDriverDone done;
         void *userdata;
-} RenameCommit;
+};
+
+/* The Rename being committed that gives name to a domain other than uuid's, if any. */
+static const RenameCommit *rename_taking(Manager *m, const char *name, const char *uuid) {
+        for (const RenameCommit *c = m->renames; c; c = c->next)
+                if (streq(domain_def_get_name(c->def), name) && !streq(c->uuid, uuid))
+                        return c;
+        return NULL;
+}
+
+static const char *rename_from(const RenameCommit *c) {
+        return c->from;
+}
+
+static void rename_unlink(RenameCommit *c) {
+        for (RenameCommit **p = &c->m->renames; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        return;
+                }
+}
 
 static void on_rename_committed(int r, const char *path, void *userdata) {
         RenameCommit *c = userdata;
@@ -791,6 +838,8 @@ static void on_rename_committed(int r, const char *path, void *userdata) {
         Domain *d = manager_domain_by_uuid(m, c->uuid);
         VbError e = VB_ERROR_NULL;
         const char *name = domain_def_get_name(c->def);
+
+        rename_unlink(c); /* on disk (or not): the registry says from here on */
 
         if (r < 0)
                 vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to save '%s' (domain renamed to '%s'): %s; the "
@@ -805,6 +854,7 @@ static void on_rename_committed(int r, const char *path, void *userdata) {
         domain_def_free(c->def);
         c->done(r, &e, c->userdata);
         vb_error_free(&e);
+        free(c->from);
         free(c);
         manager_store_job_end(m);
 }
@@ -824,24 +874,33 @@ int manager_domain_rename_committed(Manager *m, Domain *d, const char *name, VbD
                 domain_def_free(def);
                 return -ENOMEM;
         }
-        *c = (RenameCommit) { .m = m, .def = def, .done = done, .userdata = userdata };
+        *c = (RenameCommit) { .m = m, .from = strdup(d->name), .def = def, .done = done, .userdata = userdata };
         snprintf(c->uuid, sizeof c->uuid, "%s", d->uuid);
+        if (!c->from) {
+                domain_def_free(def);
+                free(c);
+                return -ENOMEM;
+        }
         since = durable_seq(m->durable);
         r = domain_store_save(m->durable, m->domains_dir, def, &d->access, reterr);
         if (r >= 0)
                 r = durable_wait(m->durable, since, on_rename_committed, c);
         if (r < 0) {
                 domain_def_free(c->def);
+                free(c->from);
                 free(c);
                 return r;
         }
         if (r > 0) { /* nothing to wait for (no store thread): on disk already */
-                c->def = NULL;
+                free(c->from);
                 free(c);
                 r = rename_apply(m, d, def);
                 return r < 0 ? r : 1;
         }
-        /* Published once on disk: calls that change the store wait meanwhile (domain-queue.c). */
+        /* Published once on disk: calls that change the store wait meanwhile (domain-queue.c), and the new
+         * name is taken from now on (check_unique). */
+        c->next = m->renames;
+        m->renames = c;
         manager_store_job_begin(m);
         return 0;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Calls that wait in core. A call that changes a domain's definition cannot run while the store thread
- * commits definitions (the registry and the files must change in the same order), and a call to a running
- * domain cannot reach its QEMU while virtbusd is still connecting to it after a restart. Such a call,
+ * commits definitions (the registry and the files must change in the same order), a call to a running
+ * domain cannot reach its QEMU while virtbusd is still connecting to it after a restart, and a call to a
+ * domain with an operation in flight (a Suspend with QEMU, a hot-plug, a balloon change) cannot run
+ * before that operation ends. Such a call,
  * authorized and parsed already, is kept here with its arguments and run once nothing holds it up: in
  * arrival order per domain (a later call to the same domain never overtakes an earlier one), the calls on
  * the manager (CreateDomain, RestoreDomain, PrepareMigration) in their own order. The event loop never
@@ -44,7 +46,7 @@ static uint64_t queue_timeout_usec(void) {
 }
 
 static bool domain_ready(Manager *m, const Domain *d, bool store) {
-        return !(store && manager_store_busy(m)) && !(d && d->connecting);
+        return !(store && manager_store_busy(m)) && !(d && (d->connecting || d->op));
 }
 
 /* Another call to the same domain (or on the manager) waits ahead of c (NULL: at all). */
@@ -59,6 +61,10 @@ bool domain_queue_wanted(Manager *m, Domain *d, bool store) {
         if (m->queue_bypass)
                 return false; /* the call is being run from the queue (or by one run from it) */
         return !domain_ready(m, d, store) || waits_ahead(m, d ? d->uuid : "", NULL);
+}
+
+bool domain_queue_wanted_connected(Manager *m, Domain *d) {
+        return !m->queue_bypass && d->connecting;
 }
 
 static void queue_unlink(Manager *m, QueuedCall *c) {
@@ -184,6 +190,10 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         vb_error_set(&e, VB_ERROR_TIMEOUT, "Domain '%s': virtbusd found its QEMU again at start-up "
                                      "and is still connecting to it after %llu s; the call was not made",
                                      d->name, (unsigned long long) waited);
+                else if (d && d->op)
+                        vb_error_set(&e, VB_ERROR_TIMEOUT, "Domain '%s' was still busy %s after %llu s; the call "
+                                     "waited for it and was not made", d->name, domain_op_what(d->op),
+                                     (unsigned long long) waited);
                 else
                         vb_error_set(&e, VB_ERROR_TIMEOUT, "The call waited %llu s for the calls and definitions "
                                      "ahead of it and was not made", (unsigned long long) waited);

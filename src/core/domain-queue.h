@@ -23,6 +23,11 @@ struct QueuedCallType {
 /* Whether a call on d (NULL: on the manager) must be kept: the store is busy (when it changes the store),
  * d's QEMU is still being connected to, or calls to d wait ahead of it. False while a kept call runs. */
 bool domain_queue_wanted(Manager *m, Domain *d, bool store);
+/* Whether a call that needs d's QEMU connected, but changes neither the definition nor the state (a
+ * console, a display, a screenshot, a save), must be kept: virtbusd is still connecting to d's QEMU after
+ * a restart. False while a kept call runs. Such a call, once kept, also waits for an operation in flight
+ * and for the calls to d kept ahead of it. */
+bool domain_queue_wanted_connected(Manager *m, Domain *d);
 /* Keeps the call (takes args on success: type->free frees them once answered): 0, or < 0 with reterr
  * (LimitsExceeded when too many wait) and args not taken. */
 int domain_queue_add(Manager *m, Domain *d, bool store, const QueuedCallType *type, void *args, VbError *reterr);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-save.h"
 #include "core/snapshot.h"
 #include "util/fileio.h"
@@ -170,10 +171,51 @@ static int check_save(Manager *m, Domain *d, VbError *reterr) {
         return 0;
 }
 
+/* Save and ManagedSave kept while virtbusd is still connecting to the domain's QEMU after a restart
+ * (domain-queue.c): they wait there instead of being answered busy. The caller's descriptor stays open
+ * meanwhile (the bus keeps its message until done). */
+typedef struct SaveCall {
+        int fd; /* Save's; -1: ManagedSave */
+        DomainJobDone done;
+        void *userdata;
+} SaveCall;
+
+static int save_call_run(Manager *m, Domain *d, void *args, Domain **ret, VbError *reterr) {
+        SaveCall *c = args;
+        int r;
+
+        if (c->fd >= 0)
+                r = manager_domain_save(m, d, c->fd, c->done, c->userdata, reterr);
+        else
+                r = manager_domain_managed_save(m, d, c->done, c->userdata, reterr);
+        return r < 0 ? r : 0;
+}
+
+static void save_call_answer(Manager *m, Domain *d, void *args, int r, const VbError *e) {
+        SaveCall *c = args;
+
+        c->done(r, d, e, c->userdata);
+}
+
+static const QueuedCallType save_call_type = {
+        .what = "saving a domain",
+        .run = save_call_run,
+        .answer = save_call_answer,
+        .free = free,
+};
+
+static int save_call_keep(Manager *m, Domain *d, int fd, DomainJobDone done, void *userdata, VbError *reterr) {
+        return domain_queue_add_copy(m, d, false, &save_call_type,
+                                     &(SaveCall) { .fd = fd, .done = done, .userdata = userdata }, sizeof(SaveCall),
+                                     reterr);
+}
+
 int manager_domain_save(Manager *m, Domain *d, int fd, DomainJobDone done, void *userdata, VbError *reterr) {
         SaveJob *j;
         int r;
 
+        if (domain_queue_wanted_connected(m, d))
+                return save_call_keep(m, d, fd, done, userdata, reterr);
         r = check_save(m, d, reterr);
         if (r < 0)
                 return r;
@@ -188,6 +230,8 @@ int manager_domain_managed_save(Manager *m, Domain *d, DomainJobDone done, void 
         SaveJob *j;
         int r;
 
+        if (domain_queue_wanted_connected(m, d))
+                return save_call_keep(m, d, -1, done, userdata, reterr);
         r = check_save(m, d, reterr);
         if (r < 0)
                 return r;

@@ -84,6 +84,7 @@ struct Manager {
         struct DefineBatch *define_batch; /* being committed by store_worker: at most one */
         struct Worker *store_worker;      /* syncs off the event loop (util/worker.h); started on first use */
         unsigned n_store_jobs;            /* other changes it makes, in flight (Autostart) */
+        struct RenameCommit *renames;     /* Renames being committed: their new names are taken (domain-ops.c) */
         struct Durable *durable;          /* every other saved file's changes, committed by store_worker */
 
         /* Calls kept until the store and their domain are ready, in arrival order (domain-queue.c). */

@@ -23,6 +23,7 @@
 #include "drivers/qemu/qemu-sequence.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/worker.h"
 
 static QemuDriver *priv(VbDriver *drv) {
         return drv->priv;
@@ -337,6 +338,9 @@ static void qemu_close(VbDriver *drv) {
         qemu_saves_close(q);
         qemu_mirrors_close(q);
         qemu_nbd_in_close(q);
+        /* Starts whose host part is in the thread come back first (those not begun fail; the others go on
+         * to their monitor and are ended below like any start in progress). */
+        q->start_worker = worker_free(q->start_worker);
         /* Starts in progress fail (their callers hear it); the guests go on running, and a restarted virtbusd
          * finds them through their state files. */
         for (bool again = true; again && q->vms;) {
@@ -382,21 +386,36 @@ static int qemu_list_running(VbDriver *drv, VbDriverDomainInfo **ret, size_t *re
         return vb_driver_list_running_from(priv(drv)->vms, describe_vm, ret, ret_n);
 }
 
-/* The NVRAM store we made for the domain is ours to open, whoever owns the domain; no other path is. */
+/* The host's part of starts (qemu-process.c): opening files as their owners (a helper child each),
+ * taps, the spawn. Two threads, so that one start waiting for a slow file does not hold every other. */
+#define START_THREADS 2
+#define START_QUEUE_MAX 64
+
+/* Whose paths: the driver's, for the domain with this UUID. */
+typedef struct OwnPaths {
+        const QemuDriver *q;
+        char uuid[37];
+} OwnPaths;
+
+/* The NVRAM store we made for the domain is ours to open, whoever owns the domain; no other path is.
+ * Also called from the start's worker thread: it only reads what does not change. */
 static bool own_path(const char *path, void *userdata) {
-        const QemuDriver *q = ((void **) userdata)[0];
-        const DomainDef *def = ((void **) userdata)[1];
-        _cleanup_free_ char *ours = qemu_firmware_default_nvram(q->nvram_dir, domain_def_uuid(def).s);
+        const OwnPaths *o = userdata;
+        _cleanup_free_ char *ours = qemu_firmware_default_nvram(o->q->nvram_dir, o->uuid);
 
         return ours && streq(path, ours);
 }
 
 static bool qemu_path_is_own(VbDriver *drv, const DomainDef *def, const char *path) {
-        return own_path(path, (void *[]) { priv(drv), (void *) def });
+        OwnPaths o = { .q = priv(drv) };
+
+        snprintf(o.uuid, sizeof o.uuid, "%s", domain_def_uuid(def).s);
+        return own_path(path, &o);
 }
 
 typedef struct StartCall {
         QemuDriver *q;
+        OwnPaths own; /* read by the worker thread until on_vm_started */
         VbDriverStartDone done;
         void *userdata;
 } StartCall;
@@ -478,18 +497,29 @@ static int qemu_start(VbDriver *drv, const DomainDef *def, const DomainAccess *a
         c = new0(StartCall, 1);
         if (!c)
                 return -ENOMEM;
-        *c = (StartCall) { .q = q, .done = done, .userdata = userdata };
+        *c = (StartCall) { .q = q, .own = { .q = q }, .done = done, .userdata = userdata };
+        snprintf(c->own.uuid, sizeof c->own.uuid, "%s", domain_def_uuid(def).s);
+        if (!q->start_worker) {
+                r = worker_new(q->drv->cfg.event, START_THREADS, START_QUEUE_MAX, 0, &q->start_worker);
+                if (r < 0)
+                        return r;
+        }
         /* A restore: QEMU waits for the guest's state (qemu-save.c). */
         cfg = q->vm_cfg;
         cfg.incoming_defer = qemu_save_take_incoming(q, domain_def_uuid(def).s);
-        /* QEMU runs paused until its monitor is open; on_vm_started follows. */
-        r = qemu_vm_start(&cfg, with_firmware ?: def, access, own_path, (void *[]) { q, (void *) def }, q->next_id,
-                          paused || cfg.incoming_defer, on_vm_started, c, &vm, reterr);
+        /* The host's part in a thread, then QEMU runs paused until its monitor is open; on_vm_started
+         * follows. Meanwhile the VM is known as starting (calls to it are refused as for a start). */
+        r = qemu_vm_start(&cfg, with_firmware ?: def, access, own_path, &c->own, q->next_id,
+                          paused || cfg.incoming_defer, on_vm_started, c, &vm);
         if (r < 0)
                 return r;
         r = hashmap_put(q->vms, vm->uuid, vm);
+        if (r >= 0) {
+                r = qemu_vm_start_run(vm, q->start_worker, reterr);
+                if (r < 0)
+                        hashmap_remove(q->vms, vm->uuid);
+        }
         if (r < 0) {
-                (void) qemu_vm_terminate(vm);
                 qemu_vm_free(vm);
                 return r;
         }

@@ -804,6 +804,98 @@ static void test_torn_writes(void **state) {
         }
 }
 
+/* The answer to one call of a pair sent back to back. */
+typedef struct RaceReply {
+        bool done, failed;
+} RaceReply;
+
+static int on_race_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        RaceReply *r = userdata;
+
+        r->done = true;
+        r->failed = sd_bus_message_is_method_error(m, NULL);
+        if (r->failed)
+                assert_string_equal(sd_bus_message_get_error(m)->name, ERR("AlreadyExists"));
+        return 0;
+}
+
+/* A DefineDomain of the name a Rename is taking, sent right behind it, and a Rename to the name a
+ * DefineDomain is giving (both pipelined, so the second arrives while the first is being saved): exactly
+ * one of the two is refused (AlreadyExists), and after a restart every name is one domain's, the renamed
+ * domain has the name its Rename was answered with, and the defined one is there if it was accepted. */
+static void test_rename_define_race(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        enum { ROUNDS = 12 };
+        char *paths[ROUNDS], uuids[ROUNDS][37];
+        RaceReply renamed[ROUNDS] = {}, defined[ROUNDS] = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *list = NULL;
+        const char *p;
+        char **names = NULL;
+        size_t n_names = 0;
+
+        for (unsigned i = 0; i < ROUNDS; i++) {
+                _cleanup_free_ char *from = NULL, *to = NULL, *xml = NULL;
+
+                assert_true(asprintf(&from, "race-from-%u", i) > 0 && asprintf(&to, "race-to-%u", i) > 0);
+                snprintf(uuids[i], sizeof uuids[i], "6e0a1c2d-0000-4000-8000-0000000000%02u", i);
+                paths[i] = define(bus, from, NULL, NULL);
+                xml = domain_xml(to, uuids[i], NULL);
+                for (unsigned k = 0; k < 2; k++) {
+                        if ((k == 0) == (i % 2 == 0))
+                                assert_true(sd_bus_call_method_async(bus, NULL, HARNESS_SERVICE, paths[i],
+                                                                     DOMAIN_INTERFACE, "Rename", on_race_reply,
+                                                                     &renamed[i], "st", to, UINT64_C(0)) >= 0);
+                        else
+                                assert_true(sd_bus_call_method_async(bus, NULL, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                                                     HARNESS_MANAGER_INTERFACE, "DefineDomain",
+                                                                     on_race_reply, &defined[i], "st", xml,
+                                                                     UINT64_C(0)) >= 0);
+                }
+                assert_true(sd_bus_flush(bus) >= 0);
+                for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !renamed[i].done || !defined[i].done;) {
+                        assert_true(harness_now_usec() < end);
+                        if (sd_bus_process(bus, NULL) > 0)
+                                continue;
+                        assert_true(sd_bus_wait(bus, 10 * HARNESS_USEC_PER_MSEC) >= 0);
+                }
+                assert_true(renamed[i].failed != defined[i].failed);
+        }
+
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        list = harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(list, 'a', "o"), 1);
+        while (sd_bus_message_read(list, "o", &p) > 0) {
+                const char *name = harness_get_string(bus, p, DOMAIN_INTERFACE, "Name");
+
+                for (size_t k = 0; k < n_names; k++)
+                        if (streq(names[k], name))
+                                fail_msg("two domains are named '%s' after the restart", name);
+                names = realloc(names, (n_names + 1) * sizeof *names);
+                assert_non_null(names);
+                names[n_names++] = strdup(name);
+        }
+        for (unsigned i = 0; i < ROUNDS; i++) {
+                _cleanup_free_ char *to = NULL, *from = NULL;
+
+                assert_true(asprintf(&from, "race-from-%u", i) > 0 && asprintf(&to, "race-to-%u", i) > 0);
+                assert_string_equal(harness_get_string(bus, paths[i], DOMAIN_INTERFACE, "Name"),
+                                    renamed[i].failed ? from : to);
+                harness_domain_call(bus, paths[i], "Undefine");
+                if (!defined[i].failed) {
+                        _cleanup_free_ char *other = get_path(bus, "GetDomainByName", to);
+
+                        assert_string_equal(harness_get_string(bus, other, DOMAIN_INTERFACE, "UUID"), uuids[i]);
+                        harness_domain_call(bus, other, "Undefine");
+                }
+                free(paths[i]);
+        }
+        for (size_t k = 0; k < n_names; k++)
+                free(names[k]);
+        free(names);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_host),
@@ -820,6 +912,7 @@ int main(void) {
                 cmocka_unit_test(test_queue_order),
                 cmocka_unit_test(test_define_save_errors),
                 cmocka_unit_test(test_torn_writes),
+                cmocka_unit_test(test_rename_define_race),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         return harness_run_group(tests, &(HarnessOptions) {});

@@ -4,8 +4,10 @@
  * hung domain is pending, the manager and another domain answer (the order of the answers shows it), and
  * the hung call ends with Timeout after virtbusd's own bound ($VIRTBUS_QEMU_TIMEOUT_MS, set here). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -103,8 +105,8 @@ static void test_hung(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = diskless_xml("hung"), *other_xml = diskless_xml("healthy");
         _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        Pending p;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL;
+        Pending p, p2;
         pid_t pid;
 
         harness_domain_call(bus, path, "Start");
@@ -120,12 +122,12 @@ static void test_hung(void **state) {
         sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         free(harness_domain_xml(bus, path, 0));
         assert_string_equal(state_of(h, path), "running");
-        /* ...and a second lifecycle call on it says it is busy, at once. */
-        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Reset", "t", UINT64_C(0));
-        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "SetMemory", "tt", UINT64_C(32768),
-                           UINT64_C(0));
+        /* ...and a second call to it waits in core behind the first (it was answered busy before). */
+        slot2 = call_later(bus, path, "Resume", &p2);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         drain(bus);
         assert_false(p.done); /* all of that while the Suspend still waited */
+        assert_false(p2.done);
 
         wait_for(bus, &p);
         assert_non_null(p.error_name);
@@ -133,6 +135,12 @@ static void test_hung(void **state) {
         assert_non_null(strstr(p.error_message, "Failed to pause the virtual CPUs: QEMU did not answer"));
         assert_string_equal(state_of(h, path), "running");
         pending_done(&p);
+        /* The Resume ran after it, and found the domain running. */
+        wait_for(bus, &p2);
+        assert_non_null(p2.error_name);
+        assert_string_equal(p2.error_name, ERR("InvalidState"));
+        assert_non_null(strstr(p2.error_message, "is running"));
+        pending_done(&p2);
 
         /* QEMU wakes up and carries out what it was asked: the domain follows its events. */
         assert_int_equal(kill(pid, SIGCONT), 0);
@@ -144,7 +152,8 @@ static void test_hung(void **state) {
         assert_int_equal(kill(pid, SIGSTOP), 0);
         sd_bus_slot_unref(slot);
         slot = call_later(bus, path, "Suspend", &p);
-        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Reset", "t", UINT64_C(0));
+        /* Answered after the Suspend was taken (one connection: in order). */
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         harness_domain_call(bus, path, "Destroy");
         wait_for(bus, &p);
         assert_non_null(p.error_name);
@@ -221,9 +230,9 @@ static void test_hung_hotplug(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = pluggable_xml("hungplug"), *other_xml = pluggable_xml("plugwell");
         _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL;
         uint64_t memory;
-        Pending p;
+        Pending p, p2;
         pid_t pid;
 
         harness_domain_call(bus, path, "Start");
@@ -238,11 +247,16 @@ static void test_hung_hotplug(void **state) {
         assert_true(live_has(bus, other, "52:54:00:fa:00:02"));
         sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         assert_false(live_has(bus, path, "52:54:00:fa:00:02"));
-        harness_call_fails(bus, ERR("InvalidState"), "busy attaching a device", path, D, "SetMemory", "tt",
-                           UINT64_C(32768), UINT64_C(0));
+        slot2 = call_later(bus, path, "Resume", &p2); /* waits behind it (answered busy before) */
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         drain(bus);
         assert_false(p.done); /* all of that while the AttachDevice still waited */
+        assert_false(p2.done);
         assert_timeout(bus, &p, "QEMU did not answer");
+        wait_for(bus, &p2);
+        assert_string_equal(p2.error_name, ERR("InvalidState")); /* ran after it: the domain runs */
+        pending_done(&p2);
+        slot2 = sd_bus_slot_unref(slot2);
         assert_false(live_has(bus, path, "52:54:00:fa:00:02"));
 
         /* DetachDevice: the device stays listed. */
@@ -261,11 +275,15 @@ static void test_hung_hotplug(void **state) {
         slot = call_later_tt(bus, path, "SetMemory", memory / 2, &p);
         sd_bus_message_unref(harness_call_ok(bus, other, D, "SetMemory", "tt", memory / 2, UINT64_C(0)));
         assert_int_equal(memory_of(bus, other), memory / 2);
-        harness_call_fails(bus, ERR("InvalidState"), "busy setting the memory", path, D, "AttachDevice", "st", NIC_NEW,
-                           UINT64_C(0));
+        slot2 = call_later(bus, path, "Resume", &p2);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         drain(bus);
         assert_false(p.done);
+        assert_false(p2.done);
         assert_timeout(bus, &p, "Failed to set the memory balloon: QEMU did not answer");
+        wait_for(bus, &p2);
+        assert_string_equal(p2.error_name, ERR("InvalidState"));
+        pending_done(&p2);
         assert_int_equal(memory_of(bus, path), memory);
 
         /* Destroy of the hung QEMU is answered once it is gone. */
@@ -373,8 +391,8 @@ static void test_dies_mid_call(void **state) {
         pid = qemu_of(h, path);
         assert_int_equal(kill(pid, SIGSTOP), 0);
         slot = call_later(bus, path, "Suspend", &p);
-        /* The call is on its way (the busy answer shows it) before QEMU is killed. */
-        harness_call_fails(bus, ERR("InvalidState"), "busy suspending", path, D, "Resume", "t", UINT64_C(0));
+        /* The call is on its way (ListDomains, answered in order, shows it) before QEMU is killed. */
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         assert_int_equal(kill(pid, SIGKILL), 0);
 
         wait_for(bus, &p);
@@ -416,6 +434,93 @@ static void test_dies_starting(void **state) {
         harness_domain_call(bus, other, "Destroy");
 }
 
+/* Start's host part before QEMU runs (the files opened as the owner, taps, the spawn) is off the event
+ * loop: held here by the one step of it a test can hold without a stand-in, the open of the domain's log
+ * file, which the test makes a FIFO (an open for writing waits for a reader). Meanwhile the manager,
+ * another domain's definition and the starting domain's own properties are answered, and a second Start
+ * is refused as busy; once the test opens the FIFO, the start goes on and answers. On code that did this
+ * on the loop, ListDomains got no answer. */
+static void test_start_held(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("held"), *other_xml = diskless_xml("bystander2");
+        _cleanup_free_ char *path = harness_define_domain(bus, xml), *other = harness_define_domain(bus, other_xml);
+        _cleanup_free_ char *log_dir = NULL, *fifo = NULL;
+        const char *desc = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char buf[4096];
+        Pending p;
+        int fd;
+
+        harness_domain_call(bus, other, "Start");
+        assert_true(asprintf(&log_dir, "%s/qemu/log", harness_state_dir(h)) >= 0);
+        assert_true(asprintf(&fifo, "%s/held.log", log_dir) >= 0);
+        (void) unlink(fifo);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+
+        slot = call_later(bus, path, "Start", &p);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        reply = harness_call_ok(bus, other, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>bystander2</name>"));
+        harness_call_fails(bus, ERR("InvalidState"), "busy starting", path, D, "Start", "t", UINT64_C(0));
+        assert_string_equal(state_of(h, path), "shutoff");
+        /* Answers come in order on one connection: a Start answered already would be here. */
+        drain(bus);
+        assert_false(p.done);
+
+        /* Released: QEMU writes its output into the FIFO, which stays open (and read) until it ends. */
+        fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        assert_true(fd >= 0);
+        wait_for(bus, &p);
+        assert_null(p.error_name);
+        pending_done(&p);
+        assert_string_equal(state_of(h, path), "running");
+        while (read(fd, buf, sizeof buf) > 0)
+                ;
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, other, "Destroy");
+        close(fd);
+        assert_int_equal(unlink(fifo), 0);
+}
+
+/* A ManagedSave of a domain whose QEMU virtbusd is still connecting to after its restart (the QEMU
+ * SIGSTOPped across it) waits in core while the manager answers (it was answered busy before), and runs
+ * once the QEMU wakes up: the state is saved, the domain shut off, and it starts again from it. */
+static void test_save_at_restart(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("napping"), *path = harness_define_domain(bus, xml);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int saved = 0;
+        Pending p;
+        pid_t pid;
+
+        harness_domain_call(bus, path, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        slot = call_later(bus, path, "ManagedSave", &p);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        drain(bus);
+        assert_false(p.done); /* answered in order: a busy answer would be here */
+
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        wait_for(bus, &p);
+        if (p.error_name)
+                fail_msg("ManagedSave failed: %s: %s", p.error_name, p.error_message);
+        pending_done(&p);
+        assert_string_equal(state_of(h, path), "shutoff");
+        assert_true(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, path, D, "HasManagedSave", &e, 'b', &saved) >= 0);
+        assert_true(saved);
+        harness_domain_call(bus, path, "Start");
+        assert_string_equal(state_of(h, path), "running");
+        harness_domain_call(bus, path, "Destroy");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
@@ -424,6 +529,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_hung_at_restart_timeout, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_mid_call, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_start_held, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_save_at_restart, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

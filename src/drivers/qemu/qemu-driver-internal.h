@@ -35,6 +35,7 @@ typedef struct QemuDriver {
         QemuVcpusCall *vcpus_calls; /* SetVCPUs waiting for QEMU (qemu-vcpus.c) */
         QemuSnapJob *snap_jobs; /* snapshot operations in flight (qemu-snapshot.c) */
         struct Worker *snap_worker;    /* the thread that runs qemu-img for them */
+        struct Worker *start_worker;   /* the host's part of Start, before QEMU runs (qemu-process.c) */
         QemuDiskSnapJob *disk_snap_jobs; /* disk-only snapshots in flight (qemu-snapshot-disk.c) */
         QemuMergeJob *merge_jobs;       /* disk-only snapshots being merged away (qemu-snapshot-merge.c) */
         QemuSaveJob *save_jobs; /* saves and restores of state in flight (qemu-save.c) */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QEMU processes: start (socket, argv, spawn, monitor, cont), reconnection, termination, the state
  * files, and the live definition as QEMU reports it. */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/sysmacros.h>
@@ -27,6 +28,7 @@
 #include "util/log.h"
 #include "util/socket-util.h"
 #include "util/strbuf.h"
+#include "util/worker.h"
 
 #define QEMU_TERM_GRACE_USEC (1000 * 1000ULL)
 /* After SIGKILL: how long the kernel may take to end it before we say it did not. */
@@ -679,7 +681,6 @@ static int vm_spawn(QemuVm *vm, const QemuFiles *files, QemuCommand *cmd, long *
                                                : vb_error_set(reterr, VB_ERROR_OPERATION_FAILED,
                                                               "Failed to start domain '%s': %s", name, strerror(-r));
         }
-        agent_setup(vm, cmd);
         log_debug("Started QEMU for domain '%s' as process %d.", name, (int) vm->pid);
         (void) host_process_start_time(vm->pid, &vm->start_time);
         return 0;
@@ -705,8 +706,10 @@ static int vm_setup_taps(QemuVm *vm, const QemuCommand *cmd, char **ret_error) {
         return 0;
 }
 
-/* A start in progress: QEMU runs paused (-S) while its monitor opens, then the command list that
- * finishes the start (VNC password, the live state, cont) runs. */
+/* A start in progress: first the host's part in a worker thread (the files opened with their owner's
+ * rights, taps and macvtaps, sockets, the spawn: start_work), then, on the loop, QEMU runs paused (-S)
+ * while its monitor opens, then the command list that finishes the start (VNC password, the live state,
+ * cont) runs. */
 struct QemuVmStart {
         QemuVm *vm;
         QemuCommand cmd;
@@ -714,12 +717,25 @@ struct QemuVmStart {
         size_t live_idx[3];
         QemuVmStartDone done;
         void *userdata;
+        /* For the worker thread: what it reads (copies, or the caller's own_path data, which stays until
+         * done), and what it found. While in_worker, the thread owns vm->live and the VM's files. */
+        DomainAccess access;
+        bool (*own_path)(const char *path, void *userdata);
+        void *own_userdata;
+        bool in_worker;
+        char *abort_why; /* qemu_vm_start_abort came while the thread had it */
+        int r;
+        VbError error;
+        long log_offset;
 };
 
 static void vm_start_free(QemuVmStart *st) {
         if (!st)
                 return;
         qemu_command_done(&st->cmd);
+        domain_access_done(&st->access);
+        vb_error_free(&st->error);
+        free(st->abort_why);
         free(st);
 }
 
@@ -759,8 +775,15 @@ static void vm_start_fail(QemuVm *vm, const char *fallback, VbErrorCode code) {
 }
 
 void qemu_vm_start_abort(QemuVm *vm, const char *why) {
-        if (vm->start)
-                vm_start_fail(vm, why, VB_ERROR_OPERATION_FAILED);
+        if (!vm->start)
+                return;
+        if (vm->start->in_worker) {
+                /* The thread has it: the start fails once it is back (start_work_done). */
+                if (!vm->start->abort_why)
+                        vm->start->abort_why = strdup(why ?: "aborted");
+                return;
+        }
+        vm_start_fail(vm, why, VB_ERROR_OPERATION_FAILED);
 }
 
 static void on_start_seq_done(QemuSeq *seq, int r, const VbError *e, void *userdata) {
@@ -837,59 +860,113 @@ static int open_monitor_async(QemuVm *vm) {
 
 int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
                   bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
-                  QemuVmStartDone done, void *done_userdata, QemuVm **ret, VbError *reterr) {
+                  QemuVmStartDone done, void *done_userdata, QemuVm **ret) {
         _cleanup_(qemu_vm_freep) QemuVm *vm = NULL;
-        _cleanup_(qemu_files_done) QemuFiles files = {};
         QemuVmStart *st;
-        const char *name = domain_def_get_name(def);
-        long log_offset = 0;
         int r;
 
         vm = vm_new(cfg, domain_def_uuid(def).s);
         if (!vm)
                 return -ENOMEM;
         vm->id = id;
-        r = mkdir_p(cfg->runtime_dir, 0700);
-        if (r >= 0)
-                r = mkdir_p(cfg->log_dir, 0700);
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s", cfg->runtime_dir,
-                                    strerror(-r));
         st = new0(QemuVmStart, 1);
         if (!st)
                 return -ENOMEM;
-        *st = (QemuVmStart) { .vm = vm, .paused = paused, .done = done, .userdata = done_userdata };
+        *st = (QemuVmStart) { .vm = vm, .paused = paused, .done = done, .userdata = done_userdata,
+                              .own_path = own_path, .own_userdata = userdata };
         vm->start = st;
+        r = domain_access_copy(access, &st->access);
+        if (r < 0)
+                return r;
         /* The command is built from the live copy, so that device indices (aliases) match it. */
         r = domain_def_copy(def, &vm->live);
         if (r < 0)
                 return r;
         domain_def_set_id(vm->live, id);
-        /* Every host file, opened with its owner's rights: QEMU gets descriptors, never a path. */
-        r = qemu_files_open(vm->live, access, own_path, userdata, &files, reterr);
-        if (r < 0)
-                return r;
-        vm->next_fdset = files.next_fdset;
-        r = vm_spawn(vm, &files, &st->cmd, &log_offset, reterr);
-        if (r < 0)
-                return r;
-        vm->log_offset = log_offset;
+        *ret = TAKE_PTR(vm);
+        return 0;
+}
 
-        /* From here on a restarted virtbusd finds it (paused, if we die before cont). */
-        vm->state = DOMAIN_PAUSED;
-        (void) qemu_vm_save(vm);
+/* In the worker thread: everything the host does before QEMU runs. It touches only vm (which the loop
+ * leaves alone while vm->start->in_worker) and its own files; nothing is left behind on failure. */
+static void start_work(void *userdata) {
+        QemuVmStart *st = userdata;
+        QemuVm *vm = st->vm;
+        _cleanup_(qemu_files_done) QemuFiles files = {};
+        int r;
+
+        r = mkdir_p(vm->cfg.runtime_dir, 0700);
+        if (r >= 0)
+                r = mkdir_p(vm->cfg.log_dir, 0700);
+        if (r < 0) {
+                st->r = vb_error_set(&st->error, VB_ERROR_OPERATION_FAILED, "Failed to create '%s': %s",
+                                     vm->cfg.runtime_dir, strerror(-r));
+                return;
+        }
+        /* Every host file, opened with its owner's rights: QEMU gets descriptors, never a path. */
+        r = qemu_files_open(vm->live, &st->access, st->own_path, st->own_userdata, &files, &st->error);
+        if (r >= 0) {
+                vm->next_fdset = files.next_fdset;
+                r = vm_spawn(vm, &files, &st->cmd, &st->log_offset, &st->error);
+        }
+        if (r >= 0) {
+                /* From here on a restarted virtbusd finds it (paused, if we die before cont). */
+                vm->state = DOMAIN_PAUSED;
+                (void) qemu_vm_save(vm);
+        }
+        st->r = r;
+}
+
+/* Back on the loop: QEMU runs (paused), or nothing does and the start fails with what the thread found. */
+static void start_work_done(void *userdata, bool cancelled) {
+        QemuVmStart *st = userdata;
+        QemuVm *vm = st->vm;
+        const char *name = domain_def_get_name(vm->live);
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        st->in_worker = false;
+        if (cancelled) {
+                r = vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Failed to start domain '%s': the service is stopping",
+                                 name);
+                vm_start_finish(vm, r, &e);
+                vb_error_free(&e);
+                return;
+        }
+        if (st->r < 0) {
+                if (!vb_error_is_set(&st->error))
+                        (void) vb_error_set(&st->error, VB_ERROR_OPERATION_FAILED, "Failed to start domain '%s': %s",
+                                            name, strerror(-st->r));
+                vm_start_finish(vm, st->r, &st->error);
+                return;
+        }
+        vm->log_offset = st->log_offset;
+        if (st->abort_why) {
+                vm->log_offset = LONG_MAX; /* QEMU said nothing about this */
+                vm_start_fail(vm, st->abort_why, VB_ERROR_OPERATION_FAILED);
+                return;
+        }
+        agent_setup(vm, &st->cmd);
         r = watch_process(vm);
         if (r >= 0)
                 r = open_monitor_async(vm);
         if (r < 0) {
-                /* Failed before anything was sent: say so here, not through done. */
-                vm->destroying = true;
-                (void) host_process_terminate(vm->pid, vm->pidfd, 0);
-                qemu_vm_remove_files(vm);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "QEMU failed to start domain '%s': %s", name,
-                                    strerror(-r));
+                vm->log_offset = LONG_MAX;
+                vm_start_fail(vm, strerror(-r), VB_ERROR_OPERATION_FAILED);
         }
-        *ret = TAKE_PTR(vm);
+}
+
+int qemu_vm_start_run(QemuVm *vm, Worker *worker, VbError *reterr) {
+        int r;
+
+        assert(vm->start && !vm->start->in_worker);
+        r = worker_submit(worker, start_work, start_work_done, vm->start);
+        if (r == -EAGAIN)
+                return vb_error_set(reterr, VB_ERROR_LIMITS_EXCEEDED, "Too many domains are starting at once; "
+                                    "'%s' was not started, try again shortly", domain_def_get_name(vm->live));
+        if (r < 0)
+                return r;
+        vm->start->in_worker = true;
         return 0;
 }
 

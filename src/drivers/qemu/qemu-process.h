@@ -111,14 +111,22 @@ int qemu_vm_console_socket_path(const QemuVm *vm, const DeviceDef *dev, char **r
  * one): nothing runs, and the caller frees vm. */
 typedef void (*QemuVmStartDone)(QemuVm *vm, int r, const VbError *e, void *userdata);
 
-/* Starts QEMU for def (paused or running) without waiting for it: spawns it and returns 0 with *ret, a
- * VM whose monitor is being opened (vm->start set); done(vm) follows from the event loop once QEMU is
- * ready and its live state read, or failed (bounded by QEMU_MONITOR_TIMEOUT_USEC and the command
- * timeout). On failure before that, fills reterr and returns < 0 (nothing runs, done is not called). */
+/* A start of QEMU for def (paused or running), in two steps, so that the caller can record the VM before
+ * anything runs. qemu_vm_start makes the VM (vm->start set; nothing on the host yet: on failure, < 0 and
+ * nothing to undo). qemu_vm_start_run hands the host's part (def's files opened with their owners' rights
+ * from access, taps, macvtaps, sockets, the spawn) to a thread of worker and returns at once; from then on
+ * done(vm) follows from the event loop once QEMU is ready and its live state read, or failed (nothing
+ * left on the host; bounded by the open helpers' own bound, QEMU_MONITOR_TIMEOUT_USEC and the command
+ * timeout). own_path(path, userdata) is called from that thread: it and userdata must stay valid until
+ * done. qemu_vm_start_run fails (< 0 with reterr; LimitsExceeded when too many starts wait for the
+ * worker) without calling done: the caller frees vm. */
 int qemu_vm_start(const QemuVmConfig *cfg, const DomainDef *def, const DomainAccess *access,
                   bool (*own_path)(const char *path, void *userdata), void *userdata, unsigned id, bool paused,
-                  QemuVmStartDone done, void *done_userdata, QemuVm **ret, VbError *reterr);
-/* A VM that is starting stops trying: its QEMU is killed and done gets why (now). */
+                  QemuVmStartDone done, void *done_userdata, QemuVm **ret);
+struct Worker;
+int qemu_vm_start_run(QemuVm *vm, struct Worker *worker, VbError *reterr);
+/* A VM that is starting stops trying: its QEMU is killed and done gets why (now; or, while the worker
+ * thread has the start, as soon as the thread is done). */
 void qemu_vm_start_abort(QemuVm *vm, const char *why);
 /* Finds the domain with this UUID again after a restart of virtbusd: checks the process (-ESRCH when it
  * is gone; its files are removed then) and returns it at once with the state it had (vm->connecting);
