@@ -8,7 +8,8 @@
  *  - AbortMigration while the disk is being copied (the copy held to 1 MiB/s by the option 'bandwidth', so
  *    that it lasts seconds), on the source and, separately, on the destination: the guest runs on at the
  *    source, its disk still its own image, no NBD node left in its QEMU (query-named-block-nodes, asked
- *    while virtbusd is stopped), the destination's file and export gone. */
+ *    while virtbusd is stopped), the destination's file and export gone; and the same when the client
+ *    closes its connection to the destination (which aborts by itself) or to the source (which does). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -264,6 +265,24 @@ static bool has_open(pid_t pid, const char *file) {
         return found;
 }
 
+/* Waits until the source's migration of path is over: StartPostcopy, which changes nothing here (the
+ * migration was not asked with postcopy), says there is none. */
+static void wait_migration_over(sd_bus *a, const char *path) {
+        uint64_t deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                assert_true(sd_bus_call_method(a, "org.virtbus1", path, D, "StartPostcopy", &e, NULL, "t", UINT64_C(0)) < 0);
+                harness_assert_error(&e, ERR("InvalidState"), NULL);
+                if (strstr(e.message, "is not being migrated"))
+                        return;
+                if (harness_now_usec() > deadline)
+                        fail_msg("the source's migration did not end: %s", e.message);
+                usleep(50000);
+        }
+}
+
 /* The source after an abort: running, vda still the qcow2 node on disk_a (QEMU was given it as a
  * descriptor), no NBD node nor mirror job left in its QEMU. */
 static void check_source_unchanged(Harness *h, const char *path, const char *disk_a) {
@@ -311,30 +330,55 @@ static void test_abort_during_copy(void **state) {
         live = harness_domain_xml(a, path, 0);
         dest_xml = mig_replace_all(live, disk_a, disk_b);
 
-        for (int round = 0; round < 2; round++) {
+        /* 0: AbortMigration on the source, 1: on the destination; 2: the client closes its connection to the
+         * destination, 3: to the source (each on connections of its own, the other one closed after). */
+        for (int round = 0; round < 4; round++) {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL;
                 char *uri = NULL, *cookie = NULL, *nbd_uri = NULL, *nbd_key = NULL;
                 MigPending p;
                 long before;
 
-                if (mig_prepare_storage(b, dest_xml, (const char *[]) { "listen-address", "s", MIG_ADDR_B, NULL },
+                if (round >= 2) {
+                        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &ca), 0);
+                        assert_int_equal(harness_bus_open_address_as(h, HARNESS_USER_ROOT, hostb.address, &cb), 0);
+                }
+                if (mig_prepare_storage(cb ?: b, dest_xml, (const char *[]) { "listen-address", "s", MIG_ADDR_B, NULL },
                                         DISK_SIZE, &uri, &cookie, &nbd_uri, &nbd_key, &e) < 0)
                         fail_msg("PrepareMigration failed: %s: %s", e.name, e.message);
                 assert_true(mig_file_exists(disk_b));
-                mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "copy-storage", "b", "true", "bandwidth",
-                                                                              "t", "1", "nbd-uri", "s", nbd_uri,
-                                                                              "nbd-key", "s", nbd_key, NULL }, &p);
+                mig_migrate_to_async(ca ?: a, path, uri, cookie, (const char *[]) { "copy-storage", "b", "true",
+                                                                                    "bandwidth", "t", "1", "nbd-uri",
+                                                                                    "s", nbd_uri, "nbd-key", "s",
+                                                                                    nbd_key, NULL }, &p);
                 wait_copying(a, path, &p);
-                if (round == 0) {
-                        /* On the source: MigrateTo fails; the client then ends the destination's part. */
+                switch (round) {
+                case 0:
+                        /* MigrateTo fails; the client then ends the destination's part. */
                         sd_bus_message_unref(harness_call_ok(a, path, D, "AbortMigration", "t", UINT64_C(0)));
                         mig_wait_reply(a, &p);
                         assert_non_null(p.error);
                         sd_bus_message_unref(harness_call_ok(b, path, D, "AbortMigration", "t", UINT64_C(0)));
-                } else {
-                        /* On the destination: its domain, export and file go; the source's copy fails. */
+                        break;
+                case 1:
+                        /* Its domain, export and file go; the source's copy fails. */
                         sd_bus_message_unref(harness_call_ok(b, path, D, "AbortMigration", "t", UINT64_C(0)));
                         mig_wait_reply(a, &p);
                         assert_non_null(p.error);
+                        break;
+                case 2:
+                        /* The destination aborts by itself; the source's copy fails and MigrateTo says so. */
+                        cb = sd_bus_flush_close_unref(cb);
+                        mig_wait_gone(b, "miga");
+                        mig_wait_reply(ca, &p);
+                        assert_non_null(p.error);
+                        break;
+                case 3:
+                        /* The source aborts by itself (its answer has nobody to go to); the destination's
+                         * stream breaks off, and its client goes too. */
+                        ca = sd_bus_flush_close_unref(ca);
+                        wait_migration_over(a, path);
+                        cb = sd_bus_flush_close_unref(cb);
+                        break;
                 }
                 free(p.error);
                 mig_wait_gone(b, "miga");
