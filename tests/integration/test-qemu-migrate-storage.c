@@ -9,7 +9,8 @@
  *    that it lasts seconds), on the source and, separately, on the destination: the guest runs on at the
  *    source, its disk still its own image, no NBD node left in its QEMU (query-named-block-nodes, asked
  *    while virtbusd is stopped), the destination's file and export gone; and the same when the client
- *    closes its connection to the destination (which aborts by itself) or to the source (which does). */
+ *    closes its connection to the destination (which aborts by itself) or to the source (which does);
+ *  - a disk on a qcow2 overlay over a base image arrives as one image (the chain flattened). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +33,7 @@
 #define USER HARNESS_USER_VIRTBUS
 #define UUID_U "6d1e0000-0000-4000-8000-0000000000b1"
 #define UUID_S "6d1e0000-0000-4000-8000-0000000000b2"
+#define UUID_C "6d1e0000-0000-4000-8000-0000000000b3"
 #define DISK_SIZE (32ULL << 20)
 
 static MigHost hostb;
@@ -410,6 +412,106 @@ static void test_abort_during_copy(void **state) {
         harness_domain_call(a, path, "Undefine");
 }
 
+/* copy-storage of a backing chain ------------------------------------------------------------------- */
+
+/* xml without its (first disk's) <backingStore> chain. */
+static char *drop_chain(const char *xml) {
+        const char *from = strstr(xml, "<backingStore"), *to = from ? strstr(from, "</backingStore>") : NULL;
+        const char *last = to;
+
+        assert_non_null(to);
+        /* The outermost one ends at the last end tag before the disk's own end. */
+        while ((to = strstr(to + 1, "</backingStore>")) && to < strstr(from, "</disk>"))
+                last = to;
+        return xstrfmt("%.*s%s", (int) (from - xml), xml, last + strlen("</backingStore>"));
+}
+
+/* A guest on a qcow2 overlay over a qcow2 base moves with copy-storage: the copy is the chain flattened
+ * into one image at the destination (which then needs none of the source's images), with what the base
+ * holds, what the overlay holds and what the guest wrote. A destination definition that keeps the
+ * <backingStore> is refused, saying why. */
+static void test_copy_storage_chain(void **state) {
+        Harness *h = *state;
+        sd_bus *a = harness_bus_root(h), *b;
+        _cleanup_free_ char *dir_a = xstrfmt("%s/chain-a", harness_dir(h)), *dir_b = xstrfmt("%s/chain-b", harness_dir(h)),
+                            *base = NULL, *top = NULL, *disk_b = NULL, *disk = NULL, *xml = NULL, *with_uuid = NULL,
+                            *path = NULL, *live = NULL, *moved = NULL, *dest_xml = NULL, *out = NULL,
+                            *sz = xstrfmt("%llu", DISK_SIZE);
+        char *uri = NULL, *cookie = NULL, *nbd_uri = NULL, *nbd_key = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        MigPending p;
+        int console;
+
+        mig_host_start(h, "hostc", "qemu", mig_ns_b, &hostb);
+        b = hostb.bus;
+        make_dir(dir_a, 0, 0, 0755);
+        make_dir(dir_b, 0, 0, 0755);
+        base = xstrfmt("%s/base.qcow2", dir_a);
+        top = xstrfmt("%s/top.qcow2", dir_a);
+        disk_b = xstrfmt("%s/flat.qcow2", dir_b);
+        make_image(h, base, 1, 0, 0);
+        assert_int_equal(mig_run_out(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-b", base,
+                                                           "-F", "qcow2", top, sz, NULL }, NULL), 0);
+        assert_int_equal(mig_run_out(h, (const char *[]) { "/usr/bin/qemu-io", "-f", "qcow2", "-c", "write -P 0x42 4M 64k",
+                                                           top, NULL }, NULL), 0);
+        disk = xstrfmt("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                       "<backingStore type='file'><format type='qcow2'/><source file='%s'/></backingStore>"
+                       "<target dev='vda' bus='virtio'/></disk>", top, base);
+        xml = harness_shell_guest_xml(h, "migc", disk);
+        with_uuid = xstrfmt("<domain type='qemu'><uuid>" UUID_C "</uuid>%s", xml + strlen("<domain type='qemu'>"));
+        path = harness_define_domain(a, with_uuid);
+        harness_domain_call(a, path, "Start");
+        console = console_open(a, path, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", MIG_GUEST_TIMEOUT_USEC));
+        mig_guest_say(console, "X=1; printf VIRTBUS-CHAIN-MARK | dd of=/dev/vda conv=fsync 2>/dev/null; echo WROTE-$X\n",
+                      "WROTE-1");
+        live = harness_domain_xml(a, path, 0);
+        moved = mig_replace_all(live, top, disk_b);
+
+        /* The chain kept in the destination's definition: refused, nothing made. */
+        assert_true(mig_prepare_storage(b, moved, (const char *[]) { "listen-address", "s", MIG_ADDR_B, NULL }, DISK_SIZE,
+                                        &uri, &cookie, &nbd_uri, &nbd_key, &e) < 0);
+        harness_assert_error(&e, ERR("NotSupported"), "flattened");
+        sd_bus_error_free(&e);
+        assert_false(mig_file_exists(disk_b));
+
+        /* One image there. */
+        dest_xml = drop_chain(moved);
+        assert_null(strstr(dest_xml, base));
+        if (mig_prepare_storage(b, dest_xml, (const char *[]) { "listen-address", "s", MIG_ADDR_B, NULL }, DISK_SIZE, &uri,
+                                &cookie, &nbd_uri, &nbd_key, &e) < 0)
+                fail_msg("PrepareMigration failed: %s: %s", e.name, e.message);
+        mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", "copy-storage", "b",
+                                                                      "true", "nbd-uri", "s", nbd_uri, "nbd-key", "s",
+                                                                      nbd_key, NULL }, &p);
+        mig_wait_reply(a, &p);
+        assert_null(p.error);
+        sd_bus_message_unref(harness_call_ok(b, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(a, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        close(console);
+        console = console_open(b, path, "", 0, &e);
+        assert_true(console >= 0);
+        mig_guest_say(console, "echo 3 >/proc/sys/vm/drop_caches; echo SEEN=$(dd if=/dev/vda bs=18 count=1 2>/dev/null).\n",
+                      "SEEN=VIRTBUS-CHAIN-MARK.");
+        close(console);
+        harness_domain_call(b, path, "Destroy");
+
+        /* A single image with the base's and the overlay's data. */
+        out = harness_qemu_img_info(h, disk_b);
+        if (strstr(out, "backing"))
+                fail_msg("the copy has a backing file: %s", out);
+        free(out);
+        assert_int_equal(mig_run_out(h, (const char *[]) { "/usr/bin/qemu-io", "-f", "qcow2", "-c", "read -P 0x41 1M 1M",
+                                                           "-c", "read -P 0x42 4M 64k", disk_b, NULL }, &out), 0);
+        assert_null(strstr(out, "failed"));
+        free(uri);
+        free(cookie);
+        free(nbd_uri);
+        free(nbd_key);
+}
+
 static int teardown(void **state) {
         mig_host_stop(&hostb, getenv("VIRTBUS_TEST_VERBOSE"));
         return harness_teardown_qemus(state);
@@ -419,6 +521,7 @@ int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_copy_storage_user, teardown),
                 cmocka_unit_test_teardown(test_abort_during_copy, teardown),
+                cmocka_unit_test_teardown(test_copy_storage_chain, teardown),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();

@@ -5,7 +5,7 @@
  *    descriptor (add-fd, read as /proc/self/fd/N); a tls-creds-psk client object loads it at once, and
  *    the directory goes right after;
  *  - per disk: blockdev-add of an NBD node (TLS with those credentials) and blockdev-mirror (sync full)
- *    from the disk's top node into it, the mirrors sharing the option 'bandwidth' when given; query-block-jobs every 100 ms gives the Progress until every
+ *    from the disk's top node into it (a backing chain arrives flattened: what the guest reads through it), the mirrors sharing the option 'bandwidth' when given; query-block-jobs every 100 ms gives the Progress until every
  *    mirror is READY (it then keeps the copy in step with the guest's writes);
  *  - the memory phase (qemu-migrate.c); when it ended, each mirror is cancelled, which after READY is a
  *    clean end without switching the guest to the copy (the source keeps its own disk), then the NBD
@@ -494,7 +494,7 @@ int qemu_mirror_start(QemuDriver *q, QemuVm *vm, int fd, const VbMigrateParams *
 
                 if (dev->kind != DEVICE_DISK || !device_disk_is_writable_image(dev))
                         continue;
-                r = qemu_nbd_disk_check(dev, reterr);
+                r = qemu_nbd_disk_check(dev, true, reterr);
                 if (r < 0)
                         break;
                 m->n++;
