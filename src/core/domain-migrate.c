@@ -1263,14 +1263,16 @@ void manager_migration_client_gone(Manager *m, const char *uuid, const char *coo
         Migration *g = migration_of(m, uuid);
         Domain *d = manager_domain_by_uuid(m, uuid);
         VbError e = VB_ERROR_NULL;
+        bool postcopy;
 
         if (!g || !d || !streq(g->cookie, cookie))
                 return;
         /* Only while the state is on its way: once it has arrived (destination) the cookie's expiry ends it,
-         * once sent (source) the guest stays paused for an AbortMigration or FinishMigration; after the
-         * switch to postcopy the guest's state is split between the hosts and only the stream's end may
-         * end it. */
-        if (g->step == STEP_STARTING || g->step >= STEP_DONE || (g->incoming && g->postcopy && g->step == STEP_STREAMING))
+         * once sent (source) the guest stays paused for an AbortMigration or FinishMigration. A migration
+         * asked with postcopy is left to run: it may have switched, and then the guest's state is split
+         * between the hosts (the stream's end decides). */
+        postcopy = g->incoming ? g->postcopy : g->opts.params.postcopy;
+        if (g->step == STEP_STARTING || g->step >= STEP_DONE || (postcopy && g->step == STEP_STREAMING))
                 return;
         log_notice("Migration of domain '%s' %s this host: the client driving it went away, aborting.", g->name,
                    g->incoming ? "to" : "from");

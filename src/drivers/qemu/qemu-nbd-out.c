@@ -5,8 +5,9 @@
  *    descriptor (add-fd, read as /proc/self/fd/N); a tls-creds-psk client object loads it at once, and
  *    the directory goes right after;
  *  - per disk: blockdev-add of an NBD node (TLS with those credentials) and blockdev-mirror (sync full)
- *    from the disk's top node into it (a backing chain arrives flattened: what the guest reads through it), the mirrors sharing the option 'bandwidth' when given; query-block-jobs every 100 ms gives the Progress until every
- *    mirror is READY (it then keeps the copy in step with the guest's writes);
+ *    from the disk's top node into it (a backing chain arrives flattened: what the guest reads through
+ *    it), the mirrors sharing the option 'bandwidth' when given; query-block-jobs every 100 ms gives the
+ *    Progress until every mirror is READY (it then keeps the copy in step with the guest's writes);
  *  - the memory phase (qemu-migrate.c); when it ended, each mirror is cancelled, which after READY is a
  *    clean end without switching the guest to the copy (the source keeps its own disk), then the NBD
  *    nodes and the credentials go; MigrateTo is answered after that, so the destination's FinishMigration
