@@ -17,7 +17,8 @@
  *    the image has the early data; a destination file that exists already refuses, and AbortMigration on
  *    the destination removes the file it made;
  *  - postcopy: the counter guest switches to postcopy mid-way (StartPostcopy) and goes on at the
- *    destination; a destination whose QEMU cannot use userfaultfd refuses, saying why. */
+ *    destination; a destination whose QEMU cannot use userfaultfd refuses, saying why; AbortMigration
+ *    once in postcopy leaves it running at the source. */
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -373,6 +374,71 @@ static void test_migrate_postcopy(void **state) {
         free(cookie);
 }
 
+/* AbortMigration on the source once the migration is in postcopy (MigrationStats says so): QEMU 7.2 takes
+ * migrate_cancel then and leaves the source's guest stopped; it goes on there (virtbus resumes it: the
+ * destination never ran it), counting on without a new boot; MigrateTo fails, and the client ends the
+ * destination's part. (Should the migration have completed first, the Abort resumes it here as well.) */
+static void test_migrate_postcopy_abort(void **state) {
+        Harness *h = *state;
+        sd_bus *a = harness_bus_root(h), *b;
+        _cleanup_free_ char *path = NULL, *live = NULL, *old = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        char *uri = NULL, *cookie = NULL, buf[16384];
+        long before;
+        int console;
+        MigPending p;
+
+        mig_host_start(h, "hoste", "qemu", mig_ns_b, &hostb);
+        b = hostb.bus;
+        console = guest_start(h, &path);
+        live = harness_domain_xml(a, path, 0);
+        old = harness_read_file(UFFD_SYSCTL);
+        snprintf(uffd_old, sizeof uffd_old, "%c", old[0]);
+        uffd_write("1");
+
+        mig_prepare(b, live, (const char *[]) { "listen-address", "s", ADDR_B, "postcopy", "b", "true", NULL }, &uri,
+                    &cookie);
+        mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "postcopy", "b", "true", "bandwidth", "t", "1",
+                                                                      NULL }, &p);
+        mig_wait_streaming(a, path, &p);
+        w = harness_watch_signal(a, path, D, "MigrationStats");
+        sd_bus_message_unref(harness_call_ok(a, path, D, "StartPostcopy", "t", UINT64_C(0)));
+        for (bool in_postcopy = false; !in_postcopy && !p.done;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = harness_watch_next(w, 60 * HARNESS_USEC_PER_SEC);
+                const char *key;
+                int v;
+
+                if (!sig)
+                        break; /* over meanwhile (the answer came) */
+                assert_true(sd_bus_message_enter_container(sig, 'a', "{sv}") > 0);
+                while (sd_bus_message_enter_container(sig, 'e', "sv") > 0) {
+                        assert_int_equal(sd_bus_message_read(sig, "s", &key), 1);
+                        if (streq(key, "postcopy")) {
+                                assert_int_equal(sd_bus_message_read(sig, "v", "b", &v), 1);
+                                in_postcopy = v;
+                        } else
+                                assert_true(sd_bus_message_skip(sig, "v") >= 0);
+                        assert_true(sd_bus_message_exit_container(sig) >= 0);
+                }
+        }
+        sd_bus_message_unref(harness_call_ok(a, path, D, "AbortMigration", "t", UINT64_C(0)));
+        mig_wait_reply(a, &p);
+        free(p.error);
+        /* The client ends the destination's part (unless it ended already: its stream broke off). */
+        (void) sd_bus_call_method(b, "org.virtbus1", path, D, "AbortMigration", NULL, NULL, "t", UINT64_C(0));
+        mig_wait_gone(b, "migq");
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+        before = mig_tick_after(console, 0, buf, sizeof buf);
+        (void) mig_tick_after(console, before, buf, sizeof buf);
+        assert_null(strstr(buf, "VIRTBUS-GUEST-BOOTED"));
+        close(console);
+        harness_domain_call(a, path, "Destroy");
+        harness_domain_call(a, path, "Undefine");
+        uffd_restore();
+        free(uri);
+        free(cookie);
+}
+
 static int teardown(void **state) {
         uffd_restore();
         mig_host_stop(&hostb, getenv("VIRTBUS_TEST_VERBOSE"));
@@ -384,6 +450,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_migrate_qemu, teardown),
                 cmocka_unit_test_teardown(test_migrate_copy_storage, teardown),
                 cmocka_unit_test_teardown(test_migrate_postcopy, teardown),
+                cmocka_unit_test_teardown(test_migrate_postcopy_abort, teardown),
         };
 
         HARNESS_SKIP_UNLESS_ROOT();
