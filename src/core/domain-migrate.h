@@ -80,7 +80,8 @@ int manager_migration_finish(Manager *m, Domain *d, const char *cookie, Migratio
                              VbError *reterr);
 int manager_migration_abort(Manager *m, Domain *d, VbError *reterr);
 /* Source: the running migration (asked with postcopy) switches to postcopy now: the guest runs on at the
- * destination, which pulls the pages it lacks. From then on it cannot be cancelled. */
+ * destination, which pulls the pages it lacks. An Abort after that resumes the guest here (the
+ * destination stays paused until FinishMigration). */
 int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr);
 
 /* The client that started the migration of uuid with cookie (PrepareMigration on the destination,
