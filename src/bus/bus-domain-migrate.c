@@ -24,6 +24,56 @@ static BusServer *server_of(const Domain *d) {
         return d->manager->events.userdata;
 }
 
+/* The client driving a migration ------------------------------------------------------------------ */
+
+/* The caller of PrepareMigration (destination) or MigrateTo (source), followed while its migration lasts:
+ * if it goes away (its connection closes) while the state is still on its way, nobody could finish the
+ * migration, and it is aborted here as AbortMigration would (core decides when that applies). */
+typedef struct MigrationClient {
+        Manager *manager;
+        sd_bus_track *track;
+        char uuid[37];
+        char cookie[MIGRATION_COOKIE_HEX + 1];
+} MigrationClient;
+
+static void migration_client_free(void *userdata) {
+        MigrationClient *c = userdata;
+
+        sd_bus_track_unref(c->track);
+        explicit_bzero(c->cookie, sizeof c->cookie);
+        free(c);
+}
+
+static int on_client_gone(sd_bus_track *track, void *userdata) {
+        MigrationClient *c = userdata;
+
+        /* c goes with the migration, maybe within this call: nothing of it is used after. > 0: sd-bus
+         * does not queue the (empty) track again. */
+        manager_migration_client_gone(c->manager, c->uuid, c->cookie);
+        return 1;
+}
+
+/* Follows m's sender for the migration of uuid with cookie; a failure only loses that. */
+static void follow_client(Manager *manager, sd_bus_message *m, const char *uuid, const char *cookie) {
+        MigrationClient *c = new0(MigrationClient, 1);
+        int r;
+
+        if (!c)
+                return;
+        c->manager = manager;
+        snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
+        snprintf(c->cookie, sizeof c->cookie, "%s", cookie);
+        r = sd_bus_track_new(sd_bus_message_get_bus(m), &c->track, on_client_gone, c);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(c->track, m);
+        if (r >= 0)
+                r = manager_migration_follow_client(manager, uuid, cookie, c, migration_client_free);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to follow the client of the migration of %s, ignoring: %m", uuid);
+                migration_client_free(c);
+        }
+}
+
 /* Options (a{sv}) --------------------------------------------------------------------------------- */
 
 typedef enum OptionSide {
@@ -278,6 +328,8 @@ static void on_prepared(int r, Domain *d, const char *uri, const char *cookie, c
                 r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to answer PrepareMigration, ignoring: %m");
+        else
+                follow_client(d->manager, m, d->uuid, cookie);
 }
 
 static int method_prepare_migration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -403,6 +455,7 @@ static int method_migrate_to(sd_bus_message *m, void *userdata, sd_bus_error *er
                 sd_bus_message_unref(m);
                 return bus_reply_vb_error(error, &e, r);
         }
+        follow_client(d->manager, m, d->uuid, cookie);
         return 1;
 }
 

@@ -67,6 +67,10 @@ struct Migration {
         MigrationDone finish_done; /* a Finish waiting for the state */
         void *finish_userdata;
 
+        /* either side: what follows the client that started it (manager_migration_follow_client) */
+        void *client;
+        void (*client_free)(void *client);
+
         /* source */
         MigrationOptions opts;
         VbMigrationStats last;
@@ -126,6 +130,9 @@ static void migration_free(Migration *g) {
         domain_access_done(&g->access);
         vb_error_free(&g->failure);
         explicit_bzero(g->cookie, sizeof g->cookie);
+        if (g->client_free)
+                g->client_free(TAKE_PTR(g->client));
+        g->client_free = NULL;
         if (g->loading) {
                 g->orphaned = true;
                 g->finish_done = NULL;
@@ -1239,6 +1246,39 @@ int manager_migration_abort(Manager *m, Domain *d, VbError *reterr) {
                 r = manager_domain_resume(m, d, NULL, NULL, reterr);
                 return r < 0 ? r : 0;
         }
+}
+
+int manager_migration_follow_client(Manager *m, const char *uuid, const char *cookie, void *client,
+                                    void (*client_free)(void *client)) {
+        Migration *g = migration_of(m, uuid);
+
+        if (!g || !streq(g->cookie, cookie) || g->client)
+                return -ESRCH;
+        g->client = client;
+        g->client_free = client_free;
+        return 0;
+}
+
+void manager_migration_client_gone(Manager *m, const char *uuid, const char *cookie) {
+        Migration *g = migration_of(m, uuid);
+        Domain *d = manager_domain_by_uuid(m, uuid);
+        VbError e = VB_ERROR_NULL;
+        bool postcopy;
+
+        if (!g || !d || !streq(g->cookie, cookie))
+                return;
+        /* Only while the state is on its way: once it has arrived (destination) the cookie's expiry ends it,
+         * once sent (source) the guest stays paused for an AbortMigration or FinishMigration. A migration
+         * asked with postcopy is left to run: it may have switched, and then the guest's state is split
+         * between the hosts (the stream's end decides). */
+        postcopy = g->incoming ? g->postcopy : g->opts.params.postcopy;
+        if (g->step == STEP_STARTING || g->step >= STEP_DONE || (postcopy && g->step == STEP_STREAMING))
+                return;
+        log_notice("Migration of domain '%s' %s this host: the client driving it went away, aborting.", g->name,
+                   g->incoming ? "to" : "from");
+        if (manager_migration_abort(m, d, &e) < 0)
+                log_warning("Migration of domain '%s': the abort failed, ignoring: %s", d->name, strempty(e.message));
+        vb_error_free(&e);
 }
 
 int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr) {

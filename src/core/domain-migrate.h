@@ -80,8 +80,18 @@ int manager_migration_finish(Manager *m, Domain *d, const char *cookie, Migratio
                              VbError *reterr);
 int manager_migration_abort(Manager *m, Domain *d, VbError *reterr);
 /* Source: the running migration (asked with postcopy) switches to postcopy now: the guest runs on at the
- * destination, which pulls the pages it lacks. From then on it cannot be cancelled. */
+ * destination, which pulls the pages it lacks. An Abort after that resumes the guest here (the
+ * destination stays paused until FinishMigration). */
 int manager_migration_postcopy(Manager *m, Domain *d, VbError *reterr);
+
+/* The client that started the migration of uuid with cookie (PrepareMigration on the destination,
+ * MigrateTo on the source) is followed by client, freed with client_free when the migration ends.
+ * -ESRCH: no such migration (client not taken). */
+int manager_migration_follow_client(Manager *m, const char *uuid, const char *cookie, void *client,
+                                    void (*client_free)(void *client));
+/* That client went away: a migration whose state is still on its way is aborted (as AbortMigration on
+ * this side); later ones are left to their cookie's expiry or a later call. */
+void manager_migration_client_gone(Manager *m, const char *uuid, const char *cookie);
 
 /* Whether d is in a migration (one side or the other). */
 bool manager_domain_migrating(const Manager *m, const Domain *d);

@@ -66,6 +66,12 @@ static int open_dest(const char *dest, sd_bus **ret) {
                         r = sd_bus_start(bus);
         } else
                 r = sd_bus_open_system_remote(&bus, dest);
+        /* Connected only once Hello is answered: an ssh that fails (unknown host key, refused login) shows
+         * here, with ssh's own words on stderr above, not at the first call. */
+        if (r >= 0) {
+                const char *unique;
+                r = sd_bus_get_unique_name(bus, &unique);
+        }
         if (r < 0) {
                 fprintf(stderr, "Failed to connect to the destination '%s': %s\n", dest, strerror(-r));
                 return -CTL_EXIT_FAILED;

@@ -863,6 +863,14 @@ int harness_polkit_add_rules(Harness *h, const char *name, const char *javascrip
         return install_file(h, path, javascript, NULL);
 }
 
+bool harness_polkit_private_dirs(Harness *h, const char **ret_actions, const char **ret_rules) {
+        if (!h->polkit_actions_dir)
+                return false;
+        *ret_actions = h->polkit_actions_dir;
+        *ret_rules = h->polkit_rules_dir;
+        return true;
+}
+
 static void remove_files(Harness *h) {
         for (size_t i = 0; i < h->n_files; i++) {
                 (void) unlink(h->files[i]);
@@ -1228,6 +1236,10 @@ gid_t harness_user_gid(Harness *h, HarnessUser user) {
 /* Our credentials while connecting are what dbus-daemon records for the connection (SO_PEERCRED,
  * SO_PEERGROUPS) and what EXTERNAL auth claims: switch the effective ids around connect + Hello. */
 int harness_bus_open_as(Harness *h, HarnessUser user, sd_bus **ret) {
+        return harness_bus_open_address_as(h, user, h->address, ret);
+}
+
+int harness_bus_open_address_as(Harness *h, HarnessUser user, const char *address, sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const Account *a = &h->users[user];
         gid_t saved[256];
@@ -1244,7 +1256,7 @@ int harness_bus_open_as(Harness *h, HarnessUser user, sd_bus **ret) {
         }
         r = sd_bus_new(&bus);
         if (r >= 0)
-                r = sd_bus_set_address(bus, h->address);
+                r = sd_bus_set_address(bus, address);
         if (r >= 0)
                 r = sd_bus_set_bus_client(bus, true);
         if (r >= 0)
@@ -1258,7 +1270,7 @@ int harness_bus_open_as(Harness *h, HarnessUser user, sd_bus **ret) {
                 }
         }
         if (r < 0) {
-                fprintf(stderr, "harness: cannot connect to %s as %s: %s\n", h->address, a->name, strerror(-r));
+                fprintf(stderr, "harness: cannot connect to %s as %s: %s\n", address, a->name, strerror(-r));
                 return r;
         }
         *ret = TAKE_PTR(bus);

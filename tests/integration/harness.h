@@ -94,6 +94,8 @@ sd_bus *harness_bus_root(Harness *h);
 sd_bus *harness_bus_as(Harness *h, HarnessUser user);
 /* A new connection as user, owned by the caller. */
 int harness_bus_open_as(Harness *h, HarnessUser user, sd_bus **ret);
+/* The same on another bus (a second host's), by its address. */
+int harness_bus_open_address_as(Harness *h, HarnessUser user, const char *address, sd_bus **ret);
 
 const char *harness_bus_address(Harness *h);
 const char *harness_dir(Harness *h);               /* the group's temp dir (0755) */
@@ -140,6 +142,9 @@ int harness_polkit_check(Harness *h, HarnessUser user, const char *action, const
 pid_t harness_polkitd_pid(Harness *h);
 /* Installs an extra rules file (JavaScript) for this run; removed by harness_stop. */
 int harness_polkit_add_rules(Harness *h, const char *name, const char *javascript);
+/* The dirs polkitd sees as its actions and rules dirs (bind-mounted in its own mount namespace), or false
+ * when the files went into the system dirs themselves: another polkitd (a second host's) is to see the same. */
+bool harness_polkit_private_dirs(Harness *h, const char **ret_actions, const char **ret_rules);
 /* Waits until polkitd gives the expected answer for user/action (new rules take effect within ~1 s). */
 int harness_polkit_wait_for(Harness *h, HarnessUser user, const char *action, bool authorized);
 

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,8 +26,10 @@ static char *xstrfmt(const char *format, ...) {
 }
 
 /* Forks argv with stdout/stderr into log, fd3 as descriptor 3 (-1: none), env DBUS_SYSTEM_BUS_ADDRESS =
- * address (NULL: unchanged). */
-static pid_t spawn(const char * const *argv, const char *log, int fd3, const char *address) {
+ * address (NULL: unchanged), and binds ("source", "target" pairs, NULL-terminated, or NULL) bind-mounted in
+ * a mount namespace of its own. */
+static pid_t spawn(const char * const *argv, const char *log, int fd3, const char *address,
+                   const char * const *binds) {
         pid_t pid = fork();
 
         assert_true(pid >= 0);
@@ -38,6 +42,11 @@ static pid_t spawn(const char * const *argv, const char *log, int fd3, const cha
                         _exit(127);
                 if (address)
                         setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1);
+                if (binds && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
+                        _exit(125);
+                for (const char * const *b = binds; b && b[0] && b[1]; b += 2)
+                        if (mount(b[0], b[1], NULL, MS_BIND, NULL) < 0)
+                                _exit(125);
                 (void) setpgid(0, 0);
                 execv(argv[0], (char **) argv);
                 _exit(127);
@@ -107,7 +116,7 @@ void mig_host_start(Harness *h, const char *name, const char *driver, const char
         config_arg = xstrfmt("--config-file=%s", conf_path);
         log = xstrfmt("%s/dbus.log", ret->dir);
         ret->dbus_pid = spawn((const char *[]) { "/usr/bin/dbus-daemon", config_arg, "--nofork", "--nopidfile",
-                                                 "--print-address=3", NULL }, log, p[1], NULL);
+                                                 "--print-address=3", NULL }, log, p[1], NULL, NULL);
         close(p[1]);
         while (len < sizeof buf - 1 && !memchr(buf, '\n', len)) {
                 struct pollfd pfd = { .fd = p[0], .events = POLLIN };
@@ -128,7 +137,15 @@ void mig_host_start(Harness *h, const char *name, const char *driver, const char
 
         free(log);
         log = xstrfmt("%s/polkitd.log", ret->dir);
-        ret->polkit_pid = spawn((const char *[]) { "/usr/lib/polkit-1/polkitd", NULL }, log, -1, ret->address);
+        /* The harness's polkit files (policy, example rules and the test's own rules) here too. */
+        {
+                const char *actions = NULL, *rules = NULL;
+                bool private = harness_polkit_private_dirs(h, &actions, &rules);
+                const char *binds[] = { actions, "/usr/share/polkit-1/actions", rules, "/etc/polkit-1/rules.d", NULL };
+
+                ret->polkit_pid = spawn((const char *[]) { "/usr/lib/polkit-1/polkitd", NULL }, log, -1, ret->address,
+                                        private ? binds : NULL);
+        }
         wait_name(ret, "org.freedesktop.PolicyKit1", ret->polkit_pid);
 
         cfg = xstrfmt("%s/config", ret->dir);
@@ -144,7 +161,7 @@ void mig_host_start(Harness *h, const char *name, const char *driver, const char
                 const char *argv[] = { "/usr/sbin/ip", "netns", "exec", netns ?: "", harness_daemon_path(), address_arg,
                                        driver_arg, "--config-dir", cfg, "--state-dir", state, "--runtime-dir", run,
                                        "--log-level=debug", NULL };
-                ret->daemon_pid = spawn(netns ? argv : argv + 4, ret->daemon_log, -1, NULL);
+                ret->daemon_pid = spawn(netns ? argv : argv + 4, ret->daemon_log, -1, NULL, NULL);
         }
         wait_name(ret, "org.virtbus1", ret->daemon_pid);
 }

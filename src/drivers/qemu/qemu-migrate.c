@@ -96,7 +96,8 @@ int qemu_migrate_cancel(VbDriver *drv, const char *uuid, VbError *reterr) {
                 return r;
         if (qemu_mirror_cancel(q, uuid))
                 return 0; /* the disks are still being copied: that stops, and done says so */
-        /* The job sees "cancelled" in its next query-migrate and fails; QEMU resumes the guest itself. */
+        /* The job sees "cancelled" in its next query-migrate and fails; QEMU resumes the guest itself, or
+         * after a switch to postcopy the job does (qemu-save.c). */
         return qemu_monitor_call(vm->mon, "migrate_cancel", NULL, on_setup, NULL);
 }
 

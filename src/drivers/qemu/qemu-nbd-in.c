@@ -324,7 +324,7 @@ static void after_remove(void *userdata, bool cancelled) {
 
 /* The ops ----------------------------------------------------------------------------------------------- */
 
-int qemu_nbd_disk_check(const DeviceDef *dev, VbError *reterr) {
+int qemu_nbd_disk_check(const DeviceDef *dev, bool source, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *target = device_disk_get_target(dev), *format = device_disk_get_format(dev) ?: "raw";
         int r;
@@ -338,9 +338,11 @@ int qemu_nbd_disk_check(const DeviceDef *dev, VbError *reterr) {
         if (!streq(format, "raw") && !streq(format, "qcow2"))
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' is '%s': copy-storage copies 'raw' "
                                     "and 'qcow2' images", strempty(target), format);
-        if (qemu_disk_depth(dev) != 0)
+        if (!source && qemu_disk_depth(dev) != 0)
                 return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED, "Disk '%s' has a backing chain "
-                                    "(<backingStore>): copy-storage copies single images only", strempty(target));
+                                    "(<backingStore>) in the destination's definition: copy-storage copies the "
+                                    "source's chain flattened into one image, which the destination's definition "
+                                    "is to name alone", strempty(target));
         return 0;
 }
 
@@ -377,7 +379,7 @@ int qemu_disks_create(VbDriver *drv, const DomainDef *def, const DomainAccess *a
                                          "domain", disks[k].target);
                         break;
                 }
-                r = qemu_nbd_disk_check(dev, reterr);
+                r = qemu_nbd_disk_check(dev, false, reterr);
                 if (r < 0)
                         break;
                 *d = (InDisk) { .fd = -1, .size = disks[k].size };

@@ -5,8 +5,9 @@
  *    descriptor (add-fd, read as /proc/self/fd/N); a tls-creds-psk client object loads it at once, and
  *    the directory goes right after;
  *  - per disk: blockdev-add of an NBD node (TLS with those credentials) and blockdev-mirror (sync full)
- *    from the disk's top node into it; query-block-jobs every 100 ms gives the Progress until every
- *    mirror is READY (it then keeps the copy in step with the guest's writes);
+ *    from the disk's top node into it (a backing chain arrives flattened: what the guest reads through
+ *    it), the mirrors sharing the option 'bandwidth' when given; query-block-jobs every 100 ms gives the
+ *    Progress until every mirror is READY (it then keeps the copy in step with the guest's writes);
  *  - the memory phase (qemu-migrate.c); when it ended, each mirror is cancelled, which after READY is a
  *    clean end without switching the guest to the copy (the source keeps its own disk), then the NBD
  *    nodes and the credentials go; MigrateTo is answered after that, so the destination's FinishMigration
@@ -376,6 +377,13 @@ static void on_jobs_made(QemuSeq *seq, int r, const VbError *e, void *userdata) 
                 mirror_fail(m, -ENOMEM, "Failed to follow the copy of the disks");
 }
 
+/* The bandwidth limit holds for the disks too: shared by the mirrors, bytes per second each (at least 1). */
+static uint64_t mirror_speed(const QemuMirror *m) {
+        uint64_t speed = m->params.bandwidth_mib * (UINT64_C(1) << 20) / (m->n ?: 1);
+
+        return speed ?: 1;
+}
+
 static void on_dir_added(QemuSeq *seq, int r, const VbError *e, void *userdata) {
         QemuMirror *m = userdata;
         QemuVm *vm = hashmap_get(m->q->vms, m->uuid);
@@ -426,6 +434,8 @@ static void on_dir_added(QemuSeq *seq, int r, const VbError *e, void *userdata) 
                 json_object_object_add(args, "device", json_object_new_string(m->v[k].node));
                 json_object_object_add(args, "target", json_object_new_string(m->v[k].job));
                 json_object_object_add(args, "sync", json_object_new_string("full"));
+                if (m->params.bandwidth_mib > 0)
+                        json_object_object_add(args, "speed", json_object_new_int64((int64_t) mirror_speed(m)));
                 qemu_seq_add(next, "start copying a disk", "blockdev-mirror", args);
         }
         m->seq_running = qemu_seq_run(next, qemu_vm_command_timeout(vm), on_jobs_made, m, &m->e) >= 0;
@@ -485,7 +495,7 @@ int qemu_mirror_start(QemuDriver *q, QemuVm *vm, int fd, const VbMigrateParams *
 
                 if (dev->kind != DEVICE_DISK || !device_disk_is_writable_image(dev))
                         continue;
-                r = qemu_nbd_disk_check(dev, reterr);
+                r = qemu_nbd_disk_check(dev, true, reterr);
                 if (r < 0)
                         break;
                 m->n++;

@@ -20,8 +20,10 @@ bool qemu_nbd_key_valid(const char *key);
 int qemu_nbd_psk_make(QemuDriver *q, const char *uuid, const char *side, const char *key, char **ret_dir,
                       int *ret_fd);
 void qemu_nbd_psk_remove(const char *dir);
-/* A disk copy-storage can copy: a file, raw or qcow2, no backing chain; else NotSupported naming it. */
-int qemu_nbd_disk_check(const DeviceDef *dev, VbError *reterr);
+/* A disk copy-storage can copy: a file, raw or qcow2; else NotSupported naming it. The source's may have a
+ * backing chain (source: true): the copy is the whole chain flattened into one image, so the destination's
+ * definition names that one image, without <backingStore>. */
+int qemu_nbd_disk_check(const DeviceDef *dev, bool source, VbError *reterr);
 
 /* driver.h's disks_create, disks_export, disks_end. */
 int qemu_disks_create(VbDriver *drv, const DomainDef *def, const DomainAccess *access, const VbMigrateDisk *disks,

@@ -114,6 +114,24 @@ static void switch_postcopy(QemuSaveJob *j) {
                 free(c);
 }
 
+static void on_resumed(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        if (error)
+                log_warning("QEMU did not resume a guest whose migration ended in postcopy: %s", error);
+}
+
+/* A migration that switched to postcopy and then ended without completing (AbortMigration: migrate_cancel,
+ * which QEMU accepts then) leaves the source's guest stopped ("postmigrate"), where before the switch QEMU
+ * resumes it itself. The guest's memory here is whole (no release-ram) and the destination never ran it
+ * (it stays paused until FinishMigration), so it goes on here. */
+static void resume_after_postcopy(QemuSaveJob *j) {
+        QemuVm *vm = hashmap_get(j->q->vms, j->uuid);
+
+        if (!vm || !vm->mon)
+                return;
+        log_notice("Domain %s: the migration ended after its switch to postcopy; the guest resumes here.", j->uuid);
+        (void) qemu_monitor_call(vm->mon, "cont", NULL, on_resumed, NULL);
+}
+
 void qemu_save_job_postcopy_after(QemuDriver *q, const char *uuid, uint64_t n) {
         QemuSaveJob *j = job_of(q, uuid, "send");
 
@@ -136,15 +154,17 @@ static uint64_t json_u64(struct json_object *o, const char *key) {
         return v > 0 ? (uint64_t) v : 0;
 }
 
-/* What query-migrate says, for a live migration's MigrationStats. */
+/* What query-migrate says, for a live migration's MigrationStats: postcopy once QEMU is in it (while it
+ * runs), or when it was switched (at the end). */
 static void report_stats(QemuSaveJob *j, struct json_object *ret, bool completed) {
         struct json_object *ram = qemu_json_get(ret, "ram");
+        bool postcopy = j->postcopy && (completed || streq_ptr(qemu_json_string(ret, "status"), "postcopy-active"));
         VbMigrationStats st = {
                 .total_time_ms = json_u64(ret, "total-time"),
                 .downtime_ms = json_u64(ret, "downtime"),
                 .setup_time_ms = json_u64(ret, "setup-time"),
                 .completed = completed,
-                .postcopy = j->postcopy,
+                .postcopy = postcopy,
         };
 
         if (!j->stats)
@@ -152,7 +172,7 @@ static void report_stats(QemuSaveJob *j, struct json_object *ret, bool completed
         if (ram)
                 st = (VbMigrationStats) { .total_time_ms = st.total_time_ms, .downtime_ms = st.downtime_ms,
                                           .setup_time_ms = st.setup_time_ms, .completed = completed,
-                                          .postcopy = j->postcopy,
+                                          .postcopy = postcopy,
                                           .transferred = json_u64(ram, "transferred"),
                                           .remaining = json_u64(ram, "remaining"), .total = json_u64(ram, "total"),
                                           .dirty_rate = json_u64(ram, "dirty-pages-rate"),
@@ -160,6 +180,8 @@ static void report_stats(QemuSaveJob *j, struct json_object *ret, bool completed
                                           .mbps = (uint64_t) json_object_get_double(qemu_json_get(ram, "mbps")) };
         j->stats(&st, j->userdata);
 }
+
+static void resume_after_postcopy(QemuSaveJob *j);
 
 static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         QemuSaveJob *j = userdata;
@@ -183,6 +205,8 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
                 return;
         }
         if (streq_ptr(status, "failed") || streq_ptr(status, "cancelled")) {
+                if (j->postcopy_sent)
+                        resume_after_postcopy(j);
                 job_finish(j, -EIO, "QEMU failed to %s the state of domain %s: %s", j->what, j->uuid,
                            qemu_json_string(ret, "error-desc") ?: status);
                 return;
