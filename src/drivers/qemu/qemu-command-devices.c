@@ -149,20 +149,20 @@ static int disk_device_opt(const char *bus, const char *device, const char *targ
                         return not_supported(reterr, "Disk '%s': no such %s unit", target, bus);
                 if (domain_machine_is_q35(machine))
                         return fmt(ret, "%s,bus=ide.%d,id=%s%s%s", cdrom ? "ide-cd" : "ide-hd", unit, alias,
-                                        strempty(d), boot);
+                                   strempty(d), boot);
                 return fmt(ret, "%s,bus=ide.%d,unit=%d,id=%s%s%s", cdrom ? "ide-cd" : "ide-hd", unit / 2,
-                                unit % 2, alias, strempty(d), boot);
+                           unit % 2, alias, strempty(d), boot);
         }
         if (streq(bus, "sata")) {
                 /* The six ports of the AHCI controller 'sata0' (ich9-ahci), one disk each. */
                 if (unit < 0 || unit > 5)
                         return not_supported(reterr, "Disk '%s': no such SATA port (sda to sdf)", target);
                 return fmt(ret, "%s,bus=sata0.%d,id=%s%s%s", cdrom ? "ide-cd" : "ide-hd", unit, alias,
-                                strempty(d), boot);
+                           strempty(d), boot);
         }
         if (streq(bus, "scsi"))
                 return fmt(ret, "%s,bus=scsi0.0,id=%s%s%s", cdrom ? "scsi-cd" : "scsi-hd", alias, strempty(d),
-                                boot);
+                           boot);
         if (streq(bus, "usb")) {
                 /* usb-storage is a disk; a CD-ROM would need usb-bot with a scsi-cd behind it. */
                 if (cdrom || !drive)
