@@ -662,6 +662,14 @@ bool domain_machine_is_q35(const char *machine) {
         return machine && (streq(machine, "q35") || strncmp(machine, "pc-q35", 6) == 0);
 }
 
+bool domain_machine_is_microvm(const char *machine) {
+        return streq_ptr(machine, "microvm");
+}
+
+bool domain_machine_has_pcie_root(const char *machine) {
+        return domain_machine_is_q35(machine) || domain_machine_is_microvm(machine);
+}
+
 /* Ports that take one device, at slot 0, and let it be hot-plugged and unplugged. */
 static bool is_hotplug_port(const DeviceDef *dev, uint32_t *ret_index) {
         const char *type, *model;

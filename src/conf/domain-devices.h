@@ -66,6 +66,10 @@ int domain_def_assign_device_address(const DomainDef *def, const DomainDef *othe
 int domain_def_assign_device_names(DomainDef *def, VbError *reterr);
 /* Whether a machine type is a q35 one ('q35', 'pc-q35-*': its PCI root bus is 'pcie.0'). */
 bool domain_machine_is_q35(const char *machine);
+/* Whether it is QEMU's 'microvm' (no PCI but the PCIe host it adds with pcie=on, which needs ACPI). */
+bool domain_machine_is_microvm(const char *machine);
+/* Whether its PCI root bus is a PCIe one, 'pcie.0' (q35, microvm) rather than 'pci.0'. */
+bool domain_machine_has_pcie_root(const char *machine);
 /* Whether a device of this kind and shape sits on the guest's PCI bus. */
 bool device_def_wants_pci_address(const DeviceDef *dev);
 

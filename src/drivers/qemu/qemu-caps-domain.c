@@ -83,13 +83,11 @@ static bool machine_has_pci(const QemuCaps *c, MachineFamily family) {
         return family == MACHINE_MICROVM && qemu_caps_has_type(c, "gpex-pcihost");
 }
 
-/* Whether the machine can hold a USB host controller: a PCI one, or microvm's own (usb=on adds a
- * sysbus xHCI). */
+/* Whether the machine can hold a USB host controller on PCI. (microvm's own sysbus xHCI, usb=on, is not
+ * used: QEMU 7.2 makes it after the command line's devices, so that no -device finds its bus.) */
 static bool machine_has_usb(const QemuCaps *c, MachineFamily family) {
         static const char * const pci_hcds[] = { "qemu-xhci", "nec-usb-xhci", "piix3-usb-uhci" };
 
-        if (family == MACHINE_MICROVM && qemu_caps_has_type(c, "sysbus-xhci"))
-                return true;
         if (!machine_has_pci(c, family))
                 return false;
         for (size_t i = 0; i < ELEMENTSOF(pci_hcds); i++)
@@ -114,8 +112,9 @@ static int disk_caps(DomainCaps *dc, const QemuCaps *c, MachineFamily family) {
                 /* IDE is built into i440fx and isapc boards; q35 has none (its disks sit on AHCI). */
                 { "ide", { family == MACHINE_I440FX || family == MACHINE_ISAPC ? "ide-hd" : NULL } },
                 { "fdc", { pc ? "isa-fdc" : NULL } },
-                { "scsi", { "virtio-scsi-pci", "lsi53c895a", "megasas" } },
-                { "virtio", { "virtio-blk-pci", "virtio-blk-device" } },
+                /* Every SCSI controller and the virtio disk the qemu driver makes sit on PCI (isapc has none). */
+                { "scsi", { pci ? "virtio-scsi-pci" : NULL } },
+                { "virtio", { pci ? "virtio-blk-pci" : NULL } },
                 { "usb", { machine_has_usb(c, family) ? "usb-storage" : NULL } },
                 /* AHCI is a PCI device: q35's built-in one, or ich9-ahci on any PCI bus. */
                 { "sata", { pci ? "ich9-ahci" : NULL } },

@@ -121,7 +121,7 @@ static int add_pci_controller(QemuBuildState *s, size_t i, uint32_t index, const
         return 0;
 }
 
-/* A USB, SCSI or virtio-serial controller with a guest address: made here at that address (with the id
+/* A USB, SCSI, SATA or virtio-serial controller with a guest address: made here at that address (with the id
  * the devices on it use). Others are left to be made on demand. */
 static int add_bus_controller(QemuBuildState *s, size_t i, const char *type, const char *model, uint32_t index) {
         static const struct {
@@ -155,6 +155,12 @@ static int add_bus_controller(QemuBuildState *s, size_t i, const char *type, con
                 device = "virtio-serial-pci";
                 id = "virtio-serial0";
                 added = &s->virtio_serial_added;
+        } else if (streq(type, "sata")) {
+                if (s->builtin_ahci)
+                        return 0; /* q35's own, at 00:1f.2 */
+                device = "ich9-ahci";
+                id = "sata0";
+                added = &s->sata_added;
         } else
                 return 0;
         if (!device || *added)

@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include "conf/device-host-source.h"
+#include "conf/domain-devices.h"
 #include "drivers/qemu/qemu-command.h"
 #include "util/strbuf.h"
 
@@ -92,14 +93,103 @@ int qemu_disk_top_node(const DeviceDef *dev, const char *alias, char **ret) {
         return 0;
 }
 
+/* *ret a new formatted string; 0, or -ENOMEM with *ret NULL (asprintf leaves it undefined). */
+static int fmt(char **ret, const char *format, ...) _printf_(2, 3);
+static int fmt(char **ret, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(ret, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A disk's <target bus=>, or the one its name implies (vdX virtio, sdX scsi, fdX fdc, else ide). */
+static const char *disk_bus(const ConfNode *n) {
+        const char *target = qemu_node_attr(n, "target", "dev") ?: "";
+
+        return qemu_node_attr(n, "target", "bus") ?: strncmp(target, "vd", 2) == 0 ? "virtio"
+                                                   : strncmp(target, "sd", 2) == 0 ? "scsi"
+                                                   : strncmp(target, "fd", 2) == 0 ? "fdc"
+                                                                                   : "ide";
+}
+
+/* The unit a target name gives (hda, sdb, fda: its third letter), or -1. */
+static int target_unit(const char *target) {
+        return strlen(target) == 3 && target[2] >= 'a' && target[2] <= 'z' ? target[2] - 'a' : -1;
+}
+
+/* The -device option of a disk on bus (QEMU's device, the bus it sits on, its id, drive, bootindex).
+ * drive: its format node prefix, NULL for a drive without a medium. */
+static int disk_device_opt(const char *bus, const char *device, const char *target, const char *alias,
+                           const char *drive, const char *addr, const char *boot, const char *machine, char **ret,
+                           VbError *reterr) {
+        _cleanup_free_ char *d = NULL;
+        bool cdrom = streq(device, "cdrom"), floppy = streq(device, "floppy");
+        int unit = target_unit(target);
+
+        if (drive && fmt(&d, ",drive=%s-format", drive) < 0)
+                return -ENOMEM;
+        if (floppy != streq(bus, "fdc"))
+                return not_supported(reterr, "Disk '%s': device 'floppy' goes on bus 'fdc' and bus 'fdc' takes "
+                                     "floppies only (<disk device='floppy'> with <target bus='fdc'>)", target);
+        if (streq(bus, "virtio")) {
+                if (cdrom || !drive)
+                        return not_supported(reterr, "Disk '%s': a virtio disk needs a source", target);
+                return fmt(ret, "virtio-blk-pci%s,id=%s%s%s", d, alias, addr, boot);
+        }
+        if (streq(bus, "ide") || (streq(bus, "sata") && domain_machine_is_q35(machine))) {
+                /* hda..hdd: the two IDE buses, master and slave; on q35 the ports of its AHCI. */
+                if (unit < 0 || unit > 5 || (unit > 3 && !domain_machine_is_q35(machine)))
+                        return not_supported(reterr, "Disk '%s': no such %s unit", target, bus);
+                if (domain_machine_is_q35(machine))
+                        return fmt(ret, "%s,bus=ide.%d,id=%s%s%s", cdrom ? "ide-cd" : "ide-hd", unit, alias,
+                                   strempty(d), boot);
+                return fmt(ret, "%s,bus=ide.%d,unit=%d,id=%s%s%s", cdrom ? "ide-cd" : "ide-hd", unit / 2,
+                           unit % 2, alias, strempty(d), boot);
+        }
+        if (streq(bus, "sata")) {
+                /* The six ports of the AHCI controller 'sata0' (ich9-ahci), one disk each. */
+                if (unit < 0 || unit > 5)
+                        return not_supported(reterr, "Disk '%s': no such SATA port (sda to sdf)", target);
+                return fmt(ret, "%s,bus=sata0.%d,id=%s%s%s", cdrom ? "ide-cd" : "ide-hd", unit, alias,
+                           strempty(d), boot);
+        }
+        if (streq(bus, "scsi"))
+                return fmt(ret, "%s,bus=scsi0.0,id=%s%s%s", cdrom ? "scsi-cd" : "scsi-hd", alias, strempty(d),
+                           boot);
+        if (streq(bus, "usb")) {
+                /* usb-storage is a disk; a CD-ROM would need usb-bot with a scsi-cd behind it. */
+                if (cdrom || !drive)
+                        return not_supported(reterr, "Disk '%s': a USB disk needs a source and device 'disk'",
+                                             target);
+                return fmt(ret, "usb-storage,bus=usb.0%s,id=%s%s", d, alias, boot);
+        }
+        if (streq(bus, "fdc")) {
+                /* fda, fdb: the two drives of the floppy controller. */
+                if (domain_machine_is_microvm(machine))
+                        return not_supported(reterr, "Disk '%s': a microvm machine has no floppy controller (it "
+                                             "has no ISA DMA)", target);
+                if (unit < 0 || unit > 1)
+                        return not_supported(reterr, "Disk '%s': no such floppy unit (fda or fdb)", target);
+                return fmt(ret, "floppy,unit=%d,id=%s%s%s", unit, alias, strempty(d), boot);
+        }
+        return not_supported(reterr, "Disk '%s': bus '%s' is not supported by the qemu driver", target, bus);
+}
+
 static int disk_opts(const DeviceDef *dev, const char *alias, const char *prefix, const char *source,
-                     const char *backing, bool q35, char **ret_file_node, char **ret_format_node, char **ret_device,
-                     VbError *reterr) {
+                     const char *backing, const char *machine, char **ret_file_node, char **ret_format_node,
+                     char **ret_device, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
-        _cleanup_free_ char *src = NULL, *addr = NULL, *boot = NULL;
+        _cleanup_free_ char *src = NULL, *addr = NULL, *boot = NULL, *file_node = NULL, *format_node = NULL,
+                            *devopt = NULL;
         const char *type, *device, *format, *bus, *target;
-        bool readonly, cdrom;
-        char *file_node = NULL, *format_node = NULL, *devopt = NULL;
+        bool readonly;
         int r;
 
         r = qemu_device_node(dev, &n);
@@ -108,70 +198,45 @@ static int disk_opts(const DeviceDef *dev, const char *alias, const char *prefix
         type = qemu_node_attr(n, NULL, "type") ?: "file";
         device = qemu_node_attr(n, NULL, "device") ?: "disk";
         format = qemu_node_attr(n, "driver", "type") ?: "raw";
-        bus = qemu_node_attr(n, "target", "bus");
         target = qemu_node_attr(n, "target", "dev") ?: "";
-        cdrom = streq(device, "cdrom");
-        readonly = conf_node_child(n, "readonly") || cdrom;
+        /* As the files were opened (conf/domain-paths.c): a floppy's medium is read only, like a cdrom's. */
+        readonly = conf_node_child(n, "readonly") || streq(device, "cdrom") || streq(device, "floppy");
         if (!streq(type, "file") && !streq(type, "block"))
                 return not_supported(reterr, "Disk '%s': source type '%s' is not supported by the qemu driver "
                                      "(only 'file' and 'block')", target, type);
-        if (!streq(device, "disk") && !cdrom)
+        if (!streq(device, "disk") && !streq(device, "cdrom") && !streq(device, "floppy"))
                 return not_supported(reterr, "Disk '%s': device '%s' is not supported by the qemu driver", target,
                                      device);
         if (!streq(format, "raw") && !streq(format, "qcow2"))
                 return not_supported(reterr, "Disk '%s': format '%s' is not supported (only 'raw' and 'qcow2')",
                                      target, format);
-        if (!bus)
-                bus = strncmp(target, "vd", 2) == 0 ? "virtio" : strncmp(target, "sd", 2) == 0 ? "scsi" : "ide";
+        bus = disk_bus(n);
         if (device_disk_get_source(dev)) {
                 src = qemu_opt_escape(source ?: device_disk_get_source(dev));
                 if (!src)
                         return -ENOMEM;
         }
-        addr = qemu_pci_place_opts(&dev->address, q35);
+        addr = qemu_pci_place_opts(&dev->address, domain_machine_has_pcie_root(machine));
         boot = boot_opt(dev);
         if (!addr || !boot)
                 return -ENOMEM;
 
-        if (src) {
-                if (asprintf(&file_node, "driver=%s,filename=%s,node-name=%s-storage,read-only=%s,auto-read-only=on",
-                             streq(type, "block") ? "host_device" : "file", src, prefix, readonly ? "on" : "off") < 0 ||
-                    asprintf(&format_node, "driver=%s,file=%s-storage,node-name=%s-format,read-only=%s%s%s", format,
-                             prefix, prefix, readonly ? "on" : "off", backing ? ",backing=" : "", strempty(backing)) < 0) {
-                        free(file_node);
-                        return -ENOMEM;
-                }
-        }
-        if (streq(bus, "virtio")) {
-                if (cdrom || !src)
-                        r = not_supported(reterr, "Disk '%s': a virtio disk needs a source", target);
-                else
-                        r = asprintf(&devopt, "virtio-blk-pci,drive=%s-format,id=%s%s%s", prefix, alias, addr, boot);
-        } else if (streq(bus, "ide") || streq(bus, "sata")) {
-                /* hda..hdd: the two IDE buses, master and slave; on q35 the AHCI ports. */
-                unsigned idx = strlen(target) >= 3 ? (unsigned) (target[2] - 'a') : 0;
-                if (idx > 5)
-                        r = not_supported(reterr, "Disk '%s': no such IDE unit", target);
-                else if (q35)
-                        r = asprintf(&devopt, "%s,bus=ide.%u,id=%s%s%s%s%s", cdrom ? "ide-cd" : "ide-hd", idx, alias,
-                                     src ? ",drive=" : "", src ? prefix : "", src ? "-format" : "", boot);
-                else
-                        r = asprintf(&devopt, "%s,bus=ide.%u,unit=%u,id=%s%s%s%s%s", cdrom ? "ide-cd" : "ide-hd",
-                                     idx / 2, idx % 2, alias, src ? ",drive=" : "", src ? prefix : "",
-                                     src ? "-format" : "", boot);
-        } else if (streq(bus, "scsi")) {
-                r = asprintf(&devopt, "%s,bus=scsi0.0,id=%s%s%s%s%s", cdrom ? "scsi-cd" : "scsi-hd", alias,
-                             src ? ",drive=" : "", src ? prefix : "", src ? "-format" : "", boot);
-        } else
-                r = not_supported(reterr, "Disk '%s': bus '%s' is not supported by the qemu driver", target, bus);
-        if (r < 0) {
-                free(file_node);
-                free(format_node);
-                return r == -1 ? -ENOMEM : r;
-        }
-        *ret_file_node = file_node;
-        *ret_format_node = format_node;
-        *ret_device = devopt;
+        /* auto-read-only=on but for usb-storage, which gives its drive to a SCSI disk of its own: the image
+         * is then opened again, and the locks of QEMU's read-only and read-write descriptors of the file
+         * (two fdset entries) collide ("Failed to get "write" lock"). */
+        if (src &&
+            (fmt(&file_node, "driver=%s,filename=%s,node-name=%s-storage,read-only=%s%s",
+                 streq(type, "block") ? "host_device" : "file", src, prefix, readonly ? "on" : "off",
+                 streq(bus, "usb") ? "" : ",auto-read-only=on") < 0 ||
+             fmt(&format_node, "driver=%s,file=%s-storage,node-name=%s-format,read-only=%s%s%s", format, prefix,
+                 prefix, readonly ? "on" : "off", backing ? ",backing=" : "", strempty(backing)) < 0))
+                return -ENOMEM;
+        r = disk_device_opt(bus, device, target, alias, src ? prefix : NULL, addr, boot, machine, &devopt, reterr);
+        if (r < 0)
+                return r;
+        *ret_file_node = TAKE_PTR(file_node);
+        *ret_format_node = TAKE_PTR(format_node);
+        *ret_device = TAKE_PTR(devopt);
         return 0;
 }
 
@@ -255,8 +320,8 @@ static int disk_chain(const ConfNode *n, const char *alias, const QemuFiles *fil
         return (int) depth;
 }
 
-int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *files, size_t i, bool q35,
-                      QemuDiskOpts *ret, VbError *reterr) {
+int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *files, size_t i,
+                      const char *machine, QemuDiskOpts *ret, VbError *reterr) {
         _cleanup_(qemu_disk_opts_done) QemuDiskOpts o = {};
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         _cleanup_free_ char *backing = NULL, *prefix = NULL;
@@ -277,7 +342,7 @@ int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *
         }
         r = qemu_disk_node_prefix(alias, (size_t) depth, &prefix);
         if (r >= 0)
-                r = disk_opts(dev, alias, prefix, source, backing, q35, &file, &format, &o.device, reterr);
+                r = disk_opts(dev, alias, prefix, source, backing, machine, &file, &format, &o.device, reterr);
         if (r < 0)
                 return r;
         if (file && opts_push(&o, file) < 0) {
@@ -291,6 +356,8 @@ int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *
         return 0;
 }
 
+static void ensure_usb(QemuBuildState *s);
+
 static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const char *alias, VbError *reterr) {
         _cleanup_(qemu_disk_opts_done) QemuDiskOpts o = {};
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
@@ -301,14 +368,23 @@ static int add_disk(QemuBuildState *s, size_t i, const DeviceDef *dev, const cha
         r = qemu_device_node(dev, &n);
         if (r < 0)
                 return r;
-        r = qemu_command_disk(dev, alias, s->p->files, i, s->q35, &o, reterr);
+        r = qemu_command_disk(dev, alias, s->p->files, i, s->def->os.machine, &o, reterr);
         if (r < 0)
                 return r;
-        bus = qemu_node_attr(n, "target", "bus");
-        if (((bus && streq(bus, "scsi")) || (!bus && strncmp(strempty(qemu_node_attr(n, "target", "dev")), "sd", 2) == 0)) &&
-            !s->scsi_added) {
+        /* The controller the bus needs, unless a <controller> with an address made it already. */
+        bus = disk_bus(n);
+        if (streq(bus, "scsi") && !s->scsi_added) {
                 add_pair(a, "-device", "virtio-scsi-pci,id=scsi0");
                 s->scsi_added = true;
+        } else if (streq(bus, "sata") && !s->builtin_ahci && !s->sata_added) {
+                add_pair(a, "-device", "ich9-ahci,id=sata0");
+                s->sata_added = true;
+        } else if (streq(bus, "usb"))
+                ensure_usb(s);
+        else if (streq(bus, "fdc") && domain_machine_is_q35(s->def->os.machine) && !s->fdc_added) {
+                /* i440fx and isapc have a floppy controller built in; q35 has none. */
+                add_pair(a, "-device", "isa-fdc,id=fdc0");
+                s->fdc_added = true;
         }
         for (size_t k = 0; k < o.n_blockdev; k++)
                 add_pair(a, "-blockdev", o.blockdev[k]);

@@ -153,6 +153,20 @@ static int add_accel(QemuArgv *a, const ConfNode *root, bool kvm, VbError *reter
         return 0;
 }
 
+/* microvm has PCI only through the PCIe host QEMU adds with pcie=on, and only with ACPI (without it QEMU
+ * makes no host and then cannot find bus 'pcie.0'): a device on PCI needs <features><acpi/> there. */
+static int microvm_check_pci(const DomainDef *def, VbError *reterr) {
+        if (!domain_machine_is_microvm(def->os.machine) || def->features[DOMAIN_FEATURE_ACPI])
+                return 0;
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (def->devices[i]->address.type == DEVICE_ADDRESS_PCI)
+                        return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
+                                            "Device %zu of a microvm domain sits on PCI (<address type='pci'>), which "
+                                            "QEMU's microvm has only with ACPI: add <features><acpi/></features>",
+                                            i + 1);
+        return 0;
+}
+
 static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr) {
         const DomainDef *def = s->def;
         QemuArgv *a = &s->cmd->argv;
@@ -182,14 +196,19 @@ static int add_machine(QemuBuildState *s, const ConfNode *root, VbError *reterr)
                                     "The qemu driver runs domain types 'kvm' and 'qemu', not '%s'",
                                     domain_virt_type_to_string(def->virt_type));
         }
-        s->q35 = domain_machine_is_q35(machine);
+        s->q35 = domain_machine_has_pcie_root(machine);
+        s->builtin_ahci = domain_machine_is_q35(machine);
+        r = microvm_check_pci(def, reterr);
+        if (r < 0)
+                return r;
         {
                 _cleanup_free_ char *m = qemu_opt_escape(machine);
                 if (!m)
                         return -ENOMEM;
                 qemu_argv_add(a, "-machine");
-                qemu_argv_addf(a, "%s,usb=off,dump-guest-core=off%s%s", m,
-                               def->features[DOMAIN_FEATURE_ACPI] ? "" : ",acpi=off", machine_smm(root) ? ",smm=on" : "");
+                qemu_argv_addf(a, "%s,usb=off,dump-guest-core=off%s%s%s", m,
+                               def->features[DOMAIN_FEATURE_ACPI] ? "" : ",acpi=off", machine_smm(root) ? ",smm=on" : "",
+                               domain_machine_is_microvm(machine) && def->features[DOMAIN_FEATURE_ACPI] ? ",pcie=on" : "");
         }
         r = add_accel(a, root, kvm, reterr);
         if (r < 0)

@@ -65,10 +65,11 @@ typedef struct QemuBuildState {
         const DomainDef *def;
         const QemuCommandParams *p;
         QemuCommand *cmd;
-        bool q35;
+        bool q35;         /* the PCI root bus is 'pcie.0' (q35, microvm) */
+        bool builtin_ahci; /* q35: its AHCI controller holds SATA disks on buses 'ide.N' */
         unsigned n_disk, n_net, n_serial, n_parallel, n_console, n_channel, n_input, n_video, n_rng, n_watchdog,
                 n_controller, n_hostdev;
-        bool usb_added, virtio_serial_added, scsi_added, has_video;
+        bool usb_added, virtio_serial_added, scsi_added, sata_added, fdc_added, has_video;
         const char *console_serial_alias; /* a serial console is the first serial */
 } QemuBuildState;
 
@@ -99,9 +100,11 @@ typedef struct QemuDiskOpts {
 } QemuDiskOpts;
 void qemu_disk_opts_done(QemuDiskOpts *o);
 /* The options of disk dev (device i of files: its images are named by their descriptors there; files
- * NULL: by their paths). */
-int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *files, size_t i, bool q35,
-                      QemuDiskOpts *ret, VbError *reterr);
+ * NULL: by their paths) on a domain of this machine type. The controller its bus needs is not in them
+ * (at start: qemu-command-devices.c adds it): 'sata0' (ich9-ahci) for SATA but on q35, 'usb' for USB,
+ * 'scsi0' for SCSI, an isa-fdc on q35 for a floppy. */
+int qemu_command_disk(const DeviceDef *dev, const char *alias, const QemuFiles *files, size_t i,
+                      const char *machine, QemuDiskOpts *ret, VbError *reterr);
 /* The block nodes of a disk with a <backingStore> chain are named after their layer, counted from the
  * bottom image (0): "<alias>-storage"/"<alias>-format" for it (so for a disk without a chain), then
  * "<alias>-o<N>-..." for the overlays above it; a snapshot's new overlay on a running domain gets the next

@@ -301,7 +301,7 @@ static int seq_disk(QemuVm *vm, HotplugCall *c, QemuSeq *seq, const DomainAccess
                 if (r < 0)
                         return r;
         }
-        r = qemu_command_disk(dev, dev->alias, &files, 0, domain_machine_is_q35(vm->live->os.machine), &o, reterr);
+        r = qemu_command_disk(dev, dev->alias, &files, 0, vm->live->os.machine, &o, reterr);
         if (r < 0)
                 return r;
         for (size_t k = 0; k < o.n_blockdev; k++) {
