@@ -9,68 +9,13 @@
 # total-time, downtime and setup-time. With a FIFO as REPS ("fifo:PATH"), it waits for a line on it before
 # each round (the caller interleaves its own rounds), and ends at end-of-file.
 #   migrate-bare.py WORKDIR REPS|fifo:PATH NS_A ADDR_A NS_B ADDR_B QEMU-ARGS...
-import json, os, socket, subprocess, sys, time
+import os, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp_bare import Qmp, rounds  # noqa: E402
 
 work, reps, ns_a, addr_a, ns_b, addr_b, args = (sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5],
                                                  sys.argv[6], sys.argv[7:])
-fifo = open(reps[5:]) if reps.startswith("fifo:") else None
-
-
-def rounds():
-    i = 0
-    while fifo.readline() if fifo else i < int(reps):
-        yield i
-        i += 1
-
-
-class Qmp:
-    def __init__(self, path):
-        for _ in range(500):
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                self.s.close()
-                time.sleep(0.01)
-        else:
-            raise SystemExit("no QMP socket at " + path)
-        self.f = self.s.makefile("rb")
-        self.events = []
-        self.f.readline()
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **arguments):
-        msg = {"execute": name}
-        if arguments:
-            msg["arguments"] = arguments
-        self.s.sendall((json.dumps(msg) + "\n").encode())
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise SystemExit("QEMU closed its monitor")
-            reply = json.loads(line)
-            if "event" in reply:
-                self.events.append(reply)
-            if "return" in reply:
-                return reply["return"]
-            if "error" in reply:
-                raise SystemExit("%s: %s" % (name, reply["error"]))
-
-    def wait_migration_end(self):
-        while True:
-            while self.events:
-                e = self.events.pop(0)
-                if e["event"] == "MIGRATION" and e["data"]["status"] in ("completed", "failed", "cancelled"):
-                    return e["data"]["status"]
-            line = self.f.readline()
-            if not line:
-                raise SystemExit("QEMU closed its monitor")
-            reply = json.loads(line)
-            if "event" in reply:
-                self.events.append(reply)
-
-
 def start(ns, name, extra):
     sock = os.path.join(work, name + ".qmp")
     if os.path.exists(sock):
@@ -93,7 +38,7 @@ for _ in range(600):
 time.sleep(2)
 where = [(ns_a, addr_a), (ns_b, addr_b)]
 print("booted", flush=True)
-for i in rounds():
+for i in rounds(reps):
     ns, addr = where[(i + 1) % 2]
     port = 49152 + i
     t0 = time.monotonic()
@@ -102,7 +47,8 @@ for i in rounds():
     src_qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
     src_qmp.events.clear()
     src_qmp.cmd("migrate", uri="tcp:%s:%d" % (addr, port))
-    src_qmp.wait_migration_end()
+    src_qmp.wait_event(lambda e: e["event"] == "MIGRATION" and
+                       e["data"]["status"] in ("completed", "failed", "cancelled"))
     info = src_qmp.cmd("query-migrate")
     if info.get("status") != "completed":
         raise SystemExit("migration %s: %s" % (info.get("status"), info.get("error-desc")))

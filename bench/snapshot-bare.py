@@ -9,66 +9,12 @@
 # FIFO as REPS ("fifo:PATH"), it waits for a line on it before each round (the caller interleaves its own
 # rounds), and ends at end-of-file.
 #   snapshot-bare.py WORKDIR REPS|fifo:PATH DISK QEMU-ARGS...
-import json, os, socket, subprocess, sys, time
+import os, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp_bare import Qmp, rounds  # noqa: E402
 
 work, reps, disk, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-fifo = open(reps[5:]) if reps.startswith("fifo:") else None
-
-
-def rounds():
-    i = 0
-    while fifo.readline() if fifo else i < int(reps):
-        yield i
-        i += 1
-
-
-class Qmp:
-    def __init__(self, path):
-        for _ in range(500):
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                self.s.close()
-                time.sleep(0.01)
-        else:
-            raise SystemExit("no QMP socket at " + path)
-        self.f = self.s.makefile("rb")
-        self.events = []
-        self.f.readline()
-        self.cmd("qmp_capabilities")
-
-    def read(self):
-        line = self.f.readline()
-        if not line:
-            raise SystemExit("QEMU closed its monitor")
-        return json.loads(line)
-
-    def cmd(self, name, **arguments):
-        msg = {"execute": name}
-        if arguments:
-            msg["arguments"] = arguments
-        self.s.sendall((json.dumps(msg) + "\n").encode())
-        while True:
-            reply = self.read()
-            if "event" in reply:
-                self.events.append(reply)
-            if "return" in reply:
-                return reply["return"]
-            if "error" in reply:
-                raise SystemExit("%s: %s" % (name, reply["error"]))
-
-    def wait_job(self, job_id):
-        while True:
-            while self.events:
-                e = self.events.pop(0)
-                if e["event"] == "JOB_STATUS_CHANGE" and e["data"]["id"] == job_id and \
-                        e["data"]["status"] == "concluded":
-                    return
-            self.events.append(self.read())
-
-
 sock = os.path.join(work, "bare.qmp")
 if os.path.exists(sock):
     os.unlink(sock)
@@ -90,12 +36,13 @@ for _ in range(600):
     time.sleep(0.1)
 time.sleep(2)
 print("booted", flush=True)
-for i in rounds():
+for i in rounds(reps):
     size = os.stat(disk).st_blocks * 512
     job = "bare-snap-%d" % (i + 1)
     t0 = time.monotonic()
     qmp.cmd("snapshot-save", **{"job-id": job, "tag": "s%d" % (i + 1), "vmstate": "fmt0", "devices": ["fmt0"]})
-    qmp.wait_job(job)
+    qmp.wait_event(lambda e: e["event"] == "JOB_STATUS_CHANGE" and e["data"]["id"] == job and
+                   e["data"]["status"] == "concluded")
     jobs = [j for j in qmp.cmd("query-jobs") if j["id"] == job]
     qmp.cmd("job-dismiss", id=job)
     wall = (time.monotonic() - t0) * 1000
