@@ -17,6 +17,8 @@
 #define SAVE_POLL_USEC (100U * 1000U)
 #define SAVE_LATE_USEC (2U * 1000U)
 #define SAVE_LATE_TRIES 10U
+/* After a switch to postcopy, polls a migration may stay "cancelling" before the job ends anyway. */
+#define SAVE_STUCK_TRIES 20U
 #define SAVE_FD_NAME "virtbus-save"
 #define LOAD_FD_NAME "virtbus-load"
 
@@ -35,6 +37,7 @@ struct QemuSaveJob {
         uint64_t postcopy_after; /* switch to postcopy after that many passes (0: only when asked) */
         bool postcopy_sent;
         bool postcopy; /* QEMU accepted the switch */
+        unsigned stuck; /* polls seen "cancelling" after the switch */
         struct QemuSaveJob *next;
 };
 
@@ -209,6 +212,17 @@ static void on_query_migrate(QemuMonitor *mon, struct json_object *ret, const ch
                         resume_after_postcopy(j);
                 job_finish(j, -EIO, "QEMU failed to %s the state of domain %s: %s", j->what, j->uuid,
                            qemu_json_string(ret, "error-desc") ?: status);
+                return;
+        }
+        /* After the switch, a stream that broke (or a migrate_cancel racing QEMU's own error path) leaves
+         * QEMU 7.2 waiting for a postcopy recovery we do not offer: "postcopy-paused", or "cancelling" for
+         * good, its migration thread parked. The guest's memory here is whole and the destination never ran
+         * it: the job ends and the guest goes on here (QEMU keeps the parked migration until it ends). */
+        if (j->postcopy_sent && (streq_ptr(status, "postcopy-paused") ||
+                                 (streq_ptr(status, "cancelling") && ++j->stuck >= SAVE_STUCK_TRIES))) {
+                resume_after_postcopy(j);
+                job_finish(j, -EIO, "QEMU failed to %s the state of domain %s: the migration stopped after its "
+                           "switch to postcopy (%s)", j->what, j->uuid, status);
                 return;
         }
         if (ram && j->postcopy_after && streq_ptr(status, "active") &&
