@@ -1989,3 +1989,35 @@ const char *harness_stats_string(const HarnessStats *s, const char *key) {
         ssize_t i = stats_find(s, key);
         return i < 0 ? NULL : s->strings[i];
 }
+
+void harness_wrapper_make(char *dir, const char *name, const char *real) {
+        _cleanup_free_ char *script = NULL;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        assert_true(asprintf(&script, "%s/%s", dir, name) > 0);
+        f = fopen(script, "we");
+        assert_non_null(f);
+        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\n[ -e %s/fail ] && exit 1\nexec %s \"$@\"\n",
+                dir, dir, real);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(script, 0755), 0);
+}
+
+void harness_wrapper_flag(const char *dir, const char *flag, bool on) {
+        _cleanup_free_ char *path = NULL;
+
+        assert_true(asprintf(&path, "%s/%s", dir, flag) > 0);
+        if (on)
+                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+        else
+                assert_int_equal(unlink(path), 0);
+}
+
+void harness_wrapper_remove(const char *dir, const char *name) {
+        _cleanup_free_ char *script = NULL;
+
+        if (asprintf(&script, "%s/%s", dir, name) > 0)
+                (void) unlink(script);
+        (void) rmdir(dir);
+}

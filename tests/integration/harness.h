@@ -100,6 +100,13 @@ int harness_bus_open_address_as(Harness *h, HarnessUser user, const char *addres
 const char *harness_bus_address(Harness *h);
 const char *harness_dir(Harness *h);               /* the group's temp dir (0755) */
 const char *harness_config_dir(Harness *h);
+/* A stand-in for program real, named name, in the new directory dir (a mkdtemp template, changed in place):
+ * it waits while dir/hold exists and exits 1 while dir/fail exists, then runs real. For the VIRTBUS_*
+ * overrides that let a test hold a child of virtbusd back (qemu-img, mkfs). harness_wrapper_flag makes or
+ * removes dir/flag; harness_wrapper_remove removes the script and dir. */
+void harness_wrapper_make(char *dir, const char *name, const char *real);
+void harness_wrapper_flag(const char *dir, const char *flag, bool on);
+void harness_wrapper_remove(const char *dir, const char *name);
 const char *harness_state_dir(Harness *h);
 const char *harness_runtime_dir(Harness *h);
 const char *harness_daemon_log_path(Harness *h);   /* virtbusd's stderr */

@@ -273,28 +273,8 @@ static void test_other_types(void **state) {
 /* VIRTBUS_MKFS_DIR for this test's virtbusd: /sbin/mkfs.ext4, held back while the file hold exists. */
 static char mkfs_dir[] = "/tmp/virtbus-test-mkfs-XXXXXX";
 
-static void mkfs_wrapper(void) {
-        _cleanup_free_ char *script = NULL;
-        FILE *f;
-
-        assert_non_null(mkdtemp(mkfs_dir));
-        assert_true(asprintf(&script, "%s/mkfs.ext4", mkfs_dir) > 0);
-        f = fopen(script, "we");
-        assert_non_null(f);
-        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\nexec /sbin/mkfs.ext4 \"$@\"\n", mkfs_dir);
-        assert_int_equal(fclose(f), 0);
-        assert_int_equal(chmod(script, 0755), 0);
-        assert_int_equal(setenv("VIRTBUS_MKFS_DIR", mkfs_dir, 1), 0);
-}
-
 static void mkfs_hold(bool hold) {
-        _cleanup_free_ char *path = NULL;
-
-        assert_true(asprintf(&path, "%s/hold", mkfs_dir) > 0);
-        if (hold)
-                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
-        else
-                assert_int_equal(unlink(path), 0);
+        harness_wrapper_flag(mkfs_dir, "hold", hold);
 }
 
 /* Build's mkfs runs off the event loop: while it is held back, other calls are answered and the pool is
@@ -372,7 +352,6 @@ int main(void) {
                 cmocka_unit_test(test_other_types),
                 cmocka_unit_test(test_build_off_loop),
         };
-        _cleanup_free_ char *script = NULL;
         int r;
 
         HARNESS_SKIP_UNLESS_ROOT();
@@ -381,10 +360,9 @@ int main(void) {
                 fprintf(stderr, "test-storage-fs: needs mkfs.ext4 and losetup (scripts/bootstrap) and loop devices\n");
                 return 77;
         }
-        mkfs_wrapper();
+        harness_wrapper_make(mkfs_dir, "mkfs.ext4", "/sbin/mkfs.ext4");
+        assert_int_equal(setenv("VIRTBUS_MKFS_DIR", mkfs_dir, 1), 0);
         r = harness_run_group(tests, &(HarnessOptions) {});
-        assert_true(asprintf(&script, "%s/mkfs.ext4", mkfs_dir) > 0);
-        (void) unlink(script);
-        (void) rmdir(mkfs_dir);
+        harness_wrapper_remove(mkfs_dir, "mkfs.ext4");
         return r;
 }

@@ -362,39 +362,12 @@ static void test_disconnect(void **state) {
  * while the file fail exists. */
 static char qemu_img_dir[] = "/tmp/virtbus-test-qemu-img-XXXXXX";
 
-static void qemu_img_wrapper(void) {
-        _cleanup_free_ char *script = NULL;
-        FILE *f;
-
-        assert_non_null(mkdtemp(qemu_img_dir));
-        assert_true(asprintf(&script, "%s/qemu-img", qemu_img_dir) > 0);
-        f = fopen(script, "we");
-        assert_non_null(f);
-        fprintf(f, "#!/bin/sh\nwhile [ -e %s/hold ]; do sleep 0.02; done\n[ -e %s/fail ] && exit 1\n"
-                   "exec /usr/bin/qemu-img \"$@\"\n", qemu_img_dir, qemu_img_dir);
-        assert_int_equal(fclose(f), 0);
-        assert_int_equal(chmod(script, 0755), 0);
-        assert_int_equal(setenv("VIRTBUS_QEMU_IMG", script, 1), 0);
-}
-
 static void qemu_img_hold(bool hold) {
-        _cleanup_free_ char *path = NULL;
-
-        assert_true(asprintf(&path, "%s/hold", qemu_img_dir) > 0);
-        if (hold)
-                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
-        else
-                assert_int_equal(unlink(path), 0);
+        harness_wrapper_flag(qemu_img_dir, "hold", hold);
 }
 
 static void qemu_img_fail(bool fail) {
-        _cleanup_free_ char *path = NULL;
-
-        assert_true(asprintf(&path, "%s/fail", qemu_img_dir) > 0);
-        if (fail)
-                assert_int_equal(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
-        else
-                assert_int_equal(unlink(path), 0);
+        harness_wrapper_flag(qemu_img_dir, "fail", fail);
 }
 
 /* Keeps the answer of an asynchronous call. */
@@ -705,10 +678,10 @@ int main(void) {
         _cleanup_free_ char *script = NULL;
         int r;
 
-        qemu_img_wrapper();
-        r = harness_run_group(tests, &(HarnessOptions) {});
+        harness_wrapper_make(qemu_img_dir, "qemu-img", "/usr/bin/qemu-img");
         assert_true(asprintf(&script, "%s/qemu-img", qemu_img_dir) > 0);
-        (void) unlink(script);
-        (void) rmdir(qemu_img_dir);
+        assert_int_equal(setenv("VIRTBUS_QEMU_IMG", script, 1), 0);
+        r = harness_run_group(tests, &(HarnessOptions) {});
+        harness_wrapper_remove(qemu_img_dir, "qemu-img");
         return r;
 }
