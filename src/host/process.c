@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -358,6 +361,52 @@ int host_process_open_fd(pid_t pid) {
                 return -errno;
         (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
         return fd;
+}
+
+/* Whether another descriptor of pid than fd refers to fd's open file description. */
+static int fd_shared(pid_t pid, int fd) {
+        char path[64];
+        struct dirent *de;
+        int r = 0;
+        DIR *d;
+
+        snprintf(path, sizeof path, "/proc/%d/fd", (int) pid);
+        d = opendir(path);
+        if (!d)
+                return -errno;
+        while (r == 0 && (de = readdir(d))) {
+                char *end;
+                long other = strtol(de->d_name, &end, 10);
+
+                if (de->d_name[0] == '.' || *end || other == fd)
+                        continue;
+                if (syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, (int) other) == 0)
+                        r = 1;
+        }
+        closedir(d);
+        return r;
+}
+
+int host_process_fd_drop_stale_locks(pid_t pid, int pidfd, int fd) {
+        struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+        int copy, flags, r;
+
+        copy = (int) syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        if (copy < 0)
+                return -errno;
+        flags = fcntl(copy, F_GETFL);
+        if (flags < 0)
+                r = -errno;
+        else if ((flags & O_ACCMODE) != O_RDWR)
+                r = 0;
+        else if ((r = fd_shared(pid, fd)) != 0)
+                r = r > 0 ? 0 : r;
+        else if (fcntl(copy, F_OFD_SETLK, &fl) < 0)
+                r = -errno;
+        else
+                r = 1;
+        close(copy);
+        return r;
 }
 
 void host_process_reap(pid_t pid) {

@@ -72,6 +72,13 @@ bool host_process_is(pid_t pid, uint64_t start_time);
 /* A pidfd for pid (our child or not), readable once it exited. */
 int host_process_open_fd(pid_t pid);
 
+/* Drops the file locks (OFD locks, whole file) held through descriptor fd of process pid (pidfd: its
+ * pidfd) when they are stale: fd is open read-write and no other descriptor of that process shares its
+ * open file description (kcmp(2)), which the locks belong to. A copy of fd taken with pidfd_getfd(2)
+ * shares that description and releases them. Returns 1 when it dropped them, 0 when fd is not read-write
+ * or is shared (nothing done), -errno. */
+int host_process_fd_drop_stale_locks(pid_t pid, int pidfd, int fd);
+
 /* SIGTERM, up to grace_usec for it to exit, then SIGKILL and up to another second; reaps it if it is our
  * child. Returns 0 once it is gone, -ETIMEDOUT if even SIGKILL did not end it. pidfd may be -1. */
 int host_process_terminate(pid_t pid, int pidfd, uint64_t grace_usec);

@@ -18,7 +18,8 @@
  *    closed.
  *  - live merges of two disks: a pivot that fails (injected) on the first disk changes nothing, on the
  *    second leaves the first merged and recorded (definitions, snapshot metadata, files); a merge cut by
- *    kill -9 of virtbusd is settled by the next one from what QEMU runs. */
+ *    kill -9 of virtbusd is settled by the next one from what QEMU runs; a merge of a paused guest over the
+ *    image it started with. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -670,6 +671,43 @@ static void test_disk_only(void **state) {
         harness_domain_call(bus, dom, "Undefine");
 }
 
+/* A live merge of a paused domain over the image it started with: Delete merges the overlay while the guest
+ * is paused (QEMU keeps the nodes it opened at start; the image below must be reopened read-write all the
+ * same), and the guest, resumed, reads what it wrote to the overlay, from the image it started with. */
+static void test_disk_only_paused(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *base = NULL, *over = NULL, *dom = NULL, *a = NULL, *xml = NULL, *live = NULL,
+                            *x = NULL;
+        int console;
+
+        assert_true(asprintf(&base, "%s/paused-base.qcow2", harness_dir(h)) > 0);
+        assert_true(asprintf(&over, "%s/paused-over.qcow2", harness_dir(h)) > 0);
+        console = start_guest(h, "snappaused", base, "one", "MARKER-ONE", &dom);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>p</name><disks><disk name='vda'><source file='%s'/>"
+                                   "</disk></disks></domainsnapshot>", over) > 0);
+        a = disk_only(bus, dom, xml, 1);
+        guest_writes(console, "two", "MARKER-TWO");
+        harness_domain_call(bus, dom, "Suspend");
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "paused");
+
+        sd_bus_message_unref(harness_call_ok(bus, a, S, "Delete", "t", UINT64_C(0)));
+        assert_int_equal(access(over, F_OK), -1);
+        live = harness_domain_xml(bus, dom, 0);
+        assert_null(strstr(live, over));
+        assert_null(strstr(live, "backingStore"));
+        assert_string_equal(harness_get_string(bus, dom, D, "State"), "paused");
+
+        harness_domain_call(bus, dom, "Resume");
+        guest_sees(console, "two", "MARKER-TWO");
+        guest_writes(console, "three", "MARKER-3EE");
+        close(console);
+        harness_domain_call(bus, dom, "Destroy");
+        x = image_start(h, base);
+        assert_string_equal(x, "MARKER-3EE");
+        harness_domain_call(bus, dom, "Undefine");
+}
+
 /* The guest writes marker at the start of disk dev (vda, vdb) and reads it back past its page cache. */
 static void guest_writes_on(int console, const char *dev, const char *marker) {
         _cleanup_free_ char *cmd = NULL, *want = NULL;
@@ -1239,6 +1277,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_disk_only, harness_teardown_qemus),
                 cmocka_unit_test(test_disk_only_owner),
                 cmocka_unit_test_teardown(test_disk_only_detach, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_disk_only_paused, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_disk_only_partial, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_disk_only_cut, harness_teardown_qemus),
         };

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* host_process_spawn_held(): the child runs only once released; abandoned, or with its parent dead
  * before the release, it exits without running anything (what keeps a killed virtbusd from leaving a
- * QEMU nobody knows of: see qemu-process.c). Real processes, no timing. */
+ * QEMU nobody knows of: see qemu-process.c); host_child_wait(); host_process_fd_drop_stale_locks() on a
+ * child's locked descriptors. Real processes, no timing. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
@@ -240,6 +242,84 @@ static void test_child_wait_cancel(void **state) {
         assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
+/* Whether a lock of another open file description than ours meets a write lock on path's whole file. */
+static bool locked(const char *path) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_int_equal(fcntl(fd, F_OFD_GETLK, &fl), 0);
+        close(fd);
+        return fl.l_type != F_UNLCK;
+}
+
+/* host_process_fd_drop_stale_locks(): a child holds an OFD lock through a read-write descriptor (and a
+ * copy of it, then not), and a read lock through a read-only one. Only the read-write descriptor no
+ * other one of the child shares loses its lock. */
+static void test_drop_stale_locks(void **state) {
+        char *path = marker("locked");
+        int cmd[2], ready[2], fds[3], pidfd, status;
+        pid_t pid;
+
+        assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct flock w = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+                struct flock r = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 200, .l_len = 10 };
+                char c;
+
+                close(cmd[1]);
+                fds[0] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                fds[1] = dup(fds[0]);
+                fds[2] = open(path, O_RDONLY | O_CLOEXEC);
+                if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fcntl(fds[0], F_OFD_SETLK, &w) < 0 ||
+                    fcntl(fds[2], F_OFD_SETLK, &r) < 0 || write(ready[1], fds, sizeof fds) != sizeof fds)
+                        _exit(1);
+                while (read(cmd[0], &c, 1) == 1 && c == 'c')
+                        if (close(fds[1]) < 0 || write(ready[1], "k", 1) != 1)
+                                _exit(1);
+                _exit(0);
+        }
+        assert_int_equal(read(ready[0], fds, sizeof fds), (ssize_t) sizeof fds);
+        pidfd = host_process_open_fd(pid);
+        assert_true(pidfd >= 0);
+
+        /* Shared with its copy: kept. Read-only: kept. */
+        assert_int_equal(host_process_fd_drop_stale_locks(pid, pidfd, fds[0]), 0);
+        assert_int_equal(host_process_fd_drop_stale_locks(pid, pidfd, fds[2]), 0);
+        assert_true(locked(path));
+        /* Its copy closed: the write lock goes, the read lock stays. */
+        assert_int_equal(write(cmd[1], "c", 1), 1);
+        {
+                char k;
+
+                assert_int_equal(read(ready[0], &k, 1), 1);
+        }
+        assert_int_equal(host_process_fd_drop_stale_locks(pid, pidfd, fds[0]), 1);
+        {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+                int fd = open(path, O_RDWR | O_CLOEXEC);
+
+                assert_true(fd >= 0);
+                assert_int_equal(fcntl(fd, F_OFD_GETLK, &fl), 0);
+                assert_int_equal(fl.l_type, F_UNLCK);
+                close(fd);
+        }
+        assert_true(locked(path));
+        assert_int_equal(host_process_fd_drop_stale_locks(pid, pidfd, 9999), -EBADF);
+
+        close(cmd[1]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(pidfd);
+        close(cmd[0]);
+        close(ready[0]);
+        close(ready[1]);
+        free(path);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_released_runs),
@@ -250,6 +330,7 @@ int main(void) {
                 cmocka_unit_test(test_wait_timeout),
                 cmocka_unit_test(test_child_wait),
                 cmocka_unit_test(test_child_wait_cancel),
+                cmocka_unit_test(test_drop_stale_locks),
         };
         char rm[128];
         int r;

@@ -675,6 +675,42 @@ static int fdset_of(struct json_object *nodes, const char *prefix) {
         return -1;
 }
 
+/* The locks a read-write descriptor of the set of the image below still holds, dropped when stale. The
+ * disk's node took them through its copy of that descriptor when it started read-write; they belong to the
+ * open file description, which the set keeps after the node went read-only under its overlay. remove-fd
+ * closes it only while the guest runs (QEMU 7.2 keeps removed descriptors of a set open while it is
+ * paused), and its locks then refuse the reopen read-write ("Failed to get "write" lock"). Only a
+ * descriptor no other one of QEMU's shares the description with is touched. */
+static void drop_stale_locks(QemuVm *vm, struct json_object *sets, const MergeDisk *d) {
+        size_t n = sets && json_object_is_type(sets, json_type_array) ? json_object_array_length(sets) : 0;
+        int pidfd = vm->pidfd, own = -EBADF;
+
+        if (pidfd < 0)
+                pidfd = own = host_process_open_fd(vm->pid);
+        if (pidfd < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *set = json_object_array_get_idx(sets, i), *fds = qemu_json_get(set, "fds");
+                size_t n_fds = fds && json_object_is_type(fds, json_type_array) ? json_object_array_length(fds) : 0;
+
+                if (json_object_get_int(qemu_json_get(set, "fdset-id")) != d->base_fdset)
+                        continue;
+                for (size_t k = 0; k < n_fds; k++) {
+                        int fd = json_object_get_int(qemu_json_get(json_object_array_get_idx(fds, k), "fd"));
+                        int r = host_process_fd_drop_stale_locks(vm->pid, pidfd, fd);
+
+                        if (r < 0)
+                                log_debug("Domain %s: could not drop the locks of QEMU's descriptor %d of disk '%s': %s",
+                                          vm->uuid, fd, d->target, strerror(-r));
+                        else if (r > 0)
+                                log_debug("Domain %s: dropped the stale locks of QEMU's read-write descriptor %d of disk '%s'.",
+                                          vm->uuid, fd, d->target);
+                }
+        }
+        if (own >= 0)
+                close(own);
+}
+
 /* The image below, read-write: its storage node (its set now holds a read-write descriptor) and format
  * node reopened so, as one. */
 static struct json_object *reopen_args(const MergeDisk *d, bool block) {
@@ -742,6 +778,7 @@ static void on_nodes(QemuSeq *seq, int r, const VbError *e, void *userdata) {
                 /* The set's descriptors go first (the node keeps its own copy until the reopen): one the disk
                  * had read-write before an overlay went over it may still hold QEMU's lock against writers,
                  * which the reopen would meet ("Failed to get "write" lock"). Ours replace them. */
+                drop_stale_locks(vm, qemu_seq_reply(seq, 1), d);
                 remove_set_fds(next, qemu_seq_reply(seq, 1), d->base_fdset);
                 for (size_t m = 0; m < 2; m++) {
                         args = json_object_new_object();
