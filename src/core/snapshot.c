@@ -1025,6 +1025,16 @@ static bool reconcile_merge(Manager *m, Domain *d, DomainSnapshot *s, bool may_f
         }
         if (n_merged == 0 || (n_left == 0 && !may_forget))
                 return false;
+        /* The overlay files of the disks merged: a merge that failed after a pivot removed them already; one
+         * that a stop of the service cut short left them. */
+        for (size_t i = 0; i < merged->n_disks && DRIVER_OP(m, domain_snapshot_overlay_forget); i++) {
+                const SnapshotDiskDef *k = &merged->disks[i];
+                const DeviceDef *dev = domain_def_find_disk(live, k->name);
+
+                if (k->mode == SNAPSHOT_MODE_EXTERNAL && dev)
+                        DRIVER_OP(m, domain_snapshot_overlay_forget)(m->driver, k->source_file,
+                                                                     device_disk_get_source(dev), &d->access);
+        }
         merge_overlays(m, d, merged);
         if (n_left == 0) {
                 log_notice("Snapshot '%s' of domain '%s': every overlay was merged into the image below.", s->name,

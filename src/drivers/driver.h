@@ -327,6 +327,13 @@ typedef struct VbDriverOps {
         int (*domain_snapshot_delete)(VbDriver *drv, const DomainDef *def, bool running, const SnapshotDef *snap,
                                       const DomainAccess *access, VbDriverOpDone done, void *userdata,
                                       VbError *reterr);
+        /* The overlay file at path of a disk-only snapshot, left by a merge that a stop of the service cut
+         * short after its disk had moved onto the image below (below, the disk's image now): removed, off
+         * the event loop, through its directory opened with the rights of whoever opens it (access), and
+         * only if it still is an image whose header names below as its backing file. Best effort (logged).
+         * Optional. */
+        void (*domain_snapshot_overlay_forget)(VbDriver *drv, const char *path, const char *below,
+                                               const DomainAccess *access);
 
         /* Saved state (Domain.Save, ManagedSave, Start after ManagedSave, Manager.RestoreDomain). Optional.
          * They work off the event loop as the snapshot ops do (0: done follows once from the event loop;

@@ -718,6 +718,7 @@ const VbDriverOps vb_qemu_driver_ops = {
         .domain_snapshot_create = qemu_snapshot_create,
         .domain_snapshot_revert = qemu_snapshot_revert,
         .domain_snapshot_delete = qemu_snapshot_delete,
+        .domain_snapshot_overlay_forget = qemu_snapshot_overlay_forget,
         .domain_save_state = qemu_save_state,
         .domain_expect_incoming = qemu_expect_incoming,
         .domain_migrate_out = qemu_migrate_out,

@@ -101,6 +101,7 @@ int qemu_snapshot_merge(QemuDriver *q, const DomainDef *def, bool running, const
 void qemu_snapshot_merge_close(QemuDriver *q);
 /* Found again after a restart of the service: merge jobs left in QEMU are settled (qemu-snapshot-merge.c). */
 void qemu_snapshot_merge_reconnected(QemuDriver *q, QemuVm *vm);
+void qemu_snapshot_overlay_forget(VbDriver *drv, const char *path, const char *below, const DomainAccess *access);
 /* query-block's entry for the device with this alias (qemu-hotplug.c). */
 struct json_object *qemu_block_of(struct json_object *blocks, const char *alias);
 /* A JOB_STATUS_CHANGE event of this VM: a merge's job moved (its next query goes at once). */

@@ -1064,6 +1064,64 @@ static void on_orphan_jobs(QemuMonitor *mon, struct json_object *ret, const char
                 orphans_settle(o->q, vm);
 }
 
+/* The overlay of a disk whose merge a stop of the service cut short, after its pivot: removed once it is
+ * known to be that overlay (an image over the disk's image now). */
+typedef struct OverlayForget {
+        char *path, *below;
+        uint32_t uid;
+} OverlayForget;
+
+static void forget_work(void *userdata) {
+        OverlayForget *f = userdata;
+        _cleanup_free_ char *backing = NULL;
+        StorageVolFormat format;
+        const char *name;
+        int dfd = -EBADF, fd = -EBADF, r;
+
+        r = host_open_parent_as(f->uid, f->path, &dfd, &name);
+        if (r >= 0) {
+                fd = storage_open_beneath(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+                r = fd < 0 ? fd : storage_image_read_backing(fd, &backing, &format);
+        }
+        if (r == -ENOENT)
+                log_debug("Overlay '%s' is gone already.", f->path);
+        else if (r < 0)
+                log_warning_errno(r, "Cannot open overlay '%s' left by a cut merge to remove it, ignoring: %m", f->path);
+        else if (!streq_ptr(backing, f->below))
+                log_warning("'%s' is no longer the overlay over '%s' that a cut merge left: left in place.", f->path,
+                            f->below);
+        else if ((r = host_unlinkat_if_same(dfd, name, fd)) < 0)
+                log_warning_errno(r, "Failed to remove overlay '%s' left by a cut merge, ignoring: %m", f->path);
+        else
+                log_notice("Removed overlay '%s', merged into '%s' by a merge that a stop of the service cut short.",
+                           f->path, f->below);
+        if (fd >= 0)
+                close(fd);
+        if (dfd >= 0)
+                close(dfd);
+}
+
+static void forget_done(void *userdata, bool cancelled) {
+        OverlayForget *f = userdata;
+
+        free(f->path);
+        free(f->below);
+        free(f);
+}
+
+void qemu_snapshot_overlay_forget(VbDriver *drv, const char *path, const char *below, const DomainAccess *access) {
+        QemuDriver *q = drv->priv;
+        OverlayForget *f;
+
+        if (!path || !below || qemu_snap_worker_start(q) < 0 || !(f = new0(OverlayForget, 1)))
+                return;
+        f->path = strdup(path);
+        f->below = strdup(below);
+        f->uid = access ? domain_access_uid_for(access, path) : 0;
+        if (!f->path || !f->below || worker_submit(q->snap_worker, forget_work, forget_done, f) < 0)
+                forget_done(f, true);
+}
+
 void qemu_snapshot_merge_reconnected(QemuDriver *q, QemuVm *vm) {
         MergeOrphans *o = orphans_new(q, vm);
 
