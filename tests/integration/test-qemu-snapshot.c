@@ -759,6 +759,50 @@ static sd_bus *restart_with_fault(Harness *h, const char *dom, const char *disk)
         return bus;
 }
 
+/* Two disks' domain for the merge tests: qcow2 images <word>-a/-b.qcow2 (paths in ret_files[0..1], their
+ * overlays' <word>-a/-b.over in [2..3]), virtbusd restarted with VIRTBUS_QEMU_MERGE_FAULT=fault, the guest
+ * booted and writing MARKER-A1./-B1., a disk-only snapshot named word over both, then MARKER-A2./-B2.
+ * written to the overlays. Returns the root's bus (ret_dom, ret_snap: the paths). */
+static sd_bus *pair_with_snapshot(Harness *h, const char *word, const char *fault, char *ret_files[4], char **ret_dom,
+                                  char **ret_snap) {
+        static const char * const suffix[4] = { "a.qcow2", "b.qcow2", "a.over", "b.over" };
+        _cleanup_free_ char *disks = NULL, *xml = NULL, *name = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char buf[16384] = "";
+        sd_bus *bus;
+        int console;
+
+        for (size_t i = 0; i < 4; i++)
+                assert_true(asprintf(&ret_files[i], "%s/%s-%s", harness_dir(h), word, suffix[i]) > 0);
+        for (size_t i = 0; i < 2; i++)
+                assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2",
+                                                           ret_files[i], "16M", NULL }, NULL), 0);
+        assert_true(asprintf(&disks,
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+                             "<target dev='vdb' bus='virtio'/></disk>", ret_files[0], ret_files[1]) > 0);
+        bus = restart_with_fault(h, NULL, fault);
+        assert_true(asprintf(&name, "snap%s", word) > 0);
+        xml = harness_shell_guest_xml(h, name, disks);
+        *ret_dom = harness_define_domain(bus, xml);
+        harness_domain_call(bus, *ret_dom, "Start");
+        console = console_open(bus, *ret_dom, "", 0, &e);
+        assert_true(console >= 0);
+        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        guest_writes_on(console, "vda", "MARKER-A1.");
+        guest_writes_on(console, "vdb", "MARKER-B1.");
+        free(xml);
+        assert_true(asprintf(&xml, "<domainsnapshot><name>%s</name><disks><disk name='vda'><source file='%s'/></disk>"
+                                   "<disk name='vdb'><source file='%s'/></disk></disks></domainsnapshot>",
+                             word, ret_files[2], ret_files[3]) > 0);
+        *ret_snap = disk_only(bus, *ret_dom, xml, 1);
+        guest_writes_on(console, "vda", "MARKER-A2.");
+        guest_writes_on(console, "vdb", "MARKER-B2.");
+        close(console);
+        return bus;
+}
+
 /* A live merge of two disks whose second pivot fails is all or nothing as far as QEMU allows: a failure at
  * the first disk's pivot cancels the second's job and changes nothing; at the second's, after the first
  * pivoted, the first stays merged and the definition, the snapshot's metadata and the files say so; the
@@ -768,41 +812,17 @@ static sd_bus *restart_with_fault(Harness *h, const char *dom, const char *disk)
 static void test_disk_only_partial(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *disks = NULL,
-                            *xml = NULL, *dom = NULL, *snap = NULL, *live = NULL, *sx = NULL, *x = NULL;
+        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *dom = NULL, *snap = NULL,
+                            *live = NULL, *sx = NULL, *x = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        char buf[16384] = "";
+        char *files[4];
         int console;
 
-        assert_true(asprintf(&base_a, "%s/pair-a.qcow2", harness_dir(h)) > 0);
-        assert_true(asprintf(&base_b, "%s/pair-b.qcow2", harness_dir(h)) > 0);
-        assert_true(asprintf(&over_a, "%s/pair-a.over", harness_dir(h)) > 0);
-        assert_true(asprintf(&over_b, "%s/pair-b.over", harness_dir(h)) > 0);
-        for (size_t i = 0; i < 2; i++)
-                assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2",
-                                                           i == 0 ? base_a : base_b, "16M", NULL }, NULL), 0);
-        assert_true(asprintf(&disks,
-                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-                             "<target dev='vda' bus='virtio'/></disk>"
-                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-                             "<target dev='vdb' bus='virtio'/></disk>", base_a, base_b) > 0);
-        bus = restart_with_fault(h, NULL, "vda");
-        xml = harness_shell_guest_xml(h, "snappair", disks);
-        dom = harness_define_domain(bus, xml);
-        harness_domain_call(bus, dom, "Start");
-        console = console_open(bus, dom, "", 0, &e);
-        assert_true(console >= 0);
-        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
-        guest_writes_on(console, "vda", "MARKER-A1.");
-        guest_writes_on(console, "vdb", "MARKER-B1.");
-        free(xml);
-        assert_true(asprintf(&xml, "<domainsnapshot><name>pair</name><disks><disk name='vda'><source file='%s'/></disk>"
-                                   "<disk name='vdb'><source file='%s'/></disk></disks></domainsnapshot>",
-                             over_a, over_b) > 0);
-        snap = disk_only(bus, dom, xml, 1);
-        guest_writes_on(console, "vda", "MARKER-A2.");
-        guest_writes_on(console, "vdb", "MARKER-B2.");
-        close(console);
+        bus = pair_with_snapshot(h, "pair", "vda", files, &dom, &snap);
+        base_a = files[0];
+        base_b = files[1];
+        over_a = files[2];
+        over_b = files[3];
 
         /* The first disk's pivot fails: the second's job is cancelled, nothing changed. */
         harness_call_fails(bus, ERR("OperationFailed"), "no disk was changed", snap, S, "Delete", "t", UINT64_C(0));
@@ -1157,44 +1177,19 @@ static void wait_jobs(Harness *h, const char *uuid, const char *want) {
 static void test_disk_only_cut(void **state) {
         Harness *h = *state;
         sd_bus *bus;
-        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *disks = NULL,
-                            *xml = NULL, *dom = NULL, *snap = NULL, *live = NULL, *sx = NULL, *x = NULL, *uuid = NULL,
-                            *alias = NULL, *cmd = NULL;
+        _cleanup_free_ char *base_a = NULL, *base_b = NULL, *over_a = NULL, *over_b = NULL, *dom = NULL, *snap = NULL,
+                            *live = NULL, *sx = NULL, *x = NULL, *uuid = NULL, *alias = NULL, *cmd = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        char buf[16384] = "";
+        char *files[4];
         uint64_t end;
         int console;
 
-        assert_true(asprintf(&base_a, "%s/cut-a.qcow2", harness_dir(h)) > 0);
-        assert_true(asprintf(&base_b, "%s/cut-b.qcow2", harness_dir(h)) > 0);
-        assert_true(asprintf(&over_a, "%s/cut-a.over", harness_dir(h)) > 0);
-        assert_true(asprintf(&over_b, "%s/cut-b.over", harness_dir(h)) > 0);
-        for (size_t i = 0; i < 2; i++)
-                assert_int_equal(run(h, (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2",
-                                                           i == 0 ? base_a : base_b, "16M", NULL }, NULL), 0);
-        assert_true(asprintf(&disks,
-                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-                             "<target dev='vda' bus='virtio'/></disk>"
-                             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-                             "<target dev='vdb' bus='virtio'/></disk>", base_a, base_b) > 0);
-        bus = restart_with_fault(h, NULL, "hold");
-        xml = harness_shell_guest_xml(h, "snapcut", disks);
-        dom = harness_define_domain(bus, xml);
+        bus = pair_with_snapshot(h, "cut", "hold", files, &dom, &snap);
+        base_a = files[0];
+        base_b = files[1];
+        over_a = files[2];
+        over_b = files[3];
         uuid = strdup(harness_get_string(bus, dom, D, "UUID"));
-        harness_domain_call(bus, dom, "Start");
-        console = console_open(bus, dom, "", 0, &e);
-        assert_true(console >= 0);
-        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
-        guest_writes_on(console, "vda", "MARKER-A1.");
-        guest_writes_on(console, "vdb", "MARKER-B1.");
-        free(xml);
-        assert_true(asprintf(&xml, "<domainsnapshot><name>cut</name><disks><disk name='vda'><source file='%s'/></disk>"
-                                   "<disk name='vdb'><source file='%s'/></disk></disks></domainsnapshot>",
-                             over_a, over_b) > 0);
-        snap = disk_only(bus, dom, xml, 1);
-        guest_writes_on(console, "vda", "MARKER-A2.");
-        guest_writes_on(console, "vdb", "MARKER-B2.");
-        close(console);
         live = harness_domain_xml(bus, dom, 0);
         alias = vda_alias(live);
 
