@@ -11,7 +11,9 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1818,6 +1820,38 @@ bool harness_process_has_open(pid_t pid, const char *file) {
 
 pid_t harness_polkitd_pid(Harness *h) {
         return h->polkit_pid;
+}
+
+char *harness_qmp(Harness *h, const char *uuid, const char *json) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char line[65536];
+        char *ret;
+        FILE *f;
+        int fd;
+
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        f = fdopen(fd, "r+");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f)); /* the greeting */
+        for (int k = 0; k < 2; k++) {
+                const char *cmd = k == 0 ? "{\"execute\":\"qmp_capabilities\"}" : json;
+
+                assert_true(fputs(cmd, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
+                while (fgets(line, sizeof line, f)) {
+                        if (strstr(line, "\"error\""))
+                                fail_msg("QEMU refused %s: %s", cmd, line);
+                        if (strstr(line, "\"return\""))
+                                break;
+                }
+                assert_non_null(strstr(line, "\"return\""));
+        }
+        ret = strdup(line);
+        fclose(f);
+        assert_non_null(ret);
+        return ret;
 }
 
 pid_t harness_qemu_pid(Harness *h, const char *uuid) {

@@ -258,6 +258,9 @@ void harness_domain_wait_connected(sd_bus *bus, const char *path);
 char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
 /* The pid in the qemu driver's runtime state file of the domain with this UUID, 0 if none. */
 pid_t harness_qemu_pid(Harness *h, const char *uuid);
+/* QMP on a connection of the test's own to the monitor of the domain with this UUID (while no virtbusd is
+ * connected to it): json's answer line (to free); fails the test when QEMU answers with an error. */
+char *harness_qmp(Harness *h, const char *uuid, const char *json);
 /* The tiny guest's directory (vmlinuz, initrd.gz; tests/guest/build-guest), built once per run. */
 const char *harness_guest_dir(Harness *h);
 /* A domain running the tiny guest with a shell on its serial console (serial0, also the console); devices

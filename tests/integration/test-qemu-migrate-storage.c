@@ -197,40 +197,6 @@ static void test_copy_storage_user(void **state) {
 
 /* Abort during the disk copy ------------------------------------------------------------------------- */
 
-/* QMP on a connection of the test's own to the source domain's monitor (while the harness's virtbusd is
- * stopped): json's answer line (to free); fails the test on an error. */
-static char *qmp(Harness *h, const char *uuid, const char *json) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char line[65536];
-        char *ret;
-        FILE *f;
-        int fd;
-
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
-        f = fdopen(fd, "r+");
-        assert_non_null(f);
-        assert_non_null(fgets(line, sizeof line, f)); /* the greeting */
-        for (int k = 0; k < 2; k++) {
-                const char *cmd = k == 0 ? "{\"execute\":\"qmp_capabilities\"}" : json;
-
-                assert_true(fputs(cmd, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
-                while (fgets(line, sizeof line, f)) {
-                        if (strstr(line, "\"error\""))
-                                fail_msg("QEMU refused %s: %s", cmd, line);
-                        if (strstr(line, "\"return\""))
-                                break;
-                }
-                assert_non_null(strstr(line, "\"return\""));
-        }
-        ret = strdup(line);
-        fclose(f);
-        assert_non_null(ret);
-        return ret;
-}
-
 /* Waits for a Progress signal of the disk phase (done < total) while MigrateTo is pending. */
 static void wait_copying(sd_bus *bus, const char *path, MigPending *p) {
         _cleanup_(harness_watch_freep) HarnessWatch *w = harness_watch_signal(bus, path, D, "Progress");
@@ -293,8 +259,8 @@ static void check_source_unchanged(Harness *h, const char *path, const char *dis
 
         assert_string_equal(harness_get_string(harness_bus_root(h), path, D, "State"), "running");
         assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
-        nodes = qmp(h, UUID_S, "{\"execute\":\"query-named-block-nodes\"}");
-        jobs = qmp(h, UUID_S, "{\"execute\":\"query-block-jobs\"}");
+        nodes = harness_qmp(h, UUID_S, "{\"execute\":\"query-named-block-nodes\"}");
+        jobs = harness_qmp(h, UUID_S, "{\"execute\":\"query-block-jobs\"}");
         if (strstr(nodes, "\"nbd\"") || strstr(nodes, "virtbus-mirror"))
                 fail_msg("QEMU still has an NBD node: %s", nodes);
         if (!strstr(nodes, "\"node-name\": \"disk0-format\"") || !strstr(nodes, "\"drv\": \"qcow2\""))

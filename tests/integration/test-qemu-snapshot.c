@@ -888,40 +888,6 @@ static void test_disk_only_partial(void **state) {
         harness_domain_call(bus, dom, "Undefine");
 }
 
-/* QMP on a connection of the test's own to the domain's monitor (while no virtbusd runs): json's answer
- * line (to free); fails the test on an error. */
-static char *qmp(Harness *h, const char *uuid, const char *json) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char line[65536];
-        char *ret = NULL;
-        FILE *f;
-        int fd;
-
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
-        f = fdopen(fd, "r+");
-        assert_non_null(f);
-        assert_non_null(fgets(line, sizeof line, f)); /* the greeting */
-        for (int k = 0; k < 2; k++) {
-                const char *cmd = k == 0 ? "{\"execute\":\"qmp_capabilities\"}" : json;
-
-                assert_true(fputs(cmd, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
-                while (fgets(line, sizeof line, f)) {
-                        if (strstr(line, "\"error\""))
-                                fail_msg("QEMU refused %s: %s", cmd, line);
-                        if (strstr(line, "\"return\""))
-                                break;
-                }
-                assert_non_null(strstr(line, "\"return\""));
-        }
-        ret = strdup(line);
-        fclose(f);
-        assert_non_null(ret);
-        return ret;
-}
-
 /* The alias of the live definition's disk vda. */
 static char *vda_alias(const char *live) {
         const char *t = strstr(live, "<target dev='vda'"), *a = t ? strstr(t, "<alias name='") : NULL;
@@ -1005,10 +971,10 @@ static void test_disk_only_detach(void **state) {
         close(console);
         w = harness_watch_free(w);
         assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
-        nodes = qmp(h, uuid, "{\"execute\":\"query-named-block-nodes\"}");
+        nodes = harness_qmp(h, uuid, "{\"execute\":\"query-named-block-nodes\"}");
         if (strstr(nodes, alias))
                 fail_msg("QEMU still has nodes of '%s': %s", alias, nodes);
-        sets = qmp(h, uuid, "{\"execute\":\"query-fdsets\"}");
+        sets = harness_qmp(h, uuid, "{\"execute\":\"query-fdsets\"}");
         if (strstr(sets, alias))
                 fail_msg("QEMU still has descriptor sets of '%s': %s", alias, sets);
         assert_false(has_open(harness_qemu_pid(h, uuid), over));
@@ -1046,12 +1012,12 @@ static void test_disk_only_detach(void **state) {
         /* Released by the guest while no virtbusd runs: gone from the live definition at reconnection. */
         assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
         assert_true(asprintf(&cmd, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"%s\"}}", alias) > 0);
-        free(qmp(h, uuid, cmd));
+        free(harness_qmp(h, uuid, cmd));
         free(cmd);
         assert_true(asprintf(&cmd, "{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}}") > 0);
         assert_true(asprintf(&pattern, "\"%s\"", alias) > 0);
         for (uint64_t end = harness_now_usec() + GUEST_TIMEOUT_USEC;;) {
-                _cleanup_free_ char *list = qmp(h, uuid, cmd);
+                _cleanup_free_ char *list = harness_qmp(h, uuid, cmd);
 
                 if (!strstr(list, pattern))
                         break;
@@ -1158,7 +1124,7 @@ static void wait_jobs(Harness *h, const char *uuid, const char *want) {
         uint64_t end = harness_now_usec() + GUEST_TIMEOUT_USEC;
 
         for (;;) {
-                _cleanup_free_ char *jobs = qmp(h, uuid, "{\"execute\":\"query-jobs\"}");
+                _cleanup_free_ char *jobs = harness_qmp(h, uuid, "{\"execute\":\"query-jobs\"}");
 
                 if (strstr(jobs, want))
                         return;
@@ -1215,7 +1181,7 @@ static void test_disk_only_cut(void **state) {
         wait_jobs(h, uuid, "\"status\": \"ready\"");
         assert_true(asprintf(&cmd, "{\"execute\":\"job-complete\",\"arguments\":{\"id\":\"vb-merge-%s\"}}", alias) > 0);
         free(x);
-        x = qmp(h, uuid, cmd);
+        x = harness_qmp(h, uuid, cmd);
         wait_jobs(h, uuid, "\"status\": \"concluded\"");
 
         /* virtbusd again: the jobs settled, the definition and the snapshot follow QEMU. */
