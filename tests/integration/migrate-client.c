@@ -337,3 +337,15 @@ int mig_enter_netns(void) {
         close(fd);
         return r < 0 ? -errno : 0;
 }
+
+int mig_setup_tests(void) {
+        _cleanup_free_ char *script = harness_source_path("tests/guest/build-guest"), *cmd = NULL;
+
+        if (!script || asprintf(&cmd, "%s >/dev/null", script) < 0 || system(cmd) != 0)
+                fprintf(stderr, "tests/guest/build-guest failed: the test will fail\n");
+        if (mig_enter_netns() < 0) {
+                fprintf(stderr, "Failed to set up the network namespaces\n");
+                return -1;
+        }
+        return 0;
+}

@@ -19,6 +19,10 @@ extern char mig_ns_a[64], mig_ns_b[64];
 /* Creates both namespaces and the veth pair, and moves this process into the first one; they are
  * deleted at exit. */
 int mig_enter_netns(void);
+/* What every migration test's main does before running its group: the tiny guest built (or found in its
+ * cache) while this process still reaches the package archive, then mig_enter_netns(). < 0 (said on
+ * stderr) when the namespaces could not be made. */
+int mig_setup_tests(void);
 void mig_del_netns(void);
 
 /* argv as root, output discarded: its exit status. */

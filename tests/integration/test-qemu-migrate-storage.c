@@ -495,16 +495,7 @@ int main(void) {
                 fprintf(stderr, "test-qemu-migrate-storage: qemu-system-x86_64 or ip missing (scripts/bootstrap)\n");
                 return 77;
         }
-        /* The tiny guest is built (or found in its cache) before the namespaces, which reach no archive. */
-        {
-                _cleanup_free_ char *script = harness_source_path("tests/guest/build-guest"), *cmd = NULL;
-
-                if (asprintf(&cmd, "%s >/dev/null", script) < 0 || system(cmd) != 0)
-                        fprintf(stderr, "tests/guest/build-guest failed: the test will fail\n");
-        }
-        if (mig_enter_netns() < 0) {
-                fprintf(stderr, "Failed to set up the network namespaces\n");
+        if (mig_setup_tests() < 0)
                 return 1;
-        }
         return harness_run_group(tests, &(HarnessOptions) { .daemon_args = (const char *[]) { "--driver", "qemu", NULL } });
 }
