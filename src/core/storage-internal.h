@@ -41,6 +41,8 @@ int storage_vol_check_idle(const StorageVol *v, VbError *reterr);
 
 /* The volumes of p whose clone virtbusd did not live to finish go (storage-vol.c). */
 void storage_pool_sweep_fills(StorageRegistry *r, StoragePool *p);
+/* Tests only (VIRTBUS_TEST_STORAGE_HOLD): waits while the file it names exists. */
+void storage_test_hold(void);
 /* Reads the pool's sizes and volumes again: new files appear, vanished ones go. */
 int storage_pool_scan(StorageRegistry *r, StoragePool *p);
 int storage_pool_add(StorageRegistry *r, StoragePoolDef *def, bool persistent, StoragePool **ret);

@@ -10,8 +10,21 @@
 
 #include "core/def-store.h"
 #include "core/storage-internal.h"
+#include "host/child-wait.h"
 #include "util/fileio.h"
 #include "util/log.h"
+
+/* Tests only: while the file VIRTBUS_TEST_STORAGE_HOLD names exists, a pool's Start, Stop and Refresh wait
+ * before they touch the host (a pool on a slow or hung file system, made to order), so that a test can show
+ * what is answered meanwhile. The wait ends when virtbusd stops (host_children_cancel). */
+void storage_test_hold(void) {
+        const char *f = getenv("VIRTBUS_TEST_STORAGE_HOLD");
+
+        if (!f || f[0] != '/')
+                return;
+        while (access(f, F_OK) >= 0 && !host_children_cancelled())
+                (void) usleep(10000);
+}
 
 /* Reads the pool's sizes and volumes again: new files appear, vanished ones go. */
 int storage_pool_scan(StorageRegistry *r, StoragePool *p) {
@@ -22,6 +35,7 @@ int storage_pool_scan(StorageRegistry *r, StoragePool *p) {
 
         if (!ops || p->fd < 0)
                 return 0;
+        storage_test_hold();
         storage_pool_sweep_fills(r, p);
         (void) ops->pool_info(p->fd, &p->info);
         k = ops->list_volumes(p->fd, &names, &n);

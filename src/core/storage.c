@@ -329,6 +329,7 @@ int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
                 if (k < 0)
                         return k;
         }
+        storage_test_hold();
         close(p->fd);
         p->fd = -1;
         if (ops && ops->stop && (k = ops->stop(p->def, reterr)) < 0) {
