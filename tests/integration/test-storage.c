@@ -306,6 +306,29 @@ static void touch(const char *dir, const char *name) {
         assert_int_equal(close(open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
 }
 
+/* Calls path's method (args: types "t" or "" or "st" with xml) until it answers error_name (DeviceBusy: the
+ * work held meanwhile has been taken), failing the test on any other error. */
+static void wait_for_error(sd_bus *bus, const char *path, const char *interface, const char *method, const char *types,
+                           const char *xml, const char *error_name) {
+        for (int i = 0;; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                assert_true(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method) >= 0);
+                if (strcmp(types, "t") == 0)
+                        assert_true(sd_bus_message_append(m, "t", UINT64_C(0)) >= 0);
+                else if (strcmp(types, "st") == 0)
+                        assert_true(sd_bus_message_append(m, "st", xml, UINT64_C(0)) >= 0);
+                if (sd_bus_call(bus, m, 0, &e, NULL) < 0) {
+                        if (sd_bus_error_has_name(&e, error_name))
+                                return;
+                        fail_msg("%s: %s %s", method, e.name, e.message);
+                }
+                assert_true(i < 500);
+                usleep(10000);
+        }
+}
+
 /* Start, Refresh and Stop (and CreateStoragePool) run off the event loop: while their host work is held
  * back, other calls are answered, the pool answers DeviceBusy to what would conflict, and its state and
  * signals change only when the work is done; then the call is answered. (They ran on the loop: every
@@ -332,15 +355,7 @@ static void test_pool_work_off_loop(void **state) {
                                              "t", UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
         /* Busy from the moment the call is taken: the next ones see it. */
-        for (int i = 0;; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                if (sd_bus_call_method(root, HARNESS_SERVICE, path, POOL_INTERFACE, "Build", &e, NULL, "t", UINT64_C(0)) < 0 &&
-                    sd_bus_error_has_name(&e, ERR("DeviceBusy")))
-                        break;
-                assert_true(i < 500);
-                usleep(10000);
-        }
+        wait_for_error(root, path, POOL_INTERFACE, "Build", "t", NULL, ERR("DeviceBusy"));
         harness_call_fails(root, ERR("DeviceBusy"), "being started", path, POOL_INTERFACE, "Start", "t", UINT64_C(0));
         harness_call_fails(root, ERR("DeviceBusy"), "being started", path, POOL_INTERFACE, "Undefine", "t", UINT64_C(0));
         harness_call_fails(root, ERR("DeviceBusy"), "being started", path, POOL_INTERFACE, "Delete", "t", UINT64_C(0));
@@ -364,15 +379,7 @@ static void test_pool_work_off_loop(void **state) {
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Refresh", on_answer, &a,
                                              "") >= 0);
         assert_true(sd_bus_flush(root) >= 0);
-        for (int i = 0;; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                if (sd_bus_call_method(root, HARNESS_SERVICE, path, POOL_INTERFACE, "Refresh", &e, NULL, "") < 0 &&
-                    sd_bus_error_has_name(&e, ERR("DeviceBusy")))
-                        break;
-                assert_true(i < 500);
-                usleep(10000);
-        }
+        wait_for_error(root, path, POOL_INTERFACE, "Refresh", "", NULL, ERR("DeviceBusy"));
         harness_call_fails(root, ERR("DeviceBusy"), "being refreshed", path, POOL_INTERFACE, "CreateVolume", "st",
                            "<volume><name>made.img</name><capacity>1</capacity></volume>", UINT64_C(0));
         harness_call_fails(root, ERR("DeviceBusy"), "being refreshed", vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0));
@@ -391,15 +398,7 @@ static void test_pool_work_off_loop(void **state) {
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Stop", on_answer, &a,
                                              "t", UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
-        for (int i = 0;; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                if (sd_bus_call_method(root, HARNESS_SERVICE, path, POOL_INTERFACE, "Stop", &e, NULL, "t", UINT64_C(0)) < 0 &&
-                    sd_bus_error_has_name(&e, ERR("DeviceBusy")))
-                        break;
-                assert_true(i < 500);
-                usleep(10000);
-        }
+        wait_for_error(root, path, POOL_INTERFACE, "Stop", "t", NULL, ERR("DeviceBusy"));
         harness_call_fails(root, ERR("DeviceBusy"), "being stopped", vol, VOL_INTERFACE, "Resize", "tt", UINT64_C(4096),
                            UINT64_C(0));
         harness_call_fails(root, ERR("DeviceBusy"), "being stopped", path, POOL_INTERFACE, "Start", "t", UINT64_C(0));
@@ -420,15 +419,8 @@ static void test_pool_work_off_loop(void **state) {
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE,
                                              "CreateStoragePool", on_answer, &a, "st", txml, UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
-        for (int i = 0;; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                if (sd_bus_call_method(root, HARNESS_SERVICE, M, "CreateStoragePool", &e, NULL, "st", txml, UINT64_C(0)) < 0 &&
-                    sd_bus_error_has_name(&e, ERR("AlreadyExists")))
-                        break;
-                assert_true(i < 500);
-                usleep(10000);
-        }
+        wait_for_error(root, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE, "CreateStoragePool", "st", txml,
+                       ERR("AlreadyExists"));
         sd_bus_message_unref(harness_call_ok(root, M, "ListStoragePools", "t", UINT64_C(0)));
         answer_none(root, &a);
         pool_hold(false);
