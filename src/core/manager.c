@@ -185,10 +185,12 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
 
 void manager_stop_begin(Manager *m) {
         network_registry_stop(m->networks);
+        storage_registry_stop(m->storage);
 }
 
 unsigned manager_stop_pending(const Manager *m) {
-        return network_registry_jobs(m->networks) + manager_nodedev_changes((Manager *) m);
+        return network_registry_jobs(m->networks) + manager_nodedev_changes((Manager *) m) +
+               storage_registry_jobs(m->storage);
 }
 
 void manager_stop_cut(Manager *m) {

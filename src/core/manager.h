@@ -110,7 +110,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 void manager_set_events(Manager *m, const ManagerEvents *events);
 
 /* virtbusd is stopping (SIGTERM): changes that would begin now are refused ("virtbusd is stopping"),
- * network starts and stops not yet begun are answered so; those running go on. */
+ * network starts and stops, host device changes and storage pools' work (Build, Start, Stop, Refresh) not
+ * yet begun are answered so; those running go on. */
 void manager_stop_begin(Manager *m);
 /* How many such changes still run (0: virtbusd may exit: all have been answered). */
 unsigned manager_stop_pending(const Manager *m);
