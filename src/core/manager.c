@@ -186,6 +186,7 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
 void manager_stop_begin(Manager *m) {
         network_registry_stop(m->networks);
         storage_registry_stop(m->storage);
+        manager_nodedev_stop(m);
 }
 
 unsigned manager_stop_pending(const Manager *m) {
@@ -195,6 +196,10 @@ unsigned manager_stop_pending(const Manager *m) {
 
 void manager_stop_cut(Manager *m) {
         host_children_cancel();
+}
+
+void manager_stop_abandon(Manager *m) {
+        manager_nodedev_abandon(m);
 }
 
 Manager *manager_free(Manager *m) {

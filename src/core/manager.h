@@ -118,6 +118,9 @@ unsigned manager_stop_pending(const Manager *m);
 /* They ran too long: the helper processes they wait for are killed (after a short grace), so that they
  * fail, undo what they did and are answered. */
 void manager_stop_cut(Manager *m);
+/* virtbusd exits without those still running: the callers of the ones that can be answered without them
+ * (node device changes hung in the kernel) are told so. */
+void manager_stop_abandon(Manager *m);
 /* Loads saved definitions, finds running domains again, starts autostart domains. */
 int manager_load(Manager *m, VbError *reterr);
 

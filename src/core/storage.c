@@ -71,11 +71,21 @@ int storage_registry_new(const char *config_dir, const char *runtime_dir, const 
 }
 
 StorageRegistry *storage_registry_free(StorageRegistry *r) {
+        bool abandoned = false;
+
         if (!r)
                 return NULL;
         r->freeing = true;
-        r->worker = worker_free(r->worker); /* work running ends first; its caller is answered */
-        for (size_t i = 0; i < r->n_pools; i++)
+        if (r->worker && worker_running(r->worker)) {
+                /* Still running after virtbusd's stop waited for it (hung in the kernel): virtbusd exits
+                 * without it rather than wait forever; the thread keeps what it uses. */
+                log_warning("Work of a storage pool is still running: virtbusd exits without it.");
+                worker_cancel_queued(r->worker);
+                r->worker = NULL;
+                abandoned = true;
+        }
+        r->worker = worker_free(r->worker); /* work just finished is delivered; its caller is answered */
+        for (size_t i = 0; i < r->n_pools && !abandoned; i++) /* else the thread may still read a definition */
                 pool_free(r->pools[i]);
         free(r->pools);
         hashmap_free(r->by_uuid);
@@ -586,6 +596,7 @@ static int pool_job_begin(StorageRegistry *r, StoragePool *p, StoragePoolBusy ki
 
 void storage_registry_stop(StorageRegistry *r) {
         __atomic_store_n(&r->stopping, true, __ATOMIC_RELEASE);
+        worker_cancel_queued(r->worker); /* answered now, also behind work that hangs */
 }
 
 unsigned storage_registry_jobs(const StorageRegistry *r) {

@@ -322,6 +322,7 @@ static int on_stop_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (usec >= st->since + STOP_WAIT_USEC + STOP_CUT_WAIT_USEC) {
                 log_warning("%u change(s) of networks, host devices or storage pools still running: exiting without them.",
                             manager_stop_pending(st->manager));
+                manager_stop_abandon(st->manager);
                 return sd_event_exit(event, 0);
         }
         (void) sd_event_source_set_time(s, usec + STOP_TICK_USEC);
