@@ -12,6 +12,7 @@
 #include "core/storage-internal.h"
 #include "host/child-wait.h"
 #include "util/fileio.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 
 /* Tests only: while the file VIRTBUS_TEST_STORAGE_HOLD names exists, a pool's Start, Stop and Refresh wait
@@ -113,8 +114,12 @@ bool storage_pool_scan_stale(const StoragePool *p, const PoolScan *s) {
         return p->vol_changes != s->vol_changes;
 }
 
-/* On the loop: new files appear, vanished ones go (not those a job works on or a clone reads). */
+/* On the loop: new files appear, vanished ones go (not those a job works on or a clone reads). Looked up
+ * by name in hash maps: a pool of thousands of files costs the loop no more than its volumes' signals. */
 int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *s) {
+        Hashmap *found = NULL, *have = NULL;
+        int k = 0;
+
         for (size_t i = 0; i < s->n_swept; i++) {
                 StorageVol *v = storage_vol_by_name(p, s->swept[i]);
 
@@ -123,17 +128,28 @@ int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *
         }
         if (s->r < 0)
                 return s->r;
+        found = hashmap_new();
+        have = hashmap_new();
+        for (size_t j = 0; k >= 0 && found && j < s->n; j++)
+                k = hashmap_put(found, s->names[j], s->names[j]);
+        for (size_t i = 0; k >= 0 && have && i < p->n_vols; i++)
+                k = hashmap_put(have, p->vols[i]->name, p->vols[i]);
+        if (!found || !have || k < 0) {
+                hashmap_free(found);
+                hashmap_free(have);
+                return -ENOMEM;
+        }
         p->info = s->info;
         for (size_t i = p->n_vols; i > 0; i--) {
-                bool found = false;
+                StorageVol *v = p->vols[i - 1];
 
-                for (size_t j = 0; j < s->n && !found; j++)
-                        found = streq(s->names[j], p->vols[i - 1]->name);
-                if (!found && !p->vols[i - 1]->job && p->vols[i - 1]->n_readers == 0)
-                        storage_vol_remove(r, p->vols[i - 1]);
+                if (!hashmap_get(found, v->name) && !v->job && v->n_readers == 0) {
+                        hashmap_remove(have, v->name);
+                        storage_vol_remove(r, v);
+                }
         }
         for (size_t j = 0; j < s->n; j++) {
-                StorageVol *v = storage_vol_by_name(p, s->names[j]);
+                StorageVol *v = hashmap_get(have, s->names[j]);
 
                 if (!s->have_info[j])
                         continue;
@@ -142,6 +158,8 @@ int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *
                 else
                         (void) storage_vol_add(r, p, s->names[j], &s->infos[j], NULL);
         }
+        hashmap_free(found);
+        hashmap_free(have);
         return 0;
 }
 
