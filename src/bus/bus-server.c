@@ -150,6 +150,8 @@ BusServer *bus_server_free(BusServer *s) {
         sd_bus_slot_unref(s->manager_gate_slot);
         sd_bus_slot_unref(s->domain_gate_slot);
         manager_set_events(s->manager, &(ManagerEvents) {});
+        /* Storage work still running answers its callers when the registry goes; no signals then. */
+        storage_registry_set_events(s->manager->storage, &(StorageEvents) {});
         bus_capabilities_drop_pending(s);
         bus_parse_free(s->parse);
         bus_polkit_free(s->polkit);

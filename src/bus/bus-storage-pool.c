@@ -78,6 +78,16 @@ static const BusParseSpec definition_spec = {
         .name = definition_name,
 };
 
+static void on_created(StoragePool *p, int r, const VbError *e, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        if (r >= 0 && p)
+                (void) bus_reply_path(m, bus_storage_pool_path(p));
+        else
+                bus_reply_later(m, r < 0 ? r : -ESRCH, e);
+        sd_bus_message_unref(m);
+}
+
 static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus_error *error) {
         VbError e = VB_ERROR_NULL;
         void *def = NULL;
@@ -88,10 +98,16 @@ static int define_or_create(sd_bus_message *m, BusServer *s, bool create, sd_bus
         r = bus_parse_document(s, m, &definition_spec, 0, NULL, &def, &flags, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (create)
-                r = storage_pool_create(registry_of(s), def, &p, &e);
-        else
-                r = storage_pool_define(registry_of(s), def, &p, &e);
+        if (create) {
+                /* Started in core's worker (a mount, the volumes read): answered with the path when done. */
+                r = storage_pool_create_async(registry_of(s), def, on_created, sd_bus_message_ref(m), &e);
+                if (r < 0) {
+                        sd_bus_message_unref(m);
+                        return bus_reply_vb_error(error, &e, r);
+                }
+                return 1;
+        }
+        r = storage_pool_define(registry_of(s), def, &p, &e);
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         return bus_reply_path_durable(s, m, mark, bus_storage_pool_path(p)); /* once the definition is on disk */
@@ -156,8 +172,10 @@ int bus_manager_method_get_storage_vol_by_path(sd_bus_message *m, void *userdata
 }
 
 typedef int (*PoolOp)(StorageRegistry *r, StoragePool *p, VbError *reterr);
+typedef int (*PoolAsyncOp)(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                           VbError *reterr);
 
-/* Start, Stop, Build, Delete, Refresh, Undefine: flags (none yet), polkit with the pool as detail, core. */
+/* Delete, Undefine: flags (none yet), polkit with the pool as detail, core. */
 static int run_manage(sd_bus_message *m, StoragePool *p, sd_bus_error *error, PoolOp op) {
         BusServer *s = server_of(p);
         const char *details[] = { "pool", p->name, NULL };
@@ -168,43 +186,50 @@ static int run_manage(sd_bus_message *m, StoragePool *p, sd_bus_error *error, Po
         r = bus_begin_flags_call(s, m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        /* The pool may go away in op (a transient one stopped): reply first-thing after (Undefine: once
+        /* The pool may go away in op (an inactive one undefined): reply first-thing after (Undefine: once
          * the definition's removal is on disk). */
         r = op(p->registry, p, &e);
         return bus_reply_done_durable(s, m, mark, r, &e, error);
 }
 
-static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, storage_pool_start);
-}
-
-static int method_stop(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return run_manage(m, userdata, error, storage_pool_stop);
-}
-
-static void on_build_done(StoragePool *p, int r, const VbError *e, void *userdata) {
+static void on_pool_done(StoragePool *p, int r, const VbError *e, void *userdata) {
         sd_bus_message *m = userdata;
 
         bus_reply_later(m, r, e);
         sd_bus_message_unref(m);
 }
 
-/* Build runs in core's worker (mkfs can take long): answered when it is done. */
-static int method_build(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        StoragePool *p = userdata;
+/* Start, Stop, Build, Refresh: the host part runs in core's worker (mkfs, a mount, a directory scan can
+ * take long): answered when it is done, the pool busy meanwhile. flags: none yet (Refresh has none). */
+static int run_manage_async(sd_bus_message *m, StoragePool *p, bool has_flags, sd_bus_error *error, PoolAsyncOp op) {
         const char *details[] = { "pool", p->name, NULL };
         VbError e = VB_ERROR_NULL;
         int r;
 
-        r = bus_begin_flags_call(server_of(p), m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
+        if (has_flags)
+                r = bus_begin_flags_call(server_of(p), m, 0, VB_STORAGE_ACTION_MANAGE, details, NULL, error);
+        else
+                r = bus_polkit_check(server_of(p)->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = storage_pool_build(p->registry, p, on_build_done, sd_bus_message_ref(m), &e);
+        r = op(p->registry, p, on_pool_done, sd_bus_message_ref(m), &e);
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return bus_reply_vb_error(error, &e, r);
         }
         return 1;
+}
+
+static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_manage_async(m, userdata, true, error, storage_pool_start_async);
+}
+
+static int method_stop(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_manage_async(m, userdata, true, error, storage_pool_stop);
+}
+
+static int method_build(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return run_manage_async(m, userdata, true, error, storage_pool_build);
 }
 
 static int method_delete(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -216,17 +241,7 @@ static int method_undefine(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 static int method_refresh(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        StoragePool *p = userdata;
-        const char *details[] = { "pool", p->name, NULL };
-        VbError e = VB_ERROR_NULL;
-        int r;
-
-        /* No flags argument: the same preamble without them. */
-        r = bus_polkit_check(server_of(p)->polkit, m, VB_STORAGE_ACTION_MANAGE, details, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = storage_pool_refresh(p->registry, p, &e);
-        return bus_reply_done(m, r, &e, error);
+        return run_manage_async(m, userdata, false, error, storage_pool_refresh);
 }
 
 static int method_get_xml_desc(sd_bus_message *m, void *userdata, sd_bus_error *error) {

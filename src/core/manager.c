@@ -185,14 +185,21 @@ int manager_new(const ManagerConfig *cfg, sd_event *event, Manager **ret, VbErro
 
 void manager_stop_begin(Manager *m) {
         network_registry_stop(m->networks);
+        storage_registry_stop(m->storage);
+        manager_nodedev_stop(m);
 }
 
 unsigned manager_stop_pending(const Manager *m) {
-        return network_registry_jobs(m->networks) + manager_nodedev_changes((Manager *) m);
+        return network_registry_jobs(m->networks) + manager_nodedev_changes((Manager *) m) +
+               storage_registry_jobs(m->storage);
 }
 
 void manager_stop_cut(Manager *m) {
         host_children_cancel();
+}
+
+void manager_stop_abandon(Manager *m) {
+        manager_nodedev_abandon(m);
 }
 
 Manager *manager_free(Manager *m) {

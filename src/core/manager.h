@@ -110,13 +110,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 void manager_set_events(Manager *m, const ManagerEvents *events);
 
 /* virtbusd is stopping (SIGTERM): changes that would begin now are refused ("virtbusd is stopping"),
- * network starts and stops not yet begun are answered so; those running go on. */
+ * network starts and stops, host device changes and storage pools' work (Build, Start, Stop, Refresh) not
+ * yet begun are answered so; those running go on. */
 void manager_stop_begin(Manager *m);
 /* How many such changes still run (0: virtbusd may exit: all have been answered). */
 unsigned manager_stop_pending(const Manager *m);
 /* They ran too long: the helper processes they wait for are killed (after a short grace), so that they
  * fail, undo what they did and are answered. */
 void manager_stop_cut(Manager *m);
+/* virtbusd exits without those still running: the callers of the ones that can be answered without them
+ * (node device changes hung in the kernel) are told so. */
+void manager_stop_abandon(Manager *m);
 /* Loads saved definitions, finds running domains again, starts autostart domains. */
 int manager_load(Manager *m, VbError *reterr);
 

@@ -397,7 +397,15 @@ static void change_done(void *userdata, bool cancelled) {
                         break;
                 }
         if (cancelled) /* never ran: nothing was written */
-                c->r = vb_error_set(&c->error, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
+                c->r = vb_error_set(&c->error, VB_ERROR_OPERATION_FAILED, "The %s of node device '%s' was not begun: "
+                                    "virtbusd is stopping", strna(c->what), c->name);
+        if (cancelled && !m->nodedev.stopping) {
+                log_notice("uid %u: %s of node device '%s' not begun: virtbusd is stopping.", (unsigned) c->uid,
+                           strna(c->what), c->name);
+                c->done(c->r, &c->error, c->userdata);
+                change_free(c);
+                return;
+        }
         if (m->nodedev.stopping) {
                 log_notice("uid %u: %s of node device '%s' %s while virtbusd stops.", (unsigned) c->uid, c->what,
                            c->name, c->r < 0 ? "failed" : "finished");
@@ -421,6 +429,34 @@ static void change_done(void *userdata, bool cancelled) {
         change_free(c);
 }
 
+static void answered_already(int r, const VbError *e, void *userdata) {
+}
+
+void manager_nodedev_abandon(Manager *m) {
+        for (NodeDevChange *c = m->nodedev.changes; c; c = c->next) {
+                VbError e = VB_ERROR_NULL;
+                int r;
+
+                if (c->done == answered_already)
+                        continue;
+                r = vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping: the %s of node device '%s' "
+                                 "was still running in the kernel, and may complete without virtbusd",
+                                 strna(c->what), c->name);
+                log_warning("uid %u: %s of node device '%s' still running while virtbusd exits.", (unsigned) c->uid,
+                            strna(c->what), c->name);
+                c->done(r, &e, c->userdata);
+                vb_error_free(&e);
+                /* The thread does not read these; the change stays its own until it ends. */
+                c->done = answered_already;
+                c->userdata = NULL;
+        }
+}
+
+void manager_nodedev_stop(Manager *m) {
+        m->nodedev.stop_requested = true;
+        worker_cancel_queued(m->nodedev.worker);
+}
+
 unsigned manager_nodedev_changes(Manager *m) {
         unsigned n = 0;
 
@@ -434,6 +470,12 @@ static int change_submit(Manager *m, NodeDevChange *c, VbError *reterr) {
         NodeDevState *s = &m->nodedev;
         int r;
 
+        if (s->stop_requested) {
+                r = vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The %s of node device '%s' cannot begin: virtbusd "
+                                 "is stopping", strna(c->what), c->name);
+                change_free(c);
+                return r;
+        }
         if (!s->worker) {
                 r = worker_new(m->event, 1, CHANGES_QUEUE_MAX, 0, &s->worker);
                 if (r < 0) {

@@ -40,6 +40,7 @@ typedef struct NodeDevState {
         struct Worker *worker;     /* runs the host's slow changes (sriov_numvfs); started on first use */
         NodeDevChange *changes;    /* those in flight: their devices (and a PF's VFs) answer busy */
         bool stopping;             /* manager_nodedev_done(): changes finishing now answer nobody */
+        bool stop_requested;       /* SIGTERM (manager_nodedev_stop): no new changes begin */
         uint64_t scans;            /* manager_nodedev_scan()s begun (read by the changes' thread) */
 } NodeDevState;
 
@@ -48,6 +49,11 @@ typedef struct NodeDevState {
 
 int manager_nodedev_init(Manager *m);
 void manager_nodedev_done(Manager *m);
+/* virtbusd is stopping: new changes are refused, those not begun are answered "virtbusd is stopping" now
+ * (also when a running one hangs in the kernel); running ones go on. */
+void manager_nodedev_stop(Manager *m);
+/* virtbusd exits without the changes still running (hung in the kernel): their callers are answered so. */
+void manager_nodedev_abandon(Manager *m);
 /* The test driver's host without --sysfs-root: a copy of data/test-host-sysfs (nodedev-testhost.c). */
 int manager_nodedev_test_host_setup(Manager *m);
 void manager_nodedev_test_host_stop(Manager *m);

@@ -39,10 +39,29 @@ void storage_vol_remove(StorageRegistry *r, StorageVol *v);
 /* DeviceBusy while a job runs on v or a clone is made from it. */
 int storage_vol_check_idle(const StorageVol *v, VbError *reterr);
 
-/* The volumes of p whose clone virtbusd did not live to finish go (storage-vol.c). */
-void storage_pool_sweep_fills(StorageRegistry *r, StoragePool *p);
-/* Reads the pool's sizes and volumes again: new files appear, vanished ones go. */
+/* Where the records of p's clones being filled are (storage-vol.c), and, in any thread, the volumes whose
+ * clone virtbusd did not live to finish removed from the pool (their names added to *swept). */
+int storage_fill_dir(StorageRegistry *r, StoragePool *p, char **ret);
+void storage_fill_sweep(const VbStorageBackendOps *ops, int pool_fd, const char *dir, const char * const *skip,
+                        size_t n_skip, char ***swept, size_t *n_swept);
+/* Tests only (VIRTBUS_TEST_STORAGE_HOLD): waits while the file it names exists. */
+void storage_test_hold(void);
+
+/* A pool's scan (storage-load.c): new, read from the host in any thread (returns its result), then
+ * applied on the loop (new files appear, vanished ones go; stale: volumes were added or removed since it
+ * began, it is better read again). storage_pool_scan does all three at once (start-up). */
+typedef struct PoolScan PoolScan;
+int storage_pool_scan_new(StorageRegistry *r, StoragePool *p, PoolScan **ret);
+void storage_pool_scan_set_fd(PoolScan *s, int pool_fd);
+int storage_pool_scan_read(PoolScan *s);
+bool storage_pool_scan_stale(const StoragePool *p, const PoolScan *s);
+int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *s);
+PoolScan *storage_pool_scan_free(PoolScan *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PoolScan *, storage_pool_scan_free);
 int storage_pool_scan(StorageRegistry *r, StoragePool *p);
+/* DeviceBusy while the pool's Start or Stop runs, or its Refresh when changes (a volume made or deleted
+ * would make its scan wrong); InvalidState when it is not active. */
+int storage_pool_check_ready(const StoragePool *p, bool changes, VbError *reterr);
 int storage_pool_add(StorageRegistry *r, StoragePoolDef *def, bool persistent, StoragePool **ret);
 int storage_pool_check_conflicts(StorageRegistry *r, const StoragePoolDef *def, StoragePool *self, VbError *reterr);
 int storage_pool_activate(StorageRegistry *r, StoragePool *p, VbError *reterr);

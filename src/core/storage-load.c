@@ -10,46 +10,171 @@
 
 #include "core/def-store.h"
 #include "core/storage-internal.h"
+#include "host/child-wait.h"
 #include "util/fileio.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 
-/* Reads the pool's sizes and volumes again: new files appear, vanished ones go. */
+/* Tests only: while the file VIRTBUS_TEST_STORAGE_HOLD names exists, a pool's Start, Stop and Refresh wait
+ * before they touch the host (a pool on a slow or hung file system, made to order), so that a test can show
+ * what is answered meanwhile. The wait ends when virtbusd stops (host_children_cancel). */
+void storage_test_hold(void) {
+        const char *f = getenv("VIRTBUS_TEST_STORAGE_HOLD");
+
+        if (!f || f[0] != '/')
+                return;
+        while (access(f, F_OK) >= 0 && !host_children_cancelled())
+                (void) usleep(10000);
+}
+
+/* A scan in two halves: what the pool holds is read from the host in any thread (a worker's, for Start
+ * and Refresh: a large or slow directory must not hold the event loop), and the registry follows it on
+ * the loop. */
+struct PoolScan {
+        const VbStorageBackendOps *ops;
+        int pool_fd;     /* the pool's (borrowed): it stays open while the pool is busy */
+        char *fill_dir;  /* where the records of clones being filled are */
+        char **busy;     /* the volumes a job worked on when the scan began: their records stay */
+        size_t n_busy, n_busy_allocated;
+        unsigned vol_changes; /* the pool's count when the scan began */
+        StoragePoolInfo info;
+        char **names;    /* the volumes found, sorted */
+        StorageVolInfo *infos;
+        bool *have_info;
+        size_t n;
+        char **swept;    /* volumes removed: their clone was cut short */
+        size_t n_swept;
+        int r;
+};
+
+static void strv_free_n(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+PoolScan *storage_pool_scan_free(PoolScan *s) {
+        if (!s)
+                return NULL;
+        free(s->fill_dir);
+        strv_free_n(s->busy, s->n_busy);
+        strv_free_n(s->names, s->n);
+        free(s->infos);
+        free(s->have_info);
+        strv_free_n(s->swept, s->n_swept);
+        free(s);
+        return NULL;
+}
+
+int storage_pool_scan_new(StorageRegistry *r, StoragePool *p, PoolScan **ret) {
+        _cleanup_(storage_pool_scan_freep) PoolScan *s = new0(PoolScan, 1);
+
+        if (!s)
+                return -ENOMEM;
+        s->ops = storage_backend_find(p->def->type);
+        s->pool_fd = p->fd;
+        s->vol_changes = p->vol_changes;
+        if (storage_fill_dir(r, p, &s->fill_dir) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_vols; i++) {
+                if (!p->vols[i]->job)
+                        continue;
+                if (!GREEDY_REALLOC(s->busy, s->n_busy_allocated, s->n_busy + 1) || !(s->busy[s->n_busy] = strdup(p->vols[i]->name)))
+                        return -ENOMEM;
+                s->n_busy++;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void storage_pool_scan_set_fd(PoolScan *s, int pool_fd) {
+        s->pool_fd = pool_fd;
+}
+
+/* Any thread: the host only, nothing of the registry. */
+int storage_pool_scan_read(PoolScan *s) {
+        if (!s->ops || s->pool_fd < 0)
+                return s->r = 0;
+        storage_fill_sweep(s->ops, s->pool_fd, s->fill_dir, (const char * const *) s->busy, s->n_busy, &s->swept,
+                           &s->n_swept);
+        (void) s->ops->pool_info(s->pool_fd, &s->info);
+        s->r = s->ops->list_volumes(s->pool_fd, &s->names, &s->n);
+        if (s->r < 0)
+                return s->r;
+        s->infos = new0(StorageVolInfo, s->n ?: 1);
+        s->have_info = new0(bool, s->n ?: 1);
+        if (!s->infos || !s->have_info)
+                return s->r = -ENOMEM;
+        for (size_t j = 0; j < s->n; j++)
+                s->have_info[j] = s->ops->vol_info(s->pool_fd, s->names[j], &s->infos[j], NULL) >= 0;
+        return 0;
+}
+
+bool storage_pool_scan_stale(const StoragePool *p, const PoolScan *s) {
+        return p->vol_changes != s->vol_changes;
+}
+
+/* On the loop: new files appear, vanished ones go (not those a job works on or a clone reads). Looked up
+ * by name in hash maps: a pool of thousands of files costs the loop no more than its volumes' signals. */
+int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *s) {
+        Hashmap *found = NULL, *have = NULL;
+        int k = 0;
+
+        for (size_t i = 0; i < s->n_swept; i++) {
+                StorageVol *v = storage_vol_by_name(p, s->swept[i]);
+
+                if (v && !v->job)
+                        storage_vol_remove(r, v);
+        }
+        if (s->r < 0)
+                return s->r;
+        found = hashmap_new();
+        have = hashmap_new();
+        for (size_t j = 0; k >= 0 && found && j < s->n; j++)
+                k = hashmap_put(found, s->names[j], s->names[j]);
+        for (size_t i = 0; k >= 0 && have && i < p->n_vols; i++)
+                k = hashmap_put(have, p->vols[i]->name, p->vols[i]);
+        if (!found || !have || k < 0) {
+                hashmap_free(found);
+                hashmap_free(have);
+                return -ENOMEM;
+        }
+        p->info = s->info;
+        for (size_t i = p->n_vols; i > 0; i--) {
+                StorageVol *v = p->vols[i - 1];
+
+                if (!hashmap_get(found, v->name) && !v->job && v->n_readers == 0) {
+                        hashmap_remove(have, v->name);
+                        storage_vol_remove(r, v);
+                }
+        }
+        for (size_t j = 0; j < s->n; j++) {
+                StorageVol *v = hashmap_get(have, s->names[j]);
+
+                if (!s->have_info[j])
+                        continue;
+                if (v)
+                        v->info = s->infos[j];
+                else
+                        (void) storage_vol_add(r, p, s->names[j], &s->infos[j], NULL);
+        }
+        hashmap_free(found);
+        hashmap_free(have);
+        return 0;
+}
+
+/* Both halves at once: at start-up, before the loop serves anyone. */
 int storage_pool_scan(StorageRegistry *r, StoragePool *p) {
-        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        char **names = NULL;
-        size_t n = 0;
+        _cleanup_(storage_pool_scan_freep) PoolScan *s = NULL;
         int k;
 
-        if (!ops || p->fd < 0)
+        if (!storage_backend_find(p->def->type) || p->fd < 0)
                 return 0;
-        storage_pool_sweep_fills(r, p);
-        (void) ops->pool_info(p->fd, &p->info);
-        k = ops->list_volumes(p->fd, &names, &n);
+        k = storage_pool_scan_new(r, p, &s);
         if (k < 0)
                 return k;
-        for (size_t i = p->n_vols; i > 0; i--) {
-                bool found = false;
-
-                for (size_t j = 0; j < n && !found; j++)
-                        found = streq(names[j], p->vols[i - 1]->name);
-                /* A volume a job works on, or a clone reads, stays until that ends. */
-                if (!found && !p->vols[i - 1]->job && p->vols[i - 1]->n_readers == 0)
-                        storage_vol_remove(r, p->vols[i - 1]);
-        }
-        for (size_t j = 0; j < n; j++) {
-                StorageVolInfo info;
-                StorageVol *v = storage_vol_by_name(p, names[j]);
-
-                if (ops->vol_info(p->fd, names[j], &info, NULL) >= 0) {
-                        if (v)
-                                v->info = info;
-                        else
-                                (void) storage_vol_add(r, p, names[j], &info, NULL);
-                }
-                free(names[j]);
-        }
-        free(names);
-        return 0;
+        (void) storage_pool_scan_read(s);
+        return storage_pool_scan_apply(r, p, s);
 }
 
 /* Loading --------------------------------------------------------------------------------------- */

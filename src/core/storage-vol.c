@@ -60,6 +60,7 @@ int storage_vol_add(StorageRegistry *r, StoragePool *p, const char *name, const 
         v->pool = p;
         v->info = *info;
         p->vols[p->n_vols++] = v;
+        p->vol_changes++;
         if (r->events.vol_added)
                 r->events.vol_added(r->events.userdata, v);
         if (ret)
@@ -76,6 +77,7 @@ void storage_vol_remove(StorageRegistry *r, StorageVol *v) {
                         p->n_vols--;
                         break;
                 }
+        p->vol_changes++;
         if (r->events.vol_removed)
                 r->events.vol_removed(r->events.userdata, v);
         storage_vol_free(v);
@@ -115,8 +117,9 @@ static int vol_check_backing(StorageRegistry *r, StorageVolDef *d, uid_t owner, 
 static int vol_check_new(StoragePool *p, const StorageVolDef *d, VbError *reterr) {
         int k;
 
-        if (!storage_pool_is_active(p) || !storage_backend_find(p->def->type))
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = storage_pool_check_ready(p, true, reterr);
+        if (k < 0)
+                return k;
         k = storage_vol_name_check(d->name, reterr);
         if (k < 0)
                 return k;
@@ -177,40 +180,51 @@ static void fill_unrecord(StorageRegistry *r, StoragePool *p, const char *name) 
         fill_records_tidy(r, p);
 }
 
-/* The volumes of p whose clone was cut short (see above) go, file and all. */
-void storage_pool_sweep_fills(StorageRegistry *r, StoragePool *p) {
-        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        _cleanup_free_ char *dir = NULL;
+int storage_fill_dir(StorageRegistry *r, StoragePool *p, char **ret) {
+        return fill_record_path(r, p, NULL, ret);
+}
+
+/* Any thread (a scan's): the files of the records in dir whose clone no job works on (none of skip) go, if
+ * the file is still the one recorded; their names are added to *swept. */
+void storage_fill_sweep(const VbStorageBackendOps *ops, int pool_fd, const char *dir, const char * const *skip,
+                        size_t n_skip, char ***swept, size_t *n_swept) {
         _cleanup_(closedirp) DIR *d = NULL;
+        size_t allocated = *n_swept;
         struct dirent *de;
 
-        if (!ops || p->fd < 0 || fill_record_path(r, p, NULL, &dir) < 0 || !(d = opendir(dir)))
+        if (!ops || pool_fd < 0 || !(d = opendir(dir)))
                 return;
         while ((de = readdir(d))) {
-                StorageVol *v = storage_vol_by_name(p, de->d_name);
                 _cleanup_free_ char *path = NULL, *id = NULL;
                 _cleanup_close_ int fd = -EBADF;
                 unsigned long long dev, ino;
+                bool same, busy = false;
                 struct stat st;
-                bool same;
 
-                if (de->d_name[0] == '.' || (v && v->job))
+                for (size_t i = 0; i < n_skip && !busy; i++)
+                        busy = streq(skip[i], de->d_name);
+                if (de->d_name[0] == '.' || busy)
                         continue;
-                if (fill_record_path(r, p, de->d_name, &path) < 0 || read_full_file(path, 256, &id, NULL) < 0)
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 || read_full_file(path, 256, &id, NULL) < 0)
                         continue;
-                fd = ops->vol_open(p->fd, de->d_name, O_RDONLY, NULL);
+                fd = ops->vol_open(pool_fd, de->d_name, O_RDONLY, NULL);
                 same = fd >= 0 && (isempty(id) || (sscanf(id, "%llu %llu", &dev, &ino) == 2 && fstat(fd, &st) >= 0 &&
                                                    st.st_dev == dev && st.st_ino == ino));
                 if (same) {
-                        log_notice("Removing volume '%s' of pool '%s': the clone filling it was cut short.", de->d_name,
-                                   p->name);
-                        (void) ops->vol_delete(p->fd, de->d_name, NULL);
-                        if (v)
-                                storage_vol_remove(r, v);
+                        log_notice("Removing volume '%s': the clone filling it was cut short.", de->d_name);
+                        (void) ops->vol_delete(pool_fd, de->d_name, NULL);
+                        if (GREEDY_REALLOC(*swept, allocated, *n_swept + 1) && ((*swept)[*n_swept] = strdup(de->d_name)))
+                                (*n_swept)++;
                 }
                 (void) unlink(path);
         }
-        fill_records_tidy(r, p);
+        /* The directories of the records go when they are empty. */
+        if (rmdir(dir) >= 0) {
+                _cleanup_free_ char *copy = strdup(dir);
+
+                if (copy)
+                        (void) rmdir(dirname(copy));
+        }
 }
 
 /* The backend makes the file, and the registry gets the volume: 0, or 1 when its image is still to be written
@@ -355,8 +369,9 @@ int storage_vol_delete(StorageRegistry *r, StorageVol *v, VbError *reterr) {
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         int k;
 
-        if (!storage_pool_is_active(p) || !ops)
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = storage_pool_check_ready(p, true, reterr);
+        if (k < 0)
+                return k;
         k = storage_vol_check_idle(v, reterr);
         if (k < 0)
                 return k;
@@ -385,7 +400,7 @@ int storage_vol_get_xml(StorageVol *v, char **ret, VbError *reterr) {
         def->format = v->info.format;
         /* The image's backing file as its header names it (read again each time: cheap, and a file
          * uploaded later may have one). */
-        if (ops && ops->vol_backing && storage_pool_is_active(v->pool) &&
+        if (ops && ops->vol_backing && v->pool->fd >= 0 &&
             ops->vol_backing(v->pool->fd, v->name, &def->backing_path, &def->backing_format) > 0)
                 def->backing_format_given = def->backing_format != STORAGE_VOL_FORMAT_NONE;
         return storage_vol_def_format(def, ret);
@@ -556,8 +571,9 @@ int storage_vol_start_job(StorageRegistry *r, StorageVol *v, StorageJobKind kind
         struct stat st;
         int k;
 
-        if (!storage_pool_is_active(p) || !ops)
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = storage_pool_check_ready(p, false, reterr);
+        if (k < 0)
+                return k;
         k = kind == STORAGE_JOB_DOWNLOAD && !v->job ? 0 : storage_vol_check_idle(v, reterr);
         if (k < 0)
                 return k;
@@ -622,9 +638,9 @@ int storage_vol_clone(StorageRegistry *r, StoragePool *p, StorageVolDef *def, St
         k = vol_check_new(p, d, reterr);
         if (k < 0)
                 return k;
-        if (!storage_pool_is_active(source->pool))
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' of volume '%s' is not active.",
-                                    source->pool->name, source->name);
+        k = storage_pool_check_ready(source->pool, false, reterr);
+        if (k < 0)
+                return k;
         if (source->job && storage_job_kind(source->job) != STORAGE_JOB_DOWNLOAD)
                 return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Volume '%s' is busy: its %s is running.", source->name,
                                     storage_job_kind_to_string(storage_job_kind(source->job)));
@@ -678,8 +694,9 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         int k;
 
-        if (!storage_pool_is_active(p) || !ops)
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        k = storage_pool_check_ready(p, false, reterr);
+        if (k < 0)
+                return k;
         k = storage_vol_check_idle(v, reterr);
         if (k < 0)
                 return k;

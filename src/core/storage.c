@@ -71,10 +71,21 @@ int storage_registry_new(const char *config_dir, const char *runtime_dir, const 
 }
 
 StorageRegistry *storage_registry_free(StorageRegistry *r) {
+        bool abandoned = false;
+
         if (!r)
                 return NULL;
-        r->worker = worker_free(r->worker); /* a Build running ends first; its caller is answered */
-        for (size_t i = 0; i < r->n_pools; i++)
+        r->freeing = true;
+        if (r->worker && worker_running(r->worker)) {
+                /* Still running after virtbusd's stop waited for it (hung in the kernel): virtbusd exits
+                 * without it rather than wait forever; the thread keeps what it uses. */
+                log_warning("Work of a storage pool is still running: virtbusd exits without it.");
+                worker_cancel_queued(r->worker);
+                r->worker = NULL;
+                abandoned = true;
+        }
+        r->worker = worker_free(r->worker); /* work just finished is delivered; its caller is answered */
+        for (size_t i = 0; i < r->n_pools && !abandoned; i++) /* else the thread may still read a definition */
                 pool_free(r->pools[i]);
         free(r->pools);
         hashmap_free(r->by_uuid);
@@ -99,7 +110,7 @@ StoragePool *storage_pool_by_name(const StorageRegistry *r, const char *name) {
 }
 
 bool storage_pool_is_active(const StoragePool *p) {
-        return p->fd >= 0;
+        return p->fd >= 0 || p->busy == STORAGE_POOL_STOPPING;
 }
 
 StorageVol *storage_vol_by_name(const StoragePool *p, const char *name) {
@@ -189,11 +200,29 @@ static void pool_remove(StorageRegistry *r, StoragePool *p) {
         pool_free(p);
 }
 
-/* DeviceBusy while Build runs. */
-static int check_not_building(const StoragePool *p, VbError *reterr) {
-        if (!p->building)
-                return 0;
-        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Pool '%s' is busy: it is being built.", p->name);
+static const char * const busy_table[_STORAGE_POOL_BUSY_MAX] = {
+        [STORAGE_POOL_BUILDING] = "being built",
+        [STORAGE_POOL_STARTING] = "being started",
+        [STORAGE_POOL_STOPPING] = "being stopped",
+        [STORAGE_POOL_REFRESHING] = "being refreshed",
+};
+
+static int busy_error(const StoragePool *p, VbError *reterr) {
+        return vb_error_set(reterr, VB_ERROR_DEVICE_BUSY, "Pool '%s' is busy: it is %s.", p->name, busy_table[p->busy]);
+}
+
+/* DeviceBusy while work of the pool's runs in the worker. */
+static int check_idle(const StoragePool *p, VbError *reterr) {
+        return p->busy == STORAGE_POOL_IDLE ? 0 : busy_error(p, reterr);
+}
+
+int storage_pool_check_ready(const StoragePool *p, bool changes, VbError *reterr) {
+        if (p->busy == STORAGE_POOL_STARTING || p->busy == STORAGE_POOL_STOPPING ||
+            (changes && p->busy == STORAGE_POOL_REFRESHING))
+                return busy_error(p, reterr);
+        if (p->fd < 0 || !storage_backend_find(p->def->type))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        return 0;
 }
 
 /* A new definition must not take another pool's name or UUID, nor its directory. */
@@ -226,7 +255,7 @@ int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
         p = storage_pool_by_uuid(r, uuid);
         k = storage_pool_check_conflicts(r, d, p, reterr);
         if (k >= 0 && p)
-                k = check_not_building(p, reterr);
+                k = check_idle(p, reterr);
         if (k < 0)
                 return k;
         if (p && storage_pool_is_active(p) && !streq_ptr(p->def->target_path, d->target_path))
@@ -304,7 +333,7 @@ int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
 int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         int k;
 
-        k = check_not_building(p, reterr);
+        k = check_idle(p, reterr);
         if (k < 0)
                 return k;
         if (storage_pool_is_active(p))
@@ -317,11 +346,303 @@ int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         return 0;
 }
 
-int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
-        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        _cleanup_free_ char *status = NULL;
+/* Work of a pool's in the registry's worker ------------------------------------------------------- */
+
+typedef struct PoolJob {
+        StorageRegistry *registry;
+        char uuid[37];
+        StoragePoolBusy kind;
+        const VbStorageBackendOps *ops;
+        const StoragePoolDef *def; /* the pool's: it does not change while the pool is busy */
+        int fd;         /* Start: the one opened; Stop: the pool's, closed there (and a new one if it failed) */
+        PoolScan *scan; /* Start, Refresh: what the pool holds */
+        bool create;    /* CreateStoragePool: the pool goes again if its start fails */
+        unsigned tries; /* Refresh: scans read again because volumes changed meanwhile */
+        int result;
+        VbError error;
+        StoragePoolDoneFunc done;
+        void *userdata;
+} PoolJob;
+
+#define POOL_JOB_THREADS 4 /* a pool on a hung file system holds one; the others go on */
+#define POOL_JOB_QUEUE_MAX 64
+#define POOL_SCAN_TRIES 3
+
+static PoolJob *pool_job_free(PoolJob *j) {
+        if (j->fd >= 0)
+                close(j->fd);
+        storage_pool_scan_free(j->scan);
+        vb_error_free(&j->error);
+        free(j);
+        return NULL;
+}
+
+/* In the worker: the host only (the backend, the scan's reading), nothing of the registry. */
+static void pool_job_work(void *userdata) {
+        PoolJob *j = userdata;
         int k;
 
+        /* Not begun when virtbusd began to stop: nothing is done (pool_job_done answers). */
+        if (__atomic_load_n(&j->registry->stopping, __ATOMIC_ACQUIRE)) {
+                j->result = -ECANCELED;
+                return;
+        }
+        if (j->kind != STORAGE_POOL_BUILDING)
+                storage_test_hold();
+        switch (j->kind) {
+        case STORAGE_POOL_BUILDING:
+                j->result = j->ops->build(j->def, &j->error);
+                break;
+        case STORAGE_POOL_STARTING:
+                j->result = j->ops->start(j->def, &j->fd, &j->error);
+                if (j->result >= 0) {
+                        storage_pool_scan_set_fd(j->scan, j->fd);
+                        (void) storage_pool_scan_read(j->scan);
+                }
+                break;
+        case STORAGE_POOL_STOPPING:
+                close(j->fd);
+                j->fd = -1;
+                j->result = 0;
+                if (j->ops->stop && (k = j->ops->stop(j->def, &j->error)) < 0) {
+                        /* Still mounted (busy): the pool stays active. */
+                        if (j->ops->start(j->def, &j->fd, NULL) < 0)
+                                log_warning("Pool '%s' could not be stopped nor opened again.", j->def->name);
+                        j->result = k;
+                }
+                break;
+        case STORAGE_POOL_REFRESHING:
+                k = storage_pool_scan_read(j->scan);
+                j->result = k < 0 ? vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "Failed to read pool '%s': %s",
+                                                 j->def->name, strerror(-k))
+                                  : 0;
+                break;
+        default:
+                j->result = -EINVAL;
+        }
+}
+
+static const char * const job_verb[_STORAGE_POOL_BUSY_MAX] = {
+        [STORAGE_POOL_BUILDING] = "build",
+        [STORAGE_POOL_STARTING] = "start",
+        [STORAGE_POOL_STOPPING] = "stop",
+        [STORAGE_POOL_REFRESHING] = "refresh",
+};
+
+/* Work that virtbusd's stop kept from beginning, or cut short (its helper killed): its caller is told so. */
+static void pool_job_stopped_error(PoolJob *j, const char *name) {
+        _cleanup_free_ char *why = NULL;
+
+        if (j->result >= 0 || !j->registry->stopping)
+                return;
+        why = TAKE_PTR(j->error.message);
+        vb_error_free(&j->error);
+        if (j->result == -ECANCELED)
+                j->result = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "The %s of pool '%s' was not begun: "
+                                         "virtbusd is stopping.", job_verb[j->kind], name);
+        else
+                j->result = vb_error_set(&j->error, VB_ERROR_OPERATION_FAILED, "The %s of pool '%s' was cut short: "
+                                         "virtbusd is stopping (%s)", job_verb[j->kind], name, why ?: strerror(-j->result));
+}
+
+static void pool_stopped(StorageRegistry *r, StoragePool **pp) {
+        StoragePool *p = *pp;
+        _cleanup_free_ char *status = NULL;
+
+        if (status_path(r, p->uuid, &status) >= 0)
+                (void) unlink(status);
+        pool_drop_volumes(r, p);
+        log_info("Stopped storage pool '%s'.", p->name);
+        if (!p->persistent) {
+                pool_remove(r, p);
+                *pp = NULL;
+                return;
+        }
+        p->info = (StoragePoolInfo) {};
+        CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+}
+
+static int pool_job_submit(StorageRegistry *r, StoragePool *p, PoolJob *j, VbError *reterr);
+
+/* On the loop: the registry follows what was done; 1 when the work was submitted again instead. */
+static int pool_job_apply(PoolJob *j, StoragePool **pp) {
+        StorageRegistry *r = j->registry;
+        StoragePool *p = *pp;
+
+        switch (j->kind) {
+        case STORAGE_POOL_BUILDING:
+                if (j->result >= 0)
+                        log_notice("Built storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
+                else
+                        log_warning("Failed to build storage pool '%s': %s", p->name, strempty(j->error.message));
+                break;
+        case STORAGE_POOL_STARTING:
+                if (j->result < 0) {
+                        if (j->create) {
+                                pool_remove(r, p);
+                                *pp = NULL;
+                        }
+                        break;
+                }
+                p->fd = TAKE_FD(j->fd);
+                (void) save_status(r, p);
+                (void) storage_pool_scan_apply(r, p, j->scan);
+                log_info("Started storage pool '%s'.", p->name);
+                CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+                break;
+        case STORAGE_POOL_STOPPING:
+                if (j->result >= 0)
+                        pool_stopped(r, pp);
+                else if ((p->fd = TAKE_FD(j->fd)) < 0) /* not stopped, and not open again either */
+                        CHANGED(r, p, "Active");
+                break;
+        case STORAGE_POOL_REFRESHING:
+                if (j->result >= 0 && storage_pool_scan_stale(p, j->scan) && j->tries < POOL_SCAN_TRIES) {
+                        PoolScan *again = NULL;
+
+                        /* A volume came or went while the scan read: read again. */
+                        j->tries++;
+                        if (storage_pool_scan_new(r, p, &again) >= 0) {
+                                storage_pool_scan_free(j->scan);
+                                j->scan = again;
+                                if (pool_job_submit(r, p, j, NULL) >= 0)
+                                        return 1;
+                        }
+                }
+                if (j->result >= 0) {
+                        (void) storage_pool_scan_apply(r, p, j->scan);
+                        CHANGED(r, p, "Capacity", "Allocation", "Available");
+                }
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+static void pool_job_done(void *userdata, bool cancelled) {
+        PoolJob *j = userdata;
+        StorageRegistry *r = j->registry;
+        StoragePool *p = storage_pool_by_uuid(r, j->uuid);
+
+        r->n_jobs--;
+        if (cancelled) /* never ran */
+                j->result = -ECANCELED;
+        pool_job_stopped_error(j, p ? p->name : j->uuid);
+        if (p && r->freeing) {
+                /* virtbusd is going: the registry stays as it is; a pool started meanwhile is recorded so that
+                 * the next start-up takes it up. The caller is answered. */
+                if (j->kind == STORAGE_POOL_STARTING && j->result >= 0)
+                        (void) save_status(r, p);
+                p = NULL;
+        } else if (p) {
+                p->busy = STORAGE_POOL_IDLE;
+                if (pool_job_apply(j, &p) > 0) {
+                        p->busy = j->kind;
+                        return;
+                }
+        }
+        j->done(p, j->result, &j->error, j->userdata);
+        pool_job_free(j);
+}
+
+static int pool_job_submit(StorageRegistry *r, StoragePool *p, PoolJob *j, VbError *reterr) {
+        int k;
+
+        if (r->stopping)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Pool '%s' cannot be changed now: virtbusd is "
+                                    "stopping.", p->name);
+        if (!r->worker && (k = worker_new(r->event, POOL_JOB_THREADS, POOL_JOB_QUEUE_MAX, 0, &r->worker)) < 0)
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot start the threads for storage pools: %s",
+                                    strerror(-k));
+        k = worker_submit(r->worker, pool_job_work, pool_job_done, j);
+        if (k < 0)
+                return vb_error_set(reterr, k == -EAGAIN ? VB_ERROR_LIMITS_EXCEEDED : VB_ERROR_OPERATION_FAILED,
+                                    "Cannot %s pool '%s' now: %s", job_verb[j->kind], p->name, strerror(-k));
+        r->n_jobs++;
+        p->busy = j->kind;
+        return 0;
+}
+
+/* The pool's work begins in the worker: 0, or < 0 with nothing changed. */
+static int pool_job_begin(StorageRegistry *r, StoragePool *p, StoragePoolBusy kind, bool create,
+                          StoragePoolDoneFunc done, void *userdata, VbError *reterr) {
+        PoolJob *j;
+        int k;
+
+        j = new0(PoolJob, 1);
+        if (!j)
+                return -ENOMEM;
+        *j = (PoolJob) { .registry = r, .kind = kind, .ops = storage_backend_find(p->def->type), .def = p->def,
+                         .fd = -1, .create = create, .done = done, .userdata = userdata, .error = VB_ERROR_NULL };
+        memcpy(j->uuid, p->uuid, sizeof j->uuid);
+        if ((kind == STORAGE_POOL_STARTING || kind == STORAGE_POOL_REFRESHING) &&
+            (k = storage_pool_scan_new(r, p, &j->scan)) < 0) {
+                pool_job_free(j);
+                return k;
+        }
+        if (kind == STORAGE_POOL_STOPPING)
+                j->fd = p->fd;
+        k = pool_job_submit(r, p, j, reterr);
+        if (k < 0) {
+                j->fd = -1;
+                pool_job_free(j);
+                return k;
+        }
+        if (kind == STORAGE_POOL_STOPPING)
+                p->fd = -1; /* the worker's now; the pool stays active until it is done */
+        return 0;
+}
+
+void storage_registry_stop(StorageRegistry *r) {
+        __atomic_store_n(&r->stopping, true, __ATOMIC_RELEASE);
+        worker_cancel_queued(r->worker); /* answered now, also behind work that hangs */
+}
+
+unsigned storage_registry_jobs(const StorageRegistry *r) {
+        return r->n_jobs;
+}
+
+int storage_pool_start_async(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                             VbError *reterr) {
+        int k;
+
+        k = check_idle(p, reterr);
+        if (k < 0)
+                return k;
+        if (storage_pool_is_active(p))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is already active.", p->name);
+        if (!storage_backend_find(p->def->type))
+                return not_supported(p->def, reterr);
+        return pool_job_begin(r, p, STORAGE_POOL_STARTING, false, done, userdata, reterr);
+}
+
+int storage_pool_create_async(StorageRegistry *r, StoragePoolDef *def, StoragePoolDoneFunc done, void *userdata,
+                              VbError *reterr) {
+        _cleanup_(storage_pool_def_freep) StoragePoolDef *d = def;
+        StoragePool *p;
+        int k;
+
+        k = storage_pool_check_conflicts(r, d, NULL, reterr);
+        if (k < 0)
+                return k;
+        if (!storage_backend_find(d->type))
+                return not_supported(d, reterr);
+        k = storage_pool_add(r, TAKE_PTR(d), false, &p);
+        if (k < 0)
+                return k;
+        k = pool_job_begin(r, p, STORAGE_POOL_STARTING, true, done, userdata, reterr);
+        if (k < 0)
+                pool_remove(r, p);
+        return k;
+}
+
+int storage_pool_stop(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata, VbError *reterr) {
+        int k;
+
+        k = check_idle(p, reterr);
+        if (k < 0)
+                return k;
         if (!storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
         for (size_t i = 0; i < p->n_vols; i++) {
@@ -329,101 +650,45 @@ int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr) {
                 if (k < 0)
                         return k;
         }
-        close(p->fd);
-        p->fd = -1;
-        if (ops && ops->stop && (k = ops->stop(p->def, reterr)) < 0) {
-                /* Still mounted (busy): the pool stays active. */
-                if (ops->start(p->def, &p->fd, NULL) < 0)
-                        log_warning("Pool '%s' could not be stopped nor opened again.", p->name);
+        if (!storage_backend_find(p->def->type))
+                return not_supported(p->def, reterr);
+        return pool_job_begin(r, p, STORAGE_POOL_STOPPING, false, done, userdata, reterr);
+}
+
+int storage_pool_refresh(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                         VbError *reterr) {
+        int k;
+
+        k = check_idle(p, reterr);
+        if (k < 0)
                 return k;
-        }
-        if (status_path(r, p->uuid, &status) >= 0)
-                (void) unlink(status);
-        pool_drop_volumes(r, p);
-        log_info("Stopped storage pool '%s'.", p->name);
-        if (!p->persistent) {
-                pool_remove(r, p);
-                return 0;
-        }
-        p->info = (StoragePoolInfo) {};
-        CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
-        return 0;
-}
-
-typedef struct PoolBuild {
-        StorageRegistry *registry;
-        char uuid[37];
-        const VbStorageBackendOps *ops;
-        const StoragePoolDef *def; /* the pool's: it does not change while p->building */
-        int result;
-        VbError error;
-        StoragePoolDoneFunc done;
-        void *userdata;
-} PoolBuild;
-
-static void pool_build_work(void *userdata) {
-        PoolBuild *b = userdata;
-
-        b->result = b->ops->build(b->def, &b->error);
-}
-
-static void pool_build_done(void *userdata, bool cancelled) {
-        PoolBuild *b = userdata;
-        StoragePool *p = storage_pool_by_uuid(b->registry, b->uuid);
-
-        if (cancelled && b->result >= 0)
-                b->result = vb_error_set(&b->error, VB_ERROR_OPERATION_FAILED, "The build of pool '%s' was cut short: "
-                                         "virtbusd is stopping.", p ? p->name : b->uuid);
-        if (p) {
-                p->building = false;
-                if (b->result >= 0)
-                        log_notice("Built storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
-                else
-                        log_warning("Failed to build storage pool '%s': %s", p->name, strempty(b->error.message));
-        }
-        b->done(p, b->result, &b->error, b->userdata);
-        vb_error_free(&b->error);
-        free(b);
+        if (!storage_pool_is_active(p) || !storage_backend_find(p->def->type))
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
+        return pool_job_begin(r, p, STORAGE_POOL_REFRESHING, false, done, userdata, reterr);
 }
 
 int storage_pool_build(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata, VbError *reterr) {
-        const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
-        PoolBuild *b;
         int k;
 
+        k = check_idle(p, reterr);
+        if (k < 0)
+                return k;
         if (storage_pool_is_active(p))
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is active (Build is for a stopped pool).",
                                     p->name);
-        k = check_not_building(p, reterr);
-        if (k < 0)
-                return k;
-        if (!ops)
+        if (!storage_backend_find(p->def->type))
                 return not_supported(p->def, reterr);
-        if (!r->worker && (k = worker_new(r->event, 1, 16, 0, &r->worker)) < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Cannot start the thread for Build: %s", strerror(-k));
-        b = new0(PoolBuild, 1);
-        if (!b)
-                return -ENOMEM;
-        *b = (PoolBuild) { .registry = r, .ops = ops, .def = p->def, .done = done, .userdata = userdata,
-                           .error = VB_ERROR_NULL };
-        memcpy(b->uuid, p->uuid, sizeof b->uuid);
-        /* mkfs (or a mkdir) in the worker: the loop goes on. */
-        k = worker_submit(r->worker, pool_build_work, pool_build_done, b);
-        if (k < 0) {
-                free(b);
-                return vb_error_set(reterr, k == -EAGAIN ? VB_ERROR_LIMITS_EXCEEDED : VB_ERROR_OPERATION_FAILED,
-                                    "Cannot build pool '%s' now: %s", p->name, strerror(-k));
-        }
-        p->building = true;
-        log_notice("Building storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
-        return 0;
+        k = pool_job_begin(r, p, STORAGE_POOL_BUILDING, false, done, userdata, reterr);
+        if (k >= 0)
+                log_notice("Building storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
+        return k;
 }
 
 int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         const VbStorageBackendOps *ops = storage_backend_find(p->def->type);
         int k;
 
-        k = check_not_building(p, reterr);
+        k = check_idle(p, reterr);
         if (k < 0)
                 return k;
         if (storage_pool_is_active(p))
@@ -434,23 +699,10 @@ int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         return ops->remove(p->def, reterr);
 }
 
-int storage_pool_refresh(StorageRegistry *r, StoragePool *p, VbError *reterr) {
-        int k;
-
-        if (!storage_pool_is_active(p))
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Pool '%s' is not active.", p->name);
-        k = storage_pool_scan(r, p);
-        if (k < 0)
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to read pool '%s': %s", p->name,
-                                    strerror(-k));
-        CHANGED(r, p, "Capacity", "Allocation", "Available");
-        return 0;
-}
-
 int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         int k;
 
-        k = check_not_building(p, reterr);
+        k = check_idle(p, reterr);
         if (k < 0)
                 return k;
         if (!p->persistent)

@@ -36,6 +36,17 @@ struct StorageVol {
         char *job_caller;  /* the bus name the running job is for */
 };
 
+/* What the registry's worker does for a pool (the host part of Build, Start, Stop, Refresh): the pool
+ * answers DeviceBusy to what would conflict until it is done. While it stops, a pool is still active. */
+typedef enum StoragePoolBusy {
+        STORAGE_POOL_IDLE,
+        STORAGE_POOL_BUILDING,
+        STORAGE_POOL_STARTING,
+        STORAGE_POOL_STOPPING,
+        STORAGE_POOL_REFRESHING,
+        _STORAGE_POOL_BUSY_MAX,
+} StoragePoolBusy;
+
 struct StoragePool {
         StorageRegistry *registry;
         char uuid[37];
@@ -47,7 +58,8 @@ struct StoragePool {
         StoragePoolInfo info;
         StorageVol **vols;
         size_t n_vols, n_vols_allocated;
-        bool building; /* Build runs in the registry's worker: the pool is busy, its definition stays */
+        StoragePoolBusy busy; /* work of the pool's in the registry's worker: its definition stays meanwhile */
+        unsigned vol_changes; /* counts volumes added and removed (a scan begun before is stale) */
 };
 
 typedef struct StorageEvents {
@@ -70,7 +82,10 @@ struct StorageRegistry {
         Hashmap *by_uuid, *by_name;
         StoragePool **pools; /* in order of definition */
         size_t n_pools, n_pools_allocated;
-        struct Worker *worker; /* Build's thread (mkfs, mkdir), made when first needed */
+        struct Worker *worker; /* the pools' host work (mkfs, mount, scans), made when first needed */
+        unsigned n_jobs;       /* pools' work submitted, not yet answered */
+        bool stopping;         /* virtbusd is stopping: no new pool work; work not begun is answered so */
+        bool freeing;
 };
 
 #define STORAGE_TEST_POOL_NAME "default-pool"
@@ -89,19 +104,34 @@ StorageVol *storage_vol_by_name(const StoragePool *p, const char *name);
 StorageVol *storage_vol_by_path(const StorageRegistry *r, const char *path);
 bool storage_pool_is_active(const StoragePool *p);
 
-/* Define / Create take def (also on failure). */
+/* Define / Create take def (also on failure). storage_pool_create and storage_pool_start work at once
+ * (start-up: the loop serves nobody yet); the others below run in the registry's worker. */
 int storage_pool_define(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr);
 int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr);
 int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr);
-int storage_pool_stop(StorageRegistry *r, StoragePool *p, VbError *reterr); /* a transient one goes away */
-/* Build: makes the pool's target (a directory; a file system with mkfs for 'fs') in the registry's worker
- * thread, the pool busy meanwhile (DeviceBusy to Start, Build, Delete, Undefine and a new definition);
- * done(p, r, e, userdata) on the loop when it ended. Returns 0 once started, or < 0 (reterr) at once. */
+/* The host part of Build (the target: a directory; a file system with mkfs for 'fs'), Start (mount, open,
+ * the volumes read), Stop (unmount) and Refresh (the volumes read again) runs in the registry's worker
+ * threads, the pool busy meanwhile (DeviceBusy to the pool's other changes, and to its volumes' changes
+ * as storage_pool_check_ready says); done(p, r, e, userdata) on the loop when it ended, after the
+ * registry's events (p NULL: the pool went, a transient one stopped or not started). Each returns 0 once
+ * begun, or < 0 (reterr) at once. */
 typedef void (*StoragePoolDoneFunc)(StoragePool *p, int r, const VbError *e, void *userdata);
 int storage_pool_build(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
                        VbError *reterr); /* inactive only */
+int storage_pool_start_async(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                             VbError *reterr);
+/* CreateStoragePool: def (taken) joins the registry (announced) and starts; if that fails it goes again. */
+int storage_pool_create_async(StorageRegistry *r, StoragePoolDef *def, StoragePoolDoneFunc done, void *userdata,
+                              VbError *reterr);
+int storage_pool_stop(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                      VbError *reterr); /* a transient one goes away */
+int storage_pool_refresh(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc done, void *userdata,
+                         VbError *reterr); /* active only */
 int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr);  /* inactive only */
-int storage_pool_refresh(StorageRegistry *r, StoragePool *p, VbError *reterr); /* active only */
+/* SIGTERM: no new pool work; work not begun is answered "virtbusd is stopping" (its helper processes, mkfs,
+ * are killed by host_children_cancel). storage_registry_jobs: work not yet answered. */
+void storage_registry_stop(StorageRegistry *r);
+unsigned storage_registry_jobs(const StorageRegistry *r);
 int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr);
 int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostart, VbError *reterr);
 #define STORAGE_XML_INACTIVE (1u << 0)

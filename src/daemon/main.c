@@ -287,7 +287,8 @@ static int request_name(sd_bus *bus) {
         return 0;
 }
 
-/* Changes running at SIGTERM (network starts and stops, host device changes, in their threads) get
+/* Changes running at SIGTERM (network starts and stops, host device changes, storage pools' Build, Start,
+ * Stop and Refresh, in their threads) get
  * STOP_WAIT_USEC to finish; then the helper processes they wait for are killed, so that they fail, undo
  * their steps and are answered; after STOP_CUT_WAIT_USEC more virtbusd exits whatever still runs. */
 #define STOP_WAIT_USEC (3ULL * 1000ULL * 1000ULL)
@@ -304,8 +305,8 @@ typedef struct Stop {
 static void stop_cut(Stop *st, const char *why) {
         if (st->cut)
                 return;
-        log_notice("%u change(s) of networks or host devices still running %s: killing the helper processes "
-                   "they wait for.", manager_stop_pending(st->manager), why);
+        log_notice("%u change(s) of networks, host devices or storage pools still running %s: killing the helper "
+                   "processes they wait for.", manager_stop_pending(st->manager), why);
         manager_stop_cut(st->manager);
         st->cut = true;
 }
@@ -319,8 +320,9 @@ static int on_stop_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (usec >= st->since + STOP_WAIT_USEC)
                 stop_cut(st, "after 3 s");
         if (usec >= st->since + STOP_WAIT_USEC + STOP_CUT_WAIT_USEC) {
-                log_warning("%u change(s) of networks or host devices still running: exiting without them.",
+                log_warning("%u change(s) of networks, host devices or storage pools still running: exiting without them.",
                             manager_stop_pending(st->manager));
+                manager_stop_abandon(st->manager);
                 return sd_event_exit(event, 0);
         }
         (void) sd_event_source_set_time(s, usec + STOP_TICK_USEC);
@@ -343,7 +345,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         manager_stop_begin(st->manager);
         if (manager_stop_pending(st->manager) == 0)
                 return sd_event_exit(event, 0);
-        log_info("Waiting for %u change(s) of networks or host devices to finish.", manager_stop_pending(st->manager));
+        log_info("Waiting for %u change(s) of networks, host devices or storage pools to finish.", manager_stop_pending(st->manager));
         (void) sd_event_now(event, CLOCK_MONOTONIC, &st->since);
         r = sd_event_add_time(event, &st->tick, CLOCK_MONOTONIC, st->since + STOP_TICK_USEC, 1000, on_stop_tick, st);
         if (r < 0) {

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "drivers/storage-backend.h"
+#include "host/child-wait.h"
 #include "host/process.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -81,10 +81,26 @@ static bool has_ext_superblock(int fd) {
                magic[1] == 0xef;
 }
 
+/* A file system mkfs did not finish is not one: its superblock's magic (if mkfs wrote it) goes, so that
+ * the next Build makes it again instead of taking it for a finished one. The device held none before. */
+static void forget_unfinished(const StoragePoolDef *def) {
+        static const uint8_t zero[2] = {};
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        fd = open_device(def, O_RDWR, &st, NULL);
+        if (fd < 0 || !has_ext_superblock(fd))
+                return;
+        if (pwrite(fd, zero, sizeof zero, EXT_MAGIC_OFFSET) != (ssize_t) sizeof zero || fsync(fd) < 0)
+                log_warning("Pool '%s': failed to clear the unfinished file system on '%s', ignoring: %m", def->name,
+                            source_device(def));
+        else
+                log_notice("Pool '%s': cleared the unfinished file system on '%s'.", def->name, source_device(def));
+}
+
 static int run_mkfs(const StoragePoolDef *def, const char *fs, VbError *reterr) {
         char prog[PATH_MAX];
         const char *argv[] = { prog, "-q", "-F", source_device(def), NULL };
-        _cleanup_close_ int pidfd = -EBADF;
         int status = 0, r;
         pid_t pid;
 
@@ -94,19 +110,21 @@ static int run_mkfs(const StoragePoolDef *def, const char *fs, VbError *reterr) 
         if (r < 0)
                 return vb_error_set(reterr, r == -ENOENT ? VB_ERROR_NOT_SUPPORTED : VB_ERROR_OPERATION_FAILED,
                                     "Failed to run '%s' (Debian's e2fsprogs): %s", prog, strerror(-r));
-        pidfd = host_process_open_fd(pid);
-        if (pidfd >= 0) {
-                struct pollfd p = { .fd = pidfd, .events = POLLIN };
-
-                if (poll(&p, 1, MKFS_TIMEOUT_MS) == 0) {
-                        (void) host_process_terminate(pid, pidfd, 1000000);
-                        return vb_error_set(reterr, VB_ERROR_TIMEOUT, "'%s' did not finish within %d s.", prog,
-                                            MKFS_TIMEOUT_MS / 1000);
-                }
+        /* Bounded, and killed with its process group a short grace after virtbusd begins to stop. */
+        r = host_child_wait_timeout(pid, MKFS_TIMEOUT_MS * 1000ULL, &status);
+        if (r == -ETIMEDOUT) {
+                forget_unfinished(def);
+                return vb_error_set(reterr, VB_ERROR_TIMEOUT, "'%s' did not finish within %d s.", prog,
+                                    MKFS_TIMEOUT_MS / 1000);
         }
-        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                forget_unfinished(def);
+                if (host_children_cancelled())
+                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "'%s' was stopped: virtbusd is stopping.",
+                                            prog);
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "'%s %s' failed (status %d).", prog,
                                     source_device(def), status);
+        }
         return 0;
 }
 

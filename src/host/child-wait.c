@@ -50,23 +50,25 @@ static int reap(pid_t pid, int *ret_status) {
         return 0;
 }
 
-/* Until the child exits, or the grace after a cancel runs out (then 0: kill it). */
-static int wait_exit(pid_t pid, int pidfd) {
-        uint64_t deadline = 0;
+/* Until the child exits (1), the grace after a cancel runs out (0), or the caller's own bound does
+ * (-ETIMEDOUT; timeout_usec 0: none): then it is to be killed. */
+static int wait_exit(pid_t pid, int pidfd, uint64_t timeout_usec) {
+        uint64_t deadline = 0, bound = timeout_usec > 0 ? now_usec() + timeout_usec : 0;
 
         for (;;) {
                 struct pollfd fds[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
+                uint64_t t = now_usec(), until;
                 int timeout = -1, n;
 
                 if (deadline == 0 && host_children_cancelled())
-                        deadline = now_usec() + HOST_CHILD_CANCEL_GRACE_USEC;
-                if (deadline > 0) {
-                        uint64_t t = now_usec();
-
-                        if (t >= deadline)
-                                return 0;
-                        timeout = (int) ((deadline - t + 999) / 1000);
-                }
+                        deadline = t + HOST_CHILD_CANCEL_GRACE_USEC;
+                if (deadline > 0 && t >= deadline)
+                        return 0;
+                if (bound > 0 && t >= bound)
+                        return -ETIMEDOUT;
+                until = deadline > 0 && (bound == 0 || deadline < bound) ? deadline : bound;
+                if (until > 0)
+                        timeout = (int) ((until - t + 999) / 1000);
                 n = poll(fds, deadline > 0 || cancel_fd < 0 ? 1 : 2, timeout);
                 if (n < 0 && errno != EINTR)
                         return -errno;
@@ -75,19 +77,25 @@ static int wait_exit(pid_t pid, int pidfd) {
         }
 }
 
-int host_child_wait(pid_t pid, int *ret_status) {
-        int pidfd, r;
+int host_child_wait_timeout(pid_t pid, uint64_t timeout_usec, int *ret_status) {
+        int pidfd, r, k;
 
         (void) pthread_once(&cancel_once, cancel_fd_init);
         pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         if (pidfd < 0) /* no pidfd: unbounded, as before */
                 return reap(pid, ret_status);
-        r = wait_exit(pid, pidfd);
+        r = wait_exit(pid, pidfd, timeout_usec);
         close(pidfd);
-        if (r == 0) {
-                log_debug("Killing helper process %d (and its process group): virtbusd is stopping.", (int) pid);
+        if (r <= 0) {
+                log_debug("Killing helper process %d (and its process group): %s.", (int) pid,
+                          r == 0 ? "virtbusd is stopping" : "it ran too long");
                 (void) kill(-pid, SIGKILL);
                 (void) kill(pid, SIGKILL);
         }
-        return reap(pid, ret_status);
+        k = reap(pid, ret_status);
+        return r == -ETIMEDOUT ? r : k;
+}
+
+int host_child_wait(pid_t pid, int *ret_status) {
+        return host_child_wait_timeout(pid, 0, ret_status);
 }

@@ -184,6 +184,23 @@ Worker *worker_free(Worker *w) {
         return NULL;
 }
 
+void worker_cancel_queued(Worker *w) {
+        JobList queued;
+
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        queued = w->queued;
+        w->queued = (JobList) {};
+        if (w->running == 0)
+                pthread_cond_broadcast(&w->idle);
+        pthread_mutex_unlock(&w->lock);
+        for (Job *j; (j = list_pop(&queued));) {
+                j->done(j->userdata, true);
+                free(j);
+        }
+}
+
 bool worker_running(Worker *w) {
         bool running;
 

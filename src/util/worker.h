@@ -23,6 +23,10 @@ int worker_new(sd_event *event, unsigned n_threads, size_t queue_max, int nice, 
  * and those of jobs run but not yet delivered too (not cancelled). */
 Worker *worker_free(Worker *w);
 
+/* The jobs no thread has taken yet are dropped: their done callbacks run here, now, cancelled (virtbusd
+ * is stopping: what waits behind a job that hangs is answered without waiting for it). */
+void worker_cancel_queued(Worker *w);
+
 /* A thread is running a job now. */
 bool worker_running(Worker *w);
 

@@ -485,6 +485,78 @@ static void test_changes_off_loop(void **state) {
         assert_non_null(strstr(log, "uid 0: re-attach (0000:03:10.2 back to igbvf) of node device 'pci_0000_03_10_2': done."));
 }
 
+typedef struct Answer {
+        int answered; /* 1 done, -1 an error */
+        sd_bus_error error;
+} Answer;
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Answer *a = userdata;
+
+        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        if (a->answered < 0)
+                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+        return 0;
+}
+
+static void answer_wait(sd_bus *bus, Answer *a) {
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; a->answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(bus, NULL) == 0)
+                        (void) sd_bus_wait(bus, 100000);
+}
+
+/* SIGTERM while one change hangs in the kernel (Reset of 03:10.2, held at its FIFO) and another waits
+ * behind it for the thread (Reset of 03:10.0): the waiting one is answered at once "not begun: virtbusd
+ * is stopping" and writes nothing; the hung one, once virtbusd's stop has waited its bound, "still
+ * running"; virtbusd exits. A change asked for meanwhile cannot begin. (On the old code neither was
+ * answered: both callers got NoReply when virtbusd was gone.) */
+static void test_stop_answers(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *vf = harness_nodedev_path(root, "pci_0000_03_10_2"),
+                            *other = harness_nodedev_path(root, "pci_0000_03_10_0"), *other_reset = NULL,
+                            *before = NULL, *after = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot_a = NULL, *slot_b = NULL;
+        Answer a = { .error = SD_BUS_ERROR_NULL }, b = { .error = SD_BUS_ERROR_NULL };
+
+        assert_true(asprintf(&other_reset, "%s/bus/pci/devices/0000:03:10.0/reset", sysfs) > 0);
+        before = harness_read_file(other_reset);
+        dev_hold("reset");
+        assert_true(sd_bus_call_method_async(root, &slot_a, HARNESS_SERVICE, vf, ND, "Reset", on_answer, &a, "t",
+                                             UINT64_C(0)) >= 0);
+        assert_true(sd_bus_call_method_async(root, &slot_b, HARNESS_SERVICE, other, ND, "Reset", on_answer, &b, "t",
+                                             UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* Both taken (busy): the first in the thread, held; the second waiting for it. */
+        harness_call_fails(root, ERR("DeviceBusy"), NULL, vf, ND, "Reset", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), NULL, other, ND, "Reset", "t", UINT64_C(0));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(a.answered, 0);
+        assert_int_equal(b.answered, 0);
+
+        assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
+        answer_wait(root, &b);
+        assert_int_equal(b.answered, -1);
+        assert_string_equal(b.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(b.error.message, "was not begun: virtbusd is stopping"));
+        assert_int_equal(a.answered, 0); /* still hung */
+        answer_wait(root, &a);
+        assert_int_equal(a.answered, -1);
+        assert_string_equal(a.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(a.error.message, "still running"));
+        assert_int_equal(harness_daemon_kill(h, 0), 0);
+        after = harness_read_file(other_reset);
+        assert_string_equal(before, after); /* nothing written */
+        sd_bus_error_free(&a.error);
+        sd_bus_error_free(&b.error);
+
+        teardown_dev_hold(NULL);
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        root = harness_bus_root(h);
+        assert_string_equal(driver_of(h, "pci_0000_03_10_2"), "igbvf");
+}
+
 static void test_domain_host_devices(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h);
@@ -566,6 +638,7 @@ int main(void) {
                 cmocka_unit_test(test_virtual_functions),
                 cmocka_unit_test_teardown(test_virtual_functions_off_loop, teardown_numvfs),
                 cmocka_unit_test_teardown(test_changes_off_loop, teardown_dev_hold),
+                cmocka_unit_test_teardown(test_stop_answers, teardown_dev_hold),
                 cmocka_unit_test(test_domain_host_devices),
                 cmocka_unit_test(test_authorization),
         };

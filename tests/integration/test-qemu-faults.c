@@ -5,8 +5,11 @@
  * the hung call ends with Timeout after virtbusd's own bound ($VIRTBUS_QEMU_TIMEOUT_MS, set here). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +47,7 @@ static pid_t qemu_of(Harness *h, const char *path) {
 typedef struct Pending {
         bool done;
         char *error_name, *error_message;
+        sd_bus_message **keep; /* if set: the answer, kept (to unref) */
 } Pending;
 
 static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -51,6 +55,8 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
         p->done = true;
+        if (p->keep)
+                *p->keep = sd_bus_message_ref(m);
         if (e) {
                 p->error_name = strdup(e->name);
                 p->error_message = strdup(e->message ?: "");
@@ -521,6 +527,95 @@ static void test_save_at_restart(void **state) {
         harness_domain_call(bus, path, "Destroy");
 }
 
+/* An async call with arguments; its answer (kept) in *p. */
+static sd_bus_slot *call_later_with(sd_bus *bus, const char *path, const char *method, Pending *p, sd_bus_message **keep,
+                                    const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus_slot *slot = NULL;
+        va_list ap;
+        int r;
+
+        *p = (Pending) {};
+        assert_int_equal(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, D, method), 0);
+        va_start(ap, types);
+        r = sd_bus_message_appendv(m, types, ap);
+        va_end(ap);
+        assert_true(r >= 0);
+        *keep = NULL;
+        p->keep = keep;
+        assert_int_equal(sd_bus_call_async(bus, &slot, m, on_reply, p, 0), 1);
+        return slot;
+}
+
+/* OpenConsole, OpenGraphics and Screenshot of a domain whose QEMU virtbusd is still connecting to after its
+ * restart (the QEMU SIGSTOPped across it) wait in core's queue while the manager answers, and succeed once
+ * the QEMU wakes up: a console socket, a VNC server saying its RFB version, a PNG. */
+static void test_console_at_restart(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = NULL, *path = NULL;
+        sd_bus_slot *slots[3];
+        sd_bus_message *replies[3];
+        Pending p[3];
+        char version[12];
+        const void *png;
+        size_t n = 0;
+        int fd, type = 0;
+        socklen_t len = sizeof type;
+        pid_t pid;
+
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>dozing</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>"
+                             "<devices><serial type='pty'><target port='0'/></serial>"
+                             "<console type='pty'><target type='serial' port='0'/></console>"
+                             "<graphics type='vnc'><listen type='none'/></graphics><video><model type='vga'/></video>"
+                             "<memballoon model='none'/></devices></domain>") >= 0);
+        path = harness_define_domain(bus, xml);
+        harness_domain_call(bus, path, "Start");
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        slots[0] = call_later_with(bus, path, "OpenConsole", &p[0], &replies[0], "st", "", UINT64_C(0));
+        slots[1] = call_later_with(bus, path, "OpenGraphics", &p[1], &replies[1], "ut", 0U, UINT64_C(0));
+        slots[2] = call_later_with(bus, path, "Screenshot", &p[2], &replies[2], "ut", 0U, UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        assert_string_equal(state_of(h, path), "running");
+        drain(bus);
+        /* Answered in order: a busy or failed answer would be here. */
+        for (unsigned i = 0; i < 3; i++)
+                assert_false(p[i].done);
+
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        for (unsigned i = 0; i < 3; i++) {
+                wait_for(bus, &p[i]);
+                if (p[i].error_name)
+                        fail_msg("call %u failed: %s: %s", i, p[i].error_name, p[i].error_message);
+                assert_non_null(replies[i]);
+        }
+        assert_int_equal(sd_bus_message_read(replies[0], "h", &fd), 1);
+        assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+        assert_int_equal(type, SOCK_STREAM);
+        assert_int_equal(sd_bus_message_read(replies[1], "h", &fd), 1);
+        {
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+                assert_int_equal(poll(&pfd, 1, 30000), 1);
+                assert_int_equal(read(fd, version, sizeof version), (ssize_t) sizeof version);
+                assert_memory_equal(version, "RFB 003.008\n", sizeof version);
+        }
+        assert_int_equal(sd_bus_message_read_array(replies[2], 'y', &png, &n), 1);
+        assert_true(n > 8);
+        assert_memory_equal(png, "\x89PNG\r\n\x1a\n", 8);
+        for (unsigned i = 0; i < 3; i++) {
+                sd_bus_message_unref(replies[i]);
+                sd_bus_slot_unref(slots[i]);
+                pending_done(&p[i]);
+        }
+        harness_domain_call(bus, path, "Destroy");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
@@ -531,6 +626,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_start_held, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_save_at_restart, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_console_at_restart, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

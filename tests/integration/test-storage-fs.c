@@ -6,7 +6,9 @@
  *     and a restart finds the pool mounted and active again;
  *   - the other types are kept as written and refused at Start (and CreateStoragePool) with
  *     NotSupported saying what is missing. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -345,12 +347,137 @@ static void test_build_off_loop(void **state) {
         unlink(image);
 }
 
+/* Whether a process runs a program of dir (the mkfs wrapper, held). */
+static bool running_from(const char *dir) {
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        bool found = false;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *path = NULL, *cmdline = NULL;
+                char buf[4096];
+                ssize_t n;
+                int fd;
+
+                if (atoi(de->d_name) <= 0 || asprintf(&path, "/proc/%s/cmdline", de->d_name) < 0)
+                        continue;
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                if (n <= 0)
+                        continue;
+                for (ssize_t i = 0; i < n; i++)
+                        if (buf[i] == 0)
+                                buf[i] = ' ';
+                buf[n] = 0;
+                if (strstr(buf, dir)) {
+                        found = true;
+                        break;
+                }
+        }
+        closedir(d);
+        return found;
+}
+
+typedef struct Answer {
+        int answered; /* 1 done, -1 an error */
+        sd_bus_error error;
+} Answer;
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Answer *a = userdata;
+
+        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        if (a->answered < 0)
+                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+        return 0;
+}
+
+/* SIGTERM while Build's mkfs is held (hung): virtbusd gives it a short grace, then kills it with its process
+ * group; Build is answered "virtbusd is stopping", virtbusd exits well within the harness's 20 s bound,
+ * and nothing half-made is left: no target directory, no file system, so after a restart the pool is not
+ * taken for built (Start says Build makes the directory) and a Build makes it whole. On the old code
+ * virtbusd's exit waited for mkfs (up to its 120 s bound), and the caller was answered only then. */
+static void test_stop_during_build(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_free_ char *image = NULL, *dev = NULL, *target = NULL, *xml = NULL, *pool = NULL;
+        Answer a = { .error = SD_BUS_ERROR_NULL };
+        uint8_t magic[2] = { 1, 1 };
+        uint64_t since;
+        struct stat st;
+        int fd, exited;
+
+        assert_true(asprintf(&image, "%s/cut-pool.img", harness_dir(h)) > 0);
+        fd = open(image, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+        close(fd);
+        dev = loop_attach(h, image);
+        assert_int_equal(stat(dev, &st), 0);
+        assert_true(asprintf(&target, "%s/cut-mnt", harness_dir(h)) > 0);
+        assert_true(asprintf(&xml, "<pool type='fs'><name>cut</name><source><device path='%s'/><format type='ext4'/>"
+                                   "</source><target><path>%s</path></target></pool>", dev, target) > 0);
+        pool = harness_call_path(root, M, "DefineStoragePool", "st", xml);
+
+        mkfs_hold(true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pool, POOL_INTERFACE, "Build", on_answer, &a,
+                                             "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* mkfs (the wrapper) runs, held. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !running_from(mkfs_dir);) {
+                assert_true(harness_now_usec() < end);
+                usleep(20000);
+        }
+        since = harness_now_usec();
+        assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
+        for (uint64_t end = since + HARNESS_TIMEOUT_USEC; a.answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        exited = harness_daemon_kill(h, 0);
+        fprintf(stderr, "virtbusd exited %.1f s after SIGTERM, Build held in mkfs\n",
+                (double) (harness_now_usec() - since) / 1e6);
+        mkfs_hold(false);
+        assert_int_equal(a.answered, -1);
+        assert_string_equal(a.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(a.error.message, "virtbusd is stopping"));
+        assert_int_equal(exited, 0);
+        /* The held mkfs went with its group; nothing half-made. */
+        assert_false(running_from(mkfs_dir));
+        assert_true(access(target, F_OK) < 0);
+        fd = open(dev, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pread(fd, magic, sizeof magic, 1024 + 56), 2);
+        close(fd);
+        assert_false(magic[0] == 0x53 && magic[1] == 0xef);
+        sd_bus_error_free(&a.error);
+
+        /* After a restart: not built; a Build now makes it, and it starts. */
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        root = harness_bus_root(h);
+        harness_call_fails(root, ERR("InvalidState"), "Build makes the directory", pool, POOL_INTERFACE, "Start", "t",
+                           UINT64_C(0));
+        call_pool(root, pool, "Build");
+        call_pool(root, pool, "Start");
+        assert_true(mounted(target, st.st_rdev));
+        call_pool(root, pool, "Stop");
+        call_pool(root, pool, "Delete");
+        call_pool(root, pool, "Undefine");
+        loop_detach(h, dev);
+        unlink(image);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fs_pool),
                 cmocka_unit_test(test_fs_pool_refusals),
                 cmocka_unit_test(test_other_types),
                 cmocka_unit_test(test_build_off_loop),
+                cmocka_unit_test(test_stop_during_build),
         };
         int r;
 

@@ -228,12 +228,228 @@ static void test_group_virtbus(void **state) {
         }
 }
 
+/* VIRTBUS_TEST_STORAGE_HOLD for this test's virtbusd: while the file exists, pool Start, Stop and Refresh
+ * wait before they touch the host (as on a slow or hung file system). */
+static char hold_dir[] = "/tmp/virtbus-test-pool-hold-XXXXXX";
+static char hold_file[sizeof hold_dir + 8];
+
+static void pool_hold(bool hold) {
+        harness_wrapper_flag(hold_dir, "hold", hold);
+}
+
+typedef struct Answer {
+        int answered; /* 1 done, -1 an error */
+        sd_bus_error error;
+        char *path;   /* an "o" answer */
+} Answer;
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Answer *a = userdata;
+        const char *o;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                a->answered = -1;
+                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+                return 0;
+        }
+        if (strcmp(sd_bus_message_get_signature(m, true), "o") == 0 && sd_bus_message_read(m, "o", &o) > 0)
+                a->path = strdup(o);
+        a->answered = 1;
+        return 0;
+}
+
+static void answer_wait(sd_bus *bus, Answer *a) {
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; a->answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(bus, NULL) == 0)
+                        (void) sd_bus_wait(bus, 100000);
+        if (a->answered < 0)
+                fail_msg("%s: %s", a->error.name, a->error.message);
+        assert_int_equal(a->answered, 1);
+}
+
+/* Not answered yet: what arrived so far is dispatched, and no answer is among it. */
+static void answer_none(sd_bus *bus, const Answer *a) {
+        while (sd_bus_process(bus, NULL) > 0)
+                ;
+        assert_int_equal(a->answered, 0);
+}
+
+/* A PropertiesChanged of the pool naming property, with value b. */
+static void wait_changed_bool(HarnessWatch *w, const char *property, int b) {
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = harness_watch_next(w, HARNESS_TIMEOUT_USEC);
+                const char *iface, *name;
+
+                assert_non_null(s);
+                assert_int_equal(sd_bus_message_read(s, "s", &iface), 1);
+                assert_int_equal(sd_bus_message_enter_container(s, 'a', "{sv}"), 1);
+                while (sd_bus_message_enter_container(s, 'e', "sv") > 0) {
+                        int v = -1;
+
+                        assert_int_equal(sd_bus_message_read(s, "s", &name), 1);
+                        if (strcmp(name, property) != 0) {
+                                assert_true(sd_bus_message_skip(s, "v") >= 0);
+                        } else {
+                                assert_int_equal(sd_bus_message_read(s, "v", "b", &v), 1);
+                                assert_int_equal(v, b);
+                                return;
+                        }
+                        assert_true(sd_bus_message_exit_container(s) >= 0);
+                }
+        }
+}
+
+static void touch(const char *dir, const char *name) {
+        _cleanup_free_ char *f = NULL;
+
+        assert_true(asprintf(&f, "%s/%s", dir, name) > 0);
+        assert_int_equal(close(open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+}
+
+/* Calls path's method (args: types "t" or "" or "st" with xml) until it answers error_name (DeviceBusy: the
+ * work held meanwhile has been taken), failing the test on any other error. */
+static void wait_for_error(sd_bus *bus, const char *path, const char *interface, const char *method, const char *types,
+                           const char *xml, const char *error_name) {
+        for (int i = 0;; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                assert_true(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, path, interface, method) >= 0);
+                if (strcmp(types, "t") == 0)
+                        assert_true(sd_bus_message_append(m, "t", UINT64_C(0)) >= 0);
+                else if (strcmp(types, "st") == 0)
+                        assert_true(sd_bus_message_append(m, "st", xml, UINT64_C(0)) >= 0);
+                if (sd_bus_call(bus, m, 0, &e, NULL) < 0) {
+                        if (sd_bus_error_has_name(&e, error_name))
+                                return;
+                        fail_msg("%s: %s %s", method, e.name, e.message);
+                }
+                assert_true(i < 500);
+                usleep(10000);
+        }
+}
+
+/* Start, Refresh and Stop (and CreateStoragePool) run off the event loop: while their host work is held
+ * back, other calls are answered, the pool answers DeviceBusy to what would conflict, and its state and
+ * signals change only when the work is done; then the call is answered. (They ran on the loop: every
+ * caller waited for the pool's file system.) */
+static void test_pool_work_off_loop(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = pool_xml(h, "slow", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c07"), *dir = pool_dir(h, "slow");
+        _cleanup_free_ char *path = NULL, *vol = NULL, *txml = NULL, *tdir = pool_dir(h, "slowt");
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        sd_bus *watcher = NULL;
+        Answer a = { .error = SD_BUS_ERROR_NULL };
+
+        path = define_pool(root, xml);
+        call_pool(root, path, "Build");
+        touch(dir, "there.img");
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &watcher), 0);
+        w = harness_watch_signal(watcher, path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+
+        /* Start, held. */
+        pool_hold(true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Start", on_answer, &a,
+                                             "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* Busy from the moment the call is taken: the next ones see it. */
+        wait_for_error(root, path, POOL_INTERFACE, "Build", "t", NULL, ERR("DeviceBusy"));
+        harness_call_fails(root, ERR("DeviceBusy"), "being started", path, POOL_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being started", path, POOL_INTERFACE, "Undefine", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being started", path, POOL_INTERFACE, "Delete", "t", UINT64_C(0));
+        sd_bus_message_unref(harness_call_ok(root, M, "ListStoragePools", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, path, POOL_INTERFACE, "GetXMLDesc", "t", UINT64_C(0)));
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        answer_none(root, &a);
+        assert_null(harness_watch_next(w, 0));
+        pool_hold(false);
+        answer_wait(root, &a);
+        wait_changed_bool(w, "Active", 1);
+        assert_int_equal(get_bool(root, path, "Active"), 1);
+        free(harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "there.img"));
+        slot = sd_bus_slot_unref(slot);
+
+        /* Refresh, held: the volumes stay as they were, none is made or deleted meanwhile. */
+        touch(dir, "new.img");
+        vol = harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "there.img");
+        a = (Answer) { .error = SD_BUS_ERROR_NULL };
+        pool_hold(true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Refresh", on_answer, &a,
+                                             "") >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        wait_for_error(root, path, POOL_INTERFACE, "Refresh", "", NULL, ERR("DeviceBusy"));
+        harness_call_fails(root, ERR("DeviceBusy"), "being refreshed", path, POOL_INTERFACE, "CreateVolume", "st",
+                           "<volume><name>made.img</name><capacity>1</capacity></volume>", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being refreshed", vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being refreshed", path, POOL_INTERFACE, "Stop", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("NoSuchStorageVol"), NULL, path, POOL_INTERFACE, "GetVolumeByName", "s", "new.img");
+        sd_bus_message_unref(harness_call_ok(root, path, POOL_INTERFACE, "ListVolumes", "t", UINT64_C(0)));
+        answer_none(root, &a);
+        pool_hold(false);
+        answer_wait(root, &a);
+        free(harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "new.img"));
+        slot = sd_bus_slot_unref(slot);
+
+        /* Stop, held: still active, its volumes unusable, until it is done. */
+        a = (Answer) { .error = SD_BUS_ERROR_NULL };
+        pool_hold(true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Stop", on_answer, &a,
+                                             "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        wait_for_error(root, path, POOL_INTERFACE, "Stop", "t", NULL, ERR("DeviceBusy"));
+        harness_call_fails(root, ERR("DeviceBusy"), "being stopped", vol, VOL_INTERFACE, "Resize", "tt", UINT64_C(4096),
+                           UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "being stopped", path, POOL_INTERFACE, "Start", "t", UINT64_C(0));
+        assert_int_equal(get_bool(root, path, "Active"), 1);
+        sd_bus_message_unref(harness_call_ok(root, M, "ListStoragePools", "t", UINT64_C(0)));
+        answer_none(root, &a);
+        pool_hold(false);
+        answer_wait(root, &a);
+        wait_changed_bool(w, "Active", 0);
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        slot = sd_bus_slot_unref(slot);
+
+        /* CreateStoragePool (a transient pool started at once), held: answered with its path when started. */
+        assert_int_equal(mkdir(tdir, 0700), 0);
+        assert_true(asprintf(&txml, "<pool type='dir'><name>slowt</name><target><path>%s</path></target></pool>", tdir) > 0);
+        a = (Answer) { .error = SD_BUS_ERROR_NULL };
+        pool_hold(true);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE,
+                                             "CreateStoragePool", on_answer, &a, "st", txml, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        wait_for_error(root, HARNESS_MANAGER_PATH, HARNESS_MANAGER_INTERFACE, "CreateStoragePool", "st", txml,
+                       ERR("AlreadyExists"));
+        sd_bus_message_unref(harness_call_ok(root, M, "ListStoragePools", "t", UINT64_C(0)));
+        answer_none(root, &a);
+        pool_hold(false);
+        answer_wait(root, &a);
+        assert_non_null(a.path);
+        assert_int_equal(get_bool(root, a.path, "Active"), 1);
+        call_pool(root, a.path, "Stop");
+        harness_call_fails(root, ERR("NoSuchStoragePool"), NULL, M, "GetStoragePoolByName", "s", "slowt");
+        free(a.path);
+        slot = sd_bus_slot_unref(slot);
+
+        call_pool(root, path, "Undefine");
+        sd_bus_flush_close_unref(watcher);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pool_lifecycle),
                 cmocka_unit_test(test_attacks),
                 cmocka_unit_test(test_group_virtbus),
+                cmocka_unit_test(test_pool_work_off_loop),
         };
+        int r;
 
-        return harness_run_group(tests, &(HarnessOptions) {});
+        assert_non_null(mkdtemp(hold_dir));
+        snprintf(hold_file, sizeof hold_file, "%s/hold", hold_dir);
+        assert_int_equal(setenv("VIRTBUS_TEST_STORAGE_HOLD", hold_file, 1), 0);
+        r = harness_run_group(tests, &(HarnessOptions) {});
+        (void) unlink(hold_file);
+        (void) rmdir(hold_dir);
+        return r;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,6 +18,7 @@
 #include "util/log.h"
 #include "util/stats.h"
 #include "util/string-table.h"
+#include "util/worker.h"
 
 static void test_error_codes_table(void **state) {
         /* Every code has a name and an errno, and names map back to their code. */
@@ -225,6 +227,69 @@ static void test_durable(void **state) {
         rmdir(dir);
 }
 
+typedef struct Held {
+        int gate[2];     /* the job blocks reading gate[0] until the test writes */
+        int ran, done, cancelled;
+} Held;
+
+static void held_work(void *userdata) {
+        Held *h = userdata;
+        char c;
+
+        __atomic_add_fetch(&h->ran, 1, __ATOMIC_SEQ_CST);
+        (void) read(h->gate[0], &c, 1);
+}
+
+static void quick_work(void *userdata) {
+        Held *h = userdata;
+
+        __atomic_add_fetch(&h->ran, 1, __ATOMIC_SEQ_CST);
+}
+
+static void held_done(void *userdata, bool cancelled) {
+        Held *h = userdata;
+
+        h->done++;
+        h->cancelled += cancelled;
+}
+
+/* What waits behind a job that hangs is answered at once (cancelled, never run); the running job goes
+ * on and is delivered as usual; later jobs run. */
+static void test_worker_cancel_queued(void **state) {
+        sd_event *e = NULL;
+        Worker *w = NULL;
+        Held first = {}, behind = {};
+
+        assert_int_equal(pipe2(first.gate, O_CLOEXEC), 0);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(worker_new(e, 1, 8, 0, &w), 0);
+        assert_int_equal(worker_submit(w, held_work, held_done, &first), 0);
+        while (__atomic_load_n(&first.ran, __ATOMIC_SEQ_CST) == 0)
+                usleep(1000);
+        assert_int_equal(worker_submit(w, quick_work, held_done, &behind), 0);
+        assert_int_equal(worker_submit(w, quick_work, held_done, &behind), 0);
+        worker_cancel_queued(w);
+        assert_int_equal(behind.done, 2);
+        assert_int_equal(behind.cancelled, 2);
+        assert_int_equal(behind.ran, 0);
+        assert_true(worker_running(w));
+        worker_cancel_queued(w); /* nothing queued: nothing happens */
+        assert_int_equal(behind.done, 2);
+
+        assert_int_equal(write(first.gate[1], "x", 1), 1);
+        worker_wait(w);
+        assert_int_equal(first.done, 1);
+        assert_int_equal(first.cancelled, 0);
+        assert_int_equal(worker_submit(w, quick_work, held_done, &behind), 0);
+        worker_wait(w);
+        assert_int_equal(behind.ran, 1);
+        assert_int_equal(behind.done, 3);
+        w = worker_free(w);
+        sd_event_unref(e);
+        close(first.gate[0]);
+        close(first.gate[1]);
+}
+
 static void test_greedy_realloc(void **state) {
         int *a = NULL;
         size_t n = 0;
@@ -299,6 +364,7 @@ int main(void) {
                 cmocka_unit_test(test_log_capture),
                 cmocka_unit_test(test_atomic_write),
                 cmocka_unit_test(test_durable),
+                cmocka_unit_test(test_worker_cancel_queued),
                 cmocka_unit_test(test_greedy_realloc),
                 cmocka_unit_test(test_hashmap),
                 cmocka_unit_test(test_stats),
