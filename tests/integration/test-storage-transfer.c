@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Volume data through descriptors (test driver, real files, real polkitd with the example rules): a
  * group-virtbus user uploads 64 MiB through a pipe and downloads it back unchanged, with Progress
- * signals; offset and length checks; holes kept through files; a caller that disconnects mid-upload
- * leaves no new volume behind (and an old one as it was written); DeviceBusy while a job runs; Resize
- * and Wipe. */
+ * signals, the caller's pipes enlarged to 1 MiB; offset and length checks; holes kept through files,
+ * read as zeroes through a pipe; a caller that disconnects mid-upload leaves no new volume behind (and an
+ * old one as it was written), mid-download with its pipe full frees the volume; DeviceBusy while a job
+ * runs; Resize and Wipe. */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/param.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -109,26 +111,31 @@ static void transfer_ok(sd_bus *bus, const char *vol, const char *method, int fd
         sd_bus_message_unref(harness_call_ok(bus, vol, VOL_INTERFACE, method, "httt", fd, offset, length, UINT64_C(0)));
 }
 
-static void upload_file_via_pipe(sd_bus *bus, const char *vol, const char *file, uint64_t offset, uint64_t length) {
-        int p[2];
+/* Both return the size of the pipe after the transfer. */
+static int upload_file_via_pipe(sd_bus *bus, const char *vol, const char *file, uint64_t offset, uint64_t length) {
+        int p[2], size;
         pid_t pid;
 
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
         pid = pipe_child(p, file, true);
         transfer_ok(bus, vol, "Upload", p[0], offset, length);
+        size = fcntl(p[0], F_GETPIPE_SZ);
         close(p[0]);
         wait_child(pid);
+        return size;
 }
 
-static void download_to_file_via_pipe(sd_bus *bus, const char *vol, const char *file, uint64_t offset, uint64_t length) {
-        int p[2];
+static int download_to_file_via_pipe(sd_bus *bus, const char *vol, const char *file, uint64_t offset, uint64_t length) {
+        int p[2], size;
         pid_t pid;
 
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
         pid = pipe_child(p, file, false);
         transfer_ok(bus, vol, "Download", p[1], offset, length);
+        size = fcntl(p[1], F_GETPIPE_SZ);
         close(p[1]);
         wait_child(pid);
+        return size;
 }
 
 static char *setup_default_pool(Harness *h, sd_bus *root) {
@@ -171,7 +178,8 @@ static void test_upload_download(void **state) {
         /* 64 MiB through a pipe, and back through another; Progress on the way. */
         w = harness_watch_signal(member, vol, VOL_INTERFACE, "Progress");
         t0 = harness_now_usec();
-        upload_file_via_pipe(member, vol, src, 0, SIZE);
+        /* The caller's pipe comes back enlarged from its 64 KiB (fewer turns of its two ends). */
+        assert_int_equal(upload_file_via_pipe(member, vol, src, 0, SIZE), (int) MiB);
         print_message("upload of 64 MiB through a pipe: %.1f ms\n", (harness_now_usec() - t0) / 1000.0);
         for (sd_bus_message *s; (s = harness_watch_next(w, 200000));) {
                 uint64_t done, total;
@@ -187,7 +195,8 @@ static void test_upload_download(void **state) {
         assert_int_equal(last, SIZE);
         assert_true(checksum(file, 0, 0) == checksum(src, 0, 0));
         t0 = harness_now_usec();
-        download_to_file_via_pipe(member, vol, back, 0, 0);
+        /* So does a download's (left at 64 KiB, the reader's reads were 64 KiB each: half the speed). */
+        assert_int_equal(download_to_file_via_pipe(member, vol, back, 0, 0), (int) MiB);
         print_message("download of 64 MiB through a pipe: %.1f ms\n", (harness_now_usec() - t0) / 1000.0);
         assert_int_equal(stat(back, &st), 0);
         assert_int_equal((uint64_t) st.st_size, SIZE);
@@ -241,16 +250,17 @@ static void test_upload_download(void **state) {
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
-/* Holes stay holes through regular files, both ways. */
+/* Holes stay holes through regular files, both ways; through a pipe they come as zeroes. */
 static void test_sparse(void **state) {
         Harness *h = *state;
         sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
-        _cleanup_free_ char *pool = NULL, *vol = NULL, *src = NULL, *back = NULL, *file = NULL;
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *src = NULL, *back = NULL, *file = NULL, *piped = NULL;
         struct stat st;
         int fd;
 
         assert_true(asprintf(&src, "%s/sparse-src", harness_dir(h)) > 0);
         assert_true(asprintf(&back, "%s/sparse-back", harness_dir(h)) > 0);
+        assert_true(asprintf(&piped, "%s/sparse-piped", harness_dir(h)) > 0);
         fd = open(src, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         assert_int_equal(ftruncate(fd, (off_t) SIZE), 0);
@@ -279,6 +289,15 @@ static void test_sparse(void **state) {
         assert_int_equal((uint64_t) st.st_size, SIZE);
         assert_true((uint64_t) st.st_blocks * 512 <= MiB);
         assert_true(checksum(back, 0, 0) == checksum(src, 0, 0));
+
+        /* Through a pipe: every byte, the holes as zeroes (the reader writes them all). */
+        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 0, 0), (int) MiB);
+        assert_int_equal(stat(piped, &st), 0);
+        assert_int_equal((uint64_t) st.st_size, SIZE);
+        assert_true(checksum(piped, 0, 0) == checksum(src, 0, 0));
+        /* ... and a part across the data, from 1 MiB before it. */
+        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 31 * MiB, 2 * MiB), (int) MiB);
+        assert_true(checksum(piped, 0, 0) == checksum(src, 31 * MiB, 2 * MiB));
         sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
@@ -305,6 +324,77 @@ static void upload_then_disconnect(Harness *h, const char *vol_name, const char 
         /* Held open a while longer: the end of the pipe is not what stops the job. */
         usleep(1000000);
         close(p[1]);
+}
+
+/* Waits (bounded) until the volume takes a Resize to its size again: its job has ended. */
+static int wait_vol_free(sd_bus *bus, const char *vol) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+        int r;
+
+        for (;;) {
+                r = sd_bus_call_method(bus, HARNESS_SERVICE, vol, VOL_INTERFACE, "Resize", &e, NULL, "tt", SIZE,
+                                       UINT64_C(0));
+                if (r >= 0 || !sd_bus_error_has_name(&e, ERR("DeviceBusy")) || harness_now_usec() > deadline)
+                        break;
+                sd_bus_error_free(&e);
+                usleep(50000);
+        }
+        sd_bus_error_free(&e);
+        return r;
+}
+
+/* A Download into a pipe nobody reads, on a connection of its own: the pipe fills (all of its 1 MiB) and the
+ * job waits for room; the caller's disconnect alone ends it, with the pipe still open at both ends. */
+static void test_disconnect_download(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *member = harness_bus_as(h, HARNESS_USER_VIRTBUS);
+        _cleanup_free_ char *pool = NULL, *vol = NULL, *src = NULL;
+        sd_bus *conn = NULL;
+        uint64_t deadline;
+        int p[2], queued = 0;
+
+        assert_true(asprintf(&src, "%s/source", harness_dir(h)) > 0);
+        write_random_file(src, SIZE);
+        pool = setup_default_pool(h, root);
+        vol = raw_vol(member, pool, "out.img", SIZE);
+        upload_file_via_pipe(member, vol, src, 0, SIZE);
+
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_VIRTBUS, &conn), 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_true(sd_bus_call_method_async(conn, NULL, HARNESS_SERVICE, vol, VOL_INTERFACE, "Download", NULL, NULL,
+                                             "httt", p[1], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(conn) >= 0);
+        deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+        while (queued < (int) MiB && harness_now_usec() < deadline) {
+                usleep(20000);
+                assert_int_equal(ioctl(p[0], FIONREAD, &queued), 0);
+        }
+        assert_int_equal(queued, (int) MiB);
+        harness_call_fails(member, ERR("DeviceBusy"), "busy with a download", vol, VOL_INTERFACE, "Delete", "t",
+                           UINT64_C(0));
+        sd_bus_flush_close_unref(conn);
+        assert_true(wait_vol_free(member, vol) >= 0);
+        /* What the pipe holds is the volume's start. */
+        {
+                static char buf[1 << 16];
+                _cleanup_free_ char *head = NULL;
+                int fd;
+
+                assert_true(asprintf(&head, "%s/head", harness_dir(h)) > 0);
+                fd = open(head, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                assert_true(fd >= 0);
+                for (int got = 0; got < (int) MiB; got += (int) sizeof buf) {
+                        assert_int_equal(read(p[0], buf, sizeof buf), (ssize_t) sizeof buf);
+                        assert_int_equal(write(fd, buf, sizeof buf), (ssize_t) sizeof buf);
+                }
+                close(fd);
+                assert_true(checksum(head, 0, 0) == checksum(src, 0, MiB));
+        }
+        close(p[0]);
+        close(p[1]);
+        sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
 }
 
 static void test_disconnect(void **state) {
@@ -670,6 +760,7 @@ int main(void) {
                 cmocka_unit_test(test_upload_download),
                 cmocka_unit_test(test_sparse),
                 cmocka_unit_test(test_disconnect),
+                cmocka_unit_test(test_disconnect_download),
                 cmocka_unit_test(test_busy_resize_wipe),
                 cmocka_unit_test(test_clone_cut_by_kill),
                 cmocka_unit_test(test_create_image_off_loop),
