@@ -444,7 +444,7 @@ int manager_load(Manager *m, VbError *reterr) {
                         continue;
                 }
                 /* A start that completes later logs its failure itself (domain-ops.c). */
-                r = manager_domain_start(m, d, false, NULL, NULL, &e);
+                r = manager_domain_start_when_ready(m, d, false, NULL, NULL, &e);
                 if (r < 0)
                         log_warning("Failed to autostart domain '%s': %s", d->name, e.message ?: strerror(-r));
                 else

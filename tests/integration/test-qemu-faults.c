@@ -521,6 +521,107 @@ static void test_save_at_restart(void **state) {
         harness_domain_call(bus, path, "Destroy");
 }
 
+/* The answer to a DefineDomain made without waiting: the object path, or the error. */
+typedef struct PendingDefine {
+        Pending p;
+        char *path;
+} PendingDefine;
+
+static int on_define_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        PendingDefine *d = userdata;
+        const char *path = NULL;
+
+        if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "o", &path) > 0)
+                d->path = strdup(path);
+        return on_reply(m, &d->p, ret_error);
+}
+
+static sd_bus_slot *define_later(sd_bus *bus, const char *xml, PendingDefine *d) {
+        sd_bus_slot *slot = NULL;
+
+        *d = (PendingDefine) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, M, "DefineDomain", on_define_reply, d,
+                                                  "st", xml, UINT64_C(0)),
+                         1);
+        return slot;
+}
+
+/* The first DefineDomain after start-up, while the driver still probes its emulator's capabilities (an
+ * empty cache): the probe is held back ($VIRTBUS_QEMU_EMULATOR is a stand-in for qemu-system-x86_64 that
+ * waits while a file exists). Meanwhile ListDomains and another domain's GetXMLDesc are answered and the
+ * definitions and a Start (the driver needs the capabilities to start) are not; released, the good one is
+ * defined, the one the capabilities refuse (an unknown machine) is refused and the domain runs. On code that
+ * waited for the probe on the event loop, the calls after the first DefineDomain got no answer. */
+static void test_define_waits_for_probe(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("probed"), *other_xml = diskless_xml("bystander3");
+        _cleanup_free_ char *other = harness_define_domain(bus, other_xml), *dir = NULL, *emulator = NULL;
+        _cleanup_free_ char *log = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL, *slot3 = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *mine = NULL;
+        const char *bad_xml = "<domain type='qemu'><name>unprobed</name><memory unit='MiB'>64</memory>"
+                              "<os><type arch='x86_64' machine='pc-0.1'>hvm</type></os></domain>";
+        const char *desc = NULL;
+        PendingDefine good, bad;
+        Pending start;
+
+        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
+        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
+        assert_int_equal(chmod(dir, 0755), 0); /* the probe runs as QEMU's user */
+        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
+        harness_wrapper_flag(dir, "hold", true);
+        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+
+        slot = define_later(bus, xml, &good);
+        slot2 = define_later(bus, bad_xml, &bad);
+        slot3 = call_later(bus, other, "Start", &start);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        reply = harness_call_ok(bus, other, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>bystander3</name>"));
+        /* Answers come in order on one connection: a definition answered already would be here. */
+        drain(bus);
+        assert_false(good.p.done);
+        assert_false(bad.p.done);
+        assert_false(start.done);
+        assert_string_equal(state_of(h, other), "shutoff");
+
+        harness_wrapper_flag(dir, "hold", false);
+        wait_for(bus, &good.p);
+        if (good.p.error_name)
+                fail_msg("DefineDomain failed: %s: %s", good.p.error_name, good.p.error_message);
+        assert_non_null(good.path);
+        mine = harness_call_ok(bus, good.path, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(mine, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>probed</name>"));
+        wait_for(bus, &bad.p);
+        assert_non_null(bad.p.error_name);
+        assert_string_equal(bad.p.error_name, ERR("NotSupported"));
+        assert_non_null(strstr(bad.p.error_message, "has no machine 'pc-0.1'"));
+        wait_for(bus, &start);
+        if (start.error_name)
+                fail_msg("Start failed: %s: %s", start.error_name, start.error_message);
+        assert_string_equal(state_of(h, other), "running");
+        harness_domain_call(bus, other, "Destroy");
+        pending_done(&start);
+        /* The probe ran the stand-in. */
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(log);
+        assert_non_null(strstr(log, emulator));
+
+        harness_domain_call(bus, good.path, "Undefine");
+        harness_domain_call(bus, other, "Undefine");
+        pending_done(&good.p);
+        pending_done(&bad.p);
+        free(good.path);
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_wrapper_remove(dir, "qemu-system-x86_64");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
@@ -531,6 +632,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_dies_starting, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_start_held, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_save_at_restart, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_define_waits_for_probe, harness_teardown_qemus),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
