@@ -312,6 +312,9 @@ int manager_storage_default_pool(Manager *m);
 int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainDef *def, DomainDef **ret,
                                     VbError *reterr);
 void manager_domain_networks_release(Manager *m, const char *owner);
+/* Releases the ports of owner whose interface (by MAC) live does not have: after a restart of virtbusd,
+ * once the domain's QEMU was connected again (a cut hot-plug the driver undid). */
+void manager_domain_network_ports_reconcile(Manager *m, const char *owner, const DomainDef *live);
 /* The same for one interface hot-plugged into a running domain: 0 if dev is not on a network, 1 with *ret
  * a copy of dev showing what it uses; and its release when the guest let go of it. */
 int manager_domain_network_acquire_device(Manager *m, const char *owner, const DeviceDef *dev, DeviceDef **ret,
