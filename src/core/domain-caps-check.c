@@ -165,7 +165,7 @@ bool domain_caps_pending(Manager *m, const DomainDef *def) {
 }
 
 void manager_caps_cancel(Manager *m) {
-        if (m->caps_probing && m->driver && m->driver->ops->capabilities_cancel)
+        if (m->driver && m->driver->ops->capabilities_cancel)
                 m->driver->ops->capabilities_cancel(m->driver, m);
         m->caps_probing = false;
 }
