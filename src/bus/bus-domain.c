@@ -420,8 +420,8 @@ static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         /* A managed save: resumed from it (bus-domain-save.c answers later). */
         if (manager_domain_has_managed_save(s->manager, d) && !domain_is_active(d))
                 return bus_domain_start_saved(m, d, flags & START_PAUSED, error);
-        r = manager_domain_start(s->manager, d, flags & START_PAUSED, bus_domain_reply_later, sd_bus_message_ref(m),
-                                 &e);
+        r = manager_domain_start_when_ready(s->manager, d, flags & START_PAUSED, bus_domain_reply_later,
+                                            sd_bus_message_ref(m), &e);
         return reply_async(m, r, &e, error);
 }
 

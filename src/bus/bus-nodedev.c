@@ -178,6 +178,7 @@ static int method_configure_virtual_function(sd_bus_message *m, void *userdata, 
         BusServer *s = server_of(d);
         VbError e = VB_ERROR_NULL;
         const char *mac;
+        BusLater *l;
         uint32_t vf, vlan;
         uint64_t flags;
         int r;
@@ -196,8 +197,12 @@ static int method_configure_virtual_function(sd_bus_message *m, void *userdata, 
         r = authorize(s, m, d, ACTION_SRIOV_CONFIGURE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_nodedev_configure_vf(s->manager, d, vf, mac, vlan, caller_uid(m), &e);
-        return bus_reply_done(m, r, &e, error);
+        /* Answered once a thread has configured the VF and the host was read again; busy meanwhile. */
+        l = bus_later_new(s, m);
+        if (!l)
+                return -ENOMEM;
+        r = manager_nodedev_configure_vf(s->manager, d, vf, mac, vlan, caller_uid(m), bus_later_done, l, &e);
+        return bus_later_end(l, r == 0, r, &e, error);
 }
 
 BUS_PROPERTY_GETTER(property_get_name, NodeDevice, d, "s", d->name);

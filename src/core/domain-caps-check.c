@@ -5,6 +5,7 @@
 
 #include "conf/device-host-source.h"
 #include "core/domain-caps.h"
+#include "core/domain-internal.h"
 #include "core/manager.h"
 #include "util/log.h"
 
@@ -126,21 +127,70 @@ int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *d
         return 0;
 }
 
-/* The capabilities def would run with; 0 and *ret NULL when there is nothing to check against. */
-static int caps_for(Manager *m, const DomainDef *def, DomainCaps **ret, VbError *reterr) {
-        VbError e = VB_ERROR_NULL;
+/* The capabilities became known (or could not be found): the calls and definitions core keeps for them
+ * run (domain-define.c, domain-queue.c). Several waiters may fire for one probe: only the first finds
+ * anything to do. */
+static void on_caps_ready(void *userdata) {
+        Manager *m = userdata;
+
+        m->caps_probing = false;
+        manager_on_caps_ready(m);
+}
+
+static VbDomainCapsQuery query_of(const DomainDef *def) {
         /* The emulator is the driver's (qemu runs its own binary whatever <emulator> says). */
-        const VbDomainCapsQuery q = {
+        return (VbDomainCapsQuery) {
                 .arch = def->os.arch,
                 .machine = def->os.machine,
                 .virttype = domain_virt_type_to_string(def->virt_type),
         };
+}
+
+bool domain_caps_pending(Manager *m, const DomainDef *def) {
+        _cleanup_(domain_caps_unrefp) DomainCaps *caps = NULL;
+        const VbDomainCapsQuery q = query_of(def);
+        VbError e = VB_ERROR_NULL;
+        int r;
+
+        if (!def || !m->driver->ops->domain_capabilities)
+                return false;
+        r = m->driver->ops->domain_capabilities(m->driver, &q, on_caps_ready, m, &caps, &e);
+        vb_error_free(&e);
+        if (r != 0)
+                return false; /* known, or failed: the check itself answers */
+        if (!m->caps_probing)
+                log_debug("Calls that check definitions wait for the capabilities of the hypervisor.");
+        m->caps_probing = true;
+        return true;
+}
+
+void manager_caps_cancel(Manager *m) {
+        if (m->driver && m->driver->ops->capabilities_cancel)
+                m->driver->ops->capabilities_cancel(m->driver, m);
+        m->caps_probing = false;
+}
+
+/* The capabilities def would run with; 0 and *ret NULL when there is nothing to check against. Never
+ * waits unless wait is set (start-up only): when they are still being probed, -EAGAIN with reterr (the
+ * callers ask domain_caps_pending() first and keep the call until the probe ended, so this is only seen
+ * when the emulator changed in between). */
+static int caps_for(Manager *m, const DomainDef *def, bool wait, DomainCaps **ret, VbError *reterr) {
+        VbError e = VB_ERROR_NULL;
+        const VbDomainCapsQuery q = query_of(def);
         int r;
 
         *ret = NULL;
         if (!m->driver->ops->domain_capabilities)
                 return 0;
-        r = m->driver->ops->domain_capabilities(m->driver, &q, NULL, NULL, ret, &e);
+        r = m->driver->ops->domain_capabilities(m->driver, &q, wait ? NULL : on_caps_ready, wait ? NULL : m, ret,
+                                                &e);
+        if (r == 0) {
+                m->caps_probing = true;
+                vb_error_free(&e);
+                vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The capabilities of the hypervisor are being "
+                             "probed (its emulator changed); try again in a moment");
+                return -EAGAIN;
+        }
         if (r >= 0) {
                 vb_error_free(&e);
                 return 0;
@@ -158,18 +208,26 @@ static int caps_for(Manager *m, const DomainDef *def, DomainCaps **ret, VbError 
         return 0;
 }
 
-int domain_caps_check_definition(Manager *m, const DomainDef *def, VbError *reterr) {
+static int check_definition(Manager *m, const DomainDef *def, bool wait, VbError *reterr) {
         _cleanup_(domain_caps_unrefp) DomainCaps *caps = NULL;
-        int r = caps_for(m, def, &caps, reterr);
+        int r = caps_for(m, def, wait, &caps, reterr);
 
         if (r < 0 || !caps)
                 return r;
         return domain_caps_check_definition_with(caps, def, reterr);
 }
 
+int domain_caps_check_definition(Manager *m, const DomainDef *def, VbError *reterr) {
+        return check_definition(m, def, false, reterr);
+}
+
+int domain_caps_check_definition_wait(Manager *m, const DomainDef *def, VbError *reterr) {
+        return check_definition(m, def, true, reterr);
+}
+
 int domain_caps_check_device(Manager *m, const DomainDef *def, const DeviceDef *dev, VbError *reterr) {
         _cleanup_(domain_caps_unrefp) DomainCaps *caps = NULL;
-        int r = caps_for(m, def, &caps, reterr);
+        int r = caps_for(m, def, false, &caps, reterr);
 
         if (r < 0 || !caps)
                 return r;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+
 #include "conf/domain-conf.h"
 #include "conf/domaincaps-conf.h"
 #include "drivers/driver.h"
@@ -23,6 +25,16 @@ void manager_capabilities_cancel(Manager *m, void *userdata);
  * capabilities, or an emulator that could not be probed, checks nothing. */
 int domain_caps_check_definition(Manager *m, const DomainDef *def, VbError *reterr);
 int domain_caps_check_device(Manager *m, const DomainDef *def, const DeviceDef *dev, VbError *reterr);
+/* These never wait for a probe of the emulator: a call that checks def first asks domain_caps_pending();
+ * when it is true the probe runs in the driver's thread, the call is kept (domain-queue.c; DefineDomain in
+ * domain-define.c) and runs once the probe ended (the store counts as busy meanwhile). Should the probe
+ * start between the two (the emulator changed), the check answers -EAGAIN, "try again". */
+bool domain_caps_pending(Manager *m, const DomainDef *def);
+/* The same check, waiting for the probe (bounded by its own timeouts): start-up only, or where the
+ * definition already runs here (a migration's end). */
+int domain_caps_check_definition_wait(Manager *m, const DomainDef *def, VbError *reterr);
+/* Forgets core's wait for a probe (the service stops). */
+void manager_caps_cancel(Manager *m);
 /* The same against given capabilities (pure; unit tests). */
 int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *def, VbError *reterr);
 int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, VbError *reterr);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "conf/domain-access.h"
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/def-store.h"
 #include "core/domain-store.h"
@@ -126,6 +127,10 @@ static void batch_done(void *userdata, bool cancelled) {
 }
 
 bool manager_define_pending_name(Manager *m, const char *name, const char *uuid) {
+        for (size_t i = 0; i < m->n_caps_defines; i++)
+                if (streq(domain_def_get_name(m->caps_defines[i].def), name) &&
+                    !streq(domain_def_uuid(m->caps_defines[i].def).s, uuid))
+                        return true;
         for (size_t i = 0; i < m->n_pending_defines; i++)
                 if (streq(domain_def_get_name(m->pending_defines[i].def), name) &&
                     !streq(domain_def_uuid(m->pending_defines[i].def).s, uuid))
@@ -172,7 +177,8 @@ static DefineBatch *batch_take(Manager *m) {
                         m->pending_defines[kept++] = *p;
                         continue;
                 }
-                r = domain_define_check(m, p->def, &b->errors[b->n]);
+                /* The capabilities were checked when the call came (they change with the emulator only). */
+                r = domain_define_check_names(m, p->def, &b->errors[b->n]);
                 if (r >= 0)
                         r = domain_store_prepare(m->domains_dir, p->def, &p->access, st, &b->errors[b->n]);
                 if (r < 0)
@@ -223,7 +229,7 @@ int manager_store_worker(Manager *m) {
 }
 
 bool manager_store_busy(const Manager *m) {
-        return m->define_batch || m->n_store_jobs > 0;
+        return m->define_batch || m->n_store_jobs > 0 || m->n_caps_defines > 0 || m->caps_probing;
 }
 
 static void store_maybe_idle(Manager *m) {
@@ -325,21 +331,17 @@ void manager_commit_defines(Manager *m) {
         }
 }
 
-int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
-                                void *userdata, VbError *reterr) {
+/* Appends a definition to one of the lists (takes def, also on failure). */
+static int pending_add(PendingDefine **list, size_t *n, size_t *allocated, DomainDef *def,
+                       const DomainAccess *access, DomainDefineDone done, void *userdata) {
         PendingDefine *p;
         int r;
 
-        r = domain_define_check(m, def, reterr);
-        if (r < 0) {
-                domain_def_free(def);
-                return r;
-        }
-        if (!GREEDY_REALLOC(m->pending_defines, m->n_pending_defines_allocated, m->n_pending_defines + 1)) {
+        if (!GREEDY_REALLOC(*list, *allocated, *n + 1)) {
                 domain_def_free(def);
                 return -ENOMEM;
         }
-        p = &m->pending_defines[m->n_pending_defines];
+        p = &(*list)[*n];
         *p = (PendingDefine) { .def = def, .done = done, .userdata = userdata };
         r = domain_access_copy(access ?: &(const DomainAccess) {}, &p->access);
         if (r < 0) {
@@ -347,7 +349,81 @@ int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *
                 domain_def_free(def);
                 return r;
         }
-        m->n_pending_defines++;
+        (*n)++;
+        return 0;
+}
+
+/* The probe ended: the definitions that waited for it are checked, in arrival order, and go to the group
+ * commit; those refused are answered now. One that finds another probe running (another emulator) waits
+ * again, and the ones behind it with it. */
+void manager_on_caps_ready(Manager *m) {
+        size_t i = 0, moved = 0;
+
+        for (; i < m->n_caps_defines; i++) {
+                PendingDefine *p = &m->caps_defines[i];
+                VbError e = VB_ERROR_NULL;
+                int r;
+
+                if (domain_caps_pending(m, p->def))
+                        break;
+                r = domain_define_check(m, p->def, &e);
+                if (r >= 0) {
+                        /* Moved as it is (definition and access): nothing to fail but the array's growth. */
+                        if (GREEDY_REALLOC(m->pending_defines, m->n_pending_defines_allocated,
+                                           m->n_pending_defines + 1)) {
+                                m->pending_defines[m->n_pending_defines++] = *p;
+                                moved++;
+                                continue;
+                        }
+                        r = vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "Out of memory");
+                }
+                finish_error(m, p, r, &e);
+        }
+        memmove(m->caps_defines, m->caps_defines + i, (m->n_caps_defines - i) * sizeof(PendingDefine));
+        m->n_caps_defines -= i;
+        if (moved > 0 && arm(m) < 0)
+                manager_commit_defines(m);
+        store_maybe_idle(m);
+}
+
+void manager_cancel_caps_defines(Manager *m) {
+        manager_caps_cancel(m);
+        for (size_t i = 0; i < m->n_caps_defines; i++) {
+                VbError e = VB_ERROR_NULL;
+
+                vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping");
+                finish_error(m, &m->caps_defines[i], -ECANCELED, &e);
+        }
+        m->n_caps_defines = 0;
+        free(m->caps_defines);
+        m->caps_defines = NULL;
+        m->n_caps_defines_allocated = 0;
+}
+
+int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
+                                void *userdata, VbError *reterr) {
+        int r;
+
+        /* The capabilities are being probed (the first definition after start-up with an empty cache): the
+         * call waits, with those that came after it, and the loop goes on (manager_on_caps_ready). */
+        if (m->n_caps_defines > 0 || domain_caps_pending(m, def)) {
+                domain_def_set_id(def, -1);
+                r = pending_add(&m->caps_defines, &m->n_caps_defines, &m->n_caps_defines_allocated, def, access,
+                                done, userdata);
+                if (r >= 0)
+                        log_debug("DefineDomain of '%s' waits for the capabilities of the hypervisor.",
+                                  domain_def_get_name(def));
+                return r;
+        }
+        r = domain_define_check(m, def, reterr);
+        if (r < 0) {
+                domain_def_free(def);
+                return r;
+        }
+        r = pending_add(&m->pending_defines, &m->n_pending_defines, &m->n_pending_defines_allocated, def, access,
+                        done, userdata);
+        if (r < 0)
+                return r;
 
         r = arm(m);
         if (r < 0) {

@@ -462,7 +462,7 @@ int manager_domain_attach_device(Manager *m, Domain *d, const DeviceDef *dev, co
         _cleanup_(device_change_freep) DeviceChange *c = NULL;
         int r;
 
-        if (domain_queue_wanted(m, d, true))
+        if (domain_queue_wanted(m, d, true) || domain_caps_pending(m, domain_current_def(d)))
                 return device_call_queue(m, d, &(DeviceCallArgs) { .kind = DEVICE_CALL_ATTACH, .flags = flags,
                                          .done = done, .userdata = userdata }, dev, who, reterr);
 

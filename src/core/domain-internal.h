@@ -46,18 +46,25 @@ void manager_on_driver_snapshot_progress(void *userdata, const char *uuid, uint6
 /* DefineDomain in steps: check (names, UUID), then, once the definition is saved, apply it to the
  * registry (takes def). */
 int domain_define_check(Manager *m, DomainDef *def, VbError *reterr);
+/* The names and UUID part of it alone. */
+int domain_define_check_names(Manager *m, DomainDef *def, VbError *reterr);
 /* Publishes def (taken) as the saved definition, with access (its contents taken; NULL: root's). */
 int domain_define_apply(Manager *m, DomainDef *def, DomainAccess *access, Domain **ret, bool *ret_created);
 
+/* The probe core waited for ended: the definitions and calls kept for it run (domain-define.c). */
+void manager_on_caps_ready(Manager *m);
+/* Answers the DefineDomain calls still waiting for the capabilities: the service stops. */
+void manager_cancel_caps_defines(Manager *m);
 /* Saves pending DefineDomain calls now, waiting for them (domain-define.c). */
 void manager_commit_defines(Manager *m);
 /* Waits for the batch of definitions being committed, if any, and publishes it: the synchronous changes
  * to a domain or to the names call this first, so that registry and files change in the same order. It
  * blocks the loop: clients' calls reach them through domain-queue.c only when the store is idle. */
 void manager_define_settle(Manager *m);
-/* Definitions or Autostart changes are being committed in the store thread: a change of a domain's
- * definition or of the names (undefine, rename, a device or tuning saved, CreateDomain) waits for them
- * (domain-queue.c keeps the call meanwhile). */
+/* Definitions or Autostart changes are being committed in the store thread, or definitions wait for the
+ * hypervisor's capabilities (being probed): a change of a domain's definition or of the names (undefine,
+ * rename, a device or tuning saved, CreateDomain) waits for them (domain-queue.c keeps the call
+ * meanwhile). */
 bool manager_store_busy(const Manager *m);
 /* Another change in flight in the store thread, whose publication waits for it: manager_store_busy() meanwhile. */
 void manager_store_job_begin(Manager *m);

@@ -17,6 +17,7 @@
 #include "conf/device-conf.h"
 #include "conf/domain-conf.h"
 #include "conf/domain-paths.h"
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-migrate.h"
 #include "core/domain-store.h"
@@ -904,8 +905,12 @@ static int finish_incoming(Migration *g, VbError *reterr) {
                 DomainAccess access = {};
 
                 r = domain_access_copy(&g->access, &access);
+                /* The definition runs here already: its capabilities are known (not probed again, unless
+                 * the emulator changed meanwhile). */
                 if (r >= 0)
-                        r = domain_define_check(g->m, def, reterr);
+                        r = domain_define_check_names(g->m, def, reterr);
+                if (r >= 0)
+                        r = domain_caps_check_definition_wait(g->m, def, reterr);
                 if (r >= 0)
                         r = domain_store_save(g->m->durable, g->m->domains_dir, def, &access, reterr);
                 if (r < 0) {

@@ -56,13 +56,16 @@ int manager_domain_define(Manager *m, const char *xml, Domain **ret, bool *ret_c
         return manager_domain_define_def(m, def, ret, ret_created, reterr);
 }
 
-int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
+int domain_define_check_names(Manager *m, DomainDef *def, VbError *reterr) {
         Domain *same;
 
-        int r;
-
         domain_def_set_id(def, -1); /* An inactive definition has no id. */
-        r = check_unique(m, def, &same, reterr);
+        return check_unique(m, def, &same, reterr);
+}
+
+int domain_define_check(Manager *m, DomainDef *def, VbError *reterr) {
+        int r = domain_define_check_names(m, def, reterr);
+
         if (r >= 0)
                 r = domain_caps_check_definition(m, def, reterr);
         return r;
@@ -76,7 +79,9 @@ int manager_domain_define_def(Manager *m, DomainDef *def, Domain **ret, bool *re
          * DefineDomain goes through the group commit, domain-define.c); else unit tests. */
         manager_define_settle(m);
 
-        r = domain_define_check(m, def, reterr);
+        r = domain_define_check_names(m, def, reterr);
+        if (r >= 0) /* start-up: nothing else to answer meanwhile */
+                r = domain_caps_check_definition_wait(m, def, reterr);
         if (r >= 0)
                 r = domain_store_save(m->durable, m->domains_dir, def, NULL, reterr);
         if (r < 0) {
@@ -415,7 +420,8 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
         Domain *d = NULL, *same = NULL;
         int r;
 
-        if (domain_queue_wanted(m, NULL, true)) {
+        /* Kept while the store commits, or while the capabilities it is checked against are probed. */
+        if (domain_queue_wanted(m, NULL, true) || domain_caps_pending(m, def)) {
                 *ret = NULL;
                 return create_queue(m, def, access, paused, done, userdata, reterr);
         }
@@ -470,6 +476,48 @@ int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done
         if (!d->config)
                 return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Domain '%s' is transient", d->name);
         return start_def(m, d, d->config, paused, false, done, userdata, reterr);
+}
+
+/* A Start kept while the capabilities are probed (the qemu driver expands <cpu mode='host-model'> from
+ * them). */
+typedef struct StartArgs {
+        bool paused;
+        DomainWaitDone done;
+        void *userdata;
+} StartArgs;
+
+static int start_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        StartArgs *a = p;
+
+        return manager_domain_start_when_ready(m, d, a->paused, a->done, a->userdata, reterr);
+}
+
+static void start_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        StartArgs *a = p;
+
+        if (a->done)
+                a->done(d, r, e, a->userdata);
+        else if (r < 0)
+                log_warning("Failed to start domain '%s': %s", d ? d->name : "?",
+                            e && e->message ? e->message : strerror(-r));
+}
+
+static const QueuedCallType start_type = {
+        .what = "starting a domain",
+        .run = start_run,
+        .answer = start_answer,
+        .free = free,
+};
+
+int manager_domain_start_when_ready(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata,
+                                    VbError *reterr) {
+        /* Kept as a change is (the store counts as busy while core waits for a probe); run again from the
+         * queue, it is kept anew only if another probe started meanwhile. */
+        if (d->config && !domain_is_active(d) && domain_caps_pending(m, d->config))
+                return domain_queue_add_copy(m, d, true, &start_type,
+                                             &(StartArgs) { .paused = paused, .done = done, .userdata = userdata },
+                                             sizeof(StartArgs), reterr);
+        return manager_domain_start(m, d, paused, done, userdata, reterr);
 }
 
 /* Destroy's checks: 1 when there is nothing for the driver to do (done now), 0 to go on. */

@@ -6,9 +6,11 @@
  * before that operation ends. Such a call,
  * authorized and parsed already, is kept here with its arguments and run once nothing holds it up: in
  * arrival order per domain (a later call to the same domain never overtakes an earlier one), the calls on
- * the manager (CreateDomain, RestoreDomain, PrepareMigration) in their own order. The event loop never
- * waits. Bounded: at most QUEUE_MAX_DOMAIN calls per domain and QUEUE_MAX in all (more: LimitsExceeded),
- * and none waits longer than the queue's timeout (Timeout, with what it waited for). */
+ * the manager (CreateDomain, RestoreDomain, PrepareMigration) in their own order. A call that checks a
+ * definition against the hypervisor's capabilities while the driver probes them (domain_caps_pending)
+ * waits as for the store. The event loop never waits. Bounded: at most QUEUE_MAX_DOMAIN calls per domain
+ * and QUEUE_MAX in all (more: LimitsExceeded), and none waits longer than the queue's timeout (Timeout,
+ * with what it waited for). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,10 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         vb_error_set(&e, VB_ERROR_TIMEOUT, "Domain '%s' was still busy %s after %llu s; the call "
                                      "waited for it and was not made", d->name, domain_op_what(d->op),
                                      (unsigned long long) waited);
+                else if (c->store && m->caps_probing)
+                        vb_error_set(&e, VB_ERROR_TIMEOUT, "The call waited %llu s for the capabilities of the "
+                                     "hypervisor (its emulator is being probed) and was not made",
+                                     (unsigned long long) waited);
                 else
                         vb_error_set(&e, VB_ERROR_TIMEOUT, "The call waited %llu s for the calls and definitions "
                                      "ahead of it and was not made", (unsigned long long) waited);
@@ -231,6 +237,7 @@ int domain_queue_add(Manager *m, Domain *d, bool store, const QueuedCallType *ty
         m->n_queued++;
         log_debug("A call %s waits for %s.", type->what,
                   d && d->connecting ? "the connection to its QEMU" :
+                  store && m->caps_probing ? "the capabilities of the hypervisor" :
                   store && manager_store_busy(m) ? "the definitions being saved" : "the calls ahead of it");
         arm_timer(m);
         /* Nothing may hold it up any more (the calls ahead ran meanwhile): the walk decides. */
@@ -240,6 +247,7 @@ int domain_queue_add(Manager *m, Domain *d, bool store, const QueuedCallType *ty
 }
 
 void manager_cancel_queued(Manager *m) {
+        manager_cancel_caps_defines(m);
         while (m->queue) {
                 QueuedCall *c = m->queue;
                 VbError e = VB_ERROR_NULL;

@@ -143,7 +143,7 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
         _cleanup_(memory_change_freep) MemoryChange *c = NULL;
         int r;
 
-        if (domain_queue_wanted(m, d, true))
+        if (domain_queue_wanted(m, d, true) || (d->config && domain_caps_pending(m, d->config)))
                 return domain_queue_add_copy(m, d, true, &tune_type, &(TuneArgs) { .value = kib, .flags = flags,
                                              .done = done, .userdata = userdata }, sizeof(TuneArgs), reterr);
 
@@ -287,7 +287,7 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         _cleanup_(vcpus_change_freep) VcpusChange *c = NULL;
         int r;
 
-        if (domain_queue_wanted(m, d, true))
+        if (domain_queue_wanted(m, d, true) || (d->config && domain_caps_pending(m, d->config)))
                 return domain_queue_add_copy(m, d, true, &tune_type, &(TuneArgs) { .value = count, .flags = flags,
                                              .vcpus = true, .maximum = maximum, .done = done, .userdata = userdata },
                                              sizeof(TuneArgs), reterr);

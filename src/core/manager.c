@@ -48,6 +48,9 @@ static void on_driver_connected(void *userdata, const char *uuid) {
         if (!d || !d->connecting)
                 return;
         d->connecting = false;
+        /* A hot-plug of a NIC that a stop of virtbusd cut short and the driver undid (or a NIC that went
+         * meanwhile) still has the network port core took for it: given back. */
+        manager_domain_network_ports_reconcile(m, d->uuid, d->live);
         domain_queue_kick(m); /* the calls that waited for it */
 }
 
@@ -451,7 +454,7 @@ int manager_load(Manager *m, VbError *reterr) {
                         continue;
                 }
                 /* A start that completes later logs its failure itself (domain-ops.c). */
-                r = manager_domain_start(m, d, false, NULL, NULL, &e);
+                r = manager_domain_start_when_ready(m, d, false, NULL, NULL, &e);
                 if (r < 0)
                         log_warning("Failed to autostart domain '%s': %s", d->name, e.message ?: strerror(-r));
                 else

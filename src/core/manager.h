@@ -84,6 +84,11 @@ struct Manager {
         struct DefineBatch *define_batch; /* being committed by store_worker: at most one */
         struct Worker *store_worker;      /* syncs off the event loop (util/worker.h); started on first use */
         unsigned n_store_jobs;            /* other changes it makes, in flight (Autostart) */
+        /* DefineDomain calls that wait for the hypervisor's capabilities to be probed, in arrival order;
+         * checked and handed to the group commit once the probe ended (domain-define.c). */
+        struct PendingDefine *caps_defines;
+        size_t n_caps_defines, n_caps_defines_allocated;
+        bool caps_probing; /* core waits for a probe of the driver's (domain-caps-check.c) */
         struct RenameCommit *renames;     /* Renames being committed: their new names are taken (domain-ops.c) */
         struct Durable *durable;          /* every other saved file's changes, committed by store_worker */
 
@@ -161,6 +166,10 @@ int manager_domain_create_def(Manager *m, DomainDef *def, const DomainAccess *ac
  * changes to devices, memory and snapshots; other domains are not held up. Destroy ends the operation in
  * flight (its caller hears why), unless it is a start. */
 int manager_domain_start(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata, VbError *reterr);
+/* The same, kept in core while the hypervisor's capabilities are being probed (domain-caps.h): Start and
+ * autostart; 0 when kept (done follows). */
+int manager_domain_start_when_ready(Manager *m, Domain *d, bool paused, DomainWaitDone done, void *userdata,
+                                    VbError *reterr);
 int manager_domain_destroy(Manager *m, Domain *d, VbError *reterr);
 /* The same for a caller who can wait: 1 when done now, 0 when done(d) follows once the hypervisor ended
  * (the domain is busy "being destroyed" meanwhile), < 0 when it failed. */
@@ -307,6 +316,9 @@ int manager_storage_default_pool(Manager *m);
 int manager_domain_networks_acquire(Manager *m, const char *owner, const DomainDef *def, DomainDef **ret,
                                     VbError *reterr);
 void manager_domain_networks_release(Manager *m, const char *owner);
+/* Releases the ports of owner whose interface (by MAC) live does not have: after a restart of virtbusd,
+ * once the domain's QEMU was connected again (a cut hot-plug the driver undid). */
+void manager_domain_network_ports_reconcile(Manager *m, const char *owner, const DomainDef *live);
 /* The same for one interface hot-plugged into a running domain: 0 if dev is not on a network, 1 with *ret
  * a copy of dev showing what it uses; and its release when the guest let go of it. */
 int manager_domain_network_acquire_device(Manager *m, const char *owner, const DeviceDef *dev, DeviceDef **ret,

@@ -283,6 +283,29 @@ void network_port_release(NetworkRegistry *r, const char *owner, const uint8_t m
         ports_release(r, owner, mac);
 }
 
+void network_ports_keep(NetworkRegistry *r, const char *owner,
+                        bool (*keep)(const char *owner, const uint8_t mac[6], void *userdata), void *userdata) {
+        for (size_t i = 0; i < r->n_networks; i++) {
+                Network *n = r->networks[i];
+
+                /* Each release changes the list: looked through again from the start. */
+                for (size_t j = 0; j < n->n_ports;) {
+                        uint8_t mac[6];
+
+                        if (!streq(n->ports[j].owner, owner) || keep(owner, n->ports[j].mac, userdata)) {
+                                j++;
+                                continue;
+                        }
+                        memcpy(mac, n->ports[j].mac, 6);
+                        log_info("Domain %s has no interface %02x:%02x:%02x:%02x:%02x:%02x any more: releasing its "
+                                 "port of network '%s'.", owner, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+                                 n->name);
+                        network_port_release(r, owner, mac);
+                        j = 0;
+                }
+        }
+}
+
 void network_ports_prune(NetworkRegistry *r, bool (*is_running)(const char *owner, void *userdata), void *userdata) {
         for (size_t i = 0; i < r->n_networks; i++) {
                 Network *n = r->networks[i];

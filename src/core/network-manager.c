@@ -134,6 +134,31 @@ void manager_domain_network_release_device(Manager *m, const char *owner, const 
         network_port_release(m->networks, owner, mac);
 }
 
+/* Whether def has an interface with this MAC. */
+static bool def_has_mac(const DomainDef *def, const uint8_t mac[6]) {
+        DeviceDef *const *devices;
+        size_t n = def ? domain_def_get_devices(def, &devices) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                uint8_t m[6] = {};
+
+                if (devices[i]->kind == DEVICE_INTERFACE && device_interface_get_mac(devices[i], m) &&
+                    memcmp(m, mac, 6) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static bool port_in_live(const char *owner, const uint8_t mac[6], void *userdata) {
+        const DomainDef *live = userdata;
+        return def_has_mac(live, mac);
+}
+
+void manager_domain_network_ports_reconcile(Manager *m, const char *owner, const DomainDef *live) {
+        if (m->networks)
+                network_ports_keep(m->networks, owner, port_in_live, (void *) live);
+}
+
 void manager_domain_networks_release(Manager *m, const char *owner) {
         if (m->networks)
                 network_ports_release_owner(m->networks, owner);

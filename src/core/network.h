@@ -153,3 +153,6 @@ void network_port_release(NetworkRegistry *r, const char *owner, const uint8_t m
  * <uuid>.ports (with their pool entries taken again); this releases those whose owner is_running()
  * says no longer runs. */
 void network_ports_prune(NetworkRegistry *r, bool (*is_running)(const char *owner, void *userdata), void *userdata);
+/* Releases the ports of owner for which keep() says no (an interface the domain no longer has). */
+void network_ports_keep(NetworkRegistry *r, const char *owner,
+                        bool (*keep)(const char *owner, const uint8_t mac[6], void *userdata), void *userdata);

@@ -19,9 +19,11 @@ typedef enum ChangeKind {
         CHANGE_DETACH,
         CHANGE_REATTACH,
         CHANGE_RESET,
+        CHANGE_CONFIGURE_VF,
 } ChangeKind;
 
-/* A change of the host handed to the worker (SetVirtualFunctions, Detach, ReAttach, Reset). */
+/* A change of the host handed to the worker (SetVirtualFunctions, Detach, ReAttach, Reset,
+ * ConfigureVirtualFunction). */
 struct NodeDevChange {
         Manager *manager;
         NodeDevChange *next;
@@ -31,8 +33,10 @@ struct NodeDevChange {
         HostPciAddress *group; /* Detach of the whole IOMMU group: its endpoints (busy too), else NULL */
         size_t n_group;
         const char *driver; /* Detach */
-        char *got;          /* ReAttach: the driver the device went back to */
-        unsigned count;
+        char *got;          /* ReAttach: the driver the device went back to; ConfigureVirtualFunction: the
+                             * PF's network interface */
+        unsigned count;     /* SetVirtualFunctions: the VFs wanted; ConfigureVirtualFunction: the VF's index */
+        HostVfConfig vf_config; /* ConfigureVirtualFunction */
         uid_t uid;
         char *what;
         int r; /* the thread's result, and its error */
@@ -276,6 +280,8 @@ static const char *change_busy(const NodeDevChange *c) {
                 return "being re-attached";
         case CHANGE_RESET:
                 return "being reset";
+        case CHANGE_CONFIGURE_VF:
+                return "busy configuring a virtual function";
         }
         return "busy";
 }
@@ -323,13 +329,6 @@ static int log_change(uid_t uid, const char *what, const char *name, int r, cons
         return r < 0 ? r : 0;
 }
 
-/* Logs a privileged change made on the event loop at notice and re-reads the host (ConfigureVirtualFunction). */
-static int finish(Manager *m, uid_t uid, const char *what, const char *name, int r, const VbError *e) {
-        r = log_change(uid, what, name, r, e);
-        (void) manager_nodedev_scan(m);
-        return r;
-}
-
 static NodeDevChange *change_free(NodeDevChange *c) {
         if (!c)
                 return NULL;
@@ -361,6 +360,30 @@ static int detach_group_work(NodeDevChange *c) {
         return r < 0 ? r : 0;
 }
 
+/* In the worker: the PF (read again: it may have changed since the registry was read) checked, its VF
+ * configured through the PF's network interface (netlink; the fake tree's file). c->got: that interface. */
+static int configure_vf_work(NodeDevChange *c) {
+        _cleanup_(host_pci_device_done) HostPciDevice h = {};
+        char addr[HOST_PCI_ADDRESS_MAX];
+        int r;
+
+        host_pci_address_format(&c->pci, addr);
+        r = host_pci_get(&c->pci, &h);
+        if (r < 0)
+                return vb_error_set(&c->error, VB_ERROR_NO_SUCH_DEVICE, "PCI device '%s' is gone", addr);
+        if (!h.is_pf)
+                return vb_error_set(&c->error, VB_ERROR_NOT_SUPPORTED,
+                                    "Node device '%s' is not an SR-IOV physical function", c->name);
+        if (c->count >= h.n_vfs)
+                return vb_error_set(&c->error, VB_ERROR_INVALID_ARGUMENT,
+                                    "Node device '%s' has %zu virtual functions; there is no VF %u", c->name,
+                                    h.n_vfs, c->count);
+        r = nodedev_pf_ifname(&c->pci, &c->got, &c->error);
+        if (r < 0)
+                return r;
+        return host_net_vf_set(c->got, c->count, &c->vf_config, &c->error);
+}
+
 /* In the worker: the kernel's writes (unbind, driver_override, bind, reset, sriov_numvfs, which may each
  * take long on real hardware) and the re-reading of the host. Touches nothing but c. */
 static void change_work(void *userdata) {
@@ -378,6 +401,9 @@ static void change_work(void *userdata) {
                 break;
         case CHANGE_RESET:
                 c->r = host_pci_reset(&c->pci, &c->error);
+                break;
+        case CHANGE_CONFIGURE_VF:
+                c->r = configure_vf_work(c);
                 break;
         }
         c->scans = __atomic_load_n(&c->manager->nodedev.scans, __ATOMIC_SEQ_CST);
@@ -419,6 +445,16 @@ static void change_done(void *userdata, bool cancelled) {
                 free(c->what);
                 if (asprintf(&c->what, "re-attach (%s back to %s)", addr, c->got ?: "the host") < 0)
                         c->what = NULL;
+        } else if (c->kind == CHANGE_CONFIGURE_VF && c->got) {
+                const uint8_t *a = c->vf_config.mac;
+                char addr[HOST_PCI_ADDRESS_MAX], *what = NULL;
+
+                host_pci_address_format(&c->pci, addr);
+                if (asprintf(&what, "VF %u of %s (%s): MAC %02x:%02x:%02x:%02x:%02x:%02x VLAN %u", c->count,
+                             c->got, addr, a[0], a[1], a[2], a[3], a[4], a[5], c->vf_config.vlan) >= 0) {
+                        free(c->what);
+                        c->what = what;
+                }
         }
         r = log_change(c->uid, strna(c->what), c->name, c->r, &c->error);
         if (c->scan_r >= 0 && c->scans == m->nodedev.scans)
@@ -650,16 +686,13 @@ int nodedev_pf_ifname(const HostPciAddress *pf, char **ret, VbError *reterr) {
 }
 
 int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const char *mac, unsigned vlan, uid_t uid,
-                                 VbError *reterr) {
-        _cleanup_free_ char *what = NULL, *ifname = NULL, *name = strdup(d->name);
-        _cleanup_(host_pci_device_done) HostPciDevice h = {};
+                                 NodeDevDone done, void *userdata, VbError *reterr) {
         char addr[HOST_PCI_ADDRESS_MAX];
         HostVfConfig cfg = { .vlan = (uint16_t) vlan };
+        NodeDevChange *c;
         unsigned b[6];
         int r, n = -1;
 
-        if (!name)
-                return -ENOMEM;
         if (sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &n) != 6 ||
             n != (int) strlen(mac) || (b[0] & 1))
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
@@ -668,26 +701,13 @@ int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const c
                 return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Invalid VLAN %u (expected 0 to 4094)", vlan);
         for (size_t i = 0; i < 6; i++)
                 cfg.mac[i] = (uint8_t) b[i];
-        r = require_pci(d, "ConfigureVirtualFunction", addr, reterr);
-        if (r >= 0)
-                r = check_idle(d, reterr);
+        r = change_new(d, CHANGE_CONFIGURE_VF, "ConfigureVirtualFunction", uid, done, userdata, &c, reterr);
         if (r < 0)
                 return r;
-        r = host_pci_get(&d->pci, &h);
-        if (r < 0)
-                return vb_error_set(reterr, VB_ERROR_NO_SUCH_DEVICE, "PCI device '%s' is gone", addr);
-        if (!h.is_pf)
-                return vb_error_set(reterr, VB_ERROR_NOT_SUPPORTED,
-                                    "Node device '%s' is not an SR-IOV physical function", d->name);
-        if (vf >= h.n_vfs)
-                return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT,
-                                    "Node device '%s' has %zu virtual functions; there is no VF %u", d->name, h.n_vfs,
-                                    vf);
-        r = nodedev_pf_ifname(&d->pci, &ifname, reterr);
-        if (r < 0)
-                return r;
-        if (asprintf(&what, "VF %u of %s (%s): MAC %s VLAN %u", vf, ifname, addr, mac, vlan) < 0)
-                return -ENOMEM;
-        r = host_net_vf_set(ifname, vf, &cfg, reterr);
-        return finish(m, uid, what, name, r, reterr);
+        c->count = vf;
+        c->vf_config = cfg;
+        host_pci_address_format(&d->pci, addr);
+        /* The PF's interface is known once the thread found it (change_done names it). */
+        r = change_describe(c, "VF %u of %s: MAC %s VLAN %u", vf, addr, mac, vlan);
+        return r < 0 ? r : change_submit(m, c, reterr);
 }

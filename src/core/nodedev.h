@@ -95,9 +95,10 @@ int manager_nodedev_set_vfs(Manager *m, NodeDevice *d, unsigned count, uid_t uid
 unsigned manager_nodedev_changes(Manager *m);
 /* DeviceBusy when a change is in flight on the PCI device at a or on its physical function; else 0. */
 int manager_nodedev_check_idle(Manager *m, const HostPciAddress *a, VbError *reterr);
-/* mac: "aa:bb:cc:dd:ee:ff"; vlan 0: none. */
+/* The MAC and VLAN of VF number vf of the PF d, the same way (the PF busy meanwhile). mac:
+ * "aa:bb:cc:dd:ee:ff"; vlan 0: none. */
 int manager_nodedev_configure_vf(Manager *m, NodeDevice *d, unsigned vf, const char *mac, unsigned vlan, uid_t uid,
-                                 VbError *reterr);
+                                 NodeDevDone done, void *userdata, VbError *reterr);
 
 /* Frees the records of what running domains hold, giving nothing back (virtbusd stops, they run on). */
 void hostdev_forget_all(Manager *m);

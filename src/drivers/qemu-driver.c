@@ -172,10 +172,16 @@ static void on_vm_exited(QemuVm *vm, void *userdata) {
                 ev->domain_stopped(ev->userdata, uuid, reason);
 }
 
+/* $VIRTBUS_QEMU_EMULATOR (for tests: a stand-in that holds QEMU back; named qemu-system-x86_64), else the
+ * installed one. */
 static const char *find_emulator(void) {
         static const char * const candidates[] = {
                 "/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64",
         };
+        const char *override = getenv("VIRTBUS_QEMU_EMULATOR");
+
+        if (!isempty(override) && access(override, X_OK) == 0)
+                return override;
         for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
                 if (access(candidates[i], X_OK) == 0)
                         return candidates[i];
@@ -323,7 +329,7 @@ static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) 
         };
         log_info("qemu driver: using %s, KVM %s.", emulator, q->kvm_usable ? "available" : "unavailable");
         reconnect_all(q);
-        r = qemu_caps_driver_new(cfg->event, cfg->state_dir, cfg->runtime_dir, q->vm_cfg.confinement,
+        r = qemu_caps_driver_new(cfg->event, cfg->state_dir, cfg->runtime_dir, emulator, q->vm_cfg.confinement,
                                  &q->caps); /* issue 7 */
         if (r < 0)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to set up capabilities: %s", strerror(-r));

@@ -356,6 +356,88 @@ static int teardown_numvfs(void **state) {
         return 0;
 }
 
+/* ConfigureVirtualFunction off the event loop: the PF's sriov_totalvfs is made a FIFO, so that virtbusd's
+ * reading of the PF (before it configures the VF) waits until the test answers it, as a read of a device
+ * busy in the kernel waits. Meanwhile another caller is answered and the PF refuses other changes
+ * (DeviceBusy); once answered, the VF has its MAC and VLAN and the change is logged. On code that read the
+ * PF, configured the VF and read the host again in the D-Bus handler, nobody was answered meanwhile. */
+static void totalvfs_restore(void) {
+        _cleanup_free_ char *file = pf_file("sriov_totalvfs"), *saved = pf_file(".sriov_totalvfs.held");
+
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(rename(saved, file), 0);
+}
+
+static void test_configure_vf_off_loop(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
+        _cleanup_free_ char *pf = harness_nodedev_path(root, "pci_0000_03_00_0"), *file = pf_file("sriov_totalvfs"),
+                            *saved = pf_file(".sriov_totalvfs.held"), *total = NULL, *gpu = NULL, *vf = NULL,
+                            *log = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+        int answered = 0, fd;
+
+        total = harness_read_file(file);
+        assert_non_null(total);
+        assert_int_equal(rename(file, saved), 0);
+        assert_int_equal(mkfifo(file, 0644), 0);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pf, ND, "ConfigureVirtualFunction",
+                                             on_reply, &answered, "usut", 1, "02:00:00:00:00:21", 21,
+                                             UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* virtbusd opens the FIFO to read the PF: from then on its read waits for this test's write. */
+        while ((fd = open(file, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+                assert_int_equal(errno, ENXIO);
+                assert_true(harness_now_usec() < end);
+                (void) usleep(2000);
+        }
+        assert_int_equal(list_count(plain, "phys_function", NULL), 2);
+        gpu = get_xml(plain, "pci_0000_05_00_0");
+        assert_non_null(strstr(gpu, "<name>pci_0000_05_00_0</name>"));
+        harness_call_fails(root, ERR("DeviceBusy"), "busy configuring a virtual function", pf, ND,
+                           "SetVirtualFunctions", "ut", 1, UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "busy configuring a virtual function", pf, ND,
+                           "ConfigureVirtualFunction", "usut", 0, "02:00:00:00:00:22", 0, UINT64_C(0));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(answered, 0);
+
+        /* The regular file back first (the re-reading of the host after the change reads it), then the
+         * answer to the read that waits. */
+        totalvfs_restore();
+        assert_int_equal(write(fd, total, strlen(total)), (ssize_t) strlen(total));
+        assert_int_equal(close(fd), 0);
+        while (answered == 0 && harness_now_usec() < end)
+                if (sd_bus_process(root, NULL) == 0)
+                        (void) sd_bus_wait(root, 100000);
+        assert_int_equal(answered, 1);
+        vf = harness_fake_sysfs_vf(&fake, 1);
+        assert_string_equal(vf, "02:00:00:00:00:21 21\n");
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(strstr(log, "(0000:03:00.0): MAC 02:00:00:00:00:21 VLAN 21 of node device 'pci_0000_03_00_0': "
+                                    "done."));
+        /* Still refused when the VF does not exist, now from the thread. */
+        harness_call_fails(root, SD_BUS_ERROR_INVALID_ARGS, "no VF 5", pf, ND, "ConfigureVirtualFunction", "usut", 5,
+                           "02:00:00:00:00:11", 0, UINT64_C(0));
+}
+
+/* A failed run of the test above leaves no FIFO behind. */
+static int teardown_totalvfs(void **state) {
+        _cleanup_free_ char *file = pf_file("sriov_totalvfs"), *saved = pf_file(".sriov_totalvfs.held");
+        struct stat st;
+        int fd;
+
+        if (lstat(file, &st) < 0 || !S_ISFIFO(st.st_mode))
+                return 0;
+        fd = open(file, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* lets a waiting open through */
+        (void) unlink(file);
+        (void) rename(saved, file);
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
 /* The same for Detach, ReAttach and Reset: a file of VF 0000:03:10.2 that virtbusd writes is made a FIFO,
  * so that its write hangs (as a real device's reset or unbind can) until the test reads it. */
 #define HELD_DEV "bus/pci/devices/0000:03:10.2/"
@@ -639,6 +721,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_virtual_functions_off_loop, teardown_numvfs),
                 cmocka_unit_test_teardown(test_changes_off_loop, teardown_dev_hold),
                 cmocka_unit_test_teardown(test_stop_answers, teardown_dev_hold),
+                cmocka_unit_test_teardown(test_configure_vf_off_loop, teardown_totalvfs),
                 cmocka_unit_test(test_domain_host_devices),
                 cmocka_unit_test(test_authorization),
         };

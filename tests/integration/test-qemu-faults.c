@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -616,6 +617,208 @@ static void test_console_at_restart(void **state) {
         harness_domain_call(bus, path, "Destroy");
 }
 
+/* The answer to a DefineDomain made without waiting: the object path, or the error. */
+typedef struct PendingDefine {
+        Pending p;
+        char *path;
+} PendingDefine;
+
+static int on_define_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        PendingDefine *d = userdata;
+        const char *path = NULL;
+
+        if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "o", &path) > 0)
+                d->path = strdup(path);
+        return on_reply(m, &d->p, ret_error);
+}
+
+static sd_bus_slot *define_later(sd_bus *bus, const char *xml, PendingDefine *d) {
+        sd_bus_slot *slot = NULL;
+
+        *d = (PendingDefine) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, M, "DefineDomain", on_define_reply, d,
+                                                  "st", xml, UINT64_C(0)),
+                         1);
+        return slot;
+}
+
+/* The first DefineDomain after start-up, while the driver still probes its emulator's capabilities (an
+ * empty cache): the probe is held back ($VIRTBUS_QEMU_EMULATOR is a stand-in for qemu-system-x86_64 that
+ * waits while a file exists). Meanwhile ListDomains and another domain's GetXMLDesc are answered and the
+ * definitions and a Start (the driver needs the capabilities to start) are not; released, the good one is
+ * defined, the one the capabilities refuse (an unknown machine) is refused and the domain runs. On code that
+ * waited for the probe on the event loop, the calls after the first DefineDomain got no answer. */
+static void test_define_waits_for_probe(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("probed"), *other_xml = diskless_xml("bystander3");
+        _cleanup_free_ char *other = harness_define_domain(bus, other_xml), *dir = NULL, *emulator = NULL;
+        _cleanup_free_ char *log = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL, *slot3 = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *mine = NULL;
+        const char *bad_xml = "<domain type='qemu'><name>unprobed</name><memory unit='MiB'>64</memory>"
+                              "<os><type arch='x86_64' machine='pc-0.1'>hvm</type></os></domain>";
+        const char *desc = NULL;
+        PendingDefine good, bad;
+        Pending start;
+
+        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
+        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
+        assert_int_equal(chmod(dir, 0755), 0); /* the probe runs as QEMU's user */
+        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
+        harness_wrapper_flag(dir, "hold", true);
+        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+
+        slot = define_later(bus, xml, &good);
+        slot2 = define_later(bus, bad_xml, &bad);
+        slot3 = call_later(bus, other, "Start", &start);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        reply = harness_call_ok(bus, other, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>bystander3</name>"));
+        /* Answers come in order on one connection: a definition answered already would be here. */
+        drain(bus);
+        assert_false(good.p.done);
+        assert_false(bad.p.done);
+        assert_false(start.done);
+        assert_string_equal(state_of(h, other), "shutoff");
+
+        harness_wrapper_flag(dir, "hold", false);
+        wait_for(bus, &good.p);
+        if (good.p.error_name)
+                fail_msg("DefineDomain failed: %s: %s", good.p.error_name, good.p.error_message);
+        assert_non_null(good.path);
+        mine = harness_call_ok(bus, good.path, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(mine, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>probed</name>"));
+        wait_for(bus, &bad.p);
+        assert_non_null(bad.p.error_name);
+        assert_string_equal(bad.p.error_name, ERR("NotSupported"));
+        assert_non_null(strstr(bad.p.error_message, "has no machine 'pc-0.1'"));
+        wait_for(bus, &start);
+        if (start.error_name)
+                fail_msg("Start failed: %s: %s", start.error_name, start.error_message);
+        assert_string_equal(state_of(h, other), "running");
+        harness_domain_call(bus, other, "Destroy");
+        pending_done(&start);
+        /* The probe ran the stand-in. */
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(log);
+        assert_non_null(strstr(log, emulator));
+
+        harness_domain_call(bus, good.path, "Undefine");
+        harness_domain_call(bus, other, "Undefine");
+        pending_done(&good.p);
+        pending_done(&bad.p);
+        free(good.path);
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_wrapper_remove(dir, "qemu-system-x86_64");
+}
+
+static void ip_link(Harness *h, const char * const *argv) {
+        HarnessResult res = {};
+
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT, argv, NULL, 10 * HARNESS_USEC_PER_SEC, &res), 0);
+        if (res.status != 0)
+                fail_msg("%s %s %s failed: %s", argv[0], argv[1], argv[2], strempty(res.err));
+        harness_result_done(&res);
+}
+
+#define NET "org.virtbus1.Network"
+
+/* A hot-plug of a NIC on a network (a bridge of the test's, forward mode 'bridge') that a kill of virtbusd
+ * cut short: QEMU SIGSTOPped while virtbusd sent it the first command (the network's port taken, the
+ * hot-plug recorded ahead), then virtbusd killed, so QEMU never got the device. The next virtbusd undoes
+ * the hot-plug when it connects to the QEMU, and gives the network's port back: the network, which the
+ * domain no longer uses, stops. On code that kept the port, Stop answered InvalidState ("in use by 1 guest
+ * interface(s)") until the domain stopped. */
+static void test_cut_hotplug_network_port(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *xml = diskless_xml("cutport"), *path = harness_define_domain(bus, xml);
+        _cleanup_free_ char *net_xml = NULL, *net = NULL, *nic = NULL, *plug = NULL, *live = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_slot *slot;
+        const char *o = NULL;
+        char br[16], name[32];
+        Pending pend;
+        pid_t pid;
+
+        snprintf(br, sizeof br, "vbcp%d", (int) (getpid() % 100000));
+        snprintf(name, sizeof name, "cutport-%d", (int) getpid());
+        ip_link(h, (const char *[]) { "/usr/sbin/ip", "link", "add", "name", br, "type", "bridge", NULL });
+        ip_link(h, (const char *[]) { "/usr/sbin/ip", "link", "set", br, "up", NULL });
+        assert_true(asprintf(&net_xml, "<network><name>%s</name><forward mode='bridge'/><bridge name='%s'/></network>",
+                             name, br) > 0);
+        reply = harness_call_ok(bus, M, "DefineNetwork", "st", net_xml, UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        net = strdup(o);
+        sd_bus_message_unref(harness_call_ok(bus, net, NET, "Start", "t", UINT64_C(0)));
+        harness_domain_call(bus, path, "Start");
+        assert_true(asprintf(&plug, "%s/qemu/%s.plug", harness_runtime_dir(h),
+                             harness_get_string(bus, path, D, "UUID")) > 0);
+
+        pid = qemu_of(h, path);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_true(asprintf(&nic, "<interface type='network'><source network='%s'/><mac address='52:54:00:aa:bb:79'/>"
+                                   "<model type='virtio'/></interface>", name) > 0);
+        slot = call_later_st(bus, path, "AttachDevice", nic, &pend);
+        /* Recorded ahead, the first command sent: QEMU, stopped, has not read it. */
+        for (uint64_t end = harness_now_usec() + GUARD_USEC; access(plug, F_OK) < 0;) {
+                if (harness_now_usec() > end)
+                        fail_msg("no hot-plug record");
+                drain(bus);
+                usleep(10 * 1000);
+        }
+        assert_false(pend.done);
+        assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
+        sd_bus_slot_unref(slot);
+        pending_done(&pend);
+        assert_int_equal(kill(pid, SIGCONT), 0);
+
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        bus = harness_bus_root(h);
+        harness_domain_wait_connected(bus, path);
+        for (uint64_t end = harness_now_usec() + GUARD_USEC; access(plug, F_OK) == 0;) {
+                if (harness_now_usec() > end)
+                        fail_msg("the hot-plug record is still there");
+                usleep(20 * 1000);
+        }
+        live = harness_domain_xml(bus, path, 0);
+        if (strstr(live, "52:54:00:aa:bb:79"))
+                fail_msg("the cut NIC is in the live XML:\n%s", live);
+        assert_string_equal(state_of(h, path), "running");
+        /* The port went with the NIC: nothing of the domain uses the network. */
+        sd_bus_message_unref(harness_call_ok(bus, net, NET, "Stop", "t", UINT64_C(0)));
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Undefine");
+        sd_bus_message_unref(harness_call_ok(bus, net, NET, "Undefine", "t", UINT64_C(0)));
+        ip_link(h, (const char *[]) { "/usr/sbin/ip", "link", "del", br, NULL });
+}
+
+/* A failed run of the test above leaves no bridge behind. */
+static int teardown_cut_port(void **state) {
+        char br[16];
+        pid_t pid;
+
+        snprintf(br, sizeof br, "vbcp%d", (int) (getpid() % 100000));
+        pid = fork();
+        if (pid == 0) {
+                int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC); /* usually gone already: quietly */
+
+                if (null_fd >= 0)
+                        (void) dup2(null_fd, STDERR_FILENO);
+                execl("/usr/sbin/ip", "ip", "link", "del", br, (char *) NULL);
+                _exit(127);
+        }
+        if (pid > 0)
+                (void) waitpid(pid, NULL, 0);
+        return harness_teardown_qemus(state);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_hung, harness_teardown_qemus),
@@ -627,6 +830,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_start_held, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_save_at_restart, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_console_at_restart, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_define_waits_for_probe, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_cut_hotplug_network_port, teardown_cut_port),
         };
         HARNESS_SKIP_UNLESS_ROOT();
         if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {

@@ -28,44 +28,55 @@ struct QemuCapsDriver {
 
 static const char * const emulator_dirs[] = { "/usr/bin", "/usr/local/bin" };
 
-static void find_emulators(QemuCapsDriver *d) {
+/* Lists path (taken) for the arch its name says, unless that arch has one already. */
+static void add_emulator(QemuCapsDriver *d, char *path) {
+        const char *base = strrchr(path, '/'), *arch;
+        char **e, **a;
+
+        base = base ? base + 1 : path;
+        arch = strncmp(base, "qemu-system-", 12) == 0 ? qemu_caps_arch_from_qemu(base + 12) : NULL;
+        for (size_t j = 0; arch && j < d->n_emulators; j++)
+                if (streq(d->emulator_arches[j], arch))
+                        arch = NULL;
+        e = !arch || access(path, X_OK) < 0 ? NULL : realloc(d->emulators, (d->n_emulators + 1) * sizeof(char *));
+        if (!e) {
+                free(path);
+                return;
+        }
+        d->emulators = e;
+        a = realloc(d->emulator_arches, (d->n_emulators + 1) * sizeof(char *));
+        if (!a) {
+                free(path);
+                return;
+        }
+        d->emulator_arches = a;
+        d->emulators[d->n_emulators] = path;
+        d->emulator_arches[d->n_emulators] = (char *) arch;
+        d->n_emulators++;
+}
+
+static void find_emulators(QemuCapsDriver *d, const char *own) {
+        if (own) {
+                char *path = strdup(own);
+                if (path)
+                        add_emulator(d, path);
+        }
         for (size_t i = 0; i < ELEMENTSOF(emulator_dirs); i++) {
                 _cleanup_(closedirp) DIR *dir = opendir(emulator_dirs[i]);
                 struct dirent *de;
 
                 while (dir && (de = readdir(dir))) {
-                        const char *arch;
                         char *path = NULL;
-                        char **e, **a;
 
-                        if (strncmp(de->d_name, "qemu-system-", 12) != 0)
+                        if (strncmp(de->d_name, "qemu-system-", 12) != 0 ||
+                            asprintf(&path, "%s/%s", emulator_dirs[i], de->d_name) < 0)
                                 continue;
-                        arch = qemu_caps_arch_from_qemu(de->d_name + 12);
-                        if (!arch || asprintf(&path, "%s/%s", emulator_dirs[i], de->d_name) < 0)
-                                continue;
-                        bool dup = false;
-                        for (size_t j = 0; j < d->n_emulators; j++)
-                                dup = dup || streq(d->emulator_arches[j], arch);
-                        e = dup || access(path, X_OK) < 0 ? NULL : realloc(d->emulators, (d->n_emulators + 1) * sizeof(char *));
-                        if (!e) {
-                                free(path);
-                                continue;
-                        }
-                        d->emulators = e;
-                        a = realloc(d->emulator_arches, (d->n_emulators + 1) * sizeof(char *));
-                        if (!a) {
-                                free(path);
-                                continue;
-                        }
-                        d->emulator_arches = a;
-                        d->emulators[d->n_emulators] = path;
-                        d->emulator_arches[d->n_emulators] = (char *) arch;
-                        d->n_emulators++;
+                        add_emulator(d, path);
                 }
         }
 }
 
-int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir,
+int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir, const char *emulator,
                          const HostConfinement *confinement, QemuCapsDriver **ret) {
         _cleanup_free_ char *cache_dir = NULL, *tmp_dir = NULL;
         QemuCapsDriver *d = new0(QemuCapsDriver, 1);
@@ -88,7 +99,7 @@ int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *run
                 qemu_caps_driver_free(d);
                 return r;
         }
-        find_emulators(d);
+        find_emulators(d, emulator);
         /* Probe the host's own emulator now, so that the first definitions are checked without a wait. */
         for (size_t i = 0; i < d->n_emulators; i++)
                 if (streq(d->emulator_arches[i], d->host_arch))

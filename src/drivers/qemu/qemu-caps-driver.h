@@ -9,8 +9,10 @@
  * probed capabilities (QemuCapsCache) and the answers to the capabilities ops. */
 typedef struct QemuCapsDriver QemuCapsDriver;
 
-/* confinement: how the probing QEMUs are shut in (NULL: not at all; kept by reference). */
-int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir,
+/* emulator: the driver's own (qemu-system-*), the one of its arch ahead of those found in /usr/bin and
+ * /usr/local/bin; NULL: none. confinement: how the probing QEMUs are shut in (NULL: not at all; kept by
+ * reference). */
+int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir, const char *emulator,
                          const HostConfinement *confinement, QemuCapsDriver **ret);
 QemuCapsDriver *qemu_caps_driver_free(QemuCapsDriver *d);
 
