@@ -9,6 +9,7 @@
  * (QemuStatsRound). The answer is put together when the last reply is in, with what /proc says about the
  * process and its vCPU threads, what the image files' sizes are, and what rtnetlink says about the taps.
  * A call whose domain stops meanwhile is answered with what it has. docs/dbus-api.md says what is kept. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -52,14 +53,21 @@ struct QemuStatsCache {
          * was sent, and the time after which that report came (0: unknown). QEMU asks the guest for the next
          * one a <stats period> after it took this one in. */
         uint64_t guest_update, guest_seen_usec, guest_after_usec;
-        /* The image files whose allocated size virtbusd reads itself (block.N.physical): those query-block
-         * named with a size that matched the file's at the time, by disk alias. */
+        /* The image files whose allocated size virtbusd reads itself (block.N.physical): files QEMU had open
+         * as the disks' sources, with the size query-block gave, by disk alias. */
         struct StatsImage {
                 char *alias;
                 dev_t dev;
                 ino_t ino;
         } *images;
         size_t n_images;
+        /* /proc/PID/stat, /proc/PID/statm and the vCPU threads' schedstat, kept open (-1: not yet). */
+        int stat_fd, statm_fd;
+        struct StatsThread {
+                int64_t tid;
+                int fd;
+        } *threads;
+        size_t n_threads;
         QemuStatsRound *round; /* the latest queries on their way, none answered yet: calls may join them */
 };
 
@@ -118,25 +126,59 @@ void qemu_stats_cache_free(QemuStatsCache *cache) {
         for (size_t i = 0; i < _STATS_QUERY_MAX; i++)
                 json_object_put(cache->reply[i]);
         cache_images_clear(cache);
+        if (cache->stat_fd >= 0)
+                close(cache->stat_fd);
+        if (cache->statm_fd >= 0)
+                close(cache->statm_fd);
+        for (size_t i = 0; i < cache->n_threads; i++)
+                if (cache->threads[i].fd >= 0)
+                        close(cache->threads[i].fd);
+        free(cache->threads);
         free(cache);
 }
 
-/* The first number of a /proc file (schedstat: time on the CPU in ns). */
-static int read_first_u64(const char *path, uint64_t *ret) {
-        _cleanup_free_ char *s = NULL;
-        int r = read_full_file(path, 64, &s, NULL);
+/* A /proc file of the domain's QEMU, kept open in the cache (-1: not yet) and read again from its start
+ * each time (the kernel writes it anew on each read from offset 0): no path walk per call. */
+static int proc_read(int *fd, const char *path, char *buf, size_t size) {
+        ssize_t n;
 
-        if (r < 0)
+        if (*fd < 0) {
+                *fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (*fd < 0)
+                        return -errno;
+        }
+        n = pread(*fd, buf, size - 1, 0);
+        if (n < 0) {
+                int r = -errno;
+
+                close(*fd);
+                *fd = -1;
                 return r;
-        return sscanf(s, "%" SCNu64, ret) == 1 ? 0 : -EBADMSG;
+        }
+        buf[n] = 0;
+        return 0;
+}
+
+/* The kept descriptor of /proc/PID/task/TID/schedstat (NULL on allocation failure). */
+static int *thread_fd(QemuStatsCache *cache, int64_t tid) {
+        struct StatsThread *t;
+
+        for (size_t i = 0; i < cache->n_threads; i++)
+                if (cache->threads[i].tid == tid)
+                        return &cache->threads[i].fd;
+        t = reallocarray(cache->threads, cache->n_threads + 1, sizeof *cache->threads);
+        if (!t)
+                return NULL;
+        cache->threads = t;
+        t[cache->n_threads] = (struct StatsThread) { .tid = tid, .fd = -1 };
+        return &t[cache->n_threads++].fd;
 }
 
 /* cpu.time: the process' CPU clock, in ns, of all its threads, those that ended too (QEMU's worker threads
  * come and go), as a cgroup counts. /proc/PID/schedstat would be the main thread's alone. Read after
  * /proc/PID/stat, so that cpu.time is never less than cpu.user + cpu.system. */
 static void add_cpu(const QemuVm *vm, VbStats *s) {
-        _cleanup_free_ char *stat = NULL;
-        char path[64];
+        char stat[1024], path[64];
         const char *p;
         unsigned long long utime, stime;
         uint64_t ns_per_tick = 1000000000ULL / (uint64_t) sysconf(_SC_CLK_TCK), total;
@@ -144,7 +186,7 @@ static void add_cpu(const QemuVm *vm, VbStats *s) {
         struct timespec ts;
 
         snprintf(path, sizeof path, "/proc/%d/stat", (int) vm->pid);
-        if (read_full_file(path, 4096, &stat, NULL) < 0 || !(p = strrchr(stat, ')')))
+        if (proc_read(&vm->stats_cache->stat_fd, path, stat, sizeof stat) < 0 || !(p = strrchr(stat, ')')))
                 return;
         /* After "pid (comm)": state is field 3; utime and stime are fields 14 and 15 (all threads). */
         if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
@@ -160,8 +202,7 @@ static void add_cpu(const QemuVm *vm, VbStats *s) {
 
 static void add_balloon(const QemuVm *vm, struct json_object *balloon, VbStats *s) {
         struct json_object *actual = qemu_json_get(balloon, "actual");
-        _cleanup_free_ char *statm = NULL;
-        char path[64];
+        char statm[256], path[64];
         unsigned long long pages;
 
         /* Without a balloon device QEMU refuses the query: the definition's value, as libvirt does. */
@@ -171,7 +212,8 @@ static void add_balloon(const QemuVm *vm, struct json_object *balloon, VbStats *
                 vb_stats_add_ullong(s, vm->live->current_memory_kib ?: vm->live->memory_kib, "balloon.current");
         vb_stats_add_ullong(s, vm->live->memory_kib, "balloon.maximum");
         snprintf(path, sizeof path, "/proc/%d/statm", (int) vm->pid);
-        if (read_full_file(path, 256, &statm, NULL) >= 0 && sscanf(statm, "%*u %llu", &pages) == 1)
+        if (proc_read(&vm->stats_cache->statm_fd, path, statm, sizeof statm) >= 0 &&
+            sscanf(statm, "%*u %llu", &pages) == 1)
                 vb_stats_add_ullong(s, pages * (uint64_t) sysconf(_SC_PAGESIZE) / 1024, "balloon.rss");
 }
 
@@ -217,15 +259,17 @@ static void add_vcpus(const QemuVm *vm, struct json_object *cpus, VbStats *s) {
                 struct json_object *cpu = json_object_array_get_idx(cpus, i);
                 struct json_object *index = qemu_json_get(cpu, "cpu-index"), *tid = qemu_json_get(cpu, "thread-id");
                 int64_t k = index ? json_object_get_int64(index) : (int64_t) i;
-                char path[96];
+                char path[96], text[128];
                 uint64_t ns;
+                int *fd;
 
                 vb_stats_add_int(s, 1 /* VIR_VCPU_RUNNING */, "vcpu.%" PRId64 ".state", k);
-                if (!tid)
+                if (!tid || !(fd = thread_fd(vm->stats_cache, json_object_get_int64(tid))))
                         continue;
+                /* schedstat: the thread's time on the CPU in ns first. */
                 snprintf(path, sizeof path, "/proc/%d/task/%" PRId64 "/schedstat", (int) vm->pid,
                          json_object_get_int64(tid));
-                if (read_first_u64(path, &ns) >= 0)
+                if (proc_read(fd, path, text, sizeof text) >= 0 && sscanf(text, "%" SCNu64, &ns) == 1)
                         vb_stats_add_ullong(s, ns, "vcpu.%" PRId64 ".time", k);
         }
 }
@@ -423,8 +467,29 @@ static void cache_guest_report(QemuStatsCache *cache, struct json_object *reply,
         cache->guest_seen_usec = sent_usec;
 }
 
-/* The files of query-block's images that virtbusd may read the size of itself: a disk's own source file,
- * named so by QEMU, with the allocated size QEMU gave. */
+/* Whether QEMU has the file st describes open (one of /proc/PID/fd/'s links leads to it): virtbusd hands
+ * QEMU most images by descriptor, so query-block names them /dev/fdset/N, not by path. */
+static bool qemu_has_open(const QemuVm *vm, const struct stat *st) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        char path[64];
+        struct dirent *de;
+
+        snprintf(path, sizeof path, "/proc/%d/fd", (int) vm->pid);
+        d = opendir(path);
+        if (!d)
+                return false;
+        while ((de = readdir(d))) {
+                struct stat o;
+
+                if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &o, 0) >= 0 && o.st_dev == st->st_dev &&
+                    o.st_ino == st->st_ino)
+                        return true;
+        }
+        return false;
+}
+
+/* The image files virtbusd may read the allocated size of itself: a disk's own source file, a regular file
+ * QEMU has open, whose size matches what query-block gave. */
 static void cache_images(QemuStatsCache *cache, const QemuVm *vm, struct json_object *block) {
         cache_images_clear(cache);
         for (size_t i = 0; i < vm->live->n_devices; i++) {
@@ -438,8 +503,8 @@ static void cache_images(QemuStatsCache *cache, const QemuVm *vm, struct json_ob
                         continue;
                 image = qemu_json_get(qemu_json_get(find_disk(block, dev->alias), "inserted"), "image");
                 actual = qemu_json_get(image, "actual-size");
-                if (!actual || !streq_ptr(qemu_json_string(image, "filename"), source) || stat(source, &st) < 0 ||
-                    !S_ISREG(st.st_mode) || (uint64_t) st.st_blocks * 512 != json_object_get_uint64(actual))
+                if (!actual || stat(source, &st) < 0 || !S_ISREG(st.st_mode) ||
+                    (uint64_t) st.st_blocks * 512 != json_object_get_uint64(actual) || !qemu_has_open(vm, &st))
                         continue;
                 img = reallocarray(cache->images, cache->n_images + 1, sizeof *cache->images);
                 if (!img)
@@ -481,10 +546,18 @@ static void on_reply(QemuMonitor *mon, struct json_object *ret, const char *erro
         round->answered = true;
         if (round->vm && round->vm->stats_cache && round->vm->stats_cache->round == round)
                 round->vm->stats_cache->round = NULL; /* answered in part: later calls ask anew */
-        if (error)
+        if (error) {
                 log_debug("Domain %s: %s failed, ignoring: %s", round->vm ? round->vm->uuid : "(gone)",
                           stats_query_command[slot->query], error);
-        else {
+                /* A domain without a balloon device: that is kept too (an empty answer, the definition's
+                 * size then), so that it is not asked each time. */
+                if (slot->query == STATS_QUERY_BALLOON && qemu_monitor_is_open(mon)) {
+                        _cleanup_(json_object_putp) struct json_object *none = json_object_new_object();
+
+                        if (none)
+                                cache_reply(round, slot->query, none);
+                }
+        } else {
                 round->replies[slot->query] = json_object_get(ret);
                 cache_reply(round, slot->query, ret);
         }
@@ -622,6 +695,7 @@ int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverSta
                 vm->stats_cache = new0(QemuStatsCache, 1);
                 if (!vm->stats_cache)
                         return -ENOMEM;
+                vm->stats_cache->stat_fd = vm->stats_cache->statm_fd = -1;
         }
         c = new0(QemuStatsCall, 1);
         if (!c)
