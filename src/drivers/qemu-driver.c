@@ -105,6 +105,7 @@ static void on_vm_event(QemuVm *vm, const char *name, struct json_object *data, 
         QemuDriver *q = userdata;
 
         log_debug("Domain %s: QMP event %s.", vm->uuid, name);
+        qemu_stats_event(vm, name);
         if (streq(name, "MIGRATION")) {
                 qemu_save_job_event(q, vm, data);
                 return;

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Statistics of real QEMUs: the tiny guest (tests/guest/build-guest) under TCG with a virtio disk and a
  * virtio balloon: CPU time grows, the disk's read counters grow when the guest reads it at boot, SetMemory
- * live moves balloon.current; SetVCPUs live hot-plugs a vCPU the guest brings online and unplugs it; and
- * GetAllDomainStats over ten running QEMUs at once. */
+ * live moves balloon.current; SetVCPUs live hot-plugs a vCPU the guest brings online and unplugs it; what
+ * virtbusd keeps of QEMU's answers, asked again after a command changed QEMU, and calls at the same time
+ * sharing one set of queries (counted in virtbusd's debug log); and GetAllDomainStats over ten running
+ * QEMUs at once. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -138,6 +142,153 @@ static void test_guest_stats(void **state) {
         assert_true(harness_stats_number(&s, "balloon.last-update", 't') > 0);
         (void) harness_stats_number(&s, "balloon.minor_fault", 't');
         harness_stats_done(&s);
+        harness_domain_call(bus, path, "Destroy");
+        harness_domain_call(bus, path, "Undefine");
+}
+
+/* How many times virtbusd sent QMP command since the log had offset bytes (its debug log has every
+ * message: "QMP> {"execute":"query-block",...}"). */
+static unsigned sent_since(Harness *h, size_t offset, const char *command) {
+        _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h)), *needle = NULL;
+        unsigned n = 0;
+
+        assert_non_null(log);
+        assert_true(strlen(log) >= offset);
+        assert_true(asprintf(&needle, "QMP> {\"execute\":\"%s\"", command) >= 0);
+        for (const char *p = log + offset; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+static size_t log_size(Harness *h) {
+        _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
+
+        assert_non_null(log);
+        return strlen(log);
+}
+
+typedef struct StatsPending {
+        bool done;
+        HarnessStats stats;
+} StatsPending;
+
+static int on_stats(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        StatsPending *p = userdata;
+
+        assert_null(sd_bus_message_get_error(m));
+        harness_stats_read(m, &p->stats);
+        p->done = true;
+        return 0;
+}
+
+/* What virtbusd keeps of QEMU's answers: a second call asks QEMU only for the disks' counters (and the
+ * guest's memory report, which a guest that never ran has not made); the image's allocated size is read
+ * from the file; a command that changes QEMU (the balloon's target) has everything asked again. Calls made
+ * while QEMU is stopped (SIGSTOP) wait for one set of queries. */
+static void test_kept_and_shared(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        const char *g = harness_guest_dir(h);
+        _cleanup_free_ char *image = file_in(h, "kept.img"), *xml = NULL, *path = NULL;
+        static const char * const kept[] = { "query-block", "query-balloon", "query-cpus-fast" };
+        StatsPending calls[4] = {};
+        sd_bus_slot *slots[ELEMENTSOF(calls)] = {};
+        HarnessStats s = {};
+        struct stat st;
+        char buf[4096];
+        uint64_t first = 0;
+        size_t offset;
+        pid_t pid;
+        int fd;
+
+        fd = open(image, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 4 << 20), 0);
+        close(fd);
+        assert_true(asprintf(&xml,
+                             "<domain type='qemu'><name>kept</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+                             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s/vmlinuz</kernel>"
+                             "<initrd>%s/initrd.gz</initrd><cmdline>console=ttyS0 quiet</cmdline></os>"
+                             "<features><acpi/></features><devices>"
+                             "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
+                             "<target dev='vda' bus='virtio'/></disk>"
+                             "<memballoon model='virtio'><stats period='1'/></memballoon></devices></domain>",
+                             g, g, image) >= 0);
+        path = harness_define_domain(bus, xml);
+        /* Paused: nothing in the guest changes what QEMU reports. */
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "Start", "t", UINT64_C(1)));
+        get_stats(bus, path, 0, &s);
+        assert_int_equal(harness_stats_number(&s, "block.0.physical", 't'), 0);
+        harness_stats_done(&s);
+
+        /* The second call: only the counters (and the report not made yet). */
+        offset = log_size(h);
+        get_stats(bus, path, 0, &s);
+        assert_int_equal(sent_since(h, offset, "query-blockstats"), 1);
+        assert_int_equal(sent_since(h, offset, "qom-get"), 1);
+        for (size_t i = 0; i < ELEMENTSOF(kept); i++)
+                if (sent_since(h, offset, kept[i]) != 0)
+                        fail_msg("%s was asked again", kept[i]);
+        assert_int_equal(harness_stats_number(&s, "block.0.capacity", 't'), 4 << 20);
+        assert_int_equal(harness_stats_number(&s, "balloon.current", 't'), 128 * 1024);
+        assert_int_equal(harness_stats_number(&s, "vcpu.current", 'u'), 1);
+        (void) harness_stats_number(&s, "vcpu.0.time", 't');
+        harness_stats_done(&s);
+
+        /* The image grows on the host: its allocated size now, without asking QEMU. */
+        fd = open(image, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        memset(buf, 0x5a, sizeof buf);
+        for (off_t o = 1 << 20; o < 2 << 20; o += (off_t) sizeof buf)
+                assert_int_equal(pwrite(fd, buf, sizeof buf, o), (ssize_t) sizeof buf);
+        assert_int_equal(fsync(fd), 0);
+        close(fd);
+        assert_int_equal(stat(image, &st), 0);
+        assert_true(st.st_blocks > 0);
+        offset = log_size(h);
+        get_stats(bus, path, 32, &s);
+        assert_int_equal(harness_stats_number(&s, "block.0.physical", 't'), (uint64_t) st.st_blocks * 512);
+        assert_int_equal(sent_since(h, offset, "query-block"), 0);
+        harness_stats_done(&s);
+
+        /* A new balloon target is a command that changes QEMU: what was kept is asked again. */
+        sd_bus_message_unref(harness_call_ok(bus, path, D, "SetMemory", "tt", UINT64_C(96 * 1024), UINT64_C(1)));
+        offset = log_size(h);
+        get_stats(bus, path, 0, &s);
+        for (size_t i = 0; i < ELEMENTSOF(kept); i++)
+                if (sent_since(h, offset, kept[i]) != 1)
+                        fail_msg("%s was not asked again after the balloon command", kept[i]);
+        harness_stats_done(&s);
+
+        /* QEMU stopped: four calls arrive (the ListDomains after them is answered once all four were taken:
+         * one connection, in order) and wait for one set of queries; QEMU goes on and all four are answered. */
+        pid = harness_qemu_pid(h, harness_get_string(bus, path, D, "UUID"));
+        assert_true(pid > 1);
+        offset = log_size(h);
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        for (size_t i = 0; i < ELEMENTSOF(calls); i++)
+                assert_int_equal(sd_bus_call_method_async(bus, &slots[i], HARNESS_SERVICE, path, D, "GetStats", on_stats,
+                                                          &calls[i], "tt", UINT64_C(0), UINT64_C(0)),
+                                 1);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        for (size_t i = 0; i < ELEMENTSOF(calls); i++) {
+                uint64_t deadline = harness_now_usec() + GUEST_TIMEOUT_USEC;
+
+                while (!calls[i].done) {
+                        if (harness_now_usec() > deadline)
+                                fail_msg("GetStats %zu was not answered", i);
+                        if (sd_bus_process(bus, NULL) == 0)
+                                (void) sd_bus_wait(bus, 100 * 1000);
+                }
+                /* All four have the replies of the same queries. */
+                if (i == 0)
+                        first = harness_stats_number(&calls[i].stats, "block.0.rd.reqs", 't');
+                assert_int_equal(harness_stats_number(&calls[i].stats, "block.0.rd.reqs", 't'), first);
+                harness_stats_done(&calls[i].stats);
+                sd_bus_slot_unref(slots[i]);
+        }
+        assert_int_equal(sent_since(h, offset, "query-blockstats"), 1);
         harness_domain_call(bus, path, "Destroy");
         harness_domain_call(bus, path, "Undefine");
 }
@@ -315,6 +466,7 @@ int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_guest_stats, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_vcpu_hotplug, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_kept_and_shared, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_all_running, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_bench, harness_teardown_qemus),
         };

@@ -5,7 +5,7 @@
 #include "drivers/qemu/qemu-process.h"
 #include "util/hashmap.h"
 
-typedef struct QemuStatsCall QemuStatsCall;
+typedef struct QemuStatsRound QemuStatsRound;
 typedef struct QemuConsoleOp QemuConsoleOp;
 typedef struct QemuShotFile QemuShotFile;
 struct Worker;
@@ -28,7 +28,7 @@ typedef struct QemuDriver {
         struct QemuCapsDriver *caps; /* capabilities (qemu-caps-driver.c) */
         HostConfinement confinement; /* as root: QEMU's user and hidden directories (host/process.h) */
         const char *hide[2 + 16];
-        QemuStatsCall *stats_calls; /* GetStats waiting for QEMU (qemu-stats.c) */
+        QemuStatsRound *stats_rounds; /* GetStats' queries on their way to QEMU (qemu-stats.c) */
         QemuConsoleOp *console_ops;   /* OpenConsole/OpenGraphics/Screenshot under way (qemu-console.c) */
         struct Worker *console_worker; /* encodes screenshots (qemu-console.c) */
         QemuShotFile *shot_files;      /* what QEMUs write screenshots into (qemu-console.c) */
@@ -71,6 +71,11 @@ int qemu_update_device(VbDriver *drv, const char *uuid, const DeviceDef *dev, co
 int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverStatsDone done, void *userdata,
                    VbStats **ret, VbError *reterr);
 void qemu_stats_cancel(VbDriver *drv, void *userdata);
+/* An event of vm's QEMU, for what qemu-stats.c keeps. */
+void qemu_stats_event(QemuVm *vm, const char *name);
+/* How long after a BALLOON_CHANGE the balloon's size is asked again each time: QEMU 7.2 holds back the
+ * events that follow one within a second, sending the last when the second is over; the rest is margin. */
+#define QEMU_STATS_BALLOON_HOLD_USEC (1500 * 1000ULL)
 int qemu_set_memory(VbDriver *drv, const char *uuid, uint64_t kib, VbDriverDone done, void *userdata,
                     VbError *reterr);
 /* qemu-snapshot.c: internal snapshots of qcow2 disks (qemu-img snapshot when stopped, QMP jobs when running). */

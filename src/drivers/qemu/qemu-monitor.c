@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -37,6 +38,7 @@ struct QemuMonitor {
         PendingCall *pending;
         Backlog *backlog, **backlog_tail;
         bool closed, closed_reported;
+        uint64_t generation; /* qemu_monitor_generation() */
         unsigned dispatching; /* > 0 while callbacks run: frees are deferred */
         bool free_requested;
         /* Opening without waiting (qemu_monitor_open_async): the greeting, then qmp_capabilities' reply. */
@@ -76,6 +78,30 @@ struct json_object *qemu_json_get(struct json_object *o, const char *key) {
 
 bool qemu_monitor_is_open(const QemuMonitor *mon) {
         return mon && !mon->closed;
+}
+
+/* Shared by all monitors, so that a generation is never seen on two (the probe's threads move it too). */
+static uint64_t last_generation;
+
+static void bump_generation(QemuMonitor *mon) {
+        mon->generation = __atomic_add_fetch(&last_generation, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t qemu_monitor_generation(const QemuMonitor *mon) {
+        return mon ? mon->generation : 0;
+}
+
+bool qemu_monitor_has_unread(const QemuMonitor *mon) {
+        int n = 0;
+
+        if (!mon || mon->closed || mon->rlen > 0 || mon->backlog)
+                return true;
+        return ioctl(mon->fd, FIONREAD, &n) < 0 || n > 0;
+}
+
+/* Commands that only read: they leave what QEMU reports as it was. */
+static bool command_reads_only(const char *command) {
+        return strncmp(command, "query-", 6) == 0 || streq(command, "qom-get") || streq(command, "qom-list");
 }
 
 /* Sends the first bytes with fd attached (SCM_RIGHTS), as QMP's getfd wants. */
@@ -138,6 +164,8 @@ static int send_command(QemuMonitor *mon, const char *command, struct json_objec
         line = strbuf_steal(&b);
         if (!line)
                 return -ENOMEM;
+        if (!command_reads_only(command))
+                bump_generation(mon);
         log_debug("QMP> %s", line);
         if (fd >= 0) {
                 r = send_with_fd(mon, line, strlen(line), fd);
@@ -258,6 +286,7 @@ static void dispatch(QemuMonitor *mon, struct json_object *msg) {
                 return dispatch_opening(mon, msg);
 
         if (event) {
+                bump_generation(mon);
                 if (mon->cb.event)
                         mon->cb.event(mon, event, qemu_json_get(msg, "data"), mon->userdata);
                 return;
@@ -532,6 +561,7 @@ static QemuMonitor *monitor_new(sd_event *event, int fd, const QemuMonitorCallba
         }
         mon->fd = fd;
         mon->open_watch_fd = -1;
+        bump_generation(mon);
         mon->backlog_tail = &mon->backlog;
         mon->cb = *cb;
         mon->userdata = userdata;

@@ -72,6 +72,15 @@ int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_ob
 /* The socket connection is still up. */
 bool qemu_monitor_is_open(const QemuMonitor *mon);
 
+/* A number that changes whenever what QEMU reported may have changed by something other than time: on
+ * every event QEMU sends, and on every command sent that is not a query ("query-*", "qom-get", "qom-list").
+ * Values are unique across monitors (a new monitor never repeats another's), never 0. What a query
+ * answered while the number stayed the same still holds (qemu-stats.c keeps such answers). */
+uint64_t qemu_monitor_generation(const QemuMonitor *mon);
+/* Whether QEMU sent something not dispatched yet (in the socket, or read and kept): an event may be among
+ * it, and the generation is not final until it is dispatched. */
+bool qemu_monitor_has_unread(const QemuMonitor *mon);
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 
 /* Small helpers on replies. */

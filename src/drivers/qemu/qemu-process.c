@@ -53,6 +53,7 @@ QemuVm *qemu_vm_free(QemuVm *vm) {
         qemu_monitor_free(vm->mon);
         qemu_agent_free(vm->agent);
         free(vm->agent_alias);
+        qemu_stats_cache_free(vm->stats_cache);
         if (vm->pidfd >= 0)
                 close(vm->pidfd);
         domain_def_free(vm->live);

@@ -23,6 +23,7 @@
 typedef struct QemuVm QemuVm;
 typedef struct QemuSeq QemuSeq;
 typedef struct QemuVmStart QemuVmStart;
+typedef struct QemuStatsCache QemuStatsCache;
 
 /* How long a QEMU may take to open its monitor, and to answer a list of commands (qemu-sequence.h):
  * then the caller hears Timeout. $VIRTBUS_QEMU_TIMEOUT_MS sets the second (the tests of hung QEMUs). */
@@ -77,6 +78,7 @@ struct QemuVm {
         unsigned merge_orphans; /* merge jobs a stop of the service left, being cancelled (qemu-snapshot-merge.c) */
         QemuAgent *agent;   /* the guest agent's channel, NULL without one */
         char *agent_alias;  /* its channel's alias (VSERPORT_CHANGE names it) */
+        QemuStatsCache *stats_cache; /* what GetStats keeps of QEMU's answers (qemu-stats.c) */
         /* Lifecycle bookkeeping of the driver. */
         bool destroying;    /* we are killing it: its exit is expected */
         bool shutdown_seen; /* the guest powered off (SHUTDOWN event) */
@@ -170,6 +172,8 @@ int qemu_vm_seq_apply_live(QemuVm *vm, QemuSeq *seq, const size_t idx[3], char *
 /* A command list's time bound for this VM. */
 uint64_t qemu_vm_command_timeout(const QemuVm *vm);
 QemuVm *qemu_vm_free(QemuVm *vm);
+/* qemu-stats.c's, freed with the VM. */
+void qemu_stats_cache_free(QemuStatsCache *cache);
 
 /* The devices with an id in query-pci's answer: bus is the definition's (<address bus=>): 0 for the root
  * bus, N behind the bridge or port whose id is 'pci.N' (the PCI controller of index N). Devices behind a

@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Statistics of a running QEMU (GetStats): the QMP queries are sent together without waiting
- * (query-balloon, query-cpus-fast, query-blockstats, query-block), and the answer is put together when the
- * last reply is in, with what /proc says about the process and its vCPU threads and what rtnetlink says
- * about the taps. A call whose domain stops meanwhile is answered with what it has. */
+/* Statistics of a running QEMU (GetStats). QEMU 7.2 reads its monitor one byte per main-loop turn (some
+ * 14 us of its CPU a byte here): what a call costs is the bytes of the commands it sends, so a call sends
+ * only what it cannot know otherwise. Answers that change only by events or by our own commands are kept
+ * (QemuStatsCache: query-balloon, query-cpus-fast, query-block, the balloon's guest report) while the
+ * monitor's generation (qemu-monitor.h) stays the same and their own rule holds; the disks' counters
+ * (query-blockstats) are asked every time. The queries a call needs are sent together without waiting;
+ * calls for the same domain while queries are on their way, none answered yet, wait for the same ones
+ * (QemuStatsRound). The answer is put together when the last reply is in, with what /proc says about the
+ * process and its vCPU threads, what the image files' sizes are, and what rtnetlink says about the taps.
+ * A call whose domain stops meanwhile is answered with what it has. docs/dbus-api.md says what is kept. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,7 +22,6 @@
 #include "host/netlink-net.h"
 #include "util/fileio.h"
 #include "util/log.h"
-
 typedef enum StatsQuery {
         STATS_QUERY_BALLOON,
         STATS_QUERY_CPUS,
@@ -32,53 +39,146 @@ static const char * const stats_query_command[_STATS_QUERY_MAX] = {
         [STATS_QUERY_BALLOON_GUEST] = "qom-get",
 };
 
-struct QemuStatsCall {
+typedef struct QemuStatsCall QemuStatsCall;
+
+/* What QEMU answered before and still holds (a reply is kept with the monitor's generation when it came),
+ * the time rules of two of them, and the queries on their way. One per running domain (vm->stats_cache). */
+struct QemuStatsCache {
+        struct json_object *reply[_STATS_QUERY_MAX];
+        uint64_t generation[_STATS_QUERY_MAX]; /* 0: nothing kept */
+        /* BALLOON_CHANGE: QEMU holds back those that follow one within a second and sends the last of them
+         * when the second is over, so the balloon's size is asked again for that long after one. */
+        uint64_t balloon_event_usec;
+        /* The guest's memory report: the kept one's last-update, when the latest query that still found it
+         * was sent, and the time after which that report came (0: unknown). QEMU asks the guest for the next
+         * one a <stats period> after it took this one in. */
+        uint64_t guest_update, guest_seen_usec, guest_after_usec;
+        /* The image files whose allocated size virtbusd reads itself (block.N.physical): files QEMU had open
+         * as the disks' sources, with the size query-block gave, by disk alias. */
+        struct StatsImage {
+                char *alias;
+                dev_t dev;
+                ino_t ino;
+        } *images;
+        size_t n_images;
+        /* /proc/PID/stat, /proc/PID/statm and the vCPU threads' schedstat, kept open (-1: not yet). */
+        int stat_fd, statm_fd;
+        struct StatsThread {
+                int64_t tid;
+                int fd;
+        } *threads;
+        size_t n_threads;
+        QemuStatsRound *round; /* the latest queries on their way, none answered yet: calls may join them */
+};
+
+/* Queries sent together for one domain, and the calls waiting for them. */
+struct QemuStatsRound {
         QemuDriver *q;
         QemuVm *vm; /* NULL once the domain stopped */
-        uint64_t groups;
-        unsigned pending;
-        VbDriverStatsDone done; /* NULL once cancelled */
-        void *userdata;
+        unsigned sent;     /* 1 << StatsQuery */
+        unsigned pending;  /* replies still to come */
+        bool answered;     /* a reply came: later calls do not join */
+        uint64_t sent_usec;
+        uint64_t generation; /* the monitor's when they were sent */
         struct json_object *replies[_STATS_QUERY_MAX];
-        /* One per query, as the reply callbacks' userdata. */
         struct StatsReply {
-                QemuStatsCall *call;
+                QemuStatsRound *round;
                 StatsQuery query;
         } slots[_STATS_QUERY_MAX];
-        QemuStatsCall *next;
+        QemuStatsCall *calls;
+        QemuStatsRound *next; /* in q->stats_rounds */
 };
+
+struct QemuStatsCall {
+        uint64_t groups;
+        VbDriverStatsDone done; /* NULL once cancelled */
+        void *userdata;
+        /* What it takes from the cache (references), the rest coming from its round. */
+        struct json_object *kept[_STATS_QUERY_MAX];
+        QemuStatsCall *next; /* in its round */
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
 
 static QemuStatsCall *call_free(QemuStatsCall *c) {
         for (size_t i = 0; i < _STATS_QUERY_MAX; i++)
-                json_object_put(c->replies[i]);
+                json_object_put(c->kept[i]);
         free(c);
         return NULL;
 }
 
-static void call_unlink(QemuStatsCall *c) {
-        for (QemuStatsCall **i = &c->q->stats_calls; *i; i = &(*i)->next)
-                if (*i == c) {
-                        *i = c->next;
-                        return;
-                }
+static void cache_images_clear(QemuStatsCache *cache) {
+        for (size_t i = 0; i < cache->n_images; i++)
+                free(cache->images[i].alias);
+        free(cache->images);
+        cache->images = NULL;
+        cache->n_images = 0;
 }
 
-/* The first number of a /proc file (schedstat: time on the CPU in ns). */
-static int read_first_u64(const char *path, uint64_t *ret) {
-        _cleanup_free_ char *s = NULL;
-        int r = read_full_file(path, 64, &s, NULL);
+void qemu_stats_cache_free(QemuStatsCache *cache) {
+        if (!cache)
+                return;
+        for (size_t i = 0; i < _STATS_QUERY_MAX; i++)
+                json_object_put(cache->reply[i]);
+        cache_images_clear(cache);
+        if (cache->stat_fd >= 0)
+                close(cache->stat_fd);
+        if (cache->statm_fd >= 0)
+                close(cache->statm_fd);
+        for (size_t i = 0; i < cache->n_threads; i++)
+                if (cache->threads[i].fd >= 0)
+                        close(cache->threads[i].fd);
+        free(cache->threads);
+        free(cache);
+}
 
-        if (r < 0)
+/* A /proc file of the domain's QEMU, kept open in the cache (-1: not yet) and read again from its start
+ * each time (the kernel writes it anew on each read from offset 0): no path walk per call. */
+static int proc_read(int *fd, const char *path, char *buf, size_t size) {
+        ssize_t n;
+
+        if (*fd < 0) {
+                *fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (*fd < 0)
+                        return -errno;
+        }
+        n = pread(*fd, buf, size - 1, 0);
+        if (n < 0) {
+                int r = -errno;
+
+                close(*fd);
+                *fd = -1;
                 return r;
-        return sscanf(s, "%" SCNu64, ret) == 1 ? 0 : -EBADMSG;
+        }
+        buf[n] = 0;
+        return 0;
+}
+
+/* The kept descriptor of /proc/PID/task/TID/schedstat (NULL on allocation failure). */
+static int *thread_fd(QemuStatsCache *cache, int64_t tid) {
+        struct StatsThread *t;
+
+        for (size_t i = 0; i < cache->n_threads; i++)
+                if (cache->threads[i].tid == tid)
+                        return &cache->threads[i].fd;
+        t = reallocarray(cache->threads, cache->n_threads + 1, sizeof *cache->threads);
+        if (!t)
+                return NULL;
+        cache->threads = t;
+        t[cache->n_threads] = (struct StatsThread) { .tid = tid, .fd = -1 };
+        return &t[cache->n_threads++].fd;
 }
 
 /* cpu.time: the process' CPU clock, in ns, of all its threads, those that ended too (QEMU's worker threads
  * come and go), as a cgroup counts. /proc/PID/schedstat would be the main thread's alone. Read after
  * /proc/PID/stat, so that cpu.time is never less than cpu.user + cpu.system. */
 static void add_cpu(const QemuVm *vm, VbStats *s) {
-        _cleanup_free_ char *stat = NULL;
-        char path[64];
+        char stat[1024], path[64];
         const char *p;
         unsigned long long utime, stime;
         uint64_t ns_per_tick = 1000000000ULL / (uint64_t) sysconf(_SC_CLK_TCK), total;
@@ -86,7 +186,7 @@ static void add_cpu(const QemuVm *vm, VbStats *s) {
         struct timespec ts;
 
         snprintf(path, sizeof path, "/proc/%d/stat", (int) vm->pid);
-        if (read_full_file(path, 4096, &stat, NULL) < 0 || !(p = strrchr(stat, ')')))
+        if (proc_read(&vm->stats_cache->stat_fd, path, stat, sizeof stat) < 0 || !(p = strrchr(stat, ')')))
                 return;
         /* After "pid (comm)": state is field 3; utime and stime are fields 14 and 15 (all threads). */
         if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
@@ -102,8 +202,7 @@ static void add_cpu(const QemuVm *vm, VbStats *s) {
 
 static void add_balloon(const QemuVm *vm, struct json_object *balloon, VbStats *s) {
         struct json_object *actual = qemu_json_get(balloon, "actual");
-        _cleanup_free_ char *statm = NULL;
-        char path[64];
+        char statm[256], path[64];
         unsigned long long pages;
 
         /* Without a balloon device QEMU refuses the query: the definition's value, as libvirt does. */
@@ -113,7 +212,8 @@ static void add_balloon(const QemuVm *vm, struct json_object *balloon, VbStats *
                 vb_stats_add_ullong(s, vm->live->current_memory_kib ?: vm->live->memory_kib, "balloon.current");
         vb_stats_add_ullong(s, vm->live->memory_kib, "balloon.maximum");
         snprintf(path, sizeof path, "/proc/%d/statm", (int) vm->pid);
-        if (read_full_file(path, 256, &statm, NULL) >= 0 && sscanf(statm, "%*u %llu", &pages) == 1)
+        if (proc_read(&vm->stats_cache->statm_fd, path, statm, sizeof statm) >= 0 &&
+            sscanf(statm, "%*u %llu", &pages) == 1)
                 vb_stats_add_ullong(s, pages * (uint64_t) sysconf(_SC_PAGESIZE) / 1024, "balloon.rss");
 }
 
@@ -159,15 +259,17 @@ static void add_vcpus(const QemuVm *vm, struct json_object *cpus, VbStats *s) {
                 struct json_object *cpu = json_object_array_get_idx(cpus, i);
                 struct json_object *index = qemu_json_get(cpu, "cpu-index"), *tid = qemu_json_get(cpu, "thread-id");
                 int64_t k = index ? json_object_get_int64(index) : (int64_t) i;
-                char path[96];
+                char path[96], text[128];
                 uint64_t ns;
+                int *fd;
 
                 vb_stats_add_int(s, 1 /* VIR_VCPU_RUNNING */, "vcpu.%" PRId64 ".state", k);
-                if (!tid)
+                if (!tid || !(fd = thread_fd(vm->stats_cache, json_object_get_int64(tid))))
                         continue;
+                /* schedstat: the thread's time on the CPU in ns first. */
                 snprintf(path, sizeof path, "/proc/%d/task/%" PRId64 "/schedstat", (int) vm->pid,
                          json_object_get_int64(tid));
-                if (read_first_u64(path, &ns) >= 0)
+                if (proc_read(fd, path, text, sizeof text) >= 0 && sscanf(text, "%" SCNu64, &ns) == 1)
                         vb_stats_add_ullong(s, ns, "vcpu.%" PRId64 ".time", k);
         }
 }
@@ -238,6 +340,24 @@ static void add_counter(VbStats *s, struct json_object *stats, const char *membe
                 vb_stats_add_ullong(s, json_object_get_uint64(v), "block.%zu.%s", n, key);
 }
 
+/* The allocated size of dev's image file, read from the file when it is one query-block named (the cache's
+ * images) and still the same file: what QEMU's actual-size would say now. */
+static bool image_allocated(const QemuVm *vm, const DeviceDef *dev, uint64_t *ret) {
+        const QemuStatsCache *cache = vm->stats_cache;
+        const char *source = device_disk_get_source(dev);
+        struct stat st;
+
+        for (size_t k = 0; cache && source && k < cache->n_images; k++)
+                if (streq_ptr(cache->images[k].alias, dev->alias)) {
+                        if (stat(source, &st) < 0 || st.st_dev != cache->images[k].dev ||
+                            st.st_ino != cache->images[k].ino)
+                                return false;
+                        *ret = (uint64_t) st.st_blocks * 512;
+                        return true;
+                }
+        return false;
+}
+
 static void add_blocks(const QemuVm *vm, struct json_object *blockstats, struct json_object *block, VbStats *s) {
         size_t n = 0;
 
@@ -263,11 +383,14 @@ static void add_blocks(const QemuVm *vm, struct json_object *blockstats, struct 
                 if (image) {
                         struct json_object *v = qemu_json_get(image, "virtual-size"),
                                            *a = qemu_json_get(image, "actual-size");
+                        uint64_t physical = a ? json_object_get_uint64(a) : v ? json_object_get_uint64(v) : 0;
+
                         if (v)
                                 vb_stats_add_ullong(s, json_object_get_uint64(v), "block.%zu.capacity", n);
-                        /* The image's space on the host; a raw image without holes takes its size. */
-                        vb_stats_add_ullong(s, a ? json_object_get_uint64(a) : v ? json_object_get_uint64(v) : 0,
-                                            "block.%zu.physical", n);
+                        /* The image's space on the host (what QEMU reads from the file, read here from the same
+                         * file); a raw image without holes takes its size. */
+                        (void) image_allocated(vm, dev, &physical);
+                        vb_stats_add_ullong(s, physical, "block.%zu.physical", n);
                 }
                 n++;
         }
@@ -275,55 +398,189 @@ static void add_blocks(const QemuVm *vm, struct json_object *blockstats, struct 
 }
 
 /* Everything that is in, as libvirt orders the groups. NULL on allocation failure. */
-static VbStats *call_build(QemuStatsCall *c) {
+static VbStats *call_build(QemuStatsCall *c, QemuStatsRound *round) {
         VbStats *s = vb_stats_new();
-        const QemuVm *vm = c->vm;
+        const QemuVm *vm = round ? round->vm : NULL;
+        struct json_object *r[_STATS_QUERY_MAX];
 
         if (!s || !vm)
                 return s;
+        for (size_t i = 0; i < _STATS_QUERY_MAX; i++)
+                r[i] = round->replies[i] ?: c->kept[i];
         if (c->groups & VB_STATS_GROUP_CPU)
                 add_cpu(vm, s);
         if (c->groups & VB_STATS_GROUP_BALLOON) {
-                add_balloon(vm, c->replies[STATS_QUERY_BALLOON], s);
-                add_balloon_guest(c->replies[STATS_QUERY_BALLOON_GUEST], s);
+                add_balloon(vm, r[STATS_QUERY_BALLOON], s);
+                add_balloon_guest(r[STATS_QUERY_BALLOON_GUEST], s);
         }
         if (c->groups & VB_STATS_GROUP_VCPU)
-                add_vcpus(vm, c->replies[STATS_QUERY_CPUS], s);
+                add_vcpus(vm, r[STATS_QUERY_CPUS], s);
         if (c->groups & VB_STATS_GROUP_INTERFACE)
                 add_interfaces(vm, s);
         if (c->groups & VB_STATS_GROUP_BLOCK)
-                add_blocks(vm, c->replies[STATS_QUERY_BLOCKSTATS], c->replies[STATS_QUERY_BLOCK], s);
+                add_blocks(vm, r[STATS_QUERY_BLOCKSTATS], r[STATS_QUERY_BLOCK], s);
         if (vb_stats_failed(s))
                 s = vb_stats_free(s);
         return s;
 }
 
-/* Answers (if still wanted) and frees c, which is out of the list. */
-static void call_finish(QemuStatsCall *c) {
-        if (c->done)
-                c->done(c->userdata, call_build(c));
-        call_free(c);
+static void round_unlink(QemuStatsRound *round) {
+        for (QemuStatsRound **i = &round->q->stats_rounds; *i; i = &(*i)->next)
+                if (*i == round) {
+                        *i = round->next;
+                        break;
+                }
+        if (round->vm && round->vm->stats_cache && round->vm->stats_cache->round == round)
+                round->vm->stats_cache->round = NULL;
+}
+
+/* Answers its calls (those still wanted) and frees round, which is out of the list. One call at a time from
+ * the head: an answer may cancel other calls (core frees its query). */
+static void round_finish(QemuStatsRound *round) {
+        QemuStatsCall *c;
+
+        while ((c = round->calls)) {
+                round->calls = c->next;
+                if (c->done)
+                        c->done(c->userdata, call_build(c, round));
+                call_free(c);
+        }
+        for (size_t i = 0; i < _STATS_QUERY_MAX; i++)
+                json_object_put(round->replies[i]);
+        free(round);
+}
+
+/* The answer to the guest's memory report: which report it is tells when the next can come (the cache's
+ * guest_* fields). */
+static void cache_guest_report(QemuStatsCache *cache, struct json_object *reply, uint64_t sent_usec) {
+        struct json_object *last = qemu_json_get(reply, "last-update");
+        uint64_t update = last ? json_object_get_uint64(last) : 0;
+
+        if (cache->reply[STATS_QUERY_BALLOON_GUEST] && update == cache->guest_update) {
+                if (sent_usec > cache->guest_seen_usec)
+                        cache->guest_seen_usec = sent_usec;
+                return;
+        }
+        /* A new report: it came after the latest query that found the one before (if any did). */
+        cache->guest_after_usec = cache->reply[STATS_QUERY_BALLOON_GUEST] ? cache->guest_seen_usec : 0;
+        cache->guest_update = update;
+        cache->guest_seen_usec = sent_usec;
+}
+
+/* Whether QEMU has the file st describes open (one of /proc/PID/fd/'s links leads to it): virtbusd hands
+ * QEMU most images by descriptor, so query-block names them /dev/fdset/N, not by path. */
+static bool qemu_has_open(const QemuVm *vm, const struct stat *st) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        char path[64];
+        struct dirent *de;
+
+        snprintf(path, sizeof path, "/proc/%d/fd", (int) vm->pid);
+        d = opendir(path);
+        if (!d)
+                return false;
+        while ((de = readdir(d))) {
+                struct stat o;
+
+                if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &o, 0) >= 0 && o.st_dev == st->st_dev &&
+                    o.st_ino == st->st_ino)
+                        return true;
+        }
+        return false;
+}
+
+/* The image files virtbusd may read the allocated size of itself: a disk's own source file, a regular file
+ * QEMU has open, whose size matches what query-block gave. */
+static void cache_images(QemuStatsCache *cache, const QemuVm *vm, struct json_object *block) {
+        cache_images_clear(cache);
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                const DeviceDef *dev = vm->live->devices[i];
+                const char *source = dev->kind == DEVICE_DISK ? device_disk_get_source(dev) : NULL;
+                struct json_object *image, *actual;
+                struct StatsImage *img;
+                struct stat st;
+
+                if (!source || source[0] != '/' || !dev->alias)
+                        continue;
+                image = qemu_json_get(qemu_json_get(find_disk(block, dev->alias), "inserted"), "image");
+                actual = qemu_json_get(image, "actual-size");
+                if (!actual || stat(source, &st) < 0 || !S_ISREG(st.st_mode) ||
+                    (uint64_t) st.st_blocks * 512 != json_object_get_uint64(actual) || !qemu_has_open(vm, &st))
+                        continue;
+                img = reallocarray(cache->images, cache->n_images + 1, sizeof *cache->images);
+                if (!img)
+                        return;
+                cache->images = img;
+                img = &cache->images[cache->n_images];
+                *img = (struct StatsImage) { .alias = strdup(dev->alias), .dev = st.st_dev, .ino = st.st_ino };
+                if (!img->alias)
+                        return;
+                cache->n_images++;
+        }
+}
+
+/* A reply is kept when nothing changed in QEMU between its query and its coming (the same generation). */
+static void cache_reply(QemuStatsRound *round, StatsQuery query, struct json_object *ret) {
+        QemuVm *vm = round->vm;
+        QemuStatsCache *cache = vm ? vm->stats_cache : NULL;
+        uint64_t generation = vm ? qemu_monitor_generation(vm->mon) : 0;
+
+        if (!cache)
+                return;
+        if (query == STATS_QUERY_BALLOON_GUEST)
+                cache_guest_report(cache, ret, round->sent_usec);
+        if (query == STATS_QUERY_BLOCK)
+                cache_images(cache, vm, ret);
+        json_object_put(cache->reply[query]);
+        cache->reply[query] = NULL;
+        cache->generation[query] = 0;
+        if (generation != round->generation || query == STATS_QUERY_BLOCKSTATS)
+                return;
+        cache->reply[query] = json_object_get(ret);
+        cache->generation[query] = generation;
 }
 
 static void on_reply(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         struct StatsReply *slot = userdata;
-        QemuStatsCall *c = slot->call;
+        QemuStatsRound *round = slot->round;
 
-        if (error)
-                log_debug("Domain %s: %s failed, ignoring: %s", c->vm ? c->vm->uuid : "(gone)",
+        round->answered = true;
+        if (round->vm && round->vm->stats_cache && round->vm->stats_cache->round == round)
+                round->vm->stats_cache->round = NULL; /* answered in part: later calls ask anew */
+        if (error) {
+                log_debug("Domain %s: %s failed, ignoring: %s", round->vm ? round->vm->uuid : "(gone)",
                           stats_query_command[slot->query], error);
-        else
-                c->replies[slot->query] = json_object_get(ret);
-        if (--c->pending > 0)
+                /* A domain without a balloon device: that is kept too (an empty answer, the definition's
+                 * size then), so that it is not asked each time. */
+                if (slot->query == STATS_QUERY_BALLOON && qemu_monitor_is_open(mon)) {
+                        _cleanup_(json_object_putp) struct json_object *none = json_object_new_object();
+
+                        if (none)
+                                cache_reply(round, slot->query, none);
+                }
+        } else {
+                round->replies[slot->query] = json_object_get(ret);
+                cache_reply(round, slot->query, ret);
+        }
+        if (--round->pending > 0)
                 return;
-        call_unlink(c);
-        call_finish(c);
+        round_unlink(round);
+        round_finish(round);
 }
 
-/* Whether the domain has a balloon that the guest reports its memory statistics to. */
-static bool balloon_reports(const QemuVm *vm) {
+/* Whether the domain has a balloon that the guest reports its memory statistics to: its period in s. */
+static unsigned balloon_period(const QemuVm *vm) {
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                unsigned p = device_memballoon_get_stats_period(vm->live->devices[i]);
+
+                if (p > 0)
+                        return p;
+        }
+        return 0;
+}
+
+static bool has_disks(const QemuVm *vm) {
         for (size_t i = 0; i < vm->live->n_devices; i++)
-                if (device_memballoon_get_stats_period(vm->live->devices[i]) > 0)
+                if (vm->live->devices[i]->kind == DEVICE_DISK)
                         return true;
         return false;
 }
@@ -333,12 +590,93 @@ static bool query_needed(const QemuVm *vm, StatsQuery query, uint64_t groups) {
         case STATS_QUERY_BALLOON:
                 return groups & VB_STATS_GROUP_BALLOON;
         case STATS_QUERY_BALLOON_GUEST:
-                return (groups & VB_STATS_GROUP_BALLOON) && balloon_reports(vm);
+                return (groups & VB_STATS_GROUP_BALLOON) && balloon_period(vm) > 0;
         case STATS_QUERY_CPUS:
                 return groups & VB_STATS_GROUP_VCPU;
         default:
-                return groups & VB_STATS_GROUP_BLOCK;
+                return (groups & VB_STATS_GROUP_BLOCK) && has_disks(vm);
         }
+}
+
+/* Whether every disk's image file is one virtbusd reads the size of itself, still the same file. */
+static bool images_known(const QemuVm *vm, const QemuStatsCache *cache) {
+        for (size_t i = 0; i < vm->live->n_devices; i++) {
+                const DeviceDef *dev = vm->live->devices[i];
+                const struct StatsImage *img = NULL;
+                struct stat st;
+
+                if (dev->kind != DEVICE_DISK)
+                        continue;
+                for (size_t k = 0; k < cache->n_images && !img; k++)
+                        if (streq_ptr(cache->images[k].alias, dev->alias))
+                                img = &cache->images[k];
+                if (!img || stat(device_disk_get_source(dev), &st) < 0 || st.st_dev != img->dev ||
+                    st.st_ino != img->ino)
+                        return false;
+        }
+        return true;
+}
+
+/* The kept reply to query, if it still holds now (QEMU sent nothing we have not read yet). */
+static struct json_object *cache_lookup(const QemuVm *vm, StatsQuery query, uint64_t now) {
+        const QemuStatsCache *cache = vm->stats_cache;
+
+        if (!cache || !cache->reply[query] || cache->generation[query] != qemu_monitor_generation(vm->mon))
+                return NULL;
+        switch (query) {
+        case STATS_QUERY_BALLOON:
+                if (cache->balloon_event_usec > 0 && now < cache->balloon_event_usec + QEMU_STATS_BALLOON_HOLD_USEC)
+                        return NULL;
+                break;
+        case STATS_QUERY_BALLOON_GUEST:
+                /* Not before the guest's first report, nor once the next may be in. */
+                if (cache->guest_update == 0 || cache->guest_after_usec == 0 ||
+                    now >= cache->guest_after_usec + balloon_period(vm) * 1000000ULL)
+                        return NULL;
+                break;
+        case STATS_QUERY_BLOCK:
+                if (!images_known(vm, cache))
+                        return NULL;
+                break;
+        default:
+                break;
+        }
+        return cache->reply[query];
+}
+
+static QemuStatsRound *round_new(QemuDriver *q, QemuVm *vm) {
+        QemuStatsRound *round = new0(QemuStatsRound, 1);
+
+        if (!round)
+                return NULL;
+        *round = (QemuStatsRound) { .q = q, .vm = vm, .sent_usec = now_usec(),
+                                    .generation = qemu_monitor_generation(vm->mon) };
+        round->next = q->stats_rounds;
+        q->stats_rounds = round;
+        return round;
+}
+
+static void round_send(QemuStatsRound *round, StatsQuery query) {
+        QemuVm *vm = round->vm;
+        struct json_object *args = NULL;
+        int r;
+
+        if (query == STATS_QUERY_BALLOON_GUEST) {
+                args = json_object_new_object();
+                if (!args)
+                        return;
+                /* The balloon's id is always balloon0 (qemu-command-devices.c). */
+                json_object_object_add(args, "path", json_object_new_string("/machine/peripheral/balloon0"));
+                json_object_object_add(args, "property", json_object_new_string("guest-stats"));
+        }
+        round->slots[query] = (struct StatsReply) { .round = round, .query = query };
+        r = qemu_monitor_call(vm->mon, stats_query_command[query], args, on_reply, &round->slots[query]);
+        if (r < 0) {
+                log_debug_errno(r, "Domain %s: failed to send %s, ignoring: %m", vm->uuid, stats_query_command[query]);
+                return;
+        }
+        round->sent |= 1U << query;
+        round->pending++;
 }
 
 int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverStatsDone done, void *userdata,
@@ -346,75 +684,107 @@ int qemu_get_stats(VbDriver *drv, const char *uuid, uint64_t groups, VbDriverSta
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         QemuStatsCall *c;
-        int r;
+        QemuStatsRound *round;
+        unsigned needed = 0;
+        uint64_t now = now_usec();
+        bool unread;
 
         if (!vm)
                 return -EBUSY;
+        if (!vm->stats_cache) {
+                vm->stats_cache = new0(QemuStatsCache, 1);
+                if (!vm->stats_cache)
+                        return -ENOMEM;
+                vm->stats_cache->stat_fd = vm->stats_cache->statm_fd = -1;
+        }
         c = new0(QemuStatsCall, 1);
         if (!c)
                 return -ENOMEM;
-        *c = (QemuStatsCall) { .q = q, .vm = vm, .groups = groups, .done = done, .userdata = userdata };
-        /* Pipelined: all are on their way before the first reply is read. pending counts one more until
-         * all are sent, so that no reply finishes the call early. */
-        c->pending = 1;
-        c->next = q->stats_calls;
-        q->stats_calls = c;
+        *c = (QemuStatsCall) { .groups = groups, .done = done, .userdata = userdata };
+        /* What QEMU sent and we did not read yet may change the generation: nothing kept is taken then. */
+        unread = qemu_monitor_has_unread(vm->mon);
         for (StatsQuery i = 0; i < _STATS_QUERY_MAX; i++) {
-                struct json_object *args = NULL;
+                struct json_object *kept;
 
-                if (!query_needed(vm, i, groups) || !qemu_monitor_is_open(vm->mon))
+                if (!query_needed(vm, i, groups))
                         continue;
-                if (i == STATS_QUERY_BALLOON_GUEST) {
-                        args = json_object_new_object();
-                        if (!args)
-                                continue;
-                        /* The balloon's id is always balloon0 (qemu-command-devices.c). */
-                        json_object_object_add(args, "path", json_object_new_string("/machine/peripheral/balloon0"));
-                        json_object_object_add(args, "property", json_object_new_string("guest-stats"));
-                }
-                c->slots[i] = (struct StatsReply) { .call = c, .query = i };
-                r = qemu_monitor_call(vm->mon, stats_query_command[i], args, on_reply, &c->slots[i]);
-                if (r < 0)
-                        log_debug_errno(r, "Domain %s: failed to send %s, ignoring: %m", uuid, stats_query_command[i]);
-                else
-                        c->pending++;
+                kept = unread ? NULL : cache_lookup(vm, i, now);
+                if (kept)
+                        c->kept[i] = json_object_get(kept);
+                else if (qemu_monitor_is_open(vm->mon))
+                        needed |= 1U << i;
         }
-        if (--c->pending > 0)
+        round = vm->stats_cache->round;
+        if (needed == 0) {
+                /* Nothing to ask QEMU: answered now. */
+                QemuStatsRound now_round = { .vm = vm };
+
+                *ret = call_build(c, &now_round);
+                call_free(c);
+                return *ret ? 1 : -ENOMEM;
+        }
+        /* Queries on their way and none answered yet: this call waits for them, with those it needs besides. */
+        if (!round || round->answered || round->generation != qemu_monitor_generation(vm->mon)) {
+                round = round_new(q, vm);
+                if (!round) {
+                        call_free(c);
+                        return -ENOMEM;
+                }
+                vm->stats_cache->round = round;
+        }
+        c->next = round->calls;
+        round->calls = c;
+        /* pending counts one more until all are sent, so that no reply finishes the round early. */
+        round->pending++;
+        for (StatsQuery i = 0; i < _STATS_QUERY_MAX; i++)
+                if ((needed & (1U << i)) && !(round->sent & (1U << i)))
+                        round_send(round, i);
+        if (--round->pending > 0)
                 return 0;
-        /* Nothing to ask QEMU: answered now. */
-        call_unlink(c);
-        *ret = call_build(c);
+        /* Nothing could be sent (the monitor closed): answered with what there is. */
+        round_unlink(round);
+        round->calls = c->next;
+        *ret = call_build(c, round);
         call_free(c);
+        round_finish(round);
         return *ret ? 1 : -ENOMEM;
 }
 
 void qemu_stats_cancel(VbDriver *drv, void *userdata) {
         QemuDriver *q = drv->priv;
 
-        for (QemuStatsCall *c = q->stats_calls; c; c = c->next)
-                if (c->userdata == userdata)
-                        c->done = NULL;
+        for (QemuStatsRound *round = q->stats_rounds; round; round = round->next)
+                for (QemuStatsCall *c = round->calls; c; c = c->next)
+                        if (c->userdata == userdata)
+                                c->done = NULL;
+}
+
+void qemu_stats_event(QemuVm *vm, const char *name) {
+        if (vm->stats_cache && streq(name, "BALLOON_CHANGE"))
+                vm->stats_cache->balloon_event_usec = now_usec();
 }
 
 void qemu_stats_forget_vm(QemuDriver *q, QemuVm *vm, bool answer) {
-        QemuStatsCall *c;
+        QemuStatsRound *round;
 
         /* The monitor goes away with the VM and drops its pending replies: answer with what is in. */
-        for (c = q->stats_calls; c; c = c->next)
-                if (c->vm == vm) {
-                        c->vm = NULL;
-                        c->pending = 0;
+        for (round = q->stats_rounds; round; round = round->next)
+                if (round->vm == vm) {
+                        round->vm = NULL;
+                        round->pending = 0;
                 }
-        /* One at a time from the head: an answer may cancel other calls (core frees its query). */
+        if (vm->stats_cache)
+                vm->stats_cache->round = NULL;
         for (;;) {
-                for (c = q->stats_calls; c && !(c->vm == NULL && c->pending == 0); c = c->next)
+                for (round = q->stats_rounds; round && !(round->vm == NULL && round->pending == 0); round = round->next)
                         ;
-                if (!c)
+                if (!round)
                         break;
-                call_unlink(c);
+                round_unlink(round);
                 if (!answer)
-                        c->done = NULL;
-                call_finish(c);
+                        for (QemuStatsCall *c = round->calls; c; c = c->next)
+                                c->done = NULL;
+                round_finish(round);
         }
 }
 
