@@ -17,25 +17,18 @@ static const ConfNode *where_of(const DomainDef *def, const char *child) {
 
 static int validate_unique_disks(const DomainDef *def, VbError *e) {
         _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
-        size_t n = 0, first, second, missing = SIZE_MAX;
+        size_t n = 0, first, second;
 
         if (!keys)
                 return -ENOMEM;
+        /* (a disk without a target is refused by its own validation) */
         for (size_t i = 0; i < def->n_devices; i++) {
                 const char *t = def->devices[i]->kind == DEVICE_DISK ? device_disk_get_target(def->devices[i]) : NULL;
 
-                if (def->devices[i]->kind == DEVICE_DISK && isempty(t) && missing == SIZE_MAX)
-                        missing = i;
                 if (!isempty(t))
                         keys[n++] = (ConfKey) { .s = t, .index = i };
         }
-        if (!conf_keys_find_duplicate(keys, n, &first, &second))
-                second = SIZE_MAX;
-        if (missing < second)
-                return vb_error_set(e, VB_ERROR_INVALID_XML,
-                                    "line %u: element 'disk': a disk in a domain needs <target dev='...'/>",
-                                    def->devices[missing]->line);
-        if (second != SIZE_MAX)
+        if (conf_keys_find_duplicate(keys, n, &first, &second))
                 return vb_error_set(e, VB_ERROR_INVALID_XML,
                                     "line %u: element 'disk': target '%s' is used by two disks (lines %u and %u)",
                                     def->devices[second]->line, device_disk_get_target(def->devices[second]),
@@ -69,6 +62,48 @@ static int validate_unique_macs(const DomainDef *def, VbError *e) {
                             def->devices[second]->line, s, def->devices[first]->line, def->devices[second]->line);
 }
 
+/* A boot order names one device, and the firmware is given an order either per device or by the <os>'s
+ * <boot dev=.../> list, not both. */
+static int validate_boot_orders(const DomainDef *def, VbError *e) {
+        _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
+        size_t n = 0, first, second;
+
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (def->devices[i]->boot_order > 0)
+                        keys[n++] = (ConfKey) { .u = def->devices[i]->boot_order, .index = i };
+        if (n > 0 && def->os.n_boot > 0)
+                return vb_error_set(e, VB_ERROR_INVALID_XML,
+                                    "line %u: element '%s': a <boot order=...> of a device cannot be combined with "
+                                    "<boot dev=...> in <os> (expected one of the two ways)",
+                                    def->devices[keys[0].index]->line, device_def_kind_name(def->devices[keys[0].index]));
+        if (!conf_keys_find_duplicate(keys, n, &first, &second))
+                return 0;
+        return vb_error_set(e, VB_ERROR_INVALID_XML,
+                            "line %u: element '%s': boot order %u is given to two devices (lines %u and %u; expected "
+                            "each order once)", def->devices[second]->line, device_def_kind_name(def->devices[second]),
+                            def->devices[second]->boot_order, def->devices[first]->line, def->devices[second]->line);
+}
+
+/* An alias names one device (hot-unplug and statistics find devices by it). */
+static int validate_unique_aliases(const DomainDef *def, VbError *e) {
+        _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
+        size_t n = 0, first, second;
+
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < def->n_devices; i++)
+                if (def->devices[i]->alias)
+                        keys[n++] = (ConfKey) { .s = def->devices[i]->alias, .index = i };
+        if (!conf_keys_find_duplicate(keys, n, &first, &second))
+                return 0;
+        return vb_error_set(e, VB_ERROR_INVALID_XML,
+                            "line %u: element '%s': alias '%s' is used by two devices (lines %u and %u; expected "
+                            "each alias once)", def->devices[second]->line, device_def_kind_name(def->devices[second]),
+                            def->devices[second]->alias, def->devices[first]->line, def->devices[second]->line);
+}
+
 static int validate_numatune(const DomainDef *def, VbError *e) {
         const ConfNode *m = conf_node_child(conf_node_child(def->extra, "numatune"), "memory");
 
@@ -88,6 +123,7 @@ int domain_def_validate(const DomainDef *def, VbError *e) {
                                   "current memory (%llu KiB) must not exceed memory (%llu KiB)",
                                   (unsigned long long) def->current_memory_kib, (unsigned long long) def->memory_kib);
         if ((r = validate_unique_disks(def, e)) < 0 || (r = validate_unique_macs(def, e)) < 0 ||
+            (r = validate_boot_orders(def, e)) < 0 || (r = validate_unique_aliases(def, e)) < 0 ||
             (r = validate_numatune(def, e)) < 0 || (r = domain_validate_cputune(conf_node_child(def->extra, "cputune"), e)) < 0)
                 return r;
         for (size_t i = 0; i < def->n_devices; i++) {
