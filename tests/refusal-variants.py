@@ -254,15 +254,15 @@ def boot_alias_rules():
                                                  el("boot", order="7"), mode="subsystem", type="pci"))):
         out.append(("boot order twice", devs(a, b), (b.tag, ["boot order", "two devices"])))
     out.append(("boot order twice", devs(disk("vdx", el("boot", order="1")), nic(el("boot", order="2"))), None))
-    for dev in ("hd", "network", "cdrom"):
-        out.append(("boot order with os boot", devs(disk("vdx", el("boot", order="1")), os_boot=dev), ("disk", ["<boot order=", "<os>"])))
-        out.append(("boot order with os boot", devs(nic(el("boot", order="3")), os_boot=dev), ("interface", ["<boot order=", "<os>"])))
-        out.append(("boot order with os boot", devs(disk("vdx"), os_boot=dev), None))
     for a, b in ((disk("vdx", el("alias", name="ua-one")), disk("vdy", el("alias", name="ua-one"))),
                  (disk("vdx", el("alias", name="ua-disk")), nic(el("alias", name="ua-disk"))),
                  (nic(el("alias", name="ua-n")), el("video", el("model", type="vga"), el("alias", name="ua-n")))):
         out.append(("alias twice", devs(a, b), (b.tag, ["alias", "two devices"])))
     out.append(("alias twice", devs(disk("vdx", el("alias", name="ua-a")), nic(el("alias", name="ua-b"))), None))
+    # the hypervisor's own aliases, and a <console> that is the first <serial> shown again, may repeat
+    out.append(("alias twice", devs(disk("vdx", el("alias", name="virtio-disk0")), nic(el("alias", name="virtio-disk0"))), None))
+    out.append(("alias twice", devs(el("serial", el("target", port="0"), el("alias", name="ua-ser"), type="pty"),
+                                    el("console", el("target", type="serial", port="0"), el("alias", name="ua-ser"), type="pty")), None))
     return out
 
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf/conf-util.h"
 #include "conf/domain-conf.h"
@@ -62,8 +63,8 @@ static int validate_unique_macs(const DomainDef *def, VbError *e) {
                             def->devices[second]->line, s, def->devices[first]->line, def->devices[second]->line);
 }
 
-/* A boot order names one device, and the firmware is given an order either per device or by the <os>'s
- * <boot dev=.../> list, not both. */
+/* A boot order names one device. (Per-device orders beside the <os>'s <boot dev=.../> list are a QEMU
+ * driver's refusal in libvirt, not its parser's: documents of other drivers hold both.) */
 static int validate_boot_orders(const DomainDef *def, VbError *e) {
         _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
         size_t n = 0, first, second;
@@ -73,11 +74,6 @@ static int validate_boot_orders(const DomainDef *def, VbError *e) {
         for (size_t i = 0; i < def->n_devices; i++)
                 if (def->devices[i]->boot_order > 0)
                         keys[n++] = (ConfKey) { .u = def->devices[i]->boot_order, .index = i };
-        if (n > 0 && def->os.n_boot > 0)
-                return vb_error_set(e, VB_ERROR_INVALID_XML,
-                                    "line %u: element '%s': a <boot order=...> of a device cannot be combined with "
-                                    "<boot dev=...> in <os> (expected one of the two ways)",
-                                    def->devices[keys[0].index]->line, device_def_kind_name(def->devices[keys[0].index]));
         if (!conf_keys_find_duplicate(keys, n, &first, &second))
                 return 0;
         return vb_error_set(e, VB_ERROR_INVALID_XML,
@@ -86,7 +82,9 @@ static int validate_boot_orders(const DomainDef *def, VbError *e) {
                             def->devices[second]->boot_order, def->devices[first]->line, def->devices[second]->line);
 }
 
-/* An alias names one device (hot-unplug and statistics find devices by it). */
+/* A user's alias ('ua-' and a name) names one device: hot-unplug and statistics find devices by it. The
+ * aliases the hypervisor gives are its own business, and a <console> may be the first <serial> shown again,
+ * alias and all. */
 static int validate_unique_aliases(const DomainDef *def, VbError *e) {
         _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
         size_t n = 0, first, second;
@@ -94,7 +92,8 @@ static int validate_unique_aliases(const DomainDef *def, VbError *e) {
         if (!keys)
                 return -ENOMEM;
         for (size_t i = 0; i < def->n_devices; i++)
-                if (def->devices[i]->alias)
+                if (def->devices[i]->alias && strncmp(def->devices[i]->alias, "ua-", 3) == 0 &&
+                    def->devices[i]->kind != DEVICE_CONSOLE)
                         keys[n++] = (ConfKey) { .s = def->devices[i]->alias, .index = i };
         if (!conf_keys_find_duplicate(keys, n, &first, &second))
                 return 0;

@@ -159,7 +159,6 @@ static const InvalidCase domain_invalid[] = {
         { "topology-sockets-range.xml", "element 'topology': attribute 'sockets' has invalid value '0' (expected a whole number of at least 1)" },
         /* rules beyond the schema, each general (tests/refusal-variants.py writes variants of them) */
         { "boot-order-dup.xml", "line 3: element 'interface': boot order 1 is given to two devices (lines 2 and 3" },
-        { "boot-order-with-os-boot.xml", "line 2: element 'interface': a <boot order=...> of a device cannot be combined with <boot dev=...> in <os>" },
         { "alias-dup.xml", "line 3: element 'video': alias 'ua-one' is used by two devices (lines 2 and 3" },
         /* '010' is ten, as libvirt reads the decimal the schema gives */
         { "cachetune-same-cache-leading-zero.xml", "line 3: element 'cache': the same cache is allocated twice in one <cachetune>" },
