@@ -206,7 +206,9 @@ def disk_rules():
     for dev in ("cdrom", "floppy", "disk", "lun"):
         for src in (el("source", dev="/dev/sdz"), None):
             d = el("disk", *([src] if src is not None else []), type="block", device=dev)
-            out.append(("disk target", add_device(d), ("disk", ["target dev="])))
+            mutate = add_device(d)
+            del mutate.device  # a <disk> document alone may be a source only (libvirt's block layer reads those)
+            out.append(("disk target", mutate, ("disk", ["target dev="])))
 
     def twice(t1, b1, t2, b2):
         def mutate(root):

@@ -145,9 +145,6 @@ static int disk_format(const DeviceDef *dev, ConfNode *n, unsigned flags) {
 static int disk_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const DiskDef *d = dev->data;
 
-        /* in a domain and alone (AttachDevice, UpdateDevice find the disk by it) */
-        if (isempty(d->target_dev))
-                return conf_error(e, where, "a disk needs <target dev='...'/> (the name the guest knows it by)");
         if (d->type == DISK_TYPE_NETWORK && !d->source_protocol)
                 return conf_error(e, where, "a network disk needs <source protocol='...'/>");
         if (d->type == DISK_TYPE_VOLUME && (!d->source_pool || !d->source_volume))

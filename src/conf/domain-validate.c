@@ -18,18 +18,27 @@ static const ConfNode *where_of(const DomainDef *def, const char *child) {
 
 static int validate_unique_disks(const DomainDef *def, VbError *e) {
         _cleanup_free_ ConfKey *keys = new0(ConfKey, def->n_devices);
-        size_t n = 0, first, second;
+        size_t n = 0, first, second, missing = SIZE_MAX;
 
         if (!keys)
                 return -ENOMEM;
-        /* (a disk without a target is refused by its own validation) */
+        /* Only in a domain: a <disk> document alone may describe just a source (libvirt's block layer reads
+         * such documents), and AttachDevice's caller learns of a missing target from the domain's check. */
         for (size_t i = 0; i < def->n_devices; i++) {
                 const char *t = def->devices[i]->kind == DEVICE_DISK ? device_disk_get_target(def->devices[i]) : NULL;
 
+                if (def->devices[i]->kind == DEVICE_DISK && isempty(t) && missing == SIZE_MAX)
+                        missing = i;
                 if (!isempty(t))
                         keys[n++] = (ConfKey) { .s = t, .index = i };
         }
-        if (conf_keys_find_duplicate(keys, n, &first, &second))
+        if (!conf_keys_find_duplicate(keys, n, &first, &second))
+                second = SIZE_MAX;
+        if (missing < second)
+                return vb_error_set(e, VB_ERROR_INVALID_XML,
+                                    "line %u: element 'disk': a disk in a domain needs <target dev='...'/>",
+                                    def->devices[missing]->line);
+        if (second != SIZE_MAX)
                 return vb_error_set(e, VB_ERROR_INVALID_XML,
                                     "line %u: element 'disk': target '%s' is used by two disks (lines %u and %u)",
                                     def->devices[second]->line, device_disk_get_target(def->devices[second]),
