@@ -376,6 +376,45 @@ static int report_values_in(const xmlNode *n, VbError *reterr) {
         return 0;
 }
 
+static const char *node_name(const xmlError *e) {
+        const xmlNode *n = e->node;
+
+        return n && n->name ? (const char *) n->name : "?";
+}
+
+/* A value its type refuses, where no hint names the rule (another definition of the same name takes any
+ * text): libxml2 gives the type, and the value only for attributes; an element's text is read here. */
+static int report_datatype(const xmlError *e, int line, VbError *reterr) {
+        _cleanup_free_ char *text = NULL, *v = NULL;
+        const char *value = e->str2;
+        long double min, max;
+
+        if (isempty(value) && e->node && ((const xmlNode *) e->node)->type == XML_ELEMENT_NODE &&
+            (text = only_text(e->node))) {
+                text[strcspn(text, "\n")] = 0;
+                value = text;
+        }
+        if (!type_range(e->str1, &min, &max))
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML, "line %d: element '%s': value '%s' is not a valid %s",
+                                    line, node_name(e), strempty(value), strempty(e->str1));
+        v = strdup(strempty(value));
+        if (!v)
+                return -ENOMEM;
+        trim(v);
+        if (whole_number(v) && strtold(v, NULL) >= min && strtold(v, NULL) <= max)
+                /* a valid number of the type, outside the bounds or form this place gives it */
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                    "line %d: element '%s': value '%s' is out of the range or form allowed here",
+                                    line, node_name(e), v);
+        if (isinf(max))
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                    "line %d: element '%s': invalid value '%s' (expected a whole number of at least %.0Lf)",
+                                    line, node_name(e), v, min);
+        return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                            "line %d: element '%s': invalid value '%s' (expected a whole number from %.0Lf to %.0Lf)",
+                            line, node_name(e), v, min, max);
+}
+
 static int error_priority(const xmlError *e) {
         switch (e->code) {
         case XML_RELAXNG_ERR_INVALIDATTR:
@@ -396,12 +435,6 @@ static int error_priority(const xmlError *e) {
         default:
                 return 2;
         }
-}
-
-static const char *node_name(const xmlError *e) {
-        const xmlNode *n = e->node;
-
-        return n && n->name ? (const char *) n->name : "?";
 }
 
 int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
@@ -466,9 +499,7 @@ int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
                                     "line %d: element '%s': missing child element '%s'",
                                     line, node_name(e), strempty(e->str1));
         case XML_RELAXNG_ERR_DATATYPE:
-                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
-                                    "line %d: element '%s': value '%s' is not a valid %s",
-                                    line, node_name(e), strempty(e->str2), strempty(e->str1));
+                return report_datatype(e, line, reterr);
         default: {
                 _cleanup_free_ char *msg = strdup(strempty(e->message));
 

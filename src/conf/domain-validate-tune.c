@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,13 +83,21 @@ typedef struct Allocation {
         const ConfNode *node;
 } Allocation;
 
+/* The schema gives these in decimal digits: '010' is ten, as libvirt reads it (not octal eight). */
 static uint64_t number_of(const ConfNode *n, const char *attr, bool *bad) {
         const char *s = conf_node_attr(n, attr);
-        uint64_t v = UINT64_MAX;
+        unsigned long long v;
+        char *end;
 
-        if (s && conf_parse_uint(n, attr, s, UINT64_MAX - 1, &v, NULL) < 0)
+        if (!s)
+                return UINT64_MAX; /* absent: UINT64_MAX, which no given number reaches */
+        s += strspn(s, " \t\r\n");
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        end += strspn(end, " \t\r\n");
+        if (errno != 0 || end == s || *end || *s == '-' || v >= UINT64_MAX)
                 *bad = true;
-        return v; /* absent: UINT64_MAX, which no given number reaches */
+        return v;
 }
 
 static int allocation_compare(const void *x, const void *y) {

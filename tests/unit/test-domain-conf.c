@@ -155,6 +155,13 @@ static const InvalidCase domain_invalid[] = {
         { "perf-event-unknown.xml", "line 4: element 'event': attribute 'name' has invalid value 'cycles' (expected one of cmt, " },
         { "disk-format-unknown.xml", "line 6: element 'driver': attribute 'type' has invalid value 'qcow3' (expected one of raw, " },
         { "controller-model-unknown.xml", "line 6: element 'controller': attribute 'model' has invalid value 'xhci' (expected one of " },
+        { "video-heads-range.xml", "line 2: element 'model': attribute 'heads' has invalid value '4294967296' (expected a whole number from 0 to 4294967295)" },
+        { "topology-sockets-range.xml", "element 'topology': attribute 'sockets' has invalid value '0' (expected a whole number of at least 1)" },
+        /* rules beyond the schema, each general (tests/refusal-variants.py writes variants of them) */
+        { "boot-order-dup.xml", "line 3: element 'interface': boot order 1 is given to two devices (lines 2 and 3" },
+        { "alias-dup.xml", "line 3: element 'video': alias 'ua-one' is used by two devices (lines 2 and 3" },
+        /* '010' is ten, as libvirt reads the decimal the schema gives */
+        { "cachetune-same-cache-leading-zero.xml", "line 3: element 'cache': the same cache is allocated twice in one <cachetune>" },
 };
 
 static const InvalidCase device_invalid[] = {

@@ -69,7 +69,7 @@ static const struct {
         { "memory-file-internal.xml", "a memory file= needs snapshot='external'" },
         { "disk-twice.xml", "disk 'vda' is named twice" },
         { "source-internal.xml", "has a <source> but snapshot='internal'" },
-        { "bad-domain.xml", "line 2: element 'domain'" },
+        { "bad-domain.xml", "line 4: element 'memory': invalid value 'bogus' (expected a whole number" },
 };
 
 static void test_invalid(void **state) {
