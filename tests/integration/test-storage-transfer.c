@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Volume data through descriptors (test driver, real files, real polkitd with the example rules): a
  * group-virtbus user uploads 64 MiB through a pipe and downloads it back unchanged, with Progress
- * signals, the caller's pipes enlarged to 1 MiB; offset and length checks; holes kept through files,
+ * signals, an upload's pipe enlarged to 1 MiB, a download's left as it is; offset and length checks; holes kept through files,
  * read as zeroes through a pipe; a caller that disconnects mid-upload leaves no new volume behind (and an
  * old one as it was written), mid-download with its pipe full frees the volume; DeviceBusy while a job
  * runs; Resize and Wipe. */
@@ -23,6 +23,7 @@
 #define ERR(name) "org.virtbus1.Error." name
 #define MiB (UINT64_C(1) << 20)
 #define SIZE (64 * MiB)
+#define DEFAULT_PIPE 65536 /* a new pipe's size: a Download leaves the caller's pipe so */
 
 static char *raw_vol(sd_bus *bus, const char *pool, const char *name, uint64_t size) {
         _cleanup_free_ char *xml = NULL;
@@ -196,7 +197,7 @@ static void test_upload_download(void **state) {
         assert_true(checksum(file, 0, 0) == checksum(src, 0, 0));
         t0 = harness_now_usec();
         /* So does a download's (left at 64 KiB, the reader's reads were 64 KiB each: half the speed). */
-        assert_int_equal(download_to_file_via_pipe(member, vol, back, 0, 0), (int) MiB);
+        assert_int_equal(download_to_file_via_pipe(member, vol, back, 0, 0), DEFAULT_PIPE);
         print_message("download of 64 MiB through a pipe: %.1f ms\n", (harness_now_usec() - t0) / 1000.0);
         assert_int_equal(stat(back, &st), 0);
         assert_int_equal((uint64_t) st.st_size, SIZE);
@@ -291,12 +292,12 @@ static void test_sparse(void **state) {
         assert_true(checksum(back, 0, 0) == checksum(src, 0, 0));
 
         /* Through a pipe: every byte, the holes as zeroes (the reader writes them all). */
-        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 0, 0), (int) MiB);
+        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 0, 0), DEFAULT_PIPE);
         assert_int_equal(stat(piped, &st), 0);
         assert_int_equal((uint64_t) st.st_size, SIZE);
         assert_true(checksum(piped, 0, 0) == checksum(src, 0, 0));
         /* ... and a part across the data, from 1 MiB before it. */
-        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 31 * MiB, 2 * MiB), (int) MiB);
+        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 31 * MiB, 2 * MiB), DEFAULT_PIPE);
         assert_true(checksum(piped, 0, 0) == checksum(src, 31 * MiB, 2 * MiB));
         sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
@@ -344,7 +345,7 @@ static int wait_vol_free(sd_bus *bus, const char *vol) {
         return r;
 }
 
-/* A Download into a pipe nobody reads, on a connection of its own: the pipe fills (all of its 1 MiB) and the
+/* A Download into a pipe nobody reads, on a connection of its own: the pipe fills (all of its 64 KiB) and the
  * job waits for room; the caller's disconnect alone ends it, with the pipe still open at both ends. */
 static void test_disconnect_download(void **state) {
         Harness *h = *state;
@@ -366,11 +367,11 @@ static void test_disconnect_download(void **state) {
                                              "httt", p[1], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(conn) >= 0);
         deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
-        while (queued < (int) MiB && harness_now_usec() < deadline) {
+        while (queued < DEFAULT_PIPE && harness_now_usec() < deadline) {
                 usleep(20000);
                 assert_int_equal(ioctl(p[0], FIONREAD, &queued), 0);
         }
-        assert_int_equal(queued, (int) MiB);
+        assert_int_equal(queued, DEFAULT_PIPE);
         harness_call_fails(member, ERR("DeviceBusy"), "busy with a download", vol, VOL_INTERFACE, "Delete", "t",
                            UINT64_C(0));
         sd_bus_flush_close_unref(conn);
@@ -384,12 +385,12 @@ static void test_disconnect_download(void **state) {
                 assert_true(asprintf(&head, "%s/head", harness_dir(h)) > 0);
                 fd = open(head, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
                 assert_true(fd >= 0);
-                for (int got = 0; got < (int) MiB; got += (int) sizeof buf) {
+                for (int got = 0; got < DEFAULT_PIPE; got += (int) sizeof buf) {
                         assert_int_equal(read(p[0], buf, sizeof buf), (ssize_t) sizeof buf);
                         assert_int_equal(write(fd, buf, sizeof buf), (ssize_t) sizeof buf);
                 }
                 close(fd);
-                assert_true(checksum(head, 0, 0) == checksum(src, 0, MiB));
+                assert_true(checksum(head, 0, 0) == checksum(src, 0, DEFAULT_PIPE));
         }
         close(p[0]);
         close(p[1]);
