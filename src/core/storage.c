@@ -307,9 +307,9 @@ int storage_pool_activate(StorageRegistry *r, StoragePool *p, VbError *reterr) {
         return 0;
 }
 
-int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr) {
+/* A new transient pool from def (taken), once nothing stands in its way; not started. */
+static int pool_add_transient(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr) {
         _cleanup_(storage_pool_def_freep) StoragePoolDef *d = def;
-        StoragePool *p;
         int k;
 
         k = storage_pool_check_conflicts(r, d, NULL, reterr);
@@ -317,7 +317,14 @@ int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **r
                 return k;
         if (!storage_backend_find(d->type))
                 return not_supported(d, reterr);
-        k = storage_pool_add(r, TAKE_PTR(d), false, &p);
+        return storage_pool_add(r, TAKE_PTR(d), false, ret);
+}
+
+int storage_pool_create(StorageRegistry *r, StoragePoolDef *def, StoragePool **ret, VbError *reterr) {
+        StoragePool *p;
+        int k;
+
+        k = pool_add_transient(r, def, &p, reterr);
         if (k < 0)
                 return k;
         k = storage_pool_activate(r, p, reterr);
@@ -619,16 +626,10 @@ int storage_pool_start_async(StorageRegistry *r, StoragePool *p, StoragePoolDone
 
 int storage_pool_create_async(StorageRegistry *r, StoragePoolDef *def, StoragePoolDoneFunc done, void *userdata,
                               VbError *reterr) {
-        _cleanup_(storage_pool_def_freep) StoragePoolDef *d = def;
         StoragePool *p;
         int k;
 
-        k = storage_pool_check_conflicts(r, d, NULL, reterr);
-        if (k < 0)
-                return k;
-        if (!storage_backend_find(d->type))
-                return not_supported(d, reterr);
-        k = storage_pool_add(r, TAKE_PTR(d), false, &p);
+        k = pool_add_transient(r, def, &p, reterr);
         if (k < 0)
                 return k;
         k = pool_job_begin(r, p, STORAGE_POOL_STARTING, true, done, userdata, reterr);
