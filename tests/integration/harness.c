@@ -1854,6 +1854,21 @@ char *harness_qmp(Harness *h, const char *uuid, const char *json) {
         return ret;
 }
 
+int harness_on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        HarnessAnswer *a = userdata;
+
+        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
+        if (a->answered < 0)
+                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+        return 0;
+}
+
+void harness_answer_wait(sd_bus *bus, HarnessAnswer *a, uint64_t timeout_usec) {
+        for (uint64_t end = harness_now_usec() + timeout_usec; a->answered == 0 && harness_now_usec() < end;)
+                if (sd_bus_process(bus, NULL) == 0)
+                        (void) sd_bus_wait(bus, 100000);
+}
+
 pid_t harness_qemu_pid(Harness *h, const char *uuid) {
         _cleanup_free_ char *path = NULL, *s = NULL;
         int pid = 0;

@@ -261,6 +261,15 @@ pid_t harness_qemu_pid(Harness *h, const char *uuid);
 /* QMP on a connection of the test's own to the monitor of the domain with this UUID (while no virtbusd is
  * connected to it): json's answer line (to free); fails the test when QEMU answers with an error. */
 char *harness_qmp(Harness *h, const char *uuid, const char *json);
+/* The reply to a call sent with sd_bus_call_method_async() and harness_on_answer: answered 1 on success,
+ * -1 on an error (kept in error, to free). */
+typedef struct HarnessAnswer {
+        int answered;
+        sd_bus_error error;
+} HarnessAnswer;
+int harness_on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+/* Processes bus until a is answered, at most timeout_usec. */
+void harness_answer_wait(sd_bus *bus, HarnessAnswer *a, uint64_t timeout_usec);
 /* The tiny guest's directory (vmlinuz, initrd.gz; tests/guest/build-guest), built once per run. */
 const char *harness_guest_dir(Harness *h);
 /* A domain running the tiny guest with a shell on its serial console (serial0, also the console); devices

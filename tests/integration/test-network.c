@@ -1104,34 +1104,13 @@ static void test_start_stop_off_loop(void **state) {
         }
 }
 
-/* A reply to a call sent with sd_bus_call_method_async: 1 success, -1 an error (kept in error). */
-typedef struct Answer {
-        int answered;
-        sd_bus_error error;
-} Answer;
-
-static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Answer *a = userdata;
-
-        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
-        if (a->answered < 0)
-                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
-        return 0;
-}
-
-static void create_async(sd_bus *bus, sd_bus_slot **slot, const char *xml, Answer *a) {
+static void create_async(sd_bus *bus, sd_bus_slot **slot, const char *xml, HarnessAnswer *a) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 
         assert_true(sd_bus_message_new_method_call(bus, &m, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
                                                    HARNESS_MANAGER_INTERFACE, "CreateNetwork") >= 0);
         assert_true(sd_bus_message_append(m, "st", xml, UINT64_C(0)) >= 0);
-        assert_true(sd_bus_call_async(bus, slot, m, on_answer, a, 3 * HARNESS_TIMEOUT_USEC) >= 0);
-}
-
-static void wait_answer(sd_bus *bus, const Answer *a) {
-        for (uint64_t end = harness_now_usec() + 3 * HARNESS_TIMEOUT_USEC; a->answered == 0 && harness_now_usec() < end;)
-                if (sd_bus_process(bus, NULL) == 0)
-                        (void) sd_bus_wait(bus, 100000);
+        assert_true(sd_bus_call_async(bus, slot, m, harness_on_answer, a, 3 * HARNESS_TIMEOUT_USEC) >= 0);
 }
 
 /* heldnet3 with a DNS host table large enough that its definition takes far longer to read and parse
@@ -1165,7 +1144,7 @@ static void test_create_order(void **state) {
         sd_bus *root = harness_bus_root(h);
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot_big = NULL, *slot_small = NULL;
         _cleanup_free_ char *big = big_held_net(), *created = NULL;
-        Answer a_big = { .error = SD_BUS_ERROR_NULL }, a_small = { .error = SD_BUS_ERROR_NULL };
+        HarnessAnswer a_big = { .error = SD_BUS_ERROR_NULL }, a_small = { .error = SD_BUS_ERROR_NULL };
         int answered_big_while_held;
 
         nft_flag("hold", true);
@@ -1181,8 +1160,8 @@ static void test_create_order(void **state) {
                         (void) sd_bus_wait(root, 100000);
         answered_big_while_held = a_big.answered;
         nft_flag("hold", false);
-        wait_answer(root, &a_big);
-        wait_answer(root, &a_small);
+        harness_answer_wait(root, &a_big, 3 * HARNESS_TIMEOUT_USEC);
+        harness_answer_wait(root, &a_small, 3 * HARNESS_TIMEOUT_USEC);
         assert_int_equal(answered_big_while_held, 0);
         assert_int_equal(a_small.answered, -1);
         assert_string_equal(a_small.error.name, ERR("DeviceBusy"));
@@ -1211,12 +1190,12 @@ static void test_stop_while_held(void **state) {
         sd_bus *root = harness_bus_root(h);
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         _cleanup_free_ char *status = NULL, *created = NULL;
-        Answer a = { .error = SD_BUS_ERROR_NULL };
+        HarnessAnswer a = { .error = SD_BUS_ERROR_NULL };
         int exited, bridge_seen = 0;
 
         nft_flag("hold", true);
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
-                                             HARNESS_MANAGER_INTERFACE, "CreateNetwork", on_answer, &a, "st", HELD_NET4,
+                                             HARNESS_MANAGER_INTERFACE, "CreateNetwork", harness_on_answer, &a, "st", HELD_NET4,
                                              UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
         harness_call_fails(root, ERR("DeviceBusy"), "is being created", M, "CreateNetwork", "st", HELD_NET4,
@@ -1228,7 +1207,7 @@ static void test_stop_while_held(void **state) {
                         (void) usleep(20000);
         }
         assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
-        wait_answer(root, &a);
+        harness_answer_wait(root, &a, 3 * HARNESS_TIMEOUT_USEC);
         exited = harness_daemon_kill(h, 0);
         nft_flag("hold", false);
         assert_true(bridge_seen);

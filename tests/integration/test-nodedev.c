@@ -567,26 +567,6 @@ static void test_changes_off_loop(void **state) {
         assert_non_null(strstr(log, "uid 0: re-attach (0000:03:10.2 back to igbvf) of node device 'pci_0000_03_10_2': done."));
 }
 
-typedef struct Answer {
-        int answered; /* 1 done, -1 an error */
-        sd_bus_error error;
-} Answer;
-
-static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Answer *a = userdata;
-
-        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
-        if (a->answered < 0)
-                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
-        return 0;
-}
-
-static void answer_wait(sd_bus *bus, Answer *a) {
-        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; a->answered == 0 && harness_now_usec() < end;)
-                if (sd_bus_process(bus, NULL) == 0)
-                        (void) sd_bus_wait(bus, 100000);
-}
-
 /* SIGTERM while one change hangs in the kernel (Reset of 03:10.2, held at its FIFO) and another waits
  * behind it for the thread (Reset of 03:10.0): the waiting one is answered at once "not begun: virtbusd
  * is stopping" and writes nothing; the hung one, once virtbusd's stop has waited its bound, "still
@@ -599,14 +579,14 @@ static void test_stop_answers(void **state) {
                             *other = harness_nodedev_path(root, "pci_0000_03_10_0"), *other_reset = NULL,
                             *before = NULL, *after = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot_a = NULL, *slot_b = NULL;
-        Answer a = { .error = SD_BUS_ERROR_NULL }, b = { .error = SD_BUS_ERROR_NULL };
+        HarnessAnswer a = { .error = SD_BUS_ERROR_NULL }, b = { .error = SD_BUS_ERROR_NULL };
 
         assert_true(asprintf(&other_reset, "%s/bus/pci/devices/0000:03:10.0/reset", sysfs) > 0);
         before = harness_read_file(other_reset);
         dev_hold("reset");
-        assert_true(sd_bus_call_method_async(root, &slot_a, HARNESS_SERVICE, vf, ND, "Reset", on_answer, &a, "t",
+        assert_true(sd_bus_call_method_async(root, &slot_a, HARNESS_SERVICE, vf, ND, "Reset", harness_on_answer, &a, "t",
                                              UINT64_C(0)) >= 0);
-        assert_true(sd_bus_call_method_async(root, &slot_b, HARNESS_SERVICE, other, ND, "Reset", on_answer, &b, "t",
+        assert_true(sd_bus_call_method_async(root, &slot_b, HARNESS_SERVICE, other, ND, "Reset", harness_on_answer, &b, "t",
                                              UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
         /* Both taken (busy): the first in the thread, held; the second waiting for it. */
@@ -618,12 +598,12 @@ static void test_stop_answers(void **state) {
         assert_int_equal(b.answered, 0);
 
         assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
-        answer_wait(root, &b);
+        harness_answer_wait(root, &b, HARNESS_TIMEOUT_USEC);
         assert_int_equal(b.answered, -1);
         assert_string_equal(b.error.name, ERR("OperationFailed"));
         assert_non_null(strstr(b.error.message, "was not begun: virtbusd is stopping"));
         assert_int_equal(a.answered, 0); /* still hung */
-        answer_wait(root, &a);
+        harness_answer_wait(root, &a, HARNESS_TIMEOUT_USEC);
         assert_int_equal(a.answered, -1);
         assert_string_equal(a.error.name, ERR("OperationFailed"));
         assert_non_null(strstr(a.error.message, "still running"));

@@ -382,20 +382,6 @@ static bool running_from(const char *dir) {
         return found;
 }
 
-typedef struct Answer {
-        int answered; /* 1 done, -1 an error */
-        sd_bus_error error;
-} Answer;
-
-static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Answer *a = userdata;
-
-        a->answered = sd_bus_message_is_method_error(m, NULL) ? -1 : 1;
-        if (a->answered < 0)
-                (void) sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
-        return 0;
-}
-
 /* SIGTERM while Build's mkfs is held (hung): virtbusd gives it a short grace, then kills it with its process
  * group; Build is answered "virtbusd is stopping", virtbusd exits well within the harness's 20 s bound,
  * and nothing half-made is left: no target directory, no file system, so after a restart the pool is not
@@ -406,7 +392,7 @@ static void test_stop_during_build(void **state) {
         sd_bus *root = harness_bus_root(h);
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         _cleanup_free_ char *image = NULL, *dev = NULL, *target = NULL, *xml = NULL, *pool = NULL;
-        Answer a = { .error = SD_BUS_ERROR_NULL };
+        HarnessAnswer a = { .error = SD_BUS_ERROR_NULL };
         uint8_t magic[2] = { 1, 1 };
         uint64_t since;
         struct stat st;
@@ -425,7 +411,7 @@ static void test_stop_during_build(void **state) {
         pool = harness_call_path(root, M, "DefineStoragePool", "st", xml);
 
         mkfs_hold(true);
-        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pool, POOL_INTERFACE, "Build", on_answer, &a,
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pool, POOL_INTERFACE, "Build", harness_on_answer, &a,
                                              "t", UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
         /* mkfs (the wrapper) runs, held. */
