@@ -922,6 +922,17 @@ int harness_daemon_start(Harness *h, const char * const *extra_args) {
                 argv[n++] = *a;
         argv[n] = NULL;
 
+        /* A virtbusd killed just before may own the name a moment longer: a child it had forked and not yet
+         * exec'd holds its bus connection until it execs or dies. Started meanwhile, the new one would find
+         * the name taken, and wait_for_name() would take the old owner for it. */
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+             bus_name_has_owner(harness_bus_root(h), HARNESS_SERVICE) > 0;) {
+                if (harness_now_usec() > end) {
+                        fprintf(stderr, "harness: %s is still owned by an earlier virtbusd\n", HARNESS_SERVICE);
+                        return -EBUSY;
+                }
+                sleep_usec(5 * HARNESS_USEC_PER_MSEC);
+        }
         log_fd = open_log(h->daemon_log);
         r = spawn(&(Spawn) { .argv = argv, .account = account, .out_fd = log_fd, .err_fd = log_fd, .fd3 = -1 },
                   &h->daemon_pid);
