@@ -1833,10 +1833,21 @@ pid_t harness_polkitd_pid(Harness *h) {
         return h->polkit_pid;
 }
 
-char *harness_qmp(Harness *h, const char *uuid, const char *json) {
+/* Sends json; fails the test on QEMU's error. Its answer line in line. */
+static void qmp_send(FILE *f, const char *json, char *line, size_t size) {
+        assert_true(fputs(json, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
+        while (fgets(line, (int) size, f)) {
+                if (strstr(line, "\"error\""))
+                        fail_msg("QEMU refused %s: %s", json, line);
+                if (strstr(line, "\"return\""))
+                        return;
+        }
+        fail_msg("QEMU closed its monitor after %s", json);
+}
+
+FILE *harness_qmp_open(Harness *h, const char *uuid) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char line[65536];
-        char *ret;
+        char line[4096];
         FILE *f;
         int fd;
 
@@ -1847,18 +1858,16 @@ char *harness_qmp(Harness *h, const char *uuid, const char *json) {
         f = fdopen(fd, "r+");
         assert_non_null(f);
         assert_non_null(fgets(line, sizeof line, f)); /* the greeting */
-        for (int k = 0; k < 2; k++) {
-                const char *cmd = k == 0 ? "{\"execute\":\"qmp_capabilities\"}" : json;
+        qmp_send(f, "{\"execute\":\"qmp_capabilities\"}", line, sizeof line);
+        return f;
+}
 
-                assert_true(fputs(cmd, f) >= 0 && fputs("\r\n", f) >= 0 && fflush(f) == 0);
-                while (fgets(line, sizeof line, f)) {
-                        if (strstr(line, "\"error\""))
-                                fail_msg("QEMU refused %s: %s", cmd, line);
-                        if (strstr(line, "\"return\""))
-                                break;
-                }
-                assert_non_null(strstr(line, "\"return\""));
-        }
+char *harness_qmp(Harness *h, const char *uuid, const char *json) {
+        static char line[65536];
+        FILE *f = harness_qmp_open(h, uuid);
+        char *ret;
+
+        qmp_send(f, json, line, sizeof line);
         ret = strdup(line);
         fclose(f);
         assert_non_null(ret);

@@ -260,6 +260,8 @@ char *harness_domain_xml(sd_bus *bus, const char *path, uint64_t flags);
 pid_t harness_qemu_pid(Harness *h, const char *uuid);
 /* QMP on a connection of the test's own to the monitor of the domain with this UUID (while no virtbusd is
  * connected to it): json's answer line (to free); fails the test when QEMU answers with an error. */
+/* The same connection, greeted and past qmp_capabilities, for several commands (fclose it). */
+FILE *harness_qmp_open(Harness *h, const char *uuid);
 char *harness_qmp(Harness *h, const char *uuid, const char *json);
 /* The reply to a call sent with sd_bus_call_method_async() and harness_on_answer: answered 1 on success,
  * -1 on an error (kept in error, to free). */

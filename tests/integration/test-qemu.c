@@ -309,23 +309,13 @@ static void test_stray_nic_removed(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_free_ char *xml = guest_xml(h, "stray", NULL), *path = harness_define_domain(bus, xml),
                             *uuid = uuid_of(h, path), *serial = serial_path(h, "stray"), *live = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char greeting[4096];
         FILE *f;
-        int fd;
 
         harness_domain_call(bus, path, "Start");
         harness_wait_for_text(serial, "VIRTBUS-GUEST-NETS: lo", 1, GUEST_TIMEOUT_USEC);
         assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
 
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
-        f = fdopen(fd, "r+");
-        assert_non_null(f);
-        assert_non_null(fgets(greeting, sizeof greeting, f));
-        qmp_command(f, "{\"execute\":\"qmp_capabilities\"}");
+        f = harness_qmp_open(h, uuid);
         qmp_command(f, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"user\",\"id\":\"hostnet7\"}}");
         qmp_command(f, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"virtio-net-pci\","
                        "\"id\":\"net7\",\"netdev\":\"hostnet7\",\"mac\":\"52:54:00:aa:bb:77\"}}");
@@ -347,24 +337,6 @@ static bool link_exists(const char *name) {
         char path[128];
         snprintf(path, sizeof path, "/sys/class/net/%s", name);
         return access(path, F_OK) == 0;
-}
-
-/* The monitor of the domain's QEMU, on a connection of the test's own (no virtbusd may be connected). */
-static FILE *qmp_open(Harness *h, const char *uuid) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char greeting[4096];
-        FILE *f;
-        int fd;
-
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qemu/%s.sock", harness_runtime_dir(h), uuid);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
-        f = fdopen(fd, "r+");
-        assert_non_null(f);
-        assert_non_null(fgets(greeting, sizeof greeting, f));
-        qmp_command(f, "{\"execute\":\"qmp_capabilities\"}");
-        return f;
 }
 
 /* A QMP command that takes a descriptor (getfd, add-fd): fd goes along (SCM_RIGHTS). */
@@ -449,7 +421,7 @@ static void test_cut_hotplug_macvtap_kept(void **state) {
         snprintf(tap, sizeof tap, "/dev/tap%d", atoi(ifindex));
         fd = open(tap, O_RDWR | O_CLOEXEC | O_NOCTTY);
         assert_true(fd >= 0);
-        f = qmp_open(h, uuid);
+        f = harness_qmp_open(h, uuid);
         qmp_command_fd(f, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"fd-hostnet7\"}}", fd);
         close(fd);
         qmp_command(f, "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"hostnet7\","
@@ -606,7 +578,7 @@ static void test_cut_update_medium(void **state) {
 
         /* The change went through: a's set handed over, the medium changed, no answer heard. */
         assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
-        f = qmp_open(h, uuid);
+        f = harness_qmp_open(h, uuid);
         qmp_add_file(f, a, 50, alias);
         assert_true(asprintf(&cmd, "{\"execute\":\"blockdev-change-medium\",\"arguments\":{\"id\":\"%s\","
                                    "\"filename\":\"/dev/fdset/50\",\"format\":\"raw\",\"read-only-mode\":"
@@ -626,7 +598,7 @@ static void test_cut_update_medium(void **state) {
 
         /* The change did not happen: b's set handed over, nothing else. */
         assert_int_equal(harness_daemon_kill(h, SIGKILL), 128 + SIGKILL);
-        f = qmp_open(h, uuid);
+        f = harness_qmp_open(h, uuid);
         qmp_add_file(f, b, 60, alias);
         /* (Before the monitor closes: QEMU then closes by itself the descriptors of sets nothing uses.) */
         assert_true(harness_process_has_open(pid, b));
