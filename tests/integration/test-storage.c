@@ -3,6 +3,7 @@
  * pool lifecycle and its persistence across a restart, raw and qcow2 volumes checked with qemu-img,
  * deletion, the name and symlink attacks, and what the example rules let group 'virtbus' do. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -436,12 +437,60 @@ static void test_pool_work_off_loop(void **state) {
         sd_bus_flush_close_unref(watcher);
 }
 
+/* SIGTERM while a pool's Start is held in a system call that never returns (the hold is a FIFO that the
+ * pool's thread opens: as a mount that hangs, nothing in virtbusd can cut it short): once virtbusd's stop has
+ * waited its bound, the caller is answered "still running in the kernel" before virtbusd leaves the bus,
+ * and virtbusd exits. (On the old code the thread was left to itself unanswered: the caller got NoReply
+ * when virtbusd was gone.) */
+static void test_stop_answers_hung_start(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = pool_xml(h, "hung", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c08"), *path = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        HarnessAnswer a = { .error = SD_BUS_ERROR_NULL };
+        int status;
+
+        path = define_pool(root, xml);
+        call_pool(root, path, "Build");
+        (void) unlink(hold_file);
+        assert_int_equal(mkfifo(hold_file, 0600), 0);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Start",
+                                             harness_on_answer, &a, "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* Taken: busy, its thread in the open of the FIFO. */
+        wait_for_error(root, path, POOL_INTERFACE, "Build", "t", NULL, ERR("DeviceBusy"));
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(a.answered, 0);
+
+        assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
+        harness_answer_wait(root, &a, HARNESS_TIMEOUT_USEC);
+        assert_int_equal(a.answered, -1);
+        assert_string_equal(a.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(a.error.message, "still running in the kernel"));
+        assert_non_null(strstr(a.error.message, "'hung'"));
+        status = harness_daemon_kill(h, 0);
+        assert_true(status == 0 || status == -ESRCH);
+        sd_bus_error_free(&a.error);
+        assert_int_equal(unlink(hold_file), 0);
+        slot = sd_bus_slot_unref(slot);
+
+        /* Never started on the host: after a restart the pool is defined, inactive, and starts. */
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        root = harness_bus_root(h);
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        call_pool(root, path, "Start");
+        call_pool(root, path, "Stop");
+        call_pool(root, path, "Undefine");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pool_lifecycle),
                 cmocka_unit_test(test_attacks),
                 cmocka_unit_test(test_group_virtbus),
                 cmocka_unit_test(test_pool_work_off_loop),
+                cmocka_unit_test(test_stop_answers_hung_start),
         };
         int r;
 
