@@ -539,7 +539,8 @@ static int on_pool_step(sd_event_source *source, void *userdata) {
         StoragePool *p = storage_pool_by_uuid(j->registry, j->uuid);
         StorageStep st;
 
-        loop_watch_note("a step of the volumes of storage pool '%s' (its %s)", p ? p->name : j->uuid, job_verb[j->kind]);
+        loop_watch_note("a step of the volumes of storage pool '%s' (its %s)", p ? p->name : j->uuid,
+                        job_verb[j->kind]);
         storage_step_init(&st);
         if (p && pool_job_step(j, p, &st) > 0)
                 return 0; /* the source stays on: the next step after the loop's other work */

@@ -177,7 +177,8 @@ static void warm(QemuCaps *c, const QemuHostFacts *host) {
         const char *names[] = { NULL, "pc", "q35" };
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                const QemuCapsMachine *m = names[i] ? qemu_caps_find_machine(c, names[i]) : qemu_caps_default_machine(c);
+                const QemuCapsMachine *m = names[i] ? qemu_caps_find_machine(c, names[i])
+                                                    : qemu_caps_default_machine(c);
 
                 for (int kvm = 0; m && kvm <= (host->kvm_usable && c->kvm_enabled); kvm++) {
                         DomainCaps *dc = NULL;
