@@ -82,22 +82,21 @@ int storage_registry_new(const char *config_dir, const char *runtime_dir, const 
 static void pool_jobs_end_steps(StorageRegistry *r);
 
 StorageRegistry *storage_registry_free(StorageRegistry *r) {
-        bool abandoned = false;
-
         if (!r)
                 return NULL;
         r->freeing = true;
         pool_jobs_end_steps(r);
         if (r->worker && worker_running(r->worker)) {
                 /* Still running after virtbusd's stop waited for it (hung in the kernel): virtbusd exits
-                 * without it rather than wait forever; the thread keeps what it uses. */
+                 * without it rather than wait forever (its caller was answered: storage_registry_abandon).
+                 * The thread keeps what it uses: its job reaches the registry and the pools' definitions,
+                 * which stay as they are until the process ends. */
                 log_warning("Work of a storage pool is still running: virtbusd exits without it.");
                 worker_cancel_queued(r->worker);
-                r->worker = NULL;
-                abandoned = true;
+                return NULL;
         }
         r->worker = worker_free(r->worker); /* work just finished is delivered; its caller is answered */
-        for (size_t i = 0; i < r->n_pools && !abandoned; i++) /* else the thread may still read a definition */
+        for (size_t i = 0; i < r->n_pools; i++)
                 pool_free(r->pools[i]);
         free(r->pools);
         hashmap_free(r->by_uuid);
