@@ -238,13 +238,57 @@ static BusServer *server_of(Domain *d) {
         return d->manager->events.userdata;
 }
 
+/* A DefineDomain or CreateDomain answered later: it counts against its caller's limits until then
+ * (bus_parse_document_held), also while it waits in core for the capabilities probe or other calls. */
+typedef struct LaterCall {
+        sd_bus_message *m;
+        BusParseHold *hold;
+} LaterCall;
+
+static LaterCall *later_call_new(sd_bus_message *m, BusParseHold *hold) {
+        LaterCall *c = new0(LaterCall, 1);
+
+        if (!c) {
+                bus_parse_release(hold);
+                return NULL;
+        }
+        *c = (LaterCall) { .m = sd_bus_message_ref(m), .hold = hold };
+        return c;
+}
+
+static sd_bus_message *later_call_done(LaterCall *c) {
+        sd_bus_message *m = c->m;
+
+        bus_parse_release(c->hold);
+        free(c);
+        return m;
+}
+
 static void on_defined(Manager *mgr, Domain *d, bool created, int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = later_call_done(userdata);
 
         if (r < 0)
                 bus_reply_later(m, r, e);
         else
                 (void) bus_reply_path(m, bus_domain_path(d));
+}
+
+static int parse_held(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, DomainDef **ret, uint64_t *ret_flags,
+                      DomainAccess *ret_access, LaterCall **ret_call, sd_bus_error *error) {
+        BusParseHold *hold = NULL;
+        void *def = NULL;
+        int r;
+
+        r = bus_parse_document_held(s, m, spec, 0, ret_access, &def, ret_flags, &hold, error);
+        if (r <= 0)
+                return r;
+        *ret_call = later_call_new(m, hold);
+        if (!*ret_call) {
+                spec->free(def);
+                return -ENOMEM;
+        }
+        *ret = def;
+        return 1;
 }
 
 int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -253,22 +297,23 @@ int bus_manager_method_define_domain(sd_bus_message *m, void *userdata, sd_bus_e
         VbError e = VB_ERROR_NULL;
         uint64_t flags = 0;
         DomainDef *def = NULL;
+        LaterCall *later = NULL;
         int r;
 
-        r = parse_and_authorize(s, m, &define_spec, &def, &flags, &access, error);
+        r = parse_held(s, m, &define_spec, &def, &flags, &access, &later, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* Saved together with whatever else arrives meanwhile; on_defined replies. */
-        r = manager_domain_define_async(s->manager, def, &access, on_defined, sd_bus_message_ref(m), &e);
+        r = manager_domain_define_async(s->manager, def, &access, on_defined, later, &e);
         if (r < 0) {
-                sd_bus_message_unref(m);
+                sd_bus_message_unref(later_call_done(later));
                 return bus_reply_vb_error(error, &e, r);
         }
         return 1;
 }
 
 static void on_created(Domain *d, int r, const VbError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = later_call_done(userdata);
 
         if (r < 0 || !d)
                 bus_reply_later(m, r < 0 ? r : -ESRCH, e);
@@ -282,18 +327,18 @@ int bus_manager_method_create_domain(sd_bus_message *m, void *userdata, sd_bus_e
         VbError e = VB_ERROR_NULL;
         uint64_t flags = 0;
         DomainDef *def = NULL;
+        LaterCall *later = NULL;
         Domain *d;
         int r;
 
-        r = parse_and_authorize(s, m, &create_spec, &def, &flags, &access, error);
+        r = parse_held(s, m, &create_spec, &def, &flags, &access, &later, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* Replies now (1) or when QEMU answered (0: on_created; core may keep the call first, while
-         * definitions are being committed). */
-        r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, on_created,
-                                      sd_bus_message_ref(m), &d, &e);
+         * definitions are being committed or the capabilities probed). */
+        r = manager_domain_create_def(s->manager, def, &access, flags & START_PAUSED, on_created, later, &d, &e);
         if (r != 0)
-                sd_bus_message_unref(m);
+                sd_bus_message_unref(later_call_done(later));
         if (r < 0)
                 return bus_reply_vb_error(error, &e, r);
         if (r == 0)

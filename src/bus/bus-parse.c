@@ -85,8 +85,18 @@ struct Call {
         Call *next;
 };
 
+/* A call handed to its handler whose answer comes later (a definition that waits in core): it still
+ * counts against its sender (bus_parse_document_held). */
+struct BusParseHold {
+        BusParse *owner;        /* NULL once virtbusd's parse state is gone (at exit) */
+        Sender *sender;
+        size_t bytes;
+        BusParseHold *next;
+};
+
 struct BusParse {
         BusServer *server;
+        BusParseHold *holds;
         Worker *worker;      /* started on first use */
         Call *calls;
         unsigned n_calls;
@@ -158,6 +168,45 @@ static void sender_next_turn(BusParse *p, Sender *sender) {
         }
 }
 
+static void sender_free(BusParse *p, Sender *sender) {
+        hashmap_remove(p->senders, sender->name);
+        free(sender->name);
+        free(sender);
+}
+
+/* The call's counts taken again for a hold (before the call is dropped). */
+static BusParseHold *hold_new(Call *c) {
+        BusParseHold *h = new0(BusParseHold, 1);
+
+        if (!h)
+                return NULL;
+        *h = (BusParseHold) { .owner = c->owner, .sender = c->sender, .bytes = c->bytes, .next = c->owner->holds };
+        c->owner->holds = h;
+        c->sender->calls++;
+        c->sender->bytes += c->bytes;
+        return h;
+}
+
+void bus_parse_release(BusParseHold *h) {
+        BusParse *p;
+
+        if (!h)
+                return;
+        p = h->owner;
+        if (p) {
+                for (BusParseHold **i = &p->holds; *i; i = &(*i)->next)
+                        if (*i == h) {
+                                *i = h->next;
+                                break;
+                        }
+                h->sender->calls--;
+                h->sender->bytes -= h->bytes;
+                if (h->sender->calls == 0)
+                        sender_free(p, h->sender);
+        }
+        free(h);
+}
+
 /* Forgets the call: gives back what it counted against its sender (forgotten with its last call); the
  * sender's next call may go on. */
 static void call_drop(Call *c) {
@@ -172,11 +221,9 @@ static void call_drop(Call *c) {
         p->n_calls--;
         c->sender->calls--;
         c->sender->bytes -= c->bytes;
-        if (c->sender->calls == 0) {
-                hashmap_remove(p->senders, c->sender->name);
-                free(c->sender->name);
-                free(c->sender);
-        } else
+        if (c->sender->calls == 0)
+                sender_free(p, c->sender);
+        else
                 turn = !p->freeing;
         sd_event_source_disable_unref(c->orphan_timer);
         sd_event_source_disable_unref(c->hold_timer);
@@ -253,6 +300,8 @@ static int budget_spend(BusParse *p, uid_t uid, size_t bytes, uint64_t *ret_usec
 }
 
 BusParse *bus_parse_free(BusParse *p) {
+        void *v;
+
         if (!p)
                 return NULL;
         /* The threads are done with every call once the worker is gone. */
@@ -263,6 +312,16 @@ BusParse *bus_parse_free(BusParse *p) {
                 (void) sd_bus_reply_method_errorf(p->calls->m, bus_error_name(VB_ERROR_OPERATION_FAILED),
                                                   "virtbusd is stopping");
                 call_drop(p->calls);
+        }
+        /* Calls answered later are answered by core, after this is gone. */
+        for (BusParseHold *h = p->holds, *next; h; h = next) {
+                next = h->next;
+                *h = (BusParseHold) {};
+        }
+        p->holds = NULL;
+        for (size_t i = 0; hashmap_iterate(p->senders, &i, &v, NULL);) { /* the senders of those */
+                free(((Sender *) v)->name);
+                free(v);
         }
         hashmap_free(p->senders);
         budgets_clear(p, false);
@@ -558,9 +617,19 @@ static int call_read(BusParse *p, Call *c, sd_bus_error *error) {
         return 0;
 }
 
+static int parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
+                          void *userdata, void **ret_def, const char **ret_object, uint64_t *ret_flags,
+                          BusParseHold **ret_hold, sd_bus_error *error);
+
 int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                        void *userdata, void **ret_def, uint64_t *ret_flags, sd_bus_error *error) {
-        return bus_parse_document_object(s, m, spec, parse_flags, userdata, ret_def, NULL, ret_flags, error);
+        return parse_document(s, m, spec, parse_flags, userdata, ret_def, NULL, ret_flags, NULL, error);
+}
+
+int bus_parse_document_held(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
+                            void *userdata, void **ret_def, uint64_t *ret_flags, BusParseHold **ret_hold,
+                            sd_bus_error *error) {
+        return parse_document(s, m, spec, parse_flags, userdata, ret_def, NULL, ret_flags, ret_hold, error);
 }
 
 const char *bus_parse_call_object(BusServer *s, sd_bus_message *m) {
@@ -572,6 +641,12 @@ const char *bus_parse_call_object(BusServer *s, sd_bus_message *m) {
 int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                               void *userdata, void **ret_def, const char **ret_object, uint64_t *ret_flags,
                               sd_bus_error *error) {
+        return parse_document(s, m, spec, parse_flags, userdata, ret_def, ret_object, ret_flags, NULL, error);
+}
+
+static int parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
+                          void *userdata, void **ret_def, const char **ret_object, uint64_t *ret_flags,
+                          BusParseHold **ret_hold, sd_bus_error *error) {
         BusParse *p = s->parse;
         Call *c = call_find(p, m);
         int r;
@@ -624,6 +699,8 @@ int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpe
                         (void) call_arm_orphan(c, ORPHAN_POLKIT_USEC);
                         return 0;
                 }
+                if (r > 0 && ret_hold && !(*ret_hold = hold_new(c)))
+                        r = -ENOMEM;
                 if (r > 0) {
                         *ret_def = TAKE_PTR(c->def);
                         *ret_flags = c->flags;

@@ -77,6 +77,16 @@ int bus_parse_document(BusServer *s, sd_bus_message *m, const BusParseSpec *spec
 int bus_parse_document_object(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
                               void *userdata, void **ret_def, const char **ret_object, uint64_t *ret_flags,
                               sd_bus_error *error);
+/* As bus_parse_document, for a call answered later (a definition that may wait in core while the
+ * capabilities are probed, or behind other calls): *ret_hold (with 1) keeps the call counted against its
+ * sender's limits above (one call, its document's bytes) until bus_parse_release() when it is answered,
+ * so that calls waiting in core count too. */
+typedef struct BusParseHold BusParseHold;
+int bus_parse_document_held(BusServer *s, sd_bus_message *m, const BusParseSpec *spec, unsigned parse_flags,
+                            void *userdata, void **ret_def, uint64_t *ret_flags, BusParseHold **ret_hold,
+                            sd_bus_error *error);
+/* NULL-safe; also after virtbusd's parse state is gone (core answers its waiting calls at exit). */
+void bus_parse_release(BusParseHold *h);
 /* The object path argument of m's call in flight (for spec->authorize_more), NULL when there is none. */
 const char *bus_parse_call_object(BusServer *s, sd_bus_message *m);
 

@@ -379,7 +379,8 @@ void manager_on_caps_ready(Manager *m) {
                 }
                 finish_error(m, p, r, &e);
         }
-        memmove(m->caps_defines, m->caps_defines + i, (m->n_caps_defines - i) * sizeof(PendingDefine));
+        if (i > 0) /* none may wait (only calls in core's queue): caps_defines may be NULL */
+                memmove(m->caps_defines, m->caps_defines + i, (m->n_caps_defines - i) * sizeof(PendingDefine));
         m->n_caps_defines -= i;
         if (moved > 0 && arm(m) < 0)
                 manager_commit_defines(m);

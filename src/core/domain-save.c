@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-queue.h"
 #include "core/domain-save.h"
@@ -377,12 +378,44 @@ static void on_restore_started(Domain *d, int r, const VbError *e, void *userdat
         vb_error_free(&e2);
 }
 
+/* A Start from a managed save kept while the capabilities are probed: the qemu driver expands <cpu
+ * mode='host-model'> from them when QEMU starts, and would otherwise wait for the probe on the loop. */
+typedef struct StartSavedArgs {
+        bool paused;
+        DomainJobDone done;
+        void *userdata;
+} StartSavedArgs;
+
+static int start_saved_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        StartSavedArgs *a = p;
+
+        return manager_domain_start_saved(m, d, a->paused, a->done, a->userdata, reterr);
+}
+
+static void start_saved_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        StartSavedArgs *a = p;
+
+        if (r < 0)
+                a->done(r, d, e, a->userdata);
+}
+
+static const QueuedCallType start_saved_type = {
+        .what = "starting a domain from its managed save",
+        .run = start_saved_run,
+        .answer = start_saved_answer,
+        .free = free,
+};
+
 int manager_domain_start_saved(Manager *m, Domain *d, bool paused, DomainJobDone done, void *userdata,
                                VbError *reterr) {
         _cleanup_free_ char *path = NULL;
         SaveJob *j;
         int r;
 
+        if (d->config && !domain_is_active(d) && domain_caps_pending(m, d->config))
+                return domain_queue_add_copy(m, d, true, &start_saved_type,
+                                             &(StartSavedArgs) { .paused = paused, .done = done, .userdata = userdata },
+                                             sizeof(StartSavedArgs), reterr);
         r = busy(d, reterr);
         if (r >= 0)
                 r = check_restore(m, reterr);

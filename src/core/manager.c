@@ -203,6 +203,7 @@ void manager_stop_cut(Manager *m) {
 
 void manager_stop_abandon(Manager *m) {
         manager_nodedev_abandon(m);
+        storage_registry_abandon(m->storage);
 }
 
 Manager *manager_free(Manager *m) {

@@ -7,7 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
+#include "core/domain-queue.h"
 #include "core/domain-save.h"
 #include "core/domain-store.h"
 #include "core/snapshot.h"
@@ -799,6 +801,40 @@ static void on_revert_started(Domain *d, int r, const VbError *e, void *userdata
         vb_error_free(&e2);
 }
 
+/* A revert that starts the domain, kept while the capabilities are probed: the qemu driver expands <cpu
+ * mode='host-model'> from them when QEMU starts, and would otherwise wait for the probe on the loop. The
+ * snapshot is found again by name when the call runs. */
+typedef struct RevertArgs {
+        char name[256];
+        uint64_t flags;
+        SnapshotOpDone done;
+        void *userdata;
+} RevertArgs;
+
+static int revert_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        RevertArgs *a = p;
+        DomainSnapshot *s = domain_snapshot_by_name(d, a->name);
+
+        if (!s)
+                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Snapshot '%s' of domain '%s' was deleted while "
+                                    "the revert waited.", a->name, d->name);
+        return manager_snapshot_revert(m, s, a->flags, a->done, a->userdata, reterr);
+}
+
+static void revert_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        RevertArgs *a = p;
+
+        if (r < 0)
+                a->done(r, NULL, e, a->userdata);
+}
+
+static const QueuedCallType revert_type = {
+        .what = "reverting a domain to a snapshot",
+        .run = revert_run,
+        .answer = revert_answer,
+        .free = free,
+};
+
 int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, SnapshotOpDone done, void *userdata,
                             VbError *reterr) {
         Domain *d = s->domain;
@@ -806,6 +842,14 @@ int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, Snaps
         SnapshotJob *j;
         int r;
 
+        if (run && d->config && !domain_is_active(d) && domain_caps_pending(m, d->config)) {
+                RevertArgs a = { .flags = flags, .done = done, .userdata = userdata };
+
+                if (strlen(s->name) >= sizeof a.name)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Snapshot name too long.");
+                strcpy(a.name, s->name);
+                return domain_queue_add_copy(m, d, true, &revert_type, &a, sizeof a, reterr);
+        }
         r = busy(d, reterr);
         if (r < 0)
                 return r;

@@ -48,14 +48,28 @@ void storage_fill_sweep(const VbStorageBackendOps *ops, int pool_fd, const char 
 void storage_test_hold(void);
 
 /* A pool's scan (storage-load.c): new, read from the host in any thread (returns its result), then
- * applied on the loop (new files appear, vanished ones go; stale: volumes were added or removed since it
- * began, it is better read again). storage_pool_scan does all three at once (start-up). */
+ * applied on the loop in steps (new files appear, vanished ones go; stale: volumes were added or removed
+ * since it began, it is better read again). storage_pool_scan does all three at once (start-up). */
 typedef struct PoolScan PoolScan;
 int storage_pool_scan_new(StorageRegistry *r, StoragePool *p, PoolScan **ret);
 void storage_pool_scan_set_fd(PoolScan *s, int pool_fd);
 int storage_pool_scan_read(PoolScan *s);
 bool storage_pool_scan_stale(const StoragePool *p, const PoolScan *s);
-int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *s);
+/* Applying a scan (and dropping a stopped pool's volumes) goes in steps, so that thousands of volumes and
+ * their signals do not hold the loop: a step announces or removes at most STORAGE_STEP_VOLS volumes and
+ * lasts at most about STORAGE_STEP_USEC; then the loop serves others before the next step. */
+#define STORAGE_STEP_VOLS 256
+#define STORAGE_STEP_USEC (5ULL * 1000ULL)
+typedef struct StorageStep {
+        size_t left;    /* volumes this step may still announce or remove */
+        uint64_t until; /* CLOCK_MONOTONIC µs when it ends (UINT64_MAX: never, at start-up) */
+        unsigned n;     /* volumes looked at, the clock read every 16th */
+} StorageStep;
+void storage_step_init(StorageStep *st);
+/* After one volume (announced: added or removed, with its signal): whether the step goes on. */
+bool storage_step_more(StorageStep *st, bool announced);
+/* One step: 1 when more is left for the next, 0 when the registry follows the scan, < 0 on failure. */
+int storage_pool_scan_apply_step(StorageRegistry *r, StoragePool *p, PoolScan *s, StorageStep *st);
 PoolScan *storage_pool_scan_free(PoolScan *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PoolScan *, storage_pool_scan_free);
 int storage_pool_scan(StorageRegistry *r, StoragePool *p);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/def-store.h"
@@ -17,19 +18,30 @@
 
 /* Tests only: while the file VIRTBUS_TEST_STORAGE_HOLD names exists, a pool's Start, Stop and Refresh wait
  * before they touch the host (a pool on a slow or hung file system, made to order), so that a test can show
- * what is answered meanwhile. The wait ends when virtbusd stops (host_children_cancel). */
+ * what is answered meanwhile. The wait ends when virtbusd stops (host_children_cancel), unless the file is
+ * a FIFO: then the thread opens it, a system call that returns only when the test opens the other end
+ * (a mount that never returns, which nothing in virtbusd can cut short). */
 void storage_test_hold(void) {
         const char *f = getenv("VIRTBUS_TEST_STORAGE_HOLD");
+        struct stat st;
+        int fd;
 
         if (!f || f[0] != '/')
                 return;
+        if (stat(f, &st) >= 0 && S_ISFIFO(st.st_mode)) {
+                fd = open(f, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
         while (access(f, F_OK) >= 0 && !host_children_cancelled())
                 (void) usleep(10000);
 }
 
 /* A scan in two halves: what the pool holds is read from the host in any thread (a worker's, for Start
  * and Refresh: a large or slow directory must not hold the event loop), and the registry follows it on
- * the loop. */
+ * the loop, in steps (storage_step_more): a pool of thousands of new files is announced a few hundred
+ * volumes per turn of the loop. */
 struct PoolScan {
         const VbStorageBackendOps *ops;
         int pool_fd;     /* the pool's (borrowed): it stays open while the pool is busy */
@@ -42,9 +54,15 @@ struct PoolScan {
         StorageVolInfo *infos;
         bool *have_info;
         size_t n;
+        Hashmap *found;  /* names -> themselves, made in the thread too */
         char **swept;    /* volumes removed: their clone was cut short */
         size_t n_swept;
         int r;
+        /* Applying, on the loop: */
+        enum { APPLY_BEGIN, APPLY_GONE, APPLY_FOUND, APPLY_DONE } phase;
+        char **gone;     /* volumes no longer found, removed in APPLY_GONE */
+        size_t n_gone;
+        size_t at;       /* the next one of gone or names */
 };
 
 static void strv_free_n(char **v, size_t n) {
@@ -58,10 +76,12 @@ PoolScan *storage_pool_scan_free(PoolScan *s) {
                 return NULL;
         free(s->fill_dir);
         strv_free_n(s->busy, s->n_busy);
+        hashmap_free(s->found);
         strv_free_n(s->names, s->n);
         free(s->infos);
         free(s->have_info);
         strv_free_n(s->swept, s->n_swept);
+        strv_free_n(s->gone, s->n_gone);
         free(s);
         return NULL;
 }
@@ -93,6 +113,8 @@ void storage_pool_scan_set_fd(PoolScan *s, int pool_fd) {
 
 /* Any thread: the host only, nothing of the registry. */
 int storage_pool_scan_read(PoolScan *s) {
+        int k = 0;
+
         if (!s->ops || s->pool_fd < 0)
                 return s->r = 0;
         storage_fill_sweep(s->ops, s->pool_fd, s->fill_dir, (const char * const *) s->busy, s->n_busy, &s->swept,
@@ -103,8 +125,13 @@ int storage_pool_scan_read(PoolScan *s) {
                 return s->r;
         s->infos = new0(StorageVolInfo, s->n ?: 1);
         s->have_info = new0(bool, s->n ?: 1);
-        if (!s->infos || !s->have_info)
+        s->found = hashmap_new();
+        if (!s->infos || !s->have_info || !s->found)
                 return s->r = -ENOMEM;
+        for (size_t j = 0; k >= 0 && j < s->n; j++)
+                k = hashmap_put(s->found, s->names[j], s->names[j]);
+        if (k < 0)
+                return s->r = k;
         for (size_t j = 0; j < s->n; j++)
                 s->have_info[j] = s->ops->vol_info(s->pool_fd, s->names[j], &s->infos[j], NULL) >= 0;
         return 0;
@@ -114,11 +141,29 @@ bool storage_pool_scan_stale(const StoragePool *p, const PoolScan *s) {
         return p->vol_changes != s->vol_changes;
 }
 
-/* On the loop: new files appear, vanished ones go (not those a job works on or a clone reads). Looked up
- * by name in hash maps: a pool of thousands of files costs the loop no more than its volumes' signals. */
-int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *s) {
-        Hashmap *found = NULL, *have = NULL;
-        int k = 0;
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+void storage_step_init(StorageStep *st) {
+        *st = (StorageStep) { .left = STORAGE_STEP_VOLS, .until = now_usec() + STORAGE_STEP_USEC };
+}
+
+bool storage_step_more(StorageStep *st, bool announced) {
+        if (announced && st->left > 0)
+                st->left--;
+        if (st->left == 0)
+                return false;
+        return st->until == UINT64_MAX || ++st->n % 16 != 0 || now_usec() < st->until;
+}
+
+/* The first step: volumes whose clone was cut short go, the pool's sizes are taken, and the volumes no
+ * longer found (not those a job works on or a clone reads) are listed for the next phase. */
+static int apply_begin(StorageRegistry *r, StoragePool *p, PoolScan *s) {
+        size_t n = 0;
 
         for (size_t i = 0; i < s->n_swept; i++) {
                 StorageVol *v = storage_vol_by_name(p, s->swept[i]);
@@ -128,44 +173,74 @@ int storage_pool_scan_apply(StorageRegistry *r, StoragePool *p, const PoolScan *
         }
         if (s->r < 0)
                 return s->r;
-        found = hashmap_new();
-        have = hashmap_new();
-        for (size_t j = 0; k >= 0 && found && j < s->n; j++)
-                k = hashmap_put(found, s->names[j], s->names[j]);
-        for (size_t i = 0; k >= 0 && have && i < p->n_vols; i++)
-                k = hashmap_put(have, p->vols[i]->name, p->vols[i]);
-        if (!found || !have || k < 0) {
-                hashmap_free(found);
-                hashmap_free(have);
-                return -ENOMEM;
-        }
         p->info = s->info;
-        for (size_t i = p->n_vols; i > 0; i--) {
+        s->gone = new0(char *, p->n_vols ?: 1);
+        if (!s->gone)
+                return -ENOMEM;
+        for (size_t i = p->n_vols; i > 0; i--) { /* from the end: each removal moves least */
                 StorageVol *v = p->vols[i - 1];
 
-                if (!hashmap_get(found, v->name) && !v->job && v->n_readers == 0) {
-                        hashmap_remove(have, v->name);
-                        storage_vol_remove(r, v);
-                }
-        }
-        for (size_t j = 0; j < s->n; j++) {
-                StorageVol *v = hashmap_get(have, s->names[j]);
-
-                if (!s->have_info[j])
+                if (hashmap_get(s->found, v->name) || v->job || v->n_readers > 0)
                         continue;
+                if (!(s->gone[n] = strdup(v->name))) {
+                        s->n_gone = n;
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        s->n_gone = n;
+        return 0;
+}
+
+/* On the loop, one step (st): new files appear, vanished ones go. Returns 1 when more is left for the
+ * next step, 0 when the registry follows the scan, < 0 on failure (what was applied stays). Looked up by
+ * name in hash maps: a pool of thousands of files costs the loop no more than its volumes' signals. */
+int storage_pool_scan_apply_step(StorageRegistry *r, StoragePool *p, PoolScan *s, StorageStep *st) {
+        int k;
+
+        if (s->phase == APPLY_BEGIN) {
+                k = apply_begin(r, p, s);
+                s->phase = k < 0 ? APPLY_DONE : APPLY_GONE;
+                s->at = 0;
+                if (k < 0)
+                        return k;
+                if (!storage_step_more(st, false))
+                        return 1;
+        }
+        while (s->phase == APPLY_GONE && s->at < s->n_gone) {
+                /* Looked up again: a job's end may have removed it since. */
+                StorageVol *v = storage_vol_by_name(p, s->gone[s->at++]);
+                bool announced = v && !v->job && v->n_readers == 0;
+
+                if (announced)
+                        storage_vol_remove(r, v);
+                if (!storage_step_more(st, announced))
+                        return 1;
+        }
+        if (s->phase == APPLY_GONE) {
+                s->phase = APPLY_FOUND;
+                s->at = 0;
+        }
+        while (s->phase == APPLY_FOUND && s->at < s->n) {
+                size_t j = s->at++;
+                StorageVol *v = s->have_info[j] ? storage_vol_by_name(p, s->names[j]) : NULL;
+                bool announced = s->have_info[j] && !v;
+
                 if (v)
                         v->info = s->infos[j];
-                else
+                else if (announced)
                         (void) storage_vol_add(r, p, s->names[j], &s->infos[j], NULL);
+                if (!storage_step_more(st, announced))
+                        return 1;
         }
-        hashmap_free(found);
-        hashmap_free(have);
+        s->phase = APPLY_DONE;
         return 0;
 }
 
 /* Both halves at once: at start-up, before the loop serves anyone. */
 int storage_pool_scan(StorageRegistry *r, StoragePool *p) {
         _cleanup_(storage_pool_scan_freep) PoolScan *s = NULL;
+        StorageStep all = { .left = SIZE_MAX, .until = UINT64_MAX };
         int k;
 
         if (!storage_backend_find(p->def->type) || p->fd < 0)
@@ -174,7 +249,9 @@ int storage_pool_scan(StorageRegistry *r, StoragePool *p) {
         if (k < 0)
                 return k;
         (void) storage_pool_scan_read(s);
-        return storage_pool_scan_apply(r, p, s);
+        while ((k = storage_pool_scan_apply_step(r, p, s, &all)) > 0)
+                ;
+        return k;
 }
 
 /* Loading --------------------------------------------------------------------------------------- */

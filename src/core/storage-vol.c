@@ -51,11 +51,21 @@ int storage_vol_check_read(const StorageVol *v, uid_t uid, VbError *reterr) {
 
 int storage_vol_add(StorageRegistry *r, StoragePool *p, const char *name, const StorageVolInfo *info, StorageVol **ret) {
         StorageVol *v = new0(StorageVol, 1);
+        int k;
 
         if (!v || !(v->name = strdup(name)) || asprintf(&v->path, "%s/%s", p->def->target_path, name) < 0 ||
             !GREEDY_REALLOC(p->vols, p->n_vols_allocated, p->n_vols + 1)) {
                 storage_vol_free(v);
                 return -ENOMEM;
+        }
+        if (!p->vols_by_name && !(p->vols_by_name = hashmap_new())) {
+                storage_vol_free(v);
+                return -ENOMEM;
+        }
+        k = hashmap_put(p->vols_by_name, v->name, v);
+        if (k < 0) {
+                storage_vol_free(v);
+                return k;
         }
         v->pool = p;
         v->info = *info;
@@ -71,7 +81,8 @@ int storage_vol_add(StorageRegistry *r, StoragePool *p, const char *name, const 
 void storage_vol_remove(StorageRegistry *r, StorageVol *v) {
         StoragePool *p = v->pool;
 
-        for (size_t i = 0; i < p->n_vols; i++)
+        hashmap_remove(p->vols_by_name, v->name);
+        for (size_t i = p->n_vols; i-- > 0;) /* from the end: where a scan's removals are */
                 if (p->vols[i] == v) {
                         memmove(p->vols + i, p->vols + i + 1, (p->n_vols - i - 1) * sizeof(StorageVol *));
                         p->n_vols--;

@@ -12,6 +12,7 @@
 #include "core/storage-internal.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/loop-watch.h"
 #include "util/worker.h"
 
 StorageVol *storage_vol_free(StorageVol *v) {
@@ -27,13 +28,20 @@ StorageVol *storage_vol_free(StorageVol *v) {
         return NULL;
 }
 
+/* The last volume of p goes (vol_removed, then freed). */
+static void pool_drop_last(StorageRegistry *r, StoragePool *p) {
+        StorageVol *v = p->vols[p->n_vols - 1];
+
+        if (r->events.vol_removed)
+                r->events.vol_removed(r->events.userdata, v);
+        hashmap_remove(p->vols_by_name, v->name);
+        p->n_vols--;
+        storage_vol_free(v);
+}
+
 static void pool_drop_volumes(StorageRegistry *r, StoragePool *p) {
-        for (size_t i = 0; i < p->n_vols; i++) {
-                if (r->events.vol_removed)
-                        r->events.vol_removed(r->events.userdata, p->vols[i]);
-                storage_vol_free(p->vols[i]);
-        }
-        p->n_vols = 0;
+        while (p->n_vols > 0)
+                pool_drop_last(r, p);
 }
 
 static StoragePool *pool_free(StoragePool *p) {
@@ -42,6 +50,7 @@ static StoragePool *pool_free(StoragePool *p) {
         for (size_t i = 0; i < p->n_vols; i++)
                 storage_vol_free(p->vols[i]);
         free(p->vols);
+        hashmap_free(p->vols_by_name);
         if (p->fd >= 0)
                 close(p->fd);
         storage_pool_def_free(p->def);
@@ -70,22 +79,24 @@ int storage_registry_new(const char *config_dir, const char *runtime_dir, const 
         return 0;
 }
 
-StorageRegistry *storage_registry_free(StorageRegistry *r) {
-        bool abandoned = false;
+static void pool_jobs_end_steps(StorageRegistry *r);
 
+StorageRegistry *storage_registry_free(StorageRegistry *r) {
         if (!r)
                 return NULL;
         r->freeing = true;
+        pool_jobs_end_steps(r);
         if (r->worker && worker_running(r->worker)) {
                 /* Still running after virtbusd's stop waited for it (hung in the kernel): virtbusd exits
-                 * without it rather than wait forever; the thread keeps what it uses. */
+                 * without it rather than wait forever (its caller was answered: storage_registry_abandon).
+                 * The thread keeps what it uses: its job reaches the registry and the pools' definitions,
+                 * which stay as they are until the process ends. */
                 log_warning("Work of a storage pool is still running: virtbusd exits without it.");
                 worker_cancel_queued(r->worker);
-                r->worker = NULL;
-                abandoned = true;
+                return NULL;
         }
         r->worker = worker_free(r->worker); /* work just finished is delivered; its caller is answered */
-        for (size_t i = 0; i < r->n_pools && !abandoned; i++) /* else the thread may still read a definition */
+        for (size_t i = 0; i < r->n_pools; i++)
                 pool_free(r->pools[i]);
         free(r->pools);
         hashmap_free(r->by_uuid);
@@ -114,10 +125,7 @@ bool storage_pool_is_active(const StoragePool *p) {
 }
 
 StorageVol *storage_vol_by_name(const StoragePool *p, const char *name) {
-        for (size_t i = 0; i < p->n_vols; i++)
-                if (streq(p->vols[i]->name, name))
-                        return p->vols[i];
-        return NULL;
+        return p->vols_by_name ? hashmap_get(p->vols_by_name, name) : NULL;
 }
 
 StorageVol *storage_vol_by_path(const StorageRegistry *r, const char *path) {
@@ -355,7 +363,9 @@ int storage_pool_start(StorageRegistry *r, StoragePool *p, VbError *reterr) {
 
 /* Work of a pool's in the registry's worker ------------------------------------------------------- */
 
-typedef struct PoolJob {
+typedef struct PoolJob PoolJob;
+struct PoolJob {
+        PoolJob *next; /* in the registry's jobs */
         StorageRegistry *registry;
         char uuid[37];
         StoragePoolBusy kind;
@@ -369,13 +379,15 @@ typedef struct PoolJob {
         VbError error;
         StoragePoolDoneFunc done;
         void *userdata;
-} PoolJob;
+        sd_event_source *step; /* its result being applied on the loop, a step per turn */
+};
 
 #define POOL_JOB_THREADS 4 /* a pool on a hung file system holds one; the others go on */
 #define POOL_JOB_QUEUE_MAX 64
 #define POOL_SCAN_TRIES 3
 
 static PoolJob *pool_job_free(PoolJob *j) {
+        sd_event_source_disable_unref(j->step);
         if (j->fd >= 0)
                 close(j->fd);
         storage_pool_scan_free(j->scan);
@@ -452,13 +464,10 @@ static void pool_job_stopped_error(PoolJob *j, const char *name) {
                                          "virtbusd is stopping (%s)", job_verb[j->kind], name, why ?: strerror(-j->result));
 }
 
+/* A stop's end, once the pool's volumes are gone: a transient pool goes too (*pp NULL). */
 static void pool_stopped(StorageRegistry *r, StoragePool **pp) {
         StoragePool *p = *pp;
-        _cleanup_free_ char *status = NULL;
 
-        if (status_path(r, p->uuid, &status) >= 0)
-                (void) unlink(status);
-        pool_drop_volumes(r, p);
         log_info("Stopped storage pool '%s'.", p->name);
         if (!p->persistent) {
                 pool_remove(r, p);
@@ -471,37 +480,109 @@ static void pool_stopped(StorageRegistry *r, StoragePool **pp) {
 
 static int pool_job_submit(StorageRegistry *r, StoragePool *p, PoolJob *j, VbError *reterr);
 
-/* On the loop: the registry follows what was done; 1 when the work was submitted again instead. */
-static int pool_job_apply(PoolJob *j, StoragePool **pp) {
+/* One step of what the registry follows after the work: the scan's volumes announced or removed (Start,
+ * Refresh), a stopped pool's volumes removed. 1 when more is left. */
+static int pool_job_step(PoolJob *j, StoragePool *p, StorageStep *st) {
+        StorageRegistry *r = j->registry;
+
+        if (j->kind == STORAGE_POOL_STOPPING) {
+                while (p->n_vols > 0) {
+                        pool_drop_last(r, p);
+                        if (!storage_step_more(st, true))
+                                return p->n_vols > 0;
+                }
+                return 0;
+        }
+        return storage_pool_scan_apply_step(r, p, j->scan, st) > 0;
+}
+
+/* The last step done: the pool's new state, announced after its volumes. */
+static void pool_job_end(PoolJob *j, StoragePool **pp) {
         StorageRegistry *r = j->registry;
         StoragePool *p = *pp;
 
+        p->busy = STORAGE_POOL_IDLE;
+        switch (j->kind) {
+        case STORAGE_POOL_STARTING:
+                p->fd = TAKE_FD(j->fd);
+                log_info("Started storage pool '%s'.", p->name);
+                CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+                break;
+        case STORAGE_POOL_STOPPING:
+                pool_stopped(r, pp);
+                break;
+        case STORAGE_POOL_REFRESHING:
+                CHANGED(r, p, "Capacity", "Allocation", "Available");
+                break;
+        default:
+                break;
+        }
+}
+
+/* The caller is answered, the job forgotten. */
+static void pool_job_finish(PoolJob *j, StoragePool *p) {
+        StorageRegistry *r = j->registry;
+
+        for (PoolJob **i = &r->jobs; *i; i = &(*i)->next)
+                if (*i == j) {
+                        *i = j->next;
+                        break;
+                }
+        r->n_jobs--;
+        j->done(p, j->result, &j->error, j->userdata);
+        pool_job_free(j);
+}
+
+static int on_pool_step(sd_event_source *source, void *userdata) {
+        PoolJob *j = userdata;
+        StoragePool *p = storage_pool_by_uuid(j->registry, j->uuid);
+        StorageStep st;
+
+        loop_watch_note("a step of the volumes of storage pool '%s' (its %s)", p ? p->name : j->uuid,
+                        job_verb[j->kind]);
+        storage_step_init(&st);
+        if (p && pool_job_step(j, p, &st) > 0)
+                return 0; /* the source stays on: the next step after the loop's other work */
+        if (p)
+                pool_job_end(j, &p);
+        pool_job_finish(j, p);
+        return 0;
+}
+
+/* On the loop: the registry begins to follow what was done. 1 when it goes on later (in steps, or the
+ * work submitted again), 0 when done (the caller is to be answered). */
+static int pool_job_apply(PoolJob *j, StoragePool **pp) {
+        StorageRegistry *r = j->registry;
+        StoragePool *p = *pp;
+        _cleanup_free_ char *status = NULL;
+        StorageStep all = { .left = SIZE_MAX, .until = UINT64_MAX };
+
+        p->busy = STORAGE_POOL_IDLE;
         switch (j->kind) {
         case STORAGE_POOL_BUILDING:
                 if (j->result >= 0)
                         log_notice("Built storage pool '%s' at '%s'.", p->name, strempty(p->def->target_path));
                 else
                         log_warning("Failed to build storage pool '%s': %s", p->name, strempty(j->error.message));
-                break;
+                return 0;
         case STORAGE_POOL_STARTING:
                 if (j->result < 0) {
                         if (j->create) {
                                 pool_remove(r, p);
                                 *pp = NULL;
                         }
-                        break;
+                        return 0;
                 }
-                p->fd = TAKE_FD(j->fd);
-                (void) save_status(r, p);
-                (void) storage_pool_scan_apply(r, p, j->scan);
-                log_info("Started storage pool '%s'.", p->name);
-                CHANGED(r, p, "Active", "Capacity", "Allocation", "Available");
+                (void) save_status(r, p); /* started on the host: a restart takes it up */
                 break;
         case STORAGE_POOL_STOPPING:
-                if (j->result >= 0)
-                        pool_stopped(r, pp);
-                else if ((p->fd = TAKE_FD(j->fd)) < 0) /* not stopped, and not open again either */
-                        CHANGED(r, p, "Active");
+                if (j->result < 0) {
+                        if ((p->fd = TAKE_FD(j->fd)) < 0) /* not stopped, and not open again either */
+                                CHANGED(r, p, "Active");
+                        return 0;
+                }
+                if (status_path(r, p->uuid, &status) >= 0)
+                        (void) unlink(status);
                 break;
         case STORAGE_POOL_REFRESHING:
                 if (j->result >= 0 && storage_pool_scan_stale(p, j->scan) && j->tries < POOL_SCAN_TRIES) {
@@ -516,14 +597,21 @@ static int pool_job_apply(PoolJob *j, StoragePool **pp) {
                                         return 1;
                         }
                 }
-                if (j->result >= 0) {
-                        (void) storage_pool_scan_apply(r, p, j->scan);
-                        CHANGED(r, p, "Capacity", "Allocation", "Available");
-                }
+                if (j->result < 0)
+                        return 0;
                 break;
         default:
-                break;
+                return 0;
         }
+        /* The volumes in steps, the pool busy meanwhile; all at once if the loop cannot take a source. */
+        p->busy = j->kind;
+        if (sd_event_add_defer(r->event, &j->step, on_pool_step, j) >= 0 &&
+            sd_event_source_set_enabled(j->step, SD_EVENT_ON) >= 0)
+                return 1;
+        j->step = sd_event_source_disable_unref(j->step);
+        while (pool_job_step(j, p, &all) > 0)
+                ;
+        pool_job_end(j, pp);
         return 0;
 }
 
@@ -532,7 +620,6 @@ static void pool_job_done(void *userdata, bool cancelled) {
         StorageRegistry *r = j->registry;
         StoragePool *p = storage_pool_by_uuid(r, j->uuid);
 
-        r->n_jobs--;
         if (cancelled) /* never ran */
                 j->result = -ECANCELED;
         pool_job_stopped_error(j, p ? p->name : j->uuid);
@@ -542,15 +629,9 @@ static void pool_job_done(void *userdata, bool cancelled) {
                 if (j->kind == STORAGE_POOL_STARTING && j->result >= 0)
                         (void) save_status(r, p);
                 p = NULL;
-        } else if (p) {
-                p->busy = STORAGE_POOL_IDLE;
-                if (pool_job_apply(j, &p) > 0) {
-                        p->busy = j->kind;
-                        return;
-                }
-        }
-        j->done(p, j->result, &j->error, j->userdata);
-        pool_job_free(j);
+        } else if (p && pool_job_apply(j, &p) > 0)
+                return;
+        pool_job_finish(j, p);
 }
 
 static int pool_job_submit(StorageRegistry *r, StoragePool *p, PoolJob *j, VbError *reterr) {
@@ -566,7 +647,6 @@ static int pool_job_submit(StorageRegistry *r, StoragePool *p, PoolJob *j, VbErr
         if (k < 0)
                 return vb_error_set(reterr, k == -EAGAIN ? VB_ERROR_LIMITS_EXCEEDED : VB_ERROR_OPERATION_FAILED,
                                     "Cannot %s pool '%s' now: %s", job_verb[j->kind], p->name, strerror(-k));
-        r->n_jobs++;
         p->busy = j->kind;
         return 0;
 }
@@ -598,7 +678,55 @@ static int pool_job_begin(StorageRegistry *r, StoragePool *p, StoragePoolBusy ki
         }
         if (kind == STORAGE_POOL_STOPPING)
                 p->fd = -1; /* the worker's now; the pool stays active until it is done */
+        j->next = r->jobs;
+        r->jobs = j;
+        r->n_jobs++;
         return 0;
+}
+
+static void answered_already(StoragePool *p, int r, const VbError *e, void *userdata) {
+}
+
+/* At exit: results still being applied on the loop stop where they are (the caller is answered, the pool
+ * recorded as the host has it: a restart reads it again). */
+static void pool_jobs_end_steps(StorageRegistry *r) {
+        for (PoolJob *j = r->jobs, *next; j; j = next) {
+                VbError e = VB_ERROR_NULL;
+                int k;
+
+                next = j->next;
+                if (!j->step)
+                        continue;
+                j->step = sd_event_source_disable_unref(j->step);
+                if (j->done != answered_already) {
+                        k = vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "The %s of pool '%s' was done, but virtbusd "
+                                         "stopped before it showed all its volumes.", job_verb[j->kind], j->def->name);
+                        j->done(NULL, k, &e, j->userdata);
+                        vb_error_free(&e);
+                        j->done = answered_already;
+                }
+                pool_job_finish(j, NULL);
+        }
+}
+
+void storage_registry_abandon(StorageRegistry *r) {
+        for (PoolJob *j = r->jobs; j; j = j->next) {
+                VbError e = VB_ERROR_NULL;
+                int k;
+
+                if (j->done == answered_already || j->step)
+                        continue;
+                k = vb_error_set(&e, VB_ERROR_OPERATION_FAILED, "virtbusd is stopping: the %s of pool '%s' was still "
+                                 "running in the kernel, and may complete without virtbusd.", job_verb[j->kind],
+                                 j->def->name);
+                log_warning("The %s of storage pool '%s' is still running while virtbusd exits.", job_verb[j->kind],
+                            j->def->name);
+                j->done(NULL, k, &e, j->userdata);
+                vb_error_free(&e);
+                /* The thread does not read these; the job stays its own until it ends. */
+                j->done = answered_already;
+                j->userdata = NULL;
+        }
 }
 
 void storage_registry_stop(StorageRegistry *r) {

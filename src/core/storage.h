@@ -58,6 +58,7 @@ struct StoragePool {
         StoragePoolInfo info;
         StorageVol **vols;
         size_t n_vols, n_vols_allocated;
+        Hashmap *vols_by_name; /* the same volumes by name (keys: their names) */
         StoragePoolBusy busy; /* work of the pool's in the registry's worker: its definition stays meanwhile */
         unsigned vol_changes; /* counts volumes added and removed (a scan begun before is stale) */
 };
@@ -83,7 +84,8 @@ struct StorageRegistry {
         StoragePool **pools; /* in order of definition */
         size_t n_pools, n_pools_allocated;
         struct Worker *worker; /* the pools' host work (mkfs, mount, scans), made when first needed */
-        unsigned n_jobs;       /* pools' work submitted, not yet answered */
+        unsigned n_jobs;       /* pools' work submitted, not yet answered (also while applied in steps) */
+        struct PoolJob *jobs;  /* that work, to answer it at exit when a thread is still held in the kernel */
         bool stopping;         /* virtbusd is stopping: no new pool work; work not begun is answered so */
         bool freeing;
 };
@@ -129,9 +131,13 @@ int storage_pool_refresh(StorageRegistry *r, StoragePool *p, StoragePoolDoneFunc
                          VbError *reterr); /* active only */
 int storage_pool_delete(StorageRegistry *r, StoragePool *p, VbError *reterr);  /* inactive only */
 /* SIGTERM: no new pool work; work not begun is answered "virtbusd is stopping" (its helper processes, mkfs,
- * are killed by host_children_cancel). storage_registry_jobs: work not yet answered. */
+ * are killed by host_children_cancel). storage_registry_jobs: work not yet answered (also work whose
+ * volumes are still being announced on the loop, in steps). */
 void storage_registry_stop(StorageRegistry *r);
 unsigned storage_registry_jobs(const StorageRegistry *r);
+/* At exit, after the stop's bounded wait: work still held in the kernel (a mount that never returns) is
+ * answered "still running in the kernel, and may complete without virtbusd"; the thread is left to it. */
+void storage_registry_abandon(StorageRegistry *r);
 int storage_pool_undefine(StorageRegistry *r, StoragePool *p, VbError *reterr);
 int storage_pool_set_autostart(StorageRegistry *r, StoragePool *p, bool autostart, VbError *reterr);
 #define STORAGE_XML_INACTIVE (1u << 0)

@@ -718,6 +718,182 @@ static void test_define_waits_for_probe(void **state) {
         harness_wrapper_remove(dir, "qemu-system-x86_64");
 }
 
+/* Start from a managed save and Revert to a snapshot of a running guest, of domains with <cpu
+ * mode='host-model'> (the qemu driver expands it from the capabilities when QEMU starts), while the probe
+ * runs after a restart (held by the stand-in emulator): both wait in core, ListDomains and GetXMLDesc are
+ * answered meanwhile; once the probe ends both run (the guest from its saved state, and from the snapshot).
+ * (They waited for the probe inside the driver, on the event loop: ListDomains timed out.) */
+static void test_restore_waits_for_probe(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h);
+        _cleanup_free_ char *dir = NULL, *emulator = NULL, *disk = NULL, *saved_xml = NULL, *snap_xml = NULL,
+                            *saved = NULL, *snapped = NULL, *snap = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *desc_reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        HarnessResult res = {};
+        const char *o = NULL, *desc = NULL;
+        Pending start, revert;
+        int has_save = 0;
+
+        assert_true(asprintf(&saved_xml, "<domain type='qemu'><name>hmsaved</name><memory unit='MiB'>64</memory>"
+                                         "<vcpu>1</vcpu><cpu mode='host-model'/><os><type arch='x86_64' machine='pc'>"
+                                         "hvm</type></os><features><acpi/></features><devices><memballoon "
+                                         "model='none'/></devices></domain>") > 0);
+        assert_true(asprintf(&disk, "%s/hmsnap.qcow2", harness_dir(h)) > 0);
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                     (const char *[]) { "/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M",
+                                                        NULL },
+                                     NULL, 30 * HARNESS_USEC_PER_SEC, &res), 0);
+        assert_int_equal(res.status, 0);
+        harness_result_done(&res);
+        assert_true(asprintf(&snap_xml, "<domain type='qemu'><name>hmsnap</name><memory unit='MiB'>64</memory>"
+                                        "<vcpu>1</vcpu><cpu mode='host-model'/><os><type arch='x86_64' machine='pc'>hvm"
+                                        "</type></os><features><acpi/></features><devices><disk type='file' "
+                                        "device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/><target "
+                                        "dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>",
+                             disk) > 0);
+        saved = harness_define_domain(bus, saved_xml);
+        snapped = harness_define_domain(bus, snap_xml);
+        harness_domain_call(bus, saved, "Start");
+        harness_domain_call(bus, saved, "ManagedSave");
+        harness_domain_call(bus, snapped, "Start");
+        reply = harness_call_ok(bus, snapped, D, "CreateSnapshot", "st",
+                                "<domainsnapshot><name>running</name></domainsnapshot>", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(reply, "o", &o), 1);
+        snap = strdup(o);
+        harness_domain_call(bus, snapped, "Destroy");
+
+        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
+        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
+        assert_int_equal(chmod(dir, 0755), 0);
+        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
+        harness_wrapper_flag(dir, "hold", true);
+        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+        /* The Start asks for the capabilities first: the probe begins (held). */
+        slot = call_later(bus, saved, "Start", &start);
+        revert = (Pending) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot2, HARNESS_SERVICE, snap, "org.virtbus1.DomainSnapshot",
+                                                  "Revert", on_reply, &revert, "t", UINT64_C(0)),
+                         1);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        desc_reply = harness_call_ok(bus, saved, D, "GetXMLDesc", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_read(desc_reply, "s", &desc), 1);
+        assert_non_null(strstr(desc, "<name>hmsaved</name>"));
+        drain(bus);
+        assert_false(start.done);
+        assert_false(revert.done);
+        assert_string_equal(state_of(h, saved), "shutoff");
+        assert_string_equal(state_of(h, snapped), "shutoff");
+
+        harness_wrapper_flag(dir, "hold", false);
+        wait_for(bus, &start);
+        if (start.error_name)
+                fail_msg("Start from the managed save failed: %s: %s", start.error_name, start.error_message);
+        wait_for(bus, &revert);
+        if (revert.error_name)
+                fail_msg("Revert failed: %s: %s", revert.error_name, revert.error_message);
+        assert_string_equal(state_of(h, saved), "running");
+        assert_true(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, saved, D, "HasManagedSave", &e, 'b', &has_save) >= 0);
+        assert_false(has_save);
+        assert_string_equal(state_of(h, snapped), "running");
+        harness_domain_call(bus, saved, "Destroy");
+        harness_domain_call(bus, snapped, "Destroy");
+        pending_done(&start);
+        pending_done(&revert);
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_wrapper_remove(dir, "qemu-system-x86_64");
+}
+
+/* How many times the daemon's log says s. */
+static unsigned log_count(Harness *h, const char *s) {
+        _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
+        unsigned n = 0;
+
+        for (const char *p = log; p && (p = strstr(p, s)); p += strlen(s))
+                n++;
+        return n;
+}
+
+/* Definitions that wait in core for the capabilities probe still count against their caller's limits on
+ * calls in flight (16 per connection): with 16 of one connection waiting, its 17th is refused at once
+ * (LimitsExceeded), another connection's is taken; once the probe ends all are answered and the first
+ * connection may define again. (The old code forgot a call once parsed: a caller could pile up any number
+ * of definitions behind the probe.) */
+static void test_waiting_defines_limited(void **state) {
+        Harness *h = *state;
+        sd_bus *bus = harness_bus_root(h), *other_bus = NULL;
+        _cleanup_free_ char *dir = NULL, *emulator = NULL, *extra = NULL, *other_xml = diskless_xml("heldother");
+        sd_bus_slot *slots[16], *other_slot;
+        PendingDefine defs[16], other;
+        char *xml, *path;
+
+        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
+        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
+        assert_int_equal(chmod(dir, 0755), 0);
+        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
+        harness_wrapper_flag(dir, "hold", true);
+        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+
+        for (unsigned i = 0; i < 16; i++) {
+                char name[16];
+
+                snprintf(name, sizeof name, "held%u", i);
+                xml = diskless_xml(name);
+                slots[i] = define_later(bus, xml, &defs[i]);
+                free(xml);
+        }
+        assert_true(sd_bus_flush(bus) >= 0);
+        /* All 16 parsed and waiting in core for the probe. */
+        for (uint64_t end = harness_now_usec() + GUARD_USEC;
+             log_count(h, "DefineDomain of 'held") < 16;) {
+                assert_true(harness_now_usec() < end);
+                usleep(20 * 1000);
+        }
+        extra = diskless_xml("held16");
+        harness_call_fails(bus, ERR("LimitsExceeded"), "16 documents in flight", M, "DefineDomain", "st", extra,
+                           UINT64_C(0));
+        assert_int_equal(harness_bus_open_as(h, HARNESS_USER_ROOT, &other_bus), 0);
+        other_slot = define_later(other_bus, other_xml, &other);
+        assert_true(sd_bus_flush(other_bus) >= 0);
+        drain(bus);
+        for (unsigned i = 0; i < 16; i++)
+                assert_false(defs[i].p.done);
+
+        harness_wrapper_flag(dir, "hold", false);
+        for (unsigned i = 0; i < 16; i++) {
+                wait_for(bus, &defs[i].p);
+                if (defs[i].p.error_name)
+                        fail_msg("DefineDomain %u failed: %s: %s", i, defs[i].p.error_name, defs[i].p.error_message);
+        }
+        wait_for(other_bus, &other.p);
+        if (other.p.error_name)
+                fail_msg("DefineDomain of the other caller failed: %s: %s", other.p.error_name, other.p.error_message);
+        /* Answered: counted no more. */
+        path = harness_define_domain(bus, extra);
+        harness_domain_call(bus, path, "Undefine");
+        free(path);
+        harness_domain_call(bus, other.path, "Undefine");
+        for (unsigned i = 0; i < 16; i++) {
+                harness_domain_call(bus, defs[i].path, "Undefine");
+                free(defs[i].path);
+                pending_done(&defs[i].p);
+                sd_bus_slot_unref(slots[i]);
+        }
+        free(other.path);
+        pending_done(&other.p);
+        sd_bus_slot_unref(other_slot);
+        sd_bus_flush_close_unref(other_bus);
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_wrapper_remove(dir, "qemu-system-x86_64");
+}
+
 static void ip_link(Harness *h, const char * const *argv) {
         HarnessResult res = {};
 
@@ -831,6 +1007,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_save_at_restart, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_console_at_restart, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_define_waits_for_probe, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_restore_waits_for_probe, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_waiting_defines_limited, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_cut_hotplug_network_port, teardown_cut_port),
         };
         HARNESS_SKIP_UNLESS_ROOT();

@@ -2,7 +2,9 @@
 /* Storage pools and volumes as D-Bus objects (test driver, real files, real qemu-img and polkitd): the
  * pool lifecycle and its persistence across a restart, raw and qcow2 volumes checked with qemu-img,
  * deletion, the name and symlink attacks, and what the example rules let group 'virtbus' do. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -436,12 +438,201 @@ static void test_pool_work_off_loop(void **state) {
         sd_bus_flush_close_unref(watcher);
 }
 
+/* What one connection saw of a pool's volumes, in the order virtbusd sent it. */
+typedef struct VolumeSignals {
+        unsigned added, removed;
+        int active_at_added;   /* the added count when Active changed (-1: not yet) */
+        int active_at_removed; /* the removed count when it changed back */
+        HarnessAnswer answer;
+        unsigned added_at_answer, removed_at_answer;
+} VolumeSignals;
+
+static int on_vol_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        VolumeSignals *v = userdata;
+        const char *path = NULL;
+
+        if (sd_bus_message_read(m, "o", &path) < 0 || strncmp(path, "/org/virtbus1/storagevol/", 25) != 0)
+                return 0;
+        if (sd_bus_message_is_signal(m, NULL, "InterfacesAdded"))
+                v->added++;
+        else
+                v->removed++;
+        return 0;
+}
+
+static int on_pool_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        VolumeSignals *v = userdata;
+        const char *iface, *name;
+
+        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") <= 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                int b = -1;
+
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return 0;
+                if (strcmp(name, "Active") == 0 && sd_bus_message_read(m, "v", "b", &b) > 0) {
+                        if (b)
+                                v->active_at_added = (int) v->added;
+                        else
+                                v->active_at_removed = (int) v->removed;
+                } else if (sd_bus_message_skip(m, "v") < 0)
+                        return 0;
+                if (sd_bus_message_exit_container(m) < 0)
+                        return 0;
+        }
+        return 0;
+}
+
+static int on_vol_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        VolumeSignals *v = userdata;
+
+        v->added_at_answer = v->added;
+        v->removed_at_answer = v->removed;
+        return harness_on_answer(m, &v->answer, ret_error);
+}
+
+static void call_counted(sd_bus *bus, const char *path, const char *method, VolumeSignals *v) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+
+        v->answer = (HarnessAnswer) { .error = SD_BUS_ERROR_NULL };
+        assert_true(sd_bus_call_method_async(bus, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, method, on_vol_answer, v,
+                                             "t", UINT64_C(0)) >= 0);
+        harness_answer_wait(bus, &v->answer, HARNESS_TIMEOUT_USEC);
+        if (v->answer.answered < 0)
+                fail_msg("%s: %s: %s", method, v->answer.error.name, v->answer.error.message);
+        assert_int_equal(v->answer.answered, 1);
+}
+
+/* A pool of 1500 files (several steps of the loop): Start announces every volume before Active changes and
+ * before the answer; ListVolumes then lists them all; Stop removes every one before Active changes back
+ * and before its answer. */
+static void test_many_volumes_in_steps(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = pool_xml(h, "many", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c09"), *dir = pool_dir(h, "many");
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *added = NULL, *removed = NULL, *changed = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *list = NULL;
+        VolumeSignals v = { .active_at_added = -1, .active_at_removed = -1 };
+        const char *o;
+        unsigned n = 0;
+
+        path = define_pool(root, xml);
+        call_pool(root, path, "Build");
+        for (unsigned i = 0; i < 1500; i++) {
+                char name[32];
+
+                snprintf(name, sizeof name, "v%04u.img", i);
+                touch(dir, name);
+        }
+        assert_true(sd_bus_match_signal(root, &added, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                        "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", on_vol_signal, &v) >= 0);
+        assert_true(sd_bus_match_signal(root, &removed, HARNESS_SERVICE, HARNESS_MANAGER_PATH,
+                                        "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved", on_vol_signal, &v) >= 0);
+        assert_true(sd_bus_match_signal(root, &changed, HARNESS_SERVICE, path, "org.freedesktop.DBus.Properties",
+                                        "PropertiesChanged", on_pool_changed, &v) >= 0);
+
+        call_counted(root, path, "Start", &v);
+        assert_int_equal(v.added_at_answer, 1500);
+        assert_int_equal(v.active_at_added, 1500);
+        list = harness_call_ok(root, path, POOL_INTERFACE, "ListVolumes", "t", UINT64_C(0));
+        assert_int_equal(sd_bus_message_enter_container(list, 'a', "o"), 1);
+        while (sd_bus_message_read(list, "o", &o) > 0)
+                n++;
+        assert_int_equal(n, 1500);
+        free(harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "v1499.img"));
+
+        call_counted(root, path, "Stop", &v);
+        assert_int_equal(v.removed_at_answer, 1500);
+        assert_int_equal(v.active_at_removed, 1500);
+        call_pool(root, path, "Undefine");
+}
+
+/* SIGTERM while a pool's Start is held in a system call that never returns (the hold is a FIFO that the
+ * pool's thread opens: as a mount that hangs, nothing in virtbusd can cut it short): once virtbusd's stop has
+ * waited its bound, the caller is answered "still running in the kernel" before virtbusd leaves the bus,
+ * and virtbusd exits. (On the old code the thread was left to itself unanswered: the caller got NoReply
+ * when virtbusd was gone.) */
+/* Whether a thread of pid waits in the kernel for the other end of a FIFO it opens. */
+static bool thread_in_fifo_open(pid_t pid) {
+        _cleanup_free_ char *dir = NULL;
+        struct dirent *de;
+        bool found = false;
+        DIR *d;
+
+        assert_true(asprintf(&dir, "/proc/%d/task", (int) pid) > 0);
+        d = opendir(dir);
+        if (!d)
+                return false;
+        while (!found && (de = readdir(d))) {
+                _cleanup_free_ char *f = NULL, *w = NULL;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                assert_true(asprintf(&f, "%s/%s/wchan", dir, de->d_name) > 0);
+                w = harness_read_file(f);
+                found = w && strcmp(w, "wait_for_partner") == 0;
+        }
+        closedir(d);
+        return found;
+}
+
+static void test_stop_answers_hung_start(void **state) {
+        Harness *h = *state;
+        sd_bus *root = harness_bus_root(h);
+        _cleanup_free_ char *xml = pool_xml(h, "hung", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c08"), *path = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        HarnessAnswer a = { .error = SD_BUS_ERROR_NULL };
+        int status;
+
+        path = define_pool(root, xml);
+        call_pool(root, path, "Build");
+        (void) unlink(hold_file);
+        assert_int_equal(mkfifo(hold_file, 0600), 0);
+        assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Start",
+                                             harness_on_answer, &a, "t", UINT64_C(0)) >= 0);
+        assert_true(sd_bus_flush(root) >= 0);
+        /* Taken: busy, then its thread in the open of the FIFO (not merely queued: that would be answered
+         * "not begun" at once). */
+        wait_for_error(root, path, POOL_INTERFACE, "Build", "t", NULL, ERR("DeviceBusy"));
+        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; !thread_in_fifo_open(harness_daemon_pid(h));) {
+                assert_true(harness_now_usec() < end);
+                usleep(10000);
+        }
+        while (sd_bus_process(root, NULL) > 0)
+                ;
+        assert_int_equal(a.answered, 0);
+
+        assert_int_equal(kill(harness_daemon_pid(h), SIGTERM), 0);
+        harness_answer_wait(root, &a, HARNESS_TIMEOUT_USEC);
+        assert_int_equal(a.answered, -1);
+        assert_string_equal(a.error.name, ERR("OperationFailed"));
+        assert_non_null(strstr(a.error.message, "still running in the kernel"));
+        assert_non_null(strstr(a.error.message, "'hung'"));
+        status = harness_daemon_kill(h, 0);
+        assert_true(status == 0 || status == -ESRCH);
+        sd_bus_error_free(&a.error);
+        assert_int_equal(unlink(hold_file), 0);
+        slot = sd_bus_slot_unref(slot);
+
+        /* Never started on the host: after a restart the pool is defined, inactive, and starts. */
+        assert_int_equal(harness_daemon_start(h, NULL), 0);
+        root = harness_bus_root(h);
+        assert_int_equal(get_bool(root, path, "Active"), 0);
+        call_pool(root, path, "Start");
+        call_pool(root, path, "Stop");
+        call_pool(root, path, "Undefine");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pool_lifecycle),
                 cmocka_unit_test(test_attacks),
                 cmocka_unit_test(test_group_virtbus),
                 cmocka_unit_test(test_pool_work_off_loop),
+                cmocka_unit_test(test_many_volumes_in_steps),
+                cmocka_unit_test(test_stop_answers_hung_start),
         };
         int r;
 

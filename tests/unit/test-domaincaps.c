@@ -4,6 +4,7 @@
  * with the real QEMU on a copy of its binary (the cache in memory and on disk, and invalidation when the
  * file changes); the checks core applies to definitions and devices. */
 #include <fcntl.h>
+#include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -297,6 +298,9 @@ static void test_qemu_probe_and_cache(void **state) {
         QemuHostFacts host = facts(false);
         struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = 1000000000 } };
         bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
+        struct stat before, after;
+        const char *disk_file;
+        glob_t files;
 
         if (access(QEMU, X_OK) < 0)
                 skip();
@@ -397,9 +401,25 @@ static void test_qemu_probe_and_cache(void **state) {
         assert_int_equal(qemu_caps_cache_get(cache, emu, on_ready, NULL, &c2, &e), 1);
         assert_ptr_equal(c1, c2);
         c2 = qemu_caps_unref(c2);
-        /* From disk, in a new cache: answered at once, no probe. */
+        /* From disk, in a new cache: read in the thread (the loop never parses the file), no probe (the
+         * file is not written again). */
         assert_int_equal(qemu_caps_cache_new(event, cache_dir, probe_dir, kvm, NULL, &cache2), 0);
+        {
+                _cleanup_free_ char *pattern = NULL;
+
+                assert_true(asprintf(&pattern, "%s/*.json", cache_dir) > 0);
+                assert_int_equal(glob(pattern, 0, NULL, &files), 0);
+                assert_int_equal(files.gl_pathc, 1);
+                disk_file = files.gl_pathv[0];
+        }
+        assert_int_equal(stat(disk_file, &before), 0);
+        ready_called = false;
+        assert_int_equal(qemu_caps_cache_get(cache2, emu, on_ready, NULL, &c2, &e), 0);
+        wait_ready(event);
         assert_int_equal(qemu_caps_cache_get(cache2, emu, on_ready, NULL, &c2, &e), 1);
+        assert_int_equal(stat(disk_file, &after), 0);
+        assert_true(before.st_mtim.tv_sec == after.st_mtim.tv_sec && before.st_mtim.tv_nsec == after.st_mtim.tv_nsec);
+        globfree(&files);
         assert_true(qemu_caps_key_equal(&c1->key, &c2->key));
         assert_int_equal(c2->n_machines, c1->n_machines);
         c2 = qemu_caps_unref(c2);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QemuCaps per emulator path: in memory, on disk (<state>/qemu/caps/<hash>.json, the probe document with
- * the binary's key in it) and, when neither is current, probed in a worker thread so that the event loop
- * never waits for QEMU. The thread only runs the probe and writes the disk file; it hands the document
- * back through an eventfd, and everything else happens on the event loop. */
+ * the binary's key in it) and, when neither is current, probed, in a thread so that the event loop never
+ * waits for QEMU nor spends long on the document. The thread reads the disk file (or probes and writes
+ * it), builds the QemuCaps, and the domain capabilities of the machines most definitions name (the
+ * default one, 'pc', 'q35'; others are built on first use); it hands them back through an eventfd, and
+ * everything else happens on the event loop. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "drivers/qemu/qemu-monitor.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/loop-watch.h"
 
 typedef struct Waiter {
         QemuCapsReady ready;
@@ -32,7 +35,9 @@ typedef struct Probe {
         char *emulator, *tmp_dir, *cache_path;
         const HostConfinement *confinement;
         bool kvm;
-        struct json_object *doc;
+        QemuHostFacts host;
+        QemuCaps *caps;  /* the result */
+        bool from_disk;  /* the disk file was current: nothing was probed */
         char *error;
         int r;
         Waiter *waiters;
@@ -53,6 +58,7 @@ struct QemuCapsCache {
         char *cache_dir, *tmp_dir;
         const HostConfinement *confinement;
         bool kvm;
+        QemuHostFacts host; /* for the domain capabilities built ahead */
         Hashmap *entries;
 };
 
@@ -98,7 +104,7 @@ static void probe_free(Probe *p) {
         sd_event_source_disable_unref(p->source);
         if (p->efd >= 0)
                 close(p->efd);
-        json_object_put(p->doc);
+        qemu_caps_unref(p->caps);
         free(p->error);
         free(p->emulator);
         free(p->tmp_dir);
@@ -117,6 +123,10 @@ static void entry_free(Entry *e) {
         free(e);
 }
 
+void qemu_caps_cache_set_host(QemuCapsCache *c, const QemuHostFacts *host) {
+        c->host = *host;
+}
+
 QemuCapsCache *qemu_caps_cache_free(QemuCapsCache *c) {
         Entry *e;
 
@@ -132,17 +142,76 @@ QemuCapsCache *qemu_caps_cache_free(QemuCapsCache *c) {
         return NULL;
 }
 
+/* The disk cache, if it is for this very binary (any thread). */
+static QemuCaps *load_disk(const char *path, const char *emulator, bool kvm, const QemuCapsKey *key) {
+        _cleanup_free_ char *text = NULL, *err = NULL;
+        struct json_object *doc;
+        QemuCaps *caps = NULL;
+
+        if (!path || read_full_file(path, 0, &text, NULL) < 0)
+                return NULL;
+        doc = json_tokener_parse(text);
+        if (!doc)
+                return NULL;
+        {
+                struct json_object *f = qemu_json_get(doc, "format");
+                struct json_object *k = qemu_json_get(doc, "kvm-probe");
+                if (!f || json_object_get_int(f) != QEMU_CAPS_PROBE_FORMAT || !streq_ptr(qemu_json_string(doc, "emulator"), emulator) ||
+                    !k || json_object_get_boolean(k) != kvm) {
+                        json_object_put(doc);
+                        return NULL;
+                }
+        }
+        if (qemu_caps_from_doc(doc, &caps, &err) < 0)
+                return NULL;
+        if (!qemu_caps_key_equal(&caps->key, key)) {
+                log_debug("The cached capabilities of '%s' are for another version of the file.", emulator);
+                return qemu_caps_unref(caps);
+        }
+        return caps;
+}
+
+/* The domain capabilities most definitions ask for, built while c is still the thread's own: the
+ * default machine, 'pc' and 'q35', for 'qemu' and (when usable) 'kvm'. Others are built on first use. */
+static void warm(QemuCaps *c, const QemuHostFacts *host) {
+        const char *names[] = { NULL, "pc", "q35" };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                const QemuCapsMachine *m = names[i] ? qemu_caps_find_machine(c, names[i])
+                                                    : qemu_caps_default_machine(c);
+
+                for (int kvm = 0; m && kvm <= (host->kvm_usable && c->kvm_enabled); kvm++) {
+                        DomainCaps *dc = NULL;
+
+                        if (qemu_caps_domain_caps(c, host, kvm ? "kvm" : "qemu", m, &dc) >= 0)
+                                domain_caps_unref(dc);
+                }
+        }
+}
+
 static void *probe_thread(void *userdata) {
         Probe *p = userdata;
+        struct json_object *doc = NULL;
         uint64_t one = 1;
 
-        p->r = qemu_caps_probe(p->emulator, &p->key, p->tmp_dir, p->kvm, p->confinement, &p->doc, &p->error);
-        if (p->r >= 0 && p->cache_path) {
-                const char *text = json_object_to_json_string_ext(p->doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-                int r = write_file_atomic(p->cache_path, text, strlen(text), 0600);
-                if (r < 0)
-                        log_debug("Failed to write '%s', ignoring: %s", p->cache_path, strerror(-r));
+        p->caps = load_disk(p->cache_path, p->emulator, p->kvm, &p->key);
+        p->from_disk = p->caps;
+        if (!p->caps) {
+                p->r = qemu_caps_probe(p->emulator, &p->key, p->tmp_dir, p->kvm, p->confinement, &doc, &p->error);
+                if (p->r >= 0 && p->cache_path) {
+                        const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+                        int r = write_file_atomic(p->cache_path, text, strlen(text), 0600);
+                        if (r < 0)
+                                log_debug("Failed to write '%s', ignoring: %s", p->cache_path, strerror(-r));
+                }
+                if (p->r >= 0) {
+                        free(p->error);
+                        p->error = NULL;
+                        p->r = qemu_caps_from_doc(doc, &p->caps, &p->error); /* takes doc */
+                }
         }
+        if (p->caps)
+                warm(p->caps, &p->host);
         (void) !write(p->efd, &one, sizeof one);
         return NULL;
 }
@@ -173,21 +242,16 @@ static void probe_finish(Probe *p) {
         (void) pthread_join(p->thread, NULL);
         e->probe = NULL;
         e->key = p->key;
-        if (p->r >= 0) {
-                QemuCaps *caps = NULL;
-                _cleanup_free_ char *err = NULL;
-                int r = qemu_caps_from_doc(TAKE_PTR(p->doc), &caps, &err);
+        if (p->r >= 0 && p->caps) {
+                QemuCaps *caps = TAKE_PTR(p->caps);
 
-                if (r < 0)
-                        entry_set_error(e, r, err);
-                else {
-                        entry_set_caps(e, caps);
+                entry_set_caps(e, caps);
+                if (!p->from_disk)
                         log_info("Probed the emulator '%s': QEMU %u.%u.%u, %zu machines.", e->emulator,
                                  caps->version / 1000000, caps->version / 1000 % 1000, caps->version % 1000,
                                  caps->n_machines);
-                }
         } else
-                entry_set_error(e, p->r, p->error);
+                entry_set_error(e, p->r < 0 ? p->r : -EBADMSG, p->error);
         probe_free(p);
         while (waiters) {
                 Waiter *w = waiters;
@@ -199,7 +263,10 @@ static void probe_finish(Probe *p) {
 }
 
 static int on_probe_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        probe_finish(userdata);
+        Probe *p = userdata;
+
+        loop_watch_note("the end of the capabilities probe of '%s'", p->entry->emulator);
+        probe_finish(p);
         return 0;
 }
 
@@ -216,6 +283,7 @@ static int probe_start(QemuCapsCache *c, Entry *e, const QemuCapsKey *key) {
         p->emulator = strdup(e->emulator);
         p->tmp_dir = strdup(c->tmp_dir);
         p->confinement = c->confinement;
+        p->host = c->host;
         p->cache_path = cache_path(c, e->emulator);
         if (p->efd < 0 || !p->emulator || !p->tmp_dir || !p->cache_path) {
                 probe_free(p);
@@ -228,38 +296,9 @@ static int probe_start(QemuCapsCache *c, Entry *e, const QemuCapsKey *key) {
                 probe_free(p);
                 return r;
         }
-        log_debug("Probing the emulator '%s'.", e->emulator);
+        log_debug("Reading the capabilities of the emulator '%s' (probing it unless cached).", e->emulator);
         e->probe = p;
         return 0;
-}
-
-/* The disk cache, if it is for this very binary. */
-static QemuCaps *load_disk(QemuCapsCache *c, const char *emulator, const QemuCapsKey *key) {
-        _cleanup_free_ char *path = cache_path(c, emulator), *text = NULL, *err = NULL;
-        struct json_object *doc;
-        QemuCaps *caps = NULL;
-
-        if (!path || read_full_file(path, 0, &text, NULL) < 0)
-                return NULL;
-        doc = json_tokener_parse(text);
-        if (!doc)
-                return NULL;
-        {
-                struct json_object *f = qemu_json_get(doc, "format");
-                struct json_object *k = qemu_json_get(doc, "kvm-probe");
-                if (!f || json_object_get_int(f) != QEMU_CAPS_PROBE_FORMAT || !streq_ptr(qemu_json_string(doc, "emulator"), emulator) ||
-                    !k || json_object_get_boolean(k) != c->kvm) {
-                        json_object_put(doc);
-                        return NULL;
-                }
-        }
-        if (qemu_caps_from_doc(doc, &caps, &err) < 0)
-                return NULL;
-        if (!qemu_caps_key_equal(&caps->key, key)) {
-                log_debug("The cached capabilities of '%s' are for another version of the file.", emulator);
-                return qemu_caps_unref(caps);
-        }
-        return caps;
 }
 
 static int entry_get(QemuCapsCache *c, const char *emulator, Entry **ret) {
@@ -313,11 +352,6 @@ int qemu_caps_cache_get(QemuCapsCache *c, const char *emulator, QemuCapsReady re
         if (!e->probe && (e->caps || e->error) && qemu_caps_key_equal(&e->key, &key))
                 return answer(e, ret, reterr);
         if (!e->probe) {
-                QemuCaps *caps = load_disk(c, emulator, &key);
-                if (caps) {
-                        entry_set_caps(e, caps);
-                        return answer(e, ret, reterr);
-                }
                 r = probe_start(c, e, &key);
                 if (r < 0)
                         return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to probe the emulator '%s': %s",
@@ -361,12 +395,5 @@ void qemu_caps_cache_prefetch(QemuCapsCache *c, const char *emulator) {
                 return;
         if ((e->caps || e->error) && qemu_caps_key_equal(&e->key, &key))
                 return;
-        {
-                QemuCaps *caps = load_disk(c, emulator, &key);
-                if (caps) {
-                        entry_set_caps(e, caps);
-                        return;
-                }
-        }
         (void) probe_start(c, e, &key);
 }

@@ -76,6 +76,8 @@ static void find_emulators(QemuCapsDriver *d, const char *own) {
         }
 }
 
+static QemuHostFacts host_facts(const QemuCapsDriver *d);
+
 int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *runtime_dir, const char *emulator,
                          const HostConfinement *confinement, QemuCapsDriver **ret) {
         _cleanup_free_ char *cache_dir = NULL, *tmp_dir = NULL;
@@ -98,6 +100,11 @@ int qemu_caps_driver_new(sd_event *event, const char *state_dir, const char *run
         if (r < 0) {
                 qemu_caps_driver_free(d);
                 return r;
+        }
+        {
+                QemuHostFacts host = host_facts(d);
+
+                qemu_caps_cache_set_host(d->cache, &host);
         }
         find_emulators(d, emulator);
         /* Probe the host's own emulator now, so that the first definitions are checked without a wait. */

@@ -121,3 +121,5 @@ int qemu_caps_cache_get(QemuCapsCache *c, const char *emulator, QemuCapsReady re
 void qemu_caps_cache_cancel(QemuCapsCache *c, void *userdata);
 /* Starts probing emulator in the background if it is not known (at driver start). */
 void qemu_caps_cache_prefetch(QemuCapsCache *c, const char *emulator);
+/* The host the domain capabilities built ahead (in the thread) are for. */
+void qemu_caps_cache_set_host(QemuCapsCache *c, const QemuHostFacts *host);
