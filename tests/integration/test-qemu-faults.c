@@ -894,6 +894,57 @@ static void test_waiting_defines_limited(void **state) {
         harness_wrapper_remove(dir, "qemu-system-x86_64");
 }
 
+/* A probe that failed is not remembered for good: the host, not the binary, may be why it failed (QEMU that
+ * did not answer in time on a loaded host). The stand-in emulator is held until the probe gives up (its
+ * bound set to 8 s by $VIRTBUS_QEMU_PROBE_TIMEOUT_MS: short, yet long enough for each step of the probe
+ * that follows in a sanitizer build at load 30, where 2 s was not): GetDomainCapabilities, which waits for
+ * the probe, fails naming it. Released, a later call probes again and is answered. On the old code every later call
+ * got the first probe's error until virtbusd restarted (and every Start of a domain of that emulator). */
+static void test_probe_failure_retried(void **state) {
+        Harness *h = *state;
+        sd_bus *bus;
+        _cleanup_free_ char *dir = NULL, *emulator = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        bool answered = false;
+
+        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
+        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
+        assert_int_equal(chmod(dir, 0755), 0); /* the probe runs as QEMU's user */
+        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
+        harness_wrapper_flag(dir, "hold", true);
+        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
+        assert_int_equal(setenv("VIRTBUS_QEMU_PROBE_TIMEOUT_MS", "8000", 1), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        bus = harness_bus_root(h);
+
+        harness_call_fails(bus, ERR("OperationFailed"), "Failed to probe the emulator", M, "GetDomainCapabilities",
+                           "sssst", "", "", "", "", UINT64_C(0));
+        harness_wrapper_flag(dir, "hold", false);
+        /* The failure is answered for the probe's bound (8 s), then the new probe runs. */
+        for (uint64_t end = harness_now_usec() + 6 * HARNESS_TIMEOUT_USEC; !answered;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *xml;
+
+                if (sd_bus_call_method(bus, HARNESS_SERVICE, M, "GetDomainCapabilities", &e, &reply, "sssst", "", "",
+                                       "", "", UINT64_C(0)) >= 0) {
+                        assert_int_equal(sd_bus_message_read(reply, "s", &xml), 1);
+                        assert_non_null(strstr(xml, "<domainCapabilities>"));
+                        answered = true;
+                        break;
+                }
+                harness_assert_error(&e, ERR("OperationFailed"), "Failed to probe the emulator");
+                if (harness_now_usec() > end)
+                        fail_msg("the failed probe was never tried again: %s", e.message);
+                sd_bus_error_free(&e);
+                usleep(200000);
+        }
+
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_PROBE_TIMEOUT_MS"), 0);
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_wrapper_remove(dir, "qemu-system-x86_64");
+}
+
 static void ip_link(Harness *h, const char * const *argv) {
         HarnessResult res = {};
 
@@ -1009,6 +1060,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_define_waits_for_probe, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_restore_waits_for_probe, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_waiting_defines_limited, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_probe_failure_retried, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_cut_hotplug_network_port, teardown_cut_port),
         };
         HARNESS_SKIP_UNLESS_ROOT();

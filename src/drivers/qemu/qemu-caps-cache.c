@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drivers/qemu/qemu-caps.h"
@@ -50,6 +51,7 @@ struct Entry {
         QemuCaps *caps;  /* NULL when the last probe failed */
         char *error;
         int r;
+        uint64_t failed_usec; /* when the last probe failed (CLOCK_MONOTONIC) */
         Probe *probe;    /* running */
 };
 
@@ -216,10 +218,25 @@ static void *probe_thread(void *userdata) {
         return NULL;
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* A failed probe is answered for a while (the callers that waited for it, and those right after, get
+ * its error), then forgotten: a failure may be the host's, not the binary's (QEMU that did not answer in
+ * time on a loaded host), and must not leave the binary unusable until virtbusd restarts. */
+static bool entry_failure_stale(const Entry *e) {
+        return !e->caps && e->error && now_usec() >= e->failed_usec + qemu_caps_probe_timeout();
+}
+
 static void entry_set_error(Entry *e, int r, const char *error) {
         free(e->error);
         e->error = NULL;
         e->r = r;
+        e->failed_usec = now_usec();
         if (asprintf(&e->error, "Failed to probe the emulator '%s': %s", e->emulator, error ?: strerror(-r)) < 0)
                 e->error = NULL;
         e->caps = qemu_caps_unref(e->caps);
@@ -349,7 +366,7 @@ int qemu_caps_cache_get(QemuCapsCache *c, const char *emulator, QemuCapsReady re
         r = entry_get(c, emulator, &e);
         if (r < 0)
                 return r;
-        if (!e->probe && (e->caps || e->error) && qemu_caps_key_equal(&e->key, &key))
+        if (!e->probe && (e->caps || e->error) && qemu_caps_key_equal(&e->key, &key) && !entry_failure_stale(e))
                 return answer(e, ret, reterr);
         if (!e->probe) {
                 r = probe_start(c, e, &key);
@@ -393,7 +410,7 @@ void qemu_caps_cache_prefetch(QemuCapsCache *c, const char *emulator) {
 
         if (qemu_caps_key_of(emulator, &key) < 0 || entry_get(c, emulator, &e) < 0 || e->probe)
                 return;
-        if ((e->caps || e->error) && qemu_caps_key_equal(&e->key, &key))
+        if ((e->caps || e->error) && qemu_caps_key_equal(&e->key, &key) && !entry_failure_stale(e))
                 return;
         (void) probe_start(c, e, &key);
 }

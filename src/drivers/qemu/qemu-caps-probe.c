@@ -2,9 +2,11 @@
 /* Asking a QEMU binary what it can do: one process under TCG (and one under KVM, started at the same
  * time) with -S -nodefaults -machine none and a QMP socket we listen on; the answers go into one JSON
  * document (see qemu-caps.h). Runs in a worker thread: everything here blocks, bounded. */
+#include <errno.h>
 #include <pthread.h>
 #include <sys/sysmacros.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,9 +19,26 @@
 
 /* Each step of a probe (QEMU's greeting, every command) may take this long. The probe runs in its own
  * thread and only once per binary, so the bound is generous: QEMU starting on a loaded host took more than
- * 10 s to greet (test-capabilities, a sanitizer run at load 30), and a failed probe leaves the binary
- * unusable until it changes. */
+ * 10 s to greet (test-capabilities, a sanitizer run at load 30; at load 46 a bare QEMU took 7-9 s to its
+ * first QMP answer with 0.1 s of CPU, waiting to be scheduled at each of its ~1,100 system calls).
+ * $VIRTBUS_QEMU_PROBE_TIMEOUT_MS sets it (tests of failed probes). */
 #define PROBE_TIMEOUT_USEC (30 * 1000000ULL)
+
+uint64_t qemu_caps_probe_timeout(void) {
+        const char *v = getenv("VIRTBUS_QEMU_PROBE_TIMEOUT_MS");
+        char *end = NULL;
+        unsigned long long ms;
+
+        if (!v || !*v)
+                return PROBE_TIMEOUT_USEC;
+        errno = 0;
+        ms = strtoull(v, &end, 10);
+        if (errno != 0 || !end || *end || ms == 0 || ms > 3600ULL * 1000ULL) {
+                log_warning("Ignoring VIRTBUS_QEMU_PROBE_TIMEOUT_MS='%s' (expected milliseconds, 1 to 3600000).", v);
+                return PROBE_TIMEOUT_USEC;
+        }
+        return ms * 1000ULL;
+}
 
 int qemu_caps_key_of(const char *path, QemuCapsKey *ret) {
         struct stat st;
@@ -92,7 +111,7 @@ static int proc_start(ProbeProc *p, const char *emulator, const char *tmp_dir, c
 
 static int proc_open(ProbeProc *p, sd_event *event, char **ret_error) {
         static const QemuMonitorCallbacks cb = {};
-        return qemu_monitor_open(event, p->sock, p->pidfd, PROBE_TIMEOUT_USEC, &cb, NULL, &p->mon, ret_error);
+        return qemu_monitor_open(event, p->sock, p->pidfd, qemu_caps_probe_timeout(), &cb, NULL, &p->mon, ret_error);
 }
 
 static void proc_done(ProbeProc *p) {
@@ -115,7 +134,7 @@ static int ask_args(ProbeProc *p, struct json_object *doc, const char *key, cons
         _cleanup_free_ char *err = NULL;
         int r;
 
-        r = qemu_monitor_call_sync(p->mon, command, args, PROBE_TIMEOUT_USEC, &v, &err); /* takes args */
+        r = qemu_monitor_call_sync(p->mon, command, args, qemu_caps_probe_timeout(), &v, &err); /* takes args */
         if (r < 0) {
                 if (asprintf(ret_error, "QEMU (%s) did not answer '%s': %s", p->accel, command,
                              err ?: strerror(-r)) < 0)

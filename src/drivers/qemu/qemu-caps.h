@@ -89,6 +89,10 @@ const char *qemu_caps_arch_to_qemu(const char *arch);
 int qemu_caps_probe(const char *emulator, const QemuCapsKey *key, const char *tmp_dir, bool kvm,
                     const HostConfinement *confinement, struct json_object **ret, char **ret_error);
 
+/* How long each step of a probe may take (30 s; $VIRTBUS_QEMU_PROBE_TIMEOUT_MS for tests). A failed probe
+ * is answered for as long, then the next call probes again. */
+uint64_t qemu_caps_probe_timeout(void);
+
 /* Host facts the domain capabilities need besides the emulator (the caller reads them). */
 typedef struct QemuHostFacts {
         bool kvm_usable;  /* /dev/kvm opens */
