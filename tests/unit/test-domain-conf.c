@@ -163,12 +163,15 @@ static const InvalidCase domain_invalid[] = {
         { "alias-dup.xml", "line 3: element 'video': alias 'ua-one' is used by two devices (lines 2 and 3" },
         /* '010' is ten, as libvirt reads the decimal the schema gives */
         { "cachetune-same-cache-leading-zero.xml", "line 3: element 'cache': the same cache is allocated twice in one <cachetune>" },
+        /* libxml2 says only that <devices> does not fit: the schemas tell which attribute is missing where */
+        { "required-attr-missing.xml", "line 8: element 'target': attribute 'dev' is missing (required on <target> in <disk>)" },
 };
 
 static const InvalidCase device_invalid[] = {
         { "controller-index.xml", "attribute 'index'" },
         { "disk-unknown-child.xml", "unexpected child element 'unknownchild'" },
         { "not-a-device.xml", "element 'domain' is not allowed here" },
+        { "channel-target-no-type.xml", "line 2: element 'target': attribute 'type' is missing (required on <target> in <channel>)" },
 };
 
 static void check_invalid(const char *kind, const InvalidCase *cases, size_t n) {
