@@ -319,6 +319,30 @@ def range_rules():
     return out
 
 
+def required_attr_rules():
+    """An attribute every definition of an element in its place requires, left out: the message names the
+    element, the attribute and the line (libxml2 itself says only that the parent's content does not fit)."""
+    out = []
+    cases = [
+        (el("graphics", type="vnc", port="-1"), None, "type"),
+        (el("graphics", type="spice", autoport="yes"), None, "type"),
+        (el("controller", type="scsi", index="7", model="virtio-scsi"), None, "type"),
+        (el("disk", el("source", file="/var/lib/images/r.img"), el("target", dev="vdy", bus="virtio"), type="file", device="disk"), "target", "dev"),
+        (el("disk", el("source", dev="/dev/sdy"), el("target", dev="sdy", bus="scsi"), type="block", device="lun"), "target", "dev"),
+        (el("input", type="tablet", bus="usb"), None, "type"),
+        (el("video", el("model", type="virtio", heads="1")), "model", "type"),
+        (el("sound", model="ich6"), None, "model"),
+        (el("channel", el("target", type="virtio", name="org.example.r"), type="pty"), "target", "type"),
+    ]
+    for dev, path, attr in cases:
+        tag = (path or dev.tag).split("/")[-1]
+        bad = copy.deepcopy(dev)
+        (bad.find(path) if path else bad).attrib.pop(attr)
+        out.append(("required attribute missing", add_device(bad), (tag, ["attribute '%s' is missing" % attr])))
+        out.append(("required attribute missing", add_device(dev), None))
+    return out
+
+
 def network_rules():
     out = []
 
@@ -425,7 +449,7 @@ def main():
     if not shared:
         print("libvirt's corpus not found: variants of our own test data only")
     rules = {"domain": cputune_rules() + chardev_rules() + graphics_rules() + disk_rules() + mac_rules() +
-             numatune_rules() + range_rules() + boot_alias_rules(),
+             numatune_rules() + range_rules() + boot_alias_rules() + required_attr_rules(),
              "network": network_rules()}
     jobs = []
     # The devices of the domain rules alone, as a device document.

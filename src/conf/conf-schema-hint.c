@@ -2,6 +2,7 @@
 #include <libxml/parser.h>
 #include <pthread.h>
 #include <libxml/relaxng.h>
+#include <libxml/hash.h>
 #include <libxml/tree.h>
 #include <math.h> /* INFINITY, isinf(): no libm needed */
 #include <stdio.h>
@@ -84,9 +85,12 @@ static void hints_walk(xmlNode *n) {
 typedef struct Defines {
         xmlNode **nodes;
         size_t n, allocated;
+        xmlHashTablePtr by_name; /* the first <define> of each name */
 } Defines;
 
 static xmlNode *define_find(const Defines *d, const char *name) {
+        if (name && d->by_name)
+                return xmlHashLookup(d->by_name, (const xmlChar *) name);
         for (size_t i = 0; name && i < d->n; i++) {
                 _cleanup_free_ char *dn = (char *) xmlGetProp(d->nodes[i], (const xmlChar *) "name");
                 if (dn && streq(dn, name))
@@ -97,8 +101,13 @@ static xmlNode *define_find(const Defines *d, const char *name) {
 
 static void defines_collect(Defines *d, xmlNode *n) {
         for (xmlNode *c = n; c; c = c->next)
-                if (is_rng(c, "define") && GREEDY_REALLOC(d->nodes, d->allocated, d->n + 1))
+                if (is_rng(c, "define") && GREEDY_REALLOC(d->nodes, d->allocated, d->n + 1)) {
+                        _cleanup_free_ char *name = (char *) xmlGetProp(c, (const xmlChar *) "name");
+
                         d->nodes[d->n++] = c;
+                        if (name && d->by_name && !xmlHashLookup(d->by_name, (const xmlChar *) name))
+                                (void) xmlHashAddEntry(d->by_name, (const xmlChar *) name, c);
+                }
                 else if (is_rng(c, "grammar") || is_rng(c, "include"))
                         defines_collect(d, c->children);
 }
@@ -215,10 +224,245 @@ static void ranges_walk(const Defines *d, xmlNode *n) {
         }
 }
 
+/* Required attributes ------------------------------------------------------------------------------------- */
+
+/* For an element under a parent (by names; "" for a document's root) in a document of a root, the
+ * attributes that every definition of it there requires: libxml2 says only that the parent's content does
+ * not fit when one is missing. */
+typedef struct NameSet {
+        char **names;
+        size_t n, allocated;
+} NameSet;
+
+/* Keyed by (root, parent, element); root: the document's root element, as schemas differ by kind. Each
+ * entry a NameSet. */
+static xmlHashTablePtr required;
+
+static void name_set_done(NameSet *s) {
+        for (size_t i = 0; i < s->n; i++)
+                free(s->names[i]);
+        free(s->names);
+        *s = (NameSet) {};
+}
+
+static bool name_set_has(const NameSet *s, const char *name) {
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->names[i], name))
+                        return true;
+        return false;
+}
+
+static void name_set_add(NameSet *s, const char *name) {
+        char *c;
+
+        if (name_set_has(s, name) || !GREEDY_REALLOC(s->names, s->allocated, s->n + 1) || !(c = strdup(name)))
+                return;
+        s->names[s->n++] = c;
+}
+
+/* Keeps in a only the names b has too. */
+static void name_set_intersect(NameSet *a, const NameSet *b) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < a->n; i++)
+                if (name_set_has(b, a->names[i]))
+                        a->names[k++] = a->names[i];
+                else
+                        free(a->names[i]);
+        a->n = k;
+}
+
+static xmlNode *ref_target(const Defines *d, xmlNode *ref) {
+        _cleanup_free_ char *name = (char *) xmlGetProp(ref, (const xmlChar *) "name");
+
+        return define_find(d, name);
+}
+
+static bool pattern_required(const Defines *d, xmlNode *n, NameSet *out, unsigned depth);
+
+/* The attributes one pattern node always gives: see pattern_required(). */
+static bool node_required(const Defines *d, xmlNode *c, NameSet *out, unsigned depth) {
+        if (depth > 32)
+                return false;
+        if (is_rng(c, "attribute")) {
+                _cleanup_free_ char *name = (char *) xmlGetProp(c, (const xmlChar *) "name");
+                _cleanup_free_ char *ns = (char *) xmlGetProp(c, (const xmlChar *) "ns");
+
+                if (name && isempty(ns))
+                        name_set_add(out, name);
+                return true;
+        }
+        if (is_rng(c, "ref")) {
+                xmlNode *def = ref_target(d, c);
+
+                return def && pattern_required(d, def, out, depth + 1);
+        }
+        if (is_rng(c, "group") || is_rng(c, "interleave") || is_rng(c, "oneOrMore") || is_rng(c, "mixed"))
+                return pattern_required(d, c, out, depth + 1);
+        if (is_rng(c, "choice")) {
+                NameSet all = {};
+                bool first = true;
+
+                for (xmlNode *b = c->children; b; b = b->next) {
+                        NameSet one = {};
+
+                        if (b->type != XML_ELEMENT_NODE)
+                                continue;
+                        if (!node_required(d, b, &one, depth + 1)) {
+                                name_set_done(&one);
+                                name_set_done(&all);
+                                return false;
+                        }
+                        if (first)
+                                all = one;
+                        else {
+                                name_set_intersect(&all, &one);
+                                name_set_done(&one);
+                        }
+                        first = false;
+                }
+                for (size_t i = 0; i < all.n; i++)
+                        name_set_add(out, all.names[i]);
+                name_set_done(&all);
+        }
+        /* optional, zeroOrMore, element, text, data, value, list, empty, notAllowed: nothing required */
+        return true;
+}
+
+/* The attributes a pattern (the children of n, as a group) always has: through <ref>s, groups and
+ * interleaves, in every branch of a <choice>; never under <optional>/<zeroOrMore> nor in a child element.
+ * Returns false when the pattern could not be followed (then nothing is claimed). */
+static bool pattern_required(const Defines *d, xmlNode *n, NameSet *out, unsigned depth) {
+        for (xmlNode *c = n->children; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE && !node_required(d, c, out, depth))
+                        return false;
+        return true;
+}
+
+/* The <element>s a pattern may hold directly, through <ref>s and every pattern but a child element. */
+static void pattern_children(const Defines *d, xmlNode *n, void (*found)(xmlNode *child, void *userdata),
+                             void *userdata, unsigned depth) {
+        if (depth > 32)
+                return;
+        for (xmlNode *c = n->children; c; c = c->next) {
+                if (c->type != XML_ELEMENT_NODE || is_rng(c, "attribute"))
+                        continue;
+                if (is_rng(c, "element"))
+                        found(c, userdata);
+                else if (is_rng(c, "ref")) {
+                        xmlNode *def = ref_target(d, c);
+
+                        if (def)
+                                pattern_children(d, def, found, userdata, depth + 1);
+                } else
+                        pattern_children(d, c, found, userdata, depth + 1);
+        }
+}
+
+typedef struct RequiredWalk {
+        const Defines *defines;
+        const char *root, *parent;
+        xmlNode **seen; /* element definitions reached from the root, each walked once */
+        size_t n_seen, allocated;
+} RequiredWalk;
+
+static void required_record(xmlNode *child, void *userdata) {
+        RequiredWalk *w = userdata;
+        _cleanup_free_ char *name = (char *) xmlGetProp(child, (const xmlChar *) "name");
+        NameSet attrs = {}, *r;
+        bool followed, seen = false;
+
+        if (!name || !required)
+                return;
+        for (size_t i = 0; i < w->n_seen && !seen; i++)
+                seen = w->seen[i] == child;
+        if (!seen && GREEDY_REALLOC(w->seen, w->allocated, w->n_seen + 1))
+                w->seen[w->n_seen++] = child;
+        followed = pattern_required(w->defines, child, &attrs, 0);
+        r = xmlHashLookup3(required, (const xmlChar *) w->root, (const xmlChar *) w->parent, (const xmlChar *) name);
+        if (!r) {
+                r = new0(NameSet, 1);
+                if (!r || xmlHashAddEntry3(required, (const xmlChar *) w->root, (const xmlChar *) w->parent,
+                                           (const xmlChar *) name, r) < 0) {
+                        free(r);
+                        name_set_done(&attrs);
+                        return;
+                }
+                *r = attrs;
+                if (!followed)
+                        name_set_done(r);
+                return;
+        }
+        if (!followed)
+                name_set_done(r);
+        else
+                name_set_intersect(r, &attrs);
+        name_set_done(&attrs);
+}
+
+/* Every element definition reachable from one root definition, with its parent's name. */
+static void required_from_root(const Defines *d, xmlNode *root) {
+        _cleanup_free_ char *root_name = (char *) xmlGetProp(root, (const xmlChar *) "name");
+        RequiredWalk w = { .defines = d, .root = root_name, .parent = "" };
+
+        if (!root_name)
+                return;
+        required_record(root, &w);
+        for (size_t i = 0; i < w.n_seen; i++) {
+                _cleanup_free_ char *name = (char *) xmlGetProp(w.seen[i], (const xmlChar *) "name");
+
+                w.parent = name;
+                if (name)
+                        pattern_children(d, w.seen[i], required_record, &w, 0);
+        }
+        free(w.seen);
+}
+
+static void start_root(xmlNode *root, void *userdata) {
+        required_from_root(userdata, root);
+}
+
+static void required_walk(const Defines *d, xmlNode *n) {
+        for (xmlNode *c = n; c; c = c->next)
+                if (is_rng(c, "start"))
+                        pattern_children(d, c, start_root, (void *) d, 0);
+                else if (is_rng(c, "grammar"))
+                        required_walk(d, c->children);
+}
+
+static const NameSet *required_find(const char *root, const char *parent, const char *element) {
+        return required ? xmlHashLookup3(required, (const xmlChar *) root, (const xmlChar *) parent,
+                                         (const xmlChar *) element)
+                        : NULL;
+}
+
+/* An element at or below n that lacks an attribute every definition of it in its place requires: named
+ * with its line. Returns < 0 when one was reported, 0 when none is there. */
+static int report_missing_in(const xmlNode *n, VbError *reterr) {
+        const char *parent = n->parent && n->parent->type == XML_ELEMENT_NODE ? (const char *) n->parent->name : "";
+        const xmlNode *root = n->doc ? xmlDocGetRootElement(n->doc) : NULL;
+        const NameSet *req = n->ns || !root ? NULL : required_find((const char *) root->name, parent, (const char *) n->name);
+
+        for (size_t i = 0; req && i < req->n; i++)
+                if (!xmlHasProp(n, (const xmlChar *) req->names[i]))
+                        return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                            "line %ld: element '%s': attribute '%s' is missing (required on <%s>%s%s%s)",
+                                            xmlGetLineNo(n), (const char *) n->name, req->names[i],
+                                            (const char *) n->name, *parent ? " in <" : "", parent, *parent ? ">" : "");
+        for (const xmlNode *c = n->children; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE) {
+                        int r = report_missing_in(c, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 static void hints_build(void) {
         size_t n = 0;
-        Defines d = {};
+        Defines d = { .by_name = xmlHashCreate(0) };
 
+        required = xmlHashCreate(0);
         while (conf_schema_files[n].name)
                 n++;
         xmlDocPtr docs[n + 1];
@@ -233,9 +477,11 @@ static void hints_build(void) {
                 if (docs[i]) {
                         hints_walk(xmlDocGetRootElement(docs[i]));
                         ranges_walk(&d, xmlDocGetRootElement(docs[i]));
+                        required_walk(&d, xmlDocGetRootElement(docs[i]));
                 }
         for (size_t i = 0; i < n; i++)
                 xmlFreeDoc(docs[i]);
+        xmlHashFree(d.by_name, NULL);
         free(d.nodes);
 }
 
@@ -460,6 +706,9 @@ int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
                 if (at && at->type == XML_ELEMENT_NODE) {
                         hints_load();
                         r = report_values_in(at, reterr);
+                        if (r < 0)
+                                return r;
+                        r = report_missing_in(at, reterr);
                         if (r < 0)
                                 return r;
                 }

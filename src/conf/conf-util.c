@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,16 +67,24 @@ int conf_take_enum(ConfNode *n, const char *attr, bool required, ConfEnumToStrin
         return conf_lookup_enum(n, what, v, to_string, n_table, ret, e);
 }
 
-int conf_parse_uint(const ConfNode *n, const char *what, const char *s, uint64_t max, uint64_t *ret, VbError *e) {
+static const char *base_expected(int base) {
+        return base == 10 ? "an unsigned decimal number"
+               : base == 16 ? "an unsigned hexadecimal number"
+                            : "an unsigned number (decimal, 0x hexadecimal or 0 octal)";
+}
+
+int conf_parse_uint_base(const ConfNode *n, const char *what, const char *s, int base, uint64_t max, uint64_t *ret,
+                         VbError *e) {
         unsigned long long v;
         char *end;
 
+        assert(base == CONF_BASE_C || base == 10 || base == 16);
         errno = 0;
-        if (isempty(s) || !isdigit((unsigned char) s[0]))
-                return conf_error(e, n, "%s has invalid value '%s' (expected an unsigned number)", what, strempty(s));
-        v = strtoull(s, &end, 0);
+        if (isempty(s) || !(base == 16 ? isxdigit((unsigned char) s[0]) : isdigit((unsigned char) s[0])))
+                return conf_error(e, n, "%s has invalid value '%s' (expected %s)", what, strempty(s), base_expected(base));
+        v = strtoull(s, &end, base);
         if (errno != 0 || *end)
-                return conf_error(e, n, "%s has invalid value '%s' (expected an unsigned number)", what, s);
+                return conf_error(e, n, "%s has invalid value '%s' (expected %s)", what, s, base_expected(base));
         if (v > max)
                 return conf_error(e, n, "%s has invalid value '%s' (expected at most %llu)", what, s,
                                   (unsigned long long) max);
@@ -83,7 +92,11 @@ int conf_parse_uint(const ConfNode *n, const char *what, const char *s, uint64_t
         return 0;
 }
 
-int conf_take_uint(ConfNode *n, const char *attr, uint64_t max, uint64_t *ret, VbError *e) {
+int conf_parse_uint(const ConfNode *n, const char *what, const char *s, uint64_t max, uint64_t *ret, VbError *e) {
+        return conf_parse_uint_base(n, what, s, 10, max, ret, e);
+}
+
+int conf_take_uint_base(ConfNode *n, const char *attr, int base, uint64_t max, uint64_t *ret, VbError *e) {
         _cleanup_free_ char *v = conf_node_take_attr(n, attr);
         _cleanup_free_ char *what = NULL;
         int r;
@@ -92,17 +105,25 @@ int conf_take_uint(ConfNode *n, const char *attr, uint64_t max, uint64_t *ret, V
                 return 0;
         if (asprintf(&what, "attribute '%s'", attr) < 0)
                 return -ENOMEM;
-        r = conf_parse_uint(n, what, v, max, ret, e);
+        r = conf_parse_uint_base(n, what, v, base, max, ret, e);
         return r < 0 ? r : 1;
 }
 
-int conf_take_uint32(ConfNode *n, const char *attr, uint32_t max, uint32_t *ret, VbError *e) {
+int conf_take_uint(ConfNode *n, const char *attr, uint64_t max, uint64_t *ret, VbError *e) {
+        return conf_take_uint_base(n, attr, 10, max, ret, e);
+}
+
+int conf_take_uint32_base(ConfNode *n, const char *attr, int base, uint32_t max, uint32_t *ret, VbError *e) {
         uint64_t v;
-        int r = conf_take_uint(n, attr, max, &v, e);
+        int r = conf_take_uint_base(n, attr, base, max, &v, e);
 
         if (r > 0)
                 *ret = (uint32_t) v;
         return r;
+}
+
+int conf_take_uint32(ConfNode *n, const char *attr, uint32_t max, uint32_t *ret, VbError *e) {
+        return conf_take_uint32_base(n, attr, 10, max, ret, e);
 }
 
 int conf_take_yesno(ConfNode *n, const char *attr, int *ret, VbError *e) {

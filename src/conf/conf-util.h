@@ -25,10 +25,19 @@ int conf_take_enum(ConfNode *n, const char *attr, bool required, ConfEnumToStrin
         conf_lookup_enum(n, what, value, (ConfEnumToString) name##_to_string, name##_table_size(), \
                          (int *) (ret), e)
 
-/* Unsigned numbers in decimal, hex (0x) or octal (leading 0). Returns 0 if absent, 1 if read. */
+/* Unsigned numbers. libvirt reads most numbers in decimal ('010' is ten), and these do too. The _base
+ * forms take the base libvirt gives a place: CONF_BASE_C (C's rule: 0x hex, a leading 0 octal, else
+ * decimal) for guest and host PCI/CCW addresses and host USB/SCSI ids, 16 (hex with or without 0x) for
+ * spapr-vio registers and node devices' vendor/product ids and PCI class. The take forms return 0 if
+ * absent, 1 if read. */
+#define CONF_BASE_C 0
 int conf_take_uint(ConfNode *n, const char *attr, uint64_t max, uint64_t *ret, VbError *e);
 int conf_take_uint32(ConfNode *n, const char *attr, uint32_t max, uint32_t *ret, VbError *e);
 int conf_parse_uint(const ConfNode *n, const char *what, const char *s, uint64_t max, uint64_t *ret, VbError *e);
+int conf_take_uint_base(ConfNode *n, const char *attr, int base, uint64_t max, uint64_t *ret, VbError *e);
+int conf_take_uint32_base(ConfNode *n, const char *attr, int base, uint32_t max, uint32_t *ret, VbError *e);
+int conf_parse_uint_base(const ConfNode *n, const char *what, const char *s, int base, uint64_t max, uint64_t *ret,
+                         VbError *e);
 /* Sets attr to v unless v is UINT32_MAX (unset). format: "%u" for decimal, or "0x%0Nx" written as a
  * width N > 0 (hex with N digits). */
 int conf_set_uint32(ConfNode *n, const char *attr, const char *format, uint32_t v);

@@ -26,17 +26,20 @@ DEFINE_STRING_TABLE_LOOKUP(device_address_type, DeviceAddressType);
 
 #define UNSET UINT32_MAX
 
-static int take_u32(ConfNode *n, const char *attr, uint32_t *ret, VbError *e) {
+/* libvirt reads PCI and CCW addresses with C's rule (0x hex, 0 octal), the others in decimal. */
+static int take_u32(ConfNode *n, const char *attr, int base, uint32_t *ret, VbError *e) {
         *ret = UNSET;
-        return conf_take_uint32(n, attr, UINT32_MAX - 1, ret, e);
+        return conf_take_uint32_base(n, attr, base, UINT32_MAX - 1, ret, e);
 }
 
 static int address_parse_pci(ConfNode *n, DeviceAddress *a, VbError *e) {
         int r;
 
         a->pci.multifunction = -1;
-        if ((r = take_u32(n, "domain", &a->pci.domain, e)) < 0 || (r = take_u32(n, "bus", &a->pci.bus, e)) < 0 ||
-            (r = take_u32(n, "slot", &a->pci.slot, e)) < 0 || (r = take_u32(n, "function", &a->pci.function, e)) < 0)
+        if ((r = take_u32(n, "domain", CONF_BASE_C, &a->pci.domain, e)) < 0 ||
+            (r = take_u32(n, "bus", CONF_BASE_C, &a->pci.bus, e)) < 0 ||
+            (r = take_u32(n, "slot", CONF_BASE_C, &a->pci.slot, e)) < 0 ||
+            (r = take_u32(n, "function", CONF_BASE_C, &a->pci.function, e)) < 0)
                 return r;
         r = conf_take_yesno(n, "multifunction", &a->pci.multifunction, e);
         return r < 0 ? r : 0;
@@ -53,26 +56,27 @@ int device_address_parse(ConfNode *n, DeviceAddress *a, VbError *e) {
         case DEVICE_ADDRESS_PCI:
                 return address_parse_pci(n, a, e);
         case DEVICE_ADDRESS_DRIVE:
-                if ((r = take_u32(n, "controller", &a->drive.controller, e)) < 0 ||
-                    (r = take_u32(n, "bus", &a->drive.bus, e)) < 0 || (r = take_u32(n, "target", &a->drive.target, e)) < 0)
+                if ((r = take_u32(n, "controller", 10, &a->drive.controller, e)) < 0 ||
+                    (r = take_u32(n, "bus", 10, &a->drive.bus, e)) < 0 || (r = take_u32(n, "target", 10, &a->drive.target, e)) < 0)
                         return r;
-                return take_u32(n, "unit", &a->drive.unit, e);
+                return take_u32(n, "unit", 10, &a->drive.unit, e);
         case DEVICE_ADDRESS_VIRTIO_SERIAL:
-                if ((r = take_u32(n, "controller", &a->vioserial.controller, e)) < 0 ||
-                    (r = take_u32(n, "bus", &a->vioserial.bus, e)) < 0)
+                if ((r = take_u32(n, "controller", 10, &a->vioserial.controller, e)) < 0 ||
+                    (r = take_u32(n, "bus", 10, &a->vioserial.bus, e)) < 0)
                         return r;
-                return take_u32(n, "port", &a->vioserial.port, e);
+                return take_u32(n, "port", 10, &a->vioserial.port, e);
         case DEVICE_ADDRESS_USB:
                 a->usb.port = conf_node_take_attr(n, "port");
-                return take_u32(n, "bus", &a->usb.bus, e);
+                return take_u32(n, "bus", 10, &a->usb.bus, e);
         case DEVICE_ADDRESS_SPAPR_VIO:
                 a->spaprvio.reg = UINT64_MAX;
-                r = conf_take_uint(n, "reg", UINT64_MAX - 1, &a->spaprvio.reg, e);
+                r = conf_take_uint_base(n, "reg", 16, UINT64_MAX - 1, &a->spaprvio.reg, e); /* libvirt: hex */
                 return r < 0 ? r : 0;
         case DEVICE_ADDRESS_CCW:
-                if ((r = take_u32(n, "cssid", &a->ccw.cssid, e)) < 0 || (r = take_u32(n, "ssid", &a->ccw.ssid, e)) < 0)
+                if ((r = take_u32(n, "cssid", CONF_BASE_C, &a->ccw.cssid, e)) < 0 ||
+                    (r = take_u32(n, "ssid", CONF_BASE_C, &a->ccw.ssid, e)) < 0)
                         return r;
-                return take_u32(n, "devno", &a->ccw.devno, e);
+                return take_u32(n, "devno", CONF_BASE_C, &a->ccw.devno, e);
         default:
                 return 0;
         }

@@ -9,7 +9,7 @@
 static uint32_t attr_u32(const ConfNode *n, const char *name, uint32_t max) {
         uint64_t v = 0;
 
-        if (!n || !conf_node_attr(n, name) || conf_parse_uint(n, name, conf_node_attr(n, name), max, &v, NULL) < 0)
+        if (!n || !conf_node_attr(n, name) || conf_parse_uint_base(n, name, conf_node_attr(n, name), CONF_BASE_C, max, &v, NULL) < 0)
                 return 0;
         return (uint32_t) v;
 }

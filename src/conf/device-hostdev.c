@@ -70,28 +70,29 @@ static int take_id(ConfNode *parent, const char *name, uint32_t *ret, VbError *e
 
         if (!c)
                 return 0;
-        return conf_take_uint32(c, "id", 0xffff, ret, e);
+        return conf_take_uint32_base(c, "id", CONF_BASE_C, 0xffff, ret, e);
 }
 
+/* libvirt reads a host device's ids and addresses with C's rule (0x hex, 0 octal). */
 static int hostdev_parse_source_address(HostdevDef *d, ConfNode *a, VbError *e) {
         int r = 0;
 
         switch (d->type) {
         case HOSTDEV_TYPE_USB:
-                if ((r = conf_take_uint32(a, "bus", UNSET - 1, &d->bus, e)) < 0)
+                if ((r = conf_take_uint32_base(a, "bus", CONF_BASE_C, UNSET - 1, &d->bus, e)) < 0)
                         return r;
-                return conf_take_uint32(a, "device", UNSET - 1, &d->device, e);
+                return conf_take_uint32_base(a, "device", CONF_BASE_C, UNSET - 1, &d->device, e);
         case HOSTDEV_TYPE_PCI:
-                if ((r = conf_take_uint32(a, "domain", 0xffff, &d->pci_domain, e)) < 0 ||
-                    (r = conf_take_uint32(a, "bus", 0xff, &d->pci_bus, e)) < 0 ||
-                    (r = conf_take_uint32(a, "slot", 0x1f, &d->pci_slot, e)) < 0)
+                if ((r = conf_take_uint32_base(a, "domain", CONF_BASE_C, 0xffff, &d->pci_domain, e)) < 0 ||
+                    (r = conf_take_uint32_base(a, "bus", CONF_BASE_C, 0xff, &d->pci_bus, e)) < 0 ||
+                    (r = conf_take_uint32_base(a, "slot", CONF_BASE_C, 0x1f, &d->pci_slot, e)) < 0)
                         return r;
-                return conf_take_uint32(a, "function", 7, &d->pci_function, e);
+                return conf_take_uint32_base(a, "function", CONF_BASE_C, 7, &d->pci_function, e);
         case HOSTDEV_TYPE_SCSI:
-                if ((r = conf_take_uint32(a, "bus", UNSET - 1, &d->scsi_bus, e)) < 0 ||
-                    (r = conf_take_uint32(a, "target", UNSET - 1, &d->scsi_target, e)) < 0)
+                if ((r = conf_take_uint32_base(a, "bus", CONF_BASE_C, UNSET - 1, &d->scsi_bus, e)) < 0 ||
+                    (r = conf_take_uint32_base(a, "target", CONF_BASE_C, UNSET - 1, &d->scsi_target, e)) < 0)
                         return r;
-                return conf_take_uint32(a, "unit", UNSET - 1, &d->scsi_unit, e);
+                return conf_take_uint32_base(a, "unit", CONF_BASE_C, UNSET - 1, &d->scsi_unit, e);
         case HOSTDEV_TYPE_MDEV:
                 d->mdev_uuid = conf_node_take_attr(a, "uuid");
                 return 0;

@@ -28,7 +28,15 @@ static int memballoon_format(const DeviceDef *dev, ConfNode *n, unsigned flags) 
 
 static int memballoon_validate(const DeviceDef *dev, const ConfNode *where, VbError *e) {
         const MemballoonDef *d = dev->data;
+        const ConfNode *stats = dev->extra ? conf_node_child(dev->extra, "stats") : NULL;
+        uint64_t v;
+        int r;
 
+        /* libvirt reads the period with C's rule: '010' is eight, '09' is refused. */
+        if (stats && conf_node_attr(stats, "period") &&
+            (r = conf_parse_uint_base(stats, "attribute 'period'", conf_node_attr(stats, "period"), CONF_BASE_C, INT_MAX,
+                                      &v, e)) < 0)
+                return r;
         if (streq(d->model, "none") && dev->address.type != DEVICE_ADDRESS_NONE)
                 return conf_error(e, where, "memballoon model 'none' cannot have an address");
         return 0;
@@ -49,7 +57,7 @@ unsigned device_memballoon_get_stats_period(const DeviceDef *dev) {
 
         if (!period)
                 return 0;
-        v = strtoul(period, &end, 10);
+        v = strtoul(period, &end, 0); /* libvirt reads it with C's rule (0x hex, 0 octal) */
         return *end == 0 && v <= UINT_MAX ? (unsigned) v : 0;
 }
 

@@ -90,7 +90,7 @@ static int parse_lease(ConfNode *parent, NetworkLease *ret, VbError *e) {
 
         if (!c)
                 return 0;
-        r = conf_take_uint(c, "expiry", UINT32_MAX, &ret->expiry, e);
+        r = conf_take_uint_base(c, "expiry", CONF_BASE_C, UINT32_MAX, &ret->expiry, e); /* as libvirt */
         if (r < 0)
                 return r;
         ret->unit = conf_node_take_attr(c, "unit");
@@ -254,16 +254,16 @@ static int take_pci_address(ConfNode *n, NetworkPciAddress *a, VbError *e) {
 
         *a = (NetworkPciAddress) {};
         free(conf_node_take_attr(n, "type"));
-        if ((r = conf_take_uint(n, "domain", 0xffff, &v, e)) < 0)
+        if ((r = conf_take_uint_base(n, "domain", CONF_BASE_C, 0xffff, &v, e)) < 0)
                 return r;
         a->domain = (uint32_t) v * (r > 0);
-        if ((r = conf_take_uint(n, "bus", 0xff, &v, e)) < 0)
+        if ((r = conf_take_uint_base(n, "bus", CONF_BASE_C, 0xff, &v, e)) < 0)
                 return r;
         a->bus = (uint32_t) v * (r > 0);
-        if ((r = conf_take_uint(n, "slot", 0x1f, &v, e)) < 0)
+        if ((r = conf_take_uint_base(n, "slot", CONF_BASE_C, 0x1f, &v, e)) < 0)
                 return r;
         a->slot = (uint32_t) v * (r > 0);
-        if ((r = conf_take_uint(n, "function", 7, &v, e)) < 0)
+        if ((r = conf_take_uint_base(n, "function", CONF_BASE_C, 7, &v, e)) < 0)
                 return r;
         a->function = (uint32_t) v * (r > 0);
         return 0;

@@ -187,13 +187,16 @@ static int dup_text(const ConfNode *n, const char *name, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int parse_u32(const ConfNode *n, const char *what, const char *s, uint32_t max, uint32_t *ret, VbError *e) {
+/* Bases as libvirt reads them: elements' text in decimal, <address> attributes with C's rule (0x hex,
+ * 0 octal), vendor and product ids in hex. */
+static int parse_u32(const ConfNode *n, const char *what, const char *s, int base, uint32_t max, uint32_t *ret,
+                     VbError *e) {
         uint64_t v;
         int r;
 
         if (!s)
                 return 0;
-        r = conf_parse_uint(n, what, s, max, &v, e);
+        r = conf_parse_uint_base(n, what, s, base, max, &v, e);
         if (r < 0)
                 return r;
         *ret = (uint32_t) v;
@@ -203,13 +206,13 @@ static int parse_u32(const ConfNode *n, const char *what, const char *s, uint32_
 static int parse_pci_address_attrs(const ConfNode *a, NodeDevPciAddress *ret, VbError *e) {
         int r;
 
-        r = parse_u32(a, "attribute 'domain'", conf_node_attr(a, "domain"), UINT32_MAX, &ret->domain, e);
+        r = parse_u32(a, "attribute 'domain'", conf_node_attr(a, "domain"), CONF_BASE_C, UINT32_MAX, &ret->domain, e);
         if (r >= 0)
-                r = parse_u32(a, "attribute 'bus'", conf_node_attr(a, "bus"), 0xff, &ret->bus, e);
+                r = parse_u32(a, "attribute 'bus'", conf_node_attr(a, "bus"), CONF_BASE_C, 0xff, &ret->bus, e);
         if (r >= 0)
-                r = parse_u32(a, "attribute 'slot'", conf_node_attr(a, "slot"), 0x1f, &ret->slot, e);
+                r = parse_u32(a, "attribute 'slot'", conf_node_attr(a, "slot"), CONF_BASE_C, 0x1f, &ret->slot, e);
         if (r >= 0)
-                r = parse_u32(a, "attribute 'function'", conf_node_attr(a, "function"), 7, &ret->function, e);
+                r = parse_u32(a, "attribute 'function'", conf_node_attr(a, "function"), CONF_BASE_C, 7, &ret->function, e);
         return r;
 }
 
@@ -241,28 +244,28 @@ static int parse_cap_pci(const ConfNode *n, NodeDevCapPci *p, VbError *e) {
         int r;
 
         /* A PCI domain is 32 bits (VMD domains start at 0x10000); so is a bus number here, as in libvirt. */
-        r = parse_u32(n, "element 'domain'", child_text(n, "domain"), UINT32_MAX, &p->address.domain, e);
+        r = parse_u32(n, "element 'domain'", child_text(n, "domain"), 10, UINT32_MAX, &p->address.domain, e);
         if (r >= 0)
-                r = parse_u32(n, "element 'bus'", child_text(n, "bus"), UINT32_MAX, &p->address.bus, e);
+                r = parse_u32(n, "element 'bus'", child_text(n, "bus"), 10, UINT32_MAX, &p->address.bus, e);
         if (r >= 0)
-                r = parse_u32(n, "element 'slot'", child_text(n, "slot"), 0x1f, &p->address.slot, e);
+                r = parse_u32(n, "element 'slot'", child_text(n, "slot"), 10, 0x1f, &p->address.slot, e);
         if (r >= 0)
-                r = parse_u32(n, "element 'function'", child_text(n, "function"), 7, &p->address.function, e);
+                r = parse_u32(n, "element 'function'", child_text(n, "function"), 10, 7, &p->address.function, e);
         if (r < 0)
                 return r;
         if (child_text(n, "class")) {
-                r = conf_parse_uint(n, "element 'class'", child_text(n, "class"), 0xffffff, &v, e);
+                r = conf_parse_uint_base(n, "element 'class'", child_text(n, "class"), 16, 0xffffff, &v, e);
                 if (r < 0)
                         return r;
                 p->class_code = (int64_t) v;
         }
         if ((c = conf_node_child(n, "vendor"))) {
-                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 0xffff, &p->vendor_id, e);
+                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 16, 0xffff, &p->vendor_id, e);
                 if (r < 0 || (c->text && !(p->vendor_name = strdup(c->text))))
                         return r < 0 ? r : -ENOMEM;
         }
         if ((c = conf_node_child(n, "product"))) {
-                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 0xffff, &p->product_id, e);
+                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 16, 0xffff, &p->product_id, e);
                 if (r < 0 || (c->text && !(p->product_name = strdup(c->text))))
                         return r < 0 ? r : -ENOMEM;
         }
@@ -272,7 +275,7 @@ static int parse_cap_pci(const ConfNode *n, NodeDevCapPci *p, VbError *e) {
 
                 if (conf_node_is(k, "capability") && streq_ptr(type, "virt_functions")) {
                         p->is_pf = true;
-                        r = parse_u32(k, "attribute 'maxCount'", conf_node_attr(k, "maxCount"), UINT16_MAX,
+                        r = parse_u32(k, "attribute 'maxCount'", conf_node_attr(k, "maxCount"), 10, UINT16_MAX,
                                       &p->max_vfs, e);
                         if (r >= 0)
                                 r = parse_address_list(k, &p->vfs, &p->n_vfs, e);
@@ -312,13 +315,13 @@ static int parse_cap_usb_device(const ConfNode *n, NodeDevCapUsbDevice *u, VbErr
         const ConfNode *c;
         int r;
 
-        r = parse_u32(n, "element 'bus'", child_text(n, "bus"), UINT32_MAX, &u->bus, e);
+        r = parse_u32(n, "element 'bus'", child_text(n, "bus"), 10, UINT32_MAX, &u->bus, e);
         if (r >= 0)
-                r = parse_u32(n, "element 'device'", child_text(n, "device"), UINT32_MAX, &u->device, e);
+                r = parse_u32(n, "element 'device'", child_text(n, "device"), 10, UINT32_MAX, &u->device, e);
         if (r >= 0 && (c = conf_node_child(n, "vendor")))
-                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 0xffff, &u->vendor_id, e);
+                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 16, 0xffff, &u->vendor_id, e);
         if (r >= 0 && (c = conf_node_child(n, "product")))
-                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 0xffff, &u->product_id, e);
+                r = parse_u32(c, "attribute 'id'", conf_node_attr(c, "id"), 16, 0xffff, &u->product_id, e);
         return r;
 }
 

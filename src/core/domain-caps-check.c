@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "conf/conf-util.h"
 #include "conf/device-host-source.h"
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
@@ -111,11 +112,65 @@ static int check_cpu_mode(const DomainCaps *caps, const DomainDef *def, VbError 
                             streq(mode, "host-passthrough") ? " (it needs KVM: use type='kvm', or mode='maximum')" : "");
 }
 
+/* The PIIX3's own IDE (0:0:1.1) and USB (0:0:1.2) functions, which libvirt leaves out of the addresses it
+ * reserves from a definition. */
+static bool piix3_function(const DeviceDef *dev, uint32_t dom, uint32_t bus, uint32_t slot, uint32_t fn) {
+        const char *type, *model;
+        uint32_t index;
+
+        if (!device_controller_get(dev, &type, &model, &index) || dom != 0 || bus != 0 || slot != 1 || index != 0)
+                return false;
+        return (streq(type, "ide") && fn == 1) ||
+               (streq(type, "usb") && fn == 2 && (!model || streq(model, "piix3-uhci")));
+}
+
+static uint32_t or_zero(uint32_t v) {
+        return v == UINT32_MAX ? 0 : v;
+}
+
+int domain_check_pci_addresses(const DomainDef *def, VbError *reterr) {
+        DeviceDef *const *devices;
+        size_t n = domain_def_get_devices(def, &devices), n_keys = 0, first, second;
+        _cleanup_free_ ConfKey *keys = new0(ConfKey, n);
+
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const DeviceAddress *a = &devices[i]->address;
+                uint32_t dom, bus, slot, fn;
+
+                if (a->type != DEVICE_ADDRESS_PCI)
+                        continue;
+                dom = or_zero(a->pci.domain), bus = or_zero(a->pci.bus), slot = or_zero(a->pci.slot);
+                fn = or_zero(a->pci.function);
+                /* 0000:00:00.0 is no address given (one to be chosen), as libvirt reads it */
+                if ((dom | bus | slot | fn) == 0 || piix3_function(devices[i], dom, bus, slot, fn))
+                        continue;
+                keys[n_keys++] = (ConfKey) { .u = (uint64_t) dom << 32 | bus << 16 | slot << 8 | fn, .index = i };
+        }
+        if (!conf_keys_find_duplicate(keys, n_keys, &first, &second))
+                return 0;
+        {
+                const DeviceAddress *a = &devices[second]->address;
+
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                    "PCI address %04x:%02x:%02x.%x is given to two devices: device %zu (<%s>) and "
+                                    "device %zu (<%s>); each PCI function holds one device",
+                                    or_zero(a->pci.domain), or_zero(a->pci.bus), or_zero(a->pci.slot),
+                                    or_zero(a->pci.function), first + 1, device_kind_to_string(devices[first]->kind),
+                                    second + 1, device_kind_to_string(devices[second]->kind));
+        }
+}
+
 int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *def, VbError *reterr) {
         DeviceDef *const *devices;
         size_t n = domain_def_get_devices(def, &devices);
         int k = check_cpu_mode(caps, def, reterr);
 
+        if (k < 0)
+                return k;
+        /* the qemu driver's rule in libvirt (addresses reserved at define), held by any backend here */
+        k = domain_check_pci_addresses(def, reterr);
         if (k < 0)
                 return k;
 

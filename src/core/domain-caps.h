@@ -37,4 +37,7 @@ int domain_caps_check_definition_wait(Manager *m, const DomainDef *def, VbError 
 void manager_caps_cancel(Manager *m);
 /* The same against given capabilities (pure; unit tests). */
 int domain_caps_check_definition_with(const DomainCaps *caps, const DomainDef *def, VbError *reterr);
+/* Two devices with one guest PCI address (domain:bus:slot.function) are refused, as libvirt's qemu driver
+ * refuses them at define; 0000:00:00.0 is no address (one to be chosen). Part of the check above. */
+int domain_check_pci_addresses(const DomainDef *def, VbError *reterr);
 int domain_caps_check_device_with(const DomainCaps *caps, const DeviceDef *dev, VbError *reterr);

@@ -182,6 +182,52 @@ static void test_define_and_conflicts(void **state) {
         assert_null(manager_domain_by_name(f->m, "x"));
 }
 
+/* Two devices on one guest PCI function are refused at define, as libvirt's qemu driver refuses them
+ * (written differently: '0x05' and '5'); other functions of one slot, and 0000:00:00.0 (no address), are
+ * not. */
+static void test_define_pci_address_twice(void **state) {
+        static const struct {
+                const char *a, *b;
+                bool refused;
+        } cases[] = {
+                { "bus='0x00' slot='0x05' function='0x0'", "bus='0' slot='5' function='0'", true },
+                { "domain='0x0000' bus='0x01' slot='0x1f' function='0x7'", "bus='0x01' slot='037' function='7'", true },
+                { "bus='0x00' slot='0x05' function='0x0'", "bus='0x00' slot='0x05' function='0x1'", false },
+                { "bus='0x00' slot='0x05' function='0x0'", "bus='0x01' slot='0x05' function='0x0'", false },
+                { "bus='0x00' slot='0x00' function='0x0'", "bus='0x00' slot='0x00' function='0x0'", false },
+        };
+        Fixture *f = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *xml = NULL;
+                VbError e = VB_ERROR_NULL;
+                Domain *d = NULL;
+                bool created;
+                int r;
+
+                assert_true(asprintf(&xml,
+                                     "<domain type='test'><name>pci%zu</name><memory unit='MiB'>512</memory>"
+                                     "<os><type arch='x86_64'>hvm</type></os><devices>"
+                                     "<disk type='file' device='disk'><source file='/var/lib/a.img'/>"
+                                     "<target dev='vda' bus='virtio'/><address type='pci' %s/></disk>"
+                                     "<interface type='user'><model type='virtio'/><address type='pci' %s/></interface>"
+                                     "</devices></domain>",
+                                     i, cases[i].a, cases[i].b) >= 0);
+                r = manager_domain_define(f->m, xml, &d, &created, &e);
+                if (!cases[i].refused) {
+                        if (r < 0)
+                                fail_msg("case %zu refused: %s", i, e.message);
+                        continue;
+                }
+                if (r >= 0)
+                        fail_msg("case %zu accepted", i);
+                assert_int_equal(e.code, VB_ERROR_INVALID_XML);
+                assert_non_null(strstr(e.message, "is given to two devices: device 1 (<disk>) and device 2 (<interface>)"));
+                assert_null(manager_domain_by_name(f->m, "pci0"));
+                vb_error_free(&e);
+        }
+}
+
 static void run_until_stopped(Fixture *f, Domain *d) {
         for (int i = 0; i < 200 && domain_is_active(d); i++)
                 assert_true(sd_event_run(f->event, 10 * 1000) >= 0);
@@ -449,6 +495,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_default_host, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_define_and_conflicts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_define_pci_address_twice, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),

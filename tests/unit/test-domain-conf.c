@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "conf/conf-util.h"
 #include "conf/device-conf.h"
 #include "test-data.h"
 #include "conf/domain-conf.h"
@@ -162,12 +163,15 @@ static const InvalidCase domain_invalid[] = {
         { "alias-dup.xml", "line 3: element 'video': alias 'ua-one' is used by two devices (lines 2 and 3" },
         /* '010' is ten, as libvirt reads the decimal the schema gives */
         { "cachetune-same-cache-leading-zero.xml", "line 3: element 'cache': the same cache is allocated twice in one <cachetune>" },
+        /* libxml2 says only that <devices> does not fit: the schemas tell which attribute is missing where */
+        { "required-attr-missing.xml", "line 8: element 'target': attribute 'dev' is missing (required on <target> in <disk>)" },
 };
 
 static const InvalidCase device_invalid[] = {
         { "controller-index.xml", "attribute 'index'" },
         { "disk-unknown-child.xml", "unexpected child element 'unknownchild'" },
         { "not-a-device.xml", "element 'domain' is not allowed here" },
+        { "channel-target-no-type.xml", "line 2: element 'target': attribute 'type' is missing (required on <target> in <channel>)" },
 };
 
 static void check_invalid(const char *kind, const InvalidCase *cases, size_t n) {
@@ -243,6 +247,52 @@ static void test_accessors_copy_defaults(void **state) {
         assert_non_null(strstr(a, "<mac address='52:54:00:"));
 }
 
+/* The readers take the base libvirt gives each place: decimal by default ('010' is ten), C's rule for
+ * addresses ('010' is eight), hex for ids ('010' is sixteen). */
+static void test_number_bases(void **state) {
+        static const struct {
+                const char *s;
+                int base;
+                int64_t expected; /* -1: refused */
+        } cases[] = {
+                { "010", 10, 10 },      { "08", 10, 8 },         { "0x10", 10, -1 },   { "10", 10, 10 },
+                { "010", CONF_BASE_C, 8 }, { "0x10", CONF_BASE_C, 16 }, { "08", CONF_BASE_C, -1 },
+                { "10", CONF_BASE_C, 10 }, { "010", 16, 16 },     { "0x10", 16, 16 },   { "ff", 16, 255 },
+                { "fg", 16, -1 },       { "", 10, -1 },          { "-1", 10, -1 },     { " 1", 10, -1 },
+                { "+1", CONF_BASE_C, -1 }, { "x10", 16, -1 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                VbError e = VB_ERROR_NULL;
+                uint64_t v = 0;
+                int r = conf_parse_uint_base(NULL, "attribute 'x'", cases[i].s, cases[i].base, UINT32_MAX, &v, &e);
+
+                if (cases[i].expected < 0) {
+                        if (r >= 0)
+                                fail_msg("'%s' in base %d was read as %llu", cases[i].s, cases[i].base,
+                                         (unsigned long long) v);
+                        assert_int_equal(e.code, VB_ERROR_INVALID_XML);
+                        assert_non_null(strstr(e.message, "attribute 'x' has invalid value"));
+                } else {
+                        if (r < 0)
+                                fail_msg("'%s' in base %d refused: %s", cases[i].s, cases[i].base, e.message);
+                        assert_int_equal(v, (uint64_t) cases[i].expected);
+                }
+                vb_error_free(&e);
+        }
+        /* the default readers are decimal, and the message says so */
+        {
+                VbError e = VB_ERROR_NULL;
+                uint64_t v = 0;
+
+                assert_int_equal(conf_parse_uint(NULL, "vcpu count", "010", UINT32_MAX, &v, &e), 0);
+                assert_int_equal(v, 10);
+                assert_true(conf_parse_uint(NULL, "vcpu count", "0x10", UINT32_MAX, &v, &e) < 0);
+                assert_string_equal(e.message, "vcpu count has invalid value '0x10' (expected an unsigned decimal number)");
+                vb_error_free(&e);
+        }
+}
+
 static void test_string_tables(void **state) {
         for (size_t i = 0; i < domain_virt_type_table_size(); i++)
                 assert_int_equal(domain_virt_type_from_string(domain_virt_type_to_string(i)), (int) i);
@@ -270,6 +320,7 @@ int main(void) {
                 cmocka_unit_test(test_error_message_enum),
                 cmocka_unit_test(test_accessors_copy_defaults),
                 cmocka_unit_test(test_string_tables),
+                cmocka_unit_test(test_number_bases),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

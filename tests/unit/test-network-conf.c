@@ -94,6 +94,7 @@ static const struct {
         { "vepa-bridge-name.xml", "element 'bridge': a network with forward mode 'vepa' has no bridge of its own" },
         { "bridge-mode-stp.xml", "element 'bridge': the bridge options stp=, delay= and zone= are for networks" },
         { "bridge-mode-name-and-dev.xml", "names bridge 'br0' or forward devices, not both" },
+        { "dhcp-range-no-end.xml", "line 6: element 'range': attribute 'end' is missing (required on <range> in <dhcp>)" },
 };
 
 static void test_invalid(void **state) {

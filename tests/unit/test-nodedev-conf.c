@@ -127,6 +127,31 @@ static void test_typed(void **state) {
         assert_null(names[3]);
 }
 
+/* libvirt's bases: elements' text decimal ('010' ten), vendor/product ids and class hex ('10c9'), the
+ * <address> attributes with C's rule ('01' one, '0x10' sixteen). */
+static void test_number_bases(void **state) {
+        _cleanup_free_ char *xml = test_data_read("nodedev", "number-bases.xml");
+        _cleanup_(nodedev_def_freep) NodeDevDef *def = NULL;
+        const NodeDevCap *c;
+        VbError e = VB_ERROR_NULL;
+
+        assert_non_null(xml);
+        if (nodedev_def_parse_string(xml, &def, &e) < 0)
+                fail_msg("%s", e.message);
+        c = nodedev_def_find_cap(def, NODEDEV_CAP_PCI);
+        assert_non_null(c);
+        assert_int_equal(c->pci.class_code, 0x020000);
+        assert_int_equal(c->pci.address.bus, 2);
+        assert_int_equal(c->pci.address.slot, 10);
+        assert_int_equal(c->pci.vendor_id, 0x8086);
+        assert_int_equal(c->pci.product_id, 0x10c9);
+        assert_int_equal(c->pci.max_vfs, 7);
+        assert_int_equal(c->pci.n_vfs, 1);
+        assert_int_equal(c->pci.vfs[0].slot, 16);
+        assert_int_equal(c->pci.vfs[0].function, 1);
+        assert_int_equal(c->pci.iommu_group, 10);
+}
+
 static void test_tables(void **state) {
         NodeDevPciAddress a;
         char s[NODEDEV_PCI_ADDRESS_MAX];
@@ -153,6 +178,7 @@ int main(void) {
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_typed),
                 cmocka_unit_test(test_tables),
+                cmocka_unit_test(test_number_bases),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,8 +259,12 @@ static void test_graphics_input(void **state) {
         _cleanup_(domain_def_freep) DomainDef *spice = parse("qemu", "s", NULL, NULL, "<graphics type='spice'/>");
         _cleanup_(domain_def_freep) DomainDef *none =
                 parse("qemu", "n", NULL, NULL, "<graphics type='vnc'><listen type='none'/></graphics>");
+        _cleanup_(domain_def_freep) DomainDef *two =
+                parse("qemu", "t", NULL, NULL, "<graphics type='vnc' port='5907'/><graphics type='vnc' autoport='yes'/>");
         _cleanup_(qemu_command_done) QemuCommand c = {}, d = {}, e = {};
 
+        /* one graphics device of each type, as libvirt refuses at start (defining two is accepted) */
+        build_fails(two, VB_ERROR_NOT_SUPPORTED, "Only one graphics device of each type is supported: a second <graphics type='vnc'> (device 2)");
         build_ok(def, &params, &c);
         assert_string_equal(opt(&c, "-vnc", 0), "0.0.0.0:0,to=1000,password=on");
         assert_string_equal(c.vnc_password, "s3cret");

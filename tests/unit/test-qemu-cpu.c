@@ -23,7 +23,10 @@ static const char probe_doc[] =
         "  \"A\": {\"vendor\": \"GenuineIntel\", \"model-id\": \"Intel Thing\", \"features\": [\"fpu\", \"f1\", \"f2\", \"f4\"]},"
         "  \"B\": {\"vendor\": \"AuthenticAMD\", \"model-id\": \"AMD Thing\", \"features\": [\"fpu\", \"f1\", \"f2\", \"f3\", \"hypervisor\"]},"
         "  \"C\": {\"vendor\": \"AuthenticAMD\", \"model-id\": \"AMD Other\", \"features\": [\"fpu\"]},"
-        "  \"G\": {\"vendor\": \"GenuineIntel\", \"model-id\": \"QEMU Virtual CPU version 2.5+\", \"features\": [\"fpu\", \"f1\"]}},"
+        "  \"G\": {\"vendor\": \"GenuineIntel\", \"model-id\": \"QEMU Virtual CPU version 2.5+\", \"features\": [\"fpu\", \"f1\"]},"
+        "  \"qemu64\": {\"vendor\": \"AuthenticAMD\", \"model-id\": \"QEMU Virtual CPU version 2.5+\", \"features\": [\"fpu\"]},"
+        "  \"athlon\": {\"vendor\": \"AuthenticAMD\", \"model-id\": \"QEMU Virtual CPU version 2.5+\", \"features\": [\"fpu\"]},"
+        "  \"pentium\": {\"vendor\": \"GenuineIntel\", \"model-id\": \"\", \"features\": [\"fpu\"]}},"
         " \"host-cpu-tcg\": {\"vendor\": \"AuthenticAMD\", \"features\": [\"fpu\", \"f1\", \"f3\", \"f4\", \"cmp-legacy\","
         "  \"hypervisor\", \"kvmclock\", \"arch-capabilities\", \"mds-no\"]},"
         " \"cpu-hv-properties\": [\"hv-spinlocks\", \"hv-relaxed\"]}";
@@ -65,7 +68,12 @@ static void test_host_model(void **state) {
 
         assert_string_equal(qemu_cpu_model_vendor(c, "A"), "Intel");
         assert_string_equal(qemu_cpu_model_vendor(c, "B"), "AMD");
-        assert_string_equal(qemu_cpu_model_vendor(c, "G"), "unknown");
+        /* QEMU's own models and those without a brand string have no vendor (as libvirt says); a real CPU
+         * QEMU brands as its own has its CPUID vendor (athlon: AMD, as libvirt says) */
+        assert_string_equal(qemu_cpu_model_vendor(c, "qemu64"), "unknown");
+        assert_string_equal(qemu_cpu_model_vendor(c, "athlon"), "AMD");
+        assert_string_equal(qemu_cpu_model_vendor(c, "pentium"), "unknown");
+        assert_string_equal(qemu_cpu_model_vendor(c, "G"), "Intel");
         assert_null(qemu_cpu_model_vendor(c, "nope"));
         assert_true(qemu_cpu_has_property(c, "hv-spinlocks"));
         assert_false(qemu_cpu_has_property(c, "hv-vendor-id"));

@@ -711,7 +711,7 @@ static int add_chardev(QemuBuildState *s, size_t i, char **alias, VbError *reter
 
 /* Graphics, input, video, the rest ------------------------------------------------------------ */
 
-static int add_graphics(QemuBuildState *s, const DeviceDef *dev, VbError *reterr) {
+static int add_graphics(QemuBuildState *s, size_t index, const DeviceDef *dev, VbError *reterr) {
         _cleanup_(conf_node_freep) ConfNode *n = NULL;
         const char *type, *port, *autoport, *listen, *passwd;
         int r, p = -1;
@@ -723,8 +723,10 @@ static int add_graphics(QemuBuildState *s, const DeviceDef *dev, VbError *reterr
         if (!type || !streq(type, "vnc"))
                 return not_supported(reterr, "Graphics type '%s' is not supported by the qemu driver (only 'vnc')",
                                      strempty(type));
+        /* libvirt's rule too, checked when it builds the command line (start), not at define */
         if (s->cmd->has_vnc)
-                return not_supported(reterr, "The qemu driver supports one VNC display per domain");
+                return not_supported(reterr, "Only one graphics device of each type is supported: a second "
+                                     "<graphics type='vnc'> (device %zu)", index + 1);
         port = qemu_node_attr(n, NULL, "port");
         autoport = qemu_node_attr(n, NULL, "autoport");
         listen = qemu_node_attr(n, NULL, "listen") ?: qemu_node_attr(n, "listen", "address") ?: "127.0.0.1";
@@ -962,7 +964,7 @@ int qemu_command_add_device(QemuBuildState *s, size_t i, VbError *reterr) {
         case DEVICE_CHANNEL:
                 return add_chardev(s, i, alias, reterr);
         case DEVICE_GRAPHICS:
-                return add_graphics(s, dev, reterr);
+                return add_graphics(s, i, dev, reterr);
         case DEVICE_INPUT:
                 r = pick_alias(dev, "input", &s->n_input, alias);
                 return r < 0 ? r : add_input(s, dev, *alias, reterr);

@@ -70,12 +70,21 @@ static bool model_generic(struct json_object *m) {
         return isempty(id) || strncmp(id, "QEMU ", 5) == 0 || strstr(id, "KVM processor");
 }
 
+/* QEMU's own models, no real CPU: qemu32/qemu64, kvm32/kvm64 (base, max and host are not listed). */
+static bool model_of_qemu(const char *name) {
+        return strncmp(name, "qemu", 4) == 0 || strncmp(name, "kvm", 3) == 0;
+}
+
+/* The vendor a model's guests see: its CPUID vendor, for the models of real CPUs, also one QEMU gives its own
+ * brand string (athlon, AMD's Athlon: AuthenticAMD, family 6), as libvirt names them. "unknown" for QEMU's
+ * own models, whose CPUID vendor is an arbitrary pick (qemu64 says AuthenticAMD, qemu32 GenuineIntel), and,
+ * as libvirt says, for those QEMU gives no brand string at all (486, pentium...). */
 const char *qemu_cpu_model_vendor(const QemuCaps *c, const char *model) {
         struct json_object *m = qemu_json_get(qemu_json_get(c->doc, "cpu-models"), model);
 
         if (!m)
                 return NULL;
-        if (model_generic(m))
+        if (model_of_qemu(model) || isempty(qemu_json_string(m, "model-id")))
                 return "unknown";
         return vendor_xml(qemu_json_string(m, "vendor")) ?: "unknown";
 }
