@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* QMP over a unix socket: one JSON object per line in each direction. */
+/* QMP over a unix socket. QEMU writes one JSON object per line; we send each command as a bare object
+ * ({"execute":"query-blockstats"}), with no "id" and no line end: QEMU 7.2 reads its monitor one byte per
+ * turn of its monitor thread's loop (seven system calls a byte, some 12 us of its CPU here), and QEMU's
+ * JSON parser takes an object as complete at its closing brace. Without the out-of-band capability (never
+ * negotiated here) QEMU answers commands one at a time in the order they came, so the replies are
+ * matched to the calls in order: every reply belongs to the oldest call not yet answered. */
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -11,8 +17,9 @@
 
 #include "drivers/qemu/qemu-monitor.h"
 #include "util/log.h"
-#include "util/strbuf.h"
 
+/* A command sent and not answered yet, in the order sent. id is ours only (qemu_monitor_cancel, the
+ * synchronous wait), never sent. */
 typedef struct PendingCall {
         uint64_t id;
         QemuMonitorReplyFn cb;
@@ -35,7 +42,8 @@ struct QemuMonitor {
         char *rbuf;
         size_t rlen, ralloc;
         uint64_t next_id;
-        PendingCall *pending;
+        PendingCall *pending, **pending_tail; /* oldest first */
+        struct json_tokener *deep; /* for answers nested deeper than json-c's default (NULL until one) */
         Backlog *backlog, **backlog_tail;
         bool closed, closed_reported;
         uint64_t generation; /* qemu_monitor_generation() */
@@ -43,7 +51,6 @@ struct QemuMonitor {
         bool free_requested;
         /* Opening without waiting (qemu_monitor_open_async): the greeting, then qmp_capabilities' reply. */
         enum { OPEN_DONE, OPEN_GREETING, OPEN_CAPABILITIES } opening;
-        uint64_t open_id;
         sd_event_source *open_timer, *open_watch;
         int open_watch_fd; /* our copy of the watched descriptor (epoll takes each descriptor once) */
         char *path;
@@ -142,11 +149,46 @@ static int write_all(QemuMonitor *mon, const char *s, size_t n) {
         return 0;
 }
 
-static int send_command(QemuMonitor *mon, const char *command, struct json_object *args, uint64_t id, int fd) {
-        struct json_object *o = json_object_new_object();
-        const char *text;
-        StrBuf b = STRBUF_NULL;
-        _cleanup_free_ char *line = NULL;
+/* Appends a call to the queue of those waiting for their reply; NULL when out of memory. */
+static PendingCall *pending_add(QemuMonitor *mon, QemuMonitorReplyFn cb, void *userdata) {
+        PendingCall *p = new0(PendingCall, 1);
+
+        if (!p)
+                return NULL;
+        *p = (PendingCall) { .id = ++mon->next_id, .cb = cb, .userdata = userdata };
+        *mon->pending_tail = p;
+        mon->pending_tail = &p->next;
+        return p;
+}
+
+/* Takes the oldest call out of the queue (the one the next reply answers); NULL if none. */
+static PendingCall *pending_pop(QemuMonitor *mon) {
+        PendingCall *p = mon->pending;
+
+        if (!p)
+                return NULL;
+        mon->pending = p->next;
+        if (!mon->pending)
+                mon->pending_tail = &mon->pending;
+        return p;
+}
+
+/* Takes the newest call back out of the queue (its command could not be sent). */
+static void pending_drop_last(QemuMonitor *mon, PendingCall *last) {
+        for (PendingCall **i = &mon->pending; *i; i = &(*i)->next)
+                if (*i == last && !last->next) {
+                        *i = NULL;
+                        mon->pending_tail = i;
+                        free(last);
+                        return;
+                }
+}
+
+/* Sends {"execute":command,"arguments":args} (args taken, may be NULL), the call being queued already. */
+static int send_command(QemuMonitor *mon, const char *command, struct json_object *args, int fd) {
+        _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+        const char *line;
+        size_t n;
         int r;
 
         if (!o) {
@@ -156,23 +198,20 @@ static int send_command(QemuMonitor *mon, const char *command, struct json_objec
         json_object_object_add(o, "execute", json_object_new_string(command));
         if (args)
                 json_object_object_add(o, "arguments", args);
-        json_object_object_add(o, "id", json_object_new_uint64(id));
-        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        strbuf_append(&b, text);
-        strbuf_append(&b, "\n");
-        json_object_put(o);
-        line = strbuf_steal(&b);
+        /* Every byte costs QEMU a turn of its loop: no spaces, no escaped slashes (QOM paths). */
+        line = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!line)
                 return -ENOMEM;
+        n = strlen(line);
         if (!command_reads_only(command))
                 bump_generation(mon);
         log_debug("QMP> %s", line);
         if (fd >= 0) {
-                r = send_with_fd(mon, line, strlen(line), fd);
+                r = send_with_fd(mon, line, n, fd);
                 if (r >= 0)
-                        r = write_all(mon, line + r, strlen(line) - (size_t) r);
+                        r = write_all(mon, line + r, n - (size_t) r);
         } else
-                r = write_all(mon, line, strlen(line));
+                r = write_all(mon, line, n);
         if (r < 0)
                 mon->closed = true;
         return r;
@@ -221,6 +260,43 @@ static int fill(QemuMonitor *mon) {
         return 0;
 }
 
+/* json-c's default depth is 32: an answer of query-block for a disk with a long backing chain nests
+ * deeper (one level per image). QEMU's own parser takes up to 1024. */
+#define QMP_DEPTH_MAX 1024
+
+/* One line from QEMU as a JSON object; NULL for a line that is none and answers nothing. */
+static struct json_object *parse_line(QemuMonitor *mon, const char *line) {
+        enum json_tokener_error e = json_tokener_success;
+        struct json_object *o = json_tokener_parse_verbose(line, &e), *reply, *error;
+
+        if (!o && e == json_tokener_error_depth && (mon->deep || (mon->deep = json_tokener_new_ex(QMP_DEPTH_MAX)))) {
+                json_tokener_reset(mon->deep);
+                o = json_tokener_parse_ex(mon->deep, line, -1);
+                if (json_tokener_get_error(mon->deep) != json_tokener_success) {
+                        json_object_put(o);
+                        o = NULL;
+                }
+        }
+        if (o && json_object_is_type(o, json_type_object))
+                return o;
+        json_object_put(o);
+        /* The answer to a command sent without "id" is an object with one member, "return" or "error": one
+         * that json-c cannot read still answers the oldest call, as a refusal, so that the calls after it
+         * keep their own answers. Anything else (an event) is dropped. */
+        if (strncmp(line, "{\"return\"", 9) != 0 && strncmp(line, "{\"error\"", 8) != 0)
+                return NULL;
+        reply = json_object_new_object();
+        error = json_object_new_object();
+        if (!reply || !error) {
+                json_object_put(reply);
+                json_object_put(error);
+                return NULL;
+        }
+        json_object_object_add(error, "desc", json_object_new_string("QEMU's answer could not be read as JSON"));
+        json_object_object_add(reply, "error", error);
+        return reply;
+}
+
 /* Takes the next complete line out of the buffer as a JSON object; NULL if none. */
 static struct json_object *next_message(QemuMonitor *mon) {
         for (;;) {
@@ -234,19 +310,17 @@ static struct json_object *next_message(QemuMonitor *mon) {
                         return NULL;
                 *nl = 0;
                 log_debug("QMP< %s", mon->rbuf);
-                o = json_tokener_parse(mon->rbuf);
+                o = parse_line(mon, mon->rbuf);
                 memmove(mon->rbuf, nl + 1, mon->rlen - (size_t) (nl + 1 - mon->rbuf));
                 mon->rlen -= (size_t) (nl + 1 - mon->rbuf);
                 mon->rbuf[mon->rlen] = 0;
-                if (o && json_object_is_type(o, json_type_object))
+                if (o)
                         return o;
-                json_object_put(o);
         }
 }
 
-static uint64_t message_id(struct json_object *msg) {
-        struct json_object *id = qemu_json_get(msg, "id");
-        return id && json_object_is_type(id, json_type_int) ? json_object_get_uint64(id) : 0;
+static bool is_reply(struct json_object *msg) {
+        return qemu_json_get(msg, "return") || qemu_json_get(msg, "error");
 }
 
 static const char *message_error(struct json_object *msg) {
@@ -258,57 +332,66 @@ static const char *message_error(struct json_object *msg) {
 
 static void open_finish(QemuMonitor *mon, int r, const char *format, ...) _printf_(3, 4);
 
-/* A message while opening: the greeting, then the answer to qmp_capabilities. */
-static void dispatch_opening(QemuMonitor *mon, struct json_object *msg) {
-        if (mon->opening == OPEN_GREETING) {
-                if (!qemu_json_get(msg, "QMP"))
-                        return;
-                mon->open_id = ++mon->next_id;
-                if (send_command(mon, "qmp_capabilities", NULL, mon->open_id, -1) < 0)
-                        open_finish(mon, -ECONNRESET, "QMP capabilities negotiation on '%s' failed: %s", mon->path,
-                                    "the connection closed");
-                else
-                        mon->opening = OPEN_CAPABILITIES;
-                return;
-        }
-        if (message_id(msg) != mon->open_id || (!qemu_json_get(msg, "return") && !qemu_json_get(msg, "error")))
-                return;
-        if (message_error(msg))
-                open_finish(mon, -EIO, "QEMU refused QMP capabilities negotiation: %s", message_error(msg));
+static void on_capabilities(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        if (error)
+                open_finish(mon, -EIO, "QEMU refused QMP capabilities negotiation: %s", error);
         else
                 open_finish(mon, 0, NULL);
+}
+
+/* The greeting while opening: qmp_capabilities follows, answered through the queue (on_capabilities). */
+static void dispatch_greeting(QemuMonitor *mon, struct json_object *msg) {
+        PendingCall *p;
+
+        if (!qemu_json_get(msg, "QMP"))
+                return;
+        p = pending_add(mon, on_capabilities, NULL);
+        if (!p)
+                return open_finish(mon, -ENOMEM, "QMP capabilities negotiation on '%s' failed: %s", mon->path,
+                                   strerror(ENOMEM));
+        if (send_command(mon, "qmp_capabilities", NULL, -1) < 0) {
+                pending_drop_last(mon, p);
+                open_finish(mon, -ECONNRESET, "QMP capabilities negotiation on '%s' failed: %s", mon->path,
+                            "the connection closed");
+        } else
+                mon->opening = OPEN_CAPABILITIES;
+}
+
+/* A reply: the answer to the oldest call (QEMU answers in order). */
+static void dispatch_reply(QemuMonitor *mon, struct json_object *msg) {
+        PendingCall *p = pending_pop(mon);
+
+        if (!p) {
+                log_debug("QEMU answered a command that was not sent, ignoring.");
+                return;
+        }
+        if (p->cb)
+                p->cb(mon, qemu_json_get(msg, "return"), message_error(msg), p->userdata);
+        free(p);
 }
 
 static void dispatch(QemuMonitor *mon, struct json_object *msg) {
         const char *event = qemu_json_string(msg, "event");
 
-        if (mon->opening != OPEN_DONE)
-                return dispatch_opening(mon, msg);
-
+        if (mon->opening == OPEN_GREETING)
+                return dispatch_greeting(mon, msg);
         if (event) {
+                /* Events while qmp_capabilities is on its way are not ours to report yet. */
+                if (mon->opening != OPEN_DONE)
+                        return;
                 bump_generation(mon);
                 if (mon->cb.event)
                         mon->cb.event(mon, event, qemu_json_get(msg, "data"), mon->userdata);
                 return;
         }
-        if (qemu_json_get(msg, "return") || qemu_json_get(msg, "error")) {
-                uint64_t id = message_id(msg);
-                for (PendingCall **i = &mon->pending; *i; i = &(*i)->next)
-                        if ((*i)->id == id) {
-                                PendingCall *p = *i;
-                                *i = p->next;
-                                if (p->cb)
-                                        p->cb(mon, qemu_json_get(msg, "return"), message_error(msg), p->userdata);
-                                free(p);
-                                return;
-                        }
-        }
+        if (is_reply(msg))
+                dispatch_reply(mon, msg);
 }
 
 static void fail_pending(QemuMonitor *mon) {
-        while (mon->pending) {
-                PendingCall *p = mon->pending;
-                mon->pending = p->next;
+        PendingCall *p;
+
+        while ((p = pending_pop(mon))) {
                 if (p->cb)
                         p->cb(mon, NULL, "The QEMU monitor connection closed", p->userdata);
                 free(p);
@@ -390,19 +473,8 @@ static int backlog_add(QemuMonitor *mon, struct json_object *msg) {
         return 0;
 }
 
-static bool is_pending_reply(QemuMonitor *mon, struct json_object *msg) {
-        uint64_t id;
-
-        if (!qemu_json_get(msg, "return") && !qemu_json_get(msg, "error"))
-                return false;
-        id = message_id(msg);
-        for (PendingCall *p = mon->pending; p; p = p->next)
-                if (p->id == id)
-                        return true;
-        return false;
-}
-
-/* Waits for the reply with this id, putting events in the backlog. */
+/* Waits for the greeting (id 0) or the reply to the call with this id, putting events in the backlog.
+ * A call that gives up waiting stays queued without a callback: its reply, when it comes, is dropped. */
 static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watch_fd, struct json_object **ret) {
         for (;;) {
                 struct json_object *msg;
@@ -411,14 +483,19 @@ static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watc
                 int r;
 
                 while ((msg = next_message(mon))) {
-                        if (id == 0 ? qemu_json_get(msg, "QMP") != NULL : message_id(msg) == id) {
+                        if (id == 0 && qemu_json_get(msg, "QMP")) {
                                 *ret = msg;
                                 return 0;
                         }
-                        if (is_pending_reply(mon, msg)) {
+                        if (id != 0 && is_reply(msg) && mon->pending && mon->pending->id == id) {
+                                free(pending_pop(mon));
+                                *ret = msg;
+                                return 0;
+                        }
+                        if (is_reply(msg)) {
                                 /* The reply to a command sent before this one (pipelined): its callback
                                  * runs now, so that the caller knows its outcome when we return. */
-                                dispatch(mon, msg);
+                                dispatch_reply(mon, msg);
                                 json_object_put(msg);
                                 continue;
                         }
@@ -443,22 +520,36 @@ static int wait_reply(QemuMonitor *mon, uint64_t id, uint64_t deadline, int watc
         }
 }
 
-int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
-                           uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
-        struct json_object *reply = NULL;
-        const char *err;
-        uint64_t id;
+/* Sends command and waits until deadline for its reply (the whole message). */
+static int call_wait(QemuMonitor *mon, const char *command, struct json_object *args, uint64_t deadline,
+                     int watch_fd, struct json_object **ret) {
+        PendingCall *p;
         int r;
 
         if (mon->closed) {
                 json_object_put(args);
                 return -ECONNRESET;
         }
-        id = ++mon->next_id;
-        r = send_command(mon, command, args, id, -1);
-        if (r < 0)
+        p = pending_add(mon, NULL, NULL);
+        if (!p) {
+                json_object_put(args);
+                return -ENOMEM;
+        }
+        r = send_command(mon, command, args, -1);
+        if (r < 0) {
+                pending_drop_last(mon, p);
                 return r;
-        r = wait_reply(mon, id, now_usec() + timeout_usec, -1, &reply);
+        }
+        return wait_reply(mon, p->id, deadline, watch_fd, ret);
+}
+
+int qemu_monitor_call_sync(QemuMonitor *mon, const char *command, struct json_object *args,
+                           uint64_t timeout_usec, struct json_object **ret, char **ret_error) {
+        struct json_object *reply = NULL;
+        const char *err;
+        int r;
+
+        r = call_wait(mon, command, args, now_usec() + timeout_usec, -1, &reply);
         /* What was read along with the reply has to be dispatched without waiting for more input. */
         if ((mon->closed || mon->rlen > 0 || mon->backlog) && mon->defer)
                 (void) sd_event_source_set_enabled(mon->defer, SD_EVENT_ONESHOT);
@@ -493,21 +584,16 @@ int qemu_monitor_call_fd(QemuMonitor *mon, const char *command, struct json_obje
                 json_object_put(args);
                 return -ECONNRESET;
         }
-        p = new0(PendingCall, 1);
+        p = pending_add(mon, cb, userdata);
         if (!p) {
                 json_object_put(args);
                 return -ENOMEM;
         }
-        p->id = ++mon->next_id;
-        p->cb = cb;
-        p->userdata = userdata;
-        r = send_command(mon, command, args, p->id, fd);
+        r = send_command(mon, command, args, fd);
         if (r < 0) {
-                free(p);
+                pending_drop_last(mon, p);
                 return r;
         }
-        p->next = mon->pending;
-        mon->pending = p;
         if (ret_id)
                 *ret_id = p->id;
         return 0;
@@ -560,6 +646,7 @@ static QemuMonitor *monitor_new(sd_event *event, int fd, const QemuMonitorCallba
                 return NULL;
         }
         mon->fd = fd;
+        mon->pending_tail = &mon->pending;
         mon->open_watch_fd = -1;
         bump_generation(mon);
         mon->backlog_tail = &mon->backlog;
@@ -599,10 +686,7 @@ int qemu_monitor_open_fd(sd_event *event, int fd, const char *path, int watch_fd
                           r == -ECONNRESET ? "it exited" : strerror(-r));
                 return r;
         }
-        mon->next_id++;
-        r = send_command(mon, "qmp_capabilities", NULL, mon->next_id, -1);
-        if (r >= 0)
-                r = wait_reply(mon, mon->next_id, deadline, watch_fd, &reply);
+        r = call_wait(mon, "qmp_capabilities", NULL, deadline, watch_fd, &reply);
         if (r >= 0 && message_error(reply)) {
                 set_error(ret_error, "QEMU refused QMP capabilities negotiation: %s", message_error(reply));
                 r = -EIO;
@@ -741,11 +825,10 @@ QemuMonitor *qemu_monitor_free(QemuMonitor *mon) {
         safe_close_fd(mon->open_watch_fd);
         free(mon->path);
         /* The callers' userdata may be gone: drop pending calls without calling back. */
-        while (mon->pending) {
-                PendingCall *p = mon->pending;
-                mon->pending = p->next;
-                free(p);
-        }
+        while (mon->pending)
+                free(pending_pop(mon));
+        if (mon->deep)
+                json_tokener_free(mon->deep);
         while (mon->backlog) {
                 Backlog *b = mon->backlog;
                 mon->backlog = b->next;

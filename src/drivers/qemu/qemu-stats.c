@@ -49,10 +49,12 @@ struct QemuStatsCache {
         /* BALLOON_CHANGE: QEMU holds back those that follow one within a second and sends the last of them
          * when the second is over, so the balloon's size is asked again for that long after one. */
         uint64_t balloon_event_usec;
-        /* The guest's memory report: the kept one's last-update, when the latest query that still found it
-         * was sent, and the time after which that report came (0: unknown). QEMU asks the guest for the next
-         * one a <stats period> after it took this one in. */
-        uint64_t guest_update, guest_seen_usec, guest_after_usec;
+        /* The guest's memory report: the kept one's last-update (QEMU's real-time clock when it came, in s),
+         * when the first and the latest query that found it were sent, and the time after which that report
+         * came (0: unknown). QEMU asks the guest for the next one a <stats period> after it took this one in. */
+        uint64_t guest_update, guest_found_usec, guest_seen_usec, guest_after_usec;
+        /* The balloon's partial QOM path ("balloon0", 20 bytes shorter) was refused: the full one. */
+        bool guest_path_full;
         /* The image files whose allocated size virtbusd reads itself (block.N.physical): files QEMU had open
          * as the disks' sources, with the size query-block gave, by disk alias. */
         struct StatsImage {
@@ -464,7 +466,7 @@ static void cache_guest_report(QemuStatsCache *cache, struct json_object *reply,
         /* A new report: it came after the latest query that found the one before (if any did). */
         cache->guest_after_usec = cache->reply[STATS_QUERY_BALLOON_GUEST] ? cache->guest_seen_usec : 0;
         cache->guest_update = update;
-        cache->guest_seen_usec = sent_usec;
+        cache->guest_found_usec = cache->guest_seen_usec = sent_usec;
 }
 
 /* Whether QEMU has the file st describes open (one of /proc/PID/fd/'s links leads to it): virtbusd hands
@@ -539,10 +541,27 @@ static void cache_reply(QemuStatsRound *round, StatsQuery query, struct json_obj
         cache->generation[query] = generation;
 }
 
+static void round_send(QemuStatsRound *round, StatsQuery query);
+
 static void on_reply(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
         struct StatsReply *slot = userdata;
         QemuStatsRound *round = slot->round;
+        QemuStatsCache *cache = round->vm ? round->vm->stats_cache : NULL;
 
+        /* The balloon's short path refused (another object has its name): asked again by its full path, in
+         * this round, and from now on. */
+        if (error && slot->query == STATS_QUERY_BALLOON_GUEST && cache && !cache->guest_path_full &&
+            qemu_monitor_is_open(mon)) {
+                log_debug("Domain %s: qom-get of 'balloon0' failed, asking by its full path: %s", round->vm->uuid,
+                          error);
+                cache->guest_path_full = true;
+                round_send(round, slot->query);
+                if (--round->pending > 0)
+                        return;
+                round_unlink(round);
+                round_finish(round);
+                return;
+        }
         round->answered = true;
         if (round->vm && round->vm->stats_cache && round->vm->stats_cache->round == round)
                 round->vm->stats_cache->round = NULL; /* answered in part: later calls ask anew */
@@ -617,6 +636,27 @@ static bool images_known(const QemuVm *vm, const QemuStatsCache *cache) {
         return true;
 }
 
+static uint64_t real_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Whether the next memory report cannot have come yet (it comes a period after the kept one came, at the
+ * earliest): the kept report came after the latest query that found the one before it; and it came no
+ * earlier than its last-update, a second count of the real-time clock that QEMU and we share. The second
+ * rule holds from the first report on, but trusts that clock not to have stepped back since the report
+ * came: it is never followed longer than a period after the report was first found. */
+static bool guest_report_holds(const QemuStatsCache *cache, uint64_t period_usec, uint64_t now) {
+        if (cache->guest_update == 0 || period_usec == 0)
+                return false;
+        if (cache->guest_after_usec > 0 && now < cache->guest_after_usec + period_usec)
+                return true;
+        return now < cache->guest_found_usec + period_usec &&
+               real_usec() < cache->guest_update * 1000000ULL + period_usec;
+}
+
 /* The kept reply to query, if it still holds now (QEMU sent nothing we have not read yet). */
 static struct json_object *cache_lookup(const QemuVm *vm, StatsQuery query, uint64_t now) {
         const QemuStatsCache *cache = vm->stats_cache;
@@ -630,8 +670,7 @@ static struct json_object *cache_lookup(const QemuVm *vm, StatsQuery query, uint
                 break;
         case STATS_QUERY_BALLOON_GUEST:
                 /* Not before the guest's first report, nor once the next may be in. */
-                if (cache->guest_update == 0 || cache->guest_after_usec == 0 ||
-                    now >= cache->guest_after_usec + balloon_period(vm) * 1000000ULL)
+                if (!guest_report_holds(cache, balloon_period(vm) * 1000000ULL, now))
                         return NULL;
                 break;
         case STATS_QUERY_BLOCK:
@@ -665,8 +704,12 @@ static void round_send(QemuStatsRound *round, StatsQuery query) {
                 args = json_object_new_object();
                 if (!args)
                         return;
-                /* The balloon's id is always balloon0 (qemu-command-devices.c). */
-                json_object_object_add(args, "path", json_object_new_string("/machine/peripheral/balloon0"));
+                /* The balloon's id is always balloon0 (qemu-command-devices.c); QOM finds it by that name
+                 * alone while no other object is called so (each byte sent costs QEMU ~12 us). */
+                json_object_object_add(args, "path",
+                                       json_object_new_string(vm->stats_cache->guest_path_full
+                                                                      ? "/machine/peripheral/balloon0"
+                                                                      : "balloon0"));
                 json_object_object_add(args, "property", json_object_new_string("guest-stats"));
         }
         round->slots[query] = (struct StatsReply) { .round = round, .query = query };
