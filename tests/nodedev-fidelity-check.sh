@@ -4,13 +4,11 @@
 # and fails below tests/fidelity-floor-nodedev.txt (a value that only ever goes up). The category is
 # small (about 40 documents, under a second), so this runs in every test run. Exit 77 without the corpus.
 set -eu
-# The scorer runs the tool once per document (thousands): under `virtbus-xml serve` each of those runs is a
-# child of one process that compiled the schemas once (tests/README.md).
 tool=${1:?usage: nodedev-fidelity-check.sh VIRTBUS-XML}
 here=$(cd "$(dirname "$0")" && pwd)
 shared=$(sh "$here/shared-dir.sh")
 [ -d "$shared/corpus/libvirt" ] && [ -f "$shared/tools/xml-fidelity.py" ] || { echo "corpus not found, skipping"; exit 77; }
-out=$("$tool" serve -- python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --category nodedev --jobs 2 -- "$tool" format)
+out=$(python3 "$shared/tools/xml-fidelity.py" "$shared/corpus/libvirt" --category nodedev --jobs 2 -- "$tool" format)
 echo "$out"
 got=$(echo "$out" | sed -n 's/^fidelity: \([0-9.]*\)%$/\1/p')
 floor=$(cat "$here/fidelity-floor-nodedev.txt")

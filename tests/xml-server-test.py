@@ -115,12 +115,17 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     tool, root = os.path.abspath(sys.argv[1]), sys.argv[2]
-    if not os.environ.get(ENV):
+    if not os.environ.get(ENV) and not os.environ.get("VIRTBUS_XML_SERVE_TRIED"):
         # The server's exit status is its command's; then the cases, under a server.
         rc = subprocess.run([tool, "serve", "--", "sh", "-c", "exit 7"]).returncode
         check("serve exits with its command's status", rc == 7, "got %d" % rc)
-        rc = subprocess.run([tool, "serve", "--", sys.executable] + sys.argv).returncode
-        return 1 if failures or rc != 0 else 0
+        rc = subprocess.run([tool, "serve", "--", sys.executable] + sys.argv,
+                            env=dict(os.environ, VIRTBUS_XML_SERVE_TRIED="1")).returncode
+        return 1 if failures or rc not in (0, 77) else rc
+    if not os.environ.get(ENV):
+        print("this build's serve runs its command plainly (AddressSanitizer, see tests/README.md): "
+              "no server to compare with")
+        return 77
 
     data = os.path.join(root, "tests", "data")
     valid = sorted(os.path.join(data, "domain", f) for f in os.listdir(os.path.join(data, "domain"))
