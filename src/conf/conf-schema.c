@@ -195,6 +195,17 @@ static void schema_put(xmlRelaxNGPtr rng) {
         pthread_mutex_unlock(&schema_lock);
 }
 
+int conf_schema_compile_all(void) {
+        int r = 0;
+
+        pthread_mutex_lock(&schema_lock);
+        for (size_t i = 0; i < ELEMENTSOF(schema_cache) && r >= 0; i++)
+                if (!schema_cache[i].rng && conf_schema_file_find(schema_cache[i].name))
+                        r = schema_compile_locked(&schema_cache[i]);
+        pthread_mutex_unlock(&schema_lock);
+        return r;
+}
+
 typedef struct ValidationErrors {
         xmlError *errors;
         size_t n, allocated;

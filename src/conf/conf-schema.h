@@ -29,6 +29,9 @@ void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata
  * when one is in use or was used by another thread than on_use's since the last call. Safe to call
  * while other threads validate. */
 int conf_schema_release(void);
+/* Compiles every embedded schema now rather than at first use: for a process that forks a child per
+ * document (virtbus-xml serve), so that each child starts with them compiled. */
+int conf_schema_compile_all(void);
 
 /* Validates an already parsed document. */
 int conf_schema_validate(void *doc, const char *schema, VbError *reterr);

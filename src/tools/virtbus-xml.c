@@ -8,16 +8,22 @@
 #include "conf/nodedev-conf.h"
 #include "conf/snapshot-conf.h"
 #include "conf/storage-conf.h"
+#include "tools/virtbus-xml-server.h"
 #include "util/fileio.h"
 
 /* virtbus-xml format|validate KIND FILE: parses FILE as KIND and prints the canonical XML (format)
- * or nothing (validate); exits 1 with the error on stderr. */
+ * or nothing (validate); exits 1 with the error on stderr.
+ * virtbus-xml serve -- COMMAND...: runs COMMAND; every virtbus-xml it runs meanwhile is answered by a
+ * child of this process, forked with the schemas already compiled (virtbus-xml-server.h). */
 
 static int usage(void) {
         fprintf(stderr,
                 "Usage: virtbus-xml format|validate KIND FILE\n"
+                "       virtbus-xml serve -- COMMAND [ARG...]\n"
                 "  KIND: domain, device, network, nodedev, storagepool, storagevol, snapshot\n"
-                "Parses FILE, validates it and prints it in canonical form (format).\n");
+                "Parses FILE, validates it and prints it in canonical form (format).\n"
+                "serve: runs COMMAND, answering each virtbus-xml it runs from a process that compiled the\n"
+                "schemas once (for scripts that run virtbus-xml many times).\n");
         return 2;
 }
 
@@ -85,7 +91,7 @@ static int handle(const char *kind, const char *xml, bool print, char **ret, VbE
         return vb_error_set(e, VB_ERROR_INVALID_ARGUMENT, "Unknown kind '%s'.", kind);
 }
 
-int main(int argc, char *argv[]) {
+static int xml_command(int argc, char *argv[]) {
         _cleanup_free_ char *xml = NULL, *out = NULL;
         VbError e = VB_ERROR_NULL;
         bool print;
@@ -113,4 +119,23 @@ int main(int argc, char *argv[]) {
         if (out)
                 fputs(out, stdout);
         return 0;
+}
+
+int main(int argc, char *argv[]) {
+        const char *server = getenv(XML_SERVER_ENV);
+        int r;
+
+        if (argc >= 2 && streq(argv[1], "serve")) {
+                if (argc < 4 || !streq(argv[2], "--"))
+                        return usage();
+                return xml_server_run(argv + 3, xml_command);
+        }
+        /* Under a server: the same command, run by a child of the server. Without one (gone, not
+         * reachable), here. */
+        if (!isempty(server)) {
+                r = xml_server_call(server, argc, argv);
+                if (r >= 0)
+                        return r;
+        }
+        return xml_command(argc, argv);
 }
