@@ -8,6 +8,7 @@
  * 64 bits. Every call must get a reply or an error within a bounded time; crashes, sanitizer reports and
  * leaks are what libFuzzer watches for. */
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,20 @@ static void call_simple(Daemon *d, const char *member, const char *sig, const ch
         sd_bus_slot_unref(slot);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) ftw;
+        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
+        return 0;
+}
+
+/* The daemon's directory goes when the fuzzer exits (libFuzzer ends a timed run with exit()): runs of
+ * scripts/fuzz left one in /tmp each. */
+static void daemon_dir_remove(void) {
+        if (daemon_instance.dir)
+                (void) nftw(daemon_instance.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void daemon_start(Daemon *d) {
         _cleanup_free_ char *config = NULL, *state = NULL, *runtime = NULL;
         char tmpl[] = "/tmp/virtbus-fuzz-dbus.XXXXXX";
@@ -443,6 +458,8 @@ static void daemon_start(Daemon *d) {
         if (!mkdtemp(tmpl))
                 abort();
         d->dir = strdup(tmpl);
+        if (!d->dir || atexit(daemon_dir_remove) != 0)
+                abort();
         if (asprintf(&config, "%s/config", tmpl) < 0 || asprintf(&state, "%s/state", tmpl) < 0 ||
             asprintf(&runtime, "%s/run", tmpl) < 0)
                 abort();
