@@ -642,6 +642,30 @@ static sd_bus_slot *define_later(sd_bus *bus, const char *xml, PendingDefine *d)
         return slot;
 }
 
+/* virtbusd restarted with a stand-in emulator (the real one behind a wrapper, $VIRTBUS_QEMU_EMULATOR) held
+ * before it runs: the capability probe waits until harness_wrapper_flag(dir, "hold", false). Returns the
+ * wrapper's directory, for probe_held_done. */
+static char *probe_held_restart(Harness *h) {
+        _cleanup_free_ char *emulator = NULL;
+        char *dir = NULL;
+
+        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
+        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
+        assert_int_equal(chmod(dir, 0755), 0); /* the probe runs as QEMU's user */
+        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
+        harness_wrapper_flag(dir, "hold", true);
+        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        return dir;
+}
+
+/* virtbusd back on the real emulator, the wrapper gone. */
+static void probe_held_done(Harness *h, const char *dir) {
+        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
+        assert_int_equal(harness_daemon_restart(h), 0);
+        harness_wrapper_remove(dir, "qemu-system-x86_64");
+}
+
 /* The first DefineDomain after start-up, while the driver still probes its emulator's capabilities (an
  * empty cache): the probe is held back ($VIRTBUS_QEMU_EMULATOR is a stand-in for qemu-system-x86_64 that
  * waits while a file exists). Meanwhile ListDomains and another domain's GetXMLDesc are answered and the
@@ -662,13 +686,8 @@ static void test_define_waits_for_probe(void **state) {
         PendingDefine good, bad;
         Pending start;
 
-        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
-        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
-        assert_int_equal(chmod(dir, 0755), 0); /* the probe runs as QEMU's user */
+        dir = probe_held_restart(h);
         assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
-        harness_wrapper_flag(dir, "hold", true);
-        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
         bus = harness_bus_root(h);
 
         slot = define_later(bus, xml, &good);
@@ -713,9 +732,7 @@ static void test_define_waits_for_probe(void **state) {
         pending_done(&good.p);
         pending_done(&bad.p);
         free(good.path);
-        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
-        harness_wrapper_remove(dir, "qemu-system-x86_64");
+        probe_held_done(h, dir);
 }
 
 /* Start from a managed save and Revert to a snapshot of a running guest, of domains with <cpu
@@ -726,7 +743,7 @@ static void test_define_waits_for_probe(void **state) {
 static void test_restore_waits_for_probe(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h);
-        _cleanup_free_ char *dir = NULL, *emulator = NULL, *disk = NULL, *saved_xml = NULL, *snap_xml = NULL,
+        _cleanup_free_ char *dir = NULL, *disk = NULL, *saved_xml = NULL, *snap_xml = NULL,
                             *saved = NULL, *snapped = NULL, *snap = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *desc_reply = NULL;
@@ -764,13 +781,7 @@ static void test_restore_waits_for_probe(void **state) {
         snap = strdup(o);
         harness_domain_call(bus, snapped, "Destroy");
 
-        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
-        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
-        assert_int_equal(chmod(dir, 0755), 0);
-        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
-        harness_wrapper_flag(dir, "hold", true);
-        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
+        dir = probe_held_restart(h);
         bus = harness_bus_root(h);
         /* The Start asks for the capabilities first: the probe begins (held). */
         slot = call_later(bus, saved, "Start", &start);
@@ -803,9 +814,7 @@ static void test_restore_waits_for_probe(void **state) {
         harness_domain_call(bus, snapped, "Destroy");
         pending_done(&start);
         pending_done(&revert);
-        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
-        harness_wrapper_remove(dir, "qemu-system-x86_64");
+        probe_held_done(h, dir);
 }
 
 /* How many times the daemon's log says s. */
@@ -826,18 +835,12 @@ static unsigned log_count(Harness *h, const char *s) {
 static void test_waiting_defines_limited(void **state) {
         Harness *h = *state;
         sd_bus *bus = harness_bus_root(h), *other_bus = NULL;
-        _cleanup_free_ char *dir = NULL, *emulator = NULL, *extra = NULL, *other_xml = diskless_xml("heldother");
+        _cleanup_free_ char *dir = NULL, *extra = NULL, *other_xml = diskless_xml("heldother");
         sd_bus_slot *slots[16], *other_slot;
         PendingDefine defs[16], other;
         char *xml, *path;
 
-        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
-        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
-        assert_int_equal(chmod(dir, 0755), 0);
-        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
-        harness_wrapper_flag(dir, "hold", true);
-        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
+        dir = probe_held_restart(h);
         bus = harness_bus_root(h);
 
         for (unsigned i = 0; i < 16; i++) {
@@ -889,9 +892,7 @@ static void test_waiting_defines_limited(void **state) {
         pending_done(&other.p);
         sd_bus_slot_unref(other_slot);
         sd_bus_flush_close_unref(other_bus);
-        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
-        harness_wrapper_remove(dir, "qemu-system-x86_64");
+        probe_held_done(h, dir);
 }
 
 /* A probe that failed is not remembered for good: the host, not the binary, may be why it failed (QEMU that
@@ -903,18 +904,12 @@ static void test_waiting_defines_limited(void **state) {
 static void test_probe_failure_retried(void **state) {
         Harness *h = *state;
         sd_bus *bus;
-        _cleanup_free_ char *dir = NULL, *emulator = NULL;
+        _cleanup_free_ char *dir = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
         bool answered = false;
 
-        assert_true(asprintf(&dir, "%s/emulator-XXXXXX", harness_dir(h)) > 0);
-        harness_wrapper_make(dir, "qemu-system-x86_64", "/usr/bin/qemu-system-x86_64");
-        assert_int_equal(chmod(dir, 0755), 0); /* the probe runs as QEMU's user */
-        assert_true(asprintf(&emulator, "%s/qemu-system-x86_64", dir) > 0);
-        harness_wrapper_flag(dir, "hold", true);
-        assert_int_equal(setenv("VIRTBUS_QEMU_EMULATOR", emulator, 1), 0);
         assert_int_equal(setenv("VIRTBUS_QEMU_PROBE_TIMEOUT_MS", "8000", 1), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
+        dir = probe_held_restart(h);
         bus = harness_bus_root(h);
 
         harness_call_fails(bus, ERR("OperationFailed"), "Failed to probe the emulator", M, "GetDomainCapabilities",
@@ -940,9 +935,7 @@ static void test_probe_failure_retried(void **state) {
         }
 
         assert_int_equal(unsetenv("VIRTBUS_QEMU_PROBE_TIMEOUT_MS"), 0);
-        assert_int_equal(unsetenv("VIRTBUS_QEMU_EMULATOR"), 0);
-        assert_int_equal(harness_daemon_restart(h), 0);
-        harness_wrapper_remove(dir, "qemu-system-x86_64");
+        probe_held_done(h, dir);
 }
 
 static void ip_link(Harness *h, const char * const *argv) {
