@@ -287,6 +287,40 @@ static unsigned qemu_fds_settle(pid_t pid, unsigned want) {
         return n;
 }
 
+/* How many memory files for screenshots QEMU (pid) holds. */
+static unsigned count_shot_files(pid_t pid) {
+        char dir[64], link[320], target[256];
+        unsigned n = 0;
+        DIR *d;
+
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int) pid);
+        d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                ssize_t k;
+
+                snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+                k = readlink(link, target, sizeof target - 1);
+                target[k > 0 ? k : 0] = 0;
+                n += strstr(target, "memfd:virtbus-screenshot") != NULL;
+        }
+        closedir(d);
+        return n;
+}
+
+static int on_shot_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        unsigned *answered = userdata;
+        const void *p;
+        size_t n;
+
+        if (sd_bus_message_is_method_error(m, NULL))
+                fail_msg("a Screenshot of a burst failed: %s", sd_bus_message_get_error(m)->message);
+        assert_true(sd_bus_message_read_array(m, 'y', &p, &n) >= 0);
+        assert_true(n > 8 && memcmp(p, "\x89PNG", 4) == 0);
+        (*answered)++;
+        return 0;
+}
+
 /* 200 consoles and displays opened and closed, screenshots, and callers gone before the answer:
  * neither virtbusd nor QEMU keeps a descriptor of any of them. */
 static void test_no_leak(void **state) {
@@ -337,6 +371,23 @@ static void test_no_leak(void **state) {
                 assert_true(sd_bus_call_method_async(gone, NULL, HARNESS_SERVICE, path, "org.virtbus1.Domain",
                                                      "Screenshot", NULL, NULL, "ut", 0U, UINT64_C(0)) >= 0);
                 assert_true(sd_bus_flush(gone) >= 0);
+        }
+        /* Screenshots asked for all at once: each answered, one after another through QEMU's one file. */
+        {
+                unsigned answered = 0;
+                uint64_t deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
+
+                for (unsigned i = 0; i < 12; i++)
+                        assert_true(sd_bus_call_method_async(root, NULL, HARNESS_SERVICE, path, "org.virtbus1.Domain",
+                                                             "Screenshot", on_shot_reply, &answered, "ut", 0U,
+                                                             UINT64_C(0)) >= 0);
+                while (answered < 12) {
+                        assert_true(harness_now_usec() < deadline);
+                        if (sd_bus_process(root, NULL) > 0)
+                                continue;
+                        (void) sd_bus_wait(root, 100 * HARNESS_USEC_PER_MSEC);
+                }
+                assert_int_equal(count_shot_files(qemu), 1);
         }
         /* The calls of those gone were answered (to nobody) before this one, which QEMU sees after them. */
         close(held);

@@ -60,6 +60,7 @@ struct QemuConsoleOp {
         unsigned pending; /* QMP answers still to come */
         bool passed;   /* getfd / add-fd done: QEMU holds a descriptor of ours */
         bool encoding; /* in the worker: no longer waits for the domain */
+        bool waiting;  /* OP_SCREENSHOT: behind another screenshot of the domain, for its file */
         int r;         /* the first failure, with code and message */
         VbErrorCode code;
         char *message;
@@ -71,10 +72,11 @@ struct QemuConsoleOp {
         QemuConsoleOp *next;
 };
 
-/* The memory files QEMU writes screenshots into: one per screenshot under way, kept (emptied) for the
- * next one as long as the QEMU lives. QEMU frees a descriptor of an -add-fd set only while the guest
+/* The memory file QEMU writes a domain's screenshots into: one per QEMU, kept (emptied) for the next
+ * screenshot as long as the QEMU lives. QEMU frees a descriptor of an -add-fd set only while the guest
  * runs (remove-fd of a paused guest's set leaves it open until QEMU exits), so a file per screenshot
- * would pile up there. */
+ * would pile up there, and so would a file per screenshot under way: a screenshot asked for while
+ * another of the same domain is taken or encoded waits for the file (at most SCREENSHOT_QUEUE_MAX). */
 struct QemuShotFile {
         char uuid[37];
         pid_t pid;   /* of the QEMU that holds it */
@@ -94,28 +96,35 @@ static void shot_file_free(QemuDriver *q, QemuShotFile *f) {
         free(f);
 }
 
-/* A file for a screenshot of vm: a free one QEMU has already, else a new one (qemu_fd -1). */
-static QemuShotFile *shot_file_get(QemuDriver *q, const QemuVm *vm) {
+/* The file for a screenshot of vm: the one QEMU has already, else a new one (qemu_fd -1). -EBUSY: another
+ * screenshot of vm has it. */
+static int shot_file_get(QemuDriver *q, const QemuVm *vm, QemuShotFile **ret) {
         QemuShotFile *f;
 
         for (f = q->shot_files; f; f = f->next)
-                if (!f->busy && f->qemu_fd >= 0 && f->pid == vm->pid && streq(f->uuid, vm->uuid)) {
+                if (f->pid == vm->pid && streq(f->uuid, vm->uuid)) {
+                        if (f->busy)
+                                return -EBUSY;
                         f->busy = true;
-                        return f;
+                        *ret = f;
+                        return 0;
                 }
         f = new0(QemuShotFile, 1);
         if (!f)
-                return NULL;
+                return -ENOMEM;
         *f = (QemuShotFile) { .pid = vm->pid, .qemu_fd = -1, .busy = true, .next = q->shot_files };
         snprintf(f->uuid, sizeof f->uuid, "%s", vm->uuid);
         f->memfd = memfd_create("virtbus-screenshot", MFD_CLOEXEC);
         if (f->memfd < 0) {
                 free(f);
-                return NULL;
+                return -errno;
         }
         q->shot_files = f;
-        return f;
+        *ret = f;
+        return 0;
 }
+
+static void screenshot_next(QemuDriver *q, const char *uuid);
 
 /* Done with f: emptied for the next screenshot, or gone with its QEMU (or if QEMU never got it). */
 static void shot_file_put(QemuDriver *q, QemuShotFile *f) {
@@ -127,6 +136,8 @@ static void shot_file_put(QemuDriver *q, QemuShotFile *f) {
         f->busy = false;
         if (f->qemu_fd < 0 || !vm || vm->pid != f->pid || ftruncate(f->memfd, 0) < 0)
                 shot_file_free(q, f);
+        if (vm)
+                screenshot_next(q, vm->uuid);
 }
 
 static QemuConsoleOp *op_free(QemuConsoleOp *op) {
@@ -790,14 +801,60 @@ static int find_screen(const QemuVm *vm, unsigned screen, const char **ret_video
         return 0;
 }
 
+/* Sends op's first command with vm's file: screendump if QEMU has the file, add-fd before it if not. */
+static int screenshot_send(QemuConsoleOp *op, QemuVm *vm) {
+        struct json_object *args;
+        char path[64];
+        int wfd, r;
+
+        if (op->file->qemu_fd >= 0)
+                return send_screendump(op);
+        args = json_object_new_object();
+        json_object_object_add(args, "fdset-id", json_object_new_int((int) vm->next_fdset++));
+        /* Write-only, as QEMU opens it. */
+        snprintf(path, sizeof path, "/proc/self/fd/%d", op->file->memfd);
+        wfd = open(path, O_WRONLY | O_CLOEXEC);
+        if (wfd < 0) {
+                json_object_put(args);
+                op_failed(op, -errno, VB_ERROR_OPERATION_FAILED, "Failed to reopen a memory file: %m");
+                return op->r;
+        }
+        r = op_call(op, "add-fd", args, wfd, on_add_fd);
+        close(wfd);
+        return r;
+}
+
+/* The screenshot of uuid that waited longest, if any, gets the file (console_ops is newest first). */
+static void screenshot_next(QemuDriver *q, const char *uuid) {
+        QemuConsoleOp *first = NULL;
+        QemuVm *vm = hashmap_get(q->vms, uuid);
+        int r;
+
+        for (QemuConsoleOp *op = q->console_ops; op; op = op->next)
+                if (op->kind == OP_SCREENSHOT && op->waiting && streq(op->uuid, uuid))
+                        first = op;
+        if (!first || !vm)
+                return;
+        r = shot_file_get(q, vm, &first->file);
+        if (r == -EBUSY)
+                return;
+        first->waiting = false;
+        if (r < 0)
+                op_failed(first, r, VB_ERROR_OPERATION_FAILED, "Failed to make a memory file: %s", strerror(-r));
+        else
+                (void) screenshot_send(first, vm);
+        if (first->pending == 0)
+                op_finish(first);
+}
+
 int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverScreenshotDone done, void *userdata,
                     VbError *reterr) {
         QemuDriver *q = drv->priv;
         QemuVm *vm = qemu_driver_find_vm(q, uuid, reterr);
         const char *video = NULL;
-        char path[64];
         QemuConsoleOp *op;
-        int wfd, r;
+        unsigned waiting = 0;
+        int r;
 
         if (!vm)
                 return -ESRCH;
@@ -806,6 +863,12 @@ int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverSc
         r = find_screen(vm, screen, &video, reterr);
         if (r < 0)
                 return r;
+        for (QemuConsoleOp *o = q->console_ops; o; o = o->next)
+                waiting += o->kind == OP_SCREENSHOT && o->waiting && streq(o->uuid, uuid);
+        if (waiting >= SCREENSHOT_QUEUE_MAX)
+                return vb_error_set(reterr, VB_ERROR_LIMITS_EXCEEDED,
+                                    "%u screenshots of domain '%s' wait already; try again later", waiting,
+                                    domain_def_get_name(vm->live));
         op = op_new(q, OP_SCREENSHOT, vm);
         if (!op)
                 return -ENOMEM;
@@ -815,28 +878,17 @@ int qemu_screenshot(VbDriver *drv, const char *uuid, unsigned screen, VbDriverSc
                 op_free(op);
                 return -ENOMEM;
         }
-        op->file = shot_file_get(q, vm);
-        if (!op->file) {
+        r = shot_file_get(q, vm, &op->file);
+        if (r == -EBUSY) {
+                /* Answered when the one before it is done with the file. */
+                op->waiting = true;
+                return 0;
+        }
+        if (r < 0) {
                 op_free(op);
-                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make a memory file: %m");
+                return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to make a memory file: %s", strerror(-r));
         }
-        if (op->file->qemu_fd >= 0)
-                r = send_screendump(op);
-        else {
-                struct json_object *args = json_object_new_object();
-
-                json_object_object_add(args, "fdset-id", json_object_new_int((int) vm->next_fdset++));
-                /* Write-only, as QEMU opens it. */
-                snprintf(path, sizeof path, "/proc/self/fd/%d", op->file->memfd);
-                wfd = open(path, O_WRONLY | O_CLOEXEC);
-                if (wfd < 0) {
-                        json_object_put(args);
-                        op_free(op);
-                        return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Failed to reopen a memory file: %m");
-                }
-                r = op_call(op, "add-fd", args, wfd, on_add_fd);
-                close(wfd);
-        }
+        r = screenshot_send(op, vm);
         return r < 0 ? op_start_failed(op, r, reterr) : 0;
 }
 
@@ -861,6 +913,9 @@ void qemu_console_abort(QemuDriver *q, const char *uuid) {
 }
 
 void qemu_console_close(QemuDriver *q) {
+        /* Those waiting for a file are dropped with the rest, not started as files come free. */
+        for (QemuConsoleOp *op = q->console_ops; op; op = op->next)
+                op->waiting = false;
         /* Encodings still queued or done finish (cancelled or not), answering their callers. */
         q->console_worker = worker_free(q->console_worker);
         while (q->console_ops)
