@@ -126,7 +126,8 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                 [OPT_PREPARE] = "listen-address (s), port (q), persist (b), paused (b), copy-storage (b), "
                                 "disk-sizes (a{st}), postcopy (b)",
                 [OPT_MIGRATE] = "max-downtime (t, ms), bandwidth (t, MiB/s), auto-converge (b), undefine-source "
-                                "(b), copy-storage (b), nbd-uri (s), nbd-key (s), postcopy (b), postcopy-after (t)",
+                                "(b), copy-storage (b), nbd-uri (s), nbd-key (s), postcopy (b), postcopy-after (t), "
+                                "postcopy-bandwidth (t, MiB/s)",
         };
         int r;
 
@@ -154,7 +155,7 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                 else if (side == OPT_PREPARE && streq(key, "port"))
                         want = 'q';
                 else if (side == OPT_MIGRATE && (streq(key, "max-downtime") || streq(key, "bandwidth") ||
-                                                 streq(key, "postcopy-after")))
+                                                 streq(key, "postcopy-after") || streq(key, "postcopy-bandwidth")))
                         want = 't';
                 else if ((side == OPT_PREPARE && (streq(key, "persist") || streq(key, "paused"))) ||
                          (side == OPT_MIGRATE && (streq(key, "auto-converge") || streq(key, "undefine-source"))) ||
@@ -191,6 +192,8 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                         r = sd_bus_message_read(m, "t", &ret->migrate.params.bandwidth_mib);
                 else if (streq(key, "postcopy-after"))
                         r = sd_bus_message_read(m, "t", &ret->migrate.params.postcopy_after);
+                else if (streq(key, "postcopy-bandwidth"))
+                        r = sd_bus_message_read(m, "t", &ret->migrate.params.postcopy_bandwidth_mib);
                 else {
                         r = sd_bus_message_read(m, "b", &b);
                         if (streq(key, "persist"))
@@ -227,6 +230,9 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                                          (unsigned long long) ret->migrate.params.max_downtime_ms);
         if (ret->migrate.params.bandwidth_mib > (UINT64_C(1) << 40))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'bandwidth' is too large (MiB/s)");
+        if (ret->migrate.params.postcopy_bandwidth_mib > (UINT64_C(1) << 40))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'postcopy-bandwidth' is too large (MiB/s)");
         if (side == OPT_PREPARE) {
                 if (ret->n_disks && !ret->copy_storage)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'disk-sizes' goes with "

@@ -71,6 +71,7 @@ typedef struct VbMigrateParams {
          * (migrate_postcopy, or by itself after postcopy_after passes over memory; 0: only when asked). */
         bool postcopy;
         uint64_t postcopy_after;
+        uint64_t postcopy_bandwidth_mib; /* MiB/s for the pages sent after the switch; 0: no limit */
 } VbMigrateParams;
 typedef struct VbMigrationStats {
         uint64_t total_time_ms, downtime_ms, setup_time_ms;

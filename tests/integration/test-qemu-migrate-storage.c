@@ -321,11 +321,19 @@ static void test_abort_during_copy(void **state) {
                 wait_copying(a, path, &p);
                 switch (round) {
                 case 0:
-                        /* MigrateTo fails; the client then ends the destination's part. */
+                        /* MigrateTo fails; the client then ends the destination's part, unless that ended
+                         * already: the source's stream to it broke off when the source gave up. */
                         sd_bus_message_unref(harness_call_ok(a, path, D, "AbortMigration", "t", UINT64_C(0)));
                         mig_wait_reply(a, &p);
                         assert_non_null(p.error);
-                        sd_bus_message_unref(harness_call_ok(b, path, D, "AbortMigration", "t", UINT64_C(0)));
+                        {
+                                _cleanup_(sd_bus_error_free) sd_bus_error gone = SD_BUS_ERROR_NULL;
+
+                                if (sd_bus_call_method(b, "org.virtbus1", path, D, "AbortMigration", &gone, NULL, "t",
+                                                       UINT64_C(0)) < 0 &&
+                                    !sd_bus_error_has_name(&gone, SD_BUS_ERROR_UNKNOWN_OBJECT))
+                                        fail_msg("AbortMigration at the destination: %s: %s", gone.name, gone.message);
+                        }
                         break;
                 case 1:
                         /* Its domain, export and file go; the source's copy fails. */

@@ -26,6 +26,10 @@ static void set_parameters(QemuMonitor *mon, const VbMigrateParams *p) {
         json_object_object_add(args, "max-bandwidth",
                                json_object_new_int64(p && p->bandwidth_mib ? (int64_t) (p->bandwidth_mib << 20)
                                                                            : INT64_MAX / 2));
+        /* After the switch to postcopy: QEMU's own default, no limit, unless asked. */
+        if (p && p->postcopy_bandwidth_mib)
+                json_object_object_add(args, "max-postcopy-bandwidth",
+                                       json_object_new_int64((int64_t) (p->postcopy_bandwidth_mib << 20)));
         if (p && p->max_downtime_ms)
                 json_object_object_add(args, "downtime-limit", json_object_new_int64((int64_t) p->max_downtime_ms));
         (void) qemu_monitor_call(mon, "migrate-set-parameters", args, on_setup, NULL);
