@@ -189,6 +189,8 @@ static void on_caps_ready(void *userdata) {
         Manager *m = userdata;
 
         m->caps_probing = false;
+        m->caps_wait_over = false;
+        m->caps_wait_timer = sd_event_source_disable_unref(m->caps_wait_timer);
         manager_on_caps_ready(m);
 }
 
@@ -239,6 +241,14 @@ static int caps_for(Manager *m, const DomainDef *def, bool wait, DomainCaps **re
                 return 0;
         r = m->driver->ops->domain_capabilities(m->driver, &q, wait ? NULL : on_caps_ready, wait ? NULL : m, ret,
                                                 &e);
+        if (r == 0 && m->caps_wait_over) {
+                /* DefineDomain waited long enough (domain-define.c): as when the probe fails. */
+                log_warning("Not checking domain '%s' against the capabilities: they are still being probed.",
+                            strempty(def->name));
+                m->caps_probing = true;
+                vb_error_free(&e);
+                return 0;
+        }
         if (r == 0) {
                 m->caps_probing = true;
                 vb_error_free(&e);

@@ -13,7 +13,9 @@
  * same order; the event loop never waits for the batch on a client's behalf (manager_define_settle is
  * left to start-up, shutdown and unit tests). */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "conf/domain-access.h"
 #include "core/domain-caps.h"
@@ -364,7 +366,7 @@ void manager_on_caps_ready(Manager *m) {
                 VbError e = VB_ERROR_NULL;
                 int r;
 
-                if (domain_caps_pending(m, p->def))
+                if (!m->caps_wait_over && domain_caps_pending(m, p->def))
                         break;
                 r = domain_define_check(m, p->def, &e);
                 if (r >= 0) {
@@ -388,6 +390,7 @@ void manager_on_caps_ready(Manager *m) {
 }
 
 void manager_cancel_caps_defines(Manager *m) {
+        m->caps_wait_timer = sd_event_source_disable_unref(m->caps_wait_timer);
         manager_caps_cancel(m);
         for (size_t i = 0; i < m->n_caps_defines; i++) {
                 VbError e = VB_ERROR_NULL;
@@ -401,20 +404,60 @@ void manager_cancel_caps_defines(Manager *m) {
         m->n_caps_defines_allocated = 0;
 }
 
+/* How long a DefineDomain waits for a probe; $VIRTBUS_CAPS_DEFINE_WAIT_MS for tests. Well below the 25 s
+ * a D-Bus client waits for an answer by default. */
+#define CAPS_DEFINE_WAIT_USEC (10 * 1000000ULL)
+
+static uint64_t caps_define_wait_usec(void) {
+        const char *v = getenv("VIRTBUS_CAPS_DEFINE_WAIT_MS");
+        unsigned long long ms;
+        char *end;
+
+        if (!v)
+                return CAPS_DEFINE_WAIT_USEC;
+        errno = 0;
+        ms = strtoull(v, &end, 10);
+        if (errno != 0 || end == v || *end || ms == 0 || ms > 3600 * 1000) {
+                log_warning("Ignoring VIRTBUS_CAPS_DEFINE_WAIT_MS='%s' (expected milliseconds, 1 to 3600000).", v);
+                return CAPS_DEFINE_WAIT_USEC;
+        }
+        return ms * 1000;
+}
+
+/* The probe takes too long (a loaded host, a hung emulator): what waits is checked without the
+ * capabilities, and what comes is, until the probe ends (domain_caps_probe_done). */
+static int on_caps_wait_over(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->caps_wait_timer = sd_event_source_disable_unref(m->caps_wait_timer);
+        log_warning("The capabilities of the hypervisor are still being probed after %llu s: %zu definition(s) "
+                    "are taken without checking them.",
+                    (unsigned long long) (caps_define_wait_usec() / 1000000), m->n_caps_defines);
+        m->caps_wait_over = true;
+        manager_on_caps_ready(m);
+        return 0;
+}
+
 int manager_domain_define_async(Manager *m, DomainDef *def, const DomainAccess *access, DomainDefineDone done,
                                 void *userdata, VbError *reterr) {
         int r;
 
         /* The capabilities are being probed (the first definition after start-up with an empty cache): the
-         * call waits, with those that came after it, and the loop goes on (manager_on_caps_ready). */
-        if (m->n_caps_defines > 0 || domain_caps_pending(m, def)) {
+         * call waits, with those that came after it, and the loop goes on (manager_on_caps_ready), for
+         * CAPS_DEFINE_WAIT_USEC at most. */
+        if (!m->caps_wait_over && (m->n_caps_defines > 0 || domain_caps_pending(m, def))) {
                 domain_def_set_id(def, -1);
                 r = pending_add(&m->caps_defines, &m->n_caps_defines, &m->n_caps_defines_allocated, def, access,
                                 done, userdata);
-                if (r >= 0)
-                        log_debug("DefineDomain of '%s' waits for the capabilities of the hypervisor.",
-                                  domain_def_get_name(def));
-                return r;
+                if (r < 0)
+                        return r;
+                log_debug("DefineDomain of '%s' waits for the capabilities of the hypervisor.",
+                          domain_def_get_name(def));
+                if (!m->caps_wait_timer &&
+                    sd_event_add_time_relative(m->event, &m->caps_wait_timer, CLOCK_MONOTONIC, caps_define_wait_usec(),
+                                               0, on_caps_wait_over, m) < 0)
+                        log_warning("Failed to bound the wait for the capabilities, ignoring.");
+                return 0;
         }
         r = domain_define_check(m, def, reterr);
         if (r < 0) {

@@ -215,6 +215,7 @@ Manager *manager_free(Manager *m) {
         m->durable = durable_free(m->durable);
         m->store_worker = worker_free(m->store_worker);
         sd_event_source_disable_unref(m->define_commit_source);
+        sd_event_source_disable_unref(m->caps_wait_timer);
         conf_schema_set_use_callback(NULL, NULL);
         sd_event_source_disable_unref(m->schema_release_timer);
         free(m->pending_defines);

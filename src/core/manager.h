@@ -89,6 +89,10 @@ struct Manager {
         struct PendingDefine *caps_defines;
         size_t n_caps_defines, n_caps_defines_allocated;
         bool caps_probing; /* core waits for a probe of the driver's (domain-caps-check.c) */
+        /* DefineDomain waits for a probe at most CAPS_DEFINE_WAIT_USEC: then the waiting definitions, and
+         * those that come until the probe ends, are taken unchecked, as when a probe fails. */
+        sd_event_source *caps_wait_timer;
+        bool caps_wait_over;
         struct RenameCommit *renames;     /* Renames being committed: their new names are taken (domain-ops.c) */
         struct Durable *durable;          /* every other saved file's changes, committed by store_worker */
 

@@ -938,6 +938,55 @@ static void test_probe_failure_retried(void **state) {
         probe_held_done(h, dir);
 }
 
+/* A probe that takes too long (held here; a loaded host or a hung emulator elsewhere) holds DefineDomain
+ * for the bound only ($VIRTBUS_CAPS_DEFINE_WAIT_MS, 1.5 s here; 10 s by default, below a D-Bus client's
+ * 25 s): then the definitions that waited are taken unchecked, as when a probe fails, even one the
+ * capabilities would refuse (an unknown machine), and the log says so. Once the probe ended, definitions are
+ * checked again. On the old code a DefineDomain waited as long as the probe, past its client's timeout. */
+static void test_define_wait_bounded(void **state) {
+        Harness *h = *state;
+        sd_bus *bus;
+        _cleanup_free_ char *dir = NULL, *xml = diskless_xml("bounded"), *log = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL;
+        const char *bad_xml = "<domain type='qemu'><name>unchecked</name><memory unit='MiB'>64</memory>"
+                              "<os><type arch='x86_64' machine='pc-0.1'>hvm</type></os></domain>";
+        const char *bad_again = "<domain type='qemu'><name>checked</name><memory unit='MiB'>64</memory>"
+                                "<os><type arch='x86_64' machine='pc-0.1'>hvm</type></os></domain>";
+        PendingDefine good, bad;
+
+        assert_int_equal(setenv("VIRTBUS_CAPS_DEFINE_WAIT_MS", "1500", 1), 0);
+        dir = probe_held_restart(h);
+        bus = harness_bus_root(h);
+
+        slot = define_later(bus, xml, &good);
+        slot2 = define_later(bus, bad_xml, &bad);
+        /* Answered while the probe is still held. */
+        wait_for(bus, &good.p);
+        wait_for(bus, &bad.p);
+        if (good.p.error_name || bad.p.error_name)
+                fail_msg("DefineDomain failed: %s: %s", good.p.error_name ?: bad.p.error_name,
+                         good.p.error_message ?: bad.p.error_message);
+        assert_non_null(good.path);
+        assert_non_null(bad.path);
+        log = harness_read_file(harness_daemon_log_path(h));
+        assert_non_null(strstr(log, "definition(s) are taken without checking them"));
+
+        harness_wrapper_flag(dir, "hold", false);
+        /* Once probed, checked again: GetDomainCapabilities waits for the probe's end. */
+        sd_bus_message_unref(harness_call_ok(bus, M, "GetDomainCapabilities", "sssst", "", "", "", "", UINT64_C(0)));
+        harness_call_fails(bus, ERR("NotSupported"), "has no machine 'pc-0.1'", M, "DefineDomain", "st", bad_again,
+                           UINT64_C(0));
+
+        harness_domain_call(bus, good.path, "Undefine");
+        harness_domain_call(bus, bad.path, "Undefine");
+        pending_done(&good.p);
+        pending_done(&bad.p);
+        free(good.path);
+        free(bad.path);
+        assert_int_equal(unsetenv("VIRTBUS_CAPS_DEFINE_WAIT_MS"), 0);
+        probe_held_done(h, dir);
+}
+
 static void ip_link(Harness *h, const char * const *argv) {
         HarnessResult res = {};
 
@@ -1054,6 +1103,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_restore_waits_for_probe, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_waiting_defines_limited, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_probe_failure_retried, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_define_wait_bounded, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_cut_hotplug_network_port, teardown_cut_port),
         };
         HARNESS_SKIP_UNLESS_ROOT();
