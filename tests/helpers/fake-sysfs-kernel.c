@@ -54,11 +54,25 @@ static char *fmt(const char *format, ...) {
         return s;
 }
 
+/* Reads a regular file only. A test holds a file at a FIFO (the kernel busy with it) and plays both ends
+ * itself: an open of that FIFO here, even a short one, would be the partner virtbusd's open waits for, and
+ * take the data the test waits for. So the file is looked at through O_PATH (no partner) and opened
+ * through that descriptor only if it is regular. */
 static char *read_trim(const char *path) {
-        char buf[256] = "";
+        char buf[256] = "", proc[64];
+        struct stat st;
         ssize_t n;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd, pfd = open(path, O_PATH | O_CLOEXEC);
 
+        if (pfd < 0)
+                return NULL;
+        if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(pfd);
+                return NULL;
+        }
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        fd = open(proc, O_RDONLY | O_CLOEXEC);
+        close(pfd);
         if (fd < 0)
                 return NULL;
         n = read(fd, buf, sizeof buf - 1);

@@ -316,6 +316,8 @@ static char *numvfs_take_write(void) {
         return strdup(buf);
 }
 
+/* userdata: a static of the test's (static: a test that failed leaves its call's slot behind, and the
+ * late answer must not write into a frame that is gone). */
 static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         int *answered = userdata;
 
@@ -329,11 +331,12 @@ static void test_virtual_functions_off_loop(void **state) {
         _cleanup_free_ char *pf = harness_nodedev_path(root, "pci_0000_03_00_0"), *vf0 = harness_nodedev_path(root, "pci_0000_03_10_0"),
                             *written = NULL, *gpu = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        int answered = 0;
+        static int answered;
 
         assert_int_equal(list_count(root, "phys_function", NULL), 2);
         numvfs_hold();
         /* 2 -> 3: through 0, as the kernel wants. */
+        answered = 0;
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pf, ND, "SetVirtualFunctions", on_reply,
                                              &answered, "ut", 3, UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(root) >= 0);
@@ -409,12 +412,14 @@ static void test_configure_vf_off_loop(void **state) {
                             *log = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC;
-        int answered = 0, fd;
+        static int answered;
+        int fd;
 
         total = harness_read_file(file);
         assert_non_null(total);
         assert_int_equal(rename(file, saved), 0);
         assert_int_equal(mkfifo(file, 0644), 0);
+        answered = 0;
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, pf, ND, "ConfigureVirtualFunction",
                                              on_reply, &answered, "usut", 1, "02:00:00:00:00:21", 21,
                                              UINT64_C(0)) >= 0);
@@ -559,9 +564,10 @@ static void held_change(Harness *h, const char *method, const char *file, const 
         sd_bus *root = harness_bus_root(h), *plain = harness_bus_as(h, HARNESS_USER_PLAIN);
         _cleanup_free_ char *vf = harness_nodedev_path(root, "pci_0000_03_10_2"), *xml = NULL, *written = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        int answered = 0;
+        static int answered;
 
         dev_hold(file);
+        answered = 0;
         if (streq(method, "Detach"))
                 assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, vf, ND, method, on_reply, &answered,
                                                      "st", "vfio-pci", UINT64_C(0)) >= 0);
