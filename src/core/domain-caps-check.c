@@ -241,17 +241,15 @@ static int caps_for(Manager *m, const DomainDef *def, bool wait, DomainCaps **re
                 return 0;
         r = m->driver->ops->domain_capabilities(m->driver, &q, wait ? NULL : on_caps_ready, wait ? NULL : m, ret,
                                                 &e);
-        if (r == 0 && m->caps_wait_over) {
-                /* DefineDomain waited long enough (domain-define.c): as when the probe fails. */
-                log_warning("Not checking domain '%s' against the capabilities: they are still being probed.",
-                            strempty(def->name));
-                m->caps_probing = true;
-                vb_error_free(&e);
-                return 0;
-        }
         if (r == 0) {
                 m->caps_probing = true;
                 vb_error_free(&e);
+                if (m->caps_wait_over) {
+                        /* DefineDomain waited long enough (domain-define.c): as when the probe fails. */
+                        log_warning("Not checking domain '%s' against the capabilities: they are still being "
+                                    "probed.", strempty(def->name));
+                        return 0;
+                }
                 vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "The capabilities of the hypervisor are being "
                              "probed (its emulator changed); try again in a moment");
                 return -EAGAIN;

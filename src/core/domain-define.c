@@ -13,9 +13,7 @@
  * same order; the event loop never waits for the batch on a client's behalf (manager_define_settle is
  * left to start-up, shutdown and unit tests). */
 #include <assert.h>
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conf/domain-access.h"
 #include "core/domain-caps.h"
@@ -409,23 +407,11 @@ void manager_cancel_caps_defines(Manager *m) {
 #define CAPS_DEFINE_WAIT_USEC (10 * 1000000ULL)
 
 static uint64_t caps_define_wait_usec(void) {
-        const char *v = getenv("VIRTBUS_CAPS_DEFINE_WAIT_MS");
-        unsigned long long ms;
-        char *end;
-
-        if (!v)
-                return CAPS_DEFINE_WAIT_USEC;
-        errno = 0;
-        ms = strtoull(v, &end, 10);
-        if (errno != 0 || end == v || *end || ms == 0 || ms > 3600 * 1000) {
-                log_warning("Ignoring VIRTBUS_CAPS_DEFINE_WAIT_MS='%s' (expected milliseconds, 1 to 3600000).", v);
-                return CAPS_DEFINE_WAIT_USEC;
-        }
-        return ms * 1000;
+        return env_msec_as_usec("VIRTBUS_CAPS_DEFINE_WAIT_MS", CAPS_DEFINE_WAIT_USEC);
 }
 
 /* The probe takes too long (a loaded host, a hung emulator): what waits is checked without the
- * capabilities, and what comes is, until the probe ends (domain_caps_probe_done). */
+ * capabilities, and what comes is, until the probe ends (on_caps_ready in domain-caps-check.c). */
 static int on_caps_wait_over(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 

@@ -35,16 +35,7 @@ struct QueuedCall {
 
 /* How long a call may wait: $VIRTBUS_QUEUE_TIMEOUT_MS (for tests), else 30 s. */
 static uint64_t queue_timeout_usec(void) {
-        const char *s = getenv("VIRTBUS_QUEUE_TIMEOUT_MS");
-        unsigned long long ms;
-        char *end;
-
-        if (!s)
-                return QUEUE_TIMEOUT_USEC_DEFAULT;
-        ms = strtoull(s, &end, 10);
-        if (end == s || *end || ms == 0)
-                return QUEUE_TIMEOUT_USEC_DEFAULT;
-        return ms * 1000ULL;
+        return env_msec_as_usec("VIRTBUS_QUEUE_TIMEOUT_MS", QUEUE_TIMEOUT_USEC_DEFAULT);
 }
 
 static bool domain_ready(Manager *m, const Domain *d, bool store) {

@@ -260,19 +260,7 @@ static const char * const hidden_dirs[] = {
 
 /* $VIRTBUS_QEMU_TIMEOUT_MS: how long QEMU may take to answer a list of commands (default 10 s). */
 static uint64_t command_timeout(void) {
-        const char *v = getenv("VIRTBUS_QEMU_TIMEOUT_MS");
-        char *end = NULL;
-        unsigned long long ms;
-
-        if (!v || !*v)
-                return QEMU_COMMAND_TIMEOUT_USEC;
-        errno = 0;
-        ms = strtoull(v, &end, 10);
-        if (errno != 0 || !end || *end || ms == 0 || ms > 3600ULL * 1000ULL) {
-                log_warning("Ignoring VIRTBUS_QEMU_TIMEOUT_MS='%s' (expected milliseconds, 1 to 3600000).", v);
-                return QEMU_COMMAND_TIMEOUT_USEC;
-        }
-        return ms * 1000ULL;
+        return env_msec_as_usec("VIRTBUS_QEMU_TIMEOUT_MS", QEMU_COMMAND_TIMEOUT_USEC);
 }
 
 static int qemu_open(VbDriver *drv, const VbDriverConfig *cfg, VbError *reterr) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,10 @@ int free_and_strdup(char **p, const char *s);
 
 /* Overflow-checked growth of a dynamic array: ensures room for need elements. */
 void *greedy_realloc(void **p, size_t *allocated, size_t need, size_t size);
+
+/* A duration set by the environment variable name in milliseconds (1 to 3600000; tests shorten bounds with
+ * it), in microseconds; def when it is unset or empty, and with a warning when it is not such a number. */
+uint64_t env_msec_as_usec(const char *name, uint64_t def);
 #define GREEDY_REALLOC(array, allocated, need) \
         greedy_realloc((void **) &(array), &(allocated), (need), sizeof((array)[0]))
 

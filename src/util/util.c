@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
+#include "util/log.h"
 #include "util/macro.h"
 #include "util/string-table.h"
 
@@ -43,4 +46,20 @@ ssize_t string_table_lookup(const char * const *table, size_t n, const char *key
                 if (table[i] && streq(table[i], key))
                         return (ssize_t) i;
         return -EINVAL;
+}
+
+uint64_t env_msec_as_usec(const char *name, uint64_t def) {
+        const char *v = getenv(name);
+        unsigned long long ms;
+        char *end = NULL;
+
+        if (!v || !*v)
+                return def;
+        errno = 0;
+        ms = strtoull(v, &end, 10);
+        if (errno != 0 || !end || *end || ms == 0 || ms > 3600ULL * 1000ULL) {
+                log_warning("Ignoring %s='%s' (expected milliseconds, 1 to 3600000).", name, v);
+                return def;
+        }
+        return ms * 1000ULL;
 }

@@ -25,19 +25,7 @@
 #define PROBE_TIMEOUT_USEC (30 * 1000000ULL)
 
 uint64_t qemu_caps_probe_timeout(void) {
-        const char *v = getenv("VIRTBUS_QEMU_PROBE_TIMEOUT_MS");
-        char *end = NULL;
-        unsigned long long ms;
-
-        if (!v || !*v)
-                return PROBE_TIMEOUT_USEC;
-        errno = 0;
-        ms = strtoull(v, &end, 10);
-        if (errno != 0 || !end || *end || ms == 0 || ms > 3600ULL * 1000ULL) {
-                log_warning("Ignoring VIRTBUS_QEMU_PROBE_TIMEOUT_MS='%s' (expected milliseconds, 1 to 3600000).", v);
-                return PROBE_TIMEOUT_USEC;
-        }
-        return ms * 1000ULL;
+        return env_msec_as_usec("VIRTBUS_QEMU_PROBE_TIMEOUT_MS", PROBE_TIMEOUT_USEC);
 }
 
 int qemu_caps_key_of(const char *path, QemuCapsKey *ret) {
