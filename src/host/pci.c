@@ -4,6 +4,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pci/pci.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "host/pci.h"
 #include "host/sysfs.h"
 #include "util/fileio.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pci_access *, pci_cleanup);
@@ -259,11 +261,69 @@ static int pci_open(struct pci_access **ret) {
         return 0;
 }
 
+/* The names of vendors and devices, looked up once per process. libpci reads its whole database (pci.ids,
+ * over a megabyte) at the first lookup of each pci_access and frees it with it: that was most of a re-scan
+ * of the host's devices (30-120 ms on the event loop for each link another program made or removed). What
+ * this host's devices are called is kept here instead (a few dozen names, none for an ID the database does
+ * not know); the database is read again only for an ID not seen before. Lists are read on the event loop
+ * and in worker threads: a lock. */
+typedef struct PciName {
+        char key[sizeof "vvvv:dddd"];
+        char *name; /* NULL: the database has none */
+} PciName;
+
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static Hashmap *names;
+
+/* A copy of the name for key (vendor "vvvv", device "vvvv:dddd"), looked up in pa's database when not known
+ * yet; *ret NULL when the database has none. */
+static int pci_name(struct pci_access *pa, bool device, uint16_t vendor, uint16_t product, char **ret) {
+        char key[sizeof ((PciName *) NULL)->key], buf[256];
+        PciName *n;
+        int r = 0;
+
+        if (device)
+                (void) snprintf(key, sizeof key, "%04x:%04x", vendor, product);
+        else
+                (void) snprintf(key, sizeof key, "%04x", vendor);
+        pthread_mutex_lock(&names_lock);
+        if (!names && !(names = hashmap_new())) {
+                r = -ENOMEM;
+                goto out;
+        }
+        n = hashmap_get(names, key);
+        if (!n) {
+                const char *found = device ? pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
+                                                             vendor, product)
+                                           : pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS,
+                                                             vendor);
+
+                n = new0(PciName, 1);
+                if (!n || (found && !(n->name = strdup(found)))) {
+                        free(n);
+                        r = -ENOMEM;
+                        goto out;
+                }
+                memcpy(n->key, key, sizeof key);
+                r = hashmap_put(names, n->key, n);
+                if (r < 0) {
+                        free(n->name);
+                        free(n);
+                        goto out;
+                }
+        }
+        *ret = NULL;
+        if (n->name && !(*ret = strdup(n->name)))
+                r = -ENOMEM;
+out:
+        pthread_mutex_unlock(&names_lock);
+        return r;
+}
+
 static int fill_device(struct pci_access *pa, struct pci_dev *pd, HostPciDevice *d) {
-        char buf[256];
-        const char *name;
         uint64_t cls;
         _cleanup_free_ char *cp = NULL;
+        int r;
 
         pci_fill_info(pd, PCI_FILL_IDENT | PCI_FILL_CLASS);
         d->address = (HostPciAddress) { (uint32_t) pd->domain, pd->bus, pd->dev, pd->func };
@@ -273,13 +333,11 @@ static int fill_device(struct pci_access *pa, struct pci_dev *pd, HostPciDevice 
         cp = dev_path(&d->address, "class");
         if (cp && host_sysfs_read_hex(cp, &cls) >= 0)
                 d->class_code = (uint32_t) cls;
-        name = pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, pd->vendor_id);
-        if (name && !(d->vendor_name = strdup(name)))
-                return -ENOMEM;
-        name = pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, pd->vendor_id,
-                               pd->device_id);
-        if (name && !(d->device_name = strdup(name)))
-                return -ENOMEM;
+        r = pci_name(pa, false, pd->vendor_id, 0, &d->vendor_name);
+        if (r >= 0)
+                r = pci_name(pa, true, pd->vendor_id, pd->device_id, &d->device_name);
+        if (r < 0)
+                return r;
         return fill_from_sysfs(d);
 }
 
