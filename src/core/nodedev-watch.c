@@ -3,9 +3,11 @@
  * by hand, VFs made with echo): when the sysfs root is the real /sys, the kernel's uevents for the
  * subsystems node devices are made of start one re-scan of the host shortly after the first event of a
  * burst. Later events do not push it back, so a steady stream still re-scans every RESCAN_DELAY_USEC.
- * The re-scan announces what was added, removed or changed (nodedev.c), which the bus layer turns into
- * objects and ObjectManager signals. With a fake root (tests, the test driver's simulated host) no
- * socket is opened. */
+ * The host is read in a thread of the watch's own (reading sysfs for every device took 8-16 ms of the
+ * event loop per re-scan); the loop then applies what it found: the re-scan announces what was added,
+ * removed or changed (nodedev.c), which the bus layer turns into objects and ObjectManager signals. Events
+ * during a reading start one more re-scan after it. With a fake root (tests, the test driver's simulated
+ * host) no socket is opened. */
 #include <inttypes.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -16,6 +18,8 @@
 #include "host/sysfs.h"
 #include "host/uevent.h"
 #include "util/log.h"
+#include "util/loop-watch.h"
+#include "util/worker.h"
 
 /* From the first event of a burst to the re-scan. */
 #define RESCAN_DELAY_USEC (100ULL * 1000ULL)
@@ -34,6 +38,12 @@ struct NodeDevWatch {
         char *removed[REMOVED_PATHS_MAX]; /* devpaths of "remove" events not yet seen gone */
         size_t n_removed;
         unsigned rechecks;
+        Worker *worker;   /* reads the host for a re-scan; started at the first */
+        bool scanning;    /* its thread is reading the host (scan, scan_r, scans are the thread's) */
+        bool again;       /* events came meanwhile: one more re-scan after this one */
+        NodeDevScan scan; /* what the thread found */
+        int scan_r;
+        uint64_t scans; /* manager_nodedev_scan()s begun before the thread's reading */
         char buf[HOST_UEVENT_BUFFER_SIZE];
 };
 
@@ -57,6 +67,9 @@ static bool uevent_is_watched(const HostUevent *u) {
 static NodeDevWatch *watch_free(NodeDevWatch *w) {
         if (!w)
                 return NULL;
+        /* Waits for a reading under way; its done callback (scan_done) sees the registry stopping. */
+        w->worker = worker_free(w->worker);
+        nodedev_scan_done(&w->scan);
         sd_event_source_disable_unref(w->io);
         sd_event_source_disable_unref(w->timer);
         if (w->fd >= 0)
@@ -104,14 +117,10 @@ static void forget_removed(NodeDevWatch *w, const char *devpath) {
                 }
 }
 
-static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata) {
-        NodeDevWatch *w = userdata;
+/* Devices whose directory was still there at the re-scan are on their way out: look again shortly. */
+static void recheck_removed(NodeDevWatch *w) {
         size_t k = 0;
 
-        log_debug("Re-reading the host's devices after kernel device events.");
-        (void) manager_nodedev_scan(w->manager);
-
-        /* Devices whose directory is still there are on their way out: look again shortly. */
         for (size_t i = 0; i < w->n_removed; i++) {
                 _cleanup_free_ char *p = host_sysfs_path("%s", w->removed[i] + 1);
 
@@ -123,17 +132,73 @@ static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata) {
         w->n_removed = k;
         if (k == 0) {
                 w->rechecks = 0;
-                return 0;
+                return;
         }
         log_debug("'%s' is still in sysfs after its removal event, re-scanning again.", w->removed[0]);
         w->rechecks++;
         schedule_rescan(w);
+}
+
+/* In the watch's thread. */
+static void scan_work(void *userdata) {
+        NodeDevWatch *w = userdata;
+
+        w->scans = __atomic_load_n(&w->manager->nodedev.scans, __ATOMIC_SEQ_CST);
+        w->scan_r = nodedev_host_enumerate(&w->scan);
+}
+
+/* On the event loop: the thread's reading applied, unless a scan of our own (manager_nodedev_scan) began
+ * after it started: that one read the host later. */
+static void scan_done(void *userdata, bool cancelled) {
+        NodeDevWatch *w = userdata;
+        Manager *m = w->manager;
+
+        loop_watch_note("the re-scan of host devices after kernel device events (its result)");
+        w->scanning = false;
+        if (cancelled || m->nodedev.stopping) {
+                nodedev_scan_done(&w->scan);
+                return;
+        }
+        if (w->scan_r < 0)
+                log_warning_errno(w->scan_r, "Failed to read the host's devices below '%s': %m", host_sysfs_root());
+        else if (w->scans == m->nodedev.scans)
+                (void) nodedev_scan_apply(m, &w->scan);
+        nodedev_scan_done(&w->scan);
+        recheck_removed(w);
+        if (w->again) {
+                w->again = false;
+                schedule_rescan(w);
+        }
+}
+
+static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata) {
+        NodeDevWatch *w = userdata;
+        int r;
+
+        loop_watch_note("the re-scan of host devices after kernel device events");
+        if (w->scanning) {
+                w->again = true;
+                return 0;
+        }
+        log_debug("Re-reading the host's devices after kernel device events.");
+        r = w->worker ? 0 : worker_new(w->manager->event, 1, 1, 0, &w->worker);
+        if (r >= 0)
+                r = worker_submit(w->worker, scan_work, scan_done, w);
+        if (r >= 0) {
+                w->scanning = true;
+                return 0;
+        }
+        log_debug_errno(r, "Failed to hand the re-scan to a thread, reading the host here: %m");
+        (void) manager_nodedev_scan(w->manager);
+        recheck_removed(w);
         return 0;
 }
 
 static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         NodeDevWatch *w = userdata;
         bool rescan = false;
+
+        loop_watch_note("the kernel's device events");
 
         for (unsigned i = 0; i < RECEIVE_BATCH; i++) {
                 HostUevent u;
