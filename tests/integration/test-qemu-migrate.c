@@ -170,7 +170,8 @@ static void test_migrate_qemu(void **state) {
 static void test_migrate_console_full(void **state) {
         Harness *h = *state;
         sd_bus *a = harness_bus_root(h), *b;
-        _cleanup_free_ char *xml = harness_shell_guest_xml(h, "migq", ""), *with_uuid = NULL, *path = NULL, *live = NULL;
+        _cleanup_free_ char *xml = harness_shell_guest_xml(h, "migq", ""), *with_uuid = NULL, *path = NULL,
+                            *live = NULL;
         char *uri = NULL, *cookie = NULL;
         MigPending p = {};
         static char buf[65536];
@@ -179,19 +180,23 @@ static void test_migrate_console_full(void **state) {
 
         mig_host_start(h, "hostf", "qemu", mig_ns_b, &hostb);
         b = hostb.bus;
-        assert_true(asprintf(&with_uuid, "<domain type='qemu'><uuid>" UUID "</uuid>%s", xml + strlen("<domain type='qemu'>")) > 0);
+        assert_true(asprintf(&with_uuid, "<domain type='qemu'><uuid>" UUID "</uuid>%s",
+                             xml + strlen("<domain type='qemu'>")) > 0);
         path = harness_define_domain(a, with_uuid);
         harness_domain_call(a, path, "Start");
         console = console_open(a, path, "", 0, &e);
         assert_true(console >= 0);
         buf[0] = 0;
-        assert_true(console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        assert_true(
+                console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
         /* 8 KB the session does not read: the port waits, the shell with it. */
         console_write(console, "head -c 8192 /dev/zero | tr '\\0' x; echo VIRTBUS-NEVER-READ\n");
         usleep(2 * HARNESS_USEC_PER_SEC);
         live = harness_domain_xml(a, path, 0);
-        mig_prepare(hostb.bus, live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri, &cookie);
-        mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", NULL }, &p);
+        mig_prepare(hostb.bus, live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri,
+                    &cookie);
+        mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", NULL },
+                             &p);
         mig_wait_reply(a, &p);
         assert_null(p.error);
         sd_bus_message_unref(harness_call_ok(b, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));

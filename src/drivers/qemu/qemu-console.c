@@ -490,7 +490,8 @@ static int chardev_held(QemuConsoleOp *op, struct json_object *list) {
                 const char *f = qemu_json_string(c, "filename");
 
                 if (streq_ptr(qemu_json_string(c, "label"), op->label) && f)
-                        return !streq(f, "file") && !streq(f, "null") && strncmp(f, "disconnected:", 13) != 0;
+                        return !streq(f, "file") && !streq(f, "null") &&
+                               strncmp(f, "disconnected:", 13) != 0;
         }
         return -ENXIO;
 }
