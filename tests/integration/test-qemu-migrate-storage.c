@@ -149,9 +149,10 @@ static void test_copy_storage_user(void **state) {
         mig_guest_say(console, "X=1; printf VIRTBUS-USER-MARK | dd of=/dev/vda conv=fsync 2>/dev/null; echo WROTE-$X\n",
                       "WROTE-1");
         /* Closed before the migration: a console nobody reads is full after 278 bytes (QEMU writes a
-         * byte at a time), and a guest that migrates while its serial port waits to write arrives with the
-         * port stuck (QEMU re-arms the wait on the destination's null backend, which cannot be waited on;
-         * docs/dbus-api.md, "Consoles and migration"). A loaded guest's kernel warnings filled it. */
+         * byte at a time; a loaded guest's kernel warnings filled it). A guest migrated while its serial
+         * port waited to write used to arrive with the port stuck, when the destination's port started on
+         * QEMU's null backend; it starts on /dev/null now, which QEMU can wait on (docs/dbus-api.md,
+         * "Consoles and migration"), so the close is no longer needed, only kept. */
         close(console);
         live = harness_domain_xml(ua, path, 0);
 
@@ -446,9 +447,10 @@ static void test_copy_storage_chain(void **state) {
         mig_guest_say(console, "X=1; printf VIRTBUS-CHAIN-MARK | dd of=/dev/vda conv=fsync 2>/dev/null; echo WROTE-$X\n",
                       "WROTE-1");
         /* Closed before the migration: a console nobody reads is full after 278 bytes (QEMU writes a
-         * byte at a time), and a guest that migrates while its serial port waits to write arrives with the
-         * port stuck (QEMU re-arms the wait on the destination's null backend, which cannot be waited on;
-         * docs/dbus-api.md, "Consoles and migration"). A loaded guest's kernel warnings filled it. */
+         * byte at a time; a loaded guest's kernel warnings filled it). A guest migrated while its serial
+         * port waited to write used to arrive with the port stuck, when the destination's port started on
+         * QEMU's null backend; it starts on /dev/null now, which QEMU can wait on (docs/dbus-api.md,
+         * "Consoles and migration"), so the close is no longer needed, only kept. */
         close(console);
         live = harness_domain_xml(a, path, 0);
         moved = mig_replace_all(live, top, disk_b);

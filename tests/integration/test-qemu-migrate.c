@@ -10,6 +10,8 @@
  *  - a migration that goes through: the counter goes on at the destination (a higher number, on the
  *    destination's console) without a new boot banner; the source's QEMU is gone, and so is the domain
  *    there (undefine-source), while the destination has it, running and saved (persist);
+ *  - a guest migrated while its serial port waits to write (a session nobody reads, full) answers a new
+ *    session on the destination;
  *  - copy-storage: a guest on a qcow2 disk of the first "host"'s directory, written before the start (qemu-io)
  *    and by the guest itself while it runs, moves to a destination whose definition names a file in the
  *    second host's directory: that file is made there, the export admits no client without the key (plain
@@ -161,6 +163,59 @@ static void test_migrate_qemu(void **state) {
         free(cookie);
 }
 
+/* A session nobody reads is full after 278 bytes and the guest's serial port waits to write; migrated so,
+ * the port waits again on the destination, where it must go on: a new session there answers. It stayed
+ * stuck when the destination's port started on QEMU's null backend, which cannot be waited on
+ * (docs/dbus-api.md, "Consoles and migration"). */
+static void test_migrate_console_full(void **state) {
+        Harness *h = *state;
+        sd_bus *a = harness_bus_root(h), *b;
+        _cleanup_free_ char *xml = harness_shell_guest_xml(h, "migq", ""), *with_uuid = NULL, *path = NULL,
+                            *live = NULL;
+        char *uri = NULL, *cookie = NULL;
+        MigPending p = {};
+        static char buf[65536];
+        int console, console_b;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        mig_host_start(h, "hostf", "qemu", mig_ns_b, &hostb);
+        b = hostb.bus;
+        assert_true(asprintf(&with_uuid, "<domain type='qemu'><uuid>" UUID "</uuid>%s",
+                             xml + strlen("<domain type='qemu'>")) > 0);
+        path = harness_define_domain(a, with_uuid);
+        harness_domain_call(a, path, "Start");
+        console = console_open(a, path, "", 0, &e);
+        assert_true(console >= 0);
+        buf[0] = 0;
+        assert_true(
+                console_read_until(console, buf, sizeof buf, "VIRTBUS-GUEST-BOOTED", GUEST_TIMEOUT_USEC));
+        /* 8 KB the session does not read: the port waits, the shell with it. */
+        console_write(console, "head -c 8192 /dev/zero | tr '\\0' x; echo VIRTBUS-NEVER-READ\n");
+        usleep(2 * HARNESS_USEC_PER_SEC);
+        live = harness_domain_xml(a, path, 0);
+        mig_prepare(hostb.bus, live, (const char *[]) { "listen-address", "s", ADDR_B, NULL }, &uri,
+                    &cookie);
+        mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "undefine-source", "b", "true", NULL },
+                             &p);
+        mig_wait_reply(a, &p);
+        assert_null(p.error);
+        sd_bus_message_unref(harness_call_ok(b, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        sd_bus_message_unref(harness_call_ok(a, path, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        /* The source's session ends with the source's QEMU, read or not. */
+        assert_true(console_sees_eof(console, 10 * HARNESS_USEC_PER_SEC));
+        close(console);
+        console_b = console_open(b, path, "", 0, &e);
+        assert_true(console_b >= 0);
+        console_write(console_b, "echo $((6*9))VIRTBUS-AFTER\n");
+        buf[0] = 0;
+        if (!console_read_until(console_b, buf, sizeof buf, "54VIRTBUS-AFTER", 60 * HARNESS_USEC_PER_SEC))
+                fail_msg("the migrated guest said nothing to a new session; it said: %.200s", buf);
+        close(console_b);
+        harness_domain_call(b, path, "Destroy");
+        free(uri);
+        free(cookie);
+}
+
 /* copy-storage ------------------------------------------------------------------------------------------ */
 
 #define DISK_SIZE (32ULL << 20)
@@ -206,9 +261,10 @@ static void test_migrate_copy_storage(void **state) {
         mig_guest_say(console, "X=1; printf VIRTBUS-LIVE-MARK | dd of=/dev/vda conv=fsync 2>/dev/null; echo WROTE-$X\n",
                   "WROTE-1");
         /* Closed before the migration: a console nobody reads is full after 278 bytes (QEMU writes a
-         * byte at a time), and a guest that migrates while its serial port waits to write arrives with the
-         * port stuck (QEMU re-arms the wait on the destination's null backend, which cannot be waited on;
-         * docs/dbus-api.md, "Consoles and migration"). A loaded guest's kernel warnings filled it. */
+         * byte at a time; a loaded guest's kernel warnings filled it). A guest migrated while its serial
+         * port waited to write used to arrive with the port stuck, when the destination's port started on
+         * QEMU's null backend; it starts on /dev/null now, which QEMU can wait on (docs/dbus-api.md,
+         * "Consoles and migration"), so the close is no longer needed, only kept. */
         close(console);
         live = harness_domain_xml(a, path, 0);
         dest_xml = mig_replace_all(live, disk_a, disk_b);
@@ -454,6 +510,7 @@ static int teardown(void **state) {
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_migrate_qemu, teardown),
+                cmocka_unit_test_teardown(test_migrate_console_full, teardown),
                 cmocka_unit_test_teardown(test_migrate_copy_storage, teardown),
                 cmocka_unit_test_teardown(test_migrate_postcopy, teardown),
                 cmocka_unit_test_teardown(test_migrate_postcopy_abort, teardown),

@@ -232,8 +232,9 @@ static void test_chardevs(void **state) {
         _cleanup_(qemu_command_done) QemuCommand c = {};
 
         build_ok(def, &params, &c);
-        /* A pty serial port is handed out by OpenConsole: QEMU starts it with no backend. */
-        assert_true(has_value(&c, "-chardev", "null,id=charserial0"));
+        /* A pty serial port is handed out by OpenConsole: QEMU starts it writing into /dev/null (a backend
+         * it can wait on, unlike null). */
+        assert_true(has_value(&c, "-chardev", "file,id=charserial0,path=/dev/null"));
         assert_true(has_value(&c, "-device", "isa-serial,chardev=charserial0,id=serial0"));
         assert_true(has_value(&c, "-chardev", "file,id=charserial1,path=/tmp/s,,1,append=on"));
         assert_true(has_value(&c, "-chardev", "socket,id=charserial2,host=127.0.0.1,port=4555,server=on,wait=off,telnet=on"));

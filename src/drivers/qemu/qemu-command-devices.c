@@ -531,9 +531,12 @@ static int add_interface(QemuBuildState *s, size_t i, const char *alias, VbError
 /* Character devices ---------------------------------------------------------------------------- */
 
 /* The -chardev value for a <serial>/<parallel>/<console>/<channel> node, with id. handover: a serial port
- * whose pty virtbusd hands out itself (OpenConsole): QEMU gets no pty but a null backend, which
- * OpenConsole swaps for a connected socket (qemu-console.c). listen_fd (or -1): a virtio console's pty
- * becomes a socket listening there, which OpenConsole connects to. */
+ * whose pty virtbusd hands out itself (OpenConsole): QEMU gets no pty but /dev/null (QEMU_CHARDEV_SINK),
+ * which OpenConsole swaps for a connected socket (qemu-console.c). Not the null backend: a port that waited
+ * to write when the guest was saved or migrated (a full session) waits again where it is restored, on a
+ * watch of its backend; a null backend cannot be watched, and the port would wait forever. /dev/null can:
+ * it is always writable, and the output goes nowhere. listen_fd (or -1): a virtio console's pty becomes a
+ * socket listening there, which OpenConsole connects to. */
 static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode *n, const char *id, const char *what,
                            bool handover, int listen_fd, char **ret, VbError *reterr) {
         const char *type = qemu_node_attr(n, NULL, "type") ?: "pty";
@@ -559,7 +562,7 @@ static int chardev_backend(const QemuBuildState *s, size_t index, const ConfNode
         if (streq(type, "pty") && listen_fd >= 0)
                 strbuf_appendf(&b, "socket,id=%s,fd=%d,server=on,wait=off", id, listen_fd);
         else if (streq(type, "pty") && handover)
-                strbuf_appendf(&b, "null,id=%s", id);
+                strbuf_appendf(&b, "file,id=%s,path=%s", id, QEMU_CHARDEV_SINK);
         else if (streq(type, "null") || streq(type, "vc") || streq(type, "pty"))
                 strbuf_appendf(&b, "%s,id=%s", type, id);
         else if (streq(type, "stdio"))

@@ -135,8 +135,12 @@ bool qemu_pci_place(const DeviceAddress *a, bool q35, QemuPciPlace *ret);
 /* The same as device options: ",bus=B,addr=A[,multifunction=on]", "" without a PCI slot (to free). */
 char *qemu_pci_place_opts(const DeviceAddress *a, bool q35);
 
+/* What a serial port handed out by OpenConsole writes into while no session holds it (QEMU opens it in
+ * its own /dev, host/process.c): a 'file' backend, which query-chardev names "file". */
+#define QEMU_CHARDEV_SINK "/dev/null"
+
 /* Whether a device of this kind and target type with a pty (the default) is a serial port whose
- * character device OpenConsole hands out: QEMU starts it with a null backend instead of a pty. */
+ * character device OpenConsole hands out: QEMU starts it on QEMU_CHARDEV_SINK instead of a pty. */
 static inline bool qemu_chardev_is_handed_over(DeviceKind kind, const char *target_type) {
         return kind == DEVICE_SERIAL ||
                (kind == DEVICE_CONSOLE && (!target_type || streq(target_type, "serial")));

@@ -3,10 +3,12 @@
  *
  * virtbusd makes a socket pair, hands QEMU one end by descriptor and the caller the other; it never
  * sees a byte of what goes through. QEMU, unprivileged and shut in, opens no path for any of this:
- *  - a serial port of type 'pty' starts with a null backend (qemu-command-devices.c); OpenConsole swaps
- *    it (QMP chardev-change) for a socket connected to the caller. Taking a console over swaps it again:
- *    QEMU closes the previous socket and its holder reads end-of-file. Whether somebody holds it is what
- *    query-chardev says: "disconnected:..." once the holder closed its end.
+ *  - a serial port of type 'pty' starts writing into /dev/null (qemu-command-devices.c); OpenConsole
+ *    swaps that (QMP chardev-change) for a socket connected to the caller. Taking a console over swaps it
+ *    again: QEMU closes the previous socket and its holder reads end-of-file. Whether somebody holds it is
+ *    what query-chardev says: "file" before the first session, "disconnected:..." once the holder closed
+ *    its end. A closed session's socket needs no sink: QEMU drops what the port writes to a socket with
+ *    nobody at the other end, and a port that waited on the session's socket is woken by its hang-up.
  *  - OpenGraphics: QMP getfd + add_client, as VNC's own listening socket would accept a client.
  *  - Screenshot: a memory file passed with add-fd, which QEMU reopens through /proc/self/fd (its own
  *    descriptor: a name nobody else can swap), written by screendump as PPM; virtbusd encodes the PNG in
@@ -478,7 +480,9 @@ static int console_connect(QemuConsoleOp *op) {
         return r;
 }
 
-/* Whether query-chardev's answer says somebody holds op's chardev; -ENXIO if QEMU has none such. */
+/* Whether query-chardev's answer says somebody holds op's chardev; -ENXIO if QEMU has none such. Free:
+ * the sink a handed-over port starts on ("file"; "null" in a QEMU started by an older virtbusd, found
+ * again after a restart), or a socket whose holder went. */
 static int chardev_held(QemuConsoleOp *op, struct json_object *list) {
         for (size_t k = 0; list && json_object_is_type(list, json_type_array) && k < json_object_array_length(list);
              k++) {
@@ -486,7 +490,8 @@ static int chardev_held(QemuConsoleOp *op, struct json_object *list) {
                 const char *f = qemu_json_string(c, "filename");
 
                 if (streq_ptr(qemu_json_string(c, "label"), op->label) && f)
-                        return !streq(f, "null") && strncmp(f, "disconnected:", 13) != 0;
+                        return !streq(f, "file") && !streq(f, "null") &&
+                               strncmp(f, "disconnected:", 13) != 0;
         }
         return -ENXIO;
 }
