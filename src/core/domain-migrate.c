@@ -1173,20 +1173,22 @@ int manager_migration_finish(Manager *m, Domain *d, const char *cookie, Migratio
                 /* The guest runs on the destination now: the paused one here goes (a transient domain with
                  * it). */
                 bool persistent = domain_is_persistent(d), undefine = g->opts.undefine_source && persistent;
+                bool later = false;
                 char name[256];
 
                 snprintf(name, sizeof name, "%s", d->name);
                 migration_free(g);
+                /* Done at once (0 is its success). */
                 r = manager_domain_destroy(m, d, reterr);
                 /* Not waiting on the loop for definitions being committed: kept in core meanwhile, done
                  * answers then (a running domain has no managed save; snapshots make it fail, as before). */
-                if (r >= 0 && undefine)
+                if (r >= 0 && undefine) {
                         r = manager_domain_undefine_when_ready(m, d, false, false, done, userdata, reterr);
+                        later = r == 0;
+                }
                 if (r >= 0)
                         log_notice("Migration of domain '%s' from this host finished: it runs elsewhere.", name);
-                if (r == 0)
-                        return 0;
-                return r < 0 ? r : 1;
+                return r < 0 ? r : later ? 0 : 1;
         }
         if (g->step == STEP_FAILED) {
                 r = vb_error_set(reterr, g->failure.code, "%s", g->failure.message ?: "The migration failed");
