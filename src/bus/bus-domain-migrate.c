@@ -19,6 +19,8 @@
 
 /* As DefineDomain's limit (bus-domain.c). */
 #define MIGRATE_XML_MAX (4U * 1024U * 1024U)
+/* Options 'bandwidth' and 'postcopy-bandwidth' (MiB/s). */
+#define BANDWIDTH_MIB_MAX (UINT64_C(1) << 40)
 
 static BusServer *server_of(const Domain *d) {
         return d->manager->events.userdata;
@@ -228,11 +230,16 @@ static int read_options(sd_bus_message *m, OptionSide side, Options *ret, sd_bus
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'max-downtime' is %llu ms; at most "
                                          "2000000 ms (QEMU's limit)",
                                          (unsigned long long) ret->migrate.params.max_downtime_ms);
-        if (ret->migrate.params.bandwidth_mib > (UINT64_C(1) << 40))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'bandwidth' is too large (MiB/s)");
-        if (ret->migrate.params.postcopy_bandwidth_mib > (UINT64_C(1) << 40))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option 'postcopy-bandwidth' is too large (MiB/s)");
+        /* In bytes for QEMU: 2^60 at most, well inside its int64. */
+        if (ret->migrate.params.bandwidth_mib > BANDWIDTH_MIB_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'bandwidth' is %llu MiB/s; at most "
+                                         "%llu MiB/s", (unsigned long long) ret->migrate.params.bandwidth_mib,
+                                         (unsigned long long) BANDWIDTH_MIB_MAX);
+        if (ret->migrate.params.postcopy_bandwidth_mib > BANDWIDTH_MIB_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'postcopy-bandwidth' is %llu MiB/s; "
+                                         "at most %llu MiB/s",
+                                         (unsigned long long) ret->migrate.params.postcopy_bandwidth_mib,
+                                         (unsigned long long) BANDWIDTH_MIB_MAX);
         if (side == OPT_PREPARE) {
                 if (ret->n_disks && !ret->copy_storage)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'disk-sizes' goes with "

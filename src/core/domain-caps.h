@@ -30,8 +30,8 @@ int domain_caps_check_device(Manager *m, const DomainDef *def, const DeviceDef *
  * domain-define.c) and runs once the probe ended (the store counts as busy meanwhile). Should the probe
  * start between the two (the emulator changed), the check answers -EAGAIN, "try again". */
 bool domain_caps_pending(Manager *m, const DomainDef *def);
-/* The same check, waiting for the probe (bounded by its own timeouts): start-up only, or where the
- * definition already runs here (a migration's end). */
+/* The same check, waiting for the probe on the event loop (bounded by its own timeouts): start-up only,
+ * before the bus is served. */
 int domain_caps_check_definition_wait(Manager *m, const DomainDef *def, VbError *reterr);
 /* Forgets core's wait for a probe (the service stops). */
 void manager_caps_cancel(Manager *m);

@@ -20,6 +20,7 @@
 #include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-migrate.h"
+#include "core/domain-queue.h"
 #include "core/domain-store.h"
 #include "core/network.h"
 #include "util/log.h"
@@ -39,6 +40,7 @@ typedef enum MigrationStep {
 
 struct Migration {
         Manager *m;
+        uint64_t id; /* this migration's own (a UUID may be migrated again) */
         bool incoming;
         MigrationStep step;
         char uuid[37];
@@ -143,11 +145,13 @@ static void migration_free(Migration *g) {
 }
 
 static Migration *migration_new(Manager *m, bool incoming, const char *uuid, const char *name) {
+        static uint64_t next_id;
         Migration *g = new0(Migration, 1);
 
         if (!g)
                 return NULL;
-        *g = (Migration) { .m = m, .incoming = incoming, .listen_fd = -1, .fd = -1, .failure = VB_ERROR_NULL };
+        *g = (Migration) { .m = m, .id = ++next_id, .incoming = incoming, .listen_fd = -1, .fd = -1,
+                           .failure = VB_ERROR_NULL };
         snprintf(g->uuid, sizeof g->uuid, "%s", uuid);
         snprintf(g->name, sizeof g->name, "%s", name);
         g->next = m->migrations;
@@ -461,10 +465,10 @@ static void incoming_fail(Migration *g, int r, const VbError *e, bool now) {
 }
 
 static int finish_incoming(Migration *g, VbError *reterr);
+static void finish_now(Migration *g);
 
 static void on_received(int r, const VbError *e, void *userdata) {
         Migration *g = userdata;
-        VbError e2 = VB_ERROR_NULL;
 
         g->loading = false;
         if (g->orphaned) {
@@ -487,11 +491,18 @@ static void on_received(int r, const VbError *e, void *userdata) {
                         log_warning("Failed to arm the expiry of the migration of '%s', ignoring.", g->name);
                 return;
         }
-        r = finish_incoming(g, &e2);
+        finish_now(g);
+}
+
+/* Finishes g for the Finish that waits (g->finish_done). */
+static void finish_now(Migration *g) {
+        VbError e = VB_ERROR_NULL;
+        int r = finish_incoming(g, &e);
+
         if (r == 0)
-                return; /* the resume's answer finishes */
-        finish_waiter(g, r, r < 0 ? &e2 : NULL);
-        vb_error_free(&e2);
+                return; /* its answer follows */
+        finish_waiter(g, r, r < 0 ? &e : NULL);
+        vb_error_free(&e);
         if (r >= 0)
                 migration_free(g);
 }
@@ -887,8 +898,77 @@ static void on_finish_resumed(Domain *d, int r, const VbError *e, void *userdata
         migration_free(g);
 }
 
+/* A Finish that saves the definition (persist), kept in core while the store is busy or the capabilities
+ * are probed (the emulator changed since the domain started here, or its probe failed and is tried again):
+ * the migration is found again by UUID and id when the call runs. */
+typedef struct FinishArgs {
+        char uuid[37];
+        uint64_t id;
+} FinishArgs;
+
+static Migration *finish_args_migration(Manager *m, const FinishArgs *a) {
+        Migration *g = migration_of(m, a->uuid);
+
+        return g && g->id == a->id && g->incoming && g->step == STEP_DONE ? g : NULL;
+}
+
+static int finish_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
+        Migration *g = finish_args_migration(m, p);
+
+        if (g)
+                finish_now(g);
+        return 0; /* answered by finish_now, or already (an Abort meanwhile) */
+}
+
+/* It could not wait longer (Timeout), or virtbusd stops: the migration stays as before the Finish, for
+ * another FinishMigration or an AbortMigration until the cookie expires. */
+static void finish_answer(Manager *m, Domain *d, void *p, int r, const VbError *e) {
+        Migration *g = finish_args_migration(m, p);
+
+        if (!g)
+                return;
+        finish_waiter(g, r, e);
+        if (r != -ECANCELED && arm_timer(g, MIGRATION_COOKIE_USEC, on_cookie_expired) < 0)
+                log_warning("Failed to arm the expiry of the migration of '%s', ignoring.", g->name);
+}
+
+static const QueuedCallType finish_type = {
+        .what = "finishing a migration",
+        .run = finish_run,
+        .answer = finish_answer,
+        .free = free,
+};
+
+/* Saves the definition the migrated domain d runs with: 0, or < 0 (nothing saved, g->persist_def kept for
+ * another Finish). */
+static int finish_persist(Migration *g, VbError *reterr) {
+        DomainAccess access = {};
+        Domain *defined;
+        bool created;
+        int r;
+
+        r = domain_access_copy(&g->access, &access);
+        /* Checked again: the names as the registry has them now, and the capabilities (the definition runs
+         * here already, but the emulator may have changed). Neither waits: finish_incoming kept the call
+         * until nothing was pending. */
+        if (r >= 0)
+                r = domain_define_check_names(g->m, g->persist_def, reterr);
+        if (r >= 0)
+                r = domain_caps_check_definition(g->m, g->persist_def, reterr);
+        if (r >= 0)
+                r = domain_store_save(g->m->durable, g->m->domains_dir, g->persist_def, &access, reterr);
+        if (r < 0) {
+                domain_access_done(&access);
+                return r;
+        }
+        r = domain_define_apply(g->m, TAKE_PTR(g->persist_def), &access, &defined, &created);
+        domain_access_done(&access);
+        return r;
+}
+
 /* The state is in: the definition is saved if asked, the guest resumed unless asked not to. 1 done, 0 the
- * resume's answer follows (on_finish_resumed), < 0 failed (the domain stays, paused). */
+ * answer follows (on_finish_resumed, or the kept call's finish_now), < 0 failed (the domain stays,
+ * paused). */
 static int finish_incoming(Migration *g, VbError *reterr) {
         Domain *d = migration_domain(g);
         int r;
@@ -896,33 +976,20 @@ static int finish_incoming(Migration *g, VbError *reterr) {
         if (!d)
                 return vb_error_set(reterr, VB_ERROR_OPERATION_FAILED, "Domain '%s' stopped after its state arrived",
                                     g->name);
+        if (g->persist_def) {
+                FinishArgs a = { .id = g->id };
+
+                snprintf(a.uuid, sizeof a.uuid, "%s", g->uuid);
+                r = domain_queue_keep_if_probing(g->m, d, g->persist_def, true, &finish_type, &a, sizeof a, reterr);
+                if (r <= 0)
+                        return r;
+        }
         d->job_busy = false;
         /* The source's mirrors ended before MigrateTo answered: the export goes before the guest runs (the
          * commands go to QEMU in this order). The disks stay. */
         migration_disks_end(g, false);
         if (g->persist_def) {
-                DomainDef *def = TAKE_PTR(g->persist_def);
-                DomainAccess access = {};
-
-                r = domain_access_copy(&g->access, &access);
-                /* The definition runs here already: its capabilities are known (not probed again, unless
-                 * the emulator changed meanwhile). */
-                if (r >= 0)
-                        r = domain_define_check_names(g->m, def, reterr);
-                if (r >= 0)
-                        r = domain_caps_check_definition_wait(g->m, def, reterr);
-                if (r >= 0)
-                        r = domain_store_save(g->m->durable, g->m->domains_dir, def, &access, reterr);
-                if (r < 0) {
-                        domain_def_free(def);
-                        domain_access_done(&access);
-                        return r;
-                }
-                Domain *defined;
-                bool created;
-
-                r = domain_define_apply(g->m, def, &access, &defined, &created);
-                domain_access_done(&access);
+                r = finish_persist(g, reterr);
                 if (r < 0)
                         return r;
         }
@@ -1173,20 +1240,22 @@ int manager_migration_finish(Manager *m, Domain *d, const char *cookie, Migratio
                 /* The guest runs on the destination now: the paused one here goes (a transient domain with
                  * it). */
                 bool persistent = domain_is_persistent(d), undefine = g->opts.undefine_source && persistent;
+                bool later = false;
                 char name[256];
 
                 snprintf(name, sizeof name, "%s", d->name);
                 migration_free(g);
+                /* Done at once (0 is its success). */
                 r = manager_domain_destroy(m, d, reterr);
                 /* Not waiting on the loop for definitions being committed: kept in core meanwhile, done
                  * answers then (a running domain has no managed save; snapshots make it fail, as before). */
-                if (r >= 0 && undefine)
+                if (r >= 0 && undefine) {
                         r = manager_domain_undefine_when_ready(m, d, false, false, done, userdata, reterr);
+                        later = r == 0;
+                }
                 if (r >= 0)
                         log_notice("Migration of domain '%s' from this host finished: it runs elsewhere.", name);
-                if (r == 0)
-                        return 0;
-                return r < 0 ? r : 1;
+                return r < 0 ? r : later ? 0 : 1;
         }
         if (g->step == STEP_FAILED) {
                 r = vb_error_set(reterr, g->failure.code, "%s", g->failure.message ?: "The migration failed");

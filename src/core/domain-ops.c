@@ -513,10 +513,11 @@ int manager_domain_start_when_ready(Manager *m, Domain *d, bool paused, DomainWa
                                     VbError *reterr) {
         /* Kept as a change is (the store counts as busy while core waits for a probe); run again from the
          * queue, it is kept anew only if another probe started meanwhile. */
-        if (d->config && !domain_is_active(d) && domain_caps_pending(m, d->config))
-                return domain_queue_add_copy(m, d, true, &start_type,
+        int r = domain_queue_keep_if_probing(m, d, domain_is_active(d) ? NULL : d->config, false, &start_type,
                                              &(StartArgs) { .paused = paused, .done = done, .userdata = userdata },
                                              sizeof(StartArgs), reterr);
+        if (r <= 0)
+                return r;
         return manager_domain_start(m, d, paused, done, userdata, reterr);
 }
 

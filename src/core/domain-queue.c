@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/domain-caps.h"
 #include "core/domain-internal.h"
 #include "core/domain-queue.h"
 #include "core/domain-save.h"
@@ -309,6 +310,14 @@ int domain_queue_add_copy(Manager *m, Domain *d, bool store, const QueuedCallTyp
         if (r < 0)
                 free(copy);
         return r < 0 ? r : 0;
+}
+
+int domain_queue_keep_if_probing(Manager *m, Domain *d, const DomainDef *def, bool store, const QueuedCallType *type,
+                                 const void *args, size_t size, VbError *reterr) {
+        /* In this order: the probe is asked for (and waited for) only when nothing else holds the call. */
+        if (!(store && domain_queue_wanted(m, d, true)) && !(def && domain_caps_pending(m, def)))
+                return 1;
+        return domain_queue_add_copy(m, d, true, type, args, size, reterr);
 }
 
 /* ---- Rename and Undefine ---- */

@@ -37,3 +37,10 @@ void domain_queue_kick(Manager *m);
  * < 0; returns 0 when kept, the "answered later" of most operations. */
 int domain_queue_add_copy(Manager *m, Domain *d, bool store, const QueuedCallType *type, const void *args,
                           size_t size, VbError *reterr);
+/* A call that starts d from def, or checks def against the capabilities, while the driver probes them
+ * (domain_caps_pending: the qemu driver would otherwise wait for the probe on the event loop): kept as a
+ * change of the store is, with a copy of args (as domain_queue_add_copy); with store, it is kept also while
+ * domain_queue_wanted(m, d, true) says so. def NULL: nothing to probe for. 0 kept (the call answers
+ * later), 1 nothing to wait for (run it now), < 0 with reterr. */
+int domain_queue_keep_if_probing(Manager *m, Domain *d, const DomainDef *def, bool store, const QueuedCallType *type,
+                                 const void *args, size_t size, VbError *reterr);

@@ -412,10 +412,11 @@ int manager_domain_start_saved(Manager *m, Domain *d, bool paused, DomainJobDone
         SaveJob *j;
         int r;
 
-        if (d->config && !domain_is_active(d) && domain_caps_pending(m, d->config))
-                return domain_queue_add_copy(m, d, true, &start_saved_type,
-                                             &(StartSavedArgs) { .paused = paused, .done = done, .userdata = userdata },
-                                             sizeof(StartSavedArgs), reterr);
+        r = domain_queue_keep_if_probing(m, d, domain_is_active(d) ? NULL : d->config, false, &start_saved_type,
+                                         &(StartSavedArgs) { .paused = paused, .done = done, .userdata = userdata },
+                                         sizeof(StartSavedArgs), reterr);
+        if (r <= 0)
+                return r;
         r = busy(d, reterr);
         if (r >= 0)
                 r = check_restore(m, reterr);

@@ -143,9 +143,10 @@ int manager_domain_set_memory(Manager *m, Domain *d, uint64_t kib, unsigned flag
         _cleanup_(memory_change_freep) MemoryChange *c = NULL;
         int r;
 
-        if (domain_queue_wanted(m, d, true) || (d->config && domain_caps_pending(m, d->config)))
-                return domain_queue_add_copy(m, d, true, &tune_type, &(TuneArgs) { .value = kib, .flags = flags,
-                                             .done = done, .userdata = userdata }, sizeof(TuneArgs), reterr);
+        r = domain_queue_keep_if_probing(m, d, d->config, true, &tune_type, &(TuneArgs) { .value = kib, .flags = flags,
+                                         .done = done, .userdata = userdata }, sizeof(TuneArgs), reterr);
+        if (r <= 0)
+                return r;
 
         r = domain_check_idle(d, reterr);
         if (r < 0)
@@ -287,10 +288,11 @@ int manager_domain_set_vcpus(Manager *m, Domain *d, uint32_t count, unsigned fla
         _cleanup_(vcpus_change_freep) VcpusChange *c = NULL;
         int r;
 
-        if (domain_queue_wanted(m, d, true) || (d->config && domain_caps_pending(m, d->config)))
-                return domain_queue_add_copy(m, d, true, &tune_type, &(TuneArgs) { .value = count, .flags = flags,
-                                             .vcpus = true, .maximum = maximum, .done = done, .userdata = userdata },
-                                             sizeof(TuneArgs), reterr);
+        r = domain_queue_keep_if_probing(m, d, d->config, true, &tune_type, &(TuneArgs) { .value = count,
+                                         .flags = flags, .vcpus = true, .maximum = maximum, .done = done,
+                                         .userdata = userdata }, sizeof(TuneArgs), reterr);
+        if (r <= 0)
+                return r;
 
         r = domain_check_idle(d, reterr);
         if (r < 0)

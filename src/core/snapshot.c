@@ -805,10 +805,10 @@ static void on_revert_started(Domain *d, int r, const VbError *e, void *userdata
  * mode='host-model'> from them when QEMU starts, and would otherwise wait for the probe on the loop. The
  * snapshot is found again by name when the call runs. */
 typedef struct RevertArgs {
-        char name[256];
         uint64_t flags;
         SnapshotOpDone done;
         void *userdata;
+        char name[]; /* the snapshot's */
 } RevertArgs;
 
 static int revert_run(Manager *m, Domain *d, void *p, Domain **ret, VbError *reterr) {
@@ -842,13 +842,17 @@ int manager_snapshot_revert(Manager *m, DomainSnapshot *s, uint64_t flags, Snaps
         SnapshotJob *j;
         int r;
 
-        if (run && d->config && !domain_is_active(d) && domain_caps_pending(m, d->config)) {
-                RevertArgs a = { .flags = flags, .done = done, .userdata = userdata };
+        if (run && !domain_is_active(d)) {
+                size_t size = sizeof(RevertArgs) + strlen(s->name) + 1;
+                _cleanup_free_ RevertArgs *a = malloc(size);
 
-                if (strlen(s->name) >= sizeof a.name)
-                        return vb_error_set(reterr, VB_ERROR_INVALID_ARGUMENT, "Snapshot name too long.");
-                strcpy(a.name, s->name);
-                return domain_queue_add_copy(m, d, true, &revert_type, &a, sizeof a, reterr);
+                if (!a)
+                        return -ENOMEM;
+                *a = (RevertArgs) { .flags = flags, .done = done, .userdata = userdata };
+                strcpy(a->name, s->name);
+                r = domain_queue_keep_if_probing(m, d, d->config, false, &revert_type, a, size, reterr);
+                if (r <= 0)
+                        return r;
         }
         r = busy(d, reterr);
         if (r < 0)

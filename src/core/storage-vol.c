@@ -759,8 +759,11 @@ int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume
                         *ret_format = STORAGE_VOL_FORMAT_RAW;
                 return 0;
         }
-        if (!storage_pool_is_active(p))
-                return vb_error_set(reterr, VB_ERROR_INVALID_STATE, "Storage pool '%s' is not active.", pool);
+        /* Not while it is started or stopped (DeviceBusy): its volumes are still being read, or are about
+         * to go with it (a file system pool unmounted). */
+        k = storage_pool_check_ready(p, false, reterr);
+        if (k < 0)
+                return k;
         if (!v)
                 return vb_error_set(reterr, VB_ERROR_NO_SUCH_STORAGE_VOL, "Storage pool '%s' has no volume '%s'.", pool,
                                     volume);

@@ -203,6 +203,7 @@ int storage_vol_resize(StorageRegistry *r, StorageVol *v, uint64_t capacity, boo
  * (a grant at Define). owner is the domain's owner: a volume that exists must be one owner may use
  * (storage_vol_check_owner), or, for a disk the guest only reads (readonly), one owner may read
  * (storage_vol_check_read), so that a guest reaches only what its owner may. NoSuchStoragePool,
- * InvalidState, NoSuchStorageVol, InvalidArgs for a bad name, AccessDenied. */
+ * InvalidState, DeviceBusy (active, and the pool is being started or stopped), NoSuchStorageVol,
+ * InvalidArgs for a bad name, AccessDenied. */
 int storage_vol_resolve(StorageRegistry *r, const char *pool, const char *volume, bool active, uid_t owner,
                         bool readonly, char **ret_path, StorageVolFormat *ret_format, VbError *reterr);

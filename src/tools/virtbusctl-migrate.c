@@ -265,6 +265,8 @@ static int migrate_to(sd_bus *bus, const char *path, const char *uri, const char
                 r = append_option(m, "postcopy", 'b', &yes);
                 if (r >= 0)
                         r = append_option(m, "postcopy-after", 't', &after);
+                if (r >= 0 && arg.postcopy_bandwidth)
+                        r = append_option(m, "postcopy-bandwidth", 't', &arg.postcopy_bandwidth);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
@@ -331,7 +333,8 @@ static int finish(sd_bus *bus, const char *path, const char *cookie, const char 
 }
 
 /* migrate NAME DEST [--listen-address ADDR] [--persistent] [--undefine-source] [--paused]
- *                   [--max-downtime MS] [--bandwidth MIB] [--copy-storage] [--postcopy] [--postcopy-after N] */
+ *                   [--max-downtime MS] [--bandwidth MIB] [--copy-storage] [--postcopy] [--postcopy-after N]
+ *                   [--postcopy-bandwidth MIB] */
 int verb_migrate(sd_bus *bus, const Verb *v, int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *dest = NULL;
         _cleanup_free_ char *path = NULL, *xml = NULL, *dpath = NULL, *uri = NULL, *cookie = NULL, *nbd_uri = NULL,

@@ -109,7 +109,7 @@ static int help(void) {
                "  managedsave-remove NAME       Forget the saved state\n"
                "  migrate NAME DEST [--listen-address ADDR] [--persistent] [--undefine-source] [--paused]\n"
                "          [--max-downtime MS] [--bandwidth MIB] [--copy-storage] [--postcopy]\n"
-               "          [--postcopy-after PASSES]\n"
+               "          [--postcopy-after PASSES] [--postcopy-bandwidth MIB]\n"
                "                                Move the running domain to DEST (a bus address, or an ssh host)\n"
                "  snapshot-create NAME [SNAPSHOT] [--description TEXT] [--disk-only]\n"
                "  snapshot-list NAME            The domain's snapshots\n"
@@ -154,6 +154,7 @@ enum {
         OPT_COPY_STORAGE,
         OPT_POSTCOPY,
         OPT_POSTCOPY_AFTER,
+        OPT_POSTCOPY_BANDWIDTH,
         OPT_MAX_DOWNTIME,
         OPT_BANDWIDTH,
 };
@@ -201,6 +202,7 @@ static const struct option options[] = {
         { "copy-storage", no_argument, NULL, OPT_COPY_STORAGE },
         { "postcopy", no_argument, NULL, OPT_POSTCOPY },
         { "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
+        { "postcopy-bandwidth", required_argument, NULL, OPT_POSTCOPY_BANDWIDTH },
         { "max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME },
         { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
         {}
@@ -290,6 +292,10 @@ static int parse_argv(int argc, char **argv) {
                 case OPT_POSTCOPY_AFTER:
                         arg.postcopy = true;
                         r = ctl_parse_u64(optarg, "--postcopy-after", &arg.postcopy_after);
+                        break;
+                case OPT_POSTCOPY_BANDWIDTH:
+                        arg.postcopy = true;
+                        r = ctl_parse_u64(optarg, "--postcopy-bandwidth", &arg.postcopy_bandwidth);
                         break;
                 case OPT_MAX_DOWNTIME: r = ctl_parse_u64(optarg, "--max-downtime", &arg.max_downtime); break;
                 case OPT_BANDWIDTH: r = ctl_parse_u64(optarg, "--bandwidth", &arg.bandwidth); break;

@@ -49,7 +49,7 @@ typedef struct CtlArgs {
         /* migrate */
         const char *listen_address;
         bool persistent, undefine_source, copy_storage, postcopy;
-        uint64_t max_downtime, bandwidth, postcopy_after;
+        uint64_t max_downtime, bandwidth, postcopy_after, postcopy_bandwidth;
 } CtlArgs;
 
 extern CtlArgs arg;

@@ -817,6 +817,130 @@ static void test_restore_waits_for_probe(void **state) {
         probe_held_done(h, dir);
 }
 
+static unsigned log_count(Harness *h, const char *s);
+
+/* Waits until the daemon's log says s n times. */
+static void wait_log(Harness *h, const char *s, unsigned n) {
+        for (uint64_t end = harness_now_usec() + GUARD_USEC; log_count(h, s) < n;) {
+                if (harness_now_usec() > end)
+                        fail_msg("the log never said '%s' %u times", s, n);
+                usleep(20 * 1000);
+        }
+}
+
+/* A domain of this test's migrations (<cpu mode='host-model'>: the qemu driver expands it from the
+ * capabilities when QEMU starts). */
+static char *host_model_xml(const char *name, const char *uuid) {
+        char *x;
+
+        assert_true(asprintf(&x, "<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>64</memory>"
+                                 "<vcpu>1</vcpu><cpu mode='host-model'/><os><type arch='x86_64' machine='pc'>hvm"
+                                 "</type></os><features><acpi/></features><devices><memballoon model='none'/>"
+                                 "</devices></domain>", name, uuid) > 0);
+        return x;
+}
+
+/* A migration within this one virtbusd (the source and the destination are two domains of their own name
+ * and UUID, the stream goes over the loopback) while the probe of its emulator runs (held by the
+ * stand-in): PrepareMigration on a freshly started virtbusd waits in core, ListDomains is answered
+ * meanwhile; released, the incoming domain starts, paused, and the prepare answers. The state goes over;
+ * then the emulator changes (the stand-in's file touched, held again: a new probe) and FinishMigration,
+ * asked to save the definition (persist), waits for that probe in core too while ListDomains is answered;
+ * held past the bound, it answers Timeout and the migration stays; another FinishMigration waits again and,
+ * released, the guest runs, saved. The source's FinishMigration (no undefine-source) is answered. (The
+ * finish waited for the probe on the event loop: ListDomains got no answer until the probe ended; and the
+ * source's Finish was never answered.) */
+static void test_migrate_waits_for_probe(void **state) {
+        Harness *h = *state;
+        sd_bus *bus;
+        _cleanup_free_ char *dir = NULL, *dst = NULL, *src = NULL, *wrapper = NULL, *uri = NULL, *cookie = NULL;
+        _cleanup_free_ char *probing = NULL;
+        _cleanup_free_ char *dst_xml = host_model_xml("hmincoming", "5d7e0a52-8c61-4b0e-9a53-0d1c2b3a4f5e");
+        _cleanup_free_ char *src_xml = host_model_xml("hmoutgoing", "5d7e0a52-8c61-4b0e-9a53-0d1c2b3a4f5f");
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL, *slot2 = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *o = NULL, *u = NULL, *c = NULL;
+        Pending prepare = { .keep = &reply }, finish;
+        int persistent = 0;
+
+        dir = probe_held_restart(h);
+        bus = harness_bus_root(h);
+        assert_true(sd_bus_message_new_method_call(bus, &call, HARNESS_SERVICE, M, "PrepareMigration") >= 0);
+        assert_true(sd_bus_message_append(call, "sa{sv}t", dst_xml, 2, "listen-address", "s", "127.0.0.1", "persist",
+                                          "b", 1, UINT64_C(0)) >= 0);
+        assert_true(sd_bus_call_async(bus, &slot, call, on_reply, &prepare, GUARD_USEC) >= 0);
+        /* Authorized and parsed, it waits (polkit answers first). */
+        wait_log(h, "A call creating a domain waits for the capabilities", 1);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        /* Answers come in order on one connection: a prepare answered already would be here. */
+        drain(bus);
+        assert_false(prepare.done);
+
+        harness_wrapper_flag(dir, "hold", false);
+        wait_for(bus, &prepare);
+        if (prepare.error_name)
+                fail_msg("PrepareMigration failed: %s: %s", prepare.error_name, prepare.error_message);
+        assert_int_equal(sd_bus_message_read(reply, "oss", &o, &u, &c), 1);
+        dst = strdup(o);
+        uri = strdup(u);
+        cookie = strdup(c);
+        assert_string_equal(state_of(h, dst), "paused");
+
+        src = harness_define_domain(bus, src_xml);
+        harness_domain_call(bus, src, "Start");
+        sd_bus_message_unref(harness_call_ok(bus, src, D, "MigrateTo", "ssa{sv}t", uri, cookie, 0, UINT64_C(0)));
+
+        /* The emulator changed (an upgrade): its capabilities are probed again, held. */
+        harness_wrapper_flag(dir, "hold", true);
+        assert_true(asprintf(&wrapper, "%s/qemu-system-x86_64", dir) > 0);
+        assert_int_equal(utimensat(AT_FDCWD, wrapper, NULL, 0), 0);
+        finish = (Pending) {};
+        assert_int_equal(sd_bus_call_method_async(bus, &slot2, HARNESS_SERVICE, dst, D, "FinishMigration", on_reply,
+                                                  &finish, "st", cookie, UINT64_C(0)),
+                         1);
+        /* The finish asked for the capabilities: the probe of the changed file began (the first one at
+         * start-up). */
+        assert_true(asprintf(&probing, "Reading the capabilities of the emulator '%s'", wrapper) > 0);
+        wait_log(h, probing, 2);
+        sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
+        assert_string_equal(state_of(h, dst), "paused");
+        drain(bus);
+        assert_false(finish.done);
+        /* Held past the bound of the wait ($VIRTBUS_QUEUE_TIMEOUT_MS): Timeout, saying why; the migration
+         * stays, and another Finish waits again. */
+        wait_for(bus, &finish);
+        assert_string_equal(finish.error_name, ERR("Timeout"));
+        assert_non_null(strstr(finish.error_message, "capabilities of the hypervisor"));
+        assert_string_equal(state_of(h, dst), "paused");
+        pending_done(&finish);
+        finish = (Pending) {};
+        sd_bus_slot_unref(slot2);
+        assert_int_equal(sd_bus_call_method_async(bus, &slot2, HARNESS_SERVICE, dst, D, "FinishMigration", on_reply,
+                                                  &finish, "st", cookie, UINT64_C(0)),
+                         1);
+        wait_log(h, "A call finishing a migration waits for the capabilities", 2);
+        drain(bus);
+        assert_false(finish.done);
+
+        harness_wrapper_flag(dir, "hold", false);
+        wait_for(bus, &finish);
+        if (finish.error_name)
+                fail_msg("FinishMigration failed: %s: %s", finish.error_name, finish.error_message);
+        assert_string_equal(state_of(h, dst), "running");
+        assert_true(sd_bus_get_property_trivial(bus, HARNESS_SERVICE, dst, D, "Persistent", &e, 'b', &persistent) >= 0);
+        assert_true(persistent);
+        sd_bus_message_unref(harness_call_ok(bus, src, D, "FinishMigration", "st", cookie, UINT64_C(0)));
+        assert_string_equal(state_of(h, src), "shutoff");
+
+        harness_domain_call(bus, dst, "Destroy");
+        harness_domain_call(bus, dst, "Undefine");
+        harness_domain_call(bus, src, "Undefine");
+        pending_done(&prepare);
+        pending_done(&finish);
+        probe_held_done(h, dir);
+}
+
 /* How many times the daemon's log says s. */
 static unsigned log_count(Harness *h, const char *s) {
         _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
@@ -1101,6 +1225,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_console_at_restart, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_define_waits_for_probe, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_restore_waits_for_probe, harness_teardown_qemus),
+                cmocka_unit_test_teardown(test_migrate_waits_for_probe, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_waiting_defines_limited, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_probe_failure_retried, harness_teardown_qemus),
                 cmocka_unit_test_teardown(test_define_wait_bounded, harness_teardown_qemus),

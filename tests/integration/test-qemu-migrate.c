@@ -437,13 +437,19 @@ static void test_migrate_postcopy(void **state) {
 /* AbortMigration on the source once the migration is in postcopy (MigrationStats says so): QEMU 7.2 takes
  * migrate_cancel then and leaves the source's guest stopped; it goes on there (virtbus resumes it: the
  * destination never ran it), counting on without a new boot; MigrateTo fails, and the client ends the
- * destination's part. (Should the migration have completed first, the Abort resumes it here as well.) */
+ * destination's part. (Should the migration have completed first, the Abort resumes it here as well.)
+ * Option postcopy-bandwidth first: virtbusctl migrate --postcopy-bandwidth beyond the limit fails (status
+ * 3, naming the option and its limit) and the guest runs on; MigrateTo with it refuses the same way and
+ * the prepared destination waits on; the value the migration is then asked with is the one QEMU holds
+ * (its query-migrate-parameters, in virtbusd's log). */
 static void test_migrate_postcopy_abort(void **state) {
         Harness *h = *state;
         sd_bus *a = harness_bus_root(h), *b;
         _cleanup_free_ char *path = NULL, *live = NULL, *old = NULL;
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
+        _cleanup_free_ char *address = NULL, *log = NULL;
         char *uri = NULL, *cookie = NULL, buf[16384];
+        HarnessResult res = {};
         long before;
         int console;
         MigPending p;
@@ -456,13 +462,36 @@ static void test_migrate_postcopy_abort(void **state) {
         snprintf(uffd_old, sizeof uffd_old, "%c", old[0]);
         uffd_write("1");
 
+        assert_true(asprintf(&address, "--address=%s", harness_bus_address(h)) > 0);
+        assert_int_equal(harness_run(h, HARNESS_USER_ROOT,
+                                     (const char *[]) { getenv("VIRTBUS_CTL"), address, "migrate", "migq", hostb.address,
+                                                        "--listen-address", ADDR_B, "--postcopy-bandwidth",
+                                                        "1099511627777", NULL },
+                                     NULL, 60 * HARNESS_USEC_PER_SEC, &res), 0);
+        if (res.status != 3 || !strstr(strempty(res.err), "Option 'postcopy-bandwidth' is 1099511627777 MiB/s; at most "
+                                                          "1099511627776 MiB/s"))
+                fail_msg("virtbusctl migrate --postcopy-bandwidth exited %d: %s%s", res.status, strempty(res.out),
+                         strempty(res.err));
+        assert_non_null(strstr(res.err, "runs on at the source"));
+        harness_result_done(&res);
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
+        mig_wait_gone(b, "migq");
+
         mig_prepare(b, live, (const char *[]) { "listen-address", "s", ADDR_B, "postcopy", "b", "true", NULL }, &uri,
                     &cookie);
+        harness_call_fails(a, SD_BUS_ERROR_INVALID_ARGS, "Option 'postcopy-bandwidth' is 1099511627777 MiB/s; at most "
+                           "1099511627776 MiB/s", path, D, "MigrateTo", "ssa{sv}t", uri, cookie, 2, "postcopy", "b", 1,
+                           "postcopy-bandwidth", "t", UINT64_C(1099511627777), UINT64_C(0));
+        assert_string_equal(harness_get_string(a, path, D, "State"), "running");
         /* Slow after the switch too (QEMU's default there is no limit): on a fast host the rest of the
          * memory would be there before AbortMigration. */
         mig_migrate_to_async(a, path, uri, cookie, (const char *[]) { "postcopy", "b", "true", "bandwidth", "t", "1",
                                                                       "postcopy-bandwidth", "t", "1", NULL }, &p);
         mig_wait_streaming(a, path, &p);
+        /* QEMU holds 1 MiB/s, in bytes (its answer comes before the stream's first statistics). */
+        log = harness_read_file(harness_daemon_log_path(h));
+        if (!strstr(strempty(log), "QEMU migrates with max-bandwidth 1048576 B/s, max-postcopy-bandwidth 1048576 B/s"))
+                fail_msg("virtbusd's log does not say QEMU's migration parameters:\n%s", strempty(log));
         w = harness_watch_signal(a, path, D, "MigrationStats");
         sd_bus_message_unref(harness_call_ok(a, path, D, "StartPostcopy", "t", UINT64_C(0)));
         for (bool in_postcopy = false; !in_postcopy && !p.done;) {

@@ -340,6 +340,9 @@ static void test_pool_work_off_loop(void **state) {
         sd_bus *root = harness_bus_root(h);
         _cleanup_free_ char *xml = pool_xml(h, "slow", "5a0e3c1d-2b4f-4e6a-8c7d-9e0f1a2b3c07"), *dir = pool_dir(h, "slow");
         _cleanup_free_ char *path = NULL, *vol = NULL, *txml = NULL, *tdir = pool_dir(h, "slowt");
+        _cleanup_free_ char *vm = NULL, *hot = NULL;
+        const char *disk = "<disk type='volume' device='disk'><source pool='slow' volume='there.img'/>"
+                           "<target dev='vda' bus='virtio'/></disk>";
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         _cleanup_(harness_watch_freep) HarnessWatch *w = NULL;
         sd_bus *watcher = NULL;
@@ -394,7 +397,11 @@ static void test_pool_work_off_loop(void **state) {
         free(harness_call_path(root, path, POOL_INTERFACE, "GetVolumeByName", "s", "new.img"));
         slot = sd_bus_slot_unref(slot);
 
-        /* Stop, held: still active, its volumes unusable, until it is done. */
+        /* Stop, held: still active, its volumes unusable, until it is done; also by domains (a start, a
+         * hot-plug: the disk's file is about to go with the pool). */
+        vm = harness_define_test_domain(root, "slowvm", disk);
+        hot = harness_define_test_domain(root, "slowhot", "");
+        harness_domain_call(root, hot, "Start");
         a = (Answer) { .error = SD_BUS_ERROR_NULL };
         pool_hold(true);
         assert_true(sd_bus_call_method_async(root, &slot, HARNESS_SERVICE, path, POOL_INTERFACE, "Stop", on_answer, &a,
@@ -404,6 +411,11 @@ static void test_pool_work_off_loop(void **state) {
         harness_call_fails(root, ERR("DeviceBusy"), "being stopped", vol, VOL_INTERFACE, "Resize", "tt", UINT64_C(4096),
                            UINT64_C(0));
         harness_call_fails(root, ERR("DeviceBusy"), "being stopped", path, POOL_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "Pool 'slow' is busy: it is being stopped", vm,
+                           HARNESS_DOMAIN_INTERFACE, "Start", "t", UINT64_C(0));
+        harness_call_fails(root, ERR("DeviceBusy"), "Pool 'slow' is busy: it is being stopped", hot,
+                           HARNESS_DOMAIN_INTERFACE, "AttachDevice", "st", disk, UINT64_C(1));
+        assert_string_equal(harness_get_string(root, vm, HARNESS_DOMAIN_INTERFACE, "State"), "shutoff");
         assert_int_equal(get_bool(root, path, "Active"), 1);
         sd_bus_message_unref(harness_call_ok(root, M, "ListStoragePools", "t", UINT64_C(0)));
         answer_none(root, &a);
@@ -412,6 +424,11 @@ static void test_pool_work_off_loop(void **state) {
         wait_changed_bool(w, "Active", 0);
         assert_int_equal(get_bool(root, path, "Active"), 0);
         slot = sd_bus_slot_unref(slot);
+        harness_call_fails(root, ERR("InvalidState"), "Pool 'slow' is not active", vm, HARNESS_DOMAIN_INTERFACE,
+                           "Start", "t", UINT64_C(0));
+        harness_domain_call(root, hot, "Destroy");
+        harness_domain_call(root, hot, "Undefine");
+        harness_domain_call(root, vm, "Undefine");
 
         /* CreateStoragePool (a transient pool started at once), held: answered with its path when started. */
         assert_int_equal(mkdir(tdir, 0700), 0);

@@ -578,6 +578,10 @@ static void test_completion(void **state) {
                 { "virtbusctl domifaddr test --source a", "agent\narp\n" },
                 { "virtbusctl snapshot-delete compl sn", "snapA\n" },
                 { "virtbusctl nodedev-sriov pci_0000_03_00", "pci_0000_03_00_0\n" },
+                { "virtbusctl migrate te", "test\n" },
+                { "virtbusctl migrate test --postcopy-", "--postcopy-after\n--postcopy-bandwidth\n" },
+                /* An option's value is not an argument: the domain is still the one asked for. */
+                { "virtbusctl migrate --postcopy-bandwidth 8 te", "test\n" },
         };
 
         free(harness_define_test_domain(harness_bus_root(h), "compl", ""));

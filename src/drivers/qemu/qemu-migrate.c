@@ -4,6 +4,7 @@
  * qemu-save.c follows it (query-migrate now and then, Progress and MigrationStats from its counters), but
  * the guest keeps running until QEMU's last pass pauses it. The incoming side is RestoreDomain's path
  * (-incoming defer, migrate-incoming from a descriptor). */
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "drivers/qemu/qemu-driver-internal.h"
@@ -19,7 +20,30 @@ static void on_setup(QemuMonitor *mon, struct json_object *ret, const char *erro
                 log_warning("Failed to set a migration parameter of QEMU, ignoring: %s", error);
 }
 
-static void set_parameters(QemuMonitor *mon, const VbMigrateParams *p) {
+/* A figure of query-migrate-parameters' answer, or -1. */
+static int64_t parameter(struct json_object *ret, const char *key) {
+        struct json_object *v = qemu_json_get(ret, key);
+
+        return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+}
+
+/* QEMU's own figures once set (vm lives as long as its monitor, which drops its callbacks when freed):
+ * the log says what the migration runs with. */
+static void on_parameters(QemuMonitor *mon, struct json_object *ret, const char *error, void *userdata) {
+        QemuVm *vm = userdata;
+
+        if (error || !ret) {
+                log_debug("Domain %s: failed to read QEMU's migration parameters, ignoring: %s", vm->uuid,
+                          strna(error));
+                return;
+        }
+        log_info("Domain %s: QEMU migrates with max-bandwidth %" PRIi64 " B/s, max-postcopy-bandwidth %" PRIi64
+                 " B/s (0: no limit), downtime-limit %" PRIi64 " ms.", vm->uuid, parameter(ret, "max-bandwidth"),
+                 parameter(ret, "max-postcopy-bandwidth"), parameter(ret, "downtime-limit"));
+}
+
+static void set_parameters(QemuVm *vm, const VbMigrateParams *p) {
+        QemuMonitor *mon = vm->mon;
         struct json_object *args = json_object_new_object(), *caps, *cap;
 
         /* No limit unless asked: QEMU's default (32 MiB/s) is for networks shared with the guests. */
@@ -46,6 +70,7 @@ static void set_parameters(QemuMonitor *mon, const VbMigrateParams *p) {
         args = json_object_new_object();
         json_object_object_add(args, "capabilities", caps);
         (void) qemu_monitor_call(mon, "migrate-set-capabilities", args, on_setup, NULL);
+        (void) qemu_monitor_call(mon, "query-migrate-parameters", NULL, on_parameters, vm);
 }
 
 /* The QEMU of domain uuid, with its monitor connected. */
@@ -68,7 +93,7 @@ int qemu_migrate_ram_start(QemuDriver *q, const char *uuid, int fd, const VbMigr
         r = find_vm_with_monitor(q, uuid, &vm, reterr);
         if (r < 0)
                 return r;
-        set_parameters(vm->mon, params);
+        set_parameters(vm, params);
         r = qemu_save_job_start(q, uuid, "send", fd, MIGRATE_FD_NAME, "migrate", NULL, stats, done, userdata,
                                 reterr);
         if (r >= 0 && params && params->postcopy && params->postcopy_after)
