@@ -254,11 +254,12 @@ static int64_t download_stream(const StorageCopy *c, bool is_pipe, uint64_t *don
         uint64_t moved = 0, next_check = COPY_CHUNK;
         bool wait = !is_pipe;
 
-        /* The caller's pipe keeps its size. Grown to PIPE_SIZE, each end's turn is longer (half the wake-ups),
-         * but on a quiet machine the reader then copies out of pages no longer in the CPU's cache: `cat` reading
-         * it ran at 0.4x (bench/storage-run, 2026-12-03 21:10: 1040 against 2549 MB/s for `cat | cat`; kept at
-         * 64 KiB, 2737-3032 against 2412-2514). Measured under other load the other way round (bench/README.md,
-         * issue 14): the quiet machine decides. */
+        /* The caller's pipe grows to PIPE_SIZE, as ours and an upload's do: at 64 KiB the two ends took turns
+         * every 64 KiB, a wake-up of each side per turn (issue 14, 1 GiB into `cat > file`, the cases taking
+         * turns: 1 MiB at 1.2x 64 KiB on a quiet machine, 1.7x at load 3). An earlier measurement that found it
+         * slower came from a benchmark whose fixed order favoured one side. */
+        if (is_pipe)
+                pipe_grow(c->fd);
         while (moved < c->length) {
                 loff_t ipos = (loff_t) (c->offset + moved);
                 size_t want = MIN(c->length - moved, PIPE_SIZE);

@@ -23,7 +23,7 @@
 #define ERR(name) "org.virtbus1.Error." name
 #define MiB (UINT64_C(1) << 20)
 #define SIZE (64 * MiB)
-#define DEFAULT_PIPE 65536 /* a new pipe's size: a Download leaves the caller's pipe so */
+#define FULL_PIPE ((int) MiB) /* what a Download enlarges the caller's pipe to */
 
 static char *raw_vol(sd_bus *bus, const char *pool, const char *name, uint64_t size) {
         _cleanup_free_ char *xml = NULL;
@@ -196,8 +196,8 @@ static void test_upload_download(void **state) {
         assert_int_equal(last, SIZE);
         assert_true(checksum(file, 0, 0) == checksum(src, 0, 0));
         t0 = harness_now_usec();
-        /* So does a download's (left at 64 KiB, the reader's reads were 64 KiB each: half the speed). */
-        assert_int_equal(download_to_file_via_pipe(member, vol, back, 0, 0), DEFAULT_PIPE);
+        /* So does a download's (left at 64 KiB, the two ends took turns every 64 KiB). */
+        assert_int_equal(download_to_file_via_pipe(member, vol, back, 0, 0), FULL_PIPE);
         print_message("download of 64 MiB through a pipe: %.1f ms\n", (harness_now_usec() - t0) / 1000.0);
         assert_int_equal(stat(back, &st), 0);
         assert_int_equal((uint64_t) st.st_size, SIZE);
@@ -292,12 +292,12 @@ static void test_sparse(void **state) {
         assert_true(checksum(back, 0, 0) == checksum(src, 0, 0));
 
         /* Through a pipe: every byte, the holes as zeroes (the reader writes them all). */
-        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 0, 0), DEFAULT_PIPE);
+        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 0, 0), FULL_PIPE);
         assert_int_equal(stat(piped, &st), 0);
         assert_int_equal((uint64_t) st.st_size, SIZE);
         assert_true(checksum(piped, 0, 0) == checksum(src, 0, 0));
         /* ... and a part across the data, from 1 MiB before it. */
-        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 31 * MiB, 2 * MiB), DEFAULT_PIPE);
+        assert_int_equal(download_to_file_via_pipe(member, vol, piped, 31 * MiB, 2 * MiB), FULL_PIPE);
         assert_true(checksum(piped, 0, 0) == checksum(src, 31 * MiB, 2 * MiB));
         sd_bus_message_unref(harness_call_ok(member, vol, VOL_INTERFACE, "Delete", "t", UINT64_C(0)));
         sd_bus_message_unref(harness_call_ok(root, pool, POOL_INTERFACE, "Stop", "t", UINT64_C(0)));
@@ -367,11 +367,11 @@ static void test_disconnect_download(void **state) {
                                              "httt", p[1], UINT64_C(0), UINT64_C(0), UINT64_C(0)) >= 0);
         assert_true(sd_bus_flush(conn) >= 0);
         deadline = harness_now_usec() + HARNESS_TIMEOUT_USEC;
-        while (queued < DEFAULT_PIPE && harness_now_usec() < deadline) {
+        while (queued < FULL_PIPE && harness_now_usec() < deadline) {
                 usleep(20000);
                 assert_int_equal(ioctl(p[0], FIONREAD, &queued), 0);
         }
-        assert_int_equal(queued, DEFAULT_PIPE);
+        assert_int_equal(queued, FULL_PIPE);
         harness_call_fails(member, ERR("DeviceBusy"), "busy with a download", vol, VOL_INTERFACE, "Delete", "t",
                            UINT64_C(0));
         sd_bus_flush_close_unref(conn);
@@ -385,12 +385,12 @@ static void test_disconnect_download(void **state) {
                 assert_true(asprintf(&head, "%s/head", harness_dir(h)) > 0);
                 fd = open(head, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
                 assert_true(fd >= 0);
-                for (int got = 0; got < DEFAULT_PIPE; got += (int) sizeof buf) {
+                for (int got = 0; got < FULL_PIPE; got += (int) sizeof buf) {
                         assert_int_equal(read(p[0], buf, sizeof buf), (ssize_t) sizeof buf);
                         assert_int_equal(write(fd, buf, sizeof buf), (ssize_t) sizeof buf);
                 }
                 close(fd);
-                assert_true(checksum(head, 0, 0) == checksum(src, 0, DEFAULT_PIPE));
+                assert_true(checksum(head, 0, 0) == checksum(src, 0, FULL_PIPE));
         }
         close(p[0]);
         close(p[1]);
