@@ -12,6 +12,7 @@
 #include "bus/bus-parse.h"
 #include "bus/bus-polkit.h"
 #include "conf/conf-peek.h"
+#include "conf/conf-schema.h"
 #include "util/hashmap.h"
 #include "util/log.h"
 #include "util/worker.h"
@@ -467,6 +468,7 @@ static void work_done(void *userdata, bool cancelled) {
 
         if (cancelled)
                 return; /* bus_parse_free() drops it */
+        conf_schema_uses_seen(); /* the parse may have compiled schemas: their idle timer armed */
         c->state = c->state == CALL_READING ? CALL_READ : CALL_PARSED;
         r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(c->m), c->m);
         if (r >= 0)

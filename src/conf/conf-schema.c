@@ -90,7 +90,7 @@ static SchemaCache schema_cache[] = {
 static void (*schema_on_use)(void *userdata);
 static void *schema_on_use_userdata;
 static pthread_t schema_on_use_thread;
-/* A schema was used by another thread than on_use's since the last conf_schema_release(). */
+/* A schema was used by another thread than on_use's since the last conf_schema_detach(). */
 static bool schema_used_elsewhere;
 
 void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata) {
@@ -117,25 +117,44 @@ static void schema_text_drop(void) {
         }
 }
 
-int conf_schema_release(void) {
-        unsigned n = 0;
+struct ConfSchemaDetached {
+        size_t n;
+        xmlRelaxNGPtr rng[ELEMENTSOF(schema_cache)];
+};
+
+int conf_schema_detach(ConfSchemaDetached **ret) {
+        ConfSchemaDetached *d = new0(ConfSchemaDetached, 1);
         bool busy;
 
+        if (!d)
+                return -ENOMEM;
         pthread_mutex_lock(&schema_lock);
         busy = schema_used_elsewhere;
         schema_used_elsewhere = false;
         for (size_t i = 0; i < ELEMENTSOF(schema_cache) && !busy; i++)
                 busy = schema_cache[i].users > 0;
         for (size_t i = 0; i < ELEMENTSOF(schema_cache) && !busy; i++)
-                if (schema_cache[i].rng) {
-                        xmlRelaxNGFree(schema_cache[i].rng);
-                        schema_cache[i].rng = NULL;
-                        n++;
-                }
-        if (n > 0)
-                schema_text_drop();
+                if (schema_cache[i].rng)
+                        d->rng[d->n++] = TAKE_PTR(schema_cache[i].rng);
         pthread_mutex_unlock(&schema_lock);
-        return busy ? -EBUSY : (int) n;
+        if (busy || d->n == 0) {
+                free(d);
+                *ret = NULL;
+                return busy ? -EBUSY : 0;
+        }
+        *ret = d;
+        return (int) d->n;
+}
+
+ConfSchemaDetached *conf_schema_detached_free(ConfSchemaDetached *d) {
+        if (!d)
+                return NULL;
+        for (size_t i = 0; i < d->n; i++)
+                xmlRelaxNGFree(d->rng[i]);
+        /* Dropped even if a schema was compiled again meanwhile: the pages are read again on next use. */
+        schema_text_drop();
+        free(d);
+        return NULL;
 }
 
 static int schema_compile_locked(SchemaCache *c) {
@@ -156,7 +175,7 @@ static int schema_compile_locked(SchemaCache *c) {
         return 0;
 }
 
-/* The compiled schema, held (schema_put) so that conf_schema_release() leaves it alone meanwhile. */
+/* The compiled schema, held (schema_put) so that conf_schema_detach() leaves it alone meanwhile. */
 static int schema_get(const char *name, xmlRelaxNGPtr *ret) {
         void (*on_use)(void *userdata) = NULL;
         void *on_use_userdata = NULL;
@@ -181,10 +200,24 @@ static int schema_get(const char *name, xmlRelaxNGPtr *ret) {
                         schema_used_elsewhere = true;
         }
         pthread_mutex_unlock(&schema_lock);
-        /* On its own thread only (the daemon's event loop); others are seen by conf_schema_release(). */
+        /* On its own thread only (the daemon's event loop); others are seen by conf_schema_detach(). */
         if (on_use)
                 on_use(on_use_userdata);
         return r;
+}
+
+void conf_schema_uses_seen(void) {
+        void (*on_use)(void *userdata) = NULL;
+        void *on_use_userdata = NULL;
+
+        pthread_mutex_lock(&schema_lock);
+        if (schema_on_use && schema_used_elsewhere && pthread_equal(pthread_self(), schema_on_use_thread)) {
+                on_use = schema_on_use;
+                on_use_userdata = schema_on_use_userdata;
+        }
+        pthread_mutex_unlock(&schema_lock);
+        if (on_use)
+                on_use(on_use_userdata);
 }
 
 static void schema_put(xmlRelaxNGPtr rng) {

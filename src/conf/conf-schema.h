@@ -25,10 +25,19 @@ int conf_schema_parse_and_validate(const char *xml, const char *schema, void **r
  * needed them for a while; they are compiled again (a few ms) on next use. on_use is called whenever a
  * schema is used, so that the user can (re)arm its timer. */
 void conf_schema_set_use_callback(void (*on_use)(void *userdata), void *userdata);
-/* Frees the compiled schemas; returns how many were loaded, or -EBUSY (nothing freed: try again later)
- * when one is in use or was used by another thread than on_use's since the last call. Safe to call
- * while other threads validate. */
-int conf_schema_release(void);
+/* On on_use's thread, after work in other threads (which cannot call on_use) may have used a schema:
+ * calls on_use if one did since the last conf_schema_detach(). Without it, schemas compiled by other
+ * threads only were never dropped. */
+void conf_schema_uses_seen(void);
+/* Dropping the compiled schemas, in two steps so that the slow one (10-20 ms, more under load) can run in
+ * another thread: conf_schema_detach() takes them out of the cache (the lock held only for that) and
+ * returns how many it took, 0 (and *ret NULL) when none was loaded, or -EBUSY (nothing taken: try again
+ * later) when one is in use or was used by another thread than on_use's since the last call. Safe while
+ * other threads validate (they compile anew). conf_schema_detached_free() frees what was taken, in any
+ * thread. */
+typedef struct ConfSchemaDetached ConfSchemaDetached;
+int conf_schema_detach(ConfSchemaDetached **ret);
+ConfSchemaDetached *conf_schema_detached_free(ConfSchemaDetached *d);
 /* Compiles every embedded schema now rather than at first use: for a process that forks a child per
  * document (virtbus-xml serve), so that each child starts with them compiled. */
 int conf_schema_compile_all(void);

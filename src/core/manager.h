@@ -76,6 +76,7 @@ struct Manager {
 
         /* Drops the compiled XML schemas when no definition was parsed for a while (they take MBs). */
         sd_event_source *schema_release_timer;
+        struct Worker *schema_worker; /* frees the compiled schemas (manager.c); started on first use */
 
         /* DefineDomain calls waiting for the group commit (domain-define.c). */
         struct PendingDefine *pending_defines;
