@@ -2,7 +2,8 @@
 /* Consoles, displays and screenshots of a running QEMU (OpenConsole, OpenGraphics, Screenshot).
  *
  * virtbusd makes a socket pair, hands QEMU one end by descriptor and the caller the other; it never
- * sees a byte of what goes through. QEMU, unprivileged and shut in, opens no path for any of this:
+ * sees a byte of what goes through. QEMU, unprivileged and shut in, opens no path for any of this but
+ * /dev/null:
  *  - a serial port of type 'pty' starts writing into /dev/null (qemu-command-devices.c); OpenConsole
  *    swaps that (QMP chardev-change) for a socket connected to the caller. Taking a console over swaps it
  *    again: QEMU closes the previous socket and its holder reads end-of-file. Whether somebody holds it is
