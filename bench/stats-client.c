@@ -8,8 +8,8 @@
  *   lv_each:      org.libvirt.Connect.ListDomains(16 = running), then org.libvirt.Domain.GetStats(63, 0)
  *                 of each domain one after the other (what a GUI written for libvirt-dbus does)
  *   lv_pipelined: the same, every GetStats sent at once and the replies awaited together
- * Every answer must name N domains (LV_ADDRESS '-' leaves libvirt out). Prints one line per measure with
- * the median and the slowest in milliseconds. */
+ * Every answer must name N domains (LV_ADDRESS '-' leaves libvirt out, VB_ADDRESS '-' virtbus). Prints one
+ * line per measure with the median and the slowest in milliseconds. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,39 +167,42 @@ static double time_lv_each(sd_bus *bus, unsigned n, int pipelined) {
 }
 
 int main(int argc, char **argv) {
-        sd_bus *vb, *lv = NULL;
+        sd_bus *vb = NULL, *lv = NULL;
         unsigned n, reps;
         double *v[M_MAX];
-        int measures;
 
         if (argc != 5) {
-                fprintf(stderr, "usage: stats-client VB_ADDRESS LV_ADDRESS|- N REPS\n");
+                fprintf(stderr, "usage: stats-client VB_ADDRESS|- LV_ADDRESS|- N REPS\n");
                 return 2;
         }
         n = atoi(argv[3]);
         reps = atoi(argv[4]);
-        vb = open_bus(argv[1]);
+        if (strcmp(argv[1], "-") != 0)
+                vb = open_bus(argv[1]);
         if (strcmp(argv[2], "-") != 0)
                 lv = open_bus(argv[2]);
-        measures = lv ? M_MAX : 1;
         for (int i = 0; i < M_MAX; i++)
                 v[i] = calloc(reps, sizeof(double));
 
         /* One warm-up round, not counted. */
-        (void) time_virtbus(vb, n);
+        if (vb)
+                (void) time_virtbus(vb, n);
         if (lv) {
                 (void) time_lv_bulk(lv, n);
                 (void) time_lv_each(lv, n, 0);
         }
         for (unsigned i = 0; i < reps; i++) {
-                v[M_VIRTBUS][i] = time_virtbus(vb, n);
+                if (vb)
+                        v[M_VIRTBUS][i] = time_virtbus(vb, n);
                 if (!lv)
                         continue;
                 v[M_LV_BULK][i] = time_lv_bulk(lv, n);
                 v[M_LV_EACH][i] = time_lv_each(lv, n, 0);
                 v[M_LV_PIPELINED][i] = time_lv_each(lv, n, 1);
         }
-        for (int i = 0; i < measures; i++) {
+        for (int i = 0; i < M_MAX; i++) {
+                if ((i == M_VIRTBUS && !vb) || (i != M_VIRTBUS && !lv))
+                        continue;
                 qsort(v[i], reps, sizeof(double), cmp);
                 printf("measure=%s guests=%u median_ms=%.3f max_ms=%.3f\n", names[i], n, v[i][(reps - 1) / 2],
                        v[i][reps - 1]);
