@@ -1234,6 +1234,21 @@ const char *harness_runtime_dir(Harness *h) {
 const char *harness_daemon_log_path(Harness *h) {
         return h->daemon_log;
 }
+unsigned harness_daemon_log_count(Harness *h, const char *s) {
+        _cleanup_free_ char *log = harness_read_file(h->daemon_log);
+        unsigned n = 0;
+
+        for (const char *p = log; p && (p = strstr(p, s)); p += strlen(s))
+                n++;
+        return n;
+}
+void harness_daemon_wait_log(Harness *h, const char *s, unsigned n, uint64_t timeout_usec) {
+        for (uint64_t end = harness_now_usec() + timeout_usec; harness_daemon_log_count(h, s) < n;) {
+                if (harness_now_usec() > end)
+                        fail_msg("virtbusd's log never said '%s' %u times", s, n);
+                usleep(20 * 1000);
+        }
+}
 const char *harness_user_name(Harness *h, HarnessUser user) {
         return h->users[user].name;
 }

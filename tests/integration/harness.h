@@ -110,6 +110,10 @@ void harness_wrapper_remove(const char *dir, const char *name);
 const char *harness_state_dir(Harness *h);
 const char *harness_runtime_dir(Harness *h);
 const char *harness_daemon_log_path(Harness *h);   /* virtbusd's stderr */
+/* How many times virtbusd's log says s; and a wait (bounded by timeout_usec, then the test fails) until it
+ * has said it n times. */
+unsigned harness_daemon_log_count(Harness *h, const char *s);
+void harness_daemon_wait_log(Harness *h, const char *s, unsigned n, uint64_t timeout_usec);
 const char *harness_user_name(Harness *h, HarnessUser user);
 uid_t harness_user_uid(Harness *h, HarnessUser user);
 gid_t harness_user_gid(Harness *h, HarnessUser user);

@@ -2,7 +2,6 @@
 /* virtbusd as a program: options, the bus name, signals, --user mode. */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,23 +206,6 @@ static void test_user_mode_others_refused(void **state) {
         assert_string_equal(harness_get_string(harness_bus_as(h, HARNESS_USER_PLAIN), M, "LogLevel"), "info");
 }
 
-static unsigned log_count(Harness *h, const char *s) {
-        _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
-        unsigned n = 0;
-
-        for (const char *p = log; p && (p = strstr(p, s)); p += strlen(s))
-                n++;
-        return n;
-}
-
-static void wait_log(Harness *h, const char *s, unsigned n) {
-        for (uint64_t end = harness_now_usec() + HARNESS_TIMEOUT_USEC; log_count(h, s) < n;) {
-                if (harness_now_usec() > end)
-                        fail_msg("the log never said '%s' %u times", s, n);
-                usleep(50 * 1000);
-        }
-}
-
 /* The compiled schemas are dropped 2 s after their last use (freed in a thread of the daemon's own, so
  * that freeing them does not hold the event loop) and compiled again for the next definition, which is
  * still checked against them: a valid one defined, an invalid one refused naming the element. */
@@ -232,17 +214,17 @@ static void test_schemas_released_and_compiled_again(void **state) {
         sd_bus *bus = harness_bus_root(h);
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *a = NULL, *b = NULL;
-        unsigned before = log_count(h, "compiled schemas after");
+        unsigned before = harness_daemon_log_count(h, "compiled schemas after");
 
         assert_int_equal(harness_set_property(bus, M, "LogLevel", &e, "s", "debug"), 1);
         a = harness_define_test_domain(bus, "schemas-a", "");
-        wait_log(h, "compiled schemas after", before + 1);
+        harness_daemon_wait_log(h, "compiled schemas after", before + 1, HARNESS_TIMEOUT_USEC);
         b = harness_define_test_domain(bus, "schemas-b", "");
         harness_call_fails(bus, "org.virtbus1.Error.InvalidXML", "element 'devices'", M, "DefineDomain", "st",
                            "<domain type='test'><name>schemas-c</name><memory unit='MiB'>128</memory><os><type>hvm</type></os>"
                            "<devices><bogus/></devices></domain>",
                            UINT64_C(0));
-        wait_log(h, "compiled schemas after", before + 2);
+        harness_daemon_wait_log(h, "compiled schemas after", before + 2, HARNESS_TIMEOUT_USEC);
         assert_int_equal(harness_set_property(bus, M, "LogLevel", &e, "s", "info"), 1);
 }
 

@@ -817,17 +817,6 @@ static void test_restore_waits_for_probe(void **state) {
         probe_held_done(h, dir);
 }
 
-static unsigned log_count(Harness *h, const char *s);
-
-/* Waits until the daemon's log says s n times. */
-static void wait_log(Harness *h, const char *s, unsigned n) {
-        for (uint64_t end = harness_now_usec() + GUARD_USEC; log_count(h, s) < n;) {
-                if (harness_now_usec() > end)
-                        fail_msg("the log never said '%s' %u times", s, n);
-                usleep(20 * 1000);
-        }
-}
-
 /* A domain of this test's migrations (<cpu mode='host-model'>: the qemu driver expands it from the
  * capabilities when QEMU starts). */
 static char *host_model_xml(const char *name, const char *uuid) {
@@ -871,7 +860,7 @@ static void test_migrate_waits_for_probe(void **state) {
                                           "b", 1, UINT64_C(0)) >= 0);
         assert_true(sd_bus_call_async(bus, &slot, call, on_reply, &prepare, GUARD_USEC) >= 0);
         /* Authorized and parsed, it waits (polkit answers first). */
-        wait_log(h, "A call creating a domain waits for the capabilities", 1);
+        harness_daemon_wait_log(h, "A call creating a domain waits for the capabilities", 1, GUARD_USEC);
         sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         /* Answers come in order on one connection: a prepare answered already would be here. */
         drain(bus);
@@ -902,7 +891,7 @@ static void test_migrate_waits_for_probe(void **state) {
         /* The finish asked for the capabilities: the probe of the changed file began (the first one at
          * start-up). */
         assert_true(asprintf(&probing, "Reading the capabilities of the emulator '%s'", wrapper) > 0);
-        wait_log(h, probing, 2);
+        harness_daemon_wait_log(h, probing, 2, GUARD_USEC);
         sd_bus_message_unref(harness_call_ok(bus, M, "ListDomains", "t", UINT64_C(0)));
         assert_string_equal(state_of(h, dst), "paused");
         drain(bus);
@@ -919,7 +908,7 @@ static void test_migrate_waits_for_probe(void **state) {
         assert_int_equal(sd_bus_call_method_async(bus, &slot2, HARNESS_SERVICE, dst, D, "FinishMigration", on_reply,
                                                   &finish, "st", cookie, UINT64_C(0)),
                          1);
-        wait_log(h, "A call finishing a migration waits for the capabilities", 2);
+        harness_daemon_wait_log(h, "A call finishing a migration waits for the capabilities", 2, GUARD_USEC);
         drain(bus);
         assert_false(finish.done);
 
@@ -939,16 +928,6 @@ static void test_migrate_waits_for_probe(void **state) {
         pending_done(&prepare);
         pending_done(&finish);
         probe_held_done(h, dir);
-}
-
-/* How many times the daemon's log says s. */
-static unsigned log_count(Harness *h, const char *s) {
-        _cleanup_free_ char *log = harness_read_file(harness_daemon_log_path(h));
-        unsigned n = 0;
-
-        for (const char *p = log; p && (p = strstr(p, s)); p += strlen(s))
-                n++;
-        return n;
 }
 
 /* Definitions that wait in core for the capabilities probe still count against their caller's limits on
@@ -978,7 +957,7 @@ static void test_waiting_defines_limited(void **state) {
         assert_true(sd_bus_flush(bus) >= 0);
         /* All 16 parsed and waiting in core for the probe. */
         for (uint64_t end = harness_now_usec() + GUARD_USEC;
-             log_count(h, "DefineDomain of 'held") < 16;) {
+             harness_daemon_log_count(h, "DefineDomain of 'held") < 16;) {
                 assert_true(harness_now_usec() < end);
                 usleep(20 * 1000);
         }
