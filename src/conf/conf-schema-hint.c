@@ -442,12 +442,12 @@ static const NameSet *required_find(const char *root, const char *parent, const 
 
 /* Child elements ------------------------------------------------------------------------------------------ */
 
-/* For each element under a parent (by names) in a document of a root, the names of the elements it may hold
- * directly. One name can be defined in several places with different content (the <source> of a file disk
- * and of a network disk, both in <disk>; <target> in <disk> and in <interface>, both under <devices>): the
- * union of all of them is kept, which is enough to tell a name that is never allowed in a parent from one
- * that may be (the generic message covers the rest: given twice, wrong attributes or content). Keyed by the
- * root and the element's own name only: its parent is not part of the key, so that the sets stay few. */
+/* For each element name in a document of a root, the names of the elements it may hold directly, recorded
+ * by the walk of required attributes above. One name can be defined in several places of one document with
+ * different content (<source> in a file disk and in a network disk, <target> in a disk and in an
+ * interface): the union of all of them is kept, keyed by the element's own name, not by where it sits. That
+ * is enough to tell a child that is never allowed in such an element from one that may be; the generic
+ * message covers the rest (given twice, wrong attributes or content). */
 typedef struct ChildSet {
         NameSet names;
         bool open; /* some definition takes elements of any name in no namespace */
