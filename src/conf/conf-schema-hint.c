@@ -359,6 +359,8 @@ static void pattern_children(const Defines *d, xmlNode *n, void (*found)(xmlNode
         }
 }
 
+static void children_add(const char *root, const char *parent, xmlNode *child);
+
 typedef struct RequiredWalk {
         const Defines *defines;
         const char *root, *parent;
@@ -372,6 +374,8 @@ static void required_record(xmlNode *child, void *userdata) {
         NameSet attrs = {}, *r;
         bool followed, seen = false;
 
+        if (*w->parent)
+                children_add(w->root, w->parent, child);
         if (!name || !required)
                 return;
         for (size_t i = 0; i < w->n_seen && !seen; i++)
@@ -436,6 +440,140 @@ static const NameSet *required_find(const char *root, const char *parent, const 
                         : NULL;
 }
 
+/* Child elements ------------------------------------------------------------------------------------------ */
+
+/* For each element name in a document of a root, the names of the elements it may hold directly, recorded
+ * by the walk of required attributes above. One name can be defined in several places of one document with
+ * different content (<source> in a file disk and in a network disk, <target> in a disk and in an
+ * interface): the union of all of them is kept, keyed by the element's own name, not by where it sits. That
+ * is enough to tell a child that is never allowed in such an element from one that may be; the generic
+ * message covers the rest (given twice, wrong attributes or content). */
+typedef struct ChildSet {
+        NameSet names;
+        bool open; /* some definition takes elements of any name in no namespace */
+} ChildSet;
+
+static xmlHashTablePtr children; /* (root, element name) -> ChildSet */
+
+static void trim(char *v);
+
+/* The names a name class of an unnamed <element> allows (<name>, <choice>); anyName/nsName that take
+ * elements in no namespace make the set open. */
+static void name_class_collect(xmlNode *nc, ChildSet *s) {
+        if (is_rng(nc, "name")) {
+                _cleanup_free_ char *v = (char *) xmlNodeGetContent(nc);
+                _cleanup_free_ char *ns = (char *) xmlGetProp(nc, (const xmlChar *) "ns");
+
+                if (v && isempty(ns)) {
+                        trim(v);
+                        name_set_add(&s->names, v);
+                }
+        } else if (is_rng(nc, "choice")) {
+                for (xmlNode *c = nc->children; c; c = c->next)
+                        if (c->type == XML_ELEMENT_NODE)
+                                name_class_collect(c, s);
+        } else if (is_rng(nc, "anyName")) {
+                bool no_ns_excluded = false;
+
+                /* <anyName><except><nsName ns=""/></except></anyName>: foreign elements only */
+                for (xmlNode *ex = nc->children; ex; ex = ex->next)
+                        for (xmlNode *c = is_rng(ex, "except") ? ex->children : NULL; c; c = c->next)
+                                if (is_rng(c, "nsName")) {
+                                        _cleanup_free_ char *ns = (char *) xmlGetProp(c, (const xmlChar *) "ns");
+                                        no_ns_excluded = no_ns_excluded || isempty(ns);
+                                }
+                if (!no_ns_excluded)
+                        s->open = true;
+        } else if (is_rng(nc, "nsName")) {
+                _cleanup_free_ char *ns = (char *) xmlGetProp(nc, (const xmlChar *) "ns");
+
+                if (isempty(ns))
+                        s->open = true;
+        } else
+                s->open = true; /* a name class not understood here: claim nothing */
+}
+
+static void children_record(xmlNode *child, void *userdata) {
+        ChildSet *s = userdata;
+        _cleanup_free_ char *name = (char *) xmlGetProp(child, (const xmlChar *) "name");
+
+        if (name) {
+                trim(name);
+                name_set_add(&s->names, name);
+                return;
+        }
+        for (xmlNode *nc = child->children; nc; nc = nc->next)
+                if (nc->type == XML_ELEMENT_NODE) {
+                        name_class_collect(nc, s); /* the name class comes first */
+                        return;
+                }
+}
+
+/* Records that <child> (an <element> pattern) may appear in a <parent> of a document of root. */
+static void children_add(const char *root, const char *parent, xmlNode *child) {
+        ChildSet *s;
+
+        if (!children)
+                return;
+        s = xmlHashLookup2(children, (const xmlChar *) root, (const xmlChar *) parent);
+        if (!s) {
+                s = new0(ChildSet, 1);
+                if (!s || xmlHashAddEntry2(children, (const xmlChar *) root, (const xmlChar *) parent, s) < 0) {
+                        free(s);
+                        return;
+                }
+        }
+        children_record(child, s);
+}
+
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+#define ALLOWED_SHOWN 12
+
+/* The first element at or below n (document order) whose name no definition of its parent's name allows
+ * there: named with its own line and the names allowed. Returns < 0 when one was reported, 0 when none. */
+static int report_unknown_in(const xmlNode *n, VbError *reterr) {
+        const xmlNode *root = n->doc ? xmlDocGetRootElement(n->doc) : NULL;
+        const ChildSet *s = children && !n->ns && root ? xmlHashLookup2(children, root->name, n->name) : NULL;
+
+        for (const xmlNode *c = n->children; s && !s->open && c; c = c->next) {
+                _cleanup_free_ char **sorted = NULL;
+                StrBuf b = STRBUF_NULL;
+                _cleanup_free_ char *allowed = NULL;
+
+                if (c->type != XML_ELEMENT_NODE || c->ns || name_set_has(&s->names, (const char *) c->name))
+                        continue;
+                if (s->names.n == 0)
+                        return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                            "line %ld: element '%s' is not allowed in <%s> (it takes no child elements)",
+                                            xmlGetLineNo(c), (const char *) c->name, (const char *) n->name);
+                sorted = malloc(s->names.n * sizeof(char *));
+                if (!sorted)
+                        return -ENOMEM;
+                memcpy(sorted, s->names.names, s->names.n * sizeof(char *));
+                qsort(sorted, s->names.n, sizeof(char *), name_cmp);
+                for (size_t i = 0; i < s->names.n && i < ALLOWED_SHOWN; i++)
+                        strbuf_appendf(&b, "%s%s", i ? ", " : "", sorted[i]);
+                if (s->names.n > ALLOWED_SHOWN)
+                        strbuf_appendf(&b, ", ...");
+                allowed = strbuf_steal(&b);
+                if (!allowed)
+                        return -ENOMEM;
+                return vb_error_set(reterr, VB_ERROR_INVALID_XML,
+                                    "line %ld: element '%s' is not allowed in <%s> (allowed there: %s)",
+                                    xmlGetLineNo(c), (const char *) c->name, (const char *) n->name, allowed);
+        }
+        for (const xmlNode *c = n->children; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE) {
+                        int r = report_unknown_in(c, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 /* An element at or below n that lacks an attribute every definition of it in its place requires: named
  * with its line. Returns < 0 when one was reported, 0 when none is there. */
 static int report_missing_in(const xmlNode *n, VbError *reterr) {
@@ -463,6 +601,7 @@ static void hints_build(void) {
         Defines d = { .by_name = xmlHashCreate(0) };
 
         required = xmlHashCreate(0);
+        children = xmlHashCreate(0);
         while (conf_schema_files[n].name)
                 n++;
         xmlDocPtr docs[n + 1];
@@ -699,7 +838,7 @@ int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
                         line = (int) xmlGetLineNo(errors[i].node);
         if (e->code != XML_RELAXNG_ERR_INVALIDATTR) {
                 const xmlNode *at = e->node;
-                int r;
+                int r = 0;
 
                 for (size_t i = 0; i < n && !at; i++)
                         at = errors[i].node;
@@ -709,6 +848,17 @@ int conf_schema_report(const xmlError *errors, size_t n, VbError *reterr) {
                         if (r < 0)
                                 return r;
                         r = report_missing_in(at, reterr);
+                        if (r < 0)
+                                return r;
+                        /* libxml2 names only the parent when a child does not fit an interleave, may call a
+                         * stray child a missing one, and says only "not expected there" of an element: a child
+                         * whose name is never allowed in its parent is named, with its line and the names
+                         * allowed there. (An unexpected child, EXTRACONTENT, is already named.) */
+                        if (e->code == XML_RELAXNG_ERR_INTEREXTRA || e->code == XML_RELAXNG_ERR_NOELEM)
+                                r = report_unknown_in(at, reterr);
+                        else if ((e->code == XML_RELAXNG_ERR_ELEMWRONG || e->code == XML_RELAXNG_ERR_ELEMNAME) &&
+                                 at->parent && at->parent->type == XML_ELEMENT_NODE)
+                                r = report_unknown_in(at->parent, reterr);
                         if (r < 0)
                                 return r;
                 }

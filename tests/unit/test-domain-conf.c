@@ -165,6 +165,13 @@ static const InvalidCase domain_invalid[] = {
         { "cachetune-same-cache-leading-zero.xml", "line 3: element 'cache': the same cache is allocated twice in one <cachetune>" },
         /* libxml2 says only that <devices> does not fit: the schemas tell which attribute is missing where */
         { "required-attr-missing.xml", "line 8: element 'target': attribute 'dev' is missing (required on <target> in <disk>)" },
+        /* libxml2 names only the parent (or a child it then expected): the schemas tell which child is never
+         * allowed there, with its own line and what is */
+        { "unknown-in-devices.xml", "line 7: element 'bogus' is not allowed in <devices> (allowed there: audio, channel, console, controller, crypto, disk, emulator, filesystem, graphics, hostdev, hub, input, ...)" },
+        { "unknown-top-level.xml", "line 4: element 'bogus' is not allowed in <domain> (allowed there: blkiotune, " },
+        { "misplaced-known.xml", "line 6: element 'model' is not allowed in <devices> (allowed there: " },
+        /* a child of a kind allowed there, given twice: the general message */
+        { "known-child-twice.xml", "line 5: element 'devices' does not fit here: not allowed in this place, given twice" },
 };
 
 static const InvalidCase device_invalid[] = {

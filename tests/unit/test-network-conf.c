@@ -95,6 +95,7 @@ static const struct {
         { "bridge-mode-stp.xml", "element 'bridge': the bridge options stp=, delay= and zone= are for networks" },
         { "bridge-mode-name-and-dev.xml", "names bridge 'br0' or forward devices, not both" },
         { "dhcp-range-no-end.xml", "line 6: element 'range': attribute 'end' is missing (required on <range> in <dhcp>)" },
+        { "unknown-in-dhcp.xml", "line 6: element 'bogus' is not allowed in <dhcp> (allowed there: bootp, host, range)" },
 };
 
 static void test_invalid(void **state) {
