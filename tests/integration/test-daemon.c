@@ -220,7 +220,8 @@ static void test_schemas_released_and_compiled_again(void **state) {
         a = harness_define_test_domain(bus, "schemas-a", "");
         harness_daemon_wait_log(h, "compiled schemas after", before + 1, HARNESS_TIMEOUT_USEC);
         b = harness_define_test_domain(bus, "schemas-b", "");
-        harness_call_fails(bus, "org.virtbus1.Error.InvalidXML", "element 'devices'", M, "DefineDomain", "st",
+        harness_call_fails(bus, "org.virtbus1.Error.InvalidXML", "element 'bogus' is not allowed in <devices>", M,
+                           "DefineDomain", "st",
                            "<domain type='test'><name>schemas-c</name><memory unit='MiB'>128</memory><os><type>hvm</type></os>"
                            "<devices><bogus/></devices></domain>",
                            UINT64_C(0));
