@@ -66,8 +66,12 @@ static void test_listened(void **state) {
         assert_true(console_read_until(v, buf, sizeof buf, "VIRTBUS-HVC-OUT", 30 * HARNESS_USEC_PER_SEC));
         buf[0] = 0;
         assert_true(console_read_until(u, buf, sizeof buf, "VIRTBUS-S1-OUT", 30 * HARNESS_USEC_PER_SEC));
-        console_write(con, "stty -F /dev/hvc0 -echo; read l </dev/hvc0; echo VIRTBUS-GOT-$l\n");
-        usleep(500 * 1000);
+        /* The guest holds /dev/hvc0 open from before it says it is ready until it has read the line (a line
+         * sent between stty's close and read's open could be taken and dropped by the tty). */
+        console_write(con, "exec 3<>/dev/hvc0; stty -echo <&3; echo $((6*9))VIRTBUS-HVC-READY; read l <&3; exec 3<&-; "
+                           "echo VIRTBUS-GOT-$l\n");
+        buf[0] = 0;
+        assert_true(console_read_until(con, buf, sizeof buf, "54VIRTBUS-HVC-READY", 30 * HARNESS_USEC_PER_SEC));
         console_write(v, "fromhvc\n");
         buf[0] = 0;
         assert_true(console_read_until(con, buf, sizeof buf, "VIRTBUS-GOT-fromhvc", 30 * HARNESS_USEC_PER_SEC));
