@@ -532,6 +532,17 @@ static int name_cmp(const void *a, const void *b) {
 
 #define ALLOWED_SHOWN 12
 
+/* The first report (< 0) of check on an element child of n, in document order; 0 when none reported. */
+static int report_in_children(const xmlNode *n, int (*check)(const xmlNode *n, VbError *reterr), VbError *reterr) {
+        for (const xmlNode *c = n->children; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE) {
+                        int r = check(c, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 /* The first element at or below n (document order) whose name no definition of its parent's name allows
  * there: named with its own line and the names allowed. Returns < 0 when one was reported, 0 when none. */
 static int report_unknown_in(const xmlNode *n, VbError *reterr) {
@@ -565,13 +576,7 @@ static int report_unknown_in(const xmlNode *n, VbError *reterr) {
                                     "line %ld: element '%s' is not allowed in <%s> (allowed there: %s)",
                                     xmlGetLineNo(c), (const char *) c->name, (const char *) n->name, allowed);
         }
-        for (const xmlNode *c = n->children; c; c = c->next)
-                if (c->type == XML_ELEMENT_NODE) {
-                        int r = report_unknown_in(c, reterr);
-                        if (r < 0)
-                                return r;
-                }
-        return 0;
+        return report_in_children(n, report_unknown_in, reterr);
 }
 
 /* An element at or below n that lacks an attribute every definition of it in its place requires: named
@@ -587,13 +592,7 @@ static int report_missing_in(const xmlNode *n, VbError *reterr) {
                                             "line %ld: element '%s': attribute '%s' is missing (required on <%s>%s%s%s)",
                                             xmlGetLineNo(n), (const char *) n->name, req->names[i],
                                             (const char *) n->name, *parent ? " in <" : "", parent, *parent ? ">" : "");
-        for (const xmlNode *c = n->children; c; c = c->next)
-                if (c->type == XML_ELEMENT_NODE) {
-                        int r = report_missing_in(c, reterr);
-                        if (r < 0)
-                                return r;
-                }
-        return 0;
+        return report_in_children(n, report_missing_in, reterr);
 }
 
 static void hints_build(void) {
@@ -752,13 +751,7 @@ static int report_values_in(const xmlNode *n, VbError *reterr) {
         }
         if (text && (h = value_refused((const char *) n->name, TEXT_KEY, text)))
                 return report_value(n, NULL, text, h, reterr);
-        for (const xmlNode *c = n->children; c; c = c->next)
-                if (c->type == XML_ELEMENT_NODE) {
-                        int r = report_values_in(c, reterr);
-                        if (r < 0)
-                                return r;
-                }
-        return 0;
+        return report_in_children(n, report_values_in, reterr);
 }
 
 static const char *node_name(const xmlError *e) {
